@@ -1,0 +1,215 @@
+// Package apiclient is the Go client of Porthole's HTTP API, used by the
+// engineer CLI and by the agent's enrollment. It pins the server's TLS
+// certificate by fingerprint when one is given (Porthole servers usually run
+// with a self-signed certificate) and otherwise trusts the system roots.
+package apiclient
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"crypto/subtle"
+	"crypto/tls"
+	"crypto/x509"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/url"
+	"strings"
+	"time"
+
+	"github.com/porthole/porthole/apitype"
+)
+
+// Options configures a Client. The zero value talks to a server whose
+// certificate the system trusts, without a token.
+type Options struct {
+	// Token is the bearer token; empty for unauthenticated calls (login,
+	// enroll).
+	Token string
+	// Fingerprint pins the server certificate ("sha256:<hex>" of its DER).
+	// Empty: verify against the system roots.
+	Fingerprint string
+	// Timeout bounds each request; zero means 30 s.
+	Timeout time.Duration
+}
+
+// Client calls one Porthole server. It is safe for concurrent use.
+type Client struct {
+	base  *url.URL
+	token string
+	http  *http.Client
+}
+
+// Error is an error answered by the server, with the message it gave for
+// people.
+type Error struct {
+	Status  int
+	Code    string // one of the apitype.Code* constants
+	Message string
+}
+
+func (e *Error) Error() string { return e.Message }
+
+// IsCode reports whether err is an *Error with the given code.
+func IsCode(err error, code string) bool {
+	var ae *Error
+	return errors.As(err, &ae) && ae.Code == code
+}
+
+// ErrFingerprintMismatch means the server presented a certificate other than
+// the pinned one.
+var ErrFingerprintMismatch = errors.New("apiclient: server certificate does not match the pinned fingerprint")
+
+// New returns a client of the server at baseURL (https://host:port).
+func New(baseURL string, opts Options) (*Client, error) {
+	u, err := url.Parse(strings.TrimRight(baseURL, "/"))
+	if err != nil || u.Host == "" || (u.Scheme != "https" && u.Scheme != "http") {
+		return nil, fmt.Errorf("server address %q is not a URL like https://porthole.example.com:8443", baseURL)
+	}
+	timeout := opts.Timeout
+	if timeout == 0 {
+		timeout = 30 * time.Second
+	}
+	tr := http.DefaultTransport.(*http.Transport).Clone()
+	tr.Proxy = nil // the API is reached directly; proxies would break pinning expectations
+	if opts.Fingerprint != "" {
+		want, err := parseFingerprint(opts.Fingerprint)
+		if err != nil {
+			return nil, err
+		}
+		tr.TLSClientConfig = &tls.Config{
+			// The chain is not verified against roots: the pin replaces it.
+			InsecureSkipVerify: true,
+			VerifyConnection: func(cs tls.ConnectionState) error {
+				if len(cs.PeerCertificates) == 0 {
+					return ErrFingerprintMismatch
+				}
+				got := sha256.Sum256(cs.PeerCertificates[0].Raw)
+				if subtle.ConstantTimeCompare(got[:], want) != 1 {
+					return fmt.Errorf("%w (got %s, pinned %s): the server's certificate changed, or this is not your server",
+						ErrFingerprintMismatch, Fingerprint(cs.PeerCertificates[0]), opts.Fingerprint)
+				}
+				return nil
+			},
+		}
+	}
+	return &Client{base: u, token: opts.Token, http: &http.Client{Transport: tr, Timeout: timeout}}, nil
+}
+
+// Fingerprint formats a certificate's pin: "sha256:" and the hex SHA-256 of
+// its DER encoding.
+func Fingerprint(cert *x509.Certificate) string {
+	sum := sha256.Sum256(cert.Raw)
+	return "sha256:" + hex.EncodeToString(sum[:])
+}
+
+func parseFingerprint(s string) ([]byte, error) {
+	h, ok := strings.CutPrefix(s, "sha256:")
+	b, err := hex.DecodeString(h)
+	if !ok || err != nil || len(b) != sha256.Size {
+		return nil, fmt.Errorf("fingerprint %q is not of the form sha256:<64 hex digits>", s)
+	}
+	return b, nil
+}
+
+// FetchFingerprint connects to the server without verifying its certificate
+// and returns the certificate's fingerprint and whether the system roots
+// trust it, for trust on first use. Nothing is sent but the TLS handshake.
+func FetchFingerprint(ctx context.Context, baseURL string) (fp string, systemTrusted bool, err error) {
+	u, err := url.Parse(baseURL)
+	if err != nil || u.Host == "" {
+		return "", false, fmt.Errorf("server address %q is not a URL like https://porthole.example.com:8443", baseURL)
+	}
+	if u.Scheme != "https" {
+		return "", false, fmt.Errorf("server address %q must start with https://", baseURL)
+	}
+	host := u.Host
+	if u.Port() == "" {
+		host = net.JoinHostPort(u.Hostname(), "443")
+	}
+	d := tls.Dialer{Config: &tls.Config{InsecureSkipVerify: true}}
+	conn, err := d.DialContext(ctx, "tcp", host)
+	if err != nil {
+		return "", false, fmt.Errorf("cannot reach %s: %w", host, err)
+	}
+	defer conn.Close()
+	cs := conn.(*tls.Conn).ConnectionState()
+	leaf := cs.PeerCertificates[0]
+	inter := x509.NewCertPool()
+	for _, c := range cs.PeerCertificates[1:] {
+		inter.AddCert(c)
+	}
+	_, verr := leaf.Verify(x509.VerifyOptions{DNSName: u.Hostname(), Intermediates: inter})
+	return Fingerprint(leaf), verr == nil, nil
+}
+
+// Do sends a request with a JSON body (in may be nil) and decodes a JSON
+// answer into out (may be nil). Non-2xx answers become *Error.
+func (c *Client) Do(ctx context.Context, method, path string, query url.Values, in, out any) error {
+	u := *c.base
+	u.Path += path
+	if query != nil {
+		u.RawQuery = query.Encode()
+	}
+	var body io.Reader
+	if in != nil {
+		b, err := json.Marshal(in)
+		if err != nil {
+			return fmt.Errorf("apiclient: encode %s %s: %w", method, path, err)
+		}
+		body = bytes.NewReader(b)
+	}
+	req, err := http.NewRequestWithContext(ctx, method, u.String(), body)
+	if err != nil {
+		return fmt.Errorf("apiclient: %w", err)
+	}
+	if in != nil {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	req.Header.Set("Accept", "application/json")
+	if c.token != "" {
+		req.Header.Set("Authorization", "Bearer "+c.token)
+	}
+	resp, err := c.http.Do(req)
+	if err != nil {
+		if errors.Is(err, ErrFingerprintMismatch) {
+			return err
+		}
+		return fmt.Errorf("cannot reach the Porthole server at %s: %w", c.base.Host, err)
+	}
+	defer resp.Body.Close()
+	data, err := io.ReadAll(io.LimitReader(resp.Body, 16<<20))
+	if err != nil {
+		return fmt.Errorf("reading the server's answer to %s %s: %w", method, path, err)
+	}
+	if resp.StatusCode/100 != 2 {
+		var eb apitype.ErrorBody
+		if json.Unmarshal(data, &eb) == nil && eb.Error.Message != "" {
+			return &Error{Status: resp.StatusCode, Code: eb.Error.Code, Message: eb.Error.Message}
+		}
+		return &Error{Status: resp.StatusCode, Code: apitype.CodeInternal,
+			Message: fmt.Sprintf("the server answered %s to %s %s", resp.Status, method, path)}
+	}
+	if out == nil || len(data) == 0 {
+		return nil
+	}
+	if err := json.Unmarshal(data, out); err != nil {
+		return fmt.Errorf("the server's answer to %s %s is not what this client understands: %w", method, path, err)
+	}
+	return nil
+}
+
+// Enroll asks the server to enroll a device. The enrollment token in req
+// authenticates it.
+func (c *Client) Enroll(ctx context.Context, req apitype.EnrollRequest) (*apitype.EnrollResponse, error) {
+	var resp apitype.EnrollResponse
+	if err := c.Do(ctx, http.MethodPost, "/api/v1/enroll", nil, req, &resp); err != nil {
+		return nil, err
+	}
+	return &resp, nil
+}

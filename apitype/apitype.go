@@ -1,0 +1,171 @@
+// Package apitype holds the JSON shapes of Porthole's HTTP API (/api/v1),
+// shared by the server (package api), the Go client (package apiclient), the
+// engineer CLI and the agent. It imports nothing of the server's, so the
+// agent can use it without linking the server.
+//
+// Conventions: field names are snake_case; times are RFC 3339 UTC; durations
+// are whole seconds in fields named *_s; errors are always
+// {"error":{"code":"...","message":"..."}} with a 4xx or 5xx status.
+package apitype
+
+import "time"
+
+// Error codes used in ErrorBody.Code.
+const (
+	CodeBadRequest      = "bad_request"        // malformed JSON, unknown field, invalid value
+	CodeTooLarge        = "too_large"          // body over the limit
+	CodeUnauthenticated = "unauthenticated"    // no token, bad token, bad credentials
+	CodeForbidden       = "forbidden"          // authenticated but the role does not allow it
+	CodeNotFound        = "not_found"          // no such resource (or not visible to the caller)
+	CodeConflict        = "conflict"           // name already taken
+	CodeRateLimited     = "rate_limited"       // too many attempts
+	CodeTokenExpired    = "token_expired"      // enrollment token expired
+	CodeTokenUsedUp     = "token_used_up"      // enrollment token has no uses left
+	CodeInternal        = "internal"           // server bug or outage; message has an ID for the log
+	CodeNotReady        = "not_ready"          // /readyz: a dependency is down
+	CodeMethodNotAllow  = "method_not_allowed" // wrong HTTP method for the route
+)
+
+// ErrorBody is the body of every error response.
+type ErrorBody struct {
+	Error ErrorDetail `json:"error"`
+}
+
+// ErrorDetail says what went wrong in words a person can act on.
+type ErrorDetail struct {
+	Code    string `json:"code"`
+	Message string `json:"message"`
+}
+
+// LoginRequest is POST /api/v1/login.
+type LoginRequest struct {
+	Email    string `json:"email"`
+	Password string `json:"password"`
+	TOTP     string `json:"totp"`
+}
+
+// LoginResponse carries a new bearer token; the secret is shown only here.
+type LoginResponse struct {
+	Token     string    `json:"token"`
+	TokenID   string    `json:"token_id"`
+	ExpiresAt time.Time `json:"expires_at"`
+	User      User      `json:"user"`
+}
+
+// User is a person who can log in. Roles lists their fleet roles.
+type User struct {
+	ID        string      `json:"id"`
+	Email     string      `json:"email"`
+	Admin     bool        `json:"admin"`
+	Roles     []FleetRole `json:"roles,omitempty"`
+	CreatedAt time.Time   `json:"created_at"`
+}
+
+// FleetRole is one role of one user in one fleet.
+type FleetRole struct {
+	Fleet string `json:"fleet"` // fleet name
+	Role  string `json:"role"`  // owner, operator or auditor
+}
+
+// CreateUserRequest is POST /api/v1/users (admins only). Password may be
+// empty, in which case the server generates one and returns it once.
+type CreateUserRequest struct {
+	Email    string `json:"email"`
+	Password string `json:"password,omitempty"`
+	Admin    bool   `json:"admin,omitempty"`
+}
+
+// CreateUserResponse returns the new user's initial secrets, once.
+type CreateUserResponse struct {
+	User     User   `json:"user"`
+	Password string `json:"password,omitempty"` // only when generated
+	TOTPURI  string `json:"totp_uri"`           // otpauth://totp/...
+}
+
+// Member is PUT /api/v1/fleets/{fleet}/members/{user} body and list item.
+type Member struct {
+	UserID string `json:"user_id,omitempty"`
+	Email  string `json:"email,omitempty"`
+	Role   string `json:"role"`
+}
+
+// TokenInfo describes an API token without its secret.
+type TokenInfo struct {
+	ID         string    `json:"id"`
+	Name       string    `json:"name"`
+	CreatedAt  time.Time `json:"created_at"`
+	ExpiresAt  time.Time `json:"expires_at"`
+	LastUsedAt time.Time `json:"last_used_at,omitzero"`
+	Current    bool      `json:"current,omitempty"` // the token making this request
+}
+
+// Fleet is a group of devices.
+type Fleet struct {
+	ID        string    `json:"id"`
+	Name      string    `json:"name"`
+	CreatedAt time.Time `json:"created_at"`
+	Role      string    `json:"role,omitempty"` // the caller's role in it; "admin" for admins
+}
+
+// CreateFleetRequest is POST /api/v1/fleets (admins only).
+type CreateFleetRequest struct {
+	Name string `json:"name"`
+}
+
+// CreateEnrollmentTokenRequest is POST /api/v1/fleets/{fleet}/enrollment-tokens.
+// Zero Uses means 1; zero TTLSeconds means 24 hours.
+type CreateEnrollmentTokenRequest struct {
+	Uses       int   `json:"uses,omitempty"`
+	TTLSeconds int64 `json:"ttl_s,omitempty"`
+}
+
+// EnrollmentToken describes an enrollment token; Token (the secret) is set
+// only in the response that created it.
+type EnrollmentToken struct {
+	ID        string    `json:"id"`
+	Fleet     string    `json:"fleet"`
+	Token     string    `json:"token,omitempty"`
+	UsesLeft  int       `json:"uses_left"`
+	MaxUses   int       `json:"max_uses"`
+	CreatedAt time.Time `json:"created_at"`
+	ExpiresAt time.Time `json:"expires_at"`
+}
+
+// EnrollRequest is POST /api/v1/enroll, sent by the agent. The enrollment
+// token authenticates it; PublicKey is the device's own key in
+// authorized_keys format (ed25519).
+type EnrollRequest struct {
+	Token     string `json:"token"`
+	Name      string `json:"name"`
+	PublicKey string `json:"public_key"`
+}
+
+// EnrollResponse is everything a device needs to trust the server and be
+// trusted by it.
+type EnrollResponse struct {
+	Device         Device `json:"device"`
+	HostCert       string `json:"host_cert"`       // OpenSSH host certificate for the device key
+	ControlKey     string `json:"control_key"`     // authorized_keys format ed25519 key that signs commands
+	UserCA         string `json:"user_ca"`         // authorized_keys format: signs engineers' session certificates
+	HostCA         string `json:"host_ca"`         // authorized_keys format: signs device and relay host keys
+	TLSFingerprint string `json:"tls_fingerprint"` // "sha256:<hex>" of the server certificate's DER
+	BrokerURL      string `json:"broker_url"`      // mqtts://host:port the agent idles on
+	RelayAddr      string `json:"relay_addr"`      // host:port of the SSH relay
+}
+
+// Device is an enrolled device as engineers see it.
+type Device struct {
+	ID         string            `json:"id"`
+	Fleet      string            `json:"fleet"`
+	Name       string            `json:"name"`
+	Labels     map[string]string `json:"labels,omitempty"`
+	PublicKey  string            `json:"public_key,omitempty"`
+	EnrolledAt time.Time         `json:"enrolled_at"`
+	LastSeen   time.Time         `json:"last_seen,omitzero"`
+	Online     bool              `json:"online"`
+}
+
+// SetLabelsRequest is PUT /api/v1/devices/{id}/labels: it replaces all labels.
+type SetLabelsRequest struct {
+	Labels map[string]string `json:"labels"`
+}

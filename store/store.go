@@ -1,0 +1,170 @@
+// Package store defines Porthole's persistent state: one interface that the
+// server's roles use, implemented on SQLite (store/sqlitestore) and
+// PostgreSQL (store/pgstore) over one shared SQL layer (store/sqlstore).
+//
+// Every method that changes more than one row does so in one transaction.
+// Times are UTC; a zero time.Time means "never" or "none".
+package store
+
+import (
+	"context"
+	"errors"
+	"time"
+)
+
+// Sentinel errors callers branch on with errors.Is.
+var (
+	// ErrNotFound: no row matched.
+	ErrNotFound = errors.New("store: not found")
+	// ErrConflict: a unique name or key is already taken.
+	ErrConflict = errors.New("store: already exists")
+	// ErrTokenUsedUp: an enrollment token has no uses left.
+	ErrTokenUsedUp = errors.New("store: enrollment token used up")
+	// ErrTokenExpired: an enrollment token is past its expiry.
+	ErrTokenExpired = errors.New("store: enrollment token expired")
+)
+
+// Role is a user's role in one fleet.
+type Role string
+
+// Fleet roles, from most to least powerful.
+const (
+	RoleOwner    Role = "owner"    // manages members, devices and everything an operator can do
+	RoleOperator Role = "operator" // enrolls devices, opens sessions
+	RoleAuditor  Role = "auditor"  // reads devices, sessions and the audit log
+)
+
+// Valid reports whether r is one of the defined roles.
+func (r Role) Valid() bool {
+	return r == RoleOwner || r == RoleOperator || r == RoleAuditor
+}
+
+// Fleet is a group of devices and the people who may reach them.
+type Fleet struct {
+	ID        string
+	Name      string // [a-z0-9-]{1,63}, unique
+	CreatedAt time.Time
+}
+
+// User is an engineer or administrator who logs in with a password and TOTP.
+type User struct {
+	ID           string
+	Email        string // unique, lower case
+	PasswordHash string // PHC-encoded argon2id
+	TOTPSecret   string // base32
+	// TOTPLastStep is the last TOTP time step accepted, so the same code
+	// can never be used twice.
+	TOTPLastStep int64
+	Admin        bool // server-wide administrator: creates fleets and users
+	CreatedAt    time.Time
+}
+
+// Membership gives a user a role in a fleet.
+type Membership struct {
+	FleetID   string
+	FleetName string
+	UserID    string
+	Email     string
+	Role      Role
+}
+
+// Token is a bearer token for the API. Only the hash of its secret is kept.
+type Token struct {
+	ID         string
+	UserID     string
+	Hash       string // hex SHA-256 of the secret
+	Name       string // what created it: "login from 127.0.0.1", "dev"
+	CreatedAt  time.Time
+	ExpiresAt  time.Time
+	LastUsedAt time.Time
+}
+
+// EnrollmentToken lets devices join one fleet. Only its hash is kept.
+type EnrollmentToken struct {
+	ID        string
+	FleetID   string
+	Hash      string // hex SHA-256 of the secret
+	UsesLeft  int    // decremented at each enrollment; 0 means used up
+	MaxUses   int
+	CreatedBy string // user ID
+	CreatedAt time.Time
+	ExpiresAt time.Time
+}
+
+// Device is an enrolled device.
+type Device struct {
+	ID         string
+	FleetID    string
+	FleetName  string // filled on reads
+	Name       string // [a-z0-9-]{1,63}, unique within the fleet
+	PublicKey  string // authorized_keys format, the device's own ed25519 key
+	HostCert   string // authorized_keys format OpenSSH host certificate
+	Labels     map[string]string
+	EnrolledAt time.Time
+	LastSeen   time.Time // zero: never connected
+	Online     bool
+}
+
+// DeviceFilter narrows ListDevices. Empty fields match everything.
+type DeviceFilter struct {
+	FleetIDs []string // nil: all fleets; empty non-nil: none
+	Name     string
+}
+
+// Store is Porthole's persistent state. Implementations are safe for
+// concurrent use.
+type Store interface {
+	// Fleets.
+	CreateFleet(ctx context.Context, f *Fleet) error
+	GetFleet(ctx context.Context, id string) (*Fleet, error)
+	GetFleetByName(ctx context.Context, name string) (*Fleet, error)
+	ListFleets(ctx context.Context) ([]*Fleet, error)
+
+	// Users and fleet roles.
+	CreateUser(ctx context.Context, u *User) error
+	GetUser(ctx context.Context, id string) (*User, error)
+	GetUserByEmail(ctx context.Context, email string) (*User, error)
+	ListUsers(ctx context.Context) ([]*User, error)
+	CountUsers(ctx context.Context) (int, error)
+	// AdvanceTOTPStep records step as used if it is greater than the last
+	// used step, atomically. It reports false when the step was already
+	// used (or an earlier one), which is a replay.
+	AdvanceTOTPStep(ctx context.Context, userID string, step int64) (bool, error)
+	SetRole(ctx context.Context, fleetID, userID string, role Role) error
+	RemoveRole(ctx context.Context, fleetID, userID string) error
+	// Memberships lists a user's roles in every fleet.
+	Memberships(ctx context.Context, userID string) ([]*Membership, error)
+	// FleetMembers lists everyone with a role in a fleet.
+	FleetMembers(ctx context.Context, fleetID string) ([]*Membership, error)
+
+	// API tokens.
+	CreateToken(ctx context.Context, t *Token) error
+	// TokenByHash returns an unexpired token; expired ones are ErrNotFound.
+	TokenByHash(ctx context.Context, hash string, now time.Time) (*Token, error)
+	ListTokens(ctx context.Context, userID string) ([]*Token, error)
+	DeleteToken(ctx context.Context, userID, id string) error
+	TouchToken(ctx context.Context, id string, at time.Time) error
+
+	// Enrollment.
+	CreateEnrollmentToken(ctx context.Context, t *EnrollmentToken) error
+	ListEnrollmentTokens(ctx context.Context, fleetID string) ([]*EnrollmentToken, error)
+	DeleteEnrollmentToken(ctx context.Context, fleetID, id string) error
+	// EnrollDevice consumes one use of the token with the given hash and
+	// creates the device in the token's fleet, in one transaction. The
+	// device's FleetID is set from the token. mkCert is called inside the
+	// transaction with the fleet so the host certificate can name it; if it
+	// fails nothing changes. Errors: ErrNotFound (no such token),
+	// ErrTokenExpired, ErrTokenUsedUp, ErrConflict (name taken in fleet).
+	EnrollDevice(ctx context.Context, tokenHash string, now time.Time, d *Device, mkCert func(*Fleet) (string, error)) error
+
+	// Devices.
+	GetDevice(ctx context.Context, id string) (*Device, error)
+	GetDeviceByName(ctx context.Context, fleetID, name string) (*Device, error)
+	ListDevices(ctx context.Context, f DeviceFilter) ([]*Device, error)
+	SetDeviceLabels(ctx context.Context, id string, labels map[string]string) error
+	DeleteDevice(ctx context.Context, id string) error
+
+	// Ping checks the database answers (for /readyz).
+	Ping(ctx context.Context) error
+	Close() error
+}
