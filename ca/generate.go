@@ -2,7 +2,6 @@ package ca
 
 import (
 	"crypto/ecdsa"
-	"crypto/ed25519"
 	"crypto/elliptic"
 	"crypto/rand"
 	"crypto/x509"
@@ -16,7 +15,7 @@ import (
 	"path/filepath"
 	"time"
 
-	"golang.org/x/crypto/ssh"
+	"github.com/porthole/porthole/keyfile"
 )
 
 // tlsValidity is how long the self-signed API certificate lasts. Clients pin
@@ -35,8 +34,8 @@ func Generate(dir string, tlsHosts []string) error {
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return fmt.Errorf("ca: creating %s: %w", dir, err)
 	}
-	if err := checkDir(dir); err != nil {
-		return err
+	if err := keyfile.CheckDir(dir); err != nil {
+		return fmt.Errorf("ca: %w", err)
 	}
 	files, err := newFiles(tlsHosts, time.Now())
 	if err != nil {
@@ -80,7 +79,7 @@ func newFiles(tlsHosts []string, now time.Time) ([]newFile, error) {
 		{HostCAFile, "porthole host CA"},
 		{RelayHostKeyFile, "porthole relay host key"},
 	} {
-		data, err := newSSHKey(k.comment)
+		_, data, err := keyfile.NewEd25519(k.comment)
 		if err != nil {
 			return nil, fmt.Errorf("ca: making the %s: %w", k.comment, err)
 		}
@@ -92,18 +91,6 @@ func newFiles(tlsHosts []string, now time.Time) ([]newFile, error) {
 	}
 	// The certificate is public; 0644 lets an operator hand it around.
 	return append(files, newFile{TLSCertFile, certPEM, 0o644}, newFile{TLSKeyFile, keyPEM, 0o600}), nil
-}
-
-func newSSHKey(comment string) ([]byte, error) {
-	_, priv, err := ed25519.GenerateKey(rand.Reader)
-	if err != nil {
-		return nil, err
-	}
-	block, err := ssh.MarshalPrivateKey(priv, comment)
-	if err != nil {
-		return nil, err
-	}
-	return pem.EncodeToMemory(block), nil
 }
 
 func selfSignedTLS(hosts []string, now time.Time) (certPEM, keyPEM []byte, err error) {

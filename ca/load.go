@@ -1,27 +1,27 @@
 package ca
 
 import (
-	"crypto/ed25519"
 	"crypto/tls"
 	"fmt"
-	"io"
 	"os"
 	"path/filepath"
 
 	"golang.org/x/crypto/ssh"
+
+	"github.com/porthole/porthole/keyfile"
 )
 
 // Load reads the keys Generate wrote in dir. It refuses key files that
 // other users can read or write, and a dir others can write (they could
 // swap the keys).
 func Load(dir string) (*Keys, error) {
-	if err := checkDir(dir); err != nil {
-		return nil, err
+	if err := keyfile.CheckDir(dir); err != nil {
+		return nil, fmt.Errorf("ca: %w", err)
 	}
 	var k Keys
-	control, err := loadEd25519(dir, ControlKeyFile)
+	control, err := keyfile.ReadEd25519(filepath.Join(dir, ControlKeyFile))
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("ca: %w", err)
 	}
 	k.Control = control
 	for _, s := range []struct {
@@ -32,18 +32,18 @@ func Load(dir string) (*Keys, error) {
 		{HostCAFile, &k.HostCA},
 		{RelayHostKeyFile, &k.RelayHost},
 	} {
-		priv, err := loadEd25519(dir, s.file)
+		priv, err := keyfile.ReadEd25519(filepath.Join(dir, s.file))
 		if err != nil {
-			return nil, err
+			return nil, fmt.Errorf("ca: %w", err)
 		}
 		if *s.signer, err = ssh.NewSignerFromKey(priv); err != nil {
 			return nil, fmt.Errorf("ca: %s: %w", filepath.Join(dir, s.file), err)
 		}
 	}
 	certFile, keyFile := filepath.Join(dir, TLSCertFile), filepath.Join(dir, TLSKeyFile)
-	keyPEM, err := readPrivate(keyFile)
+	keyPEM, err := keyfile.ReadPrivate(keyFile)
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("ca: %w", err)
 	}
 	certPEM, err := os.ReadFile(certFile)
 	if err != nil {
@@ -64,62 +64,4 @@ func LoadTLS(certFile, keyFile string) (tls.Certificate, error) {
 		return tls.Certificate{}, fmt.Errorf("ca: loading the TLS certificate %s with key %s: %w", certFile, keyFile, err)
 	}
 	return cert, nil
-}
-
-// loadEd25519 reads an OpenSSH ed25519 private key from dir/name.
-func loadEd25519(dir, name string) (ed25519.PrivateKey, error) {
-	path := filepath.Join(dir, name)
-	data, err := readPrivate(path)
-	if err != nil {
-		return nil, err
-	}
-	raw, err := ssh.ParseRawPrivateKey(data)
-	if err != nil {
-		return nil, fmt.Errorf("ca: %s is not an OpenSSH private key: %w", path, err)
-	}
-	switch key := raw.(type) {
-	case *ed25519.PrivateKey:
-		return *key, nil
-	case ed25519.PrivateKey:
-		return key, nil
-	}
-	return nil, fmt.Errorf("ca: %s holds a %T; Porthole's keys are ed25519", path, raw)
-}
-
-// readPrivate reads a secret file after checking that only its owner can
-// read or write it.
-func readPrivate(path string) ([]byte, error) {
-	f, err := os.Open(path)
-	if err != nil {
-		return nil, fmt.Errorf("ca: opening %s: %w", path, err)
-	}
-	defer f.Close()
-	fi, err := f.Stat()
-	if err != nil {
-		return nil, fmt.Errorf("ca: checking %s: %w", path, err)
-	}
-	if fi.Mode().Perm()&0o077 != 0 {
-		return nil, fmt.Errorf("ca: %s is open to other users (mode %v); a private key must be private: run chmod 600 %s", path, fi.Mode().Perm(), path)
-	}
-	data, err := io.ReadAll(f)
-	if err != nil {
-		return nil, fmt.Errorf("ca: reading %s: %w", path, err)
-	}
-	return data, nil
-}
-
-// checkDir refuses a key directory that other users can write: they could
-// replace the keys.
-func checkDir(dir string) error {
-	fi, err := os.Stat(dir)
-	if err != nil {
-		return fmt.Errorf("ca: checking %s: %w", dir, err)
-	}
-	if !fi.IsDir() {
-		return fmt.Errorf("ca: %s is not a directory", dir)
-	}
-	if fi.Mode().Perm()&0o022 != 0 {
-		return fmt.Errorf("ca: %s can be written by other users (mode %v), who could replace the keys: run chmod 700 %s", dir, fi.Mode().Perm(), dir)
-	}
-	return nil
 }

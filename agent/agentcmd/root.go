@@ -1,0 +1,84 @@
+// Package agentcmd holds the cobra commands of porthole-agent, the program
+// that runs on each device.
+package agentcmd
+
+import (
+	"context"
+	"io"
+	"log/slog"
+	"os"
+
+	"github.com/spf13/cobra"
+)
+
+// Version is set at build time with -ldflags "-X ...agentcmd.Version=...".
+var Version = "dev"
+
+// IO is what commands read and write; tests pass buffers and a fake
+// environment.
+type IO struct {
+	In       io.Reader
+	Out, Err io.Writer
+	// Getenv reads the environment. Nil: os.Getenv.
+	Getenv func(string) string
+}
+
+// StdIO is the process's standard streams and environment.
+func StdIO() IO { return IO{In: os.Stdin, Out: os.Stdout, Err: os.Stderr, Getenv: os.Getenv} }
+
+// Run executes porthole-agent with args (without the program name).
+func Run(ctx context.Context, args []string, stdio IO) error {
+	if stdio.Getenv == nil {
+		stdio.Getenv = os.Getenv
+	}
+	root := newRoot(stdio)
+	root.SetArgs(args)
+	root.SetIn(stdio.In)
+	root.SetOut(stdio.Out)
+	root.SetErr(stdio.Err)
+	return root.ExecuteContext(ctx)
+}
+
+// globals are the flags every command takes.
+type globals struct {
+	verbose bool
+}
+
+// logger writes progress to stderr with --verbose, and only warnings
+// otherwise: stdout carries the command's result alone.
+func (g *globals) logger(stdio IO) *slog.Logger {
+	level := slog.LevelWarn
+	if g.verbose {
+		level = slog.LevelDebug
+	}
+	return slog.New(slog.NewTextHandler(stdio.Err, &slog.HandlerOptions{Level: level}))
+}
+
+func newRoot(stdio IO) *cobra.Command {
+	var g globals
+	root := &cobra.Command{
+		Use:   "porthole-agent",
+		Short: "The Porthole agent: lets support reach this device, only while its owner allows it",
+		Long: `porthole-agent runs on a device (an appliance, a field computer) so that a
+support engineer can reach it through a Porthole server: a shell, file copy and
+port forwards, without any port open on the device. Like a ship's porthole, the
+way opens from the inside: the device's owner decides when, and sees
+everything that was done.
+
+Each device first enrolls with the server, once: it makes its own SSH key,
+which never leaves it, and receives a host certificate so engineers can tell
+it is really this device.
+
+This version enrolls devices. Running the agent, the owner's consent commands
+(request a support session, approve, revoke) and the session log follow in
+later versions.`,
+		Example: `  porthole-agent enroll --server https://porthole.example.com:8443 \
+      --token phe_... --name kitchen-amp`,
+		SilenceUsage:  true,
+		SilenceErrors: true,
+		Version:       Version,
+	}
+	root.PersistentFlags().BoolVarP(&g.verbose, "verbose", "v", false, "log each step to standard error")
+	root.AddCommand(newEnroll(stdio, &g), newVersion(stdio))
+	return root
+}

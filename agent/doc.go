@@ -1,0 +1,12 @@
+// Package agent is the device side of Porthole: it keeps the device's state
+// directory (its own SSH key, its host certificate and what it learned at
+// enrollment) and enrolls the device with a Porthole server.
+//
+// Enrollment flow: the device makes an ed25519 key in its state directory
+// (the key never leaves it), sends the public half with a one-time
+// enrollment token to POST /api/v1/enroll over TLS (pinned by fingerprint
+// when the server's certificate is self-signed), checks that the host
+// certificate it gets back is for its own key and signed by the host CA the
+// server names, and only then saves the certificate and the enrollment
+// record. The record is written last: its presence means "enrolled".
+package agent
