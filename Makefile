@@ -5,7 +5,7 @@
 GO        ?= go
 BIN       := bin
 VERSION   ?= $(shell git describe --always --dirty 2>/dev/null || echo dev)
-LDFLAGS   := -s -w -X github.com/porthole/porthole/daemon/daemoncmd.Version=$(VERSION)
+LDFLAGS   := -s -w -X github.com/porthole/porthole/version.Version=$(VERSION)
 STATICCHECK_VERSION := v0.8.2
 
 .PHONY: all build cross demo test lint setup tools clean

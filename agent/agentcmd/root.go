@@ -8,11 +8,9 @@ import (
 	"log/slog"
 	"os"
 
+	"github.com/porthole/porthole/version"
 	"github.com/spf13/cobra"
 )
-
-// Version is set at build time with -ldflags "-X ...agentcmd.Version=...".
-var Version = "dev"
 
 // IO is what commands read and write; tests pass buffers and a fake
 // environment.
@@ -76,7 +74,7 @@ later versions.`,
       --token phe_... --name kitchen-amp`,
 		SilenceUsage:  true,
 		SilenceErrors: true,
-		Version:       Version,
+		Version:       version.Version,
 	}
 	root.PersistentFlags().BoolVarP(&g.verbose, "verbose", "v", false, "log each step to standard error")
 	root.AddCommand(newEnroll(stdio, &g), newVersion(stdio))

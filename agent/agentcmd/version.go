@@ -2,8 +2,8 @@ package agentcmd
 
 import (
 	"fmt"
-	"runtime"
 
+	"github.com/porthole/porthole/version"
 	"github.com/spf13/cobra"
 )
 
@@ -13,7 +13,7 @@ func newVersion(stdio IO) *cobra.Command {
 		Short: "Print the agent's version",
 		Args:  cobra.NoArgs,
 		RunE: func(*cobra.Command, []string) error {
-			_, err := fmt.Fprintf(stdio.Out, "porthole-agent %s (%s, %s/%s)\n", Version, runtime.Version(), runtime.GOOS, runtime.GOARCH)
+			_, err := fmt.Fprintln(stdio.Out, version.String("porthole-agent"))
 			return err
 		},
 	}
