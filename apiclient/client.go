@@ -149,10 +149,19 @@ func FetchFingerprint(ctx context.Context, baseURL string) (fp string, systemTru
 }
 
 // Do sends a request with a JSON body (in may be nil) and decodes a JSON
-// answer into out (may be nil). Non-2xx answers become *Error.
+// answer into out (may be nil). Non-2xx answers become *Error. path is the
+// escaped path under the server's base URL ("/api/v1/fleets/" +
+// PathSegment(name)).
 func (c *Client) Do(ctx context.Context, method, path string, query url.Values, in, out any) error {
 	u := *c.base
-	u.Path += path
+	// path arrives escaped (callers escape each segment with PathSegment),
+	// so a name holding "/" or "?" stays one segment.
+	u.RawPath = c.base.EscapedPath() + path
+	p, err := url.PathUnescape(u.RawPath)
+	if err != nil {
+		return fmt.Errorf("apiclient: request path %q: %w", path, err)
+	}
+	u.Path = p
 	if query != nil {
 		u.RawQuery = query.Encode()
 	}

@@ -1,0 +1,41 @@
+package apiclient
+
+import (
+	"context"
+	"net/http"
+
+	"github.com/porthole/porthole/apitype"
+)
+
+// Login exchanges an email, password and TOTP code for a bearer token.
+func (c *Client) Login(ctx context.Context, req apitype.LoginRequest) (*apitype.LoginResponse, error) {
+	var resp apitype.LoginResponse
+	if err := c.Do(ctx, http.MethodPost, "/api/v1/login", nil, req, &resp); err != nil {
+		return nil, err
+	}
+	return &resp, nil
+}
+
+// Logout revokes the token the client was made with.
+func (c *Client) Logout(ctx context.Context) error {
+	return c.Do(ctx, http.MethodPost, "/api/v1/logout", nil, nil, nil)
+}
+
+// Me returns the user the token belongs to, with their fleet roles.
+func (c *Client) Me(ctx context.Context) (*apitype.User, error) {
+	var u apitype.User
+	if err := c.Do(ctx, http.MethodGet, "/api/v1/me", nil, nil, &u); err != nil {
+		return nil, err
+	}
+	return &u, nil
+}
+
+// Tokens lists the caller's API tokens (without their secrets).
+func (c *Client) Tokens(ctx context.Context) ([]apitype.TokenInfo, error) {
+	return list[apitype.TokenInfo](ctx, c, "/api/v1/tokens", nil)
+}
+
+// RevokeToken revokes one of the caller's tokens by ID.
+func (c *Client) RevokeToken(ctx context.Context, id string) error {
+	return c.Do(ctx, http.MethodDelete, "/api/v1/tokens/"+PathSegment(id), nil, nil, nil)
+}

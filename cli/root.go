@@ -1,0 +1,70 @@
+package cli
+
+import (
+	"github.com/spf13/cobra"
+)
+
+func newRoot(a *app) *cobra.Command {
+	root := &cobra.Command{
+		Use:   "porthole",
+		Short: "Reach devices behind NAT, only while their owners open the way",
+		Long: `Porthole gives a support engineer a shell, file copy and port forwards on a
+Linux device behind NAT or a firewall, only while the device's owner has opened
+the way, and records everything done there where the owner can read it.
+
+porthole is the engineer's command. The usual flow:
+
+  porthole login https://porthole.example.com:8443   password and TOTP code; pins a
+                                                      self-signed server certificate
+  porthole devices                                    the devices you may reach
+  porthole enroll-token create --fleet acme           a token, and the command to run
+                                                      on a new device to enroll it
+
+Environment:
+  PORTHOLE_SERVER       server URL, instead of the one saved by login
+  PORTHOLE_TOKEN        API token, instead of a login (for scripts and CI)
+  PORTHOLE_FINGERPRINT  the server certificate's sha256:... fingerprint, for a
+                        self-signed server, instead of the one pinned at login
+  XDG_CONFIG_HOME       the login is kept in $XDG_CONFIG_HOME/porthole/config.json
+                        (default ~/.config/porthole/config.json)
+
+The environment wins over the saved login; --server wins over both. Results go
+to standard output (list commands take --json for a stable JSON array);
+prompts, progress and notes go to standard error.`,
+		SilenceUsage:  true, // Run prints usage itself, and only for command-line mistakes
+		SilenceErrors: true, // main prints the error, once
+		Version:       Version,
+		PersistentPreRunE: func(cmd *cobra.Command, _ []string) error {
+			// cobra checks required flags only after this hook; check them
+			// here so a missing one still counts as a command-line mistake.
+			if err := cmd.ValidateRequiredFlags(); err != nil {
+				return err
+			}
+			a.started = true
+			return nil
+		},
+	}
+	root.PersistentFlags().StringVar(&a.server, "server", "",
+		"URL of the Porthole server (default $"+envServer+", else the one saved by login)")
+	root.AddGroup(
+		&cobra.Group{ID: "start", Title: "Getting started:"},
+		&cobra.Group{ID: "fleet", Title: "Devices and fleets:"},
+		&cobra.Group{ID: "admin", Title: "Accounts:"},
+	)
+	for _, c := range []struct {
+		group string
+		cmd   *cobra.Command
+	}{
+		{"start", newLogin(a)},
+		{"start", newLogout(a)},
+		{"fleet", newDevices(a)},
+		{"fleet", newFleets(a)},
+		{"fleet", newEnrollToken(a)},
+		{"admin", newUsers(a)},
+		{"admin", newTokens(a)},
+	} {
+		c.cmd.GroupID = c.group
+		root.AddCommand(c.cmd)
+	}
+	return root
+}
