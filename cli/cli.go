@@ -14,9 +14,6 @@ import (
 	"time"
 )
 
-// Version is set at build time with -ldflags "-X ...cli.Version=...".
-var Version = "dev"
-
 // IO is what the commands read and write. Getenv stands in for os.Getenv,
 // so tests choose PORTHOLE_* and XDG_CONFIG_HOME (where the login is kept)
 // without touching the process's environment.

@@ -2,6 +2,8 @@ package cli
 
 import (
 	"github.com/spf13/cobra"
+
+	"github.com/porthole/porthole/version"
 )
 
 func newRoot(a *app) *cobra.Command {
@@ -33,7 +35,7 @@ to standard output (list commands take --json for a stable JSON array);
 prompts, progress and notes go to standard error.`,
 		SilenceUsage:  true, // Run prints usage itself, and only for command-line mistakes
 		SilenceErrors: true, // main prints the error, once
-		Version:       Version,
+		Version:       version.Version,
 		PersistentPreRunE: func(cmd *cobra.Command, _ []string) error {
 			// cobra checks required flags only after this hook; check them
 			// here so a missing one still counts as a command-line mistake.
@@ -66,5 +68,6 @@ prompts, progress and notes go to standard error.`,
 		c.cmd.GroupID = c.group
 		root.AddCommand(c.cmd)
 	}
+	root.AddCommand(newVersion(a))
 	return root
 }

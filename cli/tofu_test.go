@@ -278,14 +278,3 @@ func savedConfig(t *testing.T, env map[string]string) Config {
 	}
 	return c
 }
-
-func saveTestConfig(t *testing.T, env map[string]string, c Config) {
-	t.Helper()
-	dir, err := configDir(func(k string) string { return env[k] })
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := saveConfig(dir, c); err != nil {
-		t.Fatal(err)
-	}
-}
