@@ -176,3 +176,25 @@ func TestOpenFileNonceStoreMissingDir(t *testing.T) {
 		t.Fatal("OpenFileNonceStore in a missing dir succeeded")
 	}
 }
+
+// TestFileNonceStoreRecoversFromFailedAppend: after an append that may have
+// written half a line, the next Remember rewrites the file first, so the
+// half line cannot glue itself to the next nonce.
+func TestFileNonceStoreRecoversFromFailedAppend(t *testing.T) {
+	s, path := openNonceFile(t)
+	until := testNow.Add(time.Minute)
+	remember(t, s, nonceN(1), until, testNow)
+	s.f.WriteString("nonce-0000") // the half line a failed append left
+	s.torn = true
+	remember(t, s, nonceN(2), until, testNow)
+	s.Close()
+	if got := fileLines(t, path); len(got) != 2 {
+		t.Errorf("file = %q; want the two nonces only", got)
+	}
+	s = reopen(t, path, testNow)
+	for _, n := range []string{nonceN(1), nonceN(2)} {
+		if remember(t, s, n, until, testNow) {
+			t.Errorf("%s fresh after recovery", n)
+		}
+	}
+}
