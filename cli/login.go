@@ -102,6 +102,9 @@ func (a *app) login(ctx context.Context, server, email, fingerprint string) erro
 	}
 	fmt.Fprintf(a.io.Err, "logged in to %s as %s (token expires %s, %s)\n",
 		server, resp.User.Email, formatTime(resp.ExpiresAt), untilString(resp.ExpiresAt, a.now()))
+	if a.io.Getenv(envToken) != "" {
+		fmt.Fprintf(a.io.Err, "note: %s is set and wins over this login; unset it to use the login\n", envToken)
+	}
 	return nil
 }
 

@@ -17,9 +17,7 @@ var roles = []string{"owner", "operator", "auditor"}
 
 func newUsers(a *app) *cobra.Command {
 	cmd := listing[apitype.User]{
-		fetch: func(ctx context.Context, c *apiclient.Client) ([]apitype.User, error) {
-			return c.Users(ctx)
-		},
+		fetch:   usersWithRoles,
 		compare: func(x, y apitype.User) int { return strings.Compare(x.Email, y.Email) },
 		none:    "no users",
 		headers: []string{"EMAIL", "ADMIN", "ROLES", "CREATED"},
@@ -126,4 +124,34 @@ func newUserRevoke(a *app) *cobra.Command {
 	}
 	addFleetFlag(a, cmd, &fleet, true)
 	return cmd
+}
+
+// usersWithRoles lists the users with their fleet roles. The server's list
+// leaves roles out (they cost a query per user there), so when none came
+// they are gathered from each fleet's members.
+func usersWithRoles(ctx context.Context, c *apiclient.Client) ([]apitype.User, error) {
+	users, err := c.Users(ctx)
+	if err != nil || slices.ContainsFunc(users, func(u apitype.User) bool { return len(u.Roles) > 0 }) {
+		return users, err
+	}
+	fleets, err := c.Fleets(ctx)
+	if err != nil {
+		return nil, err
+	}
+	byID := map[string]*apitype.User{}
+	for i := range users {
+		byID[users[i].ID] = &users[i]
+	}
+	for _, f := range fleets {
+		members, err := c.Members(ctx, f.Name)
+		if err != nil {
+			return nil, err
+		}
+		for _, m := range members {
+			if u := byID[m.UserID]; u != nil {
+				u.Roles = append(u.Roles, apitype.FleetRole{Fleet: f.Name, Role: m.Role})
+			}
+		}
+	}
+	return users, nil
 }
