@@ -49,6 +49,8 @@ func (a *app) explain(ctx context.Context, err error) error {
 		urlErr    *url.Error
 	)
 	switch {
+	case errors.As(err, &apiErr) && apiErr.Code == apitype.CodeUnauthenticated && a.target.tokenFromEnv:
+		return say("%s refused the token in %s (it expired or was revoked): set a valid one, or unset it and run `porthole login`", server, envToken)
 	case errors.As(err, &apiErr) && apiErr.Code == apitype.CodeUnauthenticated:
 		return say("not logged in to %s (or your login expired): run `porthole login`", server)
 	case errors.As(err, &apiErr) && apiErr.Code == apitype.CodeForbidden:

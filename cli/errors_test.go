@@ -30,24 +30,27 @@ func TestExplain(t *testing.T) {
 	_, canceled := c.Me(canceledCtx)
 
 	for _, tt := range []struct {
-		name string
-		err  error
-		want string
+		name    string
+		err     error
+		fromEnv bool // the token came from PORTHOLE_TOKEN
+		want    string
 	}{
 		{"unauthenticated", &apiclient.Error{Status: 401, Code: apitype.CodeUnauthenticated, Message: "bad token"},
-			"not logged in to " + closed + " (or your login expired): run `porthole login`"},
+			false, "not logged in to " + closed + " (or your login expired): run `porthole login`"},
+		{"unauthenticated env token", &apiclient.Error{Status: 401, Code: apitype.CodeUnauthenticated, Message: "bad token"},
+			true, closed + " refused the token in PORTHOLE_TOKEN (it expired or was revoked): set a valid one, or unset it and run `porthole login`"},
 		{"forbidden", &apiclient.Error{Status: 403, Code: apitype.CodeForbidden, Message: "only an owner of fleet acme can delete devices"},
-			"only an owner of fleet acme can delete devices (ask an owner of the fleet or an administrator if you need it)"},
+			false, "only an owner of fleet acme can delete devices (ask an owner of the fleet or an administrator if you need it)"},
 		{"other API error", fmt.Errorf("wrapped: %w", &apiclient.Error{Status: 404, Code: apitype.CodeNotFound, Message: "no fleet acme"}),
-			"no fleet acme"},
-		{"connection refused", refused, "cannot reach the Porthole server at " + strings.TrimPrefix(closed, "https://") + ": is portholed running?"},
-		{"interrupted", canceled, "interrupted"},
-		{"already explained", &userError{msg: "as it was"}, "as it was"},
-		{"not logged in", notLoggedIn("not logged in to X"), "not logged in to X"},
-		{"anything else", errors.New("disk full"), "disk full"},
+			false, "no fleet acme"},
+		{"connection refused", refused, false, "cannot reach the Porthole server at " + strings.TrimPrefix(closed, "https://") + ": is portholed running?"},
+		{"interrupted", canceled, false, "interrupted"},
+		{"already explained", &userError{msg: "as it was"}, false, "as it was"},
+		{"not logged in", notLoggedIn("not logged in to X"), false, "not logged in to X"},
+		{"anything else", errors.New("disk full"), false, "disk full"},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
-			a := &app{target: target{server: closed}}
+			a := &app{target: target{server: closed, tokenFromEnv: tt.fromEnv}}
 			got := a.explain(t.Context(), tt.err)
 			if got.Error() != tt.want {
 				t.Errorf("explain(%v) = %q; want %q", tt.err, got, tt.want)
