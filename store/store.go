@@ -119,6 +119,9 @@ type Store interface {
 	GetFleet(ctx context.Context, id string) (*Fleet, error)
 	GetFleetByName(ctx context.Context, name string) (*Fleet, error)
 	ListFleets(ctx context.Context) ([]*Fleet, error)
+	// DeleteFleet deletes a fleet with its devices, enrollment tokens and
+	// roles.
+	DeleteFleet(ctx context.Context, id string) error
 
 	// Users and fleet roles.
 	CreateUser(ctx context.Context, u *User) error
@@ -126,6 +129,9 @@ type Store interface {
 	GetUserByEmail(ctx context.Context, email string) (*User, error)
 	ListUsers(ctx context.Context) ([]*User, error)
 	CountUsers(ctx context.Context) (int, error)
+	// DeleteUser deletes a user with their API tokens and roles; enrollment
+	// tokens they created stay, with an empty CreatedBy.
+	DeleteUser(ctx context.Context, id string) error
 	// AdvanceTOTPStep records step as used if it is greater than the last
 	// used step, atomically. It reports false when the step was already
 	// used (or an earlier one), which is a replay.

@@ -1,0 +1,107 @@
+// Package sqlitestore opens Porthole's store on a SQLite file, with the
+// pure-Go modernc.org/sqlite driver: one node, or tests.
+package sqlitestore
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"net/url"
+	"os"
+	"path/filepath"
+
+	"modernc.org/sqlite"
+	sqlite3 "modernc.org/sqlite/lib"
+
+	"github.com/porthole/porthole/store/sqlstore"
+)
+
+// Memory is the path of a database that lives in memory and is gone at
+// Close. It is served by one connection, so concurrent callers take turns.
+// `portholed dev` uses a file in a temporary directory instead, which
+// behaves exactly like a real server's.
+const Memory = ":memory:"
+
+// dsnParams are set on every connection of the pool (the driver runs the
+// DSN's _pragma parameters as it opens each one): wait up to 5 s for a
+// lock rather than fail, write-ahead log so readers do not block the
+// writer, enforce foreign keys (off by default in SQLite), and fsync at
+// checkpoints only, which WAL keeps safe against corruption.
+// _txlock=immediate makes BEGIN take the write lock, so two transactions
+// that read and then write cannot deadlock upgrading their locks.
+const dsnParams = "_pragma=busy_timeout(5000)&_pragma=journal_mode(WAL)&_pragma=foreign_keys(1)" +
+	"&_pragma=synchronous(NORMAL)&_txlock=immediate"
+
+// dialect is how SQLite differs from PostgreSQL for sqlstore. It needs no
+// MigrationLock: with _txlock=immediate the migration's BEGIN takes the
+// write lock.
+func dialect() sqlstore.Dialect {
+	return sqlstore.Dialect{Name: "sqlite", Violation: violation}
+}
+
+// Open opens (creating it 0600 if need be) the SQLite database at path,
+// or an in-memory one for Memory, and migrates it to the current schema.
+func Open(path string) (*sqlstore.Store, error) {
+	db, err := openDB(path)
+	if err != nil {
+		return nil, err
+	}
+	return sqlstore.Open(context.Background(), db, dialect())
+}
+
+// openDB opens the pool, before any migration.
+func openDB(path string) (*sql.DB, error) {
+	dsn := "file::memory:?" + dsnParams
+	if path != Memory {
+		abs, err := filepath.Abs(path)
+		if err != nil {
+			return nil, fmt.Errorf("store: open SQLite database %s: %w", path, err)
+		}
+		if err := createPrivate(abs); err != nil {
+			return nil, err
+		}
+		u := url.URL{Scheme: "file", Path: abs, RawQuery: dsnParams}
+		dsn = u.String()
+	}
+	db, err := sql.Open("sqlite", dsn)
+	if err != nil {
+		return nil, fmt.Errorf("store: open SQLite database %s: %w", path, err)
+	}
+	if path == Memory {
+		// Each connection to :memory: is a database of its own.
+		db.SetMaxOpenConns(1)
+		db.SetConnMaxIdleTime(0)
+		db.SetConnMaxLifetime(0)
+	}
+	if err := db.Ping(); err != nil {
+		db.Close()
+		return nil, fmt.Errorf("store: open SQLite database %s: %w", path, err)
+	}
+	return db, nil
+}
+
+// createPrivate creates the database file readable by its owner only
+// (it holds password hashes and TOTP secrets) if it does not exist yet.
+// SQLite gives its -wal and -shm files the same mode.
+func createPrivate(path string) error {
+	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o600)
+	if err != nil {
+		return fmt.Errorf("store: create SQLite database: %w", err)
+	}
+	return f.Close()
+}
+
+func violation(err error) sqlstore.Violation {
+	var e *sqlite.Error
+	if !errors.As(err, &e) {
+		return sqlstore.NoViolation
+	}
+	switch e.Code() {
+	case sqlite3.SQLITE_CONSTRAINT_UNIQUE, sqlite3.SQLITE_CONSTRAINT_PRIMARYKEY:
+		return sqlstore.UniqueViolation
+	case sqlite3.SQLITE_CONSTRAINT_FOREIGNKEY:
+		return sqlstore.ForeignKeyViolation
+	}
+	return sqlstore.NoViolation
+}

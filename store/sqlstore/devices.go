@@ -1,0 +1,82 @@
+package sqlstore
+
+import (
+	"context"
+	"database/sql"
+	"fmt"
+	"strings"
+
+	"github.com/porthole/porthole/store"
+)
+
+const deviceQuery = `SELECT d.id, d.fleet_id, f.name, d.name, d.public_key, d.host_cert, d.labels,
+		d.enrolled_at, d.last_seen, d.online
+	FROM devices d JOIN fleets f ON f.id = d.fleet_id`
+
+func scanDevice(sc scanner) (*store.Device, error) {
+	var d store.Device
+	if err := sc.Scan(&d.ID, &d.FleetID, &d.FleetName, &d.Name, &d.PublicKey, &d.HostCert, (*jsonLabels)(&d.Labels),
+		(*unixMillis)(&d.EnrolledAt), (*unixMillis)(&d.LastSeen), (*intBool)(&d.Online)); err != nil {
+		return nil, err
+	}
+	return &d, nil
+}
+
+func insertDevice(ctx context.Context, tx *sql.Tx, d *store.Device) error {
+	_, err := tx.ExecContext(ctx, `INSERT INTO devices
+		(id, fleet_id, name, public_key, host_cert, labels, enrolled_at, last_seen, online)
+		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)`,
+		d.ID, d.FleetID, d.Name, d.PublicKey, d.HostCert, labelsJSON(d.Labels),
+		millis(d.EnrolledAt), millis(d.LastSeen), boolInt(d.Online))
+	return err
+}
+
+// GetDevice returns the device with the given ID.
+func (s *Store) GetDevice(ctx context.Context, id string) (*store.Device, error) {
+	return one(ctx, s, fmt.Sprintf("get device %q", id), scanDevice, deviceQuery+` WHERE d.id = $1`, id)
+}
+
+// GetDeviceByName returns the device with the given name in a fleet.
+func (s *Store) GetDeviceByName(ctx context.Context, fleetID, name string) (*store.Device, error) {
+	return one(ctx, s, fmt.Sprintf("get device %q in fleet %q", name, fleetID), scanDevice,
+		deviceQuery+` WHERE d.fleet_id = $1 AND d.name = $2`, fleetID, name)
+}
+
+// ListDevices lists the devices f matches, by fleet name and device name.
+func (s *Store) ListDevices(ctx context.Context, f store.DeviceFilter) ([]*store.Device, error) {
+	if f.FleetIDs != nil && len(f.FleetIDs) == 0 {
+		return []*store.Device{}, nil // in no fleet
+	}
+	var (
+		where []string
+		args  []any
+	)
+	if f.FleetIDs != nil {
+		marks := make([]string, len(f.FleetIDs))
+		for i, id := range f.FleetIDs {
+			args = append(args, id)
+			marks[i] = fmt.Sprintf("$%d", len(args))
+		}
+		where = append(where, "d.fleet_id IN ("+strings.Join(marks, ", ")+")")
+	}
+	if f.Name != "" {
+		args = append(args, f.Name)
+		where = append(where, fmt.Sprintf("d.name = $%d", len(args)))
+	}
+	query := deviceQuery
+	if len(where) > 0 {
+		query += " WHERE " + strings.Join(where, " AND ")
+	}
+	return all(ctx, s, "list devices", scanDevice, query+" ORDER BY f.name, d.name", args...)
+}
+
+// SetDeviceLabels replaces all of a device's labels.
+func (s *Store) SetDeviceLabels(ctx context.Context, id string, labels map[string]string) error {
+	return s.change(ctx, fmt.Sprintf("set labels of device %q", id),
+		`UPDATE devices SET labels = $2 WHERE id = $1`, id, labelsJSON(labels))
+}
+
+// DeleteDevice deletes a device.
+func (s *Store) DeleteDevice(ctx context.Context, id string) error {
+	return s.change(ctx, fmt.Sprintf("delete device %q", id), `DELETE FROM devices WHERE id = $1`, id)
+}

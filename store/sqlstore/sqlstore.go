@@ -1,0 +1,156 @@
+// Package sqlstore implements store.Store once over database/sql for both
+// SQLite and PostgreSQL: the SQL and the schema are shared ($n placeholders,
+// portable column types), and what differs between the two databases is a
+// small Dialect that store/sqlitestore and store/pgstore supply.
+package sqlstore
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+
+	"github.com/porthole/porthole/store"
+)
+
+// Store is a store.Store on a database/sql handle.
+type Store struct {
+	db      *sql.DB
+	dialect Dialect
+}
+
+var _ store.Store = (*Store)(nil)
+
+// Open migrates db to the current schema and returns a Store on it. The
+// Store owns db from then on: Close closes it, and so does a failed Open.
+func Open(ctx context.Context, db *sql.DB, d Dialect) (*Store, error) {
+	s := &Store{db: db, dialect: d}
+	if err := s.migrate(ctx); err != nil {
+		db.Close()
+		return nil, err
+	}
+	return s, nil
+}
+
+// Ping checks the database answers.
+func (s *Store) Ping(ctx context.Context) error {
+	if err := s.db.PingContext(ctx); err != nil {
+		return fmt.Errorf("store: ping %s: %w", s.dialect.Name, err)
+	}
+	return nil
+}
+
+// Close closes the database. Calling it again does nothing.
+func (s *Store) Close() error {
+	return s.db.Close()
+}
+
+// execer is *sql.DB or *sql.Tx.
+type execer interface {
+	ExecContext(ctx context.Context, query string, args ...any) (sql.Result, error)
+}
+
+// scanner is what *sql.Row and *sql.Rows have in common.
+type scanner interface {
+	Scan(dest ...any) error
+}
+
+// inTx runs fn in a transaction and commits if fn returns nil.
+func (s *Store) inTx(ctx context.Context, fn func(tx *sql.Tx) error) error {
+	tx, err := s.db.BeginTx(ctx, nil)
+	if err != nil {
+		return fmt.Errorf("begin transaction: %w", err)
+	}
+	if err := fn(tx); err != nil {
+		tx.Rollback()
+		return err
+	}
+	if err := tx.Commit(); err != nil {
+		return fmt.Errorf("commit: %w", s.classify(err))
+	}
+	return nil
+}
+
+// classify turns the errors callers branch on into the store's sentinels:
+// no row is ErrNotFound, a taken unique key is ErrConflict, and a
+// reference to a row that does not exist (a foreign key) is ErrNotFound.
+func (s *Store) classify(err error) error {
+	if errors.Is(err, sql.ErrNoRows) {
+		return store.ErrNotFound
+	}
+	switch s.dialect.Violation(err) {
+	case UniqueViolation:
+		return store.ErrConflict
+	case ForeignKeyViolation:
+		return store.ErrNotFound
+	}
+	return err
+}
+
+// The helpers below run one statement on the pool and report a failure as
+// "store: <what>: <why>", with why one of the store's sentinels where one
+// applies.
+
+// one runs a query for one row; no row is ErrNotFound.
+func one[T any](ctx context.Context, s *Store, what string, scan func(scanner) (*T, error), query string, args ...any) (*T, error) {
+	v, err := scan(s.db.QueryRowContext(ctx, query, args...))
+	if err != nil {
+		return nil, fmt.Errorf("store: %s: %w", what, s.classify(err))
+	}
+	return v, nil
+}
+
+// all runs a query and scans every row. No rows is an empty slice.
+func all[T any](ctx context.Context, s *Store, what string, scan func(scanner) (*T, error), query string, args ...any) ([]*T, error) {
+	rows, err := s.db.QueryContext(ctx, query, args...)
+	if err != nil {
+		return nil, fmt.Errorf("store: %s: %w", what, err)
+	}
+	defer rows.Close()
+	out := []*T{}
+	for rows.Next() {
+		v, err := scan(rows)
+		if err != nil {
+			return nil, fmt.Errorf("store: %s: %w", what, err)
+		}
+		out = append(out, v)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("store: %s: %w", what, err)
+	}
+	return out, nil
+}
+
+// exec runs a statement.
+func (s *Store) exec(ctx context.Context, what, query string, args ...any) error {
+	if _, err := s.db.ExecContext(ctx, query, args...); err != nil {
+		return fmt.Errorf("store: %s: %w", what, s.classify(err))
+	}
+	return nil
+}
+
+// change runs a statement that must change exactly one row; changing none
+// is ErrNotFound.
+func (s *Store) change(ctx context.Context, what, query string, args ...any) error {
+	if err := execOne(ctx, s.db, query, args...); err != nil {
+		return fmt.Errorf("store: %s: %w", what, s.classify(err))
+	}
+	return nil
+}
+
+// execOne runs a statement that must change exactly one row; changing none
+// is sql.ErrNoRows.
+func execOne(ctx context.Context, q execer, query string, args ...any) error {
+	res, err := q.ExecContext(ctx, query, args...)
+	if err != nil {
+		return err
+	}
+	n, err := res.RowsAffected()
+	if err != nil {
+		return fmt.Errorf("rows affected: %w", err)
+	}
+	if n == 0 {
+		return sql.ErrNoRows
+	}
+	return nil
+}

@@ -1,0 +1,139 @@
+package storetest
+
+import (
+	"testing"
+
+	"github.com/porthole/porthole/store"
+)
+
+func testDevices(t *testing.T, s store.Store) {
+	ctx := t.Context()
+	a, b := mkFleet(t, s, "alpha"), mkFleet(t, s, "bravo")
+	d := mustEnroll(t, s, mkEnrollmentToken(t, s, a.ID, 1).Hash, "dev1")
+	mustEnroll(t, s, mkEnrollmentToken(t, s, b.ID, 1).Hash, "dev2")
+
+	got, err := s.GetDeviceByName(ctx, a.ID, "dev1")
+	ok(t, "GetDeviceByName", err)
+	equal(t, "GetDeviceByName", got, d)
+	equal(t, "never seen", got.LastSeen.IsZero() && !got.Online, true)
+	// Fleets are separate: bravo's dev2 is not found through alpha.
+	_, err = s.GetDeviceByName(ctx, a.ID, "dev2")
+	wantErr(t, "GetDeviceByName of another fleet's device", err, store.ErrNotFound)
+
+	checkDelete(t, "Device", func() error { return s.DeleteDevice(ctx, d.ID) },
+		func() error { return errOf(s.GetDevice(ctx, d.ID)) })
+}
+
+func testDeviceLabels(t *testing.T, s store.Store) {
+	ctx := t.Context()
+	a := mkFleet(t, s, "alpha")
+	d := mustEnroll(t, s, mkEnrollmentToken(t, s, a.ID, 1).Hash, "dev1")
+	equal(t, "labels of a new device", d.Labels, map[string]string(nil))
+
+	for _, labels := range []map[string]string{
+		{"site": "lab", "rack": "3"},
+		{"quote\"": "back\\slash", "unicode": "Zürich ☕", "empty": "", "sql": "'); DROP TABLE devices; --"},
+		nil,
+	} {
+		ok(t, "SetDeviceLabels", s.SetDeviceLabels(ctx, d.ID, labels))
+		got, err := s.GetDevice(ctx, d.ID)
+		ok(t, "GetDevice", err)
+		equal(t, "labels", got.Labels, labels)
+	}
+	ok(t, "SetDeviceLabels empty", s.SetDeviceLabels(ctx, d.ID, map[string]string{}))
+	got, err := s.GetDevice(ctx, d.ID)
+	ok(t, "GetDevice", err)
+	equal(t, "labels after setting none", got.Labels, map[string]string(nil))
+}
+
+// testDeviceFilter: nil FleetIDs is every fleet, an empty list none; a
+// fleet list never leaks another fleet's devices.
+func testDeviceFilter(t *testing.T, s store.Store) {
+	ctx := t.Context()
+	a, b, c := mkFleet(t, s, "alpha"), mkFleet(t, s, "bravo"), mkFleet(t, s, "charlie")
+	for _, f := range []*store.Fleet{c, b, a} {
+		et := mkEnrollmentToken(t, s, f.ID, 2)
+		mustEnroll(t, s, et.Hash, "dev2")
+		mustEnroll(t, s, et.Hash, "dev1")
+	}
+	for _, tt := range []struct {
+		name   string
+		filter store.DeviceFilter
+		want   []string
+	}{
+		{"all", store.DeviceFilter{},
+			[]string{"alpha/dev1", "alpha/dev2", "bravo/dev1", "bravo/dev2", "charlie/dev1", "charlie/dev2"}},
+		{"no fleets", store.DeviceFilter{FleetIDs: []string{}}, []string{}},
+		{"no fleets, by name", store.DeviceFilter{FleetIDs: []string{}, Name: "dev1"}, []string{}},
+		{"one fleet", store.DeviceFilter{FleetIDs: []string{b.ID}}, []string{"bravo/dev1", "bravo/dev2"}},
+		{"two fleets", store.DeviceFilter{FleetIDs: []string{c.ID, a.ID}},
+			[]string{"alpha/dev1", "alpha/dev2", "charlie/dev1", "charlie/dev2"}},
+		{"by name", store.DeviceFilter{Name: "dev2"}, []string{"alpha/dev2", "bravo/dev2", "charlie/dev2"}},
+		{"by name in a fleet", store.DeviceFilter{FleetIDs: []string{a.ID}, Name: "dev2"}, []string{"alpha/dev2"}},
+		{"missing name", store.DeviceFilter{Name: "dev3"}, []string{}},
+		{"missing fleet", store.DeviceFilter{FleetIDs: []string{"flt_missing"}}, []string{}},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			ds, err := s.ListDevices(ctx, tt.filter)
+			ok(t, "ListDevices", err)
+			equal(t, "ListDevices", names(ds), tt.want)
+		})
+	}
+}
+
+// testDeleteFleetCascades: a fleet's devices, enrollment tokens and roles
+// go with it; its members and other fleets stay.
+func testDeleteFleetCascades(t *testing.T, s store.Store) {
+	ctx := t.Context()
+	a, b := mkFleet(t, s, "alpha"), mkFleet(t, s, "bravo")
+	ann := mkUser(t, s, "ann@example.com")
+	ok(t, "SetRole", s.SetRole(ctx, a.ID, ann.ID, store.RoleOwner))
+	ok(t, "SetRole", s.SetRole(ctx, b.ID, ann.ID, store.RoleAuditor))
+	et := mkEnrollmentToken(t, s, a.ID, 2)
+	d := mustEnroll(t, s, et.Hash, "dev1")
+	kept := mustEnroll(t, s, mkEnrollmentToken(t, s, b.ID, 1).Hash, "dev1")
+
+	ok(t, "DeleteFleet", s.DeleteFleet(ctx, a.ID))
+	_, err := s.GetDevice(ctx, d.ID)
+	wantErr(t, "GetDevice of the deleted fleet", err, store.ErrNotFound)
+	_, err = enroll(ctx, s, et.Hash, "dev2")
+	wantErr(t, "EnrollDevice with the deleted fleet's token", err, store.ErrNotFound)
+	ets, err := s.ListEnrollmentTokens(ctx, a.ID)
+	ok(t, "ListEnrollmentTokens", err)
+	equal(t, "enrollment tokens of the deleted fleet", len(ets), 0)
+	ms, err := s.Memberships(ctx, ann.ID)
+	ok(t, "Memberships", err)
+	equal(t, "Memberships", ms, []*store.Membership{{FleetID: b.ID, FleetName: "bravo", UserID: ann.ID, Email: ann.Email, Role: store.RoleAuditor}})
+
+	_, err = s.GetUser(ctx, ann.ID)
+	ok(t, "GetUser of the deleted fleet's member", err)
+	got, err := s.GetDevice(ctx, kept.ID)
+	ok(t, "GetDevice of another fleet", err)
+	equal(t, "other fleet's device", got, kept)
+}
+
+// testDeleteUserCascades: a user's tokens and roles go with them; the
+// enrollment tokens they made stay, with no creator.
+func testDeleteUserCascades(t *testing.T, s store.Store) {
+	ctx := t.Context()
+	a := mkFleet(t, s, "alpha")
+	ann, bob := mkUser(t, s, "ann@example.com"), mkUser(t, s, "bob@example.com")
+	ok(t, "SetRole", s.SetRole(ctx, a.ID, ann.ID, store.RoleOwner))
+	ok(t, "SetRole", s.SetRole(ctx, a.ID, bob.ID, store.RoleOperator))
+	tok := &store.Token{UserID: ann.ID, Hash: randomHex(32)}
+	ok(t, "CreateToken", s.CreateToken(ctx, tok))
+	et := &store.EnrollmentToken{FleetID: a.ID, Hash: randomHex(32), UsesLeft: 1, MaxUses: 1, CreatedBy: ann.ID}
+	ok(t, "CreateEnrollmentToken", s.CreateEnrollmentToken(ctx, et))
+
+	ok(t, "DeleteUser", s.DeleteUser(ctx, ann.ID))
+	_, err := s.TokenByHash(ctx, tok.Hash, t0)
+	wantErr(t, "TokenByHash of the deleted user's token", err, store.ErrNotFound)
+	ms, err := s.FleetMembers(ctx, a.ID)
+	ok(t, "FleetMembers", err)
+	equal(t, "FleetMembers", ms, []*store.Membership{{FleetID: a.ID, FleetName: "alpha", UserID: bob.ID, Email: bob.Email, Role: store.RoleOperator}})
+	ets, err := s.ListEnrollmentTokens(ctx, a.ID)
+	ok(t, "ListEnrollmentTokens", err)
+	et.CreatedBy = ""
+	equal(t, "enrollment tokens", ets, []*store.EnrollmentToken{et})
+	mustEnroll(t, s, et.Hash, "dev1")
+}
