@@ -1,0 +1,81 @@
+package api
+
+import (
+	"fmt"
+
+	"github.com/porthole/porthole/apitype"
+	"github.com/porthole/porthole/store"
+)
+
+// listDevices is GET /api/v1/devices?fleet=F&name=N: devices of the fleets
+// the caller has a role in (every fleet for administrators), narrowed by
+// fleet and name.
+func (s *Server) listDevices(c *call, _ *none) ([]apitype.Device, error) {
+	q := c.r.URL.Query()
+	filter := store.DeviceFilter{Name: q.Get("name")}
+	if filter.Name != "" {
+		if err := checkName("device name", filter.Name); err != nil {
+			return nil, err
+		}
+	}
+	switch fleet := q.Get("fleet"); {
+	case fleet != "":
+		f, _, err := c.fleet(fleet)
+		if err != nil {
+			return nil, err
+		}
+		filter.FleetIDs = []string{f.ID}
+	case !c.user.Admin:
+		ms, err := s.store.Memberships(c.ctx, c.user.ID)
+		if err != nil {
+			return nil, fmt.Errorf("listing the caller's roles: %w", err)
+		}
+		filter.FleetIDs = make([]string, 0, len(ms)) // empty, not nil: no fleets, no devices
+		for _, m := range ms {
+			filter.FleetIDs = append(filter.FleetIDs, m.FleetID)
+		}
+	}
+	ds, err := s.store.ListDevices(c.ctx, filter)
+	if err != nil {
+		return nil, fmt.Errorf("listing devices: %w", err)
+	}
+	return convertAll(ds, apiDevice), nil
+}
+
+// getDevice is GET /api/v1/devices/{id}.
+func (s *Server) getDevice(c *call, _ *none) (apitype.Device, error) {
+	d, err := c.device(c.r.PathValue("id"))
+	if err != nil {
+		return apitype.Device{}, err
+	}
+	return apiDevice(d), nil
+}
+
+// setLabels is PUT /api/v1/devices/{id}/labels: it replaces every label.
+func (s *Server) setLabels(c *call, req *apitype.SetLabelsRequest) (apitype.Device, error) {
+	d, err := c.device(c.r.PathValue("id"))
+	if err != nil {
+		return apitype.Device{}, err
+	}
+	if err := checkLabels(req.Labels); err != nil {
+		return apitype.Device{}, err
+	}
+	if err := s.store.SetDeviceLabels(c.ctx, d.ID, req.Labels); err != nil {
+		return apitype.Device{}, fmt.Errorf("setting the labels of device %s: %w", d.ID, err)
+	}
+	d.Labels = req.Labels
+	return apiDevice(d), nil
+}
+
+// deleteDevice is DELETE /api/v1/devices/{id}.
+func (s *Server) deleteDevice(c *call, _ *none) (none, error) {
+	d, err := c.device(c.r.PathValue("id"))
+	if err != nil {
+		return none{}, err
+	}
+	if err := s.store.DeleteDevice(c.ctx, d.ID); err != nil {
+		return none{}, fmt.Errorf("deleting device %s: %w", d.ID, err)
+	}
+	s.logger.Info("device deleted", "request_id", requestID(c.ctx), "by", c.user.ID, "fleet", d.FleetName, "device", d.Name, "device_id", d.ID)
+	return none{}, nil
+}

@@ -1,0 +1,234 @@
+package api
+
+import (
+	"context"
+	"encoding/json"
+	"net/http"
+	"slices"
+	"testing"
+	"time"
+
+	"github.com/porthole/porthole/store"
+)
+
+// callers are the roles every route is tried with. "other" owns another
+// fleet: it is the cross-fleet attacker.
+var callers = []string{"admin", "owner", "operator", "auditor", "other", "anonymous"}
+
+// world is what one matrix case acts on: a fleet of its own in which the
+// fixture's owner, operator and auditor have their roles, with a device, an
+// enrollment token and the target user as an auditor.
+type world struct {
+	fleet  *store.Fleet
+	device *store.Device
+	etoken *store.EnrollmentToken
+	spare  string // ID of a spare token of the caller, for DELETE /tokens/{id}
+}
+
+func newWorld(t *testing.T, caller *store.User) *world {
+	fl := fx.newFleet(t)
+	must(t, fx.store.SetRole(context.Background(), fl.ID, fx.users["target"].ID, store.RoleAuditor))
+	w := &world{fleet: fl, device: fx.newDevice(t, fl), spare: "no-such-token"}
+	_, w.etoken = fx.newEnrollmentToken(t, fl, 5, time.Now().Add(time.Hour))
+	if caller != nil {
+		_, tok, err := newToken(fx.store, caller, time.Now().Add(time.Hour))
+		must(t, err)
+		w.spare = tok.ID
+	}
+	return w
+}
+
+// snapshot is everything a case could change, to check that refused
+// requests changed nothing.
+func (w *world) snapshot(t *testing.T, caller *store.User) string {
+	t.Helper()
+	ctx := context.Background()
+	type item struct {
+		ID, Name, Role string
+		Uses           int
+		Labels         map[string]string
+	}
+	var state struct {
+		Devices, Members, Enroll, Tokens []item
+		NewFleet, NewUser                bool
+	}
+	ds, err := fx.store.ListDevices(ctx, store.DeviceFilter{FleetIDs: []string{w.fleet.ID}})
+	must(t, err)
+	for _, d := range ds {
+		state.Devices = append(state.Devices, item{ID: d.ID, Name: d.Name, Labels: d.Labels})
+	}
+	ms, err := fx.store.FleetMembers(ctx, w.fleet.ID)
+	must(t, err)
+	for _, m := range ms {
+		state.Members = append(state.Members, item{ID: m.UserID, Role: string(m.Role)})
+	}
+	ets, err := fx.store.ListEnrollmentTokens(ctx, w.fleet.ID)
+	must(t, err)
+	for _, et := range ets {
+		state.Enroll = append(state.Enroll, item{ID: et.ID, Uses: et.UsesLeft})
+	}
+	if caller != nil {
+		ts, err := fx.store.ListTokens(ctx, caller.ID)
+		must(t, err)
+		for _, tok := range ts {
+			state.Tokens = append(state.Tokens, item{ID: tok.ID})
+		}
+	}
+	_, err = fx.store.GetFleetByName(ctx, w.fleet.Name+"-new")
+	state.NewFleet = err == nil
+	_, err = fx.store.GetUserByEmail(ctx, w.fleet.Name+"@new.example.com")
+	state.NewUser = err == nil
+	b, err := json.Marshal(state)
+	must(t, err)
+	return string(b)
+}
+
+// Expected statuses, by caller.
+func everyone(status int) map[string]int {
+	m := map[string]int{}
+	for _, c := range callers {
+		m[c] = status
+	}
+	return m
+}
+
+func loggedInUsers(status int) map[string]int {
+	m := everyone(status)
+	m["anonymous"] = http.StatusUnauthorized
+	return m
+}
+
+func admins(status int) map[string]int {
+	m := everyone(http.StatusForbidden)
+	m["admin"] = status
+	m["anonymous"] = http.StatusUnauthorized
+	return m
+}
+
+// fleetMembers: roles at least least get status, weaker ones 403, the
+// other fleet's owner 404 (it must not learn the fleet exists).
+func fleetMembers(least store.Role, status int) map[string]int {
+	m := map[string]int{"admin": status, "other": http.StatusNotFound, "anonymous": http.StatusUnauthorized}
+	for _, r := range []store.Role{store.RoleOwner, store.RoleOperator, store.RoleAuditor} {
+		m[string(r)] = http.StatusForbidden
+		if rank(r) >= rank(least) {
+			m[string(r)] = status
+		}
+	}
+	return m
+}
+
+type matrixCase struct {
+	method, path string // the route, as in the table
+	url          func(w *world) string
+	body         func(w *world) any
+	want         map[string]int
+}
+
+func fixed(s string) func(*world) string { return func(*world) string { return s } }
+
+var matrix = []matrixCase{
+	// Bodies of public POSTs are empty objects: the 400 shows the route
+	// answered, and nothing counts against the rate limits.
+	{method: "POST", path: "/api/v1/login", url: fixed("/api/v1/login"), body: func(*world) any { return map[string]any{} },
+		want: everyone(http.StatusBadRequest)},
+	{method: "POST", path: "/api/v1/enroll", url: fixed("/api/v1/enroll"), body: func(*world) any { return map[string]any{} },
+		want: everyone(http.StatusBadRequest)},
+	{method: "GET", path: "/api/v1/openapi.json", url: fixed("/api/v1/openapi.json"), want: everyone(http.StatusOK)},
+	{method: "GET", path: "/healthz", url: fixed("/healthz"), want: everyone(http.StatusOK)},
+	{method: "GET", path: "/readyz", url: fixed("/readyz"), want: everyone(http.StatusOK)},
+	{method: "GET", path: "/metrics", url: fixed("/metrics"), want: everyone(http.StatusOK)},
+
+	{method: "POST", path: "/api/v1/logout", url: fixed("/api/v1/logout"), want: loggedInUsers(http.StatusNoContent)},
+	{method: "GET", path: "/api/v1/me", url: fixed("/api/v1/me"), want: loggedInUsers(http.StatusOK)},
+	{method: "GET", path: "/api/v1/tokens", url: fixed("/api/v1/tokens"), want: loggedInUsers(http.StatusOK)},
+	{method: "DELETE", path: "/api/v1/tokens/{id}", url: func(w *world) string { return "/api/v1/tokens/" + w.spare },
+		want: loggedInUsers(http.StatusNoContent)},
+	{method: "GET", path: "/api/v1/fleets", url: fixed("/api/v1/fleets"), want: loggedInUsers(http.StatusOK)},
+	{method: "GET", path: "/api/v1/devices", url: func(w *world) string { return "/api/v1/devices?fleet=" + w.fleet.Name },
+		want: fleetMembers(store.RoleAuditor, http.StatusOK)},
+
+	{method: "POST", path: "/api/v1/fleets", url: fixed("/api/v1/fleets"),
+		body: func(w *world) any { return map[string]any{"name": w.fleet.Name + "-new"} }, want: admins(http.StatusCreated)},
+	{method: "GET", path: "/api/v1/users", url: fixed("/api/v1/users"), want: admins(http.StatusOK)},
+	{method: "POST", path: "/api/v1/users", url: fixed("/api/v1/users"),
+		body: func(w *world) any { return map[string]any{"email": w.fleet.Name + "@new.example.com"} }, want: admins(http.StatusCreated)},
+
+	{method: "GET", path: "/api/v1/fleets/{fleet}", url: func(w *world) string { return "/api/v1/fleets/" + w.fleet.Name },
+		want: fleetMembers(store.RoleAuditor, http.StatusOK)},
+	{method: "GET", path: "/api/v1/fleets/{fleet}/members", url: func(w *world) string { return "/api/v1/fleets/" + w.fleet.Name + "/members" },
+		want: fleetMembers(store.RoleAuditor, http.StatusOK)},
+	{method: "PUT", path: "/api/v1/fleets/{fleet}/members/{user}",
+		url: func(w *world) string {
+			return "/api/v1/fleets/" + w.fleet.Name + "/members/" + fx.users["target"].Email
+		},
+		body: func(*world) any { return map[string]any{"role": "operator"} }, want: fleetMembers(store.RoleOwner, http.StatusOK)},
+	{method: "DELETE", path: "/api/v1/fleets/{fleet}/members/{user}",
+		url:  func(w *world) string { return "/api/v1/fleets/" + w.fleet.Name + "/members/" + fx.users["target"].ID },
+		want: fleetMembers(store.RoleOwner, http.StatusNoContent)},
+	{method: "GET", path: "/api/v1/fleets/{fleet}/enrollment-tokens",
+		url:  func(w *world) string { return "/api/v1/fleets/" + w.fleet.Name + "/enrollment-tokens" },
+		want: fleetMembers(store.RoleOperator, http.StatusOK)},
+	{method: "POST", path: "/api/v1/fleets/{fleet}/enrollment-tokens",
+		url:  func(w *world) string { return "/api/v1/fleets/" + w.fleet.Name + "/enrollment-tokens" },
+		body: func(*world) any { return map[string]any{"uses": 2} }, want: fleetMembers(store.RoleOperator, http.StatusCreated)},
+	{method: "DELETE", path: "/api/v1/fleets/{fleet}/enrollment-tokens/{id}",
+		url:  func(w *world) string { return "/api/v1/fleets/" + w.fleet.Name + "/enrollment-tokens/" + w.etoken.ID },
+		want: fleetMembers(store.RoleOperator, http.StatusNoContent)},
+	{method: "GET", path: "/api/v1/devices/{id}", url: func(w *world) string { return "/api/v1/devices/" + w.device.ID },
+		want: fleetMembers(store.RoleAuditor, http.StatusOK)},
+	{method: "PUT", path: "/api/v1/devices/{id}/labels", url: func(w *world) string { return "/api/v1/devices/" + w.device.ID + "/labels" },
+		body: func(*world) any { return map[string]any{"labels": map[string]string{"site": "lab"}} },
+		want: fleetMembers(store.RoleOperator, http.StatusOK)},
+	{method: "DELETE", path: "/api/v1/devices/{id}", url: func(w *world) string { return "/api/v1/devices/" + w.device.ID },
+		want: fleetMembers(store.RoleOwner, http.StatusNoContent)},
+}
+
+// TestAccessMatrix tries every route as every kind of caller, each in a
+// world of its own, and checks the status; refused requests must change
+// nothing.
+func TestAccessMatrix(t *testing.T) {
+	t.Parallel()
+	var covered []string
+	for _, mc := range matrix {
+		covered = append(covered, mc.method+" "+mc.path)
+	}
+	for _, rt := range fx.srv.routes {
+		if !slices.Contains(covered, rt.pattern()) {
+			t.Errorf("route %s has no row in the access matrix", rt.pattern())
+		}
+	}
+	for _, mc := range matrix {
+		for _, who := range callers {
+			t.Run(mc.method+" "+mc.path+" as "+who, func(t *testing.T) {
+				t.Parallel()
+				caller, token := fx.users[who], ""
+				if caller != nil {
+					var err error
+					token, _, err = newToken(fx.store, caller, time.Now().Add(time.Hour))
+					must(t, err)
+				}
+				w := newWorld(t, caller)
+				var body any
+				if mc.body != nil {
+					body = mc.body(w)
+				}
+				before := w.snapshot(t, caller)
+				r := do(t, fx.ts, mc.method, mc.url(w), token, body)
+				want, ok := mc.want[who]
+				if !ok {
+					t.Fatalf("no expected status for %s", who)
+				}
+				if r.status != want {
+					t.Fatalf("status = %d; want %d (body %s)", r.status, want, r.body)
+				}
+				if r.status >= 300 {
+					r.errorBody(t)
+					if after := w.snapshot(t, caller); after != before {
+						t.Errorf("a refused request changed the store:\nbefore %s\nafter  %s", before, after)
+					}
+				}
+			})
+		}
+	}
+}

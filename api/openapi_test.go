@@ -1,0 +1,86 @@
+package api
+
+import (
+	"encoding/json"
+	"net/http"
+	"regexp"
+	"strings"
+	"testing"
+)
+
+// TestOpenAPI fetches the document and checks it against what the server
+// really routes: every documented operation answers from a handler (not
+// the fallback's 404 or 405), and every route is documented.
+func TestOpenAPI(t *testing.T) {
+	t.Parallel()
+	r := do(t, fx.ts, "GET", "/api/v1/openapi.json", "", nil)
+	if r.status != http.StatusOK || r.header.Get("Content-Type") != "application/json" {
+		t.Fatalf("status %d, content type %q", r.status, r.header.Get("Content-Type"))
+	}
+	var doc struct {
+		OpenAPI    string                                `json:"openapi"`
+		Info       map[string]any                        `json:"info"`
+		Paths      map[string]map[string]json.RawMessage `json:"paths"`
+		Components struct {
+			Schemas map[string]any `json:"schemas"`
+		} `json:"components"`
+	}
+	if err := json.Unmarshal(r.body, &doc); err != nil {
+		t.Fatalf("the document is not JSON: %v", err)
+	}
+	if doc.OpenAPI != "3.1.0" || doc.Info["title"] == nil || doc.Info["version"] == nil || len(doc.Paths) == 0 || len(doc.Components.Schemas) == 0 {
+		t.Fatalf("document head: openapi %q, info %v, %d paths, %d schemas", doc.OpenAPI, doc.Info, len(doc.Paths), len(doc.Components.Schemas))
+	}
+	// Every $ref names a schema that is there.
+	for _, m := range regexp.MustCompile(`"\$ref":\s*"#/components/schemas/([^"]+)"`).FindAllStringSubmatch(string(r.body), -1) {
+		if _, ok := doc.Components.Schemas[m[1]]; !ok {
+			t.Errorf("$ref to missing schema %s", m[1])
+		}
+	}
+
+	documented := map[string]bool{}
+	wildcard := regexp.MustCompile(`\{[a-z]+\}`)
+	for path, ops := range doc.Paths {
+		for method := range ops {
+			pattern := strings.ToUpper(method) + " " + path
+			documented[pattern] = true
+			t.Run(pattern, func(t *testing.T) {
+				t.Parallel()
+				var body any
+				if method == "post" || method == "put" {
+					body = "{}"
+				}
+				url := wildcard.ReplaceAllString(path, "x")
+				r := do(t, fx.ts, strings.ToUpper(method), url, fx.tokens["admin"], body)
+				if r.status == http.StatusNotFound || r.status == http.StatusMethodNotAllowed {
+					if msg := r.errorBody(t).Message; strings.HasPrefix(msg, noRouteMessage) || strings.HasPrefix(msg, noRoutePath) {
+						t.Errorf("%s %s is documented but not routed: %d %s", method, url, r.status, msg)
+					}
+				}
+			})
+		}
+	}
+	for _, rt := range fx.srv.routes {
+		if !documented[rt.pattern()] {
+			t.Errorf("route %s is not in the document", rt.pattern())
+		}
+	}
+	if len(documented) != len(fx.srv.routes) {
+		t.Errorf("%d operations documented; %d routes", len(documented), len(fx.srv.routes))
+	}
+}
+
+// TestFallback: unknown paths and wrong methods answer in the API's error
+// form too.
+func TestFallback(t *testing.T) {
+	t.Parallel()
+	e := do(t, fx.ts, "GET", "/api/v1/nothing-here", fx.tokens["admin"], nil).wantError(t, http.StatusNotFound, "not_found")
+	if !strings.HasPrefix(e.Message, noRouteMessage) {
+		t.Errorf("message = %q", e.Message)
+	}
+	r := do(t, fx.ts, "PATCH", "/api/v1/fleets/acme/members/x", fx.tokens["admin"], "{}")
+	e = r.wantError(t, http.StatusMethodNotAllowed, "method_not_allowed")
+	if got := r.header.Get("Allow"); got != "PUT, DELETE" {
+		t.Errorf("Allow = %q; want PUT, DELETE (message %q)", got, e.Message)
+	}
+}

@@ -1,0 +1,220 @@
+package api
+
+import (
+	"net/http"
+	"slices"
+	"strings"
+
+	"github.com/porthole/porthole/apitype"
+	"github.com/porthole/porthole/store"
+)
+
+// access says who may call a route.
+type access int
+
+const (
+	public    access = iota // anyone, without a token
+	loggedIn                // any logged-in user
+	adminOnly               // server administrators
+	fleetRole               // a role of at least route.role in the route's fleet; admins count as owners
+)
+
+// route is one operation of the API. The table of them is the single
+// source of both the mux's patterns and the OpenAPI document.
+type route struct {
+	method  string
+	path    string // a http.ServeMux path pattern, {name} for wildcards
+	access  access
+	role    store.Role // fleetRole routes: the least role needed
+	action  string     // what the route does, as in "only a fleet owner can <action>"
+	summary string
+	query   []param
+	status  int  // success status; zero: 200, or 204 when there is no response body
+	quiet   bool // log at debug level: probes and scrapes would drown the log
+	ep      endpoint
+}
+
+// param is a documented query parameter.
+type param struct{ name, doc string }
+
+func (rt *route) pattern() string { return rt.method + " " + rt.path }
+
+func (rt *route) successStatus() int {
+	switch {
+	case rt.status != 0:
+		return rt.status
+	case rt.ep.raw == nil && rt.ep.resp == nil:
+		return http.StatusNoContent
+	}
+	return http.StatusOK
+}
+
+// routeTable lists every route. Paths with {fleet} take a fleet name, {id}
+// and {user} an ID ({user} also an email).
+func (s *Server) routeTable() []route {
+	return []route{
+		// Unauthenticated.
+		{method: "POST", path: "/api/v1/login", access: public, summary: "Log in with email, password and TOTP code; returns a bearer token",
+			ep: handle(s.login)},
+		{method: "POST", path: "/api/v1/enroll", access: public, summary: "Enroll a device with an enrollment token (the token authenticates the call)",
+			ep: handle(s.enroll)},
+		{method: "GET", path: "/api/v1/openapi.json", access: public, summary: "This API's OpenAPI 3.1 document",
+			ep: raw("application/json", http.HandlerFunc(s.serveOpenAPI))},
+		{method: "GET", path: "/healthz", access: public, quiet: true, summary: "Liveness: answers ok while the process serves",
+			ep: raw("text/plain", http.HandlerFunc(serveHealthz))},
+		{method: "GET", path: "/readyz", access: public, quiet: true, summary: "Readiness: ok when the database answers, 503 otherwise",
+			ep: raw("text/plain", http.HandlerFunc(s.serveReadyz))},
+		{method: "GET", path: "/metrics", access: public, quiet: true, summary: "Prometheus metrics",
+			ep: raw("text/plain", s.metricsHandler())},
+
+		// Any logged-in user.
+		{method: "POST", path: "/api/v1/logout", access: loggedIn, summary: "Revoke the token making this request",
+			ep: handle(s.logout)},
+		{method: "GET", path: "/api/v1/me", access: loggedIn, summary: "The calling user, with their fleet roles",
+			ep: handle(s.me)},
+		{method: "GET", path: "/api/v1/tokens", access: loggedIn, summary: "The caller's own API tokens; the one making the request is marked current",
+			ep: handle(s.listTokens)},
+		{method: "DELETE", path: "/api/v1/tokens/{id}", access: loggedIn, summary: "Revoke one of the caller's own tokens",
+			ep: handle(s.deleteToken)},
+		{method: "GET", path: "/api/v1/fleets", access: loggedIn, summary: "Fleets the caller has a role in, with that role (administrators: every fleet, role admin)",
+			ep: handle(s.listFleets)},
+		{method: "GET", path: "/api/v1/devices", access: loggedIn, summary: "Devices of the fleets the caller has a role in",
+			query: []param{{"fleet", "only this fleet (by name)"}, {"name", "only the device with this name"}},
+			ep:    handle(s.listDevices)},
+
+		// Administrators.
+		{method: "POST", path: "/api/v1/fleets", access: adminOnly, action: "create fleets", summary: "Create a fleet", status: http.StatusCreated,
+			ep: handle(s.createFleet)},
+		{method: "GET", path: "/api/v1/users", access: adminOnly, action: "list users", summary: "Every user (without roles)",
+			ep: handle(s.listUsers)},
+		{method: "POST", path: "/api/v1/users", access: adminOnly, action: "create users", status: http.StatusCreated,
+			summary: "Create a user; returns the generated password (if none was given) and the TOTP secret, once",
+			ep:      handle(s.createUser)},
+
+		// Members of a fleet, by role.
+		{method: "GET", path: "/api/v1/fleets/{fleet}", access: fleetRole, role: store.RoleAuditor, action: "see this fleet",
+			summary: "One fleet, with the caller's role in it", ep: handle(s.getFleet)},
+		{method: "GET", path: "/api/v1/fleets/{fleet}/members", access: fleetRole, role: store.RoleAuditor, action: "list members",
+			summary: "The fleet's members and their roles", ep: handle(s.listMembers)},
+		{method: "PUT", path: "/api/v1/fleets/{fleet}/members/{user}", access: fleetRole, role: store.RoleOwner, action: "change members",
+			summary: "Give a user (by ID or email) a role in the fleet, or change it", ep: handle(s.putMember)},
+		{method: "DELETE", path: "/api/v1/fleets/{fleet}/members/{user}", access: fleetRole, role: store.RoleOwner, action: "remove members",
+			summary: "Take away a user's role in the fleet", ep: handle(s.deleteMember)},
+		{method: "GET", path: "/api/v1/fleets/{fleet}/enrollment-tokens", access: fleetRole, role: store.RoleOperator, action: "list enrollment tokens",
+			summary: "The fleet's enrollment tokens (without their secrets)", ep: handle(s.listEnrollmentTokens)},
+		{method: "POST", path: "/api/v1/fleets/{fleet}/enrollment-tokens", access: fleetRole, role: store.RoleOperator, action: "create enrollment tokens",
+			summary: "Create an enrollment token; its secret is in this response only", status: http.StatusCreated,
+			ep: handle(s.createEnrollmentToken)},
+		{method: "DELETE", path: "/api/v1/fleets/{fleet}/enrollment-tokens/{id}", access: fleetRole, role: store.RoleOperator, action: "delete enrollment tokens",
+			summary: "Delete an enrollment token", ep: handle(s.deleteEnrollmentToken)},
+		{method: "GET", path: "/api/v1/devices/{id}", access: fleetRole, role: store.RoleAuditor, action: "see this device",
+			summary: "One device", ep: handle(s.getDevice)},
+		{method: "PUT", path: "/api/v1/devices/{id}/labels", access: fleetRole, role: store.RoleOperator, action: "change labels",
+			summary: "Replace a device's labels", ep: handle(s.setLabels)},
+		{method: "DELETE", path: "/api/v1/devices/{id}", access: fleetRole, role: store.RoleOwner, action: "delete devices",
+			summary: "Delete a device; it must enroll again to come back", ep: handle(s.deleteDevice)},
+	}
+}
+
+// newMux registers every route, and a fallback that answers unknown paths
+// and wrong methods in the API's JSON error form.
+func (s *Server) newMux() *http.ServeMux {
+	mux := http.NewServeMux()
+	for i := range s.routes {
+		rt := &s.routes[i]
+		mux.Handle(rt.pattern(), s.serveRoute(rt))
+	}
+	mux.Handle(fallbackPattern, s.fallback(mux))
+	return mux
+}
+
+// serveRoute authenticates and authorizes a call to rt as far as the route
+// table says, then runs its endpoint. Fleet roles are checked by the
+// handler, which knows the fleet.
+func (s *Server) serveRoute(rt *route) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		ri := infoFrom(r.Context())
+		ri.route, ri.quiet = rt.pattern(), rt.quiet
+		if rt.ep.raw != nil {
+			rt.ep.raw.ServeHTTP(w, r)
+			return
+		}
+		c := &call{s: s, w: w, r: r, ctx: r.Context(), route: rt}
+		out, err := c.run()
+		if err != nil {
+			s.writeError(w, r, err)
+			return
+		}
+		if rt.ep.resp == nil {
+			w.WriteHeader(rt.successStatus())
+			return
+		}
+		writeJSON(w, rt.successStatus(), out)
+	})
+}
+
+func (c *call) run() (any, error) {
+	if c.route.access != public {
+		if err := c.authenticate(); err != nil {
+			return nil, err
+		}
+	}
+	if c.route.access == adminOnly && !c.user.Admin {
+		return nil, forbidden("only an administrator can %s", c.route.action)
+	}
+	if err := c.checkQuery(); err != nil {
+		return nil, err
+	}
+	return c.route.ep.serve(c)
+}
+
+// checkQuery refuses query parameters the route does not document: a
+// misspelt filter must not silently match everything.
+func (c *call) checkQuery() error {
+	var known []string
+	for _, p := range c.route.query {
+		known = append(known, p.name)
+	}
+	for k := range c.r.URL.Query() {
+		if slices.Contains(known, k) {
+			continue
+		}
+		if len(known) == 0 {
+			return badRequest("%s takes no query parameters; remove %q", c.route.path, k)
+		}
+		return badRequest("unknown query parameter %q; %s takes %s", k, c.route.path, strings.Join(known, ", "))
+	}
+	return nil
+}
+
+// fallbackPattern matches what no route does.
+const fallbackPattern = "/"
+
+// fallback answers requests no route matched: 405 with Allow when the path
+// exists under other methods, else 404.
+func (s *Server) fallback(mux *http.ServeMux) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		var allow []string
+		for _, m := range []string{"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE"} {
+			probe := r.Clone(r.Context())
+			probe.Method = m
+			if _, p := mux.Handler(probe); p != fallbackPattern {
+				allow = append(allow, m)
+			}
+		}
+		if len(allow) == 0 {
+			s.writeError(w, r, notFound("%s %s", noRouteMessage, r.URL.Path))
+			return
+		}
+		err := errorf(http.StatusMethodNotAllowed, apitype.CodeMethodNotAllow,
+			"%s %s does not take %s; it takes %s", noRoutePath, r.URL.Path, r.Method, strings.Join(allow, ", "))
+		err.header = http.Header{"Allow": {strings.Join(allow, ", ")}}
+		s.writeError(w, r, err)
+	})
+}
+
+// The fallback's messages, which tests tell apart from handlers' own 404s.
+const (
+	noRouteMessage = "this server has no API path"
+	noRoutePath    = "the API path"
+)

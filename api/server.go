@@ -1,0 +1,161 @@
+// Package api serves Porthole's HTTPS API: the /api/v1 handlers that
+// engineers, administrators and enrolling devices call, the OpenAPI document
+// that describes them (/api/v1/openapi.json), and the operator endpoints
+// /healthz, /readyz and /metrics.
+//
+// One route table (routes.go) drives both the handlers' registration and the
+// OpenAPI document, so the two cannot drift. Every route names who may call
+// it; fleet-scoped routes name the least fleet role they need, and a device
+// or fleet the caller has no role in answers 404 exactly as a missing one
+// does, so no caller learns what exists in fleets not their own.
+package api
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+
+	"github.com/porthole/porthole/ca"
+	"github.com/porthole/porthole/store"
+)
+
+// Config configures a Server. Store and Keys are required; every other
+// field has a working zero value.
+type Config struct {
+	// Store holds all state. Required.
+	Store store.Store
+	// Keys sign device host certificates and are handed (public halves
+	// only) to devices at enrollment. Required.
+	Keys *ca.Keys
+	// Logger receives one line per request and the causes of internal
+	// errors. Nil: discarded.
+	Logger *slog.Logger
+	// Registry receives the API's metrics and is served at /metrics; the
+	// API adds only its own collectors to it. Nil: a new registry with the
+	// Go and process collectors too.
+	Registry *prometheus.Registry
+
+	// BrokerURL (mqtts://host:port) and RelayAddr (host:port) are told to
+	// devices at enrollment. Empty: told as empty, for a server that runs
+	// neither role yet.
+	BrokerURL string
+	RelayAddr string
+
+	// TokenTTL is how long a login lasts. Zero: 12 hours.
+	TokenTTL time.Duration
+	// Now is the clock. Nil: time.Now.
+	Now func() time.Time
+	// MaxBodyBytes bounds every request body. Zero: 64 KiB.
+	MaxBodyBytes int64
+
+	// LoginFailuresPerAccount is how many failed logins one account may
+	// collect within LimitWindow before further attempts are refused with
+	// 429. Zero: 5.
+	LoginFailuresPerAccount int
+	// LoginFailuresPerAddress is the same bound per client address, across
+	// accounts. Zero: 20.
+	LoginFailuresPerAddress int
+	// EnrollFailuresPerAddress bounds failed enrollments (bad, expired or
+	// used-up tokens) per client address. Zero: 20.
+	EnrollFailuresPerAddress int
+	// LimitWindow is the sliding window of the three limits above. Zero:
+	// 15 minutes.
+	LimitWindow time.Duration
+}
+
+// Defaults for the zero values of Config.
+const (
+	DefaultTokenTTL                 = 12 * time.Hour
+	DefaultMaxBodyBytes             = 64 << 10
+	DefaultLoginFailuresPerAccount  = 5
+	DefaultLoginFailuresPerAddress  = 20
+	DefaultEnrollFailuresPerAddress = 20
+	DefaultLimitWindow              = 15 * time.Minute
+)
+
+// hostCertValidity is how long a device's host certificate lasts.
+const hostCertValidity = 365 * 24 * time.Hour
+
+// Server is the API. Create it with New; it is safe for concurrent use.
+type Server struct {
+	store     store.Store
+	keys      *ca.Keys
+	logger    *slog.Logger
+	registry  *prometheus.Registry
+	metrics   *metrics
+	brokerURL string
+	relayAddr string
+	tokenTTL  time.Duration
+	now       func() time.Time
+	maxBody   int64
+
+	loginByAccount *failureLimiter
+	loginByAddress *failureLimiter
+	enrollByAddr   *failureLimiter
+
+	routes  []route
+	openapi []byte // the OpenAPI document, built from routes
+	handler http.Handler
+}
+
+// New checks cfg, fills its defaults and builds the API's handler.
+func New(cfg Config) (*Server, error) {
+	if cfg.Store == nil {
+		return nil, errors.New("api: Config.Store is required")
+	}
+	if cfg.Keys == nil {
+		return nil, errors.New("api: Config.Keys is required")
+	}
+	s := &Server{
+		store:     cfg.Store,
+		keys:      cfg.Keys,
+		logger:    cfg.Logger,
+		registry:  cfg.Registry,
+		brokerURL: cfg.BrokerURL,
+		relayAddr: cfg.RelayAddr,
+		tokenTTL:  orDefault(cfg.TokenTTL, DefaultTokenTTL),
+		now:       cfg.Now,
+		maxBody:   orDefault(cfg.MaxBodyBytes, DefaultMaxBodyBytes),
+	}
+	if s.logger == nil {
+		s.logger = slog.New(slog.DiscardHandler)
+	}
+	if s.now == nil {
+		s.now = time.Now
+	}
+	if s.registry == nil {
+		s.registry = prometheus.NewRegistry()
+		s.registry.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	}
+	m, err := newMetrics(s.registry)
+	if err != nil {
+		return nil, fmt.Errorf("api: registering metrics: %w", err)
+	}
+	s.metrics = m
+	window := orDefault(cfg.LimitWindow, DefaultLimitWindow)
+	s.loginByAccount = newFailureLimiter(orDefault(cfg.LoginFailuresPerAccount, DefaultLoginFailuresPerAccount), window)
+	s.loginByAddress = newFailureLimiter(orDefault(cfg.LoginFailuresPerAddress, DefaultLoginFailuresPerAddress), window)
+	s.enrollByAddr = newFailureLimiter(orDefault(cfg.EnrollFailuresPerAddress, DefaultEnrollFailuresPerAddress), window)
+	s.routes = s.routeTable()
+	if s.openapi, err = openAPI(s.routes); err != nil {
+		return nil, fmt.Errorf("api: building the OpenAPI document: %w", err)
+	}
+	s.handler = s.instrument(s.newMux())
+	return s, nil
+}
+
+// Handler returns the API's HTTP handler, to be served over TLS.
+func (s *Server) Handler() http.Handler { return s.handler }
+
+func orDefault[T comparable](v, def T) T {
+	var zero T
+	if v == zero {
+		return def
+	}
+	return v
+}

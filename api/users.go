@@ -1,0 +1,95 @@
+package api
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/porthole/porthole/apitype"
+	"github.com/porthole/porthole/auth"
+	"github.com/porthole/porthole/store"
+)
+
+// minPasswordLen is the shortest password a user may be given. Generated
+// ones are much longer.
+const minPasswordLen = 12
+
+// totpIssuer names the service in authenticator apps.
+const totpIssuer = "Porthole"
+
+// CreateUser makes a user who logs in with email, password and a new TOTP
+// secret, and returns the secret as an otpauth:// URI for an authenticator
+// app. It is how `portholed init` and `portholed dev` make the first
+// administrator; the API's POST /api/v1/users does the same. Errors are
+// sentences fit for the person who chose the email and password: an invalid
+// email, a password shorter than 12 characters, an email already taken
+// (wrapping store.ErrConflict).
+func CreateUser(ctx context.Context, st store.Store, email, password string, admin bool) (*store.User, string, error) {
+	return createUser(ctx, st, email, password, admin, time.Now())
+}
+
+func createUser(ctx context.Context, st store.Store, email, password string, admin bool, now time.Time) (*store.User, string, error) {
+	email, err := normalizeEmail(email)
+	if err != nil {
+		return nil, "", err
+	}
+	if len(password) < minPasswordLen {
+		return nil, "", badRequest("the password is too short: use at least %d characters, or leave it empty to have one generated", minPasswordLen)
+	}
+	hash, err := auth.HashPassword(password)
+	if err != nil {
+		return nil, "", fmt.Errorf("hashing the password: %w", err)
+	}
+	secret, uri, err := auth.NewTOTP(totpIssuer, email)
+	if err != nil {
+		return nil, "", fmt.Errorf("making a TOTP secret: %w", err)
+	}
+	u := &store.User{Email: email, PasswordHash: hash, TOTPSecret: secret, Admin: admin, CreatedAt: now.UTC()}
+	if err := st.CreateUser(ctx, u); errors.Is(err, store.ErrConflict) {
+		e := conflict("a user with email %s already exists", email)
+		e.wrapped = err
+		return nil, "", e
+	} else if err != nil {
+		return nil, "", fmt.Errorf("storing user %s: %w", email, err)
+	}
+	return u, uri, nil
+}
+
+// createUser is POST /api/v1/users: the new user's generated password (if
+// none was given) and TOTP secret are in this answer only.
+func (s *Server) createUser(c *call, req *apitype.CreateUserRequest) (apitype.CreateUserResponse, error) {
+	password, generated := req.Password, req.Password == ""
+	if generated {
+		password = auth.GeneratePassword()
+	}
+	u, uri, err := createUser(c.ctx, s.store, req.Email, password, req.Admin, s.now())
+	if err != nil {
+		return apitype.CreateUserResponse{}, err
+	}
+	s.logger.Info("user created", "request_id", requestID(c.ctx), "by", c.user.ID, "user", u.ID, "email", u.Email, "admin", u.Admin)
+	resp := apitype.CreateUserResponse{User: apiUser(u, nil), TOTPURI: uri}
+	if generated {
+		resp.Password = password
+	}
+	return resp, nil
+}
+
+// me is GET /api/v1/me.
+func (s *Server) me(c *call, _ *none) (apitype.User, error) {
+	ms, err := s.store.Memberships(c.ctx, c.user.ID)
+	if err != nil {
+		return apitype.User{}, fmt.Errorf("listing the caller's roles: %w", err)
+	}
+	return apiUser(c.user, ms), nil
+}
+
+// listUsers is GET /api/v1/users. Roles are left out (one query per user);
+// a fleet's members list has them.
+func (s *Server) listUsers(c *call, _ *none) ([]apitype.User, error) {
+	us, err := s.store.ListUsers(c.ctx)
+	if err != nil {
+		return nil, fmt.Errorf("listing users: %w", err)
+	}
+	return convertAll(us, func(u *store.User) apitype.User { return apiUser(u, nil) }), nil
+}
