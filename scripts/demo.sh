@@ -20,7 +20,16 @@ trap cleanup EXIT
 trap 'exit 130' INT TERM
 
 step() { printf '\n\033[1m==> %s\033[0m\n' "$*"; }
-run() { printf '$ %s\n' "$*"; "$@"; }
+# Show commands as a person would type them: without bin/ and with the
+# long secrets in variables.
+run() {
+  local shown="$*"
+  shown=${shown//$BIN\//}
+  shown=${shown//$enroll_token/\$TOKEN}
+  shown=${shown//$PORTHOLE_FINGERPRINT/\$PORTHOLE_FINGERPRINT}
+  printf '$ %s\n' "$shown"
+  "$@"
+}
 
 step "Starting a throw-away Porthole server (portholed dev)"
 "$BIN/portholed" dev --listen 127.0.0.1:0 >"$work/dev.out" 2>"$work/dev.err" &
@@ -37,6 +46,7 @@ PORTHOLE_SERVER=$(get PORTHOLE_SERVER)
 PORTHOLE_TOKEN=$(get PORTHOLE_TOKEN)
 PORTHOLE_FINGERPRINT=$(get PORTHOLE_FINGERPRINT)
 enroll_token=$(get PORTHOLE_ENROLL_TOKEN)
+echo "enrollment token for fleet dev: \$TOKEN=$enroll_token"
 # The CLI keeps its login here, not in your home directory.
 export XDG_CONFIG_HOME="$work/config"
 echo "server $PORTHOLE_SERVER (pid $server_pid), certificate $PORTHOLE_FINGERPRINT"

@@ -1,0 +1,48 @@
+package daemoncmd
+
+import (
+	"fmt"
+	"log/slog"
+	"net"
+	"os/signal"
+	"syscall"
+
+	"github.com/porthole/porthole/daemon"
+	"github.com/spf13/cobra"
+)
+
+func newServe(stdio IO) *cobra.Command {
+	var configPath string
+	cmd := &cobra.Command{
+		Use:   "serve --config FILE",
+		Short: "Run the server from a config file",
+		Long: `serve runs the Porthole server with the config file that init wrote (or your
+own; unknown keys are errors). It stops cleanly on SIGINT or SIGTERM.`,
+		Example: `  portholed serve --config /var/lib/portholed/portholed.yaml`,
+		Args:    cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			cfg, err := daemon.LoadConfig(configPath)
+			if err != nil {
+				return err
+			}
+			logger := daemon.NewLogger(stdio.Err, cfg.Log)
+			ctx, stop := signal.NotifyContext(cmd.Context(), syscall.SIGINT, syscall.SIGTERM)
+			defer stop()
+			srv, err := daemon.Open(ctx, cfg, logger)
+			if err != nil {
+				return err
+			}
+			defer srv.Close()
+			ln, err := net.Listen("tcp", cfg.Listen)
+			if err != nil {
+				return fmt.Errorf("listening on %s: %w", cfg.Listen, err)
+			}
+			err = srv.Serve(ctx, ln)
+			logger.Info("stopped", slog.Any("err", err))
+			return err
+		},
+	}
+	cmd.Flags().StringVar(&configPath, "config", "", "config file (YAML), e.g. DATA_DIR/portholed.yaml (required)")
+	_ = cmd.MarkFlagRequired("config")
+	return cmd
+}

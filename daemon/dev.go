@@ -1,0 +1,171 @@
+package daemon
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"os"
+	"time"
+
+	"github.com/porthole/porthole/api"
+	"github.com/porthole/porthole/auth"
+	"github.com/porthole/porthole/ca"
+	"github.com/porthole/porthole/store"
+)
+
+// DevOptions are the inputs of `portholed dev`.
+type DevOptions struct {
+	// Listen is the API's address. Empty: 127.0.0.1:8443. Use
+	// 127.0.0.1:0 for a free port (the printed PORTHOLE_SERVER tells it).
+	Listen string
+	// Fleet is the fleet made for you. Empty: "dev".
+	Fleet string
+	// Logger receives the server log. Nil: discarded.
+	Logger *slog.Logger
+}
+
+// DevCredentials is what `portholed dev` prints: everything needed to use
+// the throw-away server at once.
+type DevCredentials struct {
+	Server          string // https://127.0.0.1:PORT
+	Token           string // an admin's API token
+	Fingerprint     string // the self-signed certificate's pin
+	Fleet           string
+	EnrollmentToken string // multi-use, for Fleet
+	AdminEmail      string
+	AdminPassword   string
+	TOTPURI         string
+	DataDir         string
+}
+
+// Dev runs a complete server with throw-away state (a temporary data dir,
+// removed on return) on loopback, like `vault server -dev`. Once it is
+// serving, ready receives the credentials to print. It returns when ctx is
+// done.
+func Dev(ctx context.Context, opts DevOptions, ready func(DevCredentials)) error {
+	logger := opts.Logger
+	if logger == nil {
+		logger = discardLogger()
+	}
+	if opts.Listen == "" {
+		opts.Listen = "127.0.0.1:8443"
+	}
+	if opts.Fleet == "" {
+		opts.Fleet = "dev"
+	}
+	dir, err := os.MkdirTemp("", "portholed-dev-")
+	if err != nil {
+		return fmt.Errorf("making the throw-away data dir: %w", err)
+	}
+	defer os.RemoveAll(dir)
+
+	ln, err := net.Listen("tcp", opts.Listen)
+	if err != nil {
+		return fmt.Errorf("listening on %s (is another portholed running? try --listen 127.0.0.1:0): %w", opts.Listen, err)
+	}
+	defer ln.Close()
+	addr := ln.Addr().(*net.TCPAddr)
+	if err := ca.Generate(dir, []string{"127.0.0.1", "localhost"}); err != nil {
+		return fmt.Errorf("making keys: %w", err)
+	}
+	cfg := &Config{
+		DataDir:   dir,
+		Listen:    addr.String(),
+		PublicURL: fmt.Sprintf("https://127.0.0.1:%d", addr.Port),
+	}
+	// Devices in dev mode are told loopback addresses for the broker and
+	// relay; those roles arrive with the control-channel and data-path work.
+	if err := cfg.Validate(); err != nil {
+		return err
+	}
+	srv, err := Open(ctx, cfg, logger)
+	if err != nil {
+		return err
+	}
+	defer srv.Close()
+
+	creds, err := seedDev(ctx, srv, opts.Fleet)
+	if err != nil {
+		return fmt.Errorf("seeding the dev server: %w", err)
+	}
+	creds.Server = cfg.PublicURL
+	creds.DataDir = dir
+
+	served := make(chan error, 1)
+	go func() { served <- srv.Serve(ctx, ln) }()
+	ready(creds)
+	return <-served
+}
+
+// seedDev makes an admin, a fleet, an admin token and a multi-use
+// enrollment token.
+func seedDev(ctx context.Context, srv *Server, fleetName string) (DevCredentials, error) {
+	st := srv.Store()
+	now := time.Now().UTC()
+	c := DevCredentials{
+		AdminEmail:    "admin@porthole.dev",
+		AdminPassword: auth.GeneratePassword(),
+		Fleet:         fleetName,
+		Fingerprint:   srv.Keys().TLSFingerprint(),
+	}
+	admin, uri, err := api.CreateUser(ctx, st, c.AdminEmail, c.AdminPassword, true)
+	if err != nil {
+		return c, err
+	}
+	c.TOTPURI = uri
+	fleet := &store.Fleet{Name: fleetName, CreatedAt: now}
+	if err := st.CreateFleet(ctx, fleet); err != nil {
+		return c, err
+	}
+	secret, hash := auth.NewSecret("pht")
+	if err := st.CreateToken(ctx, &store.Token{
+		UserID: admin.ID, Hash: hash, Name: "portholed dev",
+		CreatedAt: now, ExpiresAt: now.Add(7 * 24 * time.Hour),
+	}); err != nil {
+		return c, err
+	}
+	c.Token = secret
+	esecret, ehash := auth.NewSecret("phe")
+	if err := st.CreateEnrollmentToken(ctx, &store.EnrollmentToken{
+		FleetID: fleet.ID, Hash: ehash, UsesLeft: 100, MaxUses: 100,
+		CreatedBy: admin.ID, CreatedAt: now, ExpiresAt: now.Add(24 * time.Hour),
+	}); err != nil {
+		return c, err
+	}
+	c.EnrollmentToken = esecret
+	return c, nil
+}
+
+// PrintDevBanner writes what `portholed dev` shows: a loud warning, the
+// environment lines scripts grep for (PORTHOLE_SERVER=..., PORTHOLE_TOKEN=...),
+// and the exact enroll command for a device.
+func PrintDevBanner(w io.Writer, c DevCredentials) {
+	fmt.Fprintf(w, `==> Porthole dev server is running.
+
+WARNING! Dev mode: everything lives in %s and is deleted when
+this process exits. Loopback only, a self-signed certificate. Do not use it
+for real devices.
+
+Point the porthole CLI at it:
+
+PORTHOLE_SERVER=%s
+PORTHOLE_TOKEN=%s
+PORTHOLE_FINGERPRINT=%s
+
+  (export those three, then try: porthole devices)
+
+Enroll a device into fleet %q (token good for 100 devices, 24 h):
+
+PORTHOLE_ENROLL_TOKEN=%s
+
+  porthole-agent enroll --server %s --token %s --fingerprint %s --name dev1 --state ./dev1-state
+
+Admin login for `+"`porthole login`"+`: %s / %s
+TOTP secret: %s
+`, c.DataDir, c.Server, c.Token, c.Fingerprint, c.Fleet, c.EnrollmentToken,
+		c.Server, c.EnrollmentToken, c.Fingerprint, c.AdminEmail, c.AdminPassword, c.TOTPURI)
+}
+
+func discardLogger() *slog.Logger { return slog.New(slog.DiscardHandler) }

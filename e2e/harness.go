@@ -1,0 +1,184 @@
+// Package e2e runs Porthole's real binaries end to end: it builds them once
+// per test process, starts servers and agents as child processes, and feeds
+// the CLI on its standard input the way a person would.
+package e2e
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+)
+
+// Binaries are the paths of the built programs.
+type Binaries struct {
+	Server, Agent, CLI string
+}
+
+// Build compiles portholed, porthole-agent and porthole into dir.
+func Build(ctx context.Context, dir string) (Binaries, error) {
+	_, here, _, _ := runtime.Caller(0)
+	root := filepath.Dir(filepath.Dir(here))
+	cmd := exec.CommandContext(ctx, "go", "build", "-o", dir+"/", "./cmd/portholed", "./cmd/porthole-agent", "./cmd/porthole")
+	cmd.Dir = root
+	cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
+	if out, err := cmd.CombinedOutput(); err != nil {
+		return Binaries{}, fmt.Errorf("go build: %w\n%s", err, out)
+	}
+	return Binaries{
+		Server: filepath.Join(dir, "portholed"),
+		Agent:  filepath.Join(dir, "porthole-agent"),
+		CLI:    filepath.Join(dir, "porthole"),
+	}, nil
+}
+
+// Env is a set of environment variables for child processes, on top of a
+// minimal base (PATH, HOME in a temp dir) so the developer's own login and
+// config never leak into a test.
+type Env map[string]string
+
+func (e Env) list() []string {
+	out := []string{"PATH=" + os.Getenv("PATH")}
+	for k, v := range e {
+		out = append(out, k+"="+v)
+	}
+	return out
+}
+
+// Result is what a finished command printed.
+type Result struct {
+	Stdout, Stderr string
+	Err            error // nil or *exec.ExitError
+}
+
+// Run runs a command to completion with stdin as its input, within 60 s.
+func Run(t testing.TB, env Env, stdin string, name string, args ...string) Result {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, name, args...)
+	cmd.Env = env.list()
+	cmd.Stdin = strings.NewReader(stdin)
+	var out, errb bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &errb
+	err := cmd.Run()
+	return Result{Stdout: out.String(), Stderr: errb.String(), Err: err}
+}
+
+// MustRun is Run that fails the test when the command fails.
+func MustRun(t testing.TB, env Env, stdin string, name string, args ...string) Result {
+	t.Helper()
+	r := Run(t, env, stdin, name, args...)
+	if r.Err != nil {
+		t.Fatalf("%s %s: %v\nstdout:\n%s\nstderr:\n%s", filepath.Base(name), strings.Join(args, " "), r.Err, r.Stdout, r.Stderr)
+	}
+	return r
+}
+
+// Proc is a long-running child process, stopped when the test ends.
+type Proc struct {
+	cmd  *exec.Cmd
+	out  syncBuffer
+	errb syncBuffer
+	done chan struct{}
+}
+
+// Start starts a command in the background; the test's cleanup interrupts
+// it and waits for it to exit.
+func Start(t testing.TB, env Env, name string, args ...string) *Proc {
+	t.Helper()
+	p := &Proc{cmd: exec.Command(name, args...), done: make(chan struct{})}
+	p.cmd.Env = env.list()
+	p.cmd.Stdout, p.cmd.Stderr = &p.out, &p.errb
+	if err := p.cmd.Start(); err != nil {
+		t.Fatalf("starting %s: %v", name, err)
+	}
+	go func() { _ = p.cmd.Wait(); close(p.done) }()
+	t.Cleanup(func() { p.Stop(t) })
+	return p
+}
+
+// Stop interrupts the process and waits up to 10 s for it to exit before
+// killing it.
+func (p *Proc) Stop(t testing.TB) {
+	select {
+	case <-p.done:
+		return
+	default:
+	}
+	_ = p.cmd.Process.Signal(os.Interrupt)
+	select {
+	case <-p.done:
+	case <-time.After(10 * time.Second):
+		t.Errorf("%s did not stop within 10 s of SIGINT; killing it", p.cmd.Path)
+		_ = p.cmd.Process.Kill()
+		<-p.done
+	}
+}
+
+// Stdout and Stderr return what the process printed so far.
+func (p *Proc) Stdout() string { return p.out.String() }
+func (p *Proc) Stderr() string { return p.errb.String() }
+
+// Exited reports whether the process has ended.
+func (p *Proc) Exited() bool {
+	select {
+	case <-p.done:
+		return true
+	default:
+		return false
+	}
+}
+
+// WaitFor polls cond every 20 ms until it holds or timeout passes, then
+// fails the test with what.
+func WaitFor(t testing.TB, timeout time.Duration, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out after %v waiting for %s", timeout, what)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// FreePort returns a TCP port on 127.0.0.1 that was free a moment ago.
+func FreePort(t testing.TB) int {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	return ln.Addr().(*net.TCPAddr).Port
+}
+
+// syncBuffer is a bytes.Buffer safe for a writer goroutine and readers.
+type syncBuffer struct {
+	mu  sync.Mutex // guards buf
+	buf bytes.Buffer
+}
+
+var _ io.Writer = (*syncBuffer)(nil)
+
+func (b *syncBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *syncBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
+}
