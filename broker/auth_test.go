@@ -45,41 +45,54 @@ func TestConnectRefused(t *testing.T) {
 	stranger := device{fleet: "acme", name: "dev-1", priv: strangerKey} // right name, wrong key
 	unknown := device{fleet: "acme", name: "nobody", priv: dev.priv}
 
+	// as is the CONNECT of the device named by d, with a given password;
+	// edit changes it further.
+	as := func(d device, password []byte, edit ...func(*paho.Connect)) *paho.Connect {
+		cp := &paho.Connect{ClientID: d.username(), Username: d.username(), Password: password}
+		for _, e := range edit {
+			e(cp)
+		}
+		return cp
+	}
 	at := func(d device, when time.Time) []byte {
 		return []byte(control.DevicePassword(d.priv, d.fleet, d.name, when))
 	}
+	good := func() []byte { return []byte(dev.password()) }
 	now := time.Now()
 	bad := packets.ErrBadUsernameOrPassword.Code
 
 	for _, tt := range []struct {
 		name string
-		cp   paho.Connect
+		cp   *paho.Connect
 		want byte
 	}{
-		{"wrong key", paho.Connect{ClientID: dev.username(), Username: dev.username(), Password: []byte(stranger.password())}, bad},
-		{"stale password", paho.Connect{ClientID: dev.username(), Username: dev.username(), Password: at(dev, now.Add(-11*time.Minute))}, bad},
-		{"password from the future", paho.Connect{ClientID: dev.username(), Username: dev.username(), Password: at(dev, now.Add(11*time.Minute))}, bad},
-		{"other device's name", paho.Connect{ClientID: other.username(), Username: other.username(), Password: []byte(dev.password())}, bad},
-		{"other device's password", paho.Connect{ClientID: dev.username(), Username: dev.username(), Password: []byte(other.password())}, bad},
-		{"unknown device", paho.Connect{ClientID: unknown.username(), Username: unknown.username(), Password: []byte(unknown.password())}, bad},
-		{"deleted device", paho.Connect{ClientID: deleted.username(), Username: deleted.username(), Password: []byte(deleted.password())}, bad},
-		{"no password", paho.Connect{ClientID: dev.username(), Username: dev.username()}, bad},
-		{"empty password", paho.Connect{ClientID: dev.username(), Username: dev.username(), Password: []byte{}}, packets.ErrProtocolViolationFlagNoPassword.Code},
-		{"malformed password", paho.Connect{ClientID: dev.username(), Username: dev.username(), Password: []byte("hunter2")}, bad},
-		{"username without device", paho.Connect{Username: "acme", Password: []byte(dev.password())}, bad},
-		{"wildcard username", paho.Connect{Username: "acme/+", Password: []byte(dev.password())}, bad},
-		{"extra level", paho.Connect{Username: "acme/dev-1/x", Password: []byte(dev.password())}, bad},
-		{"inline client id", paho.Connect{ClientID: "inline", Username: dev.username(), Password: []byte(dev.password())}, packets.ErrClientIdentifierNotValid.Code},
-		{"other device's client id", paho.Connect{ClientID: other.username(), Username: dev.username(), Password: []byte(dev.password())}, packets.ErrClientIdentifierNotValid.Code},
-		{"will on other device's state", paho.Connect{ClientID: dev.username(), Username: dev.username(), Password: []byte(dev.password()),
-			WillMessage: &paho.WillMessage{Topic: other.stateTopic(), Payload: []byte("offline"), Retain: true}}, packets.ErrNotAuthorized.Code},
-		{"will on own cmd", paho.Connect{ClientID: dev.username(), Username: dev.username(), Password: []byte(dev.password()),
-			WillMessage: &paho.WillMessage{Topic: dev.cmdTopic(), Payload: []byte("x")}}, packets.ErrNotAuthorized.Code},
-		{"enhanced auth", paho.Connect{ClientID: dev.username(), Username: dev.username(), Password: []byte(dev.password()),
-			Properties: &paho.ConnectProperties{AuthMethod: "SCRAM-SHA-1"}}, packets.ErrBadAuthenticationMethod.Code},
+		{"wrong key", as(dev, []byte(stranger.password())), bad},
+		{"stale password", as(dev, at(dev, now.Add(-11*time.Minute))), bad},
+		{"password from the future", as(dev, at(dev, now.Add(11*time.Minute))), bad},
+		{"other device's name", as(other, good()), bad},
+		{"other device's password", as(dev, []byte(other.password())), bad},
+		{"unknown device", as(unknown, []byte(unknown.password())), bad},
+		{"deleted device", as(deleted, []byte(deleted.password())), bad},
+		{"no password", as(dev, nil), bad},
+		{"empty password", as(dev, []byte{}), packets.ErrProtocolViolationFlagNoPassword.Code},
+		{"malformed password", as(dev, []byte("hunter2")), bad},
+		{"username without device", &paho.Connect{Username: "acme", Password: good()}, bad},
+		{"wildcard username", &paho.Connect{Username: "acme/+", Password: good()}, bad},
+		{"extra level", &paho.Connect{Username: "acme/dev-1/x", Password: good()}, bad},
+		{"inline client id", as(dev, good(), func(cp *paho.Connect) { cp.ClientID = "inline" }), packets.ErrClientIdentifierNotValid.Code},
+		{"other device's client id", as(dev, good(), func(cp *paho.Connect) { cp.ClientID = other.username() }), packets.ErrClientIdentifierNotValid.Code},
+		{"will on other device's state", as(dev, good(), func(cp *paho.Connect) {
+			cp.WillMessage = &paho.WillMessage{Topic: other.stateTopic(), Payload: []byte("offline"), Retain: true}
+		}), packets.ErrNotAuthorized.Code},
+		{"will on own cmd", as(dev, good(), func(cp *paho.Connect) {
+			cp.WillMessage = &paho.WillMessage{Topic: dev.cmdTopic(), Payload: []byte("x")}
+		}), packets.ErrNotAuthorized.Code},
+		{"enhanced auth", as(dev, good(), func(cp *paho.Connect) {
+			cp.Properties = &paho.ConnectProperties{AuthMethod: "SCRAM-SHA-1"}
+		}), packets.ErrBadAuthenticationMethod.Code},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
-			_, ca, err := tb.connect(t, &tt.cp)
+			_, ca, err := tb.connect(t, tt.cp)
 			if err == nil {
 				t.Fatalf("Connect succeeded; want refused with %#x", tt.want)
 			}
@@ -100,8 +113,9 @@ func TestWillOnOwnState(t *testing.T) {
 	t.Parallel()
 	tb := startBroker(t, nil)
 	d := tb.enroll(t, "acme", "dev-1")
-	_, _, err := tb.connect(t, &paho.Connect{ClientID: d.username(), Username: d.username(), Password: []byte(d.password()),
-		WillMessage: &paho.WillMessage{Topic: d.stateTopic(), Payload: []byte("offline"), Retain: true, QoS: 1}})
+	cp := d.login()
+	cp.WillMessage = &paho.WillMessage{Topic: d.stateTopic(), Payload: []byte("offline"), Retain: true, QoS: 1}
+	_, _, err := tb.connect(t, cp)
 	if err != nil {
 		t.Fatalf("Connect with will on own state topic: %v", err)
 	}
@@ -114,7 +128,7 @@ func TestRegistryDown(t *testing.T) {
 	tb := startBroker(t, nil)
 	d := tb.enroll(t, "acme", "dev-1")
 	tb.reg.fail(errors.New("database is down"))
-	_, ca, err := tb.connect(t, &paho.Connect{ClientID: d.username(), Username: d.username(), Password: []byte(d.password())})
+	_, ca, err := tb.connect(t, d.login())
 	if err == nil || ca == nil || ca.ReasonCode != packets.ErrServerUnavailable.Code {
 		t.Errorf("Connect = %+v, %v; want CONNACK reason %#x", ca, err, packets.ErrServerUnavailable.Code)
 	}
@@ -162,11 +176,7 @@ func TestTakeover(t *testing.T) {
 	first := tb.connectDevice(t, d)
 	tb.presence.waitEvents(t, "+acme/dev-1")
 	second := tb.connectDevice(t, d)
-	select {
-	case <-first.Done():
-	case <-time.After(waitTimeout):
-		t.Fatal("the first connection is still up after the device connected again")
-	}
+	first.waitGone(t, "the first connection is still up after the device connected again")
 	tb.waitConns(t, 1)
 	tb.presence.waitEvents(t, "+acme/dev-1", "+acme/dev-1")
 
@@ -204,9 +214,5 @@ func TestOversizedPacket(t *testing.T) {
 	d := tb.enroll(t, "acme", "dev-1")
 	c := tb.connectDevice(t, d)
 	_, _ = c.publish(t, d.stateTopic(), string(make([]byte, defaultMaxPacketSize)), 0)
-	select {
-	case <-c.Done():
-	case <-time.After(waitTimeout):
-		t.Fatal("the broker kept the connection after an oversized packet")
-	}
+	c.waitGone(t, "the broker kept the connection after an oversized packet")
 }

@@ -43,11 +43,7 @@ func TestClose(t *testing.T) {
 	if err := tb.serveResult(t); !errors.Is(err, ErrClosed) {
 		t.Errorf("Serve = %v; want ErrClosed", err)
 	}
-	select {
-	case <-c.Done():
-	case <-time.After(waitTimeout):
-		t.Error("the device is still connected after Close")
-	}
+	c.waitGone(t, "the device is still connected after Close")
 	waitClosed(t, handshaking)
 
 	// Everything after Close refuses, and Close stays idempotent.

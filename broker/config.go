@@ -22,6 +22,8 @@ var ErrUnknownDevice = errors.New("broker: unknown device")
 type PresenceHandler interface {
 	// DeviceConnected: the device has an established session (each new
 	// connection, including one that replaces the device's previous one).
+	// It has not subscribed yet, so a command published now is lost: wait
+	// for its "online" state before sending it anything.
 	DeviceConnected(fleet, device string, at time.Time)
 	// DeviceDisconnected: the device's connection ended (clean disconnect,
 	// dropped TCP, keep-alive timeout, broker shutdown) and no newer one has

@@ -224,14 +224,21 @@ type client struct {
 	received chan *paho.Publish
 }
 
-// connect logs in with cp (as a clean session, sending a password only if
-// cp.Password is not nil) and returns the client, or the CONNACK and error of a refusal.
+// connect logs in over TCP with cp; see connectOver.
 func (tb *testBroker) connect(t testing.TB, cp *paho.Connect) (*client, *paho.Connack, error) {
 	t.Helper()
 	conn, err := net.Dial("tcp", tb.addr)
 	if err != nil {
 		t.Fatal(err)
 	}
+	return connectOver(t, conn, cp)
+}
+
+// connectOver logs in on conn with cp (as a clean session, sending a
+// password only if cp.Password is not nil) and returns the client, or the
+// CONNACK and error of a refusal.
+func connectOver(t testing.TB, conn net.Conn, cp *paho.Connect) (*client, *paho.Connack, error) {
+	t.Helper()
 	c := &client{conn: conn, received: make(chan *paho.Publish, 16)}
 	c.Client = paho.NewClient(paho.ClientConfig{
 		Conn: conn,
@@ -255,10 +262,16 @@ func (tb *testBroker) connect(t testing.TB, cp *paho.Connect) (*client, *paho.Co
 	return c, ca, nil
 }
 
+// login is the CONNECT of a well-behaved device: its username as client id
+// and a fresh password.
+func (d device) login() *paho.Connect {
+	return &paho.Connect{ClientID: d.username(), Username: d.username(), Password: []byte(d.password())}
+}
+
 // connectDevice logs d in and fails the test if it is refused.
 func (tb *testBroker) connectDevice(t testing.TB, d device) *client {
 	t.Helper()
-	c, _, err := tb.connect(t, &paho.Connect{ClientID: d.username(), Username: d.username(), Password: []byte(d.password())})
+	c, _, err := tb.connect(t, d.login())
 	if err != nil {
 		t.Fatalf("device %s: Connect: %v", d.username(), err)
 	}
@@ -304,6 +317,17 @@ func (c *client) publish(t testing.TB, topic string, payload string, qos byte) (
 	ctx, cancel := context.WithTimeout(context.Background(), waitTimeout)
 	defer cancel()
 	return c.Publish(ctx, &paho.Publish{Topic: topic, Payload: []byte(payload), QoS: qos, Retain: true})
+}
+
+// waitGone waits until the broker has dropped the client's connection;
+// stillUp is the failure message.
+func (c *client) waitGone(t testing.TB, stillUp string) {
+	t.Helper()
+	select {
+	case <-c.Done():
+	case <-time.After(waitTimeout):
+		t.Fatal(stillUp)
+	}
 }
 
 // expectMessage waits for the next message the client receives.

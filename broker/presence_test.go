@@ -56,7 +56,9 @@ func TestKeepAliveClamped(t *testing.T) {
 		{1, 30},
 		{3600, 300},
 	} {
-		_, ca, err := tb.connect(t, &paho.Connect{ClientID: d.username(), Username: d.username(), Password: []byte(d.password()), KeepAlive: tt.ask})
+		cp := d.login()
+		cp.KeepAlive = tt.ask
+		_, ca, err := tb.connect(t, cp)
 		if err != nil {
 			t.Fatalf("Connect: %v", err)
 		}
@@ -65,7 +67,9 @@ func TestKeepAliveClamped(t *testing.T) {
 		}
 	}
 	// In range: the device keeps its own and is not told otherwise.
-	_, ca, err := tb.connect(t, &paho.Connect{ClientID: d.username(), Username: d.username(), Password: []byte(d.password()), KeepAlive: 60})
+	cp := d.login()
+	cp.KeepAlive = 60
+	_, ca, err := tb.connect(t, cp)
 	if err != nil {
 		t.Fatalf("Connect: %v", err)
 	}
@@ -86,13 +90,9 @@ func TestDisconnectDevice(t *testing.T) {
 	if !tb.Disconnect("acme", "dev-1") {
 		t.Fatal("Disconnect(connected device) = false; want true")
 	}
-	select {
-	case <-c.Done():
-	case <-time.After(waitTimeout):
-		t.Fatal("the device is still connected")
-	}
+	c.waitGone(t, "the device is still connected")
 	tb.presence.waitEvents(t, "+acme/dev-1", "-acme/dev-1")
-	if _, _, err := tb.connect(t, &paho.Connect{ClientID: d.username(), Username: d.username(), Password: []byte(d.password())}); err == nil {
+	if _, _, err := tb.connect(t, d.login()); err == nil {
 		t.Error("the deleted device logged in again")
 	}
 	for _, name := range []string{"dev-1", "nobody", "a/b"} {

@@ -1,7 +1,6 @@
 package broker
 
 import (
-	"context"
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
@@ -14,7 +13,6 @@ import (
 	"time"
 
 	"github.com/eclipse/paho.golang/packets"
-	"github.com/eclipse/paho.golang/paho"
 )
 
 // TestTLS: in production Serve gets a TLS listener; here a second one,
@@ -42,37 +40,18 @@ func TestTLS(t *testing.T) {
 	if err != nil {
 		t.Fatalf("TLS dial: %v", err)
 	}
-	received := make(chan *paho.Publish, 1)
-	c := paho.NewClient(paho.ClientConfig{
-		Conn: packets.NewThreadSafeConn(conn),
-		OnPublishReceived: []func(paho.PublishReceived) (bool, error){func(pr paho.PublishReceived) (bool, error) {
-			received <- pr.Packet
-			return true, nil
-		}},
-	})
-	ctx, cancel := context.WithTimeout(context.Background(), waitTimeout)
-	defer cancel()
-	if _, err := c.Connect(ctx, &paho.Connect{ClientID: d.username(), Username: d.username(), UsernameFlag: true,
-		Password: []byte(d.password()), PasswordFlag: true, CleanStart: true}); err != nil {
+	c, _, err := connectOver(t, packets.NewThreadSafeConn(conn), d.login())
+	if err != nil {
 		t.Fatalf("Connect over TLS: %v", err)
 	}
-	defer func() {
-		_ = c.Disconnect(&paho.Disconnect{})
-		<-c.Done()
-	}()
-	if _, err := c.Subscribe(ctx, &paho.Subscribe{Subscriptions: []paho.SubscribeOptions{{Topic: d.cmdTopic(), QoS: 1}}}); err != nil {
-		t.Fatalf("Subscribe over TLS: %v", err)
+	if reason, err := c.subscribe(t, d.cmdTopic()); err != nil || reason != 1 {
+		t.Fatalf("Subscribe over TLS = %#x, %v; want QoS 1", reason, err)
 	}
 	if err := tb.Publish(d.cmdTopic(), []byte("open"), false, 1); err != nil {
 		t.Fatal(err)
 	}
-	select {
-	case m := <-received:
-		if string(m.Payload) != "open" {
-			t.Errorf("received %q; want open", m.Payload)
-		}
-	case <-time.After(waitTimeout):
-		t.Fatal("no command over TLS")
+	if m := c.expectMessage(t); string(m.Payload) != "open" {
+		t.Errorf("received %q; want open", m.Payload)
 	}
 }
 
