@@ -107,8 +107,17 @@ type Device struct {
 
 // DeviceFilter narrows ListDevices. Empty fields match everything.
 type DeviceFilter struct {
-	FleetIDs []string // nil: all fleets; empty non-nil: none
-	Name     string
+	FleetIDs  []string // nil: all fleets; empty non-nil: none
+	FleetName string
+	Name      string
+}
+
+// DevicePresence is a change in a device's connection: it came online or
+// went offline at At.
+type DevicePresence struct {
+	DeviceID string
+	Online   bool
+	At       time.Time
 }
 
 // Store is Porthole's persistent state. Implementations are safe for
@@ -169,6 +178,26 @@ type Store interface {
 	ListDevices(ctx context.Context, f DeviceFilter) ([]*Device, error)
 	SetDeviceLabels(ctx context.Context, id string, labels map[string]string) error
 	DeleteDevice(ctx context.Context, id string) error
+
+	// Presence: whether devices are connected to the control channel, and
+	// when they were last seen. Package presence writes it without a write
+	// per keep-alive.
+	//
+	// SetDevicePresence records connection changes in one transaction: each
+	// device's Online is set, and its LastSeen moves forward to At, never
+	// back. A device named twice takes its last change. Devices that no
+	// longer exist are skipped: one deleted while connected has nothing
+	// left to record.
+	SetDevicePresence(ctx context.Context, changes ...DevicePresence) error
+	// TouchDevicesSeen moves the LastSeen of the given devices forward to
+	// at, in one transaction, skipping missing ones: how the last-seen time
+	// of connected devices is kept fresh.
+	TouchDevicesSeen(ctx context.Context, ids []string, at time.Time) error
+	// MarkAllOffline marks every online device offline, keeping its
+	// LastSeen (the last moment it was known to be there), and reports how
+	// many were online. A server with the embedded broker calls it as it
+	// starts, when no device can be connected yet.
+	MarkAllOffline(ctx context.Context) (int, error)
 
 	// Ping checks the database answers (for /readyz).
 	Ping(ctx context.Context) error

@@ -59,6 +59,10 @@ func (s *Store) ListDevices(ctx context.Context, f store.DeviceFilter) ([]*store
 		}
 		where = append(where, "d.fleet_id IN ("+strings.Join(marks, ", ")+")")
 	}
+	if f.FleetName != "" {
+		args = append(args, f.FleetName)
+		where = append(where, fmt.Sprintf("f.name = $%d", len(args)))
+	}
 	if f.Name != "" {
 		args = append(args, f.Name)
 		where = append(where, fmt.Sprintf("d.name = $%d", len(args)))

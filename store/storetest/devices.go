@@ -47,7 +47,8 @@ func testDeviceLabels(t *testing.T, s store.Store) {
 }
 
 // testDeviceFilter: nil FleetIDs is every fleet, an empty list none; a
-// fleet list never leaks another fleet's devices.
+// fleet list never leaks another fleet's devices, even when FleetName names
+// one.
 func testDeviceFilter(t *testing.T, s store.Store) {
 	ctx := t.Context()
 	a, b, c := mkFleet(t, s, "alpha"), mkFleet(t, s, "bravo"), mkFleet(t, s, "charlie")
@@ -70,6 +71,10 @@ func testDeviceFilter(t *testing.T, s store.Store) {
 			[]string{"alpha/dev1", "alpha/dev2", "charlie/dev1", "charlie/dev2"}},
 		{"by name", store.DeviceFilter{Name: "dev2"}, []string{"alpha/dev2", "bravo/dev2", "charlie/dev2"}},
 		{"by name in a fleet", store.DeviceFilter{FleetIDs: []string{a.ID}, Name: "dev2"}, []string{"alpha/dev2"}},
+		{"by fleet name", store.DeviceFilter{FleetName: "bravo"}, []string{"bravo/dev1", "bravo/dev2"}},
+		{"by fleet name and name", store.DeviceFilter{FleetName: "charlie", Name: "dev1"}, []string{"charlie/dev1"}},
+		{"fleet name outside the fleets", store.DeviceFilter{FleetIDs: []string{a.ID}, FleetName: "bravo"}, []string{}},
+		{"missing fleet name", store.DeviceFilter{FleetName: "delta"}, []string{}},
 		{"missing name", store.DeviceFilter{Name: "dev3"}, []string{}},
 		{"missing fleet", store.DeviceFilter{FleetIDs: []string{"flt_missing"}}, []string{}},
 	} {
