@@ -67,7 +67,8 @@ func (s *Server) setLabels(c *call, req *apitype.SetLabelsRequest) (apitype.Devi
 	return apiDevice(d), nil
 }
 
-// deleteDevice is DELETE /api/v1/devices/{id}.
+// deleteDevice is DELETE /api/v1/devices/{id}. The device's control
+// channel connection, if any, is ended too.
 func (s *Server) deleteDevice(c *call, _ *none) (none, error) {
 	d, err := c.device(c.r.PathValue("id"))
 	if err != nil {
@@ -76,6 +77,7 @@ func (s *Server) deleteDevice(c *call, _ *none) (none, error) {
 	if err := s.store.DeleteDevice(c.ctx, d.ID); err != nil {
 		return none{}, fmt.Errorf("deleting device %s: %w", d.ID, err)
 	}
+	s.deleted(d.FleetName, d.Name)
 	s.logger.Info("device deleted", "request_id", requestID(c.ctx), "by", c.user.ID, "fleet", d.FleetName, "device", d.Name, "device_id", d.ID)
 	return none{}, nil
 }

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"maps"
 	"net/http"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -79,6 +80,29 @@ func TestDeleteDevice(t *testing.T) {
 	}
 	do(t, fx.ts, "GET", path, fx.tokens["owner"], nil).wantError(t, http.StatusNotFound, apitype.CodeNotFound)
 	do(t, fx.ts, "DELETE", path, fx.tokens["owner"], nil).wantError(t, http.StatusNotFound, apitype.CodeNotFound)
+}
+
+// TestDeleteDeviceDisconnects: deleting a device tells the control channel
+// to end its connection, and only that device's.
+func TestDeleteDeviceDisconnects(t *testing.T) {
+	t.Parallel()
+	told := make(chan string, 10)
+	ts := newServer(t, Config{DeviceDeleted: func(fleet, device string) { told <- fleet + "/" + device }})
+	fl := fx.newFleet(t)
+	d := fx.newDevice(t, fl)
+	path := "/api/v1/devices/" + d.ID
+	do(t, ts.ts, "DELETE", path, fx.tokens["operator"], nil).wantError(t, http.StatusForbidden, apitype.CodeForbidden)
+	if r := do(t, ts.ts, "DELETE", path, fx.tokens["owner"], nil); r.status != http.StatusNoContent {
+		t.Fatalf("owner deleting: status %d (%s)", r.status, r.body)
+	}
+	close(told) // the handler is done: its answer came
+	var got []string
+	for name := range told {
+		got = append(got, name)
+	}
+	if want := []string{fl.Name + "/" + d.Name}; !slices.Equal(got, want) {
+		t.Errorf("DeviceDeleted calls = %v; want %v", got, want)
+	}
 }
 
 // TestCrossFleet: another fleet's devices and fleet answer exactly as

@@ -46,6 +46,12 @@ type Config struct {
 	BrokerURL string
 	RelayAddr string
 
+	// DeviceDeleted is called after a device is deleted, so that the
+	// control channel can end the connection the device may still have
+	// (its credential no longer works, but an open connection would stay).
+	// Nil: nothing is told.
+	DeviceDeleted func(fleet, device string)
+
 	// TokenTTL is how long a login lasts. Zero: 12 hours.
 	TokenTTL time.Duration
 	// Now is the clock. Nil: time.Now.
@@ -90,6 +96,7 @@ type Server struct {
 	metrics   *metrics
 	brokerURL string
 	relayAddr string
+	deleted   func(fleet, device string)
 	tokenTTL  time.Duration
 	now       func() time.Time
 	maxBody   int64
@@ -118,6 +125,7 @@ func New(cfg Config) (*Server, error) {
 		registry:  cfg.Registry,
 		brokerURL: cfg.BrokerURL,
 		relayAddr: cfg.RelayAddr,
+		deleted:   cfg.DeviceDeleted,
 		tokenTTL:  orDefault(cfg.TokenTTL, DefaultTokenTTL),
 		now:       cfg.Now,
 		maxBody:   orDefault(cfg.MaxBodyBytes, DefaultMaxBodyBytes),
@@ -127,6 +135,9 @@ func New(cfg Config) (*Server, error) {
 	}
 	if s.now == nil {
 		s.now = time.Now
+	}
+	if s.deleted == nil {
+		s.deleted = func(string, string) {}
 	}
 	if s.registry == nil {
 		s.registry = prometheus.NewRegistry()

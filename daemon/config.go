@@ -51,8 +51,11 @@ type TLSConfig struct {
 
 // BrokerConfig describes the MQTT broker devices connect to.
 type BrokerConfig struct {
+	// Listen is the embedded broker's address: MQTT over TLS, with the
+	// API's certificate. Empty: ":8883".
+	Listen string `yaml:"listen"`
 	// PublicURL is told to devices at enrollment. Empty:
-	// mqtts://<public host>:8883.
+	// mqtts://<public host>:<listen port>.
 	PublicURL string `yaml:"public_url"`
 }
 
@@ -135,8 +138,20 @@ func (c *Config) Validate() error {
 	if err != nil || u.Scheme != "https" || u.Host == "" {
 		return fmt.Errorf("public_url %q must be an https:// URL like https://porthole.example.com:8443", c.PublicURL)
 	}
+	if c.Broker.Listen == "" {
+		c.Broker.Listen = ":8883"
+	}
+	_, brokerPort, err := net.SplitHostPort(c.Broker.Listen)
+	if err != nil {
+		return fmt.Errorf("broker.listen %q is not host:port: %w", c.Broker.Listen, err)
+	}
 	if c.Broker.PublicURL == "" {
-		c.Broker.PublicURL = "mqtts://" + net.JoinHostPort(u.Hostname(), "8883")
+		c.Broker.PublicURL = "mqtts://" + net.JoinHostPort(u.Hostname(), brokerPort)
+	}
+	// The embedded broker speaks TLS only: a device's password must never
+	// cross the network in the clear.
+	if b, err := url.Parse(c.Broker.PublicURL); err != nil || b.Scheme != "mqtts" || b.Hostname() == "" || b.Port() == "" {
+		return fmt.Errorf("broker.public_url %q must be an mqtts:// URL with a port, like mqtts://porthole.example.com:8883", c.Broker.PublicURL)
 	}
 	if c.Relay.PublicAddr == "" {
 		c.Relay.PublicAddr = net.JoinHostPort(u.Hostname(), "443")

@@ -25,7 +25,7 @@ func TestParseConfig(t *testing.T) {
 				if c.Database != "sqlite" {
 					t.Errorf("Database = %q; want sqlite", c.Database)
 				}
-				if c.Broker.PublicURL != "mqtts://porthole.example.com:8883" {
+				if c.Broker.Listen != ":8883" || c.Broker.PublicURL != "mqtts://porthole.example.com:8883" {
 					t.Errorf("Broker.PublicURL = %q", c.Broker.PublicURL)
 				}
 				if c.Relay.PublicAddr != "porthole.example.com:443" {
@@ -50,6 +50,18 @@ func TestParseConfig(t *testing.T) {
 		{name: "http public url", yaml: "data_dir: /x\npublic_url: http://a:1\n", wantErr: "must be an https:// URL"},
 		{name: "half tls", yaml: "data_dir: /x\npublic_url: https://a:1\ntls:\n  cert_file: a\n", wantErr: "both cert_file and key_file"},
 		{name: "bad database", yaml: "data_dir: /x\npublic_url: https://a:1\ndatabase: mysql://x\n", wantErr: "database"},
+		{
+			name: "broker listen sets the public port",
+			yaml: "data_dir: /x\npublic_url: https://porthole.example.com\nbroker:\n  listen: 127.0.0.1:9883\n",
+			check: func(t *testing.T, c *Config) {
+				if c.Broker.Listen != "127.0.0.1:9883" || c.Broker.PublicURL != "mqtts://porthole.example.com:9883" {
+					t.Errorf("Broker = %+v; want listen 127.0.0.1:9883, public URL on port 9883", c.Broker)
+				}
+			},
+		},
+		{name: "bad broker listen", yaml: "data_dir: /x\npublic_url: https://a:1\nbroker:\n  listen: 8883\n", wantErr: "broker.listen"},
+		{name: "plain MQTT broker URL", yaml: "data_dir: /x\npublic_url: https://a:1\nbroker:\n  public_url: mqtt://a:1883\n", wantErr: "broker.public_url"},
+		{name: "broker URL without port", yaml: "data_dir: /x\npublic_url: https://a:1\nbroker:\n  public_url: mqtts://a\n", wantErr: "broker.public_url"},
 		{name: "bad log level", yaml: "data_dir: /x\npublic_url: https://a:1\nlog:\n  level: loud\n", wantErr: "log.level"},
 		{name: "short token ttl", yaml: "data_dir: /x\npublic_url: https://a:1\ntoken_ttl: 10s\n", wantErr: "token_ttl"},
 		{name: "not yaml", yaml: "data_dir: [\n", wantErr: "line"},

@@ -39,6 +39,10 @@ func TestInitWritesAUsableDataDir(t *testing.T) {
 	if cfg.PublicURL != "https://porthole.test:9443" || cfg.Listen != ":9443" || cfg.DataDir != dir {
 		t.Errorf("config = %+v", cfg)
 	}
+	text, err := os.ReadFile(filepath.Join(dir, ConfigFileName))
+	if err != nil || !strings.Contains(string(text), "\n  listen: \":8883\"\n") || cfg.Broker.Listen != ":8883" {
+		t.Errorf("the config does not show broker.listen (%v):\n%s", err, text)
+	}
 	srv, err := Open(context.Background(), cfg, discardLogger())
 	if err != nil {
 		t.Fatalf("Open on the new data dir: %v", err)
@@ -84,7 +88,10 @@ func TestDev(t *testing.T) {
 	}
 	var banner bytes.Buffer
 	PrintDevBanner(&banner, c)
-	for _, want := range []string{"\nPORTHOLE_SERVER=" + c.Server + "\n", "\nPORTHOLE_TOKEN=" + c.Token + "\n", "porthole-agent enroll --server " + c.Server, "WARNING"} {
+	if !strings.HasPrefix(c.Broker, "mqtts://127.0.0.1:") || strings.HasSuffix(c.Broker, ":0") {
+		t.Errorf("dev broker = %q; want mqtts://127.0.0.1:PORT", c.Broker)
+	}
+	for _, want := range []string{"\nPORTHOLE_SERVER=" + c.Server + "\n", "\nPORTHOLE_TOKEN=" + c.Token + "\n", "porthole-agent enroll --server " + c.Server, "WARNING", c.Broker} {
 		if !strings.Contains(banner.String(), want) {
 			t.Errorf("banner lacks %q:\n%s", want, banner.String())
 		}

@@ -20,6 +20,9 @@ type DevOptions struct {
 	// Listen is the API's address. Empty: 127.0.0.1:8443. Use
 	// 127.0.0.1:0 for a free port (the printed PORTHOLE_SERVER tells it).
 	Listen string
+	// BrokerListen is the embedded MQTT broker's address. Empty:
+	// 127.0.0.1:0, a free port (devices are told it at enrollment).
+	BrokerListen string
 	// Fleet is the fleet made for you. Empty: "dev".
 	Fleet string
 	// Logger receives the server log. Nil: discarded.
@@ -30,6 +33,7 @@ type DevOptions struct {
 // the throw-away server at once.
 type DevCredentials struct {
 	Server          string // https://127.0.0.1:PORT
+	Broker          string // mqtts://127.0.0.1:PORT, told to devices at enrollment
 	Token           string // an admin's API token
 	Fingerprint     string // the self-signed certificate's pin
 	Fleet           string
@@ -52,6 +56,9 @@ func Dev(ctx context.Context, opts DevOptions, ready func(DevCredentials)) error
 	if opts.Listen == "" {
 		opts.Listen = "127.0.0.1:8443"
 	}
+	if opts.BrokerListen == "" {
+		opts.BrokerListen = "127.0.0.1:0"
+	}
 	if opts.Fleet == "" {
 		opts.Fleet = "dev"
 	}
@@ -66,7 +73,13 @@ func Dev(ctx context.Context, opts DevOptions, ready func(DevCredentials)) error
 		return fmt.Errorf("listening on %s (is another portholed running? try --listen 127.0.0.1:0): %w", opts.Listen, err)
 	}
 	defer ln.Close()
+	brokerLn, err := net.Listen("tcp", opts.BrokerListen)
+	if err != nil {
+		return fmt.Errorf("listening for devices on %s (is another portholed running? try --broker-listen 127.0.0.1:0): %w", opts.BrokerListen, err)
+	}
+	defer brokerLn.Close()
 	addr := ln.Addr().(*net.TCPAddr)
+	brokerAddr := brokerLn.Addr().(*net.TCPAddr)
 	if err := ca.Generate(dir, []string{"127.0.0.1", "localhost"}); err != nil {
 		return fmt.Errorf("making keys: %w", err)
 	}
@@ -74,9 +87,13 @@ func Dev(ctx context.Context, opts DevOptions, ready func(DevCredentials)) error
 		DataDir:   dir,
 		Listen:    addr.String(),
 		PublicURL: fmt.Sprintf("https://127.0.0.1:%d", addr.Port),
+		Broker: BrokerConfig{
+			Listen:    brokerAddr.String(),
+			PublicURL: fmt.Sprintf("mqtts://127.0.0.1:%d", brokerAddr.Port),
+		},
 	}
-	// Devices in dev mode are told loopback addresses for the broker and
-	// relay; those roles arrive with the control-channel and data-path work.
+	// Devices in dev mode are told loopback addresses; the relay's arrives
+	// with the data-path work.
 	if err := cfg.Validate(); err != nil {
 		return err
 	}
@@ -91,10 +108,11 @@ func Dev(ctx context.Context, opts DevOptions, ready func(DevCredentials)) error
 		return fmt.Errorf("seeding the dev server: %w", err)
 	}
 	creds.Server = cfg.PublicURL
+	creds.Broker = cfg.Broker.PublicURL
 	creds.DataDir = dir
 
 	served := make(chan error, 1)
-	go func() { served <- srv.Serve(ctx, ln) }()
+	go func() { served <- srv.Serve(ctx, Listeners{API: ln, Broker: brokerLn}) }()
 	ready(creds)
 	return <-served
 }
@@ -156,6 +174,8 @@ PORTHOLE_FINGERPRINT=%s
 
   (export those three, then try: porthole devices)
 
+Devices idle on the control channel at %s (MQTT over TLS).
+
 Enroll a device into fleet %q (token good for 100 devices, 24 h):
 
 PORTHOLE_ENROLL_TOKEN=%s
@@ -164,7 +184,7 @@ PORTHOLE_ENROLL_TOKEN=%s
 
 Admin login for `+"`porthole login`"+`: %s / %s
 TOTP secret: %s
-`, c.DataDir, c.Server, c.Token, c.Fingerprint, c.Fleet, c.EnrollmentToken,
+`, c.DataDir, c.Server, c.Token, c.Fingerprint, c.Broker, c.Fleet, c.EnrollmentToken,
 		c.Server, c.EnrollmentToken, c.Fingerprint, c.AdminEmail, c.AdminPassword, c.TOTPURI)
 }
 

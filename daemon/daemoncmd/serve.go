@@ -17,7 +17,10 @@ func newServe(stdio IO) *cobra.Command {
 		Use:   "serve --config FILE",
 		Short: "Run the server from a config file",
 		Long: `serve runs the Porthole server with the config file that init wrote (or your
-own; unknown keys are errors). It stops cleanly on SIGINT or SIGTERM.`,
+own; unknown keys are errors): the HTTPS API on listen, and the MQTT broker
+that devices idle on at broker.listen (TLS, with the same certificate). It
+stops cleanly on SIGINT or SIGTERM, disconnecting the devices and recording
+them offline.`,
 		Example: `  portholed serve --config /var/lib/portholed/portholed.yaml`,
 		Args:    cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
@@ -33,11 +36,16 @@ own; unknown keys are errors). It stops cleanly on SIGINT or SIGTERM.`,
 				return err
 			}
 			defer srv.Close()
-			ln, err := net.Listen("tcp", cfg.Listen)
+			apiLn, err := net.Listen("tcp", cfg.Listen)
 			if err != nil {
-				return fmt.Errorf("listening on %s: %w", cfg.Listen, err)
+				return fmt.Errorf("listening on %s (listen): %w", cfg.Listen, err)
 			}
-			err = srv.Serve(ctx, ln)
+			brokerLn, err := net.Listen("tcp", cfg.Broker.Listen)
+			if err != nil {
+				apiLn.Close()
+				return fmt.Errorf("listening for devices on %s (broker.listen): %w", cfg.Broker.Listen, err)
+			}
+			err = srv.Serve(ctx, daemon.Listeners{API: apiLn, Broker: brokerLn})
 			logger.Info("stopped", slog.Any("err", err))
 			return err
 		},
