@@ -24,6 +24,7 @@ const (
 	CodeInternal        = "internal"           // server bug or outage; message has an ID for the log
 	CodeNotReady        = "not_ready"          // /readyz: a dependency is down
 	CodeMethodNotAllow  = "method_not_allowed" // wrong HTTP method for the route
+	CodeDeviceOffline   = "device_offline"     // the device is not connected to the control channel
 )
 
 // ErrorBody is the body of every error response.

@@ -5,28 +5,6 @@ import (
 	"time"
 )
 
-func TestHumanizeDuration(t *testing.T) {
-	for _, tt := range []struct {
-		d    time.Duration
-		want string
-	}{
-		{-time.Hour, "0 s"},
-		{0, "0 s"},
-		{59 * time.Second, "59 s"},
-		{time.Minute, "1 min"},
-		{59*time.Minute + 59*time.Second, "59 min"},
-		{time.Hour, "1 h"},
-		{3*time.Hour + 40*time.Minute, "3 h"},
-		{47 * time.Hour, "47 h"},
-		{48 * time.Hour, "2 d"},
-		{400 * 24 * time.Hour, "400 d"},
-	} {
-		if got := humanizeDuration(tt.d); got != tt.want {
-			t.Errorf("humanizeDuration(%v) = %q; want %q", tt.d, got, tt.want)
-		}
-	}
-}
-
 func TestDeviceStatus(t *testing.T) {
 	now := time.Date(2026, 11, 22, 12, 0, 0, 0, time.UTC)
 	for _, tt := range []struct {
