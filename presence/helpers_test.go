@@ -3,12 +3,13 @@ package presence
 import (
 	"context"
 	"errors"
+	"path/filepath"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/porthole/porthole/store"
-	"github.com/porthole/porthole/store/storetest"
+	"github.com/porthole/porthole/store/sqlitestore"
 )
 
 // waitTimeout bounds every poll; the tests normally finish in milliseconds.
@@ -94,6 +95,17 @@ func (s *spyStore) TouchDevicesSeen(ctx context.Context, ids []string, at time.T
 	return s.Store.TouchDevicesSeen(ctx, ids, at)
 }
 
+// written is how many changes have been written so far.
+func (s *spyStore) written() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	n := 0
+	for _, c := range s.sets {
+		n += c
+	}
+	return n
+}
+
 func (s *spyStore) setCalls() []int {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -136,14 +148,19 @@ type fixture struct {
 
 // newFixture starts a Tracker (closed when the test ends) with a refresh
 // that never comes unless edit asks for one.
-func newFixture(t *testing.T, edit func(*Config)) *fixture {
+func newFixture(t testing.TB, edit func(*Config)) *fixture {
 	t.Helper()
-	st := &spyStore{Store: storetest.OpenSQLite(t)}
+	db, err := sqlitestore.Open(filepath.Join(t.TempDir(), "porthole.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { db.Close() })
+	st := &spyStore{Store: db}
 	f := &store.Fleet{Name: "acme"}
 	if err := st.CreateFleet(t.Context(), f); err != nil {
 		t.Fatal(err)
 	}
-	et := &store.EnrollmentToken{FleetID: f.ID, Hash: "hash-" + t.Name(), UsesLeft: 100, MaxUses: 100, ExpiresAt: t0.Add(24 * time.Hour)}
+	et := &store.EnrollmentToken{FleetID: f.ID, Hash: "hash-" + t.Name(), UsesLeft: 1 << 20, MaxUses: 1 << 20, ExpiresAt: t0.Add(24 * time.Hour)}
 	if err := st.CreateEnrollmentToken(t.Context(), et); err != nil {
 		t.Fatal(err)
 	}
@@ -160,7 +177,7 @@ func newFixture(t *testing.T, edit func(*Config)) *fixture {
 	return &fixture{Tracker: tr, st: st, clock: c, fleet: f, token: et.Hash}
 }
 
-func (f *fixture) enroll(t *testing.T, name string) *store.Device {
+func (f *fixture) enroll(t testing.TB, name string) *store.Device {
 	t.Helper()
 	d := &store.Device{Name: name, PublicKey: "ssh-ed25519 AAAA" + name}
 	err := f.st.EnrollDevice(t.Context(), f.token, t0, d, func(*store.Fleet) (string, error) { return "cert", nil })
