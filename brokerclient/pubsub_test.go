@@ -1,0 +1,6 @@
+package brokerclient
+
+import "github.com/porthole/porthole/broker"
+
+// The server drives devices through broker.PubSub, whichever broker it has.
+var _ broker.PubSub = (*Client)(nil)
