@@ -1,23 +1,22 @@
 package agent
 
 import (
+	"crypto/ed25519"
 	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
-
-	"golang.org/x/crypto/ssh"
 
 	"github.com/porthole/porthole/keyfile"
 )
 
 // deviceKey returns the device key in dir, making it first if there is
 // none (a key left by an enrollment that failed is used again).
-func deviceKey(dir string) (ssh.Signer, error) {
+func deviceKey(dir string) (ed25519.PrivateKey, error) {
 	path := filepath.Join(dir, DeviceKeyFile)
-	signer, err := loadDeviceKey(path)
+	priv, err := loadDeviceKey(path)
 	if !errors.Is(err, os.ErrNotExist) {
-		return signer, err
+		return priv, err
 	}
 	priv, data, err := keyfile.NewEd25519("porthole device key")
 	if err != nil {
@@ -26,17 +25,17 @@ func deviceKey(dir string) (ssh.Signer, error) {
 	if err := writeFileAtomic(path, data, 0o600); err != nil {
 		return nil, err
 	}
-	return ssh.NewSignerFromKey(priv)
+	return priv, nil
 }
 
 // loadDeviceKey reads the device's private key, refusing one that other
 // users can open. A missing key is an error that matches os.ErrNotExist.
-func loadDeviceKey(path string) (ssh.Signer, error) {
+func loadDeviceKey(path string) (ed25519.PrivateKey, error) {
 	priv, err := keyfile.ReadEd25519(path)
 	if errors.Is(err, os.ErrNotExist) {
 		return nil, err
 	} else if err != nil {
 		return nil, fmt.Errorf("the device key cannot be used: %w", err)
 	}
-	return ssh.NewSignerFromKey(priv)
+	return priv, nil
 }

@@ -57,9 +57,13 @@ func Enroll(ctx context.Context, opts EnrollOptions) (*State, error) {
 	if err := checkNotEnrolled(dir); err != nil {
 		return nil, err
 	}
-	key, err := deviceKey(dir)
+	priv, err := deviceKey(dir)
 	if err != nil {
 		return nil, err
+	}
+	key, err := ssh.NewSignerFromKey(priv)
+	if err != nil {
+		return nil, fmt.Errorf("using the device key: %w", err)
 	}
 	log.Debug("device key ready", "dir", dir, "key", ssh.FingerprintSHA256(key.PublicKey()))
 	log.Debug("enrolling", "server", opts.Server, "name", opts.Name)
@@ -93,7 +97,7 @@ func Enroll(ctx context.Context, opts EnrollOptions) (*State, error) {
 		return nil, fmt.Errorf("the server enrolled %s but saving its state failed (%w); a fleet owner must delete the device (porthole devices rm %s) before it can enroll again", opts.Name, err, opts.Name)
 	}
 	log.Debug("enrolled", "fleet", enr.Fleet, "device_id", enr.DeviceID)
-	return &State{Dir: dir, Enrollment: *enr, Key: key, HostCert: cert}, nil
+	return &State{Dir: dir, Enrollment: *enr, Key: key, PrivateKey: priv, HostCert: cert}, nil
 }
 
 // validate checks the options before anything is touched and fills in

@@ -1,6 +1,7 @@
 package agent
 
 import (
+	"crypto/ed25519"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -32,8 +33,9 @@ type Enrollment struct {
 type State struct {
 	Dir        string
 	Enrollment Enrollment
-	Key        ssh.Signer       // the device key
-	HostCert   *ssh.Certificate // its host certificate
+	Key        ssh.Signer         // the device key
+	PrivateKey ed25519.PrivateKey // the same key, for signing the MQTT password
+	HostCert   *ssh.Certificate   // its host certificate
 }
 
 // ErrNotEnrolled means the state directory holds no enrollment record.
@@ -51,9 +53,13 @@ func LoadState(dir string) (*State, error) {
 	if err != nil {
 		return nil, err
 	}
-	key, err := loadDeviceKey(filepath.Join(dir, DeviceKeyFile))
+	priv, err := loadDeviceKey(filepath.Join(dir, DeviceKeyFile))
 	if err != nil {
 		return nil, err
+	}
+	key, err := ssh.NewSignerFromKey(priv)
+	if err != nil {
+		return nil, fmt.Errorf("using the device key: %w", err)
 	}
 	certPath := filepath.Join(dir, HostCertFile)
 	data, err := os.ReadFile(certPath)
@@ -64,7 +70,7 @@ func LoadState(dir string) (*State, error) {
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w; remove %s and enroll again", certPath, err, dir)
 	}
-	return &State{Dir: dir, Enrollment: *enr, Key: key, HostCert: cert}, nil
+	return &State{Dir: dir, Enrollment: *enr, Key: key, PrivateKey: priv, HostCert: cert}, nil
 }
 
 // readEnrollment reads dir's enrollment record; ErrNotEnrolled if there is
