@@ -67,16 +67,18 @@ Each device first enrolls with the server, once: it makes its own SSH key,
 which never leaves it, and receives a host certificate so engineers can tell
 it is really this device.
 
-This version enrolls devices. Running the agent, the owner's consent commands
-(request a support session, approve, revoke) and the session log follow in
-later versions.`,
+Then "porthole-agent run" keeps the device connected to the server's control
+channel, where it obeys only commands signed by the server. Support sessions,
+the owner's consent commands (request a support session, approve, revoke) and
+the session log follow in later versions.`,
 		Example: `  porthole-agent enroll --server https://porthole.example.com:8443 \
-      --token phe_... --name kitchen-amp`,
+      --token phe_... --name kitchen-amp
+  porthole-agent run`,
 		SilenceUsage:  true,
 		SilenceErrors: true,
 		Version:       version.Version,
 	}
 	root.PersistentFlags().BoolVarP(&g.verbose, "verbose", "v", false, "log each step to standard error")
-	root.AddCommand(newEnroll(stdio, &g), newVersion(stdio))
+	root.AddCommand(newEnroll(stdio, &g), newRun(stdio, &g), newVersion(stdio))
 	return root
 }

@@ -1,5 +1,7 @@
-// Package agenttest fakes the Porthole API's enrollment endpoint for the
-// agent's tests, signing real host certificates with keys from package ca.
+// Package agenttest holds the agent's test helpers: a fake of the Porthole
+// API's enrollment endpoint that signs real host certificates with keys
+// from package ca, the server's real embedded MQTT broker on a loopback
+// port, and polling helpers.
 package agenttest
 
 import (

@@ -1,0 +1,74 @@
+package agent
+
+import (
+	"context"
+	"errors"
+
+	"github.com/eclipse/paho.golang/autopaho"
+
+	"github.com/porthole/porthole/control"
+)
+
+// ReasonNotRecorded ends a session the agent could not write to its event
+// log: the owner must be able to see everything the device was told to do.
+const ReasonNotRecorded = "not_recorded"
+
+// work handles received commands one at a time until ctx ends.
+func (r *runner) work(ctx context.Context, cm *autopaho.ConnectionManager) {
+	report := r.reporter(ctx, cm)
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case payload := <-r.inbox:
+			r.handle(ctx, payload, report)
+		}
+	}
+}
+
+// handle verifies one message from the cmd topic and acts on it: a
+// rejected command is logged, recorded and answered "rejected <reason>"; an
+// accepted one is recorded, then handed to the SessionHandler.
+func (r *runner) handle(ctx context.Context, payload []byte, report Reporter) {
+	cmd, err := r.verifier.Verify(payload, r.now())
+	if err != nil {
+		reason, detail := control.RejectReason(err), ""
+		if re, ok := errors.AsType[*control.RejectError](err); ok && re.Err != nil {
+			detail = re.Err.Error()
+		}
+		r.log.Warn("command rejected", "reason", reason, "detail", detail, "size", len(payload))
+		r.record(event{Event: eventCommandRejected, Reason: reason, Detail: detail, Size: len(payload)})
+		report(control.State{Kind: control.StateRejected, Reason: reason})
+		return
+	}
+	if !r.record(event{Event: eventCommandAccepted, Type: cmd.Type, Session: cmd.Session}) {
+		report(control.State{Kind: control.StateTunnelDown, Session: cmd.Session, Reason: ReasonNotRecorded})
+		return
+	}
+	r.log.Info("command accepted", "type", cmd.Type, "session", cmd.Session)
+	switch cmd.Type {
+	case control.TypeOpen:
+		r.sessions.Open(ctx, cmd, report)
+	case control.TypeClose:
+		r.sessions.Close(ctx, cmd, report)
+	}
+}
+
+// record writes ev to the event log and reports whether it is on disk.
+func (r *runner) record(ev event) bool {
+	ev.Time = r.now().UTC()
+	if err := r.events.write(ev); err != nil {
+		r.log.Error("the event log cannot be written", "event", ev.Event, "err", err)
+		return false
+	}
+	return true
+}
+
+// reporter publishes state messages through cm for as long as ctx lasts.
+func (r *runner) reporter(ctx context.Context, cm *autopaho.ConnectionManager) Reporter {
+	return func(s control.State) {
+		if err := r.publishState(ctx, cm, s); err != nil {
+			r.log.Warn("could not report a state", "kind", s.Kind, "session", s.Session, "reason", s.Reason, "err", err)
+		}
+	}
+}

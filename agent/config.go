@@ -1,0 +1,207 @@
+package agent
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/url"
+	"os"
+	"regexp"
+	"strings"
+
+	"go.yaml.in/yaml/v3"
+)
+
+// DefaultConfigFile is where the device owner's configuration lives. A
+// missing default file means the defaults; see LoadConfig.
+const DefaultConfigFile = "/etc/porthole/agent.yaml"
+
+// Config is the device owner's configuration of the agent, read from YAML
+// by ParseConfig or LoadConfig. The zero value is a working configuration:
+// the device uses the broker it learned at enrollment.
+//
+// It holds only the keys the agent acts on today. The owner's consent mode
+// (consent), the ports an engineer may reach (allow_ports), the user
+// sessions run as (run_as), the local page (local_ui), input recording
+// (record_input) and the session limits (idle_timeout, max_duration) are
+// added with the issues that make them do something; until then they are
+// unknown keys, and so errors, rather than settings silently ignored.
+type Config struct {
+	// Broker overrides how the device reaches its MQTT broker.
+	Broker BrokerConfig `yaml:"broker"`
+	// LogLevel is the least severe level logged to standard error: debug,
+	// info, warn or error. Empty: info.
+	LogLevel string `yaml:"log_level"`
+}
+
+// BrokerConfig points the device at an external MQTT broker (Mosquitto,
+// EMQX, AWS IoT Core, ...) instead of the server's own. Empty: the broker
+// URL from enrollment, its certificate pinned to the one the server showed
+// at enrollment, and a password the device signs with its own key.
+type BrokerConfig struct {
+	// URL is mqtts://host[:port] (port 8883 if omitted) or mqtt://host[:port]
+	// (1883; unencrypted). With a URL other than the enrollment's, the
+	// broker's certificate is checked against the system's roots or CAFile,
+	// not against the enrollment's pin.
+	URL string `yaml:"url"`
+	// Username is the MQTT user name. Empty: "<fleet>/<device>", which is
+	// also the client id whatever this says.
+	Username string `yaml:"username"`
+	// Password, when set, is sent instead of the password the device signs
+	// with its own key. Without it an external broker gets that signed
+	// password, which is good for minutes and only as this device's MQTT
+	// login. A config file holding a password must not be readable by other
+	// users.
+	Password string `yaml:"password"`
+	// CAFile is a PEM file of the authorities that sign the external
+	// broker's certificate. Empty: the system's roots. Needs URL.
+	CAFile string `yaml:"ca_file"`
+	// ClientCert and ClientKey are a PEM certificate and its private key
+	// (mode 0600) for brokers that authenticate devices by client
+	// certificate, such as AWS IoT Core; the device's own password is then
+	// not sent. Both or neither; they need an mqtts:// URL.
+	ClientCert string `yaml:"client_cert"`
+	ClientKey  string `yaml:"client_key"`
+}
+
+// external reports whether the config names a broker of its own rather than
+// the one learned at enrollment.
+func (b BrokerConfig) external() bool { return b.URL != "" }
+
+// LoadConfig reads and validates the config file at path. A missing file is
+// an error matching os.ErrNotExist, so that a caller may treat a missing
+// default file as the defaults. The file must not be writable by other
+// users (they could point the device elsewhere), nor readable by them if it
+// holds a broker password.
+func LoadConfig(path string) (*Config, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, fmt.Errorf("reading the config: %w", err)
+	}
+	defer f.Close()
+	fi, err := f.Stat()
+	if err != nil {
+		return nil, fmt.Errorf("reading the config: %w", err)
+	}
+	if fi.Mode().Perm()&0o022 != 0 {
+		return nil, fmt.Errorf("config %s can be changed by other users (mode %v); run: chmod go-w %s", path, fi.Mode().Perm(), path)
+	}
+	data, err := io.ReadAll(f)
+	if err != nil {
+		return nil, fmt.Errorf("reading the config %s: %w", path, err)
+	}
+	cfg, err := ParseConfig(data)
+	if err != nil {
+		return nil, fmt.Errorf("config %s: %w", path, err)
+	}
+	if cfg.Broker.Password != "" && fi.Mode().Perm()&0o004 != 0 {
+		return nil, fmt.Errorf("config %s holds broker.password but every user can read it (mode %v); run: chmod o-r %s", path, fi.Mode().Perm(), path)
+	}
+	return cfg, nil
+}
+
+var yamlUnknownField = regexp.MustCompile(`line (\d+): field (\S+) not found in type \S+`)
+
+// ParseConfig decodes YAML into a Config and validates it. Unknown keys are
+// errors naming the key and its line, so a typo never silently falls back
+// to a default.
+func ParseConfig(data []byte) (*Config, error) {
+	var cfg Config
+	dec := yaml.NewDecoder(bytes.NewReader(data))
+	dec.KnownFields(true)
+	if err := dec.Decode(&cfg); err != nil && !errors.Is(err, io.EOF) {
+		// yaml.v3 says "unmarshal errors:\n  line 3: field foo not found in
+		// type agent.Config"; say it in the owner's terms, on one line.
+		msg := yamlUnknownField.ReplaceAllString(err.Error(), `line $1: unknown key "$2"`)
+		msg = strings.TrimPrefix(strings.TrimPrefix(msg, "yaml: "), "unmarshal errors:\n")
+		var lines []string
+		for line := range strings.Lines(msg) {
+			if line = strings.TrimSpace(line); line != "" {
+				lines = append(lines, line)
+			}
+		}
+		return nil, errors.New(strings.Join(lines, "; "))
+	}
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	return &cfg, nil
+}
+
+// Validate checks the values before anything starts. It reads no files:
+// Run loads the certificates named here before it connects.
+func (c *Config) Validate() error {
+	if _, err := c.logLevel(); err != nil {
+		return err
+	}
+	b := c.Broker
+	if b.URL != "" {
+		if _, err := brokerURL(b.URL); err != nil {
+			return fmt.Errorf("broker.url: %w", err)
+		}
+	}
+	switch {
+	case (b.ClientCert == "") != (b.ClientKey == ""):
+		return errors.New("broker.client_cert and broker.client_key go together: give both, or neither")
+	case (b.CAFile != "" || b.ClientCert != "") && !b.external():
+		return errors.New("broker.ca_file, client_cert and client_key apply to an external broker: set broker.url too (the server's own broker is pinned at enrollment)")
+	case b.ClientCert != "" && !strings.HasPrefix(b.URL, "mqtts://"):
+		return errors.New("broker.client_cert needs an mqtts:// broker.url")
+	}
+	return nil
+}
+
+// logLevel is LogLevel as a slog level.
+func (c *Config) logLevel() (slog.Level, error) {
+	switch c.LogLevel {
+	case "", "info":
+		return slog.LevelInfo, nil
+	case "debug":
+		return slog.LevelDebug, nil
+	case "warn":
+		return slog.LevelWarn, nil
+	case "error":
+		return slog.LevelError, nil
+	}
+	return 0, fmt.Errorf("log_level %q must be debug, info, warn or error", c.LogLevel)
+}
+
+// Level is LogLevel as a slog level; Validate has checked it.
+func (c *Config) Level() slog.Level {
+	l, _ := c.logLevel()
+	return l
+}
+
+// brokerURL parses an MQTT broker URL, mqtts:// or mqtt://, and adds the
+// scheme's default port.
+func brokerURL(s string) (*url.URL, error) {
+	u, err := url.Parse(s)
+	if err != nil {
+		return nil, fmt.Errorf("%q is not a URL: %w", s, err)
+	}
+	var port string
+	switch u.Scheme {
+	case "mqtts":
+		port = "8883"
+	case "mqtt":
+		port = "1883"
+	default:
+		return nil, fmt.Errorf("%q must start with mqtts:// (or mqtt://, unencrypted), like mqtts://broker.example.com:8883", s)
+	}
+	switch {
+	case u.Hostname() == "":
+		return nil, fmt.Errorf("%q names no host", s)
+	case u.User != nil:
+		return nil, fmt.Errorf("%q holds a user name; put it in broker.username and broker.password instead", s)
+	case u.Path != "" && u.Path != "/" || u.RawQuery != "" || u.Fragment != "":
+		return nil, fmt.Errorf("%q has a path, query or fragment; an MQTT broker URL is only scheme, host and port", s)
+	}
+	if u.Port() == "" {
+		u.Host = net.JoinHostPort(u.Hostname(), port)
+	}
+	u.Path = ""
+	return u, nil
+}

@@ -1,0 +1,29 @@
+//go:build unix
+
+package agent
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"syscall"
+)
+
+// lockStateDir takes the state directory's run lock, so that two agents
+// never share one device identity: they would take the broker session from
+// each other, and could each accept a command the other had already seen.
+// The lock ends with the process or with the returned release.
+func lockStateDir(path string) (release func() error, err error) {
+	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o600)
+	if err != nil {
+		return nil, fmt.Errorf("opening the run lock: %w", err)
+	}
+	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
+		f.Close()
+		if errors.Is(err, syscall.EWOULDBLOCK) {
+			return nil, ErrAlreadyRunning
+		}
+		return nil, fmt.Errorf("taking the run lock %s: %w", path, err)
+	}
+	return f.Close, nil
+}

@@ -1,0 +1,250 @@
+package agent
+
+import (
+	"context"
+	"crypto/ed25519"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/url"
+	"path/filepath"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/porthole/porthole/control"
+)
+
+// Files the agent keeps in the state directory while it runs.
+const (
+	// NonceFile remembers the nonces of accepted commands for as long as
+	// the commands could be replayed, across restarts.
+	NonceFile = "nonces"
+	// RunLockFile is locked by the running agent: one agent per identity.
+	RunLockFile = "run.lock"
+)
+
+// ErrAlreadyRunning is returned by Run when another agent holds the state
+// directory.
+var ErrAlreadyRunning = errors.New("agent: another porthole-agent is running with this state directory")
+
+// RunOptions are the inputs of Run.
+type RunOptions struct {
+	// State is the enrolled device (LoadState). Required.
+	State *State
+	// Config is the owner's configuration. The zero value is the defaults.
+	Config Config
+	// Logger gets the agent's log: commands accepted and rejected, and
+	// debug detail. Nil: nothing is logged.
+	Logger *slog.Logger
+	// Status gets a line for a person whenever the connection to the
+	// broker comes or goes. Nil: nothing is written.
+	Status io.Writer
+	// Sessions carries out accepted commands. Nil: NoSessions.
+	Sessions SessionHandler
+	// Backoff paces reconnects. The zero value is the defaults.
+	Backoff Backoff
+	// Now is the clock for command expiry and the MQTT password. Nil:
+	// time.Now.
+	Now func() time.Time
+}
+
+// runner is one Run: the device's identity, its broker, and what it
+// remembers about commands.
+type runner struct {
+	log      *slog.Logger
+	status   *statusWriter
+	sessions SessionHandler
+	backoff  Backoff
+	now      func() time.Time
+
+	fleet, device string
+	clientID      string // "<fleet>/<device>"
+	cmdTopic      string
+	stateTopic    string
+	priv          ed25519.PrivateKey
+	broker        BrokerConfig
+	url           *url.URL
+	tls           *tls.Config // nil for mqtt://
+
+	verifier *control.Verifier
+	nonces   *control.FileNonceStore
+	events   *eventLog
+	unlock   func() error
+
+	inbox     chan []byte // commands received, waiting for the worker
+	connected atomic.Bool // a connection has come up during this run
+	wg        sync.WaitGroup
+
+	mu       sync.Mutex
+	closing  bool  // guarded by mu; no more goroutines may start
+	lastFail error // guarded by mu; why the last connection attempt failed
+}
+
+// Run connects the device to its MQTT broker and obeys the commands it
+// verifies, until ctx ends; then it reports the device offline, disconnects
+// and returns nil. It returns an error only if it cannot start: a bad
+// configuration, another agent on the same state directory, or state files
+// it cannot open. Losing the broker is not an error: Run reconnects with
+// Backoff, for as long as ctx lasts.
+//
+// The MQTT side of the control channel (see package control for the
+// protocol):
+//
+//   - The client id is "<fleet>/<device>", and so is the user name unless
+//     the config names another. The password is minted for each connection
+//     with the device key (control.DevicePassword), since it is valid only
+//     for minutes; an external broker may take a configured password or a
+//     client certificate instead.
+//   - The last will is "offline", retained, on the device's state topic.
+//     On each connection the agent subscribes to its cmd topic at QoS 1 and
+//     then publishes "online", retained: online means listening.
+//   - Keep-alive is 60 s: an idle device costs the broker one ping a
+//     minute, and a dead connection is noticed within 90 s.
+//   - The session is kept (clean start off, session expiry
+//     control.MaxValidity), so a command the broker queued during a short
+//     outage still arrives; an older one could not pass its expiry check
+//     anyway. The server's own broker keeps no sessions, and says so; the
+//     agent then relies on subscribing again, which it always does.
+//
+// Every message on the cmd topic goes through control.Verifier, with the
+// nonces kept in NonceFile. A rejected command is logged, recorded in
+// EventLogFile and answered with "rejected <reason>"; an accepted one is
+// recorded and handed to Sessions.
+func Run(ctx context.Context, opts RunOptions) error {
+	r, err := newRunner(opts)
+	if err != nil {
+		return err
+	}
+	defer r.close()
+	return r.run(ctx)
+}
+
+// newRunner checks the options and opens the state files; nothing touches
+// the network yet.
+func newRunner(opts RunOptions) (_ *runner, err error) {
+	st := opts.State
+	if st == nil || len(st.PrivateKey) != ed25519.PrivateKeySize {
+		return nil, errors.New("agent: Run needs a loaded State")
+	}
+	if err := opts.Config.Validate(); err != nil {
+		return nil, err
+	}
+	enr := &st.Enrollment
+	r := &runner{
+		log:      opts.Logger,
+		status:   &statusWriter{w: opts.Status},
+		sessions: opts.Sessions,
+		now:      opts.Now,
+		fleet:    enr.Fleet,
+		device:   enr.Name,
+		priv:     st.PrivateKey,
+		broker:   opts.Config.Broker,
+		inbox:    make(chan []byte, inboxSize),
+	}
+	if r.log == nil {
+		r.log = slog.New(slog.DiscardHandler)
+	}
+	if r.sessions == nil {
+		r.sessions = NoSessions{Logger: r.log}
+	}
+	if r.now == nil {
+		r.now = time.Now
+	}
+	if r.backoff, err = opts.Backoff.withDefaults(); err != nil {
+		return nil, err
+	}
+	if err := r.identify(enr); err != nil {
+		return nil, err
+	}
+	if err := r.openState(st.Dir, enr); err != nil {
+		r.close()
+		return nil, err
+	}
+	return r, nil
+}
+
+// identify works out the device's MQTT identity, topics, broker and TLS
+// configuration from the enrollment and the config.
+func (r *runner) identify(enr *Enrollment) error {
+	var err error
+	if r.clientID, err = control.DeviceUsername(r.fleet, r.device); err != nil {
+		return fmt.Errorf("the enrollment record names no valid device: %w", err)
+	}
+	r.cmdTopic, _ = control.CmdTopic(r.fleet, r.device)
+	r.stateTopic, _ = control.StateTopic(r.fleet, r.device)
+
+	raw := enr.BrokerURL
+	if r.broker.external() {
+		raw = r.broker.URL
+	}
+	if raw == "" {
+		return errors.New("the enrollment names no MQTT broker; set broker.url in the agent's config")
+	}
+	if r.url, err = brokerURL(raw); err != nil {
+		return fmt.Errorf("the broker URL: %w", err)
+	}
+	if r.url.Scheme == "mqtts" {
+		if r.tls, err = brokerTLS(r.url, enr, r.broker); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// openState takes the run lock and opens the nonce memory and the event
+// log. close undoes whatever it did.
+func (r *runner) openState(dir string, enr *Enrollment) error {
+	controlKey, err := control.ParseControlKey(enr.ControlKey)
+	if err != nil {
+		return fmt.Errorf("the enrollment record's control key cannot be used (%w); enroll the device again", err)
+	}
+	if r.unlock, err = lockStateDir(filepath.Join(dir, RunLockFile)); errors.Is(err, ErrAlreadyRunning) {
+		return &explained{kind: ErrAlreadyRunning, msg: fmt.Sprintf(
+			"another porthole-agent is already running as %s with the state directory %s; stop it first (two agents cannot share one device identity)", r.clientID, dir)}
+	} else if err != nil {
+		return err
+	}
+	if r.nonces, err = control.OpenFileNonceStore(filepath.Join(dir, NonceFile), r.now()); err != nil {
+		return fmt.Errorf("opening the command nonce memory: %w", err)
+	}
+	if r.verifier, err = control.NewVerifier(controlKey, r.fleet, r.device, r.nonces); err != nil {
+		return err
+	}
+	r.events, err = openEventLog(filepath.Join(dir, EventLogFile))
+	return err
+}
+
+// close releases what openState opened.
+func (r *runner) close() {
+	if r.events != nil {
+		if err := r.events.Close(); err != nil {
+			r.log.Error("closing the event log", "err", err)
+		}
+	}
+	if r.nonces != nil {
+		if err := r.nonces.Close(); err != nil {
+			r.log.Error("closing the nonce memory", "err", err)
+		}
+	}
+	if r.unlock != nil {
+		_ = r.unlock()
+	}
+}
+
+// statusWriter writes whole lines for a person, one at a time.
+type statusWriter struct {
+	mu sync.Mutex
+	w  io.Writer // nil: lines are dropped
+}
+
+func (s *statusWriter) printf(format string, args ...any) {
+	if s.w == nil {
+		return
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	fmt.Fprintf(s.w, format+"\n", args...)
+}
