@@ -27,9 +27,9 @@ type Config struct {
 
 	// ClientID names this server node's MQTT session. Every node must have
 	// its own: a broker lets a new connection with an existing client id
-	// take the old one's place. Empty: "portholed-<hostname>-<16 random hex
-	// digits>", unique per process and too random for anyone else to take
-	// over.
+	// take the old one's place. Empty: ClientIDPrefix + "<hostname>-<16
+	// random hex digits>", unique per process and too random for anyone
+	// else to take over.
 	ClientID string
 
 	// Username and Password log in to the broker. Empty Username: none is
@@ -52,7 +52,7 @@ type Config struct {
 	// node of one deployment joins, so that each state message is handled
 	// by one node: Subscribe(filter) subscribes to
 	// "$share/<ShareGroup>/<filter>". 1 to 63 of a-z, 0-9 and '-'. Empty:
-	// "portholed".
+	// DefaultShareGroup.
 	ShareGroup string
 
 	// PublishTimeout bounds how long Publish and Subscribe wait for the
@@ -64,14 +64,20 @@ type Config struct {
 	Logger *slog.Logger
 }
 
+// Defaults that a broker's ACL or policy must allow (deploy/mosquitto,
+// deploy/aws-iot).
 const (
-	defaultShareGroup     = "portholed"
+	// DefaultShareGroup is the share group when Config.ShareGroup is empty.
+	DefaultShareGroup = "portholed"
+	// ClientIDPrefix begins every default client id, so an ACL or an AWS
+	// IoT policy can allow server nodes by prefix.
+	ClientIDPrefix = "portholed-"
+)
+
+const (
 	defaultPublishTimeout = 10 * time.Second
 	defaultMQTTPort       = "1883"
 	defaultMQTTSPort      = "8883"
-	// clientIDPrefix begins every default client id, so a broker's ACL or an
-	// AWS IoT policy can allow server nodes by prefix.
-	clientIDPrefix = "portholed-"
 	// maxHostInClientID keeps default client ids short; brokers are only
 	// required to take 23 characters, and most take far more.
 	maxHostInClientID = 32
@@ -91,7 +97,7 @@ func (cfg Config) validate() (*settings, error) {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
 	if cfg.ShareGroup == "" {
-		cfg.ShareGroup = defaultShareGroup
+		cfg.ShareGroup = DefaultShareGroup
 	}
 	if cfg.PublishTimeout == 0 {
 		cfg.PublishTimeout = defaultPublishTimeout
@@ -205,5 +211,5 @@ func defaultClientID() (string, error) {
 	if _, err := rand.Read(b[:]); err != nil {
 		return "", fmt.Errorf("brokerclient: making a client id: %w", err)
 	}
-	return clientIDPrefix + host + "-" + hex.EncodeToString(b[:]), nil
+	return ClientIDPrefix + host + "-" + hex.EncodeToString(b[:]), nil
 }
