@@ -1,6 +1,7 @@
 // Package agent is the device side of Porthole: it keeps the device's state
 // directory (its own SSH key, its host certificate and what it learned at
-// enrollment) and enrolls the device with a Porthole server.
+// enrollment), enrolls the device with a Porthole server, and runs it on
+// the control channel, obeying only the commands it verifies.
 //
 // Enrollment flow: the device makes an ed25519 key in its state directory
 // (the key never leaves it), sends the public half with a one-time
@@ -9,4 +10,9 @@
 // certificate it gets back is for its own key and signed by the host CA the
 // server names, and only then saves the certificate and the enrollment
 // record. The record is written last: its presence means "enrolled".
+//
+// Running: Run connects to the MQTT broker the enrollment names (or the
+// one the owner's Config names) and follows the protocol of package
+// control; its comment lists the MQTT choices. The owner's configuration
+// holds only the keys that do something so far (see Config).
 package agent

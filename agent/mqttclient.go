@@ -39,6 +39,12 @@ const (
 	publishTimeout = 10 * time.Second
 	// shutdownTimeout bounds saying "offline" and disconnecting.
 	shutdownTimeout = 5 * time.Second
+	// stableAfter is how long a connection must last for the next
+	// reconnect to wait only a moment. A shorter one is a flap, and each
+	// flap in a row counts as a failed attempt: a device whose connection
+	// is dropped as soon as it is made (a cloned device taking its
+	// session, back and forth) must not hammer the broker.
+	stableAfter = 30 * time.Second
 )
 
 // run connects and serves until ctx ends, then says offline and
@@ -99,7 +105,7 @@ func (r *runner) clientConfig(ctx context.Context) autopaho.ClientConfig {
 		OnConnectionUp: func(cm *autopaho.ConnectionManager, _ *paho.Connack) {
 			r.connectionUp(ctx, cm)
 		},
-		OnConnectionDown: func() bool { return true }, // keep trying until ctx ends
+		OnConnectionDown: r.connectionDown,
 		OnConnectError:   r.connectFailed,
 		Errors:           pahoLog,
 		PahoErrors:       pahoLog,
@@ -142,6 +148,7 @@ func (r *runner) connectionUp(ctx context.Context, cm *autopaho.ConnectionManage
 	r.status.printf("connected to %s as %s", r.url, r.clientID)
 	r.mu.Lock()
 	defer r.mu.Unlock()
+	r.upSince = r.now()
 	if !r.closing {
 		r.wg.Go(func() { r.announce(ctx, cm) })
 	}
@@ -196,6 +203,19 @@ func (r *runner) publishState(ctx context.Context, cm *autopaho.ConnectionManage
 	return nil
 }
 
+// connectionDown counts flaps; it runs before the reconnect's first wait.
+// It always lets autopaho reconnect: only the end of ctx stops the agent.
+func (r *runner) connectionDown() bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.now().Sub(r.upSince) < stableAfter {
+		r.flaps++
+	} else {
+		r.flaps = 0
+	}
+	return true
+}
+
 // lost reports a connection that dropped; autopaho reconnects.
 func (r *runner) lost(err error) {
 	r.status.printf("lost the broker (%v); reconnecting", err)
@@ -214,12 +234,15 @@ func (r *runner) reconnectDelay(attempt int) time.Duration {
 	if attempt == 0 && !r.connected.Load() {
 		return 0 // the first connection of a run
 	}
-	d := r.backoff.Delay(attempt, rand.Float64())
-	if attempt > 0 {
-		r.mu.Lock()
-		why := r.explainFailure(r.lastFail)
-		r.mu.Unlock()
-		r.status.printf("cannot connect to %s: %s; retrying in %s", r.url, why, roughly(d))
+	r.mu.Lock()
+	flaps, lastFail := r.flaps, r.lastFail
+	r.mu.Unlock()
+	d := r.backoff.Delay(attempt+flaps, rand.Float64())
+	switch {
+	case attempt > 0:
+		r.status.printf("cannot connect to %s: %s; retrying in %s", r.url, r.explainFailure(lastFail), roughly(d))
+	case flaps > 0:
+		r.status.printf("the connection to %s keeps dropping soon after it is made; reconnecting in %s", r.url, roughly(d))
 	}
 	return d
 }

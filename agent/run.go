@@ -46,8 +46,8 @@ type RunOptions struct {
 	Sessions SessionHandler
 	// Backoff paces reconnects. The zero value is the defaults.
 	Backoff Backoff
-	// Now is the clock for command expiry and the MQTT password. Nil:
-	// time.Now.
+	// Now is the clock for command expiry, the MQTT password and how long
+	// connections last. Nil: time.Now.
 	Now func() time.Time
 }
 
@@ -79,8 +79,10 @@ type runner struct {
 	wg        sync.WaitGroup
 
 	mu       sync.Mutex
-	closing  bool  // guarded by mu; no more goroutines may start
-	lastFail error // guarded by mu; why the last connection attempt failed
+	closing  bool      // guarded by mu; no more goroutines may start
+	lastFail error     // guarded by mu; why the last connection attempt failed
+	upSince  time.Time // guarded by mu; when the last connection came up
+	flaps    int       // guarded by mu; connections in a row that did not last
 }
 
 // Run connects the device to its MQTT broker and obeys the commands it

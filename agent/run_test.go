@@ -137,15 +137,25 @@ func TestRunComesBack(t *testing.T) {
 }
 
 // TestRunLastWill cuts the agent's connection: the broker publishes its
-// last will, and the agent comes back.
+// last will, and the agent comes back. Cut again at once, it comes back
+// after a wait.
 func TestRunLastWill(t *testing.T) {
 	t.Parallel()
 	d := enrollDevice(t, "dev1", nil)
 	a := d.start(t)
+	d.clock.Advance(time.Hour) // a stable connection
 	d.broker.Disconnect(t, "lab", "dev1")
 	d.states.Expect(t, "offline")
 	d.states.Expect(t, "online")
 	a.status.WaitFor(t, "lost the broker (the server disconnected this device; was it deleted?); reconnecting")
+	if strings.Contains(a.status.String(), "keeps dropping") {
+		t.Errorf("status = %q; the drop of a stable connection is not a flap", a.status.String())
+	}
+
+	d.broker.Disconnect(t, "lab", "dev1")
+	d.states.Expect(t, "offline")
+	d.states.Expect(t, "online")
+	a.status.WaitFor(t, "the connection to "+d.broker.URL()+" keeps dropping soon after it is made; reconnecting in")
 }
 
 func TestRunWrongPin(t *testing.T) {
