@@ -226,9 +226,10 @@ func (c *Client) Publish(topic string, payload []byte, retain bool, qos byte) er
 	if qos > 1 {
 		return fmt.Errorf("brokerclient: cannot publish at QoS %d: use 0 or 1", qos)
 	}
+	op := "publish to " + topic
 	cm, err := c.conn()
 	if err != nil {
-		return fmt.Errorf("brokerclient: cannot publish to %s: %w", topic, err)
+		return c.requestError(op, err)
 	}
 	ctx, cancel := context.WithTimeout(c.ctx, c.s.PublishTimeout)
 	defer cancel()
@@ -239,7 +240,7 @@ func (c *Client) Publish(topic string, payload []byte, retain bool, qos byte) er
 	case err == nil:
 		return nil
 	}
-	return fmt.Errorf("brokerclient: publishing to %s: %w", topic, c.requestError(err))
+	return c.requestError(op, err)
 }
 
 // Subscribe calls handler with the topic and payload of every message on a
@@ -282,7 +283,7 @@ func (c *Client) Subscribe(filter string, handler func(topic string, payload []b
 		return nil
 	}
 	err := c.subscribe(cm, []string{filter})
-	if err == nil || errors.Is(err, autopaho.ConnectionDownError) {
+	if err == nil || errors.Is(err, ErrNotConnected) {
 		return nil
 	}
 	c.subs.remove(sub)
@@ -318,7 +319,7 @@ func (c *Client) subscribe(cm *autopaho.ConnectionManager, filters []string) err
 		}
 	}
 	if err != nil {
-		return fmt.Errorf("brokerclient: subscribing to %s: %w", opts[0].Topic, c.requestError(err))
+		return c.requestError("subscribe to "+opts[0].Topic, err)
 	}
 	return nil
 }
@@ -344,17 +345,26 @@ func (c *Client) conn() (*autopaho.ConnectionManager, error) {
 	return c.cm, nil
 }
 
-// requestError names why a publish or subscription got no answer.
-func (c *Client) requestError(err error) error {
+// requestError says why op ("publish to <topic>") failed, keeping err and
+// the sentinel a caller branches on in the chain.
+func (c *Client) requestError(op string, err error) error {
+	var msg string
+	var sentinel error
 	switch {
-	case errors.Is(err, autopaho.ConnectionDownError):
-		return ErrNotConnected
-	case c.ctx.Err() != nil:
-		return ErrClosed
+	case errors.Is(err, autopaho.ConnectionDownError) || errors.Is(err, ErrNotConnected):
+		msg, sentinel = "not connected to the MQTT broker at "+c.s.url.String(), ErrNotConnected
+	case errors.Is(err, ErrClosed) || c.ctx.Err() != nil:
+		msg, sentinel = "the client is closed", ErrClosed
 	case errors.Is(err, context.DeadlineExceeded):
-		return fmt.Errorf("no answer from the MQTT broker within %s: %w", c.s.PublishTimeout, err)
+		msg = fmt.Sprintf("no answer from the MQTT broker within %s", c.s.PublishTimeout)
+	default:
+		msg = err.Error()
 	}
-	return err
+	errs := []error{err}
+	if sentinel != nil {
+		errs = append(errs, sentinel)
+	}
+	return &describedError{"brokerclient: cannot " + op + ": " + msg, errs}
 }
 
 // Close disconnects from the broker, stops reconnecting and returns once

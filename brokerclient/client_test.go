@@ -113,12 +113,17 @@ func TestReconnectAfterBrokerRestart(t *testing.T) {
 	waitFor(t, "the client to notice the broker is gone", func() bool { return !server.Connected() })
 	start := time.Now()
 	err := server.Publish(cmd, []byte("open"), false, 1)
-	if !errors.Is(err, ErrNotConnected) {
-		t.Fatalf("Publish while the broker is down = %v; want ErrNotConnected", err)
+	want := "brokerclient: cannot publish to " + cmd + ": not connected to the MQTT broker at " + m.serverURL()
+	if !errors.Is(err, ErrNotConnected) || err.Error() != want {
+		t.Fatalf("Publish while the broker is down = %v; want ErrNotConnected saying %q", err, want)
 	}
 	if d := time.Since(start); d > time.Second {
 		t.Errorf("Publish while the broker is down took %s; want it to fail at once", d)
 	}
+
+	// A subscription made while the broker is down takes effect on
+	// reconnection.
+	late := watch(t, server, "porthole/v1/acme/+/state")
 
 	m.restart(t)
 	waitFor(t, "the client to reconnect", server.Connected)
@@ -129,6 +134,7 @@ func TestReconnectAfterBrokerRestart(t *testing.T) {
 	}
 	dev.waitMessage(t, message{cmd, "open"})
 	dev.sendUntilSeen(t, got, state, "online") // the renewed subscription
+	dev.sendUntilSeen(t, late, state, "online")
 }
 
 func TestWrongPasswordSaysLoginRefused(t *testing.T) {
