@@ -113,6 +113,25 @@ func (w *testWriter) stop() {
 	w.stopped = true
 }
 
+// connectOnce runs Connect until its first attempt has failed, for a broker
+// that will not be reached however long Connect waits.
+func connectOnce(c *Client) error {
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	go func() {
+		for ctx.Err() == nil {
+			c.mu.Lock()
+			failed := c.lastErr != nil
+			c.mu.Unlock()
+			if failed {
+				cancel()
+			}
+			time.Sleep(time.Millisecond)
+		}
+	}()
+	return c.Connect(ctx)
+}
+
 // newServer makes a Client logged in as portholed on m's server listener,
 // retrying fast after a loss, and closes it when the test ends; edit
 // adjusts its Config. It is not connected yet.

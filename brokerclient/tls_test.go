@@ -170,9 +170,7 @@ func TestBrokerWantsClientCertificate(t *testing.T) {
 	server := newServer(t, m, func(c *Config) {
 		c.URL, c.CAFile = "mqtts://127.0.0.1:"+m.ports["tls"], ca.File
 	})
-	ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
-	defer cancel()
-	err := server.Connect(ctx)
+	err := connectOnce(server)
 	want := "brokerclient: cannot reach the MQTT broker at mqtts://127.0.0.1:" + m.ports["tls"] + ": "
 	if err == nil || !strings.HasPrefix(err.Error(), want) {
 		t.Errorf("Connect without a client certificate = %v; want it to start %q", err, want)
