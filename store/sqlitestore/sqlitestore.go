@@ -10,6 +10,7 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"time"
 
 	"modernc.org/sqlite"
 	sqlite3 "modernc.org/sqlite/lib"
@@ -74,11 +75,29 @@ func openDB(path string) (*sql.DB, error) {
 		db.SetConnMaxIdleTime(0)
 		db.SetConnMaxLifetime(0)
 	}
-	if err := db.Ping(); err != nil {
+	if err := ping(db); err != nil {
 		db.Close()
 		return nil, fmt.Errorf("store: open SQLite database %s: %w", path, err)
 	}
 	return db, nil
+}
+
+// ping opens the first connection. Switching a new database to WAL needs
+// an exclusive lock and SQLite answers SQLITE_BUSY at once, without the
+// busy timeout, when another process (another server node, or a restart
+// overlapping the old one) is doing the same; so a busy first connection
+// is retried for as long as the busy timeout would have waited. Once the
+// file is in WAL mode the pragma takes no lock and this loop ends first time.
+func ping(db *sql.DB) error {
+	deadline := time.Now().Add(5 * time.Second)
+	for wait := 5 * time.Millisecond; ; wait = min(2*wait, 200*time.Millisecond) {
+		err := db.Ping()
+		var e *sqlite.Error
+		if err == nil || !errors.As(err, &e) || e.Code()&0xff != sqlite3.SQLITE_BUSY || time.Now().After(deadline) {
+			return err
+		}
+		time.Sleep(wait)
+	}
 }
 
 // createPrivate creates the database file readable by its owner only
