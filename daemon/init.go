@@ -33,6 +33,8 @@ type InitOptions struct {
 	// TLSHosts are extra names and addresses for the self-signed
 	// certificate (the public URL's host is always included).
 	TLSHosts []string
+	// BrokerListen is the embedded MQTT broker's address. Empty: ":8883".
+	BrokerListen string
 }
 
 // ConfigFileName is the config file `portholed init` writes in the data dir.
@@ -54,7 +56,8 @@ func Init(ctx context.Context, opts InitOptions, out io.Writer) error {
 	} else if err != nil && !errors.Is(err, os.ErrNotExist) {
 		return fmt.Errorf("checking %s: %w", opts.DataDir, err)
 	}
-	cfg := &Config{DataDir: opts.DataDir, PublicURL: opts.PublicURL, Database: opts.Database}
+	cfg := &Config{DataDir: opts.DataDir, PublicURL: opts.PublicURL, Database: opts.Database,
+		Broker: BrokerConfig{Listen: opts.BrokerListen}}
 	if err := cfg.Validate(); err != nil {
 		return err
 	}

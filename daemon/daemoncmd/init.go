@@ -51,6 +51,7 @@ an existing directory.`,
 	f.StringVar(&opts.PublicURL, "public-url", "", "how engineers and devices reach this server (default https://<hostname>:8443)")
 	f.StringVar(&opts.Database, "database", "", `"sqlite" (default, a file in the data dir) or a postgres:// URL`)
 	f.StringSliceVar(&opts.TLSHosts, "tls-host", nil, "extra host names or addresses for the self-signed certificate (repeatable)")
+	f.StringVar(&opts.BrokerListen, "broker-listen", "", `the embedded MQTT broker's address, where devices idle (default ":8883")`)
 	_ = cmd.MarkFlagRequired("data")
 	_ = cmd.MarkFlagRequired("admin-email")
 	return cmd
