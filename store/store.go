@@ -120,6 +120,68 @@ type DevicePresence struct {
 	At       time.Time
 }
 
+// SessionState is where a session is in its life:
+// requested → connecting → active → closed (waiting_consent comes with
+// the owner's consent modes). Closed is final.
+type SessionState string
+
+// The states of a session.
+const (
+	SessionRequested      SessionState = "requested"
+	SessionWaitingConsent SessionState = "waiting_consent"
+	SessionConnecting     SessionState = "connecting"
+	SessionActive         SessionState = "active"
+	SessionClosed         SessionState = "closed"
+)
+
+// OpenSessionStates are every state but closed.
+var OpenSessionStates = []SessionState{SessionRequested, SessionWaitingConsent, SessionConnecting, SessionActive}
+
+// Session is an engineer's session on a device.
+type Session struct {
+	ID         string
+	FleetID    string
+	FleetName  string // filled on reads
+	DeviceID   string
+	DeviceName string // filled on reads
+	// UserID is the engineer who asked for it (empty once the user is
+	// deleted); UserEmail stays for the record.
+	UserID    string
+	UserEmail string
+	State     SessionState
+	// CloseReason says why a closed session ended, e.g. "engineer_closed",
+	// "device_unreachable", "idle_timeout", "max_duration", or a reason the
+	// device gave.
+	CloseReason string
+	// PublicKey is the engineer's key the session certificate certifies
+	// (authorized_keys format).
+	PublicKey string
+	Reason    string // why the engineer asked, as they said it
+	Ports     []int  // device ports asked for
+	// IdleTimeout and MaxDuration are the limits the server enforces.
+	IdleTimeout time.Duration
+	MaxDuration time.Duration
+	CreatedAt   time.Time
+	ActiveAt    time.Time // zero: never active
+	ClosedAt    time.Time // zero: open
+	// LastActivity is when the engineer last sent something (coalesced);
+	// zero: never.
+	LastActivity time.Time
+}
+
+// Open reports whether the session is not closed.
+func (s *Session) Open() bool { return s.State != SessionClosed }
+
+// SessionFilter selects sessions; zero fields match everything.
+type SessionFilter struct {
+	FleetIDs []string // nil: all fleets; empty non-nil: none
+	DeviceID string
+	UserID   string
+	OpenOnly bool
+	// Limit caps how many are returned, newest first. Zero: 100.
+	Limit int
+}
+
 // Store is Porthole's persistent state. Implementations are safe for
 // concurrent use.
 type Store interface {
@@ -198,6 +260,25 @@ type Store interface {
 	// many were online. A server with the embedded broker calls it as it
 	// starts, when no device can be connected yet.
 	MarkAllOffline(ctx context.Context) (int, error)
+
+	// Sessions.
+	//
+	// CreateSession stores a new session, setting its ID (and CreatedAt
+	// when zero). Its fleet is the device's.
+	CreateSession(ctx context.Context, s *Session) error
+	GetSession(ctx context.Context, id string) (*Session, error)
+	// ListSessions lists sessions newest first.
+	ListSessions(ctx context.Context, f SessionFilter) ([]*Session, error)
+	// TransitionSession moves a session to state to, atomically, if it is
+	// in one of the states from, and returns it as it is afterwards with
+	// changed true. Moving to active sets ActiveAt to at; to closed sets
+	// ClosedAt to at and CloseReason to reason. A session in none of the
+	// from states is returned unchanged with changed false, so that two
+	// server nodes (or a timeout and the device) closing one session
+	// record one reason.
+	TransitionSession(ctx context.Context, id string, from []SessionState, to SessionState, reason string, at time.Time) (s *Session, changed bool, err error)
+	// TouchSessions moves the LastActivity of open sessions forward to at.
+	TouchSessions(ctx context.Context, ids []string, at time.Time) error
 
 	// Ping checks the database answers (for /readyz).
 	Ping(ctx context.Context) error

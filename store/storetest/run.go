@@ -45,6 +45,8 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 		{"TouchDevicesSeen", testTouchDevicesSeen},
 		{"PresenceBatches", testPresenceBatches},
 		{"MarkAllOffline", testMarkAllOffline},
+		{"Sessions", testSessions},
+		{"SessionFilter", testSessionFilter},
 		{"DeleteFleetCascades", testDeleteFleetCascades},
 		{"DeleteUserCascades", testDeleteUserCascades},
 		{"NotFound", testNotFound},

@@ -1,0 +1,170 @@
+package sqlstore
+
+import (
+	"context"
+	"database/sql"
+	"encoding/json"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/porthole/porthole/store"
+)
+
+const sessionQuery = `SELECT s.id, s.fleet_id, f.name, s.device_id, d.name, s.user_id, s.user_email,
+		s.state, s.close_reason, s.public_key, s.reason, s.ports, s.idle_timeout, s.max_duration,
+		s.created_at, s.active_at, s.closed_at, s.last_activity
+	FROM sessions s JOIN fleets f ON f.id = s.fleet_id JOIN devices d ON d.id = s.device_id`
+
+func scanSession(sc scanner) (*store.Session, error) {
+	var (
+		s          store.Session
+		ports      string
+		idle, maxD int64
+	)
+	if err := sc.Scan(&s.ID, &s.FleetID, &s.FleetName, &s.DeviceID, &s.DeviceName, (*emptyNull)(&s.UserID), &s.UserEmail,
+		&s.State, &s.CloseReason, &s.PublicKey, &s.Reason, &ports, &idle, &maxD,
+		(*unixMillis)(&s.CreatedAt), (*unixMillis)(&s.ActiveAt), (*unixMillis)(&s.ClosedAt), (*unixMillis)(&s.LastActivity)); err != nil {
+		return nil, err
+	}
+	if err := json.Unmarshal([]byte(ports), &s.Ports); err != nil {
+		return nil, fmt.Errorf("ports: %w", err)
+	}
+	s.IdleTimeout, s.MaxDuration = time.Duration(idle)*time.Millisecond, time.Duration(maxD)*time.Millisecond
+	return &s, nil
+}
+
+// CreateSession stores a new session in its device's fleet; see store.Store.
+func (s *Store) CreateSession(ctx context.Context, ses *store.Session) error {
+	ses.ID = orNewID(ses.ID, "ses")
+	ses.CreatedAt = normalTime(orNow(ses.CreatedAt, time.Now()))
+	if ses.State == "" {
+		ses.State = store.SessionRequested
+	}
+	ports, err := json.Marshal(ses.Ports)
+	if err != nil {
+		return fmt.Errorf("store: create session: %w", err)
+	}
+	if ses.Ports == nil {
+		ports = []byte("[]")
+	}
+	// The fleet is read from the device in the same statement, so a
+	// session can never sit in another fleet than its device.
+	err = execOne(ctx, s.db, `INSERT INTO sessions
+		(id, fleet_id, device_id, user_id, user_email, state, close_reason, public_key, reason, ports,
+		 idle_timeout, max_duration, created_at, active_at, closed_at, last_activity)
+		SELECT $1, d.fleet_id, d.id, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15
+		FROM devices d WHERE d.id = $2`,
+		ses.ID, ses.DeviceID, nullIfEmpty(ses.UserID), ses.UserEmail, string(ses.State), ses.CloseReason,
+		ses.PublicKey, ses.Reason, string(ports), ses.IdleTimeout.Milliseconds(), ses.MaxDuration.Milliseconds(),
+		millis(ses.CreatedAt), millis(ses.ActiveAt), millis(ses.ClosedAt), millis(ses.LastActivity))
+	if err != nil {
+		return fmt.Errorf("store: create session on device %q: %w", ses.DeviceID, s.classify(err))
+	}
+	got, err := s.GetSession(ctx, ses.ID)
+	if err != nil {
+		return err
+	}
+	*ses = *got
+	return nil
+}
+
+// GetSession returns the session with the given ID.
+func (s *Store) GetSession(ctx context.Context, id string) (*store.Session, error) {
+	return one(ctx, s, fmt.Sprintf("get session %q", id), scanSession, sessionQuery+` WHERE s.id = $1`, id)
+}
+
+// ListSessions lists sessions newest first; see store.SessionFilter.
+func (s *Store) ListSessions(ctx context.Context, f store.SessionFilter) ([]*store.Session, error) {
+	if f.FleetIDs != nil && len(f.FleetIDs) == 0 {
+		return []*store.Session{}, nil
+	}
+	var (
+		where []string
+		args  []any
+	)
+	arg := func(v any) string {
+		args = append(args, v)
+		return fmt.Sprintf("$%d", len(args))
+	}
+	if f.FleetIDs != nil {
+		marks := make([]string, len(f.FleetIDs))
+		for i, id := range f.FleetIDs {
+			marks[i] = arg(id)
+		}
+		where = append(where, "s.fleet_id IN ("+strings.Join(marks, ", ")+")")
+	}
+	if f.DeviceID != "" {
+		where = append(where, "s.device_id = "+arg(f.DeviceID))
+	}
+	if f.UserID != "" {
+		where = append(where, "s.user_id = "+arg(f.UserID))
+	}
+	if f.OpenOnly {
+		where = append(where, "s.state <> 'closed'")
+	}
+	limit := f.Limit
+	if limit <= 0 {
+		limit = 100
+	}
+	query := sessionQuery
+	if len(where) > 0 {
+		query += " WHERE " + strings.Join(where, " AND ")
+	}
+	query += " ORDER BY s.created_at DESC, s.id LIMIT " + arg(limit)
+	return all(ctx, s, "list sessions", scanSession, query, args...)
+}
+
+// TransitionSession moves a session between states; see store.Store.
+func (s *Store) TransitionSession(ctx context.Context, id string, from []store.SessionState, to store.SessionState, reason string, at time.Time) (*store.Session, bool, error) {
+	if len(from) == 0 {
+		return nil, false, fmt.Errorf("store: transition session %q: no state to move from", id)
+	}
+	args := []any{id, string(to), millis(at), reason}
+	marks := make([]string, len(from))
+	for i, st := range from {
+		args = append(args, string(st))
+		marks[i] = fmt.Sprintf("$%d", len(args))
+	}
+	var (
+		ses     *store.Session
+		changed bool
+	)
+	err := s.inTx(ctx, func(tx *sql.Tx) error {
+		res, err := tx.ExecContext(ctx, `UPDATE sessions SET state = $2,
+			active_at = CASE WHEN $2 = 'active' THEN $3 ELSE active_at END,
+			closed_at = CASE WHEN $2 = 'closed' THEN $3 ELSE closed_at END,
+			close_reason = CASE WHEN $2 = 'closed' THEN $4 ELSE close_reason END
+			WHERE id = $1 AND state IN (`+strings.Join(marks, ", ")+`)`, args...)
+		if err != nil {
+			return err
+		}
+		n, err := res.RowsAffected()
+		if err != nil {
+			return err
+		}
+		changed = n > 0
+		ses, err = scanSession(tx.QueryRowContext(ctx, sessionQuery+` WHERE s.id = $1`, id))
+		return err
+	})
+	if err != nil {
+		return nil, false, fmt.Errorf("store: move session %q to %s: %w", id, to, s.classify(err))
+	}
+	return ses, changed, nil
+}
+
+// TouchSessions moves the last activity of open sessions forward.
+func (s *Store) TouchSessions(ctx context.Context, ids []string, at time.Time) error {
+	if len(ids) == 0 {
+		return nil
+	}
+	args := []any{millis(at)}
+	marks := make([]string, len(ids))
+	for i, id := range ids {
+		args = append(args, id)
+		marks[i] = fmt.Sprintf("$%d", len(args))
+	}
+	return s.exec(ctx, fmt.Sprintf("touch %d sessions", len(ids)), `UPDATE sessions
+		SET last_activity = CASE WHEN last_activity < $1 THEN $1 ELSE last_activity END
+		WHERE state <> 'closed' AND id IN (`+strings.Join(marks, ", ")+`)`, args...)
+}
