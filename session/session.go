@@ -1,0 +1,494 @@
+// Package session runs engineers' sessions on the server: it records a
+// session, certifies the engineer's key for it, tells the device to open
+// it with a signed command, follows what the device reports (tunnel_up,
+// tunnel_down), and closes it on the engineer's word, on the device's, or
+// when a limit passes: the device did not connect in time
+// (device_unreachable), the engineer was idle (idle_timeout), or the
+// session reached its maximum duration (max_duration).
+//
+// Every state lives in the store and every change is a conditional
+// transition there, so several server nodes can share the sessions: each
+// one's sweeper enforces the limits, and whichever closes a session first
+// records the one reason.
+package session
+
+import (
+	"context"
+	"crypto/ed25519"
+	"errors"
+	"fmt"
+	"log/slog"
+	"slices"
+	"sync"
+	"time"
+
+	"golang.org/x/crypto/ssh"
+
+	"github.com/porthole/porthole/control"
+	"github.com/porthole/porthole/sessioncert"
+	"github.com/porthole/porthole/store"
+)
+
+// Why sessions close, as the server records them. A device's own reason
+// (from tunnel_down) is recorded as it gave it.
+const (
+	ReasonEngineer    = "engineer_closed"    // the engineer (or an operator) closed it
+	ReasonUnreachable = "device_unreachable" // the device did not connect within ConnectTimeout
+	ReasonIdle        = "idle_timeout"       // no engineer activity for IdleTimeout
+	ReasonMaxDuration = "max_duration"       // open for MaxDuration
+	ReasonNoControl   = "control_unavailable"
+)
+
+// Defaults of Config.
+const (
+	DefaultConnectTimeout = 30 * time.Second
+	DefaultIdleTimeout    = 15 * time.Minute
+	DefaultMaxDuration    = 2 * time.Hour
+	DefaultSweepInterval  = 5 * time.Second
+)
+
+// ErrClosed is returned by a Manager that was closed.
+var ErrClosed = errors.New("session: manager closed")
+
+// Config configures a Manager. Store, Publish, ControlKey, UserCA and
+// RelayAddr are required; other zero values mean the default on the field.
+type Config struct {
+	Store store.Store
+	// Publish sends a signed command to a device's cmd topic.
+	Publish func(topic string, payload []byte) error
+	// ControlKey signs the commands.
+	ControlKey ed25519.PrivateKey
+	// UserCA signs the engineers' session certificates.
+	UserCA ssh.Signer
+	// RelayAddr (host:port) is the relay the device is told to dial.
+	RelayAddr string
+	// ConnectTimeout is how long a device has to report tunnel_up. Zero:
+	// 30 s.
+	ConnectTimeout time.Duration
+	// IdleTimeout and MaxDuration are the server's limits, and the most a
+	// request may ask for. Zero: 15 min and 2 h.
+	IdleTimeout, MaxDuration time.Duration
+	// SweepInterval is how often limits are checked and activity written.
+	// Zero: 5 s.
+	SweepInterval time.Duration
+	// Closed is told, without waiting, of each session this node closes or
+	// hears closed by its device, so the relay can cut it. Nil: nobody.
+	Closed func(id string)
+	Logger *slog.Logger
+	Now    func() time.Time
+}
+
+// Manager opens, follows and closes sessions. Create it with New; Close it.
+type Manager struct {
+	cfg    Config
+	log    *slog.Logger
+	now    func() time.Time
+	cancel context.CancelFunc
+	done   chan struct{}
+
+	mu       sync.Mutex
+	closed   bool
+	waiters  map[string][]chan struct{} // session id → woken on any change
+	activity map[string]bool            // sessions with engineer activity since the last sweep
+}
+
+// New checks cfg and starts the sweeper that enforces the limits.
+func New(cfg Config) (*Manager, error) {
+	switch {
+	case cfg.Store == nil:
+		return nil, errors.New("session: Config.Store is required")
+	case cfg.Publish == nil:
+		return nil, errors.New("session: Config.Publish is required")
+	case len(cfg.ControlKey) != ed25519.PrivateKeySize:
+		return nil, errors.New("session: Config.ControlKey is required")
+	case cfg.UserCA == nil:
+		return nil, errors.New("session: Config.UserCA is required")
+	case cfg.RelayAddr == "":
+		return nil, errors.New("session: Config.RelayAddr is required")
+	}
+	cfg.ConnectTimeout = orDefault(cfg.ConnectTimeout, DefaultConnectTimeout)
+	cfg.IdleTimeout = orDefault(cfg.IdleTimeout, DefaultIdleTimeout)
+	cfg.MaxDuration = orDefault(cfg.MaxDuration, DefaultMaxDuration)
+	cfg.SweepInterval = orDefault(cfg.SweepInterval, DefaultSweepInterval)
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	m := &Manager{cfg: cfg, log: cfg.Logger, now: cfg.Now, cancel: cancel, done: make(chan struct{}),
+		waiters: map[string][]chan struct{}{}, activity: map[string]bool{}}
+	go m.sweepLoop(ctx)
+	return m, nil
+}
+
+func orDefault(d, def time.Duration) time.Duration {
+	if d <= 0 {
+		return def
+	}
+	return d
+}
+
+// Close stops the sweeper and wakes every waiter. Sessions stay as they
+// are in the store: another node, or this one restarted, carries on.
+func (m *Manager) Close() error {
+	m.mu.Lock()
+	if m.closed {
+		m.mu.Unlock()
+		return ErrClosed
+	}
+	m.closed = true
+	for id := range m.waiters {
+		m.wakeLocked(id)
+	}
+	m.mu.Unlock()
+	m.cancel()
+	<-m.done
+	return nil
+}
+
+// Request is an engineer's request for a session.
+type Request struct {
+	Device    *store.Device
+	User      *store.User
+	PublicKey ssh.PublicKey // the engineer's key, to certify
+	Ports     []int         // device ports the engineer wants to reach
+	Reason    string
+	// IdleTimeout and MaxDuration shorten the server's limits; zero or
+	// longer ones mean the server's.
+	IdleTimeout, MaxDuration time.Duration
+}
+
+// Opened is a session that was asked of its device, with the engineer's
+// certificate for it.
+type Opened struct {
+	Session     *store.Session
+	Certificate *ssh.Certificate
+}
+
+// Open records a session, certifies the engineer's key for it, and sends
+// the device a signed open command. The session is then connecting; Wait
+// follows it. If the command cannot be sent the session is closed as
+// control_unavailable and the error says so.
+func (m *Manager) Open(ctx context.Context, req Request) (*Opened, error) {
+	if m.isClosed() {
+		return nil, ErrClosed
+	}
+	if req.Device == nil || req.User == nil || req.PublicKey == nil {
+		return nil, errors.New("session: a request needs a device, a user and a public key")
+	}
+	idle, maxDur := limit(req.IdleTimeout, m.cfg.IdleTimeout), limit(req.MaxDuration, m.cfg.MaxDuration)
+	now := m.now()
+	ses := &store.Session{
+		DeviceID: req.Device.ID, UserID: req.User.ID, UserEmail: req.User.Email,
+		State: store.SessionRequested, PublicKey: string(ssh.MarshalAuthorizedKey(req.PublicKey)),
+		Reason: req.Reason, Ports: req.Ports, IdleTimeout: idle, MaxDuration: maxDur, CreatedAt: now,
+	}
+	ses.PublicKey = ses.PublicKey[:len(ses.PublicKey)-1] // without the newline
+	if err := m.cfg.Store.CreateSession(ctx, ses); err != nil {
+		return nil, fmt.Errorf("recording the session: %w", err)
+	}
+	cert, err := sessioncert.Sign(m.cfg.UserCA, req.PublicKey, sessioncert.Claims{
+		Session: ses.ID, Fleet: ses.FleetName, Device: ses.DeviceName, DeviceID: ses.DeviceID, User: req.User.Email,
+		ValidAfter:  now.Add(-sessioncert.Margin),
+		ValidBefore: ses.CreatedAt.Add(maxDur + sessioncert.Margin),
+	})
+	if err != nil {
+		m.closeSession(context.WithoutCancel(ctx), ses.ID, ReasonNoControl, false)
+		return nil, err
+	}
+	cmd := control.Command{
+		Type: control.TypeOpen, Session: ses.ID, Fleet: ses.FleetName, Device: ses.DeviceName,
+		Relay: m.cfg.RelayAddr, Ports: req.Ports,
+		IdleTimeoutS: int(idle / time.Second), MaxDurationS: int(maxDur / time.Second),
+		// A device that gets the command after the server has given up on
+		// it must not act on it.
+		NotAfter: now.Add(m.cfg.ConnectTimeout).Unix(),
+	}
+	if err := m.send(cmd); err != nil {
+		m.closeSession(context.WithoutCancel(ctx), ses.ID, ReasonNoControl, false)
+		return nil, fmt.Errorf("asking %s to connect: %w", ses.DeviceName, err)
+	}
+	got, _, err := m.cfg.Store.TransitionSession(ctx, ses.ID, []store.SessionState{store.SessionRequested},
+		store.SessionConnecting, "", m.now())
+	if err != nil {
+		return nil, err
+	}
+	m.wake(ses.ID)
+	m.log.Info("session requested", "session", ses.ID, "fleet", ses.FleetName, "device", ses.DeviceName, "user", req.User.Email)
+	return &Opened{Session: got, Certificate: cert}, nil
+}
+
+// limit is the shorter of asked and max; an unset ask is max.
+func limit(asked, max time.Duration) time.Duration {
+	if asked <= 0 || asked > max {
+		return max
+	}
+	return asked.Truncate(time.Second)
+}
+
+// send signs cmd and publishes it on its device's cmd topic.
+func (m *Manager) send(cmd control.Command) error {
+	topic, err := control.CmdTopic(cmd.Fleet, cmd.Device)
+	if err != nil {
+		return err
+	}
+	env, err := control.Sign(m.cfg.ControlKey, cmd)
+	if err != nil {
+		return err
+	}
+	return m.cfg.Publish(topic, env)
+}
+
+// Get returns a session as the store has it.
+func (m *Manager) Get(ctx context.Context, id string) (*store.Session, error) {
+	return m.cfg.Store.GetSession(ctx, id)
+}
+
+// CloseSession closes an open session for reason, tells its device, and returns
+// it as closed. Closing a closed session changes nothing and returns it.
+func (m *Manager) CloseSession(ctx context.Context, id, reason string) (*store.Session, error) {
+	return m.closeSession(ctx, id, reason, true)
+}
+
+// closeSession closes id if it is open, and tells the device when tell.
+func (m *Manager) closeSession(ctx context.Context, id, reason string, tell bool) (*store.Session, error) {
+	ses, changed, err := m.cfg.Store.TransitionSession(ctx, id, store.OpenSessionStates, store.SessionClosed, reason, m.now())
+	if err != nil || !changed {
+		return ses, err
+	}
+	m.log.Info("session closed", "session", id, "fleet", ses.FleetName, "device", ses.DeviceName, "reason", reason)
+	if tell {
+		err := m.send(control.Command{Type: control.TypeClose, Session: id, Fleet: ses.FleetName, Device: ses.DeviceName,
+			NotAfter: m.now().Add(control.DefaultValidity).Unix()})
+		if err != nil {
+			// The device still ends it: the relay cuts it now, and the
+			// device's own limits hold.
+			m.log.Warn("could not tell the device a session closed", "session", id, "device", ses.DeviceName, "err", err)
+		}
+	}
+	m.closedHook(id)
+	return ses, nil
+}
+
+func (m *Manager) closedHook(id string) {
+	m.wake(id)
+	if m.cfg.Closed != nil {
+		m.cfg.Closed(id)
+	}
+}
+
+// rank orders states along a session's life.
+func rank(s store.SessionState) int {
+	switch s {
+	case store.SessionRequested:
+		return 1
+	case store.SessionWaitingConsent:
+		return 2
+	case store.SessionConnecting:
+		return 3
+	case store.SessionActive:
+		return 4
+	case store.SessionClosed:
+		return 5
+	}
+	return 0
+}
+
+// pollInterval is how often Wait reads the store while it waits, for
+// changes made by another server node.
+const pollInterval = time.Second
+
+// Wait returns the session once it has reached state want or gone past it
+// (a closed session has gone past every state), or when ctx ends, with the
+// session as it is then. Only ctx's own error is an error then if the
+// session could not be read.
+func (m *Manager) Wait(ctx context.Context, id string, want store.SessionState) (*store.Session, error) {
+	for {
+		ch := m.waiter(id)
+		ses, err := m.cfg.Store.GetSession(ctx, id)
+		if err != nil {
+			m.unwait(id, ch)
+			return nil, err
+		}
+		if rank(ses.State) >= rank(want) || m.isClosed() {
+			m.unwait(id, ch)
+			return ses, nil
+		}
+		t := time.NewTimer(pollInterval)
+		select {
+		case <-ch:
+		case <-t.C:
+		case <-ctx.Done():
+			t.Stop()
+			m.unwait(id, ch)
+			return ses, nil
+		}
+		t.Stop()
+		m.unwait(id, ch)
+	}
+}
+
+func (m *Manager) waiter(id string) chan struct{} {
+	ch := make(chan struct{})
+	m.mu.Lock()
+	m.waiters[id] = append(m.waiters[id], ch)
+	m.mu.Unlock()
+	return ch
+}
+
+func (m *Manager) unwait(id string, ch chan struct{}) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	ws := m.waiters[id]
+	if i := slices.Index(ws, ch); i >= 0 {
+		ws = slices.Delete(ws, i, i+1)
+	}
+	if len(ws) == 0 {
+		delete(m.waiters, id)
+	} else {
+		m.waiters[id] = ws
+	}
+}
+
+func (m *Manager) wake(id string) {
+	m.mu.Lock()
+	m.wakeLocked(id)
+	m.mu.Unlock()
+}
+
+func (m *Manager) wakeLocked(id string) {
+	for _, ch := range m.waiters[id] {
+		close(ch)
+	}
+	delete(m.waiters, id)
+}
+
+func (m *Manager) isClosed() bool {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.closed
+}
+
+// Activity notes that the engineer of a session sent something. It is
+// written to the store at the next sweep, so it may be called often.
+func (m *Manager) Activity(id string) {
+	m.mu.Lock()
+	m.activity[id] = true
+	m.mu.Unlock()
+}
+
+// HandleState acts on a state message from a device: tunnel_up makes a
+// connecting session active, tunnel_down closes it with the device's
+// reason. A device may speak only of its own sessions; anything else is
+// logged and ignored.
+func (m *Manager) HandleState(fleet, device string, st control.State) {
+	if st.Kind != control.StateTunnelUp && st.Kind != control.StateTunnelDown {
+		if st.Kind == control.StateRejected {
+			m.log.Warn("a device rejected a command", "fleet", fleet, "device", device, "reason", st.Reason)
+		}
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	ses, err := m.cfg.Store.GetSession(ctx, st.Session)
+	if err != nil || ses.FleetName != fleet || ses.DeviceName != device {
+		m.log.Warn("a device reported on a session that is not its own", "fleet", fleet, "device", device,
+			"state", st.Kind, "session", st.Session, "err", err)
+		return
+	}
+	switch st.Kind {
+	case control.StateTunnelUp:
+		_, changed, err := m.cfg.Store.TransitionSession(ctx, ses.ID,
+			[]store.SessionState{store.SessionRequested, store.SessionConnecting}, store.SessionActive, "", m.now())
+		if err != nil {
+			m.log.Error("recording that a session is active", "session", ses.ID, "err", err)
+			return
+		}
+		if changed {
+			m.log.Info("session active", "session", ses.ID, "device", device)
+			m.wake(ses.ID)
+		}
+	case control.StateTunnelDown:
+		reason := st.Reason
+		if reason == "" {
+			reason = "device_closed"
+		}
+		if _, err := m.closeSession(ctx, ses.ID, reason, false); err != nil {
+			m.log.Error("recording that a device closed a session", "session", ses.ID, "err", err)
+		}
+	}
+}
+
+// sweepLoop writes activity and enforces the limits every SweepInterval.
+func (m *Manager) sweepLoop(ctx context.Context) {
+	defer close(m.done)
+	t := time.NewTicker(m.cfg.SweepInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			m.flushActivity(context.Background())
+			return
+		case <-t.C:
+			m.sweep(ctx)
+		}
+	}
+}
+
+func (m *Manager) flushActivity(ctx context.Context) {
+	m.mu.Lock()
+	ids := make([]string, 0, len(m.activity))
+	for id := range m.activity {
+		ids = append(ids, id)
+	}
+	clear(m.activity)
+	m.mu.Unlock()
+	if err := m.cfg.Store.TouchSessions(ctx, ids, m.now()); err != nil {
+		m.log.Error("recording engineer activity", "sessions", len(ids), "err", err)
+	}
+}
+
+// sweepLimit bounds how many open sessions one sweep reads.
+const sweepLimit = 10000
+
+// sweep closes the open sessions past a limit.
+func (m *Manager) sweep(ctx context.Context) {
+	m.flushActivity(ctx)
+	open, err := m.cfg.Store.ListSessions(ctx, store.SessionFilter{OpenOnly: true, Limit: sweepLimit})
+	if err != nil {
+		if ctx.Err() == nil {
+			m.log.Error("reading open sessions", "err", err)
+		}
+		return
+	}
+	now := m.now()
+	for _, ses := range open {
+		if reason := m.overdue(ses, now); reason != "" {
+			if _, err := m.closeSession(ctx, ses.ID, reason, true); err != nil && ctx.Err() == nil {
+				m.log.Error("closing a session past its limit", "session", ses.ID, "reason", reason, "err", err)
+			}
+		}
+	}
+}
+
+// overdue says which limit ses has passed at now, if any.
+func (m *Manager) overdue(ses *store.Session, now time.Time) string {
+	switch {
+	case !now.Before(ses.CreatedAt.Add(ses.MaxDuration)):
+		return ReasonMaxDuration
+	case (ses.State == store.SessionRequested || ses.State == store.SessionConnecting) &&
+		!now.Before(ses.CreatedAt.Add(m.cfg.ConnectTimeout)):
+		return ReasonUnreachable
+	case ses.State == store.SessionActive:
+		last := ses.ActiveAt
+		if ses.LastActivity.After(last) {
+			last = ses.LastActivity
+		}
+		if !now.Before(last.Add(ses.IdleTimeout)) {
+			return ReasonIdle
+		}
+	}
+	return ""
+}

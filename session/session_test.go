@@ -1,0 +1,337 @@
+package session
+
+import (
+	"context"
+	"crypto/ed25519"
+	"crypto/rand"
+	"errors"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"golang.org/x/crypto/ssh"
+
+	"github.com/porthole/porthole/control"
+	"github.com/porthole/porthole/sessioncert"
+	"github.com/porthole/porthole/store"
+	"github.com/porthole/porthole/store/storetest"
+)
+
+// fixture is a Manager on a real SQLite store with one device, and the
+// device's side of the control channel: the commands published to it,
+// checked as the agent checks them.
+type fixture struct {
+	m       *Manager
+	st      store.Store
+	dev     *store.Device
+	other   *store.Device // another device of the same fleet
+	user    *store.User
+	userCA  ssh.Signer
+	control ed25519.PublicKey
+
+	mu        sync.Mutex
+	published []string // topics
+	cmds      chan *control.Command
+	verifier  *control.Verifier
+	closedIDs chan string
+	failSend  error
+}
+
+type memNonces struct {
+	mu   sync.Mutex
+	seen map[string]bool
+}
+
+func (n *memNonces) Remember(nonce string, _, _ time.Time) (bool, error) {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if n.seen[nonce] {
+		return false, nil
+	}
+	n.seen[nonce] = true
+	return true, nil
+}
+
+func newSigner(t *testing.T) ssh.Signer {
+	t.Helper()
+	_, priv, _ := ed25519.GenerateKey(rand.Reader)
+	s, err := ssh.NewSignerFromKey(priv)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s
+}
+
+func newFixture(t *testing.T, edit func(*Config)) *fixture {
+	t.Helper()
+	ctx := t.Context()
+	st := storetest.OpenSQLite(t)
+	f := &store.Fleet{Name: "acme"}
+	if err := st.CreateFleet(ctx, f); err != nil {
+		t.Fatal(err)
+	}
+	u := &store.User{Email: "ann@example.com", PasswordHash: "x", TOTPSecret: "x"}
+	if err := st.CreateUser(ctx, u); err != nil {
+		t.Fatal(err)
+	}
+	tok := &store.EnrollmentToken{FleetID: f.ID, Hash: "h", UsesLeft: 2, MaxUses: 2, ExpiresAt: time.Now().Add(time.Hour)}
+	if err := st.CreateEnrollmentToken(ctx, tok); err != nil {
+		t.Fatal(err)
+	}
+	enroll := func(name string) *store.Device {
+		d := &store.Device{Name: name, PublicKey: "ssh-ed25519 AAAA" + name}
+		if err := st.EnrollDevice(ctx, "h", time.Now(), d, func(*store.Fleet) (string, error) { return "cert", nil }); err != nil {
+			t.Fatal(err)
+		}
+		d.FleetName = "acme"
+		return d
+	}
+	pub, priv, _ := ed25519.GenerateKey(rand.Reader)
+	fx := &fixture{st: st, dev: enroll("dev1"), other: enroll("dev2"), user: u, userCA: newSigner(t), control: pub,
+		cmds: make(chan *control.Command, 16), closedIDs: make(chan string, 16)}
+	v, err := control.NewVerifier(pub, "acme", "dev1", &memNonces{seen: map[string]bool{}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	fx.verifier = v
+	cfg := Config{
+		Store: st, ControlKey: priv, UserCA: fx.userCA, RelayAddr: "relay.example.com:443",
+		Publish:       fx.publish,
+		Closed:        func(id string) { fx.closedIDs <- id },
+		SweepInterval: 10 * time.Millisecond,
+	}
+	if edit != nil {
+		edit(&cfg)
+	}
+	m, err := New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { m.Close() })
+	fx.m = m
+	return fx
+}
+
+// publish is the device: it verifies what reaches its topic.
+func (fx *fixture) publish(topic string, payload []byte) error {
+	fx.mu.Lock()
+	defer fx.mu.Unlock()
+	if fx.failSend != nil {
+		return fx.failSend
+	}
+	fx.published = append(fx.published, topic)
+	cmd, err := fx.verifier.Verify(payload, time.Now())
+	if err != nil {
+		return err
+	}
+	fx.cmds <- cmd
+	return nil
+}
+
+func (fx *fixture) open(t *testing.T, edit func(*Request)) *Opened {
+	t.Helper()
+	req := Request{Device: fx.dev, User: fx.user, PublicKey: newSigner(t).PublicKey(), Ports: []int{22}, Reason: "ticket 7"}
+	if edit != nil {
+		edit(&req)
+	}
+	o, err := fx.m.Open(t.Context(), req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return o
+}
+
+func (fx *fixture) cmd(t *testing.T) *control.Command {
+	t.Helper()
+	select {
+	case c := <-fx.cmds:
+		return c
+	case <-time.After(5 * time.Second):
+		t.Fatal("no command reached the device")
+		return nil
+	}
+}
+
+// waitClosed waits for the session to close and returns it.
+func (fx *fixture) waitClosed(t *testing.T, id string) *store.Session {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(t.Context(), 5*time.Second)
+	defer cancel()
+	ses, err := fx.m.Wait(ctx, id, store.SessionClosed)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ses.State != store.SessionClosed {
+		t.Fatalf("session still %s after 5 s", ses.State)
+	}
+	return ses
+}
+
+func TestOpenSendsSignedCommandAndCertificate(t *testing.T) {
+	fx := newFixture(t, nil)
+	o := fx.open(t, nil)
+	if o.Session.State != store.SessionConnecting {
+		t.Errorf("state %s; want connecting", o.Session.State)
+	}
+	cmd := fx.cmd(t)
+	if cmd.Type != control.TypeOpen || cmd.Session != o.Session.ID || cmd.Relay != "relay.example.com:443" ||
+		cmd.IdleTimeoutS != 900 || cmd.MaxDurationS != 7200 || len(cmd.Ports) != 1 {
+		t.Errorf("open command %+v", cmd)
+	}
+	claims, err := sessioncert.Verify(fx.userCA.PublicKey(), o.Certificate, time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if claims.Session != o.Session.ID || claims.Device != "dev1" || claims.Fleet != "acme" || claims.DeviceID != fx.dev.ID {
+		t.Errorf("certificate claims %+v", claims)
+	}
+	// Valid until the session's latest end, and not much longer.
+	end := o.Session.CreatedAt.Add(2 * time.Hour)
+	if claims.ValidBefore.Before(end) || claims.ValidBefore.After(end.Add(sessioncert.Margin+time.Second)) {
+		t.Errorf("certificate valid before %v; the session ends by %v", claims.ValidBefore, end)
+	}
+}
+
+func TestLimitsOnlyShorten(t *testing.T) {
+	fx := newFixture(t, nil)
+	o := fx.open(t, func(r *Request) { r.IdleTimeout, r.MaxDuration = time.Minute, 100*time.Hour })
+	if o.Session.IdleTimeout != time.Minute || o.Session.MaxDuration != 2*time.Hour {
+		t.Errorf("limits %v, %v; want 1m (asked) and 2h (the server's most)", o.Session.IdleTimeout, o.Session.MaxDuration)
+	}
+}
+
+func TestTunnelUpAndDown(t *testing.T) {
+	fx := newFixture(t, nil)
+	o := fx.open(t, nil)
+	id := o.Session.ID
+	done := make(chan *store.Session)
+	go func() {
+		ses, _ := fx.m.Wait(context.Background(), id, store.SessionActive)
+		done <- ses
+	}()
+	// Another device cannot speak for this session.
+	fx.m.HandleState("acme", "dev2", control.State{Kind: control.StateTunnelUp, Session: id})
+	fx.m.HandleState("acme", "dev2", control.State{Kind: control.StateTunnelDown, Session: id, Reason: "x"})
+	if ses, _ := fx.m.Get(t.Context(), id); ses.State != store.SessionConnecting {
+		t.Fatalf("another device moved the session to %s", ses.State)
+	}
+	fx.m.HandleState("acme", "dev1", control.State{Kind: control.StateTunnelUp, Session: id})
+	select {
+	case ses := <-done:
+		if ses.State != store.SessionActive {
+			t.Fatalf("Wait returned %s", ses.State)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("Wait did not return when the tunnel came up")
+	}
+	fx.m.HandleState("acme", "dev1", control.State{Kind: control.StateTunnelDown, Session: id, Reason: "revoked"})
+	ses := fx.waitClosed(t, id)
+	if ses.CloseReason != "revoked" {
+		t.Errorf("close reason %q; want the device's, revoked", ses.CloseReason)
+	}
+	if got := <-fx.closedIDs; got != id {
+		t.Errorf("Closed told of %s", got)
+	}
+}
+
+func TestEngineerClose(t *testing.T) {
+	fx := newFixture(t, nil)
+	o := fx.open(t, nil)
+	fx.cmd(t) // open
+	ses, err := fx.m.CloseSession(t.Context(), o.Session.ID, ReasonEngineer)
+	if err != nil || ses.State != store.SessionClosed || ses.CloseReason != ReasonEngineer {
+		t.Fatalf("CloseSession = %+v, %v", ses, err)
+	}
+	if c := fx.cmd(t); c.Type != control.TypeClose || c.Session != o.Session.ID {
+		t.Errorf("close command %+v", c)
+	}
+	// A second close changes nothing and sends nothing.
+	ses, err = fx.m.CloseSession(t.Context(), o.Session.ID, "other")
+	if err != nil || ses.CloseReason != ReasonEngineer {
+		t.Errorf("second close: %+v, %v", ses, err)
+	}
+	select {
+	case c := <-fx.cmds:
+		t.Errorf("a second close sent %+v", c)
+	case <-time.After(50 * time.Millisecond):
+	}
+}
+
+func TestTimeouts(t *testing.T) {
+	t.Run("device unreachable", func(t *testing.T) {
+		t.Parallel()
+		fx := newFixture(t, func(c *Config) { c.ConnectTimeout = 100 * time.Millisecond })
+		o := fx.open(t, nil)
+		if ses := fx.waitClosed(t, o.Session.ID); ses.CloseReason != ReasonUnreachable {
+			t.Errorf("reason %q; want %s", ses.CloseReason, ReasonUnreachable)
+		}
+	})
+	t.Run("idle", func(t *testing.T) {
+		t.Parallel()
+		fx := newFixture(t, func(c *Config) { c.IdleTimeout = 300 * time.Millisecond })
+		o := fx.open(t, nil)
+		fx.m.HandleState("acme", "dev1", control.State{Kind: control.StateTunnelUp, Session: o.Session.ID})
+		// Activity keeps it open past the idle timeout.
+		start := time.Now()
+		for time.Since(start) < 600*time.Millisecond {
+			fx.m.Activity(o.Session.ID)
+			time.Sleep(20 * time.Millisecond)
+		}
+		if ses, _ := fx.m.Get(t.Context(), o.Session.ID); ses.State != store.SessionActive {
+			t.Fatalf("an active engineer's session is %s (%s)", ses.State, ses.CloseReason)
+		}
+		if ses := fx.waitClosed(t, o.Session.ID); ses.CloseReason != ReasonIdle {
+			t.Errorf("reason %q; want %s", ses.CloseReason, ReasonIdle)
+		}
+		if since := time.Since(start); since < 800*time.Millisecond {
+			t.Errorf("closed for idleness %v after the start, less than the idle timeout after the last activity", since)
+		}
+	})
+	t.Run("max duration", func(t *testing.T) {
+		t.Parallel()
+		fx := newFixture(t, func(c *Config) { c.MaxDuration = 300 * time.Millisecond })
+		o := fx.open(t, nil)
+		fx.m.HandleState("acme", "dev1", control.State{Kind: control.StateTunnelUp, Session: o.Session.ID})
+		for range 10 {
+			fx.m.Activity(o.Session.ID)
+			time.Sleep(10 * time.Millisecond)
+		}
+		ses := fx.waitClosed(t, o.Session.ID)
+		if ses.CloseReason != ReasonMaxDuration {
+			t.Errorf("reason %q; want %s", ses.CloseReason, ReasonMaxDuration)
+		}
+		fx.cmd(t) // open
+		if c := fx.cmd(t); c.Type != control.TypeClose {
+			t.Errorf("after the limit the device got %+v; want close", c)
+		}
+	})
+}
+
+func TestControlUnavailable(t *testing.T) {
+	fx := newFixture(t, nil)
+	fx.failSend = errors.New("broker down")
+	_, err := fx.m.Open(t.Context(), Request{Device: fx.dev, User: fx.user, PublicKey: newSigner(t).PublicKey()})
+	if err == nil || !strings.Contains(err.Error(), "asking dev1 to connect") {
+		t.Fatalf("Open with the broker down: %v", err)
+	}
+	ss, _ := fx.st.ListSessions(t.Context(), store.SessionFilter{})
+	if len(ss) != 1 || ss[0].State != store.SessionClosed || ss[0].CloseReason != ReasonNoControl {
+		t.Errorf("sessions after a failed open: %+v", ss)
+	}
+}
+
+func TestWaitEndsWithContext(t *testing.T) {
+	fx := newFixture(t, nil)
+	o := fx.open(t, nil)
+	ctx, cancel := context.WithTimeout(t.Context(), 50*time.Millisecond)
+	defer cancel()
+	ses, err := fx.m.Wait(ctx, o.Session.ID, store.SessionActive)
+	if err != nil || ses.State != store.SessionConnecting {
+		t.Errorf("Wait = %v, %v; want the connecting session", ses, err)
+	}
+	if _, err := fx.m.Wait(t.Context(), "ses_missing", store.SessionActive); !errors.Is(err, store.ErrNotFound) {
+		t.Errorf("Wait on a missing session: %v", err)
+	}
+}
+
