@@ -18,23 +18,11 @@ func (s *Server) listDevices(c *call, _ *none) ([]apitype.Device, error) {
 			return nil, err
 		}
 	}
-	switch fleet := q.Get("fleet"); {
-	case fleet != "":
-		f, _, err := c.fleet(fleet)
-		if err != nil {
-			return nil, err
-		}
-		filter.FleetIDs = []string{f.ID}
-	case !c.user.Admin:
-		ms, err := s.store.Memberships(c.ctx, c.user.ID)
-		if err != nil {
-			return nil, fmt.Errorf("listing the caller's roles: %w", err)
-		}
-		filter.FleetIDs = make([]string, 0, len(ms)) // empty, not nil: no fleets, no devices
-		for _, m := range ms {
-			filter.FleetIDs = append(filter.FleetIDs, m.FleetID)
-		}
+	fleetIDs, err := c.fleetScope(q.Get("fleet"))
+	if err != nil {
+		return nil, err
 	}
+	filter.FleetIDs = fleetIDs
 	ds, err := s.store.ListDevices(c.ctx, filter)
 	if err != nil {
 		return nil, fmt.Errorf("listing devices: %w", err)

@@ -3,6 +3,8 @@ package api
 import (
 	"bytes"
 	"context"
+	"crypto/ed25519"
+	"crypto/rand"
 	"crypto/tls"
 	"encoding/json"
 	"fmt"
@@ -19,10 +21,12 @@ import (
 	"time"
 
 	"github.com/pquerna/otp/totp"
+	"golang.org/x/crypto/ssh"
 
 	"github.com/porthole/porthole/apitype"
 	"github.com/porthole/porthole/auth"
 	"github.com/porthole/porthole/ca"
+	"github.com/porthole/porthole/session"
 	"github.com/porthole/porthole/store"
 	"github.com/porthole/porthole/store/sqlitestore"
 )
@@ -86,7 +90,14 @@ func newFixture(dir string) (*fixture, error) {
 		return nil, err
 	}
 	f := &fixture{store: st, keys: keys, users: map[string]*store.User{}, tokens: map[string]string{}}
-	if f.srv, err = New(Config{Store: st, Keys: keys}); err != nil {
+	// Sessions go to a real manager; its commands go nowhere (the control
+	// channel's own tests follow them to devices).
+	sessions, err := session.New(session.Config{Store: st, ControlKey: keys.Control, UserCA: keys.UserCA,
+		RelayAddr: "relay.example.com:443", Publish: func(string, []byte) error { return nil }})
+	if err != nil {
+		return nil, err
+	}
+	if f.srv, err = New(Config{Store: st, Keys: keys, Sessions: sessions, RelayAddr: "relay.example.com:443"}); err != nil {
 		return nil, err
 	}
 	f.ts = startTLS(f.srv.Handler(), keys)
@@ -346,4 +357,24 @@ func totpCode(t *testing.T, u *store.User, now time.Time) string {
 	code, err := totp.GenerateCode(u.TOTPSecret, now)
 	must(t, err)
 	return code
+}
+
+// engineerPublicKey is an engineer's key for session requests.
+var engineerPublicKey = func() string {
+	_, priv, _ := ed25519.GenerateKey(rand.Reader)
+	s, err := ssh.NewSignerFromKey(priv)
+	if err != nil {
+		panic(err)
+	}
+	return strings.TrimSpace(string(ssh.MarshalAuthorizedKey(s.PublicKey())))
+}()
+
+// newSession records a connecting session on d by the fixture's operator,
+// straight through the store.
+func (f *fixture) newSession(t *testing.T, d *store.Device) *store.Session {
+	t.Helper()
+	ses := &store.Session{DeviceID: d.ID, UserID: f.users["operator"].ID, UserEmail: f.users["operator"].Email,
+		State: store.SessionConnecting, PublicKey: engineerPublicKey, IdleTimeout: time.Minute, MaxDuration: time.Hour}
+	must(t, f.store.CreateSession(context.Background(), ses))
+	return ses
 }

@@ -23,6 +23,8 @@ type world struct {
 	device *store.Device
 	etoken *store.EnrollmentToken
 	spare  string // ID of a spare token of the caller, for DELETE /tokens/{id}
+	// session is a connecting session on device; device is online.
+	session *store.Session
 }
 
 func newWorld(t *testing.T, caller *store.User) *world {
@@ -30,6 +32,8 @@ func newWorld(t *testing.T, caller *store.User) *world {
 	must(t, fx.store.SetRole(context.Background(), fl.ID, fx.users["target"].ID, store.RoleAuditor))
 	w := &world{fleet: fl, device: fx.newDevice(t, fl), spare: "no-such-token"}
 	_, w.etoken = fx.newEnrollmentToken(t, fl, 5, time.Now().Add(time.Hour))
+	must(t, fx.store.SetDevicePresence(context.Background(), store.DevicePresence{DeviceID: w.device.ID, Online: true, At: time.Now()}))
+	w.session = fx.newSession(t, w.device)
 	if caller != nil {
 		_, tok, err := newToken(fx.store, caller, time.Now().Add(time.Hour))
 		must(t, err)
@@ -49,13 +53,18 @@ func (w *world) snapshot(t *testing.T, caller *store.User) string {
 		Labels         map[string]string
 	}
 	var state struct {
-		Devices, Members, Enroll, Tokens []item
+		Devices, Members, Enroll, Tokens, Sessions []item
 		NewFleet, NewUser                bool
 	}
 	ds, err := fx.store.ListDevices(ctx, store.DeviceFilter{FleetIDs: []string{w.fleet.ID}})
 	must(t, err)
 	for _, d := range ds {
 		state.Devices = append(state.Devices, item{ID: d.ID, Name: d.Name, Labels: d.Labels})
+	}
+	ss, err := fx.store.ListSessions(ctx, store.SessionFilter{FleetIDs: []string{w.fleet.ID}})
+	must(t, err)
+	for _, x := range ss {
+		state.Sessions = append(state.Sessions, item{ID: x.ID, Role: string(x.State)})
 	}
 	ms, err := fx.store.FleetMembers(ctx, w.fleet.ID)
 	must(t, err)
@@ -183,6 +192,15 @@ var matrix = []matrixCase{
 		want: fleetMembers(store.RoleAuditor, http.StatusOK)},
 	{method: "PUT", path: "/api/v1/devices/{id}/labels", url: func(w *world) string { return "/api/v1/devices/" + w.device.ID + "/labels" },
 		body: func(*world) any { return map[string]any{"labels": map[string]string{"site": "lab"}} },
+		want: fleetMembers(store.RoleOperator, http.StatusOK)},
+	{method: "POST", path: "/api/v1/devices/{id}/sessions", url: func(w *world) string { return "/api/v1/devices/" + w.device.ID + "/sessions" },
+		body: func(*world) any { return map[string]any{"public_key": engineerPublicKey} },
+		want: fleetMembers(store.RoleOperator, http.StatusCreated)},
+	{method: "GET", path: "/api/v1/sessions", url: func(w *world) string { return "/api/v1/sessions?fleet=" + w.fleet.Name },
+		want: fleetMembers(store.RoleAuditor, http.StatusOK)},
+	{method: "GET", path: "/api/v1/sessions/{id}", url: func(w *world) string { return "/api/v1/sessions/" + w.session.ID },
+		want: fleetMembers(store.RoleAuditor, http.StatusOK)},
+	{method: "DELETE", path: "/api/v1/sessions/{id}", url: func(w *world) string { return "/api/v1/sessions/" + w.session.ID },
 		want: fleetMembers(store.RoleOperator, http.StatusOK)},
 	{method: "DELETE", path: "/api/v1/devices/{id}", url: func(w *world) string { return "/api/v1/devices/" + w.device.ID },
 		want: fleetMembers(store.RoleOwner, http.StatusNoContent)},

@@ -82,6 +82,10 @@ func (s *Server) routeTable() []route {
 			query: []param{{"fleet", "only this fleet (by name)"}, {"name", "only the device with this name"}},
 			ep:    handle(s.listDevices)},
 
+		{method: "GET", path: "/api/v1/sessions", access: loggedIn, summary: "Sessions in the caller's fleets, newest first",
+			query: []param{{"fleet", "only this fleet (by name)"}, {"device", "only this device (by name; needs fleet)"}, {"open", "true: only open sessions"}},
+			ep:    handle(s.listSessions)},
+
 		// Administrators.
 		{method: "POST", path: "/api/v1/fleets", access: adminOnly, action: "create fleets", summary: "Create a fleet", status: http.StatusCreated,
 			ep: handle(s.createFleet)},
@@ -111,6 +115,15 @@ func (s *Server) routeTable() []route {
 			summary: "One device", ep: handle(s.getDevice)},
 		{method: "PUT", path: "/api/v1/devices/{id}/labels", access: fleetRole, role: store.RoleOperator, action: "change labels",
 			summary: "Replace a device's labels", ep: handle(s.setLabels)},
+		{method: "POST", path: "/api/v1/devices/{id}/sessions", access: fleetRole, role: store.RoleOperator, action: "open sessions",
+			summary: "Open a session on an online device: returns it (connecting) with a certificate for the caller's key, bound to it", status: http.StatusCreated,
+			ep: handle(s.createSession)},
+		{method: "GET", path: "/api/v1/sessions/{id}", access: fleetRole, role: store.RoleAuditor, action: "see sessions",
+			summary: "One session; with wait=STATE, answers once it reaches STATE or closes, or after timeout (default 25s, at most 60s)",
+			query: []param{{"wait", "a state to wait for: connecting, active or closed"}, {"timeout", "how long to wait, such as 25s"}},
+			ep:    handle(s.getSession)},
+		{method: "DELETE", path: "/api/v1/sessions/{id}", access: fleetRole, role: store.RoleOperator, action: "close sessions",
+			summary: "Close a session: the device is told and the relay cuts it", ep: handle(s.closeSession)},
 		{method: "DELETE", path: "/api/v1/devices/{id}", access: fleetRole, role: store.RoleOwner, action: "delete devices",
 			summary: "Delete a device; it must enroll again to come back", ep: handle(s.deleteDevice)},
 	}

@@ -21,6 +21,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 
 	"github.com/porthole/porthole/ca"
+	"github.com/porthole/porthole/session"
 	"github.com/porthole/porthole/store"
 )
 
@@ -45,6 +46,10 @@ type Config struct {
 	// neither role yet.
 	BrokerURL string
 	RelayAddr string
+
+	// Sessions opens, follows and closes engineers' sessions. Nil: the
+	// session routes answer that this server opens no sessions.
+	Sessions *session.Manager
 
 	// DeviceDeleted is called after a device is deleted, so that the
 	// control channel can end the connection the device may still have
@@ -96,6 +101,7 @@ type Server struct {
 	metrics   *metrics
 	brokerURL string
 	relayAddr string
+	sessions  *session.Manager
 	deleted   func(fleet, device string)
 	tokenTTL  time.Duration
 	now       func() time.Time
@@ -125,6 +131,7 @@ func New(cfg Config) (*Server, error) {
 		registry:  cfg.Registry,
 		brokerURL: cfg.BrokerURL,
 		relayAddr: cfg.RelayAddr,
+		sessions:  cfg.Sessions,
 		deleted:   cfg.DeviceDeleted,
 		tokenTTL:  orDefault(cfg.TokenTTL, DefaultTokenTTL),
 		now:       cfg.Now,

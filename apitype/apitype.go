@@ -25,6 +25,7 @@ const (
 	CodeNotReady        = "not_ready"          // /readyz: a dependency is down
 	CodeMethodNotAllow  = "method_not_allowed" // wrong HTTP method for the route
 	CodeDeviceOffline   = "device_offline"     // the device is not connected to the control channel
+	CodeUnavailable     = "unavailable"        // a part of the server (the control channel) is down; try again
 )
 
 // ErrorBody is the body of every error response.
@@ -169,4 +170,69 @@ type Device struct {
 // SetLabelsRequest is PUT /api/v1/devices/{id}/labels: it replaces all labels.
 type SetLabelsRequest struct {
 	Labels map[string]string `json:"labels"`
+}
+
+// Session states, as in Session.State.
+const (
+	SessionRequested      = "requested"
+	SessionWaitingConsent = "waiting_consent"
+	SessionConnecting     = "connecting"
+	SessionActive         = "active"
+	SessionClosed         = "closed"
+)
+
+// Session is an engineer's session on a device.
+type Session struct {
+	ID       string `json:"id"`
+	Fleet    string `json:"fleet"`
+	Device   string `json:"device"`
+	DeviceID string `json:"device_id"`
+	User     string `json:"user"` // the engineer's email
+	// State is requested, waiting_consent, connecting, active or closed.
+	State string `json:"state"`
+	// CloseReason says why a closed session ended: engineer_closed,
+	// device_unreachable, idle_timeout, max_duration, or the device's own.
+	CloseReason  string    `json:"close_reason,omitempty"`
+	Reason       string    `json:"reason,omitempty"`
+	Ports        []int     `json:"ports,omitempty"`
+	IdleTimeoutS int       `json:"idle_timeout_s"`
+	MaxDurationS int       `json:"max_duration_s"`
+	CreatedAt    time.Time `json:"created_at"`
+	ActiveAt     time.Time `json:"active_at,omitzero"`
+	ClosedAt     time.Time `json:"closed_at,omitzero"`
+	LastActivity time.Time `json:"last_activity,omitzero"`
+}
+
+// CreateSessionRequest is POST /api/v1/devices/{id}/sessions.
+type CreateSessionRequest struct {
+	// PublicKey is the engineer's SSH public key (authorized_keys format)
+	// that the session certificate certifies. Its private half never
+	// leaves the engineer's machine.
+	PublicKey string `json:"public_key"`
+	// Ports are device ports the engineer wants to forward to; the device
+	// grants only those in its own allow-list.
+	Ports []int `json:"ports,omitempty"`
+	// Reason is shown to the device's owner and kept with the session.
+	Reason string `json:"reason,omitempty"`
+	// IdleTimeoutS and MaxDurationS shorten the server's limits; zero
+	// means the server's.
+	IdleTimeoutS int `json:"idle_timeout_s,omitempty"`
+	MaxDurationS int `json:"max_duration_s,omitempty"`
+}
+
+// CreateSessionResponse is the answer to CreateSessionRequest: the session
+// (connecting: the device has been asked to dial the relay) and what the
+// engineer's SSH client needs to reach it.
+type CreateSessionResponse struct {
+	Session Session `json:"session"`
+	// Certificate is the engineer's key certified by the user CA for this
+	// session and device only (authorized_keys format).
+	Certificate string `json:"certificate"`
+	// RelayAddr is the relay's host:port.
+	RelayAddr string `json:"relay_addr"`
+	// HostCA is the host CA's public key (authorized_keys format): it signs
+	// the relay's and every device's host key.
+	HostCA string `json:"host_ca"`
+	// HostPrincipals are the names the device's host certificate carries.
+	HostPrincipals []string `json:"host_principals"`
 }

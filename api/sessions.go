@@ -1,0 +1,239 @@
+package api
+
+import (
+	"context"
+	"crypto/rsa"
+	"errors"
+	"fmt"
+	"net/http"
+	"slices"
+	"strings"
+	"time"
+
+	"golang.org/x/crypto/ssh"
+
+	"github.com/porthole/porthole/apitype"
+	"github.com/porthole/porthole/ca"
+	"github.com/porthole/porthole/session"
+	"github.com/porthole/porthole/store"
+)
+
+// Long-poll bounds of GET /api/v1/sessions/{id}?wait=STATE.
+const (
+	defaultWait = 25 * time.Second
+	maxWait     = 60 * time.Second
+)
+
+// createSession is POST /api/v1/devices/{id}/sessions: the device must be
+// on the control channel; the session is recorded, the engineer's key
+// certified for it, and the device asked to connect.
+func (s *Server) createSession(c *call, req *apitype.CreateSessionRequest) (apitype.CreateSessionResponse, error) {
+	d, err := c.device(c.r.PathValue("id"))
+	if err != nil {
+		return apitype.CreateSessionResponse{}, err
+	}
+	pub, err := engineerKey(req.PublicKey)
+	if err != nil {
+		return apitype.CreateSessionResponse{}, err
+	}
+	for _, p := range req.Ports {
+		if p < 1 || p > 65535 {
+			return apitype.CreateSessionResponse{}, badRequest("port %d is not a port (1-65535)", p)
+		}
+	}
+	if len(req.Ports) > 32 {
+		return apitype.CreateSessionResponse{}, badRequest("ask for at most 32 ports, not %d", len(req.Ports))
+	}
+	if len(req.Reason) > 500 {
+		return apitype.CreateSessionResponse{}, badRequest("the reason is %d bytes; keep it under 500", len(req.Reason))
+	}
+	if req.IdleTimeoutS < 0 || req.MaxDurationS < 0 {
+		return apitype.CreateSessionResponse{}, badRequest("idle_timeout_s and max_duration_s cannot be negative")
+	}
+	if err := deviceOffline(d, s.now()); err != nil {
+		return apitype.CreateSessionResponse{}, err
+	}
+	if s.sessions == nil {
+		return apitype.CreateSessionResponse{}, errorf(http.StatusServiceUnavailable, apitype.CodeUnavailable,
+			"this server does not open sessions (it runs no control channel)")
+	}
+	opened, err := s.sessions.Open(c.ctx, session.Request{
+		Device: d, User: c.user, PublicKey: pub, Ports: req.Ports, Reason: req.Reason,
+		IdleTimeout: time.Duration(req.IdleTimeoutS) * time.Second,
+		MaxDuration: time.Duration(req.MaxDurationS) * time.Second,
+	})
+	if err != nil {
+		if opened == nil && strings.Contains(err.Error(), "asking") {
+			return apitype.CreateSessionResponse{}, errorf(http.StatusServiceUnavailable, apitype.CodeUnavailable,
+				"could not reach %s over the control channel; try again in a moment", d.Name)
+		}
+		return apitype.CreateSessionResponse{}, fmt.Errorf("opening a session on %s: %w", d.ID, err)
+	}
+	s.logger.Info("session requested", "request_id", requestID(c.ctx), "by", c.user.Email, "session", opened.Session.ID,
+		"fleet", d.FleetName, "device", d.Name)
+	return apitype.CreateSessionResponse{
+		Session:        apiSession(opened.Session),
+		Certificate:    strings.TrimSpace(string(ssh.MarshalAuthorizedKey(opened.Certificate))),
+		RelayAddr:      s.relayAddr,
+		HostCA:         s.keys.HostCAPublicKey(),
+		HostPrincipals: ca.HostPrincipals(d.FleetName, d.Name),
+	}, nil
+}
+
+// engineerKey parses the key an engineer asks to certify: a plain (not
+// certified) ed25519, ECDSA or RSA key of at least 2048 bits.
+func engineerKey(line string) (ssh.PublicKey, error) {
+	if strings.TrimSpace(line) == "" {
+		return nil, badRequest("public_key is required: the SSH public key to certify for this session")
+	}
+	pub, _, _, _, err := ssh.ParseAuthorizedKey([]byte(line))
+	if err != nil {
+		return nil, badRequest("public_key is not an SSH public key in authorized_keys format")
+	}
+	switch pub.Type() {
+	case ssh.KeyAlgoED25519, ssh.KeyAlgoECDSA256, ssh.KeyAlgoECDSA384, ssh.KeyAlgoECDSA521:
+	case ssh.KeyAlgoRSA:
+		if k, ok := pub.(ssh.CryptoPublicKey).CryptoPublicKey().(*rsa.PublicKey); !ok || k.N.BitLen() < 2048 {
+			return nil, badRequest("public_key is an RSA key under 2048 bits; use ed25519")
+		}
+	default:
+		return nil, badRequest("public_key is %s; use an ed25519, ECDSA or RSA key", pub.Type())
+	}
+	return pub, nil
+}
+
+// session finds a session and checks the caller's role in its fleet.
+func (c *call) session(id string) (*store.Session, error) {
+	missing := notFound("there is no session %q in your fleets", id)
+	if c.s.sessions == nil {
+		return nil, missing
+	}
+	ses, err := c.s.sessions.Get(c.ctx, id)
+	if errors.Is(err, store.ErrNotFound) {
+		return nil, missing
+	} else if err != nil {
+		return nil, fmt.Errorf("looking up session %q: %w", id, err)
+	}
+	if _, err := c.authorize(&store.Fleet{ID: ses.FleetID, Name: ses.FleetName}, missing); err != nil {
+		return nil, err
+	}
+	return ses, nil
+}
+
+var sessionStates = []string{apitype.SessionRequested, apitype.SessionWaitingConsent, apitype.SessionConnecting,
+	apitype.SessionActive, apitype.SessionClosed}
+
+// getSession is GET /api/v1/sessions/{id}[?wait=STATE[&timeout=D]]: with
+// wait, the answer comes once the session has reached STATE or gone past
+// it (closed is past everything), or after timeout (default 25 s, at most
+// 60 s) with the session as it is then, so clients need not spin.
+func (s *Server) getSession(c *call, _ *none) (apitype.Session, error) {
+	ses, err := c.session(c.r.PathValue("id"))
+	if err != nil {
+		return apitype.Session{}, err
+	}
+	q := c.r.URL.Query()
+	want := q.Get("wait")
+	if want == "" {
+		return apiSession(ses), nil
+	}
+	if !slices.Contains(sessionStates, want) {
+		return apitype.Session{}, badRequest("wait=%q is not a session state; use one of %s", want, strings.Join(sessionStates, ", "))
+	}
+	wait := defaultWait
+	if t := q.Get("timeout"); t != "" {
+		if wait, err = time.ParseDuration(t); err != nil || wait <= 0 {
+			return apitype.Session{}, badRequest("timeout=%q is not a duration such as 25s", t)
+		}
+		wait = min(wait, maxWait)
+	}
+	ctx, cancel := context.WithTimeout(c.ctx, wait)
+	defer cancel()
+	ses, err = s.sessions.Wait(ctx, ses.ID, store.SessionState(want))
+	if err != nil {
+		return apitype.Session{}, fmt.Errorf("waiting on session %s: %w", c.r.PathValue("id"), err)
+	}
+	return apiSession(ses), nil
+}
+
+// closeSession is DELETE /api/v1/sessions/{id}: the session is closed, the
+// device told, the relay's splice cut. Closing a closed session answers it
+// as it is.
+func (s *Server) closeSession(c *call, _ *none) (apitype.Session, error) {
+	ses, err := c.session(c.r.PathValue("id"))
+	if err != nil {
+		return apitype.Session{}, err
+	}
+	ses, err = s.sessions.CloseSession(c.ctx, ses.ID, session.ReasonEngineer)
+	if err != nil {
+		return apitype.Session{}, fmt.Errorf("closing session %s: %w", c.r.PathValue("id"), err)
+	}
+	return apiSession(ses), nil
+}
+
+// listSessions is GET /api/v1/sessions: sessions in the caller's fleets,
+// newest first, narrowed by fleet, device and whether they are open.
+func (s *Server) listSessions(c *call, _ *none) ([]apitype.Session, error) {
+	q := c.r.URL.Query()
+	filter := store.SessionFilter{OpenOnly: q.Get("open") == "true", Limit: 100}
+	if v := q.Get("open"); v != "" && v != "true" && v != "false" {
+		return nil, badRequest("open=%q; use true or false", v)
+	}
+	fleetIDs, err := c.fleetScope(q.Get("fleet"))
+	if err != nil {
+		return nil, err
+	}
+	filter.FleetIDs = fleetIDs
+	if name := q.Get("device"); name != "" {
+		if q.Get("fleet") == "" {
+			return nil, badRequest("device= needs fleet= too: device names are unique within a fleet")
+		}
+		d, err := s.store.GetDeviceByName(c.ctx, fleetIDs[0], name)
+		if errors.Is(err, store.ErrNotFound) {
+			return nil, notFound("no device %s in fleet %s", name, q.Get("fleet"))
+		} else if err != nil {
+			return nil, fmt.Errorf("looking up device %s: %w", name, err)
+		}
+		filter.DeviceID = d.ID
+	}
+	if s.sessions == nil {
+		return []apitype.Session{}, nil
+	}
+	ss, err := s.store.ListSessions(c.ctx, filter)
+	if err != nil {
+		return nil, fmt.Errorf("listing sessions: %w", err)
+	}
+	return convertAll(ss, apiSession), nil
+}
+
+// fleetScope is the fleets a list may show: the one named (if the caller
+// has a role in it), or every fleet of the caller's (nil: every fleet, for
+// administrators).
+func (c *call) fleetScope(name string) ([]string, error) {
+	if name != "" {
+		f, _, err := c.fleet(name)
+		if err != nil {
+			return nil, err
+		}
+		return []string{f.ID}, nil
+	}
+	if c.user.Admin {
+		return nil, nil
+	}
+	ms, err := c.s.store.Memberships(c.ctx, c.user.ID)
+	if err != nil {
+		return nil, fmt.Errorf("listing the caller's roles: %w", err)
+	}
+	ids := make([]string, 0, len(ms)) // empty, not nil: no fleets, nothing
+	for _, m := range ms {
+		ids = append(ids, m.FleetID)
+	}
+	return ids, nil
+}
+
+func apiSession(s *store.Session) apitype.Session {
+	return apitype.Session{ID: s.ID, Fleet: s.FleetName, Device: s.DeviceName, DeviceID: s.DeviceID, User: s.UserEmail,
+		State: string(s.State), CloseReason: s.CloseReason, Reason: s.Reason, Ports: s.Ports,
+		IdleTimeoutS: int(s.IdleTimeout / time.Second), MaxDurationS: int(s.MaxDuration / time.Second),
+		CreatedAt: s.CreatedAt, ActiveAt: s.ActiveAt, ClosedAt: s.ClosedAt, LastActivity: s.LastActivity}
+}

@@ -1,0 +1,119 @@
+package api
+
+import (
+	"context"
+	"encoding/json"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+
+	"golang.org/x/crypto/ssh"
+
+	"github.com/porthole/porthole/apitype"
+	"github.com/porthole/porthole/control"
+	"github.com/porthole/porthole/sessioncert"
+	"github.com/porthole/porthole/store"
+)
+
+func TestCreateSession(t *testing.T) {
+	t.Parallel()
+	fl := fx.newFleet(t)
+	d := fx.newDevice(t, fl)
+	must(t, fx.store.SetDevicePresence(context.Background(), store.DevicePresence{DeviceID: d.ID, Online: true, At: time.Now()}))
+	r := do(t, fx.ts, "POST", "/api/v1/devices/"+d.ID+"/sessions", fx.tokens["operator"],
+		apitype.CreateSessionRequest{PublicKey: engineerPublicKey, Ports: []int{22, 8080}, Reason: "ticket 9", IdleTimeoutS: 60})
+	if r.status != http.StatusCreated {
+		t.Fatalf("status %d: %s", r.status, r.body)
+	}
+	var resp apitype.CreateSessionResponse
+	must(t, json.Unmarshal(r.body, &resp))
+	ses := resp.Session
+	if ses.State != apitype.SessionConnecting || ses.Device != d.Name || ses.Fleet != fl.Name || ses.User != "operator@example.com" ||
+		ses.IdleTimeoutS != 60 || ses.MaxDurationS != 7200 || ses.Reason != "ticket 9" {
+		t.Errorf("session %+v", ses)
+	}
+	if resp.RelayAddr != "relay.example.com:443" || resp.HostCA != fx.keys.HostCAPublicKey() ||
+		len(resp.HostPrincipals) != 2 || resp.HostPrincipals[1] != d.Name+".porthole" {
+		t.Errorf("response %+v", resp)
+	}
+	cert, _, _, _, err := ssh.ParseAuthorizedKey([]byte(resp.Certificate))
+	must(t, err)
+	claims, err := sessioncert.Verify(fx.keys.UserCA.PublicKey(), cert, time.Now())
+	must(t, err)
+	if claims.Session != ses.ID || claims.DeviceID != d.ID {
+		t.Errorf("certificate claims %+v", claims)
+	}
+	if got := strings.TrimSpace(string(ssh.MarshalAuthorizedKey(cert.(*ssh.Certificate).Key))); got != engineerPublicKey {
+		t.Errorf("certified key %s; want the caller's", got)
+	}
+
+	// The device reports the tunnel up: a long poll returns at once.
+	done := make(chan response)
+	go func() {
+		done <- do(t, fx.ts, "GET", "/api/v1/sessions/"+ses.ID+"?wait=active&timeout=10s", fx.tokens["auditor"], nil)
+	}()
+	time.Sleep(50 * time.Millisecond)
+	fx.srv.sessions.HandleState(fl.Name, d.Name, control.State{Kind: control.StateTunnelUp, Session: ses.ID})
+	select {
+	case r := <-done:
+		var got apitype.Session
+		must(t, json.Unmarshal(r.body, &got))
+		if r.status != http.StatusOK || got.State != apitype.SessionActive {
+			t.Errorf("long poll: %d %s", r.status, r.body)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("the long poll did not return when the session became active")
+	}
+
+	// Closed by the engineer, with the reason.
+	r = do(t, fx.ts, "DELETE", "/api/v1/sessions/"+ses.ID, fx.tokens["operator"], nil)
+	var closed apitype.Session
+	must(t, json.Unmarshal(r.body, &closed))
+	if closed.State != apitype.SessionClosed || closed.CloseReason != "engineer_closed" {
+		t.Errorf("after DELETE: %s", r.body)
+	}
+	r = do(t, fx.ts, "GET", "/api/v1/sessions?fleet="+fl.Name+"&device="+d.Name, fx.tokens["auditor"], nil)
+	var list []apitype.Session
+	must(t, json.Unmarshal(r.body, &list))
+	if len(list) != 1 || list[0].ID != ses.ID {
+		t.Errorf("list: %s", r.body)
+	}
+}
+
+func TestCreateSessionRefused(t *testing.T) {
+	t.Parallel()
+	fl := fx.newFleet(t)
+	online, offline := fx.newDevice(t, fl), fx.newDevice(t, fl)
+	must(t, fx.store.SetDevicePresence(context.Background(), store.DevicePresence{DeviceID: online.ID, Online: true, At: time.Now()}))
+	cert := func() string {
+		r := do(t, fx.ts, "POST", "/api/v1/devices/"+online.ID+"/sessions", fx.tokens["operator"],
+			apitype.CreateSessionRequest{PublicKey: engineerPublicKey})
+		var resp apitype.CreateSessionResponse
+		must(t, json.Unmarshal(r.body, &resp))
+		return resp.Certificate
+	}()
+	for _, tt := range []struct {
+		name   string
+		device string
+		req    apitype.CreateSessionRequest
+		status int
+		want   string
+	}{
+		{"an offline device", offline.ID, apitype.CreateSessionRequest{PublicKey: engineerPublicKey}, http.StatusConflict, "has never connected"},
+		{"no key", online.ID, apitype.CreateSessionRequest{}, http.StatusBadRequest, "public_key is required"},
+		{"not a key", online.ID, apitype.CreateSessionRequest{PublicKey: "ssh-ed25519 garbage"}, http.StatusBadRequest, "not an SSH public key"},
+		{"a certificate", online.ID, apitype.CreateSessionRequest{PublicKey: cert}, http.StatusBadRequest, "use an ed25519"},
+		{"a bad port", online.ID, apitype.CreateSessionRequest{PublicKey: engineerPublicKey, Ports: []int{70000}}, http.StatusBadRequest, "not a port"},
+		{"a negative limit", online.ID, apitype.CreateSessionRequest{PublicKey: engineerPublicKey, MaxDurationS: -1}, http.StatusBadRequest, "negative"},
+	} {
+		r := do(t, fx.ts, "POST", "/api/v1/devices/"+tt.device+"/sessions", fx.tokens["operator"], tt.req)
+		if r.status != tt.status || !strings.Contains(r.errorBody(t).Message, tt.want) {
+			t.Errorf("%s: %d %s; want %d and %q", tt.name, r.status, r.body, tt.status, tt.want)
+		}
+	}
+	r := do(t, fx.ts, "GET", "/api/v1/sessions/ses_missing?wait=sleeping", fx.tokens["operator"], nil)
+	if r.status != http.StatusNotFound {
+		t.Errorf("a missing session: %d", r.status)
+	}
+}
