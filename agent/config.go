@@ -11,6 +11,7 @@ import (
 	"os"
 	"regexp"
 	"strings"
+	"time"
 
 	"go.yaml.in/yaml/v3"
 )
@@ -24,17 +25,46 @@ const DefaultConfigFile = "/etc/porthole/agent.yaml"
 // the device uses the broker it learned at enrollment.
 //
 // It holds only the keys the agent acts on today. The owner's consent mode
-// (consent), the ports an engineer may reach (allow_ports), the user
-// sessions run as (run_as), the local page (local_ui), input recording
-// (record_input) and the session limits (idle_timeout, max_duration) are
-// added with the issues that make them do something; until then they are
-// unknown keys, and so errors, rather than settings silently ignored.
+// (consent), the local page (local_ui) and input recording (record_input)
+// are added with the issues that make them do something; until then they
+// are unknown keys, and so errors, rather than settings silently ignored.
 type Config struct {
 	// Broker overrides how the device reaches its MQTT broker.
 	Broker BrokerConfig `yaml:"broker"`
 	// LogLevel is the least severe level logged to standard error: debug,
 	// info, warn or error. Empty: info.
 	LogLevel string `yaml:"log_level"`
+
+	// AllowPorts are the local ports (on 127.0.0.1) an engineer may forward
+	// to through a session. Empty: none; the shell, commands and file
+	// copies need no port.
+	AllowPorts []int `yaml:"allow_ports"`
+	// RunAs is the user that engineers' shells, commands and file copies
+	// run as. Empty: the user the agent runs as.
+	RunAs string `yaml:"run_as"`
+	// IdleTimeout ends a session with no engineer input for this long, and
+	// MaxDuration one open this long, whatever the server allows: the
+	// device may shorten the server's limits, never lengthen them. Zero:
+	// 15 min and 2 h.
+	IdleTimeout time.Duration `yaml:"idle_timeout"`
+	MaxDuration time.Duration `yaml:"max_duration"`
+}
+
+// Defaults of the session limits.
+const (
+	DefaultIdleTimeout = 15 * time.Minute
+	DefaultMaxDuration = 2 * time.Hour
+)
+
+// idleTimeout and maxDuration are the limits with their defaults.
+func (c *Config) idleTimeout() time.Duration { return orDuration(c.IdleTimeout, DefaultIdleTimeout) }
+func (c *Config) maxDuration() time.Duration { return orDuration(c.MaxDuration, DefaultMaxDuration) }
+
+func orDuration(d, def time.Duration) time.Duration {
+	if d <= 0 {
+		return def
+	}
+	return d
 }
 
 // BrokerConfig points the device at an external MQTT broker (Mosquitto,
@@ -137,6 +167,17 @@ func (c *Config) Validate() error {
 	if _, err := c.logLevel(); err != nil {
 		return err
 	}
+	for _, p := range c.AllowPorts {
+		if p < 1 || p > 65535 {
+			return fmt.Errorf("allow_ports: %d is not a port (1-65535)", p)
+		}
+	}
+	if c.IdleTimeout < 0 || c.MaxDuration < 0 {
+		return errors.New("idle_timeout and max_duration cannot be negative")
+	}
+	if c.RunAs != "" && !validUserName(c.RunAs) {
+		return fmt.Errorf("run_as %q is not a user name", c.RunAs)
+	}
 	b := c.Broker
 	if b.URL != "" {
 		if _, err := brokerURL(b.URL); err != nil {
@@ -204,4 +245,10 @@ func brokerURL(s string) (*url.URL, error) {
 	}
 	u.Path = ""
 	return u, nil
+}
+
+// validUserName accepts what useradd does: a letter or underscore, then
+// letters, digits, '_', '-' and '.', up to 32 characters.
+func validUserName(s string) bool {
+	return regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_.-]{0,31}$`).MatchString(s)
 }

@@ -14,6 +14,7 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"reflect"
 	"strings"
 	"testing"
 	"time"
@@ -29,19 +30,25 @@ broker:
   client_cert: /etc/porthole/dev1.crt
   client_key: /etc/porthole/dev1.key
 log_level: debug
+allow_ports: [22, 8080]
+run_as: pi
+idle_timeout: 5m
+max_duration: 1h
 `))
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := Config{LogLevel: "debug", Broker: BrokerConfig{
+	want := Config{LogLevel: "debug", AllowPorts: []int{22, 8080}, RunAs: "pi", IdleTimeout: 5 * time.Minute,
+		MaxDuration: time.Hour, Broker: BrokerConfig{
 		URL: "mqtts://mqtt.example.com", Username: "dev1", Password: "secret",
 		CAFile: "/etc/porthole/ca.pem", ClientCert: "/etc/porthole/dev1.crt", ClientKey: "/etc/porthole/dev1.key",
 	}}
-	if *cfg != want || cfg.Level() != slog.LevelDebug {
+	if !reflect.DeepEqual(*cfg, want) || cfg.Level() != slog.LevelDebug {
 		t.Errorf("ParseConfig = %+v; want %+v", *cfg, want)
 	}
 	for _, empty := range []string{"", "# nothing yet\n"} {
-		if cfg, err := ParseConfig([]byte(empty)); err != nil || *cfg != (Config{}) || cfg.Level() != slog.LevelInfo {
+		if cfg, err := ParseConfig([]byte(empty)); err != nil || !reflect.DeepEqual(*cfg, Config{}) || cfg.Level() != slog.LevelInfo ||
+			cfg.idleTimeout() != DefaultIdleTimeout || cfg.maxDuration() != DefaultMaxDuration {
 			t.Errorf("ParseConfig(%q) = %+v, %v; want the defaults", empty, cfg, err)
 		}
 	}
@@ -62,6 +69,10 @@ func TestParseConfigErrors(t *testing.T) {
 		{"ca without url", "broker: {ca_file: ca.pem}", "set broker.url too"},
 		{"cert over plain mqtt", "broker: {url: 'mqtt://x', client_cert: c, client_key: k}", "needs an mqtts://"},
 		{"not a map", "- a\n- b\n", "cannot unmarshal"},
+		{"a port out of range", "allow_ports: [22, 70000]", "70000 is not a port"},
+		{"a negative limit", "idle_timeout: -1m", "cannot be negative"},
+		{"a user name with a slash", "run_as: ../root", "not a user name"},
+		{"a limit without a unit", "max_duration: 10", "cannot unmarshal"},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			if _, err := ParseConfig([]byte(tt.yaml)); err == nil || !strings.Contains(err.Error(), tt.errHas) {
