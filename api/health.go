@@ -48,3 +48,8 @@ func (s *Server) metricsHandler() http.Handler {
 type slogPrinter struct{ s *Server }
 
 func (p slogPrinter) Println(v ...any) { p.s.logger.Error("serving metrics", "err", fmt.Sprint(v...)) }
+
+// caKeys is GET /api/v1/ca: public keys only, so anyone may read them.
+func (s *Server) caKeys(*call, *none) (apitype.CAKeys, error) {
+	return apitype.CAKeys{HostCA: s.keys.HostCAPublicKey(), UserCA: s.keys.UserCAPublicKey(), RelayAddr: s.relayAddr}, nil
+}

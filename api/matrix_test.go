@@ -147,6 +147,7 @@ var matrix = []matrixCase{
 		want: everyone(http.StatusBadRequest)},
 	{method: "POST", path: "/api/v1/enroll", url: fixed("/api/v1/enroll"), body: func(*world) any { return map[string]any{} },
 		want: everyone(http.StatusBadRequest)},
+	{method: "GET", path: "/api/v1/ca", url: fixed("/api/v1/ca"), want: everyone(http.StatusOK)},
 	{method: "GET", path: "/api/v1/openapi.json", url: fixed("/api/v1/openapi.json"), want: everyone(http.StatusOK)},
 	{method: "GET", path: "/healthz", url: fixed("/healthz"), want: everyone(http.StatusOK)},
 	{method: "GET", path: "/readyz", url: fixed("/readyz"), want: everyone(http.StatusOK)},

@@ -58,6 +58,8 @@ func (s *Server) routeTable() []route {
 			ep: handle(s.login)},
 		{method: "POST", path: "/api/v1/enroll", access: public, summary: "Enroll a device with an enrollment token (the token authenticates the call)",
 			ep: handle(s.enroll)},
+		{method: "GET", path: "/api/v1/ca", access: public, summary: "The server's public certificate authorities (host and user CA) and the relay's address",
+			ep: handle(s.caKeys)},
 		{method: "GET", path: "/api/v1/openapi.json", access: public, summary: "This API's OpenAPI 3.1 document",
 			ep: raw("application/json", http.HandlerFunc(s.serveOpenAPI))},
 		{method: "GET", path: "/healthz", access: public, quiet: true, summary: "Liveness: answers ok while the process serves",

@@ -72,3 +72,13 @@ func (c *Client) Sessions(ctx context.Context, f SessionFilter) ([]apitype.Sessi
 }
 
 func sessionPath(id string) string { return "/api/v1/sessions/" + PathSegment(id) }
+
+// CAKeys returns the server's public certificate authorities and relay
+// address.
+func (c *Client) CAKeys(ctx context.Context) (*apitype.CAKeys, error) {
+	var k apitype.CAKeys
+	if err := c.Do(ctx, http.MethodGet, "/api/v1/ca", nil, nil, &k); err != nil {
+		return nil, err
+	}
+	return &k, nil
+}

@@ -236,3 +236,12 @@ type CreateSessionResponse struct {
 	// HostPrincipals are the names the device's host certificate carries.
 	HostPrincipals []string `json:"host_principals"`
 }
+
+// CAKeys is GET /api/v1/ca: the server's public certificate authorities,
+// for clients that check hosts (the host CA) or certificates (the user CA)
+// themselves, such as a stock OpenSSH set up by `porthole ssh-config`.
+type CAKeys struct {
+	HostCA    string `json:"host_ca"` // authorized_keys format
+	UserCA    string `json:"user_ca"` // authorized_keys format
+	RelayAddr string `json:"relay_addr"`
+}
