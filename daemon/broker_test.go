@@ -10,10 +10,15 @@ import (
 	"crypto/tls"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net"
 	"net/url"
+	"os"
+	"os/exec"
+	"os/user"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -350,4 +355,491 @@ func listen(t *testing.T) net.Listener {
 		t.Fatal(err)
 	}
 	return ln
+}
+
+// Tests of the control channel on an external broker: a Mosquitto process
+// of the test's own.
+
+// mosquitto is a Mosquitto process on a free loopback port, run from a
+// minimal configuration: anonymous logins, or the users given.
+type mosquitto struct {
+	addr    string
+	conf    string
+	logPath string
+	cmd     *exec.Cmd
+	exited  chan struct{}
+}
+
+// startMosquitto runs Mosquitto for the test, skipping it if Mosquitto is
+// not installed (failing it on CI, where it must be). With users (name to
+// password), only they may log in.
+func startMosquitto(t *testing.T, users map[string]string) *mosquitto {
+	t.Helper()
+	bin := mosquittoTool(t, "mosquitto", "/usr/sbin/mosquitto")
+	dir := t.TempDir()
+	m := &mosquitto{conf: filepath.Join(dir, "mosquitto.conf"), logPath: filepath.Join(dir, "mosquitto.log")}
+	me, err := user.Current()
+	if err != nil {
+		t.Fatal(err)
+	}
+	auth := "allow_anonymous true\n"
+	if users != nil {
+		var lines strings.Builder
+		for u, pw := range users {
+			fmt.Fprintf(&lines, "%s:%s\n", u, pw)
+		}
+		pwFile := filepath.Join(dir, "passwd")
+		if err := os.WriteFile(pwFile, []byte(lines.String()), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		if out, err := exec.Command(mosquittoTool(t, "mosquitto_passwd", "/usr/bin/mosquitto_passwd"), "-U", pwFile).CombinedOutput(); err != nil {
+			t.Fatalf("mosquitto_passwd -U: %v\n%s", err, out)
+		}
+		auth = "allow_anonymous false\npassword_file " + pwFile + "\n"
+	}
+	t.Cleanup(func() {
+		m.stop()
+		if t.Failed() {
+			out, _ := os.ReadFile(m.logPath)
+			t.Logf("mosquitto log:\n%s", out)
+		}
+	})
+	// A free port can be taken by someone else before Mosquitto binds it.
+	for try := 0; ; try++ {
+		ln := listen(t)
+		m.addr = ln.Addr().String()
+		ln.Close()
+		_, port, _ := net.SplitHostPort(m.addr)
+		conf := fmt.Sprintf("user %s\nlog_dest file %s\nlog_type all\nlistener %s 127.0.0.1\n%s", me.Username, m.logPath, port, auth)
+		if err := os.WriteFile(m.conf, []byte(conf), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		m.cmd = exec.Command(bin, "-c", m.conf)
+		err := m.start()
+		if err == nil {
+			return m
+		}
+		if try == 2 {
+			t.Fatalf("starting mosquitto: %v", err)
+		}
+	}
+}
+
+func mosquittoTool(t *testing.T, name, fallback string) string {
+	t.Helper()
+	if p, err := exec.LookPath(name); err == nil {
+		return p
+	}
+	if _, err := os.Stat(fallback); err == nil {
+		return fallback
+	}
+	if os.Getenv("CI") == "true" {
+		t.Fatalf("%s is not installed; CI must have it (apt-get install mosquitto)", name)
+	}
+	t.Skipf("%s is not installed (apt-get install mosquitto)", name)
+	return ""
+}
+
+// start runs Mosquitto and waits until it accepts connections.
+func (m *mosquitto) start() error {
+	var out bytes.Buffer
+	m.cmd.Stdout, m.cmd.Stderr = &out, &out
+	if err := m.cmd.Start(); err != nil {
+		return err
+	}
+	exited := make(chan struct{})
+	m.exited = exited
+	go func() { _ = m.cmd.Wait(); close(exited) }()
+	deadline := time.Now().Add(waitTimeout)
+	for {
+		c, err := net.Dial("tcp", m.addr)
+		if err == nil {
+			c.Close()
+			return nil
+		}
+		select {
+		case <-exited:
+			log, _ := os.ReadFile(m.logPath)
+			return fmt.Errorf("mosquitto exited: %s%s", out.String(), log)
+		default:
+		}
+		if time.Now().After(deadline) {
+			m.stop()
+			return errors.New("mosquitto does not accept connections")
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+// stop kills Mosquitto at once, like a crash, and waits for it.
+func (m *mosquitto) stop() {
+	if m.cmd == nil || m.cmd.Process == nil || m.exited == nil {
+		return
+	}
+	_ = m.cmd.Process.Kill()
+	<-m.exited
+	m.exited = nil
+}
+
+// mqttDevice is a plain MQTT client standing in for devices: it publishes
+// their states and records what arrives on the topics it subscribes to.
+type mqttDevice struct {
+	*paho.Client
+	got chan string // "<topic> <payload>"
+}
+
+func dialMQTT(t *testing.T, addr, id, username, password string) *mqttDevice {
+	t.Helper()
+	conn, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	d := &mqttDevice{got: make(chan string, 100)}
+	d.Client = paho.NewClient(paho.ClientConfig{Conn: conn, OnPublishReceived: []func(paho.PublishReceived) (bool, error){
+		func(pr paho.PublishReceived) (bool, error) {
+			d.got <- pr.Packet.Topic + " " + string(pr.Packet.Payload)
+			return true, nil
+		},
+	}})
+	ctx, cancel := context.WithTimeout(t.Context(), waitTimeout)
+	defer cancel()
+	if _, err := d.Connect(ctx, &paho.Connect{ClientID: id, CleanStart: true, KeepAlive: 30,
+		Username: username, UsernameFlag: username != "", Password: []byte(password), PasswordFlag: password != ""}); err != nil {
+		t.Fatalf("connecting to mosquitto: %v", err)
+	}
+	t.Cleanup(func() {
+		_ = d.Disconnect(&paho.Disconnect{})
+		<-d.Done()
+	})
+	return d
+}
+
+func (d *mqttDevice) publish(t *testing.T, topic, payload string, retain bool) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(t.Context(), waitTimeout)
+	defer cancel()
+	if _, err := d.Publish(ctx, &paho.Publish{Topic: topic, QoS: 1, Retain: retain, Payload: []byte(payload)}); err != nil {
+		t.Fatalf("publishing to %s: %v", topic, err)
+	}
+}
+
+func stateTopic(t *testing.T, fleet, device string) string {
+	t.Helper()
+	topic, err := control.StateTopic(fleet, device)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return topic
+}
+
+// openExternal makes a server whose control channel is the broker at url.
+func openExternal(t *testing.T, b BrokerConfig) *Server {
+	t.Helper()
+	dir := filepath.Join(t.TempDir(), "data")
+	if err := Init(t.Context(), InitOptions{DataDir: dir, AdminEmail: "ops@example.com", PublicURL: "https://127.0.0.1:1"}, &bytes.Buffer{}); err != nil {
+		t.Fatal(err)
+	}
+	cfg, err := LoadConfig(filepath.Join(dir, ConfigFileName))
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg.Broker = b
+	if err := cfg.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	srv, err := Open(t.Context(), cfg, discardLogger())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { srv.Close() })
+	return srv
+}
+
+// serve runs srv.Serve until the test ends, checking that it stops cleanly.
+func serve(t *testing.T, srv *Server, ls Listeners) {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	served := make(chan error, 1)
+	go func() { served <- srv.Serve(ctx, ls) }()
+	t.Cleanup(func() {
+		cancel()
+		if err := <-served; err != nil {
+			t.Errorf("Serve = %v; want nil after a clean shutdown", err)
+		}
+	})
+}
+
+// waitStored polls the store until the device satisfies cond.
+func waitStored(t *testing.T, st store.Store, id, what string, cond func(*store.Device) bool) *store.Device {
+	t.Helper()
+	deadline := time.Now().Add(waitTimeout)
+	for {
+		d, err := st.GetDevice(t.Context(), id)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if cond(d) {
+			return d
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("device %s is not %s: online %v, last seen %v", d.Name, what, d.Online, d.LastSeen)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+// TestExternalBroker: with broker.url, the server runs no broker of its
+// own; presence and the state handlers follow the states devices publish
+// on the external broker, retained ones included; malformed states and a
+// panicking handler are survived; commands go out through PubSub.
+func TestExternalBroker(t *testing.T) {
+	t.Parallel()
+	m := startMosquitto(t, nil)
+	srv := openExternal(t, BrokerConfig{URL: "mqtt://" + m.addr})
+	st := srv.Store()
+	dev1 := seedDevice(t, st, "acme", "dev1", "ssh-ed25519 AAAA")
+	dev2 := seedDevice(t, st, "other", "dev2", "ssh-ed25519 AAAA")
+	dev3 := seedDevice(t, st, "third", "dev3", "ssh-ed25519 AAAA")
+	// dev2 was online when a server last stopped; it left since.
+	seen := time.Now().Add(-time.Hour).Truncate(time.Millisecond).UTC()
+	if err := st.SetDevicePresence(t.Context(), store.DevicePresence{DeviceID: dev2.ID, Online: true, At: seen}); err != nil {
+		t.Fatal(err)
+	}
+
+	devices := dialMQTT(t, m.addr, "devices", "", "")
+	devices.publish(t, stateTopic(t, "acme", "dev1"), "online", true)
+	devices.publish(t, stateTopic(t, "other", "dev2"), "offline", true)
+
+	type state struct {
+		fleet, device string
+		st            control.State
+	}
+	states := make(chan state, 100)
+	srv.onState = append(srv.onState,
+		func(fleet, device string, st control.State) {
+			if st.Kind == control.StateRejected {
+				panic("a handler's bug")
+			}
+		},
+		func(fleet, device string, st control.State) { states <- state{fleet, device, st} })
+	var log syncBuffer
+	srv.logger = slog.New(slog.NewTextHandler(&log, nil))
+	if srv.PubSub() == nil || srv.broker != nil {
+		t.Fatal("the server has no external control channel, or an embedded broker too")
+	}
+	brokerLn := listen(t)
+	serve(t, srv, Listeners{API: listen(t), Broker: brokerLn})
+
+	// The retained states bring presence back, without moving dev2's
+	// last-seen time.
+	got := waitStored(t, st, dev1.ID, "online", func(d *store.Device) bool { return d.Online })
+	if got.LastSeen.IsZero() {
+		t.Error("an online device has no last-seen time")
+	}
+	got = waitStored(t, st, dev2.ID, "offline", func(d *store.Device) bool { return !d.Online })
+	if !got.LastSeen.Equal(seen) {
+		t.Errorf("dev2's last seen = %v after a replayed offline; want it kept, %v", got.LastSeen, seen)
+	}
+	if c, err := net.Dial("tcp", brokerLn.Addr().String()); err == nil {
+		c.Close()
+		t.Error("the server accepts MQTT connections of its own with an external broker")
+	}
+	expect := func(fleet, device string, want control.State) {
+		t.Helper()
+		deadline := time.After(waitTimeout)
+		for {
+			select {
+			case s := <-states:
+				if s.fleet == fleet && s.device == device && s.st == want {
+					return
+				}
+			case <-deadline:
+				t.Fatalf("no state %+v from %s/%s reached the handler", want, fleet, device)
+			}
+		}
+	}
+	expect("acme", "dev1", control.State{Kind: control.StateOnline})
+
+	// Malformed messages are dropped, and so is a handler's panic; what
+	// follows still arrives.
+	devices.publish(t, stateTopic(t, "third", "dev3"), "hello world", false)
+	devices.publish(t, stateTopic(t, "third", "dev3"), "tunnel_up", false)
+	devices.publish(t, "porthole/v1/ACME/dev1/state", "online", false)
+	devices.publish(t, stateTopic(t, "third", "dev3"), "rejected bad_signature", false)
+	devices.publish(t, stateTopic(t, "acme", "dev1"), "tunnel_up s1", false)
+	expect("third", "dev3", control.State{Kind: control.StateRejected, Reason: "bad_signature"})
+	expect("acme", "dev1", control.State{Kind: control.StateTunnelUp, Session: "s1"})
+	// Any state but offline means connected.
+	waitStored(t, st, dev3.ID, "online after a rejected state", func(d *store.Device) bool { return d.Online })
+	for _, want := range []string{
+		`msg="malformed state message dropped" fleet=third device=dev3 bytes=11`,
+		`msg="a state handler panicked" fleet=third device=dev3 state=rejected panic="a handler's bug"`,
+	} {
+		if !strings.Contains(log.String(), want) {
+			t.Errorf("the log lacks %s:\n%s", want, log.String())
+		}
+	}
+
+	// A live offline (a last will) is seen now.
+	before := time.Now().Add(-time.Second)
+	devices.publish(t, stateTopic(t, "acme", "dev1"), "offline", true)
+	got = waitStored(t, st, dev1.ID, "offline", func(d *store.Device) bool { return !d.Online })
+	if got.LastSeen.Before(before) {
+		t.Errorf("dev1 last seen %v after going offline just now; want after %v", got.LastSeen, before)
+	}
+
+	// Commands go out through PubSub.
+	cmd, _ := control.CmdTopic("acme", "dev1")
+	ctx, cancel := context.WithTimeout(t.Context(), waitTimeout)
+	defer cancel()
+	if _, err := devices.Subscribe(ctx, &paho.Subscribe{Subscriptions: []paho.SubscribeOptions{{Topic: cmd, QoS: 1}}}); err != nil {
+		t.Fatal(err)
+	}
+	if err := srv.PubSub().Publish(cmd, []byte("envelope"), false, 1); err != nil {
+		t.Fatalf("PubSub().Publish: %v", err)
+	}
+	select {
+	case msg := <-devices.got:
+		if msg != cmd+" envelope" {
+			t.Errorf("the device got %q; want %q", msg, cmd+" envelope")
+		}
+	case <-time.After(waitTimeout):
+		t.Fatal("the command published through PubSub did not arrive")
+	}
+
+	// The snapshot of retained states ran, and ended once the broker fell
+	// quiet (the live states above came during it).
+	deadline := time.Now().Add(waitTimeout)
+	for !strings.Contains(log.String(), `msg="read the devices' retained states" messages=`) {
+		if time.Now().After(deadline) {
+			t.Fatalf("no snapshot of the retained states was logged:\n%s", log.String())
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// TestSnapshotReadsEveryRetainedState: a snapshot gets the retained state
+// of every device, more than Mosquitto replays to a shared subscription at
+// QoS 1 (1020 with its default queue limits), and ends soon after.
+func TestSnapshotReadsEveryRetainedState(t *testing.T) {
+	t.Parallel()
+	m := startMosquitto(t, nil)
+	const n = 1500
+	devices := dialMQTT(t, m.addr, "devices", "", "")
+	ctx, cancel := context.WithTimeout(t.Context(), waitTimeout)
+	defer cancel()
+	for i := range n {
+		// QoS 0 publishes queue up without a round trip each; the QoS 1
+		// one after them returns once all have been handled.
+		_, err := devices.Publish(ctx, &paho.Publish{Topic: stateTopic(t, "acme", fmt.Sprintf("dev%d", i)), Retain: true, Payload: []byte("online")})
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	devices.publish(t, stateTopic(t, "acme", "last"), "offline", true)
+
+	e, err := loadExternalBroker(BrokerConfig{URL: "mqtt://" + m.addr}, discardLogger())
+	if err != nil {
+		t.Fatal(err)
+	}
+	seen := map[string]bool{}
+	start := time.Now()
+	got, err := e.snapshot(t.Context(), 200*time.Millisecond, func(topic string, payload []byte) {
+		if _, _, ok := control.ParseStateTopic(topic); !ok {
+			t.Errorf("snapshot handed on topic %q", topic)
+		}
+		seen[topic] = true
+	})
+	if err != nil {
+		t.Fatalf("snapshot: %v", err)
+	}
+	if got != n+1 || len(seen) != n+1 {
+		t.Errorf("snapshot handed on %d messages on %d topics; want %d", got, len(seen), n+1)
+	}
+	if took := time.Since(start); took > 5*time.Second {
+		t.Errorf("the snapshot took %v", took)
+	}
+}
+
+// TestExternalBrokerRefusesLogin: a server whose broker refuses its login
+// stops at once, saying so, instead of serving without a control channel.
+func TestExternalBrokerRefusesLogin(t *testing.T) {
+	t.Parallel()
+	m := startMosquitto(t, map[string]string{"portholed": "right"})
+	srv := openExternal(t, BrokerConfig{URL: "mqtt://" + m.addr, Username: "portholed", Password: "wrong"})
+	done := make(chan error, 1)
+	go func() { done <- srv.Serve(t.Context(), Listeners{API: listen(t)}) }()
+	select {
+	case err := <-done:
+		if err == nil || !strings.Contains(err.Error(), "broker.url") || !strings.Contains(err.Error(), "refused") {
+			t.Errorf("Serve = %v; want a refused login, naming broker.url", err)
+		}
+	case <-time.After(waitTimeout):
+		t.Fatal("Serve still runs with a broker that refused its login")
+	}
+}
+
+// TestExternalBrokerReconnects: after the broker restarts (forgetting
+// everything: no persistence), the server is connected again, states
+// reach it, and commands go out.
+func TestExternalBrokerReconnects(t *testing.T) {
+	t.Parallel()
+	m := startMosquitto(t, nil)
+	srv := openExternal(t, BrokerConfig{URL: "mqtt://" + m.addr})
+	st := srv.Store()
+	dev1 := seedDevice(t, st, "acme", "dev1", "ssh-ed25519 AAAA")
+	serve(t, srv, Listeners{API: listen(t)})
+	devices := dialMQTT(t, m.addr, "devices", "", "")
+	devices.publish(t, stateTopic(t, "acme", "dev1"), "online", true)
+	waitStored(t, st, dev1.ID, "online", func(d *store.Device) bool { return d.Online })
+
+	m.stop()
+	m.cmd = exec.Command(m.cmd.Path, m.cmd.Args[1:]...)
+	if err := m.start(); err != nil {
+		t.Fatal(err)
+	}
+	devices = dialMQTT(t, m.addr, "devices-again", "", "")
+	cmd, _ := control.CmdTopic("acme", "dev1")
+	deadline := time.Now().Add(waitTimeout)
+	for srv.PubSub().Publish(cmd, []byte("x"), false, 1) != nil {
+		if time.Now().After(deadline) {
+			t.Fatal("the server did not reconnect to the restarted broker")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	// Connected again; its shared subscription is renewed at once, but
+	// give it a moment by retrying the state until it lands.
+	deadline = time.Now().Add(waitTimeout)
+	for {
+		devices.publish(t, stateTopic(t, "acme", "dev1"), "offline", true)
+		d, err := st.GetDevice(t.Context(), dev1.ID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !d.Online {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("a state published after the broker restarted did not reach presence")
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// syncBuffer is a bytes.Buffer safe for a writer goroutine and readers.
+type syncBuffer struct {
+	mu  sync.Mutex // guards buf
+	buf bytes.Buffer
+}
+
+func (b *syncBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *syncBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
 }

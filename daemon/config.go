@@ -10,10 +10,14 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"strconv"
 	"strings"
 	"time"
 
 	"go.yaml.in/yaml/v3"
+
+	"github.com/porthole/porthole/brokerclient"
+	"github.com/porthole/porthole/control"
 )
 
 // Config is portholed's configuration, read from YAML by LoadConfig. The
@@ -49,15 +53,51 @@ type TLSConfig struct {
 	KeyFile  string `yaml:"key_file"`
 }
 
-// BrokerConfig describes the MQTT broker devices connect to.
+// BrokerConfig describes the MQTT broker devices connect to: the embedded
+// one (the default), or an external MQTT 5 broker named by URL (Mosquitto,
+// EMQX, VerneMQ, HiveMQ, AWS IoT Core), shared by every server node. The
+// keys from URL on apply to an external broker only.
 type BrokerConfig struct {
 	// Listen is the embedded broker's address: MQTT over TLS, with the
-	// API's certificate. Empty: ":8883".
+	// API's certificate. Empty: ":8883"; must stay empty with URL, since
+	// portholed then runs no broker of its own.
 	Listen string `yaml:"listen"`
 	// PublicURL is told to devices at enrollment. Empty:
-	// mqtts://<public host>:<listen port>.
+	// mqtts://<public host>:<listen port>, or URL with an external broker
+	// (set it when devices reach the broker at another address than the
+	// server nodes do, as in deploy/mosquitto).
 	PublicURL string `yaml:"public_url"`
+
+	// URL is an external broker's address for the server:
+	// mqtts://host[:port] (port 8883 if omitted) or mqtt://host[:port]
+	// (1883; unencrypted, for a private network). Empty: the embedded
+	// broker.
+	URL string `yaml:"url"`
+	// Username and Password log in to the external broker; PasswordFile
+	// is a file holding the password instead (one line), so the config
+	// need not hold a secret. Empty Username: none is sent (a broker that
+	// authenticates by client certificate needs none).
+	Username     string `yaml:"username"`
+	Password     string `yaml:"password"`
+	PasswordFile string `yaml:"password_file"`
+	// CAFile is a PEM file of the authorities that sign the external
+	// broker's certificate. Empty: the system's roots. mqtts:// only.
+	CAFile string `yaml:"ca_file"`
+	// CertFile and KeyFile are a PEM client certificate and its key, for
+	// a broker that authenticates clients by certificate (AWS IoT Core).
+	// Both or neither; mqtts:// only.
+	CertFile string `yaml:"cert_file"`
+	KeyFile  string `yaml:"key_file"`
+	// ShareGroup is the MQTT 5 shared subscription group every server node
+	// of one deployment joins, so that each state message is handled by
+	// one node: 1 to 63 of a-z, 0-9 and '-'. Empty: "portholed" (which
+	// deploy/mosquitto and deploy/aws-iot allow).
+	ShareGroup string `yaml:"share_group"`
 }
+
+// External reports whether the config names an external broker (URL), so
+// that portholed runs no broker of its own.
+func (b BrokerConfig) External() bool { return b.URL != "" }
 
 // RelayConfig describes the SSH relay.
 type RelayConfig struct {
@@ -84,10 +124,13 @@ func LoadConfig(path string) (*Config, error) {
 	if err != nil {
 		return nil, fmt.Errorf("config %s: %w", path, err)
 	}
-	if cfg.DataDir != "" && !filepath.IsAbs(cfg.DataDir) {
-		// Relative paths are relative to the config file, not to wherever
-		// the service manager started us.
-		cfg.DataDir = filepath.Join(filepath.Dir(path), cfg.DataDir)
+	// Relative paths are relative to the config file, not to wherever the
+	// service manager started us.
+	for _, p := range []*string{&cfg.DataDir, &cfg.TLS.CertFile, &cfg.TLS.KeyFile,
+		&cfg.Broker.PasswordFile, &cfg.Broker.CAFile, &cfg.Broker.CertFile, &cfg.Broker.KeyFile} {
+		if *p != "" && !filepath.IsAbs(*p) {
+			*p = filepath.Join(filepath.Dir(path), *p)
+		}
 	}
 	return cfg, nil
 }
@@ -138,20 +181,8 @@ func (c *Config) Validate() error {
 	if err != nil || u.Scheme != "https" || u.Host == "" {
 		return fmt.Errorf("public_url %q must be an https:// URL like https://porthole.example.com:8443", c.PublicURL)
 	}
-	if c.Broker.Listen == "" {
-		c.Broker.Listen = ":8883"
-	}
-	_, brokerPort, err := net.SplitHostPort(c.Broker.Listen)
-	if err != nil {
-		return fmt.Errorf("broker.listen %q is not host:port: %w", c.Broker.Listen, err)
-	}
-	if c.Broker.PublicURL == "" {
-		c.Broker.PublicURL = "mqtts://" + net.JoinHostPort(u.Hostname(), brokerPort)
-	}
-	// The embedded broker speaks TLS only: a device's password must never
-	// cross the network in the clear.
-	if b, err := url.Parse(c.Broker.PublicURL); err != nil || b.Scheme != "mqtts" || b.Hostname() == "" || b.Port() == "" {
-		return fmt.Errorf("broker.public_url %q must be an mqtts:// URL with a port, like mqtts://porthole.example.com:8883", c.Broker.PublicURL)
+	if err := c.Broker.validate(u.Hostname()); err != nil {
+		return err
 	}
 	if c.Relay.PublicAddr == "" {
 		c.Relay.PublicAddr = net.JoinHostPort(u.Hostname(), "443")
@@ -185,4 +216,97 @@ func (c *Config) Validate() error {
 		return fmt.Errorf("log.format %q must be text or json", c.Log.Format)
 	}
 	return nil
+}
+
+// validate fills the broker section's defaults and checks it; publicHost is
+// the API's public host name, where the embedded broker is reached too.
+func (b *BrokerConfig) validate(publicHost string) error {
+	if !b.External() {
+		// A key meant for an external broker, without one, is a mistake:
+		// the operator expects portholed to use it.
+		for _, k := range []struct{ name, value string }{
+			{"username", b.Username}, {"password", b.Password}, {"password_file", b.PasswordFile},
+			{"ca_file", b.CAFile}, {"cert_file", b.CertFile}, {"key_file", b.KeyFile}, {"share_group", b.ShareGroup},
+		} {
+			if k.value != "" {
+				return fmt.Errorf("broker.%s applies to an external broker only: set broker.url too, or remove broker.%s", k.name, k.name)
+			}
+		}
+		if b.Listen == "" {
+			b.Listen = ":8883"
+		}
+		_, port, err := net.SplitHostPort(b.Listen)
+		if err != nil {
+			return fmt.Errorf("broker.listen %q is not host:port: %w", b.Listen, err)
+		}
+		if b.PublicURL == "" {
+			b.PublicURL = "mqtts://" + net.JoinHostPort(publicHost, port)
+		}
+		// The embedded broker speaks TLS only: a device's password must
+		// never cross the network in the clear.
+		if u, err := url.Parse(b.PublicURL); err != nil || u.Scheme != "mqtts" || u.Hostname() == "" || u.Port() == "" {
+			return fmt.Errorf("broker.public_url %q must be an mqtts:// URL with a port, like mqtts://porthole.example.com:8883", b.PublicURL)
+		}
+		return nil
+	}
+
+	u, err := checkBrokerURL("broker.url", b.URL)
+	if err != nil {
+		return err
+	}
+	if b.Listen != "" {
+		return fmt.Errorf("broker.listen and broker.url cannot both be set: with an external broker (url), portholed runs no broker of its own; remove broker.listen")
+	}
+	if b.PublicURL == "" {
+		b.PublicURL = b.URL
+	}
+	if _, err := checkBrokerURL("broker.public_url", b.PublicURL); err != nil {
+		return err
+	}
+	switch {
+	case b.Password != "" && b.PasswordFile != "":
+		return errors.New("broker.password and broker.password_file cannot both be set: keep one")
+	case (b.Password != "" || b.PasswordFile != "") && b.Username == "":
+		return errors.New("broker.password needs broker.username: the broker checks the password of a user")
+	case b.CertFile != "" && b.KeyFile == "":
+		return errors.New("broker.cert_file needs broker.key_file: give the client certificate and its key, or neither")
+	case b.KeyFile != "" && b.CertFile == "":
+		return errors.New("broker.key_file needs broker.cert_file: give the client certificate and its key, or neither")
+	case u.Scheme == "mqtt" && b.CAFile != "":
+		return fmt.Errorf("broker.ca_file needs TLS, but broker.url %q is mqtt://: use mqtts://", b.URL)
+	case u.Scheme == "mqtt" && b.CertFile != "":
+		return fmt.Errorf("broker.cert_file needs TLS, but broker.url %q is mqtt://: use mqtts://", b.URL)
+	}
+	if b.ShareGroup == "" {
+		b.ShareGroup = brokerclient.DefaultShareGroup
+	}
+	if !control.ValidName(b.ShareGroup) {
+		return fmt.Errorf("broker.share_group %q must be 1 to 63 of a-z, 0-9 and -", b.ShareGroup)
+	}
+	return nil
+}
+
+// checkBrokerURL checks an MQTT broker URL, mqtt:// or mqtts://, naming the
+// config key in its errors.
+func checkBrokerURL(key, raw string) (*url.URL, error) {
+	u, err := url.Parse(raw)
+	if err != nil {
+		return nil, fmt.Errorf("%s %q is not a URL: %w", key, raw, err)
+	}
+	switch {
+	case u.Scheme != "mqtt" && u.Scheme != "mqtts":
+		return nil, fmt.Errorf("%s %q must start with mqtts:// (or mqtt://, unencrypted), like mqtts://broker.example.com:8883", key, raw)
+	case u.Hostname() == "":
+		return nil, fmt.Errorf("%s %q names no host", key, raw)
+	case u.User != nil:
+		return nil, fmt.Errorf("%s %q holds a user name; put it in broker.username and broker.password instead", key, u.Redacted())
+	case u.Path != "" && u.Path != "/" || u.RawQuery != "" || u.Fragment != "":
+		return nil, fmt.Errorf("%s %q has a path, query or fragment; an MQTT broker URL is only scheme, host and port", key, raw)
+	}
+	if p := u.Port(); p != "" {
+		if n, err := strconv.Atoi(p); err != nil || n < 1 || n > 65535 {
+			return nil, fmt.Errorf("%s %q has a bad port", key, raw)
+		}
+	}
+	return u, nil
 }

@@ -1,6 +1,13 @@
 package daemon
 
 import (
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/pem"
+	"math/big"
 	"os"
 	"path/filepath"
 	"strings"
@@ -66,6 +73,7 @@ func TestParseConfig(t *testing.T) {
 		{name: "short token ttl", yaml: "data_dir: /x\npublic_url: https://a:1\ntoken_ttl: 10s\n", wantErr: "token_ttl"},
 		{name: "not yaml", yaml: "data_dir: [\n", wantErr: "line"},
 	}
+	tests = append(tests, externalBrokerConfigTests...)
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			c, err := ParseConfig([]byte(tt.yaml))
@@ -100,4 +108,221 @@ func TestLoadConfigRelativeDataDir(t *testing.T) {
 	if err == nil {
 		t.Error("LoadConfig of a missing file succeeded")
 	}
+}
+
+// base is a valid config without a broker section.
+const base = "data_dir: /x\npublic_url: https://porthole.example.com:8443\n"
+
+// externalBrokerConfigTests cover broker.url and the keys that go with it:
+// each one's effect, and each mistake, named by its key.
+var externalBrokerConfigTests = []struct {
+	name    string
+	yaml    string
+	wantErr string
+	check   func(t *testing.T, c *Config)
+}{
+	{
+		name: "external broker defaults",
+		yaml: base + "broker:\n  url: mqtts://broker.example.com\n  username: portholed\n  password: s3cret\n",
+		check: func(t *testing.T, c *Config) {
+			b := c.Broker
+			if !b.External() || b.URL != "mqtts://broker.example.com" || b.Username != "portholed" || b.Password != "s3cret" {
+				t.Errorf("Broker = %+v", b)
+			}
+			if b.Listen != "" {
+				t.Errorf("Broker.Listen = %q; want empty: no embedded broker", b.Listen)
+			}
+			if b.PublicURL != b.URL {
+				t.Errorf("Broker.PublicURL = %q; want the url, %q", b.PublicURL, b.URL)
+			}
+			if b.ShareGroup != "portholed" {
+				t.Errorf("Broker.ShareGroup = %q; want portholed", b.ShareGroup)
+			}
+		},
+	},
+	{
+		name: "external broker, every key",
+		yaml: base + `broker:
+  url: mqtts://10.0.0.5:8884
+  public_url: mqtts://broker.example.com:8883
+  username: portholed
+  password_file: /etc/porthole/broker.pw
+  ca_file: /etc/porthole/broker-ca.pem
+  cert_file: /etc/porthole/node.crt
+  key_file: /etc/porthole/node.key
+  share_group: porthole-eu
+`,
+		check: func(t *testing.T, c *Config) {
+			want := BrokerConfig{
+				URL: "mqtts://10.0.0.5:8884", PublicURL: "mqtts://broker.example.com:8883",
+				Username: "portholed", PasswordFile: "/etc/porthole/broker.pw",
+				CAFile: "/etc/porthole/broker-ca.pem", CertFile: "/etc/porthole/node.crt", KeyFile: "/etc/porthole/node.key",
+				ShareGroup: "porthole-eu",
+			}
+			if c.Broker != want {
+				t.Errorf("Broker = %+v; want %+v", c.Broker, want)
+			}
+		},
+	},
+	{
+		name: "plain MQTT external broker, devices told another URL",
+		yaml: base + "broker:\n  url: mqtt://127.0.0.1:1884\n  public_url: mqtt://broker.example.com:1883\n",
+		check: func(t *testing.T, c *Config) {
+			if c.Broker.URL != "mqtt://127.0.0.1:1884" || c.Broker.PublicURL != "mqtt://broker.example.com:1883" || c.Broker.Username != "" {
+				t.Errorf("Broker = %+v", c.Broker)
+			}
+		},
+	},
+	{name: "url with listen", yaml: base + "broker:\n  url: mqtts://b:8883\n  listen: :8883\n", wantErr: "broker.listen and broker.url cannot both be set"},
+	{name: "url of another scheme", yaml: base + "broker:\n  url: https://b:8883\n", wantErr: `broker.url "https://b:8883" must start with mqtts://`},
+	{name: "url without host", yaml: base + "broker:\n  url: mqtts://:8883\n", wantErr: "broker.url \"mqtts://:8883\" names no host"},
+	{name: "url with credentials", yaml: base + "broker:\n  url: mqtts://u:pw@b:8883\n", wantErr: "broker.url \"mqtts://u:xxxxx@b:8883\" holds a user name"},
+	{name: "url with path", yaml: base + "broker:\n  url: mqtts://b:8883/mqtt\n", wantErr: "broker.url \"mqtts://b:8883/mqtt\" has a path"},
+	{name: "url with bad port", yaml: base + "broker:\n  url: mqtts://b:70000\n", wantErr: "broker.url \"mqtts://b:70000\" has a bad port"},
+	{name: "url not a URL", yaml: base + "broker:\n  url: \"mqtts://b:x y\"\n", wantErr: "broker.url"},
+	{name: "external public url of another scheme", yaml: base + "broker:\n  url: mqtts://b\n  public_url: wss://b/mqtt\n", wantErr: "broker.public_url"},
+	{name: "password and password file", yaml: base + "broker:\n  url: mqtts://b\n  username: u\n  password: p\n  password_file: /f\n", wantErr: "broker.password and broker.password_file cannot both be set"},
+	{name: "password without username", yaml: base + "broker:\n  url: mqtts://b\n  password: p\n", wantErr: "broker.password needs broker.username"},
+	{name: "password file without username", yaml: base + "broker:\n  url: mqtts://b\n  password_file: /f\n", wantErr: "broker.password needs broker.username"},
+	{name: "cert without key", yaml: base + "broker:\n  url: mqtts://b\n  cert_file: /c\n", wantErr: "broker.cert_file needs broker.key_file"},
+	{name: "key without cert", yaml: base + "broker:\n  url: mqtts://b\n  key_file: /k\n", wantErr: "broker.key_file needs broker.cert_file"},
+	{name: "ca file without TLS", yaml: base + "broker:\n  url: mqtt://b\n  ca_file: /ca\n", wantErr: "broker.ca_file needs TLS"},
+	{name: "client certificate without TLS", yaml: base + "broker:\n  url: mqtt://b\n  cert_file: /c\n  key_file: /k\n", wantErr: "broker.cert_file needs TLS"},
+	{name: "bad share group", yaml: base + "broker:\n  url: mqtts://b\n  share_group: Porthole/EU\n", wantErr: `broker.share_group "Porthole/EU"`},
+	{name: "share group wildcard", yaml: base + "broker:\n  url: mqtts://b\n  share_group: \"#\"\n", wantErr: "broker.share_group"},
+	{name: "username without url", yaml: base + "broker:\n  username: u\n", wantErr: "broker.username applies to an external broker only: set broker.url too"},
+	{name: "password without url", yaml: base + "broker:\n  password: p\n", wantErr: "broker.password applies to an external broker only"},
+	{name: "password file without url", yaml: base + "broker:\n  password_file: /f\n", wantErr: "broker.password_file applies to an external broker only"},
+	{name: "ca file without url", yaml: base + "broker:\n  ca_file: /ca\n", wantErr: "broker.ca_file applies to an external broker only"},
+	{name: "cert file without url", yaml: base + "broker:\n  cert_file: /c\n  key_file: /k\n", wantErr: "broker.cert_file applies to an external broker only"},
+	{name: "key file without url", yaml: base + "broker:\n  key_file: /k\n", wantErr: "broker.key_file applies to an external broker only"},
+	{name: "share group without url", yaml: base + "broker:\n  share_group: g\n", wantErr: "broker.share_group applies to an external broker only"},
+	{name: "unknown broker key", yaml: base + "broker:\n  url: mqtts://b\n  client_cert: /c\n", wantErr: `line 5: unknown key "client_cert"`},
+}
+
+// TestLoadConfigRelativeBrokerFiles: the external broker's files, like the
+// TLS ones, are relative to the config file.
+func TestLoadConfigRelativeBrokerFiles(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "portholed.yaml")
+	text := `data_dir: /var/lib/portholed
+public_url: https://a:1
+tls:
+  cert_file: tls.crt
+  key_file: /etc/tls.key
+broker:
+  url: mqtts://b
+  username: portholed
+  password_file: secrets/broker.pw
+  ca_file: ca.pem
+  cert_file: node.crt
+  key_file: node.key
+`
+	if err := os.WriteFile(path, []byte(text), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	c, err := LoadConfig(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tt := range []struct{ key, got, want string }{
+		{"data_dir", c.DataDir, "/var/lib/portholed"},
+		{"tls.cert_file", c.TLS.CertFile, filepath.Join(dir, "tls.crt")},
+		{"tls.key_file", c.TLS.KeyFile, "/etc/tls.key"},
+		{"broker.password_file", c.Broker.PasswordFile, filepath.Join(dir, "secrets/broker.pw")},
+		{"broker.ca_file", c.Broker.CAFile, filepath.Join(dir, "ca.pem")},
+		{"broker.cert_file", c.Broker.CertFile, filepath.Join(dir, "node.crt")},
+		{"broker.key_file", c.Broker.KeyFile, filepath.Join(dir, "node.key")},
+	} {
+		if tt.got != tt.want {
+			t.Errorf("%s = %q; want %q", tt.key, tt.got, tt.want)
+		}
+	}
+}
+
+// TestLoadExternalBroker: the files an external broker's config names are
+// read when the server opens, and each mistake names its key.
+func TestLoadExternalBroker(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	write := func(name, text string) string {
+		p := filepath.Join(dir, name)
+		if err := os.WriteFile(p, []byte(text), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	certPEM, keyPEM := selfSigned(t)
+	_, otherKeyPEM := selfSigned(t)
+	cert, key, otherKey := write("node.crt", certPEM), write("node.key", keyPEM), write("other.key", otherKeyPEM)
+	pw := write("pw", "s3cret\n")
+	tests := []struct {
+		name    string
+		b       BrokerConfig
+		wantErr string
+		check   func(t *testing.T, e *externalBroker)
+	}{
+		{
+			name: "password file, newline dropped; default port",
+			b:    BrokerConfig{URL: "mqtt://b", Username: "portholed", PasswordFile: pw},
+			check: func(t *testing.T, e *externalBroker) {
+				if e.password != "s3cret" || e.username != "portholed" || e.url.String() != "mqtt://b:1883" || e.tls != nil {
+					t.Errorf("external broker = %+v; want password s3cret at mqtt://b:1883 without TLS", e)
+				}
+			},
+		},
+		{
+			name: "TLS with a CA and a client certificate",
+			b:    BrokerConfig{URL: "mqtts://broker.example.com", CAFile: cert, CertFile: cert, KeyFile: key},
+			check: func(t *testing.T, e *externalBroker) {
+				if e.url.Host != "broker.example.com:8883" || e.tls == nil || e.tls.RootCAs == nil || len(e.tls.Certificates) != 1 || e.tls.ServerName != "broker.example.com" {
+					t.Errorf("external broker = %+v, TLS %+v", e, e.tls)
+				}
+			},
+		},
+		{name: "missing password file", b: BrokerConfig{URL: "mqtt://b", Username: "u", PasswordFile: filepath.Join(dir, "nope")}, wantErr: "reading broker.password_file"},
+		{name: "empty password file", b: BrokerConfig{URL: "mqtt://b", Username: "u", PasswordFile: write("empty", "\n")}, wantErr: "broker.password_file " + filepath.Join(dir, "empty") + " is empty"},
+		{name: "missing CA file", b: BrokerConfig{URL: "mqtts://b", CAFile: filepath.Join(dir, "nope")}, wantErr: "reading broker.ca_file"},
+		{name: "CA file without PEM", b: BrokerConfig{URL: "mqtts://b", CAFile: pw}, wantErr: "broker.ca_file " + pw + " holds no PEM certificate"},
+		{name: "key of another certificate", b: BrokerConfig{URL: "mqtts://b", CertFile: cert, KeyFile: otherKey}, wantErr: "broker.cert_file " + cert + " and broker.key_file " + otherKey + " are not a certificate and its key"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			e, err := loadExternalBroker(tt.b, discardLogger())
+			if tt.wantErr != "" {
+				if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
+					t.Fatalf("loadExternalBroker error = %v; want one containing %q", err, tt.wantErr)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatalf("loadExternalBroker: %v", err)
+			}
+			tt.check(t, e)
+		})
+	}
+}
+
+// selfSigned makes a certificate and its key, in PEM.
+func selfSigned(t *testing.T) (certPEM, keyPEM string) {
+	t.Helper()
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tmpl := &x509.Certificate{
+		SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "node"},
+		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour),
+		IsCA: true, BasicConstraintsValid: true, KeyUsage: x509.KeyUsageCertSign | x509.KeyUsageDigitalSignature,
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	kder, err := x509.MarshalECPrivateKey(key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der})),
+		string(pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: kder}))
 }

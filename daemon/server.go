@@ -1,6 +1,7 @@
-// Package daemon composes portholed's roles (the HTTPS API and the embedded
-// MQTT broker today; the relay as it lands) from one Config, and implements
-// `portholed init`, `serve` and `dev`.
+// Package daemon composes portholed's roles (the HTTPS API and the control
+// channel, on the embedded MQTT broker or an external one; the relay as it
+// lands) from one Config, and implements `portholed init`, `serve` and
+// `dev`.
 package daemon
 
 import (
@@ -18,7 +19,9 @@ import (
 
 	"github.com/porthole/porthole/api"
 	"github.com/porthole/porthole/broker"
+	"github.com/porthole/porthole/brokerclient"
 	"github.com/porthole/porthole/ca"
+	"github.com/porthole/porthole/control"
 	"github.com/porthole/porthole/presence"
 	"github.com/porthole/porthole/store"
 	"github.com/porthole/porthole/store/pgstore"
@@ -33,8 +36,32 @@ type Server struct {
 	store    store.Store
 	keys     *ca.Keys
 	presence *presence.Tracker
-	broker   *broker.Broker
 	api      *api.Server
+
+	// The control channel: exactly one of broker (embedded) and client
+	// (external, cfg.Broker.URL) is set, and pubsub is that one.
+	broker *broker.Broker
+	client *brokerclient.Client
+	pubsub broker.PubSub
+	// external is the external broker's settings, for the snapshots of
+	// retained states; extPresence turns its states into presence. Both
+	// nil with the embedded broker, whose hooks report presence.
+	external    *externalBroker
+	extPresence *statePresence
+
+	// onState are called with every state message a device publishes
+	// (control.State: online, offline, tunnel_up, tunnel_down, rejected),
+	// parsed, on the broker's delivering goroutine: they must be quick and
+	// must not block. Each message may arrive more than once, and retained
+	// ones are delivered again at start and after the server loses and
+	// regains an external broker, so handlers apply states rather than
+	// count events. Append to it in openRoles, before Serve: it is read
+	// without a lock.
+	onState []func(fleet, device string, st control.State)
+
+	stateLogMu      sync.Mutex
+	stateLogNext    time.Time // guarded by stateLogMu: the next warning about a dropped state may be logged then
+	stateLogSkipped int       // guarded by stateLogMu: warnings left out since the last one
 
 	closeOnce sync.Once
 	closeErr  error
@@ -65,25 +92,24 @@ func Open(ctx context.Context, cfg *Config, logger *slog.Logger) (*Server, error
 	return s, nil
 }
 
-// openRoles makes the presence tracker, the broker and the API, in the
-// order they depend on each other.
+// openRoles makes the presence tracker, the control channel and the API,
+// in the order they depend on each other.
 func (s *Server) openRoles() error {
 	var err error
 	s.presence, err = presence.New(presence.Config{Store: s.store, Logger: s.logger})
 	if err != nil {
 		return fmt.Errorf("starting presence tracking: %w", err)
 	}
-	if s.broker, err = newBroker(s.store, s.presence, s.logger); err != nil {
+	if err := s.openControl(); err != nil {
 		return err
 	}
 	s.api, err = api.New(api.Config{
-		Store:     s.store,
-		Keys:      s.keys,
-		Logger:    s.logger.With("component", "api"),
-		BrokerURL: s.cfg.Broker.PublicURL,
-		RelayAddr: s.cfg.Relay.PublicAddr,
-		// A deleted device can no longer log in; end the connection it has.
-		DeviceDeleted: func(fleet, device string) { s.broker.Disconnect(fleet, device) },
+		Store:         s.store,
+		Keys:          s.keys,
+		Logger:        s.logger.With("component", "api"),
+		BrokerURL:     s.cfg.Broker.PublicURL,
+		RelayAddr:     s.cfg.Relay.PublicAddr,
+		DeviceDeleted: s.deviceDeleted,
 		TokenTTL:      s.cfg.TokenTTL,
 	})
 	if err != nil {
@@ -91,6 +117,54 @@ func (s *Server) openRoles() error {
 	}
 	return nil
 }
+
+// openControl makes the control channel, embedded or external, and
+// subscribes to the devices' states; an external broker is connected to by
+// Serve.
+func (s *Server) openControl() error {
+	if !s.cfg.Broker.External() {
+		b, err := newBroker(s.store, s.presence, s.logger)
+		if err != nil {
+			return err
+		}
+		s.broker, s.pubsub = b, b
+		if err := b.Subscribe(control.StateFilter, s.handleState); err != nil {
+			return fmt.Errorf("subscribing to the devices' states: %w", err)
+		}
+		return nil
+	}
+	logger := s.logger.With("component", "control")
+	ext, err := loadExternalBroker(s.cfg.Broker, logger)
+	if err != nil {
+		return err
+	}
+	client, err := newBrokerClient(s.cfg.Broker, ext, s.logger)
+	if err != nil {
+		return err
+	}
+	s.client, s.pubsub, s.external = client, client, ext
+	s.extPresence = newStatePresence(s.presence)
+	if err := client.Subscribe(control.StateFilter, s.handleState); err != nil {
+		return fmt.Errorf("subscribing to the devices' states: %w", err)
+	}
+	return nil
+}
+
+// deviceDeleted ends what the control channel holds of a deleted device.
+func (s *Server) deviceDeleted(fleet, device string) {
+	if s.broker != nil {
+		// A deleted device can no longer log in; end the connection it has.
+		s.broker.Disconnect(fleet, device)
+		return
+	}
+	s.extPresence.forget(fleet, device)
+	s.logger.Info("device deleted; its login to the external MQTT broker is the broker's: remove it there too", "fleet", fleet, "device", device)
+}
+
+// PubSub is the control channel, for publishing commands to devices: the
+// embedded broker in process, or the client of the external broker
+// (broker.url), which fails at once while it is disconnected.
+func (s *Server) PubSub() broker.PubSub { return s.pubsub }
 
 // OpenStore opens the database named by a Config's Database value.
 func OpenStore(ctx context.Context, database, dataDir string) (store.Store, error) {
@@ -125,30 +199,49 @@ func (s *Server) Keys() *ca.Keys { return s.keys }
 // Listeners are where Serve accepts connections, as plain TCP: Serve adds
 // TLS with the server's certificate to both.
 type Listeners struct {
-	API    net.Listener // HTTPS for engineers and enrolling devices
-	Broker net.Listener // MQTT for devices idling on the control channel
+	API net.Listener // HTTPS for engineers and enrolling devices
+	// Broker is MQTT for devices idling on the control channel, required
+	// with the embedded broker. With an external broker (broker.url) it
+	// may be nil; one given anyway is closed at once.
+	Broker net.Listener
 }
 
 // shutdownGrace is how long in-flight API requests get at shutdown.
 const shutdownGrace = 10 * time.Second
 
-// Serve runs the API and the broker on ls until ctx is done or one of them
-// fails, then stops both and waits for them: in-flight requests get up to
-// 10 s, devices are disconnected. It returns nil after a clean shutdown.
-// Serve always closes both listeners, and may be called only once.
+// Serve runs the API and the control channel on ls until ctx is done or
+// one of them fails, then stops both and waits for them: in-flight requests
+// get up to 10 s, devices are disconnected from the embedded broker. It
+// returns nil after a clean shutdown. Serve always closes both listeners,
+// and may be called only once.
 //
-// Before the broker accepts anyone, every device still marked online (by
-// a server that stopped without saying goodbye) is marked offline: with the
-// embedded broker, no device can be connected yet.
+// With the embedded broker, every device still marked online (by a server
+// that stopped without saying goodbye) is marked offline before the broker
+// accepts anyone: no device can be connected yet.
+//
+// With an external broker, devices stay connected to it while the server is
+// away, so nothing is marked offline; Serve connects (waiting up to 30 s
+// for the broker, and failing if it refuses the login) and presence comes
+// from the devices' retained states (see handleState). The connection is
+// kept up for as long as Serve runs.
 func (s *Server) Serve(ctx context.Context, ls Listeners) error {
-	n, err := s.store.MarkAllOffline(ctx)
-	if err != nil {
-		ls.API.Close()
-		ls.Broker.Close()
-		return fmt.Errorf("marking devices offline before the broker starts: %w", err)
+	if s.client != nil && ls.Broker != nil {
+		ls.Broker.Close() // the external broker is where devices connect
 	}
-	if n > 0 {
-		s.logger.Info("devices marked offline: they were online when the server last stopped", "devices", n)
+	if s.broker != nil {
+		if ls.Broker == nil {
+			ls.API.Close()
+			return errors.New("the embedded MQTT broker needs a listener (Listeners.Broker)")
+		}
+		n, err := s.store.MarkAllOffline(ctx)
+		if err != nil {
+			ls.API.Close()
+			ls.Broker.Close()
+			return fmt.Errorf("marking devices offline before the broker starts: %w", err)
+		}
+		if n > 0 {
+			s.logger.Info("devices marked offline: they were online when the server last stopped", "devices", n)
+		}
 	}
 	tlsConfig := &tls.Config{
 		// One certificate for both: a device pins its fingerprint at
@@ -163,6 +256,8 @@ func (s *Server) Serve(ctx context.Context, ls Listeners) error {
 		ErrorLog:          slog.NewLogLogger(s.logger.Handler(), slog.LevelDebug),
 		TLSConfig:         tlsConfig,
 	}
+	ctlCtx, stopCtl := context.WithCancel(ctx)
+	defer stopCtl()
 	errc := make(chan error, 2)
 	go func() {
 		if err := hs.ServeTLS(ls.API, "", ""); !errors.Is(err, http.ErrServerClosed) {
@@ -171,30 +266,105 @@ func (s *Server) Serve(ctx context.Context, ls Listeners) error {
 		}
 		errc <- nil
 	}()
-	go func() {
-		if err := s.broker.Serve(tls.NewListener(ls.Broker, tlsConfig)); !errors.Is(err, broker.ErrClosed) {
-			errc <- fmt.Errorf("serving the MQTT broker: %w", err)
-			return
-		}
-		errc <- nil
-	}()
-	s.logger.Info("serving", "api", "https://"+ls.API.Addr().String(), "public_url", s.cfg.PublicURL,
-		"broker", "mqtts://"+ls.Broker.Addr().String(), "broker_public_url", s.cfg.Broker.PublicURL)
+	if s.broker != nil {
+		go func() {
+			if err := s.broker.Serve(tls.NewListener(ls.Broker, tlsConfig)); !errors.Is(err, broker.ErrClosed) {
+				errc <- fmt.Errorf("serving the MQTT broker: %w", err)
+				return
+			}
+			errc <- nil
+		}()
+		s.logger.Info("serving", "api", "https://"+ls.API.Addr().String(), "public_url", s.cfg.PublicURL,
+			"broker", "mqtts://"+ls.Broker.Addr().String(), "broker_public_url", s.cfg.Broker.PublicURL)
+	} else {
+		go func() { errc <- s.runExternal(ctlCtx) }()
+		s.logger.Info("serving", "api", "https://"+ls.API.Addr().String(), "public_url", s.cfg.PublicURL,
+			"external_broker", s.external.url.String(), "broker_public_url", s.cfg.Broker.PublicURL)
+	}
 
+	var err error
 	running := 2
 	select {
 	case err = <-errc: // a role stopped by itself: stop the other too
 		running--
 	case <-ctx.Done():
 	}
+	stopCtl()
 	shutCtx, cancel := context.WithTimeout(context.Background(), shutdownGrace)
 	defer cancel()
 	err = errors.Join(err, hs.Shutdown(shutCtx))
-	if cerr := s.broker.Close(); !errors.Is(cerr, broker.ErrClosed) {
-		err = errors.Join(err, cerr)
-	}
+	err = errors.Join(err, s.closeControl())
 	for ; running > 0; running-- {
 		err = errors.Join(err, <-errc)
+	}
+	return err
+}
+
+// snapshotPoll is how often runExternal checks whether the connection to
+// the external broker was renewed, to take a snapshot of the retained
+// states again.
+const snapshotPoll = time.Second
+
+// runExternal connects to the external broker and, after the first
+// connection and every renewed one, takes a snapshot of the devices'
+// retained states, until ctx is done. Only a failed first connection is an
+// error: the client reconnects by itself after that.
+func (s *Server) runExternal(ctx context.Context) error {
+	if err := s.client.Connect(ctx); err != nil {
+		if ctx.Err() != nil {
+			return nil // shutting down before the broker answered
+		}
+		return fmt.Errorf("the control channel (broker.url): %w", err)
+	}
+	tick := time.NewTicker(snapshotPoll)
+	defer tick.Stop()
+	snapshotted := false
+	for {
+		switch up := s.client.Connected(); {
+		case up && !snapshotted:
+			snapshotted = true
+			s.takeSnapshot(ctx)
+		case !up:
+			snapshotted = false
+		}
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-tick.C:
+		}
+	}
+}
+
+// takeSnapshot reads every retained state through a plain subscription
+// and hands each one to handleState. Its failure is logged: presence then
+// comes from the states that arrive on the shared subscription.
+func (s *Server) takeSnapshot(ctx context.Context) {
+	start := time.Now()
+	n, err := s.external.snapshot(ctx, snapshotQuiet, s.handleState)
+	switch {
+	case ctx.Err() != nil:
+	case err != nil:
+		s.logger.Warn("could not read the devices' retained states; presence will follow their next state messages", "err", err)
+	default:
+		s.logger.Info("read the devices' retained states", "messages", n, "took", time.Since(start).Round(time.Millisecond))
+	}
+}
+
+// closeControl stops the control channel: the embedded broker
+// disconnects every device; the external broker's client disconnects.
+func (s *Server) closeControl() error {
+	var err error
+	switch {
+	case s.broker != nil:
+		err = s.broker.Close()
+		if errors.Is(err, broker.ErrClosed) {
+			err = nil
+		}
+	case s.client != nil:
+		err = s.client.Close()
+		if errors.Is(err, brokerclient.ErrClosed) {
+			err = nil
+		}
 	}
 	return err
 }
@@ -203,12 +373,7 @@ func (s *Server) Serve(ctx context.Context, ls Listeners) error {
 // store. It is safe to call more than once, and after a failed Open.
 func (s *Server) Close() error {
 	s.closeOnce.Do(func() {
-		var errs []error
-		if s.broker != nil {
-			if err := s.broker.Close(); !errors.Is(err, broker.ErrClosed) {
-				errs = append(errs, err)
-			}
-		}
+		errs := []error{s.closeControl()}
 		if s.presence != nil {
 			errs = append(errs, s.presence.Close())
 		}
