@@ -1,0 +1,158 @@
+package relay
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"golang.org/x/crypto/ssh"
+
+	"github.com/porthole/porthole/control"
+	"github.com/porthole/porthole/sessioncert"
+)
+
+// serverVersion is the relay's SSH identification string.
+const serverVersion = "SSH-2.0-PortholeRelay"
+
+// identity is who a connection logged in as; it travels from the login
+// callback to the connection's handler in ssh.Permissions.ExtraData.
+type identity struct {
+	role          Role
+	fleet, device string             // the device, or the one the certificate names
+	claims        sessioncert.Claims // engineers only
+	session       Session            // engineers only: the session at login
+}
+
+type identityKey struct{}
+
+// serverConfig is a fresh SSH server configuration for one connection: its
+// login callbacks look things up within ctx, which ends with the handshake.
+func (r *Relay) serverConfig(ctx context.Context, remote string, log *slog.Logger) *ssh.ServerConfig {
+	cfg := &ssh.ServerConfig{
+		ServerVersion: serverVersion,
+		MaxAuthTries:  maxAuthTries,
+		// Every key may go on to prove that the client holds it: what it
+		// may do is decided only then, in VerifiedPublicKeyCallback, so a
+		// key offered but not signed for decides nothing.
+		PublicKeyCallback: func(ssh.ConnMetadata, ssh.PublicKey) (*ssh.Permissions, error) {
+			return nil, nil
+		},
+		VerifiedPublicKeyCallback: func(meta ssh.ConnMetadata, key ssh.PublicKey, _ *ssh.Permissions, _ string) (*ssh.Permissions, error) {
+			id, err := r.authenticate(ctx, meta, key, remote, log)
+			if err != nil {
+				return nil, err
+			}
+			return &ssh.Permissions{ExtraData: map[any]any{identityKey{}: id}}, nil
+		},
+	}
+	cfg.AddHostKey(r.cfg.HostKey)
+	return cfg
+}
+
+// authenticate decides a login by a key the client has proved it holds: a
+// device name with the device's enrolled key, or anything else with a
+// session certificate for an open session.
+func (r *Relay) authenticate(ctx context.Context, meta ssh.ConnMetadata, key ssh.PublicKey, remote string, log *slog.Logger) (*identity, error) {
+	user := meta.User()
+	if fleet, device, ok := control.ParseDeviceUsername(user); ok {
+		id, why := r.authDevice(ctx, fleet, device, key, log)
+		if why == "" {
+			return id, nil
+		}
+		r.refuse(log, Refusal{Remote: remote, Role: RoleDevice, User: user, Fleet: fleet, Device: device, What: "login", Why: why})
+		// No banner: a stranger must not learn which device names exist.
+		return nil, errors.New(why)
+	}
+	id, f := r.authEngineer(ctx, key, log)
+	if f.Why == "" {
+		return id, nil
+	}
+	f.Remote, f.Role, f.User, f.What = remote, RoleEngineer, user, "login"
+	r.refuse(log, f)
+	return nil, &ssh.BannerError{Err: errors.New(f.Why), Message: "porthole relay: " + f.Why + "\n"}
+}
+
+// authDevice returns the device's identity, or why it is refused.
+func (r *Relay) authDevice(ctx context.Context, fleet, device string, key ssh.PublicKey, log *slog.Logger) (*identity, string) {
+	if _, ok := key.(*ssh.Certificate); ok {
+		return nil, "a device logs in with its enrolled key, not a certificate"
+	}
+	if key.Type() != ssh.KeyAlgoED25519 {
+		return nil, fmt.Sprintf("a device logs in with its ed25519 key, not %s", key.Type())
+	}
+	pub, err := r.cfg.DeviceKey(ctx, fleet, device)
+	switch {
+	case errors.Is(err, ErrUnknownDevice):
+		return nil, "no such device (never enrolled, or deleted)"
+	case err != nil:
+		log.Warn("looking up a device's key failed", "device", fleet+"/"+device, "err", err)
+		return nil, "the relay could not look up the device's key"
+	}
+	want, err := ssh.NewPublicKey(pub)
+	if err != nil {
+		log.Warn("a device's enrolled key is unusable", "device", fleet+"/"+device, "err", err)
+		return nil, "the device's enrolled key is unusable"
+	}
+	if !bytes.Equal(want.Marshal(), key.Marshal()) {
+		return nil, "not the device's enrolled key"
+	}
+	return &identity{role: RoleDevice, fleet: fleet, device: device}, ""
+}
+
+// authEngineer returns the engineer's identity, or a refusal whose Why says
+// what is wrong.
+func (r *Relay) authEngineer(ctx context.Context, key ssh.PublicKey, log *slog.Logger) (*identity, Refusal) {
+	now := r.cfg.Now()
+	claims, err := sessioncert.Verify(r.cfg.UserCA, key, now)
+	if err != nil {
+		return nil, Refusal{Why: "session certificate refused: " + err.Error()}
+	}
+	f := Refusal{Fleet: claims.Fleet, Device: claims.Device, Session: claims.Session, Engineer: claims.User}
+	sess, err := r.cfg.Session(ctx, claims.Session)
+	if f.Why = r.checkSession(sess, err, claims.Session, claims.Fleet, claims.Device, now, log); f.Why != "" {
+		return nil, f
+	}
+	return &identity{role: RoleEngineer, fleet: claims.Fleet, device: claims.Device, claims: claims, session: sess}, Refusal{}
+}
+
+// checkSession says why the session that Config.Session returned (sess, err)
+// for id cannot be used with the device fleet/device, or "" if it can.
+func (r *Relay) checkSession(sess Session, err error, id, fleet, device string, now time.Time, log *slog.Logger) string {
+	switch {
+	case errors.Is(err, ErrUnknownSession):
+		return fmt.Sprintf("session %s does not exist", id)
+	case err != nil:
+		log.Warn("looking up a session failed", "session", id, "err", err)
+		return fmt.Sprintf("the relay could not look up session %s; try again", id)
+	case sess.ID != id:
+		log.Error("Config.Session returned another session", "asked", id, "got", sess.ID)
+		return fmt.Sprintf("the relay could not look up session %s", id)
+	case !sess.Open:
+		return fmt.Sprintf("session %s is closed", id)
+	case sess.Fleet != fleet || sess.Device != device:
+		return fmt.Sprintf("session %s is not on device %s/%s", id, fleet, device)
+	case !sess.Ends.IsZero() && !now.Before(sess.Ends):
+		return fmt.Sprintf("session %s has ended", id)
+	}
+	return ""
+}
+
+// refuse logs a refusal and reports it to Config.Refused.
+func (r *Relay) refuse(log *slog.Logger, f Refusal) {
+	f.At = r.cfg.Now()
+	attrs := []any{"what", f.What, "why", f.Why, "role", f.Role}
+	if f.Session != "" {
+		attrs = append(attrs, "session", f.Session)
+	}
+	if f.Engineer != "" {
+		attrs = append(attrs, "engineer", f.Engineer)
+	}
+	if f.Fleet != "" {
+		attrs = append(attrs, "device", f.Fleet+"/"+f.Device)
+	}
+	log.Info("refused", attrs...)
+	r.cfg.Refused(f)
+}

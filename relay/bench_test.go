@@ -1,0 +1,76 @@
+package relay
+
+import (
+	"encoding/binary"
+	"io"
+	"testing"
+
+	"golang.org/x/crypto/ssh"
+)
+
+// BenchmarkSplice measures throughput through the relay on loopback, in
+// MB/s: "up" from the engineer to the device, "down" from the device to the
+// engineer. Each byte is encrypted and decrypted twice (engineer-relay and
+// relay-device), as in production.
+func BenchmarkSplice(b *testing.B) {
+	const chunk = 1 << 20
+	for _, dir := range []string{"up", "down"} {
+		b.Run(dir, func(b *testing.B) {
+			e := newEnv(b, nil)
+			e.open("ses_1", "acme", "dev1")
+			handle := func(ch ssh.Channel) { // up: read everything
+				_, _ = io.Copy(io.Discard, ch)
+				_ = ch.Close()
+			}
+			if dir == "down" { // down: send as many chunks as asked
+				handle = func(ch ssh.Channel) {
+					defer ch.Close()
+					var n uint64
+					if err := binary.Read(ch, binary.BigEndian, &n); err != nil {
+						return
+					}
+					buf := make([]byte, chunk)
+					for range n {
+						if _, err := ch.Write(buf); err != nil {
+							return
+						}
+					}
+					_ = ch.CloseWrite()
+				}
+			}
+			dev, err := e.dialDevice(b, "acme", "dev1", e.enroll("acme", "dev1"), handle)
+			if err != nil {
+				b.Fatal(err)
+			}
+			dev.mustRegister(b, "ses_1")
+			ch, err := openDirect(e.mustEngineer(b, "ses_1", "acme", "dev1"), "ses_1")
+			if err != nil {
+				b.Fatal(err)
+			}
+			defer ch.Close()
+			buf := make([]byte, chunk)
+
+			b.SetBytes(chunk)
+			b.ResetTimer()
+			switch dir {
+			case "up":
+				for range b.N {
+					if _, err := ch.Write(buf); err != nil {
+						b.Fatal(err)
+					}
+				}
+				_ = ch.CloseWrite()
+				_, _ = io.Copy(io.Discard, ch) // ends when the device has read it all
+			case "down":
+				if err := binary.Write(ch, binary.BigEndian, uint64(b.N)); err != nil {
+					b.Fatal(err)
+				}
+				n, err := io.Copy(io.Discard, ch)
+				if err != nil || n != int64(b.N)*chunk {
+					b.Fatalf("received %d bytes, %v; want %d", n, err, int64(b.N)*chunk)
+				}
+			}
+			b.StopTimer()
+		})
+	}
+}

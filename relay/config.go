@@ -1,0 +1,192 @@
+package relay
+
+import (
+	"context"
+	"crypto/ed25519"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"time"
+
+	"golang.org/x/crypto/ssh"
+)
+
+var (
+	// ErrClosed is returned by Serve once Close has been called, and by a
+	// second Close.
+	ErrClosed = fmt.Errorf("relay: %w", net.ErrClosed)
+
+	// ErrUnknownDevice is what [Config.DeviceKey] returns for a device that
+	// does not exist (never enrolled, or deleted).
+	ErrUnknownDevice = errors.New("relay: unknown device")
+
+	// ErrUnknownSession is what [Config.Session] returns for a session id
+	// that does not exist.
+	ErrUnknownSession = errors.New("relay: unknown session")
+)
+
+// Session is what the relay needs to know of a session.
+type Session struct {
+	ID     string
+	Fleet  string // the device's fleet
+	Device string // the device's name
+	// Open: the device may register the session and the engineer may
+	// reach it. False once the session has ended for any reason.
+	Open bool
+	// Ends is when the session ends at the latest (its maximum duration);
+	// the relay cuts it then by itself. Zero: no limit known.
+	Ends time.Time
+}
+
+// Role is who a peer of the relay is, or claims to be at login.
+type Role string
+
+// The two kinds of peers.
+const (
+	RoleDevice   Role = "device"
+	RoleEngineer Role = "engineer"
+)
+
+// Refusal describes something the relay refused: a login, a request or a
+// channel. Fields that are not known are empty.
+type Refusal struct {
+	At     time.Time // by Config.Now
+	Remote string    // the peer's address
+	Role   Role      // a device name at login makes a device; anything else an engineer
+	User   string    // the SSH user name
+	// Fleet and Device name the device: the peer itself, or the one the
+	// engineer's certificate names.
+	Fleet, Device string
+	Session       string // the session concerned
+	Engineer      string // who holds the certificate (its key id's user)
+	What          string // what was asked: "login", "tcpip-forward", "channel direct-tcpip", ...
+	Why           string // why it was refused, in plain words
+}
+
+// Config configures a Relay. HostKey, UserCA, DeviceKey and Session are
+// required; every other zero value means the default documented on the
+// field.
+type Config struct {
+	// HostKey is the relay's host key, normally wrapped with its host
+	// certificate from the host CA (ssh.NewCertSigner), so that clients
+	// check it against the CA. Required.
+	HostKey ssh.Signer
+
+	// UserCA is the CA that signs engineers' session certificates.
+	// Required.
+	UserCA ssh.PublicKey
+
+	// DeviceKey returns the enrolled ed25519 key of a device, or
+	// ErrUnknownDevice if there is no such device or it was deleted. The
+	// context ends after HandshakeTimeout or when the relay closes.
+	// Required.
+	DeviceKey func(ctx context.Context, fleet, device string) (ed25519.PublicKey, error)
+
+	// Session looks a session up by id, or returns ErrUnknownSession. The
+	// context ends after HandshakeTimeout or when the relay closes.
+	// Required.
+	Session func(ctx context.Context, id string) (Session, error)
+
+	// Activity is told that the engineer sent data on a session, at most
+	// once per ActivityInterval per session. It runs on the data path, so
+	// it should return quickly. Nil: nobody is told.
+	Activity func(sessionID string)
+
+	// ActivityInterval is the least time between two Activity calls for
+	// one session. Zero: 30 s.
+	ActivityInterval time.Duration
+
+	// Refused is told of every refusal, for the audit log; the relay also
+	// logs each one. It should return quickly. Nil: only logged.
+	Refused func(Refusal)
+
+	// Logger receives the relay's lines. Nil discards them.
+	Logger *slog.Logger
+
+	// Now is the clock for certificate validity, session ends and activity.
+	// Nil: time.Now.
+	Now func() time.Time
+
+	// HandshakeTimeout bounds a new connection's SSH handshake, including
+	// its login and the lookups it needs, and every later lookup of a
+	// session. Zero: 10 s.
+	HandshakeTimeout time.Duration
+
+	// MaxHandshakes caps connections in their handshake at once; further
+	// connections are closed at once. Zero: 256.
+	MaxHandshakes int
+
+	// KeepAliveInterval is how often the relay checks that a client is
+	// still there; a client that leaves three checks in a row unanswered
+	// is disconnected. Zero: 30 s.
+	KeepAliveInterval time.Duration
+
+	// RegistrationWait is how long an engineer's channel waits for the
+	// device to register the session before it is rejected. Zero: 5 s.
+	RegistrationWait time.Duration
+}
+
+const (
+	defaultActivityInterval  = 30 * time.Second
+	defaultHandshakeTimeout  = 10 * time.Second
+	defaultMaxHandshakes     = 256
+	defaultKeepAliveInterval = 30 * time.Second
+	defaultRegistrationWait  = 5 * time.Second
+
+	// keepAliveMisses unanswered keep-alives in a row close a connection.
+	keepAliveMisses = 3
+	// maxAuthTries bounds failed logins per connection (OpenSSH's default).
+	maxAuthTries = 6
+)
+
+// withDefaults returns cfg with every zero field set to its default, or an
+// error naming the first field that cannot work.
+func (cfg Config) withDefaults() (Config, error) {
+	switch {
+	case cfg.HostKey == nil:
+		return cfg, errors.New("relay: Config.HostKey is required")
+	case cfg.UserCA == nil:
+		return cfg, errors.New("relay: Config.UserCA is required")
+	case cfg.DeviceKey == nil:
+		return cfg, errors.New("relay: Config.DeviceKey is required")
+	case cfg.Session == nil:
+		return cfg, errors.New("relay: Config.Session is required")
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	if cfg.Activity == nil {
+		cfg.Activity = func(string) {}
+	}
+	if cfg.Refused == nil {
+		cfg.Refused = func(Refusal) {}
+	}
+	for _, d := range []struct {
+		name string
+		v    *time.Duration
+		def  time.Duration
+	}{
+		{"ActivityInterval", &cfg.ActivityInterval, defaultActivityInterval},
+		{"HandshakeTimeout", &cfg.HandshakeTimeout, defaultHandshakeTimeout},
+		{"KeepAliveInterval", &cfg.KeepAliveInterval, defaultKeepAliveInterval},
+		{"RegistrationWait", &cfg.RegistrationWait, defaultRegistrationWait},
+	} {
+		if *d.v < 0 {
+			return cfg, fmt.Errorf("relay: %s %v is negative", d.name, *d.v)
+		}
+		if *d.v == 0 {
+			*d.v = d.def
+		}
+	}
+	if cfg.MaxHandshakes < 0 {
+		return cfg, fmt.Errorf("relay: MaxHandshakes %d is negative", cfg.MaxHandshakes)
+	}
+	if cfg.MaxHandshakes == 0 {
+		cfg.MaxHandshakes = defaultMaxHandshakes
+	}
+	return cfg, nil
+}
