@@ -28,7 +28,7 @@ var (
 
 // Session is what the relay needs to know of a session.
 type Session struct {
-	ID     string
+	ID     string // the id that was looked up
 	Fleet  string // the device's fleet
 	Device string // the device's name
 	// Open: the device may register the session and the engineer may
@@ -88,7 +88,8 @@ type Config struct {
 	// Required.
 	Session func(ctx context.Context, id string) (Session, error)
 
-	// Activity is told that the engineer sent data on a session, at most
+	// Activity is told that an engineer opened a channel or sent data on
+	// a session, at most
 	// once per ActivityInterval per session. It runs on the data path, so
 	// it should return quickly. Nil: nobody is told.
 	Activity func(sessionID string)

@@ -44,6 +44,7 @@ const (
 
 func (r *Relay) serveDevice(p peer, id *identity, chans <-chan ssh.NewChannel, reqs <-chan *ssh.Request, start time.Time) {
 	dev := &deviceConn{peer: p, fleet: id.fleet, device: id.device, regs: make(map[string]struct{}), removed: make(chan struct{})}
+	dev.log = dev.log.With("device", dev.name())
 	if err := r.addDevice(dev, start); err != nil {
 		r.refuse(dev.log, dev.refusal("login", err.Error()))
 		dev.close(err)
@@ -54,7 +55,6 @@ func (r *Relay) serveDevice(p peer, id *identity, chans <-chan ssh.NewChannel, r
 		}
 		return
 	}
-	dev.log = dev.log.With("device", dev.name())
 	dev.log.Info("device connected")
 	r.runPeer(&dev.peer, chans, reqs,
 		func(nc ssh.NewChannel) {

@@ -98,7 +98,7 @@
 // # Activity
 //
 // The relay cannot see inside the channels, so it reports that the engineer
-// sent bytes: [Config.Activity] is called at most once per
+// opened a channel or sent bytes: [Config.Activity] is called at most once per
 // [Config.ActivityInterval] per session, for the server's idle timeout. Bytes
 // the engineer's SSH client sends by itself (its keepalives) count too; the
 // device's embedded server, which sees the inner session, enforces the idle

@@ -41,6 +41,9 @@ type Relay struct {
 	// Goroutines not started by a counted one are added under mu while
 	// !closed, so that no Add races with Close's Wait.
 	wg sync.WaitGroup
+	// capped counts connections closed at once for MaxHandshakes;
+	// cappedLogged is when that was last logged, in Unix ns.
+	capped, cappedLogged atomic.Int64
 
 	mu          sync.Mutex
 	closed      bool                                // guarded by mu
@@ -105,8 +108,9 @@ func New(cfg Config) (*Relay, error) {
 	}, nil
 }
 
-// Serve accepts connections on l until Close, and then returns ErrClosed.
-// It closes l when it returns. Several listeners may be served at once.
+// Serve accepts connections on l until Close, and then returns ErrClosed;
+// if l is closed by someone else, it returns Accept's error. It closes l
+// when it returns. Several listeners may be served at once.
 func (r *Relay) Serve(l net.Listener) error {
 	r.mu.Lock()
 	if r.closed {
@@ -147,7 +151,12 @@ func (r *Relay) Serve(l net.Listener) error {
 		select {
 		case r.handshakes <- struct{}{}:
 		default:
-			r.log.Warn("too many connections in their handshake; closing a new one", "remote", nc.RemoteAddr(), "max", r.cfg.MaxHandshakes)
+			r.capped.Add(1)
+			if now := time.Now().UnixNano(); now-r.cappedLogged.Load() > int64(time.Second) {
+				// Once a second at most: a flood must not flood the log too.
+				r.cappedLogged.Store(now)
+				r.log.Warn("too many connections in their handshake; closing new ones", "max", r.cfg.MaxHandshakes, "closed_so_far", r.capped.Load())
+			}
 			_ = nc.Close()
 			continue
 		}
