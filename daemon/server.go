@@ -300,10 +300,14 @@ func (s *Server) Serve(ctx context.Context, ls Listeners) error {
 	return err
 }
 
-// snapshotPoll is how often runExternal checks whether the connection to
-// the external broker was renewed, to take a snapshot of the retained
-// states again.
-const snapshotPoll = time.Second
+// How runExternal keeps the snapshots of retained states coming: it checks
+// every snapshotPoll whether the connection to the external broker came
+// back, and retries a snapshot that failed (the connection dropped during
+// it, say) after snapshotRetry.
+const (
+	snapshotPoll  = 250 * time.Millisecond
+	snapshotRetry = 5 * time.Second
+)
 
 // runExternal connects to the external broker and, after the first
 // connection and every renewed one, takes a snapshot of the devices'
@@ -318,14 +322,18 @@ func (s *Server) runExternal(ctx context.Context) error {
 	}
 	tick := time.NewTicker(snapshotPoll)
 	defer tick.Stop()
-	snapshotted := false
+	var (
+		taken   bool      // on this connection: a snapshot was taken, or refused for good
+		retryAt time.Time // no snapshot before then: the last one failed
+	)
 	for {
 		switch up := s.client.Connected(); {
-		case up && !snapshotted:
-			snapshotted = true
-			s.takeSnapshot(ctx)
 		case !up:
-			snapshotted = false
+			taken, retryAt = false, time.Time{}
+		case !taken && !time.Now().Before(retryAt):
+			err := s.takeSnapshot(ctx)
+			taken = err == nil || errors.Is(err, errSnapshotRefused)
+			retryAt = time.Now().Add(snapshotRetry)
 		}
 		select {
 		case <-ctx.Done():
@@ -338,16 +346,19 @@ func (s *Server) runExternal(ctx context.Context) error {
 // takeSnapshot reads every retained state through a plain subscription
 // and hands each one to handleState. Its failure is logged: presence then
 // comes from the states that arrive on the shared subscription.
-func (s *Server) takeSnapshot(ctx context.Context) {
+func (s *Server) takeSnapshot(ctx context.Context) error {
 	start := time.Now()
 	n, err := s.external.snapshot(ctx, snapshotQuiet, s.handleState)
 	switch {
 	case ctx.Err() != nil:
-	case err != nil:
+	case errors.Is(err, errSnapshotRefused):
 		s.logger.Warn("could not read the devices' retained states; presence will follow their next state messages", "err", err)
+	case err != nil:
+		s.logger.Warn("could not read the devices' retained states; trying again", "err", err, "in", snapshotRetry)
 	default:
 		s.logger.Info("read the devices' retained states", "messages", n, "took", time.Since(start).Round(time.Millisecond))
 	}
+	return err
 }
 
 // closeControl stops the control channel: the embedded broker
