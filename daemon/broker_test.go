@@ -843,3 +843,96 @@ func (b *syncBuffer) String() string {
 	defer b.mu.Unlock()
 	return b.buf.String()
 }
+
+// TestEmbeddedBrokerStates: with the embedded broker, the state handlers
+// get every state a device publishes, parsed, while presence stays with the
+// broker's connection hooks (a device claiming "offline" while connected
+// stays online); commands go out through PubSub.
+func TestEmbeddedBrokerStates(t *testing.T) {
+	t.Parallel()
+	dir := filepath.Join(t.TempDir(), "data")
+	if err := Init(t.Context(), InitOptions{DataDir: dir, AdminEmail: "ops@example.com", PublicURL: "https://127.0.0.1:1"}, &bytes.Buffer{}); err != nil {
+		t.Fatal(err)
+	}
+	cfg, err := LoadConfig(filepath.Join(dir, ConfigFileName))
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv, err := Open(t.Context(), cfg, discardLogger())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { srv.Close() })
+	pub, priv, err := ed25519.GenerateKey(rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sshPub, err := ssh.NewPublicKey(pub)
+	if err != nil {
+		t.Fatal(err)
+	}
+	stored := seedDevice(t, srv.Store(), "acme", "dev1", string(ssh.MarshalAuthorizedKey(sshPub)))
+	states := make(chan control.State, 10)
+	srv.onState = append(srv.onState, func(fleet, device string, st control.State) {
+		if fleet == "acme" && device == "dev1" {
+			states <- st
+		}
+	})
+	if srv.PubSub() != broker.PubSub(srv.broker) || srv.client != nil {
+		t.Fatal("PubSub is not the embedded broker")
+	}
+	brokerLn := listen(t)
+	serve(t, srv, Listeners{API: listen(t), Broker: brokerLn})
+
+	d := &testDevice{fleet: "acme", name: "dev1", priv: priv, resp: &apitype.EnrollResponse{
+		BrokerURL: "mqtts://" + brokerLn.Addr().String(), TLSFingerprint: srv.Keys().TLSFingerprint(),
+	}}
+	mc, _, err := d.connect(t)
+	if err != nil {
+		t.Fatalf("the device's login was refused: %v", err)
+	}
+	cmds := make(chan string, 1)
+	mc.AddOnPublishReceived(func(pr paho.PublishReceived) (bool, error) {
+		cmds <- string(pr.Packet.Payload)
+		return true, nil
+	})
+	ctx, cancel := context.WithTimeout(t.Context(), waitTimeout)
+	defer cancel()
+	topic := stateTopic(t, "acme", "dev1")
+	for _, msg := range []string{"online", "not a state", "tunnel_up s1", "offline"} {
+		if _, err := mc.Publish(ctx, &paho.Publish{Topic: topic, QoS: 1, Retain: true, Payload: []byte(msg)}); err != nil {
+			t.Fatalf("publishing %q: %v", msg, err)
+		}
+	}
+	for _, want := range []control.State{{Kind: control.StateOnline}, {Kind: control.StateTunnelUp, Session: "s1"}, {Kind: control.StateOffline}} {
+		select {
+		case got := <-states:
+			if got != want {
+				t.Errorf("state handler got %+v; want %+v", got, want)
+			}
+		case <-time.After(waitTimeout):
+			t.Fatalf("the state handler did not get %+v", want)
+		}
+	}
+	waitStored(t, srv.Store(), stored.ID, "online", func(d *store.Device) bool { return d.Online })
+
+	cmd, _ := control.CmdTopic("acme", "dev1")
+	if _, err := mc.Subscribe(ctx, &paho.Subscribe{Subscriptions: []paho.SubscribeOptions{{Topic: cmd, QoS: 1}}}); err != nil {
+		t.Fatal(err)
+	}
+	if err := srv.PubSub().Publish(cmd, []byte("envelope"), false, 1); err != nil {
+		t.Fatalf("PubSub().Publish: %v", err)
+	}
+	select {
+	case got := <-cmds:
+		if got != "envelope" {
+			t.Errorf("the device got %q; want the command", got)
+		}
+	case <-time.After(waitTimeout):
+		t.Fatal("the command published through PubSub did not arrive")
+	}
+	// The device's "offline" claim did not mark it offline: it is connected.
+	if d, err := srv.Store().GetDevice(t.Context(), stored.ID); err != nil || !d.Online {
+		t.Errorf("device online = %v (%v); want online while connected", d.Online, err)
+	}
+}
