@@ -303,10 +303,12 @@ func (s *Server) Serve(ctx context.Context, ls Listeners) error {
 // How runExternal keeps the snapshots of retained states coming: it checks
 // every snapshotPoll whether the connection to the external broker came
 // back, and retries a snapshot that failed (the connection dropped during
-// it, say) after snapshotRetry.
+// it, say) after snapshotRetry, doubling the wait after each further
+// failure up to snapshotRetryMax.
 const (
-	snapshotPoll  = 250 * time.Millisecond
-	snapshotRetry = 5 * time.Second
+	snapshotPoll     = 250 * time.Millisecond
+	snapshotRetry    = 5 * time.Second
+	snapshotRetryMax = 5 * time.Minute
 )
 
 // runExternal connects to the external broker and, after the first
@@ -323,17 +325,19 @@ func (s *Server) runExternal(ctx context.Context) error {
 	tick := time.NewTicker(snapshotPoll)
 	defer tick.Stop()
 	var (
-		taken   bool      // on this connection: a snapshot was taken, or refused for good
-		retryAt time.Time // no snapshot before then: the last one failed
+		taken   bool            // on this connection: a snapshot was taken, or refused for good
+		retryAt time.Time       // no snapshot before then: the last one failed
+		wait    = snapshotRetry // before the next retry
 	)
 	for {
 		switch up := s.client.Connected(); {
 		case !up:
-			taken, retryAt = false, time.Time{}
+			taken, retryAt, wait = false, time.Time{}, snapshotRetry
 		case !taken && !time.Now().Before(retryAt):
-			err := s.takeSnapshot(ctx)
+			err := s.takeSnapshot(ctx, wait)
 			taken = err == nil || errors.Is(err, errSnapshotRefused)
-			retryAt = time.Now().Add(snapshotRetry)
+			retryAt = time.Now().Add(wait)
+			wait = min(2*wait, snapshotRetryMax)
 		}
 		select {
 		case <-ctx.Done():
@@ -344,9 +348,10 @@ func (s *Server) runExternal(ctx context.Context) error {
 }
 
 // takeSnapshot reads every retained state through a plain subscription
-// and hands each one to handleState. Its failure is logged: presence then
-// comes from the states that arrive on the shared subscription.
-func (s *Server) takeSnapshot(ctx context.Context) error {
+// and hands each one to handleState. Its failure is logged (retry says when
+// runExternal tries again): meanwhile presence comes from the states that
+// arrive on the shared subscription.
+func (s *Server) takeSnapshot(ctx context.Context, retry time.Duration) error {
 	start := time.Now()
 	n, err := s.external.snapshot(ctx, snapshotQuiet, s.handleState)
 	switch {
@@ -354,7 +359,7 @@ func (s *Server) takeSnapshot(ctx context.Context) error {
 	case errors.Is(err, errSnapshotRefused):
 		s.logger.Warn("could not read the devices' retained states; presence will follow their next state messages", "err", err)
 	case err != nil:
-		s.logger.Warn("could not read the devices' retained states; trying again", "err", err, "in", snapshotRetry)
+		s.logger.Warn("could not read the devices' retained states; trying again", "err", err, "in", retry)
 	default:
 		s.logger.Info("read the devices' retained states", "messages", n, "took", time.Since(start).Round(time.Millisecond))
 	}
