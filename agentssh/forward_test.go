@@ -1,0 +1,108 @@
+package agentssh
+
+import (
+	"io"
+	"net"
+	"strconv"
+	"strings"
+	"testing"
+)
+
+// echoServer listens on 127.0.0.1 and echoes; it returns the port.
+func echoServer(t *testing.T) int {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ln.Close() })
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			go func() { io.Copy(c, c); c.Close() }()
+		}
+	}()
+	return ln.Addr().(*net.TCPAddr).Port
+}
+
+func TestDirectTCPIP(t *testing.T) {
+	allowed, other := echoServer(t), echoServer(t)
+	e := newEnv(t)
+	c, _ := e.login(t, e.server(t, func(c *Config) { c.AllowPorts = []int{allowed} }))
+	ap, op := strconv.Itoa(allowed), strconv.Itoa(other)
+
+	for _, host := range []string{"127.0.0.1", "localhost"} {
+		conn, err := c.Dial("tcp", net.JoinHostPort(host, ap))
+		if err != nil {
+			t.Fatalf("forward to %s:%s: %v", host, ap, err)
+		}
+		io.WriteString(conn, "ping")
+		buf := make([]byte, 4)
+		if _, err := io.ReadFull(conn, buf); err != nil || string(buf) != "ping" {
+			t.Errorf("through %s: %q, %v", host, buf, err)
+		}
+		conn.Close()
+	}
+
+	for _, tt := range []struct{ target, want string }{
+		{net.JoinHostPort("127.0.0.1", op), "not among the ports"},
+		{net.JoinHostPort("localhost", op), "not among the ports"},
+		{net.JoinHostPort("192.0.2.1", ap), "device's own ports"},   // another host
+		{net.JoinHostPort("127.0.0.2", ap), "device's own ports"},   // loopback, but not the address itself
+		{net.JoinHostPort("example.com", ap), "device's own ports"}, // names are not resolved
+		{net.JoinHostPort("::ffff:127.0.0.1", ap), "device's own ports"},
+	} {
+		conn, err := c.Dial("tcp", tt.target)
+		if err == nil {
+			conn.Close()
+			t.Errorf("forward to %s accepted", tt.target)
+			continue
+		}
+		if !strings.Contains(err.Error(), tt.want) {
+			t.Errorf("forward to %s: %v; want a reason containing %q", tt.target, err, tt.want)
+		}
+	}
+
+	waitUntil(t, "forwards to be recorded", func() bool { return len(e.rec.forwardList()) == 8 })
+	var opened int
+	for _, f := range e.rec.forwardList() {
+		if f.Refused == "" {
+			opened++
+			if f.In != 4 || f.Out != 4 {
+				t.Errorf("recorded %+v; want 4 bytes each way", f)
+			}
+		}
+	}
+	if opened != 2 {
+		t.Errorf("recorded %d open forwards; want 2", opened)
+	}
+}
+
+// TestDirectTCPIPNoPorts: with no allowed ports, nothing can be reached.
+func TestDirectTCPIPNoPorts(t *testing.T) {
+	port := echoServer(t)
+	e := newEnv(t)
+	c, _ := e.login(t, e.server(t, nil))
+	_, err := c.Dial("tcp", net.JoinHostPort("127.0.0.1", strconv.Itoa(port)))
+	if err == nil || !strings.Contains(err.Error(), "(none)") {
+		t.Errorf("forward with no allowed ports: %v", err)
+	}
+}
+
+func TestDirectTCPIPNothingListens(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	port := ln.Addr().(*net.TCPAddr).Port
+	ln.Close()
+	e := newEnv(t)
+	c, _ := e.login(t, e.server(t, func(c *Config) { c.AllowPorts = []int{port} }))
+	_, err = c.Dial("tcp", net.JoinHostPort("localhost", strconv.Itoa(port)))
+	if err == nil || !strings.Contains(err.Error(), "nothing answers") {
+		t.Errorf("forward to a closed port: %v", err)
+	}
+}

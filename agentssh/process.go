@@ -1,0 +1,203 @@
+package agentssh
+
+import (
+	"bytes"
+	"errors"
+	"os"
+	"os/exec"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"time"
+)
+
+// drainGrace is how long output is still read after a process has ended
+// and its session has been killed. Only a process that escaped the kill
+// (a daemon that called setsid) can hold a pipe open longer; it does not
+// keep the engineer waiting.
+const drainGrace = time.Second
+
+// process is one engineer's process (a shell, a command, an SFTP server),
+// leader of its own session and process group, so that killing it kills
+// all it started.
+type process struct {
+	cmd    *exec.Cmd
+	start  time.Time
+	killed atomic.Bool
+
+	// readers are the parent's ends of the process's output, closed when
+	// draining takes longer than drainGrace; copies are the goroutines
+	// copying them, done when the output is drained.
+	readers []*os.File
+	copies  sync.WaitGroup
+
+	done chan struct{} // closed once the process has ended and its output is drained
+	exit Exit          // set before done is closed
+}
+
+// startProcess starts cmd in a session of its own. Files in closeAfter are
+// the child's ends of pipes and terminals, closed in the parent once it
+// runs.
+func startProcess(cmd *exec.Cmd, acct *account, closeAfter ...*os.File) (*process, error) {
+	attr := cmd.SysProcAttr
+	if attr == nil {
+		attr = &syscall.SysProcAttr{}
+		cmd.SysProcAttr = attr
+	}
+	attr.Setsid = true // its own session and process group, no terminal unless Setctty
+	attr.Pdeathsig = syscall.SIGKILL
+	attr.Credential = acct.cred
+	p := &process{cmd: cmd, start: time.Now(), done: make(chan struct{})}
+	err := cmd.Start()
+	for _, f := range closeAfter {
+		f.Close()
+	}
+	if err != nil {
+		return nil, err
+	}
+	return p, nil
+}
+
+// copyOut copies one of the process's outputs; run before wait.
+func (p *process) copyOut(r *os.File, copy func(r *os.File)) {
+	p.readers = append(p.readers, r)
+	p.copies.Add(1)
+	go func() {
+		defer p.copies.Done()
+		copy(r)
+	}()
+}
+
+// wait reaps the process, kills what it left behind, drains its output
+// and closes done. Run it once, on its own goroutine.
+func (p *process) wait() {
+	err := p.cmd.Wait()
+	p.killSession()
+	drained := make(chan struct{})
+	go func() { p.copies.Wait(); close(drained) }()
+	t := time.NewTimer(drainGrace)
+	select {
+	case <-drained:
+	case <-t.C:
+		for _, r := range p.readers {
+			r.Close()
+		}
+		<-drained
+	}
+	t.Stop()
+	for _, r := range p.readers {
+		r.Close()
+	}
+	p.exit = exitOf(p.cmd.ProcessState, err)
+	p.exit.Killed = p.killed.Load()
+	p.exit.Took = time.Since(p.start)
+	close(p.done)
+}
+
+func (p *process) Done() <-chan struct{} { return p.done }
+func (p *process) Exit() Exit            { return p.exit }
+
+// Kill ends the process and everything in its session at once.
+func (p *process) Kill() {
+	p.killed.Store(true)
+	p.killSession()
+}
+
+// Signal forwards a signal request to the process itself, as sshd does.
+func (p *process) Signal(s syscall.Signal) { p.cmd.Process.Signal(s) }
+
+// killSession sends SIGKILL to the process's group and to every process
+// still in its session (a job-control shell puts jobs in groups of their
+// own). Two passes catch children forked during the first.
+func (p *process) killSession() {
+	sid := p.cmd.Process.Pid
+	for range 2 {
+		syscall.Kill(-sid, syscall.SIGKILL)
+		for _, pid := range sessionMembers(sid) {
+			syscall.Kill(pid, syscall.SIGKILL)
+		}
+	}
+}
+
+// sessionMembers lists the processes whose session id is sid, from /proc.
+func sessionMembers(sid int) []int {
+	entries, err := os.ReadDir("/proc")
+	if err != nil {
+		return nil
+	}
+	var pids []int
+	for _, e := range entries {
+		pid, err := strconv.Atoi(e.Name())
+		if err != nil {
+			continue
+		}
+		stat, err := os.ReadFile("/proc/" + e.Name() + "/stat")
+		if err != nil {
+			continue
+		}
+		if s, ok := statSession(stat); ok && s == sid {
+			pids = append(pids, pid)
+		}
+	}
+	return pids
+}
+
+// statSession reads the session id from /proc/PID/stat: "pid (comm) state
+// ppid pgrp session ...", where comm may hold spaces and parentheses.
+func statSession(stat []byte) (int, bool) {
+	i := bytes.LastIndexByte(stat, ')')
+	if i < 0 {
+		return 0, false
+	}
+	f := bytes.Fields(stat[i+1:])
+	if len(f) < 4 {
+		return 0, false
+	}
+	sid, err := strconv.Atoi(string(f[3]))
+	return sid, err == nil
+}
+
+func exitOf(ps *os.ProcessState, err error) Exit {
+	if ps == nil {
+		return Exit{Status: 255}
+	}
+	if ws, ok := ps.Sys().(syscall.WaitStatus); ok && ws.Signaled() {
+		return Exit{Status: -1, Signal: signalName(ws.Signal())}
+	}
+	var ee *exec.ExitError
+	if err != nil && !errors.As(err, &ee) {
+		return Exit{Status: 255}
+	}
+	return Exit{Status: ps.ExitCode()}
+}
+
+// signals names signals as SSH does (RFC 4254 6.10, without "SIG").
+var signals = map[syscall.Signal]string{
+	syscall.SIGABRT: "ABRT", syscall.SIGALRM: "ALRM", syscall.SIGFPE: "FPE",
+	syscall.SIGHUP: "HUP", syscall.SIGILL: "ILL", syscall.SIGINT: "INT",
+	syscall.SIGKILL: "KILL", syscall.SIGPIPE: "PIPE", syscall.SIGQUIT: "QUIT",
+	syscall.SIGSEGV: "SEGV", syscall.SIGTERM: "TERM", syscall.SIGUSR1: "USR1",
+	syscall.SIGUSR2: "USR2", syscall.SIGBUS: "BUS", syscall.SIGCHLD: "CHLD",
+	syscall.SIGCONT: "CONT", syscall.SIGSTOP: "STOP", syscall.SIGTSTP: "TSTP",
+	syscall.SIGTTIN: "TTIN", syscall.SIGTTOU: "TTOU", syscall.SIGWINCH: "WINCH",
+	syscall.SIGXCPU: "XCPU", syscall.SIGXFSZ: "XFSZ", syscall.SIGSYS: "SYS",
+	syscall.SIGTRAP: "TRAP", syscall.SIGPROF: "PROF", syscall.SIGVTALRM: "VTALRM",
+	syscall.SIGURG: "URG", syscall.SIGIO: "IO",
+}
+
+func signalName(s syscall.Signal) string {
+	if n, ok := signals[s]; ok {
+		return n
+	}
+	return "SIG" + strconv.Itoa(int(s)) + "@porthole.dev"
+}
+
+func signalByName(name string) (syscall.Signal, bool) {
+	for s, n := range signals {
+		if n == name {
+			return s, true
+		}
+	}
+	return 0, false
+}
