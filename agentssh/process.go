@@ -10,6 +10,7 @@ import (
 	"sync/atomic"
 	"syscall"
 	"time"
+	"unsafe"
 )
 
 // drainGrace is how long output is still read after a process has ended
@@ -25,6 +26,12 @@ type process struct {
 	cmd    *exec.Cmd
 	start  time.Time
 	killed atomic.Bool
+
+	// mu guards reaped. The session is killed only while its leader is
+	// not reaped yet (running, or a zombie holding its pid), so its
+	// process group and session id cannot have been reused by then.
+	mu     sync.Mutex
+	reaped bool
 
 	// readers are the parent's ends of the process's output, closed when
 	// draining takes longer than drainGrace; copies are the goroutines
@@ -72,8 +79,12 @@ func (p *process) copyOut(r *os.File, copy func(r *os.File)) {
 // wait reaps the process, kills what it left behind, drains its output
 // and closes done. Run it once, on its own goroutine.
 func (p *process) wait() {
-	err := p.cmd.Wait()
+	waitExited(p.cmd.Process.Pid)
+	p.mu.Lock()
 	p.killSession()
+	p.reaped = true
+	p.mu.Unlock()
+	err := p.cmd.Wait()
 	drained := make(chan struct{})
 	go func() { p.copies.Wait(); close(drained) }()
 	t := time.NewTimer(drainGrace)
@@ -100,8 +111,12 @@ func (p *process) Exit() Exit            { return p.exit }
 
 // Kill ends the process and everything in its session at once.
 func (p *process) Kill() {
-	p.killed.Store(true)
-	p.killSession()
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if !p.reaped {
+		p.killed.Store(true)
+		p.killSession()
+	}
 }
 
 // Signal forwards a signal request to the process itself, as sshd does.
@@ -116,6 +131,25 @@ func (p *process) killSession() {
 		syscall.Kill(-sid, syscall.SIGKILL)
 		for _, pid := range sessionMembers(sid) {
 			syscall.Kill(pid, syscall.SIGKILL)
+		}
+	}
+}
+
+// waitExited waits until the process pid has ended, without reaping it
+// (waitid with WNOWAIT, as os.Process does inside): its pid, and so its
+// group's and session's ids, stay taken until cmd.Wait reaps it. On an
+// error it returns at once; cmd.Wait still waits.
+func waitExited(pid int) {
+	const (
+		pPID    = 1
+		wExited = 4
+		wNoWait = 0x1000000
+	)
+	var info [128]byte // siginfo_t
+	for {
+		_, _, errno := syscall.Syscall6(syscall.SYS_WAITID, pPID, uintptr(pid), uintptr(unsafe.Pointer(&info[0])), wExited|wNoWait, 0, 0)
+		if errno != syscall.EINTR {
+			return
 		}
 	}
 }
