@@ -324,7 +324,7 @@ func TestServeMarksDevicesOffline(t *testing.T) {
 
 	ctx, cancel := context.WithCancel(t.Context())
 	served := make(chan error, 1)
-	go func() { served <- srv.Serve(ctx, Listeners{API: listen(t), Broker: listen(t)}) }()
+	go func() { served <- srv.Serve(ctx, Listeners{API: listen(t), Broker: listen(t), Relay: listen(t)}) }()
 	deadline := time.Now().Add(waitTimeout)
 	for {
 		got, err := st.GetDevice(t.Context(), d.ID)
@@ -628,7 +628,7 @@ func TestExternalBroker(t *testing.T) {
 		t.Fatal("the server has no external control channel, or an embedded broker too")
 	}
 	brokerLn := listen(t)
-	serve(t, srv, Listeners{API: listen(t), Broker: brokerLn})
+	serve(t, srv, Listeners{API: listen(t), Broker: brokerLn, Relay: listen(t)})
 
 	// The retained states bring presence back, without moving dev2's
 	// last-seen time.
@@ -768,7 +768,7 @@ func TestExternalBrokerRefusesLogin(t *testing.T) {
 	m := startMosquitto(t, map[string]string{"portholed": "right"})
 	srv := openExternal(t, BrokerConfig{URL: "mqtt://" + m.addr, Username: "portholed", Password: "wrong"})
 	done := make(chan error, 1)
-	go func() { done <- srv.Serve(t.Context(), Listeners{API: listen(t)}) }()
+	go func() { done <- srv.Serve(t.Context(), Listeners{API: listen(t), Relay: listen(t)}) }()
 	select {
 	case err := <-done:
 		if err == nil || !strings.Contains(err.Error(), "broker.url") || !strings.Contains(err.Error(), "refused") {
@@ -788,7 +788,7 @@ func TestExternalBrokerReconnects(t *testing.T) {
 	srv := openExternal(t, BrokerConfig{URL: "mqtt://" + m.addr})
 	st := srv.Store()
 	dev1 := seedDevice(t, st, "acme", "dev1", "ssh-ed25519 AAAA")
-	serve(t, srv, Listeners{API: listen(t)})
+	serve(t, srv, Listeners{API: listen(t), Relay: listen(t)})
 	devices := dialMQTT(t, m.addr, "devices", "", "")
 	devices.publish(t, stateTopic(t, "acme", "dev1"), "online", true)
 	waitStored(t, st, dev1.ID, "online", func(d *store.Device) bool { return d.Online })
@@ -882,7 +882,7 @@ func TestEmbeddedBrokerStates(t *testing.T) {
 		t.Fatal("PubSub is not the embedded broker")
 	}
 	brokerLn := listen(t)
-	serve(t, srv, Listeners{API: listen(t), Broker: brokerLn})
+	serve(t, srv, Listeners{API: listen(t), Broker: brokerLn, Relay: listen(t)})
 
 	d := &testDevice{fleet: "acme", name: "dev1", priv: priv, resp: &apitype.EnrollResponse{
 		BrokerURL: "mqtts://" + brokerLn.Addr().String(), TLSFingerprint: srv.Keys().TLSFingerprint(),

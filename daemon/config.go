@@ -41,6 +41,8 @@ type Config struct {
 	Broker BrokerConfig `yaml:"broker"`
 	// Relay is where devices and engineers meet.
 	Relay RelayConfig `yaml:"relay"`
+	// Sessions are the server's limits on engineers' sessions.
+	Sessions SessionsConfig `yaml:"sessions"`
 	// TokenTTL is how long a login lasts. Zero: 12 h.
 	TokenTTL time.Duration `yaml:"token_ttl"`
 	// Log sets the server log.
@@ -99,11 +101,31 @@ type BrokerConfig struct {
 // that portholed runs no broker of its own.
 func (b BrokerConfig) External() bool { return b.URL != "" }
 
-// RelayConfig describes the SSH relay.
+// RelayConfig describes the SSH relay, where devices and engineers meet.
 type RelayConfig struct {
-	// PublicAddr (host:port) is told to devices at enrollment. Empty:
-	// <public host>:443.
+	// Listen is the relay's address (SSH). Empty: ":2222"; 443 in
+	// production gets through most firewalls.
+	Listen string `yaml:"listen"`
+	// PublicAddr (host:port) is told to devices in each session command
+	// and to engineers with their session. Its host is the name the
+	// relay's host certificate is signed for. Empty: <public host>:<listen
+	// port>.
 	PublicAddr string `yaml:"public_addr"`
+}
+
+// SessionsConfig sets the server's limits on engineers' sessions; a device
+// may shorten them, never lengthen them.
+type SessionsConfig struct {
+	// IdleTimeout closes a session after this long without engineer
+	// input. Zero: 15 min.
+	IdleTimeout time.Duration `yaml:"idle_timeout"`
+	// MaxDuration closes a session this long after it was asked for.
+	// Zero: 2 h.
+	MaxDuration time.Duration `yaml:"max_duration"`
+	// ConnectTimeout closes a session whose device has not connected to
+	// the relay this long after it was asked (device_unreachable). Zero:
+	// 30 s.
+	ConnectTimeout time.Duration `yaml:"connect_timeout"`
 }
 
 // LogConfig sets the log's level ("debug", "info", "warn", "error"; empty:
@@ -184,11 +206,21 @@ func (c *Config) Validate() error {
 	if err := c.Broker.validate(u.Hostname()); err != nil {
 		return err
 	}
+	if c.Relay.Listen == "" {
+		c.Relay.Listen = ":2222"
+	}
+	_, relayPort, err := net.SplitHostPort(c.Relay.Listen)
+	if err != nil {
+		return fmt.Errorf("relay.listen %q is not host:port: %w", c.Relay.Listen, err)
+	}
 	if c.Relay.PublicAddr == "" {
-		c.Relay.PublicAddr = net.JoinHostPort(u.Hostname(), "443")
+		c.Relay.PublicAddr = net.JoinHostPort(u.Hostname(), relayPort)
 	}
 	if _, _, err := net.SplitHostPort(c.Relay.PublicAddr); err != nil {
 		return fmt.Errorf("relay.public_addr %q is not host:port: %w", c.Relay.PublicAddr, err)
+	}
+	if c.Sessions.IdleTimeout < 0 || c.Sessions.MaxDuration < 0 || c.Sessions.ConnectTimeout < 0 {
+		return errors.New("sessions: idle_timeout, max_duration and connect_timeout cannot be negative")
 	}
 	if c.Database == "" {
 		c.Database = "sqlite"

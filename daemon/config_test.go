@@ -35,8 +35,8 @@ func TestParseConfig(t *testing.T) {
 				if c.Broker.Listen != ":8883" || c.Broker.PublicURL != "mqtts://porthole.example.com:8883" {
 					t.Errorf("Broker.PublicURL = %q", c.Broker.PublicURL)
 				}
-				if c.Relay.PublicAddr != "porthole.example.com:443" {
-					t.Errorf("Relay.PublicAddr = %q", c.Relay.PublicAddr)
+				if c.Relay.Listen != ":2222" || c.Relay.PublicAddr != "porthole.example.com:2222" {
+					t.Errorf("Relay = %+v; want :2222, public on the public host", c.Relay)
 				}
 				if c.TokenTTL != 12*time.Hour {
 					t.Errorf("TokenTTL = %v; want 12h", c.TokenTTL)
@@ -66,6 +66,17 @@ func TestParseConfig(t *testing.T) {
 				}
 			},
 		},
+		{
+			name: "relay listen sets the public port; sessions' limits",
+			yaml: "data_dir: /x\npublic_url: https://porthole.example.com\nrelay:\n  listen: :443\nsessions:\n  idle_timeout: 5m\n",
+			check: func(t *testing.T, c *Config) {
+				if c.Relay.PublicAddr != "porthole.example.com:443" || c.Sessions.IdleTimeout != 5*time.Minute {
+					t.Errorf("Relay = %+v, Sessions = %+v", c.Relay, c.Sessions)
+				}
+			},
+		},
+		{name: "bad relay listen", yaml: "data_dir: /x\npublic_url: https://a:1\nrelay:\n  listen: 2222\n", wantErr: "relay.listen"},
+		{name: "negative session limit", yaml: "data_dir: /x\npublic_url: https://a:1\nsessions:\n  max_duration: -1h\n", wantErr: "cannot be negative"},
 		{name: "bad broker listen", yaml: "data_dir: /x\npublic_url: https://a:1\nbroker:\n  listen: 8883\n", wantErr: "broker.listen"},
 		{name: "plain MQTT broker URL", yaml: "data_dir: /x\npublic_url: https://a:1\nbroker:\n  public_url: mqtt://a:1883\n", wantErr: "broker.public_url"},
 		{name: "broker URL without port", yaml: "data_dir: /x\npublic_url: https://a:1\nbroker:\n  public_url: mqtts://a\n", wantErr: "broker.public_url"},

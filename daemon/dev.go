@@ -23,6 +23,9 @@ type DevOptions struct {
 	// BrokerListen is the embedded MQTT broker's address. Empty:
 	// 127.0.0.1:0, a free port (devices are told it at enrollment).
 	BrokerListen string
+	// RelayListen is the SSH relay's address. Empty: 127.0.0.1:0, a free
+	// port (devices and engineers are told it with each session).
+	RelayListen string
 	// Fleet is the fleet made for you. Empty: "dev".
 	Fleet string
 	// Logger receives the server log. Nil: discarded.
@@ -34,6 +37,7 @@ type DevOptions struct {
 type DevCredentials struct {
 	Server          string // https://127.0.0.1:PORT
 	Broker          string // mqtts://127.0.0.1:PORT, told to devices at enrollment
+	Relay           string // 127.0.0.1:PORT, where sessions meet
 	Token           string // an admin's API token
 	Fingerprint     string // the self-signed certificate's pin
 	Fleet           string
@@ -59,6 +63,9 @@ func Dev(ctx context.Context, opts DevOptions, ready func(DevCredentials)) error
 	if opts.BrokerListen == "" {
 		opts.BrokerListen = "127.0.0.1:0"
 	}
+	if opts.RelayListen == "" {
+		opts.RelayListen = "127.0.0.1:0"
+	}
 	if opts.Fleet == "" {
 		opts.Fleet = "dev"
 	}
@@ -78,6 +85,12 @@ func Dev(ctx context.Context, opts DevOptions, ready func(DevCredentials)) error
 		return fmt.Errorf("listening for devices on %s (is another portholed running? try --broker-listen 127.0.0.1:0): %w", opts.BrokerListen, err)
 	}
 	defer brokerLn.Close()
+	relayLn, err := net.Listen("tcp", opts.RelayListen)
+	if err != nil {
+		return fmt.Errorf("listening for the relay on %s (try --relay-listen 127.0.0.1:0): %w", opts.RelayListen, err)
+	}
+	defer relayLn.Close()
+	relayAddr := relayLn.Addr().(*net.TCPAddr)
 	addr := ln.Addr().(*net.TCPAddr)
 	brokerAddr := brokerLn.Addr().(*net.TCPAddr)
 	if err := ca.Generate(dir, []string{"127.0.0.1", "localhost"}); err != nil {
@@ -92,8 +105,8 @@ func Dev(ctx context.Context, opts DevOptions, ready func(DevCredentials)) error
 			PublicURL: fmt.Sprintf("mqtts://127.0.0.1:%d", brokerAddr.Port),
 		},
 	}
-	// Devices in dev mode are told loopback addresses; the relay's arrives
-	// with the data-path work.
+	// Devices in dev mode are told loopback addresses.
+	cfg.Relay = RelayConfig{Listen: relayAddr.String(), PublicAddr: fmt.Sprintf("127.0.0.1:%d", relayAddr.Port)}
 	if err := cfg.Validate(); err != nil {
 		return err
 	}
@@ -109,10 +122,11 @@ func Dev(ctx context.Context, opts DevOptions, ready func(DevCredentials)) error
 	}
 	creds.Server = cfg.PublicURL
 	creds.Broker = cfg.Broker.PublicURL
+	creds.Relay = cfg.Relay.PublicAddr
 	creds.DataDir = dir
 
 	served := make(chan error, 1)
-	go func() { served <- srv.Serve(ctx, Listeners{API: ln, Broker: brokerLn}) }()
+	go func() { served <- srv.Serve(ctx, Listeners{API: ln, Broker: brokerLn, Relay: relayLn}) }()
 	ready(creds)
 	return <-served
 }
@@ -174,7 +188,8 @@ PORTHOLE_FINGERPRINT=%s
 
   (export those three, then try: porthole devices)
 
-Devices idle on the control channel at %s (MQTT over TLS).
+Devices idle on the control channel at %s (MQTT over TLS) and meet
+engineers at the relay at %s (SSH).
 
 Enroll a device into fleet %q (token good for 100 devices, 24 h):
 
@@ -184,7 +199,7 @@ PORTHOLE_ENROLL_TOKEN=%s
 
 Admin login for `+"`porthole login`"+`: %s / %s
 TOTP secret: %s
-`, c.DataDir, c.Server, c.Token, c.Fingerprint, c.Broker, c.Fleet, c.EnrollmentToken,
+`, c.DataDir, c.Server, c.Token, c.Fingerprint, c.Broker, c.Relay, c.Fleet, c.EnrollmentToken,
 		c.Server, c.EnrollmentToken, c.Fingerprint, c.AdminEmail, c.AdminPassword, c.TOTPURI)
 }
 

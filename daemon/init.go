@@ -35,6 +35,8 @@ type InitOptions struct {
 	TLSHosts []string
 	// BrokerListen is the embedded MQTT broker's address. Empty: ":8883".
 	BrokerListen string
+	// RelayListen is the SSH relay's address. Empty: ":2222".
+	RelayListen string
 }
 
 // ConfigFileName is the config file `portholed init` writes in the data dir.
@@ -57,7 +59,7 @@ func Init(ctx context.Context, opts InitOptions, out io.Writer) error {
 		return fmt.Errorf("checking %s: %w", opts.DataDir, err)
 	}
 	cfg := &Config{DataDir: opts.DataDir, PublicURL: opts.PublicURL, Database: opts.Database,
-		Broker: BrokerConfig{Listen: opts.BrokerListen}}
+		Broker: BrokerConfig{Listen: opts.BrokerListen}, Relay: RelayConfig{Listen: opts.RelayListen}}
 	if err := cfg.Validate(); err != nil {
 		return err
 	}
@@ -124,8 +126,13 @@ func writeConfig(cfg *Config, dir string) error {
 		"broker:             # the embedded MQTT broker devices idle on (TLS, the same certificate)",
 		"  listen: \"" + cfg.Broker.Listen + "\"",
 		"  public_url: " + cfg.Broker.PublicURL,
-		"relay:",
+		"relay:              # the SSH relay where devices and engineers meet (443 gets through most firewalls)",
+		"  listen: \"" + cfg.Relay.Listen + "\"",
 		"  public_addr: " + cfg.Relay.PublicAddr,
+		"# sessions:           # the server's limits; a device may shorten them",
+		"#   idle_timeout: 15m",
+		"#   max_duration: 2h",
+		"#   connect_timeout: 30s",
 		"token_ttl: " + cfg.TokenTTL.String(),
 		"log:",
 		"  level: info",

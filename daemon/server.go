@@ -23,6 +23,8 @@ import (
 	"github.com/porthole/porthole/ca"
 	"github.com/porthole/porthole/control"
 	"github.com/porthole/porthole/presence"
+	"github.com/porthole/porthole/relay"
+	"github.com/porthole/porthole/session"
 	"github.com/porthole/porthole/store"
 	"github.com/porthole/porthole/store/pgstore"
 	"github.com/porthole/porthole/store/sqlitestore"
@@ -37,6 +39,8 @@ type Server struct {
 	keys     *ca.Keys
 	presence *presence.Tracker
 	api      *api.Server
+	sessions *session.Manager
+	relay    *relay.Relay
 
 	// The control channel: exactly one of broker (embedded) and client
 	// (external, cfg.Broker.URL) is set, and pubsub is that one.
@@ -103,12 +107,33 @@ func (s *Server) openRoles() error {
 	if err := s.openControl(); err != nil {
 		return err
 	}
+	s.sessions, err = session.New(session.Config{
+		Store:          s.store,
+		Publish:        func(topic string, payload []byte) error { return s.pubsub.Publish(topic, payload, false, 1) },
+		ControlKey:     s.keys.Control,
+		UserCA:         s.keys.UserCA,
+		RelayAddr:      s.cfg.Relay.PublicAddr,
+		ConnectTimeout: s.cfg.Sessions.ConnectTimeout,
+		IdleTimeout:    s.cfg.Sessions.IdleTimeout,
+		MaxDuration:    s.cfg.Sessions.MaxDuration,
+		// The relay cuts a closed session's channels at once.
+		Closed: func(id string) { s.relay.CloseSession(id) },
+		Logger: s.logger.With("component", "sessions"),
+	})
+	if err != nil {
+		return fmt.Errorf("starting sessions: %w", err)
+	}
+	s.onState = append(s.onState, s.sessions.HandleState)
+	if s.relay, err = newRelay(s.store, s.keys, s.sessions, s.cfg.Relay.PublicAddr, s.logger.With("component", "relay")); err != nil {
+		return err
+	}
 	s.api, err = api.New(api.Config{
 		Store:         s.store,
 		Keys:          s.keys,
 		Logger:        s.logger.With("component", "api"),
 		BrokerURL:     s.cfg.Broker.PublicURL,
 		RelayAddr:     s.cfg.Relay.PublicAddr,
+		Sessions:      s.sessions,
 		DeviceDeleted: s.deviceDeleted,
 		TokenTTL:      s.cfg.TokenTTL,
 	})
@@ -152,6 +177,7 @@ func (s *Server) openControl() error {
 
 // deviceDeleted ends what the control channel holds of a deleted device.
 func (s *Server) deviceDeleted(fleet, device string) {
+	s.relay.DisconnectDevice(fleet, device)
 	if s.broker != nil {
 		// A deleted device can no longer log in; end the connection it has.
 		s.broker.Disconnect(fleet, device)
@@ -204,6 +230,9 @@ type Listeners struct {
 	// with the embedded broker. With an external broker (broker.url) it
 	// may be nil; one given anyway is closed at once.
 	Broker net.Listener
+	// Relay is SSH, where devices and engineers meet for sessions.
+	// Required.
+	Relay net.Listener
 }
 
 // shutdownGrace is how long in-flight API requests get at shutdown.
@@ -225,6 +254,13 @@ const shutdownGrace = 10 * time.Second
 // from the devices' retained states (see handleState). The connection is
 // kept up for as long as Serve runs.
 func (s *Server) Serve(ctx context.Context, ls Listeners) error {
+	if ls.Relay == nil {
+		ls.API.Close()
+		if ls.Broker != nil {
+			ls.Broker.Close()
+		}
+		return errors.New("the relay needs a listener (Listeners.Relay)")
+	}
 	if s.client != nil && ls.Broker != nil {
 		ls.Broker.Close() // the external broker is where devices connect
 	}
@@ -258,7 +294,14 @@ func (s *Server) Serve(ctx context.Context, ls Listeners) error {
 	}
 	ctlCtx, stopCtl := context.WithCancel(ctx)
 	defer stopCtl()
-	errc := make(chan error, 2)
+	errc := make(chan error, 3)
+	go func() {
+		if err := s.relay.Serve(ls.Relay); !errors.Is(err, relay.ErrClosed) {
+			errc <- fmt.Errorf("serving the relay: %w", err)
+			return
+		}
+		errc <- nil
+	}()
 	go func() {
 		if err := hs.ServeTLS(ls.API, "", ""); !errors.Is(err, http.ErrServerClosed) {
 			errc <- fmt.Errorf("serving the API: %w", err)
@@ -282,8 +325,10 @@ func (s *Server) Serve(ctx context.Context, ls Listeners) error {
 			"external_broker", s.external.url.String(), "broker_public_url", s.cfg.Broker.PublicURL)
 	}
 
+	s.logger.Info("relay listening", "relay", ls.Relay.Addr().String(), "relay_public_addr", s.cfg.Relay.PublicAddr)
+
 	var err error
-	running := 2
+	running := 3
 	select {
 	case err = <-errc: // a role stopped by itself: stop the other too
 		running--
@@ -293,7 +338,7 @@ func (s *Server) Serve(ctx context.Context, ls Listeners) error {
 	shutCtx, cancel := context.WithTimeout(context.Background(), shutdownGrace)
 	defer cancel()
 	err = errors.Join(err, hs.Shutdown(shutCtx))
-	err = errors.Join(err, s.closeControl())
+	err = errors.Join(err, s.closeControl(), s.closeRelay())
 	for ; running > 0; running-- {
 		err = errors.Join(err, <-errc)
 	}
@@ -385,11 +430,29 @@ func (s *Server) closeControl() error {
 	return err
 }
 
+// closeRelay stops the relay, cutting every session's connections (the
+// sessions stay open in the store, for the devices and engineers to come
+// back to, or for their limits to close).
+func (s *Server) closeRelay() error {
+	if s.relay == nil {
+		return nil
+	}
+	if err := s.relay.Close(); !errors.Is(err, relay.ErrClosed) {
+		return err
+	}
+	return nil
+}
+
 // Close stops the roles, writes the devices' last presence, and closes the
 // store. It is safe to call more than once, and after a failed Open.
 func (s *Server) Close() error {
 	s.closeOnce.Do(func() {
-		errs := []error{s.closeControl()}
+		errs := []error{s.closeControl(), s.closeRelay()}
+		if s.sessions != nil {
+			if err := s.sessions.Close(); !errors.Is(err, session.ErrClosed) {
+				errs = append(errs, err)
+			}
+		}
 		if s.presence != nil {
 			errs = append(errs, s.presence.Close())
 		}

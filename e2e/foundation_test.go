@@ -63,7 +63,7 @@ func testFoundation(t *testing.T, database string) {
 	// init: keys, config, database, first admin with TOTP.
 	r := MustRun(t, env, password+"\n", bins.Server, "init", "--data", data,
 		"--admin-email", email, "--password-stdin", "--public-url", server, "--database", database,
-		"--broker-listen", fmt.Sprintf("127.0.0.1:%d", FreePort(t)))
+		"--broker-listen", fmt.Sprintf("127.0.0.1:%d", FreePort(t)), "--relay-listen", fmt.Sprintf("127.0.0.1:%d", FreePort(t)))
 	secret := regexp.MustCompile(`secret=([A-Z2-7]+)`).FindStringSubmatch(r.Stdout)
 	if secret == nil {
 		t.Fatalf("init printed no TOTP secret:\n%s", r.Stdout)

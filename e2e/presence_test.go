@@ -74,9 +74,11 @@ broker:
   public_url: %s
   username: portholed
   password_file: broker.pw
+relay:
+  listen: 127.0.0.1:%d
 log:
   level: debug
-`, apiPort, apiPort, m.serverURL(), m.deviceURL())
+`, apiPort, apiPort, m.serverURL(), m.deviceURL(), FreePort(t))
 	})
 	state := srv.enroll(t, "dev1")
 	agentConfig := filepath.Join(t.TempDir(), "agent.yaml")
@@ -154,7 +156,7 @@ func newPresenceServer(t *testing.T, config func(data string, apiPort int) strin
 	const email, password = "ops@example.com", "correct horse battery staple"
 	r := MustRun(t, s.env, password+"\n", bins.Server, "init", "--data", data,
 		"--admin-email", email, "--password-stdin", "--public-url", s.url,
-		"--broker-listen", fmt.Sprintf("127.0.0.1:%d", FreePort(t)))
+		"--broker-listen", fmt.Sprintf("127.0.0.1:%d", FreePort(t)), "--relay-listen", fmt.Sprintf("127.0.0.1:%d", FreePort(t)))
 	secret := regexp.MustCompile(`secret=([A-Z2-7]+)`).FindStringSubmatch(r.Stdout)
 	if secret == nil {
 		t.Fatalf("init printed no TOTP secret:\n%s", r.Stdout)

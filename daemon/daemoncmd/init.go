@@ -52,6 +52,7 @@ an existing directory.`,
 	f.StringVar(&opts.Database, "database", "", `"sqlite" (default, a file in the data dir) or a postgres:// URL`)
 	f.StringSliceVar(&opts.TLSHosts, "tls-host", nil, "extra host names or addresses for the self-signed certificate (repeatable)")
 	f.StringVar(&opts.BrokerListen, "broker-listen", "", `the embedded MQTT broker's address, where devices idle (default ":8883")`)
+	f.StringVar(&opts.RelayListen, "relay-listen", "", `the SSH relay's address, where devices and engineers meet (default ":2222")`)
 	_ = cmd.MarkFlagRequired("data")
 	_ = cmd.MarkFlagRequired("admin-email")
 	return cmd

@@ -17,10 +17,11 @@ func newServe(stdio IO) *cobra.Command {
 		Use:   "serve --config FILE",
 		Short: "Run the server from a config file",
 		Long: `serve runs the Porthole server with the config file that init wrote (or your
-own; unknown keys are errors): the HTTPS API on listen, and the MQTT broker
-that devices idle on at broker.listen (TLS, with the same certificate). It
-stops cleanly on SIGINT or SIGTERM, disconnecting the devices and recording
-them offline.`,
+own; unknown keys are errors): the HTTPS API on listen, the MQTT broker that
+devices idle on at broker.listen (TLS, with the same certificate) unless
+broker.url names an external one, and the SSH relay where devices and
+engineers meet for sessions at relay.listen. It stops cleanly on SIGINT or
+SIGTERM, disconnecting the devices and recording them offline.`,
 		Example: `  portholed serve --config /var/lib/portholed/portholed.yaml`,
 		Args:    cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
@@ -40,12 +41,21 @@ them offline.`,
 			if err != nil {
 				return fmt.Errorf("listening on %s (listen): %w", cfg.Listen, err)
 			}
-			brokerLn, err := net.Listen("tcp", cfg.Broker.Listen)
-			if err != nil {
-				apiLn.Close()
-				return fmt.Errorf("listening for devices on %s (broker.listen): %w", cfg.Broker.Listen, err)
+			ls := daemon.Listeners{API: apiLn}
+			if !cfg.Broker.External() {
+				if ls.Broker, err = net.Listen("tcp", cfg.Broker.Listen); err != nil {
+					apiLn.Close()
+					return fmt.Errorf("listening for devices on %s (broker.listen): %w", cfg.Broker.Listen, err)
+				}
 			}
-			err = srv.Serve(ctx, daemon.Listeners{API: apiLn, Broker: brokerLn})
+			if ls.Relay, err = net.Listen("tcp", cfg.Relay.Listen); err != nil {
+				apiLn.Close()
+				if ls.Broker != nil {
+					ls.Broker.Close()
+				}
+				return fmt.Errorf("listening for the relay on %s (relay.listen): %w", cfg.Relay.Listen, err)
+			}
+			err = srv.Serve(ctx, ls)
 			logger.Info("stopped", slog.Any("err", err))
 			return err
 		},

@@ -1,0 +1,74 @@
+package daemon
+
+import (
+	"context"
+	"crypto/ed25519"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"time"
+
+	"golang.org/x/crypto/ssh"
+
+	"github.com/porthole/porthole/broker"
+	"github.com/porthole/porthole/ca"
+	"github.com/porthole/porthole/relay"
+	"github.com/porthole/porthole/session"
+	"github.com/porthole/porthole/store"
+)
+
+// relayCertLife is how long the relay's host certificate is valid; it is
+// signed anew at every start.
+const relayCertLife = 365 * 24 * time.Hour
+
+// newRelay makes the SSH relay: devices log in with their enrolled keys,
+// engineers with session certificates, and both are checked against the
+// sessions in the store. Its host key is certified by the host CA for the
+// host name of publicAddr, which is what devices and clients dial.
+func newRelay(st store.Store, keys *ca.Keys, sessions *session.Manager, publicAddr string, logger *slog.Logger) (*relay.Relay, error) {
+	host, _, err := net.SplitHostPort(publicAddr)
+	if err != nil {
+		return nil, fmt.Errorf("relay.public_addr %q is not host:port: %w", publicAddr, err)
+	}
+	cert, err := keys.SignRelayHostCert([]string{host}, time.Now(), relayCertLife)
+	if err != nil {
+		return nil, fmt.Errorf("certifying the relay's host key: %w", err)
+	}
+	hostKey, err := ssh.NewCertSigner(cert, keys.RelayHost)
+	if err != nil {
+		return nil, fmt.Errorf("using the relay's host certificate: %w", err)
+	}
+	devices := deviceKeys(st)
+	r, err := relay.New(relay.Config{
+		HostKey: hostKey,
+		UserCA:  keys.UserCA.PublicKey(),
+		DeviceKey: func(ctx context.Context, fleet, device string) (ed25519.PublicKey, error) {
+			key, err := devices(ctx, fleet, device)
+			if errors.Is(err, broker.ErrUnknownDevice) {
+				return nil, relay.ErrUnknownDevice
+			}
+			return key, err
+		},
+		Session: func(ctx context.Context, id string) (relay.Session, error) {
+			ses, err := st.GetSession(ctx, id)
+			if errors.Is(err, store.ErrNotFound) {
+				return relay.Session{}, relay.ErrUnknownSession
+			} else if err != nil {
+				return relay.Session{}, err
+			}
+			return relay.Session{
+				ID: ses.ID, Fleet: ses.FleetName, Device: ses.DeviceName,
+				// A device dials the relay only once it has been asked to.
+				Open: ses.State == store.SessionConnecting || ses.State == store.SessionActive,
+				Ends: ses.CreatedAt.Add(ses.MaxDuration),
+			}, nil
+		},
+		Activity: sessions.Activity, // the server's idle timeout
+		Logger:   logger,            // which logs every refusal
+	})
+	if err != nil {
+		return nil, fmt.Errorf("starting the relay: %w", err)
+	}
+	return r, nil
+}
