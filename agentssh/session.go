@@ -77,7 +77,9 @@ func (c *conn) serveSession(ctx context.Context, newCh ssh.NewChannel, id int) {
 				sc.end(true, "")
 				return
 			}
-			c.activity()
+			if !strings.HasPrefix(req.Type, "keepalive@") {
+				c.activity() // a keep-alive is not the engineer at work
+			}
 			ok = sc.request(req)
 			if req.WantReply {
 				req.Reply(ok, nil)
