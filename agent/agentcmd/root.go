@@ -79,6 +79,6 @@ the session log follow in later versions.`,
 		Version:       version.Version,
 	}
 	root.PersistentFlags().BoolVarP(&g.verbose, "verbose", "v", false, "log each step to standard error")
-	root.AddCommand(newEnroll(stdio, &g), newRun(stdio, &g), newVersion(stdio))
+	root.AddCommand(newEnroll(stdio, &g), newRun(stdio, &g), newVersion(stdio), newSFTPServer(stdio))
 	return root
 }

@@ -3,12 +3,14 @@ package agentcmd
 import (
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"log/slog"
 
 	"github.com/spf13/cobra"
 
 	"github.com/porthole/porthole/agent"
+	"github.com/porthole/porthole/agentssh"
 )
 
 func newRun(stdio IO, g *globals) *cobra.Command {
@@ -24,8 +26,13 @@ server asks it for a support session.
 Every command is checked before anything is done: it must be signed by the
 server's control key, addressed to this device, not expired and never seen
 before. Refused commands are logged and recorded in agent.log in the state
-directory. This version does not hold support sessions yet: it answers every
-session request with "unsupported".
+directory.
+
+For a session the device dials out to the relay named in the command, and
+serves an SSH server of its own over that one connection: it listens on no
+port. Engineers get in only with a certificate for that session, signed by
+the server's user CA; the session ends when the server closes it, after
+idle_timeout without their input, or after max_duration.
 
 The owner's config file (YAML, default ` + agent.DefaultConfigFile + `; a missing
 default file means the defaults) may point the device at an external broker:
@@ -38,6 +45,10 @@ default file means the defaults) may point the device at an external broker:
     client_cert: /etc/porthole/device.crt  # for brokers such as AWS IoT Core
     client_key: /etc/porthole/device.key
   log_level: info                        # debug, info, warn or error
+  allow_ports: [22, 80]                  # local ports engineers may forward to (default none)
+  run_as: support                        # user for shells and file copies (default the agent's)
+  idle_timeout: 15m                      # may shorten the server's limits, never lengthen them
+  max_duration: 2h
 
 Unknown keys are errors.`,
 		Example: `  porthole-agent run
@@ -56,11 +67,17 @@ Unknown keys are errors.`,
 			if g.verbose {
 				level = slog.LevelDebug
 			}
+			logger := slog.New(slog.NewTextHandler(stdio.Err, &slog.HandlerOptions{Level: level}))
+			tunnels, err := agent.NewTunnels(agent.TunnelOptions{State: st, Config: *cfg, Logger: logger})
+			if err != nil {
+				return err
+			}
 			return agent.Run(cmd.Context(), agent.RunOptions{
-				State:  st,
-				Config: *cfg,
-				Logger: slog.New(slog.NewTextHandler(stdio.Err, &slog.HandlerOptions{Level: level})),
-				Status: stdio.Err,
+				State:    st,
+				Config:   *cfg,
+				Logger:   logger,
+				Status:   stdio.Err,
+				Sessions: tunnels,
 			})
 		},
 	}
@@ -81,4 +98,29 @@ func loadConfig(path string, explicit bool) (*agent.Config, error) {
 		return nil, fmt.Errorf("the config file %s does not exist", path)
 	}
 	return cfg, err
+}
+
+// newSFTPServer is the hidden command the agent runs, as the config's
+// run_as user, to serve an engineer's file transfers with that user's
+// rights: SFTP on standard input and output.
+func newSFTPServer(stdio IO) *cobra.Command {
+	return &cobra.Command{
+		Use:    "sftp-server",
+		Short:  "Serve SFTP on standard input and output (run by the agent itself)",
+		Hidden: true,
+		Args:   cobra.NoArgs,
+		RunE: func(*cobra.Command, []string) error {
+			return agentssh.ServeSFTP(stdio.In, stdoutCloser{stdio.Out})
+		},
+	}
+}
+
+// stdoutCloser lets ServeSFTP close standard output when it is done.
+type stdoutCloser struct{ io.Writer }
+
+func (w stdoutCloser) Close() error {
+	if c, ok := w.Writer.(io.Closer); ok {
+		return c.Close()
+	}
+	return nil
 }

@@ -5,6 +5,7 @@ import (
 	"crypto/ed25519"
 	"os"
 	"path/filepath"
+	"reflect"
 	"strings"
 	"testing"
 	"time"
@@ -100,7 +101,7 @@ func TestRunCommandErrors(t *testing.T) {
 
 func TestLoadConfigDefault(t *testing.T) {
 	missing := filepath.Join(t.TempDir(), "agent.yaml")
-	if cfg, err := loadConfig(missing, false); err != nil || *cfg != (agent.Config{}) {
+	if cfg, err := loadConfig(missing, false); err != nil || !reflect.DeepEqual(*cfg, agent.Config{}) {
 		t.Errorf("loadConfig(missing default) = %+v, %v; want the defaults", cfg, err)
 	}
 	if _, err := loadConfig(missing, true); err == nil {

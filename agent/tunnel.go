@@ -1,0 +1,374 @@
+package agent
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"os"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"golang.org/x/crypto/ssh"
+
+	"github.com/porthole/porthole/agentssh"
+	"github.com/porthole/porthole/control"
+)
+
+// Why the device ends a session, as it reports in tunnel_down.
+const (
+	ReasonClosed            = "closed"             // the server said close
+	ReasonIdle              = "idle_timeout"       // no engineer input for the idle timeout
+	ReasonMaxDuration       = "max_duration"       // open for the maximum duration
+	ReasonRelayUnreachable  = "relay_unreachable"  // the relay could not be dialled
+	ReasonRelayRefused      = "relay_refused"      // the relay refused the device or its forward
+	ReasonRelayDisconnected = "relay_disconnected" // the relay connection dropped
+	ReasonAgentStopping     = "agent_stopping"     // the agent is shutting down
+)
+
+// relayDialTimeout bounds dialling the relay and the SSH handshake there.
+const relayDialTimeout = 15 * time.Second
+
+// Tunnels is the SessionHandler of a device with a data path. For each
+// verified open command it dials the relay named in the command, logs in
+// as the device with its own key (checking the relay's host certificate
+// against the host CA), registers a reverse forward for the session, and
+// serves its embedded SSH server (package agentssh) on every channel the
+// relay forwards: the device listens on no port. It reports tunnel_up once
+// registered, and tunnel_down with a reason when the session ends: the
+// server's close, the device's own idle timeout and maximum duration (the
+// shorter of the server's and the owner's config), or a lost relay. Each
+// session has its own relay connection, closed when the session ends, so
+// a device with no session holds no connection to the relay.
+type Tunnels struct {
+	state *State
+	cfg   Config
+	log   *slog.Logger
+	now   func() time.Time
+	srv   *agentssh.Server
+	dial  func(ctx context.Context, addr string) (net.Conn, error)
+
+	mu   sync.Mutex
+	open map[string]*tunnel // guarded by mu
+}
+
+// TunnelOptions are the inputs of NewTunnels.
+type TunnelOptions struct {
+	State  *State
+	Config Config
+	Logger *slog.Logger
+	Now    func() time.Time
+	// SFTPCommand runs SFTP as Config.RunAs (see agentssh.Config). Empty:
+	// this program with the argument "sftp-server" when RunAs names
+	// another user than the agent's.
+	SFTPCommand []string
+	// Dial connects to the relay. Nil: TCP.
+	Dial func(ctx context.Context, addr string) (net.Conn, error)
+	// Recorder learns what engineers do. Nil: nothing is recorded.
+	Recorder agentssh.Recorder
+}
+
+// tunnel is one open session.
+type tunnel struct {
+	id        string
+	idle      time.Duration
+	lastInput atomic.Int64 // unix nanoseconds of the last engineer input
+	ctx       context.Context
+	cancel    context.CancelFunc
+	endOnce   sync.Once
+	reason    string // set once, by end
+	mu        sync.Mutex
+	conn      ssh.Conn // the relay connection, once dialled; guarded by mu
+}
+
+// setConn records the relay connection, or closes it if the session ended
+// while it was dialled.
+func (tn *tunnel) setConn(c ssh.Conn) bool {
+	tn.mu.Lock()
+	defer tn.mu.Unlock()
+	if tn.ctx.Err() != nil {
+		c.Close()
+		return false
+	}
+	tn.conn = c
+	return true
+}
+
+// NewTunnels makes the embedded SSH server for the enrolled device in
+// opts.State.
+func NewTunnels(opts TunnelOptions) (*Tunnels, error) {
+	st := opts.State
+	if st == nil || st.Key == nil || st.HostCert == nil {
+		return nil, errors.New("agent: tunnels need a loaded State")
+	}
+	if err := opts.Config.Validate(); err != nil {
+		return nil, err
+	}
+	userCA, _, _, _, err := ssh.ParseAuthorizedKey([]byte(st.Enrollment.UserCA))
+	if err != nil {
+		return nil, fmt.Errorf("the enrollment record's user CA cannot be read (%w); enroll the device again", err)
+	}
+	hostKey, err := ssh.NewCertSigner(st.HostCert, st.Key)
+	if err != nil {
+		return nil, fmt.Errorf("using the host certificate: %w", err)
+	}
+	t := &Tunnels{state: st, cfg: opts.Config, log: opts.Logger, now: opts.Now, dial: opts.Dial, open: map[string]*tunnel{}}
+	if t.log == nil {
+		t.log = slog.New(slog.DiscardHandler)
+	}
+	if t.now == nil {
+		t.now = time.Now
+	}
+	if t.dial == nil {
+		t.dial = func(ctx context.Context, addr string) (net.Conn, error) {
+			var d net.Dialer
+			return d.DialContext(ctx, "tcp", addr)
+		}
+	}
+	sftp := opts.SFTPCommand
+	if len(sftp) == 0 && opts.Config.RunAs != "" {
+		exe, err := os.Executable()
+		if err != nil {
+			return nil, fmt.Errorf("finding the agent's own binary for SFTP as %s: %w", opts.Config.RunAs, err)
+		}
+		sftp = []string{exe, "sftp-server"}
+	}
+	t.srv, err = agentssh.New(agentssh.Config{
+		HostKey: hostKey, UserCA: userCA,
+		Fleet: st.Enrollment.Fleet, Device: st.Enrollment.Name, DeviceID: st.Enrollment.DeviceID,
+		SessionOpen: t.isOpen,
+		AllowPorts:  opts.Config.AllowPorts,
+		RunAs:       opts.Config.RunAs,
+		SFTPCommand: sftp,
+		Activity:    t.activity,
+		Recorder:    opts.Recorder,
+		Logger:      t.log.With("component", "ssh"),
+		Now:         t.now,
+	})
+	if err != nil {
+		return nil, err
+	}
+	return t, nil
+}
+
+var _ SessionHandler = (*Tunnels)(nil)
+
+// Open implements SessionHandler: it starts the session in the background.
+// An open for a session already open is ignored.
+func (t *Tunnels) Open(ctx context.Context, cmd *control.Command, report Reporter) {
+	if cmd.Relay == "" {
+		report(control.State{Kind: control.StateTunnelDown, Session: cmd.Session, Reason: ReasonRelayUnreachable})
+		return
+	}
+	idle := shorter(time.Duration(cmd.IdleTimeoutS)*time.Second, t.cfg.idleTimeout())
+	maxDur := shorter(time.Duration(cmd.MaxDurationS)*time.Second, t.cfg.maxDuration())
+	tctx, cancel := context.WithCancel(ctx)
+	tn := &tunnel{id: cmd.Session, idle: idle, ctx: tctx, cancel: cancel}
+	tn.lastInput.Store(t.now().UnixNano())
+	t.mu.Lock()
+	if _, dup := t.open[cmd.Session]; dup {
+		t.mu.Unlock()
+		cancel()
+		return
+	}
+	t.open[cmd.Session] = tn
+	t.mu.Unlock()
+	go t.run(tn, cmd.Relay, maxDur, report)
+}
+
+// Close implements SessionHandler: the server closed the session.
+func (t *Tunnels) Close(_ context.Context, cmd *control.Command, report Reporter) {
+	t.mu.Lock()
+	tn := t.open[cmd.Session]
+	t.mu.Unlock()
+	if tn == nil {
+		return // already over; its tunnel_down was reported then
+	}
+	t.end(tn, ReasonClosed)
+}
+
+// CloseAll ends every open session for reason, at once.
+func (t *Tunnels) CloseAll(reason string) {
+	t.mu.Lock()
+	all := make([]*tunnel, 0, len(t.open))
+	for _, tn := range t.open {
+		all = append(all, tn)
+	}
+	t.mu.Unlock()
+	for _, tn := range all {
+		t.end(tn, reason)
+	}
+}
+
+// Open sessions, for status displays.
+func (t *Tunnels) Sessions() []string {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	ids := make([]string, 0, len(t.open))
+	for id := range t.open {
+		ids = append(ids, id)
+	}
+	return ids
+}
+
+// shorter is the server's limit when it set one shorter than the device's.
+func shorter(server, device time.Duration) time.Duration {
+	if server > 0 && server < device {
+		return server
+	}
+	return device
+}
+
+func (t *Tunnels) isOpen(session string) bool {
+	t.mu.Lock()
+	tn := t.open[session]
+	t.mu.Unlock()
+	return tn != nil && tn.ctx.Err() == nil
+}
+
+func (t *Tunnels) activity(session string) {
+	t.mu.Lock()
+	tn := t.open[session]
+	t.mu.Unlock()
+	if tn != nil {
+		tn.lastInput.Store(t.now().UnixNano())
+	}
+}
+
+// end ends a session once: its engineers' connections and processes (by
+// the context they are served with) and its relay connection.
+func (t *Tunnels) end(tn *tunnel, reason string) {
+	tn.endOnce.Do(func() {
+		tn.reason = reason
+		tn.mu.Lock()
+		tn.cancel()
+		if tn.conn != nil {
+			tn.conn.Close()
+		}
+		tn.mu.Unlock()
+	})
+}
+
+// run is one session's life: dial, register, serve, end, report.
+func (t *Tunnels) run(tn *tunnel, relayAddr string, maxDur time.Duration, report Reporter) {
+	log := t.log.With("session", tn.id)
+	defer func() {
+		t.mu.Lock()
+		delete(t.open, tn.id)
+		t.mu.Unlock()
+		t.end(tn, ReasonAgentStopping) // no-op unless nothing ended it yet
+		log.Info("session ended", "reason", tn.reason)
+		report(control.State{Kind: control.StateTunnelDown, Session: tn.id, Reason: tn.reason})
+	}()
+	maxTimer := time.AfterFunc(maxDur, func() { t.end(tn, ReasonMaxDuration) })
+	defer maxTimer.Stop()
+
+	conn, chans, err := t.register(tn, relayAddr)
+	if err != nil {
+		log.Warn("could not reach the relay", "relay", relayAddr, "err", err)
+		if errors.Is(err, errRefused) {
+			t.end(tn, ReasonRelayRefused)
+		} else {
+			t.end(tn, ReasonRelayUnreachable)
+		}
+		return
+	}
+	if !tn.setConn(conn) { // ended while dialling
+		return
+	}
+	log.Info("session open: registered at the relay", "relay", relayAddr)
+	report(control.State{Kind: control.StateTunnelUp, Session: tn.id})
+	go t.watchIdle(tn)
+
+	var wg sync.WaitGroup
+	for nc := range chans {
+		if nc.ChannelType() != "forwarded-tcpip" {
+			nc.Reject(ssh.Prohibited, "a device accepts only the relay's forwarded channels")
+			continue
+		}
+		ch, reqs, err := nc.Accept()
+		if err != nil {
+			continue
+		}
+		go ssh.DiscardRequests(reqs)
+		wg.Go(func() {
+			conn := agentssh.ChannelConn(ch, conn.LocalAddr(), conn.RemoteAddr())
+			if err := t.srv.ServeConn(tn.ctx, conn, tn.id); err != nil {
+				log.Info("engineer connection ended", "err", err)
+			}
+		})
+	}
+	// The relay connection is gone: by end, or dropped.
+	t.end(tn, ReasonRelayDisconnected)
+	wg.Wait()
+}
+
+// errRefused marks a relay that answered but said no.
+var errRefused = errors.New("refused by the relay")
+
+// register dials the relay, logs in as the device and registers the
+// session's forward.
+func (t *Tunnels) register(tn *tunnel, addr string) (ssh.Conn, <-chan ssh.NewChannel, error) {
+	ctx, cancel := context.WithTimeout(tn.ctx, relayDialTimeout)
+	defer cancel()
+	nc, err := t.dial(ctx, addr)
+	if err != nil {
+		return nil, nil, err
+	}
+	stop := context.AfterFunc(ctx, func() { nc.SetDeadline(time.Now()) })
+	defer stop()
+	user, _ := control.DeviceUsername(t.state.Enrollment.Fleet, t.state.Enrollment.Name)
+	hostCA, _, _, _, err := ssh.ParseAuthorizedKey([]byte(t.state.Enrollment.HostCA))
+	if err != nil {
+		nc.Close()
+		return nil, nil, fmt.Errorf("the enrollment record's host CA: %w", err)
+	}
+	checker := &ssh.CertChecker{
+		IsHostAuthority: func(auth ssh.PublicKey, _ string) bool { return bytes.Equal(auth.Marshal(), hostCA.Marshal()) },
+		Clock:           t.now,
+	}
+	conn, chans, reqs, err := ssh.NewClientConn(nc, addr, &ssh.ClientConfig{
+		User:              user,
+		Auth:              []ssh.AuthMethod{ssh.PublicKeys(t.state.Key)},
+		HostKeyCallback:   checker.CheckHostKey,
+		HostKeyAlgorithms: []string{ssh.CertAlgoED25519v01},
+		Timeout:           relayDialTimeout,
+	})
+	if err != nil {
+		nc.Close()
+		return nil, nil, fmt.Errorf("%w: %w", errRefused, err)
+	}
+	nc.SetDeadline(time.Time{})
+	go ssh.DiscardRequests(reqs)
+	payload := ssh.Marshal(struct {
+		Addr string
+		Port uint32
+	}{tn.id, 0})
+	ok, _, err := conn.SendRequest("tcpip-forward", true, payload)
+	if err != nil || !ok {
+		conn.Close()
+		return nil, nil, fmt.Errorf("%w: the relay did not take the session's forward (%v)", errRefused, err)
+	}
+	return conn, chans, nil
+}
+
+// watchIdle ends the session after idle without engineer input.
+func (t *Tunnels) watchIdle(tn *tunnel) {
+	tick := min(max(tn.idle/10, 10*time.Millisecond), time.Second)
+	tk := time.NewTicker(tick)
+	defer tk.Stop()
+	for {
+		select {
+		case <-tn.ctx.Done():
+			return
+		case <-tk.C:
+			if t.now().Sub(time.Unix(0, tn.lastInput.Load())) >= tn.idle {
+				t.end(tn, ReasonIdle)
+				return
+			}
+		}
+	}
+}
