@@ -40,9 +40,9 @@ max_duration: 1h
 	}
 	want := Config{LogLevel: "debug", AllowPorts: []int{22, 8080}, RunAs: "pi", IdleTimeout: 5 * time.Minute,
 		MaxDuration: time.Hour, Broker: BrokerConfig{
-		URL: "mqtts://mqtt.example.com", Username: "dev1", Password: "secret",
-		CAFile: "/etc/porthole/ca.pem", ClientCert: "/etc/porthole/dev1.crt", ClientKey: "/etc/porthole/dev1.key",
-	}}
+			URL: "mqtts://mqtt.example.com", Username: "dev1", Password: "secret",
+			CAFile: "/etc/porthole/ca.pem", ClientCert: "/etc/porthole/dev1.crt", ClientKey: "/etc/porthole/dev1.key",
+		}}
 	if !reflect.DeepEqual(*cfg, want) || cfg.Level() != slog.LevelDebug {
 		t.Errorf("ParseConfig = %+v; want %+v", *cfg, want)
 	}
