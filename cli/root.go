@@ -51,6 +51,7 @@ prompts, progress and notes go to standard error.`,
 	root.AddGroup(
 		&cobra.Group{ID: "start", Title: "Getting started:"},
 		&cobra.Group{ID: "fleet", Title: "Devices and fleets:"},
+		&cobra.Group{ID: "reach", Title: "Reaching devices:"},
 		&cobra.Group{ID: "admin", Title: "Accounts:"},
 	)
 	for _, c := range []struct {
@@ -62,6 +63,13 @@ prompts, progress and notes go to standard error.`,
 		{"fleet", newDevices(a)},
 		{"fleet", newFleets(a)},
 		{"fleet", newEnrollToken(a)},
+		{"reach", newSSH(a)},
+		{"reach", newSCP(a)},
+		{"reach", newForward(a)},
+		{"reach", newProxy(a)},
+		{"reach", newSSHConfig(a)},
+		{"reach", newSessions(a)},
+		{"reach", newClose(a)},
 		{"admin", newUsers(a)},
 		{"admin", newTokens(a)},
 	} {

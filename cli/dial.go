@@ -1,0 +1,592 @@
+package cli
+
+// The data path, as the engineer's side walks it (package relay documents
+// the relay's side, package agentssh the device's):
+//
+//  1. DEVICE ("dev1", "dev1.acme", "acme/dev1") is resolved to one device
+//     of the user's fleets.
+//  2. A fresh ed25519 key is made in memory; its private half never
+//     touches the disk.
+//  3. POST /api/v1/devices/{id}/sessions certifies the key for one session
+//     on that device and answers the relay's address, the host CA and the
+//     names the device's host certificate carries.
+//  4. The session is followed with long polls until it is active (the
+//     device has reached the relay), with a progress line on stderr. A
+//     session that closes instead is explained in plain words; Ctrl-C
+//     closes it.
+//  5. The relay is dialed: SSH with the session id as user name, the
+//     certificate as the key, and the relay's host certificate checked
+//     against the host CA for the relay address's host name. A
+//     "direct-tcpip" channel to host <session id>, port 22, is then a byte
+//     stream to the device's embedded SSH server.
+//  6. Over that stream runs the end-to-end SSH: the same certificate, the
+//     device's host certificate checked against the host CA for one of its
+//     names, and the owner's support code by keyboard-interactive if the
+//     device asks for it (--code, or a prompt on the terminal).
+//  7. At the end the connections are closed and the session is closed with
+//     DELETE /api/v1/sessions/{id}.
+
+import (
+	"bytes"
+	"context"
+	"crypto/ed25519"
+	"crypto/rand"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"os/signal"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+
+	"golang.org/x/crypto/ssh"
+	"golang.org/x/term"
+
+	"github.com/porthole/porthole/apiclient"
+	"github.com/porthole/porthole/apitype"
+	"github.com/porthole/porthole/humanize"
+)
+
+const (
+	// pollWait is how long one long poll of a session waits on the server.
+	pollWait = 25 * time.Second
+	// relayHandshakeTimeout bounds the TCP dial and SSH handshake with the
+	// relay; the handshake with the device is bounded by the device itself,
+	// since it may wait for the engineer to type the owner's code.
+	relayHandshakeTimeout = 20 * time.Second
+	// closeTimeout bounds closing the session on the way out.
+	closeTimeout = 10 * time.Second
+)
+
+// hostCertAlgos are the host key algorithms the relay and devices are
+// asked for: only certificates, since a plain host key is never trusted.
+var hostCertAlgos = []string{
+	ssh.CertAlgoED25519v01, ssh.CertAlgoECDSA256v01, ssh.CertAlgoECDSA384v01, ssh.CertAlgoECDSA521v01,
+	ssh.CertAlgoRSASHA512v01, ssh.CertAlgoRSASHA256v01,
+}
+
+// reachOptions is what a data-path command asks of a session.
+type reachOptions struct {
+	device string // DEVICE as typed
+	fleet  string // --fleet
+	ports  []int  // device ports to forward to
+	code   string // --code: the owner's support code, if the device asks
+	reason string // --reason: shown to the owner, kept with the session
+}
+
+// link is one session on its way up or open: the API client that opened
+// it, the engineer's certified key, the relay connection and, once made,
+// the end-to-end SSH connection to the device. close ends all of it.
+type link struct {
+	a        *app
+	c        *apiclient.Client
+	device   apitype.Device
+	opened   *apitype.CreateSessionResponse
+	session  apitype.Session // as last seen
+	key      ssh.Signer      // the bare key, for an agent
+	cert     *ssh.Certificate
+	signer   ssh.Signer // the key with its certificate
+	hostCA   ssh.PublicKey
+	code     string
+	progress *progress
+
+	mu     sync.Mutex
+	relay  *ssh.Client
+	inner  *ssh.Client // the end-to-end connection, when made
+	closed bool
+}
+
+// withSignals is ctx cancelled also by SIGTERM and SIGHUP (a closed
+// terminal, or ssh ending its ProxyCommand), so that the session is closed
+// on the way out rather than left to time out. Ctrl-C already cancels the
+// context main passes in.
+func withSignals(ctx context.Context) (context.Context, context.CancelFunc) {
+	return signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM, syscall.SIGHUP)
+}
+
+// newSessionKey makes the engineer's key for one session, in memory.
+func newSessionKey() (ssh.Signer, error) {
+	_, priv, err := ed25519.GenerateKey(rand.Reader)
+	if err != nil {
+		return nil, fmt.Errorf("making a key: %w", err)
+	}
+	return ssh.NewSignerFromKey(priv)
+}
+
+// reach opens a session on the device o names and the end-to-end SSH
+// connection to it. The caller must close the link.
+func (a *app) reach(ctx context.Context, o reachOptions) (*link, *ssh.Client, error) {
+	l, err := a.openLink(ctx, o)
+	if err != nil {
+		return nil, nil, err
+	}
+	nc, err := l.dialDevice(ctx)
+	if err != nil {
+		l.close()
+		return nil, nil, err
+	}
+	client, err := l.deviceSSH(ctx, nc)
+	if err != nil {
+		l.close()
+		return nil, nil, err
+	}
+	l.progress.clear()
+	return l, client, nil
+}
+
+// openLink does steps 1 to 5: a session on the device, active, and the
+// relay dialed. On error nothing is left open.
+func (a *app) openLink(ctx context.Context, o reachOptions) (*link, error) {
+	ref, err := parseDeviceRef(o.device, o.fleet)
+	if err != nil {
+		return nil, err
+	}
+	c, err := a.connect()
+	if err != nil {
+		return nil, err
+	}
+	dev, err := resolveDevice(ctx, c, ref)
+	if err != nil {
+		return nil, err
+	}
+	key, err := newSessionKey()
+	if err != nil {
+		return nil, err
+	}
+	l := &link{a: a, c: c, device: dev, key: key, code: o.code,
+		progress: newProgress(a.io.Err, terminalFd(a.io.Err) >= 0, a.now)}
+	l.progress.set("asking " + dev.Name + " to connect…")
+	resp, err := c.CreateSession(ctx, dev.ID, apitype.CreateSessionRequest{
+		PublicKey: strings.TrimSpace(string(ssh.MarshalAuthorizedKey(key.PublicKey()))),
+		Ports:     o.ports, Reason: o.reason,
+	})
+	if err != nil {
+		l.progress.clear()
+		return nil, err
+	}
+	l.opened, l.session = resp, resp.Session
+	if err := l.up(ctx); err != nil {
+		l.close()
+		return nil, err
+	}
+	return l, nil
+}
+
+// up checks the session's papers, waits for it and dials the relay.
+func (l *link) up(ctx context.Context) error {
+	cert, hostCA, err := parseSessionPapers(l.opened, l.key.PublicKey())
+	if err != nil {
+		return err
+	}
+	l.cert, l.hostCA = cert, hostCA
+	if l.signer, err = ssh.NewCertSigner(cert, l.key); err != nil {
+		return fmt.Errorf("the server's session certificate does not fit the key: %w", err)
+	}
+	if err := l.waitActive(ctx); err != nil {
+		return err
+	}
+	return l.dialRelay(ctx)
+}
+
+// parseSessionPapers reads the certificate and host CA the server answered
+// with, and checks that the certificate is for key.
+func parseSessionPapers(r *apitype.CreateSessionResponse, key ssh.PublicKey) (*ssh.Certificate, ssh.PublicKey, error) {
+	pub, _, _, _, err := ssh.ParseAuthorizedKey([]byte(r.Certificate))
+	cert, ok := pub.(*ssh.Certificate)
+	if err != nil || !ok || cert.CertType != ssh.UserCert {
+		return nil, nil, errors.New("the server answered without a valid session certificate: tell your operator")
+	}
+	if !bytes.Equal(cert.Key.Marshal(), key.Marshal()) {
+		return nil, nil, errors.New("the server certified another key than the one porthole sent: tell your operator")
+	}
+	hostCA, _, _, _, err := ssh.ParseAuthorizedKey([]byte(r.HostCA))
+	if err != nil {
+		return nil, nil, errors.New("the server answered without a valid host CA key: tell your operator")
+	}
+	if len(r.HostPrincipals) == 0 {
+		return nil, nil, errors.New("the server did not say which names the device's host certificate carries: tell your operator")
+	}
+	if r.RelayAddr == "" {
+		return nil, nil, errors.New("the server did not say where its relay is: it may run without the relay role; tell your operator")
+	}
+	return cert, hostCA, nil
+}
+
+// waitActive follows the session until it is active. Each long poll waits
+// for the state after the one seen, so that the progress line follows
+// waiting_consent → connecting → active.
+func (l *link) waitActive(ctx context.Context) error {
+	s := l.session
+	for {
+		switch s.State {
+		case apitype.SessionActive:
+			l.session = s
+			return nil
+		case apitype.SessionClosed:
+			l.session = s
+			return &userError{msg: sessionEndWords(s, l.device.Name)}
+		case apitype.SessionWaitingConsent:
+			l.progress.set("waiting for the owner of " + l.device.Name + " to let you in…")
+		default:
+			l.progress.set("asking " + l.device.Name + " to connect…")
+		}
+		next, err := l.c.WaitSession(ctx, s.ID, nextState(s.State), pollWait)
+		if err != nil {
+			return err
+		}
+		s = *next
+	}
+}
+
+// nextState is the state to long-poll for after st.
+func nextState(st string) string {
+	switch st {
+	case apitype.SessionRequested:
+		return apitype.SessionWaitingConsent
+	case apitype.SessionWaitingConsent:
+		return apitype.SessionConnecting
+	}
+	return apitype.SessionActive
+}
+
+// sessionEndWords says why a session closed, in a sentence about device.
+func sessionEndWords(s apitype.Session, device string) string {
+	switch s.CloseReason {
+	case "device_unreachable":
+		within := "in time"
+		if !s.ClosedAt.IsZero() && !s.CreatedAt.IsZero() {
+			within = "within " + humanize.Duration(s.ClosedAt.Sub(s.CreatedAt).Round(time.Second))
+		}
+		return fmt.Sprintf("%s did not answer %s: it may have just gone offline", device, within)
+	case "engineer_closed":
+		return fmt.Sprintf("the session on %s was closed (`porthole sessions --device %s.%s` shows it)", device, device, s.Fleet)
+	case "idle_timeout":
+		return fmt.Sprintf("the session on %s closed after %s without input (its idle timeout)", device, humanize.Duration(time.Duration(s.IdleTimeoutS)*time.Second))
+	case "max_duration":
+		return fmt.Sprintf("the session on %s reached its longest allowed duration (%s) and closed", device, humanize.Duration(time.Duration(s.MaxDurationS)*time.Second))
+	case "control_unavailable":
+		return fmt.Sprintf("the server could not reach %s over the control channel; try again in a moment", device)
+	case "unsupported":
+		return fmt.Sprintf("the agent on %s cannot open sessions: it needs a newer porthole-agent", device)
+	case "not_recorded":
+		return fmt.Sprintf("%s closed the session because it could not record it (is its disk full?)", device)
+	case "":
+		return fmt.Sprintf("the session on %s closed", device)
+	}
+	return fmt.Sprintf("%s closed the session (%s)", device, strings.ReplaceAll(s.CloseReason, "_", " "))
+}
+
+// dialRelay does step 5's first half: TCP and SSH to the relay.
+func (l *link) dialRelay(ctx context.Context) error {
+	addr := l.opened.RelayAddr
+	host, _, err := net.SplitHostPort(addr)
+	if err != nil {
+		return fmt.Errorf("the server named its relay %q, which is not host:port: tell your operator", addr)
+	}
+	ctx, cancel := context.WithTimeout(ctx, relayHandshakeTimeout)
+	defer cancel()
+	var d net.Dialer
+	nc, err := d.DialContext(ctx, "tcp", addr)
+	if err != nil {
+		if ctx.Err() != nil && context.Cause(ctx) == context.DeadlineExceeded {
+			return &userError{msg: fmt.Sprintf("the Porthole relay at %s did not answer in time: check your network, or tell your operator", addr), err: err}
+		}
+		if errors.Is(err, context.Canceled) {
+			return err
+		}
+		return &userError{msg: fmt.Sprintf("cannot reach the Porthole relay at %s: %v", addr, unwrapOp(err)), err: err}
+	}
+	banners := &bannerLog{}
+	hostErr := &hostKeyError{}
+	cfg := &ssh.ClientConfig{
+		User:              l.session.ID,
+		Auth:              []ssh.AuthMethod{ssh.PublicKeys(l.signer)},
+		HostKeyCallback:   hostErr.wrap(hostCertCallback(l.hostCA, []string{host}, "the relay at "+addr)),
+		HostKeyAlgorithms: hostCertAlgos,
+		BannerCallback:    banners.add,
+	}
+	client, err := clientHandshake(ctx, nc, addr, cfg)
+	switch {
+	case err == nil:
+		l.mu.Lock()
+		l.relay = client
+		l.mu.Unlock()
+		return nil
+	case hostErr.err != nil:
+		return &userError{msg: hostErr.err.Error(), err: err}
+	case isAuthFailure(err):
+		why := banners.last()
+		if why == "" {
+			why = "it did not accept the session certificate"
+		}
+		return &userError{msg: "the Porthole relay refused the login: " + why, err: err}
+	case errors.Is(err, context.DeadlineExceeded):
+		return &userError{msg: fmt.Sprintf("the Porthole relay at %s did not finish the SSH handshake in time", addr), err: err}
+	case errors.Is(err, context.Canceled):
+		return err
+	}
+	return &userError{msg: fmt.Sprintf("the SSH handshake with the Porthole relay at %s failed: %v", addr, err), err: err}
+}
+
+// dialDevice opens the relay channel to the device's SSH server.
+func (l *link) dialDevice(ctx context.Context) (net.Conn, error) {
+	l.mu.Lock()
+	relay := l.relay
+	l.mu.Unlock()
+	nc, err := relay.DialContext(ctx, "tcp", net.JoinHostPort(l.session.ID, "22"))
+	if err != nil {
+		var oce *ssh.OpenChannelError
+		if errors.As(err, &oce) {
+			return nil, &userError{msg: fmt.Sprintf("the relay could not reach %s: %s", l.device.Name, oce.Message), err: err}
+		}
+		if ctx.Err() != nil {
+			return nil, ctx.Err()
+		}
+		return nil, &userError{msg: fmt.Sprintf("lost the connection to the relay while reaching %s: %v", l.device.Name, err), err: err}
+	}
+	return nc, nil
+}
+
+// deviceSSH runs step 6 over nc: the end-to-end SSH with the device.
+func (l *link) deviceSSH(ctx context.Context, nc net.Conn) (*ssh.Client, error) {
+	banners := &bannerLog{}
+	hostErr := &hostKeyError{}
+	ask := &codeAsker{l: l, banners: banners}
+	auth := []ssh.AuthMethod{ssh.PublicKeys(l.signer)}
+	if l.code != "" {
+		auth = append(auth, ssh.KeyboardInteractive(ask.answer))
+	} else {
+		auth = append(auth, ssh.RetryableAuthMethod(ssh.KeyboardInteractive(ask.answer), 3))
+	}
+	principals := l.opened.HostPrincipals
+	cfg := &ssh.ClientConfig{
+		User:              l.session.ID, // the device goes by the certificate, not the name
+		Auth:              auth,
+		HostKeyCallback:   hostErr.wrap(hostCertCallback(l.hostCA, principals, l.device.Name)),
+		HostKeyAlgorithms: hostCertAlgos,
+		BannerCallback:    banners.add,
+	}
+	client, err := clientHandshake(ctx, nc, net.JoinHostPort(principals[0], "22"), cfg)
+	switch {
+	case err == nil:
+		l.progress.clear()
+		banners.flush(l.a.io.Err)
+		l.mu.Lock()
+		defer l.mu.Unlock()
+		if l.closed {
+			client.Close()
+			return nil, context.Canceled
+		}
+		l.inner = client
+		return client, nil
+	case hostErr.err != nil:
+		return nil, &userError{msg: hostErr.err.Error(), err: err}
+	case ask.err != nil:
+		return nil, ask.err
+	case isAuthFailure(err):
+		why := banners.last()
+		if why == "" {
+			why = "it did not accept the session certificate"
+		}
+		return nil, &userError{msg: fmt.Sprintf("%s refused the login: %s", l.device.Name, why), err: err}
+	case ctx.Err() != nil:
+		return nil, ctx.Err()
+	}
+	if w := l.why(ctx); w != "" {
+		return nil, &userError{msg: w, err: err}
+	}
+	return nil, &userError{msg: fmt.Sprintf("the SSH handshake with %s failed: %v", l.device.Name, err), err: err}
+}
+
+// why says why the session ended, if the server says it has; "" if it is
+// still open or cannot be asked.
+func (l *link) why(ctx context.Context) string {
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+	defer cancel()
+	s, err := l.c.Session(ctx, l.session.ID)
+	if err != nil || s.State != apitype.SessionClosed {
+		return ""
+	}
+	return sessionEndWords(*s, l.device.Name)
+}
+
+// close ends the connections and closes the session on the server. It may
+// be called more than once.
+func (l *link) close() {
+	l.mu.Lock()
+	if l.closed {
+		l.mu.Unlock()
+		return
+	}
+	l.closed = true
+	inner, relay := l.inner, l.relay
+	l.mu.Unlock()
+	l.progress.clear()
+	if inner != nil {
+		inner.Close()
+	}
+	if relay != nil {
+		relay.Close()
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), closeTimeout)
+	defer cancel()
+	if _, err := l.c.CloseSession(ctx, l.session.ID); err != nil {
+		fmt.Fprintf(l.a.io.Err, "porthole: could not close session %s (%v): it closes by itself when idle, or run `porthole close %s`\n",
+			l.session.ID, err, l.session.ID)
+	}
+}
+
+// clientHandshake runs an SSH client handshake over nc, cut short when ctx
+// ends.
+func clientHandshake(ctx context.Context, nc net.Conn, addr string, cfg *ssh.ClientConfig) (*ssh.Client, error) {
+	stop := context.AfterFunc(ctx, func() { nc.Close() })
+	conn, chans, reqs, err := ssh.NewClientConn(nc, addr, cfg)
+	if !stop() {
+		if err == nil {
+			conn.Close()
+		}
+		nc.Close()
+		return nil, context.Cause(ctx)
+	}
+	if err != nil {
+		nc.Close()
+		return nil, err
+	}
+	return ssh.NewClient(conn, chans, reqs), nil
+}
+
+// isAuthFailure reports whether an SSH handshake failed at authentication.
+func isAuthFailure(err error) bool {
+	return err != nil && strings.Contains(err.Error(), "unable to authenticate")
+}
+
+// unwrapOp drops the "dial tcp 1.2.3.4:5:" prefix of a dial error.
+func unwrapOp(err error) error {
+	var op *net.OpError
+	if errors.As(err, &op) && op.Err != nil {
+		return op.Err
+	}
+	return err
+}
+
+// hostCertCallback accepts only a host certificate signed by ca, valid
+// now, for one of principals. what names the host in errors.
+func hostCertCallback(ca ssh.PublicKey, principals []string, what string) ssh.HostKeyCallback {
+	return func(_ string, _ net.Addr, key ssh.PublicKey) error {
+		cert, ok := key.(*ssh.Certificate)
+		if !ok || cert.CertType != ssh.HostCert {
+			return fmt.Errorf("%s showed a host key that is not certified by the Porthole host CA: refusing to connect", what)
+		}
+		if !bytes.Equal(cert.SignatureKey.Marshal(), ca.Marshal()) {
+			return fmt.Errorf("%s showed a host certificate from another CA than this server's: refusing to connect", what)
+		}
+		checker := &ssh.CertChecker{}
+		var last error
+		for _, p := range principals {
+			if last = checker.CheckCert(p, cert); last == nil {
+				return nil
+			}
+		}
+		return fmt.Errorf("%s showed a host certificate that is not valid for %s (%v): refusing to connect",
+			what, strings.Join(principals, " or "), last)
+	}
+}
+
+// hostKeyError keeps what a host key callback refused, since x/crypto
+// wraps it in a generic handshake error.
+type hostKeyError struct{ err error }
+
+func (h *hostKeyError) wrap(cb ssh.HostKeyCallback) ssh.HostKeyCallback {
+	return func(host string, remote net.Addr, key ssh.PublicKey) error {
+		h.err = cb(host, remote, key)
+		return h.err
+	}
+}
+
+// bannerLog keeps the banners an SSH server sent during login: the relay
+// and the device say there why they refused one.
+type bannerLog struct {
+	mu    sync.Mutex
+	msgs  []string
+	shown int
+}
+
+func (b *bannerLog) add(msg string) error {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.msgs = append(b.msgs, msg)
+	return nil
+}
+
+// last is the latest banner, without the "porthole: " its senders begin
+// with; "" if none came.
+func (b *bannerLog) last() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if len(b.msgs) == 0 {
+		return ""
+	}
+	return strings.TrimPrefix(strings.TrimSpace(b.msgs[len(b.msgs)-1]), "porthole: ")
+}
+
+// flush writes the banners not yet shown.
+func (b *bannerLog) flush(w io.Writer) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	for _, m := range b.msgs[b.shown:] {
+		fmt.Fprint(w, strings.TrimRight(m, "\r\n")+"\n")
+	}
+	b.shown = len(b.msgs)
+}
+
+// codeAsker answers the device's keyboard-interactive questions (the
+// owner's support code): with --code, or by asking on the terminal.
+type codeAsker struct {
+	l       *link
+	banners *bannerLog
+	tries   int
+	err     error // why no answer could be given, to report rather than "unable to authenticate"
+}
+
+func (c *codeAsker) answer(name, instruction string, questions []string, echos []bool) ([]string, error) {
+	if len(questions) == 0 {
+		return nil, nil // some servers send an empty round first
+	}
+	c.tries++
+	l := c.l
+	if l.code != "" {
+		answers := make([]string, len(questions))
+		for i := range answers {
+			answers[i] = l.code
+		}
+		return answers, nil
+	}
+	fd := terminalFd(l.a.io.In)
+	if fd < 0 {
+		c.err = &userError{msg: fmt.Sprintf("%s asks for its owner's support code: give it with --code CODE", l.device.Name)}
+		return nil, c.err
+	}
+	l.progress.clear()
+	c.banners.flush(l.a.io.Err) // "wrong support code; 3 tries left"
+	w := l.a.io.Err
+	for _, s := range []string{name, instruction} {
+		if s = strings.TrimSpace(s); s != "" {
+			fmt.Fprintln(w, s)
+		}
+	}
+	answers := make([]string, len(questions))
+	for i, q := range questions {
+		fmt.Fprint(w, q)
+		b, err := term.ReadPassword(fd)
+		fmt.Fprintln(w)
+		if err != nil {
+			c.err = fmt.Errorf("reading the answer to %q: %w", strings.TrimSpace(q), err)
+			return nil, c.err
+		}
+		answers[i] = strings.TrimSpace(string(b))
+	}
+	return answers, nil
+}

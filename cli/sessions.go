@@ -1,0 +1,113 @@
+package cli
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/porthole/porthole/apiclient"
+	"github.com/porthole/porthole/apitype"
+	"github.com/porthole/porthole/humanize"
+)
+
+func newSessions(a *app) *cobra.Command {
+	var fleet, device string
+	var open bool
+	cmd := listing[apitype.Session]{
+		fetch: func(ctx context.Context, c *apiclient.Client) ([]apitype.Session, error) {
+			f := apiclient.SessionFilter{Fleet: fleet, OpenOnly: open}
+			if device != "" {
+				ref, err := parseDeviceRef(device, fleet)
+				if err != nil {
+					return nil, err
+				}
+				if ref.fleet == "" {
+					// The server needs the fleet to know the device.
+					d, err := resolveDevice(ctx, c, ref)
+					if err != nil {
+						return nil, err
+					}
+					ref.fleet = d.Fleet
+				}
+				f.Fleet, f.Device = ref.fleet, ref.name
+			}
+			return c.Sessions(ctx, f)
+		},
+		compare: func(x, y apitype.Session) int {
+			if c := y.CreatedAt.Compare(x.CreatedAt); c != 0 {
+				return c // newest first
+			}
+			return strings.Compare(x.ID, y.ID)
+		},
+		none:    "no sessions",
+		headers: []string{"ID", "DEVICE", "USER", "STATE", "STARTED", "DURATION", "CLOSE REASON"},
+		row: func(s apitype.Session) []string {
+			return []string{s.ID, s.Device + "." + s.Fleet, s.User, s.State, formatTime(s.CreatedAt),
+				sessionDuration(s, a.now()), orDash(s.CloseReason)}
+		},
+	}.attach(a, &cobra.Command{
+		Use:     "sessions [--fleet FLEET] [--device DEVICE] [--open]",
+		Aliases: []string{"session"},
+		Short:   "List sessions on your fleets' devices, newest first",
+		Long: `List the sessions opened on the devices of your fleets, newest first (the
+latest 100): who opened them, their state (requested, waiting_consent,
+connecting, active, closed), when they started, how long they lasted or have
+lasted, and why they closed: engineer_closed, device_unreachable, idle_timeout,
+max_duration, or the device's own reason.`,
+		Example: "  porthole sessions --open\n  porthole sessions --device kitchen-amp.acme --json",
+		Args:    cobra.NoArgs,
+	})
+	addFleetFlag(a, cmd, &fleet, false)
+	cmd.Flags().StringVar(&device, "device", "", "only this device's sessions (DEVICE or DEVICE.FLEET)")
+	cmd.Flags().BoolVar(&open, "open", false, "only sessions not closed yet")
+	return cmd
+}
+
+// sessionDuration is how long a session has been open: until it closed,
+// or until now.
+func sessionDuration(s apitype.Session, now time.Time) string {
+	if s.CreatedAt.IsZero() {
+		return "-"
+	}
+	end := now
+	if !s.ClosedAt.IsZero() {
+		end = s.ClosedAt
+	}
+	return humanize.Duration(end.Sub(s.CreatedAt))
+}
+
+func newClose(a *app) *cobra.Command {
+	return &cobra.Command{
+		Use:   "close SESSION...",
+		Short: "Close sessions now (operators of the device's fleet)",
+		Long: `Close sessions at once: the device is told to end them, and the relay cuts
+their connections. SESSION is an ID as ` + "`porthole sessions`" + ` shows it.`,
+		Example: "  porthole close s_8f3k2m",
+		Args:    cobra.MinimumNArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			c, err := a.connect()
+			if err != nil {
+				return err
+			}
+			for _, id := range args {
+				before, err := c.Session(cmd.Context(), id)
+				if err != nil {
+					return err
+				}
+				s, err := c.CloseSession(cmd.Context(), id)
+				if err != nil {
+					return err
+				}
+				if before.State == apitype.SessionClosed {
+					fmt.Fprintf(a.io.Err, "session %s on %s was already closed (%s)\n", s.ID, s.Device, orDash(s.CloseReason))
+					continue
+				}
+				fmt.Fprintf(a.io.Err, "closed session %s on %s, open for %s\n", s.ID, s.Device, sessionDuration(*s, a.now()))
+			}
+			return nil
+		},
+	}
+}

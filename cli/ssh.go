@@ -1,0 +1,160 @@
+package cli
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+
+	"github.com/spf13/cobra"
+	"golang.org/x/crypto/ssh"
+	"golang.org/x/term"
+)
+
+// ExitError is what a command returns when the command it ran on a device
+// ended with a non-zero status. The program should exit with Code and
+// print nothing more, as ssh does: the remote command has said what it
+// had to say.
+type ExitError struct {
+	Code   int
+	Device string
+	Signal string // the signal that killed the remote command, or ""
+}
+
+func (e *ExitError) Error() string {
+	if e.Signal != "" {
+		return fmt.Sprintf("the command on %s was killed by SIG%s", e.Device, e.Signal)
+	}
+	return fmt.Sprintf("the command on %s exited with status %d", e.Device, e.Code)
+}
+
+// reachFlags gives a data-path command --fleet, --code and --reason.
+func reachFlags(a *app, cmd *cobra.Command, o *reachOptions) {
+	addFleetFlag(a, cmd, &o.fleet, false)
+	cmd.Flags().Lookup("fleet").Usage = "the device's fleet (or name the device DEVICE.FLEET)"
+	cmd.Flags().StringVar(&o.code, "code", "", "the support code the device's owner read out to you (asked for on the terminal if the device wants one)")
+	cmd.Flags().StringVar(&o.reason, "reason", "", "why you connect: shown to the device's owner and kept with the session")
+}
+
+func newSSH(a *app) *cobra.Command {
+	var o reachOptions
+	var forceTTY, noTTY bool
+	cmd := &cobra.Command{
+		Use:   "ssh DEVICE [--code CODE] [-- COMMAND...]",
+		Short: "Open a shell on a device, or run a command there",
+		Long: `Open a shell on a device, or run COMMAND there, over an end-to-end SSH
+session through the Porthole relay. DEVICE is a device name, or DEVICE.FLEET
+(or FLEET/DEVICE) when several of your fleets have one of that name.
+
+The session opens only while the device's owner allows it; if the device asks
+for the support code its owner read out to you, give it with --code or type it
+when asked. The session closes when you leave.
+
+With a terminal and no COMMAND you get a terminal on the device (-T: none);
+with COMMAND, its output and exit status, and standard input is passed to it
+(-t: with a terminal). Put -- before a COMMAND that has options of its own.`,
+		Example: `  porthole ssh kitchen-amp
+  porthole ssh kitchen-amp.acme --code K4M2-9QXD-TT7P
+  porthole ssh kitchen-amp -- journalctl -u amp --since today
+  tar cz logs | porthole ssh kitchen-amp -- tar xz -C /tmp`,
+		Args: cobra.MinimumNArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			o.device = args[0]
+			return a.runSSH(cmd.Context(), o, strings.Join(args[1:], " "), forceTTY, noTTY)
+		},
+	}
+	reachFlags(a, cmd, &o)
+	cmd.Flags().BoolVarP(&forceTTY, "tty", "t", false, "give COMMAND a terminal (when standard input is one)")
+	cmd.Flags().BoolVarP(&noTTY, "no-tty", "T", false, "no terminal, even for a shell")
+	return cmd
+}
+
+// forwardedEnv are the variables passed to the device's shell, as
+// OpenSSH's SendEnv does by default on Debian; the device takes TERM, LANG
+// and LC_* only.
+var forwardedEnv = []string{"LANG", "LC_ALL", "LC_CTYPE", "LC_MESSAGES", "LC_COLLATE", "LC_NUMERIC", "LC_TIME"}
+
+func (a *app) runSSH(ctx context.Context, o reachOptions, command string, forceTTY, noTTY bool) error {
+	ctx, stop := withSignals(ctx)
+	defer stop()
+	l, client, err := a.reach(ctx, o)
+	if err != nil {
+		return err
+	}
+	defer l.close()
+	sess, err := client.NewSession()
+	if err != nil {
+		return l.lost(ctx, err)
+	}
+	defer sess.Close()
+	sess.Stdin, sess.Stdout, sess.Stderr = a.io.In, a.io.Out, a.io.Err
+	for _, k := range forwardedEnv {
+		if v := a.io.Getenv(k); v != "" {
+			_ = sess.Setenv(k, v) // refused ones do not matter
+		}
+	}
+	fd := terminalFd(a.io.In)
+	if fd >= 0 && !noTTY && (command == "" || forceTTY) {
+		w, h, err := term.GetSize(fd)
+		if err != nil || w <= 0 || h <= 0 {
+			w, h = 80, 24
+		}
+		termName := a.io.Getenv("TERM")
+		if termName == "" {
+			termName = "xterm"
+		}
+		modes := ssh.TerminalModes{ssh.ECHO: 1, ssh.TTY_OP_ISPEED: 38400, ssh.TTY_OP_OSPEED: 38400}
+		if err := sess.RequestPty(termName, h, w, modes); err != nil {
+			return fmt.Errorf("%s refused a terminal: %w", l.device.Name, err)
+		}
+		// Raw mode only once the login (and its code prompt) is over,
+		// and undone before anything else is printed.
+		state, err := term.MakeRaw(fd)
+		if err != nil {
+			return fmt.Errorf("setting the terminal to raw mode: %w", err)
+		}
+		defer term.Restore(fd, state)
+		defer watchResize(fd, sess)()
+	}
+	if command == "" {
+		err = sess.Shell()
+	} else {
+		err = sess.Start(command)
+	}
+	if err != nil {
+		return l.lost(ctx, err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- sess.Wait() }()
+	select {
+	case err = <-done:
+	case <-ctx.Done():
+		l.close() // Wait returns once the connection is gone
+		<-done
+		return ctx.Err()
+	}
+	var exit *ssh.ExitError
+	switch {
+	case err == nil:
+		return nil
+	case errors.As(err, &exit):
+		return &ExitError{Code: exit.ExitStatus(), Device: l.device.Name, Signal: exit.Signal()}
+	}
+	return l.lost(ctx, err)
+}
+
+// lost explains a connection to the device that ended before its command
+// did: the session was closed (and why), or the network failed.
+func (l *link) lost(ctx context.Context, err error) error {
+	if ctx.Err() != nil {
+		return ctx.Err()
+	}
+	if w := l.why(ctx); w != "" {
+		return &userError{msg: w, err: err}
+	}
+	var missing *ssh.ExitMissingError
+	if errors.As(err, &missing) {
+		return &userError{msg: fmt.Sprintf("the connection to %s ended before the command did (no exit status came)", l.device.Name), err: err}
+	}
+	return &userError{msg: fmt.Sprintf("lost the connection to %s: %v", l.device.Name, err), err: err}
+}
