@@ -61,4 +61,5 @@ type call struct {
 	route *route
 	user  *store.User  // the caller; nil on public routes
 	token *store.Token // the token the caller authenticated with
+	dev   *store.Device // the calling device, on deviceAuth routes
 }

@@ -153,6 +153,8 @@ var matrix = []matrixCase{
 	{method: "GET", path: "/readyz", url: fixed("/readyz"), want: everyone(http.StatusOK)},
 	{method: "GET", path: "/metrics", url: fixed("/metrics"), want: everyone(http.StatusOK)},
 
+	{method: "GET", path: "/api/v1/device", url: fixed("/api/v1/device"), want: devicesOnly()},
+
 	{method: "POST", path: "/api/v1/logout", url: fixed("/api/v1/logout"), want: loggedInUsers(http.StatusNoContent)},
 	{method: "GET", path: "/api/v1/me", url: fixed("/api/v1/me"), want: loggedInUsers(http.StatusOK)},
 	{method: "GET", path: "/api/v1/tokens", url: fixed("/api/v1/tokens"), want: loggedInUsers(http.StatusOK)},
@@ -255,3 +257,6 @@ func TestAccessMatrix(t *testing.T) {
 		}
 	}
 }
+
+// devicesOnly: a route for devices refuses every user.
+func devicesOnly() map[string]int { return everyone(http.StatusUnauthorized) }

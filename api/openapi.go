@@ -62,6 +62,8 @@ func openAPI(routes []route) ([]byte, error) {
 			"schemas": g.defs,
 			"securitySchemes": map[string]any{
 				"bearer": map[string]any{"type": "http", "scheme": "bearer"},
+				"device": map[string]any{"type": "apiKey", "in": "header", "name": "Authorization",
+					"description": "\"Device <fleet>/<device> <password>\": a password the device signs with its enrolled key, valid for minutes"},
 			},
 		},
 	}
@@ -91,9 +93,12 @@ func (g *schemaGen) operation(rt *route, errSchema any) (map[string]any, error) 
 	if params != nil {
 		op["parameters"] = params
 	}
-	if rt.access == public {
+	switch rt.access {
+	case public:
 		op["security"] = []any{}
-	} else {
+	case deviceAuth:
+		op["security"] = []any{map[string]any{"device": []any{}}}
+	default:
 		op["security"] = []any{map[string]any{"bearer": []any{}}}
 	}
 	if rt.ep.req != nil {
@@ -122,6 +127,8 @@ func (rt *route) who() string {
 		return "any logged-in user"
 	case adminOnly:
 		return "administrators"
+	case deviceAuth:
+		return "an enrolled device, for itself"
 	}
 	return whoMay(rt.role) + " (administrators count as owners of every fleet)"
 }

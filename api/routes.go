@@ -17,6 +17,7 @@ const (
 	loggedIn                // any logged-in user
 	adminOnly               // server administrators
 	fleetRole               // a role of at least route.role in the route's fleet; admins count as owners
+	deviceAuth              // an enrolled device, by a password signed with its key (apiclient.DeviceCredentials)
 )
 
 // route is one operation of the API. The table of them is the single
@@ -68,6 +69,10 @@ func (s *Server) routeTable() []route {
 			ep: raw("text/plain", http.HandlerFunc(s.serveReadyz))},
 		{method: "GET", path: "/metrics", access: public, quiet: true, summary: "Prometheus metrics",
 			ep: raw("text/plain", s.metricsHandler())},
+
+		// Devices, each for itself.
+		{method: "GET", path: "/api/v1/device", access: deviceAuth, summary: "The calling device, as the server knows it",
+			ep: handle(s.whoAmI)},
 
 		// Any logged-in user.
 		{method: "POST", path: "/api/v1/logout", access: loggedIn, summary: "Revoke the token making this request",
@@ -169,7 +174,13 @@ func (s *Server) serveRoute(rt *route) http.Handler {
 }
 
 func (c *call) run() (any, error) {
-	if c.route.access != public {
+	switch c.route.access {
+	case public:
+	case deviceAuth:
+		if err := c.authenticateDevice(); err != nil {
+			return nil, err
+		}
+	default:
 		if err := c.authenticate(); err != nil {
 			return nil, err
 		}

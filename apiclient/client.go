@@ -7,6 +7,7 @@ package apiclient
 import (
 	"bytes"
 	"context"
+	"crypto/ed25519"
 	"crypto/sha256"
 	"crypto/subtle"
 	"crypto/tls"
@@ -23,6 +24,7 @@ import (
 	"time"
 
 	"github.com/porthole/porthole/apitype"
+	"github.com/porthole/porthole/control"
 )
 
 // Options configures a Client. The zero value talks to a server whose
@@ -36,13 +38,29 @@ type Options struct {
 	Fingerprint string
 	// Timeout bounds each request; zero means 30 s.
 	Timeout time.Duration
+	// Device, instead of Token, authenticates a device's own calls (its
+	// support requests, its uploads) with its enrolled key.
+	Device *DeviceCredentials
 }
+
+// DeviceCredentials are an enrolled device's identity: each request
+// carries a password freshly signed with its key (control.DevicePassword),
+// valid for minutes only.
+type DeviceCredentials struct {
+	Fleet, Device string
+	Key           ed25519.PrivateKey
+}
+
+// DeviceAuthScheme is the Authorization scheme of a device's calls:
+// "Device <fleet>/<device> <password>".
+const DeviceAuthScheme = "Device"
 
 // Client calls one Porthole server. It is safe for concurrent use.
 type Client struct {
-	base  *url.URL
-	token string
-	http  *http.Client
+	base   *url.URL
+	token  string
+	device *DeviceCredentials
+	http   *http.Client
 }
 
 // Error is an error answered by the server, with the message it gave for
@@ -98,7 +116,7 @@ func New(baseURL string, opts Options) (*Client, error) {
 			},
 		}
 	}
-	return &Client{base: u, token: opts.Token, http: &http.Client{Transport: tr, Timeout: timeout}}, nil
+	return &Client{base: u, token: opts.Token, device: opts.Device, http: &http.Client{Transport: tr, Timeout: timeout}}, nil
 }
 
 // Fingerprint formats a certificate's pin: "sha256:" and the hex SHA-256 of
@@ -181,8 +199,13 @@ func (c *Client) Do(ctx context.Context, method, path string, query url.Values, 
 		req.Header.Set("Content-Type", "application/json")
 	}
 	req.Header.Set("Accept", "application/json")
-	if c.token != "" {
+	switch {
+	case c.token != "":
 		req.Header.Set("Authorization", "Bearer "+c.token)
+	case c.device != nil:
+		d := c.device
+		req.Header.Set("Authorization", DeviceAuthScheme+" "+d.Fleet+"/"+d.Device+" "+
+			control.DevicePassword(d.Key, d.Fleet, d.Device, time.Now()))
 	}
 	resp, err := c.http.Do(req)
 	if err != nil {

@@ -20,7 +20,6 @@ import (
 
 	"github.com/eclipse/paho.golang/packets"
 	"github.com/eclipse/paho.golang/paho"
-	"golang.org/x/crypto/ssh"
 
 	"github.com/porthole/porthole/broker"
 	"github.com/porthole/porthole/brokerclient"
@@ -57,26 +56,11 @@ func deviceKeys(st store.Store) func(ctx context.Context, fleet, device string) 
 		}
 		for _, d := range ds {
 			if d.FleetName == fleet && d.Name == device {
-				return ed25519Key(d.PublicKey)
+				return control.ParseDeviceKey(d.PublicKey)
 			}
 		}
 		return nil, broker.ErrUnknownDevice
 	}
-}
-
-// ed25519Key reads an ed25519 key from its authorized_keys line, as
-// enrollment stores it.
-func ed25519Key(line string) (ed25519.PublicKey, error) {
-	pub, _, _, _, err := ssh.ParseAuthorizedKey([]byte(line))
-	if err != nil {
-		return nil, fmt.Errorf("reading a stored device key: %w", err)
-	}
-	if cpk, ok := pub.(ssh.CryptoPublicKey); ok {
-		if key, ok := cpk.CryptoPublicKey().(ed25519.PublicKey); ok {
-			return key, nil
-		}
-	}
-	return nil, fmt.Errorf("a stored device key is %s; devices enroll with ssh-ed25519 keys", pub.Type())
 }
 
 // The control channel's state messages, in both modes.
