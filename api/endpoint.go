@@ -59,7 +59,7 @@ type call struct {
 	r     *http.Request
 	ctx   context.Context
 	route *route
-	user  *store.User  // the caller; nil on public routes
-	token *store.Token // the token the caller authenticated with
+	user  *store.User   // the caller; nil on public routes
+	token *store.Token  // the token the caller authenticated with
 	dev   *store.Device // the calling device, on deviceAuth routes
 }

@@ -13,11 +13,11 @@ import (
 type access int
 
 const (
-	public    access = iota // anyone, without a token
-	loggedIn                // any logged-in user
-	adminOnly               // server administrators
-	fleetRole               // a role of at least route.role in the route's fleet; admins count as owners
-	deviceAuth              // an enrolled device, by a password signed with its key (apiclient.DeviceCredentials)
+	public     access = iota // anyone, without a token
+	loggedIn                 // any logged-in user
+	adminOnly                // server administrators
+	fleetRole                // a role of at least route.role in the route's fleet; admins count as owners
+	deviceAuth               // an enrolled device, by a password signed with its key (apiclient.DeviceCredentials)
 )
 
 // route is one operation of the API. The table of them is the single
