@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net"
 	"os"
+	"strconv"
 	"time"
 
 	"github.com/porthole/porthole/api"
@@ -17,6 +18,10 @@ import (
 
 // DevOptions are the inputs of `portholed dev`.
 type DevOptions struct {
+	// Host is the address the dev server listens on and tells devices and
+	// engineers, for devices in network namespaces or on a lab network.
+	// Empty: 127.0.0.1.
+	Host string
 	// Listen is the API's address. Empty: 127.0.0.1:8443. Use
 	// 127.0.0.1:0 for a free port (the printed PORTHOLE_SERVER tells it).
 	Listen string
@@ -57,14 +62,20 @@ func Dev(ctx context.Context, opts DevOptions, ready func(DevCredentials)) error
 	if logger == nil {
 		logger = discardLogger()
 	}
+	if opts.Host == "" {
+		opts.Host = "127.0.0.1"
+	}
+	if net.ParseIP(opts.Host) == nil {
+		return fmt.Errorf("--host %q is not an IP address", opts.Host)
+	}
 	if opts.Listen == "" {
-		opts.Listen = "127.0.0.1:8443"
+		opts.Listen = net.JoinHostPort(opts.Host, "8443")
 	}
 	if opts.BrokerListen == "" {
-		opts.BrokerListen = "127.0.0.1:0"
+		opts.BrokerListen = net.JoinHostPort(opts.Host, "0")
 	}
 	if opts.RelayListen == "" {
-		opts.RelayListen = "127.0.0.1:0"
+		opts.RelayListen = net.JoinHostPort(opts.Host, "0")
 	}
 	if opts.Fleet == "" {
 		opts.Fleet = "dev"
@@ -93,20 +104,19 @@ func Dev(ctx context.Context, opts DevOptions, ready func(DevCredentials)) error
 	relayAddr := relayLn.Addr().(*net.TCPAddr)
 	addr := ln.Addr().(*net.TCPAddr)
 	brokerAddr := brokerLn.Addr().(*net.TCPAddr)
-	if err := ca.Generate(dir, []string{"127.0.0.1", "localhost"}); err != nil {
+	if err := ca.Generate(dir, []string{opts.Host, "127.0.0.1", "localhost"}); err != nil {
 		return fmt.Errorf("making keys: %w", err)
 	}
 	cfg := &Config{
 		DataDir:   dir,
 		Listen:    addr.String(),
-		PublicURL: fmt.Sprintf("https://127.0.0.1:%d", addr.Port),
+		PublicURL: "https://" + net.JoinHostPort(opts.Host, strconv.Itoa(addr.Port)),
 		Broker: BrokerConfig{
 			Listen:    brokerAddr.String(),
-			PublicURL: fmt.Sprintf("mqtts://127.0.0.1:%d", brokerAddr.Port),
+			PublicURL: "mqtts://" + net.JoinHostPort(opts.Host, strconv.Itoa(brokerAddr.Port)),
 		},
 	}
-	// Devices in dev mode are told loopback addresses.
-	cfg.Relay = RelayConfig{Listen: relayAddr.String(), PublicAddr: fmt.Sprintf("127.0.0.1:%d", relayAddr.Port)}
+	cfg.Relay = RelayConfig{Listen: relayAddr.String(), PublicAddr: net.JoinHostPort(opts.Host, strconv.Itoa(relayAddr.Port))}
 	if err := cfg.Validate(); err != nil {
 		return err
 	}

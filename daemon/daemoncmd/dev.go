@@ -34,9 +34,10 @@ command to run. Never use it for real devices.`,
 		},
 	}
 	f := cmd.Flags()
-	f.StringVar(&opts.Listen, "listen", "127.0.0.1:8443", "API address (127.0.0.1:0 picks a free port)")
-	f.StringVar(&opts.BrokerListen, "broker-listen", "127.0.0.1:0", "MQTT broker address for devices (127.0.0.1:0 picks a free port)")
-	f.StringVar(&opts.RelayListen, "relay-listen", "127.0.0.1:0", "SSH relay address (127.0.0.1:0 picks a free port)")
+	f.StringVar(&opts.Host, "host", "127.0.0.1", "IP address to listen on and tell devices (e.g. a bridge that network namespaces reach)")
+	f.StringVar(&opts.Listen, "listen", "", "API address (default HOST:8443; HOST:0 picks a free port)")
+	f.StringVar(&opts.BrokerListen, "broker-listen", "", "MQTT broker address for devices (default HOST:0, a free port)")
+	f.StringVar(&opts.RelayListen, "relay-listen", "", "SSH relay address (default HOST:0, a free port)")
 	f.StringVar(&opts.Fleet, "fleet", "dev", "name of the fleet to make")
 	f.BoolVarP(&verbose, "verbose", "v", false, "print the server log to stderr")
 	return cmd
