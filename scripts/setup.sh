@@ -8,6 +8,25 @@ say() { printf 'setup: %s\n' "$*" >&2; }
 
 command -v go >/dev/null || { say "Go is not installed (https://go.dev/doc/install)"; exit 1; }
 
+# Debian packages the demo and the tests use: `need COMMAND PACKAGE` adds
+# PACKAGE when COMMAND is missing; they are installed together below (as
+# root, with apt-get), else named so a person can install them.
+missing=()
+need() { command -v "$1" >/dev/null 2>&1 || missing+=("$2"); }
+need nft nftables          # the demo's NAT between device namespaces and the server
+need sshd openssh-server   # bench/: plain OpenSSH to compare with
+need asciinema asciinema   # recordings must play in stock asciinema
+if [ ${#missing[@]} -gt 0 ]; then
+  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+    say "installing ${missing[*]}"
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get -o DPkg::Lock::Timeout=300 update -qq >/dev/null && apt-get -o DPkg::Lock::Timeout=300 install -y -qq --no-install-recommends "${missing[@]}" >/dev/null \
+      || say "could not install ${missing[*]}: the tests that need them will say so"
+  else
+    say "missing packages (install them for the full demo and tests): ${missing[*]}"
+  fi
+fi
+
 pg_up() { (exec 3<>/dev/tcp/127.0.0.1/5432) 2>/dev/null; }
 
 if ! pg_up; then
