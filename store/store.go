@@ -280,6 +280,10 @@ type Store interface {
 	// TouchSessions moves the LastActivity of open sessions forward to at.
 	TouchSessions(ctx context.Context, ids []string, at time.Time) error
 
+	// Support requests: the queue of owners asking for help and sessions
+	// waiting for an owner's approval.
+	SupportRequests
+
 	// Ping checks the database answers (for /readyz).
 	Ping(ctx context.Context) error
 	Close() error
