@@ -13,6 +13,10 @@ const (
 	StateTunnelUp   = "tunnel_up"   // "tunnel_up <session>": the relay forward is ready
 	StateTunnelDown = "tunnel_down" // "tunnel_down <session> <reason>": the session ended
 	StateRejected   = "rejected"    // "rejected <reason>": a command failed Verify
+	// StateWaitingConsent is "waiting_consent <session>": the device
+	// verified an open but its owner has yet to approve it (approve
+	// consent); tunnel_up or tunnel_down follows.
+	StateWaitingConsent = "waiting_consent"
 )
 
 // stateWords says which words follow a kind; ok is false for an unknown
@@ -21,7 +25,7 @@ func stateWords(kind string) (session, reason, ok bool) {
 	switch kind {
 	case StateOnline, StateOffline:
 		return false, false, true
-	case StateTunnelUp:
+	case StateTunnelUp, StateWaitingConsent:
 		return true, false, true
 	case StateTunnelDown:
 		return true, true, true

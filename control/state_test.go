@@ -15,6 +15,7 @@ func TestStateRoundTrip(t *testing.T) {
 		{State{Kind: StateTunnelUp, Session: "s-1"}, "tunnel_up s-1"},
 		{State{Kind: StateTunnelDown, Session: "0f2c.A_9", Reason: "idle_timeout"}, "tunnel_down 0f2c.A_9 idle_timeout"},
 		{State{Kind: StateRejected, Reason: ReasonReplayed}, "rejected replayed"},
+		{State{Kind: StateWaitingConsent, Session: "ses_1"}, "waiting_consent ses_1"},
 		{State{Kind: StateTunnelUp, Session: strings.Repeat("s", 64)}, "tunnel_up " + strings.Repeat("s", 64)},
 	} {
 		b, err := tt.s.Marshal()
@@ -35,6 +36,7 @@ func TestParseStateRefuses(t *testing.T) {
 		"tunnel_up", "tunnel_up ", "tunnel_up a b", "tunnel_up  s1", "tunnel_up s/1", "tunnel_up +", "tunnel_up s\x00",
 		"tunnel_down s1", "tunnel_down s1 idle timeout", "tunnel_down s1 reason\r",
 		"rejected", "rejected bad/reason", "rejected a b",
+		"waiting_consent", "waiting_consent s1 300", "waiting_consent s/1",
 		"tunnel_up " + long, "tunnel_down s " + long, strings.Repeat("x", 1<<16),
 	} {
 		if got, err := ParseState([]byte(msg)); err == nil {
