@@ -6,6 +6,14 @@
 // (device_unreachable), the engineer was idle (idle_timeout), or the
 // session reached its maximum duration (max_duration).
 //
+// Consent is the device's business (its owner's config decides the mode;
+// nothing here can change it). The server only follows what the device
+// says: "waiting_consent <session>" moves a session to waiting_consent
+// while the owner of a device in approve mode decides, which gives it
+// ConsentTimeout instead of ConnectTimeout; the device then reports
+// tunnel_up, or tunnel_down with its reason (denied, consent_timeout,
+// no_consent, ...), which closes the session.
+//
 // Every state lives in the store and every change is a conditional
 // transition there, so several server nodes can share the sessions: each
 // one's sweeper enforces the limits, and whichever closes a session first
@@ -37,6 +45,9 @@ const (
 	ReasonIdle        = "idle_timeout"       // no engineer activity for IdleTimeout
 	ReasonMaxDuration = "max_duration"       // open for MaxDuration
 	ReasonNoControl   = "control_unavailable"
+	// ReasonConsentTimeout closes a session that waited for its owner's
+	// approval longer than ConsentTimeout: the device went silent.
+	ReasonConsentTimeout = "consent_timeout"
 )
 
 // Defaults of Config.
@@ -45,6 +56,10 @@ const (
 	DefaultIdleTimeout    = 15 * time.Minute
 	DefaultMaxDuration    = 2 * time.Hour
 	DefaultSweepInterval  = 5 * time.Second
+	// DefaultConsentTimeout is a minute more than the longest a device
+	// lets its owner take to approve (agent.MaxApprovalTimeout), so that
+	// the device, which knows its own limit, is the one to say.
+	DefaultConsentTimeout = 11 * time.Minute
 )
 
 // ErrClosed is returned by a Manager that was closed.
@@ -65,6 +80,9 @@ type Config struct {
 	// ConnectTimeout is how long a device has to report tunnel_up. Zero:
 	// 30 s.
 	ConnectTimeout time.Duration
+	// ConsentTimeout is how long a session may wait for its device's owner
+	// (waiting_consent), from its creation. Zero: 11 min.
+	ConsentTimeout time.Duration
 	// IdleTimeout and MaxDuration are the server's limits, and the most a
 	// request may ask for. Zero: 15 min and 2 h.
 	IdleTimeout, MaxDuration time.Duration
@@ -107,6 +125,7 @@ func New(cfg Config) (*Manager, error) {
 		return nil, errors.New("session: Config.RelayAddr is required")
 	}
 	cfg.ConnectTimeout = orDefault(cfg.ConnectTimeout, DefaultConnectTimeout)
+	cfg.ConsentTimeout = orDefault(cfg.ConsentTimeout, DefaultConsentTimeout)
 	cfg.IdleTimeout = orDefault(cfg.IdleTimeout, DefaultIdleTimeout)
 	cfg.MaxDuration = orDefault(cfg.MaxDuration, DefaultMaxDuration)
 	cfg.SweepInterval = orDefault(cfg.SweepInterval, DefaultSweepInterval)
@@ -379,12 +398,12 @@ func (m *Manager) Activity(id string) {
 	m.mu.Unlock()
 }
 
-// HandleState acts on a state message from a device: tunnel_up makes a
-// connecting session active, tunnel_down closes it with the device's
-// reason. A device may speak only of its own sessions; anything else is
-// logged and ignored.
+// HandleState acts on a state message from a device: waiting_consent
+// marks a session that waits for its owner's approval, tunnel_up makes a
+// session active, tunnel_down closes it with the device's reason. A device
+// may speak only of its own sessions; anything else is logged and ignored.
 func (m *Manager) HandleState(fleet, device string, st control.State) {
-	if st.Kind != control.StateTunnelUp && st.Kind != control.StateTunnelDown {
+	if st.Kind != control.StateTunnelUp && st.Kind != control.StateTunnelDown && st.Kind != control.StateWaitingConsent {
 		if st.Kind == control.StateRejected {
 			m.log.Warn("a device rejected a command", "fleet", fleet, "device", device, "reason", st.Reason)
 		}
@@ -399,9 +418,20 @@ func (m *Manager) HandleState(fleet, device string, st control.State) {
 		return
 	}
 	switch st.Kind {
+	case control.StateWaitingConsent:
+		_, changed, err := m.cfg.Store.TransitionSession(ctx, ses.ID,
+			[]store.SessionState{store.SessionRequested, store.SessionConnecting}, store.SessionWaitingConsent, "", m.now())
+		if err != nil {
+			m.log.Error("recording that a session waits for consent", "session", ses.ID, "err", err)
+			return
+		}
+		if changed {
+			m.log.Info("session waits for the owner's approval", "session", ses.ID, "device", device)
+			m.wake(ses.ID)
+		}
 	case control.StateTunnelUp:
 		_, changed, err := m.cfg.Store.TransitionSession(ctx, ses.ID,
-			[]store.SessionState{store.SessionRequested, store.SessionConnecting}, store.SessionActive, "", m.now())
+			[]store.SessionState{store.SessionRequested, store.SessionWaitingConsent, store.SessionConnecting}, store.SessionActive, "", m.now())
 		if err != nil {
 			m.log.Error("recording that a session is active", "session", ses.ID, "err", err)
 			return
@@ -481,6 +511,8 @@ func (m *Manager) overdue(ses *store.Session, now time.Time) string {
 	case (ses.State == store.SessionRequested || ses.State == store.SessionConnecting) &&
 		!now.Before(ses.CreatedAt.Add(m.cfg.ConnectTimeout)):
 		return ReasonUnreachable
+	case ses.State == store.SessionWaitingConsent && !now.Before(ses.CreatedAt.Add(m.cfg.ConsentTimeout)):
+		return ReasonConsentTimeout
 	case ses.State == store.SessionActive:
 		last := ses.ActiveAt
 		if ses.LastActivity.After(last) {

@@ -335,3 +335,53 @@ func TestWaitEndsWithContext(t *testing.T) {
 	}
 }
 
+
+// TestWaitingConsent: a device whose owner must approve reports
+// waiting_consent; the session then waits past ConnectTimeout, up to
+// ConsentTimeout, and goes active on tunnel_up or closes on the device's
+// reason. Another device cannot put it there.
+func TestWaitingConsent(t *testing.T) {
+	t.Run("approved", func(t *testing.T) {
+		t.Parallel()
+		fx := newFixture(t, func(c *Config) { c.ConnectTimeout = 100 * time.Millisecond })
+		id := fx.open(t, nil).Session.ID
+		fx.m.HandleState("acme", "dev2", control.State{Kind: control.StateWaitingConsent, Session: id})
+		if ses, _ := fx.m.Get(t.Context(), id); ses.State != store.SessionConnecting {
+			t.Fatalf("another device moved the session to %s", ses.State)
+		}
+		fx.m.HandleState("acme", "dev1", control.State{Kind: control.StateWaitingConsent, Session: id})
+		ctx, cancel := context.WithTimeout(t.Context(), 5*time.Second)
+		defer cancel()
+		ses, err := fx.m.Wait(ctx, id, store.SessionWaitingConsent)
+		if err != nil || ses.State != store.SessionWaitingConsent {
+			t.Fatalf("Wait(waiting_consent) = %+v, %v", ses, err)
+		}
+		time.Sleep(300 * time.Millisecond) // well past ConnectTimeout, with sweeps every 10 ms
+		if ses, _ := fx.m.Get(t.Context(), id); ses.State != store.SessionWaitingConsent {
+			t.Fatalf("a session waiting for its owner is %s (%s) after the connect timeout", ses.State, ses.CloseReason)
+		}
+		fx.m.HandleState("acme", "dev1", control.State{Kind: control.StateTunnelUp, Session: id})
+		if ses, _ := fx.m.Get(t.Context(), id); ses.State != store.SessionActive {
+			t.Fatalf("approved session is %s; want active", ses.State)
+		}
+	})
+	t.Run("denied", func(t *testing.T) {
+		t.Parallel()
+		fx := newFixture(t, nil)
+		id := fx.open(t, nil).Session.ID
+		fx.m.HandleState("acme", "dev1", control.State{Kind: control.StateWaitingConsent, Session: id})
+		fx.m.HandleState("acme", "dev1", control.State{Kind: control.StateTunnelDown, Session: id, Reason: "denied"})
+		if ses := fx.waitClosed(t, id); ses.CloseReason != "denied" {
+			t.Errorf("reason %q; want denied", ses.CloseReason)
+		}
+	})
+	t.Run("the device goes silent", func(t *testing.T) {
+		t.Parallel()
+		fx := newFixture(t, func(c *Config) { c.ConsentTimeout = 200 * time.Millisecond })
+		id := fx.open(t, nil).Session.ID
+		fx.m.HandleState("acme", "dev1", control.State{Kind: control.StateWaitingConsent, Session: id})
+		if ses := fx.waitClosed(t, id); ses.CloseReason != ReasonConsentTimeout {
+			t.Errorf("reason %q; want %s", ses.CloseReason, ReasonConsentTimeout)
+		}
+	})
+}
