@@ -62,7 +62,7 @@ func TestQueueRate(t *testing.T) {
 	for range 8 { // 5 kept, 3 dropped
 		q.Add(Event{Kind: RelayRefused, Actor: Anonymous("scanner")})
 	}
-	waitAppended(t, &a, 5) // the channel holds Burst: let it drain
+	waitAppended(t, &a, 5)   // the channel holds Burst: let it drain
 	clk.Advance(time.Second) // 2 more may come
 	for range 3 {
 		q.Add(Event{Kind: RelayRefused, Actor: Anonymous("scanner")})
