@@ -2,8 +2,13 @@ package audit
 
 import (
 	"context"
+	"errors"
 	"fmt"
 )
+
+// ErrNoHead is wrapped by a Source's AuditHead when the head is missing
+// altogether, which only tampering does; Verify reports it as ProblemHead.
+var ErrNoHead = errors.New("audit: the chain's head is missing")
 
 // Source is what Verify reads: the store implements it.
 type Source interface {
@@ -71,7 +76,10 @@ const verifyPage = 1000
 // Problem.
 func Verify(ctx context.Context, src Source, anchor Head) (*Report, error) {
 	head, err := src.AuditHead(ctx)
-	if err != nil {
+	if errors.Is(err, ErrNoHead) {
+		return &Report{Problem: &Problem{Kind: ProblemHead, Seq: 1,
+			Message: "the chain's head is missing: the audit tables were tampered with, and the server refuses audited changes until it is restored"}}, nil
+	} else if err != nil {
 		return nil, fmt.Errorf("audit: reading the chain's head: %w", err)
 	}
 	r := &Report{Head: head}

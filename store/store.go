@@ -284,6 +284,10 @@ type Store interface {
 	// waiting for an owner's approval.
 	SupportRequests
 
+	// The audit log, and how writes record events (WithAudit): see
+	// AuditLog.
+	AuditLog
+
 	// Ping checks the database answers (for /readyz).
 	Ping(ctx context.Context) error
 	Close() error

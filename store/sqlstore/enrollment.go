@@ -63,20 +63,20 @@ func (s *Store) EnrollDevice(ctx context.Context, tokenHash string, now time.Tim
 	nd.ID = orNewID(d.ID, "dev")
 	nd.EnrolledAt = normalTime(orNow(d.EnrolledAt, now))
 	nd.LastSeen = normalTime(d.LastSeen)
-	err := s.inTx(ctx, func(tx *sql.Tx) error {
+	err := s.audited(ctx, func(tx *sql.Tx) (about, error) {
 		fleet, err := s.spendEnrollmentUse(ctx, tx, tokenHash, now)
 		if err != nil {
-			return err
+			return about{}, err
 		}
 		// The token, not the device, says which fleet it joins.
 		nd.FleetID, nd.FleetName = fleet.ID, fleet.Name
 		if nd.HostCert, err = mkCert(fleet); err != nil {
-			return fmt.Errorf("make host certificate: %w", err)
+			return about{}, fmt.Errorf("make host certificate: %w", err)
 		}
 		if err := insertDevice(ctx, tx, &nd); err != nil {
-			return fmt.Errorf("add to fleet %q: %w", fleet.Name, s.classify(err))
+			return about{}, fmt.Errorf("add to fleet %q: %w", fleet.Name, s.classify(err))
 		}
-		return nil
+		return about{fleetID: fleet.ID, fleet: fleet.Name, deviceID: nd.ID, device: nd.Name}, nil
 	})
 	if err != nil {
 		return fmt.Errorf("store: enroll device %q: %w", d.Name, err)

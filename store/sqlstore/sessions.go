@@ -48,25 +48,37 @@ func (s *Store) CreateSession(ctx context.Context, ses *store.Session) error {
 	if ses.Ports == nil {
 		ports = []byte("[]")
 	}
-	// The fleet is read from the device in the same statement, so a
-	// session can never sit in another fleet than its device.
-	err = execOne(ctx, s.db, `INSERT INTO sessions
-		(id, fleet_id, device_id, user_id, user_email, state, close_reason, public_key, reason, ports,
-		 idle_timeout, max_duration, created_at, active_at, closed_at, last_activity)
-		SELECT $1, d.fleet_id, d.id, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15
-		FROM devices d WHERE d.id = $2`,
-		ses.ID, ses.DeviceID, nullIfEmpty(ses.UserID), ses.UserEmail, string(ses.State), ses.CloseReason,
-		ses.PublicKey, ses.Reason, string(ports), ses.IdleTimeout.Milliseconds(), ses.MaxDuration.Milliseconds(),
-		millis(ses.CreatedAt), millis(ses.ActiveAt), millis(ses.ClosedAt), millis(ses.LastActivity))
+	var got *store.Session
+	err = s.audited(ctx, func(tx *sql.Tx) (about, error) {
+		// The fleet is read from the device in the same statement, so a
+		// session can never sit in another fleet than its device.
+		err := execOne(ctx, tx, `INSERT INTO sessions
+			(id, fleet_id, device_id, user_id, user_email, state, close_reason, public_key, reason, ports,
+			 idle_timeout, max_duration, created_at, active_at, closed_at, last_activity)
+			SELECT $1, d.fleet_id, d.id, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15
+			FROM devices d WHERE d.id = $2`,
+			ses.ID, ses.DeviceID, nullIfEmpty(ses.UserID), ses.UserEmail, string(ses.State), ses.CloseReason,
+			ses.PublicKey, ses.Reason, string(ports), ses.IdleTimeout.Milliseconds(), ses.MaxDuration.Milliseconds(),
+			millis(ses.CreatedAt), millis(ses.ActiveAt), millis(ses.ClosedAt), millis(ses.LastActivity))
+		if err != nil {
+			return about{}, err
+		}
+		got, err = scanSession(tx.QueryRowContext(ctx, sessionQuery+` WHERE s.id = $1`, ses.ID))
+		if err != nil {
+			return about{}, err
+		}
+		return sessionAbout(got), nil
+	})
 	if err != nil {
 		return fmt.Errorf("store: create session on device %q: %w", ses.DeviceID, s.classify(err))
 	}
-	got, err := s.GetSession(ctx, ses.ID)
-	if err != nil {
-		return err
-	}
 	*ses = *got
 	return nil
+}
+
+// sessionAbout is what the audit log fills in from a session.
+func sessionAbout(ses *store.Session) about {
+	return about{fleetID: ses.FleetID, fleet: ses.FleetName, deviceID: ses.DeviceID, device: ses.DeviceName, session: ses.ID}
 }
 
 // GetSession returns the session with the given ID.
@@ -130,22 +142,29 @@ func (s *Store) TransitionSession(ctx context.Context, id string, from []store.S
 		ses     *store.Session
 		changed bool
 	)
-	err := s.inTx(ctx, func(tx *sql.Tx) error {
+	// Audit events go with the change only: of several closers, only the
+	// one that closed the session records it.
+	err := s.audited(ctx, func(tx *sql.Tx) (about, error) {
 		res, err := tx.ExecContext(ctx, `UPDATE sessions SET state = $2,
 			active_at = CASE WHEN $2 = 'active' THEN $3 ELSE active_at END,
 			closed_at = CASE WHEN $2 = 'closed' THEN $3 ELSE closed_at END,
 			close_reason = CASE WHEN $2 = 'closed' THEN $4 ELSE close_reason END
 			WHERE id = $1 AND state IN (`+strings.Join(marks, ", ")+`)`, args...)
 		if err != nil {
-			return err
+			return about{}, err
 		}
 		n, err := res.RowsAffected()
 		if err != nil {
-			return err
+			return about{}, err
 		}
 		changed = n > 0
 		ses, err = scanSession(tx.QueryRowContext(ctx, sessionQuery+` WHERE s.id = $1`, id))
-		return err
+		if err != nil {
+			return about{}, err
+		}
+		ab := sessionAbout(ses)
+		ab.unchanged = !changed
+		return ab, nil
 	})
 	if err != nil {
 		return nil, false, fmt.Errorf("store: move session %q to %s: %w", id, to, s.classify(err))
@@ -164,7 +183,7 @@ func (s *Store) TouchSessions(ctx context.Context, ids []string, at time.Time) e
 		args = append(args, id)
 		marks[i] = fmt.Sprintf("$%d", len(args))
 	}
-	return s.exec(ctx, fmt.Sprintf("touch %d sessions", len(ids)), `UPDATE sessions
+	return s.exec(store.WithoutAudit(ctx), fmt.Sprintf("touch %d sessions", len(ids)), `UPDATE sessions
 		SET last_activity = CASE WHEN last_activity < $1 THEN $1 ELSE last_activity END
 		WHERE state <> 'closed' AND id IN (`+strings.Join(marks, ", ")+`)`, args...)
 }
