@@ -25,9 +25,9 @@ const DefaultConfigFile = "/etc/porthole/agent.yaml"
 // the device uses the broker it learned at enrollment.
 //
 // It holds only the keys the agent acts on today. The owner's consent mode
-// (consent), the local page (local_ui) and input recording (record_input)
-// are added with the issues that make them do something; until then they
-// are unknown keys, and so errors, rather than settings silently ignored.
+// (consent) and the local page (local_ui) are added with the issues that
+// make them do something; until then they are unknown keys, and so errors,
+// rather than settings silently ignored.
 type Config struct {
 	// Broker overrides how the device reaches its MQTT broker.
 	Broker BrokerConfig `yaml:"broker"`
@@ -48,6 +48,13 @@ type Config struct {
 	// 15 min and 2 h.
 	IdleTimeout time.Duration `yaml:"idle_timeout"`
 	MaxDuration time.Duration `yaml:"max_duration"`
+
+	// RecordInput also records what engineers type (asciicast "i"
+	// events), passwords included; their terminal's echo is recorded
+	// either way. Off by default.
+	RecordInput bool `yaml:"record_input"`
+	// Recordings bounds what session recordings take on disk.
+	Recordings RecordingsConfig `yaml:"recordings"`
 }
 
 // Defaults of the session limits.
@@ -174,6 +181,9 @@ func (c *Config) Validate() error {
 	}
 	if c.IdleTimeout < 0 || c.MaxDuration < 0 {
 		return errors.New("idle_timeout and max_duration cannot be negative")
+	}
+	if err := c.Recordings.validate(); err != nil {
+		return err
 	}
 	if c.RunAs != "" && !validUserName(c.RunAs) {
 		return fmt.Errorf("run_as %q is not a user name", c.RunAs)

@@ -10,13 +10,22 @@ import (
 
 // EventLogFile is the agent's own record of security events in the state
 // directory: one JSON object per line, appended and synced before the agent
-// acts on the event. (The full audit log of sessions is a later issue.)
+// acts on the event. It is readable by OwnerGroup (porthole-agent log);
+// what happens inside sessions is in SessionsDir.
 const EventLogFile = "agent.log"
 
 // Security events in the event log.
 const (
 	eventCommandAccepted = "command_accepted"
 	eventCommandRejected = "command_rejected"
+
+	// Sessions, from the recorder (see Recordings).
+	eventEngineerConnected    = "engineer_connected"
+	eventEngineerDisconnected = "engineer_disconnected"
+	eventSessionEnded         = "session_ended"
+	eventRecordingTruncated   = "recording_truncated"
+	eventRecordingFailed      = "recording_failed"
+	eventRecordingDeleted     = "recording_deleted"
 )
 
 // event is one line of the event log. Empty fields are left out.
@@ -28,6 +37,8 @@ type event struct {
 	Reason  string    `json:"reason,omitempty"`  // rejection reason
 	Detail  string    `json:"detail,omitempty"`  // what exactly failed
 	Size    int       `json:"size,omitempty"`    // bytes received
+	User    string    `json:"user,omitempty"`    // the engineer, from the certificate
+	Bytes   int64     `json:"bytes,omitempty"`   // a session's recording on disk
 }
 
 // eventLog appends events to a file. It is safe for concurrent use.
@@ -36,10 +47,15 @@ type eventLog struct {
 	f  *os.File // guarded by mu
 }
 
-// openEventLog opens path for appending, creating it private to the owner.
+// openEventLog opens path for appending, creating it readable by the
+// owner's group.
 func openEventLog(path string) (*eventLog, error) {
-	f, err := os.OpenFile(path, os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o600)
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_APPEND|os.O_CREATE, sharedFileMode)
 	if err != nil {
+		return nil, fmt.Errorf("opening the event log: %w", err)
+	}
+	if err := shareFile(f, sharedFileMode, ownerGID()); err != nil {
+		f.Close()
 		return nil, fmt.Errorf("opening the event log: %w", err)
 	}
 	return &eventLog{f: f}, nil

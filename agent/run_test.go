@@ -91,8 +91,8 @@ func TestRunRejects(t *testing.T) {
 	if got := strings.Join(reasons, " "); got != want {
 		t.Errorf("agent.log rejections = %s; want %s", got, want)
 	}
-	if fi, err := os.Stat(filepath.Join(d.Dir, EventLogFile)); err != nil || fi.Mode().Perm() != 0o600 {
-		t.Errorf("agent.log: %v, mode %v; want 0600", err, fi.Mode().Perm())
+	if fi, err := os.Stat(filepath.Join(d.Dir, EventLogFile)); err != nil || fi.Mode().Perm() != 0o640 {
+		t.Errorf("agent.log: %v, mode %v; want 0640, readable by the owner's group", err, fi.Mode().Perm())
 	}
 }
 
