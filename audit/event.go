@@ -106,8 +106,11 @@ var System = Actor{Kind: ActorSystem, Name: "system"}
 func User(id, email string) Actor { return Actor{Kind: ActorUser, ID: id, Name: email} }
 
 // Device is an enrolled device as an actor. id may be empty where only the
-// names are known.
+// names are known, and fleet while it is not known yet (at enrollment).
 func Device(id, fleet, device string) Actor {
+	if fleet == "" {
+		return Actor{Kind: ActorDevice, ID: id, Name: device}
+	}
 	return Actor{Kind: ActorDevice, ID: id, Name: device + "." + fleet}
 }
 

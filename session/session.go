@@ -18,6 +18,12 @@
 // transition there, so several server nodes can share the sessions: each
 // one's sweeper enforces the limits, and whichever closes a session first
 // records the one reason.
+//
+// Each step is recorded in the audit log in the transaction that makes it:
+// session_requested by the engineer, session_active by the device, and
+// session_closed with its reason by whoever closed it, the actor the
+// context carries (audit.WithActor: the API sets the engineer; the device
+// for its own reports; the system, the default, for limits).
 package session
 
 import (
@@ -27,11 +33,14 @@ import (
 	"fmt"
 	"log/slog"
 	"slices"
+	"strconv"
+	"strings"
 	"sync"
 	"time"
 
 	"golang.org/x/crypto/ssh"
 
+	"github.com/porthole/porthole/audit"
 	"github.com/porthole/porthole/control"
 	"github.com/porthole/porthole/sessioncert"
 	"github.com/porthole/porthole/store"
@@ -205,16 +214,20 @@ func (m *Manager) Open(ctx context.Context, req Request) (*Opened, error) {
 		Reason: req.Reason, Ports: req.Ports, IdleTimeout: idle, MaxDuration: maxDur, CreatedAt: now,
 	}
 	ses.PublicKey = ses.PublicKey[:len(ses.PublicKey)-1] // without the newline
-	if err := m.cfg.Store.CreateSession(ctx, ses); err != nil {
+	requested := audit.Event{Kind: audit.SessionRequested, Actor: audit.User(req.User.ID, req.User.Email),
+		Detail: map[string]string{"reason": req.Reason, "ports": joinPorts(req.Ports), "key": ssh.FingerprintSHA256(req.PublicKey)}}
+	if err := m.cfg.Store.CreateSession(store.WithAudit(ctx, requested), ses); err != nil {
 		return nil, fmt.Errorf("recording the session: %w", err)
 	}
+	// If the session cannot go on, the server closes it, not the engineer.
+	bySystem := audit.WithActor(context.WithoutCancel(ctx), audit.System)
 	cert, err := sessioncert.Sign(m.cfg.UserCA, req.PublicKey, sessioncert.Claims{
 		Session: ses.ID, Fleet: ses.FleetName, Device: ses.DeviceName, DeviceID: ses.DeviceID, User: req.User.Email,
 		ValidAfter:  now.Add(-sessioncert.Margin),
 		ValidBefore: ses.CreatedAt.Add(maxDur + sessioncert.Margin),
 	})
 	if err != nil {
-		m.closeSession(context.WithoutCancel(ctx), ses.ID, ReasonNoControl, false)
+		m.closeSession(bySystem, ses.ID, ReasonNoControl, false)
 		return nil, err
 	}
 	cmd := control.Command{
@@ -226,7 +239,7 @@ func (m *Manager) Open(ctx context.Context, req Request) (*Opened, error) {
 		NotAfter: now.Add(m.cfg.ConnectTimeout).Unix(),
 	}
 	if err := m.send(cmd); err != nil {
-		m.closeSession(context.WithoutCancel(ctx), ses.ID, ReasonNoControl, false)
+		m.closeSession(bySystem, ses.ID, ReasonNoControl, false)
 		return nil, fmt.Errorf("asking %s to connect: %w", ses.DeviceName, err)
 	}
 	got, _, err := m.cfg.Store.TransitionSession(ctx, ses.ID, []store.SessionState{store.SessionRequested},
@@ -237,6 +250,15 @@ func (m *Manager) Open(ctx context.Context, req Request) (*Opened, error) {
 	m.wake(ses.ID)
 	m.log.Info("session requested", "session", ses.ID, "fleet", ses.FleetName, "device", ses.DeviceName, "user", req.User.Email)
 	return &Opened{Session: got, Certificate: cert}, nil
+}
+
+// joinPorts writes ports as "22,80" for the audit log.
+func joinPorts(ports []int) string {
+	s := make([]string, len(ports))
+	for i, p := range ports {
+		s[i] = strconv.Itoa(p)
+	}
+	return strings.Join(s, ",")
 }
 
 // limit is the shorter of asked and max; an unset ask is max.
@@ -272,8 +294,11 @@ func (m *Manager) CloseSession(ctx context.Context, id, reason string) (*store.S
 }
 
 // closeSession closes id if it is open, and tells the device when tell.
+// The audit log names ctx's actor (audit.WithActor) as the closer: the
+// engineer through the API, the device, or the system for limits.
 func (m *Manager) closeSession(ctx context.Context, id, reason string, tell bool) (*store.Session, error) {
-	ses, changed, err := m.cfg.Store.TransitionSession(ctx, id, store.OpenSessionStates, store.SessionClosed, reason, m.now())
+	closed := audit.Event{Kind: audit.SessionClosed, Actor: audit.ActorFrom(ctx), Detail: map[string]string{"reason": reason}}
+	ses, changed, err := m.cfg.Store.TransitionSession(store.WithAudit(ctx, closed), id, store.OpenSessionStates, store.SessionClosed, reason, m.now())
 	if err != nil || !changed {
 		return ses, err
 	}
@@ -417,6 +442,7 @@ func (m *Manager) HandleState(fleet, device string, st control.State) {
 			"state", st.Kind, "session", st.Session, "err", err)
 		return
 	}
+	ctx = audit.WithActor(ctx, audit.Device(ses.DeviceID, fleet, device))
 	switch st.Kind {
 	case control.StateWaitingConsent:
 		_, changed, err := m.cfg.Store.TransitionSession(ctx, ses.ID,
@@ -430,7 +456,8 @@ func (m *Manager) HandleState(fleet, device string, st control.State) {
 			m.wake(ses.ID)
 		}
 	case control.StateTunnelUp:
-		_, changed, err := m.cfg.Store.TransitionSession(ctx, ses.ID,
+		active := audit.Event{Kind: audit.SessionActive, Actor: audit.ActorFrom(ctx)}
+		_, changed, err := m.cfg.Store.TransitionSession(store.WithAudit(ctx, active), ses.ID,
 			[]store.SessionState{store.SessionRequested, store.SessionWaitingConsent, store.SessionConnecting}, store.SessionActive, "", m.now())
 		if err != nil {
 			m.log.Error("recording that a session is active", "session", ses.ID, "err", err)
