@@ -1,0 +1,379 @@
+package agent
+
+import (
+	"bytes"
+	"context"
+	"crypto/ed25519"
+	"crypto/rand"
+	"errors"
+	"io"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/creack/pty"
+	"github.com/pkg/sftp"
+	"golang.org/x/crypto/ssh"
+
+	"github.com/porthole/porthole/agentssh"
+	"github.com/porthole/porthole/sessioncert"
+)
+
+// sshDevice is the device's embedded SSH server recording into rec, with
+// the CAs and the engineer's key a real session has.
+type sshDevice struct {
+	srv              *agentssh.Server
+	userCA, hostCA   ssh.Signer
+	engineer         ssh.Signer
+	echoPort         int
+	rec              *Recordings
+	serveErr         chan error
+	cancel           context.CancelFunc
+	addr             string
+	certificateUntil time.Time
+}
+
+func newSigner(t *testing.T) ssh.Signer {
+	t.Helper()
+	_, priv, err := ed25519.GenerateKey(rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, err := ssh.NewSignerFromKey(priv)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s
+}
+
+// echoPort listens on 127.0.0.1 and echoes what it gets.
+func echoPort(t *testing.T) int {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ln.Close() })
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			go func() { io.Copy(c, c); c.Close() }()
+		}
+	}()
+	return ln.Addr().(*net.TCPAddr).Port
+}
+
+func newSSHDevice(t *testing.T, rec *Recordings) *sshDevice {
+	t.Helper()
+	d := &sshDevice{userCA: newSigner(t), hostCA: newSigner(t), engineer: newSigner(t), echoPort: echoPort(t), rec: rec}
+	device := newSigner(t)
+	hc := &ssh.Certificate{Key: device.PublicKey(), CertType: ssh.HostCert, KeyId: "dev1",
+		ValidPrincipals: []string{"dev1.acme.porthole"}, ValidBefore: ssh.CertTimeInfinity}
+	if err := hc.SignCert(rand.Reader, d.hostCA); err != nil {
+		t.Fatal(err)
+	}
+	hostKey, err := ssh.NewCertSigner(hc, device)
+	if err != nil {
+		t.Fatal(err)
+	}
+	d.srv, err = agentssh.New(agentssh.Config{
+		HostKey: hostKey, UserCA: d.userCA.PublicKey(),
+		Fleet: "acme", Device: "dev1", DeviceID: "dev_1",
+		SessionOpen: func(string) bool { return true },
+		AllowPorts:  []int{d.echoPort},
+		Recorder:    rec,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return d
+}
+
+// serve accepts one engineer connection for session ses_1.
+func (d *sshDevice) serve(t *testing.T) {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	d.cancel, d.addr, d.serveErr = cancel, ln.Addr().String(), make(chan error, 1)
+	go func() {
+		nc, err := ln.Accept()
+		ln.Close()
+		if err != nil {
+			d.serveErr <- err
+			return
+		}
+		d.serveErr <- d.srv.ServeConn(ctx, nc, "ses_1")
+	}()
+	t.Cleanup(func() { cancel(); ln.Close() })
+}
+
+// login connects as ann with a session certificate for ses_1.
+func (d *sshDevice) login(t *testing.T) *ssh.Client {
+	t.Helper()
+	d.serve(t)
+	now := time.Now()
+	d.certificateUntil = now.Add(time.Hour).Truncate(time.Second)
+	cert, err := sessioncert.Sign(d.userCA, d.engineer.PublicKey(), sessioncert.Claims{Session: "ses_1", Fleet: "acme",
+		Device: "dev1", DeviceID: "dev_1", User: "ann@example.com", ValidAfter: now.Add(-sessioncert.Margin), ValidBefore: d.certificateUntil})
+	if err != nil {
+		t.Fatal(err)
+	}
+	cs, err := ssh.NewCertSigner(cert, d.engineer)
+	if err != nil {
+		t.Fatal(err)
+	}
+	checker := &ssh.CertChecker{IsHostAuthority: func(k ssh.PublicKey, _ string) bool {
+		return bytes.Equal(k.Marshal(), d.hostCA.PublicKey().Marshal())
+	}}
+	nc, err := net.Dial("tcp", d.addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	conn, chans, reqs, err := ssh.NewClientConn(nc, "dev1.acme.porthole:22", &ssh.ClientConfig{User: "x",
+		Auth: []ssh.AuthMethod{ssh.PublicKeys(cs)}, HostKeyCallback: checker.CheckHostKey, Timeout: 10 * time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := ssh.NewClient(conn, chans, reqs)
+	t.Cleanup(func() { c.Close() })
+	return c
+}
+
+// hangUp closes the client and waits for the device to finish the
+// connection.
+func (d *sshDevice) hangUp(t *testing.T, c *ssh.Client) {
+	t.Helper()
+	c.Close()
+	select {
+	case err := <-d.serveErr:
+		if err != nil {
+			t.Fatalf("ServeConn: %v", err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("ServeConn did not return")
+	}
+}
+
+// syncBuffer is a bytes.Buffer safe for a writer and a poller.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+func waitUntil(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+// typeInShell runs a scripted terminal session: it types lines one at a
+// time into an interactive sh, each after the output of the one before.
+// (sh rather than the login shell: root's bash takes seconds to start on
+// a busy machine.)
+func typeInShell(t *testing.T, c *ssh.Client, steps []struct{ typed, want string }) {
+	t.Helper()
+	s, err := c.NewSession()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	if err := s.RequestPty("xterm-256color", 30, 90, ssh.TerminalModes{ssh.ECHO: 1}); err != nil {
+		t.Fatal(err)
+	}
+	in, _ := s.StdinPipe()
+	scr := &syncBuffer{}
+	s.Stdout = scr
+	if err := s.Start("exec sh -i"); err != nil {
+		t.Fatal(err)
+	}
+	for _, st := range steps {
+		io.WriteString(in, st.typed+"\n")
+		if st.want != "" {
+			waitUntil(t, st.want, func() bool { return strings.Contains(scr.String(), st.want) })
+		}
+	}
+	io.WriteString(in, "exit\n")
+	if err := s.Wait(); err != nil {
+		t.Errorf("shell: %v", err)
+	}
+}
+
+// TestRecordRealSession records a scripted session through the embedded
+// SSH server: a shell on a terminal, a command, file copies and a port
+// forward.
+func TestRecordRealSession(t *testing.T) {
+	rec := openRecordings(t, Config{RecordInput: true}, nil)
+	d := newSSHDevice(t, rec)
+	c := d.login(t)
+
+	typeInShell(t, c, []struct{ typed, want string }{
+		{"echo hello-$((6*7))", "hello-42"},
+		{"printf 'caf\\303\\251\\n'", "café"},
+	})
+
+	s, _ := c.NewSession()
+	var out, errOut bytes.Buffer
+	s.Stdout, s.Stderr = &out, &errOut
+	var ee *ssh.ExitError
+	if err := s.Run("echo out; echo err >&2; exit 3"); !errors.As(err, &ee) || ee.ExitStatus() != 3 {
+		t.Errorf("command: %v", err)
+	}
+
+	dir := t.TempDir()
+	sc, err := sftp.NewClient(c)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f, err := sc.Create(filepath.Join(dir, "fw.bin"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.Write(bytes.Repeat([]byte("x"), 12345))
+	f.Close()
+	if _, err := sc.ReadDir(dir); err != nil {
+		t.Fatal(err)
+	}
+	sc.Remove(filepath.Join(dir, "fw.bin"))
+	sc.Close()
+
+	conn, err := c.Dial("tcp", "127.0.0.1:"+strconv.Itoa(d.echoPort))
+	if err != nil {
+		t.Fatal(err)
+	}
+	io.WriteString(conn, "ping")
+	io.ReadFull(conn, make([]byte, 4))
+	conn.Close()
+	if conn, err := c.Dial("tcp", "127.0.0.1:1"); err == nil {
+		conn.Close()
+		t.Error("a forward to a port the owner did not allow went through")
+	}
+
+	d.hangUp(t, c)
+	rec.SessionEnded("ses_1", ReasonClosed)
+
+	ses := recorded(t, rec, "ses_1")
+	if len(ses.Who) != 1 || ses.Who[0].User != "ann@example.com" || !ses.Who[0].ValidBefore.Equal(d.certificateUntil) {
+		t.Errorf("who = %+v", ses.Who)
+	}
+	evs := events(t, ses)
+	if got, want := kinds(evs), "connected process exit process exit sftp sftp sftp forward forward disconnected ended"; got != want {
+		t.Errorf("events = %s; want %s", got, want)
+	}
+	if p := findEvent(evs, SessionEventProcess, 1); p == nil || p.Command != "exec sh -i" || !p.PTY || p.Cols != 90 || p.Rows != 30 {
+		t.Errorf("terminal's event = %+v", p)
+	}
+	if p := findEvent(evs, SessionEventProcess, 2); p == nil || p.Command != "echo out; echo err >&2; exit 3" || p.PTY {
+		t.Errorf("command's event = %+v", p)
+	}
+	if e := findEvent(evs, SessionEventExit, 2); e == nil || e.Status == nil || *e.Status != 3 || e.Out != 8 {
+		t.Errorf("command's exit = %+v", e)
+	}
+	var sftpOps, forwards []string
+	for _, ev := range evs {
+		switch ev.Event {
+		case SessionEventSFTP:
+			sftpOps = append(sftpOps, ev.Op+" "+filepath.Base(ev.Path)+" "+strconv.FormatInt(ev.Bytes, 10))
+		case SessionEventForward:
+			forwards = append(forwards, ev.Target+" "+strconv.FormatInt(ev.In, 10)+" "+strconv.FormatInt(ev.Out, 10)+" "+ev.Refused)
+		}
+	}
+	if got, want := strings.Join(sftpOps, ", "), "write fw.bin 12345, list "+filepath.Base(dir)+" 0, remove fw.bin 0"; got != want {
+		t.Errorf("sftp events: %s; want %s", got, want)
+	}
+	slices.Sort(forwards) // a forward is recorded when it ends
+	if len(forwards) != 2 || forwards[1] != "127.0.0.1:"+strconv.Itoa(d.echoPort)+" 4 4 " || !strings.HasPrefix(forwards[0], "127.0.0.1:1 0 0 ") || strings.HasSuffix(forwards[0], " ") {
+		t.Errorf("forward events: %q", forwards)
+	}
+
+	h, ce := readCast(t, filepath.Join(ses.Dir, "0001-pty.cast"))
+	if h.Width != 90 || h.Height != 30 || h.Env["TERM"] != "xterm-256color" {
+		t.Errorf("header %+v", h)
+	}
+	output, input := castData(ce, "o"), castData(ce, "i")
+	for _, want := range []string{"echo hello-$((6*7))", "hello-42", "café"} {
+		if !strings.Contains(output, want) {
+			t.Errorf("terminal output lacks %q: %q", want, output)
+		}
+	}
+	if want := "echo hello-$((6*7))\nprintf 'caf\\303\\251\\n'\nexit\n"; input != want {
+		t.Errorf("typed input = %q; want %q", input, want)
+	}
+	_, ce = readCast(t, filepath.Join(ses.Dir, "0002-exec.cast"))
+	if got := castData(ce, "o"); got != "out\nerr\n" && got != "err\nout\n" {
+		t.Errorf("command's output = %q", got)
+	}
+	checkModes(t, rec.stateDir)
+
+	// The owner replays it: the terminal session, with its output.
+	var replay, notes bytes.Buffer
+	if err := Replay(context.Background(), &replay, ses, ReplayOptions{Speed: 1000, Notes: &notes}); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(replay.String(), "hello-42") || strings.Contains(replay.String(), "out\n") {
+		t.Errorf("replay = %q; want the terminal only", replay.String())
+	}
+
+	t.Run("asciinema", func(t *testing.T) { asciinemaCat(t, filepath.Join(ses.Dir, "0001-pty.cast"), "hello-42") })
+}
+
+// asciinemaCat checks that stock asciinema reads a recording and prints
+// want from it. asciinema cat needs a terminal, so it gets one.
+func asciinemaCat(t *testing.T, path, want string) {
+	t.Helper()
+	bin, err := exec.LookPath("asciinema")
+	if err != nil {
+		if os.Getenv("CI") == "true" {
+			t.Fatal("asciinema is not installed (scripts/setup.sh installs it)")
+		}
+		t.Skip("asciinema is not installed; scripts/setup.sh installs it")
+	}
+	home := t.TempDir()
+	cmd := exec.Command(bin, "cat", path)
+	cmd.Env = []string{"HOME=" + home, "PATH=" + os.Getenv("PATH"), "LANG=C.UTF-8", "TERM=xterm"}
+	ptmx, err := pty.Start(cmd)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ptmx.Close()
+	var out bytes.Buffer
+	done := make(chan struct{})
+	go func() { io.Copy(&out, ptmx); close(done) }()
+	waitErr := cmd.Wait()
+	select {
+	case <-done:
+	case <-time.After(5 * time.Second):
+	}
+	if waitErr != nil || !strings.Contains(out.String(), want) {
+		t.Errorf("asciinema cat %s: %v; output %q lacks %q", path, waitErr, out.String(), want)
+	}
+}
