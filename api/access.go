@@ -51,9 +51,11 @@ func (c *call) authorize(f *store.Fleet, missing error) (store.Role, error) {
 		return "", err
 	}
 	if rank(role) == 0 {
+		c.auditDenied(f, role)
 		return "", missing
 	}
 	if rank(role) < rank(c.route.role) {
+		c.auditDenied(f, role)
 		return "", forbidden("only %s can %s; you are %s of %s", whoMay(c.route.role), c.route.action, withArticle(role), f.Name)
 	}
 	return role, nil

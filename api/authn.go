@@ -6,6 +6,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/porthole/porthole/audit"
 	"github.com/porthole/porthole/auth"
 	"github.com/porthole/porthole/store"
 )
@@ -49,6 +50,7 @@ func (c *call) authenticate() error {
 		}
 	}
 	c.user, c.token = user, tok
+	c.ctx = audit.WithActor(c.ctx, audit.User(user.ID, user.Email)) // for layers below (session) that record events
 	infoFrom(c.ctx).userID = user.ID
 	return nil
 }

@@ -4,6 +4,7 @@ import (
 	"fmt"
 
 	"github.com/porthole/porthole/apitype"
+	"github.com/porthole/porthole/audit"
 	"github.com/porthole/porthole/store"
 )
 
@@ -48,7 +49,9 @@ func (s *Server) setLabels(c *call, req *apitype.SetLabelsRequest) (apitype.Devi
 	if err := checkLabels(req.Labels); err != nil {
 		return apitype.Device{}, err
 	}
-	if err := s.store.SetDeviceLabels(c.ctx, d.ID, req.Labels); err != nil {
+	changed := audit.Event{Kind: audit.LabelsChanged, FleetID: d.FleetID, Fleet: d.FleetName, DeviceID: d.ID, Device: d.Name,
+		Detail: map[string]string{"labels": formatLabels(req.Labels)}}
+	if err := s.store.SetDeviceLabels(c.withAudit(changed).ctx, d.ID, req.Labels); err != nil {
 		return apitype.Device{}, fmt.Errorf("setting the labels of device %s: %w", d.ID, err)
 	}
 	d.Labels = req.Labels
@@ -62,7 +65,8 @@ func (s *Server) deleteDevice(c *call, _ *none) (none, error) {
 	if err != nil {
 		return none{}, err
 	}
-	if err := s.store.DeleteDevice(c.ctx, d.ID); err != nil {
+	deleted := audit.Event{Kind: audit.DeviceDeleted, FleetID: d.FleetID, Fleet: d.FleetName, DeviceID: d.ID, Device: d.Name}
+	if err := s.store.DeleteDevice(c.withAudit(deleted).ctx, d.ID); err != nil {
 		return none{}, fmt.Errorf("deleting device %s: %w", d.ID, err)
 	}
 	s.deleted(d.FleetName, d.Name)

@@ -9,6 +9,7 @@ import (
 	"golang.org/x/crypto/ssh"
 
 	"github.com/porthole/porthole/apitype"
+	"github.com/porthole/porthole/audit"
 	"github.com/porthole/porthole/auth"
 	"github.com/porthole/porthole/store"
 )
@@ -33,12 +34,15 @@ func (s *Server) enroll(c *call, req *apitype.EnrollRequest) (apitype.EnrollResp
 	now := s.now().UTC()
 	forgive, err := attempt(now, limit{s.enrollByAddr, clientAddr(c.r), "too many failed enrollments from your address"})
 	if err != nil {
-		s.enrollRefused(c, req, reasonRateLimited)
+		s.enrollRefused(c, req, "", reasonRateLimited)
 		return resp, err
 	}
 	d := &store.Device{Name: req.Name, PublicKey: authorizedKey(pub), EnrolledAt: now}
 	var fleet, hostCert string
-	err = s.store.EnrollDevice(c.ctx, auth.HashSecret(req.Token), now, d, func(f *store.Fleet) (string, error) {
+	// The store fills in the device and its fleet, which the token decides.
+	enrolled := audit.Event{Kind: audit.DeviceEnrolled, Actor: audit.Device("", "", req.Name),
+		Detail: map[string]string{"key": ssh.FingerprintSHA256(pub)}}
+	err = s.store.EnrollDevice(c.withAudit(enrolled).ctx, auth.HashSecret(req.Token), now, d, func(f *store.Fleet) (string, error) {
 		cert, err := s.keys.SignHostCert(pub, f.Name, req.Name, now, hostCertValidity)
 		if err != nil {
 			return "", fmt.Errorf("signing the host certificate: %w", err)
@@ -97,7 +101,7 @@ func (s *Server) enrollError(c *call, req *apitype.EnrollRequest, fleet string, 
 	default:
 		return nil
 	}
-	s.enrollRefused(c, req, reason)
+	s.enrollRefused(c, req, fleet, reason)
 	return herr
 }
 
@@ -108,10 +112,15 @@ func inFleet(fleet string) string {
 	return "fleet " + fleet
 }
 
-// enrollRefused counts and logs a refused enrollment.
-func (s *Server) enrollRefused(c *call, req *apitype.EnrollRequest, reason string) {
+// enrollRefused counts, logs and audits a refused enrollment (refusals by
+// the rate limit only count and log). fleet is the token's, when known.
+func (s *Server) enrollRefused(c *call, req *apitype.EnrollRequest, fleet, reason string) {
 	s.metrics.enrollFails.WithLabelValues(reason).Inc()
 	s.logger.Info("enrollment refused", "request_id", requestID(c.ctx), "device", req.Name, "reason", reason, "remote", clientAddr(c.r))
+	if reason != reasonRateLimited {
+		s.record(c, audit.Event{Kind: audit.EnrollmentRefused, Actor: audit.Anonymous(req.Name), Fleet: fleet,
+			Detail: map[string]string{"device": req.Name, "reason": reason, "remote": clientAddr(c.r)}})
+	}
 }
 
 // parseDeviceKey checks that s is one plain ed25519 public key in

@@ -3,9 +3,11 @@ package api
 import (
 	"errors"
 	"fmt"
+	"strconv"
 	"time"
 
 	"github.com/porthole/porthole/apitype"
+	"github.com/porthole/porthole/audit"
 	"github.com/porthole/porthole/auth"
 	"github.com/porthole/porthole/store"
 )
@@ -54,7 +56,9 @@ func (s *Server) createEnrollmentToken(c *call, req *apitype.CreateEnrollmentTok
 	secret, hash := auth.NewSecret("phe")
 	t := &store.EnrollmentToken{FleetID: f.ID, Hash: hash, UsesLeft: uses, MaxUses: uses,
 		CreatedBy: c.user.ID, CreatedAt: now, ExpiresAt: now.Add(ttl)}
-	if err := s.store.CreateEnrollmentToken(c.ctx, t); err != nil {
+	created := audit.Event{Kind: audit.EnrollmentTokenCreated, FleetID: f.ID, Fleet: f.Name,
+		Detail: map[string]string{"uses": strconv.Itoa(uses), "expires_at": t.ExpiresAt.Format(time.RFC3339)}}
+	if err := s.store.CreateEnrollmentToken(c.withAudit(created).ctx, t); err != nil {
 		return apitype.EnrollmentToken{}, fmt.Errorf("storing an enrollment token for %s: %w", f.Name, err)
 	}
 	s.logger.Info("enrollment token created", "request_id", requestID(c.ctx), "by", c.user.ID, "fleet", f.Name,
@@ -72,7 +76,8 @@ func (s *Server) deleteEnrollmentToken(c *call, _ *none) (none, error) {
 		return none{}, err
 	}
 	id := c.r.PathValue("id")
-	err = s.store.DeleteEnrollmentToken(c.ctx, f.ID, id)
+	deleted := audit.Event{Kind: audit.EnrollmentTokenDeleted, FleetID: f.ID, Fleet: f.Name, Detail: map[string]string{"token_id": id}}
+	err = s.store.DeleteEnrollmentToken(c.withAudit(deleted).ctx, f.ID, id)
 	if errors.Is(err, store.ErrNotFound) {
 		return none{}, notFound("fleet %s has no enrollment token with ID %q", f.Name, id)
 	} else if err != nil {

@@ -5,6 +5,7 @@ import (
 	"fmt"
 
 	"github.com/porthole/porthole/apitype"
+	"github.com/porthole/porthole/audit"
 	"github.com/porthole/porthole/store"
 )
 
@@ -53,7 +54,9 @@ func (s *Server) createFleet(c *call, req *apitype.CreateFleetRequest) (apitype.
 		return apitype.Fleet{}, err
 	}
 	f := &store.Fleet{Name: req.Name, CreatedAt: s.now().UTC()}
-	if err := s.store.CreateFleet(c.ctx, f); errors.Is(err, store.ErrConflict) {
+	// The store fills in the new fleet's ID from its name.
+	created := audit.Event{Kind: audit.FleetCreated, Fleet: req.Name}
+	if err := s.store.CreateFleet(c.withAudit(created).ctx, f); errors.Is(err, store.ErrConflict) {
 		return apitype.Fleet{}, conflict("a fleet named %s already exists", req.Name)
 	} else if err != nil {
 		return apitype.Fleet{}, fmt.Errorf("creating fleet %s: %w", req.Name, err)

@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/porthole/porthole/apitype"
+	"github.com/porthole/porthole/audit"
 	"github.com/porthole/porthole/auth"
 	"github.com/porthole/porthole/store"
 )
@@ -53,7 +54,9 @@ func (s *Server) login(c *call, req *apitype.LoginRequest) (apitype.LoginRespons
 
 	secret, hash := auth.NewSecret("pht")
 	tok := &store.Token{UserID: user.ID, Hash: hash, Name: "login from " + addr, CreatedAt: now, ExpiresAt: now.Add(s.tokenTTL)}
-	if err := s.store.CreateToken(c.ctx, tok); err != nil {
+	login := audit.Event{Kind: audit.LoginSucceeded, Actor: audit.User(user.ID, user.Email),
+		Detail: map[string]string{"token": tok.Name}}
+	if err := s.store.CreateToken(c.withAudit(login).ctx, tok); err != nil {
 		return resp, fmt.Errorf("storing the new token: %w", err)
 	}
 	ms, err := s.store.Memberships(c.ctx, user.ID)
@@ -103,17 +106,23 @@ func (s *Server) checkCredentials(c *call, email string, req *apitype.LoginReque
 	return user, nil
 }
 
-// loginRefused counts and logs a refused login and returns the answer for
-// wrong credentials.
+// loginRefused counts, logs and audits a refused login (refusals by the
+// rate limits only count and log) and returns the answer for wrong
+// credentials.
 func (s *Server) loginRefused(c *call, email, reason string) error {
 	s.metrics.loginFailures.WithLabelValues(reason).Inc()
 	s.logger.Info("login refused", "request_id", requestID(c.ctx), "email", email, "reason", reason, "remote", clientAddr(c.r))
+	if reason != reasonRateLimited {
+		s.record(c, audit.Event{Kind: audit.LoginFailed, Actor: audit.Anonymous(email),
+			Detail: map[string]string{"reason": reason, "remote": clientAddr(c.r)}})
+	}
 	return wrongCredentials()
 }
 
 // logout revokes the token making the request.
 func (s *Server) logout(c *call, _ *none) (none, error) {
-	if err := s.store.DeleteToken(c.ctx, c.user.ID, c.token.ID); err != nil && !errors.Is(err, store.ErrNotFound) {
+	revoked := audit.Event{Kind: audit.TokenRevoked, Detail: map[string]string{"token_id": c.token.ID, "why": "logout"}}
+	if err := s.store.DeleteToken(c.withAudit(revoked).ctx, c.user.ID, c.token.ID); err != nil && !errors.Is(err, store.ErrNotFound) {
 		return none{}, fmt.Errorf("deleting the token: %w", err)
 	}
 	return none{}, nil

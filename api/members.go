@@ -6,6 +6,7 @@ import (
 	"strings"
 
 	"github.com/porthole/porthole/apitype"
+	"github.com/porthole/porthole/audit"
 	"github.com/porthole/porthole/store"
 )
 
@@ -45,7 +46,9 @@ func (s *Server) putMember(c *call, req *apitype.Member) (apitype.Member, error)
 	if (req.UserID != "" && req.UserID != u.ID) || (req.Email != "" && !strings.EqualFold(req.Email, u.Email)) {
 		return apitype.Member{}, badRequest("the body names a different user than the path (%s); leave user_id and email out of the body", u.Email)
 	}
-	if err := s.store.SetRole(c.ctx, f.ID, u.ID, role); err != nil {
+	changed := audit.Event{Kind: audit.RoleChanged, FleetID: f.ID, Fleet: f.Name,
+		Detail: map[string]string{"user": u.Email, "user_id": u.ID, "role": string(role)}}
+	if err := s.store.SetRole(c.withAudit(changed).ctx, f.ID, u.ID, role); err != nil {
 		return apitype.Member{}, fmt.Errorf("giving %s the role %s in %s: %w", u.Email, role, f.Name, err)
 	}
 	s.logger.Info("role set", "request_id", requestID(c.ctx), "by", c.user.ID, "fleet", f.Name, "user", u.ID, "role", role)
@@ -62,7 +65,9 @@ func (s *Server) deleteMember(c *call, _ *none) (none, error) {
 	if err != nil {
 		return none{}, err
 	}
-	err = s.store.RemoveRole(c.ctx, f.ID, u.ID)
+	removed := audit.Event{Kind: audit.RoleRemoved, FleetID: f.ID, Fleet: f.Name,
+		Detail: map[string]string{"user": u.Email, "user_id": u.ID}}
+	err = s.store.RemoveRole(c.withAudit(removed).ctx, f.ID, u.ID)
 	if errors.Is(err, store.ErrNotFound) {
 		return none{}, notFound("%s has no role in fleet %s", u.Email, f.Name)
 	} else if err != nil {

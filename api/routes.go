@@ -89,6 +89,11 @@ func (s *Server) routeTable() []route {
 			query: []param{{"fleet", "only this fleet (by name)"}, {"name", "only the device with this name"}},
 			ep:    handle(s.listDevices)},
 
+		{method: "GET", path: "/api/v1/audit", access: loggedIn, summary: "The audit log of the caller's fleets (administrators: all of it), oldest first; the latest events unless since or after is given",
+			query: []param{{"fleet", "only this fleet (by name)"}, {"device", "only this device (by name; needs fleet), deleted ones too"},
+				{"session", "only this session's events (by ID)"}, {"since", "events from this RFC 3339 time on"},
+				{"after", "events after this sequence number"}, {"limit", "at most this many events (default 100, at most 1000)"}},
+			ep: handle(s.listAudit)},
 		{method: "GET", path: "/api/v1/sessions", access: loggedIn, summary: "Sessions in the caller's fleets, newest first",
 			query: []param{{"fleet", "only this fleet (by name)"}, {"device", "only this device (by name; needs fleet)"}, {"open", "true: only open sessions"}},
 			ep:    handle(s.listSessions)},
@@ -96,6 +101,10 @@ func (s *Server) routeTable() []route {
 		// Administrators.
 		{method: "POST", path: "/api/v1/fleets", access: adminOnly, action: "create fleets", summary: "Create a fleet", status: http.StatusCreated,
 			ep: handle(s.createFleet)},
+		{method: "GET", path: "/api/v1/audit/verify", access: adminOnly, action: "verify the audit log",
+			summary: "Walk the audit log's hash chain: ok with the head to record elsewhere, or the first edited, inserted or deleted event",
+			query:   []param{{"anchor", "a head recorded earlier (SEQ:HASH) that the chain must still hold"}},
+			ep:      handle(s.verifyAudit)},
 		{method: "GET", path: "/api/v1/users", access: adminOnly, action: "list users", summary: "Every user (without roles)",
 			ep: handle(s.listUsers)},
 		{method: "POST", path: "/api/v1/users", access: adminOnly, action: "create users", status: http.StatusCreated,
@@ -186,6 +195,7 @@ func (c *call) run() (any, error) {
 		}
 	}
 	if c.route.access == adminOnly && !c.user.Admin {
+		c.auditDenied(nil, "")
 		return nil, forbidden("only an administrator can %s", c.route.action)
 	}
 	if err := c.checkQuery(); err != nil {

@@ -5,6 +5,7 @@ import (
 	"fmt"
 
 	"github.com/porthole/porthole/apitype"
+	"github.com/porthole/porthole/audit"
 	"github.com/porthole/porthole/store"
 )
 
@@ -21,7 +22,8 @@ func (s *Server) listTokens(c *call, _ *none) ([]apitype.TokenInfo, error) {
 // token of the given user, so another's token is as missing as none.
 func (s *Server) deleteToken(c *call, _ *none) (none, error) {
 	id := c.r.PathValue("id")
-	err := s.store.DeleteToken(c.ctx, c.user.ID, id)
+	revoked := audit.Event{Kind: audit.TokenRevoked, Detail: map[string]string{"token_id": id, "why": "revoked by its owner"}}
+	err := s.store.DeleteToken(c.withAudit(revoked).ctx, c.user.ID, id)
 	if errors.Is(err, store.ErrNotFound) {
 		return none{}, notFound("you have no token with ID %q; `porthole tokens` lists yours", id)
 	} else if err != nil {

@@ -4,9 +4,11 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strconv"
 	"time"
 
 	"github.com/porthole/porthole/apitype"
+	"github.com/porthole/porthole/audit"
 	"github.com/porthole/porthole/auth"
 	"github.com/porthole/porthole/store"
 )
@@ -46,7 +48,11 @@ func createUser(ctx context.Context, st store.Store, email, password string, adm
 		return nil, "", fmt.Errorf("making a TOTP secret: %w", err)
 	}
 	u := &store.User{Email: email, PasswordHash: hash, TOTPSecret: secret, Admin: admin, CreatedAt: now.UTC()}
-	if err := st.CreateUser(ctx, u); errors.Is(err, store.ErrConflict) {
+	// The actor is the administrator calling the API, or the system for
+	// `portholed init` and `dev`.
+	created := audit.Event{Kind: audit.UserCreated, Actor: audit.ActorFrom(ctx),
+		Detail: map[string]string{"email": email, "admin": strconv.FormatBool(admin)}}
+	if err := st.CreateUser(store.WithAudit(ctx, created), u); errors.Is(err, store.ErrConflict) {
 		e := conflict("a user with email %s already exists", email)
 		e.wrapped = err
 		return nil, "", e
