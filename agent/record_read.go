@@ -315,11 +315,11 @@ func Replay(ctx context.Context, w io.Writer, s *SessionInfo, opts ReplayOptions
 		}
 	}
 	if len(casts) == 0 {
-		what := "no terminal session was recorded"
+		hint := ""
 		if len(s.Casts) > 0 {
-			what += " (add --exec for the commands' output)"
+			hint = " (add --exec for the commands' output)"
 		}
-		fmt.Fprintf(opts.Notes, "porthole: %s in %s; its events:\n", what, s.Session)
+		fmt.Fprintf(opts.Notes, "porthole: no terminal session was recorded in %s%s; its events:\n", s.Session, hint)
 		for _, ev := range evs {
 			if _, err := fmt.Fprintln(w, FormatSessionEvent(ev)); err != nil {
 				return err

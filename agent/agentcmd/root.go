@@ -80,5 +80,6 @@ the session log follow in later versions.`,
 	}
 	root.PersistentFlags().BoolVarP(&g.verbose, "verbose", "v", false, "log each step to standard error")
 	root.AddCommand(newEnroll(stdio, &g), newRun(stdio, &g), newVersion(stdio), newSFTPServer(stdio))
+	root.AddCommand(newLog(stdio), newSessions(stdio), newReplay(stdio))
 	return root
 }

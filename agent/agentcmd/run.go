@@ -34,6 +34,11 @@ port. Engineers get in only with a certificate for that session, signed by
 the server's user CA; the session ends when the server closes it, after
 idle_timeout without their input, or after max_duration.
 
+Everything engineers do is recorded in the state directory, for the owner
+(porthole-agent log, sessions, replay): what their terminals showed, every
+command with its exit status, every file copied and every port forward,
+within the recordings caps below.
+
 The owner's config file (YAML, default ` + agent.DefaultConfigFile + `; a missing
 default file means the defaults) may point the device at an external broker:
 
@@ -49,6 +54,12 @@ default file means the defaults) may point the device at an external broker:
   run_as: support                        # user for shells and file copies (default the agent's)
   idle_timeout: 15m                      # may shorten the server's limits, never lengthen them
   max_duration: 2h
+  record_input: false                    # also record what engineers type (passwords too)
+  recordings:                            # caps on the recordings of sessions
+    max_session: 64MiB                   # output kept per session, then a truncation marker
+    max_events: 16MiB                    # events.jsonl per session
+    max_total: 512MiB                    # all recordings; the oldest are deleted first
+    keep: 30d                            # recordings of sessions that ended earlier are deleted
 
 Unknown keys are errors.`,
 		Example: `  porthole-agent run
@@ -68,7 +79,12 @@ Unknown keys are errors.`,
 				level = slog.LevelDebug
 			}
 			logger := slog.New(slog.NewTextHandler(stdio.Err, &slog.HandlerOptions{Level: level}))
-			tunnels, err := agent.NewTunnels(agent.TunnelOptions{State: st, Config: *cfg, Logger: logger})
+			rec, err := agent.OpenRecordings(agent.RecordingsOptions{StateDir: st.Dir, Config: *cfg, Device: st.Enrollment.Name, Logger: logger})
+			if err != nil {
+				return err
+			}
+			defer rec.Close()
+			tunnels, err := agent.NewTunnels(agent.TunnelOptions{State: st, Config: *cfg, Logger: logger, Recorder: rec})
 			if err != nil {
 				return err
 			}
@@ -77,7 +93,7 @@ Unknown keys are errors.`,
 				Config:   *cfg,
 				Logger:   logger,
 				Status:   stdio.Err,
-				Sessions: tunnels,
+				Sessions: rec.Handler(tunnels),
 			})
 		},
 	}
