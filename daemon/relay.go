@@ -25,8 +25,9 @@ const relayCertLife = 365 * 24 * time.Hour
 // newRelay makes the SSH relay: devices log in with their enrolled keys,
 // engineers with session certificates, and both are checked against the
 // sessions in the store. Its host key is certified by the host CA for the
-// host name of publicAddr, which is what devices and clients dial.
-func newRelay(st store.Store, keys *ca.Keys, sessions *session.Manager, publicAddr string, logger *slog.Logger) (*relay.Relay, error) {
+// host name of publicAddr, which is what devices and clients dial. Its
+// refusals go to refused, for the audit log.
+func newRelay(st store.Store, keys *ca.Keys, sessions *session.Manager, publicAddr string, refused func(relay.Refusal), logger *slog.Logger) (*relay.Relay, error) {
 	host, _, err := net.SplitHostPort(publicAddr)
 	if err != nil {
 		return nil, fmt.Errorf("relay.public_addr %q is not host:port: %w", publicAddr, err)
@@ -65,7 +66,8 @@ func newRelay(st store.Store, keys *ca.Keys, sessions *session.Manager, publicAd
 			}, nil
 		},
 		Activity: sessions.Activity, // the server's idle timeout
-		Logger:   logger,            // which logs every refusal
+		Refused:  refused,
+		Logger:   logger, // which logs every refusal
 	})
 	if err != nil {
 		return nil, fmt.Errorf("starting the relay: %w", err)

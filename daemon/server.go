@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"github.com/porthole/porthole/api"
+	"github.com/porthole/porthole/audit"
 	"github.com/porthole/porthole/broker"
 	"github.com/porthole/porthole/brokerclient"
 	"github.com/porthole/porthole/ca"
@@ -41,6 +42,9 @@ type Server struct {
 	api      *api.Server
 	sessions *session.Manager
 	relay    *relay.Relay
+	// audit appends the events outsiders can cause (relay refusals,
+	// rejected commands) at a bounded rate; see audit.go.
+	audit *audit.Queue
 
 	// The control channel: exactly one of broker (embedded) and client
 	// (external, cfg.Broker.URL) is set, and pubsub is that one.
@@ -124,7 +128,10 @@ func (s *Server) openRoles() error {
 		return fmt.Errorf("starting sessions: %w", err)
 	}
 	s.onState = append(s.onState, s.sessions.HandleState)
-	if s.relay, err = newRelay(s.store, s.keys, s.sessions, s.cfg.Relay.PublicAddr, s.logger.With("component", "relay")); err != nil {
+	s.audit = audit.NewQueue(audit.QueueConfig{Append: s.store.AppendAudit, Logger: s.logger.With("component", "audit")})
+	s.onState = append(s.onState, newRejections(s.audit).onState)
+	refused := func(f relay.Refusal) { s.audit.Add(relayRefusal(f)) }
+	if s.relay, err = newRelay(s.store, s.keys, s.sessions, s.cfg.Relay.PublicAddr, refused, s.logger.With("component", "relay")); err != nil {
 		return err
 	}
 	s.api, err = api.New(api.Config{
@@ -455,6 +462,9 @@ func (s *Server) Close() error {
 		}
 		if s.presence != nil {
 			errs = append(errs, s.presence.Close())
+		}
+		if s.audit != nil {
+			s.audit.Close() // after the relay: its last refusals are appended
 		}
 		errs = append(errs, s.store.Close())
 		s.closeErr = errors.Join(errs...)
