@@ -61,11 +61,16 @@ const (
 	closeTimeout = 10 * time.Second
 )
 
-// hostCertAlgos are the host key algorithms the relay and devices are
-// asked for: only certificates, since a plain host key is never trusted.
-var hostCertAlgos = []string{
+// hostKeyAlgos are the host key algorithms asked of the relay and
+// devices: certificates first, since only a certificate from the host CA
+// is ever trusted. Plain keys come last only so that a server without a
+// certificate is refused by hostCertCallback in plain words, rather than
+// with "no common algorithm".
+var hostKeyAlgos = []string{
 	ssh.CertAlgoED25519v01, ssh.CertAlgoECDSA256v01, ssh.CertAlgoECDSA384v01, ssh.CertAlgoECDSA521v01,
 	ssh.CertAlgoRSASHA512v01, ssh.CertAlgoRSASHA256v01,
+	ssh.KeyAlgoED25519, ssh.KeyAlgoECDSA256, ssh.KeyAlgoECDSA384, ssh.KeyAlgoECDSA521,
+	ssh.KeyAlgoRSASHA512, ssh.KeyAlgoRSASHA256,
 }
 
 // reachOptions is what a data-path command asks of a session.
@@ -159,15 +164,25 @@ func (a *app) openLink(ctx context.Context, o reachOptions) (*link, error) {
 	l := &link{a: a, c: c, device: dev, key: key, code: o.code,
 		progress: newProgress(a.io.Err, terminalFd(a.io.Err) >= 0, a.now)}
 	l.progress.set("asking " + dev.Name + " to connect…")
-	resp, err := c.CreateSession(ctx, dev.ID, apitype.CreateSessionRequest{
+	// Ctrl-C during the request must not lose the session's id, or the
+	// session would stay open until the device's connect timeout: the
+	// request runs to its end (the client bounds it), then Ctrl-C counts.
+	resp, err := c.CreateSession(context.WithoutCancel(ctx), dev.ID, apitype.CreateSessionRequest{
 		PublicKey: strings.TrimSpace(string(ssh.MarshalAuthorizedKey(key.PublicKey()))),
 		Ports:     o.ports, Reason: o.reason,
 	})
 	if err != nil {
 		l.progress.clear()
+		if ctx.Err() != nil {
+			return nil, ctx.Err()
+		}
 		return nil, err
 	}
 	l.opened, l.session = resp, resp.Session
+	if ctx.Err() != nil {
+		l.close()
+		return nil, ctx.Err()
+	}
 	if err := l.up(ctx); err != nil {
 		l.close()
 		return nil, err
@@ -305,7 +320,7 @@ func (l *link) dialRelay(ctx context.Context) error {
 		User:              l.session.ID,
 		Auth:              []ssh.AuthMethod{ssh.PublicKeys(l.signer)},
 		HostKeyCallback:   hostErr.wrap(hostCertCallback(l.hostCA, []string{host}, "the relay at "+addr)),
-		HostKeyAlgorithms: hostCertAlgos,
+		HostKeyAlgorithms: hostKeyAlgos,
 		BannerCallback:    banners.add,
 	}
 	client, err := clientHandshake(ctx, nc, addr, cfg)
@@ -318,6 +333,9 @@ func (l *link) dialRelay(ctx context.Context) error {
 	case hostErr.err != nil:
 		return &userError{msg: hostErr.err.Error(), err: err}
 	case isAuthFailure(err):
+		if w := l.why(ctx); w != "" {
+			return &userError{msg: w, err: err} // the session closed meanwhile
+		}
 		why := banners.last()
 		if why == "" {
 			why = "it did not accept the session certificate"
@@ -366,7 +384,7 @@ func (l *link) deviceSSH(ctx context.Context, nc net.Conn) (*ssh.Client, error) 
 		User:              l.session.ID, // the device goes by the certificate, not the name
 		Auth:              auth,
 		HostKeyCallback:   hostErr.wrap(hostCertCallback(l.hostCA, principals, l.device.Name)),
-		HostKeyAlgorithms: hostCertAlgos,
+		HostKeyAlgorithms: hostKeyAlgos,
 		BannerCallback:    banners.add,
 	}
 	client, err := clientHandshake(ctx, nc, net.JoinHostPort(principals[0], "22"), cfg)
@@ -387,6 +405,9 @@ func (l *link) deviceSSH(ctx context.Context, nc net.Conn) (*ssh.Client, error) 
 	case ask.err != nil:
 		return nil, ask.err
 	case isAuthFailure(err):
+		if w := l.why(ctx); w != "" {
+			return nil, &userError{msg: w, err: err} // the session closed meanwhile
+		}
 		why := banners.last()
 		if why == "" {
 			why = "it did not accept the session certificate"
@@ -521,15 +542,19 @@ func (b *bannerLog) add(msg string) error {
 	return nil
 }
 
-// last is the latest banner, without the "porthole: " its senders begin
-// with; "" if none came.
+// last is the latest banner, without the "porthole: " or "porthole
+// relay: " its senders begin with; "" if none came.
 func (b *bannerLog) last() string {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	if len(b.msgs) == 0 {
 		return ""
 	}
-	return strings.TrimPrefix(strings.TrimSpace(b.msgs[len(b.msgs)-1]), "porthole: ")
+	m := strings.TrimSpace(b.msgs[len(b.msgs)-1])
+	for _, prefix := range []string{"porthole relay: ", "porthole: "} {
+		m = strings.TrimPrefix(m, prefix)
+	}
+	return m
 }
 
 // flush writes the banners not yet shown.

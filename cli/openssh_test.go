@@ -1,0 +1,82 @@
+package cli
+
+import (
+	"bytes"
+	"context"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/porthole/porthole/apitype"
+)
+
+// TestOpenSSH runs stock ssh and scp through the block `porthole
+// ssh-config` prints, with this test binary standing in for porthole as
+// the ProxyCommand: the session's certificate reaches ssh through the
+// proxy's agent socket, the device's host certificate is checked against
+// the known_hosts line, and the session closes when ssh exits.
+func TestOpenSSH(t *testing.T) {
+	t.Parallel()
+	for _, prog := range []string{"ssh", "scp"} {
+		if _, err := exec.LookPath(prog); err != nil {
+			t.Skipf("no %s here", prog)
+		}
+	}
+	p := startDataPath(t, pathOpts{})
+	r := mustRun(t, p.env, "", "ssh-config")
+	cfg := filepath.Join(t.TempDir(), "ssh_config")
+	writeFile(t, cfg, []byte(r.stdout), 0o600)
+	env := []string{"PATH=/usr/bin:/bin", "HOME=" + t.TempDir(), envTestMain + "=1",
+		envServer + "=" + p.url, envToken + "=" + p.env[envToken], envFingerprint + "=" + p.fingerprint,
+		"XDG_CONFIG_HOME=" + p.env["XDG_CONFIG_HOME"]}
+	run := func(name string, args ...string) string {
+		t.Helper()
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		cmd := exec.CommandContext(ctx, name, append([]string{"-F", cfg, "-o", "BatchMode=yes"}, args...)...)
+		cmd.Env = env
+		var out, errb bytes.Buffer
+		cmd.Stdout, cmd.Stderr = &out, &errb
+		if err := cmd.Run(); err != nil {
+			t.Fatalf("%s %s: %v\nstdout: %s\nstderr: %s", name, strings.Join(args, " "), err, out.String(), errb.String())
+		}
+		return out.String()
+	}
+
+	if out := run("ssh", "dev1.porthole", "echo via openssh"); out != "via openssh\n" {
+		t.Errorf("ssh dev1.porthole printed %q", out)
+	}
+	local := filepath.Join(t.TempDir(), "f.txt")
+	writeFile(t, local, []byte("copied by scp\n"), 0o644)
+	remote := t.TempDir()
+	run("scp", local, "dev1.acme.porthole:"+remote+"/")
+	if got, err := os.ReadFile(filepath.Join(remote, "f.txt")); err != nil || string(got) != "copied by scp\n" {
+		t.Errorf("after scp: %q, %v", got, err)
+	}
+	// ssh ends its ProxyCommand with SIGHUP, which closes the session.
+	waitFor(t, "the sessions to close", func() bool {
+		for _, s := range p.sessions(t) {
+			if s.State != apitype.SessionClosed {
+				return false
+			}
+		}
+		return true
+	})
+	if ss := p.sessions(t); len(ss) != 2 || ss[0].CloseReason != "engineer_closed" {
+		t.Errorf("sessions after ssh and scp: %+v; want two, closed by the engineer", ss)
+	}
+	if entries, _ := os.ReadDir(filepath.Join(p.env["XDG_CONFIG_HOME"], "porthole", agentSocketDir)); len(entries) != 0 {
+		var names []string
+		for _, e := range entries {
+			if !strings.HasSuffix(e.Name(), ".lock") {
+				names = append(names, e.Name())
+			}
+		}
+		if len(names) != 0 {
+			t.Errorf("agent sockets left behind: %v", names)
+		}
+	}
+}
