@@ -15,4 +15,9 @@
 // one the owner's Config names) and follows the protocol of package
 // control; its comment lists the MQTT choices. The owner's configuration
 // holds only the keys that do something so far (see Config).
+//
+// Recording: Recordings writes what engineers do in each session to the
+// state directory, for the owner (ListSessions, Replay, ReadEventLog) and
+// for the upload to the server; SessionsDir documents the files, which
+// only grow by whole lines, so an uploader keeps an offset per file.
 package agent

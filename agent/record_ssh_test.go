@@ -377,3 +377,68 @@ func asciinemaCat(t *testing.T, path, want string) {
 		t.Errorf("asciinema cat %s: %v; output %q lacks %q", path, waitErr, out.String(), want)
 	}
 }
+
+// TestRecordRealFlood: a flood of random bytes on a terminal through the
+// SSH server stays within small caps, with its marker, and the session's
+// events are still recorded after it.
+func TestRecordRealFlood(t *testing.T) {
+	cfg := Config{Recordings: RecordingsConfig{MaxSession: 64 << 10, MaxEvents: 8 << 10, MaxTotal: 128 << 10}}
+	rec := openRecordings(t, cfg, nil)
+	d := newSSHDevice(t, rec)
+	c := d.login(t)
+	s, err := c.NewSession()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.RequestPty("xterm", 24, 80, nil); err != nil {
+		t.Fatal(err)
+	}
+	var n countWriter
+	s.Stdout = &n
+	if err := s.Run("head -c 4000000 /dev/urandom"); err != nil {
+		t.Fatal(err)
+	}
+	if n < 4000000 {
+		t.Fatalf("the engineer got %d bytes; want all 4000000", n)
+	}
+	if out, _, err := runCommand(c, "echo after"); err != nil || out != "after\n" {
+		t.Fatalf("a command after the flood: %q, %v", out, err)
+	}
+	d.hangUp(t, c)
+	rec.SessionEnded("ses_1", ReasonClosed)
+
+	ses := recorded(t, rec, "ses_1")
+	if ses.Bytes > int64(cfg.Recordings.MaxSession+cfg.Recordings.MaxEvents)+2<<10 {
+		t.Errorf("the recording takes %d bytes; caps %v + %v", ses.Bytes, cfg.Recordings.MaxSession, cfg.Recordings.MaxEvents)
+	}
+	_, ce := readCast(t, filepath.Join(ses.Dir, "0001-pty.cast"))
+	if last := ce[len(ce)-1].Data; !strings.Contains(last, "[porthole: recording truncated at 64KiB") {
+		t.Errorf("the recording ends with %q; want the truncation marker", last)
+	}
+	evs := events(t, ses)
+	if p := findEvent(evs, SessionEventProcess, 2); p == nil || p.Command != "echo after" {
+		t.Errorf("the command after the flood is not in the events: %s", kinds(evs))
+	}
+	if e := findEvent(evs, SessionEventExit, 1); e == nil || e.Out < 4000000 || !e.Truncated {
+		t.Errorf("the flood's exit = %+v", e)
+	}
+	if len(ses.Casts) != 1 {
+		t.Errorf("casts %+v; the command after the cap gets none", ses.Casts)
+	}
+}
+
+type countWriter int
+
+func (c *countWriter) Write(p []byte) (int, error) { *c += countWriter(len(p)); return len(p), nil }
+
+func runCommand(c *ssh.Client, command string) (string, string, error) {
+	s, err := c.NewSession()
+	if err != nil {
+		return "", "", err
+	}
+	defer s.Close()
+	var out, errOut bytes.Buffer
+	s.Stdout, s.Stderr = &out, &errOut
+	err = s.Run(command)
+	return out.String(), errOut.String(), err
+}

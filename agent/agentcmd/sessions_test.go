@@ -3,6 +3,7 @@ package agentcmd
 import (
 	"encoding/json"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -11,10 +12,24 @@ import (
 	"github.com/porthole/porthole/sessioncert"
 )
 
-// clock is a settable time for recordings made in tests.
-type clock struct{ t time.Time }
+// clock is a settable time for recordings made in tests; retention reads
+// it from a goroutine of its own.
+type clock struct {
+	mu sync.Mutex
+	t  time.Time
+}
 
-func (c *clock) now() time.Time { return c.t }
+func (c *clock) now() time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.t
+}
+
+func (c *clock) add(d time.Duration) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.t = c.t.Add(d)
+}
 
 // recordSessions fills a state directory the way a running agent would:
 // ses_term (ann, a terminal) three hours ago, for an hour, then ses_files
@@ -29,27 +44,27 @@ func recordSessions(t *testing.T) (stateDir string) {
 	}
 	defer rec.Close()
 	who := func(user string) sessioncert.Claims {
-		return sessioncert.Claims{User: user, ValidAfter: c.t, ValidBefore: c.t.Add(time.Hour)}
+		return sessioncert.Claims{User: user, ValidAfter: c.now(), ValidBefore: c.now().Add(time.Hour)}
 	}
 
 	rec.Connected("ses_term", who("ann@example.com"))
-	sh := rec.Process("ses_term", agentssh.Process{Channel: 1, User: "pi", PTY: true, Term: "xterm", Cols: 80, Rows: 24, Start: c.t})
+	sh := rec.Process("ses_term", agentssh.Process{Channel: 1, User: "pi", PTY: true, Term: "xterm", Cols: 80, Rows: 24, Start: c.now()})
 	sh.Output([]byte("$ "))
-	c.t = c.t.Add(time.Second)
+	c.add(time.Second)
 	sh.Output([]byte("uptime\r\n 12:00 up 3 days\r\n$ "))
-	c.t = c.t.Add(time.Hour) // the engineer went for lunch
+	c.add(time.Hour) // the engineer went for lunch
 	sh.Output([]byte("exit\r\n"))
 	sh.Exited(agentssh.Exit{Took: time.Hour})
 	rec.Disconnected("ses_term", "")
 	rec.SessionEnded("ses_term", "idle_timeout")
 
-	c.t = c.t.Add(time.Hour)
+	c.add(time.Hour)
 	rec.Connected("ses_files", who("bob@example.com"))
-	cmd := rec.Process("ses_files", agentssh.Process{Channel: 1, User: "pi", Command: "cat /etc/os-release", Start: c.t})
+	cmd := rec.Process("ses_files", agentssh.Process{Channel: 1, User: "pi", Command: "cat /etc/os-release", Start: c.now()})
 	cmd.Output([]byte("NAME=Debian\n"))
 	cmd.Exited(agentssh.Exit{Status: 0, Took: 3 * time.Millisecond})
 	rec.SFTP("ses_files", agentssh.SFTPOp{Op: "write", Path: "/tmp/fw.bin", Bytes: 2048})
-	c.t = c.t.Add(2 * time.Minute)
+	c.add(2 * time.Minute)
 	rec.Disconnected("ses_files", "")
 	rec.SessionEnded("ses_files", "closed")
 	return stateDir
