@@ -70,6 +70,7 @@ prompts, progress and notes go to standard error.`,
 		{"reach", newSSHConfig(a)},
 		{"reach", newSessions(a)},
 		{"reach", newClose(a)},
+		{"reach", newAudit(a)},
 		{"admin", newUsers(a)},
 		{"admin", newTokens(a)},
 	} {
