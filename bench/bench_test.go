@@ -1,0 +1,203 @@
+package bench
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"os"
+	"sync"
+	"testing"
+	"time"
+)
+
+// The Benchmark functions measure one thing each, one tool at a time, on a
+// deployment started once per test binary (and only when a benchmark asks
+// for it, so `go test ./...` builds and starts nothing):
+//
+//	go test -run '^$' -bench . -benchtime 20x ./bench
+//	go test -run '^$' -bench IdleDevices -benchtime 10000x ./bench
+//
+// cmd/porthole-bench (bench/run.sh) is the full comparison, interleaving
+// the tools so that the machine's other load hits them alike.
+
+// xferSize is the bytes of each transfer in BenchmarkTransfer.
+const xferSize = 64 << 20
+
+var shared struct {
+	once sync.Once
+	dir  string
+	b    *benchRun
+	err  error
+}
+
+func TestMain(m *testing.M) {
+	code := m.Run()
+	if shared.b != nil {
+		shared.b.close()
+	}
+	if shared.dir != "" {
+		os.RemoveAll(shared.dir)
+	}
+	os.Exit(code)
+}
+
+// deployment starts (once) Porthole and the OpenSSH baseline.
+func deployment(tb testing.TB) *benchRun {
+	tb.Helper()
+	shared.once.Do(func() {
+		if shared.dir, shared.err = os.MkdirTemp("", "porthole-bench-"); shared.err != nil {
+			return
+		}
+		log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
+		shared.b, shared.err = setup(context.Background(), log, shared.dir)
+	})
+	if shared.err != nil {
+		tb.Fatal(shared.err)
+	}
+	return shared.b
+}
+
+// BenchmarkTimeToShell: `echo ok` on the device from an idle start, per
+// tool; the custom metrics are the median and p95 time to the first
+// output.
+func BenchmarkTimeToShell(b *testing.B) {
+	d := deployment(b)
+	for _, t := range d.clientTools() {
+		b.Run(t.name, func(b *testing.B) {
+			var first Durations
+			b.StopTimer()
+			for range b.N {
+				tm, err := d.shellOnce(t)
+				if err != nil {
+					b.Fatal(err)
+				}
+				first = append(first, tm.firstOut)
+			}
+			b.ReportMetric(0, "ns/op")
+			b.ReportMetric(ms(first.Median()), "ms-median")
+			b.ReportMetric(ms(first.P95()), "ms-p95")
+		})
+	}
+}
+
+// BenchmarkEcho: one keystroke's round trip over an open interactive
+// session, per tool (ns/op is the mean).
+func BenchmarkEcho(b *testing.B) {
+	d := deployment(b)
+	for _, t := range d.clientTools() {
+		b.Run(t.name, func(b *testing.B) {
+			s, err := openEcho(t)
+			if err != nil {
+				b.Fatal(err)
+			}
+			defer s.close()
+			var rtt Durations
+			b.ResetTimer()
+			for i := range b.N {
+				d, err := s.echo(byte('a'+i%26), 5*time.Second)
+				if err != nil {
+					b.Fatal(err)
+				}
+				rtt = append(rtt, d)
+			}
+			b.StopTimer()
+			b.ReportMetric(ms(rtt.Median()), "ms-median")
+			b.ReportMetric(ms(rtt.P95()), "ms-p95")
+		})
+	}
+}
+
+// BenchmarkTransfer: a 64 MiB copy per operation and tool; MB/s is the
+// median's, with connection setup, and the CPU metrics are seconds per GiB
+// moved.
+func BenchmarkTransfer(b *testing.B) {
+	d := deployment(b)
+	jobs, done, err := d.xferJobs(xferSize)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer done()
+	for _, j := range jobs {
+		b.Run(fmt.Sprintf("%s/%s", j.op, j.tool), func(b *testing.B) {
+			r := XferResult{Op: j.op, Tool: j.tool, Size: xferSize}
+			b.StopTimer()
+			for range b.N {
+				if err := d.runXfer(j, &r); err != nil {
+					b.Fatal(err)
+				}
+			}
+			b.ReportMetric(0, "ns/op")
+			b.ReportMetric(r.MBps(), "MB/s")
+			b.ReportMetric(r.cpuPerGiB(r.ClientCPU), "client-CPU-s/GiB")
+			if j.viaRelay {
+				b.ReportMetric(r.cpuPerGiB(r.RelayCPU), "relay-CPU-s/GiB")
+			}
+			b.ReportMetric(r.cpuPerGiB(r.DeviceCPU), "device-CPU-s/GiB")
+		})
+	}
+}
+
+// BenchmarkIdleDevices connects b.N simulated devices (set it with
+// -benchtime Nx) to portholed's embedded broker and reports the growth of
+// its memory per device.
+func BenchmarkIdleDevices(b *testing.B) {
+	d := deployment(b)
+	b.StopTimer()
+	idle, err := d.idleDevices(context.Background(), fmt.Sprintf("sim%d", time.Now().UnixNano()%1e9), b.N, 2*time.Second)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer idle.close()
+	n := float64(b.N)
+	b.ReportMetric(0, "ns/op")
+	b.ReportMetric(float64(idle.after.rss-idle.before.rss)/n, "RSS-B/device")
+	b.ReportMetric(float64(idle.after.heap-idle.before.heap)/n, "heap-B/device")
+	b.ReportMetric(float64(idle.after.stack-idle.before.stack)/n, "stack-B/device")
+	b.ReportMetric(idle.connect.Seconds()*1e3/n, "ms-connect/device")
+}
+
+func ms(d time.Duration) float64 { return float64(d) / float64(time.Millisecond) }
+
+// The tests below are quick and start nothing.
+
+func TestQuantile(t *testing.T) {
+	d := Durations{5, 1, 4, 2, 3, 10, 9, 8, 7, 6}
+	tests := []struct {
+		q    float64
+		want time.Duration
+	}{{0, 1}, {0.5, 5}, {0.95, 10}, {1, 10}, {0.1, 1}, {0.11, 2}}
+	for _, tt := range tests {
+		if got := d.Quantile(tt.q); got != tt.want {
+			t.Errorf("Quantile(%v) = %v; want %v", tt.q, got, tt.want)
+		}
+	}
+	if got := (Durations{}).Median(); got != 0 {
+		t.Errorf("empty Median = %v; want 0", got)
+	}
+	if d[0] != 5 {
+		t.Error("Quantile sorted its receiver")
+	}
+}
+
+func TestOptionsValidate(t *testing.T) {
+	var o Options
+	if err := o.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	if o.Size != 64<<20 || o.Reps != 3 || o.Devices != 10000 || len(o.Only) != len(Measurements) {
+		t.Errorf("defaults = %+v", o)
+	}
+	for _, bad := range []Options{{Only: []string{"speed"}}, {Reps: -1}, {Size: -1}} {
+		if err := bad.Validate(); err == nil {
+			t.Errorf("Validate(%+v) = nil; want an error", bad)
+		}
+	}
+}
+
+func TestHexPort(t *testing.T) {
+	for in, want := range map[string]int{"0100007F:1F90": 8080, "00000000000000000000000001000000:0016": 22, "junk": -1} {
+		if got := hexPort(in); got != want {
+			t.Errorf("hexPort(%q) = %d; want %d", in, got, want)
+		}
+	}
+}

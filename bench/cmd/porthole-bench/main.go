@@ -1,0 +1,89 @@
+// Command porthole-bench measures Porthole against plain OpenSSH on this
+// machine, in one run, and prints the results as Markdown tables on
+// standard output (progress goes to standard error). See package bench;
+// bench/run.sh is the usual way to start it.
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"flag"
+	"fmt"
+	"log/slog"
+	"os"
+	"os/signal"
+	"strconv"
+	"strings"
+	"syscall"
+
+	"github.com/porthole/porthole/bench"
+)
+
+func main() {
+	var opts bench.Options
+	var only, jsonOut string
+	flag.StringVar(&only, "only", "", "comma-separated measurements to make: "+strings.Join(bench.Measurements, ", ")+" (default all)")
+	flag.Func("size", "bytes per transfer; K, M or G for KiB, MiB, GiB (default 64M)", func(s string) (err error) {
+		opts.Size, err = parseSize(s)
+		return err
+	})
+	flag.IntVar(&opts.Reps, "reps", 0, "transfers per tool and operation (default 3)")
+	flag.IntVar(&opts.ShellRuns, "shell-runs", 0, "shells opened per tool (default 20)")
+	flag.IntVar(&opts.EchoCount, "echoes", 0, "keystrokes echoed per tool (default 200)")
+	flag.IntVar(&opts.Devices, "devices", 0, "simulated idle devices (default 10000)")
+	flag.IntVar(&opts.Tunnels, "tunnels", 0, "idle ssh -N -R clients on the OpenSSH side (default 50)")
+	flag.DurationVar(&opts.Settle, "settle", 0, "wait before each memory reading (default 5s)")
+	flag.StringVar(&opts.Dir, "dir", "", "work directory to keep, with every log and config (default a temporary one, removed)")
+	flag.StringVar(&opts.Revision, "revision", "", "name of the source measured, for the report (default: git describe)")
+	flag.StringVar(&jsonOut, "json", "", "also write the results as JSON to this file")
+	flag.Parse()
+	if flag.NArg() > 0 {
+		fmt.Fprintf(os.Stderr, "porthole-bench: unexpected argument %q\n", flag.Arg(0))
+		os.Exit(2)
+	}
+	if only != "" {
+		opts.Only = strings.Split(only, ",")
+	}
+	if err := run(opts, jsonOut); err != nil {
+		fmt.Fprintln(os.Stderr, "porthole-bench:", err)
+		os.Exit(1)
+	}
+}
+
+func run(opts bench.Options, jsonOut string) error {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	log := slog.New(slog.NewTextHandler(os.Stderr, nil))
+	res, err := bench.Run(ctx, opts, log)
+	if err != nil {
+		return err
+	}
+	if jsonOut != "" {
+		data, err := json.MarshalIndent(res, "", "  ")
+		if err != nil {
+			return err
+		}
+		if err := os.WriteFile(jsonOut, data, 0o644); err != nil {
+			return err
+		}
+	}
+	return res.Markdown(os.Stdout)
+}
+
+// parseSize reads "64M", "1G", "512K" or a plain byte count.
+func parseSize(s string) (int64, error) {
+	mult := int64(1)
+	switch {
+	case strings.HasSuffix(s, "K"):
+		mult, s = 1<<10, strings.TrimSuffix(s, "K")
+	case strings.HasSuffix(s, "M"):
+		mult, s = 1<<20, strings.TrimSuffix(s, "M")
+	case strings.HasSuffix(s, "G"):
+		mult, s = 1<<30, strings.TrimSuffix(s, "G")
+	}
+	n, err := strconv.ParseInt(s, 10, 64)
+	if err != nil || n <= 0 {
+		return 0, fmt.Errorf("%q is not a size such as 64M or 1G", s)
+	}
+	return n * mult, nil
+}

@@ -1,0 +1,332 @@
+package bench
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"runtime"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/pquerna/otp/totp"
+
+	"github.com/porthole/porthole/apiclient"
+	"github.com/porthole/porthole/apitype"
+)
+
+// Names the benchmark gives what it makes.
+const (
+	benchFleet  = "bench"
+	benchDevice = "dev1"
+	adminEmail  = "bench@porthole.invalid"
+)
+
+// binaries are the built programs.
+type binaries struct {
+	server, agent, cli string
+}
+
+// buildBinaries compiles portholed, porthole-agent and porthole from the
+// module that holds this package into dir, as `make build` does.
+func buildBinaries(ctx context.Context, dir string) (binaries, error) {
+	root, err := moduleRoot()
+	if err != nil {
+		return binaries{}, err
+	}
+	cmd := exec.CommandContext(ctx, "go", "build", "-trimpath", "-o", dir+"/",
+		"./cmd/portholed", "./cmd/porthole-agent", "./cmd/porthole")
+	cmd.Dir = root
+	cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
+	if out, err := cmd.CombinedOutput(); err != nil {
+		return binaries{}, fmt.Errorf("go build: %w\n%s", err, out)
+	}
+	return binaries{
+		server: filepath.Join(dir, "portholed"),
+		agent:  filepath.Join(dir, "porthole-agent"),
+		cli:    filepath.Join(dir, "porthole"),
+	}, nil
+}
+
+// moduleRoot is the directory of go.mod: from the working directory
+// upwards, else from this source file's location.
+func moduleRoot() (string, error) {
+	starts := []string{}
+	if wd, err := os.Getwd(); err == nil {
+		starts = append(starts, wd)
+	}
+	if _, here, _, ok := runtime.Caller(0); ok {
+		starts = append(starts, filepath.Dir(here))
+	}
+	for _, dir := range starts {
+		for d := dir; ; d = filepath.Dir(d) {
+			if data, err := os.ReadFile(filepath.Join(d, "go.mod")); err == nil &&
+				strings.Contains(string(data), "module github.com/porthole/porthole\n") {
+				return d, nil
+			}
+			if filepath.Dir(d) == d {
+				break
+			}
+		}
+	}
+	return "", fmt.Errorf("cannot find Porthole's go.mod above %v: run from the repository", starts)
+}
+
+// porthole is one Porthole deployment on loopback: a server with every
+// role, one enrolled device with its agent running, and the engineer's
+// CLI logged in.
+type porthole struct {
+	log  *slog.Logger
+	dir  string
+	bins binaries
+
+	dataDir, config string
+	url, fp         string
+	apiPort         int
+	brokerPort      int
+	relayPort       int
+	server          *proc
+	api             *apiclient.Client // logged in as the admin
+
+	agentState string
+	agent      *proc
+
+	cliEnv    []string // PORTHOLE_* and a private HOME for porthole and stock ssh
+	sshConfig string   // an ssh_config with `porthole ssh-config`'s block
+
+	metricsOnce sync.Once
+	metrics     *http.Client // for /metrics; see metricsClient
+}
+
+// startPorthole initialises a server in dir/server with bins, starts it,
+// logs in, enrolls benchDevice and runs its agent.
+func startPorthole(ctx context.Context, log *slog.Logger, dir string, bins binaries) (_ *porthole, err error) {
+	p := &porthole{log: log, dir: dir, bins: bins, dataDir: filepath.Join(dir, "server")}
+	defer func() {
+		if err != nil {
+			p.close()
+		}
+	}()
+	for _, port := range []*int{&p.apiPort, &p.brokerPort, &p.relayPort} {
+		if *port, err = freePort(); err != nil {
+			return nil, err
+		}
+	}
+	p.url = fmt.Sprintf("https://127.0.0.1:%d", p.apiPort)
+
+	// A password long enough for any policy; it never leaves this run.
+	const password = "bench password, thrown away with the run"
+	out, err := runOutput(ctx, baseEnv(dir), password+"\n", bins.server, "init", "--data", p.dataDir,
+		"--admin-email", adminEmail, "--password-stdin", "--public-url", p.url,
+		"--broker-listen", fmt.Sprintf("127.0.0.1:%d", p.brokerPort),
+		"--relay-listen", fmt.Sprintf("127.0.0.1:%d", p.relayPort))
+	if err != nil {
+		return nil, err
+	}
+	secret := regexp.MustCompile(`secret=([A-Z2-7]+)`).FindStringSubmatch(out)
+	fp := regexp.MustCompile(`fingerprint: (sha256:[0-9a-f]+)`).FindStringSubmatch(out)
+	if secret == nil || fp == nil {
+		return nil, fmt.Errorf("portholed init printed no TOTP secret or TLS fingerprint:\n%s", out)
+	}
+	p.fp = fp[1]
+	// The config init wrote listens on every interface; this one keeps the
+	// API on loopback too, and logs only problems.
+	p.config = filepath.Join(p.dataDir, "bench.yaml")
+	config := fmt.Sprintf(`data_dir: .
+listen: 127.0.0.1:%d
+public_url: %s
+broker:
+  listen: 127.0.0.1:%d
+relay:
+  listen: 127.0.0.1:%d
+log:
+  level: warn
+`, p.apiPort, p.url, p.brokerPort, p.relayPort)
+	if err := os.WriteFile(p.config, []byte(config), 0o600); err != nil {
+		return nil, err
+	}
+	if err := p.startServer(ctx); err != nil {
+		return nil, err
+	}
+
+	anon, err := apiclient.New(p.url, apiclient.Options{Fingerprint: p.fp})
+	if err != nil {
+		return nil, err
+	}
+	code, err := totp.GenerateCode(secret[1], time.Now())
+	if err != nil {
+		return nil, fmt.Errorf("making a TOTP code: %w", err)
+	}
+	login, err := anon.Login(ctx, apitype.LoginRequest{Email: adminEmail, Password: password, TOTP: code})
+	if err != nil {
+		return nil, fmt.Errorf("logging in as the admin: %w", err)
+	}
+	if p.api, err = apiclient.New(p.url, apiclient.Options{Token: login.Token, Fingerprint: p.fp}); err != nil {
+		return nil, err
+	}
+	if _, err := p.api.CreateFleet(ctx, benchFleet); err != nil {
+		return nil, fmt.Errorf("creating fleet %s: %w", benchFleet, err)
+	}
+	tok, err := p.api.CreateEnrollmentToken(ctx, benchFleet, apitype.CreateEnrollmentTokenRequest{})
+	if err != nil {
+		return nil, fmt.Errorf("creating an enrollment token: %w", err)
+	}
+
+	home := filepath.Join(dir, "home")
+	if err := os.MkdirAll(home, 0o700); err != nil {
+		return nil, err
+	}
+	p.cliEnv = append(baseEnv(home),
+		"PORTHOLE_SERVER="+p.url, "PORTHOLE_TOKEN="+login.Token, "PORTHOLE_FINGERPRINT="+p.fp,
+		"XDG_CONFIG_HOME="+filepath.Join(home, ".config"), "TERM=xterm")
+
+	// The device: the real agent, enrolled, with the owner's default
+	// config (an empty file), idling on MQTT.
+	p.agentState = filepath.Join(dir, benchDevice)
+	if _, err := runOutput(ctx, baseEnv(dir), "", bins.agent, "enroll", "--server", p.url,
+		"--token", tok.Token, "--fingerprint", p.fp, "--name", benchDevice, "--state", p.agentState); err != nil {
+		return nil, err
+	}
+	agentConfig := filepath.Join(dir, "agent.yaml")
+	if err := os.WriteFile(agentConfig, nil, 0o600); err != nil {
+		return nil, err
+	}
+	if p.agent, err = startProc("porthole-agent", filepath.Join(dir, "agent.log"), baseEnv(dir),
+		bins.agent, "run", "--state", p.agentState, "--config", agentConfig); err != nil {
+		return nil, err
+	}
+	if err := p.waitOnline(ctx, benchDevice, 30*time.Second); err != nil {
+		return nil, err
+	}
+
+	// Stock OpenSSH through porthole proxy.
+	cfg, err := runOutput(ctx, p.cliEnv, "", bins.cli, "ssh-config")
+	if err != nil {
+		return nil, err
+	}
+	p.sshConfig = filepath.Join(dir, "porthole_ssh_config")
+	if err := os.WriteFile(p.sshConfig, []byte(cfg), 0o600); err != nil {
+		return nil, err
+	}
+	return p, nil
+}
+
+// baseEnv is a minimal environment for children: PATH and a HOME of the
+// run's own, so that the user's ssh config, known hosts and Porthole login
+// play no part.
+func baseEnv(home string) []string {
+	return []string{"PATH=" + os.Getenv("PATH"), "HOME=" + home, "LANG=C.UTF-8"}
+}
+
+// startServer runs `portholed serve` and waits until it answers.
+func (p *porthole) startServer(ctx context.Context) error {
+	srv, err := startProc("portholed", filepath.Join(p.dir, "portholed.log"), baseEnv(p.dir),
+		p.bins.server, "serve", "--config", p.config)
+	if err != nil {
+		return err
+	}
+	p.server = srv
+	return p.waitHealthy(ctx, 60*time.Second)
+}
+
+// waitHealthy polls /healthz until the server answers 200.
+func (p *porthole) waitHealthy(ctx context.Context, timeout time.Duration) error {
+	c, err := apiclient.New(p.url, apiclient.Options{Fingerprint: p.fp, Timeout: time.Second})
+	if err != nil {
+		return err
+	}
+	deadline := time.Now().Add(timeout)
+	for {
+		err := c.Do(ctx, http.MethodGet, "/healthz", nil, nil, nil)
+		if err == nil {
+			return nil
+		}
+		if p.server.exited() {
+			return p.server.failed("exited while starting")
+		}
+		if time.Now().After(deadline) || ctx.Err() != nil {
+			return p.server.failed(fmt.Sprintf("did not answer /healthz within %v (%v)", timeout, err))
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// restartServer stops portholed and starts it again on the same data,
+// returning when the new one answers; it reports how long the stop took
+// and when the new process began.
+func (p *porthole) restartServer(ctx context.Context) (stopTook time.Duration, started time.Time, err error) {
+	t0 := time.Now()
+	if err := p.server.stop(60 * time.Second); err != nil {
+		return 0, time.Time{}, err
+	}
+	stopTook = time.Since(t0)
+	started = time.Now()
+	return stopTook, started, p.startServer(ctx)
+}
+
+// waitOnline waits until the server shows the device online.
+func (p *porthole) waitOnline(ctx context.Context, name string, timeout time.Duration) error {
+	deadline := time.Now().Add(timeout)
+	for {
+		ds, err := p.api.Devices(ctx, apiclient.DeviceFilter{Fleet: benchFleet, Name: name})
+		if err == nil && len(ds) == 1 && ds[0].Online {
+			return nil
+		}
+		if p.agent != nil && p.agent.exited() {
+			return p.agent.failed("exited")
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("%s was not online within %v (%v); agent log:\n%s", name, timeout, err, tailFile(p.agent.logPath, 20))
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// waitIdle waits until the relay carries no connection: the last
+// session's engineer has gone and the device has closed its relay
+// connection, so the next session starts from an idle device.
+func (p *porthole) waitIdle() {
+	if !waitIdlePort(p.relayPort, 5*time.Second) {
+		p.log.Warn("the relay still has connections 5 s after a session ended")
+	}
+}
+
+// cmd is the porthole CLI with args.
+func (p *porthole) cmd(args ...string) *exec.Cmd {
+	c := exec.Command(p.bins.cli, args...)
+	c.Env = p.cliEnv
+	return c
+}
+
+// stockSSH is OpenSSH's program (ssh or scp) set up by `porthole
+// ssh-config`, reaching the device as benchDevice.porthole.
+func (p *porthole) stockSSH(program string, args ...string) *exec.Cmd {
+	c := exec.Command(program, append([]string{"-F", p.sshConfig, "-o", "BatchMode=yes", "-o", "LogLevel=ERROR"}, args...)...)
+	c.Env = p.cliEnv
+	return c
+}
+
+// cpu is the CPU time of the relay (portholed) and of the device's side
+// (the agent and what it started).
+func (p *porthole) cpu() (relay, device time.Duration, err error) {
+	if relay, err = cpuTime(p.server.pid()); err != nil {
+		return 0, 0, err
+	}
+	device, err = cpuTime(p.agent.pid())
+	return relay, device, err
+}
+
+// close stops the agent and the server.
+func (p *porthole) close() {
+	if err := p.agent.stop(10 * time.Second); err != nil {
+		p.log.Warn("stopping the agent", "err", err)
+	}
+	if err := p.server.stop(60 * time.Second); err != nil {
+		p.log.Warn("stopping the server", "err", err)
+	}
+}
