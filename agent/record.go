@@ -594,11 +594,12 @@ type sessionRec struct {
 	emu        sync.Mutex // orders events.jsonl and its cap
 	eventsFull bool       // guarded by emu
 
-	mu    sync.Mutex
-	meta  SessionMeta            // guarded by mu
-	user  string                 // guarded by mu: the last engineer to connect
-	casts map[*lineFile]struct{} // guarded by mu: open asciicasts
-	ended bool                   // guarded by mu
+	mu          sync.Mutex
+	meta        SessionMeta            // guarded by mu
+	user        string                 // guarded by mu: the last engineer to connect
+	disconnects int                    // guarded by mu
+	casts       map[*lineFile]struct{} // guarded by mu: open asciicasts
+	ended       bool                   // guarded by mu
 }
 
 type eventFlags int
@@ -695,6 +696,7 @@ func (s *sessionRec) connected(who sessioncert.Claims) {
 	now := s.r.now().UTC()
 	s.mu.Lock()
 	s.meta.Connections++
+	n := s.meta.Connections
 	s.user = who.User
 	seen := slices.ContainsFunc(s.meta.Who, func(e Engineer) bool {
 		return e.User == who.User && e.ValidBefore.Equal(who.ValidBefore.UTC())
@@ -705,17 +707,41 @@ func (s *sessionRec) connected(who sessioncert.Claims) {
 	s.mu.Unlock()
 	s.event(SessionEvent{Event: SessionEventConnected, User: who.User, ValidBefore: who.ValidBefore.UTC()}, syncEvent)
 	s.writeMeta()
-	s.r.record(event{Event: eventEngineerConnected, Session: s.id, User: who.User})
+	if ev, ok := logConnection(n, event{Event: eventEngineerConnected, Session: s.id, User: who.User}); ok {
+		s.r.record(ev)
+	}
+}
+
+// maxLoggedConnections bounds the connections of one session that
+// agent.log tells of, so that an engineer connecting in a loop cannot fill
+// it; events.jsonl, within its cap, has them all.
+const maxLoggedConnections = 50
+
+// logConnection is the agent.log line for the session's nth connection or
+// disconnection, if it gets one.
+func logConnection(n int, ev event) (event, bool) {
+	switch {
+	case n < maxLoggedConnections:
+		return ev, true
+	case n == maxLoggedConnections:
+		ev.Detail = "further connections of this session are only in its events.jsonl"
+		return ev, true
+	}
+	return ev, false
 }
 
 func (s *sessionRec) disconnected(reason string) {
 	s.mu.Lock()
 	user := s.user
+	s.disconnects++
+	n := s.disconnects
 	s.mu.Unlock()
 	s.event(SessionEvent{Event: SessionEventDisconnected, Reason: reason}, syncEvent)
 	s.flush()
 	s.writeMeta()
-	s.r.record(event{Event: eventEngineerDisconnected, Session: s.id, User: user, Reason: reason})
+	if ev, ok := logConnection(n, event{Event: eventEngineerDisconnected, Session: s.id, User: user, Reason: reason}); ok {
+		s.r.record(ev)
+	}
 }
 
 func (s *sessionRec) process(p agentssh.Process) agentssh.ProcessRecorder {

@@ -637,3 +637,30 @@ func TestRecordFlushes(t *testing.T) {
 	p.Exited(agentssh.Exit{})
 	r.SessionEnded("ses_1", ReasonClosed)
 }
+
+// TestRecordConnectionLoop: an engineer connecting in a loop cannot fill
+// agent.log; the session's events keep every connection, within their cap.
+func TestRecordConnectionLoop(t *testing.T) {
+	r := openRecordings(t, Config{}, nil)
+	const loops = maxLoggedConnections + 5
+	who := ann()
+	for range loops {
+		r.Connected("ses_1", who)
+		r.Disconnected("ses_1", "")
+	}
+	r.SessionEnded("ses_1", ReasonClosed)
+	entries := logEvents(t, r.stateDir)
+	if len(entries) != 2*maxLoggedConnections+1 {
+		t.Errorf("agent.log has %d lines; want %d", len(entries), 2*maxLoggedConnections+1)
+	}
+	if d, _ := entries[2*maxLoggedConnections-2].Fields["detail"].(string); !strings.Contains(d, "only in its events.jsonl") {
+		t.Errorf("the last connection told of in agent.log does not say the rest are elsewhere: %+v", entries[2*maxLoggedConnections-2])
+	}
+	s := recorded(t, r, "ses_1")
+	if s.Connections != loops || len(s.Who) != 1 {
+		t.Errorf("meta: %d connections, who %+v", s.Connections, s.Who)
+	}
+	if n := strings.Count(kinds(events(t, s)), "disconnected"); n != loops {
+		t.Errorf("events.jsonl has %d disconnections; want %d", n, loops)
+	}
+}
