@@ -491,9 +491,12 @@ func TestDataPath(t *testing.T) {
 	})
 
 	t.Run("ssh passes stdin and the exit signal", func(t *testing.T) {
-		r := mustRun(t, p.env, "hello\nworld\n", "ssh", "acme/dev1", "--", "cat")
+		r := mustRun(t, p.env, "hello\nworld\n", "ssh", "acme/dev1", "--reason", "ticket 7", "--", "cat")
 		if r.stdout != "hello\nworld\n" {
 			t.Errorf("cat through ssh gave %q", r.stdout)
+		}
+		if s := p.sessions(t)[0]; s.Reason != "ticket 7" {
+			t.Errorf("the session's reason is %q; want the one given with --reason", s.Reason)
 		}
 		r = runCLI(t, p.env, "", "ssh", "dev1", "--fleet", "acme", "--", "kill -TERM $$")
 		var exit *ExitError

@@ -98,10 +98,11 @@ type link struct {
 	code     string
 	progress *progress
 
-	mu     sync.Mutex
-	relay  *ssh.Client
-	inner  *ssh.Client // the end-to-end connection, when made
-	closed bool
+	closeOnce sync.Once
+	mu        sync.Mutex // guards the fields below
+	relay     *ssh.Client
+	inner     *ssh.Client // the end-to-end connection, when made
+	closed    bool
 }
 
 // withSignals is ctx cancelled also by SIGTERM and SIGHUP (a closed
@@ -327,8 +328,12 @@ func (l *link) dialRelay(ctx context.Context) error {
 	switch {
 	case err == nil:
 		l.mu.Lock()
+		defer l.mu.Unlock()
+		if l.closed {
+			client.Close()
+			return context.Canceled
+		}
 		l.relay = client
-		l.mu.Unlock()
 		return nil
 	case hostErr.err != nil:
 		return &userError{msg: hostErr.err.Error(), err: err}
@@ -435,13 +440,13 @@ func (l *link) why(ctx context.Context) string {
 }
 
 // close ends the connections and closes the session on the server. It may
-// be called more than once.
-func (l *link) close() {
+// be called more than once and from several goroutines (Ctrl-C cutting a
+// copy short); every call returns once the session is closed, so that the
+// program does not exit before the server has heard.
+func (l *link) close() { l.closeOnce.Do(l.closeNow) }
+
+func (l *link) closeNow() {
 	l.mu.Lock()
-	if l.closed {
-		l.mu.Unlock()
-		return
-	}
 	l.closed = true
 	inner, relay := l.inner, l.relay
 	l.mu.Unlock()
