@@ -108,7 +108,7 @@ func FindSession(stateDir, id string) (*SessionInfo, error) {
 	}
 	switch len(found) {
 	case 0:
-		return nil, fmt.Errorf("%w: %q (porthole-agent sessions lists them)", ErrNoSession, id)
+		return nil, &explained{kind: ErrNoSession, msg: fmt.Sprintf("no session %q is recorded on this device (porthole-agent sessions lists them)", id)}
 	case 1:
 		return &found[0], nil
 	}

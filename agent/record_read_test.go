@@ -3,6 +3,7 @@ package agent
 import (
 	"bytes"
 	"context"
+	"errors"
 	"os"
 	"path/filepath"
 	"slices"
@@ -120,5 +121,32 @@ func BenchmarkRecordOutput(b *testing.B) {
 	b.SetBytes(int64(len(chunk)))
 	for b.Loop() {
 		p.Output(chunk)
+	}
+}
+
+func TestFindSession(t *testing.T) {
+	r := openRecordings(t, Config{}, nil)
+	for _, id := range []string{"ses_abc", "ses_abd", "other"} {
+		r.Connected(id, ann())
+		r.SessionEnded(id, ReasonClosed)
+	}
+	for _, tt := range []struct{ id, want, err string }{
+		{"ses_abc", "ses_abc", ""},
+		{"oth", "other", ""},
+		{"ses_ab", "", "could be any of ses_abc, ses_abd"},
+		{"nope", "", `no session "nope" is recorded`},
+		{"", "", "is recorded"},
+		{"..", "", "is recorded"},
+	} {
+		s, err := FindSession(r.stateDir, tt.id)
+		switch {
+		case tt.err == "" && (err != nil || s.Session != tt.want):
+			t.Errorf("FindSession(%q) = %v, %v; want %s", tt.id, s, err, tt.want)
+		case tt.err != "" && (err == nil || !strings.Contains(err.Error(), tt.err)):
+			t.Errorf("FindSession(%q) = %v; want an error with %q", tt.id, err, tt.err)
+		}
+	}
+	if _, err := FindSession(r.stateDir, "nope"); !errors.Is(err, ErrNoSession) {
+		t.Errorf("FindSession(nope) = %v; want ErrNoSession", err)
 	}
 }

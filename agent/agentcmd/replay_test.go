@@ -50,10 +50,10 @@ func TestReplayErrors(t *testing.T) {
 		args []string
 		want string
 	}{
-		{[]string{"ses_nope"}, `no such session recorded: "ses_nope" (porthole-agent sessions lists them)`},
+		{[]string{"ses_nope"}, `no session "ses_nope" is recorded on this device (porthole-agent sessions lists them)`},
 		{[]string{"ses_"}, `"ses_" could be any of ses_term, ses_files; give more of the id`},
 		{[]string{"ses_term", "--speed", "0"}, "--speed must be more than 0"},
-		{[]string{"../ses_term"}, "no such session recorded"},
+		{[]string{"../ses_term"}, `no session "../ses_term" is recorded`},
 		{nil, "accepts 1 arg"},
 	} {
 		_, _, err := run(t, nil, append([]string{"replay", "--state", state}, tt.args...)...)
