@@ -50,7 +50,8 @@
 //     previous row was rewritten along with its hash (ProblemBrokenLink);
 //   - an event whose Hash is not the hash of its contents: the row was
 //     edited after it was written (ProblemEdited);
-//   - a sequence number repeated or going back (ProblemInserted);
+//   - a sequence number repeated, going back, below 1, or beyond the head
+//     (ProblemInserted);
 //   - a chain that ends before the head, or whose last hash is not the
 //     head's: rows were deleted from the end (ProblemTruncated), or the head
 //     itself was edited (ProblemHead);

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math"
 )
 
 // ErrNoHead is wrapped by a Source's AuditHead when the head is missing
@@ -91,6 +92,14 @@ func Verify(ctx context.Context, src Source, anchor Head) (*Report, error) {
 		return fail(ProblemAnchor, head.Seq+1,
 			"the chain ends at event %d but a head recorded earlier names event %d: events were deleted from the end and the head rewritten to match",
 			head.Seq, anchor.Seq)
+	}
+	// The walk starts after 0: a row numbered below 1 would never be
+	// read by it, yet would be listed.
+	if low, err := src.AuditChain(ctx, math.MinInt64, 1); err != nil {
+		return nil, fmt.Errorf("audit: reading the first event: %w", err)
+	} else if len(low) > 0 && low[0].Seq < 1 {
+		return fail(ProblemInserted, low[0].Seq,
+			"event %d has a sequence number below 1: it was added behind the server's back", low[0].Seq)
 	}
 	prev := Head{Hash: Genesis}
 walk:

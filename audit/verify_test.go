@@ -126,6 +126,9 @@ func TestVerifyFindsTampering(t *testing.T) {
 			m.rows = append(m.rows, forged(m, 5, m.at(4).Hash))
 			m.head.Seq++
 		}, nil, ProblemBrokenLink, 6},
+		{"inserted before the first", func(m *memLog) {
+			m.rows = append(m.rows, forged(m, 0, Genesis))
+		}, nil, ProblemInserted, 0},
 		{"duplicate sequence number", func(m *memLog) {
 			m.rows = append(m.rows, forged(m, 5, m.at(4).Hash))
 		}, nil, ProblemInserted, 5},

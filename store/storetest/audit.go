@@ -398,6 +398,7 @@ func testAuditTamper(t *testing.T, s store.Store) {
 			run(`UPDATE audit_head SET seq = 9, hash = $1`, hashOf(9))
 		}, sound.Head, audit.ProblemAnchor, 10},
 		{"inserted beyond the head", func() { insert(11, sound.Head.Hash) }, audit.Head{}, audit.ProblemInserted, 11},
+		{"inserted before the first", func() { insert(0, audit.Genesis) }, audit.Head{}, audit.ProblemInserted, 0},
 		{"inserted at the end, head moved", func() {
 			h := insert(11, strings.Repeat("0", 64))
 			run(`UPDATE audit_head SET seq = 11, hash = $1`, h)
