@@ -9,6 +9,7 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unicode"
 
 	"github.com/spf13/cobra"
 
@@ -158,10 +159,23 @@ func noteTruncated(errw io.Writer, f apiclient.AuditFilter) {
 		f.Limit, f.Since.Local().Format(auditTimeLayout))
 }
 
+// safe shows s as it is when every character of it prints, and quoted
+// (with escapes) otherwise: names and reasons in the log can come from
+// strangers (an SSH user name at the relay), and must not drive the
+// terminal.
+func safe(s string) string {
+	for _, r := range s {
+		if !unicode.IsGraphic(r) {
+			return strconv.QuoteToGraphic(s)
+		}
+	}
+	return s
+}
+
 // auditActor names who acted; an unauthenticated party's own claim is
 // marked as such.
 func auditActor(a apitype.AuditActor) string {
-	name := orDash(a.Name)
+	name := safe(orDash(a.Name))
 	if a.Kind == "anonymous" {
 		return name + " (unverified)"
 	}
@@ -172,11 +186,11 @@ func auditActor(a apitype.AuditActor) string {
 func auditWhere(e apitype.AuditEvent) string {
 	switch {
 	case e.Device != "" && e.Fleet != "":
-		return e.Device + "." + e.Fleet
+		return safe(e.Device + "." + e.Fleet)
 	case e.Fleet != "":
-		return e.Fleet
+		return safe(e.Fleet)
 	}
-	return orDash(e.Device)
+	return safe(orDash(e.Device))
 }
 
 // auditDetail is the session and the detail as key=value, sorted, values
@@ -184,7 +198,7 @@ func auditWhere(e apitype.AuditEvent) string {
 func auditDetail(e apitype.AuditEvent) string {
 	var parts []string
 	if e.Session != "" {
-		parts = append(parts, "session="+e.Session)
+		parts = append(parts, "session="+safe(e.Session))
 	}
 	keys := make([]string, 0, len(e.Detail))
 	for k := range e.Detail {
@@ -193,10 +207,10 @@ func auditDetail(e apitype.AuditEvent) string {
 	slices.Sort(keys)
 	for _, k := range keys {
 		v := e.Detail[k]
-		if v == "" || strings.ContainsAny(v, " \t\"=") {
-			v = strconv.Quote(v)
+		if v == "" || strings.ContainsAny(v, " \"=") {
+			v = strconv.QuoteToGraphic(v)
 		}
-		parts = append(parts, k+"="+v)
+		parts = append(parts, safe(k)+"="+safe(v))
 	}
 	return orDash(strings.Join(parts, " "))
 }

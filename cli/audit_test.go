@@ -180,6 +180,17 @@ func TestAuditColumns(t *testing.T) {
 	if got := auditDetail(e); got != `session=ses_1 what=login why="no such device"` {
 		t.Errorf("detail %q", got)
 	}
+	// A stranger's name cannot drive the terminal.
+	evil := apitype.AuditEvent{Actor: apitype.AuditActor{Kind: "anonymous", Name: "x\x1b]0;owned\x07"},
+		Detail: map[string]string{"why": "bad\nline", "user": "\x1b[2J"}}
+	for _, got := range []string{auditActor(evil.Actor), auditDetail(evil)} {
+		if strings.ContainsAny(got, "\x1b\x07\n") {
+			t.Errorf("control characters printed raw: %q", got)
+		}
+	}
+	if got := auditActor(evil.Actor); got != `"x\x1b]0;owned\a" (unverified)` {
+		t.Errorf("escaped actor %s", got)
+	}
 	if got := auditDetail(apitype.AuditEvent{}); got != "-" {
 		t.Errorf("empty detail %q", got)
 	}
