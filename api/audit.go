@@ -1,6 +1,7 @@
 package api
 
 import (
+	"context"
 	"fmt"
 	"slices"
 	"strconv"
@@ -38,9 +39,13 @@ func (c *call) actor() audit.Actor {
 	return audit.ActorFrom(c.ctx)
 }
 
-// record appends events that go with no change; see above.
+// record appends events that go with no change; see above. A caller that
+// hangs up at once (say, after a wrong password) must not take its event
+// with it, so the request's cancellation does not reach the append.
 func (s *Server) record(c *call, evs ...audit.Event) {
-	if err := s.store.AppendAudit(c.ctx, evs...); err != nil {
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(c.ctx), 10*time.Second)
+	defer cancel()
+	if err := s.store.AppendAudit(ctx, evs...); err != nil {
 		s.logger.Error("could not record audit events", "request_id", requestID(c.ctx), "kind", evs[0].Kind, "err", err)
 	}
 }

@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"fmt"
 	"net/http"
+	"net/http/httptest"
 	"net/url"
 	"slices"
 	"strings"
@@ -329,5 +330,21 @@ func TestAuditVerify(t *testing.T) {
 	}
 	if !strings.Contains(ts.log.String(), "the audit log's chain is broken") {
 		t.Error("a broken chain was not logged")
+	}
+}
+
+// TestAuditRecordOutlivesTheRequest: a caller that hangs up right away
+// (its request's context cancelled) does not take its event with it.
+func TestAuditRecordOutlivesTheRequest(t *testing.T) {
+	t.Parallel()
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	c := &call{s: fx.srv, r: httptest.NewRequest("POST", "/api/v1/login", nil), ctx: ctx}
+	mark := auditMark(t)
+	fx.srv.record(c, audit.Event{Kind: audit.LoginFailed, Actor: audit.Anonymous("hangup@example.com")})
+	evs, err := fx.store.ListAudit(context.Background(), store.AuditFilter{After: mark, Limit: 1000})
+	must(t, err)
+	if !slices.ContainsFunc(evs, func(e audit.Event) bool { return e.Actor.Name == "hangup@example.com" }) {
+		t.Error("the event of a cancelled request was not recorded")
 	}
 }
