@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"runtime"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 )
@@ -54,6 +55,10 @@ type Options struct {
 	// Revision names the source measured, for the report. Empty: `git
 	// describe --always --dirty` of the module, if it is a checkout.
 	Revision string
+	// WaitQuiet, on a shared machine, waits up to this long before the
+	// measurements for the 1-minute load average to fall below the number
+	// of cores. Zero: no wait.
+	WaitQuiet time.Duration
 }
 
 // Validate fills in defaults and checks the values.
@@ -153,6 +158,10 @@ func Run(ctx context.Context, opts Options, log *slog.Logger) (*Results, error) 
 	}
 	defer b.close()
 
+	if opts.WaitQuiet > 0 {
+		waitQuiet(ctx, log, opts.WaitQuiet)
+	}
+	res.Machine.LoadBefore = loadAvg()
 	if opts.wants(Throughput) {
 		if res.Throughput, err = throughput(ctx, b, opts.Size, opts.Reps); err != nil {
 			return nil, err
@@ -231,6 +240,30 @@ func describeMachine(ctx context.Context) Machine {
 		m.OpenSSH = strings.TrimSpace(string(out))
 	}
 	return m
+}
+
+// waitQuiet waits up to max for the 1-minute load average to fall below
+// the number of cores.
+func waitQuiet(ctx context.Context, log *slog.Logger, max time.Duration) {
+	deadline := time.Now().Add(max)
+	for {
+		f := strings.Fields(loadAvg())
+		if len(f) == 0 {
+			return
+		}
+		load, err := strconv.ParseFloat(f[0], 64)
+		if err != nil || load < float64(runtime.NumCPU()) {
+			return
+		}
+		if time.Now().After(deadline) {
+			log.Warn("the machine is still busy; measuring anyway", "load", load)
+			return
+		}
+		log.Info("waiting for a quieter machine", "load", load, "cores", runtime.NumCPU())
+		if sleepCtx(ctx, 15*time.Second) != nil {
+			return
+		}
+	}
 }
 
 // loadAvg is the 1, 5 and 15 minute load average.

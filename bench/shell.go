@@ -4,6 +4,8 @@ import (
 	"context"
 	"fmt"
 	"os/exec"
+	"slices"
+	"strings"
 )
 
 // ShellResult is the time to a remote command's first output and to the
@@ -24,13 +26,13 @@ type clientTool struct {
 // Options go before the command.
 func (b *benchRun) clientTools() []clientTool {
 	p, o := b.porthole, b.openssh
+	// split copies, so that appending to opts cannot overwrite command.
 	split := func(args []string) (opts, command []string) {
-		for i, a := range args {
-			if len(a) == 0 || a[0] != '-' {
-				return args[:i], args[i:]
-			}
+		i := slices.IndexFunc(args, func(a string) bool { return !strings.HasPrefix(a, "-") })
+		if i < 0 {
+			i = len(args)
 		}
-		return args, nil
+		return slices.Clone(args[:i]), slices.Clone(args[i:])
 	}
 	return []clientTool{
 		{toolPorthole, func(args ...string) *exec.Cmd {

@@ -35,6 +35,7 @@ func main() {
 	flag.DurationVar(&opts.Settle, "settle", 0, "wait before each memory reading (default 5s)")
 	flag.StringVar(&opts.Dir, "dir", "", "work directory to keep, with every log and config (default a temporary one, removed)")
 	flag.StringVar(&opts.Revision, "revision", "", "name of the source measured, for the report (default: git describe)")
+	flag.DurationVar(&opts.WaitQuiet, "wait-quiet", 0, "on a shared machine, wait up to this long for the load average to fall below the number of cores before measuring")
 	flag.StringVar(&jsonOut, "json", "", "also write the results as JSON to this file")
 	flag.Parse()
 	if flag.NArg() > 0 {
