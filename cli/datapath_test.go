@@ -1,3 +1,5 @@
+//go:build linux
+
 package cli
 
 import (
@@ -35,6 +37,9 @@ import (
 	"github.com/porthole/porthole/store"
 	"github.com/porthole/porthole/store/sqlitestore"
 )
+
+// The data-path tests run on Linux only, as the device's SSH server
+// (agentssh) does.
 
 // envTestMain makes the test binary run porthole itself (cli.Run on its
 // arguments), so that stock ssh can start it as its ProxyCommand.
