@@ -25,6 +25,8 @@ type world struct {
 	spare  string // ID of a spare token of the caller, for DELETE /tokens/{id}
 	// session is a connecting session on device; device is online.
 	session *store.Session
+	// request is an open support request from device.
+	request *store.SupportRequest
 }
 
 func newWorld(t *testing.T, caller *store.User) *world {
@@ -34,6 +36,8 @@ func newWorld(t *testing.T, caller *store.User) *world {
 	_, w.etoken = fx.newEnrollmentToken(t, fl, 5, time.Now().Add(time.Hour))
 	must(t, fx.store.SetDevicePresence(context.Background(), store.DevicePresence{DeviceID: w.device.ID, Online: true, At: time.Now()}))
 	w.session = fx.newSession(t, w.device)
+	w.request = &store.SupportRequest{DeviceID: w.device.ID, Kind: store.RequestSupport, Reason: "it hums", ExpiresAt: time.Now().Add(time.Hour)}
+	must(t, fx.store.CreateSupportRequest(context.Background(), w.request))
 	if caller != nil {
 		_, tok, err := newToken(fx.store, caller, time.Now().Add(time.Hour))
 		must(t, err)
@@ -53,7 +57,7 @@ func (w *world) snapshot(t *testing.T, caller *store.User) string {
 		Labels         map[string]string
 	}
 	var state struct {
-		Devices, Members, Enroll, Tokens, Sessions []item
+		Devices, Members, Enroll, Tokens, Sessions, Requests []item
 		NewFleet, NewUser                          bool
 	}
 	ds, err := fx.store.ListDevices(ctx, store.DeviceFilter{FleetIDs: []string{w.fleet.ID}})
@@ -65,6 +69,11 @@ func (w *world) snapshot(t *testing.T, caller *store.User) string {
 	must(t, err)
 	for _, x := range ss {
 		state.Sessions = append(state.Sessions, item{ID: x.ID, Role: string(x.State)})
+	}
+	rs, err := fx.store.ListSupportRequests(ctx, store.SupportRequestFilter{FleetIDs: []string{w.fleet.ID}})
+	must(t, err)
+	for _, x := range rs {
+		state.Requests = append(state.Requests, item{ID: x.ID, Role: string(x.State)})
 	}
 	ms, err := fx.store.FleetMembers(ctx, w.fleet.ID)
 	must(t, err)
@@ -154,6 +163,10 @@ var matrix = []matrixCase{
 	{method: "GET", path: "/metrics", url: fixed("/metrics"), want: everyone(http.StatusOK)},
 
 	{method: "GET", path: "/api/v1/device", url: fixed("/api/v1/device"), want: devicesOnly()},
+	{method: "POST", path: "/api/v1/device/requests", url: fixed("/api/v1/device/requests"),
+		body: func(*world) any { return map[string]any{"reason": "help", "for_s": 60} }, want: devicesOnly()},
+	{method: "POST", path: "/api/v1/device/requests/{id}/close", url: func(w *world) string { return "/api/v1/device/requests/" + w.request.ID + "/close" },
+		body: func(*world) any { return map[string]any{"reason": "revoked"} }, want: devicesOnly()},
 
 	{method: "POST", path: "/api/v1/logout", url: fixed("/api/v1/logout"), want: loggedInUsers(http.StatusNoContent)},
 	{method: "GET", path: "/api/v1/me", url: fixed("/api/v1/me"), want: loggedInUsers(http.StatusOK)},
@@ -199,6 +212,14 @@ var matrix = []matrixCase{
 	{method: "POST", path: "/api/v1/devices/{id}/sessions", url: func(w *world) string { return "/api/v1/devices/" + w.device.ID + "/sessions" },
 		body: func(*world) any { return map[string]any{"public_key": engineerPublicKey} },
 		want: fleetMembers(store.RoleOperator, http.StatusCreated)},
+	{method: "GET", path: "/api/v1/requests", url: func(w *world) string { return "/api/v1/requests?fleet=" + w.fleet.Name },
+		want: fleetMembers(store.RoleAuditor, http.StatusOK)},
+	{method: "GET", path: "/api/v1/requests/{id}", url: func(w *world) string { return "/api/v1/requests/" + w.request.ID },
+		want: fleetMembers(store.RoleAuditor, http.StatusOK)},
+	{method: "POST", path: "/api/v1/requests/{id}/claim", url: func(w *world) string { return "/api/v1/requests/" + w.request.ID + "/claim" },
+		want: fleetMembers(store.RoleOperator, http.StatusOK)},
+	{method: "POST", path: "/api/v1/requests/{id}/close", url: func(w *world) string { return "/api/v1/requests/" + w.request.ID + "/close" },
+		want: fleetMembers(store.RoleOperator, http.StatusOK)},
 	{method: "GET", path: "/api/v1/audit", url: func(w *world) string { return "/api/v1/audit?fleet=" + w.fleet.Name },
 		want: fleetMembers(store.RoleAuditor, http.StatusOK)},
 	{method: "GET", path: "/api/v1/audit/verify", url: fixed("/api/v1/audit/verify"), want: admins(http.StatusOK)},

@@ -73,6 +73,11 @@ func (s *Server) routeTable() []route {
 		// Devices, each for itself.
 		{method: "GET", path: "/api/v1/device", access: deviceAuth, summary: "The calling device, as the server knows it",
 			ep: handle(s.whoAmI)},
+		{method: "POST", path: "/api/v1/device/requests", access: deviceAuth, status: http.StatusCreated,
+			summary: "Put a support request (the owner asks for help) or an approval request (a session waits for the owner) in the fleet's queue",
+			ep:      handle(s.deviceRequest)},
+		{method: "POST", path: "/api/v1/device/requests/{id}/close", access: deviceAuth,
+			summary: "Close one of the calling device's requests, saying why", ep: handle(s.deviceCloseRequest)},
 
 		// Any logged-in user.
 		{method: "POST", path: "/api/v1/logout", access: loggedIn, summary: "Revoke the token making this request",
@@ -89,6 +94,10 @@ func (s *Server) routeTable() []route {
 			query: []param{{"fleet", "only this fleet (by name)"}, {"name", "only the device with this name"}},
 			ep:    handle(s.listDevices)},
 
+		{method: "GET", path: "/api/v1/requests", access: loggedIn, summary: "The support queue of the caller's fleets, newest first: requests neither closed nor expired, or all",
+			query: []param{{"fleet", "only this fleet (by name)"}, {"device", "only this device (by name; needs fleet)"},
+				{"session", "only the approval request of this session"}, {"all", "true: closed and expired requests too"}},
+			ep: handle(s.listRequests)},
 		{method: "GET", path: "/api/v1/audit", access: loggedIn, summary: "The audit log of the caller's fleets (administrators: all of it), oldest first; the latest events unless since or after is given",
 			query: []param{{"fleet", "only this fleet (by name)"}, {"device", "only this device (by name; needs fleet), deleted ones too"},
 				{"session", "only this session's events (by ID)"}, {"since", "events from this RFC 3339 time on"},
@@ -140,6 +149,12 @@ func (s *Server) routeTable() []route {
 			ep:      handle(s.getSession)},
 		{method: "DELETE", path: "/api/v1/sessions/{id}", access: fleetRole, role: store.RoleOperator, action: "close sessions",
 			summary: "Close a session: the device is told and the relay cuts it", ep: handle(s.closeSession)},
+		{method: "GET", path: "/api/v1/requests/{id}", access: fleetRole, role: store.RoleAuditor, action: "see support requests",
+			summary: "One support request, with the sessions it led to", ep: handle(s.getRequest)},
+		{method: "POST", path: "/api/v1/requests/{id}/claim", access: fleetRole, role: store.RoleOperator, action: "claim support requests",
+			summary: "Take a support request, so other engineers know it is being handled", ep: handle(s.claimRequest)},
+		{method: "POST", path: "/api/v1/requests/{id}/close", access: fleetRole, role: store.RoleOperator, action: "close support requests",
+			summary: "Close a support request", ep: handle(s.closeRequest)},
 		{method: "DELETE", path: "/api/v1/devices/{id}", access: fleetRole, role: store.RoleOwner, action: "delete devices",
 			summary: "Delete a device; it must enroll again to come back", ep: handle(s.deleteDevice)},
 	}

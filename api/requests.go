@@ -1,0 +1,245 @@
+package api
+
+import (
+	"errors"
+	"fmt"
+	"regexp"
+	"time"
+
+	"github.com/porthole/porthole/apitype"
+	"github.com/porthole/porthole/store"
+)
+
+// The support queue. Devices put requests in it with their own credential
+// (POST /api/v1/device/requests): a support request when the owner asks
+// for help, with how long the owner's window lasts, or an approval request
+// when an engineer's session waits for the owner of a device in approve
+// mode. The owner's support code never reaches the server. Engineers list
+// the queue (GET /api/v1/requests), claim a request so that others know it
+// is taken, and close it; devices close theirs when the owner ends the
+// window, the owner answers, or five wrong codes closed the window.
+
+// Bounds of a device's request.
+const (
+	maxSupportWindow    = 24 * time.Hour   // the longest an owner's window may last
+	maxApprovalWait     = 15 * time.Minute // the longest an owner may take to answer
+	maxRequestReasonLen = 500
+)
+
+// deviceCloseReason is what a device may say when it closes a request.
+var deviceCloseReason = regexp.MustCompile(`^[a-z_]{1,32}$`)
+
+// apiRequest converts a request as it stands at now: one past its expiry
+// is reported closed, as expired.
+func apiRequest(r *store.SupportRequest, now time.Time) apitype.SupportRequest {
+	out := apitype.SupportRequest{ID: r.ID, Fleet: r.FleetName, Device: r.DeviceName, DeviceID: r.DeviceID,
+		Kind: string(r.Kind), Session: r.SessionID, Reason: r.Reason, RequestedBy: r.RequestedBy,
+		State: string(r.State), ClaimedBy: r.ClaimedEmail, CloseReason: r.CloseReason, ClosedBy: r.ClosedBy,
+		CreatedAt: r.CreatedAt, ExpiresAt: r.ExpiresAt, ClaimedAt: r.ClaimedAt, ClosedAt: r.ClosedAt,
+		Sessions: r.SessionIDs}
+	if out.Sessions == nil {
+		out.Sessions = []string{}
+	}
+	if r.State != store.RequestClosed && !now.Before(r.ExpiresAt) {
+		out.State, out.CloseReason, out.ClosedAt = apitype.RequestClosed, apitype.RequestExpired, r.ExpiresAt
+	}
+	return out
+}
+
+// supportRequest finds a request and checks the caller's role in its
+// fleet.
+func (c *call) supportRequest(id string) (*store.SupportRequest, error) {
+	missing := notFound("there is no support request %q in your fleets", id)
+	r, err := c.s.store.GetSupportRequest(c.ctx, id)
+	if errors.Is(err, store.ErrNotFound) {
+		return nil, missing
+	} else if err != nil {
+		return nil, fmt.Errorf("looking up support request %q: %w", id, err)
+	}
+	if _, err := c.authorize(&store.Fleet{ID: r.FleetID, Name: r.FleetName}, missing); err != nil {
+		return nil, err
+	}
+	return r, nil
+}
+
+// listRequests is GET /api/v1/requests: the queue of the caller's fleets,
+// newest first: requests neither closed nor expired, or with all=true
+// every one, narrowed by fleet, device and session.
+func (s *Server) listRequests(c *call, _ *none) ([]apitype.SupportRequest, error) {
+	q := c.r.URL.Query()
+	now := s.now()
+	filter := store.SupportRequestFilter{PendingAt: now, SessionID: q.Get("session"), Limit: 100}
+	switch q.Get("all") {
+	case "", "false":
+	case "true":
+		filter.PendingAt = time.Time{}
+	default:
+		return nil, badRequest("all=%q; use true or false", q.Get("all"))
+	}
+	fleetIDs, err := c.fleetScope(q.Get("fleet"))
+	if err != nil {
+		return nil, err
+	}
+	filter.FleetIDs = fleetIDs
+	if name := q.Get("device"); name != "" {
+		if q.Get("fleet") == "" {
+			return nil, badRequest("device= needs fleet= too: device names are unique within a fleet")
+		}
+		d, err := s.store.GetDeviceByName(c.ctx, fleetIDs[0], name)
+		if errors.Is(err, store.ErrNotFound) {
+			return nil, notFound("no device %s in fleet %s", name, q.Get("fleet"))
+		} else if err != nil {
+			return nil, fmt.Errorf("looking up device %s: %w", name, err)
+		}
+		filter.DeviceID = d.ID
+	}
+	rs, err := s.store.ListSupportRequests(c.ctx, filter)
+	if err != nil {
+		return nil, fmt.Errorf("listing support requests: %w", err)
+	}
+	return convertAll(rs, func(r *store.SupportRequest) apitype.SupportRequest { return apiRequest(r, now) }), nil
+}
+
+// getRequest is GET /api/v1/requests/{id}.
+func (s *Server) getRequest(c *call, _ *none) (apitype.SupportRequest, error) {
+	r, err := c.supportRequest(c.r.PathValue("id"))
+	if err != nil {
+		return apitype.SupportRequest{}, err
+	}
+	return apiRequest(r, s.now()), nil
+}
+
+// claimRequest is POST /api/v1/requests/{id}/claim: the caller takes the
+// request, so other engineers know it is being handled. Claiming one's own
+// claim again answers it; someone else's, a closed or an expired request is
+// a conflict that says which.
+func (s *Server) claimRequest(c *call, _ *none) (apitype.SupportRequest, error) {
+	r, err := c.supportRequest(c.r.PathValue("id"))
+	if err != nil {
+		return apitype.SupportRequest{}, err
+	}
+	now := s.now()
+	got, changed, err := s.store.ClaimSupportRequest(c.ctx, r.ID, c.user.ID, c.user.Email, now)
+	if err != nil {
+		return apitype.SupportRequest{}, fmt.Errorf("claiming support request %s: %w", r.ID, err)
+	}
+	if !changed {
+		switch {
+		case got.State == store.RequestClaimed && got.ClaimedBy == c.user.ID:
+			return apiRequest(got, now), nil
+		case got.State == store.RequestClaimed:
+			return apitype.SupportRequest{}, conflict("support request %s is already claimed by %s", r.ID, got.ClaimedEmail)
+		case got.State == store.RequestClosed:
+			return apitype.SupportRequest{}, conflict("support request %s is closed (%s)", r.ID, got.CloseReason)
+		default:
+			return apitype.SupportRequest{}, conflict("support request %s expired at %s", r.ID, got.ExpiresAt.Format(time.RFC3339))
+		}
+	}
+	s.logger.Info("support request claimed", "request_id", requestID(c.ctx), "by", c.user.Email, "support_request", r.ID,
+		"fleet", r.FleetName, "device", r.DeviceName)
+	return apiRequest(got, now), nil
+}
+
+// closeRequest is POST /api/v1/requests/{id}/close: an engineer is done
+// with a request. Closing a closed request answers it as it is.
+func (s *Server) closeRequest(c *call, _ *none) (apitype.SupportRequest, error) {
+	r, err := c.supportRequest(c.r.PathValue("id"))
+	if err != nil {
+		return apitype.SupportRequest{}, err
+	}
+	got, changed, err := s.store.CloseSupportRequest(c.ctx, r.ID, "closed", c.user.Email, s.now())
+	if err != nil {
+		return apitype.SupportRequest{}, fmt.Errorf("closing support request %s: %w", r.ID, err)
+	}
+	if changed {
+		s.logger.Info("support request closed", "request_id", requestID(c.ctx), "by", c.user.Email, "support_request", r.ID,
+			"fleet", r.FleetName, "device", r.DeviceName)
+	}
+	return apiRequest(got, s.now()), nil
+}
+
+// deviceRequest is POST /api/v1/device/requests: the calling device puts a
+// request in its fleet's queue. A support request replaces the device's
+// earlier ones still pending (the owner has one window at a time); an
+// approval request for a session that has one already answers that one,
+// so a device may safely retry.
+func (s *Server) deviceRequest(c *call, req *apitype.DeviceRequest) (apitype.SupportRequest, error) {
+	now := s.now()
+	r := &store.SupportRequest{DeviceID: c.dev.ID, Kind: store.RequestSupport, Reason: req.Reason, CreatedAt: now}
+	limit := maxSupportWindow
+	if req.Session != "" {
+		ses, err := s.store.GetSession(c.ctx, req.Session)
+		if errors.Is(err, store.ErrNotFound) || err == nil && ses.DeviceID != c.dev.ID {
+			return apitype.SupportRequest{}, notFound("there is no session %q on this device", req.Session)
+		} else if err != nil {
+			return apitype.SupportRequest{}, fmt.Errorf("looking up session %q: %w", req.Session, err)
+		}
+		if !ses.Open() {
+			return apitype.SupportRequest{}, conflict("session %s is closed (%s)", ses.ID, ses.CloseReason)
+		}
+		if req.Reason != "" {
+			return apitype.SupportRequest{}, badRequest("an approval request takes the engineer's reason from the session; send no reason")
+		}
+		r.Kind, r.SessionID, r.Reason, r.RequestedBy = store.RequestApproval, ses.ID, ses.Reason, ses.UserEmail
+		limit = maxApprovalWait
+	}
+	if req.ForS <= 0 || time.Duration(req.ForS)*time.Second > limit {
+		return apitype.SupportRequest{}, badRequest("for_s must be 1 to %d seconds", int(limit/time.Second))
+	}
+	if len(req.Reason) > maxRequestReasonLen {
+		return apitype.SupportRequest{}, badRequest("the reason is %d bytes; keep it under %d", len(req.Reason), maxRequestReasonLen)
+	}
+	r.ExpiresAt = now.Add(time.Duration(req.ForS) * time.Second)
+	if r.Kind == store.RequestSupport {
+		old, err := s.store.ListSupportRequests(c.ctx, store.SupportRequestFilter{DeviceID: c.dev.ID, PendingAt: now})
+		if err != nil {
+			return apitype.SupportRequest{}, fmt.Errorf("listing the device's requests: %w", err)
+		}
+		for _, o := range old {
+			if o.Kind != store.RequestSupport {
+				continue
+			}
+			if _, _, err := s.store.CloseSupportRequest(c.ctx, o.ID, "replaced", "device", now); err != nil {
+				return apitype.SupportRequest{}, fmt.Errorf("closing the device's earlier request %s: %w", o.ID, err)
+			}
+		}
+	}
+	err := s.store.CreateSupportRequest(c.ctx, r)
+	if errors.Is(err, store.ErrConflict) && r.Kind == store.RequestApproval {
+		rs, lerr := s.store.ListSupportRequests(c.ctx, store.SupportRequestFilter{SessionID: r.SessionID, Limit: 1})
+		if lerr != nil || len(rs) != 1 {
+			return apitype.SupportRequest{}, fmt.Errorf("finding session %s's approval request: %w (%w)", r.SessionID, err, lerr)
+		}
+		return apiRequest(rs[0], now), nil
+	}
+	if err != nil {
+		return apitype.SupportRequest{}, fmt.Errorf("recording a support request: %w", err)
+	}
+	s.logger.Info("support request", "request_id", requestID(c.ctx), "support_request", r.ID, "kind", r.Kind,
+		"fleet", c.dev.FleetName, "device", c.dev.Name, "session", r.SessionID, "expires_at", r.ExpiresAt)
+	return apiRequest(r, now), nil
+}
+
+// deviceCloseRequest is POST /api/v1/device/requests/{id}/close: the
+// calling device closes one of its own requests, saying why.
+func (s *Server) deviceCloseRequest(c *call, req *apitype.CloseRequest) (apitype.SupportRequest, error) {
+	id := c.r.PathValue("id")
+	r, err := s.store.GetSupportRequest(c.ctx, id)
+	if errors.Is(err, store.ErrNotFound) || err == nil && r.DeviceID != c.dev.ID {
+		return apitype.SupportRequest{}, notFound("there is no support request %q of this device", id)
+	} else if err != nil {
+		return apitype.SupportRequest{}, fmt.Errorf("looking up support request %q: %w", id, err)
+	}
+	if !deviceCloseReason.MatchString(req.Reason) {
+		return apitype.SupportRequest{}, badRequest("reason %q must be 1 to 32 of a-z and _, such as revoked", req.Reason)
+	}
+	got, changed, err := s.store.CloseSupportRequest(c.ctx, r.ID, req.Reason, "device", s.now())
+	if err != nil {
+		return apitype.SupportRequest{}, fmt.Errorf("closing support request %s: %w", r.ID, err)
+	}
+	if changed {
+		s.logger.Info("support request closed by its device", "request_id", requestID(c.ctx), "support_request", r.ID,
+			"fleet", c.dev.FleetName, "device", c.dev.Name, "reason", req.Reason)
+	}
+	return apiRequest(got, s.now()), nil
+}
