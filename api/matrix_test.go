@@ -58,7 +58,7 @@ func (w *world) snapshot(t *testing.T, caller *store.User) string {
 	}
 	var state struct {
 		Devices, Members, Enroll, Tokens, Sessions, Requests []item
-		NewFleet, NewUser                          bool
+		NewFleet, NewUser                                    bool
 	}
 	ds, err := fx.store.ListDevices(ctx, store.DeviceFilter{FleetIDs: []string{w.fleet.ID}})
 	must(t, err)
