@@ -24,16 +24,36 @@ const DefaultConfigFile = "/etc/porthole/agent.yaml"
 // by ParseConfig or LoadConfig. The zero value is a working configuration:
 // the device uses the broker it learned at enrollment.
 //
-// It holds only the keys the agent acts on today. The owner's consent mode
-// (consent) and the local page (local_ui) are added with the issues that
-// make them do something; until then they are unknown keys, and so errors,
-// rather than settings silently ignored.
+// It holds only the keys the agent acts on: any other key is an error
+// rather than a setting silently ignored.
 type Config struct {
 	// Broker overrides how the device reaches its MQTT broker.
 	Broker BrokerConfig `yaml:"broker"`
 	// LogLevel is the least severe level logged to standard error: debug,
 	// info, warn or error. Empty: info.
 	LogLevel string `yaml:"log_level"`
+
+	// Consent is how the owner lets engineers in (see ConsentMode):
+	// manual (the owner opens a support window and reads out its code),
+	// approve (the owner approves each session) or auto (any session the
+	// server signs). Empty: manual. Only this file sets it: nothing the
+	// server sends can change it.
+	Consent ConsentMode `yaml:"consent"`
+	// ApprovalTimeout is how long the owner has to answer a session in
+	// approve mode; unanswered means denied. Zero: 5 min; at most 10 min.
+	ApprovalTimeout time.Duration `yaml:"approval_timeout"`
+	// Socket is the unix socket on which the running agent takes the
+	// owner's commands (porthole-agent request, status, approve, deny,
+	// revoke). Empty: DefaultSocket.
+	Socket string `yaml:"socket"`
+	// SocketGroup is the group whose members may use the socket (mode
+	// 0660), so an owner need not be root. Empty: OwnerGroup ("porthole")
+	// if it exists, else only the agent's own user.
+	SocketGroup string `yaml:"socket_group"`
+	// LocalUI is the loopback address (such as 127.0.0.1:7780) of the
+	// owner's local web page: request support and read the code, see who
+	// is connected, end the session, read the history. Empty: no page.
+	LocalUI string `yaml:"local_ui"`
 
 	// AllowPorts are the local ports (on 127.0.0.1) an engineer may forward
 	// to through a session. Empty: none; the shell, commands and file
@@ -172,6 +192,9 @@ func ParseConfig(data []byte) (*Config, error) {
 // Run loads the certificates named here before it connects.
 func (c *Config) Validate() error {
 	if _, err := c.logLevel(); err != nil {
+		return err
+	}
+	if err := c.validateConsent(); err != nil {
 		return err
 	}
 	for _, p := range c.AllowPorts {

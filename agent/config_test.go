@@ -48,8 +48,33 @@ max_duration: 1h
 	}
 	for _, empty := range []string{"", "# nothing yet\n"} {
 		if cfg, err := ParseConfig([]byte(empty)); err != nil || !reflect.DeepEqual(*cfg, Config{}) || cfg.Level() != slog.LevelInfo ||
-			cfg.idleTimeout() != DefaultIdleTimeout || cfg.maxDuration() != DefaultMaxDuration {
+			cfg.idleTimeout() != DefaultIdleTimeout || cfg.maxDuration() != DefaultMaxDuration ||
+			cfg.ConsentMode() != ConsentManual || cfg.SocketPath() != DefaultSocket {
 			t.Errorf("ParseConfig(%q) = %+v, %v; want the defaults", empty, cfg, err)
+		}
+	}
+}
+
+// TestParseConsentConfig: the owner's consent keys.
+func TestParseConsentConfig(t *testing.T) {
+	cfg, err := ParseConfig([]byte(`
+consent: approve
+approval_timeout: 2m
+socket: /run/dev1/agent.sock
+socket_group: owners
+local_ui: localhost:7780
+`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := Config{Consent: ConsentApprove, ApprovalTimeout: 2 * time.Minute, Socket: "/run/dev1/agent.sock",
+		SocketGroup: "owners", LocalUI: "localhost:7780"}
+	if !reflect.DeepEqual(*cfg, want) || cfg.ConsentMode() != ConsentApprove || cfg.SocketPath() != "/run/dev1/agent.sock" {
+		t.Errorf("ParseConfig = %+v; want %+v", *cfg, want)
+	}
+	for _, ok := range []string{"local_ui: '[::1]:7780'", "local_ui: 127.0.0.2:0", "consent: auto", "consent: manual"} {
+		if _, err := ParseConfig([]byte(ok)); err != nil {
+			t.Errorf("ParseConfig(%q): %v", ok, err)
 		}
 	}
 }
@@ -58,7 +83,14 @@ func TestParseConfigErrors(t *testing.T) {
 	for _, tt := range []struct {
 		name, yaml, errHas string
 	}{
-		{"unknown key", "log_level: info\nconsent: auto\n", `line 2: unknown key "consent"`},
+		{"unknown key", "log_level: info\nconsnet: auto\n", `line 2: unknown key "consnet"`},
+		{"a consent mode", "consent: trusting", `consent "trusting" must be manual, approve or auto`},
+		{"a long approval", "approval_timeout: 11m", "approval_timeout must be between"},
+		{"a relative socket", "socket: agent.sock", "must be an absolute path"},
+		{"a socket group", "socket_group: 'a b'", "not a group name"},
+		{"a page for the network", "local_ui: 0.0.0.0:7780", "listens only on the device itself"},
+		{"a page by name", "local_ui: device.local:7780", "listens only on the device itself"},
+		{"a page without a port", "local_ui: 127.0.0.1", "not host:port"},
 		{"unknown nested key", "broker:\n  url: mqtt://x\n  pasword: x\n", `line 3: unknown key "pasword"`},
 		{"log level", "log_level: loud", `log_level "loud" must be debug, info, warn or error`},
 		{"scheme", "broker: {url: 'https://x'}", "must start with mqtts://"},

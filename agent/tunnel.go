@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"net"
 	"os"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -43,13 +44,21 @@ const relayDialTimeout = 15 * time.Second
 // shorter of the server's and the owner's config), or a lost relay. Each
 // session has its own relay connection, closed when the session ends, so
 // a device with no session holds no connection to the relay.
+//
+// Before anything is dialled, each session must pass the owner's consent
+// (see Consent): in manual mode an open window, whose support code the
+// engineer must then give (agentssh's second factor) and whose end ends
+// the session; in approve mode the owner's yes, while the server is told
+// waiting_consent. A session consent refuses is answered tunnel_down with
+// the reason (no_consent, denied, consent_timeout) without dialling.
 type Tunnels struct {
-	state *State
-	cfg   Config
-	log   *slog.Logger
-	now   func() time.Time
-	srv   *agentssh.Server
-	dial  func(ctx context.Context, addr string) (net.Conn, error)
+	state   *State
+	cfg     Config
+	log     *slog.Logger
+	now     func() time.Time
+	srv     *agentssh.Server
+	dial    func(ctx context.Context, addr string) (net.Conn, error)
+	consent *Consent
 
 	mu   sync.Mutex
 	open map[string]*tunnel // guarded by mu
@@ -69,6 +78,10 @@ type TunnelOptions struct {
 	Dial func(ctx context.Context, addr string) (net.Conn, error)
 	// Recorder learns what engineers do. Nil: nothing is recorded.
 	Recorder agentssh.Recorder
+	// Consent is the owner's consent, shared with the owner's local
+	// control. Nil: one of Config.Consent's mode, of this Tunnels alone
+	// (no window can be opened on it, so manual mode admits no one).
+	Consent *Consent
 }
 
 // tunnel is one open session.
@@ -77,9 +90,10 @@ type tunnel struct {
 	idle      time.Duration
 	lastInput atomic.Int64 // unix nanoseconds of the last engineer input
 	ctx       context.Context
-	cancel    context.CancelFunc
+	cancel    context.CancelCauseFunc // with a *consentEnd: why, for the engineer
 	endOnce   sync.Once
-	reason    string // set once, by end
+	reason    string  // set once, by end
+	window    *window // manual consent: the window the session is in, whose code it needs; guarded by Tunnels.mu
 	mu        sync.Mutex
 	conn      ssh.Conn // the relay connection, once dialled; guarded by mu
 }
@@ -115,9 +129,15 @@ func NewTunnels(opts TunnelOptions) (*Tunnels, error) {
 	if err != nil {
 		return nil, fmt.Errorf("using the host certificate: %w", err)
 	}
-	t := &Tunnels{state: st, cfg: opts.Config, log: opts.Logger, now: opts.Now, dial: opts.Dial, open: map[string]*tunnel{}}
+	t := &Tunnels{state: st, cfg: opts.Config, log: opts.Logger, now: opts.Now, dial: opts.Dial, consent: opts.Consent, open: map[string]*tunnel{}}
 	if t.log == nil {
 		t.log = slog.New(slog.DiscardHandler)
+	}
+	if t.consent == nil {
+		if t.consent, err = NewConsent(ConsentOptions{Mode: opts.Config.Consent, ApprovalTimeout: opts.Config.ApprovalTimeout,
+			Fleet: st.Enrollment.Fleet, Device: st.Enrollment.Name, Logger: t.log, Now: t.now}); err != nil {
+			return nil, err
+		}
 	}
 	if t.now == nil {
 		t.now = time.Now
@@ -139,14 +159,15 @@ func NewTunnels(opts TunnelOptions) (*Tunnels, error) {
 	t.srv, err = agentssh.New(agentssh.Config{
 		HostKey: hostKey, UserCA: userCA,
 		Fleet: st.Enrollment.Fleet, Device: st.Enrollment.Name, DeviceID: st.Enrollment.DeviceID,
-		SessionOpen: t.isOpen,
-		AllowPorts:  opts.Config.AllowPorts,
-		RunAs:       opts.Config.RunAs,
-		SFTPCommand: sftp,
-		Activity:    t.activity,
-		Recorder:    opts.Recorder,
-		Logger:      t.log.With("component", "ssh"),
-		Now:         t.now,
+		SessionOpen:  t.isOpen,
+		SecondFactor: t.secondFactor,
+		AllowPorts:   opts.Config.AllowPorts,
+		RunAs:        opts.Config.RunAs,
+		SFTPCommand:  sftp,
+		Activity:     t.activity,
+		Recorder:     consentRecorder{c: t.consent, next: opts.Recorder},
+		Logger:       t.log.With("component", "ssh"),
+		Now:          t.now,
 	})
 	if err != nil {
 		return nil, err
@@ -165,18 +186,18 @@ func (t *Tunnels) Open(ctx context.Context, cmd *control.Command, report Reporte
 	}
 	idle := shorter(time.Duration(cmd.IdleTimeoutS)*time.Second, t.cfg.idleTimeout())
 	maxDur := shorter(time.Duration(cmd.MaxDurationS)*time.Second, t.cfg.maxDuration())
-	tctx, cancel := context.WithCancel(ctx)
+	tctx, cancel := context.WithCancelCause(ctx)
 	tn := &tunnel{id: cmd.Session, idle: idle, ctx: tctx, cancel: cancel}
 	tn.lastInput.Store(t.now().UnixNano())
 	t.mu.Lock()
 	if _, dup := t.open[cmd.Session]; dup {
 		t.mu.Unlock()
-		cancel()
+		cancel(nil)
 		return
 	}
 	t.open[cmd.Session] = tn
 	t.mu.Unlock()
-	go t.run(tn, cmd.Relay, maxDur, report)
+	go t.run(tn, cmd, maxDur, report)
 }
 
 // Close implements SessionHandler: the server closed the session.
@@ -222,6 +243,19 @@ func shorter(server, device time.Duration) time.Duration {
 	return device
 }
 
+// secondFactor is agentssh's SecondFactor: the support code of the
+// session's window, in manual mode; nothing otherwise.
+func (t *Tunnels) secondFactor(session string) (string, func(string) error) {
+	t.mu.Lock()
+	tn := t.open[session]
+	t.mu.Unlock()
+	if tn == nil || tn.window == nil {
+		return "", nil
+	}
+	w := tn.window
+	return "", func(answer string) error { return t.consent.checkCode(w, session, answer) }
+}
+
 func (t *Tunnels) isOpen(session string) bool {
 	t.mu.Lock()
 	tn := t.open[session]
@@ -244,7 +278,7 @@ func (t *Tunnels) end(tn *tunnel, reason string) {
 	tn.endOnce.Do(func() {
 		tn.reason = reason
 		tn.mu.Lock()
-		tn.cancel()
+		tn.cancel(&consentEnd{reason: reason, words: t.endWords(reason)})
 		if tn.conn != nil {
 			tn.conn.Close()
 		}
@@ -252,19 +286,63 @@ func (t *Tunnels) end(tn *tunnel, reason string) {
 	})
 }
 
-// run is one session's life: dial, register, serve, end, report.
-func (t *Tunnels) run(tn *tunnel, relayAddr string, maxDur time.Duration, report Reporter) {
+// endWords says to the engineer why the device ended their session.
+func (t *Tunnels) endWords(reason string) string {
+	switch reason {
+	case ReasonIdle:
+		return "the session ended after " + shortDuration(t.cfg.idleTimeout()) + " without input"
+	case ReasonMaxDuration:
+		return "the session reached its longest allowed duration"
+	case ReasonClosed, ReasonRelayDisconnected, ReasonRelayRefused, ReasonRelayUnreachable:
+		return "the session was closed"
+	}
+	return t.consent.endWords(reason)
+}
+
+// shortDuration formats a duration for the engineer: 15m0s reads 15m.
+func shortDuration(d time.Duration) string {
+	s := d.String()
+	s = strings.TrimSuffix(s, "0s")
+	return strings.TrimSuffix(s, "0m")
+}
+
+// run is one session's life: consent, dial, register, serve, end, report.
+func (t *Tunnels) run(tn *tunnel, cmd *control.Command, maxDur time.Duration, report Reporter) {
 	log := t.log.With("session", tn.id)
 	defer func() {
 		t.mu.Lock()
 		delete(t.open, tn.id)
 		t.mu.Unlock()
 		t.end(tn, ReasonAgentStopping) // no-op unless nothing ended it yet
+		t.consent.sessionEnded(tn.id)
 		log.Info("session ended", "reason", tn.reason)
 		report(control.State{Kind: control.StateTunnelDown, Session: tn.id, Reason: tn.reason})
 	}()
 	maxTimer := time.AfterFunc(maxDur, func() { t.end(tn, ReasonMaxDuration) })
 	defer maxTimer.Stop()
+
+	g, refused := t.consent.admit(tn.ctx, cmd, report)
+	if g == nil {
+		if tn.ctx.Err() == nil { // else it was ended already, and says why
+			t.end(tn, refused)
+		}
+		return
+	}
+	if w := g.window; w != nil {
+		t.mu.Lock()
+		tn.window = w
+		t.mu.Unlock()
+		// The window's end ends the session, for the window's reason.
+		stop := context.AfterFunc(w.ctx, func() {
+			reason := ReasonConsentExpired
+			if e, ok := errors.AsType[*consentEnd](context.Cause(w.ctx)); ok {
+				reason = e.reason
+			}
+			t.end(tn, reason)
+		})
+		defer stop()
+	}
+	relayAddr := cmd.Relay
 
 	conn, chans, err := t.register(tn, relayAddr)
 	if err != nil {
@@ -280,6 +358,7 @@ func (t *Tunnels) run(tn *tunnel, relayAddr string, maxDur time.Duration, report
 		return
 	}
 	log.Info("session open: registered at the relay", "relay", relayAddr)
+	t.consent.sessionUp(tn.id)
 	report(control.State{Kind: control.StateTunnelUp, Session: tn.id})
 	go t.watchIdle(tn)
 

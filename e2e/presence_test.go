@@ -212,11 +212,22 @@ func (s *presenceServer) enroll(t *testing.T, name string) string {
 // owner's config file config (empty: none).
 func (s *presenceServer) runAgent(t *testing.T, state, config string) *Proc {
 	t.Helper()
-	if config == "" {
-		config = filepath.Join(t.TempDir(), "no-agent.yaml") // an explicit --config must exist
-		if err := os.WriteFile(config, nil, 0o600); err != nil {
+	// Without a config, sessions need no owner (consent: auto): the
+	// owner's consent has tests of its own (consent_test.go). Each agent
+	// answers its owner on a socket of its own.
+	content := []byte("consent: auto\n")
+	if config != "" {
+		var err error
+		if content, err = os.ReadFile(config); err != nil {
 			t.Fatal(err)
 		}
+	}
+	if !strings.Contains(string(content), "socket:") {
+		content = fmt.Appendf(content, "\nsocket: %s\n", filepath.Join(t.TempDir(), "agent.sock"))
+	}
+	config = filepath.Join(t.TempDir(), "agent.yaml") // an explicit --config must exist
+	if err := os.WriteFile(config, content, 0o600); err != nil {
+		t.Fatal(err)
 	}
 	return Start(t, s.env, bins.Agent, "run", "--state", state, "--config", config)
 }

@@ -68,12 +68,14 @@ which never leaves it, and receives a host certificate so engineers can tell
 it is really this device.
 
 Then "porthole-agent run" keeps the device connected to the server's control
-channel, where it obeys only commands signed by the server. Support sessions,
-the owner's consent commands (request a support session, approve, revoke) and
-the session log follow in later versions.`,
+channel, where it obeys only commands signed by the server, and only as far as
+its owner consents (consent: in the config): by default the owner runs
+"porthole-agent request" and reads the support code it prints to the
+engineer; "status" shows who is connected, "revoke" ends it all at once.`,
 		Example: `  porthole-agent enroll --server https://porthole.example.com:8443 \
       --token phe_... --name kitchen-amp
-  porthole-agent run`,
+  porthole-agent run
+  porthole-agent request --reason "the amplifier hums"`,
 		SilenceUsage:  true,
 		SilenceErrors: true,
 		Version:       version.Version,
@@ -81,5 +83,6 @@ the session log follow in later versions.`,
 	root.PersistentFlags().BoolVarP(&g.verbose, "verbose", "v", false, "log each step to standard error")
 	root.AddCommand(newEnroll(stdio, &g), newRun(stdio, &g), newVersion(stdio), newSFTPServer(stdio))
 	root.AddCommand(newLog(stdio), newSessions(stdio), newReplay(stdio))
+	root.AddCommand(newRequest(stdio), newStatus(stdio), newApprove(stdio), newDeny(stdio), newRevoke(stdio))
 	return root
 }

@@ -1,16 +1,21 @@
 package agentcmd
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"io"
 	"io/fs"
 	"log/slog"
+	"net"
+	"sync"
+	"time"
 
 	"github.com/spf13/cobra"
 
 	"github.com/porthole/porthole/agent"
 	"github.com/porthole/porthole/agentssh"
+	"github.com/porthole/porthole/apiclient"
 )
 
 func newRun(stdio IO, g *globals) *cobra.Command {
@@ -60,6 +65,11 @@ default file means the defaults) may point the device at an external broker:
     max_events: 16MiB                    # events.jsonl per session
     max_total: 512MiB                    # all recordings; the oldest are deleted first
     keep: 30d                            # recordings of sessions that ended earlier are deleted
+  consent: manual                        # manual (support window and code), approve or auto
+  approval_timeout: 5m                   # approve: unanswered sessions are denied after this (at most 10m)
+  socket: /run/porthole/agent.sock       # where porthole-agent request, status, approve, deny, revoke reach it
+  socket_group: porthole                 # who may use the socket (default porthole, if that group exists)
+  local_ui: 127.0.0.1:7780               # the owner's local page, on loopback only (default: none)
 
 Unknown keys are errors.`,
 		Example: `  porthole-agent run
@@ -84,11 +94,23 @@ Unknown keys are errors.`,
 				return err
 			}
 			defer rec.Close()
-			tunnels, err := agent.NewTunnels(agent.TunnelOptions{State: st, Config: *cfg, Logger: logger, Recorder: rec})
+			consent, err := newConsent(st, cfg, logger)
 			if err != nil {
 				return err
 			}
-			return agent.Run(cmd.Context(), agent.RunOptions{
+			defer consent.Close()
+			tunnels, err := agent.NewTunnels(agent.TunnelOptions{State: st, Config: *cfg, Logger: logger, Consent: consent, Recorder: rec})
+			if err != nil {
+				return err
+			}
+			ctx, cancel := context.WithCancel(cmd.Context())
+			defer cancel()
+			stop, err := serveOwner(ctx, stdio, st, cfg, consent, tunnels, logger)
+			if err != nil {
+				return err
+			}
+			defer func() { cancel(); stop() }()
+			return agent.Run(ctx, agent.RunOptions{
 				State:    st,
 				Config:   *cfg,
 				Logger:   logger,
@@ -101,6 +123,55 @@ Unknown keys are errors.`,
 	f.StringVar(&stateDir, "state", agent.DefaultStateDir, "the state directory `porthole-agent enroll` filled")
 	f.StringVar(&configFile, "config", agent.DefaultConfigFile, "the owner's config file")
 	return cmd
+}
+
+// newConsent is the owner's consent, telling the server's support queue
+// with the device's own credential.
+func newConsent(st *agent.State, cfg *agent.Config, logger *slog.Logger) (*agent.Consent, error) {
+	enr := st.Enrollment
+	server, err := apiclient.New(enr.Server, apiclient.Options{Fingerprint: enr.Fingerprint, Timeout: 15 * time.Second,
+		Device: &apiclient.DeviceCredentials{Fleet: enr.Fleet, Device: enr.Name, Key: st.PrivateKey}})
+	if err != nil {
+		return nil, fmt.Errorf("the enrollment record's server: %w", err)
+	}
+	return agent.NewConsent(agent.ConsentOptions{Mode: cfg.ConsentMode(), Fleet: enr.Fleet, Device: enr.Name,
+		ApprovalTimeout: cfg.ApprovalTimeout, Server: server, StateDir: st.Dir, Logger: logger})
+}
+
+// serveOwner serves the owner's socket and, if configured, the local page,
+// until ctx ends; stop waits for them.
+func serveOwner(ctx context.Context, stdio IO, st *agent.State, cfg *agent.Config, consent *agent.Consent, tunnels *agent.Tunnels, logger *slog.Logger) (stop func(), err error) {
+	local, err := agent.NewLocal(agent.LocalOptions{Consent: consent, Tunnels: tunnels, StateDir: st.Dir, Logger: logger})
+	if err != nil {
+		return nil, err
+	}
+	sock, err := agent.ListenSocket(cfg.SocketPath(), cfg.SocketGroup)
+	if err != nil {
+		return nil, err
+	}
+	var page net.Listener
+	if cfg.LocalUI != "" {
+		if page, err = net.Listen("tcp", cfg.LocalUI); err != nil {
+			sock.Close()
+			return nil, fmt.Errorf("the owner's page (local_ui %s): %w", cfg.LocalUI, err)
+		}
+	}
+	var wg sync.WaitGroup
+	wg.Go(func() {
+		if err := local.ServeSocket(ctx, sock); err != nil {
+			logger.Error("the owner's socket stopped", "err", err)
+		}
+	})
+	fmt.Fprintf(stdio.Err, "taking the owner's commands on %s (consent: %s)\n", cfg.SocketPath(), cfg.ConsentMode())
+	if page != nil {
+		wg.Go(func() {
+			if err := local.ServePage(ctx, page); err != nil {
+				logger.Error("the owner's page stopped", "err", err)
+			}
+		})
+		fmt.Fprintf(stdio.Err, "the owner's page is at http://%s/\n", page.Addr())
+	}
+	return wg.Wait, nil
 }
 
 // loadConfig reads the config file; a missing file is the defaults unless

@@ -54,7 +54,7 @@ func TestRunCommand(t *testing.T) {
 	stderr := &agenttest.SyncWriter{}
 	done := make(chan error, 1)
 	go func() {
-		done <- Run(ctx, []string{"run", "--state", dir, "--config", writeConfig(t, "log_level: warn\n")},
+		done <- Run(ctx, []string{"run", "--state", dir, "--config", writeConfig(t, "log_level: warn\nsocket: "+socketPath(t)+"\n")},
 			IO{In: strings.NewReader(""), Out: &strings.Builder{}, Err: stderr})
 	}()
 	stderr.WaitFor(t, "connected to "+brk.URL()+" as lab/dev1\n")
@@ -85,7 +85,7 @@ func TestRunCommandErrors(t *testing.T) {
 		errHas string
 	}{
 		{"missing config", []string{"--state", dir, "--config", missing}, "the config file " + missing + " does not exist"},
-		{"unknown key", []string{"--state", dir, "--config", writeConfig(t, "consent: auto\n")}, `line 1: unknown key "consent"`},
+		{"unknown key", []string{"--state", dir, "--config", writeConfig(t, "consnet: auto\n")}, `line 1: unknown key "consnet"`},
 		{"bad value", []string{"--state", dir, "--config", writeConfig(t, "broker: {url: 'http://x'}\n")}, "must start with mqtts://"},
 		{"not enrolled", []string{"--state", t.TempDir(), "--config", writeConfig(t, "")}, "run porthole-agent enroll first"},
 		{"stray argument", []string{"--state", dir, "now"}, "unknown command"},

@@ -1,0 +1,121 @@
+package agentcmd
+
+import (
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/porthole/porthole/agent"
+)
+
+var modeWords = map[agent.ConsentMode]string{
+	agent.ConsentManual:  "manual (engineers need a support window and its code)",
+	agent.ConsentApprove: "approve (you approve each session)",
+	agent.ConsentAuto:    "auto (any session the server signs)",
+}
+
+func newStatus(stdio IO) *cobra.Command {
+	var o ownerFlags
+	cmd := &cobra.Command{
+		Use:   "status [--json]",
+		Short: "Show the support window, who asks to connect, and who is connected",
+		Long: `status asks the running agent how things stand: the consent mode, the open
+support window and its code, the sessions waiting for your approval (who asks,
+from which fleet, and why), and the sessions open now with the engineer
+connected to each.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			c, err := o.client(cmd)
+			if err != nil {
+				return err
+			}
+			st, err := c.Status(cmd.Context())
+			if err != nil {
+				return err
+			}
+			if o.json {
+				return printJSON(stdio.Out, st)
+			}
+			printStatus(stdio, st, time.Now())
+			return nil
+		},
+	}
+	o.register(cmd, true)
+	return cmd
+}
+
+func printStatus(stdio IO, st *agent.LocalStatus, now time.Time) {
+	out := stdio.Out
+	fmt.Fprintf(out, "%s (fleet %s), consent: %s\n", st.Device, st.Fleet, modeWords[st.Mode])
+	if w := st.Window; w != nil {
+		line := fmt.Sprintf("Support window: open until %s (%s left)", ownerClock(w.Ends, now), timeLeft(w.Ends, now))
+		if w.Code != "" {
+			line += ", code " + w.Code
+		}
+		if w.WrongCodes > 0 {
+			line += fmt.Sprintf(", %d wrong code(s) tried", w.WrongCodes)
+		}
+		fmt.Fprintln(out, line)
+		if w.Reason != "" {
+			fmt.Fprintf(out, "  your reason: %s\n", w.Reason)
+		}
+		switch {
+		case w.RequestID != "":
+			fmt.Fprintf(out, "  the support team has your request (%s)\n", w.RequestID)
+		case w.ServerError != "":
+			fmt.Fprintf(out, "  the support team could not be told yet: %s\n", w.ServerError)
+		}
+	} else if st.Mode == agent.ConsentManual {
+		fmt.Fprintln(out, "Support window: closed (porthole-agent request opens one)")
+	}
+	if len(st.Pending) > 0 {
+		fmt.Fprintln(out, "Waiting for your answer:")
+		for _, a := range st.Pending {
+			who := a.User
+			if who == "" {
+				who = "an engineer"
+			}
+			reason := "no reason given"
+			if a.Reason != "" {
+				reason = fmt.Sprintf("%q", a.Reason)
+			}
+			fmt.Fprintf(out, "  %s  %s of fleet %s asks: %s; denied by itself in %s\n", a.Session, who, a.Fleet, reason, timeLeft(a.Deadline, now))
+			if a.ServerError != "" {
+				fmt.Fprintf(out, "      (the server could not say who asks: %s)\n", a.ServerError)
+			}
+			fmt.Fprintf(out, "      porthole-agent approve %s   or   porthole-agent deny %s\n", a.Session, a.Session)
+		}
+	}
+	var open []agent.SessionStatus
+	for _, s := range st.Sessions {
+		if s.State != agent.SessionWaitingOwner {
+			open = append(open, s)
+		}
+	}
+	if len(open) == 0 {
+		fmt.Fprintln(out, "Sessions: none")
+	} else {
+		fmt.Fprintln(out, "Sessions:")
+		for _, s := range open {
+			var what string
+			switch {
+			case s.User != "" && s.Connections > 0:
+				what = fmt.Sprintf("%s connected since %s", s.User, ownerClock(s.ConnectedSince, now))
+				if s.Connections > 1 {
+					what += fmt.Sprintf(" (%d connections)", s.Connections)
+				}
+			case s.State == agent.SessionOpen:
+				what = "open since " + ownerClock(s.Since, now) + ", no engineer connected right now"
+			default:
+				what = "connecting"
+			}
+			fmt.Fprintf(out, "  %s  %s\n", s.ID, what)
+		}
+		fmt.Fprintln(out, "  (porthole-agent revoke ends them all at once)")
+	}
+	if st.Page != "" {
+		fmt.Fprintf(out, "Local page: %s\n", strings.TrimSpace(st.Page))
+	}
+}

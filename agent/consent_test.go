@@ -1,0 +1,387 @@
+package agent
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"regexp"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/porthole/porthole/apitype"
+	"github.com/porthole/porthole/control"
+)
+
+func TestSupportCodes(t *testing.T) {
+	seen := map[string]bool{}
+	shape := regexp.MustCompile(`^[0-9A-HJKMNP-TV-Z]{4}-[0-9A-HJKMNP-TV-Z]{4}-[0-9A-HJKMNP-TV-Z]{4}$`)
+	symbols := map[byte]int{}
+	for range 2000 {
+		code := newSupportCode()
+		if seen[code] {
+			t.Fatalf("code %s came twice in 2000", code)
+		}
+		seen[code] = true
+		if f := formatCode(code); !shape.MatchString(f) {
+			t.Fatalf("formatted code %q is not like K4M2-9QXD-TT7P", f)
+		}
+		for i := range len(code) {
+			symbols[code[i]]++
+		}
+	}
+	if CodeBits < 60 {
+		t.Errorf("codes carry %d bits; want at least 60", CodeBits)
+	}
+	// 24000 symbols over 32: every one shows up, about 750 times each.
+	if len(symbols) != 32 {
+		t.Errorf("codes use %d symbols; want all 32", len(symbols))
+	}
+	for s, n := range symbols {
+		if n < 500 || n > 1000 {
+			t.Errorf("symbol %c came %d times in 24000; want about 750", s, n)
+		}
+	}
+}
+
+func TestCodeMatches(t *testing.T) {
+	code := "K4M29QXDTT70" // canonical
+	for _, tt := range []struct {
+		answer string
+		want   bool
+	}{
+		{"K4M2-9QXD-TT70", true},
+		{"k4m2-9qxd-tt70", true},
+		{"k4m2 9qxd tt70", true},
+		{" K4M29QXDTT7O ", true}, // O read as 0
+		{"K4M2-9QXD-TT71", false},
+		{"K4M2-9QXD-TT7", false},
+		{"K4M2-9QXD-TT700", false},
+		{"", false},
+		{"K4M2-9QXD-TT70\x00", false},
+	} {
+		if got := codeMatches(tt.answer, code); got != tt.want {
+			t.Errorf("codeMatches(%q) = %v; want %v", tt.answer, got, tt.want)
+		}
+	}
+	if !codeMatches("I1L1", "1111") {
+		t.Error("I and L are not read as 1")
+	}
+}
+
+// fakeServer is the server's support queue as the device sees it: the edge
+// of the agent's unit tests (the e2e tests use the real one).
+type fakeServer struct {
+	mu     sync.Mutex
+	posted []apitype.DeviceRequest
+	closed map[string]string // request id -> reason
+	fail   error
+	next   int
+}
+
+func (f *fakeServer) PostDeviceRequest(_ context.Context, req apitype.DeviceRequest) (*apitype.SupportRequest, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.fail != nil {
+		return nil, f.fail
+	}
+	f.posted = append(f.posted, req)
+	f.next++
+	r := &apitype.SupportRequest{ID: fmt.Sprintf("req_%d", f.next), Reason: req.Reason, Session: req.Session}
+	if req.Session != "" {
+		r.Kind, r.RequestedBy, r.Reason = apitype.RequestApproval, "ann@example.com", "ticket 42"
+	}
+	return r, nil
+}
+
+func (f *fakeServer) CloseDeviceRequest(_ context.Context, id, reason string) (*apitype.SupportRequest, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.closed == nil {
+		f.closed = map[string]string{}
+	}
+	f.closed[id] = reason
+	return &apitype.SupportRequest{ID: id, State: apitype.RequestClosed, CloseReason: reason}, nil
+}
+
+func (f *fakeServer) closedReason(id string) string {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.closed[id]
+}
+
+func newTestConsent(t *testing.T, mode ConsentMode, edit func(*ConsentOptions)) (*Consent, *fakeServer) {
+	t.Helper()
+	srv := &fakeServer{}
+	opts := ConsentOptions{Mode: mode, Fleet: "lab", Device: "dev1", Server: srv, StateDir: t.TempDir()}
+	if edit != nil {
+		edit(&opts)
+	}
+	c, err := NewConsent(opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	return c, srv
+}
+
+func openCmd(session string) *control.Command {
+	return &control.Command{Type: control.TypeOpen, Session: session, Fleet: "lab", Device: "dev1", Relay: "relay:22"}
+}
+
+// states collects what a session reports.
+type states struct {
+	mu  sync.Mutex
+	got []control.State
+}
+
+func (s *states) report(st control.State) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.got = append(s.got, st)
+}
+
+func (s *states) list() []control.State {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return append([]control.State(nil), s.got...)
+}
+
+// TestManualConsent: no window, no session; a window admits sessions whose
+// engineers must give its code; five wrong codes close it, end its
+// sessions and tell the server; the next window has another code.
+func TestManualConsent(t *testing.T) {
+	t.Parallel()
+	c, srv := newTestConsent(t, ConsentManual, nil)
+	var st states
+	if g, reason := c.admit(t.Context(), openCmd("s1"), st.report); g != nil || reason != ReasonNoConsent {
+		t.Fatalf("admit without a window = %v, %q; want refused, %s", g, reason, ReasonNoConsent)
+	}
+
+	w, opened, err := c.Request("the amp hums", time.Hour)
+	if err != nil || !opened || w.Code == "" || w.RequestID != "req_1" {
+		t.Fatalf("Request = %+v, %v, %v", w, opened, err)
+	}
+	if srv.posted[0].Reason != "the amp hums" || srv.posted[0].ForS < 3590 || srv.posted[0].ForS > 3600 {
+		t.Errorf("posted %+v; want the reason and an hour", srv.posted[0])
+	}
+	for _, p := range srv.posted {
+		if strings.Contains(fmt.Sprint(p), strings.ReplaceAll(w.Code, "-", "")) || strings.Contains(fmt.Sprint(p), w.Code) {
+			t.Fatal("the code went to the server")
+		}
+	}
+	again, opened, err := c.Request("other", 5*time.Minute)
+	if err != nil || opened || again.Code != w.Code || !again.Ends.Equal(w.Ends) {
+		t.Fatalf("asking again = %+v, %v, %v; want the open window", again, opened, err)
+	}
+
+	g, reason := c.admit(t.Context(), openCmd("s1"), st.report)
+	if g == nil || g.window == nil {
+		t.Fatalf("admit with a window = %v, %q", g, reason)
+	}
+	if err := c.checkCode(g.window, "s1", strings.ToLower(w.Code)); err != nil {
+		t.Fatalf("the right code: %v", err)
+	}
+	for i := 1; i < MaxWrongCodes; i++ {
+		err := c.checkCode(g.window, "s1", "AAAA-AAAA-AAAA")
+		want := fmt.Sprintf("%d tr", MaxWrongCodes-i)
+		if err == nil || !strings.Contains(err.Error(), want) {
+			t.Fatalf("wrong code %d: %v; want %q left", i, err, want)
+		}
+	}
+	if g.window.ctx.Err() != nil {
+		t.Fatal("the window closed before the fifth wrong code")
+	}
+	err = c.checkCode(g.window, "s1", "AAAA-AAAA-AAAA")
+	if err == nil || !strings.Contains(err.Error(), "closed its support window") {
+		t.Fatalf("fifth wrong code: %v", err)
+	}
+	if e, ok := errors.AsType[*consentEnd](context.Cause(g.window.ctx)); !ok || e.reason != ReasonWrongCodes {
+		t.Fatalf("the window ended with %v; want %s", context.Cause(g.window.ctx), ReasonWrongCodes)
+	}
+	consentWait(t, "the server hears of the wrong codes", func() bool { return srv.closedReason("req_1") == ReasonWrongCodes })
+	// Even the right code is refused now.
+	if err := c.checkCode(g.window, "s1", w.Code); err == nil {
+		t.Fatal("the right code works after the window closed")
+	}
+	if c.Status().Window != nil {
+		t.Fatal("status still shows a window")
+	}
+	if g, _ := c.admit(t.Context(), openCmd("s2"), st.report); g != nil {
+		t.Fatal("a session got in after the window closed")
+	}
+
+	// A new window, a new code; the old one is just a wrong code there.
+	w2, _, err := c.Request("", time.Hour)
+	if err != nil || w2.Code == w.Code {
+		t.Fatalf("new window %+v, %v; want a new code", w2, err)
+	}
+	g2, _ := c.admit(t.Context(), openCmd("s3"), st.report)
+	if err := c.checkCode(g2.window, "s3", w.Code); err == nil || !strings.Contains(err.Error(), "wrong support code") {
+		t.Fatalf("the old code in a new window: %v", err)
+	}
+	if got := st.list(); len(got) != 0 {
+		t.Errorf("manual consent reported %v", got)
+	}
+
+	// Revoke closes it and tells the server.
+	if !c.Revoke() {
+		t.Fatal("Revoke closed no window")
+	}
+	consentWait(t, "the server hears of the revoke", func() bool { return srv.closedReason("req_2") == ReasonRevoked })
+}
+
+// TestWindowExpires: the window's end ends it (and so its sessions).
+func TestWindowExpires(t *testing.T) {
+	t.Parallel()
+	c, srv := newTestConsent(t, ConsentManual, nil)
+	if _, _, err := c.Request("", 500*time.Millisecond); err == nil {
+		t.Fatal("a window of half a second was opened")
+	}
+	if _, _, err := c.Request("", 25*time.Hour); err == nil {
+		t.Fatal("a window of a day and more was opened")
+	}
+	_, _, err := c.Request("", time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	g, _ := c.admit(t.Context(), openCmd("s1"), func(control.State) {})
+	select {
+	case <-g.window.ctx.Done():
+	case <-time.After(5 * time.Second):
+		t.Fatal("the window did not end")
+	}
+	if e, _ := errors.AsType[*consentEnd](context.Cause(g.window.ctx)); e == nil || e.reason != ReasonConsentExpired {
+		t.Errorf("the window ended with %v; want %s", context.Cause(g.window.ctx), ReasonConsentExpired)
+	}
+	consentWait(t, "the server hears the window expired", func() bool { return srv.closedReason("req_1") == ReasonConsentExpired })
+	if g, reason := c.admit(t.Context(), openCmd("s2"), func(control.State) {}); g != nil || reason != ReasonNoConsent {
+		t.Errorf("admit after the window: %v, %q", g, reason)
+	}
+}
+
+// TestWindowWithoutServer: a window opens even when the server cannot be
+// told, and says so.
+func TestWindowWithoutServer(t *testing.T) {
+	t.Parallel()
+	c, srv := newTestConsent(t, ConsentManual, nil)
+	srv.fail = errors.New("cannot reach the Porthole server")
+	w, opened, err := c.Request("", time.Hour)
+	if err != nil || !opened || w.Code == "" || w.RequestID != "" || !strings.Contains(w.ServerError, "cannot reach") {
+		t.Fatalf("Request with the server away = %+v, %v, %v", w, opened, err)
+	}
+}
+
+// TestApproveConsent: a session waits, reported waiting_consent, until the
+// owner answers or the time runs out; the owner sees who asks.
+func TestApproveConsent(t *testing.T) {
+	t.Parallel()
+	c, srv := newTestConsent(t, ConsentApprove, func(o *ConsentOptions) { o.ApprovalTimeout = 300 * time.Millisecond })
+	for _, tt := range []struct {
+		name       string
+		answer     func(session string)
+		wantReason string
+	}{
+		{"approved", func(s string) { mustAnswer(t, c, s, true) }, ""},
+		{"denied", func(s string) { mustAnswer(t, c, s, false) }, ReasonDenied},
+		{"unanswered", func(string) {}, ReasonConsentTimeout},
+	} {
+		session := "ses-" + strings.ReplaceAll(tt.name, " ", "-")
+		var st states
+		done := make(chan string, 1)
+		go func() {
+			g, reason := c.admit(t.Context(), openCmd(session), st.report)
+			if (g != nil) != (reason == "") {
+				t.Errorf("%s: admit = %v, %q", tt.name, g, reason)
+			}
+			done <- reason
+		}()
+		consentWait(t, tt.name+": the owner sees who asks", func() bool {
+			p := c.Status().Pending
+			return len(p) == 1 && p[0].Session == session && p[0].User == "ann@example.com" && p[0].Reason == "ticket 42"
+		})
+		tt.answer(session)
+		if got := <-done; got != tt.wantReason {
+			t.Errorf("%s: reason %q; want %q", tt.name, got, tt.wantReason)
+		}
+		if got := st.list(); len(got) != 1 || got[0] != (control.State{Kind: control.StateWaitingConsent, Session: session}) {
+			t.Errorf("%s: reported %v; want waiting_consent", tt.name, got)
+		}
+	}
+	srv.mu.Lock()
+	defer srv.mu.Unlock()
+	if len(srv.posted) != 3 || srv.posted[0].Session != "ses-approved" {
+		t.Errorf("approval requests %+v", srv.posted)
+	}
+	if _, err := c.Answer("", true); !errors.Is(err, ErrNoSuchApproval) {
+		t.Errorf("answering with nothing waiting: %v", err)
+	}
+}
+
+func mustAnswer(t *testing.T, c *Consent, session string, yes bool) {
+	t.Helper()
+	// A part of the id is enough.
+	if got, err := c.Answer(session[4:], yes); err != nil || got != session {
+		t.Errorf("Answer(%q) = %q, %v", session[4:], got, err)
+	}
+}
+
+// TestApprovalEndsWithTheSession: a session closed while it waits (the
+// server's close, the owner's revoke) stops waiting at once.
+func TestApprovalEndsWithTheSession(t *testing.T) {
+	t.Parallel()
+	c, _ := newTestConsent(t, ConsentApprove, nil)
+	ctx, cancel := context.WithCancelCause(t.Context())
+	done := make(chan string, 1)
+	go func() {
+		_, reason := c.admit(ctx, openCmd("s1"), func(control.State) {})
+		done <- reason
+	}()
+	consentWait(t, "the session waits", func() bool { return len(c.Status().Pending) == 1 })
+	cancel(&consentEnd{reason: ReasonRevoked})
+	select {
+	case got := <-done:
+		if got != ReasonRevoked {
+			t.Errorf("reason %q; want %s", got, ReasonRevoked)
+		}
+	case <-time.After(time.Second):
+		t.Fatal("the approval kept waiting after its session ended")
+	}
+	if len(c.Status().Pending) != 0 {
+		t.Error("the session still waits")
+	}
+}
+
+func TestAutoConsent(t *testing.T) {
+	t.Parallel()
+	c, _ := newTestConsent(t, ConsentAuto, nil)
+	g, reason := c.admit(t.Context(), openCmd("s1"), func(control.State) {})
+	if g == nil || g.window != nil || reason != "" {
+		t.Fatalf("auto admit = %v, %q; want a grant without a code", g, reason)
+	}
+}
+
+func TestConsentModes(t *testing.T) {
+	if _, err := NewConsent(ConsentOptions{Mode: "trusting"}); err == nil {
+		t.Error("an unknown mode was accepted")
+	}
+	if _, err := NewConsent(ConsentOptions{ApprovalTimeout: 11 * time.Minute}); err == nil {
+		t.Error("an approval timeout over 10 minutes was accepted")
+	}
+	c, err := NewConsent(ConsentOptions{})
+	if err != nil || c.Mode() != ConsentManual {
+		t.Errorf("the default mode is %v (%v); want manual", c.Mode(), err)
+	}
+}
+
+func consentWait(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(5 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting until %s", what)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}

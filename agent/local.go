@@ -1,0 +1,370 @@
+package agent
+
+import (
+	"bufio"
+	"context"
+	"crypto/rand"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"os/user"
+	"path/filepath"
+	"strconv"
+	"sync"
+	"time"
+)
+
+// The owner's local control: the running agent serves a small JSON API on
+// a unix socket (Config.Socket, mode 0660, group Config.SocketGroup or
+// OwnerGroup), which porthole-agent request, status, approve, deny,
+// revoke and the local page use. Whoever may open the socket is the
+// owner: the file's mode and group are the access control.
+//
+//	GET  /v1/status          LocalStatus
+//	POST /v1/request         LocalRequest -> LocalRequestAnswer (the open window, opened or not)
+//	POST /v1/approve         LocalAnswer  -> LocalAnswer (the session approved)
+//	POST /v1/deny            LocalAnswer  -> LocalAnswer
+//	POST /v1/revoke          -> LocalRevokeAnswer: every session ended, the window closed
+//	GET  /v1/history?n=N     the last N events of the event log (default 50), oldest first
+//
+// Errors answer {"error": "a sentence"} with a 4xx or 5xx status.
+
+// LocalRequest is POST /v1/request.
+type LocalRequest struct {
+	Reason string `json:"reason,omitempty"`
+	// ForS is how long the window lasts, in seconds. Zero: 1 h.
+	ForS int `json:"for_s,omitempty"`
+}
+
+// LocalRequestAnswer is the support window after POST /v1/request.
+type LocalRequestAnswer struct {
+	// Opened is false when a window was open already: it is that one.
+	Opened bool         `json:"opened"`
+	Mode   ConsentMode  `json:"mode"`
+	Device string       `json:"device"`
+	Window WindowStatus `json:"window"`
+}
+
+// LocalAnswer is POST /v1/approve and /v1/deny: the session, or an
+// unambiguous part of its id; empty for the only one waiting.
+type LocalAnswer struct {
+	Session string `json:"session,omitempty"`
+}
+
+// LocalRevokeAnswer says what POST /v1/revoke ended.
+type LocalRevokeAnswer struct {
+	Sessions     int  `json:"sessions"`
+	WindowClosed bool `json:"window_closed"`
+}
+
+// LocalStatus is GET /v1/status.
+type LocalStatus struct {
+	ConsentStatus
+	// Page is the local page's URL, when it is served.
+	Page string `json:"page,omitempty"`
+}
+
+// LocalOptions are the inputs of NewLocal.
+type LocalOptions struct {
+	Consent *Consent // required
+	Tunnels *Tunnels // required: revoke ends its sessions
+	// StateDir holds the event log shown as history. Empty: no history.
+	StateDir string
+	Logger   *slog.Logger
+}
+
+// Local serves the owner's control: the socket API and the local page.
+type Local struct {
+	consent  *Consent
+	tunnels  *Tunnels
+	stateDir string
+	log      *slog.Logger
+	token    string // the page's per-process token
+
+	mu   sync.Mutex
+	page string // guarded by mu; the page's URL once served
+}
+
+// NewLocal checks opts.
+func NewLocal(opts LocalOptions) (*Local, error) {
+	if opts.Consent == nil || opts.Tunnels == nil {
+		return nil, errors.New("agent: the local control needs Consent and Tunnels")
+	}
+	l := &Local{consent: opts.Consent, tunnels: opts.Tunnels, stateDir: opts.StateDir, log: opts.Logger, token: rand.Text()}
+	if l.log == nil {
+		l.log = slog.New(slog.DiscardHandler)
+	}
+	return l, nil
+}
+
+// ServeSocket serves the JSON API on ln until ctx ends, then closes ln.
+func (l *Local) ServeSocket(ctx context.Context, ln net.Listener) error {
+	return serveUntil(ctx, ln, l.apiHandler())
+}
+
+// serveUntil serves h on ln until ctx ends.
+func serveUntil(ctx context.Context, ln net.Listener, h http.Handler) error {
+	srv := &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second, ErrorLog: nil}
+	stop := context.AfterFunc(ctx, func() {
+		sctx, cancel := context.WithTimeout(context.Background(), time.Second)
+		defer cancel()
+		srv.Shutdown(sctx)
+	})
+	defer stop()
+	if err := srv.Serve(ln); !errors.Is(err, http.ErrServerClosed) {
+		return err
+	}
+	return nil
+}
+
+// apiHandler is the JSON API, on paths /v1/...
+func (l *Local) apiHandler() http.Handler {
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /v1/status", func(w http.ResponseWriter, r *http.Request) {
+		writeLocal(w, http.StatusOK, l.status())
+	})
+	mux.HandleFunc("POST /v1/request", func(w http.ResponseWriter, r *http.Request) {
+		var req LocalRequest
+		if !readLocal(w, r, &req) {
+			return
+		}
+		if req.ForS < 0 {
+			localError(w, http.StatusBadRequest, "for_s cannot be negative")
+			return
+		}
+		ws, opened, err := l.consent.Request(req.Reason, time.Duration(req.ForS)*time.Second)
+		if err != nil {
+			localError(w, http.StatusBadRequest, err.Error())
+			return
+		}
+		writeLocal(w, http.StatusOK, LocalRequestAnswer{Opened: opened, Mode: l.consent.Mode(), Device: l.consent.device, Window: ws})
+	})
+	answer := func(approve bool) http.HandlerFunc {
+		return func(w http.ResponseWriter, r *http.Request) {
+			var req LocalAnswer
+			if !readLocal(w, r, &req) {
+				return
+			}
+			id, err := l.consent.Answer(req.Session, approve)
+			if err != nil {
+				status := http.StatusConflict
+				if errors.Is(err, ErrNoSuchApproval) {
+					status = http.StatusNotFound
+				}
+				localError(w, status, err.Error())
+				return
+			}
+			writeLocal(w, http.StatusOK, LocalAnswer{Session: id})
+		}
+	}
+	mux.HandleFunc("POST /v1/approve", answer(true))
+	mux.HandleFunc("POST /v1/deny", answer(false))
+	mux.HandleFunc("POST /v1/revoke", func(w http.ResponseWriter, r *http.Request) {
+		writeLocal(w, http.StatusOK, l.Revoke())
+	})
+	mux.HandleFunc("GET /v1/history", func(w http.ResponseWriter, r *http.Request) {
+		n := 50
+		if v := r.URL.Query().Get("n"); v != "" {
+			var err error
+			if n, err = strconv.Atoi(v); err != nil || n < 1 || n > 10000 {
+				localError(w, http.StatusBadRequest, "n must be 1 to 10000")
+				return
+			}
+		}
+		events, err := l.history(n)
+		if err != nil {
+			l.log.Error("reading the event log for the owner", "err", err)
+			localError(w, http.StatusInternalServerError, "the event log cannot be read: "+err.Error())
+			return
+		}
+		writeLocal(w, http.StatusOK, events)
+	})
+	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
+		localError(w, http.StatusNotFound, "no such command: "+r.Method+" "+r.URL.Path)
+	})
+	return mux
+}
+
+// Revoke is the owner's kill switch: the support window closes (so nothing
+// new gets in), then every session ends at once, its engineers told "the
+// owner of <device> ended this session", and the server told (tunnel_down
+// revoked, and the support request closed).
+func (l *Local) Revoke() LocalRevokeAnswer {
+	closed := l.consent.Revoke()
+	n := len(l.tunnels.Sessions())
+	l.tunnels.CloseAll(ReasonRevoked)
+	l.consent.record(event{Event: eventRevoked, Detail: fmt.Sprintf("%d sessions ended; window closed: %v", n, closed)})
+	l.log.Warn("the owner revoked access", "sessions", n, "window_closed", closed)
+	return LocalRevokeAnswer{Sessions: n, WindowClosed: closed}
+}
+
+func (l *Local) status() LocalStatus {
+	l.mu.Lock()
+	page := l.page
+	l.mu.Unlock()
+	return LocalStatus{ConsentStatus: l.consent.Status(), Page: page}
+}
+
+// history reads the last n events of the event log, oldest first.
+func (l *Local) history(n int) ([]json.RawMessage, error) {
+	out := []json.RawMessage{}
+	if l.stateDir == "" {
+		return out, nil
+	}
+	f, err := os.Open(filepath.Join(l.stateDir, EventLogFile))
+	if errors.Is(err, os.ErrNotExist) {
+		return out, nil
+	} else if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	// Read the tail only: the log grows for as long as the device lives.
+	const tailBytes = 4 << 20
+	if fi, err := f.Stat(); err == nil && fi.Size() > tailBytes {
+		if _, err := f.Seek(fi.Size()-tailBytes, io.SeekStart); err != nil {
+			return nil, err
+		}
+	}
+	sc := bufio.NewScanner(f)
+	sc.Buffer(make([]byte, 64<<10), 1<<20)
+	var ring []json.RawMessage
+	for sc.Scan() {
+		line := sc.Bytes()
+		if !json.Valid(line) { // a line cut by the seek, or torn
+			continue
+		}
+		ring = append(ring, json.RawMessage(append([]byte(nil), line...)))
+		if len(ring) > n {
+			ring = ring[1:]
+		}
+	}
+	if err := sc.Err(); err != nil {
+		return nil, err
+	}
+	return append(out, ring...), nil
+}
+
+// readLocal decodes a JSON body (an empty one is the zero value).
+func readLocal(w http.ResponseWriter, r *http.Request, dst any) bool {
+	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, 16<<10))
+	if err != nil {
+		localError(w, http.StatusBadRequest, "the request is too large")
+		return false
+	}
+	if len(body) == 0 {
+		return true
+	}
+	if err := json.Unmarshal(body, dst); err != nil {
+		localError(w, http.StatusBadRequest, "the request is not the JSON expected: "+err.Error())
+		return false
+	}
+	return true
+}
+
+func writeLocal(w http.ResponseWriter, status int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Cache-Control", "no-store")
+	w.WriteHeader(status)
+	_ = json.NewEncoder(w).Encode(v)
+}
+
+// localError is the API's error answer.
+type localErrorBody struct {
+	Error string `json:"error"`
+}
+
+func localError(w http.ResponseWriter, status int, msg string) {
+	writeLocal(w, status, localErrorBody{Error: msg})
+}
+
+// defaultSocketGroup is the group given the socket when the config names
+// none, if it exists: the device's owners.
+const defaultSocketGroup = "porthole"
+
+// ListenSocket makes the owner's control socket at path: its directory if
+// missing (0755), the socket with mode 0660 and group group (empty:
+// "porthole" when it exists), set before it appears under its name, so no
+// one else can ever connect. A stale socket left by a dead agent is
+// replaced; one that answers belongs to a running agent and is an error.
+// Closing the listener removes the socket.
+func ListenSocket(path, group string) (net.Listener, error) {
+	gid := -1
+	name := group
+	if name == "" {
+		name = defaultSocketGroup
+	}
+	g, err := user.LookupGroup(name)
+	switch {
+	case err == nil:
+		if gid, err = strconv.Atoi(g.Gid); err != nil {
+			return nil, fmt.Errorf("socket_group %q: gid %q", name, g.Gid)
+		}
+	case group != "": // named in the config: it must exist
+		return nil, fmt.Errorf("socket_group %q: %w", group, err)
+	}
+	dir := filepath.Dir(path)
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return nil, explainSocket(path, err)
+	}
+	if fi, err := os.Lstat(path); err == nil {
+		if fi.Mode().Type() != os.ModeSocket {
+			return nil, fmt.Errorf("%s exists and is not a socket; remove it, or set socket: in the config to another path", path)
+		}
+		if c, err := net.DialTimeout("unix", path, time.Second); err == nil {
+			c.Close()
+			return nil, fmt.Errorf("another porthole-agent is already serving its owner on %s; stop it, or set socket: in the config to another path", path)
+		}
+		if err := os.Remove(path); err != nil {
+			return nil, explainSocket(path, err)
+		}
+	}
+	tmp := filepath.Join(dir, "."+filepath.Base(path)+"."+rand.Text()[:8])
+	ln, err := net.Listen("unix", tmp)
+	if err != nil {
+		return nil, explainSocket(path, err)
+	}
+	ul := ln.(*net.UnixListener)
+	ul.SetUnlinkOnClose(false)
+	fail := func(err error) (net.Listener, error) {
+		ul.Close()
+		os.Remove(tmp)
+		return nil, explainSocket(path, err)
+	}
+	if err := os.Chmod(tmp, 0o660); err != nil {
+		return fail(err)
+	}
+	if gid >= 0 {
+		// Giving it to a group the agent is not in fails unless it runs
+		// as root; the socket then stays the agent's user's own.
+		_ = os.Lchown(tmp, -1, gid)
+	}
+	if err := os.Rename(tmp, path); err != nil {
+		return fail(err)
+	}
+	return &socketListener{UnixListener: ul, path: path}, nil
+}
+
+// socketListener removes its socket when closed.
+type socketListener struct {
+	*net.UnixListener
+	path string
+	once sync.Once
+}
+
+func (s *socketListener) Close() error {
+	err := s.UnixListener.Close()
+	s.once.Do(func() { os.Remove(s.path) })
+	return err
+}
+
+func explainSocket(path string, err error) error {
+	if errors.Is(err, os.ErrPermission) {
+		return fmt.Errorf("cannot create the owner's control socket %s (%w): run the agent as root, or set socket: in the config to a path it may create", path, err)
+	}
+	return fmt.Errorf("creating the owner's control socket %s: %w", path, err)
+}

@@ -1,0 +1,291 @@
+package agent
+
+import (
+	"context"
+	"encoding/json"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/porthole/porthole/control"
+)
+
+// shortDir is a temporary directory with a path short enough for a unix
+// socket (108 bytes at most).
+func shortDir(t *testing.T) string {
+	t.Helper()
+	dir, err := os.MkdirTemp("", "ph")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(dir) })
+	return dir
+}
+
+func TestListenSocket(t *testing.T) {
+	t.Parallel()
+	path := filepath.Join(shortDir(t), "run", "agent.sock")
+	ln, err := ListenSocket(path, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	fi, err := os.Lstat(path)
+	if err != nil || fi.Mode().Type() != os.ModeSocket || fi.Mode().Perm() != 0o660 {
+		t.Fatalf("socket %v, %v; want a socket, mode 0660", fi.Mode(), err)
+	}
+	entries, _ := os.ReadDir(filepath.Dir(path))
+	if len(entries) != 1 {
+		t.Errorf("the socket's directory holds %d entries; want the socket alone", len(entries))
+	}
+	// A second agent on the same socket is told, and the first keeps it.
+	if _, err := ListenSocket(path, ""); err == nil || !strings.Contains(err.Error(), "already serving") {
+		t.Fatalf("a second ListenSocket: %v", err)
+	}
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			c.Close()
+		}
+	}()
+	ln.Close()
+	if _, err := os.Lstat(path); !os.IsNotExist(err) {
+		t.Fatalf("the socket is still there after Close: %v", err)
+	}
+
+	// A dead agent's socket is replaced.
+	stale, err := net.Listen("unix", path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	stale.(*net.UnixListener).SetUnlinkOnClose(false)
+	stale.Close()
+	ln, err = ListenSocket(path, "")
+	if err != nil {
+		t.Fatalf("replacing a stale socket: %v", err)
+	}
+	ln.Close()
+
+	// Something that is not a socket is left alone.
+	if err := os.WriteFile(path, []byte("precious"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := ListenSocket(path, ""); err == nil || !strings.Contains(err.Error(), "not a socket") {
+		t.Errorf("ListenSocket over a file: %v", err)
+	}
+	if _, err := ListenSocket(path, "no-such-group-here"); err == nil {
+		t.Error("a socket_group that does not exist was accepted")
+	}
+}
+
+// localAgent is the owner's control of an enrolled device, served on a
+// socket in a temporary directory.
+type localAgent struct {
+	consent *Consent
+	tunnels *Tunnels
+	local   *Local
+	client  *LocalClient
+	socket  string
+	dir     string
+}
+
+func newLocalAgent(t *testing.T, mode ConsentMode) *localAgent {
+	t.Helper()
+	c, _ := newTestConsent(t, mode, nil)
+	tn, _ := consentTunnels(t, c)
+	dir := c.events.f.Name()
+	l, err := NewLocal(LocalOptions{Consent: c, Tunnels: tn, StateDir: filepath.Dir(dir)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	path := filepath.Join(shortDir(t), "agent.sock")
+	ln, err := ListenSocket(path, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- l.ServeSocket(ctx, ln) }()
+	t.Cleanup(func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("ServeSocket: %v", err)
+		}
+	})
+	return &localAgent{consent: c, tunnels: tn, local: l, client: NewLocalClient(path), socket: path, dir: filepath.Dir(dir)}
+}
+
+// TestLocalSocket drives the owner's commands over the socket.
+func TestLocalSocket(t *testing.T) {
+	t.Parallel()
+	a := newLocalAgent(t, ConsentManual)
+	ctx := t.Context()
+	st, err := a.client.Status(ctx)
+	if err != nil || st.Mode != ConsentManual || st.Device != "dev1" || st.Window != nil || st.Pending == nil || st.Sessions == nil {
+		t.Fatalf("status %+v, %v", st, err)
+	}
+	ans, err := a.client.Request(ctx, "it hums", 10*time.Minute)
+	if err != nil || !ans.Opened || !regexp.MustCompile(`^\w{4}-\w{4}-\w{4}$`).MatchString(ans.Window.Code) || ans.Window.Reason != "it hums" {
+		t.Fatalf("request %+v, %v", ans, err)
+	}
+	again, err := a.client.Request(ctx, "", 0)
+	if err != nil || again.Opened || again.Window.Code != ans.Window.Code {
+		t.Fatalf("request again %+v, %v; want the same window", again, err)
+	}
+	if _, err := a.client.Request(ctx, "", 48*time.Hour); err == nil || !strings.Contains(err.Error(), "24h") {
+		t.Errorf("a two-day window: %v", err)
+	}
+	if _, err := a.client.Answer(ctx, "", true); err == nil || !strings.Contains(err.Error(), "no session is waiting") {
+		t.Errorf("approve with nothing waiting: %v", err)
+	}
+
+	// An open session shows, and revoke ends it and closes the window.
+	var states states
+	a.tunnels.Open(ctx, openCmd("s1"), states.report)
+	consentWait(t, "the session ends (no relay in this test)", func() bool { return len(states.list()) > 0 })
+	rev, err := a.client.Revoke(ctx)
+	if err != nil || !rev.WindowClosed {
+		t.Fatalf("revoke %+v, %v", rev, err)
+	}
+	st, _ = a.client.Status(ctx)
+	if st.Window != nil {
+		t.Error("the window is still open after revoke")
+	}
+	hist, err := a.client.History(ctx, 100)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var names []string
+	for _, raw := range hist {
+		var ev struct{ Event string }
+		json.Unmarshal(raw, &ev)
+		names = append(names, ev.Event)
+	}
+	got := strings.Join(names, " ")
+	for _, want := range []string{eventWindowOpened, eventSessionAdmitted, eventWindowClosed, eventRevoked} {
+		if !strings.Contains(got, want) {
+			t.Errorf("history %q lacks %s", got, want)
+		}
+	}
+	if h, _ := a.client.History(ctx, 1); len(h) != 1 {
+		t.Errorf("history of 1: %d events", len(h))
+	}
+
+	// No agent: the owner is told what to do.
+	_, err = NewLocalClient(filepath.Join(shortDir(t), "none.sock")).Status(ctx)
+	if err == nil || !strings.Contains(err.Error(), "not running") {
+		t.Errorf("status with no agent: %v", err)
+	}
+}
+
+// TestLocalRevokeEndsSessionsAtOnce: revoke ends a session waiting for the
+// owner within a second, reported as revoked.
+func TestLocalRevokeEndsSessionsAtOnce(t *testing.T) {
+	t.Parallel()
+	a := newLocalAgent(t, ConsentApprove)
+	var st states
+	a.tunnels.Open(t.Context(), openCmd("s1"), st.report)
+	waitState(t, &st, control.State{Kind: control.StateWaitingConsent, Session: "s1"})
+	start := time.Now()
+	rev, err := a.client.Revoke(t.Context())
+	if err != nil || rev.Sessions != 1 {
+		t.Fatalf("revoke %+v, %v", rev, err)
+	}
+	waitState(t, &st, control.State{Kind: control.StateTunnelDown, Session: "s1", Reason: ReasonRevoked})
+	if d := time.Since(start); d > time.Second {
+		t.Errorf("the session ended %v after revoke; want within a second", d)
+	}
+}
+
+// TestLocalPageDefences: the page answers only to its own address, its API
+// only to calls carrying its token, and POSTs only as JSON from its own
+// origin.
+func TestLocalPageDefences(t *testing.T) {
+	t.Parallel()
+	a := newLocalAgent(t, ConsentManual)
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- a.local.ServePage(ctx, ln) }()
+	defer func() { cancel(); <-done }()
+	base := "http://" + ln.Addr().String()
+	host := ln.Addr().String()
+
+	call := func(method, path, hostHeader, token, origin, ctype, body string) (int, string, http.Header) {
+		t.Helper()
+		req, _ := http.NewRequest(method, base+path, strings.NewReader(body))
+		req.Host = hostHeader
+		if token != "" {
+			req.Header.Set(pageTokenHeader, token)
+		}
+		if origin != "" {
+			req.Header.Set("Origin", origin)
+		}
+		if ctype != "" {
+			req.Header.Set("Content-Type", ctype)
+		}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return resp.StatusCode, string(b), resp.Header
+	}
+
+	status, page, h := call("GET", "/", host, "", "", "", "")
+	if status != 200 || !strings.Contains(page, `content="`+a.local.token+`"`) {
+		t.Fatalf("the page: %d, token in it: %v", status, strings.Contains(page, a.local.token))
+	}
+	if csp := h.Get("Content-Security-Policy"); !strings.Contains(csp, "frame-ancestors 'none'") || strings.Contains(csp, "unsafe-inline") {
+		t.Errorf("Content-Security-Policy %q", csp)
+	}
+	if h.Get("X-Frame-Options") != "DENY" {
+		t.Error("the page may be framed")
+	}
+	if status, _, _ := call("GET", "/app.js", host, "", "", "", ""); status != 200 {
+		t.Errorf("app.js: %d", status)
+	}
+	port := host[strings.LastIndex(host, ":")+1:]
+	if status, _, _ := call("GET", "/api/v1/status", "localhost:"+port, a.local.token, "", "", ""); status != 200 {
+		t.Errorf("status as localhost: %d", status)
+	}
+
+	for _, tt := range []struct {
+		name                                  string
+		method, path, host, token, origin, ct string
+		want                                  int
+	}{
+		{"a rebound name", "GET", "/", "evil.example:" + port, "", "", "", http.StatusMisdirectedRequest},
+		{"a rebound name's API", "GET", "/api/v1/status", "evil.example:" + port, a.local.token, "", "", http.StatusMisdirectedRequest},
+		{"no token", "GET", "/api/v1/status", host, "", "", "", http.StatusForbidden},
+		{"a wrong token", "POST", "/api/v1/revoke", host, "x" + a.local.token, "", "application/json", http.StatusForbidden},
+		{"another origin", "POST", "/api/v1/request", host, a.local.token, "http://evil.example", "application/json", http.StatusForbidden},
+		{"a form post", "POST", "/api/v1/request", host, a.local.token, "", "application/x-www-form-urlencoded", http.StatusUnsupportedMediaType},
+	} {
+		if status, body, _ := call(tt.method, tt.path, tt.host, tt.token, tt.origin, tt.ct, "{}"); status != tt.want {
+			t.Errorf("%s: %d %s; want %d", tt.name, status, body, tt.want)
+		}
+	}
+	if a.consent.Status().Window != nil {
+		t.Fatal("a refused request opened a window")
+	}
+	status, body, _ := call("POST", "/api/v1/request", host, a.local.token, "http://"+host, "application/json", `{"reason":"from the page"}`)
+	if status != 200 || a.consent.Status().Window == nil {
+		t.Fatalf("the page's own request: %d %s", status, body)
+	}
+	if a.local.PageURL() != base+"/" {
+		t.Errorf("PageURL %q; want %q", a.local.PageURL(), base+"/")
+	}
+}
