@@ -54,9 +54,12 @@ const (
 	// pollWait is how long one long poll of a session waits on the server.
 	pollWait = 25 * time.Second
 	// relayHandshakeTimeout bounds the TCP dial and SSH handshake with the
-	// relay; the handshake with the device is bounded by the device itself,
-	// since it may wait for the engineer to type the owner's code.
+	// relay.
 	relayHandshakeTimeout = 20 * time.Second
+	// deviceHandshakeTimeout bounds the SSH handshake with the device,
+	// long enough for the engineer to type the owner's code; the device
+	// keeps its own, shorter, limit.
+	deviceHandshakeTimeout = 2 * time.Minute
 	// closeTimeout bounds closing the session on the way out.
 	closeTimeout = 10 * time.Second
 )
@@ -392,7 +395,9 @@ func (l *link) deviceSSH(ctx context.Context, nc net.Conn) (*ssh.Client, error) 
 		HostKeyAlgorithms: hostKeyAlgos,
 		BannerCallback:    banners.add,
 	}
-	client, err := clientHandshake(ctx, nc, net.JoinHostPort(principals[0], "22"), cfg)
+	hctx, cancel := context.WithTimeout(ctx, deviceHandshakeTimeout)
+	defer cancel()
+	client, err := clientHandshake(hctx, nc, net.JoinHostPort(principals[0], "22"), cfg)
 	switch {
 	case err == nil:
 		l.progress.clear()
@@ -420,6 +425,8 @@ func (l *link) deviceSSH(ctx context.Context, nc net.Conn) (*ssh.Client, error) 
 		return nil, &userError{msg: fmt.Sprintf("%s refused the login: %s", l.device.Name, why), err: err}
 	case ctx.Err() != nil:
 		return nil, ctx.Err()
+	case hctx.Err() != nil:
+		return nil, &userError{msg: fmt.Sprintf("%s did not finish the SSH handshake within %s", l.device.Name, humanize.Duration(deviceHandshakeTimeout)), err: err}
 	}
 	if w := l.why(ctx); w != "" {
 		return nil, &userError{msg: w, err: err}
