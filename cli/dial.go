@@ -248,7 +248,15 @@ func (l *link) waitActive(ctx context.Context) error {
 			l.session = s
 			return &userError{msg: sessionEndWords(s, l.device.Name)}
 		case apitype.SessionWaitingConsent:
-			l.progress.set("waiting for the owner of " + l.device.Name + " to let you in…")
+			// "waiting for the owner of dev1 to approve (4:32 left)"
+			stop := l.approvalCountdown(ctx, s.ID)
+			next, err := l.c.WaitSession(ctx, s.ID, nextState(s.State), pollWait)
+			stop()
+			if err != nil {
+				return err
+			}
+			s = *next
+			continue
 		default:
 			l.progress.set("asking " + l.device.Name + " to connect…")
 		}
@@ -294,6 +302,9 @@ func sessionEndWords(s apitype.Session, device string) string {
 		return fmt.Sprintf("%s closed the session because it could not record it (is its disk full?)", device)
 	case "":
 		return fmt.Sprintf("the session on %s closed", device)
+	}
+	if w := consentEndWords(s.CloseReason, device); w != "" {
+		return w
 	}
 	return fmt.Sprintf("%s closed the session (%s)", device, strings.ReplaceAll(s.CloseReason, "_", " "))
 }
