@@ -38,6 +38,10 @@ type process struct {
 	// copying them, done when the output is drained.
 	readers []*os.File
 	copies  sync.WaitGroup
+	// filesMu guards closing the readers against using them elsewhere (a
+	// terminal resize), which must not touch a closed file.
+	filesMu     sync.Mutex
+	filesClosed bool
 
 	done chan struct{} // closed once the process has ended and its output is drained
 	exit Exit          // set before done is closed
@@ -91,19 +95,38 @@ func (p *process) wait() {
 	select {
 	case <-drained:
 	case <-t.C:
-		for _, r := range p.readers {
-			r.Close()
-		}
+		p.closeReaders()
 		<-drained
 	}
 	t.Stop()
-	for _, r := range p.readers {
-		r.Close()
-	}
+	p.closeReaders()
 	p.exit = exitOf(p.cmd.ProcessState, err)
 	p.exit.Killed = p.killed.Load()
 	p.exit.Took = time.Since(p.start)
 	close(p.done)
+}
+
+// closeReaders closes the parent's ends of the output, once.
+func (p *process) closeReaders() {
+	p.filesMu.Lock()
+	defer p.filesMu.Unlock()
+	if p.filesClosed {
+		return
+	}
+	p.filesClosed = true
+	for _, r := range p.readers {
+		r.Close()
+	}
+}
+
+// withOpenFiles runs fn unless the output files are closed already, and
+// keeps them open while it runs.
+func (p *process) withOpenFiles(fn func()) {
+	p.filesMu.Lock()
+	defer p.filesMu.Unlock()
+	if !p.filesClosed {
+		fn()
+	}
 }
 
 func (p *process) Done() <-chan struct{} { return p.done }

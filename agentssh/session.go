@@ -153,7 +153,10 @@ func (sc *sessionChannel) request(req *ssh.Request) bool {
 		}
 		sc.pty.Cols, sc.pty.Rows, sc.pty.Width, sc.pty.Height = clampSize(w.Cols), clampSize(w.Rows), w.Width, w.Height
 		if sc.ptmx != nil {
-			pty.Setsize(sc.ptmx, sc.winsize())
+			// The terminal may be closing as the process ends.
+			if p, ok := sc.job.(*process); ok {
+				p.withOpenFiles(func() { pty.Setsize(sc.ptmx, sc.winsize()) })
+			}
 			sc.recordf(func(r ProcessRecorder) { r.Resize(int(sc.pty.Cols), int(sc.pty.Rows)) })
 		}
 		return true
