@@ -1,20 +1,17 @@
 package daemon
 
 import (
-	"bytes"
 	"errors"
 	"fmt"
-	"io"
 	"net"
 	"net/url"
 	"os"
 	"path/filepath"
-	"regexp"
 	"strconv"
 	"strings"
 	"time"
 
-	"go.yaml.in/yaml/v3"
+	"github.com/porthole/porthole/yamlconf"
 
 	"github.com/porthole/porthole/brokerclient"
 	"github.com/porthole/porthole/control"
@@ -157,18 +154,11 @@ func LoadConfig(path string) (*Config, error) {
 	return cfg, nil
 }
 
-var yamlUnknownField = regexp.MustCompile(`line (\d+): field (\S+) not found in type \S+`)
-
 // ParseConfig decodes YAML into a Config and validates it.
 func ParseConfig(data []byte) (*Config, error) {
 	var cfg Config
-	dec := yaml.NewDecoder(bytes.NewReader(data))
-	dec.KnownFields(true)
-	if err := dec.Decode(&cfg); err != nil && !errors.Is(err, io.EOF) {
-		// yaml.v3 says "line 3: field foo not found in type daemon.Config";
-		// say it in the operator's terms.
-		msg := yamlUnknownField.ReplaceAllString(err.Error(), `line $1: unknown key "$2"`)
-		return nil, errors.New(strings.TrimPrefix(msg, "yaml: "))
+	if err := yamlconf.Decode(data, &cfg); err != nil {
+		return nil, err
 	}
 	if err := cfg.Validate(); err != nil {
 		return nil, err
