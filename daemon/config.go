@@ -11,10 +11,9 @@ import (
 	"strings"
 	"time"
 
-	"github.com/porthole/porthole/yamlconf"
-
 	"github.com/porthole/porthole/brokerclient"
 	"github.com/porthole/porthole/control"
+	"github.com/porthole/porthole/yamlconf"
 )
 
 // Config is portholed's configuration, read from YAML by LoadConfig. The
