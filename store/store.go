@@ -284,6 +284,10 @@ type Store interface {
 	// waiting for an owner's approval.
 	SupportRequests
 
+	// Uploaded recordings and the owners' read-only links: see
+	// Recordings.
+	Recordings
+
 	// The audit log, and how writes record events (WithAudit): see
 	// AuditLog.
 	AuditLog
