@@ -3,8 +3,8 @@
 // that depend on the machine.
 //
 // Run builds the three binaries, starts a server (`portholed init` and
-// `serve`, every role on loopback), enrolls one device with the real agent,
-// and starts an OpenSSH sshd of its own on a free loopback port (a temporary
+// `serve`, every role on loopback), enrolls one device with the real agent
+// (consent: auto, so no person reads out a support code), and starts an OpenSSH sshd of its own on a free loopback port (a temporary
 // host key, authorized_keys and config, `sshd -D -f`). It then measures,
 // interleaving the tools so that a busy moment of the shared machine hits
 // them alike:
