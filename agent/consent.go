@@ -53,6 +53,10 @@ const (
 	MaxWrongCodes = 5
 )
 
+// wrongCodesGrace is how long the sessions of a window closed by wrong
+// codes last, for the last refusal to reach the engineer.
+const wrongCodesGrace = 500 * time.Millisecond
+
 // Why the device refuses or ends a session for consent, as it reports in
 // tunnel_down (and the server records as the session's close reason).
 const (
@@ -447,7 +451,15 @@ func (c *Consent) closeWindowLocked(w *window, reason string) {
 	}
 	w.endReason = reason
 	w.timer.Stop()
-	w.cancel(&consentEnd{reason: reason, words: c.endWords(reason)})
+	cause := &consentEnd{reason: reason, words: c.endWords(reason)}
+	if reason == ReasonWrongCodes {
+		// The fifth wrong code is refused with a banner saying the window
+		// closed; ending the sessions at once would cut the connection
+		// before the banner is out. No code passes in the meantime.
+		time.AfterFunc(wrongCodesGrace, func() { w.cancel(cause) })
+	} else {
+		w.cancel(cause)
+	}
 	if c.window == w {
 		c.window = nil
 	}

@@ -197,14 +197,20 @@ func TestManualConsent(t *testing.T) {
 	if err == nil || !strings.Contains(err.Error(), "closed its support window") {
 		t.Fatalf("fifth wrong code: %v", err)
 	}
+	// Even the right code is refused now, at once; the sessions end a
+	// moment later, so that the refusal reaches the engineer.
+	if err := c.checkCode(g.window, "s1", w.Code); err == nil {
+		t.Fatal("the right code works after the window closed")
+	}
+	select {
+	case <-g.window.ctx.Done():
+	case <-time.After(2 * wrongCodesGrace):
+		t.Fatal("the window's sessions did not end")
+	}
 	if e, ok := errors.AsType[*consentEnd](context.Cause(g.window.ctx)); !ok || e.reason != ReasonWrongCodes {
 		t.Fatalf("the window ended with %v; want %s", context.Cause(g.window.ctx), ReasonWrongCodes)
 	}
 	consentWait(t, "the server hears of the wrong codes", func() bool { return srv.closedReason("req_1") == ReasonWrongCodes })
-	// Even the right code is refused now.
-	if err := c.checkCode(g.window, "s1", w.Code); err == nil {
-		t.Fatal("the right code works after the window closed")
-	}
 	if c.Status().Window != nil {
 		t.Fatal("status still shows a window")
 	}

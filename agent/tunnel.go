@@ -33,6 +33,11 @@ const (
 // relayDialTimeout bounds dialling the relay and the SSH handshake there.
 const relayDialTimeout = 15 * time.Second
 
+// relayCloseGrace is how long a session's relay connection outlives the
+// session, for the words saying why to reach its engineers (the SSH server
+// gives its channels half a second for that).
+const relayCloseGrace = 600 * time.Millisecond
+
 // Tunnels is the SessionHandler of a device with a data path. For each
 // verified open command it dials the relay named in the command, logs in
 // as the device with its own key (checking the relay's host certificate
@@ -279,8 +284,11 @@ func (t *Tunnels) end(tn *tunnel, reason string) {
 		tn.reason = reason
 		tn.mu.Lock()
 		tn.cancel(&consentEnd{reason: reason, words: t.endWords(reason)})
-		if tn.conn != nil {
-			tn.conn.Close()
+		if c := tn.conn; c != nil {
+			// The engineers' connections end with the context, their
+			// processes killed at once; the relay connection lasts a
+			// moment more so that the reason reaches them.
+			time.AfterFunc(relayCloseGrace, func() { c.Close() })
 		}
 		tn.mu.Unlock()
 	})

@@ -236,7 +236,7 @@ func parseSessionPapers(r *apitype.CreateSessionResponse, key ssh.PublicKey) (*s
 
 // waitActive follows the session until it is active. Each long poll waits
 // for the state after the one seen, so that the progress line follows
-// waiting_consent → connecting → active.
+// connecting → waiting_consent → active.
 func (l *link) waitActive(ctx context.Context) error {
 	s := l.session
 	for {
@@ -268,13 +268,15 @@ func (l *link) waitActive(ctx context.Context) error {
 	}
 }
 
-// nextState is the state to long-poll for after st.
+// nextState is the state to long-poll for after st. The server asks the
+// device first (connecting); a device whose owner must approve then says
+// so (waiting_consent).
 func nextState(st string) string {
 	switch st {
 	case apitype.SessionRequested:
-		return apitype.SessionWaitingConsent
-	case apitype.SessionWaitingConsent:
 		return apitype.SessionConnecting
+	case apitype.SessionConnecting:
+		return apitype.SessionWaitingConsent
 	}
 	return apitype.SessionActive
 }
@@ -450,7 +452,9 @@ func (l *link) deviceSSH(ctx context.Context, nc net.Conn) (*ssh.Client, error) 
 func (l *link) why(ctx context.Context) string {
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
 	defer cancel()
-	s, err := l.c.Session(ctx, l.session.ID)
+	// The connection may end a moment before the server hears why (the
+	// device's tunnel_down): give it that moment.
+	s, err := l.c.WaitSession(ctx, l.session.ID, apitype.SessionClosed, 3*time.Second)
 	if err != nil || s.State != apitype.SessionClosed {
 		return ""
 	}

@@ -60,8 +60,11 @@ func newRelay(st store.Store, keys *ca.Keys, sessions *session.Manager, publicAd
 			}
 			return relay.Session{
 				ID: ses.ID, Fleet: ses.FleetName, Device: ses.DeviceName,
-				// A device dials the relay only once it has been asked to.
-				Open: ses.State == store.SessionConnecting || ses.State == store.SessionActive,
+				// A device dials the relay only once it has been asked to
+				// (and, in approve consent, once its owner said yes, which
+				// the server hears of with tunnel_up, after the dial).
+				Open: ses.State == store.SessionConnecting || ses.State == store.SessionWaitingConsent ||
+					ses.State == store.SessionActive,
 				Ends: ses.CreatedAt.Add(ses.MaxDuration),
 			}, nil
 		},

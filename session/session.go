@@ -323,14 +323,17 @@ func (m *Manager) closedHook(id string) {
 	}
 }
 
-// rank orders states along a session's life.
+// rank orders states along a session's life as the server sees it: the
+// device is asked first (connecting), and only then says that its owner
+// must approve (waiting_consent), so a wait for waiting_consent ends on
+// anything that follows, and a wait for connecting ends there too.
 func rank(s store.SessionState) int {
 	switch s {
 	case store.SessionRequested:
 		return 1
-	case store.SessionWaitingConsent:
-		return 2
 	case store.SessionConnecting:
+		return 2
+	case store.SessionWaitingConsent:
 		return 3
 	case store.SessionActive:
 		return 4
