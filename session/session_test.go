@@ -335,7 +335,6 @@ func TestWaitEndsWithContext(t *testing.T) {
 	}
 }
 
-
 // TestWaitingConsent: a device whose owner must approve reports
 // waiting_consent; the session then waits past ConnectTimeout, up to
 // ConsentTimeout, and goes active on tunnel_up or closes on the device's
