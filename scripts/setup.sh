@@ -16,6 +16,9 @@ need() { command -v "$1" >/dev/null 2>&1 || missing+=("$2"); }
 need nft nftables          # the demo's NAT between device namespaces and the server
 need sshd openssh-server   # bench/: plain OpenSSH to compare with
 need asciinema asciinema   # recordings must play in stock asciinema
+need chromium chromium     # e2e: the owner's local page in headless Chromium
+need node nodejs           # … driven by playwright-core (below)
+need npm npm
 if [ ${#missing[@]} -gt 0 ]; then
   if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
     say "installing ${missing[*]}"
@@ -25,6 +28,14 @@ if [ ${#missing[@]} -gt 0 ]; then
   else
     say "missing packages (install them for the full demo and tests): ${missing[*]}"
   fi
+fi
+
+# playwright-core drives Debian's chromium for the local page's test; it
+# lives under .tools (ignored by git), where the test looks for it.
+if command -v npm >/dev/null && [ ! -f .tools/node_modules/playwright-core/package.json ]; then
+  say "installing playwright-core under .tools"
+  (cd "$(dirname "$0")/.." && npm install --prefix .tools --no-audit --no-fund --no-save playwright-core@1.65.1 >/dev/null) \
+    || say "could not install playwright-core: the local page test will say so"
 fi
 
 pg_up() { (exec 3<>/dev/tcp/127.0.0.1/5432) 2>/dev/null; }
