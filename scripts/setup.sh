@@ -32,9 +32,10 @@ fi
 
 # playwright-core drives Debian's chromium for the local page's test; it
 # lives under .tools (ignored by git), where the test looks for it.
-if command -v npm >/dev/null && [ ! -f .tools/node_modules/playwright-core/package.json ]; then
-  say "installing playwright-core under .tools"
-  (cd "$(dirname "$0")/.." && npm install --prefix .tools --no-audit --no-fund --no-save playwright-core@1.65.1 >/dev/null) \
+tools="$(cd "$(dirname "$0")/.." && pwd)/.tools"
+if command -v npm >/dev/null && [ ! -f "$tools/node_modules/playwright-core/package.json" ]; then
+  say "installing playwright-core under $tools"
+  npm install --prefix "$tools" --no-audit --no-fund --no-save playwright-core@1.65.1 >/dev/null \
     || say "could not install playwright-core: the local page test will say so"
 fi
 
