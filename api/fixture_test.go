@@ -97,7 +97,8 @@ func newFixture(dir string) (*fixture, error) {
 	if err != nil {
 		return nil, err
 	}
-	if f.srv, err = New(Config{Store: st, Keys: keys, Sessions: sessions, RelayAddr: "relay.example.com:443"}); err != nil {
+	if f.srv, err = New(Config{Store: st, Keys: keys, Sessions: sessions, RelayAddr: "relay.example.com:443",
+		Recordings: RecordingsConfig{Dir: filepath.Join(dir, "recordings")}}); err != nil {
 		return nil, err
 	}
 	f.ts = startTLS(f.srv.Handler(), keys)

@@ -36,6 +36,7 @@ func newWorld(t *testing.T, caller *store.User) *world {
 	_, w.etoken = fx.newEnrollmentToken(t, fl, 5, time.Now().Add(time.Hour))
 	must(t, fx.store.SetDevicePresence(context.Background(), store.DevicePresence{DeviceID: w.device.ID, Online: true, At: time.Now()}))
 	w.session = fx.newSession(t, w.device)
+	fx.newRecording(t, w.session)
 	w.request = &store.SupportRequest{DeviceID: w.device.ID, Kind: store.RequestSupport, Reason: "it hums", ExpiresAt: time.Now().Add(time.Hour)}
 	must(t, fx.store.CreateSupportRequest(context.Background(), w.request))
 	if caller != nil {
@@ -167,6 +168,22 @@ var matrix = []matrixCase{
 		body: func(*world) any { return map[string]any{"reason": "help", "for_s": 60} }, want: devicesOnly()},
 	{method: "POST", path: "/api/v1/device/requests/{id}/close", url: func(w *world) string { return "/api/v1/device/requests/" + w.request.ID + "/close" },
 		body: func(*world) any { return map[string]any{"reason": "revoked"} }, want: devicesOnly()},
+	{method: "PUT", path: "/api/v1/device/sessions/{id}/files/{name}",
+		url:  func(w *world) string { return "/api/v1/device/sessions/" + w.session.ID + "/files/events.jsonl?offset=0" },
+		body: func(*world) any { return "{}\n" }, want: devicesOnly()},
+	{method: "POST", path: "/api/v1/device/sessions/{id}/recording/complete",
+		url:  func(w *world) string { return "/api/v1/device/sessions/" + w.session.ID + "/recording/complete" },
+		body: func(*world) any { return map[string]any{"files": map[string]int{}} }, want: devicesOnly()},
+	{method: "POST", path: "/api/v1/device/owner-link", url: fixed("/api/v1/device/owner-link"), want: devicesOnly()},
+
+	{method: "GET", path: "/owner/", url: fixed("/owner/"), want: everyone(http.StatusOK)},
+	{method: "GET", path: "/api/v1/owner", url: fixed("/api/v1/owner"), want: ownersOnly()},
+	{method: "GET", path: "/api/v1/owner/audit", url: fixed("/api/v1/owner/audit"), want: ownersOnly()},
+	{method: "GET", path: "/api/v1/owner/sessions", url: fixed("/api/v1/owner/sessions"), want: ownersOnly()},
+	{method: "GET", path: "/api/v1/owner/sessions/{id}/recording",
+		url: func(w *world) string { return "/api/v1/owner/sessions/" + w.session.ID + "/recording" }, want: ownersOnly()},
+	{method: "GET", path: "/api/v1/owner/sessions/{id}/recording/files/{name}",
+		url: func(w *world) string { return "/api/v1/owner/sessions/" + w.session.ID + "/recording/files/meta.json" }, want: ownersOnly()},
 
 	{method: "POST", path: "/api/v1/logout", url: fixed("/api/v1/logout"), want: loggedInUsers(http.StatusNoContent)},
 	{method: "GET", path: "/api/v1/me", url: fixed("/api/v1/me"), want: loggedInUsers(http.StatusOK)},
@@ -227,6 +244,13 @@ var matrix = []matrixCase{
 		want: fleetMembers(store.RoleAuditor, http.StatusOK)},
 	{method: "GET", path: "/api/v1/sessions/{id}", url: func(w *world) string { return "/api/v1/sessions/" + w.session.ID },
 		want: fleetMembers(store.RoleAuditor, http.StatusOK)},
+	{method: "GET", path: "/api/v1/recordings", url: func(w *world) string { return "/api/v1/recordings?fleet=" + w.fleet.Name },
+		want: fleetMembers(store.RoleAuditor, http.StatusOK)},
+	{method: "GET", path: "/api/v1/sessions/{id}/recording", url: func(w *world) string { return "/api/v1/sessions/" + w.session.ID + "/recording" },
+		want: fleetMembers(store.RoleAuditor, http.StatusOK)},
+	{method: "GET", path: "/api/v1/sessions/{id}/recording/files/{name}",
+		url:  func(w *world) string { return "/api/v1/sessions/" + w.session.ID + "/recording/files/meta.json" },
+		want: fleetMembers(store.RoleAuditor, http.StatusOK)},
 	{method: "DELETE", path: "/api/v1/sessions/{id}", url: func(w *world) string { return "/api/v1/sessions/" + w.session.ID },
 		want: fleetMembers(store.RoleOperator, http.StatusOK)},
 	{method: "DELETE", path: "/api/v1/devices/{id}", url: func(w *world) string { return "/api/v1/devices/" + w.device.ID },
@@ -284,3 +308,6 @@ func TestAccessMatrix(t *testing.T) {
 
 // devicesOnly: a route for devices refuses every user.
 func devicesOnly() map[string]int { return everyone(http.StatusUnauthorized) }
+
+// ownersOnly: a route for owner links refuses every user.
+func ownersOnly() map[string]int { return everyone(http.StatusUnauthorized) }

@@ -18,6 +18,7 @@ const (
 	adminOnly                // server administrators
 	fleetRole                // a role of at least route.role in the route's fleet; admins count as owners
 	deviceAuth               // an enrolled device, by a password signed with its key (apiclient.DeviceCredentials)
+	ownerAuth                // a device's owner, by an owner link's token, reading that device's records only (owner.go)
 )
 
 // route is one operation of the API. The table of them is the single
@@ -78,6 +79,30 @@ func (s *Server) routeTable() []route {
 			ep:      handle(s.deviceRequest)},
 		{method: "POST", path: "/api/v1/device/requests/{id}/close", access: deviceAuth,
 			summary: "Close one of the calling device's requests, saying why", ep: handle(s.deviceCloseRequest)},
+		{method: "PUT", path: "/api/v1/device/sessions/{id}/files/{name}", access: deviceAuth,
+			summary: "Upload a chunk of a file of the calling device's session recording (body: the bytes): meta.json whole, other files appended at offset, the size the server holds; answers that size",
+			query:   []param{{"offset", "the byte of the file the chunk starts at (not for meta.json)"}},
+			ep:      s.streamed("application/json", s.uploadRecordingFile)},
+		{method: "POST", path: "/api/v1/device/sessions/{id}/recording/complete", access: deviceAuth,
+			summary: "Say the calling device sent the whole recording of its session, with each file's size on the device", ep: handle(s.completeRecording)},
+		{method: "POST", path: "/api/v1/device/owner-link", access: deviceAuth,
+			summary: "A new read-only link for the calling device's owner (its audit events and recordings), replacing the last one", ep: handle(s.createOwnerLink)},
+
+		// A device's owner, with an owner link: that device's records, read only.
+		{method: "GET", path: "/owner/", access: public, summary: "The owner's page: reads the owner link's token from the URL's fragment",
+			ep: raw("text/html", http.HandlerFunc(serveOwnerPage))},
+		{method: "GET", path: "/api/v1/owner", access: ownerAuth, summary: "The device an owner link reads, and when the link expires",
+			ep: handle(s.getOwner)},
+		{method: "GET", path: "/api/v1/owner/audit", access: ownerAuth, summary: "The audit events of the owner's device and its sessions, oldest first; the latest ones unless since or after is given",
+			query: []param{{"since", "events from this RFC 3339 time on"}, {"after", "events after this sequence number"},
+				{"limit", "at most this many events (default 100, at most 1000)"}},
+			ep: handle(s.ownerAudit)},
+		{method: "GET", path: "/api/v1/owner/sessions", access: ownerAuth, summary: "The sessions on the owner's device, newest first, with what was uploaded of each",
+			ep: handle(s.ownerSessions)},
+		{method: "GET", path: "/api/v1/owner/sessions/{id}/recording", access: ownerAuth, summary: "The uploaded recording of a session on the owner's device: its files",
+			ep: handle(s.ownerRecording)},
+		{method: "GET", path: "/api/v1/owner/sessions/{id}/recording/files/{name}", access: ownerAuth, summary: "One file of the recording of a session on the owner's device (ranges allowed)",
+			ep: s.streamed("application/octet-stream", s.ownerRecordingFile)},
 
 		// Any logged-in user.
 		{method: "POST", path: "/api/v1/logout", access: loggedIn, summary: "Revoke the token making this request",
@@ -106,6 +131,10 @@ func (s *Server) routeTable() []route {
 		{method: "GET", path: "/api/v1/sessions", access: loggedIn, summary: "Sessions in the caller's fleets, newest first",
 			query: []param{{"fleet", "only this fleet (by name)"}, {"device", "only this device (by name; needs fleet)"}, {"open", "true: only open sessions"}},
 			ep:    handle(s.listSessions)},
+		{method: "GET", path: "/api/v1/recordings", access: loggedIn, summary: "Uploaded recordings of sessions in the caller's fleets, without their files, newest session first (the latest 100)",
+			query: []param{{"fleet", "only this fleet (by name)"}, {"device", "only this device (by name; needs fleet)"},
+				{"session", "only this session's (by ID; may be repeated, up to 100)"}},
+			ep: handle(s.listRecordings)},
 
 		// Administrators.
 		{method: "POST", path: "/api/v1/fleets", access: adminOnly, action: "create fleets", summary: "Create a fleet", status: http.StatusCreated,
@@ -149,6 +178,10 @@ func (s *Server) routeTable() []route {
 			ep:      handle(s.getSession)},
 		{method: "DELETE", path: "/api/v1/sessions/{id}", access: fleetRole, role: store.RoleOperator, action: "close sessions",
 			summary: "Close a session: the device is told and the relay cuts it", ep: handle(s.closeSession)},
+		{method: "GET", path: "/api/v1/sessions/{id}/recording", access: fleetRole, role: store.RoleAuditor, action: "read recordings",
+			summary: "What the device uploaded of a session's recording: its files and their sizes", ep: handle(s.getRecording)},
+		{method: "GET", path: "/api/v1/sessions/{id}/recording/files/{name}", access: fleetRole, role: store.RoleAuditor, action: "read recordings",
+			summary: "One file of a session's uploaded recording (ranges allowed)", ep: s.streamed("application/octet-stream", s.getRecordingFile)},
 		{method: "GET", path: "/api/v1/requests/{id}", access: fleetRole, role: store.RoleAuditor, action: "see support requests",
 			summary: "One support request, with the sessions it led to", ep: handle(s.getRequest)},
 		{method: "POST", path: "/api/v1/requests/{id}/claim", access: fleetRole, role: store.RoleOperator, action: "claim support requests",
@@ -202,6 +235,10 @@ func (c *call) run() (any, error) {
 	case public:
 	case deviceAuth:
 		if err := c.authenticateDevice(); err != nil {
+			return nil, err
+		}
+	case ownerAuth:
+		if err := c.authenticateOwner(); err != nil {
 			return nil, err
 		}
 	default:

@@ -51,6 +51,10 @@ type Config struct {
 	// session routes answer that this server opens no sessions.
 	Sessions *session.Manager
 
+	// Recordings says where the recordings devices upload are kept, and
+	// how much of them. Zero: none are taken.
+	Recordings RecordingsConfig
+
 	// DeviceDeleted is called after a device is deleted, so that the
 	// control channel can end the connection the device may still have
 	// (its credential no longer works, but an open connection would stay).
@@ -102,6 +106,7 @@ type Server struct {
 	brokerURL string
 	relayAddr string
 	sessions  *session.Manager
+	recDisk   *recordingDisk
 	deleted   func(fleet, device string)
 	tokenTTL  time.Duration
 	now       func() time.Time
@@ -132,6 +137,7 @@ func New(cfg Config) (*Server, error) {
 		brokerURL: cfg.BrokerURL,
 		relayAddr: cfg.RelayAddr,
 		sessions:  cfg.Sessions,
+		recDisk:   newRecordingDisk(cfg.Recordings),
 		deleted:   cfg.DeviceDeleted,
 		tokenTTL:  orDefault(cfg.TokenTTL, DefaultTokenTTL),
 		now:       cfg.Now,
