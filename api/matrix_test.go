@@ -169,7 +169,9 @@ var matrix = []matrixCase{
 	{method: "POST", path: "/api/v1/device/requests/{id}/close", url: func(w *world) string { return "/api/v1/device/requests/" + w.request.ID + "/close" },
 		body: func(*world) any { return map[string]any{"reason": "revoked"} }, want: devicesOnly()},
 	{method: "PUT", path: "/api/v1/device/sessions/{id}/files/{name}",
-		url:  func(w *world) string { return "/api/v1/device/sessions/" + w.session.ID + "/files/events.jsonl?offset=0" },
+		url: func(w *world) string {
+			return "/api/v1/device/sessions/" + w.session.ID + "/files/events.jsonl?offset=0"
+		},
 		body: func(*world) any { return "{}\n" }, want: devicesOnly()},
 	{method: "POST", path: "/api/v1/device/sessions/{id}/recording/complete",
 		url:  func(w *world) string { return "/api/v1/device/sessions/" + w.session.ID + "/recording/complete" },
