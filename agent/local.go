@@ -198,7 +198,11 @@ func (l *Local) Revoke() LocalRevokeAnswer {
 	closed := l.consent.Revoke()
 	n := len(l.tunnels.Sessions())
 	l.tunnels.CloseAll(ReasonRevoked)
-	l.consent.record(event{Event: eventRevoked, Detail: fmt.Sprintf("%d sessions ended; window closed: %v", n, closed)})
+	detail := fmt.Sprintf("ended %d session(s)", n)
+	if closed {
+		detail += " and closed the support window"
+	}
+	l.consent.record(event{Event: eventRevoked, Detail: detail})
 	l.log.Warn("the owner revoked access", "sessions", n, "window_closed", closed)
 	return LocalRevokeAnswer{Sessions: n, WindowClosed: closed}
 }

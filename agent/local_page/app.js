@@ -159,10 +159,19 @@ function renderHistory(events) {
   }
 }
 
+let lastStatus = "";
+
 async function refresh() {
   try {
-    render(await api("GET", "status"));
+    const st = await api("GET", "status");
+    render(st);
     showError(null);
+    // Something happened: the history has it.
+    const now = JSON.stringify(st);
+    if (now !== lastStatus) {
+      lastStatus = now;
+      refreshHistory();
+    }
   } catch (err) {
     showError("The agent does not answer: " + err.message);
   }
