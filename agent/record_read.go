@@ -16,6 +16,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/porthole/porthole/asciicast"
 )
 
 // The owner's side of the recordings: these functions only read the state
@@ -295,9 +297,6 @@ func Replay(ctx context.Context, w io.Writer, s *SessionInfo, opts ReplayOptions
 	if opts.Notes == nil {
 		opts.Notes = io.Discard
 	}
-	if opts.Sleep == nil {
-		opts.Sleep = sleepCtx
-	}
 	evs, _, err := ReadSessionEvents(s)
 	if err != nil {
 		return err
@@ -351,21 +350,6 @@ func Replay(ctx context.Context, w io.Writer, s *SessionInfo, opts ReplayOptions
 	return nil
 }
 
-func sleepCtx(ctx context.Context, d time.Duration) error {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-		return ctx.Err()
-	case <-t.C:
-		return nil
-	}
-}
-
-// minSleep gathers shorter delays into one wait: a timer per event would
-// be slower than the recording.
-const minSleep = 10 * time.Millisecond
-
 // playCast writes an asciicast's output events to w with their timing.
 func playCast(ctx context.Context, w io.Writer, path string, opts ReplayOptions) error {
 	f, err := os.Open(path)
@@ -373,54 +357,16 @@ func playCast(ctx context.Context, w io.Writer, path string, opts ReplayOptions)
 		return readableErr(path, err)
 	}
 	defer f.Close()
-	first := true
-	var prev, pending float64
-	var writeErr error
-	skipped, err := forEachLine(f, func(line []byte) error {
-		if writeErr != nil {
-			return nil
-		}
-		if first {
-			first = false
-			var h CastHeader
-			if err := json.Unmarshal(line, &h); err != nil || h.Version != 2 {
-				writeErr = fmt.Errorf("%s is not an asciicast v2 recording", path)
-			}
-			return nil
-		}
-		var ev []json.RawMessage
-		var t float64
-		var kind, data string
-		if json.Unmarshal(line, &ev) != nil || len(ev) != 3 ||
-			json.Unmarshal(ev[0], &t) != nil || json.Unmarshal(ev[1], &kind) != nil || json.Unmarshal(ev[2], &data) != nil {
-			return errors.New("not an event")
-		}
-		d := max(t-prev, 0)
-		prev = t
-		if opts.IdleLimit > 0 {
-			d = min(d, opts.IdleLimit.Seconds())
-		}
-		pending += d / opts.Speed
-		if kind != "o" {
-			return nil
-		}
-		if wait := time.Duration(pending * float64(time.Second)); wait >= minSleep {
-			pending = 0
-			if err := opts.Sleep(ctx, wait); err != nil {
-				writeErr = err
-				return nil
-			}
-		}
-		_, writeErr = io.WriteString(w, data)
-		return nil
-	})
-	if writeErr != nil {
-		return writeErr
+	skipped, err := asciicast.Play(ctx, w, f, asciicast.PlayOptions{Speed: opts.Speed, IdleLimit: opts.IdleLimit, Sleep: opts.Sleep})
+	if errors.Is(err, asciicast.ErrNotCast) {
+		return fmt.Errorf("%s is not an asciicast v2 recording", path)
+	} else if err != nil {
+		return err
 	}
 	if skipped > 0 {
 		fmt.Fprintf(opts.Notes, "porthole: skipped %d unreadable lines of %s\n", skipped, filepath.Base(path))
 	}
-	return err
+	return nil
 }
 
 // FormatSessionEvent writes an event of events.jsonl as one line for a
