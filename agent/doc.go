@@ -20,4 +20,11 @@
 // state directory, for the owner (ListSessions, Replay, ReadEventLog) and
 // for the upload to the server; SessionsDir documents the files, which
 // only grow by whole lines, so an uploader keeps an offset per file.
+//
+// Consent: every session must pass the owner's consent before the relay is
+// dialled, in the mode the owner's config alone sets (ConsentMode: manual
+// with a support window and code, approve, auto; see Consent for the
+// steps). The owner drives it through the running agent's unix socket or
+// its local page (Local, LocalClient): request, status, approve, deny and
+// revoke, the kill switch that ends every session at once.
 package agent

@@ -467,6 +467,10 @@ func TestRevokeMidTransfer(t *testing.T) {
 	if ses := eng.waitState(t, resp.Session.ID, apitype.SessionClosed); ses.CloseReason != "revoked" {
 		t.Errorf("the session after revoke: %+v; want revoked", ses)
 	}
+	WaitFor(t, 5*time.Second, "the server to hear the window was revoked", func() bool {
+		rs := requests(t, srv, "--all")
+		return len(rs) == 1 && rs[0].CloseReason == "revoked"
+	})
 	if fi, err := os.Stat(path); err != nil || fi.Size() >= total {
 		t.Errorf("the partial file on the device: %v, %v", fi, err)
 	}
