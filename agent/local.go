@@ -287,12 +287,13 @@ func localError(w http.ResponseWriter, status int, msg string) {
 }
 
 // defaultSocketGroup is the group given the socket when the config names
-// none, if it exists: the device's owners.
-const defaultSocketGroup = "porthole"
+// none, if it exists: the device's owners, who may read the agent's log
+// too.
+const defaultSocketGroup = OwnerGroup
 
 // ListenSocket makes the owner's control socket at path: its directory if
 // missing (0755), the socket with mode 0660 and group group (empty:
-// "porthole" when it exists), set before it appears under its name, so no
+// OwnerGroup when it exists), set before it appears under its name, so no
 // one else can ever connect. A stale socket left by a dead agent is
 // replaced; one that answers belongs to a running agent and is an error.
 // Closing the listener removes the socket.
