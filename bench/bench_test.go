@@ -1,9 +1,12 @@
 package bench
 
 import (
+	"bytes"
 	"context"
 	"fmt"
+	"io"
 	"log/slog"
+	"net"
 	"os"
 	"sync"
 	"testing"
@@ -199,5 +202,55 @@ func TestHexPort(t *testing.T) {
 		if got := hexPort(in); got != want {
 			t.Errorf("hexPort(%q) = %d; want %d", in, got, want)
 		}
+	}
+}
+
+// TestDelayProxy: bytes arrive intact and in order, a round trip takes two
+// one-way delays, and a half-close passes through.
+func TestDelayProxy(t *testing.T) {
+	t.Parallel()
+	echoLn, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer echoLn.Close()
+	go func() {
+		c, err := echoLn.Accept()
+		if err != nil {
+			return
+		}
+		_, _ = io.Copy(c, c)
+		c.(*net.TCPConn).CloseWrite()
+	}()
+	const oneWay = 20 * time.Millisecond
+	p, err := startDelayProxy(echoLn.Addr().String(), oneWay)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer p.close()
+	c, err := net.Dial("tcp", fmt.Sprintf("127.0.0.1:%d", p.port()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	start := time.Now()
+	if _, err := c.Write([]byte("ping")); err != nil {
+		t.Fatal(err)
+	}
+	buf := make([]byte, 4)
+	if _, err := io.ReadFull(c, buf); err != nil || string(buf) != "ping" {
+		t.Fatalf("read %q, %v; want ping", buf, err)
+	}
+	if rt := time.Since(start); rt < 2*oneWay {
+		t.Errorf("round trip took %v; want at least %v", rt, 2*oneWay)
+	}
+	want := bytes.Repeat([]byte("0123456789"), 10000)
+	if _, err := c.Write(want); err != nil {
+		t.Fatal(err)
+	}
+	c.(*net.TCPConn).CloseWrite()
+	got, err := io.ReadAll(c)
+	if err != nil || !bytes.Equal(got, want) {
+		t.Errorf("echoed %d bytes (%v); want the %d sent, in order, then EOF", len(got), err, len(want))
 	}
 }

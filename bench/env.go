@@ -86,10 +86,12 @@ type porthole struct {
 	bins binaries
 
 	dataDir, config string
-	url, fp         string
+	url, fp         string // the API, as the benchmark reaches it
+	publicURL       string // the API, as the CLI and the agent reach it
 	apiPort         int
 	brokerPort      int
 	relayPort       int
+	proxies         []*delayProxy // in front of every listener, if any
 	server          *proc
 	api             *apiclient.Client // logged in as the admin
 
@@ -104,8 +106,10 @@ type porthole struct {
 }
 
 // startPorthole initialises a server in dir/server with bins, starts it,
-// logs in, enrolls benchDevice and runs its agent.
-func startPorthole(ctx context.Context, log *slog.Logger, dir string, bins binaries) (_ *porthole, err error) {
+// logs in, enrolls benchDevice and runs its agent. With a oneWay delay,
+// the CLI and the agent reach the API, the broker and the relay only
+// through delayProxies: every link has a round trip of 2×oneWay.
+func startPorthole(ctx context.Context, log *slog.Logger, dir string, bins binaries, oneWay time.Duration) (_ *porthole, err error) {
 	p := &porthole{log: log, dir: dir, bins: bins, dataDir: filepath.Join(dir, "server")}
 	defer func() {
 		if err != nil {
@@ -118,11 +122,38 @@ func startPorthole(ctx context.Context, log *slog.Logger, dir string, bins binar
 		}
 	}
 	p.url = fmt.Sprintf("https://127.0.0.1:%d", p.apiPort)
+	p.publicURL = p.url
+	public := fmt.Sprintf(`public_url: %s
+broker:
+  listen: 127.0.0.1:%d
+relay:
+  listen: 127.0.0.1:%d
+`, p.url, p.brokerPort, p.relayPort)
+	if oneWay > 0 {
+		var ports []int
+		for _, port := range []int{p.apiPort, p.brokerPort, p.relayPort} {
+			proxy, err := startDelayProxy(fmt.Sprintf("127.0.0.1:%d", port), oneWay)
+			if err != nil {
+				return nil, err
+			}
+			p.proxies = append(p.proxies, proxy)
+			ports = append(ports, proxy.port())
+		}
+		p.publicURL = fmt.Sprintf("https://127.0.0.1:%d", ports[0])
+		public = fmt.Sprintf(`public_url: %s
+broker:
+  listen: 127.0.0.1:%d
+  public_url: mqtts://127.0.0.1:%d
+relay:
+  listen: 127.0.0.1:%d
+  public_addr: 127.0.0.1:%d
+`, p.publicURL, p.brokerPort, ports[1], p.relayPort, ports[2])
+	}
 
 	// A password long enough for any policy; it never leaves this run.
 	const password = "bench password, thrown away with the run"
 	out, err := runOutput(ctx, baseEnv(dir), password+"\n", bins.server, "init", "--data", p.dataDir,
-		"--admin-email", adminEmail, "--password-stdin", "--public-url", p.url,
+		"--admin-email", adminEmail, "--password-stdin", "--public-url", p.publicURL,
 		"--broker-listen", fmt.Sprintf("127.0.0.1:%d", p.brokerPort),
 		"--relay-listen", fmt.Sprintf("127.0.0.1:%d", p.relayPort))
 	if err != nil {
@@ -137,16 +168,7 @@ func startPorthole(ctx context.Context, log *slog.Logger, dir string, bins binar
 	// The config init wrote listens on every interface; this one keeps the
 	// API on loopback too, and logs only problems.
 	p.config = filepath.Join(p.dataDir, "bench.yaml")
-	config := fmt.Sprintf(`data_dir: .
-listen: 127.0.0.1:%d
-public_url: %s
-broker:
-  listen: 127.0.0.1:%d
-relay:
-  listen: 127.0.0.1:%d
-log:
-  level: warn
-`, p.apiPort, p.url, p.brokerPort, p.relayPort)
+	config := fmt.Sprintf("data_dir: .\nlisten: 127.0.0.1:%d\n%slog:\n  level: warn\n", p.apiPort, public)
 	if err := os.WriteFile(p.config, []byte(config), 0o600); err != nil {
 		return nil, err
 	}
@@ -182,7 +204,7 @@ log:
 		return nil, err
 	}
 	p.cliEnv = append(baseEnv(home),
-		"PORTHOLE_SERVER="+p.url, "PORTHOLE_TOKEN="+login.Token, "PORTHOLE_FINGERPRINT="+p.fp,
+		"PORTHOLE_SERVER="+p.publicURL, "PORTHOLE_TOKEN="+login.Token, "PORTHOLE_FINGERPRINT="+p.fp,
 		"XDG_CONFIG_HOME="+filepath.Join(home, ".config"), "TERM=xterm")
 
 	// The device: the real agent, enrolled, idling on MQTT. Its owner
@@ -191,7 +213,7 @@ log:
 	// the machines, not a person reading out a code. Its socket for the
 	// owner is the run's own.
 	p.agentState = filepath.Join(dir, benchDevice)
-	if _, err := runOutput(ctx, baseEnv(dir), "", bins.agent, "enroll", "--server", p.url,
+	if _, err := runOutput(ctx, baseEnv(dir), "", bins.agent, "enroll", "--server", p.publicURL,
 		"--token", tok.Token, "--fingerprint", p.fp, "--name", benchDevice, "--state", p.agentState); err != nil {
 		return nil, err
 	}
@@ -332,5 +354,8 @@ func (p *porthole) close() {
 	}
 	if err := p.server.stop(60 * time.Second); err != nil {
 		p.log.Warn("stopping the server", "err", err)
+	}
+	for _, proxy := range p.proxies {
+		proxy.close()
 	}
 }

@@ -25,7 +25,8 @@ type openSSH struct {
 	dir        string
 	port       int
 	sshd       *proc
-	key        string // the client's private key
+	proxy      *delayProxy // between the clients and sshd, if any
+	key        string      // the client's private key
 	knownHosts string
 	env        []string
 }
@@ -137,6 +138,28 @@ LogLevel ERROR
 	return o, nil
 }
 
+// delayed is the same sshd reached through a delayProxy: a link with a
+// round trip of 2×oneWay. Closing it closes only the proxy.
+func (o *openSSH) delayed(oneWay time.Duration) (*openSSH, error) {
+	proxy, err := startDelayProxy(fmt.Sprintf("127.0.0.1:%d", o.port), oneWay)
+	if err != nil {
+		return nil, err
+	}
+	hostPub, err := os.ReadFile(filepath.Join(o.dir, "host_key.pub"))
+	if err != nil {
+		proxy.close()
+		return nil, err
+	}
+	d := *o
+	d.port, d.proxy = proxy.port(), proxy
+	d.knownHosts = filepath.Join(o.dir, fmt.Sprintf("known_hosts_%d", d.port))
+	if err := os.WriteFile(d.knownHosts, fmt.Appendf(nil, "[127.0.0.1]:%d %s", d.port, hostPub), 0o600); err != nil {
+		proxy.close()
+		return nil, err
+	}
+	return &d, nil
+}
+
 // clientOptions are what ssh and scp share: this run's key and known
 // hosts, nothing from a user's config.
 func (o *openSSH) clientOptions(extra []string) []string {
@@ -179,9 +202,13 @@ func (o *openSSH) settle() {
 // cpu is the CPU time of sshd and the processes it has reaped.
 func (o *openSSH) cpu() (time.Duration, error) { return cpuTime(o.sshd.pid()) }
 
-// close stops sshd.
+// close stops sshd, or only the proxy of a delayed one.
 func (o *openSSH) close() {
 	if o == nil || o.sshd == nil {
+		return
+	}
+	if o.proxy != nil {
+		o.proxy.close()
 		return
 	}
 	if err := o.sshd.stop(10 * time.Second); err != nil && !errors.Is(err, os.ErrProcessDone) {

@@ -70,6 +70,26 @@ func (r *Results) Markdown(w io.Writer) error {
 		b.WriteString("\n")
 	}
 
+	if wr := r.WAN; wr != nil && len(wr.Shell) > 0 && len(wr.Echo) > 0 {
+		fmt.Fprintf(&b, "### With a %v round trip on every link: time to shell (%d runs) and echo (%d keystrokes)\n\n",
+			wr.RTT, len(wr.Shell[0].Exits), len(wr.Echo[0].RTT))
+		b.WriteString("| tool | first output, median | p95 | vs OpenSSH direct | echo, median | p95 | vs OpenSSH direct |\n")
+		b.WriteString("|---|--:|--:|--:|--:|--:|--:|\n")
+		var baseShell, baseEcho time.Duration
+		for i, s := range wr.Shell {
+			if s.Tool == toolOpenSSH {
+				baseShell, baseEcho = s.FirstOut.Median(), wr.Echo[i].RTT.Median()
+			}
+		}
+		for i, s := range wr.Shell {
+			e := wr.Echo[i]
+			fmt.Fprintf(&b, "| %s | %s | %s | %s | %s | %s | %s |\n", s.Tool,
+				fmtDur(s.FirstOut.Median()), fmtDur(s.FirstOut.P95()), fmtRatio(ratio(float64(s.FirstOut.Median()), float64(baseShell))),
+				fmtDur(e.RTT.Median()), fmtDur(e.RTT.P95()), fmtRatio(ratio(float64(e.RTT.Median()), float64(baseEcho))))
+		}
+		b.WriteString("\n")
+	}
+
 	if i := r.Idle; i != nil {
 		fmt.Fprintf(&b, "### Idle devices: %d simulated devices on the embedded broker\n\n", i.Devices)
 		b.WriteString("| figure | value |\n|---|--:|\n")

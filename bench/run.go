@@ -20,12 +20,13 @@ const (
 	Throughput  = "throughput"
 	TimeToShell = "shell"
 	Echo        = "echo"
+	WAN         = "wan"
 	Idle        = "idle"
 )
 
 // Measurements are every measurement, in the order Run makes them (idle
 // last, since it restarts the server).
-var Measurements = []string{Throughput, TimeToShell, Echo, Idle}
+var Measurements = []string{Throughput, TimeToShell, Echo, WAN, Idle}
 
 // Options sets what Run measures and how much. The zero value is the
 // default run.
@@ -46,6 +47,13 @@ type Options struct {
 	// Tunnels is how many idle `ssh -N -R` clients load the OpenSSH side.
 	// Zero: 50.
 	Tunnels int
+	// RTT is the round trip of every link in the WAN measurement: time to
+	// shell and echo again, with the CLI and the agent reaching the server
+	// and ssh reaching sshd through delaying proxies. Zero: 40 ms.
+	RTT time.Duration
+	// WANRuns is how many shells each tool opens in the WAN measurement;
+	// it echoes five times as many keystrokes. Zero: 10.
+	WANRuns int
 	// Settle is how long to wait before each memory reading, so that a
 	// burst of connections has been digested. Zero: 5 s.
 	Settle time.Duration
@@ -74,7 +82,7 @@ func (o *Options) Validate() error {
 	defaults := []struct {
 		v   *int
 		def int
-	}{{&o.Reps, 3}, {&o.ShellRuns, 20}, {&o.EchoCount, 200}, {&o.Devices, 10000}, {&o.Tunnels, 50}}
+	}{{&o.Reps, 3}, {&o.ShellRuns, 20}, {&o.EchoCount, 200}, {&o.Devices, 10000}, {&o.Tunnels, 50}, {&o.WANRuns, 10}}
 	for _, d := range defaults {
 		if *d.v == 0 {
 			*d.v = d.def
@@ -88,6 +96,12 @@ func (o *Options) Validate() error {
 	}
 	if o.Size < 0 {
 		return errors.New("the transfer size must be positive")
+	}
+	if o.RTT == 0 {
+		o.RTT = 40 * time.Millisecond
+	}
+	if o.RTT < 0 {
+		return errors.New("the round trip time must be positive")
 	}
 	if o.Settle == 0 {
 		o.Settle = 5 * time.Second
@@ -107,6 +121,7 @@ type Results struct {
 	Throughput []XferResult
 	Shell      []ShellResult
 	Echo       []EchoResult
+	WAN        *WANResult
 	Idle       *IdleResult
 }
 
@@ -160,6 +175,9 @@ func Run(ctx context.Context, opts Options, log *slog.Logger) (*Results, error) 
 
 	if opts.WaitQuiet > 0 {
 		waitQuiet(ctx, log, opts.WaitQuiet)
+		if err := ctx.Err(); err != nil {
+			return nil, err
+		}
 	}
 	res.Machine.LoadBefore = loadAvg()
 	if opts.wants(Throughput) {
@@ -174,6 +192,11 @@ func Run(ctx context.Context, opts Options, log *slog.Logger) (*Results, error) 
 	}
 	if opts.wants(Echo) {
 		if res.Echo, err = echo(ctx, b, opts.EchoCount); err != nil {
+			return nil, err
+		}
+	}
+	if opts.wants(WAN) {
+		if res.WAN, err = wan(ctx, b, opts.RTT, opts.WANRuns); err != nil {
 			return nil, err
 		}
 	}
@@ -201,7 +224,7 @@ func setup(ctx context.Context, log *slog.Logger, dir string) (_ *benchRun, err 
 		return nil, err
 	}
 	log.Info("starting portholed and a device")
-	if b.porthole, err = startPorthole(ctx, log, filepath.Join(dir, "porthole"), bins); err != nil {
+	if b.porthole, err = startPorthole(ctx, log, filepath.Join(dir, "porthole"), bins, 0); err != nil {
 		return nil, err
 	}
 	log.Info("starting an sshd of this run's own")

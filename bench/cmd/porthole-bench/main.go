@@ -32,6 +32,8 @@ func main() {
 	flag.IntVar(&opts.EchoCount, "echoes", 0, "keystrokes echoed per tool (default 200)")
 	flag.IntVar(&opts.Devices, "devices", 0, "simulated idle devices (default 10000)")
 	flag.IntVar(&opts.Tunnels, "tunnels", 0, "idle ssh -N -R clients on the OpenSSH side (default 50)")
+	flag.DurationVar(&opts.RTT, "rtt", 0, "round trip of every link in the WAN measurement (default 40ms)")
+	flag.IntVar(&opts.WANRuns, "wan-runs", 0, "shells opened per tool in the WAN measurement, and five times as many keystrokes (default 10)")
 	flag.DurationVar(&opts.Settle, "settle", 0, "wait before each memory reading (default 5s)")
 	flag.StringVar(&opts.Dir, "dir", "", "work directory to keep, with every log and config (default a temporary one, removed)")
 	flag.StringVar(&opts.Revision, "revision", "", "name of the source measured, for the report (default: git describe)")
