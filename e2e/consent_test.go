@@ -285,6 +285,24 @@ func TestConsentManual(t *testing.T) {
 	if ses := eng.waitState(t, resp.Session.ID, apitype.SessionClosed); ses.CloseReason != "no_consent" {
 		t.Errorf("a session after the window expired: %+v; want no_consent", ses)
 	}
+
+	// An engineer closing the request in the queue changes nothing on the
+	// device: its window, and its code, are the owner's.
+	code3 := strings.TrimSpace(owner(t, srv, sock, "request", "--reason", "again").Stdout)
+	queue = requests(t, srv)
+	if len(queue) != 1 || queue[0].Reason != "again" {
+		t.Fatalf("the queue: %+v", queue)
+	}
+	if r := MustRun(t, srv.env, "", bins.CLI, "requests", "close", queue[0].ID); !strings.Contains(r.Stderr, "closed "+queue[0].ID) {
+		t.Errorf("porthole requests close: %q", r.Stderr)
+	}
+	if len(requests(t, srv)) != 0 {
+		t.Error("a closed request is still in the queue")
+	}
+	r = Run(t, srv.env, "", bins.CLI, "ssh", "dev1", "--code", code3, "--", "echo", "still")
+	if r.Err != nil || r.Stdout != "still\n" {
+		t.Errorf("the window after its request was closed on the server: %v %q\n%s", r.Err, r.Stdout, r.Stderr)
+	}
 	if t.Failed() {
 		t.Logf("agent:\n%s", agent.Stderr())
 	}
