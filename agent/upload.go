@@ -473,17 +473,18 @@ func (u *Uploader) file(ctx context.Context, dir, id, name string, p *uploadProg
 
 // refused sorts a failed upload: the server refusing a file (name) or the
 // whole session for good is noted in upload.json and not tried again;
-// anything else is tried again later.
+// anything else, a server without uploads (an unknown path) too, is tried
+// again later.
 func (u *Uploader) refused(dir string, p *uploadProgress, name string, err error, log *slog.Logger) error {
 	var ae *apiclient.Error
 	if !errors.As(err, &ae) {
 		return &errRetry{err}
 	}
-	switch ae.Status {
-	case http.StatusNotFound, http.StatusForbidden:
+	switch {
+	case ae.Code == apitype.CodeUnknownSession:
 		p.Gone = ae.Message
 		log.Warn("the server takes nothing of this session", "reason", ae.Message)
-	case http.StatusRequestEntityTooLarge, http.StatusConflict, http.StatusBadRequest:
+	case ae.Status == http.StatusRequestEntityTooLarge, ae.Status == http.StatusConflict, ae.Status == http.StatusBadRequest:
 		if name == "" {
 			log.Error("the server refused to complete the recording", "reason", ae.Message)
 			p.Complete = true // nothing more to send; the server says why

@@ -486,3 +486,34 @@ func TestOwnerLinkKept(t *testing.T) {
 		t.Errorf("the replaced link still works: %v", err)
 	}
 }
+
+// oldServer answers uploads as a server without them does: an unknown
+// path.
+type oldServer struct {
+	UploadServer
+	calls atomic.Int64
+}
+
+func (s *oldServer) UploadRecordingFile(context.Context, string, string, int64, []byte) (int64, error) {
+	s.calls.Add(1)
+	return 0, &apiclient.Error{Status: 404, Code: apitype.CodeNotFound, Message: "this server has no API path /api/v1/device/sessions/x/files/meta.json"}
+}
+
+// TestUploadOldServer: a server that does not know the upload's path is
+// not taken to refuse the session: the recording stays queued.
+func TestUploadOldServer(t *testing.T) {
+	t.Parallel()
+	a := newUploadAPI(t, api.RecordingsConfig{})
+	st := a.state(t)
+	ses := a.session(t, a.dev)
+	var none atomic.Pointer[Uploader]
+	r := recorder(t, st, &none)
+	r.Connected(ses, engineer(ses))
+	r.SessionEnded(ses, "closed")
+	server := &oldServer{UploadServer: a.client(t)}
+	startUploader(t, st, server)
+	waitFor(t, "tries", func() bool { return server.calls.Load() >= 3 })
+	if p := readProgress(filepath.Join(st.Dir, SessionsDir, ses)); p.Gone != "" || p.Meta != "" {
+		t.Errorf("upload.json = %+v; want the session still queued", p)
+	}
+}

@@ -334,7 +334,7 @@ func (s *Server) streamed(contentType string, fn func(*call) error) endpoint {
 // deviceSession finds a session of the calling device. Another device's
 // session answers as a missing one does.
 func (c *call) deviceSession(id string) (*store.Session, error) {
-	missing := notFound("device %s has no session %q on this server", c.dev.Name, id)
+	missing := errorf(http.StatusNotFound, apitype.CodeUnknownSession, "device %s has no session %q on this server", c.dev.Name, id)
 	ses, err := c.s.store.GetSession(c.ctx, id)
 	if errors.Is(err, store.ErrNotFound) {
 		return nil, missing

@@ -225,13 +225,13 @@ func TestRecordingOtherDevice(t *testing.T) {
 	ses := fx.newSession(t, victim)
 	dev := recDevice(t, fx.ts.URL, intruder, key)
 	_, err := dev.UploadRecordingFile(ctx, ses.ID, "events.jsonl", 0, []byte("{\"event\":\"forged\"}\n"))
-	wantCode(t, "uploading to another device's session", err, http.StatusNotFound, apitype.CodeNotFound)
+	wantCode(t, "uploading to another device's session", err, http.StatusNotFound, apitype.CodeUnknownSession)
 	_, err = dev.UploadRecordingFile(ctx, ses.ID, "meta.json", 0, []byte("{}"))
-	wantCode(t, "meta.json of another device's session", err, http.StatusNotFound, apitype.CodeNotFound)
+	wantCode(t, "meta.json of another device's session", err, http.StatusNotFound, apitype.CodeUnknownSession)
 	_, err = dev.CompleteRecording(ctx, ses.ID, map[string]int64{})
-	wantCode(t, "completing another device's session", err, http.StatusNotFound, apitype.CodeNotFound)
+	wantCode(t, "completing another device's session", err, http.StatusNotFound, apitype.CodeUnknownSession)
 	_, err = dev.UploadRecordingFile(ctx, "ses_nosuch", "events.jsonl", 0, []byte("x\n"))
-	wantCode(t, "a session that does not exist", err, http.StatusNotFound, apitype.CodeNotFound)
+	wantCode(t, "a session that does not exist", err, http.StatusNotFound, apitype.CodeUnknownSession)
 	if _, err := fx.store.GetRecording(ctx, ses.ID); !errors.Is(err, store.ErrNotFound) {
 		t.Errorf("the victim's recording: %v; want none", err)
 	}

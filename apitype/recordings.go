@@ -24,6 +24,9 @@ const (
 	// CodeUploadMismatch: a chunk sent again differs from the bytes the
 	// server already holds there; uploaded recordings cannot be rewritten.
 	CodeUploadMismatch = "upload_mismatch"
+	// CodeUnknownSession (404): the server has no session of this ID on
+	// the calling device; nothing of it will be taken.
+	CodeUnknownSession = "unknown_session"
 )
 
 // UploadResult answers a stored chunk: the file's size on the server.

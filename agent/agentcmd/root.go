@@ -84,5 +84,6 @@ engineer; "status" shows who is connected, "revoke" ends it all at once.`,
 	root.AddCommand(newEnroll(stdio, &g), newRun(stdio, &g), newVersion(stdio), newSFTPServer(stdio))
 	root.AddCommand(newLog(stdio), newSessions(stdio), newReplay(stdio))
 	root.AddCommand(newRequest(stdio), newStatus(stdio), newApprove(stdio), newDeny(stdio), newRevoke(stdio))
+	root.AddCommand(newOwnerLink(stdio))
 	return root
 }

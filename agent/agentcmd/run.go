@@ -42,7 +42,10 @@ idle_timeout without their input, or after max_duration.
 Everything engineers do is recorded in the state directory, for the owner
 (porthole-agent log, sessions, replay): what their terminals showed, every
 command with its exit status, every file copied and every port forward,
-within the recordings caps below.
+within the recordings caps below. The recordings are also sent to the server,
+during and after each session (what could not be sent goes when the server
+is back, or when the agent starts again), where the engineers' fleet and you,
+the owner, read them: porthole-agent owner-link prints your link.
 
 The owner's config file (YAML, default ` + agent.DefaultConfigFile + `; a missing
 default file means the defaults) may point the device at an external broker:
@@ -89,11 +92,18 @@ Unknown keys are errors.`,
 				level = slog.LevelDebug
 			}
 			logger := slog.New(slog.NewTextHandler(stdio.Err, &slog.HandlerOptions{Level: level}))
-			rec, err := agent.OpenRecordings(agent.RecordingsOptions{StateDir: st.Dir, Config: *cfg, Device: st.Enrollment.Name, Logger: logger})
+			uploads, err := agent.NewUploader(agent.UploadOptions{State: st, Logger: logger})
+			if err != nil {
+				return err
+			}
+			rec, err := agent.OpenRecordings(agent.RecordingsOptions{StateDir: st.Dir, Config: *cfg, Device: st.Enrollment.Name, Logger: logger,
+				Changed: uploads.Changed})
 			if err != nil {
 				return err
 			}
 			defer rec.Close()
+			stopUploads := uploads.Start(cmd.Context())
+			defer stopUploads()
 			consent, err := newConsent(st, cfg, logger)
 			if err != nil {
 				return err

@@ -18,13 +18,15 @@ var modeWords = map[agent.ConsentMode]string{
 
 func newStatus(stdio IO) *cobra.Command {
 	var o ownerFlags
+	var stateDir *string
 	cmd := &cobra.Command{
 		Use:   "status [--json]",
 		Short: "Show the support window, who asks to connect, and who is connected",
 		Long: `status asks the running agent how things stand: the consent mode, the open
 support window and its code, the sessions waiting for your approval (who asks,
 from which fleet, and why), and the sessions open now with the engineer
-connected to each.`,
+connected to each. It ends with your read-only owner link to the server's
+record of this device (see porthole-agent owner-link), read from --state.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			c, err := o.client(cmd)
@@ -39,10 +41,12 @@ connected to each.`,
 				return printJSON(stdio.Out, st)
 			}
 			printStatus(stdio, st, time.Now())
+			printStatusOwnerLink(stdio.Out, *stateDir, time.Now())
 			return nil
 		},
 	}
 	o.register(cmd, true)
+	stateDir = ownerLinkStateFlag(cmd)
 	return cmd
 }
 
