@@ -168,7 +168,15 @@ func TestDemoScript(t *testing.T) {
 	if err != nil {
 		t.Fatalf("demo failed: %v\n%s", err, out)
 	}
-	for _, want := range []string{"kitchen-amp", "field-cam-7", "already enrolled"} {
+	for _, want := range []string{
+		"already enrolled",               // a second enrollment of a name
+		"Linux",                          // uname -a on field-cam-7 through the relay
+		"needs its owner's support code", // kitchen-amp refused without one
+		"gain reset",                     // and reached with the owner's code
+		"support_code_accepted",          // the owner's log shows it
+		"hash chain is intact",           // porthole audit --verify
+		"the owner of kitchen-amp ended this session", // the kill switch
+	} {
 		if !strings.Contains(string(out), want) {
 			t.Errorf("demo output lacks %q:\n%s", want, out)
 		}
