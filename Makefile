@@ -1,5 +1,5 @@
 # Porthole. The two commands a newcomer needs:
-#   make demo   - build, start a dev server, enroll devices, show them
+#   make demo   - build, then tell the whole story on a dev server and two devices behind NAT
 #   make test   - run every test (SQLite and PostgreSQL)
 
 GO        ?= go
@@ -21,7 +21,7 @@ cross:
 	CGO_ENABLED=0 GOOS=linux GOARCH=arm64 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(BIN)/linux-arm64/porthole-agent ./cmd/porthole-agent
 	CGO_ENABLED=0 GOOS=linux GOARCH=arm GOARM=7 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(BIN)/linux-armv7/porthole-agent ./cmd/porthole-agent
 
-## demo: start `portholed dev`, enroll two devices, list them; stops everything it started
+## demo: a dev server and two devices behind NAT (network namespaces as root), then ssh, scp, consent, logs, audit and revoke; stops everything it started
 demo: setup build
 	./scripts/demo.sh
 
