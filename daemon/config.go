@@ -11,6 +11,8 @@ import (
 	"strings"
 	"time"
 
+	"go.yaml.in/yaml/v3"
+
 	"github.com/porthole/porthole/brokerclient"
 	"github.com/porthole/porthole/control"
 	"github.com/porthole/porthole/yamlconf"
@@ -41,6 +43,16 @@ type Config struct {
 	Sessions SessionsConfig `yaml:"sessions"`
 	// TokenTTL is how long a login lasts. Zero: 12 h.
 	TokenTTL time.Duration `yaml:"token_ttl"`
+	// RecordingsDir keeps the recordings devices upload of their
+	// sessions (made 0700 when missing; with several server nodes, a
+	// directory they share). Empty: <data_dir>/recordings.
+	RecordingsDir string `yaml:"recordings_dir"`
+	// RecordingsMaxSession and RecordingsMaxFile cap what the server
+	// keeps of one session's recording and of one of its files, written
+	// like 81MiB. Zero: the agent's default caps, with room for their
+	// markers (81 MiB a session, 64.1 MiB a file).
+	RecordingsMaxSession ByteSize `yaml:"recordings_max_session"`
+	RecordingsMaxFile    ByteSize `yaml:"recordings_max_file"`
 	// Log sets the server log.
 	Log LogConfig `yaml:"log"`
 }
@@ -144,7 +156,7 @@ func LoadConfig(path string) (*Config, error) {
 	}
 	// Relative paths are relative to the config file, not to wherever the
 	// service manager started us.
-	for _, p := range []*string{&cfg.DataDir, &cfg.TLS.CertFile, &cfg.TLS.KeyFile,
+	for _, p := range []*string{&cfg.DataDir, &cfg.RecordingsDir, &cfg.TLS.CertFile, &cfg.TLS.KeyFile,
 		&cfg.Broker.PasswordFile, &cfg.Broker.CAFile, &cfg.Broker.CertFile, &cfg.Broker.KeyFile} {
 		if *p != "" && !filepath.IsAbs(*p) {
 			*p = filepath.Join(filepath.Dir(path), *p)
@@ -225,6 +237,12 @@ func (c *Config) Validate() error {
 	}
 	if c.TokenTTL < time.Minute {
 		return fmt.Errorf("token_ttl %v is too short to be useful (at least 1m)", c.TokenTTL)
+	}
+	if c.RecordingsDir == "" {
+		c.RecordingsDir = filepath.Join(c.DataDir, "recordings")
+	}
+	if c.RecordingsMaxSession < 0 || c.RecordingsMaxFile < 0 {
+		return errors.New("recordings_max_session and recordings_max_file cannot be negative")
 	}
 	switch c.Log.Level {
 	case "", "debug", "info", "warn", "error":
@@ -330,4 +348,32 @@ func checkBrokerURL(key, raw string) (*url.URL, error) {
 		}
 	}
 	return u, nil
+}
+
+// ByteSize is a number of bytes, written in the config as a plain number or
+// with a binary unit: 512KiB, 64MiB, 1GiB.
+type ByteSize int64
+
+// UnmarshalYAML reads a size.
+func (b *ByteSize) UnmarshalYAML(n *yaml.Node) error {
+	bad := fmt.Errorf("line %d: %q is not a size; write it like 64MiB or 1GiB", n.Line, n.Value)
+	if n.Kind != yaml.ScalarNode {
+		return bad
+	}
+	num, mult := strings.TrimSpace(n.Value), int64(1)
+	for _, u := range []struct {
+		suffix string
+		mult   int64
+	}{{"KiB", 1 << 10}, {"MiB", 1 << 20}, {"GiB", 1 << 30}, {"B", 1}} {
+		if v, ok := strings.CutSuffix(num, u.suffix); ok {
+			num, mult = strings.TrimSpace(v), u.mult
+			break
+		}
+	}
+	v, err := strconv.ParseInt(num, 10, 64)
+	if err != nil || v < 0 || v > (1<<62)/mult {
+		return bad
+	}
+	*b = ByteSize(v * mult)
+	return nil
 }

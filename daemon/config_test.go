@@ -41,8 +41,22 @@ func TestParseConfig(t *testing.T) {
 				if c.TokenTTL != 12*time.Hour {
 					t.Errorf("TokenTTL = %v; want 12h", c.TokenTTL)
 				}
+				if c.RecordingsDir != "/var/lib/portholed/recordings" || c.RecordingsMaxSession != 0 || c.RecordingsMaxFile != 0 {
+					t.Errorf("recordings: %q, caps %d and %d; want data_dir/recordings, the API's defaults", c.RecordingsDir, c.RecordingsMaxSession, c.RecordingsMaxFile)
+				}
 			},
 		},
+		{
+			name: "recordings",
+			yaml: "data_dir: /x\npublic_url: https://a:1\nrecordings_dir: /srv/recordings\nrecordings_max_session: 1GiB\nrecordings_max_file: 512KiB\n",
+			check: func(t *testing.T, c *Config) {
+				if c.RecordingsDir != "/srv/recordings" || c.RecordingsMaxSession != 1<<30 || c.RecordingsMaxFile != 512<<10 {
+					t.Errorf("recordings: %q, caps %d and %d", c.RecordingsDir, c.RecordingsMaxSession, c.RecordingsMaxFile)
+				}
+			},
+		},
+		{name: "bad recordings cap", yaml: "data_dir: /x\npublic_url: https://a:1\nrecordings_max_file: lots\n", wantErr: `line 3: "lots" is not a size`},
+		{name: "negative recordings cap", yaml: "data_dir: /x\npublic_url: https://a:1\nrecordings_max_session: -5\n", wantErr: "not a size"},
 		{
 			name:    "unknown key names key and line",
 			yaml:    "data_dir: /x\npublic_url: https://a:1\nlisten_addr: :80\n",
@@ -114,6 +128,15 @@ func TestLoadConfigRelativeDataDir(t *testing.T) {
 	}
 	if c.DataDir != dir {
 		t.Errorf("DataDir = %q; want %q (relative to the config file)", c.DataDir, dir)
+	}
+	if want := filepath.Join(dir, "recordings"); c.RecordingsDir != want {
+		t.Errorf("RecordingsDir = %q; want %q (in data_dir)", c.RecordingsDir, want)
+	}
+	if err := os.WriteFile(path, []byte("data_dir: .\npublic_url: https://a:1\nrecordings_dir: rec\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if c, err = LoadConfig(path); err != nil || c.RecordingsDir != filepath.Join(dir, "rec") {
+		t.Errorf("a relative recordings_dir: %v, %v; want it relative to the config file", c, err)
 	}
 	_, err = LoadConfig(filepath.Join(dir, "missing.yaml"))
 	if err == nil {

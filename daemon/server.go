@@ -143,6 +143,8 @@ func (s *Server) openRoles() error {
 		Sessions:      s.sessions,
 		DeviceDeleted: s.deviceDeleted,
 		TokenTTL:      s.cfg.TokenTTL,
+		Recordings: api.RecordingsConfig{Dir: s.cfg.RecordingsDir,
+			MaxSession: int64(s.cfg.RecordingsMaxSession), MaxFile: int64(s.cfg.RecordingsMaxFile)},
 	})
 	if err != nil {
 		return fmt.Errorf("starting the API: %w", err)
