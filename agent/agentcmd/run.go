@@ -130,7 +130,7 @@ Unknown keys are errors.`,
 		},
 	}
 	f := cmd.Flags()
-	f.StringVar(&stateDir, "state", agent.DefaultStateDir, "the state directory `porthole-agent enroll` filled")
+	f.StringVar(&stateDir, "state", agent.DefaultStateDir, "the state directory that porthole-agent enroll filled")
 	f.StringVar(&configFile, "config", agent.DefaultConfigFile, "the owner's config file")
 	return cmd
 }
