@@ -1,7 +1,6 @@
 package agent
 
 import (
-	"bytes"
 	"errors"
 	"fmt"
 	"io"
@@ -13,7 +12,7 @@ import (
 	"strings"
 	"time"
 
-	"go.yaml.in/yaml/v3"
+	"github.com/porthole/porthole/yamlconf"
 )
 
 // DefaultConfigFile is where the device owner's configuration lives. A
@@ -160,27 +159,14 @@ func LoadConfig(path string) (*Config, error) {
 	return cfg, nil
 }
 
-var yamlUnknownField = regexp.MustCompile(`line (\d+): field (\S+) not found in type \S+`)
 
 // ParseConfig decodes YAML into a Config and validates it. Unknown keys are
 // errors naming the key and its line, so a typo never silently falls back
 // to a default.
 func ParseConfig(data []byte) (*Config, error) {
 	var cfg Config
-	dec := yaml.NewDecoder(bytes.NewReader(data))
-	dec.KnownFields(true)
-	if err := dec.Decode(&cfg); err != nil && !errors.Is(err, io.EOF) {
-		// yaml.v3 says "unmarshal errors:\n  line 3: field foo not found in
-		// type agent.Config"; say it in the owner's terms, on one line.
-		msg := yamlUnknownField.ReplaceAllString(err.Error(), `line $1: unknown key "$2"`)
-		msg = strings.TrimPrefix(strings.TrimPrefix(msg, "yaml: "), "unmarshal errors:\n")
-		var lines []string
-		for line := range strings.Lines(msg) {
-			if line = strings.TrimSpace(line); line != "" {
-				lines = append(lines, line)
-			}
-		}
-		return nil, errors.New(strings.Join(lines, "; "))
+	if err := yamlconf.Decode(data, &cfg); err != nil {
+		return nil, err
 	}
 	if err := cfg.Validate(); err != nil {
 		return nil, err
