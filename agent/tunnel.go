@@ -173,6 +173,8 @@ func NewTunnels(opts TunnelOptions) (*Tunnels, error) {
 		Recorder:     consentRecorder{c: t.consent, next: opts.Recorder},
 		Logger:       t.log.With("component", "ssh"),
 		Now:          t.now,
+		// Login includes a person reading a support code over the phone.
+		HandshakeTimeout: 2 * time.Minute,
 	})
 	if err != nil {
 		return nil, err
