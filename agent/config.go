@@ -159,7 +159,6 @@ func LoadConfig(path string) (*Config, error) {
 	return cfg, nil
 }
 
-
 // ParseConfig decodes YAML into a Config and validates it. Unknown keys are
 // errors naming the key and its line, so a typo never silently falls back
 // to a default.

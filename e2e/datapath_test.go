@@ -68,7 +68,7 @@ func (s *devServer) device(t *testing.T, name, config string) *Proc {
 			t.Fatalf("the agent of %s exited:\n%s", name, p.Stderr())
 		}
 		r := Run(t, s.env, "", bins.CLI, "devices", "--json")
-		return regexp.MustCompile(`"name":\s*"`+name+`"[^}]*"online":\s*true`).MatchString(r.Stdout)
+		return regexp.MustCompile(`"name":\s*"` + name + `"[^}]*"online":\s*true`).MatchString(r.Stdout)
 	})
 	return p
 }
