@@ -72,6 +72,7 @@ prompts, progress and notes go to standard error.`,
 		{"reach", newSessions(a)},
 		{"reach", newClose(a)},
 		{"reach", newAudit(a)},
+		{"reach", newReplay(a)},
 		{"admin", newUsers(a)},
 		{"admin", newTokens(a)},
 	} {

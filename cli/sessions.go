@@ -16,6 +16,7 @@ import (
 func newSessions(a *app) *cobra.Command {
 	var fleet, device string
 	var open bool
+	bytes := map[string]string{} // session ID -> uploaded recording's size, for the table
 	cmd := listing[apitype.Session]{
 		fetch: func(ctx context.Context, c *apiclient.Client) ([]apitype.Session, error) {
 			f := apiclient.SessionFilter{Fleet: fleet, OpenOnly: open}
@@ -34,7 +35,11 @@ func newSessions(a *app) *cobra.Command {
 				}
 				f.Fleet, f.Device = ref.fleet, ref.name
 			}
-			return c.Sessions(ctx, f)
+			ss, err := c.Sessions(ctx, f)
+			if err == nil {
+				recordingSizes(ctx, c, ss, bytes)
+			}
+			return ss, err
 		},
 		compare: func(x, y apitype.Session) int {
 			if c := y.CreatedAt.Compare(x.CreatedAt); c != 0 {
@@ -43,10 +48,10 @@ func newSessions(a *app) *cobra.Command {
 			return strings.Compare(x.ID, y.ID)
 		},
 		none:    "no sessions",
-		headers: []string{"ID", "DEVICE", "USER", "STATE", "STARTED", "DURATION", "CLOSE REASON"},
+		headers: []string{"ID", "DEVICE", "USER", "STATE", "STARTED", "DURATION", "CLOSE REASON", "BYTES"},
 		row: func(s apitype.Session) []string {
 			return []string{s.ID, s.Device + "." + s.Fleet, s.User, s.State, formatTime(s.CreatedAt),
-				sessionDuration(s, a.now()), orDash(s.CloseReason)}
+				sessionDuration(s, a.now()), orDash(s.CloseReason), orDash(bytes[s.ID])}
 		},
 	}.attach(a, &cobra.Command{
 		Use:     "sessions [--fleet FLEET] [--device DEVICE] [--open]",
@@ -55,8 +60,10 @@ func newSessions(a *app) *cobra.Command {
 		Long: `List the sessions opened on the devices of your fleets, newest first (the
 latest 100): who opened them, their state (requested, waiting_consent,
 connecting, active, closed), when they started, how long they lasted or have
-lasted, and why they closed: engineer_closed, device_unreachable, idle_timeout,
-max_duration, or the device's own reason.`,
+lasted, why they closed: engineer_closed, device_unreachable, idle_timeout,
+max_duration, or the device's own reason, and how much of their recording the
+device uploaded (BYTES; "+" while it is still sending, porthole replay plays
+it).`,
 		Example: "  porthole sessions --open\n  porthole sessions --device kitchen-amp.acme --json",
 		Args:    cobra.NoArgs,
 	})
@@ -109,5 +116,30 @@ their connections. SESSION is an ID as ` + "`porthole sessions`" + ` shows it.`,
 			}
 			return nil
 		},
+	}
+}
+
+// recordingSizes fills sizes with the uploaded recordings' sizes of ss, for
+// the table: "12.5 KiB", with "+" while the device is still sending. A
+// server that cannot say leaves the column empty.
+func recordingSizes(ctx context.Context, c *apiclient.Client, ss []apitype.Session, sizes map[string]string) {
+	ids := make([]string, 0, len(ss))
+	for _, s := range ss {
+		ids = append(ids, s.ID)
+	}
+	for len(ids) > 0 {
+		batch := ids[:min(len(ids), 100)]
+		ids = ids[len(batch):]
+		recs, err := c.Recordings(ctx, apiclient.RecordingFilter{Sessions: batch})
+		if err != nil {
+			return
+		}
+		for _, r := range recs {
+			v := formatBytes(r.Bytes)
+			if !r.Complete {
+				v += "+"
+			}
+			sizes[r.Session.ID] = v
+		}
 	}
 }
