@@ -1,12 +1,15 @@
 package e2e
 
 import (
+	"cmp"
 	"crypto/tls"
 	"io"
 	"net/http"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"regexp"
+	"runtime"
 	"strings"
 	"testing"
 	"time"
@@ -116,4 +119,17 @@ func TestUploadEndToEnd(t *testing.T) {
 	if code, _ := get("GET", "/owner/", ""); code != 200 {
 		t.Errorf("the owner's page: %d", code)
 	}
+
+	t.Run("page", func(t *testing.T) {
+		node, chromium, nodePath := pageTools(t)
+		_, here, _, _ := runtime.Caller(0)
+		cmd := exec.Command(node, filepath.Join(filepath.Dir(here), "owner_page.cjs"))
+		shots := cmp.Or(os.Getenv("PORTHOLE_SHOTS"), t.TempDir()) // a screenshot, for people to look at
+		cmd.Env = append(os.Environ(), "NODE_PATH="+nodePath, "CHROMIUM="+chromium, "SHOTS="+shots,
+			"OWNER_URL="+base+"/owner/#token="+token, "MARKER="+marker)
+		out, err := cmd.CombinedOutput()
+		if err != nil || !strings.Contains(string(out), "DONE") {
+			t.Fatalf("the owner's page in Chromium: %v\n%s", err, out)
+		}
+	})
 }
