@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"slices"
-	"strings"
 	"time"
 
 	"github.com/porthole/porthole/audit"
@@ -166,47 +165,28 @@ func (s *Store) ListAudit(ctx context.Context, f store.AuditFilter) ([]audit.Eve
 	if f.FleetIDs != nil && len(f.FleetIDs) == 0 {
 		return []audit.Event{}, nil
 	}
-	var (
-		where []string
-		args  []any
-	)
-	arg := func(v any) string {
-		args = append(args, v)
-		return fmt.Sprintf("$%d", len(args))
-	}
+	var w where
 	if f.FleetIDs != nil {
-		marks := make([]string, len(f.FleetIDs))
-		for i, id := range f.FleetIDs {
-			marks[i] = arg(id)
-		}
-		where = append(where, "fleet_id IN ("+strings.Join(marks, ", ")+")")
+		w.in("fleet_id", f.FleetIDs)
 	}
 	if f.Device != "" {
-		where = append(where, "device = "+arg(f.Device))
+		w.add("device = ?", f.Device)
 	}
 	if f.Session != "" {
-		where = append(where, "session_id = "+arg(f.Session))
+		w.add("session_id = ?", f.Session)
 	}
 	if !f.Since.IsZero() {
-		where = append(where, "at >= "+arg(millis(f.Since)))
+		w.add("at >= ?", millis(f.Since))
 	}
 	if f.After > 0 {
-		where = append(where, "seq > "+arg(f.After))
-	}
-	limit := f.Limit
-	if limit <= 0 {
-		limit = 100
-	}
-	query := `SELECT ` + auditColumns + ` FROM audit_events`
-	if len(where) > 0 {
-		query += " WHERE " + strings.Join(where, " AND ")
+		w.add("seq > ?", f.After)
 	}
 	order := "seq"
 	if f.Latest {
 		order = "seq DESC"
 	}
-	query += " ORDER BY " + order + " LIMIT " + arg(limit)
-	evs, err := all(ctx, s, "list audit events", scanAuditEvent, query, args...)
+	query := `SELECT ` + auditColumns + ` FROM audit_events` + w.String() + " ORDER BY " + order + " LIMIT " + w.arg(limit(f.Limit, 100))
+	evs, err := all(ctx, s, "list audit events", scanAuditEvent, query, w.args...)
 	if err != nil {
 		return nil, err
 	}

@@ -4,7 +4,6 @@ import (
 	"context"
 	"database/sql"
 	"fmt"
-	"strings"
 
 	"github.com/porthole/porthole/store"
 )
@@ -47,31 +46,18 @@ func (s *Store) ListDevices(ctx context.Context, f store.DeviceFilter) ([]*store
 	if f.FleetIDs != nil && len(f.FleetIDs) == 0 {
 		return []*store.Device{}, nil // in no fleet
 	}
-	var (
-		where []string
-		args  []any
-	)
+	var w where
 	if f.FleetIDs != nil {
-		marks := make([]string, len(f.FleetIDs))
-		for i, id := range f.FleetIDs {
-			args = append(args, id)
-			marks[i] = fmt.Sprintf("$%d", len(args))
-		}
-		where = append(where, "d.fleet_id IN ("+strings.Join(marks, ", ")+")")
+		w.in("d.fleet_id", f.FleetIDs)
 	}
 	if f.FleetName != "" {
-		args = append(args, f.FleetName)
-		where = append(where, fmt.Sprintf("f.name = $%d", len(args)))
+		w.add("f.name = ?", f.FleetName)
 	}
 	if f.Name != "" {
-		args = append(args, f.Name)
-		where = append(where, fmt.Sprintf("d.name = $%d", len(args)))
+		w.add("d.name = ?", f.Name)
 	}
-	query := deviceQuery
-	if len(where) > 0 {
-		query += " WHERE " + strings.Join(where, " AND ")
-	}
-	return all(ctx, s, "list devices", scanDevice, query+" ORDER BY f.name, d.name", args...)
+	query := deviceQuery + w.String()
+	return all(ctx, s, "list devices", scanDevice, query+" ORDER BY f.name, d.name", w.args...)
 }
 
 // SetDeviceLabels replaces all of a device's labels.

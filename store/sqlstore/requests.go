@@ -81,40 +81,21 @@ func (s *Store) ListSupportRequests(ctx context.Context, f store.SupportRequestF
 	if f.FleetIDs != nil && len(f.FleetIDs) == 0 {
 		return []*store.SupportRequest{}, nil
 	}
-	var (
-		where []string
-		args  []any
-	)
-	arg := func(v any) string {
-		args = append(args, v)
-		return fmt.Sprintf("$%d", len(args))
-	}
+	var w where
 	if f.FleetIDs != nil {
-		marks := make([]string, len(f.FleetIDs))
-		for i, id := range f.FleetIDs {
-			marks[i] = arg(id)
-		}
-		where = append(where, "r.fleet_id IN ("+strings.Join(marks, ", ")+")")
+		w.in("r.fleet_id", f.FleetIDs)
 	}
 	if f.DeviceID != "" {
-		where = append(where, "r.device_id = "+arg(f.DeviceID))
+		w.add("r.device_id = ?", f.DeviceID)
 	}
 	if f.SessionID != "" {
-		where = append(where, "r.session_id = "+arg(f.SessionID))
+		w.add("r.session_id = ?", f.SessionID)
 	}
 	if !f.PendingAt.IsZero() {
-		where = append(where, "r.state <> 'closed' AND r.expires_at > "+arg(millis(f.PendingAt)))
+		w.add("r.state <> 'closed' AND r.expires_at > ?", millis(f.PendingAt))
 	}
-	limit := f.Limit
-	if limit <= 0 {
-		limit = 100
-	}
-	query := requestQuery
-	if len(where) > 0 {
-		query += " WHERE " + strings.Join(where, " AND ")
-	}
-	query += " ORDER BY r.created_at DESC, r.id LIMIT " + arg(limit)
-	rs, err := all(ctx, s, "list support requests", scanRequest, query, args...)
+	query := requestQuery + w.String() + " ORDER BY r.created_at DESC, r.id LIMIT " + w.arg(limit(f.Limit, 100))
+	rs, err := all(ctx, s, "list support requests", scanRequest, query, w.args...)
 	if err != nil {
 		return nil, err
 	}

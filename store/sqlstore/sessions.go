@@ -91,40 +91,21 @@ func (s *Store) ListSessions(ctx context.Context, f store.SessionFilter) ([]*sto
 	if f.FleetIDs != nil && len(f.FleetIDs) == 0 {
 		return []*store.Session{}, nil
 	}
-	var (
-		where []string
-		args  []any
-	)
-	arg := func(v any) string {
-		args = append(args, v)
-		return fmt.Sprintf("$%d", len(args))
-	}
+	var w where
 	if f.FleetIDs != nil {
-		marks := make([]string, len(f.FleetIDs))
-		for i, id := range f.FleetIDs {
-			marks[i] = arg(id)
-		}
-		where = append(where, "s.fleet_id IN ("+strings.Join(marks, ", ")+")")
+		w.in("s.fleet_id", f.FleetIDs)
 	}
 	if f.DeviceID != "" {
-		where = append(where, "s.device_id = "+arg(f.DeviceID))
+		w.add("s.device_id = ?", f.DeviceID)
 	}
 	if f.UserID != "" {
-		where = append(where, "s.user_id = "+arg(f.UserID))
+		w.add("s.user_id = ?", f.UserID)
 	}
 	if f.OpenOnly {
-		where = append(where, "s.state <> 'closed'")
+		w.add("s.state <> 'closed'")
 	}
-	limit := f.Limit
-	if limit <= 0 {
-		limit = 100
-	}
-	query := sessionQuery
-	if len(where) > 0 {
-		query += " WHERE " + strings.Join(where, " AND ")
-	}
-	query += " ORDER BY s.created_at DESC, s.id LIMIT " + arg(limit)
-	return all(ctx, s, "list sessions", scanSession, query, args...)
+	query := sessionQuery + w.String() + " ORDER BY s.created_at DESC, s.id LIMIT " + w.arg(limit(f.Limit, 100))
+	return all(ctx, s, "list sessions", scanSession, query, w.args...)
 }
 
 // TransitionSession moves a session between states; see store.Store.
