@@ -7,6 +7,7 @@ import (
 
 	"github.com/porthole/porthole/apiclient"
 	"github.com/porthole/porthole/apitype"
+	"github.com/porthole/porthole/audit"
 	"github.com/porthole/porthole/control"
 	"github.com/porthole/porthole/store"
 )
@@ -44,6 +45,7 @@ func (c *call) authenticateDevice() error {
 		return err
 	}
 	c.dev = ds[0]
+	c.ctx = audit.WithActor(c.ctx, audit.Device(c.dev.ID, fleet, name)) // the actor of what it records
 	return nil
 }
 

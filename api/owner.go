@@ -41,7 +41,7 @@ func (s *Server) createOwnerLink(c *call, _ *none) (apitype.OwnerLink, error) {
 	secret, hash := auth.NewSecret("pho")
 	now := s.now()
 	tok := &store.OwnerToken{DeviceID: c.dev.ID, Hash: hash, CreatedAt: now, ExpiresAt: now.Add(OwnerLinkTTL)}
-	ev := audit.Event{Kind: kindOwnerLinkCreated, Actor: audit.Device(c.dev.ID, c.dev.FleetName, c.dev.Name),
+	ev := audit.Event{Kind: audit.OwnerLinkCreated, Actor: audit.Device(c.dev.ID, c.dev.FleetName, c.dev.Name),
 		Detail: map[string]string{"expires_at": tok.ExpiresAt.UTC().Format(time.RFC3339), "remote": clientAddr(c.r)}}
 	if err := s.store.CreateOwnerToken(store.WithAudit(c.ctx, ev), tok); err != nil {
 		return apitype.OwnerLink{}, fmt.Errorf("storing the owner token of %s: %w", c.dev.ID, err)

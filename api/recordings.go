@@ -396,17 +396,6 @@ func (s *Server) uploadRecordingFile(c *call) error {
 	return nil
 }
 
-// Audit event kinds of recordings and owner links.
-const (
-	// kindRecordingUploaded: a device completed the upload of a session's
-	// recording; Detail says how much, and which files the server's caps
-	// cut short.
-	kindRecordingUploaded audit.Kind = "recording_uploaded"
-	// kindOwnerLinkCreated: a device made a new owner link, which
-	// replaced its last one.
-	kindOwnerLinkCreated audit.Kind = "owner_link_created"
-)
-
 // completeRecording is POST /api/v1/device/sessions/{id}/recording/complete.
 func (s *Server) completeRecording(c *call, req *apitype.CompleteRecordingRequest) (apitype.Recording, error) {
 	ses, err := c.deviceSession(c.r.PathValue("id"))
@@ -438,7 +427,7 @@ func (s *Server) completeRecording(c *call, req *apitype.CompleteRecordingReques
 		}
 	}
 	slices.Sort(short)
-	ev := audit.Event{Kind: kindRecordingUploaded, Actor: audit.Device(c.dev.ID, c.dev.FleetName, c.dev.Name),
+	ev := audit.Event{Kind: audit.RecordingUploaded, Actor: audit.Device(c.dev.ID, c.dev.FleetName, c.dev.Name),
 		Detail: map[string]string{"files": strconv.Itoa(rec.FileCount), "bytes": strconv.FormatInt(rec.Bytes, 10),
 			"cut_short": strings.Join(short, ", "), "remote": clientAddr(c.r)}}
 	done, _, err := s.store.CompleteRecording(store.WithAudit(c.ctx, ev), ses.ID, s.now())

@@ -17,6 +17,7 @@ import (
 
 	"github.com/porthole/porthole/apiclient"
 	"github.com/porthole/porthole/apitype"
+	"github.com/porthole/porthole/audit"
 	"github.com/porthole/porthole/control"
 	"github.com/porthole/porthole/store"
 )
@@ -175,7 +176,7 @@ func TestRecordingUpload(t *testing.T) {
 	must(t, err)
 	var uploaded []apitype.AuditEvent
 	for _, e := range evs {
-		if e.Kind == string(kindRecordingUploaded) {
+		if e.Kind == string(audit.RecordingUploaded) {
 			uploaded = append(uploaded, e)
 		}
 	}

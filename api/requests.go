@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/porthole/porthole/apitype"
+	"github.com/porthole/porthole/audit"
 	"github.com/porthole/porthole/store"
 )
 
@@ -119,7 +120,8 @@ func (s *Server) claimRequest(c *call, _ *none) (apitype.SupportRequest, error) 
 		return apitype.SupportRequest{}, err
 	}
 	now := s.now()
-	got, changed, err := s.store.ClaimSupportRequest(c.ctx, r.ID, c.user.ID, c.user.Email, now)
+	claimed := audit.Event{Kind: audit.SupportRequestClaimed, Detail: map[string]string{"request": r.ID}}
+	got, changed, err := s.store.ClaimSupportRequest(c.withAudit(claimed).ctx, r.ID, c.user.ID, c.user.Email, now)
 	if err != nil {
 		return apitype.SupportRequest{}, fmt.Errorf("claiming support request %s: %w", r.ID, err)
 	}
@@ -147,7 +149,8 @@ func (s *Server) closeRequest(c *call, _ *none) (apitype.SupportRequest, error) 
 	if err != nil {
 		return apitype.SupportRequest{}, err
 	}
-	got, changed, err := s.store.CloseSupportRequest(c.ctx, r.ID, "closed", c.user.Email, s.now())
+	closed := audit.Event{Kind: audit.SupportRequestClosed, Detail: map[string]string{"request": r.ID, "reason": "closed"}}
+	got, changed, err := s.store.CloseSupportRequest(c.withAudit(closed).ctx, r.ID, "closed", c.user.Email, s.now())
 	if err != nil {
 		return apitype.SupportRequest{}, fmt.Errorf("closing support request %s: %w", r.ID, err)
 	}
@@ -204,7 +207,14 @@ func (s *Server) deviceRequest(c *call, req *apitype.DeviceRequest) (apitype.Sup
 			}
 		}
 	}
-	err := s.store.CreateSupportRequest(c.ctx, r)
+	// Only support requests are the owner's act; an approval request is
+	// the device asking its owner, recorded when they answer.
+	ctx := c.ctx
+	if r.Kind == store.RequestSupport {
+		ctx = c.withAudit(audit.Event{Kind: audit.SupportRequested, Device: c.dev.Name, Fleet: c.dev.FleetName,
+			Detail: map[string]string{"reason": r.Reason, "until": r.ExpiresAt.UTC().Format(time.RFC3339)}}).ctx
+	}
+	err := s.store.CreateSupportRequest(ctx, r)
 	if errors.Is(err, store.ErrConflict) && r.Kind == store.RequestApproval {
 		rs, lerr := s.store.ListSupportRequests(c.ctx, store.SupportRequestFilter{SessionID: r.SessionID, Limit: 1})
 		if lerr != nil || len(rs) != 1 {
@@ -233,7 +243,8 @@ func (s *Server) deviceCloseRequest(c *call, req *apitype.CloseRequest) (apitype
 	if !deviceCloseReason.MatchString(req.Reason) {
 		return apitype.SupportRequest{}, badRequest("reason %q must be 1 to 32 of a-z and _, such as revoked", req.Reason)
 	}
-	got, changed, err := s.store.CloseSupportRequest(c.ctx, r.ID, req.Reason, "device", s.now())
+	closed := audit.Event{Kind: audit.SupportRequestClosed, Detail: map[string]string{"request": r.ID, "reason": req.Reason}}
+	got, changed, err := s.store.CloseSupportRequest(c.withAudit(closed).ctx, r.ID, req.Reason, "device", s.now())
 	if err != nil {
 		return apitype.SupportRequest{}, fmt.Errorf("closing support request %s: %w", r.ID, err)
 	}

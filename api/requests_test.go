@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/ed25519"
 	"net/http"
+	"slices"
 	"testing"
 	"time"
 
@@ -197,4 +198,33 @@ func containsRequest(rs []apitype.SupportRequest, id string) bool {
 		}
 	}
 	return false
+}
+
+// TestSupportQueueAudited: the owner's request, an engineer's claim and
+// the device's close are in the audit log, by their actors; a claim that
+// changes nothing is not.
+func TestSupportQueueAudited(t *testing.T) {
+	t.Parallel()
+	ctx := t.Context()
+	fl := fx.newFleet(t)
+	d, key := newKeyedDevice(t, fl)
+	dev := deviceClient(t, fl.Name, d, key)
+	mark := auditMark(t)
+	r, err := dev.PostDeviceRequest(ctx, apitype.DeviceRequest{Reason: "the amp hums", ForS: 600})
+	must(t, err)
+	operator := userClient(t, "operator")
+	_, err = operator.ClaimRequest(ctx, r.ID)
+	must(t, err)
+	_, err = operator.ClaimRequest(ctx, r.ID) // again: no change
+	must(t, err)
+	_, err = dev.CloseDeviceRequest(ctx, r.ID, "revoked")
+	must(t, err)
+	evs := auditSince(t, fx.tokens["auditor"], mark, "fleet="+fl.Name)
+	if got := eventKinds(evs); !slices.Equal(got, []string{"support_requested", "support_request_claimed", "support_request_closed"}) {
+		t.Fatalf("events %v", got)
+	}
+	if evs[0].Actor.Kind != "device" || evs[0].Detail["reason"] != "the amp hums" || evs[0].Device != d.Name ||
+		evs[1].Actor.Name != fx.users["operator"].Email || evs[2].Detail["reason"] != "revoked" {
+		t.Errorf("events %+v", evs)
+	}
 }

@@ -56,6 +56,22 @@ const (
 	ConsentGranted   Kind = "consent_granted"   // the owner approved an engineer's session
 	ConsentDenied    Kind = "consent_denied"    // the owner denied it
 	WrongCode        Kind = "wrong_code"        // an engineer gave a wrong support code
+	// SupportRequestClaimed and SupportRequestClosed: an engineer took a
+	// request in the queue, or it was closed (by an engineer, or by its
+	// device: Detail["reason"]).
+	SupportRequestClaimed Kind = "support_request_claimed"
+	SupportRequestClosed  Kind = "support_request_closed"
+)
+
+// Recordings and the owner's view.
+const (
+	// RecordingUploaded: a device completed the upload of a session's
+	// recording; Detail says how much, and which files the server's caps
+	// cut short.
+	RecordingUploaded Kind = "recording_uploaded"
+	// OwnerLinkCreated: a device made a new owner link, which replaced
+	// its last one.
+	OwnerLinkCreated Kind = "owner_link_created"
 )
 
 // The log itself.

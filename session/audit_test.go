@@ -83,8 +83,10 @@ func TestAuditClosedByDeviceAndSystem(t *testing.T) {
 		o := fx.open(t, nil)
 		fx.m.HandleState("acme", "dev1", control.State{Kind: control.StateTunnelDown, Session: o.Session.ID, Reason: "revoked"})
 		fx.waitClosed(t, o.Session.ID)
+		// The owner's revoke is a consent event too.
 		checkEvents(t, fx.sessionEvents(t, o.Session.ID), []wantEvent{
 			{audit.SessionRequested, audit.User(fx.user.ID, fx.user.Email), "ticket 7"},
+			{audit.ConsentDenied, audit.Device(fx.dev.ID, "acme", "dev1"), "revoked"},
 			{audit.SessionClosed, audit.Device(fx.dev.ID, "acme", "dev1"), "revoked"},
 		})
 	})
@@ -112,5 +114,29 @@ func TestAuditClosedByDeviceAndSystem(t *testing.T) {
 			{audit.SessionRequested, audit.User(fx.user.ID, fx.user.Email), "ticket 7"},
 			{audit.SessionClosed, audit.System, ReasonNoControl},
 		})
+	})
+}
+
+// TestAuditConsent: an owner's approval (a session going on from
+// waiting_consent) and five wrong codes are consent events of their own.
+func TestAuditConsent(t *testing.T) {
+	fx := newFixture(t, nil)
+	dev := audit.Device(fx.dev.ID, "acme", "dev1")
+	approved := fx.open(t, nil)
+	fx.m.HandleState("acme", "dev1", control.State{Kind: control.StateWaitingConsent, Session: approved.Session.ID})
+	fx.m.HandleState("acme", "dev1", control.State{Kind: control.StateTunnelUp, Session: approved.Session.ID})
+	wrong := fx.open(t, nil)
+	fx.m.HandleState("acme", "dev1", control.State{Kind: control.StateTunnelDown, Session: wrong.Session.ID, Reason: "wrong_codes"})
+	fx.waitClosed(t, wrong.Session.ID)
+	user := audit.User(fx.user.ID, fx.user.Email)
+	checkEvents(t, fx.sessionEvents(t, approved.Session.ID), []wantEvent{
+		{audit.SessionRequested, user, "ticket 7"},
+		{audit.SessionActive, dev, ""},
+		{audit.ConsentGranted, dev, ""},
+	})
+	checkEvents(t, fx.sessionEvents(t, wrong.Session.ID), []wantEvent{
+		{audit.SessionRequested, user, "ticket 7"},
+		{audit.WrongCode, dev, "wrong_codes"},
+		{audit.SessionClosed, dev, "wrong_codes"},
 	})
 }

@@ -459,8 +459,12 @@ func (m *Manager) HandleState(fleet, device string, st control.State) {
 			m.wake(ses.ID)
 		}
 	case control.StateTunnelUp:
-		active := audit.Event{Kind: audit.SessionActive, Actor: audit.ActorFrom(ctx)}
-		_, changed, err := m.cfg.Store.TransitionSession(store.WithAudit(ctx, active), ses.ID,
+		evs := []audit.Event{{Kind: audit.SessionActive, Actor: audit.ActorFrom(ctx)}}
+		if ses.State == store.SessionWaitingConsent {
+			// The device went on from waiting: its owner said yes.
+			evs = append(evs, audit.Event{Kind: audit.ConsentGranted, Actor: audit.ActorFrom(ctx)})
+		}
+		_, changed, err := m.cfg.Store.TransitionSession(store.WithAudit(ctx, evs...), ses.ID,
 			[]store.SessionState{store.SessionRequested, store.SessionWaitingConsent, store.SessionConnecting}, store.SessionActive, "", m.now())
 		if err != nil {
 			m.log.Error("recording that a session is active", "session", ses.ID, "err", err)
@@ -475,10 +479,25 @@ func (m *Manager) HandleState(fleet, device string, st control.State) {
 		if reason == "" {
 			reason = "device_closed"
 		}
+		if kind, ok := consentReasons[reason]; ok {
+			ctx = store.WithAudit(ctx, audit.Event{Kind: kind, Actor: audit.ActorFrom(ctx), Detail: map[string]string{"reason": reason}})
+		}
 		if _, err := m.closeSession(ctx, ses.ID, reason, false); err != nil {
 			m.log.Error("recording that a device closed a session", "session", ses.ID, "err", err)
 		}
 	}
+}
+
+// consentReasons are the devices' reasons for ending a session that say
+// what its owner decided (or that a wrong code was given), recorded as
+// consent events next to the session's close. They are the agent's
+// Reason* names.
+var consentReasons = map[string]audit.Kind{
+	"no_consent":      audit.ConsentDenied, // manual: no support window was open
+	"denied":          audit.ConsentDenied, // approve: the owner said no
+	"consent_timeout": audit.ConsentDenied, // approve: no answer in time
+	"revoked":         audit.ConsentDenied, // the owner ended it
+	"wrong_codes":     audit.WrongCode,     // manual: five wrong codes closed the window
 }
 
 // sweepLoop writes activity and enforces the limits every SweepInterval.

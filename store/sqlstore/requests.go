@@ -45,13 +45,15 @@ func (s *Store) CreateSupportRequest(ctx context.Context, r *store.SupportReques
 	}
 	// The fleet is read from the device, and an approval's session must be
 	// on that device, in the same statement.
-	err := execOne(ctx, s.db, `INSERT INTO support_requests
+	err := s.writeAudited(ctx, func(q execer) error {
+		return execOne(ctx, q, `INSERT INTO support_requests
 		(id, fleet_id, device_id, kind, session_id, reason, requested_by, state, created_at, expires_at)
 		SELECT $1, d.fleet_id, d.id, $3, CAST($4 AS TEXT), $5, $6, $7, $8, $9
 		FROM devices d WHERE d.id = $2
 		AND (CAST($4 AS TEXT) IS NULL OR EXISTS (SELECT 1 FROM sessions x WHERE x.id = CAST($4 AS TEXT) AND x.device_id = d.id))`,
-		r.ID, r.DeviceID, string(r.Kind), nullIfEmpty(r.SessionID), r.Reason, r.RequestedBy, string(r.State),
-		millis(r.CreatedAt), millis(r.ExpiresAt))
+			r.ID, r.DeviceID, string(r.Kind), nullIfEmpty(r.SessionID), r.Reason, r.RequestedBy, string(r.State),
+			millis(r.CreatedAt), millis(r.ExpiresAt))
+	})
 	if err != nil {
 		return fmt.Errorf("store: create support request on device %q: %w", r.DeviceID, s.classify(err))
 	}
@@ -175,20 +177,22 @@ func (s *Store) changeRequest(ctx context.Context, id, what, update string, args
 		r       *store.SupportRequest
 		changed bool
 	)
-	err := s.inTx(ctx, func(tx *sql.Tx) error {
+	// The events ctx carries are recorded only if the request changed.
+	err := s.audited(ctx, func(tx *sql.Tx) (about, error) {
 		res, err := tx.ExecContext(ctx, update, args...)
 		if err != nil {
-			return err
+			return about{}, err
 		}
 		n, err := res.RowsAffected()
 		if err != nil {
-			return err
+			return about{}, err
 		}
 		changed = n > 0
 		if r, err = scanRequest(tx.QueryRowContext(ctx, requestQuery+` WHERE r.id = $1`, id)); err != nil {
-			return err
+			return about{}, err
 		}
-		return s.linkSessions(ctx, tx, []*store.SupportRequest{r})
+		return about{unchanged: !changed, fleetID: r.FleetID, deviceID: r.DeviceID, session: r.SessionID},
+			s.linkSessions(ctx, tx, []*store.SupportRequest{r})
 	})
 	if err != nil {
 		return nil, false, fmt.Errorf("store: %s support request %q: %w", what, id, s.classify(err))
