@@ -62,6 +62,8 @@ func openAPI(routes []route) ([]byte, error) {
 			"schemas": g.defs,
 			"securitySchemes": map[string]any{
 				"bearer": map[string]any{"type": "http", "scheme": "bearer"},
+				"owner": map[string]any{"type": "apiKey", "in": "header", "name": "Authorization",
+					"description": "\"Owner <token>\": the token of an owner link (`porthole-agent status`), read-only and scoped to one device"},
 				"device": map[string]any{"type": "apiKey", "in": "header", "name": "Authorization",
 					"description": "\"Device <fleet>/<device> <password>\": a password the device signs with its enrolled key, valid for minutes"},
 			},
@@ -98,6 +100,8 @@ func (g *schemaGen) operation(rt *route, errSchema any) (map[string]any, error) 
 		op["security"] = []any{}
 	case deviceAuth:
 		op["security"] = []any{map[string]any{"device": []any{}}}
+	case ownerAuth:
+		op["security"] = []any{map[string]any{"owner": []any{}}}
 	default:
 		op["security"] = []any{map[string]any{"bearer": []any{}}}
 	}
@@ -129,6 +133,8 @@ func (rt *route) who() string {
 		return "administrators"
 	case deviceAuth:
 		return "an enrolled device, for itself"
+	case ownerAuth:
+		return "a device's owner, with the read-only token of an owner link, for that device only"
 	}
 	return whoMay(rt.role) + " (administrators count as owners of every fleet)"
 }
