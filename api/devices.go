@@ -2,6 +2,8 @@ package api
 
 import (
 	"fmt"
+	"math"
+	"os"
 
 	"github.com/porthole/porthole/apitype"
 	"github.com/porthole/porthole/audit"
@@ -65,9 +67,21 @@ func (s *Server) deleteDevice(c *call, _ *none) (none, error) {
 	if err != nil {
 		return none{}, err
 	}
+	// Its sessions go with it, and so do their recordings' bytes.
+	sessions, err := s.store.ListSessions(c.ctx, store.SessionFilter{DeviceID: d.ID, Limit: math.MaxInt32})
+	if err != nil {
+		return none{}, fmt.Errorf("listing the sessions of device %s: %w", d.ID, err)
+	}
 	deleted := audit.Event{Kind: audit.DeviceDeleted, FleetID: d.FleetID, Fleet: d.FleetName, DeviceID: d.ID, Device: d.Name}
 	if err := s.store.DeleteDevice(c.withAudit(deleted).ctx, d.ID); err != nil {
 		return none{}, fmt.Errorf("deleting device %s: %w", d.ID, err)
+	}
+	for _, ses := range sessions {
+		if dir, err := s.recDisk.dir(ses); err == nil {
+			if err := os.RemoveAll(dir); err != nil {
+				s.logger.Error("removing a deleted device's recording", "session", ses.ID, "dir", dir, "err", err)
+			}
+		}
 	}
 	s.deleted(d.FleetName, d.Name)
 	s.logger.Info("device deleted", "request_id", requestID(c.ctx), "by", c.user.ID, "fleet", d.FleetName, "device", d.Name, "device_id", d.ID)

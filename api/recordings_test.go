@@ -340,3 +340,27 @@ func TestRecordingConcurrentUploads(t *testing.T) {
 		t.Errorf("the store holds %+v; want %d bytes", rec.Files, len(data))
 	}
 }
+
+// TestDeleteDeviceRemovesRecordings: a deleted device's recordings leave
+// the disk with its sessions.
+func TestDeleteDeviceRemovesRecordings(t *testing.T) {
+	t.Parallel()
+	fl := fx.newFleet(t)
+	d, key := newKeyedDevice(t, fl)
+	ses := fx.newSession(t, d)
+	dev := deviceClient(t, fl.Name, d, key)
+	if _, err := dev.UploadRecordingFile(t.Context(), ses.ID, "events.jsonl", 0, []byte("{}\n")); err != nil {
+		t.Fatal(err)
+	}
+	dir, err := fx.srv.recDisk.dir(ses)
+	must(t, err)
+	if _, err := os.Stat(dir); err != nil {
+		t.Fatalf("the upload left no directory: %v", err)
+	}
+	if r := do(t, fx.ts, "DELETE", "/api/v1/devices/"+d.ID, fx.tokens["owner"], nil); r.status != http.StatusNoContent {
+		t.Fatalf("delete: %d %s", r.status, r.body)
+	}
+	if _, err := os.Stat(dir); !errors.Is(err, fs.ErrNotExist) {
+		t.Errorf("the deleted device's recording is still on disk: %v", err)
+	}
+}
