@@ -70,7 +70,7 @@ func TestUploadEndToEnd(t *testing.T) {
 	if !strings.Contains(r.Stdout, marker) {
 		t.Fatalf("porthole replay --exec: stdout %q, stderr %q; want the marker", r.Stdout, r.Stderr)
 	}
-	if r := MustRun(t, srv.env, "", bins.CLI, "sessions"); !regexp.MustCompile(`(?m)^`+ses+` .* \d+(\.\d)? (B|KiB)$`).MatchString(r.Stdout) {
+	if r := MustRun(t, srv.env, "", bins.CLI, "sessions"); !regexp.MustCompile(`(?m)^` + ses + ` .* \d+(\.\d)? (B|KiB)$`).MatchString(r.Stdout) {
 		t.Errorf("porthole sessions does not show the recording's size:\n%s", r.Stdout)
 	}
 
