@@ -11,12 +11,22 @@ import (
 
 	"golang.org/x/crypto/ssh"
 
+	"github.com/porthole/porthole/audit"
 	"github.com/porthole/porthole/broker"
 	"github.com/porthole/porthole/ca"
 	"github.com/porthole/porthole/relay"
 	"github.com/porthole/porthole/session"
 	"github.com/porthole/porthole/store"
 )
+
+// ReasonDeviceDisconnected closes a session whose device's relay
+// connection dropped and did not come back within deviceLeftGrace.
+const ReasonDeviceDisconnected = "device_disconnected"
+
+// deviceLeftGrace is how long the server waits, after a device's relay
+// connection drops, for the device's own word (tunnel_down) before it
+// closes the device's sessions itself.
+const deviceLeftGrace = 5 * time.Second
 
 // relayCertLife is how long the relay's host certificate is valid; it is
 // signed anew at every start.
@@ -41,7 +51,8 @@ func newRelay(st store.Store, keys *ca.Keys, sessions *session.Manager, publicAd
 		return nil, fmt.Errorf("using the relay's host certificate: %w", err)
 	}
 	devices := deviceKeys(st)
-	r, err := relay.New(relay.Config{
+	var r *relay.Relay
+	r, err = relay.New(relay.Config{
 		HostKey: hostKey,
 		UserCA:  keys.UserCA.PublicKey(),
 		DeviceKey: func(ctx context.Context, fleet, device string) (ed25519.PublicKey, error) {
@@ -69,8 +80,25 @@ func newRelay(st store.Store, keys *ca.Keys, sessions *session.Manager, publicAd
 			}, nil
 		},
 		Activity: sessions.Activity, // the server's idle timeout
-		Refused:  refused,
-		Logger:   logger, // which logs every refusal
+		// A device whose relay connection dropped without a tunnel_down
+		// (killed, or cut off) leaves its sessions open on the server
+		// until a limit; close them after a short grace instead.
+		DeviceLeft: func(ids []string) {
+			time.AfterFunc(deviceLeftGrace, func() {
+				ctx, cancel := context.WithTimeout(audit.WithActor(context.Background(), audit.System), 10*time.Second)
+				defer cancel()
+				for _, id := range ids {
+					if r.Registered(id) {
+						continue
+					}
+					if _, err := sessions.CloseSession(ctx, id, ReasonDeviceDisconnected); err != nil {
+						logger.Error("closing a session whose device left the relay", "session", id, "err", err)
+					}
+				}
+			})
+		},
+		Refused: refused,
+		Logger:  logger, // which logs every refusal
 	})
 	if err != nil {
 		return nil, fmt.Errorf("starting the relay: %w", err)

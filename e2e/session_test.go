@@ -224,3 +224,24 @@ func TestSessionDeviceUnreachable(t *testing.T) {
 		t.Fatalf("%+v %v; want closed as device_unreachable", ses, err)
 	}
 }
+
+// TestSessionAgentKilled: a device killed in the middle of a session says
+// nothing more; the relay notices its connection drop and the server
+// closes the session within seconds, not at the idle timeout.
+func TestSessionAgentKilled(t *testing.T) {
+	t.Parallel()
+	srv := newPresenceServer(t, sessionConfig(t, "15m"))
+	state := srv.enroll(t, "dev1")
+	agent := srv.runAgent(t, state, "")
+	srv.waitPresence(t, "dev1", true, "after the agent started")
+	eng := newEngineer(t, srv)
+	resp := eng.open(t, "dev1")
+	if _, err := eng.dial(t, resp); err != nil {
+		t.Fatal(err)
+	}
+	kill(t, agent)
+	ses, err := eng.api.WaitSession(t.Context(), resp.Session.ID, apitype.SessionClosed, 20*time.Second)
+	if err != nil || ses.State != apitype.SessionClosed || ses.CloseReason != "device_disconnected" {
+		t.Fatalf("after the agent was killed: %+v %v; want closed, device_disconnected", ses, err)
+	}
+}

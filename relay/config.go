@@ -98,6 +98,13 @@ type Config struct {
 	// one session. Zero: 30 s.
 	ActivityInterval time.Duration
 
+	// DeviceLeft is told, without waiting, of the sessions a device's
+	// connection had registered when it dropped (the agent was killed, or
+	// its network went): a device that ends a session says so on the
+	// control channel, so the server can close one it hears nothing
+	// about. Nil: nobody is told.
+	DeviceLeft func(sessionIDs []string)
+
 	// Refused is told of every refusal, for the audit log; the relay also
 	// logs each one. It should return quickly. Nil: only logged.
 	Refused func(Refusal)

@@ -89,6 +89,7 @@ func (r *Relay) addDevice(dev *deviceConn, start time.Time) error {
 // removeDevice frees the sessions dev registered and closes it. It may be
 // called more than once.
 func (r *Relay) removeDevice(dev *deviceConn, cause error) {
+	var left []string
 	r.mu.Lock()
 	if !dev.gone {
 		dev.gone = true
@@ -100,10 +101,22 @@ func (r *Relay) removeDevice(dev *deviceConn, cause error) {
 		}
 		for id := range dev.regs {
 			r.unregisterLocked(dev, id)
+			left = append(left, id)
 		}
 	}
 	r.mu.Unlock()
 	dev.close(cause)
+	if len(left) > 0 && r.cfg.DeviceLeft != nil {
+		go r.cfg.DeviceLeft(left)
+	}
+}
+
+// Registered reports whether a device connection serves session id now.
+func (r *Relay) Registered(id string) bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	s := r.sessions[id]
+	return s != nil && s.device != nil
 }
 
 // unregisterLocked frees session id if dev serves it.

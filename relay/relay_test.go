@@ -1018,3 +1018,30 @@ func (channelConn) RemoteAddr() net.Addr             { return &net.TCPAddr{} }
 func (channelConn) SetDeadline(time.Time) error      { return nil }
 func (channelConn) SetReadDeadline(time.Time) error  { return nil }
 func (channelConn) SetWriteDeadline(time.Time) error { return nil }
+
+// TestDeviceLeft: a device connection that drops tells which sessions it
+// served, so the server can close them; a registration says so.
+func TestDeviceLeft(t *testing.T) {
+	t.Parallel()
+	left := make(chan []string, 1)
+	e := newEnv(t, func(c *Config) { c.DeviceLeft = func(ids []string) { left <- ids } })
+	e.open("ses_1", "acme", "dev1")
+	key := e.enroll("acme", "dev1")
+	dev := e.mustDevice(t, "acme", "dev1", key)
+	dev.mustRegister(t, "ses_1")
+	if !e.relay.Registered("ses_1") || e.relay.Registered("ses_2") {
+		t.Fatal("Registered does not match the registrations")
+	}
+	dev.conn.Close()
+	select {
+	case ids := <-left:
+		if len(ids) != 1 || ids[0] != "ses_1" {
+			t.Errorf("DeviceLeft(%v); want [ses_1]", ids)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("DeviceLeft was not called after the device dropped")
+	}
+	if e.relay.Registered("ses_1") {
+		t.Error("a dropped device's session is still registered")
+	}
+}
