@@ -4,11 +4,11 @@ import (
 	"bufio"
 	"context"
 	"fmt"
+	"io"
 	"net/http"
 	"os/exec"
 	"strconv"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/porthole/porthole/apiclient"
@@ -130,7 +130,8 @@ func idleCost(ctx context.Context, b *benchRun, n, m int, settle time.Duration) 
 	if m > 0 {
 		b.log.Info("idle reverse tunnels on OpenSSH", "clients", m)
 		if err := b.openssh.idleTunnels(ctx, m, settle, r); err != nil {
-			return nil, err
+			r.SSHClients = 0 // what Porthole's side measured stands
+			return r, fmt.Errorf("idle reverse tunnels on OpenSSH: %w", err)
 		}
 	}
 	return r, nil
@@ -290,9 +291,6 @@ func (o *openSSH) idleTunnels(ctx context.Context, m int, settle time.Duration, 
 		return err
 	}
 	var clients []*exec.Cmd
-	var mu sync.Mutex
-	allocated := 0
-	ready := make(chan struct{}, m)
 	defer func() {
 		for _, c := range clients {
 			_ = c.Process.Kill()
@@ -300,9 +298,11 @@ func (o *openSSH) idleTunnels(ctx context.Context, m int, settle time.Duration, 
 		}
 		o.settle()
 	}()
-	for range m {
-		// -R 0: the server picks the port and ssh prints it, which tells
-		// this loop the tunnel is up.
+	// One at a time, each up before the next: sshd drops connections at
+	// random past MaxStartups (10) unauthenticated ones.
+	for i := range m {
+		// -R 0: sshd picks the port and ssh prints it, which tells this
+		// loop that the tunnel is up.
 		c := exec.Command("ssh", o.clientOptions([]string{"-N", "-o", "ExitOnForwardFailure=yes",
 			"-R", "0:127.0.0.1:9", "-p", strconv.Itoa(o.port), "127.0.0.1"})...)
 		c.Env = o.env
@@ -314,24 +314,27 @@ func (o *openSSH) idleTunnels(ctx context.Context, m int, settle time.Duration, 
 			return err
 		}
 		clients = append(clients, c)
+		up := make(chan error, 1)
 		go func() {
+			var said []string
 			sc := bufio.NewScanner(stderr)
 			for sc.Scan() {
 				if strings.HasPrefix(sc.Text(), "Allocated port") {
-					mu.Lock()
-					allocated++
-					mu.Unlock()
-					ready <- struct{}{}
+					up <- nil
+					_, _ = io.Copy(io.Discard, stderr)
+					return
 				}
+				said = append(said, sc.Text())
 			}
+			up <- fmt.Errorf("ssh -N -R client %d ended before its tunnel was up: %s", i+1, strings.Join(said, "; "))
 		}()
-	}
-	timeout := time.After(time.Minute)
-	for range m {
 		select {
-		case <-ready:
-		case <-timeout:
-			return fmt.Errorf("only %d of %d ssh -N -R clients were up after a minute", allocated, m)
+		case err := <-up:
+			if err != nil {
+				return err
+			}
+		case <-time.After(30 * time.Second):
+			return fmt.Errorf("ssh -N -R client %d had no tunnel after 30 s", i+1)
 		case <-ctx.Done():
 			return ctx.Err()
 		}

@@ -142,7 +142,8 @@ type benchRun struct {
 
 // Run builds the binaries, starts Porthole and the OpenSSH baseline, makes
 // the measurements opts asks for, and stops everything it started. Progress
-// goes to log.
+// goes to log. When a measurement fails, the results of those made before
+// it are returned with the error.
 func Run(ctx context.Context, opts Options, log *slog.Logger) (*Results, error) {
 	if err := opts.Validate(); err != nil {
 		return nil, err
@@ -182,27 +183,27 @@ func Run(ctx context.Context, opts Options, log *slog.Logger) (*Results, error) 
 	res.Machine.LoadBefore = loadAvg()
 	if opts.wants(Throughput) {
 		if res.Throughput, err = throughput(ctx, b, opts.Size, opts.Reps); err != nil {
-			return nil, err
+			return res, err
 		}
 	}
 	if opts.wants(TimeToShell) {
 		if res.Shell, err = timeToShell(ctx, b, opts.ShellRuns); err != nil {
-			return nil, err
+			return res, err
 		}
 	}
 	if opts.wants(Echo) {
 		if res.Echo, err = echo(ctx, b, opts.EchoCount); err != nil {
-			return nil, err
+			return res, err
 		}
 	}
 	if opts.wants(WAN) {
 		if res.WAN, err = wan(ctx, b, opts.RTT, opts.WANRuns); err != nil {
-			return nil, err
+			return res, err
 		}
 	}
 	if opts.wants(Idle) {
 		if res.Idle, err = idleCost(ctx, b, opts.Devices, opts.Tunnels, opts.Settle); err != nil {
-			return nil, err
+			return res, err
 		}
 	}
 	res.Machine.LoadAfter = loadAvg()

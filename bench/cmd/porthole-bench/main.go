@@ -58,9 +58,18 @@ func run(opts bench.Options, jsonOut string) error {
 	defer stop()
 	log := slog.New(slog.NewTextHandler(os.Stderr, nil))
 	res, err := bench.Run(ctx, opts, log)
-	if err != nil {
+	if res == nil {
 		return err
 	}
+	// What was measured is printed even when a later measurement failed.
+	if perr := report(res, jsonOut); perr != nil {
+		return perr
+	}
+	return err
+}
+
+// report prints res as Markdown and writes it as JSON to jsonOut, if set.
+func report(res *bench.Results, jsonOut string) error {
 	if jsonOut != "" {
 		data, err := json.MarshalIndent(res, "", "  ")
 		if err != nil {
