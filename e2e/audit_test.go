@@ -26,17 +26,8 @@ import (
 // 1, naming the row, with or without the head recorded before.
 func TestAuditEndToEnd(t *testing.T) {
 	t.Parallel()
-	srv := newPresenceServer(t, sessionConfig(t, "15m"))
-	state := srv.enroll(t, "dev1")
-	agent := srv.runAgent(t, state, "")
-	srv.waitPresence(t, "dev1", true, "after the agent started")
-	eng := newEngineer(t, srv)
-
-	resp := eng.open(t, "dev1")
-	client, err := eng.dial(t, resp)
-	if err != nil {
-		t.Fatalf("reaching dev1: %v\nagent log:\n%s", err, agent.Stderr())
-	}
+	srv, agent, eng := oneDevice(t, "15m")
+	resp, client := eng.connect(t, "dev1", agent)
 	sess, err := client.NewSession()
 	if err != nil {
 		t.Fatal(err)

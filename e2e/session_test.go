@@ -135,22 +135,35 @@ sessions:
 	}
 }
 
+// oneDevice starts a server (sessions idle after idle) with dev1 enrolled,
+// its agent running (consent: auto) and online, and an engineer.
+func oneDevice(t *testing.T, idle string) (*presenceServer, *Proc, *engineer) {
+	t.Helper()
+	srv := newPresenceServer(t, sessionConfig(t, idle))
+	state := srv.enroll(t, "dev1")
+	agent := srv.runAgent(t, state, "")
+	srv.waitPresence(t, "dev1", true, "after the agent started")
+	return srv, agent, newEngineer(t, srv)
+}
+
+// connect opens an active session on device and reaches its SSH server.
+func (e *engineer) connect(t *testing.T, device string, agent *Proc) (*apitype.CreateSessionResponse, *ssh.Client) {
+	t.Helper()
+	resp := e.open(t, device)
+	client, err := e.dial(t, resp)
+	if err != nil {
+		t.Fatalf("reaching %s: %v\nagent log:\n%s", device, err, agent.Stderr())
+	}
+	return resp, client
+}
+
 // TestSessionEndToEnd: an engineer asks for a session, the device dials the
 // relay, the engineer runs a command on the device through it, closes the
 // session, and the device's SSH server no longer lets the certificate in.
 func TestSessionEndToEnd(t *testing.T) {
 	t.Parallel()
-	srv := newPresenceServer(t, sessionConfig(t, "15m"))
-	state := srv.enroll(t, "dev1")
-	agent := srv.runAgent(t, state, "")
-	srv.waitPresence(t, "dev1", true, "after the agent started")
-	eng := newEngineer(t, srv)
-
-	resp := eng.open(t, "dev1")
-	client, err := eng.dial(t, resp)
-	if err != nil {
-		t.Fatalf("reaching dev1: %v\nagent log:\n%s", err, agent.Stderr())
-	}
+	_, agent, eng := oneDevice(t, "15m")
+	resp, client := eng.connect(t, "dev1", agent)
 	sess, err := client.NewSession()
 	if err != nil {
 		t.Fatal(err)
@@ -181,15 +194,8 @@ func TestSessionEndToEnd(t *testing.T) {
 // the server's and on the device's clock, and the reason is recorded.
 func TestSessionIdleTimeout(t *testing.T) {
 	t.Parallel()
-	srv := newPresenceServer(t, sessionConfig(t, "2s"))
-	state := srv.enroll(t, "dev1")
-	srv.runAgent(t, state, "")
-	srv.waitPresence(t, "dev1", true, "after the agent started")
-	eng := newEngineer(t, srv)
-	resp := eng.open(t, "dev1")
-	if _, err := eng.dial(t, resp); err != nil {
-		t.Fatal(err)
-	}
+	_, agent, eng := oneDevice(t, "2s")
+	resp, _ := eng.connect(t, "dev1", agent)
 	ctx, cancel := context.WithTimeout(t.Context(), 20*time.Second)
 	defer cancel()
 	ses, err := eng.api.WaitSession(ctx, resp.Session.ID, apitype.SessionClosed, 15*time.Second)
@@ -203,11 +209,7 @@ func TestSessionIdleTimeout(t *testing.T) {
 // device_unreachable after connect_timeout.
 func TestSessionDeviceUnreachable(t *testing.T) {
 	t.Parallel()
-	srv := newPresenceServer(t, sessionConfig(t, "15m"))
-	state := srv.enroll(t, "dev1")
-	agent := srv.runAgent(t, state, "")
-	srv.waitPresence(t, "dev1", true, "after the agent started")
-	eng := newEngineer(t, srv)
+	_, agent, eng := oneDevice(t, "15m")
 	ds, _ := eng.api.Devices(t.Context(), apiclient.DeviceFilter{Name: "dev1"})
 	kill(t, agent) // the server has not noticed yet: the device still shows online
 	resp, err := eng.api.CreateSession(t.Context(), ds[0].ID, apitype.CreateSessionRequest{
@@ -230,15 +232,8 @@ func TestSessionDeviceUnreachable(t *testing.T) {
 // closes the session within seconds, not at the idle timeout.
 func TestSessionAgentKilled(t *testing.T) {
 	t.Parallel()
-	srv := newPresenceServer(t, sessionConfig(t, "15m"))
-	state := srv.enroll(t, "dev1")
-	agent := srv.runAgent(t, state, "")
-	srv.waitPresence(t, "dev1", true, "after the agent started")
-	eng := newEngineer(t, srv)
-	resp := eng.open(t, "dev1")
-	if _, err := eng.dial(t, resp); err != nil {
-		t.Fatal(err)
-	}
+	_, agent, eng := oneDevice(t, "15m")
+	resp, _ := eng.connect(t, "dev1", agent)
 	kill(t, agent)
 	ses, err := eng.api.WaitSession(t.Context(), resp.Session.ID, apitype.SessionClosed, 20*time.Second)
 	if err != nil || ses.State != apitype.SessionClosed || ses.CloseReason != "device_disconnected" {
