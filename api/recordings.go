@@ -530,20 +530,8 @@ func (s *Server) listRecordings(c *call, _ *none) ([]apitype.Recording, error) {
 	q := c.r.URL.Query()
 	f := store.RecordingFilter{Limit: 100}
 	var err error
-	if f.FleetIDs, err = c.fleetScope(q.Get("fleet")); err != nil {
+	if f.FleetIDs, f.DeviceID, err = c.listScope(); err != nil {
 		return nil, err
-	}
-	if name := q.Get("device"); name != "" {
-		if q.Get("fleet") == "" {
-			return nil, badRequest("device= needs fleet= too: device names are unique within a fleet")
-		}
-		d, err := s.store.GetDeviceByName(c.ctx, f.FleetIDs[0], name)
-		if errors.Is(err, store.ErrNotFound) {
-			return nil, notFound("no device %s in fleet %s", name, q.Get("fleet"))
-		} else if err != nil {
-			return nil, fmt.Errorf("looking up device %s: %w", name, err)
-		}
-		f.DeviceID = d.ID
 	}
 	if ids, ok := q["session"]; ok {
 		if len(ids) > 100 {

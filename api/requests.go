@@ -77,22 +77,9 @@ func (s *Server) listRequests(c *call, _ *none) ([]apitype.SupportRequest, error
 	default:
 		return nil, badRequest("all=%q; use true or false", q.Get("all"))
 	}
-	fleetIDs, err := c.fleetScope(q.Get("fleet"))
-	if err != nil {
+	var err error
+	if filter.FleetIDs, filter.DeviceID, err = c.listScope(); err != nil {
 		return nil, err
-	}
-	filter.FleetIDs = fleetIDs
-	if name := q.Get("device"); name != "" {
-		if q.Get("fleet") == "" {
-			return nil, badRequest("device= needs fleet= too: device names are unique within a fleet")
-		}
-		d, err := s.store.GetDeviceByName(c.ctx, fleetIDs[0], name)
-		if errors.Is(err, store.ErrNotFound) {
-			return nil, notFound("no device %s in fleet %s", name, q.Get("fleet"))
-		} else if err != nil {
-			return nil, fmt.Errorf("looking up device %s: %w", name, err)
-		}
-		filter.DeviceID = d.ID
 	}
 	rs, err := s.store.ListSupportRequests(c.ctx, filter)
 	if err != nil {

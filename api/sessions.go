@@ -179,22 +179,9 @@ func (s *Server) listSessions(c *call, _ *none) ([]apitype.Session, error) {
 	if v := q.Get("open"); v != "" && v != "true" && v != "false" {
 		return nil, badRequest("open=%q; use true or false", v)
 	}
-	fleetIDs, err := c.fleetScope(q.Get("fleet"))
-	if err != nil {
+	var err error
+	if filter.FleetIDs, filter.DeviceID, err = c.listScope(); err != nil {
 		return nil, err
-	}
-	filter.FleetIDs = fleetIDs
-	if name := q.Get("device"); name != "" {
-		if q.Get("fleet") == "" {
-			return nil, badRequest("device= needs fleet= too: device names are unique within a fleet")
-		}
-		d, err := s.store.GetDeviceByName(c.ctx, fleetIDs[0], name)
-		if errors.Is(err, store.ErrNotFound) {
-			return nil, notFound("no device %s in fleet %s", name, q.Get("fleet"))
-		} else if err != nil {
-			return nil, fmt.Errorf("looking up device %s: %w", name, err)
-		}
-		filter.DeviceID = d.ID
 	}
 	if s.sessions == nil {
 		return []apitype.Session{}, nil
@@ -204,6 +191,30 @@ func (s *Server) listSessions(c *call, _ *none) ([]apitype.Session, error) {
 		return nil, fmt.Errorf("listing sessions: %w", err)
 	}
 	return convertAll(ss, apiSession), nil
+}
+
+// listScope reads a list's fleet= and device= (a device name, which
+// needs its fleet): the fleets the list may show (nil: all, for
+// administrators) and the device's ID, if one was named.
+func (c *call) listScope() (fleetIDs []string, deviceID string, err error) {
+	q := c.r.URL.Query()
+	if fleetIDs, err = c.fleetScope(q.Get("fleet")); err != nil {
+		return nil, "", err
+	}
+	name := q.Get("device")
+	if name == "" {
+		return fleetIDs, "", nil
+	}
+	if q.Get("fleet") == "" {
+		return nil, "", badRequest("device= needs fleet= too: device names are unique within a fleet")
+	}
+	d, err := c.s.store.GetDeviceByName(c.ctx, fleetIDs[0], name)
+	if errors.Is(err, store.ErrNotFound) {
+		return nil, "", notFound("no device %s in fleet %s", name, q.Get("fleet"))
+	} else if err != nil {
+		return nil, "", fmt.Errorf("looking up device %s: %w", name, err)
+	}
+	return fleetIDs, d.ID, nil
 }
 
 // fleetScope is the fleets a list may show: the one named (if the caller
