@@ -106,3 +106,24 @@ func resolveDevice(ctx context.Context, c *apiclient.Client, r deviceRef) (apity
 		return apitype.Device{}, &userError{msg: fmt.Sprintf("no device %s in your fleets (see `porthole devices`)", r.name)}
 	}
 }
+
+// deviceFilter turns a list command's --device and --fleet into the fleet
+// and device names a list route takes: the server needs the fleet to know
+// a device by name, so a device named alone is looked up first.
+func deviceFilter(ctx context.Context, c *apiclient.Client, device, fleet string) (string, string, error) {
+	if device == "" {
+		return fleet, "", nil
+	}
+	ref, err := parseDeviceRef(device, fleet)
+	if err != nil {
+		return "", "", err
+	}
+	if ref.fleet == "" {
+		d, err := resolveDevice(ctx, c, ref)
+		if err != nil {
+			return "", "", err
+		}
+		ref.fleet = d.Fleet
+	}
+	return ref.fleet, ref.name, nil
+}

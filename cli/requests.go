@@ -18,20 +18,10 @@ func newRequests(a *app) *cobra.Command {
 	var all bool
 	cmd := listing[apitype.SupportRequest]{
 		fetch: func(ctx context.Context, c *apiclient.Client) ([]apitype.SupportRequest, error) {
-			f := apiclient.RequestFilter{Fleet: fleet, All: all}
-			if device != "" {
-				ref, err := parseDeviceRef(device, fleet)
-				if err != nil {
-					return nil, err
-				}
-				if ref.fleet == "" {
-					d, err := resolveDevice(ctx, c, ref)
-					if err != nil {
-						return nil, err
-					}
-					ref.fleet = d.Fleet
-				}
-				f.Fleet, f.Device = ref.fleet, ref.name
+			f := apiclient.RequestFilter{All: all}
+			var err error
+			if f.Fleet, f.Device, err = deviceFilter(ctx, c, device, fleet); err != nil {
+				return nil, err
 			}
 			return c.Requests(ctx, f)
 		},

@@ -19,21 +19,10 @@ func newSessions(a *app) *cobra.Command {
 	bytes := map[string]string{} // session ID -> uploaded recording's size, for the table
 	cmd := listing[apitype.Session]{
 		fetch: func(ctx context.Context, c *apiclient.Client) ([]apitype.Session, error) {
-			f := apiclient.SessionFilter{Fleet: fleet, OpenOnly: open}
-			if device != "" {
-				ref, err := parseDeviceRef(device, fleet)
-				if err != nil {
-					return nil, err
-				}
-				if ref.fleet == "" {
-					// The server needs the fleet to know the device.
-					d, err := resolveDevice(ctx, c, ref)
-					if err != nil {
-						return nil, err
-					}
-					ref.fleet = d.Fleet
-				}
-				f.Fleet, f.Device = ref.fleet, ref.name
+			f := apiclient.SessionFilter{OpenOnly: open}
+			var err error
+			if f.Fleet, f.Device, err = deviceFilter(ctx, c, device, fleet); err != nil {
+				return nil, err
 			}
 			ss, err := c.Sessions(ctx, f)
 			if err == nil {
