@@ -40,6 +40,7 @@ type IdleResult struct {
 	Stop, Start, Back, BackAfterStart, StoreOnline time.Duration
 	BackCount                                      int
 	Failures                                       int64
+	FailureKinds                                   map[string]int64
 	RSSRestart                                     int64
 
 	// The OpenSSH pivot: SSHClients idle `ssh -N -R` clients, and the
@@ -87,7 +88,7 @@ func idleCost(ctx context.Context, b *benchRun, n, m int, settle time.Duration) 
 	r.Goroutines = idle.after.goroutines - idle.before.goroutines
 
 	b.log.Info("idle devices: restarting portholed", "devices", n)
-	failures0 := fleet.failures.Load()
+	failures0, kinds0 := fleet.failures.Load(), fleet.failureKinds()
 	stopAt := time.Now()
 	stopTook, startedAt, err := p.restartServer(ctx)
 	if err != nil {
@@ -112,6 +113,10 @@ func idleCost(ctx context.Context, b *benchRun, n, m int, settle time.Duration) 
 		}
 	}
 	r.Failures = fleet.failures.Load() - failures0
+	r.FailureKinds = fleet.failureKinds()
+	for k, n := range kinds0 {
+		r.FailureKinds[k] -= n
+	}
 	if r.BackCount == n {
 		if d, err := p.waitAllOnline(ctx, n+1, stopAt, time.Minute); err == nil {
 			r.StoreOnline = d

@@ -1,8 +1,11 @@
 package bench
 
 import (
+	"cmp"
 	"fmt"
 	"io"
+	"maps"
+	"slices"
 	"strings"
 	"time"
 )
@@ -118,6 +121,11 @@ func (r *Results) Markdown(w io.Writer) error {
 			row("the API shows every device online", fmt.Sprintf("%.1f s after the stop began", i.StoreOnline.Seconds()))
 		}
 		row("failed connection attempts during the storm", fmt.Sprint(i.Failures))
+		kinds := slices.Sorted(maps.Keys(i.FailureKinds))
+		slices.SortStableFunc(kinds, func(a, b string) int { return cmp.Compare(i.FailureKinds[b], i.FailureKinds[a]) })
+		for _, k := range kinds {
+			row("&nbsp;&nbsp;"+k, fmt.Sprint(i.FailureKinds[k]))
+		}
 		row("portholed RSS after the storm", fmtBytes(float64(i.RSSRestart)))
 		b.WriteString("\n")
 	}

@@ -9,11 +9,13 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	mrand "math/rand/v2"
 	"net"
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"github.com/eclipse/paho.golang/packets"
@@ -53,8 +55,9 @@ type simFleet struct {
 	failures atomic.Int64 // failed connection attempts so far
 	wg       sync.WaitGroup
 
-	mu      sync.Mutex // guards lastErr
-	lastErr error      // why the latest failed attempt failed
+	mu      sync.Mutex       // guards lastErr and kinds
+	lastErr error            // why the latest failed attempt failed
+	kinds   map[string]int64 // failed attempts by failureKind
 }
 
 // simDevice is one enrolled device without an agent: a key, a name and a
@@ -201,6 +204,49 @@ func (f *simFleet) backSince(t time.Time) (n int, last time.Time) {
 	return n, time.Unix(0, latest)
 }
 
+// failed counts a failed connection attempt.
+func (f *simFleet) failed(err error) {
+	f.failures.Add(1)
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.lastErr = err
+	if f.kinds == nil {
+		f.kinds = map[string]int64{}
+	}
+	f.kinds[failureKind(err)]++
+}
+
+// failureKinds is a copy of the failed attempts counted by kind.
+func (f *simFleet) failureKinds() map[string]int64 {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return maps.Clone(f.kinds)
+}
+
+// failureKind sorts why a connection attempt failed, for the report.
+func failureKind(err error) string {
+	var ne net.Error
+	var refused connackError
+	switch {
+	case errors.Is(err, syscall.ECONNREFUSED):
+		return "connection refused (no listener)"
+	case errors.Is(err, syscall.ECONNRESET), errors.Is(err, io.EOF), errors.Is(err, io.ErrUnexpectedEOF):
+		return "connection closed by the server"
+	case errors.As(err, &refused):
+		return fmt.Sprintf("CONNACK 0x%02x", byte(refused))
+	case errors.As(err, &ne) && ne.Timeout():
+		return "timed out"
+	}
+	return "other"
+}
+
+// connackError is a CONNECT refused with a reason code.
+type connackError byte
+
+func (e connackError) Error() string {
+	return fmt.Sprintf("CONNECT refused with reason code 0x%02x", byte(e))
+}
+
 // run keeps the device connected. The first attempt holds a slot of sem;
 // after a connection is lost it waits as porthole-agent does: anywhere
 // below Backoff.First, then longer after each failed attempt.
@@ -223,10 +269,7 @@ func (d *simDevice) run(ctx context.Context, sem chan struct{}) {
 			first = false
 		}
 		if err != nil {
-			d.f.failures.Add(1)
-			d.f.mu.Lock()
-			d.f.lastErr = err
-			d.f.mu.Unlock()
+			d.f.failed(err)
 			attempt++
 			continue
 		}
@@ -294,8 +337,11 @@ func (d *simDevice) session(conn net.Conn) (time.Duration, error) {
 		return 0, fmt.Errorf("reading CONNACK: %w", err)
 	}
 	ack, ok := cp.Content.(*packets.Connack)
-	if !ok || ack.ReasonCode != packets.ConnackSuccess {
-		return 0, fmt.Errorf("CONNECT refused: %v", cp)
+	if !ok {
+		return 0, fmt.Errorf("unexpected answer to CONNECT: %v", cp)
+	}
+	if ack.ReasonCode != packets.ConnackSuccess {
+		return 0, connackError(ack.ReasonCode)
 	}
 	keepAlive := time.Duration(simKeepAlive) * time.Second
 	if ack.Properties != nil && ack.Properties.ServerKeepAlive != nil && *ack.Properties.ServerKeepAlive > 0 {
