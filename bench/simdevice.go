@@ -58,6 +58,7 @@ type simFleet struct {
 	mu      sync.Mutex       // guards lastErr and kinds
 	lastErr error            // why the latest failed attempt failed
 	kinds   map[string]int64 // failed attempts by failureKind
+	other   string           // the first failure of kind "other"
 }
 
 // simDevice is one enrolled device without an agent: a key, a name and a
@@ -213,7 +214,15 @@ func (f *simFleet) failed(err error) {
 	if f.kinds == nil {
 		f.kinds = map[string]int64{}
 	}
-	f.kinds[failureKind(err)]++
+	kind := failureKind(err)
+	if kind == "other" {
+		// Name the first such error, so the report says what it was.
+		if f.other == "" {
+			f.other = err.Error()
+		}
+		kind = "other, such as: " + f.other
+	}
+	f.kinds[kind]++
 }
 
 // failureKinds is a copy of the failed attempts counted by kind.
