@@ -117,16 +117,27 @@ type timing struct {
 	cpu      time.Duration // user + system of the command and its reaped children
 }
 
-// timeCommand runs cmd to completion and times it. With firstOutput, its
-// standard output is read here (and discarded) so the first byte can be
-// timed; otherwise cmd's own Stdout is kept.
+// timeCommand runs cmd to completion and times it, until the command
+// itself exits. With firstOutput, its standard output is read here (and
+// discarded) so the first byte can be timed; otherwise cmd's own Stdout is
+// kept.
+//
+// Standard error goes to a file, not a pipe: a child that outlives the
+// command (ssh's ProxyCommand) keeps a pipe open, and Wait would wait for
+// it too.
 func timeCommand(cmd *exec.Cmd, firstOutput bool) (timing, error) {
 	var t timing
-	var errb bytes.Buffer
-	cmd.Stderr = &errb
+	errf, err := os.CreateTemp("", "porthole-bench-stderr-")
+	if err != nil {
+		return t, err
+	}
+	defer func() {
+		errf.Close()
+		os.Remove(errf.Name())
+	}()
+	cmd.Stderr = errf
 	var stdout io.ReadCloser
 	if firstOutput {
-		var err error
 		if stdout, err = cmd.StdoutPipe(); err != nil {
 			return t, err
 		}
@@ -142,13 +153,14 @@ func timeCommand(cmd *exec.Cmd, firstOutput bool) (timing, error) {
 		}
 		_, _ = io.Copy(io.Discard, stdout)
 	}
-	err := cmd.Wait()
+	err = cmd.Wait()
 	t.wall = time.Since(start)
 	if cmd.ProcessState != nil {
 		t.cpu = cmd.ProcessState.UserTime() + cmd.ProcessState.SystemTime()
 	}
 	if err != nil {
-		return t, fmt.Errorf("%s: %w: %s", strings.Join(cmd.Args, " "), err, strings.TrimSpace(errb.String()))
+		said, _ := os.ReadFile(errf.Name())
+		return t, fmt.Errorf("%s: %w: %s", strings.Join(cmd.Args, " "), err, strings.TrimSpace(string(said)))
 	}
 	if firstOutput && t.firstOut == 0 {
 		return t, fmt.Errorf("%s printed nothing", strings.Join(cmd.Args, " "))

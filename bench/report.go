@@ -34,10 +34,14 @@ func (r *Results) Markdown(w io.Writer) error {
 			if x.Tool == toolOpenSSH || x.Tool == toolGCM {
 				relay = "–"
 			}
-			fmt.Fprintf(&b, "| %s | %s | %.0f | %s | %.2f | %s | %.2f |\n", x.Op, x.Tool, x.MBps(),
-				fmtRatio(ratio(x.MBps(), base[x.Op])), x.cpuPerGiB(x.ClientCPU), relay, x.cpuPerGiB(x.DeviceCPU))
+			client := fmt.Sprintf("%.2f", x.cpuPerGiB(x.ClientCPU))
+			if x.Tool == toolStock {
+				client += "¹"
+			}
+			fmt.Fprintf(&b, "| %s | %s | %.0f | %s | %s | %s | %.2f |\n", x.Op, x.Tool, x.MBps(),
+				fmtRatio(ratio(x.MBps(), base[x.Op])), client, relay, x.cpuPerGiB(x.DeviceCPU))
 		}
-		b.WriteString("\n")
+		b.WriteString("\n¹ ssh or scp alone: ssh never reaps its ProxyCommand (it sends it SIGHUP and exits), so the CPU of `porthole proxy`, which carries the outer leg, is not counted.\n\n")
 	}
 
 	if len(r.Shell) > 0 {
