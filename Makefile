@@ -8,7 +8,7 @@ VERSION   ?= $(shell git describe --always --dirty 2>/dev/null || echo dev)
 LDFLAGS   := -s -w -X github.com/porthole/porthole/version.Version=$(VERSION)
 STATICCHECK_VERSION := v0.8.2
 
-.PHONY: all build cross demo test lint setup tools clean
+.PHONY: all build cross demo test bench lint setup tools clean
 
 all: build
 
@@ -28,6 +28,10 @@ demo: setup build
 ## test: every test; PostgreSQL tests run against 127.0.0.1:5432 (scripts/setup.sh starts it if it can)
 test: setup
 	$(GO) test -count=1 ./...
+
+## bench: Porthole against plain OpenSSH on this machine, ratios in Markdown (bench/README.md); BENCH_FLAGS=-h lists the options
+bench:
+	./bench/run.sh $(BENCH_FLAGS)
 
 ## lint: gofmt, go vet and staticcheck
 lint: tools
