@@ -302,6 +302,16 @@ func sessionEndWords(s apitype.Session, device string) string {
 		return fmt.Sprintf("the agent on %s cannot open sessions: it needs a newer porthole-agent", device)
 	case "not_recorded":
 		return fmt.Sprintf("%s closed the session because it could not record it (is its disk full?)", device)
+	case "relay_unreachable":
+		return fmt.Sprintf("%s could not reach the Porthole relay: its network may block the relay's port; tell your operator", device)
+	case "relay_refused":
+		return fmt.Sprintf("the Porthole relay refused %s (was it deleted and enrolled again?); tell your operator", device)
+	case "relay_disconnected":
+		return fmt.Sprintf("%s lost its connection to the relay; try again when it is back online", device)
+	case "device_disconnected":
+		return fmt.Sprintf("%s dropped off the relay without a word (restarted, or cut off); try again when it is back online", device)
+	case "agent_stopping":
+		return fmt.Sprintf("porthole-agent on %s is shutting down; try again when it is back online", device)
 	case "":
 		return fmt.Sprintf("the session on %s closed", device)
 	}
