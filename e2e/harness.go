@@ -182,3 +182,28 @@ func (b *syncBuffer) String() string {
 	defer b.mu.Unlock()
 	return b.buf.String()
 }
+
+// Main is a TestMain for packages that test the built programs: it builds
+// them into a temporary directory, sets *bins (and *dir, if not nil), runs
+// the tests and removes the directory. A failed build fails the package.
+func Main(m *testing.M, prefix string, bins *Binaries, dir *string) {
+	tmp, err := os.MkdirTemp("", prefix)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	*bins, err = Build(ctx, tmp)
+	cancel()
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.RemoveAll(tmp)
+		os.Exit(1)
+	}
+	if dir != nil {
+		*dir = tmp
+	}
+	code := m.Run()
+	os.RemoveAll(tmp)
+	os.Exit(code)
+}

@@ -8,7 +8,6 @@
 package compose_test
 
 import (
-	"context"
 	"fmt"
 	"net"
 	"os"
@@ -19,7 +18,6 @@ import (
 	"strconv"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/porthole/porthole/agent"
 	"github.com/porthole/porthole/daemon"
@@ -38,25 +36,7 @@ var (
 	binDir string
 )
 
-func TestMain(m *testing.M) {
-	dir, err := os.MkdirTemp("", "porthole-compose-bin-")
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		os.Exit(1)
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
-	bins, err = e2e.Build(ctx, dir)
-	cancel()
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		os.RemoveAll(dir)
-		os.Exit(1)
-	}
-	binDir = dir
-	code := m.Run()
-	os.RemoveAll(dir)
-	os.Exit(code)
-}
+func TestMain(m *testing.M) { e2e.Main(m, "porthole-compose-bin-", &bins, &binDir) }
 
 // defaultPorts are the API's, the broker's and the relay's ports when
 // portholed's config leaves them empty (daemon.Config.Validate).

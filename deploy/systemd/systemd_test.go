@@ -8,7 +8,6 @@ package systemd_test
 
 import (
 	"bufio"
-	"context"
 	"fmt"
 	"io/fs"
 	"os"
@@ -19,7 +18,6 @@ import (
 	"strconv"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/porthole/porthole/agent"
 	"github.com/porthole/porthole/daemon"
@@ -29,23 +27,8 @@ import (
 var binDir string
 
 func TestMain(m *testing.M) {
-	dir, err := os.MkdirTemp("", "porthole-systemd-bin-")
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		os.Exit(1)
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
-	_, err = e2e.Build(ctx, dir)
-	cancel()
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		os.RemoveAll(dir)
-		os.Exit(1)
-	}
-	binDir = dir
-	code := m.Run()
-	os.RemoveAll(dir)
-	os.Exit(code)
+	var bins e2e.Binaries
+	e2e.Main(m, "porthole-systemd-bin-", &bins, &binDir)
 }
 
 // unit is a parsed unit file: section -> key -> values in order (a key may
