@@ -2,38 +2,40 @@ package relay
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"time"
-
-	"golang.org/x/crypto/ssh"
 )
 
-// deviceConn is a device's logged-in connection.
+// deviceConn is a device's logged-in connection, by either protocol.
 type deviceConn struct {
 	peer
 	fleet, device string
-	regs          map[string]struct{} // guarded by Relay.mu: the sessions it serves
-	gone          bool                // guarded by Relay.mu: removed from the relay
-	removed       chan struct{}       // closed when gone is set
+	// open opens a stream to the device for an engineer of session (from
+	// the address origHost:origPort). A device that refuses it answers a
+	// *deviceRefusedError; any other error means the connection failed.
+	open    func(session, origHost string, origPort uint32) (halfConn, error)
+	regs    map[string]struct{} // guarded by Relay.mu: the sessions it serves
+	gone    bool                // guarded by Relay.mu: removed from the relay
+	removed chan struct{}       // closed when gone is set
+}
+
+// deviceRefusedError is a device's refusal of a stream, in its words.
+type deviceRefusedError struct{ msg string }
+
+func (e *deviceRefusedError) Error() string { return "the device refused the channel: " + e.msg }
+
+func newDeviceConn(p peer, fleet, device string) *deviceConn {
+	dev := &deviceConn{peer: p, fleet: fleet, device: device, regs: make(map[string]struct{}), removed: make(chan struct{})}
+	dev.log = dev.log.With("device", dev.name())
+	return dev
 }
 
 func (d *deviceConn) name() string { return d.fleet + "/" + d.device }
 
 // refusal describes a refusal of something d asked.
 func (d *deviceConn) refusal(what, why string) Refusal {
-	return Refusal{Remote: d.remote, Role: RoleDevice, User: d.sc.User(), Fleet: d.fleet, Device: d.device, What: what, Why: why}
-}
-
-// forwardRequest is the payload of "tcpip-forward" and "cancel-tcpip-forward"
-// (RFC 4254 §7.1): the session id and port 0.
-type forwardRequest struct {
-	Addr string
-	Port uint32
-}
-
-// forwardReply answers a "tcpip-forward" for port 0 with the port "bound".
-type forwardReply struct {
-	Port uint32
+	return Refusal{Remote: d.remote, Role: RoleDevice, User: d.user, Fleet: d.fleet, Device: d.device, What: what, Why: why}
 }
 
 // Why a device is refused what it asks at the relay.
@@ -41,30 +43,6 @@ const (
 	whyDeviceChannel = "a device may not open channels at the relay"
 	whyDeviceRequest = "a device may only register its own sessions (tcpip-forward)"
 )
-
-func (r *Relay) serveDevice(p peer, id *identity, chans <-chan ssh.NewChannel, reqs <-chan *ssh.Request, start time.Time) {
-	dev := &deviceConn{peer: p, fleet: id.fleet, device: id.device, regs: make(map[string]struct{}), removed: make(chan struct{})}
-	dev.log = dev.log.With("device", dev.name())
-	if err := r.addDevice(dev, start); err != nil {
-		r.refuse(dev.log, dev.refusal("login", err.Error()))
-		dev.close(err)
-		// Let the handshake's goroutines finish with the connection.
-		r.wg.Go(func() { ssh.DiscardRequests(reqs) })
-		for nc := range chans {
-			_ = nc.Reject(ssh.Prohibited, err.Error())
-		}
-		return
-	}
-	dev.log.Info("device connected")
-	r.runPeer(&dev.peer, chans, reqs,
-		func(nc ssh.NewChannel) {
-			r.refuse(dev.log, dev.refusal("channel "+nc.ChannelType(), whyDeviceChannel))
-			_ = nc.Reject(ssh.Prohibited, whyDeviceChannel)
-		},
-		func(req *ssh.Request) { r.deviceRequest(dev, req) })
-	r.removeDevice(dev, errConnEnded)
-	dev.log.Info("device disconnected", "reason", context.Cause(dev.ctx))
-}
 
 // addDevice counts in a device that has just logged in, unless it was
 // deleted while it did so.
@@ -133,98 +111,69 @@ func (r *Relay) unregisterLocked(dev *deviceConn, id string) bool {
 	return true
 }
 
-func (r *Relay) deviceRequest(dev *deviceConn, req *ssh.Request) {
-	switch req.Type {
-	case "tcpip-forward":
-		r.register(dev, req)
-	case "cancel-tcpip-forward":
-		var m forwardRequest
-		if err := ssh.Unmarshal(req.Payload, &m); err != nil {
-			r.refuse(dev.log, dev.refusal(req.Type, "malformed request"))
-			_ = req.Reply(false, nil)
-			return
-		}
-		r.mu.Lock()
-		ok := r.unregisterLocked(dev, m.Addr)
-		r.mu.Unlock()
-		_ = req.Reply(ok, nil)
-		if ok {
-			dev.log.Info("session unregistered", "session", m.Addr)
-		}
-	case keepAliveRequest:
-		_ = req.Reply(false, nil)
-	default:
-		r.refuse(dev.log, dev.refusal("global request "+req.Type, whyDeviceRequest))
-		_ = req.Reply(false, nil)
-	}
+// unregister frees session id if dev serves it.
+func (r *Relay) unregister(dev *deviceConn, id string) bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.unregisterLocked(dev, id)
 }
 
-// register makes dev the connection that serves the session a
-// "tcpip-forward" request names, if that session is open and on this
-// device. A registration by another connection is replaced.
-func (r *Relay) register(dev *deviceConn, req *ssh.Request) {
-	var m forwardRequest
-	if err := ssh.Unmarshal(req.Payload, &m); err != nil {
-		r.refuse(dev.log, dev.refusal(req.Type, "malformed request"))
-		_ = req.Reply(false, nil)
-		return
-	}
-	refuse := func(why string) {
-		f := dev.refusal(req.Type, why)
-		f.Session = m.Addr
-		r.refuse(dev.log, f)
-		_ = req.Reply(false, nil)
-	}
-	switch {
-	case m.Addr == "":
-		refuse("no session named: the bind address is the session id")
-		return
-	case m.Port != 0:
-		refuse(fmt.Sprintf("port %d asked: a device registers a session with port 0, and the relay binds no ports", m.Port))
-		return
-	}
+// errRegisterGone: the device's connection or the relay went away while a
+// registration was looked up; there is nobody to tell.
+var errRegisterGone = errors.New("the connection ended")
 
+// register makes dev the connection that serves session id, if that
+// session is open and on this device, and returns the relay's state of
+// it. A registration by another connection is replaced. A refusal's error
+// says why in words for the device's log; it has been logged and reported
+// already, but errRegisterGone, which needs no word.
+func (r *Relay) register(dev *deviceConn, what, id string) (*session, error) {
+	refuse := func(why string) error {
+		f := dev.refusal(what, why)
+		f.Session = id
+		r.refuse(dev.log, f)
+		return errors.New(why)
+	}
+	if id == "" {
+		return nil, refuse("no session named")
+	}
 	start := time.Now()
 	ctx, cancel := context.WithTimeout(dev.ctx, r.cfg.HandshakeTimeout)
-	sess, err := r.cfg.Session(ctx, m.Addr)
+	sess, err := r.cfg.Session(ctx, id)
 	cancel()
-	if why := r.checkSession(sess, err, m.Addr, dev.fleet, dev.device, r.cfg.Now(), dev.log); why != "" {
-		refuse(why)
-		return
+	if why := r.checkSession(sess, err, id, dev.fleet, dev.device, r.cfg.Now(), dev.log); why != "" {
+		return nil, refuse(why)
 	}
 
 	r.mu.Lock()
 	switch {
 	case r.closed || dev.gone:
 		r.mu.Unlock()
-		_ = req.Reply(false, nil)
-		return
+		return nil, errRegisterGone
 	case time.Since(start) > r.cutTTL:
 		r.mu.Unlock()
-		refuse(fmt.Sprintf("looking up session %s took too long", m.Addr))
-		return
-	case r.cutSessions.cutSince(m.Addr, start):
+		return nil, refuse(fmt.Sprintf("looking up session %s took too long", id))
+	case r.cutSessions.cutSince(id, start):
 		r.mu.Unlock()
-		refuse(fmt.Sprintf("session %s is closed", m.Addr))
-		return
+		return nil, refuse(fmt.Sprintf("session %s is closed", id))
 	}
-	s := r.sessionLocked(m.Addr, sess.Ends)
+	s := r.sessionLocked(id, sess.Ends)
 	old := s.device
 	if old != dev {
 		if old != nil {
-			delete(old.regs, m.Addr)
+			delete(old.regs, id)
 		} else {
 			close(s.ready)
 		}
 		s.device = dev
-		dev.regs[m.Addr] = struct{}{}
+		dev.regs[id] = struct{}{}
 	}
 	r.mu.Unlock()
 
-	_ = req.Reply(true, ssh.Marshal(forwardReply{Port: 0}))
 	if old != nil && old != dev {
-		dev.log.Info("session registered again; it replaces the device's older connection", "session", m.Addr, "older", old.remote)
+		dev.log.Info("session registered again; it replaces the device's older connection", "session", id, "older", old.remote)
 	} else {
-		dev.log.Info("session registered", "session", m.Addr)
+		dev.log.Info("session registered", "session", id)
 	}
+	return s, nil
 }

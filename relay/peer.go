@@ -2,6 +2,7 @@ package relay
 
 import (
 	"context"
+	"io"
 	"log/slog"
 	"time"
 
@@ -12,9 +13,10 @@ import (
 // every SSH implementation answers it, if only with failure.
 const keepAliveRequest = "keepalive@openssh.com"
 
-// peer is a connection that has logged in.
+// peer is a connection that has logged in, by either protocol.
 type peer struct {
-	sc     *ssh.ServerConn
+	conn   io.Closer // the SSH connection, or the yamux session or TLS connection
+	user   string    // the SSH user name, or what the hello claimed
 	remote string
 	log    *slog.Logger
 	// ctx ends when the connection ends, with the reason as its cause.
@@ -22,20 +24,20 @@ type peer struct {
 	cancel context.CancelCauseFunc
 }
 
-func newPeer(parent context.Context, sc *ssh.ServerConn, remote string, log *slog.Logger) peer {
+func newPeer(parent context.Context, conn io.Closer, user, remote string, log *slog.Logger) peer {
 	ctx, cancel := context.WithCancelCause(parent)
-	return peer{sc: sc, remote: remote, log: log, ctx: ctx, cancel: cancel}
+	return peer{conn: conn, user: user, remote: remote, log: log, ctx: ctx, cancel: cancel}
 }
 
 // close ends the connection for cause; the first cause given sticks.
 func (p *peer) close(cause error) {
 	p.cancel(cause)
-	_ = p.sc.Close()
+	_ = p.conn.Close()
 }
 
-// keepAlive closes p once it leaves keepAliveMisses checks in a row
-// unanswered. It returns when p ends.
-func (r *Relay) keepAlive(p *peer) {
+// keepAlive closes p, whose SSH connection is sc, once it leaves
+// keepAliveMisses checks in a row unanswered. It returns when p ends.
+func (r *Relay) keepAlive(p *peer, sc ssh.Conn) {
 	t := time.NewTicker(r.cfg.KeepAliveInterval)
 	defer t.Stop()
 	answered := make(chan error, 1) // one check at a time is under way
@@ -62,7 +64,7 @@ func (r *Relay) keepAlive(p *peer) {
 			pending = true
 			r.wg.Go(func() {
 				// Any answer will do: a refusal proves the peer is there.
-				_, _, err := p.sc.SendRequest(keepAliveRequest, true, nil)
+				_, _, err := sc.SendRequest(keepAliveRequest, true, nil)
 				answered <- err
 			})
 		}
@@ -72,9 +74,9 @@ func (r *Relay) keepAlive(p *peer) {
 // runPeer checks on p with keep-alives and hands its new channels to
 // onChannel and its global requests to onRequest, one at a time each, until
 // its connection ends.
-func (r *Relay) runPeer(p *peer, chans <-chan ssh.NewChannel, reqs <-chan *ssh.Request,
+func (r *Relay) runPeer(p *peer, sc ssh.Conn, chans <-chan ssh.NewChannel, reqs <-chan *ssh.Request,
 	onChannel func(ssh.NewChannel), onRequest func(*ssh.Request)) {
-	r.wg.Go(func() { r.keepAlive(p) })
+	r.wg.Go(func() { r.keepAlive(p, sc) })
 	done := make(chan struct{})
 	r.wg.Go(func() {
 		defer close(done)

@@ -219,9 +219,9 @@ func (r *Relay) serveConn(nc net.Conn) {
 	log = log.With("user", sc.User())
 	switch id.role {
 	case RoleDevice:
-		r.serveDevice(newPeer(r.ctx, sc, remote, log), id, chans, reqs, start)
+		r.serveDevice(newPeer(r.ctx, sc, sc.User(), remote, log), sc, id, chans, reqs, start)
 	case RoleEngineer:
-		r.serveEngineer(newPeer(r.ctx, sc, remote, log), id, chans, reqs, start)
+		r.serveEngineer(newPeer(r.ctx, sc, sc.User(), remote, log), sc, id, chans, reqs, start)
 	}
 }
 

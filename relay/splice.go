@@ -14,13 +14,39 @@ const spliceBufferSize = 32 << 10
 
 var spliceBuffers = sync.Pool{New: func() any { b := make([]byte, spliceBufferSize); return &b }}
 
-// splice is an engineer's channel joined to a device's.
+// halfConn is one side of a splice: an SSH channel, a yamux stream or a
+// TLS connection.
+type halfConn interface {
+	io.ReadWriteCloser
+	// CloseWrite tells the peer that nothing more will be sent, and lets
+	// it go on sending.
+	CloseWrite() error
+}
+
+// goner is a halfConn that knows when its peer has closed it altogether
+// (an SSH channel's request stream ends then); the others end by their
+// reads.
+type goner interface {
+	peerGone() <-chan struct{}
+}
+
+func (c *sshChannel) peerGone() <-chan struct{} { return c.gone }
+
+// gone is h's peerGone, or nil (never ready) if it has none.
+func gone(h halfConn) <-chan struct{} {
+	if g, ok := h.(goner); ok {
+		return g.peerGone()
+	}
+	return nil
+}
+
+// splice is an engineer's stream joined to a device's.
 type splice struct {
-	eng, dev  ssh.Channel
+	eng, dev  halfConn
 	closeOnce sync.Once
 }
 
-// close closes both channels at once.
+// close closes both at once.
 func (sp *splice) close() {
 	sp.closeOnce.Do(func() {
 		_ = sp.eng.Close()
@@ -28,12 +54,12 @@ func (sp *splice) close() {
 	})
 }
 
-// splice copies between the engineer's channel ech and the device's channel
-// dch until both directions are done, or until the engineer's connection,
-// the device's connection or the session ends. It returns when both copies
+// splice copies between the engineer's stream eng and the device's dev
+// until both directions are done, or until the engineer's connection, the
+// device's connection or the session ends. It returns when both copies
 // have ended.
-func (r *Relay) splice(e *engineerConn, dev *deviceConn, ech ssh.Channel, ereqs <-chan *ssh.Request, dch ssh.Channel, dreqs <-chan *ssh.Request) {
-	sp := &splice{eng: ech, dev: dch}
+func (r *Relay) splice(e *engineerConn, dev *deviceConn, eng, dv halfConn) {
+	sp := &splice{eng: eng, dev: dv}
 	r.mu.Lock()
 	r.splices++
 	r.mu.Unlock()
@@ -47,18 +73,14 @@ func (r *Relay) splice(e *engineerConn, dev *deviceConn, ech ssh.Channel, ereqs 
 		defer stop()
 	}
 
-	// A channel's request stream ends when its peer closes the channel
-	// (or its connection ends): nobody reads what is sent to it anymore.
-	engGone, devGone := r.drain(ereqs), r.drain(dreqs)
+	engGone, devGone := gone(eng), gone(dv)
 	up, down := make(chan struct{}), make(chan struct{})
 	r.wg.Go(func() {
-		copyChannel(dch, activityReader{ech, func() { r.touch(e.sess) }})
-		_ = dch.CloseWrite()
+		copyHalf(sp, dv, activityReader{eng, func() { r.touch(e.sess) }})
 		close(up)
 	})
 	r.wg.Go(func() {
-		copyChannel(ech, dch)
-		_ = ech.CloseWrite()
+		copyHalf(sp, eng, dv)
 		close(down)
 	})
 
@@ -109,12 +131,17 @@ func (r *Relay) drain(reqs <-chan *ssh.Request) <-chan struct{} {
 	return done
 }
 
-// copyChannel copies src to dst with a pooled buffer, until either fails or
-// src ends.
-func copyChannel(dst io.Writer, src io.Reader) {
+// copyHalf copies src to dst with a pooled buffer. At src's end it passes
+// the half-close on; if either side fails, the whole splice is closed: a
+// connection that broke will not deliver the rest.
+func copyHalf(sp *splice, dst halfConn, src io.Reader) {
 	buf := spliceBuffers.Get().(*[]byte)
 	defer spliceBuffers.Put(buf)
-	_, _ = io.CopyBuffer(dst, src, *buf)
+	if _, err := io.CopyBuffer(dst, src, *buf); err != nil {
+		sp.close()
+		return
+	}
+	_ = dst.CloseWrite()
 }
 
 // activityReader calls touch whenever it reads something.
