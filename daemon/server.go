@@ -25,10 +25,12 @@ import (
 	"github.com/porthole/porthole/control"
 	"github.com/porthole/porthole/presence"
 	"github.com/porthole/porthole/relay"
+	"github.com/porthole/porthole/relay/relayproto"
 	"github.com/porthole/porthole/session"
 	"github.com/porthole/porthole/store"
 	"github.com/porthole/porthole/store/pgstore"
 	"github.com/porthole/porthole/store/sqlitestore"
+	"github.com/porthole/porthole/tlsmux"
 )
 
 // Server is portholed with its store, keys and roles ready. Create it with
@@ -289,55 +291,66 @@ func (s *Server) Serve(ctx context.Context, ls Listeners) error {
 		}
 	}
 	tlsConfig := &tls.Config{
-		// One certificate for both: a device pins its fingerprint at
-		// enrollment and checks it at the broker.
+		// One certificate for all: a device pins its fingerprint at
+		// enrollment and checks it at the broker and the relay too.
 		Certificates: []tls.Certificate{s.keys.TLS},
 		MinVersion:   tls.VersionTLS12,
 	}
+	// The API's port serves every protocol, routed by ALPN: the API and
+	// pages, MQTT for devices and the relay's second protocol, so that one
+	// open port (443) is enough. The broker's and the relay's own
+	// listeners stay, for devices enrolled with their addresses.
+	mux, err := tlsmux.New(tlsmux.Config{TLS: tlsConfig, Logger: s.logger})
+	if err != nil {
+		return err
+	}
+	httpL := mux.Route("h2", "http/1.1", "")
+	relayL := mux.Route(relayproto.ALPN)
+	var mqttL net.Listener
+	if s.broker != nil {
+		mqttL = mux.Route("mqtt")
+	}
 	hs := &http.Server{
-		Handler:           s.api.Handler(),
+		Handler:           s.handler(),
 		ReadHeaderTimeout: 10 * time.Second,
 		IdleTimeout:       2 * time.Minute,
 		ErrorLog:          slog.NewLogLogger(s.logger.Handler(), slog.LevelDebug),
-		TLSConfig:         tlsConfig,
+		TLSConfig:         &tls.Config{NextProtos: []string{"h2", "http/1.1"}},
 	}
 	ctlCtx, stopCtl := context.WithCancel(ctx)
 	defer stopCtl()
-	errc := make(chan error, 3)
-	go func() {
-		if err := s.relay.Serve(ls.Relay); !errors.Is(err, relay.ErrClosed) {
-			errc <- fmt.Errorf("serving the relay: %w", err)
-			return
-		}
-		errc <- nil
-	}()
-	go func() {
-		if err := hs.ServeTLS(ls.API, "", ""); !errors.Is(err, http.ErrServerClosed) {
-			errc <- fmt.Errorf("serving the API: %w", err)
-			return
-		}
-		errc <- nil
-	}()
-	if s.broker != nil {
+	errc := make(chan error, 6)
+	running := 0
+	run := func(what string, f func() error, closed error) {
+		running++
 		go func() {
-			if err := s.broker.Serve(tls.NewListener(ls.Broker, tlsConfig)); !errors.Is(err, broker.ErrClosed) {
-				errc <- fmt.Errorf("serving the MQTT broker: %w", err)
+			// A route of the API's port ends with it.
+			if err := f(); !errors.Is(err, closed) && !errors.Is(err, tlsmux.ErrClosed) {
+				errc <- fmt.Errorf("serving %s: %w", what, err)
 				return
 			}
 			errc <- nil
 		}()
+	}
+	run("the relay", func() error { return s.relay.Serve(ls.Relay) }, relay.ErrClosed)
+	run("the relay on the API's port", func() error { return s.relay.ServeTLS(relayL) }, relay.ErrClosed)
+	run("the API", func() error { return hs.Serve(httpL) }, http.ErrServerClosed)
+	run("the API's port", func() error { return mux.Serve(ls.API) }, tlsmux.ErrClosed)
+	if s.broker != nil {
+		run("the MQTT broker", func() error { return s.broker.Serve(tls.NewListener(ls.Broker, tlsConfig)) }, broker.ErrClosed)
+		run("the MQTT broker on the API's port", func() error { return s.broker.Serve(mqttL) }, broker.ErrClosed)
 		s.logger.Info("serving", "api", "https://"+ls.API.Addr().String(), "public_url", s.cfg.PublicURL,
 			"broker", "mqtts://"+ls.Broker.Addr().String(), "broker_public_url", s.cfg.Broker.PublicURL)
 	} else {
+		running++
 		go func() { errc <- s.runExternal(ctlCtx) }()
 		s.logger.Info("serving", "api", "https://"+ls.API.Addr().String(), "public_url", s.cfg.PublicURL,
 			"external_broker", s.external.url.String(), "broker_public_url", s.cfg.Broker.PublicURL)
 	}
 
-	s.logger.Info("relay listening", "relay", ls.Relay.Addr().String(), "relay_public_addr", s.cfg.Relay.PublicAddr)
+	s.logger.Info("relay listening", "relay", ls.Relay.Addr().String(), "relay_public_addr", s.cfg.Relay.PublicAddr,
+		"also_on", ls.API.Addr().String()+" (ALPN "+relayproto.ALPN+")")
 
-	var err error
-	running := 3
 	select {
 	case err = <-errc: // a role stopped by itself: stop the other too
 		running--
@@ -346,6 +359,7 @@ func (s *Server) Serve(ctx context.Context, ls Listeners) error {
 	stopCtl()
 	shutCtx, cancel := context.WithTimeout(context.Background(), shutdownGrace)
 	defer cancel()
+	_ = mux.Close()
 	err = errors.Join(err, hs.Shutdown(shutCtx))
 	err = errors.Join(err, s.closeControl(), s.closeRelay())
 	for ; running > 0; running-- {

@@ -83,6 +83,18 @@ func (r *Relay) authDevice(ctx context.Context, fleet, device string, key ssh.Pu
 	if key.Type() != ssh.KeyAlgoED25519 {
 		return nil, fmt.Sprintf("a device logs in with its ed25519 key, not %s", key.Type())
 	}
+	want, why := r.deviceKey(ctx, fleet, device, log)
+	if why != "" {
+		return nil, why
+	}
+	if !bytes.Equal(want.Marshal(), key.Marshal()) {
+		return nil, "not the device's enrolled key"
+	}
+	return &identity{role: RoleDevice, fleet: fleet, device: device}, ""
+}
+
+// deviceKey returns a device's enrolled key, or why it cannot.
+func (r *Relay) deviceKey(ctx context.Context, fleet, device string, log *slog.Logger) (ssh.PublicKey, string) {
 	pub, err := r.cfg.DeviceKey(ctx, fleet, device)
 	switch {
 	case errors.Is(err, ErrUnknownDevice):
@@ -91,15 +103,12 @@ func (r *Relay) authDevice(ctx context.Context, fleet, device string, key ssh.Pu
 		log.Warn("looking up a device's key failed", "device", fleet+"/"+device, "err", err)
 		return nil, "the relay could not look up the device's key"
 	}
-	want, err := ssh.NewPublicKey(pub)
+	key, err := ssh.NewPublicKey(pub)
 	if err != nil {
 		log.Warn("a device's enrolled key is unusable", "device", fleet+"/"+device, "err", err)
 		return nil, "the device's enrolled key is unusable"
 	}
-	if !bytes.Equal(want.Marshal(), key.Marshal()) {
-		return nil, "not the device's enrolled key"
-	}
-	return &identity{role: RoleDevice, fleet: fleet, device: device}, ""
+	return key, ""
 }
 
 // authEngineer returns the engineer's identity, or a refusal whose Why says

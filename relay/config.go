@@ -133,6 +133,12 @@ type Config struct {
 	// RegistrationWait is how long an engineer's channel waits for the
 	// device to register the session before it is rejected. Zero: 5 s.
 	RegistrationWait time.Duration
+
+	// EarlyWait is how long an engineer of the second protocol, who dials
+	// while the device is still being woken (and, in approve consent, while
+	// its owner decides), waits for the device to register the session. A
+	// session closed meanwhile ends the wait at once. Zero: 10 min.
+	EarlyWait time.Duration
 }
 
 const (
@@ -141,6 +147,7 @@ const (
 	defaultMaxHandshakes     = 256
 	defaultKeepAliveInterval = 30 * time.Second
 	defaultRegistrationWait  = 5 * time.Second
+	defaultEarlyWait         = 10 * time.Minute
 
 	// keepAliveMisses unanswered keep-alives in a row close a connection.
 	keepAliveMisses = 3
@@ -182,6 +189,7 @@ func (cfg Config) withDefaults() (Config, error) {
 		{"HandshakeTimeout", &cfg.HandshakeTimeout, defaultHandshakeTimeout},
 		{"KeepAliveInterval", &cfg.KeepAliveInterval, defaultKeepAliveInterval},
 		{"RegistrationWait", &cfg.RegistrationWait, defaultRegistrationWait},
+		{"EarlyWait", &cfg.EarlyWait, defaultEarlyWait},
 	} {
 		if *d.v < 0 {
 			return cfg, fmt.Errorf("relay: %s %v is negative", d.name, *d.v)

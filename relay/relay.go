@@ -108,10 +108,18 @@ func New(cfg Config) (*Relay, error) {
 	}, nil
 }
 
-// Serve accepts connections on l until Close, and then returns ErrClosed;
-// if l is closed by someone else, it returns Accept's error. It closes l
-// when it returns. Several listeners may be served at once.
+// Serve accepts SSH connections (the relay's first protocol) on l until
+// Close, and then returns ErrClosed; if l is closed by someone else, it
+// returns Accept's error. It closes l when it returns. Several listeners
+// may be served at once, of either protocol (see ServeTLS).
 func (r *Relay) Serve(l net.Listener) error {
+	return r.serve(l, r.serveConn)
+}
+
+// serve accepts connections on l and hands each to handle on a goroutine of
+// its own, holding a handshake slot and tracked (see track); handle gives
+// both back.
+func (r *Relay) serve(l net.Listener, handle func(net.Conn)) error {
 	r.mu.Lock()
 	if r.closed {
 		r.mu.Unlock()
@@ -165,7 +173,7 @@ func (r *Relay) Serve(l net.Listener) error {
 			_ = nc.Close()
 			return ErrClosed
 		}
-		go r.serveConn(nc)
+		go handle(nc)
 	}
 }
 

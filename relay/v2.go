@@ -1,0 +1,319 @@
+package relay
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"sync"
+	"time"
+
+	"github.com/hashicorp/yamux"
+	"golang.org/x/crypto/ssh"
+
+	"github.com/porthole/porthole/control"
+	"github.com/porthole/porthole/relay/relayproto"
+)
+
+// The relay's second protocol (package relayproto documents its flow):
+// TLS 1.3, a signed hello bound to the TLS connection, then a yamux session
+// for a device or one spliced stream for an engineer. The relay reads
+// nothing of the inner SSH; the same sessions, registrations and refusals
+// serve both protocols, so an engineer of either reaches a device of
+// either.
+
+// ServeTLS accepts connections on l, each a *tls.Conn whose handshake is
+// done and whose ALPN protocol is relayproto.ALPN (see package tlsmux),
+// until Close; then it returns ErrClosed. It closes l when it returns.
+func (r *Relay) ServeTLS(l net.Listener) error {
+	return r.serve(l, func(nc net.Conn) {
+		var cs tls.ConnectionState // not TLS 1.3: refused by serveV2
+		if tc, ok := nc.(*tls.Conn); ok {
+			cs = tc.ConnectionState()
+		}
+		r.serveV2(nc, cs)
+	})
+}
+
+// ServeConn serves one connection of the second protocol that arrived
+// another way, such as a WebSocket on the API's port; cs is the TLS
+// connection it came over. It returns when the connection has ended, and
+// closes it.
+func (r *Relay) ServeConn(nc net.Conn, cs tls.ConnectionState) {
+	select {
+	case r.handshakes <- struct{}{}:
+	default:
+		r.capped.Add(1)
+		_ = nc.Close()
+		return
+	}
+	if !r.track(nc) {
+		<-r.handshakes
+		_ = nc.Close()
+		return
+	}
+	r.serveV2(nc, cs)
+}
+
+// serveV2 runs one connection of the second protocol: the hello, then the
+// device's or the engineer's part. The caller holds a handshake slot and
+// has tracked nc; serveV2 gives both back, and closes nc.
+func (r *Relay) serveV2(nc net.Conn, cs tls.ConnectionState) {
+	defer r.wg.Done()
+	defer func() {
+		r.mu.Lock()
+		delete(r.conns, nc)
+		r.mu.Unlock()
+		_ = nc.Close()
+	}()
+	var releaseOnce sync.Once
+	release := func() { releaseOnce.Do(func() { <-r.handshakes }) }
+	defer release()
+
+	start := time.Now()
+	remote := nc.RemoteAddr().String()
+	log := r.log.With("remote", remote, "protocol", 2)
+	_ = nc.SetDeadline(start.Add(r.cfg.HandshakeTimeout))
+	ctx, cancel := context.WithDeadline(r.ctx, start.Add(r.cfg.HandshakeTimeout))
+	defer cancel()
+
+	answer := func(rep relayproto.Reply) bool {
+		return relayproto.WriteFrame(nc, rep) == nil
+	}
+	binding, err := relayproto.Binding(cs)
+	if err != nil {
+		answer(relayproto.Reply{Error: "the relay speaks TLS 1.3 only", Code: relayproto.CodeRefused})
+		return
+	}
+	var env relayproto.Envelope
+	if err := relayproto.ReadFrame(nc, &env); err != nil {
+		log.Debug("no hello", "err", err)
+		return
+	}
+	h, err := env.Open()
+	if err != nil {
+		r.refuse(log, Refusal{Remote: remote, What: "login", Why: err.Error()})
+		answer(relayproto.Reply{Error: err.Error(), Code: relayproto.CodeRefused})
+		return
+	}
+	switch h.Role {
+	case relayproto.RoleDevice:
+		user := h.Fleet + "/" + h.Device
+		f := Refusal{Remote: remote, Role: RoleDevice, User: user, Fleet: h.Fleet, Device: h.Device, What: "login"}
+		if _, _, ok := control.ParseDeviceUsername(user); !ok {
+			f.Why = "not a device name"
+		} else if key, why := r.deviceKey(ctx, h.Fleet, h.Device, log); why != "" {
+			f.Why = why
+		} else if err := env.Verify(key, binding); err != nil {
+			f.Why = "the hello is not signed by the device's enrolled key"
+		}
+		if f.Why != "" {
+			r.refuse(log, f)
+			// The same words whatever the cause: a stranger must not learn
+			// which device names exist.
+			answer(relayproto.Reply{Error: "the relay refused this device's login", Code: relayproto.CodeRefused})
+			return
+		}
+		release()
+		r.serveDeviceV2(nc, newPeer(r.ctx, nil, user, remote, log.With("user", user)), h, start)
+	case relayproto.RoleEngineer:
+		id, f := r.engineerHello(ctx, env, h, binding, log)
+		if f.Why != "" {
+			f.Remote, f.Role, f.What = remote, RoleEngineer, "login"
+			r.refuse(log, f)
+			answer(relayproto.Reply{Error: "porthole relay: " + f.Why, Code: relayproto.CodeRefused})
+			return
+		}
+		release()
+		r.serveEngineerV2(nc, newPeer(r.ctx, nc, id.claims.Session, remote, log.With("user", id.claims.Session)), id, start)
+	default:
+		why := fmt.Sprintf("unknown role %q", h.Role)
+		r.refuse(log, Refusal{Remote: remote, What: "login", Why: why})
+		answer(relayproto.Reply{Error: why, Code: relayproto.CodeRefused})
+	}
+}
+
+// engineerHello checks an engineer's hello: a session certificate whose key
+// signed it for this connection, for an open session.
+func (r *Relay) engineerHello(ctx context.Context, env relayproto.Envelope, h relayproto.Hello, binding []byte, log *slog.Logger) (*identity, Refusal) {
+	key, err := ssh.ParsePublicKey(h.Cert)
+	if err != nil {
+		return nil, Refusal{Why: "the hello holds no readable session certificate"}
+	}
+	cert, ok := key.(*ssh.Certificate)
+	if !ok {
+		return nil, Refusal{Why: "an engineer logs in with a session certificate, not a bare key"}
+	}
+	if err := env.Verify(cert.Key, binding); err != nil {
+		return nil, Refusal{Why: "the hello is not signed by the certificate's key"}
+	}
+	return r.authEngineer(ctx, cert, log)
+}
+
+// serveDeviceV2 runs a device's connection once its hello was accepted: a
+// yamux session whose streams the device opens to register sessions, and
+// the relay opens to bring engineers.
+func (r *Relay) serveDeviceV2(nc net.Conn, p peer, h relayproto.Hello, start time.Time) {
+	if err := relayproto.WriteFrame(nc, relayproto.Reply{OK: true}); err != nil {
+		return
+	}
+	_ = nc.SetDeadline(time.Time{})
+	mux, err := yamux.Client(nc, relayproto.MuxConfig(r.cfg.KeepAliveInterval))
+	if err != nil {
+		r.log.Error("starting a device's stream multiplexer", "err", err)
+		return
+	}
+	p.conn = mux
+	dev := newDeviceConn(p, h.Fleet, h.Device)
+	dev.open = func(session, origHost string, origPort uint32) (halfConn, error) {
+		return r.openDeviceStream(mux, session, net.JoinHostPort(origHost, fmt.Sprint(origPort)))
+	}
+	if err := r.addDevice(dev, start); err != nil {
+		r.refuse(dev.log, dev.refusal("login", err.Error()))
+		dev.close(err)
+		return
+	}
+	dev.log.Info("device connected")
+	stop := context.AfterFunc(dev.ctx, func() { _ = mux.Close() })
+	defer stop()
+	for {
+		st, err := mux.AcceptStream()
+		if err != nil {
+			break
+		}
+		r.wg.Go(func() { r.registerV2(dev, st) })
+	}
+	r.removeDevice(dev, errConnEnded)
+	dev.log.Info("device disconnected", "reason", context.Cause(dev.ctx))
+}
+
+// registerV2 serves a stream a device opened: a registration of one
+// session, which lasts as long as the stream and the session do.
+func (r *Relay) registerV2(dev *deviceConn, st *yamux.Stream) {
+	defer st.Close()
+	_ = st.SetDeadline(time.Now().Add(r.cfg.HandshakeTimeout))
+	var m relayproto.Register
+	if err := relayproto.ReadFrame(st, &m); err != nil {
+		r.refuse(dev.log, dev.refusal("register", "malformed registration: "+err.Error()))
+		return
+	}
+	if !control.ValidToken(m.Session) {
+		f := dev.refusal("register", "not a session id")
+		r.refuse(dev.log, f)
+		_ = relayproto.WriteFrame(st, relayproto.Reply{Error: "not a session id", Code: relayproto.CodeRefused})
+		return
+	}
+	s, err := r.register(dev, "register", m.Session)
+	if err != nil {
+		if !errors.Is(err, errRegisterGone) {
+			_ = relayproto.WriteFrame(st, relayproto.Reply{Error: err.Error(), Code: relayproto.CodeRefused})
+		}
+		return
+	}
+	if err := relayproto.WriteFrame(st, relayproto.Reply{OK: true}); err != nil {
+		r.unregister(dev, m.Session)
+		return
+	}
+	_ = st.SetDeadline(time.Time{})
+	// The registration lasts until the device closes the stream or the
+	// session is cut; what the device sends on it is not read.
+	ended := make(chan struct{})
+	r.wg.Go(func() {
+		_, _ = io.Copy(io.Discard, st)
+		close(ended)
+	})
+	select {
+	case <-ended:
+		if r.unregister(dev, m.Session) {
+			dev.log.Info("session unregistered", "session", m.Session)
+		}
+	case <-s.ctx.Done():
+	case <-dev.ctx.Done():
+	}
+}
+
+// openDeviceStream opens a stream to a device for an engineer of session,
+// and waits for the device to take it.
+func (r *Relay) openDeviceStream(mux *yamux.Session, session, from string) (halfConn, error) {
+	st, err := mux.OpenStream()
+	if err != nil {
+		return nil, err
+	}
+	_ = st.SetDeadline(time.Now().Add(r.cfg.HandshakeTimeout))
+	var rep relayproto.Reply
+	err = relayproto.WriteFrame(st, relayproto.StreamHeader{Session: session, From: from})
+	if err == nil {
+		err = relayproto.ReadFrame(st, &rep)
+	}
+	if err != nil {
+		_ = st.Close()
+		return nil, err
+	}
+	if !rep.OK {
+		_ = st.Close()
+		return nil, &deviceRefusedError{rep.Error}
+	}
+	_ = st.SetDeadline(time.Time{})
+	return yamuxStream{st}, nil
+}
+
+// yamuxStream is a yamux stream as a halfConn: yamux's Close sends FIN,
+// which is a half-close; the stream is freed once both ends have sent one
+// (or after the StreamCloseTimeout).
+type yamuxStream struct{ *yamux.Stream }
+
+func (s yamuxStream) CloseWrite() error { return s.Stream.Close() }
+
+// serveEngineerV2 runs an engineer's connection once its hello was
+// accepted: it waits for the device, then splices.
+func (r *Relay) serveEngineerV2(nc net.Conn, p peer, id *identity, start time.Time) {
+	e := newEngineerConn(p, id.claims)
+	stopExpiry, err := r.addEngineer(e, id.session, start)
+	if err != nil {
+		r.refuse(e.log, e.refusal("login", err.Error()))
+		_ = relayproto.WriteFrame(nc, relayproto.Reply{Error: "porthole relay: " + err.Error(), Code: relayproto.CodeClosed})
+		e.close(err)
+		return
+	}
+	defer stopExpiry()
+	defer r.removeEngineer(e)
+	_ = nc.SetDeadline(time.Time{})
+	e.log.Info("engineer connected")
+
+	wait := time.NewTimer(r.cfg.EarlyWait)
+	defer wait.Stop()
+	dev, dst, err := r.reach(e, wait.C)
+	if err != nil {
+		if e.ctx.Err() == nil {
+			code := relayproto.CodeUnavailable
+			switch {
+			case errors.Is(err, errNotRegistered):
+				code = relayproto.CodeNoDevice
+			case errors.Is(err, errSessionClosed), errors.Is(err, errSessionEnded):
+				code = relayproto.CodeClosed
+			}
+			_ = relayproto.WriteFrame(nc, relayproto.Reply{Error: err.Error(), Code: code})
+		}
+		e.log.Info("stream not joined", "reason", err)
+		return
+	}
+	if err := relayproto.WriteFrame(nc, relayproto.Reply{OK: true}); err != nil {
+		_ = dst.Close()
+		return
+	}
+	eng, ok := nc.(halfConn)
+	if !ok {
+		eng = noHalfClose{nc}
+	}
+	r.splice(e, dev, eng, dst)
+	e.log.Info("engineer disconnected", "reason", context.Cause(e.ctx))
+}
+
+// noHalfClose is a connection that cannot half-close (a WebSocket): the
+// end of one direction waits for the other.
+type noHalfClose struct{ net.Conn }
+
+func (noHalfClose) CloseWrite() error { return nil }
