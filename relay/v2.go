@@ -90,7 +90,11 @@ func (r *Relay) serveV2(nc net.Conn, cs tls.ConnectionState) {
 	}
 	var env relayproto.Envelope
 	if err := relayproto.ReadFrame(nc, &env); err != nil {
+		// Not logged as a refusal: nobody claimed to be anyone yet.
 		log.Debug("no hello", "err", err)
+		if !errors.Is(err, io.EOF) {
+			answer(relayproto.Reply{Error: "the relay expected a hello: " + err.Error(), Code: relayproto.CodeRefused})
+		}
 		return
 	}
 	h, err := env.Open()

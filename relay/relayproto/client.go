@@ -1,0 +1,128 @@
+package relayproto
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"net"
+	"sync"
+	"time"
+
+	"golang.org/x/crypto/ssh"
+)
+
+// ErrNotSupported is Dial's error when the server did not take the ALPN
+// protocol: it predates the second protocol, and the client should use the
+// SSH relay it names.
+var ErrNotSupported = errors.New("relayproto: the server does not speak the relay's second protocol")
+
+// NetDial dials a TCP connection; nil stands for a net.Dialer's.
+type NetDial func(ctx context.Context, network, addr string) (net.Conn, error)
+
+// Dial connects to the relay at addr (host:port) by TLS with a clone of
+// cfg asking for ALPN, through netDial (for a proxy), and checks that the
+// server took the protocol.
+func Dial(ctx context.Context, addr string, cfg *tls.Config, netDial NetDial) (*tls.Conn, error) {
+	if netDial == nil {
+		var d net.Dialer
+		netDial = d.DialContext
+	}
+	nc, err := netDial(ctx, "tcp", addr)
+	if err != nil {
+		return nil, err
+	}
+	c := cfg.Clone()
+	if c == nil {
+		c = &tls.Config{}
+	}
+	c.NextProtos = []string{ALPN}
+	c.MinVersion = tls.VersionTLS13
+	if c.ServerName == "" {
+		if host, _, err := net.SplitHostPort(addr); err == nil {
+			c.ServerName = host
+		}
+	}
+	tc := tls.Client(nc, c)
+	if err := tc.HandshakeContext(ctx); err != nil {
+		_ = nc.Close()
+		return nil, err
+	}
+	if tc.ConnectionState().NegotiatedProtocol != ALPN {
+		_ = tc.Close()
+		return nil, ErrNotSupported
+	}
+	return tc, nil
+}
+
+// SendHello signs h with signer for the connection tc and sends it. It
+// does not wait for the relay's reply.
+func SendHello(tc *tls.Conn, signer ssh.Signer, h Hello) error {
+	binding, err := Binding(tc.ConnectionState())
+	if err != nil {
+		return err
+	}
+	env, err := Sign(signer, binding, h)
+	if err != nil {
+		return err
+	}
+	return WriteFrame(tc, env)
+}
+
+// ReadReply reads the relay's reply; a refusal is a *ReplyError.
+func ReadReply(c net.Conn) error {
+	var rep Reply
+	if err := ReadFrame(c, &rep); err != nil {
+		return fmt.Errorf("relayproto: reading the relay's reply: %w", err)
+	}
+	return rep.Err()
+}
+
+// Conn is an engineer's connection to the relay, after its hello: what is
+// written goes to the device once the relay has joined the two (it is held
+// until then), and the first Read waits for the relay's reply, returning
+// its refusal as an error.
+type Conn struct {
+	*tls.Conn
+	once  sync.Once
+	ready chan struct{}
+	err   error
+}
+
+// DialEngineer dials the relay at addr and says hello as the holder of
+// the session certificate cert, whose key signer holds.
+func DialEngineer(ctx context.Context, addr string, cfg *tls.Config, netDial NetDial, signer ssh.Signer, cert *ssh.Certificate) (*Conn, error) {
+	tc, err := Dial(ctx, addr, cfg, netDial)
+	if err != nil {
+		return nil, err
+	}
+	if dl, ok := ctx.Deadline(); ok {
+		_ = tc.SetWriteDeadline(dl)
+	}
+	if err := SendHello(tc, signer, Hello{Role: RoleEngineer, Cert: cert.Marshal()}); err != nil {
+		_ = tc.Close()
+		return nil, err
+	}
+	_ = tc.SetWriteDeadline(time.Time{})
+	return &Conn{Conn: tc, ready: make(chan struct{})}, nil
+}
+
+// Wait reads the relay's reply, once: nil when the device is joined.
+func (c *Conn) Wait() error {
+	c.once.Do(func() {
+		c.err = ReadReply(c.Conn)
+		close(c.ready)
+	})
+	return c.err
+}
+
+// Ready is closed once the relay's reply has been read.
+func (c *Conn) Ready() <-chan struct{} { return c.ready }
+
+// Read waits for the relay's reply, then reads the device's bytes.
+func (c *Conn) Read(p []byte) (int, error) {
+	if err := c.Wait(); err != nil {
+		return 0, err
+	}
+	return c.Conn.Read(p)
+}
