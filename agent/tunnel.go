@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
 	"os"
@@ -17,6 +18,7 @@ import (
 
 	"github.com/porthole/porthole/agentssh"
 	"github.com/porthole/porthole/control"
+	"github.com/porthole/porthole/relay/relayproto"
 )
 
 // Why the device ends a session, as it reports in tunnel_down.
@@ -63,6 +65,8 @@ type Tunnels struct {
 	now     func() time.Time
 	srv     *agentssh.Server
 	dial    func(ctx context.Context, addr string) (net.Conn, error)
+	netDial relayproto.NetDial // for the second protocol; nil: TCP
+	links   relayLinks
 	consent *Consent
 
 	mu   sync.Mutex
@@ -79,8 +83,11 @@ type TunnelOptions struct {
 	// this program with the argument "sftp-server" when RunAs names
 	// another user than the agent's.
 	SFTPCommand []string
-	// Dial connects to the relay. Nil: TCP.
+	// Dial connects to the SSH relay. Nil: TCP.
 	Dial func(ctx context.Context, addr string) (net.Conn, error)
+	// NetDial connects to the server's port for the relay's second
+	// protocol. Nil: TCP.
+	NetDial relayproto.NetDial
 	// Recorder learns what engineers do. Nil: nothing is recorded.
 	Recorder agentssh.Recorder
 	// Consent is the owner's consent, shared with the owner's local
@@ -100,12 +107,13 @@ type tunnel struct {
 	reason    string  // set once, by end
 	window    *window // manual consent: the window the session is in, whose code it needs; guarded by Tunnels.mu
 	mu        sync.Mutex
-	conn      ssh.Conn // the relay connection, once dialled; guarded by mu
+	conn      io.Closer      // the relay connection or registration, once made; guarded by mu
+	wg        sync.WaitGroup // the engineers' connections of the second protocol
 }
 
 // setConn records the relay connection, or closes it if the session ended
 // while it was dialled.
-func (tn *tunnel) setConn(c ssh.Conn) bool {
+func (tn *tunnel) setConn(c io.Closer) bool {
 	tn.mu.Lock()
 	defer tn.mu.Unlock()
 	if tn.ctx.Err() != nil {
@@ -134,7 +142,8 @@ func NewTunnels(opts TunnelOptions) (*Tunnels, error) {
 	if err != nil {
 		return nil, fmt.Errorf("using the host certificate: %w", err)
 	}
-	t := &Tunnels{state: st, cfg: opts.Config, log: opts.Logger, now: opts.Now, dial: opts.Dial, consent: opts.Consent, open: map[string]*tunnel{}}
+	t := &Tunnels{state: st, cfg: opts.Config, log: opts.Logger, now: opts.Now, dial: opts.Dial, netDial: opts.NetDial, consent: opts.Consent, open: map[string]*tunnel{}}
+	t.links.t = t
 	if t.log == nil {
 		t.log = slog.New(slog.DiscardHandler)
 	}
@@ -352,6 +361,34 @@ func (t *Tunnels) run(tn *tunnel, cmd *control.Command, maxDur time.Duration, re
 		})
 		defer stop()
 	}
+	// The relay's second protocol first, on the server's own port; the SSH
+	// relay the command names if the server does not speak it.
+	reg, err := t.registerV2(tn)
+	if !errors.Is(err, errNoV2) {
+		if err != nil {
+			log.Warn("could not reach the relay", "err", err)
+			if errors.Is(err, errRefused) {
+				t.end(tn, ReasonRelayRefused)
+			} else {
+				t.end(tn, ReasonRelayUnreachable)
+			}
+			return
+		}
+		if !tn.setConn(reg) { // ended while dialling
+			return
+		}
+		log.Info("session open: registered at the relay")
+		t.consent.sessionUp(tn.id)
+		report(control.State{Kind: control.StateTunnelUp, Session: tn.id})
+		go t.watchIdle(tn)
+		select {
+		case <-reg.ended():
+		case <-tn.ctx.Done():
+		}
+		t.end(tn, ReasonRelayDisconnected) // a no-op if ended otherwise
+		tn.wg.Wait()
+		return
+	}
 	relayAddr := cmd.Relay
 
 	conn, chans, err := t.register(tn, relayAddr)
@@ -393,6 +430,23 @@ func (t *Tunnels) run(tn *tunnel, cmd *control.Command, maxDur time.Duration, re
 	// The relay connection is gone: by end, or dropped.
 	t.end(tn, ReasonRelayDisconnected)
 	wg.Wait()
+}
+
+// registerV2 registers tn on the device's connection of the relay's second
+// protocol, dialling it if need be; errNoV2 if the server does not speak it.
+func (t *Tunnels) registerV2(tn *tunnel) (*registration, error) {
+	ctx, cancel := context.WithTimeout(tn.ctx, relayDialTimeout)
+	defer cancel()
+	l, err := t.links.acquire(ctx)
+	if err != nil {
+		return nil, err
+	}
+	st, err := t.links.register(ctx, l, tn)
+	if err != nil {
+		t.links.release(l, tn.id)
+		return nil, err
+	}
+	return &registration{ls: &t.links, l: l, st: st, id: tn.id}, nil
 }
 
 // errRefused marks a relay that answered but said no.

@@ -304,12 +304,14 @@ func (s *Server) Serve(ctx context.Context, ls Listeners) error {
 	if err != nil {
 		return err
 	}
-	httpL := mux.Route("h2", "http/1.1", "")
+	// Routed in the order of preference: a client that offers the relay's
+	// protocol and http/1.1 (to tell an older server apart) gets the relay.
 	relayL := mux.Route(relayproto.ALPN)
 	var mqttL net.Listener
 	if s.broker != nil {
 		mqttL = mux.Route("mqtt")
 	}
+	httpL := mux.Route("h2", "http/1.1", "")
 	hs := &http.Server{
 		Handler:           s.handler(),
 		ReadHeaderTimeout: 10 * time.Second,

@@ -84,7 +84,8 @@ func New(cfg Config) (*Mux, error) {
 
 // Route returns the listener of the connections that asked for one of
 // protos; the empty string stands for a client that asked for none. Call it
-// before Serve; a protocol may be routed once.
+// before Serve; a protocol may be routed once. Of the protocols a client
+// offers, the one routed first is chosen.
 func (m *Mux) Route(protos ...string) *Listener {
 	l := &Listener{m: m, conns: make(chan *tls.Conn), done: make(chan struct{})}
 	m.mu.Lock()

@@ -36,7 +36,10 @@ func Dial(ctx context.Context, addr string, cfg *tls.Config, netDial NetDial) (*
 	if c == nil {
 		c = &tls.Config{}
 	}
-	c.NextProtos = []string{ALPN}
+	// http/1.1 too, so that a server that predates the protocol (or an
+	// HTTPS server that is not Porthole's) completes the handshake and is
+	// told apart by what it chose, rather than failing it.
+	c.NextProtos = []string{ALPN, "http/1.1"}
 	c.MinVersion = tls.VersionTLS13
 	if c.ServerName == "" {
 		if host, _, err := net.SplitHostPort(addr); err == nil {

@@ -1,0 +1,243 @@
+package agent
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/netip"
+	"net/url"
+	"sync"
+	"time"
+
+	"github.com/hashicorp/yamux"
+
+	"github.com/porthole/porthole/relay/relayproto"
+)
+
+// The relay's second protocol on the device's side (package relayproto
+// documents the flow): one TLS connection to the server's own port, to
+// which the relay is routed by ALPN, carries every session of the device.
+// Each session is a registration stream the device opens; each engineer a
+// stream the relay opens. The connection is dialled for the first session
+// and closed when the last one ends, so an idle device holds none. A server
+// that predates the protocol is told apart by ALPN, and the session falls
+// back to the SSH relay its open command names.
+
+// errNoV2 means the server does not speak the relay's second protocol.
+var errNoV2 = errors.New("the server does not speak the relay's second protocol")
+
+// muxKeepAlive is how often the device checks on its relay connection; a
+// relay that leaves a check unanswered this long is gone.
+const muxKeepAlive = 10 * time.Second
+
+// relayLinks holds the device's connection of the second protocol.
+type relayLinks struct {
+	t  *Tunnels
+	mu sync.Mutex // held while dialling, so sessions opened at once share one connection
+	// cur is the live connection, or nil; guarded by mu.
+	cur *relayLink
+}
+
+// relayLink is one connection and the sessions it serves.
+type relayLink struct {
+	mux   *yamux.Session
+	users int                // guarded by relayLinks.mu
+	regs  map[string]*tunnel // guarded by relayLinks.mu: the sessions registered on it
+}
+
+// relayAddr is the server's own port, where the second protocol is served.
+func (t *Tunnels) relayAddr() (string, *url.URL, error) {
+	u, err := url.Parse(t.state.Enrollment.Server)
+	if err != nil || u.Host == "" {
+		return "", nil, fmt.Errorf("the enrollment record's server %q is not a URL", t.state.Enrollment.Server)
+	}
+	port := u.Port()
+	if port == "" {
+		port = "443"
+	}
+	return net.JoinHostPort(u.Hostname(), port), u, nil
+}
+
+// acquire returns the live connection, dialling one if need be, counted as
+// used by one more session.
+func (ls *relayLinks) acquire(ctx context.Context) (*relayLink, error) {
+	ls.mu.Lock()
+	defer ls.mu.Unlock()
+	if l := ls.cur; l != nil && !l.mux.IsClosed() {
+		l.users++
+		return l, nil
+	}
+	t := ls.t
+	addr, u, err := t.relayAddr()
+	if err != nil {
+		return nil, err
+	}
+	cfg, err := brokerTLS(u, &t.state.Enrollment, BrokerConfig{})
+	if err != nil {
+		return nil, err
+	}
+	tc, err := relayproto.Dial(ctx, addr, cfg, t.netDial)
+	if errors.Is(err, relayproto.ErrNotSupported) {
+		return nil, errNoV2
+	}
+	if err != nil {
+		return nil, err
+	}
+	stop := context.AfterFunc(ctx, func() { _ = tc.SetDeadline(time.Now()) })
+	defer stop()
+	hello := relayproto.Hello{Role: relayproto.RoleDevice, Fleet: t.state.Enrollment.Fleet, Device: t.state.Enrollment.Name}
+	if err := relayproto.SendHello(tc, t.state.Key, hello); err != nil {
+		_ = tc.Close()
+		return nil, err
+	}
+	if err := relayproto.ReadReply(tc); err != nil {
+		_ = tc.Close()
+		if _, ok := errors.AsType[*relayproto.ReplyError](err); ok {
+			return nil, fmt.Errorf("%w: %w", errRefused, err)
+		}
+		return nil, err
+	}
+	_ = tc.SetDeadline(time.Time{})
+	mux, err := yamux.Server(tc, relayproto.MuxConfig(muxKeepAlive))
+	if err != nil {
+		_ = tc.Close()
+		return nil, err
+	}
+	l := &relayLink{mux: mux, users: 1, regs: map[string]*tunnel{}}
+	ls.cur = l
+	go ls.accept(l)
+	return l, nil
+}
+
+// release counts one session out of l; the last one closes it.
+func (ls *relayLinks) release(l *relayLink, session string) {
+	ls.mu.Lock()
+	defer ls.mu.Unlock()
+	delete(l.regs, session)
+	if l.users--; l.users > 0 {
+		return
+	}
+	if ls.cur == l {
+		ls.cur = nil
+	}
+	_ = l.mux.Close()
+}
+
+// register opens tn's registration stream on l; the registration lasts as
+// long as the stream.
+func (ls *relayLinks) register(ctx context.Context, l *relayLink, tn *tunnel) (*yamux.Stream, error) {
+	ls.mu.Lock()
+	l.regs[tn.id] = tn
+	ls.mu.Unlock()
+	st, err := l.mux.OpenStream()
+	if err != nil {
+		return nil, err
+	}
+	stop := context.AfterFunc(ctx, func() { _ = st.SetDeadline(time.Now()) })
+	defer stop()
+	if err := relayproto.WriteFrame(st, relayproto.Register{Session: tn.id}); err != nil {
+		_ = st.Close()
+		return nil, err
+	}
+	if err := relayproto.ReadReply(st); err != nil {
+		_ = st.Close()
+		if _, ok := errors.AsType[*relayproto.ReplyError](err); ok {
+			return nil, fmt.Errorf("%w: %w", errRefused, err)
+		}
+		return nil, err
+	}
+	_ = st.SetDeadline(time.Time{})
+	return st, nil
+}
+
+// accept serves the streams the relay opens on l, one per engineer, until
+// l closes.
+func (ls *relayLinks) accept(l *relayLink) {
+	for {
+		st, err := l.mux.AcceptStream()
+		if err != nil {
+			return
+		}
+		go ls.serveStream(l, st)
+	}
+}
+
+// serveStream takes an engineer's stream for a session registered on l and
+// serves the embedded SSH server on it, or says why not.
+func (ls *relayLinks) serveStream(l *relayLink, st *yamux.Stream) {
+	_ = st.SetDeadline(time.Now().Add(relayDialTimeout))
+	var h relayproto.StreamHeader
+	if err := relayproto.ReadFrame(st, &h); err != nil {
+		_ = st.Close()
+		return
+	}
+	ls.mu.Lock()
+	tn := l.regs[h.Session]
+	ls.mu.Unlock()
+	if tn == nil || tn.ctx.Err() != nil {
+		_ = relayproto.WriteFrame(st, relayproto.Reply{Error: "this device serves no session " + h.Session + " now", Code: relayproto.CodeClosed})
+		_ = st.Close()
+		return
+	}
+	if err := relayproto.WriteFrame(st, relayproto.Reply{OK: true}); err != nil {
+		_ = st.Close()
+		return
+	}
+	_ = st.SetDeadline(time.Time{})
+	conn := streamConn{Stream: st, remote: engineerAddr(h.From)}
+	tn.wg.Go(func() {
+		if err := ls.t.srv.ServeConn(tn.ctx, conn, tn.id); err != nil {
+			ls.t.log.Info("engineer connection ended", "session", tn.id, "err", err)
+		}
+		_ = st.Close()
+	})
+}
+
+// streamConn is an engineer's stream with the engineer's address as the
+// relay saw it.
+type streamConn struct {
+	*yamux.Stream
+	remote net.Addr
+}
+
+func (c streamConn) RemoteAddr() net.Addr { return c.remote }
+
+// engineerAddr reads the relay's "host:port" of an engineer; anything else
+// stands for an unknown address.
+func engineerAddr(s string) net.Addr {
+	if ap, err := netip.ParseAddrPort(s); err == nil {
+		return net.TCPAddrFromAddrPort(ap)
+	}
+	return &net.TCPAddr{IP: net.IPv4zero}
+}
+
+// registration is a session's hold on a relay link: closing it ends the
+// registration and releases the link.
+type registration struct {
+	ls   *relayLinks
+	l    *relayLink
+	st   *yamux.Stream
+	id   string
+	once sync.Once
+}
+
+func (r *registration) Close() error {
+	r.once.Do(func() {
+		_ = r.st.Close()
+		r.ls.release(r.l, r.id)
+	})
+	return nil
+}
+
+// ended is closed when the relay ends the registration (the session was
+// cut, or the connection dropped).
+func (r *registration) ended() <-chan struct{} {
+	done := make(chan struct{})
+	go func() {
+		_, _ = io.Copy(io.Discard, r.st)
+		close(done)
+	}()
+	return done
+}
