@@ -245,3 +245,18 @@ func (c *Client) Enroll(ctx context.Context, req apitype.EnrollRequest) (*apityp
 	}
 	return &resp, nil
 }
+
+// RelayAddr is the server's "host:port", where its relay also listens
+// (ALPN relayproto.ALPN), and the TLS configuration that reaches it as
+// this client reaches the API (the same pin).
+func (c *Client) RelayAddr() (string, *tls.Config) {
+	port := c.base.Port()
+	if port == "" {
+		port = "443"
+	}
+	var cfg *tls.Config
+	if tr, ok := c.http.Transport.(*http.Transport); ok && tr.TLSClientConfig != nil {
+		cfg = tr.TLSClientConfig.Clone()
+	}
+	return net.JoinHostPort(c.base.Hostname(), port), cfg
+}

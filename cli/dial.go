@@ -48,6 +48,7 @@ import (
 	"github.com/porthole/porthole/apiclient"
 	"github.com/porthole/porthole/apitype"
 	"github.com/porthole/porthole/humanize"
+	"github.com/porthole/porthole/relay/relayproto"
 )
 
 const (
@@ -103,7 +104,8 @@ type link struct {
 
 	closeOnce sync.Once
 	mu        sync.Mutex // guards the fields below
-	relay     *ssh.Client
+	stream    *relayproto.Conn // the relay's second protocol: the stream to the device
+	relay     *ssh.Client      // the SSH relay, for a server that predates it
 	inner     *ssh.Client // the end-to-end connection, when made
 	closed    bool
 }
@@ -204,10 +206,84 @@ func (l *link) up(ctx context.Context) error {
 	if l.signer, err = ssh.NewCertSigner(cert, l.key); err != nil {
 		return fmt.Errorf("the server's session certificate does not fit the key: %w", err)
 	}
+	err = l.dialStream(ctx)
+	if !errors.Is(err, relayproto.ErrNotSupported) {
+		return err
+	}
 	if err := l.waitActive(ctx); err != nil {
 		return err
 	}
 	return l.dialRelay(ctx)
+}
+
+// dialStream reaches the device through the relay's second protocol, on
+// the server's own port: it dials at once, while the device is being
+// woken, and the relay holds the stream until the device comes. Meanwhile
+// the session is followed, for the progress line and for the words if it
+// closes instead. relayproto.ErrNotSupported: the server predates it.
+func (l *link) dialStream(ctx context.Context) error {
+	addr, cfg := l.c.RelayAddr()
+	dctx, cancel := context.WithTimeout(ctx, relayHandshakeTimeout)
+	conn, err := relayproto.DialEngineer(dctx, addr, cfg, nil, l.signer, l.cert)
+	cancel()
+	switch {
+	case errors.Is(err, relayproto.ErrNotSupported):
+		return err
+	case err != nil && ctx.Err() != nil:
+		return ctx.Err()
+	case err != nil:
+		return &userError{msg: fmt.Sprintf("cannot reach the Porthole relay at %s: %v", addr, unwrapOp(err)), err: err}
+	}
+	l.mu.Lock()
+	closed := l.closed
+	l.stream = conn
+	l.mu.Unlock()
+	if closed {
+		conn.Close()
+		return context.Canceled
+	}
+	stop := context.AfterFunc(ctx, func() { conn.Close() })
+	defer stop()
+
+	replied := make(chan error, 1)
+	go func() { replied <- conn.Wait() }()
+	wctx, stopWatch := context.WithCancel(ctx)
+	defer stopWatch()
+	watched := make(chan error, 1)
+	go func() { watched <- l.waitActive(wctx) }()
+	for {
+		select {
+		case err := <-replied:
+			stopWatch()
+			if watched != nil {
+				<-watched // it writes l.session and the progress line
+			}
+			if err == nil {
+				return nil
+			}
+			if ctx.Err() != nil {
+				return ctx.Err()
+			}
+			if w := l.why(ctx); w != "" {
+				return &userError{msg: w, err: err} // the session closed meanwhile
+			}
+			if re, ok := errors.AsType[*relayproto.ReplyError](err); ok {
+				if re.Code == relayproto.CodeNoDevice {
+					return &userError{msg: fmt.Sprintf("%s did not come to the relay in time; try again", l.device.Name), err: err}
+				}
+				return &userError{msg: "the Porthole relay refused the session: " + re.Error(), err: err}
+			}
+			return &userError{msg: fmt.Sprintf("lost the connection to the relay while reaching %s: %v", l.device.Name, err), err: err}
+		case err := <-watched:
+			watched = nil
+			if err != nil { // closed instead, or the server failed
+				conn.Close()
+				<-replied
+				return err
+			}
+			// active: the relay's word is on its way
+		}
+	}
 }
 
 // parseSessionPapers reads the certificate and host CA the server answered
@@ -383,8 +459,11 @@ func (l *link) dialRelay(ctx context.Context) error {
 // dialDevice opens the relay channel to the device's SSH server.
 func (l *link) dialDevice(ctx context.Context) (net.Conn, error) {
 	l.mu.Lock()
-	relay := l.relay
+	relay, stream := l.relay, l.stream
 	l.mu.Unlock()
+	if stream != nil {
+		return stream, nil
+	}
 	nc, err := relay.DialContext(ctx, "tcp", net.JoinHostPort(l.session.ID, "22"))
 	if err != nil {
 		var oce *ssh.OpenChannelError
@@ -480,11 +559,14 @@ func (l *link) close() { l.closeOnce.Do(l.closeNow) }
 func (l *link) closeNow() {
 	l.mu.Lock()
 	l.closed = true
-	inner, relay := l.inner, l.relay
+	inner, relay, stream := l.inner, l.relay, l.stream
 	l.mu.Unlock()
 	l.progress.clear()
 	if inner != nil {
 		inner.Close()
+	}
+	if stream != nil {
+		stream.Close()
 	}
 	if relay != nil {
 		relay.Close()

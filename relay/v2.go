@@ -224,14 +224,17 @@ func (r *Relay) registerV2(dev *deviceConn, st *yamux.Stream) {
 	_ = st.SetDeadline(time.Time{})
 	// The registration lasts until the device closes the stream or the
 	// session is cut; what the device sends on it is not read.
-	ended := make(chan struct{})
+	ended := make(chan error, 1)
 	r.wg.Go(func() {
-		_, _ = io.Copy(io.Discard, st)
-		close(ended)
+		_, err := io.Copy(io.Discard, st)
+		ended <- err
 	})
 	select {
-	case <-ended:
-		if r.unregister(dev, m.Session) {
+	case err := <-ended:
+		// The device closed the stream; or its connection died, which
+		// removeDevice reports with the sessions it leaves (DeviceLeft).
+		// (yamux ends a dead connection's streams with EOF too: ask it.)
+		if err == nil && !st.Session().IsClosed() && r.unregister(dev, m.Session) {
 			dev.log.Info("session unregistered", "session", m.Session)
 		}
 	case <-s.ctx.Done():
