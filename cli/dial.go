@@ -103,10 +103,10 @@ type link struct {
 	progress *progress
 
 	closeOnce sync.Once
-	mu        sync.Mutex // guards the fields below
+	mu        sync.Mutex       // guards the fields below
 	stream    *relayproto.Conn // the relay's second protocol: the stream to the device
 	relay     *ssh.Client      // the SSH relay, for a server that predates it
-	inner     *ssh.Client // the end-to-end connection, when made
+	inner     *ssh.Client      // the end-to-end connection, when made
 	closed    bool
 }
 
