@@ -42,6 +42,9 @@ func untrusted(format string, args ...any) error {
 func brokerTLS(u *url.URL, enr *Enrollment, bc BrokerConfig) (*tls.Config, error) {
 	cfg := &tls.Config{ServerName: u.Hostname(), MinVersion: tls.VersionTLS12}
 	if !bc.external() {
+		// The server's own port routes by ALPN (as AWS IoT Core does on
+		// 443); a dedicated broker port ignores it.
+		cfg.NextProtos = []string{"mqtt"}
 		if enr.TLSFingerprint == "" {
 			return cfg, nil
 		}

@@ -87,7 +87,7 @@ func enrollSimDevices(ctx context.Context, p *porthole, prefix string, n, worker
 	}
 	f := &simFleet{
 		addr:    fmt.Sprintf("127.0.0.1:%d", p.brokerPort),
-		tls:     newPinnedTLS(p.fp),
+		tls:     mqttTLS(newPinnedTLS(p.fp)),
 		backoff: agent.Backoff{First: agent.DefaultBackoffFirst, Max: agent.DefaultBackoffMax},
 		devices: make([]*simDevice, n),
 	}
@@ -114,12 +114,19 @@ func enrollSimDevices(ctx context.Context, p *porthole, prefix string, n, worker
 	return f, err
 }
 
+// mqttTLS is cfg asking for MQTT by ALPN, as the agent does: the API's port
+// routes by it, and a broker port ignores it.
+func mqttTLS(cfg *tls.Config) *tls.Config {
+	cfg.NextProtos = []string{"mqtt"}
+	return cfg
+}
+
 // newPinnedTLS trusts only the server certificate with fingerprint fp, as
 // the agent and the CLI do with the server's self-signed certificate.
 func newPinnedTLS(fp string) *tls.Config {
 	return &tls.Config{
 		ServerName: "127.0.0.1", MinVersion: tls.VersionTLS12,
-		InsecureSkipVerify: true, // VerifyConnection's pin replaces the chain
+		InsecureSkipVerify: true,             // VerifyConnection's pin replaces the chain
 		VerifyConnection: func(cs tls.ConnectionState) error {
 			if len(cs.PeerCertificates) == 0 || apiclient.Fingerprint(cs.PeerCertificates[0]) != fp {
 				return errors.New("the server's certificate is not the one pinned")

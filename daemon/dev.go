@@ -41,7 +41,7 @@ type DevOptions struct {
 // the throw-away server at once.
 type DevCredentials struct {
 	Server          string // https://127.0.0.1:PORT
-	Broker          string // mqtts://127.0.0.1:PORT, told to devices at enrollment
+	Broker          string // mqtts://127.0.0.1:PORT (the API's port), told to devices at enrollment
 	Relay           string // 127.0.0.1:PORT, where sessions meet
 	Token           string // an admin's API token
 	Fingerprint     string // the self-signed certificate's pin
@@ -111,9 +111,12 @@ func Dev(ctx context.Context, opts DevOptions, ready func(DevCredentials)) error
 		DataDir:   dir,
 		Listen:    addr.String(),
 		PublicURL: "https://" + net.JoinHostPort(opts.Host, strconv.Itoa(addr.Port)),
+		// Devices are told the API's port for MQTT too (ALPN "mqtt"): one
+		// port serves everything. The broker's own port stays, for agents
+		// that predate ALPN routing.
 		Broker: BrokerConfig{
 			Listen:    brokerAddr.String(),
-			PublicURL: "mqtts://" + net.JoinHostPort(opts.Host, strconv.Itoa(brokerAddr.Port)),
+			PublicURL: "mqtts://" + net.JoinHostPort(opts.Host, strconv.Itoa(addr.Port)),
 		},
 	}
 	cfg.Relay = RelayConfig{Listen: relayAddr.String(), PublicAddr: net.JoinHostPort(opts.Host, strconv.Itoa(relayAddr.Port))}
