@@ -126,7 +126,7 @@ func mqttTLS(cfg *tls.Config) *tls.Config {
 func newPinnedTLS(fp string) *tls.Config {
 	return &tls.Config{
 		ServerName: "127.0.0.1", MinVersion: tls.VersionTLS12,
-		InsecureSkipVerify: true,             // VerifyConnection's pin replaces the chain
+		InsecureSkipVerify: true, // VerifyConnection's pin replaces the chain
 		VerifyConnection: func(cs tls.ConnectionState) error {
 			if len(cs.PeerCertificates) == 0 || apiclient.Fingerprint(cs.PeerCertificates[0]) != fp {
 				return errors.New("the server's certificate is not the one pinned")
