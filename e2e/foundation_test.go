@@ -163,6 +163,11 @@ func TestDemoScript(t *testing.T) {
 			t.Errorf("demo output lacks %q:\n%s", want, out)
 		}
 	}
+	// In namespaces, both routers let out only TCP 443, and everything
+	// above went through it.
+	if strings.Contains(string(out), "behind a NAT router") && !strings.Contains(string(out), "blocked by its router; to 443: open") {
+		t.Errorf("the demo in namespaces did not show that only 443 gets out:\n%s", out)
+	}
 }
 
 func waitHealthy(t *testing.T, p *Proc, server string) {

@@ -5,6 +5,7 @@
 # relay. Without root (or without ip/nft) the devices run on loopback
 # instead, and the demo says so. Everything it starts it stops, by PID, and
 # the namespaces are deleted, also on Ctrl-C. Needs bin/ from `make build`.
+# shellcheck disable=SC2086 # $eng and on_device[i] are command prefixes
 set -euo pipefail
 cd "$(dirname "$0")/.."
 BIN=${BIN:-$PWD/bin}
@@ -40,6 +41,7 @@ run() {
   shown=${shown% }
   shown=${shown//$BIN\//}
   shown=${shown//ip netns exec $PH-dev? /}
+  shown=${shown//ip netns exec $PH-eng /}
   shown=${shown//$enroll_token/\$TOKEN}
   shown=${shown//$PORTHOLE_FINGERPRINT/\$PORTHOLE_FINGERPRINT}
   shown=${shown//$work\//}
@@ -53,14 +55,19 @@ devices=(kitchen-amp field-cam-7)
 # the operator's own field camera lets its fleet's engineers straight in.
 consent=(manual auto)
 on_device=() # the command prefix that runs something "on" each device
+eng=""       # the command prefix that runs something on the engineer's laptop
 host=127.0.0.1
+port=0
 if netns_supported; then
   netns=true
   host=$PH_SERVER_IP
   step "Putting ${devices[0]} and ${devices[1]} behind a NAT router, each in a network namespace of its own"
   netns_up 2
   on_device=("ip netns exec $PH-dev1" "ip netns exec $PH-dev2")
+  eng="ip netns exec $PH-eng"
+  port=443
   say "server $PH_SERVER_IP; ${devices[0]} $(device_ip 1), ${devices[1]} $(device_ip 2): private addresses behind the router"
+  say "the engineer is behind a second router; both routers let out only TCP to port 443"
 else
   on_device=("" "")
   step "Note: not root (or ip/nft missing), so the devices run on loopback, not behind NAT."
@@ -68,7 +75,9 @@ else
 fi
 
 step "Starting a throw-away Porthole server (portholed dev)"
-"$BIN/portholed" dev --host "$host" --listen "$host:0" >"$work/dev.out" 2>"$work/dev.err" &
+# With namespaces the server takes 443 for everything and keeps the SSH
+# relay of older agents on 2222, which the routers do not let out.
+"$BIN/portholed" dev --host "$host" --listen "$host:$port" --relay-listen "$host:$((port ? 2222 : 0))" >"$work/dev.out" 2>"$work/dev.err" &
 pids+=($!)
 for _ in $(seq 1 100); do
   grep -q '^PORTHOLE_ENROLL_TOKEN=' "$work/dev.out" 2>/dev/null && break
@@ -112,22 +121,28 @@ if $netns; then
     echo "demo: the host reached field-cam-7 directly; the NAT is not working" >&2; exit 1
   fi
   say "connecting to field-cam-7 ($(device_ip 2)) from the server's host: refused"
+
+  step "Only HTTPS gets out of either network: the server's port 443 serves the API, MQTT and the relay"
+  if ${on_device[1]} timeout 3 bash -c "exec 3<>/dev/tcp/$PH_SERVER_IP/2222" 2>/dev/null; then
+    echo "demo: field-cam-7 reached the server's port 2222; the router should let out only 443" >&2; exit 1
+  fi
+  say "field-cam-7 to the server's SSH relay port 2222: blocked by its router; to 443: open"
 fi
 
 step "1. The support engineer's view: both devices online"
 for _ in $(seq 1 100); do
-  [ "$("$BIN/porthole" devices --json | grep -o '"online":true' | wc -l)" = 2 ] && break
+  [ "$($eng "$BIN/porthole" devices --json | grep -o '"online":true' | wc -l)" = 2 ] && break
   sleep 0.1
 done
-run "$BIN/porthole" devices
+run $eng "$BIN/porthole" devices
 
 step "2. A command on field-cam-7, through the relay, end to end encrypted"
-run "$BIN/porthole" ssh field-cam-7 -- uname -a
+run $eng "$BIN/porthole" ssh field-cam-7 -- uname -a
 
 step "3. A file to field-cam-7 and back with porthole scp"
 head -c 1048576 /dev/urandom >"$work/firmware.bin"
-run "$BIN/porthole" scp "$work/firmware.bin" field-cam-7:/tmp/firmware.bin
-run "$BIN/porthole" scp field-cam-7:/tmp/firmware.bin "$work/firmware-back.bin"
+run $eng "$BIN/porthole" scp "$work/firmware.bin" field-cam-7:/tmp/firmware.bin
+run $eng "$BIN/porthole" scp field-cam-7:/tmp/firmware.bin "$work/firmware-back.bin"
 sent=$(sha256sum <"$work/firmware.bin" | cut -d' ' -f1)
 back=$(sha256sum <"$work/firmware-back.bin" | cut -d' ' -f1)
 say "sent     sha256 $sent"
@@ -136,7 +151,7 @@ say "received sha256 $back"
 
 step "4. kitchen-amp is in manual consent: without its owner's code the engineer gets nothing"
 # shellcheck disable=SC2086
-run "$BIN/porthole" ssh kitchen-amp -- hostname || true
+run $eng "$BIN/porthole" ssh kitchen-amp -- hostname || true
 say "(a valid login and certificate are not enough: the owner decides)"
 
 step "   The owner asks for support on kitchen-amp and reads the code out to the engineer"
@@ -145,8 +160,8 @@ run ${on_device[0]} "$BIN/porthole-agent" request --config "$work/kitchen-amp.ya
   --reason "the amplifier hums" --for 30m | tee "$work/request.out"
 code=$(grep -oE '[A-Z0-9]{4}-[A-Z0-9]{4}-[A-Z0-9]{4}' "$work/request.out" | head -1)
 [ -n "$code" ] || { echo "demo: porthole-agent request printed no code" >&2; exit 1; }
-run "$BIN/porthole" requests
-run "$BIN/porthole" ssh kitchen-amp --code "$code" -- 'echo "gain reset" > /tmp/kitchen-amp-fix; cat /tmp/kitchen-amp-fix'
+run $eng "$BIN/porthole" requests
+run $eng "$BIN/porthole" ssh kitchen-amp --code "$code" -- 'echo "gain reset" > /tmp/kitchen-amp-fix; cat /tmp/kitchen-amp-fix'
 
 step "5. What the engineer did, as the owner sees it on kitchen-amp, and in the server's audit log"
 # shellcheck disable=SC2086
@@ -156,11 +171,11 @@ run ${on_device[0]} "$BIN/porthole-agent" sessions --state "$work/kitchen-amp"
 last=$(${on_device[0]} "$BIN/porthole-agent" sessions --state "$work/kitchen-amp" --json | grep -oE 'ses_[a-z0-9]+' | head -1)
 # shellcheck disable=SC2086
 run ${on_device[0]} "$BIN/porthole-agent" replay --state "$work/kitchen-amp" --exec --speed 10 "$last"
-run "$BIN/porthole" sessions
-run "$BIN/porthole" audit --verify
+run $eng "$BIN/porthole" sessions
+run $eng "$BIN/porthole" audit --verify
 
 step "6. The owner's kill switch ends a live session at once"
-"$BIN/porthole" ssh kitchen-amp --code "$code" -- 'echo "engineer: working..."; sleep 60' >"$work/live.out" 2>&1 &
+$eng "$BIN/porthole" ssh kitchen-amp --code "$code" -- 'echo "engineer: working..."; sleep 60' >"$work/live.out" 2>&1 &
 live=$!
 pids+=($live)
 for _ in $(seq 1 100); do

@@ -19,6 +19,7 @@ need asciinema asciinema   # recordings must play in stock asciinema
 need chromium chromium     # e2e: the owner's local page in headless Chromium
 need node nodejs           # … driven by playwright-core (below)
 need npm npm
+need tinyproxy tinyproxy   # e2e: an engineer whose only way out is an HTTP CONNECT proxy
 if [ ${#missing[@]} -gt 0 ]; then
   if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
     say "installing ${missing[*]}"
