@@ -48,7 +48,7 @@ func TestListenSocket(t *testing.T) {
 	if _, err := ListenSocket(path, ""); err == nil || !strings.Contains(err.Error(), "already serving") {
 		t.Fatalf("a second ListenSocket: %v", err)
 	}
-	go func() {
+	go func(ln net.Listener) { // its own: the test reuses the variable
 		for {
 			c, err := ln.Accept()
 			if err != nil {
@@ -56,7 +56,7 @@ func TestListenSocket(t *testing.T) {
 			}
 			c.Close()
 		}
-	}()
+	}(ln)
 	ln.Close()
 	if _, err := os.Lstat(path); !os.IsNotExist(err) {
 		t.Fatalf("the socket is still there after Close: %v", err)
