@@ -768,6 +768,13 @@ func (r consentRecorder) Forward(session string, f agentssh.Forward) {
 	}
 }
 
+func (r consentRecorder) Full(session string) string {
+	if r.next == nil {
+		return ""
+	}
+	return r.next.Full(session)
+}
+
 // ConsentStatus is what the owner sees (porthole-agent status, the local
 // page).
 type ConsentStatus struct {

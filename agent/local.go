@@ -65,7 +65,9 @@ type LocalRevokeAnswer struct {
 // LocalStatus is GET /v1/status.
 type LocalStatus struct {
 	ConsentStatus
-	// Page is the local page's URL, when it is served.
+	// Page is a link that opens the local page, when it is served: over
+	// the socket, a fresh one-time link (it lets one browser in, within
+	// pageLinkTTL); on the page itself, its plain address.
 	Page string `json:"page,omitempty"`
 }
 
@@ -85,6 +87,7 @@ type Local struct {
 	stateDir string
 	log      *slog.Logger
 	token    string // the page's per-process token
+	auth     pageAuth
 
 	mu   sync.Mutex
 	page string // guarded by mu; the page's URL once served
@@ -104,7 +107,7 @@ func NewLocal(opts LocalOptions) (*Local, error) {
 
 // ServeSocket serves the JSON API on ln until ctx ends, then closes ln.
 func (l *Local) ServeSocket(ctx context.Context, ln net.Listener) error {
-	return serveUntil(ctx, ln, l.apiHandler())
+	return serveUntil(ctx, ln, l.apiHandler(false))
 }
 
 // serveUntil serves h on ln until ctx ends.
@@ -122,11 +125,13 @@ func serveUntil(ctx context.Context, ln net.Listener, h http.Handler) error {
 	return nil
 }
 
-// apiHandler is the JSON API, on paths /v1/...
-func (l *Local) apiHandler() http.Handler {
+// apiHandler is the JSON API, on paths /v1/... onPage is true for the
+// page's own calls: its status then carries the page's plain address, not
+// a login link.
+func (l *Local) apiHandler(onPage bool) http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /v1/status", func(w http.ResponseWriter, r *http.Request) {
-		writeLocal(w, http.StatusOK, l.status())
+		writeLocal(w, http.StatusOK, l.status(!onPage))
 	})
 	mux.HandleFunc("POST /v1/request", func(w http.ResponseWriter, r *http.Request) {
 		var req LocalRequest
@@ -207,10 +212,13 @@ func (l *Local) Revoke() LocalRevokeAnswer {
 	return LocalRevokeAnswer{Sessions: n, WindowClosed: closed}
 }
 
-func (l *Local) status() LocalStatus {
-	l.mu.Lock()
-	page := l.page
-	l.mu.Unlock()
+// status is the consent as it stands; with link, Page is a fresh login
+// link to the page (only the socket, which is the owner's, hands them out).
+func (l *Local) status(link bool) LocalStatus {
+	page := l.PageURL()
+	if link {
+		page = l.PageLink()
+	}
 	return LocalStatus{ConsentStatus: l.consent.Status(), Page: page}
 }
 

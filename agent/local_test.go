@@ -6,6 +6,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/http/cookiejar"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -47,7 +48,7 @@ func TestListenSocket(t *testing.T) {
 	if _, err := ListenSocket(path, ""); err == nil || !strings.Contains(err.Error(), "already serving") {
 		t.Fatalf("a second ListenSocket: %v", err)
 	}
-	go func() {
+	go func(ln net.Listener) { // its own: the test reuses the variable
 		for {
 			c, err := ln.Accept()
 			if err != nil {
@@ -55,7 +56,7 @@ func TestListenSocket(t *testing.T) {
 			}
 			c.Close()
 		}
-	}()
+	}(ln)
 	ln.Close()
 	if _, err := os.Lstat(path); !os.IsNotExist(err) {
 		t.Fatalf("the socket is still there after Close: %v", err)
@@ -205,12 +206,10 @@ func TestLocalRevokeEndsSessionsAtOnce(t *testing.T) {
 	}
 }
 
-// TestLocalPageDefences: the page answers only to its own address, its API
-// only to calls carrying its token, and POSTs only as JSON from its own
-// origin.
-func TestLocalPageDefences(t *testing.T) {
-	t.Parallel()
-	a := newLocalAgent(t, ConsentManual)
+// servePage serves a's local page on 127.0.0.1:0 for the test; it returns
+// the page's base URL (no trailing slash).
+func servePage(t *testing.T, a *localAgent) string {
+	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -218,11 +217,110 @@ func TestLocalPageDefences(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- a.local.ServePage(ctx, ln) }()
-	defer func() { cancel(); <-done }()
-	base := "http://" + ln.Addr().String()
-	host := ln.Addr().String()
+	t.Cleanup(func() { cancel(); <-done })
+	consentWait(t, "the page is served", func() bool { return a.local.PageURL() != "" })
+	return "http://" + ln.Addr().String()
+}
 
-	call := func(method, path, hostHeader, token, origin, ctype, body string) (int, string, http.Header) {
+// pageBrowser is an HTTP client with a cookie jar, as a browser is.
+func pageBrowser(t *testing.T) *http.Client {
+	t.Helper()
+	jar, err := cookiejar.New(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return &http.Client{Jar: jar}
+}
+
+// get fetches url with c and returns its status and body.
+func get(t *testing.T, c *http.Client, url string) (int, string) {
+	t.Helper()
+	resp, err := c.Get(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, string(b)
+}
+
+// TestLocalPageLogin: the page lets in only a browser that brings a login
+// link from the owner's socket, once; the link's browser stays in.
+func TestLocalPageLogin(t *testing.T) {
+	t.Parallel()
+	a := newLocalAgent(t, ConsentManual)
+	base := servePage(t, a)
+	if a.local.PageURL() != base+"/" {
+		t.Errorf("PageURL %q; want %q", a.local.PageURL(), base+"/")
+	}
+
+	// Without a link: the way in, nothing else.
+	stranger := pageBrowser(t)
+	if status, body := get(t, stranger, base+"/"); status != http.StatusForbidden || strings.Contains(body, a.local.token) || !strings.Contains(body, "porthole-agent ui") {
+		t.Fatalf("the page without a link: %d %q; want 403 saying porthole-agent ui", status, body)
+	}
+
+	// The socket's status hands out a link; it opens the page.
+	st, err := a.client.Status(t.Context())
+	if err != nil || !strings.HasPrefix(st.Page, base+"/login?k=") {
+		t.Fatalf("the socket's status: page %q, %v; want a login link", st.Page, err)
+	}
+	owner := pageBrowser(t)
+	if status, body := get(t, owner, st.Page); status != 200 || !strings.Contains(body, `content="`+a.local.token+`"`) {
+		t.Fatalf("the page from its link: %d, token in it: %v", status, strings.Contains(body, a.local.token))
+	}
+	if status, body := get(t, owner, base+"/"); status != 200 || !strings.Contains(body, a.local.token) {
+		t.Errorf("the page again, in the link's browser: %d", status)
+	}
+	if status, _ := get(t, owner, st.Page); status != 200 {
+		t.Errorf("the used link, in its own browser: %d; want the page", status)
+	}
+	// The same link is spent for everyone else.
+	if status, body := get(t, stranger, st.Page); status != http.StatusForbidden || !strings.Contains(body, "used already") || strings.Contains(body, a.local.token) {
+		t.Errorf("a used link in another browser: %d %q; want 403 saying it was used", status, body)
+	}
+	if status, _ := get(t, stranger, base+"/login?k="+a.local.token); status != http.StatusForbidden {
+		t.Errorf("the page's token as a link: %d; want 403", status)
+	}
+
+	// The page's own status names its address, not another link.
+	req, _ := http.NewRequest("GET", base+"/api/v1/status", nil)
+	req.Header.Set(pageTokenHeader, a.local.token)
+	resp, err := owner.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var pst LocalStatus
+	json.NewDecoder(resp.Body).Decode(&pst)
+	resp.Body.Close()
+	if resp.StatusCode != 200 || pst.Page != base+"/" {
+		t.Errorf("the page's status: %d, page %q; want %q", resp.StatusCode, pst.Page, base+"/")
+	}
+
+	// An expired link lets no one in.
+	k := strings.TrimPrefix(a.local.PageLink(), base+"/login?k=")
+	a.local.auth.mu.Lock()
+	a.local.auth.links[k] = time.Now().Add(-time.Second)
+	a.local.auth.mu.Unlock()
+	if status, _ := get(t, pageBrowser(t), base+"/login?k="+k); status != http.StatusForbidden {
+		t.Errorf("an expired link: %d; want 403", status)
+	}
+}
+
+// TestLocalPageDefences: the page answers only to its own address, its API
+// only to the browser a link let in and to calls carrying its token, and
+// POSTs only as JSON from its own origin.
+func TestLocalPageDefences(t *testing.T) {
+	t.Parallel()
+	a := newLocalAgent(t, ConsentManual)
+	base := servePage(t, a)
+	host := strings.TrimPrefix(base, "http://")
+	owner := pageBrowser(t)
+	if status, _ := get(t, owner, a.local.PageLink()); status != 200 {
+		t.Fatalf("the page from its link: %d", status)
+	}
+
+	call := func(c *http.Client, method, path, hostHeader, token, origin, ctype, body string) (int, string, http.Header) {
 		t.Helper()
 		req, _ := http.NewRequest(method, base+path, strings.NewReader(body))
 		req.Host = hostHeader
@@ -235,7 +333,7 @@ func TestLocalPageDefences(t *testing.T) {
 		if ctype != "" {
 			req.Header.Set("Content-Type", ctype)
 		}
-		resp, err := http.DefaultClient.Do(req)
+		resp, err := c.Do(req)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -244,9 +342,9 @@ func TestLocalPageDefences(t *testing.T) {
 		return resp.StatusCode, string(b), resp.Header
 	}
 
-	status, page, h := call("GET", "/", host, "", "", "", "")
-	if status != 200 || !strings.Contains(page, `content="`+a.local.token+`"`) {
-		t.Fatalf("the page: %d, token in it: %v", status, strings.Contains(page, a.local.token))
+	status, _, h := call(owner, "GET", "/", host, "", "", "", "")
+	if status != 200 {
+		t.Fatalf("the page: %d", status)
 	}
 	if csp := h.Get("Content-Security-Policy"); !strings.Contains(csp, "frame-ancestors 'none'") || strings.Contains(csp, "unsafe-inline") {
 		t.Errorf("Content-Security-Policy %q", csp)
@@ -254,38 +352,46 @@ func TestLocalPageDefences(t *testing.T) {
 	if h.Get("X-Frame-Options") != "DENY" {
 		t.Error("the page may be framed")
 	}
-	if status, _, _ := call("GET", "/app.js", host, "", "", "", ""); status != 200 {
+	if status, _, _ := call(http.DefaultClient, "GET", "/app.js", host, "", "", "", ""); status != 200 {
 		t.Errorf("app.js: %d", status)
 	}
 	port := host[strings.LastIndex(host, ":")+1:]
-	if status, _, _ := call("GET", "/api/v1/status", "localhost:"+port, a.local.token, "", "", ""); status != 200 {
-		t.Errorf("status as localhost: %d", status)
+	// A browser that calls it localhost keeps its cookie under that name.
+	if status, body, _ := call(owner, "GET", strings.TrimPrefix(a.local.PageLink(), base), "localhost:"+port, "", "", "", ""); status != 200 {
+		t.Errorf("a link opened as localhost: %d %s", status, body)
+	}
+	if status, body, _ := call(owner, "GET", "/api/v1/status", "localhost:"+port, a.local.token, "", "", ""); status != 200 {
+		t.Errorf("status as localhost: %d %s", status, body)
 	}
 
 	for _, tt := range []struct {
 		name                                  string
+		noCookie                              bool
 		method, path, host, token, origin, ct string
 		want                                  int
 	}{
-		{"a rebound name", "GET", "/", "evil.example:" + port, "", "", "", http.StatusMisdirectedRequest},
-		{"a rebound name's API", "GET", "/api/v1/status", "evil.example:" + port, a.local.token, "", "", http.StatusMisdirectedRequest},
-		{"no token", "GET", "/api/v1/status", host, "", "", "", http.StatusForbidden},
-		{"a wrong token", "POST", "/api/v1/revoke", host, "x" + a.local.token, "", "application/json", http.StatusForbidden},
-		{"another origin", "POST", "/api/v1/request", host, a.local.token, "http://evil.example", "application/json", http.StatusForbidden},
-		{"a form post", "POST", "/api/v1/request", host, a.local.token, "", "application/x-www-form-urlencoded", http.StatusUnsupportedMediaType},
+		{"a rebound name", false, "GET", "/", "evil.example:" + port, "", "", "", http.StatusMisdirectedRequest},
+		{"a rebound name's API", false, "GET", "/api/v1/status", "evil.example:" + port, a.local.token, "", "", http.StatusMisdirectedRequest},
+		{"the token without the link's cookie", true, "GET", "/api/v1/status", host, a.local.token, "", "", http.StatusForbidden},
+		{"a revoke without the link's cookie", true, "POST", "/api/v1/revoke", host, a.local.token, "http://" + host, "application/json", http.StatusForbidden},
+		{"no token", false, "GET", "/api/v1/status", host, "", "", "", http.StatusForbidden},
+		{"a wrong token", false, "POST", "/api/v1/revoke", host, "x" + a.local.token, "", "application/json", http.StatusForbidden},
+		{"another origin", false, "POST", "/api/v1/request", host, a.local.token, "http://evil.example", "application/json", http.StatusForbidden},
+		{"a form post", false, "POST", "/api/v1/request", host, a.local.token, "", "application/x-www-form-urlencoded", http.StatusUnsupportedMediaType},
 	} {
-		if status, body, _ := call(tt.method, tt.path, tt.host, tt.token, tt.origin, tt.ct, "{}"); status != tt.want {
+		c := owner
+		if tt.noCookie {
+			c = http.DefaultClient
+		}
+		if status, body, _ := call(c, tt.method, tt.path, tt.host, tt.token, tt.origin, tt.ct, "{}"); status != tt.want {
 			t.Errorf("%s: %d %s; want %d", tt.name, status, body, tt.want)
 		}
 	}
 	if a.consent.Status().Window != nil {
 		t.Fatal("a refused request opened a window")
 	}
-	status, body, _ := call("POST", "/api/v1/request", host, a.local.token, "http://"+host, "application/json", `{"reason":"from the page"}`)
+	status, body, _ := call(owner, "POST", "/api/v1/request", host, a.local.token, "http://"+host, "application/json", `{"reason":"from the page"}`)
 	if status != 200 || a.consent.Status().Window == nil {
 		t.Fatalf("the page's own request: %d %s", status, body)
-	}
-	if a.local.PageURL() != base+"/" {
-		t.Errorf("PageURL %q; want %q", a.local.PageURL(), base+"/")
 	}
 }

@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -187,8 +188,12 @@ type RecordingsOptions struct {
 //
 // A session that cannot be recorded (its directory or a file cannot be
 // written) is ended by the SessionHandler Handler returns: the owner must
-// see everything. A session that reaches a cap goes on, with its output no
-// longer recorded, so an engineer's `cat /dev/urandom` cannot fill the disk.
+// see everything. A session that reaches a cap (so that an engineer's `cat
+// /dev/urandom` cannot fill the disk) fails closed: from then on Full says
+// why, and the SSH server refuses new shells, commands, file operations
+// and forwards and ends those running; how they ended is still written,
+// within eventsTail past max_events, and past that the session is ended
+// too. Padding the recording therefore blinds nothing.
 type Recordings struct {
 	stateDir, dir string
 	device        string
@@ -405,6 +410,21 @@ func (r *Recordings) SFTP(session string, op agentssh.SFTPOp) {
 	}
 }
 
+// Full implements agentssh.Recorder: once one of the session's caps is
+// reached (its events, its output, or the device's total), or its
+// recording has ended or could not start, it says why, and the SSH server
+// refuses anything new on the session and ends what runs.
+func (r *Recordings) Full(session string) string {
+	s := r.session(session)
+	if s == nil {
+		return "this session is not being recorded (its recording ended or could not start), and the device lets nothing happen that it does not record"
+	}
+	if why := s.fullWhy.Load(); why != nil {
+		return *why
+	}
+	return ""
+}
+
 // Forward implements agentssh.Recorder.
 func (r *Recordings) Forward(session string, f agentssh.Forward) {
 	if s := r.session(session); s != nil {
@@ -512,6 +532,9 @@ func (r *Recordings) openSession(id string) (*sessionRec, error) {
 		s.meta.End, s.meta.Reason = time.Time{}, ""
 		s.outputFull.Store(slices.Contains(old.Truncated, "output"))
 		s.eventsFull = slices.Contains(old.Truncated, "events")
+		if len(old.Truncated) > 0 {
+			s.setFull("its " + strings.Join(old.Truncated, " and ") + " reached a cap before the agent restarted")
+		}
 	}
 	f, err := openAppend(filepath.Join(dir, SessionEventsFile), r.gid)
 	if err != nil {
@@ -587,12 +610,16 @@ type sessionRec struct {
 	castBytes  atomic.Int64 // bytes of the session's asciicasts
 	eventBytes atomic.Int64 // bytes of events.jsonl
 	outputFull atomic.Bool  // the asciicasts reached a cap
-	output     atomic.Int64 // bytes processes wrote
-	input      atomic.Int64 // bytes engineers sent them
-	failOnce   sync.Once
+	// fullWhy, once set, is why nothing more may happen in the session
+	// (Recordings.Full): one of its caps was reached.
+	fullWhy  atomic.Pointer[string]
+	output   atomic.Int64 // bytes processes wrote
+	input    atomic.Int64 // bytes engineers sent them
+	failOnce sync.Once
 
 	emu        sync.Mutex // orders events.jsonl and its cap
 	eventsFull bool       // guarded by emu
+	tail       int        // guarded by emu: bytes written past the cap (eventsTail)
 
 	mu          sync.Mutex
 	meta        SessionMeta            // guarded by mu
@@ -611,6 +638,17 @@ const (
 
 // errRecordingClosed is a write after the recording ended; it is dropped.
 var errRecordingClosed = errors.New("agent: the recording is closed")
+
+// eventsTail is what events.jsonl may take past max_events, for the end of
+// what was running when the cap was reached (a command's exit, a
+// forward's target and bytes, a file copy, a disconnection): nothing new
+// starts past a cap, but what ran must still be on record. Past the tail
+// too, the session is ended (errEventsTailSpent).
+const eventsTail = 16 << 10
+
+// errEventsTailSpent ends a session whose events passed max_events and
+// eventsTail.
+var errEventsTailSpent = fmt.Errorf("agent: the session's events passed recordings.max_events and the %v kept past it for what was running", ByteSize(eventsTail))
 
 // fail ends a session whose recording cannot be written, once.
 func (s *sessionRec) fail(err error) {
@@ -650,7 +688,21 @@ func (s *sessionRec) event(ev SessionEvent, flags eventFlags) {
 	}
 	s.emu.Lock()
 	if s.eventsFull && flags&forceEvent == 0 {
+		// Past the cap nothing new starts (Full), so this is the end of
+		// something that ran: it goes into the tail, or the session ends.
+		if s.tail+len(line) > eventsTail {
+			s.emu.Unlock()
+			s.fail(errEventsTailSpent)
+			return
+		}
+		s.tail += len(line)
+		s.spend(&s.eventBytes, len(line))
+		err = s.events.write(line)
+		if err == nil && flags&syncEvent != 0 {
+			err = s.events.sync()
+		}
 		s.emu.Unlock()
+		s.fail(err)
 		return
 	}
 	full, why := false, ""
@@ -684,12 +736,22 @@ func (s *sessionRec) truncated(what, why string, process int) {
 	}
 	s.meta.Truncated = append(s.meta.Truncated, what)
 	s.mu.Unlock()
+	s.setFull(why)
 	if what == "output" {
 		s.event(SessionEvent{Event: SessionEventTruncated, What: what, Process: process, Limit: s.r.maxSession, Detail: why}, syncEvent)
 	}
-	s.r.log.Warn("a session's recording reached its cap", "session", s.id, "what", what, "detail", why)
-	s.r.record(event{Event: eventRecordingTruncated, Session: s.id, Reason: what, Detail: why})
+	s.r.log.Warn("a session's recording reached its cap: new commands, file operations and forwards are refused, and those running ended",
+		"session", s.id, "what", what, "detail", why)
+	s.r.record(event{Event: eventRecordingTruncated, Session: s.id, Reason: what,
+		Detail: why + "; new commands, file operations and forwards are refused, and those running were ended"})
 	s.writeMeta()
+}
+
+// setFull fails the session closed, once, because why: nothing more may
+// start or move in it (Recordings.Full), since it could not be recorded.
+func (s *sessionRec) setFull(why string) {
+	msg := "this session's recording is full (" + why + "), and the device lets nothing happen that it cannot record; open a new session"
+	s.fullWhy.CompareAndSwap(nil, &msg)
 }
 
 func (s *sessionRec) connected(who sessioncert.Claims) {

@@ -21,12 +21,19 @@ import (
 type RecordingsConfig struct {
 	// MaxSession caps the output recorded for one session, all its
 	// asciicasts together. Past it the recordings stop with a marker
-	// ("[porthole: recording truncated at 64 MiB]") while events.jsonl
-	// goes on. Zero: 64 MiB.
+	// ("[porthole: recording truncated at 64 MiB]"). Zero: 64 MiB.
+	//
+	// Reaching any cap (this one, MaxEvents or MaxTotal) fails the
+	// session closed: what is not recorded may not happen, so new
+	// shells, commands, file operations and forwards are refused, with
+	// the reason, and those running are ended (Recordings.Full); the
+	// owner finds the cap in agent.log. The engineer may open a new
+	// session.
 	MaxSession ByteSize `yaml:"max_session"`
 	// MaxEvents caps one session's events.jsonl, which is small per event
-	// and so may be capped more generously; past it one last line says so.
-	// Zero: 16 MiB.
+	// and so may be capped more generously; past it one line says so,
+	// and at most 16 KiB more record how what was running ended (past
+	// that the session is ended). Zero: 16 MiB.
 	MaxEvents ByteSize `yaml:"max_events"`
 	// MaxTotal caps all recordings together. The oldest finished sessions
 	// are deleted when the agent starts, after each session, and before a

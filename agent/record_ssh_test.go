@@ -379,8 +379,9 @@ func asciinemaCat(t *testing.T, path, want string) {
 }
 
 // TestRecordRealFlood: a flood of random bytes on a terminal through the
-// SSH server stays within small caps, with its marker, and the session's
-// events are still recorded after it.
+// SSH server stays within small caps, with its marker; reaching the cap
+// ends the flood and refuses the next command, each telling the engineer
+// why, and the events say how the flood ended.
 func TestRecordRealFlood(t *testing.T) {
 	cfg := Config{Recordings: RecordingsConfig{MaxSession: 64 << 10, MaxEvents: 8 << 10, MaxTotal: 128 << 10}}
 	rec := openRecordings(t, cfg, nil)
@@ -394,15 +395,20 @@ func TestRecordRealFlood(t *testing.T) {
 		t.Fatal(err)
 	}
 	var n countWriter
-	s.Stdout = &n
-	if err := s.Run("head -c 4000000 /dev/urandom"); err != nil {
-		t.Fatal(err)
+	var notice syncBuffer
+	s.Stdout, s.Stderr = &n, &notice
+	var ee *ssh.ExitError
+	if err := s.Run("head -c 4000000 /dev/urandom"); !errors.As(err, &ee) || ee.Signal() != "KILL" {
+		t.Fatalf("the flood past the cap: %v; want it killed", err)
 	}
-	if n < 4000000 {
-		t.Fatalf("the engineer got %d bytes; want all 4000000", n)
+	if n >= 4000000 {
+		t.Errorf("the engineer got all %d bytes of the flood; want it cut at the cap", n)
 	}
-	if out, _, err := runCommand(c, "echo after"); err != nil || out != "after\n" {
-		t.Fatalf("a command after the flood: %q, %v", out, err)
+	if !strings.Contains(notice.String(), "porthole: ended: this session's recording is full (the session reached recordings.max_session (64KiB))") {
+		t.Errorf("the engineer was told %q", notice.String())
+	}
+	if errOut, err := refusedCommand(t, c, "echo after"); err == nil || !strings.Contains(errOut, "refused to start the command: this session's recording is full") {
+		t.Errorf("a command after the flood: %q, %v; want it refused", errOut, err)
 	}
 	d.hangUp(t, c)
 	rec.SessionEnded("ses_1", ReasonClosed)
@@ -416,14 +422,44 @@ func TestRecordRealFlood(t *testing.T) {
 		t.Errorf("the recording ends with %q; want the truncation marker", last)
 	}
 	evs := events(t, ses)
-	if p := findEvent(evs, SessionEventProcess, 2); p == nil || p.Command != "echo after" {
-		t.Errorf("the command after the flood is not in the events: %s", kinds(evs))
+	if p := findEvent(evs, SessionEventProcess, 2); p != nil {
+		t.Errorf("the refused command ran: %+v", p)
 	}
-	if e := findEvent(evs, SessionEventExit, 1); e == nil || e.Out < 4000000 || !e.Truncated {
-		t.Errorf("the flood's exit = %+v", e)
+	if e := findEvent(evs, SessionEventExit, 1); e == nil || !e.Killed || !e.Truncated || e.Out == 0 {
+		t.Errorf("the flood's exit = %+v; want killed, truncated", e)
 	}
 	if len(ses.Casts) != 1 {
-		t.Errorf("casts %+v; the command after the cap gets none", ses.Casts)
+		t.Errorf("casts %+v; want the flood's only", ses.Casts)
+	}
+}
+
+// refusedCommand starts command, which the device is expected to refuse,
+// and returns what the device said on stderr before closing the channel
+// (ssh.Session.Run reads no stderr when the start is refused).
+func refusedCommand(t *testing.T, c *ssh.Client, command string) (string, error) {
+	t.Helper()
+	s, err := c.NewSession()
+	if err != nil {
+		return "", err
+	}
+	defer s.Close()
+	stderr, err := s.StderrPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = s.Start(command)
+	if err == nil {
+		s.Wait()
+		return "", nil
+	}
+	got := make(chan []byte, 1)
+	go func() { b, _ := io.ReadAll(stderr); got <- b }()
+	select {
+	case b := <-got:
+		return string(b), err
+	case <-time.After(10 * time.Second):
+		t.Fatal("the device kept the refused channel open")
+		return "", err
 	}
 }
 
@@ -431,14 +467,149 @@ type countWriter int
 
 func (c *countWriter) Write(p []byte) (int, error) { *c += countWriter(len(p)); return len(p), nil }
 
-func runCommand(c *ssh.Client, command string) (string, string, error) {
-	s, err := c.NewSession()
+// TestRecordFullFailsClosed: an engineer tries to blind the recording.
+// With a shell, a forward and a file being written open, they fill
+// max_events with padding commands, then try a command, a forward and
+// SFTP, and use what they had open. Everything new is refused with the
+// reason, everything open is ended before it moves another byte, and what
+// ran before the cap (the forward, the write) is still on record; the
+// owner's agent.log says the cap was reached.
+func TestRecordFullFailsClosed(t *testing.T) {
+	cfg := Config{Recordings: RecordingsConfig{MaxSession: 64 << 10, MaxEvents: 4 << 10, MaxTotal: 1 << 20}}
+	rec := openRecordings(t, cfg, nil)
+	d := newSSHDevice(t, rec)
+	c := d.login(t)
+	echo := "127.0.0.1:" + strconv.Itoa(d.echoPort)
+
+	// Open before the cap: a forward, a shell, a file being written.
+	fwd, err := c.Dial("tcp", echo)
 	if err != nil {
-		return "", "", err
+		t.Fatal(err)
 	}
-	defer s.Close()
-	var out, errOut bytes.Buffer
-	s.Stdout, s.Stderr = &out, &errOut
-	err = s.Run(command)
-	return out.String(), errOut.String(), err
+	defer fwd.Close()
+	io.WriteString(fwd, "ping")
+	if _, err := io.ReadFull(fwd, make([]byte, 4)); err != nil {
+		t.Fatal(err)
+	}
+	sh, err := c.NewSession()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := sh.RequestPty("xterm", 24, 80, ssh.TerminalModes{ssh.ECHO: 0}); err != nil {
+		t.Fatal(err)
+	}
+	shIn, _ := sh.StdinPipe()
+	var shOut, shErr syncBuffer
+	sh.Stdout, sh.Stderr = &shOut, &shErr
+	if err := sh.Start("exec sh -i"); err != nil {
+		t.Fatal(err)
+	}
+	io.WriteString(shIn, "echo before-$((6*7))\n")
+	waitUntil(t, "the shell", func() bool { return strings.Contains(shOut.String(), "before-42") })
+	sc, err := sftp.NewClient(c)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sc.Close()
+	path := filepath.Join(t.TempDir(), "exfil.bin")
+	f, err := sc.Create(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.Write(bytes.Repeat([]byte("x"), 1000)); err != nil {
+		t.Fatal(err)
+	}
+
+	// Padding until the device refuses: the events are full.
+	padded := 0
+	for ; padded < 100; padded++ {
+		errOut, err := refusedCommand(t, c, "true")
+		if err != nil {
+			if !strings.Contains(errOut, "refused to start the command: this session's recording is full (the session reached recordings.max_events (4KiB))") {
+				t.Fatalf("padding command %d: %q, %v", padded+1, errOut, err)
+			}
+			break
+		}
+	}
+	if padded == 0 || padded == 100 {
+		t.Fatalf("%d padding commands ran; want some, then a refusal", padded)
+	}
+
+	// New things: each refused, saying why.
+	if errOut, err := refusedCommand(t, c, "echo blind; touch /tmp/blind"); err == nil || !strings.Contains(errOut, "recording is full") {
+		t.Errorf("a command past the cap: %q, %v; want it refused", errOut, err)
+	}
+	if conn, err := c.Dial("tcp", echo); err == nil {
+		conn.Close()
+		t.Error("a forward past the cap was let through")
+	} else if !strings.Contains(err.Error(), "recording is full") {
+		t.Errorf("a forward past the cap: %v; want the reason", err)
+	}
+	if sc2, err := sftp.NewClient(c); err == nil {
+		sc2.Close()
+		t.Error("SFTP past the cap was let through")
+	}
+
+	// What was open moves nothing more.
+	io.WriteString(fwd, "pong")
+	fwd.SetReadDeadline(time.Now().Add(10 * time.Second))
+	if n, err := io.ReadFull(fwd, make([]byte, 4)); err == nil {
+		t.Errorf("the forward opened before the cap still echoes (%d bytes)", n)
+	}
+	io.WriteString(shIn, "echo blind-$((6*7))\n")
+	var ee *ssh.ExitError
+	if err := sh.Wait(); !errors.As(err, &ee) || ee.Signal() != "KILL" {
+		t.Errorf("the shell opened before the cap: %v; want it killed", err)
+	}
+	if strings.Contains(shOut.String(), "blind-42") || !strings.Contains(shErr.String(), "porthole: ended: this session's recording is full") {
+		t.Errorf("the shell past the cap: output %q, told %q", shOut.String(), shErr.String())
+	}
+	if _, err := f.Write(bytes.Repeat([]byte("y"), 1000)); err == nil {
+		if err := f.Close(); err == nil {
+			t.Error("the file opened before the cap took more data")
+		}
+	}
+
+	d.hangUp(t, c)
+	rec.SessionEnded("ses_1", ReasonClosed)
+	if _, err := os.Stat("/tmp/blind"); err == nil {
+		os.Remove("/tmp/blind")
+		t.Error("the refused command ran")
+	}
+
+	ses := recorded(t, rec, "ses_1")
+	evs := events(t, ses)
+	var forwards, writes []string
+	for _, ev := range evs {
+		switch {
+		case ev.Event == SessionEventProcess && strings.Contains(ev.Command, "blind"):
+			t.Errorf("the refused command has a process event: %+v", ev)
+		case ev.Event == SessionEventForward && ev.Refused == "":
+			forwards = append(forwards, ev.Target+" "+strconv.FormatInt(ev.In, 10))
+		case ev.Event == SessionEventSFTP && ev.Op == "write":
+			writes = append(writes, filepath.Base(ev.Path)+" "+strconv.FormatInt(ev.Bytes, 10))
+		}
+	}
+	if len(forwards) != 1 || forwards[0] != echo+" 4" {
+		t.Errorf("forwards on record: %q; want the one opened before the cap, with its 4 bytes", forwards)
+	}
+	if len(writes) != 1 || writes[0] != "exfil.bin 1000" {
+		t.Errorf("writes on record: %q; want exfil.bin with the 1000 bytes written before the cap", writes)
+	}
+	if e := findEvent(evs, SessionEventExit, 1); e == nil || !e.Killed {
+		t.Errorf("the shell's exit = %+v; want killed", e)
+	}
+	if !slices.Contains(ses.Truncated, "events") {
+		t.Errorf("meta truncated = %v; want events", ses.Truncated)
+	}
+	var told bool
+	for _, e := range logEvents(t, rec.stateDir) {
+		d, _ := e.Fields["detail"].(string)
+		if e.Event == eventRecordingTruncated && strings.Contains(d, "recordings.max_events (4KiB)") && strings.Contains(d, "are refused") {
+			told = true
+		}
+	}
+	if !told {
+		t.Errorf("agent.log does not tell the owner the cap was reached: %s", logKinds(logEvents(t, rec.stateDir)))
+	}
 }

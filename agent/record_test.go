@@ -305,7 +305,9 @@ func TestRecordUTF8(t *testing.T) {
 
 // TestRecordFlood: an engineer's `cat /dev/urandom` and a storm of file
 // operations stay within small caps, each with its marker, and the
-// session's metadata goes on being recorded.
+// session's metadata goes on being recorded. The first cap reached fails
+// the session closed (Full), and once what was running has spent the tail
+// past max_events the session is ended as one that cannot be recorded.
 func TestRecordFlood(t *testing.T) {
 	cfg := Config{Recordings: RecordingsConfig{MaxSession: 16 << 10, MaxEvents: 4 << 10, MaxTotal: 64 << 10}}
 	r := openRecordings(t, cfg, nil)
@@ -315,6 +317,9 @@ func TestRecordFlood(t *testing.T) {
 	for range 64 { // 2 MiB
 		rand.Read(chunk)
 		p.Output(chunk)
+	}
+	if why := r.Full("ses_1"); !strings.Contains(why, "recordings.max_session (16KiB)") || !strings.Contains(why, "open a new session") {
+		t.Errorf("Full after the output cap = %q", why)
 	}
 	p2 := r.Process("ses_1", agentssh.Process{Channel: 2, PTY: true, Cols: 80, Rows: 24, Start: time.Now()})
 	p2.Output([]byte("after the cap"))
@@ -339,7 +344,7 @@ func TestRecordFlood(t *testing.T) {
 		t.Errorf("last event %q; want the truncation marker", last.Data)
 	}
 	fi, _ := os.Stat(filepath.Join(s.Dir, SessionEventsFile))
-	if fi.Size() > int64(cfg.Recordings.MaxEvents)+2*marker {
+	if fi.Size() > int64(cfg.Recordings.MaxEvents)+eventsTail+2*marker {
 		t.Errorf("events.jsonl takes %d bytes; cap %d", fi.Size(), cfg.Recordings.MaxEvents)
 	}
 	evs := events(t, s)
@@ -364,7 +369,7 @@ func TestRecordFlood(t *testing.T) {
 	if s.Bytes > int64(cfg.Recordings.MaxSession+cfg.Recordings.MaxEvents)+4<<10 {
 		t.Errorf("the session takes %d bytes", s.Bytes)
 	}
-	if got := logKinds(logEvents(t, r.stateDir)); got != "engineer_connected recording_truncated recording_truncated engineer_disconnected session_ended" {
+	if got := logKinds(logEvents(t, r.stateDir)); got != "engineer_connected recording_truncated recording_truncated recording_failed engineer_disconnected session_ended" {
 		t.Errorf("agent.log = %s", got)
 	}
 }

@@ -388,8 +388,9 @@ func TestUploadRefusals(t *testing.T) {
 		p.Exited(agentssh.Exit{Status: 0})
 		r.SessionEnded(id, "closed")
 	}
-	waitFor(t, "the capped recording complete", func() bool { return a.complete(t, ses) })
 	progress := func(id string) *uploadProgress { return readProgress(filepath.Join(st.Dir, SessionsDir, id)) }
+	// The server completes it before the uploader writes down its answer.
+	waitFor(t, "the capped recording complete", func() bool { return a.complete(t, ses) && progress(ses).Complete })
 	waitFor(t, "the other device's session given up", func() bool { return progress(theirs).Gone != "" })
 
 	if got := len(a.serverFile(ses, "0001-pty.cast")); got == 0 || got > 8<<10 {

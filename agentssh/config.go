@@ -108,6 +108,16 @@ type Recorder interface {
 
 	// Forward: a direct-tcpip forward ended or was refused.
 	Forward(session string, f Forward)
+
+	// Full says why nothing more may happen on session, in a sentence
+	// for the engineer, or "" while everything can still be recorded. A
+	// recorder that can no longer record the session (one of its caps
+	// was reached, or its recording ended) says why, and the server
+	// then fails closed: it refuses new shells, commands, SFTP and
+	// forwards on the session, and ends those running before they move
+	// another byte. It is asked for each chunk of data moved, so it must
+	// be cheap.
+	Full(session string) string
 }
 
 // ProcessRecorder records one shell or command. Calls for one process

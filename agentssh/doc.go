@@ -65,4 +65,10 @@
 // duration). SFTP is recorded by watching the SFTP stream on the agent's
 // side, so it is recorded the same way in either mode. Config.Activity is
 // called for every chunk of engineer input, for the idle timeout.
+//
+// Recording fails closed: once Recorder.Full says the session can no
+// longer be recorded (a cap was reached), new shells, commands, SFTP and
+// forwards are refused with its reason, and those running are ended
+// before they move another byte, so an engineer cannot fill the
+// recording with padding and then act unseen.
 package agentssh

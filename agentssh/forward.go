@@ -37,6 +37,13 @@ func (c *conn) serveDirectTCPIP(ctx context.Context, newCh ssh.NewChannel) {
 	}
 	f.Target = net.JoinHostPort(p.Host, strconv.FormatUint(uint64(p.Port), 10))
 	log := c.log.With("target", f.Target)
+	if why := c.full(); why != "" {
+		log.Warn("refused a forward: the session can no longer be recorded", "why", why)
+		f.Refused = why
+		c.recordForward(f)
+		newCh.Reject(ssh.Prohibited, "porthole: "+why)
+		return
+	}
 	addrs, refused := c.srv.forwardAddrs(p.Host, p.Port)
 	if refused != "" {
 		log.Info("refused a forward", "reason", refused)
@@ -67,18 +74,19 @@ func (c *conn) serveDirectTCPIP(ctx context.Context, newCh ssh.NewChannel) {
 	}
 	go ssh.DiscardRequests(reqs)
 	log.Info("forward opened")
-	stop := context.AfterFunc(ctx, func() { ch.Close(); local.Close() })
+	cut := func() { ch.Close(); local.Close() }
+	stop := context.AfterFunc(ctx, cut)
 	defer stop()
 
 	var wg sync.WaitGroup
 	wg.Go(func() {
-		f.In = c.copyCounted(local, ch, true)
+		f.In = c.copyCounted(local, ch, true, cut)
 		if tc, ok := local.(*net.TCPConn); ok {
 			tc.CloseWrite()
 		}
 	})
 	wg.Go(func() {
-		f.Out = c.copyCounted(ch, local, false)
+		f.Out = c.copyCounted(ch, local, false, cut)
 		ch.CloseWrite()
 	})
 	wg.Wait()
@@ -90,8 +98,9 @@ func (c *conn) serveDirectTCPIP(ctx context.Context, newCh ssh.NewChannel) {
 }
 
 // copyCounted copies until EOF or an error and returns the bytes copied;
-// input from the engineer counts as activity.
-func (c *conn) copyCounted(dst io.Writer, src io.Reader, engineer bool) int64 {
+// input from the engineer counts as activity. When the session can no
+// longer be recorded, it calls cut and stops before moving another byte.
+func (c *conn) copyCounted(dst io.Writer, src io.Reader, engineer bool, cut func()) int64 {
 	buf := make([]byte, 32<<10)
 	var n int64
 	for {
@@ -99,6 +108,11 @@ func (c *conn) copyCounted(dst io.Writer, src io.Reader, engineer bool) int64 {
 		if m > 0 {
 			if engineer {
 				c.activity()
+			}
+			if why := c.full(); why != "" {
+				c.log.Warn("ending a forward: the session can no longer be recorded", "why", why)
+				cut()
+				return n
 			}
 			if _, werr := dst.Write(buf[:m]); werr != nil {
 				return n

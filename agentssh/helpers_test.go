@@ -326,6 +326,7 @@ type testRecorder struct {
 	procs     []*testProc
 	sftp      []SFTPOp
 	forwards  []Forward
+	full      string // what Full says
 }
 
 type testProc struct {
@@ -366,6 +367,19 @@ func (r *testRecorder) Forward(_ string, f Forward) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	r.forwards = append(r.forwards, f)
+}
+
+func (r *testRecorder) Full(string) string {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.full
+}
+
+// setFull makes Full say why from now on.
+func (r *testRecorder) setFull(why string) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.full = why
 }
 
 func (r *testRecorder) sftpOps() []SFTPOp {

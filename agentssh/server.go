@@ -209,6 +209,15 @@ func waitFor(wg *sync.WaitGroup, d time.Duration) {
 	}
 }
 
+// full is why the session may carry nothing more because it can no
+// longer be recorded (Recorder.Full), or "".
+func (c *conn) full() string {
+	if r := c.srv.cfg.Recorder; r != nil {
+		return r.Full(c.session)
+	}
+	return ""
+}
+
 func (c *conn) activity() {
 	if f := c.srv.cfg.Activity; f != nil {
 		f(c.session)

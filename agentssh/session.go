@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -41,6 +42,13 @@ type sessionChannel struct {
 
 	recMu sync.Mutex      // serializes calls to rec
 	rec   ProcessRecorder // nil: nothing recorded
+
+	// fullWhy, once set, is why the job was ended because the session
+	// can no longer be recorded (conn.full); the engineer is told.
+	fullWhy atomic.Pointer[string]
+	// refusedFull is set when a start was refused for that reason: the
+	// channel then closes, since nothing can ever start on it.
+	refusedFull bool
 }
 
 // ptyRequest is the payload of "pty-req" (RFC 4254 6.2).
@@ -84,6 +92,9 @@ func (c *conn) serveSession(ctx context.Context, newCh ssh.NewChannel, id int) {
 			if req.WantReply {
 				req.Reply(ok, nil)
 			}
+			if sc.refusedFull {
+				return
+			}
 			if sc.job != nil && done == nil {
 				done = sc.job.Done()
 			}
@@ -118,6 +129,9 @@ func (sc *sessionChannel) end(kill bool, notice string) {
 	<-j.Done()
 	e := j.Exit()
 	sc.recordf(func(r ProcessRecorder) { r.Exited(e) })
+	if why := sc.fullWhy.Load(); why != nil && notice == "" {
+		notice = "ended: " + *why
+	}
 	if notice != "" {
 		fmt.Fprintf(sc.ch.Stderr(), "\r\nporthole: %s\r\n", notice)
 	}
@@ -183,6 +197,9 @@ func (sc *sessionChannel) request(req *ssh.Request) bool {
 		if sc.job != nil {
 			return false
 		}
+		if sc.refuseFull(describe(command)) {
+			return false
+		}
 		if err := sc.startShell(command); err != nil {
 			sc.log.Warn("cannot start", "command", command, "err", err)
 			fmt.Fprintf(sc.ch.Stderr(), "porthole: cannot start %s: %v\r\n", describe(command), err)
@@ -196,6 +213,9 @@ func (sc *sessionChannel) request(req *ssh.Request) bool {
 		}
 		if p.Name != "sftp" {
 			sc.log.Info("refused subsystem", "name", p.Name)
+			return false
+		}
+		if sc.refuseFull("SFTP") {
 			return false
 		}
 		if err := sc.startSFTP(); err != nil {
@@ -219,6 +239,34 @@ func (sc *sessionChannel) request(req *ssh.Request) bool {
 		// x11-req, auth-agent-req@openssh.com, keepalive@openssh.com, ...
 		return false
 	}
+}
+
+// refuseFull refuses to start what (a shell, the command, SFTP) when the
+// session can no longer be recorded, telling the engineer why.
+func (sc *sessionChannel) refuseFull(what string) bool {
+	why := sc.c.full()
+	if why == "" {
+		return false
+	}
+	sc.log.Warn("refused to start: the session can no longer be recorded", "what", what, "why", why)
+	fmt.Fprintf(sc.ch.Stderr(), "porthole: refused to start %s: %s\r\n", what, why)
+	sc.refusedFull = true
+	return true
+}
+
+// stopIfFull ends the channel's job, once, when the session can no longer
+// be recorded, and reports whether it can not: then the data at hand must
+// not move.
+func (sc *sessionChannel) stopIfFull() bool {
+	why := sc.c.full()
+	if why == "" {
+		return false
+	}
+	if sc.fullWhy.CompareAndSwap(nil, &why) {
+		sc.log.Warn("ending the process: the session can no longer be recorded", "why", why)
+		sc.job.Kill()
+	}
+	return true
 }
 
 func describe(command string) string {
@@ -407,6 +455,10 @@ func (sc *sessionChannel) copyInput(w io.Writer) {
 		if n > 0 {
 			sc.c.activity()
 			sc.recordf(func(r ProcessRecorder) { r.Input(buf[:n]) })
+			if sc.stopIfFull() {
+				io.Copy(io.Discard, sc.ch)
+				return
+			}
 			if _, werr := w.Write(buf[:n]); werr != nil {
 				// The process is gone; keep reading so the channel's
 				// window stays open until it closes.
@@ -428,6 +480,9 @@ func (sc *sessionChannel) copyOutput(w io.Writer, r io.Reader) {
 		n, err := r.Read(buf)
 		if n > 0 {
 			sc.recordf(func(r ProcessRecorder) { r.Output(buf[:n]) })
+			if sc.stopIfFull() {
+				return // what the recording may not have, the engineer does not get
+			}
 			if _, werr := w.Write(buf[:n]); werr != nil {
 				return
 			}

@@ -67,6 +67,7 @@ func (sc *sessionChannel) startSFTP() error {
 			return err
 		}
 		j := &inProcessSFTP{ch: sc.ch, done: make(chan struct{}), start: time.Now()}
+		sc.job = j // before Serve reads: stopIfFull may kill it
 		go func() {
 			err := srv.Serve()
 			tap.end()
@@ -76,7 +77,6 @@ func (sc *sessionChannel) startSFTP() error {
 			}
 			close(j.done)
 		}()
-		sc.job = j
 		sc.log.Info("sftp started", "in_process", true)
 		return nil
 	}
@@ -115,6 +115,10 @@ func (sc *sessionChannel) startSFTP() error {
 		for {
 			n, err := r.Read(buf)
 			if n > 0 {
+				if sc.stopIfFull() {
+					tap.end()
+					return
+				}
 				tap.fromServer(buf[:n])
 				if _, werr := sc.ch.Write(buf[:n]); werr != nil {
 					return
@@ -142,6 +146,10 @@ func (sc *sessionChannel) startSFTP() error {
 			n, err := sc.ch.Read(buf)
 			if n > 0 {
 				sc.c.activity()
+				if sc.stopIfFull() {
+					io.Copy(io.Discard, sc.ch)
+					break
+				}
 				tap.fromClient(buf[:n])
 				if _, werr := inW.Write(buf[:n]); werr != nil {
 					io.Copy(io.Discard, sc.ch)
@@ -182,14 +190,24 @@ func (s *sftpChannel) Read(p []byte) (int, error) {
 	n, err := s.sc.ch.Read(p)
 	if n > 0 {
 		s.sc.c.activity()
+		if s.sc.stopIfFull() {
+			return 0, errUnrecordable
+		}
 		s.tap.fromClient(p[:n])
 	}
 	return n, err
 }
 
 func (s *sftpChannel) Write(p []byte) (int, error) {
+	if s.sc.stopIfFull() {
+		return 0, errUnrecordable
+	}
 	s.tap.fromServer(p)
 	return s.sc.ch.Write(p)
 }
+
+// errUnrecordable ends SFTP served in the agent when the session can no
+// longer be recorded.
+var errUnrecordable = errors.New("agentssh: the session can no longer be recorded")
 
 func (s *sftpChannel) Close() error { return s.sc.ch.CloseWrite() }

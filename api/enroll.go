@@ -32,7 +32,7 @@ func (s *Server) enroll(c *call, req *apitype.EnrollRequest) (apitype.EnrollResp
 		return resp, err
 	}
 	now := s.now().UTC()
-	forgive, err := attempt(now, limit{s.enrollByAddr, clientAddr(c.r), "too many failed enrollments from your address"})
+	forgive, err := attempt(now, limit{s.enrollByAddr, sourceKey(clientAddr(c.r)), "too many failed enrollments from your address"})
 	if err != nil {
 		s.enrollRefused(c, req, "", reasonRateLimited)
 		return resp, err

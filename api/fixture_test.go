@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -219,6 +220,22 @@ type response struct {
 // is) or anything else (sent as JSON).
 func do(t *testing.T, ts *httptest.Server, method, path, token string, body any) response {
 	t.Helper()
+	return doWith(t, ts.Client(), ts, method, path, token, body)
+}
+
+// doFrom is do from another source address (any of 127.0.0.0/8).
+func doFrom(t *testing.T, ts *httptest.Server, from, method, path, token string, body any) response {
+	t.Helper()
+	tr := ts.Client().Transport.(*http.Transport).Clone()
+	d := &net.Dialer{LocalAddr: &net.TCPAddr{IP: net.ParseIP(from)}}
+	tr.DialContext = d.DialContext
+	defer tr.CloseIdleConnections()
+	return doWith(t, &http.Client{Transport: tr}, ts, method, path, token, body)
+}
+
+// doWith is do with client c.
+func doWith(t *testing.T, c *http.Client, ts *httptest.Server, method, path, token string, body any) response {
+	t.Helper()
 	var rd io.Reader
 	switch b := body.(type) {
 	case nil:
@@ -236,7 +253,7 @@ func do(t *testing.T, ts *httptest.Server, method, path, token string, body any)
 	if token != "" {
 		req.Header.Set("Authorization", "Bearer "+token)
 	}
-	resp, err := ts.Client().Do(req)
+	resp, err := c.Do(req)
 	must(t, err)
 	defer resp.Body.Close()
 	data, err := io.ReadAll(resp.Body)

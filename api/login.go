@@ -21,6 +21,28 @@ func wrongCredentials() *httpError {
 // running the password hash (against a dummy for unknown emails, so the
 // answer's timing does not tell which emails exist), and returns a new
 // bearer token. Each TOTP code is accepted once.
+//
+// Guessing is limited without letting anyone who merely knows an account's
+// name keep its owner out:
+//
+//   - Failures count per account and source (an IPv4 address or an IPv6
+//     /64; LoginFailuresPerAccount) and per source across accounts
+//     (LoginFailuresPerAddress): a source past either is refused, and no
+//     one else is.
+//   - No account-wide limit counts wrong passwords: that is what let anyone
+//     lock anyone out. None is needed to bound guessing either: every
+//     failure answers the same "wrong email, password or code", so a wrong
+//     password teaches nothing, and a guess succeeds only if the password
+//     and the current TOTP code (one in about 300,000) are both right.
+//     Nor do we slow the account down instead: delays do not bound an
+//     attacker who sends in parallel, and a queue of delayed attempts
+//     would hold the owner out just the same.
+//   - The account-wide limit counts only wrong codes sent with the correct
+//     password (LoginCodeFailuresPerAccount), which bounds guessing the
+//     code by whoever has the password; past it every login to the
+//     account is refused, whatever it holds, so the refusal tells nothing
+//     about the password tried. Only someone who knows the password can
+//     lock the account, and then its owner must change it anyway.
 func (s *Server) login(c *call, req *apitype.LoginRequest) (apitype.LoginResponse, error) {
 	var resp apitype.LoginResponse
 	email, err := normalizeEmail(req.Email)
@@ -35,12 +57,18 @@ func (s *Server) login(c *call, req *apitype.LoginRequest) (apitype.LoginRespons
 	}
 	now := s.now().UTC()
 	addr := clientAddr(c.r)
+	src := sourceKey(addr)
 	forgive, err := attempt(now,
-		limit{s.loginByAccount, email, "too many failed logins for this account"},
-		limit{s.loginByAddress, addr, "too many failed logins from your address"})
+		limit{s.loginByAccount, email + " " + src, "too many failed logins for this account from your address"},
+		limit{s.loginByAddress, src, "too many failed logins from your address"})
 	if err != nil {
 		s.loginRefused(c, email, reasonRateLimited)
 		return resp, err
+	}
+	if wait, locked := s.loginCodes.blocked(email, now); locked {
+		forgive() // refused unread: it proves nothing either way
+		s.loginRefused(c, email, reasonRateLimited)
+		return resp, tooMany(codesLocked, wait)
 	}
 	user, err := s.checkCredentials(c, email, req, now)
 	if err != nil {
@@ -91,20 +119,37 @@ func (s *Server) checkCredentials(c *call, email string, req *apitype.LoginReque
 	case !ok:
 		return nil, s.loginRefused(c, email, reasonBadPassword)
 	}
+	// The password is right: count the code as wrong until it proves
+	// right, so that codes sent all at once get no more tries than codes
+	// sent one by one.
+	forgiveCode, err := attempt(now, limit{s.loginCodes, email, codesLocked})
+	if err != nil {
+		s.loginRefused(c, email, reasonRateLimited)
+		return nil, err
+	}
 	step, ok := auth.CheckTOTP(user.TOTPSecret, req.TOTP, now)
 	if !ok {
 		return nil, s.loginRefused(c, email, reasonBadTOTP)
 	}
 	fresh, err := s.store.AdvanceTOTPStep(c.ctx, user.ID, step)
 	if err != nil {
+		forgiveCode()
 		return nil, fmt.Errorf("recording the TOTP step: %w", err)
 	}
 	if !fresh {
+		// A code used already was seen, not guessed.
+		forgiveCode()
 		s.loginRefused(c, email, reasonReplayedTOTP)
 		return nil, unauthenticated("this code was already used; wait for the next one")
 	}
+	forgiveCode()
 	return user, nil
 }
+
+// codesLocked is the refusal of every login to an account that collected
+// LoginCodeFailuresPerAccount wrong codes sent with its correct password.
+const codesLocked = "too many wrong authenticator codes were sent for this account with its correct password " +
+	"(if they were not yours, your password is known: have an administrator reset it)"
 
 // loginRefused counts, logs and audits a refused login (refusals by the
 // rate limits only count and log) and returns the answer for wrong

@@ -2,6 +2,7 @@ package api
 
 import (
 	"context"
+	"fmt"
 	"io"
 	"net/http"
 	"strings"
@@ -121,7 +122,7 @@ func TestLoginRateLimitPerAccount(t *testing.T) {
 	ts.clock.Advance(time.Minute)
 	r := do(t, ts.ts, "POST", "/api/v1/login", "", loginBody(u, testPassword, totpCode(t, u, ts.clock.Now())))
 	e := r.wantError(t, http.StatusTooManyRequests, apitype.CodeRateLimited)
-	if want := "too many failed logins for this account; try again in 14 minutes"; e.Message != want {
+	if want := "too many failed logins for this account from your address; try again in 14 minutes"; e.Message != want {
 		t.Errorf("message = %q; want %q", e.Message, want)
 	}
 	if got := r.header.Get("Retry-After"); got != "840" {
@@ -149,6 +150,112 @@ func TestLoginRateLimitPerAddress(t *testing.T) {
 	// The refused attempt did not count against u's account.
 	ts.clock.Advance(DefaultLimitWindow)
 	ts.login(t, u)
+}
+
+// wrongCode is a TOTP code for u that is not valid around now.
+func wrongCode(t *testing.T, u *store.User, now time.Time) string {
+	t.Helper()
+	valid := map[string]bool{}
+	for _, d := range []time.Duration{-time.Minute, -30 * time.Second, 0, 30 * time.Second, time.Minute} {
+		valid[totpCode(t, u, now.Add(d))] = true
+	}
+	for i := 0; ; i++ {
+		if c := fmt.Sprintf("%06d", i); !valid[c] {
+			return c
+		}
+	}
+}
+
+// TestLoginNoLockoutByName: an attacker who knows only an account's name
+// fails as often as it is let, from one address and then from many (50
+// wrong passwords in all, with right codes too); the owner, from an
+// address of their own, logs in at once, and the attacker's address is
+// still refused.
+func TestLoginNoLockoutByName(t *testing.T) {
+	t.Parallel()
+	ts := newServer(t, Config{})
+	admin := newUser(t, true)
+	const attacker, owner = "127.0.0.1", "127.0.0.2"
+	for i := range 3 * DefaultLoginFailuresPerAccount {
+		r := doFrom(t, ts.ts, attacker, "POST", "/api/v1/login", "", loginBody(admin, fmt.Sprintf("guess %d", i), totpCode(t, admin, ts.clock.Now())))
+		if want := map[bool]int{true: 401, false: 429}[i < DefaultLoginFailuresPerAccount]; r.status != want {
+			t.Fatalf("attacker's guess %d: %d; want %d", i+1, r.status, want)
+		}
+	}
+	for i := range 9 { // a botnet: more addresses, each to its limit
+		for j := range DefaultLoginFailuresPerAccount {
+			from := fmt.Sprintf("127.0.1.%d", i+1)
+			doFrom(t, ts.ts, from, "POST", "/api/v1/login", "", loginBody(admin, fmt.Sprintf("guess %d.%d", i, j), wrongCode(t, admin, ts.clock.Now()))).
+				wantError(t, 401, apitype.CodeUnauthenticated)
+		}
+	}
+	r := doFrom(t, ts.ts, owner, "POST", "/api/v1/login", "", loginBody(admin, testPassword, totpCode(t, admin, ts.clock.Now())))
+	if lr := decodeAs[apitype.LoginResponse](t, r, http.StatusOK); lr.User.Email != admin.Email {
+		t.Fatalf("the owner's login: %+v", lr)
+	}
+	ts.clock.Advance(30 * time.Second)
+	// The attacker's address stays refused, even with the right answers.
+	r = doFrom(t, ts.ts, attacker, "POST", "/api/v1/login", "", loginBody(admin, testPassword, totpCode(t, admin, ts.clock.Now())))
+	if e := r.wantError(t, http.StatusTooManyRequests, apitype.CodeRateLimited); !strings.HasPrefix(e.Message, "too many failed logins for this account from your address") {
+		t.Errorf("the attacker's address after the owner's login: %q", e.Message)
+	}
+}
+
+// TestLoginCodeGuessing: an attacker who has the password guesses codes
+// from a new address each time: after LoginCodeFailuresPerAccount wrong
+// codes every login to the account is refused, the right code included,
+// and so is a wrong password (the refusal says nothing of the password
+// tried); once they leave the window the owner logs in.
+func TestLoginCodeGuessing(t *testing.T) {
+	t.Parallel()
+	ts := newServer(t, Config{})
+	u := newUser(t, false)
+	for i := range DefaultLoginCodeFailuresPerAccount {
+		doFrom(t, ts.ts, fmt.Sprintf("127.0.2.%d", i+1), "POST", "/api/v1/login", "", loginBody(u, testPassword, wrongCode(t, u, ts.clock.Now()))).
+			wantError(t, 401, apitype.CodeUnauthenticated)
+	}
+	for _, tt := range []struct{ name, password string }{{"the right code", testPassword}, {"a wrong password", "guess"}} {
+		r := doFrom(t, ts.ts, "127.0.2.100", "POST", "/api/v1/login", "", loginBody(u, tt.password, totpCode(t, u, ts.clock.Now())))
+		if e := r.wantError(t, http.StatusTooManyRequests, apitype.CodeRateLimited); !strings.HasPrefix(e.Message, codesLocked) {
+			t.Errorf("%s after %d wrong codes: %q", tt.name, DefaultLoginCodeFailuresPerAccount, e.Message)
+		}
+	}
+	// Wrong passwords do not count here: another account's owner who
+	// mistypes theirs is not locked.
+	v := newUser(t, false)
+	for i := range 2 * DefaultLoginCodeFailuresPerAccount {
+		doFrom(t, ts.ts, fmt.Sprintf("127.0.3.%d", i+1), "POST", "/api/v1/login", "", loginBody(v, "guess", totpCode(t, v, ts.clock.Now()))).
+			wantError(t, 401, apitype.CodeUnauthenticated)
+	}
+	ts.login(t, v)
+	ts.clock.Advance(DefaultLimitWindow)
+	ts.login(t, u)
+}
+
+// TestLoginCodeGuessingConcurrent: codes sent all at once, from as many
+// addresses, get no more tries than codes sent one by one.
+func TestLoginCodeGuessingConcurrent(t *testing.T) {
+	t.Parallel()
+	ts := newServer(t, Config{})
+	u := newUser(t, false)
+	const n = 3 * DefaultLoginCodeFailuresPerAccount
+	code := wrongCode(t, u, ts.clock.Now())
+	statuses := make(chan int, n)
+	var wg sync.WaitGroup
+	for i := range n {
+		wg.Go(func() {
+			statuses <- doFrom(t, ts.ts, fmt.Sprintf("127.0.4.%d", i+1), "POST", "/api/v1/login", "", loginBody(u, testPassword, code)).status
+		})
+	}
+	wg.Wait()
+	close(statuses)
+	count := map[int]int{}
+	for s := range statuses {
+		count[s]++
+	}
+	if count[401] != DefaultLoginCodeFailuresPerAccount || count[429] != n-DefaultLoginCodeFailuresPerAccount {
+		t.Errorf("statuses = %v; want %d × 401 and the rest 429", count, DefaultLoginCodeFailuresPerAccount)
+	}
 }
 
 // TestLoginRateLimitConcurrent: guesses sent all at once get no more tries

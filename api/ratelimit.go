@@ -4,6 +4,7 @@ import (
 	"math"
 	"net"
 	"net/http"
+	"net/netip"
 	"strconv"
 	"sync"
 	"time"
@@ -55,6 +56,18 @@ func (l *failureLimiter) take(key string, now time.Time) (retryAfter time.Durati
 	}
 	l.failures[key] = times
 	return 0, true
+}
+
+// blocked says whether key has max failures in the window, and then how
+// long until the oldest of them leaves it; it records nothing.
+func (l *failureLimiter) blocked(key string, now time.Time) (retryAfter time.Duration, ok bool) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	times := l.liveLocked(key, now)
+	if len(times) < l.max {
+		return 0, false
+	}
+	return times[len(times)-l.max].Add(l.window).Sub(now), true
 }
 
 // forgive removes the attempt take recorded at t: it succeeded.
@@ -147,6 +160,25 @@ func attempt(now time.Time, limits ...limit) (forgive func(), err error) {
 		forgive = func() { prev(); lim.l.forgive(lim.key, now) }
 	}
 	return forgive, nil
+}
+
+// sourceKey is what a client's failures count against: its IPv4 address,
+// or its IPv6 /64. A single host is commonly given a whole /64, so
+// counting IPv6 addresses one by one would hand it 2^64 budgets.
+func sourceKey(addr string) string {
+	ip, err := netip.ParseAddr(addr)
+	if err != nil {
+		return addr
+	}
+	ip = ip.WithZone("").Unmap()
+	if ip.Is4() {
+		return ip.String()
+	}
+	p, err := ip.Prefix(64)
+	if err != nil {
+		return addr
+	}
+	return p.String()
 }
 
 // clientAddr is the client's IP address. Porthole's API is served

@@ -50,3 +50,20 @@ func TestFailureLimiterBounded(t *testing.T) {
 		t.Error("the newest key was dropped")
 	}
 }
+
+func TestSourceKey(t *testing.T) {
+	t.Parallel()
+	for _, tt := range []struct{ addr, want string }{
+		{"192.0.2.7", "192.0.2.7"},
+		{"::ffff:192.0.2.7", "192.0.2.7"},
+		{"2001:db8:1:2:aaaa::1", "2001:db8:1:2::/64"},
+		{"2001:db8:1:2:ffff:ffff:ffff:ffff", "2001:db8:1:2::/64"},
+		{"2001:db8:1:3::1", "2001:db8:1:3::/64"},
+		{"fe80::1%eth0", "fe80::/64"},
+		{"not an address", "not an address"},
+	} {
+		if got := sourceKey(tt.addr); got != tt.want {
+			t.Errorf("sourceKey(%q) = %q; want %q", tt.addr, got, tt.want)
+		}
+	}
+}

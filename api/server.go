@@ -68,29 +68,38 @@ type Config struct {
 	// MaxBodyBytes bounds every request body. Zero: 64 KiB.
 	MaxBodyBytes int64
 
-	// LoginFailuresPerAccount is how many failed logins one account may
-	// collect within LimitWindow before further attempts are refused with
-	// 429. Zero: 5.
+	// LoginFailuresPerAccount is how many failed logins to one account
+	// one source (an IPv4 address, or an IPv6 /64) may collect within
+	// LimitWindow before that source's further attempts on that account
+	// are refused with 429. Attempts from other sources, its owner's
+	// among them, are not affected. Zero: 5.
 	LoginFailuresPerAccount int
-	// LoginFailuresPerAddress is the same bound per client address, across
+	// LoginFailuresPerAddress is the same bound per source, across
 	// accounts. Zero: 20.
 	LoginFailuresPerAddress int
+	// LoginCodeFailuresPerAccount is how many wrong TOTP codes, each sent
+	// with the account's correct password, one account may collect from
+	// all sources within LimitWindow before every login to it is refused
+	// with 429 until they leave the window. Only someone who knows the
+	// password can spend it. Zero: 5.
+	LoginCodeFailuresPerAccount int
 	// EnrollFailuresPerAddress bounds failed enrollments (bad, expired or
 	// used-up tokens) per client address. Zero: 20.
 	EnrollFailuresPerAddress int
-	// LimitWindow is the sliding window of the three limits above. Zero:
+	// LimitWindow is the sliding window of the four limits above. Zero:
 	// 15 minutes.
 	LimitWindow time.Duration
 }
 
 // Defaults for the zero values of Config.
 const (
-	DefaultTokenTTL                 = 12 * time.Hour
-	DefaultMaxBodyBytes             = 64 << 10
-	DefaultLoginFailuresPerAccount  = 5
-	DefaultLoginFailuresPerAddress  = 20
-	DefaultEnrollFailuresPerAddress = 20
-	DefaultLimitWindow              = 15 * time.Minute
+	DefaultTokenTTL                    = 12 * time.Hour
+	DefaultMaxBodyBytes                = 64 << 10
+	DefaultLoginFailuresPerAccount     = 5
+	DefaultLoginFailuresPerAddress     = 20
+	DefaultLoginCodeFailuresPerAccount = 5
+	DefaultEnrollFailuresPerAddress    = 20
+	DefaultLimitWindow                 = 15 * time.Minute
 )
 
 // hostCertValidity is how long a device's host certificate lasts.
@@ -112,9 +121,10 @@ type Server struct {
 	now       func() time.Time
 	maxBody   int64
 
-	loginByAccount *failureLimiter
-	loginByAddress *failureLimiter
-	enrollByAddr   *failureLimiter
+	loginByAccount *failureLimiter // keyed by email and sourceKey
+	loginByAddress *failureLimiter // keyed by sourceKey
+	loginCodes     *failureLimiter // keyed by email
+	enrollByAddr   *failureLimiter // keyed by sourceKey
 
 	routes  []route
 	openapi []byte // the OpenAPI document, built from routes
@@ -164,6 +174,7 @@ func New(cfg Config) (*Server, error) {
 	window := orDefault(cfg.LimitWindow, DefaultLimitWindow)
 	s.loginByAccount = newFailureLimiter(orDefault(cfg.LoginFailuresPerAccount, DefaultLoginFailuresPerAccount), window)
 	s.loginByAddress = newFailureLimiter(orDefault(cfg.LoginFailuresPerAddress, DefaultLoginFailuresPerAddress), window)
+	s.loginCodes = newFailureLimiter(orDefault(cfg.LoginCodeFailuresPerAccount, DefaultLoginCodeFailuresPerAccount), window)
 	s.enrollByAddr = newFailureLimiter(orDefault(cfg.EnrollFailuresPerAddress, DefaultEnrollFailuresPerAddress), window)
 	s.routes = s.routeTable()
 	if s.openapi, err = openAPI(s.routes); err != nil {

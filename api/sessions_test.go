@@ -81,6 +81,36 @@ func TestCreateSession(t *testing.T) {
 	}
 }
 
+// TestWaitShortTimeout: a long poll whose timeout ends before the session
+// is even read answers the session as it is, not an error: a closed one
+// (past every state) and one still connecting.
+func TestWaitShortTimeout(t *testing.T) {
+	t.Parallel()
+	fl := fx.newFleet(t)
+	d := fx.newDevice(t, fl)
+	must(t, fx.store.SetDevicePresence(context.Background(), store.DevicePresence{DeviceID: d.ID, Online: true, At: time.Now()}))
+	open := func() apitype.Session {
+		t.Helper()
+		r := do(t, fx.ts, "POST", "/api/v1/devices/"+d.ID+"/sessions", fx.tokens["operator"], apitype.CreateSessionRequest{PublicKey: engineerPublicKey})
+		return decodeAs[apitype.CreateSessionResponse](t, r, http.StatusCreated).Session
+	}
+	closed, connecting := open(), open()
+	decodeAs[apitype.Session](t, do(t, fx.ts, "DELETE", "/api/v1/sessions/"+closed.ID, fx.tokens["operator"], nil), http.StatusOK)
+	for _, tt := range []struct {
+		id, timeout string
+		want        string
+	}{
+		{closed.ID, "1ns", apitype.SessionClosed},
+		{closed.ID, "1us", apitype.SessionClosed},
+		{connecting.ID, "1ns", apitype.SessionConnecting},
+	} {
+		r := do(t, fx.ts, "GET", "/api/v1/sessions/"+tt.id+"?wait=active&timeout="+tt.timeout, fx.tokens["operator"], nil)
+		if got := decodeAs[apitype.Session](t, r, http.StatusOK); got.ID != tt.id || got.State != tt.want {
+			t.Errorf("wait=active&timeout=%s: %s %s; want %s", tt.timeout, got.ID, got.State, tt.want)
+		}
+	}
+}
+
 func TestCreateSessionRefused(t *testing.T) {
 	t.Parallel()
 	fl := fx.newFleet(t)

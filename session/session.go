@@ -347,19 +347,32 @@ func rank(s store.SessionState) int {
 // changes made by another server node.
 const pollInterval = time.Second
 
+// waitReadTimeout bounds each read of the store Wait makes.
+const waitReadTimeout = 10 * time.Second
+
 // Wait returns the session once it has reached state want or gone past it
 // (a closed session has gone past every state), or when ctx ends, with the
-// session as it is then. Only ctx's own error is an error then if the
-// session could not be read.
+// session as it is then. An error is the store's failure to read it.
+//
+// ctx bounds the waiting, not the reads: the store is read under a bound of
+// its own (waitReadTimeout), without ctx's deadline, so a wait that ends
+// before or while the session is read (a timeout of 1ns, or one that
+// expires mid-read) still answers the session rather than the read's
+// "context deadline exceeded".
 func (m *Manager) Wait(ctx context.Context, id string, want store.SessionState) (*store.Session, error) {
+	read := func() (*store.Session, error) {
+		rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), waitReadTimeout)
+		defer cancel()
+		return m.cfg.Store.GetSession(rctx, id)
+	}
 	for {
 		ch := m.waiter(id)
-		ses, err := m.cfg.Store.GetSession(ctx, id)
+		ses, err := read()
 		if err != nil {
 			m.unwait(id, ch)
 			return nil, err
 		}
-		if rank(ses.State) >= rank(want) || m.isClosed() {
+		if rank(ses.State) >= rank(want) || m.isClosed() || ctx.Err() != nil {
 			m.unwait(id, ch)
 			return ses, nil
 		}

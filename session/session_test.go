@@ -333,6 +333,21 @@ func TestWaitEndsWithContext(t *testing.T) {
 	if _, err := fx.m.Wait(t.Context(), "ses_missing", store.SessionActive); !errors.Is(err, store.ErrNotFound) {
 		t.Errorf("Wait on a missing session: %v", err)
 	}
+
+	// A context over before Wait starts: the session as it is, closed or
+	// not, not the context's error.
+	over, cancel := context.WithTimeout(t.Context(), time.Nanosecond)
+	defer cancel()
+	<-over.Done()
+	if ses, err := fx.m.Wait(over, o.Session.ID, store.SessionActive); err != nil || ses.State != store.SessionConnecting {
+		t.Errorf("Wait with a context over: %v, %v; want the connecting session", ses, err)
+	}
+	if _, err := fx.m.CloseSession(t.Context(), o.Session.ID, ReasonEngineer); err != nil {
+		t.Fatal(err)
+	}
+	if ses, err := fx.m.Wait(over, o.Session.ID, store.SessionActive); err != nil || ses.State != store.SessionClosed {
+		t.Errorf("Wait on a closed session with a context over: %v, %v; want the closed session", ses, err)
+	}
 }
 
 // TestWaitingConsent: a device whose owner must approve reports

@@ -3,6 +3,9 @@ package agentcmd
 import (
 	"context"
 	"encoding/json"
+	"io"
+	"net/http"
+	"net/http/cookiejar"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -109,6 +112,9 @@ func TestOwnerCommands(t *testing.T) {
 	if err != nil || !strings.Contains(out, "nothing was open") {
 		t.Errorf("revoke again: %q, %v", out, err)
 	}
+	if _, _, err := owner("ui"); err == nil || !strings.Contains(err.Error(), "serves no local page: set local_ui") {
+		t.Errorf("ui with no local_ui: %v", err)
+	}
 	newCode, _, err := owner("request")
 	if err != nil || newCode == code {
 		t.Errorf("a new window's code %q (%v); want another than %q", newCode, err, code)
@@ -116,6 +122,44 @@ func TestOwnerCommands(t *testing.T) {
 	if _, _, err := run(t, nil, "status", "--socket", filepath.Join(filepath.Dir(sock), "other.sock")); err == nil ||
 		!strings.Contains(err.Error(), "agent is not running") {
 		t.Errorf("status with no agent there: %v", err)
+	}
+}
+
+// TestOwnerUI: porthole-agent ui prints a link that opens the local page
+// once; the page's plain address opens nothing.
+func TestOwnerUI(t *testing.T) {
+	t.Parallel()
+	sock := socketPath(t)
+	runAgent(t, "log_level: warn\nsocket: "+sock+"\nlocal_ui: 127.0.0.1:0\n")
+	link, _, err := run(t, nil, "ui", "--socket", sock)
+	link = strings.TrimSpace(link)
+	base, _, ok := strings.Cut(link, "/login?k=")
+	if err != nil || !ok || !strings.HasPrefix(base, "http://127.0.0.1:") {
+		t.Fatalf("ui: %q, %v; want a login link", link, err)
+	}
+	fetch := func(c *http.Client, url string) (int, string) {
+		t.Helper()
+		resp, err := c.Get(url)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return resp.StatusCode, string(b)
+	}
+	if status, body := fetch(http.DefaultClient, base+"/"); status != http.StatusForbidden || !strings.Contains(body, "porthole-agent ui") {
+		t.Errorf("the page without the link: %d %q", status, body)
+	}
+	jar, _ := cookiejar.New(nil)
+	if status, body := fetch(&http.Client{Jar: jar}, link); status != http.StatusOK || !strings.Contains(body, "porthole-token") {
+		t.Errorf("the page from ui's link: %d %q", status, body)
+	}
+	if status, _ := fetch(http.DefaultClient, link); status != http.StatusForbidden {
+		t.Errorf("ui's link a second time: %d; want 403", status)
+	}
+	out, _, err := run(t, nil, "status", "--socket", sock)
+	if err != nil || !strings.Contains(out, "Local page: "+base+"/login?k=") {
+		t.Errorf("status: %q, %v; want a link to the page", out, err)
 	}
 }
 

@@ -83,7 +83,7 @@ engineer; "status" shows who is connected, "revoke" ends it all at once.`,
 	root.PersistentFlags().BoolVarP(&g.verbose, "verbose", "v", false, "log each step to standard error")
 	root.AddCommand(newEnroll(stdio, &g), newRun(stdio, &g), newVersion(stdio), newSFTPServer(stdio))
 	root.AddCommand(newLog(stdio), newSessions(stdio), newReplay(stdio))
-	root.AddCommand(newRequest(stdio), newStatus(stdio), newApprove(stdio), newDeny(stdio), newRevoke(stdio))
+	root.AddCommand(newRequest(stdio), newStatus(stdio), newApprove(stdio), newDeny(stdio), newRevoke(stdio), newUI(stdio))
 	root.AddCommand(newOwnerLink(stdio))
 	return root
 }

@@ -179,7 +179,7 @@ func serveOwner(ctx context.Context, stdio IO, st *agent.State, cfg *agent.Confi
 				logger.Error("the owner's page stopped", "err", err)
 			}
 		})
-		fmt.Fprintf(stdio.Err, "the owner's page is at http://%s/\n", page.Addr())
+		fmt.Fprintf(stdio.Err, "the owner's page is at http://%s/ (porthole-agent ui prints a link that opens it)\n", page.Addr())
 	}
 	return wg.Wait, nil
 }

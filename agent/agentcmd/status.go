@@ -120,6 +120,6 @@ func printStatus(stdio IO, st *agent.LocalStatus, now time.Time) {
 		fmt.Fprintln(out, "  (porthole-agent revoke ends them all at once)")
 	}
 	if st.Page != "" {
-		fmt.Fprintf(out, "Local page: %s\n", strings.TrimSpace(st.Page))
+		fmt.Fprintf(out, "Local page: %s (opens it in one browser, within 10 minutes)\n", strings.TrimSpace(st.Page))
 	}
 }

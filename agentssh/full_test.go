@@ -1,0 +1,125 @@
+package agentssh
+
+import (
+	"bytes"
+	"errors"
+	"io"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/pkg/sftp"
+	"golang.org/x/crypto/ssh"
+)
+
+// TestFullFailsClosed: once the Recorder says the session can no longer
+// be recorded, a command, a forward and SFTP already open move nothing
+// more, and new ones are refused with the Recorder's reason; with SFTP
+// in the agent and through SFTPCommand.
+func TestFullFailsClosed(t *testing.T) {
+	const why = "this session's recording is full (test)"
+	for _, tt := range []struct {
+		name    string
+		command bool // SFTP through SFTPCommand, as nobody
+	}{{"sftp in the agent", false}, {"sftp command", true}} {
+		t.Run(tt.name, func(t *testing.T) {
+			port := echoServer(t)
+			e := newEnv(t)
+			dir := t.TempDir()
+			srv := e.server(t, func(c *Config) {
+				c.AllowPorts = []int{port}
+				if tt.command {
+					needRoot(t)
+					c.RunAs = "nobody"
+					c.SFTPCommand = []string{testBinary(t), modeSFTPServer}
+					os.Chmod(filepath.Dir(dir), 0o755)
+					os.Chown(dir, 65534, 65534)
+				}
+			})
+			c, _ := e.login(t, srv)
+			target := "127.0.0.1:" + strconv.Itoa(port)
+
+			// Open while everything is recorded.
+			fwd, err := c.Dial("tcp", target)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer fwd.Close()
+			io.WriteString(fwd, "ping")
+			if _, err := io.ReadFull(fwd, make([]byte, 4)); err != nil {
+				t.Fatal(err)
+			}
+			cmd, err := c.NewSession()
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer cmd.Close()
+			cmdIn, _ := cmd.StdinPipe()
+			var cmdOut, cmdErr bytes.Buffer
+			cmd.Stdout, cmd.Stderr = &cmdOut, &cmdErr
+			if err := cmd.Start("cat"); err != nil {
+				t.Fatal(err)
+			}
+			sc, err := sftp.NewClient(c)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer sc.Close()
+			f, err := sc.Create(filepath.Join(dir, "f"))
+			if err != nil {
+				t.Fatal(err)
+			}
+
+			e.rec.setFull(why)
+
+			// New: refused, with the reason.
+			s, err := c.NewSession()
+			if err != nil {
+				t.Fatal(err)
+			}
+			stderr, _ := s.StderrPipe()
+			if err := s.Start("touch " + filepath.Join(dir, "blind")); err == nil {
+				t.Error("a command was started past Full")
+			}
+			if b, _ := io.ReadAll(stderr); !strings.Contains(string(b), "refused to start the command: "+why) {
+				t.Errorf("the refused command said %q", b)
+			}
+			if conn, err := c.Dial("tcp", target); err == nil {
+				conn.Close()
+				t.Error("a forward was opened past Full")
+			} else if !strings.Contains(err.Error(), why) {
+				t.Errorf("the refused forward: %v", err)
+			}
+			if sc2, err := sftp.NewClient(c); err == nil {
+				sc2.Close()
+				t.Error("SFTP was started past Full")
+			}
+
+			// Open: ended before moving another byte.
+			io.WriteString(cmdIn, "blind\n")
+			var ee *ssh.ExitError
+			if err := cmd.Wait(); !errors.As(err, &ee) || ee.Signal() != "KILL" {
+				t.Errorf("the open command: %v; want it killed", err)
+			}
+			if cmdOut.String() != "" || !strings.Contains(cmdErr.String(), "porthole: ended: "+why) {
+				t.Errorf("the open command: output %q, told %q", cmdOut.String(), cmdErr.String())
+			}
+			io.WriteString(fwd, "pong")
+			fwd.SetReadDeadline(time.Now().Add(10 * time.Second))
+			if _, err := io.ReadFull(fwd, make([]byte, 4)); err == nil {
+				t.Error("the open forward still echoes")
+			}
+			f.Write([]byte("blind"))
+			f.Close()
+			if b, err := os.ReadFile(filepath.Join(dir, "f")); err != nil || len(b) != 0 {
+				t.Errorf("the open file took %q (%v); want nothing", b, err)
+			}
+			if _, err := os.Stat(filepath.Join(dir, "blind")); err == nil {
+				t.Error("the refused command ran")
+			}
+		})
+	}
+}
