@@ -740,10 +740,10 @@ func (s *sessionRec) truncated(what, why string, process int) {
 	if what == "output" {
 		s.event(SessionEvent{Event: SessionEventTruncated, What: what, Process: process, Limit: s.r.maxSession, Detail: why}, syncEvent)
 	}
-	s.r.log.Warn("a session's recording reached its cap: new commands, file operations and forwards are refused, and those running ended",
+	s.r.log.Warn("a session's recording reached its cap: new commands, file operations and forwards are refused, and terminals and input to running commands ended",
 		"session", s.id, "what", what, "detail", why)
 	s.r.record(event{Event: eventRecordingTruncated, Session: s.id, Reason: what,
-		Detail: why + "; new commands, file operations and forwards are refused, and those running were ended"})
+		Detail: why + "; new commands, file operations and forwards are refused, and terminals and input to running commands were ended"})
 	s.writeMeta()
 }
 

@@ -26,9 +26,12 @@ type RecordingsConfig struct {
 	// Reaching any cap (this one, MaxEvents or MaxTotal) fails the
 	// session closed: what is not recorded may not happen, so new
 	// shells, commands, file operations and forwards are refused, with
-	// the reason, and those running are ended (Recordings.Full); the
-	// owner finds the cap in agent.log. The engineer may open a new
-	// session.
+	// the reason, terminals and running forwards are ended, and so is
+	// the input to running commands (Recordings.Full); a command without
+	// a terminal may finish sending its output, which past the cap is
+	// counted, not kept (as SFTP's file contents are), so that
+	// `porthole ssh dev -- cat big.log` works. The owner finds the cap in
+	// agent.log. The engineer may open a new session.
 	MaxSession ByteSize `yaml:"max_session"`
 	// MaxEvents caps one session's events.jsonl, which is small per event
 	// and so may be capped more generously; past it one line says so,

@@ -114,8 +114,9 @@ type Recorder interface {
 	// recorder that can no longer record the session (one of its caps
 	// was reached, or its recording ended) says why, and the server
 	// then fails closed: it refuses new shells, commands, SFTP and
-	// forwards on the session, and ends those running before they move
-	// another byte. It is asked for each chunk of data moved, so it must
+	// forwards on the session, and ends terminals, forwards and the input
+	// of running commands before they move another byte (a command
+	// without a terminal may finish its output, counted but not kept). It is asked for each chunk of data moved, so it must
 	// be cheap.
 	Full(session string) string
 }

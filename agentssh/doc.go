@@ -68,7 +68,9 @@
 //
 // Recording fails closed: once Recorder.Full says the session can no
 // longer be recorded (a cap was reached), new shells, commands, SFTP and
-// forwards are refused with its reason, and those running are ended
-// before they move another byte, so an engineer cannot fill the
-// recording with padding and then act unseen.
+// forwards are refused with its reason, and terminals, forwards and the
+// input of running commands are ended before they move another byte, so
+// an engineer cannot fill the recording with padding and then act unseen.
+// A command without a terminal may finish sending its output (counted, not
+// kept, as SFTP's file contents are), so that `cat big.log` still works.
 package agentssh

@@ -123,3 +123,57 @@ func TestFullFailsClosed(t *testing.T) {
 		})
 	}
 }
+
+// TestFullCommandFinishesOutput: a command without a terminal that was
+// running when the recording filled up sends the rest of its output (the
+// recorder counts it) and exits as it would, so `cat big.log` works; its
+// input is cut, since it could carry new commands.
+func TestFullCommandFinishesOutput(t *testing.T) {
+	const why = "this session's recording is full (test)"
+	e := newEnv(t)
+	srv := e.server(t, nil)
+	c, _ := e.login(t, srv)
+	s, err := c.NewSession()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	in, _ := s.StdinPipe()
+	out, _ := s.StdoutPipe()
+	// It waits for one line, then writes 1 MiB.
+	if err := s.Start("read x; head -c 1048576 /dev/zero"); err != nil {
+		t.Fatal(err)
+	}
+	e.rec.setFull(why)
+	io.WriteString(in, "go\n") // cut: past Full, input moves nothing
+	in.Close()
+	n, _ := io.Copy(io.Discard, out)
+	err = s.Wait()
+	if n == 1<<20 {
+		t.Fatalf("the command took input past Full (it wrote %d bytes, exit %v)", n, err)
+	}
+	// Running when the recording fills up, it still sends all of its
+	// output and exits 0. (It waits for a file the test makes once the
+	// session is full.)
+	e2 := newEnv(t)
+	c2, _ := e2.login(t, e2.server(t, nil))
+	s2, _ := c2.NewSession()
+	defer s2.Close()
+	out2, _ := s2.StdoutPipe()
+	flag := filepath.Join(t.TempDir(), "go")
+	if err := s2.Start("echo ready; while [ ! -e " + flag + " ]; do sleep 0.01; done; head -c 1048576 /dev/zero"); err != nil {
+		t.Fatal(err)
+	}
+	ready := make([]byte, 6)
+	if _, err := io.ReadFull(out2, ready); err != nil || string(ready) != "ready\n" {
+		t.Fatalf("read %q, %v", ready, err)
+	}
+	e2.rec.setFull(why)
+	os.WriteFile(flag, nil, 0o600)
+	if n, _ := io.Copy(io.Discard, out2); n != 1<<20 {
+		t.Errorf("a command without a terminal sent %d bytes past Full; want all 1 MiB", n)
+	}
+	if err := s2.Wait(); err != nil {
+		t.Errorf("exit: %v; want 0", err)
+	}
+}

@@ -480,7 +480,13 @@ func (sc *sessionChannel) copyOutput(w io.Writer, r io.Reader) {
 		n, err := r.Read(buf)
 		if n > 0 {
 			sc.recordf(func(r ProcessRecorder) { r.Output(buf[:n]) })
-			if sc.stopIfFull() {
+			// A terminal past a cap is ended: what is typed there next
+			// would go unrecorded. A command without one runs on (its
+			// command line is recorded; its output past the cap is
+			// counted, not kept, as SFTP's file contents are), so that
+			// `ssh dev cat big.log` works; its input, which could
+			// carry new commands, is cut in copyInput.
+			if sc.pty != nil && sc.stopIfFull() {
 				return // what the recording may not have, the engineer does not get
 			}
 			if _, werr := w.Write(buf[:n]); werr != nil {
