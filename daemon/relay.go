@@ -74,8 +74,12 @@ func newRelay(st store.Store, keys *ca.Keys, sessions *session.Manager, publicAd
 				// A device dials the relay only once it has been asked to
 				// (and, in approve consent, once its owner said yes, which
 				// the server hears of with tunnel_up, after the dial).
-				Open: ses.State == store.SessionConnecting || ses.State == store.SessionWaitingConsent ||
-					ses.State == store.SessionActive,
+				// Requested counts too: the server publishes the open
+				// command before it records the session as connecting, and
+				// a device whose relay connection is up already (another
+				// session) registers within a millisecond of the command.
+				Open: ses.State == store.SessionRequested || ses.State == store.SessionConnecting ||
+					ses.State == store.SessionWaitingConsent || ses.State == store.SessionActive,
 				Ends: ses.CreatedAt.Add(ses.MaxDuration),
 			}, nil
 		},
