@@ -15,6 +15,9 @@ type deviceConn struct {
 	// the address origHost:origPort). A device that refuses it answers a
 	// *deviceRefusedError; any other error means the connection failed.
 	open    func(session, origHost string, origPort uint32) (halfConn, error)
+	// shared: the connection may carry several sessions over time (the
+	// second protocol), so it is not closed with its last registration.
+	shared  bool
 	regs    map[string]struct{} // guarded by Relay.mu: the sessions it serves
 	gone    bool                // guarded by Relay.mu: removed from the relay
 	removed chan struct{}       // closed when gone is set
@@ -176,4 +179,33 @@ func (r *Relay) register(dev *deviceConn, what, id string) (*session, error) {
 		dev.log.Info("session registered", "session", id)
 	}
 	return s, nil
+}
+
+// lingerCheck closes a shared device connection that has served no
+// session for a whole interval: a device keeps it only while it has
+// sessions (it closes it after its last one), so one left idle is a
+// device that stopped caring, or is misbehaving.
+func (r *Relay) lingerCheck(dev *deviceConn, interval time.Duration) {
+	t := time.NewTicker(interval)
+	defer t.Stop()
+	idle := 0
+	for {
+		select {
+		case <-dev.ctx.Done():
+			return
+		case <-t.C:
+		}
+		r.mu.Lock()
+		n := len(dev.regs)
+		r.mu.Unlock()
+		if n > 0 {
+			idle = 0
+			continue
+		}
+		if idle++; idle >= 2 {
+			dev.log.Info("closing a device connection that serves no session")
+			dev.close(errNoSessions)
+			return
+		}
+	}
 }

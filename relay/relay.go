@@ -23,6 +23,7 @@ var (
 	errKeepAlive     = errors.New("the peer stopped answering keep-alives")
 	errConnEnded     = errors.New("the connection ended")
 	errRelayClosed   = errors.New("the relay is shutting down")
+	errNoSessions    = errors.New("the connection served no session")
 )
 
 // Relay is Porthole's SSH relay. Create it with New, hand it listeners with
@@ -275,7 +276,11 @@ func (r *Relay) cutSession(id string, cause error, only *session) bool {
 	for _, e := range engineers {
 		e.close(cause)
 	}
-	if lone != nil {
+	// A device's SSH connection serves the sessions it registered and is
+	// closed with the last; one of the second protocol is shared by the
+	// device's sessions, and may be registering the next one now: it is
+	// closed only if it stays without one (see lingerCheck).
+	if lone != nil && !lone.shared {
 		lone.close(cause)
 	}
 	return true

@@ -172,6 +172,7 @@ func (r *Relay) serveDeviceV2(nc net.Conn, p peer, h relayproto.Hello, start tim
 	}
 	p.conn = mux
 	dev := newDeviceConn(p, h.Fleet, h.Device)
+	dev.shared = true
 	dev.open = func(session, origHost string, origPort uint32) (halfConn, error) {
 		return r.openDeviceStream(mux, session, net.JoinHostPort(origHost, fmt.Sprint(origPort)))
 	}
@@ -183,6 +184,7 @@ func (r *Relay) serveDeviceV2(nc net.Conn, p peer, h relayproto.Hello, start tim
 	dev.log.Info("device connected")
 	stop := context.AfterFunc(dev.ctx, func() { _ = mux.Close() })
 	defer stop()
+	r.wg.Go(func() { r.lingerCheck(dev, r.cfg.KeepAliveInterval) })
 	for {
 		st, err := mux.AcceptStream()
 		if err != nil {

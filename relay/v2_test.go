@@ -422,3 +422,107 @@ func TestV2CloseSession(t *testing.T) {
 		t.Error("a closed session's certificate reached the device again")
 	}
 }
+
+// TestV2Linger: a device connection of the second protocol outlives a cut
+// session (the device may be registering its next one on it), but one
+// that serves no session for a whole interval is closed; and a silent
+// device (it stops answering the multiplexer's pings) is dropped with its
+// registrations reported as left.
+func TestV2Linger(t *testing.T) {
+	t.Parallel()
+	left := make(chan []string, 1)
+	e := newV2Env(t, func(c *Config) {
+		c.KeepAliveInterval = 200 * time.Millisecond
+		c.DeviceLeft = func(ids []string) { left <- ids }
+	})
+	e.open("ses_1", "acme", "dev1")
+	dev := e.mustDevice(t, "acme", "dev1", e.enroll("acme", "dev1"))
+	if _, err := dev.register("ses_1"); err != nil {
+		t.Fatal(err)
+	}
+	e.closeSession("ses_1")
+	e.relay.CloseSession("ses_1")
+	if dev.mux.IsClosed() {
+		t.Fatal("the shared connection was closed with its last session")
+	}
+	waitFor(t, "the idle connection to be closed", func() bool { return dev.mux.IsClosed() })
+	if st := e.relay.Stats(); st.Devices != 0 {
+		t.Errorf("Stats = %+v; want no device", st)
+	}
+	select {
+	case ids := <-left:
+		t.Errorf("DeviceLeft(%v) for a connection whose sessions were closed", ids)
+	default:
+	}
+}
+
+// TestV2SilentDevice: a device whose network vanishes (its bytes stop
+// flowing, nothing is closed) is found by the multiplexer's pings within
+// a few intervals, and its sessions are reported as left.
+func TestV2SilentDevice(t *testing.T) {
+	t.Parallel()
+	left := make(chan []string, 1)
+	e := newV2Env(t, func(c *Config) {
+		c.KeepAliveInterval = 200 * time.Millisecond
+		c.DeviceLeft = func(ids []string) { left <- ids }
+	})
+	// A path that can be cut without a word: a TCP proxy that stops
+	// forwarding.
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	cut := make(chan struct{})
+	relayAddr := e.addr
+	go func() {
+		c, err := l.Accept()
+		if err != nil {
+			return
+		}
+		defer c.Close()
+		r, err := net.Dial("tcp", relayAddr)
+		if err != nil {
+			return
+		}
+		defer r.Close()
+		pipe := func(dst, src net.Conn) {
+			buf := make([]byte, 32<<10)
+			for {
+				n, err := src.Read(buf)
+				select {
+				case <-cut:
+					<-t.Context().Done() // silent: hold everything
+					return
+				default:
+				}
+				if n > 0 {
+					dst.Write(buf[:n])
+				}
+				if err != nil {
+					return
+				}
+			}
+		}
+		go pipe(r, c)
+		pipe(c, r)
+	}()
+	e.addr = l.Addr().String()
+	e.open("ses_1", "acme", "dev1")
+	dev := e.mustDevice(t, "acme", "dev1", e.enroll("acme", "dev1"))
+	e.addr = relayAddr
+	if _, err := dev.register("ses_1"); err != nil {
+		t.Fatal(err)
+	}
+	start := time.Now()
+	close(cut)
+	select {
+	case ids := <-left:
+		if len(ids) != 1 || ids[0] != "ses_1" {
+			t.Errorf("DeviceLeft(%v); want [ses_1]", ids)
+		}
+		t.Logf("found silent after %v", time.Since(start).Round(time.Millisecond))
+	case <-time.After(5 * time.Second):
+		t.Fatal("the silent device was not found within 5 s")
+	}
+}
