@@ -14,7 +14,7 @@ type deviceConn struct {
 	// open opens a stream to the device for an engineer of session (from
 	// the address origHost:origPort). A device that refuses it answers a
 	// *deviceRefusedError; any other error means the connection failed.
-	open    func(session, origHost string, origPort uint32) (halfConn, error)
+	open func(session, origHost string, origPort uint32) (halfConn, error)
 	// shared: the connection may carry several sessions over time (the
 	// second protocol), so it is not closed with its last registration.
 	shared  bool
