@@ -100,7 +100,7 @@ func (ls *relayLinks) acquire(ctx context.Context) (*relayLink, error) {
 		return nil, err
 	}
 	_ = tc.SetDeadline(time.Time{})
-	mux, err := yamux.Server(tc, relayproto.MuxConfig(muxKeepAlive))
+	mux, err := relayproto.Mux(tc, false, muxKeepAlive)
 	if err != nil {
 		_ = tc.Close()
 		return nil, err

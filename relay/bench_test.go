@@ -74,3 +74,64 @@ func BenchmarkSplice(b *testing.B) {
 		})
 	}
 }
+
+// BenchmarkSpliceV2 is BenchmarkSplice over the second protocol: TLS 1.3
+// on both legs, yamux on the device's, and the relay reading no SSH.
+func BenchmarkSpliceV2(b *testing.B) {
+	const chunk = 1 << 20
+	for _, dir := range []string{"up", "down"} {
+		b.Run(dir, func(b *testing.B) {
+			e := newV2Env(b, nil)
+			e.open("ses_1", "acme", "dev1")
+			e.handle = func(st io.ReadWriteCloser) { // up: read everything
+				_, _ = io.Copy(io.Discard, st)
+				_ = st.Close()
+			}
+			if dir == "down" { // down: send as many chunks as asked
+				e.handle = func(st io.ReadWriteCloser) {
+					defer st.Close()
+					var n uint64
+					if err := binary.Read(st, binary.BigEndian, &n); err != nil {
+						return
+					}
+					buf := make([]byte, chunk)
+					for range n {
+						if _, err := st.Write(buf); err != nil {
+							return
+						}
+					}
+				}
+			}
+			dev := e.mustDevice(b, "acme", "dev1", e.enroll("acme", "dev1"))
+			if _, err := dev.register("ses_1"); err != nil {
+				b.Fatal(err)
+			}
+			c := e.engineer(b, e.certFor(b, newSigner(b), claimsFor("ses_1", "acme", "dev1")))
+			if err := c.Wait(); err != nil {
+				b.Fatal(err)
+			}
+			buf := make([]byte, chunk)
+			b.SetBytes(chunk)
+			b.ResetTimer()
+			switch dir {
+			case "up":
+				for range b.N {
+					if _, err := c.Write(buf); err != nil {
+						b.Fatal(err)
+					}
+				}
+				_ = c.CloseWrite()
+				_, _ = io.Copy(io.Discard, c) // ends when the device has read it all
+			case "down":
+				if err := binary.Write(c, binary.BigEndian, uint64(b.N)); err != nil {
+					b.Fatal(err)
+				}
+				n, err := io.Copy(io.Discard, c)
+				if err != nil || n != int64(b.N)*chunk {
+					b.Fatalf("received %d bytes, %v; want %d", n, err, int64(b.N)*chunk)
+				}
+			}
+			b.StopTimer()
+		})
+	}
+}

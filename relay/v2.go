@@ -165,7 +165,7 @@ func (r *Relay) serveDeviceV2(nc net.Conn, p peer, h relayproto.Hello, start tim
 		return
 	}
 	_ = nc.SetDeadline(time.Time{})
-	mux, err := yamux.Client(nc, relayproto.MuxConfig(r.cfg.KeepAliveInterval))
+	mux, err := relayproto.Mux(nc, true, r.cfg.KeepAliveInterval)
 	if err != nil {
 		r.log.Error("starting a device's stream multiplexer", "err", err)
 		return

@@ -51,9 +51,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"time"
 
-	"github.com/hashicorp/yamux"
 	"golang.org/x/crypto/ssh"
 )
 
@@ -249,23 +247,4 @@ func (e Envelope) Verify(key ssh.PublicKey, binding []byte) error {
 		return errors.New("relayproto: the hello's signature does not verify")
 	}
 	return nil
-}
-
-// Window is each stream's receive window: a 100 ms, 100 Mbit/s path needs
-// 1.25 MB in flight, and one stream (an scp) should fill it.
-const Window = 4 << 20
-
-// MuxConfig is the yamux configuration of a device connection, for both
-// ends. A peer that leaves a ping unanswered for keepAlive after sending it
-// (checked every keepAlive) is gone.
-func MuxConfig(keepAlive time.Duration) *yamux.Config {
-	c := yamux.DefaultConfig()
-	c.MaxStreamWindowSize = Window
-	c.EnableKeepAlive = true
-	c.KeepAliveInterval = keepAlive
-	c.ConnectionWriteTimeout = keepAlive
-	c.StreamOpenTimeout = 30 * time.Second
-	c.StreamCloseTimeout = 30 * time.Second
-	c.LogOutput = io.Discard
-	return c
 }

@@ -1,0 +1,145 @@
+package relayproto
+
+import (
+	"bytes"
+	"crypto/ed25519"
+	"crypto/rand"
+	"encoding/binary"
+	"errors"
+	"io"
+	"strings"
+	"testing"
+
+	"golang.org/x/crypto/ssh"
+)
+
+func signer(t testing.TB) ssh.Signer {
+	t.Helper()
+	_, priv, _ := ed25519.GenerateKey(rand.Reader)
+	s, err := ssh.NewSignerFromKey(priv)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s
+}
+
+func TestFrames(t *testing.T) {
+	var b bytes.Buffer
+	if err := WriteFrame(&b, Register{Session: "ses_1"}); err != nil {
+		t.Fatal(err)
+	}
+	b.WriteString("rest")
+	var r Register
+	if err := ReadFrame(&b, &r); err != nil || r.Session != "ses_1" {
+		t.Fatalf("ReadFrame = %+v, %v", r, err)
+	}
+	if b.String() != "rest" {
+		t.Errorf("ReadFrame read past its frame: %q left", b.String())
+	}
+	for _, tt := range []struct {
+		name, in, want string
+	}{
+		{"oversized", "\xff\xff", "longer than"},
+		{"short", "\x00\x10{}", "unexpected EOF"},
+		{"not JSON", "\x00\x02hi", "malformed frame"},
+		{"empty", "", "EOF"},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			err := ReadFrame(strings.NewReader(tt.in), &r)
+			if err == nil || !strings.Contains(err.Error(), tt.want) {
+				t.Errorf("ReadFrame(%q) = %v; want %q", tt.in, err, tt.want)
+			}
+		})
+	}
+	if err := WriteFrame(io.Discard, Reply{Error: strings.Repeat("x", MaxFrame)}); err == nil {
+		t.Error("an oversized frame was written")
+	}
+}
+
+// TestSignatures: a hello verifies only with its key, for its binding,
+// and unchanged.
+func TestSignatures(t *testing.T) {
+	key := signer(t)
+	binding := bytes.Repeat([]byte{1}, 32)
+	env, err := Sign(key, binding, Hello{Role: RoleDevice, Fleet: "acme", Device: "dev1"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	h, err := env.Open()
+	if err != nil || h.Device != "dev1" || h.V != Version {
+		t.Fatalf("Open = %+v, %v", h, err)
+	}
+	if err := env.Verify(key.PublicKey(), binding); err != nil {
+		t.Errorf("Verify: %v", err)
+	}
+	if err := env.Verify(signer(t).PublicKey(), binding); err == nil {
+		t.Error("verified with another key")
+	}
+	if err := env.Verify(key.PublicKey(), bytes.Repeat([]byte{2}, 32)); err == nil {
+		t.Error("verified for another connection")
+	}
+	forged := env
+	forged.Payload = bytes.Replace(env.Payload, []byte("dev1"), []byte("dev2"), 1)
+	if err := forged.Verify(key.PublicKey(), binding); err == nil {
+		t.Error("verified a changed hello")
+	}
+	bad := env
+	bad.Sig = []byte("junk")
+	if err := bad.Verify(key.PublicKey(), binding); err == nil {
+		t.Error("verified a junk signature")
+	}
+	old := Envelope{Payload: []byte(`{"v":1,"role":"device"}`)}
+	if _, err := old.Open(); err == nil {
+		t.Error("opened a hello of another version")
+	}
+}
+
+// TestGluedConn: a data frame's header goes out with its body; a header
+// with no body (window updates, pings, an empty data frame) at once.
+func TestGluedConn(t *testing.T) {
+	var w writes
+	g := &gluedConn{ReadWriteCloser: &w}
+	hdr := func(typ byte, length uint32) []byte {
+		h := make([]byte, muxHeaderSize)
+		h[1] = typ
+		binary.BigEndian.PutUint32(h[8:], length)
+		return h
+	}
+	g.Write(hdr(1, 0)) // a window update
+	g.Write(hdr(0, 5)) // a data frame's header ...
+	g.Write([]byte("hello"))
+	g.Write(hdr(0, 0)) // a data frame with no body (a FIN)
+	if len(w) != 3 || len(w[0]) != 12 || string(w[1][12:]) != "hello" || len(w[1]) != 17 || len(w[2]) != 12 {
+		t.Errorf("writes = %q", w)
+	}
+}
+
+type writes [][]byte
+
+func (w *writes) Write(p []byte) (int, error) {
+	*w = append(*w, append([]byte(nil), p...))
+	return len(p), nil
+}
+func (w *writes) Read([]byte) (int, error) { return 0, io.EOF }
+func (w *writes) Close() error             { return nil }
+
+// FuzzReadFrame: any bytes give a frame or an error, never a panic, and a
+// hello read from them opens or fails cleanly.
+func FuzzReadFrame(f *testing.F) {
+	var b bytes.Buffer
+	env, _ := Sign(signer(f), make([]byte, 32), Hello{Role: RoleEngineer, Cert: []byte("x")})
+	WriteFrame(&b, env)
+	f.Add(b.Bytes())
+	f.Add([]byte("\x00\x02{}"))
+	f.Add([]byte("\xff\xff"))
+	f.Fuzz(func(t *testing.T, in []byte) {
+		var env Envelope
+		if err := ReadFrame(bytes.NewReader(in), &env); err != nil {
+			return
+		}
+		if _, err := env.Open(); err != nil && errors.Is(err, io.EOF) {
+			t.Errorf("Open: %v", err)
+		}
+		_ = env.Verify(signer(t).PublicKey(), make([]byte, 32))
+	})
+}
