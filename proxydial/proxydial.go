@@ -109,10 +109,9 @@ func (d *Dialer) tunnel(ctx context.Context, forward DialFunc, proxy *url.URL, a
 		}
 	}()
 	// The exchange ends with ctx: a proxy that does not answer is not
-	// waited for longer than the caller would wait for the target.
-	if dl, ok := ctx.Deadline(); ok {
-		_ = c.SetDeadline(dl)
-	}
+	// waited for longer than the caller would wait for the target. (Not
+	// by a deadline on the connection: that could pass a moment before
+	// ctx says so, and the caller would not learn it was its timeout.)
 	stop := context.AfterFunc(ctx, func() { _ = c.SetDeadline(time.Unix(1, 0)) })
 	defer stop()
 	if proxy.Scheme == "https" {
