@@ -343,29 +343,32 @@ func TestFixed(t *testing.T) {
 	}
 }
 
-// TestFromEnvironment: HTTPS_PROXY (lower case first) and NO_PROXY; a
-// bare host:port is http://; a bad value fails every dial, saying which
+// env is a getenv of the variables in vars.
+type env map[string]string
+
+func (e env) get(k string) string { return e[k] }
+
+// TestFromGetenv: HTTPS_PROXY (lower case first) and NO_PROXY; a bare
+// host:port is http://; a bad value fails every dial, saying which
 // variable.
-func TestFromEnvironment(t *testing.T) {
-	for _, k := range []string{"HTTPS_PROXY", "https_proxy", "NO_PROXY", "no_proxy", "HTTP_PROXY", "http_proxy"} {
-		t.Setenv(k, "")
+func TestFromGetenv(t *testing.T) {
+	t.Parallel()
+	vars := env{"HTTP_PROXY": "http://not-for-tls:80", "ALL_PROXY": "socks5://nor-this:1080"}
+	if got, err := FromGetenv(vars.get)("porthole.example.com:443"); got != nil || err != nil {
+		t.Errorf("with only HTTP_PROXY and ALL_PROXY: %v, %v; want direct", got, err)
 	}
-	t.Setenv("HTTP_PROXY", "http://not-for-tls:80")
-	if got, err := FromEnvironment()("porthole.example.com:443"); got != nil || err != nil {
-		t.Errorf("with only HTTP_PROXY: %v, %v; want direct", got, err)
-	}
-	t.Setenv("HTTPS_PROXY", "http://upper:3128")
-	t.Setenv("https_proxy", "proxy.corp:3128")
-	t.Setenv("NO_PROXY", "skip.example")
-	pick := FromEnvironment()
+	vars["HTTPS_PROXY"] = "http://upper:3128"
+	vars["https_proxy"] = "proxy.corp:3128"
+	vars["NO_PROXY"] = "skip.example"
+	pick := FromGetenv(vars.get)
 	if got, err := pick("porthole.example.com:443"); err != nil || got == nil || got.String() != "http://proxy.corp:3128" {
 		t.Errorf("https_proxy=proxy.corp:3128: %v, %v; want http://proxy.corp:3128", got, err)
 	}
 	if got, err := pick("skip.example:443"); got != nil || err != nil {
 		t.Errorf("NO_PROXY=skip.example: %v, %v; want direct", got, err)
 	}
-	t.Setenv("https_proxy", "socks5://user:topsecret@proxy.corp:1080")
-	_, err := FromEnvironment()("porthole.example.com:443")
+	vars["https_proxy"] = "socks5://user:topsecret@proxy.corp:1080"
+	_, err := FromGetenv(vars.get)("porthole.example.com:443")
 	if err == nil || !strings.Contains(err.Error(), "HTTPS_PROXY") || !strings.Contains(err.Error(), "http://") || strings.Contains(err.Error(), "topsecret") {
 		t.Errorf("https_proxy=socks5://...: %v; want an error naming HTTPS_PROXY, asking for http://, without the password", err)
 	}
@@ -373,10 +376,8 @@ func TestFromEnvironment(t *testing.T) {
 
 // TestParseSetting: the config file's words and URLs.
 func TestParseSetting(t *testing.T) {
-	t.Setenv("HTTPS_PROXY", "http://from-env:3128")
-	t.Setenv("https_proxy", "")
-	t.Setenv("NO_PROXY", "skip.example")
-	t.Setenv("no_proxy", "")
+	t.Parallel()
+	vars := env{"HTTPS_PROXY": "http://from-env:3128", "NO_PROXY": "skip.example"}
 	tests := []struct {
 		setting string
 		want    string // the proxy for porthole.example.com:443; "" for direct
@@ -395,7 +396,7 @@ func TestParseSetting(t *testing.T) {
 		{"http://user:pa ss@proxy.corp:3128%", "", "user:xxxxx@"},
 	}
 	for _, tt := range tests {
-		pick, err := ParseSetting(tt.setting)
+		pick, err := ParseSetting(tt.setting, vars.get)
 		if tt.wantErr != "" {
 			if err == nil || !strings.Contains(err.Error(), tt.wantErr) || strings.Contains(err.Error(), "pa ss") {
 				t.Errorf("ParseSetting(%q) = %v; want an error saying %q (and no password)", tt.setting, err, tt.wantErr)

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"net/url"
+	"os"
 	"strconv"
 	"strings"
 
@@ -24,12 +25,15 @@ func Direct(string) (*url.URL, error) { return nil, nil }
 // mqtt:// broker's stream goes through the tunnel all the same): HTTP_PROXY
 // and ALL_PROXY are not used. The environment is read now; a value that is
 // not a proxy URL makes every dial fail, saying so.
-func FromEnvironment() ProxyFunc {
-	env := httpproxy.FromEnvironment()
-	if env.HTTPSProxy == "" {
+func FromEnvironment() ProxyFunc { return FromGetenv(os.Getenv) }
+
+// FromGetenv is FromEnvironment with getenv standing in for os.Getenv.
+func FromGetenv(getenv func(string) string) ProxyFunc {
+	httpsProxy, noProxy := lookup(getenv, "https_proxy", "HTTPS_PROXY"), lookup(getenv, "no_proxy", "NO_PROXY")
+	if httpsProxy == "" {
 		return Direct
 	}
-	raw := env.HTTPSProxy
+	raw := httpsProxy
 	if !strings.Contains(raw, "://") {
 		raw = "http://" + raw
 	}
@@ -38,7 +42,17 @@ func FromEnvironment() ProxyFunc {
 		err = fmt.Errorf("proxydial: HTTPS_PROXY: %w", err)
 		return func(string) (*url.URL, error) { return nil, err }
 	}
-	return Fixed(u, env.NoProxy)
+	return Fixed(u, noProxy)
+}
+
+// lookup is the first of names set, as net/http looks them up.
+func lookup(getenv func(string) string, names ...string) string {
+	for _, n := range names {
+		if v := getenv(n); v != "" {
+			return v
+		}
+	}
+	return ""
 }
 
 // Fixed picks proxy for every target except those noProxy names (as
@@ -64,14 +78,17 @@ const (
 )
 
 // ParseSetting reads a proxy setting as a config file holds it: "" for
-// the environment (FromEnvironment), "direct" or "none" for no proxy
-// (Direct), or a proxy URL (ParseURL) for that proxy whatever HTTPS_PROXY
-// says, except for the targets NO_PROXY names, localhost and loopback
-// (Fixed).
-func ParseSetting(s string) (ProxyFunc, error) {
+// the environment (FromGetenv), "direct" or "none" for no proxy (Direct),
+// or a proxy URL (ParseURL) for that proxy whatever HTTPS_PROXY says,
+// except for the targets NO_PROXY names, localhost and loopback (Fixed).
+// getenv stands in for os.Getenv; nil is os.Getenv.
+func ParseSetting(s string, getenv func(string) string) (ProxyFunc, error) {
+	if getenv == nil {
+		getenv = os.Getenv
+	}
 	switch strings.TrimSpace(s) {
 	case "":
-		return FromEnvironment(), nil
+		return FromGetenv(getenv), nil
 	case SettingDirect, SettingNone:
 		return Direct, nil
 	}
@@ -79,7 +96,7 @@ func ParseSetting(s string) (ProxyFunc, error) {
 	if err != nil {
 		return nil, err
 	}
-	return Fixed(u, httpproxy.FromEnvironment().NoProxy), nil
+	return Fixed(u, lookup(getenv, "no_proxy", "NO_PROXY")), nil
 }
 
 // ParseURL reads a proxy URL: http:// or https://, a host, an optional
