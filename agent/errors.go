@@ -51,7 +51,7 @@ func explainEnrollError(ctx context.Context, err error, opts EnrollOptions) erro
 	}
 	if errors.Is(err, apiclient.ErrFingerprintMismatch) {
 		got := "another certificate"
-		if fp, _, ferr := apiclient.FetchFingerprint(ctx, opts.Server); ferr == nil {
+		if fp, _, ferr := apiclient.FetchFingerprint(ctx, opts.Server, nil); ferr == nil {
 			got = fp
 		}
 		return &explained{kind: ErrServerUntrusted, cause: err, msg: fmt.Sprintf(
