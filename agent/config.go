@@ -12,6 +12,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/porthole/porthole/proxydial"
 	"github.com/porthole/porthole/yamlconf"
 )
 
@@ -28,6 +29,18 @@ const DefaultConfigFile = "/etc/porthole/agent.yaml"
 type Config struct {
 	// Broker overrides how the device reaches its MQTT broker.
 	Broker BrokerConfig `yaml:"broker"`
+	// Proxy is the HTTP CONNECT proxy through which the device reaches
+	// its server (API calls, recordings, the MQTT broker and the relay):
+	// a URL, http://[USER:PASSWORD@]HOST:PORT (or https://), used
+	// whatever HTTPS_PROXY says; "direct" (or "none") for no proxy at all,
+	// whatever the environment says; empty: the environment's
+	// HTTPS_PROXY (https_proxy), as curl and Go programs use it. Either
+	// way the hosts NO_PROXY lists, localhost and loopback addresses are
+	// reached directly. Inside the tunnel, TLS runs end to end with the
+	// server and its pinned certificate: a proxy that inspects TLS is
+	// refused. A config file with a password here must not be readable
+	// by other users.
+	Proxy string `yaml:"proxy"`
 	// LogLevel is the least severe level logged to standard error: debug,
 	// info, warn or error. Empty: info.
 	LogLevel string `yaml:"log_level"`
@@ -156,6 +169,9 @@ func LoadConfig(path string) (*Config, error) {
 	if cfg.Broker.Password != "" && fi.Mode().Perm()&0o004 != 0 {
 		return nil, fmt.Errorf("config %s holds broker.password but every user can read it (mode %v); run: chmod o-r %s", path, fi.Mode().Perm(), path)
 	}
+	if cfg.proxyPassword() && fi.Mode().Perm()&0o004 != 0 {
+		return nil, fmt.Errorf("config %s holds the proxy's password but every user can read it (mode %v); run: chmod o-r %s", path, fi.Mode().Perm(), path)
+	}
 	return cfg, nil
 }
 
@@ -193,6 +209,9 @@ func (c *Config) Validate() error {
 	if err := c.Recordings.validate(); err != nil {
 		return err
 	}
+	if _, err := proxydial.ParseSetting(c.Proxy, nil); err != nil {
+		return fmt.Errorf("proxy: %w; or write direct for none, or leave it out for HTTPS_PROXY", err)
+	}
 	if c.RunAs != "" && !validUserName(c.RunAs) {
 		return fmt.Errorf("run_as %q is not a user name", c.RunAs)
 	}
@@ -211,6 +230,31 @@ func (c *Config) Validate() error {
 		return errors.New("broker.client_cert needs an mqtts:// broker.url")
 	}
 	return nil
+}
+
+// NetDial is how the device reaches its server, by Proxy. The
+// environment is read now.
+func (c *Config) NetDial() proxydial.DialFunc {
+	return (&proxydial.Dialer{Proxy: c.proxy()}).DialContext
+}
+
+// proxy picks the proxy for a target by Proxy, which Validate has checked.
+func (c *Config) proxy() proxydial.ProxyFunc {
+	pick, err := proxydial.ParseSetting(c.Proxy, nil)
+	if err != nil {
+		return func(string) (*url.URL, error) { return nil, fmt.Errorf("proxy: %w", err) }
+	}
+	return pick
+}
+
+// proxyPassword reports whether Proxy holds a password.
+func (c *Config) proxyPassword() bool {
+	u, err := url.Parse(c.Proxy)
+	if err != nil || u.User == nil {
+		return false
+	}
+	_, ok := u.User.Password()
+	return ok
 }
 
 // logLevel is LogLevel as a slog level.

@@ -34,12 +34,13 @@ allow_ports: [22, 8080]
 run_as: pi
 idle_timeout: 5m
 max_duration: 1h
+proxy: http://proxy.example:3128
 `))
 	if err != nil {
 		t.Fatal(err)
 	}
 	want := Config{LogLevel: "debug", AllowPorts: []int{22, 8080}, RunAs: "pi", IdleTimeout: 5 * time.Minute,
-		MaxDuration: time.Hour, Broker: BrokerConfig{
+		MaxDuration: time.Hour, Proxy: "http://proxy.example:3128", Broker: BrokerConfig{
 			URL: "mqtts://mqtt.example.com", Username: "dev1", Password: "secret",
 			CAFile: "/etc/porthole/ca.pem", ClientCert: "/etc/porthole/dev1.crt", ClientKey: "/etc/porthole/dev1.key",
 		}}
@@ -105,6 +106,10 @@ func TestParseConfigErrors(t *testing.T) {
 		{"a negative limit", "idle_timeout: -1m", "cannot be negative"},
 		{"a user name with a slash", "run_as: ../root", "not a user name"},
 		{"a limit without a unit", "max_duration: 10", "cannot unmarshal"},
+		{"a proxy without a scheme", "proxy: proxy.example:3128", "must start with http://"},
+		{"a SOCKS proxy", "proxy: socks5://proxy.example:1080", "must start with http://"},
+		{"a proxy with a path", "proxy: http://proxy.example:3128/x", "path"},
+		{"a proxy word", "proxy: off", "write direct for none"},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			if _, err := ParseConfig([]byte(tt.yaml)); err == nil || !strings.Contains(err.Error(), tt.errHas) {
@@ -153,6 +158,14 @@ func TestLoadConfig(t *testing.T) {
 	path = write("secret640.yaml", secret, 0o640)
 	if cfg, err := LoadConfig(path); err != nil || cfg.Broker.Password != "hunter2" {
 		t.Errorf("LoadConfig of a 0640 file with a password = %+v, %v; want it read", cfg, err)
+	}
+	path = write("proxypw.yaml", "proxy: http://dev1:hunter2@proxy.example:3128\n", 0o644)
+	if _, err := LoadConfig(path); err == nil || !strings.Contains(err.Error(), "chmod o-r "+path) || strings.Contains(err.Error(), "hunter2") {
+		t.Errorf("LoadConfig of a world-readable proxy password = %v; want a refusal saying chmod o-r, without the password", err)
+	}
+	path = write("proxyuser.yaml", "proxy: http://dev1@proxy.example:3128\n", 0o644)
+	if _, err := LoadConfig(path); err != nil {
+		t.Errorf("LoadConfig of a proxy URL with a user name and no password = %v; want it read", err)
 	}
 }
 

@@ -13,6 +13,7 @@ import (
 
 	"github.com/porthole/porthole/apiclient"
 	"github.com/porthole/porthole/apitype"
+	"github.com/porthole/porthole/proxydial"
 )
 
 // EnrollOptions are the inputs of Enroll.
@@ -31,6 +32,9 @@ type EnrollOptions struct {
 	Fingerprint string
 	// Logger gets progress at debug level. Nil: nothing is logged.
 	Logger *slog.Logger
+	// NetDial reaches the server. Nil: through the proxy the environment
+	// names (HTTPS_PROXY, NO_PROXY), if one applies.
+	NetDial proxydial.DialFunc
 }
 
 // Enroll enrolls this device with a Porthole server and saves its state
@@ -42,7 +46,7 @@ func Enroll(ctx context.Context, opts EnrollOptions) (*State, error) {
 	if err := opts.validate(); err != nil {
 		return nil, err
 	}
-	client, err := apiclient.New(opts.Server, apiclient.Options{Fingerprint: opts.Fingerprint})
+	client, err := apiclient.New(opts.Server, apiclient.Options{Fingerprint: opts.Fingerprint, NetDial: opts.NetDial})
 	if err != nil {
 		return nil, err
 	}

@@ -6,10 +6,12 @@ import (
 	"crypto/x509"
 	"errors"
 	"fmt"
+	"net"
 	"net/url"
 
 	"github.com/porthole/porthole/apiclient"
 	"github.com/porthole/porthole/apitype"
+	"github.com/porthole/porthole/proxydial"
 )
 
 // Causes of enrollment failures, for errors.Is. The errors Enroll returns
@@ -51,7 +53,7 @@ func explainEnrollError(ctx context.Context, err error, opts EnrollOptions) erro
 	}
 	if errors.Is(err, apiclient.ErrFingerprintMismatch) {
 		got := "another certificate"
-		if fp, _, ferr := apiclient.FetchFingerprint(ctx, opts.Server); ferr == nil {
+		if fp, _, ferr := apiclient.FetchFingerprint(ctx, opts.Server, opts.NetDial); ferr == nil {
 			got = fp
 		}
 		return &explained{kind: ErrServerUntrusted, cause: err, msg: fmt.Sprintf(
@@ -75,6 +77,12 @@ func explainEnrollError(ctx context.Context, err error, opts EnrollOptions) erro
 		return &explained{kind: ErrServerUntrusted, cause: err, msg: fmt.Sprintf(
 			"cannot trust the server's certificate at %s: %s. Pass --fingerprint sha256:... (or set PORTHOLE_FINGERPRINT) as printed by `porthole enroll-token create` or `portholed dev`",
 			host, why)}
+	}
+	if pe, ok := errors.AsType[*proxydial.Error](err); ok {
+		return &explained{cause: err, msg: pe.Message() + " (the proxy is --proxy's, else HTTPS_PROXY's)"}
+	}
+	if _, ok := errors.AsType[*net.OpError](err); ok && ctx.Err() == nil {
+		return &explained{cause: err, msg: err.Error() + "; if this network lets out only through a proxy, give it with --proxy http://HOST:PORT (or HTTPS_PROXY)"}
 	}
 	return err
 }

@@ -7,14 +7,17 @@ import (
 	"fmt"
 	"log/slog"
 	"math/rand/v2"
+	"net"
 	"net/url"
 	"strings"
 	"time"
 
 	"github.com/eclipse/paho.golang/autopaho"
+	"github.com/eclipse/paho.golang/packets"
 	"github.com/eclipse/paho.golang/paho"
 
 	"github.com/porthole/porthole/control"
+	"github.com/porthole/porthole/proxydial"
 )
 
 const (
@@ -52,6 +55,11 @@ const (
 func (r *runner) run(ctx context.Context) error {
 	if r.url.Scheme == "mqtt" {
 		r.status.printf("warning: %s is not encrypted: anyone on the way sees this device's login and its commands (which stay signed)", r.url)
+	}
+	if p, err := r.proxy(r.url.Host); err != nil {
+		r.status.printf("warning: %v", err)
+	} else if p != nil {
+		r.status.printf("reaching %s through the proxy %s", r.url, p.Redacted())
 	}
 	// The client outlives ctx by the moment it takes to say offline.
 	clientCtx, stop := context.WithCancel(context.WithoutCancel(ctx))
@@ -102,6 +110,7 @@ func (r *runner) clientConfig(ctx context.Context) autopaho.ClientConfig {
 		WillMessage:                   &paho.WillMessage{Topic: r.stateTopic, Payload: offline, QoS: 1, Retain: true},
 		WillProperties:                &paho.WillProperties{},
 		ConnectPacketBuilder:          r.connectPacket,
+		AttemptConnection:             r.attempt,
 		OnConnectionUp: func(cm *autopaho.ConnectionManager, _ *paho.Connack) {
 			r.connectionUp(ctx, cm)
 		},
@@ -116,6 +125,32 @@ func (r *runner) clientConfig(ctx context.Context) autopaho.ClientConfig {
 			OnServerDisconnect: func(d *paho.Disconnect) { r.lost(disconnectError(d)) },
 		},
 	}
+}
+
+// attempt makes the connection for one attempt: TCP to the broker,
+// through the HTTP CONNECT proxy if one applies (the tunnel carries the TLS
+// end to end, and the pin is checked against the broker's own
+// certificate), then TLS for mqtts://.
+func (r *runner) attempt(ctx context.Context, _ autopaho.ClientConfig, u *url.URL) (net.Conn, error) {
+	// autopaho passes the context of the client's whole life, not the
+	// attempt's: bound it as its own dial does.
+	ctx, cancel := context.WithTimeout(ctx, connectTimeout)
+	defer cancel()
+	nc, err := r.dial(ctx, "tcp", u.Host)
+	if err != nil {
+		return nil, err
+	}
+	if r.tls == nil {
+		return packets.NewThreadSafeConn(nc), nil
+	}
+	tc := tls.Client(nc, r.tls)
+	if err := tc.HandshakeContext(ctx); err != nil {
+		_ = nc.Close()
+		return nil, err
+	}
+	// autopaho writes from more than one goroutine; a tls.Conn alone
+	// does not take that.
+	return packets.NewThreadSafeConn(tc), nil
 }
 
 // connectPacket completes each CONNECT with credentials made for it: the
@@ -260,6 +295,9 @@ func (r *runner) explainFailure(err error) string {
 	var ce *autopaho.ConnackError
 	if errors.As(err, &ce) {
 		return r.explainRefusal(ce)
+	}
+	if pe, ok := errors.AsType[*proxydial.Error](err); ok {
+		return pe.Message() + " (the proxy is the agent config's proxy, else HTTPS_PROXY's)"
 	}
 	var verr *tls.CertificateVerificationError
 	if errors.As(err, &verr) {

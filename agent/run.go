@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/porthole/porthole/control"
+	"github.com/porthole/porthole/proxydial"
 )
 
 // Files the agent keeps in the state directory while it runs.
@@ -68,6 +69,8 @@ type runner struct {
 	broker        BrokerConfig
 	url           *url.URL
 	tls           *tls.Config // nil for mqtt://
+	proxy         proxydial.ProxyFunc
+	dial          proxydial.DialFunc // reaches the broker, through proxy if one applies
 
 	verifier *control.Verifier
 	nonces   *control.FileNonceStore
@@ -144,8 +147,10 @@ func newRunner(opts RunOptions) (_ *runner, err error) {
 		device:   enr.Name,
 		priv:     st.PrivateKey,
 		broker:   opts.Config.Broker,
+		proxy:    opts.Config.proxy(),
 		inbox:    make(chan []byte, inboxSize),
 	}
+	r.dial = (&proxydial.Dialer{Proxy: r.proxy}).DialContext
 	if r.log == nil {
 		r.log = slog.New(slog.DiscardHandler)
 	}

@@ -65,7 +65,7 @@ type Tunnels struct {
 	now     func() time.Time
 	srv     *agentssh.Server
 	dial    func(ctx context.Context, addr string) (net.Conn, error)
-	netDial relayproto.NetDial // for the second protocol; nil: TCP
+	netDial relayproto.NetDial // for the second protocol
 	links   relayLinks
 	consent *Consent
 
@@ -83,10 +83,11 @@ type TunnelOptions struct {
 	// this program with the argument "sftp-server" when RunAs names
 	// another user than the agent's.
 	SFTPCommand []string
-	// Dial connects to the SSH relay. Nil: TCP.
+	// Dial connects to the SSH relay. Nil: TCP, through the HTTP CONNECT
+	// proxy Config.Proxy picks, if one applies.
 	Dial func(ctx context.Context, addr string) (net.Conn, error)
 	// NetDial connects to the server's port for the relay's second
-	// protocol. Nil: TCP.
+	// protocol. Nil: as Dial's nil.
 	NetDial relayproto.NetDial
 	// Recorder learns what engineers do. Nil: nothing is recorded.
 	Recorder agentssh.Recorder
@@ -156,10 +157,13 @@ func NewTunnels(opts TunnelOptions) (*Tunnels, error) {
 	if t.now == nil {
 		t.now = time.Now
 	}
+	viaProxy := opts.Config.NetDial()
+	if t.netDial == nil {
+		t.netDial = viaProxy
+	}
 	if t.dial == nil {
 		t.dial = func(ctx context.Context, addr string) (net.Conn, error) {
-			var d net.Dialer
-			return d.DialContext(ctx, "tcp", addr)
+			return viaProxy(ctx, "tcp", addr)
 		}
 	}
 	sftp := opts.SFTPCommand

@@ -21,6 +21,7 @@ import (
 
 	"github.com/porthole/porthole/apiclient"
 	"github.com/porthole/porthole/apitype"
+	"github.com/porthole/porthole/proxydial"
 )
 
 // Upload sends every session's recording (SessionsDir) to the server, for
@@ -61,8 +62,12 @@ type UploadOptions struct {
 	// recordings, and its enrollment names the server. Required.
 	State *State
 	// Server receives the recordings. Nil: the enrollment's server,
-	// reached with the device's key.
+	// reached with the device's key, by NetDial.
 	Server UploadServer
+	// NetDial reaches the enrollment's server when Server is nil. Nil:
+	// through the proxy the environment names (HTTPS_PROXY), if one
+	// applies; the agent passes Config.NetDial.
+	NetDial proxydial.DialFunc
 	// Logger gets what could not be sent and why. Nil: nothing is logged.
 	Logger *slog.Logger
 	// Backoff bounds the waits after a failure to reach the server. Zero:
@@ -121,7 +126,7 @@ func NewUploader(opts UploadOptions) (*Uploader, error) {
 		log: opts.Logger, every: opts.Every, rescan: opts.RescanEvery, chunk: opts.ChunkSize, now: opts.Now,
 		gid: ownerGID(), wake: make(chan struct{}, 1), pending: map[string]bool{}}
 	if u.server == nil {
-		c, err := apiclient.New(enr.Server, apiclient.Options{Fingerprint: enr.Fingerprint, Timeout: time.Minute,
+		c, err := apiclient.New(enr.Server, apiclient.Options{Fingerprint: enr.Fingerprint, Timeout: time.Minute, NetDial: opts.NetDial,
 			Device: &apiclient.DeviceCredentials{Fleet: enr.Fleet, Device: enr.Name, Key: opts.State.PrivateKey}})
 		if err != nil {
 			return nil, fmt.Errorf("the enrollment record's server: %w", err)

@@ -1,7 +1,9 @@
 // Package apiclient is the Go client of Porthole's HTTP API, used by the
 // engineer CLI and by the agent's enrollment. It pins the server's TLS
 // certificate by fingerprint when one is given (Porthole servers usually run
-// with a self-signed certificate) and otherwise trusts the system roots.
+// with a self-signed certificate) and otherwise trusts the system roots. It
+// reaches the server through the HTTP CONNECT proxy the environment names
+// (HTTPS_PROXY, NO_PROXY; see package proxydial) unless told otherwise.
 package apiclient
 
 import (
@@ -25,6 +27,7 @@ import (
 
 	"github.com/porthole/porthole/apitype"
 	"github.com/porthole/porthole/control"
+	"github.com/porthole/porthole/proxydial"
 )
 
 // Options configures a Client. The zero value talks to a server whose
@@ -41,6 +44,10 @@ type Options struct {
 	// Device, instead of Token, authenticates a device's own calls (its
 	// support requests, its uploads) with its enrolled key.
 	Device *DeviceCredentials
+	// NetDial dials the server's host:port. Nil: through the HTTP CONNECT
+	// proxy HTTPS_PROXY names, unless NO_PROXY excludes the server, else
+	// directly (proxydial.Dial).
+	NetDial proxydial.DialFunc
 }
 
 // DeviceCredentials are an enrolled device's identity: each request
@@ -61,6 +68,7 @@ type Client struct {
 	token  string
 	device *DeviceCredentials
 	http   *http.Client
+	dial   proxydial.DialFunc
 }
 
 // Error is an error answered by the server, with the message it gave for
@@ -93,8 +101,19 @@ func New(baseURL string, opts Options) (*Client, error) {
 	if timeout == 0 {
 		timeout = 30 * time.Second
 	}
+	dial := opts.NetDial
+	if dial == nil {
+		dial = (&proxydial.Dialer{Proxy: proxydial.FromEnvironment(), Forward: (&net.Dialer{Timeout: 30 * time.Second}).DialContext}).DialContext
+	}
 	tr := http.DefaultTransport.(*http.Transport).Clone()
-	tr.Proxy = nil // the API is reached directly; proxies would break pinning expectations
+	// A proxy is taken by dial, not by net/http's Proxy, so that the API
+	// and the relay (DialContext) go the same way and fail in the same
+	// words. The pin still holds through a proxy: CONNECT makes a tunnel
+	// in which the TLS handshake runs end to end with the server, and the
+	// pin is checked against the certificate the server itself shows.
+	// A proxy that terminated TLS would show its own, and be refused.
+	tr.Proxy = nil
+	tr.DialContext = dial
 	if opts.Fingerprint != "" {
 		want, err := parseFingerprint(opts.Fingerprint)
 		if err != nil {
@@ -116,7 +135,13 @@ func New(baseURL string, opts Options) (*Client, error) {
 			},
 		}
 	}
-	return &Client{base: u, token: opts.Token, device: opts.Device, http: &http.Client{Transport: tr, Timeout: timeout}}, nil
+	return &Client{base: u, token: opts.Token, device: opts.Device, http: &http.Client{Transport: tr, Timeout: timeout}, dial: dial}, nil
+}
+
+// DialContext dials addr (host:port) the way the client reaches the API:
+// through the same proxy, if one applies. The relay's connections use it.
+func (c *Client) DialContext(ctx context.Context, network, addr string) (net.Conn, error) {
+	return c.dial(ctx, network, addr)
 }
 
 // Fingerprint formats a certificate's pin: "sha256:" and the hex SHA-256 of
@@ -138,7 +163,8 @@ func parseFingerprint(s string) ([]byte, error) {
 // FetchFingerprint connects to the server without verifying its certificate
 // and returns the certificate's fingerprint and whether the system roots
 // trust it, for trust on first use. Nothing is sent but the TLS handshake.
-func FetchFingerprint(ctx context.Context, baseURL string) (fp string, systemTrusted bool, err error) {
+// dial reaches the server; nil: as Options.NetDial's nil does.
+func FetchFingerprint(ctx context.Context, baseURL string, dial proxydial.DialFunc) (fp string, systemTrusted bool, err error) {
 	u, err := url.Parse(baseURL)
 	if err != nil || u.Host == "" {
 		return "", false, fmt.Errorf("server address %q is not a URL like https://porthole.example.com:8443", baseURL)
@@ -150,13 +176,19 @@ func FetchFingerprint(ctx context.Context, baseURL string) (fp string, systemTru
 	if u.Port() == "" {
 		host = net.JoinHostPort(u.Hostname(), "443")
 	}
-	d := tls.Dialer{Config: &tls.Config{InsecureSkipVerify: true}}
-	conn, err := d.DialContext(ctx, "tcp", host)
+	if dial == nil {
+		dial = proxydial.Dial
+	}
+	nc, err := dial(ctx, "tcp", host)
 	if err != nil {
 		return "", false, fmt.Errorf("cannot reach %s: %w", host, err)
 	}
-	defer conn.Close()
-	cs := conn.(*tls.Conn).ConnectionState()
+	defer nc.Close()
+	conn := tls.Client(nc, &tls.Config{InsecureSkipVerify: true, ServerName: u.Hostname()})
+	if err := conn.HandshakeContext(ctx); err != nil {
+		return "", false, fmt.Errorf("cannot reach %s: %w", host, err)
+	}
+	cs := conn.ConnectionState()
 	leaf := cs.PeerCertificates[0]
 	inter := x509.NewCertPool()
 	for _, c := range cs.PeerCertificates[1:] {

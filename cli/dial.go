@@ -48,6 +48,7 @@ import (
 	"github.com/porthole/porthole/apiclient"
 	"github.com/porthole/porthole/apitype"
 	"github.com/porthole/porthole/humanize"
+	"github.com/porthole/porthole/proxydial"
 	"github.com/porthole/porthole/relay/relayproto"
 )
 
@@ -224,7 +225,9 @@ func (l *link) up(ctx context.Context) error {
 func (l *link) dialStream(ctx context.Context) error {
 	addr, cfg := l.c.RelayAddr()
 	dctx, cancel := context.WithTimeout(ctx, relayHandshakeTimeout)
-	conn, err := relayproto.DialEngineer(dctx, addr, cfg, nil, l.signer, l.cert)
+	// Through the proxy the API calls take, if any: the relay is on the
+	// same port.
+	conn, err := relayproto.DialEngineer(dctx, addr, cfg, l.c.DialContext, l.signer, l.cert)
 	cancel()
 	switch {
 	case errors.Is(err, relayproto.ErrNotSupported):
@@ -232,7 +235,7 @@ func (l *link) dialStream(ctx context.Context) error {
 	case err != nil && ctx.Err() != nil:
 		return ctx.Err()
 	case err != nil:
-		return &userError{msg: fmt.Sprintf("cannot reach the Porthole relay at %s: %v", addr, unwrapOp(err)), err: err}
+		return &userError{msg: fmt.Sprintf("cannot reach the Porthole relay at %s: %s", addr, dialWords(err)), err: err}
 	}
 	l.mu.Lock()
 	closed := l.closed
@@ -406,8 +409,9 @@ func (l *link) dialRelay(ctx context.Context) error {
 	}
 	ctx, cancel := context.WithTimeout(ctx, relayHandshakeTimeout)
 	defer cancel()
-	var d net.Dialer
-	nc, err := d.DialContext(ctx, "tcp", addr)
+	// The SSH relay's own port, through the proxy the API calls take if
+	// one applies (a proxy may allow CONNECT to 443 only, and say so).
+	nc, err := l.c.DialContext(ctx, "tcp", addr)
 	if err != nil {
 		if ctx.Err() != nil && context.Cause(ctx) == context.DeadlineExceeded {
 			return &userError{msg: fmt.Sprintf("the Porthole relay at %s did not answer in time: check your network, or tell your operator", addr), err: err}
@@ -415,7 +419,7 @@ func (l *link) dialRelay(ctx context.Context) error {
 		if errors.Is(err, context.Canceled) {
 			return err
 		}
-		return &userError{msg: fmt.Sprintf("cannot reach the Porthole relay at %s: %v", addr, unwrapOp(err)), err: err}
+		return &userError{msg: fmt.Sprintf("cannot reach the Porthole relay at %s: %s", addr, dialWords(err)), err: err}
 	}
 	banners := &bannerLog{}
 	hostErr := &hostKeyError{}
@@ -601,6 +605,16 @@ func clientHandshake(ctx context.Context, nc net.Conn, addr string, cfg *ssh.Cli
 // isAuthFailure reports whether an SSH handshake failed at authentication.
 func isAuthFailure(err error) bool {
 	return err != nil && strings.Contains(err.Error(), "unable to authenticate")
+}
+
+// dialWords is a failed dial in words: the proxy's, if it failed there
+// (proxydial.Error says which proxy and why), else the cause without the
+// "dial tcp 1.2.3.4:5:" prefix.
+func dialWords(err error) string {
+	if pe, ok := errors.AsType[*proxydial.Error](err); ok {
+		return pe.Message()
+	}
+	return unwrapOp(err).Error()
 }
 
 // unwrapOp drops the "dial tcp 1.2.3.4:5:" prefix of a dial error.

@@ -12,6 +12,7 @@ import (
 
 	"github.com/porthole/porthole/apiclient"
 	"github.com/porthole/porthole/apitype"
+	"github.com/porthole/porthole/proxydial"
 )
 
 // userError is an error already put in words for the user; explain leaves
@@ -47,6 +48,7 @@ func (a *app) explain(ctx context.Context, err error) error {
 		dnsErr    *net.DNSError
 		netErr    net.Error
 		urlErr    *url.Error
+		proxyErr  *proxydial.Error
 	)
 	switch {
 	case errors.As(err, &apiErr) && apiErr.Code == apitype.CodeUnauthenticated && a.target.tokenFromEnv:
@@ -60,12 +62,16 @@ func (a *app) explain(ctx context.Context, err error) error {
 	case errors.Is(err, context.Canceled):
 		return say("interrupted")
 	case errors.Is(err, apiclient.ErrFingerprintMismatch):
-		return certChangedError(server, a.target.fingerprint, a.presentedFingerprint(ctx, server))
+		return a.viaProxy(server, certChangedError(server, a.target.fingerprint, a.presentedFingerprint(ctx, server)))
 	case errors.As(err, &unknownCA), errors.As(err, &badHost):
 		return say("the certificate of the Porthole server at %s is not one this system trusts, and none is pinned for it: "+
 			"run `porthole login %s` to check and pin it, or set %s", host, server, envFingerprint)
 	case errors.As(err, &invalid):
 		return say("the certificate of the Porthole server at %s is not valid (%v): tell your operator", host, invalid)
+	case errors.As(err, &proxyErr):
+		// Before the network cases: a proxy that cannot be reached is
+		// not a server that is down.
+		return say("%s (porthole uses the proxy HTTPS_PROXY names; the hosts NO_PROXY lists are reached directly)", proxyErr.Message())
 	case errors.Is(err, syscall.ECONNREFUSED):
 		return say("cannot reach the Porthole server at %s: is portholed running?", host)
 	case errors.As(err, &dnsErr):
@@ -78,12 +84,36 @@ func (a *app) explain(ctx context.Context, err error) error {
 	return err
 }
 
+// viaProxy adds to a changed certificate's warning the likeliest cause
+// when the server is reached through a proxy: one that inspects TLS shows
+// a certificate of its own.
+func (a *app) viaProxy(server string, err error) error {
+	ue, ok := err.(*userError)
+	u, perr := url.Parse(server)
+	if !ok || perr != nil || u.Host == "" {
+		return err
+	}
+	host := u.Host
+	if u.Port() == "" {
+		host = net.JoinHostPort(u.Hostname(), "443")
+	}
+	proxy, perr := proxydial.FromGetenv(a.io.Getenv)(host)
+	if perr != nil || proxy == nil {
+		return err
+	}
+	return &userError{err: ue.err, msg: ue.msg + fmt.Sprintf(`
+This connection goes through the proxy %s (HTTPS_PROXY): a proxy that
+inspects TLS shows a certificate of its own. Ask its administrator to let
+%s through untouched, or list the server in NO_PROXY if it can be reached
+directly.`, proxy.Redacted(), u.Hostname())}
+}
+
 // presentedFingerprint asks the server which certificate it shows now, for
 // the warning about a changed one; "" if that fails too.
 func (a *app) presentedFingerprint(ctx context.Context, server string) string {
 	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 	defer cancel()
-	fp, _, err := apiclient.FetchFingerprint(ctx, server)
+	fp, _, err := apiclient.FetchFingerprint(ctx, server, a.netDial())
 	if err != nil {
 		return ""
 	}

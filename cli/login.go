@@ -57,7 +57,7 @@ func (a *app) login(ctx context.Context, server, email, fingerprint string) erro
 		return err
 	}
 	a.target = target{server: server}
-	presented, trusted, err := apiclient.FetchFingerprint(ctx, server)
+	presented, trusted, err := apiclient.FetchFingerprint(ctx, server, a.netDial())
 	if err != nil {
 		return err
 	}
@@ -66,7 +66,7 @@ func (a *app) login(ctx context.Context, server, email, fingerprint string) erro
 	}
 	pin, err := decidePin(server, presented, trusted, cfg.Pins[server], fingerprint)
 	if err != nil {
-		return err
+		return a.viaProxy(server, err)
 	}
 	if pin.note != "" {
 		fmt.Fprintln(a.io.Err, pin.note)
@@ -75,7 +75,7 @@ func (a *app) login(ctx context.Context, server, email, fingerprint string) erro
 	if err != nil {
 		return err
 	}
-	c, err := apiclient.New(server, apiclient.Options{Fingerprint: pin.pin})
+	c, err := apiclient.New(server, apiclient.Options{Fingerprint: pin.pin, NetDial: a.netDial()})
 	if err != nil {
 		return err
 	}

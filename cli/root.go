@@ -29,6 +29,9 @@ Environment:
                         self-signed server, instead of the one pinned at login
   XDG_CONFIG_HOME       the login is kept in $XDG_CONFIG_HOME/porthole/config.json
                         (default ~/.config/porthole/config.json)
+  HTTPS_PROXY           an HTTP CONNECT proxy, http://[USER:PASSWORD@]HOST:PORT, through
+                        which to reach the server and its relay (the pin still holds)
+  NO_PROXY              hosts reached directly (localhost and loopback always are)
 
 The environment wins over the saved login; --server wins over both. Results go
 to standard output (list commands take --json for a stable JSON array);

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/porthole/porthole/apiclient"
+	"github.com/porthole/porthole/proxydial"
 )
 
 // Environment variables that stand in for a login.
@@ -102,7 +103,14 @@ func (a *app) connect() (*apiclient.Client, error) {
 	case !t.expires.IsZero() && !a.now().Before(t.expires):
 		return nil, notLoggedIn("your login to %s expired at %s: run `porthole login`", t.server, formatTime(t.expires))
 	}
-	return apiclient.New(t.server, apiclient.Options{Token: t.token, Fingerprint: t.fingerprint})
+	return apiclient.New(t.server, apiclient.Options{Token: t.token, Fingerprint: t.fingerprint, NetDial: a.netDial()})
+}
+
+// netDial reaches the server, and the relay on its port: through the HTTP
+// CONNECT proxy HTTPS_PROXY names, unless NO_PROXY lists the server (nor
+// for localhost and loopback), as curl and Go's net/http do.
+func (a *app) netDial() proxydial.DialFunc {
+	return (&proxydial.Dialer{Proxy: proxydial.FromGetenv(a.io.Getenv)}).DialContext
 }
 
 // withClient connects, runs call, and on success tells the user what was

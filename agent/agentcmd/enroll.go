@@ -4,8 +4,10 @@ import (
 	"fmt"
 
 	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
 
 	"github.com/porthole/porthole/agent"
+	"github.com/porthole/porthole/proxydial"
 )
 
 // fingerprintEnv stands in for --fingerprint, as `portholed dev` prints it.
@@ -13,6 +15,7 @@ const fingerprintEnv = "PORTHOLE_FINGERPRINT"
 
 func newEnroll(stdio IO, g *globals) *cobra.Command {
 	var opts agent.EnrollOptions
+	var proxy string
 	cmd := &cobra.Command{
 		Use:   "enroll --server URL --token TOKEN --name NAME [--state DIR] [--fingerprint sha256:...]",
 		Short: "Enroll this device in a fleet, once",
@@ -26,6 +29,9 @@ leaves it. The server signs a host certificate for it, which engineers' tools
 check, so nobody has to trust the device's key on first use. The state
 directory must be private: it is created 0700, and one that other users can
 write to is refused.
+
+A network whose only way out is an HTTP proxy: give it with --proxy (as the
+proxy key of agent.yaml gives it to porthole-agent run), or in HTTPS_PROXY.
 
 If the server's certificate is self-signed (the default for a new server),
 pin it with --fingerprint, or with PORTHOLE_FINGERPRINT in the environment.
@@ -43,6 +49,11 @@ a fleet owner to delete the old device from the server).`,
 				opts.Fingerprint = stdio.Getenv(fingerprintEnv)
 			}
 			opts.Logger = g.logger(stdio)
+			dial, err := netDial(proxy, stdio)
+			if err != nil {
+				return err
+			}
+			opts.NetDial = dial
 			st, err := agent.Enroll(cmd.Context(), opts)
 			if err != nil {
 				return err
@@ -58,5 +69,22 @@ a fleet owner to delete the old device from the server).`,
 	f.StringVar(&opts.Name, "name", "", "this device's name in the fleet: a-z, 0-9 and -, up to 63 (required)")
 	f.StringVar(&opts.StateDir, "state", agent.DefaultStateDir, "directory for the device's key and enrollment")
 	f.StringVar(&opts.Fingerprint, "fingerprint", "", "pin the server's certificate, sha256:<hex> (default $"+fingerprintEnv+")")
+	proxyFlag(f, &proxy)
 	return cmd
+}
+
+// proxyFlag gives a command that reaches the server outside run --proxy,
+// which stands for agent.yaml's proxy key.
+func proxyFlag(f *pflag.FlagSet, proxy *string) {
+	f.StringVar(proxy, "proxy", "", "reach the server through this HTTP CONNECT proxy, http://[USER:PASSWORD@]HOST:PORT, or direct for none (default $HTTPS_PROXY)")
+}
+
+// netDial reaches the server by a --proxy setting, or the environment's
+// proxy.
+func netDial(proxy string, stdio IO) (proxydial.DialFunc, error) {
+	pick, err := proxydial.ParseSetting(proxy, stdio.Getenv)
+	if err != nil {
+		return nil, fmt.Errorf("--proxy: %w", err)
+	}
+	return (&proxydial.Dialer{Proxy: pick}).DialContext, nil
 }

@@ -14,6 +14,7 @@ import (
 
 func newOwnerLink(stdio IO) *cobra.Command {
 	var renew, asJSON bool
+	var proxy string
 	cmd := &cobra.Command{
 		Use:   "owner-link [--state DIR] [--new] [--json]",
 		Short: "Print your read-only link to the server's record of this device",
@@ -40,7 +41,11 @@ one stops working.`,
 					return lerr
 				}
 				enr := st.Enrollment
-				c, cerr := apiclient.New(enr.Server, apiclient.Options{Fingerprint: enr.Fingerprint, Timeout: 30 * time.Second,
+				dial, derr := netDial(proxy, stdio)
+				if derr != nil {
+					return derr
+				}
+				c, cerr := apiclient.New(enr.Server, apiclient.Options{Fingerprint: enr.Fingerprint, Timeout: 30 * time.Second, NetDial: dial,
 					Device: &apiclient.DeviceCredentials{Fleet: enr.Fleet, Device: enr.Name, Key: st.PrivateKey}})
 				if cerr != nil {
 					return cerr
@@ -62,6 +67,7 @@ one stops working.`,
 	ownerLinkStateFlag(cmd)
 	cmd.Flags().BoolVar(&renew, "new", false, "make a new link now; the old one stops working (needs the device key: run as root)")
 	cmd.Flags().BoolVar(&asJSON, "json", false, "print the link as JSON")
+	proxyFlag(cmd.Flags(), &proxy)
 	return cmd
 }
 

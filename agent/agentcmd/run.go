@@ -48,8 +48,13 @@ is back, or when the agent starts again), where the engineers' fleet and you,
 the owner, read them: porthole-agent owner-link prints your link.
 
 The owner's config file (YAML, default ` + agent.DefaultConfigFile + `; a missing
-default file means the defaults) may point the device at an external broker:
+default file means the defaults) may point the device at an external broker,
+or through an HTTP proxy:
 
+  proxy: http://proxy.example:3128       # HTTP CONNECT proxy to the server (API, broker, relay);
+                                         # http://USER:PASSWORD@HOST:PORT or https:// too;
+                                         # direct (or none): no proxy; default: $HTTPS_PROXY
+                                         # (NO_PROXY, localhost and loopback always go direct)
   broker:
     url: mqtts://mqtt.example.com:8883   # or mqtt:// (unencrypted)
     username: ...                        # default <fleet>/<device>
@@ -92,7 +97,7 @@ Unknown keys are errors.`,
 				level = slog.LevelDebug
 			}
 			logger := slog.New(slog.NewTextHandler(stdio.Err, &slog.HandlerOptions{Level: level}))
-			uploads, err := agent.NewUploader(agent.UploadOptions{State: st, Logger: logger})
+			uploads, err := agent.NewUploader(agent.UploadOptions{State: st, Logger: logger, NetDial: cfg.NetDial()})
 			if err != nil {
 				return err
 			}
@@ -139,7 +144,7 @@ Unknown keys are errors.`,
 // with the device's own credential.
 func newConsent(st *agent.State, cfg *agent.Config, logger *slog.Logger) (*agent.Consent, error) {
 	enr := st.Enrollment
-	server, err := apiclient.New(enr.Server, apiclient.Options{Fingerprint: enr.Fingerprint, Timeout: 15 * time.Second,
+	server, err := apiclient.New(enr.Server, apiclient.Options{Fingerprint: enr.Fingerprint, Timeout: 15 * time.Second, NetDial: cfg.NetDial(),
 		Device: &apiclient.DeviceCredentials{Fleet: enr.Fleet, Device: enr.Name, Key: st.PrivateKey}})
 	if err != nil {
 		return nil, fmt.Errorf("the enrollment record's server: %w", err)
