@@ -43,6 +43,7 @@ type relayLinks struct {
 // relayLink is one connection and the sessions it serves.
 type relayLink struct {
 	mux   *yamux.Session
+	conn  *relayproto.Conn   // its reply to the hello, once read
 	users int                // guarded by relayLinks.mu
 	regs  map[string]*tunnel // guarded by relayLinks.mu: the sessions registered on it
 }
@@ -85,27 +86,26 @@ func (ls *relayLinks) acquire(ctx context.Context) (*relayLink, error) {
 	if err != nil {
 		return nil, err
 	}
-	stop := context.AfterFunc(ctx, func() { _ = tc.SetDeadline(time.Now()) })
-	defer stop()
 	hello := relayproto.Hello{Role: relayproto.RoleDevice, Fleet: t.state.Enrollment.Fleet, Device: t.state.Enrollment.Name}
+	if dl, ok := ctx.Deadline(); ok {
+		_ = tc.SetWriteDeadline(dl)
+	}
 	if err := relayproto.SendHello(tc, t.state.Key, hello); err != nil {
 		_ = tc.Close()
 		return nil, err
 	}
-	if err := relayproto.ReadReply(tc); err != nil {
-		_ = tc.Close()
-		if _, ok := errors.AsType[*relayproto.ReplyError](err); ok {
-			return nil, fmt.Errorf("%w: %w", errRefused, err)
-		}
-		return nil, err
-	}
-	_ = tc.SetDeadline(time.Time{})
-	mux, err := relayproto.Mux(tc, false, muxKeepAlive)
+	_ = tc.SetWriteDeadline(time.Time{})
+	// The multiplexer starts without waiting for the relay's reply, so
+	// that the first registration travels with the hello (a round trip
+	// less); its first read takes the reply, and a refusal ends it (see
+	// register).
+	conn := relayproto.NewConn(tc)
+	mux, err := relayproto.Mux(conn, false, muxKeepAlive)
 	if err != nil {
 		_ = tc.Close()
 		return nil, err
 	}
-	l := &relayLink{mux: mux, users: 1, regs: map[string]*tunnel{}}
+	l := &relayLink{mux: mux, conn: conn, users: 1, regs: map[string]*tunnel{}}
 	ls.cur = l
 	go ls.accept(l)
 	return l, nil
@@ -143,6 +143,9 @@ func (ls *relayLinks) register(ctx context.Context, l *relayLink, tn *tunnel) (*
 	}
 	if err := relayproto.ReadReply(st); err != nil {
 		_ = st.Close()
+		if refused := l.conn.Refusal(); refused != nil {
+			err = refused // the relay refused the hello: that ended the stream
+		}
 		if _, ok := errors.AsType[*relayproto.ReplyError](err); ok {
 			return nil, fmt.Errorf("%w: %w", errRefused, err)
 		}

@@ -66,6 +66,10 @@ const (
 	closeTimeout = 10 * time.Second
 )
 
+// sshClientVersion is the identification the CLI's SSH client sends to
+// devices (see earlyVersion).
+const sshClientVersion = "SSH-2.0-Porthole"
+
 // hostKeyAlgos are the host key algorithms asked of the relay and
 // devices: certificates first, since only a certificate from the host CA
 // is ever trusted. Plain keys come last only so that a server without a
@@ -85,6 +89,9 @@ type reachOptions struct {
 	ports  []int  // device ports to forward to
 	code   string // --code: the owner's support code, if the device asks
 	reason string // --reason: shown to the owner, kept with the session
+	// stockSSH: the SSH client is not porthole's own (porthole proxy
+	// hands the stream to stock ssh), so its version line is its own.
+	stockSSH bool
 }
 
 // link is one session on its way up or open: the API client that opened
@@ -101,14 +108,16 @@ type link struct {
 	signer   ssh.Signer // the key with its certificate
 	hostCA   ssh.PublicKey
 	code     string
+	stockSSH bool // see reachOptions
 	progress *progress
 
-	closeOnce sync.Once
-	mu        sync.Mutex       // guards the fields below
-	stream    *relayproto.Conn // the relay's second protocol: the stream to the device
-	relay     *ssh.Client      // the SSH relay, for a server that predates it
-	inner     *ssh.Client      // the end-to-end connection, when made
-	closed    bool
+	closeOnce  sync.Once
+	mu         sync.Mutex       // guards the fields below
+	stream     *relayproto.Conn // the relay's second protocol: the stream to the device
+	streamConn net.Conn         // stream, as the device's SSH client uses it
+	relay      *ssh.Client      // the SSH relay, for a server that predates it
+	inner      *ssh.Client      // the end-to-end connection, when made
+	closed     bool
 }
 
 // withSignals is ctx cancelled also by SIGTERM and SIGHUP (a closed
@@ -168,7 +177,7 @@ func (a *app) openLink(ctx context.Context, o reachOptions) (*link, error) {
 	if err != nil {
 		return nil, err
 	}
-	l := &link{a: a, c: c, device: dev, key: key, code: o.code,
+	l := &link{a: a, c: c, device: dev, key: key, code: o.code, stockSSH: o.stockSSH,
 		progress: newProgress(a.io.Err, terminalFd(a.io.Err) >= 0, a.now)}
 	l.progress.set("asking " + dev.Name + " to connect…")
 	// Ctrl-C during the request must not lose the session's id, or the
@@ -237,9 +246,19 @@ func (l *link) dialStream(ctx context.Context) error {
 	case err != nil:
 		return &userError{msg: fmt.Sprintf("cannot reach the Porthole relay at %s: %s", addr, dialWords(err)), err: err}
 	}
+	// The SSH version line goes out with the hello: the device answers its
+	// own and its key exchange as soon as the relay joins them, a round
+	// trip sooner than if it waited for ours. (Stock ssh writes its own.)
+	var early net.Conn = conn
+	if !l.stockSSH {
+		if early, err = newEarlyVersion(conn, sshClientVersion); err != nil {
+			conn.Close()
+			return &userError{msg: fmt.Sprintf("lost the connection to the relay at %s: %v", addr, err), err: err}
+		}
+	}
 	l.mu.Lock()
 	closed := l.closed
-	l.stream = conn
+	l.stream, l.streamConn = conn, early
 	l.mu.Unlock()
 	if closed {
 		conn.Close()
@@ -463,7 +482,7 @@ func (l *link) dialRelay(ctx context.Context) error {
 // dialDevice opens the relay channel to the device's SSH server.
 func (l *link) dialDevice(ctx context.Context) (net.Conn, error) {
 	l.mu.Lock()
-	relay, stream := l.relay, l.stream
+	relay, stream := l.relay, l.streamConn
 	l.mu.Unlock()
 	if stream != nil {
 		return stream, nil
@@ -500,6 +519,7 @@ func (l *link) deviceSSH(ctx context.Context, nc net.Conn) (*ssh.Client, error) 
 		HostKeyCallback:   hostErr.wrap(hostCertCallback(l.hostCA, principals, l.device.Name)),
 		HostKeyAlgorithms: hostKeyAlgos,
 		BannerCallback:    banners.add,
+		ClientVersion:     sshClientVersion,
 	}
 	hctx, cancel := context.WithTimeout(ctx, deviceHandshakeTimeout)
 	defer cancel()
@@ -747,4 +767,39 @@ func (c *codeAsker) answer(name, instruction string, questions []string, echos [
 		answers[i] = strings.TrimSpace(string(b))
 	}
 	return answers, nil
+}
+
+// earlyVersion sends the SSH client's identification line (RFC 4253 §4.2)
+// at once, before x/crypto's client starts, and drops the client's own
+// later write of that same line, its first write. The device's server
+// sends its key exchange only once it has read the client's line: sent
+// early, it waits at the relay with the hello, and the device answers as
+// soon as the relay joins the two.
+type earlyVersion struct {
+	net.Conn
+	line    []byte
+	mu      sync.Mutex
+	dropped bool // guarded by mu
+}
+
+func newEarlyVersion(c net.Conn, version string) (*earlyVersion, error) {
+	e := &earlyVersion{Conn: c, line: []byte(version + "\r\n")}
+	if _, err := c.Write(e.line); err != nil {
+		return nil, err
+	}
+	return e, nil
+}
+
+func (e *earlyVersion) Write(p []byte) (int, error) {
+	e.mu.Lock()
+	if !e.dropped {
+		e.dropped = true
+		e.mu.Unlock()
+		if !bytes.Equal(p, e.line) {
+			return 0, fmt.Errorf("porthole: the SSH client's first write is not its version line %q", e.line)
+		}
+		return len(p), nil
+	}
+	e.mu.Unlock()
+	return e.Conn.Write(p)
 }

@@ -98,7 +98,7 @@ func (a *app) runProxy(ctx context.Context, host, socket, reason string) error {
 	}
 	ctx, stop := withSignals(ctx) // ssh ends its ProxyCommand with SIGHUP
 	defer stop()
-	l, err := a.openLink(ctx, reachOptions{device: ref.String(), reason: reason})
+	l, err := a.openLink(ctx, reachOptions{device: ref.String(), reason: reason, stockSSH: true})
 	if err != nil {
 		return err
 	}

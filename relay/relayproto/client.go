@@ -107,7 +107,27 @@ func DialEngineer(ctx context.Context, addr string, cfg *tls.Config, netDial Net
 		return nil, err
 	}
 	_ = tc.SetWriteDeadline(time.Time{})
-	return &Conn{Conn: tc, ready: make(chan struct{})}, nil
+	return NewConn(tc), nil
+}
+
+// NewConn is tc, on which a hello was sent, with the relay's reply still
+// to read: its first Read reads it. A device may start its multiplexer on
+// it at once, so that its first registration travels with the hello.
+func NewConn(tc *tls.Conn) *Conn {
+	return &Conn{Conn: tc, ready: make(chan struct{})}
+}
+
+// Refusal is the relay's refusal of the hello once its reply has been
+// read, or nil.
+func (c *Conn) Refusal() error {
+	select {
+	case <-c.ready:
+		if _, ok := errors.AsType[*ReplyError](c.err); ok {
+			return c.err
+		}
+	default:
+	}
+	return nil
 }
 
 // Wait reads the relay's reply, once: nil when the device is joined.
