@@ -207,6 +207,10 @@ type streamConn struct {
 
 func (c streamConn) RemoteAddr() net.Addr { return c.remote }
 
+// Write sends p in frames that each fit one TLS record (see
+// relayproto.MaxChunk).
+func (c streamConn) Write(p []byte) (int, error) { return relayproto.WriteChunks(c.Stream, p) }
+
 // engineerAddr reads the relay's "host:port" of an engineer; anything else
 // stands for an unknown address.
 func engineerAddr(s string) net.Addr {

@@ -142,6 +142,10 @@ func (c *Conn) Wait() error {
 // Ready is closed once the relay's reply has been read.
 func (c *Conn) Ready() <-chan struct{} { return c.ready }
 
+// Write sends p in pieces that the relay forwards as whole records (see
+// MaxChunk).
+func (c *Conn) Write(p []byte) (int, error) { return WriteChunks(c.Conn, p) }
+
 // Read waits for the relay's reply, then reads the device's bytes.
 func (c *Conn) Read(p []byte) (int, error) {
 	if err := c.Wait(); err != nil {

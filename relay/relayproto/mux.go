@@ -74,3 +74,25 @@ func (g *gluedConn) Write(p []byte) (int, error) {
 	}
 	return g.ReadWriteCloser.Write(p)
 }
+
+// MaxChunk is the most a client writes at once on a stream that the relay
+// splices: a TLS record carries at most 16 KiB, and a yamux frame's 12-byte
+// header must fit beside its body, so that each frame the relay forwards
+// to a device (and each the device sends) is one record, not a full one
+// and one of a dozen bytes.
+const MaxChunk = 16<<10 - muxHeaderSize
+
+// WriteChunks writes p to w in pieces of at most MaxChunk bytes.
+func WriteChunks(w io.Writer, p []byte) (int, error) {
+	n := 0
+	for len(p) > 0 {
+		k := min(len(p), MaxChunk)
+		m, err := w.Write(p[:k])
+		n += m
+		if err != nil {
+			return n, err
+		}
+		p = p[k:]
+	}
+	return n, nil
+}
