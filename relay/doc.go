@@ -1,9 +1,18 @@
-// Package relay is Porthole's SSH relay: the meeting point where a device
+// Package relay is Porthole's relay: the meeting point where a device
 // behind NAT, which dials out, and an engineer's client, which dials in, are
-// joined for one session. It splices SSH channels in memory and reads
+// joined for one session. It splices byte streams in memory and reads
 // nothing inside them: the engineer's own SSH session runs end to end, inside
-// the spliced channel, to the device's embedded SSH server. The relay opens
+// the spliced stream, to the device's embedded SSH server. The relay opens
 // no host ports and dials no addresses.
+//
+// It speaks two protocols, which share its sessions, registrations and
+// refusals (an engineer of either reaches a device of either): the second,
+// TLS 1.3 on the server's one port with a signed hello and yamux streams
+// (ServeTLS, ServeConn; package relayproto documents its flow, v2.go
+// implements it), and the first, SSH, on a port of its own (Serve), for
+// agents and clients that predate the second. The rest of this comment
+// documents the first; device.go, engineer.go and splice.go are the core
+// both fronts use.
 //
 // The relay is an SSH server (golang.org/x/crypto/ssh) whose host key is
 // certified by the host CA, so neither side trusts it on first use. Every
