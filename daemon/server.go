@@ -312,8 +312,12 @@ func (s *Server) Serve(ctx context.Context, ls Listeners) error {
 		mqttL = mux.Route("mqtt")
 	}
 	httpL := mux.Route("h2", "http/1.1", "")
+	var mqttWS *connListener
+	if s.broker != nil {
+		mqttWS = newConnListener(ls.API.Addr())
+	}
 	hs := &http.Server{
-		Handler:           s.handler(),
+		Handler:           s.handler(mqttWS),
 		ReadHeaderTimeout: 10 * time.Second,
 		IdleTimeout:       2 * time.Minute,
 		ErrorLog:          slog.NewLogLogger(s.logger.Handler(), slog.LevelDebug),
@@ -321,7 +325,7 @@ func (s *Server) Serve(ctx context.Context, ls Listeners) error {
 	}
 	ctlCtx, stopCtl := context.WithCancel(ctx)
 	defer stopCtl()
-	errc := make(chan error, 6)
+	errc := make(chan error, 8)
 	running := 0
 	run := func(what string, f func() error, closed error) {
 		running++
@@ -341,6 +345,7 @@ func (s *Server) Serve(ctx context.Context, ls Listeners) error {
 	if s.broker != nil {
 		run("the MQTT broker", func() error { return s.broker.Serve(tls.NewListener(ls.Broker, tlsConfig)) }, broker.ErrClosed)
 		run("the MQTT broker on the API's port", func() error { return s.broker.Serve(mqttL) }, broker.ErrClosed)
+		run("the MQTT broker over WebSockets", func() error { return s.broker.Serve(mqttWS) }, broker.ErrClosed)
 		s.logger.Info("serving", "api", "https://"+ls.API.Addr().String(), "public_url", s.cfg.PublicURL,
 			"broker", "mqtts://"+ls.Broker.Addr().String(), "broker_public_url", s.cfg.Broker.PublicURL)
 	} else {

@@ -1,20 +1,30 @@
 package daemon
 
 import (
+	"net"
 	"net/http"
+	"sync"
 
 	"github.com/coder/websocket"
 
 	"github.com/porthole/porthole/relay/relayproto"
 )
 
-// handler is the API's port's HTTP side: the API and pages, and the
-// relay's second protocol over a WebSocket, for networks whose proxies pass
-// only HTTP (and, later, browsers).
-func (s *Server) handler() http.Handler {
+// MQTTWebSocketPath is where the embedded broker takes MQTT over a
+// WebSocket (subprotocol "mqtt", binary messages, as MQTT 5 §6 describes),
+// on the API's port.
+const MQTTWebSocketPath = "/mqtt"
+
+// handler is the API's port's HTTP side: the API and pages, and, over
+// WebSockets for networks whose proxies pass only HTTP (and, later,
+// browsers), the relay's second protocol and the embedded broker.
+func (s *Server) handler(mqtt *connListener) http.Handler {
 	mux := http.NewServeMux()
 	mux.Handle("/", s.api.Handler())
 	mux.HandleFunc("GET "+relayproto.WebSocketPath, s.relayWebSocket)
+	if mqtt != nil {
+		mux.HandleFunc("GET "+MQTTWebSocketPath, mqtt.serveWebSocket)
+	}
 	return mux
 }
 
@@ -30,4 +40,70 @@ func (s *Server) relayWebSocket(w http.ResponseWriter, r *http.Request) {
 		return // Accept has answered
 	}
 	s.relay.ServeConn(websocket.NetConn(r.Context(), c, websocket.MessageBinary), *r.TLS)
+}
+
+// connListener is a net.Listener of connections that arrived as
+// WebSockets, for the broker to Serve.
+type connListener struct {
+	addr  net.Addr
+	conns chan net.Conn
+	done  chan struct{}
+	once  sync.Once
+}
+
+func newConnListener(addr net.Addr) *connListener {
+	return &connListener{addr: addr, conns: make(chan net.Conn), done: make(chan struct{})}
+}
+
+func (l *connListener) Accept() (net.Conn, error) {
+	select {
+	case c := <-l.conns:
+		return c, nil
+	case <-l.done:
+		return nil, net.ErrClosed
+	}
+}
+
+func (l *connListener) Close() error {
+	l.once.Do(func() { close(l.done) })
+	return nil
+}
+
+func (l *connListener) Addr() net.Addr { return l.addr }
+
+// serveWebSocket hands an MQTT WebSocket to the broker and returns once the
+// broker has closed it.
+func (l *connListener) serveWebSocket(w http.ResponseWriter, r *http.Request) {
+	c, err := websocket.Accept(w, r, &websocket.AcceptOptions{Subprotocols: []string{"mqtt"}})
+	if err != nil {
+		return
+	}
+	if c.Subprotocol() != "mqtt" {
+		c.Close(websocket.StatusPolicyViolation, `the broker speaks the WebSocket subprotocol "mqtt" only`)
+		return
+	}
+	nc := &notifyConn{Conn: websocket.NetConn(r.Context(), c, websocket.MessageBinary), closed: make(chan struct{})}
+	select {
+	case l.conns <- nc:
+	case <-l.done:
+		nc.Close()
+		return
+	case <-r.Context().Done():
+		nc.Close()
+		return
+	}
+	<-nc.closed
+}
+
+// notifyConn says when it is closed.
+type notifyConn struct {
+	net.Conn
+	once   sync.Once
+	closed chan struct{}
+}
+
+func (c *notifyConn) Close() error {
+	err := c.Conn.Close()
+	c.once.Do(func() { close(c.closed) })
+	return err
 }
