@@ -44,6 +44,29 @@ func (r *Results) Markdown(w io.Writer) error {
 		b.WriteString("\n¹ ssh or scp alone: ssh never reaps its ProxyCommand (it sends it SIGHUP and exits), so the CPU of `porthole proxy`, which carries the outer leg, is not counted.\n\n")
 	}
 
+	if len(r.Files) > 0 {
+		fmt.Fprintf(&b, "### Many small files: `scp -r` of %d files of %s, median of %d, connection setup included\n\n",
+			smallFileCount, fmtBytes(smallFileSize), len(r.Files[0].Walls))
+		b.WriteString("| operation | tool | time, median | vs OpenSSH direct (time) | CPU-s client | relay | device side |\n")
+		b.WriteString("|---|---|--:|--:|--:|--:|--:|\n")
+		base := map[string]time.Duration{}
+		for _, x := range r.Files {
+			if x.Tool == toolOpenSSH {
+				base[x.Op] = x.Walls.Median()
+			}
+		}
+		for _, x := range r.Files {
+			n := float64(len(x.Walls))
+			relay := fmt.Sprintf("%.2f", x.RelayCPU.Seconds()/n)
+			if x.Tool == toolOpenSSH {
+				relay = "–"
+			}
+			fmt.Fprintf(&b, "| %s | %s | %s | %s | %.2f | %s | %.2f |\n", x.Op, x.Tool, fmtDur(x.Walls.Median()),
+				fmtRatio(ratio(float64(x.Walls.Median()), float64(base[x.Op]))), x.ClientCPU.Seconds()/n, relay, x.DeviceCPU.Seconds()/n)
+		}
+		b.WriteString("\n")
+	}
+
 	if len(r.Shell) > 0 {
 		fmt.Fprintf(&b, "### Time to shell: `echo ok` on the device from an idle start, %d runs each\n\n", len(r.Shell[0].Exits))
 		b.WriteString("| tool | first output, median | p95 | exit, median | p95 | vs OpenSSH direct (median first output) |\n")

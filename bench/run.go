@@ -18,6 +18,7 @@ import (
 // The measurements Options.Only may name.
 const (
 	Throughput  = "throughput"
+	Files       = "files"
 	TimeToShell = "shell"
 	Echo        = "echo"
 	WAN         = "wan"
@@ -26,7 +27,7 @@ const (
 
 // Measurements are every measurement, in the order Run makes them (idle
 // last, since it restarts the server).
-var Measurements = []string{Throughput, TimeToShell, Echo, WAN, Idle}
+var Measurements = []string{Throughput, Files, TimeToShell, Echo, WAN, Idle}
 
 // Options sets what Run measures and how much. The zero value is the
 // default run.
@@ -119,6 +120,7 @@ type Results struct {
 	Revision string
 
 	Throughput []XferResult
+	Files      []XferResult // scp -r of many small files
 	Shell      []ShellResult
 	Echo       []EchoResult
 	WAN        *WANResult
@@ -183,6 +185,11 @@ func Run(ctx context.Context, opts Options, log *slog.Logger) (*Results, error) 
 	res.Machine.LoadBefore = loadAvg()
 	if opts.wants(Throughput) {
 		if res.Throughput, err = throughput(ctx, b, opts.Size, opts.Reps); err != nil {
+			return res, err
+		}
+	}
+	if opts.wants(Files) {
+		if res.Files, err = smallFiles(ctx, b, opts.Reps); err != nil {
 			return res, err
 		}
 	}
