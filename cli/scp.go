@@ -10,10 +10,12 @@ import (
 	"path"
 	"path/filepath"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/pkg/sftp"
 	"github.com/spf13/cobra"
+	"golang.org/x/sync/errgroup"
 )
 
 func newSCP(a *app) *cobra.Command {
@@ -157,6 +159,12 @@ func (a *app) runSCP(ctx context.Context, o reachOptions, plan scpPlan, recursiv
 		} else {
 			err = c.download(src, plan.dst, len(plan.sources) > 1)
 		}
+		if werr := c.wait(); err == nil {
+			err = werr
+		}
+		if c.tty && c.files != nil {
+			fmt.Fprint(a.io.Err, "\r\033[K")
+		}
 		if err != nil {
 			if ctx.Err() != nil {
 				return ctx.Err()
@@ -174,7 +182,7 @@ func (a *app) runSCP(ctx context.Context, o reachOptions, plan scpPlan, recursiv
 	if plan.upload {
 		dir = "to"
 	}
-	fmt.Fprintf(a.io.Err, "copied %s (%s) %s %s in %s\n", plural(c.files, "file"), formatBytes(c.bytes), dir, l.device.Name,
+	fmt.Fprintf(a.io.Err, "copied %s (%s) %s %s in %s\n", plural(c.nfiles, "file"), formatBytes(c.bytes), dir, l.device.Name,
 		elapsed(a.now().Sub(start)))
 	return nil
 }
@@ -199,8 +207,49 @@ type copier struct {
 	tty       bool // errw is a terminal: show progress bars
 	now       func() time.Time
 
-	files int
-	bytes int64
+	// files copies regular files, up to filesAtOnce at a time: with many
+	// small files the round trips of opening, writing, closing and
+	// checking each one, not the bytes, take the time. Directories are
+	// walked (and made) in order; wait joins the copies under way.
+	files *errgroup.Group
+
+	mu     sync.Mutex // guards the counts
+	nfiles int
+	bytes  int64
+}
+
+// filesAtOnce is how many files a copy moves at once.
+const filesAtOnce = 8
+
+// count adds one copied file of n bytes; during a directory's copy, on a
+// terminal, it says how far the copy has got.
+func (c *copier) count(n int64) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.nfiles++
+	c.bytes += n
+	if c.tty && c.files != nil {
+		fmt.Fprintf(c.errw, "\r\033[Kcopied %s (%s)…", plural(c.nfiles, "file"), formatBytes(c.bytes))
+	}
+}
+
+// goFile copies one file of a directory in the background, up to
+// filesAtOnce at a time; the first failure is what wait returns.
+func (c *copier) goFile(copy func() error) error {
+	if c.files == nil {
+		c.files = new(errgroup.Group)
+		c.files.SetLimit(filesAtOnce)
+	}
+	c.files.Go(copy)
+	return nil
+}
+
+// wait waits for the files under way and returns the first failure.
+func (c *copier) wait() error {
+	if c.files == nil {
+		return nil
+	}
+	return c.files.Wait()
 }
 
 // remote names a path on the device the way the user writes it.
@@ -256,7 +305,8 @@ func (c *copier) uploadDir(src, target string, fi fs.FileInfo, depth int) error 
 		case efi.IsDir():
 			err = c.uploadDir(p, path.Join(target, e.Name()), efi, depth+1)
 		case efi.Mode().IsRegular():
-			err = c.uploadFile(p, path.Join(target, e.Name()), efi)
+			t := path.Join(target, e.Name())
+			err = c.goFile(func() error { return c.uploadFile(p, t, efi) })
 		default:
 			fmt.Fprintf(c.errw, "porthole: skipping %s: not a regular file or directory\n", p)
 		}
@@ -297,8 +347,7 @@ func (c *copier) uploadFile(src, target string, fi fs.FileInfo) error {
 	if n != fi.Size() {
 		return fmt.Errorf("%s changed size while it was copied (%d bytes, then %d): copy it again", src, fi.Size(), n)
 	}
-	c.files++
-	c.bytes += n
+	c.count(n)
 	return nil
 }
 
@@ -358,7 +407,8 @@ func (c *copier) downloadDir(src, target string, fi fs.FileInfo, depth int) erro
 		case efi.IsDir():
 			err = c.downloadDir(p, filepath.Join(target, e.Name()), efi, depth+1)
 		case efi.Mode().IsRegular():
-			err = c.downloadFile(p, filepath.Join(target, e.Name()), efi)
+			t := filepath.Join(target, e.Name())
+			err = c.goFile(func() error { return c.downloadFile(p, t, efi) })
 		default:
 			fmt.Fprintf(c.errw, "porthole: skipping %s: not a regular file or directory\n", c.remote(p))
 		}
@@ -398,15 +448,16 @@ func (c *copier) downloadFile(src, target string, fi fs.FileInfo) error {
 	if n != fi.Size() {
 		return fmt.Errorf("%s had %d bytes but %d arrived (it changed while it was copied?): copy it again", c.remote(src), fi.Size(), n)
 	}
-	c.files++
-	c.bytes += n
+	c.count(n)
 	return nil
 }
 
 // bar is a progress bar for one file on a terminal, else one that draws
 // nothing.
 func (c *copier) bar(name string, size int64) *fileBar {
-	if !c.tty {
+	if !c.tty || c.files != nil {
+		// Several files at once share the terminal: count tells how far
+		// the copy has got instead.
 		return &fileBar{}
 	}
 	return &fileBar{b: newTransferBar(c.errw, c.now, name, size)}
