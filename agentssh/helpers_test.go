@@ -100,7 +100,7 @@ func needRoot(t *testing.T) {
 	}
 }
 
-func newSigner(t *testing.T) ssh.Signer {
+func newSigner(t testing.TB) ssh.Signer {
 	_, priv, err := ed25519.GenerateKey(rand.Reader)
 	if err != nil {
 		panic(err)
@@ -132,7 +132,7 @@ type env struct {
 	activity                 atomic.Int64
 }
 
-func newEnv(t *testing.T) *env {
+func newEnv(t testing.TB) *env {
 	t.Helper()
 	e := &env{userCA: newSigner(t), hostCA: newSigner(t), rec: &testRecorder{}}
 	_, priv, err := ed25519.GenerateKey(rand.Reader)
@@ -166,7 +166,7 @@ func (e *env) config() Config {
 	return c
 }
 
-func (e *env) server(t *testing.T, edit func(*Config)) *Server {
+func (e *env) server(t testing.TB, edit func(*Config)) *Server {
 	t.Helper()
 	c := e.config()
 	if edit != nil {
@@ -186,7 +186,7 @@ func claims() sessioncert.Claims {
 }
 
 // cert is the engineer's key with a session certificate from ca for c.
-func (e *env) cert(t *testing.T, ca ssh.Signer, c sessioncert.Claims) *ssh.Certificate {
+func (e *env) cert(t testing.TB, ca ssh.Signer, c sessioncert.Claims) *ssh.Certificate {
 	t.Helper()
 	cert, err := sessioncert.Sign(ca, e.engineer.PublicKey(), c)
 	if err != nil {
@@ -195,7 +195,7 @@ func (e *env) cert(t *testing.T, ca ssh.Signer, c sessioncert.Claims) *ssh.Certi
 	return cert
 }
 
-func (e *env) certAuth(t *testing.T) ssh.AuthMethod {
+func (e *env) certAuth(t testing.TB) ssh.AuthMethod {
 	t.Helper()
 	cs, err := ssh.NewCertSigner(e.cert(t, e.userCA, claims()), e.engineer)
 	if err != nil {
@@ -225,7 +225,7 @@ type served struct {
 }
 
 // wait returns ServeConn's error, failing the test if it does not return.
-func (s *served) wait(t *testing.T) error {
+func (s *served) wait(t testing.TB) error {
 	t.Helper()
 	select {
 	case err := <-s.done:
@@ -237,7 +237,7 @@ func (s *served) wait(t *testing.T) error {
 }
 
 // listen accepts one loopback TCP connection and serves it for session.
-func listen(t *testing.T, srv *Server, session string) (addr string, s *served) {
+func listen(t testing.TB, srv *Server, session string) (addr string, s *served) {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -259,12 +259,12 @@ func listen(t *testing.T, srv *Server, session string) (addr string, s *served) 
 }
 
 // dial serves one connection for session and logs in to it.
-func (e *env) dial(t *testing.T, srv *Server, session string, auth ...ssh.AuthMethod) (*ssh.Client, *served, error) {
+func (e *env) dial(t testing.TB, srv *Server, session string, auth ...ssh.AuthMethod) (*ssh.Client, *served, error) {
 	t.Helper()
 	return e.dialConfig(t, srv, session, e.clientConfig(auth...))
 }
 
-func (e *env) dialConfig(t *testing.T, srv *Server, session string, cc *ssh.ClientConfig) (*ssh.Client, *served, error) {
+func (e *env) dialConfig(t testing.TB, srv *Server, session string, cc *ssh.ClientConfig) (*ssh.Client, *served, error) {
 	t.Helper()
 	addr, s := listen(t, srv, session)
 	nc, err := net.Dial("tcp", addr)
@@ -282,7 +282,7 @@ func (e *env) dialConfig(t *testing.T, srv *Server, session string, cc *ssh.Clie
 }
 
 // login is dial that must succeed.
-func (e *env) login(t *testing.T, srv *Server) (*ssh.Client, *served) {
+func (e *env) login(t testing.TB, srv *Server) (*ssh.Client, *served) {
 	t.Helper()
 	c, s, err := e.dial(t, srv, testSession, e.certAuth(t))
 	if err != nil {
