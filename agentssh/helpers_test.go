@@ -7,10 +7,12 @@ import (
 	"crypto/rand"
 	"fmt"
 	"io"
+	"log/slog"
 	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -21,6 +23,7 @@ import (
 	"golang.org/x/crypto/ssh"
 
 	"github.com/porthole/porthole/sessioncert"
+	"github.com/porthole/porthole/sshalgo"
 )
 
 // Test binary modes: the test binary doubles as the agent's hidden
@@ -213,7 +216,8 @@ func (e *env) clientConfig(auth ...ssh.AuthMethod) *ssh.ClientConfig {
 		},
 	}
 	return &ssh.ClientConfig{
-		User: "laptop-user", Auth: auth, HostKeyCallback: checker.CheckHostKey,
+		Config: sshalgo.Client(), // as porthole's CLI sets it
+		User:   "laptop-user", Auth: auth, HostKeyCallback: checker.CheckHostKey,
 		Timeout: 10 * time.Second,
 	}
 }
@@ -426,6 +430,55 @@ var (
 	_ Recorder        = (*testRecorder)(nil)
 	_ ProcessRecorder = (*testProc)(nil)
 )
+
+// logRecords keeps what a server logs, each record as its message and
+// attributes.
+type logRecords struct {
+	mu      sync.Mutex
+	records []map[string]string
+}
+
+func (l *logRecords) logger() *slog.Logger { return slog.New(&logHandler{l: l}) }
+
+// find returns the attributes of the first record with message msg.
+func (l *logRecords) find(msg string) map[string]string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	for _, r := range l.records {
+		if r["msg"] == msg {
+			return r
+		}
+	}
+	return nil
+}
+
+type logHandler struct {
+	l     *logRecords
+	attrs []slog.Attr
+}
+
+func (h *logHandler) Enabled(context.Context, slog.Level) bool { return true }
+
+func (h *logHandler) Handle(_ context.Context, r slog.Record) error {
+	m := map[string]string{"msg": r.Message}
+	for _, a := range h.attrs {
+		m[a.Key] = a.Value.String()
+	}
+	r.Attrs(func(a slog.Attr) bool {
+		m[a.Key] = a.Value.String()
+		return true
+	})
+	h.l.mu.Lock()
+	defer h.l.mu.Unlock()
+	h.l.records = append(h.l.records, m)
+	return nil
+}
+
+func (h *logHandler) WithAttrs(attrs []slog.Attr) slog.Handler {
+	return &logHandler{l: h.l, attrs: append(slices.Clone(h.attrs), attrs...)}
+}
+
+func (h *logHandler) WithGroup(string) slog.Handler { return h }
 
 // runAsNobody runs the program as nobody and returns its output.
 func runAsNobody(t *testing.T, name string, args ...string) (string, error) {

@@ -17,6 +17,7 @@ import (
 	"golang.org/x/crypto/ssh"
 
 	"github.com/porthole/porthole/sessioncert"
+	"github.com/porthole/porthole/sshalgo"
 )
 
 // closeGrace is how long channels may take, once a session has been
@@ -139,7 +140,7 @@ func (s *Server) ServeConn(ctx context.Context, nc net.Conn, session string) err
 	}
 	log = log.With("user", c.claims.User)
 	c.log = log
-	log.Info("engineer connected", "client", string(sconn.ClientVersion()))
+	log.Info("engineer connected", append([]any{"client", string(sconn.ClientVersion())}, algorithms(sconn)...)...)
 	if r := s.cfg.Recorder; r != nil {
 		r.Connected(session, c.claims)
 	}
@@ -197,6 +198,17 @@ loop:
 	return nil
 }
 
+// algorithms are the key exchange and ciphers a connection agreed on, as
+// log attributes.
+func algorithms(sconn *ssh.ServerConn) []any {
+	m, ok := sconn.Conn.(ssh.AlgorithmsConnMetadata)
+	if !ok {
+		return nil
+	}
+	a := m.Algorithms()
+	return []any{"kex", a.KeyExchange, "cipher_in", a.Read.Cipher, "cipher_out", a.Write.Cipher}
+}
+
 // waitFor waits for wg, at most d.
 func waitFor(wg *sync.WaitGroup, d time.Duration) {
 	done := make(chan struct{})
@@ -236,6 +248,9 @@ func (c *conn) globalRequests(reqs <-chan *ssh.Request) {
 // user name is ignored: stock ssh sends the laptop's.
 func (c *conn) serverConfig() *ssh.ServerConfig {
 	cfg := &ssh.ServerConfig{
+		// ML-KEM first; the cipher family this processor runs fastest,
+		// and only that one, so that stock OpenSSH cannot pick another.
+		Config:        sshalgo.Server(),
 		ServerVersion: "SSH-2.0-PortholeAgent",
 		// Checked on every offer of a key, before the client proves it
 		// holds it: no work beyond parsing and one signature check.
