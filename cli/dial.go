@@ -48,6 +48,7 @@ import (
 	"github.com/porthole/porthole/apiclient"
 	"github.com/porthole/porthole/apitype"
 	"github.com/porthole/porthole/humanize"
+	"github.com/porthole/porthole/sshalgo"
 )
 
 const (
@@ -412,7 +413,8 @@ func (l *link) deviceSSH(ctx context.Context, nc net.Conn) (*ssh.Client, error) 
 	}
 	principals := l.opened.HostPrincipals
 	cfg := &ssh.ClientConfig{
-		User:              l.session.ID, // the device goes by the certificate, not the name
+		Config:            sshalgo.Client(), // ML-KEM, and AES-GCM or ChaCha20, as the device prefers
+		User:              l.session.ID,     // the device goes by the certificate, not the name
 		Auth:              auth,
 		HostKeyCallback:   hostErr.wrap(hostCertCallback(l.hostCA, principals, l.device.Name)),
 		HostKeyAlgorithms: hostKeyAlgos,
