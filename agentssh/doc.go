@@ -47,8 +47,12 @@
 // Shells, commands and the SFTP program run as Config.RunAs (the agent's
 // own user when empty; another user needs the agent to run as root), in
 // that user's home directory ("/" when it has none), with HOME, USER,
-// LOGNAME, SHELL, PATH, TERM and the client's allowed variables, nothing
-// of the agent's own environment. The login shell comes from /etc/passwd;
+// LOGNAME, SHELL, PATH, TERM, SSH_CLIENT and SSH_CONNECTION (SSH_TTY with
+// a terminal) and the client's allowed variables, nothing of the agent's
+// own environment. SSH_CLIENT and SSH_CONNECTION are sshd's, made of the
+// connection's RemoteAddr and LocalAddr ("0.0.0.0 0" for an address that
+// is no IP address and port), so that bash reads ~/.bashrc for a command
+// as it does under sshd. The login shell comes from /etc/passwd;
 // one that exists to refuse logins (nologin, false) gives way to /bin/sh,
 // since the owner chose this user for support.
 //

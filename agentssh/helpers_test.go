@@ -13,6 +13,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -53,11 +54,60 @@ func TestMain(m *testing.M) {
 			os.Exit(0)
 		}
 	}
+	dir, err := ownHome()
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
 	code := m.Run()
+	os.RemoveAll(dir)
 	if binDir != "" {
 		os.RemoveAll(binDir)
 	}
 	os.Exit(code)
+}
+
+// ownHome points passwdFile at a copy of /etc/passwd in which the tests'
+// user has an empty home directory, so that the machine's own dotfiles
+// (a root ~/.bashrc that bash reads for commands, as under sshd) cannot
+// slow or change the tests' shells. It returns the directory to remove.
+func ownHome() (string, error) {
+	dir, err := os.MkdirTemp("", "agentssh-home-")
+	if err != nil {
+		return "", err
+	}
+	home := filepath.Join(dir, "home")
+	if err := os.Mkdir(home, 0o755); err != nil {
+		return dir, err
+	}
+	os.Chmod(dir, 0o755) // nobody's processes may look up paths through it
+	if err := writePasswd(filepath.Join(dir, "passwd"), home, ""); err != nil {
+		return dir, err
+	}
+	passwdFile = filepath.Join(dir, "passwd")
+	return dir, nil
+}
+
+// writePasswd writes a copy of /etc/passwd to name in which the user this
+// process runs as has home, and shell when it is not "".
+func writePasswd(name, home, shell string) error {
+	data, err := os.ReadFile("/etc/passwd")
+	if err != nil {
+		return err
+	}
+	uid := strconv.Itoa(os.Getuid())
+	lines := strings.Split(string(data), "\n")
+	for i, line := range lines {
+		f := strings.Split(line, ":")
+		if len(f) == 7 && f[2] == uid {
+			f[5] = home
+			if shell != "" {
+				f[6] = shell
+			}
+			lines[i] = strings.Join(f, ":")
+		}
+	}
+	return os.WriteFile(name, []byte(strings.Join(lines, "\n")), 0o644)
 }
 
 var (

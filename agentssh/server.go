@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"net/netip"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -80,6 +81,9 @@ type conn struct {
 	log     *slog.Logger
 	acct    *account
 
+	// sshdEnv is SSH_CLIENT and SSH_CONNECTION for its processes.
+	sshdEnv []string
+
 	// Set during authentication, read after it.
 	claims sessioncert.Claims
 	denied string // why the last authentication attempt failed, for the log
@@ -107,7 +111,7 @@ func (s *Server) ServeConn(ctx context.Context, nc net.Conn, session string) err
 		nc.Close()
 		return fmt.Errorf("agentssh: %w", err)
 	}
-	c := &conn{srv: s, session: session, log: log, acct: acct}
+	c := &conn{srv: s, session: session, log: log, acct: acct, sshdEnv: sshdEnv(nc.RemoteAddr(), nc.LocalAddr())}
 
 	hsCtx, hsCancel := context.WithTimeout(ctx, s.cfg.handshakeTimeout())
 	stop := context.AfterFunc(hsCtx, func() { nc.Close() })
@@ -196,6 +200,36 @@ loop:
 	}
 	log.Info("engineer disconnected")
 	return nil
+}
+
+// sshdEnv is SSH_CLIENT ("client_ip client_port server_port") and
+// SSH_CONNECTION ("client_ip client_port server_ip server_port") as sshd
+// sets them, from the connection's addresses: bash reads ~/.bashrc for a
+// command (bash -c) when SSH_CLIENT is set, and scripts look at them. An
+// address that is not an IP address and port (a relay channel's) is
+// "0.0.0.0 0".
+func sshdEnv(remote, local net.Addr) []string {
+	cip, cport := ipPort(remote)
+	sip, sport := ipPort(local)
+	return []string{
+		fmt.Sprintf("SSH_CLIENT=%s %d %d", cip, cport, sport),
+		fmt.Sprintf("SSH_CONNECTION=%s %d %s %d", cip, cport, sip, sport),
+	}
+}
+
+func ipPort(a net.Addr) (string, uint16) {
+	var ap netip.AddrPort
+	switch a := a.(type) {
+	case nil:
+	case *net.TCPAddr:
+		ap = a.AddrPort()
+	default:
+		ap, _ = netip.ParseAddrPort(a.String())
+	}
+	if !ap.Addr().IsValid() {
+		return "0.0.0.0", 0
+	}
+	return ap.Addr().Unmap().String(), ap.Port()
 }
 
 // algorithms are the key exchange and ciphers a connection agreed on, as

@@ -271,6 +271,7 @@ func (sc *sessionChannel) environ() []string {
 		}
 	}
 	env = append(env, "TERM="+term)
+	env = append(env, sc.c.sshdEnv...)
 	return append(env, sc.env...)
 }
 
@@ -316,6 +317,7 @@ func (sc *sessionChannel) startWithPTY(cmd *exec.Cmd, info Process) error {
 		return err
 	}
 	cmd.Stdin, cmd.Stdout, cmd.Stderr = tty, tty, tty
+	cmd.Env = append(cmd.Env, "SSH_TTY="+tty.Name()) // as sshd sets it
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setctty: true, Ctty: 0}
 	p, err := startProcess(cmd, sc.c.acct, tty)
 	if err != nil {
