@@ -11,14 +11,20 @@ import (
 // benchBytes is what one iteration of BenchmarkExecStream moves.
 const benchBytes = 256 << 20
 
-// BenchmarkExecStream pushes benchBytes through an exec channel, from a
-// client set up as porthole's CLI sets up its own (its stdin and stdout
-// copied by x/crypto's session) to this server over loopback TCP, the way
-// a spliced relay stream reaches it:
+// BenchmarkExecStream pushes benchBytes through an exec channel between
+// a client and this server over loopback TCP, the way a spliced relay
+// stream reaches it:
 //
 //	up:   the client's stdin → `cat > /dev/null` on the device
 //	down: `dd if=/dev/zero bs=128K` on the device (as cat writes a file)
 //	      → the client's stdout
+//
+// with the client's stdin and stdout copied two ways:
+//
+//	session: by x/crypto's ssh.Session (Stdin and Stdout set), as porthole
+//	         ssh did before, and as other Go clients do
+//	porthole: as cli/ssh.go copies them now, 128 KiB at a time through
+//	         StdinPipe and StdoutPipe
 //
 // Besides the throughput it reports cpu-s/GiB: the CPU time of this
 // process (both SSH ends, not cat or dd) per GiB moved. Profile with
@@ -27,36 +33,63 @@ const benchBytes = 256 << 20
 func BenchmarkExecStream(b *testing.B) {
 	e := newEnv(b)
 	c, _ := e.login(b, e.server(b, func(c *Config) { c.Recorder = nil }))
+	const cliBuf = 128 << 10 // cli's streamBuf
 	for _, dir := range []string{"up", "down"} {
-		b.Run(dir, func(b *testing.B) {
-			b.SetBytes(benchBytes)
-			cpu0 := cpuTime()
-			b.ResetTimer()
-			for range b.N {
-				s, err := c.NewSession()
-				if err != nil {
-					b.Fatal(err)
+		for _, client := range []string{"session", "porthole"} {
+			b.Run(dir+"/"+client, func(b *testing.B) {
+				b.SetBytes(benchBytes)
+				cpu0 := cpuTime()
+				b.ResetTimer()
+				for range b.N {
+					s, err := c.NewSession()
+					if err != nil {
+						b.Fatal(err)
+					}
+					var got countWriter
+					command := "cat > /dev/null"
+					if dir == "down" {
+						command = fmt.Sprintf("dd if=/dev/zero bs=128K count=%d status=none", benchBytes/(128<<10))
+					}
+					switch {
+					case client == "session" && dir == "up":
+						s.Stdin = &patternReader{left: benchBytes}
+						err = s.Run(command)
+					case client == "session":
+						s.Stdout = &got
+						err = s.Run(command)
+					default:
+						in, _ := s.StdinPipe()
+						out, _ := s.StdoutPipe()
+						if err = s.Start(command); err != nil {
+							break
+						}
+						go func() {
+							if dir == "up" {
+								io.CopyBuffer(in, &patternReader{left: benchBytes}, make([]byte, cliBuf))
+							}
+							in.Close()
+						}()
+						copied := make(chan struct{})
+						go func() {
+							io.CopyBuffer(&got, out, make([]byte, cliBuf))
+							close(copied)
+						}()
+						err = s.Wait()
+						<-copied
+					}
+					s.Close()
+					if err != nil {
+						b.Fatal(err)
+					}
+					if dir == "down" && got != benchBytes {
+						b.Fatalf("got %d bytes; want %d", got, benchBytes)
+					}
 				}
-				var got countWriter
-				if dir == "up" {
-					s.Stdin = &patternReader{left: benchBytes}
-					err = s.Run("cat > /dev/null")
-				} else {
-					s.Stdout = &got
-					err = s.Run(fmt.Sprintf("dd if=/dev/zero bs=128K count=%d status=none", benchBytes/(128<<10)))
-				}
-				s.Close()
-				if err != nil {
-					b.Fatal(err)
-				}
-				if dir == "down" && got != benchBytes {
-					b.Fatalf("got %d bytes; want %d", got, benchBytes)
-				}
-			}
-			b.StopTimer()
-			gib := float64(b.N) * benchBytes / (1 << 30)
-			b.ReportMetric((cpuTime()-cpu0).Seconds()/gib, "cpu-s/GiB")
-		})
+				b.StopTimer()
+				gib := float64(b.N) * benchBytes / (1 << 30)
+				b.ReportMetric((cpuTime()-cpu0).Seconds()/gib, "cpu-s/GiB")
+			})
+		}
 	}
 }
 
