@@ -82,6 +82,9 @@ func TestOpenSSHAlgorithms(t *testing.T) {
 	if kex := find(`kex: algorithm: (\S+)`); kex != ssh.KeyExchangeCurve25519 {
 		t.Errorf("ssh agreed on key exchange %s; want %s", kex, ssh.KeyExchangeCurve25519)
 	}
+	if hk := find(`kex: host key algorithm: (\S+)`); hk != ssh.CertAlgoED25519v01 {
+		t.Errorf("ssh agreed on host key algorithm %s; want %s", hk, ssh.CertAlgoED25519v01)
+	}
 	for _, dir := range []string{"client->server", "server->client"} {
 		if c := find(`kex: ` + dir + ` cipher: (\S+) MAC: <implicit>`); c != wantCipher() {
 			t.Errorf("ssh agreed on %s cipher %s; want %s", dir, c, wantCipher())
