@@ -130,8 +130,11 @@ func (a *app) runProxy(ctx context.Context, host, socket, reason string) error {
 		fromDevice <- err
 	}()
 	go func() {
-		io.Copy(nc, a.io.In)
-		hangUp()
+		in := &readEnd{r: a.io.In}
+		io.Copy(nc, in)
+		if in.ended {
+			hangUp() // not when the device's end failed: that is fromDevice's news
+		}
 		if cw, ok := nc.(interface{ CloseWrite() error }); ok {
 			cw.CloseWrite()
 		}
@@ -152,6 +155,21 @@ func (a *app) runProxy(ctx context.Context, host, socket, reason string) error {
 
 // proxyCloseTimeout bounds closing the session as the proxy exits.
 const proxyCloseTimeout = 2 * time.Second
+
+// readEnd is a reader that remembers whether it has ended (EOF or an
+// error), so that a copy's end can be told apart from its writer's.
+type readEnd struct {
+	r     io.Reader
+	ended bool
+}
+
+func (r *readEnd) Read(p []byte) (int, error) {
+	n, err := r.r.Read(p)
+	if err != nil {
+		r.ended = true
+	}
+	return n, err
+}
 
 // sessionAgent is the SSH agent a proxy serves to its ssh: it lists the
 // session's certificate and signs with its key, and does nothing else.

@@ -6,12 +6,16 @@ import (
 	"bytes"
 	"context"
 	"io"
+	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
+
+	"golang.org/x/crypto/ssh"
+	"golang.org/x/crypto/ssh/agent"
 
 	"github.com/porthole/porthole/apitype"
 )
@@ -61,6 +65,58 @@ func TestProxyExitsWithSSH(t *testing.T) {
 		return len(ss) == 1 && ss[0].State == apitype.SessionClosed
 	})
 	p.allClosedBy(t, "engineer_closed")
+}
+
+// TestProxyTellsWhy: when the session ends under a client that is still
+// connected (here closed through the API), the proxy says why before it
+// exits.
+func TestProxyTellsWhy(t *testing.T) {
+	t.Parallel()
+	p := startDataPath(t, pathOpts{})
+	keys, err := p.admin.CAKeys(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	socket := filepath.Join(t.TempDir(), "dev1.porthole.sock")
+	x := startProxy(t, p, socket)
+	cfg := &ssh.ClientConfig{
+		User: "engineer",
+		Auth: []ssh.AuthMethod{ssh.PublicKeysCallback(func() ([]ssh.Signer, error) {
+			c, err := net.Dial("unix", socket)
+			if err != nil {
+				return nil, err
+			}
+			t.Cleanup(func() { c.Close() })
+			return agent.NewClient(c).Signers()
+		})},
+		HostKeyCallback: hostCertCallback(parseKey(t, keys.HostCA), []string{"dev1.porthole"}, "dev1"),
+	}
+	conn, chans, reqs, err := ssh.NewClientConn(pipeConn{x}, "dev1.porthole:22", cfg)
+	if err != nil {
+		t.Fatalf("SSH through porthole proxy: %v\nstderr: %s", err, x.r.stderr)
+	}
+	c := ssh.NewClient(conn, chans, reqs)
+	defer c.Close() // only at the end: this client does not hang up by itself
+	s, err := c.NewSession()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Start("sleep 30"); err != nil {
+		t.Fatal(err)
+	}
+	ss := p.sessions(t)
+	if len(ss) != 1 {
+		t.Fatalf("sessions: %+v; want one", ss)
+	}
+	if _, err := p.admin.CloseSession(context.Background(), ss[0].ID); err != nil {
+		t.Fatal(err)
+	}
+	if err := x.r.wait(t); err != nil {
+		t.Errorf("porthole proxy: %v", err)
+	}
+	if got, want := x.r.stderr.String(), "porthole: the session on dev1 was closed"; !strings.Contains(got, want) {
+		t.Errorf("porthole proxy said %q; want %q", got, want)
+	}
 }
 
 // TestOpenSSHProxyExits: with stock ssh, the ProxyCommand (this test binary
