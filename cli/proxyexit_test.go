@@ -134,7 +134,8 @@ func TestOpenSSHProxyExits(t *testing.T) {
 	writeFile(t, cfg, []byte(r.stdout), 0o600)
 	env := []string{"PATH=/usr/bin:/bin", "HOME=" + t.TempDir(), envTestMain + "=1",
 		envServer + "=" + p.url, envToken + "=" + p.env[envToken], envFingerprint + "=" + p.fingerprint,
-		"XDG_CONFIG_HOME=" + p.env["XDG_CONFIG_HOME"]}
+		"XDG_CONFIG_HOME=" + p.env["XDG_CONFIG_HOME"],
+		"GORACE=atexit_sleep_ms=0"} // a -race build otherwise sleeps 1 s before it exits
 	for i := range 3 {
 		// stderr is a pipe of our own, which ssh and the proxy share: it
 		// reaches EOF when the last of them has exited.
