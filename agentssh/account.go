@@ -24,7 +24,9 @@ type account struct {
 	cred *syscall.Credential
 }
 
-const passwdFile = "/etc/passwd"
+// passwdFile is where accounts are read from; a variable so that tests can
+// give the agent's user a home of their own.
+var passwdFile = "/etc/passwd"
 
 // defaultPath is PATH for engineers' processes; the agent's own PATH may
 // be a service manager's minimal one.

@@ -2,7 +2,7 @@
 // engineers over channels the relay forwards to the device, so the device
 // opens no listening port. porthole-agent links it, so it imports only the
 // standard library, golang.org/x/crypto/ssh, github.com/pkg/sftp,
-// github.com/creack/pty and the shared sessioncert package.
+// github.com/creack/pty and the shared sessioncert and sshalgo packages.
 //
 // # Protocol flow
 //
@@ -11,7 +11,12 @@
 //
 //  1. Handshake, bounded by Config.HandshakeTimeout. The device proves
 //     itself with its host key and host certificate (Config.HostKey), which
-//     clients check against the host CA.
+//     clients check against the host CA. Key exchange and ciphers are
+//     package sshalgo's: mlkem768x25519-sha256 or curve25519-sha256, and
+//     only the AEAD family this processor runs fastest (AES-GCM with AES
+//     instructions, else ChaCha20-Poly1305), so that stock OpenSSH, which
+//     prefers ChaCha20 and AES-CTR, cannot pick a slower one. The login's
+//     log line says what was agreed.
 //  2. Public key authentication. The key must be a session certificate
 //     (sessioncert.Verify) signed by Config.UserCA, valid now, naming this
 //     connection's session and this device's fleet, name and id, and the
@@ -42,8 +47,12 @@
 // Shells, commands and the SFTP program run as Config.RunAs (the agent's
 // own user when empty; another user needs the agent to run as root), in
 // that user's home directory ("/" when it has none), with HOME, USER,
-// LOGNAME, SHELL, PATH, TERM and the client's allowed variables, nothing
-// of the agent's own environment. The login shell comes from /etc/passwd;
+// LOGNAME, SHELL, PATH, TERM, SSH_CLIENT and SSH_CONNECTION (SSH_TTY with
+// a terminal) and the client's allowed variables, nothing of the agent's
+// own environment. SSH_CLIENT and SSH_CONNECTION are sshd's, made of the
+// connection's RemoteAddr and LocalAddr ("0.0.0.0 0" for an address that
+// is no IP address and port), so that bash reads ~/.bashrc for a command
+// as it does under sshd. The login shell comes from /etc/passwd;
 // one that exists to refuse logins (nologin, false) gives way to /bin/sh,
 // since the owner chose this user for support.
 //

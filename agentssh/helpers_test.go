@@ -7,10 +7,13 @@ import (
 	"crypto/rand"
 	"fmt"
 	"io"
+	"log/slog"
 	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -21,6 +24,7 @@ import (
 	"golang.org/x/crypto/ssh"
 
 	"github.com/porthole/porthole/sessioncert"
+	"github.com/porthole/porthole/sshalgo"
 )
 
 // Test binary modes: the test binary doubles as the agent's hidden
@@ -50,11 +54,60 @@ func TestMain(m *testing.M) {
 			os.Exit(0)
 		}
 	}
+	dir, err := ownHome()
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
 	code := m.Run()
+	os.RemoveAll(dir)
 	if binDir != "" {
 		os.RemoveAll(binDir)
 	}
 	os.Exit(code)
+}
+
+// ownHome points passwdFile at a copy of /etc/passwd in which the tests'
+// user has an empty home directory, so that the machine's own dotfiles
+// (a root ~/.bashrc that bash reads for commands, as under sshd) cannot
+// slow or change the tests' shells. It returns the directory to remove.
+func ownHome() (string, error) {
+	dir, err := os.MkdirTemp("", "agentssh-home-")
+	if err != nil {
+		return "", err
+	}
+	home := filepath.Join(dir, "home")
+	if err := os.Mkdir(home, 0o755); err != nil {
+		return dir, err
+	}
+	os.Chmod(dir, 0o755) // nobody's processes may look up paths through it
+	if err := writePasswd(filepath.Join(dir, "passwd"), home, ""); err != nil {
+		return dir, err
+	}
+	passwdFile = filepath.Join(dir, "passwd")
+	return dir, nil
+}
+
+// writePasswd writes a copy of /etc/passwd to name in which the user this
+// process runs as has home, and shell when it is not "".
+func writePasswd(name, home, shell string) error {
+	data, err := os.ReadFile("/etc/passwd")
+	if err != nil {
+		return err
+	}
+	uid := strconv.Itoa(os.Getuid())
+	lines := strings.Split(string(data), "\n")
+	for i, line := range lines {
+		f := strings.Split(line, ":")
+		if len(f) == 7 && f[2] == uid {
+			f[5] = home
+			if shell != "" {
+				f[6] = shell
+			}
+			lines[i] = strings.Join(f, ":")
+		}
+	}
+	return os.WriteFile(name, []byte(strings.Join(lines, "\n")), 0o644)
 }
 
 var (
@@ -100,7 +153,7 @@ func needRoot(t *testing.T) {
 	}
 }
 
-func newSigner(t *testing.T) ssh.Signer {
+func newSigner(t testing.TB) ssh.Signer {
 	_, priv, err := ed25519.GenerateKey(rand.Reader)
 	if err != nil {
 		panic(err)
@@ -132,7 +185,7 @@ type env struct {
 	activity                 atomic.Int64
 }
 
-func newEnv(t *testing.T) *env {
+func newEnv(t testing.TB) *env {
 	t.Helper()
 	e := &env{userCA: newSigner(t), hostCA: newSigner(t), rec: &testRecorder{}}
 	_, priv, err := ed25519.GenerateKey(rand.Reader)
@@ -166,7 +219,7 @@ func (e *env) config() Config {
 	return c
 }
 
-func (e *env) server(t *testing.T, edit func(*Config)) *Server {
+func (e *env) server(t testing.TB, edit func(*Config)) *Server {
 	t.Helper()
 	c := e.config()
 	if edit != nil {
@@ -186,7 +239,7 @@ func claims() sessioncert.Claims {
 }
 
 // cert is the engineer's key with a session certificate from ca for c.
-func (e *env) cert(t *testing.T, ca ssh.Signer, c sessioncert.Claims) *ssh.Certificate {
+func (e *env) cert(t testing.TB, ca ssh.Signer, c sessioncert.Claims) *ssh.Certificate {
 	t.Helper()
 	cert, err := sessioncert.Sign(ca, e.engineer.PublicKey(), c)
 	if err != nil {
@@ -195,7 +248,7 @@ func (e *env) cert(t *testing.T, ca ssh.Signer, c sessioncert.Claims) *ssh.Certi
 	return cert
 }
 
-func (e *env) certAuth(t *testing.T) ssh.AuthMethod {
+func (e *env) certAuth(t testing.TB) ssh.AuthMethod {
 	t.Helper()
 	cs, err := ssh.NewCertSigner(e.cert(t, e.userCA, claims()), e.engineer)
 	if err != nil {
@@ -213,7 +266,8 @@ func (e *env) clientConfig(auth ...ssh.AuthMethod) *ssh.ClientConfig {
 		},
 	}
 	return &ssh.ClientConfig{
-		User: "laptop-user", Auth: auth, HostKeyCallback: checker.CheckHostKey,
+		Config: sshalgo.Client(), // as porthole's CLI sets it
+		User:   "laptop-user", Auth: auth, HostKeyCallback: checker.CheckHostKey,
 		Timeout: 10 * time.Second,
 	}
 }
@@ -225,7 +279,7 @@ type served struct {
 }
 
 // wait returns ServeConn's error, failing the test if it does not return.
-func (s *served) wait(t *testing.T) error {
+func (s *served) wait(t testing.TB) error {
 	t.Helper()
 	select {
 	case err := <-s.done:
@@ -237,7 +291,7 @@ func (s *served) wait(t *testing.T) error {
 }
 
 // listen accepts one loopback TCP connection and serves it for session.
-func listen(t *testing.T, srv *Server, session string) (addr string, s *served) {
+func listen(t testing.TB, srv *Server, session string) (addr string, s *served) {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -259,12 +313,12 @@ func listen(t *testing.T, srv *Server, session string) (addr string, s *served) 
 }
 
 // dial serves one connection for session and logs in to it.
-func (e *env) dial(t *testing.T, srv *Server, session string, auth ...ssh.AuthMethod) (*ssh.Client, *served, error) {
+func (e *env) dial(t testing.TB, srv *Server, session string, auth ...ssh.AuthMethod) (*ssh.Client, *served, error) {
 	t.Helper()
 	return e.dialConfig(t, srv, session, e.clientConfig(auth...))
 }
 
-func (e *env) dialConfig(t *testing.T, srv *Server, session string, cc *ssh.ClientConfig) (*ssh.Client, *served, error) {
+func (e *env) dialConfig(t testing.TB, srv *Server, session string, cc *ssh.ClientConfig) (*ssh.Client, *served, error) {
 	t.Helper()
 	addr, s := listen(t, srv, session)
 	nc, err := net.Dial("tcp", addr)
@@ -282,7 +336,7 @@ func (e *env) dialConfig(t *testing.T, srv *Server, session string, cc *ssh.Clie
 }
 
 // login is dial that must succeed.
-func (e *env) login(t *testing.T, srv *Server) (*ssh.Client, *served) {
+func (e *env) login(t testing.TB, srv *Server) (*ssh.Client, *served) {
 	t.Helper()
 	c, s, err := e.dial(t, srv, testSession, e.certAuth(t))
 	if err != nil {
@@ -440,6 +494,55 @@ var (
 	_ Recorder        = (*testRecorder)(nil)
 	_ ProcessRecorder = (*testProc)(nil)
 )
+
+// logRecords keeps what a server logs, each record as its message and
+// attributes.
+type logRecords struct {
+	mu      sync.Mutex
+	records []map[string]string
+}
+
+func (l *logRecords) logger() *slog.Logger { return slog.New(&logHandler{l: l}) }
+
+// find returns the attributes of the first record with message msg.
+func (l *logRecords) find(msg string) map[string]string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	for _, r := range l.records {
+		if r["msg"] == msg {
+			return r
+		}
+	}
+	return nil
+}
+
+type logHandler struct {
+	l     *logRecords
+	attrs []slog.Attr
+}
+
+func (h *logHandler) Enabled(context.Context, slog.Level) bool { return true }
+
+func (h *logHandler) Handle(_ context.Context, r slog.Record) error {
+	m := map[string]string{"msg": r.Message}
+	for _, a := range h.attrs {
+		m[a.Key] = a.Value.String()
+	}
+	r.Attrs(func(a slog.Attr) bool {
+		m[a.Key] = a.Value.String()
+		return true
+	})
+	h.l.mu.Lock()
+	defer h.l.mu.Unlock()
+	h.l.records = append(h.l.records, m)
+	return nil
+}
+
+func (h *logHandler) WithAttrs(attrs []slog.Attr) slog.Handler {
+	return &logHandler{l: h.l, attrs: append(slices.Clone(h.attrs), attrs...)}
+}
+
+func (h *logHandler) WithGroup(string) slog.Handler { return h }
 
 // runAsNobody runs the program as nobody and returns its output.
 func runAsNobody(t *testing.T, name string, args ...string) (string, error) {

@@ -19,6 +19,7 @@ func TestImports(t *testing.T) {
 		"github.com/creack/pty",
 		"github.com/porthole/porthole/sessioncert",
 		"github.com/porthole/porthole/control",
+		"github.com/porthole/porthole/sshalgo",
 	}
 	entries, err := os.ReadDir(".")
 	if err != nil {

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"net/netip"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -17,6 +18,7 @@ import (
 	"golang.org/x/crypto/ssh"
 
 	"github.com/porthole/porthole/sessioncert"
+	"github.com/porthole/porthole/sshalgo"
 )
 
 // closeGrace is how long channels may take, once a session has been
@@ -79,6 +81,9 @@ type conn struct {
 	log     *slog.Logger
 	acct    *account
 
+	// sshdEnv is SSH_CLIENT and SSH_CONNECTION for its processes.
+	sshdEnv []string
+
 	// Set during authentication, read after it.
 	claims sessioncert.Claims
 	denied string // why the last authentication attempt failed, for the log
@@ -106,7 +111,7 @@ func (s *Server) ServeConn(ctx context.Context, nc net.Conn, session string) err
 		nc.Close()
 		return fmt.Errorf("agentssh: %w", err)
 	}
-	c := &conn{srv: s, session: session, log: log, acct: acct}
+	c := &conn{srv: s, session: session, log: log, acct: acct, sshdEnv: sshdEnv(nc.RemoteAddr(), nc.LocalAddr())}
 
 	hsCtx, hsCancel := context.WithTimeout(ctx, s.cfg.handshakeTimeout())
 	stop := context.AfterFunc(hsCtx, func() { nc.Close() })
@@ -139,7 +144,7 @@ func (s *Server) ServeConn(ctx context.Context, nc net.Conn, session string) err
 	}
 	log = log.With("user", c.claims.User)
 	c.log = log
-	log.Info("engineer connected", "client", string(sconn.ClientVersion()))
+	log.Info("engineer connected", append([]any{"client", string(sconn.ClientVersion())}, algorithms(sconn)...)...)
 	if r := s.cfg.Recorder; r != nil {
 		r.Connected(session, c.claims)
 	}
@@ -197,6 +202,47 @@ loop:
 	return nil
 }
 
+// sshdEnv is SSH_CLIENT ("client_ip client_port server_port") and
+// SSH_CONNECTION ("client_ip client_port server_ip server_port") as sshd
+// sets them, from the connection's addresses: bash reads ~/.bashrc for a
+// command (bash -c) when SSH_CLIENT is set, and scripts look at them. An
+// address that is not an IP address and port (a relay channel's) is
+// "0.0.0.0 0".
+func sshdEnv(remote, local net.Addr) []string {
+	cip, cport := ipPort(remote)
+	sip, sport := ipPort(local)
+	return []string{
+		fmt.Sprintf("SSH_CLIENT=%s %d %d", cip, cport, sport),
+		fmt.Sprintf("SSH_CONNECTION=%s %d %s %d", cip, cport, sip, sport),
+	}
+}
+
+func ipPort(a net.Addr) (string, uint16) {
+	var ap netip.AddrPort
+	switch a := a.(type) {
+	case nil:
+	case *net.TCPAddr:
+		ap = a.AddrPort()
+	default:
+		ap, _ = netip.ParseAddrPort(a.String())
+	}
+	if !ap.Addr().IsValid() {
+		return "0.0.0.0", 0
+	}
+	return ap.Addr().Unmap().String(), ap.Port()
+}
+
+// algorithms are the key exchange and ciphers a connection agreed on, as
+// log attributes.
+func algorithms(sconn *ssh.ServerConn) []any {
+	m, ok := sconn.Conn.(ssh.AlgorithmsConnMetadata)
+	if !ok {
+		return nil
+	}
+	a := m.Algorithms()
+	return []any{"kex", a.KeyExchange, "cipher_in", a.Read.Cipher, "cipher_out", a.Write.Cipher}
+}
+
 // waitFor waits for wg, at most d.
 func waitFor(wg *sync.WaitGroup, d time.Duration) {
 	done := make(chan struct{})
@@ -245,6 +291,9 @@ func (c *conn) globalRequests(reqs <-chan *ssh.Request) {
 // user name is ignored: stock ssh sends the laptop's.
 func (c *conn) serverConfig() *ssh.ServerConfig {
 	cfg := &ssh.ServerConfig{
+		// ML-KEM first; the cipher family this processor runs fastest,
+		// and only that one, so that stock OpenSSH cannot pick another.
+		Config:        sshalgo.Server(),
 		ServerVersion: "SSH-2.0-PortholeAgent",
 		// Checked on every offer of a key, before the client proves it
 		// holds it: no work beyond parsing and one signature check.

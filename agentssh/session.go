@@ -319,6 +319,7 @@ func (sc *sessionChannel) environ() []string {
 		}
 	}
 	env = append(env, "TERM="+term)
+	env = append(env, sc.c.sshdEnv...)
 	return append(env, sc.env...)
 }
 
@@ -364,6 +365,7 @@ func (sc *sessionChannel) startWithPTY(cmd *exec.Cmd, info Process) error {
 		return err
 	}
 	cmd.Stdin, cmd.Stdout, cmd.Stderr = tty, tty, tty
+	cmd.Env = append(cmd.Env, "SSH_TTY="+tty.Name()) // as sshd sets it
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setctty: true, Ctty: 0}
 	p, err := startProcess(cmd, sc.c.acct, tty)
 	if err != nil {
@@ -373,10 +375,10 @@ func (sc *sessionChannel) startWithPTY(cmd *exec.Cmd, info Process) error {
 	sc.job, sc.ptmx = p, ptmx
 	sc.record(info)
 	sc.log.Info("shell started", "command", info.Command, "pty", true, "term", info.Term)
-	p.copyOut(ptmx, func(r *os.File) { sc.copyOutput(sc.ch, r) })
+	p.copyOut(ptmx, func(r *os.File) { sc.copyOutput(sc.ch, r, smallBuf) })
 	// Input goes on until the channel closes; the terminal's end is
 	// closed by wait, which ends this copy too.
-	go sc.copyInput(ptmx)
+	go sc.copyInput(ptmx, smallBuf)
 	go p.wait()
 	return nil
 }
@@ -384,7 +386,7 @@ func (sc *sessionChannel) startWithPTY(cmd *exec.Cmd, info Process) error {
 func (sc *sessionChannel) startWithPipes(cmd *exec.Cmd, info Process) error {
 	var files []*os.File
 	pipe := func() (r, w *os.File, err error) {
-		r, w, err = os.Pipe()
+		r, w, err = newPipe()
 		if err == nil {
 			files = append(files, r, w)
 		}
@@ -410,10 +412,10 @@ func (sc *sessionChannel) startWithPipes(cmd *exec.Cmd, info Process) error {
 	sc.job = p
 	sc.record(info)
 	sc.log.Info("command started", "command", info.Command)
-	p.copyOut(outR, func(r *os.File) { sc.copyOutput(sc.ch, r) })
-	p.copyOut(errR, func(r *os.File) { sc.copyOutput(sc.ch.Stderr(), r) })
+	p.copyOut(outR, func(r *os.File) { sc.copyOutput(sc.ch, r, streamBuf) })
+	p.copyOut(errR, func(r *os.File) { sc.copyOutput(sc.ch.Stderr(), r, smallBuf) })
 	go func() {
-		sc.copyInput(inW)
+		sc.copyInput(inW, streamBuf)
 		inW.Close() // EOF from the engineer is EOF on the process's stdin
 	}()
 	go p.wait()
@@ -447,9 +449,9 @@ func (sc *sessionChannel) recordf(f func(ProcessRecorder)) {
 }
 
 // copyInput copies the engineer's input to the process until the channel
-// ends or sends EOF.
-func (sc *sessionChannel) copyInput(w io.Writer) {
-	buf := make([]byte, 32<<10)
+// ends or sends EOF, up to size bytes at a time.
+func (sc *sessionChannel) copyInput(w io.Writer, size int) {
+	buf := make([]byte, size)
 	for {
 		n, err := sc.ch.Read(buf)
 		if n > 0 {
@@ -473,9 +475,9 @@ func (sc *sessionChannel) copyInput(w io.Writer) {
 }
 
 // copyOutput copies the process's output to the engineer until EOF (or
-// EIO: a terminal whose last user has gone).
-func (sc *sessionChannel) copyOutput(w io.Writer, r io.Reader) {
-	buf := make([]byte, 32<<10)
+// EIO: a terminal whose last user has gone), up to size bytes at a time.
+func (sc *sessionChannel) copyOutput(w io.Writer, r io.Reader, size int) {
+	buf := make([]byte, size)
 	for {
 		n, err := r.Read(buf)
 		if n > 0 {

@@ -3,7 +3,9 @@ package agentssh
 import (
 	"bytes"
 	"errors"
+	"fmt"
 	"io"
+	"net"
 	"os"
 	"regexp"
 	"slices"
@@ -136,8 +138,12 @@ func TestEnv(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	// Over loopback TCP, as sshd would say it.
+	client, server := c.LocalAddr().(*net.TCPAddr), c.RemoteAddr().(*net.TCPAddr)
 	want := map[string]string{"LANG": "C.UTF-8", "LC_TIME": "C", "HOME": acct.Home, "USER": acct.Name,
-		"LOGNAME": acct.Name, "SHELL": acct.Shell, "PATH": defaultPath, "TERM": "dumb"}
+		"LOGNAME": acct.Name, "SHELL": acct.Shell, "PATH": defaultPath, "TERM": "dumb",
+		"SSH_CLIENT":     fmt.Sprintf("127.0.0.1 %d %d", client.Port, server.Port),
+		"SSH_CONNECTION": fmt.Sprintf("127.0.0.1 %d 127.0.0.1 %d", client.Port, server.Port)}
 	for k, v := range want {
 		if got[k] != v {
 			t.Errorf("%s=%q; want %q", k, got[k], v)
@@ -195,10 +201,10 @@ func TestPTY(t *testing.T) {
 	e := newEnv(t)
 	c, _ := e.login(t, e.server(t, nil))
 	s, in, scr := shell(t, c)
-	io.WriteString(in, "stty size; echo TERM=$TERM; tty\n")
+	io.WriteString(in, "stty size; echo TERM=$TERM; tty; [ \"$SSH_TTY\" = \"$(tty)\" ] && echo SSH_TTY\" \"matches\n")
 	waitUntil(t, "stty size 40 100", func() bool {
 		return strings.Contains(scr.String(), "40 100") && strings.Contains(scr.String(), "TERM=xterm-256color") &&
-			strings.Contains(scr.String(), "/dev/pts/")
+			strings.Contains(scr.String(), "/dev/pts/") && strings.Contains(scr.String(), "SSH_TTY matches")
 	})
 	if err := s.WindowChange(50, 132); err != nil {
 		t.Fatal(err)

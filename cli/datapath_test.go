@@ -13,6 +13,7 @@ import (
 	"fmt"
 	"io"
 	"log"
+	"log/slog"
 	"net"
 	"net/http/httptest"
 	"os"
@@ -79,6 +80,7 @@ type dataPath struct {
 	dev              *testDevice
 	admin            *apiclient.Client
 	env              map[string]string // the administrator, logged in through the environment
+	logins           *loginLog         // the device's log lines about logins
 }
 
 func startDataPath(t *testing.T, o pathOpts) *dataPath {
@@ -229,6 +231,8 @@ func startDataPath(t *testing.T, o pathOpts) *dataPath {
 		Fleet: "acme", Device: "dev1", DeviceID: dev.id,
 		SessionOpen: dev.isOpen, AllowPorts: o.allowPorts,
 	}
+	p.logins = &loginLog{}
+	cfg.Logger = slog.New(p.logins)
 	if o.code != "" {
 		cfg.SecondFactor = func(string) (string, func(string) error) {
 			return "Support code for dev1: ", func(answer string) error {

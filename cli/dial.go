@@ -50,6 +50,7 @@ import (
 	"github.com/porthole/porthole/humanize"
 	"github.com/porthole/porthole/proxydial"
 	"github.com/porthole/porthole/relay/relayproto"
+	"github.com/porthole/porthole/sshalgo"
 )
 
 const (
@@ -514,7 +515,8 @@ func (l *link) deviceSSH(ctx context.Context, nc net.Conn) (*ssh.Client, error) 
 	}
 	principals := l.opened.HostPrincipals
 	cfg := &ssh.ClientConfig{
-		User:              l.session.ID, // the device goes by the certificate, not the name
+		Config:            sshalgo.Client(), // ML-KEM, and AES-GCM or ChaCha20, as the device prefers
+		User:              l.session.ID,     // the device goes by the certificate, not the name
 		Auth:              auth,
 		HostKeyCallback:   hostErr.wrap(hostCertCallback(l.hostCA, principals, l.device.Name)),
 		HostKeyAlgorithms: hostKeyAlgos,
@@ -561,9 +563,15 @@ func (l *link) deviceSSH(ctx context.Context, nc net.Conn) (*ssh.Client, error) 
 }
 
 // why says why the session ended, if the server says it has; "" if it is
-// still open or cannot be asked.
+// still open or cannot be asked. It asks even when ctx has been cancelled
+// (Ctrl-C), for a few seconds at most.
 func (l *link) why(ctx context.Context) string {
-	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+	return l.whyUnless(context.WithoutCancel(ctx))
+}
+
+// whyUnless is why, given up as soon as ctx ends.
+func (l *link) whyUnless(ctx context.Context) string {
+	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 	defer cancel()
 	// The connection may end a moment before the server hears why (the
 	// device's tunnel_down): give it that moment.
@@ -578,9 +586,12 @@ func (l *link) why(ctx context.Context) string {
 // be called more than once and from several goroutines (Ctrl-C cutting a
 // copy short); every call returns once the session is closed, so that the
 // program does not exit before the server has heard.
-func (l *link) close() { l.closeOnce.Do(l.closeNow) }
+func (l *link) close() { l.closeWithin(closeTimeout) }
 
-func (l *link) closeNow() {
+// closeWithin is close, giving the server at most d to hear of it.
+func (l *link) closeWithin(d time.Duration) { l.closeOnce.Do(func() { l.closeNow(d) }) }
+
+func (l *link) closeNow(d time.Duration) {
 	l.mu.Lock()
 	l.closed = true
 	inner, relay, stream := l.inner, l.relay, l.stream
@@ -595,7 +606,7 @@ func (l *link) closeNow() {
 	if relay != nil {
 		relay.Close()
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), closeTimeout)
+	ctx, cancel := context.WithTimeout(context.Background(), d)
 	defer cancel()
 	if _, err := l.c.CloseSession(ctx, l.session.ID); err != nil {
 		fmt.Fprintf(l.a.io.Err, "porthole: could not close session %s (%v): it closes by itself when idle, or run `porthole close %s`\n",

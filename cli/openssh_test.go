@@ -12,6 +12,8 @@ import (
 	"testing"
 	"time"
 
+	"golang.org/x/crypto/ssh"
+
 	"github.com/porthole/porthole/apitype"
 )
 
@@ -57,6 +59,17 @@ func TestOpenSSH(t *testing.T) {
 	run("scp", local, "dev1.acme.porthole:"+remote+"/")
 	if got, err := os.ReadFile(filepath.Join(remote, "f.txt")); err != nil || string(got) != "copied by scp\n" {
 		t.Errorf("after scp: %q, %v", got, err)
+	}
+	// Through the proxy, stock OpenSSH 9.2 and the device agree on X25519
+	// (9.2 has no ML-KEM) and AES-GCM (not the ChaCha20 it prefers).
+	logins := p.logins.all()
+	if len(logins) != 2 {
+		t.Errorf("the device logged %d logins; want 2 (ssh and scp): %v", len(logins), logins)
+	}
+	for _, l := range logins {
+		if l["kex"] != ssh.KeyExchangeCurve25519 || l["cipher_in"] != wantCipher() || l["cipher_out"] != wantCipher() {
+			t.Errorf("the device logged %v; want kex %s, ciphers %s", l, ssh.KeyExchangeCurve25519, wantCipher())
+		}
 	}
 	// ssh ends its ProxyCommand with SIGHUP, which closes the session.
 	waitFor(t, "the sessions to close", func() bool {

@@ -102,7 +102,10 @@ func (a *app) runProxy(ctx context.Context, host, socket, reason string) error {
 	if err != nil {
 		return err
 	}
-	defer l.close()
+	// ssh does not wait for its ProxyCommand, but whatever reads the
+	// standard error they share does: close the session on the way out,
+	// without lingering on a slow server.
+	defer l.closeWithin(proxyCloseTimeout)
 	nc, err := l.dialDevice(ctx)
 	if err != nil {
 		return err
@@ -115,28 +118,57 @@ func (a *app) runProxy(ctx context.Context, host, socket, reason string) error {
 	defer ag.close()
 	l.progress.clear()
 
-	// From here on ssh talks to the device. Its end of our input closes
-	// only when it exits; the device's end closes when the session ends.
+	// From here on ssh talks to the device. ssh closes our input when it
+	// is done (SSH has no half-close: it has sent its last byte), and
+	// sends SIGHUP as it exits; either way the proxy is done too. The
+	// device's end closes when the session ends.
+	hung, hangUp := context.WithCancel(ctx)
+	defer hangUp()
 	fromDevice := make(chan error, 1)
 	go func() {
 		_, err := io.Copy(a.io.Out, nc)
 		fromDevice <- err
 	}()
 	go func() {
-		io.Copy(nc, a.io.In)
+		in := &readEnd{r: a.io.In}
+		io.Copy(nc, in)
+		if in.ended {
+			hangUp() // not when the device's end failed: that is fromDevice's news
+		}
 		if cw, ok := nc.(interface{ CloseWrite() error }); ok {
 			cw.CloseWrite()
 		}
 	}()
 	select {
-	case <-ctx.Done():
+	case <-hung.Done():
 		return nil // ssh is done with us
 	case <-fromDevice:
 	}
-	if w := l.why(ctx); w != "" {
+	// The device ended first: say why, unless ssh leaves before the server
+	// has said (the session is open until we close it, and asking would
+	// wait for nothing).
+	if w := l.whyUnless(hung); w != "" {
 		fmt.Fprintln(a.io.Err, "porthole:", w)
 	}
 	return nil
+}
+
+// proxyCloseTimeout bounds closing the session as the proxy exits.
+const proxyCloseTimeout = 2 * time.Second
+
+// readEnd is a reader that remembers whether it has ended (EOF or an
+// error), so that a copy's end can be told apart from its writer's.
+type readEnd struct {
+	r     io.Reader
+	ended bool
+}
+
+func (r *readEnd) Read(p []byte) (int, error) {
+	n, err := r.r.Read(p)
+	if err != nil {
+		r.ended = true
+	}
+	return n, err
 }
 
 // sessionAgent is the SSH agent a proxy serves to its ssh: it lists the

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"strings"
 
 	"github.com/spf13/cobra"
@@ -87,7 +88,17 @@ func (a *app) runSSH(ctx context.Context, o reachOptions, command string, forceT
 		return l.lost(ctx, err)
 	}
 	defer sess.Close()
-	sess.Stdin, sess.Stdout, sess.Stderr = a.io.In, a.io.Out, a.io.Err
+	// Standard input and output are copied here, not by the session (which
+	// copies input through an io.Pipe and output 32 KiB at a time).
+	sess.Stderr = a.io.Err
+	stdin, err := sess.StdinPipe()
+	if err != nil {
+		return err
+	}
+	stdout, err := sess.StdoutPipe()
+	if err != nil {
+		return err
+	}
 	for _, k := range forwardedEnv {
 		if v := a.io.Getenv(k); v != "" {
 			_ = sess.Setenv(k, v) // refused ones do not matter
@@ -124,8 +135,22 @@ func (a *app) runSSH(ctx context.Context, o reachOptions, command string, forceT
 	if err != nil {
 		return l.lost(ctx, err)
 	}
+	go func() {
+		// Like x/crypto's copy, this one may outlive the command, blocked
+		// reading input that nobody sends.
+		io.CopyBuffer(stdin, readerOnly{a.io.In}, make([]byte, streamBuf))
+		stdin.Close() // EOF reaches the command
+	}()
+	copied := make(chan error, 1)
+	go func() { copied <- copyOutput(a.io.Out, stdout) }()
 	done := make(chan error, 1)
-	go func() { done <- sess.Wait() }()
+	go func() {
+		err := sess.Wait() // the output may still be arriving
+		if cerr := <-copied; err == nil && cerr != nil {
+			err = &userError{msg: fmt.Sprintf("cannot write the output of the command on %s: %v", l.device.Name, cerr), err: cerr}
+		}
+		done <- err
+	}()
 	select {
 	case err = <-done:
 	case <-ctx.Done():
@@ -134,13 +159,41 @@ func (a *app) runSSH(ctx context.Context, o reachOptions, command string, forceT
 		return ctx.Err()
 	}
 	var exit *ssh.ExitError
+	var uerr *userError
 	switch {
 	case err == nil:
 		return nil
 	case errors.As(err, &exit):
 		return &ExitError{Code: exit.ExitStatus(), Device: l.device.Name, Signal: exit.Signal()}
+	case errors.As(err, &uerr):
+		return err
 	}
 	return l.lost(ctx, err)
+}
+
+// streamBuf is how much one read from the device's channel may take: a
+// read takes all that has arrived, up to this, so larger reads mean fewer
+// reads, window adjusts and writes than the session's 32 KiB copies make
+// (agentssh's BenchmarkExecStream compares the two).
+const streamBuf = 128 << 10
+
+// readerOnly and writerOnly hide ReadFrom and WriteTo (an *os.File has
+// both), which io.CopyBuffer would use with a 32 KiB buffer of their own.
+type (
+	readerOnly struct{ io.Reader }
+	writerOnly struct{ io.Writer }
+)
+
+// copyOutput copies the command's output to w until the channel ends. If
+// w fails, the rest is read and dropped, so that the command can finish
+// and the session end, and w's error is returned. (A channel's reads fail
+// only with EOF.)
+func copyOutput(w io.Writer, r io.Reader) error {
+	_, err := io.CopyBuffer(writerOnly{w}, r, make([]byte, streamBuf))
+	if err != nil {
+		io.Copy(io.Discard, r)
+	}
+	return err
 }
 
 // lost explains a connection to the device that ended before its command
