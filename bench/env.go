@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"os"
 	"os/exec"
+	"os/user"
 	"path/filepath"
 	"regexp"
 	"runtime"
@@ -222,8 +223,19 @@ relay:
 	if err := os.WriteFile(agentConfig, []byte(agentYAML), 0o600); err != nil {
 		return nil, err
 	}
-	if p.agent, err = startProc("porthole-agent", filepath.Join(dir, "agent.log"), baseEnv(dir),
-		bins.agent, "run", "--state", p.agentState, "--config", agentConfig); err != nil {
+	agentCmd := []string{bins.agent, "run", "--state", p.agentState, "--config", agentConfig}
+	if emptyHome, ok := hideHome(dir); ok {
+		// The device's shells, like sshd's (see openssh.go), start in an
+		// empty home: bash reads ~/.bashrc for a command over SSH
+		// (SSH_CLIENT is set, as sshd sets it), and this machine's root
+		// .bashrc alone (pyenv) takes longer than a login. The agent runs
+		// in a mount namespace of its own where root's home is empty.
+		agentCmd = append([]string{"unshare", "--mount", "--propagation", "private", "--",
+			"sh", "-c", `mount --bind "$0" "$HOME_TO_HIDE" && exec "$@"`, emptyHome}, agentCmd...)
+	}
+	agentEnv := append(baseEnv(dir), "HOME_TO_HIDE="+rootHome())
+	if p.agent, err = startProc("porthole-agent", filepath.Join(dir, "agent.log"), agentEnv,
+		agentCmd[0], agentCmd[1:]...); err != nil {
 		return nil, err
 	}
 	if err := p.waitOnline(ctx, benchDevice, 30*time.Second); err != nil {
@@ -358,4 +370,32 @@ func (p *porthole) close() {
 	for _, proxy := range p.proxies {
 		proxy.close()
 	}
+}
+
+// rootHome is the home directory of the user the bench runs as.
+func rootHome() string {
+	if u, err := user.Current(); err == nil && u.HomeDir != "" {
+		return u.HomeDir
+	}
+	return "/root"
+}
+
+// hideHome makes an empty directory to mount over the user's home for the
+// agent, if the bench may (as root, with unshare) and must (the home has a
+// shell start-up file).
+func hideHome(dir string) (string, bool) {
+	if os.Geteuid() != 0 {
+		return "", false
+	}
+	if _, err := exec.LookPath("unshare"); err != nil {
+		return "", false
+	}
+	if _, err := os.Stat(filepath.Join(rootHome(), ".bashrc")); err != nil {
+		return "", false
+	}
+	empty := filepath.Join(dir, "device-home")
+	if err := os.MkdirAll(empty, 0o700); err != nil {
+		return "", false
+	}
+	return empty, true
 }

@@ -78,9 +78,9 @@ func startOpenSSH(ctx context.Context, log *slog.Logger, dir string) (_ *openSSH
 	}
 	// HOME for sessions is an empty directory: bash reads ~/.bashrc when
 	// sshd starts it (it sees SSH_CLIENT), and this machine's root
-	// .bashrc alone (pyenv init) takes longer than an SSH login. The
-	// agent's shells do not read it, so with it the comparison would
-	// measure a shell start-up file, not SSH.
+	// .bashrc alone (pyenv init) takes longer than an SSH login; with it
+	// the comparison would measure a shell start-up file, not SSH. The
+	// agent's shells get an empty home too (env.go, hideHome).
 	home := filepath.Join(dir, "home")
 	if err := os.MkdirAll(home, 0o700); err != nil {
 		return nil, err
