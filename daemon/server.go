@@ -300,7 +300,9 @@ func (s *Server) Serve(ctx context.Context, ls Listeners) error {
 	// pages, MQTT for devices and the relay's second protocol, so that one
 	// open port (443) is enough. The broker's and the relay's own
 	// listeners stay, for devices enrolled with their addresses.
-	mux, err := tlsmux.New(tlsmux.Config{TLS: tlsConfig, Logger: s.logger})
+	mux, err := tlsmux.New(tlsmux.Config{TLS: tlsConfig, Logger: s.logger,
+		// The relay sends a spliced copy's records in one write (v2.go).
+		WrapConn: func(c net.Conn) net.Conn { return relayproto.NewHeldConn(c) }})
 	if err != nil {
 		return err
 	}

@@ -8,9 +8,10 @@ import (
 	"golang.org/x/crypto/ssh"
 )
 
-// spliceBufferSize is the copy buffer of each direction of a splice: one
-// full SSH packet, as x/crypto and OpenSSH send at most 32 KiB per packet.
-const spliceBufferSize = 32 << 10
+// spliceBufferSize is the copy buffer of each direction of a splice: two
+// full SSH packets (x/crypto and OpenSSH send at most 32 KiB per packet),
+// or four TLS records, sent in one system call (heldTLS).
+const spliceBufferSize = 64 << 10
 
 var spliceBuffers = sync.Pool{New: func() any { b := make([]byte, spliceBufferSize); return &b }}
 

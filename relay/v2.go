@@ -317,6 +317,13 @@ func (r *Relay) serveEngineerV2(nc net.Conn, p peer, id *identity, start time.Ti
 	if !ok {
 		eng = noHalfClose{nc}
 	}
+	if tc, ok := nc.(*tls.Conn); ok {
+		if held, ok := tc.NetConn().(*relayproto.HeldConn); ok {
+			// What goes to the engineer leaves in one system call per
+			// copy, not one per 16 KiB record.
+			eng = heldTLS{tc, held}
+		}
+	}
 	r.splice(e, dev, eng, dst)
 	e.log.Info("engineer disconnected", "reason", context.Cause(e.ctx))
 }
@@ -326,3 +333,14 @@ func (r *Relay) serveEngineerV2(nc net.Conn, p peer, id *identity, start time.Ti
 type noHalfClose struct{ net.Conn }
 
 func (noHalfClose) CloseWrite() error { return nil }
+
+// heldTLS is an engineer's TLS connection whose writes gather their records
+// into one system call.
+type heldTLS struct {
+	*tls.Conn
+	held *relayproto.HeldConn
+}
+
+func (h heldTLS) Write(p []byte) (int, error) {
+	return relayproto.HeldWriter{W: h.Conn, Held: h.held}.Write(p)
+}

@@ -49,7 +49,8 @@ func newV2Env(t testing.TB, tweak func(*Config)) *v2Env {
 	cert, _ := x509.ParseCertificate(der)
 	pool := x509.NewCertPool()
 	pool.AddCert(cert)
-	mux, err := tlsmux.New(tlsmux.Config{TLS: &tls.Config{Certificates: []tls.Certificate{{Certificate: [][]byte{der}, PrivateKey: key}}}})
+	mux, err := tlsmux.New(tlsmux.Config{TLS: &tls.Config{Certificates: []tls.Certificate{{Certificate: [][]byte{der}, PrivateKey: key}}},
+		WrapConn: func(c net.Conn) net.Conn { return relayproto.NewHeldConn(c) }})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -40,6 +40,10 @@ type Config struct {
 	MaxPerSource int
 	// Logger receives the mux's lines. Nil discards them.
 	Logger *slog.Logger
+	// WrapConn, if set, wraps each accepted connection before TLS runs
+	// over it (to gather a TLS connection's records into fewer writes,
+	// say; see tls.Conn.NetConn).
+	WrapConn func(net.Conn) net.Conn
 }
 
 // Mux routes the connections of one listener by ALPN. Make it with New,
@@ -176,7 +180,11 @@ func (m *Mux) handshake(nc net.Conn, src string) {
 		m.mu.Unlock()
 		<-m.handshakes
 	}
-	tc := tls.Server(nc, m.tls)
+	under := nc
+	if m.cfg.WrapConn != nil {
+		under = m.cfg.WrapConn(nc)
+	}
+	tc := tls.Server(under, m.tls)
 	_ = nc.SetDeadline(time.Now().Add(m.cfg.HandshakeTimeout))
 	err := tc.Handshake()
 	release()

@@ -46,7 +46,8 @@ func Dial(ctx context.Context, addr string, cfg *tls.Config, netDial NetDial) (*
 			c.ServerName = host
 		}
 	}
-	tc := tls.Client(nc, c)
+	held := NewHeldConn(nc)
+	tc := tls.Client(held, c)
 	if err := tc.HandshakeContext(ctx); err != nil {
 		_ = nc.Close()
 		return nil, err
@@ -90,6 +91,10 @@ type Conn struct {
 	once  sync.Once
 	ready chan struct{}
 	err   error
+	// chunked: writes are cut to MaxChunk (an engineer's stream, which the
+	// relay forwards frame by frame); a device's multiplexer writes whole
+	// frames.
+	chunked bool
 }
 
 // DialEngineer dials the relay at addr and says hello as the holder of
@@ -107,7 +112,9 @@ func DialEngineer(ctx context.Context, addr string, cfg *tls.Config, netDial Net
 		return nil, err
 	}
 	_ = tc.SetWriteDeadline(time.Time{})
-	return NewConn(tc), nil
+	c := NewConn(tc)
+	c.chunked = true
+	return c, nil
 }
 
 // NewConn is tc, on which a hello was sent, with the relay's reply still
@@ -142,9 +149,23 @@ func (c *Conn) Wait() error {
 // Ready is closed once the relay's reply has been read.
 func (c *Conn) Ready() <-chan struct{} { return c.ready }
 
-// Write sends p in pieces that the relay forwards as whole records (see
-// MaxChunk).
-func (c *Conn) Write(p []byte) (int, error) { return WriteChunks(c.Conn, p) }
+// Write sends p in one system call; an engineer's in pieces that the
+// relay forwards as whole records (see MaxChunk).
+func (c *Conn) Write(p []byte) (int, error) {
+	write := c.Conn.Write
+	if c.chunked {
+		write = func(p []byte) (int, error) { return WriteChunks(c.Conn, p) }
+	}
+	if held, ok := c.Conn.NetConn().(*HeldConn); ok {
+		held.Hold()
+		n, err := write(p)
+		if ferr := held.Flush(); err == nil {
+			err = ferr
+		}
+		return n, err
+	}
+	return write(p)
+}
 
 // Read waits for the relay's reply, then reads the device's bytes.
 func (c *Conn) Read(p []byte) (int, error) {

@@ -3,6 +3,7 @@ package relayproto
 import (
 	"encoding/binary"
 	"io"
+	"net"
 	"sync"
 	"time"
 
@@ -95,4 +96,69 @@ func WriteChunks(w io.Writer, p []byte) (int, error) {
 		p = p[k:]
 	}
 	return n, nil
+}
+
+// HeldConn gathers the writes made between Hold and Flush into one system
+// call: under TLS, a large write becomes a record per 16 KiB, each its own
+// write(2) otherwise. Writes made while nothing is held go straight
+// through. Put it between TLS and the socket (tls.Server(NewHeldConn(c)))
+// and hold around a large write through the TLS connection.
+type HeldConn struct {
+	net.Conn
+	mu   sync.Mutex
+	held bool   // guarded by mu
+	buf  []byte // guarded by mu
+}
+
+// NewHeldConn wraps c.
+func NewHeldConn(c net.Conn) *HeldConn { return &HeldConn{Conn: c} }
+
+func (c *HeldConn) Write(p []byte) (int, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.held {
+		c.buf = append(c.buf, p...)
+		return len(p), nil
+	}
+	return c.Conn.Write(p)
+}
+
+// Hold gathers writes until Flush.
+func (c *HeldConn) Hold() {
+	c.mu.Lock()
+	c.held = true
+	c.mu.Unlock()
+}
+
+// Flush writes what was gathered since Hold, at once.
+func (c *HeldConn) Flush() error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.held = false
+	if len(c.buf) == 0 {
+		return nil
+	}
+	_, err := c.Conn.Write(c.buf)
+	if cap(c.buf) > 1<<20 {
+		c.buf = nil // a burst's buffer is not kept
+	} else {
+		c.buf = c.buf[:0]
+	}
+	return err
+}
+
+// HeldWriter writes through w (a TLS connection over a HeldConn) with
+// every Write's records gathered into one system call.
+type HeldWriter struct {
+	W    io.Writer
+	Held *HeldConn
+}
+
+func (h HeldWriter) Write(p []byte) (int, error) {
+	h.Held.Hold()
+	n, err := h.W.Write(p)
+	if ferr := h.Held.Flush(); err == nil {
+		err = ferr
+	}
+	return n, err
 }
