@@ -18,6 +18,7 @@ import (
 
 	"github.com/porthole/porthole/control"
 	"github.com/porthole/porthole/proxydial"
+	"github.com/porthole/porthole/relay/relayproto"
 )
 
 const (
@@ -146,7 +147,17 @@ func (r *runner) attempt(ctx context.Context, _ autopaho.ClientConfig, u *url.UR
 	tc := tls.Client(nc, r.tls)
 	if err := tc.HandshakeContext(ctx); err != nil {
 		_ = nc.Close()
-		return nil, err
+		if r.wsAddr == "" || ctx.Err() != nil {
+			return nil, err
+		}
+		// A network that passes HTTPS but not MQTT's ALPN protocol (it
+		// inspects what TLS clients ask for) still passes a WebSocket.
+		ws, _, werr := relayproto.DialWebSocket(ctx, r.wsAddr, relayproto.MQTTWebSocketPath, "mqtt", r.tls, r.dial)
+		if werr != nil {
+			return nil, err // the first failure says more
+		}
+		r.log.Info("reached the broker by a WebSocket: MQTT's own protocol did not get through", "err", err)
+		return packets.NewThreadSafeConn(ws), nil
 	}
 	// autopaho writes from more than one goroutine; a tls.Conn alone
 	// does not take that.

@@ -2,6 +2,7 @@ package agent
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"io"
@@ -79,22 +80,10 @@ func (ls *relayLinks) acquire(ctx context.Context) (*relayLink, error) {
 	if err != nil {
 		return nil, err
 	}
-	tc, err := relayproto.Dial(ctx, addr, cfg, t.netDial)
-	if errors.Is(err, relayproto.ErrNotSupported) {
-		return nil, errNoV2
-	}
+	tc, err := t.dialRelay(ctx, addr, cfg)
 	if err != nil {
 		return nil, err
 	}
-	hello := relayproto.Hello{Role: relayproto.RoleDevice, Fleet: t.state.Enrollment.Fleet, Device: t.state.Enrollment.Name}
-	if dl, ok := ctx.Deadline(); ok {
-		_ = tc.SetWriteDeadline(dl)
-	}
-	if err := relayproto.SendHello(tc, t.state.Key, hello); err != nil {
-		_ = tc.Close()
-		return nil, err
-	}
-	_ = tc.SetWriteDeadline(time.Time{})
 	// The multiplexer starts without waiting for the relay's reply, so
 	// that the first registration travels with the hello (a round trip
 	// less); its first read takes the reply, and a refusal ends it (see
@@ -109,6 +98,42 @@ func (ls *relayLinks) acquire(ctx context.Context) (*relayLink, error) {
 	ls.cur = l
 	go ls.accept(l)
 	return l, nil
+}
+
+// dialRelay reaches the relay on the server's port and sends the device's
+// hello, without waiting for the answer: by TLS asking for the relay's ALPN
+// protocol, or, when that fails (a network that lets HTTPS out but
+// inspects what TLS clients ask for), by a WebSocket; errNoV2 if the
+// server does not speak the protocol.
+func (t *Tunnels) dialRelay(ctx context.Context, addr string, cfg *tls.Config) (net.Conn, error) {
+	hello := relayproto.Hello{Role: relayproto.RoleDevice, Fleet: t.state.Enrollment.Fleet, Device: t.state.Enrollment.Name}
+	tc, err := relayproto.Dial(ctx, addr, cfg, t.netDial)
+	if errors.Is(err, relayproto.ErrNotSupported) {
+		return nil, errNoV2
+	}
+	var nc net.Conn
+	var cs tls.ConnectionState
+	if err == nil {
+		nc, cs = tc, tc.ConnectionState()
+	} else if ctx.Err() == nil {
+		ws, wcs, werr := relayproto.DialWebSocket(ctx, addr, relayproto.WebSocketPath, relayproto.ALPN, cfg, t.netDial)
+		if werr != nil {
+			return nil, err // the first failure says more
+		}
+		t.log.Info("reached the relay by a WebSocket: its own protocol did not get through", "err", err)
+		nc, cs = ws, wcs
+	} else {
+		return nil, err
+	}
+	if dl, ok := ctx.Deadline(); ok {
+		_ = nc.SetWriteDeadline(dl)
+	}
+	if err := relayproto.SendHelloBound(nc, cs, t.state.Key, hello); err != nil {
+		_ = nc.Close()
+		return nil, err
+	}
+	_ = nc.SetWriteDeadline(time.Time{})
+	return nc, nil
 }
 
 // release counts one session out of l; the last one closes it.

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
 	"net/url"
 	"path/filepath"
 	"sync"
@@ -69,6 +70,7 @@ type runner struct {
 	broker        BrokerConfig
 	url           *url.URL
 	tls           *tls.Config // nil for mqtt://
+	wsAddr        string      // the server's port, for MQTT by a WebSocket; "" with an external broker
 	proxy         proxydial.ProxyFunc
 	dial          proxydial.DialFunc // reaches the broker, through proxy if one applies
 
@@ -196,6 +198,18 @@ func (r *runner) identify(enr *Enrollment) error {
 	if r.url.Scheme == "mqtts" {
 		if r.tls, err = brokerTLS(r.url, enr, r.broker); err != nil {
 			return err
+		}
+		// The server's own broker also takes MQTT by a WebSocket on the
+		// server's port, for a network that passes HTTPS but not MQTT's
+		// ALPN protocol: attempt tries it when TLS fails.
+		if !r.broker.external() {
+			if u, err := url.Parse(enr.Server); err == nil && u.Host != "" {
+				host, port := u.Hostname(), u.Port()
+				if port == "" {
+					port = "443"
+				}
+				r.wsAddr = net.JoinHostPort(host, port)
+			}
 		}
 	}
 	return nil

@@ -67,6 +67,10 @@ const (
 	closeTimeout = 10 * time.Second
 )
 
+// envTransport forces the relay's WebSocket (PORTHOLE_TRANSPORT=websocket)
+// instead of trying its ALPN protocol first.
+const envTransport = "PORTHOLE_TRANSPORT"
+
 // sshClientVersion is the identification the CLI's SSH client sends to
 // devices (see earlyVersion).
 const sshClientVersion = "SSH-2.0-Porthole"
@@ -235,10 +239,25 @@ func (l *link) up(ctx context.Context) error {
 func (l *link) dialStream(ctx context.Context) error {
 	addr, cfg := l.c.RelayAddr()
 	dctx, cancel := context.WithTimeout(ctx, relayHandshakeTimeout)
+	defer cancel()
 	// Through the proxy the API calls take, if any: the relay is on the
-	// same port.
-	conn, err := relayproto.DialEngineer(dctx, addr, cfg, l.c.DialContext, l.signer, l.cert)
-	cancel()
+	// same port. A network that passes HTTPS but not the relay's ALPN
+	// protocol (a firewall that inspects what TLS clients ask for) still
+	// passes a WebSocket: that is tried next, or first if
+	// PORTHOLE_TRANSPORT=websocket says so.
+	var conn *relayproto.Conn
+	var err error
+	if l.a.io.Getenv(envTransport) != "websocket" {
+		conn, err = relayproto.DialEngineer(dctx, addr, cfg, l.c.DialContext, l.signer, l.cert)
+	}
+	if conn == nil && !errors.Is(err, relayproto.ErrNotSupported) && dctx.Err() == nil {
+		wsConn, wsErr := relayproto.DialEngineerWebSocket(dctx, addr, cfg, l.c.DialContext, l.signer, l.cert)
+		if wsErr == nil {
+			conn, err = wsConn, nil
+		} else if err == nil {
+			err = wsErr
+		}
+	}
 	switch {
 	case errors.Is(err, relayproto.ErrNotSupported):
 		return err

@@ -32,6 +32,9 @@ Environment:
   HTTPS_PROXY           an HTTP CONNECT proxy, http://[USER:PASSWORD@]HOST:PORT, through
                         which to reach the server and its relay (the pin still holds)
   NO_PROXY              hosts reached directly (localhost and loopback always are)
+  PORTHOLE_TRANSPORT    websocket: reach the relay by a WebSocket at once, for a network
+                        that lets HTTPS out but not the relay's own protocol (tried
+                        next anyway when that fails)
 
 The environment wins over the saved login; --server wins over both. Results go
 to standard output (list commands take --json for a stable JSON array);

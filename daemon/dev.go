@@ -31,6 +31,10 @@ type DevOptions struct {
 	// RelayListen is the SSH relay's address. Empty: 127.0.0.1:0, a free
 	// port (devices and engineers are told it with each session).
 	RelayListen string
+	// PublicPort is the port devices and engineers are told for the API's
+	// (with Host), for a dev server reached through a proxy or a
+	// forwarded port. Zero: the port Listen got.
+	PublicPort int
 	// Fleet is the fleet made for you. Empty: "dev".
 	Fleet string
 	// Logger receives the server log. Nil: discarded.
@@ -107,16 +111,20 @@ func Dev(ctx context.Context, opts DevOptions, ready func(DevCredentials)) error
 	if err := ca.Generate(dir, []string{opts.Host, "127.0.0.1", "localhost"}); err != nil {
 		return fmt.Errorf("making keys: %w", err)
 	}
+	publicPort := addr.Port
+	if opts.PublicPort != 0 {
+		publicPort = opts.PublicPort
+	}
 	cfg := &Config{
 		DataDir:   dir,
 		Listen:    addr.String(),
-		PublicURL: "https://" + net.JoinHostPort(opts.Host, strconv.Itoa(addr.Port)),
+		PublicURL: "https://" + net.JoinHostPort(opts.Host, strconv.Itoa(publicPort)),
 		// Devices are told the API's port for MQTT too (ALPN "mqtt"): one
 		// port serves everything. The broker's own port stays, for agents
 		// that predate ALPN routing.
 		Broker: BrokerConfig{
 			Listen:    brokerAddr.String(),
-			PublicURL: "mqtts://" + net.JoinHostPort(opts.Host, strconv.Itoa(addr.Port)),
+			PublicURL: "mqtts://" + net.JoinHostPort(opts.Host, strconv.Itoa(publicPort)),
 		},
 	}
 	cfg.Relay = RelayConfig{Listen: relayAddr.String(), PublicAddr: net.JoinHostPort(opts.Host, strconv.Itoa(relayAddr.Port))}

@@ -13,7 +13,7 @@ import (
 // MQTTWebSocketPath is where the embedded broker takes MQTT over a
 // WebSocket (subprotocol "mqtt", binary messages, as MQTT 5 §6 describes),
 // on the API's port.
-const MQTTWebSocketPath = "/mqtt"
+const MQTTWebSocketPath = relayproto.MQTTWebSocketPath
 
 // handler is the API's port's HTTP side: the API and pages, and, over
 // WebSockets for networks whose proxies pass only HTTP (and, later,

@@ -38,6 +38,7 @@ command to run. Never use it for real devices.`,
 	f.StringVar(&opts.Listen, "listen", "", "API address (default HOST:8443; HOST:0 picks a free port)")
 	f.StringVar(&opts.BrokerListen, "broker-listen", "", "MQTT broker address for devices (default HOST:0, a free port)")
 	f.StringVar(&opts.RelayListen, "relay-listen", "", "SSH relay address (default HOST:0, a free port)")
+	f.IntVar(&opts.PublicPort, "public-port", 0, "port devices and engineers are told for the API, MQTT and the relay, when they reach the server through a proxy or forwarded port (default the one --listen got)")
 	f.StringVar(&opts.Fleet, "fleet", "dev", "name of the fleet to make")
 	f.BoolVarP(&verbose, "verbose", "v", false, "print the server log to stderr")
 	return cmd

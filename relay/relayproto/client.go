@@ -62,7 +62,13 @@ func Dial(ctx context.Context, addr string, cfg *tls.Config, netDial NetDial) (*
 // SendHello signs h with signer for the connection tc and sends it. It
 // does not wait for the relay's reply.
 func SendHello(tc *tls.Conn, signer ssh.Signer, h Hello) error {
-	binding, err := Binding(tc.ConnectionState())
+	return SendHelloBound(tc, tc.ConnectionState(), signer, h)
+}
+
+// SendHelloBound signs h for the TLS connection cs and sends it on c,
+// which runs over that connection (a WebSocket, say).
+func SendHelloBound(c net.Conn, cs tls.ConnectionState, signer ssh.Signer, h Hello) error {
+	binding, err := Binding(cs)
 	if err != nil {
 		return err
 	}
@@ -70,7 +76,7 @@ func SendHello(tc *tls.Conn, signer ssh.Signer, h Hello) error {
 	if err != nil {
 		return err
 	}
-	return WriteFrame(tc, env)
+	return WriteFrame(c, env)
 }
 
 // ReadReply reads the relay's reply; a refusal is a *ReplyError.
@@ -87,7 +93,7 @@ func ReadReply(c net.Conn) error {
 // until then), and the first Read waits for the relay's reply, returning
 // its refusal as an error.
 type Conn struct {
-	*tls.Conn
+	net.Conn
 	once  sync.Once
 	ready chan struct{}
 	err   error
@@ -117,11 +123,20 @@ func DialEngineer(ctx context.Context, addr string, cfg *tls.Config, netDial Net
 	return c, nil
 }
 
-// NewConn is tc, on which a hello was sent, with the relay's reply still
+// NewConn is c, on which a hello was sent, with the relay's reply still
 // to read: its first Read reads it. A device may start its multiplexer on
 // it at once, so that its first registration travels with the hello.
-func NewConn(tc *tls.Conn) *Conn {
-	return &Conn{Conn: tc, ready: make(chan struct{})}
+func NewConn(c net.Conn) *Conn {
+	return &Conn{Conn: c, ready: make(chan struct{})}
+}
+
+// CloseWrite half-closes the connection where it can (TLS); a WebSocket
+// cannot, and is left open.
+func (c *Conn) CloseWrite() error {
+	if cw, ok := c.Conn.(interface{ CloseWrite() error }); ok {
+		return cw.CloseWrite()
+	}
+	return nil
 }
 
 // Refusal is the relay's refusal of the hello once its reply has been
@@ -156,7 +171,7 @@ func (c *Conn) Write(p []byte) (int, error) {
 	if c.chunked {
 		write = func(p []byte) (int, error) { return WriteChunks(c.Conn, p) }
 	}
-	if held, ok := c.Conn.NetConn().(*HeldConn); ok {
+	if held := heldUnder(c.Conn); held != nil {
 		held.Hold()
 		n, err := write(p)
 		if ferr := held.Flush(); err == nil {
@@ -173,4 +188,14 @@ func (c *Conn) Read(p []byte) (int, error) {
 		return 0, err
 	}
 	return c.Conn.Read(p)
+}
+
+// heldUnder is the HeldConn under a TLS connection c, or nil.
+func heldUnder(c net.Conn) *HeldConn {
+	if tc, ok := c.(*tls.Conn); ok {
+		if held, ok := tc.NetConn().(*HeldConn); ok {
+			return held
+		}
+	}
+	return nil
 }
