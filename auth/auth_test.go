@@ -1,7 +1,6 @@
 package auth
 
 import (
-	"bytes"
 	"crypto/sha256"
 	"encoding/hex"
 	"errors"
@@ -205,19 +204,5 @@ func TestNewSecret(t *testing.T) {
 	}
 	if HashSecret(s1+"x") == h1 {
 		t.Error("HashSecret ignores a changed secret")
-	}
-}
-
-func TestPrintQR(t *testing.T) {
-	var b bytes.Buffer
-	PrintQR(&b, "otpauth://totp/Porthole:ann@example.com?secret=JBSWY3DPEHPK3PXP&issuer=Porthole")
-	lines := strings.Split(strings.TrimRight(b.String(), "\n"), "\n")
-	if len(lines) < 10 || !strings.ContainsAny(b.String(), "▀▄█") {
-		t.Fatalf("PrintQR wrote %d lines:\n%s", len(lines), b.String())
-	}
-	for i, l := range lines {
-		if n, want := len([]rune(l)), len([]rune(lines[0])); n != want {
-			t.Errorf("line %d is %d wide; want %d", i, n, want)
-		}
 	}
 }

@@ -8,7 +8,7 @@ import (
 
 	"github.com/porthole/porthole/apiclient"
 	"github.com/porthole/porthole/apitype"
-	"github.com/porthole/porthole/auth"
+	"github.com/porthole/porthole/termqr"
 	"github.com/spf13/cobra"
 )
 
@@ -73,7 +73,7 @@ The new user has no fleet yet: give them one with ` + "`porthole users grant`.",
 			fmt.Fprintf(a.io.Out, "totp_uri: %s\n", resp.TOTPURI)
 			if terminalFd(a.io.Err) >= 0 {
 				fmt.Fprintf(a.io.Err, "\n%s scans this with an authenticator app:\n", resp.User.Email)
-				auth.PrintQR(a.io.Err, resp.TOTPURI)
+				termqr.Print(a.io.Err, resp.TOTPURI)
 			}
 			fmt.Fprintf(a.io.Err, "created user %s; hand over the password and TOTP secret now, they are not shown again\n", resp.User.Email)
 			return nil

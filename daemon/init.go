@@ -15,6 +15,7 @@ import (
 	"github.com/porthole/porthole/api"
 	"github.com/porthole/porthole/auth"
 	"github.com/porthole/porthole/ca"
+	"github.com/porthole/porthole/termqr"
 )
 
 // InitOptions are the inputs of `portholed init`.
@@ -97,7 +98,7 @@ func Init(ctx context.Context, opts InitOptions, out io.Writer) error {
 		fmt.Fprintf(out, "Password:      %s   (shown only now: store it in your password manager)\n", password)
 	}
 	fmt.Fprintf(out, "\nAdd this TOTP secret to your authenticator app (scan the code or paste the URI):\n%s\n\n", totpURI)
-	auth.PrintQR(out, totpURI)
+	termqr.Print(out, totpURI)
 	fmt.Fprintf(out, "\nTLS certificate fingerprint: %s\n", srv.Keys().TLSFingerprint())
 	fmt.Fprintf(out, "\nNext:\n  portholed serve --config %s\n  porthole login %s\n",
 		filepath.Join(abs, ConfigFileName), cfg.PublicURL)
