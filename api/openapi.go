@@ -148,6 +148,11 @@ func operationID(rt *route) string {
 			id += strings.ToUpper(word[:1]) + word[1:]
 		}
 	}
+	if strings.HasSuffix(rt.path, "/") {
+		// A page ("/owner/") beside the API route of the same name
+		// ("/api/v1/owner").
+		id += "Page"
+	}
 	return id
 }
 

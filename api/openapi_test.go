@@ -32,6 +32,24 @@ func TestOpenAPI(t *testing.T) {
 	if doc.OpenAPI != "3.1.0" || doc.Info["title"] == nil || doc.Info["version"] == nil || len(doc.Paths) == 0 || len(doc.Components.Schemas) == 0 {
 		t.Fatalf("document head: openapi %q, info %v, %d paths, %d schemas", doc.OpenAPI, doc.Info, len(doc.Paths), len(doc.Components.Schemas))
 	}
+	// Every operationId is unique, as OpenAPI requires (openapi-spec-
+	// validator refused the document when /owner/ and /api/v1/owner
+	// shared getOwner).
+	seen := map[string]string{}
+	for path, ops := range doc.Paths {
+		for method, raw := range ops {
+			var op struct {
+				OperationID string `json:"operationId"`
+			}
+			if json.Unmarshal(raw, &op) != nil || op.OperationID == "" {
+				continue
+			}
+			if other, dup := seen[op.OperationID]; dup {
+				t.Errorf("operationId %s is used by %s %s and %s", op.OperationID, method, path, other)
+			}
+			seen[op.OperationID] = method + " " + path
+		}
+	}
 	// Every $ref names a schema that is there.
 	for _, m := range regexp.MustCompile(`"\$ref":\s*"#/components/schemas/([^"]+)"`).FindAllStringSubmatch(string(r.body), -1) {
 		if _, ok := doc.Components.Schemas[m[1]]; !ok {
