@@ -59,7 +59,8 @@ func refuse(code packets.Code, level slog.Level, err error) *refusal {
 	return &refusal{code: code, level: level, err: err}
 }
 
-// hook is the broker's mochi hook: authentication, ACL and presence.
+// hook is the broker's mochi hook: authentication, ACL, presence, and a
+// repair of mochi's flow control (flow.go).
 type hook struct {
 	mqtt.HookBase
 	b *Broker
@@ -69,7 +70,8 @@ func (h *hook) ID() string { return "porthole" }
 
 func (h *hook) Provides(event byte) bool {
 	switch event {
-	case mqtt.OnConnect, mqtt.OnConnectAuthenticate, mqtt.OnACLCheck, mqtt.OnSessionEstablish, mqtt.OnSessionEstablished:
+	case mqtt.OnConnect, mqtt.OnConnectAuthenticate, mqtt.OnACLCheck, mqtt.OnSessionEstablish, mqtt.OnSessionEstablished,
+		mqtt.OnPacketRead:
 		return true
 	}
 	return false
