@@ -238,16 +238,21 @@ func (m *Manager) Open(ctx context.Context, req Request) (*Opened, error) {
 		// it must not act on it.
 		NotAfter: now.Add(m.cfg.ConnectTimeout).Unix(),
 	}
+	// Connecting before the command goes out: a device that acts on it at
+	// once registers at the relay, which refuses a session not yet
+	// connecting; with many sessions asked at once the store's write could
+	// lag the device by far more than its dial (issue 11).
+	got, _, err := m.cfg.Store.TransitionSession(ctx, ses.ID, []store.SessionState{store.SessionRequested},
+		store.SessionConnecting, "", m.now())
+	if err != nil {
+		m.closeSession(bySystem, ses.ID, ReasonNoControl, false)
+		return nil, fmt.Errorf("recording the session as connecting: %w", err)
+	}
+	m.wake(ses.ID)
 	if err := m.send(cmd); err != nil {
 		m.closeSession(bySystem, ses.ID, ReasonNoControl, false)
 		return nil, fmt.Errorf("asking %s to connect: %w", ses.DeviceName, err)
 	}
-	got, _, err := m.cfg.Store.TransitionSession(ctx, ses.ID, []store.SessionState{store.SessionRequested},
-		store.SessionConnecting, "", m.now())
-	if err != nil {
-		return nil, err
-	}
-	m.wake(ses.ID)
 	m.log.Info("session requested", "session", ses.ID, "fleet", ses.FleetName, "device", ses.DeviceName, "user", req.User.Email)
 	return &Opened{Session: got, Certificate: cert}, nil
 }
