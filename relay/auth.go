@@ -30,7 +30,9 @@ type identityKey struct{}
 
 // serverConfig is a fresh SSH server configuration for one connection: its
 // login callbacks look things up within ctx, which ends with the handshake.
-func (r *Relay) serverConfig(ctx context.Context, remote string, log *slog.Logger) *ssh.ServerConfig {
+// identified is called when the client offers a key: it has said who it
+// is, and the lookups that decide its login may take their time.
+func (r *Relay) serverConfig(ctx context.Context, remote string, log *slog.Logger, identified func()) *ssh.ServerConfig {
 	cfg := &ssh.ServerConfig{
 		ServerVersion: serverVersion,
 		MaxAuthTries:  maxAuthTries,
@@ -38,6 +40,7 @@ func (r *Relay) serverConfig(ctx context.Context, remote string, log *slog.Logge
 		// may do is decided only then, in VerifiedPublicKeyCallback, so a
 		// key offered but not signed for decides nothing.
 		PublicKeyCallback: func(ssh.ConnMetadata, ssh.PublicKey) (*ssh.Permissions, error) {
+			identified()
 			return nil, nil
 		},
 		VerifiedPublicKeyCallback: func(meta ssh.ConnMetadata, key ssh.PublicKey, _ *ssh.Permissions, _ string) (*ssh.Permissions, error) {

@@ -850,7 +850,7 @@ func TestConfig(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if c := r.cfg; c.HandshakeTimeout != 10*time.Second || c.MaxHandshakes != 256 || c.KeepAliveInterval != 30*time.Second ||
+	if c := r.cfg; c.HandshakeTimeout != 10*time.Second || c.MaxHandshakes != 512 || c.MaxHandshakesPerSource != 32 || c.HelloTimeout != 5*time.Second || c.KeepAliveInterval != 30*time.Second ||
 		c.RegistrationWait != 5*time.Second || c.ActivityInterval != 30*time.Second {
 		t.Errorf("defaults = %+v", c)
 	}
