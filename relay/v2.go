@@ -120,8 +120,13 @@ func (r *Relay) serveV2(nc net.Conn, cs tls.ConnectionState, tk *connlimit.Ticke
 		if f.Why != "" {
 			r.refuse(log, f)
 			// The same words whatever the cause: a stranger must not learn
-			// which device names exist.
-			answer(relayproto.Reply{Error: "the relay refused this device's login", Code: relayproto.CodeRefused})
+			// which device names exist. But a store that did not answer is
+			// no answer about the device.
+			rep := relayproto.Reply{Error: "the relay refused this device's login", Code: relayproto.CodeRefused}
+			if f.Why == whyDeviceLookup {
+				rep = relayproto.Reply{Error: "the relay could not check this device's login just now; try again", Code: relayproto.CodeUnavailable}
+			}
+			answer(rep)
 			return
 		}
 		release()
@@ -215,8 +220,8 @@ func (r *Relay) registerV2(dev *deviceConn, st *yamux.Stream) {
 	}
 	s, err := r.register(dev, "register", m.Session)
 	if err != nil {
-		if !errors.Is(err, errRegisterGone) {
-			_ = relayproto.WriteFrame(st, relayproto.Reply{Error: err.Error(), Code: relayproto.CodeRefused})
+		if rf, ok := errors.AsType[*registerRefusal](err); ok {
+			_ = relayproto.WriteFrame(st, relayproto.Reply{Error: rf.why, Code: rf.code})
 		}
 		return
 	}
