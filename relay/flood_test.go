@@ -70,8 +70,10 @@ func (f *flood) close() {
 // reach each other, by either protocol; each flooding source holds its
 // share of the relay's slots and no more; and the flood's connections are
 // closed once HelloTimeout has passed, long before HandshakeTimeout.
+//
+// It runs alone (not in parallel): its 700 connections and 100 TLS
+// handshakes would slow the other tests past their short waits.
 func TestIdleFlood(t *testing.T) {
-	t.Parallel()
 	const helloTimeout = 3 * time.Second
 	e := newV2Env(t, func(c *Config) {
 		c.MaxHandshakes = 256 // as it was

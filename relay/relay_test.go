@@ -378,12 +378,14 @@ func TestRegistrationWait(t *testing.T) {
 			ch  ssh.Channel
 			err error
 		}
+		// Logged in first: under load (-race, the package's tests in
+		// parallel) a login alone can take most of the 300 ms.
+		dev := e.mustDevice(t, "acme", "dev1", key)
 		opened := make(chan result, 1)
 		go func() {
 			ch, err := openDirect(eng, "ses_1")
 			opened <- result{ch, err}
 		}()
-		dev := e.mustDevice(t, "acme", "dev1", key)
 		dev.mustRegister(t, "ses_1")
 		res := <-opened
 		if res.err != nil {
