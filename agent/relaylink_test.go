@@ -13,6 +13,7 @@ import (
 
 	"github.com/hashicorp/yamux"
 
+	"github.com/porthole/porthole/control"
 	"github.com/porthole/porthole/relay/relayproto"
 )
 
@@ -139,5 +140,18 @@ func TestRelayBusyRetried(t *testing.T) {
 	_, err = tn.registerV2(&tunnel{id: "ses_1", ctx: ctx, cancel: cancel})
 	if got := relayFailure(err); got != ReasonRelayUnreachable || dials.Load() != 3 {
 		t.Errorf("after %d dials: %v (%s); want two turned away, then the refused dial's unreachable", dials.Load(), err, got)
+	}
+}
+
+// TestCloseUnknownSession: a close for a session the device does not hold
+// is answered tunnel_down closed at once, so that a server waiting for the
+// device's word on an engineer's close does not wait out its grace.
+func TestCloseUnknownSession(t *testing.T) {
+	t.Parallel()
+	tn, _ := consentTunnels(t, nil)
+	var st states
+	tn.Close(context.Background(), &control.Command{Type: control.TypeClose, Session: "ses_gone"}, st.report)
+	if got, want := st.list(), []control.State{{Kind: control.StateTunnelDown, Session: "ses_gone", Reason: ReasonClosed}}; len(got) != 1 || got[0] != want[0] {
+		t.Errorf("reported %+v; want %+v", got, want)
 	}
 }

@@ -218,13 +218,19 @@ func (t *Tunnels) Open(ctx context.Context, cmd *control.Command, report Reporte
 	go t.run(tn, cmd, maxDur, report)
 }
 
-// Close implements SessionHandler: the server closed the session.
+// Close implements SessionHandler: the server closed the session. A
+// session this device does not hold (it ended, and its tunnel_down went
+// out then; or its open never arrived) is answered tunnel_down closed at
+// once: a server that waits for the device's word on an engineer's close
+// need not wait longer, and one that heard the device's own reason
+// before changes nothing.
 func (t *Tunnels) Close(_ context.Context, cmd *control.Command, report Reporter) {
 	t.mu.Lock()
 	tn := t.open[cmd.Session]
 	t.mu.Unlock()
 	if tn == nil {
-		return // already over; its tunnel_down was reported then
+		report(control.State{Kind: control.StateTunnelDown, Session: cmd.Session, Reason: ReasonClosed})
+		return
 	}
 	t.end(tn, ReasonClosed)
 }
@@ -331,13 +337,16 @@ func shortDuration(d time.Duration) string {
 func (t *Tunnels) run(tn *tunnel, cmd *control.Command, maxDur time.Duration, report Reporter) {
 	log := t.log.With("session", tn.id)
 	defer func() {
-		t.mu.Lock()
-		delete(t.open, tn.id)
-		t.mu.Unlock()
 		t.end(tn, ReasonAgentStopping) // no-op unless nothing ended it yet
 		t.consent.sessionEnded(tn.id)
 		log.Info("session ended", "reason", tn.reason)
 		report(control.State{Kind: control.StateTunnelDown, Session: tn.id, Reason: tn.reason})
+		// Only now: a close that comes meanwhile finds the session and
+		// changes nothing, rather than answering closed before the
+		// device's own reason goes out.
+		t.mu.Lock()
+		delete(t.open, tn.id)
+		t.mu.Unlock()
 	}()
 	maxTimer := time.AfterFunc(maxDur, func() { t.end(tn, ReasonMaxDuration) })
 	defer maxTimer.Stop()
