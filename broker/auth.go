@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"sync"
 	"time"
 
 	mqtt "github.com/mochi-mqtt/server/v2"
@@ -63,7 +64,8 @@ func refuse(code packets.Code, level slog.Level, err error) *refusal {
 // repair of mochi's flow control (flow.go).
 type hook struct {
 	mqtt.HookBase
-	b *Broker
+	b     *Broker
+	saved sync.Map // savedKey → packets.Packet: see flow.go
 }
 
 func (h *hook) ID() string { return "porthole" }
@@ -71,7 +73,7 @@ func (h *hook) ID() string { return "porthole" }
 func (h *hook) Provides(event byte) bool {
 	switch event {
 	case mqtt.OnConnect, mqtt.OnConnectAuthenticate, mqtt.OnACLCheck, mqtt.OnSessionEstablish, mqtt.OnSessionEstablished,
-		mqtt.OnPacketRead:
+		mqtt.OnPacketRead, mqtt.OnPacketProcessed, mqtt.OnDisconnect:
 		return true
 	}
 	return false
