@@ -120,3 +120,31 @@ func (tb *testBroker) connectGated(t testing.TB, cp *paho.Connect, gate <-chan s
 	})
 	return c, ca, nil
 }
+
+// TestCommandBurstToAgent: the agent asks for a Receive Maximum of 256, so
+// a burst that large is sent at once: the device's queue of outgoing
+// packets takes it whole (past WritesPending, mochi drops a message).
+func TestCommandBurstToAgent(t *testing.T) {
+	t.Parallel()
+	tb := startBroker(t, nil)
+	d := tb.enroll(t, "acme", "dev-1")
+	login := d.login()
+	rm := uint16(maxInflight)
+	login.Properties = &paho.ConnectProperties{ReceiveMaximum: &rm}
+	c, _, err := tb.connect(t, login)
+	if err != nil {
+		t.Fatalf("Connect: %v", err)
+	}
+	if reason, err := c.subscribe(t, d.cmdTopic()); err != nil || reason != 1 {
+		t.Fatalf("Subscribe(own cmd) = %#x, %v; want QoS 1", reason, err)
+	}
+	for i := range maxInflight {
+		if err := tb.Publish(d.cmdTopic(), fmt.Appendf(nil, "cmd-%d", i), false, 1); err != nil {
+			t.Fatalf("Publish: %v", err)
+		}
+	}
+	got := map[string]bool{}
+	for len(got) < maxInflight {
+		got[string(c.expectMessage(t).Payload)] = true
+	}
+}
