@@ -24,9 +24,13 @@ const (
 	// sessionExpirySeconds: how long a broker that keeps sessions holds
 	// this device's queued commands. A command is never valid longer.
 	sessionExpirySeconds = uint32(control.MaxValidity / time.Second)
-	// receiveMaximum bounds the commands in flight to the device; a device
-	// sees one now and then.
-	receiveMaximum = 16
+	// receiveMaximum bounds the commands in flight to the device. A device
+	// sees one now and then, but many sessions may be asked of it at once:
+	// as many as the server's embedded broker holds for a device (256), so
+	// that it never holds back a command for want of the device's quota,
+	// which mochi does unreliably (package broker's flow.go). The agent
+	// acknowledges a command once its inbox takes it.
+	receiveMaximum = 256
 	// maxPacketSize asks the broker not to send more than this: a command
 	// envelope is at most control.MaxEnvelopeSize, and one somewhat larger
 	// must still arrive to be rejected as too large.
