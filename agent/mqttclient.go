@@ -28,15 +28,23 @@ const (
 	// sessionExpirySeconds: how long a broker that keeps sessions holds
 	// this device's queued commands. A command is never valid longer.
 	sessionExpirySeconds = uint32(control.MaxValidity / time.Second)
-	// receiveMaximum bounds the commands in flight to the device; a device
-	// sees one now and then.
-	receiveMaximum = 16
+	// receiveMaximum bounds the commands in flight to the device. A device
+	// sees one now and then, but many sessions may be asked of it at once:
+	// as many as the server's embedded broker holds for a device (256), so
+	// that it never holds back a command for want of the device's quota,
+	// which mochi does unreliably (package broker's flow.go). The agent
+	// acknowledges a command once its inbox takes it.
+	receiveMaximum = 256
 	// maxPacketSize asks the broker not to send more than this: a command
 	// envelope is at most control.MaxEnvelopeSize, and one somewhat larger
 	// must still arrive to be rejected as too large.
 	maxPacketSize = 64 << 10
 	// inboxSize is how many received commands may wait for the worker.
 	inboxSize = 32
+	// inboxWait is how long a command waits for room in the inbox before
+	// it is dropped: the worker handles a command in moments, unless it
+	// waits for the broker to take a state message (publishTimeout).
+	inboxWait = publishTimeout + 5*time.Second
 	// connectTimeout bounds TLS, CONNECT and CONNACK.
 	connectTimeout = 20 * time.Second
 	// publishTimeout bounds a subscription or a state message.
@@ -120,8 +128,10 @@ func (r *runner) clientConfig(ctx context.Context) autopaho.ClientConfig {
 		Errors:           pahoLog,
 		PahoErrors:       pahoLog,
 		ClientConfig: paho.ClientConfig{
-			ClientID:           r.clientID,
-			OnPublishReceived:  []func(paho.PublishReceived) (bool, error){r.received},
+			ClientID: r.clientID,
+			OnPublishReceived: []func(paho.PublishReceived) (bool, error){func(pr paho.PublishReceived) (bool, error) {
+				return r.received(ctx, pr)
+			}},
 			OnClientError:      r.lost,
 			OnServerDisconnect: func(d *paho.Disconnect) { r.lost(disconnectError(d)) },
 		},
@@ -220,17 +230,30 @@ func (r *runner) announce(ctx context.Context, cm *autopaho.ConnectionManager) {
 	}
 }
 
-// received queues a message for the worker. It runs on paho's goroutine,
-// which must not wait for a PUBACK, so it never publishes.
-func (r *runner) received(pr paho.PublishReceived) (bool, error) {
+// received queues a message for the worker. It runs on paho's goroutine
+// for received messages, which must not wait for a PUBACK, so it never
+// publishes. It may wait for the worker, though: paho reads PUBACKs on
+// another goroutine, and acknowledges a command only once this returns,
+// so that in a burst (many sessions asked of the device at once) the
+// broker holds back what exceeds the device's Receive Maximum rather than
+// the agent dropping what its inbox cannot hold (issue 11).
+func (r *runner) received(ctx context.Context, pr paho.PublishReceived) (bool, error) {
 	if pr.Packet.Topic != r.cmdTopic {
 		r.log.Debug("ignoring a message on another topic", "topic", pr.Packet.Topic)
 		return true, nil
 	}
 	select {
 	case r.inbox <- pr.Packet.Payload:
+		return true, nil
 	default:
+	}
+	t := time.NewTimer(inboxWait)
+	defer t.Stop()
+	select {
+	case r.inbox <- pr.Packet.Payload:
+	case <-t.C:
 		r.log.Warn("dropping a command: too many are waiting", "waiting", len(r.inbox))
+	case <-ctx.Done():
 	}
 	return true, nil
 }

@@ -35,8 +35,13 @@ const muxKeepAlive = 10 * time.Second
 
 // relayLinks holds the device's connection of the second protocol.
 type relayLinks struct {
-	t  *Tunnels
-	mu sync.Mutex // held while dialling, so sessions opened at once share one connection
+	t *Tunnels
+	// dialMu is held while dialling, so that sessions opened at once share
+	// one connection. mu is never held while dialling: the engineers'
+	// streams and the other sessions' registrations and ends go on
+	// meanwhile.
+	dialMu sync.Mutex
+	mu     sync.Mutex
 	// cur is the live connection, or nil; guarded by mu.
 	cur *relayLink
 }
@@ -65,12 +70,39 @@ func (t *Tunnels) relayAddr() (string, *url.URL, error) {
 // acquire returns the live connection, dialling one if need be, counted as
 // used by one more session.
 func (ls *relayLinks) acquire(ctx context.Context) (*relayLink, error) {
+	if l := ls.take(); l != nil {
+		return l, nil
+	}
+	ls.dialMu.Lock()
+	defer ls.dialMu.Unlock()
+	if l := ls.take(); l != nil { // dialled while this one waited
+		return l, nil
+	}
+	l, err := ls.dial(ctx)
+	if err != nil {
+		return nil, err
+	}
+	ls.mu.Lock()
+	ls.cur = l
+	ls.mu.Unlock()
+	go ls.accept(l)
+	return l, nil
+}
+
+// take returns the live connection counted as used by one more session, or
+// nil if there is none.
+func (ls *relayLinks) take() *relayLink {
 	ls.mu.Lock()
 	defer ls.mu.Unlock()
 	if l := ls.cur; l != nil && !l.mux.IsClosed() {
 		l.users++
-		return l, nil
+		return l
 	}
+	return nil
+}
+
+// dial makes a new connection, used by one session.
+func (ls *relayLinks) dial(ctx context.Context) (*relayLink, error) {
 	t := ls.t
 	addr, u, err := t.relayAddr()
 	if err != nil {
@@ -94,10 +126,7 @@ func (ls *relayLinks) acquire(ctx context.Context) (*relayLink, error) {
 		_ = tc.Close()
 		return nil, err
 	}
-	l := &relayLink{mux: mux, conn: conn, users: 1, regs: map[string]*tunnel{}}
-	ls.cur = l
-	go ls.accept(l)
-	return l, nil
+	return &relayLink{mux: mux, conn: conn, users: 1, regs: map[string]*tunnel{}}, nil
 }
 
 // dialRelay reaches the relay on the server's port and sends the device's

@@ -12,6 +12,7 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"golang.org/x/crypto/ssh"
@@ -28,6 +29,7 @@ const (
 	ReasonMaxDuration       = "max_duration"       // open for the maximum duration
 	ReasonRelayUnreachable  = "relay_unreachable"  // the relay could not be dialled
 	ReasonRelayRefused      = "relay_refused"      // the relay refused the device or its forward
+	ReasonRelayBusy         = "relay_busy"         // the relay turned the device away for now: overloaded, or it could not check the device
 	ReasonRelayDisconnected = "relay_disconnected" // the relay connection dropped
 	ReasonAgentStopping     = "agent_stopping"     // the agent is shutting down
 )
@@ -220,13 +222,19 @@ func (t *Tunnels) Open(ctx context.Context, cmd *control.Command, report Reporte
 	go t.run(tn, cmd, maxDur, report)
 }
 
-// Close implements SessionHandler: the server closed the session.
+// Close implements SessionHandler: the server closed the session. A
+// session this device does not hold (it ended, and its tunnel_down went
+// out then; or its open never arrived) is answered tunnel_down closed at
+// once: a server that waits for the device's word on an engineer's close
+// need not wait longer, and one that heard the device's own reason
+// before changes nothing.
 func (t *Tunnels) Close(_ context.Context, cmd *control.Command, report Reporter) {
 	t.mu.Lock()
 	tn := t.open[cmd.Session]
 	t.mu.Unlock()
 	if tn == nil {
-		return // already over; its tunnel_down was reported then
+		report(control.State{Kind: control.StateTunnelDown, Session: cmd.Session, Reason: ReasonClosed})
+		return
 	}
 	t.end(tn, ReasonClosed)
 }
@@ -316,7 +324,7 @@ func (t *Tunnels) endWords(reason string) string {
 		return "the session ended after " + shortDuration(t.cfg.idleTimeout()) + " without input"
 	case ReasonMaxDuration:
 		return "the session reached its longest allowed duration"
-	case ReasonClosed, ReasonRelayDisconnected, ReasonRelayRefused, ReasonRelayUnreachable:
+	case ReasonClosed, ReasonRelayDisconnected, ReasonRelayRefused, ReasonRelayUnreachable, ReasonRelayBusy:
 		return "the session was closed"
 	}
 	return t.consent.endWords(reason)
@@ -333,13 +341,16 @@ func shortDuration(d time.Duration) string {
 func (t *Tunnels) run(tn *tunnel, cmd *control.Command, maxDur time.Duration, report Reporter) {
 	log := t.log.With("session", tn.id)
 	defer func() {
-		t.mu.Lock()
-		delete(t.open, tn.id)
-		t.mu.Unlock()
 		t.end(tn, ReasonAgentStopping) // no-op unless nothing ended it yet
 		t.consent.sessionEnded(tn.id)
 		log.Info("session ended", "reason", tn.reason)
 		report(control.State{Kind: control.StateTunnelDown, Session: tn.id, Reason: tn.reason})
+		// Only now: a close that comes meanwhile finds the session and
+		// changes nothing, rather than answering closed before the
+		// device's own reason goes out.
+		t.mu.Lock()
+		delete(t.open, tn.id)
+		t.mu.Unlock()
 	}()
 	maxTimer := time.AfterFunc(maxDur, func() { t.end(tn, ReasonMaxDuration) })
 	defer maxTimer.Stop()
@@ -371,11 +382,7 @@ func (t *Tunnels) run(tn *tunnel, cmd *control.Command, maxDur time.Duration, re
 	if !errors.Is(err, errNoV2) {
 		if err != nil {
 			log.Warn("could not reach the relay", "err", err)
-			if errors.Is(err, errRefused) {
-				t.end(tn, ReasonRelayRefused)
-			} else {
-				t.end(tn, ReasonRelayUnreachable)
-			}
+			t.end(tn, relayFailure(err))
 			return
 		}
 		if !tn.setConn(reg) { // ended while dialling
@@ -398,11 +405,7 @@ func (t *Tunnels) run(tn *tunnel, cmd *control.Command, maxDur time.Duration, re
 	conn, chans, err := t.register(tn, relayAddr)
 	if err != nil {
 		log.Warn("could not reach the relay", "relay", relayAddr, "err", err)
-		if errors.Is(err, errRefused) {
-			t.end(tn, ReasonRelayRefused)
-		} else {
-			t.end(tn, ReasonRelayUnreachable)
-		}
+		t.end(tn, relayFailure(err))
 		return
 	}
 	if !tn.setConn(conn) { // ended while dialling
@@ -438,9 +441,29 @@ func (t *Tunnels) run(tn *tunnel, cmd *control.Command, maxDur time.Duration, re
 
 // registerV2 registers tn on the device's connection of the relay's second
 // protocol, dialling it if need be; errNoV2 if the server does not speak it.
+// While the relay turns the device away for a moment (it is overloaded, or
+// could not check the device), it tries again, within relayDialTimeout.
 func (t *Tunnels) registerV2(tn *tunnel) (*registration, error) {
 	ctx, cancel := context.WithTimeout(tn.ctx, relayDialTimeout)
 	defer cancel()
+	for wait := 250 * time.Millisecond; ; wait = min(2*wait, 2*time.Second) {
+		reg, err := t.tryRegisterV2(ctx, tn)
+		if err == nil || relayFailure(err) != ReasonRelayBusy {
+			return reg, err
+		}
+		t.log.Info("the relay turned the session away for now; trying again", "session", tn.id, "err", err, "in", wait)
+		timer := time.NewTimer(wait)
+		select {
+		case <-timer.C:
+		case <-ctx.Done():
+			timer.Stop()
+			return nil, err
+		}
+	}
+}
+
+// tryRegisterV2 is one attempt of registerV2.
+func (t *Tunnels) tryRegisterV2(ctx context.Context, tn *tunnel) (*registration, error) {
 	l, err := t.links.acquire(ctx)
 	if err != nil {
 		return nil, err
@@ -455,6 +478,41 @@ func (t *Tunnels) registerV2(tn *tunnel) (*registration, error) {
 
 // errRefused marks a relay that answered but said no.
 var errRefused = errors.New("refused by the relay")
+
+// relayFailure is the reason a session ends for err, the failure to reach
+// the relay and register the session there: the relay's own word when it
+// gave one (second protocol), refused for a relay that said no, busy for
+// one that closed the connection before the device could log in (its caps
+// on connections in their handshake), unreachable otherwise.
+func relayFailure(err error) string {
+	if re, ok := errors.AsType[*relayproto.ReplyError](err); ok {
+		switch re.Code {
+		case relayproto.CodeUnavailable:
+			return ReasonRelayBusy
+		case relayproto.CodeClosed:
+			return ReasonClosed // the server closed it meanwhile, and says why
+		}
+		return ReasonRelayRefused
+	}
+	switch {
+	case errors.Is(err, errRefused):
+		return ReasonRelayRefused
+	case turnedAway(err):
+		return ReasonRelayBusy
+	}
+	return ReasonRelayUnreachable
+}
+
+// turnedAway reports whether err is a connection that was made and then
+// closed by the other end before anything was said: what a relay does to
+// a connection past its caps. A dial that failed is not.
+func turnedAway(err error) bool {
+	if op, ok := errors.AsType[*net.OpError](err); ok && op.Op == "dial" {
+		return false
+	}
+	return errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) ||
+		errors.Is(err, syscall.ECONNRESET) || errors.Is(err, syscall.EPIPE)
+}
 
 // register dials the relay, logs in as the device and registers the
 // session's forward.
@@ -486,6 +544,9 @@ func (t *Tunnels) register(tn *tunnel, addr string) (ssh.Conn, <-chan ssh.NewCha
 	})
 	if err != nil {
 		nc.Close()
+		if turnedAway(err) {
+			return nil, nil, fmt.Errorf("the relay closed the connection before the device could log in: %w", err)
+		}
 		return nil, nil, fmt.Errorf("%w: %w", errRefused, err)
 	}
 	nc.SetDeadline(time.Time{})

@@ -1,6 +1,7 @@
 package api
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -47,12 +48,21 @@ func conflict(format string, args ...any) *httpError {
 	return errorf(http.StatusConflict, apitype.CodeConflict, format, args...)
 }
 
+// statusClientClosed answers a request its client cancelled (nginx's 499).
+const statusClientClosed = 499
+
 // writeError answers err. An *httpError is told as it is; anything else is
 // logged with the request's ID and answered with that ID only, never the
 // cause (which may name files, queries or keys).
 func (s *Server) writeError(w http.ResponseWriter, r *http.Request, err error) {
 	var he *httpError
-	if !errors.As(err, &he) {
+	if errors.Is(err, context.Canceled) && r.Context().Err() != nil {
+		// The client went away (a long poll it no longer needs): nothing
+		// failed, and nobody reads the answer.
+		s.logger.Debug("request ended by the client", "request_id", requestID(r.Context()), "method", r.Method, "path", r.URL.Path)
+		he = errorf(statusClientClosed, apitype.CodeInternal, "the request was cancelled")
+	}
+	if he == nil && !errors.As(err, &he) {
 		id := requestID(r.Context())
 		s.logger.Error("internal error", "request_id", id, "method", r.Method, "path", r.URL.Path, "err", err)
 		he = errorf(http.StatusInternalServerError, apitype.CodeInternal,

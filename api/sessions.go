@@ -157,14 +157,15 @@ func (s *Server) getSession(c *call, _ *none) (apitype.Session, error) {
 }
 
 // closeSession is DELETE /api/v1/sessions/{id}: the session is closed, the
-// device told, the relay's splice cut. Closing a closed session answers it
-// as it is.
+// device told, the relay's splice cut. The reason recorded is the device's
+// if it had ended the session first (see session.Manager.EngineerClose),
+// engineer_closed otherwise. Closing a closed session answers it as it is.
 func (s *Server) closeSession(c *call, _ *none) (apitype.Session, error) {
 	ses, err := c.session(c.r.PathValue("id"))
 	if err != nil {
 		return apitype.Session{}, err
 	}
-	ses, err = s.sessions.CloseSession(c.ctx, ses.ID, session.ReasonEngineer)
+	ses, err = s.sessions.EngineerClose(c.ctx, ses.ID)
 	if err != nil {
 		return apitype.Session{}, fmt.Errorf("closing session %s: %w", c.r.PathValue("id"), err)
 	}

@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"net"
 	"os"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -252,5 +253,31 @@ func TestDelayProxy(t *testing.T) {
 	got, err := io.ReadAll(c)
 	if err != nil || !bytes.Equal(got, want) {
 		t.Errorf("echoed %d bytes (%v); want the %d sent, in order, then EOF", len(got), err, len(want))
+	}
+}
+
+// TestLoadReport: the load measurement is asked for by name only, and its
+// table counts sessions per second of burst and every failure.
+func TestLoadReport(t *testing.T) {
+	var o Options
+	if err := o.Validate(); err != nil || o.wants(Load) {
+		t.Fatalf("the default run: %v, measurements %v; want no load", err, o.Only)
+	}
+	o = Options{Only: []string{Load}}
+	if err := o.Validate(); err != nil || !o.wants(Load) || o.LoadSessions != 50 || o.LoadDevices != 10 || o.LoadRounds != 3 {
+		t.Fatalf("-only load: %v, %+v", err, o)
+	}
+	c := LoadCase{Tool: toolPorthole, Devices: 10, Bursts: Durations{time.Second, time.Second},
+		FirstOut: Durations{100 * time.Millisecond, 200 * time.Millisecond, 300 * time.Millisecond},
+		Exits:    Durations{time.Second, time.Second, time.Second}, Failed: 1, Errors: map[string]int{"porthole: dev1 did not answer": 1}}
+	if got := c.PerSecond(); got != 1.5 {
+		t.Errorf("PerSecond = %v; want 1.5 (3 sessions in 2 s of burst)", got)
+	}
+	var b strings.Builder
+	(&LoadResult{Sessions: 2, Rounds: 2, Cases: []LoadCase{c, {Tool: toolOpenSSH, Bursts: Durations{time.Second}, Exits: Durations{time.Second, time.Second}}}}).markdown(&b)
+	for _, want := range []string{"| porthole | 10 devices | 1.5 | 0.75× |", "| 1 of 4 |", "dev1 did not answer"} {
+		if !strings.Contains(b.String(), want) {
+			t.Errorf("the load table lacks %q:\n%s", want, b.String())
+		}
 	}
 }

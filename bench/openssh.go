@@ -102,6 +102,9 @@ AcceptEnv LANG LC_*
 Subsystem sftp %s
 SetEnv HOME=%s
 LogLevel ERROR
+# The load measurement logs in many at once; sshd's default (10:30:100)
+# would drop some of them at random before they log in.
+MaxStartups 1000
 `, o.port, hostKey, authorized, sftpServer, home)
 	if err := os.WriteFile(config, []byte(conf), 0o600); err != nil {
 		return nil, err

@@ -120,6 +120,10 @@ func (r *Results) Markdown(w io.Writer) error {
 		b.WriteString("\n")
 	}
 
+	if r.Load != nil {
+		r.Load.markdown(&b)
+	}
+
 	if i := r.Idle; i != nil {
 		fmt.Fprintf(&b, "### Idle devices: %d simulated devices on the embedded broker\n\n", i.Devices)
 		b.WriteString("| figure | value |\n|---|--:|\n")

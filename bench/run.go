@@ -25,8 +25,9 @@ const (
 	Idle        = "idle"
 )
 
-// Measurements are every measurement, in the order Run makes them (idle
-// last, since it restarts the server).
+// Measurements are the default run's measurements, in the order Run makes
+// them (idle last, since it restarts the server); Extra ones (load) come
+// before idle when asked for.
 var Measurements = []string{Throughput, Files, TimeToShell, Echo, WAN, Idle}
 
 // Options sets what Run measures and how much. The zero value is the
@@ -68,6 +69,15 @@ type Options struct {
 	// measurements for the 1-minute load average to fall below the number
 	// of cores. Zero: no wait.
 	WaitQuiet time.Duration
+	// LoadSessions is how many sessions the load measurement starts at
+	// once. Zero: 50.
+	LoadSessions int
+	// LoadDevices is how many devices the load measurement spreads them
+	// over in its second case (the first puts them all on one). Zero: 10.
+	LoadDevices int
+	// LoadRounds is how many bursts of each case the load measurement
+	// times. Zero: 3.
+	LoadRounds int
 }
 
 // Validate fills in defaults and checks the values.
@@ -76,14 +86,15 @@ func (o *Options) Validate() error {
 		o.Only = slices.Clone(Measurements)
 	}
 	for _, m := range o.Only {
-		if !slices.Contains(Measurements, m) {
-			return fmt.Errorf("unknown measurement %q: choose from %s", m, strings.Join(Measurements, ", "))
+		if !slices.Contains(Measurements, m) && !slices.Contains(Extra, m) {
+			return fmt.Errorf("unknown measurement %q: choose from %s", m, strings.Join(append(slices.Clone(Measurements), Extra...), ", "))
 		}
 	}
 	defaults := []struct {
 		v   *int
 		def int
-	}{{&o.Reps, 3}, {&o.ShellRuns, 20}, {&o.EchoCount, 200}, {&o.Devices, 10000}, {&o.Tunnels, 50}, {&o.WANRuns, 10}}
+	}{{&o.Reps, 3}, {&o.ShellRuns, 20}, {&o.EchoCount, 200}, {&o.Devices, 10000}, {&o.Tunnels, 50}, {&o.WANRuns, 10},
+		{&o.LoadSessions, 50}, {&o.LoadDevices, 10}, {&o.LoadRounds, 3}}
 	for _, d := range defaults {
 		if *d.v == 0 {
 			*d.v = d.def
@@ -124,6 +135,7 @@ type Results struct {
 	Shell      []ShellResult
 	Echo       []EchoResult
 	WAN        *WANResult
+	Load       *LoadResult
 	Idle       *IdleResult
 }
 
@@ -205,6 +217,11 @@ func Run(ctx context.Context, opts Options, log *slog.Logger) (*Results, error) 
 	}
 	if opts.wants(WAN) {
 		if res.WAN, err = wan(ctx, b, opts.RTT, opts.WANRuns); err != nil {
+			return res, err
+		}
+	}
+	if opts.wants(Load) {
+		if res.Load, err = load(ctx, b, opts.LoadSessions, opts.LoadDevices, opts.LoadRounds); err != nil {
 			return res, err
 		}
 	}

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"sync"
 	"time"
 
 	mqtt "github.com/mochi-mqtt/server/v2"
@@ -59,17 +60,20 @@ func refuse(code packets.Code, level slog.Level, err error) *refusal {
 	return &refusal{code: code, level: level, err: err}
 }
 
-// hook is the broker's mochi hook: authentication, ACL and presence.
+// hook is the broker's mochi hook: authentication, ACL, presence, and a
+// repair of mochi's flow control (flow.go).
 type hook struct {
 	mqtt.HookBase
-	b *Broker
+	b     *Broker
+	saved sync.Map // savedKey → packets.Packet: see flow.go
 }
 
 func (h *hook) ID() string { return "porthole" }
 
 func (h *hook) Provides(event byte) bool {
 	switch event {
-	case mqtt.OnConnect, mqtt.OnConnectAuthenticate, mqtt.OnACLCheck, mqtt.OnSessionEstablish, mqtt.OnSessionEstablished:
+	case mqtt.OnConnect, mqtt.OnConnectAuthenticate, mqtt.OnACLCheck, mqtt.OnSessionEstablish, mqtt.OnSessionEstablished,
+		mqtt.OnPacketRead, mqtt.OnPacketProcessed, mqtt.OnDisconnect:
 		return true
 	}
 	return false

@@ -38,10 +38,14 @@ const (
 	// sysTopicInterval: devices may not read $SYS and each refresh stops the
 	// world to read memory statistics, so refresh rarely.
 	sysTopicInterval = 24 * 60 * 60 // seconds
-	// receiveMaximum and maxInflight bound unacknowledged QoS 1 messages per
-	// device in each direction; a device sees a command now and then.
+	// receiveMaximum bounds the QoS 1 messages a device may leave
+	// unacknowledged; a device sends a state now and then. maxInflight
+	// bounds those the broker holds for a device: sent and unacknowledged,
+	// or held back while the device's own Receive Maximum is used up. It
+	// is what a burst of commands may reach (an open and a close for each
+	// of a hundred sessions asked at once); past it, mochi drops commands.
 	receiveMaximum = 16
-	maxInflight    = 64
+	maxInflight    = 256
 	// closeWriteGrace is how long Close waits on a device that does not read
 	// its DISCONNECT.
 	closeWriteGrace = time.Second

@@ -73,7 +73,10 @@ type Config struct {
 	MinKeepAlive, MaxKeepAlive time.Duration
 
 	// WritesPending is how many outgoing packets may queue for one device
-	// before further ones are dropped. Zero: 64.
+	// before further ones are dropped: as many commands as the broker holds
+	// for a device (256, sent at once to an agent that takes that many),
+	// and the acknowledgements of its states. Zero: 320, a channel of 2.5
+	// KB for each connection.
 	WritesPending int
 
 	// BufferSize is the size of each connection's read and write buffer, in
@@ -87,7 +90,7 @@ const (
 	defaultConnectTimeout = 10 * time.Second
 	defaultMinKeepAlive   = 30 * time.Second
 	defaultMaxKeepAlive   = 5 * time.Minute
-	defaultWritesPending  = 64
+	defaultWritesPending  = maxInflight + 64
 	defaultBufferSize     = 512
 
 	// maxKeepAlive is what MQTT's 16-bit keep-alive (in seconds) can carry

@@ -12,7 +12,7 @@ func TestConfigDefaults(t *testing.T) {
 		t.Fatal(err)
 	}
 	if cfg.Logger == nil || cfg.Now == nil || cfg.MaxPacketSize != 32<<10 || cfg.ConnectTimeout != 10*time.Second ||
-		cfg.MinKeepAlive != 30*time.Second || cfg.MaxKeepAlive != 5*time.Minute || cfg.WritesPending != 64 || cfg.BufferSize != 512 {
+		cfg.MinKeepAlive != 30*time.Second || cfg.MaxKeepAlive != 5*time.Minute || cfg.WritesPending != 320 || cfg.BufferSize != 512 {
 		t.Errorf("defaults = %+v", cfg)
 	}
 }

@@ -415,6 +415,13 @@ func (d *testDevice) serve(ctx context.Context, cmd *control.Command) {
 		wg.Go(func() { d.srv.ServeConn(ctx, agentssh.ChannelConn(ch, nil, nil), cmd.Session) })
 	}
 	wg.Wait()
+	// As the agent does: the server's close is answered "closed", and the
+	// server waits for that word before it records the engineer's close.
+	if ctx.Err() != nil {
+		report(control.StateTunnelDown, "closed")
+	} else {
+		report(control.StateTunnelDown, "relay_disconnected")
+	}
 }
 
 // running is porthole running in the background.

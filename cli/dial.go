@@ -263,6 +263,8 @@ func (l *link) dialStream(ctx context.Context) error {
 		return err
 	case err != nil && ctx.Err() != nil:
 		return ctx.Err()
+	case closedByPeer(err):
+		return relayTurnedAway(addr, err)
 	case err != nil:
 		return &userError{msg: fmt.Sprintf("cannot reach the Porthole relay at %s: %s", addr, dialWords(err)), err: err}
 	}
@@ -310,10 +312,16 @@ func (l *link) dialStream(ctx context.Context) error {
 				return &userError{msg: w, err: err} // the session closed meanwhile
 			}
 			if re, ok := errors.AsType[*relayproto.ReplyError](err); ok {
-				if re.Code == relayproto.CodeNoDevice {
+				switch re.Code {
+				case relayproto.CodeNoDevice:
 					return &userError{msg: fmt.Sprintf("%s did not come to the relay in time; try again", l.device.Name), err: err}
+				case relayproto.CodeUnavailable:
+					return &userError{msg: fmt.Sprintf("the Porthole relay could not take the session just now (%s); try again in a moment", strings.TrimPrefix(re.Error(), "porthole relay: ")), err: err}
 				}
 				return &userError{msg: "the Porthole relay refused the session: " + re.Error(), err: err}
+			}
+			if closedByPeer(err) {
+				return relayTurnedAway(addr, err)
 			}
 			return &userError{msg: fmt.Sprintf("lost the connection to the relay while reaching %s: %v", l.device.Name, err), err: err}
 		case err := <-watched:
@@ -423,7 +431,10 @@ func sessionEndWords(s apitype.Session, device string) string {
 	case "relay_unreachable":
 		return fmt.Sprintf("%s could not reach the Porthole relay: its network may block the relay's port; tell your operator", device)
 	case "relay_refused":
-		return fmt.Sprintf("the Porthole relay refused %s (was it deleted and enrolled again?); tell your operator", device)
+		return fmt.Sprintf("the Porthole relay refused %s's login or its session (a device deleted, or enrolled again, is refused; `porthole audit --device %s.%s` shows the relay's reason); tell your operator",
+			device, device, s.Fleet)
+	case "relay_busy":
+		return fmt.Sprintf("the Porthole relay turned %s away for now (too many connections at once, or it could not check the device just now); try again in a moment, or tell your operator if it keeps happening", device)
 	case "relay_disconnected":
 		return fmt.Sprintf("%s lost its connection to the relay; try again when it is back online", device)
 	case "device_disconnected":
@@ -491,6 +502,8 @@ func (l *link) dialRelay(ctx context.Context) error {
 			why = "it did not accept the session certificate"
 		}
 		return &userError{msg: "the Porthole relay refused the login: " + why, err: err}
+	case closedByPeer(err):
+		return relayTurnedAway(addr, err)
 	case errors.Is(err, context.DeadlineExceeded):
 		return &userError{msg: fmt.Sprintf("the Porthole relay at %s did not finish the SSH handshake in time", addr), err: err}
 	case errors.Is(err, context.Canceled):

@@ -5,6 +5,7 @@ import (
 	"crypto/x509"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"net/url"
 	"syscall"
@@ -118,4 +119,24 @@ func (a *app) presentedFingerprint(ctx context.Context, server string) string {
 		return ""
 	}
 	return fp
+}
+
+// closedByPeer reports whether err is a connection that was made and then
+// closed by the other end before anything was said (a dial that failed is
+// not): what the relay does to a connection past its caps on connections
+// in their handshake.
+func closedByPeer(err error) bool {
+	if op, ok := errors.AsType[*net.OpError](err); ok && op.Op == "dial" {
+		return false
+	}
+	return errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) ||
+		errors.Is(err, syscall.ECONNRESET) || errors.Is(err, syscall.EPIPE)
+}
+
+// relayTurnedAway says that the relay at addr closed the connection before
+// the login: it is turning connections away, which says nothing of the
+// device.
+func relayTurnedAway(addr string, err error) error {
+	return &userError{msg: fmt.Sprintf("the Porthole relay at %s closed the connection before logging you in: it is turning connections away "+
+		"(too many at once, from your network or overall), or restarting; try again in a moment, or tell your operator if it keeps happening", addr), err: err}
 }

@@ -61,3 +61,34 @@ func TestExplain(t *testing.T) {
 		})
 	}
 }
+
+// TestRelayTurnedAway: a relay that closes the connection before the login
+// (past its caps on connections in their handshake: issue 11, finding 2)
+// is said to be turning connections away, not blamed on the device.
+func TestRelayTurnedAway(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			c.Close()
+		}
+	}()
+	key, err := newSessionKey()
+	if err != nil {
+		t.Fatal(err)
+	}
+	l := &link{opened: &apitype.CreateSessionResponse{RelayAddr: ln.Addr().String()}, session: apitype.Session{ID: "ses_1"},
+		signer: key, hostCA: key.PublicKey(), device: apitype.Device{Name: "dev1"}}
+	err = l.dialRelay(t.Context())
+	if ue, ok := errors.AsType[*userError](err); !ok || !strings.Contains(ue.msg, "closed the connection before logging you in: it is turning connections away") ||
+		strings.Contains(ue.msg, "dev1") {
+		t.Errorf("dialRelay = %v; want the relay turning connections away, not a word of the device", err)
+	}
+}

@@ -28,7 +28,7 @@ func TestConsentWords(t *testing.T) {
 // TestDataPathWords: the device's and the relay's reasons say what
 // happened and what to do, not just the reason's name.
 func TestDataPathWords(t *testing.T) {
-	for _, reason := range []string{"relay_unreachable", "relay_refused", "relay_disconnected", "device_disconnected", "agent_stopping"} {
+	for _, reason := range []string{"relay_unreachable", "relay_refused", "relay_busy", "relay_disconnected", "device_disconnected", "agent_stopping"} {
 		got := sessionEndWords(apitype.Session{State: apitype.SessionClosed, CloseReason: reason}, "dev1")
 		if !strings.Contains(got, "dev1") || strings.Contains(got, "_") || !strings.Contains(got, "; ") {
 			t.Errorf("%s: %q; want a sentence about dev1 that says what to do", reason, got)

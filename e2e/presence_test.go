@@ -144,6 +144,13 @@ type presenceServer struct {
 // relative paths are the data dir's) instead of init's.
 func newPresenceServer(t *testing.T, config func(data string, apiPort int) string) *presenceServer {
 	t.Helper()
+	return newPresenceServerOn(t, "", config)
+}
+
+// newPresenceServerOn is newPresenceServer on database (init's --database:
+// "sqlite", a PostgreSQL DSN, or "" for init's default).
+func newPresenceServerOn(t *testing.T, database string, config func(data string, apiPort int) string) *presenceServer {
+	t.Helper()
 	tmp := t.TempDir()
 	data := filepath.Join(tmp, "data")
 	port := FreePort(t)
@@ -154,9 +161,12 @@ func newPresenceServer(t *testing.T, config func(data string, apiPort int) strin
 		tmp:    tmp,
 	}
 	const email, password = "ops@example.com", "correct horse battery staple"
-	r := MustRun(t, s.env, password+"\n", bins.Server, "init", "--data", data,
-		"--admin-email", email, "--password-stdin", "--public-url", s.url,
-		"--broker-listen", fmt.Sprintf("127.0.0.1:%d", FreePort(t)), "--relay-listen", fmt.Sprintf("127.0.0.1:%d", FreePort(t)))
+	args := []string{"init", "--data", data, "--admin-email", email, "--password-stdin", "--public-url", s.url,
+		"--broker-listen", fmt.Sprintf("127.0.0.1:%d", FreePort(t)), "--relay-listen", fmt.Sprintf("127.0.0.1:%d", FreePort(t))}
+	if database != "" {
+		args = append(args, "--database", database)
+	}
+	r := MustRun(t, s.env, password+"\n", bins.Server, args...)
 	secret := regexp.MustCompile(`secret=([A-Z2-7]+)`).FindStringSubmatch(r.Stdout)
 	if secret == nil {
 		t.Fatalf("init printed no TOTP secret:\n%s", r.Stdout)

@@ -11,6 +11,7 @@ import (
 	"golang.org/x/crypto/ssh"
 
 	"github.com/porthole/porthole/control"
+	"github.com/porthole/porthole/relay/relayproto"
 	"github.com/porthole/porthole/sessioncert"
 )
 
@@ -30,7 +31,9 @@ type identityKey struct{}
 
 // serverConfig is a fresh SSH server configuration for one connection: its
 // login callbacks look things up within ctx, which ends with the handshake.
-func (r *Relay) serverConfig(ctx context.Context, remote string, log *slog.Logger) *ssh.ServerConfig {
+// identified is called when the client offers a key: it has said who it
+// is, and the lookups that decide its login may take their time.
+func (r *Relay) serverConfig(ctx context.Context, remote string, log *slog.Logger, identified func()) *ssh.ServerConfig {
 	cfg := &ssh.ServerConfig{
 		ServerVersion: serverVersion,
 		MaxAuthTries:  maxAuthTries,
@@ -38,6 +41,7 @@ func (r *Relay) serverConfig(ctx context.Context, remote string, log *slog.Logge
 		// may do is decided only then, in VerifiedPublicKeyCallback, so a
 		// key offered but not signed for decides nothing.
 		PublicKeyCallback: func(ssh.ConnMetadata, ssh.PublicKey) (*ssh.Permissions, error) {
+			identified()
 			return nil, nil
 		},
 		VerifiedPublicKeyCallback: func(meta ssh.ConnMetadata, key ssh.PublicKey, _ *ssh.Permissions, _ string) (*ssh.Permissions, error) {
@@ -93,6 +97,11 @@ func (r *Relay) authDevice(ctx context.Context, fleet, device string, key ssh.Pu
 	return &identity{role: RoleDevice, fleet: fleet, device: device}, ""
 }
 
+// whyDeviceLookup: the store did not answer, whatever the device. Unlike
+// the other refusals of a device's login it tells a stranger nothing of
+// which devices exist, so the second protocol says it in its own words.
+const whyDeviceLookup = "the relay could not look up the device's key"
+
 // deviceKey returns a device's enrolled key, or why it cannot.
 func (r *Relay) deviceKey(ctx context.Context, fleet, device string, log *slog.Logger) (ssh.PublicKey, string) {
 	pub, err := r.cfg.DeviceKey(ctx, fleet, device)
@@ -101,7 +110,7 @@ func (r *Relay) deviceKey(ctx context.Context, fleet, device string, log *slog.L
 		return nil, "no such device (never enrolled, or deleted)"
 	case err != nil:
 		log.Warn("looking up a device's key failed", "device", fleet+"/"+device, "err", err)
-		return nil, "the relay could not look up the device's key"
+		return nil, whyDeviceLookup
 	}
 	key, err := ssh.NewPublicKey(pub)
 	if err != nil {
@@ -121,32 +130,34 @@ func (r *Relay) authEngineer(ctx context.Context, key ssh.PublicKey, log *slog.L
 	}
 	f := Refusal{Fleet: claims.Fleet, Device: claims.Device, Session: claims.Session, Engineer: claims.User}
 	sess, err := r.cfg.Session(ctx, claims.Session)
-	if f.Why = r.checkSession(sess, err, claims.Session, claims.Fleet, claims.Device, now, log); f.Why != "" {
+	if f.Why, _ = r.checkSession(sess, err, claims.Session, claims.Fleet, claims.Device, now, log); f.Why != "" {
 		return nil, f
 	}
 	return &identity{role: RoleEngineer, fleet: claims.Fleet, device: claims.Device, claims: claims, session: sess}, Refusal{}
 }
 
 // checkSession says why the session that Config.Session returned (sess, err)
-// for id cannot be used with the device fleet/device, or "" if it can.
-func (r *Relay) checkSession(sess Session, err error, id, fleet, device string, now time.Time, log *slog.Logger) string {
+// for id cannot be used with the device fleet/device, or "" if it can; and
+// the relayproto code that tells a client of the second protocol what to
+// make of it.
+func (r *Relay) checkSession(sess Session, err error, id, fleet, device string, now time.Time, log *slog.Logger) (why, code string) {
 	switch {
 	case errors.Is(err, ErrUnknownSession):
-		return fmt.Sprintf("session %s does not exist", id)
+		return fmt.Sprintf("session %s does not exist", id), relayproto.CodeRefused
 	case err != nil:
 		log.Warn("looking up a session failed", "session", id, "err", err)
-		return fmt.Sprintf("the relay could not look up session %s; try again", id)
+		return fmt.Sprintf("the relay could not look up session %s; try again", id), relayproto.CodeUnavailable
 	case sess.ID != id:
 		log.Error("Config.Session returned another session", "asked", id, "got", sess.ID)
-		return fmt.Sprintf("the relay could not look up session %s", id)
+		return fmt.Sprintf("the relay could not look up session %s", id), relayproto.CodeUnavailable
 	case !sess.Open:
-		return fmt.Sprintf("session %s is closed", id)
+		return fmt.Sprintf("session %s is closed", id), relayproto.CodeClosed
 	case sess.Fleet != fleet || sess.Device != device:
-		return fmt.Sprintf("session %s is not on device %s/%s", id, fleet, device)
+		return fmt.Sprintf("session %s is not on device %s/%s", id, fleet, device), relayproto.CodeRefused
 	case !sess.Ends.IsZero() && !now.Before(sess.Ends):
-		return fmt.Sprintf("session %s has ended", id)
+		return fmt.Sprintf("session %s has ended", id), relayproto.CodeClosed
 	}
-	return ""
+	return "", ""
 }
 
 // refuse logs a refusal and reports it to Config.Refused.

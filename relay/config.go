@@ -121,9 +121,27 @@ type Config struct {
 	// session. Zero: 10 s.
 	HandshakeTimeout time.Duration
 
-	// MaxHandshakes caps connections in their handshake at once; further
-	// connections are closed at once. Zero: 256.
+	// MaxHandshakes caps connections in their handshake at once, of both
+	// protocols, those waiting for their source's turn included; further
+	// connections are closed at once. Zero: 512.
 	MaxHandshakes int
+
+	// MaxHandshakesPerSource caps connections in their handshake at once
+	// from one source (an IPv4 address, or an IPv6 /64), so that one
+	// source holding connections open without logging in cannot take
+	// every slot. As many more from the source wait for a turn (within
+	// HelloTimeout), so that a burst from one network (many engineers
+	// behind one NAT, a device opening many sessions) is served a moment
+	// later; past that they are closed at once. Zero: 32.
+	MaxHandshakesPerSource int
+
+	// HelloTimeout bounds how long a new connection may take to say who
+	// it is, from when it was accepted (its wait for its source's turn
+	// included): an SSH client to offer a key, a client of the second
+	// protocol to send its hello. A connection that has not is closed;
+	// one that has is given the rest of HandshakeTimeout for the lookups
+	// that decide its login. Zero: 5 s.
+	HelloTimeout time.Duration
 
 	// KeepAliveInterval is how often the relay checks that a client is
 	// still there; a client that leaves three checks in a row unanswered
@@ -144,7 +162,9 @@ type Config struct {
 const (
 	defaultActivityInterval  = 30 * time.Second
 	defaultHandshakeTimeout  = 10 * time.Second
-	defaultMaxHandshakes     = 256
+	defaultMaxHandshakes     = 512
+	defaultMaxPerSource      = 32
+	defaultHelloTimeout      = 5 * time.Second
 	defaultKeepAliveInterval = 30 * time.Second
 	defaultRegistrationWait  = 5 * time.Second
 	defaultEarlyWait         = 10 * time.Minute
@@ -187,6 +207,7 @@ func (cfg Config) withDefaults() (Config, error) {
 	}{
 		{"ActivityInterval", &cfg.ActivityInterval, defaultActivityInterval},
 		{"HandshakeTimeout", &cfg.HandshakeTimeout, defaultHandshakeTimeout},
+		{"HelloTimeout", &cfg.HelloTimeout, defaultHelloTimeout},
 		{"KeepAliveInterval", &cfg.KeepAliveInterval, defaultKeepAliveInterval},
 		{"RegistrationWait", &cfg.RegistrationWait, defaultRegistrationWait},
 		{"EarlyWait", &cfg.EarlyWait, defaultEarlyWait},
@@ -203,6 +224,12 @@ func (cfg Config) withDefaults() (Config, error) {
 	}
 	if cfg.MaxHandshakes == 0 {
 		cfg.MaxHandshakes = defaultMaxHandshakes
+	}
+	if cfg.MaxHandshakesPerSource < 0 {
+		return cfg, fmt.Errorf("relay: MaxHandshakesPerSource %d is negative", cfg.MaxHandshakesPerSource)
+	}
+	if cfg.MaxHandshakesPerSource == 0 {
+		cfg.MaxHandshakesPerSource = defaultMaxPerSource
 	}
 	return cfg, nil
 }

@@ -5,6 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"time"
+
+	"github.com/porthole/porthole/relay/relayproto"
 )
 
 // deviceConn is a device's logged-in connection, by either protocol.
@@ -125,27 +127,33 @@ func (r *Relay) unregister(dev *deviceConn, id string) bool {
 // registration was looked up; there is nobody to tell.
 var errRegisterGone = errors.New("the connection ended")
 
+// registerRefusal is a registration refused: why in words, and the
+// relayproto code that says whether trying again may help.
+type registerRefusal struct{ why, code string }
+
+func (e *registerRefusal) Error() string { return e.why }
+
 // register makes dev the connection that serves session id, if that
 // session is open and on this device, and returns the relay's state of
-// it. A registration by another connection is replaced. A refusal's error
-// says why in words for the device's log; it has been logged and reported
-// already, but errRegisterGone, which needs no word.
+// it. A registration by another connection is replaced. A refusal's error,
+// a *registerRefusal, says why in words for the device's log; it has been
+// logged and reported already, but errRegisterGone, which needs no word.
 func (r *Relay) register(dev *deviceConn, what, id string) (*session, error) {
-	refuse := func(why string) error {
+	refuse := func(why, code string) error {
 		f := dev.refusal(what, why)
 		f.Session = id
 		r.refuse(dev.log, f)
-		return errors.New(why)
+		return &registerRefusal{why: why, code: code}
 	}
 	if id == "" {
-		return nil, refuse("no session named")
+		return nil, refuse("no session named", relayproto.CodeRefused)
 	}
 	start := time.Now()
 	ctx, cancel := context.WithTimeout(dev.ctx, r.cfg.HandshakeTimeout)
 	sess, err := r.cfg.Session(ctx, id)
 	cancel()
-	if why := r.checkSession(sess, err, id, dev.fleet, dev.device, r.cfg.Now(), dev.log); why != "" {
-		return nil, refuse(why)
+	if why, code := r.checkSession(sess, err, id, dev.fleet, dev.device, r.cfg.Now(), dev.log); why != "" {
+		return nil, refuse(why, code)
 	}
 
 	r.mu.Lock()
@@ -155,10 +163,10 @@ func (r *Relay) register(dev *deviceConn, what, id string) (*session, error) {
 		return nil, errRegisterGone
 	case time.Since(start) > r.cutTTL:
 		r.mu.Unlock()
-		return nil, refuse(fmt.Sprintf("looking up session %s took too long", id))
+		return nil, refuse(fmt.Sprintf("looking up session %s took too long", id), relayproto.CodeUnavailable)
 	case r.cutSessions.cutSince(id, start):
 		r.mu.Unlock()
-		return nil, refuse(fmt.Sprintf("session %s is closed", id))
+		return nil, refuse(fmt.Sprintf("session %s is closed", id), relayproto.CodeClosed)
 	}
 	s := r.sessionLocked(id, sess.Ends)
 	old := s.device

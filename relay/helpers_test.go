@@ -123,6 +123,7 @@ type testEnv struct {
 	activity     []string
 	sessionGate  chan struct{} // if not nil, session lookups wait for it
 	sessionCalls int
+	lookupErr    error // if not nil, what every lookup fails with
 }
 
 func newEnv(t testing.TB, tweak func(*Config)) *testEnv {
@@ -198,6 +199,9 @@ func (e *testEnv) now() time.Time { return time.Now().Add(time.Duration(e.skew.L
 func (e *testEnv) deviceKey(ctx context.Context, fleet, device string) (ed25519.PublicKey, error) {
 	e.mu.Lock()
 	defer e.mu.Unlock()
+	if e.lookupErr != nil {
+		return nil, e.lookupErr
+	}
 	key, ok := e.deviceKeys[fleet+"/"+device]
 	if !ok {
 		return nil, ErrUnknownDevice
@@ -219,6 +223,9 @@ func (e *testEnv) session(ctx context.Context, id string) (Session, error) {
 	}
 	e.mu.Lock()
 	defer e.mu.Unlock()
+	if e.lookupErr != nil {
+		return Session{}, e.lookupErr
+	}
 	s, ok := e.sessions[id]
 	if !ok {
 		return Session{}, ErrUnknownSession

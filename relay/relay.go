@@ -12,6 +12,8 @@ import (
 	"time"
 
 	"golang.org/x/crypto/ssh"
+
+	"github.com/porthole/porthole/connlimit"
 )
 
 // Why the relay ends things; the causes of the contexts it cancels.
@@ -33,7 +35,7 @@ type Relay struct {
 	log        *slog.Logger
 	ctx        context.Context // ends at Close, with errRelayClosed
 	cancel     context.CancelCauseFunc
-	handshakes chan struct{} // holds a token per handshake under way
+	handshakes *connlimit.Limiter // a ticket per connection in its handshake
 	// cutTTL is how long a cut session or device is remembered: longer
 	// than any lookup that can still be under way (each is refused once
 	// older than this).
@@ -42,8 +44,9 @@ type Relay struct {
 	// Goroutines not started by a counted one are added under mu while
 	// !closed, so that no Add races with Close's Wait.
 	wg sync.WaitGroup
-	// capped counts connections closed at once for MaxHandshakes;
-	// cappedLogged is when that was last logged, in Unix ns.
+	// capped counts connections closed at once for MaxHandshakes or
+	// MaxHandshakesPerSource; cappedLogged is when that was last logged, in
+	// Unix ns.
 	capped, cappedLogged atomic.Int64
 
 	mu          sync.Mutex
@@ -78,7 +81,7 @@ type session struct {
 
 // Stats counts what the relay holds at one moment.
 type Stats struct {
-	Handshakes    int // connections in their SSH handshake
+	Handshakes    int // connections in their handshake, or waiting for their source's turn
 	Devices       int // device connections logged in
 	Engineers     int // engineer connections logged in
 	Registrations int // sessions registered by a device
@@ -98,7 +101,7 @@ func New(cfg Config) (*Relay, error) {
 		log:         cfg.Logger.With("component", "relay"),
 		ctx:         ctx,
 		cancel:      cancel,
-		handshakes:  make(chan struct{}, cfg.MaxHandshakes),
+		handshakes:  connlimit.New(connlimit.Config{Max: cfg.MaxHandshakes, PerSource: cfg.MaxHandshakesPerSource}),
 		cutTTL:      ttl,
 		listeners:   make(map[net.Listener]struct{}),
 		conns:       make(map[net.Conn]struct{}),
@@ -118,9 +121,9 @@ func (r *Relay) Serve(l net.Listener) error {
 }
 
 // serve accepts connections on l and hands each to handle on a goroutine of
-// its own, holding a handshake slot and tracked (see track); handle gives
+// its own, with its handshake ticket and tracked (see track); handle gives
 // both back.
-func (r *Relay) serve(l net.Listener, handle func(net.Conn)) error {
+func (r *Relay) serve(l net.Listener, handle func(net.Conn, *connlimit.Ticket)) error {
 	r.mu.Lock()
 	if r.closed {
 		r.mu.Unlock()
@@ -157,25 +160,48 @@ func (r *Relay) serve(l net.Listener, handle func(net.Conn)) error {
 			continue
 		}
 		backoff = 0
-		select {
-		case r.handshakes <- struct{}{}:
-		default:
-			r.capped.Add(1)
-			if now := time.Now().UnixNano(); now-r.cappedLogged.Load() > int64(time.Second) {
-				// Once a second at most: a flood must not flood the log too.
-				r.cappedLogged.Store(now)
-				r.log.Warn("too many connections in their handshake; closing new ones", "max", r.cfg.MaxHandshakes, "closed_so_far", r.capped.Load())
-			}
+		tk := r.admit(nc)
+		if tk == nil {
 			_ = nc.Close()
 			continue
 		}
 		if !r.track(nc) {
-			<-r.handshakes
+			tk.Release()
 			_ = nc.Close()
 			return ErrClosed
 		}
-		go handle(nc)
+		go handle(nc, tk)
 	}
+}
+
+// admit takes a handshake ticket for nc, or nil if there is no room:
+// MaxHandshakes in all, or MaxHandshakesPerSource (and as many waiting)
+// from nc's source.
+func (r *Relay) admit(nc net.Conn) *connlimit.Ticket {
+	tk, err := r.handshakes.Admit(nc.RemoteAddr())
+	if err == nil {
+		return tk
+	}
+	r.capped.Add(1)
+	if now := time.Now().UnixNano(); now-r.cappedLogged.Load() > int64(time.Second) {
+		// Once a second at most: a flood must not flood the log too.
+		r.cappedLogged.Store(now)
+		why := "too many connections in their handshake; closing new ones"
+		if errors.Is(err, connlimit.ErrSourceFull) {
+			why = "too many connections in their handshake from one source; closing its new ones"
+		}
+		r.log.Warn(why, "remote", nc.RemoteAddr().String(), "max", r.cfg.MaxHandshakes,
+			"max_per_source", r.cfg.MaxHandshakesPerSource, "closed_so_far", r.capped.Load())
+	}
+	return nil
+}
+
+// turn waits for tk's source to have a free handshake slot, until the
+// deadline or the relay's Close.
+func (r *Relay) turn(tk *connlimit.Ticket, deadline time.Time) error {
+	ctx, cancel := context.WithDeadline(r.ctx, deadline)
+	defer cancel()
+	return tk.Wait(ctx)
 }
 
 // track remembers an accepted connection, so that Close can close it, and
@@ -191,6 +217,12 @@ func (r *Relay) track(nc net.Conn) bool {
 	return true
 }
 
+// deadlines are when a connection accepted at start must have said who it
+// is (helloBy), and have logged in (doneBy).
+func (r *Relay) deadlines(start time.Time) (helloBy, doneBy time.Time) {
+	return start.Add(min(r.cfg.HelloTimeout, r.cfg.HandshakeTimeout)), start.Add(r.cfg.HandshakeTimeout)
+}
+
 func (r *Relay) isClosed() bool {
 	r.mu.Lock()
 	defer r.mu.Unlock()
@@ -198,8 +230,8 @@ func (r *Relay) isClosed() bool {
 }
 
 // serveConn runs one connection: the handshake, then the device's or the
-// engineer's part. It closes nc when it returns.
-func (r *Relay) serveConn(nc net.Conn) {
+// engineer's part. It closes nc and releases tk when it returns.
+func (r *Relay) serveConn(nc net.Conn, tk *connlimit.Ticket) {
 	defer r.wg.Done()
 	defer func() {
 		r.mu.Lock()
@@ -212,13 +244,21 @@ func (r *Relay) serveConn(nc net.Conn) {
 	remote := nc.RemoteAddr().String()
 	log := r.log.With("remote", remote)
 	// The deadline bounds every read and write of the handshake, so a
-	// silent or slow client cannot hold its slot; the context bounds the
-	// lookups the login makes.
-	_ = nc.SetDeadline(start.Add(r.cfg.HandshakeTimeout))
-	ctx, cancel := context.WithDeadline(r.ctx, start.Add(r.cfg.HandshakeTimeout))
-	sc, chans, reqs, err := ssh.NewServerConn(nc, r.serverConfig(ctx, remote, log))
+	// silent or slow client cannot hold its slot: HelloTimeout until the
+	// client has offered a key, HandshakeTimeout in all. The context
+	// bounds the lookups the login makes.
+	helloBy, doneBy := r.deadlines(start)
+	_ = nc.SetDeadline(helloBy)
+	if err := r.turn(tk, helloBy); err != nil {
+		tk.Release()
+		log.Debug("no handshake slot for the connection's source in time", "err", err)
+		return
+	}
+	ctx, cancel := context.WithDeadline(r.ctx, doneBy)
+	identified := func() { _ = nc.SetDeadline(doneBy) }
+	sc, chans, reqs, err := ssh.NewServerConn(nc, r.serverConfig(ctx, remote, log, identified))
 	cancel()
-	<-r.handshakes
+	tk.Release()
 	if err != nil {
 		log.Debug("handshake failed", "err", err)
 		return
@@ -336,7 +376,7 @@ func (r *Relay) Close() error {
 func (r *Relay) Stats() Stats {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	st := Stats{Handshakes: len(r.handshakes), Engineers: r.engineers, Splices: r.splices}
+	st := Stats{Handshakes: r.handshakes.InUse(), Engineers: r.engineers, Splices: r.splices}
 	for _, set := range r.devices {
 		st.Devices += len(set)
 	}

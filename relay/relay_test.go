@@ -378,12 +378,14 @@ func TestRegistrationWait(t *testing.T) {
 			ch  ssh.Channel
 			err error
 		}
+		// Logged in first: under load (-race, the package's tests in
+		// parallel) a login alone can take most of the 300 ms.
+		dev := e.mustDevice(t, "acme", "dev1", key)
 		opened := make(chan result, 1)
 		go func() {
 			ch, err := openDirect(eng, "ses_1")
 			opened <- result{ch, err}
 		}()
-		dev := e.mustDevice(t, "acme", "dev1", key)
 		dev.mustRegister(t, "ses_1")
 		res := <-opened
 		if res.err != nil {
@@ -850,7 +852,7 @@ func TestConfig(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if c := r.cfg; c.HandshakeTimeout != 10*time.Second || c.MaxHandshakes != 256 || c.KeepAliveInterval != 30*time.Second ||
+	if c := r.cfg; c.HandshakeTimeout != 10*time.Second || c.MaxHandshakes != 512 || c.MaxHandshakesPerSource != 32 || c.HelloTimeout != 5*time.Second || c.KeepAliveInterval != 30*time.Second ||
 		c.RegistrationWait != 5*time.Second || c.ActivityInterval != 30*time.Second {
 		t.Errorf("defaults = %+v", c)
 	}

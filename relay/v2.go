@@ -8,12 +8,12 @@ import (
 	"io"
 	"log/slog"
 	"net"
-	"sync"
 	"time"
 
 	"github.com/hashicorp/yamux"
 	"golang.org/x/crypto/ssh"
 
+	"github.com/porthole/porthole/connlimit"
 	"github.com/porthole/porthole/control"
 	"github.com/porthole/porthole/relay/relayproto"
 )
@@ -29,12 +29,12 @@ import (
 // done and whose ALPN protocol is relayproto.ALPN (see package tlsmux),
 // until Close; then it returns ErrClosed. It closes l when it returns.
 func (r *Relay) ServeTLS(l net.Listener) error {
-	return r.serve(l, func(nc net.Conn) {
+	return r.serve(l, func(nc net.Conn, tk *connlimit.Ticket) {
 		var cs tls.ConnectionState // not TLS 1.3: refused by serveV2
 		if tc, ok := nc.(*tls.Conn); ok {
 			cs = tc.ConnectionState()
 		}
-		r.serveV2(nc, cs)
+		r.serveV2(nc, cs, tk)
 	})
 }
 
@@ -43,25 +43,23 @@ func (r *Relay) ServeTLS(l net.Listener) error {
 // connection it came over. It returns when the connection has ended, and
 // closes it.
 func (r *Relay) ServeConn(nc net.Conn, cs tls.ConnectionState) {
-	select {
-	case r.handshakes <- struct{}{}:
-	default:
-		r.capped.Add(1)
+	tk := r.admit(nc)
+	if tk == nil {
 		_ = nc.Close()
 		return
 	}
 	if !r.track(nc) {
-		<-r.handshakes
+		tk.Release()
 		_ = nc.Close()
 		return
 	}
-	r.serveV2(nc, cs)
+	r.serveV2(nc, cs, tk)
 }
 
 // serveV2 runs one connection of the second protocol: the hello, then the
-// device's or the engineer's part. The caller holds a handshake slot and
-// has tracked nc; serveV2 gives both back, and closes nc.
-func (r *Relay) serveV2(nc net.Conn, cs tls.ConnectionState) {
+// device's or the engineer's part. The caller holds its handshake ticket
+// tk and has tracked nc; serveV2 gives both back, and closes nc.
+func (r *Relay) serveV2(nc net.Conn, cs tls.ConnectionState, tk *connlimit.Ticket) {
 	defer r.wg.Done()
 	defer func() {
 		r.mu.Lock()
@@ -69,15 +67,19 @@ func (r *Relay) serveV2(nc net.Conn, cs tls.ConnectionState) {
 		r.mu.Unlock()
 		_ = nc.Close()
 	}()
-	var releaseOnce sync.Once
-	release := func() { releaseOnce.Do(func() { <-r.handshakes }) }
+	release := tk.Release
 	defer release()
 
 	start := time.Now()
 	remote := nc.RemoteAddr().String()
 	log := r.log.With("remote", remote, "protocol", 2)
-	_ = nc.SetDeadline(start.Add(r.cfg.HandshakeTimeout))
-	ctx, cancel := context.WithDeadline(r.ctx, start.Add(r.cfg.HandshakeTimeout))
+	helloBy, doneBy := r.deadlines(start)
+	_ = nc.SetDeadline(helloBy)
+	if err := r.turn(tk, helloBy); err != nil {
+		log.Debug("no handshake slot for the connection's source in time", "err", err)
+		return
+	}
+	ctx, cancel := context.WithDeadline(r.ctx, doneBy)
 	defer cancel()
 
 	answer := func(rep relayproto.Reply) bool {
@@ -97,6 +99,7 @@ func (r *Relay) serveV2(nc net.Conn, cs tls.ConnectionState) {
 		}
 		return
 	}
+	_ = nc.SetDeadline(doneBy) // it said who it is: now the lookups
 	h, err := env.Open()
 	if err != nil {
 		r.refuse(log, Refusal{Remote: remote, What: "login", Why: err.Error()})
@@ -117,8 +120,13 @@ func (r *Relay) serveV2(nc net.Conn, cs tls.ConnectionState) {
 		if f.Why != "" {
 			r.refuse(log, f)
 			// The same words whatever the cause: a stranger must not learn
-			// which device names exist.
-			answer(relayproto.Reply{Error: "the relay refused this device's login", Code: relayproto.CodeRefused})
+			// which device names exist. But a store that did not answer is
+			// no answer about the device.
+			rep := relayproto.Reply{Error: "the relay refused this device's login", Code: relayproto.CodeRefused}
+			if f.Why == whyDeviceLookup {
+				rep = relayproto.Reply{Error: "the relay could not check this device's login just now; try again", Code: relayproto.CodeUnavailable}
+			}
+			answer(rep)
 			return
 		}
 		release()
@@ -214,8 +222,8 @@ func (r *Relay) registerV2(dev *deviceConn, st *yamux.Stream) {
 	}
 	s, err := r.register(dev, "register", m.Session)
 	if err != nil {
-		if !errors.Is(err, errRegisterGone) {
-			_ = relayproto.WriteFrame(st, relayproto.Reply{Error: err.Error(), Code: relayproto.CodeRefused})
+		if rf, ok := errors.AsType[*registerRefusal](err); ok {
+			_ = relayproto.WriteFrame(st, relayproto.Reply{Error: rf.why, Code: rf.code})
 		}
 		return
 	}

@@ -57,6 +57,10 @@ const (
 	// ReasonConsentTimeout closes a session that waited for its owner's
 	// approval longer than ConsentTimeout: the device went silent.
 	ReasonConsentTimeout = "consent_timeout"
+
+	// deviceObeyed is the device's reason (the agent's ReasonClosed) for a
+	// session it ended because the server told it to.
+	deviceObeyed = "closed"
 )
 
 // Defaults of Config.
@@ -69,6 +73,10 @@ const (
 	// lets its owner take to approve (agent.MaxApprovalTimeout), so that
 	// the device, which knows its own limit, is the one to say.
 	DefaultConsentTimeout = 11 * time.Minute
+	// DefaultCloseGrace is how long an engineer's close waits for the
+	// device's word (see EngineerClose): a device ending a session on its
+	// own reports it within a second or so.
+	DefaultCloseGrace = 5 * time.Second
 )
 
 // ErrClosed is returned by a Manager that was closed.
@@ -98,6 +106,9 @@ type Config struct {
 	// SweepInterval is how often limits are checked and activity written.
 	// Zero: 5 s.
 	SweepInterval time.Duration
+	// CloseGrace is how long an engineer's close of a session its online
+	// device holds waits for the device's word (EngineerClose). Zero: 5 s.
+	CloseGrace time.Duration
 	// Closed is told, without waiting, of each session this node closes or
 	// hears closed by its device, so the relay can cut it. Nil: nobody.
 	Closed func(id string)
@@ -117,6 +128,13 @@ type Manager struct {
 	closed   bool
 	waiters  map[string][]chan struct{} // session id → woken on any change
 	activity map[string]bool            // sessions with engineer activity since the last sweep
+	closing  map[string]*closing        // sessions an engineer closes, waiting for the device's word
+}
+
+// closing is an engineer's close of a session, waiting for its device.
+type closing struct {
+	actor audit.Actor // who closes it
+	n     int         // closes of the session under way
 }
 
 // New checks cfg and starts the sweeper that enforces the limits.
@@ -138,6 +156,7 @@ func New(cfg Config) (*Manager, error) {
 	cfg.IdleTimeout = orDefault(cfg.IdleTimeout, DefaultIdleTimeout)
 	cfg.MaxDuration = orDefault(cfg.MaxDuration, DefaultMaxDuration)
 	cfg.SweepInterval = orDefault(cfg.SweepInterval, DefaultSweepInterval)
+	cfg.CloseGrace = orDefault(cfg.CloseGrace, DefaultCloseGrace)
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
@@ -146,7 +165,7 @@ func New(cfg Config) (*Manager, error) {
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	m := &Manager{cfg: cfg, log: cfg.Logger, now: cfg.Now, cancel: cancel, done: make(chan struct{}),
-		waiters: map[string][]chan struct{}{}, activity: map[string]bool{}}
+		waiters: map[string][]chan struct{}{}, activity: map[string]bool{}, closing: map[string]*closing{}}
 	go m.sweepLoop(ctx)
 	return m, nil
 }
@@ -238,16 +257,21 @@ func (m *Manager) Open(ctx context.Context, req Request) (*Opened, error) {
 		// it must not act on it.
 		NotAfter: now.Add(m.cfg.ConnectTimeout).Unix(),
 	}
+	// Connecting before the command goes out: a device that acts on it at
+	// once registers at the relay, which refuses a session not yet
+	// connecting; with many sessions asked at once the store's write could
+	// lag the device by far more than its dial (issue 11).
+	got, _, err := m.cfg.Store.TransitionSession(ctx, ses.ID, []store.SessionState{store.SessionRequested},
+		store.SessionConnecting, "", m.now())
+	if err != nil {
+		m.closeSession(bySystem, ses.ID, ReasonNoControl, false)
+		return nil, fmt.Errorf("recording the session as connecting: %w", err)
+	}
+	m.wake(ses.ID)
 	if err := m.send(cmd); err != nil {
 		m.closeSession(bySystem, ses.ID, ReasonNoControl, false)
 		return nil, fmt.Errorf("asking %s to connect: %w", ses.DeviceName, err)
 	}
-	got, _, err := m.cfg.Store.TransitionSession(ctx, ses.ID, []store.SessionState{store.SessionRequested},
-		store.SessionConnecting, "", m.now())
-	if err != nil {
-		return nil, err
-	}
-	m.wake(ses.ID)
 	m.log.Info("session requested", "session", ses.ID, "fleet", ses.FleetName, "device", ses.DeviceName, "user", req.User.Email)
 	return &Opened{Session: got, Certificate: cert}, nil
 }
@@ -291,6 +315,69 @@ func (m *Manager) Get(ctx context.Context, id string) (*store.Session, error) {
 // it as closed. Closing a closed session changes nothing and returns it.
 func (m *Manager) CloseSession(ctx context.Context, id, reason string) (*store.Session, error) {
 	return m.closeSession(ctx, id, reason, true)
+}
+
+// EngineerClose is the close of an engineer or an operator (DELETE
+// /api/v1/sessions/{id}), with ctx's actor as the closer. The device may
+// have ended the session a moment before for a reason of its own (its idle
+// timeout, its owner's revoke or refusal) that has not reached the server
+// yet: the engineer's client closes the session as soon as its connection
+// ends, which is usually before the device's word arrives, and recording
+// engineer_closed then would lose the device's reason and its consent
+// event (issue 11, finding 9). So the device, which alone knows which came
+// first, decides: it is told to close, and answers tunnel_down with its own
+// reason if it ended the session first, which is recorded as it says, or
+// with "closed", recorded as engineer_closed by ctx's actor. The relay is
+// cut once the close is recorded, not before: a device whose registration
+// the relay cut would report relay_disconnected, ahead of its answer. A
+// device that does not answer within CloseGrace (lost, or an agent that
+// predates the answer) is closed as engineer_closed then; and at once a
+// session the device has not spoken of yet (requested, connecting: an
+// engineer's Ctrl-C while it is being woken must not wait on a device that
+// may never answer), or whose device is offline. Closing a closed session
+// changes nothing and returns it.
+func (m *Manager) EngineerClose(ctx context.Context, id string) (*store.Session, error) {
+	ses, err := m.cfg.Store.GetSession(ctx, id)
+	if err != nil || !ses.Open() {
+		return ses, err
+	}
+	if (ses.State != store.SessionActive && ses.State != store.SessionWaitingConsent) || !m.deviceOnline(ctx, ses.DeviceID) {
+		return m.closeSession(ctx, id, ReasonEngineer, true)
+	}
+	m.mu.Lock()
+	c := m.closing[id]
+	if c == nil {
+		c = &closing{actor: audit.ActorFrom(ctx)}
+		m.closing[id] = c
+	}
+	c.n++
+	m.mu.Unlock()
+	defer func() {
+		m.mu.Lock()
+		if c.n--; c.n == 0 && m.closing[id] == c {
+			delete(m.closing, id)
+		}
+		m.mu.Unlock()
+	}()
+	if err := m.send(control.Command{Type: control.TypeClose, Session: id, Fleet: ses.FleetName, Device: ses.DeviceName,
+		NotAfter: m.now().Add(control.DefaultValidity).Unix()}); err != nil {
+		m.log.Warn("could not tell the device a session is being closed", "session", id, "device", ses.DeviceName, "err", err)
+		return m.closeSession(ctx, id, ReasonEngineer, false)
+	}
+	wctx, cancel := context.WithTimeout(ctx, m.cfg.CloseGrace)
+	got, err := m.Wait(wctx, id, store.SessionClosed)
+	cancel()
+	if err == nil && !got.Open() {
+		return got, nil
+	}
+	return m.closeSession(ctx, id, ReasonEngineer, false)
+}
+
+// deviceOnline reports whether the store has the device online; if it
+// cannot tell, it says yes, which costs at most a wait of CloseGrace.
+func (m *Manager) deviceOnline(ctx context.Context, id string) bool {
+	d, err := m.cfg.Store.GetDevice(ctx, id)
+	return err != nil || d.Online
 }
 
 // closeSession closes id if it is open, and tells the device when tell.
@@ -491,6 +578,19 @@ func (m *Manager) HandleState(fleet, device string, st control.State) {
 		reason := st.Reason
 		if reason == "" {
 			reason = "device_closed"
+		}
+		if reason == deviceObeyed {
+			// The device ended the session because the server said close,
+			// which the server says of an open session only for an
+			// engineer's close (a limit is recorded before the device is
+			// told): it is the engineer's, by the engineer when this node
+			// holds the close, else as the device reports it.
+			reason = ReasonEngineer
+			m.mu.Lock()
+			if c := m.closing[ses.ID]; c != nil {
+				ctx = audit.WithActor(ctx, c.actor)
+			}
+			m.mu.Unlock()
 		}
 		if kind, ok := consentReasons[reason]; ok {
 			ctx = store.WithAudit(ctx, audit.Event{Kind: kind, Actor: audit.ActorFrom(ctx), Detail: map[string]string{"reason": reason}})

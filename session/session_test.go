@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/ed25519"
 	"crypto/rand"
+	"encoding/json"
 	"errors"
 	"strings"
 	"sync"
@@ -398,4 +399,40 @@ func TestWaitingConsent(t *testing.T) {
 			t.Errorf("reason %q; want %s", ses.CloseReason, ReasonConsentTimeout)
 		}
 	})
+}
+
+// TestConnectingBeforeTheCommand: when the open command goes out, the
+// store already says connecting, so a device quick to act on it finds its
+// session open at the relay, however slow the store's writes (issue 11:
+// under fifty sessions at once the device registered while the session was
+// still requested, and the relay refused it as closed).
+func TestConnectingBeforeTheCommand(t *testing.T) {
+	var seen []store.SessionState
+	var fx *fixture
+	fx = newFixture(t, func(cfg *Config) {
+		publish := cfg.Publish
+		cfg.Publish = func(topic string, payload []byte) error {
+			var cmd struct {
+				Payload []byte `json:"payload"`
+			}
+			var open struct {
+				Session string `json:"session"`
+			}
+			if err := json.Unmarshal(payload, &cmd); err != nil || json.Unmarshal(cmd.Payload, &open) != nil {
+				t.Errorf("published %q, not a command", payload)
+			}
+			ses, err := fx.st.GetSession(context.Background(), open.Session)
+			if err != nil {
+				t.Errorf("reading session %q as its command goes out: %v", open.Session, err)
+			} else {
+				seen = append(seen, ses.State)
+			}
+			return publish(topic, payload)
+		}
+	})
+	fx.open(t, nil)
+	fx.cmd(t)
+	if len(seen) != 1 || seen[0] != store.SessionConnecting {
+		t.Errorf("the session was %v as its open command went out; want connecting", seen)
+	}
 }

@@ -8,6 +8,7 @@
 package tlsmux
 
 import (
+	"context"
 	"crypto/tls"
 	"errors"
 	"fmt"
@@ -17,6 +18,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/porthole/porthole/connlimit"
 )
 
 // ErrClosed is returned by Serve after Close, and by a routed listener's
@@ -31,12 +34,15 @@ type Config struct {
 	TLS *tls.Config
 	// HandshakeTimeout bounds each TLS handshake. Zero: 10 s.
 	HandshakeTimeout time.Duration
-	// MaxHandshakes caps handshakes under way at once; connections past it
-	// are closed at once. Zero: 512.
+	// MaxHandshakes caps connections in their handshake at once, those
+	// waiting for their source's turn included; connections past it are
+	// closed at once. Zero: 512.
 	MaxHandshakes int
 	// MaxPerSource caps handshakes under way at once from one address (an
 	// IPv6 /64 counts as one), so that one source cannot take every slot.
-	// Zero: 32.
+	// As many more from the source wait for a turn, within
+	// HandshakeTimeout (a burst from one network is served a moment
+	// later); past that they are closed at once. Zero: 32.
 	MaxPerSource int
 	// Logger receives the mux's lines. Nil discards them.
 	Logger *slog.Logger
@@ -52,13 +58,14 @@ type Mux struct {
 	cfg        Config
 	tls        *tls.Config
 	log        *slog.Logger
-	handshakes chan struct{}
+	ctx        context.Context // ends at Close
+	cancel     context.CancelFunc
+	handshakes *connlimit.Limiter
 	capped     atomic.Int64
 
 	mu       sync.Mutex
 	routes   map[string]*Listener // guarded by mu: by ALPN protocol; "" for none
 	protos   []string             // guarded by mu: in the server's order of preference
-	sources  map[string]int       // guarded by mu: handshakes under way by source
 	ln       net.Listener         // guarded by mu: set by Serve
 	closed   bool                 // guarded by mu
 	inflight map[net.Conn]struct{}
@@ -82,8 +89,10 @@ func New(cfg Config) (*Mux, error) {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
-	return &Mux{cfg: cfg, log: cfg.Logger.With("component", "tlsmux"), handshakes: make(chan struct{}, cfg.MaxHandshakes),
-		routes: map[string]*Listener{}, sources: map[string]int{}, inflight: map[net.Conn]struct{}{}}, nil
+	ctx, cancel := context.WithCancel(context.Background())
+	return &Mux{cfg: cfg, log: cfg.Logger.With("component", "tlsmux"), ctx: ctx, cancel: cancel,
+		handshakes: connlimit.New(connlimit.Config{Max: cfg.MaxHandshakes, PerSource: cfg.MaxPerSource}),
+		routes:     map[string]*Listener{}, inflight: map[net.Conn]struct{}{}}, nil
 }
 
 // Route returns the listener of the connections that asked for one of
@@ -138,56 +147,59 @@ func (m *Mux) Serve(ln net.Listener) error {
 			continue
 		}
 		backoff = 0
-		src := source(nc.RemoteAddr())
-		if !m.admit(nc, src) {
+		tk := m.admit(nc)
+		if tk == nil {
 			_ = nc.Close()
 			continue
 		}
-		go m.handshake(nc, src)
+		go m.handshake(nc, tk)
 	}
 }
 
-// admit takes a handshake slot for nc from src, or says no.
-func (m *Mux) admit(nc net.Conn, src string) bool {
-	select {
-	case m.handshakes <- struct{}{}:
-	default:
+// admit takes a place for nc's handshake, or says no.
+func (m *Mux) admit(nc net.Conn) *connlimit.Ticket {
+	tk, err := m.handshakes.Admit(nc.RemoteAddr())
+	if err != nil {
 		if n := m.capped.Add(1); n == 1 || n%1000 == 0 {
-			m.log.Warn("too many TLS handshakes under way; closing new connections", "max", m.cfg.MaxHandshakes, "closed_so_far", n)
+			m.log.Warn("too many TLS handshakes under way; closing new connections", "why", err, "max", m.cfg.MaxHandshakes,
+				"max_per_source", m.cfg.MaxPerSource, "remote", nc.RemoteAddr(), "closed_so_far", n)
 		}
-		return false
+		return nil
 	}
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	if m.closed || m.sources[src] >= m.cfg.MaxPerSource {
-		<-m.handshakes
-		return false
+	if m.closed {
+		tk.Release()
+		return nil
 	}
-	m.sources[src]++
 	m.inflight[nc] = struct{}{}
 	m.wg.Add(1)
-	return true
+	return tk
 }
 
-func (m *Mux) handshake(nc net.Conn, src string) {
+// handshake waits for the turn of nc's source, then runs its TLS handshake
+// and hands it to its route; the wait and the handshake within
+// HandshakeTimeout.
+func (m *Mux) handshake(nc net.Conn, tk *connlimit.Ticket) {
 	defer m.wg.Done()
-	release := func() {
-		m.mu.Lock()
-		delete(m.inflight, nc)
-		if m.sources[src]--; m.sources[src] <= 0 {
-			delete(m.sources, src)
+	deadline := time.Now().Add(m.cfg.HandshakeTimeout)
+	ctx, cancel := context.WithDeadline(m.ctx, deadline)
+	err := tk.Wait(ctx)
+	cancel()
+	var tc *tls.Conn
+	if err == nil {
+		under := nc
+		if m.cfg.WrapConn != nil {
+			under = m.cfg.WrapConn(nc)
 		}
-		m.mu.Unlock()
-		<-m.handshakes
+		tc = tls.Server(under, m.tls)
+		_ = nc.SetDeadline(deadline)
+		err = tc.Handshake()
 	}
-	under := nc
-	if m.cfg.WrapConn != nil {
-		under = m.cfg.WrapConn(nc)
-	}
-	tc := tls.Server(under, m.tls)
-	_ = nc.SetDeadline(time.Now().Add(m.cfg.HandshakeTimeout))
-	err := tc.Handshake()
-	release()
+	m.mu.Lock()
+	delete(m.inflight, nc)
+	m.mu.Unlock()
+	tk.Release()
 	if err != nil {
 		m.log.Debug("TLS handshake failed", "remote", nc.RemoteAddr(), "err", err)
 		_ = nc.Close()
@@ -235,6 +247,7 @@ func (m *Mux) Close() error {
 		routes[l] = struct{}{}
 	}
 	m.mu.Unlock()
+	m.cancel() // ends the waits for a turn
 	if ln != nil {
 		_ = ln.Close()
 	}
@@ -243,19 +256,6 @@ func (m *Mux) Close() error {
 	}
 	m.wg.Wait()
 	return nil
-}
-
-// source is the address a connection counts against: its IP, or its /64
-// for IPv6.
-func source(a net.Addr) string {
-	ta, ok := a.(*net.TCPAddr)
-	if !ok {
-		return a.String()
-	}
-	if ip4 := ta.IP.To4(); ip4 != nil {
-		return ip4.String()
-	}
-	return ta.IP.Mask(net.CIDRMask(64, 128)).String()
 }
 
 // Listener is one route's connections: each a *tls.Conn whose handshake is

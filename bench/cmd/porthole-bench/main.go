@@ -22,7 +22,8 @@ import (
 func main() {
 	var opts bench.Options
 	var only, jsonOut string
-	flag.StringVar(&only, "only", "", "comma-separated measurements to make: "+strings.Join(bench.Measurements, ", ")+" (default all)")
+	flag.StringVar(&only, "only", "", "comma-separated measurements to make: "+strings.Join(bench.Measurements, ", ")+
+		" (default all of these), or "+strings.Join(bench.Extra, ", ")+" (only when named)")
 	flag.Func("size", "bytes per transfer; K, M or G for KiB, MiB, GiB (default 64M)", func(s string) (err error) {
 		opts.Size, err = parseSize(s)
 		return err
@@ -35,6 +36,9 @@ func main() {
 	flag.DurationVar(&opts.RTT, "rtt", 0, "round trip of every link in the WAN measurement (default 40ms)")
 	flag.IntVar(&opts.WANRuns, "wan-runs", 0, "shells opened per tool in the WAN measurement, and five times as many keystrokes (default 10)")
 	flag.DurationVar(&opts.Settle, "settle", 0, "wait before each memory reading (default 5s)")
+	flag.IntVar(&opts.LoadSessions, "load-sessions", 0, "sessions started at once by the load measurement (default 50)")
+	flag.IntVar(&opts.LoadDevices, "load-devices", 0, "devices the load measurement spreads them over, besides all on one (default 10)")
+	flag.IntVar(&opts.LoadRounds, "load-rounds", 0, "bursts of each case in the load measurement (default 3)")
 	flag.StringVar(&opts.Dir, "dir", "", "work directory to keep, with every log and config (default a temporary one, removed)")
 	flag.StringVar(&opts.Revision, "revision", "", "name of the source measured, for the report (default: git describe)")
 	flag.DurationVar(&opts.WaitQuiet, "wait-quiet", 0, "on a shared machine, wait up to this long for the load average to fall below the number of cores before measuring")
