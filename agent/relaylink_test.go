@@ -6,6 +6,7 @@ import (
 	"io"
 	"net"
 	"os"
+	"sync"
 	"sync/atomic"
 	"syscall"
 	"testing"
@@ -26,9 +27,10 @@ func TestRelayLinkDialHoldsNothing(t *testing.T) {
 	t.Parallel()
 	d := enrollDevice(t, uniqueName("dev"), nil)
 	dialing, unblock := make(chan struct{}), make(chan struct{})
+	var once sync.Once // dialled twice: TLS, then a WebSocket
 	tn, err := NewTunnels(TunnelOptions{State: d.State,
 		NetDial: func(ctx context.Context, _, _ string) (net.Conn, error) {
-			close(dialing)
+			once.Do(func() { close(dialing) })
 			select {
 			case <-unblock:
 			case <-ctx.Done():
@@ -125,7 +127,8 @@ func TestRelayBusyRetried(t *testing.T) {
 	var dials atomic.Int32
 	tn, err := NewTunnels(TunnelOptions{State: d.State,
 		NetDial: func(ctx context.Context, network, _ string) (net.Conn, error) {
-			if dials.Add(1) <= 2 {
+			// Each attempt dials twice: TLS, then a WebSocket.
+			if dials.Add(1) <= 4 {
 				var d net.Dialer
 				return d.DialContext(ctx, network, ln.Addr().String())
 			}
@@ -138,7 +141,7 @@ func TestRelayBusyRetried(t *testing.T) {
 	ctx, cancel := context.WithCancelCause(context.Background())
 	defer cancel(nil)
 	_, err = tn.registerV2(&tunnel{id: "ses_1", ctx: ctx, cancel: cancel})
-	if got := relayFailure(err); got != ReasonRelayUnreachable || dials.Load() != 3 {
+	if got := relayFailure(err); got != ReasonRelayUnreachable || dials.Load() != 6 {
 		t.Errorf("after %d dials: %v (%s); want two turned away, then the refused dial's unreachable", dials.Load(), err, got)
 	}
 }

@@ -84,7 +84,11 @@ func TestRelayTurnedAway(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	l := &link{opened: &apitype.CreateSessionResponse{RelayAddr: ln.Addr().String()}, session: apitype.Session{ID: "ses_1"},
+	c, err := apiclient.New("https://"+ln.Addr().String(), apiclient.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	l := &link{c: c, opened: &apitype.CreateSessionResponse{RelayAddr: ln.Addr().String()}, session: apitype.Session{ID: "ses_1"},
 		signer: key, hostCA: key.PublicKey(), device: apitype.Device{Name: "dev1"}}
 	err = l.dialRelay(t.Context())
 	if ue, ok := errors.AsType[*userError](err); !ok || !strings.Contains(ue.msg, "closed the connection before logging you in: it is turning connections away") ||
