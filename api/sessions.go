@@ -63,7 +63,7 @@ func (s *Server) createSession(c *call, req *apitype.CreateSessionRequest) (apit
 		MaxDuration: time.Duration(req.MaxDurationS) * time.Second,
 	})
 	if err != nil {
-		if opened == nil && strings.Contains(err.Error(), "asking") {
+		if errors.Is(err, session.ErrControlUnavailable) {
 			return apitype.CreateSessionResponse{}, errorf(http.StatusServiceUnavailable, apitype.CodeUnavailable,
 				"could not reach %s over the control channel; try again in a moment", d.Name)
 		}

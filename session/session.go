@@ -82,6 +82,11 @@ const (
 // ErrClosed is returned by a Manager that was closed.
 var ErrClosed = errors.New("session: manager closed")
 
+// ErrControlUnavailable is Open's error when the open command could not be
+// sent to the device (the control channel is down): the session is
+// closed, and asking again later may work.
+var ErrControlUnavailable = errors.New("session: the control channel is unavailable")
+
 // Config configures a Manager. Store, Publish, ControlKey, UserCA and
 // RelayAddr are required; other zero values mean the default on the field.
 type Config struct {
@@ -270,7 +275,7 @@ func (m *Manager) Open(ctx context.Context, req Request) (*Opened, error) {
 	m.wake(ses.ID)
 	if err := m.send(cmd); err != nil {
 		m.closeSession(bySystem, ses.ID, ReasonNoControl, false)
-		return nil, fmt.Errorf("asking %s to connect: %w", ses.DeviceName, err)
+		return nil, fmt.Errorf("asking %s to connect: %w: %w", ses.DeviceName, ErrControlUnavailable, err)
 	}
 	m.log.Info("session requested", "session", ses.ID, "fleet", ses.FleetName, "device", ses.DeviceName, "user", req.User.Email)
 	return &Opened{Session: got, Certificate: cert}, nil
