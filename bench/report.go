@@ -34,6 +34,9 @@ func (r *Results) Markdown(w io.Writer) error {
 			if x.Tool == toolOpenSSH || x.Tool == toolGCM {
 				relay = "–"
 			}
+			if x.Tool == toolSplice {
+				relay += "²"
+			}
 			client := fmt.Sprintf("%.2f", x.cpuPerGiB(x.ClientCPU))
 			if x.Tool == toolStock {
 				client += "¹"
@@ -41,7 +44,8 @@ func (r *Results) Markdown(w io.Writer) error {
 			fmt.Fprintf(&b, "| %s | %s | %.0f | %s | %s | %s | %.2f |\n", x.Op, x.Tool, x.MBps(),
 				fmtRatio(ratio(x.MBps(), base[x.Op])), client, relay, x.cpuPerGiB(x.DeviceCPU))
 		}
-		b.WriteString("\n¹ ssh or scp alone: ssh never reaps its ProxyCommand (it sends it SIGHUP and exits), so the CPU of `porthole proxy`, which carries the outer leg, is not counted.\n\n")
+		b.WriteString("\n¹ ssh or scp alone: ssh never reaps its ProxyCommand (it sends it SIGHUP and exits), so the CPU of `porthole proxy`, which carries the outer leg, is not counted.\n")
+		b.WriteString("² a plain TCP relay in a process of its own (io.Copy, splice(2)): what a relay that reads and decrypts nothing costs, the floor for Porthole's relay column.\n\n")
 	}
 
 	if len(r.Files) > 0 {

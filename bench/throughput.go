@@ -19,6 +19,7 @@ const (
 	toolStock    = "OpenSSH via porthole proxy" // stock ssh/scp with `porthole ssh-config`
 	toolOpenSSH  = "OpenSSH direct"             // ssh/scp to the local sshd, default ciphers
 	toolGCM      = "OpenSSH direct, AES-GCM"    // the same, with the cipher Porthole's Go SSH picks
+	toolSplice   = "OpenSSH via a TCP splice"   // ssh to sshd through a plain TCP relay: a relay's floor
 )
 
 // XferResult is one operation with one tool, over every repetition.
@@ -47,6 +48,8 @@ func (r XferResult) cpuPerGiB(d time.Duration) float64 {
 type xferJob struct {
 	op, tool string
 	viaRelay bool
+	// splice: through the plain TCP relay, whose CPU is the relay's.
+	splice *spliceRelay
 	// cmd makes the command; check verifies what it did, given its
 	// standard output, and cleans up.
 	cmd   func() *exec.Cmd
@@ -57,7 +60,7 @@ type xferJob struct {
 var xferOps = []string{"scp up", "scp down", "cat up", "cat down"}
 
 // xferTools are the tools throughput compares, in the order of the report.
-var xferTools = []string{toolPorthole, toolStock, toolOpenSSH, toolGCM}
+var xferTools = []string{toolPorthole, toolStock, toolOpenSSH, toolGCM, toolSplice}
 
 // throughput copies a file of size bytes up and down with every tool,
 // reps times, interleaved: in each repetition every operation runs once
@@ -152,11 +155,23 @@ func (b *benchRun) xferJobs(size int64) (jobs []xferJob, done func(), err error)
 		return c
 	}
 	gcm := []string{"-c", "aes128-gcm@openssh.com"}
+	// The floor: OpenSSH through a relay that only copies TCP, in a
+	// process of its own whose CPU is measured as the relay's.
+	sp, err := startSpliceRelay(dir, "127.0.0.1:"+strconv.Itoa(o.port))
+	if err != nil {
+		return nil, nil, err
+	}
+	done = func() { os.Remove(src); _ = sp.proc.stop(time.Second) }
+	spliced := []string{"-o", "HostKeyAlias=[127.0.0.1]:" + strconv.Itoa(o.port), "-o", "Port=" + strconv.Itoa(sp.port)}
 	dev := benchDevice
 	stock := dev + ".porthole"
 
 	add := func(op, tool string, viaRelay bool, cmd func() *exec.Cmd, check func(string) error) {
-		jobs = append(jobs, xferJob{op: op, tool: tool, viaRelay: viaRelay, cmd: cmd, check: check})
+		j := xferJob{op: op, tool: tool, viaRelay: viaRelay, cmd: cmd, check: check}
+		if tool == toolSplice {
+			j.splice = sp
+		}
+		jobs = append(jobs, j)
 	}
 	// scp: SFTP on every side.
 	for _, t := range []struct {
@@ -176,6 +191,9 @@ func (b *benchRun) xferJobs(size int64) (jobs []xferJob, done func(), err error)
 		{toolGCM, false,
 			func(l, r string) *exec.Cmd { return o.scp(gcm, l, "REMOTE:"+r) },
 			func(l, r string) *exec.Cmd { return o.scp(gcm, "REMOTE:"+r, l) }},
+		{toolSplice, false,
+			func(l, r string) *exec.Cmd { return o.scp(spliced, l, "REMOTE:"+r) },
+			func(l, r string) *exec.Cmd { return o.scp(spliced, "REMOTE:"+r, l) }},
 	} {
 		up, down := dst(t.tool, "scp-up"), dst(t.tool, "scp-down")
 		add("scp up", t.tool, t.viaRelay, func() *exec.Cmd { return t.up(src, up) }, sizeIs(up))
@@ -193,6 +211,7 @@ func (b *benchRun) xferJobs(size int64) (jobs []xferJob, done func(), err error)
 		{toolStock, true, func(c string) *exec.Cmd { return p.stockSSH("ssh", stock, c) }},
 		{toolOpenSSH, false, func(c string) *exec.Cmd { return o.ssh(nil, c) }},
 		{toolGCM, false, func(c string) *exec.Cmd { return o.ssh(gcm, c) }},
+		{toolSplice, false, func(c string) *exec.Cmd { return o.ssh(spliced, c) }},
 	} {
 		add("cat up", t.tool, t.viaRelay, func() *exec.Cmd { return stdin(t.run("wc -c")) }, counted)
 		add("cat down", t.tool, t.viaRelay, func() *exec.Cmd { return toNull(t.run("cat " + src)) }, nil)
@@ -210,6 +229,9 @@ func (b *benchRun) runXfer(j xferJob, r *XferResult) error {
 		relay0, dev0, err = p.cpu()
 	} else {
 		dev0, err = o.cpu()
+	}
+	if err == nil && j.splice != nil {
+		relay0, err = cpuTime(j.splice.proc.pid())
 	}
 	if err != nil {
 		return err
@@ -240,6 +262,9 @@ func (b *benchRun) runXfer(j xferJob, r *XferResult) error {
 	} else {
 		o.settle()
 		dev1, err = o.cpu()
+	}
+	if err == nil && j.splice != nil {
+		relay1, err = cpuTime(j.splice.proc.pid())
 	}
 	if err != nil {
 		return err

@@ -20,6 +20,14 @@ import (
 )
 
 func main() {
+	if target := os.Getenv(bench.EnvSpliceRelay); target != "" {
+		// The throughput measurement's plain TCP relay (bench/splice.go).
+		if err := bench.RunSpliceRelay(target); err != nil {
+			fmt.Fprintln(os.Stderr, "porthole-bench:", err)
+			os.Exit(1)
+		}
+		return
+	}
 	var opts bench.Options
 	var only, jsonOut string
 	flag.StringVar(&only, "only", "", "comma-separated measurements to make: "+strings.Join(bench.Measurements, ", ")+
