@@ -18,7 +18,8 @@ const EnvSpliceRelay = "PORTHOLE_BENCH_SPLICE_TO"
 
 // RunSpliceRelay listens on a free loopback port, prints it, and joins each
 // connection to target with io.Copy, which on Linux moves the bytes with
-// splice(2), never through user space: the least a relay can spend.
+// splice(2), never through user space: the least a relay can spend. It
+// returns only when it cannot listen or accept.
 func RunSpliceRelay(target string) error {
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {

@@ -117,7 +117,6 @@ func (b *benchRun) xferJobs(size int64) (jobs []xferJob, done func(), err error)
 	if err := writeRandomFile(src, size); err != nil {
 		return nil, nil, err
 	}
-	done = func() { os.Remove(src) }
 	p, o := b.porthole, b.openssh
 	dst := func(tool, op string) string {
 		return filepath.Join(dir, strings.NewReplacer(" ", "-", ",", "").Replace(tool+"-"+op))
@@ -159,6 +158,7 @@ func (b *benchRun) xferJobs(size int64) (jobs []xferJob, done func(), err error)
 	// process of its own whose CPU is measured as the relay's.
 	sp, err := startSpliceRelay(dir, "127.0.0.1:"+strconv.Itoa(o.port))
 	if err != nil {
+		os.Remove(src)
 		return nil, nil, err
 	}
 	done = func() { os.Remove(src); _ = sp.proc.stop(time.Second) }

@@ -22,11 +22,8 @@ import (
 func main() {
 	if target := os.Getenv(bench.EnvSpliceRelay); target != "" {
 		// The throughput measurement's plain TCP relay (bench/splice.go).
-		if err := bench.RunSpliceRelay(target); err != nil {
-			fmt.Fprintln(os.Stderr, "porthole-bench:", err)
-			os.Exit(1)
-		}
-		return
+		fmt.Fprintln(os.Stderr, "porthole-bench:", bench.RunSpliceRelay(target))
+		os.Exit(1)
 	}
 	var opts bench.Options
 	var only, jsonOut string
