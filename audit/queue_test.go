@@ -145,3 +145,62 @@ func TestQueueFlushesSoon(t *testing.T) {
 	q.Add(Event{Kind: RelayRefused, Actor: System})
 	waitAppended(t, &a, 1)
 }
+
+// TestQueueSourceShare: one source's flood is cut to its own share and
+// leaves the rate to another source, whose events are all kept; the
+// flood's excess is counted.
+func TestQueueSourceShare(t *testing.T) {
+	var a appended
+	clk := &fakeClock{t: time.Unix(1_800_000_000, 0)}
+	q := NewQueue(QueueConfig{Append: a.Append, Rate: 100, Burst: 50, SourceRate: 1, SourceBurst: 3, Now: clk.Now})
+	for range 1000 {
+		q.AddFrom("192.0.2.1", Event{Kind: RelayRefused, Actor: Anonymous("scanner")})
+	}
+	for range 3 {
+		q.AddFrom("198.51.100.7", Event{Kind: RelayRefused, Actor: Anonymous("someone else")})
+	}
+	if err := q.Close(); err != nil {
+		t.Fatal(err)
+	}
+	var scanner, other, dropped int
+	for _, e := range a.all() {
+		switch {
+		case e.Kind == EventsDropped: // one count per append that had some
+			n, _ := strconv.Atoi(e.Detail["count"])
+			dropped += n
+		case e.Actor == Anonymous("scanner"):
+			scanner++
+		case e.Actor == Anonymous("someone else"):
+			other++
+		}
+	}
+	if scanner != 3 || other != 3 || dropped != 997 {
+		t.Errorf("kept %d of the flood and %d of the other source, counted %d left out; want 3, 3, 997", scanner, other, dropped)
+	}
+}
+
+// TestQueueAuthenticatedAlways: with the rate spent by outsiders, a
+// forbidden request by an authenticated party is still written.
+func TestQueueAuthenticatedAlways(t *testing.T) {
+	var a appended
+	clk := &fakeClock{t: time.Unix(1_800_000_000, 0)}
+	q := NewQueue(QueueConfig{Append: a.Append, Rate: 1, Burst: 2, Now: clk.Now})
+	for range 100 {
+		q.Add(Event{Kind: RelayRefused, Actor: Anonymous("scanner")})
+	}
+	for i := range 50 {
+		q.AddAuthenticated(Event{Kind: RelayRefused, Actor: Device("", "acme", "dev1"), Detail: map[string]string{"n": strconv.Itoa(i)}})
+	}
+	if err := q.Close(); err != nil {
+		t.Fatal(err)
+	}
+	n := 0
+	for _, e := range a.all() {
+		if e.Actor == Device("", "acme", "dev1") {
+			n++
+		}
+	}
+	if n != 50 {
+		t.Errorf("%d of the device's 50 forbidden requests written; want all", n)
+	}
+}

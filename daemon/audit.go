@@ -1,9 +1,12 @@
 package daemon
 
 import (
+	"net"
+	"net/netip"
 	"sync"
 
 	"github.com/porthole/porthole/audit"
+	"github.com/porthole/porthole/connlimit"
 	"github.com/porthole/porthole/control"
 	"github.com/porthole/porthole/relay"
 )
@@ -16,12 +19,22 @@ import (
 
 // relayRefusal is the audit event of something the relay refused. A
 // refused login is by someone not authenticated, named as they named
-// themselves; anything later is by the device or the engineer the relay
-// had let in.
+// themselves: it is the server's, not the fleet's whose names it claimed
+// (anyone can claim any name), with the names it claimed in its detail.
+// Anything later is by the device or the engineer the relay had let in,
+// in their fleet's log.
 func relayRefusal(f relay.Refusal) audit.Event {
 	actor := audit.Anonymous(f.User)
 	switch {
 	case f.What == "login":
+		detail := map[string]string{"what": f.What, "why": f.Why, "remote": f.Remote, "role": string(f.Role), "user": f.User}
+		if f.Fleet != "" {
+			detail["claimed_device"] = f.Fleet + "/" + f.Device
+		}
+		if f.Session != "" {
+			detail["claimed_session"] = f.Session
+		}
+		return audit.Event{Time: f.At, Kind: audit.RelayRefused, Actor: actor, Detail: detail}
 	case f.Role == relay.RoleDevice:
 		actor = audit.Device("", f.Fleet, f.Device)
 	case f.Engineer != "":
@@ -29,6 +42,19 @@ func relayRefusal(f relay.Refusal) audit.Event {
 	}
 	return audit.Event{Time: f.At, Kind: audit.RelayRefused, Actor: actor, Fleet: f.Fleet, Device: f.Device, Session: f.Session,
 		Detail: map[string]string{"what": f.What, "why": f.Why, "remote": f.Remote, "role": string(f.Role), "user": f.User}}
+}
+
+// auditRefusal queues the audit event of a relay refusal: a refused login
+// within its source's share of the rate (a flood from one address leaves
+// the rate to the others), anything refused to a party the relay had let
+// in always (its author is known and answerable).
+func auditRefusal(q *audit.Queue, f relay.Refusal) {
+	ev := relayRefusal(f)
+	if f.What == "login" {
+		q.AddFrom(sourceOf(f.Remote), ev)
+		return
+	}
+	q.AddAuthenticated(ev)
 }
 
 // rejections records the commands devices report rejecting
@@ -65,4 +91,14 @@ func (r *rejections) onState(fleet, device string, st control.State) {
 	}
 	r.q.Add(audit.Event{Kind: audit.CommandRejected, Actor: audit.Device("", fleet, device), Fleet: fleet, Device: device,
 		Detail: map[string]string{"reason": st.Reason}})
+}
+
+// sourceOf is the source a refusal from remote ("host:port") counts
+// against: its IPv4 address or IPv6 /64, as for the relay's handshakes.
+func sourceOf(remote string) string {
+	ap, err := netip.ParseAddrPort(remote)
+	if err != nil {
+		return remote
+	}
+	return connlimit.Source(net.TCPAddrFromAddrPort(ap))
 }

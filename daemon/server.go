@@ -132,7 +132,7 @@ func (s *Server) openRoles() error {
 	s.onState = append(s.onState, s.sessions.HandleState)
 	s.audit = audit.NewQueue(audit.QueueConfig{Append: s.store.AppendAudit, Logger: s.logger.With("component", "audit")})
 	s.onState = append(s.onState, newRejections(s.audit).onState)
-	refused := func(f relay.Refusal) { s.audit.Add(relayRefusal(f)) }
+	refused := func(f relay.Refusal) { auditRefusal(s.audit, f) }
 	if s.relay, err = newRelay(s.store, s.keys, s.sessions, s.cfg.Relay.PublicAddr, refused, s.logger.With("component", "relay")); err != nil {
 		return err
 	}
