@@ -801,7 +801,11 @@ func TestExternalBrokerReconnects(t *testing.T) {
 	}
 	devices = dialMQTT(t, m.addr, "devices-again", "", "")
 	cmd, _ := control.CmdTopic("acme", "dev1")
-	deadline := time.Now().Add(waitTimeout)
+	// The connection lasted less than brokerclient's stableAfter, so its
+	// loss counts as a flap and reconnection backs off: attempts that
+	// meet the broker still starting wait up to 1, 2, 4 and 8 s in turn,
+	// which a slow start on a loaded machine can use up. Wait that long.
+	deadline := time.Now().Add(waitTimeout + 20*time.Second)
 	for srv.PubSub().Publish(cmd, []byte("x"), false, 1) != nil {
 		if time.Now().After(deadline) {
 			t.Fatal("the server did not reconnect to the restarted broker")
