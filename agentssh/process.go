@@ -77,10 +77,11 @@ type process struct {
 	exit Exit          // set before done is closed
 }
 
-// startProcess starts cmd in a session of its own. Files in closeAfter are
-// the child's ends of pipes and terminals, closed in the parent once it
-// runs.
-func startProcess(cmd *exec.Cmd, acct *account, closeAfter ...*os.File) (*process, error) {
+// startProcess starts cmd in a session of its own, and in the cgroup open
+// as cgroup if it is not nil (it is closed once the process runs). Files
+// in closeAfter are the child's ends of pipes and terminals, closed in the
+// parent once it runs.
+func startProcess(cmd *exec.Cmd, acct *account, cgroup *os.File, closeAfter ...*os.File) (*process, error) {
 	attr := cmd.SysProcAttr
 	if attr == nil {
 		attr = &syscall.SysProcAttr{}
@@ -89,6 +90,11 @@ func startProcess(cmd *exec.Cmd, acct *account, closeAfter ...*os.File) (*proces
 	attr.Setsid = true // its own session and process group, no terminal unless Setctty
 	attr.Pdeathsig = syscall.SIGKILL
 	attr.Credential = acct.cred
+	if cgroup != nil {
+		attr.UseCgroupFD = true
+		attr.CgroupFD = int(cgroup.Fd())
+		defer cgroup.Close()
+	}
 	p := &process{cmd: cmd, start: time.Now(), done: make(chan struct{})}
 	err := cmd.Start()
 	for _, f := range closeAfter {

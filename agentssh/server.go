@@ -29,9 +29,10 @@ const closeGrace = 500 * time.Millisecond
 // Server is the device's SSH server. It holds no connections of its own:
 // each ServeConn serves one.
 type Server struct {
-	cfg   Config
-	allow map[int]bool // AllowPorts
-	log   *slog.Logger
+	cfg     Config
+	allow   map[int]bool // AllowPorts
+	log     *slog.Logger
+	cgroups *sessionCgroups
 }
 
 // New checks cfg and returns a Server.
@@ -71,7 +72,8 @@ func New(cfg Config) (*Server, error) {
 	}
 	cfg.AllowPorts = slices.Clone(cfg.AllowPorts)
 	cfg.SFTPCommand = slices.Clone(cfg.SFTPCommand)
-	return &Server{cfg: cfg, allow: allow, log: cfg.logger().With("component", "agentssh")}, nil
+	log := cfg.logger().With("component", "agentssh")
+	return &Server{cfg: cfg, allow: allow, log: log, cgroups: newSessionCgroups(log)}, nil
 }
 
 // conn is one engineer's SSH connection.
@@ -112,6 +114,8 @@ func (s *Server) ServeConn(ctx context.Context, nc net.Conn, session string) err
 		return fmt.Errorf("agentssh: %w", err)
 	}
 	c := &conn{srv: s, session: session, log: log, acct: acct, sshdEnv: sshdEnv(nc.RemoteAddr(), nc.LocalAddr())}
+	// The session's processes die with it, all of them (cgroup.go).
+	s.cgroups.serve(ctx, session)
 
 	hsCtx, hsCancel := context.WithTimeout(ctx, s.cfg.handshakeTimeout())
 	stop := context.AfterFunc(hsCtx, func() { nc.Close() })

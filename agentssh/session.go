@@ -367,7 +367,7 @@ func (sc *sessionChannel) startWithPTY(cmd *exec.Cmd, info Process) error {
 	cmd.Stdin, cmd.Stdout, cmd.Stderr = tty, tty, tty
 	cmd.Env = append(cmd.Env, "SSH_TTY="+tty.Name()) // as sshd sets it
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setctty: true, Ctty: 0}
-	p, err := startProcess(cmd, sc.c.acct, tty)
+	p, err := sc.c.startProcess(cmd, tty)
 	if err != nil {
 		ptmx.Close()
 		return err
@@ -402,7 +402,7 @@ func (sc *sessionChannel) startWithPipes(cmd *exec.Cmd, info Process) error {
 		return fmt.Errorf("no pipes: %v", firstErr(err1, err2, err3))
 	}
 	cmd.Stdin, cmd.Stdout, cmd.Stderr = inR, outW, errW
-	p, err := startProcess(cmd, sc.c.acct, inR, outW, errW)
+	p, err := sc.c.startProcess(cmd, inR, outW, errW)
 	if err != nil {
 		inW.Close()
 		outR.Close()

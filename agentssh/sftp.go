@@ -101,7 +101,7 @@ func (sc *sessionChannel) startSFTP() error {
 		return err
 	}
 	cmd.Stdin, cmd.Stdout, cmd.Stderr = inR, outW, errW
-	p, err := startProcess(cmd, sc.c.acct, inR, outW, errW)
+	p, err := sc.c.startProcess(cmd, inR, outW, errW)
 	if err != nil {
 		inW.Close()
 		outR.Close()

@@ -1,0 +1,193 @@
+package agentssh
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"math/rand/v2"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+)
+
+// Each session's processes live in a cgroup (v2) of their own, made under
+// the agent's own cgroup, so that ending the session kills all of them
+// with cgroup.kill: a process that leaves its session (setsid, a double
+// fork, nohup) is still in the cgroup, where killing a process group or a
+// session would miss it. Processes start in it directly (clone3 with
+// CLONE_INTO_CGROUP, SysProcAttr.UseCgroupFD), so not even a fork made at
+// once escapes. Without a writable cgroup v2 hierarchy (a container
+// without delegation, an old kernel) the agent says so once and falls back
+// to killing each process's session, which a setsid escapes.
+
+// sessionCgroups makes and kills the sessions' cgroups.
+type sessionCgroups struct {
+	log *slog.Logger
+
+	mu   sync.Mutex
+	base string                    // guarded by mu: where sessions' cgroups are made; "" if nowhere
+	dirs map[string]*sessionCgroup // guarded by mu: by session
+}
+
+// sessionCgroup is one session's cgroup.
+type sessionCgroup struct {
+	dir string
+}
+
+// newSessionCgroups finds where the agent may make cgroups: a directory
+// "porthole-sessions" under its own cgroup in the v2 hierarchy.
+func newSessionCgroups(log *slog.Logger) *sessionCgroups {
+	cg := &sessionCgroups{log: log, dirs: map[string]*sessionCgroup{}}
+	mount, own, err := cgroup2Self()
+	if err == nil {
+		base := filepath.Join(mount, own, "porthole-sessions")
+		if err = os.MkdirAll(base, 0o755); err == nil {
+			cg.base = base
+			return cg
+		}
+	}
+	log.Warn("no cgroup (v2) for sessions: a process that leaves its session (setsid, double fork) can outlive the session", "err", err)
+	return cg
+}
+
+// cgroup2Self returns where the cgroup v2 hierarchy is mounted and the
+// agent's own cgroup in it.
+func cgroup2Self() (mount, own string, err error) {
+	data, err := os.ReadFile("/proc/self/cgroup")
+	if err != nil {
+		return "", "", err
+	}
+	for line := range strings.SplitSeq(strings.TrimSpace(string(data)), "\n") {
+		if rest, ok := strings.CutPrefix(line, "0::"); ok {
+			own = rest
+		}
+	}
+	f, err := os.Open("/proc/self/mountinfo")
+	if err != nil {
+		return "", "", err
+	}
+	defer f.Close()
+	sc := bufio.NewScanner(f)
+	for sc.Scan() {
+		// "... mount-point options - fstype source super-options"
+		fields := strings.Fields(sc.Text())
+		for i, fld := range fields {
+			if fld == "-" && i+1 < len(fields) && fields[i+1] == "cgroup2" && len(fields) > 4 {
+				mount = fields[4]
+			}
+		}
+	}
+	if mount == "" {
+		return "", "", errors.New("cgroup v2 is not mounted")
+	}
+	return mount, own, nil
+}
+
+// enter opens the cgroup of session for a process to start in, making it
+// if need be; the caller closes the returned file once the process has
+// started. Nil (and no error) if sessions have no cgroups here.
+func (cg *sessionCgroups) enter(session string) (*os.File, error) {
+	if cg == nil {
+		return nil, nil
+	}
+	cg.mu.Lock()
+	base, s := cg.base, cg.dirs[session]
+	cg.mu.Unlock()
+	if base == "" {
+		return nil, nil
+	}
+	if s == nil {
+		return nil, fmt.Errorf("agentssh: session %s is not being served", session)
+	}
+	if err := os.Mkdir(s.dir, 0o755); err != nil && !errors.Is(err, os.ErrExist) {
+		return nil, fmt.Errorf("agentssh: making the session's cgroup: %w", err)
+	}
+	return os.Open(s.dir)
+}
+
+// serve keeps session's cgroup until ctx (the session's) ends; then
+// everything in it is killed and the cgroup removed. Call it for every
+// connection of the session; the first registers.
+func (cg *sessionCgroups) serve(ctx context.Context, session string) {
+	if cg == nil {
+		return
+	}
+	cg.mu.Lock()
+	defer cg.mu.Unlock()
+	if cg.base == "" || cg.dirs[session] != nil {
+		return
+	}
+	// The name is the session's and this registration's own: two servers
+	// (or a session id seen again) never share a cgroup.
+	s := &sessionCgroup{dir: filepath.Join(cg.base, fmt.Sprintf("s-%s-%x", session, rand.Uint64()))}
+	cg.dirs[session] = s
+	context.AfterFunc(ctx, func() {
+		cg.mu.Lock()
+		if cg.dirs[session] == s {
+			delete(cg.dirs, session)
+		}
+		cg.mu.Unlock()
+		cg.kill(s.dir)
+	})
+}
+
+// kill ends every process in the cgroup dir and removes it.
+func (cg *sessionCgroups) kill(dir string) {
+	if _, err := os.Stat(dir); err != nil {
+		return // no process was started in it
+	}
+	if err := os.WriteFile(filepath.Join(dir, "cgroup.kill"), []byte("1"), 0); err != nil {
+		cg.log.Warn("could not kill the session's processes by their cgroup", "cgroup", dir, "err", err)
+	}
+	// The processes die at once but are reaped a moment later; the cgroup
+	// can be removed when it is empty.
+	for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(10 * time.Millisecond) {
+		err := os.Remove(dir)
+		if err == nil || errors.Is(err, os.ErrNotExist) {
+			return
+		}
+		if time.Now().After(deadline) {
+			cg.log.Warn("the session's cgroup is still in use; left in place", "cgroup", dir, "err", err)
+			return
+		}
+	}
+}
+
+// startProcess starts cmd for the connection's session (see the package's
+// startProcess), in the session's cgroup where there are cgroups. A kernel
+// that cannot start a process in a cgroup (before Linux 5.7) turns them off,
+// once, with a warning.
+func (c *conn) startProcess(cmd *exec.Cmd, closeAfter ...*os.File) (*process, error) {
+	cg := c.srv.cgroups
+	fd, err := cg.enter(c.session)
+	if err != nil {
+		for _, f := range closeAfter {
+			f.Close()
+		}
+		return nil, err
+	}
+	if fd == nil {
+		return startProcess(cmd, c.acct, nil, closeAfter...)
+	}
+	p, err := startProcess(cmd, c.acct, fd, closeAfter...)
+	if err != nil && (errors.Is(err, syscall.ENOSYS) || errors.Is(err, syscall.EINVAL)) && cmd.Process == nil {
+		cg.disable(err)
+	}
+	return p, err
+}
+
+// disable turns cgroups off for good, for a kernel that cannot use them.
+func (cg *sessionCgroups) disable(err error) {
+	cg.mu.Lock()
+	defer cg.mu.Unlock()
+	if cg.base != "" {
+		cg.log.Warn("this kernel cannot start processes in a cgroup: a process that leaves its session can outlive it", "err", err)
+		cg.base = ""
+	}
+}
