@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net"
 	"testing"
+	"time"
 
 	"github.com/eclipse/paho.golang/paho"
 )
@@ -16,6 +17,13 @@ import (
 // quota back: after Receive Maximum held-back messages the device got
 // nothing more until it reconnected (issue 11: sessions on a device whose
 // commands no longer arrived "did not answer within 33 s").
+//
+// The device acknowledges a round only once it has all been published:
+// mochi's Inflight.NextImmediate takes its read lock twice, so a Publish
+// to the device (which takes the write lock) arriving between the two,
+// while mochi handles the device's acknowledgement, deadlocks the device's
+// connection. That is mochi's bug (v2.7.9, unmaintained), not what this
+// test is about; see the note in flow.go.
 func TestCommandBurst(t *testing.T) {
 	t.Parallel()
 	tb := startBroker(t, nil)
@@ -24,7 +32,8 @@ func TestCommandBurst(t *testing.T) {
 	login := d.login()
 	rm := uint16(receiveMax)
 	login.Properties = &paho.ConnectProperties{ReceiveMaximum: &rm}
-	c, _, err := tb.connect(t, login)
+	gate := make(chan struct{}, 2*burst+1) // a token per message the device may take
+	c, _, err := tb.connectGated(t, login, gate)
 	if err != nil {
 		t.Fatalf("Connect: %v", err)
 	}
@@ -46,7 +55,28 @@ func TestCommandBurst(t *testing.T) {
 				t.Fatalf("Publish: %v", err)
 			}
 		}
+		for range n {
+			gate <- struct{}{}
+		}
 		receive(start + n)
+		tb.waitAcknowledged(t, d.username())
+	}
+}
+
+// waitAcknowledged waits until the broker awaits no acknowledgement from
+// the client id.
+func (tb *testBroker) waitAcknowledged(t testing.TB, id string) {
+	t.Helper()
+	deadline := time.Now().Add(waitTimeout)
+	for {
+		cl, ok := tb.server.Clients.Get(id)
+		if !ok || cl.State.Inflight.Len() == 0 {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%s still has %d messages in flight", id, cl.State.Inflight.Len())
+		}
+		time.Sleep(time.Millisecond)
 	}
 }
 

@@ -50,14 +50,26 @@ func TestAuditEndToEnd(t *testing.T) {
 	// The session's life, by its actors; the refusal comes through the
 	// server's queue, within a second or so.
 	var evs []apitype.AuditEvent
-	waitUntil(t, 10*time.Second, "the relay's refusal in the audit log", func() bool {
-		r := MustRun(t, srv.env, "", bins.CLI, "audit", "--fleet", "acme", "--json", "--limit", "1000")
-		evs = nil
-		if err := json.Unmarshal([]byte(r.Stdout), &evs); err != nil {
+	// A stranger can claim any device's name: the refusal is the server's
+	// (in the whole log, naming the claimed device), not in acme's.
+	auditJSON := func(args ...string) []apitype.AuditEvent {
+		r := MustRun(t, srv.env, "", bins.CLI, append([]string{"audit", "--json", "--limit", "1000"}, args...)...)
+		var out []apitype.AuditEvent
+		if err := json.Unmarshal([]byte(r.Stdout), &out); err != nil {
 			t.Fatalf("audit --json: %v\n%s", err, r.Stdout)
 		}
-		return slices.ContainsFunc(evs, func(e apitype.AuditEvent) bool { return e.Kind == "relay_refused" && e.Device == "ghost" })
+		return out
+	}
+	refusal := func(e apitype.AuditEvent) bool {
+		return e.Kind == "relay_refused" && e.Detail["claimed_device"] == "acme/ghost"
+	}
+	waitUntil(t, 10*time.Second, "the relay's refusal in the audit log", func() bool {
+		evs = auditJSON()
+		return slices.ContainsFunc(evs, refusal)
 	})
+	if slices.ContainsFunc(auditJSON("--fleet", "acme"), refusal) {
+		t.Error("a stranger's refused login under acme's names is in acme's log")
+	}
 	var steps []string
 	for _, e := range evs {
 		if e.Session == resp.Session.ID {
