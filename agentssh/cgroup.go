@@ -37,7 +37,8 @@ type sessionCgroups struct {
 
 // sessionCgroup is one session's cgroup.
 type sessionCgroup struct {
-	dir string
+	dir  string
+	done <-chan struct{} // the session's context's: its end kills the cgroup
 }
 
 // newSessionCgroups finds where the agent may make cgroups: a directory
@@ -89,21 +90,19 @@ func cgroup2Self() (mount, own string, err error) {
 	return mount, own, nil
 }
 
-// enter opens the cgroup of session for a process to start in, making it
-// if need be; the caller closes the returned file once the process has
-// started. Nil (and no error) if sessions have no cgroups here.
-func (cg *sessionCgroups) enter(session string) (*os.File, error) {
-	if cg == nil {
+// enter opens s, the cgroup of a connection's session, for a process to
+// start in, making it if need be; the caller closes the returned file once
+// the process has started. Nil (and no error) where sessions have no
+// cgroups.
+func (cg *sessionCgroups) enter(s *sessionCgroup) (*os.File, error) {
+	if cg == nil || s == nil {
 		return nil, nil
 	}
 	cg.mu.Lock()
-	base, s := cg.base, cg.dirs[session]
+	on := cg.base != ""
 	cg.mu.Unlock()
-	if base == "" {
+	if !on {
 		return nil, nil
-	}
-	if s == nil {
-		return nil, fmt.Errorf("agentssh: session %s is not being served", session)
 	}
 	if err := os.Mkdir(s.dir, 0o755); err != nil && !errors.Is(err, os.ErrExist) {
 		return nil, fmt.Errorf("agentssh: making the session's cgroup: %w", err)
@@ -111,21 +110,25 @@ func (cg *sessionCgroups) enter(session string) (*os.File, error) {
 	return os.Open(s.dir)
 }
 
-// serve keeps session's cgroup until ctx (the session's) ends; then
-// everything in it is killed and the cgroup removed. Call it for every
-// connection of the session; the first registers.
-func (cg *sessionCgroups) serve(ctx context.Context, session string) {
+// serve returns the cgroup of a connection of session served within ctx,
+// the session's context: connections of one session share it. When ctx
+// ends, everything in it is killed and it is removed. Nil where sessions
+// have no cgroups.
+func (cg *sessionCgroups) serve(ctx context.Context, session string) *sessionCgroup {
 	if cg == nil {
-		return
+		return nil
 	}
 	cg.mu.Lock()
 	defer cg.mu.Unlock()
-	if cg.base == "" || cg.dirs[session] != nil {
-		return
+	if cg.base == "" {
+		return nil
+	}
+	if s := cg.dirs[session]; s != nil && s.done == ctx.Done() {
+		return s
 	}
 	// The name is the session's and this registration's own: two servers
 	// (or a session id seen again) never share a cgroup.
-	s := &sessionCgroup{dir: filepath.Join(cg.base, fmt.Sprintf("s-%s-%x", session, rand.Uint64()))}
+	s := &sessionCgroup{dir: filepath.Join(cg.base, fmt.Sprintf("s-%s-%x", session, rand.Uint64())), done: ctx.Done()}
 	cg.dirs[session] = s
 	context.AfterFunc(ctx, func() {
 		cg.mu.Lock()
@@ -135,6 +138,7 @@ func (cg *sessionCgroups) serve(ctx context.Context, session string) {
 		cg.mu.Unlock()
 		cg.kill(s.dir)
 	})
+	return s
 }
 
 // kill ends every process in the cgroup dir and removes it.
@@ -165,7 +169,7 @@ func (cg *sessionCgroups) kill(dir string) {
 // once, with a warning.
 func (c *conn) startProcess(cmd *exec.Cmd, closeAfter ...*os.File) (*process, error) {
 	cg := c.srv.cgroups
-	fd, err := cg.enter(c.session)
+	fd, err := cg.enter(c.cgroup)
 	if err != nil {
 		for _, f := range closeAfter {
 			f.Close()

@@ -85,6 +85,8 @@ type conn struct {
 
 	// sshdEnv is SSH_CLIENT and SSH_CONNECTION for its processes.
 	sshdEnv []string
+	// cgroup is its session's, where its processes start; nil if none.
+	cgroup *sessionCgroup
 
 	// Set during authentication, read after it.
 	claims sessioncert.Claims
@@ -115,7 +117,7 @@ func (s *Server) ServeConn(ctx context.Context, nc net.Conn, session string) err
 	}
 	c := &conn{srv: s, session: session, log: log, acct: acct, sshdEnv: sshdEnv(nc.RemoteAddr(), nc.LocalAddr())}
 	// The session's processes die with it, all of them (cgroup.go).
-	s.cgroups.serve(ctx, session)
+	c.cgroup = s.cgroups.serve(ctx, session)
 
 	hsCtx, hsCancel := context.WithTimeout(ctx, s.cfg.handshakeTimeout())
 	stop := context.AfterFunc(hsCtx, func() { nc.Close() })
