@@ -82,9 +82,7 @@ func (r *Relay) serveV2(nc net.Conn, cs tls.ConnectionState, tk *connlimit.Ticke
 	ctx, cancel := context.WithDeadline(r.ctx, doneBy)
 	defer cancel()
 
-	answer := func(rep relayproto.Reply) bool {
-		return relayproto.WriteFrame(nc, rep) == nil
-	}
+	answer := func(rep relayproto.Reply) { _ = relayproto.WriteFrame(nc, rep) }
 	binding, err := relayproto.Binding(cs)
 	if err != nil {
 		answer(relayproto.Reply{Error: "the relay speaks TLS 1.3 only", Code: relayproto.CodeRefused})
@@ -350,5 +348,5 @@ type heldTLS struct {
 }
 
 func (h heldTLS) Write(p []byte) (int, error) {
-	return relayproto.HeldWriter{W: h.Conn, Held: h.held}.Write(p)
+	return h.held.Gather(p, h.Conn.Write)
 }

@@ -171,15 +171,7 @@ func (c *Conn) Write(p []byte) (int, error) {
 	if c.chunked {
 		write = func(p []byte) (int, error) { return WriteChunks(c.Conn, p) }
 	}
-	if held := heldUnder(c.Conn); held != nil {
-		held.Hold()
-		n, err := write(p)
-		if ferr := held.Flush(); err == nil {
-			err = ferr
-		}
-		return n, err
-	}
-	return write(p)
+	return heldUnder(c.Conn).Gather(p, write)
 }
 
 // Read waits for the relay's reply, then reads the device's bytes.

@@ -98,11 +98,10 @@ func WriteChunks(w io.Writer, p []byte) (int, error) {
 	return n, nil
 }
 
-// HeldConn gathers the writes made between Hold and Flush into one system
-// call: under TLS, a large write becomes a record per 16 KiB, each its own
-// write(2) otherwise. Writes made while nothing is held go straight
-// through. Put it between TLS and the socket (tls.Server(NewHeldConn(c)))
-// and hold around a large write through the TLS connection.
+// HeldConn gathers the records of one large write through TLS into one
+// system call: a write of more than 16 KiB becomes a record per 16 KiB,
+// each its own write(2) otherwise. Put it between TLS and the socket
+// (tls.Server(NewHeldConn(c))) and write through Gather.
 type HeldConn struct {
 	net.Conn
 	mu   sync.Mutex
@@ -123,42 +122,29 @@ func (c *HeldConn) Write(p []byte) (int, error) {
 	return c.Conn.Write(p)
 }
 
-// Hold gathers writes until Flush.
-func (c *HeldConn) Hold() {
+// Gather writes p with write, which writes through TLS over c, with the
+// records it makes sent in one system call. A write that fits one record
+// (or a nil c) goes straight through: gathering it would only copy it.
+func (c *HeldConn) Gather(p []byte, write func([]byte) (int, error)) (int, error) {
+	if c == nil || len(p) <= MaxChunk {
+		return write(p)
+	}
 	c.mu.Lock()
 	c.held = true
 	c.mu.Unlock()
-}
-
-// Flush writes what was gathered since Hold, at once.
-func (c *HeldConn) Flush() error {
+	n, err := write(p)
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	c.held = false
-	if len(c.buf) == 0 {
-		return nil
+	if len(c.buf) > 0 {
+		if _, werr := c.Conn.Write(c.buf); err == nil {
+			err = werr
+		}
 	}
-	_, err := c.Conn.Write(c.buf)
 	if cap(c.buf) > 1<<20 {
 		c.buf = nil // a burst's buffer is not kept
 	} else {
 		c.buf = c.buf[:0]
-	}
-	return err
-}
-
-// HeldWriter writes through w (a TLS connection over a HeldConn) with
-// every Write's records gathered into one system call.
-type HeldWriter struct {
-	W    io.Writer
-	Held *HeldConn
-}
-
-func (h HeldWriter) Write(p []byte) (int, error) {
-	h.Held.Hold()
-	n, err := h.W.Write(p)
-	if ferr := h.Held.Flush(); err == nil {
-		err = ferr
 	}
 	return n, err
 }

@@ -7,6 +7,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"io"
+	"net"
 	"strings"
 	"testing"
 
@@ -142,4 +143,38 @@ func FuzzReadFrame(f *testing.F) {
 		}
 		_ = env.Verify(signer(t).PublicKey(), make([]byte, 32))
 	})
+}
+
+// countingConn counts the writes that reach it.
+type countingConn struct {
+	net.Conn
+	writes, bytes int
+}
+
+func (c *countingConn) Write(p []byte) (int, error) {
+	c.writes++
+	c.bytes += len(p)
+	return len(p), nil
+}
+
+// TestHeldConnGather: the records of one large write leave in one write;
+// a write that fits one record goes straight through, uncopied.
+func TestHeldConnGather(t *testing.T) {
+	under := &countingConn{}
+	held := NewHeldConn(under)
+	records := func(p []byte) (int, error) { return WriteChunks(held, p) } // as TLS writes records
+	if n, err := held.Gather(make([]byte, 100<<10), records); err != nil || n != 100<<10 {
+		t.Fatalf("Gather = %d, %v", n, err)
+	}
+	if under.writes != 1 || under.bytes != 100<<10 {
+		t.Errorf("100 KiB in %d writes (%d bytes); want 1", under.writes, under.bytes)
+	}
+	held.Gather(make([]byte, 1000), records)
+	if under.writes != 2 {
+		t.Errorf("a small write made %d writes in all; want 2", under.writes)
+	}
+	var none *HeldConn // no HeldConn under the connection: straight through
+	if n, err := none.Gather(make([]byte, 100<<10), func(p []byte) (int, error) { return len(p), nil }); err != nil || n != 100<<10 {
+		t.Errorf("nil Gather = %d, %v", n, err)
+	}
 }
