@@ -75,36 +75,8 @@ func smallFiles(ctx context.Context, b *benchRun, reps int) ([]XferResult, error
 			xferJob{op: "scp -r down", tool: t.tool, viaRelay: t.viaRelay,
 				cmd: func() *exec.Cmd { return t.copy(remoteHost+src, down) }, check: landed(down)})
 	}
-	tools := []string{toolPorthole, toolStock, toolOpenSSH}
-	results := map[[2]string]*XferResult{}
-	var order [][2]string
-	for _, j := range jobs {
-		k := [2]string{j.op, j.tool}
-		results[k] = &XferResult{Op: j.op, Tool: j.tool, Size: smallFileCount * smallFileSize}
-		order = append(order, k)
-	}
-	for rep := range reps {
-		b.log.Info("small files", "repetition", rep+1, "of", reps, "files", smallFileCount)
-		for _, op := range []string{"scp -r up", "scp -r down"} {
-			for i := range tools {
-				tool := tools[(i+rep)%len(tools)]
-				for _, j := range jobs {
-					if j.op != op || j.tool != tool {
-						continue
-					}
-					if err := ctx.Err(); err != nil {
-						return nil, err
-					}
-					if err := b.runXfer(j, results[[2]string{op, tool}]); err != nil {
-						return nil, fmt.Errorf("%s with %s: %w", op, tool, err)
-					}
-				}
-			}
-		}
-	}
-	out := make([]XferResult, 0, len(order))
-	for _, k := range order {
-		out = append(out, *results[k])
-	}
-	return out, nil
+	return b.runInterleaved(ctx, jobs, []string{"scp -r up", "scp -r down"}, []string{toolPorthole, toolStock, toolOpenSSH},
+		reps, smallFileCount*smallFileSize, func(rep int) {
+			b.log.Info("small files", "repetition", rep+1, "of", reps, "files", smallFileCount)
+		})
 }

@@ -71,6 +71,16 @@ func throughput(ctx context.Context, b *benchRun, size int64, reps int) ([]XferR
 		return nil, err
 	}
 	defer done()
+	return b.runInterleaved(ctx, jobs, xferOps, xferTools, reps, size, func(rep int) {
+		b.log.Info("throughput", "repetition", rep+1, "of", reps, "size", fmtBytes(float64(size)))
+	})
+}
+
+// runInterleaved runs jobs reps times, interleaved: in each repetition
+// every operation of ops runs once per tool, the tools' order turning from
+// one repetition to the next. Each result's Size is size; starting tells
+// of each repetition.
+func (b *benchRun) runInterleaved(ctx context.Context, jobs []xferJob, ops, tools []string, reps int, size int64, starting func(rep int)) ([]XferResult, error) {
 	results := map[[2]string]*XferResult{}
 	var order [][2]string
 	for _, j := range jobs {
@@ -81,10 +91,10 @@ func throughput(ctx context.Context, b *benchRun, size int64, reps int) ([]XferR
 		}
 	}
 	for rep := range reps {
-		b.log.Info("throughput", "repetition", rep+1, "of", reps, "size", fmtBytes(float64(size)))
-		for _, op := range xferOps {
-			for i := range xferTools {
-				tool := xferTools[(i+rep)%len(xferTools)]
+		starting(rep)
+		for _, op := range ops {
+			for i := range tools {
+				tool := tools[(i+rep)%len(tools)]
 				for _, j := range jobs {
 					if j.op != op || j.tool != tool {
 						continue
