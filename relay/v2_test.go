@@ -3,14 +3,9 @@ package relay
 import (
 	"bytes"
 	"context"
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
 	"crypto/tls"
-	"crypto/x509"
 	"errors"
 	"io"
-	"math/big"
 	"net"
 	"strings"
 	"sync"
@@ -20,6 +15,7 @@ import (
 	"github.com/hashicorp/yamux"
 	"golang.org/x/crypto/ssh"
 
+	"github.com/porthole/porthole/internal/testtls"
 	"github.com/porthole/porthole/relay/relayproto"
 	"github.com/porthole/porthole/tlsmux"
 )
@@ -36,20 +32,8 @@ type v2Env struct {
 func newV2Env(t testing.TB, tweak func(*Config)) *v2Env {
 	t.Helper()
 	e := newEnv(t, tweak)
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	tmpl := &x509.Certificate{SerialNumber: big.NewInt(1), DNSNames: []string{"relay.test"},
-		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour)}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cert, _ := x509.ParseCertificate(der)
-	pool := x509.NewCertPool()
-	pool.AddCert(cert)
-	mux, err := tlsmux.New(tlsmux.Config{TLS: &tls.Config{Certificates: []tls.Certificate{{Certificate: [][]byte{der}, PrivateKey: key}}},
+	cert, client := testtls.Pair(t, "relay.test")
+	mux, err := tlsmux.New(tlsmux.Config{TLS: &tls.Config{Certificates: []tls.Certificate{cert}},
 		WrapConn: func(c net.Conn) net.Conn { return relayproto.NewHeldConn(c) }})
 	if err != nil {
 		t.Fatal(err)
@@ -70,7 +54,7 @@ func newV2Env(t testing.TB, tweak func(*Config)) *v2Env {
 			<-served
 		}
 	})
-	return &v2Env{testEnv: e, addr: l.Addr().String(), tls: &tls.Config{RootCAs: pool, ServerName: "relay.test"}}
+	return &v2Env{testEnv: e, addr: l.Addr().String(), tls: client}
 }
 
 // v2Device is a device of the second protocol: its streams from the relay

@@ -1,16 +1,13 @@
 package tlsmux
 
 import (
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
 	"crypto/tls"
-	"crypto/x509"
-	"math/big"
 	"net"
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/porthole/porthole/internal/testtls"
 )
 
 // startMux serves a Mux on 127.0.0.1 with one route, "test", whose
@@ -18,20 +15,8 @@ import (
 // clients' TLS configuration.
 func startMux(t *testing.T, cfg Config) (string, *tls.Config) {
 	t.Helper()
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	tmpl := &x509.Certificate{SerialNumber: big.NewInt(1), DNSNames: []string{"mux.test"},
-		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour)}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cert, _ := x509.ParseCertificate(der)
-	pool := x509.NewCertPool()
-	pool.AddCert(cert)
-	cfg.TLS = &tls.Config{Certificates: []tls.Certificate{{Certificate: [][]byte{der}, PrivateKey: key}}}
+	cert, client := testtls.Pair(t, "mux.test")
+	cfg.TLS = &tls.Config{Certificates: []tls.Certificate{cert}}
 	m, err := New(cfg)
 	if err != nil {
 		t.Fatal(err)
@@ -61,7 +46,7 @@ func startMux(t *testing.T, cfg Config) (string, *tls.Config) {
 			t.Errorf("Close took %v with connections waiting for their turn; want it at once", d)
 		}
 	})
-	return ln.Addr().String(), &tls.Config{RootCAs: pool, ServerName: "mux.test", NextProtos: []string{"test"}}
+	return ln.Addr().String(), withProtos(client, "test")
 }
 
 // reach dials addr from the local address from and reads the route's "ok".
@@ -125,4 +110,9 @@ func TestIdleFloodFromOneSource(t *testing.T) {
 	if d := time.Since(start); d > 2*time.Second {
 		t.Errorf("the other client took %v; want it served at once", d)
 	}
+}
+
+func withProtos(c *tls.Config, protos ...string) *tls.Config {
+	c.NextProtos = protos
+	return c
 }
