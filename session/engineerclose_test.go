@@ -99,3 +99,23 @@ func TestEngineerCloseWaitsForDevice(t *testing.T) {
 		})
 	}
 }
+
+// TestEngineerCloseCallerGivesUp: a caller that stops waiting (porthole
+// proxy gives its close 2 s, less than CloseGrace) still has its session
+// closed, as engineer_closed, when the device says nothing.
+func TestEngineerCloseCallerGivesUp(t *testing.T) {
+	t.Parallel()
+	fx := newFixture(t, func(c *Config) { c.CloseGrace = 300 * time.Millisecond })
+	if err := fx.st.SetDevicePresence(t.Context(), store.DevicePresence{DeviceID: fx.dev.ID, Online: true, At: time.Now()}); err != nil {
+		t.Fatal(err)
+	}
+	id := fx.open(t, nil).Session.ID
+	fx.cmd(t) // open
+	fx.m.HandleState("acme", "dev1", control.State{Kind: control.StateTunnelUp, Session: id})
+	ctx, cancel := context.WithTimeout(audit.WithActor(context.Background(), audit.User(fx.user.ID, fx.user.Email)), 50*time.Millisecond)
+	defer cancel()
+	ses, err := fx.m.EngineerClose(ctx, id)
+	if err != nil || ses.State != store.SessionClosed || ses.CloseReason != ReasonEngineer {
+		t.Fatalf("EngineerClose with a caller gone = %+v, %v; want closed as %s", ses, err, ReasonEngineer)
+	}
+}

@@ -364,6 +364,11 @@ func (m *Manager) EngineerClose(ctx context.Context, id string) (*store.Session,
 		}
 		m.mu.Unlock()
 	}()
+	// From here the close is the server's to finish, even if the caller
+	// stops waiting for it (porthole proxy gives its close 2 s): the
+	// device's answer is waited for, and the session closed without one,
+	// whatever becomes of the request.
+	ctx = context.WithoutCancel(ctx)
 	if err := m.send(control.Command{Type: control.TypeClose, Session: id, Fleet: ses.FleetName, Device: ses.DeviceName,
 		NotAfter: m.now().Add(control.DefaultValidity).Unix()}); err != nil {
 		m.log.Warn("could not tell the device a session is being closed", "session", id, "device", ses.DeviceName, "err", err)
