@@ -73,12 +73,11 @@ func newRelay(st store.Store, keys *ca.Keys, sessions *session.Manager, publicAd
 				ID: ses.ID, Fleet: ses.FleetName, Device: ses.DeviceName,
 				// A device dials the relay only once it has been asked to
 				// (and, in approve consent, once its owner said yes, which
-				// the server hears of with tunnel_up, after the dial).
-				// Requested counts too: the server publishes the open
-				// command before it records the session as connecting, and
-				// a device whose relay connection is up already (another
-				// session) registers within a millisecond of the command.
-				Open: ses.State == store.SessionRequested || ses.State == store.SessionConnecting ||
+				// the server hears of with tunnel_up, after the dial). The
+				// session is recorded as connecting before the open command
+				// goes out (session.Open), so a device that registers at
+				// once finds it so.
+				Open: ses.State == store.SessionConnecting ||
 					ses.State == store.SessionWaitingConsent || ses.State == store.SessionActive,
 				Ends: ses.CreatedAt.Add(ses.MaxDuration),
 			}, nil
