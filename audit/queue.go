@@ -73,8 +73,11 @@ type Queue struct {
 	sources map[string]*bucket // guarded by mu: each source's share, for AddFrom
 	dropped int64              // guarded by mu: left out since the last count was recorded
 	// authed carries the events of authenticated parties (AddAuthenticated),
-	// which the rate never leaves out.
+	// which the rate never leaves out; adding counts the sends under way.
 	authed chan Event
+	adding sync.WaitGroup
+	// swept is when sources whose share filled up again were last forgotten.
+	swept time.Time // guarded by mu
 }
 
 // bucket is one source's share of the rate.
@@ -154,9 +157,12 @@ func (q *Queue) AddFrom(source string, ev Event) {
 func (q *Queue) takeSourceLocked(source string, now time.Time) bool {
 	b := q.sources[source]
 	if b == nil {
-		if len(q.sources) >= maxSources {
+		if len(q.sources) >= maxSources && now.Sub(q.swept) >= time.Second {
 			// Forget the sources whose share has filled up again: they
-			// have been quiet long enough to start afresh anyway.
+			// have been quiet long enough to start afresh anyway. At most
+			// once a second: a flood from many sources must not make
+			// every event a walk over all of them.
+			q.swept = now
 			for k, o := range q.sources {
 				if o.tokens+now.Sub(o.last).Seconds()*q.cfg.SourceRate >= float64(q.cfg.SourceBurst) {
 					delete(q.sources, k)
@@ -187,17 +193,17 @@ func (q *Queue) AddAuthenticated(ev Event) {
 		ev.Time = q.cfg.Now()
 	}
 	q.mu.Lock()
-	closed := q.closed
-	q.mu.Unlock()
-	if closed {
+	if q.closed {
+		q.mu.Unlock()
 		q.log.Warn("an audit event came after the queue closed; left out", "kind", ev.Kind)
 		return
 	}
-	select {
-	case q.authed <- ev:
-	case <-q.stop:
-		q.log.Warn("an audit event came after the queue closed; left out", "kind", ev.Kind)
-	}
+	// Close waits for this send before it stops the queue, so an event
+	// taken is always appended.
+	q.adding.Add(1)
+	q.mu.Unlock()
+	defer q.adding.Done()
+	q.authed <- ev
 }
 
 // Close stops taking events, appends those waiting (and the count of those
@@ -210,6 +216,7 @@ func (q *Queue) Close() error {
 	}
 	q.closed = true
 	q.mu.Unlock()
+	q.adding.Wait() // the run loop still takes what they send
 	close(q.stop)
 	<-q.done
 	return nil
