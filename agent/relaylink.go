@@ -244,12 +244,14 @@ func (ls *relayLinks) serveStream(l *relayLink, st *yamux.Stream) {
 	}
 	_ = st.SetDeadline(time.Time{})
 	conn := streamConn{Stream: st, remote: engineerAddr(h.From)}
-	tn.wg.Go(func() {
+	if !tn.goServe(func() {
 		if err := ls.t.srv.ServeConn(tn.ctx, conn, tn.id); err != nil {
 			ls.t.log.Info("engineer connection ended", "session", tn.id, "err", err)
 		}
 		_ = st.Close()
-	})
+	}) {
+		_ = st.Close() // the session ended meanwhile
+	}
 }
 
 // streamConn is an engineer's stream with the engineer's address as the

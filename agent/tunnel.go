@@ -111,7 +111,7 @@ type tunnel struct {
 	window    *window // manual consent: the window the session is in, whose code it needs; guarded by Tunnels.mu
 	mu        sync.Mutex
 	conn      io.Closer      // the relay connection or registration, once made; guarded by mu
-	wg        sync.WaitGroup // the engineers' connections of the second protocol
+	wg        sync.WaitGroup // the engineers' connections and the idle watch (goServe)
 }
 
 // setConn records the relay connection, or closes it if the session ended
@@ -385,13 +385,9 @@ func (t *Tunnels) run(tn *tunnel, cmd *control.Command, maxDur time.Duration, re
 			t.end(tn, relayFailure(err))
 			return
 		}
-		if !tn.setConn(reg) { // ended while dialling
+		if !t.up(tn, reg, report, log) { // ended while dialling
 			return
 		}
-		log.Info("session open: registered at the relay")
-		t.consent.sessionUp(tn.id)
-		report(control.State{Kind: control.StateTunnelUp, Session: tn.id})
-		go t.watchIdle(tn)
 		select {
 		case <-reg.ended():
 		case <-tn.ctx.Done():
@@ -408,15 +404,9 @@ func (t *Tunnels) run(tn *tunnel, cmd *control.Command, maxDur time.Duration, re
 		t.end(tn, relayFailure(err))
 		return
 	}
-	if !tn.setConn(conn) { // ended while dialling
+	if !t.up(tn, conn, report, log, "relay", relayAddr) { // ended while dialling
 		return
 	}
-	log.Info("session open: registered at the relay", "relay", relayAddr)
-	t.consent.sessionUp(tn.id)
-	report(control.State{Kind: control.StateTunnelUp, Session: tn.id})
-	go t.watchIdle(tn)
-
-	var wg sync.WaitGroup
 	for nc := range chans {
 		if nc.ChannelType() != "forwarded-tcpip" {
 			nc.Reject(ssh.Prohibited, "a device accepts only the relay's forwarded channels")
@@ -427,16 +417,45 @@ func (t *Tunnels) run(tn *tunnel, cmd *control.Command, maxDur time.Duration, re
 			continue
 		}
 		go ssh.DiscardRequests(reqs)
-		wg.Go(func() {
+		if !tn.goServe(func() {
 			conn := agentssh.ChannelConn(ch, conn.LocalAddr(), conn.RemoteAddr())
 			if err := t.srv.ServeConn(tn.ctx, conn, tn.id); err != nil {
 				log.Info("engineer connection ended", "err", err)
 			}
-		})
+		}) {
+			ch.Close()
+		}
 	}
 	// The relay connection is gone: by end, or dropped.
 	t.end(tn, ReasonRelayDisconnected)
-	wg.Wait()
+	tn.wg.Wait()
+}
+
+// up records tn's relay connection or registration c and says the session
+// is open: to the owner's consent, to the server (tunnel_up), and to the
+// idle watch. False if the session ended while c was made (c is closed).
+func (t *Tunnels) up(tn *tunnel, c io.Closer, report Reporter, log *slog.Logger, attrs ...any) bool {
+	if !tn.setConn(c) {
+		return false
+	}
+	log.Info("session open: registered at the relay", attrs...)
+	t.consent.sessionUp(tn.id)
+	report(control.State{Kind: control.StateTunnelUp, Session: tn.id})
+	tn.goServe(func() { t.watchIdle(tn) })
+	return true
+}
+
+// goServe runs serve on a goroutine counted in tn.wg, unless the session
+// has ended: its end (under mu) comes before the wait for tn.wg, so no
+// goroutine is added to it while it is waited for.
+func (tn *tunnel) goServe(serve func()) bool {
+	tn.mu.Lock()
+	defer tn.mu.Unlock()
+	if tn.ctx.Err() != nil {
+		return false
+	}
+	tn.wg.Go(serve)
+	return true
 }
 
 // registerV2 registers tn on the device's connection of the relay's second
