@@ -213,7 +213,10 @@ type Recordings struct {
 	createMu sync.Mutex // one session directory made at a time
 	pruneMu  sync.Mutex // one retention pass at a time
 
-	mu       sync.Mutex
+	// mu is read-locked for every chunk an engineer's processes, forwards
+	// and files move (Full, through the session's lookup), by every
+	// session at once: a reader does not wait for another.
+	mu       sync.RWMutex
 	sessions map[string]*sessionRec // guarded by mu: sessions being recorded
 	onFail   func(session string)   // guarded by mu: set by Handler
 	closed   bool                   // guarded by mu
@@ -463,14 +466,14 @@ func (r *Recordings) SessionEnded(session, reason string) {
 
 // session is a session being recorded, or nil.
 func (r *Recordings) session(id string) *sessionRec {
-	r.mu.Lock()
-	defer r.mu.Unlock()
+	r.mu.RLock()
+	defer r.mu.RUnlock()
 	return r.sessions[id]
 }
 
 func (r *Recordings) active(name string) bool {
-	r.mu.Lock()
-	defer r.mu.Unlock()
+	r.mu.RLock()
+	defer r.mu.RUnlock()
 	_, ok := r.sessions[name]
 	return ok
 }
