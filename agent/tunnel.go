@@ -12,7 +12,6 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
-	"syscall"
 	"time"
 
 	"golang.org/x/crypto/ssh"
@@ -516,21 +515,10 @@ func relayFailure(err error) string {
 	switch {
 	case errors.Is(err, errRefused):
 		return ReasonRelayRefused
-	case turnedAway(err):
+	case relayproto.ClosedByPeer(err):
 		return ReasonRelayBusy
 	}
 	return ReasonRelayUnreachable
-}
-
-// turnedAway reports whether err is a connection that was made and then
-// closed by the other end before anything was said: what a relay does to
-// a connection past its caps. A dial that failed is not.
-func turnedAway(err error) bool {
-	if op, ok := errors.AsType[*net.OpError](err); ok && op.Op == "dial" {
-		return false
-	}
-	return errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) ||
-		errors.Is(err, syscall.ECONNRESET) || errors.Is(err, syscall.EPIPE)
 }
 
 // register dials the relay, logs in as the device and registers the
@@ -563,7 +551,7 @@ func (t *Tunnels) register(tn *tunnel, addr string) (ssh.Conn, <-chan ssh.NewCha
 	})
 	if err != nil {
 		nc.Close()
-		if turnedAway(err) {
+		if relayproto.ClosedByPeer(err) {
 			return nil, nil, fmt.Errorf("the relay closed the connection before the device could log in: %w", err)
 		}
 		return nil, nil, fmt.Errorf("%w: %w", errRefused, err)

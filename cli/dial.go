@@ -263,7 +263,7 @@ func (l *link) dialStream(ctx context.Context) error {
 		return err
 	case err != nil && ctx.Err() != nil:
 		return ctx.Err()
-	case closedByPeer(err):
+	case relayproto.ClosedByPeer(err):
 		return relayTurnedAway(addr, err)
 	case err != nil:
 		return &userError{msg: fmt.Sprintf("cannot reach the Porthole relay at %s: %s", addr, dialWords(err)), err: err}
@@ -320,7 +320,7 @@ func (l *link) dialStream(ctx context.Context) error {
 				}
 				return &userError{msg: "the Porthole relay refused the session: " + re.Error(), err: err}
 			}
-			if closedByPeer(err) {
+			if relayproto.ClosedByPeer(err) {
 				return relayTurnedAway(addr, err)
 			}
 			return &userError{msg: fmt.Sprintf("lost the connection to the relay while reaching %s: %v", l.device.Name, err), err: err}
@@ -502,7 +502,7 @@ func (l *link) dialRelay(ctx context.Context) error {
 			why = "it did not accept the session certificate"
 		}
 		return &userError{msg: "the Porthole relay refused the login: " + why, err: err}
-	case closedByPeer(err):
+	case relayproto.ClosedByPeer(err):
 		return relayTurnedAway(addr, err)
 	case errors.Is(err, context.DeadlineExceeded):
 		return &userError{msg: fmt.Sprintf("the Porthole relay at %s did not finish the SSH handshake in time", addr), err: err}

@@ -5,7 +5,6 @@ import (
 	"crypto/x509"
 	"errors"
 	"fmt"
-	"io"
 	"net"
 	"net/url"
 	"syscall"
@@ -119,18 +118,6 @@ func (a *app) presentedFingerprint(ctx context.Context, server string) string {
 		return ""
 	}
 	return fp
-}
-
-// closedByPeer reports whether err is a connection that was made and then
-// closed by the other end before anything was said (a dial that failed is
-// not): what the relay does to a connection past its caps on connections
-// in their handshake.
-func closedByPeer(err error) bool {
-	if op, ok := errors.AsType[*net.OpError](err); ok && op.Op == "dial" {
-		return false
-	}
-	return errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) ||
-		errors.Is(err, syscall.ECONNRESET) || errors.Is(err, syscall.EPIPE)
 }
 
 // relayTurnedAway says that the relay at addr closed the connection before

@@ -5,8 +5,10 @@ import (
 	"crypto/tls"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"sync"
+	"syscall"
 	"time"
 
 	"golang.org/x/crypto/ssh"
@@ -190,4 +192,17 @@ func heldUnder(c net.Conn) *HeldConn {
 		}
 	}
 	return nil
+}
+
+// ClosedByPeer reports whether err is a connection that was made and then
+// closed by the other end before anything was said (a dial that failed is
+// not): what the relay does to a connection past its caps on connections
+// in their handshake, so a client says the relay is busy, not that it
+// refused.
+func ClosedByPeer(err error) bool {
+	if op, ok := errors.AsType[*net.OpError](err); ok && op.Op == "dial" {
+		return false
+	}
+	return errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) ||
+		errors.Is(err, syscall.ECONNRESET) || errors.Is(err, syscall.EPIPE)
 }
