@@ -14,6 +14,7 @@ import (
 
 	"github.com/hashicorp/yamux"
 
+	"github.com/porthole/porthole/apiclient"
 	"github.com/porthole/porthole/relay/relayproto"
 )
 
@@ -60,11 +61,7 @@ func (t *Tunnels) relayAddr() (string, *url.URL, error) {
 	if err != nil || u.Host == "" {
 		return "", nil, fmt.Errorf("the enrollment record's server %q is not a URL", t.state.Enrollment.Server)
 	}
-	port := u.Port()
-	if port == "" {
-		port = "443"
-	}
-	return net.JoinHostPort(u.Hostname(), port), u, nil
+	return apiclient.ServerAddr(u), u, nil
 }
 
 // acquire returns the live connection, dialling one if need be, counted as

@@ -8,13 +8,13 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"net"
 	"net/url"
 	"path/filepath"
 	"sync"
 	"sync/atomic"
 	"time"
 
+	"github.com/porthole/porthole/apiclient"
 	"github.com/porthole/porthole/control"
 	"github.com/porthole/porthole/proxydial"
 )
@@ -204,11 +204,7 @@ func (r *runner) identify(enr *Enrollment) error {
 		// ALPN protocol: attempt tries it when TLS fails.
 		if !r.broker.external() {
 			if u, err := url.Parse(enr.Server); err == nil && u.Host != "" {
-				host, port := u.Hostname(), u.Port()
-				if port == "" {
-					port = "443"
-				}
-				r.wsAddr = net.JoinHostPort(host, port)
+				r.wsAddr = apiclient.ServerAddr(u)
 			}
 		}
 	}

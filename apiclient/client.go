@@ -172,10 +172,7 @@ func FetchFingerprint(ctx context.Context, baseURL string, dial proxydial.DialFu
 	if u.Scheme != "https" {
 		return "", false, fmt.Errorf("server address %q must start with https://", baseURL)
 	}
-	host := u.Host
-	if u.Port() == "" {
-		host = net.JoinHostPort(u.Hostname(), "443")
-	}
+	host := ServerAddr(u)
 	if dial == nil {
 		dial = proxydial.Dial
 	}
@@ -282,13 +279,18 @@ func (c *Client) Enroll(ctx context.Context, req apitype.EnrollRequest) (*apityp
 // (ALPN relayproto.ALPN), and the TLS configuration that reaches it as
 // this client reaches the API (the same pin).
 func (c *Client) RelayAddr() (string, *tls.Config) {
-	port := c.base.Port()
-	if port == "" {
-		port = "443"
-	}
 	var cfg *tls.Config
 	if tr, ok := c.http.Transport.(*http.Transport); ok && tr.TLSClientConfig != nil {
 		cfg = tr.TLSClientConfig.Clone()
 	}
-	return net.JoinHostPort(c.base.Hostname(), port), cfg
+	return ServerAddr(c.base), cfg
+}
+
+// ServerAddr is the "host:port" a server's https:// URL names, with 443
+// when it names no port: where its API, broker and relay all listen.
+func ServerAddr(u *url.URL) string {
+	if u.Port() != "" {
+		return u.Host
+	}
+	return net.JoinHostPort(u.Hostname(), "443")
 }

@@ -93,10 +93,7 @@ func (a *app) viaProxy(server string, err error) error {
 	if !ok || perr != nil || u.Host == "" {
 		return err
 	}
-	host := u.Host
-	if u.Port() == "" {
-		host = net.JoinHostPort(u.Hostname(), "443")
-	}
+	host := apiclient.ServerAddr(u)
 	proxy, perr := proxydial.FromGetenv(a.io.Getenv)(host)
 	if perr != nil || proxy == nil {
 		return err
