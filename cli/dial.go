@@ -116,13 +116,12 @@ type link struct {
 	stockSSH bool // see reachOptions
 	progress *progress
 
-	closeOnce  sync.Once
-	mu         sync.Mutex       // guards the fields below
-	stream     *relayproto.Conn // the relay's second protocol: the stream to the device
-	streamConn net.Conn         // stream, as the device's SSH client uses it
-	relay      *ssh.Client      // the SSH relay, for a server that predates it
-	inner      *ssh.Client      // the end-to-end connection, when made
-	closed     bool
+	closeOnce sync.Once
+	mu        sync.Mutex  // guards the fields below
+	stream    net.Conn    // the relay's second protocol: the stream to the device, as its SSH client uses it
+	relay     *ssh.Client // the SSH relay, for a server that predates it
+	inner     *ssh.Client // the end-to-end connection, when made
+	closed    bool
 }
 
 // withSignals is ctx cancelled also by SIGTERM and SIGHUP (a closed
@@ -280,7 +279,7 @@ func (l *link) dialStream(ctx context.Context) error {
 	}
 	l.mu.Lock()
 	closed := l.closed
-	l.stream, l.streamConn = conn, early
+	l.stream = early
 	l.mu.Unlock()
 	if closed {
 		conn.Close()
@@ -515,7 +514,7 @@ func (l *link) dialRelay(ctx context.Context) error {
 // dialDevice opens the relay channel to the device's SSH server.
 func (l *link) dialDevice(ctx context.Context) (net.Conn, error) {
 	l.mu.Lock()
-	relay, stream := l.relay, l.streamConn
+	relay, stream := l.relay, l.stream
 	l.mu.Unlock()
 	if stream != nil {
 		return stream, nil

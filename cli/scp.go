@@ -235,13 +235,12 @@ func (c *copier) count(n int64) {
 
 // goFile copies one file of a directory in the background, up to
 // filesAtOnce at a time; the first failure is what wait returns.
-func (c *copier) goFile(copy func() error) error {
+func (c *copier) goFile(copy func() error) {
 	if c.files == nil {
 		c.files = new(errgroup.Group)
 		c.files.SetLimit(filesAtOnce)
 	}
 	c.files.Go(copy)
-	return nil
 }
 
 // wait waits for the files under way and returns the first failure.
@@ -306,7 +305,7 @@ func (c *copier) uploadDir(src, target string, fi fs.FileInfo, depth int) error 
 			err = c.uploadDir(p, path.Join(target, e.Name()), efi, depth+1)
 		case efi.Mode().IsRegular():
 			t := path.Join(target, e.Name())
-			err = c.goFile(func() error { return c.uploadFile(p, t, efi) })
+			c.goFile(func() error { return c.uploadFile(p, t, efi) })
 		default:
 			fmt.Fprintf(c.errw, "porthole: skipping %s: not a regular file or directory\n", p)
 		}
@@ -408,7 +407,7 @@ func (c *copier) downloadDir(src, target string, fi fs.FileInfo, depth int) erro
 			err = c.downloadDir(p, filepath.Join(target, e.Name()), efi, depth+1)
 		case efi.Mode().IsRegular():
 			t := filepath.Join(target, e.Name())
-			err = c.goFile(func() error { return c.downloadFile(p, t, efi) })
+			c.goFile(func() error { return c.downloadFile(p, t, efi) })
 		default:
 			fmt.Fprintf(c.errw, "porthole: skipping %s: not a regular file or directory\n", c.remote(p))
 		}
