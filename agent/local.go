@@ -67,7 +67,7 @@ type LocalStatus struct {
 	ConsentStatus
 	// Page is a link that opens the local page, when it is served: over
 	// the socket, a fresh one-time link (it lets one browser in, within
-	// pageLinkTTL); on the page itself, its plain address.
+	// PageLinkTTL); on the page itself, its plain address.
 	Page string `json:"page,omitempty"`
 }
 

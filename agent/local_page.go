@@ -14,6 +14,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/porthole/porthole/humanize"
 )
 
 // The owner's local page (Config.LocalUI): the same API as the socket,
@@ -29,7 +31,7 @@ import (
 // (porthole-agent ui or status, which ask the running agent for a fresh
 // link): whoever may open the socket is the owner, so whoever may use the
 // page is too, and nothing else has to agree with the socket's idea of
-// the owner. Opening the link (GET /login?k=SECRET, within pageLinkTTL,
+// the owner. Opening the link (GET /login?k=SECRET, within PageLinkTTL,
 // once) sets a session cookie for this port (HttpOnly, SameSite=Strict)
 // and sends the browser to the page; the page, its token and its API
 // answer only to that cookie.
@@ -67,9 +69,9 @@ import (
 //     files).
 
 const (
-	// pageLinkTTL is how long a login link to the page may wait to be
+	// PageLinkTTL is how long a login link to the page may wait to be
 	// opened.
-	pageLinkTTL = 10 * time.Minute
+	PageLinkTTL = 10 * time.Minute
 	// pageSessionTTL is how long a browser stays let in by one link.
 	pageSessionTTL = 12 * time.Hour
 	// pageAuthMax bounds the unused links and the browser sessions kept
@@ -111,7 +113,7 @@ func (a *pageAuth) newLink() string {
 	if a.links == nil {
 		a.links = make(map[string]time.Time)
 	}
-	return addLocked(a.links, pageLinkTTL, time.Now())
+	return addLocked(a.links, PageLinkTTL, time.Now())
 }
 
 // useLink spends a link: true if k was an unused, unexpired link, and
@@ -169,7 +171,7 @@ func (l *Local) PageURL() string {
 }
 
 // PageLink is a fresh one-time link that lets one browser into the page
-// (opened within pageLinkTTL); "" while the page is not served. Only the
+// (opened within PageLinkTTL); "" while the page is not served. Only the
 // owner's socket hands it out.
 func (l *Local) PageLink() string {
 	page := l.PageURL()
@@ -187,8 +189,8 @@ const pageCookiePrefix = "porthole_page_"
 
 // pageNeedsLink is what the page says to a browser that brings no valid
 // session: how the owner gets in, and nothing else.
-const pageNeedsLink = "This page is only for the owner of this device. As root, or as a member of the " + OwnerGroup +
-	" group, run\n\n    porthole-agent ui\n\nand open the link it prints (it works once, within 10 minutes).\n"
+var pageNeedsLink = "This page is only for the owner of this device. As root, or as a member of the " + OwnerGroup +
+	" group, run\n\n    porthole-agent ui\n\nand open the link it prints (it works once, within " + humanize.Duration(PageLinkTTL) + ").\n"
 
 func (l *Local) pageHandler(port int) http.Handler {
 	p := strconv.Itoa(port)

@@ -387,6 +387,7 @@ func TestParseSetting(t *testing.T) {
 		{"direct", "", ""},
 		{"none", "", ""},
 		{"http://proxy.corp:3128", "http://proxy.corp:3128", ""},
+		{" http://proxy.corp:3128 ", "http://proxy.corp:3128", ""}, // as a YAML value may come
 		{"https://u:p@proxy.corp", "https://u:p@proxy.corp", ""},
 		{"proxy.corp:3128", "", "must start with http://"},
 		{"socks5://proxy.corp:1080", "", "must start with http://"},

@@ -86,7 +86,8 @@ func ParseSetting(s string, getenv func(string) string) (ProxyFunc, error) {
 	if getenv == nil {
 		getenv = os.Getenv
 	}
-	switch strings.TrimSpace(s) {
+	s = strings.TrimSpace(s)
+	switch s {
 	case "":
 		return FromGetenv(getenv), nil
 	case SettingDirect, SettingNone:

@@ -8,6 +8,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/porthole/porthole/agent"
+	"github.com/porthole/porthole/humanize"
 )
 
 var modeWords = map[agent.ConsentMode]string{
@@ -120,6 +121,6 @@ func printStatus(stdio IO, st *agent.LocalStatus, now time.Time) {
 		fmt.Fprintln(out, "  (porthole-agent revoke ends them all at once)")
 	}
 	if st.Page != "" {
-		fmt.Fprintf(out, "Local page: %s (opens it in one browser, within 10 minutes)\n", strings.TrimSpace(st.Page))
+		fmt.Fprintf(out, "Local page: %s (opens it in one browser, within %s)\n", strings.TrimSpace(st.Page), humanize.Duration(agent.PageLinkTTL))
 	}
 }
