@@ -4,12 +4,12 @@ import (
 	"math"
 	"net"
 	"net/http"
-	"net/netip"
 	"strconv"
 	"sync"
 	"time"
 
 	"github.com/porthole/porthole/apitype"
+	"github.com/porthole/porthole/connlimit"
 )
 
 // maxLimiterKeys bounds each limiter's memory: past it, keys whose failures
@@ -163,23 +163,8 @@ func attempt(now time.Time, limits ...limit) (forgive func(), err error) {
 }
 
 // sourceKey is what a client's failures count against: its IPv4 address,
-// or its IPv6 /64. A single host is commonly given a whole /64, so
-// counting IPv6 addresses one by one would hand it 2^64 budgets.
-func sourceKey(addr string) string {
-	ip, err := netip.ParseAddr(addr)
-	if err != nil {
-		return addr
-	}
-	ip = ip.WithZone("").Unmap()
-	if ip.Is4() {
-		return ip.String()
-	}
-	p, err := ip.Prefix(64)
-	if err != nil {
-		return addr
-	}
-	return p.String()
-}
+// or its IPv6 /64, as for the relay's handshakes (connlimit.SourceOf).
+func sourceKey(addr string) string { return connlimit.SourceOf(addr) }
 
 // clientAddr is the client's IP address. Porthole's API is served
 // directly, not behind a proxy, so the connection's address is the

@@ -142,24 +142,34 @@ func (l *Limiter) InUse() int {
 // Source is the source a connection from addr counts against: its IPv4
 // address, or its IPv6 /64; any other address as it is written.
 func Source(addr net.Addr) string {
-	var ap netip.AddrPort
-	switch a := addr.(type) {
-	case *net.TCPAddr:
-		ap = a.AddrPort()
-	default:
-		p, err := netip.ParseAddrPort(addr.String())
-		if err != nil {
-			return addr.String()
-		}
-		ap = p
+	if a, ok := addr.(*net.TCPAddr); ok {
+		return sourceOfIP(a.AddrPort().Addr(), a.String())
 	}
-	ip := ap.Addr().WithZone("").Unmap()
+	return SourceOf(addr.String())
+}
+
+// SourceOf is Source for an address written as text, "ip:port" or "ip"
+// alone; anything else is a source of its own. A single host is commonly
+// given a whole IPv6 /64, so counting its addresses one by one would hand
+// it 2^64 budgets.
+func SourceOf(addr string) string {
+	if ap, err := netip.ParseAddrPort(addr); err == nil {
+		return sourceOfIP(ap.Addr(), addr)
+	}
+	if ip, err := netip.ParseAddr(addr); err == nil {
+		return sourceOfIP(ip, addr)
+	}
+	return addr
+}
+
+func sourceOfIP(ip netip.Addr, written string) string {
+	ip = ip.WithZone("").Unmap()
 	if ip.Is4() {
 		return ip.String()
 	}
 	p, err := ip.Prefix(64)
 	if err != nil {
-		return addr.String()
+		return written
 	}
 	return p.String()
 }

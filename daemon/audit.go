@@ -1,8 +1,6 @@
 package daemon
 
 import (
-	"net"
-	"net/netip"
 	"sync"
 
 	"github.com/porthole/porthole/audit"
@@ -51,7 +49,7 @@ func relayRefusal(f relay.Refusal) audit.Event {
 func auditRefusal(q *audit.Queue, f relay.Refusal) {
 	ev := relayRefusal(f)
 	if f.What == "login" {
-		q.AddFrom(sourceOf(f.Remote), ev)
+		q.AddFrom(connlimit.SourceOf(f.Remote), ev)
 		return
 	}
 	q.AddAuthenticated(ev)
@@ -91,14 +89,4 @@ func (r *rejections) onState(fleet, device string, st control.State) {
 	}
 	r.q.Add(audit.Event{Kind: audit.CommandRejected, Actor: audit.Device("", fleet, device), Fleet: fleet, Device: device,
 		Detail: map[string]string{"reason": st.Reason}})
-}
-
-// sourceOf is the source a refusal from remote ("host:port") counts
-// against: its IPv4 address or IPv6 /64, as for the relay's handshakes.
-func sourceOf(remote string) string {
-	ap, err := netip.ParseAddrPort(remote)
-	if err != nil {
-		return remote
-	}
-	return connlimit.Source(net.TCPAddrFromAddrPort(ap))
 }
