@@ -177,7 +177,7 @@ func (s *Server) routeTable() []route {
 			query:   []param{{"wait", "a state to wait for: connecting, active or closed"}, {"timeout", "how long to wait, such as 25s"}},
 			ep:      handle(s.getSession)},
 		{method: "DELETE", path: "/api/v1/sessions/{id}", access: fleetRole, role: store.RoleOperator, action: "close sessions",
-			summary: "Close a session: the device is told and the relay cuts it; if the device had ended it first, its reason is recorded (the answer waits up to 5 s for the device's word)", ep: handle(s.closeSession)},
+			summary: "Close a session: the device is told and the relay cuts it; if the device had ended it first, its reason is recorded (the answer waits a few seconds, the server's close grace, for the device's word)", ep: handle(s.closeSession)},
 		{method: "GET", path: "/api/v1/sessions/{id}/recording", access: fleetRole, role: store.RoleAuditor, action: "read recordings",
 			summary: "What the device uploaded of a session's recording: its files and their sizes", ep: handle(s.getRecording)},
 		{method: "GET", path: "/api/v1/sessions/{id}/recording/files/{name}", access: fleetRole, role: store.RoleAuditor, action: "read recordings",

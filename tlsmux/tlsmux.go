@@ -161,7 +161,8 @@ func (m *Mux) admit(nc net.Conn) *connlimit.Ticket {
 	tk, err := m.handshakes.Admit(nc.RemoteAddr())
 	if err != nil {
 		if n := m.capped.Add(1); n == 1 || n%1000 == 0 {
-			m.log.Warn("too many TLS handshakes under way; closing new connections", "why", err, "max", m.cfg.MaxHandshakes,
+			m.log.Warn("too many TLS handshakes under way; closing new connections: a flood (see remote for one of its sources) "+
+				"or more clients at once than the server is sized for", "why", err, "max", m.cfg.MaxHandshakes,
 				"max_per_source", m.cfg.MaxPerSource, "remote", nc.RemoteAddr(), "closed_so_far", n)
 		}
 		return nil
