@@ -536,7 +536,8 @@ func TestRecordFullFailsClosed(t *testing.T) {
 	}
 
 	// New things: each refused, saying why.
-	if errOut, err := refusedCommand(t, c, "echo blind; touch /tmp/blind"); err == nil || !strings.Contains(errOut, "recording is full") {
+	blind := filepath.Join(t.TempDir(), "blind")
+	if errOut, err := refusedCommand(t, c, "echo blind; touch "+blind); err == nil || !strings.Contains(errOut, "recording is full") {
 		t.Errorf("a command past the cap: %q, %v; want it refused", errOut, err)
 	}
 	if conn, err := c.Dial("tcp", echo); err == nil {
@@ -572,8 +573,7 @@ func TestRecordFullFailsClosed(t *testing.T) {
 
 	d.hangUp(t, c)
 	rec.SessionEnded("ses_1", ReasonClosed)
-	if _, err := os.Stat("/tmp/blind"); err == nil {
-		os.Remove("/tmp/blind")
+	if _, err := os.Stat(blind); err == nil {
 		t.Error("the refused command ran")
 	}
 
