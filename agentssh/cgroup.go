@@ -49,12 +49,31 @@ func newSessionCgroups(log *slog.Logger) *sessionCgroups {
 	if err == nil {
 		base := filepath.Join(mount, own, "porthole-sessions")
 		if err = os.MkdirAll(base, 0o755); err == nil {
-			cg.base = base
-			return cg
+			if err = probeCgroup(base); err == nil {
+				cg.base = base
+				return cg
+			}
 		}
 	}
 	log.Warn("no cgroup (v2) for sessions: a process that leaves its session (setsid, double fork) can outlive the session", "err", err)
 	return cg
+}
+
+// probeCgroup starts a process in the cgroup dir, as sessions' processes
+// will be (clone3 with CLONE_INTO_CGROUP, Linux 5.7 and later), so that a
+// kernel that cannot is found now rather than on an engineer's command.
+func probeCgroup(dir string) error {
+	f, err := os.Open(dir)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	cmd := exec.Command("/bin/true")
+	cmd.SysProcAttr = &syscall.SysProcAttr{UseCgroupFD: true, CgroupFD: int(f.Fd())}
+	if err := cmd.Run(); err != nil {
+		return fmt.Errorf("starting a process in a cgroup: %w", err)
+	}
+	return nil
 }
 
 // cgroup2Self returns where the cgroup v2 hierarchy is mounted and the
@@ -92,22 +111,28 @@ func cgroup2Self() (mount, own string, err error) {
 
 // enter opens s, the cgroup of a connection's session, for a process to
 // start in, making it if need be; the caller closes the returned file once
-// the process has started. Nil (and no error) where sessions have no
-// cgroups.
-func (cg *sessionCgroups) enter(s *sessionCgroup) (*os.File, error) {
+// the process has started. Nil where sessions have no cgroups (or can no
+// longer have them: then it says so, once).
+func (cg *sessionCgroups) enter(s *sessionCgroup) *os.File {
 	if cg == nil || s == nil {
-		return nil, nil
+		return nil
 	}
 	cg.mu.Lock()
 	on := cg.base != ""
 	cg.mu.Unlock()
 	if !on {
-		return nil, nil
+		return nil
 	}
 	if err := os.Mkdir(s.dir, 0o755); err != nil && !errors.Is(err, os.ErrExist) {
-		return nil, fmt.Errorf("agentssh: making the session's cgroup: %w", err)
+		cg.disable(fmt.Errorf("making a session's cgroup: %w", err))
+		return nil
 	}
-	return os.Open(s.dir)
+	f, err := os.Open(s.dir)
+	if err != nil {
+		cg.disable(fmt.Errorf("opening a session's cgroup: %w", err))
+		return nil
+	}
+	return f
 }
 
 // serve returns the cgroup of a connection of session served within ctx,
@@ -164,34 +189,18 @@ func (cg *sessionCgroups) kill(dir string) {
 }
 
 // startProcess starts cmd for the connection's session (see the package's
-// startProcess), in the session's cgroup where there are cgroups. A kernel
-// that cannot start a process in a cgroup (before Linux 5.7) turns them off,
-// once, with a warning.
+// startProcess), in the session's cgroup where there are cgroups.
 func (c *conn) startProcess(cmd *exec.Cmd, closeAfter ...*os.File) (*process, error) {
-	cg := c.srv.cgroups
-	fd, err := cg.enter(c.cgroup)
-	if err != nil {
-		for _, f := range closeAfter {
-			f.Close()
-		}
-		return nil, err
-	}
-	if fd == nil {
-		return startProcess(cmd, c.acct, nil, closeAfter...)
-	}
-	p, err := startProcess(cmd, c.acct, fd, closeAfter...)
-	if err != nil && (errors.Is(err, syscall.ENOSYS) || errors.Is(err, syscall.EINVAL)) && cmd.Process == nil {
-		cg.disable(err)
-	}
-	return p, err
+	fd := c.srv.cgroups.enter(c.cgroup) // nil: no cgroup, said once when that was found
+	return startProcess(cmd, c.acct, fd, closeAfter...)
 }
 
-// disable turns cgroups off for good, for a kernel that cannot use them.
+// disable turns cgroups off for good, once, saying why.
 func (cg *sessionCgroups) disable(err error) {
 	cg.mu.Lock()
 	defer cg.mu.Unlock()
 	if cg.base != "" {
-		cg.log.Warn("this kernel cannot start processes in a cgroup: a process that leaves its session can outlive it", "err", err)
+		cg.log.Warn("no more cgroups for sessions: a process that leaves its session (setsid, double fork) can outlive the session", "err", err)
 		cg.base = ""
 	}
 }
