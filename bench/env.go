@@ -218,24 +218,7 @@ relay:
 		"--token", tok.Token, "--fingerprint", p.fp, "--name", benchDevice, "--state", p.agentState); err != nil {
 		return nil, err
 	}
-	agentConfig := filepath.Join(dir, "agent.yaml")
-	agentYAML := fmt.Sprintf("consent: auto\nsocket: %s\n", filepath.Join(dir, "agent.sock"))
-	if err := os.WriteFile(agentConfig, []byte(agentYAML), 0o600); err != nil {
-		return nil, err
-	}
-	agentCmd := []string{bins.agent, "run", "--state", p.agentState, "--config", agentConfig}
-	if emptyHome, ok := hideHome(dir); ok {
-		// The device's shells, like sshd's (see openssh.go), start in an
-		// empty home: bash reads ~/.bashrc for a command over SSH
-		// (SSH_CLIENT is set, as sshd sets it), and this machine's root
-		// .bashrc alone (pyenv) takes longer than a login. The agent runs
-		// in a mount namespace of its own where root's home is empty.
-		agentCmd = append([]string{"unshare", "--mount", "--propagation", "private", "--",
-			"sh", "-c", `mount --bind "$0" "$HOME_TO_HIDE" && exec "$@"`, emptyHome}, agentCmd...)
-	}
-	agentEnv := append(baseEnv(dir), "HOME_TO_HIDE="+rootHome())
-	if p.agent, err = startProc("porthole-agent", filepath.Join(dir, "agent.log"), agentEnv,
-		agentCmd[0], agentCmd[1:]...); err != nil {
+	if p.agent, err = startAgent(bins.agent, "porthole-agent", dir, p.agentState); err != nil {
 		return nil, err
 	}
 	if err := p.waitOnline(ctx, benchDevice, 30*time.Second); err != nil {
@@ -370,6 +353,30 @@ func (p *porthole) close() {
 	for _, proxy := range p.proxies {
 		proxy.close()
 	}
+}
+
+// startAgent writes the owner's config of a bench device (consent: auto,
+// so that what is timed is the machines, not a person reading out a code;
+// its socket in dir) and runs its agent on state, logging to dir. The
+// device's shells, like sshd's (see openssh.go), start in an empty home:
+// bash reads ~/.bashrc for a command over SSH (SSH_CLIENT is set, as sshd
+// sets it), and this machine's root .bashrc alone (pyenv) takes longer
+// than a login; so the agent runs in a mount namespace of its own where
+// root's home is empty, where it may.
+func startAgent(bin, name, dir, state string) (*proc, error) {
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return nil, err
+	}
+	config := filepath.Join(dir, "agent.yaml")
+	if err := os.WriteFile(config, fmt.Appendf(nil, "consent: auto\nsocket: %s\n", filepath.Join(dir, "agent.sock")), 0o600); err != nil {
+		return nil, err
+	}
+	cmd := []string{bin, "run", "--state", state, "--config", config}
+	if emptyHome, ok := hideHome(dir); ok {
+		cmd = append([]string{"unshare", "--mount", "--propagation", "private", "--",
+			"sh", "-c", `mount --bind "$0" "$HOME_TO_HIDE" && exec "$@"`, emptyHome}, cmd...)
+	}
+	return startProc(name, filepath.Join(dir, "agent.log"), append(baseEnv(dir), "HOME_TO_HIDE="+rootHome()), cmd[0], cmd[1:]...)
 }
 
 // rootHome is the home directory of the user the bench runs as.

@@ -3,7 +3,6 @@ package bench
 import (
 	"context"
 	"fmt"
-	"os"
 	"os/exec"
 	"path/filepath"
 	"slices"
@@ -176,15 +175,7 @@ func (p *porthole) addDevices(ctx context.Context, n int) ([]*proc, error) {
 			"--token", tok.Token, "--fingerprint", p.fp, "--name", name, "--state", state); err != nil {
 			return agents, err
 		}
-		config := filepath.Join(dir, "agent.yaml")
-		if err := os.MkdirAll(dir, 0o700); err != nil {
-			return agents, err
-		}
-		if err := os.WriteFile(config, fmt.Appendf(nil, "consent: auto\nsocket: %s\n", filepath.Join(dir, "agent.sock")), 0o600); err != nil {
-			return agents, err
-		}
-		a, err := startProc("porthole-agent "+name, filepath.Join(dir, "agent.log"), baseEnv(dir),
-			p.bins.agent, "run", "--state", state, "--config", config)
+		a, err := startAgent(p.bins.agent, "porthole-agent "+name, dir, state)
 		if err != nil {
 			return agents, err
 		}
