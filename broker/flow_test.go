@@ -1,7 +1,6 @@
 package broker
 
 import (
-	"context"
 	"fmt"
 	"net"
 	"testing"
@@ -119,36 +118,14 @@ func TestCommandBurstWhileDevicePublishes(t *testing.T) {
 	}
 }
 
-// connectGated is connect, with a client that handles no message (and so
-// acknowledges none) until gate is closed.
+// connectGated is connect with a gate (see connectOver).
 func (tb *testBroker) connectGated(t testing.TB, cp *paho.Connect, gate <-chan struct{}) (*client, *paho.Connack, error) {
 	t.Helper()
 	conn, err := net.Dial("tcp", tb.addr)
 	if err != nil {
 		t.Fatal(err)
 	}
-	c := &client{conn: conn, received: make(chan *paho.Publish, 64)}
-	c.Client = paho.NewClient(paho.ClientConfig{
-		Conn: conn,
-		OnPublishReceived: []func(paho.PublishReceived) (bool, error){func(pr paho.PublishReceived) (bool, error) {
-			<-gate
-			c.received <- pr.Packet
-			return true, nil
-		}},
-	})
-	cp.UsernameFlag, cp.PasswordFlag = cp.Username != "", cp.Password != nil
-	cp.CleanStart = true
-	ctx, cancel := context.WithTimeout(context.Background(), waitTimeout)
-	defer cancel()
-	ca, err := c.Connect(ctx, cp)
-	if err != nil {
-		return nil, ca, err
-	}
-	t.Cleanup(func() {
-		_ = c.Disconnect(&paho.Disconnect{})
-		<-c.Done()
-	})
-	return c, ca, nil
+	return connectOver(t, conn, cp, gate)
 }
 
 // TestCommandBurstToAgent: the agent asks for a Receive Maximum of 256, so

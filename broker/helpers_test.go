@@ -231,18 +231,22 @@ func (tb *testBroker) connect(t testing.TB, cp *paho.Connect) (*client, *paho.Co
 	if err != nil {
 		t.Fatal(err)
 	}
-	return connectOver(t, conn, cp)
+	return connectOver(t, conn, cp, nil)
 }
 
 // connectOver logs in on conn with cp (as a clean session, sending a
 // password only if cp.Password is not nil) and returns the client, or the
-// CONNACK and error of a refusal.
-func connectOver(t testing.TB, conn net.Conn, cp *paho.Connect) (*client, *paho.Connack, error) {
+// CONNACK and error of a refusal. With a gate, the client takes each
+// message (and so acknowledges it) only once it gets a token from gate.
+func connectOver(t testing.TB, conn net.Conn, cp *paho.Connect, gate <-chan struct{}) (*client, *paho.Connack, error) {
 	t.Helper()
-	c := &client{conn: conn, received: make(chan *paho.Publish, 16)}
+	c := &client{conn: conn, received: make(chan *paho.Publish, 64)}
 	c.Client = paho.NewClient(paho.ClientConfig{
 		Conn: conn,
 		OnPublishReceived: []func(paho.PublishReceived) (bool, error){func(pr paho.PublishReceived) (bool, error) {
+			if gate != nil {
+				<-gate
+			}
 			c.received <- pr.Packet
 			return true, nil
 		}},

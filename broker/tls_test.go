@@ -40,7 +40,7 @@ func TestTLS(t *testing.T) {
 	if err != nil {
 		t.Fatalf("TLS dial: %v", err)
 	}
-	c, _, err := connectOver(t, packets.NewThreadSafeConn(conn), d.login())
+	c, _, err := connectOver(t, packets.NewThreadSafeConn(conn), d.login(), nil)
 	if err != nil {
 		t.Fatalf("Connect over TLS: %v", err)
 	}
