@@ -22,10 +22,6 @@ func consentTunnels(t *testing.T, c *Consent) (*Tunnels, *atomic.Int32) {
 	d := enrollDevice(t, uniqueName("dev"), nil)
 	var dials atomic.Int32
 	tn, err := NewTunnels(TunnelOptions{State: d.State, Consent: c,
-		Dial: func(context.Context, string) (net.Conn, error) {
-			dials.Add(1)
-			return nil, errors.New("no relay in this test")
-		},
 		NetDial: func(context.Context, string, string) (net.Conn, error) {
 			dials.Add(1)
 			return nil, errors.New("no relay in this test")

@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"net"
 	"os"
 	"strings"
 	"sync"
@@ -65,8 +64,7 @@ type Tunnels struct {
 	log     *slog.Logger
 	now     func() time.Time
 	srv     *agentssh.Server
-	dial    func(ctx context.Context, addr string) (net.Conn, error)
-	netDial relayproto.NetDial // for the second protocol
+	netDial relayproto.NetDial // reaches the relay, by either protocol
 	links   relayLinks
 	consent *Consent
 
@@ -84,11 +82,9 @@ type TunnelOptions struct {
 	// this program with the argument "sftp-server" when RunAs names
 	// another user than the agent's.
 	SFTPCommand []string
-	// Dial connects to the SSH relay. Nil: TCP, through the HTTP CONNECT
+	// NetDial connects to the relay: the server's port (the second
+	// protocol) or the SSH relay's. Nil: TCP, through the HTTP CONNECT
 	// proxy Config.Proxy picks, if one applies.
-	Dial func(ctx context.Context, addr string) (net.Conn, error)
-	// NetDial connects to the server's port for the relay's second
-	// protocol. Nil: as Dial's nil.
 	NetDial relayproto.NetDial
 	// Recorder learns what engineers do. Nil: nothing is recorded.
 	Recorder agentssh.Recorder
@@ -144,7 +140,7 @@ func NewTunnels(opts TunnelOptions) (*Tunnels, error) {
 	if err != nil {
 		return nil, fmt.Errorf("using the host certificate: %w", err)
 	}
-	t := &Tunnels{state: st, cfg: opts.Config, log: opts.Logger, now: opts.Now, dial: opts.Dial, netDial: opts.NetDial, consent: opts.Consent, open: map[string]*tunnel{}}
+	t := &Tunnels{state: st, cfg: opts.Config, log: opts.Logger, now: opts.Now, netDial: opts.NetDial, consent: opts.Consent, open: map[string]*tunnel{}}
 	t.links.t = t
 	if t.log == nil {
 		t.log = slog.New(slog.DiscardHandler)
@@ -158,14 +154,8 @@ func NewTunnels(opts TunnelOptions) (*Tunnels, error) {
 	if t.now == nil {
 		t.now = time.Now
 	}
-	viaProxy := opts.Config.NetDial()
 	if t.netDial == nil {
-		t.netDial = viaProxy
-	}
-	if t.dial == nil {
-		t.dial = func(ctx context.Context, addr string) (net.Conn, error) {
-			return viaProxy(ctx, "tcp", addr)
-		}
+		t.netDial = opts.Config.NetDial()
 	}
 	sftp := opts.SFTPCommand
 	if len(sftp) == 0 && opts.Config.RunAs != "" {
@@ -526,7 +516,7 @@ func relayFailure(err error) string {
 func (t *Tunnels) register(tn *tunnel, addr string) (ssh.Conn, <-chan ssh.NewChannel, error) {
 	ctx, cancel := context.WithTimeout(tn.ctx, relayDialTimeout)
 	defer cancel()
-	nc, err := t.dial(ctx, addr)
+	nc, err := t.netDial(ctx, "tcp", addr)
 	if err != nil {
 		return nil, nil, err
 	}

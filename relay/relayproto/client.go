@@ -19,8 +19,9 @@ import (
 // SSH relay it names.
 var ErrNotSupported = errors.New("relayproto: the server does not speak the relay's second protocol")
 
-// NetDial dials a TCP connection; nil stands for a net.Dialer's.
-type NetDial func(ctx context.Context, network, addr string) (net.Conn, error)
+// NetDial dials a TCP connection; nil stands for a net.Dialer's. It is the
+// same type as proxydial.DialFunc.
+type NetDial = func(ctx context.Context, network, addr string) (net.Conn, error)
 
 // Dial connects to the relay at addr (host:port) by TLS with a clone of
 // cfg asking for ALPN, through netDial (for a proxy), and checks that the
