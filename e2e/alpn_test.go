@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"io"
 	"net"
-	"path/filepath"
 	"regexp"
 	"strconv"
 	"strings"
@@ -98,31 +97,18 @@ func (f *alpnFirewall) handle(c net.Conn) {
 func TestALPNBlocked(t *testing.T) {
 	t.Parallel()
 	fw := newALPNFirewall(t, "mqtt", "porthole-relay/2")
-	tmp := t.TempDir()
-	s := &devServer{tmp: tmp}
-	s.proc = Start(t, Env{"HOME": tmp}, bins.Server, "dev", "-v", "--listen", "127.0.0.1:0",
-		"--public-port", strconv.Itoa(fw.port()))
-	var vars map[string]string
-	WaitFor(t, 20*time.Second, "portholed dev to start", func() bool {
-		if s.proc.Exited() {
-			t.Fatalf("portholed dev exited:\n%s", s.proc.Stderr())
-		}
-		if m := regexp.MustCompile(`api=https://(127\.0\.0\.1:\d+)`).FindStringSubmatch(s.proc.Stderr()); m != nil && fw.target.Load() == nil {
+	s := startDevOn(t, "127.0.0.1", "-v", "--public-port", strconv.Itoa(fw.port()))
+	if !strings.HasSuffix(s.env["PORTHOLE_SERVER"], ":"+strconv.Itoa(fw.port())) {
+		t.Fatalf("the dev server calls itself %s; want the firewall's port %d", s.env["PORTHOLE_SERVER"], fw.port())
+	}
+	// Where it really listens, from its log, for the firewall to forward to.
+	WaitFor(t, 20*time.Second, "portholed dev to log where it listens", func() bool {
+		m := regexp.MustCompile(`api=https://(127\.0\.0\.1:\d+)`).FindStringSubmatch(s.proc.Stderr())
+		if m != nil {
 			fw.target.Store(&m[1])
 		}
-		vars = map[string]string{}
-		for _, m := range regexp.MustCompile(`(?m)^(PORTHOLE_[A-Z_]+)=(\S+)$`).FindAllStringSubmatch(s.proc.Stdout(), -1) {
-			vars[m[1]] = m[2]
-		}
-		return vars["PORTHOLE_ENROLL_TOKEN"] != "" && fw.target.Load() != nil
+		return m != nil
 	})
-	if !strings.HasSuffix(vars["PORTHOLE_SERVER"], ":"+strconv.Itoa(fw.port())) {
-		t.Fatalf("the dev server calls itself %s; want the firewall's port %d", vars["PORTHOLE_SERVER"], fw.port())
-	}
-	s.env = Env{"HOME": tmp, "XDG_CONFIG_HOME": filepath.Join(tmp, "config"),
-		"PORTHOLE_SERVER": vars["PORTHOLE_SERVER"], "PORTHOLE_TOKEN": vars["PORTHOLE_TOKEN"],
-		"PORTHOLE_FINGERPRINT": vars["PORTHOLE_FINGERPRINT"]}
-	s.enrollToken = vars["PORTHOLE_ENROLL_TOKEN"]
 
 	agent := s.device(t, "dev1", "consent: auto\n")
 	r := Run(t, s.env, "", bins.CLI, "ssh", "dev1", "--", "echo", "through-websockets")

@@ -30,12 +30,12 @@ type devServer struct {
 func startDev(t *testing.T) *devServer { return startDevOn(t, "127.0.0.1") }
 
 // startDevOn is startDev listening on, and telling devices, the address
-// host.
-func startDevOn(t *testing.T, host string) *devServer {
+// host; extra are more flags for portholed dev.
+func startDevOn(t *testing.T, host string, extra ...string) *devServer {
 	t.Helper()
 	tmp := t.TempDir()
 	s := &devServer{tmp: tmp}
-	s.proc = Start(t, Env{"HOME": tmp}, bins.Server, "dev", "--host", host, "--listen", net.JoinHostPort(host, "0"))
+	s.proc = Start(t, Env{"HOME": tmp}, bins.Server, append([]string{"dev", "--host", host, "--listen", net.JoinHostPort(host, "0")}, extra...)...)
 	var vars map[string]string
 	WaitFor(t, 20*time.Second, "portholed dev to print its banner", func() bool {
 		if s.proc.Exited() {
