@@ -51,3 +51,7 @@ require (
 	modernc.org/memory v1.12.1 // indirect
 	rsc.io/qr v0.2.0 // indirect
 )
+
+// The embedded broker's library with one deadlock mended (see
+// third_party/mochi-server/README.md).
+replace github.com/mochi-mqtt/server/v2 => ./third_party/mochi-server

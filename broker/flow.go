@@ -25,14 +25,9 @@ import (
 // Fifty sessions asked of one device at once lost commands both ways (issue
 // 11: sessions that "did not answer within 33 s").
 //
-// A third bug this hook cannot repair: after each packet from a device
-// with messages in flight, mochi calls Inflight.NextImmediate, which takes
-// the inflight map's read lock and then, inside, takes it again; a Publish
-// to that device (which takes the write lock) arriving between the two
-// waits for the first, and the second waits for it: the device's
-// connection hangs. It needs a command published at the very moment the
-// device's acknowledgement of another is handled, so it is rare, but only
-// a fixed mochi (or another broker behind the Broker interface) removes it.
+// A third bug, a deadlock (Inflight.NextImmediate took its read lock
+// twice, so a Publish to the device between the two hung its connection),
+// is mended in mochi itself: third_party/mochi-server.
 
 // savedKey is where OnPacketRead keeps, for OnPacketProcessed, the message
 // to a device that a PUBLISH from it with the same packet id would erase.

@@ -17,12 +17,9 @@ import (
 // nothing more until it reconnected (issue 11: sessions on a device whose
 // commands no longer arrived "did not answer within 33 s").
 //
-// The device acknowledges a round only once it has all been published:
-// mochi's Inflight.NextImmediate takes its read lock twice, so a Publish
-// to the device (which takes the write lock) arriving between the two,
-// while mochi handles the device's acknowledgement, deadlocks the device's
-// connection. That is mochi's bug (v2.7.9, unmaintained), not what this
-// test is about; see the note in flow.go.
+// The device acknowledges a round only once it has all been published, so
+// that each round's held-back messages are released by its own
+// acknowledgements.
 func TestCommandBurst(t *testing.T) {
 	t.Parallel()
 	tb := startBroker(t, nil)
