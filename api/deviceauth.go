@@ -3,7 +3,9 @@ package api
 import (
 	"errors"
 	"fmt"
+	"net/http"
 	"strings"
+	"time"
 
 	"github.com/porthole/porthole/apiclient"
 	"github.com/porthole/porthole/apitype"
@@ -13,16 +15,18 @@ import (
 )
 
 // authenticateDevice finds the calling device from "Authorization: Device
-// <fleet>/<device> <password>", the password freshly signed with the
-// device's enrolled key (control.DevicePassword). A device that does not
-// exist and a bad password get the same answer, so the API tells no one
-// which device names exist.
+// <fleet>/<device> <credential>", the credential made for this one request
+// with the device's enrolled key (control.SignDeviceRequest) and never
+// accepted twice. A device that does not exist and a bad credential get
+// the same answer, so the API tells no one which device names exist. The
+// device's MQTT password is refused here: it is sent to the broker, which
+// may be an external one the server does not control.
 func (c *call) authenticateDevice() error {
 	refused := unauthenticated("this request needs a device's signed credential")
 	scheme, rest, _ := strings.Cut(c.r.Header.Get("Authorization"), " ")
-	who, password, _ := strings.Cut(strings.TrimSpace(rest), " ")
+	who, cred, _ := strings.Cut(strings.TrimSpace(rest), " ")
 	fleet, name, ok := strings.Cut(who, "/")
-	if !strings.EqualFold(scheme, apiclient.DeviceAuthScheme) || !ok || password == "" ||
+	if !strings.EqualFold(scheme, apiclient.DeviceAuthScheme) || !ok || cred == "" ||
 		!control.ValidName(fleet) || !control.ValidName(name) {
 		return refused
 	}
@@ -37,12 +41,45 @@ func (c *call) authenticateDevice() error {
 	if err != nil {
 		return fmt.Errorf("device %s: %w", ds[0].ID, err)
 	}
-	if err := control.CheckDevicePassword(key, fleet, name, password, c.s.now()); err != nil {
-		if errors.Is(err, control.ErrDevicePassword) {
-			c.s.logger.Warn("device credential refused", "request_id", requestID(c.ctx), "fleet", fleet, "device", name, "err", err)
-			return refused
+	log := c.s.logger.With("request_id", requestID(c.ctx), "fleet", fleet, "device", name)
+	now := c.s.now()
+	req, err := control.CheckDeviceRequest(key, fleet, name, c.r.Method, c.r.RequestURI, cred, now)
+	switch {
+	case err == nil:
+	case control.IsDevicePassword(cred) && control.CheckDevicePassword(key, fleet, name, cred, now) == nil:
+		// A good MQTT password: an agent from before request credentials,
+		// or someone who saw what the device sent its broker.
+		log.Warn("device credential refused: an MQTT password was sent to the API")
+		return unauthenticated("the API no longer accepts a device's MQTT password; upgrade porthole-agent on %s/%s", fleet, name)
+	case errors.Is(err, control.ErrDeviceClock):
+		// Only the key's holder can make a signature at a wrong time, so
+		// it may learn the server's clock (the Date header): apiclient
+		// corrects its own by it and tries once more.
+		log.Warn("device credential refused", "err", err)
+		ahead := "behind"
+		if req.At.After(now) {
+			ahead = "ahead of"
 		}
+		he := unauthenticated("%s/%s's clock is %s %s the server's (at most %s allowed): set it right, for example with NTP",
+			fleet, name, req.At.Sub(now).Abs().Round(time.Second), ahead, control.DeviceRequestSkew)
+		he.header = http.Header{"Www-Authenticate": {apiclient.DeviceAuthScheme + ` error="clock_skew"`}}
+		return he
+	case errors.Is(err, control.ErrDeviceRequest):
+		log.Warn("device credential refused", "err", err)
+		return refused
+	default:
 		return err
+	}
+	fresh, err := c.s.deviceNonces.Remember(req.Nonce, req.Expires, now)
+	if err != nil {
+		log.Error("device request nonce not remembered", "err", err)
+		he := errorf(http.StatusServiceUnavailable, apitype.CodeUnavailable, "the server cannot take more device requests just now; try again in a minute")
+		he.header = http.Header{"Retry-After": {"60"}}
+		return he
+	}
+	if !fresh {
+		log.Warn("device credential refused: it was used before (a replayed request)")
+		return refused
 	}
 	c.dev = ds[0]
 	c.ctx = audit.WithActor(c.ctx, audit.Device(c.dev.ID, fleet, name)) // the actor of what it records

@@ -18,7 +18,6 @@ import (
 	"github.com/porthole/porthole/apiclient"
 	"github.com/porthole/porthole/apitype"
 	"github.com/porthole/porthole/audit"
-	"github.com/porthole/porthole/control"
 	"github.com/porthole/porthole/store"
 )
 
@@ -205,7 +204,7 @@ func doDevice(t *testing.T, base, method, path string, d *store.Device, key ed25
 	t.Helper()
 	req, err := http.NewRequest(method, base+path, strings.NewReader(body))
 	must(t, err)
-	req.Header.Set("Authorization", "Device "+d.FleetName+"/"+d.Name+" "+control.DevicePassword(key, d.FleetName, d.Name, time.Now()))
+	req.Header.Set("Authorization", deviceCred(d.FleetName, d.Name, key, method, req.URL.RequestURI(), time.Now()))
 	resp, err := fx.ts.Client().Do(req)
 	must(t, err)
 	defer resp.Body.Close()

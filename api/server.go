@@ -21,6 +21,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 
 	"github.com/porthole/porthole/ca"
+	"github.com/porthole/porthole/control"
 	"github.com/porthole/porthole/session"
 	"github.com/porthole/porthole/store"
 )
@@ -89,6 +90,13 @@ type Config struct {
 	// LimitWindow is the sliding window of the four limits above. Zero:
 	// 15 minutes.
 	LimitWindow time.Duration
+
+	// DeviceNonces remembers the nonces of the devices' request
+	// credentials, so none is accepted twice. Nil: a store in this
+	// process's memory, holding DefaultMaxDeviceNonces. Several API nodes
+	// behind one address need one shared store for a credential captured
+	// on its way to one node to be refused by the others.
+	DeviceNonces control.NonceStore
 }
 
 // Defaults for the zero values of Config.
@@ -100,6 +108,10 @@ const (
 	DefaultLoginCodeFailuresPerAccount = 5
 	DefaultEnrollFailuresPerAddress    = 20
 	DefaultLimitWindow                 = 15 * time.Minute
+	// DefaultMaxDeviceNonces bounds the memory of device request nonces:
+	// each is kept for at most twice control.DeviceRequestSkew, so this
+	// is room for over a thousand device requests a second.
+	DefaultMaxDeviceNonces = 1 << 18
 )
 
 // hostCertValidity is how long a device's host certificate lasts.
@@ -125,6 +137,7 @@ type Server struct {
 	loginByAddress *failureLimiter // keyed by sourceKey
 	loginCodes     *failureLimiter // keyed by email
 	enrollByAddr   *failureLimiter // keyed by sourceKey
+	deviceNonces   control.NonceStore
 
 	routes  []route
 	openapi []byte // the OpenAPI document, built from routes
@@ -152,6 +165,11 @@ func New(cfg Config) (*Server, error) {
 		tokenTTL:  orDefault(cfg.TokenTTL, DefaultTokenTTL),
 		now:       cfg.Now,
 		maxBody:   orDefault(cfg.MaxBodyBytes, DefaultMaxBodyBytes),
+
+		deviceNonces: cfg.DeviceNonces,
+	}
+	if s.deviceNonces == nil {
+		s.deviceNonces = control.NewMemoryNonceStore(DefaultMaxDeviceNonces)
 	}
 	if s.logger == nil {
 		s.logger = slog.New(slog.DiscardHandler)

@@ -23,6 +23,7 @@ import (
 	"net/http"
 	"net/url"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/porthole/porthole/apitype"
@@ -48,18 +49,22 @@ type Options struct {
 	// proxy HTTPS_PROXY names, unless NO_PROXY excludes the server, else
 	// directly (proxydial.Dial).
 	NetDial proxydial.DialFunc
+	// Now is the clock a device's credentials are made by, before any
+	// correction learnt from the server. Nil: time.Now.
+	Now func() time.Time
 }
 
 // DeviceCredentials are an enrolled device's identity: each request
-// carries a password freshly signed with its key (control.DevicePassword),
-// valid for minutes only.
+// carries a credential signed with its key for that one request
+// (control.SignDeviceRequest), which the server accepts once, within
+// minutes.
 type DeviceCredentials struct {
 	Fleet, Device string
 	Key           ed25519.PrivateKey
 }
 
 // DeviceAuthScheme is the Authorization scheme of a device's calls:
-// "Device <fleet>/<device> <password>".
+// "Device <fleet>/<device> <credential>".
 const DeviceAuthScheme = "Device"
 
 // Client calls one Porthole server. It is safe for concurrent use.
@@ -69,6 +74,10 @@ type Client struct {
 	device *DeviceCredentials
 	http   *http.Client
 	dial   proxydial.DialFunc
+	// clockOffset is the server's clock less this one's, in nanoseconds,
+	// as a device learnt it from a refusal (see learnClock).
+	clockOffset atomic.Int64
+	now         func() time.Time
 }
 
 // Error is an error answered by the server, with the message it gave for
@@ -135,7 +144,11 @@ func New(baseURL string, opts Options) (*Client, error) {
 			},
 		}
 	}
-	return &Client{base: u, token: opts.Token, device: opts.Device, http: &http.Client{Transport: tr, Timeout: timeout}, dial: dial}, nil
+	now := opts.Now
+	if now == nil {
+		now = time.Now
+	}
+	return &Client{base: u, token: opts.Token, device: opts.Device, http: &http.Client{Transport: tr, Timeout: timeout}, dial: dial, now: now}, nil
 }
 
 // DialContext dials addr (host:port) the way the client reaches the API:
@@ -200,61 +213,25 @@ func FetchFingerprint(ctx context.Context, baseURL string, dial proxydial.DialFu
 // escaped path under the server's base URL ("/api/v1/fleets/" +
 // PathSegment(name)).
 func (c *Client) Do(ctx context.Context, method, path string, query url.Values, in, out any) error {
-	u := *c.base
-	// path arrives escaped (callers escape each segment with PathSegment),
-	// so a name holding "/" or "?" stays one segment.
-	u.RawPath = c.base.EscapedPath() + path
-	p, err := url.PathUnescape(u.RawPath)
-	if err != nil {
-		return fmt.Errorf("apiclient: request path %q: %w", path, err)
-	}
-	u.Path = p
-	if query != nil {
-		u.RawQuery = query.Encode()
-	}
-	var body io.Reader
+	var body []byte
 	if in != nil {
 		b, err := json.Marshal(in)
 		if err != nil {
 			return fmt.Errorf("apiclient: encode %s %s: %w", method, path, err)
 		}
-		body = bytes.NewReader(b)
+		body = b
 	}
-	req, err := http.NewRequestWithContext(ctx, method, u.String(), body)
+	resp, err := c.send(ctx, method, path, query, body, "application/json")
 	if err != nil {
-		return fmt.Errorf("apiclient: %w", err)
-	}
-	if in != nil {
-		req.Header.Set("Content-Type", "application/json")
-	}
-	req.Header.Set("Accept", "application/json")
-	switch {
-	case c.token != "":
-		req.Header.Set("Authorization", "Bearer "+c.token)
-	case c.device != nil:
-		d := c.device
-		req.Header.Set("Authorization", DeviceAuthScheme+" "+d.Fleet+"/"+d.Device+" "+
-			control.DevicePassword(d.Key, d.Fleet, d.Device, time.Now()))
-	}
-	resp, err := c.http.Do(req)
-	if err != nil {
-		if errors.Is(err, ErrFingerprintMismatch) {
-			return err
-		}
-		return fmt.Errorf("cannot reach the Porthole server at %s: %w", c.base.Host, err)
+		return err
 	}
 	defer resp.Body.Close()
 	data, err := io.ReadAll(io.LimitReader(resp.Body, 16<<20))
 	if err != nil {
 		return fmt.Errorf("reading the server's answer to %s %s: %w", method, path, err)
 	}
-	if resp.StatusCode/100 != 2 {
-		var eb apitype.ErrorBody
-		if json.Unmarshal(data, &eb) == nil && eb.Error.Message != "" {
-			return &Error{Status: resp.StatusCode, Code: eb.Error.Code, Message: eb.Error.Message}
-		}
-		return &Error{Status: resp.StatusCode, Code: apitype.CodeInternal,
-			Message: fmt.Sprintf("the server answered %s to %s %s", resp.Status, method, path)}
+	if err := answerError(resp, data, method, path); err != nil {
+		return err
 	}
 	if out == nil || len(data) == 0 {
 		return nil
@@ -263,6 +240,96 @@ func (c *Client) Do(ctx context.Context, method, path string, query url.Values, 
 		return fmt.Errorf("the server's answer to %s %s is not what this client understands: %w", method, path, err)
 	}
 	return nil
+}
+
+// send sends method to path?query with body (nil: none) of contentType,
+// authorized as the client is, and returns the answer unread, whatever its
+// status. A device refused for its clock corrects for it by the server's
+// Date and sends once more.
+func (c *Client) send(ctx context.Context, method, path string, query url.Values, body []byte, contentType string) (*http.Response, error) {
+	u := *c.base
+	// path arrives escaped (callers escape each segment with PathSegment),
+	// so a name holding "/" or "?" stays one segment.
+	u.RawPath = c.base.EscapedPath() + path
+	p, err := url.PathUnescape(u.RawPath)
+	if err != nil {
+		return nil, fmt.Errorf("apiclient: request path %q: %w", path, err)
+	}
+	u.Path = p
+	if query != nil {
+		u.RawQuery = query.Encode()
+	}
+	for retried := false; ; retried = true {
+		var r io.Reader
+		if body != nil {
+			r = bytes.NewReader(body)
+		}
+		req, err := http.NewRequestWithContext(ctx, method, u.String(), r)
+		if err != nil {
+			return nil, fmt.Errorf("apiclient: %w", err)
+		}
+		if body != nil {
+			req.Header.Set("Content-Type", contentType)
+		}
+		req.Header.Set("Accept", "application/json")
+		c.authorize(req)
+		resp, err := c.http.Do(req)
+		if err != nil {
+			if errors.Is(err, ErrFingerprintMismatch) {
+				return nil, err
+			}
+			return nil, fmt.Errorf("cannot reach the Porthole server at %s: %w", c.base.Host, err)
+		}
+		if !retried && c.device != nil && c.learnClock(resp) {
+			resp.Body.Close()
+			continue
+		}
+		return resp, nil
+	}
+}
+
+// authorize sets req's Authorization: the bearer token, or a device's
+// credential made for this one request.
+func (c *Client) authorize(req *http.Request) {
+	switch {
+	case c.token != "":
+		req.Header.Set("Authorization", "Bearer "+c.token)
+	case c.device != nil:
+		d := c.device
+		now := c.now().Add(time.Duration(c.clockOffset.Load()))
+		req.Header.Set("Authorization", DeviceAuthScheme+" "+d.Fleet+"/"+d.Device+" "+
+			control.SignDeviceRequest(d.Key, d.Fleet, d.Device, req.Method, req.URL.RequestURI(), now))
+	}
+}
+
+// learnClock reports whether resp refused a device's credential for its
+// time, and if so sets the client's clock offset from the server's Date.
+// The answer comes over the TLS connection the client checked, from the
+// server whose clock the credential must match.
+func (c *Client) learnClock(resp *http.Response) bool {
+	if resp.StatusCode != http.StatusUnauthorized ||
+		!strings.Contains(resp.Header.Get("Www-Authenticate"), `error="clock_skew"`) {
+		return false
+	}
+	server, err := http.ParseTime(resp.Header.Get("Date"))
+	if err != nil {
+		return false
+	}
+	c.clockOffset.Store(int64(server.Sub(c.now())))
+	return true
+}
+
+// answerError turns a non-2xx answer into an *Error, as Do does.
+func answerError(resp *http.Response, body []byte, method, path string) error {
+	if resp.StatusCode/100 == 2 {
+		return nil
+	}
+	var eb apitype.ErrorBody
+	if json.Unmarshal(body, &eb) == nil && eb.Error.Message != "" {
+		return &Error{Status: resp.StatusCode, Code: eb.Error.Code, Message: eb.Error.Message}
+	}
+	return &Error{Status: resp.StatusCode, Code: apitype.CodeInternal,
+		Message: fmt.Sprintf("the server answered %s to %s %s", resp.Status, method, path)}
 }
 
 // Enroll asks the server to enroll a device. The enrollment token in req

@@ -1,19 +1,15 @@
 package apiclient
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
 	"net/http"
 	"net/url"
 	"strconv"
-	"time"
 
 	"github.com/porthole/porthole/apitype"
-	"github.com/porthole/porthole/control"
 )
 
 // UploadOffsetError is a chunk the server refused because it does not
@@ -39,7 +35,7 @@ func (c *Client) UploadRecordingFile(ctx context.Context, session, name string, 
 		q = url.Values{"offset": {strconv.FormatInt(offset, 10)}}
 	}
 	path := "/api/v1/device/sessions/" + PathSegment(session) + "/files/" + PathSegment(name)
-	resp, err := c.raw(ctx, http.MethodPut, path, q, data)
+	resp, err := c.send(ctx, http.MethodPut, path, q, data, "application/octet-stream")
 	if err != nil {
 		return 0, err
 	}
@@ -102,7 +98,7 @@ const MaxRecordingFile = 256 << 20
 // a player must not hold the connection open for as long as it plays.
 func (c *Client) RecordingFile(ctx context.Context, session, name string) ([]byte, error) {
 	path := "/api/v1/sessions/" + PathSegment(session) + "/recording/files/" + PathSegment(name)
-	resp, err := c.raw(ctx, http.MethodGet, path, nil, nil)
+	resp, err := c.send(ctx, http.MethodGet, path, nil, nil, "")
 	if err != nil {
 		return nil, err
 	}
@@ -141,59 +137,4 @@ func (c *Client) Recordings(ctx context.Context, f RecordingFilter) ([]apitype.R
 		q.Add("session", id)
 	}
 	return list[apitype.Recording](ctx, c, "/api/v1/recordings", q)
-}
-
-// raw sends a request with a body of bytes (data may be nil) and returns
-// the answer unread, whatever its status.
-func (c *Client) raw(ctx context.Context, method, path string, query url.Values, data []byte) (*http.Response, error) {
-	u := *c.base
-	u.RawPath = c.base.EscapedPath() + path
-	p, err := url.PathUnescape(u.RawPath)
-	if err != nil {
-		return nil, fmt.Errorf("apiclient: request path %q: %w", path, err)
-	}
-	u.Path = p
-	if query != nil {
-		u.RawQuery = query.Encode()
-	}
-	var body io.Reader
-	if data != nil {
-		body = bytes.NewReader(data)
-	}
-	req, err := http.NewRequestWithContext(ctx, method, u.String(), body)
-	if err != nil {
-		return nil, fmt.Errorf("apiclient: %w", err)
-	}
-	if data != nil {
-		req.Header.Set("Content-Type", "application/octet-stream")
-	}
-	switch {
-	case c.token != "":
-		req.Header.Set("Authorization", "Bearer "+c.token)
-	case c.device != nil:
-		d := c.device
-		req.Header.Set("Authorization", DeviceAuthScheme+" "+d.Fleet+"/"+d.Device+" "+
-			control.DevicePassword(d.Key, d.Fleet, d.Device, time.Now()))
-	}
-	resp, err := c.http.Do(req)
-	if err != nil {
-		if errors.Is(err, ErrFingerprintMismatch) {
-			return nil, err
-		}
-		return nil, fmt.Errorf("cannot reach the Porthole server at %s: %w", c.base.Host, err)
-	}
-	return resp, nil
-}
-
-// answerError turns a non-2xx answer into an *Error, as Do does.
-func answerError(resp *http.Response, body []byte, method, path string) error {
-	if resp.StatusCode/100 == 2 {
-		return nil
-	}
-	var eb apitype.ErrorBody
-	if json.Unmarshal(body, &eb) == nil && eb.Error.Message != "" {
-		return &Error{Status: resp.StatusCode, Code: eb.Error.Code, Message: eb.Error.Message}
-	}
-	return &Error{Status: resp.StatusCode, Code: apitype.CodeInternal,
-		Message: fmt.Sprintf("the server answered %s to %s %s", resp.Status, method, path)}
 }

@@ -1,0 +1,129 @@
+package control
+
+import (
+	"errors"
+	"strings"
+	"testing"
+	"time"
+)
+
+func TestDeviceRequestAccepted(t *testing.T) {
+	pub, priv := newDeviceKey(t)
+	at := time.Unix(1_800_000_000, 0)
+	cred := SignDeviceRequest(priv, "acme", "dev-1", "PUT", "/api/v1/device/sessions/s1/files/a?offset=5", at)
+	if !strings.HasPrefix(cred, "r1.1800000000.") || len(cred) > maxDeviceRequestLen {
+		t.Fatalf("SignDeviceRequest = %q", cred)
+	}
+	for _, skew := range []time.Duration{0, DeviceRequestSkew, -DeviceRequestSkew} {
+		req, err := CheckDeviceRequest(pub, "acme", "dev-1", "PUT", "/api/v1/device/sessions/s1/files/a?offset=5", cred, at.Add(skew))
+		if err != nil {
+			t.Fatalf("at %v: %v", skew, err)
+		}
+		if !req.At.Equal(at) || !req.Expires.Equal(at.Add(DeviceRequestSkew)) || !validNonce(req.Nonce) {
+			t.Fatalf("at %v: %+v", skew, req)
+		}
+	}
+	if again := SignDeviceRequest(priv, "acme", "dev-1", "PUT", "/x", at); again == SignDeviceRequest(priv, "acme", "dev-1", "PUT", "/x", at) {
+		t.Fatal("two credentials for one request share a nonce")
+	}
+}
+
+// TestDeviceRequestRefused changes, one at a time, everything a request
+// credential is bound to, and tries the MQTT password in its place.
+func TestDeviceRequestRefused(t *testing.T) {
+	pub, priv := newDeviceKey(t)
+	otherPub, _ := newDeviceKey(t)
+	at := time.Unix(1_800_000_000, 0)
+	const uri = "/api/v1/device/requests"
+	cred := SignDeviceRequest(priv, "acme", "dev-1", "POST", uri, at)
+	parts := strings.Split(cred, ".")
+	for _, tt := range []struct {
+		name                 string
+		pub                  []byte
+		fleet, dev, method   string
+		uri, cred            string
+		now                  time.Time
+		wantClock, wantShape bool
+	}{
+		{name: "another key", pub: otherPub},
+		{name: "another fleet", fleet: "other"},
+		{name: "another device", dev: "dev-2"},
+		{name: "another method", method: "PUT"},
+		{name: "another path", uri: "/api/v1/device/owner-link"},
+		{name: "a query added", uri: uri + "?x=1"},
+		{name: "too late", now: at.Add(DeviceRequestSkew + time.Second), wantClock: true},
+		{name: "too early", now: at.Add(-DeviceRequestSkew - time.Second), wantClock: true},
+		{name: "another time", cred: strings.Join([]string{parts[0], "1800000001", parts[2], parts[3]}, ".")},
+		{name: "another nonce", cred: strings.Join([]string{parts[0], parts[1], "AAAAAAAAAAAAAAAAAAAAAA", parts[3]}, "."), wantShape: false},
+		{name: "the MQTT password", cred: DevicePassword(priv, "acme", "dev-1", at), wantShape: true},
+		{name: "the wrong version", cred: "r2" + cred[2:], wantShape: true},
+		{name: "a short nonce", cred: strings.Join([]string{parts[0], parts[1], "AAAA", parts[3]}, "."), wantShape: true},
+		{name: "a newline in the URI", uri: uri + "\nx"},
+		{name: "too long", cred: cred + strings.Repeat("A", 200), wantShape: true},
+		{name: "empty", cred: "", wantShape: true},
+	} {
+		p, fleet, dev, method, u, c, now := pub, "acme", "dev-1", "POST", uri, cred, at
+		if tt.pub != nil {
+			p = tt.pub
+		}
+		for _, s := range []struct {
+			v    string
+			into *string
+		}{{tt.fleet, &fleet}, {tt.dev, &dev}, {tt.method, &method}, {tt.uri, &u}} {
+			if s.v != "" {
+				*s.into = s.v
+			}
+		}
+		if tt.cred != "" || tt.name == "empty" {
+			c = tt.cred
+		}
+		if !tt.now.IsZero() {
+			now = tt.now
+		}
+		_, err := CheckDeviceRequest(p, fleet, dev, method, u, c, now)
+		if !errors.Is(err, ErrDeviceRequest) {
+			t.Errorf("%s: err = %v; want ErrDeviceRequest", tt.name, err)
+		}
+		if errors.Is(err, ErrDeviceClock) != tt.wantClock {
+			t.Errorf("%s: err = %v; clock error %v", tt.name, err, tt.wantClock)
+		}
+		if tt.wantShape && !strings.Contains(err.Error(), "malformed") {
+			t.Errorf("%s: err = %v; want malformed", tt.name, err)
+		}
+	}
+	// Nor does a request credential log in to a broker.
+	if err := CheckDevicePassword(pub, "acme", "dev-1", cred, at); err == nil {
+		t.Error("a request credential was accepted as an MQTT password")
+	}
+	if IsDevicePassword(cred) || !IsDevicePassword(DevicePassword(priv, "acme", "dev-1", at)) {
+		t.Error("IsDevicePassword tells the two apart wrongly")
+	}
+}
+
+func TestMemoryNonceStore(t *testing.T) {
+	s := NewMemoryNonceStore(2)
+	now := time.Unix(1_800_000_000, 0)
+	remember := func(n string, until, at time.Time) bool {
+		t.Helper()
+		fresh, err := s.Remember(n, until, at)
+		if err != nil {
+			t.Fatalf("Remember(%s): %v", n, err)
+		}
+		return fresh
+	}
+	a, b, c := strings.Repeat("a", 22), strings.Repeat("b", 22), strings.Repeat("c", 22)
+	if !remember(a, now.Add(time.Minute), now) || remember(a, now.Add(time.Minute), now) {
+		t.Fatal("a nonce was not fresh exactly once")
+	}
+	remember(b, now.Add(time.Minute), now)
+	if _, err := s.Remember(c, now.Add(time.Minute), now); err == nil {
+		t.Fatal("a full store took a third nonce")
+	}
+	// Once the first two have expired there is room again.
+	if !remember(c, now.Add(3*time.Minute), now.Add(2*time.Minute)) {
+		t.Fatal("no room after expiry")
+	}
+	if _, err := s.Remember("short", now, now); err == nil {
+		t.Fatal("a short nonce was taken")
+	}
+}
