@@ -104,7 +104,8 @@ type runner struct {
 //     the config names another. The password is minted for each connection
 //     with the device key (control.DevicePassword), since it is valid only
 //     for minutes; an external broker may take a configured password or a
-//     client certificate instead.
+//     client certificate instead. The API does not accept it: the agent's
+//     API calls are signed for each request (control.SignDeviceRequest).
 //   - The last will is "offline", retained, on the device's state topic.
 //     On each connection the agent subscribes to its cmd topic at QoS 1 and
 //     then publishes "online", retained: online means listening.
