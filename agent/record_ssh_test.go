@@ -89,9 +89,10 @@ func newSSHDevice(t *testing.T, rec *Recordings) *sshDevice {
 	d.srv, err = agentssh.New(agentssh.Config{
 		HostKey: hostKey, UserCA: d.userCA.PublicKey(),
 		Fleet: "acme", Device: "dev1", DeviceID: "dev_1",
-		SessionOpen: func(string) bool { return true },
-		AllowPorts:  []int{d.echoPort},
-		Recorder:    rec,
+		SessionOpen:  func(string) bool { return true },
+		AllowPorts:   []int{d.echoPort},
+		SessionPorts: func(string) []int { return []int{d.echoPort} },
+		Recorder:     rec,
 	})
 	if err != nil {
 		t.Fatal(err)

@@ -8,6 +8,7 @@ import (
 	"io"
 	"log/slog"
 	"os"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -97,6 +98,7 @@ type TunnelOptions struct {
 // tunnel is one open session.
 type tunnel struct {
 	id        string
+	ports     []int // the open command's: the session reaches these only, within the owner's allow_ports
 	idle      time.Duration
 	lastInput atomic.Int64 // unix nanoseconds of the last engineer input
 	ctx       context.Context
@@ -169,6 +171,7 @@ func NewTunnels(opts TunnelOptions) (*Tunnels, error) {
 		HostKey: hostKey, UserCA: userCA,
 		Fleet: st.Enrollment.Fleet, Device: st.Enrollment.Name, DeviceID: st.Enrollment.DeviceID,
 		SessionOpen:  t.isOpen,
+		SessionPorts: t.sessionPorts,
 		SecondFactor: t.secondFactor,
 		AllowPorts:   opts.Config.AllowPorts,
 		RunAs:        opts.Config.RunAs,
@@ -198,7 +201,7 @@ func (t *Tunnels) Open(ctx context.Context, cmd *control.Command, report Reporte
 	idle := shorter(time.Duration(cmd.IdleTimeoutS)*time.Second, t.cfg.idleTimeout())
 	maxDur := shorter(time.Duration(cmd.MaxDurationS)*time.Second, t.cfg.maxDuration())
 	tctx, cancel := context.WithCancelCause(ctx)
-	tn := &tunnel{id: cmd.Session, idle: idle, ctx: tctx, cancel: cancel}
+	tn := &tunnel{id: cmd.Session, ports: slices.Clone(cmd.Ports), idle: idle, ctx: tctx, cancel: cancel}
 	tn.lastInput.Store(t.now().UnixNano())
 	t.mu.Lock()
 	if _, dup := t.open[cmd.Session]; dup {
@@ -278,6 +281,16 @@ func (t *Tunnels) isOpen(session string) bool {
 	tn := t.open[session]
 	t.mu.Unlock()
 	return tn != nil && tn.ctx.Err() == nil
+}
+
+// sessionPorts are the ports session's open command asked for.
+func (t *Tunnels) sessionPorts(session string) []int {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if tn := t.open[session]; tn != nil {
+		return tn.ports
+	}
+	return nil
 }
 
 func (t *Tunnels) activity(session string) {

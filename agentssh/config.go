@@ -44,8 +44,15 @@ type Config struct {
 	SecondFactor func(session string) (prompt string, check func(answer string) error)
 
 	// AllowPorts are the local ports an engineer may reach with
-	// direct-tcpip (on 127.0.0.1, localhost or ::1 only). Empty: none.
+	// direct-tcpip (on 127.0.0.1, localhost or ::1 only): the owner's
+	// list. Empty: none.
 	AllowPorts []int
+
+	// SessionPorts returns the ports session was opened for (the ports
+	// of its signed open command). A forward must be to a port in both
+	// lists: the session narrows the owner's list and can never widen it.
+	// Nil, or an empty answer: the session reaches no port.
+	SessionPorts func(session string) []int
 
 	// RunAs is the user that shells, commands and SFTP run as. Empty: the
 	// agent's own user. Another user than the agent's needs the agent to

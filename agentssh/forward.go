@@ -44,7 +44,7 @@ func (c *conn) serveDirectTCPIP(ctx context.Context, newCh ssh.NewChannel) {
 		newCh.Reject(ssh.Prohibited, "porthole: "+why)
 		return
 	}
-	addrs, refused := c.srv.forwardAddrs(p.Host, p.Port)
+	addrs, refused := c.srv.forwardAddrs(c.session, p.Host, p.Port)
 	if refused != "" {
 		log.Info("refused a forward", "reason", refused)
 		f.Refused = refused
@@ -131,10 +131,11 @@ func (c *conn) recordForward(f Forward) {
 	}
 }
 
-// forwardAddrs returns where a forward to host:port may dial, or why it
-// may not. Only the loopback addresses themselves are allowed (no name is
-// resolved: "localhost" means 127.0.0.1, then ::1), and only AllowPorts.
-func (s *Server) forwardAddrs(host string, port uint32) (addrs []string, refused string) {
+// forwardAddrs returns where a forward of session to host:port may dial,
+// or why it may not. Only the loopback addresses themselves are allowed (no
+// name is resolved: "localhost" means 127.0.0.1, then ::1), and only ports
+// both in AllowPorts and among the session's.
+func (s *Server) forwardAddrs(session, host string, port uint32) (addrs []string, refused string) {
 	ps := strconv.FormatUint(uint64(port), 10)
 	switch h := strings.ToLower(strings.TrimSuffix(strings.TrimPrefix(host, "["), "]")); h {
 	case "localhost":
@@ -147,16 +148,25 @@ func (s *Server) forwardAddrs(host string, port uint32) (addrs []string, refused
 		addrs = []string{net.JoinHostPort(a.String(), ps)}
 	}
 	if port > 65535 || !s.allow[int(port)] {
-		return nil, fmt.Sprintf("port %d is not among the ports this device's owner allows (%s)", port, s.allowedList())
+		return nil, fmt.Sprintf("port %d is not among the ports this device's owner allows (%s)", port, portList(s.cfg.AllowPorts))
+	}
+	var asked []int
+	if s.cfg.SessionPorts != nil {
+		asked = s.cfg.SessionPorts(session)
+	}
+	if !slices.Contains(asked, int(port)) {
+		return nil, fmt.Sprintf("port %d was not asked for when this session was opened (it asked for %s); "+
+			"open a session for it: porthole forward, or PORTHOLE_PORTS=%d with ssh", port, portList(asked), port)
 	}
 	return addrs, ""
 }
 
-func (s *Server) allowedList() string {
-	if len(s.cfg.AllowPorts) == 0 {
+// portList writes ports for people: "22, 8080", or "none".
+func portList(list []int) string {
+	if len(list) == 0 {
 		return "none"
 	}
-	ports := slices.Clone(s.cfg.AllowPorts)
+	ports := slices.Clone(list)
 	slices.Sort(ports)
 	ports = slices.Compact(ports)
 	var b strings.Builder

@@ -106,3 +106,50 @@ func TestDirectTCPIPNothingListens(t *testing.T) {
 		t.Errorf("forward to a closed port: %v", err)
 	}
 }
+
+// TestDirectTCPIPSessionPorts: a session reaches only the ports it was
+// opened for, within the owner's list; it cannot widen that list, and a
+// session opened for no port reaches none (finding 7 of issue 11).
+func TestDirectTCPIPSessionPorts(t *testing.T) {
+	asked, notAsked, ownerRefuses := echoServer(t), echoServer(t), echoServer(t)
+	e := newEnv(t)
+	c, _ := e.login(t, e.server(t, func(c *Config) {
+		c.AllowPorts = []int{asked, notAsked}
+		c.SessionPorts = func(s string) []int {
+			if s != testSession {
+				t.Errorf("SessionPorts asked for %q", s)
+			}
+			return []int{asked, ownerRefuses}
+		}
+	}))
+	conn, err := c.Dial("tcp", net.JoinHostPort("127.0.0.1", strconv.Itoa(asked)))
+	if err != nil {
+		t.Fatalf("forward to a port the session asked for: %v", err)
+	}
+	conn.Close()
+	for _, tt := range []struct {
+		port int
+		want string
+	}{
+		{notAsked, "was not asked for when this session was opened"},
+		{ownerRefuses, "not among the ports this device's owner allows"},
+	} {
+		if conn, err := c.Dial("tcp", net.JoinHostPort("127.0.0.1", strconv.Itoa(tt.port))); err == nil {
+			conn.Close()
+			t.Errorf("forward to %d accepted", tt.port)
+		} else if !strings.Contains(err.Error(), tt.want) {
+			t.Errorf("forward to %d: %v; want %q", tt.port, err, tt.want)
+		}
+	}
+
+	c, _ = e.login(t, e.server(t, func(c *Config) {
+		c.AllowPorts = []int{asked}
+		c.SessionPorts = func(string) []int { return nil }
+	}))
+	if conn, err := c.Dial("tcp", net.JoinHostPort("127.0.0.1", strconv.Itoa(asked))); err == nil {
+		conn.Close()
+		t.Error("a session opened for no port reached one")
+	} else if !strings.Contains(err.Error(), "(it asked for none)") {
+		t.Errorf("forward in a session without ports: %v", err)
+	}
+}

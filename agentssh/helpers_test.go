@@ -225,6 +225,11 @@ func (e *env) server(t testing.TB, edit func(*Config)) *Server {
 	if edit != nil {
 		edit(&c)
 	}
+	if c.SessionPorts == nil {
+		// Unless a test says otherwise, the session asked for every port
+		// the owner allows.
+		c.SessionPorts = func(string) []int { return c.AllowPorts }
+	}
 	s, err := New(c)
 	if err != nil {
 		t.Fatal(err)

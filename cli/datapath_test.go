@@ -116,7 +116,7 @@ func startDataPath(t *testing.T, o pathOpts) *dataPath {
 	if err != nil {
 		t.Fatal(err)
 	}
-	dev := &testDevice{t: t, fleet: "acme", name: "dev1", open: map[string]context.CancelFunc{}, relayAddr: relayAddr}
+	dev := &testDevice{t: t, fleet: "acme", name: "dev1", open: map[string]context.CancelFunc{}, ports: map[string][]int{}, relayAddr: relayAddr}
 	dev.silent.Store(o.silent)
 	_, dev.key, _ = ed25519.GenerateKey(rand.Reader)
 	var rl *relay.Relay
@@ -229,7 +229,7 @@ func startDataPath(t *testing.T, o pathOpts) *dataPath {
 	cfg := agentssh.Config{
 		HostKey: hostKey, UserCA: parseKey(t, enrolled.UserCA),
 		Fleet: "acme", Device: "dev1", DeviceID: dev.id,
-		SessionOpen: dev.isOpen, AllowPorts: o.allowPorts,
+		SessionOpen: dev.isOpen, SessionPorts: dev.sessionPorts, AllowPorts: o.allowPorts,
 	}
 	p.logins = &loginLog{}
 	cfg.Logger = slog.New(p.logins)
@@ -322,15 +322,22 @@ type testDevice struct {
 	mgr         *session.Manager
 	silent      atomic.Bool
 
-	mu   sync.Mutex
-	open map[string]context.CancelFunc
-	wg   sync.WaitGroup
+	mu    sync.Mutex
+	open  map[string]context.CancelFunc
+	ports map[string][]int // the open command's ports, by session
+	wg    sync.WaitGroup
 }
 
 func (d *testDevice) isOpen(id string) bool {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	return d.open[id] != nil
+}
+
+func (d *testDevice) sessionPorts(id string) []int {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return d.ports[id]
 }
 
 // publish is the control channel: the server's command reaches the device.
@@ -348,11 +355,13 @@ func (d *testDevice) publish(_ string, payload []byte) error {
 		}
 		ctx, cancel := context.WithCancel(context.Background())
 		d.open[cmd.Session] = cancel
+		d.ports[cmd.Session] = cmd.Ports
 		d.wg.Go(func() { d.serve(ctx, cmd) })
 	case control.TypeClose:
 		if cancel := d.open[cmd.Session]; cancel != nil {
 			cancel()
 			delete(d.open, cmd.Session)
+			delete(d.ports, cmd.Session)
 		}
 	}
 	return nil

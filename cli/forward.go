@@ -96,6 +96,28 @@ func parseForwardSpec(s string) (forwardSpec, error) {
 	return f, nil
 }
 
+// parsePortList reads device ports given as a list, each element itself
+// one port or several joined by commas ("80", "80,443"; empty ones are
+// skipped), without repeats.
+func parsePortList(list []string) ([]int, error) {
+	var ports []int
+	for _, el := range list {
+		for f := range strings.SplitSeq(el, ",") {
+			if f = strings.TrimSpace(f); f == "" {
+				continue
+			}
+			p, err := parsePort(f, false)
+			if err != nil {
+				return nil, &userError{msg: "device " + err.Error()}
+			}
+			if !slices.Contains(ports, p) {
+				ports = append(ports, p)
+			}
+		}
+	}
+	return ports, nil
+}
+
 func parsePort(s string, zeroOK bool) (int, error) {
 	n, err := strconv.Atoi(s)
 	if err != nil || n < 0 || n > 65535 || (n == 0 && !zeroOK) {

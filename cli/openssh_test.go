@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -29,25 +30,31 @@ func TestOpenSSH(t *testing.T) {
 			t.Skipf("no %s here", prog)
 		}
 	}
-	p := startDataPath(t, pathOpts{})
+	echo := startEcho(t)
+	p := startDataPath(t, pathOpts{allowPorts: []int{echo}})
 	r := mustRun(t, p.env, "", "ssh-config")
 	cfg := filepath.Join(t.TempDir(), "ssh_config")
 	writeFile(t, cfg, []byte(r.stdout), 0o600)
 	env := []string{"PATH=/usr/bin:/bin", "HOME=" + t.TempDir(), envTestMain + "=1",
 		envServer + "=" + p.url, envToken + "=" + p.env[envToken], envFingerprint + "=" + p.fingerprint,
 		"XDG_CONFIG_HOME=" + p.env["XDG_CONFIG_HOME"]}
-	run := func(name string, args ...string) string {
-		t.Helper()
+	try := func(env []string, stdin, name string, args ...string) (stdout, stderr string, err error) {
 		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 		defer cancel()
 		cmd := exec.CommandContext(ctx, name, append([]string{"-F", cfg, "-o", "BatchMode=yes"}, args...)...)
 		cmd.Env = env
 		var out, errb bytes.Buffer
-		cmd.Stdout, cmd.Stderr = &out, &errb
-		if err := cmd.Run(); err != nil {
-			t.Fatalf("%s %s: %v\nstdout: %s\nstderr: %s", name, strings.Join(args, " "), err, out.String(), errb.String())
+		cmd.Stdin, cmd.Stdout, cmd.Stderr = strings.NewReader(stdin), &out, &errb
+		err = cmd.Run()
+		return out.String(), errb.String(), err
+	}
+	run := func(name string, args ...string) string {
+		t.Helper()
+		out, errb, err := try(env, "", name, args...)
+		if err != nil {
+			t.Fatalf("%s %s: %v\nstdout: %s\nstderr: %s", name, strings.Join(args, " "), err, out, errb)
 		}
-		return out.String()
+		return out
 	}
 
 	if out := run("ssh", "dev1.porthole", "echo via openssh"); out != "via openssh\n" {
@@ -93,5 +100,17 @@ func TestOpenSSH(t *testing.T) {
 		if len(names) != 0 {
 			t.Errorf("agent sockets left behind: %v", names)
 		}
+	}
+
+	// A forward (ssh -W, as -L) reaches a device port only if the session
+	// was opened for it: PORTHOLE_PORTS tells the proxy, ssh's -W cannot.
+	target := "127.0.0.1:" + strconv.Itoa(echo)
+	_, errb, err := try(env, "ping\n", "ssh", "-W", target, "dev1.porthole")
+	if err == nil || !strings.Contains(errb, "was not asked for when this session was opened") || !strings.Contains(errb, "PORTHOLE_PORTS") {
+		t.Errorf("ssh -W without PORTHOLE_PORTS: %v\n%s", err, errb)
+	}
+	out, errb, err := try(append(env, envPorts+"="+strconv.Itoa(echo)), "ping\n", "ssh", "-W", target, "dev1.porthole")
+	if err != nil || out != "ping\n" {
+		t.Errorf("ssh -W with PORTHOLE_PORTS: %q, %v\n%s", out, err, errb)
 	}
 }

@@ -54,8 +54,14 @@ const agentSocketDir = "agent"
 // (sun_path is 104 bytes on macOS, 108 on Linux, with a final NUL).
 const maxSocketPath = 103
 
+// envPorts names the device ports a session through `porthole proxy` is
+// opened for (PORTHOLE_PORTS=80,443), for ssh's -L, which the proxy
+// cannot see: ssh passes its environment to its ProxyCommand.
+const envPorts = "PORTHOLE_PORTS"
+
 func newProxy(a *app) *cobra.Command {
 	var socket, reason string
+	var ports []string
 	cmd := &cobra.Command{
 		Use:   "proxy HOST",
 		Short: "Carry OpenSSH to a device (the ProxyCommand that ssh-config sets up)",
@@ -66,21 +72,31 @@ certificate to ssh on --agent-socket (the socket ssh's IdentityAgent names) and
 passes ssh's connection through to the device's SSH server. Progress and errors
 go to standard error; the session closes when ssh exits.
 
+A session reaches only the device ports it was opened for (and of those only
+the ones the device's owner allows): to forward with ssh -L, name the device
+ports with --port, or in PORTHOLE_PORTS for a ProxyCommand you do not edit.
+
 The login it uses is the one porthole itself uses: PORTHOLE_SERVER and
 PORTHOLE_TOKEN if set (ssh passes its environment on), else the saved one.`,
-		Example: "  ssh kitchen-amp.porthole\n  ssh -o ProxyCommand='porthole proxy %n' kitchen-amp.acme.porthole",
-		Args:    cobra.ExactArgs(1),
+		Example: "  ssh kitchen-amp.porthole\n  ssh -o ProxyCommand='porthole proxy %n' kitchen-amp.acme.porthole\n" +
+			"  PORTHOLE_PORTS=8080 ssh -L 8080:localhost:8080 kitchen-amp.porthole",
+		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			return a.runProxy(cmd.Context(), args[0], socket, reason)
+			ps, err := parsePortList(append(ports, a.io.Getenv(envPorts)))
+			if err != nil {
+				return err
+			}
+			return a.runProxy(cmd.Context(), args[0], socket, reason, ps)
 		},
 	}
 	cmd.Flags().StringVar(&socket, "agent-socket", "",
 		"where to serve the session's certificate to ssh (default <config dir>/agent/HOST.sock)")
 	cmd.Flags().StringVar(&reason, "reason", "", "why you connect: shown to the device's owner and kept with the session")
+	cmd.Flags().StringSliceVar(&ports, "port", nil, "a device port the session may forward to, for ssh -L (repeat, or 80,443; also "+envPorts+")")
 	return cmd
 }
 
-func (a *app) runProxy(ctx context.Context, host, socket, reason string) error {
+func (a *app) runProxy(ctx context.Context, host, socket, reason string, ports []int) error {
 	ref, err := parseHostRef(host)
 	if err != nil {
 		return err
@@ -98,7 +114,7 @@ func (a *app) runProxy(ctx context.Context, host, socket, reason string) error {
 	}
 	ctx, stop := withSignals(ctx) // ssh ends its ProxyCommand with SIGHUP
 	defer stop()
-	l, err := a.openLink(ctx, reachOptions{device: ref.String(), reason: reason, stockSSH: true})
+	l, err := a.openLink(ctx, reachOptions{device: ref.String(), reason: reason, ports: ports, stockSSH: true})
 	if err != nil {
 		return err
 	}
