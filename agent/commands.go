@@ -3,6 +3,8 @@ package agent
 import (
 	"context"
 	"errors"
+	"fmt"
+	"time"
 
 	"github.com/eclipse/paho.golang/autopaho"
 
@@ -30,11 +32,18 @@ func (r *runner) work(ctx context.Context, cm *autopaho.ConnectionManager) {
 // rejected command is logged, recorded and answered "rejected <reason>"; an
 // accepted one is recorded, then handed to the SessionHandler.
 func (r *runner) handle(ctx context.Context, payload []byte, report Reporter) {
-	cmd, err := r.verifier.Verify(payload, r.now())
+	cmd, err := r.verifier.Verify(payload, r.serverNow())
+	if timeRejected(err) && r.syncClock(ctx) {
+		// The device's clock was off; it has the server's time now.
+		cmd, err = r.verifier.Verify(payload, r.serverNow())
+	}
 	if err != nil {
 		reason, detail := control.RejectReason(err), ""
 		if re, ok := errors.AsType[*control.RejectError](err); ok && re.Err != nil {
 			detail = re.Err.Error()
+		}
+		if timeRejected(err) {
+			detail += fmt.Sprintf("; this device's clock reads %s: if that is wrong, set it right (NTP)", r.now().UTC().Format(time.RFC3339))
 		}
 		r.log.Warn("command rejected", "reason", reason, "detail", detail, "size", len(payload))
 		r.record(event{Event: eventCommandRejected, Reason: reason, Detail: detail, Size: len(payload)})
@@ -52,6 +61,13 @@ func (r *runner) handle(ctx context.Context, payload []byte, report Reporter) {
 	case control.TypeClose:
 		r.sessions.Close(ctx, cmd, report)
 	}
+}
+
+// timeRejected: Verify refused a command for its time, which a device
+// clock minutes off would do to every command.
+func timeRejected(err error) bool {
+	reason := control.RejectReason(err)
+	return reason == control.ReasonExpired || reason == control.ReasonTooFarAhead
 }
 
 // record writes ev to the event log and reports whether it is on disk.

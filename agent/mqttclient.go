@@ -70,6 +70,8 @@ func (r *runner) run(ctx context.Context) error {
 	} else if p != nil {
 		r.status.printf("reaching %s through the proxy %s", r.url, p.Redacted())
 	}
+	// A clock far off would have the first login refused: measure first.
+	r.syncClock(ctx)
 	// The client outlives ctx by the moment it takes to say offline.
 	clientCtx, stop := context.WithCancel(context.WithoutCancel(ctx))
 	defer stop()
@@ -187,7 +189,7 @@ func (r *runner) connectPacket(cp *paho.Connect, _ *url.URL) (*paho.Connect, err
 	case r.broker.ClientCert != "":
 		cp.Password = nil // the certificate is the credential
 	default:
-		cp.Password = []byte(control.DevicePassword(r.priv, r.fleet, r.device, r.now()))
+		cp.Password = []byte(control.DevicePassword(r.priv, r.fleet, r.device, r.serverNow()))
 	}
 	cp.UsernameFlag, cp.PasswordFlag = true, cp.Password != nil
 	if cp.Properties == nil {
@@ -290,11 +292,17 @@ func (r *runner) lost(err error) {
 	r.status.printf("lost the broker (%v); reconnecting", err)
 }
 
-// connectFailed remembers why an attempt failed, for the retry line.
+// connectFailed remembers why an attempt failed, for the retry line. A
+// login the server's broker refused may be the device's clock: it is
+// measured again before the next attempt.
 func (r *runner) connectFailed(err error) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	r.lastFail = err
+	if ce, ok := errors.AsType[*autopaho.ConnackError](err); ok && (ce.ReasonCode == 0x86 || ce.ReasonCode == 0x87) &&
+		r.clock != nil && !r.broker.external() && !r.closing {
+		r.wg.Go(func() { r.syncClock(context.Background()) })
+	}
 }
 
 // reconnectDelay is autopaho's wait before attempt number attempt of one

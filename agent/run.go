@@ -48,9 +48,15 @@ type RunOptions struct {
 	Sessions SessionHandler
 	// Backoff paces reconnects. The zero value is the defaults.
 	Backoff Backoff
-	// Now is the clock for command expiry, the MQTT password and how long
-	// connections last. Nil: time.Now.
+	// Now is the device's clock: for the event log and how long
+	// connections last, and, without a Clock, for command expiry and the
+	// MQTT password. Nil: time.Now.
 	Now func() time.Time
+	// Clock, if set, is the server's time as the device knows it, for
+	// command expiry and the MQTT password: Run measures it before it
+	// connects, and again when a command is refused for its time or the
+	// broker refuses the login. Nil: Now is taken to be right.
+	Clock *ServerClock
 }
 
 // runner is one Run: the device's identity, its broker, and what it
@@ -61,6 +67,7 @@ type runner struct {
 	sessions SessionHandler
 	backoff  Backoff
 	now      func() time.Time
+	clock    *ServerClock // nil: none
 
 	fleet, device string
 	clientID      string // "<fleet>/<device>"
@@ -146,6 +153,7 @@ func newRunner(opts RunOptions) (_ *runner, err error) {
 		status:   &statusWriter{w: opts.Status},
 		sessions: opts.Sessions,
 		now:      opts.Now,
+		clock:    opts.Clock,
 		fleet:    enr.Fleet,
 		device:   enr.Name,
 		priv:     st.PrivateKey,
@@ -225,7 +233,7 @@ func (r *runner) openState(dir string, enr *Enrollment) error {
 	} else if err != nil {
 		return err
 	}
-	if r.nonces, err = control.OpenFileNonceStore(filepath.Join(dir, NonceFile), r.now()); err != nil {
+	if r.nonces, err = control.OpenFileNonceStore(filepath.Join(dir, NonceFile), r.serverNow()); err != nil {
 		return fmt.Errorf("opening the command nonce memory: %w", err)
 	}
 	if r.verifier, err = control.NewVerifier(controlKey, r.fleet, r.device, r.nonces); err != nil {
@@ -234,6 +242,33 @@ func (r *runner) openState(dir string, enr *Enrollment) error {
 	r.events, err = openEventLog(filepath.Join(dir, EventLogFile))
 	return err
 }
+
+// serverNow is the time commands and the MQTT password are checked by:
+// the server's, as the device knows it.
+func (r *runner) serverNow() time.Time {
+	if r.clock != nil {
+		return r.clock.Now()
+	}
+	return r.now()
+}
+
+// syncClock measures the server's time again (ServerClock limits how often)
+// and reports whether the device's idea of it changed.
+func (r *runner) syncClock(ctx context.Context) bool {
+	if r.clock == nil {
+		return false
+	}
+	ctx, cancel := context.WithTimeout(ctx, clockSyncTimeout)
+	defer cancel()
+	changed, err := r.clock.Sync(ctx)
+	if err != nil {
+		r.log.Debug("could not read the server's time", "err", err)
+	}
+	return changed
+}
+
+// clockSyncTimeout bounds one measurement of the server's time.
+const clockSyncTimeout = 5 * time.Second
 
 // close releases what openState opened.
 func (r *runner) close() {

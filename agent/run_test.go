@@ -2,6 +2,7 @@ package agent
 
 import (
 	"bufio"
+	"context"
 	"crypto/ed25519"
 	"crypto/rand"
 	"encoding/json"
@@ -10,6 +11,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -271,4 +273,61 @@ func readEvents(t *testing.T, dir string) []event {
 		events = append(events, e)
 	}
 	return events
+}
+
+// TestRunClockOff: a device whose clock is twenty minutes off either way
+// (too far for its MQTT password, and for every command) logs in and obeys
+// the server's commands by the server's time, measured when it starts and
+// again when a command is refused for its time.
+func TestRunClockOff(t *testing.T) {
+	t.Parallel()
+	for _, off := range []time.Duration{20 * time.Minute, -20 * time.Minute} {
+		t.Run(off.String(), func(t *testing.T) {
+			t.Parallel()
+			d := enrollDevice(t, "dev1", nil) // d.clock is the server's
+			opts := d.options(t)
+			var measured atomic.Int32
+			var deviceOff atomic.Int64 // how far the device's clock is off
+			deviceOff.Store(int64(off))
+			opts.Now = func() time.Time { return d.clock.Now().Add(time.Duration(deviceOff.Load())) }
+			opts.Clock = NewServerClock(opts.Now, func(context.Context) (time.Time, error) {
+				measured.Add(1)
+				return d.clock.Now(), nil
+			}, opts.Logger)
+			startAgent(t, opts)
+			d.states.Expect(t, "online")
+			d.broker.Publish(t, d.cmdTopic(), d.sign(t, d.command("s1")))
+			d.states.Expect(t, "tunnel_down s1 unsupported")
+			if got := opts.Clock.Offset(); got != -off {
+				t.Errorf("offset %v; want %v", got, -off)
+			}
+			// The device's clock is set right (NTP) while the agent runs:
+			// a command refused for its time has the clock measured again.
+			deviceOff.Store(0)
+			d.clock.Advance(2 * clockResync)
+			d.broker.Publish(t, d.cmdTopic(), d.sign(t, d.command("s2")))
+			d.states.Expect(t, "tunnel_down s2 unsupported")
+			if got := opts.Clock.Offset(); got != 0 || measured.Load() != 2 {
+				t.Errorf("after the clock was set right: offset %v, %d measurements; want 0, 2", got, measured.Load())
+			}
+		})
+	}
+}
+
+// TestRunClockOffUnmeasured: without a way to measure the server's time, a
+// command refused for its time says what the device's clock reads, in the
+// owner's log.
+func TestRunClockOffUnmeasured(t *testing.T) {
+	t.Parallel()
+	d := enrollDevice(t, "dev1", nil)
+	opts := d.options(t)
+	opts.Now = func() time.Time { return d.clock.Now().Add(8 * time.Minute) }
+	startAgent(t, opts)
+	d.states.Expect(t, "online")
+	d.broker.Publish(t, d.cmdTopic(), d.sign(t, d.command("s1")))
+	d.states.Expect(t, "rejected "+control.ReasonExpired)
+	events := readEvents(t, d.Dir)
+	if len(events) != 1 || !strings.Contains(events[0].Detail, "this device's clock reads") {
+		t.Errorf("agent.log = %+v; want the rejection naming the device's clock", events)
+	}
 }

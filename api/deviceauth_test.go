@@ -152,3 +152,15 @@ func doWithAuth(t *testing.T, method, path, authz string) response {
 	must(t, err)
 	return response{status: resp.StatusCode, header: resp.Header, body: data}
 }
+
+// TestServerTime: a device reads the server's time from the pinned API,
+// to check commands by when a clock of its own is off.
+func TestServerTime(t *testing.T) {
+	t.Parallel()
+	c, err := apiclient.New(fx.ts.URL, apiclient.Options{Fingerprint: fx.keys.TLSFingerprint()})
+	must(t, err)
+	got, err := c.ServerTime(t.Context())
+	if err != nil || got.Sub(time.Now()).Abs() > 2*time.Second {
+		t.Fatalf("ServerTime = %v, %v; want about now", got, err)
+	}
+}

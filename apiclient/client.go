@@ -288,6 +288,23 @@ func (c *Client) send(ctx context.Context, method, path string, query url.Values
 	}
 }
 
+// ServerTime asks the server for its time: the Date of its answer to
+// GET /healthz, which comes over the connection this client checked (the
+// pin), so no one between can forge or replay it. A Date has whole
+// seconds: half a second is added, the mean of what it dropped.
+func (c *Client) ServerTime(ctx context.Context) (time.Time, error) {
+	resp, err := c.send(ctx, http.MethodGet, "/healthz", nil, nil, "")
+	if err != nil {
+		return time.Time{}, err
+	}
+	resp.Body.Close()
+	t, err := http.ParseTime(resp.Header.Get("Date"))
+	if err != nil {
+		return time.Time{}, fmt.Errorf("the server at %s did not say its time (Date: %q)", c.base.Host, resp.Header.Get("Date"))
+	}
+	return t.Add(500 * time.Millisecond), nil
+}
+
 // authorize sets req's Authorization: the bearer token, or a device's
 // credential made for this one request.
 func (c *Client) authorize(req *http.Request) {

@@ -109,12 +109,20 @@ Unknown keys are errors.`,
 			defer rec.Close()
 			stopUploads := uploads.Start(cmd.Context())
 			defer stopUploads()
-			consent, err := newConsent(st, cfg, logger)
+			server, err := deviceClient(st, cfg)
+			if err != nil {
+				return err
+			}
+			// Commands, certificates and logins are checked by the server's
+			// time, as measured over the pinned connection to the API.
+			clock := agent.NewServerClock(nil, server.ServerTime, logger)
+			consent, err := agent.NewConsent(agent.ConsentOptions{Mode: cfg.ConsentMode(), Fleet: st.Enrollment.Fleet, Device: st.Enrollment.Name,
+				ApprovalTimeout: cfg.ApprovalTimeout, Server: server, StateDir: st.Dir, Logger: logger})
 			if err != nil {
 				return err
 			}
 			defer consent.Close()
-			tunnels, err := agent.NewTunnels(agent.TunnelOptions{State: st, Config: *cfg, Logger: logger, Consent: consent, Recorder: rec})
+			tunnels, err := agent.NewTunnels(agent.TunnelOptions{State: st, Config: *cfg, Logger: logger, Consent: consent, Recorder: rec, Now: clock.Now})
 			if err != nil {
 				return err
 			}
@@ -131,6 +139,7 @@ Unknown keys are errors.`,
 				Logger:   logger,
 				Status:   stdio.Err,
 				Sessions: rec.Handler(tunnels),
+				Clock:    clock,
 			})
 		},
 	}
@@ -140,17 +149,16 @@ Unknown keys are errors.`,
 	return cmd
 }
 
-// newConsent is the owner's consent, telling the server's support queue
-// with the device's own credential.
-func newConsent(st *agent.State, cfg *agent.Config, logger *slog.Logger) (*agent.Consent, error) {
+// deviceClient reaches the device's server with its own credential: for
+// the support queue and the server's time.
+func deviceClient(st *agent.State, cfg *agent.Config) (*apiclient.Client, error) {
 	enr := st.Enrollment
 	server, err := apiclient.New(enr.Server, apiclient.Options{Fingerprint: enr.Fingerprint, Timeout: 15 * time.Second, NetDial: cfg.NetDial(),
 		Device: &apiclient.DeviceCredentials{Fleet: enr.Fleet, Device: enr.Name, Key: st.PrivateKey}})
 	if err != nil {
 		return nil, fmt.Errorf("the enrollment record's server: %w", err)
 	}
-	return agent.NewConsent(agent.ConsentOptions{Mode: cfg.ConsentMode(), Fleet: enr.Fleet, Device: enr.Name,
-		ApprovalTimeout: cfg.ApprovalTimeout, Server: server, StateDir: st.Dir, Logger: logger})
+	return server, nil
 }
 
 // serveOwner serves the owner's socket and, if configured, the local page,
