@@ -98,6 +98,11 @@ const (
 	CloseDeviceClosed CloseReason = "device_closed"
 )
 
+// TunnelDown is the state message saying session ended for r.
+func TunnelDown(session string, r CloseReason) State {
+	return State{Kind: StateTunnelDown, Session: session, Reason: string(r)}
+}
+
 // CloseReasons is every CloseReason this package names, a new slice each
 // call.
 func CloseReasons() []CloseReason {

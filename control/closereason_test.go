@@ -93,8 +93,8 @@ func TestCloseReasonsComplete(t *testing.T) {
 		if _, ok := declared[r]; !ok {
 			t.Errorf("CloseReasons() lists %q, which closereason.go does not declare", r)
 		}
-		if _, err := (State{Kind: StateTunnelDown, Session: "ses_1", Reason: string(r)}).Marshal(); err != nil {
-			t.Errorf("tunnel_down with %q: %v", r, err)
+		if b, err := TunnelDown("ses_1", r).Marshal(); err != nil || string(b) != "tunnel_down ses_1 "+string(r) {
+			t.Errorf("TunnelDown(ses_1, %q).Marshal() = %q, %v; want %q", r, b, err, "tunnel_down ses_1 "+string(r))
 		}
 	}
 }
