@@ -29,58 +29,33 @@ var closeWords = map[control.CloseReason]func(s apitype.Session, device string) 
 	control.CloseMaxDuration: func(s apitype.Session, device string) string {
 		return fmt.Sprintf("the session on %s reached its longest allowed duration (%s) and closed", device, humanize.Duration(time.Duration(s.MaxDurationS)*time.Second))
 	},
-	control.CloseControlUnavailable: func(_ apitype.Session, device string) string {
-		return fmt.Sprintf("the server could not reach %s over the control channel; try again in a moment", device)
-	},
-	control.CloseUnsupported: func(_ apitype.Session, device string) string {
-		return fmt.Sprintf("the agent on %s cannot open sessions: it needs a newer porthole-agent", device)
-	},
-	control.CloseNotRecorded: func(_ apitype.Session, device string) string {
-		return fmt.Sprintf("%s closed the session because it could not record it (is its disk full?)", device)
-	},
-	control.CloseRelayUnreachable: func(_ apitype.Session, device string) string {
-		return fmt.Sprintf("%s could not reach the Porthole relay: its network may block the relay's port; tell your operator", device)
-	},
+	control.CloseControlUnavailable: about("the server could not reach %s over the control channel; try again in a moment"),
+	control.CloseUnsupported:        about("the agent on %s cannot open sessions: it needs a newer porthole-agent"),
+	control.CloseNotRecorded:        about("%s closed the session because it could not record it (is its disk full?)"),
+	control.CloseRelayUnreachable:   about("%s could not reach the Porthole relay: its network may block the relay's port; tell your operator"),
 	control.CloseRelayRefused: func(s apitype.Session, device string) string {
 		return fmt.Sprintf("the Porthole relay refused %s's login or its session (a device deleted, or enrolled again, is refused; `porthole audit --device %s.%s` shows the relay's reason); tell your operator",
 			device, device, s.Fleet)
 	},
-	control.CloseRelayBusy: func(_ apitype.Session, device string) string {
-		return fmt.Sprintf("the Porthole relay turned %s away for now (too many connections at once, or it could not check the device just now); try again in a moment, or tell your operator if it keeps happening", device)
-	},
-	control.CloseRelayDisconnected: func(_ apitype.Session, device string) string {
-		return fmt.Sprintf("%s lost its connection to the relay; try again when it is back online", device)
-	},
-	control.CloseDeviceDisconnected: func(_ apitype.Session, device string) string {
-		return fmt.Sprintf("%s dropped off the relay without a word (restarted, or cut off); try again when it is back online", device)
-	},
-	control.CloseAgentStopping: func(_ apitype.Session, device string) string {
-		return fmt.Sprintf("porthole-agent on %s is shutting down; try again when it is back online", device)
-	},
-	control.CloseInterrupted: func(_ apitype.Session, device string) string {
-		return fmt.Sprintf("porthole-agent on %s stopped before the session ended (a crash or a power cut); try again when it is back online", device)
-	},
-	control.CloseDeviceClosed: func(_ apitype.Session, device string) string {
-		return fmt.Sprintf("%s closed the session without saying why", device)
-	},
-	control.CloseNoConsent: func(_ apitype.Session, device string) string {
-		return fmt.Sprintf("%s needs its owner's support code — ask them to run `porthole-agent request`", device)
-	},
+	control.CloseRelayBusy:          about("the Porthole relay turned %s away for now (too many connections at once, or it could not check the device just now); try again in a moment, or tell your operator if it keeps happening"),
+	control.CloseRelayDisconnected:  about("%s lost its connection to the relay; try again when it is back online"),
+	control.CloseDeviceDisconnected: about("%s dropped off the relay without a word (restarted, or cut off); try again when it is back online"),
+	control.CloseAgentStopping:      about("porthole-agent on %s is shutting down; try again when it is back online"),
+	control.CloseInterrupted:        about("porthole-agent on %s stopped before the session ended (a crash or a power cut); try again when it is back online"),
+	control.CloseDeviceClosed:       about("%s closed the session without saying why"),
+	control.CloseNoConsent:          about("%s needs its owner's support code — ask them to run `porthole-agent request`"),
 	control.CloseDenied: func(apitype.Session, string) string {
 		return "the owner denied the request"
 	},
-	control.CloseConsentTimeout: func(_ apitype.Session, device string) string {
-		return fmt.Sprintf("the owner of %s did not answer in time, so the request was denied", device)
-	},
-	control.CloseRevoked: func(_ apitype.Session, device string) string {
-		return fmt.Sprintf("the owner of %s ended this session", device)
-	},
-	control.CloseConsentExpired: func(_ apitype.Session, device string) string {
-		return fmt.Sprintf("the owner's support window on %s ended, and this session with it; ask them to run `porthole-agent request` again", device)
-	},
-	control.CloseWrongCodes: func(_ apitype.Session, device string) string {
-		return fmt.Sprintf("%s closed its support window after five wrong support codes; ask its owner to run `porthole-agent request` again", device)
-	},
+	control.CloseConsentTimeout: about("the owner of %s did not answer in time, so the request was denied"),
+	control.CloseRevoked:        about("the owner of %s ended this session"),
+	control.CloseConsentExpired: about("the owner's support window on %s ended, and this session with it; ask them to run `porthole-agent request` again"),
+	control.CloseWrongCodes:     about("%s closed its support window after five wrong support codes; ask its owner to run `porthole-agent request` again"),
+}
+
+// about is words that name only the device, at format's one %s.
+func about(format string) func(apitype.Session, string) string {
+	return func(_ apitype.Session, device string) string { return fmt.Sprintf(format, device) }
 }
 
 func engineerClosedWords(s apitype.Session, device string) string {
