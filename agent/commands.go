@@ -11,10 +11,6 @@ import (
 	"github.com/porthole/porthole/control"
 )
 
-// ReasonNotRecorded ends a session the agent could not write to its event
-// log: the owner must be able to see everything the device was told to do.
-const ReasonNotRecorded = "not_recorded"
-
 // work handles received commands one at a time until ctx ends.
 func (r *runner) work(ctx context.Context, cm *autopaho.ConnectionManager) {
 	report := r.reporter(ctx, cm)
@@ -51,7 +47,7 @@ func (r *runner) handle(ctx context.Context, payload []byte, report Reporter) {
 		return
 	}
 	if !r.record(event{Event: eventCommandAccepted, Type: cmd.Type, Session: cmd.Session}) {
-		report(control.State{Kind: control.StateTunnelDown, Session: cmd.Session, Reason: ReasonNotRecorded})
+		report(control.TunnelDown(cmd.Session, control.CloseNotRecorded))
 		return
 	}
 	r.log.Info("command accepted", "type", cmd.Type, "session", cmd.Session)

@@ -57,17 +57,6 @@ const (
 // codes last, for the last refusal to reach the engineer.
 const wrongCodesGrace = 500 * time.Millisecond
 
-// Why the device refuses or ends a session for consent, as it reports in
-// tunnel_down (and the server records as the session's close reason).
-const (
-	ReasonNoConsent      = "no_consent"      // manual: no support window is open
-	ReasonConsentExpired = "consent_expired" // manual: the window the session was in ended
-	ReasonWrongCodes     = "wrong_codes"     // manual: five wrong codes closed the window
-	ReasonRevoked        = "revoked"         // the owner ended it (porthole-agent revoke, End session now)
-	ReasonDenied         = "denied"          // approve: the owner said no
-	ReasonConsentTimeout = "consent_timeout" // approve: the owner did not answer in time
-)
-
 // Consent events in the event log.
 const (
 	eventWindowOpened    = "support_window_opened"
@@ -170,9 +159,9 @@ type window struct {
 
 	// guarded by Consent.mu
 	wrong     int
-	requestID string // the server's support request, once told
-	serverErr string // why the server could not be told, while it cannot
-	endReason string // why the window ended; "" while open
+	requestID string              // the server's support request, once told
+	serverErr string              // why the server could not be told, while it cannot
+	endReason control.CloseReason // why the window ended; "" while open
 }
 
 // approval is a session waiting for the owner (approve mode).
@@ -211,7 +200,7 @@ const (
 // consentEnd is why consent for a session ended: the tunnel_down reason,
 // and the sentence the engineer is shown.
 type consentEnd struct {
-	reason string
+	reason control.CloseReason
 	words  string
 }
 
@@ -278,13 +267,13 @@ func (c *Consent) Close() error {
 	var id string
 	if w != nil {
 		id = w.requestID
-		c.closeWindowLocked(w, ReasonAgentStopping)
+		c.closeWindowLocked(w, control.CloseAgentStopping)
 	}
 	c.mu.Unlock()
 	c.cancel()
 	if id != "" && c.server != nil {
 		ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
-		if _, err := c.server.CloseDeviceRequest(ctx, id, ReasonAgentStopping); err != nil {
+		if _, err := c.server.CloseDeviceRequest(ctx, id, string(control.CloseAgentStopping)); err != nil {
 			c.log.Warn("could not tell the server the support window closed", "request", id, "err", err)
 		}
 		cancel()
@@ -345,7 +334,7 @@ func (c *Consent) Request(reason string, d time.Duration) (st WindowStatus, open
 	w.timer = time.AfterFunc(d, func() {
 		c.mu.Lock()
 		defer c.mu.Unlock()
-		c.closeWindowLocked(w, ReasonConsentExpired)
+		c.closeWindowLocked(w, control.CloseConsentExpired)
 	})
 	c.window = w
 	c.record(event{Event: eventWindowOpened, Detail: fmt.Sprintf("until %s; reason: %s", w.ends.UTC().Format(time.RFC3339), orNone(reason))})
@@ -401,7 +390,7 @@ func (c *Consent) tellWindow(w *window) {
 		if err == nil {
 			c.log.Info("support request in the server's queue", "request", r.ID)
 			if ended != "" { // the window ended while the request was on its way
-				c.closeRequest(r.ID, ended)
+				c.closeRequest(r.ID, string(ended))
 			}
 			return
 		}
@@ -445,14 +434,14 @@ func (c *Consent) closeRequestLocked(id, reason string) {
 
 // closeWindowLocked ends w for reason, if it is still open: its sessions
 // end with it, and the server is told.
-func (c *Consent) closeWindowLocked(w *window, reason string) {
+func (c *Consent) closeWindowLocked(w *window, reason control.CloseReason) {
 	if w.endReason != "" {
 		return
 	}
 	w.endReason = reason
 	w.timer.Stop()
 	cause := &consentEnd{reason: reason, words: c.endWords(reason)}
-	if reason == ReasonWrongCodes {
+	if reason == control.CloseWrongCodes {
 		// The fifth wrong code is refused with a banner saying the window
 		// closed; ending the sessions at once would cut the connection
 		// before the banner is out. No code passes in the meantime.
@@ -463,21 +452,21 @@ func (c *Consent) closeWindowLocked(w *window, reason string) {
 	if c.window == w {
 		c.window = nil
 	}
-	c.record(event{Event: eventWindowClosed, Reason: reason})
+	c.record(event{Event: eventWindowClosed, Reason: string(reason)})
 	c.log.Info("support window closed", "reason", reason)
-	c.closeRequestLocked(w.requestID, reason)
+	c.closeRequestLocked(w.requestID, string(reason))
 }
 
 // endWords says to an engineer why consent ended their session.
-func (c *Consent) endWords(reason string) string {
+func (c *Consent) endWords(reason control.CloseReason) string {
 	switch reason {
-	case ReasonRevoked:
+	case control.CloseRevoked:
 		return fmt.Sprintf("the owner of %s ended this session", c.device)
-	case ReasonConsentExpired:
+	case control.CloseConsentExpired:
 		return fmt.Sprintf("the owner's support window on %s has ended, and this session with it", c.device)
-	case ReasonWrongCodes:
+	case control.CloseWrongCodes:
 		return fmt.Sprintf("%s closed its support window after %d wrong support codes", c.device, MaxWrongCodes)
-	case ReasonAgentStopping:
+	case control.CloseAgentStopping:
 		return fmt.Sprintf("the agent on %s is stopping", c.device)
 	}
 	return "the session was closed"
@@ -489,7 +478,7 @@ func (c *Consent) Revoke() (windowClosed bool) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if w := c.window; w != nil {
-		c.closeWindowLocked(w, ReasonRevoked)
+		c.closeWindowLocked(w, control.CloseRevoked)
 		windowClosed = true
 	}
 	return windowClosed
@@ -499,7 +488,7 @@ func (c *Consent) Revoke() (windowClosed bool) {
 // device's mode, and reports waiting_consent while the owner decides in
 // approve mode (it blocks until then, or until ctx ends). A refusal is the
 // tunnel_down reason.
-func (c *Consent) admit(ctx context.Context, cmd *control.Command, report Reporter) (*grant, string) {
+func (c *Consent) admit(ctx context.Context, cmd *control.Command, report Reporter) (*grant, control.CloseReason) {
 	switch c.mode {
 	case ConsentAuto:
 		c.admitted(cmd.Session, nil, "auto")
@@ -511,9 +500,9 @@ func (c *Consent) admit(ctx context.Context, cmd *control.Command, report Report
 	w := c.window
 	if w == nil || w.endReason != "" {
 		c.mu.Unlock()
-		c.record(event{Event: eventSessionRefused, Session: cmd.Session, Reason: ReasonNoConsent})
+		c.record(event{Event: eventSessionRefused, Session: cmd.Session, Reason: string(control.CloseNoConsent)})
 		c.log.Info("session refused: no support window is open", "session", cmd.Session)
-		return nil, ReasonNoConsent
+		return nil, control.CloseNoConsent
 	}
 	c.mu.Unlock()
 	c.admitted(cmd.Session, w, "support window, code required")
@@ -529,13 +518,13 @@ func (c *Consent) admitted(session string, w *window, how string) {
 }
 
 // waitApproval holds a session until the owner answers (approve mode).
-func (c *Consent) waitApproval(ctx context.Context, cmd *control.Command, report Reporter) (*grant, string) {
+func (c *Consent) waitApproval(ctx context.Context, cmd *control.Command, report Reporter) (*grant, control.CloseReason) {
 	now := c.now()
 	a := &approval{session: cmd.Session, fleet: cmd.Fleet, asked: now, deadline: now.Add(c.approvalTimeout), answer: make(chan bool, 1)}
 	c.mu.Lock()
 	if c.closed {
 		c.mu.Unlock()
-		return nil, ReasonAgentStopping
+		return nil, control.CloseAgentStopping
 	}
 	c.pending[a.session] = a
 	c.sessions[a.session] = &sessionInfo{id: a.session, since: now, state: SessionWaitingOwner}
@@ -551,17 +540,17 @@ func (c *Consent) waitApproval(ctx context.Context, cmd *control.Command, report
 	defer t.Stop()
 	var (
 		ok     bool
-		reason string
+		reason control.CloseReason
 	)
 	select {
 	case ok = <-a.answer:
 		if !ok {
-			reason = ReasonDenied
+			reason = control.CloseDenied
 		}
 	case <-t.C:
-		reason = ReasonConsentTimeout
+		reason = control.CloseConsentTimeout
 	case <-ctx.Done():
-		reason = ReasonClosed
+		reason = control.CloseOnCommand
 		if e, isEnd := errors.AsType[*consentEnd](context.Cause(ctx)); isEnd {
 			reason = e.reason
 		}
@@ -580,13 +569,13 @@ func (c *Consent) waitApproval(ctx context.Context, cmd *control.Command, report
 		c.record(event{Event: eventApproved, Session: a.session})
 		c.closeRequest(id, "approved")
 		return &grant{}, ""
-	case reason == ReasonDenied:
+	case reason == control.CloseDenied:
 		c.record(event{Event: eventDenied, Session: a.session})
-	case reason == ReasonConsentTimeout:
-		c.record(event{Event: eventDenied, Session: a.session, Reason: ReasonConsentTimeout, Detail: "the owner did not answer in time"})
+	case reason == control.CloseConsentTimeout:
+		c.record(event{Event: eventDenied, Session: a.session, Reason: string(control.CloseConsentTimeout), Detail: "the owner did not answer in time"})
 	}
 	c.log.Info("session not approved", "session", a.session, "reason", reason)
-	c.closeRequest(id, reason)
+	c.closeRequest(id, string(reason))
 	return nil, reason
 }
 
@@ -668,7 +657,7 @@ func (c *Consent) checkCode(w *window, session, answer string) error {
 	c.record(event{Event: eventCodeWrong, Session: session, Detail: fmt.Sprintf("wrong code %d of %d", w.wrong, MaxWrongCodes)})
 	c.log.Warn("wrong support code", "session", session, "wrong", w.wrong)
 	if w.wrong >= MaxWrongCodes {
-		c.closeWindowLocked(w, ReasonWrongCodes)
+		c.closeWindowLocked(w, control.CloseWrongCodes)
 		return fmt.Errorf("wrong support code, the %s in a row: %s has closed its support window; its owner must run `porthole-agent request` again",
 			ordinal(MaxWrongCodes), c.device)
 	}

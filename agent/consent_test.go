@@ -155,8 +155,8 @@ func TestManualConsent(t *testing.T) {
 	t.Parallel()
 	c, srv := newTestConsent(t, ConsentManual, nil)
 	var st states
-	if g, reason := c.admit(t.Context(), openCmd("s1"), st.report); g != nil || reason != ReasonNoConsent {
-		t.Fatalf("admit without a window = %v, %q; want refused, %s", g, reason, ReasonNoConsent)
+	if g, reason := c.admit(t.Context(), openCmd("s1"), st.report); g != nil || reason != control.CloseNoConsent {
+		t.Fatalf("admit without a window = %v, %q; want refused, %s", g, reason, control.CloseNoConsent)
 	}
 
 	w, opened, err := c.Request("the amp hums", time.Hour)
@@ -207,10 +207,10 @@ func TestManualConsent(t *testing.T) {
 	case <-time.After(2 * wrongCodesGrace):
 		t.Fatal("the window's sessions did not end")
 	}
-	if e, ok := errors.AsType[*consentEnd](context.Cause(g.window.ctx)); !ok || e.reason != ReasonWrongCodes {
-		t.Fatalf("the window ended with %v; want %s", context.Cause(g.window.ctx), ReasonWrongCodes)
+	if e, ok := errors.AsType[*consentEnd](context.Cause(g.window.ctx)); !ok || e.reason != control.CloseWrongCodes {
+		t.Fatalf("the window ended with %v; want %s", context.Cause(g.window.ctx), control.CloseWrongCodes)
 	}
-	consentWait(t, "the server hears of the wrong codes", func() bool { return srv.closedReason("req_1") == ReasonWrongCodes })
+	consentWait(t, "the server hears of the wrong codes", func() bool { return srv.closedReason("req_1") == string(control.CloseWrongCodes) })
 	if c.Status().Window != nil {
 		t.Fatal("status still shows a window")
 	}
@@ -235,7 +235,7 @@ func TestManualConsent(t *testing.T) {
 	if !c.Revoke() {
 		t.Fatal("Revoke closed no window")
 	}
-	consentWait(t, "the server hears of the revoke", func() bool { return srv.closedReason("req_2") == ReasonRevoked })
+	consentWait(t, "the server hears of the revoke", func() bool { return srv.closedReason("req_2") == string(control.CloseRevoked) })
 }
 
 // TestWindowExpires: the window's end ends it (and so its sessions).
@@ -258,11 +258,11 @@ func TestWindowExpires(t *testing.T) {
 	case <-time.After(5 * time.Second):
 		t.Fatal("the window did not end")
 	}
-	if e, _ := errors.AsType[*consentEnd](context.Cause(g.window.ctx)); e == nil || e.reason != ReasonConsentExpired {
-		t.Errorf("the window ended with %v; want %s", context.Cause(g.window.ctx), ReasonConsentExpired)
+	if e, _ := errors.AsType[*consentEnd](context.Cause(g.window.ctx)); e == nil || e.reason != control.CloseConsentExpired {
+		t.Errorf("the window ended with %v; want %s", context.Cause(g.window.ctx), control.CloseConsentExpired)
 	}
-	consentWait(t, "the server hears the window expired", func() bool { return srv.closedReason("req_1") == ReasonConsentExpired })
-	if g, reason := c.admit(t.Context(), openCmd("s2"), func(control.State) {}); g != nil || reason != ReasonNoConsent {
+	consentWait(t, "the server hears the window expired", func() bool { return srv.closedReason("req_1") == string(control.CloseConsentExpired) })
+	if g, reason := c.admit(t.Context(), openCmd("s2"), func(control.State) {}); g != nil || reason != control.CloseNoConsent {
 		t.Errorf("admit after the window: %v, %q", g, reason)
 	}
 }
@@ -287,15 +287,15 @@ func TestApproveConsent(t *testing.T) {
 	for _, tt := range []struct {
 		name       string
 		answer     func(session string)
-		wantReason string
+		wantReason control.CloseReason
 	}{
 		{"approved", func(s string) { mustAnswer(t, c, s, true) }, ""},
-		{"denied", func(s string) { mustAnswer(t, c, s, false) }, ReasonDenied},
-		{"unanswered", func(string) {}, ReasonConsentTimeout},
+		{"denied", func(s string) { mustAnswer(t, c, s, false) }, control.CloseDenied},
+		{"unanswered", func(string) {}, control.CloseConsentTimeout},
 	} {
 		session := "ses-" + strings.ReplaceAll(tt.name, " ", "-")
 		var st states
-		done := make(chan string, 1)
+		done := make(chan control.CloseReason, 1)
 		go func() {
 			g, reason := c.admit(t.Context(), openCmd(session), st.report)
 			if (g != nil) != (reason == "") {
@@ -339,17 +339,17 @@ func TestApprovalEndsWithTheSession(t *testing.T) {
 	t.Parallel()
 	c, _ := newTestConsent(t, ConsentApprove, nil)
 	ctx, cancel := context.WithCancelCause(t.Context())
-	done := make(chan string, 1)
+	done := make(chan control.CloseReason, 1)
 	go func() {
 		_, reason := c.admit(ctx, openCmd("s1"), func(control.State) {})
 		done <- reason
 	}()
 	consentWait(t, "the session waits", func() bool { return len(c.Status().Pending) == 1 })
-	cancel(&consentEnd{reason: ReasonRevoked})
+	cancel(&consentEnd{reason: control.CloseRevoked})
 	select {
 	case got := <-done:
-		if got != ReasonRevoked {
-			t.Errorf("reason %q; want %s", got, ReasonRevoked)
+		if got != control.CloseRevoked {
+			t.Errorf("reason %q; want %s", got, control.CloseRevoked)
 		}
 	case <-time.After(time.Second):
 		t.Fatal("the approval kept waiting after its session ended")

@@ -54,7 +54,7 @@ func TestTunnelsNeedConsent(t *testing.T) {
 	tn, dials := consentTunnels(t, c)
 	var st states
 	tn.Open(t.Context(), openCmd("s1"), st.report)
-	waitState(t, &st, control.State{Kind: control.StateTunnelDown, Session: "s1", Reason: ReasonNoConsent})
+	waitState(t, &st, control.TunnelDown("s1", control.CloseNoConsent))
 	if n := dials.Load(); n != 0 {
 		t.Fatalf("the relay was dialled %d times without consent", n)
 	}
@@ -62,7 +62,7 @@ func TestTunnelsNeedConsent(t *testing.T) {
 		t.Fatal(err)
 	}
 	tn.Open(t.Context(), openCmd("s2"), st.report)
-	waitState(t, &st, control.State{Kind: control.StateTunnelDown, Session: "s2", Reason: ReasonRelayUnreachable})
+	waitState(t, &st, control.TunnelDown("s2", control.CloseRelayUnreachable))
 	// Once by the relay's protocol, once by its WebSocket, both failing.
 	if n := dials.Load(); n != 2 {
 		t.Fatalf("the relay was dialled %d times with a window open; want 2 (TLS, then a WebSocket)", n)
@@ -79,8 +79,8 @@ func TestTunnelsApproval(t *testing.T) {
 	tn.Open(t.Context(), openCmd("s1"), st.report)
 	waitState(t, &st, control.State{Kind: control.StateWaitingConsent, Session: "s1"})
 	c.Revoke()
-	tn.CloseAll(ReasonRevoked)
-	waitState(t, &st, control.State{Kind: control.StateTunnelDown, Session: "s1", Reason: ReasonRevoked})
+	tn.CloseAll(control.CloseRevoked)
+	waitState(t, &st, control.TunnelDown("s1", control.CloseRevoked))
 
 	tn.Open(t.Context(), openCmd("s2"), st.report)
 	waitState(t, &st, control.State{Kind: control.StateWaitingConsent, Session: "s2"})
@@ -90,7 +90,7 @@ func TestTunnelsApproval(t *testing.T) {
 	if _, err := c.Answer("s2", true); err != nil {
 		t.Fatal(err)
 	}
-	waitState(t, &st, control.State{Kind: control.StateTunnelDown, Session: "s2", Reason: ReasonRelayUnreachable})
+	waitState(t, &st, control.TunnelDown("s2", control.CloseRelayUnreachable))
 	if n := dials.Load(); n != 2 {
 		t.Fatalf("dials after the approval: %d; want 2 (TLS, then a WebSocket)", n)
 	}
@@ -126,7 +126,7 @@ func TestModeClaimsChangeNothing(t *testing.T) {
 		d.states.Expect(t, "rejected "+control.ReasonMalformed)
 	}
 	d.broker.Publish(t, d.cmdTopic(), d.sign(t, d.command("plain")))
-	d.states.Expect(t, "tunnel_down plain "+ReasonNoConsent)
+	d.states.Expect(t, "tunnel_down plain "+string(control.CloseNoConsent))
 	if n := dials.Load(); n != 0 {
 		t.Fatalf("the relay was dialled %d times", n)
 	}

@@ -17,6 +17,8 @@ import (
 	"strconv"
 	"sync"
 	"time"
+
+	"github.com/porthole/porthole/control"
 )
 
 // The owner's local control: the running agent serves a small JSON API on
@@ -202,7 +204,7 @@ func (l *Local) apiHandler(onPage bool) http.Handler {
 func (l *Local) Revoke() LocalRevokeAnswer {
 	closed := l.consent.Revoke()
 	n := len(l.tunnels.Sessions())
-	l.tunnels.CloseAll(ReasonRevoked)
+	l.tunnels.CloseAll(control.CloseRevoked)
 	detail := fmt.Sprintf("ended %d session(s)", n)
 	if closed {
 		detail += " and closed the support window"

@@ -200,7 +200,7 @@ func TestLocalRevokeEndsSessionsAtOnce(t *testing.T) {
 	if err != nil || rev.Sessions != 1 {
 		t.Fatalf("revoke %+v, %v", rev, err)
 	}
-	waitState(t, &st, control.State{Kind: control.StateTunnelDown, Session: "s1", Reason: ReasonRevoked})
+	waitState(t, &st, control.TunnelDown("s1", control.CloseRevoked))
 	if d := time.Since(start); d > time.Second {
 		t.Errorf("the session ended %v after revoke; want within a second", d)
 	}

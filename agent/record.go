@@ -59,13 +59,6 @@ const (
 	sessionsLockFile  = ".lock"
 )
 
-// Why a session's recording ended without a close from the tunnel.
-const (
-	// ReasonInterrupted: the agent stopped (a crash, a power cut) before
-	// the session ended; found when it started again.
-	ReasonInterrupted = "interrupted"
-)
-
 // SessionMeta is a session's meta.json.
 type SessionMeta struct {
 	Session string    `json:"session"`
@@ -305,7 +298,7 @@ func (r *Recordings) Close() error {
 		close(r.stop)
 		r.wg.Wait()
 		for _, s := range open {
-			s.finish(ReasonAgentStopping)
+			s.finish(control.CloseAgentStopping)
 		}
 		r.release()
 	})
@@ -352,7 +345,7 @@ func (rs *recordedSessions) wrap(report Reporter) Reporter {
 			rs.mu.Lock()
 			delete(rs.open, s.Session)
 			rs.mu.Unlock()
-			rs.r.SessionEnded(s.Session, s.Reason)
+			rs.r.SessionEnded(s.Session, control.CloseReason(s.Reason))
 		}
 		report(s)
 	}
@@ -443,7 +436,7 @@ func (r *Recordings) Forward(session string, f agentssh.Forward) {
 // SessionEnded closes a session's recording: reason is why it ended, as
 // in tunnel_down. Handler's wrapper calls it; it does nothing for a
 // session no engineer reached.
-func (r *Recordings) SessionEnded(session, reason string) {
+func (r *Recordings) SessionEnded(session string, reason control.CloseReason) {
 	r.mu.Lock()
 	s, closed := r.sessions[session], r.closed
 	r.mu.Unlock()
@@ -839,7 +832,7 @@ func (s *sessionRec) flush() bool {
 
 // finish ends the recording: the last event, meta.json with the end, and
 // agent.log.
-func (s *sessionRec) finish(reason string) {
+func (s *sessionRec) finish(reason control.CloseReason) {
 	s.mu.Lock()
 	if s.ended {
 		s.mu.Unlock()
@@ -854,13 +847,13 @@ func (s *sessionRec) finish(reason string) {
 	for _, f := range casts {
 		f.close() // processes the session outlived; their Exited finds it closed
 	}
-	s.event(SessionEvent{Event: SessionEventEnded, Reason: reason}, syncEvent|forceEvent)
+	s.event(SessionEvent{Event: SessionEventEnded, Reason: string(reason)}, syncEvent|forceEvent)
 	s.fail(s.events.close())
 	s.mu.Lock()
-	s.meta.End, s.meta.Reason = s.r.now().UTC(), reason
+	s.meta.End, s.meta.Reason = s.r.now().UTC(), string(reason)
 	s.mu.Unlock()
 	s.writeMeta()
-	s.r.record(event{Event: eventSessionEnded, Session: s.id, Reason: reason, Bytes: dirSize(s.dir)})
+	s.r.record(event{Event: eventSessionEnded, Session: s.id, Reason: string(reason), Bytes: dirSize(s.dir)})
 }
 
 // writeMeta replaces meta.json with the session as it stands.

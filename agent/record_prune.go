@@ -8,6 +8,8 @@ import (
 	"slices"
 	"strings"
 	"time"
+
+	"github.com/porthole/porthole/control"
 )
 
 // recover closes the recordings a previous run left open (the agent
@@ -38,9 +40,10 @@ func (r *Recordings) recover() {
 // closeInterrupted ends an interrupted session's recording at the time
 // its files were last written.
 func (r *Recordings) closeInterrupted(dir string, m *SessionMeta) {
-	m.End, m.Reason = lastWritten(dir).UTC(), ReasonInterrupted
+	why := string(control.CloseInterrupted)
+	m.End, m.Reason = lastWritten(dir).UTC(), why
 	if f, err := openAppend(filepath.Join(dir, SessionEventsFile), r.gid); err == nil {
-		line, _ := jsonLine(SessionEvent{Time: m.End, Event: SessionEventEnded, Reason: ReasonInterrupted})
+		line, _ := jsonLine(SessionEvent{Time: m.End, Event: SessionEventEnded, Reason: why})
 		f.Write(line)
 		f.Sync()
 		f.Close()
@@ -50,7 +53,7 @@ func (r *Recordings) closeInterrupted(dir string, m *SessionMeta) {
 			r.log.Error("closing an interrupted recording", "session", m.Session, "err", err)
 		}
 	}
-	r.record(event{Event: eventSessionEnded, Session: m.Session, Reason: ReasonInterrupted, Bytes: dirSize(dir)})
+	r.record(event{Event: eventSessionEnded, Session: m.Session, Reason: why, Bytes: dirSize(dir)})
 }
 
 // lastWritten is when a file in dir was last changed.

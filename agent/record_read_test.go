@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/porthole/porthole/agentssh"
+	"github.com/porthole/porthole/control"
 )
 
 // writeCast writes an asciicast with output events at the given seconds.
@@ -128,7 +129,7 @@ func TestFindSession(t *testing.T) {
 	r := openRecordings(t, Config{}, nil)
 	for _, id := range []string{"ses_abc", "ses_abd", "other"} {
 		r.Connected(id, ann())
-		r.SessionEnded(id, ReasonClosed)
+		r.SessionEnded(id, control.CloseOnCommand)
 	}
 	for _, tt := range []struct{ id, want, err string }{
 		{"ses_abc", "ses_abc", ""},

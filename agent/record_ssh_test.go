@@ -23,6 +23,7 @@ import (
 	"golang.org/x/crypto/ssh"
 
 	"github.com/porthole/porthole/agentssh"
+	"github.com/porthole/porthole/control"
 	"github.com/porthole/porthole/sessioncert"
 )
 
@@ -280,7 +281,7 @@ func TestRecordRealSession(t *testing.T) {
 	}
 
 	d.hangUp(t, c)
-	rec.SessionEnded("ses_1", ReasonClosed)
+	rec.SessionEnded("ses_1", control.CloseOnCommand)
 
 	ses := recorded(t, rec, "ses_1")
 	if len(ses.Who) != 1 || ses.Who[0].User != "ann@example.com" || !ses.Who[0].ValidBefore.Equal(d.certificateUntil) {
@@ -412,7 +413,7 @@ func TestRecordRealFlood(t *testing.T) {
 		t.Errorf("a command after the flood: %q, %v; want it refused", errOut, err)
 	}
 	d.hangUp(t, c)
-	rec.SessionEnded("ses_1", ReasonClosed)
+	rec.SessionEnded("ses_1", control.CloseOnCommand)
 
 	ses := recorded(t, rec, "ses_1")
 	if ses.Bytes > int64(cfg.Recordings.MaxSession+cfg.Recordings.MaxEvents)+2<<10 {
@@ -573,7 +574,7 @@ func TestRecordFullFailsClosed(t *testing.T) {
 	}
 
 	d.hangUp(t, c)
-	rec.SessionEnded("ses_1", ReasonClosed)
+	rec.SessionEnded("ses_1", control.CloseOnCommand)
 	if _, err := os.Stat(blind); err == nil {
 		t.Error("the refused command ran")
 	}

@@ -155,11 +155,11 @@ func TestRecordSession(t *testing.T) {
 			if s := recorded(t, r, "ses_1"); !s.Open() {
 				t.Errorf("session ended before SessionEnded: %+v", s.SessionMeta)
 			}
-			r.SessionEnded("ses_1", ReasonIdle)
+			r.SessionEnded("ses_1", control.CloseIdleTimeout)
 
 			s := recorded(t, r, "ses_1")
 			m := s.SessionMeta
-			if s.Open() || m.Reason != ReasonIdle || len(m.Who) != 1 || m.Who[0].User != "ann@example.com" ||
+			if s.Open() || m.Reason != string(control.CloseIdleTimeout) || len(m.Who) != 1 || m.Who[0].User != "ann@example.com" ||
 				m.Connections != 1 || m.Processes != 2 || m.RecordInput != recordInput || len(m.Truncated) != 0 || m.Device != "dev1" {
 				t.Errorf("meta = %+v", m)
 			}
@@ -191,7 +191,7 @@ func TestRecordSession(t *testing.T) {
 			if e := evs[8]; e.Refused == "" {
 				t.Errorf("refused forward = %+v", e)
 			}
-			if e := evs[10]; e.Reason != ReasonIdle {
+			if e := evs[10]; e.Reason != string(control.CloseIdleTimeout) {
 				t.Errorf("ended = %+v", e)
 			}
 
@@ -268,7 +268,7 @@ func TestRecordGroup(t *testing.T) {
 		o.Group = group
 	})
 	scriptedSession(r, "ses_1")
-	r.SessionEnded("ses_1", ReasonClosed)
+	r.SessionEnded("ses_1", control.CloseOnCommand)
 	fi, _ := os.Stat(r.stateDir)
 	if st := fi.Sys().(*syscall.Stat_t); int(st.Gid) != gid || fi.Mode().Perm() != 0o710 {
 		t.Errorf("state dir: gid %d, mode %v; want %d, 0710", st.Gid, fi.Mode().Perm(), gid)
@@ -295,7 +295,7 @@ func TestRecordUTF8(t *testing.T) {
 	}
 	p.Output([]byte{'"', '\\', 0, 0x1b, '[', 'm', 0xff, '\n', 0xe2, 0x80})
 	p.Exited(agentssh.Exit{})
-	r.SessionEnded("ses_1", ReasonClosed)
+	r.SessionEnded("ses_1", control.CloseOnCommand)
 	s := recorded(t, r, "ses_1")
 	_, ce := readCast(t, filepath.Join(s.Dir, s.Casts[0].File))
 	if got, want := castData(ce, "o"), "é€😀\"\\\x00\x1b[m\ufffd\n\ufffd\ufffd"; got != want {
@@ -329,7 +329,7 @@ func TestRecordFlood(t *testing.T) {
 		r.SFTP("ses_1", agentssh.SFTPOp{Op: "list", Path: "/usr/share/doc/some/long/path"})
 	}
 	r.Disconnected("ses_1", "")
-	r.SessionEnded("ses_1", ReasonClosed)
+	r.SessionEnded("ses_1", control.CloseOnCommand)
 
 	s := recorded(t, r, "ses_1")
 	if len(s.Casts) != 1 {
@@ -409,7 +409,7 @@ func TestRecordTotalCap(t *testing.T) {
 		t.Errorf("three sessions take %d bytes; max_total %d", total, cfg.Recordings.MaxTotal)
 	}
 	for _, id := range []string{"ses_a", "ses_b", "ses_c"} {
-		r.SessionEnded(id, ReasonClosed)
+		r.SessionEnded(id, control.CloseOnCommand)
 	}
 }
 
@@ -421,7 +421,7 @@ func writeOldSession(t *testing.T, stateDir, id string, start, end time.Time, si
 	if err := os.MkdirAll(dir, 0o750); err != nil {
 		t.Fatal(err)
 	}
-	m := SessionMeta{Session: id, Start: start, End: end, Reason: ReasonClosed}
+	m := SessionMeta{Session: id, Start: start, End: end, Reason: string(control.CloseOnCommand)}
 	data, _ := json.Marshal(m)
 	os.WriteFile(filepath.Join(dir, SessionMetaFile), data, 0o640)
 	os.WriteFile(filepath.Join(dir, SessionEventsFile), []byte(`{"time":"2026-01-01T00:00:00Z","event":"connected"}`+"\n"), 0o640)
@@ -463,7 +463,7 @@ func TestRetention(t *testing.T) {
 		t.Errorf("after start: sessions %v; want %v", got, want)
 	}
 	crash := recorded(t, r, "ses_crash")
-	if crash.Reason != ReasonInterrupted || crash.End.IsZero() {
+	if crash.Reason != string(control.CloseInterrupted) || crash.End.IsZero() {
 		t.Errorf("interrupted session: %+v", crash.SessionMeta)
 	}
 	// The partial line a crash left is closed off, so the next one reads.
@@ -481,7 +481,7 @@ func TestRetention(t *testing.T) {
 	if got, want := ids(), []string{"ses_next"}; !slices.Equal(got, want) {
 		t.Errorf("60 days later: sessions %v; want %v", got, want)
 	}
-	r.SessionEnded("ses_next", ReasonClosed)
+	r.SessionEnded("ses_next", control.CloseOnCommand)
 	r.Close()
 
 	var deleted []string
@@ -552,7 +552,7 @@ func (s *stubSessions) Close(_ context.Context, cmd *control.Command, report Rep
 	s.mu.Lock()
 	s.closed = append(s.closed, cmd.Session)
 	s.mu.Unlock()
-	report(control.State{Kind: control.StateTunnelDown, Session: cmd.Session, Reason: ReasonClosed})
+	report(control.TunnelDown(cmd.Session, control.CloseOnCommand))
 }
 
 // TestHandler: the session's end reason reaches the recording, and a
@@ -568,11 +568,11 @@ func TestHandler(t *testing.T) {
 	h.Open(ctx, &control.Command{Type: control.TypeOpen, Session: "ses_1"}, report)
 	r.Connected("ses_1", ann())
 	// Tunnels reports through the reporter Open was given.
-	h.(*recordedSessions).open["ses_1"].report(control.State{Kind: control.StateTunnelDown, Session: "ses_1", Reason: ReasonMaxDuration})
-	if s := recorded(t, r, "ses_1"); s.Reason != ReasonMaxDuration {
-		t.Errorf("reason = %q; want %q", s.Reason, ReasonMaxDuration)
+	h.(*recordedSessions).open["ses_1"].report(control.TunnelDown("ses_1", control.CloseMaxDuration))
+	if s := recorded(t, r, "ses_1"); s.Reason != string(control.CloseMaxDuration) {
+		t.Errorf("reason = %q; want %q", s.Reason, control.CloseMaxDuration)
 	}
-	if len(reported) != 1 || reported[0].Reason != ReasonMaxDuration {
+	if len(reported) != 1 || reported[0].Reason != string(control.CloseMaxDuration) {
 		t.Errorf("reported %+v; want the tunnel_down passed on", reported)
 	}
 
@@ -602,8 +602,8 @@ func TestRecordAfterClose(t *testing.T) {
 	p.Exited(agentssh.Exit{})
 	r.Disconnected("ses_1", "")
 	s := recorded(t, r, "ses_1")
-	if s.Reason != ReasonAgentStopping {
-		t.Errorf("reason %q; want %q", s.Reason, ReasonAgentStopping)
+	if s.Reason != string(control.CloseAgentStopping) {
+		t.Errorf("reason %q; want %q", s.Reason, control.CloseAgentStopping)
 	}
 	_, ce := readCast(t, filepath.Join(s.Dir, s.Casts[0].File))
 	if got := castData(ce, "o"); got != "before" {
@@ -640,7 +640,7 @@ func TestRecordFlushes(t *testing.T) {
 		t.Errorf("cast on disk %q; want the output flushed", data)
 	}
 	p.Exited(agentssh.Exit{})
-	r.SessionEnded("ses_1", ReasonClosed)
+	r.SessionEnded("ses_1", control.CloseOnCommand)
 }
 
 // TestRecordConnectionLoop: an engineer connecting in a loop cannot fill
@@ -653,7 +653,7 @@ func TestRecordConnectionLoop(t *testing.T) {
 		r.Connected("ses_1", who)
 		r.Disconnected("ses_1", "")
 	}
-	r.SessionEnded("ses_1", ReasonClosed)
+	r.SessionEnded("ses_1", control.CloseOnCommand)
 	entries := logEvents(t, r.stateDir)
 	if len(entries) != 2*maxLoggedConnections+1 {
 		t.Errorf("agent.log has %d lines; want %d", len(entries), 2*maxLoggedConnections+1)

@@ -82,18 +82,18 @@ func TestRelayFailure(t *testing.T) {
 	for _, tt := range []struct {
 		name string
 		err  error
-		want string
+		want control.CloseReason
 	}{
-		{"refused", reply(relayproto.CodeRefused), ReasonRelayRefused},
-		{"store did not answer", reply(relayproto.CodeUnavailable), ReasonRelayBusy},
-		{"session closed meanwhile", reply(relayproto.CodeClosed), ReasonClosed},
-		{"closed at once (TLS)", fmt.Errorf("tls: %w", io.EOF), ReasonRelayBusy},
-		{"reset", &net.OpError{Op: "read", Net: "tcp", Err: &os.SyscallError{Syscall: "read", Err: syscall.ECONNRESET}}, ReasonRelayBusy},
-		{"no reply", fmt.Errorf("relayproto: reading the relay's reply: %w", io.ErrUnexpectedEOF), ReasonRelayBusy},
-		{"SSH closed at once", fmt.Errorf("the relay closed the connection: %w", fmt.Errorf("ssh: handshake failed: %w", io.EOF)), ReasonRelayBusy},
-		{"SSH login refused", fmt.Errorf("%w: ssh: unable to authenticate", errRefused), ReasonRelayRefused},
-		{"connection refused", &net.OpError{Op: "dial", Net: "tcp", Err: &os.SyscallError{Syscall: "connect", Err: syscall.ECONNREFUSED}}, ReasonRelayUnreachable},
-		{"timeout", context.DeadlineExceeded, ReasonRelayUnreachable},
+		{"refused", reply(relayproto.CodeRefused), control.CloseRelayRefused},
+		{"store did not answer", reply(relayproto.CodeUnavailable), control.CloseRelayBusy},
+		{"session closed meanwhile", reply(relayproto.CodeClosed), control.CloseOnCommand},
+		{"closed at once (TLS)", fmt.Errorf("tls: %w", io.EOF), control.CloseRelayBusy},
+		{"reset", &net.OpError{Op: "read", Net: "tcp", Err: &os.SyscallError{Syscall: "read", Err: syscall.ECONNRESET}}, control.CloseRelayBusy},
+		{"no reply", fmt.Errorf("relayproto: reading the relay's reply: %w", io.ErrUnexpectedEOF), control.CloseRelayBusy},
+		{"SSH closed at once", fmt.Errorf("the relay closed the connection: %w", fmt.Errorf("ssh: handshake failed: %w", io.EOF)), control.CloseRelayBusy},
+		{"SSH login refused", fmt.Errorf("%w: ssh: unable to authenticate", errRefused), control.CloseRelayRefused},
+		{"connection refused", &net.OpError{Op: "dial", Net: "tcp", Err: &os.SyscallError{Syscall: "connect", Err: syscall.ECONNREFUSED}}, control.CloseRelayUnreachable},
+		{"timeout", context.DeadlineExceeded, control.CloseRelayUnreachable},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			if got := relayFailure(tt.err); got != tt.want {
@@ -141,7 +141,7 @@ func TestRelayBusyRetried(t *testing.T) {
 	ctx, cancel := context.WithCancelCause(context.Background())
 	defer cancel(nil)
 	_, err = tn.registerV2(&tunnel{id: "ses_1", ctx: ctx, cancel: cancel})
-	if got := relayFailure(err); got != ReasonRelayUnreachable || dials.Load() != 6 {
+	if got := relayFailure(err); got != control.CloseRelayUnreachable || dials.Load() != 6 {
 		t.Errorf("after %d dials: %v (%s); want two turned away, then the refused dial's unreachable", dials.Load(), err, got)
 	}
 }
@@ -154,7 +154,7 @@ func TestCloseUnknownSession(t *testing.T) {
 	tn, _ := consentTunnels(t, nil)
 	var st states
 	tn.Close(context.Background(), &control.Command{Type: control.TypeClose, Session: "ses_gone"}, st.report)
-	if got, want := st.list(), []control.State{{Kind: control.StateTunnelDown, Session: "ses_gone", Reason: ReasonClosed}}; len(got) != 1 || got[0] != want[0] {
+	if got, want := st.list(), []control.State{control.TunnelDown("ses_gone", control.CloseOnCommand)}; len(got) != 1 || got[0] != want[0] {
 		t.Errorf("reported %+v; want %+v", got, want)
 	}
 }

@@ -24,9 +24,6 @@ type SessionHandler interface {
 // server closes a session it hears nothing about.
 type Reporter func(control.State)
 
-// ReasonUnsupported ends a session this agent cannot hold.
-const ReasonUnsupported = "unsupported"
-
 // NoSessions is the SessionHandler of an agent without a data path (it
 // arrives with its own issue): it answers every open and close with
 // "tunnel_down <session> unsupported" at once, so the server closes the
@@ -52,5 +49,5 @@ func (n NoSessions) refuse(cmd *control.Command, report Reporter) {
 	if n.Logger != nil {
 		n.Logger.Info("sessions are not supported by this agent yet", "type", cmd.Type, "session", cmd.Session)
 	}
-	report(control.State{Kind: control.StateTunnelDown, Session: cmd.Session, Reason: ReasonUnsupported})
+	report(control.TunnelDown(cmd.Session, control.CloseUnsupported))
 }

@@ -21,18 +21,6 @@ import (
 	"github.com/porthole/porthole/relay/relayproto"
 )
 
-// Why the device ends a session, as it reports in tunnel_down.
-const (
-	ReasonClosed            = "closed"             // the server said close
-	ReasonIdle              = "idle_timeout"       // no engineer input for the idle timeout
-	ReasonMaxDuration       = "max_duration"       // open for the maximum duration
-	ReasonRelayUnreachable  = "relay_unreachable"  // the relay could not be dialled
-	ReasonRelayRefused      = "relay_refused"      // the relay refused the device or its forward
-	ReasonRelayBusy         = "relay_busy"         // the relay turned the device away for now: overloaded, or it could not check the device
-	ReasonRelayDisconnected = "relay_disconnected" // the relay connection dropped
-	ReasonAgentStopping     = "agent_stopping"     // the agent is shutting down
-)
-
 // relayDialTimeout bounds dialling the relay and the SSH handshake there.
 const relayDialTimeout = 15 * time.Second
 
@@ -104,8 +92,8 @@ type tunnel struct {
 	ctx       context.Context
 	cancel    context.CancelCauseFunc // with a *consentEnd: why, for the engineer
 	endOnce   sync.Once
-	reason    string  // set once, by end
-	window    *window // manual consent: the window the session is in, whose code it needs; guarded by Tunnels.mu
+	reason    control.CloseReason // set once, by end
+	window    *window             // manual consent: the window the session is in, whose code it needs; guarded by Tunnels.mu
 	mu        sync.Mutex
 	conn      io.Closer      // the relay connection or registration, once made; guarded by mu
 	wg        sync.WaitGroup // the engineers' connections and the idle watch (goServe)
@@ -195,7 +183,7 @@ var _ SessionHandler = (*Tunnels)(nil)
 // An open for a session already open is ignored.
 func (t *Tunnels) Open(ctx context.Context, cmd *control.Command, report Reporter) {
 	if cmd.Relay == "" {
-		report(control.State{Kind: control.StateTunnelDown, Session: cmd.Session, Reason: ReasonRelayUnreachable})
+		report(control.TunnelDown(cmd.Session, control.CloseRelayUnreachable))
 		return
 	}
 	idle := shorter(time.Duration(cmd.IdleTimeoutS)*time.Second, t.cfg.idleTimeout())
@@ -225,14 +213,14 @@ func (t *Tunnels) Close(_ context.Context, cmd *control.Command, report Reporter
 	tn := t.open[cmd.Session]
 	t.mu.Unlock()
 	if tn == nil {
-		report(control.State{Kind: control.StateTunnelDown, Session: cmd.Session, Reason: ReasonClosed})
+		report(control.TunnelDown(cmd.Session, control.CloseOnCommand))
 		return
 	}
-	t.end(tn, ReasonClosed)
+	t.end(tn, control.CloseOnCommand)
 }
 
 // CloseAll ends every open session for reason, at once.
-func (t *Tunnels) CloseAll(reason string) {
+func (t *Tunnels) CloseAll(reason control.CloseReason) {
 	t.mu.Lock()
 	all := make([]*tunnel, 0, len(t.open))
 	for _, tn := range t.open {
@@ -304,7 +292,7 @@ func (t *Tunnels) activity(session string) {
 
 // end ends a session once: its engineers' connections and processes (by
 // the context they are served with) and its relay connection.
-func (t *Tunnels) end(tn *tunnel, reason string) {
+func (t *Tunnels) end(tn *tunnel, reason control.CloseReason) {
 	tn.endOnce.Do(func() {
 		tn.reason = reason
 		tn.mu.Lock()
@@ -320,13 +308,13 @@ func (t *Tunnels) end(tn *tunnel, reason string) {
 }
 
 // endWords says to the engineer why the device ended their session.
-func (t *Tunnels) endWords(reason string) string {
+func (t *Tunnels) endWords(reason control.CloseReason) string {
 	switch reason {
-	case ReasonIdle:
+	case control.CloseIdleTimeout:
 		return "the session ended after " + shortDuration(t.cfg.idleTimeout()) + " without input"
-	case ReasonMaxDuration:
+	case control.CloseMaxDuration:
 		return "the session reached its longest allowed duration"
-	case ReasonClosed, ReasonRelayDisconnected, ReasonRelayRefused, ReasonRelayUnreachable, ReasonRelayBusy:
+	case control.CloseOnCommand, control.CloseRelayDisconnected, control.CloseRelayRefused, control.CloseRelayUnreachable, control.CloseRelayBusy:
 		return "the session was closed"
 	}
 	return t.consent.endWords(reason)
@@ -343,10 +331,10 @@ func shortDuration(d time.Duration) string {
 func (t *Tunnels) run(tn *tunnel, cmd *control.Command, maxDur time.Duration, report Reporter) {
 	log := t.log.With("session", tn.id)
 	defer func() {
-		t.end(tn, ReasonAgentStopping) // no-op unless nothing ended it yet
+		t.end(tn, control.CloseAgentStopping) // no-op unless nothing ended it yet
 		t.consent.sessionEnded(tn.id)
 		log.Info("session ended", "reason", tn.reason)
-		report(control.State{Kind: control.StateTunnelDown, Session: tn.id, Reason: tn.reason})
+		report(control.TunnelDown(tn.id, tn.reason))
 		// Only now: a close that comes meanwhile finds the session and
 		// changes nothing, rather than answering closed before the
 		// device's own reason goes out.
@@ -354,7 +342,7 @@ func (t *Tunnels) run(tn *tunnel, cmd *control.Command, maxDur time.Duration, re
 		delete(t.open, tn.id)
 		t.mu.Unlock()
 	}()
-	maxTimer := time.AfterFunc(maxDur, func() { t.end(tn, ReasonMaxDuration) })
+	maxTimer := time.AfterFunc(maxDur, func() { t.end(tn, control.CloseMaxDuration) })
 	defer maxTimer.Stop()
 
 	g, refused := t.consent.admit(tn.ctx, cmd, report)
@@ -370,7 +358,7 @@ func (t *Tunnels) run(tn *tunnel, cmd *control.Command, maxDur time.Duration, re
 		t.mu.Unlock()
 		// The window's end ends the session, for the window's reason.
 		stop := context.AfterFunc(w.ctx, func() {
-			reason := ReasonConsentExpired
+			reason := control.CloseConsentExpired
 			if e, ok := errors.AsType[*consentEnd](context.Cause(w.ctx)); ok {
 				reason = e.reason
 			}
@@ -394,7 +382,7 @@ func (t *Tunnels) run(tn *tunnel, cmd *control.Command, maxDur time.Duration, re
 		case <-reg.ended():
 		case <-tn.ctx.Done():
 		}
-		t.end(tn, ReasonRelayDisconnected) // a no-op if ended otherwise
+		t.end(tn, control.CloseRelayDisconnected) // a no-op if ended otherwise
 		tn.wg.Wait()
 		return
 	}
@@ -429,7 +417,7 @@ func (t *Tunnels) run(tn *tunnel, cmd *control.Command, maxDur time.Duration, re
 		}
 	}
 	// The relay connection is gone: by end, or dropped.
-	t.end(tn, ReasonRelayDisconnected)
+	t.end(tn, control.CloseRelayDisconnected)
 	tn.wg.Wait()
 }
 
@@ -469,7 +457,7 @@ func (t *Tunnels) registerV2(tn *tunnel) (*registration, error) {
 	defer cancel()
 	for wait := 250 * time.Millisecond; ; wait = min(2*wait, 2*time.Second) {
 		reg, err := t.tryRegisterV2(ctx, tn)
-		if err == nil || relayFailure(err) != ReasonRelayBusy {
+		if err == nil || relayFailure(err) != control.CloseRelayBusy {
 			return reg, err
 		}
 		t.log.Info("the relay turned the session away for now; trying again", "session", tn.id, "err", err, "in", wait)
@@ -505,23 +493,23 @@ var errRefused = errors.New("refused by the relay")
 // gave one (second protocol), refused for a relay that said no, busy for
 // one that closed the connection before the device could log in (its caps
 // on connections in their handshake), unreachable otherwise.
-func relayFailure(err error) string {
+func relayFailure(err error) control.CloseReason {
 	if re, ok := errors.AsType[*relayproto.ReplyError](err); ok {
 		switch re.Code {
 		case relayproto.CodeUnavailable:
-			return ReasonRelayBusy
+			return control.CloseRelayBusy
 		case relayproto.CodeClosed:
-			return ReasonClosed // the server closed it meanwhile, and says why
+			return control.CloseOnCommand // the server closed it meanwhile, and says why
 		}
-		return ReasonRelayRefused
+		return control.CloseRelayRefused
 	}
 	switch {
 	case errors.Is(err, errRefused):
-		return ReasonRelayRefused
+		return control.CloseRelayRefused
 	case relayproto.ClosedByPeer(err):
-		return ReasonRelayBusy
+		return control.CloseRelayBusy
 	}
-	return ReasonRelayUnreachable
+	return control.CloseRelayUnreachable
 }
 
 // register dials the relay, logs in as the device and registers the
@@ -584,7 +572,7 @@ func (t *Tunnels) watchIdle(tn *tunnel) {
 			return
 		case <-tk.C:
 			if t.now().Sub(time.Unix(0, tn.lastInput.Load())) >= tn.idle {
-				t.end(tn, ReasonIdle)
+				t.end(tn, control.CloseIdleTimeout)
 				return
 			}
 		}

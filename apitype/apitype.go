@@ -191,7 +191,8 @@ type Session struct {
 	// State is requested, waiting_consent, connecting, active or closed.
 	State string `json:"state"`
 	// CloseReason says why a closed session ended: engineer_closed,
-	// device_unreachable, idle_timeout, max_duration, or the device's own.
+	// device_unreachable, idle_timeout, max_duration, or the device's own
+	// (control.CloseReason names them all; a newer device's may be none).
 	CloseReason  string    `json:"close_reason,omitempty"`
 	Reason       string    `json:"reason,omitempty"`
 	Ports        []int     `json:"ports,omitempty"`

@@ -406,49 +406,6 @@ func nextState(st string) string {
 	return apitype.SessionActive
 }
 
-// sessionEndWords says why a session closed, in a sentence about device.
-func sessionEndWords(s apitype.Session, device string) string {
-	switch s.CloseReason {
-	case "device_unreachable":
-		within := "in time"
-		if !s.ClosedAt.IsZero() && !s.CreatedAt.IsZero() {
-			within = "within " + humanize.Duration(s.ClosedAt.Sub(s.CreatedAt).Round(time.Second))
-		}
-		return fmt.Sprintf("%s did not answer %s: it may have just gone offline", device, within)
-	case "engineer_closed":
-		return fmt.Sprintf("the session on %s was closed (`porthole sessions --device %s.%s` shows it)", device, device, s.Fleet)
-	case "idle_timeout":
-		return fmt.Sprintf("the session on %s closed after %s without input (its idle timeout)", device, humanize.Duration(time.Duration(s.IdleTimeoutS)*time.Second))
-	case "max_duration":
-		return fmt.Sprintf("the session on %s reached its longest allowed duration (%s) and closed", device, humanize.Duration(time.Duration(s.MaxDurationS)*time.Second))
-	case "control_unavailable":
-		return fmt.Sprintf("the server could not reach %s over the control channel; try again in a moment", device)
-	case "unsupported":
-		return fmt.Sprintf("the agent on %s cannot open sessions: it needs a newer porthole-agent", device)
-	case "not_recorded":
-		return fmt.Sprintf("%s closed the session because it could not record it (is its disk full?)", device)
-	case "relay_unreachable":
-		return fmt.Sprintf("%s could not reach the Porthole relay: its network may block the relay's port; tell your operator", device)
-	case "relay_refused":
-		return fmt.Sprintf("the Porthole relay refused %s's login or its session (a device deleted, or enrolled again, is refused; `porthole audit --device %s.%s` shows the relay's reason); tell your operator",
-			device, device, s.Fleet)
-	case "relay_busy":
-		return fmt.Sprintf("the Porthole relay turned %s away for now (too many connections at once, or it could not check the device just now); try again in a moment, or tell your operator if it keeps happening", device)
-	case "relay_disconnected":
-		return fmt.Sprintf("%s lost its connection to the relay; try again when it is back online", device)
-	case "device_disconnected":
-		return fmt.Sprintf("%s dropped off the relay without a word (restarted, or cut off); try again when it is back online", device)
-	case "agent_stopping":
-		return fmt.Sprintf("porthole-agent on %s is shutting down; try again when it is back online", device)
-	case "":
-		return fmt.Sprintf("the session on %s closed", device)
-	}
-	if w := consentEndWords(s.CloseReason, device); w != "" {
-		return w
-	}
-	return fmt.Sprintf("%s closed the session (%s)", device, strings.ReplaceAll(s.CloseReason, "_", " "))
-}
-
 // dialRelay does step 5's first half: TCP and SSH to the relay.
 func (l *link) dialRelay(ctx context.Context) error {
 	addr := l.opened.RelayAddr

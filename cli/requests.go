@@ -137,27 +137,6 @@ func requestLeft(r apitype.SupportRequest, now time.Time) string {
 	return humanize.Duration(r.ExpiresAt.Sub(now).Round(time.Second))
 }
 
-// consentEndWords says what a device's consent reason for closing a
-// session means to the engineer; "" for other reasons. The reasons are the
-// agent's (agent.ReasonNoConsent and its kin).
-func consentEndWords(reason, device string) string {
-	switch reason {
-	case "no_consent":
-		return fmt.Sprintf("%s needs its owner's support code — ask them to run `porthole-agent request`", device)
-	case "denied":
-		return "the owner denied the request"
-	case "consent_timeout":
-		return fmt.Sprintf("the owner of %s did not answer in time, so the request was denied", device)
-	case "revoked":
-		return fmt.Sprintf("the owner of %s ended this session", device)
-	case "consent_expired":
-		return fmt.Sprintf("the owner's support window on %s ended, and this session with it; ask them to run `porthole-agent request` again", device)
-	case "wrong_codes":
-		return fmt.Sprintf("%s closed its support window after five wrong support codes; ask its owner to run `porthole-agent request` again", device)
-	}
-	return ""
-}
-
 // approvalCountdown shows "waiting for the owner of DEVICE to approve (4:32
 // left)" while a session waits for its owner, the time left read from the
 // session's approval request (which the device files as it starts to

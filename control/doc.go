@@ -1,7 +1,7 @@
 // Package control is Porthole's control channel vocabulary, shared by the
 // server and the agent: MQTT topic names, commands signed with the control
-// key, their verification on the device with a replay memory, and the state
-// messages a device reports.
+// key, their verification on the device with a replay memory, the state
+// messages a device reports, and the reasons a session closes for.
 //
 // The agent links this package, so it imports only the standard library and
 // golang.org/x/crypto.
@@ -29,9 +29,10 @@
 //     topic and otherwise ignored.
 //  4. For an accepted "open" the agent dials the relay and publishes
 //     "tunnel_up <session>"; when the session ends (or a "close" arrives) it
-//     publishes "tunnel_down <session> <reason>". All state messages are
-//     retained so a server that subscribes later sees the latest one. Several
-//     server nodes share the state topics through [SharedStateFilter].
+//     publishes "tunnel_down <session> <reason>", the reason a
+//     [CloseReason]. All state messages are retained so a server that
+//     subscribes later sees the latest one. Several server nodes share the
+//     state topics through [SharedStateFilter].
 //
 // The envelope is a JSON object with exactly two members:
 //

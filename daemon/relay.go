@@ -14,14 +14,11 @@ import (
 	"github.com/porthole/porthole/audit"
 	"github.com/porthole/porthole/broker"
 	"github.com/porthole/porthole/ca"
+	"github.com/porthole/porthole/control"
 	"github.com/porthole/porthole/relay"
 	"github.com/porthole/porthole/session"
 	"github.com/porthole/porthole/store"
 )
-
-// ReasonDeviceDisconnected closes a session whose device's relay
-// connection dropped and did not come back within deviceLeftGrace.
-const ReasonDeviceDisconnected = "device_disconnected"
 
 // deviceLeftGrace is how long the server waits, after a device's relay
 // connection drops, for the device's own word (tunnel_down) before it
@@ -94,7 +91,7 @@ func newRelay(st store.Store, keys *ca.Keys, sessions *session.Manager, publicAd
 					if r.Registered(id) {
 						continue
 					}
-					if _, err := sessions.CloseSession(ctx, id, ReasonDeviceDisconnected); err != nil {
+					if _, err := sessions.CloseSession(ctx, id, control.CloseDeviceDisconnected); err != nil {
 						logger.Error("closing a session whose device left the relay", "session", id, "err", err)
 					}
 				}

@@ -59,7 +59,7 @@ func TestAuditLifecycle(t *testing.T) {
 	// Another device's word is ignored, and not recorded as the session's.
 	fx.m.HandleState("acme", "dev2", control.State{Kind: control.StateTunnelDown, Session: id, Reason: "x"})
 	byAnn := audit.WithActor(t.Context(), ann)
-	if _, err := fx.m.CloseSession(byAnn, id, ReasonEngineer); err != nil {
+	if _, err := fx.m.CloseSession(byAnn, id, control.CloseEngineer); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := fx.m.CloseSession(byAnn, id, "again"); err != nil {
@@ -69,7 +69,7 @@ func TestAuditLifecycle(t *testing.T) {
 	checkEvents(t, evs, []wantEvent{
 		{audit.SessionRequested, ann, "ticket 7"},
 		{audit.SessionActive, dev, ""},
-		{audit.SessionClosed, ann, ReasonEngineer},
+		{audit.SessionClosed, ann, "engineer_closed"},
 	})
 	if evs[0].Detail["ports"] != "22" || evs[0].Detail["key"] == "" || evs[0].DeviceID != fx.dev.ID {
 		t.Errorf("requested event %+v", evs[0])
@@ -97,7 +97,7 @@ func TestAuditClosedByDeviceAndSystem(t *testing.T) {
 		fx.waitClosed(t, o.Session.ID)
 		checkEvents(t, fx.sessionEvents(t, o.Session.ID), []wantEvent{
 			{audit.SessionRequested, audit.User(fx.user.ID, fx.user.Email), "ticket 7"},
-			{audit.SessionClosed, audit.System, ReasonUnreachable},
+			{audit.SessionClosed, audit.System, "device_unreachable"},
 		})
 	})
 	t.Run("control channel down", func(t *testing.T) {
@@ -112,7 +112,7 @@ func TestAuditClosedByDeviceAndSystem(t *testing.T) {
 		ss, _ := fx.st.ListSessions(t.Context(), store.SessionFilter{})
 		checkEvents(t, fx.sessionEvents(t, ss[0].ID), []wantEvent{
 			{audit.SessionRequested, audit.User(fx.user.ID, fx.user.Email), "ticket 7"},
-			{audit.SessionClosed, audit.System, ReasonNoControl},
+			{audit.SessionClosed, audit.System, "control_unavailable"},
 		})
 	})
 }
@@ -139,4 +139,40 @@ func TestAuditConsent(t *testing.T) {
 		{audit.WrongCode, dev, "wrong_codes"},
 		{audit.SessionClosed, dev, "wrong_codes"},
 	})
+}
+
+// TestAuditDeviceReasons: a device's reason is recorded as it gives it,
+// one this server does not know too, with a consent event only for what
+// the owner decided (or wrong codes).
+func TestAuditDeviceReasons(t *testing.T) {
+	for _, tt := range []struct {
+		reason  string
+		consent audit.Kind // "" for none
+	}{
+		{"no_consent", audit.ConsentDenied},
+		{"denied", audit.ConsentDenied},
+		{"consent_timeout", audit.ConsentDenied},
+		{"revoked", audit.ConsentDenied},
+		{"wrong_codes", audit.WrongCode},
+		{"consent_expired", ""},
+		{"idle_timeout", ""},
+		{"relay_disconnected", ""},
+		{"a_newer_agents_reason", ""},
+	} {
+		t.Run(tt.reason, func(t *testing.T) {
+			t.Parallel()
+			fx := newFixture(t, nil)
+			dev := audit.Device(fx.dev.ID, "acme", "dev1")
+			id := fx.open(t, nil).Session.ID
+			fx.m.HandleState("acme", "dev1", control.State{Kind: control.StateTunnelDown, Session: id, Reason: tt.reason})
+			if ses := fx.waitClosed(t, id); ses.CloseReason != tt.reason {
+				t.Errorf("closed for %q; want %q", ses.CloseReason, tt.reason)
+			}
+			want := []wantEvent{{audit.SessionRequested, audit.User(fx.user.ID, fx.user.Email), "ticket 7"}}
+			if tt.consent != "" {
+				want = append(want, wantEvent{tt.consent, dev, tt.reason})
+			}
+			checkEvents(t, fx.sessionEvents(t, id), append(want, wantEvent{audit.SessionClosed, dev, tt.reason}))
+		})
+	}
 }

@@ -29,10 +29,10 @@ func TestEngineerCloseWaitsForDevice(t *testing.T) {
 		{"device revoked first", false, "", "revoked", "revoked", []audit.Kind{audit.ConsentDenied, audit.SessionClosed}, false},
 		{"device idled first", false, "", "idle_timeout", "idle_timeout", []audit.Kind{audit.SessionClosed}, false},
 		{"owner denied first", false, control.StateWaitingConsent, "denied", "denied", []audit.Kind{audit.ConsentDenied, audit.SessionClosed}, false},
-		{"device obeyed", false, "", "closed", ReasonEngineer, []audit.Kind{audit.SessionClosed}, true},
-		{"device silent", false, "", "", ReasonEngineer, []audit.Kind{audit.SessionClosed}, true},
-		{"device offline", true, "", "", ReasonEngineer, []audit.Kind{audit.SessionClosed}, true},
-		{"device not heard from yet", false, "none", "", ReasonEngineer, []audit.Kind{audit.SessionClosed}, true},
+		{"device obeyed", false, "", "closed", "engineer_closed", []audit.Kind{audit.SessionClosed}, true},
+		{"device silent", false, "", "", "engineer_closed", []audit.Kind{audit.SessionClosed}, true},
+		{"device offline", true, "", "", "engineer_closed", []audit.Kind{audit.SessionClosed}, true},
+		{"device not heard from yet", false, "none", "", "engineer_closed", []audit.Kind{audit.SessionClosed}, true},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
@@ -115,7 +115,7 @@ func TestEngineerCloseCallerGivesUp(t *testing.T) {
 	ctx, cancel := context.WithTimeout(audit.WithActor(context.Background(), audit.User(fx.user.ID, fx.user.Email)), 50*time.Millisecond)
 	defer cancel()
 	ses, err := fx.m.EngineerClose(ctx, id)
-	if err != nil || ses.State != store.SessionClosed || ses.CloseReason != ReasonEngineer {
-		t.Fatalf("EngineerClose with a caller gone = %+v, %v; want closed as %s", ses, err, ReasonEngineer)
+	if err != nil || ses.State != store.SessionClosed || ses.CloseReason != string(control.CloseEngineer) {
+		t.Fatalf("EngineerClose with a caller gone = %+v, %v; want closed as %s", ses, err, control.CloseEngineer)
 	}
 }

@@ -4,7 +4,9 @@
 // tunnel_down), and closes it on the engineer's word, on the device's, or
 // when a limit passes: the device did not connect in time
 // (device_unreachable), the engineer was idle (idle_timeout), or the
-// session reached its maximum duration (max_duration).
+// session reached its maximum duration (max_duration). The reasons are
+// control's CloseReason words; a device's reason is recorded as it gives
+// it, known here or not.
 //
 // Consent is the device's business (its owner's config decides the mode;
 // nothing here can change it). The server only follows what the device
@@ -44,23 +46,6 @@ import (
 	"github.com/porthole/porthole/control"
 	"github.com/porthole/porthole/sessioncert"
 	"github.com/porthole/porthole/store"
-)
-
-// Why sessions close, as the server records them. A device's own reason
-// (from tunnel_down) is recorded as it gave it.
-const (
-	ReasonEngineer    = "engineer_closed"    // the engineer (or an operator) closed it
-	ReasonUnreachable = "device_unreachable" // the device did not connect within ConnectTimeout
-	ReasonIdle        = "idle_timeout"       // no engineer activity for IdleTimeout
-	ReasonMaxDuration = "max_duration"       // open for MaxDuration
-	ReasonNoControl   = "control_unavailable"
-	// ReasonConsentTimeout closes a session that waited for its owner's
-	// approval longer than ConsentTimeout: the device went silent.
-	ReasonConsentTimeout = "consent_timeout"
-
-	// deviceObeyed is the device's reason (the agent's ReasonClosed) for a
-	// session it ended because the server told it to.
-	deviceObeyed = "closed"
 )
 
 // Defaults of Config.
@@ -251,7 +236,7 @@ func (m *Manager) Open(ctx context.Context, req Request) (*Opened, error) {
 		ValidBefore: ses.CreatedAt.Add(maxDur + sessioncert.Margin),
 	})
 	if err != nil {
-		m.closeSession(bySystem, ses.ID, ReasonNoControl, false)
+		m.closeSession(bySystem, ses.ID, control.CloseControlUnavailable, false)
 		return nil, err
 	}
 	cmd := control.Command{
@@ -269,12 +254,12 @@ func (m *Manager) Open(ctx context.Context, req Request) (*Opened, error) {
 	got, _, err := m.cfg.Store.TransitionSession(ctx, ses.ID, []store.SessionState{store.SessionRequested},
 		store.SessionConnecting, "", m.now())
 	if err != nil {
-		m.closeSession(bySystem, ses.ID, ReasonNoControl, false)
+		m.closeSession(bySystem, ses.ID, control.CloseControlUnavailable, false)
 		return nil, fmt.Errorf("recording the session as connecting: %w", err)
 	}
 	m.wake(ses.ID)
 	if err := m.send(cmd); err != nil {
-		m.closeSession(bySystem, ses.ID, ReasonNoControl, false)
+		m.closeSession(bySystem, ses.ID, control.CloseControlUnavailable, false)
 		return nil, fmt.Errorf("asking %s to connect: %w: %w", ses.DeviceName, ErrControlUnavailable, err)
 	}
 	m.log.Info("session requested", "session", ses.ID, "fleet", ses.FleetName, "device", ses.DeviceName, "user", req.User.Email)
@@ -318,7 +303,7 @@ func (m *Manager) Get(ctx context.Context, id string) (*store.Session, error) {
 
 // CloseSession closes an open session for reason, tells its device, and returns
 // it as closed. Closing a closed session changes nothing and returns it.
-func (m *Manager) CloseSession(ctx context.Context, id, reason string) (*store.Session, error) {
+func (m *Manager) CloseSession(ctx context.Context, id string, reason control.CloseReason) (*store.Session, error) {
 	return m.closeSession(ctx, id, reason, true)
 }
 
@@ -347,7 +332,7 @@ func (m *Manager) EngineerClose(ctx context.Context, id string) (*store.Session,
 		return ses, err
 	}
 	if (ses.State != store.SessionActive && ses.State != store.SessionWaitingConsent) || !m.deviceOnline(ctx, ses.DeviceID) {
-		return m.closeSession(ctx, id, ReasonEngineer, true)
+		return m.closeSession(ctx, id, control.CloseEngineer, true)
 	}
 	m.mu.Lock()
 	c := m.closing[id]
@@ -372,7 +357,7 @@ func (m *Manager) EngineerClose(ctx context.Context, id string) (*store.Session,
 	if err := m.send(control.Command{Type: control.TypeClose, Session: id, Fleet: ses.FleetName, Device: ses.DeviceName,
 		NotAfter: m.now().Add(control.DefaultValidity).Unix()}); err != nil {
 		m.log.Warn("could not tell the device a session is being closed", "session", id, "device", ses.DeviceName, "err", err)
-		return m.closeSession(ctx, id, ReasonEngineer, false)
+		return m.closeSession(ctx, id, control.CloseEngineer, false)
 	}
 	wctx, cancel := context.WithTimeout(ctx, m.cfg.CloseGrace)
 	got, err := m.Wait(wctx, id, store.SessionClosed)
@@ -380,7 +365,7 @@ func (m *Manager) EngineerClose(ctx context.Context, id string) (*store.Session,
 	if err == nil && !got.Open() {
 		return got, nil
 	}
-	return m.closeSession(ctx, id, ReasonEngineer, false)
+	return m.closeSession(ctx, id, control.CloseEngineer, false)
 }
 
 // deviceOnline reports whether the store has the device online; if it
@@ -393,9 +378,9 @@ func (m *Manager) deviceOnline(ctx context.Context, id string) bool {
 // closeSession closes id if it is open, and tells the device when tell.
 // The audit log names ctx's actor (audit.WithActor) as the closer: the
 // engineer through the API, the device, or the system for limits.
-func (m *Manager) closeSession(ctx context.Context, id, reason string, tell bool) (*store.Session, error) {
-	closed := audit.Event{Kind: audit.SessionClosed, Actor: audit.ActorFrom(ctx), Detail: map[string]string{"reason": reason}}
-	ses, changed, err := m.cfg.Store.TransitionSession(store.WithAudit(ctx, closed), id, store.OpenSessionStates, store.SessionClosed, reason, m.now())
+func (m *Manager) closeSession(ctx context.Context, id string, reason control.CloseReason, tell bool) (*store.Session, error) {
+	closed := audit.Event{Kind: audit.SessionClosed, Actor: audit.ActorFrom(ctx), Detail: map[string]string{"reason": string(reason)}}
+	ses, changed, err := m.cfg.Store.TransitionSession(store.WithAudit(ctx, closed), id, store.OpenSessionStates, store.SessionClosed, string(reason), m.now())
 	if err != nil || !changed {
 		return ses, err
 	}
@@ -585,25 +570,27 @@ func (m *Manager) HandleState(fleet, device string, st control.State) {
 			m.wake(ses.ID)
 		}
 	case control.StateTunnelDown:
-		reason := st.Reason
+		reason := control.CloseReason(st.Reason) // kept as given, known or not
 		if reason == "" {
-			reason = "device_closed"
+			reason = control.CloseDeviceClosed
 		}
-		if reason == deviceObeyed {
+		if reason == control.CloseOnCommand {
 			// The device ended the session because the server said close,
 			// which the server says of an open session only for an
 			// engineer's close (a limit is recorded before the device is
 			// told): it is the engineer's, by the engineer when this node
 			// holds the close, else as the device reports it.
-			reason = ReasonEngineer
+			reason = control.CloseEngineer
 			m.mu.Lock()
 			if c := m.closing[ses.ID]; c != nil {
 				ctx = audit.WithActor(ctx, c.actor)
 			}
 			m.mu.Unlock()
 		}
-		if kind, ok := consentReasons[reason]; ok {
-			ctx = store.WithAudit(ctx, audit.Event{Kind: kind, Actor: audit.ActorFrom(ctx), Detail: map[string]string{"reason": reason}})
+		if reason.IsConsent() {
+			// What the owner decided (or a wrong code) is a consent event
+			// next to the close.
+			ctx = store.WithAudit(ctx, audit.Event{Kind: consentEvent(reason), Actor: audit.ActorFrom(ctx), Detail: map[string]string{"reason": string(reason)}})
 		}
 		if _, err := m.closeSession(ctx, ses.ID, reason, false); err != nil {
 			m.log.Error("recording that a device closed a session", "session", ses.ID, "err", err)
@@ -611,16 +598,13 @@ func (m *Manager) HandleState(fleet, device string, st control.State) {
 	}
 }
 
-// consentReasons are the devices' reasons for ending a session that say
-// what its owner decided (or that a wrong code was given), recorded as
-// consent events next to the session's close. They are the agent's
-// Reason* names.
-var consentReasons = map[string]audit.Kind{
-	"no_consent":      audit.ConsentDenied, // manual: no support window was open
-	"denied":          audit.ConsentDenied, // approve: the owner said no
-	"consent_timeout": audit.ConsentDenied, // approve: no answer in time
-	"revoked":         audit.ConsentDenied, // the owner ended it
-	"wrong_codes":     audit.WrongCode,     // manual: five wrong codes closed the window
+// consentEvent is the audit kind of a consent reason (IsConsent): a wrong
+// code for wrong codes, else the owner's refusal.
+func consentEvent(r control.CloseReason) audit.Kind {
+	if r == control.CloseWrongCodes {
+		return audit.WrongCode
+	}
+	return audit.ConsentDenied
 }
 
 // sweepLoop writes activity and enforces the limits every SweepInterval.
@@ -676,22 +660,22 @@ func (m *Manager) sweep(ctx context.Context) {
 }
 
 // overdue says which limit ses has passed at now, if any.
-func (m *Manager) overdue(ses *store.Session, now time.Time) string {
+func (m *Manager) overdue(ses *store.Session, now time.Time) control.CloseReason {
 	switch {
 	case !now.Before(ses.CreatedAt.Add(ses.MaxDuration)):
-		return ReasonMaxDuration
+		return control.CloseMaxDuration
 	case (ses.State == store.SessionRequested || ses.State == store.SessionConnecting) &&
 		!now.Before(ses.CreatedAt.Add(m.cfg.ConnectTimeout)):
-		return ReasonUnreachable
+		return control.CloseDeviceUnreachable
 	case ses.State == store.SessionWaitingConsent && !now.Before(ses.CreatedAt.Add(m.cfg.ConsentTimeout)):
-		return ReasonConsentTimeout
+		return control.CloseConsentTimeout
 	case ses.State == store.SessionActive:
 		last := ses.ActiveAt
 		if ses.LastActivity.After(last) {
 			last = ses.LastActivity
 		}
 		if !now.Before(last.Add(ses.IdleTimeout)) {
-			return ReasonIdle
+			return control.CloseIdleTimeout
 		}
 	}
 	return ""

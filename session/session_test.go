@@ -240,8 +240,8 @@ func TestEngineerClose(t *testing.T) {
 	fx := newFixture(t, nil)
 	o := fx.open(t, nil)
 	fx.cmd(t) // open
-	ses, err := fx.m.CloseSession(t.Context(), o.Session.ID, ReasonEngineer)
-	if err != nil || ses.State != store.SessionClosed || ses.CloseReason != ReasonEngineer {
+	ses, err := fx.m.CloseSession(t.Context(), o.Session.ID, control.CloseEngineer)
+	if err != nil || ses.State != store.SessionClosed || ses.CloseReason != string(control.CloseEngineer) {
 		t.Fatalf("CloseSession = %+v, %v", ses, err)
 	}
 	if c := fx.cmd(t); c.Type != control.TypeClose || c.Session != o.Session.ID {
@@ -249,7 +249,7 @@ func TestEngineerClose(t *testing.T) {
 	}
 	// A second close changes nothing and sends nothing.
 	ses, err = fx.m.CloseSession(t.Context(), o.Session.ID, "other")
-	if err != nil || ses.CloseReason != ReasonEngineer {
+	if err != nil || ses.CloseReason != string(control.CloseEngineer) {
 		t.Errorf("second close: %+v, %v", ses, err)
 	}
 	select {
@@ -264,8 +264,8 @@ func TestTimeouts(t *testing.T) {
 		t.Parallel()
 		fx := newFixture(t, func(c *Config) { c.ConnectTimeout = 100 * time.Millisecond })
 		o := fx.open(t, nil)
-		if ses := fx.waitClosed(t, o.Session.ID); ses.CloseReason != ReasonUnreachable {
-			t.Errorf("reason %q; want %s", ses.CloseReason, ReasonUnreachable)
+		if ses := fx.waitClosed(t, o.Session.ID); ses.CloseReason != string(control.CloseDeviceUnreachable) {
+			t.Errorf("reason %q; want %s", ses.CloseReason, control.CloseDeviceUnreachable)
 		}
 	})
 	t.Run("idle", func(t *testing.T) {
@@ -282,8 +282,8 @@ func TestTimeouts(t *testing.T) {
 		if ses, _ := fx.m.Get(t.Context(), o.Session.ID); ses.State != store.SessionActive {
 			t.Fatalf("an active engineer's session is %s (%s)", ses.State, ses.CloseReason)
 		}
-		if ses := fx.waitClosed(t, o.Session.ID); ses.CloseReason != ReasonIdle {
-			t.Errorf("reason %q; want %s", ses.CloseReason, ReasonIdle)
+		if ses := fx.waitClosed(t, o.Session.ID); ses.CloseReason != string(control.CloseIdleTimeout) {
+			t.Errorf("reason %q; want %s", ses.CloseReason, control.CloseIdleTimeout)
 		}
 		if since := time.Since(start); since < 800*time.Millisecond {
 			t.Errorf("closed for idleness %v after the start, less than the idle timeout after the last activity", since)
@@ -299,8 +299,8 @@ func TestTimeouts(t *testing.T) {
 			time.Sleep(10 * time.Millisecond)
 		}
 		ses := fx.waitClosed(t, o.Session.ID)
-		if ses.CloseReason != ReasonMaxDuration {
-			t.Errorf("reason %q; want %s", ses.CloseReason, ReasonMaxDuration)
+		if ses.CloseReason != string(control.CloseMaxDuration) {
+			t.Errorf("reason %q; want %s", ses.CloseReason, control.CloseMaxDuration)
 		}
 		fx.cmd(t) // open
 		if c := fx.cmd(t); c.Type != control.TypeClose {
@@ -313,11 +313,11 @@ func TestControlUnavailable(t *testing.T) {
 	fx := newFixture(t, nil)
 	fx.failSend = errors.New("broker down")
 	_, err := fx.m.Open(t.Context(), Request{Device: fx.dev, User: fx.user, PublicKey: newSigner(t).PublicKey()})
-	if err == nil || !strings.Contains(err.Error(), "asking dev1 to connect") {
+	if !errors.Is(err, ErrControlUnavailable) || !strings.Contains(err.Error(), "asking dev1 to connect") {
 		t.Fatalf("Open with the broker down: %v", err)
 	}
 	ss, _ := fx.st.ListSessions(t.Context(), store.SessionFilter{})
-	if len(ss) != 1 || ss[0].State != store.SessionClosed || ss[0].CloseReason != ReasonNoControl {
+	if len(ss) != 1 || ss[0].State != store.SessionClosed || ss[0].CloseReason != string(control.CloseControlUnavailable) {
 		t.Errorf("sessions after a failed open: %+v", ss)
 	}
 }
@@ -343,7 +343,7 @@ func TestWaitEndsWithContext(t *testing.T) {
 	if ses, err := fx.m.Wait(over, o.Session.ID, store.SessionActive); err != nil || ses.State != store.SessionConnecting {
 		t.Errorf("Wait with a context over: %v, %v; want the connecting session", ses, err)
 	}
-	if _, err := fx.m.CloseSession(t.Context(), o.Session.ID, ReasonEngineer); err != nil {
+	if _, err := fx.m.CloseSession(t.Context(), o.Session.ID, control.CloseEngineer); err != nil {
 		t.Fatal(err)
 	}
 	if ses, err := fx.m.Wait(over, o.Session.ID, store.SessionActive); err != nil || ses.State != store.SessionClosed {
@@ -395,8 +395,8 @@ func TestWaitingConsent(t *testing.T) {
 		fx := newFixture(t, func(c *Config) { c.ConsentTimeout = 200 * time.Millisecond })
 		id := fx.open(t, nil).Session.ID
 		fx.m.HandleState("acme", "dev1", control.State{Kind: control.StateWaitingConsent, Session: id})
-		if ses := fx.waitClosed(t, id); ses.CloseReason != ReasonConsentTimeout {
-			t.Errorf("reason %q; want %s", ses.CloseReason, ReasonConsentTimeout)
+		if ses := fx.waitClosed(t, id); ses.CloseReason != string(control.CloseConsentTimeout) {
+			t.Errorf("reason %q; want %s", ses.CloseReason, control.CloseConsentTimeout)
 		}
 	})
 }
