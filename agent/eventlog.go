@@ -2,9 +2,12 @@ package agent
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
 	"os"
+	"path/filepath"
 	"sync"
+	"syscall"
 	"time"
 )
 
@@ -41,14 +44,24 @@ type event struct {
 	Bytes   int64     `json:"bytes,omitempty"`   // a session's recording on disk
 }
 
+// eventReserveFile holds disk space the event log gives up when the disk
+// is full, so that the lines saying so (a recording failed, a command
+// refused) still reach the owner; eventReserve is its size.
+const (
+	eventReserveFile = EventLogFile + ".reserve"
+	eventReserve     = 64 << 10
+)
+
 // eventLog appends events to a file. It is safe for concurrent use.
 type eventLog struct {
-	mu sync.Mutex
-	f  *os.File // guarded by mu
+	mu      sync.Mutex
+	f       *os.File // guarded by mu
+	reserve string   // guarded by mu: the reserve's path; "" once given up
 }
 
 // openEventLog opens path for appending, creating it readable by the
-// owner's group.
+// owner's group, and makes the reserve beside it if it can: a disk already
+// full has none to keep.
 func openEventLog(path string) (*eventLog, error) {
 	f, err := os.OpenFile(path, os.O_WRONLY|os.O_APPEND|os.O_CREATE, sharedFileMode)
 	if err != nil {
@@ -58,7 +71,21 @@ func openEventLog(path string) (*eventLog, error) {
 		f.Close()
 		return nil, fmt.Errorf("opening the event log: %w", err)
 	}
-	return &eventLog{f: f}, nil
+	l := &eventLog{f: f, reserve: filepath.Join(filepath.Dir(path), eventReserveFile)}
+	if err := makeReserve(l.reserve, eventReserve); err != nil {
+		os.Remove(l.reserve)
+		l.reserve = ""
+	}
+	return l, nil
+}
+
+// makeReserve writes size bytes (not a sparse file: the blocks must be
+// taken) to path, unless it holds that many already.
+func makeReserve(path string, size int64) error {
+	if fi, err := os.Stat(path); err == nil && fi.Size() == size {
+		return nil
+	}
+	return os.WriteFile(path, make([]byte, size), 0o600)
 }
 
 // write appends ev as one line and syncs it to disk, so an event the agent
@@ -68,9 +95,18 @@ func (l *eventLog) write(ev event) error {
 	if err != nil {
 		return fmt.Errorf("encoding an event: %w", err)
 	}
+	line = append(line, '\n')
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	if _, err := l.f.Write(append(line, '\n')); err != nil {
+	n, err := l.f.Write(line)
+	if err != nil && l.reserve != "" && errors.Is(err, syscall.ENOSPC) {
+		// The disk is full: give up the reserve for the rest of the
+		// line (a torn line is skipped by readers, the rest is whole).
+		os.Remove(l.reserve)
+		l.reserve = ""
+		_, err = l.f.Write(line[n:])
+	}
+	if err != nil {
 		return fmt.Errorf("writing the event log: %w", err)
 	}
 	if err := l.f.Sync(); err != nil {

@@ -13,6 +13,7 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"github.com/porthole/porthole/agentssh"
@@ -646,12 +647,28 @@ const eventsTail = 16 << 10
 // eventsTail.
 var errEventsTailSpent = fmt.Errorf("agent: the session's events passed recordings.max_events and the %v kept past it for what was running", ByteSize(eventsTail))
 
-// fail ends a session whose recording cannot be written, once.
+// fail ends a session whose recording cannot be written (a full disk, a
+// spent tail), once. Until the session is closed it fails closed as at a
+// cap: nothing starts, and what runs stops at its next byte.
 func (s *sessionRec) fail(err error) {
 	if err == nil || errors.Is(err, errRecordingClosed) {
 		return
 	}
+	msg := "this session's recording failed (" + failureWords(err) + "), and the device lets nothing happen that it cannot record"
+	s.fullWhy.CompareAndSwap(nil, &msg)
 	s.failOnce.Do(func() { s.r.failSession(s.id, err) })
+}
+
+// failureWords says why a recording could not be written, for the
+// engineer: the cause, not the device's paths.
+func failureWords(err error) string {
+	switch {
+	case errors.Is(err, syscall.ENOSPC), errors.Is(err, syscall.EDQUOT):
+		return "the device's disk is full"
+	case errors.Is(err, errEventsTailSpent):
+		return "its events passed recordings.max_events"
+	}
+	return "the device could not write it"
 }
 
 // reserve takes n bytes from a per-session budget and the device's total;
