@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/porthole/porthole/control"
+	"github.com/porthole/porthole/internal/testwait"
 )
 
 func TestCommandReachesDevice(t *testing.T) {
@@ -82,7 +83,7 @@ func TestSharedSubscription(t *testing.T) {
 		return false
 	}
 	i := 0
-	waitFor(t, "both nodes to receive a barrier", func() bool {
+	testwait.For(t, waitTimeout, "both nodes to receive a barrier", func() bool {
 		i++
 		dev.send(t, state, fmt.Sprint("barrier ", i), false)
 		return seenBarrier(a) && seenBarrier(b)
@@ -110,7 +111,7 @@ func TestReconnectAfterBrokerRestart(t *testing.T) {
 	state := mustTopic(t, control.StateTopic, "acme", "dev1")
 
 	m.stop(t)
-	waitFor(t, "the client to notice the broker is gone", func() bool { return !server.Connected() })
+	testwait.For(t, waitTimeout, "the client to notice the broker is gone", func() bool { return !server.Connected() })
 	start := time.Now()
 	err := server.Publish(cmd, []byte("open"), false, 1)
 	want := "brokerclient: cannot publish to " + cmd + ": not connected to the MQTT broker at " + m.serverURL()
@@ -126,7 +127,7 @@ func TestReconnectAfterBrokerRestart(t *testing.T) {
 	late := watch(t, server, "porthole/v1/acme/+/state")
 
 	m.restart(t)
-	waitFor(t, "the client to reconnect", server.Connected)
+	testwait.For(t, waitTimeout, "the client to reconnect", server.Connected)
 	dev := dialDevice(t, m.deviceAddr(), "acme/dev1", nil)
 	dev.subscribe(t, cmd)
 	if err := server.Publish(cmd, []byte("open"), false, 1); err != nil {

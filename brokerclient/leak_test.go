@@ -5,6 +5,7 @@ import (
 	"testing"
 
 	"github.com/porthole/porthole/control"
+	"github.com/porthole/porthole/internal/testwait"
 )
 
 // TestCloseLeavesNoGoroutines is not parallel: the parallel tests wait
@@ -24,12 +25,12 @@ func TestCloseLeavesNoGoroutines(t *testing.T) {
 		t.Fatal(err)
 	}
 	m.restart(t) // a reconnection too
-	waitFor(t, "the client to reconnect", server.Connected)
+	testwait.For(t, waitTimeout, "the client to reconnect", server.Connected)
 	if err := server.Close(); err != nil {
 		t.Fatal(err)
 	}
 	dev.close() // already dropped by the restart; this waits for its goroutines
 	// Polled: paho reports a lost connection on a goroutine it does not
 	// wait for, which ends a moment later.
-	waitFor(t, "the client's goroutines to end", func() bool { return runtime.NumGoroutine() <= before })
+	testwait.GoroutinesAtMost(t, before, waitTimeout)
 }

@@ -11,6 +11,8 @@ import (
 	"time"
 
 	"github.com/pquerna/otp/totp"
+
+	"github.com/porthole/porthole/internal/testwait"
 )
 
 // presenceWait bounds each wait for a device's presence to change. Agents
@@ -112,10 +114,10 @@ log:
 	agentUps := strings.Count(agent.Stderr(), "connected to "+m.deviceURL())
 	serverUps := strings.Count(srv.proc.Stderr(), "connected to the MQTT broker")
 	m.restart(t)
-	waitUntil(t, presenceWait, "the agent to reconnect to the restarted Mosquitto", func() bool {
+	testwait.ForEvery(t, presenceWait, 100*time.Millisecond, "the agent to reconnect to the restarted Mosquitto", func() bool {
 		return strings.Count(agent.Stderr(), "connected to "+m.deviceURL()) > agentUps
 	})
-	waitUntil(t, presenceWait, "the server to reconnect to the restarted Mosquitto", func() bool {
+	testwait.ForEvery(t, presenceWait, 100*time.Millisecond, "the server to reconnect to the restarted Mosquitto", func() bool {
 		return strings.Count(srv.proc.Stderr(), "connected to the MQTT broker") > serverUps
 	})
 	srv.waitPresence(t, "dev1", true, "after Mosquitto restarted")
@@ -301,17 +303,4 @@ func kill(t *testing.T, p *Proc) {
 		t.Fatalf("killing %s: %v", p.cmd.Path, err)
 	}
 	<-p.done
-}
-
-// waitUntil polls cond every 100 ms (each poll may start a process) until
-// it holds, failing the test with what after timeout.
-func waitUntil(t *testing.T, timeout time.Duration, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %v waiting for %s", timeout, what)
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
 }
