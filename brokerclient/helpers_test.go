@@ -15,6 +15,7 @@ import (
 	"github.com/eclipse/paho.golang/packets"
 	"github.com/eclipse/paho.golang/paho"
 
+	"github.com/porthole/porthole/internal/testmosquitto"
 	"github.com/porthole/porthole/internal/testwait"
 )
 
@@ -125,10 +126,10 @@ func connectOnce(c *Client) error {
 // newServer makes a Client logged in as portholed on m's server listener,
 // retrying fast after a loss, and closes it when the test ends; edit
 // adjusts its Config. It is not connected yet.
-func newServer(t testing.TB, m *mosquitto, edit func(*Config)) *Client {
+func newServer(t testing.TB, m *testmosquitto.Broker, edit func(*Config)) *Client {
 	t.Helper()
 	cfg := Config{
-		URL:      m.serverURL(),
+		URL:      m.URL(testmosquitto.ServerListener),
 		Username: "portholed",
 		Password: password("portholed"),
 		Logger:   testLogger(t),
@@ -150,7 +151,7 @@ func newServer(t testing.TB, m *mosquitto, edit func(*Config)) *Client {
 }
 
 // connectServer is newServer, connected.
-func connectServer(t testing.TB, m *mosquitto, edit func(*Config)) *Client {
+func connectServer(t testing.TB, m *testmosquitto.Broker, edit func(*Config)) *Client {
 	t.Helper()
 	c := newServer(t, m, edit)
 	ctx, cancel := context.WithTimeout(context.Background(), waitTimeout)
@@ -313,4 +314,15 @@ func mustTopic(t testing.TB, f func(fleet, device string) (string, error), fleet
 		t.Fatal(err)
 	}
 	return topic
+}
+
+// freePort is a TCP port on 127.0.0.1 that was free a moment ago.
+func freePort(t testing.TB) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	return fmt.Sprint(ln.Addr().(*net.TCPAddr).Port)
 }

@@ -5,6 +5,7 @@ import (
 	"testing"
 
 	"github.com/porthole/porthole/control"
+	"github.com/porthole/porthole/internal/testmosquitto"
 	"github.com/porthole/porthole/internal/testwait"
 )
 
@@ -14,7 +15,7 @@ func TestCloseLeavesNoGoroutines(t *testing.T) {
 	m := startMosquitto(t, "")
 	before := runtime.NumGoroutine()
 
-	dev := dialDevice(t, m.deviceAddr(), "acme/dev1", nil)
+	dev := dialDevice(t, m.Addr(testmosquitto.DeviceListener), "acme/dev1", nil)
 	cmd := mustTopic(t, control.CmdTopic, "acme", "dev1")
 	state := mustTopic(t, control.StateTopic, "acme", "dev1")
 	dev.subscribe(t, cmd)
@@ -24,7 +25,7 @@ func TestCloseLeavesNoGoroutines(t *testing.T) {
 	if err := server.Publish(cmd, []byte("open"), false, 1); err != nil {
 		t.Fatal(err)
 	}
-	m.restart(t) // a reconnection too
+	m.Restart(t) // a reconnection too
 	testwait.For(t, waitTimeout, "the client to reconnect", server.Connected)
 	if err := server.Close(); err != nil {
 		t.Fatal(err)
