@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net"
 	"strings"
 	"testing"
 	"time"
@@ -162,7 +163,12 @@ func TestWrongPasswordSaysLoginRefused(t *testing.T) {
 
 func TestUnreachableBrokerSaysWhy(t *testing.T) {
 	t.Parallel()
-	addr := "127.0.0.1:" + freePort(t) // nothing listens there
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := ln.Addr().String()
+	ln.Close() // nothing listens there now
 	c, err := New(Config{URL: "mqtt://" + addr, Logger: testLogger(t)})
 	if err != nil {
 		t.Fatal(err)

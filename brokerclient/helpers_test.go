@@ -315,14 +315,3 @@ func mustTopic(t testing.TB, f func(fleet, device string) (string, error), fleet
 	}
 	return topic
 }
-
-// freePort is a TCP port on 127.0.0.1 that was free a moment ago.
-func freePort(t testing.TB) string {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	return fmt.Sprint(ln.Addr().(*net.TCPAddr).Port)
-}
