@@ -211,7 +211,7 @@ func TestManualConsent(t *testing.T) {
 	if e, ok := errors.AsType[*consentEnd](context.Cause(g.window.ctx)); !ok || e.reason != ReasonWrongCodes {
 		t.Fatalf("the window ended with %v; want %s", context.Cause(g.window.ctx), ReasonWrongCodes)
 	}
-	testwait.For(t, 5*time.Second, "the server hears of the wrong codes", func() bool { return srv.closedReason("req_1") == ReasonWrongCodes })
+	testwait.For(t, 5*time.Second, "the server to hear of the wrong codes", func() bool { return srv.closedReason("req_1") == ReasonWrongCodes })
 	if c.Status().Window != nil {
 		t.Fatal("status still shows a window")
 	}
@@ -236,7 +236,7 @@ func TestManualConsent(t *testing.T) {
 	if !c.Revoke() {
 		t.Fatal("Revoke closed no window")
 	}
-	testwait.For(t, 5*time.Second, "the server hears of the revoke", func() bool { return srv.closedReason("req_2") == ReasonRevoked })
+	testwait.For(t, 5*time.Second, "the server to hear of the revoke", func() bool { return srv.closedReason("req_2") == ReasonRevoked })
 }
 
 // TestWindowExpires: the window's end ends it (and so its sessions).
@@ -262,7 +262,7 @@ func TestWindowExpires(t *testing.T) {
 	if e, _ := errors.AsType[*consentEnd](context.Cause(g.window.ctx)); e == nil || e.reason != ReasonConsentExpired {
 		t.Errorf("the window ended with %v; want %s", context.Cause(g.window.ctx), ReasonConsentExpired)
 	}
-	testwait.For(t, 5*time.Second, "the server hears the window expired", func() bool { return srv.closedReason("req_1") == ReasonConsentExpired })
+	testwait.For(t, 5*time.Second, "the server to hear the window expired", func() bool { return srv.closedReason("req_1") == ReasonConsentExpired })
 	if g, reason := c.admit(t.Context(), openCmd("s2"), func(control.State) {}); g != nil || reason != ReasonNoConsent {
 		t.Errorf("admit after the window: %v, %q", g, reason)
 	}
@@ -304,7 +304,7 @@ func TestApproveConsent(t *testing.T) {
 			}
 			done <- reason
 		}()
-		testwait.For(t, 5*time.Second, tt.name+": the owner sees who asks", func() bool {
+		testwait.For(t, 5*time.Second, tt.name+": the owner to see who asks", func() bool {
 			p := c.Status().Pending
 			return len(p) == 1 && p[0].Session == session && p[0].User == "ann@example.com" && p[0].Reason == "ticket 42"
 		})
@@ -345,7 +345,7 @@ func TestApprovalEndsWithTheSession(t *testing.T) {
 		_, reason := c.admit(ctx, openCmd("s1"), func(control.State) {})
 		done <- reason
 	}()
-	testwait.For(t, 5*time.Second, "the session waits", func() bool { return len(c.Status().Pending) == 1 })
+	testwait.For(t, 5*time.Second, "the session to wait", func() bool { return len(c.Status().Pending) == 1 })
 	cancel(&consentEnd{reason: ReasonRevoked})
 	select {
 	case got := <-done:
