@@ -12,6 +12,7 @@ import (
 
 	"github.com/porthole/porthole/apitype"
 	"github.com/porthole/porthole/control"
+	"github.com/porthole/porthole/internal/testwait"
 )
 
 func TestSupportCodes(t *testing.T) {
@@ -210,7 +211,7 @@ func TestManualConsent(t *testing.T) {
 	if e, ok := errors.AsType[*consentEnd](context.Cause(g.window.ctx)); !ok || e.reason != control.CloseWrongCodes {
 		t.Fatalf("the window ended with %v; want %s", context.Cause(g.window.ctx), control.CloseWrongCodes)
 	}
-	consentWait(t, "the server hears of the wrong codes", func() bool { return srv.closedReason("req_1") == string(control.CloseWrongCodes) })
+	testwait.For(t, 5*time.Second, "the server to hear of the wrong codes", func() bool { return srv.closedReason("req_1") == string(control.CloseWrongCodes) })
 	if c.Status().Window != nil {
 		t.Fatal("status still shows a window")
 	}
@@ -235,7 +236,7 @@ func TestManualConsent(t *testing.T) {
 	if !c.Revoke() {
 		t.Fatal("Revoke closed no window")
 	}
-	consentWait(t, "the server hears of the revoke", func() bool { return srv.closedReason("req_2") == string(control.CloseRevoked) })
+	testwait.For(t, 5*time.Second, "the server to hear of the revoke", func() bool { return srv.closedReason("req_2") == string(control.CloseRevoked) })
 }
 
 // TestWindowExpires: the window's end ends it (and so its sessions).
@@ -261,7 +262,7 @@ func TestWindowExpires(t *testing.T) {
 	if e, _ := errors.AsType[*consentEnd](context.Cause(g.window.ctx)); e == nil || e.reason != control.CloseConsentExpired {
 		t.Errorf("the window ended with %v; want %s", context.Cause(g.window.ctx), control.CloseConsentExpired)
 	}
-	consentWait(t, "the server hears the window expired", func() bool { return srv.closedReason("req_1") == string(control.CloseConsentExpired) })
+	testwait.For(t, 5*time.Second, "the server to hear the window expired", func() bool { return srv.closedReason("req_1") == string(control.CloseConsentExpired) })
 	if g, reason := c.admit(t.Context(), openCmd("s2"), func(control.State) {}); g != nil || reason != control.CloseNoConsent {
 		t.Errorf("admit after the window: %v, %q", g, reason)
 	}
@@ -303,7 +304,7 @@ func TestApproveConsent(t *testing.T) {
 			}
 			done <- reason
 		}()
-		consentWait(t, tt.name+": the owner sees who asks", func() bool {
+		testwait.For(t, 5*time.Second, tt.name+": the owner to see who asks", func() bool {
 			p := c.Status().Pending
 			return len(p) == 1 && p[0].Session == session && p[0].User == "ann@example.com" && p[0].Reason == "ticket 42"
 		})
@@ -344,7 +345,7 @@ func TestApprovalEndsWithTheSession(t *testing.T) {
 		_, reason := c.admit(ctx, openCmd("s1"), func(control.State) {})
 		done <- reason
 	}()
-	consentWait(t, "the session waits", func() bool { return len(c.Status().Pending) == 1 })
+	testwait.For(t, 5*time.Second, "the session to wait", func() bool { return len(c.Status().Pending) == 1 })
 	cancel(&consentEnd{reason: control.CloseRevoked})
 	select {
 	case got := <-done:
@@ -378,16 +379,5 @@ func TestConsentModes(t *testing.T) {
 	c, err := NewConsent(ConsentOptions{})
 	if err != nil || c.Mode() != ConsentManual {
 		t.Errorf("the default mode is %v (%v); want manual", c.Mode(), err)
-	}
-}
-
-func consentWait(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(5 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting until %s", what)
-		}
-		time.Sleep(5 * time.Millisecond)
 	}
 }

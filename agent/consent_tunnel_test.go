@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/porthole/porthole/control"
+	"github.com/porthole/porthole/internal/testwait"
 )
 
 // consentTunnels is Tunnels of an enrolled device under consent c, whose
@@ -35,7 +36,7 @@ func consentTunnels(t *testing.T, c *Consent) (*Tunnels, *atomic.Int32) {
 
 func waitState(t *testing.T, st *states, want control.State) {
 	t.Helper()
-	consentWait(t, "state "+want.Kind+" "+want.Reason, func() bool {
+	testwait.For(t, 5*time.Second, "state "+want.Kind+" "+want.Reason, func() bool {
 		for _, s := range st.list() {
 			if s == want {
 				return true

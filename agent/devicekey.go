@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 
+	"github.com/porthole/porthole/internal/atomicfile"
 	"github.com/porthole/porthole/keyfile"
 )
 
@@ -22,7 +23,7 @@ func deviceKey(dir string) (ed25519.PrivateKey, error) {
 	if err != nil {
 		return nil, fmt.Errorf("making the device key: %w", err)
 	}
-	if err := writeFileAtomic(path, data, 0o600); err != nil {
+	if err := atomicfile.WriteFile(path, data, 0o600); err != nil {
 		return nil, err
 	}
 	return priv, nil

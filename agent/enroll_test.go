@@ -469,26 +469,3 @@ func TestLoadState(t *testing.T) {
 		}
 	})
 }
-
-func TestWriteFileAtomic(t *testing.T) {
-	dir := t.TempDir()
-	path := filepath.Join(dir, "f.json")
-	for _, content := range []string{"one", "two, longer"} {
-		if err := writeFileAtomic(path, []byte(content), 0o640); err != nil {
-			t.Fatal(err)
-		}
-		data, err := os.ReadFile(path)
-		if err != nil || string(data) != content {
-			t.Errorf("read %q, %v; want %q", data, err, content)
-		}
-	}
-	if fi, _ := os.Stat(path); fi.Mode().Perm() != 0o640 {
-		t.Errorf("mode = %v; want 0640", fi.Mode().Perm())
-	}
-	if entries, _ := os.ReadDir(dir); len(entries) != 1 {
-		t.Errorf("dir holds %d entries; want 1 (no temporary files)", len(entries))
-	}
-	if err := writeFileAtomic(filepath.Join(dir, "missing", "f"), []byte("x"), 0o600); err == nil {
-		t.Error("writing into a missing directory succeeded")
-	}
-}

@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/porthole/porthole/control"
+	"github.com/porthole/porthole/internal/testwait"
 )
 
 // shortDir is a temporary directory with a path short enough for a unix
@@ -151,7 +152,7 @@ func TestLocalSocket(t *testing.T) {
 	// An open session shows, and revoke ends it and closes the window.
 	var states states
 	a.tunnels.Open(ctx, openCmd("s1"), states.report)
-	consentWait(t, "the session ends (no relay in this test)", func() bool { return len(states.list()) > 0 })
+	testwait.For(t, 5*time.Second, "the session to end (no relay in this test)", func() bool { return len(states.list()) > 0 })
 	rev, err := a.client.Revoke(ctx)
 	if err != nil || !rev.WindowClosed {
 		t.Fatalf("revoke %+v, %v", rev, err)
@@ -218,7 +219,7 @@ func servePage(t *testing.T, a *localAgent) string {
 	done := make(chan error, 1)
 	go func() { done <- a.local.ServePage(ctx, ln) }()
 	t.Cleanup(func() { cancel(); <-done })
-	consentWait(t, "the page is served", func() bool { return a.local.PageURL() != "" })
+	testwait.For(t, 5*time.Second, "the page to be served", func() bool { return a.local.PageURL() != "" })
 	return "http://" + ln.Addr().String()
 }
 

@@ -3,7 +3,6 @@ package agent
 import (
 	"context"
 	"net"
-	"os"
 	"slices"
 	"sync"
 	"testing"
@@ -12,11 +11,8 @@ import (
 	"github.com/eclipse/paho.golang/paho"
 
 	"github.com/porthole/porthole/agent/internal/agenttest"
+	"github.com/porthole/porthole/internal/testmosquitto"
 )
-
-// mosquittoAddr is the Mosquitto broker on this machine (anonymous logins
-// allowed by its default configuration).
-const mosquittoAddr = "127.0.0.1:1883"
 
 // mqttWatcher is a plain MQTT client of an external broker that records
 // what arrives on one topic.
@@ -26,21 +22,16 @@ type mqttWatcher struct {
 	msgs []string // guarded by mu
 }
 
-// dialMosquitto logs in to Mosquitto anonymously, skipping the test if it
-// is not there or wants credentials, unless CI=true, where it must work.
-func dialMosquitto(t *testing.T) *mqttWatcher {
+// dialMosquitto starts a Mosquitto of the test's own that lets anyone in
+// (testmosquitto), and logs in to it at addr.
+func dialMosquitto(t *testing.T) (w *mqttWatcher, addr string) {
 	t.Helper()
-	skip := func(why string, err error) {
-		if os.Getenv("CI") == "true" {
-			t.Fatalf("%s: %v", why, err)
-		}
-		t.Skipf("%s (%v); the external broker test needs Mosquitto on %s with anonymous logins", why, err, mosquittoAddr)
-	}
-	conn, err := net.DialTimeout("tcp", mosquittoAddr, time.Second)
+	addr = testmosquitto.Start(t, testmosquitto.Config{}).Addr(testmosquitto.DeviceListener)
+	conn, err := net.DialTimeout("tcp", addr, time.Second)
 	if err != nil {
-		skip("no MQTT broker", err)
+		t.Fatal(err)
 	}
-	w := &mqttWatcher{}
+	w = &mqttWatcher{}
 	w.Client = paho.NewClient(paho.ClientConfig{
 		Conn: conn,
 		OnPublishReceived: []func(paho.PublishReceived) (bool, error){func(pr paho.PublishReceived) (bool, error) {
@@ -53,13 +44,13 @@ func dialMosquitto(t *testing.T) *mqttWatcher {
 	ctx, cancel := context.WithTimeout(context.Background(), agenttest.WaitTimeout)
 	defer cancel()
 	if _, err := w.Connect(ctx, &paho.Connect{ClientID: uniqueName("watcher"), CleanStart: true, KeepAlive: 30}); err != nil {
-		skip("Mosquitto refused an anonymous login", err)
+		t.Fatalf("logging in to Mosquitto: %v", err)
 	}
 	t.Cleanup(func() {
 		_ = w.Disconnect(&paho.Disconnect{})
 		<-w.Done()
 	})
-	return w
+	return w, addr
 }
 
 func (w *mqttWatcher) messages(string) []string {
@@ -90,10 +81,9 @@ func (w *mqttWatcher) publish(t *testing.T, topic string, payload []byte, retain
 // with broker.url: the server's side is a plain MQTT client.
 func TestRunMosquitto(t *testing.T) {
 	t.Parallel()
-	w := dialMosquitto(t)
-	d := enrollDevice(t, uniqueName("mq"), nil) // unique: Mosquitto outlives test runs
+	w, mosquittoAddr := dialMosquitto(t)
+	d := enrollDevice(t, uniqueName("mq"), nil)
 	w.subscribe(t, d.stateTopic())
-	t.Cleanup(func() { w.publish(t, d.stateTopic(), nil, true) }) // clear the retained state
 	states := agenttest.NewStateLog(d.stateTopic(), w.messages)
 
 	opts := d.options(t)

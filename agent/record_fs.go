@@ -9,6 +9,8 @@ import (
 	"path/filepath"
 	"strconv"
 	"sync"
+
+	"github.com/porthole/porthole/internal/atomicfile"
 )
 
 // OwnerGroup is the group whose members may read the agent's log and the
@@ -102,10 +104,10 @@ func letGroupIn(stateDir string, gid int) error {
 	return nil
 }
 
-// writeFileShared writes path atomically (see writeFileAtomic) readable by
-// the group.
+// writeFileShared writes path atomically (atomicfile.WriteFile), readable
+// by the group.
 func writeFileShared(path string, data []byte, gid int) error {
-	if err := writeFileAtomic(path, data, sharedFileMode); err != nil {
+	if err := atomicfile.WriteFile(path, data, sharedFileMode); err != nil {
 		return err
 	}
 	if gid >= 0 {

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/porthole/porthole/control"
+	"github.com/porthole/porthole/internal/atomicfile"
 )
 
 // recover closes the recordings a previous run left open (the agent
@@ -28,7 +29,7 @@ func (r *Recordings) recover() {
 			continue
 		}
 		dir := filepath.Join(r.dir, name)
-		removeTemps(dir)
+		atomicfile.RemoveTemps(filepath.Join(dir, SessionMetaFile))
 		if m, err := readMeta(dir); err == nil && m.End.IsZero() {
 			r.closeInterrupted(dir, m)
 		}
@@ -69,15 +70,6 @@ func lastWritten(dir string) time.Time {
 		t = time.Now()
 	}
 	return t
-}
-
-// removeTemps deletes the temporary files of a meta.json write a crash
-// interrupted.
-func removeTemps(dir string) {
-	tmps, _ := filepath.Glob(filepath.Join(dir, "."+SessionMetaFile+".tmp-*"))
-	for _, t := range tmps {
-		os.Remove(t)
-	}
 }
 
 // prune applies retention to the sessions not being recorded (nor skip):

@@ -24,6 +24,7 @@ import (
 
 	"github.com/porthole/porthole/agentssh"
 	"github.com/porthole/porthole/control"
+	"github.com/porthole/porthole/internal/testwait"
 	"github.com/porthole/porthole/sessioncert"
 )
 
@@ -187,17 +188,6 @@ func (s *syncBuffer) String() string {
 	return s.b.String()
 }
 
-func waitUntil(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
-}
-
 // typeInShell runs a scripted terminal session: it types lines one at a
 // time into an interactive sh, each after the output of the one before.
 // (sh rather than the login shell: root's bash takes seconds to start on
@@ -221,7 +211,7 @@ func typeInShell(t *testing.T, c *ssh.Client, steps []struct{ typed, want string
 	for _, st := range steps {
 		io.WriteString(in, st.typed+"\n")
 		if st.want != "" {
-			waitUntil(t, st.want, func() bool { return strings.Contains(scr.String(), st.want) })
+			testwait.For(t, 10*time.Second, st.want, func() bool { return strings.Contains(scr.String(), st.want) })
 		}
 	}
 	io.WriteString(in, "exit\n")
@@ -507,7 +497,7 @@ func TestRecordFullFailsClosed(t *testing.T) {
 		t.Fatal(err)
 	}
 	io.WriteString(shIn, "echo before-$((6*7))\n")
-	waitUntil(t, "the shell", func() bool { return strings.Contains(shOut.String(), "before-42") })
+	testwait.For(t, 10*time.Second, "the shell", func() bool { return strings.Contains(shOut.String(), "before-42") })
 	sc, err := sftp.NewClient(c)
 	if err != nil {
 		t.Fatal(err)

@@ -10,6 +10,8 @@ import (
 	"time"
 
 	"golang.org/x/crypto/ssh"
+
+	"github.com/porthole/porthole/internal/atomicfile"
 )
 
 // Enrollment is what the device learned when it enrolled, kept in
@@ -94,12 +96,12 @@ func readEnrollment(dir string) (*Enrollment, error) {
 // each atomically: the record comes last because its presence means the
 // device is enrolled.
 func writeEnrollment(dir string, enr *Enrollment, hostCert string) error {
-	if err := writeFileAtomic(filepath.Join(dir, HostCertFile), []byte(hostCert+"\n"), 0o644); err != nil {
+	if err := atomicfile.WriteFile(filepath.Join(dir, HostCertFile), []byte(hostCert+"\n"), 0o644); err != nil {
 		return err
 	}
 	data, err := json.MarshalIndent(enr, "", "  ")
 	if err != nil {
 		return fmt.Errorf("encoding the enrollment record: %w", err)
 	}
-	return writeFileAtomic(filepath.Join(dir, EnrollmentFile), append(data, '\n'), 0o644)
+	return atomicfile.WriteFile(filepath.Join(dir, EnrollmentFile), append(data, '\n'), 0o644)
 }

@@ -21,6 +21,7 @@ import (
 
 	"github.com/porthole/porthole/apiclient"
 	"github.com/porthole/porthole/apitype"
+	"github.com/porthole/porthole/internal/atomicfile"
 	"github.com/porthole/porthole/proxydial"
 )
 
@@ -251,10 +252,7 @@ func (u *Uploader) markAll() {
 	defer u.mu.Unlock()
 	for _, e := range ents {
 		if e.IsDir() && !strings.HasPrefix(e.Name(), ".") {
-			tmps, _ := filepath.Glob(filepath.Join(u.stateDir, SessionsDir, e.Name(), "."+SessionUploadFile+".tmp-*"))
-			for _, t := range tmps {
-				os.Remove(t)
-			}
+			atomicfile.RemoveTemps(filepath.Join(u.stateDir, SessionsDir, e.Name(), SessionUploadFile))
 			u.pending[e.Name()] = true
 		}
 	}

@@ -25,6 +25,7 @@ import (
 	"github.com/porthole/porthole/apitype"
 	"github.com/porthole/porthole/auth"
 	"github.com/porthole/porthole/ca"
+	"github.com/porthole/porthole/internal/testwait"
 	"github.com/porthole/porthole/sessioncert"
 	"github.com/porthole/porthole/store"
 	"github.com/porthole/porthole/store/sqlitestore"
@@ -198,18 +199,6 @@ func engineer(session string) sessioncert.Claims {
 	return sessioncert.Claims{Session: session, User: "ann@example.com", ValidAfter: now.Add(-time.Minute), ValidBefore: now.Add(time.Hour)}
 }
 
-// waitFor polls cond until it holds, or fails after a few seconds.
-func waitFor(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
-}
-
 // serverFile is a file of a session's recording on the server's disk.
 func (a *uploadAPI) serverFile(session, name string) []byte {
 	b, _ := os.ReadFile(filepath.Join(a.dir, a.fleet.ID, session, name))
@@ -267,7 +256,7 @@ func TestUploadDuringAndAfter(t *testing.T) {
 	r.Connected(ses, engineer(ses))
 	p := r.Process(ses, agentssh.Process{Channel: 1, PTY: true, Cols: 80, Rows: 24, Term: "xterm"})
 	p.Output([]byte("ann@dev1:~$ uptime\r\n 10:00 up 3 days\r\n"))
-	waitFor(t, "the output on the server while the session goes on", func() bool {
+	testwait.For(t, 10*time.Second, "the output on the server while the session goes on", func() bool {
 		return bytes.Contains(a.serverFile(ses, "0001-pty.cast"), []byte("up 3 days"))
 	})
 	if a.complete(t, ses) {
@@ -277,7 +266,7 @@ func TestUploadDuringAndAfter(t *testing.T) {
 	p.Exited(agentssh.Exit{Status: 0, Took: time.Second})
 	r.Disconnected(ses, "")
 	r.SessionEnded(ses, "closed")
-	waitFor(t, "the recording complete on the server", func() bool { return a.complete(t, ses) })
+	testwait.For(t, 10*time.Second, "the recording complete on the server", func() bool { return a.complete(t, ses) })
 	a.sameAsDevice(t, st, ses)
 
 	evs, err := a.st.ListAudit(t.Context(), store.AuditFilter{Session: ses})
@@ -305,16 +294,16 @@ func TestUploadRestartAndDrops(t *testing.T) {
 	r.Connected(ses, engineer(ses))
 	p := r.Process(ses, agentssh.Process{Channel: 1, PTY: true, Cols: 80, Rows: 24})
 	p.Output([]byte("before the drop\r\n"))
-	waitFor(t, "the first output on the server", func() bool {
+	testwait.For(t, 10*time.Second, "the first output on the server", func() bool {
 		return bytes.Contains(a.serverFile(ses, "0001-pty.cast"), []byte("before the drop"))
 	})
 
 	server.down.Store(true)
 	p.Output([]byte("while the server is out of reach\r\n"))
 	before := server.calls.Load()
-	waitFor(t, "tries while the server is out of reach", func() bool { return server.calls.Load() > before+2 })
+	testwait.For(t, 10*time.Second, "tries while the server is out of reach", func() bool { return server.calls.Load() > before+2 })
 	server.down.Store(false)
-	waitFor(t, "the output sent after the drop", func() bool {
+	testwait.For(t, 10*time.Second, "the output sent after the drop", func() bool {
 		return bytes.Contains(a.serverFile(ses, "0001-pty.cast"), []byte("out of reach"))
 	})
 
@@ -330,7 +319,7 @@ func TestUploadRestartAndDrops(t *testing.T) {
 
 	u2, _ := startUploader(t, st, a.client(t))
 	cur.Store(u2)
-	waitFor(t, "the recording complete after the restart", func() bool { return a.complete(t, ses) })
+	testwait.For(t, 10*time.Second, "the recording complete after the restart", func() bool { return a.complete(t, ses) })
 	a.sameAsDevice(t, st, ses)
 	evs, err := a.st.ListAudit(t.Context(), store.AuditFilter{Session: ses})
 	must(t, err)
@@ -359,7 +348,7 @@ func TestUploadQueuedAcrossRestarts(t *testing.T) {
 	r.Close() // s2 was still open: ended as agent_stopping
 
 	_, _ = startUploader(t, st, a.client(t))
-	waitFor(t, "both recordings complete", func() bool { return a.complete(t, s1) && a.complete(t, s2) })
+	testwait.For(t, 10*time.Second, "both recordings complete", func() bool { return a.complete(t, s1) && a.complete(t, s2) })
 	a.sameAsDevice(t, st, s1)
 	a.sameAsDevice(t, st, s2)
 }
@@ -390,8 +379,8 @@ func TestUploadRefusals(t *testing.T) {
 	}
 	progress := func(id string) *uploadProgress { return readProgress(filepath.Join(st.Dir, SessionsDir, id)) }
 	// The server completes it before the uploader writes down its answer.
-	waitFor(t, "the capped recording complete", func() bool { return a.complete(t, ses) && progress(ses).Complete })
-	waitFor(t, "the other device's session given up", func() bool { return progress(theirs).Gone != "" })
+	testwait.For(t, 10*time.Second, "the capped recording complete", func() bool { return a.complete(t, ses) && progress(ses).Complete })
+	testwait.For(t, 10*time.Second, "the other device's session given up", func() bool { return progress(theirs).Gone != "" })
 
 	if got := len(a.serverFile(ses, "0001-pty.cast")); got == 0 || got > 8<<10 {
 		t.Errorf("the server holds %d bytes of the cast; want some, at most 8 KiB", got)
@@ -450,7 +439,7 @@ func TestOwnerLinkKept(t *testing.T) {
 	st := a.state(t)
 	_, _ = startUploader(t, st, a.client(t))
 	var l *OwnerLink
-	waitFor(t, "the owner link", func() bool {
+	testwait.For(t, 10*time.Second, "the owner link", func() bool {
 		var err error
 		l, err = ReadOwnerLink(st.Dir)
 		return err == nil
@@ -513,7 +502,7 @@ func TestUploadOldServer(t *testing.T) {
 	r.SessionEnded(ses, "closed")
 	server := &oldServer{UploadServer: a.client(t)}
 	startUploader(t, st, server)
-	waitFor(t, "tries", func() bool { return server.calls.Load() >= 3 })
+	testwait.For(t, 10*time.Second, "tries", func() bool { return server.calls.Load() >= 3 })
 	if p := readProgress(filepath.Join(st.Dir, SessionsDir, ses)); p.Gone != "" || p.Meta != "" {
 		t.Errorf("upload.json = %+v; want the session still queued", p)
 	}

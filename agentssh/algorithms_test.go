@@ -3,9 +3,11 @@ package agentssh
 import (
 	"regexp"
 	"testing"
+	"time"
 
 	"golang.org/x/crypto/ssh"
 
+	"github.com/porthole/porthole/internal/testwait"
 	"github.com/porthole/porthole/sshalgo"
 )
 
@@ -35,7 +37,7 @@ func TestAlgorithms(t *testing.T) {
 	}
 	// The device logs what it agreed on.
 	var rec map[string]string
-	waitUntil(t, "the login's log line", func() bool { rec = logs.find("engineer connected"); return rec != nil })
+	testwait.For(t, 10*time.Second, "the login's log line", func() bool { rec = logs.find("engineer connected"); return rec != nil })
 	if rec["kex"] != ssh.KeyExchangeMLKEM768X25519 || rec["cipher_in"] != wantCipher() || rec["cipher_out"] != wantCipher() {
 		t.Errorf("the device logged %v; want kex %s, ciphers %s", rec, ssh.KeyExchangeMLKEM768X25519, wantCipher())
 	}
@@ -91,7 +93,7 @@ func TestOpenSSHAlgorithms(t *testing.T) {
 		}
 	}
 	var rec map[string]string
-	waitUntil(t, "the login's log line", func() bool { rec = logs.find("engineer connected"); return rec != nil })
+	testwait.For(t, 10*time.Second, "the login's log line", func() bool { rec = logs.find("engineer connected"); return rec != nil })
 	if rec["kex"] != ssh.KeyExchangeCurve25519 || rec["cipher_in"] != wantCipher() {
 		t.Errorf("the device logged %v; want kex %s, cipher %s", rec, ssh.KeyExchangeCurve25519, wantCipher())
 	}

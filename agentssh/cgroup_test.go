@@ -8,6 +8,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/porthole/porthole/internal/testwait"
 )
 
 // TestSessionEndKillsEscapees: processes that leave their command's
@@ -56,7 +58,7 @@ func TestSessionEndKillsEscapees(t *testing.T) {
 	}
 	served.cancel(errors.New("the session ended"))
 	_ = served.wait(t)
-	waitUntil(t, "the escapees to be killed", func() bool { return len(sleepers(marker)) == 0 })
+	testwait.For(t, 10*time.Second, "the escapees to be killed", func() bool { return len(sleepers(marker)) == 0 })
 }
 
 // sleepers lists the pids of "sleep 300N.marker" processes.

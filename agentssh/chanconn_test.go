@@ -11,6 +11,8 @@ import (
 
 	"github.com/pkg/sftp"
 	"golang.org/x/crypto/ssh"
+
+	"github.com/porthole/porthole/internal/testwait"
 )
 
 // outerChannels makes an SSH connection over loopback (standing in for
@@ -154,12 +156,5 @@ func TestNoGoroutineLeft(t *testing.T) {
 	if err := served.wait(t); err != nil {
 		t.Fatal(err)
 	}
-	deadline := time.Now().Add(5 * time.Second)
-	for runtime.NumGoroutine() > before {
-		if time.Now().After(deadline) {
-			buf := make([]byte, 1<<20)
-			t.Fatalf("%d goroutines; %d before\n%s", runtime.NumGoroutine(), before, buf[:runtime.Stack(buf, true)])
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
+	testwait.GoroutinesAtMost(t, before, 5*time.Second)
 }

@@ -6,6 +6,9 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+	"time"
+
+	"github.com/porthole/porthole/internal/testwait"
 )
 
 // echoServer listens on 127.0.0.1 and echoes; it returns the port.
@@ -66,7 +69,7 @@ func TestDirectTCPIP(t *testing.T) {
 		}
 	}
 
-	waitUntil(t, "forwards to be recorded", func() bool { return len(e.rec.forwardList()) == 8 })
+	testwait.For(t, 10*time.Second, "forwards to be recorded", func() bool { return len(e.rec.forwardList()) == 8 })
 	var opened int
 	for _, f := range e.rec.forwardList() {
 		if f.Refused == "" {

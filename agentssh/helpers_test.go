@@ -365,18 +365,6 @@ func run(t *testing.T, c *ssh.Client, command string, stdin io.Reader) (string, 
 	return out.String(), errOut.String(), err
 }
 
-// waitFor polls cond until it holds or 10 s pass.
-func waitUntil(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
-}
-
 // testRecorder keeps what it is told.
 type testRecorder struct {
 	mu        sync.Mutex

@@ -16,6 +16,8 @@ import (
 	"time"
 
 	"golang.org/x/crypto/ssh"
+
+	"github.com/porthole/porthole/internal/testwait"
 )
 
 func TestExec(t *testing.T) {
@@ -202,7 +204,7 @@ func TestPTY(t *testing.T) {
 	c, _ := e.login(t, e.server(t, nil))
 	s, in, scr := shell(t, c)
 	io.WriteString(in, "stty size; echo TERM=$TERM; tty; [ \"$SSH_TTY\" = \"$(tty)\" ] && echo SSH_TTY\" \"matches\n")
-	waitUntil(t, "stty size 40 100", func() bool {
+	testwait.For(t, 10*time.Second, "stty size 40 100", func() bool {
 		return strings.Contains(scr.String(), "40 100") && strings.Contains(scr.String(), "TERM=xterm-256color") &&
 			strings.Contains(scr.String(), "/dev/pts/") && strings.Contains(scr.String(), "SSH_TTY matches")
 	})
@@ -210,7 +212,7 @@ func TestPTY(t *testing.T) {
 		t.Fatal(err)
 	}
 	io.WriteString(in, "stty size\n")
-	waitUntil(t, "stty size 50 132", func() bool { return strings.Contains(scr.String(), "50 132") })
+	testwait.For(t, 10*time.Second, "stty size 50 132", func() bool { return strings.Contains(scr.String(), "50 132") })
 	io.WriteString(in, "exit 7\n")
 	var ee *ssh.ExitError
 	if err := s.Wait(); !errors.As(err, &ee) || ee.ExitStatus() != 7 {
@@ -261,7 +263,7 @@ func TestChannelCloseKillsJobs(t *testing.T) {
 	s, in, scr := shell(t, c)
 	io.WriteString(in, "sleep 1000 & echo BG=$!\n")
 	re := regexp.MustCompile(`BG=(\d+)`)
-	waitUntil(t, "the job's pid", func() bool { return re.MatchString(scr.String()) })
+	testwait.For(t, 10*time.Second, "the job's pid", func() bool { return re.MatchString(scr.String()) })
 	pid, _ := strconv.Atoi(re.FindStringSubmatch(scr.String())[1])
 	if !alive(pid) {
 		t.Fatalf("job %d is not running", pid)
@@ -272,7 +274,7 @@ func TestChannelCloseKillsJobs(t *testing.T) {
 		t.Fatalf("the job's process group is its session's (%s): the shell did no job control", f[2])
 	}
 	s.Close()
-	waitUntil(t, "the job to die", func() bool { return !alive(pid) })
+	testwait.For(t, 10*time.Second, "the job to die", func() bool { return !alive(pid) })
 }
 
 // TestCancelKills: closing the session (ctx) kills a running command at
@@ -289,7 +291,7 @@ func TestCancelKills(t *testing.T) {
 	if err := s.Start("echo $$; sleep 100; echo survived"); err != nil {
 		t.Fatal(err)
 	}
-	waitUntil(t, "the pid", func() bool { return strings.HasSuffix(out.String(), "\n") })
+	testwait.For(t, 10*time.Second, "the pid", func() bool { return strings.HasSuffix(out.String(), "\n") })
 	pid, err := strconv.Atoi(strings.TrimSpace(out.String()))
 	if err != nil {
 		t.Fatal(err)

@@ -12,9 +12,12 @@ import (
 	"strings"
 	"syscall"
 	"testing"
+	"time"
 
 	"github.com/pkg/sftp"
 	"golang.org/x/crypto/ssh"
+
+	"github.com/porthole/porthole/internal/testwait"
 )
 
 // sftpRoundTrip uploads and downloads a few MiB in dir and checks them.
@@ -86,7 +89,7 @@ func TestSFTP(t *testing.T) {
 	dir := t.TempDir()
 	sftpRoundTrip(t, c, dir)
 	p := filepath.Join(dir, "upload.bin")
-	waitUntil(t, "the remove to be recorded", func() bool {
+	testwait.For(t, 10*time.Second, "the remove to be recorded", func() bool {
 		ops := e.rec.sftpOps()
 		return len(ops) > 0 && ops[len(ops)-1].Op == "remove"
 	})
@@ -123,7 +126,7 @@ func TestSFTPRelativePaths(t *testing.T) {
 	if err := sc.Remove("no-such-file-here"); err == nil {
 		t.Error("removed a missing file")
 	}
-	waitUntil(t, "the failed remove to be recorded", func() bool { return len(e.rec.sftpOps()) > 0 })
+	testwait.For(t, 10*time.Second, "the failed remove to be recorded", func() bool { return len(e.rec.sftpOps()) > 0 })
 	op := e.rec.sftpOps()[0]
 	if op.Op != "remove" || op.Path != filepath.Join(acct.Dir, "no-such-file-here") || op.Err == "" {
 		t.Errorf("recorded %+v; want a failed remove of an absolute path", op)
@@ -162,7 +165,7 @@ func TestRunAsNobody(t *testing.T) {
 	os.Chown(dir, 65534, 65534)
 	sftpRoundTrip(t, c, dir)
 	p := filepath.Join(dir, "upload.bin")
-	waitUntil(t, "the remove to be recorded", func() bool {
+	testwait.For(t, 10*time.Second, "the remove to be recorded", func() bool {
 		return slices.ContainsFunc(e.rec.sftpOps(), func(op SFTPOp) bool { return op.Op == "remove" })
 	})
 	wantOps(t, e.rec.sftpOps(), []SFTPOp{ // recorded as well through SFTPCommand
@@ -195,7 +198,7 @@ func TestRunAsNobody(t *testing.T) {
 	if _, err := sc.Open("/etc/shadow"); !errors.Is(err, os.ErrPermission) {
 		t.Errorf("nobody opened /etc/shadow: %v", err)
 	}
-	waitUntil(t, "the refused open to be recorded", func() bool {
+	testwait.For(t, 10*time.Second, "the refused open to be recorded", func() bool {
 		return slices.ContainsFunc(e.rec.sftpOps(), func(op SFTPOp) bool { return op.Path == "/etc/shadow" })
 	})
 	for _, op := range e.rec.sftpOps() {

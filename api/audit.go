@@ -3,6 +3,7 @@ package api
 import (
 	"context"
 	"fmt"
+	"net/url"
 	"slices"
 	"strconv"
 	"strings"
@@ -71,41 +72,55 @@ func (c *call) withAudit(ev audit.Event) *call {
 // first; without since or after, the latest ones.
 func (s *Server) listAudit(c *call, _ *none) ([]apitype.AuditEvent, error) {
 	q := c.r.URL.Query()
-	f := store.AuditFilter{Session: q.Get("session"), Limit: defaultAuditLimit}
-	var err error
-	if f.FleetIDs, err = c.fleetScope(q.Get("fleet")); err != nil {
+	fleets, err := c.fleetScope(q.Get("fleet"))
+	if err != nil {
 		return nil, err
 	}
-	if name := q.Get("device"); name != "" {
+	device := q.Get("device") // a deleted device's events too, so no lookup
+	if device != "" {
 		if q.Get("fleet") == "" {
 			return nil, badRequest("device= needs fleet= too: device names are unique within a fleet")
 		}
-		if err := checkName("device name", name); err != nil {
+		if err := checkName("device name", device); err != nil {
 			return nil, err
 		}
-		f.Device = name // a deleted device's events too, so no lookup
 	}
-	if v := q.Get("since"); v != "" {
-		if f.Since, err = time.Parse(time.RFC3339, v); err != nil {
-			return nil, badRequest("since=%q is not an RFC 3339 time such as 2026-11-22T10:30:00Z", v)
-		}
+	f, err := parseAuditQuery(q)
+	if err != nil {
+		return nil, err
 	}
-	if v := q.Get("after"); v != "" {
-		if f.After, err = strconv.ParseInt(v, 10, 64); err != nil || f.After < 0 {
-			return nil, badRequest("after=%q is not an event's sequence number", v)
-		}
-	}
-	if v := q.Get("limit"); v != "" {
-		if f.Limit, err = strconv.Atoi(v); err != nil || f.Limit < 1 || f.Limit > maxAuditLimit {
-			return nil, badRequest("limit=%q: want a number from 1 to %d", v, maxAuditLimit)
-		}
-	}
-	f.Latest = f.Since.IsZero() && f.After == 0
+	f.FleetIDs, f.Device, f.Session = fleets, device, q.Get("session")
 	evs, err := s.store.ListAudit(c.ctx, f)
 	if err != nil {
 		return nil, fmt.Errorf("listing audit events: %w", err)
 	}
 	return convertAll(evs, apiAuditEvent), nil
+}
+
+// parseAuditQuery reads the window of an audit listing from q: since (an
+// RFC 3339 time), after (a sequence number) and limit (1 to maxAuditLimit,
+// defaultAuditLimit when absent). Without since or after, the filter asks
+// for the latest events. Which events is the caller's to add.
+func parseAuditQuery(q url.Values) (store.AuditFilter, error) {
+	f := store.AuditFilter{Limit: defaultAuditLimit}
+	var err error
+	if v := q.Get("since"); v != "" {
+		if f.Since, err = time.Parse(time.RFC3339, v); err != nil {
+			return store.AuditFilter{}, badRequest("since=%q is not an RFC 3339 time such as 2026-11-22T10:30:00Z", v)
+		}
+	}
+	if v := q.Get("after"); v != "" {
+		if f.After, err = strconv.ParseInt(v, 10, 64); err != nil || f.After < 0 {
+			return store.AuditFilter{}, badRequest("after=%q is not an event's sequence number", v)
+		}
+	}
+	if v := q.Get("limit"); v != "" {
+		if f.Limit, err = strconv.Atoi(v); err != nil || f.Limit < 1 || f.Limit > maxAuditLimit {
+			return store.AuditFilter{}, badRequest("limit=%q: want a number from 1 to %d", v, maxAuditLimit)
+		}
+	}
+	f.Latest = f.Since.IsZero() && f.After == 0
+	return f, nil
 }
 
 // verifyAudit is GET /api/v1/audit/verify[?anchor=SEQ:HASH]: it walks the

@@ -285,6 +285,44 @@ func TestAuditListQuery(t *testing.T) {
 	}
 }
 
+// TestParseAuditQuery: the window both audit listings (GET /api/v1/audit
+// and GET /api/v1/owner/audit) read from their query.
+func TestParseAuditQuery(t *testing.T) {
+	since := time.Date(2026, 11, 22, 10, 30, 0, 0, time.UTC)
+	for _, tt := range []struct {
+		name, query string
+		want        store.AuditFilter // when ok
+		ok          bool
+	}{
+		{"none", "", store.AuditFilter{Limit: defaultAuditLimit, Latest: true}, true},
+		{"since", "since=2026-11-22T10:30:00Z", store.AuditFilter{Since: since, Limit: defaultAuditLimit}, true},
+		{"after and limit", "after=42&limit=1000", store.AuditFilter{After: 42, Limit: 1000}, true},
+		{"limit only", "limit=1", store.AuditFilter{Limit: 1, Latest: true}, true},
+		{"bad since", "since=yesterday", store.AuditFilter{}, false},
+		{"negative after", "after=-1", store.AuditFilter{}, false},
+		{"bad after", "after=x", store.AuditFilter{}, false},
+		{"zero limit", "limit=0", store.AuditFilter{}, false},
+		{"limit too high", "limit=1001", store.AuditFilter{}, false},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			q, err := url.ParseQuery(tt.query)
+			if err != nil {
+				t.Fatal(err)
+			}
+			got, err := parseAuditQuery(q)
+			if !tt.ok {
+				if err == nil {
+					t.Errorf("parseAuditQuery(%q) = %+v; want an error", tt.query, got)
+				}
+				return
+			}
+			if err != nil || !got.Since.Equal(tt.want.Since) || got.After != tt.want.After || got.Limit != tt.want.Limit || got.Latest != tt.want.Latest {
+				t.Errorf("parseAuditQuery(%q) = %+v, %v; want %+v", tt.query, got, err, tt.want)
+			}
+		})
+	}
+}
+
 // verifyServer is a server on a store of its own, with an administrator,
 // so that a test can tamper with its database.
 func verifyServer(t *testing.T) (*testServer, *sql.DB, string) {

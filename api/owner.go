@@ -9,7 +9,6 @@ import (
 	"fmt"
 	"net/http"
 	"regexp"
-	"strconv"
 	"strings"
 	"time"
 
@@ -91,25 +90,11 @@ func (s *Server) getOwner(c *call, _ *none) (apitype.Owner, error) {
 // device and its sessions, oldest first; without since or after, the
 // latest ones.
 func (s *Server) ownerAudit(c *call, _ *none) ([]apitype.AuditEvent, error) {
-	q := c.r.URL.Query()
-	f := store.AuditFilter{FleetIDs: []string{c.dev.FleetID}, Device: c.dev.Name, Limit: defaultAuditLimit}
-	var err error
-	if v := q.Get("since"); v != "" {
-		if f.Since, err = time.Parse(time.RFC3339, v); err != nil {
-			return nil, badRequest("since=%q is not an RFC 3339 time such as 2026-11-22T10:30:00Z", v)
-		}
+	f, err := parseAuditQuery(c.r.URL.Query())
+	if err != nil {
+		return nil, err
 	}
-	if v := q.Get("after"); v != "" {
-		if f.After, err = strconv.ParseInt(v, 10, 64); err != nil || f.After < 0 {
-			return nil, badRequest("after=%q is not an event's sequence number", v)
-		}
-	}
-	if v := q.Get("limit"); v != "" {
-		if f.Limit, err = strconv.Atoi(v); err != nil || f.Limit < 1 || f.Limit > maxAuditLimit {
-			return nil, badRequest("limit=%q: want a number from 1 to %d", v, maxAuditLimit)
-		}
-	}
-	f.Latest = f.Since.IsZero() && f.After == 0
+	f.FleetIDs, f.Device = []string{c.dev.FleetID}, c.dev.Name
 	evs, err := s.store.ListAudit(c.ctx, f)
 	if err != nil {
 		return nil, fmt.Errorf("listing audit events: %w", err)

@@ -20,6 +20,7 @@ import (
 
 	"github.com/porthole/porthole/apitype"
 	"github.com/porthole/porthole/audit"
+	"github.com/porthole/porthole/internal/atomicfile"
 	"github.com/porthole/porthole/store"
 )
 
@@ -163,7 +164,7 @@ func (d *recordingDisk) put(ctx context.Context, st store.Store, ses *store.Sess
 		if int64(len(data)) > maxMetaFile || total-cur+int64(len(data)) > d.cfg.MaxSession {
 			return 0, tooLarge(d.cfg, "meta.json")
 		}
-		if err := writeFileAtomic(path, data); err != nil {
+		if err := atomicfile.WriteFile(path, data, 0o600); err != nil {
 			return 0, err
 		}
 		return int64(len(data)), st.PutRecordingFile(ctx, ses.ID, name, int64(len(data)), now)
@@ -250,31 +251,6 @@ func appendAt(path string, offset int64, data []byte) error {
 		return fmt.Errorf("writing %s: %w", filepath.Base(path), err)
 	}
 	return f.Close()
-}
-
-// writeFileAtomic replaces path with data (0600): a reader sees the old
-// file or the new one.
-func writeFileAtomic(path string, data []byte) (err error) {
-	f, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".tmp-*")
-	if err != nil {
-		return err
-	}
-	defer func() {
-		if err != nil {
-			f.Close()
-			os.Remove(f.Name())
-		}
-	}()
-	if _, err := f.Write(data); err != nil {
-		return err
-	}
-	if err := f.Sync(); err != nil {
-		return err
-	}
-	if err := f.Close(); err != nil {
-		return err
-	}
-	return os.Rename(f.Name(), path)
 }
 
 // keyedLocks is a mutex per key, kept while someone holds or waits for it.

@@ -7,6 +7,8 @@ import (
 	"testing"
 
 	"github.com/mochi-mqtt/server/v2/packets"
+
+	"github.com/porthole/porthole/internal/testwait"
 )
 
 // TestACL: a device reaches exactly its own cmd topic (subscribe) and its
@@ -92,7 +94,7 @@ func TestACL(t *testing.T) {
 		// Packets of one connection are handled in order: once the good
 		// state is seen, every forged message above was handled too.
 		good := a.stateTopic() + " online"
-		waitFor(t, "the device's own state", func() bool {
+		testwait.For(t, waitTimeout, "the device's own state", func() bool {
 			mu.Lock()
 			defer mu.Unlock()
 			return slices.Contains(seen, good)

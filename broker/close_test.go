@@ -7,6 +7,8 @@ import (
 	"slices"
 	"testing"
 	"time"
+
+	"github.com/porthole/porthole/internal/testwait"
 )
 
 // TestClose is not parallel: it counts the process's goroutines.
@@ -71,14 +73,7 @@ func TestClose(t *testing.T) {
 	}
 
 	// No goroutine outlives the broker (and the client it disconnected).
-	deadline := time.Now().Add(waitTimeout)
-	for runtime.NumGoroutine() > before {
-		if time.Now().After(deadline) {
-			buf := make([]byte, 1<<20)
-			t.Fatalf("%d goroutines after Close; %d before:\n%s", runtime.NumGoroutine(), before, buf[:runtime.Stack(buf, true)])
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
+	testwait.GoroutinesAtMost(t, before, waitTimeout)
 }
 
 // TestCloseBeforeServe: a broker that never served closes cleanly.

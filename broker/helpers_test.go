@@ -18,23 +18,12 @@ import (
 	"github.com/eclipse/paho.golang/paho"
 
 	"github.com/porthole/porthole/control"
+	"github.com/porthole/porthole/internal/testwait"
 )
 
 // waitTimeout bounds every poll in these tests; they normally finish in
 // milliseconds.
 const waitTimeout = 5 * time.Second
-
-// waitFor polls cond until it holds, failing the test after waitTimeout.
-func waitFor(t testing.TB, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(waitTimeout)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(2 * time.Millisecond)
-	}
-}
 
 // registry is a fake device store: enrolled keys by "<fleet>/<device>".
 type registry struct {
@@ -97,7 +86,7 @@ func (p *presenceLog) get() []string {
 // waitEvents waits until exactly want has been recorded.
 func (p *presenceLog) waitEvents(t testing.TB, want ...string) {
 	t.Helper()
-	waitFor(t, "presence events "+strings.Join(want, " "), func() bool { return slices.Equal(p.get(), want) })
+	testwait.For(t, waitTimeout, "presence events "+strings.Join(want, " "), func() bool { return slices.Equal(p.get(), want) })
 }
 
 // testBroker is a Broker serving on 127.0.0.1 with a fake registry.
@@ -299,7 +288,7 @@ func (tb *testBroker) connCount() int {
 
 func (tb *testBroker) waitConns(t testing.TB, n int) {
 	t.Helper()
-	waitFor(t, "broker connections to settle", func() bool { return tb.connCount() == n })
+	testwait.For(t, waitTimeout, "broker connections to settle", func() bool { return tb.connCount() == n })
 }
 
 func (c *client) subscribe(t testing.TB, filter string) (reason byte, err error) {

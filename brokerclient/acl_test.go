@@ -15,6 +15,7 @@ import (
 	"github.com/eclipse/paho.golang/paho"
 
 	"github.com/porthole/porthole/control"
+	"github.com/porthole/porthole/internal/testmosquitto"
 )
 
 const notAuthorized = 0x87
@@ -23,8 +24,8 @@ func TestDeviceReadsOnlyItsOwnCommands(t *testing.T) {
 	t.Parallel()
 	m := startMosquitto(t, "")
 	server := connectServer(t, m, nil)
-	dev1 := dialDevice(t, m.deviceAddr(), "acme/dev1", nil)
-	dev2 := dialDevice(t, m.deviceAddr(), "acme/dev2", nil)
+	dev1 := dialDevice(t, m.Addr(testmosquitto.DeviceListener), "acme/dev1", nil)
+	dev2 := dialDevice(t, m.Addr(testmosquitto.DeviceListener), "acme/dev2", nil)
 	cmd1 := mustTopic(t, control.CmdTopic, "acme", "dev1")
 	cmd2 := mustTopic(t, control.CmdTopic, "acme", "dev2")
 	otherCmd := mustTopic(t, control.CmdTopic, "other", "dev1")
@@ -52,8 +53,8 @@ func TestDeviceWritesOnlyItsOwnState(t *testing.T) {
 	m := startMosquitto(t, "")
 	server := connectServer(t, m, nil)
 	states := watch(t, server, control.StateFilter)
-	dev1 := dialDevice(t, m.deviceAddr(), "acme/dev1", nil)
-	dev2 := dialDevice(t, m.deviceAddr(), "acme/dev2", nil)
+	dev1 := dialDevice(t, m.Addr(testmosquitto.DeviceListener), "acme/dev1", nil)
+	dev2 := dialDevice(t, m.Addr(testmosquitto.DeviceListener), "acme/dev2", nil)
 	cmd1 := mustTopic(t, control.CmdTopic, "acme", "dev1")
 	cmd2 := mustTopic(t, control.CmdTopic, "acme", "dev2")
 	state1 := mustTopic(t, control.StateTopic, "acme", "dev1")
@@ -93,8 +94,8 @@ func TestLastWillOnlyOnOwnState(t *testing.T) {
 	state2 := mustTopic(t, control.StateTopic, "acme", "dev2")
 	state3 := mustTopic(t, control.StateTopic, "acme", "dev3")
 
-	forger := dialDevice(t, m.deviceAddr(), "acme/dev1", &paho.WillMessage{Topic: state2, Payload: []byte("offline"), QoS: 1, Retain: true})
-	honest := dialDevice(t, m.deviceAddr(), "acme/dev3", &paho.WillMessage{Topic: state3, Payload: []byte("offline"), QoS: 1, Retain: true})
+	forger := dialDevice(t, m.Addr(testmosquitto.DeviceListener), "acme/dev1", &paho.WillMessage{Topic: state2, Payload: []byte("offline"), QoS: 1, Retain: true})
+	honest := dialDevice(t, m.Addr(testmosquitto.DeviceListener), "acme/dev3", &paho.WillMessage{Topic: state3, Payload: []byte("offline"), QoS: 1, Retain: true})
 	// The server's subscription must be in place before the wills fire.
 	honest.sendUntilSeen(t, states, state3, "online")
 	forger.vanish(t)
@@ -113,7 +114,7 @@ func TestWildcardUsernameGetsNothing(t *testing.T) {
 	m := startMosquitto(t, "")
 	server := connectServer(t, m, nil)
 	states := watch(t, server, control.StateFilter)
-	wild := dialDevice(t, m.deviceAddr(), "acme/+", nil)
+	wild := dialDevice(t, m.Addr(testmosquitto.DeviceListener), "acme/+", nil)
 	cmd1 := mustTopic(t, control.CmdTopic, "acme", "dev1")
 	state1 := mustTopic(t, control.StateTopic, "acme", "dev1")
 	wild.subscribe(t, "porthole/v1/acme/+/cmd", cmd1)
@@ -128,7 +129,7 @@ func TestWildcardUsernameGetsNothing(t *testing.T) {
 
 	// The server's barrier: a real device's state, published after the
 	// forged one was refused.
-	dev1 := dialDevice(t, m.deviceAddr(), "acme/dev1", nil)
+	dev1 := dialDevice(t, m.Addr(testmosquitto.DeviceListener), "acme/dev1", nil)
 	dev1.sendUntilSeen(t, states, state1, "online")
 	states.only(t, "the server", message{state1, "online"})
 }
@@ -139,19 +140,19 @@ func TestWildcardUsernameGetsNothing(t *testing.T) {
 func TestListenersKeepDevicesAndServersApart(t *testing.T) {
 	t.Parallel()
 	m := startMosquitto(t, "")
-	if _, err := tryDevice(m.serverAddr(), "acme/dev1", password("acme/dev1"), "acme/dev1", nil); err == nil {
+	if _, err := tryDevice(m.Addr(testmosquitto.ServerListener), "acme/dev1", password("acme/dev1"), "acme/dev1", nil); err == nil {
 		t.Error("a device logged in on the server nodes' listener")
 	}
-	if _, err := tryDevice(m.deviceAddr(), "portholed", password("portholed"), "portholed-x", nil); err == nil {
+	if _, err := tryDevice(m.Addr(testmosquitto.DeviceListener), "portholed", password("portholed"), "portholed-x", nil); err == nil {
 		t.Error("the server's user logged in on the devices' listener")
 	}
 
 	server := connectServer(t, m, func(c *Config) { c.ClientID = "portholed-node1" })
-	dev2 := dialDevice(t, m.deviceAddr(), "acme/dev2", nil)
+	dev2 := dialDevice(t, m.Addr(testmosquitto.DeviceListener), "acme/dev2", nil)
 	cmd2 := mustTopic(t, control.CmdTopic, "acme", "dev2")
 	dev2.subscribe(t, cmd2)
 	for _, id := range []string{"portholed-node1", "acme/dev2"} {
-		d, err := tryDevice(m.deviceAddr(), "acme/dev1", password("acme/dev1"), id, nil)
+		d, err := tryDevice(m.Addr(testmosquitto.DeviceListener), "acme/dev1", password("acme/dev1"), id, nil)
 		if err != nil {
 			t.Fatalf("acme/dev1 with client id %s: %v", id, err)
 		}

@@ -4,18 +4,21 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/porthole/porthole/control"
+	"github.com/porthole/porthole/internal/testmosquitto"
+	"github.com/porthole/porthole/internal/testwait"
 )
 
 func TestCommandReachesDevice(t *testing.T) {
 	t.Parallel()
 	m := startMosquitto(t, "")
 	server := connectServer(t, m, nil)
-	dev := dialDevice(t, m.deviceAddr(), "acme/dev1", nil)
+	dev := dialDevice(t, m.Addr(testmosquitto.DeviceListener), "acme/dev1", nil)
 	cmd := mustTopic(t, control.CmdTopic, "acme", "dev1")
 	dev.subscribe(t, cmd)
 
@@ -35,7 +38,7 @@ func TestStateReachesHandlerWithRealTopic(t *testing.T) {
 	if err := server.Connect(ctx); err != nil {
 		t.Fatalf("Connect: %v", err)
 	}
-	dev := dialDevice(t, m.deviceAddr(), "acme/dev1", nil)
+	dev := dialDevice(t, m.Addr(testmosquitto.DeviceListener), "acme/dev1", nil)
 	state := mustTopic(t, control.StateTopic, "acme", "dev1")
 
 	// The subscription is made in the background after Connect.
@@ -50,7 +53,7 @@ func TestSubscribeWhileConnected(t *testing.T) {
 	// Subscribe returns once the broker has granted the subscription, so a
 	// state published afterwards arrives.
 	got := watch(t, server, "porthole/v1/acme/+/state")
-	dev := dialDevice(t, m.deviceAddr(), "acme/dev2", nil)
+	dev := dialDevice(t, m.Addr(testmosquitto.DeviceListener), "acme/dev2", nil)
 	state := mustTopic(t, control.StateTopic, "acme", "dev2")
 	dev.send(t, state, "online", false)
 	got.waitMessage(t, message{state, "online"})
@@ -65,7 +68,7 @@ func TestSharedSubscription(t *testing.T) {
 		return watch(t, connectServer(t, m, func(c *Config) { c.ShareGroup = "nodes" }), control.StateFilter)
 	}
 	a, b := node(), node()
-	dev := dialDevice(t, m.deviceAddr(), "acme/dev1", nil)
+	dev := dialDevice(t, m.Addr(testmosquitto.DeviceListener), "acme/dev1", nil)
 	state := mustTopic(t, control.StateTopic, "acme", "dev1")
 	const n = 6
 	for i := range n {
@@ -82,7 +85,7 @@ func TestSharedSubscription(t *testing.T) {
 		return false
 	}
 	i := 0
-	waitFor(t, "both nodes to receive a barrier", func() bool {
+	testwait.For(t, waitTimeout, "both nodes to receive a barrier", func() bool {
 		i++
 		dev.send(t, state, fmt.Sprint("barrier ", i), false)
 		return seenBarrier(a) && seenBarrier(b)
@@ -109,11 +112,11 @@ func TestReconnectAfterBrokerRestart(t *testing.T) {
 	cmd := mustTopic(t, control.CmdTopic, "acme", "dev1")
 	state := mustTopic(t, control.StateTopic, "acme", "dev1")
 
-	m.stop(t)
-	waitFor(t, "the client to notice the broker is gone", func() bool { return !server.Connected() })
+	m.Stop()
+	testwait.For(t, waitTimeout, "the client to notice the broker is gone", func() bool { return !server.Connected() })
 	start := time.Now()
 	err := server.Publish(cmd, []byte("open"), false, 1)
-	want := "brokerclient: cannot publish to " + cmd + ": not connected to the MQTT broker at " + m.serverURL()
+	want := "brokerclient: cannot publish to " + cmd + ": not connected to the MQTT broker at " + m.URL(testmosquitto.ServerListener)
 	if !errors.Is(err, ErrNotConnected) || err.Error() != want {
 		t.Fatalf("Publish while the broker is down = %v; want ErrNotConnected saying %q", err, want)
 	}
@@ -125,9 +128,9 @@ func TestReconnectAfterBrokerRestart(t *testing.T) {
 	// reconnection.
 	late := watch(t, server, "porthole/v1/acme/+/state")
 
-	m.restart(t)
-	waitFor(t, "the client to reconnect", server.Connected)
-	dev := dialDevice(t, m.deviceAddr(), "acme/dev1", nil)
+	m.Restart(t)
+	testwait.For(t, waitTimeout, "the client to reconnect", server.Connected)
+	dev := dialDevice(t, m.Addr(testmosquitto.DeviceListener), "acme/dev1", nil)
 	dev.subscribe(t, cmd)
 	if err := server.Publish(cmd, []byte("open"), false, 1); err != nil {
 		t.Fatalf("Publish after the restart: %v", err)
@@ -146,7 +149,7 @@ func TestWrongPasswordSaysLoginRefused(t *testing.T) {
 	if !errors.Is(err, ErrLoginRefused) {
 		t.Fatalf("Connect = %v; want ErrLoginRefused", err)
 	}
-	want := fmt.Sprintf(`the MQTT broker at mqtt://%s refused portholed's login as "portholed": not authorized`, m.serverAddr())
+	want := fmt.Sprintf(`the MQTT broker at mqtt://%s refused portholed's login as "portholed": not authorized`, m.Addr(testmosquitto.ServerListener))
 	if !strings.Contains(err.Error(), want) {
 		t.Errorf("Connect = %q; want it to say %q", err, want)
 	}
@@ -160,7 +163,12 @@ func TestWrongPasswordSaysLoginRefused(t *testing.T) {
 
 func TestUnreachableBrokerSaysWhy(t *testing.T) {
 	t.Parallel()
-	addr := "127.0.0.1:" + freePort(t) // nothing listens there
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := ln.Addr().String()
+	ln.Close() // nothing listens there now
 	c, err := New(Config{URL: "mqtt://" + addr, Logger: testLogger(t)})
 	if err != nil {
 		t.Fatal(err)

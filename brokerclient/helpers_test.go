@@ -14,23 +14,14 @@ import (
 
 	"github.com/eclipse/paho.golang/packets"
 	"github.com/eclipse/paho.golang/paho"
+
+	"github.com/porthole/porthole/internal/testmosquitto"
+	"github.com/porthole/porthole/internal/testwait"
 )
 
 // waitTimeout bounds every wait in these tests; they normally take
 // milliseconds.
 const waitTimeout = 10 * time.Second
-
-// waitFor polls cond until it holds, failing the test after waitTimeout.
-func waitFor(t testing.TB, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(waitTimeout)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
-}
 
 // message is one received MQTT message.
 type message struct{ topic, payload string }
@@ -61,7 +52,7 @@ func (r *recorder) has(m message) bool { return slices.Contains(r.get(), m) }
 // waitMessage waits until m has been received.
 func (r *recorder) waitMessage(t testing.TB, m message) {
 	t.Helper()
-	waitFor(t, "message "+m.String(), func() bool { return r.has(m) })
+	testwait.For(t, waitTimeout, "message "+m.String(), func() bool { return r.has(m) })
 }
 
 // only fails the test unless every message received is one of want.
@@ -135,10 +126,10 @@ func connectOnce(c *Client) error {
 // newServer makes a Client logged in as portholed on m's server listener,
 // retrying fast after a loss, and closes it when the test ends; edit
 // adjusts its Config. It is not connected yet.
-func newServer(t testing.TB, m *mosquitto, edit func(*Config)) *Client {
+func newServer(t testing.TB, m *testmosquitto.Broker, edit func(*Config)) *Client {
 	t.Helper()
 	cfg := Config{
-		URL:      m.serverURL(),
+		URL:      m.URL(testmosquitto.ServerListener),
 		Username: "portholed",
 		Password: password("portholed"),
 		Logger:   testLogger(t),
@@ -160,7 +151,7 @@ func newServer(t testing.TB, m *mosquitto, edit func(*Config)) *Client {
 }
 
 // connectServer is newServer, connected.
-func connectServer(t testing.TB, m *mosquitto, edit func(*Config)) *Client {
+func connectServer(t testing.TB, m *testmosquitto.Broker, edit func(*Config)) *Client {
 	t.Helper()
 	c := newServer(t, m, edit)
 	ctx, cancel := context.WithTimeout(context.Background(), waitTimeout)
@@ -293,7 +284,7 @@ func (d *testDevice) send(t testing.TB, topic, payload string, retain bool) {
 // subscription that a (re)connection renews in the background.
 func (d *testDevice) sendUntilSeen(t testing.TB, r *recorder, topic, payload string) {
 	t.Helper()
-	waitFor(t, topic+" "+payload+" to arrive", func() bool {
+	testwait.For(t, waitTimeout, topic+" "+payload+" to arrive", func() bool {
 		d.send(t, topic, payload, false)
 		return r.has(message{topic, payload})
 	})

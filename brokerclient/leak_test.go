@@ -5,6 +5,8 @@ import (
 	"testing"
 
 	"github.com/porthole/porthole/control"
+	"github.com/porthole/porthole/internal/testmosquitto"
+	"github.com/porthole/porthole/internal/testwait"
 )
 
 // TestCloseLeavesNoGoroutines is not parallel: the parallel tests wait
@@ -13,7 +15,7 @@ func TestCloseLeavesNoGoroutines(t *testing.T) {
 	m := startMosquitto(t, "")
 	before := runtime.NumGoroutine()
 
-	dev := dialDevice(t, m.deviceAddr(), "acme/dev1", nil)
+	dev := dialDevice(t, m.Addr(testmosquitto.DeviceListener), "acme/dev1", nil)
 	cmd := mustTopic(t, control.CmdTopic, "acme", "dev1")
 	state := mustTopic(t, control.StateTopic, "acme", "dev1")
 	dev.subscribe(t, cmd)
@@ -23,13 +25,13 @@ func TestCloseLeavesNoGoroutines(t *testing.T) {
 	if err := server.Publish(cmd, []byte("open"), false, 1); err != nil {
 		t.Fatal(err)
 	}
-	m.restart(t) // a reconnection too
-	waitFor(t, "the client to reconnect", server.Connected)
+	m.Restart(t) // a reconnection too
+	testwait.For(t, waitTimeout, "the client to reconnect", server.Connected)
 	if err := server.Close(); err != nil {
 		t.Fatal(err)
 	}
 	dev.close() // already dropped by the restart; this waits for its goroutines
 	// Polled: paho reports a lost connection on a goroutine it does not
 	// wait for, which ends a moment later.
-	waitFor(t, "the client's goroutines to end", func() bool { return runtime.NumGoroutine() <= before })
+	testwait.GoroutinesAtMost(t, before, waitTimeout)
 }

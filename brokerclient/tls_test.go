@@ -19,6 +19,7 @@ import (
 	"time"
 
 	"github.com/porthole/porthole/control"
+	"github.com/porthole/porthole/internal/testmosquitto"
 )
 
 // testCA is a certificate authority that writes PEM files for Mosquitto and
@@ -96,7 +97,7 @@ func (ca *testCA) write(name, typ string, der []byte) string {
 // startTLSMosquitto adds to the shipped configuration a TLS listener that
 // authenticates clients by certificate, their common name being the
 // username, as the comments in the shipped file describe.
-func startTLSMosquitto(t *testing.T, ca *testCA) *mosquitto {
+func startTLSMosquitto(t *testing.T, ca *testCA) *testmosquitto.Broker {
 	t.Helper()
 	certFile, keyFile := ca.leaf("broker", x509.ExtKeyUsageServerAuth)
 	return startMosquitto(t, strings.Join([]string{
@@ -117,7 +118,7 @@ func TestMutualTLS(t *testing.T) {
 	t.Parallel()
 	ca := newTestCA(t, "porthole-test-ca")
 	m := startTLSMosquitto(t, ca)
-	url := "mqtts://127.0.0.1:" + m.ports["tls"]
+	url := "mqtts://" + m.Addr("tls")
 	serverCert, serverKey := ca.leaf("portholed", x509.ExtKeyUsageClientAuth)
 	server := connectServer(t, m, func(c *Config) {
 		c.URL, c.Username, c.Password = url, "", ""
@@ -127,7 +128,7 @@ func TestMutualTLS(t *testing.T) {
 
 	// A device with a certificate for CN=acme/dev1 is acme/dev1 to the ACL.
 	devCert, devKey := ca.leaf("acme/dev1", x509.ExtKeyUsageClientAuth)
-	dev := dialTLSDevice(t, "127.0.0.1:"+m.ports["tls"], ca.File, devCert, devKey)
+	dev := dialTLSDevice(t, m.Addr("tls"), ca.File, devCert, devKey)
 	cmd := mustTopic(t, control.CmdTopic, "acme", "dev1")
 	cmd2 := mustTopic(t, control.CmdTopic, "acme", "dev2")
 	state := mustTopic(t, control.StateTopic, "acme", "dev1")
@@ -149,7 +150,7 @@ func TestUntrustedBrokerCertificate(t *testing.T) {
 	other := newTestCA(t, "someone-else")
 	serverCert, serverKey := ca.leaf("portholed", x509.ExtKeyUsageClientAuth)
 	server := newServer(t, m, func(c *Config) {
-		c.URL, c.Username, c.Password = "mqtts://127.0.0.1:"+m.ports["tls"], "", ""
+		c.URL, c.Username, c.Password = "mqtts://"+m.Addr("tls"), "", ""
 		c.CAFile, c.CertFile, c.KeyFile = other.File, serverCert, serverKey
 	})
 	start := time.Now()
@@ -168,10 +169,10 @@ func TestBrokerWantsClientCertificate(t *testing.T) {
 	ca := newTestCA(t, "porthole-test-ca")
 	m := startTLSMosquitto(t, ca)
 	server := newServer(t, m, func(c *Config) {
-		c.URL, c.CAFile = "mqtts://127.0.0.1:"+m.ports["tls"], ca.File
+		c.URL, c.CAFile = "mqtts://"+m.Addr("tls"), ca.File
 	})
 	err := connectOnce(server)
-	want := "brokerclient: cannot reach the MQTT broker at mqtts://127.0.0.1:" + m.ports["tls"] + ": "
+	want := "brokerclient: cannot reach the MQTT broker at mqtts://" + m.Addr("tls") + ": "
 	if err == nil || !strings.HasPrefix(err.Error(), want) {
 		t.Errorf("Connect without a client certificate = %v; want it to start %q", err, want)
 	}

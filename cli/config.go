@@ -7,6 +7,8 @@ import (
 	"os"
 	"path/filepath"
 	"time"
+
+	"github.com/porthole/porthole/internal/atomicfile"
 )
 
 // Config is the login state kept in config.json. The token is a secret, so
@@ -59,8 +61,8 @@ func loadConfig(dir string) (Config, error) {
 	return c, nil
 }
 
-// saveConfig writes c to dir/config.json: a new file, mode 0600, synced and
-// renamed over the old one. It creates dir 0700, and tightens it to 0700
+// saveConfig writes c to dir/config.json, mode 0600, atomically
+// (atomicfile.WriteFile). It creates dir 0700, and tightens it to 0700
 // if it exists looser, since the token is readable through it.
 func saveConfig(dir string, c Config) error {
 	if err := os.MkdirAll(dir, 0o700); err != nil {
@@ -73,23 +75,7 @@ func saveConfig(dir string, c Config) error {
 	if err != nil {
 		return fmt.Errorf("saving the login: %w", err)
 	}
-	f, err := os.CreateTemp(dir, ".config-*.json") // mode 0600
-	if err != nil {
-		return fmt.Errorf("saving the login: %w", err)
-	}
-	tmp := f.Name()
-	_, err = f.Write(append(data, '\n'))
-	if err == nil {
-		err = f.Sync()
-	}
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	if err == nil {
-		err = os.Rename(tmp, filepath.Join(dir, configFile))
-	}
-	if err != nil {
-		os.Remove(tmp)
+	if err := atomicfile.WriteFile(filepath.Join(dir, configFile), append(data, '\n'), 0o600); err != nil {
 		return fmt.Errorf("saving the login: %w", err)
 	}
 	return nil

@@ -33,6 +33,7 @@ import (
 	"github.com/porthole/porthole/apitype"
 	"github.com/porthole/porthole/ca"
 	"github.com/porthole/porthole/control"
+	"github.com/porthole/porthole/internal/testwait"
 	"github.com/porthole/porthole/relay"
 	"github.com/porthole/porthole/session"
 	"github.com/porthole/porthole/store"
@@ -474,18 +475,6 @@ func (r *running) wait(t *testing.T) error {
 	}
 }
 
-// waitFor polls cond until it holds, or fails the test after 10 s.
-func waitFor(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
-}
-
 func errText(err error) string {
 	if err == nil {
 		return "<nil>"
@@ -621,7 +610,7 @@ func TestDataPath(t *testing.T) {
 		refused := startEcho(t) // a port the device does not allow
 		r := startCLI(t, p.env, nil, "forward", "dev1", fmt.Sprintf("0:%d", echo), fmt.Sprintf("127.0.0.1:0:%d", refused))
 		var addrs []string
-		waitFor(t, "the forwarding lines", func() bool {
+		testwait.For(t, 10*time.Second, "the forwarding lines", func() bool {
 			addrs = forwardAddrs(r.stdout.String())
 			return len(addrs) == 2
 		})
@@ -650,7 +639,7 @@ func TestDataPath(t *testing.T) {
 		if len(got) != 0 {
 			t.Errorf("a refused port answered %q", got)
 		}
-		waitFor(t, "the refusal on stderr", func() bool {
+		testwait.For(t, 10*time.Second, "the refusal on stderr", func() bool {
 			return strings.Contains(r.stderr.String(), fmt.Sprintf("dev1 refused a connection to its port %d", refused))
 		})
 		ss := p.sessions(t)
@@ -684,7 +673,7 @@ func TestDataPath(t *testing.T) {
 			})
 		}
 		wg.Wait()
-		waitFor(t, "the agent socket to go", func() bool {
+		testwait.For(t, 10*time.Second, "the agent socket to go", func() bool {
 			_, err := os.Stat(socket)
 			return errors.Is(err, os.ErrNotExist)
 		})
@@ -715,7 +704,7 @@ func TestDataPath(t *testing.T) {
 		// A session left open (here by a porthole ssh that waits) is
 		// closed by porthole close, and the device hears of it.
 		w := startCLI(t, p.env, nil, "ssh", "dev1", "--", "echo started; sleep 30")
-		waitFor(t, "the command to start", func() bool { return w.stdout.String() == "started\n" })
+		testwait.For(t, 10*time.Second, "the command to start", func() bool { return w.stdout.String() == "started\n" })
 		id := p.sessions(t)[0].ID
 		r = mustRun(t, p.env, "", "close", id)
 		if !strings.Contains(r.stderr, "closed session "+id+" on dev1") {
@@ -774,7 +763,7 @@ func TestDataPathUnreachable(t *testing.T) {
 
 	p2 := startDataPath(t, pathOpts{silent: true})
 	w := startCLI(t, p2.env, nil, "ssh", "dev1")
-	waitFor(t, "a session asked for", func() bool { return len(p2.sessions(t)) == 1 })
+	testwait.For(t, 10*time.Second, "a session asked for", func() bool { return len(p2.sessions(t)) == 1 })
 	w.cancel()
 	if err := w.wait(t); errText(err) != "interrupted" {
 		t.Errorf("Ctrl-C while waiting: %v; want interrupted", err)

@@ -16,6 +16,7 @@ import (
 	"golang.org/x/crypto/ssh"
 
 	"github.com/porthole/porthole/apitype"
+	"github.com/porthole/porthole/internal/testwait"
 )
 
 // TestOpenSSH runs stock ssh and scp through the block `porthole
@@ -79,7 +80,7 @@ func TestOpenSSH(t *testing.T) {
 		}
 	}
 	// ssh ends its ProxyCommand with SIGHUP, which closes the session.
-	waitFor(t, "the sessions to close", func() bool {
+	testwait.For(t, 10*time.Second, "the sessions to close", func() bool {
 		for _, s := range p.sessions(t) {
 			if s.State != apitype.SessionClosed {
 				return false

@@ -18,6 +18,7 @@ import (
 	"golang.org/x/crypto/ssh/agent"
 
 	"github.com/porthole/porthole/apitype"
+	"github.com/porthole/porthole/internal/testwait"
 )
 
 // proxyExitLimit is how long porthole proxy may take to exit once ssh has
@@ -60,7 +61,7 @@ func TestProxyExitsWithSSH(t *testing.T) {
 	if s := x.r.stderr.String(); strings.Contains(s, "porthole:") {
 		t.Errorf("porthole proxy said %q; want no complaint", s)
 	}
-	waitFor(t, "the session to close", func() bool {
+	testwait.For(t, 10*time.Second, "the session to close", func() bool {
 		ss := p.sessions(t)
 		return len(ss) == 1 && ss[0].State == apitype.SessionClosed
 	})
@@ -179,7 +180,7 @@ func TestOpenSSHProxyExits(t *testing.T) {
 			t.Errorf("run %d: porthole proxy exited %v after ssh; want within %v\nstderr: %s", i, took.Round(time.Millisecond), proxyExitLimit, msgs)
 		}
 	}
-	waitFor(t, "the sessions to close", func() bool {
+	testwait.For(t, 10*time.Second, "the sessions to close", func() bool {
 		ss := p.sessions(t)
 		for _, s := range ss {
 			if s.State != apitype.SessionClosed {

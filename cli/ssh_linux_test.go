@@ -13,6 +13,8 @@ import (
 	"time"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/porthole/porthole/internal/testwait"
 )
 
 func setWinsize(t *testing.T, tty *os.File, rows, cols uint16) {
@@ -56,9 +58,9 @@ func TestSSHTerminal(t *testing.T) {
 		done <- Run(ctx, []string{"ssh", "dev1", "-t", "--", script},
 			IO{In: tty, Out: tty, Err: tty, Getenv: func(k string) string { return env[k] }})
 	}()
-	waitFor(t, "the support code prompt", func() bool { return strings.Contains(screen.String(), "Support code for dev1: ") })
+	testwait.For(t, 10*time.Second, "the support code prompt", func() bool { return strings.Contains(screen.String(), "Support code for dev1: ") })
 	master.WriteString("K4M2-9QXD-TT7P\r")
-	waitFor(t, "the device's terminal size", func() bool { return strings.Contains(screen.String(), "30 100") })
+	testwait.For(t, 10*time.Second, "the device's terminal size", func() bool { return strings.Contains(screen.String(), "30 100") })
 	if s := screen.String(); !strings.Contains(s, "term=xterm-porthole") || strings.Contains(s, "K4M2") {
 		t.Errorf("the terminal shows %q; want TERM passed and the code not echoed", s)
 	}

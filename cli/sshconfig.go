@@ -11,6 +11,8 @@ import (
 
 	"github.com/spf13/cobra"
 	"golang.org/x/crypto/ssh"
+
+	"github.com/porthole/porthole/internal/atomicfile"
 )
 
 // The markers around the block `porthole ssh-config --write` keeps in
@@ -73,8 +75,8 @@ func (a *app) sshConfig(ctx context.Context, write bool) error {
 	}
 	knownHosts := filepath.Join(dir, knownHostsFile)
 	line := "@cert-authority *" + hostSuffix + " " + string(ssh.MarshalAuthorizedKey(hostCA))
-	if err := writeFileAtomic(knownHosts, []byte(line), 0o644); err != nil {
-		return fmt.Errorf("writing %s: %w", knownHosts, err)
+	if err := atomicfile.WriteFile(knownHosts, []byte(line), 0o644); err != nil {
+		return err
 	}
 	exe, err := os.Executable()
 	if err != nil {
@@ -207,8 +209,8 @@ func updateSSHConfig(path, block string) (changed bool, err error) {
 	if updated == string(old) {
 		return false, nil
 	}
-	if err := writeFileAtomic(path, []byte(updated), mode); err != nil {
-		return false, fmt.Errorf("writing %s: %w", path, err)
+	if err := atomicfile.WriteFile(path, []byte(updated), mode); err != nil {
+		return false, err
 	}
 	return true, nil
 }
@@ -232,32 +234,4 @@ func spliceSSHConfig(config, block string) (string, error) {
 		end++
 	}
 	return config[:start] + block + config[end:], nil
-}
-
-// writeFileAtomic replaces path with data: a new file in the same
-// directory, synced, given mode and renamed over the old one, so a crash
-// never leaves half a file.
-func writeFileAtomic(path string, data []byte, mode fs.FileMode) error {
-	f, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+"-*")
-	if err != nil {
-		return err
-	}
-	tmp := f.Name()
-	_, err = f.Write(data)
-	if err == nil {
-		err = f.Chmod(mode)
-	}
-	if err == nil {
-		err = f.Sync()
-	}
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	if err == nil {
-		err = os.Rename(tmp, path)
-	}
-	if err != nil {
-		os.Remove(tmp)
-	}
-	return err
 }

@@ -2,14 +2,16 @@ package control
 
 import (
 	"bufio"
+	"bytes"
 	"errors"
 	"fmt"
 	"os"
-	"path/filepath"
 	"strconv"
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/porthole/porthole/internal/atomicfile"
 )
 
 // NonceStore remembers the nonces of accepted commands.
@@ -169,46 +171,28 @@ func (s *FileNonceStore) needsCompactLocked() bool {
 }
 
 // compactLocked writes the live nonces to a new file, puts it in place of
-// the old one, and appends to it from then on. Until the rename the old
-// file stays as it was, so a failure loses nothing.
+// the old one (atomicfile.WriteFile), and appends to it from then on. Until
+// the rename the old file stays as it was, so a failure loses nothing; after
+// any failure the store counts as torn, so the next Remember compacts again
+// before it appends (to a file that may no longer be the one in place).
 func (s *FileNonceStore) compactLocked() error {
-	tmp, err := os.CreateTemp(filepath.Dir(s.path), filepath.Base(s.path)+".*.tmp") // mode 0600
-	if err != nil {
+	var b bytes.Buffer
+	for n, until := range s.seen {
+		fmt.Fprintf(&b, "%s %d\n", n, until)
+	}
+	if err := atomicfile.WriteFile(s.path, b.Bytes(), 0o600); err != nil {
+		s.torn = true
 		return fmt.Errorf("control: compact nonce file: %w", err)
 	}
-	w := bufio.NewWriter(tmp)
-	for n, until := range s.seen {
-		fmt.Fprintf(w, "%s %d\n", n, until)
-	}
-	err = w.Flush()
-	if err == nil {
-		err = tmp.Sync()
-	}
-	if err == nil {
-		err = os.Rename(tmp.Name(), s.path)
-	}
+	f, err := os.OpenFile(s.path, os.O_WRONLY|os.O_APPEND, 0)
 	if err != nil {
-		tmp.Close()
-		os.Remove(tmp.Name())
+		s.torn = true
 		return fmt.Errorf("control: compact nonce file: %w", err)
 	}
 	if s.f != nil {
 		s.f.Close()
 	}
-	s.f, s.lines, s.torn = tmp, len(s.seen), false
-	return syncDir(filepath.Dir(s.path))
-}
-
-// syncDir makes a rename in dir durable.
-func syncDir(dir string) error {
-	d, err := os.Open(dir)
-	if err != nil {
-		return fmt.Errorf("control: sync nonce dir: %w", err)
-	}
-	defer d.Close()
-	if err := d.Sync(); err != nil {
-		return fmt.Errorf("control: sync nonce dir: %w", err)
-	}
+	s.f, s.lines, s.torn = f, len(s.seen), false
 	return nil
 }
 

@@ -13,9 +13,6 @@ import (
 	"log/slog"
 	"net"
 	"net/url"
-	"os"
-	"os/exec"
-	"os/user"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -31,6 +28,7 @@ import (
 	"github.com/porthole/porthole/broker"
 	"github.com/porthole/porthole/cli"
 	"github.com/porthole/porthole/control"
+	"github.com/porthole/porthole/internal/testmosquitto"
 	"github.com/porthole/porthole/store"
 	"github.com/porthole/porthole/store/storetest"
 )
@@ -361,125 +359,17 @@ func listen(t *testing.T) net.Listener {
 // Tests of the control channel on an external broker: a Mosquitto process
 // of the test's own.
 
-// mosquitto is a Mosquitto process on a free loopback port, run from a
-// minimal configuration: anonymous logins, or the users given.
-type mosquitto struct {
-	addr    string
-	conf    string
-	logPath string
-	cmd     *exec.Cmd
-	exited  chan struct{}
-}
-
-// startMosquitto runs Mosquitto for the test, skipping it if Mosquitto is
-// not installed (failing it on CI, where it must be). With users (name to
-// password), only they may log in.
-func startMosquitto(t *testing.T, users map[string]string) *mosquitto {
+// startMosquitto runs Mosquitto (testmosquitto) on one listener, open to
+// anonymous clients, or with users (name to password) only them.
+func startMosquitto(t *testing.T, users map[string]string) *testmosquitto.Broker {
 	t.Helper()
-	bin := mosquittoTool(t, "mosquitto", "/usr/sbin/mosquitto")
-	dir := t.TempDir()
-	m := &mosquitto{conf: filepath.Join(dir, "mosquitto.conf"), logPath: filepath.Join(dir, "mosquitto.log")}
-	me, err := user.Current()
-	if err != nil {
-		t.Fatal(err)
+	if users == nil {
+		return testmosquitto.Start(t, testmosquitto.Config{})
 	}
-	auth := "allow_anonymous true\n"
-	if users != nil {
-		var lines strings.Builder
-		for u, pw := range users {
-			fmt.Fprintf(&lines, "%s:%s\n", u, pw)
-		}
-		pwFile := filepath.Join(dir, "passwd")
-		if err := os.WriteFile(pwFile, []byte(lines.String()), 0o600); err != nil {
-			t.Fatal(err)
-		}
-		if out, err := exec.Command(mosquittoTool(t, "mosquitto_passwd", "/usr/bin/mosquitto_passwd"), "-U", pwFile).CombinedOutput(); err != nil {
-			t.Fatalf("mosquitto_passwd -U: %v\n%s", err, out)
-		}
-		auth = "allow_anonymous false\npassword_file " + pwFile + "\n"
-	}
-	t.Cleanup(func() {
-		m.stop()
-		if t.Failed() {
-			out, _ := os.ReadFile(m.logPath)
-			t.Logf("mosquitto log:\n%s", out)
-		}
+	return testmosquitto.Start(t, testmosquitto.Config{
+		Conf:      "listener " + testmosquitto.DeviceListener + "\nallow_anonymous false\npassword_file {{dir}}/passwd\n",
+		Passwords: map[string]map[string]string{"passwd": users},
 	})
-	// A free port can be taken by someone else before Mosquitto binds it.
-	for try := 0; ; try++ {
-		ln := listen(t)
-		m.addr = ln.Addr().String()
-		ln.Close()
-		_, port, _ := net.SplitHostPort(m.addr)
-		conf := fmt.Sprintf("user %s\nlog_dest file %s\nlog_type all\nlistener %s 127.0.0.1\n%s", me.Username, m.logPath, port, auth)
-		if err := os.WriteFile(m.conf, []byte(conf), 0o600); err != nil {
-			t.Fatal(err)
-		}
-		m.cmd = exec.Command(bin, "-c", m.conf)
-		err := m.start()
-		if err == nil {
-			return m
-		}
-		if try == 2 {
-			t.Fatalf("starting mosquitto: %v", err)
-		}
-	}
-}
-
-func mosquittoTool(t *testing.T, name, fallback string) string {
-	t.Helper()
-	if p, err := exec.LookPath(name); err == nil {
-		return p
-	}
-	if _, err := os.Stat(fallback); err == nil {
-		return fallback
-	}
-	if os.Getenv("CI") == "true" {
-		t.Fatalf("%s is not installed; CI must have it (apt-get install mosquitto)", name)
-	}
-	t.Skipf("%s is not installed (apt-get install mosquitto)", name)
-	return ""
-}
-
-// start runs Mosquitto and waits until it accepts connections.
-func (m *mosquitto) start() error {
-	var out bytes.Buffer
-	m.cmd.Stdout, m.cmd.Stderr = &out, &out
-	if err := m.cmd.Start(); err != nil {
-		return err
-	}
-	exited := make(chan struct{})
-	m.exited = exited
-	go func() { _ = m.cmd.Wait(); close(exited) }()
-	deadline := time.Now().Add(waitTimeout)
-	for {
-		c, err := net.Dial("tcp", m.addr)
-		if err == nil {
-			c.Close()
-			return nil
-		}
-		select {
-		case <-exited:
-			log, _ := os.ReadFile(m.logPath)
-			return fmt.Errorf("mosquitto exited: %s%s", out.String(), log)
-		default:
-		}
-		if time.Now().After(deadline) {
-			m.stop()
-			return errors.New("mosquitto does not accept connections")
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
-}
-
-// stop kills Mosquitto at once, like a crash, and waits for it.
-func (m *mosquitto) stop() {
-	if m.cmd == nil || m.cmd.Process == nil || m.exited == nil {
-		return
-	}
-	_ = m.cmd.Process.Kill()
-	<-m.exited
-	m.exited = nil
 }
 
 // mqttDevice is a plain MQTT client standing in for devices: it publishes
@@ -596,7 +486,7 @@ func waitStored(t *testing.T, st store.Store, id, what string, cond func(*store.
 func TestExternalBroker(t *testing.T) {
 	t.Parallel()
 	m := startMosquitto(t, nil)
-	srv := openExternal(t, BrokerConfig{URL: "mqtt://" + m.addr})
+	srv := openExternal(t, BrokerConfig{URL: "mqtt://" + m.Addr(testmosquitto.DeviceListener)})
 	st := srv.Store()
 	dev1 := seedDevice(t, st, "acme", "dev1", "ssh-ed25519 AAAA")
 	dev2 := seedDevice(t, st, "other", "dev2", "ssh-ed25519 AAAA")
@@ -607,7 +497,7 @@ func TestExternalBroker(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	devices := dialMQTT(t, m.addr, "devices", "", "")
+	devices := dialMQTT(t, m.Addr(testmosquitto.DeviceListener), "devices", "", "")
 	devices.publish(t, stateTopic(t, "acme", "dev1"), "online", true)
 	devices.publish(t, stateTopic(t, "other", "dev2"), "offline", true)
 
@@ -726,7 +616,7 @@ func TestSnapshotReadsEveryRetainedState(t *testing.T) {
 	t.Parallel()
 	m := startMosquitto(t, nil)
 	const n = 1500
-	devices := dialMQTT(t, m.addr, "devices", "", "")
+	devices := dialMQTT(t, m.Addr(testmosquitto.DeviceListener), "devices", "", "")
 	ctx, cancel := context.WithTimeout(t.Context(), waitTimeout)
 	defer cancel()
 	for i := range n {
@@ -739,7 +629,7 @@ func TestSnapshotReadsEveryRetainedState(t *testing.T) {
 	}
 	devices.publish(t, stateTopic(t, "acme", "last"), "offline", true)
 
-	e, err := loadExternalBroker(BrokerConfig{URL: "mqtt://" + m.addr}, discardLogger())
+	e, err := loadExternalBroker(BrokerConfig{URL: "mqtt://" + m.Addr(testmosquitto.DeviceListener)}, discardLogger())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -767,7 +657,7 @@ func TestSnapshotReadsEveryRetainedState(t *testing.T) {
 func TestExternalBrokerRefusesLogin(t *testing.T) {
 	t.Parallel()
 	m := startMosquitto(t, map[string]string{"portholed": "right"})
-	srv := openExternal(t, BrokerConfig{URL: "mqtt://" + m.addr, Username: "portholed", Password: "wrong"})
+	srv := openExternal(t, BrokerConfig{URL: "mqtt://" + m.Addr(testmosquitto.DeviceListener), Username: "portholed", Password: "wrong"})
 	done := make(chan error, 1)
 	go func() { done <- srv.Serve(t.Context(), Listeners{API: listen(t), Relay: listen(t)}) }()
 	select {
@@ -786,20 +676,16 @@ func TestExternalBrokerRefusesLogin(t *testing.T) {
 func TestExternalBrokerReconnects(t *testing.T) {
 	t.Parallel()
 	m := startMosquitto(t, nil)
-	srv := openExternal(t, BrokerConfig{URL: "mqtt://" + m.addr})
+	srv := openExternal(t, BrokerConfig{URL: "mqtt://" + m.Addr(testmosquitto.DeviceListener)})
 	st := srv.Store()
 	dev1 := seedDevice(t, st, "acme", "dev1", "ssh-ed25519 AAAA")
 	serve(t, srv, Listeners{API: listen(t), Relay: listen(t)})
-	devices := dialMQTT(t, m.addr, "devices", "", "")
+	devices := dialMQTT(t, m.Addr(testmosquitto.DeviceListener), "devices", "", "")
 	devices.publish(t, stateTopic(t, "acme", "dev1"), "online", true)
 	waitStored(t, st, dev1.ID, "online", func(d *store.Device) bool { return d.Online })
 
-	m.stop()
-	m.cmd = exec.Command(m.cmd.Path, m.cmd.Args[1:]...)
-	if err := m.start(); err != nil {
-		t.Fatal(err)
-	}
-	devices = dialMQTT(t, m.addr, "devices-again", "", "")
+	m.Restart(t)
+	devices = dialMQTT(t, m.Addr(testmosquitto.DeviceListener), "devices-again", "", "")
 	cmd, _ := control.CmdTopic("acme", "dev1")
 	// The connection lasted less than brokerclient's stableAfter, so its
 	// loss counts as a flap and reconnection backs off: attempts that

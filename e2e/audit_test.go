@@ -16,6 +16,7 @@ import (
 	_ "modernc.org/sqlite" // the "sqlite" driver, to edit the server's database behind its back
 
 	"github.com/porthole/porthole/apitype"
+	"github.com/porthole/porthole/internal/testwait"
 )
 
 // TestAuditEndToEnd: a realistic session through the real binaries (enroll,
@@ -63,7 +64,7 @@ func TestAuditEndToEnd(t *testing.T) {
 	refusal := func(e apitype.AuditEvent) bool {
 		return e.Kind == "relay_refused" && e.Detail["claimed_device"] == "acme/ghost"
 	}
-	waitUntil(t, 10*time.Second, "the relay's refusal in the audit log", func() bool {
+	testwait.ForEvery(t, 10*time.Second, 100*time.Millisecond, "the relay's refusal in the audit log", func() bool {
 		evs = auditJSON()
 		return slices.ContainsFunc(evs, refusal)
 	})

@@ -11,6 +11,9 @@ import (
 	"time"
 
 	"github.com/pquerna/otp/totp"
+
+	"github.com/porthole/porthole/internal/testmosquitto"
+	"github.com/porthole/porthole/internal/testwait"
 )
 
 // presenceWait bounds each wait for a device's presence to change. Agents
@@ -60,7 +63,8 @@ func TestPresenceEmbeddedBroker(t *testing.T) {
 func TestPresenceMosquitto(t *testing.T) {
 	t.Parallel()
 	const serverPW, devicePW = "server-password", "dev1-password"
-	m := startMosquitto(t, map[string]string{"acme/dev1": devicePW}, map[string]string{"portholed": serverPW})
+	m := testmosquitto.Start(t, testmosquitto.Shipped(t, map[string]string{"acme/dev1": devicePW}, map[string]string{"portholed": serverPW}))
+	deviceURL, serverURL := m.URL(testmosquitto.DeviceListener), m.URL(testmosquitto.ServerListener)
 	srv := newPresenceServer(t, func(data string, apiPort int) string {
 		pwFile := filepath.Join(data, "broker.pw")
 		if err := os.WriteFile(pwFile, []byte(serverPW+"\n"), 0o600); err != nil {
@@ -78,18 +82,18 @@ relay:
   listen: 127.0.0.1:%d
 log:
   level: debug
-`, apiPort, apiPort, m.serverURL(), m.deviceURL(), FreePort(t))
+`, apiPort, apiPort, serverURL, deviceURL, FreePort(t))
 	})
 	state := srv.enroll(t, "dev1")
 	agentConfig := filepath.Join(t.TempDir(), "agent.yaml")
-	if err := os.WriteFile(agentConfig, []byte("broker:\n  url: "+m.deviceURL()+"\n  password: "+devicePW+"\n"), 0o600); err != nil {
+	if err := os.WriteFile(agentConfig, []byte("broker:\n  url: "+deviceURL+"\n  password: "+devicePW+"\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
 
 	agent := srv.runAgent(t, state, agentConfig)
 	srv.waitPresence(t, "dev1", true, "after the agent connected to Mosquitto")
 	srv.tableSays(t, "dev1", "online")
-	if !strings.Contains(srv.proc.Stderr(), "external_broker="+m.serverURL()) {
+	if !strings.Contains(srv.proc.Stderr(), "external_broker="+serverURL) {
 		t.Errorf("the server does not say it uses the external broker:\n%s", srv.proc.Stderr())
 	}
 
@@ -109,13 +113,13 @@ log:
 
 	// Mosquitto restarts, forgetting every retained state: both sides
 	// reconnect by themselves.
-	agentUps := strings.Count(agent.Stderr(), "connected to "+m.deviceURL())
+	agentUps := strings.Count(agent.Stderr(), "connected to "+deviceURL)
 	serverUps := strings.Count(srv.proc.Stderr(), "connected to the MQTT broker")
-	m.restart(t)
-	waitUntil(t, presenceWait, "the agent to reconnect to the restarted Mosquitto", func() bool {
-		return strings.Count(agent.Stderr(), "connected to "+m.deviceURL()) > agentUps
+	m.Restart(t)
+	testwait.ForEvery(t, presenceWait, 100*time.Millisecond, "the agent to reconnect to the restarted Mosquitto", func() bool {
+		return strings.Count(agent.Stderr(), "connected to "+deviceURL) > agentUps
 	})
-	waitUntil(t, presenceWait, "the server to reconnect to the restarted Mosquitto", func() bool {
+	testwait.ForEvery(t, presenceWait, 100*time.Millisecond, "the server to reconnect to the restarted Mosquitto", func() bool {
 		return strings.Count(srv.proc.Stderr(), "connected to the MQTT broker") > serverUps
 	})
 	srv.waitPresence(t, "dev1", true, "after Mosquitto restarted")
@@ -301,17 +305,4 @@ func kill(t *testing.T, p *Proc) {
 		t.Fatalf("killing %s: %v", p.cmd.Path, err)
 	}
 	<-p.done
-}
-
-// waitUntil polls cond every 100 ms (each poll may start a process) until
-// it holds, failing the test with what after timeout.
-func waitUntil(t *testing.T, timeout time.Duration, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %v waiting for %s", timeout, what)
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
 }

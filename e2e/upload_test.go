@@ -13,6 +13,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/porthole/porthole/internal/testwait"
 )
 
 // TestUploadEndToEnd runs the real binaries: an engineer's command prints
@@ -51,14 +53,14 @@ func TestUploadEndToEnd(t *testing.T) {
 		t.Fatal(err)
 	}
 	cast := filepath.Join(state, "sessions", ses, "0001-exec.cast")
-	waitUntil(t, 10*time.Second, "the marker in the device's recording", func() bool {
+	testwait.ForEvery(t, 10*time.Second, 100*time.Millisecond, "the marker in the device's recording", func() bool {
 		b, _ := os.ReadFile(cast)
 		return strings.Contains(string(b), marker)
 	})
 	kill(t, agent)
 
 	srv.runAgent(t, state, config)
-	waitUntil(t, 20*time.Second, "the recording complete on the server after the restart", func() bool {
+	testwait.ForEvery(t, 20*time.Second, 100*time.Millisecond, "the recording complete on the server after the restart", func() bool {
 		r, err := eng.api.Recording(t.Context(), ses)
 		if err != nil {
 			t.Fatalf("reading the recording: %v", err)
@@ -76,7 +78,7 @@ func TestUploadEndToEnd(t *testing.T) {
 
 	// The owner's link.
 	var link []string
-	waitUntil(t, 20*time.Second, "the owner link in porthole-agent status", func() bool {
+	testwait.ForEvery(t, 20*time.Second, 100*time.Millisecond, "the owner link in porthole-agent status", func() bool {
 		r := Run(t, srv.env, "", bins.Agent, "status", "--socket", sock, "--state", state)
 		link = regexp.MustCompile(`(https://\S+)/owner/#token=(pho_\S+)`).FindStringSubmatch(r.Stdout)
 		return link != nil

@@ -15,18 +15,6 @@ import (
 // waitTimeout bounds every poll; the tests normally finish in milliseconds.
 const waitTimeout = 5 * time.Second
 
-// waitFor polls cond until it holds, failing the test after waitTimeout.
-func waitFor(t testing.TB, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(waitTimeout)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(2 * time.Millisecond)
-	}
-}
-
 // t0 is when the tests' devices first connect.
 var t0 = time.Date(2026, 11, 23, 12, 0, 0, 0, time.UTC)
 

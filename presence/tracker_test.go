@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/porthole/porthole/broker"
+	"github.com/porthole/porthole/internal/testwait"
 	"github.com/porthole/porthole/store"
 )
 
@@ -23,7 +24,7 @@ func TestConnectDisconnect(t *testing.T) {
 	f.waitPresence(t, d.ID, presence{true, t0})
 	f.DeviceDisconnected("acme", "dev1", t0.Add(time.Minute))
 	f.waitPresence(t, d.ID, presence{false, t0.Add(time.Minute)})
-	waitFor(t, "the offline device to be forgotten", func() bool {
+	testwait.For(t, waitTimeout, "the offline device to be forgotten", func() bool {
 		_, known := f.queued()
 		return known == 0
 	})
@@ -77,7 +78,7 @@ func TestFlapping(t *testing.T) {
 	devs := []*store.Device{f.enroll(t, "dev1"), f.enroll(t, "dev2")}
 	release := f.st.hold()
 	f.DeviceConnected("acme", "dev1", t0) // the writer takes it and waits at the gate
-	waitFor(t, "the writer to take the first change", func() bool {
+	testwait.For(t, waitTimeout, "the writer to take the first change", func() bool {
 		pending, _ := f.queued()
 		return pending == 0
 	})
@@ -103,9 +104,7 @@ func TestFlapping(t *testing.T) {
 	if pending, known := f.queued(); pending != len(devs) || known != len(devs) {
 		t.Errorf("after the storm %d changes are queued for %d devices; want one per device, %d", pending, known, len(devs))
 	}
-	if n := runtime.NumGoroutine(); n > goroutines+2 {
-		t.Errorf("goroutines grew from %d to %d during the storm", goroutines, n)
-	}
+	testwait.GoroutinesAtMost(t, goroutines+2, waitTimeout) // no goroutine per call
 
 	release()
 	last := t0.Add((flaps-1)*time.Millisecond + time.Microsecond).Truncate(time.Millisecond)
@@ -146,7 +145,7 @@ func TestUnknownDevice(t *testing.T) {
 	f.DeviceConnected("acme", "dev1", t0)
 	release()
 	f.waitPresence(t, d.ID, presence{true, t0})
-	waitFor(t, "the unknown device to be forgotten", func() bool {
+	testwait.For(t, waitTimeout, "the unknown device to be forgotten", func() bool {
 		pending, known := f.queued()
 		return pending == 0 && known == 1
 	})

@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/porthole/porthole/internal/testwait"
 	"github.com/porthole/porthole/relay/relayproto"
 )
 
@@ -89,7 +90,7 @@ func TestIdleFlood(t *testing.T) {
 	f.open(t, 300, "127.0.0.2", e.testEnv.addr)
 	f.open(t, 300, "127.0.0.2", e.addr)
 	share := 2 * defaultMaxPerSource // its slots, and as many waiting for one
-	waitFor(t, "each flooding source to hold its share of the relay's slots", func() bool {
+	testwait.For(t, 5*time.Second, "each flooding source to hold its share of the relay's slots", func() bool {
 		return e.relay.Stats().Handshakes == 2*share
 	})
 
@@ -117,23 +118,11 @@ func TestIdleFlood(t *testing.T) {
 
 	// The flood's connections at the relay are closed after HelloTimeout,
 	// well before HandshakeTimeout.
-	waitFor2(t, helloTimeout+5*time.Second, "the flood's handshakes to be closed", func() bool {
+	testwait.For(t, helloTimeout+5*time.Second, "the flood's handshakes to be closed", func() bool {
 		return e.relay.Stats().Handshakes == 0
 	})
 	if d := time.Since(start); d < helloTimeout {
 		t.Errorf("the flood's handshakes were closed after %v; want HelloTimeout (%v)", d, helloTimeout)
-	}
-}
-
-// waitFor2 polls cond until it holds, or fails the test after d.
-func waitFor2(t testing.TB, d time.Duration, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(d)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %v waiting for %s", d, what)
-		}
-		time.Sleep(10 * time.Millisecond)
 	}
 }
 

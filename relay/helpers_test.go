@@ -11,7 +11,6 @@ import (
 	"log/slog"
 	"net"
 	"os"
-	"runtime"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -20,6 +19,7 @@ import (
 
 	"golang.org/x/crypto/ssh"
 
+	"github.com/porthole/porthole/internal/testwait"
 	"github.com/porthole/porthole/sessioncert"
 )
 
@@ -28,36 +28,12 @@ import (
 func TestMain(m *testing.M) {
 	code := m.Run()
 	if code == 0 {
-		if leaked := settleGoroutines(5 * time.Second); leaked != "" {
+		if leaked := testwait.Leftover(5*time.Second, "golang.org/x/crypto/ssh.", "porthole/relay.(*", "porthole/relay.echo"); leaked != "" {
 			fmt.Fprintf(os.Stderr, "goroutines left after the tests:\n%s\n", leaked)
 			code = 1
 		}
 	}
 	os.Exit(code)
-}
-
-// settleGoroutines waits up to d for the relay's and x/crypto/ssh's
-// goroutines to end, and returns the stacks of those that did not.
-func settleGoroutines(d time.Duration) string {
-	deadline := time.Now().Add(d)
-	for {
-		buf := make([]byte, 1<<20)
-		buf = buf[:runtime.Stack(buf, true)]
-		var leaked []string
-		for g := range strings.SplitSeq(string(buf), "\n\n") {
-			if strings.Contains(g, "golang.org/x/crypto/ssh.") || strings.Contains(g, "porthole/relay.(*") ||
-				strings.Contains(g, "porthole/relay.echo") {
-				leaked = append(leaked, g)
-			}
-		}
-		if len(leaked) == 0 {
-			return ""
-		}
-		if time.Now().After(deadline) {
-			return strings.Join(leaked, "\n\n")
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
 }
 
 func newSigner(t testing.TB) ssh.Signer {
@@ -71,18 +47,6 @@ func newSigner(t testing.TB) ssh.Signer {
 		t.Fatal(err)
 	}
 	return s
-}
-
-// waitFor polls cond until it holds, or fails the test after 5 s.
-func waitFor(t testing.TB, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(5 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(2 * time.Millisecond)
-	}
 }
 
 // syncBuffer collects the relay's log; it is shown when a test fails.
@@ -279,7 +243,7 @@ func (e *testEnv) closeSession(id string) {
 func (e *testEnv) refusal(t testing.TB, what string) Refusal {
 	t.Helper()
 	var found Refusal
-	waitFor(t, "a refusal of "+what, func() bool {
+	testwait.For(t, 5*time.Second, "a refusal of "+what, func() bool {
 		e.mu.Lock()
 		defer e.mu.Unlock()
 		for _, f := range e.refusals {

@@ -18,6 +18,7 @@ import (
 
 	"golang.org/x/crypto/ssh"
 
+	"github.com/porthole/porthole/internal/testwait"
 	"github.com/porthole/porthole/sessioncert"
 )
 
@@ -57,7 +58,7 @@ func TestSplice(t *testing.T) {
 		t.Errorf("after CloseWrite read %q, %v; want EOF", rest, err)
 	}
 	ch.Close()
-	waitFor(t, "the splice to end", func() bool { return e.relay.Stats().Splices == 0 })
+	testwait.For(t, 5*time.Second, "the splice to end", func() bool { return e.relay.Stats().Splices == 0 })
 	if n := e.refusalCount(); n != 0 {
 		t.Errorf("%d refusals; want none", n)
 	}
@@ -118,7 +119,7 @@ func TestParallelChannels(t *testing.T) {
 		}
 		chans = append(chans, ch)
 	}
-	waitFor(t, "six splices", func() bool { return e.relay.Stats().Splices == 6 })
+	testwait.For(t, 5*time.Second, "six splices", func() bool { return e.relay.Stats().Splices == 6 })
 	var wg sync.WaitGroup
 	for i, ch := range chans {
 		wg.Go(func() {
@@ -129,7 +130,7 @@ func TestParallelChannels(t *testing.T) {
 		})
 	}
 	wg.Wait()
-	waitFor(t, "the splices to end", func() bool { return e.relay.Stats().Splices == 0 })
+	testwait.For(t, 5*time.Second, "the splices to end", func() bool { return e.relay.Stats().Splices == 0 })
 }
 
 func TestDeviceRefusals(t *testing.T) {
@@ -454,7 +455,7 @@ func TestCloseSession(t *testing.T) {
 	if d := time.Since(start); d > time.Second {
 		t.Errorf("CloseSession took %v to cut everything", d)
 	}
-	waitFor(t, "nothing left", func() bool { return e.relay.Stats() == Stats{} })
+	testwait.For(t, 5*time.Second, "nothing left", func() bool { return e.relay.Stats() == Stats{} })
 	// The device cannot bring it back.
 	dev2 := e.mustDevice(t, "acme", "dev1", e.enroll("acme", "dev1"))
 	if ok, _, _ := dev2.register("ses_1", 0); ok {
@@ -496,7 +497,7 @@ func TestCloseSessionDuringLookup(t *testing.T) {
 		ok, _, _ := dev.register("ses_1", 0)
 		answered <- ok
 	}()
-	waitFor(t, "the lookup to start", func() bool {
+	testwait.For(t, 5*time.Second, "the lookup to start", func() bool {
 		e.mu.Lock()
 		defer e.mu.Unlock()
 		return e.sessionCalls > calls
@@ -528,7 +529,7 @@ func TestDeviceDrop(t *testing.T) {
 	roundTrip(t, ch, "one")
 
 	dev.conn.Close()
-	waitFor(t, "the registration to be freed", func() bool {
+	testwait.For(t, 5*time.Second, "the registration to be freed", func() bool {
 		st := e.relay.Stats()
 		return st.Registrations == 0 && st.Devices == 0 && st.Splices == 0
 	})
@@ -622,7 +623,7 @@ func TestDisconnectDevice(t *testing.T) {
 			t.Fatal("a deleted device is still connected")
 		}
 	}
-	waitFor(t, "only acme/dev2 left", func() bool {
+	testwait.For(t, 5*time.Second, "only acme/dev2 left", func() bool {
 		st := e.relay.Stats()
 		return st.Devices == 1 && st.Registrations == 0
 	})
@@ -688,7 +689,7 @@ func TestHandshakeTimeout(t *testing.T) {
 	if d := time.Since(start); d < 150*time.Millisecond || d > 3*time.Second {
 		t.Errorf("closed after %v; want about 200ms", d)
 	}
-	waitFor(t, "the handshake slot to be freed", func() bool { return e.relay.Stats().Handshakes == 0 })
+	testwait.For(t, 5*time.Second, "the handshake slot to be freed", func() bool { return e.relay.Stats().Handshakes == 0 })
 }
 
 func TestMaxHandshakes(t *testing.T) {
@@ -703,7 +704,7 @@ func TestMaxHandshakes(t *testing.T) {
 		defer c.Close()
 		silent = append(silent, c)
 	}
-	waitFor(t, "two handshakes", func() bool { return e.relay.Stats().Handshakes == 2 })
+	testwait.For(t, 5*time.Second, "two handshakes", func() bool { return e.relay.Stats().Handshakes == 2 })
 
 	c, err := net.Dial("tcp", e.addr)
 	if err != nil {
@@ -716,7 +717,7 @@ func TestMaxHandshakes(t *testing.T) {
 	}
 
 	silent[0].Close()
-	waitFor(t, "a free slot", func() bool { return e.relay.Stats().Handshakes < 2 })
+	testwait.For(t, 5*time.Second, "a free slot", func() bool { return e.relay.Stats().Handshakes < 2 })
 	e.mustDevice(t, "acme", "dev1", e.enroll("acme", "dev1"))
 }
 
@@ -744,7 +745,7 @@ func TestKeepAlive(t *testing.T) {
 	}
 	// The silent client sees its connection end a moment before the relay
 	// has counted it gone.
-	waitFor(t, "the silent device to be gone, the answering one left", func() bool { return e.relay.Stats().Devices == 1 })
+	testwait.For(t, 5*time.Second, "the silent device to be gone, the answering one left", func() bool { return e.relay.Stats().Devices == 1 })
 }
 
 func TestActivity(t *testing.T) {
@@ -821,7 +822,7 @@ func TestSessionEnds(t *testing.T) {
 	case <-time.After(3 * time.Second):
 		t.Fatal("the device's connection outlived its only session")
 	}
-	waitFor(t, "everything to be cut", func() bool { return e.relay.Stats() == Stats{} })
+	testwait.For(t, 5*time.Second, "everything to be cut", func() bool { return e.relay.Stats() == Stats{} })
 }
 
 func TestConfig(t *testing.T) {
@@ -897,7 +898,7 @@ func TestCloseCutsEverything(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer silent.Close()
-	waitFor(t, "all in place", func() bool { return e.relay.Stats().Handshakes == 1 })
+	testwait.For(t, 5*time.Second, "all in place", func() bool { return e.relay.Stats().Handshakes == 1 })
 
 	if err := e.relay.Close(); err != nil {
 		t.Fatal(err)

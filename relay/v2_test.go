@@ -16,6 +16,7 @@ import (
 	"golang.org/x/crypto/ssh"
 
 	"github.com/porthole/porthole/internal/testtls"
+	"github.com/porthole/porthole/internal/testwait"
 	"github.com/porthole/porthole/relay/relayproto"
 	"github.com/porthole/porthole/tlsmux"
 )
@@ -182,7 +183,7 @@ func TestV2Splice(t *testing.T) {
 	if rest, err := io.ReadAll(c); err != nil || len(rest) != 0 {
 		t.Errorf("after CloseWrite read %q, %v; want EOF", rest, err)
 	}
-	waitFor(t, "the splice to end", func() bool { return e.relay.Stats().Splices == 0 })
+	testwait.For(t, 5*time.Second, "the splice to end", func() bool { return e.relay.Stats().Splices == 0 })
 	if n := e.refusalCount(); n != 0 {
 		t.Errorf("%d refusals; want none", n)
 	}
@@ -202,7 +203,7 @@ func TestV2EarlyEngineer(t *testing.T) {
 	if _, err := io.WriteString(c1, "early"); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, "both engineers", func() bool { return e.relay.Stats().Engineers == 2 })
+	testwait.For(t, 5*time.Second, "both engineers", func() bool { return e.relay.Stats().Engineers == 2 })
 	dev := e.mustDevice(t, "acme", "dev1", e.enroll("acme", "dev1"))
 	for _, id := range []string{"ses_1", "ses_2"} {
 		if _, err := dev.register(id); err != nil {
@@ -441,7 +442,7 @@ func TestV2Linger(t *testing.T) {
 	if dev.mux.IsClosed() {
 		t.Fatal("the shared connection was closed with its last session")
 	}
-	waitFor(t, "the idle connection to be closed", func() bool { return dev.mux.IsClosed() })
+	testwait.For(t, 5*time.Second, "the idle connection to be closed", func() bool { return dev.mux.IsClosed() })
 	if st := e.relay.Stats(); st.Devices != 0 {
 		t.Errorf("Stats = %+v; want no device", st)
 	}

@@ -1,0 +1,5 @@
+package pkg
+
+import "example.com/testonly"
+
+var _ = testonly.X

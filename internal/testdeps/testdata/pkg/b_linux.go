@@ -1,0 +1,5 @@
+package pkg
+
+import "golang.org/x/sys/unix"
+
+var _ = unix.Z
