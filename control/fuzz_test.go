@@ -59,6 +59,7 @@ func FuzzVerify(f *testing.F) {
 	payload, _ := split(f, good)
 	signed[string(payload)] = true
 	f.Add(flipBit(good))
+	f.Add(bytes.Replace(good, []byte(`","sig":"`), []byte(`\n","sig":"`), 1)) // line break in the base64 payload
 	f.Add(mustSign(f, testKey(2), openCmd()))
 	f.Add(signRaw(key, []byte(`{"v":2}`)))
 	f.Add([]byte(`{"payload":"","sig":""}`))
@@ -80,9 +81,14 @@ func FuzzVerify(f *testing.F) {
 			}
 			return
 		}
-		payload, _, perr := openEnvelope(env)
+		payload, sig, perr := openEnvelope(env)
 		if perr != nil || !signed[string(payload)] {
 			t.Fatalf("Verify accepted an envelope with unsigned payload %q", payload)
+		}
+		var e envelope
+		json.Unmarshal(env, &e)
+		if e.Payload != b64.EncodeToString(payload) || e.Sig != b64.EncodeToString(sig) {
+			t.Fatalf("Verify accepted base64 it would not write: %q", env)
 		}
 		var again Command
 		json.Unmarshal(payload, &again)
@@ -110,6 +116,7 @@ func FuzzDevicePassword(f *testing.F) {
 	f.Add(testFleet+"/"+testDevice, minted, int64(DevicePasswordSkew/time.Second)+1)
 	f.Add(testFleet+"/"+testDevice, DevicePassword(priv, testFleet, testDevice, testNow.Add(-time.Minute)), int64(-30))
 	f.Add(testFleet+"/dev2", minted, int64(0))
+	f.Add(testFleet+"/"+testDevice, minted[:40]+"\r"+minted[40:], int64(0)) // base64 decoders skip line breaks
 	f.Add("acme/dev1/x", "v1.0.AAAA", int64(0))
 	f.Add("Acme/dev1", "v1.+1800000000."+strings.Repeat("A", 86), int64(0))
 	f.Add("/", "v1.01800000000."+minted[len(minted)-86:], int64(0))
