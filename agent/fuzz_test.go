@@ -10,6 +10,7 @@ import (
 	"strings"
 	"testing"
 	"time"
+	"unicode"
 
 	"go.yaml.in/yaml/v3"
 
@@ -154,9 +155,10 @@ func FuzzCastText(f *testing.F) {
 
 // FuzzReadSessionLogs: the owner's readers of a session's events.jsonl
 // and of agent.log, over any file (a crash may have cut the last line; a
-// full disk, anything). They never panic, account for every line that is
-// not blank, as read or skipped (or, for agent.log, older than asked
-// for), and every event read can be shown.
+// full disk, anything). They never panic, and account for every line that
+// is not blank, as read or skipped (or, for agent.log, older than asked
+// for). Every event shows as one line that cannot drive the owner's
+// terminal: the engineer chose its file names, commands and targets.
 func FuzzReadSessionLogs(f *testing.F) {
 	f.Add([]byte(`{"time":"2026-11-22T10:00:00Z","event":"connected","user":"ann@example.com","valid_before":"2026-11-22T11:00:00Z"}
 {"time":"2026-11-22T10:00:01Z","event":"exit","process":1,"status":-1,"signal":"KILL","duration_ms":9e15}
@@ -183,7 +185,9 @@ func FuzzReadSessionLogs(f *testing.F) {
 			t.Fatalf("ReadSessionEvents: %d events, %d skipped of %d lines, %v", len(evs), skipped, lines, err)
 		}
 		for _, ev := range evs {
-			FormatSessionEvent(ev)
+			if line := FormatSessionEvent(ev); strings.ContainsFunc(line, func(r rune) bool { return !unicode.IsGraphic(r) }) {
+				t.Fatalf("event %+v shows as %q", ev, line)
+			}
 		}
 		all, skippedAll, err := ReadEventLog(dir, time.Time{})
 		if err != nil || len(all)+skippedAll != lines {
