@@ -7,8 +7,9 @@ BIN       := bin
 VERSION   ?= $(shell git describe --always --dirty 2>/dev/null || echo dev)
 LDFLAGS   := -s -w -X github.com/porthole/porthole/version.Version=$(VERSION)
 STATICCHECK_VERSION := v0.8.2
+FUZZTIME  ?= 10m
 
-.PHONY: all build cross demo test bench lint setup tools clean
+.PHONY: all build cross demo test fuzz bench lint setup tools clean
 
 all: build
 
@@ -28,6 +29,10 @@ demo: setup build
 ## test: every test; PostgreSQL tests run against 127.0.0.1:5432 (scripts/setup.sh starts it if it can)
 test: setup
 	$(GO) test -count=1 ./...
+
+## fuzz: every fuzz target for FUZZTIME each (default 10m), one after another; FUZZ=control/ picks some; failing inputs land in the package's testdata/fuzz/
+fuzz:
+	FUZZTIME=$(FUZZTIME) GO=$(GO) ./scripts/fuzz.sh
 
 ## bench: Porthole against plain OpenSSH on this machine, ratios in Markdown (bench/README.md); BENCH_FLAGS=-h lists the options
 bench:

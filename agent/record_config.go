@@ -173,7 +173,9 @@ func ParseAge(s string) (Age, error) {
 	}{{"d", 24 * time.Hour}, {"w", 7 * 24 * time.Hour}} {
 		if num, ok := strings.CutSuffix(t, u.suffix); ok {
 			n, err := strconv.ParseFloat(num, 64)
-			if err != nil || n < 0 || n > 1e5 {
+			// 1e5 weeks would overflow a time.Duration: the conversion
+			// below would give a negative age on amd64, a huge one on arm64.
+			if err != nil || n < 0 || n > 1e5 || n*float64(u.d) >= 1<<63 {
 				break
 			}
 			return Age(n * float64(u.d)), nil

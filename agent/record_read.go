@@ -16,6 +16,7 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unicode"
 
 	"github.com/porthole/porthole/asciicast"
 )
@@ -334,7 +335,7 @@ func Replay(ctx context.Context, w io.Writer, s *SessionInfo, opts ReplayOptions
 		}
 		fmt.Fprintf(opts.Notes, "porthole: [%d/%d] process %d of %s: %s", i+1, len(casts), c.Process, s.Session, what)
 		if p.RunAs != "" {
-			fmt.Fprintf(opts.Notes, " as %s", p.RunAs)
+			fmt.Fprintf(opts.Notes, " as %s", shown(p.RunAs))
 		}
 		if !p.Time.IsZero() {
 			fmt.Fprintf(opts.Notes, ", %s", p.Time.Local().Format("2006-01-02 15:04:05"))
@@ -370,13 +371,14 @@ func playCast(ctx context.Context, w io.Writer, path string, opts ReplayOptions)
 }
 
 // FormatSessionEvent writes an event of events.jsonl as one line for a
-// person.
+// person. Its text is shown: the engineer chose the file names, commands
+// and targets in it, and must not drive the owner's terminal with them.
 func FormatSessionEvent(ev SessionEvent) string {
 	var b strings.Builder
-	fmt.Fprintf(&b, "%s  %-12s ", ev.Time.Local().Format("2006-01-02 15:04:05"), ev.Event)
+	fmt.Fprintf(&b, "%s  %-12s ", ev.Time.Local().Format("2006-01-02 15:04:05"), shown(ev.Event))
 	switch ev.Event {
 	case SessionEventConnected:
-		fmt.Fprintf(&b, "%s", ev.User)
+		b.WriteString(shown(ev.User))
 		if !ev.ValidBefore.IsZero() {
 			fmt.Fprintf(&b, " (certificate valid until %s)", ev.ValidBefore.Local().Format("15:04"))
 		}
@@ -384,7 +386,7 @@ func FormatSessionEvent(ev SessionEvent) string {
 		if ev.Reason == "" {
 			b.WriteString("the engineer hung up")
 		} else {
-			b.WriteString(ev.Reason)
+			b.WriteString(shown(ev.Reason))
 		}
 	case SessionEventProcess:
 		what := "login shell"
@@ -393,7 +395,7 @@ func FormatSessionEvent(ev SessionEvent) string {
 		}
 		fmt.Fprintf(&b, "#%d %s", ev.Process, what)
 		if ev.RunAs != "" {
-			fmt.Fprintf(&b, " as %s", ev.RunAs)
+			fmt.Fprintf(&b, " as %s", shown(ev.RunAs))
 		}
 		if ev.PTY {
 			fmt.Fprintf(&b, " on a %dx%d terminal", ev.Cols, ev.Rows)
@@ -402,7 +404,7 @@ func FormatSessionEvent(ev SessionEvent) string {
 		fmt.Fprintf(&b, "#%d ", ev.Process)
 		switch {
 		case ev.Signal != "":
-			fmt.Fprintf(&b, "killed by SIG%s", ev.Signal)
+			fmt.Fprintf(&b, "killed by SIG%s", shown(ev.Signal))
 		case ev.Status != nil:
 			fmt.Fprintf(&b, "status %d", *ev.Status)
 		}
@@ -414,30 +416,39 @@ func FormatSessionEvent(ev SessionEvent) string {
 			b.WriteString(", output not all recorded")
 		}
 	case SessionEventSFTP:
-		fmt.Fprintf(&b, "%s %s", ev.Op, ev.Path)
+		fmt.Fprintf(&b, "%s %s", shown(ev.Op), shown(ev.Path))
 		if ev.Target != "" {
-			fmt.Fprintf(&b, " -> %s", ev.Target)
+			fmt.Fprintf(&b, " -> %s", shown(ev.Target))
 		}
 		if ev.Bytes > 0 || ev.Op == "read" || ev.Op == "write" {
 			fmt.Fprintf(&b, " (%v)", ByteSize(ev.Bytes))
 		}
 		if ev.Error != "" {
-			fmt.Fprintf(&b, ": failed, %s", ev.Error)
+			fmt.Fprintf(&b, ": failed, %s", shown(ev.Error))
 		}
 	case SessionEventForward:
-		b.WriteString(ev.Target)
+		b.WriteString(shown(ev.Target))
 		if ev.Refused != "" {
-			fmt.Fprintf(&b, ": refused, %s", ev.Refused)
+			fmt.Fprintf(&b, ": refused, %s", shown(ev.Refused))
 		} else {
 			fmt.Fprintf(&b, ", %v in, %v out, open %v", ByteSize(ev.In), ByteSize(ev.Out), time.Duration(ev.DurationMS)*time.Millisecond)
 		}
 	case SessionEventTruncated:
-		fmt.Fprintf(&b, "%s: %s", ev.What, ev.Detail)
+		fmt.Fprintf(&b, "%s: %s", shown(ev.What), shown(ev.Detail))
 	case SessionEventEnded:
-		b.WriteString(ev.Reason)
+		b.WriteString(shown(ev.Reason))
 	default:
 		raw, _ := json.Marshal(ev)
 		b.Write(raw)
 	}
 	return strings.TrimRight(b.String(), " ")
+}
+
+// shown is s as it may reach the owner's terminal: as it is when every
+// character shows as itself, else quoted with the others escaped.
+func shown(s string) string {
+	if strings.ContainsFunc(s, func(r rune) bool { return !unicode.IsGraphic(r) }) {
+		return strconv.QuoteToGraphic(s)
+	}
+	return s
 }

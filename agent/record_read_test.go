@@ -108,6 +108,26 @@ func TestReplayWhileRecording(t *testing.T) {
 	}
 }
 
+// TestFormatSessionEventShown: what the engineer chose (file names, link
+// targets, forward targets) is listed as it is when it shows as itself,
+// and quoted with its escapes visible when it would drive the terminal.
+func TestFormatSessionEventShown(t *testing.T) {
+	for _, tt := range []struct {
+		ev   SessionEvent
+		want string
+	}{
+		{SessionEvent{Event: SessionEventSFTP, Op: "write", Path: "/tmp/ok file", Bytes: 5}, "write /tmp/ok file (5B)"},
+		{SessionEvent{Event: SessionEventSFTP, Op: "remove", Path: "/etc/shadow\r\x1b[K/tmp/x"}, `remove "/etc/shadow\r\x1b[K/tmp/x"`},
+		{SessionEvent{Event: SessionEventSFTP, Op: "symlink", Path: "/a", Target: "b\u2028c"}, `symlink /a -> "b\u2028c"`},
+		{SessionEvent{Event: SessionEventForward, Target: "x\a:80", Refused: "not allowed"}, `"x\a:80": refused, not allowed`},
+	} {
+		got := FormatSessionEvent(tt.ev)
+		if _, rest, _ := strings.Cut(got, tt.ev.Event); strings.TrimSpace(rest) != tt.want {
+			t.Errorf("FormatSessionEvent(%+v) = %q; want it to end %q", tt.ev, got, tt.want)
+		}
+	}
+}
+
 // BenchmarkRecordOutput is the recorder's cost per byte of terminal
 // output, which the engineer's session waits for.
 func BenchmarkRecordOutput(b *testing.B) {

@@ -510,6 +510,7 @@ func TestRecordConfigErrors(t *testing.T) {
 	for _, tt := range []struct{ yaml, want string }{
 		{"recordings:\n  max_session: lots\n", `line 2: "lots" is not a size`},
 		{"recordings:\n  keep: forever\n", `line 2: "forever" is not a length of time`},
+		{"recordings:\n  keep: 20000w\n", `line 2: "20000w" is not a length of time`}, // past time.Duration
 		{"recordings:\n  max_session: 100\n", "too small"},
 		{"recordings:\n  max_total: 10MiB\n", "must leave room for one whole session"},
 		{"recordings:\n  max_sesion: 1MiB\n", `line 2: unknown key "max_sesion"`},

@@ -19,7 +19,7 @@ import (
 )
 
 // newKeyedDevice enrolls a device whose private key the test holds.
-func newKeyedDevice(t *testing.T, fl *store.Fleet) (*store.Device, ed25519.PrivateKey) {
+func newKeyedDevice(t testing.TB, fl *store.Fleet) (*store.Device, ed25519.PrivateKey) {
 	t.Helper()
 	pub, priv, err := ed25519.GenerateKey(rand.Reader)
 	must(t, err)

@@ -22,7 +22,7 @@ import (
 
 // newDeviceKey makes a device key as the agent does and returns its public
 // half in authorized_keys format.
-func newDeviceKey(t *testing.T) string {
+func newDeviceKey(t testing.TB) string {
 	t.Helper()
 	pub, _, err := ed25519.GenerateKey(rand.Reader)
 	must(t, err)

@@ -170,7 +170,7 @@ func (f *fixture) name(prefix string) string {
 
 // newFleet makes a fleet in which the fixture's owner, operator and
 // auditor have their roles.
-func (f *fixture) newFleet(t *testing.T) *store.Fleet {
+func (f *fixture) newFleet(t testing.TB) *store.Fleet {
 	t.Helper()
 	ctx := context.Background()
 	fl := &store.Fleet{Name: f.name("fleet"), CreatedAt: time.Now().UTC()}
@@ -182,7 +182,7 @@ func (f *fixture) newFleet(t *testing.T) *store.Fleet {
 }
 
 // newEnrollmentToken stores an enrollment token for fleet.
-func (f *fixture) newEnrollmentToken(t *testing.T, fl *store.Fleet, uses int, expires time.Time) (string, *store.EnrollmentToken) {
+func (f *fixture) newEnrollmentToken(t testing.TB, fl *store.Fleet, uses int, expires time.Time) (string, *store.EnrollmentToken) {
 	t.Helper()
 	secret, hash := auth.NewSecret("phe")
 	et := &store.EnrollmentToken{FleetID: fl.ID, Hash: hash, UsesLeft: uses, MaxUses: uses,
@@ -192,7 +192,7 @@ func (f *fixture) newEnrollmentToken(t *testing.T, fl *store.Fleet, uses int, ex
 }
 
 // newDevice enrolls a device in fleet straight through the store.
-func (f *fixture) newDevice(t *testing.T, fl *store.Fleet) *store.Device {
+func (f *fixture) newDevice(t testing.TB, fl *store.Fleet) *store.Device {
 	t.Helper()
 	secret, _ := f.newEnrollmentToken(t, fl, 1, time.Now().Add(time.Hour))
 	d := &store.Device{Name: f.name("dev"), PublicKey: newDeviceKey(t), EnrolledAt: time.Now().UTC()}
@@ -202,7 +202,7 @@ func (f *fixture) newDevice(t *testing.T, fl *store.Fleet) *store.Device {
 	return d
 }
 
-func must(t *testing.T, err error) {
+func must(t testing.TB, err error) {
 	t.Helper()
 	if err != nil {
 		t.Fatal(err)
@@ -389,7 +389,7 @@ var engineerPublicKey = func() string {
 
 // newSession records a connecting session on d by the fixture's operator,
 // straight through the store.
-func (f *fixture) newSession(t *testing.T, d *store.Device) *store.Session {
+func (f *fixture) newSession(t testing.TB, d *store.Device) *store.Session {
 	t.Helper()
 	ses := &store.Session{DeviceID: d.ID, UserID: f.users["operator"].ID, UserEmail: f.users["operator"].Email,
 		State: store.SessionConnecting, PublicKey: engineerPublicKey, IdleTimeout: time.Minute, MaxDuration: time.Hour}

@@ -38,10 +38,7 @@ func newAudit(a *app) *cobra.Command {
 		compare: func(x, y apitype.AuditEvent) int { return int(x.Seq - y.Seq) },
 		none:    "no audit events",
 		headers: []string{"SEQ", "TIME", "KIND", "ACTOR", "DEVICE", "DETAIL"},
-		row: func(e apitype.AuditEvent) []string {
-			return []string{strconv.FormatInt(e.Seq, 10), e.Time.Local().Format(auditTimeLayout), e.Kind,
-				auditActor(e.Actor), auditWhere(e), auditDetail(e)}
-		},
+		row:     auditRow,
 	}.attach(a, &cobra.Command{
 		Use:   "audit [--fleet FLEET] [--device DEVICE] [--session ID] [--since TIME] [--json] | audit --verify [--anchor SEQ:HASH]",
 		Short: "Read the server's audit log, or check that nobody has tampered with it",
@@ -170,6 +167,13 @@ func safe(s string) string {
 		}
 	}
 	return s
+}
+
+// auditRow is an event's row in the listing. What the server sends is
+// shown safe: it must not drive the terminal.
+func auditRow(e apitype.AuditEvent) []string {
+	return []string{strconv.FormatInt(e.Seq, 10), e.Time.Local().Format(auditTimeLayout), safe(e.Kind),
+		auditActor(e.Actor), auditWhere(e), auditDetail(e)}
 }
 
 // auditActor names who acted; an unauthenticated party's own claim is

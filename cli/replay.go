@@ -210,6 +210,12 @@ func readEvents(ctx context.Context, c *apiclient.Client, id string) ([]sessionE
 	if err != nil {
 		return nil, err
 	}
+	return parseEvents(data), nil
+}
+
+// parseEvents reads the events of an events.jsonl, leaving out lines that
+// cannot be read.
+func parseEvents(data []byte) []sessionEvent {
 	var evs []sessionEvent
 	sc := bufio.NewScanner(bytes.NewReader(data))
 	sc.Buffer(make([]byte, 64<<10), 1<<20)
@@ -219,7 +225,7 @@ func readEvents(ctx context.Context, c *apiclient.Client, id string) ([]sessionE
 			evs = append(evs, ev)
 		}
 	}
-	return evs, nil
+	return evs
 }
 
 // formatEvent writes an event of events.jsonl as one line. What comes from

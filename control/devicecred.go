@@ -43,7 +43,8 @@ const (
 var ErrDevicePassword = errors.New("control: device password refused")
 
 // devicePasswordEncoding is unpadded base64url that rejects non-zero trailing
-// bits, so one signature has exactly one spelling.
+// bits, so one signature has exactly one spelling (decoded by decodeExact,
+// which also refuses line breaks).
 var devicePasswordEncoding = base64.RawURLEncoding.Strict()
 
 // DeviceUsername is the MQTT username (and client id) of a device,
@@ -125,7 +126,7 @@ func parseDevicePassword(password string) (unix string, ts time.Time, sig []byte
 		// form so "+17…" or "017…" cannot stand for the same time.
 		return "", time.Time{}, nil, malformed("bad time")
 	}
-	sig, derr := devicePasswordEncoding.DecodeString(parts[2])
+	sig, derr := decodeExact(devicePasswordEncoding, parts[2])
 	if derr != nil || len(sig) != ed25519.SignatureSize {
 		return "", time.Time{}, nil, malformed("bad signature encoding")
 	}

@@ -74,6 +74,7 @@ func TestDevicePasswordRefused(t *testing.T) {
 		{"signature altered", pub, "acme", "dev-1", version + "." + unix + "." + string(flipped), now, "signature"},
 		{"signature truncated", pub, "acme", "dev-1", good[:len(good)-2], now, "encoding"},
 		{"signature padded", pub, "acme", "dev-1", good + "==", now, "encoding"},
+		{"line break in the signature", pub, "acme", "dev-1", good[:40] + "\r\n" + good[40:], now, "encoding"},
 		{"standard base64", pub, "acme", "dev-1", version + "." + unix + "." + strings.NewReplacer("-", "+", "_", "/").Replace(sig) + "+/", now, "encoding"},
 		{"leading zero", pub, "acme", "dev-1", signedAs("0" + unix), now, "bad time"},
 		{"plus sign", pub, "acme", "dev-1", signedAs("+" + unix), now, "bad time"},

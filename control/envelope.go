@@ -26,8 +26,23 @@ type envelope struct {
 	Sig     string `json:"sig"`
 }
 
-// b64 rejects non-zero padding bits, so each byte string has one encoding.
+// b64 rejects non-zero padding bits, so each byte string has one encoding
+// (decode it with decodeExact, which also refuses line breaks).
 var b64 = base64.StdEncoding.Strict()
+
+// decodeExact decodes s, refusing any spelling enc would not write. Strict
+// encodings refuse stray padding bits, but Go's decoders skip '\r' and '\n'
+// anywhere in the input, so "e3\r\n0=" would pass for "e30=".
+func decodeExact(enc *base64.Encoding, s string) ([]byte, error) {
+	b, err := enc.DecodeString(s)
+	if err != nil {
+		return nil, err
+	}
+	if enc.EncodedLen(len(b)) != len(s) {
+		return nil, errors.New("line breaks in base64")
+	}
+	return b, nil
+}
 
 // Sign makes the envelope for cmd, signed with the control key priv. It sets
 // V to Version when zero and a random 128-bit Nonce when empty, and refuses
@@ -92,10 +107,10 @@ func openEnvelope(data []byte) (payload, sig []byte, err error) {
 	if env.Payload == "" || env.Sig == "" {
 		return nil, nil, reject(ReasonMalformed, errors.New("envelope: payload or sig missing"))
 	}
-	if payload, err = b64.DecodeString(env.Payload); err != nil {
+	if payload, err = decodeExact(b64, env.Payload); err != nil {
 		return nil, nil, reject(ReasonMalformed, fmt.Errorf("envelope: payload: %w", err))
 	}
-	if sig, err = b64.DecodeString(env.Sig); err != nil {
+	if sig, err = decodeExact(b64, env.Sig); err != nil {
 		return nil, nil, reject(ReasonMalformed, fmt.Errorf("envelope: sig: %w", err))
 	}
 	return payload, sig, nil

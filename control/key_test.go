@@ -11,7 +11,7 @@ import (
 	"golang.org/x/crypto/ssh"
 )
 
-func authorizedLine(t *testing.T, key any) string {
+func authorizedLine(t testing.TB, key any) string {
 	t.Helper()
 	pub, err := ssh.NewPublicKey(key)
 	if err != nil {

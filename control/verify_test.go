@@ -73,6 +73,8 @@ func TestVerify(t *testing.T) {
 		{"base64 garbage payload", []byte(`{"payload":"!!!not base64!!!","sig":"` + b64.EncodeToString(sig) + `"}`), ReasonMalformed},
 		{"base64 garbage sig", []byte(`{"payload":"` + b64.EncodeToString(payload) + `","sig":"%%%%"}`), ReasonMalformed},
 		{"non-canonical base64 sig", []byte(`{"payload":"` + b64.EncodeToString(payload) + `","sig":"` + loosePadding(b64.EncodeToString(sig)) + `"}`), ReasonMalformed},
+		{"line break in base64 payload", []byte(`{"payload":"` + lineBreak(b64.EncodeToString(payload)) + `","sig":"` + b64.EncodeToString(sig) + `"}`), ReasonMalformed},
+		{"line break in base64 sig", []byte(`{"payload":"` + b64.EncodeToString(payload) + `","sig":"` + lineBreak(b64.EncodeToString(sig)) + `"}`), ReasonMalformed},
 
 		{"forged by another key", mustSign(t, other, openCmd()), ReasonBadSignature},
 		{"payload altered after signing", envelopeOf(bytes.Replace(payload, []byte(`"dev1"`), []byte(`"dev2"`), 1), sig), ReasonBadSignature},
@@ -146,6 +148,10 @@ func loosePadding(enc string) string {
 	i := len(enc) - 3
 	return enc[:i] + string(alphabet[strings.IndexByte(alphabet, enc[i])|1]) + enc[i+1:]
 }
+
+// lineBreak puts an escaped CR LF in the middle of base64 text in a JSON
+// string: Go's base64 decoders skip line breaks, so the bytes are the same.
+func lineBreak(enc string) string { return enc[:len(enc)/2] + `\r\n` + enc[len(enc)/2:] }
 
 func flipBit(b []byte) []byte {
 	b = bytes.Clone(b)

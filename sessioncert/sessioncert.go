@@ -47,6 +47,17 @@ func Sign(userCA ssh.Signer, pub ssh.PublicKey, c Claims) (*ssh.Certificate, err
 	if c.Session == "" || c.Fleet == "" || c.Device == "" || c.DeviceID == "" {
 		return nil, errors.New("sessioncert: a certificate needs a session, a fleet, a device and its id")
 	}
+	// Verify splits "<fleet>/<device>" at the first slash and the key id
+	// "<user> <session>" at the first space: claims that hold another
+	// would be read back as other claims.
+	if strings.Contains(c.Fleet, "/") || strings.Contains(c.User, " ") {
+		return nil, fmt.Errorf("sessioncert: fleet %q or user %q cannot be certified: a fleet holds no '/', a user no space", c.Fleet, c.User)
+	}
+	// OpenSSH's times are unsigned, and the largest, which a ValidBefore a
+	// second before 1970 would become, means forever.
+	if c.ValidAfter.Unix() < 0 || !c.ValidBefore.After(c.ValidAfter) {
+		return nil, fmt.Errorf("sessioncert: validity %s to %s is not a span after 1970", c.ValidAfter.UTC(), c.ValidBefore.UTC())
+	}
 	if _, ok := pub.(*ssh.Certificate); ok {
 		return nil, errors.New("sessioncert: the key to certify is itself a certificate")
 	}

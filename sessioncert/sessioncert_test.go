@@ -95,12 +95,28 @@ func TestRefused(t *testing.T) {
 	}
 }
 
-func TestSignNeedsClaims(t *testing.T) {
+// TestSignRefuses: Sign certifies only claims Verify reads back as they
+// were, for a time that is a span.
+func TestSignRefuses(t *testing.T) {
 	ca := newSigner(t)
-	c := claims()
-	c.DeviceID = ""
-	if _, err := Sign(ca, newSigner(t).PublicKey(), c); err == nil {
-		t.Error("signed a certificate that names no device id")
+	for _, tt := range []struct {
+		name string
+		edit func(*Claims)
+	}{
+		{"no device id", func(c *Claims) { c.DeviceID = "" }},
+		{"no session", func(c *Claims) { c.Session = "" }},
+		{"a slash in the fleet", func(c *Claims) { c.Fleet = "acme/x" }},                                                          // read back as fleet acme, device x/dev1
+		{"a space in the user", func(c *Claims) { c.User = "ann smith" }},                                                         // read back as ann
+		{"valid until a second before 1970", func(c *Claims) { c.ValidAfter, c.ValidBefore = time.Unix(0, 0), time.Unix(-1, 0) }}, // OpenSSH's forever
+		{"valid from before 1970", func(c *Claims) { c.ValidAfter = time.Unix(-1, 0) }},
+		{"no validity", func(c *Claims) { c.ValidAfter, c.ValidBefore = time.Time{}, time.Time{} }},
+		{"ends before it starts", func(c *Claims) { c.ValidBefore = c.ValidAfter.Add(-time.Second) }},
+	} {
+		c := claims()
+		tt.edit(&c)
+		if _, err := Sign(ca, newSigner(t).PublicKey(), c); err == nil {
+			t.Errorf("%s: signed %+v", tt.name, c)
+		}
 	}
 	cert, err := Sign(ca, newSigner(t).PublicKey(), claims())
 	if err != nil {

@@ -5,7 +5,6 @@ import (
 	"crypto/ed25519"
 	"crypto/rand"
 	"encoding/binary"
-	"errors"
 	"io"
 	"net"
 	"strings"
@@ -123,27 +122,6 @@ func (w *writes) Write(p []byte) (int, error) {
 }
 func (w *writes) Read([]byte) (int, error) { return 0, io.EOF }
 func (w *writes) Close() error             { return nil }
-
-// FuzzReadFrame: any bytes give a frame or an error, never a panic, and a
-// hello read from them opens or fails cleanly.
-func FuzzReadFrame(f *testing.F) {
-	var b bytes.Buffer
-	env, _ := Sign(signer(f), make([]byte, 32), Hello{Role: RoleEngineer, Cert: []byte("x")})
-	WriteFrame(&b, env)
-	f.Add(b.Bytes())
-	f.Add([]byte("\x00\x02{}"))
-	f.Add([]byte("\xff\xff"))
-	f.Fuzz(func(t *testing.T, in []byte) {
-		var env Envelope
-		if err := ReadFrame(bytes.NewReader(in), &env); err != nil {
-			return
-		}
-		if _, err := env.Open(); err != nil && errors.Is(err, io.EOF) {
-			t.Errorf("Open: %v", err)
-		}
-		_ = env.Verify(signer(t).PublicKey(), make([]byte, 32))
-	})
-}
 
 // countingConn counts the writes that reach it.
 type countingConn struct {
