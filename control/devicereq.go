@@ -78,7 +78,11 @@ type DeviceRequest struct {
 func SignDeviceRequest(priv ed25519.PrivateKey, fleet, device, method, requestURI string, now time.Time) string {
 	var n [deviceNonceLen]byte
 	rand.Read(n[:]) // never fails (crypto/rand panics if the system cannot give randomness)
-	nonce := devicePasswordEncoding.EncodeToString(n[:])
+	return signDeviceRequest(priv, fleet, device, method, requestURI, now, devicePasswordEncoding.EncodeToString(n[:]))
+}
+
+// signDeviceRequest is SignDeviceRequest with the nonce given.
+func signDeviceRequest(priv ed25519.PrivateKey, fleet, device, method, requestURI string, now time.Time, nonce string) string {
 	unix := strconv.FormatInt(now.Unix(), 10)
 	sig := ed25519.Sign(priv, deviceRequestMessage(fleet, device, method, requestURI, unix, nonce))
 	return deviceRequestVersion + "." + unix + "." + nonce + "." + devicePasswordEncoding.EncodeToString(sig)
@@ -145,10 +149,10 @@ func parseDeviceRequest(cred string) (unix string, ts time.Time, nonce string, s
 	if perr != nil || secs < 0 || strconv.FormatInt(secs, 10) != unix {
 		return "", time.Time{}, "", nil, malformed("bad time")
 	}
-	if n, nerr := devicePasswordEncoding.DecodeString(nonce); nerr != nil || len(n) != deviceNonceLen {
+	if n, nerr := decodeExact(devicePasswordEncoding, nonce); nerr != nil || len(n) != deviceNonceLen {
 		return "", time.Time{}, "", nil, malformed("bad nonce")
 	}
-	sig, derr := devicePasswordEncoding.DecodeString(parts[3])
+	sig, derr := decodeExact(devicePasswordEncoding, parts[3])
 	if derr != nil || len(sig) != ed25519.SignatureSize {
 		return "", time.Time{}, "", nil, malformed("bad signature encoding")
 	}

@@ -3,8 +3,10 @@ package control
 import (
 	"bytes"
 	"crypto/ed25519"
+	"encoding/base64"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"slices"
 	"strconv"
 	"strings"
@@ -252,6 +254,45 @@ func FuzzState(f *testing.F) {
 		}
 		if got, err := ParseState(b); err != nil || got != s {
 			t.Fatalf("%+v marshals to %q, which parses as %+v, %v", s, b, got, err)
+		}
+	})
+}
+
+// FuzzDeviceRequest feeds arbitrary requests and credentials to
+// CheckDeviceRequest: it must never panic, and whatever it accepts must be
+// exactly a credential the device's key signed for that very method and
+// request URI (the fuzzer cannot sign, so only the seeds' can pass), within
+// the skew of now.
+func FuzzDeviceRequest(f *testing.F) {
+	priv := testKey(4)
+	pub := priv.Public().(ed25519.PublicKey)
+	signed := map[string]string{} // credential -> "METHOD URI"
+	add := func(method, uri string, at time.Time, skew int64) {
+		// A nonce of its own per seed, the same in every fuzzing process.
+		nonce := base64.RawURLEncoding.EncodeToString([]byte(fmt.Sprintf("%016d", len(signed))))
+		cred := signDeviceRequest(priv, testFleet, testDevice, method, uri, at, nonce)
+		signed[cred] = method + " " + uri
+		f.Add(method, uri, cred, skew)
+	}
+	add("GET", "/api/v1/device", testNow, 0)
+	add("PUT", "/api/v1/device/sessions/s1/files/a.cast?offset=5", testNow.Add(-time.Minute), 30)
+	add("POST", "/api/v1/device/requests", testNow, int64(DeviceRequestSkew/time.Second)+1)
+	f.Add("GET", "/api/v1/device", DevicePassword(priv, testFleet, testDevice, testNow), int64(0))
+	f.Add("GET", "/x\n", "r1.1.AAAAAAAAAAAAAAAAAAAAAA."+strings.Repeat("A", 86), int64(0))
+	f.Fuzz(func(t *testing.T, method, uri, cred string, skew int64) {
+		now := testNow.Add(time.Duration(skew%(1<<20)) * time.Second)
+		req, err := CheckDeviceRequest(pub, testFleet, testDevice, method, uri, cred, now)
+		if err != nil {
+			if !errors.Is(err, ErrDeviceRequest) {
+				t.Fatalf("error %v does not wrap ErrDeviceRequest", err)
+			}
+			return
+		}
+		if signed[cred] != method+" "+uri {
+			t.Fatalf("accepted %q for %s %s, which the device never signed for it", cred, method, uri)
+		}
+		if d := now.Sub(req.At).Abs(); d > DeviceRequestSkew || !validNonce(req.Nonce) {
+			t.Fatalf("accepted a credential %v away from now, nonce %q", d, req.Nonce)
 		}
 	})
 }
