@@ -2,8 +2,6 @@ package agent
 
 import (
 	"errors"
-	"os"
-	"os/exec"
 	"path/filepath"
 	"slices"
 	"strconv"
@@ -11,29 +9,15 @@ import (
 	"syscall"
 	"testing"
 
+	"github.com/porthole/porthole/internal/testdisk"
 	"golang.org/x/crypto/ssh"
 )
-
-// tinyDisk mounts a tmpfs of size bytes for the test, for a disk that
-// fills up; it skips without root.
-func tinyDisk(t *testing.T, size string) string {
-	t.Helper()
-	if os.Geteuid() != 0 {
-		t.Skip("needs root, to mount a small tmpfs")
-	}
-	dir := t.TempDir()
-	if out, err := exec.Command("mount", "-t", "tmpfs", "-o", "size="+size, "tmpfs", dir).CombinedOutput(); err != nil {
-		t.Skipf("cannot mount a tmpfs: %v %s", err, out)
-	}
-	t.Cleanup(func() { exec.Command("umount", "-l", dir).Run() })
-	return dir
-}
 
 // TestRecordDiskFull: the device's disk fills while an engineer's shell
 // prints. The recording fails closed: the printing stops, nothing new
 // starts, the engineer reads why and the owner's log says it.
 func TestRecordDiskFull(t *testing.T) {
-	disk := tinyDisk(t, "512k")
+	disk := testdisk.Tiny(t, "512k")
 	rec := openRecordings(t, Config{}, func(o *RecordingsOptions) { o.StateDir = disk })
 	d := newSSHDevice(t, rec)
 	c := d.login(t)
@@ -66,13 +50,13 @@ func TestRecordDiskFull(t *testing.T) {
 // event log still takes the lines that say so (it keeps a reserve it gives
 // up then), and fails, closed, only when that is spent.
 func TestEventLogDiskFull(t *testing.T) {
-	disk := tinyDisk(t, "256k")
+	disk := testdisk.Tiny(t, "256k")
 	l, err := openEventLog(filepath.Join(disk, EventLogFile))
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer l.Close()
-	fill(t, disk)
+	testdisk.Fill(t, disk)
 	ev := event{Event: eventRecordingFailed, Detail: strings.Repeat("d", 200)}
 	if err := l.write(ev); err != nil {
 		t.Fatalf("the first line on a full disk: %v", err)
@@ -83,26 +67,5 @@ func TestEventLogDiskFull(t *testing.T) {
 	}
 	if !errors.Is(err2, syscall.ENOSPC) {
 		t.Fatalf("writing on past the reserve: %v; want no space left", err2)
-	}
-}
-
-// fill writes a file into dir until its disk has no byte left.
-func fill(t *testing.T, dir string) {
-	t.Helper()
-	f, err := os.Create(filepath.Join(dir, "filler"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	buf := make([]byte, 4096)
-	for {
-		if _, err := f.Write(buf); err != nil {
-			break
-		}
-	}
-	for {
-		if _, err := f.Write(buf[:1]); err != nil {
-			return
-		}
 	}
 }

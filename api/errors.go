@@ -6,8 +6,10 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"syscall"
 
 	"github.com/porthole/porthole/apitype"
+	"github.com/porthole/porthole/store"
 )
 
 // httpError is an answer for the caller: a status, a code from apitype and
@@ -61,6 +63,14 @@ func (s *Server) writeError(w http.ResponseWriter, r *http.Request, err error) {
 		// failed, and nobody reads the answer.
 		s.logger.Debug("request ended by the client", "request_id", requestID(r.Context()), "method", r.Method, "path", r.URL.Path)
 		he = errorf(statusClientClosed, apitype.CodeInternal, "the request was cancelled")
+	}
+	if he == nil && (errors.Is(err, store.ErrDiskFull) || errors.Is(err, syscall.ENOSPC) || errors.Is(err, syscall.EDQUOT)) {
+		// Not a bug to hide behind an ID: the operator has a disk to
+		// clear, and the caller should know nothing was changed.
+		id := requestID(r.Context())
+		s.logger.Error("the server's disk is full", "request_id", id, "method", r.Method, "path", r.URL.Path, "err", err)
+		he = errorf(http.StatusInsufficientStorage, apitype.CodeDiskFull,
+			"the server's disk is full, so nothing was changed; ask its operator to make room (the server's log has details, ID %s)", id)
 	}
 	if he == nil && !errors.As(err, &he) {
 		id := requestID(r.Context())

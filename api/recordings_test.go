@@ -1,6 +1,7 @@
 package api
 
 import (
+	"bytes"
 	"context"
 	"crypto/ed25519"
 	"errors"
@@ -18,6 +19,7 @@ import (
 	"github.com/porthole/porthole/apiclient"
 	"github.com/porthole/porthole/apitype"
 	"github.com/porthole/porthole/audit"
+	"github.com/porthole/porthole/internal/testdisk"
 	"github.com/porthole/porthole/store"
 )
 
@@ -361,5 +363,39 @@ func TestDeleteDeviceRemovesRecordings(t *testing.T) {
 	}
 	if _, err := os.Stat(dir); !errors.Is(err, fs.ErrNotExist) {
 		t.Errorf("the deleted device's recording is still on disk: %v", err)
+	}
+}
+
+// TestRecordingUploadDiskFull: the recordings' disk fills during an
+// upload. The device is told in words (disk_full, nothing changed), what
+// was uploaded before stays whole, and the upload resumes from there once
+// there is room.
+func TestRecordingUploadDiskFull(t *testing.T) {
+	t.Parallel()
+	disk := testdisk.Tiny(t, "1m")
+	srv, err := New(Config{Store: fx.store, Keys: fx.keys, Sessions: fx.srv.sessions, RelayAddr: "relay.example.com:443",
+		Recordings: RecordingsConfig{Dir: disk}})
+	must(t, err)
+	ts := startTLS(srv.Handler(), fx.keys)
+	defer ts.Close()
+	ctx := t.Context()
+	fl := fx.newFleet(t)
+	d, key := newKeyedDevice(t, fl)
+	ses := fx.newSession(t, d)
+	dev := recDevice(t, ts.URL, d, key)
+	first := bytes.Repeat([]byte("{\"event\":\"x\"}\n"), 1000)
+	if _, err := dev.UploadRecordingFile(ctx, ses.ID, "events.jsonl", 0, first); err != nil {
+		t.Fatal(err)
+	}
+	free := testdisk.Fill(t, disk)
+	_, err = dev.UploadRecordingFile(ctx, ses.ID, "events.jsonl", int64(len(first)), first)
+	wantCode(t, "an upload to a full disk", err, http.StatusInsufficientStorage, apitype.CodeDiskFull)
+	if !strings.Contains(err.Error(), "the server's disk is full, so nothing was changed") {
+		t.Errorf("the device reads %q", err)
+	}
+	free()
+	size, err := dev.UploadRecordingFile(ctx, ses.ID, "events.jsonl", int64(len(first)), first)
+	if err != nil || size != int64(2*len(first)) {
+		t.Fatalf("resumed upload: size %d, %v; want %d", size, err, 2*len(first))
 	}
 }

@@ -26,6 +26,7 @@ const (
 	CodeMethodNotAllow  = "method_not_allowed" // wrong HTTP method for the route
 	CodeDeviceOffline   = "device_offline"     // the device is not connected to the control channel
 	CodeUnavailable     = "unavailable"        // a part of the server (the control channel) is down; try again
+	CodeDiskFull        = "disk_full"          // the server's disk is full: nothing was changed; its operator must make room
 )
 
 // ErrorBody is the body of every error response.

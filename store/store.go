@@ -22,6 +22,10 @@ var (
 	ErrTokenUsedUp = errors.New("store: enrollment token used up")
 	// ErrTokenExpired: an enrollment token is past its expiry.
 	ErrTokenExpired = errors.New("store: enrollment token expired")
+	// ErrDiskFull: the database could not write because its disk is full.
+	// Nothing of the failed write was kept (the database rolled it back);
+	// what was written before is whole.
+	ErrDiskFull = errors.New("store: the database's disk is full")
 )
 
 // Role is a user's role in one fleet.

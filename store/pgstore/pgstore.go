@@ -25,6 +25,7 @@ func dialect() sqlstore.Dialect {
 	return sqlstore.Dialect{
 		Name:          "postgres",
 		Violation:     violation,
+		DiskFull:      diskFull,
 		MigrationLock: fmt.Sprintf("SELECT pg_advisory_xact_lock(%d)", int64(migrationLockKey)),
 	}
 }
@@ -50,6 +51,12 @@ func Open(ctx context.Context, dsn string) (*sqlstore.Store, error) {
 		return nil, fmt.Errorf("store: connect to PostgreSQL at %s:%d: %w", cfg.Host, cfg.Port, err)
 	}
 	return sqlstore.Open(ctx, db, dialect())
+}
+
+// diskFull: PostgreSQL's disk_full (53100), "could not extend file".
+func diskFull(err error) bool {
+	var e *pgconn.PgError
+	return errors.As(err, &e) && e.Code == "53100"
 }
 
 func violation(err error) sqlstore.Violation {

@@ -38,7 +38,7 @@ const dsnParams = "_pragma=busy_timeout(5000)&_pragma=journal_mode(WAL)&_pragma=
 // MigrationLock: with _txlock=immediate the migration's BEGIN takes the
 // write lock.
 func dialect() sqlstore.Dialect {
-	return sqlstore.Dialect{Name: "sqlite", Violation: violation}
+	return sqlstore.Dialect{Name: "sqlite", Violation: violation, DiskFull: diskFull}
 }
 
 // Open opens (creating it 0600 if need be) the SQLite database at path,
@@ -109,6 +109,13 @@ func createPrivate(path string) error {
 		return fmt.Errorf("store: create SQLite database: %w", err)
 	}
 	return f.Close()
+}
+
+// diskFull: SQLite says SQLITE_FULL when a write finds no room (it has
+// rolled the statement or transaction back).
+func diskFull(err error) bool {
+	var e *sqlite.Error
+	return errors.As(err, &e) && e.Code()&0xff == sqlite3.SQLITE_FULL
 }
 
 func violation(err error) sqlstore.Violation {

@@ -8,6 +8,9 @@ type Dialect struct {
 	// Violation tells which constraint, if any, a driver error reports
 	// as violated.
 	Violation func(error) Violation
+	// DiskFull tells whether a driver error says the database's disk is
+	// full (store.ErrDiskFull).
+	DiskFull func(error) bool
 	// MigrationLock, when set, is run first in the migration transaction
 	// so that servers starting at once migrate one after the other. Empty
 	// for SQLite, where the transaction takes the write lock as it begins.

@@ -64,11 +64,11 @@ type scanner interface {
 func (s *Store) inTx(ctx context.Context, fn func(tx *sql.Tx) error) error {
 	tx, err := s.db.BeginTx(ctx, nil)
 	if err != nil {
-		return fmt.Errorf("begin transaction: %w", err)
+		return fmt.Errorf("begin transaction: %w", s.full(err))
 	}
 	if err := fn(tx); err != nil {
 		tx.Rollback()
-		return err
+		return s.full(err)
 	}
 	if err := tx.Commit(); err != nil {
 		return fmt.Errorf("commit: %w", s.classify(err))
@@ -77,17 +77,30 @@ func (s *Store) inTx(ctx context.Context, fn func(tx *sql.Tx) error) error {
 }
 
 // classify turns the errors callers branch on into the store's sentinels:
-// no row is ErrNotFound, a taken unique key is ErrConflict, and a
-// reference to a row that does not exist (a foreign key) is ErrNotFound.
+// no row is ErrNotFound, a taken unique key is ErrConflict, a reference to
+// a row that does not exist (a foreign key) is ErrNotFound, and a full
+// disk is ErrDiskFull (with the driver's words).
 func (s *Store) classify(err error) error {
 	if errors.Is(err, sql.ErrNoRows) {
 		return store.ErrNotFound
+	}
+	if err := s.full(err); errors.Is(err, store.ErrDiskFull) {
+		return err
 	}
 	switch s.dialect.Violation(err) {
 	case UniqueViolation:
 		return store.ErrConflict
 	case ForeignKeyViolation:
 		return store.ErrNotFound
+	}
+	return err
+}
+
+// full adds ErrDiskFull to err's chain when the driver says the disk is
+// full, and returns any other error as it is.
+func (s *Store) full(err error) error {
+	if err != nil && !errors.Is(err, store.ErrDiskFull) && s.dialect.DiskFull != nil && s.dialect.DiskFull(err) {
+		return fmt.Errorf("%w (%w)", store.ErrDiskFull, err)
 	}
 	return err
 }
@@ -109,7 +122,7 @@ func one[T any](ctx context.Context, s *Store, what string, scan func(scanner) (
 func all[T any](ctx context.Context, s *Store, what string, scan func(scanner) (*T, error), query string, args ...any) ([]*T, error) {
 	rows, err := s.db.QueryContext(ctx, query, args...)
 	if err != nil {
-		return nil, fmt.Errorf("store: %s: %w", what, err)
+		return nil, fmt.Errorf("store: %s: %w", what, s.full(err))
 	}
 	defer rows.Close()
 	out := []*T{}
