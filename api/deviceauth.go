@@ -7,7 +7,6 @@ import (
 	"strings"
 	"time"
 
-	"github.com/porthole/porthole/apiclient"
 	"github.com/porthole/porthole/apitype"
 	"github.com/porthole/porthole/audit"
 	"github.com/porthole/porthole/control"
@@ -26,7 +25,7 @@ func (c *call) authenticateDevice() error {
 	scheme, rest, _ := strings.Cut(c.r.Header.Get("Authorization"), " ")
 	who, cred, _ := strings.Cut(strings.TrimSpace(rest), " ")
 	fleet, name, ok := strings.Cut(who, "/")
-	if !strings.EqualFold(scheme, apiclient.DeviceAuthScheme) || !ok || cred == "" ||
+	if !strings.EqualFold(scheme, apitype.DeviceAuthScheme) || !ok || cred == "" ||
 		!control.ValidName(fleet) || !control.ValidName(name) {
 		return refused
 	}
@@ -62,7 +61,7 @@ func (c *call) authenticateDevice() error {
 		}
 		he := unauthenticated("%s/%s's clock is %s %s the server's (at most %s allowed): set it right, for example with NTP",
 			fleet, name, req.At.Sub(now).Abs().Round(time.Second), ahead, control.DeviceRequestSkew)
-		he.header = http.Header{"Www-Authenticate": {apiclient.DeviceAuthScheme + ` error="clock_skew"`}}
+		he.header = http.Header{"Www-Authenticate": {apitype.DeviceAuthScheme + ` error="clock_skew"`}}
 		return he
 	case errors.Is(err, control.ErrDeviceRequest):
 		log.Warn("device credential refused", "err", err)

@@ -17,7 +17,7 @@ const (
 	loggedIn                 // any logged-in user
 	adminOnly                // server administrators
 	fleetRole                // a role of at least route.role in the route's fleet; admins count as owners
-	deviceAuth               // an enrolled device, by a password signed with its key (apiclient.DeviceCredentials)
+	deviceAuth               // an enrolled device, by a credential signed with its key for each request (control.SignDeviceRequest)
 	ownerAuth                // a device's owner, by an owner link's token, reading that device's records only (owner.go)
 )
 

@@ -63,10 +63,6 @@ type DeviceCredentials struct {
 	Key           ed25519.PrivateKey
 }
 
-// DeviceAuthScheme is the Authorization scheme of a device's calls:
-// "Device <fleet>/<device> <credential>".
-const DeviceAuthScheme = "Device"
-
 // Client calls one Porthole server. It is safe for concurrent use.
 type Client struct {
 	base   *url.URL
@@ -314,7 +310,7 @@ func (c *Client) authorize(req *http.Request) {
 	case c.device != nil:
 		d := c.device
 		now := c.now().Add(time.Duration(c.clockOffset.Load()))
-		req.Header.Set("Authorization", DeviceAuthScheme+" "+d.Fleet+"/"+d.Device+" "+
+		req.Header.Set("Authorization", apitype.DeviceAuthScheme+" "+d.Fleet+"/"+d.Device+" "+
 			control.SignDeviceRequest(d.Key, d.Fleet, d.Device, req.Method, req.URL.RequestURI(), now))
 	}
 }
