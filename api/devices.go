@@ -3,7 +3,6 @@ package api
 import (
 	"fmt"
 	"math"
-	"os"
 
 	"github.com/porthole/porthole/apitype"
 	"github.com/porthole/porthole/audit"
@@ -77,9 +76,9 @@ func (s *Server) deleteDevice(c *call, _ *none) (none, error) {
 		return none{}, fmt.Errorf("deleting device %s: %w", d.ID, err)
 	}
 	for _, ses := range sessions {
-		if dir, err := s.recDisk.dir(ses); err == nil {
-			if err := os.RemoveAll(dir); err != nil {
-				s.logger.Error("removing a deleted device's recording", "session", ses.ID, "dir", dir, "err", err)
+		if key, err := s.recDisk.key(ses); err == nil {
+			if err := s.recDisk.store.Delete(c.ctx, key); err != nil {
+				s.logger.Error("removing a deleted device's recording", "session", ses.ID, "err", err)
 			}
 		}
 	}

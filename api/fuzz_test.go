@@ -189,8 +189,7 @@ func FuzzRecordingUpload(f *testing.F) {
 	f.Fuzz(func(t *testing.T, name1, offset1 string, data1 []byte, name2, offset2 string, data2 []byte) {
 		ses, err := fx.store.GetSession(context.Background(), fx.newSession(t, d).ID)
 		must(t, err)
-		dir, err := fx.srv.recDisk.dir(ses)
-		must(t, err)
+		dir := recordingDir(ses)
 		held := map[string][]byte{}
 		for _, up := range []struct {
 			name, offset string

@@ -7,20 +7,16 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"io/fs"
 	"net/http"
-	"os"
-	"path/filepath"
 	"regexp"
 	"slices"
 	"strconv"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/porthole/porthole/apitype"
 	"github.com/porthole/porthole/audit"
-	"github.com/porthole/porthole/internal/atomicfile"
+	"github.com/porthole/porthole/recstore"
 	"github.com/porthole/porthole/store"
 )
 
@@ -41,8 +37,10 @@ import (
 // much of them it takes. The zero value takes none: uploads are answered
 // 503 until Dir is set.
 type RecordingsConfig struct {
-	// Dir holds the recordings' bytes; it is made (0700) when missing.
-	// Empty: the server keeps no recordings.
+	// Store keeps the recordings' bytes. Nil: a recstore.Dir at Dir.
+	Store recstore.Store
+	// Dir holds the recordings' bytes when Store is nil; it is made
+	// (0700) when missing. Both empty: the server keeps no recordings.
 	Dir string
 	// MaxFile caps one file of a recording. Zero:
 	// DefaultRecordingMaxFile, the agent's own cap on a session's output
@@ -89,36 +87,37 @@ func validRecordingName(name string) bool {
 	return name == recMetaFile || name == recEventsFile || castFileName.MatchString(name) && !strings.HasPrefix(name, "0000-")
 }
 
-// pathWord matches the IDs that name directories under Dir: the store
-// makes them, and nothing else may reach a path.
-var pathWord = regexp.MustCompile(`^[A-Za-z0-9_-]{1,64}$`)
-
-// recordingDisk keeps the recordings' bytes.
+// recordingDisk keeps the recordings' bytes, within the caps.
 type recordingDisk struct {
 	cfg   RecordingsConfig
-	locks keyedLocks // one upload at a time per session
+	store recstore.Store // nil: the server keeps no recordings
 }
 
 func newRecordingDisk(cfg RecordingsConfig) *recordingDisk {
 	cfg.MaxFile = orDefault(cfg.MaxFile, DefaultRecordingMaxFile)
 	cfg.MaxSession = orDefault(cfg.MaxSession, DefaultRecordingMaxSession)
 	cfg.MaxFiles = orDefault(cfg.MaxFiles, DefaultRecordingMaxFiles)
-	return &recordingDisk{cfg: cfg}
+	d := &recordingDisk{cfg: cfg, store: cfg.Store}
+	if d.store == nil && cfg.Dir != "" {
+		d.store = &recstore.Dir{Root: cfg.Dir}
+	}
+	return d
 }
 
 // errNoRecordings answers when the server keeps no recordings.
 var errNoRecordings = errorf(http.StatusServiceUnavailable, apitype.CodeUnavailable,
 	"this server keeps no recordings (its recordings_dir is not set)")
 
-// dir is the directory of a session's recording.
-func (d *recordingDisk) dir(ses *store.Session) (string, error) {
-	if d.cfg.Dir == "" {
-		return "", errNoRecordings
+// key names a session's recording in the store.
+func (d *recordingDisk) key(ses *store.Session) (recstore.Key, error) {
+	if d.store == nil {
+		return recstore.Key{}, errNoRecordings
 	}
-	if !pathWord.MatchString(ses.FleetID) || !pathWord.MatchString(ses.ID) {
-		return "", fmt.Errorf("session %q of fleet %q cannot name a directory", ses.ID, ses.FleetID)
+	k := recstore.Key{Fleet: ses.FleetID, Session: ses.ID}
+	if !recstore.ValidKey(k) {
+		return k, fmt.Errorf("session %q of fleet %q cannot name a recording", ses.ID, ses.FleetID)
 	}
-	return filepath.Join(d.cfg.Dir, ses.FleetID, ses.ID), nil
+	return k, nil
 }
 
 // offsetError refuses a chunk that starts past the file's size.
@@ -128,17 +127,18 @@ func (e *offsetError) Error() string {
 	return fmt.Sprintf("the server holds %d bytes of this file; send from there", e.size)
 }
 
-// put stores a chunk of name at offset (meta.json: the whole file) and
-// returns the file's size on disk after it. The caller holds the session's
-// lock.
+// put stores a chunk of name at offset (meta.json: the whole file) under
+// the session's lock and returns the file's size after it.
 func (d *recordingDisk) put(ctx context.Context, st store.Store, ses *store.Session, name string, offset int64, data []byte, now time.Time) (int64, error) {
-	dir, err := d.dir(ses)
+	key, err := d.key(ses)
 	if err != nil {
 		return 0, err
 	}
-	if err := os.MkdirAll(dir, 0o700); err != nil {
-		return 0, fmt.Errorf("making the recording's directory: %w", err)
+	unlock, err := d.store.Lock(ctx, key)
+	if err != nil {
+		return 0, err
 	}
+	defer unlock()
 	var files int
 	var total int64
 	switch rec, err := st.ListRecordings(ctx, store.RecordingFilter{SessionIDs: []string{ses.ID}}); {
@@ -147,8 +147,7 @@ func (d *recordingDisk) put(ctx context.Context, st store.Store, ses *store.Sess
 	case len(rec) == 1:
 		files, total = rec[0].FileCount, rec[0].Bytes
 	}
-	path := filepath.Join(dir, name)
-	cur, err := fileSize(path)
+	cur, err := d.store.Size(ctx, key, name)
 	if err != nil {
 		return 0, err
 	}
@@ -164,7 +163,7 @@ func (d *recordingDisk) put(ctx context.Context, st store.Store, ses *store.Sess
 		if int64(len(data)) > maxMetaFile || total-cur+int64(len(data)) > d.cfg.MaxSession {
 			return 0, tooLarge(d.cfg, "meta.json")
 		}
-		if err := atomicfile.WriteFile(path, data, 0o600); err != nil {
+		if err := d.store.Replace(ctx, key, name, data); err != nil {
 			return 0, err
 		}
 		return int64(len(data)), st.PutRecordingFile(ctx, ses.ID, name, int64(len(data)), now)
@@ -177,11 +176,11 @@ func (d *recordingDisk) put(ctx context.Context, st store.Store, ses *store.Sess
 	// Bytes sent again must be the ones stored: what the server holds
 	// cannot be rewritten by a later upload.
 	if overlap := min(end, cur) - offset; overlap > 0 {
-		same, err := sameBytes(path, offset, data[:overlap])
-		if err != nil {
+		held := make([]byte, overlap)
+		if err := d.store.ReadAt(ctx, key, name, held, offset); err != nil {
 			return 0, err
 		}
-		if !same {
+		if !bytes.Equal(held, data[:overlap]) {
 			return 0, errorf(http.StatusConflict, apitype.CodeUploadMismatch,
 				"bytes %d to %d of %s differ from those the server already holds; an uploaded recording cannot be changed", offset, offset+overlap, name)
 		}
@@ -192,7 +191,7 @@ func (d *recordingDisk) put(ctx context.Context, st store.Store, ses *store.Sess
 	if end > d.cfg.MaxFile || total+(end-cur) > d.cfg.MaxSession {
 		return 0, tooLarge(d.cfg, name)
 	}
-	if err := appendAt(path, cur, data[cur-offset:]); err != nil {
+	if err := d.store.Append(ctx, key, name, cur, data[cur-offset:]); err != nil {
 		return 0, err
 	}
 	return end, st.PutRecordingFile(ctx, ses.ID, name, end, now)
@@ -207,84 +206,6 @@ func tooLarge(cfg RecordingsConfig, name string) error {
 // mib writes a size in MiB for people.
 func mib(n int64) string {
 	return strconv.FormatFloat(float64(n)/(1<<20), 'f', -1, 64) + " MiB"
-}
-
-// fileSize is path's size; a missing file is 0.
-func fileSize(path string) (int64, error) {
-	fi, err := os.Stat(path)
-	if errors.Is(err, fs.ErrNotExist) {
-		return 0, nil
-	} else if err != nil {
-		return 0, err
-	}
-	return fi.Size(), nil
-}
-
-// sameBytes reports whether path holds want at offset.
-func sameBytes(path string, offset int64, want []byte) (bool, error) {
-	f, err := os.Open(path)
-	if err != nil {
-		return false, err
-	}
-	defer f.Close()
-	got := make([]byte, len(want))
-	if _, err := f.ReadAt(got, offset); err != nil {
-		return false, fmt.Errorf("reading back %s: %w", filepath.Base(path), err)
-	}
-	return bytes.Equal(got, want), nil
-}
-
-// appendAt writes data at offset, the file's end, and syncs it; a failed
-// write is cut off again so that the file never holds a torn chunk.
-func appendAt(path string, offset int64, data []byte) error {
-	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE, 0o600)
-	if err != nil {
-		return fmt.Errorf("opening %s: %w", filepath.Base(path), err)
-	}
-	_, err = f.WriteAt(data, offset)
-	if err == nil {
-		err = f.Sync()
-	}
-	if err != nil {
-		f.Truncate(offset)
-		f.Close()
-		return fmt.Errorf("writing %s: %w", filepath.Base(path), err)
-	}
-	return f.Close()
-}
-
-// keyedLocks is a mutex per key, kept while someone holds or waits for it.
-type keyedLocks struct {
-	mu sync.Mutex
-	m  map[string]*keyedLock // guarded by mu
-}
-
-type keyedLock struct {
-	mu    sync.Mutex
-	users int // guarded by keyedLocks.mu
-}
-
-func (k *keyedLocks) lock(key string) (unlock func()) {
-	k.mu.Lock()
-	if k.m == nil {
-		k.m = map[string]*keyedLock{}
-	}
-	l := k.m[key]
-	if l == nil {
-		l = &keyedLock{}
-		k.m[key] = l
-	}
-	l.users++
-	k.mu.Unlock()
-	l.mu.Lock()
-	return func() {
-		l.mu.Unlock()
-		k.mu.Lock()
-		if l.users--; l.users == 0 {
-			delete(k.m, key)
-		}
-		k.mu.Unlock()
-	}
 }
 
 // streamed makes an endpoint that reads its request body or writes its
@@ -356,9 +277,7 @@ func (s *Server) uploadRecordingFile(c *call) error {
 	} else if err != nil {
 		return badRequest("reading the chunk: %s", err)
 	}
-	unlock := s.recDisk.locks.lock(ses.ID)
 	size, err := s.recDisk.put(c.ctx, s.store, ses, name, offset, data, s.now())
-	unlock()
 	var gap *offsetError
 	if errors.As(err, &gap) {
 		writeJSON(c.w, http.StatusConflict, apitype.UploadError{Size: gap.size,
@@ -469,21 +388,17 @@ func (d *recordingDisk) serve(c *call, ses *store.Session, name string) error {
 	if !validRecordingName(name) {
 		return notFound("a recording has no file %q: its files are meta.json, events.jsonl, and NNNN-pty.cast and NNNN-exec.cast", name)
 	}
-	dir, err := d.dir(ses)
+	key, err := d.key(ses)
 	if err != nil {
 		return err
 	}
-	f, err := os.Open(filepath.Join(dir, name))
-	if errors.Is(err, fs.ErrNotExist) {
+	f, err := d.store.Open(c.ctx, key, name)
+	if errors.Is(err, recstore.ErrNotExist) {
 		return notFound("session %s has no %s on the server (yet)", ses.ID, name)
 	} else if err != nil {
 		return err
 	}
 	defer f.Close()
-	fi, err := f.Stat()
-	if err != nil {
-		return err
-	}
 	h := c.w.Header()
 	switch {
 	case name == recMetaFile:
@@ -496,7 +411,7 @@ func (d *recordingDisk) serve(c *call, ses *store.Session, name string) error {
 	h.Set("Cache-Control", "no-store")
 	h.Set("X-Content-Type-Options", "nosniff")
 	h.Set("Content-Disposition", fmt.Sprintf("attachment; filename=%q", ses.ID+"-"+name))
-	http.ServeContent(c.w, c.r, name, fi.ModTime(), f)
+	http.ServeContent(c.w, c.r, name, f.ModTime(), f)
 	return nil
 }
 
