@@ -1,6 +1,8 @@
 // Package cli is porthole, the support engineer's command: log in to a
-// Porthole server, list fleets and devices, make enrollment tokens and
-// manage users. Each subcommand lives in its own file; Run is the one entry
+// Porthole server; reach devices (ssh, scp, forward, and proxy for stock
+// OpenSSH) through sessions the server certifies; list fleets, devices,
+// sessions and the support queue; replay recordings; read the audit log;
+// make enrollment tokens and manage users. Each subcommand lives in its own file; Run is the one entry
 // point, and it takes its streams and environment as arguments so tests
 // drive the commands in-process.
 package cli

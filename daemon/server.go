@@ -1,7 +1,8 @@
-// Package daemon composes portholed's roles (the HTTPS API and the control
-// channel, on the embedded MQTT broker or an external one; the relay as it
-// lands) from one Config, and implements `portholed init`, `serve` and
-// `dev`.
+// Package daemon composes portholed's roles (the HTTPS API, the control
+// channel on the embedded MQTT broker or an external one, and the relay,
+// all on one TLS port routed by ALPN) from one Config, and implements
+// `portholed init`, `serve` and `dev`. It is wiring: what each role does
+// lives in its own package (api, broker, brokerclient, relay, presence).
 package daemon
 
 import (

@@ -1,5 +1,8 @@
 // Command porthole-agent runs on each device: it enrolls the device with a
-// Porthole server. See package agentcmd.
+// Porthole server, then runs it (the control channel, the embedded SSH
+// server for engineers' sessions, their recordings and uploads, the owner's
+// consent, socket and page) and gives the owner its commands (status,
+// request, approve, revoke, log, replay). See package agentcmd.
 package main
 
 import (
