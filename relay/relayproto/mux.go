@@ -106,8 +106,20 @@ type HeldConn struct {
 	net.Conn
 	mu   sync.Mutex
 	held bool   // guarded by mu
-	buf  []byte // guarded by mu
+	buf  []byte // guarded by mu: while held, from gatherBuffers
 }
+
+// gatherBuffers hold the records of one burst: taken for the burst and
+// given back after, so an idle connection keeps none and a burst does not
+// grow a slice record by record.
+var gatherBuffers sync.Pool
+
+// recordOverhead bounds what TLS 1.3 adds to each record: a 5-byte header,
+// the content type and a 16-byte tag.
+const recordOverhead = 5 + 1 + 16
+
+// maxPooledGather is the largest buffer given back to gatherBuffers.
+const maxPooledGather = 4 << 20
 
 // NewHeldConn wraps c.
 func NewHeldConn(c net.Conn) *HeldConn { return &HeldConn{Conn: c} }
@@ -129,22 +141,28 @@ func (c *HeldConn) Gather(p []byte, write func([]byte) (int, error)) (int, error
 	if c == nil || len(p) <= MaxChunk {
 		return write(p)
 	}
+	need := len(p) + (len(p)/MaxChunk+1)*(recordOverhead+muxHeaderSize)
+	var buf []byte
+	if b, ok := gatherBuffers.Get().(*[]byte); ok && cap(*b) >= need {
+		buf = (*b)[:0]
+	} else {
+		buf = make([]byte, 0, need)
+	}
 	c.mu.Lock()
-	c.held = true
+	c.held, c.buf = true, buf
 	c.mu.Unlock()
 	n, err := write(p)
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	c.held = false
-	if len(c.buf) > 0 {
-		if _, werr := c.Conn.Write(c.buf); err == nil {
+	c.held, buf, c.buf = false, c.buf, nil
+	if len(buf) > 0 {
+		if _, werr := c.Conn.Write(buf); err == nil {
 			err = werr
 		}
 	}
-	if cap(c.buf) > 1<<20 {
-		c.buf = nil // a burst's buffer is not kept
-	} else {
-		c.buf = c.buf[:0]
+	if cap(buf) <= maxPooledGather {
+		buf = buf[:0]
+		gatherBuffers.Put(&buf)
 	}
 	return n, err
 }
