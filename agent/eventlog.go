@@ -9,11 +9,13 @@ import (
 	"sync"
 	"syscall"
 	"time"
+
+	"github.com/porthole/porthole/agent/agentstate"
 )
 
 // EventLogFile is the agent's own record of security events in the state
 // directory: one JSON object per line, appended and synced before the agent
-// acts on the event. It is readable by OwnerGroup (porthole-agent log);
+// acts on the event. It is readable by agentstate.OwnerGroup (porthole-agent log);
 // what happens inside sessions is in SessionsDir.
 const EventLogFile = "agent.log"
 
@@ -63,11 +65,11 @@ type eventLog struct {
 // owner's group, and makes the reserve beside it if it can: a disk already
 // full has none to keep.
 func openEventLog(path string) (*eventLog, error) {
-	f, err := os.OpenFile(path, os.O_WRONLY|os.O_APPEND|os.O_CREATE, sharedFileMode)
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_APPEND|os.O_CREATE, agentstate.SharedFileMode)
 	if err != nil {
 		return nil, fmt.Errorf("opening the event log: %w", err)
 	}
-	if err := shareFile(f, sharedFileMode, ownerGID()); err != nil {
+	if err := agentstate.ShareFile(f, agentstate.SharedFileMode, agentstate.OwnerGID()); err != nil {
 		f.Close()
 		return nil, fmt.Errorf("opening the event log: %w", err)
 	}

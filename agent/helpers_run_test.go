@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/porthole/porthole/agent/agentstate"
 	"github.com/porthole/porthole/agent/internal/agenttest"
 	"github.com/porthole/porthole/apitype"
 	"github.com/porthole/porthole/control"
@@ -19,7 +20,7 @@ var fastBackoff = Backoff{First: 20 * time.Millisecond, Max: 200 * time.Millisec
 // testDevice is a device enrolled (through the fake API) with a server
 // whose embedded broker runs in the test.
 type testDevice struct {
-	*State
+	*agentstate.State
 	api    *agenttest.API
 	broker *agenttest.Broker
 	clock  *agenttest.Clock // the device's and the broker's clock

@@ -18,12 +18,13 @@ import (
 	"sync"
 	"time"
 
+	"github.com/porthole/porthole/agent/agentstate"
 	"github.com/porthole/porthole/control"
 )
 
 // The owner's local control: the running agent serves a small JSON API on
 // a unix socket (Config.Socket, mode 0660, group Config.SocketGroup or
-// OwnerGroup), which porthole-agent request, status, approve, deny,
+// agentstate.OwnerGroup), which porthole-agent request, status, approve, deny,
 // revoke and the local page use. Whoever may open the socket is the
 // owner: the file's mode and group are the access control.
 //
@@ -299,11 +300,11 @@ func localError(w http.ResponseWriter, status int, msg string) {
 // defaultSocketGroup is the group given the socket when the config names
 // none, if it exists: the device's owners, who may read the agent's log
 // too.
-const defaultSocketGroup = OwnerGroup
+const defaultSocketGroup = agentstate.OwnerGroup
 
 // ListenSocket makes the owner's control socket at path: its directory if
 // missing (0755), the socket with mode 0660 and group group (empty:
-// OwnerGroup when it exists), set before it appears under its name, so no
+// agentstate.OwnerGroup when it exists), set before it appears under its name, so no
 // one else can ever connect. A stale socket left by a dead agent is
 // replaced; one that answers belongs to a running agent and is an error.
 // Closing the listener removes the socket.

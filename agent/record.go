@@ -16,6 +16,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/porthole/porthole/agent/agentstate"
 	"github.com/porthole/porthole/agentssh"
 	"github.com/porthole/porthole/control"
 	"github.com/porthole/porthole/sessioncert"
@@ -24,7 +25,7 @@ import (
 // SessionsDir holds the recordings of engineers' sessions in the state
 // directory, one directory per session named by its id:
 //
-//	sessions/                  0750, group OwnerGroup when it exists
+//	sessions/                  0750, group agentstate.OwnerGroup when it exists
 //	  .lock                    held by the running agent's recorder
 //	  <session>/               0750
 //	    meta.json              0640, replaced whole (write, fsync, rename)
@@ -159,7 +160,7 @@ type RecordingsOptions struct {
 	Logger *slog.Logger
 	// Now is the clock. Nil: time.Now.
 	Now func() time.Time
-	// Group is the group given the files. Empty: OwnerGroup, when it
+	// Group is the group given the files. Empty: agentstate.OwnerGroup, when it
 	// exists.
 	Group string
 	// Changed, if set, is called with a session's id when its files
@@ -249,25 +250,23 @@ func OpenRecordings(opts RecordingsOptions) (_ *Recordings, err error) {
 		r.now = time.Now
 	}
 	if opts.Group == "" {
-		r.gid = ownerGID()
+		r.gid = agentstate.OwnerGID()
 	} else {
-		r.gid = lookupGroup(opts.Group)
+		r.gid = agentstate.LookupGroup(opts.Group)
 	}
 	defer func() {
 		if err != nil {
 			r.release()
 		}
 	}()
-	if err := letGroupIn(r.stateDir, r.gid); err != nil {
+	if err := agentstate.LetGroupIn(r.stateDir, r.gid); err != nil {
 		return nil, err
 	}
-	if err := mkdirShared(r.dir, r.gid); err != nil {
+	if err := agentstate.MkdirShared(r.dir, r.gid); err != nil {
 		return nil, fmt.Errorf("making the recordings directory: %w", err)
 	}
-	if r.unlock, err = lockStateDir(filepath.Join(r.dir, sessionsLockFile)); errors.Is(err, ErrAlreadyRunning) {
-		return nil, &explained{kind: ErrAlreadyRunning, msg: fmt.Sprintf(
-			"another porthole-agent is already recording sessions in %s; stop it first", r.dir)}
-	} else if err != nil {
+	if r.unlock, err = agentstate.Lock(filepath.Join(r.dir, sessionsLockFile), fmt.Sprintf(
+		"another porthole-agent is already recording sessions in %s; stop it first", r.dir)); err != nil {
 		return nil, err
 	}
 	if r.events, err = openEventLog(filepath.Join(r.stateDir, EventLogFile)); err != nil {
@@ -517,7 +516,7 @@ func (r *Recordings) openSession(id string) (*sessionRec, error) {
 		return nil, fmt.Errorf("the session id %q cannot name a directory", id)
 	}
 	r.prune(r.maxSession+r.maxEvents, id)
-	if err := mkdirShared(dir, r.gid); err != nil {
+	if err := agentstate.MkdirShared(dir, r.gid); err != nil {
 		return nil, fmt.Errorf("making the session's directory: %w", err)
 	}
 	s = &sessionRec{r: r, id: id, dir: dir, casts: map[*lineFile]struct{}{}}
@@ -557,11 +556,11 @@ func (r *Recordings) openSession(id string) (*sessionRec, error) {
 // openAppend opens path for appending, readable by the group, and ends an
 // unfinished last line left by a crash so the next line starts clean.
 func openAppend(path string, gid int) (*os.File, error) {
-	f, err := os.OpenFile(path, os.O_RDWR|os.O_APPEND|os.O_CREATE, sharedFileMode)
+	f, err := os.OpenFile(path, os.O_RDWR|os.O_APPEND|os.O_CREATE, agentstate.SharedFileMode)
 	if err != nil {
 		return nil, err
 	}
-	if err := shareFile(f, sharedFileMode, gid); err != nil {
+	if err := agentstate.ShareFile(f, agentstate.SharedFileMode, gid); err != nil {
 		f.Close()
 		return nil, err
 	}
@@ -880,7 +879,7 @@ func (s *sessionRec) writeMeta() {
 	data, err := jsonIndent(&s.meta)
 	s.mu.Unlock()
 	if err == nil {
-		err = writeFileShared(filepath.Join(s.dir, SessionMetaFile), data, s.r.gid)
+		err = agentstate.WriteFileShared(filepath.Join(s.dir, SessionMetaFile), data, s.r.gid)
 	}
 	s.fail(err)
 }
@@ -1005,9 +1004,9 @@ func (p *procRec) create() bool {
 		return false
 	}
 	name := castName(p.n, p.info.PTY)
-	f, err := os.OpenFile(filepath.Join(s.dir, name), os.O_WRONLY|os.O_APPEND|os.O_CREATE|os.O_EXCL, sharedFileMode)
+	f, err := os.OpenFile(filepath.Join(s.dir, name), os.O_WRONLY|os.O_APPEND|os.O_CREATE|os.O_EXCL, agentstate.SharedFileMode)
 	if err == nil {
-		if err = shareFile(f, sharedFileMode, s.r.gid); err != nil {
+		if err = agentstate.ShareFile(f, agentstate.SharedFileMode, s.r.gid); err != nil {
 			f.Close()
 		}
 	}

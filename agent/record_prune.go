@@ -9,6 +9,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/porthole/porthole/agent/agentstate"
 	"github.com/porthole/porthole/control"
 	"github.com/porthole/porthole/internal/atomicfile"
 )
@@ -50,7 +51,7 @@ func (r *Recordings) closeInterrupted(dir string, m *SessionMeta) {
 		f.Close()
 	}
 	if data, err := jsonIndent(m); err == nil {
-		if err := writeFileShared(filepath.Join(dir, SessionMetaFile), data, r.gid); err != nil {
+		if err := agentstate.WriteFileShared(filepath.Join(dir, SessionMetaFile), data, r.gid); err != nil {
 			r.log.Error("closing an interrupted recording", "session", m.Session, "err", err)
 		}
 	}

@@ -18,12 +18,13 @@ import (
 	"time"
 	"unicode"
 
+	"github.com/porthole/porthole/agent/agentstate"
 	"github.com/porthole/porthole/asciicast"
 )
 
 // The owner's side of the recordings: these functions only read the state
 // directory, so they work whether the agent runs or not, for root and for
-// members of OwnerGroup.
+// members of agentstate.OwnerGroup.
 
 // ErrNoSession means no recording has the session id asked for.
 var ErrNoSession = errors.New("agent: no such session recorded")
@@ -165,7 +166,7 @@ func parseCastName(name string) (CastInfo, bool) {
 func readableErr(path string, err error) error {
 	switch {
 	case errors.Is(err, fs.ErrPermission):
-		return fmt.Errorf("cannot read %s (permission denied); run as root, or as a member of the %s group", path, OwnerGroup)
+		return fmt.Errorf("cannot read %s (permission denied); run as root, or as a member of the %s group", path, agentstate.OwnerGroup)
 	case errors.Is(err, fs.ErrNotExist):
 		return fmt.Errorf("%s does not exist; is --state the agent's state directory?", path)
 	}

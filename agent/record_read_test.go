@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/porthole/porthole/agent/agentstate"
 	"github.com/porthole/porthole/agentssh"
 	"github.com/porthole/porthole/control"
 )
@@ -33,7 +34,7 @@ func TestReplayTiming(t *testing.T) {
 	state := t.TempDir()
 	dir := filepath.Join(state, SessionsDir, "ses_1")
 	os.MkdirAll(dir, 0o750)
-	writeFileShared(filepath.Join(dir, SessionMetaFile), []byte(`{"session":"ses_1","start":"2026-11-22T10:00:00Z"}`), -1)
+	agentstate.WriteFileShared(filepath.Join(dir, SessionMetaFile), []byte(`{"session":"ses_1","start":"2026-11-22T10:00:00Z"}`), -1)
 	writeCast(t, dir, "0001-pty.cast",
 		castEvent{0, "o", "a"}, castEvent{1, "o", "b"}, castEvent{1.001, "o", "c"}, castEvent{1.002, "i", "typed"},
 		castEvent{1.003, "r", "100x30"}, castEvent{11, "o", "d"}, castEvent{11.5, "o", "e"})

@@ -15,6 +15,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/porthole/porthole/agent/agentstate"
 	"github.com/porthole/porthole/agentssh"
 	"github.com/porthole/porthole/control"
 	"github.com/porthole/porthole/sessioncert"
@@ -235,9 +236,9 @@ func checkModes(t *testing.T, stateDir string) {
 			t.Fatal(err)
 		}
 		fi, _ := d.Info()
-		want := sharedFileMode
+		want := agentstate.SharedFileMode
 		if d.IsDir() {
-			want = sharedDirMode
+			want = agentstate.SharedDirMode
 		}
 		if d.Name() == sessionsLockFile {
 			want = 0o600
@@ -247,7 +248,7 @@ func checkModes(t *testing.T, stateDir string) {
 		}
 		return nil
 	})
-	if fi, err := os.Stat(filepath.Join(stateDir, EventLogFile)); err != nil || fi.Mode().Perm() != sharedFileMode {
+	if fi, err := os.Stat(filepath.Join(stateDir, EventLogFile)); err != nil || fi.Mode().Perm() != agentstate.SharedFileMode {
 		t.Errorf("agent.log: %v %v", fi, err)
 	}
 }
@@ -259,7 +260,7 @@ func TestRecordGroup(t *testing.T) {
 		t.Skip("needs root, to give files to another group")
 	}
 	const group = "daemon"
-	gid := lookupGroup(group)
+	gid := agentstate.LookupGroup(group)
 	if gid < 0 {
 		t.Skip("no group " + group)
 	}
@@ -500,8 +501,8 @@ func TestRetention(t *testing.T) {
 func TestRecordingsLock(t *testing.T) {
 	r := openRecordings(t, Config{}, nil)
 	_, err := OpenRecordings(RecordingsOptions{StateDir: r.stateDir})
-	if !errors.Is(err, ErrAlreadyRunning) {
-		t.Errorf("second OpenRecordings = %v; want ErrAlreadyRunning", err)
+	if !errors.Is(err, agentstate.ErrAlreadyRunning) {
+		t.Errorf("second OpenRecordings = %v; want agentstate.ErrAlreadyRunning", err)
 	}
 }
 

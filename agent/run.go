@@ -14,6 +14,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/porthole/porthole/agent/agentstate"
 	"github.com/porthole/porthole/apiclient"
 	"github.com/porthole/porthole/control"
 	"github.com/porthole/porthole/proxydial"
@@ -28,14 +29,10 @@ const (
 	RunLockFile = "run.lock"
 )
 
-// ErrAlreadyRunning is returned by Run when another agent holds the state
-// directory.
-var ErrAlreadyRunning = errors.New("agent: another porthole-agent is running with this state directory")
-
 // RunOptions are the inputs of Run.
 type RunOptions struct {
-	// State is the enrolled device (LoadState). Required.
-	State *State
+	// State is the enrolled device (agentstate.Load). Required.
+	State *agentstate.State
 	// Config is the owner's configuration. The zero value is the defaults.
 	Config Config
 	// Logger gets the agent's log: commands accepted and rejected, and
@@ -186,7 +183,7 @@ func newRunner(opts RunOptions) (_ *runner, err error) {
 
 // identify works out the device's MQTT identity, topics, broker and TLS
 // configuration from the enrollment and the config.
-func (r *runner) identify(enr *Enrollment) error {
+func (r *runner) identify(enr *agentstate.Enrollment) error {
 	var err error
 	if r.clientID, err = control.DeviceUsername(r.fleet, r.device); err != nil {
 		return fmt.Errorf("the enrollment record names no valid device: %w", err)
@@ -222,15 +219,13 @@ func (r *runner) identify(enr *Enrollment) error {
 
 // openState takes the run lock and opens the nonce memory and the event
 // log. close undoes whatever it did.
-func (r *runner) openState(dir string, enr *Enrollment) error {
+func (r *runner) openState(dir string, enr *agentstate.Enrollment) error {
 	controlKey, err := control.ParseControlKey(enr.ControlKey)
 	if err != nil {
 		return fmt.Errorf("the enrollment record's control key cannot be used (%w); enroll the device again", err)
 	}
-	if r.unlock, err = lockStateDir(filepath.Join(dir, RunLockFile)); errors.Is(err, ErrAlreadyRunning) {
-		return &explained{kind: ErrAlreadyRunning, msg: fmt.Sprintf(
-			"another porthole-agent is already running as %s with the state directory %s; stop it first (two agents cannot share one device identity)", r.clientID, dir)}
-	} else if err != nil {
+	if r.unlock, err = agentstate.Lock(filepath.Join(dir, RunLockFile), fmt.Sprintf(
+		"another porthole-agent is already running as %s with the state directory %s; stop it first (two agents cannot share one device identity)", r.clientID, dir)); err != nil {
 		return err
 	}
 	if r.nonces, err = control.OpenFileNonceStore(filepath.Join(dir, NonceFile), r.serverNow()); err != nil {

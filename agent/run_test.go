@@ -15,6 +15,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/porthole/porthole/agent/agentstate"
 	"github.com/porthole/porthole/apitype"
 	"github.com/porthole/porthole/control"
 )
@@ -219,8 +220,8 @@ func TestRunRefusesSecondAgent(t *testing.T) {
 	d := enrollDevice(t, "dev1", nil)
 	d.start(t)
 	err := Run(t.Context(), d.options(t))
-	if !errors.Is(err, ErrAlreadyRunning) || !strings.Contains(err.Error(), d.Dir) {
-		t.Errorf("second Run = %v; want ErrAlreadyRunning naming %s", err, d.Dir)
+	if !errors.Is(err, agentstate.ErrAlreadyRunning) || !strings.Contains(err.Error(), d.Dir) {
+		t.Errorf("second Run = %v; want agentstate.ErrAlreadyRunning naming %s", err, d.Dir)
 	}
 }
 

@@ -16,6 +16,7 @@ import (
 
 	"golang.org/x/crypto/ssh"
 
+	"github.com/porthole/porthole/agent/agentstate"
 	"github.com/porthole/porthole/agentssh"
 	"github.com/porthole/porthole/control"
 	"github.com/porthole/porthole/relay/relayproto"
@@ -48,7 +49,7 @@ const relayCloseGrace = 600 * time.Millisecond
 // waiting_consent. A session consent refuses is answered tunnel_down with
 // the reason (no_consent, denied, consent_timeout) without dialling.
 type Tunnels struct {
-	state   *State
+	state   *agentstate.State
 	cfg     Config
 	log     *slog.Logger
 	now     func() time.Time
@@ -63,7 +64,7 @@ type Tunnels struct {
 
 // TunnelOptions are the inputs of NewTunnels.
 type TunnelOptions struct {
-	State  *State
+	State  *agentstate.State
 	Config Config
 	Logger *slog.Logger
 	Now    func() time.Time

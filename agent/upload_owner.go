@@ -12,13 +12,14 @@ import (
 	"strings"
 	"time"
 
+	"github.com/porthole/porthole/agent/agentstate"
 	"github.com/porthole/porthole/apitype"
 )
 
 // OwnerLinkFile, in the state directory, is the owner's read-only link to
 // the server's copy of this device's audit log and recordings. The running
 // agent asks the server for one with the device's key and renews it before
-// it expires; the file is readable by OwnerGroup (0640), so the owner
+// it expires; the file is readable by agentstate.OwnerGroup (0640), so the owner
 // reads it without the key.
 const OwnerLinkFile = "owner-link.json"
 
@@ -89,7 +90,7 @@ func RenewOwnerLink(ctx context.Context, stateDir, serverURL, fingerprint string
 	if err != nil {
 		return nil, err
 	}
-	if err := writeFileShared(filepath.Join(stateDir, OwnerLinkFile), data, ownerGID()); err != nil {
+	if err := agentstate.WriteFileShared(filepath.Join(stateDir, OwnerLinkFile), data, agentstate.OwnerGID()); err != nil {
 		return nil, fmt.Errorf("saving the owner link: %w", err)
 	}
 	return l, nil

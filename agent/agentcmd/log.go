@@ -11,6 +11,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/porthole/porthole/agent"
+	"github.com/porthole/porthole/agent/agentstate"
 )
 
 func newLog(stdio IO) *cobra.Command {
@@ -26,7 +27,7 @@ ending and why, and recordings cut short or deleted. Each line was written
 to disk before the agent acted on it.
 
 It reads the state directory itself: the agent need not be running. Run it
-as root, or as a member of the ` + agent.OwnerGroup + ` group.
+as root, or as a member of the ` + agentstate.OwnerGroup + ` group.
 
 --since keeps what happened since a moment: a length of time back (2h, 3d)
 or a date and time (2026-11-22, "2026-11-22 14:00", RFC 3339). --json prints
@@ -76,7 +77,7 @@ the log's own lines, one JSON object each.`,
 
 // stateFlag gives cmd --state.
 func stateFlag(cmd *cobra.Command, dir *string) {
-	cmd.Flags().StringVar(dir, "state", agent.DefaultStateDir, "the agent's state directory")
+	cmd.Flags().StringVar(dir, "state", agentstate.DefaultDir, "the agent's state directory")
 }
 
 // logTimeLayout is how the log's lines show their moment, in the local

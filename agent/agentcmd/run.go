@@ -14,6 +14,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/porthole/porthole/agent"
+	"github.com/porthole/porthole/agent/agentstate"
 	"github.com/porthole/porthole/agentssh"
 	"github.com/porthole/porthole/apiclient"
 )
@@ -88,7 +89,7 @@ Unknown keys are errors.`,
 			if err != nil {
 				return err
 			}
-			st, err := agent.LoadState(stateDir)
+			st, err := agentstate.Load(stateDir)
 			if err != nil {
 				return err
 			}
@@ -144,14 +145,14 @@ Unknown keys are errors.`,
 		},
 	}
 	f := cmd.Flags()
-	f.StringVar(&stateDir, "state", agent.DefaultStateDir, "the state directory that porthole-agent enroll filled")
+	f.StringVar(&stateDir, "state", agentstate.DefaultDir, "the state directory that porthole-agent enroll filled")
 	f.StringVar(&configFile, "config", agent.DefaultConfigFile, "the owner's config file")
 	return cmd
 }
 
 // deviceClient reaches the device's server with its own credential: for
 // the support queue and the server's time.
-func deviceClient(st *agent.State, cfg *agent.Config) (*apiclient.Client, error) {
+func deviceClient(st *agentstate.State, cfg *agent.Config) (*apiclient.Client, error) {
 	enr := st.Enrollment
 	server, err := apiclient.New(enr.Server, apiclient.Options{Fingerprint: enr.Fingerprint, Timeout: 15 * time.Second, NetDial: cfg.NetDial(),
 		Device: &apiclient.DeviceCredentials{Fleet: enr.Fleet, Device: enr.Name, Key: st.PrivateKey}})
@@ -163,7 +164,7 @@ func deviceClient(st *agent.State, cfg *agent.Config) (*apiclient.Client, error)
 
 // serveOwner serves the owner's socket and, if configured, the local page,
 // until ctx ends; stop waits for them.
-func serveOwner(ctx context.Context, stdio IO, st *agent.State, cfg *agent.Config, consent *agent.Consent, tunnels *agent.Tunnels, logger *slog.Logger) (stop func(), err error) {
+func serveOwner(ctx context.Context, stdio IO, st *agentstate.State, cfg *agent.Config, consent *agent.Consent, tunnels *agent.Tunnels, logger *slog.Logger) (stop func(), err error) {
 	local, err := agent.NewLocal(agent.LocalOptions{Consent: consent, Tunnels: tunnels, StateDir: st.Dir, Logger: logger})
 	if err != nil {
 		return nil, err
