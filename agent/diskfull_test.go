@@ -1,39 +1,21 @@
 package agent
 
 import (
-	"errors"
-	"os"
-	"os/exec"
-	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
-	"syscall"
 	"testing"
 
+	"github.com/porthole/porthole/agent/agentlog"
+	"github.com/porthole/porthole/agent/internal/agenttest"
 	"golang.org/x/crypto/ssh"
 )
-
-// tinyDisk mounts a tmpfs of size bytes for the test, for a disk that
-// fills up; it skips without root.
-func tinyDisk(t *testing.T, size string) string {
-	t.Helper()
-	if os.Geteuid() != 0 {
-		t.Skip("needs root, to mount a small tmpfs")
-	}
-	dir := t.TempDir()
-	if out, err := exec.Command("mount", "-t", "tmpfs", "-o", "size="+size, "tmpfs", dir).CombinedOutput(); err != nil {
-		t.Skipf("cannot mount a tmpfs: %v %s", err, out)
-	}
-	t.Cleanup(func() { exec.Command("umount", "-l", dir).Run() })
-	return dir
-}
 
 // TestRecordDiskFull: the device's disk fills while an engineer's shell
 // prints. The recording fails closed: the printing stops, nothing new
 // starts, the engineer reads why and the owner's log says it.
 func TestRecordDiskFull(t *testing.T) {
-	disk := tinyDisk(t, "512k")
+	disk := agenttest.TinyDisk(t, "512k")
 	rec := openRecordings(t, Config{}, func(o *RecordingsOptions) { o.StateDir = disk })
 	d := newSSHDevice(t, rec)
 	c := d.login(t)
@@ -56,53 +38,8 @@ func TestRecordDiskFull(t *testing.T) {
 		t.Errorf("a command after the disk filled: %q, %v; want it refused, saying why", errOut, err)
 	}
 	entries := logEvents(t, disk)
-	if i := slices.IndexFunc(entries, func(e LogEntry) bool { return e.Event == eventRecordingFailed }); i < 0 ||
+	if i := slices.IndexFunc(entries, func(e agentlog.Entry) bool { return e.Event == eventRecordingFailed }); i < 0 ||
 		!strings.Contains(entries[i].Fields["detail"].(string), "no space left on device") {
 		t.Errorf("agent.log: %s; want recording_failed saying the disk is full", logKinds(entries))
-	}
-}
-
-// TestEventLogDiskFull: with the disk already full to the last byte, the
-// event log still takes the lines that say so (it keeps a reserve it gives
-// up then), and fails, closed, only when that is spent.
-func TestEventLogDiskFull(t *testing.T) {
-	disk := tinyDisk(t, "256k")
-	l, err := openEventLog(filepath.Join(disk, EventLogFile))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	fill(t, disk)
-	ev := event{Event: eventRecordingFailed, Detail: strings.Repeat("d", 200)}
-	if err := l.write(ev); err != nil {
-		t.Fatalf("the first line on a full disk: %v", err)
-	}
-	var err2 error
-	for i := 0; i < 10000 && err2 == nil; i++ {
-		err2 = l.write(ev)
-	}
-	if !errors.Is(err2, syscall.ENOSPC) {
-		t.Fatalf("writing on past the reserve: %v; want no space left", err2)
-	}
-}
-
-// fill writes a file into dir until its disk has no byte left.
-func fill(t *testing.T, dir string) {
-	t.Helper()
-	f, err := os.Create(filepath.Join(dir, "filler"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	buf := make([]byte, 4096)
-	for {
-		if _, err := f.Write(buf); err != nil {
-			break
-		}
-	}
-	for {
-		if _, err := f.Write(buf[:1]); err != nil {
-			return
-		}
 	}
 }

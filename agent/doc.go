@@ -17,7 +17,7 @@
 // holds only the keys that do something so far (see Config).
 //
 // Recording: Recordings writes what engineers do in each session to the
-// state directory, for the owner (ListSessions, Replay, ReadEventLog) and
+// state directory, for the owner (ListSessions, Replay, agentlog.Read) and
 // for the upload to the server; SessionsDir documents the files, which
 // only grow by whole lines, so an uploader keeps an offset per file.
 //

@@ -86,7 +86,7 @@ func signWith(t *testing.T, key ed25519.PrivateKey, cmd control.Command) []byte 
 
 // options are the RunOptions of the device's agent in tests.
 func (d *testDevice) options(t *testing.T) RunOptions {
-	return RunOptions{State: d.State, Logger: agenttest.Logger(t), Backoff: fastBackoff, Now: d.clock.Now}
+	return RunOptions{State: d.State, Log: agenttest.OpenLog(t, d.Dir), Logger: agenttest.Logger(t), Backoff: fastBackoff, Now: d.clock.Now}
 }
 
 // runningAgent is Run on its own goroutine.

@@ -9,6 +9,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/porthole/porthole/agent/agentlog"
 	"github.com/porthole/porthole/agent/agentstate"
 	"github.com/porthole/porthole/control"
 	"github.com/porthole/porthole/internal/atomicfile"
@@ -55,7 +56,7 @@ func (r *Recordings) closeInterrupted(dir string, m *SessionMeta) {
 			r.log.Error("closing an interrupted recording", "session", m.Session, "err", err)
 		}
 	}
-	r.record(event{Event: eventSessionEnded, Session: m.Session, Reason: why, Bytes: dirSize(dir)})
+	r.record(agentlog.Event{Event: eventSessionEnded, Session: m.Session, Reason: why, Bytes: dirSize(dir)})
 }
 
 // lastWritten is when a file in dir was last changed.
@@ -128,6 +129,6 @@ func (r *Recordings) prune(reserve int64, skip string) {
 		}
 		r.used.Add(-c.size)
 		r.log.Info("deleted a recording", "session", c.name, "reason", why)
-		r.record(event{Event: eventRecordingDeleted, Session: c.name, Reason: key, Detail: why, Bytes: c.size})
+		r.record(agentlog.Event{Event: eventRecordingDeleted, Session: c.name, Reason: key, Detail: why, Bytes: c.size})
 	}
 }

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/porthole/porthole/agent/agentstate"
+	"github.com/porthole/porthole/agent/internal/agenttest"
 	"github.com/porthole/porthole/agentssh"
 	"github.com/porthole/porthole/control"
 )
@@ -132,7 +133,8 @@ func TestFormatSessionEventShown(t *testing.T) {
 // BenchmarkRecordOutput is the recorder's cost per byte of terminal
 // output, which the engineer's session waits for.
 func BenchmarkRecordOutput(b *testing.B) {
-	r, err := OpenRecordings(RecordingsOptions{StateDir: b.TempDir(), Config: Config{Recordings: RecordingsConfig{MaxSession: 1 << 40, MaxTotal: 2 << 40}}})
+	dir := b.TempDir()
+	r, err := OpenRecordings(RecordingsOptions{StateDir: dir, Log: agenttest.OpenLog(b, dir), Config: Config{Recordings: RecordingsConfig{MaxSession: 1 << 40, MaxTotal: 2 << 40}}})
 	if err != nil {
 		b.Fatal(err)
 	}

@@ -14,6 +14,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/porthole/porthole/agent/agentlog"
 	"github.com/porthole/porthole/agent/agentstate"
 	"github.com/porthole/porthole/apiclient"
 	"github.com/porthole/porthole/control"
@@ -35,6 +36,10 @@ type RunOptions struct {
 	State *agentstate.State
 	// Config is the owner's configuration. The zero value is the defaults.
 	Config Config
+	// Log is the agent's event log (agentlog.Open), where commands
+	// accepted and rejected are recorded; the caller closes it after Run
+	// returns. Required.
+	Log *agentlog.Log
 	// Logger gets the agent's log: commands accepted and rejected, and
 	// debug detail. Nil: nothing is logged.
 	Logger *slog.Logger
@@ -80,7 +85,7 @@ type runner struct {
 
 	verifier *control.Verifier
 	nonces   *control.FileNonceStore
-	events   *eventLog
+	events   *agentlog.Log
 	unlock   func() error
 
 	inbox     chan []byte // commands received, waiting for the worker
@@ -123,7 +128,7 @@ type runner struct {
 //
 // Every message on the cmd topic goes through control.Verifier, with the
 // nonces kept in NonceFile. A rejected command is logged, recorded in
-// EventLogFile and answered with "rejected <reason>"; an accepted one is
+// agentlog.File and answered with "rejected <reason>"; an accepted one is
 // recorded and handed to Sessions.
 func Run(ctx context.Context, opts RunOptions) error {
 	r, err := newRunner(opts)
@@ -141,6 +146,9 @@ func newRunner(opts RunOptions) (_ *runner, err error) {
 	if st == nil || len(st.PrivateKey) != ed25519.PrivateKeySize {
 		return nil, errors.New("agent: Run needs a loaded State")
 	}
+	if opts.Log == nil {
+		return nil, errors.New("agent: Run needs the event log")
+	}
 	if err := opts.Config.Validate(); err != nil {
 		return nil, err
 	}
@@ -156,6 +164,7 @@ func newRunner(opts RunOptions) (_ *runner, err error) {
 		priv:     st.PrivateKey,
 		broker:   opts.Config.Broker,
 		proxy:    opts.Config.proxy(),
+		events:   opts.Log,
 		inbox:    make(chan []byte, inboxSize),
 	}
 	r.dial = (&proxydial.Dialer{Proxy: r.proxy}).DialContext
@@ -217,8 +226,8 @@ func (r *runner) identify(enr *agentstate.Enrollment) error {
 	return nil
 }
 
-// openState takes the run lock and opens the nonce memory and the event
-// log. close undoes whatever it did.
+// openState takes the run lock and opens the nonce memory. close undoes
+// whatever it did.
 func (r *runner) openState(dir string, enr *agentstate.Enrollment) error {
 	controlKey, err := control.ParseControlKey(enr.ControlKey)
 	if err != nil {
@@ -231,10 +240,7 @@ func (r *runner) openState(dir string, enr *agentstate.Enrollment) error {
 	if r.nonces, err = control.OpenFileNonceStore(filepath.Join(dir, NonceFile), r.serverNow()); err != nil {
 		return fmt.Errorf("opening the command nonce memory: %w", err)
 	}
-	if r.verifier, err = control.NewVerifier(controlKey, r.fleet, r.device, r.nonces); err != nil {
-		return err
-	}
-	r.events, err = openEventLog(filepath.Join(dir, EventLogFile))
+	r.verifier, err = control.NewVerifier(controlKey, r.fleet, r.device, r.nonces)
 	return err
 }
 
@@ -267,11 +273,6 @@ const clockSyncTimeout = 5 * time.Second
 
 // close releases what openState opened.
 func (r *runner) close() {
-	if r.events != nil {
-		if err := r.events.Close(); err != nil {
-			r.log.Error("closing the event log", "err", err)
-		}
-	}
 	if r.nonces != nil {
 		if err := r.nonces.Close(); err != nil {
 			r.log.Error("closing the nonce memory", "err", err)

@@ -57,11 +57,11 @@ func ReadOwnerLink(stateDir string) (*OwnerLink, error) {
 	data, err := os.ReadFile(path)
 	if errors.Is(err, fs.ErrNotExist) {
 		if _, serr := os.Stat(stateDir); serr != nil {
-			return nil, readableErr(stateDir, serr)
+			return nil, agentstate.ReadError(stateDir, serr)
 		}
 		return nil, &explained{kind: ErrNoOwnerLink, msg: "the agent has no owner link yet: it asks the server for one as it runs (porthole-agent run)"}
 	} else if err != nil {
-		return nil, readableErr(path, err)
+		return nil, agentstate.ReadError(path, err)
 	}
 	var l OwnerLink
 	if err := json.Unmarshal(data, &l); err != nil || l.Token == "" {

@@ -20,6 +20,7 @@ import (
 	"golang.org/x/crypto/ssh"
 
 	"github.com/porthole/porthole/agent/agentstate"
+	"github.com/porthole/porthole/agent/internal/agenttest"
 	"github.com/porthole/porthole/agentssh"
 	"github.com/porthole/porthole/api"
 	"github.com/porthole/porthole/apiclient"
@@ -184,7 +185,7 @@ func startStop(t *testing.T, u *Uploader) func() {
 // change, as the agent restarts).
 func recorder(t *testing.T, st *agentstate.State, changed *atomic.Pointer[Uploader]) *Recordings {
 	t.Helper()
-	r, err := OpenRecordings(RecordingsOptions{StateDir: st.Dir, Device: st.Enrollment.Name, FlushEvery: 5 * time.Millisecond,
+	r, err := OpenRecordings(RecordingsOptions{StateDir: st.Dir, Log: agenttest.OpenLog(t, st.Dir), Device: st.Enrollment.Name, FlushEvery: 5 * time.Millisecond,
 		Changed: func(s string) {
 			if u := changed.Load(); u != nil {
 				u.Changed(s)

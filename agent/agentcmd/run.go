@@ -8,12 +8,14 @@ import (
 	"io/fs"
 	"log/slog"
 	"net"
+	"path/filepath"
 	"sync"
 	"time"
 
 	"github.com/spf13/cobra"
 
 	"github.com/porthole/porthole/agent"
+	"github.com/porthole/porthole/agent/agentlog"
 	"github.com/porthole/porthole/agent/agentstate"
 	"github.com/porthole/porthole/agentssh"
 	"github.com/porthole/porthole/apiclient"
@@ -98,11 +100,18 @@ Unknown keys are errors.`,
 				level = slog.LevelDebug
 			}
 			logger := slog.New(slog.NewTextHandler(stdio.Err, &slog.HandlerOptions{Level: level}))
+			// One event log, for everything that records events; closed
+			// after all of them.
+			events, err := agentlog.Open(filepath.Join(st.Dir, agentlog.File))
+			if err != nil {
+				return err
+			}
+			defer events.Close()
 			uploads, err := agent.NewUploader(agent.UploadOptions{State: st, Logger: logger, NetDial: cfg.NetDial()})
 			if err != nil {
 				return err
 			}
-			rec, err := agent.OpenRecordings(agent.RecordingsOptions{StateDir: st.Dir, Config: *cfg, Device: st.Enrollment.Name, Logger: logger,
+			rec, err := agent.OpenRecordings(agent.RecordingsOptions{StateDir: st.Dir, Log: events, Config: *cfg, Device: st.Enrollment.Name, Logger: logger,
 				Changed: uploads.Changed})
 			if err != nil {
 				return err
@@ -118,7 +127,7 @@ Unknown keys are errors.`,
 			// time, as measured over the pinned connection to the API.
 			clock := agent.NewServerClock(nil, server.ServerTime, logger)
 			consent, err := agent.NewConsent(agent.ConsentOptions{Mode: cfg.ConsentMode(), Fleet: st.Enrollment.Fleet, Device: st.Enrollment.Name,
-				ApprovalTimeout: cfg.ApprovalTimeout, Server: server, StateDir: st.Dir, Logger: logger})
+				ApprovalTimeout: cfg.ApprovalTimeout, Server: server, Log: events, Logger: logger})
 			if err != nil {
 				return err
 			}
@@ -137,6 +146,7 @@ Unknown keys are errors.`,
 			return agent.Run(ctx, agent.RunOptions{
 				State:    st,
 				Config:   *cfg,
+				Log:      events,
 				Logger:   logger,
 				Status:   stdio.Err,
 				Sessions: rec.Handler(tunnels),
