@@ -46,7 +46,8 @@ type RunOptions struct {
 	// Status gets a line for a person whenever the connection to the
 	// broker comes or goes. Nil: nothing is written.
 	Status io.Writer
-	// Sessions carries out accepted commands. Nil: NoSessions.
+	// Sessions carries out accepted commands (Tunnels, through the
+	// recorder's Handler). Required.
 	Sessions SessionHandler
 	// Backoff paces reconnects. The zero value is the defaults.
 	Backoff Backoff
@@ -146,8 +147,8 @@ func newRunner(opts RunOptions) (_ *runner, err error) {
 	if st == nil || len(st.PrivateKey) != ed25519.PrivateKeySize {
 		return nil, errors.New("agent: Run needs a loaded State")
 	}
-	if opts.Log == nil {
-		return nil, errors.New("agent: Run needs the event log")
+	if opts.Log == nil || opts.Sessions == nil {
+		return nil, errors.New("agent: Run needs the event log and a SessionHandler")
 	}
 	if err := opts.Config.Validate(); err != nil {
 		return nil, err
@@ -170,9 +171,6 @@ func newRunner(opts RunOptions) (_ *runner, err error) {
 	r.dial = (&proxydial.Dialer{Proxy: r.proxy}).DialContext
 	if r.log == nil {
 		r.log = slog.New(slog.DiscardHandler)
-	}
-	if r.sessions == nil {
-		r.sessions = NoSessions{Logger: r.log}
 	}
 	if r.now == nil {
 		r.now = time.Now
