@@ -10,6 +10,7 @@ import (
 	"os"
 	"strings"
 
+	"github.com/porthole/porthole/agent/agentstate"
 	"github.com/porthole/porthole/apiclient"
 	"github.com/porthole/porthole/keyfile"
 )
@@ -39,7 +40,7 @@ func untrusted(format string, args ...any) error {
 //
 // An external broker is checked against the system's roots, or CAFile, for
 // u's host name, and gets ClientCert if one is configured.
-func brokerTLS(u *url.URL, enr *Enrollment, bc BrokerConfig) (*tls.Config, error) {
+func brokerTLS(u *url.URL, enr *agentstate.Enrollment, bc BrokerConfig) (*tls.Config, error) {
 	cfg := &tls.Config{ServerName: u.Hostname(), MinVersion: tls.VersionTLS12}
 	if !bc.external() {
 		// The server's own port routes by ALPN (as AWS IoT Core does on

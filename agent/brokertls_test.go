@@ -8,6 +8,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/porthole/porthole/agent/agentstate"
 	"github.com/porthole/porthole/agent/internal/agenttest"
 	"github.com/porthole/porthole/apiclient"
 )
@@ -59,24 +60,24 @@ func TestBrokerTLS(t *testing.T) {
 	u, _ := url.Parse("mqtts://broker.example.com:8883")
 	pin := "sha256:" + strings.Repeat("ab", 32)
 	t.Run("pinned", func(t *testing.T) {
-		cfg, err := brokerTLS(u, &Enrollment{TLSFingerprint: pin, Fingerprint: pin}, BrokerConfig{})
+		cfg, err := brokerTLS(u, &agentstate.Enrollment{TLSFingerprint: pin, Fingerprint: pin}, BrokerConfig{})
 		if err != nil || !cfg.InsecureSkipVerify || cfg.VerifyConnection == nil || cfg.ServerName != "broker.example.com" {
 			t.Errorf("brokerTLS = %+v, %v; want a pin check in place of the chain check", cfg, err)
 		}
 	})
 	t.Run("no pin recorded", func(t *testing.T) {
-		cfg, err := brokerTLS(u, &Enrollment{}, BrokerConfig{})
+		cfg, err := brokerTLS(u, &agentstate.Enrollment{}, BrokerConfig{})
 		if err != nil || cfg.InsecureSkipVerify || cfg.VerifyConnection != nil {
 			t.Errorf("brokerTLS = %+v, %v; want the system's roots", cfg, err)
 		}
 	})
 	t.Run("damaged pin", func(t *testing.T) {
-		if _, err := brokerTLS(u, &Enrollment{TLSFingerprint: "sha256:zz"}, BrokerConfig{}); err == nil || !strings.Contains(err.Error(), "damaged") {
+		if _, err := brokerTLS(u, &agentstate.Enrollment{TLSFingerprint: "sha256:zz"}, BrokerConfig{}); err == nil || !strings.Contains(err.Error(), "damaged") {
 			t.Errorf("brokerTLS = %v; want an error about the damaged fingerprint", err)
 		}
 	})
 	t.Run("external ignores the pin", func(t *testing.T) {
-		cfg, err := brokerTLS(u, &Enrollment{TLSFingerprint: pin}, BrokerConfig{URL: u.String()})
+		cfg, err := brokerTLS(u, &agentstate.Enrollment{TLSFingerprint: pin}, BrokerConfig{URL: u.String()})
 		if err != nil || cfg.InsecureSkipVerify || cfg.VerifyConnection != nil || cfg.RootCAs != nil {
 			t.Errorf("brokerTLS = %+v, %v; want the system's roots", cfg, err)
 		}

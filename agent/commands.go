@@ -8,7 +8,14 @@ import (
 
 	"github.com/eclipse/paho.golang/autopaho"
 
+	"github.com/porthole/porthole/agent/agentlog"
 	"github.com/porthole/porthole/control"
+)
+
+// Events of the control channel in the event log.
+const (
+	eventCommandAccepted = "command_accepted"
+	eventCommandRejected = "command_rejected"
 )
 
 // work handles received commands one at a time until ctx ends.
@@ -42,11 +49,11 @@ func (r *runner) handle(ctx context.Context, payload []byte, report Reporter) {
 			detail += fmt.Sprintf("; this device's clock reads %s: if that is wrong, set it right (NTP)", r.now().UTC().Format(time.RFC3339))
 		}
 		r.log.Warn("command rejected", "reason", reason, "detail", detail, "size", len(payload))
-		r.record(event{Event: eventCommandRejected, Reason: reason, Detail: detail, Size: len(payload)})
+		r.record(agentlog.Event{Event: eventCommandRejected, Reason: reason, Detail: detail, Size: len(payload)})
 		report(control.State{Kind: control.StateRejected, Reason: reason})
 		return
 	}
-	if !r.record(event{Event: eventCommandAccepted, Type: cmd.Type, Session: cmd.Session}) {
+	if !r.record(agentlog.Event{Event: eventCommandAccepted, Type: cmd.Type, Session: cmd.Session}) {
 		report(control.TunnelDown(cmd.Session, control.CloseNotRecorded))
 		return
 	}
@@ -67,9 +74,9 @@ func timeRejected(err error) bool {
 }
 
 // record writes ev to the event log and reports whether it is on disk.
-func (r *runner) record(ev event) bool {
+func (r *runner) record(ev agentlog.Event) bool {
 	ev.Time = r.now().UTC()
-	if err := r.events.write(ev); err != nil {
+	if err := r.events.Write(ev); err != nil {
 		r.log.Error("the event log cannot be written", "event", ev.Event, "err", err)
 		return false
 	}

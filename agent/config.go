@@ -59,7 +59,7 @@ type Config struct {
 	// revoke). Empty: DefaultSocket.
 	Socket string `yaml:"socket"`
 	// SocketGroup is the group whose members may use the socket (mode
-	// 0660), so an owner need not be root. Empty: OwnerGroup ("porthole")
+	// 0660), so an owner need not be root. Empty: agentstate.OwnerGroup ("porthole")
 	// if it exists, else only the agent's own user.
 	SocketGroup string `yaml:"socket_group"`
 	// LocalUI is the loopback address (such as 127.0.0.1:7780) of the

@@ -18,6 +18,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/porthole/porthole/agent/agentstate"
 )
 
 func TestParseConfig(t *testing.T) {
@@ -181,7 +183,7 @@ func TestClientCertificate(t *testing.T) {
 	}
 	u, _ := url.Parse("mqtts://iot.example.com:8883")
 	bc := BrokerConfig{URL: u.String(), ClientCert: certFile, ClientKey: keyFile}
-	cfg, err := brokerTLS(u, &Enrollment{}, bc)
+	cfg, err := brokerTLS(u, &agentstate.Enrollment{}, bc)
 	if err != nil || len(cfg.Certificates) != 1 {
 		t.Fatalf("brokerTLS = %+v, %v; want the client certificate", cfg, err)
 	}
@@ -189,14 +191,14 @@ func TestClientCertificate(t *testing.T) {
 	if err := os.Chmod(keyFile, 0o644); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := brokerTLS(u, &Enrollment{}, bc); err == nil || !strings.Contains(err.Error(), "chmod 600 "+keyFile) {
+	if _, err := brokerTLS(u, &agentstate.Enrollment{}, bc); err == nil || !strings.Contains(err.Error(), "chmod 600 "+keyFile) {
 		t.Errorf("brokerTLS with a readable key = %v; want a refusal saying chmod 600", err)
 	}
 	if err := os.Chmod(keyFile, 0o600); err != nil {
 		t.Fatal(err)
 	}
 	bc.ClientCert = keyFile
-	if _, err := brokerTLS(u, &Enrollment{}, bc); err == nil || !strings.Contains(err.Error(), "do not make a certificate and its key") {
+	if _, err := brokerTLS(u, &agentstate.Enrollment{}, bc); err == nil || !strings.Contains(err.Error(), "do not make a certificate and its key") {
 		t.Errorf("brokerTLS with a key for a certificate = %v", err)
 	}
 }

@@ -5,12 +5,12 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"path/filepath"
 	"slices"
 	"strings"
 	"sync"
 	"time"
 
+	"github.com/porthole/porthole/agent/agentlog"
 	"github.com/porthole/porthole/agentssh"
 	"github.com/porthole/porthole/apitype"
 	"github.com/porthole/porthole/control"
@@ -92,9 +92,9 @@ type ConsentOptions struct {
 	// (the owner still reads out the code; engineers just find no entry in
 	// the queue).
 	Server ConsentServer
-	// StateDir is the device's state directory, where the event log is.
-	// Empty: nothing is logged there.
-	StateDir string
+	// Log is the agent's event log (agentlog.Open), which the caller
+	// closes after Close. Nil: nothing is logged there.
+	Log *agentlog.Log
 	// Logger gets the agent's own lines. Nil: nothing is logged.
 	Logger *slog.Logger
 	// Now is the clock. Nil: time.Now.
@@ -134,7 +134,7 @@ type Consent struct {
 	server          ConsentServer
 	log             *slog.Logger
 	now             func() time.Time
-	events          *eventLog // nil: no event log
+	events          *agentlog.Log // nil: no event log
 	ctx             context.Context
 	cancel          context.CancelFunc
 	wg              sync.WaitGroup // talks with the server
@@ -224,7 +224,7 @@ func NewConsent(opts ConsentOptions) (*Consent, error) {
 	if opts.ApprovalTimeout < 0 || opts.ApprovalTimeout > MaxApprovalTimeout {
 		return nil, fmt.Errorf("approval_timeout must be at most %v", MaxApprovalTimeout)
 	}
-	c := &Consent{mode: mode, fleet: opts.Fleet, device: opts.Device, server: opts.Server, log: opts.Logger, now: opts.Now,
+	c := &Consent{mode: mode, fleet: opts.Fleet, device: opts.Device, server: opts.Server, log: opts.Logger, now: opts.Now, events: opts.Log,
 		approvalTimeout: orDuration(opts.ApprovalTimeout, DefaultApprovalTimeout),
 		pending:         map[string]*approval{}, sessions: map[string]*sessionInfo{}}
 	if c.log == nil {
@@ -232,12 +232,6 @@ func NewConsent(opts ConsentOptions) (*Consent, error) {
 	}
 	if c.now == nil {
 		c.now = time.Now
-	}
-	if opts.StateDir != "" {
-		var err error
-		if c.events, err = openEventLog(filepath.Join(opts.StateDir, EventLogFile)); err != nil {
-			return nil, err
-		}
 	}
 	c.ctx, c.cancel = context.WithCancel(context.Background())
 	return c, nil
@@ -279,19 +273,16 @@ func (c *Consent) Close() error {
 		cancel()
 	}
 	c.wg.Wait()
-	if c.events != nil {
-		return c.events.Close()
-	}
 	return nil
 }
 
 // record writes ev to the event log, if there is one.
-func (c *Consent) record(ev event) {
+func (c *Consent) record(ev agentlog.Event) {
 	if c.events == nil {
 		return
 	}
 	ev.Time = c.now().UTC()
-	if err := c.events.write(ev); err != nil {
+	if err := c.events.Write(ev); err != nil {
 		c.log.Error("the event log cannot be written", "event", ev.Event, "err", err)
 	}
 }
@@ -337,7 +328,7 @@ func (c *Consent) Request(reason string, d time.Duration) (st WindowStatus, open
 		c.closeWindowLocked(w, control.CloseConsentExpired)
 	})
 	c.window = w
-	c.record(event{Event: eventWindowOpened, Detail: fmt.Sprintf("until %s; reason: %s", w.ends.UTC().Format(time.RFC3339), orNone(reason))})
+	c.record(agentlog.Event{Event: eventWindowOpened, Detail: fmt.Sprintf("until %s; reason: %s", w.ends.UTC().Format(time.RFC3339), orNone(reason))})
 	c.log.Info("support window opened", "until", w.ends, "reason", reason)
 	if c.server == nil {
 		close(w.told)
@@ -427,7 +418,7 @@ func (c *Consent) closeRequestLocked(id, reason string) {
 		defer cancel()
 		if _, err := c.server.CloseDeviceRequest(ctx, id, reason); err != nil {
 			c.log.Warn("could not tell the server a request closed", "request", id, "reason", reason, "err", err)
-			c.record(event{Event: eventServerNotTold, Reason: reason, Detail: fmt.Sprintf("request %s: %v", id, err)})
+			c.record(agentlog.Event{Event: eventServerNotTold, Reason: reason, Detail: fmt.Sprintf("request %s: %v", id, err)})
 		}
 	})
 }
@@ -452,7 +443,7 @@ func (c *Consent) closeWindowLocked(w *window, reason control.CloseReason) {
 	if c.window == w {
 		c.window = nil
 	}
-	c.record(event{Event: eventWindowClosed, Reason: string(reason)})
+	c.record(agentlog.Event{Event: eventWindowClosed, Reason: string(reason)})
 	c.log.Info("support window closed", "reason", reason)
 	c.closeRequestLocked(w.requestID, string(reason))
 }
@@ -500,7 +491,7 @@ func (c *Consent) admit(ctx context.Context, cmd *control.Command, report Report
 	w := c.window
 	if w == nil || w.endReason != "" {
 		c.mu.Unlock()
-		c.record(event{Event: eventSessionRefused, Session: cmd.Session, Reason: string(control.CloseNoConsent)})
+		c.record(agentlog.Event{Event: eventSessionRefused, Session: cmd.Session, Reason: string(control.CloseNoConsent)})
 		c.log.Info("session refused: no support window is open", "session", cmd.Session)
 		return nil, control.CloseNoConsent
 	}
@@ -514,7 +505,7 @@ func (c *Consent) admitted(session string, w *window, how string) {
 	c.mu.Lock()
 	c.sessions[session] = &sessionInfo{id: session, since: c.now(), state: SessionConnecting}
 	c.mu.Unlock()
-	c.record(event{Event: eventSessionAdmitted, Session: session, Detail: how})
+	c.record(agentlog.Event{Event: eventSessionAdmitted, Session: session, Detail: how})
 }
 
 // waitApproval holds a session until the owner answers (approve mode).
@@ -532,7 +523,7 @@ func (c *Consent) waitApproval(ctx context.Context, cmd *control.Command, report
 		c.wg.Go(func() { c.askWho(a) })
 	}
 	c.mu.Unlock()
-	c.record(event{Event: eventApprovalAsked, Session: a.session, Detail: "waiting for the owner until " + a.deadline.UTC().Format(time.RFC3339)})
+	c.record(agentlog.Event{Event: eventApprovalAsked, Session: a.session, Detail: "waiting for the owner until " + a.deadline.UTC().Format(time.RFC3339)})
 	c.log.Info("session waits for the owner's approval", "session", a.session, "until", a.deadline)
 	report(control.State{Kind: control.StateWaitingConsent, Session: a.session})
 
@@ -566,13 +557,13 @@ func (c *Consent) waitApproval(ctx context.Context, cmd *control.Command, report
 	c.mu.Unlock()
 	switch {
 	case ok:
-		c.record(event{Event: eventApproved, Session: a.session})
+		c.record(agentlog.Event{Event: eventApproved, Session: a.session})
 		c.closeRequest(id, "approved")
 		return &grant{}, ""
 	case reason == control.CloseDenied:
-		c.record(event{Event: eventDenied, Session: a.session})
+		c.record(agentlog.Event{Event: eventDenied, Session: a.session})
 	case reason == control.CloseConsentTimeout:
-		c.record(event{Event: eventDenied, Session: a.session, Reason: string(control.CloseConsentTimeout), Detail: "the owner did not answer in time"})
+		c.record(agentlog.Event{Event: eventDenied, Session: a.session, Reason: string(control.CloseConsentTimeout), Detail: "the owner did not answer in time"})
 	}
 	c.log.Info("session not approved", "session", a.session, "reason", reason)
 	c.closeRequest(id, string(reason))
@@ -598,7 +589,7 @@ func (c *Consent) askWho(a *approval) {
 		c.log.Warn("could not ask the server who asks for a session", "session", a.session, "err", err)
 		return
 	}
-	c.record(event{Event: eventApprovalAsked, Session: a.session, Detail: fmt.Sprintf("asked by %s: %s", r.RequestedBy, orNone(r.Reason))})
+	c.record(agentlog.Event{Event: eventApprovalAsked, Session: a.session, Detail: fmt.Sprintf("asked by %s: %s", r.RequestedBy, orNone(r.Reason))})
 	if !still { // answered while the request was on its way
 		c.closeRequest(r.ID, "answered")
 	}
@@ -649,12 +640,12 @@ func (c *Consent) checkCode(w *window, session, answer string) error {
 		return fmt.Errorf("the support window on %s has closed; ask its owner to run `porthole-agent request` again", c.device)
 	}
 	if codeMatches(answer, w.code) {
-		c.record(event{Event: eventCodeAccepted, Session: session})
+		c.record(agentlog.Event{Event: eventCodeAccepted, Session: session})
 		c.log.Info("support code accepted", "session", session)
 		return nil
 	}
 	w.wrong++
-	c.record(event{Event: eventCodeWrong, Session: session, Detail: fmt.Sprintf("wrong code %d of %d", w.wrong, MaxWrongCodes)})
+	c.record(agentlog.Event{Event: eventCodeWrong, Session: session, Detail: fmt.Sprintf("wrong code %d of %d", w.wrong, MaxWrongCodes)})
 	c.log.Warn("wrong support code", "session", session, "wrong", w.wrong)
 	if w.wrong >= MaxWrongCodes {
 		c.closeWindowLocked(w, control.CloseWrongCodes)

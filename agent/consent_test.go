@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/porthole/porthole/agent/internal/agenttest"
 	"github.com/porthole/porthole/apitype"
 	"github.com/porthole/porthole/control"
 	"github.com/porthole/porthole/internal/testwait"
@@ -115,7 +116,7 @@ func (f *fakeServer) closedReason(id string) string {
 func newTestConsent(t *testing.T, mode ConsentMode, edit func(*ConsentOptions)) (*Consent, *fakeServer) {
 	t.Helper()
 	srv := &fakeServer{}
-	opts := ConsentOptions{Mode: mode, Fleet: "lab", Device: "dev1", Server: srv, StateDir: t.TempDir()}
+	opts := ConsentOptions{Mode: mode, Fleet: "lab", Device: "dev1", Server: srv, Log: agenttest.OpenLog(t, t.TempDir())}
 	if edit != nil {
 		edit(&opts)
 	}

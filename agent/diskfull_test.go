@@ -1,14 +1,12 @@
 package agent
 
 import (
-	"errors"
-	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
-	"syscall"
 	"testing"
 
+	"github.com/porthole/porthole/agent/agentlog"
 	"github.com/porthole/porthole/internal/testdisk"
 	"golang.org/x/crypto/ssh"
 )
@@ -40,32 +38,8 @@ func TestRecordDiskFull(t *testing.T) {
 		t.Errorf("a command after the disk filled: %q, %v; want it refused, saying why", errOut, err)
 	}
 	entries := logEvents(t, disk)
-	if i := slices.IndexFunc(entries, func(e LogEntry) bool { return e.Event == eventRecordingFailed }); i < 0 ||
+	if i := slices.IndexFunc(entries, func(e agentlog.Entry) bool { return e.Event == eventRecordingFailed }); i < 0 ||
 		!strings.Contains(entries[i].Fields["detail"].(string), "no space left on device") {
 		t.Errorf("agent.log: %s; want recording_failed saying the disk is full", logKinds(entries))
-	}
-}
-
-// TestEventLogDiskFull: with the disk already full to the last byte, the
-// event log still takes the lines that say so (it keeps a reserve it gives
-// up then), and fails, closed, only when that is spent.
-func TestEventLogDiskFull(t *testing.T) {
-	disk := testdisk.Tiny(t, "256k")
-	l, err := openEventLog(filepath.Join(disk, EventLogFile))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	testdisk.Fill(t, disk)
-	ev := event{Event: eventRecordingFailed, Detail: strings.Repeat("d", 200)}
-	if err := l.write(ev); err != nil {
-		t.Fatalf("the first line on a full disk: %v", err)
-	}
-	var err2 error
-	for i := 0; i < 10000 && err2 == nil; i++ {
-		err2 = l.write(ev)
-	}
-	if !errors.Is(err2, syscall.ENOSPC) {
-		t.Fatalf("writing on past the reserve: %v; want no space left", err2)
 	}
 }

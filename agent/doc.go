@@ -11,15 +11,20 @@
 // server names, and only then saves the certificate and the enrollment
 // record. The record is written last: its presence means "enrolled".
 //
-// Running: Run connects to the MQTT broker the enrollment names (or the
-// one the owner's Config names) and follows the protocol of package
-// control; its comment lists the MQTT choices. The owner's configuration
-// holds only the keys that do something so far (see Config).
+// Running: New composes the running agent from its parts and Agent.Run
+// runs them, waiting for every goroutine it starts. The state directory is
+// package agentstate's (Load); the event log, agent.log, package
+// agentlog's, opened once by New and handed to every part that records.
+// The control channel, Run, connects to the MQTT broker the enrollment
+// names (or the one the owner's Config names) and follows the protocol of
+// package control; its comment lists the MQTT choices. The owner's
+// configuration holds only the keys the agent acts on (see Config).
 //
 // Recording: Recordings writes what engineers do in each session to the
-// state directory, for the owner (ListSessions, Replay, ReadEventLog) and
-// for the upload to the server; SessionsDir documents the files, which
-// only grow by whole lines, so an uploader keeps an offset per file.
+// state directory, for the owner (ListSessions, Replay; agentlog.Read for
+// agent.log) and for the upload to the server; SessionsDir documents the
+// files, which only grow by whole lines, so an uploader keeps an offset per
+// file.
 //
 // Consent: every session must pass the owner's consent before the relay is
 // dialled, in the mode the owner's config alone sets (ConsentMode: manual

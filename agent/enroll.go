@@ -11,6 +11,7 @@ import (
 
 	"golang.org/x/crypto/ssh"
 
+	"github.com/porthole/porthole/agent/agentstate"
 	"github.com/porthole/porthole/apiclient"
 	"github.com/porthole/porthole/apitype"
 	"github.com/porthole/porthole/proxydial"
@@ -25,7 +26,7 @@ type EnrollOptions struct {
 	// Name is the device's name in its fleet, [a-z0-9-]{1,63}. Required.
 	Name string
 	// StateDir is where the key and the enrollment are kept. Empty:
-	// DefaultStateDir.
+	// agentstate.DefaultDir.
 	StateDir string
 	// Fingerprint pins the server's certificate, "sha256:<hex>". Empty:
 	// the system's roots must trust it.
@@ -42,7 +43,7 @@ type EnrollOptions struct {
 // that already holds an enrollment. Errors are sentences for the device's
 // owner; the causes callers may branch on match ErrAlreadyEnrolled,
 // ErrNameTaken, ErrTokenRejected and ErrServerUntrusted with errors.Is.
-func Enroll(ctx context.Context, opts EnrollOptions) (*State, error) {
+func Enroll(ctx context.Context, opts EnrollOptions) (*agentstate.State, error) {
 	if err := opts.validate(); err != nil {
 		return nil, err
 	}
@@ -55,13 +56,13 @@ func Enroll(ctx context.Context, opts EnrollOptions) (*State, error) {
 		log = slog.New(slog.DiscardHandler)
 	}
 	dir := opts.StateDir
-	if err := prepareStateDir(dir); err != nil {
+	if err := agentstate.Prepare(dir); err != nil {
 		return nil, err
 	}
 	if err := checkNotEnrolled(dir); err != nil {
 		return nil, err
 	}
-	priv, err := deviceKey(dir)
+	priv, err := agentstate.DeviceKey(dir)
 	if err != nil {
 		return nil, err
 	}
@@ -83,7 +84,7 @@ func Enroll(ctx context.Context, opts EnrollOptions) (*State, error) {
 	if err != nil {
 		return nil, fmt.Errorf("the server's answer cannot be trusted, nothing was saved: %w", err)
 	}
-	enr := &Enrollment{
+	enr := &agentstate.Enrollment{
 		Server:         opts.Server,
 		Fingerprint:    opts.Fingerprint,
 		Fleet:          resp.Device.Fleet,
@@ -97,18 +98,18 @@ func Enroll(ctx context.Context, opts EnrollOptions) (*State, error) {
 		RelayAddr:      resp.RelayAddr,
 		EnrolledAt:     time.Now().UTC(),
 	}
-	if err := writeEnrollment(dir, enr, strings.TrimSpace(resp.HostCert)); err != nil {
+	if err := agentstate.WriteEnrollment(dir, enr, strings.TrimSpace(resp.HostCert)); err != nil {
 		return nil, fmt.Errorf("the server enrolled %s but saving its state failed (%w); a fleet owner must delete the device (porthole devices rm %s) before it can enroll again", opts.Name, err, opts.Name)
 	}
 	log.Debug("enrolled", "fleet", enr.Fleet, "device_id", enr.DeviceID)
-	return &State{Dir: dir, Enrollment: *enr, Key: key, PrivateKey: priv, HostCert: cert}, nil
+	return &agentstate.State{Dir: dir, Enrollment: *enr, Key: key, PrivateKey: priv, HostCert: cert}, nil
 }
 
 // validate checks the options before anything is touched and fills in
 // defaults.
 func (o *EnrollOptions) validate() error {
 	if o.StateDir == "" {
-		o.StateDir = DefaultStateDir
+		o.StateDir = agentstate.DefaultDir
 	}
 	o.Server = strings.TrimRight(o.Server, "/")
 	switch u, err := url.Parse(o.Server); {
@@ -145,8 +146,8 @@ func CheckName(name string) error {
 // checkNotEnrolled refuses a state directory that already holds an
 // enrollment: enrolling again would orphan the device's identity.
 func checkNotEnrolled(dir string) error {
-	enr, err := readEnrollment(dir)
-	if errors.Is(err, ErrNotEnrolled) {
+	enr, err := agentstate.ReadEnrollment(dir)
+	if errors.Is(err, agentstate.ErrNotEnrolled) {
 		return nil
 	} else if err != nil {
 		return err
@@ -179,11 +180,11 @@ func checkEnrollResponse(resp *apitype.EnrollResponse, devicePub ssh.PublicKey, 
 			return nil, fmt.Errorf("the %s is a %s key; Porthole's keys are ed25519", k.what, pub.Type())
 		}
 	}
-	cert, err := checkHostCert(resp.HostCert, devicePub, resp.HostCA, resp.Device.Fleet, name)
+	cert, err := agentstate.CheckHostCert(resp.HostCert, devicePub, resp.HostCA, resp.Device.Fleet, name)
 	if err != nil {
 		return nil, err
 	}
-	if err := checkCertTime(cert, now); err != nil {
+	if err := agentstate.CheckCertTime(cert, now); err != nil {
 		return nil, err
 	}
 	return cert, nil

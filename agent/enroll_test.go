@@ -16,6 +16,7 @@ import (
 
 	"golang.org/x/crypto/ssh"
 
+	"github.com/porthole/porthole/agent/agentstate"
 	"github.com/porthole/porthole/agent/internal/agenttest"
 	"github.com/porthole/porthole/apitype"
 )
@@ -51,9 +52,9 @@ func TestEnroll(t *testing.T) {
 		mode os.FileMode
 	}{
 		{"", 0o700},
-		{DeviceKeyFile, 0o600},
-		{HostCertFile, 0o644},
-		{EnrollmentFile, 0o644},
+		{agentstate.DeviceKeyFile, 0o600},
+		{agentstate.HostCertFile, 0o644},
+		{agentstate.EnrollmentFile, 0o644},
 	} {
 		fi, err := os.Stat(filepath.Join(dir, tt.name))
 		if err != nil {
@@ -67,11 +68,11 @@ func TestEnroll(t *testing.T) {
 		t.Errorf("state dir holds %d files; want 3 (no temporary files left)", len(entries))
 	}
 
-	loaded, err := LoadState(dir)
+	loaded, err := agentstate.Load(dir)
 	if err != nil {
-		t.Fatalf("LoadState: %v", err)
+		t.Fatalf("agentstate.Load: %v", err)
 	}
-	want := Enrollment{
+	want := agentstate.Enrollment{
 		Server: f.URL, Fingerprint: f.Fingerprint(), Fleet: "lab", DeviceID: "dev_0001", Name: "kitchen-amp",
 		ControlKey: f.Keys.ControlPublicKey(), UserCA: f.Keys.UserCAPublicKey(), HostCA: f.Keys.HostCAPublicKey(),
 		TLSFingerprint: f.Fingerprint(), BrokerURL: "mqtts://broker.example.com:8883", RelayAddr: "relay.example.com:2222",
@@ -85,7 +86,7 @@ func TestEnroll(t *testing.T) {
 	}
 	if !bytes.Equal(loaded.Key.PublicKey().Marshal(), st.Key.PublicKey().Marshal()) ||
 		!bytes.Equal(loaded.HostCert.Marshal(), st.HostCert.Marshal()) {
-		t.Error("LoadState read another key or certificate than Enroll saved")
+		t.Error("agentstate.Load read another key or certificate than Enroll saved")
 	}
 	if !strings.Contains(loaded.HostCert.KeyId, "lab/kitchen-amp") {
 		t.Errorf("host certificate KeyId = %q", loaded.HostCert.KeyId)
@@ -98,7 +99,7 @@ func TestEnrollRefusesWhenEnrolled(t *testing.T) {
 	if _, err := Enroll(context.Background(), enrollOpts(f, dir, "dev1")); err != nil {
 		t.Fatal(err)
 	}
-	keyBefore, _ := os.ReadFile(filepath.Join(dir, DeviceKeyFile))
+	keyBefore, _ := os.ReadFile(filepath.Join(dir, agentstate.DeviceKeyFile))
 	_, err := Enroll(context.Background(), enrollOpts(f, dir, "dev2"))
 	want := "this device is already enrolled as dev1 in fleet lab (state in " + dir + "); remove " + dir + " to enroll again"
 	if !errors.Is(err, ErrAlreadyEnrolled) || err.Error() != want {
@@ -107,7 +108,7 @@ func TestEnrollRefusesWhenEnrolled(t *testing.T) {
 	if len(f.Requests()) != 1 {
 		t.Errorf("server was asked %d times; want once", len(f.Requests()))
 	}
-	if keyAfter, _ := os.ReadFile(filepath.Join(dir, DeviceKeyFile)); !bytes.Equal(keyBefore, keyAfter) {
+	if keyAfter, _ := os.ReadFile(filepath.Join(dir, agentstate.DeviceKeyFile)); !bytes.Equal(keyBefore, keyAfter) {
 		t.Error("the device key changed")
 	}
 }
@@ -162,7 +163,7 @@ func TestEnrollStateDirRules(t *testing.T) {
 		f.Fail(http.StatusGone, &apitype.ErrorDetail{Code: apitype.CodeTokenExpired, Message: "expired"})
 		Enroll(context.Background(), enrollOpts(f, dir, "dev1")) // leaves a key
 		f.Fail(0, nil)
-		key := filepath.Join(dir, DeviceKeyFile)
+		key := filepath.Join(dir, agentstate.DeviceKeyFile)
 		if err := os.Chmod(key, 0o644); err != nil {
 			t.Fatal(err)
 		}
@@ -184,7 +185,7 @@ func TestEnrollReusesKeyAfterFailure(t *testing.T) {
 		t.Fatalf("Enroll = %v; want ErrNameTaken", err)
 	}
 	first := lastRequest(f).PublicKey
-	if _, err := os.Stat(filepath.Join(dir, EnrollmentFile)); !errors.Is(err, os.ErrNotExist) {
+	if _, err := os.Stat(filepath.Join(dir, agentstate.EnrollmentFile)); !errors.Is(err, os.ErrNotExist) {
 		t.Errorf("a failed enrollment left a record (%v)", err)
 	}
 	f.Fail(0, nil)
@@ -306,7 +307,7 @@ func TestEnrollExplainsServerErrors(t *testing.T) {
 			if tt.kind != nil && !errors.Is(err, tt.kind) {
 				t.Errorf("errors.Is(%v, %v) = false", err, tt.kind)
 			}
-			if _, err := os.Stat(filepath.Join(dir, EnrollmentFile)); err == nil {
+			if _, err := os.Stat(filepath.Join(dir, agentstate.EnrollmentFile)); err == nil {
 				t.Error("a refused enrollment left a record")
 			}
 		})
@@ -388,7 +389,7 @@ func TestEnrollChecksAnswer(t *testing.T) {
 			if err == nil || !strings.Contains(err.Error(), tt.errHas) || !strings.Contains(err.Error(), "nothing was saved") {
 				t.Fatalf("Enroll = %v; want an error mentioning %q", err, tt.errHas)
 			}
-			for _, name := range []string{EnrollmentFile, HostCertFile} {
+			for _, name := range []string{agentstate.EnrollmentFile, agentstate.HostCertFile} {
 				if _, err := os.Stat(filepath.Join(dir, name)); err == nil {
 					t.Errorf("%s was saved", name)
 				}
@@ -415,57 +416,57 @@ func TestLoadState(t *testing.T) {
 		return dir
 	}
 	t.Run("not enrolled", func(t *testing.T) {
-		if _, err := LoadState(t.TempDir()); !errors.Is(err, ErrNotEnrolled) {
-			t.Errorf("LoadState of an empty dir = %v; want ErrNotEnrolled", err)
+		if _, err := agentstate.Load(t.TempDir()); !errors.Is(err, agentstate.ErrNotEnrolled) {
+			t.Errorf("agentstate.Load of an empty dir = %v; want agentstate.ErrNotEnrolled", err)
 		}
 	})
 	t.Run("missing dir", func(t *testing.T) {
-		if _, err := LoadState(stateDir(t)); err == nil || !strings.Contains(err.Error(), "porthole-agent enroll") {
-			t.Errorf("LoadState of a missing dir = %v; want a hint to enroll", err)
+		if _, err := agentstate.Load(stateDir(t)); err == nil || !strings.Contains(err.Error(), "porthole-agent enroll") {
+			t.Errorf("agentstate.Load of a missing dir = %v; want a hint to enroll", err)
 		}
 	})
 	t.Run("dir opened to others", func(t *testing.T) {
 		dir := enrolled(t)
 		os.Chmod(dir, 0o777)
-		if _, err := LoadState(dir); err == nil || !strings.Contains(err.Error(), "chmod 700") {
-			t.Errorf("LoadState = %v; want chmod 700", err)
+		if _, err := agentstate.Load(dir); err == nil || !strings.Contains(err.Error(), "chmod 700") {
+			t.Errorf("agentstate.Load = %v; want chmod 700", err)
 		}
 	})
 	t.Run("key opened to others", func(t *testing.T) {
 		dir := enrolled(t)
-		os.Chmod(filepath.Join(dir, DeviceKeyFile), 0o640)
-		if _, err := LoadState(dir); err == nil || !strings.Contains(err.Error(), "chmod 600") {
-			t.Errorf("LoadState = %v; want chmod 600", err)
+		os.Chmod(filepath.Join(dir, agentstate.DeviceKeyFile), 0o640)
+		if _, err := agentstate.Load(dir); err == nil || !strings.Contains(err.Error(), "chmod 600") {
+			t.Errorf("agentstate.Load = %v; want chmod 600", err)
 		}
 	})
 	t.Run("certificate swapped", func(t *testing.T) {
 		// Another enrolled device's certificate, valid and from the same
 		// CA, must not be taken for this one's.
 		dir, otherDir := enrolled(t), enrolled(t)
-		data, _ := os.ReadFile(filepath.Join(otherDir, HostCertFile))
-		os.WriteFile(filepath.Join(dir, HostCertFile), data, 0o644)
-		if _, err := LoadState(dir); err == nil || !strings.Contains(err.Error(), "another key") {
-			t.Errorf("LoadState = %v; want a refusal of the other device's certificate", err)
+		data, _ := os.ReadFile(filepath.Join(otherDir, agentstate.HostCertFile))
+		os.WriteFile(filepath.Join(dir, agentstate.HostCertFile), data, 0o644)
+		if _, err := agentstate.Load(dir); err == nil || !strings.Contains(err.Error(), "another key") {
+			t.Errorf("agentstate.Load = %v; want a refusal of the other device's certificate", err)
 		}
 	})
 	t.Run("host CA swapped", func(t *testing.T) {
 		dir := enrolled(t)
-		path := filepath.Join(dir, EnrollmentFile)
-		var enr Enrollment
+		path := filepath.Join(dir, agentstate.EnrollmentFile)
+		var enr agentstate.Enrollment
 		data, _ := os.ReadFile(path)
 		json.Unmarshal(data, &enr)
 		enr.HostCA = agenttest.NewKeys(t).HostCAPublicKey()
 		data, _ = json.Marshal(enr)
 		os.WriteFile(path, data, 0o644)
-		if _, err := LoadState(dir); err == nil || !strings.Contains(err.Error(), "host CA") {
-			t.Errorf("LoadState = %v; want a refusal of the certificate", err)
+		if _, err := agentstate.Load(dir); err == nil || !strings.Contains(err.Error(), "host CA") {
+			t.Errorf("agentstate.Load = %v; want a refusal of the certificate", err)
 		}
 	})
 	t.Run("damaged record", func(t *testing.T) {
 		dir := enrolled(t)
-		os.WriteFile(filepath.Join(dir, EnrollmentFile), []byte("{"), 0o644)
-		if _, err := LoadState(dir); err == nil || !strings.Contains(err.Error(), "damaged") {
-			t.Errorf("LoadState = %v; want damaged", err)
+		os.WriteFile(filepath.Join(dir, agentstate.EnrollmentFile), []byte("{"), 0o644)
+		if _, err := agentstate.Load(dir); err == nil || !strings.Contains(err.Error(), "damaged") {
+			t.Errorf("agentstate.Load = %v; want damaged", err)
 		}
 	})
 }

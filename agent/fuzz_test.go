@@ -14,6 +14,7 @@ import (
 
 	"go.yaml.in/yaml/v3"
 
+	"github.com/porthole/porthole/agent/agentlog"
 	"github.com/porthole/porthole/asciicast"
 )
 
@@ -166,7 +167,7 @@ func FuzzReadSessionLogs(f *testing.F) {
 {"time":"2026-11-22T10:00:0`))
 	f.Add([]byte("\n \n{}\n[]\nnull\n{\"time\":\"x\"}\n{\"event\":3}\n"))
 	dir := f.TempDir()
-	events, log := filepath.Join(dir, SessionEventsFile), filepath.Join(dir, EventLogFile)
+	events, log := filepath.Join(dir, SessionEventsFile), filepath.Join(dir, agentlog.File)
 	since := time.Date(2026, 11, 22, 10, 0, 1, 0, time.UTC)
 	f.Fuzz(func(t *testing.T, data []byte) {
 		lines := 0
@@ -189,13 +190,13 @@ func FuzzReadSessionLogs(f *testing.F) {
 				t.Fatalf("event %+v shows as %q", ev, line)
 			}
 		}
-		all, skippedAll, err := ReadEventLog(dir, time.Time{})
+		all, skippedAll, err := agentlog.Read(dir, time.Time{})
 		if err != nil || len(all)+skippedAll != lines {
-			t.Fatalf("ReadEventLog: %d entries, %d skipped of %d lines, %v", len(all), skippedAll, lines, err)
+			t.Fatalf("agentlog.Read: %d entries, %d skipped of %d lines, %v", len(all), skippedAll, lines, err)
 		}
-		recent, skippedRecent, err := ReadEventLog(dir, since)
+		recent, skippedRecent, err := agentlog.Read(dir, since)
 		if err != nil || skippedRecent != skippedAll || len(recent) > len(all) {
-			t.Fatalf("ReadEventLog since %v: %d entries, %d skipped; %d, %d without since, %v", since, len(recent), skippedRecent, len(all), skippedAll, err)
+			t.Fatalf("agentlog.Read since %v: %d entries, %d skipped; %d, %d without since, %v", since, len(recent), skippedRecent, len(all), skippedAll, err)
 		}
 		for _, e := range recent {
 			if e.Time.Before(since) || e.Fields["time"] != nil || e.Fields["event"] != nil {

@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/porthole/porthole/agent/agentstate"
 	"github.com/porthole/porthole/agent/internal/agenttest"
 	"github.com/porthole/porthole/apitype"
 	"github.com/porthole/porthole/control"
@@ -19,7 +20,7 @@ var fastBackoff = Backoff{First: 20 * time.Millisecond, Max: 200 * time.Millisec
 // testDevice is a device enrolled (through the fake API) with a server
 // whose embedded broker runs in the test.
 type testDevice struct {
-	*State
+	*agentstate.State
 	api    *agenttest.API
 	broker *agenttest.Broker
 	clock  *agenttest.Clock // the device's and the broker's clock
@@ -83,9 +84,25 @@ func signWith(t *testing.T, key ed25519.PrivateKey, cmd control.Command) []byte 
 	return env
 }
 
+// refusingSessions is the SessionHandler of Run's tests, which look at the
+// control channel alone: it answers every open and close with
+// "tunnel_down <session> unsupported" at once, which tells the test the
+// command was accepted and handed on.
+type refusingSessions struct{}
+
+var _ SessionHandler = refusingSessions{}
+
+func (refusingSessions) Open(_ context.Context, cmd *control.Command, report Reporter) {
+	report(control.TunnelDown(cmd.Session, control.CloseUnsupported))
+}
+
+func (refusingSessions) Close(_ context.Context, cmd *control.Command, report Reporter) {
+	report(control.TunnelDown(cmd.Session, control.CloseUnsupported))
+}
+
 // options are the RunOptions of the device's agent in tests.
 func (d *testDevice) options(t *testing.T) RunOptions {
-	return RunOptions{State: d.State, Logger: agenttest.Logger(t), Backoff: fastBackoff, Now: d.clock.Now}
+	return RunOptions{State: d.State, Log: agenttest.OpenLog(t, d.Dir), Sessions: refusingSessions{}, Logger: agenttest.Logger(t), Backoff: fastBackoff, Now: d.clock.Now}
 }
 
 // runningAgent is Run on its own goroutine.

@@ -1,7 +1,6 @@
 package agent
 
 import (
-	"bufio"
 	"context"
 	"crypto/rand"
 	"encoding/json"
@@ -18,12 +17,14 @@ import (
 	"sync"
 	"time"
 
+	"github.com/porthole/porthole/agent/agentlog"
+	"github.com/porthole/porthole/agent/agentstate"
 	"github.com/porthole/porthole/control"
 )
 
 // The owner's local control: the running agent serves a small JSON API on
 // a unix socket (Config.Socket, mode 0660, group Config.SocketGroup or
-// OwnerGroup), which porthole-agent request, status, approve, deny,
+// agentstate.OwnerGroup), which porthole-agent request, status, approve, deny,
 // revoke and the local page use. Whoever may open the socket is the
 // owner: the file's mode and group are the access control.
 //
@@ -209,7 +210,7 @@ func (l *Local) Revoke() LocalRevokeAnswer {
 	if closed {
 		detail += " and closed the support window"
 	}
-	l.consent.record(event{Event: eventRevoked, Detail: detail})
+	l.consent.record(agentlog.Event{Event: eventRevoked, Detail: detail})
 	l.log.Warn("the owner revoked access", "sessions", n, "window_closed", closed)
 	return LocalRevokeAnswer{Sessions: n, WindowClosed: closed}
 }
@@ -226,41 +227,10 @@ func (l *Local) status(link bool) LocalStatus {
 
 // history reads the last n events of the event log, oldest first.
 func (l *Local) history(n int) ([]json.RawMessage, error) {
-	out := []json.RawMessage{}
 	if l.stateDir == "" {
-		return out, nil
+		return []json.RawMessage{}, nil
 	}
-	f, err := os.Open(filepath.Join(l.stateDir, EventLogFile))
-	if errors.Is(err, os.ErrNotExist) {
-		return out, nil
-	} else if err != nil {
-		return nil, err
-	}
-	defer f.Close()
-	// Read the tail only: the log grows for as long as the device lives.
-	const tailBytes = 4 << 20
-	if fi, err := f.Stat(); err == nil && fi.Size() > tailBytes {
-		if _, err := f.Seek(fi.Size()-tailBytes, io.SeekStart); err != nil {
-			return nil, err
-		}
-	}
-	sc := bufio.NewScanner(f)
-	sc.Buffer(make([]byte, 64<<10), 1<<20)
-	var ring []json.RawMessage
-	for sc.Scan() {
-		line := sc.Bytes()
-		if !json.Valid(line) { // a line cut by the seek, or torn
-			continue
-		}
-		ring = append(ring, json.RawMessage(append([]byte(nil), line...)))
-		if len(ring) > n {
-			ring = ring[1:]
-		}
-	}
-	if err := sc.Err(); err != nil {
-		return nil, err
-	}
-	return append(out, ring...), nil
+	return agentlog.Tail(l.stateDir, n)
 }
 
 // readLocal decodes a JSON body (an empty one is the zero value).
@@ -299,11 +269,11 @@ func localError(w http.ResponseWriter, status int, msg string) {
 // defaultSocketGroup is the group given the socket when the config names
 // none, if it exists: the device's owners, who may read the agent's log
 // too.
-const defaultSocketGroup = OwnerGroup
+const defaultSocketGroup = agentstate.OwnerGroup
 
 // ListenSocket makes the owner's control socket at path: its directory if
 // missing (0755), the socket with mode 0660 and group group (empty:
-// OwnerGroup when it exists), set before it appears under its name, so no
+// agentstate.OwnerGroup when it exists), set before it appears under its name, so no
 // one else can ever connect. A stale socket left by a dead agent is
 // replaced; one that answers belongs to a running agent and is an error.
 // Closing the listener removes the socket.

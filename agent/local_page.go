@@ -15,6 +15,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/porthole/porthole/agent/agentstate"
 	"github.com/porthole/porthole/humanize"
 )
 
@@ -22,7 +23,7 @@ import (
 // under /api/v1/..., and a page that uses it. Anyone who can use the page
 // can read the support code, open a support window and end sessions: it
 // must be the owner's alone, as the socket is (root and the members of
-// OwnerGroup, by the socket's mode and group).
+// agentstate.OwnerGroup, by the socket's mode and group).
 //
 // Listening on loopback is not enough: every local user, and an engineer's
 // shell on this very device (whatever run_as says), can reach
@@ -189,7 +190,7 @@ const pageCookiePrefix = "porthole_page_"
 
 // pageNeedsLink is what the page says to a browser that brings no valid
 // session: how the owner gets in, and nothing else.
-var pageNeedsLink = "This page is only for the owner of this device. As root, or as a member of the " + OwnerGroup +
+var pageNeedsLink = "This page is only for the owner of this device. As root, or as a member of the " + agentstate.OwnerGroup +
 	" group, run\n\n    porthole-agent ui\n\nand open the link it prints (it works once, within " + humanize.Duration(PageLinkTTL) + ").\n"
 
 func (l *Local) pageHandler(port int) http.Handler {
@@ -246,7 +247,7 @@ func (l *Local) pageHandler(port int) http.Handler {
 			static.ServeHTTP(w, r2)
 		case strings.HasPrefix(r.URL.Path, "/api/"):
 			if !signedIn(r) {
-				localError(w, http.StatusForbidden, "this page is only for the owner of this device: run porthole-agent ui (as root or a member of the "+OwnerGroup+" group) and open the link it prints")
+				localError(w, http.StatusForbidden, "this page is only for the owner of this device: run porthole-agent ui (as root or a member of the "+agentstate.OwnerGroup+" group) and open the link it prints")
 				return
 			}
 			if subtle.ConstantTimeCompare([]byte(r.Header.Get(pageTokenHeader)), []byte(l.token)) != 1 {

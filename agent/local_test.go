@@ -14,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/porthole/porthole/agent/internal/agenttest"
 	"github.com/porthole/porthole/control"
 	"github.com/porthole/porthole/internal/testwait"
 )
@@ -101,10 +102,10 @@ type localAgent struct {
 
 func newLocalAgent(t *testing.T, mode ConsentMode) *localAgent {
 	t.Helper()
-	c, _ := newTestConsent(t, mode, nil)
+	dir := t.TempDir()
+	c, _ := newTestConsent(t, mode, func(o *ConsentOptions) { o.Log = agenttest.OpenLog(t, dir) })
 	tn, _ := consentTunnels(t, c)
-	dir := c.events.f.Name()
-	l, err := NewLocal(LocalOptions{Consent: c, Tunnels: tn, StateDir: filepath.Dir(dir)})
+	l, err := NewLocal(LocalOptions{Consent: c, Tunnels: tn, StateDir: dir})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -122,7 +123,7 @@ func newLocalAgent(t *testing.T, mode ConsentMode) *localAgent {
 			t.Errorf("ServeSocket: %v", err)
 		}
 	})
-	return &localAgent{consent: c, tunnels: tn, local: l, client: NewLocalClient(path), socket: path, dir: filepath.Dir(dir)}
+	return &localAgent{consent: c, tunnels: tn, local: l, client: NewLocalClient(path), socket: path, dir: dir}
 }
 
 // TestLocalSocket drives the owner's commands over the socket.

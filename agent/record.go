@@ -16,15 +16,27 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/porthole/porthole/agent/agentlog"
+	"github.com/porthole/porthole/agent/agentstate"
 	"github.com/porthole/porthole/agentssh"
 	"github.com/porthole/porthole/control"
 	"github.com/porthole/porthole/sessioncert"
 )
 
+// Events of the recorder in the event log (see Recordings).
+const (
+	eventEngineerConnected    = "engineer_connected"
+	eventEngineerDisconnected = "engineer_disconnected"
+	eventSessionEnded         = "session_ended"
+	eventRecordingTruncated   = "recording_truncated"
+	eventRecordingFailed      = "recording_failed"
+	eventRecordingDeleted     = "recording_deleted"
+)
+
 // SessionsDir holds the recordings of engineers' sessions in the state
 // directory, one directory per session named by its id:
 //
-//	sessions/                  0750, group OwnerGroup when it exists
+//	sessions/                  0750, group agentstate.OwnerGroup when it exists
 //	  .lock                    held by the running agent's recorder
 //	  <session>/               0750
 //	    meta.json              0640, replaced whole (write, fsync, rename)
@@ -151,6 +163,10 @@ type SessionEvent struct {
 type RecordingsOptions struct {
 	// StateDir is the agent's state directory. Required.
 	StateDir string
+	// Log is the agent's event log (agentlog.Open), where sessions
+	// starting and ending and recordings cut short, deleted or failing
+	// are told; the caller closes it after Close. Required.
+	Log *agentlog.Log
 	// Config gives record_input and the recordings caps.
 	Config Config
 	// Device is this device's name, for the recordings' titles.
@@ -159,7 +175,7 @@ type RecordingsOptions struct {
 	Logger *slog.Logger
 	// Now is the clock. Nil: time.Now.
 	Now func() time.Time
-	// Group is the group given the files. Empty: OwnerGroup, when it
+	// Group is the group given the files. Empty: agentstate.OwnerGroup, when it
 	// exists.
 	Group string
 	// Changed, if set, is called with a session's id when its files
@@ -200,7 +216,7 @@ type Recordings struct {
 	now           func() time.Time
 	gid           int
 	changed       func(string)
-	events        *eventLog // agent.log
+	events        *agentlog.Log // agent.log
 	unlock        func() error
 	used          atomic.Int64 // bytes of all recordings, on disk or buffered
 
@@ -227,8 +243,8 @@ var _ agentssh.Recorder = (*Recordings)(nil)
 // of sessions a previous run left open (reason "interrupted"), and applies
 // retention. Close releases it.
 func OpenRecordings(opts RecordingsOptions) (_ *Recordings, err error) {
-	if opts.StateDir == "" {
-		return nil, errors.New("agent: recordings need the state directory")
+	if opts.StateDir == "" || opts.Log == nil {
+		return nil, errors.New("agent: recordings need the state directory and its event log")
 	}
 	rc := opts.Config.Recordings
 	if err := rc.validate(); err != nil {
@@ -238,7 +254,7 @@ func OpenRecordings(opts RecordingsOptions) (_ *Recordings, err error) {
 		stateDir: opts.StateDir, dir: filepath.Join(opts.StateDir, SessionsDir),
 		device: opts.Device, recordInput: opts.Config.RecordInput,
 		maxSession: rc.maxSession(), maxEvents: rc.maxEvents(), maxTotal: rc.maxTotal(), keep: rc.keep(),
-		log: opts.Logger, now: opts.Now, changed: opts.Changed,
+		log: opts.Logger, now: opts.Now, changed: opts.Changed, events: opts.Log,
 		sessions: map[string]*sessionRec{}, stop: make(chan struct{}),
 	}
 	if r.log == nil {
@@ -249,28 +265,23 @@ func OpenRecordings(opts RecordingsOptions) (_ *Recordings, err error) {
 		r.now = time.Now
 	}
 	if opts.Group == "" {
-		r.gid = ownerGID()
+		r.gid = agentstate.OwnerGID()
 	} else {
-		r.gid = lookupGroup(opts.Group)
+		r.gid = agentstate.LookupGroup(opts.Group)
 	}
 	defer func() {
 		if err != nil {
 			r.release()
 		}
 	}()
-	if err := letGroupIn(r.stateDir, r.gid); err != nil {
+	if err := agentstate.LetGroupIn(r.stateDir, r.gid); err != nil {
 		return nil, err
 	}
-	if err := mkdirShared(r.dir, r.gid); err != nil {
+	if err := agentstate.MkdirShared(r.dir, r.gid); err != nil {
 		return nil, fmt.Errorf("making the recordings directory: %w", err)
 	}
-	if r.unlock, err = lockStateDir(filepath.Join(r.dir, sessionsLockFile)); errors.Is(err, ErrAlreadyRunning) {
-		return nil, &explained{kind: ErrAlreadyRunning, msg: fmt.Sprintf(
-			"another porthole-agent is already recording sessions in %s; stop it first", r.dir)}
-	} else if err != nil {
-		return nil, err
-	}
-	if r.events, err = openEventLog(filepath.Join(r.stateDir, EventLogFile)); err != nil {
+	if r.unlock, err = agentstate.Lock(filepath.Join(r.dir, sessionsLockFile), fmt.Sprintf(
+		"another porthole-agent is already recording sessions in %s; stop it first", r.dir)); err != nil {
 		return nil, err
 	}
 	r.recover()
@@ -307,9 +318,6 @@ func (r *Recordings) Close() error {
 }
 
 func (r *Recordings) release() {
-	if r.events != nil {
-		r.events.Close()
-	}
 	if r.unlock != nil {
 		r.unlock()
 	}
@@ -479,9 +487,9 @@ func (r *Recordings) notify(session string) {
 }
 
 // record writes an event to agent.log.
-func (r *Recordings) record(ev event) {
+func (r *Recordings) record(ev agentlog.Event) {
 	ev.Time = r.now().UTC()
-	if err := r.events.write(ev); err != nil {
+	if err := r.events.Write(ev); err != nil {
 		r.log.Error("the event log cannot be written", "event", ev.Event, "err", err)
 	}
 }
@@ -489,7 +497,7 @@ func (r *Recordings) record(ev event) {
 // failSession reports a session that cannot be recorded and has it closed.
 func (r *Recordings) failSession(session string, err error) {
 	r.log.Error("cannot record the session; closing it", "session", session, "err", err)
-	r.record(event{Event: eventRecordingFailed, Session: session, Detail: err.Error()})
+	r.record(agentlog.Event{Event: eventRecordingFailed, Session: session, Detail: err.Error()})
 	r.mu.Lock()
 	fail := r.onFail
 	r.mu.Unlock()
@@ -517,7 +525,7 @@ func (r *Recordings) openSession(id string) (*sessionRec, error) {
 		return nil, fmt.Errorf("the session id %q cannot name a directory", id)
 	}
 	r.prune(r.maxSession+r.maxEvents, id)
-	if err := mkdirShared(dir, r.gid); err != nil {
+	if err := agentstate.MkdirShared(dir, r.gid); err != nil {
 		return nil, fmt.Errorf("making the session's directory: %w", err)
 	}
 	s = &sessionRec{r: r, id: id, dir: dir, casts: map[*lineFile]struct{}{}}
@@ -557,11 +565,11 @@ func (r *Recordings) openSession(id string) (*sessionRec, error) {
 // openAppend opens path for appending, readable by the group, and ends an
 // unfinished last line left by a crash so the next line starts clean.
 func openAppend(path string, gid int) (*os.File, error) {
-	f, err := os.OpenFile(path, os.O_RDWR|os.O_APPEND|os.O_CREATE, sharedFileMode)
+	f, err := os.OpenFile(path, os.O_RDWR|os.O_APPEND|os.O_CREATE, agentstate.SharedFileMode)
 	if err != nil {
 		return nil, err
 	}
-	if err := shareFile(f, sharedFileMode, gid); err != nil {
+	if err := agentstate.ShareFile(f, agentstate.SharedFileMode, gid); err != nil {
 		f.Close()
 		return nil, err
 	}
@@ -755,7 +763,7 @@ func (s *sessionRec) truncated(what, why string, process int) {
 	}
 	s.r.log.Warn("a session's recording reached its cap: new commands, file operations and forwards are refused, and terminals and input to running commands ended",
 		"session", s.id, "what", what, "detail", why)
-	s.r.record(event{Event: eventRecordingTruncated, Session: s.id, Reason: what,
+	s.r.record(agentlog.Event{Event: eventRecordingTruncated, Session: s.id, Reason: what,
 		Detail: why + "; new commands, file operations and forwards are refused, and terminals and input to running commands were ended"})
 	s.writeMeta()
 }
@@ -782,7 +790,7 @@ func (s *sessionRec) connected(who sessioncert.Claims) {
 	s.mu.Unlock()
 	s.event(SessionEvent{Event: SessionEventConnected, User: who.User, ValidBefore: who.ValidBefore.UTC()}, syncEvent)
 	s.writeMeta()
-	if ev, ok := logConnection(n, event{Event: eventEngineerConnected, Session: s.id, User: who.User}); ok {
+	if ev, ok := logConnection(n, agentlog.Event{Event: eventEngineerConnected, Session: s.id, User: who.User}); ok {
 		s.r.record(ev)
 	}
 }
@@ -794,7 +802,7 @@ const maxLoggedConnections = 50
 
 // logConnection is the agent.log line for the session's nth connection or
 // disconnection, if it gets one.
-func logConnection(n int, ev event) (event, bool) {
+func logConnection(n int, ev agentlog.Event) (agentlog.Event, bool) {
 	switch {
 	case n < maxLoggedConnections:
 		return ev, true
@@ -814,7 +822,7 @@ func (s *sessionRec) disconnected(reason string) {
 	s.event(SessionEvent{Event: SessionEventDisconnected, Reason: reason}, syncEvent)
 	s.flush()
 	s.writeMeta()
-	if ev, ok := logConnection(n, event{Event: eventEngineerDisconnected, Session: s.id, User: user, Reason: reason}); ok {
+	if ev, ok := logConnection(n, agentlog.Event{Event: eventEngineerDisconnected, Session: s.id, User: user, Reason: reason}); ok {
 		s.r.record(ev)
 	}
 }
@@ -870,7 +878,7 @@ func (s *sessionRec) finish(reason control.CloseReason) {
 	s.meta.End, s.meta.Reason = s.r.now().UTC(), string(reason)
 	s.mu.Unlock()
 	s.writeMeta()
-	s.r.record(event{Event: eventSessionEnded, Session: s.id, Reason: string(reason), Bytes: dirSize(s.dir)})
+	s.r.record(agentlog.Event{Event: eventSessionEnded, Session: s.id, Reason: string(reason), Bytes: dirSize(s.dir)})
 }
 
 // writeMeta replaces meta.json with the session as it stands.
@@ -880,7 +888,7 @@ func (s *sessionRec) writeMeta() {
 	data, err := jsonIndent(&s.meta)
 	s.mu.Unlock()
 	if err == nil {
-		err = writeFileShared(filepath.Join(s.dir, SessionMetaFile), data, s.r.gid)
+		err = agentstate.WriteFileShared(filepath.Join(s.dir, SessionMetaFile), data, s.r.gid)
 	}
 	s.fail(err)
 }
@@ -1005,9 +1013,9 @@ func (p *procRec) create() bool {
 		return false
 	}
 	name := castName(p.n, p.info.PTY)
-	f, err := os.OpenFile(filepath.Join(s.dir, name), os.O_WRONLY|os.O_APPEND|os.O_CREATE|os.O_EXCL, sharedFileMode)
+	f, err := os.OpenFile(filepath.Join(s.dir, name), os.O_WRONLY|os.O_APPEND|os.O_CREATE|os.O_EXCL, agentstate.SharedFileMode)
 	if err == nil {
-		if err = shareFile(f, sharedFileMode, s.r.gid); err != nil {
+		if err = agentstate.ShareFile(f, agentstate.SharedFileMode, s.r.gid); err != nil {
 			f.Close()
 		}
 	}

@@ -9,6 +9,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/porthole/porthole/agent/agentlog"
+	"github.com/porthole/porthole/agent/agentstate"
 	"github.com/porthole/porthole/control"
 	"github.com/porthole/porthole/internal/atomicfile"
 )
@@ -50,11 +52,11 @@ func (r *Recordings) closeInterrupted(dir string, m *SessionMeta) {
 		f.Close()
 	}
 	if data, err := jsonIndent(m); err == nil {
-		if err := writeFileShared(filepath.Join(dir, SessionMetaFile), data, r.gid); err != nil {
+		if err := agentstate.WriteFileShared(filepath.Join(dir, SessionMetaFile), data, r.gid); err != nil {
 			r.log.Error("closing an interrupted recording", "session", m.Session, "err", err)
 		}
 	}
-	r.record(event{Event: eventSessionEnded, Session: m.Session, Reason: why, Bytes: dirSize(dir)})
+	r.record(agentlog.Event{Event: eventSessionEnded, Session: m.Session, Reason: why, Bytes: dirSize(dir)})
 }
 
 // lastWritten is when a file in dir was last changed.
@@ -127,6 +129,6 @@ func (r *Recordings) prune(reserve int64, skip string) {
 		}
 		r.used.Add(-c.size)
 		r.log.Info("deleted a recording", "session", c.name, "reason", why)
-		r.record(event{Event: eventRecordingDeleted, Session: c.name, Reason: key, Detail: why, Bytes: c.size})
+		r.record(agentlog.Event{Event: eventRecordingDeleted, Session: c.name, Reason: key, Detail: why, Bytes: c.size})
 	}
 }

@@ -1,8 +1,6 @@
 package agent
 
 import (
-	"bufio"
-	"bytes"
 	"cmp"
 	"context"
 	"encoding/json"
@@ -18,12 +16,14 @@ import (
 	"time"
 	"unicode"
 
+	"github.com/porthole/porthole/agent/agentlog"
+	"github.com/porthole/porthole/agent/agentstate"
 	"github.com/porthole/porthole/asciicast"
 )
 
 // The owner's side of the recordings: these functions only read the state
 // directory, so they work whether the agent runs or not, for root and for
-// members of OwnerGroup.
+// members of agentstate.OwnerGroup.
 
 // ErrNoSession means no recording has the session id asked for.
 var ErrNoSession = errors.New("agent: no such session recorded")
@@ -68,12 +68,12 @@ func ListSessions(stateDir string) ([]SessionInfo, error) {
 	ents, err := os.ReadDir(dir)
 	if errors.Is(err, fs.ErrNotExist) {
 		if _, serr := os.Stat(stateDir); serr != nil {
-			return nil, readableErr(stateDir, serr)
+			return nil, agentstate.ReadError(stateDir, serr)
 		}
 		return nil, nil
 	}
 	if err != nil {
-		return nil, readableErr(dir, err)
+		return nil, agentstate.ReadError(dir, err)
 	}
 	var out []SessionInfo
 	for _, e := range ents {
@@ -96,7 +96,7 @@ func FindSession(stateDir, id string) (*SessionInfo, error) {
 			s := readSessionDir(dir, id)
 			return &s, nil
 		} else if err != nil && !errors.Is(err, fs.ErrNotExist) {
-			return nil, readableErr(dir, err)
+			return nil, agentstate.ReadError(dir, err)
 		}
 	}
 	all, err := ListSessions(stateDir)
@@ -161,37 +161,6 @@ func parseCastName(name string) (CastInfo, bool) {
 	return CastInfo{File: name, Process: n, PTY: kind == "pty"}, true
 }
 
-// readableErr says what to do when the recordings cannot be read.
-func readableErr(path string, err error) error {
-	switch {
-	case errors.Is(err, fs.ErrPermission):
-		return fmt.Errorf("cannot read %s (permission denied); run as root, or as a member of the %s group", path, OwnerGroup)
-	case errors.Is(err, fs.ErrNotExist):
-		return fmt.Errorf("%s does not exist; is --state the agent's state directory?", path)
-	}
-	return err
-}
-
-// forEachLine calls f with each whole line of r; it counts the lines f
-// could not use (a partial last line after a crash, say) and returns them.
-func forEachLine(r io.Reader, f func(line []byte) error) (skipped int, err error) {
-	br := bufio.NewReaderSize(r, 64<<10)
-	for {
-		line, err := br.ReadBytes('\n')
-		if len(bytes.TrimSpace(line)) > 0 {
-			if f(line) != nil {
-				skipped++
-			}
-		}
-		if errors.Is(err, io.EOF) {
-			return skipped, nil
-		}
-		if err != nil {
-			return skipped, err
-		}
-	}
-}
-
 // ReadSessionEvents reads a session's events.jsonl; skipped counts lines
 // that could not be read.
 func ReadSessionEvents(s *SessionInfo) (evs []SessionEvent, skipped int, err error) {
@@ -200,10 +169,10 @@ func ReadSessionEvents(s *SessionInfo) (evs []SessionEvent, skipped int, err err
 		return nil, 0, nil
 	}
 	if err != nil {
-		return nil, 0, readableErr(s.Dir, err)
+		return nil, 0, agentstate.ReadError(s.Dir, err)
 	}
 	defer f.Close()
-	skipped, err = forEachLine(f, func(line []byte) error {
+	skipped, err = agentlog.ForEachLine(f, func(line []byte) error {
 		var ev SessionEvent
 		if err := json.Unmarshal(line, &ev); err != nil {
 			return err
@@ -212,56 +181,6 @@ func ReadSessionEvents(s *SessionInfo) (evs []SessionEvent, skipped int, err err
 		return nil
 	})
 	return evs, skipped, err
-}
-
-// LogEntry is one line of agent.log.
-type LogEntry struct {
-	Time  time.Time
-	Event string
-	// Fields are the line's other keys.
-	Fields map[string]any
-	// Raw is the line as written.
-	Raw json.RawMessage
-}
-
-// ReadEventLog reads agent.log, keeping the entries at or after since (all
-// of them when since is zero); skipped counts lines that could not be read.
-// No log yet is no entries.
-func ReadEventLog(stateDir string, since time.Time) (entries []LogEntry, skipped int, err error) {
-	path := filepath.Join(stateDir, EventLogFile)
-	f, err := os.Open(path)
-	if errors.Is(err, fs.ErrNotExist) {
-		if _, serr := os.Stat(stateDir); serr != nil {
-			return nil, 0, readableErr(stateDir, serr)
-		}
-		return nil, 0, nil
-	}
-	if err != nil {
-		return nil, 0, readableErr(path, err)
-	}
-	defer f.Close()
-	skipped, err = forEachLine(f, func(line []byte) error {
-		var fields map[string]any
-		if err := json.Unmarshal(line, &fields); err != nil {
-			return err
-		}
-		e := LogEntry{Fields: fields, Raw: json.RawMessage(bytes.TrimSpace(line))}
-		ts, _ := fields["time"].(string)
-		t, err := time.Parse(time.RFC3339Nano, ts)
-		if err != nil {
-			return err
-		}
-		e.Time = t
-		e.Event, _ = fields["event"].(string)
-		delete(fields, "time")
-		delete(fields, "event")
-		if !since.IsZero() && t.Before(since) {
-			return nil
-		}
-		entries = append(entries, e)
-		return nil
-	})
-	return entries, skipped, err
 }
 
 // ReplayOptions shape a replay.
@@ -355,7 +274,7 @@ func Replay(ctx context.Context, w io.Writer, s *SessionInfo, opts ReplayOptions
 func playCast(ctx context.Context, w io.Writer, path string, opts ReplayOptions) error {
 	f, err := os.Open(path)
 	if err != nil {
-		return readableErr(path, err)
+		return agentstate.ReadError(path, err)
 	}
 	defer f.Close()
 	skipped, err := asciicast.Play(ctx, w, f, asciicast.PlayOptions{Speed: opts.Speed, IdleLimit: opts.IdleLimit, Sleep: opts.Sleep})

@@ -11,6 +11,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/porthole/porthole/agent/agentstate"
+	"github.com/porthole/porthole/agent/internal/agenttest"
 	"github.com/porthole/porthole/agentssh"
 	"github.com/porthole/porthole/control"
 )
@@ -33,7 +35,7 @@ func TestReplayTiming(t *testing.T) {
 	state := t.TempDir()
 	dir := filepath.Join(state, SessionsDir, "ses_1")
 	os.MkdirAll(dir, 0o750)
-	writeFileShared(filepath.Join(dir, SessionMetaFile), []byte(`{"session":"ses_1","start":"2026-11-22T10:00:00Z"}`), -1)
+	agentstate.WriteFileShared(filepath.Join(dir, SessionMetaFile), []byte(`{"session":"ses_1","start":"2026-11-22T10:00:00Z"}`), -1)
 	writeCast(t, dir, "0001-pty.cast",
 		castEvent{0, "o", "a"}, castEvent{1, "o", "b"}, castEvent{1.001, "o", "c"}, castEvent{1.002, "i", "typed"},
 		castEvent{1.003, "r", "100x30"}, castEvent{11, "o", "d"}, castEvent{11.5, "o", "e"})
@@ -131,7 +133,8 @@ func TestFormatSessionEventShown(t *testing.T) {
 // BenchmarkRecordOutput is the recorder's cost per byte of terminal
 // output, which the engineer's session waits for.
 func BenchmarkRecordOutput(b *testing.B) {
-	r, err := OpenRecordings(RecordingsOptions{StateDir: b.TempDir(), Config: Config{Recordings: RecordingsConfig{MaxSession: 1 << 40, MaxTotal: 2 << 40}}})
+	dir := b.TempDir()
+	r, err := OpenRecordings(RecordingsOptions{StateDir: dir, Log: agenttest.OpenLog(b, dir), Config: Config{Recordings: RecordingsConfig{MaxSession: 1 << 40, MaxTotal: 2 << 40}}})
 	if err != nil {
 		b.Fatal(err)
 	}

@@ -15,6 +15,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/porthole/porthole/agent/agentlog"
+	"github.com/porthole/porthole/agent/agentstate"
+	"github.com/porthole/porthole/agent/internal/agenttest"
 	"github.com/porthole/porthole/agentssh"
 	"github.com/porthole/porthole/control"
 	"github.com/porthole/porthole/sessioncert"
@@ -26,6 +29,9 @@ func openRecordings(t *testing.T, cfg Config, edit func(*RecordingsOptions)) *Re
 	opts := RecordingsOptions{StateDir: t.TempDir(), Config: cfg, Device: "dev1"}
 	if edit != nil {
 		edit(&opts)
+	}
+	if opts.Log == nil {
+		opts.Log = agenttest.OpenLog(t, opts.StateDir)
 	}
 	r, err := OpenRecordings(opts)
 	if err != nil {
@@ -108,16 +114,16 @@ func castData(evs []castEvent, kind string) string {
 	return b.String()
 }
 
-func logEvents(t *testing.T, stateDir string) []LogEntry {
+func logEvents(t *testing.T, stateDir string) []agentlog.Entry {
 	t.Helper()
-	entries, skipped, err := ReadEventLog(stateDir, time.Time{})
+	entries, skipped, err := agentlog.Read(stateDir, time.Time{})
 	if err != nil || skipped != 0 {
 		t.Fatalf("agent.log: %v, %d skipped", err, skipped)
 	}
 	return entries
 }
 
-func logKinds(entries []LogEntry) string {
+func logKinds(entries []agentlog.Entry) string {
 	var k []string
 	for _, e := range entries {
 		k = append(k, e.Event)
@@ -235,9 +241,9 @@ func checkModes(t *testing.T, stateDir string) {
 			t.Fatal(err)
 		}
 		fi, _ := d.Info()
-		want := sharedFileMode
+		want := agentstate.SharedFileMode
 		if d.IsDir() {
-			want = sharedDirMode
+			want = agentstate.SharedDirMode
 		}
 		if d.Name() == sessionsLockFile {
 			want = 0o600
@@ -247,7 +253,7 @@ func checkModes(t *testing.T, stateDir string) {
 		}
 		return nil
 	})
-	if fi, err := os.Stat(filepath.Join(stateDir, EventLogFile)); err != nil || fi.Mode().Perm() != sharedFileMode {
+	if fi, err := os.Stat(filepath.Join(stateDir, agentlog.File)); err != nil || fi.Mode().Perm() != agentstate.SharedFileMode {
 		t.Errorf("agent.log: %v %v", fi, err)
 	}
 }
@@ -259,7 +265,7 @@ func TestRecordGroup(t *testing.T) {
 		t.Skip("needs root, to give files to another group")
 	}
 	const group = "daemon"
-	gid := lookupGroup(group)
+	gid := agentstate.LookupGroup(group)
 	if gid < 0 {
 		t.Skip("no group " + group)
 	}
@@ -442,7 +448,7 @@ func TestRetention(t *testing.T) {
 	os.WriteFile(filepath.Join(state, SessionsDir, "ses_crash", SessionEventsFile), []byte(`{"time":"2026-11-22T10:00:00Z","event":"connected"}`+"\n"+`{"time":"2026-11-22T10:00:01Z","ev`), 0o640)
 
 	cfg := Config{Recordings: RecordingsConfig{MaxSession: 12 << 10, MaxEvents: 2 << 10, MaxTotal: 32 << 10, Keep: Age(30 * day)}}
-	r, err := OpenRecordings(RecordingsOptions{StateDir: state, Config: cfg, Now: func() time.Time { return now }})
+	r, err := OpenRecordings(RecordingsOptions{StateDir: state, Log: agenttest.OpenLog(t, state), Config: cfg, Now: func() time.Time { return now }})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -499,9 +505,9 @@ func TestRetention(t *testing.T) {
 // TestRecordingsLock: one recorder per state directory.
 func TestRecordingsLock(t *testing.T) {
 	r := openRecordings(t, Config{}, nil)
-	_, err := OpenRecordings(RecordingsOptions{StateDir: r.stateDir})
-	if !errors.Is(err, ErrAlreadyRunning) {
-		t.Errorf("second OpenRecordings = %v; want ErrAlreadyRunning", err)
+	_, err := OpenRecordings(RecordingsOptions{StateDir: r.stateDir, Log: r.events})
+	if !errors.Is(err, agentstate.ErrAlreadyRunning) {
+		t.Errorf("second OpenRecordings = %v; want agentstate.ErrAlreadyRunning", err)
 	}
 }
 

@@ -82,7 +82,7 @@ func (ls *relayLinks) acquire(ctx context.Context) (*relayLink, error) {
 	ls.mu.Lock()
 	ls.cur = l
 	ls.mu.Unlock()
-	go ls.accept(l)
+	ls.t.wg.Go(func() { ls.accept(l) })
 	return l, nil
 }
 
@@ -214,7 +214,7 @@ func (ls *relayLinks) accept(l *relayLink) {
 		if err != nil {
 			return
 		}
-		go ls.serveStream(l, st)
+		ls.t.wg.Go(func() { ls.serveStream(l, st) })
 	}
 }
 
@@ -295,9 +295,9 @@ func (r *registration) Close() error {
 // cut, or the connection dropped).
 func (r *registration) ended() <-chan struct{} {
 	done := make(chan struct{})
-	go func() {
+	r.ls.t.wg.Go(func() {
 		_, _ = io.Copy(io.Discard, r.st)
 		close(done)
-	}()
+	})
 	return done
 }

@@ -28,7 +28,7 @@ func TestRelayLinkDialHoldsNothing(t *testing.T) {
 	d := enrollDevice(t, uniqueName("dev"), nil)
 	dialing, unblock := make(chan struct{}), make(chan struct{})
 	var once sync.Once // dialled twice: TLS, then a WebSocket
-	tn, err := NewTunnels(TunnelOptions{State: d.State,
+	tn, err := NewTunnels(TunnelOptions{State: d.State, Consent: manualConsent(t),
 		NetDial: func(ctx context.Context, _, _ string) (net.Conn, error) {
 			once.Do(func() { close(dialing) })
 			select {
@@ -125,7 +125,7 @@ func TestRelayBusyRetried(t *testing.T) {
 		}
 	}()
 	var dials atomic.Int32
-	tn, err := NewTunnels(TunnelOptions{State: d.State,
+	tn, err := NewTunnels(TunnelOptions{State: d.State, Consent: manualConsent(t),
 		NetDial: func(ctx context.Context, network, _ string) (net.Conn, error) {
 			// Each attempt dials twice: TLS, then a WebSocket.
 			if dials.Add(1) <= 4 {
@@ -151,10 +151,16 @@ func TestRelayBusyRetried(t *testing.T) {
 // device's word on an engineer's close does not wait out its grace.
 func TestCloseUnknownSession(t *testing.T) {
 	t.Parallel()
-	tn, _ := consentTunnels(t, nil)
+	tn, _ := consentTunnels(t, manualConsent(t))
 	var st states
 	tn.Close(context.Background(), &control.Command{Type: control.TypeClose, Session: "ses_gone"}, st.report)
 	if got, want := st.list(), []control.State{control.TunnelDown("ses_gone", control.CloseOnCommand)}; len(got) != 1 || got[0] != want[0] {
 		t.Errorf("reported %+v; want %+v", got, want)
 	}
+}
+
+// manualConsent is the owner's consent in manual mode, with no window open.
+func manualConsent(t *testing.T) *Consent {
+	c, _ := newTestConsent(t, ConsentManual, nil)
+	return c
 }

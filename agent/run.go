@@ -14,6 +14,8 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/porthole/porthole/agent/agentlog"
+	"github.com/porthole/porthole/agent/agentstate"
 	"github.com/porthole/porthole/apiclient"
 	"github.com/porthole/porthole/control"
 	"github.com/porthole/porthole/proxydial"
@@ -28,23 +30,24 @@ const (
 	RunLockFile = "run.lock"
 )
 
-// ErrAlreadyRunning is returned by Run when another agent holds the state
-// directory.
-var ErrAlreadyRunning = errors.New("agent: another porthole-agent is running with this state directory")
-
 // RunOptions are the inputs of Run.
 type RunOptions struct {
-	// State is the enrolled device (LoadState). Required.
-	State *State
+	// State is the enrolled device (agentstate.Load). Required.
+	State *agentstate.State
 	// Config is the owner's configuration. The zero value is the defaults.
 	Config Config
+	// Log is the agent's event log (agentlog.Open), where commands
+	// accepted and rejected are recorded; the caller closes it after Run
+	// returns. Required.
+	Log *agentlog.Log
 	// Logger gets the agent's log: commands accepted and rejected, and
 	// debug detail. Nil: nothing is logged.
 	Logger *slog.Logger
 	// Status gets a line for a person whenever the connection to the
 	// broker comes or goes. Nil: nothing is written.
 	Status io.Writer
-	// Sessions carries out accepted commands. Nil: NoSessions.
+	// Sessions carries out accepted commands (Tunnels, through the
+	// recorder's Handler). Required.
 	Sessions SessionHandler
 	// Backoff paces reconnects. The zero value is the defaults.
 	Backoff Backoff
@@ -83,7 +86,7 @@ type runner struct {
 
 	verifier *control.Verifier
 	nonces   *control.FileNonceStore
-	events   *eventLog
+	events   *agentlog.Log
 	unlock   func() error
 
 	inbox     chan []byte // commands received, waiting for the worker
@@ -126,7 +129,7 @@ type runner struct {
 //
 // Every message on the cmd topic goes through control.Verifier, with the
 // nonces kept in NonceFile. A rejected command is logged, recorded in
-// EventLogFile and answered with "rejected <reason>"; an accepted one is
+// agentlog.File and answered with "rejected <reason>"; an accepted one is
 // recorded and handed to Sessions.
 func Run(ctx context.Context, opts RunOptions) error {
 	r, err := newRunner(opts)
@@ -144,6 +147,9 @@ func newRunner(opts RunOptions) (_ *runner, err error) {
 	if st == nil || len(st.PrivateKey) != ed25519.PrivateKeySize {
 		return nil, errors.New("agent: Run needs a loaded State")
 	}
+	if opts.Log == nil || opts.Sessions == nil {
+		return nil, errors.New("agent: Run needs the event log and a SessionHandler")
+	}
 	if err := opts.Config.Validate(); err != nil {
 		return nil, err
 	}
@@ -159,14 +165,12 @@ func newRunner(opts RunOptions) (_ *runner, err error) {
 		priv:     st.PrivateKey,
 		broker:   opts.Config.Broker,
 		proxy:    opts.Config.proxy(),
+		events:   opts.Log,
 		inbox:    make(chan []byte, inboxSize),
 	}
 	r.dial = (&proxydial.Dialer{Proxy: r.proxy}).DialContext
 	if r.log == nil {
 		r.log = slog.New(slog.DiscardHandler)
-	}
-	if r.sessions == nil {
-		r.sessions = NoSessions{Logger: r.log}
 	}
 	if r.now == nil {
 		r.now = time.Now
@@ -186,7 +190,7 @@ func newRunner(opts RunOptions) (_ *runner, err error) {
 
 // identify works out the device's MQTT identity, topics, broker and TLS
 // configuration from the enrollment and the config.
-func (r *runner) identify(enr *Enrollment) error {
+func (r *runner) identify(enr *agentstate.Enrollment) error {
 	var err error
 	if r.clientID, err = control.DeviceUsername(r.fleet, r.device); err != nil {
 		return fmt.Errorf("the enrollment record names no valid device: %w", err)
@@ -220,26 +224,21 @@ func (r *runner) identify(enr *Enrollment) error {
 	return nil
 }
 
-// openState takes the run lock and opens the nonce memory and the event
-// log. close undoes whatever it did.
-func (r *runner) openState(dir string, enr *Enrollment) error {
+// openState takes the run lock and opens the nonce memory. close undoes
+// whatever it did.
+func (r *runner) openState(dir string, enr *agentstate.Enrollment) error {
 	controlKey, err := control.ParseControlKey(enr.ControlKey)
 	if err != nil {
 		return fmt.Errorf("the enrollment record's control key cannot be used (%w); enroll the device again", err)
 	}
-	if r.unlock, err = lockStateDir(filepath.Join(dir, RunLockFile)); errors.Is(err, ErrAlreadyRunning) {
-		return &explained{kind: ErrAlreadyRunning, msg: fmt.Sprintf(
-			"another porthole-agent is already running as %s with the state directory %s; stop it first (two agents cannot share one device identity)", r.clientID, dir)}
-	} else if err != nil {
+	if r.unlock, err = agentstate.Lock(filepath.Join(dir, RunLockFile), fmt.Sprintf(
+		"another porthole-agent is already running as %s with the state directory %s; stop it first (two agents cannot share one device identity)", r.clientID, dir)); err != nil {
 		return err
 	}
 	if r.nonces, err = control.OpenFileNonceStore(filepath.Join(dir, NonceFile), r.serverNow()); err != nil {
 		return fmt.Errorf("opening the command nonce memory: %w", err)
 	}
-	if r.verifier, err = control.NewVerifier(controlKey, r.fleet, r.device, r.nonces); err != nil {
-		return err
-	}
-	r.events, err = openEventLog(filepath.Join(dir, EventLogFile))
+	r.verifier, err = control.NewVerifier(controlKey, r.fleet, r.device, r.nonces)
 	return err
 }
 
@@ -272,11 +271,6 @@ const clockSyncTimeout = 5 * time.Second
 
 // close releases what openState opened.
 func (r *runner) close() {
-	if r.events != nil {
-		if err := r.events.Close(); err != nil {
-			r.log.Error("closing the event log", "err", err)
-		}
-	}
 	if r.nonces != nil {
 		if err := r.nonces.Close(); err != nil {
 			r.log.Error("closing the nonce memory", "err", err)

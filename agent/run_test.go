@@ -15,6 +15,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/porthole/porthole/agent/agentlog"
+	"github.com/porthole/porthole/agent/agentstate"
 	"github.com/porthole/porthole/apitype"
 	"github.com/porthole/porthole/control"
 )
@@ -93,7 +95,7 @@ func TestRunRejects(t *testing.T) {
 	if got := strings.Join(reasons, " "); got != want {
 		t.Errorf("agent.log rejections = %s; want %s", got, want)
 	}
-	if fi, err := os.Stat(filepath.Join(d.Dir, EventLogFile)); err != nil || fi.Mode().Perm() != 0o640 {
+	if fi, err := os.Stat(filepath.Join(d.Dir, agentlog.File)); err != nil || fi.Mode().Perm() != 0o640 {
 		t.Errorf("agent.log: %v, mode %v; want 0640, readable by the owner's group", err, fi.Mode().Perm())
 	}
 }
@@ -219,8 +221,8 @@ func TestRunRefusesSecondAgent(t *testing.T) {
 	d := enrollDevice(t, "dev1", nil)
 	d.start(t)
 	err := Run(t.Context(), d.options(t))
-	if !errors.Is(err, ErrAlreadyRunning) || !strings.Contains(err.Error(), d.Dir) {
-		t.Errorf("second Run = %v; want ErrAlreadyRunning naming %s", err, d.Dir)
+	if !errors.Is(err, agentstate.ErrAlreadyRunning) || !strings.Contains(err.Error(), d.Dir) {
+		t.Errorf("second Run = %v; want agentstate.ErrAlreadyRunning naming %s", err, d.Dir)
 	}
 }
 
@@ -253,17 +255,17 @@ func TestRunChecksOptions(t *testing.T) {
 }
 
 // readEvents reads the event log of state directory dir.
-func readEvents(t *testing.T, dir string) []event {
+func readEvents(t *testing.T, dir string) []agentlog.Event {
 	t.Helper()
-	f, err := os.Open(filepath.Join(dir, EventLogFile))
+	f, err := os.Open(filepath.Join(dir, agentlog.File))
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer f.Close()
-	var events []event
+	var events []agentlog.Event
 	sc := bufio.NewScanner(f)
 	for sc.Scan() {
-		var e event
+		var e agentlog.Event
 		if err := json.Unmarshal(sc.Bytes(), &e); err != nil {
 			t.Fatalf("agent.log line %q: %v", sc.Text(), err)
 		}

@@ -2,7 +2,6 @@ package agent
 
 import (
 	"context"
-	"log/slog"
 
 	"github.com/porthole/porthole/control"
 )
@@ -23,31 +22,3 @@ type SessionHandler interface {
 // that cannot be sent (the broker is away) is logged and dropped: the
 // server closes a session it hears nothing about.
 type Reporter func(control.State)
-
-// NoSessions is the SessionHandler of an agent without a data path (it
-// arrives with its own issue): it answers every open and close with
-// "tunnel_down <session> unsupported" at once, so the server closes the
-// session rather than wait for a tunnel that will never come up.
-type NoSessions struct {
-	// Logger gets a line per command. Nil: nothing is logged.
-	Logger *slog.Logger
-}
-
-var _ SessionHandler = NoSessions{}
-
-// Open implements SessionHandler.
-func (n NoSessions) Open(_ context.Context, cmd *control.Command, report Reporter) {
-	n.refuse(cmd, report)
-}
-
-// Close implements SessionHandler.
-func (n NoSessions) Close(_ context.Context, cmd *control.Command, report Reporter) {
-	n.refuse(cmd, report)
-}
-
-func (n NoSessions) refuse(cmd *control.Command, report Reporter) {
-	if n.Logger != nil {
-		n.Logger.Info("sessions are not supported by this agent yet", "type", cmd.Type, "session", cmd.Session)
-	}
-	report(control.TunnelDown(cmd.Session, control.CloseUnsupported))
-}

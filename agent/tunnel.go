@@ -16,6 +16,7 @@ import (
 
 	"golang.org/x/crypto/ssh"
 
+	"github.com/porthole/porthole/agent/agentstate"
 	"github.com/porthole/porthole/agentssh"
 	"github.com/porthole/porthole/control"
 	"github.com/porthole/porthole/relay/relayproto"
@@ -48,7 +49,7 @@ const relayCloseGrace = 600 * time.Millisecond
 // waiting_consent. A session consent refuses is answered tunnel_down with
 // the reason (no_consent, denied, consent_timeout) without dialling.
 type Tunnels struct {
-	state   *State
+	state   *agentstate.State
 	cfg     Config
 	log     *slog.Logger
 	now     func() time.Time
@@ -57,13 +58,19 @@ type Tunnels struct {
 	links   relayLinks
 	consent *Consent
 
-	mu   sync.Mutex
-	open map[string]*tunnel // guarded by mu
+	// wg counts every goroutine the sessions start: each session's run,
+	// and what runs for it (the relay link's streams, requests discarded);
+	// Wait waits for them.
+	wg sync.WaitGroup
+
+	mu      sync.Mutex
+	open    map[string]*tunnel // guarded by mu
+	waiting bool               // guarded by mu: Wait has begun, no session may open
 }
 
 // TunnelOptions are the inputs of NewTunnels.
 type TunnelOptions struct {
-	State  *State
+	State  *agentstate.State
 	Config Config
 	Logger *slog.Logger
 	Now    func() time.Time
@@ -78,8 +85,7 @@ type TunnelOptions struct {
 	// Recorder learns what engineers do. Nil: nothing is recorded.
 	Recorder agentssh.Recorder
 	// Consent is the owner's consent, shared with the owner's local
-	// control. Nil: one of Config.Consent's mode, of this Tunnels alone
-	// (no window can be opened on it, so manual mode admits no one).
+	// control (NewConsent). Required.
 	Consent *Consent
 }
 
@@ -119,6 +125,9 @@ func NewTunnels(opts TunnelOptions) (*Tunnels, error) {
 	if st == nil || st.Key == nil || st.HostCert == nil {
 		return nil, errors.New("agent: tunnels need a loaded State")
 	}
+	if opts.Consent == nil {
+		return nil, errors.New("agent: tunnels need the owner's consent")
+	}
 	if err := opts.Config.Validate(); err != nil {
 		return nil, err
 	}
@@ -134,12 +143,6 @@ func NewTunnels(opts TunnelOptions) (*Tunnels, error) {
 	t.links.t = t
 	if t.log == nil {
 		t.log = slog.New(slog.DiscardHandler)
-	}
-	if t.consent == nil {
-		if t.consent, err = NewConsent(ConsentOptions{Mode: opts.Config.Consent, ApprovalTimeout: opts.Config.ApprovalTimeout,
-			Fleet: st.Enrollment.Fleet, Device: st.Enrollment.Name, Logger: t.log, Now: t.now}); err != nil {
-			return nil, err
-		}
 	}
 	if t.now == nil {
 		t.now = time.Now
@@ -197,9 +200,26 @@ func (t *Tunnels) Open(ctx context.Context, cmd *control.Command, report Reporte
 		cancel(nil)
 		return
 	}
+	if t.waiting {
+		t.mu.Unlock()
+		cancel(nil)
+		report(control.TunnelDown(cmd.Session, control.CloseAgentStopping))
+		return
+	}
 	t.open[cmd.Session] = tn
+	t.wg.Go(func() { t.run(tn, cmd, maxDur, report) })
 	t.mu.Unlock()
-	go t.run(tn, cmd, maxDur, report)
+}
+
+// Wait refuses sessions from now on and waits until every goroutine the
+// sessions started has ended. The sessions end with the context given to
+// Open (or with CloseAll): the agent calls Wait once its control channel
+// has stopped.
+func (t *Tunnels) Wait() {
+	t.mu.Lock()
+	t.waiting = true
+	t.mu.Unlock()
+	t.wg.Wait()
 }
 
 // Close implements SessionHandler: the server closed the session. A
@@ -406,7 +426,7 @@ func (t *Tunnels) run(tn *tunnel, cmd *control.Command, maxDur time.Duration, re
 		if err != nil {
 			continue
 		}
-		go ssh.DiscardRequests(reqs)
+		t.wg.Go(func() { ssh.DiscardRequests(reqs) })
 		if !tn.goServe(func() {
 			conn := agentssh.ChannelConn(ch, conn.LocalAddr(), conn.RemoteAddr())
 			if err := t.srv.ServeConn(tn.ctx, conn, tn.id); err != nil {
@@ -548,7 +568,7 @@ func (t *Tunnels) register(tn *tunnel, addr string) (ssh.Conn, <-chan ssh.NewCha
 		return nil, nil, fmt.Errorf("%w: %w", errRefused, err)
 	}
 	nc.SetDeadline(time.Time{})
-	go ssh.DiscardRequests(reqs)
+	t.wg.Go(func() { ssh.DiscardRequests(reqs) })
 	payload := ssh.Marshal(struct {
 		Addr string
 		Port uint32

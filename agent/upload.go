@@ -19,6 +19,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/porthole/porthole/agent/agentstate"
 	"github.com/porthole/porthole/apiclient"
 	"github.com/porthole/porthole/apitype"
 	"github.com/porthole/porthole/internal/atomicfile"
@@ -61,7 +62,7 @@ var _ UploadServer = (*apiclient.Client)(nil)
 type UploadOptions struct {
 	// State is the enrolled device: its state directory holds the
 	// recordings, and its enrollment names the server. Required.
-	State *State
+	State *agentstate.State
 	// Server receives the recordings. Nil: the enrollment's server,
 	// reached with the device's key, by NetDial.
 	Server UploadServer
@@ -125,7 +126,7 @@ func NewUploader(opts UploadOptions) (*Uploader, error) {
 	enr := opts.State.Enrollment
 	u := &Uploader{stateDir: opts.State.Dir, server: opts.Server, serverURL: enr.Server, fingerprint: enr.Fingerprint,
 		log: opts.Logger, every: opts.Every, rescan: opts.RescanEvery, chunk: opts.ChunkSize, now: opts.Now,
-		gid: ownerGID(), wake: make(chan struct{}, 1), pending: map[string]bool{}}
+		gid: agentstate.OwnerGID(), wake: make(chan struct{}, 1), pending: map[string]bool{}}
 	if u.server == nil {
 		c, err := apiclient.New(enr.Server, apiclient.Options{Fingerprint: enr.Fingerprint, Timeout: time.Minute, NetDial: opts.NetDial,
 			Device: &apiclient.DeviceCredentials{Fleet: enr.Fleet, Device: enr.Name, Key: opts.State.PrivateKey}})
@@ -323,7 +324,7 @@ func (u *Uploader) saveProgress(dir string, p *uploadProgress) error {
 	if err != nil {
 		return err
 	}
-	if err := writeFileShared(filepath.Join(dir, SessionUploadFile), data, u.gid); errors.Is(err, fs.ErrNotExist) {
+	if err := agentstate.WriteFileShared(filepath.Join(dir, SessionUploadFile), data, u.gid); errors.Is(err, fs.ErrNotExist) {
 		return nil // deleted by retention meanwhile
 	} else if err != nil {
 		return fmt.Errorf("saving the upload's progress: %w", err)

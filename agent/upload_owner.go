@@ -12,13 +12,14 @@ import (
 	"strings"
 	"time"
 
+	"github.com/porthole/porthole/agent/agentstate"
 	"github.com/porthole/porthole/apitype"
 )
 
 // OwnerLinkFile, in the state directory, is the owner's read-only link to
 // the server's copy of this device's audit log and recordings. The running
 // agent asks the server for one with the device's key and renews it before
-// it expires; the file is readable by OwnerGroup (0640), so the owner
+// it expires; the file is readable by agentstate.OwnerGroup (0640), so the owner
 // reads it without the key.
 const OwnerLinkFile = "owner-link.json"
 
@@ -56,11 +57,11 @@ func ReadOwnerLink(stateDir string) (*OwnerLink, error) {
 	data, err := os.ReadFile(path)
 	if errors.Is(err, fs.ErrNotExist) {
 		if _, serr := os.Stat(stateDir); serr != nil {
-			return nil, readableErr(stateDir, serr)
+			return nil, agentstate.ReadError(stateDir, serr)
 		}
 		return nil, &explained{kind: ErrNoOwnerLink, msg: "the agent has no owner link yet: it asks the server for one as it runs (porthole-agent run)"}
 	} else if err != nil {
-		return nil, readableErr(path, err)
+		return nil, agentstate.ReadError(path, err)
 	}
 	var l OwnerLink
 	if err := json.Unmarshal(data, &l); err != nil || l.Token == "" {
@@ -89,7 +90,7 @@ func RenewOwnerLink(ctx context.Context, stateDir, serverURL, fingerprint string
 	if err != nil {
 		return nil, err
 	}
-	if err := writeFileShared(filepath.Join(stateDir, OwnerLinkFile), data, ownerGID()); err != nil {
+	if err := agentstate.WriteFileShared(filepath.Join(stateDir, OwnerLinkFile), data, agentstate.OwnerGID()); err != nil {
 		return nil, fmt.Errorf("saving the owner link: %w", err)
 	}
 	return l, nil

@@ -19,6 +19,8 @@ import (
 
 	"golang.org/x/crypto/ssh"
 
+	"github.com/porthole/porthole/agent/agentstate"
+	"github.com/porthole/porthole/agent/internal/agenttest"
 	"github.com/porthole/porthole/agentssh"
 	"github.com/porthole/porthole/api"
 	"github.com/porthole/porthole/apiclient"
@@ -121,9 +123,9 @@ func (a *uploadAPI) session(t *testing.T, d *store.Device) string {
 
 // state is the device's state as the uploader sees it, in a fresh
 // directory.
-func (a *uploadAPI) state(t *testing.T) *State {
+func (a *uploadAPI) state(t *testing.T) *agentstate.State {
 	t.Helper()
-	return &State{Dir: t.TempDir(), PrivateKey: a.key, Enrollment: Enrollment{Server: a.ts.URL, Fingerprint: a.keys.TLSFingerprint(),
+	return &agentstate.State{Dir: t.TempDir(), PrivateKey: a.key, Enrollment: agentstate.Enrollment{Server: a.ts.URL, Fingerprint: a.keys.TLSFingerprint(),
 		Fleet: a.fleet.Name, DeviceID: a.dev.ID, Name: a.dev.Name}}
 }
 
@@ -163,7 +165,7 @@ func (f *flaky) CompleteRecording(ctx context.Context, session string, files map
 
 // startUploader starts an uploader of st to server with quick passes and
 // retries; it stops at the test's end, or when stop is called.
-func startUploader(t *testing.T, st *State, server UploadServer) (*Uploader, func()) {
+func startUploader(t *testing.T, st *agentstate.State, server UploadServer) (*Uploader, func()) {
 	t.Helper()
 	u, err := NewUploader(UploadOptions{State: st, Server: server, Every: 5 * time.Millisecond,
 		Backoff: Backoff{First: 5 * time.Millisecond, Max: 20 * time.Millisecond}, ChunkSize: 4096})
@@ -181,9 +183,9 @@ func startStop(t *testing.T, u *Uploader) func() {
 
 // recorder records in st's directory, telling changes to u (which may
 // change, as the agent restarts).
-func recorder(t *testing.T, st *State, changed *atomic.Pointer[Uploader]) *Recordings {
+func recorder(t *testing.T, st *agentstate.State, changed *atomic.Pointer[Uploader]) *Recordings {
 	t.Helper()
-	r, err := OpenRecordings(RecordingsOptions{StateDir: st.Dir, Device: st.Enrollment.Name, FlushEvery: 5 * time.Millisecond,
+	r, err := OpenRecordings(RecordingsOptions{StateDir: st.Dir, Log: agenttest.OpenLog(t, st.Dir), Device: st.Enrollment.Name, FlushEvery: 5 * time.Millisecond,
 		Changed: func(s string) {
 			if u := changed.Load(); u != nil {
 				u.Changed(s)
@@ -214,7 +216,7 @@ func (a *uploadAPI) complete(t *testing.T, session string) bool {
 
 // sameAsDevice checks that the server holds every file of the session's
 // directory as the device does, and no other.
-func (a *uploadAPI) sameAsDevice(t *testing.T, st *State, session string) {
+func (a *uploadAPI) sameAsDevice(t *testing.T, st *agentstate.State, session string) {
 	t.Helper()
 	dir := filepath.Join(st.Dir, SessionsDir, session)
 	ents, err := os.ReadDir(dir)
@@ -413,7 +415,7 @@ func TestUploadRefusals(t *testing.T) {
 // no uploader running and the server unreachable.
 func TestUploadChangedNeverBlocks(t *testing.T) {
 	t.Parallel()
-	st := &State{Dir: t.TempDir(), Enrollment: Enrollment{Server: "https://127.0.0.1:1", Fleet: "acme", Name: "dev1"}}
+	st := &agentstate.State{Dir: t.TempDir(), Enrollment: agentstate.Enrollment{Server: "https://127.0.0.1:1", Fleet: "acme", Name: "dev1"}}
 	u, err := NewUploader(UploadOptions{State: st})
 	must(t, err)
 	done := make(chan struct{})

@@ -7,6 +7,7 @@ import (
 	"github.com/spf13/pflag"
 
 	"github.com/porthole/porthole/agent"
+	"github.com/porthole/porthole/agent/agentstate"
 	"github.com/porthole/porthole/proxydial"
 )
 
@@ -67,7 +68,7 @@ a fleet owner to delete the old device from the server).`,
 	f.StringVar(&opts.Server, "server", "", "the Porthole server's address, https://host:port (required)")
 	f.StringVar(&opts.Token, "token", "", "the enrollment token from a fleet owner (required)")
 	f.StringVar(&opts.Name, "name", "", "this device's name in the fleet: a-z, 0-9 and -, up to 63 (required)")
-	f.StringVar(&opts.StateDir, "state", agent.DefaultStateDir, "directory for the device's key and enrollment")
+	f.StringVar(&opts.StateDir, "state", agentstate.DefaultDir, "directory for the device's key and enrollment")
 	f.StringVar(&opts.Fingerprint, "fingerprint", "", "pin the server's certificate, sha256:<hex> (default $"+fingerprintEnv+")")
 	proxyFlag(f, &proxy)
 	return cmd

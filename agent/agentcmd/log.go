@@ -11,6 +11,8 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/porthole/porthole/agent"
+	"github.com/porthole/porthole/agent/agentlog"
+	"github.com/porthole/porthole/agent/agentstate"
 )
 
 func newLog(stdio IO) *cobra.Command {
@@ -20,13 +22,13 @@ func newLog(stdio IO) *cobra.Command {
 		Use:   "log [--since T] [--json] [--state DIR]",
 		Short: "Show the agent's own log: commands, sessions, who connected",
 		Long: `log shows the agent's own record of what it was asked and what happened
-(` + agent.EventLogFile + ` in the state directory), oldest first: commands from the
+(` + agentlog.File + ` in the state directory), oldest first: commands from the
 server it accepted or refused, engineers connecting and leaving, sessions
 ending and why, and recordings cut short or deleted. Each line was written
 to disk before the agent acted on it.
 
 It reads the state directory itself: the agent need not be running. Run it
-as root, or as a member of the ` + agent.OwnerGroup + ` group.
+as root, or as a member of the ` + agentstate.OwnerGroup + ` group.
 
 --since keeps what happened since a moment: a length of time back (2h, 3d)
 or a date and time (2026-11-22, "2026-11-22 14:00", RFC 3339). --json prints
@@ -40,12 +42,12 @@ the log's own lines, one JSON object each.`,
 			if err != nil {
 				return err
 			}
-			entries, skipped, err := agent.ReadEventLog(stateDir, from)
+			entries, skipped, err := agentlog.Read(stateDir, from)
 			if err != nil {
 				return err
 			}
 			if skipped > 0 {
-				fmt.Fprintf(stdio.Err, "porthole-agent: skipped %d unreadable lines of %s\n", skipped, agent.EventLogFile)
+				fmt.Fprintf(stdio.Err, "porthole-agent: skipped %d unreadable lines of %s\n", skipped, agentlog.File)
 			}
 			if asJSON {
 				for _, e := range entries {
@@ -76,7 +78,7 @@ the log's own lines, one JSON object each.`,
 
 // stateFlag gives cmd --state.
 func stateFlag(cmd *cobra.Command, dir *string) {
-	cmd.Flags().StringVar(dir, "state", agent.DefaultStateDir, "the agent's state directory")
+	cmd.Flags().StringVar(dir, "state", agentstate.DefaultDir, "the agent's state directory")
 }
 
 // logTimeLayout is how the log's lines show their moment, in the local
@@ -89,7 +91,7 @@ var logFieldOrder = []string{"session", "user", "type", "reason", "detail", "byt
 
 // formatLogEntry writes one log line for a person:
 // "2026-11-22 14:03:07  engineer_connected  session=ses_1 user=ann@example.com".
-func formatLogEntry(e agent.LogEntry) string {
+func formatLogEntry(e agentlog.Entry) string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "%s  %-22s", e.Time.Local().Format(logTimeLayout), e.Event)
 	keys := make([]string, 0, len(e.Fields))

@@ -9,6 +9,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/porthole/porthole/agent"
+	"github.com/porthole/porthole/agent/agentstate"
 	"github.com/porthole/porthole/apiclient"
 )
 
@@ -36,7 +37,7 @@ one stops working.`,
 			var l *agent.OwnerLink
 			var err error
 			if renew {
-				st, lerr := agent.LoadState(stateDir)
+				st, lerr := agentstate.Load(stateDir)
 				if lerr != nil {
 					return lerr
 				}
@@ -73,7 +74,7 @@ one stops working.`,
 
 // ownerLinkStateFlag gives cmd --state, where the owner link is kept.
 func ownerLinkStateFlag(cmd *cobra.Command) *string {
-	return cmd.Flags().String("state", agent.DefaultStateDir, "the agent's state directory, which holds the owner link")
+	return cmd.Flags().String("state", agentstate.DefaultDir, "the agent's state directory, which holds the owner link")
 }
 
 // printOwnerLink writes the link and how to use it.

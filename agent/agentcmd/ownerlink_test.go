@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/porthole/porthole/agent"
+	"github.com/porthole/porthole/agent/agentstate"
 	"github.com/porthole/porthole/apitype"
 )
 
@@ -48,7 +49,7 @@ func TestOwnerLinkCommand(t *testing.T) {
 		t.Errorf("owner-link --json: %q, %v", out, err)
 	}
 	// --new needs the device's key: an unenrolled directory says so.
-	if _, _, err := run(t, nil, "owner-link", "--state", t.TempDir(), "--new"); !errors.Is(err, agent.ErrNotEnrolled) {
+	if _, _, err := run(t, nil, "owner-link", "--state", t.TempDir(), "--new"); !errors.Is(err, agentstate.ErrNotEnrolled) {
 		t.Errorf("owner-link --new without an enrollment: %v", err)
 	}
 }

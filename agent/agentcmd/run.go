@@ -1,21 +1,17 @@
 package agentcmd
 
 import (
-	"context"
 	"errors"
 	"fmt"
 	"io"
 	"io/fs"
 	"log/slog"
-	"net"
-	"sync"
-	"time"
 
 	"github.com/spf13/cobra"
 
 	"github.com/porthole/porthole/agent"
+	"github.com/porthole/porthole/agent/agentstate"
 	"github.com/porthole/porthole/agentssh"
-	"github.com/porthole/porthole/apiclient"
 )
 
 func newRun(stdio IO, g *globals) *cobra.Command {
@@ -88,7 +84,7 @@ Unknown keys are errors.`,
 			if err != nil {
 				return err
 			}
-			st, err := agent.LoadState(stateDir)
+			st, err := agentstate.Load(stateDir)
 			if err != nil {
 				return err
 			}
@@ -97,104 +93,17 @@ Unknown keys are errors.`,
 				level = slog.LevelDebug
 			}
 			logger := slog.New(slog.NewTextHandler(stdio.Err, &slog.HandlerOptions{Level: level}))
-			uploads, err := agent.NewUploader(agent.UploadOptions{State: st, Logger: logger, NetDial: cfg.NetDial()})
+			a, err := agent.New(agent.Options{State: st, Config: *cfg, Logger: logger, Status: stdio.Err})
 			if err != nil {
 				return err
 			}
-			rec, err := agent.OpenRecordings(agent.RecordingsOptions{StateDir: st.Dir, Config: *cfg, Device: st.Enrollment.Name, Logger: logger,
-				Changed: uploads.Changed})
-			if err != nil {
-				return err
-			}
-			defer rec.Close()
-			stopUploads := uploads.Start(cmd.Context())
-			defer stopUploads()
-			server, err := deviceClient(st, cfg)
-			if err != nil {
-				return err
-			}
-			// Commands, certificates and logins are checked by the server's
-			// time, as measured over the pinned connection to the API.
-			clock := agent.NewServerClock(nil, server.ServerTime, logger)
-			consent, err := agent.NewConsent(agent.ConsentOptions{Mode: cfg.ConsentMode(), Fleet: st.Enrollment.Fleet, Device: st.Enrollment.Name,
-				ApprovalTimeout: cfg.ApprovalTimeout, Server: server, StateDir: st.Dir, Logger: logger})
-			if err != nil {
-				return err
-			}
-			defer consent.Close()
-			tunnels, err := agent.NewTunnels(agent.TunnelOptions{State: st, Config: *cfg, Logger: logger, Consent: consent, Recorder: rec, Now: clock.Now})
-			if err != nil {
-				return err
-			}
-			ctx, cancel := context.WithCancel(cmd.Context())
-			defer cancel()
-			stop, err := serveOwner(ctx, stdio, st, cfg, consent, tunnels, logger)
-			if err != nil {
-				return err
-			}
-			defer func() { cancel(); stop() }()
-			return agent.Run(ctx, agent.RunOptions{
-				State:    st,
-				Config:   *cfg,
-				Logger:   logger,
-				Status:   stdio.Err,
-				Sessions: rec.Handler(tunnels),
-				Clock:    clock,
-			})
+			return a.Run(cmd.Context())
 		},
 	}
 	f := cmd.Flags()
-	f.StringVar(&stateDir, "state", agent.DefaultStateDir, "the state directory that porthole-agent enroll filled")
+	f.StringVar(&stateDir, "state", agentstate.DefaultDir, "the state directory that porthole-agent enroll filled")
 	f.StringVar(&configFile, "config", agent.DefaultConfigFile, "the owner's config file")
 	return cmd
-}
-
-// deviceClient reaches the device's server with its own credential: for
-// the support queue and the server's time.
-func deviceClient(st *agent.State, cfg *agent.Config) (*apiclient.Client, error) {
-	enr := st.Enrollment
-	server, err := apiclient.New(enr.Server, apiclient.Options{Fingerprint: enr.Fingerprint, Timeout: 15 * time.Second, NetDial: cfg.NetDial(),
-		Device: &apiclient.DeviceCredentials{Fleet: enr.Fleet, Device: enr.Name, Key: st.PrivateKey}})
-	if err != nil {
-		return nil, fmt.Errorf("the enrollment record's server: %w", err)
-	}
-	return server, nil
-}
-
-// serveOwner serves the owner's socket and, if configured, the local page,
-// until ctx ends; stop waits for them.
-func serveOwner(ctx context.Context, stdio IO, st *agent.State, cfg *agent.Config, consent *agent.Consent, tunnels *agent.Tunnels, logger *slog.Logger) (stop func(), err error) {
-	local, err := agent.NewLocal(agent.LocalOptions{Consent: consent, Tunnels: tunnels, StateDir: st.Dir, Logger: logger})
-	if err != nil {
-		return nil, err
-	}
-	sock, err := agent.ListenSocket(cfg.SocketPath(), cfg.SocketGroup)
-	if err != nil {
-		return nil, err
-	}
-	var page net.Listener
-	if cfg.LocalUI != "" {
-		if page, err = net.Listen("tcp", cfg.LocalUI); err != nil {
-			sock.Close()
-			return nil, fmt.Errorf("the owner's page (local_ui %s): %w", cfg.LocalUI, err)
-		}
-	}
-	var wg sync.WaitGroup
-	wg.Go(func() {
-		if err := local.ServeSocket(ctx, sock); err != nil {
-			logger.Error("the owner's socket stopped", "err", err)
-		}
-	})
-	fmt.Fprintf(stdio.Err, "taking the owner's commands on %s (consent: %s)\n", cfg.SocketPath(), cfg.ConsentMode())
-	if page != nil {
-		wg.Go(func() {
-			if err := local.ServePage(ctx, page); err != nil {
-				logger.Error("the owner's page stopped", "err", err)
-			}
-		})
-		fmt.Fprintf(stdio.Err, "the owner's page is at http://%s/ (porthole-agent ui prints a link that opens it)\n", page.Addr())
-	}
-	return wg.Wait, nil
 }
 
 // loadConfig reads the config file; a missing file is the defaults unless

@@ -11,6 +11,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/porthole/porthole/agent"
+	"github.com/porthole/porthole/agent/agentstate"
 	"github.com/porthole/porthole/humanize"
 )
 
@@ -30,7 +31,7 @@ whether the recording is complete or was cut short at one of the caps
 
 "porthole-agent replay ID" plays one back. The recordings are in the state
 directory's ` + agent.SessionsDir + ` folder; this command reads them itself, so the agent
-need not be running. Run it as root, or as a member of the ` + agent.OwnerGroup + ` group.`,
+need not be running. Run it as root, or as a member of the ` + agentstate.OwnerGroup + ` group.`,
 		Example: `  porthole-agent sessions
   porthole-agent sessions --json`,
 		Args: cobra.NoArgs,

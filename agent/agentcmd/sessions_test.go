@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/porthole/porthole/agent"
+	"github.com/porthole/porthole/agent/internal/agenttest"
 	"github.com/porthole/porthole/agentssh"
 	"github.com/porthole/porthole/sessioncert"
 )
@@ -38,7 +39,7 @@ func recordSessions(t *testing.T) (stateDir string) {
 	t.Helper()
 	stateDir = t.TempDir()
 	c := &clock{t: time.Now().Add(-3 * time.Hour).Truncate(time.Second)}
-	rec, err := agent.OpenRecordings(agent.RecordingsOptions{StateDir: stateDir, Device: "dev1", Now: c.now})
+	rec, err := agent.OpenRecordings(agent.RecordingsOptions{StateDir: stateDir, Log: agenttest.OpenLog(t, stateDir), Device: "dev1", Now: c.now})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -18,7 +18,7 @@ func TestDeps(t *testing.T) {
 		// The agent's own packages and those it shares with the server
 		// and the CLI.
 		module+"cmd/porthole-agent",
-		module+"agent",
+		module+"agent", // and its own packages: agentcmd, agentstate, agentlog
 		module+"agentssh",
 		module+"apiclient",
 		module+"apitype",

@@ -20,6 +20,7 @@ import (
 	"testing"
 
 	"github.com/porthole/porthole/agent"
+	"github.com/porthole/porthole/agent/agentstate"
 	"github.com/porthole/porthole/daemon"
 	"github.com/porthole/porthole/e2e"
 )
@@ -319,8 +320,8 @@ func TestDevicesAreDebianUbuntuFedora(t *testing.T) {
 		if c := svc.DependsOn[serverService].Condition; c != "service_healthy" {
 			t.Errorf("service %s: depends_on %s with condition %q; want service_healthy, so that it enrolls with a server that answers", name, serverService, c)
 		}
-		if !slices.ContainsFunc(svc.Volumes, func(v string) bool { return strings.HasSuffix(v, ":"+agent.DefaultStateDir) }) {
-			t.Errorf("service %s keeps no volume at %s: the device would lose its key and enrollment with its container", name, agent.DefaultStateDir)
+		if !slices.ContainsFunc(svc.Volumes, func(v string) bool { return strings.HasSuffix(v, ":"+agentstate.DefaultDir) }) {
+			t.Errorf("service %s keeps no volume at %s: the device would lose its key and enrollment with its container", name, agentstate.DefaultDir)
 		}
 	}
 	slices.Sort(distros)

@@ -21,6 +21,7 @@ import (
 	"time"
 
 	"github.com/porthole/porthole/agent"
+	"github.com/porthole/porthole/agent/agentstate"
 	"github.com/porthole/porthole/daemon"
 	"github.com/porthole/porthole/e2e"
 )
@@ -248,8 +249,8 @@ func TestDeviceEntrypoint(t *testing.T) {
 			if string(cfg.Consent) != svc.Environment["PORTHOLE_CONSENT"] || cfg.RunAs != env["PORTHOLE_RUN_AS"] {
 				t.Errorf("config consent %q run_as %q; want %q and %q", cfg.Consent, cfg.RunAs, svc.Environment["PORTHOLE_CONSENT"], env["PORTHOLE_RUN_AS"])
 			}
-			if _, err := os.Stat(filepath.Join(state, agent.EnrollmentFile)); err != nil {
-				t.Errorf("the entrypoint checks for %s, which enroll did not write: %v", agent.EnrollmentFile, err)
+			if _, err := os.Stat(filepath.Join(state, agentstate.EnrollmentFile)); err != nil {
+				t.Errorf("the entrypoint checks for %s, which enroll did not write: %v", agentstate.EnrollmentFile, err)
 			}
 			p.Stop(t)
 

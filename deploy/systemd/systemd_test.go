@@ -20,6 +20,7 @@ import (
 	"testing"
 
 	"github.com/porthole/porthole/agent"
+	"github.com/porthole/porthole/agent/agentstate"
 	"github.com/porthole/porthole/daemon"
 	"github.com/porthole/porthole/e2e"
 )
@@ -163,14 +164,14 @@ func TestAgentUnit(t *testing.T) {
 	// The paths are the agent's defaults, so that porthole-agent request,
 	// status, log ... find them without flags.
 	state := flagValue(argv, "--state")
-	if state != agent.DefaultStateDir {
-		t.Errorf("ExecStart --state %s; want the agent's default %s", state, agent.DefaultStateDir)
+	if state != agentstate.DefaultDir {
+		t.Errorf("ExecStart --state %s; want the agent's default %s", state, agentstate.DefaultDir)
 	}
 	if c := flagValue(argv, "--config"); c != agent.DefaultConfigFile {
 		t.Errorf("ExecStart --config %s; want the agent's default %s", c, agent.DefaultConfigFile)
 	}
-	if got := filepath.Join("/var/lib", u.get(t, "StateDirectory")); got != agent.DefaultStateDir {
-		t.Errorf("StateDirectory makes %s; want %s", got, agent.DefaultStateDir)
+	if got := filepath.Join("/var/lib", u.get(t, "StateDirectory")); got != agentstate.DefaultDir {
+		t.Errorf("StateDirectory makes %s; want %s", got, agentstate.DefaultDir)
 	}
 	if got := filepath.Join("/etc", u.get(t, "ConfigurationDirectory")); got != filepath.Dir(agent.DefaultConfigFile) {
 		t.Errorf("ConfigurationDirectory makes %s; want %s", got, filepath.Dir(agent.DefaultConfigFile))
@@ -178,14 +179,14 @@ func TestAgentUnit(t *testing.T) {
 	if got := filepath.Join("/run", u.get(t, "RuntimeDirectory")); got != filepath.Dir(agent.DefaultSocket) {
 		t.Errorf("RuntimeDirectory makes %s; want %s, where the agent's socket is", got, filepath.Dir(agent.DefaultSocket))
 	}
-	if want := filepath.Join(agent.DefaultStateDir, agent.EnrollmentFile); !slices.Equal(u["Unit"]["ConditionPathExists"], []string{want}) {
+	if want := filepath.Join(agentstate.DefaultDir, agentstate.EnrollmentFile); !slices.Equal(u["Unit"]["ConditionPathExists"], []string{want}) {
 		t.Errorf("ConditionPathExists=%v; want %s, which enroll writes last", u["Unit"]["ConditionPathExists"], want)
 	}
 
 	// Owners in group porthole reach the socket and the log: the directories
 	// are the group's, searchable by it, closed to others.
-	if g := u.get(t, "Group"); g != agent.OwnerGroup || !slices.Contains(sysusers(t).groups, g) {
-		t.Errorf("Group=%s; want %s, which porthole.conf creates", g, agent.OwnerGroup)
+	if g := u.get(t, "Group"); g != agentstate.OwnerGroup || !slices.Contains(sysusers(t).groups, g) {
+		t.Errorf("Group=%s; want %s, which porthole.conf creates", g, agentstate.OwnerGroup)
 	}
 	for _, k := range []string{"RuntimeDirectoryMode", "StateDirectoryMode"} {
 		mode, err := strconv.ParseUint(u.get(t, k), 8, 32)
@@ -328,8 +329,8 @@ func TestSysusersCreatesThem(t *testing.T) {
 	if !regexp.MustCompile(`(?m)^portholed:x:\d+:\d+:[^:]*:/var/lib/portholed:/usr/sbin/nologin$`).Match(passwd) {
 		t.Errorf("no portholed user with home /var/lib/portholed and no login shell in:\n%s", passwd)
 	}
-	if !regexp.MustCompile(`(?m)^` + agent.OwnerGroup + `:x:\d+:`).Match(group) {
-		t.Errorf("no %s group in:\n%s", agent.OwnerGroup, group)
+	if !regexp.MustCompile(`(?m)^` + agentstate.OwnerGroup + `:x:\d+:`).Match(group) {
+		t.Errorf("no %s group in:\n%s", agentstate.OwnerGroup, group)
 	}
 }
 

@@ -3,10 +3,13 @@ package agenttest
 import (
 	"fmt"
 	"log/slog"
+	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/porthole/porthole/agent/agentlog"
 )
 
 // WaitTimeout bounds every wait in the agent's tests; they normally finish
@@ -106,4 +109,17 @@ func (c *Clock) Advance(d time.Duration) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	c.now = c.now.Add(d)
+}
+
+// OpenLog opens the event log in state directory dir, as the running agent
+// does once for all its parts, closing it when the test ends (after what
+// was opened later, which its cleanups close first).
+func OpenLog(t testing.TB, dir string) *agentlog.Log {
+	t.Helper()
+	l, err := agentlog.Open(filepath.Join(dir, agentlog.File))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { l.Close() })
+	return l
 }

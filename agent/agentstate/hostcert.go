@@ -1,4 +1,4 @@
-package agent
+package agentstate
 
 import (
 	"bytes"
@@ -10,11 +10,11 @@ import (
 	"golang.org/x/crypto/ssh"
 )
 
-// checkHostCert parses an OpenSSH host certificate and checks that it
+// CheckHostCert parses an OpenSSH host certificate and checks that it
 // certifies devicePub, is signed by the host CA hostCA (authorized_keys
 // line) and names the device "<name>.<fleet>.porthole". It does not judge
-// the validity period: see checkCertTime.
-func checkHostCert(certLine string, devicePub ssh.PublicKey, hostCA, fleet, name string) (*ssh.Certificate, error) {
+// the validity period: see CheckCertTime.
+func CheckHostCert(certLine string, devicePub ssh.PublicKey, hostCA, fleet, name string) (*ssh.Certificate, error) {
 	ca, _, _, _, err := ssh.ParseAuthorizedKey([]byte(hostCA))
 	if err != nil {
 		return nil, fmt.Errorf("the host CA key is not an SSH public key: %w", err)
@@ -45,10 +45,10 @@ func checkHostCert(certLine string, devicePub ssh.PublicKey, hostCA, fleet, name
 	return cert, nil
 }
 
-// checkCertTime reports a certificate that is not valid at now, naming the
+// CheckCertTime reports a certificate that is not valid at now, naming the
 // device's clock as the likely culprit: a device without a real-time clock
 // that has not synchronised yet thinks it is 1970.
-func checkCertTime(cert *ssh.Certificate, now time.Time) error {
+func CheckCertTime(cert *ssh.Certificate, now time.Time) error {
 	after, before := time.Unix(int64(cert.ValidAfter), 0), time.Unix(int64(cert.ValidBefore), 0)
 	if cert.ValidBefore != ssh.CertTimeInfinity && !now.Before(before) || now.Before(after) {
 		return fmt.Errorf("the host certificate is valid from %s to %s, but this device's clock says %s; set the clock (NTP) and try again",

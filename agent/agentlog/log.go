@@ -1,4 +1,11 @@
-package agent
+// Package agentlog is the agent's own record of security events, agent.log
+// in the state directory: one JSON object per line, appended and synced
+// before the agent acts on the event, and readable by the owner's group
+// (what happens inside sessions is in the recordings instead). The running
+// agent opens it once (Open) and hands the Log to every part that records
+// events; Read and Tail are the owner's side, which work whether the agent
+// runs or not.
+package agentlog
 
 import (
 	"encoding/json"
@@ -9,32 +16,17 @@ import (
 	"sync"
 	"syscall"
 	"time"
+
+	"github.com/porthole/porthole/agent/agentstate"
 )
 
-// EventLogFile is the agent's own record of security events in the state
-// directory: one JSON object per line, appended and synced before the agent
-// acts on the event. It is readable by OwnerGroup (porthole-agent log);
-// what happens inside sessions is in SessionsDir.
-const EventLogFile = "agent.log"
+// File is the event log's name in the state directory.
+const File = "agent.log"
 
-// Security events in the event log.
-const (
-	eventCommandAccepted = "command_accepted"
-	eventCommandRejected = "command_rejected"
-
-	// Sessions, from the recorder (see Recordings).
-	eventEngineerConnected    = "engineer_connected"
-	eventEngineerDisconnected = "engineer_disconnected"
-	eventSessionEnded         = "session_ended"
-	eventRecordingTruncated   = "recording_truncated"
-	eventRecordingFailed      = "recording_failed"
-	eventRecordingDeleted     = "recording_deleted"
-)
-
-// event is one line of the event log. Empty fields are left out.
-type event struct {
+// Event is one line of the event log. Empty fields are left out.
+type Event struct {
 	Time    time.Time `json:"time"`
-	Event   string    `json:"event"`
+	Event   string    `json:"event"`             // what happened: each part that records names its own
 	Type    string    `json:"type,omitempty"`    // command type, once verified
 	Session string    `json:"session,omitempty"` // session id, once verified
 	Reason  string    `json:"reason,omitempty"`  // rejection reason
@@ -44,35 +36,36 @@ type event struct {
 	Bytes   int64     `json:"bytes,omitempty"`   // a session's recording on disk
 }
 
-// eventReserveFile holds disk space the event log gives up when the disk
-// is full, so that the lines saying so (a recording failed, a command
-// refused) still reach the owner; eventReserve is its size.
+// reserveFile holds disk space the event log gives up when the disk is
+// full, so that the lines saying so (a recording failed, a command refused)
+// still reach the owner; reserveSize is its size.
 const (
-	eventReserveFile = EventLogFile + ".reserve"
-	eventReserve     = 64 << 10
+	reserveFile = File + ".reserve"
+	reserveSize = 64 << 10
 )
 
-// eventLog appends events to a file. It is safe for concurrent use.
-type eventLog struct {
+// Log appends events to the event log. It is safe for concurrent use: the
+// running agent opens one and every part that records events shares it.
+type Log struct {
 	mu      sync.Mutex
 	f       *os.File // guarded by mu
 	reserve string   // guarded by mu: the reserve's path; "" once given up
 }
 
-// openEventLog opens path for appending, creating it readable by the
-// owner's group, and makes the reserve beside it if it can: a disk already
-// full has none to keep.
-func openEventLog(path string) (*eventLog, error) {
-	f, err := os.OpenFile(path, os.O_WRONLY|os.O_APPEND|os.O_CREATE, sharedFileMode)
+// Open opens the event log at path (File in the state directory) for
+// appending, creating it readable by the owner's group, and makes the
+// reserve beside it if it can: a disk already full has none to keep.
+func Open(path string) (*Log, error) {
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_APPEND|os.O_CREATE, agentstate.SharedFileMode)
 	if err != nil {
 		return nil, fmt.Errorf("opening the event log: %w", err)
 	}
-	if err := shareFile(f, sharedFileMode, ownerGID()); err != nil {
+	if err := agentstate.ShareFile(f, agentstate.SharedFileMode, agentstate.OwnerGID()); err != nil {
 		f.Close()
 		return nil, fmt.Errorf("opening the event log: %w", err)
 	}
-	l := &eventLog{f: f, reserve: filepath.Join(filepath.Dir(path), eventReserveFile)}
-	if err := makeReserve(l.reserve, eventReserve); err != nil {
+	l := &Log{f: f, reserve: filepath.Join(filepath.Dir(path), reserveFile)}
+	if err := makeReserve(l.reserve, reserveSize); err != nil {
 		os.Remove(l.reserve)
 		l.reserve = ""
 	}
@@ -88,9 +81,9 @@ func makeReserve(path string, size int64) error {
 	return os.WriteFile(path, make([]byte, size), 0o600)
 }
 
-// write appends ev as one line and syncs it to disk, so an event the agent
+// Write appends ev as one line and syncs it to disk, so an event the agent
 // acted on is on record even if the device loses power right after.
-func (l *eventLog) write(ev event) error {
+func (l *Log) Write(ev Event) error {
 	line, err := json.Marshal(ev)
 	if err != nil {
 		return fmt.Errorf("encoding an event: %w", err)
@@ -115,7 +108,9 @@ func (l *eventLog) write(ev event) error {
 	return nil
 }
 
-func (l *eventLog) Close() error {
+// Close closes the file; the owner of the Log closes it once every part
+// that records events has stopped.
+func (l *Log) Close() error {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	return l.f.Close()

@@ -1,4 +1,4 @@
-package agent
+package agentstate
 
 import (
 	"crypto/ed25519"
@@ -43,19 +43,19 @@ type State struct {
 // ErrNotEnrolled means the state directory holds no enrollment record.
 var ErrNotEnrolled = errors.New("agent: this device is not enrolled")
 
-// LoadState reads and checks an enrolled device's state directory: its
+// Load reads and checks an enrolled device's state directory: its
 // permissions, the enrollment record, the device key and the host
 // certificate, which must be for that key and signed by the recorded host
 // CA.
-func LoadState(dir string) (*State, error) {
-	if err := checkStateDir(dir); err != nil {
+func Load(dir string) (*State, error) {
+	if err := Check(dir); err != nil {
 		return nil, err
 	}
-	enr, err := readEnrollment(dir)
+	enr, err := ReadEnrollment(dir)
 	if err != nil {
 		return nil, err
 	}
-	priv, err := loadDeviceKey(filepath.Join(dir, DeviceKeyFile))
+	priv, err := LoadDeviceKey(filepath.Join(dir, DeviceKeyFile))
 	if err != nil {
 		return nil, err
 	}
@@ -68,16 +68,16 @@ func LoadState(dir string) (*State, error) {
 	if err != nil {
 		return nil, fmt.Errorf("reading the host certificate: %w", err)
 	}
-	cert, err := checkHostCert(string(data), key.PublicKey(), enr.HostCA, enr.Fleet, enr.Name)
+	cert, err := CheckHostCert(string(data), key.PublicKey(), enr.HostCA, enr.Fleet, enr.Name)
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w; remove %s and enroll again", certPath, err, dir)
 	}
 	return &State{Dir: dir, Enrollment: *enr, Key: key, PrivateKey: priv, HostCert: cert}, nil
 }
 
-// readEnrollment reads dir's enrollment record; ErrNotEnrolled if there is
+// ReadEnrollment reads dir's enrollment record; ErrNotEnrolled if there is
 // none.
-func readEnrollment(dir string) (*Enrollment, error) {
+func ReadEnrollment(dir string) (*Enrollment, error) {
 	path := filepath.Join(dir, EnrollmentFile)
 	data, err := os.ReadFile(path)
 	if errors.Is(err, os.ErrNotExist) {
@@ -92,10 +92,10 @@ func readEnrollment(dir string) (*Enrollment, error) {
 	return &enr, nil
 }
 
-// writeEnrollment saves the host certificate, then the enrollment record,
+// WriteEnrollment saves the host certificate, then the enrollment record,
 // each atomically: the record comes last because its presence means the
 // device is enrolled.
-func writeEnrollment(dir string, enr *Enrollment, hostCert string) error {
+func WriteEnrollment(dir string, enr *Enrollment, hostCert string) error {
 	if err := atomicfile.WriteFile(filepath.Join(dir, HostCertFile), []byte(hostCert+"\n"), 0o644); err != nil {
 		return err
 	}

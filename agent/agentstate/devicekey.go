@@ -1,4 +1,4 @@
-package agent
+package agentstate
 
 import (
 	"crypto/ed25519"
@@ -11,11 +11,11 @@ import (
 	"github.com/porthole/porthole/keyfile"
 )
 
-// deviceKey returns the device key in dir, making it first if there is
+// DeviceKey returns the device key in dir, making it first if there is
 // none (a key left by an enrollment that failed is used again).
-func deviceKey(dir string) (ed25519.PrivateKey, error) {
+func DeviceKey(dir string) (ed25519.PrivateKey, error) {
 	path := filepath.Join(dir, DeviceKeyFile)
-	priv, err := loadDeviceKey(path)
+	priv, err := LoadDeviceKey(path)
 	if !errors.Is(err, os.ErrNotExist) {
 		return priv, err
 	}
@@ -29,9 +29,9 @@ func deviceKey(dir string) (ed25519.PrivateKey, error) {
 	return priv, nil
 }
 
-// loadDeviceKey reads the device's private key, refusing one that other
+// LoadDeviceKey reads the device's private key, refusing one that other
 // users can open. A missing key is an error that matches os.ErrNotExist.
-func loadDeviceKey(path string) (ed25519.PrivateKey, error) {
+func LoadDeviceKey(path string) (ed25519.PrivateKey, error) {
 	priv, err := keyfile.ReadEd25519(path)
 	if errors.Is(err, os.ErrNotExist) {
 		return nil, err

@@ -1,0 +1,43 @@
+package agent
+
+import (
+	"context"
+	"path/filepath"
+	"testing"
+
+	"github.com/porthole/porthole/agent/internal/agenttest"
+	"github.com/porthole/porthole/internal/testwait"
+)
+
+// TestAgentRunWaitsForAll: Agent.Run returns only once every goroutine it
+// started has ended (the uploads, the owner's socket and page, the control
+// channel, and a session waiting for the owner's approval with its talk to
+// the server), not while any is still winding down. Not parallel: it looks
+// at every goroutine of the process.
+func TestAgentRunWaitsForAll(t *testing.T) {
+	d := enrollDevice(t, uniqueName("dev"), nil)
+	status := &agenttest.SyncWriter{}
+	a, err := New(Options{State: d.State, Logger: agenttest.Logger(t), Status: status, Config: Config{
+		Consent: ConsentApprove, Socket: filepath.Join(shortDir(t), "agent.sock"), LocalUI: "127.0.0.1:0"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	done := make(chan error, 1)
+	go func() { done <- a.Run(ctx) }()
+	status.WaitFor(t, "the owner's page is at http://127.0.0.1:")
+	status.WaitFor(t, "connected to "+d.broker.URL())
+	d.broker.Publish(t, d.cmdTopic(), d.sign(t, d.command("s1")))
+	d.states.ExpectEventually(t, "waiting_consent s1")
+
+	cancel()
+	if err := <-done; err != nil {
+		t.Errorf("Run = %v", err)
+	}
+	// Only the agent's own: paho's client reports a read error on a
+	// goroutine of its own that nobody joins (paho/client.go, incoming).
+	if left := testwait.Leftover(0, "created by github.com/porthole/porthole/agent."); left != "" {
+		t.Errorf("goroutines the agent started are still running after Run returned:\n%s", left)
+	}
+}
