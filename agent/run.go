@@ -153,7 +153,7 @@ func newRunner(opts RunOptions) (_ *runner, err error) {
 		proxy:    opts.Config.proxy(),
 		inbox:    make(chan []byte, inboxSize),
 	}
-	r.dial = (&proxydial.Dialer{Proxy: r.proxy}).DialContext
+	r.dial = opts.Config.NetDial()
 	if r.log == nil {
 		r.log = slog.New(slog.DiscardHandler)
 	}
