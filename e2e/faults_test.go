@@ -171,3 +171,22 @@ func (c *cutDevice) back(t *testing.T, healed time.Time) time.Duration {
 	t.Fatalf("the device's log shows no engineer after the cut:\n%s", log)
 	return 0
 }
+
+// TestFaultDeviceKilledMidSession: a device that vanishes in the middle of
+// a command (killed with SIGKILL, as a power cut would) says nothing more;
+// porthole ssh ends within seconds and tells the engineer that the device
+// dropped off the relay. It used to give up asking the server why after
+// 3 s, before the server, which gives a device 5 s to say why, had closed
+// the session, and said only that the connection ended before the
+// command did.
+func TestFaultDeviceKilledMidSession(t *testing.T) {
+	t.Parallel()
+	s := startDev(t)
+	agent := s.device(t, "dev1", "consent: auto\n")
+	p := longCommand(t, s.env, "dev1")
+	kill(t, agent)
+	WaitFor(t, 20*time.Second, "porthole ssh to end after the kill", p.Exited)
+	if want := "dev1 dropped off the relay without a word"; !strings.Contains(p.Stderr(), want) {
+		t.Errorf("porthole ssh after the device was killed said:\n%s\nwant %q", p.Stderr(), want)
+	}
+}
