@@ -88,6 +88,10 @@ type runner struct {
 	lastFail error     // guarded by mu; why the last connection attempt failed
 	upSince  time.Time // guarded by mu; when the last connection came up
 	flaps    int       // guarded by mu; connections in a row that did not last
+	// unreported holds, by session, the ends (tunnel_down) that could
+	// not be published; announce sends them on the next connection.
+	// Guarded by mu.
+	unreported map[string]control.State
 }
 
 // Run connects the device to its MQTT broker and obeys the commands it
@@ -152,6 +156,8 @@ func newRunner(opts RunOptions) (_ *runner, err error) {
 		broker:   opts.Config.Broker,
 		proxy:    opts.Config.proxy(),
 		inbox:    make(chan []byte, inboxSize),
+
+		unreported: map[string]control.State{},
 	}
 	r.dial = opts.Config.NetDial()
 	if r.log == nil {
