@@ -3,12 +3,18 @@ package e2e
 import (
 	"encoding/json"
 	"fmt"
+	"os"
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/porthole/porthole/apiclient"
+	"github.com/porthole/porthole/apitype"
+	"github.com/porthole/porthole/store/storetest"
 )
 
 // cutLength is how long a device's network is cut: issue 11 asks for 30 s.
@@ -188,5 +194,188 @@ func TestFaultDeviceKilledMidSession(t *testing.T) {
 	WaitFor(t, 20*time.Second, "porthole ssh to end after the kill", p.Exited)
 	if want := "dev1 dropped off the relay without a word"; !strings.Contains(p.Stderr(), want) {
 		t.Errorf("porthole ssh after the device was killed said:\n%s\nwant %q", p.Stderr(), want)
+	}
+}
+
+func TestFaultServerKilledSQLite(t *testing.T) {
+	t.Parallel()
+	testServerKilled(t, "sqlite")
+}
+
+func TestFaultServerKilledPostgres(t *testing.T) {
+	t.Parallel()
+	testServerKilled(t, storetest.PostgresDSN(t))
+}
+
+// testServerKilled kills portholed with SIGKILL in the middle of a session
+// whose recording is being uploaded, while an administrator is making
+// fleets (each a change and its audit event in one transaction), and
+// starts it again on the same data and ports. The device comes back
+// online by itself; every audit event listed before the kill is still
+// there, unchanged, the chain verifies from the head seen then (porthole
+// audit --verify --anchor), every fleet the server said it made has its
+// event and no fleet is without one; the session is closed with a reason;
+// and once the agent's upload resumes, the recording on the server is the
+// device's, byte for byte.
+func testServerKilled(t *testing.T, database string) {
+	srv := newPresenceServerOn(t, database, nil)
+	state := srv.enroll(t, "dev1")
+	agent := srv.runAgent(t, state, "")
+	srv.waitPresence(t, "dev1", true, "after the agent started")
+	eng := newEngineer(t, srv)
+	ctx := t.Context()
+
+	// A command whose output the recorder writes and the uploader sends
+	// as it comes, about 1 MB a second.
+	resp, client := eng.connect(t, "dev1", agent)
+	ses := resp.Session.ID
+	s, err := client.NewSession()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Start("while :; do seq 1 20000; sleep 0.1; done"); err != nil {
+		t.Fatal(err)
+	}
+
+	// The administrator makes fleets, one after another, until the kill.
+	var (
+		made    []string // fleets the server said it made
+		stopped = make(chan struct{})
+		writer  = make(chan struct{})
+	)
+	go func() {
+		defer close(writer)
+		for i := 1; ; i++ {
+			select {
+			case <-stopped:
+				return
+			default:
+			}
+			name := fmt.Sprintf("f%d", i)
+			if _, err := eng.api.CreateFleet(ctx, name); err == nil {
+				made = append(made, name)
+			}
+		}
+	}()
+
+	// Kill it once part of the recording is on the server, the rest still
+	// being recorded and sent.
+	const cast = "0001-exec.cast"
+	var sent int64 // of cast, on the server before the kill
+	WaitFor(t, 30*time.Second, "part of the recording on the server", func() bool {
+		r, err := eng.api.Recording(ctx, ses)
+		if err != nil {
+			return false
+		}
+		if i := slices.IndexFunc(r.Files, func(f apitype.RecordingFile) bool { return f.Name == cast }); i >= 0 {
+			sent = r.Files[i].Size
+		}
+		return sent > 0
+	})
+	before := allAudit(t, eng)
+	kill(t, srv.proc)
+	killed := time.Now()
+	close(stopped)
+	<-writer
+	t.Logf("killed with %d audit events listed, %d fleets made and %d bytes of %s on the server", len(before), len(made), sent, cast)
+
+	srv.start(t)
+	if d := srv.waitPresence(t, "dev1", true, "after the server was killed and started again"); d.LastSeen.Before(killed) {
+		t.Errorf("dev1 is online with last seen %v, before the kill at %v: a stale state, not a new connection", d.LastSeen, killed)
+	}
+
+	// The audit log.
+	after := allAudit(t, eng)
+	for i, e := range before {
+		if i >= len(after) || after[i].Seq != e.Seq || after[i].Hash != e.Hash {
+			t.Fatalf("audit event %d (%s, seq %d) listed before the kill is not there, unchanged, after it", i, e.Kind, e.Seq)
+		}
+	}
+	head := fmt.Sprintf("%d:%s", before[len(before)-1].Seq, before[len(before)-1].Hash)
+	if r := MustRun(t, srv.env, "", bins.CLI, "audit", "--verify", "--anchor", head); !strings.HasPrefix(r.Stdout, "ok: ") {
+		t.Errorf("porthole audit --verify --anchor %s after the restart:\n%s%s", head, r.Stdout, r.Stderr)
+	}
+	fleets, err := eng.api.Fleets(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	created := map[string]int{}
+	for _, e := range after {
+		if e.Kind == "fleet_created" {
+			created[e.Fleet]++
+		}
+	}
+	for _, name := range made {
+		if created[name] != 1 {
+			t.Errorf("fleet %s, which the server said it made, has %d fleet_created events; want 1", name, created[name])
+		}
+	}
+	for _, f := range fleets {
+		if created[f.Name] != 1 {
+			t.Errorf("fleet %s exists with %d fleet_created events; want 1", f.Name, created[f.Name])
+		}
+	}
+
+	// The session, and its recording.
+	closed, err := eng.api.WaitSession(ctx, ses, apitype.SessionClosed, 20*time.Second)
+	if err != nil || closed.State != apitype.SessionClosed {
+		t.Fatalf("session %s after the restart: %+v %v; want it closed", ses, closed, err)
+	}
+	t.Logf("the session closed as %s", closed.CloseReason)
+	var rec *apitype.Recording
+	WaitFor(t, 60*time.Second, "the recording complete on the server", func() bool {
+		rec, err = eng.api.Recording(ctx, ses)
+		return err == nil && rec.Complete
+	})
+	dir := filepath.Join(state, "sessions", ses)
+	ents, err := os.ReadDir(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var onDevice []string
+	for _, e := range ents {
+		if e.Name() != "upload.json" {
+			onDevice = append(onDevice, e.Name())
+		}
+	}
+	var onServer []string
+	for _, f := range rec.Files {
+		if f.Name == cast && f.Size <= sent {
+			t.Errorf("%s has %d bytes on the server, as many as before the kill: the upload did not go on after it", cast, f.Size)
+		}
+		onServer = append(onServer, f.Name)
+		got, err := eng.api.RecordingFile(ctx, ses, f.Name)
+		if err != nil {
+			t.Fatalf("reading %s of the recording: %v", f.Name, err)
+		}
+		if want := readFile(t, filepath.Join(dir, f.Name)); string(got) != want {
+			t.Errorf("%s on the server (%d bytes) differs from the device's (%d bytes)", f.Name, len(got), len(want))
+		}
+	}
+	slices.Sort(onServer)
+	if !slices.Equal(onServer, onDevice) {
+		t.Errorf("the recording on the server has %v; the device's %v", onServer, onDevice)
+	}
+}
+
+// allAudit lists the whole audit log, oldest first.
+func allAudit(t *testing.T, eng *engineer) []apitype.AuditEvent {
+	t.Helper()
+	var all []apitype.AuditEvent
+	// From the start of time, then page by sequence number (with
+	// neither, the server answers the latest events).
+	f := apiclient.AuditFilter{Since: time.Unix(1, 0), Limit: 1000}
+	for {
+		if len(all) > 0 {
+			f = apiclient.AuditFilter{After: all[len(all)-1].Seq, Limit: 1000}
+		}
+		page, err := eng.api.Audit(t.Context(), f)
+		if err != nil {
+			t.Fatalf("listing the audit log: %v", err)
+		}
+		if len(page) == 0 {
+			return all
+		}
+		all = append(all, page...)
 	}
 }
