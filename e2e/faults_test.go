@@ -280,9 +280,11 @@ func testServerKilled(t *testing.T, database string) {
 	t.Logf("killed with %d audit events listed, %d fleets made and %d bytes of %s on the server", len(before), len(made), sent, cast)
 
 	srv.start(t)
+	started := time.Now()
 	if d := srv.waitPresence(t, "dev1", true, "after the server was killed and started again"); d.LastSeen.Before(killed) {
 		t.Errorf("dev1 is online with last seen %v, before the kill at %v: a stale state, not a new connection", d.LastSeen, killed)
 	}
+	t.Logf("dev1 online %v after the server started again", time.Since(started).Round(time.Millisecond))
 
 	// The audit log.
 	after := allAudit(t, eng)
@@ -327,6 +329,7 @@ func testServerKilled(t *testing.T, database string) {
 		rec, err = eng.api.Recording(ctx, ses)
 		return err == nil && rec.Complete
 	})
+	t.Logf("the recording complete %v after the server started again", time.Since(started).Round(time.Millisecond))
 	dir := filepath.Join(state, "sessions", ses)
 	ents, err := os.ReadDir(dir)
 	if err != nil {
