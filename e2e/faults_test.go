@@ -217,8 +217,8 @@ func TestFaultServerKilledPostgres(t *testing.T) {
 // online by itself; every audit event listed before the kill is still
 // there, unchanged, the chain verifies from the head seen then (porthole
 // audit --verify --anchor), every fleet the server said it made has its
-// event and no fleet is without one; the session is closed with a reason;
-// and once the agent's upload resumes, the recording on the server is the
+// event and no fleet is without one; the session is closed with the
+// device's reason (its relay connection dropped); and once the agent's upload resumes, the recording on the server is the
 // device's, byte for byte.
 func testServerKilled(t *testing.T, database string) {
 	srv := newPresenceServerOn(t, database, nil)
@@ -323,10 +323,9 @@ func testServerKilled(t *testing.T, database string) {
 
 	// The session, and its recording.
 	closed, err := eng.api.WaitSession(ctx, ses, apitype.SessionClosed, 20*time.Second)
-	if err != nil || closed.State != apitype.SessionClosed {
-		t.Fatalf("session %s after the restart: %+v %v; want it closed", ses, closed, err)
+	if err != nil || closed.State != apitype.SessionClosed || closed.CloseReason != "relay_disconnected" {
+		t.Fatalf("session %s after the restart: %+v %v; want it closed as the device says, relay_disconnected", ses, closed, err)
 	}
-	t.Logf("the session closed as %s", closed.CloseReason)
 	var rec *apitype.Recording
 	WaitFor(t, 60*time.Second, "the recording complete on the server", func() bool {
 		rec, err = eng.api.Recording(ctx, ses)
