@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
+	"slices"
 	"time"
 
 	"github.com/eclipse/paho.golang/autopaho"
@@ -84,10 +86,44 @@ func (r *runner) record(ev agentlog.Event) bool {
 }
 
 // reporter publishes state messages through cm for as long as ctx lasts.
+// A session's end that cannot be published is kept and sent again on the
+// next connection (sendUnreported): a session often ends because its
+// relay connection dropped, and so did the MQTT connection, with the same
+// server (it was restarted, or killed) or the same network; a server that
+// does not hear of the end keeps the session open until its idle timeout,
+// since a restarted server knows nothing of the relay connection that
+// dropped.
 func (r *runner) reporter(ctx context.Context, cm *autopaho.ConnectionManager) Reporter {
 	return func(s control.State) {
-		if err := r.publishState(ctx, cm, s); err != nil {
-			r.log.Warn("could not report a state", "kind", s.Kind, "session", s.Session, "reason", s.Reason, "err", err)
+		err := r.publishState(ctx, cm, s)
+		if err == nil {
+			return
 		}
+		r.log.Warn("could not report a state", "kind", s.Kind, "session", s.Session, "reason", s.Reason, "err", err)
+		if s.Kind == control.StateTunnelDown {
+			r.mu.Lock()
+			r.unreported[s.Session] = s
+			r.mu.Unlock()
+		}
+	}
+}
+
+// sendUnreported publishes the sessions' ends that could not be published
+// when they happened. There are at most as many as the sessions open when
+// the connection was lost, since no session opens without one. The server
+// ignores the end of a session it closed meanwhile.
+func (r *runner) sendUnreported(ctx context.Context, cm *autopaho.ConnectionManager) {
+	r.mu.Lock()
+	ends := slices.Collect(maps.Values(r.unreported))
+	r.mu.Unlock()
+	for _, s := range ends {
+		if err := r.publishState(ctx, cm, s); err != nil {
+			r.log.Warn("could not report a session's end again; the next connection will", "session", s.Session, "reason", s.Reason, "err", err)
+			return
+		}
+		r.log.Info("reported a session's end that could not be reported when it happened", "session", s.Session, "reason", s.Reason)
+		r.mu.Lock()
+		delete(r.unreported, s.Session)
+		r.mu.Unlock()
 	}
 }

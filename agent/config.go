@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/porthole/porthole/proxydial"
+	"github.com/porthole/porthole/tcprto"
 	"github.com/porthole/porthole/yamlconf"
 )
 
@@ -233,9 +234,11 @@ func (c *Config) Validate() error {
 }
 
 // NetDial is how the device reaches its server, by Proxy. The
-// environment is read now.
+// environment is read now. Its connections retransmit at least every
+// tcprto.MaxRTO, so that they come back within seconds of a network
+// outage.
 func (c *Config) NetDial() proxydial.DialFunc {
-	return (&proxydial.Dialer{Proxy: c.proxy()}).DialContext
+	return (&proxydial.Dialer{Proxy: c.proxy(), Forward: tcprto.Dialer().DialContext}).DialContext
 }
 
 // proxy picks the proxy for a target by Proxy, which Validate has checked.

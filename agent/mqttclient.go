@@ -213,7 +213,8 @@ func (r *runner) connectionUp(ctx context.Context, cm *autopaho.ConnectionManage
 }
 
 // announce subscribes to the cmd topic and then publishes "online": a
-// server that sees online may send commands at once.
+// server that sees online may send commands at once. Then it reports the
+// sessions' ends that could not be reported before (see reporter).
 func (r *runner) announce(ctx context.Context, cm *autopaho.ConnectionManager) {
 	subCtx, cancel := context.WithTimeout(ctx, publishTimeout)
 	defer cancel()
@@ -227,9 +228,13 @@ func (r *runner) announce(ctx context.Context, cm *autopaho.ConnectionManager) {
 		}
 		return
 	}
-	if err := r.publishState(ctx, cm, control.State{Kind: control.StateOnline}); err != nil && ctx.Err() == nil {
-		r.log.Warn("could not say online", "err", err)
+	if err := r.publishState(ctx, cm, control.State{Kind: control.StateOnline}); err != nil {
+		if ctx.Err() == nil {
+			r.log.Warn("could not say online", "err", err)
+		}
+		return
 	}
+	r.sendUnreported(ctx, cm)
 }
 
 // received queues a message for the worker. It runs on paho's goroutine

@@ -98,6 +98,10 @@ type runner struct {
 	lastFail error     // guarded by mu; why the last connection attempt failed
 	upSince  time.Time // guarded by mu; when the last connection came up
 	flaps    int       // guarded by mu; connections in a row that did not last
+	// unreported holds, by session, the ends (tunnel_down) that could
+	// not be published; announce sends them on the next connection.
+	// Guarded by mu.
+	unreported map[string]control.State
 }
 
 // Run connects the device to its MQTT broker and obeys the commands it
@@ -167,8 +171,10 @@ func newRunner(opts RunOptions) (_ *runner, err error) {
 		proxy:    opts.Config.proxy(),
 		events:   opts.Log,
 		inbox:    make(chan []byte, inboxSize),
+
+		unreported: map[string]control.State{},
 	}
-	r.dial = (&proxydial.Dialer{Proxy: r.proxy}).DialContext
+	r.dial = opts.Config.NetDial()
 	if r.log == nil {
 		r.log = slog.New(slog.DiscardHandler)
 	}

@@ -140,6 +140,42 @@ func TestRunComesBack(t *testing.T) {
 	d.states.Expect(t, "tunnel_down s2 unsupported")
 }
 
+// reportingSessions is a SessionHandler that hands each Open's Reporter to
+// the test, which reports for the session when it likes.
+type reportingSessions struct{ reports chan Reporter }
+
+func (h reportingSessions) Open(_ context.Context, _ *control.Command, report Reporter) {
+	h.reports <- report
+}
+
+func (reportingSessions) Close(context.Context, *control.Command, Reporter) {}
+
+// TestRunReportsEndAfterReconnect: a session that ends while the broker is
+// away (the server restarting: its relay connection dropped with the
+// broker) is reported ended once the agent is connected again, so that the
+// server, which knows nothing of the dropped relay connection, does not
+// keep it open until its idle timeout.
+func TestRunReportsEndAfterReconnect(t *testing.T) {
+	t.Parallel()
+	d := enrollDevice(t, "dev1", nil)
+	h := reportingSessions{reports: make(chan Reporter, 1)}
+	opts := d.options(t)
+	opts.Sessions = h
+	a := startAgent(t, opts)
+	d.states.Expect(t, "online")
+	d.broker.Publish(t, d.cmdTopic(), d.sign(t, d.command("s1")))
+	report := <-h.reports
+	report(control.State{Kind: control.StateTunnelUp, Session: "s1"})
+	d.states.Expect(t, "tunnel_up s1")
+
+	d.broker.Stop(t)
+	a.status.WaitFor(t, "lost the broker")
+	report(control.State{Kind: control.StateTunnelDown, Session: "s1", Reason: "relay_disconnected"})
+	d.broker.Start(t)
+	d.states.ExpectEventually(t, "online")
+	d.states.Expect(t, "tunnel_down s1 relay_disconnected")
+}
+
 // TestRunLastWill cuts the agent's connection: the broker publishes its
 // last will, and the agent comes back. Cut again at once, it comes back
 // after a wait.

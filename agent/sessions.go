@@ -19,6 +19,6 @@ type SessionHandler interface {
 }
 
 // Reporter publishes a state message on the device's state topic. A message
-// that cannot be sent (the broker is away) is logged and dropped: the
-// server closes a session it hears nothing about.
+// that cannot be sent (the broker is away) is logged and dropped, but for a
+// session's end (tunnel_down), which is sent again once the broker is back.
 type Reporter func(control.State)

@@ -557,13 +557,20 @@ func (l *link) why(ctx context.Context) string {
 	return l.whyUnless(context.WithoutCancel(ctx))
 }
 
+// whyWait is how long the server is given to say why a session's
+// connection ended. The connection may end a moment before the server hears
+// why (the device's tunnel_down); a device that dropped off the relay
+// without a word (a power cut, its network cut) is given 5 s to say why
+// before the server closes its sessions as device_disconnected (package
+// daemon's deviceLeftGrace): wait past that, so that the engineer reads
+// that reason rather than a bare "the connection ended".
+const whyWait = 8 * time.Second
+
 // whyUnless is why, given up as soon as ctx ends.
 func (l *link) whyUnless(ctx context.Context) string {
-	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	ctx, cancel := context.WithTimeout(ctx, whyWait+2*time.Second)
 	defer cancel()
-	// The connection may end a moment before the server hears why (the
-	// device's tunnel_down): give it that moment.
-	s, err := l.c.WaitSession(ctx, l.session.ID, apitype.SessionClosed, 3*time.Second)
+	s, err := l.c.WaitSession(ctx, l.session.ID, apitype.SessionClosed, whyWait)
 	if err != nil || s.State != apitype.SessionClosed {
 		return ""
 	}

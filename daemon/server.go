@@ -31,6 +31,7 @@ import (
 	"github.com/porthole/porthole/store"
 	"github.com/porthole/porthole/store/pgstore"
 	"github.com/porthole/porthole/store/sqlitestore"
+	"github.com/porthole/porthole/tcprto"
 	"github.com/porthole/porthole/tlsmux"
 )
 
@@ -265,6 +266,12 @@ func (s *Server) Serve(ctx context.Context, ls Listeners) error {
 			ls.Broker.Close()
 		}
 		return errors.New("the relay needs a listener (Listeners.Relay)")
+	}
+	// Devices' connections come back within seconds of a network outage
+	// (package tcprto says why).
+	ls.API, ls.Relay = tcprto.Listener(ls.API), tcprto.Listener(ls.Relay)
+	if ls.Broker != nil {
+		ls.Broker = tcprto.Listener(ls.Broker)
 	}
 	if s.client != nil && ls.Broker != nil {
 		ls.Broker.Close() // the external broker is where devices connect

@@ -57,6 +57,13 @@ func startDevOn(t *testing.T, host string, extra ...string) *devServer {
 // device enrolls name and runs its agent with the owner's config text.
 func (s *devServer) device(t *testing.T, name, config string) *Proc {
 	t.Helper()
+	return s.deviceIn(t, "", name, config)
+}
+
+// deviceIn is device with the agent run in the network namespace ns (""
+// for this one's).
+func (s *devServer) deviceIn(t *testing.T, ns, name, config string) *Proc {
+	t.Helper()
 	state := filepath.Join(s.tmp, name)
 	MustRun(t, s.env, "", bins.Agent, "enroll", "--server", s.env["PORTHOLE_SERVER"], "--token", s.enrollToken,
 		"--fingerprint", s.env["PORTHOLE_FINGERPRINT"], "--name", name, "--state", state)
@@ -66,7 +73,11 @@ func (s *devServer) device(t *testing.T, name, config string) *Proc {
 	if err := os.WriteFile(cfg, []byte(config), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	p := Start(t, s.env, bins.Agent, "run", "--state", state, "--config", cfg)
+	cmd, args := bins.Agent, []string{"run", "--state", state, "--config", cfg}
+	if ns != "" {
+		cmd, args = in(ns, cmd, args...)
+	}
+	p := Start(t, s.env, cmd, args...)
 	WaitFor(t, 20*time.Second, name+" to be online", func() bool {
 		if p.Exited() {
 			t.Fatalf("the agent of %s exited:\n%s", name, p.Stderr())

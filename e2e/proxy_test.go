@@ -2,7 +2,6 @@ package e2e
 
 import (
 	"fmt"
-	"math/rand/v2"
 	"net"
 	"os"
 	"os/exec"
@@ -37,41 +36,19 @@ const tinyproxyPort = "3128"
 // (not root) or tinyproxy is not installed.
 func newProxyNet(t *testing.T) *proxyNet {
 	t.Helper()
-	if os.Geteuid() != 0 {
-		t.Skip("needs root, for network namespaces")
-	}
-	ipPath, err := exec.LookPath("ip")
-	if err != nil {
-		t.Skip("needs ip(8), for network namespaces")
-	}
 	tinyproxy, err := exec.LookPath("tinyproxy")
 	if err != nil {
 		t.Skip("needs tinyproxy (scripts/setup.sh installs it)")
 	}
-	n := &proxyNet{}
-	for try := 0; ; try++ {
-		// A name another test (or run) holds is tried again; a refusal
-		// to make namespaces at all skips.
-		n.pre = fmt.Sprintf("phx%05d", rand.IntN(100000))
-		n.px, n.eng, n.dev = n.pre+"-px", n.pre+"-eng", n.pre+"-dev"
-		out, err := exec.Command(ipPath, "netns", "add", n.px).CombinedOutput()
-		if err == nil {
-			break
-		}
-		if !strings.Contains(string(out), "exists") || try == 10 {
-			t.Skipf("cannot make a network namespace (%v: %s)", err, strings.TrimSpace(string(out)))
-		}
-	}
-	t.Cleanup(func() { n.remove(t) })
+	ns := newNetns(t, "px", "eng", "dev")
+	n := &proxyNet{pre: ns.pre, px: ns.ns("px"), eng: ns.ns("eng"), dev: ns.ns("dev")}
 	sub := freeNet(t)
 	addr := func(i int) string { return fmt.Sprintf("%s.%d", sub, i) }
 	n.hostIP, n.engIP, n.devIP = addr(1), addr(6), addr(10)
 	n.engProxy, n.devProxy = "http://"+addr(5)+":"+tinyproxyPort, "http://"+addr(9)+":"+tinyproxyPort
 
 	hostLink := n.pre + "h"
-	for _, args := range [][]string{
-		{"netns", "add", n.eng},
-		{"netns", "add", n.dev},
+	ns.ip(t, [][]string{
 		{"link", "add", hostLink, "type", "veth", "peer", "name", "wan", "netns", n.px},
 		{"addr", "add", addr(1) + "/30", "dev", hostLink},
 		{"link", "set", hostLink, "up"},
@@ -93,11 +70,7 @@ func newProxyNet(t *testing.T) *proxyNet {
 		// A new namespace forwards nothing already; say it, since it is
 		// the point.
 		{"netns", "exec", n.px, "sysctl", "-qw", "net.ipv4.ip_forward=0"},
-	} {
-		if out, err := exec.Command(ipPath, args...).CombinedOutput(); err != nil {
-			t.Fatalf("ip %s: %v\n%s", strings.Join(args, " "), err, out)
-		}
-	}
+	}...)
 
 	conf := filepath.Join(t.TempDir(), "tinyproxy.conf")
 	// No Allow and no ConnectPort lines: anyone on px's links may CONNECT
@@ -105,7 +78,7 @@ func newProxyNet(t *testing.T) *proxyNet {
 	if err := os.WriteFile(conf, []byte("Port "+tinyproxyPort+"\nTimeout 60\nLogLevel Connect\nMaxClients 64\n"), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	n.tinyproxy = Start(t, Env{}, ipPath, "netns", "exec", n.px, tinyproxy, "-d", "-c", conf)
+	n.tinyproxy = Start(t, Env{}, "ip", "netns", "exec", n.px, tinyproxy, "-d", "-c", conf)
 	WaitFor(t, 10*time.Second, "tinyproxy to listen", func() bool {
 		if n.tinyproxy.Exited() {
 			t.Fatalf("tinyproxy exited:\n%s%s", n.tinyproxy.Stdout(), n.tinyproxy.Stderr())
@@ -117,47 +90,6 @@ func newProxyNet(t *testing.T) *proxyNet {
 		return err == nil
 	})
 	return n
-}
-
-// freeNet is "10.A.B" for a /28 no interface of this host is on: A in
-// 220-254, above the demo's 20-219.
-func freeNet(t *testing.T) string {
-	t.Helper()
-	addrs, err := net.InterfaceAddrs()
-	if err != nil {
-		t.Fatal(err)
-	}
-	for range 100 {
-		prefix := fmt.Sprintf("10.%d.%d.", 220+rand.IntN(35), rand.IntN(256))
-		used := false
-		for _, a := range addrs {
-			used = used || strings.HasPrefix(a.String(), prefix)
-		}
-		if !used {
-			return strings.TrimSuffix(prefix, ".")
-		}
-	}
-	t.Fatal("no free 10.x.y.0 network for the test")
-	return ""
-}
-
-// remove ends what runs in the namespaces and deletes them; the veth
-// pairs go with them.
-func (n *proxyNet) remove(t *testing.T) {
-	for _, ns := range []string{n.eng, n.dev, n.px} {
-		out, _ := exec.Command("ip", "netns", "pids", ns).Output()
-		for _, pid := range strings.Fields(string(out)) {
-			_ = exec.Command("kill", "-9", pid).Run()
-		}
-		if out, err := exec.Command("ip", "netns", "del", ns).CombinedOutput(); err != nil && !strings.Contains(string(out), "No such file") {
-			t.Errorf("ip netns del %s: %v\n%s", ns, err, out)
-		}
-	}
-}
-
-// in is the command line that runs name with args in the namespace ns.
-func in(ns, name string, args ...string) (string, []string) {
-	return "ip", append([]string{"netns", "exec", ns, name}, args...)
 }
 
 // with is env and more variables.
