@@ -7,7 +7,6 @@ import (
 	"net/http"
 	"os"
 	"os/exec"
-	"os/user"
 	"path/filepath"
 	"regexp"
 	"runtime"
@@ -19,6 +18,7 @@ import (
 
 	"github.com/porthole/porthole/apiclient"
 	"github.com/porthole/porthole/apitype"
+	"github.com/porthole/porthole/internal/emptyhome"
 )
 
 // Names the benchmark gives what it makes.
@@ -371,38 +371,6 @@ func startAgent(bin, name, dir, state string) (*proc, error) {
 	if err := os.WriteFile(config, fmt.Appendf(nil, "consent: auto\nsocket: %s\n", filepath.Join(dir, "agent.sock")), 0o600); err != nil {
 		return nil, err
 	}
-	cmd := []string{bin, "run", "--state", state, "--config", config}
-	if emptyHome, ok := hideHome(dir); ok {
-		cmd = append([]string{"unshare", "--mount", "--propagation", "private", "--",
-			"sh", "-c", `mount --bind "$0" "$HOME_TO_HIDE" && exec "$@"`, emptyHome}, cmd...)
-	}
-	return startProc(name, filepath.Join(dir, "agent.log"), append(baseEnv(dir), "HOME_TO_HIDE="+rootHome()), cmd[0], cmd[1:]...)
-}
-
-// rootHome is the home directory of the user the bench runs as.
-func rootHome() string {
-	if u, err := user.Current(); err == nil && u.HomeDir != "" {
-		return u.HomeDir
-	}
-	return "/root"
-}
-
-// hideHome makes an empty directory to mount over the user's home for the
-// agent, if the bench may (as root, with unshare) and must (the home has a
-// shell start-up file).
-func hideHome(dir string) (string, bool) {
-	if os.Geteuid() != 0 {
-		return "", false
-	}
-	if _, err := exec.LookPath("unshare"); err != nil {
-		return "", false
-	}
-	if _, err := os.Stat(filepath.Join(rootHome(), ".bashrc")); err != nil {
-		return "", false
-	}
-	empty := filepath.Join(dir, "device-home")
-	if err := os.MkdirAll(empty, 0o700); err != nil {
-		return "", false
-	}
-	return empty, true
+	cmd, env := emptyhome.Wrap(dir, []string{bin, "run", "--state", state, "--config", config})
+	return startProc(name, filepath.Join(dir, "agent.log"), append(baseEnv(dir), env...), cmd[0], cmd[1:]...)
 }

@@ -80,7 +80,7 @@ func startOpenSSH(ctx context.Context, log *slog.Logger, dir string) (_ *openSSH
 	// sshd starts it (it sees SSH_CLIENT), and this machine's root
 	// .bashrc alone (pyenv init) takes longer than an SSH login; with it
 	// the comparison would measure a shell start-up file, not SSH. The
-	// agent's shells get an empty home too (env.go, hideHome).
+	// agent's shells get an empty home too (env.go, package emptyhome).
 	home := filepath.Join(dir, "home")
 	if err := os.MkdirAll(home, 0o700); err != nil {
 		return nil, err

@@ -73,11 +73,12 @@ func (s *devServer) deviceIn(t *testing.T, ns, name, config string) *Proc {
 	if err := os.WriteFile(cfg, []byte(config), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	cmd, args := bins.Agent, []string{"run", "--state", state, "--config", cfg}
+	env, argv := HideHome(s.env, state+"-home", bins.Agent, "run", "--state", state, "--config", cfg)
+	cmd, args := argv[0], argv[1:]
 	if ns != "" {
 		cmd, args = in(ns, cmd, args...)
 	}
-	p := Start(t, s.env, cmd, args...)
+	p := Start(t, env, cmd, args...)
 	WaitFor(t, 20*time.Second, name+" to be online", func() bool {
 		if p.Exited() {
 			t.Fatalf("the agent of %s exited:\n%s", name, p.Stderr())

@@ -8,6 +8,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"maps"
 	"net"
 	"os"
 	"os/exec"
@@ -17,6 +18,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/porthole/porthole/internal/emptyhome"
 )
 
 // Binaries are the paths of the built programs.
@@ -52,6 +55,26 @@ func (e Env) list() []string {
 		out = append(out, k+"="+v)
 	}
 	return out
+}
+
+// With is a copy of e with the "NAME=value" pairs of kv added.
+func (e Env) With(kv ...string) Env {
+	out := Env{}
+	maps.Copy(out, e)
+	for _, pair := range kv {
+		if k, v, ok := strings.Cut(pair, "="); ok {
+			out[k] = v
+		}
+	}
+	return out
+}
+
+// HideHome is argv (a device agent) run with the home directory hidden
+// behind an empty one made in dir (package emptyhome: the device's shells
+// must not wait on this machine's ~/.bashrc), with env and what that needs.
+func HideHome(env Env, dir string, argv ...string) (Env, []string) {
+	argv, extra := emptyhome.Wrap(dir, argv)
+	return env.With(extra...), argv
 }
 
 // Result is what a finished command printed.

@@ -137,8 +137,9 @@ func TestThroughProxy(t *testing.T) {
 	if err := os.WriteFile(cfg, []byte("consent: auto\nproxy: "+n.devProxy+"\nsocket: "+filepath.Join(s.tmp, "dev1.sock")+"\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	name, args = in(n.dev, bins.Agent, "run", "--state", state, "--config", cfg)
-	agent := Start(t, Env{"HOME": s.tmp}, name, args...)
+	env, argv := HideHome(Env{"HOME": s.tmp}, state+"-home", bins.Agent, "run", "--state", state, "--config", cfg)
+	name, args = in(n.dev, argv[0], argv[1:]...)
+	agent := Start(t, env, name, args...)
 	online := regexp.MustCompile(`"name":\s*"dev1"[^}]*"online":\s*true`)
 	WaitFor(t, 15*time.Second, "dev1 to be online through the proxy", func() bool {
 		if agent.Exited() {
