@@ -289,10 +289,10 @@ func (k *keyedLocks) lock(key string) (unlock func()) {
 
 // streamed makes an endpoint that reads its request body or writes its
 // answer itself (bytes, not JSON), after the route's authentication, as
-// JSON endpoints have it. fn answers on success; its error is answered as
-// a JSON endpoint's would be.
-func (s *Server) streamed(contentType string, fn func(*call) error) endpoint {
-	return raw(contentType, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+// JSON endpoints have it; body says what it reads and answers. fn answers
+// on success; its error is answered as a JSON endpoint's would be.
+func (s *Server) streamed(body rawBody, fn func(*call) error) endpoint {
+	return endpoint{body: body, raw: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		i := slices.IndexFunc(s.routes, func(rt route) bool { return rt.pattern() == r.Pattern })
 		if i < 0 {
 			s.writeError(w, r, fmt.Errorf("no route has the pattern %q", r.Pattern))
@@ -304,7 +304,7 @@ func (s *Server) streamed(contentType string, fn func(*call) error) endpoint {
 		if _, err := c.run(); err != nil {
 			s.writeError(w, r, err)
 		}
-	}))
+	})}
 }
 
 // deviceSession finds a session of the calling device. Another device's
@@ -324,6 +324,14 @@ func (c *call) deviceSession(id string) (*store.Session, error) {
 	}
 	return ses, nil
 }
+
+// uploadBody is what PUT /api/v1/device/sessions/{id}/files/{name} reads
+// and answers.
+var uploadBody = rawBody{answers: []rawAnswer{{status: http.StatusOK, types: []string{"application/json"}}}}
+
+// recordingFileBody is what the routes reading one file of a recording
+// answer.
+var recordingFileBody = rawBody{answers: []rawAnswer{{status: http.StatusOK, types: []string{"application/octet-stream"}}}}
 
 // uploadRecordingFile is PUT /api/v1/device/sessions/{id}/files/{name}:
 // a chunk of a file of the calling device's session (see apitype's upload

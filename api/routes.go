@@ -82,7 +82,7 @@ func (s *Server) routeTable() []route {
 		{method: "PUT", path: "/api/v1/device/sessions/{id}/files/{name}", access: deviceAuth,
 			summary: "Upload a chunk of a file of the calling device's session recording (body: the bytes): meta.json whole, other files appended at offset, the size the server holds; answers that size",
 			query:   []param{{"offset", "the byte of the file the chunk starts at (not for meta.json)"}},
-			ep:      s.streamed("application/json", s.uploadRecordingFile)},
+			ep:      s.streamed(uploadBody, s.uploadRecordingFile)},
 		{method: "POST", path: "/api/v1/device/sessions/{id}/recording/complete", access: deviceAuth,
 			summary: "Say the calling device sent the whole recording of its session, with each file's size on the device", ep: handle(s.completeRecording)},
 		{method: "POST", path: "/api/v1/device/owner-link", access: deviceAuth,
@@ -102,7 +102,7 @@ func (s *Server) routeTable() []route {
 		{method: "GET", path: "/api/v1/owner/sessions/{id}/recording", access: ownerAuth, summary: "The uploaded recording of a session on the owner's device: its files",
 			ep: handle(s.ownerRecording)},
 		{method: "GET", path: "/api/v1/owner/sessions/{id}/recording/files/{name}", access: ownerAuth, summary: "One file of the recording of a session on the owner's device (ranges allowed)",
-			ep: s.streamed("application/octet-stream", s.ownerRecordingFile)},
+			ep: s.streamed(recordingFileBody, s.ownerRecordingFile)},
 
 		// Any logged-in user.
 		{method: "POST", path: "/api/v1/logout", access: loggedIn, summary: "Revoke the token making this request",
@@ -181,7 +181,7 @@ func (s *Server) routeTable() []route {
 		{method: "GET", path: "/api/v1/sessions/{id}/recording", access: fleetRole, role: store.RoleAuditor, action: "read recordings",
 			summary: "What the device uploaded of a session's recording: its files and their sizes", ep: handle(s.getRecording)},
 		{method: "GET", path: "/api/v1/sessions/{id}/recording/files/{name}", access: fleetRole, role: store.RoleAuditor, action: "read recordings",
-			summary: "One file of a session's uploaded recording (ranges allowed)", ep: s.streamed("application/octet-stream", s.getRecordingFile)},
+			summary: "One file of a session's uploaded recording (ranges allowed)", ep: s.streamed(recordingFileBody, s.getRecordingFile)},
 		{method: "GET", path: "/api/v1/requests/{id}", access: fleetRole, role: store.RoleAuditor, action: "see support requests",
 			summary: "One support request, with the sessions it led to", ep: handle(s.getRequest)},
 		{method: "POST", path: "/api/v1/requests/{id}/claim", access: fleetRole, role: store.RoleOperator, action: "claim support requests",
