@@ -11,6 +11,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"reflect"
 	"regexp"
 	"slices"
 	"strconv"
@@ -326,8 +327,14 @@ func (c *call) deviceSession(id string) (*store.Session, error) {
 }
 
 // uploadBody is what PUT /api/v1/device/sessions/{id}/files/{name} reads
-// and answers.
-var uploadBody = rawBody{answers: []rawAnswer{{status: http.StatusOK, types: []string{"application/json"}}}}
+// and answers: the chunk's bytes in, the size the server holds out, on a
+// gap too.
+var uploadBody = rawBody{request: "application/octet-stream", answers: []rawAnswer{
+	{status: http.StatusOK, about: "the chunk is held: the size of the file on the server", json: []reflect.Type{reflect.TypeFor[apitype.UploadResult]()}},
+	{status: http.StatusConflict, about: "upload_offset: the chunk starts past the bytes held, send from size; " +
+		"upload_mismatch (an error body): it differs from bytes held, which cannot be rewritten",
+		json: []reflect.Type{reflect.TypeFor[apitype.UploadError](), reflect.TypeFor[apitype.ErrorBody]()}},
+}}
 
 // recordingFileBody is what the routes reading one file of a recording
 // answer.
