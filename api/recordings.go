@@ -336,9 +336,24 @@ var uploadBody = rawBody{request: "application/octet-stream", answers: []rawAnsw
 		json: []reflect.Type{reflect.TypeFor[apitype.UploadError](), reflect.TypeFor[apitype.ErrorBody]()}},
 }}
 
+// The content types a recording's files are served with: meta.json,
+// events.jsonl (a JSON value a line) and the asciicasts.
+const (
+	recMetaType   = "application/json"
+	recEventsType = "application/jsonl"
+	recCastType   = "application/x-asciicast"
+)
+
 // recordingFileBody is what the routes reading one file of a recording
-// answer.
-var recordingFileBody = rawBody{answers: []rawAnswer{{status: http.StatusOK, types: []string{"application/octet-stream"}}}}
+// answer: its bytes as the device uploaded them, whole or the range asked
+// for.
+var recordingFileBody = func() rawBody {
+	types := []string{recMetaType, recEventsType, recCastType}
+	return rawBody{answers: []rawAnswer{
+		{status: http.StatusOK, about: "the file, as uploaded", types: types, bytes: true},
+		{status: http.StatusPartialContent, about: "the range of the file the Range header asked for", types: types, bytes: true},
+	}}
+}()
 
 // uploadRecordingFile is PUT /api/v1/device/sessions/{id}/files/{name}:
 // a chunk of a file of the calling device's session (see apitype's upload
@@ -502,11 +517,11 @@ func (d *recordingDisk) serve(c *call, ses *store.Session, name string) error {
 	h := c.w.Header()
 	switch {
 	case name == recMetaFile:
-		h.Set("Content-Type", "application/json")
+		h.Set("Content-Type", recMetaType)
 	case name == recEventsFile:
-		h.Set("Content-Type", "application/jsonl")
+		h.Set("Content-Type", recEventsType)
 	default:
-		h.Set("Content-Type", "application/x-asciicast")
+		h.Set("Content-Type", recCastType)
 	}
 	h.Set("Cache-Control", "no-store")
 	h.Set("X-Content-Type-Options", "nosniff")
