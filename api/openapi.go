@@ -89,8 +89,13 @@ func (g *schemaGen) operation(rt *route, errSchema any) (map[string]any, error) 
 			"schema": map[string]any{"type": "string"}})
 	}
 	for _, q := range rt.query {
-		params = append(params, map[string]any{"name": q.name, "in": "query", "description": q.doc,
-			"schema": map[string]any{"type": "string"}})
+		schema := map[string]any{"type": "string"}
+		if q.repeated {
+			// In a query, an array is the parameter repeated (style
+			// form, explode).
+			schema = map[string]any{"type": "array", "items": schema}
+		}
+		params = append(params, map[string]any{"name": q.name, "in": "query", "description": q.doc, "schema": schema})
 	}
 	if params != nil {
 		op["parameters"] = params

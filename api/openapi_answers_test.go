@@ -220,6 +220,7 @@ func TestOpenAPIAnswers(t *testing.T) {
 		{name: "upload past the end", method: "PUT", path: sesFiles + "events.jsonl?offset=5", auth: device, body: []byte("late\n"), status: 409},
 		{name: "upload other bytes", method: "PUT", path: sesFiles + "events.jsonl?offset=0", auth: device, body: []byte("[]\n"), status: 409},
 		{name: "recordings", method: "GET", path: "/api/v1/recordings?fleet=" + fl.Name, auth: auditor, status: 200},
+		{name: "recordings of sessions", method: "GET", path: "/api/v1/recordings?session=" + ses.ID + "&session=ses_other", auth: auditor, status: 200},
 		{name: "a recording", method: "GET", path: "/api/v1/sessions/" + ses.ID + "/recording", auth: auditor, status: 200},
 		{name: "a recording's meta.json", method: "GET", path: recFiles + "meta.json", auth: auditor, status: 200},
 		{name: "a recording's events", method: "GET", path: recFiles + "events.jsonl", auth: auditor, status: 200},

@@ -16,8 +16,9 @@ import (
 	_ "github.com/oapi-codegen/runtime"
 )
 
-// clientProgram uses the client oapi-codegen generates: it calls a list, a
-// get, a creation and an error of the server at os.Args[1] with the bearer
+// clientProgram uses the client oapi-codegen generates: it calls a get, a
+// creation, lists (one with a repeated query parameter) and an error of
+// the server at os.Args[1] with the bearer
 // token os.Args[2], trusting the certificate in the PEM file os.Args[3],
 // and prints what it read.
 const clientProgram = `package main
@@ -76,6 +77,11 @@ func run(url, token, certFile string) error {
 			fmt.Println("listed", f.Name, *f.Role)
 		}
 	}
+	recs, err := c.GetRecordingsWithResponse(ctx, &portholeclient.GetRecordingsParams{Session: &[]string{"ses_a", "ses_b"}})
+	if err != nil || recs.JSON200 == nil {
+		return fmt.Errorf("GetRecordings: %v %s", err, recs.Body)
+	}
+	fmt.Println("recordings", len(*recs.JSON200))
 	missing, err := c.GetDevicesIdWithResponse(ctx, "nothing")
 	if err != nil || missing.JSONDefault == nil {
 		return fmt.Errorf("GetDevicesId: %v %s", err, missing.Body)
@@ -138,7 +144,7 @@ func TestOpenAPIClient(t *testing.T) {
 	goTool(client, "vet", "./...")
 	fleet := fx.name("fleet")
 	got := goTool(client, "run", ".", fx.ts.URL, fx.tokens["admin"], cert, fleet)
-	want := "me admin@example.com true\ncreated " + fleet + "\nlisted " + fleet + " admin\nerror 404 not_found\n"
+	want := "me admin@example.com true\ncreated " + fleet + "\nlisted " + fleet + " admin\nrecordings 0\nerror 404 not_found\n"
 	if got != want {
 		t.Errorf("the program with the generated client printed\n%s\nwant\n%s", got, want)
 	}
