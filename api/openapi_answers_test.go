@@ -72,18 +72,14 @@ func checkScheme(_ context.Context, in *openapi3filter.AuthenticationInput) erro
 // openAPIRouter finds the document's operation of a request.
 func openAPIRouter(t *testing.T) routers.Router {
 	t.Helper()
-	doc, err := servedOpenAPI()
-	if err != nil {
-		t.Fatalf("kin-openapi cannot load the document: %v", err)
-	}
-	router, err := legacy.NewRouter(doc)
+	router, err := legacy.NewRouter(loadOpenAPI(t))
 	if err != nil {
 		t.Fatalf("kin-openapi: %v", err)
 	}
 	return router
 }
 
-// exchange sends ex to the fixture's server; kin-openapi checks the request
+// run sends ex to the fixture's server; kin-openapi checks the request
 // before it goes and the answer after it comes, against the operation the
 // document has for it. It returns the answer's body.
 func (ex *exchange) run(t *testing.T, router routers.Router) []byte {
