@@ -182,6 +182,9 @@ func TestOpenAPIAnswers(t *testing.T) {
 	recFiles := "/api/v1/sessions/" + ses.ID + "/recording/files/"
 	meta := []byte(`{"session":"` + ses.ID + `","start":"2026-11-22T10:00:00Z"}`)
 	enrollToken, _ := fx.newEnrollmentToken(t, fl, 1, time.Now().Add(time.Hour))
+	_, unused := fx.newEnrollmentToken(t, fl, 1, time.Now().Add(time.Hour))
+	gone := fx.newDevice(t, fl)
+	member := "/api/v1/fleets/" + fl.Name + "/members/" + fx.users["target"].Email
 	run(t, []exchange{
 		// Lists, with something in them and without.
 		{name: "fleets", method: "GET", path: "/api/v1/fleets", auth: admin, status: 200},
@@ -208,6 +211,12 @@ func TestOpenAPIAnswers(t *testing.T) {
 			body: apitype.CreateEnrollmentTokenRequest{Uses: 2}, status: 201},
 		{name: "enrollment tokens", method: "GET", path: "/api/v1/fleets/" + fl.Name + "/enrollment-tokens", auth: owner, status: 200},
 		{name: "revoke a token", method: "DELETE", path: "/api/v1/tokens/" + spareID, auth: bearer(spare), status: 204},
+		{name: "delete an enrollment token", method: "DELETE", path: "/api/v1/fleets/" + fl.Name + "/enrollment-tokens/" + unused.ID, auth: operator, status: 204},
+		{name: "add a member", method: "PUT", path: member, auth: owner, body: apitype.Member{Role: "auditor"}, status: 200},
+		{name: "remove a member", method: "DELETE", path: member, auth: owner, status: 204},
+		{name: "create a user", method: "POST", path: "/api/v1/users", auth: admin,
+			body: apitype.CreateUserRequest{Email: fx.name("user") + "@example.com"}, status: 201},
+		{name: "delete a device", method: "DELETE", path: "/api/v1/devices/" + gone.ID, auth: owner, status: 204},
 		{name: "enroll", method: "POST", path: "/api/v1/enroll", body: apitype.EnrollRequest{Token: enrollToken, Name: fx.name("dev"), PublicKey: newDeviceKey(t)}, status: 200},
 		// The device, for itself.
 		{name: "the device", method: "GET", path: "/api/v1/device", auth: device, status: 200},
@@ -215,6 +224,8 @@ func TestOpenAPIAnswers(t *testing.T) {
 		{name: "upload events", method: "PUT", path: sesFiles + "events.jsonl?offset=0", auth: device, body: []byte("{}\n"), status: 200},
 		{name: "upload past the end", method: "PUT", path: sesFiles + "events.jsonl?offset=5", auth: device, body: []byte("late\n"), status: 409},
 		{name: "upload other bytes", method: "PUT", path: sesFiles + "events.jsonl?offset=0", auth: device, body: []byte("[]\n"), status: 409},
+		{name: "complete the recording", method: "POST", path: "/api/v1/device/sessions/" + ses.ID + "/recording/complete", auth: device,
+			body: apitype.CompleteRecordingRequest{Files: map[string]int64{"meta.json": int64(len(meta)), "events.jsonl": 3}}, status: 200},
 		{name: "recordings", method: "GET", path: "/api/v1/recordings?fleet=" + fl.Name, auth: auditor, status: 200},
 		{name: "recordings of sessions", method: "GET", path: "/api/v1/recordings?session=" + ses.ID + "&session=ses_other", auth: auditor, status: 200},
 		{name: "a recording", method: "GET", path: "/api/v1/sessions/" + ses.ID + "/recording", auth: auditor, status: 200},
@@ -245,8 +256,17 @@ func TestOpenAPIAnswers(t *testing.T) {
 	run(t, []exchange{
 		{name: "a request", method: "GET", path: "/api/v1/requests/" + sr.ID, auth: auditor, status: 200},
 		{name: "claim it", method: "POST", path: "/api/v1/requests/" + sr.ID + "/claim", auth: operator, status: 200},
+		{name: "the device closes it", method: "POST", path: "/api/v1/device/requests/" + sr.ID + "/close", auth: device,
+			body: apitype.CloseRequest{Reason: "window_closed"}, status: 200},
 		{name: "close it", method: "POST", path: "/api/v1/requests/" + sr.ID + "/close", auth: operator, status: 200},
 	})
+
+	// A person logs in and out.
+	u := newUser(t, false)
+	var login apitype.LoginResponse
+	must(t, json.Unmarshal((&exchange{name: "log in", method: "POST", path: "/api/v1/login",
+		body: loginBody(u, testPassword, totpCode(t, u, time.Now())), status: 200}).run(t, router), &login))
+	run(t, []exchange{{name: "log out", method: "POST", path: "/api/v1/logout", auth: bearer(login.Token), status: 204}})
 
 	// The owner, with the link the device asks for.
 	var link apitype.OwnerLink
