@@ -13,12 +13,30 @@ import (
 type none struct{}
 
 // endpoint is what a route runs. JSON endpoints take and give Go types the
-// OpenAPI document reads by reflection; raw ones answer by themselves.
+// OpenAPI document reads by reflection; raw ones read and answer by
+// themselves, and say in body what for the document.
 type endpoint struct {
-	req, resp   reflect.Type // nil: no JSON body
-	serve       func(*call) (any, error)
-	raw         http.Handler
-	contentType string // raw endpoints: what they answer
+	req, resp reflect.Type // nil: no JSON body
+	serve     func(*call) (any, error)
+	raw       http.Handler
+	body      rawBody
+}
+
+// rawBody is what a raw endpoint reads and answers, which no Go signature
+// carries: the document says it.
+type rawBody struct {
+	request string      // the content type of the request body it reads as bytes; "": none
+	answers []rawAnswer // its answers, errors aside (those are apitype.ErrorBody)
+}
+
+// rawAnswer is one answer of a raw endpoint: JSON of one of some Go types,
+// or else a body of one of some content types.
+type rawAnswer struct {
+	status int
+	about  string         // what it is, for the document; "": the status's text
+	json   []reflect.Type // JSON of one of these types
+	types  []string       // or a body of one of these content types:
+	bytes  bool           // any bytes (else a string if text/*, an object if JSON)
 }
 
 // handle makes a JSON endpoint of fn. The request and response types in the
@@ -41,7 +59,7 @@ func handle[Req, Resp any](fn func(*call, *Req) (Resp, error)) endpoint {
 
 // raw makes an endpoint of a plain handler answering contentType.
 func raw(contentType string, h http.Handler) endpoint {
-	return endpoint{raw: h, contentType: contentType}
+	return endpoint{raw: h, body: rawBody{answers: []rawAnswer{{status: http.StatusOK, types: []string{contentType}}}}}
 }
 
 func bodyType[T any]() reflect.Type {

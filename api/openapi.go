@@ -89,8 +89,13 @@ func (g *schemaGen) operation(rt *route, errSchema any) (map[string]any, error) 
 			"schema": map[string]any{"type": "string"}})
 	}
 	for _, q := range rt.query {
-		params = append(params, map[string]any{"name": q.name, "in": "query", "description": q.doc,
-			"schema": map[string]any{"type": "string"}})
+		schema := map[string]any{"type": "string"}
+		if q.repeated {
+			// In a query, an array is the parameter repeated (style
+			// form, explode).
+			schema = map[string]any{"type": "array", "items": schema}
+		}
+		params = append(params, map[string]any{"name": q.name, "in": "query", "description": q.doc, "schema": schema})
 	}
 	if params != nil {
 		op["parameters"] = params
@@ -105,20 +110,28 @@ func (g *schemaGen) operation(rt *route, errSchema any) (map[string]any, error) 
 	default:
 		op["security"] = []any{map[string]any{"bearer": []any{}}}
 	}
-	if rt.ep.req != nil {
-		op["requestBody"] = map[string]any{"required": true, "content": jsonContent(g.schema(rt.ep.req))}
+	responses := map[string]any{
+		"default": map[string]any{"description": "an error, in words a person can act on", "content": jsonContent(errSchema)},
 	}
-	ok := map[string]any{"description": http.StatusText(rt.successStatus())}
 	switch {
-	case rt.ep.raw != nil:
-		ok["content"] = map[string]any{rt.ep.contentType: map[string]any{"schema": rawSchema(rt.ep.contentType)}}
-	case rt.ep.resp != nil:
-		ok["content"] = jsonContent(g.schema(rt.ep.resp))
+	case rt.ep.req != nil:
+		op["requestBody"] = map[string]any{"required": true, "content": jsonContent(g.schema(rt.ep.req))}
+	case rt.ep.body.request != "":
+		// Bytes, maybe none: a media type without a schema.
+		op["requestBody"] = map[string]any{"content": map[string]any{rt.ep.body.request: map[string]any{}}}
 	}
-	op["responses"] = map[string]any{
-		strconv.Itoa(rt.successStatus()): ok,
-		"default":                        map[string]any{"description": "an error, in words a person can act on", "content": jsonContent(errSchema)},
+	if rt.ep.raw != nil {
+		for _, a := range rt.ep.body.answers {
+			responses[strconv.Itoa(a.status)] = g.rawAnswer(a)
+		}
+	} else {
+		ok := map[string]any{"description": http.StatusText(rt.successStatus())}
+		if rt.ep.resp != nil {
+			ok["content"] = jsonContent(g.schema(rt.ep.resp))
+		}
+		responses[strconv.Itoa(rt.successStatus())] = ok
 	}
+	op["responses"] = responses
 	return op, nil
 }
 
@@ -160,11 +173,39 @@ func jsonContent(schema any) map[string]any {
 	return map[string]any{"application/json": map[string]any{"schema": schema}}
 }
 
-func rawSchema(contentType string) map[string]any {
-	if contentType == "application/json" {
-		return map[string]any{"type": "object"}
+// rawAnswer is the document's response object for a raw endpoint's answer.
+func (g *schemaGen) rawAnswer(a rawAnswer) map[string]any {
+	about := a.about
+	if about == "" {
+		about = http.StatusText(a.status)
 	}
-	return map[string]any{"type": "string"}
+	resp := map[string]any{"description": about}
+	if len(a.json) > 0 {
+		var schemas []any
+		for _, t := range a.json {
+			schemas = append(schemas, g.schema(t))
+		}
+		if len(schemas) == 1 {
+			resp["content"] = jsonContent(schemas[0])
+		} else {
+			resp["content"] = jsonContent(map[string]any{"oneOf": schemas})
+		}
+		return resp
+	}
+	content := map[string]any{}
+	for _, ct := range a.types {
+		media := map[string]any{}
+		switch {
+		case a.bytes:
+		case ct == "application/json":
+			media["schema"] = map[string]any{"type": "object"}
+		default:
+			media["schema"] = map[string]any{"type": "string"}
+		}
+		content[ct] = media
+	}
+	resp["content"] = content
+	return resp
 }
 
 // schemaGen turns Go types into JSON Schemas (OpenAPI 3.1 uses JSON Schema

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"reflect"
 	"regexp"
 	"slices"
 	"strconv"
@@ -210,10 +211,10 @@ func mib(n int64) string {
 
 // streamed makes an endpoint that reads its request body or writes its
 // answer itself (bytes, not JSON), after the route's authentication, as
-// JSON endpoints have it. fn answers on success; its error is answered as
-// a JSON endpoint's would be.
-func (s *Server) streamed(contentType string, fn func(*call) error) endpoint {
-	return raw(contentType, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+// JSON endpoints have it; body says what it reads and answers. fn answers
+// on success; its error is answered as a JSON endpoint's would be.
+func (s *Server) streamed(body rawBody, fn func(*call) error) endpoint {
+	return endpoint{body: body, raw: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		i := slices.IndexFunc(s.routes, func(rt route) bool { return rt.pattern() == r.Pattern })
 		if i < 0 {
 			s.writeError(w, r, fmt.Errorf("no route has the pattern %q", r.Pattern))
@@ -225,7 +226,7 @@ func (s *Server) streamed(contentType string, fn func(*call) error) endpoint {
 		if _, err := c.run(); err != nil {
 			s.writeError(w, r, err)
 		}
-	}))
+	})}
 }
 
 // deviceSession finds a session of the calling device. Another device's
@@ -245,6 +246,35 @@ func (c *call) deviceSession(id string) (*store.Session, error) {
 	}
 	return ses, nil
 }
+
+// uploadBody is what PUT /api/v1/device/sessions/{id}/files/{name} reads
+// and answers: the chunk's bytes in, the size the server holds out, on a
+// gap too.
+var uploadBody = rawBody{request: "application/octet-stream", answers: []rawAnswer{
+	{status: http.StatusOK, about: "the chunk is held: the size of the file on the server", json: []reflect.Type{reflect.TypeFor[apitype.UploadResult]()}},
+	{status: http.StatusConflict, about: "upload_offset: the chunk starts past the bytes held, send from size; " +
+		"upload_mismatch (an error body): it differs from bytes held, which cannot be rewritten",
+		json: []reflect.Type{reflect.TypeFor[apitype.UploadError](), reflect.TypeFor[apitype.ErrorBody]()}},
+}}
+
+// The content types a recording's files are served with: meta.json,
+// events.jsonl (a JSON value a line) and the asciicasts.
+const (
+	recMetaType   = "application/json"
+	recEventsType = "application/jsonl"
+	recCastType   = "application/x-asciicast"
+)
+
+// recordingFileBody is what the routes reading one file of a recording
+// answer: its bytes as the device uploaded them, whole or the range asked
+// for.
+var recordingFileBody = func() rawBody {
+	types := []string{recMetaType, recEventsType, recCastType}
+	return rawBody{answers: []rawAnswer{
+		{status: http.StatusOK, about: "the file, as uploaded", types: types, bytes: true},
+		{status: http.StatusPartialContent, about: "the range of the file the Range header asked for", types: types, bytes: true},
+	}}
+}()
 
 // uploadRecordingFile is PUT /api/v1/device/sessions/{id}/files/{name}:
 // a chunk of a file of the calling device's session (see apitype's upload
@@ -402,11 +432,11 @@ func (d *recordingDisk) serve(c *call, ses *store.Session, name string) error {
 	h := c.w.Header()
 	switch {
 	case name == recMetaFile:
-		h.Set("Content-Type", "application/json")
+		h.Set("Content-Type", recMetaType)
 	case name == recEventsFile:
-		h.Set("Content-Type", "application/jsonl")
+		h.Set("Content-Type", recEventsType)
 	default:
-		h.Set("Content-Type", "application/x-asciicast")
+		h.Set("Content-Type", recCastType)
 	}
 	h.Set("Cache-Control", "no-store")
 	h.Set("X-Content-Type-Options", "nosniff")

@@ -37,7 +37,10 @@ type route struct {
 }
 
 // param is a documented query parameter.
-type param struct{ name, doc string }
+type param struct {
+	name, doc string
+	repeated  bool // it may be given more than once (session=a&session=b)
+}
 
 func (rt *route) pattern() string { return rt.method + " " + rt.path }
 
@@ -81,8 +84,8 @@ func (s *Server) routeTable() []route {
 			summary: "Close one of the calling device's requests, saying why", ep: handle(s.deviceCloseRequest)},
 		{method: "PUT", path: "/api/v1/device/sessions/{id}/files/{name}", access: deviceAuth,
 			summary: "Upload a chunk of a file of the calling device's session recording (body: the bytes): meta.json whole, other files appended at offset, the size the server holds; answers that size",
-			query:   []param{{"offset", "the byte of the file the chunk starts at (not for meta.json)"}},
-			ep:      s.streamed("application/json", s.uploadRecordingFile)},
+			query:   []param{{name: "offset", doc: "the byte of the file the chunk starts at (not for meta.json)"}},
+			ep:      s.streamed(uploadBody, s.uploadRecordingFile)},
 		{method: "POST", path: "/api/v1/device/sessions/{id}/recording/complete", access: deviceAuth,
 			summary: "Say the calling device sent the whole recording of its session, with each file's size on the device", ep: handle(s.completeRecording)},
 		{method: "POST", path: "/api/v1/device/owner-link", access: deviceAuth,
@@ -94,15 +97,15 @@ func (s *Server) routeTable() []route {
 		{method: "GET", path: "/api/v1/owner", access: ownerAuth, summary: "The device an owner link reads, and when the link expires",
 			ep: handle(s.getOwner)},
 		{method: "GET", path: "/api/v1/owner/audit", access: ownerAuth, summary: "The audit events of the owner's device and its sessions, oldest first; the latest ones unless since or after is given",
-			query: []param{{"since", "events from this RFC 3339 time on"}, {"after", "events after this sequence number"},
-				{"limit", "at most this many events (default 100, at most 1000)"}},
+			query: []param{{name: "since", doc: "events from this RFC 3339 time on"}, {name: "after", doc: "events after this sequence number"},
+				{name: "limit", doc: "at most this many events (default 100, at most 1000)"}},
 			ep: handle(s.ownerAudit)},
 		{method: "GET", path: "/api/v1/owner/sessions", access: ownerAuth, summary: "The sessions on the owner's device, newest first, with what was uploaded of each",
 			ep: handle(s.ownerSessions)},
 		{method: "GET", path: "/api/v1/owner/sessions/{id}/recording", access: ownerAuth, summary: "The uploaded recording of a session on the owner's device: its files",
 			ep: handle(s.ownerRecording)},
 		{method: "GET", path: "/api/v1/owner/sessions/{id}/recording/files/{name}", access: ownerAuth, summary: "One file of the recording of a session on the owner's device (ranges allowed)",
-			ep: s.streamed("application/octet-stream", s.ownerRecordingFile)},
+			ep: s.streamed(recordingFileBody, s.ownerRecordingFile)},
 
 		// Any logged-in user.
 		{method: "POST", path: "/api/v1/logout", access: loggedIn, summary: "Revoke the token making this request",
@@ -116,24 +119,24 @@ func (s *Server) routeTable() []route {
 		{method: "GET", path: "/api/v1/fleets", access: loggedIn, summary: "Fleets the caller has a role in, with that role (administrators: every fleet, role admin)",
 			ep: handle(s.listFleets)},
 		{method: "GET", path: "/api/v1/devices", access: loggedIn, summary: "Devices of the fleets the caller has a role in",
-			query: []param{{"fleet", "only this fleet (by name)"}, {"name", "only the device with this name"}},
+			query: []param{{name: "fleet", doc: "only this fleet (by name)"}, {name: "name", doc: "only the device with this name"}},
 			ep:    handle(s.listDevices)},
 
 		{method: "GET", path: "/api/v1/requests", access: loggedIn, summary: "The support queue of the caller's fleets, newest first: requests neither closed nor expired, or all",
-			query: []param{{"fleet", "only this fleet (by name)"}, {"device", "only this device (by name; needs fleet)"},
-				{"session", "only the approval request of this session"}, {"all", "true: closed and expired requests too"}},
+			query: []param{{name: "fleet", doc: "only this fleet (by name)"}, {name: "device", doc: "only this device (by name; needs fleet)"},
+				{name: "session", doc: "only the approval request of this session"}, {name: "all", doc: "true: closed and expired requests too"}},
 			ep: handle(s.listRequests)},
 		{method: "GET", path: "/api/v1/audit", access: loggedIn, summary: "The audit log of the caller's fleets (administrators: all of it), oldest first; the latest events unless since or after is given",
-			query: []param{{"fleet", "only this fleet (by name)"}, {"device", "only this device (by name; needs fleet), deleted ones too"},
-				{"session", "only this session's events (by ID)"}, {"since", "events from this RFC 3339 time on"},
-				{"after", "events after this sequence number"}, {"limit", "at most this many events (default 100, at most 1000)"}},
+			query: []param{{name: "fleet", doc: "only this fleet (by name)"}, {name: "device", doc: "only this device (by name; needs fleet), deleted ones too"},
+				{name: "session", doc: "only this session's events (by ID)"}, {name: "since", doc: "events from this RFC 3339 time on"},
+				{name: "after", doc: "events after this sequence number"}, {name: "limit", doc: "at most this many events (default 100, at most 1000)"}},
 			ep: handle(s.listAudit)},
 		{method: "GET", path: "/api/v1/sessions", access: loggedIn, summary: "Sessions in the caller's fleets, newest first",
-			query: []param{{"fleet", "only this fleet (by name)"}, {"device", "only this device (by name; needs fleet)"}, {"open", "true: only open sessions"}},
+			query: []param{{name: "fleet", doc: "only this fleet (by name)"}, {name: "device", doc: "only this device (by name; needs fleet)"}, {name: "open", doc: "true: only open sessions"}},
 			ep:    handle(s.listSessions)},
 		{method: "GET", path: "/api/v1/recordings", access: loggedIn, summary: "Uploaded recordings of sessions in the caller's fleets, without their files, newest session first (the latest 100)",
-			query: []param{{"fleet", "only this fleet (by name)"}, {"device", "only this device (by name; needs fleet)"},
-				{"session", "only this session's (by ID; may be repeated, up to 100)"}},
+			query: []param{{name: "fleet", doc: "only this fleet (by name)"}, {name: "device", doc: "only this device (by name; needs fleet)"},
+				{name: "session", doc: "only this session's (by ID; may be repeated, up to 100)", repeated: true}},
 			ep: handle(s.listRecordings)},
 
 		// Administrators.
@@ -141,7 +144,7 @@ func (s *Server) routeTable() []route {
 			ep: handle(s.createFleet)},
 		{method: "GET", path: "/api/v1/audit/verify", access: adminOnly, action: "verify the audit log",
 			summary: "Walk the audit log's hash chain: ok with the head to record elsewhere, or the first edited, inserted or deleted event",
-			query:   []param{{"anchor", "a head recorded earlier (SEQ:HASH) that the chain must still hold"}},
+			query:   []param{{name: "anchor", doc: "a head recorded earlier (SEQ:HASH) that the chain must still hold"}},
 			ep:      handle(s.verifyAudit)},
 		{method: "GET", path: "/api/v1/users", access: adminOnly, action: "list users", summary: "Every user (without roles)",
 			ep: handle(s.listUsers)},
@@ -174,14 +177,14 @@ func (s *Server) routeTable() []route {
 			ep: handle(s.createSession)},
 		{method: "GET", path: "/api/v1/sessions/{id}", access: fleetRole, role: store.RoleAuditor, action: "see sessions",
 			summary: "One session; with wait=STATE, answers once it reaches STATE or closes, or after timeout (default 25s, at most 60s)",
-			query:   []param{{"wait", "a state to wait for: connecting, active or closed"}, {"timeout", "how long to wait, such as 25s"}},
+			query:   []param{{name: "wait", doc: "a state to wait for: connecting, active or closed"}, {name: "timeout", doc: "how long to wait, such as 25s"}},
 			ep:      handle(s.getSession)},
 		{method: "DELETE", path: "/api/v1/sessions/{id}", access: fleetRole, role: store.RoleOperator, action: "close sessions",
 			summary: "Close a session: the device is told and the relay cuts it; if the device had ended it first, its reason is recorded (the answer waits a few seconds, the server's close grace, for the device's word)", ep: handle(s.closeSession)},
 		{method: "GET", path: "/api/v1/sessions/{id}/recording", access: fleetRole, role: store.RoleAuditor, action: "read recordings",
 			summary: "What the device uploaded of a session's recording: its files and their sizes", ep: handle(s.getRecording)},
 		{method: "GET", path: "/api/v1/sessions/{id}/recording/files/{name}", access: fleetRole, role: store.RoleAuditor, action: "read recordings",
-			summary: "One file of a session's uploaded recording (ranges allowed)", ep: s.streamed("application/octet-stream", s.getRecordingFile)},
+			summary: "One file of a session's uploaded recording (ranges allowed)", ep: s.streamed(recordingFileBody, s.getRecordingFile)},
 		{method: "GET", path: "/api/v1/requests/{id}", access: fleetRole, role: store.RoleAuditor, action: "see support requests",
 			summary: "One support request, with the sessions it led to", ep: handle(s.getRequest)},
 		{method: "POST", path: "/api/v1/requests/{id}/claim", access: fleetRole, role: store.RoleOperator, action: "claim support requests",

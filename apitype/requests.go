@@ -76,11 +76,10 @@ type DeviceRequest struct {
 	ForS int `json:"for_s"`
 }
 
-// CloseRequest is POST /api/v1/requests/{id}/close and
-// /api/v1/device/requests/{id}/close.
+// CloseRequest is POST /api/v1/device/requests/{id}/close. An engineer's
+// POST /api/v1/requests/{id}/close takes no body: its reason is "closed".
 type CloseRequest struct {
-	// Reason is why, for the record. Engineers may leave it empty
-	// ("closed"); a device says one of revoked, wrong_codes,
+	// Reason is why, for the record: one of revoked, wrong_codes,
 	// window_closed, approved, denied, consent_timeout.
 	Reason string `json:"reason,omitempty"`
 }
