@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/porthole/porthole/agent/agentlog"
+	"github.com/porthole/porthole/agent/agentrecord"
 	"github.com/porthole/porthole/agent/agentstate"
 	"github.com/porthole/porthole/apiclient"
 )
@@ -42,7 +43,7 @@ type Agent struct {
 	log     *slog.Logger
 	events  *agentlog.Log
 	uploads *Uploader
-	rec     *Recordings
+	rec     *agentrecord.Recordings
 	clock   *ServerClock
 	consent *Consent
 	tunnels *Tunnels
@@ -82,8 +83,8 @@ func New(opts Options) (_ *Agent, err error) {
 	if a.uploads, err = NewUploader(UploadOptions{State: st, Logger: a.log, NetDial: cfg.NetDial()}); err != nil {
 		return nil, err
 	}
-	if a.rec, err = OpenRecordings(RecordingsOptions{StateDir: st.Dir, Log: a.events, Config: *cfg, Device: st.Enrollment.Name,
-		Logger: a.log, Changed: a.uploads.Changed}); err != nil {
+	if a.rec, err = agentrecord.Open(agentrecord.Options{StateDir: st.Dir, Log: a.events, Config: cfg.Recordings, RecordInput: cfg.RecordInput,
+		Device: st.Enrollment.Name, Logger: a.log, Changed: a.uploads.Changed}); err != nil {
 		return nil, err
 	}
 	a.onClose(func() { a.rec.Close() })
@@ -174,7 +175,7 @@ func (a *Agent) Run(ctx context.Context) error {
 		Log:      a.events,
 		Logger:   a.log,
 		Status:   a.opts.Status,
-		Sessions: a.rec.Handler(a.tunnels),
+		Sessions: recordSessions(a.rec, a.tunnels),
 		Clock:    a.clock,
 	})
 	// The sessions and the owner's servers end with ctx; then what they

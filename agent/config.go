@@ -12,6 +12,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/porthole/porthole/agent/agentrecord"
 	"github.com/porthole/porthole/proxydial"
 	"github.com/porthole/porthole/yamlconf"
 )
@@ -86,7 +87,7 @@ type Config struct {
 	// either way. Off by default.
 	RecordInput bool `yaml:"record_input"`
 	// Recordings bounds what session recordings take on disk.
-	Recordings RecordingsConfig `yaml:"recordings"`
+	Recordings agentrecord.Config `yaml:"recordings"`
 }
 
 // Defaults of the session limits.
@@ -206,7 +207,7 @@ func (c *Config) Validate() error {
 	if c.IdleTimeout < 0 || c.MaxDuration < 0 {
 		return errors.New("idle_timeout and max_duration cannot be negative")
 	}
-	if err := c.Recordings.validate(); err != nil {
+	if err := c.Recordings.Validate(); err != nil {
 		return err
 	}
 	if _, err := proxydial.ParseSetting(c.Proxy, nil); err != nil {

@@ -19,6 +19,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/porthole/porthole/agent/agentrecord"
 	"github.com/porthole/porthole/agent/agentstate"
 )
 
@@ -230,5 +231,32 @@ func TestParseConfigSeveralUnknownKeys(t *testing.T) {
 	_, err := ParseConfig([]byte("a: 1\nb: 2\n"))
 	if want := `line 1: unknown key "a"; line 2: unknown key "b"`; err == nil || err.Error() != want {
 		t.Errorf("ParseConfig = %v; want %q", err, want)
+	}
+}
+
+// TestParseRecordingsConfig: record_input and the recordings section of
+// agent.yaml reach the recorder's Config, and its errors name their line
+// in the whole file (agentrecord's TestRecordConfigErrors tries the
+// section's values).
+func TestParseRecordingsConfig(t *testing.T) {
+	for _, tt := range []struct{ yaml, want string }{
+		{"recordings:\n  max_session: lots\n", `line 2: "lots" is not a size`},
+		{"recordings:\n  keep: forever\n", `line 2: "forever" is not a length of time`},
+		{"recordings:\n  keep: 20000w\n", `line 2: "20000w" is not a length of time`},
+		{"recordings:\n  max_session: 100\n", "too small"},
+		{"recordings:\n  max_total: 10MiB\n", "must leave room for one whole session"},
+		{"recordings:\n  max_sesion: 1MiB\n", `line 2: unknown key "max_sesion"`},
+	} {
+		if _, err := ParseConfig([]byte(tt.yaml)); err == nil || !strings.Contains(err.Error(), tt.want) {
+			t.Errorf("ParseConfig(%q) = %v; want %q", tt.yaml, err, tt.want)
+		}
+	}
+	cfg, err := ParseConfig([]byte("record_input: true\nrecordings:\n  max_session: 1.5MiB\n  max_events: 512KiB\n  max_total: 1GB\n  keep: 2w\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := agentrecord.Config{MaxSession: 3 << 19, MaxEvents: 512 << 10, MaxTotal: 1e9, Keep: agentrecord.Age(14 * 24 * time.Hour)}
+	if !cfg.RecordInput || cfg.Recordings != want {
+		t.Errorf("parsed %+v; want record_input and %+v", cfg, want)
 	}
 }

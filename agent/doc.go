@@ -20,11 +20,13 @@
 // package control; its comment lists the MQTT choices. The owner's
 // configuration holds only the keys the agent acts on (see Config).
 //
-// Recording: Recordings writes what engineers do in each session to the
-// state directory, for the owner (ListSessions, Replay; agentlog.Read for
-// agent.log) and for the upload to the server; SessionsDir documents the
-// files, which only grow by whole lines, so an uploader keeps an offset per
-// file.
+// Recording: package agentrecord writes what engineers do in each session
+// to the state directory, for the owner (agentrecord.ListSessions,
+// agentrecord.Replay; agentlog.Read for agent.log) and for the upload to
+// the server; agentrecord.SessionsDir documents the files, which only grow
+// by whole lines, so an uploader keeps an offset per file. Agent ties it
+// to the sessions: each recording ends with its session, and a session
+// that cannot be recorded is closed.
 //
 // Consent: every session must pass the owner's consent before the relay is
 // dialled, in the mode the owner's config alone sets (ConsentMode: manual

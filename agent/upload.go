@@ -19,6 +19,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/porthole/porthole/agent/agentrecord"
 	"github.com/porthole/porthole/agent/agentstate"
 	"github.com/porthole/porthole/apiclient"
 	"github.com/porthole/porthole/apitype"
@@ -26,7 +27,7 @@ import (
 	"github.com/porthole/porthole/proxydial"
 )
 
-// Upload sends every session's recording (SessionsDir) to the server, for
+// Upload sends every session's recording (agentrecord.SessionsDir) to the server, for
 // the engineers and for the owner's link (see OwnerLink), during the
 // session and after it:
 //
@@ -97,7 +98,7 @@ const (
 )
 
 // Uploader sends the recordings to the server; see Upload above. Make it
-// with NewUploader before OpenRecordings, so that its Changed can be the
+// with NewUploader before agentrecord.Open, so that its Changed can be the
 // recordings' hook, and Start it once they are open.
 type Uploader struct {
 	stateDir    string
@@ -158,7 +159,7 @@ func NewUploader(opts UploadOptions) (*Uploader, error) {
 }
 
 // Changed marks a session to be sent; it never blocks. It is
-// RecordingsOptions.Changed.
+// agentrecord.Options.Changed.
 func (u *Uploader) Changed(session string) {
 	u.mu.Lock()
 	u.pending[session] = true
@@ -242,7 +243,7 @@ func (u *Uploader) anyPending() bool {
 // markAll marks every recorded session, and clears what an interrupted
 // write of upload.json left.
 func (u *Uploader) markAll() {
-	ents, err := os.ReadDir(filepath.Join(u.stateDir, SessionsDir))
+	ents, err := os.ReadDir(filepath.Join(u.stateDir, agentrecord.SessionsDir))
 	if err != nil {
 		if !errors.Is(err, fs.ErrNotExist) {
 			u.log.Error("reading the recordings", "err", err)
@@ -253,7 +254,7 @@ func (u *Uploader) markAll() {
 	defer u.mu.Unlock()
 	for _, e := range ents {
 		if e.IsDir() && !strings.HasPrefix(e.Name(), ".") {
-			atomicfile.RemoveTemps(filepath.Join(u.stateDir, SessionsDir, e.Name(), SessionUploadFile))
+			atomicfile.RemoveTemps(filepath.Join(u.stateDir, agentrecord.SessionsDir, e.Name(), agentrecord.SessionUploadFile))
 			u.pending[e.Name()] = true
 		}
 	}
@@ -302,7 +303,7 @@ type uploadProgress struct {
 // everything is sent again, and the server answers what it holds.
 func readProgress(dir string) *uploadProgress {
 	p := &uploadProgress{}
-	data, err := os.ReadFile(filepath.Join(dir, SessionUploadFile))
+	data, err := os.ReadFile(filepath.Join(dir, agentrecord.SessionUploadFile))
 	if err == nil {
 		err = json.Unmarshal(data, p)
 	}
@@ -324,7 +325,7 @@ func (u *Uploader) saveProgress(dir string, p *uploadProgress) error {
 	if err != nil {
 		return err
 	}
-	if err := agentstate.WriteFileShared(filepath.Join(dir, SessionUploadFile), data, u.gid); errors.Is(err, fs.ErrNotExist) {
+	if err := agentstate.WriteFileShared(filepath.Join(dir, agentrecord.SessionUploadFile), data, u.gid); errors.Is(err, fs.ErrNotExist) {
 		return nil // deleted by retention meanwhile
 	} else if err != nil {
 		return fmt.Errorf("saving the upload's progress: %w", err)
@@ -343,7 +344,7 @@ func (e *errRetry) Unwrap() error { return e.err }
 // when it has ended and everything is sent. Only failures worth another
 // try come back.
 func (u *Uploader) session(ctx context.Context, id string) error {
-	dir := sessionPath(u.stateDir, id)
+	dir := agentrecord.SessionPath(u.stateDir, id)
 	if dir == "" {
 		return nil
 	}
@@ -352,14 +353,14 @@ func (u *Uploader) session(ctx context.Context, id string) error {
 	if p.Gone != "" {
 		return nil
 	}
-	meta, err := os.ReadFile(filepath.Join(dir, SessionMetaFile))
+	meta, err := os.ReadFile(filepath.Join(dir, agentrecord.SessionMetaFile))
 	if errors.Is(err, fs.ErrNotExist) {
 		return nil // deleted, or not begun
 	} else if err != nil {
 		log.Error("reading meta.json", "err", err)
 		return nil
 	}
-	var m SessionMeta
+	var m agentrecord.SessionMeta
 	if err := json.Unmarshal(meta, &m); err != nil {
 		log.Error("meta.json is damaged; not sent", "err", err)
 		return nil
@@ -367,8 +368,8 @@ func (u *Uploader) session(ctx context.Context, id string) error {
 
 	sum := sha256.Sum256(meta)
 	if h := hex.EncodeToString(sum[:]); h != p.Meta {
-		if _, err := u.server.UploadRecordingFile(ctx, id, SessionMetaFile, 0, meta); err != nil {
-			if err := u.refused(dir, p, SessionMetaFile, err, log); err != nil || p.Gone != "" {
+		if _, err := u.server.UploadRecordingFile(ctx, id, agentrecord.SessionMetaFile, 0, meta); err != nil {
+			if err := u.refused(dir, p, agentrecord.SessionMetaFile, err, log); err != nil || p.Gone != "" {
 				return err
 			}
 		}
@@ -378,7 +379,7 @@ func (u *Uploader) session(ctx context.Context, id string) error {
 		}
 	}
 
-	sizes := map[string]int64{SessionMetaFile: int64(len(meta))}
+	sizes := map[string]int64{agentrecord.SessionMetaFile: int64(len(meta))}
 	for _, name := range uploadFiles(dir) {
 		size, err := u.file(ctx, dir, id, name, p, log)
 		if err != nil {
@@ -404,19 +405,19 @@ func (u *Uploader) session(ctx context.Context, id string) error {
 // chunks: events.jsonl, then the asciicasts in process order.
 func uploadFiles(dir string) []string {
 	ents, _ := os.ReadDir(dir)
-	var casts []CastInfo
+	var casts []agentrecord.CastInfo
 	names := []string{}
 	for _, e := range ents {
 		if !e.Type().IsRegular() {
 			continue
 		}
-		if e.Name() == SessionEventsFile {
+		if e.Name() == agentrecord.SessionEventsFile {
 			names = append(names, e.Name())
-		} else if c, ok := parseCastName(e.Name()); ok {
+		} else if c, ok := agentrecord.ParseCastName(e.Name()); ok {
 			casts = append(casts, c)
 		}
 	}
-	slices.SortFunc(casts, func(a, b CastInfo) int { return a.Process - b.Process })
+	slices.SortFunc(casts, func(a, b agentrecord.CastInfo) int { return a.Process - b.Process })
 	for _, c := range casts {
 		names = append(names, c.File)
 	}
@@ -500,4 +501,10 @@ func (u *Uploader) refused(dir string, p *uploadProgress, name string, err error
 		return &errRetry{err}
 	}
 	return u.saveProgress(dir, p)
+}
+
+// jsonIndent is v as indented JSON, for files people open.
+func jsonIndent(v any) ([]byte, error) {
+	b, err := json.MarshalIndent(v, "", "  ")
+	return append(b, '\n'), err
 }

@@ -19,6 +19,7 @@ import (
 
 	"golang.org/x/crypto/ssh"
 
+	"github.com/porthole/porthole/agent/agentrecord"
 	"github.com/porthole/porthole/agent/agentstate"
 	"github.com/porthole/porthole/agent/internal/agenttest"
 	"github.com/porthole/porthole/agentssh"
@@ -183,9 +184,9 @@ func startStop(t *testing.T, u *Uploader) func() {
 
 // recorder records in st's directory, telling changes to u (which may
 // change, as the agent restarts).
-func recorder(t *testing.T, st *agentstate.State, changed *atomic.Pointer[Uploader]) *Recordings {
+func recorder(t *testing.T, st *agentstate.State, changed *atomic.Pointer[Uploader]) *agentrecord.Recordings {
 	t.Helper()
-	r, err := OpenRecordings(RecordingsOptions{StateDir: st.Dir, Log: agenttest.OpenLog(t, st.Dir), Device: st.Enrollment.Name, FlushEvery: 5 * time.Millisecond,
+	r, err := agentrecord.Open(agentrecord.Options{StateDir: st.Dir, Log: agenttest.OpenLog(t, st.Dir), Device: st.Enrollment.Name, FlushEvery: 5 * time.Millisecond,
 		Changed: func(s string) {
 			if u := changed.Load(); u != nil {
 				u.Changed(s)
@@ -218,12 +219,12 @@ func (a *uploadAPI) complete(t *testing.T, session string) bool {
 // directory as the device does, and no other.
 func (a *uploadAPI) sameAsDevice(t *testing.T, st *agentstate.State, session string) {
 	t.Helper()
-	dir := filepath.Join(st.Dir, SessionsDir, session)
+	dir := filepath.Join(st.Dir, agentrecord.SessionsDir, session)
 	ents, err := os.ReadDir(dir)
 	must(t, err)
 	var names []string
 	for _, e := range ents {
-		if e.Name() == SessionUploadFile || strings.HasPrefix(e.Name(), ".") {
+		if e.Name() == agentrecord.SessionUploadFile || strings.HasPrefix(e.Name(), ".") {
 			continue
 		}
 		names = append(names, e.Name())
@@ -313,7 +314,7 @@ func TestUploadRestartAndDrops(t *testing.T) {
 	// it died between an upload and the save.
 	cur.Store(nil)
 	stop()
-	must(t, os.Remove(filepath.Join(st.Dir, SessionsDir, ses, SessionUploadFile)))
+	must(t, os.Remove(filepath.Join(st.Dir, agentrecord.SessionsDir, ses, agentrecord.SessionUploadFile)))
 	p.Output([]byte("while no agent uploads\r\n"))
 	p.Exited(agentssh.Exit{Status: 0})
 	r.Disconnected(ses, "")
@@ -379,7 +380,9 @@ func TestUploadRefusals(t *testing.T) {
 		p.Exited(agentssh.Exit{Status: 0})
 		r.SessionEnded(id, "closed")
 	}
-	progress := func(id string) *uploadProgress { return readProgress(filepath.Join(st.Dir, SessionsDir, id)) }
+	progress := func(id string) *uploadProgress {
+		return readProgress(filepath.Join(st.Dir, agentrecord.SessionsDir, id))
+	}
 	// The server completes it before the uploader writes down its answer.
 	testwait.For(t, 10*time.Second, "the capped recording complete", func() bool { return a.complete(t, ses) && progress(ses).Complete })
 	testwait.For(t, 10*time.Second, "the other device's session given up", func() bool { return progress(theirs).Gone != "" })
@@ -505,7 +508,7 @@ func TestUploadOldServer(t *testing.T) {
 	server := &oldServer{UploadServer: a.client(t)}
 	startUploader(t, st, server)
 	testwait.For(t, 10*time.Second, "tries", func() bool { return server.calls.Load() >= 3 })
-	if p := readProgress(filepath.Join(st.Dir, SessionsDir, ses)); p.Gone != "" || p.Meta != "" {
+	if p := readProgress(filepath.Join(st.Dir, agentrecord.SessionsDir, ses)); p.Gone != "" || p.Meta != "" {
 		t.Errorf("upload.json = %+v; want the session still queued", p)
 	}
 }
