@@ -14,6 +14,7 @@ import (
 	"github.com/porthole/porthole/agent/agentlog"
 	"github.com/porthole/porthole/agent/agentrecord"
 	"github.com/porthole/porthole/agent/agentstate"
+	"github.com/porthole/porthole/agent/agentupload"
 	"github.com/porthole/porthole/apiclient"
 )
 
@@ -42,7 +43,7 @@ type Agent struct {
 	opts    Options
 	log     *slog.Logger
 	events  *agentlog.Log
-	uploads *Uploader
+	uploads *agentupload.Uploader
 	rec     *agentrecord.Recordings
 	clock   *ServerClock
 	consent *Consent
@@ -80,7 +81,7 @@ func New(opts Options) (_ *Agent, err error) {
 		return nil, err
 	}
 	a.onClose(func() { a.events.Close() })
-	if a.uploads, err = NewUploader(UploadOptions{State: st, Logger: a.log, NetDial: cfg.NetDial()}); err != nil {
+	if a.uploads, err = agentupload.New(agentupload.Options{State: st, Logger: a.log, NetDial: cfg.NetDial()}); err != nil {
 		return nil, err
 	}
 	if a.rec, err = agentrecord.Open(agentrecord.Options{StateDir: st.Dir, Log: a.events, Config: cfg.Recordings, RecordInput: cfg.RecordInput,

@@ -24,9 +24,11 @@
 // to the state directory, for the owner (agentrecord.ListSessions,
 // agentrecord.Replay; agentlog.Read for agent.log) and for the upload to
 // the server; agentrecord.SessionsDir documents the files, which only grow
-// by whole lines, so an uploader keeps an offset per file. Agent ties it
-// to the sessions: each recording ends with its session, and a session
-// that cannot be recorded is closed.
+// by whole lines, so package agentupload, the uploader, sends them by
+// offset (and keeps the owner's link, agentupload.ReadOwnerLink). Agent
+// ties the recorder to the sessions: each recording ends with its session,
+// and a session that cannot be recorded is closed. Both retry with
+// agentretry's backoff, as the control channel does.
 //
 // Consent: every session must pass the owner's consent before the relay is
 // dialled, in the mode the owner's config alone sets (ConsentMode: manual

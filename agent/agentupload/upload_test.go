@@ -1,4 +1,4 @@
-package agent
+package agentupload
 
 import (
 	"bytes"
@@ -20,6 +20,7 @@ import (
 	"golang.org/x/crypto/ssh"
 
 	"github.com/porthole/porthole/agent/agentrecord"
+	"github.com/porthole/porthole/agent/agentretry"
 	"github.com/porthole/porthole/agent/agentstate"
 	"github.com/porthole/porthole/agent/internal/agenttest"
 	"github.com/porthole/porthole/agentssh"
@@ -141,7 +142,7 @@ func (a *uploadAPI) client(t *testing.T) *apiclient.Client {
 
 // flaky is the server, or, while down is set, a dropped connection.
 type flaky struct {
-	UploadServer
+	Server
 	down  atomic.Bool
 	calls atomic.Int64
 }
@@ -153,7 +154,7 @@ func (f *flaky) UploadRecordingFile(ctx context.Context, session, name string, o
 	if f.down.Load() {
 		return 0, errDropped
 	}
-	return f.UploadServer.UploadRecordingFile(ctx, session, name, offset, data)
+	return f.Server.UploadRecordingFile(ctx, session, name, offset, data)
 }
 
 func (f *flaky) CompleteRecording(ctx context.Context, session string, files map[string]int64) (*apitype.Recording, error) {
@@ -161,15 +162,15 @@ func (f *flaky) CompleteRecording(ctx context.Context, session string, files map
 	if f.down.Load() {
 		return nil, errDropped
 	}
-	return f.UploadServer.CompleteRecording(ctx, session, files)
+	return f.Server.CompleteRecording(ctx, session, files)
 }
 
 // startUploader starts an uploader of st to server with quick passes and
 // retries; it stops at the test's end, or when stop is called.
-func startUploader(t *testing.T, st *agentstate.State, server UploadServer) (*Uploader, func()) {
+func startUploader(t *testing.T, st *agentstate.State, server Server) (*Uploader, func()) {
 	t.Helper()
-	u, err := NewUploader(UploadOptions{State: st, Server: server, Every: 5 * time.Millisecond,
-		Backoff: Backoff{First: 5 * time.Millisecond, Max: 20 * time.Millisecond}, ChunkSize: 4096})
+	u, err := New(Options{State: st, Server: server, Every: 5 * time.Millisecond,
+		Backoff: agentretry.Backoff{First: 5 * time.Millisecond, Max: 20 * time.Millisecond}, ChunkSize: 4096})
 	must(t, err)
 	return u, startStop(t, u)
 }
@@ -288,7 +289,7 @@ func TestUploadRestartAndDrops(t *testing.T) {
 	a := newUploadAPI(t, api.RecordingsConfig{})
 	st := a.state(t)
 	ses := a.session(t, a.dev)
-	server := &flaky{UploadServer: a.client(t)}
+	server := &flaky{Server: a.client(t)}
 	var cur atomic.Pointer[Uploader]
 	u, stop := startUploader(t, st, server)
 	cur.Store(u)
@@ -367,7 +368,7 @@ func TestUploadRefusals(t *testing.T) {
 	ses := a.session(t, a.dev)
 	other, _ := a.enroll(t, "dev2")
 	theirs := a.session(t, other)
-	server := &flaky{UploadServer: a.client(t)}
+	server := &flaky{Server: a.client(t)}
 	var cur atomic.Pointer[Uploader]
 	u, _ := startUploader(t, st, server)
 	cur.Store(u)
@@ -419,7 +420,7 @@ func TestUploadRefusals(t *testing.T) {
 func TestUploadChangedNeverBlocks(t *testing.T) {
 	t.Parallel()
 	st := &agentstate.State{Dir: t.TempDir(), Enrollment: agentstate.Enrollment{Server: "https://127.0.0.1:1", Fleet: "acme", Name: "dev1"}}
-	u, err := NewUploader(UploadOptions{State: st})
+	u, err := New(Options{State: st})
 	must(t, err)
 	done := make(chan struct{})
 	go func() {
@@ -461,7 +462,7 @@ func TestOwnerLinkKept(t *testing.T) {
 	}
 
 	// The same link while it has long to go; a new one near its end.
-	u, err := NewUploader(UploadOptions{State: st, Server: a.client(t)})
+	u, err := New(Options{State: st, Server: a.client(t)})
 	must(t, err)
 	if _, err := u.ensureOwnerLink(t.Context()); err != nil {
 		t.Fatal(err)
@@ -485,7 +486,7 @@ func TestOwnerLinkKept(t *testing.T) {
 // oldServer answers uploads as a server without them does: an unknown
 // path.
 type oldServer struct {
-	UploadServer
+	Server
 	calls atomic.Int64
 }
 
@@ -505,7 +506,7 @@ func TestUploadOldServer(t *testing.T) {
 	r := recorder(t, st, &none)
 	r.Connected(ses, engineer(ses))
 	r.SessionEnded(ses, "closed")
-	server := &oldServer{UploadServer: a.client(t)}
+	server := &oldServer{Server: a.client(t)}
 	startUploader(t, st, server)
 	testwait.For(t, 10*time.Second, "tries", func() bool { return server.calls.Load() >= 3 })
 	if p := readProgress(filepath.Join(st.Dir, agentrecord.SessionsDir, ses)); p.Gone != "" || p.Meta != "" {

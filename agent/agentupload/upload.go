@@ -1,4 +1,4 @@
-package agent
+package agentupload
 
 import (
 	"context"
@@ -20,6 +20,7 @@ import (
 	"time"
 
 	"github.com/porthole/porthole/agent/agentrecord"
+	"github.com/porthole/porthole/agent/agentretry"
 	"github.com/porthole/porthole/agent/agentstate"
 	"github.com/porthole/porthole/apiclient"
 	"github.com/porthole/porthole/apitype"
@@ -27,55 +28,33 @@ import (
 	"github.com/porthole/porthole/proxydial"
 )
 
-// Upload sends every session's recording (agentrecord.SessionsDir) to the server, for
-// the engineers and for the owner's link (see OwnerLink), during the
-// session and after it:
-//
-//  1. meta.json whole, again whenever it changed;
-//  2. events.jsonl and each asciicast as chunks appended at the offset the
-//     server holds, which upload.json in the session's directory keeps, so
-//     that an upload goes on where it stopped, after a dropped connection
-//     or an agent restart; a chunk the server already has is answered with
-//     its size, a gap with the size to resume from;
-//  3. once meta.json says the session ended and everything is sent, the
-//     recording is completed, which the server's audit log records.
-//
-// Sessions are looked at when the recorder says they grew or ended
-// (Changed), when the agent starts (so that what a previous run could not
-// send goes now) and every RescanEvery. A failure to reach the server is
-// retried with backoff; what the server refuses for good (a file past its
-// caps, a session it does not give this device) is noted in upload.json
-// and not sent again. The upload never holds up a session: Changed only
-// marks it, and one goroutine does the sending. Retention deletes
-// recordings whether or not they were sent: the owner's disk comes first.
-
-// UploadServer is the server as the uploader reaches it, with the device's
+// Server is the server as the uploader reaches it, with the device's
 // own credential; *apiclient.Client is one.
-type UploadServer interface {
+type Server interface {
 	UploadRecordingFile(ctx context.Context, session, name string, offset int64, data []byte) (int64, error)
 	CompleteRecording(ctx context.Context, session string, files map[string]int64) (*apitype.Recording, error)
 	OwnerLink(ctx context.Context) (*apitype.OwnerLink, error)
 }
 
-var _ UploadServer = (*apiclient.Client)(nil)
+var _ Server = (*apiclient.Client)(nil)
 
-// UploadOptions are the inputs of NewUploader.
-type UploadOptions struct {
+// Options are the inputs of New.
+type Options struct {
 	// State is the enrolled device: its state directory holds the
 	// recordings, and its enrollment names the server. Required.
 	State *agentstate.State
 	// Server receives the recordings. Nil: the enrollment's server,
 	// reached with the device's key, by NetDial.
-	Server UploadServer
+	Server Server
 	// NetDial reaches the enrollment's server when Server is nil. Nil:
 	// through the proxy the environment names (HTTPS_PROXY), if one
-	// applies; the agent passes Config.NetDial.
+	// applies; the agent passes agent.Config.NetDial.
 	NetDial proxydial.DialFunc
 	// Logger gets what could not be sent and why. Nil: nothing is logged.
 	Logger *slog.Logger
 	// Backoff bounds the waits after a failure to reach the server. Zero:
 	// from 2 s up to 5 min.
-	Backoff Backoff
+	Backoff agentretry.Backoff
 	// Every is the least time between two passes over the recordings, so
 	// that a busy session is sent in a few chunks a pass rather than a
 	// chunk a line. Zero: 2 s.
@@ -89,24 +68,24 @@ type UploadOptions struct {
 	Now func() time.Time
 }
 
-// Defaults of UploadOptions.
+// Defaults of Options.
 const (
-	DefaultUploadEvery     = 2 * time.Second
-	DefaultUploadRescan    = 10 * time.Minute
-	DefaultUploadChunk     = 1 << 20
-	defaultUploadBackoffMx = 5 * time.Minute
+	DefaultEvery      = 2 * time.Second
+	DefaultRescan     = 10 * time.Minute
+	DefaultChunk      = 1 << 20
+	defaultBackoffMax = 5 * time.Minute
 )
 
-// Uploader sends the recordings to the server; see Upload above. Make it
-// with NewUploader before agentrecord.Open, so that its Changed can be the
+// Uploader sends the recordings to the server; see the package comment. Make it
+// with New before agentrecord.Open, so that its Changed can be the
 // recordings' hook, and Start it once they are open.
 type Uploader struct {
 	stateDir    string
-	server      UploadServer
+	server      Server
 	serverURL   string
 	fingerprint string
 	log         *slog.Logger
-	backoff     Backoff
+	backoff     agentretry.Backoff
 	every       time.Duration
 	rescan      time.Duration
 	chunk       int
@@ -119,10 +98,10 @@ type Uploader struct {
 	pending map[string]bool // guarded by mu: sessions to look at
 }
 
-// NewUploader checks opts; nothing is sent before Start.
-func NewUploader(opts UploadOptions) (*Uploader, error) {
+// New checks opts; nothing is sent before Start.
+func New(opts Options) (*Uploader, error) {
 	if opts.State == nil {
-		return nil, errors.New("agent: the uploader needs the device's state")
+		return nil, errors.New("agentupload: the uploader needs the device's state")
 	}
 	enr := opts.State.Enrollment
 	u := &Uploader{stateDir: opts.State.Dir, server: opts.Server, serverURL: enr.Server, fingerprint: enr.Fingerprint,
@@ -137,20 +116,24 @@ func NewUploader(opts UploadOptions) (*Uploader, error) {
 		u.server = c
 	}
 	if opts.Backoff.Max == 0 {
-		opts.Backoff.Max = defaultUploadBackoffMx
+		opts.Backoff.Max = defaultBackoffMax
 	}
 	var err error
-	if u.backoff, err = opts.Backoff.withDefaults(); err != nil {
+	if u.backoff, err = opts.Backoff.WithDefaults(); err != nil {
 		return nil, err
 	}
 	if u.log == nil {
 		u.log = slog.New(slog.DiscardHandler)
 	}
 	u.log = u.log.With("component", "upload")
-	u.every = orDuration(u.every, DefaultUploadEvery)
-	u.rescan = orDuration(u.rescan, DefaultUploadRescan)
+	if u.every <= 0 {
+		u.every = DefaultEvery
+	}
+	if u.rescan <= 0 {
+		u.rescan = DefaultRescan
+	}
 	if u.chunk <= 0 {
-		u.chunk = DefaultUploadChunk
+		u.chunk = DefaultChunk
 	}
 	if u.now == nil {
 		u.now = time.Now
