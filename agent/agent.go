@@ -11,6 +11,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/porthole/porthole/agent/agentconsent"
 	"github.com/porthole/porthole/agent/agentlog"
 	"github.com/porthole/porthole/agent/agentrecord"
 	"github.com/porthole/porthole/agent/agentstate"
@@ -46,7 +47,7 @@ type Agent struct {
 	uploads *agentupload.Uploader
 	rec     *agentrecord.Recordings
 	clock   *ServerClock
-	consent *Consent
+	consent *agentconsent.Consent
 	tunnels *Tunnels
 	local   *Local
 	sock    net.Listener // the owner's socket
@@ -96,8 +97,8 @@ func New(opts Options) (_ *Agent, err error) {
 	// Commands, certificates and logins are checked by the server's time,
 	// as measured over the pinned connection to the API.
 	a.clock = NewServerClock(nil, server.ServerTime, a.log)
-	if a.consent, err = NewConsent(ConsentOptions{Mode: cfg.ConsentMode(), Fleet: st.Enrollment.Fleet, Device: st.Enrollment.Name,
-		ApprovalTimeout: cfg.ApprovalTimeout, Server: server, Log: a.events, Logger: a.log}); err != nil {
+	if a.consent, err = agentconsent.New(agentconsent.Options{Config: cfg.Consent, Fleet: st.Enrollment.Fleet, Device: st.Enrollment.Name,
+		Server: server, Log: a.events, Logger: a.log}); err != nil {
 		return nil, err
 	}
 	a.onClose(func() { a.consent.Close() })

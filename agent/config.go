@@ -12,6 +12,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/porthole/porthole/agent/agentconsent"
 	"github.com/porthole/porthole/agent/agentrecord"
 	"github.com/porthole/porthole/proxydial"
 	"github.com/porthole/porthole/yamlconf"
@@ -46,15 +47,11 @@ type Config struct {
 	// info, warn or error. Empty: info.
 	LogLevel string `yaml:"log_level"`
 
-	// Consent is how the owner lets engineers in (see ConsentMode):
-	// manual (the owner opens a support window and reads out its code),
-	// approve (the owner approves each session) or auto (any session the
-	// server signs). Empty: manual. Only this file sets it: nothing the
-	// server sends can change it.
-	Consent ConsentMode `yaml:"consent"`
-	// ApprovalTimeout is how long the owner has to answer a session in
-	// approve mode; unanswered means denied. Zero: 5 min; at most 10 min.
-	ApprovalTimeout time.Duration `yaml:"approval_timeout"`
+	// Consent is how the owner lets engineers in: the keys consent
+	// (manual, approve or auto; empty: manual) and approval_timeout,
+	// inline at the top level of the file (see agentconsent.Config). Only
+	// this file sets them: nothing the server sends can change them.
+	Consent agentconsent.Config `yaml:",inline"`
 	// Socket is the unix socket on which the running agent takes the
 	// owner's commands (porthole-agent request, status, approve, deny,
 	// revoke). Empty: DefaultSocket.

@@ -7,6 +7,8 @@ import (
 	"net/netip"
 	"path/filepath"
 	"strconv"
+
+	"github.com/porthole/porthole/agent/agentconsent"
 )
 
 // DefaultSocket is where the running agent takes the owner's commands.
@@ -14,13 +16,8 @@ const DefaultSocket = "/run/porthole/agent.sock"
 
 // validateConsent checks the consent keys of the config.
 func (c *Config) validateConsent() error {
-	if c.Consent != "" {
-		if err := checkMode(c.Consent); err != nil {
-			return err
-		}
-	}
-	if c.ApprovalTimeout < 0 || c.ApprovalTimeout > MaxApprovalTimeout {
-		return fmt.Errorf("approval_timeout must be between 0 (the default, %v) and %v", DefaultApprovalTimeout, MaxApprovalTimeout)
+	if err := c.Consent.Validate(); err != nil {
+		return err
 	}
 	if c.Socket != "" && !filepath.IsAbs(c.Socket) {
 		return fmt.Errorf("socket %q must be an absolute path, like %s", c.Socket, DefaultSocket)
@@ -37,12 +34,7 @@ func (c *Config) validateConsent() error {
 }
 
 // ConsentMode is the configured mode with its default.
-func (c *Config) ConsentMode() ConsentMode {
-	if c.Consent == "" {
-		return ConsentManual
-	}
-	return c.Consent
-}
+func (c *Config) ConsentMode() agentconsent.Mode { return c.Consent.ModeOrDefault() }
 
 // SocketPath is the configured socket with its default.
 func (c *Config) SocketPath() string {

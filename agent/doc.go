@@ -30,10 +30,11 @@
 // and a session that cannot be recorded is closed. Both retry with
 // agentretry's backoff, as the control channel does.
 //
-// Consent: every session must pass the owner's consent before the relay is
-// dialled, in the mode the owner's config alone sets (ConsentMode: manual
-// with a support window and code, approve, auto; see Consent for the
-// steps). The owner drives it through the running agent's unix socket or
-// its local page (Local, LocalClient): request, status, approve, deny and
-// revoke, the kill switch that ends every session at once.
+// Consent: every session must pass the owner's consent, package
+// agentconsent, before the relay is dialled, in the mode the owner's config
+// alone sets (manual with a support window and code, approve, auto; see
+// agentconsent.Consent for the steps). The owner drives it through the
+// running agent's unix socket or its local page (Local, LocalClient):
+// request, status, approve, deny and revoke, the kill switch that ends
+// every session at once.
 package agent

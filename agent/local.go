@@ -17,6 +17,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/porthole/porthole/agent/agentconsent"
 	"github.com/porthole/porthole/agent/agentlog"
 	"github.com/porthole/porthole/agent/agentstate"
 	"github.com/porthole/porthole/control"
@@ -47,10 +48,10 @@ type LocalRequest struct {
 // LocalRequestAnswer is the support window after POST /v1/request.
 type LocalRequestAnswer struct {
 	// Opened is false when a window was open already: it is that one.
-	Opened bool         `json:"opened"`
-	Mode   ConsentMode  `json:"mode"`
-	Device string       `json:"device"`
-	Window WindowStatus `json:"window"`
+	Opened bool                      `json:"opened"`
+	Mode   agentconsent.Mode         `json:"mode"`
+	Device string                    `json:"device"`
+	Window agentconsent.WindowStatus `json:"window"`
 }
 
 // LocalAnswer is POST /v1/approve and /v1/deny: the session, or an
@@ -67,7 +68,7 @@ type LocalRevokeAnswer struct {
 
 // LocalStatus is GET /v1/status.
 type LocalStatus struct {
-	ConsentStatus
+	agentconsent.Status
 	// Page is a link that opens the local page, when it is served: over
 	// the socket, a fresh one-time link (it lets one browser in, within
 	// PageLinkTTL); on the page itself, its plain address.
@@ -76,8 +77,8 @@ type LocalStatus struct {
 
 // LocalOptions are the inputs of NewLocal.
 type LocalOptions struct {
-	Consent *Consent // required
-	Tunnels *Tunnels // required: revoke ends its sessions
+	Consent *agentconsent.Consent // required
+	Tunnels *Tunnels              // required: revoke ends its sessions
 	// StateDir holds the event log shown as history. Empty: no history.
 	StateDir string
 	Logger   *slog.Logger
@@ -85,7 +86,7 @@ type LocalOptions struct {
 
 // Local serves the owner's control: the socket API and the local page.
 type Local struct {
-	consent  *Consent
+	consent  *agentconsent.Consent
 	tunnels  *Tunnels
 	stateDir string
 	log      *slog.Logger
@@ -150,7 +151,7 @@ func (l *Local) apiHandler(onPage bool) http.Handler {
 			localError(w, http.StatusBadRequest, err.Error())
 			return
 		}
-		writeLocal(w, http.StatusOK, LocalRequestAnswer{Opened: opened, Mode: l.consent.Mode(), Device: l.consent.device, Window: ws})
+		writeLocal(w, http.StatusOK, LocalRequestAnswer{Opened: opened, Mode: l.consent.Mode(), Device: l.consent.Device(), Window: ws})
 	})
 	answer := func(approve bool) http.HandlerFunc {
 		return func(w http.ResponseWriter, r *http.Request) {
@@ -161,7 +162,7 @@ func (l *Local) apiHandler(onPage bool) http.Handler {
 			id, err := l.consent.Answer(req.Session, approve)
 			if err != nil {
 				status := http.StatusConflict
-				if errors.Is(err, ErrNoSuchApproval) {
+				if errors.Is(err, agentconsent.ErrNoSuchApproval) {
 					status = http.StatusNotFound
 				}
 				localError(w, status, err.Error())
@@ -206,11 +207,7 @@ func (l *Local) Revoke() LocalRevokeAnswer {
 	closed := l.consent.Revoke()
 	n := len(l.tunnels.Sessions())
 	l.tunnels.CloseAll(control.CloseRevoked)
-	detail := fmt.Sprintf("ended %d session(s)", n)
-	if closed {
-		detail += " and closed the support window"
-	}
-	l.consent.record(agentlog.Event{Event: eventRevoked, Detail: detail})
+	l.consent.Revoked(n, closed)
 	l.log.Warn("the owner revoked access", "sessions", n, "window_closed", closed)
 	return LocalRevokeAnswer{Sessions: n, WindowClosed: closed}
 }
@@ -222,7 +219,7 @@ func (l *Local) status(link bool) LocalStatus {
 	if link {
 		page = l.PageLink()
 	}
-	return LocalStatus{ConsentStatus: l.consent.Status(), Page: page}
+	return LocalStatus{Status: l.consent.Status(), Page: page}
 }
 
 // history reads the last n events of the event log, oldest first.

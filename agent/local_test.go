@@ -14,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/porthole/porthole/agent/agentconsent"
 	"github.com/porthole/porthole/agent/internal/agenttest"
 	"github.com/porthole/porthole/control"
 	"github.com/porthole/porthole/internal/testwait"
@@ -92,7 +93,7 @@ func TestListenSocket(t *testing.T) {
 // localAgent is the owner's control of an enrolled device, served on a
 // socket in a temporary directory.
 type localAgent struct {
-	consent *Consent
+	consent *agentconsent.Consent
 	tunnels *Tunnels
 	local   *Local
 	client  *LocalClient
@@ -100,10 +101,10 @@ type localAgent struct {
 	dir     string
 }
 
-func newLocalAgent(t *testing.T, mode ConsentMode) *localAgent {
+func newLocalAgent(t *testing.T, mode agentconsent.Mode) *localAgent {
 	t.Helper()
 	dir := t.TempDir()
-	c, _ := newTestConsent(t, mode, func(o *ConsentOptions) { o.Log = agenttest.OpenLog(t, dir) })
+	c := newTestConsent(t, mode, agenttest.OpenLog(t, dir))
 	tn, _ := consentTunnels(t, c)
 	l, err := NewLocal(LocalOptions{Consent: c, Tunnels: tn, StateDir: dir})
 	if err != nil {
@@ -129,10 +130,10 @@ func newLocalAgent(t *testing.T, mode ConsentMode) *localAgent {
 // TestLocalSocket drives the owner's commands over the socket.
 func TestLocalSocket(t *testing.T) {
 	t.Parallel()
-	a := newLocalAgent(t, ConsentManual)
+	a := newLocalAgent(t, agentconsent.Manual)
 	ctx := t.Context()
 	st, err := a.client.Status(ctx)
-	if err != nil || st.Mode != ConsentManual || st.Device != "dev1" || st.Window != nil || st.Pending == nil || st.Sessions == nil {
+	if err != nil || st.Mode != agentconsent.Manual || st.Device != "dev1" || st.Window != nil || st.Pending == nil || st.Sessions == nil {
 		t.Fatalf("status %+v, %v", st, err)
 	}
 	ans, err := a.client.Request(ctx, "it hums", 10*time.Minute)
@@ -151,9 +152,9 @@ func TestLocalSocket(t *testing.T) {
 	}
 
 	// An open session shows, and revoke ends it and closes the window.
-	var states states
-	a.tunnels.Open(ctx, openCmd("s1"), states.report)
-	testwait.For(t, 5*time.Second, "the session to end (no relay in this test)", func() bool { return len(states.list()) > 0 })
+	var states agenttest.States
+	a.tunnels.Open(ctx, agenttest.OpenCmd("s1"), states.Report)
+	testwait.For(t, 5*time.Second, "the session to end (no relay in this test)", func() bool { return len(states.List()) > 0 })
 	rev, err := a.client.Revoke(ctx)
 	if err != nil || !rev.WindowClosed {
 		t.Fatalf("revoke %+v, %v", rev, err)
@@ -173,7 +174,7 @@ func TestLocalSocket(t *testing.T) {
 		names = append(names, ev.Event)
 	}
 	got := strings.Join(names, " ")
-	for _, want := range []string{eventWindowOpened, eventSessionAdmitted, eventWindowClosed, eventRevoked} {
+	for _, want := range []string{"support_window_opened", "session_admitted", "support_window_closed", "owner_revoked"} {
 		if !strings.Contains(got, want) {
 			t.Errorf("history %q lacks %s", got, want)
 		}
@@ -193,9 +194,9 @@ func TestLocalSocket(t *testing.T) {
 // owner within a second, reported as revoked.
 func TestLocalRevokeEndsSessionsAtOnce(t *testing.T) {
 	t.Parallel()
-	a := newLocalAgent(t, ConsentApprove)
-	var st states
-	a.tunnels.Open(t.Context(), openCmd("s1"), st.report)
+	a := newLocalAgent(t, agentconsent.Approve)
+	var st agenttest.States
+	a.tunnels.Open(t.Context(), agenttest.OpenCmd("s1"), st.Report)
 	waitState(t, &st, control.State{Kind: control.StateWaitingConsent, Session: "s1"})
 	start := time.Now()
 	rev, err := a.client.Revoke(t.Context())
@@ -250,7 +251,7 @@ func get(t *testing.T, c *http.Client, url string) (int, string) {
 // link from the owner's socket, once; the link's browser stays in.
 func TestLocalPageLogin(t *testing.T) {
 	t.Parallel()
-	a := newLocalAgent(t, ConsentManual)
+	a := newLocalAgent(t, agentconsent.Manual)
 	base := servePage(t, a)
 	if a.local.PageURL() != base+"/" {
 		t.Errorf("PageURL %q; want %q", a.local.PageURL(), base+"/")
@@ -314,7 +315,7 @@ func TestLocalPageLogin(t *testing.T) {
 // POSTs only as JSON from its own origin.
 func TestLocalPageDefences(t *testing.T) {
 	t.Parallel()
-	a := newLocalAgent(t, ConsentManual)
+	a := newLocalAgent(t, agentconsent.Manual)
 	base := servePage(t, a)
 	host := strings.TrimPrefix(base, "http://")
 	owner := pageBrowser(t)

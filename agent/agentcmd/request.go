@@ -9,6 +9,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/porthole/porthole/agent"
+	"github.com/porthole/porthole/agent/agentconsent"
 )
 
 // ownerFlags are the flags of the owner's commands, which talk to the
@@ -112,7 +113,7 @@ both, request still puts your request in the support team's queue.`,
 				if a.Opened {
 					fmt.Fprintf(stdio.Err, "The window is open until %s. Five wrong codes close it; porthole-agent revoke closes it at once.\n", ownerClock(w.Ends, now))
 				}
-			} else if a.Mode == agent.ConsentApprove {
+			} else if a.Mode == agentconsent.Approve {
 				fmt.Fprintln(stdio.Err, "No code is needed: you approve each engineer's session (porthole-agent status shows who asks; porthole-agent approve lets them in).")
 			} else {
 				fmt.Fprintln(stdio.Err, "No code is needed: this device lets in any session its server signs (consent: auto).")
@@ -128,6 +129,6 @@ both, request still puts your request in the support team's queue.`,
 	}
 	o.register(cmd, true)
 	cmd.Flags().StringVar(&reason, "reason", "", "what is wrong, for the support team")
-	cmd.Flags().DurationVar(&dur, "for", agent.DefaultSupportWindow, "how long the window stays open (at most 24h)")
+	cmd.Flags().DurationVar(&dur, "for", agentconsent.DefaultSupportWindow, "how long the window stays open (at most 24h)")
 	return cmd
 }
