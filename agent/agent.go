@@ -13,6 +13,7 @@ import (
 
 	"github.com/porthole/porthole/agent/agentconsent"
 	"github.com/porthole/porthole/agent/agentlog"
+	"github.com/porthole/porthole/agent/agentowner"
 	"github.com/porthole/porthole/agent/agentrecord"
 	"github.com/porthole/porthole/agent/agentstate"
 	"github.com/porthole/porthole/agent/agentupload"
@@ -49,7 +50,7 @@ type Agent struct {
 	clock   *ServerClock
 	consent *agentconsent.Consent
 	tunnels *Tunnels
-	local   *Local
+	owner   *agentowner.Server
 	sock    net.Listener // the owner's socket
 	page    net.Listener // the owner's page; nil without local_ui
 
@@ -106,21 +107,24 @@ func New(opts Options) (_ *Agent, err error) {
 		Now: a.clock.Now}); err != nil {
 		return nil, err
 	}
-	if a.local, err = NewLocal(LocalOptions{Consent: a.consent, Tunnels: a.tunnels, StateDir: st.Dir, Logger: a.log}); err != nil {
+	if a.owner, err = agentowner.New(agentowner.Options{Consent: a.consent, Sessions: a.tunnels, StateDir: st.Dir, Logger: a.log}); err != nil {
 		return nil, err
 	}
-	if a.sock, err = ListenSocket(cfg.SocketPath(), cfg.SocketGroup); err != nil {
+	if a.sock, err = agentowner.ListenSocket(cfg.Owner.SocketPath(), cfg.Owner.SocketGroup); err != nil {
 		return nil, err
 	}
 	a.onClose(func() { a.sock.Close() })
-	if cfg.LocalUI != "" {
-		if a.page, err = net.Listen("tcp", cfg.LocalUI); err != nil {
-			return nil, fmt.Errorf("the owner's page (local_ui %s): %w", cfg.LocalUI, err)
+	if ui := cfg.Owner.LocalUI; ui != "" {
+		if a.page, err = net.Listen("tcp", ui); err != nil {
+			return nil, fmt.Errorf("the owner's page (local_ui %s): %w", ui, err)
 		}
 		a.onClose(func() { a.page.Close() })
 	}
 	return a, nil
 }
+
+// The owner's revoke ends the sessions Tunnels runs.
+var _ agentowner.Sessions = (*Tunnels)(nil)
 
 // deviceClient reaches the device's server with its own credential: for
 // the support queue and the server's time.
@@ -157,15 +161,15 @@ func (a *Agent) Run(ctx context.Context) error {
 	stopUploads := a.uploads.Start(ctx)
 	var owner sync.WaitGroup
 	owner.Go(func() {
-		if err := a.local.ServeSocket(ctx, a.sock); err != nil {
+		if err := a.owner.ServeSocket(ctx, a.sock); err != nil {
 			a.log.Error("the owner's socket stopped", "err", err)
 		}
 	})
 	status := &statusWriter{w: a.opts.Status}
-	status.printf("taking the owner's commands on %s (consent: %s)", a.opts.Config.SocketPath(), a.opts.Config.ConsentMode())
+	status.printf("taking the owner's commands on %s (consent: %s)", a.opts.Config.Owner.SocketPath(), a.opts.Config.Consent.ModeOrDefault())
 	if a.page != nil {
 		owner.Go(func() {
-			if err := a.local.ServePage(ctx, a.page); err != nil {
+			if err := a.owner.ServePage(ctx, a.page); err != nil {
 				a.log.Error("the owner's page stopped", "err", err)
 			}
 		})

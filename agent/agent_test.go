@@ -6,6 +6,7 @@ import (
 	"testing"
 
 	"github.com/porthole/porthole/agent/agentconsent"
+	"github.com/porthole/porthole/agent/agentowner"
 	"github.com/porthole/porthole/agent/internal/agenttest"
 	"github.com/porthole/porthole/internal/testwait"
 )
@@ -19,7 +20,8 @@ func TestAgentRunWaitsForAll(t *testing.T) {
 	d := enrollDevice(t, uniqueName("dev"), nil)
 	status := &agenttest.SyncWriter{}
 	a, err := New(Options{State: d.State, Logger: agenttest.Logger(t), Status: status, Config: Config{
-		Consent: agentconsent.Config{Mode: agentconsent.Approve}, Socket: filepath.Join(shortDir(t), "agent.sock"), LocalUI: "127.0.0.1:0"}})
+		Consent: agentconsent.Config{Mode: agentconsent.Approve},
+		Owner:   agentowner.Config{Socket: filepath.Join(agenttest.ShortDir(t), "agent.sock"), LocalUI: "127.0.0.1:0"}}})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -8,12 +8,13 @@ import (
 	"net"
 	"net/url"
 	"os"
-	"regexp"
 	"strings"
 	"time"
 
 	"github.com/porthole/porthole/agent/agentconsent"
+	"github.com/porthole/porthole/agent/agentowner"
 	"github.com/porthole/porthole/agent/agentrecord"
+	"github.com/porthole/porthole/agent/agentstate"
 	"github.com/porthole/porthole/proxydial"
 	"github.com/porthole/porthole/yamlconf"
 )
@@ -52,18 +53,10 @@ type Config struct {
 	// inline at the top level of the file (see agentconsent.Config). Only
 	// this file sets them: nothing the server sends can change them.
 	Consent agentconsent.Config `yaml:",inline"`
-	// Socket is the unix socket on which the running agent takes the
-	// owner's commands (porthole-agent request, status, approve, deny,
-	// revoke). Empty: DefaultSocket.
-	Socket string `yaml:"socket"`
-	// SocketGroup is the group whose members may use the socket (mode
-	// 0660), so an owner need not be root. Empty: agentstate.OwnerGroup ("porthole")
-	// if it exists, else only the agent's own user.
-	SocketGroup string `yaml:"socket_group"`
-	// LocalUI is the loopback address (such as 127.0.0.1:7780) of the
-	// owner's local web page: request support and read the code, see who
-	// is connected, end the session, read the history. Empty: no page.
-	LocalUI string `yaml:"local_ui"`
+	// Owner is where the running agent takes the owner's commands: the
+	// keys socket, socket_group and local_ui, inline at the top level of
+	// the file (see agentowner.Config).
+	Owner agentowner.Config `yaml:",inline"`
 
 	// AllowPorts are the local ports (on 127.0.0.1) an engineer may forward
 	// to through a session. Empty: none; the shell, commands and file
@@ -193,7 +186,10 @@ func (c *Config) Validate() error {
 	if _, err := c.logLevel(); err != nil {
 		return err
 	}
-	if err := c.validateConsent(); err != nil {
+	if err := c.Consent.Validate(); err != nil {
+		return err
+	}
+	if err := c.Owner.Validate(); err != nil {
 		return err
 	}
 	for _, p := range c.AllowPorts {
@@ -210,7 +206,7 @@ func (c *Config) Validate() error {
 	if _, err := proxydial.ParseSetting(c.Proxy, nil); err != nil {
 		return fmt.Errorf("proxy: %w; or write direct for none, or leave it out for HTTPS_PROXY", err)
 	}
-	if c.RunAs != "" && !validUserName(c.RunAs) {
+	if c.RunAs != "" && !agentstate.ValidUserName(c.RunAs) {
 		return fmt.Errorf("run_as %q is not a user name", c.RunAs)
 	}
 	b := c.Broker
@@ -305,10 +301,4 @@ func brokerURL(s string) (*url.URL, error) {
 	}
 	u.Path = ""
 	return u, nil
-}
-
-// validUserName accepts what useradd does: a letter or underscore, then
-// letters, digits, '_', '-' and '.', up to 32 characters.
-func validUserName(s string) bool {
-	return regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_.-]{0,31}$`).MatchString(s)
 }

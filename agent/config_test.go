@@ -20,6 +20,7 @@ import (
 	"time"
 
 	"github.com/porthole/porthole/agent/agentconsent"
+	"github.com/porthole/porthole/agent/agentowner"
 	"github.com/porthole/porthole/agent/agentrecord"
 	"github.com/porthole/porthole/agent/agentstate"
 )
@@ -54,7 +55,7 @@ proxy: http://proxy.example:3128
 	for _, empty := range []string{"", "# nothing yet\n"} {
 		if cfg, err := ParseConfig([]byte(empty)); err != nil || !reflect.DeepEqual(*cfg, Config{}) || cfg.Level() != slog.LevelInfo ||
 			cfg.idleTimeout() != DefaultIdleTimeout || cfg.maxDuration() != DefaultMaxDuration ||
-			cfg.ConsentMode() != agentconsent.Manual || cfg.SocketPath() != DefaultSocket {
+			cfg.Consent.ModeOrDefault() != agentconsent.Manual || cfg.Owner.SocketPath() != agentowner.DefaultSocket {
 			t.Errorf("ParseConfig(%q) = %+v, %v; want the defaults", empty, cfg, err)
 		}
 	}
@@ -72,9 +73,9 @@ local_ui: localhost:7780
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := Config{Consent: agentconsent.Config{Mode: agentconsent.Approve, ApprovalTimeout: 2 * time.Minute}, Socket: "/run/dev1/agent.sock",
-		SocketGroup: "owners", LocalUI: "localhost:7780"}
-	if !reflect.DeepEqual(*cfg, want) || cfg.ConsentMode() != agentconsent.Approve || cfg.SocketPath() != "/run/dev1/agent.sock" {
+	want := Config{Consent: agentconsent.Config{Mode: agentconsent.Approve, ApprovalTimeout: 2 * time.Minute},
+		Owner: agentowner.Config{Socket: "/run/dev1/agent.sock", SocketGroup: "owners", LocalUI: "localhost:7780"}}
+	if !reflect.DeepEqual(*cfg, want) || cfg.Consent.ModeOrDefault() != agentconsent.Approve || cfg.Owner.SocketPath() != "/run/dev1/agent.sock" {
 		t.Errorf("ParseConfig = %+v; want %+v", *cfg, want)
 	}
 	for _, ok := range []string{"local_ui: '[::1]:7780'", "local_ui: 127.0.0.2:0", "consent: auto", "consent: manual"} {

@@ -14,6 +14,7 @@ import (
 
 	"github.com/porthole/porthole/agent/agentconsent"
 	"github.com/porthole/porthole/agent/agentlog"
+	"github.com/porthole/porthole/agent/agentowner"
 	"github.com/porthole/porthole/agent/internal/agenttest"
 	"github.com/porthole/porthole/control"
 	"github.com/porthole/porthole/internal/testwait"
@@ -147,5 +148,29 @@ func TestModeClaimsChangeNothing(t *testing.T) {
 	d.states.Expect(t, "tunnel_down plain "+string(control.CloseNoConsent))
 	if n := dials.Load(); n != 0 {
 		t.Fatalf("the relay was dialled %d times", n)
+	}
+}
+
+// TestOwnerRevokeEndsSessionsAtOnce: the owner's revoke (agentowner, with
+// the agent's Tunnels as its sessions) ends a session waiting for the
+// owner within a second, reported as revoked.
+func TestOwnerRevokeEndsSessionsAtOnce(t *testing.T) {
+	t.Parallel()
+	c := newTestConsent(t, agentconsent.Approve, nil)
+	tn, _ := consentTunnels(t, c)
+	owner, err := agentowner.New(agentowner.Options{Consent: c, Sessions: tn})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var st agenttest.States
+	tn.Open(t.Context(), agenttest.OpenCmd("s1"), st.Report)
+	waitState(t, &st, control.State{Kind: control.StateWaitingConsent, Session: "s1"})
+	start := time.Now()
+	if rev := owner.Revoke(); rev.Sessions != 1 {
+		t.Fatalf("revoke %+v; want one session ended", rev)
+	}
+	waitState(t, &st, control.TunnelDown("s1", control.CloseRevoked))
+	if d := time.Since(start); d > time.Second {
+		t.Errorf("the session ended %v after revoke; want within a second", d)
 	}
 }

@@ -34,7 +34,10 @@
 // agentconsent, before the relay is dialled, in the mode the owner's config
 // alone sets (manual with a support window and code, approve, auto; see
 // agentconsent.Consent for the steps). The owner drives it through the
-// running agent's unix socket or its local page (Local, LocalClient):
-// request, status, approve, deny and revoke, the kill switch that ends
-// every session at once.
+// running agent's unix socket or its local page, package agentowner
+// (agentowner.Server, agentowner.Client): request, status, approve, deny
+// and revoke, the kill switch that ends every session at once. Each part
+// owns its section of the owner's Config (agentrecord.Config,
+// agentconsent.Config, agentowner.Config); the file's keys are as they
+// were.
 package agent

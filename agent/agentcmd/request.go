@@ -10,6 +10,7 @@ import (
 
 	"github.com/porthole/porthole/agent"
 	"github.com/porthole/porthole/agent/agentconsent"
+	"github.com/porthole/porthole/agent/agentowner"
 )
 
 // ownerFlags are the flags of the owner's commands, which talk to the
@@ -21,7 +22,7 @@ type ownerFlags struct {
 
 func (o *ownerFlags) register(cmd *cobra.Command, withJSON bool) {
 	f := cmd.Flags()
-	f.StringVar(&o.socket, "socket", "", "the running agent's socket (default: socket: in the config, else "+agent.DefaultSocket+")")
+	f.StringVar(&o.socket, "socket", "", "the running agent's socket (default: socket: in the config, else "+agentowner.DefaultSocket+")")
 	f.StringVar(&o.config, "config", agent.DefaultConfigFile, "the owner's config file, for its socket:")
 	if withJSON {
 		f.BoolVar(&o.json, "json", false, "print the answer as JSON")
@@ -29,15 +30,15 @@ func (o *ownerFlags) register(cmd *cobra.Command, withJSON bool) {
 }
 
 // client finds the socket: --socket, else the config's, else the default.
-func (o *ownerFlags) client(cmd *cobra.Command) (*agent.LocalClient, error) {
+func (o *ownerFlags) client(cmd *cobra.Command) (*agentowner.Client, error) {
 	if o.socket != "" {
-		return agent.NewLocalClient(o.socket), nil
+		return agentowner.NewClient(o.socket), nil
 	}
 	cfg, err := loadConfig(o.config, cmd.Flags().Changed("config"))
 	if err != nil {
 		return nil, err
 	}
-	return agent.NewLocalClient(cfg.SocketPath()), nil
+	return agentowner.NewClient(cfg.Owner.SocketPath()), nil
 }
 
 func printJSON(w io.Writer, v any) error {

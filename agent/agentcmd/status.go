@@ -7,8 +7,8 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/porthole/porthole/agent"
 	"github.com/porthole/porthole/agent/agentconsent"
+	"github.com/porthole/porthole/agent/agentowner"
 	"github.com/porthole/porthole/humanize"
 )
 
@@ -52,7 +52,7 @@ record of this device (see porthole-agent owner-link), read from --state.`,
 	return cmd
 }
 
-func printStatus(stdio IO, st *agent.LocalStatus, now time.Time) {
+func printStatus(stdio IO, st *agentowner.Status, now time.Time) {
 	out := stdio.Out
 	fmt.Fprintf(out, "%s (fleet %s), consent: %s\n", st.Device, st.Fleet, modeWords[st.Mode])
 	if w := st.Window; w != nil {
@@ -122,6 +122,6 @@ func printStatus(stdio IO, st *agent.LocalStatus, now time.Time) {
 		fmt.Fprintln(out, "  (porthole-agent revoke ends them all at once)")
 	}
 	if st.Page != "" {
-		fmt.Fprintf(out, "Local page: %s (opens it in one browser, within %s)\n", strings.TrimSpace(st.Page), humanize.Duration(agent.PageLinkTTL))
+		fmt.Fprintf(out, "Local page: %s (opens it in one browser, within %s)\n", strings.TrimSpace(st.Page), humanize.Duration(agentowner.PageLinkTTL))
 	}
 }

@@ -3,6 +3,7 @@ package agenttest
 import (
 	"fmt"
 	"log/slog"
+	"os"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -150,4 +151,16 @@ func (s *States) List() []control.State {
 // control channel hands it on once verified.
 func OpenCmd(session string) *control.Command {
 	return &control.Command{Type: control.TypeOpen, Session: session, Fleet: "lab", Device: "dev1", Relay: "relay:22"}
+}
+
+// ShortDir is a temporary directory with a path short enough for a unix
+// socket (108 bytes at most), removed when the test ends.
+func ShortDir(t testing.TB) string {
+	t.Helper()
+	dir, err := os.MkdirTemp("", "ph")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(dir) })
+	return dir
 }

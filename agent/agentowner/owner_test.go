@@ -1,4 +1,4 @@
-package agent
+package agentowner
 
 import (
 	"context"
@@ -11,6 +11,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -20,21 +21,9 @@ import (
 	"github.com/porthole/porthole/internal/testwait"
 )
 
-// shortDir is a temporary directory with a path short enough for a unix
-// socket (108 bytes at most).
-func shortDir(t *testing.T) string {
-	t.Helper()
-	dir, err := os.MkdirTemp("", "ph")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { os.RemoveAll(dir) })
-	return dir
-}
-
 func TestListenSocket(t *testing.T) {
 	t.Parallel()
-	path := filepath.Join(shortDir(t), "run", "agent.sock")
+	path := filepath.Join(agenttest.ShortDir(t), "run", "agent.sock")
 	ln, err := ListenSocket(path, "")
 	if err != nil {
 		t.Fatal(err)
@@ -90,27 +79,60 @@ func TestListenSocket(t *testing.T) {
 	}
 }
 
-// localAgent is the owner's control of an enrolled device, served on a
-// socket in a temporary directory.
+// fakeSessions stands in for the agent's Tunnels: the sessions open,
+// which CloseAll ends.
+type fakeSessions struct {
+	mu     sync.Mutex
+	open   []string            // guarded by mu
+	closed control.CloseReason // guarded by mu: why CloseAll ended them
+}
+
+var _ Sessions = (*fakeSessions)(nil)
+
+func (f *fakeSessions) add(id string) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.open = append(f.open, id)
+}
+
+func (f *fakeSessions) Sessions() []string {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return append([]string(nil), f.open...)
+}
+
+func (f *fakeSessions) CloseAll(reason control.CloseReason) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.open, f.closed = nil, reason
+}
+
+// localAgent is the owner's control of a device lab/dev1, served on a
+// socket in a temporary directory, with sessions only consent knows of
+// (the agent's own tests run it with its Tunnels).
 type localAgent struct {
-	consent *agentconsent.Consent
-	tunnels *Tunnels
-	local   *Local
-	client  *LocalClient
-	socket  string
-	dir     string
+	consent  *agentconsent.Consent
+	sessions *fakeSessions
+	local    *Server
+	client   *Client
+	socket   string
+	dir      string
 }
 
 func newLocalAgent(t *testing.T, mode agentconsent.Mode) *localAgent {
 	t.Helper()
 	dir := t.TempDir()
-	c := newTestConsent(t, mode, agenttest.OpenLog(t, dir))
-	tn, _ := consentTunnels(t, c)
-	l, err := NewLocal(LocalOptions{Consent: c, Tunnels: tn, StateDir: dir})
+	c, err := agentconsent.New(agentconsent.Options{Config: agentconsent.Config{Mode: mode}, Fleet: "lab", Device: "dev1", Log: agenttest.OpenLog(t, dir)})
 	if err != nil {
 		t.Fatal(err)
 	}
-	path := filepath.Join(shortDir(t), "agent.sock")
+	t.Cleanup(func() { c.Close() })
+	sessions := &fakeSessions{}
+	l, err := New(Options{Consent: c, Sessions: sessions, StateDir: dir})
+	if err != nil {
+		t.Fatal(err)
+	}
+	path := filepath.Join(agenttest.ShortDir(t), "agent.sock")
 	ln, err := ListenSocket(path, "")
 	if err != nil {
 		t.Fatal(err)
@@ -124,7 +146,7 @@ func newLocalAgent(t *testing.T, mode agentconsent.Mode) *localAgent {
 			t.Errorf("ServeSocket: %v", err)
 		}
 	})
-	return &localAgent{consent: c, tunnels: tn, local: l, client: NewLocalClient(path), socket: path, dir: dir}
+	return &localAgent{consent: c, sessions: sessions, local: l, client: NewClient(path), socket: path, dir: dir}
 }
 
 // TestLocalSocket drives the owner's commands over the socket.
@@ -152,12 +174,19 @@ func TestLocalSocket(t *testing.T) {
 	}
 
 	// An open session shows, and revoke ends it and closes the window.
-	var states agenttest.States
-	a.tunnels.Open(ctx, agenttest.OpenCmd("s1"), states.Report)
-	testwait.For(t, 5*time.Second, "the session to end (no relay in this test)", func() bool { return len(states.List()) > 0 })
+	if g, reason := a.consent.Admit(ctx, agenttest.OpenCmd("s1"), func(control.State) {}); g == nil {
+		t.Fatalf("admit in the window: %q", reason)
+	}
+	a.sessions.add("s1")
+	if st, _ := a.client.Status(ctx); len(st.Sessions) != 1 || st.Sessions[0].ID != "s1" {
+		t.Errorf("status %+v; want the session", st)
+	}
 	rev, err := a.client.Revoke(ctx)
-	if err != nil || !rev.WindowClosed {
-		t.Fatalf("revoke %+v, %v", rev, err)
+	if err != nil || !rev.WindowClosed || rev.Sessions != 1 {
+		t.Fatalf("revoke %+v, %v; want the window closed and one session ended", rev, err)
+	}
+	if a.sessions.Sessions() != nil || a.sessions.closed != control.CloseRevoked {
+		t.Errorf("after revoke: sessions %v, closed as %q; want none, %s", a.sessions.Sessions(), a.sessions.closed, control.CloseRevoked)
 	}
 	st, _ = a.client.Status(ctx)
 	if st.Window != nil {
@@ -184,28 +213,9 @@ func TestLocalSocket(t *testing.T) {
 	}
 
 	// No agent: the owner is told what to do.
-	_, err = NewLocalClient(filepath.Join(shortDir(t), "none.sock")).Status(ctx)
+	_, err = NewClient(filepath.Join(agenttest.ShortDir(t), "none.sock")).Status(ctx)
 	if err == nil || !strings.Contains(err.Error(), "not running") {
 		t.Errorf("status with no agent: %v", err)
-	}
-}
-
-// TestLocalRevokeEndsSessionsAtOnce: revoke ends a session waiting for the
-// owner within a second, reported as revoked.
-func TestLocalRevokeEndsSessionsAtOnce(t *testing.T) {
-	t.Parallel()
-	a := newLocalAgent(t, agentconsent.Approve)
-	var st agenttest.States
-	a.tunnels.Open(t.Context(), agenttest.OpenCmd("s1"), st.Report)
-	waitState(t, &st, control.State{Kind: control.StateWaitingConsent, Session: "s1"})
-	start := time.Now()
-	rev, err := a.client.Revoke(t.Context())
-	if err != nil || rev.Sessions != 1 {
-		t.Fatalf("revoke %+v, %v", rev, err)
-	}
-	waitState(t, &st, control.TunnelDown("s1", control.CloseRevoked))
-	if d := time.Since(start); d > time.Second {
-		t.Errorf("the session ended %v after revoke; want within a second", d)
 	}
 }
 
@@ -293,7 +303,7 @@ func TestLocalPageLogin(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var pst LocalStatus
+	var pst Status
 	json.NewDecoder(resp.Body).Decode(&pst)
 	resp.Body.Close()
 	if resp.StatusCode != 200 || pst.Page != base+"/" {
