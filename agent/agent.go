@@ -11,8 +11,12 @@ import (
 	"sync"
 	"time"
 
+	"github.com/porthole/porthole/agent/agentconsent"
 	"github.com/porthole/porthole/agent/agentlog"
+	"github.com/porthole/porthole/agent/agentowner"
+	"github.com/porthole/porthole/agent/agentrecord"
 	"github.com/porthole/porthole/agent/agentstate"
+	"github.com/porthole/porthole/agent/agentupload"
 	"github.com/porthole/porthole/apiclient"
 )
 
@@ -41,12 +45,12 @@ type Agent struct {
 	opts    Options
 	log     *slog.Logger
 	events  *agentlog.Log
-	uploads *Uploader
-	rec     *Recordings
+	uploads *agentupload.Uploader
+	rec     *agentrecord.Recordings
 	clock   *ServerClock
-	consent *Consent
+	consent *agentconsent.Consent
 	tunnels *Tunnels
-	local   *Local
+	owner   *agentowner.Server
 	sock    net.Listener // the owner's socket
 	page    net.Listener // the owner's page; nil without local_ui
 
@@ -79,11 +83,11 @@ func New(opts Options) (_ *Agent, err error) {
 		return nil, err
 	}
 	a.onClose(func() { a.events.Close() })
-	if a.uploads, err = NewUploader(UploadOptions{State: st, Logger: a.log, NetDial: cfg.NetDial()}); err != nil {
+	if a.uploads, err = agentupload.New(agentupload.Options{State: st, Logger: a.log, NetDial: cfg.NetDial()}); err != nil {
 		return nil, err
 	}
-	if a.rec, err = OpenRecordings(RecordingsOptions{StateDir: st.Dir, Log: a.events, Config: *cfg, Device: st.Enrollment.Name,
-		Logger: a.log, Changed: a.uploads.Changed}); err != nil {
+	if a.rec, err = agentrecord.Open(agentrecord.Options{StateDir: st.Dir, Log: a.events, Config: cfg.Recordings, RecordInput: cfg.RecordInput,
+		Device: st.Enrollment.Name, Logger: a.log, Changed: a.uploads.Changed}); err != nil {
 		return nil, err
 	}
 	a.onClose(func() { a.rec.Close() })
@@ -94,8 +98,8 @@ func New(opts Options) (_ *Agent, err error) {
 	// Commands, certificates and logins are checked by the server's time,
 	// as measured over the pinned connection to the API.
 	a.clock = NewServerClock(nil, server.ServerTime, a.log)
-	if a.consent, err = NewConsent(ConsentOptions{Mode: cfg.ConsentMode(), Fleet: st.Enrollment.Fleet, Device: st.Enrollment.Name,
-		ApprovalTimeout: cfg.ApprovalTimeout, Server: server, Log: a.events, Logger: a.log}); err != nil {
+	if a.consent, err = agentconsent.New(agentconsent.Options{Config: cfg.Consent, Fleet: st.Enrollment.Fleet, Device: st.Enrollment.Name,
+		Server: server, Log: a.events, Logger: a.log}); err != nil {
 		return nil, err
 	}
 	a.onClose(func() { a.consent.Close() })
@@ -103,21 +107,24 @@ func New(opts Options) (_ *Agent, err error) {
 		Now: a.clock.Now}); err != nil {
 		return nil, err
 	}
-	if a.local, err = NewLocal(LocalOptions{Consent: a.consent, Tunnels: a.tunnels, StateDir: st.Dir, Logger: a.log}); err != nil {
+	if a.owner, err = agentowner.New(agentowner.Options{Consent: a.consent, Sessions: a.tunnels, StateDir: st.Dir, Logger: a.log}); err != nil {
 		return nil, err
 	}
-	if a.sock, err = ListenSocket(cfg.SocketPath(), cfg.SocketGroup); err != nil {
+	if a.sock, err = agentowner.ListenSocket(cfg.Owner.SocketPath(), cfg.Owner.SocketGroup); err != nil {
 		return nil, err
 	}
 	a.onClose(func() { a.sock.Close() })
-	if cfg.LocalUI != "" {
-		if a.page, err = net.Listen("tcp", cfg.LocalUI); err != nil {
-			return nil, fmt.Errorf("the owner's page (local_ui %s): %w", cfg.LocalUI, err)
+	if ui := cfg.Owner.LocalUI; ui != "" {
+		if a.page, err = net.Listen("tcp", ui); err != nil {
+			return nil, fmt.Errorf("the owner's page (local_ui %s): %w", ui, err)
 		}
 		a.onClose(func() { a.page.Close() })
 	}
 	return a, nil
 }
+
+// The owner's revoke ends the sessions Tunnels runs.
+var _ agentowner.Sessions = (*Tunnels)(nil)
 
 // deviceClient reaches the device's server with its own credential: for
 // the support queue and the server's time.
@@ -154,15 +161,15 @@ func (a *Agent) Run(ctx context.Context) error {
 	stopUploads := a.uploads.Start(ctx)
 	var owner sync.WaitGroup
 	owner.Go(func() {
-		if err := a.local.ServeSocket(ctx, a.sock); err != nil {
+		if err := a.owner.ServeSocket(ctx, a.sock); err != nil {
 			a.log.Error("the owner's socket stopped", "err", err)
 		}
 	})
 	status := &statusWriter{w: a.opts.Status}
-	status.printf("taking the owner's commands on %s (consent: %s)", a.opts.Config.SocketPath(), a.opts.Config.ConsentMode())
+	status.printf("taking the owner's commands on %s (consent: %s)", a.opts.Config.Owner.SocketPath(), a.opts.Config.Consent.ModeOrDefault())
 	if a.page != nil {
 		owner.Go(func() {
-			if err := a.local.ServePage(ctx, a.page); err != nil {
+			if err := a.owner.ServePage(ctx, a.page); err != nil {
 				a.log.Error("the owner's page stopped", "err", err)
 			}
 		})
@@ -174,7 +181,7 @@ func (a *Agent) Run(ctx context.Context) error {
 		Log:      a.events,
 		Logger:   a.log,
 		Status:   a.opts.Status,
-		Sessions: a.rec.Handler(a.tunnels),
+		Sessions: recordSessions(a.rec, a.tunnels),
 		Clock:    a.clock,
 	})
 	// The sessions and the owner's servers end with ctx; then what they

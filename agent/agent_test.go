@@ -5,6 +5,8 @@ import (
 	"path/filepath"
 	"testing"
 
+	"github.com/porthole/porthole/agent/agentconsent"
+	"github.com/porthole/porthole/agent/agentowner"
 	"github.com/porthole/porthole/agent/internal/agenttest"
 	"github.com/porthole/porthole/internal/testwait"
 )
@@ -18,7 +20,8 @@ func TestAgentRunWaitsForAll(t *testing.T) {
 	d := enrollDevice(t, uniqueName("dev"), nil)
 	status := &agenttest.SyncWriter{}
 	a, err := New(Options{State: d.State, Logger: agenttest.Logger(t), Status: status, Config: Config{
-		Consent: ConsentApprove, Socket: filepath.Join(shortDir(t), "agent.sock"), LocalUI: "127.0.0.1:0"}})
+		Consent: agentconsent.Config{Mode: agentconsent.Approve},
+		Owner:   agentowner.Config{Socket: filepath.Join(agenttest.ShortDir(t), "agent.sock"), LocalUI: "127.0.0.1:0"}}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -35,9 +38,10 @@ func TestAgentRunWaitsForAll(t *testing.T) {
 	if err := <-done; err != nil {
 		t.Errorf("Run = %v", err)
 	}
-	// Only the agent's own: paho's client reports a read error on a
-	// goroutine of its own that nobody joins (paho/client.go, incoming).
-	if left := testwait.Leftover(0, "created by github.com/porthole/porthole/agent."); left != "" {
+	// Only the agent's own and its parts' (agent/agentrecord, ...): paho's
+	// client reports a read error on a goroutine of its own that nobody
+	// joins (paho/client.go, incoming).
+	if left := testwait.Leftover(0, "created by github.com/porthole/porthole/agent.", "created by github.com/porthole/porthole/agent/agent"); left != "" {
 		t.Errorf("goroutines the agent started are still running after Run returned:\n%s", left)
 	}
 }

@@ -8,10 +8,13 @@ import (
 	"net"
 	"net/url"
 	"os"
-	"regexp"
 	"strings"
 	"time"
 
+	"github.com/porthole/porthole/agent/agentconsent"
+	"github.com/porthole/porthole/agent/agentowner"
+	"github.com/porthole/porthole/agent/agentrecord"
+	"github.com/porthole/porthole/agent/agentstate"
 	"github.com/porthole/porthole/proxydial"
 	"github.com/porthole/porthole/tcprto"
 	"github.com/porthole/porthole/yamlconf"
@@ -46,27 +49,15 @@ type Config struct {
 	// info, warn or error. Empty: info.
 	LogLevel string `yaml:"log_level"`
 
-	// Consent is how the owner lets engineers in (see ConsentMode):
-	// manual (the owner opens a support window and reads out its code),
-	// approve (the owner approves each session) or auto (any session the
-	// server signs). Empty: manual. Only this file sets it: nothing the
-	// server sends can change it.
-	Consent ConsentMode `yaml:"consent"`
-	// ApprovalTimeout is how long the owner has to answer a session in
-	// approve mode; unanswered means denied. Zero: 5 min; at most 10 min.
-	ApprovalTimeout time.Duration `yaml:"approval_timeout"`
-	// Socket is the unix socket on which the running agent takes the
-	// owner's commands (porthole-agent request, status, approve, deny,
-	// revoke). Empty: DefaultSocket.
-	Socket string `yaml:"socket"`
-	// SocketGroup is the group whose members may use the socket (mode
-	// 0660), so an owner need not be root. Empty: agentstate.OwnerGroup ("porthole")
-	// if it exists, else only the agent's own user.
-	SocketGroup string `yaml:"socket_group"`
-	// LocalUI is the loopback address (such as 127.0.0.1:7780) of the
-	// owner's local web page: request support and read the code, see who
-	// is connected, end the session, read the history. Empty: no page.
-	LocalUI string `yaml:"local_ui"`
+	// Consent is how the owner lets engineers in: the keys consent
+	// (manual, approve or auto; empty: manual) and approval_timeout,
+	// inline at the top level of the file (see agentconsent.Config). Only
+	// this file sets them: nothing the server sends can change them.
+	Consent agentconsent.Config `yaml:",inline"`
+	// Owner is where the running agent takes the owner's commands: the
+	// keys socket, socket_group and local_ui, inline at the top level of
+	// the file (see agentowner.Config).
+	Owner agentowner.Config `yaml:",inline"`
 
 	// AllowPorts are the local ports (on 127.0.0.1) an engineer may forward
 	// to through a session. Empty: none; the shell, commands and file
@@ -87,7 +78,7 @@ type Config struct {
 	// either way. Off by default.
 	RecordInput bool `yaml:"record_input"`
 	// Recordings bounds what session recordings take on disk.
-	Recordings RecordingsConfig `yaml:"recordings"`
+	Recordings agentrecord.Config `yaml:"recordings"`
 }
 
 // Defaults of the session limits.
@@ -196,7 +187,10 @@ func (c *Config) Validate() error {
 	if _, err := c.logLevel(); err != nil {
 		return err
 	}
-	if err := c.validateConsent(); err != nil {
+	if err := c.Consent.Validate(); err != nil {
+		return err
+	}
+	if err := c.Owner.Validate(); err != nil {
 		return err
 	}
 	for _, p := range c.AllowPorts {
@@ -207,13 +201,13 @@ func (c *Config) Validate() error {
 	if c.IdleTimeout < 0 || c.MaxDuration < 0 {
 		return errors.New("idle_timeout and max_duration cannot be negative")
 	}
-	if err := c.Recordings.validate(); err != nil {
+	if err := c.Recordings.Validate(); err != nil {
 		return err
 	}
 	if _, err := proxydial.ParseSetting(c.Proxy, nil); err != nil {
 		return fmt.Errorf("proxy: %w; or write direct for none, or leave it out for HTTPS_PROXY", err)
 	}
-	if c.RunAs != "" && !validUserName(c.RunAs) {
+	if c.RunAs != "" && !agentstate.ValidUserName(c.RunAs) {
 		return fmt.Errorf("run_as %q is not a user name", c.RunAs)
 	}
 	b := c.Broker
@@ -310,10 +304,4 @@ func brokerURL(s string) (*url.URL, error) {
 	}
 	u.Path = ""
 	return u, nil
-}
-
-// validUserName accepts what useradd does: a letter or underscore, then
-// letters, digits, '_', '-' and '.', up to 32 characters.
-func validUserName(s string) bool {
-	return regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_.-]{0,31}$`).MatchString(s)
 }

@@ -19,6 +19,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/porthole/porthole/agent/agentconsent"
+	"github.com/porthole/porthole/agent/agentowner"
+	"github.com/porthole/porthole/agent/agentrecord"
 	"github.com/porthole/porthole/agent/agentstate"
 )
 
@@ -52,7 +55,7 @@ proxy: http://proxy.example:3128
 	for _, empty := range []string{"", "# nothing yet\n"} {
 		if cfg, err := ParseConfig([]byte(empty)); err != nil || !reflect.DeepEqual(*cfg, Config{}) || cfg.Level() != slog.LevelInfo ||
 			cfg.idleTimeout() != DefaultIdleTimeout || cfg.maxDuration() != DefaultMaxDuration ||
-			cfg.ConsentMode() != ConsentManual || cfg.SocketPath() != DefaultSocket {
+			cfg.Consent.ModeOrDefault() != agentconsent.Manual || cfg.Owner.SocketPath() != agentowner.DefaultSocket {
 			t.Errorf("ParseConfig(%q) = %+v, %v; want the defaults", empty, cfg, err)
 		}
 	}
@@ -70,9 +73,9 @@ local_ui: localhost:7780
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := Config{Consent: ConsentApprove, ApprovalTimeout: 2 * time.Minute, Socket: "/run/dev1/agent.sock",
-		SocketGroup: "owners", LocalUI: "localhost:7780"}
-	if !reflect.DeepEqual(*cfg, want) || cfg.ConsentMode() != ConsentApprove || cfg.SocketPath() != "/run/dev1/agent.sock" {
+	want := Config{Consent: agentconsent.Config{Mode: agentconsent.Approve, ApprovalTimeout: 2 * time.Minute},
+		Owner: agentowner.Config{Socket: "/run/dev1/agent.sock", SocketGroup: "owners", LocalUI: "localhost:7780"}}
+	if !reflect.DeepEqual(*cfg, want) || cfg.Consent.ModeOrDefault() != agentconsent.Approve || cfg.Owner.SocketPath() != "/run/dev1/agent.sock" {
 		t.Errorf("ParseConfig = %+v; want %+v", *cfg, want)
 	}
 	for _, ok := range []string{"local_ui: '[::1]:7780'", "local_ui: 127.0.0.2:0", "consent: auto", "consent: manual"} {
@@ -230,5 +233,32 @@ func TestParseConfigSeveralUnknownKeys(t *testing.T) {
 	_, err := ParseConfig([]byte("a: 1\nb: 2\n"))
 	if want := `line 1: unknown key "a"; line 2: unknown key "b"`; err == nil || err.Error() != want {
 		t.Errorf("ParseConfig = %v; want %q", err, want)
+	}
+}
+
+// TestParseRecordingsConfig: record_input and the recordings section of
+// agent.yaml reach the recorder's Config, and its errors name their line
+// in the whole file (agentrecord's TestRecordConfigErrors tries the
+// section's values).
+func TestParseRecordingsConfig(t *testing.T) {
+	for _, tt := range []struct{ yaml, want string }{
+		{"recordings:\n  max_session: lots\n", `line 2: "lots" is not a size`},
+		{"recordings:\n  keep: forever\n", `line 2: "forever" is not a length of time`},
+		{"recordings:\n  keep: 20000w\n", `line 2: "20000w" is not a length of time`},
+		{"recordings:\n  max_session: 100\n", "too small"},
+		{"recordings:\n  max_total: 10MiB\n", "must leave room for one whole session"},
+		{"recordings:\n  max_sesion: 1MiB\n", `line 2: unknown key "max_sesion"`},
+	} {
+		if _, err := ParseConfig([]byte(tt.yaml)); err == nil || !strings.Contains(err.Error(), tt.want) {
+			t.Errorf("ParseConfig(%q) = %v; want %q", tt.yaml, err, tt.want)
+		}
+	}
+	cfg, err := ParseConfig([]byte("record_input: true\nrecordings:\n  max_session: 1.5MiB\n  max_events: 512KiB\n  max_total: 1GB\n  keep: 2w\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := agentrecord.Config{MaxSession: 3 << 19, MaxEvents: 512 << 10, MaxTotal: 1e9, Keep: agentrecord.Age(14 * 24 * time.Hour)}
+	if !cfg.RecordInput || cfg.Recordings != want {
+		t.Errorf("parsed %+v; want record_input and %+v", cfg, want)
 	}
 }

@@ -12,13 +12,30 @@ import (
 	"testing"
 	"time"
 
+	"github.com/porthole/porthole/agent/agentconsent"
+	"github.com/porthole/porthole/agent/agentlog"
+	"github.com/porthole/porthole/agent/agentowner"
+	"github.com/porthole/porthole/agent/internal/agenttest"
 	"github.com/porthole/porthole/control"
 	"github.com/porthole/porthole/internal/testwait"
 )
 
+// newTestConsent is the owner's consent in mode, for device lab/dev1,
+// telling no server (agentconsent's own tests try its queue), recording
+// events in log (nil: none).
+func newTestConsent(t *testing.T, mode agentconsent.Mode, log *agentlog.Log) *agentconsent.Consent {
+	t.Helper()
+	c, err := agentconsent.New(agentconsent.Options{Config: agentconsent.Config{Mode: mode}, Fleet: "lab", Device: "dev1", Log: log})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	return c
+}
+
 // consentTunnels is Tunnels of an enrolled device under consent c, whose
 // relay dials are counted and fail.
-func consentTunnels(t *testing.T, c *Consent) (*Tunnels, *atomic.Int32) {
+func consentTunnels(t *testing.T, c *agentconsent.Consent) (*Tunnels, *atomic.Int32) {
 	t.Helper()
 	d := enrollDevice(t, uniqueName("dev"), nil)
 	var dials atomic.Int32
@@ -34,10 +51,11 @@ func consentTunnels(t *testing.T, c *Consent) (*Tunnels, *atomic.Int32) {
 	return tn, &dials
 }
 
-func waitState(t *testing.T, st *states, want control.State) {
+// waitState waits until a session reported want.
+func waitState(t *testing.T, st *agenttest.States, want control.State) {
 	t.Helper()
 	testwait.For(t, 5*time.Second, "state "+want.Kind+" "+want.Reason, func() bool {
-		for _, s := range st.list() {
+		for _, s := range st.List() {
 			if s == want {
 				return true
 			}
@@ -51,10 +69,10 @@ func waitState(t *testing.T, st *states, want control.State) {
 // window it is.
 func TestTunnelsNeedConsent(t *testing.T) {
 	t.Parallel()
-	c, _ := newTestConsent(t, ConsentManual, nil)
+	c := newTestConsent(t, agentconsent.Manual, nil)
 	tn, dials := consentTunnels(t, c)
-	var st states
-	tn.Open(t.Context(), openCmd("s1"), st.report)
+	var st agenttest.States
+	tn.Open(t.Context(), agenttest.OpenCmd("s1"), st.Report)
 	waitState(t, &st, control.TunnelDown("s1", control.CloseNoConsent))
 	if n := dials.Load(); n != 0 {
 		t.Fatalf("the relay was dialled %d times without consent", n)
@@ -62,7 +80,7 @@ func TestTunnelsNeedConsent(t *testing.T) {
 	if _, _, err := c.Request("", time.Hour); err != nil {
 		t.Fatal(err)
 	}
-	tn.Open(t.Context(), openCmd("s2"), st.report)
+	tn.Open(t.Context(), agenttest.OpenCmd("s2"), st.Report)
 	waitState(t, &st, control.TunnelDown("s2", control.CloseRelayUnreachable))
 	// Once by the relay's protocol, once by its WebSocket, both failing.
 	if n := dials.Load(); n != 2 {
@@ -74,16 +92,16 @@ func TestTunnelsNeedConsent(t *testing.T) {
 // waits ends it as revoked, and an approval lets it dial.
 func TestTunnelsApproval(t *testing.T) {
 	t.Parallel()
-	c, _ := newTestConsent(t, ConsentApprove, nil)
+	c := newTestConsent(t, agentconsent.Approve, nil)
 	tn, dials := consentTunnels(t, c)
-	var st states
-	tn.Open(t.Context(), openCmd("s1"), st.report)
+	var st agenttest.States
+	tn.Open(t.Context(), agenttest.OpenCmd("s1"), st.Report)
 	waitState(t, &st, control.State{Kind: control.StateWaitingConsent, Session: "s1"})
 	c.Revoke()
 	tn.CloseAll(control.CloseRevoked)
 	waitState(t, &st, control.TunnelDown("s1", control.CloseRevoked))
 
-	tn.Open(t.Context(), openCmd("s2"), st.report)
+	tn.Open(t.Context(), agenttest.OpenCmd("s2"), st.Report)
 	waitState(t, &st, control.State{Kind: control.StateWaitingConsent, Session: "s2"})
 	if n := dials.Load(); n != 0 {
 		t.Fatalf("the relay was dialled %d times before the owner approved", n)
@@ -104,7 +122,7 @@ func TestTunnelsApproval(t *testing.T) {
 func TestModeClaimsChangeNothing(t *testing.T) {
 	t.Parallel()
 	d := enrollDevice(t, uniqueName("dev"), nil)
-	c, _ := newTestConsent(t, ConsentManual, nil)
+	c := newTestConsent(t, agentconsent.Manual, nil)
 	tn, dials := consentTunnels(t, c)
 	opts := d.options(t)
 	opts.Sessions = tn
@@ -130,5 +148,29 @@ func TestModeClaimsChangeNothing(t *testing.T) {
 	d.states.Expect(t, "tunnel_down plain "+string(control.CloseNoConsent))
 	if n := dials.Load(); n != 0 {
 		t.Fatalf("the relay was dialled %d times", n)
+	}
+}
+
+// TestOwnerRevokeEndsSessionsAtOnce: the owner's revoke (agentowner, with
+// the agent's Tunnels as its sessions) ends a session waiting for the
+// owner within a second, reported as revoked.
+func TestOwnerRevokeEndsSessionsAtOnce(t *testing.T) {
+	t.Parallel()
+	c := newTestConsent(t, agentconsent.Approve, nil)
+	tn, _ := consentTunnels(t, c)
+	owner, err := agentowner.New(agentowner.Options{Consent: c, Sessions: tn})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var st agenttest.States
+	tn.Open(t.Context(), agenttest.OpenCmd("s1"), st.Report)
+	waitState(t, &st, control.State{Kind: control.StateWaitingConsent, Session: "s1"})
+	start := time.Now()
+	if rev := owner.Revoke(); rev.Sessions != 1 {
+		t.Fatalf("revoke %+v; want one session ended", rev)
+	}
+	waitState(t, &st, control.TunnelDown("s1", control.CloseRevoked))
+	if d := time.Since(start); d > time.Second {
+		t.Errorf("the session ended %v after revoke; want within a second", d)
 	}
 }

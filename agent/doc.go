@@ -20,16 +20,24 @@
 // package control; its comment lists the MQTT choices. The owner's
 // configuration holds only the keys the agent acts on (see Config).
 //
-// Recording: Recordings writes what engineers do in each session to the
-// state directory, for the owner (ListSessions, Replay; agentlog.Read for
-// agent.log) and for the upload to the server; SessionsDir documents the
-// files, which only grow by whole lines, so an uploader keeps an offset per
-// file.
+// Recording: package agentrecord writes what engineers do in each session
+// to the state directory, for the owner (agentrecord.ListSessions,
+// agentrecord.Replay; agentlog.Read for agent.log) and for the upload to
+// the server; agentrecord.SessionsDir documents the files, which only grow
+// by whole lines, so package agentupload, the uploader, sends them by
+// offset (and keeps the owner's link, agentupload.ReadOwnerLink). Agent
+// ties the recorder to the sessions: each recording ends with its session,
+// and a session that cannot be recorded is closed. Both retry with
+// agentretry's backoff, as the control channel does.
 //
-// Consent: every session must pass the owner's consent before the relay is
-// dialled, in the mode the owner's config alone sets (ConsentMode: manual
-// with a support window and code, approve, auto; see Consent for the
-// steps). The owner drives it through the running agent's unix socket or
-// its local page (Local, LocalClient): request, status, approve, deny and
-// revoke, the kill switch that ends every session at once.
+// Consent: every session must pass the owner's consent, package
+// agentconsent, before the relay is dialled, in the mode the owner's config
+// alone sets (manual with a support window and code, approve, auto; see
+// agentconsent.Consent for the steps). The owner drives it through the
+// running agent's unix socket or its local page, package agentowner
+// (agentowner.Server, agentowner.Client): request, status, approve, deny
+// and revoke, the kill switch that ends every session at once. Each part
+// owns its section of the owner's Config (agentrecord.Config,
+// agentconsent.Config, agentowner.Config); the file's keys are as they
+// were.
 package agent

@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/porthole/porthole/agent/agentretry"
 	"github.com/porthole/porthole/agent/agentstate"
 	"github.com/porthole/porthole/agent/internal/agenttest"
 	"github.com/porthole/porthole/apitype"
@@ -15,7 +16,7 @@ import (
 )
 
 // fastBackoff keeps reconnects in tests to milliseconds.
-var fastBackoff = Backoff{First: 20 * time.Millisecond, Max: 200 * time.Millisecond}
+var fastBackoff = agentretry.Backoff{First: 20 * time.Millisecond, Max: 200 * time.Millisecond}
 
 // testDevice is a device enrolled (through the fake API) with a server
 // whose embedded broker runs in the test.

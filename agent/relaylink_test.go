@@ -14,6 +14,8 @@ import (
 
 	"github.com/hashicorp/yamux"
 
+	"github.com/porthole/porthole/agent/agentconsent"
+	"github.com/porthole/porthole/agent/internal/agenttest"
 	"github.com/porthole/porthole/control"
 	"github.com/porthole/porthole/relay/relayproto"
 )
@@ -152,15 +154,15 @@ func TestRelayBusyRetried(t *testing.T) {
 func TestCloseUnknownSession(t *testing.T) {
 	t.Parallel()
 	tn, _ := consentTunnels(t, manualConsent(t))
-	var st states
-	tn.Close(context.Background(), &control.Command{Type: control.TypeClose, Session: "ses_gone"}, st.report)
-	if got, want := st.list(), []control.State{control.TunnelDown("ses_gone", control.CloseOnCommand)}; len(got) != 1 || got[0] != want[0] {
+	var st agenttest.States
+	tn.Close(context.Background(), &control.Command{Type: control.TypeClose, Session: "ses_gone"}, st.Report)
+	if got, want := st.List(), []control.State{control.TunnelDown("ses_gone", control.CloseOnCommand)}; len(got) != 1 || got[0] != want[0] {
 		t.Errorf("reported %+v; want %+v", got, want)
 	}
 }
 
 // manualConsent is the owner's consent in manual mode, with no window open.
-func manualConsent(t *testing.T) *Consent {
-	c, _ := newTestConsent(t, ConsentManual, nil)
+func manualConsent(t *testing.T) *agentconsent.Consent {
+	c := newTestConsent(t, agentconsent.Manual, nil)
 	return c
 }

@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/porthole/porthole/agent/agentlog"
+	"github.com/porthole/porthole/agent/agentretry"
 	"github.com/porthole/porthole/agent/agentstate"
 	"github.com/porthole/porthole/apiclient"
 	"github.com/porthole/porthole/control"
@@ -50,7 +51,7 @@ type RunOptions struct {
 	// recorder's Handler). Required.
 	Sessions SessionHandler
 	// Backoff paces reconnects. The zero value is the defaults.
-	Backoff Backoff
+	Backoff agentretry.Backoff
 	// Now is the device's clock: for the event log and how long
 	// connections last, and, without a Clock, for command expiry and the
 	// MQTT password. Nil: time.Now.
@@ -68,7 +69,7 @@ type runner struct {
 	log      *slog.Logger
 	status   *statusWriter
 	sessions SessionHandler
-	backoff  Backoff
+	backoff  agentretry.Backoff
 	now      func() time.Time
 	clock    *ServerClock // nil: none
 
@@ -181,7 +182,7 @@ func newRunner(opts RunOptions) (_ *runner, err error) {
 	if r.now == nil {
 		r.now = time.Now
 	}
-	if r.backoff, err = opts.Backoff.withDefaults(); err != nil {
+	if r.backoff, err = opts.Backoff.WithDefaults(); err != nil {
 		return nil, err
 	}
 	if err := r.identify(enr); err != nil {

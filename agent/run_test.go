@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/porthole/porthole/agent/agentlog"
+	"github.com/porthole/porthole/agent/agentretry"
 	"github.com/porthole/porthole/agent/agentstate"
 	"github.com/porthole/porthole/apitype"
 	"github.com/porthole/porthole/control"
@@ -272,7 +273,7 @@ func TestRunChecksOptions(t *testing.T) {
 	}{
 		{"no state", func(o *RunOptions) { o.State = nil }, "needs a loaded State"},
 		{"bad config", func(o *RunOptions) { o.Config.LogLevel = "loud" }, `log_level "loud"`},
-		{"bad backoff", func(o *RunOptions) { o.Backoff = Backoff{First: time.Minute, Max: time.Second} }, "backoff"},
+		{"bad backoff", func(o *RunOptions) { o.Backoff = agentretry.Backoff{First: time.Minute, Max: time.Second} }, "backoff"},
 		{"bad broker URL", func(o *RunOptions) { o.Config.Broker.URL = "ws://x" }, "must start with mqtts://"},
 		{"missing ca_file", func(o *RunOptions) {
 			o.Config.Broker = BrokerConfig{URL: "mqtts://x", CAFile: filepath.Join(d.Dir, "nope.pem")}

@@ -16,6 +16,7 @@ import (
 
 	"golang.org/x/crypto/ssh"
 
+	"github.com/porthole/porthole/agent/agentconsent"
 	"github.com/porthole/porthole/agent/agentstate"
 	"github.com/porthole/porthole/agentssh"
 	"github.com/porthole/porthole/control"
@@ -56,7 +57,7 @@ type Tunnels struct {
 	srv     *agentssh.Server
 	netDial relayproto.NetDial // reaches the relay, by either protocol
 	links   relayLinks
-	consent *Consent
+	consent *agentconsent.Consent
 
 	// wg counts every goroutine the sessions start: each session's run,
 	// and what runs for it (the relay link's streams, requests discarded);
@@ -85,8 +86,8 @@ type TunnelOptions struct {
 	// Recorder learns what engineers do. Nil: nothing is recorded.
 	Recorder agentssh.Recorder
 	// Consent is the owner's consent, shared with the owner's local
-	// control (NewConsent). Required.
-	Consent *Consent
+	// control (agentconsent.New). Required.
+	Consent *agentconsent.Consent
 }
 
 // tunnel is one open session.
@@ -96,10 +97,10 @@ type tunnel struct {
 	idle      time.Duration
 	lastInput atomic.Int64 // unix nanoseconds of the last engineer input
 	ctx       context.Context
-	cancel    context.CancelCauseFunc // with a *consentEnd: why, for the engineer
+	cancel    context.CancelCauseFunc // with an *agentconsent.End: why, for the engineer
 	endOnce   sync.Once
 	reason    control.CloseReason // set once, by end
-	window    *window             // manual consent: the window the session is in, whose code it needs; guarded by Tunnels.mu
+	grant     *agentconsent.Grant // manual consent: the grant of a session in a support window, whose code it needs; guarded by Tunnels.mu
 	mu        sync.Mutex
 	conn      io.Closer      // the relay connection or registration, once made; guarded by mu
 	wg        sync.WaitGroup // the engineers' connections and the idle watch (goServe)
@@ -168,7 +169,7 @@ func NewTunnels(opts TunnelOptions) (*Tunnels, error) {
 		RunAs:        opts.Config.RunAs,
 		SFTPCommand:  sftp,
 		Activity:     t.activity,
-		Recorder:     consentRecorder{c: t.consent, next: opts.Recorder},
+		Recorder:     t.consent.Recorder(opts.Recorder),
 		Logger:       t.log.With("component", "ssh"),
 		Now:          t.now,
 		// Login includes a person reading a support code over the phone.
@@ -277,11 +278,11 @@ func (t *Tunnels) secondFactor(session string) (string, func(string) error) {
 	t.mu.Lock()
 	tn := t.open[session]
 	t.mu.Unlock()
-	if tn == nil || tn.window == nil {
+	if tn == nil || tn.grant == nil {
 		return "", nil
 	}
-	w := tn.window
-	return "", func(answer string) error { return t.consent.checkCode(w, session, answer) }
+	g := tn.grant
+	return "", func(answer string) error { return t.consent.CheckCode(g, session, answer) }
 }
 
 func (t *Tunnels) isOpen(session string) bool {
@@ -316,7 +317,7 @@ func (t *Tunnels) end(tn *tunnel, reason control.CloseReason) {
 	tn.endOnce.Do(func() {
 		tn.reason = reason
 		tn.mu.Lock()
-		tn.cancel(&consentEnd{reason: reason, words: t.endWords(reason)})
+		tn.cancel(&agentconsent.End{Reason: reason, Words: t.endWords(reason)})
 		if c := tn.conn; c != nil {
 			// The engineers' connections end with the context, their
 			// processes killed at once; the relay connection lasts a
@@ -337,7 +338,7 @@ func (t *Tunnels) endWords(reason control.CloseReason) string {
 	case control.CloseOnCommand, control.CloseRelayDisconnected, control.CloseRelayRefused, control.CloseRelayUnreachable, control.CloseRelayBusy:
 		return "the session was closed"
 	}
-	return t.consent.endWords(reason)
+	return t.consent.EndWords(reason)
 }
 
 // shortDuration formats a duration for the engineer: 15m0s reads 15m.
@@ -352,7 +353,7 @@ func (t *Tunnels) run(tn *tunnel, cmd *control.Command, maxDur time.Duration, re
 	log := t.log.With("session", tn.id)
 	defer func() {
 		t.end(tn, control.CloseAgentStopping) // no-op unless nothing ended it yet
-		t.consent.sessionEnded(tn.id)
+		t.consent.SessionEnded(tn.id)
 		log.Info("session ended", "reason", tn.reason)
 		report(control.TunnelDown(tn.id, tn.reason))
 		// Only now: a close that comes meanwhile finds the session and
@@ -365,22 +366,23 @@ func (t *Tunnels) run(tn *tunnel, cmd *control.Command, maxDur time.Duration, re
 	maxTimer := time.AfterFunc(maxDur, func() { t.end(tn, control.CloseMaxDuration) })
 	defer maxTimer.Stop()
 
-	g, refused := t.consent.admit(tn.ctx, cmd, report)
+	g, refused := t.consent.Admit(tn.ctx, cmd, report)
 	if g == nil {
 		if tn.ctx.Err() == nil { // else it was ended already, and says why
 			t.end(tn, refused)
 		}
 		return
 	}
-	if w := g.window; w != nil {
+	if g.InWindow() {
 		t.mu.Lock()
-		tn.window = w
+		tn.grant = g
 		t.mu.Unlock()
 		// The window's end ends the session, for the window's reason.
-		stop := context.AfterFunc(w.ctx, func() {
+		ended := g.Ended()
+		stop := context.AfterFunc(ended, func() {
 			reason := control.CloseConsentExpired
-			if e, ok := errors.AsType[*consentEnd](context.Cause(w.ctx)); ok {
-				reason = e.reason
+			if e, ok := errors.AsType[*agentconsent.End](context.Cause(ended)); ok {
+				reason = e.Reason
 			}
 			t.end(tn, reason)
 		})
@@ -449,7 +451,7 @@ func (t *Tunnels) up(tn *tunnel, c io.Closer, report Reporter, log *slog.Logger,
 		return false
 	}
 	log.Info("session open: registered at the relay", attrs...)
-	t.consent.sessionUp(tn.id)
+	t.consent.SessionUp(tn.id)
 	report(control.State{Kind: control.StateTunnelUp, Session: tn.id})
 	tn.goServe(func() { t.watchIdle(tn) })
 	return true

@@ -21,7 +21,7 @@ import (
 	"github.com/eclipse/paho.golang/packets"
 	"golang.org/x/crypto/ssh"
 
-	"github.com/porthole/porthole/agent"
+	"github.com/porthole/porthole/agent/agentretry"
 	"github.com/porthole/porthole/apiclient"
 	"github.com/porthole/porthole/apitype"
 	"github.com/porthole/porthole/control"
@@ -48,7 +48,7 @@ const (
 type simFleet struct {
 	addr    string      // the broker's host:port
 	tls     *tls.Config // pinned to the server's certificate, as the agent does
-	backoff agent.Backoff
+	backoff agentretry.Backoff
 	devices []*simDevice
 
 	online   atomic.Int64 // devices connected and subscribed now
@@ -88,7 +88,7 @@ func enrollSimDevices(ctx context.Context, p *porthole, prefix string, n, worker
 	f := &simFleet{
 		addr:    fmt.Sprintf("127.0.0.1:%d", p.brokerPort),
 		tls:     mqttTLS(newPinnedTLS(p.fp)),
-		backoff: agent.Backoff{First: agent.DefaultBackoffFirst, Max: agent.DefaultBackoffMax},
+		backoff: agentretry.Backoff{First: agentretry.DefaultFirst, Max: agentretry.DefaultMax},
 		devices: make([]*simDevice, n),
 	}
 	for i := range f.devices {

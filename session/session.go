@@ -55,7 +55,7 @@ const (
 	DefaultMaxDuration    = 2 * time.Hour
 	DefaultSweepInterval  = 5 * time.Second
 	// DefaultConsentTimeout is a minute more than the longest a device
-	// lets its owner take to approve (agent.MaxApprovalTimeout), so that
+	// lets its owner take to approve (agentconsent.MaxApprovalTimeout), so that
 	// the device, which knows its own limit, is the one to say.
 	DefaultConsentTimeout = 11 * time.Minute
 	// DefaultCloseGrace is how long an engineer's close waits for the

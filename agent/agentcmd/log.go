@@ -10,8 +10,8 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/porthole/porthole/agent"
 	"github.com/porthole/porthole/agent/agentlog"
+	"github.com/porthole/porthole/agent/agentrecord"
 	"github.com/porthole/porthole/agent/agentstate"
 )
 
@@ -127,7 +127,7 @@ func logValue(key string, v any) string {
 		return v
 	case float64:
 		if key == "bytes" {
-			return agent.ByteSize(v).String()
+			return agentrecord.ByteSize(v).String()
 		}
 		if v == math.Trunc(v) && math.Abs(v) < 1e15 {
 			return strconv.FormatInt(int64(v), 10)
@@ -146,7 +146,7 @@ func parseSince(s string, now time.Time) (time.Time, error) {
 	if s == "" {
 		return time.Time{}, nil
 	}
-	if a, err := agent.ParseAge(s); err == nil {
+	if a, err := agentrecord.ParseAge(s); err == nil {
 		return now.Add(-time.Duration(a)), nil
 	}
 	if t, err := time.Parse(time.RFC3339, s); err == nil {

@@ -8,8 +8,8 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/porthole/porthole/agent"
 	"github.com/porthole/porthole/agent/agentstate"
+	"github.com/porthole/porthole/agent/agentupload"
 	"github.com/porthole/porthole/apiclient"
 )
 
@@ -34,7 +34,7 @@ one stops working.`,
 		Args:    cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			stateDir, _ := cmd.Flags().GetString("state")
-			var l *agent.OwnerLink
+			var l *agentupload.OwnerLink
 			var err error
 			if renew {
 				st, lerr := agentstate.Load(stateDir)
@@ -51,9 +51,9 @@ one stops working.`,
 				if cerr != nil {
 					return cerr
 				}
-				l, err = agent.RenewOwnerLink(cmd.Context(), st.Dir, enr.Server, enr.Fingerprint, c)
+				l, err = agentupload.RenewOwnerLink(cmd.Context(), st.Dir, enr.Server, enr.Fingerprint, c)
 			} else {
-				l, err = agent.ReadOwnerLink(stateDir)
+				l, err = agentupload.ReadOwnerLink(stateDir)
 			}
 			if err != nil {
 				return err
@@ -78,7 +78,7 @@ func ownerLinkStateFlag(cmd *cobra.Command) *string {
 }
 
 // printOwnerLink writes the link and how to use it.
-func printOwnerLink(out io.Writer, l *agent.OwnerLink, now time.Time) {
+func printOwnerLink(out io.Writer, l *agentupload.OwnerLink, now time.Time) {
 	fmt.Fprintf(out, "Owner link (read only, until %s; keep it to yourself):\n  %s\n", ownerClock(l.ExpiresAt, now), l.URL)
 	fmt.Fprintf(out, "  from a shell: %s\n", l.Curl("/api/v1/owner/audit"))
 	if l.Fingerprint != "" {
@@ -88,9 +88,9 @@ func printOwnerLink(out io.Writer, l *agent.OwnerLink, now time.Time) {
 
 // printStatusOwnerLink is status's line about the owner link.
 func printStatusOwnerLink(out io.Writer, stateDir string, now time.Time) {
-	l, err := agent.ReadOwnerLink(stateDir)
+	l, err := agentupload.ReadOwnerLink(stateDir)
 	switch {
-	case errors.Is(err, agent.ErrNoOwnerLink):
+	case errors.Is(err, agentupload.ErrNoOwnerLink):
 		fmt.Fprintln(out, "Owner link: none yet (the agent gets one from the server as it runs)")
 	case err != nil:
 		fmt.Fprintf(out, "Owner link: %v\n", err)

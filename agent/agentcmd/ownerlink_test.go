@@ -8,8 +8,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/porthole/porthole/agent"
 	"github.com/porthole/porthole/agent/agentstate"
+	"github.com/porthole/porthole/agent/agentupload"
 	"github.com/porthole/porthole/apitype"
 )
 
@@ -22,12 +22,12 @@ func TestOwnerLinkCommand(t *testing.T) {
 	t.Parallel()
 	dir := t.TempDir()
 	_, _, err := run(t, nil, "owner-link", "--state", dir)
-	if !errors.Is(err, agent.ErrNoOwnerLink) || !strings.Contains(err.Error(), "porthole-agent run") {
+	if !errors.Is(err, agentupload.ErrNoOwnerLink) || !strings.Contains(err.Error(), "porthole-agent run") {
 		t.Fatalf("owner-link before the agent got one: %v", err)
 	}
 	expires := time.Now().Add(30 * 24 * time.Hour).UTC().Truncate(time.Second)
 	srv := linkServer{apitype.OwnerLink{Token: "pho_secret", ExpiresAt: expires, Path: "/owner/"}}
-	if _, err := agent.RenewOwnerLink(t.Context(), dir, "https://porthole.example.com:8443/", "sha256:abcd", srv); err != nil {
+	if _, err := agentupload.RenewOwnerLink(t.Context(), dir, "https://porthole.example.com:8443/", "sha256:abcd", srv); err != nil {
 		t.Fatal(err)
 	}
 	out, _, err := run(t, nil, "owner-link", "--state", dir)
@@ -44,7 +44,7 @@ func TestOwnerLinkCommand(t *testing.T) {
 		}
 	}
 	out, _, err = run(t, nil, "owner-link", "--state", dir, "--json")
-	var l agent.OwnerLink
+	var l agentupload.OwnerLink
 	if err != nil || json.Unmarshal([]byte(out), &l) != nil || l.Token != "pho_secret" || !l.ExpiresAt.Equal(expires) {
 		t.Errorf("owner-link --json: %q, %v", out, err)
 	}

@@ -7,10 +7,9 @@ import (
 	"os"
 	"time"
 
+	"github.com/porthole/porthole/agent/agentrecord"
 	"github.com/spf13/cobra"
 	"golang.org/x/term"
-
-	"github.com/porthole/porthole/agent"
 )
 
 func newReplay(stdio IO) *cobra.Command {
@@ -35,7 +34,7 @@ with its exit status, file operation and forward.
 
 Which recording is playing goes to standard error; the session itself to
 standard output. Each recording is an asciicast v2 file in the state
-directory's ` + agent.SessionsDir + ` folder, which "asciinema play" also plays.`,
+directory's ` + agentrecord.SessionsDir + ` folder, which "asciinema play" also plays.`,
 		Example: `  porthole-agent replay ses_2Yx9
   porthole-agent replay ses_2Yx9 --speed 4 --idle-limit 1s`,
 		Args: cobra.ExactArgs(1),
@@ -43,15 +42,15 @@ directory's ` + agent.SessionsDir + ` folder, which "asciinema play" also plays.
 			if speed <= 0 {
 				return errors.New("--speed must be more than 0 (2 plays twice as fast, 0.5 half as fast)")
 			}
-			s, err := agent.FindSession(stateDir, args[0])
+			s, err := agentrecord.FindSession(stateDir, args[0])
 			if err != nil {
 				return err
 			}
-			opts := agent.ReplayOptions{Speed: speed, IdleLimit: idle, Exec: withExec, Notes: stdio.Err}
+			opts := agentrecord.ReplayOptions{Speed: speed, IdleLimit: idle, Exec: withExec, Notes: stdio.Err}
 			if idle <= 0 {
 				opts.IdleLimit = -1 // as recorded
 			}
-			err = agent.Replay(cmd.Context(), stdio.Out, s, opts)
+			err = agentrecord.Replay(cmd.Context(), stdio.Out, s, opts)
 			if isTerminal(stdio.Out) {
 				// What the session left set (colours, a hidden cursor)
 				// should not stay in the owner's terminal.
@@ -69,7 +68,7 @@ directory's ` + agent.SessionsDir + ` folder, which "asciinema play" also plays.
 	f := cmd.Flags()
 	stateFlag(cmd, &stateDir)
 	f.Float64Var(&speed, "speed", 1, "play N times as fast")
-	f.DurationVar(&idle, "idle-limit", agent.DefaultIdleLimit, "cut longer pauses to this (0: as recorded)")
+	f.DurationVar(&idle, "idle-limit", agentrecord.DefaultIdleLimit, "cut longer pauses to this (0: as recorded)")
 	f.BoolVar(&withExec, "exec", false, "also play the output of commands run without a terminal")
 	return cmd
 }

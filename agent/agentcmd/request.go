@@ -9,6 +9,8 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/porthole/porthole/agent"
+	"github.com/porthole/porthole/agent/agentconsent"
+	"github.com/porthole/porthole/agent/agentowner"
 )
 
 // ownerFlags are the flags of the owner's commands, which talk to the
@@ -20,7 +22,7 @@ type ownerFlags struct {
 
 func (o *ownerFlags) register(cmd *cobra.Command, withJSON bool) {
 	f := cmd.Flags()
-	f.StringVar(&o.socket, "socket", "", "the running agent's socket (default: socket: in the config, else "+agent.DefaultSocket+")")
+	f.StringVar(&o.socket, "socket", "", "the running agent's socket (default: socket: in the config, else "+agentowner.DefaultSocket+")")
 	f.StringVar(&o.config, "config", agent.DefaultConfigFile, "the owner's config file, for its socket:")
 	if withJSON {
 		f.BoolVar(&o.json, "json", false, "print the answer as JSON")
@@ -28,15 +30,15 @@ func (o *ownerFlags) register(cmd *cobra.Command, withJSON bool) {
 }
 
 // client finds the socket: --socket, else the config's, else the default.
-func (o *ownerFlags) client(cmd *cobra.Command) (*agent.LocalClient, error) {
+func (o *ownerFlags) client(cmd *cobra.Command) (*agentowner.Client, error) {
 	if o.socket != "" {
-		return agent.NewLocalClient(o.socket), nil
+		return agentowner.NewClient(o.socket), nil
 	}
 	cfg, err := loadConfig(o.config, cmd.Flags().Changed("config"))
 	if err != nil {
 		return nil, err
 	}
-	return agent.NewLocalClient(cfg.SocketPath()), nil
+	return agentowner.NewClient(cfg.Owner.SocketPath()), nil
 }
 
 func printJSON(w io.Writer, v any) error {
@@ -112,7 +114,7 @@ both, request still puts your request in the support team's queue.`,
 				if a.Opened {
 					fmt.Fprintf(stdio.Err, "The window is open until %s. Five wrong codes close it; porthole-agent revoke closes it at once.\n", ownerClock(w.Ends, now))
 				}
-			} else if a.Mode == agent.ConsentApprove {
+			} else if a.Mode == agentconsent.Approve {
 				fmt.Fprintln(stdio.Err, "No code is needed: you approve each engineer's session (porthole-agent status shows who asks; porthole-agent approve lets them in).")
 			} else {
 				fmt.Fprintln(stdio.Err, "No code is needed: this device lets in any session its server signs (consent: auto).")
@@ -128,6 +130,6 @@ both, request still puts your request in the support team's queue.`,
 	}
 	o.register(cmd, true)
 	cmd.Flags().StringVar(&reason, "reason", "", "what is wrong, for the support team")
-	cmd.Flags().DurationVar(&dur, "for", agent.DefaultSupportWindow, "how long the window stays open (at most 24h)")
+	cmd.Flags().DurationVar(&dur, "for", agentconsent.DefaultSupportWindow, "how long the window stays open (at most 24h)")
 	return cmd
 }

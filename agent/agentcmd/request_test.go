@@ -13,7 +13,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/porthole/porthole/agent"
+	"github.com/porthole/porthole/agent/agentowner"
 	"github.com/porthole/porthole/agent/internal/agenttest"
 )
 
@@ -89,7 +89,7 @@ func TestOwnerCommands(t *testing.T) {
 		t.Errorf("request again: %q, %q, %v; want the same code", again, stderr, err)
 	}
 	out, _, err = owner("status", "--json")
-	var st agent.LocalStatus
+	var st agentowner.Status
 	if err != nil || json.Unmarshal([]byte(out), &st) != nil || st.Window == nil || st.Window.Code+"\n" != code ||
 		st.Window.Reason != "the amp hums" {
 		t.Fatalf("status --json: %q, %v", out, err)

@@ -10,7 +10,7 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/porthole/porthole/agent"
+	"github.com/porthole/porthole/agent/agentrecord"
 	"github.com/porthole/porthole/agent/agentstate"
 	"github.com/porthole/porthole/humanize"
 )
@@ -30,20 +30,20 @@ whether the recording is complete or was cut short at one of the caps
 (recordings.max_session, max_events, max_total in the agent's config).
 
 "porthole-agent replay ID" plays one back. The recordings are in the state
-directory's ` + agent.SessionsDir + ` folder; this command reads them itself, so the agent
+directory's ` + agentrecord.SessionsDir + ` folder; this command reads them itself, so the agent
 need not be running. Run it as root, or as a member of the ` + agentstate.OwnerGroup + ` group.`,
 		Example: `  porthole-agent sessions
   porthole-agent sessions --json`,
 		Args: cobra.NoArgs,
 		RunE: func(*cobra.Command, []string) error {
-			all, err := agent.ListSessions(stateDir)
+			all, err := agentrecord.ListSessions(stateDir)
 			if err != nil {
 				return err
 			}
 			slices.Reverse(all) // newest first
 			if asJSON {
 				if all == nil {
-					all = []agent.SessionInfo{}
+					all = []agentrecord.SessionInfo{}
 				}
 				enc := json.NewEncoder(stdio.Out)
 				enc.SetIndent("", "  ")
@@ -58,7 +58,7 @@ need not be running. Run it as root, or as a member of the ` + agentstate.OwnerG
 			fmt.Fprintln(tw, "SESSION\tENGINEER\tSTARTED\tDURATION\tENDED\tBYTES\tRECORDING")
 			for _, s := range all {
 				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%v\t%s\n", s.Session, orDash(engineers(s)), startedAt(s),
-					duration(s, now), orDash(endReason(s)), agent.ByteSize(s.Bytes), recordingState(s))
+					duration(s, now), orDash(endReason(s)), agentrecord.ByteSize(s.Bytes), recordingState(s))
 			}
 			return tw.Flush()
 		},
@@ -69,7 +69,7 @@ need not be running. Run it as root, or as a member of the ` + agentstate.OwnerG
 }
 
 // engineers are the session's engineers, each once.
-func engineers(s agent.SessionInfo) string {
+func engineers(s agentrecord.SessionInfo) string {
 	var users []string
 	for _, w := range s.Who {
 		if !slices.Contains(users, w.User) {
@@ -79,21 +79,21 @@ func engineers(s agent.SessionInfo) string {
 	return strings.Join(users, ",")
 }
 
-func startedAt(s agent.SessionInfo) string {
+func startedAt(s agentrecord.SessionInfo) string {
 	if s.Start.IsZero() {
 		return "-"
 	}
 	return s.Start.Local().Format("2006-01-02 15:04")
 }
 
-func duration(s agent.SessionInfo, now time.Time) string {
+func duration(s agentrecord.SessionInfo, now time.Time) string {
 	if s.Start.IsZero() {
 		return "-"
 	}
 	return humanize.Duration(s.Duration(now))
 }
 
-func endReason(s agent.SessionInfo) string {
+func endReason(s agentrecord.SessionInfo) string {
 	if s.Problem != "" {
 		return ""
 	}
@@ -104,7 +104,7 @@ func endReason(s agent.SessionInfo) string {
 }
 
 // recordingState says whether the recording holds everything.
-func recordingState(s agent.SessionInfo) string {
+func recordingState(s agentrecord.SessionInfo) string {
 	switch {
 	case s.Problem != "":
 		return "unreadable: " + s.Problem

@@ -7,7 +7,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/porthole/porthole/agent"
+	"github.com/porthole/porthole/agent/agentrecord"
 	"github.com/porthole/porthole/agent/internal/agenttest"
 	"github.com/porthole/porthole/agentssh"
 	"github.com/porthole/porthole/sessioncert"
@@ -39,7 +39,7 @@ func recordSessions(t *testing.T) (stateDir string) {
 	t.Helper()
 	stateDir = t.TempDir()
 	c := &clock{t: time.Now().Add(-3 * time.Hour).Truncate(time.Second)}
-	rec, err := agent.OpenRecordings(agent.RecordingsOptions{StateDir: stateDir, Log: agenttest.OpenLog(t, stateDir), Device: "dev1", Now: c.now})
+	rec, err := agentrecord.Open(agentrecord.Options{StateDir: stateDir, Log: agenttest.OpenLog(t, stateDir), Device: "dev1", Now: c.now})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -97,7 +97,7 @@ func TestSessions(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var list []agent.SessionInfo
+	var list []agentrecord.SessionInfo
 	if err := json.Unmarshal([]byte(stdout), &list); err != nil {
 		t.Fatalf("--json: %v\n%s", err, stdout)
 	}

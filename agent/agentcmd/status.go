@@ -7,14 +7,15 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/porthole/porthole/agent"
+	"github.com/porthole/porthole/agent/agentconsent"
+	"github.com/porthole/porthole/agent/agentowner"
 	"github.com/porthole/porthole/humanize"
 )
 
-var modeWords = map[agent.ConsentMode]string{
-	agent.ConsentManual:  "manual (engineers need a support window and its code)",
-	agent.ConsentApprove: "approve (you approve each session)",
-	agent.ConsentAuto:    "auto (any session the server signs)",
+var modeWords = map[agentconsent.Mode]string{
+	agentconsent.Manual:  "manual (engineers need a support window and its code)",
+	agentconsent.Approve: "approve (you approve each session)",
+	agentconsent.Auto:    "auto (any session the server signs)",
 }
 
 func newStatus(stdio IO) *cobra.Command {
@@ -51,7 +52,7 @@ record of this device (see porthole-agent owner-link), read from --state.`,
 	return cmd
 }
 
-func printStatus(stdio IO, st *agent.LocalStatus, now time.Time) {
+func printStatus(stdio IO, st *agentowner.Status, now time.Time) {
 	out := stdio.Out
 	fmt.Fprintf(out, "%s (fleet %s), consent: %s\n", st.Device, st.Fleet, modeWords[st.Mode])
 	if w := st.Window; w != nil {
@@ -72,7 +73,7 @@ func printStatus(stdio IO, st *agent.LocalStatus, now time.Time) {
 		case w.ServerError != "":
 			fmt.Fprintf(out, "  the support team could not be told yet: %s\n", w.ServerError)
 		}
-	} else if st.Mode == agent.ConsentManual {
+	} else if st.Mode == agentconsent.Manual {
 		fmt.Fprintln(out, "Support window: closed (porthole-agent request opens one)")
 	}
 	if len(st.Pending) > 0 {
@@ -93,9 +94,9 @@ func printStatus(stdio IO, st *agent.LocalStatus, now time.Time) {
 			fmt.Fprintf(out, "      porthole-agent approve %s   or   porthole-agent deny %s\n", a.Session, a.Session)
 		}
 	}
-	var open []agent.SessionStatus
+	var open []agentconsent.SessionStatus
 	for _, s := range st.Sessions {
-		if s.State != agent.SessionWaitingOwner {
+		if s.State != agentconsent.SessionWaitingOwner {
 			open = append(open, s)
 		}
 	}
@@ -111,7 +112,7 @@ func printStatus(stdio IO, st *agent.LocalStatus, now time.Time) {
 				if s.Connections > 1 {
 					what += fmt.Sprintf(" (%d connections)", s.Connections)
 				}
-			case s.State == agent.SessionOpen:
+			case s.State == agentconsent.SessionOpen:
 				what = "open since " + ownerClock(s.Since, now) + ", no engineer connected right now"
 			default:
 				what = "connecting"
@@ -121,6 +122,6 @@ func printStatus(stdio IO, st *agent.LocalStatus, now time.Time) {
 		fmt.Fprintln(out, "  (porthole-agent revoke ends them all at once)")
 	}
 	if st.Page != "" {
-		fmt.Fprintf(out, "Local page: %s (opens it in one browser, within %s)\n", strings.TrimSpace(st.Page), humanize.Duration(agent.PageLinkTTL))
+		fmt.Fprintf(out, "Local page: %s (opens it in one browser, within %s)\n", strings.TrimSpace(st.Page), humanize.Duration(agentowner.PageLinkTTL))
 	}
 }

@@ -4,7 +4,7 @@ import (
 	"errors"
 	"fmt"
 
-	"github.com/porthole/porthole/agent"
+	"github.com/porthole/porthole/agent/agentowner"
 	"github.com/porthole/porthole/humanize"
 	"github.com/spf13/cobra"
 )
@@ -16,7 +16,7 @@ func newUI(stdio IO) *cobra.Command {
 		Short: "Print a link that opens the owner's local page",
 		Long: `ui asks the running agent for a link to its local page (local_ui: in the
 config) and prints it. Open it in a browser on this device: it lets that
-browser in, once, within ` + humanize.Duration(agent.PageLinkTTL) + `; run ui again for another browser.
+browser in, once, within ` + humanize.Duration(agentowner.PageLinkTTL) + `; run ui again for another browser.
 
 The page shows the support code and can open a support window and end
 sessions, so it is the owner's alone: only who may use the agent's socket

@@ -6,6 +6,7 @@ import (
 	"io/fs"
 	"os"
 	"os/user"
+	"regexp"
 	"strconv"
 	"sync"
 
@@ -113,4 +114,10 @@ func WriteFileShared(path string, data []byte, gid int) error {
 		_ = os.Lchown(path, -1, gid)
 	}
 	return nil
+}
+
+// ValidUserName accepts a user or group name as useradd does: a letter or underscore, then
+// letters, digits, '_', '-' and '.', up to 32 characters.
+func ValidUserName(s string) bool {
+	return regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_.-]{0,31}$`).MatchString(s)
 }

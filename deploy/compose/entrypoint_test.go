@@ -246,8 +246,8 @@ func TestDeviceEntrypoint(t *testing.T) {
 			if err != nil {
 				t.Fatalf("the config the entrypoint wrote: %v", err)
 			}
-			if string(cfg.Consent) != svc.Environment["PORTHOLE_CONSENT"] || cfg.RunAs != env["PORTHOLE_RUN_AS"] {
-				t.Errorf("config consent %q run_as %q; want %q and %q", cfg.Consent, cfg.RunAs, svc.Environment["PORTHOLE_CONSENT"], env["PORTHOLE_RUN_AS"])
+			if string(cfg.Consent.Mode) != svc.Environment["PORTHOLE_CONSENT"] || cfg.RunAs != env["PORTHOLE_RUN_AS"] {
+				t.Errorf("config consent %q run_as %q; want %q and %q", cfg.Consent.Mode, cfg.RunAs, svc.Environment["PORTHOLE_CONSENT"], env["PORTHOLE_RUN_AS"])
 			}
 			if _, err := os.Stat(filepath.Join(state, agentstate.EnrollmentFile)); err != nil {
 				t.Errorf("the entrypoint checks for %s, which enroll did not write: %v", agentstate.EnrollmentFile, err)

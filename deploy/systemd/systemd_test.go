@@ -20,6 +20,7 @@ import (
 	"testing"
 
 	"github.com/porthole/porthole/agent"
+	"github.com/porthole/porthole/agent/agentowner"
 	"github.com/porthole/porthole/agent/agentstate"
 	"github.com/porthole/porthole/daemon"
 	"github.com/porthole/porthole/e2e"
@@ -176,8 +177,8 @@ func TestAgentUnit(t *testing.T) {
 	if got := filepath.Join("/etc", u.get(t, "ConfigurationDirectory")); got != filepath.Dir(agent.DefaultConfigFile) {
 		t.Errorf("ConfigurationDirectory makes %s; want %s", got, filepath.Dir(agent.DefaultConfigFile))
 	}
-	if got := filepath.Join("/run", u.get(t, "RuntimeDirectory")); got != filepath.Dir(agent.DefaultSocket) {
-		t.Errorf("RuntimeDirectory makes %s; want %s, where the agent's socket is", got, filepath.Dir(agent.DefaultSocket))
+	if got := filepath.Join("/run", u.get(t, "RuntimeDirectory")); got != filepath.Dir(agentowner.DefaultSocket) {
+		t.Errorf("RuntimeDirectory makes %s; want %s, where the agent's socket is", got, filepath.Dir(agentowner.DefaultSocket))
 	}
 	if want := filepath.Join(agentstate.DefaultDir, agentstate.EnrollmentFile); !slices.Equal(u["Unit"]["ConditionPathExists"], []string{want}) {
 		t.Errorf("ConditionPathExists=%v; want %s, which enroll writes last", u["Unit"]["ConditionPathExists"], want)

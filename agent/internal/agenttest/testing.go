@@ -3,6 +3,7 @@ package agenttest
 import (
 	"fmt"
 	"log/slog"
+	"os"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -10,6 +11,7 @@ import (
 	"time"
 
 	"github.com/porthole/porthole/agent/agentlog"
+	"github.com/porthole/porthole/control"
 )
 
 // WaitTimeout bounds every wait in the agent's tests; they normally finish
@@ -122,4 +124,43 @@ func OpenLog(t testing.TB, dir string) *agentlog.Log {
 	}
 	t.Cleanup(func() { l.Close() })
 	return l
+}
+
+// States collects the states a session reports (its Report is the
+// session's reporter), for tests to look at (List) while it runs.
+type States struct {
+	mu  sync.Mutex
+	got []control.State // guarded by mu
+}
+
+// Report records st; it is a session's reporter.
+func (s *States) Report(st control.State) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.got = append(s.got, st)
+}
+
+// List is what was reported so far, in order.
+func (s *States) List() []control.State {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return append([]control.State(nil), s.got...)
+}
+
+// OpenCmd is an open command for session on device lab/dev1, as the
+// control channel hands it on once verified.
+func OpenCmd(session string) *control.Command {
+	return &control.Command{Type: control.TypeOpen, Session: session, Fleet: "lab", Device: "dev1", Relay: "relay:22"}
+}
+
+// ShortDir is a temporary directory with a path short enough for a unix
+// socket (108 bytes at most), removed when the test ends.
+func ShortDir(t testing.TB) string {
+	t.Helper()
+	dir, err := os.MkdirTemp("", "ph")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(dir) })
+	return dir
 }

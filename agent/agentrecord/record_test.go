@@ -1,8 +1,7 @@
-package agent
+package agentrecord
 
 import (
 	"bytes"
-	"context"
 	"crypto/rand"
 	"encoding/json"
 	"errors"
@@ -21,19 +20,20 @@ import (
 	"github.com/porthole/porthole/agentssh"
 	"github.com/porthole/porthole/control"
 	"github.com/porthole/porthole/sessioncert"
+	"github.com/porthole/porthole/yamlconf"
 )
 
 // openRecordings opens recordings in a fresh state directory.
-func openRecordings(t *testing.T, cfg Config, edit func(*RecordingsOptions)) *Recordings {
+func openRecordings(t *testing.T, cfg Config, edit func(*Options)) *Recordings {
 	t.Helper()
-	opts := RecordingsOptions{StateDir: t.TempDir(), Config: cfg, Device: "dev1"}
+	opts := Options{StateDir: t.TempDir(), Config: cfg, Device: "dev1"}
 	if edit != nil {
 		edit(&opts)
 	}
 	if opts.Log == nil {
 		opts.Log = agenttest.OpenLog(t, opts.StateDir)
 	}
-	r, err := OpenRecordings(opts)
+	r, err := Open(opts)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -156,7 +156,7 @@ func scriptedSession(r agentssh.Recorder, id string) {
 func TestRecordSession(t *testing.T) {
 	for _, recordInput := range []bool{false, true} {
 		t.Run("record_input="+map[bool]string{false: "false", true: "true"}[recordInput], func(t *testing.T) {
-			r := openRecordings(t, Config{RecordInput: recordInput}, nil)
+			r := openRecordings(t, Config{}, func(o *Options) { o.RecordInput = recordInput })
 			scriptedSession(r, "ses_1")
 			if s := recorded(t, r, "ses_1"); !s.Open() {
 				t.Errorf("session ended before SessionEnded: %+v", s.SessionMeta)
@@ -269,7 +269,7 @@ func TestRecordGroup(t *testing.T) {
 	if gid < 0 {
 		t.Skip("no group " + group)
 	}
-	r := openRecordings(t, Config{}, func(o *RecordingsOptions) {
+	r := openRecordings(t, Config{}, func(o *Options) {
 		os.Chmod(o.StateDir, 0o700)
 		o.Group = group
 	})
@@ -315,7 +315,7 @@ func TestRecordUTF8(t *testing.T) {
 // the session closed (Full), and once what was running has spent the tail
 // past max_events the session is ended as one that cannot be recorded.
 func TestRecordFlood(t *testing.T) {
-	cfg := Config{Recordings: RecordingsConfig{MaxSession: 16 << 10, MaxEvents: 4 << 10, MaxTotal: 64 << 10}}
+	cfg := Config{MaxSession: 16 << 10, MaxEvents: 4 << 10, MaxTotal: 64 << 10}
 	r := openRecordings(t, cfg, nil)
 	r.Connected("ses_1", ann())
 	p := r.Process("ses_1", agentssh.Process{Channel: 1, Command: "cat /dev/urandom", Start: time.Now()})
@@ -342,16 +342,16 @@ func TestRecordFlood(t *testing.T) {
 		t.Fatalf("casts = %+v; want only the flood's (the shell came after the cap)", s.Casts)
 	}
 	const marker = 300 // a marker line and the ended line, at most
-	if c := s.Casts[0]; c.Bytes > int64(cfg.Recordings.MaxSession)+marker {
-		t.Errorf("cast takes %d bytes; cap %d", c.Bytes, cfg.Recordings.MaxSession)
+	if c := s.Casts[0]; c.Bytes > int64(cfg.MaxSession)+marker {
+		t.Errorf("cast takes %d bytes; cap %d", c.Bytes, cfg.MaxSession)
 	}
 	_, ce := readCast(t, filepath.Join(s.Dir, s.Casts[0].File))
 	if last := ce[len(ce)-1]; !strings.Contains(last.Data, "[porthole: recording truncated at 16KiB: the session reached recordings.max_session (16KiB)]") {
 		t.Errorf("last event %q; want the truncation marker", last.Data)
 	}
 	fi, _ := os.Stat(filepath.Join(s.Dir, SessionEventsFile))
-	if fi.Size() > int64(cfg.Recordings.MaxEvents)+eventsTail+2*marker {
-		t.Errorf("events.jsonl takes %d bytes; cap %d", fi.Size(), cfg.Recordings.MaxEvents)
+	if fi.Size() > int64(cfg.MaxEvents)+eventsTail+2*marker {
+		t.Errorf("events.jsonl takes %d bytes; cap %d", fi.Size(), cfg.MaxEvents)
 	}
 	evs := events(t, s)
 	var truncs []string
@@ -372,7 +372,7 @@ func TestRecordFlood(t *testing.T) {
 	if !slices.Equal(s.Truncated, []string{"output", "events"}) || s.OutputBytes != 2<<20+13 {
 		t.Errorf("meta truncated %v, output %d", s.Truncated, s.OutputBytes)
 	}
-	if s.Bytes > int64(cfg.Recordings.MaxSession+cfg.Recordings.MaxEvents)+4<<10 {
+	if s.Bytes > int64(cfg.MaxSession+cfg.MaxEvents)+4<<10 {
 		t.Errorf("the session takes %d bytes", s.Bytes)
 	}
 	if got := logKinds(logEvents(t, r.stateDir)); got != "engineer_connected recording_truncated recording_truncated recording_failed engineer_disconnected session_ended" {
@@ -391,7 +391,7 @@ func findEvent(evs []SessionEvent, kind string, process int) *SessionEvent {
 
 // TestRecordTotalCap: sessions at once cannot together pass max_total.
 func TestRecordTotalCap(t *testing.T) {
-	cfg := Config{Recordings: RecordingsConfig{MaxSession: 32 << 10, MaxEvents: 4 << 10, MaxTotal: 40 << 10}}
+	cfg := Config{MaxSession: 32 << 10, MaxEvents: 4 << 10, MaxTotal: 40 << 10}
 	r := openRecordings(t, cfg, nil)
 	var wg sync.WaitGroup
 	for _, id := range []string{"ses_a", "ses_b", "ses_c"} {
@@ -411,8 +411,8 @@ func TestRecordTotalCap(t *testing.T) {
 	for _, id := range []string{"ses_a", "ses_b", "ses_c"} {
 		total += recorded(t, r, id).Bytes
 	}
-	if limit := int64(cfg.Recordings.MaxTotal) + 3*2<<10; total > limit {
-		t.Errorf("three sessions take %d bytes; max_total %d", total, cfg.Recordings.MaxTotal)
+	if limit := int64(cfg.MaxTotal) + 3*2<<10; total > limit {
+		t.Errorf("three sessions take %d bytes; max_total %d", total, cfg.MaxTotal)
 	}
 	for _, id := range []string{"ses_a", "ses_b", "ses_c"} {
 		r.SessionEnded(id, control.CloseOnCommand)
@@ -447,8 +447,8 @@ func TestRetention(t *testing.T) {
 	writeOldSession(t, state, "ses_crash", now.Add(-2*time.Hour), time.Time{}, 1<<10)
 	os.WriteFile(filepath.Join(state, SessionsDir, "ses_crash", SessionEventsFile), []byte(`{"time":"2026-11-22T10:00:00Z","event":"connected"}`+"\n"+`{"time":"2026-11-22T10:00:01Z","ev`), 0o640)
 
-	cfg := Config{Recordings: RecordingsConfig{MaxSession: 12 << 10, MaxEvents: 2 << 10, MaxTotal: 32 << 10, Keep: Age(30 * day)}}
-	r, err := OpenRecordings(RecordingsOptions{StateDir: state, Log: agenttest.OpenLog(t, state), Config: cfg, Now: func() time.Time { return now }})
+	cfg := Config{MaxSession: 12 << 10, MaxEvents: 2 << 10, MaxTotal: 32 << 10, Keep: Age(30 * day)}
+	r, err := Open(Options{StateDir: state, Log: agenttest.OpenLog(t, state), Config: cfg, Now: func() time.Time { return now }})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -505,35 +505,45 @@ func TestRetention(t *testing.T) {
 // TestRecordingsLock: one recorder per state directory.
 func TestRecordingsLock(t *testing.T) {
 	r := openRecordings(t, Config{}, nil)
-	_, err := OpenRecordings(RecordingsOptions{StateDir: r.stateDir, Log: r.events})
+	_, err := Open(Options{StateDir: r.stateDir, Log: r.events})
 	if !errors.Is(err, agentstate.ErrAlreadyRunning) {
-		t.Errorf("second OpenRecordings = %v; want agentstate.ErrAlreadyRunning", err)
+		t.Errorf("second Open = %v; want agentstate.ErrAlreadyRunning", err)
 	}
 }
 
 // TestRecordConfigErrors: caps that cannot work are refused with words.
+// (agent's TestParseRecordingsConfig reads the same section inside
+// agent.yaml.)
 func TestRecordConfigErrors(t *testing.T) {
 	for _, tt := range []struct{ yaml, want string }{
-		{"recordings:\n  max_session: lots\n", `line 2: "lots" is not a size`},
-		{"recordings:\n  keep: forever\n", `line 2: "forever" is not a length of time`},
-		{"recordings:\n  keep: 20000w\n", `line 2: "20000w" is not a length of time`}, // past time.Duration
-		{"recordings:\n  max_session: 100\n", "too small"},
-		{"recordings:\n  max_total: 10MiB\n", "must leave room for one whole session"},
-		{"recordings:\n  max_sesion: 1MiB\n", `line 2: unknown key "max_sesion"`},
+		{"max_session: lots\n", `line 1: "lots" is not a size`},
+		{"keep: forever\n", `line 1: "forever" is not a length of time`},
+		{"keep: 20000w\n", `line 1: "20000w" is not a length of time`}, // past time.Duration
+		{"max_session: 100\n", "too small"},
+		{"max_total: 10MiB\n", "must leave room for one whole session"},
+		{"max_sesion: 1MiB\n", `line 1: unknown key "max_sesion"`},
+		{"max_events: -1\n", "is not a size"},
 	} {
-		if _, err := ParseConfig([]byte(tt.yaml)); err == nil || !strings.Contains(err.Error(), tt.want) {
-			t.Errorf("ParseConfig(%q) = %v; want %q", tt.yaml, err, tt.want)
+		var c Config
+		err := yamlconf.Decode([]byte(tt.yaml), &c)
+		if err == nil {
+			err = c.Validate()
+		}
+		if err == nil || !strings.Contains(err.Error(), tt.want) {
+			t.Errorf("%q: %v; want %q", tt.yaml, err, tt.want)
 		}
 	}
-	cfg, err := ParseConfig([]byte("record_input: true\nrecordings:\n  max_session: 1.5MiB\n  max_events: 512KiB\n  max_total: 1GB\n  keep: 2w\n"))
-	if err != nil {
-		t.Fatal(err)
+	var rc Config
+	if err := yamlconf.Decode([]byte("max_session: 1.5MiB\nmax_events: 512KiB\nmax_total: 1GB\nkeep: 2w\n"), &rc); err != nil || rc.Validate() != nil {
+		t.Fatal(err, rc.Validate())
 	}
-	rc := cfg.Recordings
-	if !cfg.RecordInput || rc.MaxSession != 3<<19 || rc.MaxEvents != 512<<10 || rc.MaxTotal != 1e9 || time.Duration(rc.Keep) != 14*24*time.Hour {
-		t.Errorf("parsed %+v", cfg)
+	if rc.MaxSession != 3<<19 || rc.MaxEvents != 512<<10 || rc.MaxTotal != 1e9 || time.Duration(rc.Keep) != 14*24*time.Hour {
+		t.Errorf("parsed %+v", rc)
 	}
-	var zero RecordingsConfig
+	if err := (Config{MaxSession: -1}).Validate(); err == nil {
+		t.Error("a negative max_session passed Validate")
+	}
+	var zero Config
 	if zero.maxSession() != 64<<20 || zero.maxEvents() != 16<<20 || zero.maxTotal() != 512<<20 || zero.keep() != 30*24*time.Hour {
 		t.Errorf("defaults %d %d %d %v", zero.maxSession(), zero.maxEvents(), zero.maxTotal(), zero.keep())
 	}
@@ -544,56 +554,6 @@ func TestRecordConfigErrors(t *testing.T) {
 		if got := tt.b.String(); got != tt.want {
 			t.Errorf("ByteSize(%d) = %q; want %q", int64(tt.b), got, tt.want)
 		}
-	}
-}
-
-// stubSessions is a SessionHandler at the edge of what this test runs: it
-// records closes and reports tunnel_down like Tunnels does.
-type stubSessions struct {
-	mu     sync.Mutex
-	closed []string
-}
-
-func (s *stubSessions) Open(context.Context, *control.Command, Reporter) {}
-func (s *stubSessions) Close(_ context.Context, cmd *control.Command, report Reporter) {
-	s.mu.Lock()
-	s.closed = append(s.closed, cmd.Session)
-	s.mu.Unlock()
-	report(control.TunnelDown(cmd.Session, control.CloseOnCommand))
-}
-
-// TestHandler: the session's end reason reaches the recording, and a
-// session that cannot be recorded is closed.
-func TestHandler(t *testing.T) {
-	r := openRecordings(t, Config{}, nil)
-	stub := &stubSessions{}
-	h := r.Handler(stub)
-	var reported []control.State
-	report := func(s control.State) { reported = append(reported, s) }
-	ctx := context.Background()
-
-	h.Open(ctx, &control.Command{Type: control.TypeOpen, Session: "ses_1"}, report)
-	r.Connected("ses_1", ann())
-	// Tunnels reports through the reporter Open was given.
-	h.(*recordedSessions).open["ses_1"].report(control.TunnelDown("ses_1", control.CloseMaxDuration))
-	if s := recorded(t, r, "ses_1"); s.Reason != string(control.CloseMaxDuration) {
-		t.Errorf("reason = %q; want %q", s.Reason, control.CloseMaxDuration)
-	}
-	if len(reported) != 1 || reported[0].Reason != string(control.CloseMaxDuration) {
-		t.Errorf("reported %+v; want the tunnel_down passed on", reported)
-	}
-
-	// An id that cannot name a directory cannot be recorded: closed.
-	h.Open(ctx, &control.Command{Type: control.TypeOpen, Session: ".."}, report)
-	r.Connected("..", ann())
-	if !slices.Equal(stub.closed, []string{".."}) {
-		t.Errorf("closed %v; want the unrecordable session", stub.closed)
-	}
-	if entries := logEvents(t, r.stateDir); entries[len(entries)-1].Event != eventRecordingFailed {
-		t.Errorf("agent.log ends with %s; want %s", entries[len(entries)-1].Event, eventRecordingFailed)
-	}
-	if _, err := os.Stat(filepath.Join(r.stateDir, SessionsDir, "..", SessionMetaFile)); err == nil {
-		t.Error("a recording was written outside the sessions directory")
 	}
 }
 
@@ -622,7 +582,7 @@ func TestRecordAfterClose(t *testing.T) {
 // and Changed says so.
 func TestRecordFlushes(t *testing.T) {
 	changed := make(chan string, 10)
-	r := openRecordings(t, Config{}, func(o *RecordingsOptions) {
+	r := openRecordings(t, Config{}, func(o *Options) {
 		o.FlushEvery = 10 * time.Millisecond
 		o.Changed = func(s string) {
 			select {

@@ -1,7 +1,6 @@
-package agent
+package agentrecord
 
 import (
-	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -59,8 +58,8 @@ const (
 // lines (a crash may leave one partial last line, which readers skip), so
 // what was sent is an offset per file, kept in upload.json in the session's
 // directory; once meta.json has an end, nothing more is written there except
-// meta.json itself. RecordingsOptions.Changed says when a session's files
-// grew or it ended. Retention (RecordingsConfig) deletes whole directories,
+// meta.json itself. Options.Changed says when a session's files
+// grew or it ended. Retention (Config) deletes whole directories,
 // uploaded or not: the owner's disk limits come first.
 const SessionsDir = "sessions"
 
@@ -159,16 +158,20 @@ type SessionEvent struct {
 	Truncated bool   `json:"truncated,omitempty"` // exit: some of its output was not recorded
 }
 
-// RecordingsOptions are the inputs of OpenRecordings.
-type RecordingsOptions struct {
+// Options are the inputs of Open.
+type Options struct {
 	// StateDir is the agent's state directory. Required.
 	StateDir string
 	// Log is the agent's event log (agentlog.Open), where sessions
 	// starting and ending and recordings cut short, deleted or failing
 	// are told; the caller closes it after Close. Required.
 	Log *agentlog.Log
-	// Config gives record_input and the recordings caps.
+	// Config is the owner's caps on the recordings (key recordings in
+	// agent.yaml). The zero value is the defaults.
 	Config Config
+	// RecordInput also records what engineers type (record_input in
+	// agent.yaml). False: only their terminal's echo is recorded.
+	RecordInput bool
 	// Device is this device's name, for the recordings' titles.
 	Device string
 	// Logger gets failures to record. Nil: nothing is logged.
@@ -189,7 +192,7 @@ type RecordingsOptions struct {
 
 // Recordings records engineers' sessions in the state directory's
 // SessionsDir (see there for the layout), as agentssh.Recorder, and keeps
-// them within the owner's caps (RecordingsConfig). Writes are buffered and
+// them within the owner's caps (Config). Writes are buffered and
 // reach the disk every FlushEvery; events.jsonl is synced at each
 // connection and disconnection, each process start, each cap reached, and
 // at the end, and each asciicast when its process ends. Sessions starting
@@ -197,8 +200,8 @@ type RecordingsOptions struct {
 // agent.log.
 //
 // A session that cannot be recorded (its directory or a file cannot be
-// written) is ended by the SessionHandler Handler returns: the owner must
-// see everything. A session that reaches a cap (so that an engineer's `cat
+// written) is ended through the hook OnFail sets: the owner must see
+// everything. A session that reaches a cap (so that an engineer's `cat
 // /dev/urandom` cannot fill the disk) fails closed: from then on Full says
 // why, and the SSH server refuses new shells, commands, file operations
 // and forwards and ends those running; how they ended is still written,
@@ -228,7 +231,7 @@ type Recordings struct {
 	// session at once: a reader does not wait for another.
 	mu       sync.RWMutex
 	sessions map[string]*sessionRec // guarded by mu: sessions being recorded
-	onFail   func(session string)   // guarded by mu: set by Handler
+	onFail   func(session string)   // guarded by mu: set by OnFail
 	closed   bool                   // guarded by mu
 
 	stop      chan struct{}
@@ -238,21 +241,21 @@ type Recordings struct {
 
 var _ agentssh.Recorder = (*Recordings)(nil)
 
-// OpenRecordings prepares the state directory's SessionsDir and takes its
+// Open prepares the state directory's SessionsDir and takes its
 // lock (one recording agent per state directory), closes the recordings
 // of sessions a previous run left open (reason "interrupted"), and applies
 // retention. Close releases it.
-func OpenRecordings(opts RecordingsOptions) (_ *Recordings, err error) {
+func Open(opts Options) (_ *Recordings, err error) {
 	if opts.StateDir == "" || opts.Log == nil {
-		return nil, errors.New("agent: recordings need the state directory and its event log")
+		return nil, errors.New("agentrecord: recordings need the state directory and its event log")
 	}
-	rc := opts.Config.Recordings
-	if err := rc.validate(); err != nil {
+	rc := opts.Config
+	if err := rc.Validate(); err != nil {
 		return nil, err
 	}
 	r := &Recordings{
 		stateDir: opts.StateDir, dir: filepath.Join(opts.StateDir, SessionsDir),
-		device: opts.Device, recordInput: opts.Config.RecordInput,
+		device: opts.Device, recordInput: opts.RecordInput,
 		maxSession: rc.maxSession(), maxEvents: rc.maxEvents(), maxTotal: rc.maxTotal(), keep: rc.keep(),
 		log: opts.Logger, now: opts.Now, changed: opts.Changed, events: opts.Log,
 		sessions: map[string]*sessionRec{}, stop: make(chan struct{}),
@@ -323,63 +326,14 @@ func (r *Recordings) release() {
 	}
 }
 
-// Handler wraps h so that the recordings learn why each session ended
-// (its tunnel_down reason) and so that a session that cannot be recorded
-// is closed through h. h's Close must be safe to call from any goroutine,
-// as Tunnels' is.
-func (r *Recordings) Handler(h SessionHandler) SessionHandler {
-	rs := &recordedSessions{r: r, h: h, open: map[string]recordedSession{}}
+// OnFail sets the hook that closes a session the recorder cannot record
+// (its directory or a file cannot be written): the owner must see
+// everything, so such a session must end. It is called from the
+// recorder's goroutines and must not block. Nil: nothing is closed.
+func (r *Recordings) OnFail(closeSession func(session string)) {
 	r.mu.Lock()
-	r.onFail = rs.fail
+	r.onFail = closeSession
 	r.mu.Unlock()
-	return rs
-}
-
-type recordedSessions struct {
-	r *Recordings
-	h SessionHandler
-
-	mu   sync.Mutex
-	open map[string]recordedSession // guarded by mu
-}
-
-type recordedSession struct {
-	ctx    context.Context
-	report Reporter
-}
-
-func (rs *recordedSessions) wrap(report Reporter) Reporter {
-	return func(s control.State) {
-		if s.Kind == control.StateTunnelDown {
-			rs.mu.Lock()
-			delete(rs.open, s.Session)
-			rs.mu.Unlock()
-			rs.r.SessionEnded(s.Session, control.CloseReason(s.Reason))
-		}
-		report(s)
-	}
-}
-
-func (rs *recordedSessions) Open(ctx context.Context, cmd *control.Command, report Reporter) {
-	report = rs.wrap(report)
-	rs.mu.Lock()
-	rs.open[cmd.Session] = recordedSession{ctx, report}
-	rs.mu.Unlock()
-	rs.h.Open(ctx, cmd, report)
-}
-
-func (rs *recordedSessions) Close(ctx context.Context, cmd *control.Command, report Reporter) {
-	rs.h.Close(ctx, cmd, rs.wrap(report))
-}
-
-// fail closes a session the recorder cannot record.
-func (rs *recordedSessions) fail(session string) {
-	rs.mu.Lock()
-	o, ok := rs.open[session]
-	rs.mu.Unlock()
-	if ok {
-		rs.h.Close(o.ctx, &control.Command{V: 1, Type: control.TypeClose, Session: session}, o.report)
-	}
 }
 
 // Connected implements agentssh.Recorder.
@@ -443,8 +397,8 @@ func (r *Recordings) Forward(session string, f agentssh.Forward) {
 }
 
 // SessionEnded closes a session's recording: reason is why it ended, as
-// in tunnel_down. Handler's wrapper calls it; it does nothing for a
-// session no engineer reached.
+// in tunnel_down. Whoever runs the sessions calls it as each ends; it
+// does nothing for a session no engineer reached.
 func (r *Recordings) SessionEnded(session string, reason control.CloseReason) {
 	r.mu.Lock()
 	s, closed := r.sessions[session], r.closed
@@ -520,7 +474,7 @@ func (r *Recordings) openSession(id string) (*sessionRec, error) {
 	case closed:
 		return nil, errors.New("the agent is stopping")
 	}
-	dir := sessionPath(r.stateDir, id)
+	dir := SessionPath(r.stateDir, id)
 	if dir == "" {
 		return nil, fmt.Errorf("the session id %q cannot name a directory", id)
 	}
@@ -642,7 +596,7 @@ const (
 )
 
 // errRecordingClosed is a write after the recording ended; it is dropped.
-var errRecordingClosed = errors.New("agent: the recording is closed")
+var errRecordingClosed = errors.New("agentrecord: the recording is closed")
 
 // eventsTail is what events.jsonl may take past max_events, for the end of
 // what was running when the cap was reached (a command's exit, a
@@ -653,7 +607,7 @@ const eventsTail = 16 << 10
 
 // errEventsTailSpent ends a session whose events passed max_events and
 // eventsTail.
-var errEventsTailSpent = fmt.Errorf("agent: the session's events passed recordings.max_events and the %v kept past it for what was running", ByteSize(eventsTail))
+var errEventsTailSpent = fmt.Errorf("agentrecord: the session's events passed recordings.max_events and the %v kept past it for what was running", ByteSize(eventsTail))
 
 // fail ends a session whose recording cannot be written (a full disk, a
 // spent tail), once. Until the session is closed it fails closed as at a

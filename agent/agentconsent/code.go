@@ -1,4 +1,4 @@
-package agent
+package agentconsent
 
 import (
 	"crypto/rand"

@@ -1,4 +1,4 @@
-package agent
+package agentrecord
 
 import (
 	"bytes"
@@ -224,7 +224,7 @@ func typeInShell(t *testing.T, c *ssh.Client, steps []struct{ typed, want string
 // SSH server: a shell on a terminal, a command, file copies and a port
 // forward.
 func TestRecordRealSession(t *testing.T) {
-	rec := openRecordings(t, Config{RecordInput: true}, nil)
+	rec := openRecordings(t, Config{}, func(o *Options) { o.RecordInput = true })
 	d := newSSHDevice(t, rec)
 	c := d.login(t)
 
@@ -375,7 +375,7 @@ func asciinemaCat(t *testing.T, path, want string) {
 // ends the flood and refuses the next command, each telling the engineer
 // why, and the events say how the flood ended.
 func TestRecordRealFlood(t *testing.T) {
-	cfg := Config{Recordings: RecordingsConfig{MaxSession: 64 << 10, MaxEvents: 8 << 10, MaxTotal: 128 << 10}}
+	cfg := Config{MaxSession: 64 << 10, MaxEvents: 8 << 10, MaxTotal: 128 << 10}
 	rec := openRecordings(t, cfg, nil)
 	d := newSSHDevice(t, rec)
 	c := d.login(t)
@@ -406,8 +406,8 @@ func TestRecordRealFlood(t *testing.T) {
 	rec.SessionEnded("ses_1", control.CloseOnCommand)
 
 	ses := recorded(t, rec, "ses_1")
-	if ses.Bytes > int64(cfg.Recordings.MaxSession+cfg.Recordings.MaxEvents)+2<<10 {
-		t.Errorf("the recording takes %d bytes; caps %v + %v", ses.Bytes, cfg.Recordings.MaxSession, cfg.Recordings.MaxEvents)
+	if ses.Bytes > int64(cfg.MaxSession+cfg.MaxEvents)+2<<10 {
+		t.Errorf("the recording takes %d bytes; caps %v + %v", ses.Bytes, cfg.MaxSession, cfg.MaxEvents)
 	}
 	_, ce := readCast(t, filepath.Join(ses.Dir, "0001-pty.cast"))
 	if last := ce[len(ce)-1].Data; !strings.Contains(last, "[porthole: recording truncated at 64KiB") {
@@ -467,7 +467,7 @@ func (c *countWriter) Write(p []byte) (int, error) { *c += countWriter(len(p)); 
 // ran before the cap (the forward, the write) is still on record; the
 // owner's agent.log says the cap was reached.
 func TestRecordFullFailsClosed(t *testing.T) {
-	cfg := Config{Recordings: RecordingsConfig{MaxSession: 64 << 10, MaxEvents: 4 << 10, MaxTotal: 1 << 20}}
+	cfg := Config{MaxSession: 64 << 10, MaxEvents: 4 << 10, MaxTotal: 1 << 20}
 	rec := openRecordings(t, cfg, nil)
 	d := newSSHDevice(t, rec)
 	c := d.login(t)

@@ -1,4 +1,4 @@
-package agent
+package agentconsent
 
 import (
 	"context"
@@ -113,14 +113,14 @@ func (f *fakeServer) closedReason(id string) string {
 	return f.closed[id]
 }
 
-func newTestConsent(t *testing.T, mode ConsentMode, edit func(*ConsentOptions)) (*Consent, *fakeServer) {
+func newTestConsent(t *testing.T, mode Mode, edit func(*Options)) (*Consent, *fakeServer) {
 	t.Helper()
 	srv := &fakeServer{}
-	opts := ConsentOptions{Mode: mode, Fleet: "lab", Device: "dev1", Server: srv, Log: agenttest.OpenLog(t, t.TempDir())}
+	opts := Options{Config: Config{Mode: mode}, Fleet: "lab", Device: "dev1", Server: srv, Log: agenttest.OpenLog(t, t.TempDir())}
 	if edit != nil {
 		edit(&opts)
 	}
-	c, err := NewConsent(opts)
+	c, err := New(opts)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -128,36 +128,14 @@ func newTestConsent(t *testing.T, mode ConsentMode, edit func(*ConsentOptions)) 
 	return c, srv
 }
 
-func openCmd(session string) *control.Command {
-	return &control.Command{Type: control.TypeOpen, Session: session, Fleet: "lab", Device: "dev1", Relay: "relay:22"}
-}
-
-// states collects what a session reports.
-type states struct {
-	mu  sync.Mutex
-	got []control.State
-}
-
-func (s *states) report(st control.State) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	s.got = append(s.got, st)
-}
-
-func (s *states) list() []control.State {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return append([]control.State(nil), s.got...)
-}
-
 // TestManualConsent: no window, no session; a window admits sessions whose
 // engineers must give its code; five wrong codes close it, end its
 // sessions and tell the server; the next window has another code.
 func TestManualConsent(t *testing.T) {
 	t.Parallel()
-	c, srv := newTestConsent(t, ConsentManual, nil)
-	var st states
-	if g, reason := c.admit(t.Context(), openCmd("s1"), st.report); g != nil || reason != control.CloseNoConsent {
+	c, srv := newTestConsent(t, Manual, nil)
+	var st agenttest.States
+	if g, reason := c.Admit(t.Context(), agenttest.OpenCmd("s1"), st.Report); g != nil || reason != control.CloseNoConsent {
 		t.Fatalf("admit without a window = %v, %q; want refused, %s", g, reason, control.CloseNoConsent)
 	}
 
@@ -178,15 +156,15 @@ func TestManualConsent(t *testing.T) {
 		t.Fatalf("asking again = %+v, %v, %v; want the open window", again, opened, err)
 	}
 
-	g, reason := c.admit(t.Context(), openCmd("s1"), st.report)
+	g, reason := c.Admit(t.Context(), agenttest.OpenCmd("s1"), st.Report)
 	if g == nil || g.window == nil {
 		t.Fatalf("admit with a window = %v, %q", g, reason)
 	}
-	if err := c.checkCode(g.window, "s1", strings.ToLower(w.Code)); err != nil {
+	if err := c.CheckCode(g, "s1", strings.ToLower(w.Code)); err != nil {
 		t.Fatalf("the right code: %v", err)
 	}
 	for i := 1; i < MaxWrongCodes; i++ {
-		err := c.checkCode(g.window, "s1", "AAAA-AAAA-AAAA")
+		err := c.CheckCode(g, "s1", "AAAA-AAAA-AAAA")
 		want := fmt.Sprintf("%d tr", MaxWrongCodes-i)
 		if err == nil || !strings.Contains(err.Error(), want) {
 			t.Fatalf("wrong code %d: %v; want %q left", i, err, want)
@@ -195,13 +173,13 @@ func TestManualConsent(t *testing.T) {
 	if g.window.ctx.Err() != nil {
 		t.Fatal("the window closed before the fifth wrong code")
 	}
-	err = c.checkCode(g.window, "s1", "AAAA-AAAA-AAAA")
+	err = c.CheckCode(g, "s1", "AAAA-AAAA-AAAA")
 	if err == nil || !strings.Contains(err.Error(), "closed its support window") {
 		t.Fatalf("fifth wrong code: %v", err)
 	}
 	// Even the right code is refused now, at once; the sessions end a
 	// moment later, so that the refusal reaches the engineer.
-	if err := c.checkCode(g.window, "s1", w.Code); err == nil {
+	if err := c.CheckCode(g, "s1", w.Code); err == nil {
 		t.Fatal("the right code works after the window closed")
 	}
 	select {
@@ -209,14 +187,14 @@ func TestManualConsent(t *testing.T) {
 	case <-time.After(2 * wrongCodesGrace):
 		t.Fatal("the window's sessions did not end")
 	}
-	if e, ok := errors.AsType[*consentEnd](context.Cause(g.window.ctx)); !ok || e.reason != control.CloseWrongCodes {
+	if e, ok := errors.AsType[*End](context.Cause(g.window.ctx)); !ok || e.Reason != control.CloseWrongCodes {
 		t.Fatalf("the window ended with %v; want %s", context.Cause(g.window.ctx), control.CloseWrongCodes)
 	}
 	testwait.For(t, 5*time.Second, "the server to hear of the wrong codes", func() bool { return srv.closedReason("req_1") == string(control.CloseWrongCodes) })
 	if c.Status().Window != nil {
 		t.Fatal("status still shows a window")
 	}
-	if g, _ := c.admit(t.Context(), openCmd("s2"), st.report); g != nil {
+	if g, _ := c.Admit(t.Context(), agenttest.OpenCmd("s2"), st.Report); g != nil {
 		t.Fatal("a session got in after the window closed")
 	}
 
@@ -225,11 +203,11 @@ func TestManualConsent(t *testing.T) {
 	if err != nil || w2.Code == w.Code {
 		t.Fatalf("new window %+v, %v; want a new code", w2, err)
 	}
-	g2, _ := c.admit(t.Context(), openCmd("s3"), st.report)
-	if err := c.checkCode(g2.window, "s3", w.Code); err == nil || !strings.Contains(err.Error(), "wrong support code") {
+	g2, _ := c.Admit(t.Context(), agenttest.OpenCmd("s3"), st.Report)
+	if err := c.CheckCode(g2, "s3", w.Code); err == nil || !strings.Contains(err.Error(), "wrong support code") {
 		t.Fatalf("the old code in a new window: %v", err)
 	}
-	if got := st.list(); len(got) != 0 {
+	if got := st.List(); len(got) != 0 {
 		t.Errorf("manual consent reported %v", got)
 	}
 
@@ -243,7 +221,7 @@ func TestManualConsent(t *testing.T) {
 // TestWindowExpires: the window's end ends it (and so its sessions).
 func TestWindowExpires(t *testing.T) {
 	t.Parallel()
-	c, srv := newTestConsent(t, ConsentManual, nil)
+	c, srv := newTestConsent(t, Manual, nil)
 	if _, _, err := c.Request("", 500*time.Millisecond); err == nil {
 		t.Fatal("a window of half a second was opened")
 	}
@@ -254,17 +232,17 @@ func TestWindowExpires(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	g, _ := c.admit(t.Context(), openCmd("s1"), func(control.State) {})
+	g, _ := c.Admit(t.Context(), agenttest.OpenCmd("s1"), func(control.State) {})
 	select {
 	case <-g.window.ctx.Done():
 	case <-time.After(5 * time.Second):
 		t.Fatal("the window did not end")
 	}
-	if e, _ := errors.AsType[*consentEnd](context.Cause(g.window.ctx)); e == nil || e.reason != control.CloseConsentExpired {
+	if e, _ := errors.AsType[*End](context.Cause(g.window.ctx)); e == nil || e.Reason != control.CloseConsentExpired {
 		t.Errorf("the window ended with %v; want %s", context.Cause(g.window.ctx), control.CloseConsentExpired)
 	}
 	testwait.For(t, 5*time.Second, "the server to hear the window expired", func() bool { return srv.closedReason("req_1") == string(control.CloseConsentExpired) })
-	if g, reason := c.admit(t.Context(), openCmd("s2"), func(control.State) {}); g != nil || reason != control.CloseNoConsent {
+	if g, reason := c.Admit(t.Context(), agenttest.OpenCmd("s2"), func(control.State) {}); g != nil || reason != control.CloseNoConsent {
 		t.Errorf("admit after the window: %v, %q", g, reason)
 	}
 }
@@ -273,7 +251,7 @@ func TestWindowExpires(t *testing.T) {
 // told, and says so.
 func TestWindowWithoutServer(t *testing.T) {
 	t.Parallel()
-	c, srv := newTestConsent(t, ConsentManual, nil)
+	c, srv := newTestConsent(t, Manual, nil)
 	srv.fail = errors.New("cannot reach the Porthole server")
 	w, opened, err := c.Request("", time.Hour)
 	if err != nil || !opened || w.Code == "" || w.RequestID != "" || !strings.Contains(w.ServerError, "cannot reach") {
@@ -285,7 +263,7 @@ func TestWindowWithoutServer(t *testing.T) {
 // owner answers or the time runs out; the owner sees who asks.
 func TestApproveConsent(t *testing.T) {
 	t.Parallel()
-	c, srv := newTestConsent(t, ConsentApprove, func(o *ConsentOptions) { o.ApprovalTimeout = 300 * time.Millisecond })
+	c, srv := newTestConsent(t, Approve, func(o *Options) { o.Config.ApprovalTimeout = 300 * time.Millisecond })
 	for _, tt := range []struct {
 		name       string
 		answer     func(session string)
@@ -296,10 +274,10 @@ func TestApproveConsent(t *testing.T) {
 		{"unanswered", func(string) {}, control.CloseConsentTimeout},
 	} {
 		session := "ses-" + strings.ReplaceAll(tt.name, " ", "-")
-		var st states
+		var st agenttest.States
 		done := make(chan control.CloseReason, 1)
 		go func() {
-			g, reason := c.admit(t.Context(), openCmd(session), st.report)
+			g, reason := c.Admit(t.Context(), agenttest.OpenCmd(session), st.Report)
 			if (g != nil) != (reason == "") {
 				t.Errorf("%s: admit = %v, %q", tt.name, g, reason)
 			}
@@ -313,7 +291,7 @@ func TestApproveConsent(t *testing.T) {
 		if got := <-done; got != tt.wantReason {
 			t.Errorf("%s: reason %q; want %q", tt.name, got, tt.wantReason)
 		}
-		if got := st.list(); len(got) != 1 || got[0] != (control.State{Kind: control.StateWaitingConsent, Session: session}) {
+		if got := st.List(); len(got) != 1 || got[0] != (control.State{Kind: control.StateWaitingConsent, Session: session}) {
 			t.Errorf("%s: reported %v; want waiting_consent", tt.name, got)
 		}
 	}
@@ -339,15 +317,15 @@ func mustAnswer(t *testing.T, c *Consent, session string, yes bool) {
 // server's close, the owner's revoke) stops waiting at once.
 func TestApprovalEndsWithTheSession(t *testing.T) {
 	t.Parallel()
-	c, _ := newTestConsent(t, ConsentApprove, nil)
+	c, _ := newTestConsent(t, Approve, nil)
 	ctx, cancel := context.WithCancelCause(t.Context())
 	done := make(chan control.CloseReason, 1)
 	go func() {
-		_, reason := c.admit(ctx, openCmd("s1"), func(control.State) {})
+		_, reason := c.Admit(ctx, agenttest.OpenCmd("s1"), func(control.State) {})
 		done <- reason
 	}()
 	testwait.For(t, 5*time.Second, "the session to wait", func() bool { return len(c.Status().Pending) == 1 })
-	cancel(&consentEnd{reason: control.CloseRevoked})
+	cancel(&End{Reason: control.CloseRevoked})
 	select {
 	case got := <-done:
 		if got != control.CloseRevoked {
@@ -363,22 +341,22 @@ func TestApprovalEndsWithTheSession(t *testing.T) {
 
 func TestAutoConsent(t *testing.T) {
 	t.Parallel()
-	c, _ := newTestConsent(t, ConsentAuto, nil)
-	g, reason := c.admit(t.Context(), openCmd("s1"), func(control.State) {})
+	c, _ := newTestConsent(t, Auto, nil)
+	g, reason := c.Admit(t.Context(), agenttest.OpenCmd("s1"), func(control.State) {})
 	if g == nil || g.window != nil || reason != "" {
 		t.Fatalf("auto admit = %v, %q; want a grant without a code", g, reason)
 	}
 }
 
 func TestConsentModes(t *testing.T) {
-	if _, err := NewConsent(ConsentOptions{Mode: "trusting"}); err == nil {
+	if _, err := New(Options{Config: Config{Mode: "trusting"}}); err == nil {
 		t.Error("an unknown mode was accepted")
 	}
-	if _, err := NewConsent(ConsentOptions{ApprovalTimeout: 11 * time.Minute}); err == nil {
+	if _, err := New(Options{Config: Config{ApprovalTimeout: 11 * time.Minute}}); err == nil {
 		t.Error("an approval timeout over 10 minutes was accepted")
 	}
-	c, err := NewConsent(ConsentOptions{})
-	if err != nil || c.Mode() != ConsentManual {
+	c, err := New(Options{})
+	if err != nil || c.Mode() != Manual {
 		t.Errorf("the default mode is %v (%v); want manual", c.Mode(), err)
 	}
 }

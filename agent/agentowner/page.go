@@ -1,4 +1,4 @@
-package agent
+package agentowner
 
 import (
 	"bytes"
@@ -145,16 +145,16 @@ func (a *pageAuth) valid(v string) bool {
 	return v != "" && ok && time.Now().Before(exp)
 }
 
-//go:embed local_page
+//go:embed page
 var pageFiles embed.FS
 
-var pageTemplate = template.Must(template.ParseFS(pageFiles, "local_page/index.html"))
+var pageTemplate = template.Must(template.ParseFS(pageFiles, "page/index.html"))
 
 // pageTokenHeader carries the page's token on API calls.
 const pageTokenHeader = "X-Porthole-Token"
 
 // ServePage serves the local page on ln until ctx ends, then closes ln.
-func (l *Local) ServePage(ctx context.Context, ln net.Listener) error {
+func (l *Server) ServePage(ctx context.Context, ln net.Listener) error {
 	addr := ln.Addr().(*net.TCPAddr)
 	l.mu.Lock()
 	l.page = "http://" + addr.String() + "/"
@@ -165,7 +165,7 @@ func (l *Local) ServePage(ctx context.Context, ln net.Listener) error {
 
 // PageURL is the local page's address once it is served; "" until then.
 // It lets no one in by itself: see PageLink.
-func (l *Local) PageURL() string {
+func (l *Server) PageURL() string {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	return l.page
@@ -174,7 +174,7 @@ func (l *Local) PageURL() string {
 // PageLink is a fresh one-time link that lets one browser into the page
 // (opened within PageLinkTTL); "" while the page is not served. Only the
 // owner's socket hands it out.
-func (l *Local) PageLink() string {
+func (l *Server) PageLink() string {
 	page := l.PageURL()
 	if page == "" {
 		return ""
@@ -193,7 +193,7 @@ const pageCookiePrefix = "porthole_page_"
 var pageNeedsLink = "This page is only for the owner of this device. As root, or as a member of the " + agentstate.OwnerGroup +
 	" group, run\n\n    porthole-agent ui\n\nand open the link it prints (it works once, within " + humanize.Duration(PageLinkTTL) + ").\n"
 
-func (l *Local) pageHandler(port int) http.Handler {
+func (l *Server) pageHandler(port int) http.Handler {
 	p := strconv.Itoa(port)
 	hosts := map[string]bool{"127.0.0.1:" + p: true, "localhost:" + p: true, "[::1]:" + p: true}
 	cookie := pageCookiePrefix + p
@@ -243,7 +243,7 @@ func (l *Local) pageHandler(port int) http.Handler {
 			w.Write(index.Bytes())
 		case r.URL.Path == "/app.js" || r.URL.Path == "/style.css":
 			r2 := r.Clone(r.Context())
-			r2.URL.Path = "/local_page" + r.URL.Path
+			r2.URL.Path = "/page" + r.URL.Path
 			static.ServeHTTP(w, r2)
 		case strings.HasPrefix(r.URL.Path, "/api/"):
 			if !signedIn(r) {

@@ -1,4 +1,4 @@
-package agent
+package agentupload
 
 import (
 	"bytes"
@@ -19,6 +19,8 @@ import (
 
 	"golang.org/x/crypto/ssh"
 
+	"github.com/porthole/porthole/agent/agentrecord"
+	"github.com/porthole/porthole/agent/agentretry"
 	"github.com/porthole/porthole/agent/agentstate"
 	"github.com/porthole/porthole/agent/internal/agenttest"
 	"github.com/porthole/porthole/agentssh"
@@ -140,7 +142,7 @@ func (a *uploadAPI) client(t *testing.T) *apiclient.Client {
 
 // flaky is the server, or, while down is set, a dropped connection.
 type flaky struct {
-	UploadServer
+	Server
 	down  atomic.Bool
 	calls atomic.Int64
 }
@@ -152,7 +154,7 @@ func (f *flaky) UploadRecordingFile(ctx context.Context, session, name string, o
 	if f.down.Load() {
 		return 0, errDropped
 	}
-	return f.UploadServer.UploadRecordingFile(ctx, session, name, offset, data)
+	return f.Server.UploadRecordingFile(ctx, session, name, offset, data)
 }
 
 func (f *flaky) CompleteRecording(ctx context.Context, session string, files map[string]int64) (*apitype.Recording, error) {
@@ -160,15 +162,15 @@ func (f *flaky) CompleteRecording(ctx context.Context, session string, files map
 	if f.down.Load() {
 		return nil, errDropped
 	}
-	return f.UploadServer.CompleteRecording(ctx, session, files)
+	return f.Server.CompleteRecording(ctx, session, files)
 }
 
 // startUploader starts an uploader of st to server with quick passes and
 // retries; it stops at the test's end, or when stop is called.
-func startUploader(t *testing.T, st *agentstate.State, server UploadServer) (*Uploader, func()) {
+func startUploader(t *testing.T, st *agentstate.State, server Server) (*Uploader, func()) {
 	t.Helper()
-	u, err := NewUploader(UploadOptions{State: st, Server: server, Every: 5 * time.Millisecond,
-		Backoff: Backoff{First: 5 * time.Millisecond, Max: 20 * time.Millisecond}, ChunkSize: 4096})
+	u, err := New(Options{State: st, Server: server, Every: 5 * time.Millisecond,
+		Backoff: agentretry.Backoff{First: 5 * time.Millisecond, Max: 20 * time.Millisecond}, ChunkSize: 4096})
 	must(t, err)
 	return u, startStop(t, u)
 }
@@ -183,9 +185,9 @@ func startStop(t *testing.T, u *Uploader) func() {
 
 // recorder records in st's directory, telling changes to u (which may
 // change, as the agent restarts).
-func recorder(t *testing.T, st *agentstate.State, changed *atomic.Pointer[Uploader]) *Recordings {
+func recorder(t *testing.T, st *agentstate.State, changed *atomic.Pointer[Uploader]) *agentrecord.Recordings {
 	t.Helper()
-	r, err := OpenRecordings(RecordingsOptions{StateDir: st.Dir, Log: agenttest.OpenLog(t, st.Dir), Device: st.Enrollment.Name, FlushEvery: 5 * time.Millisecond,
+	r, err := agentrecord.Open(agentrecord.Options{StateDir: st.Dir, Log: agenttest.OpenLog(t, st.Dir), Device: st.Enrollment.Name, FlushEvery: 5 * time.Millisecond,
 		Changed: func(s string) {
 			if u := changed.Load(); u != nil {
 				u.Changed(s)
@@ -218,12 +220,12 @@ func (a *uploadAPI) complete(t *testing.T, session string) bool {
 // directory as the device does, and no other.
 func (a *uploadAPI) sameAsDevice(t *testing.T, st *agentstate.State, session string) {
 	t.Helper()
-	dir := filepath.Join(st.Dir, SessionsDir, session)
+	dir := filepath.Join(st.Dir, agentrecord.SessionsDir, session)
 	ents, err := os.ReadDir(dir)
 	must(t, err)
 	var names []string
 	for _, e := range ents {
-		if e.Name() == SessionUploadFile || strings.HasPrefix(e.Name(), ".") {
+		if e.Name() == agentrecord.SessionUploadFile || strings.HasPrefix(e.Name(), ".") {
 			continue
 		}
 		names = append(names, e.Name())
@@ -287,7 +289,7 @@ func TestUploadRestartAndDrops(t *testing.T) {
 	a := newUploadAPI(t, api.RecordingsConfig{})
 	st := a.state(t)
 	ses := a.session(t, a.dev)
-	server := &flaky{UploadServer: a.client(t)}
+	server := &flaky{Server: a.client(t)}
 	var cur atomic.Pointer[Uploader]
 	u, stop := startUploader(t, st, server)
 	cur.Store(u)
@@ -313,7 +315,7 @@ func TestUploadRestartAndDrops(t *testing.T) {
 	// it died between an upload and the save.
 	cur.Store(nil)
 	stop()
-	must(t, os.Remove(filepath.Join(st.Dir, SessionsDir, ses, SessionUploadFile)))
+	must(t, os.Remove(filepath.Join(st.Dir, agentrecord.SessionsDir, ses, agentrecord.SessionUploadFile)))
 	p.Output([]byte("while no agent uploads\r\n"))
 	p.Exited(agentssh.Exit{Status: 0})
 	r.Disconnected(ses, "")
@@ -366,7 +368,7 @@ func TestUploadRefusals(t *testing.T) {
 	ses := a.session(t, a.dev)
 	other, _ := a.enroll(t, "dev2")
 	theirs := a.session(t, other)
-	server := &flaky{UploadServer: a.client(t)}
+	server := &flaky{Server: a.client(t)}
 	var cur atomic.Pointer[Uploader]
 	u, _ := startUploader(t, st, server)
 	cur.Store(u)
@@ -379,7 +381,9 @@ func TestUploadRefusals(t *testing.T) {
 		p.Exited(agentssh.Exit{Status: 0})
 		r.SessionEnded(id, "closed")
 	}
-	progress := func(id string) *uploadProgress { return readProgress(filepath.Join(st.Dir, SessionsDir, id)) }
+	progress := func(id string) *uploadProgress {
+		return readProgress(filepath.Join(st.Dir, agentrecord.SessionsDir, id))
+	}
 	// The server completes it before the uploader writes down its answer.
 	testwait.For(t, 10*time.Second, "the capped recording complete", func() bool { return a.complete(t, ses) && progress(ses).Complete })
 	testwait.For(t, 10*time.Second, "the other device's session given up", func() bool { return progress(theirs).Gone != "" })
@@ -416,7 +420,7 @@ func TestUploadRefusals(t *testing.T) {
 func TestUploadChangedNeverBlocks(t *testing.T) {
 	t.Parallel()
 	st := &agentstate.State{Dir: t.TempDir(), Enrollment: agentstate.Enrollment{Server: "https://127.0.0.1:1", Fleet: "acme", Name: "dev1"}}
-	u, err := NewUploader(UploadOptions{State: st})
+	u, err := New(Options{State: st})
 	must(t, err)
 	done := make(chan struct{})
 	go func() {
@@ -458,7 +462,7 @@ func TestOwnerLinkKept(t *testing.T) {
 	}
 
 	// The same link while it has long to go; a new one near its end.
-	u, err := NewUploader(UploadOptions{State: st, Server: a.client(t)})
+	u, err := New(Options{State: st, Server: a.client(t)})
 	must(t, err)
 	if _, err := u.ensureOwnerLink(t.Context()); err != nil {
 		t.Fatal(err)
@@ -482,7 +486,7 @@ func TestOwnerLinkKept(t *testing.T) {
 // oldServer answers uploads as a server without them does: an unknown
 // path.
 type oldServer struct {
-	UploadServer
+	Server
 	calls atomic.Int64
 }
 
@@ -502,10 +506,10 @@ func TestUploadOldServer(t *testing.T) {
 	r := recorder(t, st, &none)
 	r.Connected(ses, engineer(ses))
 	r.SessionEnded(ses, "closed")
-	server := &oldServer{UploadServer: a.client(t)}
+	server := &oldServer{Server: a.client(t)}
 	startUploader(t, st, server)
 	testwait.For(t, 10*time.Second, "tries", func() bool { return server.calls.Load() >= 3 })
-	if p := readProgress(filepath.Join(st.Dir, SessionsDir, ses)); p.Gone != "" || p.Meta != "" {
+	if p := readProgress(filepath.Join(st.Dir, agentrecord.SessionsDir, ses)); p.Gone != "" || p.Meta != "" {
 		t.Errorf("upload.json = %+v; want the session still queued", p)
 	}
 }

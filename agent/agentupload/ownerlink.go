@@ -1,4 +1,4 @@
-package agent
+package agentupload
 
 import (
 	"context"
@@ -24,7 +24,7 @@ import (
 const OwnerLinkFile = "owner-link.json"
 
 // ErrNoOwnerLink means the agent has not got an owner link yet.
-var ErrNoOwnerLink = errors.New("agent: no owner link yet")
+var ErrNoOwnerLink = errors.New("agentupload: no owner link yet")
 
 // OwnerLink is the owner's read-only link: with its token ("Authorization:
 // Owner <token>") the owner reads the server's log of this device, its
@@ -59,7 +59,7 @@ func ReadOwnerLink(stateDir string) (*OwnerLink, error) {
 		if _, serr := os.Stat(stateDir); serr != nil {
 			return nil, agentstate.ReadError(stateDir, serr)
 		}
-		return nil, &explained{kind: ErrNoOwnerLink, msg: "the agent has no owner link yet: it asks the server for one as it runs (porthole-agent run)"}
+		return nil, noOwnerLinkError{}
 	} else if err != nil {
 		return nil, agentstate.ReadError(path, err)
 	}
@@ -139,3 +139,13 @@ func (u *Uploader) ensureOwnerLink(ctx context.Context) (time.Duration, error) {
 	u.log.Info("got a new owner link", "file", filepath.Join(u.stateDir, OwnerLinkFile))
 	return daily, nil
 }
+
+// noOwnerLinkError tells the owner there is no link yet; it matches
+// ErrNoOwnerLink.
+type noOwnerLinkError struct{}
+
+func (noOwnerLinkError) Error() string {
+	return "the agent has no owner link yet: it asks the server for one as it runs (porthole-agent run)"
+}
+
+func (noOwnerLinkError) Is(target error) bool { return target == ErrNoOwnerLink }

@@ -1,4 +1,4 @@
-package agent
+package agentrecord
 
 import (
 	"errors"
@@ -10,7 +10,7 @@ import (
 	"go.yaml.in/yaml/v3"
 )
 
-// RecordingsConfig bounds what session recordings may take of the device's
+// Config bounds what session recordings may take of the device's
 // disk (key recordings in the owner's config). Every zero value is a default.
 //
 //	recordings:
@@ -18,7 +18,7 @@ import (
 //	  max_events: 16MiB    # events.jsonl per session (commands, files, forwards)
 //	  max_total: 512MiB    # all sessions together; the oldest go first
 //	  keep: 30d            # sessions that ended longer ago are deleted
-type RecordingsConfig struct {
+type Config struct {
 	// MaxSession caps the output recorded for one session, all its
 	// asciicasts together. Past it the recordings stop with a marker
 	// ("[porthole: recording truncated at 64 MiB]"). Zero: 64 MiB.
@@ -48,27 +48,27 @@ type RecordingsConfig struct {
 	Keep Age `yaml:"keep"`
 }
 
-// Defaults of RecordingsConfig.
+// Defaults of Config.
 const (
-	DefaultRecordMaxSession ByteSize = 64 << 20
-	DefaultRecordMaxEvents  ByteSize = 16 << 20
-	DefaultRecordMaxTotal   ByteSize = 512 << 20
-	DefaultRecordKeep       Age      = Age(30 * 24 * time.Hour)
+	DefaultMaxSession ByteSize = 64 << 20
+	DefaultMaxEvents  ByteSize = 16 << 20
+	DefaultMaxTotal   ByteSize = 512 << 20
+	DefaultKeep       Age      = Age(30 * 24 * time.Hour)
 )
 
 // minRecordCap keeps the caps big enough to hold a header and a marker.
 const minRecordCap = 1 << 10
 
-func (c RecordingsConfig) maxSession() int64 {
-	return int64(orSize(c.MaxSession, DefaultRecordMaxSession))
+func (c Config) maxSession() int64 {
+	return int64(orSize(c.MaxSession, DefaultMaxSession))
 }
-func (c RecordingsConfig) maxEvents() int64 {
-	return int64(orSize(c.MaxEvents, DefaultRecordMaxEvents))
+func (c Config) maxEvents() int64 {
+	return int64(orSize(c.MaxEvents, DefaultMaxEvents))
 }
-func (c RecordingsConfig) maxTotal() int64 { return int64(orSize(c.MaxTotal, DefaultRecordMaxTotal)) }
-func (c RecordingsConfig) keep() time.Duration {
+func (c Config) maxTotal() int64 { return int64(orSize(c.MaxTotal, DefaultMaxTotal)) }
+func (c Config) keep() time.Duration {
 	if c.Keep <= 0 {
-		return time.Duration(DefaultRecordKeep)
+		return time.Duration(DefaultKeep)
 	}
 	return time.Duration(c.Keep)
 }
@@ -80,8 +80,8 @@ func orSize(s, def ByteSize) ByteSize {
 	return s
 }
 
-// validate checks the caps against each other.
-func (c RecordingsConfig) validate() error {
+// Validate checks the caps against each other.
+func (c Config) Validate() error {
 	if c.MaxSession < 0 || c.MaxEvents < 0 || c.MaxTotal < 0 || c.Keep < 0 {
 		return errors.New("recordings: sizes and keep cannot be negative")
 	}

@@ -1,4 +1,4 @@
-package agent
+package agentconsent
 
 import (
 	"context"
@@ -17,25 +17,25 @@ import (
 	"github.com/porthole/porthole/sessioncert"
 )
 
-// ConsentMode is how the device's owner lets engineers in. It comes from the
+// Mode is how the device's owner lets engineers in. It comes from the
 // owner's config alone: no command, answer or file from the server can set
 // or change it, and the signed open command has no field that speaks of it.
-type ConsentMode string
+type Mode string
 
 // The consent modes.
 const (
-	// ConsentManual (the default): the owner opens a support window
+	// Manual (the default): the owner opens a support window
 	// (porthole-agent request, or the local page) and reads out the
 	// support code; an engineer gets in with a session certificate and
 	// that code, only while the window is open.
-	ConsentManual ConsentMode = "manual"
-	// ConsentApprove: each session waits until the owner approves it
+	Manual Mode = "manual"
+	// Approve: each session waits until the owner approves it
 	// (porthole-agent approve, or the local page), seeing who asks and
 	// why; unanswered within the approval timeout means denied.
-	ConsentApprove ConsentMode = "approve"
-	// ConsentAuto: any session the server signs opens, with no code: for
+	Approve Mode = "approve"
+	// Auto: any session the server signs opens, with no code: for
 	// fleets whose operator owns the devices.
-	ConsentAuto ConsentMode = "auto"
+	Auto Mode = "auto"
 )
 
 // Limits of consent.
@@ -72,26 +72,24 @@ const (
 	eventServerNotTold   = "server_not_told"
 )
 
-// ConsentServer is the server's support queue as the device reaches it
+// Server is the server's support queue as the device reaches it
 // with its own credential; *apiclient.Client with Options.Device is one.
-type ConsentServer interface {
+type Server interface {
 	PostDeviceRequest(ctx context.Context, req apitype.DeviceRequest) (*apitype.SupportRequest, error)
 	CloseDeviceRequest(ctx context.Context, id, reason string) (*apitype.SupportRequest, error)
 }
 
-// ConsentOptions are the inputs of NewConsent.
-type ConsentOptions struct {
-	// Mode is the owner's consent mode. Empty: manual.
-	Mode ConsentMode
+// Options are the inputs of New.
+type Options struct {
+	// Config is the owner's consent section of agent.yaml: the mode
+	// (empty: manual) and the approval timeout (zero: 5 min).
+	Config Config
 	// Fleet and Device name this device, for the owner and the prompt.
 	Fleet, Device string
-	// ApprovalTimeout is how long the owner has to answer in approve
-	// mode. Zero: 5 min.
-	ApprovalTimeout time.Duration
 	// Server receives support and approval requests. Nil: none is sent
 	// (the owner still reads out the code; engineers just find no entry in
 	// the queue).
-	Server ConsentServer
+	Server Server
 	// Log is the agent's event log (agentlog.Open), which the caller
 	// closes after Close. Nil: nothing is logged there.
 	Log *agentlog.Log
@@ -128,10 +126,10 @@ type ConsentOptions struct {
 // Windows live in memory only: the code is never written anywhere, and a
 // restarted agent has no window.
 type Consent struct {
-	mode            ConsentMode
+	mode            Mode
 	fleet, device   string
 	approvalTimeout time.Duration
-	server          ConsentServer
+	server          Server
 	log             *slog.Logger
 	now             func() time.Time
 	events          *agentlog.Log // nil: no event log
@@ -152,7 +150,7 @@ type window struct {
 	reason string
 	opened time.Time
 	ends   time.Time
-	ctx    context.Context // ends with the window; its cause is a *consentEnd
+	ctx    context.Context // ends with the window; its cause is a *End
 	cancel context.CancelCauseFunc
 	timer  *time.Timer
 	told   chan struct{} // closed after the first try to tell the server
@@ -197,35 +195,45 @@ const (
 	SessionOpen         = "open"
 )
 
-// consentEnd is why consent for a session ended: the tunnel_down reason,
-// and the sentence the engineer is shown.
-type consentEnd struct {
-	reason control.CloseReason
-	words  string
+// End is why consent for a session ended, the cause with which its
+// context is cancelled (context.WithCancelCause): the tunnel_down reason,
+// and the sentence the engineer is shown (EndWords).
+type End struct {
+	Reason control.CloseReason
+	Words  string
 }
 
-func (e *consentEnd) Error() string { return e.words }
+func (e *End) Error() string { return e.Words }
 
-// grant is what admit lets a session do.
-type grant struct {
+// Grant is what Admit lets a session do. In manual mode the session lives
+// in a support window: it needs the window's code (CheckCode) and ends
+// with the window (Ended).
+type Grant struct {
 	window *window // manual: the window the session lives in, whose code it needs
 }
 
-// NewConsent checks opts and returns the device's consent, with no window
-// open. Close it when the agent stops.
-func NewConsent(opts ConsentOptions) (*Consent, error) {
-	mode := opts.Mode
-	if mode == "" {
-		mode = ConsentManual
+// InWindow reports whether the session lives in a support window, whose
+// code it needs.
+func (g *Grant) InWindow() bool { return g.window != nil }
+
+// Ended is a context that ends with the session's support window, its
+// cause an *End saying why; nil for a session outside a window.
+func (g *Grant) Ended() context.Context {
+	if g.window == nil {
+		return nil
 	}
-	if err := checkMode(mode); err != nil {
+	return g.window.ctx
+}
+
+// New checks opts and returns the device's consent, with no window
+// open. Close it when the agent stops.
+func New(opts Options) (*Consent, error) {
+	if err := opts.Config.Validate(); err != nil {
 		return nil, err
 	}
-	if opts.ApprovalTimeout < 0 || opts.ApprovalTimeout > MaxApprovalTimeout {
-		return nil, fmt.Errorf("approval_timeout must be at most %v", MaxApprovalTimeout)
-	}
+	mode := opts.Config.ModeOrDefault()
 	c := &Consent{mode: mode, fleet: opts.Fleet, device: opts.Device, server: opts.Server, log: opts.Logger, now: opts.Now, events: opts.Log,
-		approvalTimeout: orDuration(opts.ApprovalTimeout, DefaultApprovalTimeout),
+		approvalTimeout: opts.Config.ApprovalTimeout,
 		pending:         map[string]*approval{}, sessions: map[string]*sessionInfo{}}
 	if c.log == nil {
 		c.log = slog.New(slog.DiscardHandler)
@@ -233,20 +241,27 @@ func NewConsent(opts ConsentOptions) (*Consent, error) {
 	if c.now == nil {
 		c.now = time.Now
 	}
+	if c.approvalTimeout == 0 {
+		c.approvalTimeout = DefaultApprovalTimeout
+	}
 	c.ctx, c.cancel = context.WithCancel(context.Background())
 	return c, nil
 }
 
-func checkMode(m ConsentMode) error {
+// CheckMode refuses a mode that is not manual, approve or auto.
+func CheckMode(m Mode) error {
 	switch m {
-	case ConsentManual, ConsentApprove, ConsentAuto:
+	case Manual, Approve, Auto:
 		return nil
 	}
 	return fmt.Errorf("consent %q must be manual, approve or auto", m)
 }
 
 // Mode is the owner's consent mode.
-func (c *Consent) Mode() ConsentMode { return c.mode }
+func (c *Consent) Mode() Mode { return c.mode }
+
+// Device is the device's name, as the owner and engineers read it.
+func (c *Consent) Device() string { return c.device }
 
 // Close closes the window (telling the server, briefly) and waits for the
 // talks with the server to end. It may be called more than once.
@@ -276,6 +291,16 @@ func (c *Consent) Close() error {
 	return nil
 }
 
+// Revoked records in the event log that the owner revoked access: the
+// window closed (Revoke) and sessions ended (by whoever runs them).
+func (c *Consent) Revoked(sessions int, windowClosed bool) {
+	detail := fmt.Sprintf("ended %d session(s)", sessions)
+	if windowClosed {
+		detail += " and closed the support window"
+	}
+	c.record(agentlog.Event{Event: eventRevoked, Detail: detail})
+}
+
 // record writes ev to the event log, if there is one.
 func (c *Consent) record(ev agentlog.Event) {
 	if c.events == nil {
@@ -287,8 +312,8 @@ func (c *Consent) record(ev agentlog.Event) {
 	}
 }
 
-// ErrConsentClosed is returned once the agent is stopping.
-var ErrConsentClosed = errors.New("agent: the agent is stopping")
+// ErrClosed is returned once the agent is stopping.
+var ErrClosed = errors.New("agentconsent: the agent is stopping")
 
 // Request opens a support window for d (DefaultSupportWindow when zero),
 // or returns the one that is open (opened false). In manual mode the
@@ -309,7 +334,7 @@ func (c *Consent) Request(reason string, d time.Duration) (st WindowStatus, open
 	c.mu.Lock()
 	if c.closed {
 		c.mu.Unlock()
-		return WindowStatus{}, false, ErrConsentClosed
+		return WindowStatus{}, false, ErrClosed
 	}
 	if w := c.window; w != nil {
 		st := c.windowStatusLocked(w)
@@ -318,7 +343,7 @@ func (c *Consent) Request(reason string, d time.Duration) (st WindowStatus, open
 	}
 	now := c.now()
 	w := &window{reason: reason, opened: now, ends: now.Add(d), told: make(chan struct{})}
-	if c.mode == ConsentManual {
+	if c.mode == Manual {
 		w.code = newSupportCode()
 	}
 	w.ctx, w.cancel = context.WithCancelCause(c.ctx)
@@ -431,7 +456,7 @@ func (c *Consent) closeWindowLocked(w *window, reason control.CloseReason) {
 	}
 	w.endReason = reason
 	w.timer.Stop()
-	cause := &consentEnd{reason: reason, words: c.endWords(reason)}
+	cause := &End{Reason: reason, Words: c.EndWords(reason)}
 	if reason == control.CloseWrongCodes {
 		// The fifth wrong code is refused with a banner saying the window
 		// closed; ending the sessions at once would cut the connection
@@ -448,8 +473,8 @@ func (c *Consent) closeWindowLocked(w *window, reason control.CloseReason) {
 	c.closeRequestLocked(w.requestID, string(reason))
 }
 
-// endWords says to an engineer why consent ended their session.
-func (c *Consent) endWords(reason control.CloseReason) string {
+// EndWords says to an engineer why consent ended their session.
+func (c *Consent) EndWords(reason control.CloseReason) string {
 	switch reason {
 	case control.CloseRevoked:
 		return fmt.Sprintf("the owner of %s ended this session", c.device)
@@ -464,7 +489,8 @@ func (c *Consent) endWords(reason control.CloseReason) string {
 }
 
 // Revoke closes the support window, if one is open, for the owner's
-// revoke. Ending the sessions is Tunnels.CloseAll's job.
+// revoke. Ending the sessions is the data path's job (agent's
+// Tunnels.CloseAll); Revoked records both.
 func (c *Consent) Revoke() (windowClosed bool) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
@@ -475,16 +501,16 @@ func (c *Consent) Revoke() (windowClosed bool) {
 	return windowClosed
 }
 
-// admit decides whether the session cmd opens may go ahead, for the
+// Admit decides whether the session cmd opens may go ahead, for the
 // device's mode, and reports waiting_consent while the owner decides in
 // approve mode (it blocks until then, or until ctx ends). A refusal is the
 // tunnel_down reason.
-func (c *Consent) admit(ctx context.Context, cmd *control.Command, report Reporter) (*grant, control.CloseReason) {
+func (c *Consent) Admit(ctx context.Context, cmd *control.Command, report func(control.State)) (*Grant, control.CloseReason) {
 	switch c.mode {
-	case ConsentAuto:
+	case Auto:
 		c.admitted(cmd.Session, nil, "auto")
-		return &grant{}, ""
-	case ConsentApprove:
+		return &Grant{}, ""
+	case Approve:
 		return c.waitApproval(ctx, cmd, report)
 	}
 	c.mu.Lock()
@@ -497,7 +523,7 @@ func (c *Consent) admit(ctx context.Context, cmd *control.Command, report Report
 	}
 	c.mu.Unlock()
 	c.admitted(cmd.Session, w, "support window, code required")
-	return &grant{window: w}, ""
+	return &Grant{window: w}, ""
 }
 
 // admitted records a session let in.
@@ -509,7 +535,7 @@ func (c *Consent) admitted(session string, w *window, how string) {
 }
 
 // waitApproval holds a session until the owner answers (approve mode).
-func (c *Consent) waitApproval(ctx context.Context, cmd *control.Command, report Reporter) (*grant, control.CloseReason) {
+func (c *Consent) waitApproval(ctx context.Context, cmd *control.Command, report func(control.State)) (*Grant, control.CloseReason) {
 	now := c.now()
 	a := &approval{session: cmd.Session, fleet: cmd.Fleet, asked: now, deadline: now.Add(c.approvalTimeout), answer: make(chan bool, 1)}
 	c.mu.Lock()
@@ -542,8 +568,8 @@ func (c *Consent) waitApproval(ctx context.Context, cmd *control.Command, report
 		reason = control.CloseConsentTimeout
 	case <-ctx.Done():
 		reason = control.CloseOnCommand
-		if e, isEnd := errors.AsType[*consentEnd](context.Cause(ctx)); isEnd {
-			reason = e.reason
+		if e, isEnd := errors.AsType[*End](context.Cause(ctx)); isEnd {
+			reason = e.Reason
 		}
 	}
 	c.mu.Lock()
@@ -559,7 +585,7 @@ func (c *Consent) waitApproval(ctx context.Context, cmd *control.Command, report
 	case ok:
 		c.record(agentlog.Event{Event: eventApproved, Session: a.session})
 		c.closeRequest(id, "approved")
-		return &grant{}, ""
+		return &Grant{}, ""
 	case reason == control.CloseDenied:
 		c.record(agentlog.Event{Event: eventDenied, Session: a.session})
 	case reason == control.CloseConsentTimeout:
@@ -596,7 +622,7 @@ func (c *Consent) askWho(a *approval) {
 }
 
 // ErrNoSuchApproval: no session waits for the owner under that name.
-var ErrNoSuchApproval = errors.New("agent: no session waits for approval")
+var ErrNoSuchApproval = errors.New("agentconsent: no session waits for approval")
 
 // Answer approves or denies a session waiting for the owner. id is the
 // session's id, or an unambiguous part of it; empty means the only one
@@ -631,9 +657,13 @@ func (c *Consent) Answer(id string, approve bool) (string, error) {
 	return a.session, nil
 }
 
-// checkCode checks a support code an engineer gave for a session in
-// window w (manual mode), counting wrong ones.
-func (c *Consent) checkCode(w *window, session, answer string) error {
+// CheckCode checks a support code an engineer gave for a session with
+// grant g, in its window (manual mode), counting wrong ones.
+func (c *Consent) CheckCode(g *Grant, session, answer string) error {
+	w := g.window
+	if w == nil {
+		return errors.New("agentconsent: this session needs no support code")
+	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if w.endReason != "" {
@@ -668,8 +698,8 @@ func ordinal(n int) string {
 	return fmt.Sprintf("%dth", n)
 }
 
-// sessionUp: the session's tunnel is registered at the relay.
-func (c *Consent) sessionUp(session string) {
+// SessionUp: the session's tunnel is registered at the relay.
+func (c *Consent) SessionUp(session string) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if s := c.sessions[session]; s != nil {
@@ -677,15 +707,15 @@ func (c *Consent) sessionUp(session string) {
 	}
 }
 
-// sessionEnded: the session is over.
-func (c *Consent) sessionEnded(session string) {
+// SessionEnded: the session is over.
+func (c *Consent) SessionEnded(session string) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	delete(c.sessions, session)
 }
 
 // connected and disconnected follow the engineers' connections (see
-// consentRecorder).
+// Recorder).
 func (c *Consent) connected(session string, who sessioncert.Claims) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
@@ -706,61 +736,68 @@ func (c *Consent) disconnected(session string) {
 	}
 }
 
-// consentRecorder tells Consent who connects, and passes everything on to
-// the agent's own Recorder.
-type consentRecorder struct {
+// Recorder is the session recorder for the SSH server: it tells c who
+// connects (for the owner's status) and passes everything on to next, the
+// agent's own recorder (nil: none).
+func (c *Consent) Recorder(next agentssh.Recorder) agentssh.Recorder {
+	return recorder{c: c, next: next}
+}
+
+// recorder tells Consent who connects, and passes everything on to
+// the agent's own recorder.
+type recorder struct {
 	c    *Consent
 	next agentssh.Recorder // nil: none
 }
 
-var _ agentssh.Recorder = consentRecorder{}
+var _ agentssh.Recorder = recorder{}
 
-func (r consentRecorder) Connected(session string, who sessioncert.Claims) {
+func (r recorder) Connected(session string, who sessioncert.Claims) {
 	r.c.connected(session, who)
 	if r.next != nil {
 		r.next.Connected(session, who)
 	}
 }
 
-func (r consentRecorder) Disconnected(session, reason string) {
+func (r recorder) Disconnected(session, reason string) {
 	r.c.disconnected(session)
 	if r.next != nil {
 		r.next.Disconnected(session, reason)
 	}
 }
 
-func (r consentRecorder) Process(session string, p agentssh.Process) agentssh.ProcessRecorder {
+func (r recorder) Process(session string, p agentssh.Process) agentssh.ProcessRecorder {
 	if r.next == nil {
 		return nil
 	}
 	return r.next.Process(session, p)
 }
 
-func (r consentRecorder) SFTP(session string, op agentssh.SFTPOp) {
+func (r recorder) SFTP(session string, op agentssh.SFTPOp) {
 	if r.next != nil {
 		r.next.SFTP(session, op)
 	}
 }
 
-func (r consentRecorder) Forward(session string, f agentssh.Forward) {
+func (r recorder) Forward(session string, f agentssh.Forward) {
 	if r.next != nil {
 		r.next.Forward(session, f)
 	}
 }
 
-func (r consentRecorder) Full(session string) string {
+func (r recorder) Full(session string) string {
 	if r.next == nil {
 		return ""
 	}
 	return r.next.Full(session)
 }
 
-// ConsentStatus is what the owner sees (porthole-agent status, the local
+// Status is what the owner sees (porthole-agent status, the local
 // page).
-type ConsentStatus struct {
-	Mode   ConsentMode `json:"mode"`
-	Fleet  string      `json:"fleet"`
-	Device string      `json:"device"`
+type Status struct {
+	Mode   Mode   `json:"mode"`
+	Fleet  string `json:"fleet"`
+	Device string `json:"device"`
 	// Window is the open support window, if any.
 	Window *WindowStatus `json:"window,omitempty"`
 	// Pending are the sessions waiting for the owner's answer (approve).
@@ -812,10 +849,10 @@ type SessionStatus struct {
 }
 
 // Status is the consent as it stands.
-func (c *Consent) Status() ConsentStatus {
+func (c *Consent) Status() Status {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	st := ConsentStatus{Mode: c.mode, Fleet: c.fleet, Device: c.device, Pending: []ApprovalStatus{}, Sessions: []SessionStatus{}}
+	st := Status{Mode: c.mode, Fleet: c.fleet, Device: c.device, Pending: []ApprovalStatus{}, Sessions: []SessionStatus{}}
 	if c.window != nil {
 		ws := c.windowStatusLocked(c.window)
 		st.Window = &ws

@@ -1,4 +1,4 @@
-package agent
+package agentretry
 
 import (
 	"testing"
@@ -6,7 +6,7 @@ import (
 )
 
 func TestBackoffDelay(t *testing.T) {
-	b, err := Backoff{}.withDefaults()
+	b, err := Backoff{}.WithDefaults()
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -53,11 +53,11 @@ func TestBackoffNeverExceedsMax(t *testing.T) {
 }
 
 func TestBackoffDefaults(t *testing.T) {
-	if b, err := (Backoff{}).withDefaults(); err != nil || b.First != 2*time.Second || b.Max != time.Minute {
+	if b, err := (Backoff{}).WithDefaults(); err != nil || b.First != 2*time.Second || b.Max != time.Minute {
 		t.Errorf("zero Backoff = %+v, %v; want 2s to 1m", b, err)
 	}
 	for _, b := range []Backoff{{First: -time.Second}, {First: time.Minute, Max: time.Second}} {
-		if _, err := b.withDefaults(); err == nil {
+		if _, err := b.WithDefaults(); err == nil {
 			t.Errorf("%+v accepted", b)
 		}
 	}

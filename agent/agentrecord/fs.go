@@ -1,4 +1,4 @@
-package agent
+package agentrecord
 
 import (
 	"os"
@@ -43,9 +43,9 @@ func validDirWord(s string) bool {
 	return true
 }
 
-// sessionPath is the directory of session id under the state directory,
+// SessionPath is the directory of session id under the state directory,
 // or "" for an id that cannot name one.
-func sessionPath(stateDir, id string) string {
+func SessionPath(stateDir, id string) string {
 	name := sessionDirName(id)
 	if name == "" {
 		return ""

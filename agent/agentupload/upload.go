@@ -1,4 +1,4 @@
-package agent
+package agentupload
 
 import (
 	"context"
@@ -19,6 +19,8 @@ import (
 	"sync"
 	"time"
 
+	"github.com/porthole/porthole/agent/agentrecord"
+	"github.com/porthole/porthole/agent/agentretry"
 	"github.com/porthole/porthole/agent/agentstate"
 	"github.com/porthole/porthole/apiclient"
 	"github.com/porthole/porthole/apitype"
@@ -26,55 +28,33 @@ import (
 	"github.com/porthole/porthole/proxydial"
 )
 
-// Upload sends every session's recording (SessionsDir) to the server, for
-// the engineers and for the owner's link (see OwnerLink), during the
-// session and after it:
-//
-//  1. meta.json whole, again whenever it changed;
-//  2. events.jsonl and each asciicast as chunks appended at the offset the
-//     server holds, which upload.json in the session's directory keeps, so
-//     that an upload goes on where it stopped, after a dropped connection
-//     or an agent restart; a chunk the server already has is answered with
-//     its size, a gap with the size to resume from;
-//  3. once meta.json says the session ended and everything is sent, the
-//     recording is completed, which the server's audit log records.
-//
-// Sessions are looked at when the recorder says they grew or ended
-// (Changed), when the agent starts (so that what a previous run could not
-// send goes now) and every RescanEvery. A failure to reach the server is
-// retried with backoff; what the server refuses for good (a file past its
-// caps, a session it does not give this device) is noted in upload.json
-// and not sent again. The upload never holds up a session: Changed only
-// marks it, and one goroutine does the sending. Retention deletes
-// recordings whether or not they were sent: the owner's disk comes first.
-
-// UploadServer is the server as the uploader reaches it, with the device's
+// Server is the server as the uploader reaches it, with the device's
 // own credential; *apiclient.Client is one.
-type UploadServer interface {
+type Server interface {
 	UploadRecordingFile(ctx context.Context, session, name string, offset int64, data []byte) (int64, error)
 	CompleteRecording(ctx context.Context, session string, files map[string]int64) (*apitype.Recording, error)
 	OwnerLink(ctx context.Context) (*apitype.OwnerLink, error)
 }
 
-var _ UploadServer = (*apiclient.Client)(nil)
+var _ Server = (*apiclient.Client)(nil)
 
-// UploadOptions are the inputs of NewUploader.
-type UploadOptions struct {
+// Options are the inputs of New.
+type Options struct {
 	// State is the enrolled device: its state directory holds the
 	// recordings, and its enrollment names the server. Required.
 	State *agentstate.State
 	// Server receives the recordings. Nil: the enrollment's server,
 	// reached with the device's key, by NetDial.
-	Server UploadServer
+	Server Server
 	// NetDial reaches the enrollment's server when Server is nil. Nil:
 	// through the proxy the environment names (HTTPS_PROXY), if one
-	// applies; the agent passes Config.NetDial.
+	// applies; the agent passes agent.Config.NetDial.
 	NetDial proxydial.DialFunc
 	// Logger gets what could not be sent and why. Nil: nothing is logged.
 	Logger *slog.Logger
 	// Backoff bounds the waits after a failure to reach the server. Zero:
 	// from 2 s up to 5 min.
-	Backoff Backoff
+	Backoff agentretry.Backoff
 	// Every is the least time between two passes over the recordings, so
 	// that a busy session is sent in a few chunks a pass rather than a
 	// chunk a line. Zero: 2 s.
@@ -88,24 +68,24 @@ type UploadOptions struct {
 	Now func() time.Time
 }
 
-// Defaults of UploadOptions.
+// Defaults of Options.
 const (
-	DefaultUploadEvery     = 2 * time.Second
-	DefaultUploadRescan    = 10 * time.Minute
-	DefaultUploadChunk     = 1 << 20
-	defaultUploadBackoffMx = 5 * time.Minute
+	DefaultEvery      = 2 * time.Second
+	DefaultRescan     = 10 * time.Minute
+	DefaultChunk      = 1 << 20
+	defaultBackoffMax = 5 * time.Minute
 )
 
-// Uploader sends the recordings to the server; see Upload above. Make it
-// with NewUploader before OpenRecordings, so that its Changed can be the
+// Uploader sends the recordings to the server; see the package comment. Make it
+// with New before agentrecord.Open, so that its Changed can be the
 // recordings' hook, and Start it once they are open.
 type Uploader struct {
 	stateDir    string
-	server      UploadServer
+	server      Server
 	serverURL   string
 	fingerprint string
 	log         *slog.Logger
-	backoff     Backoff
+	backoff     agentretry.Backoff
 	every       time.Duration
 	rescan      time.Duration
 	chunk       int
@@ -118,10 +98,10 @@ type Uploader struct {
 	pending map[string]bool // guarded by mu: sessions to look at
 }
 
-// NewUploader checks opts; nothing is sent before Start.
-func NewUploader(opts UploadOptions) (*Uploader, error) {
+// New checks opts; nothing is sent before Start.
+func New(opts Options) (*Uploader, error) {
 	if opts.State == nil {
-		return nil, errors.New("agent: the uploader needs the device's state")
+		return nil, errors.New("agentupload: the uploader needs the device's state")
 	}
 	enr := opts.State.Enrollment
 	u := &Uploader{stateDir: opts.State.Dir, server: opts.Server, serverURL: enr.Server, fingerprint: enr.Fingerprint,
@@ -136,20 +116,24 @@ func NewUploader(opts UploadOptions) (*Uploader, error) {
 		u.server = c
 	}
 	if opts.Backoff.Max == 0 {
-		opts.Backoff.Max = defaultUploadBackoffMx
+		opts.Backoff.Max = defaultBackoffMax
 	}
 	var err error
-	if u.backoff, err = opts.Backoff.withDefaults(); err != nil {
+	if u.backoff, err = opts.Backoff.WithDefaults(); err != nil {
 		return nil, err
 	}
 	if u.log == nil {
 		u.log = slog.New(slog.DiscardHandler)
 	}
 	u.log = u.log.With("component", "upload")
-	u.every = orDuration(u.every, DefaultUploadEvery)
-	u.rescan = orDuration(u.rescan, DefaultUploadRescan)
+	if u.every <= 0 {
+		u.every = DefaultEvery
+	}
+	if u.rescan <= 0 {
+		u.rescan = DefaultRescan
+	}
 	if u.chunk <= 0 {
-		u.chunk = DefaultUploadChunk
+		u.chunk = DefaultChunk
 	}
 	if u.now == nil {
 		u.now = time.Now
@@ -158,7 +142,7 @@ func NewUploader(opts UploadOptions) (*Uploader, error) {
 }
 
 // Changed marks a session to be sent; it never blocks. It is
-// RecordingsOptions.Changed.
+// agentrecord.Options.Changed.
 func (u *Uploader) Changed(session string) {
 	u.mu.Lock()
 	u.pending[session] = true
@@ -242,7 +226,7 @@ func (u *Uploader) anyPending() bool {
 // markAll marks every recorded session, and clears what an interrupted
 // write of upload.json left.
 func (u *Uploader) markAll() {
-	ents, err := os.ReadDir(filepath.Join(u.stateDir, SessionsDir))
+	ents, err := os.ReadDir(filepath.Join(u.stateDir, agentrecord.SessionsDir))
 	if err != nil {
 		if !errors.Is(err, fs.ErrNotExist) {
 			u.log.Error("reading the recordings", "err", err)
@@ -253,7 +237,7 @@ func (u *Uploader) markAll() {
 	defer u.mu.Unlock()
 	for _, e := range ents {
 		if e.IsDir() && !strings.HasPrefix(e.Name(), ".") {
-			atomicfile.RemoveTemps(filepath.Join(u.stateDir, SessionsDir, e.Name(), SessionUploadFile))
+			atomicfile.RemoveTemps(filepath.Join(u.stateDir, agentrecord.SessionsDir, e.Name(), agentrecord.SessionUploadFile))
 			u.pending[e.Name()] = true
 		}
 	}
@@ -302,7 +286,7 @@ type uploadProgress struct {
 // everything is sent again, and the server answers what it holds.
 func readProgress(dir string) *uploadProgress {
 	p := &uploadProgress{}
-	data, err := os.ReadFile(filepath.Join(dir, SessionUploadFile))
+	data, err := os.ReadFile(filepath.Join(dir, agentrecord.SessionUploadFile))
 	if err == nil {
 		err = json.Unmarshal(data, p)
 	}
@@ -324,7 +308,7 @@ func (u *Uploader) saveProgress(dir string, p *uploadProgress) error {
 	if err != nil {
 		return err
 	}
-	if err := agentstate.WriteFileShared(filepath.Join(dir, SessionUploadFile), data, u.gid); errors.Is(err, fs.ErrNotExist) {
+	if err := agentstate.WriteFileShared(filepath.Join(dir, agentrecord.SessionUploadFile), data, u.gid); errors.Is(err, fs.ErrNotExist) {
 		return nil // deleted by retention meanwhile
 	} else if err != nil {
 		return fmt.Errorf("saving the upload's progress: %w", err)
@@ -343,7 +327,7 @@ func (e *errRetry) Unwrap() error { return e.err }
 // when it has ended and everything is sent. Only failures worth another
 // try come back.
 func (u *Uploader) session(ctx context.Context, id string) error {
-	dir := sessionPath(u.stateDir, id)
+	dir := agentrecord.SessionPath(u.stateDir, id)
 	if dir == "" {
 		return nil
 	}
@@ -352,14 +336,14 @@ func (u *Uploader) session(ctx context.Context, id string) error {
 	if p.Gone != "" {
 		return nil
 	}
-	meta, err := os.ReadFile(filepath.Join(dir, SessionMetaFile))
+	meta, err := os.ReadFile(filepath.Join(dir, agentrecord.SessionMetaFile))
 	if errors.Is(err, fs.ErrNotExist) {
 		return nil // deleted, or not begun
 	} else if err != nil {
 		log.Error("reading meta.json", "err", err)
 		return nil
 	}
-	var m SessionMeta
+	var m agentrecord.SessionMeta
 	if err := json.Unmarshal(meta, &m); err != nil {
 		log.Error("meta.json is damaged; not sent", "err", err)
 		return nil
@@ -367,8 +351,8 @@ func (u *Uploader) session(ctx context.Context, id string) error {
 
 	sum := sha256.Sum256(meta)
 	if h := hex.EncodeToString(sum[:]); h != p.Meta {
-		if _, err := u.server.UploadRecordingFile(ctx, id, SessionMetaFile, 0, meta); err != nil {
-			if err := u.refused(dir, p, SessionMetaFile, err, log); err != nil || p.Gone != "" {
+		if _, err := u.server.UploadRecordingFile(ctx, id, agentrecord.SessionMetaFile, 0, meta); err != nil {
+			if err := u.refused(dir, p, agentrecord.SessionMetaFile, err, log); err != nil || p.Gone != "" {
 				return err
 			}
 		}
@@ -378,7 +362,7 @@ func (u *Uploader) session(ctx context.Context, id string) error {
 		}
 	}
 
-	sizes := map[string]int64{SessionMetaFile: int64(len(meta))}
+	sizes := map[string]int64{agentrecord.SessionMetaFile: int64(len(meta))}
 	for _, name := range uploadFiles(dir) {
 		size, err := u.file(ctx, dir, id, name, p, log)
 		if err != nil {
@@ -404,19 +388,19 @@ func (u *Uploader) session(ctx context.Context, id string) error {
 // chunks: events.jsonl, then the asciicasts in process order.
 func uploadFiles(dir string) []string {
 	ents, _ := os.ReadDir(dir)
-	var casts []CastInfo
+	var casts []agentrecord.CastInfo
 	names := []string{}
 	for _, e := range ents {
 		if !e.Type().IsRegular() {
 			continue
 		}
-		if e.Name() == SessionEventsFile {
+		if e.Name() == agentrecord.SessionEventsFile {
 			names = append(names, e.Name())
-		} else if c, ok := parseCastName(e.Name()); ok {
+		} else if c, ok := agentrecord.ParseCastName(e.Name()); ok {
 			casts = append(casts, c)
 		}
 	}
-	slices.SortFunc(casts, func(a, b CastInfo) int { return a.Process - b.Process })
+	slices.SortFunc(casts, func(a, b agentrecord.CastInfo) int { return a.Process - b.Process })
 	for _, c := range casts {
 		names = append(names, c.File)
 	}
@@ -500,4 +484,10 @@ func (u *Uploader) refused(dir string, p *uploadProgress, name string, err error
 		return &errRetry{err}
 	}
 	return u.saveProgress(dir, p)
+}
+
+// jsonIndent is v as indented JSON, for files people open.
+func jsonIndent(v any) ([]byte, error) {
+	b, err := json.MarshalIndent(v, "", "  ")
+	return append(b, '\n'), err
 }

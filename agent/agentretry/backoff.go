@@ -1,12 +1,15 @@
-package agent
+// Package agentretry paces the agent's attempts to reach what it cannot
+// reach yet (its broker, its server): random waits that grow with each
+// failure up to a cap (Backoff).
+package agentretry
 
 import (
 	"fmt"
 	"time"
 )
 
-// Backoff is how long the agent waits between attempts to reach its broker.
-// When a broker restarts, all its devices lose it at the same moment; the
+// Backoff is how long the agent waits between attempts to reach its broker
+// (or its server, to send recordings). When a broker restarts, all its devices lose it at the same moment; the
 // waits are random so that they do not all come back in the same second,
 // and grow so that a broker that is down for long is not hammered.
 type Backoff struct {
@@ -19,20 +22,21 @@ type Backoff struct {
 
 // Default reconnect waits.
 const (
-	DefaultBackoffFirst = 2 * time.Second
-	DefaultBackoffMax   = 60 * time.Second
+	DefaultFirst = 2 * time.Second
+	DefaultMax   = 60 * time.Second
 )
 
-// withDefaults fills in zero fields and checks the result.
-func (b Backoff) withDefaults() (Backoff, error) {
+// WithDefaults fills in zero fields and checks the result: what the
+// agent's parts use.
+func (b Backoff) WithDefaults() (Backoff, error) {
 	if b.First == 0 {
-		b.First = DefaultBackoffFirst
+		b.First = DefaultFirst
 	}
 	if b.Max == 0 {
-		b.Max = DefaultBackoffMax
+		b.Max = DefaultMax
 	}
 	if b.First < 0 || b.Max < b.First {
-		return b, fmt.Errorf("agent: backoff from %v to %v is not a range of positive durations", b.First, b.Max)
+		return b, fmt.Errorf("agentretry: backoff from %v to %v is not a range of positive durations", b.First, b.Max)
 	}
 	return b, nil
 }

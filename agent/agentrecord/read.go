@@ -1,4 +1,4 @@
-package agent
+package agentrecord
 
 import (
 	"cmp"
@@ -26,7 +26,7 @@ import (
 // members of agentstate.OwnerGroup.
 
 // ErrNoSession means no recording has the session id asked for.
-var ErrNoSession = errors.New("agent: no such session recorded")
+var ErrNoSession = errors.New("agentrecord: no such session recorded")
 
 // SessionInfo is a recorded session as the owner's commands list it.
 type SessionInfo struct {
@@ -91,7 +91,7 @@ func ListSessions(stateDir string) ([]SessionInfo, error) {
 // FindSession returns the recorded session id, or the only one whose id
 // starts with id.
 func FindSession(stateDir, id string) (*SessionInfo, error) {
-	if dir := sessionPath(stateDir, id); dir != "" {
+	if dir := SessionPath(stateDir, id); dir != "" {
 		if fi, err := os.Stat(dir); err == nil && fi.IsDir() {
 			s := readSessionDir(dir, id)
 			return &s, nil
@@ -111,7 +111,7 @@ func FindSession(stateDir, id string) (*SessionInfo, error) {
 	}
 	switch len(found) {
 	case 0:
-		return nil, &explained{kind: ErrNoSession, msg: fmt.Sprintf("no session %q is recorded on this device (porthole-agent sessions lists them)", id)}
+		return nil, noSessionError(id)
 	case 1:
 		return &found[0], nil
 	}
@@ -121,6 +121,16 @@ func FindSession(stateDir, id string) (*SessionInfo, error) {
 	}
 	return nil, fmt.Errorf("%q could be any of %s; give more of the id", id, strings.Join(ids, ", "))
 }
+
+// noSessionError says, for the owner, that no session id is recorded; it
+// matches ErrNoSession.
+type noSessionError string
+
+func (e noSessionError) Error() string {
+	return fmt.Sprintf("no session %q is recorded on this device (porthole-agent sessions lists them)", string(e))
+}
+
+func (noSessionError) Is(target error) bool { return target == ErrNoSession }
 
 // readSessionDir reads what a session directory holds.
 func readSessionDir(dir, name string) SessionInfo {
@@ -138,7 +148,7 @@ func readSessionDir(dir, name string) SessionInfo {
 			continue
 		}
 		s.Bytes += fi.Size()
-		if c, ok := parseCastName(e.Name()); ok {
+		if c, ok := ParseCastName(e.Name()); ok {
 			c.Bytes = fi.Size()
 			s.Casts = append(s.Casts, c)
 		}
@@ -147,8 +157,8 @@ func readSessionDir(dir, name string) SessionInfo {
 	return s
 }
 
-// parseCastName reads "0001-pty.cast".
-func parseCastName(name string) (CastInfo, bool) {
+// ParseCastName reads a cast file name, such as "0001-pty.cast".
+func ParseCastName(name string) (CastInfo, bool) {
 	base, ok := strings.CutSuffix(name, castExt)
 	if !ok {
 		return CastInfo{}, false

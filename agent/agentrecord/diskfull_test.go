@@ -1,4 +1,4 @@
-package agent
+package agentrecord
 
 import (
 	"slices"
@@ -16,7 +16,7 @@ import (
 // starts, the engineer reads why and the owner's log says it.
 func TestRecordDiskFull(t *testing.T) {
 	disk := testdisk.Tiny(t, "512k")
-	rec := openRecordings(t, Config{}, func(o *RecordingsOptions) { o.StateDir = disk })
+	rec := openRecordings(t, Config{}, func(o *Options) { o.StateDir = disk })
 	d := newSSHDevice(t, rec)
 	c := d.login(t)
 	s, err := c.NewSession()

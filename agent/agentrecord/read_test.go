@@ -1,4 +1,4 @@
-package agent
+package agentrecord
 
 import (
 	"bytes"
@@ -134,7 +134,7 @@ func TestFormatSessionEventShown(t *testing.T) {
 // output, which the engineer's session waits for.
 func BenchmarkRecordOutput(b *testing.B) {
 	dir := b.TempDir()
-	r, err := OpenRecordings(RecordingsOptions{StateDir: dir, Log: agenttest.OpenLog(b, dir), Config: Config{Recordings: RecordingsConfig{MaxSession: 1 << 40, MaxTotal: 2 << 40}}})
+	r, err := Open(Options{StateDir: dir, Log: agenttest.OpenLog(b, dir), Config: Config{MaxSession: 1 << 40, MaxTotal: 2 << 40}})
 	if err != nil {
 		b.Fatal(err)
 	}

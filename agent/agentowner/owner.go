@@ -1,4 +1,4 @@
-package agent
+package agentowner
 
 import (
 	"context"
@@ -17,76 +17,73 @@ import (
 	"sync"
 	"time"
 
+	"github.com/porthole/porthole/agent/agentconsent"
 	"github.com/porthole/porthole/agent/agentlog"
 	"github.com/porthole/porthole/agent/agentstate"
 	"github.com/porthole/porthole/control"
 )
 
-// The owner's local control: the running agent serves a small JSON API on
-// a unix socket (Config.Socket, mode 0660, group Config.SocketGroup or
-// agentstate.OwnerGroup), which porthole-agent request, status, approve, deny,
-// revoke and the local page use. Whoever may open the socket is the
-// owner: the file's mode and group are the access control.
-//
-//	GET  /v1/status          LocalStatus
-//	POST /v1/request         LocalRequest -> LocalRequestAnswer (the open window, opened or not)
-//	POST /v1/approve         LocalAnswer  -> LocalAnswer (the session approved)
-//	POST /v1/deny            LocalAnswer  -> LocalAnswer
-//	POST /v1/revoke          -> LocalRevokeAnswer: every session ended, the window closed
-//	GET  /v1/history?n=N     the last N events of the event log (default 50), oldest first
-//
-// Errors answer {"error": "a sentence"} with a 4xx or 5xx status.
-
-// LocalRequest is POST /v1/request.
-type LocalRequest struct {
+// Request is POST /v1/request.
+type Request struct {
 	Reason string `json:"reason,omitempty"`
 	// ForS is how long the window lasts, in seconds. Zero: 1 h.
 	ForS int `json:"for_s,omitempty"`
 }
 
-// LocalRequestAnswer is the support window after POST /v1/request.
-type LocalRequestAnswer struct {
+// RequestAnswer is the support window after POST /v1/request.
+type RequestAnswer struct {
 	// Opened is false when a window was open already: it is that one.
-	Opened bool         `json:"opened"`
-	Mode   ConsentMode  `json:"mode"`
-	Device string       `json:"device"`
-	Window WindowStatus `json:"window"`
+	Opened bool                      `json:"opened"`
+	Mode   agentconsent.Mode         `json:"mode"`
+	Device string                    `json:"device"`
+	Window agentconsent.WindowStatus `json:"window"`
 }
 
-// LocalAnswer is POST /v1/approve and /v1/deny: the session, or an
+// Answer is POST /v1/approve and /v1/deny: the session, or an
 // unambiguous part of its id; empty for the only one waiting.
-type LocalAnswer struct {
+type Answer struct {
 	Session string `json:"session,omitempty"`
 }
 
-// LocalRevokeAnswer says what POST /v1/revoke ended.
-type LocalRevokeAnswer struct {
+// RevokeAnswer says what POST /v1/revoke ended.
+type RevokeAnswer struct {
 	Sessions     int  `json:"sessions"`
 	WindowClosed bool `json:"window_closed"`
 }
 
-// LocalStatus is GET /v1/status.
-type LocalStatus struct {
-	ConsentStatus
+// Status is GET /v1/status.
+type Status struct {
+	agentconsent.Status
 	// Page is a link that opens the local page, when it is served: over
 	// the socket, a fresh one-time link (it lets one browser in, within
 	// PageLinkTTL); on the page itself, its plain address.
 	Page string `json:"page,omitempty"`
 }
 
-// LocalOptions are the inputs of NewLocal.
-type LocalOptions struct {
-	Consent *Consent // required
-	Tunnels *Tunnels // required: revoke ends its sessions
+// Options are the inputs of New.
+type Options struct {
+	Consent *agentconsent.Consent // required
+	// Sessions are the sessions running, which the owner's revoke ends
+	// (the agent's Tunnels). Required.
+	Sessions Sessions
 	// StateDir holds the event log shown as history. Empty: no history.
 	StateDir string
 	Logger   *slog.Logger
 }
 
-// Local serves the owner's control: the socket API and the local page.
-type Local struct {
-	consent  *Consent
-	tunnels  *Tunnels
+// Sessions are the sessions the agent runs, as the owner's revoke ends
+// them; the agent's Tunnels is one.
+type Sessions interface {
+	// Sessions are the ids of the sessions open.
+	Sessions() []string
+	// CloseAll ends every session at once, for reason.
+	CloseAll(reason control.CloseReason)
+}
+
+// Server serves the owner's control: the socket API and the local page.
+type Server struct {
+	consent  *agentconsent.Consent
+	sessions Sessions
 	stateDir string
 	log      *slog.Logger
 	token    string // the page's per-process token
@@ -96,12 +93,12 @@ type Local struct {
 	page string // guarded by mu; the page's URL once served
 }
 
-// NewLocal checks opts.
-func NewLocal(opts LocalOptions) (*Local, error) {
-	if opts.Consent == nil || opts.Tunnels == nil {
-		return nil, errors.New("agent: the local control needs Consent and Tunnels")
+// New checks opts.
+func New(opts Options) (*Server, error) {
+	if opts.Consent == nil || opts.Sessions == nil {
+		return nil, errors.New("agentowner: the owner's control needs Consent and Sessions")
 	}
-	l := &Local{consent: opts.Consent, tunnels: opts.Tunnels, stateDir: opts.StateDir, log: opts.Logger, token: rand.Text()}
+	l := &Server{consent: opts.Consent, sessions: opts.Sessions, stateDir: opts.StateDir, log: opts.Logger, token: rand.Text()}
 	if l.log == nil {
 		l.log = slog.New(slog.DiscardHandler)
 	}
@@ -109,7 +106,7 @@ func NewLocal(opts LocalOptions) (*Local, error) {
 }
 
 // ServeSocket serves the JSON API on ln until ctx ends, then closes ln.
-func (l *Local) ServeSocket(ctx context.Context, ln net.Listener) error {
+func (l *Server) ServeSocket(ctx context.Context, ln net.Listener) error {
 	return serveUntil(ctx, ln, l.apiHandler(false))
 }
 
@@ -131,13 +128,13 @@ func serveUntil(ctx context.Context, ln net.Listener, h http.Handler) error {
 // apiHandler is the JSON API, on paths /v1/... onPage is true for the
 // page's own calls: its status then carries the page's plain address, not
 // a login link.
-func (l *Local) apiHandler(onPage bool) http.Handler {
+func (l *Server) apiHandler(onPage bool) http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /v1/status", func(w http.ResponseWriter, r *http.Request) {
 		writeLocal(w, http.StatusOK, l.status(!onPage))
 	})
 	mux.HandleFunc("POST /v1/request", func(w http.ResponseWriter, r *http.Request) {
-		var req LocalRequest
+		var req Request
 		if !readLocal(w, r, &req) {
 			return
 		}
@@ -150,24 +147,24 @@ func (l *Local) apiHandler(onPage bool) http.Handler {
 			localError(w, http.StatusBadRequest, err.Error())
 			return
 		}
-		writeLocal(w, http.StatusOK, LocalRequestAnswer{Opened: opened, Mode: l.consent.Mode(), Device: l.consent.device, Window: ws})
+		writeLocal(w, http.StatusOK, RequestAnswer{Opened: opened, Mode: l.consent.Mode(), Device: l.consent.Device(), Window: ws})
 	})
 	answer := func(approve bool) http.HandlerFunc {
 		return func(w http.ResponseWriter, r *http.Request) {
-			var req LocalAnswer
+			var req Answer
 			if !readLocal(w, r, &req) {
 				return
 			}
 			id, err := l.consent.Answer(req.Session, approve)
 			if err != nil {
 				status := http.StatusConflict
-				if errors.Is(err, ErrNoSuchApproval) {
+				if errors.Is(err, agentconsent.ErrNoSuchApproval) {
 					status = http.StatusNotFound
 				}
 				localError(w, status, err.Error())
 				return
 			}
-			writeLocal(w, http.StatusOK, LocalAnswer{Session: id})
+			writeLocal(w, http.StatusOK, Answer{Session: id})
 		}
 	}
 	mux.HandleFunc("POST /v1/approve", answer(true))
@@ -202,31 +199,27 @@ func (l *Local) apiHandler(onPage bool) http.Handler {
 // new gets in), then every session ends at once, its engineers told "the
 // owner of <device> ended this session", and the server told (tunnel_down
 // revoked, and the support request closed).
-func (l *Local) Revoke() LocalRevokeAnswer {
+func (l *Server) Revoke() RevokeAnswer {
 	closed := l.consent.Revoke()
-	n := len(l.tunnels.Sessions())
-	l.tunnels.CloseAll(control.CloseRevoked)
-	detail := fmt.Sprintf("ended %d session(s)", n)
-	if closed {
-		detail += " and closed the support window"
-	}
-	l.consent.record(agentlog.Event{Event: eventRevoked, Detail: detail})
+	n := len(l.sessions.Sessions())
+	l.sessions.CloseAll(control.CloseRevoked)
+	l.consent.Revoked(n, closed)
 	l.log.Warn("the owner revoked access", "sessions", n, "window_closed", closed)
-	return LocalRevokeAnswer{Sessions: n, WindowClosed: closed}
+	return RevokeAnswer{Sessions: n, WindowClosed: closed}
 }
 
 // status is the consent as it stands; with link, Page is a fresh login
 // link to the page (only the socket, which is the owner's, hands them out).
-func (l *Local) status(link bool) LocalStatus {
+func (l *Server) status(link bool) Status {
 	page := l.PageURL()
 	if link {
 		page = l.PageLink()
 	}
-	return LocalStatus{ConsentStatus: l.consent.Status(), Page: page}
+	return Status{Status: l.consent.Status(), Page: page}
 }
 
 // history reads the last n events of the event log, oldest first.
-func (l *Local) history(n int) ([]json.RawMessage, error) {
+func (l *Server) history(n int) ([]json.RawMessage, error) {
 	if l.stateDir == "" {
 		return []json.RawMessage{}, nil
 	}
@@ -258,12 +251,12 @@ func writeLocal(w http.ResponseWriter, status int, v any) {
 }
 
 // localError is the API's error answer.
-type localErrorBody struct {
+type errorBody struct {
 	Error string `json:"error"`
 }
 
 func localError(w http.ResponseWriter, status int, msg string) {
-	writeLocal(w, status, localErrorBody{Error: msg})
+	writeLocal(w, status, errorBody{Error: msg})
 }
 
 // defaultSocketGroup is the group given the socket when the config names

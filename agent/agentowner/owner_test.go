@@ -1,4 +1,4 @@
-package agent
+package agentowner
 
 import (
 	"context"
@@ -11,29 +11,19 @@ import (
 	"path/filepath"
 	"regexp"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
+	"github.com/porthole/porthole/agent/agentconsent"
 	"github.com/porthole/porthole/agent/internal/agenttest"
 	"github.com/porthole/porthole/control"
 	"github.com/porthole/porthole/internal/testwait"
 )
 
-// shortDir is a temporary directory with a path short enough for a unix
-// socket (108 bytes at most).
-func shortDir(t *testing.T) string {
-	t.Helper()
-	dir, err := os.MkdirTemp("", "ph")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { os.RemoveAll(dir) })
-	return dir
-}
-
 func TestListenSocket(t *testing.T) {
 	t.Parallel()
-	path := filepath.Join(shortDir(t), "run", "agent.sock")
+	path := filepath.Join(agenttest.ShortDir(t), "run", "agent.sock")
 	ln, err := ListenSocket(path, "")
 	if err != nil {
 		t.Fatal(err)
@@ -89,27 +79,60 @@ func TestListenSocket(t *testing.T) {
 	}
 }
 
-// localAgent is the owner's control of an enrolled device, served on a
-// socket in a temporary directory.
-type localAgent struct {
-	consent *Consent
-	tunnels *Tunnels
-	local   *Local
-	client  *LocalClient
-	socket  string
-	dir     string
+// fakeSessions stands in for the agent's Tunnels: the sessions open,
+// which CloseAll ends.
+type fakeSessions struct {
+	mu     sync.Mutex
+	open   []string            // guarded by mu
+	closed control.CloseReason // guarded by mu: why CloseAll ended them
 }
 
-func newLocalAgent(t *testing.T, mode ConsentMode) *localAgent {
+var _ Sessions = (*fakeSessions)(nil)
+
+func (f *fakeSessions) add(id string) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.open = append(f.open, id)
+}
+
+func (f *fakeSessions) Sessions() []string {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return append([]string(nil), f.open...)
+}
+
+func (f *fakeSessions) CloseAll(reason control.CloseReason) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.open, f.closed = nil, reason
+}
+
+// localAgent is the owner's control of a device lab/dev1, served on a
+// socket in a temporary directory, with sessions only consent knows of
+// (the agent's own tests run it with its Tunnels).
+type localAgent struct {
+	consent  *agentconsent.Consent
+	sessions *fakeSessions
+	local    *Server
+	client   *Client
+	socket   string
+	dir      string
+}
+
+func newLocalAgent(t *testing.T, mode agentconsent.Mode) *localAgent {
 	t.Helper()
 	dir := t.TempDir()
-	c, _ := newTestConsent(t, mode, func(o *ConsentOptions) { o.Log = agenttest.OpenLog(t, dir) })
-	tn, _ := consentTunnels(t, c)
-	l, err := NewLocal(LocalOptions{Consent: c, Tunnels: tn, StateDir: dir})
+	c, err := agentconsent.New(agentconsent.Options{Config: agentconsent.Config{Mode: mode}, Fleet: "lab", Device: "dev1", Log: agenttest.OpenLog(t, dir)})
 	if err != nil {
 		t.Fatal(err)
 	}
-	path := filepath.Join(shortDir(t), "agent.sock")
+	t.Cleanup(func() { c.Close() })
+	sessions := &fakeSessions{}
+	l, err := New(Options{Consent: c, Sessions: sessions, StateDir: dir})
+	if err != nil {
+		t.Fatal(err)
+	}
+	path := filepath.Join(agenttest.ShortDir(t), "agent.sock")
 	ln, err := ListenSocket(path, "")
 	if err != nil {
 		t.Fatal(err)
@@ -123,16 +146,16 @@ func newLocalAgent(t *testing.T, mode ConsentMode) *localAgent {
 			t.Errorf("ServeSocket: %v", err)
 		}
 	})
-	return &localAgent{consent: c, tunnels: tn, local: l, client: NewLocalClient(path), socket: path, dir: dir}
+	return &localAgent{consent: c, sessions: sessions, local: l, client: NewClient(path), socket: path, dir: dir}
 }
 
 // TestLocalSocket drives the owner's commands over the socket.
 func TestLocalSocket(t *testing.T) {
 	t.Parallel()
-	a := newLocalAgent(t, ConsentManual)
+	a := newLocalAgent(t, agentconsent.Manual)
 	ctx := t.Context()
 	st, err := a.client.Status(ctx)
-	if err != nil || st.Mode != ConsentManual || st.Device != "dev1" || st.Window != nil || st.Pending == nil || st.Sessions == nil {
+	if err != nil || st.Mode != agentconsent.Manual || st.Device != "dev1" || st.Window != nil || st.Pending == nil || st.Sessions == nil {
 		t.Fatalf("status %+v, %v", st, err)
 	}
 	ans, err := a.client.Request(ctx, "it hums", 10*time.Minute)
@@ -151,12 +174,19 @@ func TestLocalSocket(t *testing.T) {
 	}
 
 	// An open session shows, and revoke ends it and closes the window.
-	var states states
-	a.tunnels.Open(ctx, openCmd("s1"), states.report)
-	testwait.For(t, 5*time.Second, "the session to end (no relay in this test)", func() bool { return len(states.list()) > 0 })
+	if g, reason := a.consent.Admit(ctx, agenttest.OpenCmd("s1"), func(control.State) {}); g == nil {
+		t.Fatalf("admit in the window: %q", reason)
+	}
+	a.sessions.add("s1")
+	if st, _ := a.client.Status(ctx); len(st.Sessions) != 1 || st.Sessions[0].ID != "s1" {
+		t.Errorf("status %+v; want the session", st)
+	}
 	rev, err := a.client.Revoke(ctx)
-	if err != nil || !rev.WindowClosed {
-		t.Fatalf("revoke %+v, %v", rev, err)
+	if err != nil || !rev.WindowClosed || rev.Sessions != 1 {
+		t.Fatalf("revoke %+v, %v; want the window closed and one session ended", rev, err)
+	}
+	if a.sessions.Sessions() != nil || a.sessions.closed != control.CloseRevoked {
+		t.Errorf("after revoke: sessions %v, closed as %q; want none, %s", a.sessions.Sessions(), a.sessions.closed, control.CloseRevoked)
 	}
 	st, _ = a.client.Status(ctx)
 	if st.Window != nil {
@@ -173,7 +203,7 @@ func TestLocalSocket(t *testing.T) {
 		names = append(names, ev.Event)
 	}
 	got := strings.Join(names, " ")
-	for _, want := range []string{eventWindowOpened, eventSessionAdmitted, eventWindowClosed, eventRevoked} {
+	for _, want := range []string{"support_window_opened", "session_admitted", "support_window_closed", "owner_revoked"} {
 		if !strings.Contains(got, want) {
 			t.Errorf("history %q lacks %s", got, want)
 		}
@@ -183,28 +213,9 @@ func TestLocalSocket(t *testing.T) {
 	}
 
 	// No agent: the owner is told what to do.
-	_, err = NewLocalClient(filepath.Join(shortDir(t), "none.sock")).Status(ctx)
+	_, err = NewClient(filepath.Join(agenttest.ShortDir(t), "none.sock")).Status(ctx)
 	if err == nil || !strings.Contains(err.Error(), "not running") {
 		t.Errorf("status with no agent: %v", err)
-	}
-}
-
-// TestLocalRevokeEndsSessionsAtOnce: revoke ends a session waiting for the
-// owner within a second, reported as revoked.
-func TestLocalRevokeEndsSessionsAtOnce(t *testing.T) {
-	t.Parallel()
-	a := newLocalAgent(t, ConsentApprove)
-	var st states
-	a.tunnels.Open(t.Context(), openCmd("s1"), st.report)
-	waitState(t, &st, control.State{Kind: control.StateWaitingConsent, Session: "s1"})
-	start := time.Now()
-	rev, err := a.client.Revoke(t.Context())
-	if err != nil || rev.Sessions != 1 {
-		t.Fatalf("revoke %+v, %v", rev, err)
-	}
-	waitState(t, &st, control.TunnelDown("s1", control.CloseRevoked))
-	if d := time.Since(start); d > time.Second {
-		t.Errorf("the session ended %v after revoke; want within a second", d)
 	}
 }
 
@@ -250,7 +261,7 @@ func get(t *testing.T, c *http.Client, url string) (int, string) {
 // link from the owner's socket, once; the link's browser stays in.
 func TestLocalPageLogin(t *testing.T) {
 	t.Parallel()
-	a := newLocalAgent(t, ConsentManual)
+	a := newLocalAgent(t, agentconsent.Manual)
 	base := servePage(t, a)
 	if a.local.PageURL() != base+"/" {
 		t.Errorf("PageURL %q; want %q", a.local.PageURL(), base+"/")
@@ -292,7 +303,7 @@ func TestLocalPageLogin(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var pst LocalStatus
+	var pst Status
 	json.NewDecoder(resp.Body).Decode(&pst)
 	resp.Body.Close()
 	if resp.StatusCode != 200 || pst.Page != base+"/" {
@@ -314,7 +325,7 @@ func TestLocalPageLogin(t *testing.T) {
 // POSTs only as JSON from its own origin.
 func TestLocalPageDefences(t *testing.T) {
 	t.Parallel()
-	a := newLocalAgent(t, ConsentManual)
+	a := newLocalAgent(t, agentconsent.Manual)
 	base := servePage(t, a)
 	host := strings.TrimPrefix(base, "http://")
 	owner := pageBrowser(t)

@@ -1,4 +1,4 @@
-package agent
+package agentowner
 
 import (
 	"context"
@@ -15,6 +15,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/porthole/porthole/agent/agentconsent"
 )
 
 // modePageAttacker makes the test binary a local user who is not the
@@ -143,7 +145,7 @@ func TestLocalPageRefusesOtherUsers(t *testing.T) {
 	if os.Geteuid() != 0 {
 		t.Skip("needs root, to run the attacker as nobody")
 	}
-	a := newLocalAgent(t, ConsentManual)
+	a := newLocalAgent(t, agentconsent.Manual)
 	// Let everyone reach the socket's directory: the socket's own mode
 	// must keep them out.
 	if err := os.Chmod(filepath.Dir(a.socket), 0o755); err != nil {

@@ -1,4 +1,4 @@
-package agent
+package agentowner
 
 import (
 	"bytes"
@@ -16,69 +16,69 @@ import (
 	"time"
 )
 
-// LocalClient talks to a running agent over its owner's socket: what
+// Client talks to a running agent over its owner's socket: what
 // porthole-agent request, status, approve, deny and revoke use.
-type LocalClient struct {
+type Client struct {
 	socket string
 	http   *http.Client
 }
 
-// NewLocalClient is a client of the agent serving socket.
-func NewLocalClient(socket string) *LocalClient {
+// NewClient is a client of the agent serving socket.
+func NewClient(socket string) *Client {
 	tr := &http.Transport{
 		DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
 			var d net.Dialer
 			return d.DialContext(ctx, "unix", socket)
 		},
 	}
-	return &LocalClient{socket: socket, http: &http.Client{Transport: tr, Timeout: 30 * time.Second}}
+	return &Client{socket: socket, http: &http.Client{Transport: tr, Timeout: 30 * time.Second}}
 }
 
 // Status is the agent's consent as it stands.
-func (c *LocalClient) Status(ctx context.Context) (*LocalStatus, error) {
-	var st LocalStatus
+func (c *Client) Status(ctx context.Context) (*Status, error) {
+	var st Status
 	return &st, c.do(ctx, http.MethodGet, "/v1/status", nil, &st)
 }
 
 // Request opens a support window (or shows the open one).
-func (c *LocalClient) Request(ctx context.Context, reason string, d time.Duration) (*LocalRequestAnswer, error) {
-	var a LocalRequestAnswer
-	return &a, c.do(ctx, http.MethodPost, "/v1/request", LocalRequest{Reason: reason, ForS: int(d / time.Second)}, &a)
+func (c *Client) Request(ctx context.Context, reason string, d time.Duration) (*RequestAnswer, error) {
+	var a RequestAnswer
+	return &a, c.do(ctx, http.MethodPost, "/v1/request", Request{Reason: reason, ForS: int(d / time.Second)}, &a)
 }
 
 // Answer approves or denies a waiting session; it returns the session's
 // full id.
-func (c *LocalClient) Answer(ctx context.Context, session string, approve bool) (string, error) {
+func (c *Client) Answer(ctx context.Context, session string, approve bool) (string, error) {
 	path := "/v1/deny"
 	if approve {
 		path = "/v1/approve"
 	}
-	var a LocalAnswer
-	err := c.do(ctx, http.MethodPost, path, LocalAnswer{Session: session}, &a)
+	var a Answer
+	err := c.do(ctx, http.MethodPost, path, Answer{Session: session}, &a)
 	return a.Session, err
 }
 
 // Revoke ends every session and closes the window.
-func (c *LocalClient) Revoke(ctx context.Context) (*LocalRevokeAnswer, error) {
-	var a LocalRevokeAnswer
+func (c *Client) Revoke(ctx context.Context) (*RevokeAnswer, error) {
+	var a RevokeAnswer
 	return &a, c.do(ctx, http.MethodPost, "/v1/revoke", struct{}{}, &a)
 }
 
 // History is the last n events of the agent's log, oldest first.
-func (c *LocalClient) History(ctx context.Context, n int) ([]json.RawMessage, error) {
+func (c *Client) History(ctx context.Context, n int) ([]json.RawMessage, error) {
 	var out []json.RawMessage
 	return out, c.do(ctx, http.MethodGet, "/v1/history?n="+url.QueryEscape(strconv.Itoa(n)), nil, &out)
 }
 
-// LocalError is an error the agent answered.
-type LocalError struct {
+// Error is an error the agent answered.
+type Error struct {
 	Status  int
 	Message string
 }
 
-func (e *LocalError) Error() string { return e.Message }
+func (e *Error) Error() string { return e.Message }
 
-func (c *LocalClient) do(ctx context.Context, method, path string, in, out any) error {
+func (c *Client) do(ctx context.Context, method, path string, in, out any) error {
 	var body io.Reader
 	if in != nil {
 		b, err := json.Marshal(in)
@@ -104,11 +104,11 @@ func (c *LocalClient) do(ctx context.Context, method, path string, in, out any) 
 		return fmt.Errorf("reading the agent's answer: %w", err)
 	}
 	if resp.StatusCode/100 != 2 {
-		var eb localErrorBody
+		var eb errorBody
 		if json.Unmarshal(data, &eb) == nil && eb.Error != "" {
-			return &LocalError{Status: resp.StatusCode, Message: eb.Error}
+			return &Error{Status: resp.StatusCode, Message: eb.Error}
 		}
-		return &LocalError{Status: resp.StatusCode, Message: "the agent answered " + resp.Status}
+		return &Error{Status: resp.StatusCode, Message: "the agent answered " + resp.Status}
 	}
 	if err := json.Unmarshal(data, out); err != nil {
 		return fmt.Errorf("the agent's answer is not what this porthole-agent understands (are both the same version?): %w", err)
@@ -117,7 +117,7 @@ func (c *LocalClient) do(ctx context.Context, method, path string, in, out any) 
 }
 
 // explain says why the agent could not be reached, and what to do.
-func (c *LocalClient) explain(err error) error {
+func (c *Client) explain(err error) error {
 	switch {
 	case errors.Is(err, os.ErrNotExist), errors.Is(err, syscall.ECONNREFUSED):
 		return fmt.Errorf("the porthole agent is not running (nothing answers on %s): start it (systemctl start porthole-agent, or porthole-agent run), or give --socket if it uses another", c.socket)

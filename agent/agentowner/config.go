@@ -1,4 +1,4 @@
-package agent
+package agentowner
 
 import (
 	"errors"
@@ -7,25 +7,41 @@ import (
 	"net/netip"
 	"path/filepath"
 	"strconv"
+
+	"github.com/porthole/porthole/agent/agentstate"
 )
 
 // DefaultSocket is where the running agent takes the owner's commands.
 const DefaultSocket = "/run/porthole/agent.sock"
 
-// validateConsent checks the consent keys of the config.
-func (c *Config) validateConsent() error {
-	if c.Consent != "" {
-		if err := checkMode(c.Consent); err != nil {
-			return err
-		}
-	}
-	if c.ApprovalTimeout < 0 || c.ApprovalTimeout > MaxApprovalTimeout {
-		return fmt.Errorf("approval_timeout must be between 0 (the default, %v) and %v", DefaultApprovalTimeout, MaxApprovalTimeout)
-	}
+// Config is the owner's section of agent.yaml: where the running agent
+// takes the owner's commands. Its keys sit at the top level of the file
+// (the agent's Config inlines it):
+//
+//	socket: /run/porthole/agent.sock  # the default
+//	socket_group: porthole            # the default, if the group exists
+//	local_ui: 127.0.0.1:7780          # no page unless set
+type Config struct {
+	// Socket is the unix socket on which the running agent takes the
+	// owner's commands (porthole-agent request, status, approve, deny,
+	// revoke). Empty: DefaultSocket.
+	Socket string `yaml:"socket"`
+	// SocketGroup is the group whose members may use the socket (mode
+	// 0660), so an owner need not be root. Empty: agentstate.OwnerGroup
+	// ("porthole") if it exists, else only the agent's own user.
+	SocketGroup string `yaml:"socket_group"`
+	// LocalUI is the loopback address (such as 127.0.0.1:7780) of the
+	// owner's local web page: request support and read the code, see who
+	// is connected, end the session, read the history. Empty: no page.
+	LocalUI string `yaml:"local_ui"`
+}
+
+// Validate checks the owner's keys. It reads no files.
+func (c Config) Validate() error {
 	if c.Socket != "" && !filepath.IsAbs(c.Socket) {
 		return fmt.Errorf("socket %q must be an absolute path, like %s", c.Socket, DefaultSocket)
 	}
-	if c.SocketGroup != "" && !validUserName(c.SocketGroup) {
+	if c.SocketGroup != "" && !agentstate.ValidUserName(c.SocketGroup) {
 		return fmt.Errorf("socket_group %q is not a group name", c.SocketGroup)
 	}
 	if c.LocalUI != "" {
@@ -36,16 +52,8 @@ func (c *Config) validateConsent() error {
 	return nil
 }
 
-// ConsentMode is the configured mode with its default.
-func (c *Config) ConsentMode() ConsentMode {
-	if c.Consent == "" {
-		return ConsentManual
-	}
-	return c.Consent
-}
-
 // SocketPath is the configured socket with its default.
-func (c *Config) SocketPath() string {
+func (c Config) SocketPath() string {
 	if c.Socket == "" {
 		return DefaultSocket
 	}
