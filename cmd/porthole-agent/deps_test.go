@@ -18,7 +18,7 @@ func TestDeps(t *testing.T) {
 		// The agent's own packages and those it shares with the server
 		// and the CLI.
 		module+"cmd/porthole-agent",
-		module+"agent", // and its own packages: agentcmd, agentstate, agentlog
+		module+"agent", // and its own packages: agentcmd, agentstate, agentlog, agentrecord, agentupload, agentconsent, agentowner, agentretry
 		module+"agentssh",
 		module+"apiclient",
 		module+"apitype",
@@ -31,6 +31,7 @@ func TestDeps(t *testing.T) {
 		module+"relay/relayproto", // the relay's wire format is the agent's to speak, as control's is
 		module+"sessioncert",
 		module+"sshalgo",
+		module+"tcprto", // a dead link is found in seconds, not after TCP's fifteen minutes
 		module+"version",
 		module+"yamlconf",
 
