@@ -21,6 +21,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/porthole/porthole/internal/freeport"
 )
 
 // The listeners of the shipped configuration, as Broker.Addr names them.
@@ -234,14 +236,15 @@ func (b *Broker) writeConf(t testing.TB, conf string) {
 	}
 }
 
+// freePort is a port for a listener that a restart must get again
+// (package freeport).
 func freePort(t testing.TB) string {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	p, err := freeport.Pick()
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer ln.Close()
-	return fmt.Sprint(ln.Addr().(*net.TCPAddr).Port)
+	return fmt.Sprint(p)
 }
 
 // start runs Mosquitto and waits until every listener accepts.
