@@ -54,6 +54,27 @@ func buildBinaries(ctx context.Context, dir string) (binaries, error) {
 	}, nil
 }
 
+// agentSizeARM64 builds porthole-agent for linux/arm64 as `make build`
+// does (static, stripped) into dir and returns its size.
+func agentSizeARM64(ctx context.Context, dir string) (int64, error) {
+	root, err := moduleRoot()
+	if err != nil {
+		return 0, err
+	}
+	out := filepath.Join(dir, "linux-arm64", "porthole-agent")
+	cmd := exec.CommandContext(ctx, "go", "build", "-trimpath", "-ldflags", "-s -w", "-o", out, "./cmd/porthole-agent")
+	cmd.Dir = root
+	cmd.Env = append(os.Environ(), "CGO_ENABLED=0", "GOOS=linux", "GOARCH=arm64")
+	if msg, err := cmd.CombinedOutput(); err != nil {
+		return 0, fmt.Errorf("go build for linux/arm64: %w\n%s", err, msg)
+	}
+	fi, err := os.Stat(out)
+	if err != nil {
+		return 0, err
+	}
+	return fi.Size(), nil
+}
+
 // moduleRoot is the directory of go.mod: from the working directory
 // upwards, else from this source file's location.
 func moduleRoot() (string, error) {

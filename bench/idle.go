@@ -50,6 +50,13 @@ type IdleResult struct {
 	// AgentRSS and SSHClientRSS are what the device side costs: an idle
 	// porthole-agent against one idle ssh -N -R client.
 	AgentRSS, SSHClientRSS int64
+	// AgentAnon and AgentFile split AgentRSS: the agent's own memory, and
+	// the pages of its binary that are mapped in (clean, shared and
+	// reclaimable, but counted).
+	AgentAnon, AgentFile int64
+	// AgentARM64 is the size of porthole-agent for linux/arm64 as `make
+	// build` makes it (stripped), what a small device stores.
+	AgentARM64 int64
 }
 
 // PerDevice is portholed's resident memory growth per idle device.
@@ -74,6 +81,16 @@ func idleCost(ctx context.Context, b *benchRun, n, m int, settle time.Duration) 
 	r := &IdleResult{Devices: n, SSHClients: m}
 	var err error
 	if r.AgentRSS, err = rss(p.agent.pid()); err != nil {
+		return nil, err
+	}
+	status := fmt.Sprintf("/proc/%d/status", p.agent.pid())
+	if r.AgentAnon, err = memField(status, "RssAnon"); err != nil {
+		return nil, err
+	}
+	if r.AgentFile, err = memField(status, "RssFile"); err != nil {
+		return nil, err
+	}
+	if r.AgentARM64, err = agentSizeARM64(ctx, b.dir); err != nil {
 		return nil, err
 	}
 	idle, err := b.idleDevices(ctx, "sim", n, settle)

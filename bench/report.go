@@ -143,6 +143,11 @@ func (r *Results) Markdown(w io.Writer) error {
 			row("device side: porthole-agent RSS / one idle ssh -N -R client RSS", fmt.Sprintf("%s / %s",
 				fmtBytes(float64(i.AgentRSS)), fmtBytes(float64(i.SSHClientRSS))))
 		}
+		if i.AgentARM64 > 0 {
+			row("porthole-agent RSS: its own memory / its binary's pages mapped in", fmt.Sprintf("%s / %s",
+				fmtBytes(float64(i.AgentAnon)), fmtBytes(float64(i.AgentFile))))
+			row("porthole-agent for linux/arm64, stripped (goal ≤ 10 MB)", fmt.Sprintf("%.1f MB", float64(i.AgentARM64)/1e6))
+		}
 		row("enrolling them through the API", fmt.Sprintf("%.1f s (%.0f/s)", i.Enroll.Seconds(), ratio(float64(i.Devices), i.Enroll.Seconds())))
 		row(fmt.Sprintf("first connection, %d at a time", connectParallel), fmt.Sprintf("%.1f s (%.0f/s)", i.Connect.Seconds(), ratio(float64(i.Devices), i.Connect.Seconds())))
 		row("restart: stopping portholed (every device recorded offline)", fmt.Sprintf("%.2f s", i.Stop.Seconds()))
