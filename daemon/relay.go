@@ -80,6 +80,12 @@ func newRelay(st store.Store, keys *ca.Keys, sessions *session.Manager, publicAd
 			}, nil
 		},
 		Activity: sessions.Activity, // the server's idle timeout
+		// The relay saw the device register the session: as good as its
+		// tunnel_up, and the session must not run unrecorded as active
+		// if the broker delays or loses that message.
+		DeviceRegistered: func(fleet, device, id string) {
+			sessions.HandleState(fleet, device, control.State{Kind: control.StateTunnelUp, Session: id})
+		},
 		// A device whose relay connection dropped without a tunnel_down
 		// (killed, or cut off) leaves its sessions open on the server
 		// until a limit; close them after a short grace instead.

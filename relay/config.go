@@ -105,6 +105,13 @@ type Config struct {
 	// about. Nil: nobody is told.
 	DeviceLeft func(sessionIDs []string)
 
+	// DeviceRegistered is told, without waiting, that device of fleet,
+	// authenticated by its key, registered session: the device has
+	// admitted it (its owner's consent included) and the session is up,
+	// whatever becomes of the device's tunnel_up on the control channel,
+	// which a broker may delay or lose. Nil: nobody is told.
+	DeviceRegistered func(fleet, device, sessionID string)
+
 	// Refused is told of every refusal, for the audit log; the relay also
 	// logs each one. It should return quickly. Nil: only logged.
 	Refused func(Refusal)

@@ -186,6 +186,9 @@ func (r *Relay) register(dev *deviceConn, what, id string) (*session, error) {
 	} else {
 		dev.log.Info("session registered", "session", id)
 	}
+	if r.cfg.DeviceRegistered != nil {
+		go r.cfg.DeviceRegistered(dev.fleet, dev.device, id)
+	}
 	return s, nil
 }
 

@@ -1023,15 +1023,28 @@ func (channelConn) SetReadDeadline(time.Time) error  { return nil }
 func (channelConn) SetWriteDeadline(time.Time) error { return nil }
 
 // TestDeviceLeft: a device connection that drops tells which sessions it
-// served, so the server can close them; a registration says so.
+// served, so the server can close them; a registration says so, and is
+// told (the session is up, whatever becomes of the device's tunnel_up).
 func TestDeviceLeft(t *testing.T) {
 	t.Parallel()
 	left := make(chan []string, 1)
-	e := newEnv(t, func(c *Config) { c.DeviceLeft = func(ids []string) { left <- ids } })
+	registered := make(chan string, 1)
+	e := newEnv(t, func(c *Config) {
+		c.DeviceLeft = func(ids []string) { left <- ids }
+		c.DeviceRegistered = func(fleet, device, id string) { registered <- fleet + "/" + device + " " + id }
+	})
 	e.open("ses_1", "acme", "dev1")
 	key := e.enroll("acme", "dev1")
 	dev := e.mustDevice(t, "acme", "dev1", key)
 	dev.mustRegister(t, "ses_1")
+	select {
+	case got := <-registered:
+		if got != "acme/dev1 ses_1" {
+			t.Errorf("DeviceRegistered(%s); want acme/dev1 ses_1", got)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("DeviceRegistered was not called")
+	}
 	if !e.relay.Registered("ses_1") || e.relay.Registered("ses_2") {
 		t.Fatal("Registered does not match the registrations")
 	}
