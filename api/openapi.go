@@ -89,7 +89,10 @@ func (g *schemaGen) operation(rt *route, errSchema any) (map[string]any, error) 
 			"schema": map[string]any{"type": "string"}})
 	}
 	for _, q := range rt.query {
-		schema := map[string]any{"type": "string"}
+		schema := q.schema
+		if schema == nil {
+			schema = map[string]any{"type": "string"}
+		}
 		if q.repeated {
 			// In a query, an array is the parameter repeated (style
 			// form, explode).

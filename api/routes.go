@@ -39,8 +39,18 @@ type route struct {
 // param is a documented query parameter.
 type param struct {
 	name, doc string
-	repeated  bool // it may be given more than once (session=a&session=b)
+	repeated  bool           // it may be given more than once (session=a&session=b)
+	schema    map[string]any // its JSON Schema, as its handler parses it; nil: a string
 }
+
+// Schemas of typed query parameters, as the handlers parse them.
+var (
+	boolParam   = map[string]any{"type": "boolean"}
+	timeParam   = map[string]any{"type": "string", "format": "date-time"}
+	seqParam    = map[string]any{"type": "integer", "minimum": 0}
+	offsetParam = map[string]any{"type": "integer", "minimum": 0}
+	limitParam  = map[string]any{"type": "integer", "minimum": 1, "maximum": maxAuditLimit}
+)
 
 func (rt *route) pattern() string { return rt.method + " " + rt.path }
 
@@ -84,7 +94,7 @@ func (s *Server) routeTable() []route {
 			summary: "Close one of the calling device's requests, saying why", ep: handle(s.deviceCloseRequest)},
 		{method: "PUT", path: "/api/v1/device/sessions/{id}/files/{name}", access: deviceAuth,
 			summary: "Upload a chunk of a file of the calling device's session recording (body: the bytes): meta.json whole, other files appended at offset, the size the server holds; answers that size",
-			query:   []param{{name: "offset", doc: "the byte of the file the chunk starts at (not for meta.json)"}},
+			query:   []param{{name: "offset", doc: "the byte of the file the chunk starts at (not for meta.json)", schema: offsetParam}},
 			ep:      s.streamed(uploadBody, s.uploadRecordingFile)},
 		{method: "POST", path: "/api/v1/device/sessions/{id}/recording/complete", access: deviceAuth,
 			summary: "Say the calling device sent the whole recording of its session, with each file's size on the device", ep: handle(s.completeRecording)},
@@ -97,8 +107,8 @@ func (s *Server) routeTable() []route {
 		{method: "GET", path: "/api/v1/owner", access: ownerAuth, summary: "The device an owner link reads, and when the link expires",
 			ep: handle(s.getOwner)},
 		{method: "GET", path: "/api/v1/owner/audit", access: ownerAuth, summary: "The audit events of the owner's device and its sessions, oldest first; the latest ones unless since or after is given",
-			query: []param{{name: "since", doc: "events from this RFC 3339 time on"}, {name: "after", doc: "events after this sequence number"},
-				{name: "limit", doc: "at most this many events (default 100, at most 1000)"}},
+			query: []param{{name: "since", doc: "events from this RFC 3339 time on", schema: timeParam}, {name: "after", doc: "events after this sequence number", schema: seqParam},
+				{name: "limit", doc: "at most this many events (default 100, at most 1000)", schema: limitParam}},
 			ep: handle(s.ownerAudit)},
 		{method: "GET", path: "/api/v1/owner/sessions", access: ownerAuth, summary: "The sessions on the owner's device, newest first, with what was uploaded of each",
 			ep: handle(s.ownerSessions)},
@@ -124,15 +134,15 @@ func (s *Server) routeTable() []route {
 
 		{method: "GET", path: "/api/v1/requests", access: loggedIn, summary: "The support queue of the caller's fleets, newest first: requests neither closed nor expired, or all",
 			query: []param{{name: "fleet", doc: "only this fleet (by name)"}, {name: "device", doc: "only this device (by name; needs fleet)"},
-				{name: "session", doc: "only the approval request of this session"}, {name: "all", doc: "true: closed and expired requests too"}},
+				{name: "session", doc: "only the approval request of this session"}, {name: "all", doc: "true: closed and expired requests too", schema: boolParam}},
 			ep: handle(s.listRequests)},
 		{method: "GET", path: "/api/v1/audit", access: loggedIn, summary: "The audit log of the caller's fleets (administrators: all of it), oldest first; the latest events unless since or after is given",
 			query: []param{{name: "fleet", doc: "only this fleet (by name)"}, {name: "device", doc: "only this device (by name; needs fleet), deleted ones too"},
-				{name: "session", doc: "only this session's events (by ID)"}, {name: "since", doc: "events from this RFC 3339 time on"},
-				{name: "after", doc: "events after this sequence number"}, {name: "limit", doc: "at most this many events (default 100, at most 1000)"}},
+				{name: "session", doc: "only this session's events (by ID)"}, {name: "since", doc: "events from this RFC 3339 time on", schema: timeParam},
+				{name: "after", doc: "events after this sequence number", schema: seqParam}, {name: "limit", doc: "at most this many events (default 100, at most 1000)", schema: limitParam}},
 			ep: handle(s.listAudit)},
 		{method: "GET", path: "/api/v1/sessions", access: loggedIn, summary: "Sessions in the caller's fleets, newest first",
-			query: []param{{name: "fleet", doc: "only this fleet (by name)"}, {name: "device", doc: "only this device (by name; needs fleet)"}, {name: "open", doc: "true: only open sessions"}},
+			query: []param{{name: "fleet", doc: "only this fleet (by name)"}, {name: "device", doc: "only this device (by name; needs fleet)"}, {name: "open", doc: "true: only open sessions", schema: boolParam}},
 			ep:    handle(s.listSessions)},
 		{method: "GET", path: "/api/v1/recordings", access: loggedIn, summary: "Uploaded recordings of sessions in the caller's fleets, without their files, newest session first (the latest 100)",
 			query: []param{{name: "fleet", doc: "only this fleet (by name)"}, {name: "device", doc: "only this device (by name; needs fleet)"},
