@@ -21,31 +21,50 @@ import (
 
 // Bounds of ServerClock.
 const (
-	// clockTolerance: smaller offsets are noise (a Date has whole
-	// seconds) and are not applied.
+	// clockTolerance: corrections smaller than this are noise (a Date has
+	// whole seconds): they are applied, but do not count as a change that
+	// a refused command should be checked again for.
 	clockTolerance = 5 * time.Second
 	// clockResync: Sync measures at most this often.
 	clockResync = time.Minute
+	// clockResyncEvery: Run measures again this often, so that time the
+	// monotonic clock did not count (a suspended device) is made good.
+	clockResyncEvery = 10 * time.Minute
 )
 
-// ServerClock is the server's time as this device knows it: the device's
-// own clock corrected by the offset last measured against the server's.
-// The zero offset (nothing measured, or the clocks agree) is the device's
-// own time. It is safe for concurrent use.
+// ServerClock is the server's time as this device knows it. Once measured,
+// it is the server's time at the measurement plus the time elapsed since
+// by the monotonic clock, which nothing steps: neither NTP (which someone
+// on the network may spoof) nor a person setting the date moves it, so a
+// command that expired by the server's time stays expired. Before the
+// first measurement it is the device's own clock. It is safe for
+// concurrent use.
 type ServerClock struct {
 	local   func() time.Time
 	measure func(context.Context) (time.Time, error)
 	log     *slog.Logger
 
-	offset atomic.Int64 // nanoseconds: the server's time less the device's
+	// Monotonic is the time elapsed since some fixed moment, by a clock
+	// nothing steps. NewServerClock sets it from time.Now's monotonic
+	// reading; tests may replace it before the clock is used.
+	Monotonic func() time.Duration
+
+	anchor atomic.Pointer[clockAnchor] // the last measurement; nil before the first
 
 	mu   sync.Mutex
-	last time.Time // guarded by mu: local time of the last measurement
+	last time.Duration // guarded by mu: Monotonic at the last measurement attempt
+	ever bool          // guarded by mu: a measurement was attempted
 }
 
-// NewServerClock returns a clock that reads local (nil: time.Now) and
-// corrects it by what measure (the server's time now, over a connection
-// the device trusts, such as apiclient.Client.ServerTime) says at Sync.
+// clockAnchor is a measurement: the server's time when Monotonic read at.
+type clockAnchor struct {
+	server time.Time
+	at     time.Duration
+}
+
+// NewServerClock returns a clock that reads local (nil: time.Now) until
+// measure (the server's time now, over a connection the device trusts,
+// such as apiclient.Client.ServerTime) has answered a Sync.
 func NewServerClock(local func() time.Time, measure func(context.Context) (time.Time, error), log *slog.Logger) *ServerClock {
 	if local == nil {
 		local = time.Now
@@ -53,50 +72,58 @@ func NewServerClock(local func() time.Time, measure func(context.Context) (time.
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	return &ServerClock{local: local, measure: measure, log: log}
+	start := time.Now()
+	return &ServerClock{local: local, measure: measure, log: log,
+		Monotonic: func() time.Duration { return time.Since(start) }}
 }
 
 // Now is the server's time as the device knows it.
 func (c *ServerClock) Now() time.Time {
-	return c.local().Add(time.Duration(c.offset.Load()))
+	if a := c.anchor.Load(); a != nil {
+		return a.server.Add(c.Monotonic() - a.at)
+	}
+	return c.local()
 }
 
-// Offset is the server's time less the device's, as last measured (zero
-// when within a few seconds).
-func (c *ServerClock) Offset() time.Duration { return time.Duration(c.offset.Load()) }
+// Offset is how far Now is from the device's own clock.
+func (c *ServerClock) Offset() time.Duration {
+	if c.anchor.Load() == nil {
+		return 0
+	}
+	return c.Now().Sub(c.local()).Round(time.Second)
+}
 
 // Sync measures the server's time, unless it did so within the last minute,
-// and reports whether the offset changed. The device's clock is taken to
-// have read the server's at the middle of the round trip.
+// and reports whether that moved Now by more than a few seconds. The
+// server's answer is taken to be of the middle of the round trip.
 func (c *ServerClock) Sync(ctx context.Context) (changed bool, err error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	start := c.local()
-	if !c.last.IsZero() && start.Sub(c.last).Abs() < clockResync {
+	start := c.Monotonic()
+	if c.ever && start-c.last < clockResync {
 		return false, nil
 	}
-	c.last = start
+	c.ever, c.last = true, start
 	server, err := c.measure(ctx)
 	if err != nil {
 		return false, err
 	}
-	end := c.local()
-	off := server.Sub(start.Add(end.Sub(start) / 2))
-	if off.Abs() < clockTolerance {
-		off = 0
-	}
-	if old := time.Duration(c.offset.Swap(int64(off))); old == off {
+	end := c.Monotonic()
+	before := c.Now()
+	a := &clockAnchor{server: server, at: start + (end-start)/2}
+	c.anchor.Store(a)
+	moved := c.Now().Sub(before)
+	if moved.Abs() < clockTolerance {
 		return false, nil
 	}
-	if off == 0 {
-		c.log.Info("this device's clock agrees with the server's again")
-	} else {
+	if off := c.Now().Sub(c.local()); off.Abs() >= clockTolerance {
 		c.log.Warn("this device's clock is off: it is using the server's time for commands, certificates and logins; set the clock right (NTP)",
 			"device_clock_is", describeOffset(-off))
+	} else {
+		c.log.Info("this device's idea of the server's time moved", "by", moved.Round(time.Second))
 	}
 	return true, nil
 }
-
 // describeOffset says how far the device's clock is from the server's:
 // "10m0s ahead" or "3m0s behind".
 func describeOffset(d time.Duration) string {

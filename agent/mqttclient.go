@@ -72,6 +72,9 @@ func (r *runner) run(ctx context.Context) error {
 	}
 	// A clock far off would have the first login refused: measure first.
 	r.syncClock(ctx)
+	if r.clock != nil {
+		r.wg.Go(func() { r.resyncClock(ctx) })
+	}
 	// The client outlives ctx by the moment it takes to say offline.
 	clientCtx, stop := context.WithCancel(context.WithoutCancel(ctx))
 	defer stop()

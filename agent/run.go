@@ -242,7 +242,11 @@ func (r *runner) openState(dir string, enr *agentstate.Enrollment) error {
 		"another porthole-agent is already running as %s with the state directory %s; stop it first (two agents cannot share one device identity)", r.clientID, dir)); err != nil {
 		return err
 	}
-	if r.nonces, err = control.OpenFileNonceStore(filepath.Join(dir, NonceFile), r.serverNow()); err != nil {
+	// Opened before the server's time is measured: the device's own clock
+	// may be ahead, and must not forget nonces still live by the server's
+	// (a command accepted before a restart would be accepted again). So
+	// none is forgotten here; Remember forgets them by the server's time.
+	if r.nonces, err = control.OpenFileNonceStore(filepath.Join(dir, NonceFile), time.Time{}); err != nil {
 		return fmt.Errorf("opening the command nonce memory: %w", err)
 	}
 	r.verifier, err = control.NewVerifier(controlKey, r.fleet, r.device, r.nonces)
@@ -271,6 +275,22 @@ func (r *runner) syncClock(ctx context.Context) bool {
 		r.log.Debug("could not read the server's time", "err", err)
 	}
 	return changed
+}
+
+// resyncClock measures the server's time every clockResyncEvery until ctx
+// ends: the monotonic clock the measurement runs on does not count time a
+// device spends suspended.
+func (r *runner) resyncClock(ctx context.Context) {
+	t := time.NewTicker(clockResyncEvery)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			r.syncClock(ctx)
+		}
+	}
 }
 
 // clockSyncTimeout bounds one measurement of the server's time.
