@@ -55,12 +55,24 @@ func (rs *recordedSessions) Close(ctx context.Context, cmd *control.Command, rep
 	rs.h.Close(ctx, cmd, rs.wrap(report))
 }
 
-// fail closes a session the recorder cannot record.
+// sessionEnder is a SessionHandler that can end a session on the device's
+// own account, with the device's reason (Tunnels).
+type sessionEnder interface {
+	End(session string, reason control.CloseReason) bool
+}
+
+// fail ends a session the recorder cannot record, as not_recorded: the
+// device's reason, which the server records as such (a close on command
+// would read as the engineer's).
 func (rs *recordedSessions) fail(session string) {
 	rs.mu.Lock()
 	o, ok := rs.open[session]
 	rs.mu.Unlock()
-	if ok {
-		rs.h.Close(o.ctx, &control.Command{V: 1, Type: control.TypeClose, Session: session}, o.report)
+	if !ok {
+		return
 	}
+	if e, can := rs.h.(sessionEnder); can && e.End(session, control.CloseNotRecorded) {
+		return
+	}
+	rs.h.Close(o.ctx, &control.Command{V: 1, Type: control.TypeClose, Session: session}, o.report)
 }

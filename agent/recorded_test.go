@@ -4,7 +4,6 @@ import (
 	"context"
 	"os"
 	"path/filepath"
-	"slices"
 	"sync"
 	"testing"
 	"time"
@@ -17,18 +16,42 @@ import (
 )
 
 // stubSessions is a SessionHandler at the edge of what this test runs: it
-// records closes and reports tunnel_down like Tunnels does.
+// records closes and ends and reports tunnel_down like Tunnels does.
 type stubSessions struct {
-	mu     sync.Mutex
-	closed []string
+	mu      sync.Mutex
+	closed  []string
+	ended   map[string]control.CloseReason
+	reports map[string]Reporter
 }
 
-func (s *stubSessions) Open(context.Context, *control.Command, Reporter) {}
+func (s *stubSessions) Open(_ context.Context, cmd *control.Command, report Reporter) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.reports == nil {
+		s.reports = map[string]Reporter{}
+	}
+	s.reports[cmd.Session] = report
+}
+
 func (s *stubSessions) Close(_ context.Context, cmd *control.Command, report Reporter) {
 	s.mu.Lock()
 	s.closed = append(s.closed, cmd.Session)
 	s.mu.Unlock()
 	report(control.TunnelDown(cmd.Session, control.CloseOnCommand))
+}
+
+func (s *stubSessions) End(session string, reason control.CloseReason) bool {
+	s.mu.Lock()
+	report := s.reports[session]
+	if s.ended == nil {
+		s.ended = map[string]control.CloseReason{}
+	}
+	s.ended[session] = reason
+	s.mu.Unlock()
+	if report != nil {
+		report(control.TunnelDown(session, reason))
+	}
+	return report != nil
 }
 
 // TestRecordSessions: the session's end reason reaches the recording, and
@@ -60,11 +83,16 @@ func TestRecordSessions(t *testing.T) {
 		t.Errorf("reported %+v; want the tunnel_down passed on", reported)
 	}
 
-	// An id that cannot name a directory cannot be recorded: closed.
+	// An id that cannot name a directory cannot be recorded: ended by
+	// the device as not_recorded, which the server must not read as the
+	// engineer's close.
 	h.Open(ctx, &control.Command{Type: control.TypeOpen, Session: ".."}, report)
 	r.Connected("..", ann)
-	if !slices.Equal(stub.closed, []string{".."}) {
-		t.Errorf("closed %v; want the unrecordable session", stub.closed)
+	if stub.ended[".."] != control.CloseNotRecorded || len(stub.closed) != 0 {
+		t.Errorf("ended %v, closed %v; want the unrecordable session ended as not_recorded", stub.ended, stub.closed)
+	}
+	if last := reported[len(reported)-1]; last.Session != ".." || last.Reason != string(control.CloseNotRecorded) {
+		t.Errorf("reported %+v; want tunnel_down .. not_recorded", last)
 	}
 	entries, _, err := agentlog.Read(dir, time.Time{})
 	if err != nil || len(entries) == 0 || entries[len(entries)-1].Event != "recording_failed" {

@@ -240,6 +240,19 @@ func (t *Tunnels) Close(_ context.Context, cmd *control.Command, report Reporter
 	t.end(tn, control.CloseOnCommand)
 }
 
+// End ends session on the device's own account, for reason, and reports
+// whether it was open.
+func (t *Tunnels) End(session string, reason control.CloseReason) bool {
+	t.mu.Lock()
+	tn := t.open[session]
+	t.mu.Unlock()
+	if tn == nil {
+		return false
+	}
+	t.end(tn, reason)
+	return true
+}
+
 // CloseAll ends every open session for reason, at once.
 func (t *Tunnels) CloseAll(reason control.CloseReason) {
 	t.mu.Lock()
