@@ -11,6 +11,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"sync"
@@ -49,6 +50,7 @@ const (
 type Log struct {
 	mu      sync.Mutex
 	f       *os.File // guarded by mu
+	torn    bool     // guarded by mu: the file ends in half a line
 	reserve string   // guarded by mu: the reserve's path; "" once given up
 }
 
@@ -91,17 +93,33 @@ func (l *Log) Write(ev Event) error {
 	line = append(line, '\n')
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	n, err := l.f.Write(line)
-	if err != nil && l.reserve != "" && errors.Is(err, syscall.ENOSPC) {
-		// The disk is full: give up the reserve for the rest of the
-		// line (a torn line is skipped by readers, the rest is whole).
-		os.Remove(l.reserve)
-		l.reserve = ""
-		_, err = l.f.Write(line[n:])
+	if l.torn {
+		// A write cut short left half a line that could not be cut off:
+		// end it, so this event is a line of its own.
+		line = append([]byte{'\n'}, line...)
 	}
+	end, err := l.f.Seek(0, io.SeekEnd)
 	if err != nil {
 		return fmt.Errorf("writing the event log: %w", err)
 	}
+	n, err := l.f.Write(line)
+	if err != nil && l.reserve != "" && (errors.Is(err, syscall.ENOSPC) || errors.Is(err, syscall.EDQUOT)) {
+		// The disk is full: give up the reserve for the rest of the line.
+		os.Remove(l.reserve)
+		l.reserve = ""
+		var m int
+		m, err = l.f.Write(line[n:])
+		n += m
+	}
+	if err != nil {
+		// Cut the half line off again, so that the next event is read;
+		// failing that, the next write ends it first.
+		if n > 0 {
+			l.torn = l.f.Truncate(end) != nil
+		}
+		return fmt.Errorf("writing the event log: %w", err)
+	}
+	l.torn = false
 	if err := l.f.Sync(); err != nil {
 		return fmt.Errorf("syncing the event log: %w", err)
 	}
