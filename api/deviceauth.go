@@ -69,7 +69,13 @@ func (c *call) authenticateDevice() error {
 	default:
 		return err
 	}
-	fresh, err := c.s.deviceNonces.Remember(req.Nonce, req.Expires, now)
+	fresh, err := c.s.deviceNonces.RememberFor(ds[0].ID, req.Nonce, req.Expires, now)
+	if errors.Is(err, control.ErrNonceQuota) {
+		log.Warn("device request refused: the device signs too many requests", "err", err)
+		he := errorf(http.StatusTooManyRequests, apitype.CodeRateLimited, "%s/%s sends too many requests; wait a minute", fleet, name)
+		he.header = http.Header{"Retry-After": {"60"}}
+		return he
+	}
 	if err != nil {
 		log.Error("device request nonce not remembered", "err", err)
 		he := errorf(http.StatusServiceUnavailable, apitype.CodeUnavailable, "the server cannot take more device requests just now; try again in a minute")

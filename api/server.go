@@ -93,10 +93,18 @@ type Config struct {
 
 	// DeviceNonces remembers the nonces of the devices' request
 	// credentials, so none is accepted twice. Nil: a store in this
-	// process's memory, holding DefaultMaxDeviceNonces. Several API nodes
-	// behind one address need one shared store for a credential captured
-	// on its way to one node to be refused by the others.
-	DeviceNonces control.NonceStore
+	// process's memory, holding DefaultMaxDeviceNonces, of which
+	// DefaultMaxNoncesPerDevice of one device. Several API nodes behind
+	// one address need one shared store for a credential captured on its
+	// way to one node to be refused by the others.
+	DeviceNonces DeviceNonceStore
+}
+
+// DeviceNonceStore remembers the nonces of devices' request credentials
+// (control.MemoryNonceStore is one): a nonce is fresh once, and one device
+// may hold at most its share of live ones (control.ErrNonceQuota).
+type DeviceNonceStore interface {
+	RememberFor(device, nonce string, forgetAfter, now time.Time) (fresh bool, err error)
 }
 
 // Defaults for the zero values of Config.
@@ -112,6 +120,10 @@ const (
 	// each is kept for at most twice control.DeviceRequestSkew, so this
 	// is room for over a thousand device requests a second.
 	DefaultMaxDeviceNonces = 1 << 18
+	// DefaultMaxNoncesPerDevice is one device's share: a device that
+	// signs more requests than this within their four minutes (about 17
+	// a second) is refused until they expire, and the others are not.
+	DefaultMaxNoncesPerDevice = 1 << 12
 )
 
 // hostCertValidity is how long a device's host certificate lasts.
@@ -137,7 +149,7 @@ type Server struct {
 	loginByAddress *failureLimiter // keyed by sourceKey
 	loginCodes     *failureLimiter // keyed by email
 	enrollByAddr   *failureLimiter // keyed by sourceKey
-	deviceNonces   control.NonceStore
+	deviceNonces   DeviceNonceStore
 
 	routes  []route
 	openapi []byte // the OpenAPI document, built from routes
@@ -169,7 +181,7 @@ func New(cfg Config) (*Server, error) {
 		deviceNonces: cfg.DeviceNonces,
 	}
 	if s.deviceNonces == nil {
-		s.deviceNonces = control.NewMemoryNonceStore(DefaultMaxDeviceNonces)
+		s.deviceNonces = control.NewMemoryNonceStore(DefaultMaxDeviceNonces, DefaultMaxNoncesPerDevice)
 	}
 	if s.logger == nil {
 		s.logger = slog.New(slog.DiscardHandler)

@@ -2,6 +2,7 @@ package control
 
 import (
 	"errors"
+	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -101,7 +102,7 @@ func TestDeviceRequestRefused(t *testing.T) {
 }
 
 func TestMemoryNonceStore(t *testing.T) {
-	s := NewMemoryNonceStore(2)
+	s := NewMemoryNonceStore(2, 0)
 	now := time.Unix(1_800_000_000, 0)
 	remember := func(n string, until, at time.Time) bool {
 		t.Helper()
@@ -125,5 +126,33 @@ func TestMemoryNonceStore(t *testing.T) {
 	}
 	if _, err := s.Remember("short", now, now); err == nil {
 		t.Fatal("a short nonce was taken")
+	}
+}
+
+// TestMemoryNonceStoreQuota: one owner's flood fills its share, not the
+// store: another owner's nonces are still taken.
+func TestMemoryNonceStoreQuota(t *testing.T) {
+	s := NewMemoryNonceStore(100, 3)
+	now := time.Unix(1_800_000_000, 0)
+	nonce := func(i int) string { return fmt.Sprintf("%022d", i) }
+	for i := range 3 {
+		if fresh, err := s.RememberFor("flood", nonce(i), now.Add(time.Minute), now); !fresh || err != nil {
+			t.Fatalf("nonce %d: %v, %v", i, fresh, err)
+		}
+	}
+	if _, err := s.RememberFor("flood", nonce(3), now.Add(time.Minute), now); !errors.Is(err, ErrNonceQuota) {
+		t.Fatalf("past the share: %v; want ErrNonceQuota", err)
+	}
+	if fresh, err := s.RememberFor("other", nonce(4), now.Add(time.Minute), now); !fresh || err != nil {
+		t.Fatalf("another owner: %v, %v", fresh, err)
+	}
+	// A nonce is fresh once, whoever presents it.
+	if fresh, _ := s.RememberFor("other", nonce(0), now.Add(time.Minute), now); fresh {
+		t.Fatal("another owner replayed the flood's nonce")
+	}
+	// Once they expire, the flooding owner has room again.
+	later := now.Add(2 * time.Minute)
+	if fresh, err := s.RememberFor("flood", nonce(5), later.Add(time.Minute), later); !fresh || err != nil {
+		t.Fatalf("after expiry: %v, %v", fresh, err)
 	}
 }
