@@ -76,10 +76,8 @@ func (s *Server) deleteDevice(c *call, _ *none) (none, error) {
 		return none{}, fmt.Errorf("deleting device %s: %w", d.ID, err)
 	}
 	for _, ses := range sessions {
-		if key, err := s.recDisk.key(ses); err == nil {
-			if err := s.recDisk.store.Delete(c.ctx, key); err != nil {
-				s.logger.Error("removing a deleted device's recording", "session", ses.ID, "err", err)
-			}
+		if err := s.recDisk.delete(c.ctx, ses); err != nil {
+			s.logger.Error("removing a deleted device's recording", "session", ses.ID, "err", err)
 		}
 	}
 	s.deleted(d.FleetName, d.Name)

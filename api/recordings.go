@@ -121,6 +121,25 @@ func (d *recordingDisk) key(ses *store.Session) (recstore.Key, error) {
 	return k, nil
 }
 
+// delete removes a session's recording under its upload lock, so that an
+// upload in flight cannot make its directory again after it. A server that
+// keeps no recordings has none to remove.
+func (d *recordingDisk) delete(ctx context.Context, ses *store.Session) error {
+	if d.store == nil {
+		return nil
+	}
+	key, err := d.key(ses)
+	if err != nil {
+		return err
+	}
+	unlock, err := d.store.Lock(ctx, key)
+	if err != nil {
+		return err
+	}
+	defer unlock()
+	return d.store.Delete(ctx, key)
+}
+
 // offsetError refuses a chunk that starts past the file's size.
 type offsetError struct{ size int64 }
 
