@@ -124,6 +124,7 @@ func (c *ServerClock) Sync(ctx context.Context) (changed bool, err error) {
 	}
 	return true, nil
 }
+
 // describeOffset says how far the device's clock is from the server's:
 // "10m0s ahead" or "3m0s behind".
 func describeOffset(d time.Duration) string {
