@@ -43,7 +43,6 @@ import (
 	"time"
 
 	"golang.org/x/crypto/ssh"
-	"golang.org/x/term"
 
 	"github.com/porthole/porthole/apiclient"
 	"github.com/porthole/porthole/apitype"
@@ -763,8 +762,7 @@ func (c *codeAsker) answer(name, instruction string, questions []string, echos [
 	}
 	answers := make([]string, len(questions))
 	for i, q := range questions {
-		fmt.Fprint(w, q)
-		b, err := term.ReadPassword(fd)
+		b, err := readSecret(fd, w, q)
 		fmt.Fprintln(w)
 		if err != nil {
 			c.err = fmt.Errorf("reading the answer to %q: %w", strings.TrimSpace(q), err)

@@ -56,11 +56,11 @@ func (p *prompter) line(what, def string) (string, error) {
 // secret asks for an answer that is not echoed on a terminal and is kept
 // exactly as typed (a password may begin or end with a space).
 func (p *prompter) secret(what string) (string, error) {
-	fmt.Fprintf(p.out, "%s: ", what)
 	if p.fd < 0 {
+		fmt.Fprintf(p.out, "%s: ", what)
 		return p.readLine(what)
 	}
-	b, err := term.ReadPassword(p.fd)
+	b, err := readSecret(p.fd, p.out, what+": ")
 	fmt.Fprintln(p.out) // the user's Enter was not echoed
 	if err != nil {
 		return "", fmt.Errorf("reading the %s: %w", what, err)
