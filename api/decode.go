@@ -39,6 +39,8 @@ func decodeError(err error, maxBody int64) error {
 		typeErr *json.UnmarshalTypeError
 	)
 	switch {
+	case errors.Is(err, errBodyDigest):
+		return errBodyDigest
 	case errors.As(err, &tooBig):
 		return errorf(http.StatusRequestEntityTooLarge, apitype.CodeTooLarge,
 			"the request body is over %s", byteSize(maxBody))

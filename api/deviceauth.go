@@ -1,8 +1,12 @@
 package api
 
 import (
+	"bytes"
+	"crypto/sha256"
 	"errors"
 	"fmt"
+	"hash"
+	"io"
 	"net/http"
 	"strings"
 	"time"
@@ -42,8 +46,11 @@ func (c *call) authenticateDevice() error {
 	}
 	log := c.s.logger.With("request_id", requestID(c.ctx), "fleet", fleet, "device", name)
 	now := c.s.now()
-	req, err := control.CheckDeviceRequest(key, fleet, name, c.r.Method, c.r.RequestURI, cred, now)
+	digest, digestOK := control.ParseContentDigest(c.r.Header.Get(control.ContentDigestHeader))
+	req, err := control.CheckDeviceRequest(key, fleet, name, c.r.Method, c.r.RequestURI, digest, cred, now)
 	switch {
+	case err == nil && !digestOK:
+		return refused // a good signature over no digest: only a zero body digest could make one
 	case err == nil:
 	case control.IsDevicePassword(cred) && control.CheckDevicePassword(key, fleet, name, cred, now) == nil:
 		// A good MQTT password: an agent from before request credentials,
@@ -86,10 +93,38 @@ func (c *call) authenticateDevice() error {
 		log.Warn("device credential refused: it was used before (a replayed request)")
 		return refused
 	}
+	// The body is held to the digest the device signed: whoever reads it
+	// gets an error at its end if it is another (see digestBody).
+	c.r.Body = &digestBody{r: c.r.Body, h: sha256.New(), want: digest}
 	c.dev = ds[0]
 	c.ctx = audit.WithActor(c.ctx, audit.Device(c.dev.ID, fleet, name)) // the actor of what it records
 	return nil
 }
+
+// errBodyDigest: a device's request body is not the one its credential
+// signed (someone between changed it).
+var errBodyDigest = unauthenticated("the request body is not the one the device's credential was made for")
+
+// digestBody reads a device's request body and, at its end, fails with
+// errBodyDigest unless what was read has the digest the device signed.
+// Every handler reads a body to its end before it acts on it (decodeBody,
+// the recording upload), so a changed body is refused, not acted on.
+type digestBody struct {
+	r    io.ReadCloser
+	h    hash.Hash
+	want [sha256.Size]byte
+}
+
+func (b *digestBody) Read(p []byte) (int, error) {
+	n, err := b.r.Read(p)
+	b.h.Write(p[:n])
+	if errors.Is(err, io.EOF) && !bytes.Equal(b.h.Sum(nil), b.want[:]) {
+		return n, errBodyDigest
+	}
+	return n, err
+}
+
+func (b *digestBody) Close() error { return b.r.Close() }
 
 // whoAmI is GET /api/v1/device: the calling device as the server knows it,
 // so that `porthole-agent status` can show that the server still knows it.

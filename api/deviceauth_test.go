@@ -1,11 +1,14 @@
 package api
 
 import (
+	"bytes"
 	"context"
 	"crypto/ed25519"
 	"crypto/rand"
 	"io"
 	"net/http"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -33,10 +36,11 @@ func newKeyedDevice(t testing.TB, fl *store.Fleet) (*store.Device, ed25519.Priva
 	return d, priv
 }
 
-// deviceCred is the Authorization header of a device's request, made with
+// deviceCred is the Authorization header of a device's request with body
+// (sent with its Content-Digest, as doWithAuth and doDevice do), made with
 // key at at.
-func deviceCred(fleet, device string, key ed25519.PrivateKey, method, requestURI string, at time.Time) string {
-	return "Device " + fleet + "/" + device + " " + control.SignDeviceRequest(key, fleet, device, method, requestURI, at)
+func deviceCred(fleet, device string, key ed25519.PrivateKey, method, requestURI string, body []byte, at time.Time) string {
+	return "Device " + fleet + "/" + device + " " + control.SignDeviceRequest(key, fleet, device, method, requestURI, control.BodyDigest(body), at)
 }
 
 // TestDeviceAuth tries, as an attacker would, every way of calling the
@@ -57,13 +61,13 @@ func TestDeviceAuth(t *testing.T) {
 
 	const path = "/api/v1/device"
 	mine := func(method, uri string, at time.Time) string {
-		return deviceCred(fl.Name, d.Name, key, method, uri, at)
+		return deviceCred(fl.Name, d.Name, key, method, uri, nil, at)
 	}
 	for _, tt := range []struct{ name, auth string }{
-		{"another device's key", deviceCred(fl.Name, d.Name, otherKey, "GET", path, time.Now())},
+		{"another device's key", deviceCred(fl.Name, d.Name, otherKey, "GET", path, nil, time.Now())},
 		{"a credential from an hour ago", mine("GET", path, time.Now().Add(-time.Hour))},
-		{"a credential for another fleet", "Device other/" + d.Name + " " + control.SignDeviceRequest(key, fl.Name, d.Name, "GET", path, time.Now())},
-		{"a device that does not exist", deviceCred(fl.Name, "nosuch", key, "GET", path, time.Now())},
+		{"a credential for another fleet", "Device other/" + d.Name + " " + control.SignDeviceRequest(key, fl.Name, d.Name, "GET", path, control.BodyDigest(nil), time.Now())},
+		{"a device that does not exist", deviceCred(fl.Name, "nosuch", key, "GET", path, nil, time.Now())},
 		{"a credential for another path", mine("GET", "/api/v1/device/requests", time.Now())},
 		{"a credential for another method", mine("POST", path, time.Now())},
 		{"a credential for another query", mine("GET", path+"?x=1", time.Now())},
@@ -91,7 +95,7 @@ func TestDeviceAuthReplay(t *testing.T) {
 	t.Parallel()
 	fl := fx.newFleet(t)
 	d, key := newKeyedDevice(t, fl)
-	cred := deviceCred(fl.Name, d.Name, key, "GET", "/api/v1/device", time.Now())
+	cred := deviceCred(fl.Name, d.Name, key, "GET", "/api/v1/device", nil, time.Now())
 	if r := doWithAuth(t, "GET", "/api/v1/device", cred); r.status != http.StatusOK {
 		t.Fatalf("first use: %d", r.status)
 	}
@@ -120,7 +124,7 @@ func TestDeviceAuthClock(t *testing.T) {
 	t.Parallel()
 	fl := fx.newFleet(t)
 	d, key := newKeyedDevice(t, fl)
-	r := doWithAuth(t, "GET", "/api/v1/device", deviceCred(fl.Name, d.Name, key, "GET", "/api/v1/device", time.Now().Add(time.Hour)))
+	r := doWithAuth(t, "GET", "/api/v1/device", deviceCred(fl.Name, d.Name, key, "GET", "/api/v1/device", nil, time.Now().Add(time.Hour)))
 	if r.status != http.StatusUnauthorized || !strings.Contains(string(r.body), "ahead of the server's") ||
 		!strings.Contains(r.header.Get("Www-Authenticate"), "clock_skew") {
 		t.Fatalf("credential an hour ahead: %d %s %v", r.status, r.body, r.header)
@@ -145,6 +149,7 @@ func doWithAuth(t *testing.T, method, path, authz string) response {
 	if authz != "" {
 		req.Header.Set("Authorization", authz)
 	}
+	req.Header.Set(control.ContentDigestHeader, control.FormatContentDigest(control.BodyDigest(nil)))
 	resp, err := fx.ts.Client().Do(req)
 	must(t, err)
 	defer resp.Body.Close()
@@ -162,5 +167,60 @@ func TestServerTime(t *testing.T) {
 	got, err := c.ServerTime(t.Context())
 	if err != nil || time.Until(got).Abs() > 2*time.Second {
 		t.Fatalf("ServerTime = %v, %v; want about now", got, err)
+	}
+}
+
+// TestDeviceAuthBody: a credential is good for the body it was made for
+// only. Whoever sits between the device and the server (a party that ends
+// TLS before it) and puts another body on a credential it saw, or drops
+// the digest, is refused, and nothing of that body is acted on.
+func TestDeviceAuthBody(t *testing.T) {
+	t.Parallel()
+	fl := fx.newFleet(t)
+	d, key := newKeyedDevice(t, fl)
+	send := func(method, path string, signed, sent []byte, digest bool) response {
+		t.Helper()
+		req, err := http.NewRequest(method, fx.ts.URL+path, bytes.NewReader(sent))
+		must(t, err)
+		req.Header.Set("Content-Type", "application/json")
+		req.Header.Set("Authorization", deviceCred(fl.Name, d.Name, key, method, req.URL.RequestURI(), signed, time.Now()))
+		if digest {
+			req.Header.Set(control.ContentDigestHeader, control.FormatContentDigest(control.BodyDigest(signed)))
+		}
+		resp, err := fx.ts.Client().Do(req)
+		must(t, err)
+		defer resp.Body.Close()
+		data, err := io.ReadAll(resp.Body)
+		must(t, err)
+		return response{status: resp.StatusCode, body: data}
+	}
+	asked := []byte(`{"reason":"the printer","for_s":600}`)
+	forged := []byte(`{"reason":"call +1 555 0100 for a refund","for_s":600}`)
+	if r := send("POST", "/api/v1/device/requests", asked, forged, true); r.status != http.StatusUnauthorized ||
+		!strings.Contains(string(r.body), "not the one the device's credential was made for") {
+		t.Errorf("another body under a credential: %d %s; want 401", r.status, r.body)
+	}
+	if r := send("POST", "/api/v1/device/requests", asked, asked, false); r.status != http.StatusUnauthorized {
+		t.Errorf("no Content-Digest: %d %s; want 401", r.status, r.body)
+	}
+	reqs, err := fx.store.ListSupportRequests(t.Context(), store.SupportRequestFilter{DeviceID: d.ID})
+	must(t, err)
+	if len(reqs) != 0 {
+		t.Fatalf("a refused body reached the queue: %+v", reqs)
+	}
+	if r := send("POST", "/api/v1/device/requests", asked, asked, true); r.status != http.StatusCreated {
+		t.Errorf("the body the credential was made for: %d %s; want 201", r.status, r.body)
+	}
+
+	// A recording chunk swapped on its way is refused, and not stored.
+	ses := fx.newSession(t, d)
+	path := "/api/v1/device/sessions/" + ses.ID + "/files/events.jsonl?offset=0"
+	if r := send("PUT", path, []byte("{\"event\":\"ls\"}\n"), []byte("{\"event\":\"nothing\"}\n"), true); r.status != http.StatusUnauthorized {
+		t.Errorf("a swapped chunk: %d %s; want 401", r.status, r.body)
+	}
+	if _, err := os.Stat(filepath.Join(recordingDir(ses), "events.jsonl")); err == nil {
+		if data, _ := os.ReadFile(filepath.Join(recordingDir(ses), "events.jsonl")); len(data) > 0 {
+			t.Errorf("a swapped chunk was stored: %q", data)
+		}
 	}
 }

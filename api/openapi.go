@@ -65,7 +65,7 @@ func openAPI(routes []route) ([]byte, error) {
 				"owner": map[string]any{"type": "apiKey", "in": "header", "name": "Authorization",
 					"description": "\"Owner <token>\": the token of an owner link (`porthole-agent status`), read-only and scoped to one device"},
 				"device": map[string]any{"type": "apiKey", "in": "header", "name": "Authorization",
-					"description": "\"Device <fleet>/<device> <credential>\": a credential the device signs with its enrolled key for this one request (method, request URI, time, nonce), accepted once"},
+					"description": "\"Device <fleet>/<device> <credential>\": a credential the device signs with its enrolled key for this one request (method, request URI, the body's SHA-256 sent as Content-Digest, time, nonce), accepted once"},
 			},
 		},
 	}

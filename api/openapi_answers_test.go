@@ -18,6 +18,7 @@ import (
 	"github.com/getkin/kin-openapi/routers/legacy"
 
 	"github.com/porthole/porthole/apitype"
+	"github.com/porthole/porthole/control"
 )
 
 // An exchange is one request to the fixture's server whose request and
@@ -25,8 +26,8 @@ import (
 type exchange struct {
 	name         string
 	method, path string
-	auth         func(method, requestURI string) string // the Authorization header; nil: none
-	body         any                                    // nil, []byte (sent as application/octet-stream) or JSON
+	auth         func(method, requestURI string, body []byte) string // the Authorization header; nil: none
+	body         any                                                 // nil, []byte (sent as application/octet-stream) or JSON
 	header       http.Header
 	status       int
 	// refused: the request breaks the document, and the server refuses it
@@ -38,8 +39,8 @@ type exchange struct {
 // text all the same.
 func init() { openapi3filter.RegisterBodyDecoder("text/html", openapi3filter.PlainBodyDecoder) }
 
-func bearer(token string) func(string, string) string {
-	return func(string, string) string { return "Bearer " + token }
+func bearer(token string) func(string, string, []byte) string {
+	return func(string, string, []byte) string { return "Bearer " + token }
 }
 
 // schemePrefix is how the Authorization header of each of the document's
@@ -106,7 +107,8 @@ func (ex *exchange) run(t *testing.T, router routers.Router) []byte {
 			req.Header.Set("Content-Type", contentType)
 		}
 		if ex.auth != nil {
-			req.Header.Set("Authorization", ex.auth(req.Method, req.URL.RequestURI()))
+			req.Header.Set("Authorization", ex.auth(req.Method, req.URL.RequestURI(), body))
+			req.Header.Set(control.ContentDigestHeader, control.FormatContentDigest(control.BodyDigest(body)))
 		}
 		return req
 	}
@@ -167,7 +169,9 @@ func TestOpenAPIAnswers(t *testing.T) {
 	d, key := newKeyedDevice(t, fl)
 	ses := fx.newSession(t, d)
 	admin, owner, operator, auditor := bearer(fx.tokens["admin"]), bearer(fx.tokens["owner"]), bearer(fx.tokens["operator"]), bearer(fx.tokens["auditor"])
-	device := func(method, uri string) string { return deviceCred(fl.Name, d.Name, key, method, uri, time.Now()) }
+	device := func(method, uri string, body []byte) string {
+		return deviceCred(fl.Name, d.Name, key, method, uri, body, time.Now())
+	}
 	spare, _, err := newToken(fx.store, fx.users["target"], time.Now().Add(time.Hour))
 	must(t, err)
 	spareID := decodeAs[[]apitype.TokenInfo](t, do(t, fx.ts, "GET", "/api/v1/tokens", spare, nil), http.StatusOK)[0].ID
@@ -271,7 +275,7 @@ func TestOpenAPIAnswers(t *testing.T) {
 	// The owner, with the link the device asks for.
 	var link apitype.OwnerLink
 	must(t, json.Unmarshal((&exchange{name: "owner link", method: "POST", path: "/api/v1/device/owner-link", auth: device, status: 200}).run(t, router), &link))
-	ownerLink := func(string, string) string { return apitype.OwnerScheme + " " + link.Token }
+	ownerLink := func(string, string, []byte) string { return apitype.OwnerScheme + " " + link.Token }
 	run(t, []exchange{
 		{name: "owner", method: "GET", path: "/api/v1/owner", auth: ownerLink, status: 200},
 		{name: "owner's audit", method: "GET", path: "/api/v1/owner/audit", auth: ownerLink, status: 200},

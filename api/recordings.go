@@ -321,7 +321,9 @@ func (s *Server) uploadRecordingFile(c *call) error {
 	}
 	data, err := io.ReadAll(http.MaxBytesReader(c.w, c.r.Body, maxUploadChunk))
 	var tooBig *http.MaxBytesError
-	if errors.As(err, &tooBig) {
+	if errors.Is(err, errBodyDigest) {
+		return errBodyDigest
+	} else if errors.As(err, &tooBig) {
 		return errorf(http.StatusRequestEntityTooLarge, apitype.CodeTooLarge, "a chunk is at most %s; send smaller ones", mib(maxUploadChunk))
 	} else if err != nil {
 		return badRequest("reading the chunk: %s", err)

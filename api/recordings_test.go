@@ -19,6 +19,7 @@ import (
 	"github.com/porthole/porthole/apiclient"
 	"github.com/porthole/porthole/apitype"
 	"github.com/porthole/porthole/audit"
+	"github.com/porthole/porthole/control"
 	"github.com/porthole/porthole/internal/testdisk"
 	"github.com/porthole/porthole/store"
 )
@@ -211,7 +212,8 @@ func doDevice(t *testing.T, base, method, path string, d *store.Device, key ed25
 	t.Helper()
 	req, err := http.NewRequest(method, base+path, strings.NewReader(body))
 	must(t, err)
-	req.Header.Set("Authorization", deviceCred(d.FleetName, d.Name, key, method, req.URL.RequestURI(), time.Now()))
+	req.Header.Set("Authorization", deviceCred(d.FleetName, d.Name, key, method, req.URL.RequestURI(), []byte(body), time.Now()))
+	req.Header.Set(control.ContentDigestHeader, control.FormatContentDigest(control.BodyDigest([]byte(body))))
 	resp, err := fx.ts.Client().Do(req)
 	must(t, err)
 	defer resp.Body.Close()

@@ -268,7 +268,7 @@ func (c *Client) send(ctx context.Context, method, path string, query url.Values
 			req.Header.Set("Content-Type", contentType)
 		}
 		req.Header.Set("Accept", "application/json")
-		c.authorize(req)
+		c.authorize(req, body)
 		resp, err := c.http.Do(req)
 		if err != nil {
 			if errors.Is(err, ErrFingerprintMismatch) {
@@ -302,16 +302,18 @@ func (c *Client) ServerTime(ctx context.Context) (time.Time, error) {
 }
 
 // authorize sets req's Authorization: the bearer token, or a device's
-// credential made for this one request.
-func (c *Client) authorize(req *http.Request) {
+// credential made for this one request and its body.
+func (c *Client) authorize(req *http.Request, body []byte) {
 	switch {
 	case c.token != "":
 		req.Header.Set("Authorization", "Bearer "+c.token)
 	case c.device != nil:
 		d := c.device
 		now := c.now().Add(time.Duration(c.clockOffset.Load()))
+		digest := control.BodyDigest(body)
+		req.Header.Set(control.ContentDigestHeader, control.FormatContentDigest(digest))
 		req.Header.Set("Authorization", apitype.DeviceAuthScheme+" "+d.Fleet+"/"+d.Device+" "+
-			control.SignDeviceRequest(d.Key, d.Fleet, d.Device, req.Method, req.URL.RequestURI(), now))
+			control.SignDeviceRequest(d.Key, d.Fleet, d.Device, req.Method, req.URL.RequestURI(), digest, now))
 	}
 }
 

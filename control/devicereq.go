@@ -10,10 +10,13 @@ package control
 //
 // where the signature is ed25519 with the device's enrolled key over
 //
-//	porthole-api-v1\n<fleet>\n<device>\n<METHOD>\n<request URI>\n<unix seconds>\n<nonce>
+//	porthole-api-v1\n<fleet>\n<device>\n<METHOD>\n<request URI>\n<body SHA-256, hex>\n<unix seconds>\n<nonce>
 //
 // The request URI is the request target as sent (escaped path and query),
-// so a credential is good for one method on one path with one query. The
+// and the body's digest travels in a Content-Digest header (RFC 9530,
+// sha-256), which the server holds the body to: a credential is good for
+// one method on one path with one query and one body, even through a
+// party that ends TLS before the server. The
 // nonce is 16 random bytes (base64url, unpadded): the server remembers
 // every nonce it accepted until the credential's time is past
 // [DeviceRequestSkew], so a captured credential cannot be used twice.
@@ -26,6 +29,9 @@ package control
 import (
 	"crypto/ed25519"
 	"crypto/rand"
+	"crypto/sha256"
+	"encoding/base64"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"strconv"
@@ -72,19 +78,23 @@ type DeviceRequest struct {
 
 // SignDeviceRequest makes the credential for one request of device in fleet:
 // method and requestURI (the escaped path and query as sent, what
-// http.Request.URL.RequestURI returns) at now. It does not check the
-// names; CheckDeviceRequest refuses a credential made for names that are
-// not valid.
-func SignDeviceRequest(priv ed25519.PrivateKey, fleet, device, method, requestURI string, now time.Time) string {
+// http.Request.URL.RequestURI returns) with a body whose SHA-256 is body
+// (BodyDigest), at now. It does not check the names; CheckDeviceRequest
+// refuses a credential made for names that are not valid.
+func SignDeviceRequest(priv ed25519.PrivateKey, fleet, device, method, requestURI string, body [sha256.Size]byte, now time.Time) string {
 	var n [deviceNonceLen]byte
 	rand.Read(n[:]) // never fails (crypto/rand panics if the system cannot give randomness)
-	return signDeviceRequest(priv, fleet, device, method, requestURI, now, devicePasswordEncoding.EncodeToString(n[:]))
+	return signDeviceRequest(priv, fleet, device, method, requestURI, body, now, devicePasswordEncoding.EncodeToString(n[:]))
 }
 
+// BodyDigest is the SHA-256 of a request body, as a device request
+// credential binds it (nil: an empty body).
+func BodyDigest(body []byte) [sha256.Size]byte { return sha256.Sum256(body) }
+
 // signDeviceRequest is SignDeviceRequest with the nonce given.
-func signDeviceRequest(priv ed25519.PrivateKey, fleet, device, method, requestURI string, now time.Time, nonce string) string {
+func signDeviceRequest(priv ed25519.PrivateKey, fleet, device, method, requestURI string, body [sha256.Size]byte, now time.Time, nonce string) string {
 	unix := strconv.FormatInt(now.Unix(), 10)
-	sig := ed25519.Sign(priv, deviceRequestMessage(fleet, device, method, requestURI, unix, nonce))
+	sig := ed25519.Sign(priv, deviceRequestMessage(fleet, device, method, requestURI, body, unix, nonce))
 	return deviceRequestVersion + "." + unix + "." + nonce + "." + devicePasswordEncoding.EncodeToString(sig)
 }
 
@@ -97,13 +107,14 @@ func IsDevicePassword(cred string) bool {
 }
 
 // CheckDeviceRequest checks that cred was made by the holder of pub's
-// private key for exactly this fleet, device, method and requestURI, within
-// [DeviceRequestSkew] of now. It does not know which nonces were used: the
-// caller must refuse a DeviceRequest whose Nonce it has accepted before.
+// private key for exactly this fleet, device, method, requestURI and body
+// digest, within [DeviceRequestSkew] of now. It does not know which nonces
+// were used, nor the body: the caller must refuse a DeviceRequest whose
+// Nonce it has accepted before, and a body whose digest is not body.
 // Every error wraps [ErrDeviceRequest]; a good signature at a bad time
 // also wraps [ErrDeviceClock], and then the DeviceRequest says when it was
 // made.
-func CheckDeviceRequest(pub ed25519.PublicKey, fleet, device, method, requestURI, cred string, now time.Time) (DeviceRequest, error) {
+func CheckDeviceRequest(pub ed25519.PublicKey, fleet, device, method, requestURI string, body [sha256.Size]byte, cred string, now time.Time) (DeviceRequest, error) {
 	if len(pub) != ed25519.PublicKeySize {
 		return DeviceRequest{}, fmt.Errorf("%w: the device's enrolled key is not an ed25519 public key", ErrDeviceRequest)
 	}
@@ -117,7 +128,7 @@ func CheckDeviceRequest(pub ed25519.PublicKey, fleet, device, method, requestURI
 	if err != nil {
 		return DeviceRequest{}, err
 	}
-	if !ed25519.Verify(pub, deviceRequestMessage(fleet, device, method, requestURI, unix, nonce), sig) {
+	if !ed25519.Verify(pub, deviceRequestMessage(fleet, device, method, requestURI, body, unix, nonce), sig) {
 		return DeviceRequest{}, fmt.Errorf("%w: the signature does not match the device's enrolled key and this request", ErrDeviceRequest)
 	}
 	req := DeviceRequest{Nonce: nonce, At: ts, Expires: ts.Add(DeviceRequestSkew)}
@@ -159,6 +170,33 @@ func parseDeviceRequest(cred string) (unix string, ts time.Time, nonce string, s
 	return unix, time.Unix(secs, 0), nonce, sig, nil
 }
 
-func deviceRequestMessage(fleet, device, method, requestURI, unix, nonce string) []byte {
-	return []byte(deviceRequestContext + "\n" + fleet + "\n" + device + "\n" + method + "\n" + requestURI + "\n" + unix + "\n" + nonce)
+func deviceRequestMessage(fleet, device, method, requestURI string, body [sha256.Size]byte, unix, nonce string) []byte {
+	return []byte(deviceRequestContext + "\n" + fleet + "\n" + device + "\n" + method + "\n" + requestURI + "\n" +
+		hex.EncodeToString(body[:]) + "\n" + unix + "\n" + nonce)
+}
+
+// ContentDigestHeader carries a device request's body digest (RFC 9530).
+const ContentDigestHeader = "Content-Digest"
+
+// FormatContentDigest writes digest as the Content-Digest header's value:
+// "sha-256=:<base64>:".
+func FormatContentDigest(digest [sha256.Size]byte) string {
+	return "sha-256=:" + base64.StdEncoding.EncodeToString(digest[:]) + ":"
+}
+
+// ParseContentDigest reads a Content-Digest value FormatContentDigest
+// wrote; ok is false for anything else (another algorithm, several, a bad
+// encoding).
+func ParseContentDigest(v string) (digest [sha256.Size]byte, ok bool) {
+	rest, hasPrefix := strings.CutPrefix(v, "sha-256=:")
+	enc, hasSuffix := strings.CutSuffix(rest, ":")
+	if !hasPrefix || !hasSuffix || len(enc) > 64 {
+		return digest, false
+	}
+	b, err := decodeExact(b64, enc)
+	if err != nil || len(b) != sha256.Size {
+		return digest, false
+	}
+	copy(digest[:], b)
+	return digest, true
 }

@@ -11,12 +11,13 @@ import (
 func TestDeviceRequestAccepted(t *testing.T) {
 	pub, priv := newDeviceKey(t)
 	at := time.Unix(1_800_000_000, 0)
-	cred := SignDeviceRequest(priv, "acme", "dev-1", "PUT", "/api/v1/device/sessions/s1/files/a?offset=5", at)
+	body := BodyDigest([]byte("chunk"))
+	cred := SignDeviceRequest(priv, "acme", "dev-1", "PUT", "/api/v1/device/sessions/s1/files/a?offset=5", body, at)
 	if !strings.HasPrefix(cred, "r1.1800000000.") || len(cred) > maxDeviceRequestLen {
 		t.Fatalf("SignDeviceRequest = %q", cred)
 	}
 	for _, skew := range []time.Duration{0, DeviceRequestSkew, -DeviceRequestSkew} {
-		req, err := CheckDeviceRequest(pub, "acme", "dev-1", "PUT", "/api/v1/device/sessions/s1/files/a?offset=5", cred, at.Add(skew))
+		req, err := CheckDeviceRequest(pub, "acme", "dev-1", "PUT", "/api/v1/device/sessions/s1/files/a?offset=5", body, cred, at.Add(skew))
 		if err != nil {
 			t.Fatalf("at %v: %v", skew, err)
 		}
@@ -24,7 +25,7 @@ func TestDeviceRequestAccepted(t *testing.T) {
 			t.Fatalf("at %v: %+v", skew, req)
 		}
 	}
-	if again := SignDeviceRequest(priv, "acme", "dev-1", "PUT", "/x", at); again == SignDeviceRequest(priv, "acme", "dev-1", "PUT", "/x", at) {
+	if again := SignDeviceRequest(priv, "acme", "dev-1", "PUT", "/x", body, at); again == SignDeviceRequest(priv, "acme", "dev-1", "PUT", "/x", body, at) {
 		t.Fatal("two credentials for one request share a nonce")
 	}
 }
@@ -36,12 +37,14 @@ func TestDeviceRequestRefused(t *testing.T) {
 	otherPub, _ := newDeviceKey(t)
 	at := time.Unix(1_800_000_000, 0)
 	const uri = "/api/v1/device/requests"
-	cred := SignDeviceRequest(priv, "acme", "dev-1", "POST", uri, at)
+	body := BodyDigest([]byte(`{"reason":"help"}`))
+	cred := SignDeviceRequest(priv, "acme", "dev-1", "POST", uri, body, at)
 	parts := strings.Split(cred, ".")
 	for _, tt := range []struct {
 		name                 string
 		pub                  []byte
 		fleet, dev, method   string
+		body                 []byte
 		uri, cred            string
 		now                  time.Time
 		wantClock, wantShape bool
@@ -52,6 +55,7 @@ func TestDeviceRequestRefused(t *testing.T) {
 		{name: "another method", method: "PUT"},
 		{name: "another path", uri: "/api/v1/device/owner-link"},
 		{name: "a query added", uri: uri + "?x=1"},
+		{name: "another body", body: []byte(`{"reason":"evil"}`)},
 		{name: "too late", now: at.Add(DeviceRequestSkew + time.Second), wantClock: true},
 		{name: "too early", now: at.Add(-DeviceRequestSkew - time.Second), wantClock: true},
 		{name: "another time", cred: strings.Join([]string{parts[0], "1800000001", parts[2], parts[3]}, ".")},
@@ -81,7 +85,11 @@ func TestDeviceRequestRefused(t *testing.T) {
 		if !tt.now.IsZero() {
 			now = tt.now
 		}
-		_, err := CheckDeviceRequest(p, fleet, dev, method, u, c, now)
+		d := body
+		if tt.body != nil {
+			d = BodyDigest(tt.body)
+		}
+		_, err := CheckDeviceRequest(p, fleet, dev, method, u, d, c, now)
 		if !errors.Is(err, ErrDeviceRequest) {
 			t.Errorf("%s: err = %v; want ErrDeviceRequest", tt.name, err)
 		}
@@ -154,5 +162,18 @@ func TestMemoryNonceStoreQuota(t *testing.T) {
 	later := now.Add(2 * time.Minute)
 	if fresh, err := s.RememberFor("flood", nonce(5), later.Add(time.Minute), later); !fresh || err != nil {
 		t.Fatalf("after expiry: %v, %v", fresh, err)
+	}
+}
+
+func TestContentDigest(t *testing.T) {
+	d := BodyDigest([]byte("x"))
+	v := FormatContentDigest(d)
+	if got, ok := ParseContentDigest(v); !ok || got != d {
+		t.Fatalf("ParseContentDigest(%q) = %x, %v", v, got, ok)
+	}
+	for _, bad := range []string{"", v[9:], "sha-512=:" + v[9:], "sha-256=:" + v[9:len(v)-1], v + ", sha-512=:AA==:", "sha-256=:AAAA:", "sha-256=:" + v[9:13] + "\n" + v[13:]} {
+		if _, ok := ParseContentDigest(bad); ok {
+			t.Errorf("ParseContentDigest(%q) accepted", bad)
+		}
 	}
 }

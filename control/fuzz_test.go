@@ -270,7 +270,7 @@ func FuzzDeviceRequest(f *testing.F) {
 	add := func(method, uri string, at time.Time, skew int64) {
 		// A nonce of its own per seed, the same in every fuzzing process.
 		nonce := base64.RawURLEncoding.EncodeToString([]byte(fmt.Sprintf("%016d", len(signed))))
-		cred := signDeviceRequest(priv, testFleet, testDevice, method, uri, at, nonce)
+		cred := signDeviceRequest(priv, testFleet, testDevice, method, uri, BodyDigest([]byte(uri)), at, nonce)
 		signed[cred] = method + " " + uri
 		f.Add(method, uri, cred, skew)
 	}
@@ -281,7 +281,7 @@ func FuzzDeviceRequest(f *testing.F) {
 	f.Add("GET", "/x\n", "r1.1.AAAAAAAAAAAAAAAAAAAAAA."+strings.Repeat("A", 86), int64(0))
 	f.Fuzz(func(t *testing.T, method, uri, cred string, skew int64) {
 		now := testNow.Add(time.Duration(skew%(1<<20)) * time.Second)
-		req, err := CheckDeviceRequest(pub, testFleet, testDevice, method, uri, cred, now)
+		req, err := CheckDeviceRequest(pub, testFleet, testDevice, method, uri, BodyDigest([]byte(uri)), cred, now)
 		if err != nil {
 			if !errors.Is(err, ErrDeviceRequest) {
 				t.Fatalf("error %v does not wrap ErrDeviceRequest", err)
