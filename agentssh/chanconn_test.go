@@ -12,6 +12,7 @@ import (
 	"github.com/pkg/sftp"
 	"golang.org/x/crypto/ssh"
 
+	"github.com/porthole/porthole/internal/testnet"
 	"github.com/porthole/porthole/internal/testwait"
 )
 
@@ -125,7 +126,7 @@ func TestChannelConnDeadline(t *testing.T) {
 // TestNoGoroutineLeft: once an engineer hangs up, nothing of the
 // connection keeps running.
 func TestNoGoroutineLeft(t *testing.T) {
-	port := echoServer(t)
+	port := testnet.Echo(t).Port
 	e := newEnv(t)
 	srv := e.server(t, func(c *Config) { c.AllowPorts = []int{port} })
 	before := runtime.NumGoroutine()

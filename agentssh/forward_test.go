@@ -8,31 +8,12 @@ import (
 	"testing"
 	"time"
 
+	"github.com/porthole/porthole/internal/testnet"
 	"github.com/porthole/porthole/internal/testwait"
 )
 
-// echoServer listens on 127.0.0.1 and echoes; it returns the port.
-func echoServer(t *testing.T) int {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { ln.Close() })
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			go func() { io.Copy(c, c); c.Close() }()
-		}
-	}()
-	return ln.Addr().(*net.TCPAddr).Port
-}
-
 func TestDirectTCPIP(t *testing.T) {
-	allowed, other := echoServer(t), echoServer(t)
+	allowed, other := testnet.Echo(t).Port, testnet.Echo(t).Port
 	e := newEnv(t)
 	c, _ := e.login(t, e.server(t, func(c *Config) { c.AllowPorts = []int{allowed} }))
 	ap, op := strconv.Itoa(allowed), strconv.Itoa(other)
@@ -86,7 +67,7 @@ func TestDirectTCPIP(t *testing.T) {
 
 // TestDirectTCPIPNoPorts: with no allowed ports, nothing can be reached.
 func TestDirectTCPIPNoPorts(t *testing.T) {
-	port := echoServer(t)
+	port := testnet.Echo(t).Port
 	e := newEnv(t)
 	c, _ := e.login(t, e.server(t, nil))
 	_, err := c.Dial("tcp", net.JoinHostPort("127.0.0.1", strconv.Itoa(port)))
@@ -114,7 +95,7 @@ func TestDirectTCPIPNothingListens(t *testing.T) {
 // opened for, within the owner's list; it cannot widen that list, and a
 // session opened for no port reaches none (finding 7 of issue 11).
 func TestDirectTCPIPSessionPorts(t *testing.T) {
-	asked, notAsked, ownerRefuses := echoServer(t), echoServer(t), echoServer(t)
+	asked, notAsked, ownerRefuses := testnet.Echo(t).Port, testnet.Echo(t).Port, testnet.Echo(t).Port
 	e := newEnv(t)
 	c, _ := e.login(t, e.server(t, func(c *Config) {
 		c.AllowPorts = []int{asked, notAsked}

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/pkg/sftp"
+	"github.com/porthole/porthole/internal/testnet"
 	"golang.org/x/crypto/ssh"
 )
 
@@ -26,7 +27,7 @@ func TestFullFailsClosed(t *testing.T) {
 		command bool // SFTP through SFTPCommand, as nobody
 	}{{"sftp in the agent", false}, {"sftp command", true}} {
 		t.Run(tt.name, func(t *testing.T) {
-			port := echoServer(t)
+			port := testnet.Echo(t).Port
 			e := newEnv(t)
 			dir := t.TempDir()
 			srv := e.server(t, func(c *Config) {

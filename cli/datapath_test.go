@@ -33,6 +33,7 @@ import (
 	"github.com/porthole/porthole/apitype"
 	"github.com/porthole/porthole/ca"
 	"github.com/porthole/porthole/control"
+	"github.com/porthole/porthole/internal/testnet"
 	"github.com/porthole/porthole/internal/testwait"
 	"github.com/porthole/porthole/relay"
 	"github.com/porthole/porthole/session"
@@ -436,7 +437,7 @@ func (d *testDevice) serve(ctx context.Context, cmd *control.Command) {
 
 // running is porthole running in the background.
 type running struct {
-	stdout, stderr *lockedBuffer
+	stdout, stderr *testnet.Buffer
 	done           chan error
 	cancel         context.CancelFunc
 }
@@ -444,7 +445,7 @@ type running struct {
 func startCLI(t *testing.T, env map[string]string, stdin io.Reader, args ...string) *running {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
-	r := &running{stdout: &lockedBuffer{}, stderr: &lockedBuffer{}, done: make(chan error, 1), cancel: cancel}
+	r := &running{stdout: &testnet.Buffer{}, stderr: &testnet.Buffer{}, done: make(chan error, 1), cancel: cancel}
 	if stdin == nil {
 		stdin = strings.NewReader("")
 	}
@@ -486,7 +487,7 @@ func errText(err error) string {
 // relay and device SSH server.
 func TestDataPath(t *testing.T) {
 	t.Parallel()
-	echo := startEcho(t)
+	echo := testnet.Echo(t).Port
 	p := startDataPath(t, pathOpts{allowPorts: []int{echo}})
 
 	t.Run("ssh exit status and streams", func(t *testing.T) {
@@ -607,7 +608,7 @@ func TestDataPath(t *testing.T) {
 	})
 
 	t.Run("forward", func(t *testing.T) {
-		refused := startEcho(t) // a port the device does not allow
+		refused := testnet.Echo(t).Port // a port the device does not allow
 		r := startCLI(t, p.env, nil, "forward", "dev1", fmt.Sprintf("0:%d", echo), fmt.Sprintf("127.0.0.1:0:%d", refused))
 		var addrs []string
 		testwait.For(t, 10*time.Second, "the forwarding lines", func() bool {
@@ -846,30 +847,6 @@ func writeFile(t *testing.T, name string, data []byte, mode os.FileMode) {
 	}
 }
 
-// startEcho serves TCP echo on loopback and returns its port.
-func startEcho(t *testing.T) int {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	var wg sync.WaitGroup
-	t.Cleanup(func() { ln.Close(); wg.Wait() })
-	wg.Go(func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			wg.Go(func() {
-				defer c.Close()
-				io.Copy(c, c)
-			})
-		}
-	})
-	return ln.Addr().(*net.TCPAddr).Port
-}
-
 // forwardAddrs reads the local addresses of "forwarding ADDR → ..." lines.
 func forwardAddrs(out string) []string {
 	var addrs []string
@@ -898,7 +875,7 @@ func startProxy(t *testing.T, p *dataPath, socket string) *proxyRun {
 	x.inR, x.toIn = io.Pipe()
 	x.outR, x.outW = io.Pipe()
 	ctx, cancel := context.WithCancel(context.Background())
-	x.r = &running{stdout: &lockedBuffer{}, stderr: &lockedBuffer{}, done: make(chan error, 1), cancel: cancel}
+	x.r = &running{stdout: &testnet.Buffer{}, stderr: &testnet.Buffer{}, done: make(chan error, 1), cancel: cancel}
 	go func() {
 		err := Run(ctx, []string{"proxy", "--agent-socket", socket, "dev1.porthole"},
 			IO{In: x.inR, Out: x.outW, Err: x.r.stderr, Getenv: func(k string) string { return p.env[k] }})

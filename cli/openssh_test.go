@@ -16,6 +16,7 @@ import (
 	"golang.org/x/crypto/ssh"
 
 	"github.com/porthole/porthole/apitype"
+	"github.com/porthole/porthole/internal/testnet"
 	"github.com/porthole/porthole/internal/testwait"
 )
 
@@ -31,7 +32,7 @@ func TestOpenSSH(t *testing.T) {
 			t.Skipf("no %s here", prog)
 		}
 	}
-	echo := startEcho(t)
+	echo := testnet.Echo(t).Port
 	p := startDataPath(t, pathOpts{allowPorts: []int{echo}})
 	r := mustRun(t, p.env, "", "ssh-config")
 	cfg := filepath.Join(t.TempDir(), "ssh_config")

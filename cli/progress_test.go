@@ -1,11 +1,12 @@
 package cli
 
 import (
-	"bytes"
 	"strings"
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/porthole/porthole/internal/testnet"
 )
 
 func TestProgressLine(t *testing.T) {
@@ -27,24 +28,6 @@ func TestProgressLine(t *testing.T) {
 	}
 }
 
-// lockedBuffer is a bytes.Buffer safe for the progress line's ticker.
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
-
 // fakeClock is a clock a test moves by hand.
 type fakeClock struct {
 	mu sync.Mutex
@@ -64,7 +47,7 @@ func (c *fakeClock) add(d time.Duration) {
 }
 
 func TestProgressPlain(t *testing.T) {
-	var out lockedBuffer
+	var out testnet.Buffer
 	clock := &fakeClock{t: time.Unix(1e9, 0)}
 	p := newProgress(&out, false, clock.now)
 	p.set("asking dev1 to connect…")
@@ -79,7 +62,7 @@ func TestProgressPlain(t *testing.T) {
 }
 
 func TestProgressTerminal(t *testing.T) {
-	var out lockedBuffer
+	var out testnet.Buffer
 	clock := &fakeClock{t: time.Unix(1e9, 0)}
 	p := newProgress(&out, true, clock.now)
 	p.set("asking dev1 to connect…")

@@ -14,6 +14,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/porthole/porthole/internal/testnet"
 	"github.com/porthole/porthole/internal/testwait"
 )
 
@@ -37,7 +38,7 @@ func TestSSHTerminal(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var screen lockedBuffer
+	var screen testnet.Buffer
 	go func() { // what the terminal shows
 		buf := make([]byte, 4096)
 		for {

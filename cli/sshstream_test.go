@@ -9,6 +9,8 @@ import (
 	"strings"
 	"sync"
 	"testing"
+
+	"github.com/porthole/porthole/internal/testnet"
 )
 
 // TestDataPathStreams: porthole ssh carries its standard input to the
@@ -38,7 +40,7 @@ func TestDataPathOutputFails(t *testing.T) {
 	t.Parallel()
 	p := startDataPath(t, pathOpts{})
 	out := &failingWriter{left: 1 << 20}
-	r := &running{stdout: &lockedBuffer{}, stderr: &lockedBuffer{}, done: make(chan error, 1)}
+	r := &running{stdout: &testnet.Buffer{}, stderr: &testnet.Buffer{}, done: make(chan error, 1)}
 	go func() {
 		r.done <- Run(t.Context(), []string{"ssh", "dev1", "--", "head -c 16777216 /dev/zero"},
 			IO{In: strings.NewReader(""), Out: out, Err: r.stderr, Getenv: func(k string) string { return p.env[k] }})

@@ -15,7 +15,6 @@ import (
 	"net/url"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -30,6 +29,7 @@ import (
 	"github.com/porthole/porthole/cli"
 	"github.com/porthole/porthole/control"
 	"github.com/porthole/porthole/internal/testmosquitto"
+	"github.com/porthole/porthole/internal/testnet"
 	"github.com/porthole/porthole/store"
 	"github.com/porthole/porthole/store/storetest"
 )
@@ -514,7 +514,7 @@ func TestExternalBroker(t *testing.T) {
 			}
 		},
 		func(fleet, device string, st control.State) { states <- state{fleet, device, st} })
-	var log syncBuffer
+	var log testnet.Buffer
 	srv.logger = slog.New(slog.NewTextHandler(&log, nil))
 	if srv.PubSub() == nil || srv.broker != nil {
 		t.Fatal("the server has no external control channel, or an embedded broker too")
@@ -717,24 +717,6 @@ func TestExternalBrokerReconnects(t *testing.T) {
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
-}
-
-// syncBuffer is a bytes.Buffer safe for a writer goroutine and readers.
-type syncBuffer struct {
-	mu  sync.Mutex // guards buf
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
 }
 
 // TestEmbeddedBrokerStates: with the embedded broker, the state handlers

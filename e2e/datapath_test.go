@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/creack/pty"
+	"github.com/porthole/porthole/internal/testnet"
 )
 
 // devServer is `portholed dev` on loopback, with the CLI pointed at it.
@@ -112,34 +113,13 @@ func fileSum(t *testing.T, path string) [32]byte {
 	return sha256.Sum256(b)
 }
 
-// echoServer answers each line on 127.0.0.1 with itself, as a device's
-// local service an engineer forwards to.
-func echoServer(t *testing.T) int {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { ln.Close() })
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			go func() { defer c.Close(); io.Copy(c, c) }()
-		}
-	}()
-	return ln.Addr().(*net.TCPAddr).Port
-}
-
 // TestDataPath walks issue 4's list with the real binaries: exec with exit
 // codes and stdin, a 64 MiB scp round trip, a forward, a resize on a real
 // terminal.
 func TestDataPath(t *testing.T) {
 	t.Parallel()
 	s := startDev(t)
-	echoPort := echoServer(t)
+	echoPort := testnet.Echo(t).Port
 	agent := s.device(t, "dev1", fmt.Sprintf("consent: auto\nallow_ports: [%d]\n", echoPort))
 
 	t.Run("exec", func(t *testing.T) {

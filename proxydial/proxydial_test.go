@@ -15,6 +15,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/porthole/porthole/internal/testnet"
 )
 
 // fakeProxy is an HTTP CONNECT proxy in the test process (over TLS with
@@ -89,26 +91,6 @@ func splice(t *testing.T) func(r *http.Request, c net.Conn) {
 	}
 }
 
-// echoServer answers whatever it reads with itself.
-func echoServer(t *testing.T) string {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { ln.Close() })
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			go func() { defer c.Close(); io.Copy(c, c) }()
-		}
-	}()
-	return ln.Addr().String()
-}
-
 // always picks proxy for every target, loopback included (the fake proxy
 // and its targets live on loopback).
 func always(proxy *url.URL) ProxyFunc {
@@ -132,7 +114,7 @@ func roundTrip(t *testing.T, c net.Conn, msg string) {
 // them), and a byte stream to the target; over a plain and a TLS proxy.
 func TestTunnel(t *testing.T) {
 	t.Parallel()
-	target := echoServer(t)
+	target := testnet.Echo(t).String()
 	tests := []struct {
 		name     string
 		overTLS  bool
@@ -304,7 +286,7 @@ func TestSilentProxyDeadline(t *testing.T) {
 // TestDirect: without a proxy for the target, the dialer dials it itself.
 func TestDirect(t *testing.T) {
 	t.Parallel()
-	target := echoServer(t)
+	target := testnet.Echo(t).String()
 	c, err := (&Dialer{Proxy: Direct}).DialContext(t.Context(), "tcp", target)
 	if err != nil {
 		t.Fatal(err)

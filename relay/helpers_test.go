@@ -19,6 +19,7 @@ import (
 
 	"golang.org/x/crypto/ssh"
 
+	"github.com/porthole/porthole/internal/testnet"
 	"github.com/porthole/porthole/internal/testwait"
 	"github.com/porthole/porthole/sessioncert"
 )
@@ -49,24 +50,6 @@ func newSigner(t testing.TB) ssh.Signer {
 	return s
 }
 
-// syncBuffer collects the relay's log; it is shown when a test fails.
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
-
 // testEnv is a relay on loopback with an in-memory store of devices and
 // sessions, a host CA and a user CA.
 type testEnv struct {
@@ -76,7 +59,7 @@ type testEnv struct {
 	hostCA ssh.Signer
 	userCA ssh.Signer
 	skew   atomic.Int64 // added to the relay's clock
-	logs   *syncBuffer
+	logs   *testnet.Buffer
 	// closedByTest: the test closed the relay itself.
 	closedByTest bool
 
@@ -96,7 +79,7 @@ func newEnv(t testing.TB, tweak func(*Config)) *testEnv {
 		t:          t,
 		hostCA:     newSigner(t),
 		userCA:     newSigner(t),
-		logs:       &syncBuffer{},
+		logs:       &testnet.Buffer{},
 		deviceKeys: make(map[string]ed25519.PublicKey),
 		sessions:   make(map[string]Session),
 	}

@@ -14,7 +14,6 @@ import (
 	"slices"
 	"strconv"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -24,6 +23,7 @@ import (
 
 	"github.com/porthole/porthole/agentssh"
 	"github.com/porthole/porthole/control"
+	"github.com/porthole/porthole/internal/testnet"
 	"github.com/porthole/porthole/internal/testwait"
 	"github.com/porthole/porthole/sessioncert"
 )
@@ -55,29 +55,9 @@ func newSigner(t *testing.T) ssh.Signer {
 	return s
 }
 
-// echoPort listens on 127.0.0.1 and echoes what it gets.
-func echoPort(t *testing.T) int {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { ln.Close() })
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			go func() { io.Copy(c, c); c.Close() }()
-		}
-	}()
-	return ln.Addr().(*net.TCPAddr).Port
-}
-
 func newSSHDevice(t *testing.T, rec *Recordings) *sshDevice {
 	t.Helper()
-	d := &sshDevice{userCA: newSigner(t), hostCA: newSigner(t), engineer: newSigner(t), echoPort: echoPort(t), rec: rec}
+	d := &sshDevice{userCA: newSigner(t), hostCA: newSigner(t), engineer: newSigner(t), echoPort: testnet.Echo(t).Port, rec: rec}
 	device := newSigner(t)
 	hc := &ssh.Certificate{Key: device.PublicKey(), CertType: ssh.HostCert, KeyId: "dev1",
 		ValidPrincipals: []string{"dev1.acme.porthole"}, ValidBefore: ssh.CertTimeInfinity}
@@ -170,24 +150,6 @@ func (d *sshDevice) hangUp(t *testing.T, c *ssh.Client) {
 	}
 }
 
-// syncBuffer is a bytes.Buffer safe for a writer and a poller.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
 // typeInShell runs a scripted terminal session: it types lines one at a
 // time into an interactive sh, each after the output of the one before.
 // (sh rather than the login shell: root's bash takes seconds to start on
@@ -203,7 +165,7 @@ func typeInShell(t *testing.T, c *ssh.Client, steps []struct{ typed, want string
 		t.Fatal(err)
 	}
 	in, _ := s.StdinPipe()
-	scr := &syncBuffer{}
+	scr := &testnet.Buffer{}
 	s.Stdout = scr
 	if err := s.Start("exec sh -i"); err != nil {
 		t.Fatal(err)
@@ -387,7 +349,7 @@ func TestRecordRealFlood(t *testing.T) {
 		t.Fatal(err)
 	}
 	var n countWriter
-	var notice syncBuffer
+	var notice testnet.Buffer
 	s.Stdout, s.Stderr = &n, &notice
 	var ee *ssh.ExitError
 	if err := s.Run("head -c 4000000 /dev/urandom"); !errors.As(err, &ee) || ee.Signal() != "KILL" {
@@ -491,7 +453,7 @@ func TestRecordFullFailsClosed(t *testing.T) {
 		t.Fatal(err)
 	}
 	shIn, _ := sh.StdinPipe()
-	var shOut, shErr syncBuffer
+	var shOut, shErr testnet.Buffer
 	sh.Stdout, sh.Stderr = &shOut, &shErr
 	if err := sh.Start("exec sh -i"); err != nil {
 		t.Fatal(err)
