@@ -39,6 +39,9 @@ type sessionCgroups struct {
 type sessionCgroup struct {
 	dir  string
 	done <-chan struct{} // the session's context's: its end kills the cgroup
+
+	mu    sync.Mutex
+	ended bool // guarded by mu: killed or being killed; no process may enter
 }
 
 // newSessionCgroups finds where the agent may make cgroups: a directory
@@ -112,28 +115,38 @@ func cgroup2Self() (mount, own string, err error) {
 // enter opens s, the cgroup of a connection's session, for a process to
 // start in, making it if need be; the caller closes the returned file once
 // the process has started. Nil where sessions have no cgroups (or can no
-// longer have them: then it says so, once).
-func (cg *sessionCgroups) enter(s *sessionCgroup) *os.File {
+// longer have them: then it says so, once). A session that has ended is
+// refused: making its cgroup again after it was killed would let the
+// process outlive the session.
+func (cg *sessionCgroups) enter(s *sessionCgroup) (*os.File, error) {
 	if cg == nil || s == nil {
-		return nil
+		return nil, nil
 	}
 	cg.mu.Lock()
 	on := cg.base != ""
 	cg.mu.Unlock()
 	if !on {
-		return nil
+		return nil, nil
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.ended {
+		return nil, errSessionEnded
 	}
 	if err := os.Mkdir(s.dir, 0o755); err != nil && !errors.Is(err, os.ErrExist) {
 		cg.disable(fmt.Errorf("making a session's cgroup: %w", err))
-		return nil
+		return nil, nil
 	}
 	f, err := os.Open(s.dir)
 	if err != nil {
 		cg.disable(fmt.Errorf("opening a session's cgroup: %w", err))
-		return nil
+		return nil, nil
 	}
-	return f
+	return f, nil
 }
+
+// errSessionEnded refuses a process asked for as its session ends.
+var errSessionEnded = errors.New("the session has ended; open a new one")
 
 // serve returns the cgroup of a connection of session served within ctx,
 // the session's context: connections of one session share it. When ctx
@@ -161,6 +174,9 @@ func (cg *sessionCgroups) serve(ctx context.Context, session string) *sessionCgr
 			delete(cg.dirs, session)
 		}
 		cg.mu.Unlock()
+		s.mu.Lock()
+		s.ended = true
+		s.mu.Unlock()
 		cg.kill(s.dir)
 	})
 	return s
@@ -191,9 +207,13 @@ func (cg *sessionCgroups) kill(dir string) {
 // startProcess starts cmd for the connection's session (see the package's
 // startProcess), in the session's cgroup where there are cgroups.
 func (c *conn) startProcess(cmd *exec.Cmd, closeAfter ...*os.File) (*process, error) {
-	fd := c.srv.cgroups.enter(c.cgroup) // nil: no cgroup, said once when that was found
+	fd, err := c.srv.cgroups.enter(c.cgroup) // nil: no cgroup, said once when that was found
+	if err != nil {
+		return nil, err
+	}
 	return startProcess(cmd, c.acct, fd, closeAfter...)
 }
+
 
 // disable turns cgroups off for good, once, saying why.
 func (cg *sessionCgroups) disable(err error) {
