@@ -49,28 +49,29 @@ const (
 
 // gluedConn writes each yamux data frame's header together with its body.
 // yamux writes them apart, which over TLS costs a record (and a system
-// call) of 12 bytes per frame; glued, a frame of 32 KiB takes two records
-// instead of three. Only yamux's send loop writes, one frame at a time, and
-// a data frame's header is always followed by its body: a header is held
-// only then, never one that has no body to wait for.
+// call) of 12 bytes per frame; glued, a frame saves that record. Only
+// yamux's send loop writes, one frame at a time, and a data frame's header
+// is always followed by its body: a header is held only then, never one
+// that has no body to wait for.
 type gluedConn struct {
 	io.ReadWriteCloser
-	mu   sync.Mutex
-	held []byte // a data frame's header waiting for its body; guarded by mu
-	buf  []byte // guarded by mu
+	mu      sync.Mutex
+	holding bool   // guarded by mu: buf holds a data frame's header waiting for its body
+	buf     []byte // guarded by mu
 }
 
 func (g *gluedConn) Write(p []byte) (int, error) {
 	g.mu.Lock()
 	defer g.mu.Unlock()
-	if g.held != nil {
-		g.buf = append(append(g.buf[:0], g.held...), p...)
-		g.held = nil
+	if g.holding {
+		g.buf = append(g.buf, p...)
+		g.holding = false
 		_, err := g.ReadWriteCloser.Write(g.buf)
 		return len(p), err
 	}
 	if len(p) == muxHeaderSize && p[1] == muxTypeData && binary.BigEndian.Uint32(p[8:]) > 0 {
-		g.held = append(g.buf[:0:0], p...)
+		g.buf = append(g.buf[:0], p...)
+		g.holding = true
 		return len(p), nil
 	}
 	return g.ReadWriteCloser.Write(p)
@@ -142,27 +143,29 @@ func (c *HeldConn) Gather(p []byte, write func([]byte) (int, error)) (int, error
 		return write(p)
 	}
 	need := len(p) + (len(p)/MaxChunk+1)*(recordOverhead+muxHeaderSize)
-	var buf []byte
-	if b, ok := gatherBuffers.Get().(*[]byte); ok && cap(*b) >= need {
-		buf = (*b)[:0]
-	} else {
-		buf = make([]byte, 0, need)
+	bp, _ := gatherBuffers.Get().(*[]byte)
+	if bp == nil {
+		bp = new([]byte)
+	}
+	if cap(*bp) < need {
+		*bp = make([]byte, 0, need)
 	}
 	c.mu.Lock()
-	c.held, c.buf = true, buf
+	c.held, c.buf = true, (*bp)[:0]
 	c.mu.Unlock()
 	n, err := write(p)
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	c.held, buf, c.buf = false, c.buf, nil
+	buf := c.buf
+	c.held, c.buf = false, nil
 	if len(buf) > 0 {
 		if _, werr := c.Conn.Write(buf); err == nil {
 			err = werr
 		}
 	}
 	if cap(buf) <= maxPooledGather {
-		buf = buf[:0]
-		gatherBuffers.Put(&buf)
+		*bp = buf[:0] // append may have grown it
+		gatherBuffers.Put(bp)
 	}
 	return n, err
 }
