@@ -39,6 +39,7 @@ import (
 	"os/signal"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -782,8 +783,7 @@ func (c *codeAsker) answer(name, instruction string, questions []string, echos [
 type earlyVersion struct {
 	net.Conn
 	line    []byte
-	mu      sync.Mutex
-	dropped bool // guarded by mu
+	dropped atomic.Bool // the client's own version line went by
 }
 
 func newEarlyVersion(c net.Conn, version string) (*earlyVersion, error) {
@@ -795,15 +795,11 @@ func newEarlyVersion(c net.Conn, version string) (*earlyVersion, error) {
 }
 
 func (e *earlyVersion) Write(p []byte) (int, error) {
-	e.mu.Lock()
-	if !e.dropped {
-		e.dropped = true
-		e.mu.Unlock()
+	if e.dropped.CompareAndSwap(false, true) {
 		if !bytes.Equal(p, e.line) {
 			return 0, fmt.Errorf("porthole: the SSH client's first write is not its version line %q", e.line)
 		}
 		return len(p), nil
 	}
-	e.mu.Unlock()
 	return e.Conn.Write(p)
 }

@@ -165,6 +165,7 @@ func (a *app) runSCP(ctx context.Context, o reachOptions, plan scpPlan, recursiv
 		if c.tty && c.files != nil {
 			fmt.Fprint(a.io.Err, "\r\033[K")
 		}
+		c.files = nil // the next source, a single file, has a progress bar of its own
 		if err != nil {
 			if ctx.Err() != nil {
 				return ctx.Err()
