@@ -38,9 +38,10 @@ func decodeError(err error, maxBody int64) error {
 		syntax  *json.SyntaxError
 		typeErr *json.UnmarshalTypeError
 	)
+	var he *httpError
 	switch {
-	case errors.Is(err, errBodyDigest):
-		return errBodyDigest
+	case errors.As(err, &he): // the body's reader answered it (a body not the one signed)
+		return he
 	case errors.As(err, &tooBig):
 		return errorf(http.StatusRequestEntityTooLarge, apitype.CodeTooLarge,
 			"the request body is over %s", byteSize(maxBody))

@@ -52,7 +52,7 @@ func (c *call) authenticateDevice() error {
 	case err == nil && !digestOK:
 		return refused // a good signature over no digest: only a zero body digest could make one
 	case err == nil:
-	case control.IsDevicePassword(cred) && control.CheckDevicePassword(key, fleet, name, cred, now) == nil:
+	case control.CheckDevicePassword(key, fleet, name, cred, now) == nil:
 		// A good MQTT password: an agent from before request credentials,
 		// or someone who saw what the device sent its broker.
 		log.Warn("device credential refused: an MQTT password was sent to the API")
@@ -79,9 +79,7 @@ func (c *call) authenticateDevice() error {
 	fresh, err := c.s.deviceNonces.RememberFor(ds[0].ID, req.Nonce, req.Expires, now)
 	if errors.Is(err, control.ErrNonceQuota) {
 		log.Warn("device request refused: the device signs too many requests", "err", err)
-		he := errorf(http.StatusTooManyRequests, apitype.CodeRateLimited, "%s/%s sends too many requests; wait a minute", fleet, name)
-		he.header = http.Header{"Retry-After": {"60"}}
-		return he
+		return tooMany(fmt.Sprintf("%s/%s sends too many requests", fleet, name), time.Minute)
 	}
 	if err != nil {
 		log.Error("device request nonce not remembered", "err", err)

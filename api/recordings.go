@@ -321,8 +321,9 @@ func (s *Server) uploadRecordingFile(c *call) error {
 	}
 	data, err := io.ReadAll(http.MaxBytesReader(c.w, c.r.Body, maxUploadChunk))
 	var tooBig *http.MaxBytesError
-	if errors.Is(err, errBodyDigest) {
-		return errBodyDigest
+	var he *httpError
+	if errors.As(err, &he) { // the body's reader answered it (a body not the one signed)
+		return he
 	} else if errors.As(err, &tooBig) {
 		return errorf(http.StatusRequestEntityTooLarge, apitype.CodeTooLarge, "a chunk is at most %s; send smaller ones", mib(maxUploadChunk))
 	} else if err != nil {

@@ -10,13 +10,13 @@ package apitype
 
 import "time"
 
-// Error codes used in ErrorBody.Code.
 // DeviceAuthScheme is the Authorization scheme of a device's own calls:
 // "Device <fleet>/<device> <credential>", the credential signed for that
 // one request (control.SignDeviceRequest). A refusal for the device's
 // clock carries WWW-Authenticate: Device error="clock_skew".
 const DeviceAuthScheme = "Device"
 
+// Error codes used in ErrorBody.Code.
 const (
 	CodeBadRequest      = "bad_request"        // malformed JSON, unknown field, invalid value
 	CodeTooLarge        = "too_large"          // body over the limit

@@ -98,14 +98,6 @@ func signDeviceRequest(priv ed25519.PrivateKey, fleet, device, method, requestUR
 	return deviceRequestVersion + "." + unix + "." + nonce + "." + devicePasswordEncoding.EncodeToString(sig)
 }
 
-// IsDevicePassword reports whether cred has the shape of an MQTT password
-// (control.DevicePassword) rather than a request credential, so that the
-// API can tell an agent too old to sign requests what to do.
-func IsDevicePassword(cred string) bool {
-	_, _, _, err := parseDevicePassword(cred)
-	return err == nil
-}
-
 // CheckDeviceRequest checks that cred was made by the holder of pub's
 // private key for exactly this fleet, device, method, requestURI and body
 // digest, within [DeviceRequestSkew] of now. It does not know which nonces

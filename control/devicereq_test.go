@@ -104,8 +104,8 @@ func TestDeviceRequestRefused(t *testing.T) {
 	if err := CheckDevicePassword(pub, "acme", "dev-1", cred, at); err == nil {
 		t.Error("a request credential was accepted as an MQTT password")
 	}
-	if IsDevicePassword(cred) || !IsDevicePassword(DevicePassword(priv, "acme", "dev-1", at)) {
-		t.Error("IsDevicePassword tells the two apart wrongly")
+	if err := CheckDevicePassword(pub, "acme", "dev-1", DevicePassword(priv, "acme", "dev-1", at), at); err != nil {
+		t.Errorf("the MQTT password itself: %v", err)
 	}
 }
 
@@ -114,7 +114,7 @@ func TestMemoryNonceStore(t *testing.T) {
 	now := time.Unix(1_800_000_000, 0)
 	remember := func(n string, until, at time.Time) bool {
 		t.Helper()
-		fresh, err := s.Remember(n, until, at)
+		fresh, err := s.RememberFor("", n, until, at)
 		if err != nil {
 			t.Fatalf("Remember(%s): %v", n, err)
 		}
@@ -125,14 +125,14 @@ func TestMemoryNonceStore(t *testing.T) {
 		t.Fatal("a nonce was not fresh exactly once")
 	}
 	remember(b, now.Add(time.Minute), now)
-	if _, err := s.Remember(c, now.Add(time.Minute), now); err == nil {
+	if _, err := s.RememberFor("", c, now.Add(time.Minute), now); err == nil {
 		t.Fatal("a full store took a third nonce")
 	}
 	// Once the first two have expired there is room again.
 	if !remember(c, now.Add(3*time.Minute), now.Add(2*time.Minute)) {
 		t.Fatal("no room after expiry")
 	}
-	if _, err := s.Remember("short", now, now); err == nil {
+	if _, err := s.RememberFor("", "short", now, now); err == nil {
 		t.Fatal("a short nonce was taken")
 	}
 }

@@ -7,13 +7,11 @@ import (
 	"time"
 )
 
-var _ NonceStore = (*MemoryNonceStore)(nil)
-
 // ErrNonceQuota is returned by RememberFor when the owner already holds its
 // share of the store's live nonces.
 var ErrNonceQuota = errors.New("control: too many live nonces of one owner")
 
-// MemoryNonceStore is a NonceStore held in memory, for nonces that need not
+// MemoryNonceStore remembers nonces in memory, for nonces that need not
 // outlive the process: the server's record of device request credentials
 // (each is worth at most DeviceRequestSkew either side of its time, so a
 // restart forgets nothing still worth replaying for long; see
@@ -42,11 +40,6 @@ func NewMemoryNonceStore(max, perOwner int) *MemoryNonceStore {
 		perOwner = max
 	}
 	return &MemoryNonceStore{max: max, perOwner: perOwner, seen: map[string]nonceEntry{}, owners: map[string]int{}}
-}
-
-// Remember implements NonceStore, for nonces of no particular owner.
-func (s *MemoryNonceStore) Remember(nonce string, forgetAfter, now time.Time) (bool, error) {
-	return s.RememberFor("", nonce, forgetAfter, now)
 }
 
 // RememberFor is Remember for a nonce of owner: a nonce is fresh once,

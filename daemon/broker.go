@@ -158,9 +158,6 @@ func brokerPassword(c BrokerConfig) (string, error) {
 // newBrokerClient makes the client of the external broker; it connects
 // when Serve runs.
 func newBrokerClient(c BrokerConfig, logger *slog.Logger) (*brokerclient.Client, error) {
-	if _, err := checkBrokerURL("broker.url", c.URL); err != nil {
-		return nil, err
-	}
 	password, err := brokerPassword(c)
 	if err != nil {
 		return nil, err
