@@ -75,7 +75,7 @@ func TestRecordSessions(t *testing.T) {
 	h.Open(ctx, &control.Command{Type: control.TypeOpen, Session: "ses_1"}, report)
 	r.Connected("ses_1", ann)
 	// Tunnels reports through the reporter Open was given.
-	h.(*recordedSessions).open["ses_1"].report(control.TunnelDown("ses_1", control.CloseMaxDuration))
+	stub.reports["ses_1"](control.TunnelDown("ses_1", control.CloseMaxDuration))
 	if s, err := agentrecord.FindSession(dir, "ses_1"); err != nil || s.Reason != string(control.CloseMaxDuration) {
 		t.Errorf("recorded %+v, %v; want reason %q", s, err, control.CloseMaxDuration)
 	}
