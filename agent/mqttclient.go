@@ -62,6 +62,7 @@ const (
 // run connects and serves until ctx ends, then says offline and
 // disconnects.
 func (r *runner) run(ctx context.Context) error {
+	r.ctx = ctx
 	if r.url.Scheme == "mqtt" {
 		r.status.printf("warning: %s is not encrypted: anyone on the way sees this device's login and its commands (which stay signed)", r.url)
 	}
@@ -309,7 +310,7 @@ func (r *runner) connectFailed(err error) {
 	r.lastFail = err
 	if ce, ok := errors.AsType[*autopaho.ConnackError](err); ok && (ce.ReasonCode == 0x86 || ce.ReasonCode == 0x87) &&
 		r.clock != nil && !r.broker.external() && !r.closing {
-		r.wg.Go(func() { r.syncClock(context.Background()) })
+		r.wg.Go(func() { r.syncClock(r.ctx) })
 	}
 }
 

@@ -66,6 +66,7 @@ type RunOptions struct {
 // runner is one Run: the device's identity, its broker, and what it
 // remembers about commands.
 type runner struct {
+	ctx      context.Context // run's: ends when the agent stops
 	log      *slog.Logger
 	status   *statusWriter
 	sessions SessionHandler

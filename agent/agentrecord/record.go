@@ -376,7 +376,7 @@ func (r *Recordings) SFTP(session string, op agentssh.SFTPOp) {
 func (r *Recordings) Full(session string) string {
 	s := r.session(session)
 	if s == nil {
-		return "this session is not being recorded (its recording ended or could not start), and the device lets nothing happen that it does not record"
+		return "this session is not being recorded (its recording ended or could not start), and the device lets nothing happen that it does not record; open a new session"
 	}
 	if why := s.fullWhy.Load(); why != nil {
 		return *why
@@ -616,21 +616,22 @@ func (s *sessionRec) fail(err error) {
 	if err == nil || errors.Is(err, errRecordingClosed) {
 		return
 	}
-	msg := "this session's recording failed (" + failureWords(err) + "), and the device lets nothing happen that it cannot record"
+	why, todo := failureWords(err)
+	msg := "this session's recording failed (" + why + "), and the device lets nothing happen that it cannot record; " + todo
 	s.fullWhy.CompareAndSwap(nil, &msg)
 	s.failOnce.Do(func() { s.r.failSession(s.id, err) })
 }
 
-// failureWords says why a recording could not be written, for the
-// engineer: the cause, not the device's paths.
-func failureWords(err error) string {
+// failureWords says why a recording could not be written and what to do,
+// for the engineer: the cause, not the device's paths.
+func failureWords(err error) (why, todo string) {
 	switch {
 	case errors.Is(err, syscall.ENOSPC), errors.Is(err, syscall.EDQUOT):
-		return "the device's disk is full"
+		return "the device's disk is full", "its owner must make room on it (the agent's log says where) before a new session can be recorded"
 	case errors.Is(err, errEventsTailSpent):
-		return "its events passed recordings.max_events"
+		return "its events passed recordings.max_events", "open a new session"
 	}
-	return "the device could not write it"
+	return "the device could not write it", "its owner can read why in the agent's log; open a new session once it is mended"
 }
 
 // reserve takes n bytes from a per-session budget and the device's total;

@@ -18,14 +18,14 @@ import (
 func Lock(path, busy string) (release func() error, err error) {
 	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o600)
 	if err != nil {
-		return nil, fmt.Errorf("opening the run lock: %w", err)
+		return nil, fmt.Errorf("opening the lock %s: %w", path, err)
 	}
 	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
 		f.Close()
 		if errors.Is(err, syscall.EWOULDBLOCK) {
 			return nil, &lockedError{msg: busy}
 		}
-		return nil, fmt.Errorf("taking the run lock %s: %w", path, err)
+		return nil, fmt.Errorf("taking the lock %s: %w", path, err)
 	}
 	return f.Close, nil
 }
