@@ -575,6 +575,7 @@ type sessionRec struct {
 	output   atomic.Int64 // bytes processes wrote
 	input    atomic.Int64 // bytes engineers sent them
 	failOnce sync.Once
+	failed   atomic.Bool // the recording could not be written: nothing more is tried
 
 	emu        sync.Mutex // orders events.jsonl and its cap
 	eventsFull bool       // guarded by emu
@@ -616,10 +617,13 @@ func (s *sessionRec) fail(err error) {
 	if err == nil || errors.Is(err, errRecordingClosed) {
 		return
 	}
-	why, todo := failureWords(err)
-	msg := "this session's recording failed (" + why + "), and the device lets nothing happen that it cannot record; " + todo
-	s.fullWhy.CompareAndSwap(nil, &msg)
-	s.failOnce.Do(func() { s.r.failSession(s.id, err) })
+	s.failOnce.Do(func() {
+		why, todo := failureWords(err)
+		msg := "this session's recording failed (" + why + "), and the device lets nothing happen that it cannot record; " + todo
+		s.fullWhy.CompareAndSwap(nil, &msg)
+		s.failed.Store(true)
+		s.r.failSession(s.id, err)
+	})
 }
 
 // failureWords says why a recording could not be written and what to do,
@@ -927,6 +931,13 @@ func (p *procRec) Exited(e agentssh.Exit) {
 // need be, within the session's caps.
 func (p *procRec) emit(kind string, data []byte) {
 	if len(data) == 0 || p.stopped {
+		return
+	}
+	if p.s.failed.Load() {
+		// Nothing more can be written: a command without a terminal that
+		// finishes its output has it counted lost, not re-encoded and
+		// failed again chunk by chunk.
+		p.stopped, p.lost = true, true
 		return
 	}
 	if p.cast == nil && !p.create() {
