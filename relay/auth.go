@@ -87,7 +87,7 @@ func (r *Relay) authDevice(ctx context.Context, fleet, device string, key ssh.Pu
 	if key.Type() != ssh.KeyAlgoED25519 {
 		return nil, fmt.Sprintf("a device logs in with its ed25519 key, not %s", key.Type())
 	}
-	want, why := r.deviceKey(ctx, fleet, device, log)
+	want, why, _ := r.deviceKey(ctx, fleet, device, log)
 	if why != "" {
 		return nil, why
 	}
@@ -97,27 +97,25 @@ func (r *Relay) authDevice(ctx context.Context, fleet, device string, key ssh.Pu
 	return &identity{role: RoleDevice, fleet: fleet, device: device}, ""
 }
 
-// whyDeviceLookup: the store did not answer, whatever the device. Unlike
-// the other refusals of a device's login it tells a stranger nothing of
-// which devices exist, so the second protocol says it in its own words.
-const whyDeviceLookup = "the relay could not look up the device's key"
-
-// deviceKey returns a device's enrolled key, or why it cannot.
-func (r *Relay) deviceKey(ctx context.Context, fleet, device string, log *slog.Logger) (ssh.PublicKey, string) {
+// deviceKey returns a device's enrolled key, or why it cannot, with the
+// reply code for it: a store that did not answer is CodeUnavailable (it
+// says nothing of which devices exist, so the second protocol may tell
+// it apart), anything else CodeRefused.
+func (r *Relay) deviceKey(ctx context.Context, fleet, device string, log *slog.Logger) (key ssh.PublicKey, why, code string) {
 	pub, err := r.cfg.DeviceKey(ctx, fleet, device)
 	switch {
 	case errors.Is(err, ErrUnknownDevice):
-		return nil, "no such device (never enrolled, or deleted)"
+		return nil, "no such device (never enrolled, or deleted)", relayproto.CodeRefused
 	case err != nil:
 		log.Warn("looking up a device's key failed", "device", fleet+"/"+device, "err", err)
-		return nil, whyDeviceLookup
+		return nil, "the relay could not look up the device's key", relayproto.CodeUnavailable
 	}
-	key, err := ssh.NewPublicKey(pub)
+	key, err = ssh.NewPublicKey(pub)
 	if err != nil {
 		log.Warn("a device's enrolled key is unusable", "device", fleet+"/"+device, "err", err)
-		return nil, "the device's enrolled key is unusable"
+		return nil, "the device's enrolled key is unusable", relayproto.CodeRefused
 	}
-	return key, ""
+	return key, "", ""
 }
 
 // authEngineer returns the engineer's identity, or a refusal whose Why says
@@ -130,7 +128,7 @@ func (r *Relay) authEngineer(ctx context.Context, key ssh.PublicKey, log *slog.L
 	}
 	f := Refusal{Fleet: claims.Fleet, Device: claims.Device, Session: claims.Session, Engineer: claims.User}
 	sess, err := r.cfg.Session(ctx, claims.Session)
-	if f.Why, _ = r.checkSession(sess, err, claims.Session, claims.Fleet, claims.Device, now, log); f.Why != "" {
+	if f.Why, f.code = r.checkSession(sess, err, claims.Session, claims.Fleet, claims.Device, now, log); f.Why != "" {
 		return nil, f
 	}
 	return &identity{role: RoleEngineer, fleet: claims.Fleet, device: claims.Device, claims: claims, session: sess}, Refusal{}

@@ -43,6 +43,14 @@ func TestV2RefusalCodes(t *testing.T) {
 	if _, err := dev.register("ses_open"); err != nil {
 		t.Fatalf("registering an open session: %v", err)
 	}
+	// An engineer's hello is answered by the same codes.
+	engineer := func(session string) error {
+		t.Helper()
+		return e.engineer(t, e.certFor(t, newSigner(t), claimsFor(session, "acme", "dev1"))).Wait()
+	}
+	if err := engineer("ses_closed"); err == nil || code(err) != relayproto.CodeClosed {
+		t.Errorf("an engineer of a closed session: %v; want code %s", err, relayproto.CodeClosed)
+	}
 
 	// The store stops answering.
 	e.mu.Lock()
@@ -51,6 +59,9 @@ func TestV2RefusalCodes(t *testing.T) {
 	e.open("ses_later", "acme", "dev1")
 	if _, err := dev.register("ses_later"); err == nil || code(err) != relayproto.CodeUnavailable {
 		t.Errorf("registering while the store fails: %v; want code %s", err, relayproto.CodeUnavailable)
+	}
+	if err := engineer("ses_later"); err == nil || code(err) != relayproto.CodeUnavailable {
+		t.Errorf("an engineer while the store fails: %v; want code %s", err, relayproto.CodeUnavailable)
 	}
 	_, err := e.dialDevice(t, "acme", "dev1", key)
 	if err == nil || code(err) != relayproto.CodeUnavailable || !strings.Contains(err.Error(), "try again") {

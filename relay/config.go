@@ -9,6 +9,7 @@ import (
 	"net"
 	"time"
 
+	"github.com/porthole/porthole/relay/relayproto"
 	"golang.org/x/crypto/ssh"
 )
 
@@ -62,6 +63,18 @@ type Refusal struct {
 	Engineer      string // who holds the certificate (its key id's user)
 	What          string // what was asked: "login", "tcpip-forward", "channel direct-tcpip", ...
 	Why           string // why it was refused, in plain words
+
+	// code is the second protocol's reply code for it (relayproto.Code*):
+	// whether trying again may help. Empty: CodeRefused.
+	code string
+}
+
+// replyCode is f's reply code on the second protocol.
+func (f Refusal) replyCode() string {
+	if f.code == "" {
+		return relayproto.CodeRefused
+	}
+	return f.code
 }
 
 // Config configures a Relay. HostKey, UserCA, DeviceKey and Session are

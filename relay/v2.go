@@ -110,8 +110,8 @@ func (r *Relay) serveV2(nc net.Conn, cs tls.ConnectionState, tk *connlimit.Ticke
 		f := Refusal{Remote: remote, Role: RoleDevice, User: user, Fleet: h.Fleet, Device: h.Device, What: "login"}
 		if _, _, ok := control.ParseDeviceUsername(user); !ok {
 			f.Why = "not a device name"
-		} else if key, why := r.deviceKey(ctx, h.Fleet, h.Device, log); why != "" {
-			f.Why = why
+		} else if key, why, code := r.deviceKey(ctx, h.Fleet, h.Device, log); why != "" {
+			f.Why, f.code = why, code
 		} else if err := env.Verify(key, binding); err != nil {
 			f.Why = "the hello is not signed by the device's enrolled key"
 		}
@@ -121,7 +121,7 @@ func (r *Relay) serveV2(nc net.Conn, cs tls.ConnectionState, tk *connlimit.Ticke
 			// which device names exist. But a store that did not answer is
 			// no answer about the device.
 			rep := relayproto.Reply{Error: "the relay refused this device's login", Code: relayproto.CodeRefused}
-			if f.Why == whyDeviceLookup {
+			if f.replyCode() == relayproto.CodeUnavailable {
 				rep = relayproto.Reply{Error: "the relay could not check this device's login just now; try again", Code: relayproto.CodeUnavailable}
 			}
 			answer(rep)
@@ -134,7 +134,7 @@ func (r *Relay) serveV2(nc net.Conn, cs tls.ConnectionState, tk *connlimit.Ticke
 		if f.Why != "" {
 			f.Remote, f.Role, f.What = remote, RoleEngineer, "login"
 			r.refuse(log, f)
-			answer(relayproto.Reply{Error: "porthole relay: " + f.Why, Code: relayproto.CodeRefused})
+			answer(relayproto.Reply{Error: "porthole relay: " + f.Why, Code: f.replyCode()})
 			return
 		}
 		release()
