@@ -323,12 +323,10 @@ func (r *Relay) serveEngineerV2(nc net.Conn, p peer, id *identity, start time.Ti
 	if !ok {
 		eng = noHalfClose{nc}
 	}
-	if tc, ok := nc.(*tls.Conn); ok {
-		if held, ok := tc.NetConn().(*relayproto.HeldConn); ok {
-			// What goes to the engineer leaves in one system call per
-			// copy, not one per 16 KiB record.
-			eng = heldTLS{tc, held}
-		}
+	if held := relayproto.HeldUnder(nc); held != nil {
+		// What goes to the engineer leaves in one system call per copy,
+		// not one per 16 KiB record.
+		eng = heldTLS{nc.(*tls.Conn), held}
 	}
 	r.splice(e, dev, eng, dst)
 	e.log.Info("engineer disconnected", "reason", context.Cause(e.ctx))

@@ -174,7 +174,7 @@ func (c *Conn) Write(p []byte) (int, error) {
 	if c.chunked {
 		write = func(p []byte) (int, error) { return WriteChunks(c.Conn, p) }
 	}
-	return heldUnder(c.Conn).Gather(p, write)
+	return HeldUnder(c.Conn).Gather(p, write)
 }
 
 // Read waits for the relay's reply, then reads the device's bytes.
@@ -185,8 +185,9 @@ func (c *Conn) Read(p []byte) (int, error) {
 	return c.Conn.Read(p)
 }
 
-// heldUnder is the HeldConn under a TLS connection c, or nil.
-func heldUnder(c net.Conn) *HeldConn {
+// HeldUnder is the HeldConn under a TLS connection c, or nil: where its
+// writes may be gathered (Gather).
+func HeldUnder(c net.Conn) *HeldConn {
 	if tc, ok := c.(*tls.Conn); ok {
 		if held, ok := tc.NetConn().(*HeldConn); ok {
 			return held
