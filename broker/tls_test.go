@@ -1,18 +1,13 @@
 package broker
 
 import (
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
 	"crypto/tls"
-	"crypto/x509"
 	"errors"
-	"math/big"
 	"net"
 	"testing"
-	"time"
 
 	"github.com/eclipse/paho.golang/packets"
+	"github.com/porthole/porthole/internal/testtls"
 )
 
 // TestTLS: in production Serve gets a TLS listener; here a second one,
@@ -21,7 +16,8 @@ func TestTLS(t *testing.T) {
 	t.Parallel()
 	tb := startBroker(t, nil)
 	d := tb.enroll(t, "acme", "dev-1")
-	serverTLS, roots := selfSignedTLS(t)
+	cert, client := testtls.Pair(t, "broker.test")
+	serverTLS, roots := &tls.Config{Certificates: []tls.Certificate{cert}}, client.RootCAs
 
 	tcp, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -53,31 +49,4 @@ func TestTLS(t *testing.T) {
 	if m := c.expectMessage(t); string(m.Payload) != "open" {
 		t.Errorf("received %q; want open", m.Payload)
 	}
-}
-
-// selfSignedTLS makes a server certificate for broker.test and the pool that
-// trusts it.
-func selfSignedTLS(t *testing.T) (*tls.Config, *x509.CertPool) {
-	t.Helper()
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	tmpl := &x509.Certificate{
-		SerialNumber: big.NewInt(1),
-		DNSNames:     []string{"broker.test"},
-		NotBefore:    time.Now().Add(-time.Hour),
-		NotAfter:     time.Now().Add(time.Hour),
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cert, err := x509.ParseCertificate(der)
-	if err != nil {
-		t.Fatal(err)
-	}
-	roots := x509.NewCertPool()
-	roots.AddCert(cert)
-	return &tls.Config{Certificates: []tls.Certificate{{Certificate: [][]byte{der}, PrivateKey: key}}}, roots
 }

@@ -23,9 +23,9 @@ import (
 // in their fleet's log.
 func relayRefusal(f relay.Refusal) audit.Event {
 	actor := audit.Anonymous(f.User)
+	detail := map[string]string{"what": f.What, "why": f.Why, "remote": f.Remote, "role": string(f.Role), "user": f.User}
 	switch {
 	case f.What == "login":
-		detail := map[string]string{"what": f.What, "why": f.Why, "remote": f.Remote, "role": string(f.Role), "user": f.User}
 		if f.Fleet != "" {
 			detail["claimed_device"] = f.Fleet + "/" + f.Device
 		}
@@ -38,8 +38,7 @@ func relayRefusal(f relay.Refusal) audit.Event {
 	case f.Engineer != "":
 		actor = audit.Actor{Kind: audit.ActorUser, Name: f.Engineer}
 	}
-	return audit.Event{Time: f.At, Kind: audit.RelayRefused, Actor: actor, Fleet: f.Fleet, Device: f.Device, Session: f.Session,
-		Detail: map[string]string{"what": f.What, "why": f.Why, "remote": f.Remote, "role": string(f.Role), "user": f.User}}
+	return audit.Event{Time: f.At, Kind: audit.RelayRefused, Actor: actor, Fleet: f.Fleet, Device: f.Device, Session: f.Session, Detail: detail}
 }
 
 // auditRefusal queues the audit event of a relay refusal: a refused login
