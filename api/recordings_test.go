@@ -13,6 +13,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -21,6 +22,7 @@ import (
 	"github.com/porthole/porthole/audit"
 	"github.com/porthole/porthole/control"
 	"github.com/porthole/porthole/internal/testdisk"
+	"github.com/porthole/porthole/recstore"
 	"github.com/porthole/porthole/store"
 )
 
@@ -404,4 +406,29 @@ func TestRecordingUploadDiskFull(t *testing.T) {
 	if err != nil || size != int64(2*len(first)) {
 		t.Fatalf("resumed upload: size %d, %v; want %d", size, err, 2*len(first))
 	}
+}
+
+// fullDisk is a recording store whose disk is full: appends fail as a
+// full disk's writes do.
+type fullDisk struct{ *recstore.Dir }
+
+func (fullDisk) Append(context.Context, recstore.Key, string, int64, []byte) error {
+	return &os.PathError{Op: "write", Path: "events.jsonl", Err: syscall.ENOSPC}
+}
+
+// TestRecordingUploadStoreFull: wherever the recordings are kept, a full
+// disk under them is answered 507 disk_full in words, not as an internal
+// error; this needs no root, unlike TestRecordingUploadDiskFull's tmpfs.
+func TestRecordingUploadStoreFull(t *testing.T) {
+	t.Parallel()
+	srv, err := New(Config{Store: fx.store, Keys: fx.keys, Sessions: fx.srv.sessions, RelayAddr: "relay.example.com:443",
+		Recordings: RecordingsConfig{Store: fullDisk{&recstore.Dir{Root: t.TempDir()}}}})
+	must(t, err)
+	ts := startTLS(srv.Handler(), fx.keys)
+	defer ts.Close()
+	fl := fx.newFleet(t)
+	d, key := newKeyedDevice(t, fl)
+	ses := fx.newSession(t, d)
+	_, err = recDevice(t, ts.URL, d, key).UploadRecordingFile(t.Context(), ses.ID, "events.jsonl", 0, []byte("{}\n"))
+	wantCode(t, "an upload to a full store", err, http.StatusInsufficientStorage, apitype.CodeDiskFull)
 }
