@@ -214,7 +214,6 @@ func (c *conn) startProcess(cmd *exec.Cmd, closeAfter ...*os.File) (*process, er
 	return startProcess(cmd, c.acct, fd, closeAfter...)
 }
 
-
 // disable turns cgroups off for good, once, saying why.
 func (cg *sessionCgroups) disable(err error) {
 	cg.mu.Lock()
