@@ -3,6 +3,7 @@ package agent
 import (
 	"context"
 	"path/filepath"
+	"sync"
 	"testing"
 
 	"github.com/porthole/porthole/agent/agentconsent"
@@ -27,16 +28,21 @@ func TestAgentRunWaitsForAll(t *testing.T) {
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	done := make(chan error, 1)
-	go func() { done <- a.Run(ctx) }()
+	// Run on a goroutine the check below does not count: one created by
+	// this test would match it while it exits.
+	var runs sync.WaitGroup
+	var runErr error
+	runs.Go(func() { runErr = a.Run(ctx) })
 	status.WaitFor(t, "the owner's page is at http://127.0.0.1:")
 	status.WaitFor(t, "connected to "+d.broker.URL())
+	d.states.ExpectEventually(t, "online") // subscribed: a command sent now is not lost
 	d.broker.Publish(t, d.cmdTopic(), d.sign(t, d.command("s1")))
 	d.states.ExpectEventually(t, "waiting_consent s1")
 
 	cancel()
-	if err := <-done; err != nil {
-		t.Errorf("Run = %v", err)
+	runs.Wait()
+	if runErr != nil {
+		t.Errorf("Run = %v", runErr)
 	}
 	// Only the agent's own and its parts' (agent/agentrecord, ...): paho's
 	// client reports a read error on a goroutine of its own that nobody
