@@ -296,6 +296,10 @@ type Store interface {
 	// AuditLog.
 	AuditLog
 
+	// Changes the nodes sharing the database must act on at once: see
+	// Changes.
+	Changes
+
 	// Ping checks the database answers (for /readyz).
 	Ping(ctx context.Context) error
 	Close() error

@@ -4,6 +4,8 @@ package pgstore
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"time"
@@ -20,13 +22,86 @@ import (
 // this one spells "porthole" in ASCII.
 const migrationLockKey = 0x706f7274686f6c65
 
-// dialect is how PostgreSQL differs from SQLite for sqlstore.
-func dialect() sqlstore.Dialect {
+// dialect is how PostgreSQL differs from SQLite for sqlstore: cfg is for
+// the listener's own connection, channel the NOTIFY channel of the schema.
+func dialect(cfg *pgx.ConnConfig, channel string) sqlstore.Dialect {
 	return sqlstore.Dialect{
 		Name:          "postgres",
 		Violation:     violation,
 		DiskFull:      diskFull,
 		MigrationLock: fmt.Sprintf("SELECT pg_advisory_xact_lock(%d)", int64(migrationLockKey)),
+		Notify:        "SELECT pg_notify($1, $2)",
+		Channel:       channel,
+		Listen: func(ctx context.Context, ready func(), deliver func(string)) error {
+			return listen(ctx, cfg, channel, ready, deliver)
+		},
+	}
+}
+
+// listenCheck is how long the listener waits for a notification before it
+// checks that its connection still answers: a server that vanished
+// without closing the connection is noticed within listenCheck plus the
+// ping's own timeout, and the node reconnects (announcing ChangesLost).
+const listenCheck = 15 * time.Second
+
+// changesChannel is the NOTIFY channel of the store in schema: NOTIFY is
+// per database, and two deployments sharing one database in two schemas
+// must not hear each other's changes (a device deleted in one would be
+// disconnected in the other).
+func changesChannel(schema string) string {
+	if c := "porthole_changes_" + schema; len(c) < 64 { // PostgreSQL's NAMEDATALEN
+		return c
+	}
+	sum := sha256.Sum256([]byte(schema))
+	return "porthole_changes_" + hex.EncodeToString(sum[:16])
+}
+
+// ListenerName is the application_name of the connection that listens for
+// other nodes' changes to the store whose search_path is searchPath.
+func ListenerName(searchPath string) string {
+	name := "portholed changes " + searchPath
+	if len(name) > 63 {
+		name = name[:63] // PostgreSQL keeps no more
+	}
+	return name
+}
+
+// listen holds a connection of its own (LISTEN needs one session for as
+// long as it listens, which database/sql's pool cannot promise) and hands
+// each notification of channel to deliver.
+func listen(ctx context.Context, cfg *pgx.ConnConfig, channel string, ready func(), deliver func(string)) error {
+	cfg = cfg.Copy()
+	// Named, for an administrator reading pg_stat_activity (and the
+	// tests, which end it to play a lost connection).
+	cfg.RuntimeParams["application_name"] = ListenerName(cfg.RuntimeParams["search_path"])
+	conn, err := pgx.ConnectConfig(ctx, cfg)
+	if err != nil {
+		return err
+	}
+	defer conn.Close(context.WithoutCancel(ctx))
+	if _, err := conn.Exec(ctx, "LISTEN "+pgx.Identifier{channel}.Sanitize()); err != nil {
+		return err
+	}
+	ready()
+	for {
+		wctx, cancel := context.WithTimeout(ctx, listenCheck)
+		n, err := conn.WaitForNotification(wctx)
+		cancel()
+		switch {
+		case err == nil:
+			deliver(n.Payload)
+		case ctx.Err() != nil:
+			return ctx.Err()
+		case wctx.Err() != nil:
+			pctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+			err = conn.Ping(pctx)
+			cancel()
+			if err != nil {
+				return err
+			}
+		default:
+			return err
+		}
 	}
 }
 
@@ -50,7 +125,12 @@ func Open(ctx context.Context, dsn string) (*sqlstore.Store, error) {
 		db.Close()
 		return nil, fmt.Errorf("store: connect to PostgreSQL at %s:%d: %w", cfg.Host, cfg.Port, err)
 	}
-	return sqlstore.Open(ctx, db, dialect())
+	var schema string
+	if err := db.QueryRowContext(ctx, "SELECT COALESCE(current_schema(), '')").Scan(&schema); err != nil {
+		db.Close()
+		return nil, fmt.Errorf("store: read the current schema: %w", err)
+	}
+	return sqlstore.Open(ctx, db, dialect(cfg, changesChannel(schema)))
 }
 
 // diskFull: PostgreSQL's disk_full (53100), "could not extend file".

@@ -1,6 +1,9 @@
 package pgstore_test
 
 import (
+	"context"
+	"database/sql"
+	"errors"
 	"strings"
 	"testing"
 
@@ -16,6 +19,34 @@ func TestStore(t *testing.T) {
 func TestSameDatabase(t *testing.T) {
 	dsn := storetest.PostgresDSN(t)
 	storetest.RunSameDatabase(t, func() (store.Store, error) { return pgstore.Open(t.Context(), dsn) })
+}
+
+// TestChangesAcrossNodes: a change made through one node's store reaches
+// another's watchers through NOTIFY; when PostgreSQL ends the listening
+// connection, the node connects again, hears ChangesLost, and then the
+// changes that follow.
+func TestChangesAcrossNodes(t *testing.T) {
+	t.Parallel()
+	dsn := storetest.PostgresDSN(t)
+	admin, err := sql.Open("pgx", dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer admin.Close()
+	var schema string
+	if err := admin.QueryRowContext(t.Context(), "SELECT current_schema()").Scan(&schema); err != nil {
+		t.Fatal(err)
+	}
+	storetest.RunChangesAcrossNodes(t, func() (store.Store, error) { return pgstore.Open(t.Context(), dsn) },
+		func(ctx context.Context) error {
+			var n int
+			err := admin.QueryRowContext(ctx, `SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity WHERE application_name = $1`,
+				pgstore.ListenerName(schema)).Scan(&n)
+			if err == nil && n == 0 {
+				err = errors.New("no listening connection to end")
+			}
+			return err
+		})
 }
 
 // TestOpenErrorHidesPassword: a bad connection string's error must not

@@ -66,7 +66,23 @@ func (s *Store) SetDeviceLabels(ctx context.Context, id string, labels map[strin
 		`UPDATE devices SET labels = $2 WHERE id = $1`, id, labelsJSON(labels))
 }
 
-// DeleteDevice deletes a device.
+// DeleteDevice deletes a device, and announces it (store.Changes).
 func (s *Store) DeleteDevice(ctx context.Context, id string) error {
-	return s.change(ctx, fmt.Sprintf("delete device %q", id), `DELETE FROM devices WHERE id = $1`, id)
+	err := s.audited(ctx, func(tx *sql.Tx) (about, error) {
+		var ab about
+		err := tx.QueryRowContext(ctx, `SELECT d.name, f.id, f.name FROM devices d JOIN fleets f ON f.id = d.fleet_id WHERE d.id = $1`,
+			id).Scan(&ab.device, &ab.fleetID, &ab.fleet)
+		if err != nil {
+			return about{}, err
+		}
+		ab.deviceID = id
+		if err := execOne(ctx, tx, `DELETE FROM devices WHERE id = $1`, id); err != nil {
+			return about{}, err
+		}
+		return ab, s.announce(ctx, tx, store.Change{Kind: store.DeviceDeleted, Fleet: ab.fleet, Device: ab.device})
+	})
+	if err != nil {
+		return fmt.Errorf("store: delete device %q: %w", id, s.classify(err))
+	}
+	return nil
 }

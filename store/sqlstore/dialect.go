@@ -1,5 +1,7 @@
 package sqlstore
 
+import "context"
+
 // Dialect is what differs between the databases: everything else, the SQL
 // and the schema included, is shared.
 type Dialect struct {
@@ -15,6 +17,15 @@ type Dialect struct {
 	// so that servers starting at once migrate one after the other. Empty
 	// for SQLite, where the transaction takes the write lock as it begins.
 	MigrationLock string
+	// Notify, when set, is the statement that announces a change to the
+	// other nodes sharing the database, with Channel ($1) and the change
+	// as JSON ($2), run in the transaction that makes it. Empty for
+	// SQLite, which one node alone uses.
+	Notify, Channel string
+	// Listen, when set, connects to the database, listens on Channel,
+	// calls ready once it does and deliver with each payload, until ctx
+	// is done or the connection fails; it returns why.
+	Listen func(ctx context.Context, ready func(), deliver func(payload string)) error
 }
 
 // Violation is a kind of constraint violation the store maps to an error

@@ -76,7 +76,8 @@ func (s *Store) EnrollDevice(ctx context.Context, tokenHash string, now time.Tim
 		if err := insertDevice(ctx, tx, &nd); err != nil {
 			return about{}, fmt.Errorf("add to fleet %q: %w", fleet.Name, s.classify(err))
 		}
-		return about{fleetID: fleet.ID, fleet: fleet.Name, deviceID: nd.ID, device: nd.Name}, nil
+		return about{fleetID: fleet.ID, fleet: fleet.Name, deviceID: nd.ID, device: nd.Name},
+			s.announce(ctx, tx, store.Change{Kind: store.DeviceEnrolled, Fleet: fleet.Name, Device: nd.Name})
 	})
 	if err != nil {
 		return fmt.Errorf("store: enroll device %q: %w", d.Name, err)

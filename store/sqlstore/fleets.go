@@ -2,6 +2,7 @@ package sqlstore
 
 import (
 	"context"
+	"database/sql"
 	"fmt"
 	"time"
 
@@ -49,5 +50,18 @@ func (s *Store) ListFleets(ctx context.Context) ([]*store.Fleet, error) {
 // DeleteFleet deletes a fleet; the schema's cascades delete its devices,
 // enrollment tokens and roles in the same statement.
 func (s *Store) DeleteFleet(ctx context.Context, id string) error {
-	return s.change(ctx, fmt.Sprintf("delete fleet %q", id), `DELETE FROM fleets WHERE id = $1`, id)
+	err := s.audited(ctx, func(tx *sql.Tx) (about, error) {
+		ab := about{fleetID: id}
+		if err := tx.QueryRowContext(ctx, `SELECT name FROM fleets WHERE id = $1`, id).Scan(&ab.fleet); err != nil {
+			return about{}, err
+		}
+		if err := execOne(ctx, tx, `DELETE FROM fleets WHERE id = $1`, id); err != nil {
+			return about{}, err
+		}
+		return ab, s.announce(ctx, tx, store.Change{Kind: store.FleetDeleted, Fleet: ab.fleet})
+	})
+	if err != nil {
+		return fmt.Errorf("store: delete fleet %q: %w", id, s.classify(err))
+	}
+	return nil
 }

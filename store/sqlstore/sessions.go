@@ -145,7 +145,10 @@ func (s *Store) TransitionSession(ctx context.Context, id string, from []store.S
 		}
 		ab := sessionAbout(ses)
 		ab.unchanged = !changed
-		return ab, nil
+		if changed {
+			err = s.announce(ctx, tx, store.Change{Kind: store.SessionChanged, Fleet: ses.FleetName, Device: ses.DeviceName, Session: id, State: to})
+		}
+		return ab, err
 	})
 	if err != nil {
 		return nil, false, fmt.Errorf("store: move session %q to %s: %w", id, to, s.classify(err))

@@ -17,6 +17,7 @@ import (
 type Store struct {
 	db      *sql.DB
 	dialect Dialect
+	feed    feed // the changes announced (changes.go)
 }
 
 var _ store.Store = (*Store)(nil)
@@ -25,6 +26,7 @@ var _ store.Store = (*Store)(nil)
 // Store owns db from then on: Close closes it, and so does a failed Open.
 func Open(ctx context.Context, db *sql.DB, d Dialect) (*Store, error) {
 	s := &Store{db: db, dialect: d}
+	s.feed.node = newID("node")
 	if err := s.migrate(ctx); err != nil {
 		db.Close()
 		return nil, err
@@ -40,8 +42,10 @@ func (s *Store) Ping(ctx context.Context) error {
 	return nil
 }
 
-// Close closes the database. Calling it again does nothing.
+// Close stops the listener for other nodes' changes, if one runs, and
+// closes the database. Calling it again does nothing.
 func (s *Store) Close() error {
+	s.stopListening()
 	return s.db.Close()
 }
 
@@ -68,11 +72,14 @@ func (s *Store) inTx(ctx context.Context, fn func(tx *sql.Tx) error) error {
 	}
 	if err := fn(tx); err != nil {
 		tx.Rollback()
+		s.ended(tx, false)
 		return s.full(err)
 	}
 	if err := tx.Commit(); err != nil {
+		s.ended(tx, false)
 		return fmt.Errorf("commit: %w", s.classify(err))
 	}
+	s.ended(tx, true)
 	return nil
 }
 

@@ -1,0 +1,164 @@
+package sqlstore
+
+import (
+	"context"
+	"database/sql"
+	"encoding/json"
+	"fmt"
+	"sync"
+	"time"
+
+	"github.com/porthole/porthole/store"
+)
+
+// notice is a change as NOTIFY carries it: with the node that made it,
+// which delivered it to its own watchers already.
+type notice struct {
+	Node string `json:"n"`
+	store.Change
+}
+
+type watcher struct {
+	ctx context.Context
+	fn  func(store.Change)
+}
+
+// feed hands the changes the store commits to its watchers: those of this
+// node after each commit, those of other nodes from the dialect's Listen.
+type feed struct {
+	node     string // this Store's random name in notices
+	mu       sync.Mutex
+	watchers map[int]watcher            // guarded by mu
+	next     int                        // guarded by mu
+	pending  map[*sql.Tx][]store.Change // guarded by mu: announced in a transaction not yet committed
+	// listening is set once the listener runs; stop ends it and done is
+	// closed when it has.
+	listening bool
+	stop      context.CancelFunc
+	done      chan struct{}
+}
+
+// announce records c as made by tx: with PostgreSQL it is sent to every
+// node in tx (NOTIFY is delivered on commit, never on rollback); this
+// node's watchers hear of it once tx commits (inTx calls committed).
+func (s *Store) announce(ctx context.Context, tx *sql.Tx, c store.Change) error {
+	if s.dialect.Notify != "" {
+		payload, err := json.Marshal(notice{Node: s.feed.node, Change: c})
+		if err != nil {
+			return fmt.Errorf("announce %s: %w", c.Kind, err)
+		}
+		if _, err := tx.ExecContext(ctx, s.dialect.Notify, s.dialect.Channel, string(payload)); err != nil {
+			return fmt.Errorf("announce %s: %w", c.Kind, err)
+		}
+	}
+	s.feed.mu.Lock()
+	if s.feed.pending == nil {
+		s.feed.pending = map[*sql.Tx][]store.Change{}
+	}
+	s.feed.pending[tx] = append(s.feed.pending[tx], c)
+	s.feed.mu.Unlock()
+	return nil
+}
+
+// ended forgets what tx announced and, if it committed, tells this node's
+// watchers.
+func (s *Store) ended(tx *sql.Tx, committed bool) {
+	s.feed.mu.Lock()
+	cs := s.feed.pending[tx]
+	delete(s.feed.pending, tx)
+	s.feed.mu.Unlock()
+	if committed {
+		for _, c := range cs {
+			s.deliver(c)
+		}
+	}
+}
+
+func (s *Store) deliver(c store.Change) {
+	s.feed.mu.Lock()
+	ws := make([]watcher, 0, len(s.feed.watchers))
+	for _, w := range s.feed.watchers {
+		ws = append(ws, w)
+	}
+	s.feed.mu.Unlock()
+	for _, w := range ws {
+		if w.ctx.Err() == nil { // AfterFunc may not have removed it yet
+			w.fn(c)
+		}
+	}
+}
+
+// Watch calls fn with every change committed from now on until ctx is
+// done; see store.Changes. The first watcher starts the listener for other
+// nodes' changes (PostgreSQL), so that a store opened for a one-off job
+// (portholed init) holds no extra connection.
+func (s *Store) Watch(ctx context.Context, fn func(store.Change)) {
+	f := &s.feed
+	f.mu.Lock()
+	if f.watchers == nil {
+		f.watchers = map[int]watcher{}
+	}
+	id := f.next
+	f.next++
+	f.watchers[id] = watcher{ctx, fn}
+	if s.dialect.Listen != nil && !f.listening {
+		f.listening = true
+		lctx, stop := context.WithCancel(context.Background())
+		f.stop, f.done = stop, make(chan struct{})
+		go s.listen(lctx)
+	}
+	f.mu.Unlock()
+	context.AfterFunc(ctx, func() {
+		f.mu.Lock()
+		delete(f.watchers, id)
+		f.mu.Unlock()
+	})
+}
+
+// How the listener retries after losing its connection: after
+// listenRetry, doubled after each failure up to listenRetryMax.
+const (
+	listenRetry    = 500 * time.Millisecond
+	listenRetryMax = 15 * time.Second
+)
+
+// listen runs the dialect's listener until ctx is done, connecting again
+// after each failure; every connection but the first announces
+// ChangesLost once it listens, for what was committed meanwhile.
+func (s *Store) listen(ctx context.Context) {
+	defer close(s.feed.done)
+	first, wait := true, listenRetry
+	for {
+		_ = s.dialect.Listen(ctx, func() {
+			if !first {
+				s.deliver(store.Change{Kind: store.ChangesLost})
+			}
+			first, wait = false, listenRetry
+		}, func(payload string) {
+			var n notice
+			// This node's own changes were delivered as they committed.
+			if json.Unmarshal([]byte(payload), &n) == nil && n.Kind != "" && n.Node != s.feed.node {
+				s.deliver(n.Change)
+			}
+		})
+		t := time.NewTimer(wait)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return
+		case <-t.C:
+		}
+		wait = min(2*wait, listenRetryMax)
+	}
+}
+
+// stopListening ends the listener, if one runs, and waits for it.
+func (s *Store) stopListening() {
+	s.feed.mu.Lock()
+	stop, done := s.feed.stop, s.feed.done
+	s.feed.mu.Unlock()
+	if stop != nil {
+		stop()
+		<-done
+	}
+}
