@@ -59,8 +59,9 @@ func (s *Server) setLabels(c *call, req *apitype.SetLabelsRequest) (apitype.Devi
 	return apiDevice(d), nil
 }
 
-// deleteDevice is DELETE /api/v1/devices/{id}. The device's control
-// channel connection, if any, is ended too.
+// deleteDevice is DELETE /api/v1/devices/{id}. The store announces the
+// deletion to every server node (store.Changes), which end the device's
+// connections.
 func (s *Server) deleteDevice(c *call, _ *none) (none, error) {
 	d, err := c.device(c.r.PathValue("id"))
 	if err != nil {
@@ -80,7 +81,6 @@ func (s *Server) deleteDevice(c *call, _ *none) (none, error) {
 			s.logger.Error("removing a deleted device's recording", "session", ses.ID, "err", err)
 		}
 	}
-	s.deleted(d.FleetName, d.Name)
 	s.logger.Info("device deleted", "request_id", requestID(c.ctx), "by", c.user.ID, "fleet", d.FleetName, "device", d.Name, "device_id", d.ID)
 	return none{}, nil
 }

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/porthole/porthole/apitype"
+	"github.com/porthole/porthole/store"
 )
 
 func TestLabels(t *testing.T) {
@@ -82,26 +83,32 @@ func TestDeleteDevice(t *testing.T) {
 	do(t, fx.ts, "DELETE", path, fx.tokens["owner"], nil).wantError(t, http.StatusNotFound, apitype.CodeNotFound)
 }
 
-// TestDeleteDeviceDisconnects: deleting a device tells the control channel
-// to end its connection, and only that device's.
-func TestDeleteDeviceDisconnects(t *testing.T) {
+// TestDeleteDeviceAnnounced: deleting a device announces it to every
+// server node through the store (store.Changes), so that each ends the
+// connections the device may still have there; a refused delete announces
+// nothing.
+func TestDeleteDeviceAnnounced(t *testing.T) {
 	t.Parallel()
-	told := make(chan string, 10)
-	ts := newServer(t, Config{DeviceDeleted: func(fleet, device string) { told <- fleet + "/" + device }})
 	fl := fx.newFleet(t)
 	d := fx.newDevice(t, fl)
+	told := make(chan store.Change, 10)
+	fx.store.Watch(t.Context(), func(c store.Change) {
+		if c.Fleet == fl.Name && c.Kind == store.DeviceDeleted {
+			told <- c
+		}
+	})
 	path := "/api/v1/devices/" + d.ID
-	do(t, ts.ts, "DELETE", path, fx.tokens["operator"], nil).wantError(t, http.StatusForbidden, apitype.CodeForbidden)
-	if r := do(t, ts.ts, "DELETE", path, fx.tokens["owner"], nil); r.status != http.StatusNoContent {
+	do(t, fx.ts, "DELETE", path, fx.tokens["operator"], nil).wantError(t, http.StatusForbidden, apitype.CodeForbidden)
+	if r := do(t, fx.ts, "DELETE", path, fx.tokens["owner"], nil); r.status != http.StatusNoContent {
 		t.Fatalf("owner deleting: status %d (%s)", r.status, r.body)
 	}
-	close(told) // the handler is done: its answer came
+	close(told) // the handler is done: its answer came, after the change was announced
 	var got []string
-	for name := range told {
-		got = append(got, name)
+	for c := range told {
+		got = append(got, c.Fleet+"/"+c.Device)
 	}
 	if want := []string{fl.Name + "/" + d.Name}; !slices.Equal(got, want) {
-		t.Errorf("DeviceDeleted calls = %v; want %v", got, want)
+		t.Errorf("announced deletions = %v; want %v", got, want)
 	}
 }
 

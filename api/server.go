@@ -56,12 +56,6 @@ type Config struct {
 	// how much of them. Zero: none are taken.
 	Recordings RecordingsConfig
 
-	// DeviceDeleted is called after a device is deleted, so that the
-	// control channel can end the connection the device may still have
-	// (its credential no longer works, but an open connection would stay).
-	// Nil: nothing is told.
-	DeviceDeleted func(fleet, device string)
-
 	// TokenTTL is how long a login lasts. Zero: 12 hours.
 	TokenTTL time.Duration
 	// Now is the clock. Nil: time.Now.
@@ -140,7 +134,6 @@ type Server struct {
 	relayAddr string
 	sessions  *session.Manager
 	recDisk   *recordingDisk
-	deleted   func(fleet, device string)
 	tokenTTL  time.Duration
 	now       func() time.Time
 	maxBody   int64
@@ -173,7 +166,6 @@ func New(cfg Config) (*Server, error) {
 		relayAddr: cfg.RelayAddr,
 		sessions:  cfg.Sessions,
 		recDisk:   newRecordingDisk(cfg.Recordings),
-		deleted:   cfg.DeviceDeleted,
 		tokenTTL:  orDefault(cfg.TokenTTL, DefaultTokenTTL),
 		now:       cfg.Now,
 		maxBody:   orDefault(cfg.MaxBodyBytes, DefaultMaxBodyBytes),
@@ -188,9 +180,6 @@ func New(cfg Config) (*Server, error) {
 	}
 	if s.now == nil {
 		s.now = time.Now
-	}
-	if s.deleted == nil {
-		s.deleted = func(string, string) {}
 	}
 	if s.registry == nil {
 		s.registry = prometheus.NewRegistry()

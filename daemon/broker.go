@@ -3,6 +3,7 @@ package daemon
 import (
 	"context"
 	"crypto/ed25519"
+	"errors"
 	"fmt"
 	"log/slog"
 	"os"
@@ -13,18 +14,24 @@ import (
 	"github.com/porthole/porthole/broker"
 	"github.com/porthole/porthole/brokerclient"
 	"github.com/porthole/porthole/control"
+	"github.com/porthole/porthole/devicekeys"
 	"github.com/porthole/porthole/presence"
-	"github.com/porthole/porthole/store"
 )
 
-// newBroker makes the embedded broker, authenticating devices against st
-// and reporting their presence to tracker. It accepts devices once Serve
-// hands it a listener.
-func newBroker(st store.Store, tracker *presence.Tracker, logger *slog.Logger) (*broker.Broker, error) {
+// newBroker makes the embedded broker, authenticating devices with their
+// keys from deviceKeys and reporting their presence to tracker. It accepts
+// devices once Serve hands it a listener.
+func newBroker(deviceKeys *devicekeys.Cache, tracker *presence.Tracker, logger *slog.Logger) (*broker.Broker, error) {
 	b, err := broker.New(broker.Config{
-		Logger:    logger,
-		DeviceKey: deviceKeys(st),
-		Presence:  tracker,
+		Logger: logger,
+		DeviceKey: func(ctx context.Context, fleet, device string) (ed25519.PublicKey, error) {
+			key, err := deviceKeys.Key(ctx, fleet, device)
+			if errors.Is(err, devicekeys.ErrUnknownDevice) {
+				return nil, broker.ErrUnknownDevice
+			}
+			return key, err
+		},
+		Presence: tracker,
 		// Queue and buffer sizes for many idle devices are the broker's
 		// own defaults (DEPENDENCIES.md: about 26 KB per idle connection).
 	})
@@ -32,24 +39,6 @@ func newBroker(st store.Store, tracker *presence.Tracker, logger *slog.Logger) (
 		return nil, fmt.Errorf("starting the MQTT broker: %w", err)
 	}
 	return b, nil
-}
-
-// deviceKeys looks up the enrolled key of a device by fleet and device
-// name; a device that does not exist, deleted ones included, is
-// broker.ErrUnknownDevice.
-func deviceKeys(st store.Store) func(ctx context.Context, fleet, device string) (ed25519.PublicKey, error) {
-	return func(ctx context.Context, fleet, device string) (ed25519.PublicKey, error) {
-		ds, err := st.ListDevices(ctx, store.DeviceFilter{FleetName: fleet, Name: device})
-		if err != nil {
-			return nil, fmt.Errorf("looking up device %s/%s: %w", fleet, device, err)
-		}
-		for _, d := range ds {
-			if d.FleetName == fleet && d.Name == device {
-				return control.ParseDeviceKey(d.PublicKey)
-			}
-		}
-		return nil, broker.ErrUnknownDevice
-	}
 }
 
 // The control channel's state messages, in both modes.

@@ -28,6 +28,7 @@ import (
 	"github.com/porthole/porthole/brokerclient"
 	"github.com/porthole/porthole/cli"
 	"github.com/porthole/porthole/control"
+	"github.com/porthole/porthole/devicekeys"
 	"github.com/porthole/porthole/internal/testmosquitto"
 	"github.com/porthole/porthole/internal/testnet"
 	"github.com/porthole/porthole/store"
@@ -259,7 +260,7 @@ func TestDeviceKeys(t *testing.T) {
 	seedDevice(t, st, "acme", "dev1", string(ssh.MarshalAuthorizedKey(sshPub)))
 	seedDevice(t, st, "other", "ecdsa", string(ssh.MarshalAuthorizedKey(ecPub)))
 
-	lookup := deviceKeys(st)
+	lookup := devicekeys.StoreLookup(st)
 	if got, err := lookup(t.Context(), "acme", "dev1"); err != nil || !got.Equal(pub) {
 		t.Errorf("key of acme/dev1 = %x, %v; want %x", got, err, pub)
 	}
@@ -268,7 +269,7 @@ func TestDeviceKeys(t *testing.T) {
 		{"acme", "dev2"},
 		{"nofleet", "dev1"},
 	} {
-		if _, err := lookup(t.Context(), tt.fleet, tt.device); !errors.Is(err, broker.ErrUnknownDevice) {
+		if _, err := lookup(t.Context(), tt.fleet, tt.device); !errors.Is(err, devicekeys.ErrUnknownDevice) {
 			t.Errorf("key of %s/%s: %v; want ErrUnknownDevice", tt.fleet, tt.device, err)
 		}
 	}

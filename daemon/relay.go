@@ -12,9 +12,9 @@ import (
 	"golang.org/x/crypto/ssh"
 
 	"github.com/porthole/porthole/audit"
-	"github.com/porthole/porthole/broker"
 	"github.com/porthole/porthole/ca"
 	"github.com/porthole/porthole/control"
+	"github.com/porthole/porthole/devicekeys"
 	"github.com/porthole/porthole/relay"
 	"github.com/porthole/porthole/session"
 	"github.com/porthole/porthole/store"
@@ -29,12 +29,13 @@ const deviceLeftGrace = 5 * time.Second
 // signed anew at every start.
 const relayCertLife = 365 * 24 * time.Hour
 
-// newRelay makes the SSH relay: devices log in with their enrolled keys,
+// newRelay makes the SSH relay: devices log in with their enrolled keys
+// (from deviceKeys),
 // engineers with session certificates, and both are checked against the
 // sessions in the store. Its host key is certified by the host CA for the
 // host name of publicAddr, which is what devices and clients dial. Its
 // refusals go to refused, for the audit log.
-func newRelay(st store.Store, keys *ca.Keys, sessions *session.Manager, publicAddr string, refused func(relay.Refusal), logger *slog.Logger) (*relay.Relay, error) {
+func newRelay(st store.Store, deviceKeys *devicekeys.Cache, keys *ca.Keys, sessions *session.Manager, publicAddr string, refused func(relay.Refusal), logger *slog.Logger) (*relay.Relay, error) {
 	host, _, err := net.SplitHostPort(publicAddr)
 	if err != nil {
 		return nil, fmt.Errorf("relay.public_addr %q is not host:port: %w", publicAddr, err)
@@ -47,14 +48,13 @@ func newRelay(st store.Store, keys *ca.Keys, sessions *session.Manager, publicAd
 	if err != nil {
 		return nil, fmt.Errorf("using the relay's host certificate: %w", err)
 	}
-	devices := deviceKeys(st)
 	var r *relay.Relay
 	r, err = relay.New(relay.Config{
 		HostKey: hostKey,
 		UserCA:  keys.UserCA.PublicKey(),
 		DeviceKey: func(ctx context.Context, fleet, device string) (ed25519.PublicKey, error) {
-			key, err := devices(ctx, fleet, device)
-			if errors.Is(err, broker.ErrUnknownDevice) {
+			key, err := deviceKeys.Key(ctx, fleet, device)
+			if errors.Is(err, devicekeys.ErrUnknownDevice) {
 				return nil, relay.ErrUnknownDevice
 			}
 			return key, err

@@ -24,6 +24,7 @@ import (
 	"github.com/porthole/porthole/brokerclient"
 	"github.com/porthole/porthole/ca"
 	"github.com/porthole/porthole/control"
+	"github.com/porthole/porthole/devicekeys"
 	"github.com/porthole/porthole/presence"
 	"github.com/porthole/porthole/relay"
 	"github.com/porthole/porthole/relay/relayproto"
@@ -46,6 +47,14 @@ type Server struct {
 	api      *api.Server
 	sessions *session.Manager
 	relay    *relay.Relay
+	// deviceKeys caches the devices' keys for the broker's and the
+	// relay's logins; changes.go keeps it, and the roles, in step with
+	// the store's announcements.
+	deviceKeys *devicekeys.Cache
+	// stopWatching ends the watch of the store's changes.
+	stopWatching context.CancelFunc
+	// background holds what applyChange starts; Close waits for it.
+	background sync.WaitGroup
 	// audit appends the events outsiders can cause (relay refusals,
 	// rejected commands) at a bounded rate; see audit.go.
 	audit *audit.Queue
@@ -110,6 +119,7 @@ func (s *Server) openRoles() error {
 	if err != nil {
 		return fmt.Errorf("starting presence tracking: %w", err)
 	}
+	s.deviceKeys = devicekeys.New(devicekeys.Config{Lookup: devicekeys.StoreLookup(s.store)})
 	if err := s.openControl(); err != nil {
 		return err
 	}
@@ -133,24 +143,24 @@ func (s *Server) openRoles() error {
 	s.audit = audit.NewQueue(audit.QueueConfig{Append: s.store.AppendAudit, Logger: s.logger.With("component", "audit")})
 	s.onState = append(s.onState, newRejections(s.audit).onState)
 	refused := func(f relay.Refusal) { auditRefusal(s.audit, f) }
-	if s.relay, err = newRelay(s.store, s.keys, s.sessions, s.cfg.Relay.PublicAddr, refused, s.logger.With("component", "relay")); err != nil {
+	if s.relay, err = newRelay(s.store, s.deviceKeys, s.keys, s.sessions, s.cfg.Relay.PublicAddr, refused, s.logger.With("component", "relay")); err != nil {
 		return err
 	}
 	s.api, err = api.New(api.Config{
-		Store:         s.store,
-		Keys:          s.keys,
-		Logger:        s.logger.With("component", "api"),
-		BrokerURL:     s.cfg.Broker.PublicURL,
-		RelayAddr:     s.cfg.Relay.PublicAddr,
-		Sessions:      s.sessions,
-		DeviceDeleted: s.deviceDeleted,
-		TokenTTL:      s.cfg.TokenTTL,
+		Store:     s.store,
+		Keys:      s.keys,
+		Logger:    s.logger.With("component", "api"),
+		BrokerURL: s.cfg.Broker.PublicURL,
+		RelayAddr: s.cfg.Relay.PublicAddr,
+		Sessions:  s.sessions,
+		TokenTTL:  s.cfg.TokenTTL,
 		Recordings: api.RecordingsConfig{Dir: s.cfg.RecordingsDir,
 			MaxSession: int64(s.cfg.RecordingsMaxSession), MaxFile: int64(s.cfg.RecordingsMaxFile)},
 	})
 	if err != nil {
 		return fmt.Errorf("starting the API: %w", err)
 	}
+	s.watchChanges()
 	return nil
 }
 
@@ -159,7 +169,7 @@ func (s *Server) openRoles() error {
 // Serve.
 func (s *Server) openControl() error {
 	if !s.cfg.Broker.External() {
-		b, err := newBroker(s.store, s.presence, s.logger)
+		b, err := newBroker(s.deviceKeys, s.presence, s.logger)
 		if err != nil {
 			return err
 		}
@@ -179,18 +189,6 @@ func (s *Server) openControl() error {
 		return fmt.Errorf("subscribing to the devices' states: %w", err)
 	}
 	return nil
-}
-
-// deviceDeleted ends what the control channel holds of a deleted device.
-func (s *Server) deviceDeleted(fleet, device string) {
-	s.relay.DisconnectDevice(fleet, device)
-	if s.broker != nil {
-		// A deleted device can no longer log in; end the connection it has.
-		s.broker.Disconnect(fleet, device)
-		return
-	}
-	s.extPresence.Forget(fleet, device)
-	s.logger.Info("device deleted; its login to the external MQTT broker is the broker's: remove it there too", "fleet", fleet, "device", device)
 }
 
 // PubSub is the control channel, for publishing commands to devices: the
@@ -480,7 +478,11 @@ func (s *Server) closeRelay() error {
 // store. It is safe to call more than once, and after a failed Open.
 func (s *Server) Close() error {
 	s.closeOnce.Do(func() {
+		if s.stopWatching != nil {
+			s.stopWatching()
+		}
 		errs := []error{s.closeControl(), s.closeRelay()}
+		s.background.Wait() // before the store closes under it
 		if s.sessions != nil {
 			if err := s.sessions.Close(); !errors.Is(err, session.ErrClosed) {
 				errs = append(errs, err)

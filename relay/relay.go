@@ -388,6 +388,15 @@ func (r *Relay) Stats() Stats {
 	return st
 }
 
+// Sessions lists the sessions the relay holds anything of (a device's
+// registration, an engineer waiting or spliced), for a server node that
+// may have missed their close to check them again.
+func (r *Relay) Sessions() []string {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return slices.Collect(maps.Keys(r.sessions))
+}
+
 // sessionLocked returns the relay's state of session id, made if need be,
 // and sets its end.
 func (r *Relay) sessionLocked(id string, ends time.Time) *session {

@@ -494,6 +494,15 @@ func (m *Manager) unwait(id string, ch chan struct{}) {
 	}
 }
 
+// Apply follows a change the store announced: a session another node
+// moved wakes this node's waiters on it (Wait) at once, instead of at
+// their next poll.
+func (m *Manager) Apply(ch store.Change) {
+	if ch.Kind == store.SessionChanged {
+		m.wake(ch.Session)
+	}
+}
+
 func (m *Manager) wake(id string) {
 	m.mu.Lock()
 	m.wakeLocked(id)

@@ -1,0 +1,230 @@
+package daemon
+
+import (
+	"bytes"
+	"context"
+	"crypto/ed25519"
+	"crypto/rand"
+	"crypto/x509"
+	"fmt"
+	"net"
+	"path/filepath"
+	"slices"
+	"testing"
+	"time"
+
+	"golang.org/x/crypto/ssh"
+
+	"github.com/porthole/porthole/apiclient"
+	"github.com/porthole/porthole/apitype"
+	"github.com/porthole/porthole/control"
+	"github.com/porthole/porthole/session"
+	"github.com/porthole/porthole/store"
+	"github.com/porthole/porthole/store/storetest"
+)
+
+// node is one portholed node of a test cluster.
+type node struct {
+	*Server
+	api, broker, relay net.Listener
+}
+
+// startNodes starts n server nodes on one PostgreSQL database, with one
+// data directory (the keys every node shares) and their own listeners.
+func startNodes(t *testing.T, n int) []*node {
+	t.Helper()
+	dir := filepath.Join(t.TempDir(), "data")
+	if err := Init(t.Context(), InitOptions{DataDir: dir, AdminEmail: "ops@example.com", PublicURL: "https://127.0.0.1:1"}, &bytes.Buffer{}); err != nil {
+		t.Fatal(err)
+	}
+	cfg, err := LoadConfig(filepath.Join(dir, ConfigFileName))
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg.Database = storetest.PostgresDSN(t)
+	var nodes []*node
+	for range n {
+		srv, err := Open(t.Context(), cfg, discardLogger())
+		if err != nil {
+			t.Fatal(err)
+		}
+		nd := &node{Server: srv, api: listen(t), broker: listen(t), relay: listen(t)}
+		ctx, cancel := context.WithCancel(context.Background())
+		served := make(chan error, 1)
+		go func() { served <- srv.Serve(ctx, Listeners{API: nd.api, Broker: nd.broker, Relay: nd.relay}) }()
+		t.Cleanup(func() {
+			cancel()
+			if err := <-served; err != nil {
+				t.Errorf("Serve: %v", err)
+			}
+			srv.Close()
+		})
+		nodes = append(nodes, nd)
+	}
+	return nodes
+}
+
+// device is a device enrolled straight into the store with a new key; it
+// logs in to a node's broker and relay as the agent does.
+func (nd *node) enroll(t *testing.T, fleet *store.Fleet, name string) *testDevice {
+	t.Helper()
+	pub, priv, err := ed25519.GenerateKey(rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sshPub, err := ssh.NewPublicKey(pub)
+	if err != nil {
+		t.Fatal(err)
+	}
+	et := &store.EnrollmentToken{FleetID: fleet.ID, Hash: fmt.Sprintf("hash-%x", pub[:8]), UsesLeft: 1, MaxUses: 1, ExpiresAt: time.Now().Add(time.Hour)}
+	if err := nd.Store().CreateEnrollmentToken(t.Context(), et); err != nil {
+		t.Fatal(err)
+	}
+	d := &store.Device{Name: name, PublicKey: string(ssh.MarshalAuthorizedKey(sshPub))}
+	if err := nd.Store().EnrollDevice(t.Context(), et.Hash, time.Now(), d, func(*store.Fleet) (string, error) { return "cert", nil }); err != nil {
+		t.Fatal(err)
+	}
+	return &testDevice{fleet: fleet.Name, name: name, priv: priv}
+}
+
+// at points the device at nd's broker.
+func (nd *node) at(t *testing.T, d *testDevice) *testDevice {
+	t.Helper()
+	leaf, err := x509.ParseCertificate(nd.Keys().TLS.Certificate[0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	d.resp = &apitype.EnrollResponse{BrokerURL: "mqtts://" + nd.broker.Addr().String(), TLSFingerprint: apiclient.Fingerprint(leaf)}
+	return d
+}
+
+// sshLogin logs in to nd's relay (its SSH listener) as user with signer.
+func (nd *node) sshLogin(user string, signer ssh.Signer) (*ssh.Client, error) {
+	return ssh.Dial("tcp", nd.relay.Addr().String(), &ssh.ClientConfig{
+		User: user, Auth: []ssh.AuthMethod{ssh.PublicKeys(signer)},
+		HostKeyCallback: ssh.InsecureIgnoreHostKey(), // the host certificate is not what this test is about
+		Timeout:         waitTimeout,
+	})
+}
+
+// closedWithin reports whether c's connection ends within d.
+func closedWithin(c *ssh.Client, d time.Duration) bool {
+	done := make(chan struct{})
+	go func() { c.Wait(); close(done) }()
+	select {
+	case <-done:
+		return true
+	case <-time.After(d):
+		return false
+	}
+}
+
+// TestTwoNodes: two server nodes on one PostgreSQL database act at once on
+// what the other changes. A device deleted through node a is cut off node
+// b's broker and relay and refused there at once, though b had its key
+// cached from the login before; the name enrolled again with a new key
+// logs in to b at once with that key only. An engineer waiting on node
+// b's relay is cut off when node a closes the session.
+func TestTwoNodes(t *testing.T) {
+	t.Parallel()
+	nodes := startNodes(t, 2)
+	a, b := nodes[0], nodes[1]
+	ctx := t.Context()
+	fleet := &store.Fleet{Name: "acme"}
+	if err := a.Store().CreateFleet(ctx, fleet); err != nil {
+		t.Fatal(err)
+	}
+
+	dev := b.at(t, a.enroll(t, fleet, "dev1"))
+	mc, _, err := dev.connect(t)
+	if err != nil {
+		t.Fatalf("the device's login to node b was refused: %v", err)
+	}
+	devSigner, err := ssh.NewSignerFromKey(dev.priv)
+	if err != nil {
+		t.Fatal(err)
+	}
+	onRelay, err := b.sshLogin("acme/dev1", devSigner)
+	if err != nil {
+		t.Fatalf("the device's login to node b's relay was refused: %v", err)
+	}
+
+	d, err := a.Store().GetDeviceByName(ctx, fleet.ID, "dev1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := a.Store().DeleteDevice(ctx, d.ID); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-mc.Done():
+	case <-time.After(waitTimeout):
+		t.Fatal("the device deleted through node a is still connected to node b's broker")
+	}
+	if !closedWithin(onRelay, waitTimeout) {
+		t.Fatal("the device deleted through node a is still connected to node b's relay")
+	}
+	if _, _, err := dev.connect(t); err == nil {
+		t.Fatal("the device deleted through node a logged in to node b's broker again")
+	}
+	if c, err := b.sshLogin("acme/dev1", devSigner); err == nil {
+		c.Close()
+		t.Fatal("the device deleted through node a logged in to node b's relay again")
+	}
+
+	renewed := b.at(t, a.enroll(t, fleet, "dev1"))
+	if _, _, err := renewed.connect(t); err != nil {
+		t.Fatalf("dev1 enrolled again through node a was refused by node b: %v", err)
+	}
+	if _, _, err := dev.connect(t); err == nil {
+		t.Fatal("the deleted device's old key logged in to node b after its name was enrolled again")
+	}
+
+	// An engineer with a certificate for a session node a opened waits on
+	// node b's relay for the device; node a closes the session.
+	engPub, engPriv, err := ed25519.GenerateKey(rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	engSSH, err := ssh.NewPublicKey(engPub)
+	if err != nil {
+		t.Fatal(err)
+	}
+	d, err = a.Store().GetDeviceByName(ctx, fleet.ID, "dev1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	u := &store.User{Email: "eng@example.com"}
+	if err := a.Store().CreateUser(ctx, u); err != nil {
+		t.Fatal(err)
+	}
+	opened, err := a.sessions.Open(ctx, session.Request{Device: d, User: u, PublicKey: engSSH, Ports: []int{22}, Reason: "ticket 1"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	engSigner, err := ssh.NewSignerFromKey(engPriv)
+	if err != nil {
+		t.Fatal(err)
+	}
+	certSigner, err := ssh.NewCertSigner(opened.Certificate, engSigner)
+	if err != nil {
+		t.Fatal(err)
+	}
+	eng, err := b.sshLogin("engineer", certSigner)
+	if err != nil {
+		t.Fatalf("the engineer's login to node b's relay was refused: %v", err)
+	}
+	deadline := time.Now().Add(waitTimeout)
+	for !slices.Contains(b.Server.relay.Sessions(), opened.Session.ID) {
+		if time.Now().After(deadline) {
+			t.Fatal("node b's relay does not hold the engineer's session")
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	if _, err := a.sessions.CloseSession(ctx, opened.Session.ID, control.CloseEngineer); err != nil {
+		t.Fatal(err)
+	}
+	if !closedWithin(eng, 5*time.Second) {
+		t.Fatal("the engineer on node b's relay was not cut off within 5 s of node a closing the session")
+	}
+}
