@@ -171,6 +171,10 @@ type Session struct {
 	// LastActivity is when the engineer last sent something (coalesced);
 	// zero: never.
 	LastActivity time.Time
+	// Relay is where the session was placed: the relay's ID and the
+	// addresses its device and engineer dial (empty for a session made
+	// before relays registered themselves).
+	RelayID, RelayAddr, RelaySSHAddr string
 }
 
 // Open reports whether the session is not closed.
@@ -299,6 +303,9 @@ type Store interface {
 	// Changes the nodes sharing the database must act on at once: see
 	// Changes.
 	Changes
+
+	// The relays of the server nodes: see Relays.
+	Relays
 
 	// Ping checks the database answers (for /readyz).
 	Ping(ctx context.Context) error

@@ -13,7 +13,7 @@ import (
 
 const sessionQuery = `SELECT s.id, s.fleet_id, f.name, s.device_id, d.name, s.user_id, s.user_email,
 		s.state, s.close_reason, s.public_key, s.reason, s.ports, s.idle_timeout, s.max_duration,
-		s.created_at, s.active_at, s.closed_at, s.last_activity
+		s.created_at, s.active_at, s.closed_at, s.last_activity, s.relay_id, s.relay_addr, s.relay_ssh_addr
 	FROM sessions s JOIN fleets f ON f.id = s.fleet_id JOIN devices d ON d.id = s.device_id`
 
 func scanSession(sc scanner) (*store.Session, error) {
@@ -24,7 +24,8 @@ func scanSession(sc scanner) (*store.Session, error) {
 	)
 	if err := sc.Scan(&s.ID, &s.FleetID, &s.FleetName, &s.DeviceID, &s.DeviceName, (*emptyNull)(&s.UserID), &s.UserEmail,
 		&s.State, &s.CloseReason, &s.PublicKey, &s.Reason, &ports, &idle, &maxD,
-		(*unixMillis)(&s.CreatedAt), (*unixMillis)(&s.ActiveAt), (*unixMillis)(&s.ClosedAt), (*unixMillis)(&s.LastActivity)); err != nil {
+		(*unixMillis)(&s.CreatedAt), (*unixMillis)(&s.ActiveAt), (*unixMillis)(&s.ClosedAt), (*unixMillis)(&s.LastActivity),
+		&s.RelayID, &s.RelayAddr, &s.RelaySSHAddr); err != nil {
 		return nil, err
 	}
 	if err := json.Unmarshal([]byte(ports), &s.Ports); err != nil {
@@ -54,12 +55,13 @@ func (s *Store) CreateSession(ctx context.Context, ses *store.Session) error {
 		// session can never sit in another fleet than its device.
 		err := execOne(ctx, tx, `INSERT INTO sessions
 			(id, fleet_id, device_id, user_id, user_email, state, close_reason, public_key, reason, ports,
-			 idle_timeout, max_duration, created_at, active_at, closed_at, last_activity)
-			SELECT $1, d.fleet_id, d.id, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15
+			 idle_timeout, max_duration, created_at, active_at, closed_at, last_activity, relay_id, relay_addr, relay_ssh_addr)
+			SELECT $1, d.fleet_id, d.id, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18
 			FROM devices d WHERE d.id = $2`,
 			ses.ID, ses.DeviceID, nullIfEmpty(ses.UserID), ses.UserEmail, string(ses.State), ses.CloseReason,
 			ses.PublicKey, ses.Reason, string(ports), ses.IdleTimeout.Milliseconds(), ses.MaxDuration.Milliseconds(),
-			millis(ses.CreatedAt), millis(ses.ActiveAt), millis(ses.ClosedAt), millis(ses.LastActivity))
+			millis(ses.CreatedAt), millis(ses.ActiveAt), millis(ses.ClosedAt), millis(ses.LastActivity),
+			ses.RelayID, ses.RelayAddr, ses.RelaySSHAddr)
 		if err != nil {
 			return about{}, err
 		}

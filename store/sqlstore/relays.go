@@ -1,0 +1,42 @@
+package sqlstore
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/porthole/porthole/store"
+)
+
+// HeartbeatRelay records r as alive; see store.Relays.
+func (s *Store) HeartbeatRelay(ctx context.Context, r *store.Relay) error {
+	r.HeartbeatAt = normalTime(orNow(r.HeartbeatAt, time.Now()))
+	r.StartedAt = normalTime(orNow(r.StartedAt, r.HeartbeatAt))
+	// Both databases take INSERT … ON CONFLICT … DO UPDATE.
+	return s.exec(store.WithoutAudit(ctx), fmt.Sprintf("record relay %q alive", r.ID), `INSERT INTO relays
+		(id, addr, ssh_addr, region, started_at, heartbeat_at) VALUES ($1, $2, $3, $4, $5, $6)
+		ON CONFLICT (id) DO UPDATE SET addr = $2, ssh_addr = $3, region = $4, heartbeat_at = $6`,
+		r.ID, r.Addr, r.SSHAddr, r.Region, millis(r.StartedAt), millis(r.HeartbeatAt))
+}
+
+// ListRelays lists the live relays with their open sessions; see
+// store.Relays.
+func (s *Store) ListRelays(ctx context.Context, since time.Time) ([]*store.Relay, error) {
+	return all(ctx, s, "list relays", func(sc scanner) (*store.Relay, error) {
+		var r store.Relay
+		err := sc.Scan(&r.ID, &r.Addr, &r.SSHAddr, &r.Region, (*unixMillis)(&r.StartedAt), (*unixMillis)(&r.HeartbeatAt), &r.Sessions)
+		return &r, err
+	}, `SELECT r.id, r.addr, r.ssh_addr, r.region, r.started_at, r.heartbeat_at,
+		(SELECT count(*) FROM sessions s WHERE s.relay_id = r.id AND s.state <> 'closed')
+		FROM relays r WHERE r.heartbeat_at >= $1 ORDER BY r.id`, millis(since))
+}
+
+// DeleteRelays removes stale relays and the one named; see store.Relays.
+func (s *Store) DeleteRelays(ctx context.Context, id string, before time.Time) (int, error) {
+	res, err := s.db.ExecContext(ctx, `DELETE FROM relays WHERE id = $1 OR heartbeat_at < $2`, id, millis(before))
+	if err != nil {
+		return 0, fmt.Errorf("store: delete relays: %w", s.full(err))
+	}
+	n, err := res.RowsAffected()
+	return int(n), err
+}
