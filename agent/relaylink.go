@@ -19,8 +19,10 @@ import (
 )
 
 // The relay's second protocol on the device's side (package relayproto
-// documents the flow): one TLS connection to the server's own port, to
-// which the relay is routed by ALPN, carries every session of the device.
+// documents the flow): one TLS connection to the relay's port (the
+// server's own, or that of the relay node the session was placed on, as
+// its open command says), to which the relay is routed by ALPN, carries
+// every session of the device on that relay.
 // Each session is a registration stream the device opens; each engineer a
 // stream the relay opens. The connection is dialled for the first session
 // and closed when the last one ends, so an idle device holds none. A server
@@ -34,7 +36,8 @@ var errNoV2 = errors.New("the server does not speak the relay's second protocol"
 // relay that leaves a check unanswered this long is gone.
 const muxKeepAlive = 10 * time.Second
 
-// relayLinks holds the device's connection of the second protocol.
+// relayLinks holds the device's connections of the second protocol, one
+// per relay address.
 type relayLinks struct {
 	t *Tunnels
 	// dialMu is held while dialling, so that sessions opened at once share
@@ -43,68 +46,74 @@ type relayLinks struct {
 	// meanwhile.
 	dialMu sync.Mutex
 	mu     sync.Mutex
-	// cur is the live connection, or nil; guarded by mu.
-	cur *relayLink
+	// cur are the live connections by relay address; guarded by mu.
+	cur map[string]*relayLink
 }
 
 // relayLink is one connection and the sessions it serves.
 type relayLink struct {
+	addr  string
 	mux   *yamux.Session
 	conn  *relayproto.Conn   // its reply to the hello, once read
 	users int                // guarded by relayLinks.mu
 	regs  map[string]*tunnel // guarded by relayLinks.mu: the sessions registered on it
 }
 
-// relayAddr is the server's own port, where the second protocol is served.
-func (t *Tunnels) relayAddr() (string, *url.URL, error) {
+// relayAddr is where the second protocol is served for a session: the
+// relay its open command placed it on (placed), or else the server's own
+// port; and the enrollment's server URL, for the TLS configuration (the
+// server's pinned certificate, which every node of it presents).
+func (t *Tunnels) relayAddr(placed string) (string, *url.URL, error) {
 	u, err := url.Parse(t.state.Enrollment.Server)
 	if err != nil || u.Host == "" {
 		return "", nil, fmt.Errorf("the enrollment record's server %q is not a URL", t.state.Enrollment.Server)
 	}
+	if placed != "" {
+		return placed, u, nil
+	}
 	return apiclient.ServerAddr(u), u, nil
 }
 
-// acquire returns the live connection, dialling one if need be, counted as
-// used by one more session.
-func (ls *relayLinks) acquire(ctx context.Context) (*relayLink, error) {
-	if l := ls.take(); l != nil {
+// acquire returns the live connection to addr, dialling one if need be,
+// counted as used by one more session.
+func (ls *relayLinks) acquire(ctx context.Context, addr string, u *url.URL) (*relayLink, error) {
+	if l := ls.take(addr); l != nil {
 		return l, nil
 	}
 	ls.dialMu.Lock()
 	defer ls.dialMu.Unlock()
-	if l := ls.take(); l != nil { // dialled while this one waited
+	if l := ls.take(addr); l != nil { // dialled while this one waited
 		return l, nil
 	}
-	l, err := ls.dial(ctx)
+	l, err := ls.dial(ctx, addr, u)
 	if err != nil {
 		return nil, err
 	}
 	ls.mu.Lock()
-	ls.cur = l
+	if ls.cur == nil {
+		ls.cur = map[string]*relayLink{}
+	}
+	ls.cur[addr] = l
 	ls.mu.Unlock()
 	ls.t.wg.Go(func() { ls.accept(l) })
 	return l, nil
 }
 
-// take returns the live connection counted as used by one more session, or
-// nil if there is none.
-func (ls *relayLinks) take() *relayLink {
+// take returns the live connection to addr counted as used by one more
+// session, or nil if there is none.
+func (ls *relayLinks) take(addr string) *relayLink {
 	ls.mu.Lock()
 	defer ls.mu.Unlock()
-	if l := ls.cur; l != nil && !l.mux.IsClosed() {
+	if l := ls.cur[addr]; l != nil && !l.mux.IsClosed() {
 		l.users++
 		return l
 	}
 	return nil
 }
 
-// dial makes a new connection, used by one session.
-func (ls *relayLinks) dial(ctx context.Context) (*relayLink, error) {
+// dial makes a new connection to addr, used by one session.
+func (ls *relayLinks) dial(ctx context.Context, addr string, u *url.URL) (*relayLink, error) {
 	t := ls.t
-	addr, u, err := t.relayAddr()
-	if err != nil {
-		return nil, err
-	}
 	cfg, err := brokerTLS(u, &t.state.Enrollment, BrokerConfig{})
 	if err != nil {
 		return nil, err
@@ -123,7 +132,7 @@ func (ls *relayLinks) dial(ctx context.Context) (*relayLink, error) {
 		_ = tc.Close()
 		return nil, err
 	}
-	return &relayLink{mux: mux, conn: conn, users: 1, regs: map[string]*tunnel{}}, nil
+	return &relayLink{addr: addr, mux: mux, conn: conn, users: 1, regs: map[string]*tunnel{}}, nil
 }
 
 // dialRelay reaches the relay on the server's port and sends the device's
@@ -170,8 +179,8 @@ func (ls *relayLinks) release(l *relayLink, session string) {
 	if l.users--; l.users > 0 {
 		return
 	}
-	if ls.cur == l {
-		ls.cur = nil
+	if ls.cur[l.addr] == l {
+		delete(ls.cur, l.addr)
 	}
 	_ = l.mux.Close()
 }

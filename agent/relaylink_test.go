@@ -52,14 +52,18 @@ func TestRelayLinkDialHoldsNothing(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	old := &relayLink{mux: mux, users: 1, regs: map[string]*tunnel{}}
+	addr, u, err := tn.relayAddr("")
+	if err != nil {
+		t.Fatal(err)
+	}
+	old := &relayLink{addr: addr, mux: mux, users: 1, regs: map[string]*tunnel{}}
 	_ = mux.Close() // it has just died: the next session dials anew
 
 	ls := &tn.links
 	ls.mu.Lock()
-	ls.cur = old
+	ls.cur = map[string]*relayLink{addr: old}
 	ls.mu.Unlock()
-	go func() { _, _ = ls.acquire(context.Background()) }()
+	go func() { _, _ = ls.acquire(context.Background(), addr, u) }()
 	<-dialing
 
 	released := make(chan struct{})
@@ -142,7 +146,7 @@ func TestRelayBusyRetried(t *testing.T) {
 	}
 	ctx, cancel := context.WithCancelCause(context.Background())
 	defer cancel(nil)
-	_, err = tn.registerV2(&tunnel{id: "ses_1", ctx: ctx, cancel: cancel})
+	_, err = tn.registerV2(&tunnel{id: "ses_1", ctx: ctx, cancel: cancel}, "")
 	if got := relayFailure(err); got != control.CloseRelayUnreachable || dials.Load() != 6 {
 		t.Errorf("after %d dials: %v (%s); want two turned away, then the refused dial's unreachable", dials.Load(), err, got)
 	}

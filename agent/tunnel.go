@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net/url"
 	"os"
 	"slices"
 	"strings"
@@ -403,7 +404,7 @@ func (t *Tunnels) run(tn *tunnel, cmd *control.Command, maxDur time.Duration, re
 	}
 	// The relay's second protocol first, on the server's own port; the SSH
 	// relay the command names if the server does not speak it.
-	reg, err := t.registerV2(tn)
+	reg, err := t.registerV2(tn, cmd.Relay2)
 	if !errors.Is(err, errNoV2) {
 		if err != nil {
 			log.Warn("could not reach the relay", "err", err)
@@ -487,11 +488,15 @@ func (tn *tunnel) goServe(serve func()) bool {
 // protocol, dialling it if need be; errNoV2 if the server does not speak it.
 // While the relay turns the device away for a moment (it is overloaded, or
 // could not check the device), it tries again, within relayDialTimeout.
-func (t *Tunnels) registerV2(tn *tunnel) (*registration, error) {
+func (t *Tunnels) registerV2(tn *tunnel, placed string) (*registration, error) {
+	addr, u, err := t.relayAddr(placed)
+	if err != nil {
+		return nil, err
+	}
 	ctx, cancel := context.WithTimeout(tn.ctx, relayDialTimeout)
 	defer cancel()
 	for wait := 250 * time.Millisecond; ; wait = min(2*wait, 2*time.Second) {
-		reg, err := t.tryRegisterV2(ctx, tn)
+		reg, err := t.tryRegisterV2(ctx, tn, addr, u)
 		if err == nil || relayFailure(err) != control.CloseRelayBusy {
 			return reg, err
 		}
@@ -507,8 +512,8 @@ func (t *Tunnels) registerV2(tn *tunnel) (*registration, error) {
 }
 
 // tryRegisterV2 is one attempt of registerV2.
-func (t *Tunnels) tryRegisterV2(ctx context.Context, tn *tunnel) (*registration, error) {
-	l, err := t.links.acquire(ctx)
+func (t *Tunnels) tryRegisterV2(ctx context.Context, tn *tunnel, addr string, u *url.URL) (*registration, error) {
+	l, err := t.links.acquire(ctx, addr, u)
 	if err != nil {
 		return nil, err
 	}

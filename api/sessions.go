@@ -1,6 +1,7 @@
 package api
 
 import (
+	"cmp"
 	"context"
 	"crypto/rsa"
 	"errors"
@@ -63,6 +64,10 @@ func (s *Server) createSession(c *call, req *apitype.CreateSessionRequest) (apit
 		MaxDuration: time.Duration(req.MaxDurationS) * time.Second,
 	})
 	if err != nil {
+		if errors.Is(err, session.ErrNoRelay) {
+			return apitype.CreateSessionResponse{}, errorf(http.StatusServiceUnavailable, apitype.CodeUnavailable,
+				"no relay is running to carry a session to %s (no server node with the relay role has been heard from for a few seconds); start one, or try again in a moment", d.Name)
+		}
 		if errors.Is(err, session.ErrControlUnavailable) {
 			return apitype.CreateSessionResponse{}, errorf(http.StatusServiceUnavailable, apitype.CodeUnavailable,
 				"could not reach %s over the control channel; try again in a moment", d.Name)
@@ -74,7 +79,8 @@ func (s *Server) createSession(c *call, req *apitype.CreateSessionRequest) (apit
 	return apitype.CreateSessionResponse{
 		Session:        apiSession(opened.Session),
 		Certificate:    strings.TrimSpace(string(ssh.MarshalAuthorizedKey(opened.Certificate))),
-		RelayAddr:      s.relayAddr,
+		RelayAddr:      cmp.Or(opened.Session.RelaySSHAddr, s.relayAddr),
+		Relay2Addr:     opened.Session.RelayAddr,
 		HostCA:         s.keys.HostCAPublicKey(),
 		HostPrincipals: ca.HostPrincipals(d.FleetName, d.Name),
 	}, nil

@@ -236,8 +236,14 @@ type CreateSessionResponse struct {
 	// Certificate is the engineer's key certified by the user CA for this
 	// session and device only (authorized_keys format).
 	Certificate string `json:"certificate"`
-	// RelayAddr is the relay's host:port.
+	// RelayAddr is the host:port of the SSH relay (the relay's first
+	// protocol) the session was placed on.
 	RelayAddr string `json:"relay_addr"`
+	// Relay2Addr is the host:port of the TLS port where that relay
+	// serves its second protocol: the engineer dials it, not the API's
+	// address, for the session's device dials it too. Empty from a
+	// server that places no sessions: the API's own address then.
+	Relay2Addr string `json:"relay2_addr,omitempty"`
 	// HostCA is the host CA's public key (authorized_keys format): it signs
 	// the relay's and every device's host key.
 	HostCA string `json:"host_ca"`

@@ -231,12 +231,18 @@ func (l *link) up(ctx context.Context) error {
 }
 
 // dialStream reaches the device through the relay's second protocol, on
-// the server's own port: it dials at once, while the device is being
+// the port of the relay the session was placed on (the server's own with
+// one node): it dials at once, while the device is being
 // woken, and the relay holds the stream until the device comes. Meanwhile
 // the session is followed, for the progress line and for the words if it
 // closes instead. relayproto.ErrNotSupported: the server predates it.
 func (l *link) dialStream(ctx context.Context) error {
 	addr, cfg := l.c.RelayAddr()
+	if placed := l.opened.Relay2Addr; placed != "" {
+		// The relay node the session was placed on, where its device
+		// goes too; every node presents the server's pinned certificate.
+		addr = placed
+	}
 	dctx, cancel := context.WithTimeout(ctx, relayHandshakeTimeout)
 	defer cancel()
 	// Through the proxy the API calls take, if any: the relay is on the

@@ -45,8 +45,14 @@ type Command struct {
 	Session string `json:"session"` // session id, a ValidToken
 	Fleet   string `json:"fleet"`   // the addressed device's fleet
 	Device  string `json:"device"`  // the addressed device's name
-	// Relay is the relay's "host:port" the device dials; open only.
+	// Relay is the "host:port" of the SSH relay (the relay's first
+	// protocol) the device dials; open only.
 	Relay string `json:"relay,omitempty"`
+	// Relay2 is the "host:port" of the TLS port where the relay the
+	// session was placed on serves its second protocol; open only, and
+	// empty from a server that places no sessions (the device then dials
+	// the server it enrolled with).
+	Relay2 string `json:"relay2,omitempty"`
 	// Ports are the device ports the engineer asks to reach (1-65535);
 	// the device grants only those in its own allow-list.
 	Ports []int `json:"ports,omitempty"`
@@ -91,6 +97,11 @@ func (c *Command) checkFields() error {
 	if c.Type == TypeOpen {
 		if err := checkHostPort(c.Relay); err != nil {
 			return fmt.Errorf("%w: relay: %w", errBadField, err)
+		}
+		if c.Relay2 != "" {
+			if err := checkHostPort(c.Relay2); err != nil {
+				return fmt.Errorf("%w: relay2: %w", errBadField, err)
+			}
 		}
 	}
 	return nil

@@ -11,6 +11,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/porthole/porthole/apiclient"
+
 	"go.yaml.in/yaml/v3"
 
 	"github.com/porthole/porthole/brokerclient"
@@ -119,6 +121,15 @@ type RelayConfig struct {
 	// relay's host certificate is signed for. Empty: <public host>:<listen
 	// port>.
 	PublicAddr string `yaml:"public_addr"`
+	// Advertise (host:port) is where devices and engineers reach this
+	// node's TLS port, which serves the relay's second protocol: with
+	// several relay nodes behind one name, each advertises its own, and
+	// every session is placed on one of them (package relays). Empty:
+	// public_url's host and port (443 when it names none).
+	Advertise string `yaml:"advertise"`
+	// Region labels where this node runs ("eu"): a device labelled
+	// region=eu is placed on a relay of that region when one is live.
+	Region string `yaml:"region"`
 }
 
 // SessionsConfig sets the server's limits on engineers' sessions; a device
@@ -219,6 +230,12 @@ func (c *Config) Validate() error {
 	}
 	if _, _, err := net.SplitHostPort(c.Relay.PublicAddr); err != nil {
 		return fmt.Errorf("relay.public_addr %q is not host:port: %w", c.Relay.PublicAddr, err)
+	}
+	if c.Relay.Advertise == "" {
+		c.Relay.Advertise = apiclient.ServerAddr(u)
+	}
+	if _, _, err := net.SplitHostPort(c.Relay.Advertise); err != nil {
+		return fmt.Errorf("relay.advertise %q is not host:port: %w", c.Relay.Advertise, err)
 	}
 	if c.Sessions.IdleTimeout < 0 || c.Sessions.MaxDuration < 0 || c.Sessions.ConnectTimeout < 0 {
 		return errors.New("sessions: idle_timeout, max_duration and connect_timeout cannot be negative")

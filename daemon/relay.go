@@ -35,7 +35,7 @@ const relayCertLife = 365 * 24 * time.Hour
 // sessions in the store. Its host key is certified by the host CA for the
 // host name of publicAddr, which is what devices and clients dial. Its
 // refusals go to refused, for the audit log.
-func newRelay(st store.Store, deviceKeys *devicekeys.Cache, keys *ca.Keys, sessions *session.Manager, publicAddr string, refused func(relay.Refusal), logger *slog.Logger) (*relay.Relay, error) {
+func newRelay(st store.Store, relayID string, deviceKeys *devicekeys.Cache, keys *ca.Keys, sessions *session.Manager, publicAddr string, refused func(relay.Refusal), logger *slog.Logger) (*relay.Relay, error) {
 	host, _, err := net.SplitHostPort(publicAddr)
 	if err != nil {
 		return nil, fmt.Errorf("relay.public_addr %q is not host:port: %w", publicAddr, err)
@@ -50,6 +50,7 @@ func newRelay(st store.Store, deviceKeys *devicekeys.Cache, keys *ca.Keys, sessi
 	}
 	var r *relay.Relay
 	r, err = relay.New(relay.Config{
+		ID:      relayID,
 		HostKey: hostKey,
 		UserCA:  keys.UserCA.PublicKey(),
 		DeviceKey: func(ctx context.Context, fleet, device string) (ed25519.PublicKey, error) {
@@ -76,7 +77,8 @@ func newRelay(st store.Store, deviceKeys *devicekeys.Cache, keys *ca.Keys, sessi
 				// once finds it so.
 				Open: ses.State == store.SessionConnecting ||
 					ses.State == store.SessionWaitingConsent || ses.State == store.SessionActive,
-				Ends: ses.CreatedAt.Add(ses.MaxDuration),
+				Ends:  ses.CreatedAt.Add(ses.MaxDuration),
+				Relay: ses.RelayID,
 			}, nil
 		},
 		Activity: sessions.Activity, // the server's idle timeout

@@ -7,7 +7,9 @@ package daemon
 
 import (
 	"context"
+	"crypto/rand"
 	"crypto/tls"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -28,6 +30,7 @@ import (
 	"github.com/porthole/porthole/presence"
 	"github.com/porthole/porthole/relay"
 	"github.com/porthole/porthole/relay/relayproto"
+	"github.com/porthole/porthole/relays"
 	"github.com/porthole/porthole/session"
 	"github.com/porthole/porthole/store"
 	"github.com/porthole/porthole/store/pgstore"
@@ -47,6 +50,8 @@ type Server struct {
 	api      *api.Server
 	sessions *session.Manager
 	relay    *relay.Relay
+	// relayID names this node's relay in the registry (package relays).
+	relayID string
 	// deviceKeys caches the devices' keys for the broker's and the
 	// relay's logins; changes.go keeps it, and the roles, in step with
 	// the store's announcements.
@@ -104,7 +109,7 @@ func Open(ctx context.Context, cfg *Config, logger *slog.Logger) (*Server, error
 	if err != nil {
 		return nil, err
 	}
-	s := &Server{cfg: cfg, logger: logger, store: st, keys: keys}
+	s := &Server{cfg: cfg, logger: logger, store: st, keys: keys, relayID: newRelayID()}
 	if err := s.openRoles(); err != nil {
 		return nil, errors.Join(err, s.Close())
 	}
@@ -129,6 +134,7 @@ func (s *Server) openRoles() error {
 		ControlKey:     s.keys.Control,
 		UserCA:         s.keys.UserCA,
 		RelayAddr:      s.cfg.Relay.PublicAddr,
+		Place:          (&relays.Placer{Store: s.store}).Place,
 		ConnectTimeout: s.cfg.Sessions.ConnectTimeout,
 		IdleTimeout:    s.cfg.Sessions.IdleTimeout,
 		MaxDuration:    s.cfg.Sessions.MaxDuration,
@@ -143,7 +149,7 @@ func (s *Server) openRoles() error {
 	s.audit = audit.NewQueue(audit.QueueConfig{Append: s.store.AppendAudit, Logger: s.logger.With("component", "audit")})
 	s.onState = append(s.onState, newRejections(s.audit).onState)
 	refused := func(f relay.Refusal) { auditRefusal(s.audit, f) }
-	if s.relay, err = newRelay(s.store, s.deviceKeys, s.keys, s.sessions, s.cfg.Relay.PublicAddr, refused, s.logger.With("component", "relay")); err != nil {
+	if s.relay, err = newRelay(s.store, s.relayID, s.deviceKeys, s.keys, s.sessions, s.cfg.Relay.PublicAddr, refused, s.logger.With("component", "relay")); err != nil {
 		return err
 	}
 	s.api, err = api.New(api.Config{
@@ -340,6 +346,14 @@ func (s *Server) Serve(ctx context.Context, ls Listeners) error {
 		}()
 	}
 	run("the relay", func() error { return s.relay.Serve(ls.Relay) }, relay.ErrClosed)
+	// Registered once it serves; removed as Serve stops, so that no
+	// session is placed here after.
+	reg := &relays.Registration{Store: s.store, Logger: s.logger.With("component", "relays"), Relay: store.Relay{
+		ID: s.relayID, Addr: s.cfg.Relay.Advertise, SSHAddr: s.cfg.Relay.PublicAddr, Region: s.cfg.Relay.Region}}
+	// Once before the API serves, so that this node's first sessions
+	// find its relay; a failure is logged, and Run tries again.
+	_ = reg.Beat(ctx)
+	run("the relay's registration", func() error { reg.Run(ctlCtx); return nil }, nil)
 	run("the relay on the API's port", func() error { return s.relay.ServeTLS(relayL) }, relay.ErrClosed)
 	run("the API", func() error { return hs.Serve(httpL) }, http.ErrServerClosed)
 	run("the API's port", func() error { return mux.Serve(ls.API) }, tlsmux.ErrClosed)
@@ -498,4 +512,12 @@ func (s *Server) Close() error {
 		s.closeErr = errors.Join(errs...)
 	})
 	return s.closeErr
+}
+
+// newRelayID names this process's relay: a new name at every start, so
+// that a node that restarts is a new relay and the old one's row ages out.
+func newRelayID() string {
+	b := make([]byte, 8)
+	rand.Read(b)
+	return "rly_" + hex.EncodeToString(b)
 }

@@ -154,6 +154,9 @@ func (r *Relay) checkSession(sess Session, err error, id, fleet, device string, 
 		return fmt.Sprintf("session %s is not on device %s/%s", id, fleet, device), relayproto.CodeRefused
 	case !sess.Ends.IsZero() && !now.Before(sess.Ends):
 		return fmt.Sprintf("session %s has ended", id), relayproto.CodeClosed
+	case sess.Relay != "" && r.cfg.ID != "" && sess.Relay != r.cfg.ID:
+		return fmt.Sprintf("session %s was placed on another relay node (%s), not this one (%s): dial the relay address the server gave with the session",
+			id, sess.Relay, r.cfg.ID), relayproto.CodeRefused
 	}
 	return "", ""
 }

@@ -38,6 +38,11 @@ type Session struct {
 	// Ends is when the session ends at the latest (its maximum duration);
 	// the relay cuts it then by itself. Zero: no limit known.
 	Ends time.Time
+	// Relay is the ID of the relay the session was placed on (package
+	// relays); another relay refuses it, so that a device or engineer
+	// who dials the wrong node hears so instead of waiting there for the
+	// other. Empty: any relay.
+	Relay string
 }
 
 // Role is who a peer of the relay is, or claims to be at login.
@@ -81,6 +86,11 @@ func (f Refusal) replyCode() string {
 // required; every other zero value means the default documented on the
 // field.
 type Config struct {
+	// ID is this relay's ID in the registry of relays: sessions placed on
+	// another relay are refused (Session.Relay). Empty: none is refused
+	// for that.
+	ID string
+
 	// HostKey is the relay's host key, normally wrapped with its host
 	// certificate from the host CA (ssh.NewCertSigner), so that clients
 	// check it against the CA. Required.

@@ -249,10 +249,12 @@ func TestV2Mixed(t *testing.T) {
 // device's session, a bare key, a closed session's certificate, garbage.
 func TestV2Refusals(t *testing.T) {
 	t.Parallel()
-	e := newV2Env(t, func(c *Config) { c.EarlyWait = 300 * time.Millisecond })
+	e := newV2Env(t, func(c *Config) { c.EarlyWait = 300 * time.Millisecond; c.ID = "rly_here" })
 	devKey := e.enroll("acme", "dev1")
 	e.enroll("acme", "dev2")
 	e.open("ses_1", "acme", "dev1")
+	e.setSession(Session{ID: "ses_away", Fleet: "acme", Device: "dev1", Open: true, Relay: "rly_other"})
+	e.setSession(Session{ID: "ses_here", Fleet: "acme", Device: "dev1", Open: true, Relay: "rly_here"})
 	e.open("ses_2", "acme", "dev2")
 	e.open("ses_old", "acme", "dev1")
 	e.closeSession("ses_old")
@@ -303,6 +305,19 @@ func TestV2Refusals(t *testing.T) {
 		refused(t, err, "is closed")
 		_, err = dev.register("no such")
 		refused(t, err, "not a session id")
+	})
+	t.Run("session placed on another relay node", func(t *testing.T) {
+		// A device or an engineer that dials another node than the one
+		// the session was placed on (a load balancer's address, say) is
+		// told so, rather than waiting there for the other.
+		dev := e.mustDevice(t, "acme", "dev1", devKey)
+		_, err := dev.register("ses_away")
+		refused(t, err, "was placed on another relay node (rly_other)")
+		c := e.engineer(t, e.certFor(t, newSigner(t), claimsFor("ses_away", "acme", "dev1")))
+		refused(t, c.Wait(), "was placed on another relay node (rly_other)")
+		if _, err := dev.register("ses_here"); err != nil {
+			t.Errorf("registering a session placed on this relay: %v", err)
+		}
 	})
 	t.Run("engineer with a bare key", func(t *testing.T) {
 		tc, err := relayproto.Dial(context.Background(), e.addr, e.tls, nil)

@@ -29,6 +29,7 @@
 package session
 
 import (
+	"cmp"
 	"context"
 	"crypto/ed25519"
 	"errors"
@@ -67,6 +68,10 @@ const (
 // ErrClosed is returned by a Manager that was closed.
 var ErrClosed = errors.New("session: manager closed")
 
+// ErrNoRelay is Open's error when the session could not be placed on a
+// relay (none is live); nothing was recorded.
+var ErrNoRelay = errors.New("session: no relay to place the session on")
+
 // ErrControlUnavailable is Open's error when the open command could not be
 // sent to the device (the control channel is down): the session is
 // closed, and asking again later may work.
@@ -82,8 +87,13 @@ type Config struct {
 	ControlKey ed25519.PrivateKey
 	// UserCA signs the engineers' session certificates.
 	UserCA ssh.Signer
-	// RelayAddr (host:port) is the relay the device is told to dial.
+	// RelayAddr (host:port) is the SSH relay the device is told to dial
+	// when Place is nil or places the session on a relay without one.
 	RelayAddr string
+	// Place chooses the relay of a new session (package relays); the
+	// device and the engineer are told its addresses. Nil: every session
+	// is on this node's relay, RelayAddr.
+	Place func(ctx context.Context, d *store.Device) (*store.Relay, error)
 	// ConnectTimeout is how long a device has to report tunnel_up. Zero:
 	// 30 s.
 	ConnectTimeout time.Duration
@@ -223,6 +233,13 @@ func (m *Manager) Open(ctx context.Context, req Request) (*Opened, error) {
 		Reason: req.Reason, Ports: req.Ports, IdleTimeout: idle, MaxDuration: maxDur, CreatedAt: now,
 	}
 	ses.PublicKey = ses.PublicKey[:len(ses.PublicKey)-1] // without the newline
+	if m.cfg.Place != nil {
+		r, err := m.cfg.Place(ctx, req.Device)
+		if err != nil {
+			return nil, fmt.Errorf("%w: %w", ErrNoRelay, err)
+		}
+		ses.RelayID, ses.RelayAddr, ses.RelaySSHAddr = r.ID, r.Addr, r.SSHAddr
+	}
 	requested := audit.Event{Kind: audit.SessionRequested, Actor: audit.User(req.User.ID, req.User.Email),
 		Detail: map[string]string{"reason": req.Reason, "ports": joinPorts(req.Ports), "key": ssh.FingerprintSHA256(req.PublicKey)}}
 	if err := m.cfg.Store.CreateSession(store.WithAudit(ctx, requested), ses); err != nil {
@@ -241,7 +258,7 @@ func (m *Manager) Open(ctx context.Context, req Request) (*Opened, error) {
 	}
 	cmd := control.Command{
 		Type: control.TypeOpen, Session: ses.ID, Fleet: ses.FleetName, Device: ses.DeviceName,
-		Relay: m.cfg.RelayAddr, Ports: req.Ports,
+		Relay: cmp.Or(ses.RelaySSHAddr, m.cfg.RelayAddr), Relay2: ses.RelayAddr, Ports: req.Ports,
 		IdleTimeoutS: int(idle / time.Second), MaxDurationS: int(maxDur / time.Second),
 		// A device that gets the command after the server has given up on
 		// it must not act on it.
