@@ -10,6 +10,8 @@ import (
 	"net"
 	"path/filepath"
 	"slices"
+	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -27,11 +29,14 @@ import (
 type node struct {
 	*Server
 	api, broker, relay net.Listener
+	stop               func() // stops Serve and closes the server
 }
 
 // startNodes starts n server nodes on one PostgreSQL database, with one
 // data directory (the keys every node shares) and their own listeners.
-func startNodes(t *testing.T, n int) []*node {
+// Each node's relay advertises its own API listener, where its second
+// protocol is served; tweak, if not nil, changes node i's config.
+func startNodes(t *testing.T, n int, tweak func(i int, cfg *Config)) []*node {
 	t.Helper()
 	dir := filepath.Join(t.TempDir(), "data")
 	if err := Init(t.Context(), InitOptions{DataDir: dir, AdminEmail: "ops@example.com", PublicURL: "https://127.0.0.1:1"}, &bytes.Buffer{}); err != nil {
@@ -43,22 +48,32 @@ func startNodes(t *testing.T, n int) []*node {
 	}
 	cfg.Database = storetest.PostgresDSN(t)
 	var nodes []*node
-	for range n {
-		srv, err := Open(t.Context(), cfg, discardLogger())
+	for i := range n {
+		nd := &node{api: listen(t), broker: listen(t), relay: listen(t)}
+		ncfg := *cfg
+		ncfg.Relay.Advertise, ncfg.Relay.PublicAddr = nd.api.Addr().String(), nd.relay.Addr().String()
+		if tweak != nil {
+			tweak(i, &ncfg)
+		}
+		srv, err := Open(t.Context(), &ncfg, discardLogger())
 		if err != nil {
 			t.Fatal(err)
 		}
-		nd := &node{Server: srv, api: listen(t), broker: listen(t), relay: listen(t)}
+		nd.Server = srv
 		ctx, cancel := context.WithCancel(context.Background())
 		served := make(chan error, 1)
 		go func() { served <- srv.Serve(ctx, Listeners{API: nd.api, Broker: nd.broker, Relay: nd.relay}) }()
-		t.Cleanup(func() {
-			cancel()
-			if err := <-served; err != nil {
-				t.Errorf("Serve: %v", err)
-			}
-			srv.Close()
-		})
+		var once sync.Once
+		nd.stop = func() {
+			once.Do(func() {
+				cancel()
+				if err := <-served; err != nil {
+					t.Errorf("Serve: %v", err)
+				}
+				srv.Close()
+			})
+		}
+		t.Cleanup(nd.stop)
 		nodes = append(nodes, nd)
 	}
 	return nodes
@@ -99,12 +114,19 @@ func (nd *node) at(t *testing.T, d *testDevice) *testDevice {
 }
 
 // sshLogin logs in to nd's relay (its SSH listener) as user with signer.
+// A refusal's error carries the relay's banner, which says why.
 func (nd *node) sshLogin(user string, signer ssh.Signer) (*ssh.Client, error) {
-	return ssh.Dial("tcp", nd.relay.Addr().String(), &ssh.ClientConfig{
+	var banner string
+	c, err := ssh.Dial("tcp", nd.relay.Addr().String(), &ssh.ClientConfig{
 		User: user, Auth: []ssh.AuthMethod{ssh.PublicKeys(signer)},
 		HostKeyCallback: ssh.InsecureIgnoreHostKey(), // the host certificate is not what this test is about
+		BannerCallback:  func(msg string) error { banner += msg; return nil },
 		Timeout:         waitTimeout,
 	})
+	if err != nil {
+		return nil, fmt.Errorf("%w (banner %q)", err, banner)
+	}
+	return c, nil
 }
 
 // closedWithin reports whether c's connection ends within d.
@@ -123,11 +145,11 @@ func closedWithin(c *ssh.Client, d time.Duration) bool {
 // what the other changes. A device deleted through node a is cut off node
 // b's broker and relay and refused there at once, though b had its key
 // cached from the login before; the name enrolled again with a new key
-// logs in to b at once with that key only. An engineer waiting on node
-// b's relay is cut off when node a closes the session.
+// logs in to b at once with that key only. An engineer waiting on one
+// node's relay is cut off when the other node closes the session.
 func TestTwoNodes(t *testing.T) {
 	t.Parallel()
-	nodes := startNodes(t, 2)
+	nodes := startNodes(t, 2, nil)
 	a, b := nodes[0], nodes[1]
 	ctx := t.Context()
 	fleet := &store.Fleet{Name: "acme"}
@@ -210,21 +232,106 @@ func TestTwoNodes(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	eng, err := b.sshLogin("engineer", certSigner)
+	// The engineer goes to the node the session was placed on; the other
+	// node closes it.
+	on, closer := a, b
+	if opened.Session.RelayID == b.relayID {
+		on, closer = b, a
+	}
+	eng, err := on.sshLogin("engineer", certSigner)
 	if err != nil {
-		t.Fatalf("the engineer's login to node b's relay was refused: %v", err)
+		t.Fatalf("the engineer's login to the relay the session was placed on was refused: %v", err)
 	}
 	deadline := time.Now().Add(waitTimeout)
-	for !slices.Contains(b.Server.relay.Sessions(), opened.Session.ID) {
+	for !slices.Contains(on.Server.relay.Sessions(), opened.Session.ID) {
 		if time.Now().After(deadline) {
-			t.Fatal("node b's relay does not hold the engineer's session")
+			t.Fatal("the relay does not hold the engineer's session")
 		}
 		time.Sleep(5 * time.Millisecond)
 	}
-	if _, err := a.sessions.CloseSession(ctx, opened.Session.ID, control.CloseEngineer); err != nil {
+	if _, err := closer.sessions.CloseSession(ctx, opened.Session.ID, control.CloseEngineer); err != nil {
 		t.Fatal(err)
 	}
 	if !closedWithin(eng, 5*time.Second) {
-		t.Fatal("the engineer on node b's relay was not cut off within 5 s of node a closing the session")
+		t.Fatal("the engineer on one node's relay was not cut off within 5 s of the other node closing the session")
+	}
+}
+
+// TestPlacementAcrossNodes: each session is placed on a live relay, of the
+// device's region first, and both ends are told that node's addresses; a
+// node that stops gets no more sessions; a node refuses an engineer whose
+// session was placed on another.
+func TestPlacementAcrossNodes(t *testing.T) {
+	t.Parallel()
+	regions := []string{"eu", "us"}
+	nodes := startNodes(t, 2, func(i int, cfg *Config) { cfg.Relay.Region = regions[i] })
+	eu, us := nodes[0], nodes[1]
+	ctx := t.Context()
+	fleet := &store.Fleet{Name: "acme"}
+	if err := eu.Store().CreateFleet(ctx, fleet); err != nil {
+		t.Fatal(err)
+	}
+	eu.enroll(t, fleet, "dev1")
+	d, err := eu.Store().GetDeviceByName(ctx, fleet.ID, "dev1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := eu.Store().SetDeviceLabels(ctx, d.ID, map[string]string{"region": "us"}); err != nil {
+		t.Fatal(err)
+	}
+	d.Labels = map[string]string{"region": "us"}
+	u := &store.User{Email: "eng@example.com"}
+	if err := eu.Store().CreateUser(ctx, u); err != nil {
+		t.Fatal(err)
+	}
+	pub, priv, err := ed25519.GenerateKey(rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	engSSH, err := ssh.NewPublicKey(pub)
+	if err != nil {
+		t.Fatal(err)
+	}
+	open := func(via *node) *session.Opened {
+		t.Helper()
+		o, err := via.sessions.Open(ctx, session.Request{Device: d, User: u, PublicKey: engSSH, Ports: []int{22}, Reason: "ticket 2"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return o
+	}
+
+	// Asked through the eu node, placed on the us node's relay.
+	o := open(eu)
+	if s := o.Session; s.RelayID != us.relayID || s.RelayAddr != us.api.Addr().String() || s.RelaySSHAddr != us.relay.Addr().String() {
+		t.Fatalf("session placed on %s (%s, %s); want the us node's relay %s (%s, %s)", s.RelayID, s.RelayAddr, s.RelaySSHAddr,
+			us.relayID, us.api.Addr(), us.relay.Addr())
+	}
+	// The eu node's relay turns its engineer away, saying where to go.
+	signer, err := ssh.NewSignerFromKey(priv)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cert, err := ssh.NewCertSigner(o.Certificate, signer)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c, err := eu.sshLogin("engineer", cert); err == nil {
+		c.Close()
+		t.Error("the eu node's relay let in the engineer of a session placed on the us node")
+	} else if !strings.Contains(err.Error(), "placed on another relay node") {
+		t.Errorf("the eu node's relay refused with %v; want it to say the session is on another node", err)
+	}
+	if c, err := us.sshLogin("engineer", cert); err != nil {
+		t.Errorf("the us node's relay refused the engineer of a session placed on it: %v", err)
+	} else {
+		c.Close()
+	}
+
+	// The us node stops: it leaves the registry, and the next session is
+	// placed on the eu node, the only one left.
+	us.stop()
+	if s := open(eu).Session; s.RelayID != eu.relayID {
+		t.Errorf("after the us node stopped, a session was placed on %s; want the eu node's %s", s.RelayID, eu.relayID)
 	}
 }
