@@ -5,9 +5,12 @@ import (
 	"context"
 	"crypto/ed25519"
 	"crypto/rand"
+	"crypto/tls"
 	"crypto/x509"
 	"fmt"
+	"io"
 	"net"
+	"net/http"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -20,6 +23,7 @@ import (
 	"github.com/porthole/porthole/apiclient"
 	"github.com/porthole/porthole/apitype"
 	"github.com/porthole/porthole/control"
+	"github.com/porthole/porthole/internal/testmosquitto"
 	"github.com/porthole/porthole/session"
 	"github.com/porthole/porthole/store"
 	"github.com/porthole/porthole/store/storetest"
@@ -117,8 +121,12 @@ func (nd *node) at(t *testing.T, d *testDevice) *testDevice {
 // A refusal's error carries the relay's banner, which says why.
 func (nd *node) sshLogin(user string, signer ssh.Signer) (*ssh.Client, error) {
 	var banner string
+	var auth []ssh.AuthMethod
+	if signer != nil {
+		auth = append(auth, ssh.PublicKeys(signer))
+	}
 	c, err := ssh.Dial("tcp", nd.relay.Addr().String(), &ssh.ClientConfig{
-		User: user, Auth: []ssh.AuthMethod{ssh.PublicKeys(signer)},
+		User: user, Auth: auth,
 		HostKeyCallback: ssh.InsecureIgnoreHostKey(), // the host certificate is not what this test is about
 		BannerCallback:  func(msg string) error { banner += msg; return nil },
 		Timeout:         waitTimeout,
@@ -333,5 +341,84 @@ func TestPlacementAcrossNodes(t *testing.T) {
 	us.stop()
 	if s := open(eu).Session; s.RelayID != eu.relayID {
 		t.Errorf("after the us node stopped, a session was placed on %s; want the eu node's %s", s.RelayID, eu.relayID)
+	}
+}
+
+// TestRoles: an API node and a relay node apart, sharing PostgreSQL and an
+// external broker. The relay node answers no API call and serves the
+// relay, on which every session the API node opens is placed; the API
+// node serves no relay and is not in the registry.
+func TestRoles(t *testing.T) {
+	t.Parallel()
+	m := startMosquitto(t, nil)
+	roles := [][]string{{RoleAPI}, {RoleRelay}}
+	nodes := startNodes(t, 2, func(i int, cfg *Config) {
+		cfg.Roles = roles[i]
+		cfg.Broker = BrokerConfig{URL: "mqtt://" + m.Addr(testmosquitto.DeviceListener), ShareGroup: "roles"}
+		if err := cfg.Validate(); err != nil {
+			t.Fatal(err)
+		}
+	})
+	apiNode, relayNode := nodes[0], nodes[1]
+
+	get := func(nd *node, path string) (int, string) {
+		t.Helper()
+		c := &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{InsecureSkipVerify: true}}, Timeout: waitTimeout}
+		resp, err := c.Get("https://" + nd.api.Addr().String() + path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		body, _ := io.ReadAll(resp.Body)
+		return resp.StatusCode, string(body)
+	}
+	if code, body := get(relayNode, "/api/v1/fleets"); code != http.StatusNotFound || !strings.Contains(body, "serves no API (roles: relay)") {
+		t.Errorf("the relay node answered an API call with %d %q; want 404 saying it serves no API", code, body)
+	}
+	if code, _ := get(relayNode, "/healthz"); code != http.StatusOK {
+		t.Errorf("the relay node's /healthz: %d", code)
+	}
+	if code, _ := get(apiNode, "/healthz"); code != http.StatusOK {
+		t.Errorf("the API node's /healthz: %d", code)
+	}
+	if _, err := apiNode.sshLogin("acme/dev1", nil); err == nil {
+		t.Error("the API node's relay listener took a login")
+	}
+
+	ctx := t.Context()
+	live, err := apiNode.Store().ListRelays(ctx, time.Now().Add(-time.Minute))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(live) != 1 || live[0].ID != relayNode.relayID || live[0].Addr != relayNode.api.Addr().String() {
+		t.Fatalf("registered relays = %+v; want the relay node's alone", live)
+	}
+	fleet := &store.Fleet{Name: "acme"}
+	if err := apiNode.Store().CreateFleet(ctx, fleet); err != nil {
+		t.Fatal(err)
+	}
+	apiNode.enroll(t, fleet, "dev1")
+	d, err := apiNode.Store().GetDeviceByName(ctx, fleet.ID, "dev1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	u := &store.User{Email: "eng@example.com"}
+	if err := apiNode.Store().CreateUser(ctx, u); err != nil {
+		t.Fatal(err)
+	}
+	pub, _, err := ed25519.GenerateKey(rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	engSSH, err := ssh.NewPublicKey(pub)
+	if err != nil {
+		t.Fatal(err)
+	}
+	o, err := apiNode.sessions.Open(ctx, session.Request{Device: d, User: u, PublicKey: engSSH, Ports: []int{22}, Reason: "ticket 3"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if o.Session.RelayID != relayNode.relayID {
+		t.Errorf("the session was placed on %q; want the relay node's %s", o.Session.RelayID, relayNode.relayID)
 	}
 }

@@ -7,6 +7,7 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -57,6 +58,62 @@ type Config struct {
 	RecordingsMaxFile    ByteSize `yaml:"recordings_max_file"`
 	// Log sets the server log.
 	Log LogConfig `yaml:"log"`
+	// Roles are what this node serves, of RoleAPI, RoleRelay and
+	// RoleBroker, so that an operator can run API nodes and relay nodes
+	// apart on one PostgreSQL database. The broker role is the embedded
+	// MQTT broker, which serves devices only: a node without it names the
+	// external broker every node shares (broker.url), and one with it
+	// names none. Empty: api and relay, and broker unless broker.url is
+	// set.
+	Roles []string `yaml:"roles,omitempty"`
+	// roles are Roles, or the default ones, as Validate found them.
+	roles []string
+}
+
+// The roles of a node (Config.Roles).
+const (
+	RoleAPI    = "api"    // the HTTPS API and pages
+	RoleRelay  = "relay"  // the relay, registered for sessions to be placed on
+	RoleBroker = "broker" // the embedded MQTT broker
+)
+
+// Has reports whether the node serves role. Validate must have run.
+func (c *Config) Has(role string) bool { return slices.Contains(c.roles, role) }
+
+// ServedRoles are the roles the node serves (Roles, or the default).
+// Validate must have run.
+func (c *Config) ServedRoles() []string { return slices.Clone(c.roles) }
+
+// validateRoles applies the default roles and checks them against the
+// broker's config.
+func (c *Config) validateRoles() error {
+	c.roles = c.Roles
+	if len(c.roles) == 0 {
+		c.roles = []string{RoleAPI, RoleRelay}
+		if !c.Broker.External() {
+			c.roles = append(c.roles, RoleBroker)
+		}
+	}
+	seen := map[string]bool{}
+	for _, r := range c.roles {
+		switch {
+		case r != RoleAPI && r != RoleRelay && r != RoleBroker:
+			return fmt.Errorf("roles: %q is not a role; the roles are api, relay and broker", r)
+		case seen[r]:
+			return fmt.Errorf("roles: %q is listed twice", r)
+		}
+		seen[r] = true
+	}
+	switch {
+	case !seen[RoleAPI] && !seen[RoleRelay]:
+		return errors.New("roles: a node serves api, relay or both (with broker alone it would serve devices no other node can reach)")
+	case seen[RoleBroker] && c.Broker.External():
+		return fmt.Errorf("roles: broker runs the embedded MQTT broker, but broker.url names an external one (%s): drop one of them", c.Broker.URL)
+	case !seen[RoleBroker] && !c.Broker.External():
+		return errors.New("roles: without the broker role the node needs broker.url, the external MQTT broker that every node shares " +
+			"(the embedded broker serves the devices of its own node only)")
+	}
+	return nil
 }
 
 // TLSConfig names a certificate and key in PEM files.
@@ -216,6 +273,9 @@ func (c *Config) Validate() error {
 		return fmt.Errorf("public_url %q must be an https:// URL like https://porthole.example.com:8443", c.PublicURL)
 	}
 	if err := c.Broker.validate(u.Hostname()); err != nil {
+		return err
+	}
+	if err := c.validateRoles(); err != nil {
 		return err
 	}
 	if c.Relay.Listen == "" {

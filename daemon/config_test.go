@@ -10,6 +10,7 @@ import (
 	"math/big"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -89,6 +90,45 @@ func TestParseConfig(t *testing.T) {
 				}
 			},
 		},
+		{
+			name: "default roles",
+			yaml: "data_dir: /x\npublic_url: https://a.example.com\n",
+			check: func(t *testing.T, c *Config) {
+				if got := c.ServedRoles(); !slices.Equal(got, []string{RoleAPI, RoleRelay, RoleBroker}) {
+					t.Errorf("roles = %v; want api, relay and broker", got)
+				}
+				if c.Relay.Advertise != "a.example.com:443" || c.Relay.Region != "" {
+					t.Errorf("relay advertised as %q in region %q; want the public URL's a.example.com:443", c.Relay.Advertise, c.Relay.Region)
+				}
+			},
+		},
+		{
+			name: "relay node",
+			yaml: "data_dir: /x\npublic_url: https://a:1\nroles: [relay]\nbroker: {url: mqtts://mqtt.example.com}\nrelay: {advertise: relay-2.example.com:443, region: eu}\n",
+			check: func(t *testing.T, c *Config) {
+				if !c.Has(RoleRelay) || c.Has(RoleAPI) || c.Has(RoleBroker) {
+					t.Errorf("roles = %v; want relay only", c.ServedRoles())
+				}
+				if c.Relay.Advertise != "relay-2.example.com:443" || c.Relay.Region != "eu" {
+					t.Errorf("relay = %+v", c.Relay)
+				}
+			},
+		},
+		{
+			name: "external broker drops the broker role",
+			yaml: "data_dir: /x\npublic_url: https://a:1\nbroker: {url: mqtts://mqtt.example.com}\n",
+			check: func(t *testing.T, c *Config) {
+				if got := c.ServedRoles(); !slices.Equal(got, []string{RoleAPI, RoleRelay}) {
+					t.Errorf("roles = %v; want api and relay", got)
+				}
+			},
+		},
+		{name: "unknown role", yaml: "data_dir: /x\npublic_url: https://a:1\nroles: [api, web]\n", wantErr: `roles: "web" is not a role`},
+		{name: "role twice", yaml: "data_dir: /x\npublic_url: https://a:1\nroles: [api, broker, api]\n", wantErr: `"api" is listed twice`},
+		{name: "broker alone", yaml: "data_dir: /x\npublic_url: https://a:1\nroles: [broker]\n", wantErr: "a node serves api, relay or both"},
+		{name: "broker role and url", yaml: "data_dir: /x\npublic_url: https://a:1\nroles: [api, broker]\nbroker: {url: mqtts://m.example.com}\n", wantErr: "drop one of them"},
+		{name: "no broker at all", yaml: "data_dir: /x\npublic_url: https://a:1\nroles: [api, relay]\n", wantErr: "needs broker.url"},
+		{name: "bad advertise", yaml: "data_dir: /x\npublic_url: https://a:1\nrelay: {advertise: relay-2}\n", wantErr: "relay.advertise"},
 		{name: "bad relay listen", yaml: "data_dir: /x\npublic_url: https://a:1\nrelay:\n  listen: 2222\n", wantErr: "relay.listen"},
 		{name: "negative session limit", yaml: "data_dir: /x\npublic_url: https://a:1\nsessions:\n  max_duration: -1h\n", wantErr: "cannot be negative"},
 		{name: "bad broker listen", yaml: "data_dir: /x\npublic_url: https://a:1\nbroker:\n  listen: 8883\n", wantErr: "broker.listen"},

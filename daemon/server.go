@@ -264,16 +264,24 @@ const shutdownGrace = 10 * time.Second
 // from the devices' retained states (see handleState). The connection is
 // kept up for as long as Serve runs.
 func (s *Server) Serve(ctx context.Context, ls Listeners) error {
-	if ls.Relay == nil {
+	relayRole := s.cfg.Has(RoleRelay)
+	switch {
+	case relayRole && ls.Relay == nil:
 		ls.API.Close()
 		if ls.Broker != nil {
 			ls.Broker.Close()
 		}
 		return errors.New("the relay needs a listener (Listeners.Relay)")
+	case !relayRole && ls.Relay != nil:
+		ls.Relay.Close() // not this node's role
+		ls.Relay = nil
 	}
 	// Devices' connections come back within seconds of a network outage
 	// (package tcprto says why).
-	ls.API, ls.Relay = tcprto.Listener(ls.API), tcprto.Listener(ls.Relay)
+	ls.API = tcprto.Listener(ls.API)
+	if ls.Relay != nil {
+		ls.Relay = tcprto.Listener(ls.Relay)
+	}
 	if ls.Broker != nil {
 		ls.Broker = tcprto.Listener(ls.Broker)
 	}
@@ -313,8 +321,10 @@ func (s *Server) Serve(ctx context.Context, ls Listeners) error {
 	}
 	// Routed in the order of preference: a client that offers the relay's
 	// protocol and http/1.1 (to tell an older server apart) gets the relay.
-	relayL := mux.Route(relayproto.ALPN)
-	var mqttL net.Listener
+	var relayL, mqttL net.Listener
+	if relayRole {
+		relayL = mux.Route(relayproto.ALPN)
+	}
 	if s.broker != nil {
 		mqttL = mux.Route("mqtt")
 	}
@@ -345,16 +355,18 @@ func (s *Server) Serve(ctx context.Context, ls Listeners) error {
 			errc <- nil
 		}()
 	}
-	run("the relay", func() error { return s.relay.Serve(ls.Relay) }, relay.ErrClosed)
-	// Registered once it serves; removed as Serve stops, so that no
-	// session is placed here after.
-	reg := &relays.Registration{Store: s.store, Logger: s.logger.With("component", "relays"), Relay: store.Relay{
-		ID: s.relayID, Addr: s.cfg.Relay.Advertise, SSHAddr: s.cfg.Relay.PublicAddr, Region: s.cfg.Relay.Region}}
-	// Once before the API serves, so that this node's first sessions
-	// find its relay; a failure is logged, and Run tries again.
-	_ = reg.Beat(ctx)
-	run("the relay's registration", func() error { reg.Run(ctlCtx); return nil }, nil)
-	run("the relay on the API's port", func() error { return s.relay.ServeTLS(relayL) }, relay.ErrClosed)
+	if relayRole {
+		run("the relay", func() error { return s.relay.Serve(ls.Relay) }, relay.ErrClosed)
+		// Registered once it serves; removed as Serve stops, so that no
+		// session is placed here after.
+		reg := &relays.Registration{Store: s.store, Logger: s.logger.With("component", "relays"), Relay: store.Relay{
+			ID: s.relayID, Addr: s.cfg.Relay.Advertise, SSHAddr: s.cfg.Relay.PublicAddr, Region: s.cfg.Relay.Region}}
+		// Once before the API serves, so that this node's first sessions
+		// find its relay; a failure is logged, and Run tries again.
+		_ = reg.Beat(ctx)
+		run("the relay's registration", func() error { reg.Run(ctlCtx); return nil }, nil)
+		run("the relay on the API's port", func() error { return s.relay.ServeTLS(relayL) }, relay.ErrClosed)
+	}
 	run("the API", func() error { return hs.Serve(httpL) }, http.ErrServerClosed)
 	run("the API's port", func() error { return mux.Serve(ls.API) }, tlsmux.ErrClosed)
 	if s.broker != nil {
@@ -370,8 +382,11 @@ func (s *Server) Serve(ctx context.Context, ls Listeners) error {
 			"external_broker", s.cfg.Broker.URL, "broker_public_url", s.cfg.Broker.PublicURL)
 	}
 
-	s.logger.Info("relay listening", "relay", ls.Relay.Addr().String(), "relay_public_addr", s.cfg.Relay.PublicAddr,
-		"also_on", ls.API.Addr().String()+" (ALPN "+relayproto.ALPN+")")
+	if relayRole {
+		s.logger.Info("relay listening", "relay", ls.Relay.Addr().String(), "relay_public_addr", s.cfg.Relay.PublicAddr,
+			"also_on", ls.API.Addr().String()+" (ALPN "+relayproto.ALPN+")", "advertised", s.cfg.Relay.Advertise, "region", s.cfg.Relay.Region)
+	}
+	s.logger.Info("roles", "roles", strings.Join(s.cfg.ServedRoles(), ","))
 
 	select {
 	case err = <-errc: // a role stopped by itself: stop the other too

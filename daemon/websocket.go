@@ -3,6 +3,7 @@ package daemon
 import (
 	"net"
 	"net/http"
+	"strings"
 	"sync"
 
 	"github.com/coder/websocket"
@@ -20,8 +21,17 @@ const MQTTWebSocketPath = relayproto.MQTTWebSocketPath
 // browsers), the relay's second protocol and the embedded broker.
 func (s *Server) handler(mqtt *connListener) http.Handler {
 	mux := http.NewServeMux()
-	mux.Handle("/", s.api.Handler())
-	mux.HandleFunc("GET "+relayproto.WebSocketPath, s.relayWebSocket)
+	if s.cfg.Has(RoleAPI) {
+		mux.Handle("/", s.api.Handler())
+	} else {
+		mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) { _, _ = w.Write([]byte("ok\n")) })
+		mux.HandleFunc("/", func(w http.ResponseWriter, _ *http.Request) {
+			http.Error(w, "this Porthole node serves no API (roles: "+strings.Join(s.cfg.ServedRoles(), ", ")+"): use the API's address", http.StatusNotFound)
+		})
+	}
+	if s.cfg.Has(RoleRelay) {
+		mux.HandleFunc("GET "+relayproto.WebSocketPath, s.relayWebSocket)
+	}
 	if mqtt != nil {
 		mux.HandleFunc("GET "+MQTTWebSocketPath, mqtt.serveWebSocket)
 	}

@@ -30,7 +30,10 @@ import (
 
 // ErrUnknownDevice is Key's error for a device that does not exist (never
 // enrolled, or deleted). Lookup must return it, or wrap it, for such a
-// device: that answer is cached too, for a shorter time.
+// device. That answer is not kept: a device enrolled through another node
+// must be let in as soon as it logs in, before this node may have heard
+// of it; and a login under a name that does not exist costs a TLS
+// handshake, far more than the indexed read it causes.
 var ErrUnknownDevice = errors.New("devicekeys: no such device")
 
 // Lookup reads a device's key from the store.
@@ -39,7 +42,6 @@ type Lookup func(ctx context.Context, fleet, device string) (ed25519.PublicKey, 
 // Defaults of Config.
 const (
 	DefaultTTL        = 10 * time.Minute
-	DefaultUnknownTTL = 30 * time.Second
 	DefaultMaxEntries = 200_000
 	// lookupTimeout bounds a store read that several logins share: it
 	// runs apart from the context of the login that started it, which may
@@ -52,10 +54,6 @@ type Config struct {
 	Lookup Lookup
 	// TTL is how long a key is kept. Zero: DefaultTTL.
 	TTL time.Duration
-	// UnknownTTL is how long "no such device" is kept: a flood of logins
-	// under names that do not exist then reads the store once per name
-	// and interval. Zero: DefaultUnknownTTL.
-	UnknownTTL time.Duration
 	// MaxEntries bounds the cache (about 150 bytes an entry); when it is
 	// full, a random tenth is dropped. Zero: DefaultMaxEntries.
 	MaxEntries int
@@ -76,7 +74,7 @@ type Cache struct {
 }
 
 type entry struct {
-	key   ed25519.PublicKey // nil: no such device
+	key   ed25519.PublicKey
 	until time.Time
 }
 
@@ -84,9 +82,6 @@ type entry struct {
 func New(cfg Config) *Cache {
 	if cfg.TTL <= 0 {
 		cfg.TTL = DefaultTTL
-	}
-	if cfg.UnknownTTL <= 0 {
-		cfg.UnknownTTL = DefaultUnknownTTL
 	}
 	if cfg.MaxEntries <= 0 {
 		cfg.MaxEntries = DefaultMaxEntries
@@ -99,8 +94,7 @@ func New(cfg Config) *Cache {
 
 // Key returns the enrolled key of fleet/device, from the cache or from one
 // store read shared by every concurrent caller. A device that does not
-// exist is ErrUnknownDevice; other errors (the store is away) are not
-// kept.
+// exist is ErrUnknownDevice. Only keys are kept, not errors.
 func (c *Cache) Key(ctx context.Context, fleet, device string) (ed25519.PublicKey, error) {
 	name := fleet + "/" + device
 	now := c.cfg.Now()
@@ -109,20 +103,14 @@ func (c *Cache) Key(ctx context.Context, fleet, device string) (ed25519.PublicKe
 	epoch := c.epoch
 	c.mu.Unlock()
 	if ok && now.Before(e.until) {
-		if e.key == nil {
-			return nil, ErrUnknownDevice
-		}
 		return e.key, nil
 	}
 	ch := c.group.DoChan(name, func() (any, error) {
 		lctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), lookupTimeout)
 		defer cancel()
 		key, err := c.cfg.Lookup(lctx, fleet, device)
-		switch {
-		case errors.Is(err, ErrUnknownDevice):
-			c.keep(name, nil, c.cfg.UnknownTTL, epoch)
-		case err == nil:
-			c.keep(name, key, c.cfg.TTL, epoch)
+		if err == nil {
+			c.keep(name, key, epoch)
 		}
 		return key, err
 	})
@@ -139,7 +127,7 @@ func (c *Cache) Key(ctx context.Context, fleet, device string) (ed25519.PublicKe
 
 // keep stores what a lookup that began at epoch found, unless something
 // was forgotten since.
-func (c *Cache) keep(name string, key ed25519.PublicKey, ttl time.Duration, epoch uint64) {
+func (c *Cache) keep(name string, key ed25519.PublicKey, epoch uint64) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if c.epoch != epoch {
@@ -154,7 +142,7 @@ func (c *Cache) keep(name string, key ed25519.PublicKey, ttl time.Duration, epoc
 			}
 		}
 	}
-	c.entries[name] = entry{key: key, until: c.cfg.Now().Add(ttl)}
+	c.entries[name] = entry{key: key, until: c.cfg.Now().Add(c.cfg.TTL)}
 }
 
 // Forget drops what is known of fleet/device.

@@ -48,12 +48,14 @@ SIGTERM, disconnecting the devices and recording them offline.`,
 					return fmt.Errorf("listening for devices on %s (broker.listen): %w", cfg.Broker.Listen, err)
 				}
 			}
-			if ls.Relay, err = net.Listen("tcp", cfg.Relay.Listen); err != nil {
-				apiLn.Close()
-				if ls.Broker != nil {
-					ls.Broker.Close()
+			if cfg.Has(daemon.RoleRelay) {
+				if ls.Relay, err = net.Listen("tcp", cfg.Relay.Listen); err != nil {
+					apiLn.Close()
+					if ls.Broker != nil {
+						ls.Broker.Close()
+					}
+					return fmt.Errorf("listening for the relay on %s (relay.listen): %w", cfg.Relay.Listen, err)
 				}
-				return fmt.Errorf("listening for the relay on %s (relay.listen): %w", cfg.Relay.Listen, err)
 			}
 			err = srv.Serve(ctx, ls)
 			logger.Info("stopped", slog.Any("err", err))

@@ -36,7 +36,15 @@ type feed struct {
 	listening bool
 	stop      context.CancelFunc
 	done      chan struct{}
+	// ready is closed when the listener first listens; late is set if
+	// the first Watch stopped waiting for that (guarded by mu).
+	ready chan struct{}
+	late  bool
 }
+
+// listenWait is how long the first Watch waits for the listener to
+// listen, so that the changes committed after it returns are heard.
+const listenWait = 10 * time.Second
 
 // announce records c as made by tx: with PostgreSQL it is sent to every
 // node in tx (NOTIFY is delivered on commit, never on rollback); this
@@ -91,7 +99,9 @@ func (s *Store) deliver(c store.Change) {
 // Watch calls fn with every change committed from now on until ctx is
 // done; see store.Changes. The first watcher starts the listener for other
 // nodes' changes (PostgreSQL), so that a store opened for a one-off job
-// (portholed init) holds no extra connection.
+// (portholed init) holds no extra connection, and waits until it listens
+// (up to listenWait; if it gives up, the listener says ChangesLost when it
+// comes): what other nodes commit after Watch returns is heard.
 func (s *Store) Watch(ctx context.Context, fn func(store.Change)) {
 	f := &s.feed
 	f.mu.Lock()
@@ -101,13 +111,30 @@ func (s *Store) Watch(ctx context.Context, fn func(store.Change)) {
 	id := f.next
 	f.next++
 	f.watchers[id] = watcher{ctx, fn}
-	if s.dialect.Listen != nil && !f.listening {
+	starting := s.dialect.Listen != nil && !f.listening
+	if starting {
 		f.listening = true
 		lctx, stop := context.WithCancel(context.Background())
-		f.stop, f.done = stop, make(chan struct{})
+		f.stop, f.done, f.ready = stop, make(chan struct{}), make(chan struct{})
 		go s.listen(lctx)
 	}
 	f.mu.Unlock()
+	if starting {
+		t := time.NewTimer(listenWait)
+		select {
+		case <-f.ready:
+		case <-t.C:
+		case <-ctx.Done():
+		}
+		t.Stop()
+		f.mu.Lock()
+		select {
+		case <-f.ready:
+		default:
+			f.late = true // the listener says ChangesLost when it comes
+		}
+		f.mu.Unlock()
+	}
 	context.AfterFunc(ctx, func() {
 		f.mu.Lock()
 		delete(f.watchers, id)
@@ -124,13 +151,21 @@ const (
 
 // listen runs the dialect's listener until ctx is done, connecting again
 // after each failure; every connection but the first announces
-// ChangesLost once it listens, for what was committed meanwhile.
+// ChangesLost once it listens, for what was committed meanwhile, and so
+// does the first if the Watch that started it stopped waiting for it.
 func (s *Store) listen(ctx context.Context) {
 	defer close(s.feed.done)
 	first, wait := true, listenRetry
 	for {
 		_ = s.dialect.Listen(ctx, func() {
-			if !first {
+			lost := !first
+			if first {
+				s.feed.mu.Lock()
+				close(s.feed.ready)
+				lost = s.feed.late
+				s.feed.mu.Unlock()
+			}
+			if lost {
 				s.deliver(store.Change{Kind: store.ChangesLost})
 			}
 			first, wait = false, listenRetry
