@@ -26,7 +26,7 @@ import (
 )
 
 // DefaultInterval is how often a relay beats.
-const DefaultInterval = 2 * time.Second
+const DefaultInterval = time.Second
 
 // deadAfter is how many intervals of silence make a relay dead.
 const deadAfter = 3
