@@ -112,9 +112,8 @@ func (a *app) runProxy(ctx context.Context, host, socket, reason string, ports [
 	if err := checkAgentSocket(runtime.GOOS, socket); err != nil {
 		return err
 	}
-	// ssh ends its ProxyCommand with SIGHUP. (Windows' ssh.exe ends it with
-	// TerminateProcess, which no program sees coming: the session is then
-	// left to end when the device sees the connection go, or idle.)
+	// ssh ends its ProxyCommand with SIGHUP; Windows' ssh.exe with
+	// TerminateProcess, against which a reaper watches (startReaper).
 	ctx, stop := withSignals(ctx)
 	defer stop()
 	l, err := a.openLink(ctx, reachOptions{device: ref.String(), reason: reason, ports: ports, stockSSH: true})
@@ -125,6 +124,7 @@ func (a *app) runProxy(ctx context.Context, host, socket, reason string, ports [
 	// standard error they share does: close the session on the way out,
 	// without lingering on a slow server.
 	defer l.closeWithin(proxyCloseTimeout)
+	startReaper(a, l.session.ID)
 	nc, err := l.dialDevice(ctx)
 	if err != nil {
 		return err

@@ -87,5 +87,6 @@ prompts, progress and notes go to standard error.`,
 		root.AddCommand(c.cmd)
 	}
 	root.AddCommand(newVersion(a))
+	root.AddCommand(newProxyReaper(a)) // hidden: porthole proxy starts it on Windows
 	return root
 }
