@@ -127,27 +127,17 @@ func (r *consoleReader) Read(p []byte) (int, error) {
 // enableEscapes turns on virtual terminal processing for the consoles
 // among ws, so that the escape sequences that progress lines, replays and
 // prompts write are interpreted rather than shown (Windows 10 1511 and
-// later; older consoles show them as they are). restore puts the modes
-// back, last first, as standard output and error often share one console.
-func enableEscapes(ws ...io.Writer) (restore func()) {
-	var undo []func()
+// later; older consoles show them as they are). It stays on when porthole
+// exits, as it does after other programs that turn it on: the proxy
+// shares its console with ssh.exe, which sets modes of its own that
+// putting ours back could undo.
+func enableEscapes(ws ...io.Writer) {
 	for _, w := range ws {
-		fd := terminalFd(w)
-		if fd < 0 {
-			continue
-		}
-		h := windows.Handle(fd)
-		var mode uint32
-		if windows.GetConsoleMode(h, &mode) != nil || mode&windows.ENABLE_VIRTUAL_TERMINAL_PROCESSING != 0 {
-			continue
-		}
-		if windows.SetConsoleMode(h, mode|windows.ENABLE_VIRTUAL_TERMINAL_PROCESSING) == nil {
-			undo = append(undo, func() { windows.SetConsoleMode(h, mode) })
-		}
-	}
-	return func() {
-		for i := len(undo) - 1; i >= 0; i-- {
-			undo[i]()
+		if fd := terminalFd(w); fd >= 0 {
+			var mode uint32
+			if windows.GetConsoleMode(windows.Handle(fd), &mode) == nil && mode&windows.ENABLE_VIRTUAL_TERMINAL_PROCESSING == 0 {
+				_ = windows.SetConsoleMode(windows.Handle(fd), mode|windows.ENABLE_VIRTUAL_TERMINAL_PROCESSING)
+			}
 		}
 	}
 }
