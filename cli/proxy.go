@@ -78,7 +78,12 @@ the ones the device's owner allows): to forward with ssh -L, name the device
 ports with --port, or in PORTHOLE_PORTS for a ProxyCommand you do not edit.
 
 The login it uses is the one porthole itself uses: PORTHOLE_SERVER and
-PORTHOLE_TOKEN if set (ssh passes its environment on), else the saved one.`,
+PORTHOLE_TOKEN if set (ssh passes its environment on), else the saved one.
+
+On Windows, ssh.exe reaches an agent only through a named pipe: the socket is
+//./pipe/porthole-TAG-HOST, which only your account can open. ssh.exe ends its
+ProxyCommand without warning, so the proxy starts a detached porthole that
+closes the session once the proxy has gone.`,
 		Example: "  ssh kitchen-amp.porthole\n  ssh -o ProxyCommand='porthole proxy %n' kitchen-amp.acme.porthole\n" +
 			"  PORTHOLE_PORTS=8080 ssh -L 8080:localhost:8080 kitchen-amp.porthole",
 		Args: cobra.ExactArgs(1),

@@ -42,6 +42,10 @@ trust a key, and prints a "Host *.porthole" block for ~/.ssh/config that runs
 ~/.ssh/config (where no "Host *" block can override it), or replaced where an
 earlier run put it.
 
+On Windows it is set up for the OpenSSH client that Windows installs (Settings >
+System > Optional features > OpenSSH Client), whose ~/.ssh/config is
+%USERPROFILE%\.ssh\config; on macOS, for the system's ssh.
+
 Run it again if the server's host CA changes, or when porthole moves.`,
 		Example: "  porthole ssh-config --write\n  ssh kitchen-amp.porthole\n  rsync -a logs/ kitchen-amp.acme.porthole:/tmp/logs/",
 		Args:    cobra.NoArgs,
