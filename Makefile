@@ -9,7 +9,11 @@ LDFLAGS   := -s -w -X github.com/porthole/porthole/version.Version=$(VERSION)
 STATICCHECK_VERSION := v0.8.2
 FUZZTIME  ?= 10m
 
-.PHONY: all build cross demo test fuzz bench lint setup tools clean
+# The engineer's command also runs on macOS and Windows (cross-cli).
+CLI_TARGETS := windows/amd64 windows/arm64 darwin/amd64 darwin/arm64
+CLI_STATICCHECK := windows/amd64 darwin/arm64
+
+.PHONY: all build cross cross-cli demo test fuzz bench lint setup tools clean
 
 all: build
 
@@ -38,11 +42,26 @@ fuzz:
 bench:
 	./bench/run.sh $(BENCH_FLAGS)
 
-## lint: gofmt, go vet and staticcheck
+## lint: gofmt, go vet and staticcheck, here and (cross-cli) for the CLI on macOS and Windows
 lint: tools
 	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt would change:"; echo "$$out"; exit 1; fi
 	$(GO) vet ./...
 	.tools/staticcheck ./...
+	$(MAKE) --no-print-directory cross-cli
+
+## cross-cli: porthole builds for CLI_TARGETS and go vet (tests included) passes there for every package of ours it imports, one target at a time; staticcheck once per system (no file of ours is for one architecture)
+cross-cli: tools
+	@set -e; for t in $(CLI_TARGETS); do \
+		os=$${t%/*}; arch=$${t#*/}; \
+		pkgs=$$(GOOS=$$os GOARCH=$$arch $(GO) list -deps ./cmd/porthole | grep '^github.com/porthole/porthole/'); \
+		echo "cross-cli $$os/$$arch: go build, go vet"; \
+		CGO_ENABLED=0 GOOS=$$os GOARCH=$$arch $(GO) build -o /dev/null ./cmd/porthole; \
+		CGO_ENABLED=0 GOOS=$$os GOARCH=$$arch $(GO) vet $$pkgs; \
+		case " $(CLI_STATICCHECK) " in *" $$t "*) \
+			echo "cross-cli $$os/$$arch: staticcheck"; \
+			CGO_ENABLED=0 GOOS=$$os GOARCH=$$arch .tools/staticcheck $$pkgs;; \
+		esac; \
+	done
 
 ## setup: what the tests and the demo need on this machine (idempotent)
 setup:

@@ -3,6 +3,7 @@ module github.com/porthole/porthole
 go 1.26.8
 
 require (
+	github.com/Microsoft/go-winio v0.6.4
 	github.com/coder/websocket v1.8.15
 	github.com/creack/pty v1.1.24
 	github.com/eclipse/paho.golang v0.23.0

@@ -34,6 +34,7 @@ func StdIO() IO {
 // returns is a sentence meant for the user; Run has printed the command's
 // usage before it when the command line itself was wrong.
 func Run(ctx context.Context, args []string, stdio IO) error {
+	enableEscapes(stdio.Out, stdio.Err)
 	a := &app{io: stdio, now: time.Now}
 	root := newRoot(a)
 	if args == nil {

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"runtime"
 	"time"
 
 	"github.com/porthole/porthole/internal/atomicfile"
@@ -33,10 +34,29 @@ func (c *Config) forgetLogin() {
 
 const configFile = "config.json"
 
-// configDir is $XDG_CONFIG_HOME/porthole, or ~/.config/porthole.
+// configDir is where porthole keeps its login, the servers' pins and the
+// host CA that ssh-config writes, for this system (configDirFor).
 func configDir(getenv func(string) string) (string, error) {
+	return configDirFor(runtime.GOOS, getenv)
+}
+
+// configDirFor is $XDG_CONFIG_HOME/porthole wherever that is set, else
+// ~/.config/porthole, and on Windows %LOCALAPPDATA%\porthole. macOS keeps
+// ~/.config rather than "Library/Application Support", as gh and other
+// command-line tools do: its path has no space for ssh_config and the shell
+// to quote, and leaves room in the 104 bytes of a Unix socket's path for
+// the session agents' sockets. Windows' is the local application data of
+// the user's profile, not the roaming one (%APPDATA%), which a domain may
+// copy to a file server: the token stays on this machine.
+func configDirFor(goos string, getenv func(string) string) (string, error) {
 	if x := getenv("XDG_CONFIG_HOME"); x != "" {
 		return filepath.Join(x, "porthole"), nil
+	}
+	if goos == "windows" {
+		if d := getenv("LOCALAPPDATA"); d != "" {
+			return filepath.Join(d, "porthole"), nil
+		}
+		return "", errors.New("cannot tell where to keep the login: LOCALAPPDATA is not set (Windows sets it for every user; set it, or XDG_CONFIG_HOME)")
 	}
 	if h := getenv("HOME"); h != "" {
 		return filepath.Join(h, ".config", "porthole"), nil
@@ -62,13 +82,10 @@ func loadConfig(dir string) (Config, error) {
 }
 
 // saveConfig writes c to dir/config.json, mode 0600, atomically
-// (atomicfile.WriteFile). It creates dir 0700, and tightens it to 0700
-// if it exists looser, since the token is readable through it.
+// (atomicfile.WriteFile). It makes dir private (makePrivateDir), also when
+// it exists looser, since the token is readable through it.
 func saveConfig(dir string, c Config) error {
-	if err := os.MkdirAll(dir, 0o700); err != nil {
-		return fmt.Errorf("saving the login: %w", err)
-	}
-	if err := os.Chmod(dir, 0o700); err != nil {
+	if err := makePrivateDir(dir); err != nil {
 		return fmt.Errorf("saving the login: %w", err)
 	}
 	data, err := json.MarshalIndent(c, "", "  ")

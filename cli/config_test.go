@@ -46,39 +46,6 @@ func TestLoadConfigDamaged(t *testing.T) {
 	}
 }
 
-// TestConfigPermissions tries to leave the token readable by others: a
-// config dir and file that already exist with loose modes are tightened.
-func TestConfigPermissions(t *testing.T) {
-	dir := filepath.Join(t.TempDir(), "porthole")
-	if err := os.Mkdir(dir, 0o755); err != nil {
-		t.Fatal(err)
-	}
-	path := filepath.Join(dir, configFile)
-	if err := os.WriteFile(path, []byte("{}"), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	if err := saveConfig(dir, Config{Token: "pht_secret"}); err != nil {
-		t.Fatal(err)
-	}
-	for p, want := range map[string]os.FileMode{dir: 0o700, path: 0o600} {
-		fi, err := os.Stat(p)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if got := fi.Mode().Perm(); got != want {
-			t.Errorf("%s has mode %v; want %v", p, got, want)
-		}
-	}
-	// A new dir is made 0700 too.
-	fresh := filepath.Join(t.TempDir(), "a", "porthole")
-	if err := saveConfig(fresh, Config{}); err != nil {
-		t.Fatal(err)
-	}
-	if fi, err := os.Stat(fresh); err != nil || fi.Mode().Perm() != 0o700 {
-		t.Errorf("new config dir: %v, mode %v; want 0700", err, fi.Mode().Perm())
-	}
-}
-
 // TestConfigAtomic: saving replaces the file by rename, so a reader never
 // sees half a file, and no temporary file is left behind.
 func TestConfigAtomic(t *testing.T) {
@@ -128,18 +95,43 @@ func TestConfigAtomic(t *testing.T) {
 func TestConfigDir(t *testing.T) {
 	for _, tt := range []struct {
 		name string
+		goos string
 		env  map[string]string
 		want string
 	}{
-		{"xdg wins", map[string]string{"XDG_CONFIG_HOME": "/x", "HOME": "/h"}, "/x/porthole"},
-		{"home", map[string]string{"HOME": "/h"}, "/h/.config/porthole"},
-		{"neither", map[string]string{}, ""},
+		{"xdg wins", "linux", map[string]string{"XDG_CONFIG_HOME": "/x", "HOME": "/h"}, "/x/porthole"},
+		{"home", "linux", map[string]string{"HOME": "/h"}, "/h/.config/porthole"},
+		{"macOS keeps ~/.config", "darwin", map[string]string{"HOME": "/Users/ann"}, "/Users/ann/.config/porthole"},
+		{"neither", "linux", map[string]string{}, ""},
+		{"windows local app data", "windows", map[string]string{"LOCALAPPDATA": "/c/Users/ann/AppData/Local", "HOME": "/h",
+			"APPDATA": "/c/Users/ann/AppData/Roaming"}, "/c/Users/ann/AppData/Local/porthole"},
+		{"windows xdg wins", "windows", map[string]string{"XDG_CONFIG_HOME": "/x", "LOCALAPPDATA": "/l"}, "/x/porthole"},
+		{"windows without LOCALAPPDATA", "windows", map[string]string{"HOME": "/h"}, ""},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
-			got, err := configDir(func(k string) string { return tt.env[k] })
+			got, err := configDirFor(tt.goos, func(k string) string { return tt.env[k] })
 			if got != tt.want || (err != nil) != (tt.want == "") {
-				t.Errorf("configDir = %q, %v; want %q", got, err, tt.want)
+				t.Errorf("configDirFor(%q) = %q, %v; want %q", tt.goos, got, err, tt.want)
 			}
 		})
+	}
+}
+
+// TestPrivateDirSDDL: the config dir's DACL on Windows lets in the user,
+// SYSTEM and the Administrators only, is not inherited from the parent,
+// and is inherited by what the dir holds.
+func TestPrivateDirSDDL(t *testing.T) {
+	const sid = "S-1-5-21-1-2-3-1001"
+	got := privateDirSDDL(sid)
+	if !strings.HasPrefix(got, "D:P(") {
+		t.Errorf("privateDirSDDL = %q; want a protected DACL (D:P)", got)
+	}
+	for _, who := range []string{sid, "SY", "BA"} {
+		if !strings.Contains(got, "(A;OICI;FA;;;"+who+")") {
+			t.Errorf("privateDirSDDL = %q; want full control for %s, inherited", got, who)
+		}
+	}
+	if n := strings.Count(got, "(A;"); n != 3 {
+		t.Errorf("privateDirSDDL = %q grants %d entries; want 3", got, n)
 	}
 }

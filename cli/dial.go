@@ -127,7 +127,8 @@ type link struct {
 // withSignals is ctx cancelled also by SIGTERM and SIGHUP (a closed
 // terminal, or ssh ending its ProxyCommand), so that the session is closed
 // on the way out rather than left to time out. Ctrl-C already cancels the
-// context main passes in.
+// context main passes in. On Windows, Go delivers a console's closing, a
+// logoff and a shutdown as SIGTERM, and SIGHUP never comes.
 func withSignals(ctx context.Context) (context.Context, context.CancelFunc) {
 	return signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM, syscall.SIGHUP)
 }

@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"net"
 	"net/url"
-	"syscall"
 	"time"
 
 	"github.com/porthole/porthole/apiclient"
@@ -72,7 +71,7 @@ func (a *app) explain(ctx context.Context, err error) error {
 		// Before the network cases: a proxy that cannot be reached is
 		// not a server that is down.
 		return say("%s (porthole uses the proxy HTTPS_PROXY names; the hosts NO_PROXY lists are reached directly)", proxyErr.Message())
-	case errors.Is(err, syscall.ECONNREFUSED):
+	case errors.Is(err, errConnRefused):
 		return say("cannot reach the Porthole server at %s: is portholed running?", host)
 	case errors.As(err, &dnsErr):
 		return say("cannot find the Porthole server %s (%v): check the address, or log in again with `porthole login SERVER`", host, dnsErr)

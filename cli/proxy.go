@@ -8,8 +8,7 @@ import (
 	"fmt"
 	"io"
 	"net"
-	"os"
-	"path/filepath"
+	"runtime"
 	"sync"
 	"time"
 
@@ -44,10 +43,12 @@ import (
 // IdentityAgent names, created before the first byte is passed through.
 // The private key never touches the disk. The socket's name comes from
 // %n, so two proxies for the same host name take turns with a lock until
-// their ssh has signed its login, then the socket is removed.
+// their ssh has signed its login, then the socket is removed. On Windows
+// the "socket" is a named pipe that only the user may open, and the pipe's
+// name is its own lock (agentsock.go).
 
 // agentSocketDir is the directory of the agents' sockets, in the CLI's
-// config dir (0700).
+// config dir (0700), on Unix (agentSocketFor).
 const agentSocketDir = "agent"
 
 // maxSocketPath is the longest path a Unix socket may have everywhere
@@ -77,7 +78,12 @@ the ones the device's owner allows): to forward with ssh -L, name the device
 ports with --port, or in PORTHOLE_PORTS for a ProxyCommand you do not edit.
 
 The login it uses is the one porthole itself uses: PORTHOLE_SERVER and
-PORTHOLE_TOKEN if set (ssh passes its environment on), else the saved one.`,
+PORTHOLE_TOKEN if set (ssh passes its environment on), else the saved one.
+
+On Windows, ssh.exe reaches an agent only through a named pipe: the socket is
+//./pipe/porthole-TAG-HOST, which only your account can open. ssh.exe ends its
+ProxyCommand without warning, so the proxy starts a detached porthole that
+closes the session once the proxy has gone.`,
 		Example: "  ssh kitchen-amp.porthole\n  ssh -o ProxyCommand='porthole proxy %n' kitchen-amp.acme.porthole\n" +
 			"  PORTHOLE_PORTS=8080 ssh -L 8080:localhost:8080 kitchen-amp.porthole",
 		Args: cobra.ExactArgs(1),
@@ -90,7 +96,7 @@ PORTHOLE_TOKEN if set (ssh passes its environment on), else the saved one.`,
 		},
 	}
 	cmd.Flags().StringVar(&socket, "agent-socket", "",
-		"where to serve the session's certificate to ssh (default <config dir>/agent/HOST.sock)")
+		"where to serve the session's certificate to ssh (default <config dir>/agent/HOST.sock; on Windows a named pipe, //./pipe/porthole-TAG-HOST)")
 	cmd.Flags().StringVar(&reason, "reason", "", "why you connect: shown to the device's owner and kept with the session")
 	cmd.Flags().StringSliceVar(&ports, "port", nil, "a device port the session may forward to, for ssh -L (repeat, or 80,443; also "+envPorts+")")
 	return cmd
@@ -106,13 +112,14 @@ func (a *app) runProxy(ctx context.Context, host, socket, reason string, ports [
 		if err != nil {
 			return err
 		}
-		socket = filepath.Join(dir, agentSocketDir, host+".sock")
+		socket = agentSocketFor(runtime.GOOS, dir, host)
 	}
-	if len(socket) > maxSocketPath {
-		return fmt.Errorf("the agent socket path %s is too long for a Unix socket (%d bytes, at most %d): "+
-			"give a shorter one with --agent-socket in both ProxyCommand and IdentityAgent", socket, len(socket), maxSocketPath)
+	if err := checkAgentSocket(runtime.GOOS, socket); err != nil {
+		return err
 	}
-	ctx, stop := withSignals(ctx) // ssh ends its ProxyCommand with SIGHUP
+	// ssh ends its ProxyCommand with SIGHUP; Windows' ssh.exe with
+	// TerminateProcess, against which a reaper watches (startReaper).
+	ctx, stop := withSignals(ctx)
 	defer stop()
 	l, err := a.openLink(ctx, reachOptions{device: ref.String(), reason: reason, ports: ports, stockSSH: true})
 	if err != nil {
@@ -122,12 +129,13 @@ func (a *app) runProxy(ctx context.Context, host, socket, reason string, ports [
 	// standard error they share does: close the session on the way out,
 	// without lingering on a slow server.
 	defer l.closeWithin(proxyCloseTimeout)
+	startReaper(a, l.session.ID)
 	nc, err := l.dialDevice(ctx)
 	if err != nil {
 		return err
 	}
 	defer nc.Close()
-	ag, err := serveSessionAgent(ctx, socket, l.key, l.cert, func(what string) { l.progress.set(what) })
+	ag, err := serveSessionAgent(ctx, socket, host, l.key, l.cert, func(what string) { l.progress.set(what) })
 	if err != nil {
 		return err
 	}
@@ -194,8 +202,7 @@ type sessionAgent struct {
 	cert *ssh.Certificate
 
 	ln      net.Listener
-	path    string
-	unlock  func()
+	release func()        // lets the next proxy for the host have the socket
 	signed  chan struct{} // closed at the first signature
 	once    sync.Once
 	mu      sync.Mutex
@@ -206,32 +213,19 @@ type sessionAgent struct {
 
 var errAgentReadOnly = errors.New("porthole's session agent holds one session certificate and takes no other keys")
 
-// serveSessionAgent takes the socket's lock (telling wait what it waits
-// for, if it must), listens on it and serves the agent until the first
-// signature, when it removes the socket and lets the next proxy have it.
+// serveSessionAgent listens on path (a Unix socket, or a named pipe on
+// Windows: listenAgent), waiting while another proxy for host has it and
+// telling wait what it waits for, and serves the agent until the first
+// signature, when it stops listening and lets the next proxy have it.
 // close stops it in any case.
-func serveSessionAgent(ctx context.Context, path string, key ssh.Signer, cert *ssh.Certificate, wait func(string)) (*sessionAgent, error) {
-	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
-		return nil, fmt.Errorf("making the agent socket's directory: %w", err)
-	}
-	unlock, err := lockFile(ctx, path+".lock", func() {
-		wait("waiting for another ssh to " + filepath.Base(path[:len(path)-len(".sock")]) + " to log in…")
+func serveSessionAgent(ctx context.Context, path, host string, key ssh.Signer, cert *ssh.Certificate, wait func(string)) (*sessionAgent, error) {
+	ln, release, err := listenAgent(ctx, path, func() {
+		wait("waiting for another ssh to " + host + " to log in…")
 	})
 	if err != nil {
 		return nil, err
 	}
-	_ = os.Remove(path) // left by a proxy that was killed
-	ln, err := net.Listen("unix", path)
-	if err != nil {
-		unlock()
-		return nil, fmt.Errorf("serving the session's certificate to ssh on %s: %w", path, err)
-	}
-	if err := os.Chmod(path, 0o600); err != nil {
-		ln.Close()
-		unlock()
-		return nil, fmt.Errorf("serving the session's certificate to ssh on %s: %w", path, err)
-	}
-	s := &sessionAgent{key: key, cert: cert, ln: ln, path: path, unlock: unlock,
+	s := &sessionAgent{key: key, cert: cert, ln: ln, release: release,
 		signed: make(chan struct{}), conns: map[net.Conn]bool{}}
 	s.wg.Go(s.accept)
 	s.wg.Go(func() {
@@ -268,8 +262,8 @@ func (s *sessionAgent) accept() {
 	}
 }
 
-// stopListening removes the socket and frees the lock; connections
-// already made stay served.
+// stopListening closes the listener and lets the next proxy have the
+// socket; connections already made stay served.
 func (s *sessionAgent) stopListening() {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -277,9 +271,8 @@ func (s *sessionAgent) stopListening() {
 		return
 	}
 	s.stopped = true
-	s.ln.Close() // removes the socket file too
-	_ = os.Remove(s.path)
-	s.unlock()
+	s.ln.Close()
+	s.release()
 }
 
 func (s *sessionAgent) close() {
@@ -350,6 +343,6 @@ func (s *sessionAgent) Extension(string, []byte) ([]byte, error) {
 
 var _ agent.ExtendedAgent = (*sessionAgent)(nil)
 
-// lockPoll is how often a proxy waiting for the agent socket's lock tries
-// again.
+// lockPoll is how often a proxy waiting for the agent socket (its lock, or
+// on Windows the pipe's name) tries again.
 const lockPoll = 50 * time.Millisecond

@@ -28,7 +28,8 @@ Environment:
   PORTHOLE_FINGERPRINT  the server certificate's sha256:... fingerprint, for a
                         self-signed server, instead of the one pinned at login
   XDG_CONFIG_HOME       the login is kept in $XDG_CONFIG_HOME/porthole/config.json
-                        (default ~/.config/porthole/config.json)
+                        (default ~/.config/porthole/config.json; on Windows
+                        %LOCALAPPDATA%\porthole\config.json)
   HTTPS_PROXY           an HTTP CONNECT proxy, http://[USER:PASSWORD@]HOST:PORT, through
                         which to reach the server and its relay (the pin still holds)
   NO_PROXY              hosts reached directly (localhost and loopback always are)
@@ -86,5 +87,6 @@ prompts, progress and notes go to standard error.`,
 		root.AddCommand(c.cmd)
 	}
 	root.AddCommand(newVersion(a))
+	root.AddCommand(newProxyReaper(a)) // hidden: porthole proxy starts it on Windows
 	return root
 }

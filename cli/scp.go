@@ -9,6 +9,7 @@ import (
 	"os"
 	"path"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"sync"
 	"time"
@@ -28,7 +29,8 @@ func newSCP(a *app) *cobra.Command {
 SSH session. Name the device's side DEVICE:PATH (DEVICE.FLEET:PATH when several
 of your fleets have a device of that name); a relative PATH starts in the home
 directory of the device's account, and DEVICE: alone is that directory. Either
-every SRC or DST is on the device, not both.
+every SRC or DST is on the device, not both. On Windows, C:\logs (a drive
+letter) is a local path: write a device named with one letter DEVICE.FLEET:.
 
 When DST is a directory, each SRC is copied into it; with several SRCs it must
 be one. Directories need -r. Symbolic links are followed; other special files
@@ -63,9 +65,9 @@ type scpArg struct {
 // parseSCPArg reads DEVICE:PATH, or a local path. As with scp, a colon
 // makes a remote path only when what comes before it is a device name
 // (dev1, dev1.acme, acme/dev1); a local name with a colon can be written
-// ./name:with:colons or as an absolute path.
+// ./name:with:colons or as an absolute path (isLocalPath).
 func parseSCPArg(arg string) scpArg {
-	if strings.HasPrefix(arg, "/") || strings.HasPrefix(arg, ".") {
+	if isLocalPath(runtime.GOOS, arg) {
 		return scpArg{path: arg}
 	}
 	dev, p, ok := strings.Cut(arg, ":")
@@ -79,6 +81,68 @@ func parseSCPArg(arg string) scpArg {
 		p = "." // DEVICE: is the home directory, as with scp
 	}
 	return scpArg{device: dev, path: p}
+}
+
+// isLocalPath reports whether arg is a local path on goos whatever colon
+// it holds: one that starts with / or . (as with scp), and on Windows one
+// that starts with \ or a drive letter (C:\logs, c:logs), since a device
+// may be named c but a drive may be written C: or c:. A device named with
+// one letter is then written DEVICE.FLEET:PATH.
+func isLocalPath(goos, arg string) bool {
+	if strings.HasPrefix(arg, "/") || strings.HasPrefix(arg, ".") {
+		return true
+	}
+	if goos != "windows" {
+		return false
+	}
+	if strings.HasPrefix(arg, `\`) {
+		return true
+	}
+	return len(arg) >= 2 && arg[1] == ':' && ('a' <= arg[0]|0x20 && arg[0]|0x20 <= 'z')
+}
+
+// checkLocalName refuses a name that the device gave a file before it
+// names one here: a device (its SFTP server) that listed "../x" or "a/b",
+// or on Windows "..\x", "C:x", "x:stream" or CON, would otherwise have a
+// copy write outside its destination, into an alternate data stream, or to
+// a device.
+func checkLocalName(goos, name string) error {
+	bad := "/\x00"
+	if goos == "windows" {
+		bad = "/\x00\\:"
+	}
+	if name == "" || name == "." || name == ".." || strings.ContainsAny(name, bad) ||
+		(goos == "windows" && windowsReservedName(name)) {
+		return fmt.Errorf("%q cannot be a file name here", name)
+	}
+	return nil
+}
+
+// windowsReservedName reports whether name is one of the devices Windows
+// keeps in every directory (CON, NUL, COM1, …), with or without an
+// extension, which a file cannot be called.
+func windowsReservedName(name string) bool {
+	base, _, _ := strings.Cut(name, ".")
+	base = strings.ToUpper(strings.TrimRight(base, " "))
+	switch base {
+	case "CON", "PRN", "AUX", "NUL", "CONIN$", "CONOUT$":
+		return true
+	}
+	if len(base) == 4 && (strings.HasPrefix(base, "COM") || strings.HasPrefix(base, "LPT")) {
+		return '1' <= base[3] && base[3] <= '9'
+	}
+	return false
+}
+
+// uploadPerm is the permission a local file or directory gets on the
+// device: its own, and on Windows, where Go makes it up from the read-only
+// attribute (0666 or 0444, and 0777 for a directory), without write for
+// group and others, as a umask of 022 would.
+func uploadPerm(goos string, mode fs.FileMode) fs.FileMode {
+	if goos == "windows" {
+		return mode.Perm() &^ 0o022
+	}
+	return mode.Perm()
 }
 
 // scpPlan is a copy between this machine and one device.
@@ -291,7 +355,7 @@ func (c *copier) uploadDir(src, target string, fi fs.FileInfo, depth int) error 
 			return c.createErr(err, target)
 		}
 	}
-	_ = c.sc.Chmod(target, fi.Mode().Perm()|0o700) // the owner must still be able to fill it
+	_ = c.sc.Chmod(target, uploadPerm(runtime.GOOS, fi.Mode())|0o700) // the owner must still be able to fill it
 	entries, err := os.ReadDir(src)
 	if err != nil {
 		return localErr(err, src)
@@ -327,7 +391,7 @@ func (c *copier) uploadFile(src, target string, fi fs.FileInfo) error {
 	if err != nil {
 		return c.createErr(err, target)
 	}
-	_ = rf.Chmod(fi.Mode().Perm())
+	_ = rf.Chmod(uploadPerm(runtime.GOOS, fi.Mode()))
 	bar := c.bar(filepath.Base(src), fi.Size())
 	n, err := rf.ReadFrom(&countingReader{r: lf, size: fi.Size(), bar: bar})
 	if cerr := rf.Close(); err == nil {
@@ -361,6 +425,9 @@ func (c *copier) download(src, dst string, many bool) error {
 	lfi, err := os.Stat(dst)
 	switch {
 	case err == nil && lfi.IsDir():
+		if err := checkLocalName(runtime.GOOS, path.Base(src)); err != nil {
+			return fmt.Errorf("%s: %w: name the copy, as in porthole scp %s %s", c.remote(src), err, c.remote(src), filepath.Join(dst, "NAME"))
+		}
 		target = filepath.Join(dst, path.Base(src))
 	case err == nil && many:
 		return fmt.Errorf("%s is not a directory, so it cannot take several files", dst)
@@ -396,6 +463,10 @@ func (c *copier) downloadDir(src, target string, fi fs.FileInfo, depth int) erro
 	}
 	for _, e := range entries {
 		p := path.Join(src, e.Name())
+		if err := checkLocalName(runtime.GOOS, e.Name()); err != nil {
+			fmt.Fprintf(c.errw, "porthole: skipping %s: %v\n", c.remote(p), err)
+			continue
+		}
 		efi := e
 		if e.Mode()&fs.ModeSymlink != 0 {
 			if efi, err = c.sc.Stat(p); err != nil { // follow it, as scp does

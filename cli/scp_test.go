@@ -1,6 +1,7 @@
 package cli
 
 import (
+	"io/fs"
 	"strings"
 	"testing"
 )
@@ -64,5 +65,86 @@ func TestPlanSCP(t *testing.T) {
 				t.Fatalf("planSCP(%q) = %+v, %v; want %+v", tt.args, got, err, tt.want)
 			}
 		})
+	}
+}
+
+func TestIsLocalPath(t *testing.T) {
+	for _, tt := range []struct {
+		goos, arg string
+		want      bool
+	}{
+		{"linux", "/tmp/a:b", true},
+		{"linux", "./a:b", true},
+		{"linux", "c:/tmp", false}, // a device named c
+		{"darwin", "dev1:/tmp", false},
+		{"windows", `C:\logs\amp.log`, true},
+		{"windows", `c:\logs`, true},
+		{"windows", "c:logs", true}, // relative to drive C's current directory
+		{"windows", "C:/logs", true},
+		{"windows", `\\server\share\a.txt`, true},
+		{"windows", `\logs`, true},
+		{"windows", `.\a:b`, true},
+		{"windows", "dev1:/tmp", false},
+		{"windows", "c.acme:/tmp", false}, // the one-letter device, with its fleet
+		{"windows", "kitchen-amp", false},
+	} {
+		if got := isLocalPath(tt.goos, tt.arg); got != tt.want {
+			t.Errorf("isLocalPath(%s, %q) = %v; want %v", tt.goos, tt.arg, got, tt.want)
+		}
+	}
+}
+
+// TestCheckLocalName tries names a hostile device could list to have a
+// download write outside its destination, into a stream or to a device.
+func TestCheckLocalName(t *testing.T) {
+	for _, tt := range []struct {
+		goos, name string
+		ok         bool
+	}{
+		{"linux", "amp.log", true},
+		{"linux", "a:b", true},
+		{"linux", `a\b`, true}, // a plain name on Unix
+		{"linux", "..", false},
+		{"linux", ".", false},
+		{"linux", "", false},
+		{"linux", "../../.bashrc", false},
+		{"linux", "a/b", false},
+		{"linux", "a\x00b", false},
+		{"windows", "amp.log", true},
+		{"windows", "console.log", true},
+		{"windows", "COM10", true},
+		{"windows", `..\..\AppData\evil.exe`, false},
+		{"windows", `a\b`, false},
+		{"windows", "C:evil", false},
+		{"windows", "a.txt:hidden", false},
+		{"windows", "CON", false},
+		{"windows", "nul.txt", false},
+		{"windows", "Com1", false},
+		{"windows", "LPT9.log", false},
+		{"windows", "aux ", false},
+	} {
+		err := checkLocalName(tt.goos, tt.name)
+		if (err == nil) != tt.ok {
+			t.Errorf("checkLocalName(%s, %q) = %v; want ok %v", tt.goos, tt.name, err, tt.ok)
+		}
+	}
+}
+
+func TestUploadPerm(t *testing.T) {
+	for _, tt := range []struct {
+		goos string
+		mode fs.FileMode
+		want fs.FileMode
+	}{
+		{"linux", 0o664, 0o664},
+		{"linux", 0o777 | fs.ModeDir, 0o777},
+		{"darwin", 0o600, 0o600},
+		{"windows", 0o666, 0o644},              // what Go says of a writable file
+		{"windows", 0o444, 0o444},              // read-only
+		{"windows", 0o777 | fs.ModeDir, 0o755}, // a directory
+	} {
+		if got := uploadPerm(tt.goos, tt.mode); got != tt.want {
+			t.Errorf("uploadPerm(%s, %v) = %v; want %v", tt.goos, tt.mode, got, tt.want)
+		}
 	}
 }

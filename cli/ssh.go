@@ -9,7 +9,6 @@ import (
 
 	"github.com/spf13/cobra"
 	"golang.org/x/crypto/ssh"
-	"golang.org/x/term"
 )
 
 // ExitError is what a command returns when the command it ran on a device
@@ -104,9 +103,12 @@ func (a *app) runSSH(ctx context.Context, o reachOptions, command string, forceT
 			_ = sess.Setenv(k, v) // refused ones do not matter
 		}
 	}
+	in := a.io.In
 	fd := terminalFd(a.io.In)
 	if fd >= 0 && !noTTY && (command == "" || forceTTY) {
-		w, h, err := term.GetSize(fd)
+		con := openConsole(fd, a.io.Out)
+		defer con.close()
+		w, h, err := con.size()
 		if err != nil || w <= 0 || h <= 0 {
 			w, h = 80, 24
 		}
@@ -120,12 +122,13 @@ func (a *app) runSSH(ctx context.Context, o reachOptions, command string, forceT
 		}
 		// Raw mode only once the login (and its code prompt) is over,
 		// and undone before anything else is printed.
-		state, err := term.MakeRaw(fd)
+		restore, err := con.makeRaw()
 		if err != nil {
 			return fmt.Errorf("setting the terminal to raw mode: %w", err)
 		}
-		defer term.Restore(fd, state)
-		defer watchResize(fd, sess)()
+		defer restore()
+		in = con.rawInput(in)
+		defer con.watchResize(w, h, func(w, h int) { _ = sess.WindowChange(h, w) })()
 	}
 	if command == "" {
 		err = sess.Shell()
@@ -138,7 +141,7 @@ func (a *app) runSSH(ctx context.Context, o reachOptions, command string, forceT
 	go func() {
 		// Like x/crypto's copy, this one may outlive the command, blocked
 		// reading input that nobody sends.
-		io.CopyBuffer(stdin, readerOnly{a.io.In}, make([]byte, streamBuf))
+		io.CopyBuffer(stdin, readerOnly{in}, make([]byte, streamBuf))
 		stdin.Close() // EOF reaches the command
 	}()
 	copied := make(chan error, 1)

@@ -6,7 +6,9 @@ import (
 	"fmt"
 	"io/fs"
 	"os"
+	"os/exec"
 	"path/filepath"
+	"runtime"
 	"strings"
 
 	"github.com/spf13/cobra"
@@ -40,6 +42,10 @@ trust a key, and prints a "Host *.porthole" block for ~/.ssh/config that runs
 ~/.ssh/config (where no "Host *" block can override it), or replaced where an
 earlier run put it.
 
+On Windows it is set up for the OpenSSH client that Windows installs (Settings >
+System > Optional features > OpenSSH Client), whose ~/.ssh/config is
+%USERPROFILE%\.ssh\config; on macOS, for the system's ssh.
+
 Run it again if the server's host CA changes, or when porthole moves.`,
 		Example: "  porthole ssh-config --write\n  ssh kitchen-amp.porthole\n  rsync -a logs/ kitchen-amp.acme.porthole:/tmp/logs/",
 		Args:    cobra.NoArgs,
@@ -68,9 +74,13 @@ func (a *app) sshConfig(ctx context.Context, write bool) error {
 	if err != nil {
 		return errors.New("the server answered without a valid host CA key: tell your operator")
 	}
-	for _, d := range []string{dir, filepath.Join(dir, agentSocketDir)} {
-		if err := os.MkdirAll(d, 0o700); err != nil {
-			return fmt.Errorf("making %s: %w", d, err)
+	windows := runtime.GOOS == "windows"
+	if err := makePrivateDir(dir); err != nil {
+		return fmt.Errorf("making %s: %w", dir, err)
+	}
+	if !windows { // the agents' sockets; Windows has pipes instead
+		if err := os.MkdirAll(filepath.Join(dir, agentSocketDir), 0o700); err != nil {
+			return fmt.Errorf("making %s: %w", filepath.Join(dir, agentSocketDir), err)
 		}
 	}
 	knownHosts := filepath.Join(dir, knownHostsFile)
@@ -85,24 +95,33 @@ func (a *app) sshConfig(ctx context.Context, write bool) error {
 	if exe, err = filepath.Abs(exe); err != nil {
 		return fmt.Errorf("finding the porthole program for ProxyCommand: %w", err)
 	}
-	block, err := sshConfigBlock(sshConfigParams{
+	p := sshConfigParams{
+		windows:    windows,
 		exe:        exe,
 		server:     a.target.server,
 		serverFlag: a.server != "",
-		agentDir:   filepath.Join(dir, agentSocketDir),
 		knownHosts: knownHosts,
-	})
+	}
+	if windows {
+		p.agentPipe = agentPipePrefix(dir)
+	} else {
+		p.agentDir = filepath.Join(dir, agentSocketDir)
+	}
+	block, err := sshConfigBlock(p)
 	if err != nil {
 		return err
+	}
+	if _, err := exec.LookPath("ssh"); err != nil {
+		fmt.Fprintln(a.io.Err, "porthole: note:", noOpenSSH(runtime.GOOS))
 	}
 	if !write {
 		fmt.Fprint(a.io.Out, block)
 		fmt.Fprintf(a.io.Err, "wrote the host CA to %s; put the block above at the top of ~/.ssh/config, or run `porthole ssh-config --write`\n", knownHosts)
 		return nil
 	}
-	home := a.io.Getenv("HOME")
-	if home == "" {
-		return errors.New("HOME is not set, so there is no ~/.ssh/config to write: print the block without --write and place it yourself")
+	home, err := sshConfigHome(runtime.GOOS, a.io.Getenv)
+	if err != nil {
+		return err
 	}
 	path := filepath.Join(home, ".ssh", "config")
 	changed, err := updateSSHConfig(path, block)
@@ -117,29 +136,83 @@ func (a *app) sshConfig(ctx context.Context, write bool) error {
 	return nil
 }
 
+// sshConfigHome is the home directory whose .ssh/config goos's OpenSSH
+// reads: HOME, or on Windows the user's profile (USERPROFILE), which
+// Windows' OpenSSH uses whatever HOME says (Git Bash sets one of its own).
+func sshConfigHome(goos string, getenv func(string) string) (string, error) {
+	if goos == "windows" {
+		if h := getenv("USERPROFILE"); h != "" {
+			return h, nil
+		}
+		return "", errors.New(`USERPROFILE is not set, so there is no %USERPROFILE%\.ssh\config to write: print the block without --write and place it yourself`)
+	}
+	if h := getenv("HOME"); h != "" {
+		return h, nil
+	}
+	return "", errors.New("HOME is not set, so there is no ~/.ssh/config to write: print the block without --write and place it yourself")
+}
+
+// noOpenSSH says what to install when goos has no ssh on the PATH.
+func noOpenSSH(goos string) string {
+	switch goos {
+	case "windows":
+		return "ssh.exe is not on the PATH: `ssh DEVICE.porthole` needs OpenSSH's client; install the Windows OpenSSH client " +
+			"(Settings > System > Optional features > OpenSSH Client)"
+	case "darwin":
+		return "ssh is not on the PATH: `ssh DEVICE.porthole` needs OpenSSH's client, which comes with macOS (/usr/bin/ssh)"
+	}
+	return "ssh is not on the PATH: `ssh DEVICE.porthole` needs OpenSSH's client; install it (on Debian and Ubuntu: apt install openssh-client)"
+}
+
 // sshConfigParams are what the block names.
 type sshConfigParams struct {
+	windows    bool   // for Windows' OpenSSH (ssh.exe)
 	exe        string // absolute path of this porthole
 	server     string // the server, normalized
 	serverFlag bool   // --server was given: the proxy must be told too
-	agentDir   string
+	agentDir   string // where the proxies' agent sockets go (not on Windows)
+	agentPipe  string // on Windows, the start of their pipes' names (agentPipePrefix)
 	knownHosts string
 }
 
 // sshConfigBlock is the "Host *.porthole" block, between the markers. It
 // ends with "Host *" so that lines after it in the file apply to every
 // host again, as they did before it was put at the top.
+//
+// ssh expands %-tokens in ProxyCommand, IdentityAgent and
+// UserKnownHostsFile, hence sshEscape. It runs ProxyCommand with the shell
+// on Unix (shellQuote); Windows' ssh.exe hands it to CreateProcess as a
+// command line (windowsArg), with no shell. It splits the other lines into
+// words itself, and recent releases read a backslash there as an escape
+// (older ones as itself), so the paths of Windows' lines are written with
+// forward slashes, which Windows takes as well.
 func sshConfigBlock(p sshConfigParams) (string, error) {
-	for _, s := range []string{p.exe, p.agentDir, p.knownHosts, p.server} {
+	for _, s := range []string{p.exe, p.agentDir, p.agentPipe, p.knownHosts, p.server} {
 		if strings.ContainsAny(s, "\"\n\r") || strings.Contains(s, "${") {
 			return "", fmt.Errorf("%q cannot be written in an ssh config (it holds a quote, a line break or ${)", s)
 		}
 	}
-	proxy := shellQuote(sshEscape(p.exe))
-	if p.serverFlag {
-		proxy += " --server " + shellQuote(sshEscape(p.server))
+	var proxy, agent, knownHosts string
+	if p.windows {
+		agent = p.agentPipe + "%n" // the prefix is //./pipe/porthole- and hex
+		knownHosts = sshEscape(strings.ReplaceAll(p.knownHosts, `\`, "/"))
+		// The program in quotes, always: ssh.exe passes a command line
+		// that starts with a quote as it is, and guesses where an unquoted
+		// one's program ends. A path holds no quote, nor ends in \.
+		proxy = `"` + sshEscape(p.exe) + `"`
+		if p.serverFlag {
+			proxy += " --server " + windowsArg(sshEscape(p.server))
+		}
+		proxy += " proxy --agent-socket " + windowsArg(agent) + " %n"
+	} else {
+		agent = sshEscape(p.agentDir) + "/%n.sock"
+		knownHosts = sshEscape(p.knownHosts)
+		proxy = shellQuote(sshEscape(p.exe))
+		if p.serverFlag {
+			proxy += " --server " + shellQuote(sshEscape(p.server))
+		}
+		proxy += " proxy --agent-socket " + shellQuote(agent) + " %n"
 	}
-	proxy += " proxy --agent-socket " + shellQuote(sshEscape(p.agentDir)+"/%n.sock") + " %n"
 	var b strings.Builder
 	w := func(format string, args ...any) { fmt.Fprintf(&b, format+"\n", args...) }
 	w("%s", sshConfigBegin)
@@ -150,12 +223,12 @@ func sshConfigBlock(p sshConfigParams) (string, error) {
 	w("Host *%s", hostSuffix)
 	w("    ProxyCommand %s", proxy)
 	w("    # The session's certificate, served by porthole proxy; no key file is used.")
-	w("    IdentityAgent \"%s/%%n.sock\"", sshEscape(p.agentDir))
+	w("    IdentityAgent \"%s\"", agent)
 	w("    IdentityFile none")
 	w("    IdentitiesOnly no")
 	w("    PubkeyAuthentication yes")
 	w("    # Devices' host certificates are checked against the server's host CA.")
-	w("    UserKnownHostsFile \"%s\"", sshEscape(p.knownHosts))
+	w("    UserKnownHostsFile \"%s\"", knownHosts)
 	w("    StrictHostKeyChecking yes")
 	w("    CheckHostIP no")
 	w("    # Nothing of this machine reaches the device, and nothing stays open.")
@@ -177,6 +250,35 @@ func shellQuote(s string) string {
 		return s
 	}
 	return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'"
+}
+
+// windowsArg quotes s as one argument of a Windows command line, as the C
+// runtime (and Go) split one: in double quotes if it holds a space, a tab
+// or a quote, or is empty, with a quote's preceding backslashes and the
+// closing quote's doubled and the quote escaped (syscall.EscapeArg, which
+// exists only on Windows).
+func windowsArg(s string) string {
+	if s != "" && !strings.ContainsAny(s, " \t\"") {
+		return s
+	}
+	var b strings.Builder
+	b.WriteByte('"')
+	slashes := 0
+	for i := 0; i < len(s); i++ {
+		switch s[i] {
+		case '\\':
+			slashes++
+		case '"':
+			b.WriteString(strings.Repeat(`\`, slashes+1))
+			slashes = 0
+		default:
+			slashes = 0
+		}
+		b.WriteByte(s[i])
+	}
+	b.WriteString(strings.Repeat(`\`, slashes))
+	b.WriteByte('"')
+	return b.String()
 }
 
 // updateSSHConfig puts block in the ssh config at path: in place of the

@@ -4,7 +4,8 @@
 // WriteFile writes a temporary file in the destination's directory, named
 // "."+base+".tmp-" and a random suffix, syncs it, renames it over the
 // destination and syncs the directory, so that the rename itself survives
-// a crash. A crash before the rename can leave the temporary file behind;
+// a crash (on Windows, it moves the file with MoveFileEx's write-through
+// flag instead, since a directory cannot be synced there). A crash before the rename can leave the temporary file behind;
 // RemoveTemps deletes such leftovers.
 package atomicfile
 
@@ -54,20 +55,7 @@ func WriteFile(name string, data []byte, perm os.FileMode) (err error) {
 	if err := f.Close(); err != nil {
 		return err
 	}
-	if err := os.Rename(f.Name(), name); err != nil {
-		return err
-	}
-	return syncDir(dir)
-}
-
-// syncDir makes a rename in dir durable.
-func syncDir(dir string) error {
-	d, err := os.Open(dir)
-	if err != nil {
-		return err
-	}
-	defer d.Close()
-	return d.Sync()
+	return replace(f.Name(), name, dir)
 }
 
 // RemoveTemps deletes the temporary files that WriteFile calls for name
