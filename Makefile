@@ -5,7 +5,8 @@
 GO        ?= go
 BIN       := bin
 VERSION   ?= $(shell git describe --always --dirty 2>/dev/null || echo dev)
-LDFLAGS   := -s -w -X github.com/porthole/porthole/version.Version=$(VERSION)
+COMMIT    ?= $(shell git rev-parse HEAD 2>/dev/null || echo unknown)
+LDFLAGS   := -s -w -X github.com/porthole/porthole/version.Version=$(VERSION) -X github.com/porthole/porthole/version.Commit=$(COMMIT)
 STATICCHECK_VERSION := v0.8.2
 FUZZTIME  ?= 10m
 

@@ -48,6 +48,6 @@ Run it for real:
 		SilenceErrors: true,
 		Version:       version.Version,
 	}
-	root.AddCommand(newInit(stdio), newServe(stdio), newDev(stdio))
+	root.AddCommand(newInit(stdio), newServe(stdio), newDev(stdio), newVersion(stdio))
 	return root
 }
