@@ -20,6 +20,8 @@ need chromium chromium     # e2e: the owner's local page in headless Chromium
 need node nodejs           # … driven by playwright-core (below)
 need npm npm
 need tinyproxy tinyproxy   # e2e: an engineer whose only way out is an HTTP CONNECT proxy
+need rpm rpm               # packaging: rpm -qlp reads the .rpm packages' contents
+need shellcheck shellcheck # packaging: the maintainer scripts and the device installer
 if [ ${#missing[@]} -gt 0 ]; then
   if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
     say "installing ${missing[*]}"
