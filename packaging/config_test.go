@@ -93,7 +93,7 @@ func TestShellScripts(t *testing.T) {
 	for i, s := range scripts {
 		scripts[i] = filepath.Join("packaging", s)
 	}
-	for _, s := range []string{"packages.sh", "version.sh", "install-agent.sh"} {
+	for _, s := range []string{"packages.sh", "release.sh", "version.sh", "install-agent.sh"} {
 		scripts = append(scripts, filepath.Join("scripts", s))
 	}
 	cmd := exec.Command(path, append([]string{"-x"}, scripts...)...)
