@@ -147,29 +147,11 @@ const (
 // another dpkg or apt holds dpkg's lock.
 func dpkg(t *testing.T, sd systemd, args ...string) []string {
 	t.Helper()
-	dir := t.TempDir()
-	log := filepath.Join(dir, "systemctl.log")
-	path := "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
-	argv := append([]string{"dpkg"}, args...)
-	if sd == fakeSystemd {
-		fake := filepath.Join(dir, "bin")
-		if err := os.Mkdir(fake, 0o755); err != nil {
-			t.Fatal(err)
-		}
-		script := "#!/bin/sh\necho \"$*\" >>" + log + "\n"
-		if err := os.WriteFile(filepath.Join(fake, "systemctl"), []byte(script), 0o755); err != nil {
-			t.Fatal(err)
-		}
-		path = fake + ":" + path
-		// A tmpfs on /run, in this namespace only: /run/systemd/system
-		// says systemd runs, and the machine's own /run is untouched.
-		argv = append([]string{"unshare", "--mount", "--propagation", "private", "--",
-			"sh", "-c", `mount -t tmpfs porthole-test /run && mkdir -p /run/systemd/system && exec "$@"`, "sh"}, argv...)
-	}
+	argv, env, calls := under(t, sd, append([]string{"dpkg"}, args...))
 	deadline := time.Now().Add(5 * time.Minute)
 	for {
 		cmd := exec.Command(argv[0], argv[1:]...)
-		cmd.Env = []string{"PATH=" + path, "DEBIAN_FRONTEND=noninteractive", "LC_ALL=C"}
+		cmd.Env = env
 		out, err := cmd.CombinedOutput()
 		if err == nil {
 			break
@@ -180,15 +162,45 @@ func dpkg(t *testing.T, sd systemd, args ...string) []string {
 		}
 		t.Fatalf("%s: %v\n%s", strings.Join(argv, " "), err, out)
 	}
-	data, err := os.ReadFile(log)
-	if err != nil && !errors.Is(err, os.ErrNotExist) {
+	return calls()
+}
+
+// under returns the command line and environment that run argv as sd
+// says, and a function that returns the systemctl calls made, once it ran.
+// Programs in fakes (name to shell script) stand in for real ones.
+func under(t *testing.T, sd systemd, argv []string, fakes ...[2]string) ([]string, []string, func() []string) {
+	t.Helper()
+	dir := t.TempDir()
+	log := filepath.Join(dir, "systemctl.log")
+	fake := filepath.Join(dir, "bin")
+	if err := os.Mkdir(fake, 0o755); err != nil {
 		t.Fatal(err)
 	}
-	var calls []string
-	for line := range strings.Lines(string(data)) {
-		calls = append(calls, strings.TrimSpace(line))
+	path := "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+	if sd == fakeSystemd {
+		fakes = append(fakes, [2]string{"systemctl", `echo "$*" >>` + log})
+		// A tmpfs on /run, in this namespace only: /run/systemd/system
+		// says systemd runs, and the machine's own /run is untouched.
+		argv = append([]string{"unshare", "--mount", "--propagation", "private", "--",
+			"sh", "-c", `mount -t tmpfs porthole-test /run && mkdir -p /run/systemd/system && exec "$@"`, "sh"}, argv...)
 	}
-	return calls
+	for _, f := range fakes {
+		if err := os.WriteFile(filepath.Join(fake, f[0]), []byte("#!/bin/sh\n"+f[1]+"\n"), 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	env := []string{"PATH=" + fake + ":" + path, "DEBIAN_FRONTEND=noninteractive", "LC_ALL=C"}
+	return argv, env, func() []string {
+		data, err := os.ReadFile(log)
+		if err != nil && !errors.Is(err, os.ErrNotExist) {
+			t.Fatal(err)
+		}
+		var calls []string
+		for line := range strings.Lines(string(data)) {
+			calls = append(calls, strings.TrimSpace(line))
+		}
+		return calls
+	}
 }
 
 // checkCalls compares the systemctl calls the scripts made with want.
