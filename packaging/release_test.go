@@ -442,8 +442,9 @@ func TestReleaseServerPackage(t *testing.T) {
 	checkDocs(t, "portholed", "init")
 	checkDocs(t, "porthole", "ssh")
 	for _, prog := range []string{"portholed", "porthole"} {
-		if out := run(t, "/usr/bin/"+prog, "version"); !strings.HasPrefix(out, prog+" "+version+" (commit "+headCommit(t)) {
-			t.Errorf("%s version = %q", prog, out)
+		want := prog + " " + version + " (commit " + headCommit(t)
+		if out := run(t, "/usr/bin/"+prog, "version"); !strings.HasPrefix(out, want) {
+			t.Errorf("%s version = %q; want it to start %q (this checkout's HEAD: is the release older?)", prog, out, want)
 		}
 	}
 
