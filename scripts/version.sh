@@ -9,7 +9,8 @@
 #   COMMIT             HEAD's hash, with -dirty if tracked files were changed
 #   SOURCE_DATE_EPOCH  HEAD's commit time, unless set: every date and file
 #                      time in the packages and man pages, so two builds of
-#                      one commit agree
+#                      one commit agree byte for byte (an .rpm also names
+#                      the host that built it)
 # A '-' in a tag becomes '~' (1.2.0-rc1 -> 1.2.0~rc1): dpkg and rpm both
 # sort that before 1.2.0, and neither takes '-' in a version.
 
