@@ -1,11 +1,13 @@
 # Porthole. The two commands a newcomer needs:
 #   make demo   - build, then tell the whole story on a dev server and two devices behind NAT
 #   make test   - run every test (SQLite and PostgreSQL)
+# and to ship it: make packages, make release, make check-release.
 
 GO        ?= go
 BIN       := bin
 VERSION   ?= $(shell git describe --always --dirty 2>/dev/null || echo dev)
-LDFLAGS   := -s -w -X github.com/porthole/porthole/version.Version=$(VERSION)
+COMMIT    ?= $(shell git rev-parse HEAD 2>/dev/null || echo unknown)
+LDFLAGS   := -s -w -X github.com/porthole/porthole/version.Version=$(VERSION) -X github.com/porthole/porthole/version.Commit=$(COMMIT)
 STATICCHECK_VERSION := v0.8.2
 FUZZTIME  ?= 10m
 
@@ -13,7 +15,7 @@ FUZZTIME  ?= 10m
 CLI_TARGETS := windows/amd64 windows/arm64 darwin/amd64 darwin/arm64
 CLI_STATICCHECK := windows/amd64 darwin/arm64
 
-.PHONY: all build cross cross-cli demo test fuzz bench lint setup tools clean
+.PHONY: all build cross cross-cli demo test fuzz bench lint setup tools clean packages release check-release
 
 all: build
 
@@ -33,6 +35,20 @@ demo: setup build
 ## test: every test; PostgreSQL tests run against 127.0.0.1:5432 (scripts/setup.sh starts it if it can)
 test: setup
 	$(GO) test -count=1 ./...
+
+## packages: .deb and .rpm of the agent (amd64, arm64, armhf), the server and the CLI (amd64, arm64) in dist/packages/, with nfpm (tools/go.mod)
+packages:
+	GO=$(GO) ./scripts/packages.sh --out dist/packages
+
+## release: every binary (Linux amd64/arm64/armv7; the CLI for macOS and Windows too), the packages, SBOMs, install-agent.sh and SHA256SUMS in dist/release/VERSION/
+release:
+	GO=$(GO) ./scripts/release.sh
+
+## check-release: a whole release built from scratch, then every artifact checked (formats, architectures, contents, SHA256SUMS, SBOMs) and the server package installed, upgraded and purged with dpkg; minutes
+check-release: setup
+	rm -rf dist/check-release
+	GO=$(GO) ./scripts/release.sh --out dist/check-release
+	PORTHOLE_RELEASE_DIR=$(CURDIR)/dist/check-release $(GO) test -count=1 -run 'TestRelease' -v ./packaging/
 
 ## fuzz: every fuzz target for FUZZTIME each (default 10m), one after another; FUZZ=control/ picks some; failing inputs land in the package's testdata/fuzz/
 fuzz:
@@ -72,4 +88,4 @@ tools: .tools/staticcheck
 	GOBIN=$(CURDIR)/.tools $(GO) install honnef.co/go/tools/cmd/staticcheck@$(STATICCHECK_VERSION)
 
 clean:
-	rm -rf $(BIN) .tools .demo
+	rm -rf $(BIN) .tools .demo dist

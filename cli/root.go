@@ -1,10 +1,16 @@
 package cli
 
 import (
+	"time"
+
 	"github.com/spf13/cobra"
 
 	"github.com/porthole/porthole/version"
 )
+
+// Root is porthole's command tree, for what documents it: the man pages and
+// shell completions the packages ship. Run runs it.
+func Root() *cobra.Command { return newRoot(&app{io: StdIO(), now: time.Now}) }
 
 func newRoot(a *app) *cobra.Command {
 	root := &cobra.Command{

@@ -21,6 +21,8 @@ need node nodejs           # … driven by playwright-core (below)
 need npm npm
 need tinyproxy tinyproxy   # e2e: an engineer whose only way out is an HTTP CONNECT proxy
 need haproxy haproxy       # e2e: the load balancer in front of a cluster of server nodes
+need rpm rpm               # packaging: rpm -qlp reads the .rpm packages' contents
+need shellcheck shellcheck # packaging: the maintainer scripts and the device installer
 if [ ${#missing[@]} -gt 0 ]; then
   if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
     say "installing ${missing[*]}"

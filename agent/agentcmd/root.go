@@ -37,6 +37,10 @@ func Run(ctx context.Context, args []string, stdio IO) error {
 	return root.ExecuteContext(ctx)
 }
 
+// Root is porthole-agent's command tree, for what documents it: the man
+// pages and shell completions the packages ship. Run runs it.
+func Root() *cobra.Command { return newRoot(StdIO()) }
+
 // globals are the flags every command takes.
 type globals struct {
 	verbose bool

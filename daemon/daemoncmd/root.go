@@ -27,6 +27,10 @@ func Run(ctx context.Context, args []string, stdio IO) error {
 	return root.ExecuteContext(ctx)
 }
 
+// Root is portholed's command tree, for what documents it: the man pages
+// and shell completions the packages ship. Run runs it.
+func Root() *cobra.Command { return newRoot(StdIO()) }
+
 // StdIO is the process's standard streams.
 func StdIO() IO { return IO{In: os.Stdin, Out: os.Stdout, Err: os.Stderr} }
 
@@ -48,6 +52,6 @@ Run it for real:
 		SilenceErrors: true,
 		Version:       version.Version,
 	}
-	root.AddCommand(newInit(stdio), newServe(stdio), newDev(stdio))
+	root.AddCommand(newInit(stdio), newServe(stdio), newDev(stdio), newVersion(stdio))
 	return root
 }
