@@ -7,7 +7,6 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
-	"strings"
 	"time"
 
 	"github.com/porthole/porthole/internal/atomicfile"
@@ -38,11 +37,8 @@ func (d *Dir) Lock(ctx context.Context, key Key) (func(), error) {
 
 // path is the file's path, or why there is none.
 func (d *Dir) path(key Key, name string) (string, error) {
-	if err := checkKey(key); err != nil {
+	if err := Check(key, name); err != nil {
 		return "", err
-	}
-	if name == "" || name == "." || name == ".." || strings.ContainsAny(name, `/\`) {
-		return "", fmt.Errorf("recstore: %q cannot name a file of a recording", name)
 	}
 	return filepath.Join(d.Root, key.Fleet, key.Session, name), nil
 }

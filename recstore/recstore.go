@@ -18,6 +18,8 @@ import (
 	"fmt"
 	"io"
 	"time"
+	"unicode"
+	"unicode/utf8"
 )
 
 // Key names one session's recording. Both parts are IDs the server's
@@ -88,4 +90,32 @@ func checkKey(key Key) error {
 		return fmt.Errorf("recstore: session %q of fleet %q cannot name a recording", key.Session, key.Fleet)
 	}
 	return nil
+}
+
+// Check says why key and name cannot name a file of a recording, or
+// returns nil: key must be valid (ValidKey), and name one element of a
+// path, of printable UTF-8, at most 255 bytes, neither "." nor "..".
+func Check(key Key, name string) error {
+	if err := checkKey(key); err != nil {
+		return err
+	}
+	if !ValidName(name) {
+		return fmt.Errorf("recstore: %q cannot name a file of a recording", name)
+	}
+	return nil
+}
+
+// ValidName reports whether name can name a file of a recording, or one
+// element of a path: printable UTF-8 of 1 to 255 bytes, without '/' or
+// '\\', neither "." nor "..".
+func ValidName(name string) bool {
+	if name == "" || name == "." || name == ".." || len(name) > 255 || !utf8.ValidString(name) {
+		return false
+	}
+	for _, r := range name {
+		if r == '/' || r == '\\' || !unicode.IsPrint(r) {
+			return false
+		}
+	}
+	return true
 }
