@@ -13,11 +13,19 @@ package tests3
 import (
 	"bytes"
 	"context"
-	"crypto/rand"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	crand "crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
+	"crypto/x509/pkix"
 	"encoding/hex"
+	"encoding/pem"
 	"errors"
 	"fmt"
+	"math/big"
 	"net"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -46,13 +54,19 @@ const startTimeout = 10 * time.Second
 
 // Server is a versitygw process of the test's own.
 type Server struct {
-	// Endpoint is the server's URL, http://127.0.0.1:<port>.
+	// Endpoint is the server's URL, http://127.0.0.1:<port>, or https://
+	// from StartTLS.
 	Endpoint string
 	// Dir holds the buckets, one directory each, their objects as files.
 	Dir string
+	// CAFile, from StartTLS, is the PEM file of the server's self-signed
+	// certificate, for 127.0.0.1: what a client must trust. Empty
+	// without TLS.
+	CAFile string
 
-	bin  string
-	addr string // 127.0.0.1:<port>
+	bin     string
+	addr    string // 127.0.0.1:<port>
+	keyFile string // the key of CAFile's certificate
 
 	out    syncBuffer // the server's output, shown when the test fails
 	cmd    *exec.Cmd
@@ -64,7 +78,24 @@ type Server struct {
 // the test failed.
 func Start(t testing.TB) *Server {
 	t.Helper()
+	return start(t, false)
+}
+
+// StartTLS is Start with the server behind TLS, with a certificate of its
+// own (CAFile).
+func StartTLS(t testing.TB) *Server {
+	t.Helper()
+	return start(t, true)
+}
+
+func start(t testing.TB, withTLS bool) *Server {
+	t.Helper()
 	s := &Server{bin: Binary(t), Dir: t.TempDir()}
+	scheme := "http"
+	if withTLS {
+		scheme = "https"
+		s.CAFile, s.keyFile = selfSigned(t)
+	}
 	t.Cleanup(func() {
 		s.Stop()
 		if t.Failed() {
@@ -79,7 +110,7 @@ func Start(t testing.TB) *Server {
 			t.Fatal(err)
 		}
 		s.addr = fmt.Sprintf("127.0.0.1:%d", p)
-		s.Endpoint = "http://" + s.addr
+		s.Endpoint = scheme + "://" + s.addr
 		err = s.start()
 		if err == nil {
 			return s
@@ -139,8 +170,11 @@ func moduleRoot() (string, error) {
 
 // start runs versitygw on s.addr and waits until it accepts.
 func (s *Server) start() error {
-	s.cmd = exec.Command(s.bin, "--port", s.addr, "--access", AccessKey, "--secret", SecretKey,
-		"--region", Region, "--quiet", "posix", s.Dir)
+	args := []string{"--port", s.addr, "--access", AccessKey, "--secret", SecretKey, "--region", Region, "--quiet"}
+	if s.CAFile != "" {
+		args = append(args, "--cert", s.CAFile, "--key", s.keyFile)
+	}
+	s.cmd = exec.Command(s.bin, append(args, "posix", s.Dir)...)
 	s.cmd.Stdout, s.cmd.Stderr = &s.out, &s.out
 	// A test binary that dies must not leave its server running.
 	s.cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
@@ -199,11 +233,55 @@ func (s *Server) Restart(t testing.TB) {
 // and look at what it holds.
 func (s *Server) Client(t testing.TB) *minio.Client {
 	t.Helper()
-	c, err := minio.New(s.addr, &minio.Options{Creds: credentials.NewStaticV4(AccessKey, SecretKey, ""), Region: Region})
+	opts := &minio.Options{Creds: credentials.NewStaticV4(AccessKey, SecretKey, ""), Region: Region}
+	if s.CAFile != "" {
+		pem, err := os.ReadFile(s.CAFile)
+		if err != nil {
+			t.Fatal(err)
+		}
+		roots := x509.NewCertPool()
+		roots.AppendCertsFromPEM(pem)
+		tr := http.DefaultTransport.(*http.Transport).Clone()
+		tr.TLSClientConfig = &tls.Config{RootCAs: roots}
+		opts.Secure, opts.Transport = true, tr
+	}
+	c, err := minio.New(s.addr, opts)
 	if err != nil {
 		t.Fatal(err)
 	}
 	return c
+}
+
+// selfSigned writes a certificate for 127.0.0.1, valid for a day, and its
+// key, and returns their files.
+func selfSigned(t testing.TB) (certFile, keyFile string) {
+	t.Helper()
+	key, err := ecdsa.GenerateKey(elliptic.P256(), crand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tmpl := &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "tests3"},
+		IPAddresses: []net.IP{net.IPv4(127, 0, 0, 1)}, DNSNames: []string{"localhost"},
+		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(24 * time.Hour)}
+	der, err := x509.CreateCertificate(crand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	keyDER, err := x509.MarshalPKCS8PrivateKey(key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	certFile, keyFile = filepath.Join(dir, "cert.pem"), filepath.Join(dir, "key.pem")
+	for _, f := range []struct {
+		path string
+		blk  *pem.Block
+	}{{certFile, &pem.Block{Type: "CERTIFICATE", Bytes: der}}, {keyFile, &pem.Block{Type: "PRIVATE KEY", Bytes: keyDER}}} {
+		if err := os.WriteFile(f.path, pem.EncodeToMemory(f.blk), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return certFile, keyFile
 }
 
 // Bucket makes a new, empty bucket with a name of its own and returns the
@@ -211,7 +289,7 @@ func (s *Server) Client(t testing.TB) *minio.Client {
 func (s *Server) Bucket(t testing.TB) string {
 	t.Helper()
 	b := make([]byte, 6)
-	rand.Read(b)
+	crand.Read(b)
 	name := "test-" + hex.EncodeToString(b)
 	ctx, cancel := context.WithTimeout(context.Background(), startTimeout)
 	defer cancel()

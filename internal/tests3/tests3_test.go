@@ -51,3 +51,16 @@ func TestStartStopRestart(t *testing.T) {
 		t.Fatalf("after Restart: %q, %v; want \"kept\"", got, err)
 	}
 }
+
+// TestStartTLS: a server behind TLS answers a client that trusts CAFile.
+func TestStartTLS(t *testing.T) {
+	t.Parallel()
+	s := StartTLS(t)
+	if !strings.HasPrefix(s.Endpoint, "https://127.0.0.1:") || s.CAFile == "" {
+		t.Fatalf("Endpoint = %s, CAFile = %q; want https://127.0.0.1:<port> and a CA file", s.Endpoint, s.CAFile)
+	}
+	bucket := s.Bucket(t)
+	if _, err := s.Client(t).PutObject(t.Context(), bucket, "x", bytes.NewReader([]byte("over TLS")), 8, minio.PutObjectOptions{}); err != nil {
+		t.Fatal(err)
+	}
+}
