@@ -96,7 +96,7 @@ func Open(ctx context.Context, cfg *Config, logger *slog.Logger) (*Server, error
 		return nil, err
 	}
 	s := &Server{cfg: cfg, logger: logger, store: st, keys: keys}
-	if err := s.openRoles(); err != nil {
+	if err := s.openRoles(ctx); err != nil {
 		return nil, errors.Join(err, s.Close())
 	}
 	return s, nil
@@ -104,8 +104,11 @@ func Open(ctx context.Context, cfg *Config, logger *slog.Logger) (*Server, error
 
 // openRoles makes the presence tracker, the control channel and the API,
 // in the order they depend on each other.
-func (s *Server) openRoles() error {
-	var err error
+func (s *Server) openRoles(ctx context.Context) error {
+	recordings, err := openRecordings(ctx, s.cfg)
+	if err != nil {
+		return err
+	}
 	s.presence, err = presence.New(presence.Config{Store: s.store, Logger: s.logger})
 	if err != nil {
 		return fmt.Errorf("starting presence tracking: %w", err)
@@ -145,7 +148,7 @@ func (s *Server) openRoles() error {
 		Sessions:      s.sessions,
 		DeviceDeleted: s.deviceDeleted,
 		TokenTTL:      s.cfg.TokenTTL,
-		Recordings: api.RecordingsConfig{Dir: s.cfg.RecordingsDir,
+		Recordings: api.RecordingsConfig{Store: recordings, Dir: s.cfg.RecordingsDir,
 			MaxSession: int64(s.cfg.RecordingsMaxSession), MaxFile: int64(s.cfg.RecordingsMaxFile)},
 	})
 	if err != nil {
