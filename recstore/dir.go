@@ -25,7 +25,7 @@ var _ Store = (*Dir)(nil)
 
 // Lock implements Store.
 func (d *Dir) Lock(ctx context.Context, key Key) (func(), error) {
-	if err := checkKey(key); err != nil {
+	if err := CheckKey(key); err != nil {
 		return nil, err
 	}
 	unlock, err := d.locks.Lock(ctx, key)
@@ -151,7 +151,7 @@ func (f *dirFile) ModTime() time.Time { return f.mod }
 
 // Delete implements Store.
 func (d *Dir) Delete(_ context.Context, key Key) error {
-	if err := checkKey(key); err != nil {
+	if err := CheckKey(key); err != nil {
 		return err
 	}
 	return os.RemoveAll(filepath.Join(d.Root, key.Fleet, key.Session))

@@ -85,7 +85,9 @@ func validWord(s string) bool {
 	return true
 }
 
-func checkKey(key Key) error {
+// CheckKey says why key cannot name a recording (see ValidKey), or
+// returns nil.
+func CheckKey(key Key) error {
 	if !ValidKey(key) {
 		return fmt.Errorf("recstore: session %q of fleet %q cannot name a recording", key.Session, key.Fleet)
 	}
@@ -96,7 +98,7 @@ func checkKey(key Key) error {
 // returns nil: key must be valid (ValidKey), and name one element of a
 // path, of printable UTF-8, at most 255 bytes, neither "." nor "..".
 func Check(key Key, name string) error {
-	if err := checkKey(key); err != nil {
+	if err := CheckKey(key); err != nil {
 		return err
 	}
 	if !ValidName(name) {
@@ -107,7 +109,7 @@ func Check(key Key, name string) error {
 
 // ValidName reports whether name can name a file of a recording, or one
 // element of a path: printable UTF-8 of 1 to 255 bytes, without '/' or
-// '\\', neither "." nor "..".
+// '\', neither "." nor "..".
 func ValidName(name string) bool {
 	if name == "" || name == "." || name == ".." || len(name) > 255 || !utf8.ValidString(name) {
 		return false

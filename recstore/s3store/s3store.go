@@ -535,7 +535,7 @@ func (s *Store) Replace(ctx context.Context, key recstore.Key, name string, data
 // Delete implements recstore.Store: every object of the session goes,
 // and its lease if this Store holds it (the API deletes under the lock).
 func (s *Store) Delete(ctx context.Context, key recstore.Key) error {
-	if err := recstore.Check(key, "x"); err != nil {
+	if err := recstore.CheckKey(key); err != nil {
 		return err
 	}
 	ctx, cancel := context.WithCancel(ctx)
@@ -706,7 +706,7 @@ type lease struct {
 // the lease across nodes, renewed until the returned function releases
 // it.
 func (s *Store) Lock(ctx context.Context, key recstore.Key) (func(), error) {
-	if err := recstore.Check(key, "x"); err != nil {
+	if err := recstore.CheckKey(key); err != nil {
 		return nil, err
 	}
 	unlockLocal, err := s.local.Lock(ctx, key)
