@@ -102,8 +102,9 @@ func Open(ctx context.Context, cfg *Config, logger *slog.Logger) (*Server, error
 	return s, nil
 }
 
-// openRoles makes the presence tracker, the control channel and the API,
-// in the order they depend on each other.
+// openRoles makes the presence tracker, the control channel and the API
+// (with the recordings' object storage, if the config names one), in the
+// order they depend on each other.
 func (s *Server) openRoles(ctx context.Context) error {
 	recordings, err := openRecordings(ctx, s.cfg)
 	if err != nil {
