@@ -538,12 +538,15 @@ func (s *Store) Delete(ctx context.Context, key recstore.Key) error {
 	if err := recstore.CheckKey(key); err != nil {
 		return err
 	}
+	parent := ctx
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	objects := s.client.ListObjects(ctx, s.bucket, minio.ListObjectsOptions{Prefix: s.sessionKey(key), Recursive: true})
-	var listErr error
+	var listErr error // set by the lister before listed is closed
 	toRemove := make(chan minio.ObjectInfo)
+	listed := make(chan struct{})
 	go func() {
+		defer close(listed)
 		defer close(toRemove)
 		for o := range objects {
 			if o.Err != nil {
@@ -561,14 +564,16 @@ func (s *Store) Delete(ctx context.Context, key recstore.Key) error {
 	for e := range s.client.RemoveObjects(ctx, s.bucket, toRemove, minio.RemoveObjectsOptions{}) {
 		errs = append(errs, fmt.Errorf("removing %s: %w", e.ObjectName, s.explain(e.Err)))
 	}
-	if listErr != nil { // the lister is done: toRemove is closed
+	cancel() // the remover stopped taking objects only if ctx ended
+	<-listed
+	if listErr != nil {
 		errs = append(errs, fmt.Errorf("listing: %w", s.explain(listErr)))
 	}
 	s.mu.Lock()
 	holding := s.held[key] > 0
 	s.mu.Unlock()
 	if holding && len(errs) == 0 {
-		if err := s.client.RemoveObject(ctx, s.bucket, s.leaseKey(key), minio.RemoveObjectOptions{}); err != nil {
+		if err := s.client.RemoveObject(parent, s.bucket, s.leaseKey(key), minio.RemoveObjectOptions{}); err != nil {
 			errs = append(errs, fmt.Errorf("removing the upload lease: %w", s.explain(err)))
 		}
 	}
