@@ -24,9 +24,11 @@ import (
 // The server's copy of the recordings devices make of their sessions. A
 // device uploads the files of its own sessions only (see apitype's upload
 // protocol); fleet auditors and up read them, and so does the device's
-// owner through an owner link (owner.go). The bytes are kept on disk,
-// Dir/<fleet ID>/<session ID>/<name> (files 0600, directories 0700); the
-// store keeps their sizes, and the audit log the completed uploads.
+// owner through an owner link (owner.go). A recstore.Store keeps the
+// bytes: on disk, Dir/<fleet ID>/<session ID>/<name> (files 0600,
+// directories 0700), or in S3-compatible object storage shared by every
+// server node (recstore/s3store); the store keeps their sizes, and the
+// audit log the completed uploads.
 //
 // What a device sends is checked as far as the server can: only the file
 // names the agent's recorder gives, only at the size the server holds
@@ -211,7 +213,13 @@ func (d *recordingDisk) put(ctx context.Context, st store.Store, ses *store.Sess
 	if end > d.cfg.MaxFile || total+(end-cur) > d.cfg.MaxSession {
 		return 0, tooLarge(d.cfg, name)
 	}
-	if err := d.store.Append(ctx, key, name, cur, data[cur-offset:]); err != nil {
+	if err := d.store.Append(ctx, key, name, cur, data[cur-offset:]); errors.Is(err, recstore.ErrOffsetTaken) {
+		// Another upload of this file wrote there meanwhile, through a
+		// node that lost the session's lock: sent again, the chunk is
+		// checked against what that upload left.
+		return 0, errorf(http.StatusServiceUnavailable, apitype.CodeUnavailable,
+			"another upload of %s wrote at byte %d meanwhile; send the chunk again", name, cur)
+	} else if err != nil {
 		return 0, err
 	}
 	return end, st.PutRecordingFile(ctx, ses.ID, name, end, now)

@@ -18,6 +18,7 @@ import (
 
 	"github.com/porthole/porthole/brokerclient"
 	"github.com/porthole/porthole/control"
+	"github.com/porthole/porthole/recstore/s3store"
 	"github.com/porthole/porthole/yamlconf"
 )
 
@@ -47,9 +48,17 @@ type Config struct {
 	// TokenTTL is how long a login lasts. Zero: 12 h.
 	TokenTTL time.Duration `yaml:"token_ttl"`
 	// RecordingsDir keeps the recordings devices upload of their
-	// sessions (made 0700 when missing; with several server nodes, a
-	// directory they share). Empty: <data_dir>/recordings.
+	// sessions on this server's disk (made 0700 when missing). Empty:
+	// <data_dir>/recordings, unless Recordings is set.
 	RecordingsDir string `yaml:"recordings_dir"`
+	// Recordings keeps them in S3-compatible object storage instead,
+	// shared by every server node: s3://bucket or s3://bucket/prefix,
+	// reached as RecordingsS3 says. Empty: RecordingsDir. The bucket must
+	// exist, and its server honour conditional writes (AWS S3, MinIO,
+	// Ceph, versitygw); portholed checks both when it starts.
+	Recordings string `yaml:"recordings"`
+	// RecordingsS3 says how to reach Recordings' bucket.
+	RecordingsS3 RecordingsS3Config `yaml:"recordings_s3"`
 	// RecordingsMaxSession and RecordingsMaxFile cap what the server
 	// keeps of one session's recording and of one of its files, written
 	// like 81MiB. Zero: the agent's default caps, with room for their
@@ -114,6 +123,32 @@ func (c *Config) validateRoles() error {
 			"(the embedded broker serves the devices of its own node only)")
 	}
 	return nil
+}
+
+// RecordingsS3Config says how to reach the bucket of recordings kept in
+// object storage (Config.Recordings).
+type RecordingsS3Config struct {
+	// Endpoint is the S3 server's URL: https://host[:port], or http://
+	// on a private network (a MinIO of your own, say). Empty: AWS S3.
+	Endpoint string `yaml:"endpoint"`
+	// Region is the bucket's region. Empty: asked of the server.
+	Region string `yaml:"region"`
+	// AccessKeyID and SecretAccessKey sign the requests;
+	// SecretAccessKeyFile is a file holding the secret instead (one
+	// line), so the config need not hold it. Left out, they are taken
+	// from portholed's environment: AWS_ACCESS_KEY_ID,
+	// AWS_SECRET_ACCESS_KEY (also when only the key ID is in the config)
+	// and AWS_SESSION_TOKEN, as the AWS tools take them (see ApplyEnv).
+	AccessKeyID         string `yaml:"access_key_id"`
+	SecretAccessKey     string `yaml:"secret_access_key"`
+	SecretAccessKeyFile string `yaml:"secret_access_key_file"`
+	// CAFile is a PEM file of the authorities that sign the S3 server's
+	// certificate. Empty: the system's roots. https:// only.
+	CAFile string `yaml:"ca_file"`
+
+	// sessionToken goes with temporary credentials from the
+	// environment.
+	sessionToken string
 }
 
 // TLSConfig names a certificate and key in PEM files.
@@ -225,7 +260,8 @@ func LoadConfig(path string) (*Config, error) {
 	// Relative paths are relative to the config file, not to wherever the
 	// service manager started us.
 	for _, p := range []*string{&cfg.DataDir, &cfg.RecordingsDir, &cfg.TLS.CertFile, &cfg.TLS.KeyFile,
-		&cfg.Broker.PasswordFile, &cfg.Broker.CAFile, &cfg.Broker.CertFile, &cfg.Broker.KeyFile} {
+		&cfg.Broker.PasswordFile, &cfg.Broker.CAFile, &cfg.Broker.CertFile, &cfg.Broker.KeyFile,
+		&cfg.RecordingsS3.SecretAccessKeyFile, &cfg.RecordingsS3.CAFile} {
 		if *p != "" && !filepath.IsAbs(*p) {
 			*p = filepath.Join(filepath.Dir(path), *p)
 		}
@@ -315,8 +351,8 @@ func (c *Config) Validate() error {
 	if c.TokenTTL < time.Minute {
 		return fmt.Errorf("token_ttl %v is too short to be useful (at least 1m)", c.TokenTTL)
 	}
-	if c.RecordingsDir == "" {
-		c.RecordingsDir = filepath.Join(c.DataDir, "recordings")
+	if err := c.validateRecordings(); err != nil {
+		return err
 	}
 	if c.RecordingsMaxSession < 0 || c.RecordingsMaxFile < 0 {
 		return errors.New("recordings_max_session and recordings_max_file cannot be negative")
@@ -332,6 +368,59 @@ func (c *Config) Validate() error {
 		return fmt.Errorf("log.format %q must be text or json", c.Log.Format)
 	}
 	return nil
+}
+
+// validateRecordings fills the default recordings directory, or checks
+// the object storage that replaces it.
+func (c *Config) validateRecordings() error {
+	s3 := c.RecordingsS3
+	if c.Recordings == "" {
+		if s3 != (RecordingsS3Config{}) {
+			return errors.New("recordings_s3 applies to recordings kept in object storage only: set recordings: s3://bucket/prefix too, or remove recordings_s3")
+		}
+		if c.RecordingsDir == "" {
+			c.RecordingsDir = filepath.Join(c.DataDir, "recordings")
+		}
+		return nil
+	}
+	if c.RecordingsDir != "" {
+		return errors.New("recordings and recordings_dir cannot both be set: recordings (s3://) keeps them in object storage, recordings_dir on this server's disk; keep one")
+	}
+	if _, _, err := s3store.ParseURL(c.Recordings); err != nil {
+		return fmt.Errorf("recordings: %w", err)
+	}
+	if s3.Endpoint != "" {
+		u, err := url.Parse(s3.Endpoint)
+		if err != nil || u.Scheme != "https" && u.Scheme != "http" || u.Host == "" || u.Path != "" && u.Path != "/" || u.RawQuery != "" || u.User != nil {
+			return fmt.Errorf("recordings_s3.endpoint %q must be the S3 server's https:// (or http://) URL, scheme, host and port only, like https://minio.example.com:9000", s3.Endpoint)
+		}
+		if u.Scheme == "http" && s3.CAFile != "" {
+			return fmt.Errorf("recordings_s3.ca_file needs TLS, but recordings_s3.endpoint %q is http://: use https://", s3.Endpoint)
+		}
+	}
+	switch {
+	case s3.SecretAccessKey != "" && s3.SecretAccessKeyFile != "":
+		return errors.New("recordings_s3.secret_access_key and recordings_s3.secret_access_key_file cannot both be set: keep one")
+	case (s3.SecretAccessKey != "" || s3.SecretAccessKeyFile != "") && s3.AccessKeyID == "":
+		return errors.New("recordings_s3.secret_access_key needs recordings_s3.access_key_id: the secret is the secret of a key")
+	}
+	return nil
+}
+
+// ApplyEnv takes what the config leaves out of the object storage's
+// credentials from the environment, by getenv, as the AWS tools do:
+// AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY and AWS_SESSION_TOKEN when
+// recordings_s3 names no key, AWS_SECRET_ACCESS_KEY alone when it names
+// the key ID but no secret. It does nothing for recordings on disk.
+func (c *Config) ApplyEnv(getenv func(string) string) {
+	s3 := &c.RecordingsS3
+	if c.Recordings == "" || s3.SecretAccessKey != "" || s3.SecretAccessKeyFile != "" {
+		return
+	}
+	if s3.AccessKeyID == "" {
+		s3.AccessKeyID, s3.sessionToken = getenv("AWS_ACCESS_KEY_ID"), getenv("AWS_SESSION_TOKEN")
+	}
+	s3.SecretAccessKey = getenv("AWS_SECRET_ACCESS_KEY")
 }
 
 // validate fills the broker section's defaults and checks it; publicHost is

@@ -139,6 +139,7 @@ func TestParseConfig(t *testing.T) {
 		{name: "not yaml", yaml: "data_dir: [\n", wantErr: "line"},
 	}
 	tests = append(tests, externalBrokerConfigTests...)
+	tests = append(tests, recordingsS3ConfigTests...)
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			c, err := ParseConfig([]byte(tt.yaml))
@@ -386,4 +387,93 @@ func selfSigned(t *testing.T) (certPEM, keyPEM string) {
 	}
 	return string(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der})),
 		string(pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: kder}))
+}
+
+// recordingsS3ConfigTests: recordings in object storage, and each mistake
+// in saying where, naming its key.
+var recordingsS3ConfigTests = func() []struct {
+	name    string
+	yaml    string
+	wantErr string
+	check   func(t *testing.T, c *Config)
+} {
+	const base = "data_dir: /x\npublic_url: https://a:1\n"
+	return []struct {
+		name    string
+		yaml    string
+		wantErr string
+		check   func(t *testing.T, c *Config)
+	}{
+		{
+			name: "recordings in S3",
+			yaml: base + "recordings: s3://porthole-rec/prod\nrecordings_s3:\n  endpoint: https://minio.example.com:9000\n  region: eu-west-1\n" +
+				"  access_key_id: portholed\n  secret_access_key_file: /etc/portholed/s3.secret\n  ca_file: /etc/portholed/minio-ca.pem\n",
+			check: func(t *testing.T, c *Config) {
+				want := RecordingsS3Config{Endpoint: "https://minio.example.com:9000", Region: "eu-west-1", AccessKeyID: "portholed",
+					SecretAccessKeyFile: "/etc/portholed/s3.secret", CAFile: "/etc/portholed/minio-ca.pem"}
+				if c.Recordings != "s3://porthole-rec/prod" || c.RecordingsS3 != want || c.RecordingsDir != "" {
+					t.Errorf("recordings %q, %+v, recordings_dir %q; want the bucket, as written, and no directory", c.Recordings, c.RecordingsS3, c.RecordingsDir)
+				}
+			},
+		},
+		{name: "S3 on AWS, credentials from the environment", yaml: base + "recordings: s3://porthole-rec\n", check: func(t *testing.T, c *Config) {}},
+		{name: "recordings both in S3 and on disk", yaml: base + "recordings: s3://b-1/x\nrecordings_dir: /srv/rec\n", wantErr: "recordings and recordings_dir cannot both be set"},
+		{name: "recordings_s3 without recordings", yaml: base + "recordings_s3:\n  endpoint: http://minio:9000\n", wantErr: "recordings_s3 applies to recordings kept in object storage only"},
+		{name: "recordings not s3://", yaml: base + "recordings: /srv/rec\n", wantErr: `recordings: s3store: "/srv/rec" does not start with s3://`},
+		{name: "a bad bucket", yaml: base + "recordings: s3://x\n", wantErr: "names no valid bucket"},
+		{name: "an endpoint with a path", yaml: base + "recordings: s3://b-1\nrecordings_s3:\n  endpoint: https://minio:9000/b-1\n", wantErr: "recordings_s3.endpoint"},
+		{name: "an endpoint without scheme", yaml: base + "recordings: s3://b-1\nrecordings_s3:\n  endpoint: minio:9000\n", wantErr: "recordings_s3.endpoint"},
+		{name: "a CA over http", yaml: base + "recordings: s3://b-1\nrecordings_s3:\n  endpoint: http://minio:9000\n  ca_file: /ca\n", wantErr: "recordings_s3.ca_file needs TLS"},
+		{name: "secret twice", yaml: base + "recordings: s3://b-1\nrecordings_s3:\n  access_key_id: k\n  secret_access_key: s\n  secret_access_key_file: /f\n", wantErr: "cannot both be set"},
+		{name: "secret without key", yaml: base + "recordings: s3://b-1\nrecordings_s3:\n  secret_access_key: s\n", wantErr: "needs recordings_s3.access_key_id"},
+		{name: "unknown recordings_s3 key", yaml: base + "recordings: s3://b-1\nrecordings_s3:\n  secret_key: s\n", wantErr: `line 5: unknown key "secret_key"`},
+	}
+}()
+
+// TestRecordingsS3Env: what recordings_s3 leaves out of the credentials
+// comes from the environment's AWS_ variables; what it says stays.
+func TestRecordingsS3Env(t *testing.T) {
+	env := map[string]string{"AWS_ACCESS_KEY_ID": "env-key", "AWS_SECRET_ACCESS_KEY": "env-secret", "AWS_SESSION_TOKEN": "env-token"}
+	for _, tt := range []struct {
+		name       string
+		recordings string
+		in, want   RecordingsS3Config
+	}{
+		{"all from the environment", "s3://b-1", RecordingsS3Config{},
+			RecordingsS3Config{AccessKeyID: "env-key", SecretAccessKey: "env-secret", sessionToken: "env-token"}},
+		{"the key in the config, its secret from the environment", "s3://b-1", RecordingsS3Config{AccessKeyID: "cfg-key"},
+			RecordingsS3Config{AccessKeyID: "cfg-key", SecretAccessKey: "env-secret"}},
+		{"all in the config", "s3://b-1", RecordingsS3Config{AccessKeyID: "cfg-key", SecretAccessKey: "cfg-secret"},
+			RecordingsS3Config{AccessKeyID: "cfg-key", SecretAccessKey: "cfg-secret"}},
+		{"the secret in a file", "s3://b-1", RecordingsS3Config{AccessKeyID: "cfg-key", SecretAccessKeyFile: "/f"},
+			RecordingsS3Config{AccessKeyID: "cfg-key", SecretAccessKeyFile: "/f"}},
+		{"recordings on disk", "", RecordingsS3Config{}, RecordingsS3Config{}},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			c := &Config{Recordings: tt.recordings, RecordingsS3: tt.in}
+			c.ApplyEnv(func(k string) string { return env[k] })
+			if c.RecordingsS3 != tt.want {
+				t.Errorf("after ApplyEnv: %+v; want %+v", c.RecordingsS3, tt.want)
+			}
+		})
+	}
+}
+
+// TestLoadConfigRelativeRecordingsFiles: the object storage's files are
+// relative to the config file.
+func TestLoadConfigRelativeRecordingsFiles(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "portholed.yaml")
+	text := "data_dir: /x\npublic_url: https://a:1\nrecordings: s3://b-1\nrecordings_s3:\n  access_key_id: k\n" +
+		"  secret_access_key_file: s3.secret\n  endpoint: https://minio:9000\n  ca_file: ca.pem\n"
+	if err := os.WriteFile(path, []byte(text), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	c, err := LoadConfig(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.RecordingsS3.SecretAccessKeyFile != filepath.Join(dir, "s3.secret") || c.RecordingsS3.CAFile != filepath.Join(dir, "ca.pem") {
+		t.Errorf("recordings_s3 = %+v; want its files in %s", c.RecordingsS3, dir)
+	}
 }

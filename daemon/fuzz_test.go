@@ -19,6 +19,8 @@ func FuzzParseConfig(f *testing.F) {
 		"data_dir: d\nbroker: {url: mqtt://10.0.0.1:1883, public_url: mqtts://broker.example.com}\nrelay: {listen: ':443', public_addr: relay.example.com:443}\n",
 		"data_dir: d\nsessions: {idle_timeout: 5m, max_duration: 8h, connect_timeout: 1s}\nrecordings_max_file: 9999999999GiB\n",
 		"data_dir: d\npublic_url: 'https://[::1]:0'\nbroker: {listen: '[::1]:x'}\n",
+		"data_dir: d\nrecordings: s3://porthole-rec/prod\nrecordings_s3: {endpoint: 'https://minio:9000', region: eu-west-1, access_key_id: k, secret_access_key_file: s, ca_file: ca.pem}\n",
+		"data_dir: d\nrecordings: s3://porthole-rec\nrecordings_dir: ''\nrecordings_s3: {access_key_id: k, secret_access_key: s}\n",
 		"data_dir: [d]\n",
 	} {
 		f.Add([]byte(s))

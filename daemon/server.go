@@ -110,16 +110,20 @@ func Open(ctx context.Context, cfg *Config, logger *slog.Logger) (*Server, error
 		return nil, err
 	}
 	s := &Server{cfg: cfg, logger: logger, store: st, keys: keys, relayID: newRelayID()}
-	if err := s.openRoles(); err != nil {
+	if err := s.openRoles(ctx); err != nil {
 		return nil, errors.Join(err, s.Close())
 	}
 	return s, nil
 }
 
-// openRoles makes the presence tracker, the control channel and the API,
-// in the order they depend on each other.
-func (s *Server) openRoles() error {
-	var err error
+// openRoles makes the presence tracker, the control channel and the API
+// (with the recordings' object storage, if the config names one), in the
+// order they depend on each other.
+func (s *Server) openRoles(ctx context.Context) error {
+	recordings, err := openRecordings(ctx, s.cfg)
+	if err != nil {
+		return err
+	}
 	s.presence, err = presence.New(presence.Config{Store: s.store, Logger: s.logger})
 	if err != nil {
 		return fmt.Errorf("starting presence tracking: %w", err)
@@ -160,7 +164,7 @@ func (s *Server) openRoles() error {
 		RelayAddr: s.cfg.Relay.PublicAddr,
 		Sessions:  s.sessions,
 		TokenTTL:  s.cfg.TokenTTL,
-		Recordings: api.RecordingsConfig{Dir: s.cfg.RecordingsDir,
+		Recordings: api.RecordingsConfig{Store: recordings, Dir: s.cfg.RecordingsDir,
 			MaxSession: int64(s.cfg.RecordingsMaxSession), MaxFile: int64(s.cfg.RecordingsMaxFile)},
 	})
 	if err != nil {

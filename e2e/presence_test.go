@@ -152,14 +152,16 @@ func newPresenceServer(t *testing.T, config func(data string, apiPort int) strin
 }
 
 // newPresenceServerOn is newPresenceServer on database (init's --database:
-// "sqlite", a PostgreSQL DSN, or "" for init's default).
-func newPresenceServerOn(t *testing.T, database string, config func(data string, apiPort int) string) *presenceServer {
+// "sqlite", a PostgreSQL DSN, or "" for init's default), with env's
+// "NAME=value" pairs in the environment of the server and of the programs
+// the test runs.
+func newPresenceServerOn(t *testing.T, database string, config func(data string, apiPort int) string, env ...string) *presenceServer {
 	t.Helper()
 	tmp := t.TempDir()
 	data := filepath.Join(tmp, "data")
 	port := FreePort(t)
 	s := &presenceServer{
-		env:    Env{"HOME": tmp, "XDG_CONFIG_HOME": filepath.Join(tmp, "config")},
+		env:    Env{"HOME": tmp, "XDG_CONFIG_HOME": filepath.Join(tmp, "config")}.With(env...),
 		url:    fmt.Sprintf("https://127.0.0.1:%d", port),
 		config: filepath.Join(data, "portholed.yaml"),
 		tmp:    tmp,

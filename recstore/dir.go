@@ -7,8 +7,6 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
-	"strings"
-	"sync"
 	"time"
 
 	"github.com/porthole/porthole/internal/atomicfile"
@@ -20,51 +18,27 @@ import (
 type Dir struct {
 	Root string
 
-	mu    sync.Mutex
-	locks map[Key]*keyLock // guarded by mu: kept while someone holds or waits
+	locks KeyLocks
 }
 
 var _ Store = (*Dir)(nil)
 
-type keyLock struct {
-	mu    sync.Mutex
-	users int // guarded by Dir.mu
-}
-
 // Lock implements Store.
-func (d *Dir) Lock(_ context.Context, key Key) (func(), error) {
-	if err := checkKey(key); err != nil {
+func (d *Dir) Lock(ctx context.Context, key Key) (func(), error) {
+	if err := CheckKey(key); err != nil {
 		return nil, err
 	}
-	d.mu.Lock()
-	if d.locks == nil {
-		d.locks = map[Key]*keyLock{}
+	unlock, err := d.locks.Lock(ctx, key)
+	if err != nil {
+		return nil, fmt.Errorf("recstore: waiting for the upload lock of session %s: %w", key.Session, err)
 	}
-	l := d.locks[key]
-	if l == nil {
-		l = &keyLock{}
-		d.locks[key] = l
-	}
-	l.users++
-	d.mu.Unlock()
-	l.mu.Lock()
-	return func() {
-		l.mu.Unlock()
-		d.mu.Lock()
-		if l.users--; l.users == 0 {
-			delete(d.locks, key)
-		}
-		d.mu.Unlock()
-	}, nil
+	return unlock, nil
 }
 
 // path is the file's path, or why there is none.
 func (d *Dir) path(key Key, name string) (string, error) {
-	if err := checkKey(key); err != nil {
+	if err := Check(key, name); err != nil {
 		return "", err
-	}
-	if name == "" || name == "." || name == ".." || strings.ContainsAny(name, `/\`) {
-		return "", fmt.Errorf("recstore: %q cannot name a file of a recording", name)
 	}
 	return filepath.Join(d.Root, key.Fleet, key.Session, name), nil
 }
@@ -104,6 +78,9 @@ func (d *Dir) ReadAt(_ context.Context, key Key, name string, buf []byte, offset
 // Append implements Store: the chunk is written and synced, or cut off
 // again, so that the file never holds a torn chunk.
 func (d *Dir) Append(_ context.Context, key Key, name string, offset int64, data []byte) error {
+	if _, err := d.path(key, name); err != nil || len(data) == 0 {
+		return err
+	}
 	p, err := d.mkdir(key, name)
 	if err != nil {
 		return err
@@ -174,7 +151,7 @@ func (f *dirFile) ModTime() time.Time { return f.mod }
 
 // Delete implements Store.
 func (d *Dir) Delete(_ context.Context, key Key) error {
-	if err := checkKey(key); err != nil {
+	if err := CheckKey(key); err != nil {
 		return err
 	}
 	return os.RemoveAll(filepath.Join(d.Root, key.Fleet, key.Session))

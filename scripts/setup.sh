@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
-# Makes this machine ready for `make demo` and `make test`: checks Go, and
-# makes sure PostgreSQL answers on 127.0.0.1:5432 (starting the local cluster
-# if it is installed but stopped). Safe to run again.
+# Makes this machine ready for `make demo` and `make test`: checks Go,
+# installs the Debian packages and test tools the tests run (versitygw, the
+# S3 server, into .tools), and makes sure PostgreSQL answers on
+# 127.0.0.1:5432 (starting the local cluster if it is installed but
+# stopped). Safe to run again.
 set -euo pipefail
 
 say() { printf 'setup: %s\n' "$*" >&2; }
@@ -41,6 +43,23 @@ if command -v npm >/dev/null && [ ! -f "$tools/node_modules/playwright-core/pack
   say "installing playwright-core under $tools"
   npm install --prefix "$tools" --no-audit --no-fund --no-save playwright-core@1.65.1 >/dev/null \
     || say "could not install playwright-core: the local page test will say so"
+fi
+
+# The S3 server the object-storage tests run (recstore/s3store, e2e): the
+# versitygw gateway over a directory, pinned, built into .tools from the Go
+# module proxy (the first build takes a few minutes). Tests find it there;
+# CI (CI=true or PORTHOLE_REQUIRE_S3=1) fails without it.
+VERSITYGW_VERSION=v1.8.0
+s3_required() { [ "${CI:-}" = true ] || [ "${PORTHOLE_REQUIRE_S3:-}" = 1 ]; }
+if [ "$(cat "$tools/versitygw.version" 2>/dev/null)" != "$VERSITYGW_VERSION" ] || [ ! -x "$tools/versitygw" ]; then
+  say "building versitygw $VERSITYGW_VERSION into $tools (the S3 server of the tests)"
+  if GOBIN="$tools" CGO_ENABLED=0 GOFLAGS=-buildvcs=false go install "github.com/versity/versitygw/cmd/versitygw@$VERSITYGW_VERSION"; then
+    echo "$VERSITYGW_VERSION" >"$tools/versitygw.version"
+  elif s3_required; then
+    say "could not build versitygw and CI requires it"; exit 1
+  else
+    say "could not build versitygw: the S3 tests will be skipped and say so"
+  fi
 fi
 
 pg_up() { (exec 3<>/dev/tcp/127.0.0.1/5432) 2>/dev/null; }

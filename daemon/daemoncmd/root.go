@@ -15,10 +15,16 @@ import (
 type IO struct {
 	In       io.Reader
 	Out, Err io.Writer
+	// Getenv reads the environment (the object storage's credentials,
+	// see daemon.Config.ApplyEnv). Nil: os.Getenv.
+	Getenv func(string) string
 }
 
 // Run executes portholed with args (without the program name).
 func Run(ctx context.Context, args []string, stdio IO) error {
+	if stdio.Getenv == nil {
+		stdio.Getenv = os.Getenv
+	}
 	root := newRoot(stdio)
 	root.SetArgs(args)
 	root.SetIn(stdio.In)
@@ -32,7 +38,7 @@ func Run(ctx context.Context, args []string, stdio IO) error {
 func Root() *cobra.Command { return newRoot(StdIO()) }
 
 // StdIO is the process's standard streams.
-func StdIO() IO { return IO{In: os.Stdin, Out: os.Stdout, Err: os.Stderr} }
+func StdIO() IO { return IO{In: os.Stdin, Out: os.Stdout, Err: os.Stderr, Getenv: os.Getenv} }
 
 func newRoot(stdio IO) *cobra.Command {
 	root := &cobra.Command{

@@ -21,7 +21,11 @@ own; unknown keys are errors): the HTTPS API on listen, the MQTT broker that
 devices idle on at broker.listen (TLS, with the same certificate) unless
 broker.url names an external one, and the SSH relay where devices and
 engineers meet for sessions at relay.listen. It stops cleanly on SIGINT or
-SIGTERM, disconnecting the devices and recording them offline.`,
+SIGTERM, disconnecting the devices and recording them offline.
+
+With recordings: s3://bucket/prefix, the credentials recordings_s3 leaves
+out are read from AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY and
+AWS_SESSION_TOKEN.`,
 		Example: `  portholed serve --config /var/lib/portholed/portholed.yaml`,
 		Args:    cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
@@ -29,6 +33,7 @@ SIGTERM, disconnecting the devices and recording them offline.`,
 			if err != nil {
 				return err
 			}
+			cfg.ApplyEnv(stdio.Getenv)
 			logger := daemon.NewLogger(stdio.Err, cfg.Log)
 			ctx, stop := signal.NotifyContext(cmd.Context(), syscall.SIGINT, syscall.SIGTERM)
 			defer stop()
