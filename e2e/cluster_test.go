@@ -201,10 +201,14 @@ func TestClusterNodeDeaths(t *testing.T) {
 		t.Fatalf("the agent's log shows no long command:\n%s", agent.Stderr())
 	}
 	id := started[len(started)-1][1]
+	// Every node logs what it hears of the session (its states come to
+	// any node's shared subscription): the carrier is the relay where the
+	// device registered it.
+	registered := regexp.MustCompile(`msg="session registered" component=relay .*session=` + id + `\b`)
 	var carrier *clusterNode
 	WaitFor(t, 10*time.Second, "a relay node to carry session "+id, func() bool {
 		for _, n := range c.relays {
-			if strings.Contains(n.proc.Stderr(), "session="+id) {
+			if registered.MatchString(n.proc.Stderr()) {
 				carrier = n
 				return true
 			}
