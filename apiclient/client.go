@@ -255,7 +255,9 @@ func (c *Client) send(ctx context.Context, method, path string, query url.Values
 	if query != nil {
 		u.RawQuery = query.Encode()
 	}
+	tries := 0
 	for retried := false; ; retried = true {
+		tries++
 		var r io.Reader
 		if body != nil {
 			r = bytes.NewReader(body)
@@ -270,6 +272,12 @@ func (c *Client) send(ctx context.Context, method, path string, query url.Values
 		req.Header.Set("Accept", "application/json")
 		c.authorize(req, body)
 		resp, err := c.http.Do(req)
+		if again(ctx, method, resp, err, tries) {
+			if resp != nil {
+				resp.Body.Close()
+			}
+			continue
+		}
 		if err != nil {
 			if errors.Is(err, ErrFingerprintMismatch) {
 				return nil, err
@@ -281,6 +289,45 @@ func (c *Client) send(ctx context.Context, method, path string, query url.Values
 			continue
 		}
 		return resp, nil
+	}
+}
+
+// retryWaits are the pauses before each new try of a request that may be
+// sent again (again).
+var retryWaits = []time.Duration{200 * time.Millisecond, 600 * time.Millisecond}
+
+// again reports whether a request that ended with resp or err is sent
+// once more, after waiting its turn: one whose method may be repeated
+// (GET, HEAD, PUT and DELETE are idempotent in this API: uploads name
+// their offset, a close of a closed session changes nothing) that did not
+// reach a server (a node that died under it, a load balancer's node being
+// replaced) or was answered 502, 503 or 504 (a load balancer with no node
+// for it yet, or a node going away). A POST is never repeated: it could
+// open a second session.
+func again(ctx context.Context, method string, resp *http.Response, err error, tries int) bool {
+	switch method {
+	case http.MethodGet, http.MethodHead, http.MethodPut, http.MethodDelete:
+	default:
+		return false
+	}
+	if tries > len(retryWaits) || ctx.Err() != nil {
+		return false
+	}
+	switch {
+	case err != nil && errors.Is(err, ErrFingerprintMismatch):
+		return false
+	case err != nil:
+	case resp.StatusCode == http.StatusBadGateway, resp.StatusCode == http.StatusServiceUnavailable, resp.StatusCode == http.StatusGatewayTimeout:
+	default:
+		return false
+	}
+	t := time.NewTimer(retryWaits[tries-1])
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return true
+	case <-ctx.Done():
+		return false
 	}
 }
 
