@@ -297,6 +297,14 @@ func (s *Server) Serve(ctx context.Context, ls Listeners) error {
 			ls.API.Close()
 			return errors.New("the embedded MQTT broker needs a listener (Listeners.Broker)")
 		}
+		// Every device comes back at once after a restart: their keys are
+		// read in one go rather than one store read per login.
+		start := time.Now()
+		if n, err := s.deviceKeys.Warm(ctx, s.store); err != nil {
+			s.logger.Warn("could not read the devices' keys ahead; each login reads its own", "err", err)
+		} else {
+			s.logger.Info("read the devices' keys for their logins", "devices", n, "took", time.Since(start).Round(time.Millisecond))
+		}
 		n, err := s.store.MarkAllOffline(ctx)
 		if err != nil {
 			ls.API.Close()

@@ -196,6 +196,39 @@ func (c *Cache) Len() int {
 	return len(c.entries)
 }
 
+// Warm fills the cache with every device's key in st, up to MaxEntries,
+// in one read: a node about to take a reconnect storm (every device of
+// its embedded broker coming back after a restart) then reads nothing
+// more for the devices that exist. It returns how many it kept.
+func (c *Cache) Warm(ctx context.Context, st store.Store) (int, error) {
+	c.mu.Lock()
+	epoch := c.epoch
+	c.mu.Unlock()
+	ds, err := st.ListDevices(ctx, store.DeviceFilter{})
+	if err != nil {
+		return 0, fmt.Errorf("reading every device's key: %w", err)
+	}
+	until := c.cfg.Now().Add(c.cfg.TTL)
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.epoch != epoch { // a change came meanwhile: the list may be older
+		return 0, nil
+	}
+	n := 0
+	for _, d := range ds {
+		if len(c.entries) >= c.cfg.MaxEntries {
+			break
+		}
+		key, err := control.ParseDeviceKey(d.PublicKey)
+		if err != nil {
+			continue // its logins will say why
+		}
+		c.entries[d.FleetName+"/"+d.Name] = entry{key: key, until: until}
+		n++
+	}
+	return n, nil
+}
+
 // StoreLookup reads keys from st: a device that does not exist, deleted
 // ones included, is ErrUnknownDevice.
 func StoreLookup(st store.Store) Lookup {

@@ -246,3 +246,31 @@ func TestUnknownAndFailures(t *testing.T) {
 		t.Errorf("%d entries after ChangesLost; want none", n)
 	}
 }
+
+// TestWarm: a warmed cache answers every device's login without a store
+// read, and still drops a device deleted after.
+func TestWarm(t *testing.T) {
+	t.Parallel()
+	f := newFleet(t, devicekeys.Config{})
+	keys := map[string]ed25519.PublicKey{}
+	for i := range 20 {
+		name := fmt.Sprintf("dev%d", i)
+		keys[name] = f.enroll(t, name)
+	}
+	n, err := f.cache.Warm(t.Context(), f.st)
+	if err != nil || n != 20 {
+		t.Fatalf("Warm = %d, %v; want 20 keys", n, err)
+	}
+	for name, want := range keys {
+		if key, err := f.cache.Key(t.Context(), "acme", name); err != nil || !key.Equal(want) {
+			t.Errorf("%s: %v, %v", name, key, err)
+		}
+	}
+	if n := f.reads.n.Load(); n != 0 {
+		t.Errorf("%d store reads after warming; want none", n)
+	}
+	f.deleteDevice(t, "dev3")
+	if _, err := f.cache.Key(t.Context(), "acme", "dev3"); !errors.Is(err, devicekeys.ErrUnknownDevice) {
+		t.Errorf("a device deleted after warming: %v; want ErrUnknownDevice", err)
+	}
+}
