@@ -96,6 +96,10 @@ const (
 	// CloseDeviceClosed: the server's word for a tunnel_down that gave no
 	// reason.
 	CloseDeviceClosed CloseReason = "device_closed"
+	// CloseRelayLost: the relay node the session was placed on stopped
+	// beating (it died, or lost the database) and neither end said the
+	// session was over.
+	CloseRelayLost CloseReason = "relay_lost"
 )
 
 // TunnelDown is the state message saying session ended for r.
@@ -112,6 +116,7 @@ func CloseReasons() []CloseReason {
 		CloseAgentStopping, CloseUnsupported, CloseNotRecorded, CloseInterrupted,
 		CloseNoConsent, CloseConsentExpired, CloseWrongCodes, CloseRevoked, CloseDenied, CloseConsentTimeout,
 		CloseEngineer, CloseDeviceUnreachable, CloseControlUnavailable, CloseDeviceDisconnected, CloseDeviceClosed,
+		CloseRelayLost,
 	}
 }
 

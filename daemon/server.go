@@ -139,6 +139,7 @@ func (s *Server) openRoles(ctx context.Context) error {
 		UserCA:         s.keys.UserCA,
 		RelayAddr:      s.cfg.Relay.PublicAddr,
 		Place:          (&relays.Placer{Store: s.store}).Place,
+		RelaysHeard:    func(ctx context.Context) (map[string]bool, error) { return relays.Heard(ctx, s.store, 0) },
 		ConnectTimeout: s.cfg.Sessions.ConnectTimeout,
 		IdleTimeout:    s.cfg.Sessions.IdleTimeout,
 		MaxDuration:    s.cfg.Sessions.MaxDuration,

@@ -127,6 +127,29 @@ func (r *Registration) Run(ctx context.Context) {
 	}
 }
 
+// lostAfter is how many intervals of silence make a relay's sessions
+// lost: longer than what stops placement, so that a relay whose beat is
+// only late (a slow database) keeps its sessions.
+const lostAfter = 10
+
+// Heard returns the IDs of the relays heard from in the last lostAfter
+// intervals: an open session placed on any other is lost
+// (session.Config.RelaysHeard).
+func Heard(ctx context.Context, st store.Store, interval time.Duration) (map[string]bool, error) {
+	if interval <= 0 {
+		interval = DefaultInterval
+	}
+	live, err := st.ListRelays(ctx, time.Now().Add(-lostAfter*interval))
+	if err != nil {
+		return nil, fmt.Errorf("listing the live relays: %w", err)
+	}
+	ids := make(map[string]bool, len(live))
+	for _, r := range live {
+		ids[r.ID] = true
+	}
+	return ids, nil
+}
+
 // Placer places sessions on live relays.
 type Placer struct {
 	Store store.Store

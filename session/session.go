@@ -94,6 +94,11 @@ type Config struct {
 	// device and the engineer are told its addresses. Nil: every session
 	// is on this node's relay, RelayAddr.
 	Place func(ctx context.Context, d *store.Device) (*store.Relay, error)
+	// RelaysHeard returns the IDs of the relays heard from lately: an open
+	// session placed on a relay not among them is closed as relay_lost
+	// by the sweeper (a dead relay node cannot close its sessions, and
+	// its devices may not say anything). Nil: not checked.
+	RelaysHeard func(ctx context.Context) (map[string]bool, error)
 	// ConnectTimeout is how long a device has to report tunnel_up. Zero:
 	// 30 s.
 	ConnectTimeout time.Duration
@@ -676,8 +681,18 @@ func (m *Manager) sweep(ctx context.Context) {
 		return
 	}
 	now := m.now()
+	var heard map[string]bool // nil: not known this sweep
+	if m.cfg.RelaysHeard != nil {
+		if heard, err = m.cfg.RelaysHeard(ctx); err != nil && ctx.Err() == nil {
+			m.log.Error("reading the live relays", "err", err)
+		}
+	}
 	for _, ses := range open {
-		if reason := m.overdue(ses, now); reason != "" {
+		reason := m.overdue(ses, now)
+		if reason == "" && heard != nil && ses.RelayID != "" && !heard[ses.RelayID] {
+			reason = control.CloseRelayLost
+		}
+		if reason != "" {
 			if _, err := m.closeSession(ctx, ses.ID, reason, true); err != nil && ctx.Err() == nil {
 				m.log.Error("closing a session past its limit", "session", ses.ID, "reason", reason, "err", err)
 			}
