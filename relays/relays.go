@@ -6,12 +6,15 @@
 // protocol of our own: the store is the only thing the nodes share, as
 // it already is for everything else.
 //
-// A relay is live while it beats every Interval (2 s); one silent for
+// A relay is live while it beats every Interval (1 s); one silent for
 // three intervals gets no new session, so a node that died stops getting
-// sessions within seconds. Placement prefers a relay of the device's
-// region (its label region=, against the relay's region), then the one
-// with the fewest open sessions, choosing at random among equals so that
-// sessions asked for at once spread.
+// sessions within seconds, and the open sessions of one silent for ten
+// intervals are closed as relay_lost (session.Config.RelaysHeard). Every
+// time here is the database's clock (store.Relays.Now), so nodes whose
+// clocks differ still agree on which relays are live. Placement prefers a
+// relay of the device's region (its label region=, against the relay's
+// region), then the one with the fewest open sessions, choosing at random
+// among equals so that sessions asked for at once spread.
 package relays
 
 import (
@@ -53,7 +56,6 @@ type Registration struct {
 	// Interval is how often it beats. Zero: DefaultInterval.
 	Interval time.Duration
 	Logger   *slog.Logger
-	Now      func() time.Time
 
 	started bool
 	failing bool // the last beat failed, and said so
@@ -67,13 +69,9 @@ func (r *Registration) start() {
 	if r.Interval <= 0 {
 		r.Interval = DefaultInterval
 	}
-	if r.Now == nil {
-		r.Now = time.Now
-	}
 	if r.Logger == nil {
 		r.Logger = slog.New(slog.DiscardHandler)
 	}
-	r.Relay.StartedAt = r.Now()
 }
 
 // Beat records the relay as alive now (registering it the first time),
@@ -81,10 +79,17 @@ func (r *Registration) start() {
 // beat succeeds again, and returned.
 func (r *Registration) Beat(ctx context.Context) error {
 	r.start()
-	r.Relay.HeartbeatAt = r.Now()
 	bctx, cancel := context.WithTimeout(ctx, r.Interval)
 	defer cancel()
-	err := r.Store.HeartbeatRelay(bctx, &r.Relay)
+	// The database's clock, which every node reads alike.
+	now, err := r.Store.Now(bctx)
+	if err == nil {
+		r.Relay.HeartbeatAt = now
+		if r.Relay.StartedAt.IsZero() {
+			r.Relay.StartedAt = now
+		}
+		err = r.Store.HeartbeatRelay(bctx, &r.Relay)
+	}
 	if err == nil {
 		// Any live node clears what died long ago.
 		_, err = r.Store.DeleteRelays(bctx, "", r.Relay.HeartbeatAt.Add(-forgetAfter))
@@ -139,7 +144,11 @@ func Heard(ctx context.Context, st store.Store, interval time.Duration) (map[str
 	if interval <= 0 {
 		interval = DefaultInterval
 	}
-	live, err := st.ListRelays(ctx, time.Now().Add(-lostAfter*interval))
+	now, err := st.Now(ctx)
+	if err != nil {
+		return nil, err
+	}
+	live, err := st.ListRelays(ctx, now.Add(-lostAfter*interval))
 	if err != nil {
 		return nil, fmt.Errorf("listing the live relays: %w", err)
 	}
@@ -155,7 +164,6 @@ type Placer struct {
 	Store store.Store
 	// Interval is the relays' heartbeat interval. Zero: DefaultInterval.
 	Interval time.Duration
-	Now      func() time.Time
 }
 
 // Place chooses the relay for a new session on d.
@@ -164,11 +172,11 @@ func (p *Placer) Place(ctx context.Context, d *store.Device) (*store.Relay, erro
 	if interval <= 0 {
 		interval = DefaultInterval
 	}
-	now := time.Now
-	if p.Now != nil {
-		now = p.Now
+	now, err := p.Store.Now(ctx) // the clock the relays beat by
+	if err != nil {
+		return nil, err
 	}
-	live, err := p.Store.ListRelays(ctx, now().Add(-deadAfter*interval))
+	live, err := p.Store.ListRelays(ctx, now.Add(-deadAfter*interval))
 	if err != nil {
 		return nil, fmt.Errorf("listing the live relays: %w", err)
 	}

@@ -24,8 +24,12 @@ type Relay struct {
 	Sessions int
 }
 
-// Relays is the registry of the server nodes' relays.
+// Relays is the registry of the server nodes' relays. Its times are the
+// database's (Now), so that nodes whose clocks differ still agree on which
+// relays are live.
 type Relays interface {
+	// Now is the database's clock.
+	Now(ctx context.Context) (time.Time, error)
 	// HeartbeatRelay records r as alive at r.HeartbeatAt, adding it if
 	// it is new.
 	HeartbeatRelay(ctx context.Context, r *Relay) error

@@ -8,6 +8,15 @@ import (
 	"github.com/porthole/porthole/store"
 )
 
+// Now is the database's clock; see store.Relays.
+func (s *Store) Now(ctx context.Context) (time.Time, error) {
+	var ms int64
+	if err := s.db.QueryRowContext(ctx, "SELECT "+s.dialect.NowMillis).Scan(&ms); err != nil {
+		return time.Time{}, fmt.Errorf("store: read the database's clock: %w", err)
+	}
+	return time.UnixMilli(ms).UTC(), nil
+}
+
 // HeartbeatRelay records r as alive; see store.Relays.
 func (s *Store) HeartbeatRelay(ctx context.Context, r *store.Relay) error {
 	r.HeartbeatAt = normalTime(orNow(r.HeartbeatAt, time.Now()))

@@ -45,6 +45,13 @@ func testRelays(t *testing.T, s store.Store) {
 		t.Errorf("relays = %s; want rly_1 with no session, rly_2 started a minute earlier with its one open session", show(got))
 	}
 
+	// The database's clock is this machine's, near enough.
+	now, err := s.Now(ctx)
+	ok(t, "Now", err)
+	if d := time.Since(now); d < -time.Second || d > time.Second {
+		t.Errorf("the database's clock says %v, %v from this machine's", now, d)
+	}
+
 	n, err := s.DeleteRelays(ctx, "rly_1", t0.Add(-time.Hour))
 	ok(t, "DeleteRelays by ID", err)
 	equal(t, "removed", n, 1)
