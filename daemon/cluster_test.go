@@ -20,10 +20,12 @@ import (
 
 	"golang.org/x/crypto/ssh"
 
+	"github.com/eclipse/paho.golang/paho"
 	"github.com/porthole/porthole/apiclient"
 	"github.com/porthole/porthole/apitype"
 	"github.com/porthole/porthole/control"
 	"github.com/porthole/porthole/internal/testmosquitto"
+	"github.com/porthole/porthole/internal/testwait"
 	"github.com/porthole/porthole/session"
 	"github.com/porthole/porthole/store"
 	"github.com/porthole/porthole/store/storetest"
@@ -39,8 +41,9 @@ type node struct {
 // startNodes starts n server nodes on one PostgreSQL database, with one
 // data directory (the keys every node shares) and their own listeners.
 // Each node's relay advertises its own API listener, where its second
-// protocol is served; tweak, if not nil, changes node i's config.
-func startNodes(t *testing.T, n int, tweak func(i int, cfg *Config)) []*node {
+// protocol is served; tweak, if not nil, changes node i's config, knowing
+// the nodes started before it.
+func startNodes(t *testing.T, n int, tweak func(i int, cfg *Config, started []*node)) []*node {
 	t.Helper()
 	dir := filepath.Join(t.TempDir(), "data")
 	if err := Init(t.Context(), InitOptions{DataDir: dir, AdminEmail: "ops@example.com", PublicURL: "https://127.0.0.1:1"}, &bytes.Buffer{}); err != nil {
@@ -57,7 +60,7 @@ func startNodes(t *testing.T, n int, tweak func(i int, cfg *Config)) []*node {
 		ncfg := *cfg
 		ncfg.Relay.Advertise, ncfg.Relay.PublicAddr = nd.api.Addr().String(), nd.relay.Addr().String()
 		if tweak != nil {
-			tweak(i, &ncfg)
+			tweak(i, &ncfg, nodes)
 		}
 		srv, err := Open(t.Context(), &ncfg, discardLogger())
 		if err != nil {
@@ -272,7 +275,7 @@ func TestTwoNodes(t *testing.T) {
 func TestPlacementAcrossNodes(t *testing.T) {
 	t.Parallel()
 	regions := []string{"eu", "us"}
-	nodes := startNodes(t, 2, func(i int, cfg *Config) { cfg.Relay.Region = regions[i] })
+	nodes := startNodes(t, 2, func(i int, cfg *Config, _ []*node) { cfg.Relay.Region = regions[i] })
 	eu, us := nodes[0], nodes[1]
 	ctx := t.Context()
 	fleet := &store.Fleet{Name: "acme"}
@@ -352,7 +355,7 @@ func TestRoles(t *testing.T) {
 	t.Parallel()
 	m := startMosquitto(t, nil)
 	roles := [][]string{{RoleAPI}, {RoleRelay}}
-	nodes := startNodes(t, 2, func(i int, cfg *Config) {
+	nodes := startNodes(t, 2, func(i int, cfg *Config, _ []*node) {
 		cfg.Roles = roles[i]
 		cfg.Broker = BrokerConfig{URL: "mqtt://" + m.Addr(testmosquitto.DeviceListener), ShareGroup: "roles"}
 		if err := cfg.Validate(); err != nil {
@@ -420,5 +423,97 @@ func TestRoles(t *testing.T) {
 	}
 	if o.Session.RelayID != relayNode.relayID {
 		t.Errorf("the session was placed on %q; want the relay node's %s", o.Session.RelayID, relayNode.relayID)
+	}
+}
+
+// TestBrokerNode: the embedded broker runs on one node, and a node without
+// the broker role reaches the devices through it (broker.node), logged in
+// with what the deployment's keys give and that node's certificate pinned:
+// a session it opens reaches the device there. A node of another
+// deployment pointed at it is refused, in words.
+func TestBrokerNode(t *testing.T) {
+	t.Parallel()
+	nodes := startNodes(t, 2, func(i int, cfg *Config, started []*node) {
+		if i == 1 {
+			cfg.Roles = []string{RoleAPI, RoleRelay}
+			cfg.Broker = BrokerConfig{Node: "mqtts://" + started[0].broker.Addr().String()}
+			if err := cfg.Validate(); err != nil {
+				t.Fatal(err)
+			}
+		}
+	})
+	brokerNode, apiNode := nodes[0], nodes[1]
+	testwait.For(t, waitTimeout, "the API node to reach the broker node", func() bool { return apiNode.client.Connected() })
+
+	ctx := t.Context()
+	fleet := &store.Fleet{Name: "acme"}
+	if err := apiNode.Store().CreateFleet(ctx, fleet); err != nil {
+		t.Fatal(err)
+	}
+	dev := brokerNode.at(t, apiNode.enroll(t, fleet, "dev1"))
+	mc, _, err := dev.connect(t)
+	if err != nil {
+		t.Fatalf("the device's login to the broker node was refused: %v", err)
+	}
+	cmds := make(chan string, 4)
+	mc.AddOnPublishReceived(func(pr paho.PublishReceived) (bool, error) {
+		cmds <- pr.Packet.Topic
+		return true, nil
+	})
+	cmdTopic, _ := control.CmdTopic("acme", "dev1")
+	if _, err := mc.Subscribe(ctx, &paho.Subscribe{Subscriptions: []paho.SubscribeOptions{{Topic: cmdTopic, QoS: 1}}}); err != nil {
+		t.Fatal(err)
+	}
+
+	d, err := apiNode.Store().GetDeviceByName(ctx, fleet.ID, "dev1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	u := &store.User{Email: "eng@example.com"}
+	if err := apiNode.Store().CreateUser(ctx, u); err != nil {
+		t.Fatal(err)
+	}
+	pub, _, err := ed25519.GenerateKey(rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	engSSH, err := ssh.NewPublicKey(pub)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := apiNode.sessions.Open(ctx, session.Request{Device: d, User: u, PublicKey: engSSH, Ports: []int{22}, Reason: "ticket 4"}); err != nil {
+		t.Fatalf("the API node could not open a session through the broker node: %v", err)
+	}
+	select {
+	case topic := <-cmds:
+		if topic != cmdTopic {
+			t.Errorf("the device got a command on %s", topic)
+		}
+	case <-time.After(waitTimeout):
+		t.Fatal("the API node's open command did not reach the device on the broker node")
+	}
+
+	// Another deployment's node (its own keys) pointed at this broker.
+	other := filepath.Join(t.TempDir(), "other")
+	if err := Init(ctx, InitOptions{DataDir: other, AdminEmail: "ops@example.com", PublicURL: "https://127.0.0.1:1"}, &bytes.Buffer{}); err != nil {
+		t.Fatal(err)
+	}
+	cfg, err := LoadConfig(filepath.Join(other, ConfigFileName))
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg.Roles = []string{RoleAPI, RoleRelay}
+	cfg.Broker = BrokerConfig{Node: "mqtts://" + brokerNode.broker.Addr().String()}
+	if err := cfg.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	srv, err := Open(ctx, cfg, discardLogger())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer srv.Close()
+	err = srv.Serve(ctx, Listeners{API: listen(t), Relay: listen(t)})
+	if err == nil || !strings.Contains(err.Error(), "broker.node") || !strings.Contains(err.Error(), "not this deployment's") {
+		t.Errorf("another deployment's node served with this broker: %v; want a refusal naming broker.node and the certificate", err)
 	}
 }

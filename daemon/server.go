@@ -6,6 +6,7 @@
 package daemon
 
 import (
+	"cmp"
 	"context"
 	"crypto/rand"
 	"crypto/tls"
@@ -180,7 +181,7 @@ func (s *Server) openRoles(ctx context.Context) error {
 // Serve.
 func (s *Server) openControl() error {
 	if !s.cfg.Broker.External() {
-		b, err := newBroker(s.deviceKeys, s.presence, s.logger)
+		b, err := newBroker(s.deviceKeys, s.keys, s.presence, s.logger)
 		if err != nil {
 			return err
 		}
@@ -190,7 +191,7 @@ func (s *Server) openControl() error {
 		}
 		return nil
 	}
-	client, err := newBrokerClient(s.cfg.Broker, s.logger)
+	client, err := newBrokerClient(s.cfg.Broker, s.keys, s.logger)
 	if err != nil {
 		return err
 	}
@@ -392,7 +393,7 @@ func (s *Server) Serve(ctx context.Context, ls Listeners) error {
 		running++
 		go func() { errc <- s.runExternal(ctlCtx) }()
 		s.logger.Info("serving", "api", "https://"+ls.API.Addr().String(), "public_url", s.cfg.PublicURL,
-			"external_broker", s.cfg.Broker.URL, "broker_public_url", s.cfg.Broker.PublicURL)
+			"external_broker", cmp.Or(s.cfg.Broker.URL, s.cfg.Broker.Node), "broker_public_url", s.cfg.Broker.PublicURL)
 	}
 
 	if relayRole {
