@@ -16,12 +16,14 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/url"
 	"path/filepath"
 	"strings"
 	"sync"
 	"time"
 
 	"github.com/porthole/porthole/api"
+	"github.com/porthole/porthole/apiclient"
 	"github.com/porthole/porthole/audit"
 	"github.com/porthole/porthole/broker"
 	"github.com/porthole/porthole/brokerclient"
@@ -133,6 +135,10 @@ func (s *Server) openRoles(ctx context.Context) error {
 	if err := s.openControl(); err != nil {
 		return err
 	}
+	publicURL, err := url.Parse(s.cfg.PublicURL)
+	if err != nil {
+		return fmt.Errorf("public_url %q: %w", s.cfg.PublicURL, err)
+	}
 	s.sessions, err = session.New(session.Config{
 		Store:          s.store,
 		Publish:        func(topic string, payload []byte) error { return s.pubsub.Publish(topic, payload, false, 1) },
@@ -140,6 +146,7 @@ func (s *Server) openRoles(ctx context.Context) error {
 		UserCA:         s.keys.UserCA,
 		RelayAddr:      s.cfg.Relay.PublicAddr,
 		Place:          (&relays.Placer{Store: s.store}).Place,
+		DefaultRelay2:  apiclient.ServerAddr(publicURL),
 		RelaysHeard:    func(ctx context.Context) (map[string]bool, error) { return relays.Heard(ctx, s.store, 0) },
 		ConnectTimeout: s.cfg.Sessions.ConnectTimeout,
 		IdleTimeout:    s.cfg.Sessions.IdleTimeout,

@@ -94,6 +94,13 @@ type Config struct {
 	// device and the engineer are told its addresses. Nil: every session
 	// is on this node's relay, RelayAddr.
 	Place func(ctx context.Context, d *store.Device) (*store.Relay, error)
+	// DefaultRelay2 is where a device dials the relay when its open
+	// command names none: the server it enrolled with. A session placed
+	// there goes without relay2 in its command, so that agents older than
+	// the field (they refuse a command with a field they do not know, as
+	// they must for a restriction they would otherwise ignore) keep
+	// working with one node.
+	DefaultRelay2 string
 	// RelaysHeard returns the IDs of the relays heard from lately: an open
 	// session placed on a relay not among them is closed as relay_lost
 	// by the sweeper (a dead relay node cannot close its sessions, and
@@ -263,7 +270,7 @@ func (m *Manager) Open(ctx context.Context, req Request) (*Opened, error) {
 	}
 	cmd := control.Command{
 		Type: control.TypeOpen, Session: ses.ID, Fleet: ses.FleetName, Device: ses.DeviceName,
-		Relay: cmp.Or(ses.RelaySSHAddr, m.cfg.RelayAddr), Relay2: ses.RelayAddr, Ports: req.Ports,
+		Relay: cmp.Or(ses.RelaySSHAddr, m.cfg.RelayAddr), Relay2: relay2(ses.RelayAddr, m.cfg.DefaultRelay2), Ports: req.Ports,
 		IdleTimeoutS: int(idle / time.Second), MaxDurationS: int(maxDur / time.Second),
 		// A device that gets the command after the server has given up on
 		// it must not act on it.
@@ -286,6 +293,15 @@ func (m *Manager) Open(ctx context.Context, req Request) (*Opened, error) {
 	}
 	m.log.Info("session requested", "session", ses.ID, "fleet", ses.FleetName, "device", ses.DeviceName, "user", req.User.Email)
 	return &Opened{Session: got, Certificate: cert}, nil
+}
+
+// relay2 is the command's relay2 for a session placed at addr: empty
+// where the device would dial anyway.
+func relay2(addr, dflt string) string {
+	if addr == dflt {
+		return ""
+	}
+	return addr
 }
 
 // joinPorts writes ports as "22,80" for the audit log.

@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/ed25519"
 	"crypto/rand"
+	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"maps"
@@ -358,6 +359,52 @@ func TestRelayLost(t *testing.T) {
 	if ses, _ := fx.m.Get(t.Context(), onB.Session.ID); ses.State != store.SessionActive {
 		t.Errorf("the session on the live relay is %s (%s)", ses.State, ses.CloseReason)
 	}
+}
+
+// TestRelay2LeftOutAtTheDefault: a session placed on the relay the device
+// dials anyway goes without relay2 in its command, which agents older
+// than the field refuse (they decode commands strictly).
+func TestRelay2LeftOutAtTheDefault(t *testing.T) {
+	t.Parallel()
+	var payloads []string
+	var mu sync.Mutex
+	fx := newFixture(t, func(c *Config) {
+		c.DefaultRelay2 = "porthole.example.com:443"
+		c.Place = func(context.Context, *store.Device) (*store.Relay, error) {
+			return &store.Relay{ID: "rly_1", Addr: "porthole.example.com:443", SSHAddr: "porthole.example.com:2222"}, nil
+		}
+		publish := c.Publish
+		c.Publish = func(topic string, payload []byte) error {
+			mu.Lock()
+			payloads = append(payloads, string(payload))
+			mu.Unlock()
+			return publish(topic, payload)
+		}
+	})
+	fx.open(t, nil)
+	if c := fx.cmd(t); c.Relay2 != "" || c.Relay != "porthole.example.com:2222" {
+		t.Errorf("command relay %q, relay2 %q; want the SSH relay and no relay2", c.Relay, c.Relay2)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	for _, p := range payloads {
+		env, _ := base64.StdEncoding.DecodeString(envelopePayload(t, p))
+		if strings.Contains(string(env), "relay2") {
+			t.Errorf("the signed command holds relay2: %s", env)
+		}
+	}
+}
+
+// envelopePayload is the base64 payload of a signed envelope.
+func envelopePayload(t *testing.T, envelope string) string {
+	t.Helper()
+	var e struct {
+		Payload string `json:"payload"`
+	}
+	if err := json.Unmarshal([]byte(envelope), &e); err != nil {
+		t.Fatal(err)
+	}
+	return e.Payload
 }
 
 func TestControlUnavailable(t *testing.T) {
