@@ -7,6 +7,7 @@ import (
 	"crypto/rand"
 	"crypto/tls"
 	"crypto/x509"
+	"database/sql"
 	"fmt"
 	"io"
 	"net"
@@ -82,6 +83,17 @@ func startNodes(t *testing.T, n int, tweak func(i int, cfg *Config, started []*n
 		}
 		t.Cleanup(nd.stop)
 		nodes = append(nodes, nd)
+	}
+	// Serve registers a relay before it serves the API: wait for each,
+	// so that the test's first session finds every relay.
+	for _, nd := range nodes {
+		if !nd.cfg.Has(RoleRelay) {
+			continue
+		}
+		testwait.For(t, waitTimeout, "the relay of a node to register", func() bool {
+			live, err := nd.Store().ListRelays(t.Context(), time.Time{})
+			return err == nil && slices.ContainsFunc(live, func(r *store.Relay) bool { return r.ID == nd.relayID })
+		})
 	}
 	return nodes
 }
@@ -515,5 +527,102 @@ func TestBrokerNode(t *testing.T) {
 	err = srv.Serve(ctx, Listeners{API: listen(t), Relay: listen(t)})
 	if err == nil || !strings.Contains(err.Error(), "broker.node") || !strings.Contains(err.Error(), "not this deployment's") {
 		t.Errorf("another deployment's node served with this broker: %v; want a refusal naming broker.node and the certificate", err)
+	}
+}
+
+// TestForgedNotices: anyone who can connect to the database can NOTIFY on
+// the deployment's channel. A forged notice that a device was deleted, a
+// session closed or changes lost cuts nothing: the node checks the store
+// first.
+func TestForgedNotices(t *testing.T) {
+	t.Parallel()
+	nd := startNodes(t, 1, nil)[0]
+	ctx := t.Context()
+	fleet := &store.Fleet{Name: "acme"}
+	if err := nd.Store().CreateFleet(ctx, fleet); err != nil {
+		t.Fatal(err)
+	}
+	dev := nd.at(t, nd.enroll(t, fleet, "dev1"))
+	mc, _, err := dev.connect(t)
+	if err != nil {
+		t.Fatal(err)
+	}
+	d, err := nd.Store().GetDeviceByName(ctx, fleet.ID, "dev1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	u := &store.User{Email: "eng@example.com"}
+	if err := nd.Store().CreateUser(ctx, u); err != nil {
+		t.Fatal(err)
+	}
+	pub, priv, _ := ed25519.GenerateKey(rand.Reader)
+	engSSH, _ := ssh.NewPublicKey(pub)
+	o, err := nd.sessions.Open(ctx, session.Request{Device: d, User: u, PublicKey: engSSH, Ports: []int{22}, Reason: "ticket 5"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	signer, _ := ssh.NewSignerFromKey(priv)
+	cert, _ := ssh.NewCertSigner(o.Certificate, signer)
+	eng, err := nd.sshLogin("engineer", cert)
+	if err != nil {
+		t.Fatal(err)
+	}
+	testwait.For(t, waitTimeout, "the relay to hold the engineer's session", func() bool {
+		return slices.Contains(nd.Server.relay.Sessions(), o.Session.ID)
+	})
+
+	// An outsider's connection to the same database.
+	db, err := sql.Open("pgx", nd.cfg.Database)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	var schema string
+	if err := db.QueryRowContext(ctx, "SELECT current_schema()").Scan(&schema); err != nil {
+		t.Fatal(err)
+	}
+	channel := "porthole_changes_" + schema
+	for _, forged := range []string{
+		`{"n":"node_x","k":"device_deleted","f":"acme","d":"dev1"}`,
+		`{"n":"node_x","k":"session_changed","f":"acme","d":"dev1","s":"` + o.Session.ID + `","st":"closed"}`,
+		`{"n":"node_x","k":"changes_lost"}`,
+		`{"n":"node_x","k":"fleet_deleted","f":"acme"}`,
+		`{"n":"node_x","k":"what_is_this"}`,
+		`not json`,
+	} {
+		if _, err := db.ExecContext(ctx, "SELECT pg_notify($1, $2)", channel, forged); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// A change from another node after them (the outsider's connection
+	// stands in for it): the listener hands notices over in order, so once
+	// it is heard the forged ones were handled, and the store checks they
+	// started are running; wait for those.
+	heard := make(chan struct{})
+	var once sync.Once
+	nd.Store().Watch(ctx, func(c store.Change) {
+		if c.Kind == store.FleetDeleted && c.Fleet == "probe" {
+			once.Do(func() { close(heard) })
+		}
+	})
+	if _, err := db.ExecContext(ctx, "SELECT pg_notify($1, $2)", channel, `{"n":"node_y","k":"fleet_deleted","f":"probe"}`); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-heard:
+	case <-time.After(waitTimeout):
+		t.Fatal("the node heard no notice")
+	}
+	nd.Server.background.Wait()
+	select {
+	case <-mc.Done():
+		t.Error("a forged notice cut the device off the broker")
+	default:
+	}
+	if closedWithin(eng, 200*time.Millisecond) {
+		t.Error("a forged notice cut the engineer off the relay")
+	}
+	if _, _, err := dev.connect(t); err != nil {
+		t.Errorf("the device could not log in again after forged notices: %v", err)
 	}
 }

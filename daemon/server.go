@@ -20,6 +20,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/porthole/porthole/api"
@@ -61,8 +62,12 @@ type Server struct {
 	deviceKeys *devicekeys.Cache
 	// stopWatching ends the watch of the store's changes.
 	stopWatching context.CancelFunc
-	// background holds what applyChange starts; Close waits for it.
+	// background holds what applyChange starts; Close waits for it, and
+	// nothing starts once bgClosed is set (guarded by bgMu).
 	background sync.WaitGroup
+	bgMu       sync.Mutex
+	bgClosed   bool
+	rechecking atomic.Bool // a recheckRelay runs
 	// audit appends the events outsiders can cause (relay refusals,
 	// rejected commands) at a bounded rate; see audit.go.
 	audit *audit.Queue
@@ -532,6 +537,9 @@ func (s *Server) Close() error {
 			s.stopWatching()
 		}
 		errs := []error{s.closeControl(), s.closeRelay()}
+		s.bgMu.Lock()
+		s.bgClosed = true
+		s.bgMu.Unlock()
 		s.background.Wait() // before the store closes under it
 		if s.sessions != nil {
 			if err := s.sessions.Close(); !errors.Is(err, session.ErrClosed) {

@@ -171,8 +171,9 @@ func (s *Store) listen(ctx context.Context) {
 			first, wait = false, listenRetry
 		}, func(payload string) {
 			var n notice
-			// This node's own changes were delivered as they committed.
-			if json.Unmarshal([]byte(payload), &n) == nil && n.Kind != "" && n.Node != s.feed.node {
+			// This node's own changes were delivered as they committed;
+			// ChangesLost is this node's own word, never another's.
+			if json.Unmarshal([]byte(payload), &n) == nil && n.Node != s.feed.node && fromWire(n.Kind) {
 				s.deliver(n.Change)
 			}
 		})
@@ -196,4 +197,16 @@ func (s *Store) stopListening() {
 		stop()
 		<-done
 	}
+}
+
+// fromWire reports whether a change of kind may come from another node:
+// the kinds stores announce, nothing else. Anyone who can connect to the
+// database can NOTIFY, so what arrives is a hint that the handlers check
+// against the store before they act (store.Changes).
+func fromWire(kind store.ChangeKind) bool {
+	switch kind {
+	case store.DeviceEnrolled, store.DeviceDeleted, store.FleetDeleted, store.SessionChanged:
+		return true
+	}
+	return false
 }
