@@ -74,26 +74,18 @@ func (r *Registration) start() {
 	}
 }
 
-// Beat records the relay as alive now (registering it the first time),
-// and clears relays that died long ago. A failure is logged once until a
-// beat succeeds again, and returned.
+// Beat records the relay as alive now, by the database's clock, in one
+// statement (registering it the first time). A failure is logged once
+// until a beat succeeds again, and returned.
 func (r *Registration) Beat(ctx context.Context) error {
 	r.start()
-	bctx, cancel := context.WithTimeout(ctx, r.Interval)
+	// Three intervals to answer: a slow database must not make a live
+	// relay look dead.
+	bctx, cancel := context.WithTimeout(ctx, deadAfter*r.Interval)
 	defer cancel()
-	// The database's clock, which every node reads alike.
-	now, err := r.Store.Now(bctx)
-	if err == nil {
-		r.Relay.HeartbeatAt = now
-		if r.Relay.StartedAt.IsZero() {
-			r.Relay.StartedAt = now
-		}
-		err = r.Store.HeartbeatRelay(bctx, &r.Relay)
-	}
-	if err == nil {
-		// Any live node clears what died long ago.
-		_, err = r.Store.DeleteRelays(bctx, "", r.Relay.HeartbeatAt.Add(-forgetAfter))
-	}
+	beat := r.Relay
+	beat.HeartbeatAt = time.Time{} // the database's clock
+	err := r.Store.HeartbeatRelay(bctx, &beat)
 	switch {
 	case err != nil && !r.failing && ctx.Err() == nil:
 		r.Logger.Error("could not record this relay as alive; other nodes will stop placing sessions here", "relay", r.Relay.ID, "err", err)
@@ -103,6 +95,19 @@ func (r *Registration) Beat(ctx context.Context) error {
 		r.failing = false
 	}
 	return err
+}
+
+// sweep clears the relays that died long ago (any live node does).
+func (r *Registration) sweep(ctx context.Context) {
+	sctx, cancel := context.WithTimeout(ctx, deadAfter*r.Interval)
+	defer cancel()
+	now, err := r.Store.Now(sctx)
+	if err == nil {
+		_, err = r.Store.DeleteRelays(sctx, "", now.Add(-forgetAfter))
+	}
+	if err != nil && ctx.Err() == nil {
+		r.Logger.Warn("could not clear relays that died long ago", "err", err)
+	}
 }
 
 // Run beats at once and every Interval until ctx is done, then removes
@@ -117,10 +122,13 @@ func (r *Registration) Run(ctx context.Context) {
 	}
 	tick := time.NewTicker(r.Interval)
 	defer tick.Stop()
-	for {
+	for beats := 1; ; beats++ {
 		select {
 		case <-tick.C:
 			r.Beat(ctx)
+			if beats%60 == 0 {
+				r.sweep(ctx)
+			}
 		case <-ctx.Done():
 			dctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
 			defer cancel()
@@ -137,24 +145,32 @@ func (r *Registration) Run(ctx context.Context) {
 // only late (a slow database) keeps its sessions.
 const lostAfter = 10
 
-// Heard returns the IDs of the relays heard from in the last lostAfter
-// intervals: an open session placed on any other is lost
-// (session.Config.RelaysHeard).
+// Heard returns the IDs of the relays heard from within lostAfter
+// intervals of the newest heartbeat of any relay: an open session placed
+// on any other is lost (session.Config.RelaysHeard). Measured from the
+// newest heartbeat, not from now, so that a database that stalls, which
+// stops every relay's beats at once, loses no session; and a node's own
+// running relay, whose beats are the newest when it is alone, is never
+// lost to its own sweeper.
 func Heard(ctx context.Context, st store.Store, interval time.Duration) (map[string]bool, error) {
 	if interval <= 0 {
 		interval = DefaultInterval
 	}
-	now, err := st.Now(ctx)
+	all, err := st.ListRelays(ctx, time.Time{})
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("listing the relays: %w", err)
 	}
-	live, err := st.ListRelays(ctx, now.Add(-lostAfter*interval))
-	if err != nil {
-		return nil, fmt.Errorf("listing the live relays: %w", err)
+	var newest time.Time
+	for _, r := range all {
+		if r.HeartbeatAt.After(newest) {
+			newest = r.HeartbeatAt
+		}
 	}
-	ids := make(map[string]bool, len(live))
-	for _, r := range live {
-		ids[r.ID] = true
+	ids := make(map[string]bool, len(all))
+	for _, r := range all {
+		if !r.HeartbeatAt.Before(newest.Add(-lostAfter * interval)) {
+			ids[r.ID] = true
+		}
 	}
 	return ids, nil
 }

@@ -30,8 +30,9 @@ type Relay struct {
 type Relays interface {
 	// Now is the database's clock.
 	Now(ctx context.Context) (time.Time, error)
-	// HeartbeatRelay records r as alive at r.HeartbeatAt, adding it if
-	// it is new.
+	// HeartbeatRelay records r as alive at r.HeartbeatAt (zero: now, by
+	// the database's clock), adding it if it is new; its start is its
+	// first heartbeat.
 	HeartbeatRelay(ctx context.Context, r *Relay) error
 	// ListRelays lists the relays heard from at or after since, each with
 	// its number of open sessions, in ID order.
