@@ -3,6 +3,7 @@ package api
 import (
 	"cmp"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"maps"
 	"net/http"
@@ -40,6 +41,7 @@ const DefaultPresenceResync = 15 * time.Second
 const (
 	endLoggedOut = "logged_out"
 	endShutdown  = "shutdown"
+	endNoAccess  = "no_access"
 )
 
 const (
@@ -59,7 +61,7 @@ var presenceBody = rawBody{answers: []rawAnswer{{status: http.StatusOK,
 // streamPresence is GET /api/v1/presence.
 func (s *Server) streamPresence(c *call) error {
 	fleetName := c.r.URL.Query().Get("fleet")
-	scope, err := c.fleetScope(fleetName)
+	scope, err := c.presenceScope(fleetName)
 	if err != nil {
 		return err
 	}
@@ -86,11 +88,12 @@ func (s *Server) streamPresence(c *call) error {
 	}
 	// Watching before reading: a change that lands in between is applied
 	// on top of the snapshot, and a change applied twice is the same.
-	ds, err := s.store.ListDevices(c.ctx, store.DeviceFilter{FleetIDs: scope})
+	ds, err := s.store.ListDevices(c.ctx, store.DeviceFilter{FleetIDs: scope.ids})
 	if err != nil {
 		return fmt.Errorf("listing devices: %w", err)
 	}
 	v := newPresenceView(ds)
+	v.fleets = scope.names
 
 	h := c.w.Header()
 	h.Set("Content-Type", "text/event-stream")
@@ -106,8 +109,21 @@ func (s *Server) streamPresence(c *call) error {
 	}
 	tick := time.NewTicker(s.presenceResync)
 	defer tick.Stop()
+	// A resync the stream's own events ask for (it fell behind, or heard
+	// of a device it has not listed) comes at most once a second: a storm
+	// of changes must not become a storm of queries.
+	var soon <-chan time.Time
+	last := time.Now()
+	resyncSoon := func() {
+		if soon == nil {
+			soon = time.After(time.Until(last.Add(minResync)))
+		}
+	}
 	for {
-		var err error
+		var (
+			err    error
+			resync bool
+		)
 		select {
 		case <-c.ctx.Done():
 			return nil
@@ -119,16 +135,21 @@ func (s *Server) streamPresence(c *call) error {
 			switch {
 			case d != nil:
 				err = es.send(apitype.PresenceDevice, d)
-			case !known:
-				// A device this stream has not listed: enrolled since, in
-				// another fleet, or a name unknown to the store. Reading
-				// the store tells which.
-				_, err = s.resyncPresence(c, fleetName, v, es)
+			case !known && v.inScope(ch.Fleet):
+				// A device of the stream's fleets it has not listed:
+				// enrolled since, or a name the store no longer has.
+				resyncSoon()
 			}
 		case <-behind:
-			_, err = s.resyncPresence(c, fleetName, v, es)
+			resyncSoon()
+		case <-soon:
+			soon, resync = nil, true
 		case <-tick.C:
+			resync = true
+		}
+		if resync && err == nil {
 			var ended bool
+			last = time.Now()
 			if ended, err = s.resyncPresence(c, fleetName, v, es); ended {
 				return nil
 			}
@@ -140,32 +161,78 @@ func (s *Server) streamPresence(c *call) error {
 			if c.ctx.Err() == nil {
 				log.Debug("presence stream ended", "err", err)
 			}
-			return nil
+			return nil // the client reconnects, and is checked again
 		}
 	}
 }
 
+// minResync is the least time between two resyncs a stream asks for
+// itself.
+const minResync = time.Second
+
+// presenceScope is the fleets a presence stream shows: their IDs, to list
+// their devices, and their names, to pick the tracker's changes; nil for
+// every fleet (administrators).
+type presenceScope struct {
+	ids   []string
+	names map[string]bool
+}
+
+// presenceScope is the scope of a stream of fleet fleetName, or of every
+// fleet of the caller's for "".
+func (c *call) presenceScope(fleetName string) (presenceScope, error) {
+	if fleetName != "" {
+		f, _, err := c.fleet(fleetName)
+		if err != nil {
+			return presenceScope{}, err
+		}
+		return presenceScope{ids: []string{f.ID}, names: map[string]bool{f.Name: true}}, nil
+	}
+	if c.user.Admin {
+		return presenceScope{}, nil
+	}
+	ms, err := c.s.store.Memberships(c.ctx, c.user.ID)
+	if err != nil {
+		return presenceScope{}, fmt.Errorf("listing the caller's roles: %w", err)
+	}
+	sc := presenceScope{ids: make([]string, 0, len(ms)), names: make(map[string]bool, len(ms))} // empty, not nil: no fleets, nothing
+	for _, m := range ms {
+		sc.ids = append(sc.ids, m.FleetID)
+		sc.names[m.FleetName] = true
+	}
+	return sc, nil
+}
+
 // resyncPresence checks the caller again and sends what changed in the
 // store since the view was last brought up to date. It reports whether it
-// ended the stream.
+// ended the stream, having said why; an error ends it without a word (the
+// client reconnects, and is checked again).
 func (s *Server) resyncPresence(c *call, fleetName string, v *presenceView, es *eventStream) (ended bool, err error) {
 	end := func(reason string) (bool, error) {
 		return true, es.send(apitype.PresenceEnd, apitype.PresenceEndEvent{Reason: reason})
 	}
 	tok, err := s.store.TokenByHash(c.ctx, c.token.Hash, s.now())
-	if err != nil {
-		return end(endLoggedOut) // revoked, expired, or the store is down: the client logs in or tries again
+	if errors.Is(err, store.ErrNotFound) {
+		return end(endLoggedOut) // revoked or expired
+	} else if err != nil {
+		return false, fmt.Errorf("checking the stream's login: %w", err)
 	}
 	user, err := s.store.GetUser(c.ctx, tok.UserID)
-	if err != nil {
+	if errors.Is(err, store.ErrNotFound) {
 		return end(endLoggedOut)
+	} else if err != nil {
+		return false, fmt.Errorf("looking up the stream's user: %w", err)
 	}
 	c.user = user
-	scope, err := c.fleetScope(fleetName)
-	if err != nil {
-		return end(endLoggedOut) // the one fleet asked for is no longer the caller's
+	scope, err := c.presenceScope(fleetName)
+	var he *httpError
+	if errors.As(err, &he) {
+		return end(endNoAccess) // the one fleet asked for is no longer the caller's
+	} else if err != nil {
+		return false, err
 	}
-	ds, err := s.store.ListDevices(c.ctx, store.DeviceFilter{FleetIDs: scope})
+	v.fleets = scope.names
+	ds, err := s.store.ListDevices(c.ctx, store.DeviceFilter{FleetIDs: scope.ids})
 	if err != nil {
 		return false, fmt.Errorf("listing devices: %w", err)
 	}
@@ -185,6 +252,7 @@ func (s *Server) resyncPresence(c *call, fleetName string, v *presenceView, es *
 
 // presenceView is what a stream has told its client.
 type presenceView struct {
+	fleets map[string]bool // the names of the fleets in scope; nil: every fleet
 	byID   map[string]*apitype.Device
 	byName map[string]string // "fleet/name" -> ID
 	// heard is when the tracker last told of each device's presence;
@@ -203,6 +271,9 @@ func newPresenceView(ds []*store.Device) *presenceView {
 	}
 	return v
 }
+
+// inScope reports whether fleet is one the stream shows.
+func (v *presenceView) inScope(fleet string) bool { return v.fleets == nil || v.fleets[fleet] }
 
 // list is every device, by fleet and name.
 func (v *presenceView) list() []apitype.Device {

@@ -2,7 +2,9 @@ package api
 
 import (
 	"bufio"
+	"context"
 	"encoding/json"
+	"fmt"
 	"io"
 	"net/http"
 	"strings"
@@ -233,7 +235,7 @@ func TestPresenceStreamOneFleet(t *testing.T) {
 	events := openPresence(t, ts, "?fleet="+fl.Name, bearer)
 	events.next(t, apitype.PresenceSnapshot)
 	must(t, fx.store.RemoveRole(t.Context(), fl.ID, u.ID))
-	if ev := events.next(t, apitype.PresenceEnd); !strings.Contains(ev.data, endLoggedOut) {
+	if ev := events.next(t, apitype.PresenceEnd); !strings.Contains(ev.data, endNoAccess) {
 		t.Errorf("end %s", ev.data)
 	}
 	events.ended(t)
@@ -244,7 +246,9 @@ func TestPresenceStreamOneFleet(t *testing.T) {
 	events = openPresence(t, ts, "?fleet="+fl.Name, bearer)
 	events.next(t, apitype.PresenceSnapshot)
 	must(t, fx.store.DeleteToken(t.Context(), u.ID, tok.ID))
-	events.next(t, apitype.PresenceEnd)
+	if ev := events.next(t, apitype.PresenceEnd); !strings.Contains(ev.data, endLoggedOut) {
+		t.Errorf("end %s", ev.data)
+	}
 	events.ended(t)
 }
 
@@ -307,5 +311,53 @@ func TestPresenceStreamEscapesHTML(t *testing.T) {
 		if len(got) != 1 || got[0].Labels["note"] != payload {
 			t.Errorf("the %s does not give the label back as it was: %+v", what, got)
 		}
+	}
+}
+
+// listSpy counts the store's device listings.
+type listSpy struct {
+	store.Store
+	mu    sync.Mutex
+	lists int // guarded by mu
+}
+
+func (s *listSpy) ListDevices(ctx context.Context, f store.DeviceFilter) ([]*store.Device, error) {
+	s.mu.Lock()
+	s.lists++
+	s.mu.Unlock()
+	return s.Store.ListDevices(ctx, f)
+}
+
+func (s *listSpy) count() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.lists
+}
+
+// TestPresenceStreamStorm: a storm of changes costs a stream no query for
+// other fleets' devices, and at most one a second for devices of its own
+// it has not listed or when it falls behind.
+func TestPresenceStreamStorm(t *testing.T) {
+	t.Parallel()
+	w, spy := &fakeWatcher{}, &listSpy{Store: fx.store}
+	ts := newServer(t, Config{Store: spy, Presence: w, PresenceResync: time.Hour})
+	mine, theirs := fx.newFleet(t), fx.newFleet(t)
+	u := newUser(t, false)
+	must(t, fx.store.SetRole(t.Context(), mine.ID, u.ID, store.RoleAuditor))
+	secret := newConsoleSession(t, u)
+	events := openPresence(t, ts, "", func(req *http.Request) { withConsoleSession(req, secret, false) })
+	events.next(t, apitype.PresenceSnapshot)
+	before := spy.count()
+	start := time.Now()
+	for i := range 2000 {
+		w.tell(presence.Change{Fleet: theirs.Name, Device: fmt.Sprintf("dev%d", i), Online: true, At: time.Now()})
+	}
+	for i := range 2000 {
+		w.tell(presence.Change{Fleet: mine.Name, Device: fmt.Sprintf("unknown%d", i), Online: true, At: time.Now()})
+	}
+	time.Sleep(1500 * time.Millisecond)
+	seconds := int(time.Since(start)/time.Second) + 1
+	if n := spy.count() - before; n < 1 || n > seconds+1 {
+		t.Errorf("%d device listings in %d s for 4000 changes; want 1 to %d", n, seconds, seconds+1)
 	}
 }

@@ -47,7 +47,8 @@ const (
 	// or its fleet is no longer the caller's.
 	PresenceRemoved = "removed"
 	// PresenceEnd (PresenceEndEvent) is the last event of a stream the
-	// server ends: the login was revoked or expired, or the server is
+	// server ends: the login was revoked or expired, the caller lost
+	// their role in the one fleet the stream was of, or the server is
 	// stopping. A client reconnects only in the last case.
 	PresenceEnd = "end"
 )
@@ -62,6 +63,8 @@ type DeviceRef struct {
 // PresenceEndEvent says why the server ended a presence stream.
 type PresenceEndEvent struct {
 	// Reason is "logged_out" (the login was revoked or expired: log in
-	// again) or "shutdown" (the server is stopping: reconnect).
+	// again), "no_access" (the stream was of one fleet, which is no
+	// longer the caller's) or "shutdown" (the server is stopping:
+	// reconnect).
 	Reason string `json:"reason"`
 }
