@@ -146,7 +146,7 @@ export function devicePage(app: Console, id: string): Page {
   const ticker = window.setInterval(() => device && show(device), 15000);
 
   return {
-    title: "Device",
+    title: fromFeed ? fromFeed.name : "Device",
     focus: heading,
     node: h("div", { class: "page" },
       h("nav", { "aria-label": "Breadcrumb", class: "crumbs" }, h("a", { href: "/console/" }, "All devices")),

@@ -142,9 +142,11 @@ export function devicesPage(app: Console): Page {
       at.remove();
       at = next;
     }
+    // The count says what the search shows, and so changes with the
+    // search, not with presence: screen readers hear it as they type, and
+    // hear presence changes once, from announce.
     const total = feed.devices.size;
-    const online = [...feed.devices.values()].filter((d) => d.online).length;
-    setText(count, shown.length === total ? `${total} ${plural(total, "device")}, ${online} online.` :
+    setText(count, shown.length === total ? `${total} ${plural(total, "device")}.` :
       `${shown.length} of ${total} devices shown.`);
     table.hidden = shown.length === 0;
     empty.hidden = shown.length !== 0;

@@ -50,9 +50,7 @@ function show(page: Page): void {
   cleanup = page.cleanup ?? null;
   const main = byId("main");
   replace(main, page.node);
-  if (document.title === "Porthole" || !document.title.startsWith(page.title)) {
-    document.title = `${page.title} · Porthole`;
-  }
+  document.title = `${page.title} · Porthole`;
   if (moveFocus || page.title === "Log in") {
     (page.focus ?? main).focus();
   }

@@ -78,6 +78,11 @@ export class PresenceFeed {
         this.loggedOut();
         return;
       }
+      if (end.reason === "no_access") {
+        this.close();
+        this.notify(null);
+        return;
+      }
       this.reopenLater();
     });
     es.addEventListener("error", () => {
