@@ -101,8 +101,16 @@ async function main() {
     await page.waitForFunction(() => document.activeElement && document.activeElement.id === "email");
     await shot(page, "1-login");
     await axe(page, "the login page");
+    // A wrong password first: the page says so, in the API's words, and
+    // selects the password for typing again.
     await page.keyboard.type(env("EMAIL"));
     await page.keyboard.press("Tab");
+    await page.keyboard.type("not the password");
+    await page.keyboard.press("Tab");
+    await page.keyboard.type(env("TOTP"));
+    await page.keyboard.press("Enter");
+    await page.locator("#login-error[role=alert]", { hasText: "wrong email, password or code" }).waitFor();
+    await page.waitForFunction(() => document.activeElement && document.activeElement.id === "password");
     await page.keyboard.type(env("PASSWORD"));
     await page.keyboard.press("Tab");
     await page.keyboard.type(env("TOTP"));

@@ -25,7 +25,8 @@ const xssLabel = `<img src=x onerror="window.__xss=1"><script>window.__xss=2</sc
 // TestConsole drives the web console in headless Chromium (playwright-core
 // with Debian's chromium, as TestConsentPage does) against a real
 // portholed and a real agent: an operator of fleet acme logs in with
-// password and TOTP using the keyboard alone, sees the device online and
+// password and TOTP using the keyboard alone (after a wrong password the
+// page says so and selects it), sees the device online and
 // another offline, never sees fleet other's device, filters by name, label
 // and status, opens the device's page, and sees it go offline there, live,
 // when its agent stops; a label holding HTML shows as text and runs
