@@ -161,7 +161,10 @@ async function main() {
     await page.waitForFunction(() => document.activeElement && document.activeElement.tagName === "H1");
     await page.locator("#device-status.online").waitFor();
     await page.locator("#labels li", { hasText: "site=home" }).waitFor();
-    await page.locator("#sessions-note", { hasText: "No engineer has had a session" }).waitFor();
+    const session = page.locator("#sessions tr", { hasText: "ops@example.com" });
+    await session.locator("td", { hasText: "ticket 4711: the amplifier hums" }).waitFor();
+    await session.locator("td", { hasText: "closed by the engineer" }).waitFor();
+    await page.locator("#sessions-note", { hasText: "1 session, newest first." }).waitFor();
     await shot(page, "4-device");
     await axe(page, "the device page");
     console.log("ONLINE");

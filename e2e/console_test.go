@@ -28,8 +28,8 @@ const xssLabel = `<img src=x onerror="window.__xss=1"><script>window.__xss=2</sc
 // password and TOTP using the keyboard alone (after a wrong password the
 // page says so and selects it), sees the device online and
 // another offline, never sees fleet other's device, filters by name, label
-// and status, opens the device's page, and sees it go offline there, live,
-// when its agent stops; a label holding HTML shows as text and runs
+// and status, opens the device's page (with the session the admin had on
+// it), and sees it go offline there, live, when its agent stops; a label holding HTML shows as text and runs
 // nothing; no Content-Security-Policy violation happens; the pages reflow
 // at 200 % zoom; and axe-core finds no serious or critical accessibility
 // violation on any page. Screenshots of each state land in the test's
@@ -72,6 +72,8 @@ func TestConsole(t *testing.T) {
 	MustRun(t, srv.env, "", bins.Agent, "enroll", "--server", srv.url, "--token", otherToken[1],
 		"--fingerprint", srv.fp, "--name", "secret-box", "--state", filepath.Join(srv.tmp, "secret-box"))
 	srv.waitPresence(t, "kitchen-amp", true, "after its agent started")
+	// A session on kitchen-amp, ended by its engineer, for its page to list.
+	MustRun(t, srv.env, "", bins.CLI, "ssh", "kitchen-amp", "--reason", "ticket 4711: the amplifier hums", "--", "true")
 
 	code, err := totp.GenerateCode(secret[1], time.Now())
 	if err != nil {
