@@ -77,10 +77,10 @@ type call struct {
 	r     *http.Request
 	ctx   context.Context
 	route *route
-	user  *store.User  // the caller; nil on public routes
-	token *store.Token // the token the caller authenticated with
+	user  *store.User   // the caller; nil on public routes
+	token *store.Token  // the token the caller authenticated with
+	dev   *store.Device // the calling device, on deviceAuth routes
 	// viaCookie: the caller authenticated with the web console's session
 	// cookie, not a bearer token.
 	viaCookie bool
-	dev       *store.Device // the calling device, on deviceAuth routes
 }
