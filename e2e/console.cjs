@@ -136,6 +136,22 @@ async function main() {
     if ((await page.evaluate(() => window.__xss)) !== undefined || (await page.locator("main img").count()) !== 0) {
       throw new Error("the label's HTML ran or was parsed");
     }
+    // And the policy holds: a script that tries to set HTML from a string
+    // is refused by the browser (Trusted Types), whatever the console does.
+    // (In a tab of its own, whose violation report is not this page's.)
+    const probe = await context.newPage();
+    await probe.goto(env("SERVER") + "/console/");
+    await probe.locator("h1", { hasText: "Devices" }).waitFor();
+    const sink = await probe.evaluate(() => {
+      try {
+        document.createElement("div").innerHTML = "<b>x</b>";
+        return "allowed";
+      } catch (e) {
+        return e.name;
+      }
+    });
+    await probe.close();
+    if (sink !== "TypeError") throw new Error(`innerHTML from a string was ${sink}; want a TypeError (Trusted Types)`);
     await shot(page, "2-devices");
     await axe(page, "the devices page");
 
