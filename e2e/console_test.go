@@ -26,14 +26,17 @@ const xssLabel = `<img src=x onerror="window.__xss=1"><script>window.__xss=2</sc
 // with Debian's chromium, as TestConsentPage does) against a real
 // portholed and a real agent: an operator of fleet acme logs in with
 // password and TOTP using the keyboard alone (after a wrong password the
-// page says so and selects it), sees the device online and
-// another offline, never sees fleet other's device, filters by name, label
-// and status, opens the device's page (with the session the admin had on
-// it), and sees it go offline there, live, when its agent stops; a label holding HTML shows as text and runs
-// nothing; no Content-Security-Policy violation happens; the pages reflow
-// at 200 % zoom; and axe-core finds no serious or critical accessibility
-// violation on any page. Screenshots of each state land in the test's
-// temporary directory (and in PORTHOLE_SHOTS, such as docs/img).
+// page says so and selects it), sees the device online and another
+// offline, never sees fleet other's device, filters by name, label and
+// status, opens the device's page (with the session the admin had on it),
+// and sees it go offline there, live, when its agent stops. A label
+// holding HTML shows as text and runs nothing; the browser refuses a
+// script's innerHTML from a string (Trusted Types); no
+// Content-Security-Policy violation happens; the pages reflow at 200 %
+// zoom; axe-core finds no serious or critical accessibility violation on
+// any page; logging out leaves no cookie. Screenshots of each state land
+// in the test's temporary directory (and in PORTHOLE_SHOTS, such as
+// docs/img).
 func TestConsole(t *testing.T) {
 	t.Parallel()
 	node, chromium, nodePath := pageTools(t)
