@@ -41,6 +41,7 @@ import (
 	"github.com/porthole/porthole/store/sqlitestore"
 	"github.com/porthole/porthole/tcprto"
 	"github.com/porthole/porthole/tlsmux"
+	"github.com/porthole/porthole/web"
 )
 
 // Server is portholed with its store, keys and roles ready. Create it with
@@ -180,6 +181,8 @@ func (s *Server) openRoles(ctx context.Context) error {
 		TokenTTL:  s.cfg.TokenTTL,
 		Recordings: api.RecordingsConfig{Store: recordings, Dir: s.cfg.RecordingsDir,
 			MaxSession: int64(s.cfg.RecordingsMaxSession), MaxFile: int64(s.cfg.RecordingsMaxFile)},
+		Console:  web.Embedded(),
+		Presence: s.presence,
 	})
 	if err != nil {
 		return fmt.Errorf("starting the API: %w", err)
@@ -365,6 +368,9 @@ func (s *Server) Serve(ctx context.Context, ls Listeners) error {
 		IdleTimeout:       2 * time.Minute,
 		ErrorLog:          slog.NewLogLogger(s.logger.Handler(), slog.LevelDebug),
 		TLSConfig:         &tls.Config{NextProtos: []string{"h2", "http/1.1"}},
+	}
+	if s.api != nil {
+		hs.RegisterOnShutdown(s.api.CloseStreams) // presence streams never end by themselves
 	}
 	ctlCtx, stopCtl := context.WithCancel(ctx)
 	defer stopCtl()
