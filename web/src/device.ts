@@ -32,6 +32,7 @@ const closeWords: Record<string, string> = {
   device_unreachable: "the device did not answer",
   control_unavailable: "the server could not reach the device",
   device_disconnected: "the device dropped off the relay",
+  relay_lost: "the relay node carrying it stopped answering",
   device_closed: "closed by the device, without a reason",
 };
 
