@@ -118,6 +118,9 @@ func Open(ctx context.Context, cfg *Config, logger *slog.Logger) (*Server, error
 	if err != nil {
 		return nil, err
 	}
+	if l, ok := st.(interface{ SetLogger(*slog.Logger) }); ok {
+		l.SetLogger(logger.With("component", "store"))
+	}
 	s := &Server{cfg: cfg, logger: logger, store: st, keys: keys, relayID: newRelayID()}
 	if err := s.openRoles(ctx); err != nil {
 		return nil, errors.Join(err, s.Close())
@@ -522,9 +525,10 @@ func (s *Server) closeControl() error {
 	return err
 }
 
-// closeRelay stops the relay, cutting every session's connections (the
-// sessions stay open in the store, for the devices and engineers to come
-// back to, or for their limits to close).
+// closeRelay stops the relay, cutting every session's connections. The
+// sessions stay open in the store until their devices say so or a limit
+// closes them: a node that restarts is a new relay (a new ID), which
+// refuses them, and another node's sweeper closes them as relay_lost.
 func (s *Server) closeRelay() error {
 	if s.relay == nil {
 		return nil

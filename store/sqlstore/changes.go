@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"encoding/json"
 	"fmt"
+	"log/slog"
 	"sync"
 	"time"
 
@@ -26,7 +27,8 @@ type watcher struct {
 // feed hands the changes the store commits to its watchers: those of this
 // node after each commit, those of other nodes from the dialect's Listen.
 type feed struct {
-	node     string // this Store's random name in notices
+	node     string       // this Store's random name in notices
+	logger   *slog.Logger // set before the first Watch (SetLogger)
 	mu       sync.Mutex
 	watchers map[int]watcher            // guarded by mu
 	next     int                        // guarded by mu
@@ -156,8 +158,13 @@ const (
 func (s *Store) listen(ctx context.Context) {
 	defer close(s.feed.done)
 	first, wait := true, listenRetry
+	failing := false
 	for {
-		_ = s.dialect.Listen(ctx, func() {
+		err := s.dialect.Listen(ctx, func() {
+			if failing {
+				s.log().Info("hearing other server nodes' changes again")
+				failing = false
+			}
 			lost := !first
 			if first {
 				s.feed.mu.Lock()
@@ -177,6 +184,17 @@ func (s *Store) listen(ctx context.Context) {
 				s.deliver(n.Change)
 			}
 		})
+		if ctx.Err() != nil {
+			return
+		}
+		if !failing {
+			// Once per outage: meanwhile a device deleted or a session
+			// closed on another node is not acted on here until the
+			// connection is back (ChangesLost) or the cache expires.
+			s.log().Warn("not hearing other server nodes' changes (deleted devices, closed sessions); trying again",
+				"err", err, "in", wait)
+			failing = true
+		}
 		t := time.NewTimer(wait)
 		select {
 		case <-ctx.Done():
@@ -186,6 +204,17 @@ func (s *Store) listen(ctx context.Context) {
 		}
 		wait = min(2*wait, listenRetryMax)
 	}
+}
+
+// SetLogger sets where the store says what the listener for other nodes'
+// changes cannot do. Call it before the first Watch. Default: nowhere.
+func (s *Store) SetLogger(l *slog.Logger) { s.feed.logger = l }
+
+func (s *Store) log() *slog.Logger {
+	if s.feed.logger == nil {
+		return slog.New(slog.DiscardHandler)
+	}
+	return s.feed.logger
 }
 
 // stopListening ends the listener, if one runs, and waits for it.
