@@ -329,6 +329,9 @@ func (s *Server) Serve(ctx context.Context, ls Listeners) error {
 		if err != nil {
 			ls.API.Close()
 			ls.Broker.Close()
+			if ctx.Err() != nil {
+				return nil // stopped while starting: a clean stop
+			}
 			return fmt.Errorf("marking devices offline before the broker starts: %w", err)
 		}
 		if n > 0 {
