@@ -329,6 +329,9 @@ func (s *Server) Serve(ctx context.Context, ls Listeners) error {
 		if err != nil {
 			ls.API.Close()
 			ls.Broker.Close()
+			if ls.Relay != nil {
+				ls.Relay.Close()
+			}
 			if ctx.Err() != nil {
 				return nil // stopped while starting: a clean stop
 			}
