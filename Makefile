@@ -44,11 +44,12 @@ packages:
 release:
 	GO=$(GO) ./scripts/release.sh
 
-## check-release: a whole release built from scratch, then every artifact checked (formats, architectures, contents, SHA256SUMS, SBOMs) and the server package installed, upgraded and purged with dpkg; minutes
+## check-release: a whole release built from scratch, then every artifact checked (formats, architectures, contents, SHA256SUMS, SBOMs) and the server package installed, upgraded and purged with dpkg, and deploy/opentofu checked with Terraform too; minutes
 check-release: setup
 	rm -rf dist/check-release
 	GO=$(GO) ./scripts/release.sh --out dist/check-release
 	PORTHOLE_RELEASE_DIR=$(CURDIR)/dist/check-release $(GO) test -count=1 -run 'TestRelease' -v ./packaging/
+	PORTHOLE_CHECK_RELEASE=1 $(GO) test -count=1 -run 'TestTerraform' -v ./deploy/opentofu/
 
 ## fuzz: every fuzz target for FUZZTIME each (default 10m), one after another; FUZZ=control/ picks some; failing inputs land in the package's testdata/fuzz/
 fuzz:
