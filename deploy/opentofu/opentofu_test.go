@@ -24,8 +24,11 @@ import (
 	"github.com/hashicorp/hcl/v2"
 	"github.com/hashicorp/hcl/v2/hclparse"
 	"github.com/hashicorp/hcl/v2/hclsyntax"
+	"github.com/spf13/cobra"
 	"github.com/zclconf/go-cty/cty"
 
+	"github.com/porthole/porthole/agent/agentcmd"
+	"github.com/porthole/porthole/cli"
 	"github.com/porthole/porthole/daemon"
 	"github.com/porthole/porthole/daemon/daemoncmd"
 )
@@ -555,4 +558,43 @@ func mustRead(t *testing.T, path string) []byte {
 // itself.
 func daemonInitFlags(w *bytes.Buffer) error {
 	return daemoncmd.Run(context.Background(), []string{"init", "--help"}, daemoncmd.IO{In: strings.NewReader(""), Out: w, Err: w})
+}
+
+// TestEnrollmentCommands: the commands of the first_enrollment_command
+// output are our programs' real subcommands, with flags they have.
+func TestEnrollmentCommands(t *testing.T) {
+	src := string(mustRead(t, filepath.Join(module, "outputs.tf")))
+	_, rest, ok := strings.Cut(src, `output "first_enrollment_command"`)
+	if !ok {
+		t.Fatal("outputs.tf has no first_enrollment_command")
+	}
+	_, body, _ := strings.Cut(rest, "<<-EOT\n")
+	body, _, _ = strings.Cut(body, "EOT")
+	roots := map[string]func() *cobra.Command{"porthole": cli.Root, "porthole-agent": agentcmd.Root}
+	n := 0
+	for line := range strings.Lines(body) {
+		words := strings.Fields(line)
+		if len(words) == 0 || words[0] == "#" {
+			continue
+		}
+		root, ok := roots[words[0]]
+		if !ok {
+			t.Errorf("first_enrollment_command runs %q, not one of our programs", line)
+			continue
+		}
+		cmd, args, err := root().Find(words[1:])
+		if err != nil || !cmd.Runnable() {
+			t.Errorf("%q: no such command (%v)", strings.TrimSpace(line), err)
+			continue
+		}
+		n++
+		for _, a := range args {
+			if name, ok := strings.CutPrefix(a, "--"); ok && cmd.Flags().Lookup(name) == nil {
+				t.Errorf("%q: %s %s has no flag --%s", strings.TrimSpace(line), words[0], cmd.Name(), name)
+			}
+		}
+	}
+	if n != 4 {
+		t.Errorf("%d commands checked in first_enrollment_command; want 4", n)
+	}
 }

@@ -19,13 +19,13 @@ output "admin_credentials_command" {
 }
 
 output "first_enrollment_command" {
-  description = "The engineer's commands that enroll the first device: log in as the administrator, make a fleet and a token, and the command to run on the device."
+  description = "The commands that enroll the first device: the engineer logs in as the administrator, makes a fleet and a token; the token's command, printed with the server's certificate fingerprint, runs on the device."
   value       = <<-EOT
     porthole login ${local.server_url} --email ${var.admin_email}
     porthole fleets create main
-    TOKEN=$(porthole enroll-token create --fleet main)
-    # on the device, as root (after installing porthole-agent):
-    porthole-agent enroll --server ${local.server_url} --token "$TOKEN" --name <device>
+    porthole enroll-token create --fleet main
+    # then on the device, as root, with porthole-agent installed, the command that printed:
+    porthole-agent enroll --server ${local.server_url} --token phe_... --fingerprint sha256:... --name DEVICE
   EOT
 }
 
