@@ -50,6 +50,13 @@ spec:
             cat "/etc/porthole/keys/$f" >"/var/lib/portholed/data/$f"
           done
           sed "s/__POD_NAME__/$POD_NAME/g" /etc/porthole/config/{{ $role }}.yaml >/var/lib/portholed/data/portholed.yaml
+      resources:
+        requests:
+          cpu: 10m
+          memory: 16Mi
+        limits:
+          cpu: 100m
+          memory: 32Mi
       volumeMounts:
         - name: data
           mountPath: /var/lib/portholed

@@ -36,6 +36,10 @@ resource "aws_db_parameter_group" "this" {
   tags = local.tags
 }
 
+locals {
+  db_insights = !can(regex("\\.(micro|small)$", var.db_instance_class))
+}
+
 resource "aws_db_instance" "this" {
   count = var.rds ? 1 : 0
 
@@ -70,8 +74,9 @@ resource "aws_db_instance" "this" {
   final_snapshot_identifier           = "${var.name}-final"
   enabled_cloudwatch_logs_exports     = ["postgresql", "upgrade"]
 
-  performance_insights_enabled    = true
-  performance_insights_kms_key_id = aws_kms_key.this.arn
+  # Performance Insights, on the classes that have it (not micro or small).
+  performance_insights_enabled    = local.db_insights
+  performance_insights_kms_key_id = local.db_insights ? aws_kms_key.this.arn : null
 
   tags = merge(local.tags, { Name = var.name })
 

@@ -27,37 +27,48 @@ resource "aws_vpc_security_group_ingress_rule" "server_https" {
   tags = local.tags
 }
 
+# Out to HTTPS and HTTP: egress_cidrs, by default anywhere, since the
+# package's URL, AWS's APIs and Ubuntu's mirrors have no fixed addresses
+# (a deployment with VPC endpoints and a proxy can narrow it). Scanners
+# flag that (trivy AWS-0104); it is accepted here, for that reason.
 resource "aws_vpc_security_group_egress_rule" "server_https" {
+  for_each = toset(var.egress_cidrs)
+
   security_group_id = aws_security_group.server.id
   description       = "the package, AWS APIs (S3, Secrets Manager, SSM), RDS's CA bundle"
   ip_protocol       = "tcp"
   from_port         = 443
   to_port           = 443
-  cidr_ipv4         = "0.0.0.0/0"
+  #trivy:ignore:AWS-0104
+  cidr_ipv4 = each.value
 
   tags = local.tags
 }
 
 resource "aws_vpc_security_group_egress_rule" "server_http" {
+  for_each = toset(var.egress_cidrs)
+
   security_group_id = aws_security_group.server.id
   description       = "Ubuntu's package mirrors (signed packages over HTTP)"
   ip_protocol       = "tcp"
   from_port         = 80
   to_port           = 80
-  cidr_ipv4         = "0.0.0.0/0"
+  #trivy:ignore:AWS-0104
+  cidr_ipv4 = each.value
 
   tags = local.tags
 }
 
 resource "aws_vpc_security_group_egress_rule" "server_mqtt" {
-  count = var.iot_core ? 1 : 0
+  for_each = var.iot_core ? toset(var.egress_cidrs) : toset([])
 
   security_group_id = aws_security_group.server.id
   description       = "AWS IoT Core's MQTT over TLS"
   ip_protocol       = "tcp"
   from_port         = 8883
   to_port           = 8883
-  cidr_ipv4         = "0.0.0.0/0"
+  #trivy:ignore:AWS-0104
+  cidr_ipv4 = each.value
 
   tags = local.tags
 }

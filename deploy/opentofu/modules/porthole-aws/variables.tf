@@ -81,6 +81,17 @@ variable "allowed_cidrs" {
   }
 }
 
+variable "egress_cidrs" {
+  description = "IPv4 ranges the server may reach on 443 and 80 (and 8883 with iot_core): the package's URL, AWS's APIs, Ubuntu's mirrors, IoT Core. Default: anywhere, since none has fixed addresses; narrow it behind VPC endpoints and a proxy of your own."
+  type        = list(string)
+  default     = ["0.0.0.0/0"]
+
+  validation {
+    condition     = length(var.egress_cidrs) > 0 && alltrue([for c in var.egress_cidrs : can(cidrnetmask(c))])
+    error_message = "egress_cidrs must be a non-empty list of IPv4 CIDR blocks."
+  }
+}
+
 variable "vpc_cidr" {
   description = "The VPC's IPv4 range; the module cuts four /24 (or smaller) subnets from it, two public (the instance) and two private (the database) in two availability zones."
   type        = string

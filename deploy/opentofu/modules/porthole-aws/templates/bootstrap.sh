@@ -112,9 +112,10 @@ else
 		master=$(secret "$PORTHOLE_DB_SECRET_ARN")
 		password=$(openssl rand -hex 32)
 		conn="host=$PORTHOLE_DB_HOST port=$PORTHOLE_DB_PORT dbname=porthole user=$(json username <<<"$master") sslmode=verify-full sslrootcert=$etc/rds-ca.pem"
-		# psql reads the password from the environment and the statements
+		# psql reads both passwords from its environment and the statements
 		# from its standard input.
-		PGPASSWORD=$(json password <<<"$master") psql -q -v ON_ERROR_STOP=1 -v password="$password" "$conn" <<-'SQL'
+		PGPASSWORD=$(json password <<<"$master") PORTHOLED_PASSWORD=$password psql -q -v ON_ERROR_STOP=1 "$conn" <<-'SQL'
+			\getenv password PORTHOLED_PASSWORD
 			SELECT format('CREATE ROLE portholed LOGIN PASSWORD %L', :'password')
 			WHERE NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = 'portholed') \gexec
 			SELECT format('ALTER ROLE portholed LOGIN PASSWORD %L', :'password') \gexec

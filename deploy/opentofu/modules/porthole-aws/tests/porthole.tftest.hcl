@@ -82,6 +82,10 @@ run "defaults_rds_embedded_broker" {
     error_message = "RDS: private, encrypted, its password managed by RDS"
   }
   assert {
+    condition     = !aws_db_instance.this[0].performance_insights_enabled
+    error_message = "db.t4g.small has no Performance Insights"
+  }
+  assert {
     condition     = length(aws_vpc_security_group_ingress_rule.database_from_server) == 1 && aws_vpc_security_group_ingress_rule.database_from_server[0].from_port == 5432
     error_message = "the database takes 5432 from the server's group"
   }
@@ -129,7 +133,7 @@ run "sqlite_iot_core_own_domain" {
     error_message = "rds = false: SQLite on the data volume, no database group"
   }
   assert {
-    condition     = length(aws_vpc_security_group_ingress_rule.server_https) == 2 && length(aws_vpc_security_group_egress_rule.server_mqtt) == 1
+    condition     = length(aws_vpc_security_group_ingress_rule.server_https) == 2 && length(aws_vpc_security_group_egress_rule.server_mqtt) == 1 && length(aws_vpc_security_group_egress_rule.server_https) == 1
     error_message = "443 from each allowed range; out to IoT Core's 8883"
   }
   assert {
