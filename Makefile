@@ -9,6 +9,9 @@ VERSION   ?= $(shell git describe --always --dirty 2>/dev/null || echo dev)
 COMMIT    ?= $(shell git rev-parse HEAD 2>/dev/null || echo unknown)
 LDFLAGS   := -s -w -X github.com/porthole/porthole/version.Version=$(VERSION) -X github.com/porthole/porthole/version.Commit=$(COMMIT)
 STATICCHECK_VERSION := v0.8.2
+# The misconfiguration scanner of make check-release (deploy/opentofu,
+# deploy/helm); its checks are built in, nothing is downloaded when it runs.
+TRIVY_VERSION := v0.74.0
 FUZZTIME  ?= 10m
 
 # The engineer's command also runs on macOS and Windows (cross-cli).
@@ -58,11 +61,12 @@ packages:
 release:
 	GO=$(GO) ./scripts/release.sh
 
-## check-release: a whole release built from scratch, then every artifact checked (formats, architectures, contents, SHA256SUMS, SBOMs) and the server package installed, upgraded and purged with dpkg; minutes
-check-release: setup
+## check-release: a whole release built from scratch, then every artifact checked (formats, architectures, contents, SHA256SUMS, SBOMs) and the server package installed, upgraded and purged with dpkg; deploy/opentofu checked with Terraform too, it and deploy/helm scanned by trivy; minutes
+check-release: setup .tools/trivy
 	rm -rf dist/check-release
 	GO=$(GO) ./scripts/release.sh --out dist/check-release
 	PORTHOLE_RELEASE_DIR=$(CURDIR)/dist/check-release $(GO) test -count=1 -run 'TestRelease' -v ./packaging/
+	PORTHOLE_CHECK_RELEASE=1 $(GO) test -count=1 -run 'TestTerraform|TestTrivy' -v ./deploy/opentofu/ ./deploy/helm/
 
 ## fuzz: every fuzz target for FUZZTIME each (default 10m), one after another; FUZZ=control/ picks some; failing inputs land in the package's testdata/fuzz/
 fuzz:
@@ -100,6 +104,11 @@ setup:
 tools: .tools/staticcheck
 .tools/staticcheck:
 	GOBIN=$(CURDIR)/.tools $(GO) install honnef.co/go/tools/cmd/staticcheck@$(STATICCHECK_VERSION)
+
+# trivy needs Go's JSON v2 experiment; a build of several minutes, once.
+.tools/trivy:
+	GOEXPERIMENT=jsonv2 GOBIN=$(CURDIR)/.tools CGO_ENABLED=0 GOFLAGS=-buildvcs=false $(GO) install -trimpath \
+		-ldflags '-X github.com/aquasecurity/trivy/pkg/version/app.ver=$(TRIVY_VERSION:v%=%)' github.com/aquasecurity/trivy/cmd/trivy@$(TRIVY_VERSION)
 
 clean:
 	rm -rf $(BIN) .tools .demo dist web/node_modules web/static/js

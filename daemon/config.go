@@ -143,6 +143,12 @@ type RecordingsS3Config struct {
 	AccessKeyID         string `yaml:"access_key_id"`
 	SecretAccessKey     string `yaml:"secret_access_key"`
 	SecretAccessKeyFile string `yaml:"secret_access_key_file"`
+	// AWSRole signs the requests with the temporary credentials of the
+	// AWS role portholed runs as, renewed before they expire: the EC2
+	// instance profile (asked of the instance metadata service, IMDSv2),
+	// an ECS task role, or an EKS pod's web identity, instead of a key
+	// (which must then be left out; the environment's are ignored).
+	AWSRole bool `yaml:"aws_role"`
 	// CAFile is a PEM file of the authorities that sign the S3 server's
 	// certificate. Empty: the system's roots. https:// only.
 	CAFile string `yaml:"ca_file"`
@@ -150,6 +156,9 @@ type RecordingsS3Config struct {
 	// sessionToken goes with temporary credentials from the
 	// environment.
 	sessionToken string
+	// roleEndpoint is where AWSRole asks for credentials; tests set it.
+	// Empty: the instance metadata service (s3store.Config).
+	roleEndpoint string
 }
 
 // TLSConfig names a certificate and key in PEM files.
@@ -409,6 +418,8 @@ func (c *Config) validateRecordings() error {
 		}
 	}
 	switch {
+	case s3.AWSRole && (s3.AccessKeyID != "" || s3.SecretAccessKey != "" || s3.SecretAccessKeyFile != ""):
+		return errors.New("recordings_s3.aws_role signs with the AWS role's credentials: remove recordings_s3.access_key_id and its secret, or aws_role")
 	case s3.SecretAccessKey != "" && s3.SecretAccessKeyFile != "":
 		return errors.New("recordings_s3.secret_access_key and recordings_s3.secret_access_key_file cannot both be set: keep one")
 	case (s3.SecretAccessKey != "" || s3.SecretAccessKeyFile != "") && s3.AccessKeyID == "":
@@ -421,10 +432,11 @@ func (c *Config) validateRecordings() error {
 // credentials from the environment, by getenv, as the AWS tools do:
 // AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY and AWS_SESSION_TOKEN when
 // recordings_s3 names no key, AWS_SECRET_ACCESS_KEY alone when it names
-// the key ID but no secret. It does nothing for recordings on disk.
+// the key ID but no secret. It does nothing for recordings on disk, or
+// with recordings_s3.aws_role.
 func (c *Config) ApplyEnv(getenv func(string) string) {
 	s3 := &c.RecordingsS3
-	if c.Recordings == "" || s3.SecretAccessKey != "" || s3.SecretAccessKeyFile != "" {
+	if c.Recordings == "" || s3.AWSRole || s3.SecretAccessKey != "" || s3.SecretAccessKeyFile != "" {
 		return
 	}
 	if s3.AccessKeyID == "" {

@@ -439,6 +439,13 @@ var recordingsS3ConfigTests = func() []struct {
 		{name: "secret twice", yaml: base + "recordings: s3://b-1\nrecordings_s3:\n  access_key_id: k\n  secret_access_key: s\n  secret_access_key_file: /f\n", wantErr: "cannot both be set"},
 		{name: "secret without key", yaml: base + "recordings: s3://b-1\nrecordings_s3:\n  secret_access_key: s\n", wantErr: "needs recordings_s3.access_key_id"},
 		{name: "unknown recordings_s3 key", yaml: base + "recordings: s3://b-1\nrecordings_s3:\n  secret_key: s\n", wantErr: `line 5: unknown key "secret_key"`},
+		{name: "recordings in S3 with the AWS role", yaml: base + "recordings: s3://b-1/x\nrecordings_s3:\n  region: eu-west-1\n  aws_role: true\n",
+			check: func(t *testing.T, c *Config) {
+				if want := (RecordingsS3Config{Region: "eu-west-1", AWSRole: true}); c.RecordingsS3 != want {
+					t.Errorf("recordings_s3 %+v; want %+v", c.RecordingsS3, want)
+				}
+			}},
+		{name: "the AWS role and a key", yaml: base + "recordings: s3://b-1\nrecordings_s3:\n  aws_role: true\n  access_key_id: k\n", wantErr: "remove recordings_s3.access_key_id and its secret, or aws_role"},
 	}
 }()
 
@@ -460,6 +467,7 @@ func TestRecordingsS3Env(t *testing.T) {
 		{"the secret in a file", "s3://b-1", RecordingsS3Config{AccessKeyID: "cfg-key", SecretAccessKeyFile: "/f"},
 			RecordingsS3Config{AccessKeyID: "cfg-key", SecretAccessKeyFile: "/f"}},
 		{"recordings on disk", "", RecordingsS3Config{}, RecordingsS3Config{}},
+		{"the AWS role: the environment's keys are not used", "s3://b-1", RecordingsS3Config{AWSRole: true}, RecordingsS3Config{AWSRole: true}},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			c := &Config{Recordings: tt.recordings, RecordingsS3: tt.in}

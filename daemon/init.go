@@ -144,6 +144,7 @@ func writeConfig(cfg *Config, dir string) error {
 		"#   endpoint: https://minio.example.com:9000   # empty: AWS S3",
 		"#   access_key_id: portholed",
 		"#   secret_access_key_file: s3.secret          # or AWS_SECRET_ACCESS_KEY in the environment",
+		"#   # aws_role: true                           # on AWS: the role portholed runs as, not a key",
 		"token_ttl: " + cfg.TokenTTL.String(),
 		"log:",
 		"  level: info",

@@ -26,9 +26,10 @@ func openRecordings(ctx context.Context, cfg *Config) (recstore.Store, error) {
 	if err != nil {
 		return nil, err
 	}
-	if c.AccessKeyID == "" || secret == "" {
+	if !c.AWSRole && (c.AccessKeyID == "" || secret == "") {
 		return nil, fmt.Errorf("recordings %s: no credentials for the bucket: set recordings_s3.access_key_id and "+
-			"recordings_s3.secret_access_key_file, or AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY in portholed's environment", cfg.Recordings)
+			"recordings_s3.secret_access_key_file, or AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY in portholed's environment, "+
+			"or recordings_s3.aws_role on AWS", cfg.Recordings)
 	}
 	var transport http.RoundTripper
 	if c.CAFile != "" {
@@ -51,6 +52,8 @@ func openRecordings(ctx context.Context, cfg *Config) (recstore.Store, error) {
 		AccessKeyID:     c.AccessKeyID,
 		SecretAccessKey: secret,
 		SessionToken:    c.sessionToken,
+		AWSRole:         c.AWSRole,
+		RoleEndpoint:    c.roleEndpoint,
 		Transport:       transport,
 	})
 	var hint string
@@ -60,6 +63,8 @@ func openRecordings(ctx context.Context, cfg *Config) (recstore.Store, error) {
 		hint = " (name the authority that signs its certificate in recordings_s3.ca_file)"
 	case errors.Is(err, s3store.ErrNoBucket):
 		hint = " (or fix recordings)"
+	case errors.Is(err, s3store.ErrAccessDenied) && c.AWSRole:
+		hint = " (the role's policy; or turn recordings_s3.aws_role off and give a key)"
 	case errors.Is(err, s3store.ErrAccessDenied):
 		hint = " (recordings_s3.access_key_id and its secret)"
 	case errors.Is(err, s3store.ErrNoConditionalWrites):

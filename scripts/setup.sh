@@ -58,6 +58,37 @@ if [ "$(cat "$tools/versitygw.version" 2>/dev/null)" != "$VERSITYGW_VERSION" ] |
   fi
 fi
 
+# The IaC checks' tools, pinned and built into .tools from the Go module
+# proxy (each a few minutes, once): OpenTofu (deploy/opentofu: tofu fmt,
+# validate and test), from its own module in tools/tofu (OpenTofu's
+# go.mod replaces a module, so go install cannot build it), and Helm
+# (deploy/helm: helm lint and template). Tests find them there; CI
+# (CI=true) fails without them.
+TOFU_VERSION=$(awk '$1 == "github.com/opentofu/opentofu" { print $2 }' "$tools/../tools/tofu/go.mod")
+if [ "$(cat "$tools/tofu.version" 2>/dev/null)" != "$TOFU_VERSION" ] || [ ! -x "$tools/tofu" ]; then
+  say "building OpenTofu $TOFU_VERSION into $tools (deploy/opentofu's checks)"
+  if (cd "$tools/../tools/tofu" && CGO_ENABLED=0 GOFLAGS=-buildvcs=false go build -trimpath \
+    -ldflags "-X github.com/opentofu/opentofu/version.dev=no" -o "$tools/tofu" github.com/opentofu/opentofu/cmd/tofu); then
+    echo "$TOFU_VERSION" >"$tools/tofu.version"
+  elif [ "${CI:-}" = true ]; then
+    say "could not build OpenTofu and CI requires it"; exit 1
+  else
+    say "could not build OpenTofu: deploy/opentofu's tofu checks will be skipped and say so"
+  fi
+fi
+HELM_VERSION=v4.3.2
+if [ "$(cat "$tools/helm.version" 2>/dev/null)" != "$HELM_VERSION" ] || [ ! -x "$tools/helm" ]; then
+  say "building Helm $HELM_VERSION into $tools (deploy/helm's checks)"
+  if GOBIN="$tools" CGO_ENABLED=0 GOFLAGS=-buildvcs=false go install -trimpath \
+    -ldflags "-X helm.sh/helm/v4/internal/version.version=$HELM_VERSION" "helm.sh/helm/v4/cmd/helm@$HELM_VERSION"; then
+    echo "$HELM_VERSION" >"$tools/helm.version"
+  elif [ "${CI:-}" = true ]; then
+    say "could not build Helm and CI requires it"; exit 1
+  else
+    say "could not build Helm: deploy/helm's checks will be skipped and say so"
+  fi
+fi
+
 pg_up() { (exec 3<>/dev/tcp/127.0.0.1/5432) 2>/dev/null; }
 
 if ! pg_up; then

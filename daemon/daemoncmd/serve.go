@@ -25,7 +25,9 @@ SIGTERM, disconnecting the devices and recording them offline.
 
 With recordings: s3://bucket/prefix, the credentials recordings_s3 leaves
 out are read from AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY and
-AWS_SESSION_TOKEN.`,
+AWS_SESSION_TOKEN; with recordings_s3.aws_role, they are those of the AWS
+role portholed runs as (EC2 instance profile, ECS task role, EKS web
+identity).`,
 		Example: `  portholed serve --config /var/lib/portholed/portholed.yaml`,
 		Args:    cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {

@@ -3,12 +3,13 @@
 // file, script and command they name exists in this repository and in our
 // built programs (against their own --help), that only the server
 // publishes ports and on the server's default ports, and that the devices
-// are built on Debian, Ubuntu and Fedora. The entrypoint scripts are also
+// are built on Debian, Ubuntu, Fedora and Arch Linux. The entrypoint scripts are also
 // run for real, against real servers (entrypoint_test.go).
 package compose_test
 
 import (
 	"fmt"
+	"maps"
 	"net"
 	"os"
 	"os/exec"
@@ -279,10 +280,26 @@ func TestDockerignoreKeepsTheSources(t *testing.T) {
 	}
 }
 
-// TestDevicesAreDebianUbuntuFedora: one device per distribution, each
+// deviceImages are the device containers' base images: one per
+// distribution, each an official image at a release (Arch Linux, a
+// rolling release, has none: base is its latest snapshot), and whether
+// useradd, which the device stage runs, comes with it (Fedora's image
+// lacks shadow-utils, which the stage installs with dnf).
+var deviceImages = map[string]struct {
+	tag      *regexp.Regexp
+	useradd  bool
+	installs string // what the device stage runs to get useradd otherwise
+}{
+	"debian":    {regexp.MustCompile(`^[a-z]+-slim$`), true, ""},
+	"ubuntu":    {regexp.MustCompile(`^\d+\.04$`), true, ""}, // an LTS release
+	"fedora":    {regexp.MustCompile(`^\d+$`), false, "dnf -y install shadow-utils"},
+	"archlinux": {regexp.MustCompile(`^base$`), true, ""}, // base holds shadow
+}
+
+// TestDevicesAreDebianUbuntuFedoraArch: one device per distribution, each
 // publishing nothing, enrolling with the server's service name, valid
 // names and consent modes.
-func TestDevicesAreDebianUbuntuFedora(t *testing.T) {
+func TestDevicesAreDebianUbuntuFedoraArch(t *testing.T) {
 	t.Parallel()
 	cf := loadCompose(t, nil)
 	ports := defaultPorts(t)
@@ -296,8 +313,20 @@ func TestDevicesAreDebianUbuntuFedora(t *testing.T) {
 			t.Errorf("service %s builds %s; every service but %s and the CLI is a device", name, st.name, serverService)
 		}
 		base := df.baseImage(st, svc.Build.Args)
-		repo, _, _ := strings.Cut(base, ":")
+		repo, tag, _ := strings.Cut(base, ":")
 		distros = append(distros, repo)
+		if img, ok := deviceImages[repo]; !ok {
+			t.Errorf("service %s is built on %s, which this test does not know", name, base)
+		} else {
+			if !img.tag.MatchString(tag) {
+				t.Errorf("service %s is built on %s; want %s at a tag matching %s", name, base, repo, img.tag)
+			}
+			if !img.useradd && !slices.ContainsFunc(st.instrs, func(in instr) bool {
+				return in.cmd == "RUN" && strings.Contains(in.rest, img.installs)
+			}) {
+				t.Errorf("service %s is built on %s, which lacks useradd; the device stage does not run %q", name, base, img.installs)
+			}
+		}
 		env := svc.Environment
 		dev := env["PORTHOLE_DEVICE_NAME"]
 		if err := agent.CheckName(dev); err != nil {
@@ -325,7 +354,7 @@ func TestDevicesAreDebianUbuntuFedora(t *testing.T) {
 		}
 	}
 	slices.Sort(distros)
-	if want := []string{"debian", "fedora", "ubuntu"}; !slices.Equal(distros, want) {
+	if want := slices.Sorted(maps.Keys(deviceImages)); !slices.Equal(distros, want) {
 		t.Errorf("devices are built on %v; want one each of %v", distros, want)
 	}
 	if len(slices.Compact(slices.Sorted(slices.Values(names)))) != len(names) {

@@ -126,8 +126,21 @@ type Config struct {
 	// Region is the bucket's region. Empty: asked of the server.
 	Region string
 	// AccessKeyID and SecretAccessKey sign the requests; SessionToken
-	// goes with temporary credentials. Both keys are required.
+	// goes with temporary credentials. Both keys are required, unless
+	// AWSRole is set.
 	AccessKeyID, SecretAccessKey, SessionToken string
+	// AWSRole signs the requests with the temporary credentials of the
+	// AWS role the machine runs as instead, renewed before they expire:
+	// a pod's web identity (EKS, AWS_WEB_IDENTITY_TOKEN_FILE and
+	// AWS_ROLE_ARN in the environment), a container's task role (ECS,
+	// AWS_CONTAINER_CREDENTIALS_RELATIVE_URI or _FULL_URI), else the EC2
+	// instance profile, asked of the instance metadata service with a
+	// session token (IMDSv2). The keys above must then be empty.
+	AWSRole bool
+	// RoleEndpoint is where AWSRole asks for the credentials. Empty: as
+	// the environment says, else the instance metadata service at
+	// http://169.254.169.254 (tests set their own).
+	RoleEndpoint string
 	// Transport makes the HTTP requests. Nil: Go's default transport
 	// (the system's roots of trust for https).
 	Transport http.RoundTripper
@@ -187,7 +200,15 @@ func Open(ctx context.Context, cfg Config) (*Store, error) {
 	if err != nil || ep.Scheme != "https" && ep.Scheme != "http" || ep.Host == "" || ep.Path != "" && ep.Path != "/" || ep.RawQuery != "" || ep.User != nil {
 		return nil, fmt.Errorf("s3store: endpoint %q must be an https:// (or http://) URL of scheme, host and port only, like https://minio.example.com:9000", cfg.Endpoint)
 	}
-	if cfg.AccessKeyID == "" || cfg.SecretAccessKey == "" {
+	creds := credentials.NewStaticV4(cfg.AccessKeyID, cfg.SecretAccessKey, cfg.SessionToken)
+	who, fix := fmt.Sprintf("access key %q", cfg.AccessKeyID), "check the key, its secret, and its rights to the bucket"
+	switch {
+	case cfg.AWSRole && (cfg.AccessKeyID != "" || cfg.SecretAccessKey != "" || cfg.SessionToken != ""):
+		return nil, errors.New("s3store: an access key and the AWS role cannot both sign the requests: keep one")
+	case cfg.AWSRole:
+		creds = credentials.New(&credentials.IAM{Endpoint: cfg.RoleEndpoint})
+		who, fix = "the credentials of this machine's AWS role", "check that the role's policy lets it list, read, write and delete objects in it"
+	case cfg.AccessKeyID == "" || cfg.SecretAccessKey == "":
 		return nil, errors.New("s3store: an access key ID and its secret are required")
 	}
 	s := &Store{
@@ -203,7 +224,7 @@ func Open(ctx context.Context, cfg Config) (*Store, error) {
 	}
 	s.holder += "/" + randomHex(4)
 	s.client, err = minio.New(ep.Host, &minio.Options{
-		Creds:      credentials.NewStaticV4(cfg.AccessKeyID, cfg.SecretAccessKey, cfg.SessionToken),
+		Creds:      creds,
 		Secure:     ep.Scheme == "https",
 		Region:     cfg.Region,
 		Transport:  cfg.Transport,
@@ -212,7 +233,7 @@ func Open(ctx context.Context, cfg Config) (*Store, error) {
 	if err != nil {
 		return nil, fmt.Errorf("s3store: %w", err)
 	}
-	if err := s.check(ctx, cfg.AccessKeyID); err != nil {
+	if err := s.check(ctx, who, fix); err != nil {
 		return nil, err
 	}
 	return s, nil
@@ -249,13 +270,13 @@ func ParseURL(raw string) (bucket, prefix string, err error) {
 }
 
 // check reaches the bucket and makes sure the server refuses a second
-// conditional PUT of one key.
-func (s *Store) check(ctx context.Context, accessKey string) error {
+// conditional PUT of one key. who names the credentials and fix what to
+// check when they are refused, for people.
+func (s *Store) check(ctx context.Context, who, fix string) error {
 	ok, err := s.client.BucketExists(ctx, s.bucket)
 	switch code := minio.ToErrorResponse(err); {
 	case code.StatusCode == http.StatusForbidden || code.Code == "AccessDenied" || code.Code == "InvalidAccessKeyId" || code.Code == "SignatureDoesNotMatch":
-		return kindf(ErrAccessDenied, "the S3 server at %s refused access key %q to bucket %s: check the key, its secret, and its rights to the bucket",
-			s.endpoint, accessKey, s.bucket)
+		return kindf(ErrAccessDenied, "the S3 server at %s refused %s to bucket %s: %s", s.endpoint, who, s.bucket, fix)
 	case err != nil:
 		return fmt.Errorf("s3store: cannot reach bucket %s at %s: %w", s.bucket, s.endpoint, err)
 	case !ok:

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"net/http/httptest"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -400,5 +401,96 @@ func TestOpenRefuses(t *testing.T) {
 	}
 	if keys := objects(t, srv, bucket, ""); len(keys) != 0 {
 		t.Errorf("Open left %v in the bucket", keys)
+	}
+}
+
+// fakeIMDS is an EC2 instance metadata service that hands out the role
+// credentials key and secret, IMDSv2 only (as http_tokens = "required"
+// makes it): every read needs the session token a PUT gave.
+type fakeIMDS struct {
+	key, secret string
+	reads       atomic.Int32 // credentials read with the token
+}
+
+func (f *fakeIMDS) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	const token, role = "imds-session-token", "porthole-node"
+	if r.Method == http.MethodPut && r.URL.Path == "/latest/api/token" {
+		if r.Header.Get("X-aws-ec2-metadata-token-ttl-seconds") == "" {
+			http.Error(w, "no TTL", http.StatusBadRequest)
+			return
+		}
+		io.WriteString(w, token)
+		return
+	}
+	if r.Method != http.MethodGet || r.Header.Get("X-aws-ec2-metadata-token") != token {
+		http.Error(w, "IMDSv2 only", http.StatusUnauthorized)
+		return
+	}
+	switch r.URL.Path {
+	case "/latest/meta-data/iam/security-credentials/":
+		io.WriteString(w, role)
+	case "/latest/meta-data/iam/security-credentials/" + role:
+		f.reads.Add(1)
+		fmt.Fprintf(w, `{"Code":"Success","Type":"AWS-HMAC","AccessKeyId":%q,"SecretAccessKey":%q,"Token":"","Expiration":%q}`,
+			f.key, f.secret, time.Now().Add(time.Hour).UTC().Format(time.RFC3339))
+	default:
+		http.NotFound(w, r)
+	}
+}
+
+// TestAWSRole: with AWSRole, the requests are signed with the credentials
+// the instance metadata service hands out (IMDSv2), and a refusal names
+// the role, not a key.
+func TestAWSRole(t *testing.T) {
+	t.Parallel()
+	srv := tests3.Start(t)
+	bucket := srv.Bucket(t)
+	imds := &fakeIMDS{key: tests3.AccessKey, secret: tests3.SecretKey}
+	md := httptest.NewServer(imds)
+	t.Cleanup(md.Close)
+	s := open(t, srv, bucket, func(c *s3store.Config) {
+		c.AccessKeyID, c.SecretAccessKey, c.AWSRole, c.RoleEndpoint = "", "", true, md.URL
+	})
+	k := recstore.Key{Fleet: "flt_1", Session: "ses_1"}
+	if err := s.Append(t.Context(), k, "events.jsonl", 0, []byte("{}\n")); err != nil {
+		t.Fatal(err)
+	}
+	if got := read(t, s, k, "events.jsonl"); got != "{}\n" {
+		t.Errorf("read %q; want %q", got, "{}\n")
+	}
+	if imds.reads.Load() == 0 {
+		t.Error("the role's credentials were never read from the metadata service")
+	}
+
+	wrong := httptest.NewServer(&fakeIMDS{key: tests3.AccessKey, secret: "not-the-secret"})
+	t.Cleanup(wrong.Close)
+	for _, tt := range []struct {
+		name  string
+		edit  func(*s3store.Config)
+		is    error
+		words []string
+	}{
+		{"a role the bucket refuses", func(c *s3store.Config) { c.RoleEndpoint = wrong.URL }, s3store.ErrAccessDenied,
+			[]string{"refused the credentials of this machine's AWS role to bucket " + bucket, "role's policy"}},
+		{"a key and the role", func(c *s3store.Config) { c.AccessKeyID = tests3.AccessKey }, nil, []string{"cannot both"}},
+		{"no metadata service", func(c *s3store.Config) { c.RoleEndpoint = "http://127.0.0.1:1" }, nil, []string{"cannot reach bucket " + bucket}},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			cfg := s3store.Config{URL: "s3://" + bucket + "/rec", Endpoint: srv.Endpoint, Region: tests3.Region, AWSRole: true, RoleEndpoint: md.URL}
+			tt.edit(&cfg)
+			_, err := s3store.Open(t.Context(), cfg)
+			if err == nil {
+				t.Fatal("Open succeeded")
+			}
+			t.Logf("Open: %v", err)
+			if tt.is != nil && !errors.Is(err, tt.is) {
+				t.Errorf("Open: %v; want %v in its chain", err, tt.is)
+			}
+			for _, w := range tt.words {
+				if !strings.Contains(err.Error(), w) {
+					t.Errorf("Open: %v; want it to say %q", err, w)
+				}
+			}
+		})
 	}
 }
