@@ -244,6 +244,20 @@ func (b *Broker) Subscribe(filter string, handler func(topic string, payload []b
 	return nil
 }
 
+// Devices lists the devices connected now, as fleet and device names.
+func (b *Broker) Devices() [][2]string {
+	if b.isClosed() {
+		return nil
+	}
+	var out [][2]string
+	for _, cl := range b.server.Clients.GetAll() {
+		if id := identityOf(cl); id != nil && !id.server && !cl.Closed() {
+			out = append(out, [2]string{id.fleet, id.device})
+		}
+	}
+	return out
+}
+
 // Disconnect ends the connection of a device, if it has one, and reports
 // whether it had. Call it after deleting a device: the deleted device cannot
 // log in again, but its open connection would otherwise stay.

@@ -117,11 +117,20 @@ func (s *Server) disconnectDevice(fleet, device string) {
 	s.logger.Info("device deleted; its login to the external MQTT broker is the broker's: remove it there too", "fleet", fleet, "device", device)
 }
 
-// recheckRelay cuts the sessions the relay carries that were closed while
-// this node was not hearing changes.
+// recheckRelay cuts the sessions the relay carries that were closed, and
+// the devices on the embedded broker that were deleted, while this node
+// was not hearing changes.
 func (s *Server) recheckRelay() {
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
+	if s.broker != nil {
+		lookup := devicekeys.StoreLookup(s.store)
+		for _, d := range s.broker.Devices() {
+			if _, err := lookup(ctx, d[0], d[1]); errors.Is(err, devicekeys.ErrUnknownDevice) {
+				s.disconnectDevice(d[0], d[1])
+			}
+		}
+	}
 	for _, id := range s.relay.Sessions() {
 		ses, err := s.store.GetSession(ctx, id)
 		switch {

@@ -29,6 +29,7 @@ import (
 	"github.com/porthole/porthole/internal/testwait"
 	"github.com/porthole/porthole/session"
 	"github.com/porthole/porthole/store"
+	"github.com/porthole/porthole/store/pgstore"
 	"github.com/porthole/porthole/store/storetest"
 )
 
@@ -624,5 +625,51 @@ func TestForgedNotices(t *testing.T) {
 	}
 	if _, _, err := dev.connect(t); err != nil {
 		t.Errorf("the device could not log in again after forged notices: %v", err)
+	}
+}
+
+// TestChangesLostRechecks: while a node's connection that hears changes
+// is down, a device is deleted behind its back (no notice reaches it);
+// when the connection is back the node checks what it holds, and the
+// deleted device is cut off its broker.
+func TestChangesLostRechecks(t *testing.T) {
+	t.Parallel()
+	nd := startNodes(t, 1, nil)[0]
+	ctx := t.Context()
+	fleet := &store.Fleet{Name: "acme"}
+	if err := nd.Store().CreateFleet(ctx, fleet); err != nil {
+		t.Fatal(err)
+	}
+	dev := nd.at(t, nd.enroll(t, fleet, "dev1"))
+	mc, _, err := dev.connect(t)
+	if err != nil {
+		t.Fatal(err)
+	}
+	d, err := nd.Store().GetDeviceByName(ctx, fleet.ID, "dev1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	db, err := sql.Open("pgx", nd.cfg.Database)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	// Behind the store's back: no notice is sent.
+	if _, err := db.ExecContext(ctx, "DELETE FROM devices WHERE id = $1", d.ID); err != nil {
+		t.Fatal(err)
+	}
+	var schema string
+	if err := db.QueryRowContext(ctx, "SELECT current_schema()").Scan(&schema); err != nil {
+		t.Fatal(err)
+	}
+	var ended int
+	if err := db.QueryRowContext(ctx, `SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity WHERE application_name = $1`,
+		pgstore.ListenerName(schema)).Scan(&ended); err != nil || ended == 0 {
+		t.Fatalf("ending the node's listening connection: %d ended, %v", ended, err)
+	}
+	select {
+	case <-mc.Done():
+	case <-time.After(waitTimeout):
+		t.Fatal("the device deleted while the node heard nothing is still connected after the node heard again")
 	}
 }
