@@ -218,6 +218,12 @@ func (m *Manager) Close() error {
 	return nil
 }
 
+// Limits are the server's own idle timeout and maximum duration, which a
+// fleet's policy may only shorten.
+func (m *Manager) Limits() (idle, maxDuration time.Duration) {
+	return m.cfg.IdleTimeout, m.cfg.MaxDuration
+}
+
 // Request is an engineer's request for a session.
 type Request struct {
 	Device    *store.Device
