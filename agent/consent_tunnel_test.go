@@ -174,3 +174,44 @@ func TestOwnerRevokeEndsSessionsAtOnce(t *testing.T) {
 		t.Errorf("the session ended %v after revoke; want within a second", d)
 	}
 }
+
+// TestPolicyPortsNarrowOnly: a session reaches only the ports its command
+// asked for that the fleet's policy in it also names; the owner's
+// allow_ports then apply on top (agentssh TestDirectTCPIPSessionPorts),
+// so a policy naming more ports than the owner allows grants nothing
+// more.
+func TestPolicyPortsNarrowOnly(t *testing.T) {
+	t.Parallel()
+	for _, tt := range []struct {
+		name   string
+		policy *control.Policy
+		want   []int
+	}{
+		{"no policy", nil, []int{22, 80, 443}},
+		{"a policy that names no ports", &control.Policy{ConsentFloor: control.FloorApprove}, []int{22, 80, 443}},
+		{"a policy naming some", &control.Policy{Ports: []int{80, 8080, 9090}}, []int{80}},
+		{"a policy allowing none", &control.Policy{Ports: []int{}}, []int{}},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			cmd := agenttest.OpenCmd("s1")
+			cmd.Ports, cmd.Policy = []int{22, 80, 443}, tt.policy
+			if got := askedPorts(cmd); fmt.Sprint(got) != fmt.Sprint(tt.want) {
+				t.Errorf("askedPorts = %v; want %v", got, tt.want)
+			}
+		})
+	}
+
+	// What the SSH server asks of a session that waits for its owner.
+	c := newTestConsent(t, agentconsent.Approve, nil)
+	tn, _ := consentTunnels(t, c)
+	cmd := agenttest.OpenCmd("s2")
+	cmd.Ports, cmd.Policy = []int{22, 80}, &control.Policy{Ports: []int{80, 443}}
+	var st agenttest.States
+	tn.Open(t.Context(), cmd, st.Report)
+	waitState(t, &st, control.State{Kind: control.StateWaitingConsent, Session: "s2"})
+	if got := tn.sessionPorts("s2"); fmt.Sprint(got) != "[80]" {
+		t.Errorf("the SSH server is told the session's ports are %v; want [80]", got)
+	}
+	tn.CloseAll(control.CloseRevoked)
+	waitState(t, &st, control.TunnelDown("s2", control.CloseRevoked))
+}
