@@ -80,6 +80,11 @@ func (s *Server) putPolicy(c *call, req *apitype.SetFleetPolicyRequest) (apitype
 		return apitype.FleetPolicy{}, fmt.Errorf("reading the policy of %s: %w", f.Name, err)
 	}
 	if req.Version != nil && *req.Version != old.Version {
+		if old.Version == *req.Version+1 && old.UpdatedBy == c.user.Email && samePolicy(old, p) {
+			// This very change, made a moment ago: a retried write
+			// (the client sends a PUT again when the node under it dies).
+			return s.apiPolicy(c, f, old)
+		}
 		return apitype.FleetPolicy{}, policyChanged(f, old)
 	}
 	p.Version = old.Version
@@ -98,6 +103,12 @@ func (s *Server) putPolicy(c *call, req *apitype.SetFleetPolicyRequest) (apitype
 	s.logger.Info("fleet policy set", "request_id", requestID(c.ctx), "by", c.user.Email, "fleet", f.Name,
 		"policy", fleetpolicy.Describe(p), "version", p.Version)
 	return s.apiPolicy(c, f, p)
+}
+
+// samePolicy reports whether a and b decide the same.
+func samePolicy(a, b *store.FleetPolicy) bool {
+	return (a.Ports == nil) == (b.Ports == nil) && slices.Equal(a.Ports, b.Ports) && a.ConsentFloor == b.ConsentFloor &&
+		a.MaxDuration == b.MaxDuration && a.IdleTimeout == b.IdleTimeout && a.FourEyes == b.FourEyes
 }
 
 // policyChanged is the conflict of a change made over a version that is

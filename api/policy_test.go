@@ -78,6 +78,12 @@ func TestPolicySetAndShow(t *testing.T) {
 	if got.Ports == nil || len(*got.Ports) != 0 || got.FourEyes || got.Version != 2 {
 		t.Errorf("policy with no ports: %+v", got)
 	}
+	// The same write again (a retry) answers the policy it made.
+	one := int64(1)
+	again := setPolicy(t, fl, apitype.SetFleetPolicyRequest{Ports: ports(), Version: &one})
+	if again.Version != 2 {
+		t.Errorf("a retried write: %+v; want version 2, written once", again)
+	}
 	stale := int64(1)
 	e := do(t, fx.ts, "PUT", policyPath(fl), fx.tokens["owner"], apitype.SetFleetPolicyRequest{FourEyes: true, Version: &stale}).
 		wantError(t, http.StatusConflict, apitype.CodeConflict)
