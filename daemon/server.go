@@ -133,15 +133,16 @@ func (s *Server) openRoles(ctx context.Context) error {
 		return err
 	}
 	s.sessions, err = session.New(session.Config{
-		Store:          s.store,
-		Publish:        func(topic string, payload []byte) error { return s.pubsub.Publish(topic, payload, false, 1) },
-		ControlKey:     s.keys.Control,
-		UserCA:         s.keys.UserCA,
-		RelayAddr:      s.cfg.Relay.PublicAddr,
-		Place:          (&relays.Placer{Store: s.store}).Place,
-		ConnectTimeout: s.cfg.Sessions.ConnectTimeout,
-		IdleTimeout:    s.cfg.Sessions.IdleTimeout,
-		MaxDuration:    s.cfg.Sessions.MaxDuration,
+		Store:           s.store,
+		Publish:         func(topic string, payload []byte) error { return s.pubsub.Publish(topic, payload, false, 1) },
+		ControlKey:      s.keys.Control,
+		UserCA:          s.keys.UserCA,
+		RelayAddr:       s.cfg.Relay.PublicAddr,
+		Place:           (&relays.Placer{Store: s.store}).Place,
+		ConnectTimeout:  s.cfg.Sessions.ConnectTimeout,
+		IdleTimeout:     s.cfg.Sessions.IdleTimeout,
+		MaxDuration:     s.cfg.Sessions.MaxDuration,
+		FourEyesTimeout: s.cfg.Sessions.FourEyesTimeout,
 		// The relay cuts a closed session's channels at once.
 		Closed: func(id string) { s.relay.CloseSession(id) },
 		Logger: s.logger.With("component", "sessions"),
