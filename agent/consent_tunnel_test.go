@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -214,4 +215,51 @@ func TestPolicyPortsNarrowOnly(t *testing.T) {
 	}
 	tn.CloseAll(control.CloseRevoked)
 	waitState(t, &st, control.TunnelDown("s2", control.CloseRevoked))
+}
+
+// TestPolicyForgedRefused: an open command whose fleet policy was changed
+// on its way to widen it (more ports, no consent floor) fails the
+// signature and opens nothing; the command as signed applies its floor to
+// a device whose owner chose auto.
+func TestPolicyForgedRefused(t *testing.T) {
+	t.Parallel()
+	d := enrollDevice(t, uniqueName("dev"), nil)
+	c := newTestConsent(t, agentconsent.Auto, nil)
+	tn, dials := consentTunnels(t, c)
+	opts := d.options(t)
+	opts.Sessions = tn
+	startAgent(t, opts)
+	d.states.Expect(t, "online")
+
+	cmd := d.command("floored")
+	cmd.Ports, cmd.Policy = []int{22}, &control.Policy{Ports: []int{22}, ConsentFloor: control.FloorApprove, RequestedBy: "alice@example.com"}
+	signed := d.sign(t, cmd)
+	var env struct{ Payload, Sig string }
+	if err := json.Unmarshal(signed, &env); err != nil {
+		t.Fatal(err)
+	}
+	payload, err := base64.StdEncoding.DecodeString(env.Payload)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, edit := range [][2]string{
+		{`"policy":{"ports":[22],`, `"policy":{"ports":[22,80,443],`},
+		{`"consent_floor":"approve",`, ``},
+	} {
+		forged := strings.Replace(string(payload), edit[0], edit[1], 1)
+		if forged == string(payload) {
+			t.Fatalf("%s is not in the payload %s", edit[0], payload)
+		}
+		out, _ := json.Marshal(map[string]string{"payload": base64.StdEncoding.EncodeToString([]byte(forged)), "sig": env.Sig})
+		d.broker.Publish(t, d.cmdTopic(), out)
+		d.states.Expect(t, "rejected "+control.ReasonBadSignature)
+	}
+	d.broker.Publish(t, d.cmdTopic(), signed)
+	d.states.Expect(t, "waiting_consent floored")
+	if n := dials.Load(); n != 0 {
+		t.Fatalf("the relay was dialled %d times", n)
+	}
+	if p := c.Status().Pending; len(p) != 1 || p[0].Session != "floored" {
+		t.Errorf("pending for the owner: %+v; want the floored session", p)
+	}
 }
