@@ -2,6 +2,7 @@ package api
 
 import (
 	"context"
+	"crypto/ed25519"
 	"net/http"
 	"strings"
 	"testing"
@@ -9,6 +10,8 @@ import (
 
 	"github.com/porthole/porthole/apitype"
 	"github.com/porthole/porthole/audit"
+	"github.com/porthole/porthole/control"
+	"github.com/porthole/porthole/session"
 	"github.com/porthole/porthole/store"
 )
 
@@ -286,4 +289,47 @@ func TestFourEyesAPI(t *testing.T) {
 	if !strings.Contains(e.Message, "is not one for a second engineer to approve") {
 		t.Errorf("approving a support request: %q", e.Message)
 	}
+}
+
+// TestPolicyInCommand: what the fleet's policy asks of the device reaches
+// it in the signed open command: the ports it allows and its consent floor
+// (a policy of limits alone sends none, for agents that predate it).
+func TestPolicyInCommand(t *testing.T) {
+	t.Parallel()
+	sent := make(chan []byte, 4)
+	sessions, err := session.New(session.Config{Store: fx.store, ControlKey: fx.keys.Control, UserCA: fx.keys.UserCA,
+		RelayAddr: "relay.example.com:443", Publish: func(_ string, env []byte) error { sent <- env; return nil }})
+	must(t, err)
+	t.Cleanup(func() { sessions.Close() })
+	ts := newServer(t, Config{Sessions: sessions, RelayAddr: "relay.example.com:443"})
+	fl := fx.newFleet(t)
+	d := onlineDevice(t, fl)
+	verifier, err := control.NewVerifier(fx.keys.Control.Public().(ed25519.PublicKey), fl.Name, d.Name, deviceNonces{control.NewMemoryNonceStore(100, 0)})
+	must(t, err)
+	open := func() *control.Command {
+		t.Helper()
+		decodeAs[apitype.CreateSessionResponse](t, do(t, ts.ts, "POST", "/api/v1/devices/"+d.ID+"/sessions", fx.tokens["operator"],
+			apitype.CreateSessionRequest{PublicKey: engineerPublicKey, Ports: []int{22}}), http.StatusCreated)
+		cmd, err := verifier.Verify(<-sent, time.Now())
+		must(t, err)
+		return cmd
+	}
+
+	setPolicy(t, fl, apitype.SetFleetPolicyRequest{MaxDurationS: 600})
+	if cmd := open(); cmd.Policy != nil || cmd.MaxDurationS != 600 {
+		t.Errorf("a policy of limits alone: policy %+v, max %d s", cmd.Policy, cmd.MaxDurationS)
+	}
+	setPolicy(t, fl, apitype.SetFleetPolicyRequest{Ports: ports(22, 443), ConsentFloor: "manual"})
+	cmd := open()
+	if cmd.Policy == nil || cmd.Policy.ConsentFloor != control.FloorManual || len(cmd.Policy.Ports) != 2 ||
+		cmd.Policy.RequestedBy != "operator@example.com" || cmd.Policy.ApprovedBy != "" {
+		t.Errorf("the command's policy: %+v", cmd.Policy)
+	}
+}
+
+// deviceNonces is a device's nonce memory for a test's verifier.
+type deviceNonces struct{ s *control.MemoryNonceStore }
+
+func (n deviceNonces) Remember(nonce string, forgetAfter, now time.Time) (bool, error) {
+	return n.s.RememberFor("device", nonce, forgetAfter, now)
 }
