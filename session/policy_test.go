@@ -186,9 +186,10 @@ func TestFourEyesDeniedAndTimedOut(t *testing.T) {
 	fx.noCommand(t)
 }
 
-// TestFourEyesConnectTimeoutFromApproval: an approved session's device
-// has the connect timeout from the approval, not from the request.
-func TestFourEyesConnectTimeoutFromApproval(t *testing.T) {
+// TestFourEyesLimitsFromApproval: an approved session's device has the
+// connect timeout, and the session its maximum length, from the approval,
+// not from the request: waiting for a colleague takes nothing off them.
+func TestFourEyesLimitsFromApproval(t *testing.T) {
 	fx := newFixture(t, func(c *Config) { c.ConnectTimeout = 300 * time.Millisecond })
 	bob := fx.mkUser(t, "bob@example.com")
 	pol := &store.FleetPolicy{FourEyes: true, Version: 1}
@@ -207,6 +208,29 @@ func TestFourEyesConnectTimeoutFromApproval(t *testing.T) {
 	}
 	if ses := fx.waitClosed(t, o.Session.ID); ses.CloseReason != string(control.CloseDeviceUnreachable) {
 		t.Errorf("close reason %q; want device_unreachable", ses.CloseReason)
+	}
+
+	// A fleet capping sessions at 1 s: the wait is longer, the session
+	// still gets its second once approved, and its certificate lasts for
+	// a session approved at the last moment.
+	pol = &store.FleetPolicy{FourEyes: true, MaxDuration: time.Second, Version: 2}
+	o = fx.open(t, func(r *Request) { r.Policy = pol })
+	if end := o.Session.CreatedAt.Add(DefaultFourEyesTimeout + time.Second); o.Certificate.ValidBefore < uint64(end.Unix()) {
+		t.Errorf("certificate valid before %v; a session approved at the last moment ends %v", time.Unix(int64(o.Certificate.ValidBefore), 0), end)
+	}
+	time.Sleep(1200 * time.Millisecond)
+	if ses, _ := fx.m.Get(t.Context(), o.Session.ID); ses.State != store.SessionRequested {
+		t.Fatalf("a session waiting for approval was closed by its maximum length: %+v", ses)
+	}
+	approved, err := fx.m.Approve(t.Context(), o.Session.ID, bob, pol)
+	if err != nil {
+		t.Fatal(err)
+	}
+	fx.cmd(t)
+	fx.m.HandleState("acme", "dev1", control.State{Kind: control.StateTunnelUp, Session: o.Session.ID})
+	ses := fx.waitClosed(t, o.Session.ID)
+	if ses.CloseReason != string(control.CloseMaxDuration) || ses.ClosedAt.Sub(approved.ApprovedAt) < time.Second {
+		t.Errorf("closed %v after its approval as %q; want max_duration, a second after it", ses.ClosedAt.Sub(approved.ApprovedAt), ses.CloseReason)
 	}
 }
 

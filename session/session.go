@@ -308,10 +308,16 @@ func (m *Manager) Open(ctx context.Context, req Request) (*Opened, error) {
 	}
 	// If the session cannot go on, the server closes it, not the engineer.
 	bySystem := audit.WithActor(context.WithoutCancel(ctx), audit.System)
+	// Valid until the session's latest end: for a four-eyes session,
+	// approved at the last moment, its maximum length after that.
+	latestEnd := ses.CreatedAt.Add(maxDur)
+	if ses.FourEyes {
+		latestEnd = latestEnd.Add(m.cfg.FourEyesTimeout)
+	}
 	cert, err := sessioncert.Sign(m.cfg.UserCA, req.PublicKey, sessioncert.Claims{
 		Session: ses.ID, Fleet: ses.FleetName, Device: ses.DeviceName, DeviceID: ses.DeviceID, User: req.User.Email,
 		ValidAfter:  now.Add(-sessioncert.Margin),
-		ValidBefore: ses.CreatedAt.Add(maxDur + sessioncert.Margin),
+		ValidBefore: latestEnd.Add(sessioncert.Margin),
 	})
 	if err != nil {
 		m.closeSession(bySystem, ses.ID, control.CloseControlUnavailable, false)
@@ -922,19 +928,17 @@ func (m *Manager) sweep(ctx context.Context) {
 
 // overdue says which limit ses has passed at now, if any. The device of a
 // four-eyes session is asked when a second engineer approves it, so its
-// connect and consent timeouts count from then.
+// limits count from then (Asked); until then only the four-eyes timeout
+// applies.
 func (m *Manager) overdue(ses *store.Session, now time.Time) control.CloseReason {
-	asked := ses.CreatedAt
-	if !ses.ApprovedAt.IsZero() {
-		asked = ses.ApprovedAt
-	}
+	asked := ses.Asked()
 	switch {
-	case !now.Before(ses.CreatedAt.Add(ses.MaxDuration)):
-		return control.CloseMaxDuration
 	case ses.WaitsForApproval():
 		if !now.Before(ses.CreatedAt.Add(m.cfg.FourEyesTimeout)) {
 			return control.CloseFourEyesTimeout
 		}
+	case !now.Before(asked.Add(ses.MaxDuration)):
+		return control.CloseMaxDuration
 	case (ses.State == store.SessionRequested || ses.State == store.SessionConnecting) &&
 		!now.Before(asked.Add(m.cfg.ConnectTimeout)):
 		return control.CloseDeviceUnreachable

@@ -188,6 +188,16 @@ type Session struct {
 	Policy string
 }
 
+// Asked is when the session's device was asked to open it, from which its
+// limits count: its creation, or for a four-eyes session its approval
+// (its creation while it still waits).
+func (s *Session) Asked() time.Time {
+	if s.FourEyes && !s.ApprovedAt.IsZero() {
+		return s.ApprovedAt
+	}
+	return s.CreatedAt
+}
+
 // WaitsForApproval reports whether the session waits for a second
 // engineer to approve it (four-eyes).
 func (s *Session) WaitsForApproval() bool {
