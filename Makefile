@@ -15,13 +15,27 @@ FUZZTIME  ?= 10m
 CLI_TARGETS := windows/amd64 windows/arm64 darwin/amd64 darwin/arm64
 CLI_STATICCHECK := windows/amd64 darwin/arm64
 
-.PHONY: all build cross cross-cli demo test fuzz bench lint setup tools clean packages release check-release
+.PHONY: all build cross cross-cli demo test fuzz bench lint setup tools clean packages release check-release web web-check
 
 all: build
 
-## build: the three binaries for this machine in bin/, and the agent for arm64 and armv7
-build: cross
+## build: the three binaries for this machine in bin/ (portholed with the web console), and the agent for arm64 and armv7
+build: cross web
 	CGO_ENABLED=0 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(BIN)/ ./cmd/portholed ./cmd/porthole ./cmd/porthole-agent
+
+## web: the web console's script (web/src, TypeScript) compiled into web/static/js, which portholed embeds; npm ci from web/package-lock.json first
+WEB_SRC := $(wildcard web/src/*.ts) web/tsconfig.json
+web: web/static/js/main.js
+web/node_modules/.package-lock.json: web/package.json web/package-lock.json
+	@command -v npm >/dev/null || ./scripts/setup.sh
+	cd web && npm ci --no-audit --no-fund --loglevel=error
+web/static/js/main.js: web/node_modules/.package-lock.json $(WEB_SRC)
+	rm -rf web/static/js
+	cd web && npm run --silent build
+
+## web-check: the console's TypeScript type-checks (strict), without writing anything
+web-check: web/node_modules/.package-lock.json
+	cd web && npm run --silent check
 
 ## cross: the agent must stay static and portable: linux/arm64 and linux/arm (GOARM=7)
 cross:
@@ -33,7 +47,7 @@ demo: setup build
 	./scripts/demo.sh
 
 ## test: every test; PostgreSQL tests run against 127.0.0.1:5432 (scripts/setup.sh starts it if it can)
-test: setup
+test: setup web
 	$(GO) test -count=1 ./...
 
 ## packages: .deb and .rpm of the agent (amd64, arm64, armhf), the server and the CLI (amd64, arm64) in dist/packages/, with nfpm (tools/go.mod)
@@ -59,7 +73,7 @@ bench:
 	./bench/run.sh $(BENCH_FLAGS)
 
 ## lint: gofmt, go vet and staticcheck, here and (cross-cli) for the CLI on macOS and Windows
-lint: tools
+lint: tools web-check
 	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt would change:"; echo "$$out"; exit 1; fi
 	$(GO) vet ./...
 	.tools/staticcheck ./...
@@ -88,4 +102,4 @@ tools: .tools/staticcheck
 	GOBIN=$(CURDIR)/.tools $(GO) install honnef.co/go/tools/cmd/staticcheck@$(STATICCHECK_VERSION)
 
 clean:
-	rm -rf $(BIN) .tools .demo dist
+	rm -rf $(BIN) .tools .demo dist web/node_modules web/static/js

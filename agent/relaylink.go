@@ -40,11 +40,12 @@ const muxKeepAlive = 10 * time.Second
 // per relay address.
 type relayLinks struct {
 	t *Tunnels
-	// dialMu is held while dialling, so that sessions opened at once share
-	// one connection. mu is never held while dialling: the engineers'
-	// streams and the other sessions' registrations and ends go on
-	// meanwhile.
-	dialMu sync.Mutex
+	// dialMu holds a lock per relay address, held while dialling it, so
+	// that sessions opened at once on one relay share one connection
+	// while a relay that does not answer holds up no other. mu is never
+	// held while dialling: the engineers' streams and the other sessions'
+	// registrations and ends go on meanwhile.
+	dialMu sync.Map // relay address → *sync.Mutex
 	mu     sync.Mutex
 	// cur are the live connections by relay address; guarded by mu.
 	cur map[string]*relayLink
@@ -80,8 +81,10 @@ func (ls *relayLinks) acquire(ctx context.Context, addr string, u *url.URL) (*re
 	if l := ls.take(addr); l != nil {
 		return l, nil
 	}
-	ls.dialMu.Lock()
-	defer ls.dialMu.Unlock()
+	m, _ := ls.dialMu.LoadOrStore(addr, &sync.Mutex{})
+	dialing := m.(*sync.Mutex)
+	dialing.Lock()
+	defer dialing.Unlock()
 	if l := ls.take(addr); l != nil { // dialled while this one waited
 		return l, nil
 	}

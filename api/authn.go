@@ -6,6 +6,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/porthole/porthole/apitype"
 	"github.com/porthole/porthole/audit"
 	"github.com/porthole/porthole/auth"
 	"github.com/porthole/porthole/store"
@@ -17,11 +18,15 @@ import (
 const touchEvery = time.Minute
 
 // authenticate finds the caller from the "Authorization: Bearer <token>"
-// header. The store keeps only the token's hash, and answers expired
-// tokens as missing ones.
+// header or, without one, from the web console's session cookie (whose
+// requests that change something must pass checkCSRF). The store keeps
+// only a token's hash, and answers expired tokens as missing ones.
 func (c *call) authenticate() error {
 	h := c.r.Header.Get("Authorization")
 	if h == "" {
+		if ck, err := c.r.Cookie(apitype.ConsoleSessionCookie); err == nil && ck.Value != "" {
+			return c.authenticateConsole(ck.Value)
+		}
 		return unauthenticated("this request needs a login; run `porthole login`")
 	}
 	scheme, secret, _ := strings.Cut(h, " ")
@@ -29,13 +34,24 @@ func (c *call) authenticate() error {
 	if !strings.EqualFold(scheme, "Bearer") || secret == "" {
 		return unauthenticated("the Authorization header must be \"Bearer <token>\"")
 	}
-	now := c.s.now()
 	expired := unauthenticated("your login expired or was revoked; run `porthole login`")
+	if strings.HasPrefix(secret, consolePrefix+"_") {
+		// A console session's secret is not a bearer token, wherever it
+		// was found.
+		return expired
+	}
+	return c.useToken(secret, expired)
+}
+
+// useToken makes the login whose secret is secret the caller's, or
+// answers expired.
+func (c *call) useToken(secret string, expired error) error {
+	now := c.s.now()
 	tok, err := c.s.store.TokenByHash(c.ctx, auth.HashSecret(secret), now)
 	if errors.Is(err, store.ErrNotFound) {
 		return expired
 	} else if err != nil {
-		return fmt.Errorf("looking up the bearer token: %w", err)
+		return fmt.Errorf("looking up the login token: %w", err)
 	}
 	user, err := c.s.store.GetUser(c.ctx, tok.UserID)
 	if errors.Is(err, store.ErrNotFound) {

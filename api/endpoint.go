@@ -80,4 +80,7 @@ type call struct {
 	user  *store.User   // the caller; nil on public routes
 	token *store.Token  // the token the caller authenticated with
 	dev   *store.Device // the calling device, on deviceAuth routes
+	// viaCookie: the caller authenticated with the web console's session
+	// cookie, not a bearer token.
+	viaCookie bool
 }

@@ -99,7 +99,7 @@ func newFixture(dir string) (*fixture, error) {
 		return nil, err
 	}
 	if f.srv, err = New(Config{Store: st, Keys: keys, Sessions: sessions, RelayAddr: "relay.example.com:443",
-		Recordings: RecordingsConfig{Dir: filepath.Join(dir, "recordings")}}); err != nil {
+		Recordings: RecordingsConfig{Dir: filepath.Join(dir, "recordings")}, Console: testConsole}); err != nil {
 		return nil, err
 	}
 	f.ts = startTLS(f.srv.Handler(), keys)
@@ -236,6 +236,22 @@ func doFrom(t *testing.T, ts *httptest.Server, from, method, path, token string,
 // doWith is do with client c.
 func doWith(t *testing.T, c *http.Client, ts *httptest.Server, method, path, token string, body any) response {
 	t.Helper()
+	req := newRequest(t, context.Background(), method, ts.URL+path, body)
+	if token != "" {
+		req.Header.Set("Authorization", "Bearer "+token)
+	}
+	resp, err := c.Do(req)
+	must(t, err)
+	defer resp.Body.Close()
+	data, err := io.ReadAll(resp.Body)
+	must(t, err)
+	return response{status: resp.StatusCode, header: resp.Header, body: data}
+}
+
+// newRequest makes a request to url with body: nil, a string or []byte
+// (sent as is) or anything else (sent as JSON).
+func newRequest(t *testing.T, ctx context.Context, method, url string, body any) *http.Request {
+	t.Helper()
 	var rd io.Reader
 	switch b := body.(type) {
 	case nil:
@@ -248,17 +264,9 @@ func doWith(t *testing.T, c *http.Client, ts *httptest.Server, method, path, tok
 		must(t, err)
 		rd = bytes.NewReader(data)
 	}
-	req, err := http.NewRequest(method, ts.URL+path, rd)
+	req, err := http.NewRequestWithContext(ctx, method, url, rd)
 	must(t, err)
-	if token != "" {
-		req.Header.Set("Authorization", "Bearer "+token)
-	}
-	resp, err := c.Do(req)
-	must(t, err)
-	defer resp.Body.Close()
-	data, err := io.ReadAll(resp.Body)
-	must(t, err)
-	return response{status: resp.StatusCode, header: resp.Header, body: data}
+	return req
 }
 
 // errorBody decodes an error answer.

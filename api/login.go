@@ -44,16 +44,29 @@ func wrongCredentials() *httpError {
 //     about the password tried. Only someone who knows the password can
 //     lock the account, and then its owner must change it anyway.
 func (s *Server) login(c *call, req *apitype.LoginRequest) (apitype.LoginResponse, error) {
-	var resp apitype.LoginResponse
+	user, err := s.logIn(c, req)
+	if err != nil {
+		return apitype.LoginResponse{}, err
+	}
+	secret, tok, ms, err := s.issueToken(c, user, bearerPrefix, "login from "+clientAddr(c.r))
+	if err != nil {
+		return apitype.LoginResponse{}, err
+	}
+	return apitype.LoginResponse{Token: secret, TokenID: tok.ID, ExpiresAt: tok.ExpiresAt, User: apiUser(user, ms)}, nil
+}
+
+// logIn returns the user whose email, password and fresh TOTP code req
+// holds, within the limits login's comment describes.
+func (s *Server) logIn(c *call, req *apitype.LoginRequest) (*store.User, error) {
 	email, err := normalizeEmail(req.Email)
 	if err != nil {
-		return resp, err
+		return nil, err
 	}
 	if req.Password == "" {
-		return resp, badRequest("password is required")
+		return nil, badRequest("password is required")
 	}
 	if req.TOTP == "" {
-		return resp, badRequest("totp is required: the 6-digit code from your authenticator app")
+		return nil, badRequest("totp is required: the 6-digit code from your authenticator app")
 	}
 	now := s.now().UTC()
 	addr := clientAddr(c.r)
@@ -63,12 +76,12 @@ func (s *Server) login(c *call, req *apitype.LoginRequest) (apitype.LoginRespons
 		limit{s.loginByAddress, src, "too many failed logins from your address"})
 	if err != nil {
 		s.loginRefused(c, email, reasonRateLimited)
-		return resp, err
+		return nil, err
 	}
 	if wait, locked := s.loginCodes.blocked(email, now); locked {
 		forgive() // refused unread: it proves nothing either way
 		s.loginRefused(c, email, reasonRateLimited)
-		return resp, tooMany(codesLocked, wait)
+		return nil, tooMany(codesLocked, wait)
 	}
 	user, err := s.checkCredentials(c, email, req, now)
 	if err != nil {
@@ -76,24 +89,39 @@ func (s *Server) login(c *call, req *apitype.LoginRequest) (apitype.LoginRespons
 		if !errors.As(err, &he) {
 			forgive() // our failure, not the caller's
 		}
-		return resp, err
+		return nil, err
 	}
 	forgive()
+	return user, nil
+}
 
-	secret, hash := auth.NewSecret("pht")
-	tok := &store.Token{UserID: user.ID, Hash: hash, Name: "login from " + addr, CreatedAt: now, ExpiresAt: now.Add(s.tokenTTL)}
+// Prefixes of the secrets a login hands out. A secret is accepted only
+// the way it was handed out: a console session's only in its cookie, a
+// bearer token's only in the Authorization header.
+const (
+	bearerPrefix  = "pht"
+	consolePrefix = "phs"
+)
+
+// issueToken stores a new login of user, named name, with a secret of
+// the given prefix, and audits it; it returns the secret, the token and
+// the user's roles.
+func (s *Server) issueToken(c *call, user *store.User, prefix, name string) (string, *store.Token, []*store.Membership, error) {
+	now := s.now().UTC()
+	secret, hash := auth.NewSecret(prefix)
+	tok := &store.Token{UserID: user.ID, Hash: hash, Name: name, CreatedAt: now, ExpiresAt: now.Add(s.tokenTTL)}
 	login := audit.Event{Kind: audit.LoginSucceeded, Actor: audit.User(user.ID, user.Email),
 		Detail: map[string]string{"token": tok.Name}}
 	if err := s.store.CreateToken(c.withAudit(login).ctx, tok); err != nil {
-		return resp, fmt.Errorf("storing the new token: %w", err)
+		return "", nil, nil, fmt.Errorf("storing the new token: %w", err)
 	}
 	ms, err := s.store.Memberships(c.ctx, user.ID)
 	if err != nil {
-		return resp, fmt.Errorf("listing the user's roles: %w", err)
+		return "", nil, nil, fmt.Errorf("listing the user's roles: %w", err)
 	}
 	infoFrom(c.ctx).userID = user.ID
-	s.logger.Info("login", "request_id", requestID(c.ctx), "user", user.ID, "email", email, "token_id", tok.ID, "remote", addr)
-	return apitype.LoginResponse{Token: secret, TokenID: tok.ID, ExpiresAt: tok.ExpiresAt, User: apiUser(user, ms)}, nil
+	s.logger.Info("login", "request_id", requestID(c.ctx), "user", user.ID, "email", user.Email, "token_id", tok.ID, "remote", clientAddr(c.r))
+	return secret, tok, ms, nil
 }
 
 // checkCredentials returns the user whose email, password and unused TOTP
@@ -164,11 +192,17 @@ func (s *Server) loginRefused(c *call, email, reason string) error {
 	return wrongCredentials()
 }
 
-// logout revokes the token making the request.
+// logout revokes the token making the request; a console session's
+// browser is told to forget its cookies, and its presence streams end.
 func (s *Server) logout(c *call, _ *none) (none, error) {
 	revoked := audit.Event{Kind: audit.TokenRevoked, Detail: map[string]string{"token_id": c.token.ID, "why": "logout"}}
 	if err := s.store.DeleteToken(c.withAudit(revoked).ctx, c.user.ID, c.token.ID); err != nil && !errors.Is(err, store.ErrNotFound) {
 		return none{}, fmt.Errorf("deleting the token: %w", err)
+	}
+	s.streams.cut(c.token.ID, apitype.PresenceEndEvent{Reason: endLoggedOut})
+	if c.viaCookie {
+		clearConsoleCookies(c.w)
+		c.w.Header().Set("Clear-Site-Data", `"cache", "storage"`)
 	}
 	return none{}, nil
 }

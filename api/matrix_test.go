@@ -3,11 +3,13 @@ package api
 import (
 	"context"
 	"encoding/json"
+	"io"
 	"net/http"
 	"slices"
 	"testing"
 	"time"
 
+	"github.com/porthole/porthole/apitype"
 	"github.com/porthole/porthole/store"
 )
 
@@ -154,6 +156,7 @@ type matrixCase struct {
 	url          func(w *world) string
 	body         func(w *world) any
 	want         map[string]int
+	stream       bool // the answer never ends: read its status only
 }
 
 func fixed(s string) func(*world) string { return func(*world) string { return s } }
@@ -165,6 +168,9 @@ var matrix = []matrixCase{
 		want: everyone(http.StatusBadRequest)},
 	{method: "POST", path: "/api/v1/enroll", url: fixed("/api/v1/enroll"), body: func(*world) any { return map[string]any{} },
 		want: everyone(http.StatusBadRequest)},
+	{method: "POST", path: "/api/v1/console/login", url: fixed("/api/v1/console/login"), body: func(*world) any { return map[string]any{} },
+		want: everyone(http.StatusBadRequest)},
+	{method: "GET", path: "/console/", url: fixed("/console/"), want: everyone(http.StatusOK)},
 	{method: "GET", path: "/api/v1/ca", url: fixed("/api/v1/ca"), want: everyone(http.StatusOK)},
 	{method: "GET", path: "/api/v1/openapi.json", url: fixed("/api/v1/openapi.json"), want: everyone(http.StatusOK)},
 	{method: "GET", path: "/healthz", url: fixed("/healthz"), want: everyone(http.StatusOK)},
@@ -203,6 +209,8 @@ var matrix = []matrixCase{
 	{method: "GET", path: "/api/v1/fleets", url: fixed("/api/v1/fleets"), want: loggedInUsers(http.StatusOK)},
 	{method: "GET", path: "/api/v1/devices", url: func(w *world) string { return "/api/v1/devices?fleet=" + w.fleet.Name },
 		want: fleetMembers(store.RoleAuditor, http.StatusOK)},
+	{method: "GET", path: "/api/v1/presence", url: func(w *world) string { return "/api/v1/presence?fleet=" + w.fleet.Name },
+		want: fleetMembers(store.RoleAuditor, http.StatusOK), stream: true},
 
 	{method: "POST", path: "/api/v1/fleets", url: fixed("/api/v1/fleets"),
 		body: func(w *world) any { return map[string]any{"name": w.fleet.Name + "-new"} }, want: admins(http.StatusCreated)},
@@ -278,7 +286,11 @@ var matrix = []matrixCase{
 
 // TestAccessMatrix tries every route as every kind of caller, each in a
 // world of its own, and checks the status; refused requests must change
-// nothing.
+// nothing. Each logged-in caller tries each route twice: with a bearer
+// token, and with the web console's session cookie (and its CSRF header),
+// which must get the same answers. A request that changes something with
+// the cookie but without the CSRF header is refused (403 csrf) for every
+// caller, and changes nothing.
 func TestAccessMatrix(t *testing.T) {
 	t.Parallel()
 	var covered []string
@@ -291,38 +303,88 @@ func TestAccessMatrix(t *testing.T) {
 		}
 	}
 	for _, mc := range matrix {
+		i := slices.IndexFunc(fx.srv.routes, func(rt route) bool { return rt.pattern() == mc.method+" "+mc.path })
+		if i < 0 {
+			t.Errorf("the access matrix has a row for %s %s, which is no route", mc.method, mc.path)
+			continue
+		}
+		rt := fx.srv.routes[i]
+		userRoute := rt.access == loggedIn || rt.access == adminOnly || rt.access == fleetRole
 		for _, who := range callers {
-			t.Run(mc.method+" "+mc.path+" as "+who, func(t *testing.T) {
-				t.Parallel()
-				caller, token := fx.users[who], ""
-				if caller != nil {
-					var err error
-					token, _, err = newToken(fx.store, caller, time.Now().Add(time.Hour))
-					must(t, err)
+			for _, via := range []string{"bearer", "cookie", "cookie without CSRF"} {
+				if via != "bearer" && who == "anonymous" {
+					continue // no login: nothing to carry
 				}
-				w := newWorld(t, caller)
-				var body any
-				if mc.body != nil {
-					body = mc.body(w)
-				}
-				before := w.snapshot(t, caller)
-				r := do(t, fx.ts, mc.method, mc.url(w), token, body)
 				want, ok := mc.want[who]
-				if !ok {
-					t.Fatalf("no expected status for %s", who)
-				}
-				if r.status != want {
-					t.Fatalf("status = %d; want %d (body %s)", r.status, want, r.body)
-				}
-				if r.status >= 300 {
-					r.errorBody(t)
-					if after := w.snapshot(t, caller); after != before {
-						t.Errorf("a refused request changed the store:\nbefore %s\nafter  %s", before, after)
+				if via == "cookie without CSRF" {
+					if !userRoute || mc.method == "GET" {
+						continue
 					}
+					want, ok = http.StatusForbidden, true
 				}
-			})
+				t.Run(mc.method+" "+mc.path+" as "+who+" by "+via, func(t *testing.T) {
+					t.Parallel()
+					if !ok {
+						t.Fatalf("no expected status for %s", who)
+					}
+					caller := fx.users[who]
+					w := newWorld(t, caller)
+					var body any
+					if mc.body != nil {
+						body = mc.body(w)
+					}
+					before := w.snapshot(t, caller)
+					var r response
+					switch {
+					case caller == nil:
+						r = doMatrix(t, mc, w, nil, body)
+					case via == "bearer":
+						token, _, err := newToken(fx.store, caller, time.Now().Add(time.Hour))
+						must(t, err)
+						r = doMatrix(t, mc, w, func(req *http.Request) { req.Header.Set("Authorization", "Bearer "+token) }, body)
+					default:
+						secret := newConsoleSession(t, caller)
+						r = doMatrix(t, mc, w, func(req *http.Request) {
+							withConsoleSession(req, secret, via == "cookie")
+						}, body)
+					}
+					if r.status != want {
+						t.Fatalf("status = %d; want %d (body %s)", r.status, want, r.body)
+					}
+					if r.status >= 300 {
+						e := r.errorBody(t)
+						if via == "cookie without CSRF" && e.Code != apitype.CodeCSRF {
+							t.Errorf("code = %q; want %q", e.Code, apitype.CodeCSRF)
+						}
+						if after := w.snapshot(t, caller); after != before {
+							t.Errorf("a refused request changed the store:\nbefore %s\nafter  %s", before, after)
+						}
+					}
+				})
+			}
 		}
 	}
+}
+
+// doMatrix makes mc's request in w, with auth setting its credentials; a
+// stream's answer is its status and headers only.
+func doMatrix(t *testing.T, mc matrixCase, w *world, auth func(*http.Request), body any) response {
+	t.Helper()
+	ctx, cancel := context.WithCancel(t.Context())
+	defer cancel()
+	req := newRequest(t, ctx, mc.method, fx.ts.URL+mc.url(w), body)
+	if auth != nil {
+		auth(req)
+	}
+	resp, err := fx.ts.Client().Do(req)
+	must(t, err)
+	defer resp.Body.Close()
+	r := response{status: resp.StatusCode, header: resp.Header}
+	if !mc.stream || resp.StatusCode != http.StatusOK {
+		r.body, err = io.ReadAll(resp.Body)
+		must(t, err)
+	}
+	return r
 }
 
 // devicesOnly: a route for devices refuses every user.

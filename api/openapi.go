@@ -54,7 +54,8 @@ func openAPI(routes []route) ([]byte, error) {
 			"title":   "Porthole API",
 			"version": "v1",
 			"description": "Porthole's HTTPS API. Authenticate with `Authorization: Bearer <token>` " +
-				"(from POST /api/v1/login). Errors are always {\"error\":{\"code\":...,\"message\":...}}. " +
+				"(from POST /api/v1/login), or, in a browser, with the web console's session cookie " +
+				"(from POST /api/v1/console/login). Errors are always {\"error\":{\"code\":...,\"message\":...}}. " +
 				"A fleet or device you have no role in answers 404, exactly as a missing one.",
 		},
 		"paths": paths,
@@ -62,6 +63,9 @@ func openAPI(routes []route) ([]byte, error) {
 			"schemas": g.defs,
 			"securitySchemes": map[string]any{
 				"bearer": map[string]any{"type": "http", "scheme": "bearer"},
+				"console": map[string]any{"type": "apiKey", "in": "cookie", "name": apitype.ConsoleSessionCookie,
+					"description": "the web console's session (POST /api/v1/console/login); a request other than GET or HEAD must also come from the console's origin " +
+						"and carry the value of the " + apitype.ConsoleCSRFCookie + " cookie in the " + apitype.CSRFHeader + " header"},
 				"owner": map[string]any{"type": "apiKey", "in": "header", "name": "Authorization",
 					"description": "\"Owner <token>\": the token of an owner link (`porthole-agent status`), read-only and scoped to one device"},
 				"device": map[string]any{"type": "apiKey", "in": "header", "name": "Authorization",
@@ -111,7 +115,7 @@ func (g *schemaGen) operation(rt *route, errSchema any) (map[string]any, error) 
 	case ownerAuth:
 		op["security"] = []any{map[string]any{"owner": []any{}}}
 	default:
-		op["security"] = []any{map[string]any{"bearer": []any{}}}
+		op["security"] = []any{map[string]any{"bearer": []any{}}, map[string]any{"console": []any{}}}
 	}
 	responses := map[string]any{
 		"default": map[string]any{"description": "an error, in words a person can act on", "content": jsonContent(errSchema)},

@@ -56,6 +56,12 @@ var schemePrefix = map[string]string{
 // credential, in the header the scheme names. Whether the credential is
 // good is the server's to say.
 func checkScheme(_ context.Context, in *openapi3filter.AuthenticationInput) error {
+	if s := in.SecurityScheme; s.Type == "apiKey" && s.In == "cookie" {
+		if _, err := in.RequestValidationInput.Request.Cookie(s.Name); err != nil {
+			return in.NewError(fmt.Errorf("no cookie %s", s.Name))
+		}
+		return nil
+	}
 	prefix, ok := schemePrefix[in.SecuritySchemeName]
 	if !ok {
 		return in.NewError(fmt.Errorf("the test knows no security scheme %q", in.SecuritySchemeName))

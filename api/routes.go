@@ -73,6 +73,11 @@ func (s *Server) routeTable() []route {
 			ep: handle(s.login)},
 		{method: "POST", path: "/api/v1/enroll", access: public, summary: "Enroll a device with an enrollment token (the token authenticates the call)",
 			ep: handle(s.enroll)},
+		{method: "POST", path: "/api/v1/console/login", access: public,
+			summary: "Log in from a browser with email, password and TOTP code: the web console's session is set in cookies (HttpOnly, Secure, SameSite=Strict), never in the body",
+			ep:      handle(s.consoleLogin)},
+		{method: "GET", path: "/console/", access: public, summary: "The web console's pages and files (GET / is sent here)",
+			ep: raw("text/html", http.HandlerFunc(s.serveConsole))},
 		{method: "GET", path: "/api/v1/ca", access: public, summary: "The server's public certificate authorities (host and user CA) and the relay's address",
 			ep: handle(s.caKeys)},
 		{method: "GET", path: "/api/v1/openapi.json", access: public, summary: "This API's OpenAPI 3.1 document",
@@ -131,6 +136,10 @@ func (s *Server) routeTable() []route {
 		{method: "GET", path: "/api/v1/devices", access: loggedIn, summary: "Devices of the fleets the caller has a role in",
 			query: []param{{name: "fleet", doc: "only this fleet (by name)"}, {name: "name", doc: "only the device with this name"}},
 			ep:    handle(s.listDevices)},
+		{method: "GET", path: "/api/v1/presence", access: loggedIn,
+			summary: "The devices of the caller's fleets as a stream of Server-Sent Events: a snapshot, then each device whose presence or labels change, that appears or that leaves the caller's reach",
+			query:   []param{{name: "fleet", doc: "only this fleet (by name)"}},
+			ep:      s.streamed(presenceBody, s.streamPresence)},
 
 		{method: "GET", path: "/api/v1/requests", access: loggedIn, summary: "The support queue of the caller's fleets, newest first: requests neither closed nor expired, or all",
 			query: []param{{name: "fleet", doc: "only this fleet (by name)"}, {name: "device", doc: "only this device (by name; needs fleet)"},
@@ -303,6 +312,9 @@ const fallbackPattern = "/"
 // exists under other methods, else 404.
 func (s *Server) fallback(mux *http.ServeMux) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if s.redirectRoot(w, r) {
+			return
+		}
 		var allow []string
 		for _, m := range []string{"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE"} {
 			probe := r.Clone(r.Context())

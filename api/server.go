@@ -85,6 +85,18 @@ type Config struct {
 	// 15 minutes.
 	LimitWindow time.Duration
 
+	// Console serves the web console's pages under /console/ (web.Embedded
+	// is the one built into portholed), and GET / is sent there. Nil: no
+	// console; /console/ answers 404.
+	Console http.Handler
+	// Presence tells of devices' connection changes as this node learns
+	// them, for GET /api/v1/presence to push at once. Nil: streams learn
+	// changes only by reading the store every PresenceResync.
+	Presence PresenceWatcher
+	// PresenceResync is how often a presence stream reads the store again
+	// and checks its caller's login and roles. Zero: 15 seconds.
+	PresenceResync time.Duration
+
 	// DeviceNonces remembers the nonces of the devices' request
 	// credentials, so none is accepted twice. Nil: a store in this
 	// process's memory, holding DefaultMaxDeviceNonces, of which
@@ -144,6 +156,11 @@ type Server struct {
 	enrollByAddr   *failureLimiter // keyed by sourceKey
 	deviceNonces   DeviceNonceStore
 
+	console        http.Handler
+	presence       PresenceWatcher
+	presenceResync time.Duration
+	streams        streamSet // the open presence streams
+
 	routes  []route
 	openapi []byte // the OpenAPI document, built from routes
 	handler http.Handler
@@ -171,6 +188,10 @@ func New(cfg Config) (*Server, error) {
 		maxBody:   orDefault(cfg.MaxBodyBytes, DefaultMaxBodyBytes),
 
 		deviceNonces: cfg.DeviceNonces,
+
+		console:        cfg.Console,
+		presence:       cfg.Presence,
+		presenceResync: orDefault(cfg.PresenceResync, DefaultPresenceResync),
 	}
 	if s.deviceNonces == nil {
 		s.deviceNonces = control.NewMemoryNonceStore(DefaultMaxDeviceNonces, DefaultMaxNoncesPerDevice)

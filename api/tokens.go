@@ -29,5 +29,6 @@ func (s *Server) deleteToken(c *call, _ *none) (none, error) {
 	} else if err != nil {
 		return none{}, fmt.Errorf("deleting token %q: %w", id, err)
 	}
+	s.streams.cut(id, apitype.PresenceEndEvent{Reason: endLoggedOut})
 	return none{}, nil
 }

@@ -255,8 +255,8 @@ func (c *Client) send(ctx context.Context, method, path string, query url.Values
 	if query != nil {
 		u.RawQuery = query.Encode()
 	}
-	tries := 0
-	for retried := false; ; retried = true {
+	tries, clockFixed := 0, false
+	for {
 		tries++
 		var r io.Reader
 		if body != nil {
@@ -284,7 +284,8 @@ func (c *Client) send(ctx context.Context, method, path string, query url.Values
 			}
 			return nil, fmt.Errorf("cannot reach the Porthole server at %s: %w", c.base.Host, err)
 		}
-		if !retried && c.device != nil && c.learnClock(resp) {
+		if !clockFixed && c.device != nil && c.learnClock(resp) {
+			clockFixed = true
 			resp.Body.Close()
 			continue
 		}
@@ -297,27 +298,27 @@ func (c *Client) send(ctx context.Context, method, path string, query url.Values
 var retryWaits = []time.Duration{200 * time.Millisecond, 600 * time.Millisecond}
 
 // again reports whether a request that ended with resp or err is sent
-// once more, after waiting its turn: one whose method may be repeated
-// (GET, HEAD, PUT and DELETE are idempotent in this API: uploads name
-// their offset, a close of a closed session changes nothing) that did not
-// reach a server (a node that died under it, a load balancer's node being
-// replaced) or was answered 502, 503 or 504 (a load balancer with no node
-// for it yet, or a node going away). A POST is never repeated: it could
-// open a second session.
+// once more, after waiting its turn. A GET or HEAD is, when it did not
+// reach a server or its answer was lost (a node that died under it) or it
+// was answered 502, 503 or 504 (a load balancer with no node for it yet,
+// a node going away). A PUT or DELETE only when it provably reached no
+// server (its connection could not be made): sent twice, a PUT could undo
+// a change made in between, and a DELETE would report the thing already
+// gone. A POST never: it could open a second session.
 func again(ctx context.Context, method string, resp *http.Response, err error, tries int) bool {
+	if tries > len(retryWaits) || ctx.Err() != nil || errors.Is(err, ErrFingerprintMismatch) {
+		return false
+	}
 	switch method {
-	case http.MethodGet, http.MethodHead, http.MethodPut, http.MethodDelete:
-	default:
-		return false
-	}
-	if tries > len(retryWaits) || ctx.Err() != nil {
-		return false
-	}
-	switch {
-	case err != nil && errors.Is(err, ErrFingerprintMismatch):
-		return false
-	case err != nil:
-	case resp.StatusCode == http.StatusBadGateway, resp.StatusCode == http.StatusServiceUnavailable, resp.StatusCode == http.StatusGatewayTimeout:
+	case http.MethodGet, http.MethodHead:
+		if err == nil && resp.StatusCode != http.StatusBadGateway && resp.StatusCode != http.StatusServiceUnavailable &&
+			resp.StatusCode != http.StatusGatewayTimeout {
+			return false
+		}
+	case http.MethodPut, http.MethodDelete:
+		if dialErr := (*net.OpError)(nil); err == nil || !errors.As(err, &dialErr) || dialErr.Op != "dial" {
+			return false
+		}
 	default:
 		return false
 	}

@@ -2,17 +2,20 @@ package apiclient
 
 import (
 	"context"
+	"errors"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"sync/atomic"
 	"testing"
 )
 
-// TestRetryOnAnotherNode: a request that may be repeated is sent again
-// when the node under it dies (its connection is cut before an answer) or
-// a load balancer answers 502/503/504, and the next node's answer is the
-// result; a POST is never repeated, so no second session is opened; and
-// a node that keeps failing is reported after the last try.
+// TestRetryOnAnotherNode: a GET is sent again when the node under it dies
+// (its connection is cut before an answer) or a load balancer answers
+// 502/503/504, and the next node's answer is the result; a PUT or DELETE
+// that may have reached a server, and any POST, are not (sent twice they
+// could undo a change or open a second session); and a node that keeps
+// failing is reported after the last try.
 func TestRetryOnAnotherNode(t *testing.T) {
 	var calls atomic.Int64
 	var failFirst atomic.Int64 // how many calls fail before the answers come
@@ -52,7 +55,8 @@ func TestRetryOnAnotherNode(t *testing.T) {
 	}{
 		{"GET, connection cut once", true, 1, func() error { _, err := c.Fleets(ctx); return err }, 2, false},
 		{"GET, load balancer 503 twice", false, 2, func() error { _, err := c.Fleets(ctx); return err }, 3, false},
-		{"DELETE, connection cut once", true, 1, func() error { return c.RevokeToken(ctx, "t1") }, 2, false},
+		{"DELETE, connection cut once (it may have been done)", true, 1, func() error { return c.RevokeToken(ctx, "t1") }, 1, true},
+		{"PUT, 503", false, 1, func() error { return c.SetMember(ctx, "acme", "bob@example.com", "operator") }, 1, true},
 		{"GET, failing every time", true, 10, func() error { _, err := c.Fleets(ctx); return err }, 3, true},
 		{"POST, connection cut", true, 1, func() error { _, err := c.CreateFleet(ctx, "acme"); return err }, 1, true},
 		{"POST, 503", false, 1, func() error { _, err := c.CreateFleet(ctx, "acme"); return err }, 1, true},
@@ -69,5 +73,33 @@ func TestRetryOnAnotherNode(t *testing.T) {
 				t.Errorf("%d requests reached the server; want %d", n, tt.wantCalls)
 			}
 		})
+	}
+}
+
+// TestRetryWhenNotSent: a PUT or DELETE whose connection could not be
+// made (it reached no server) is sent again.
+func TestRetryWhenNotSent(t *testing.T) {
+	var calls atomic.Int64
+	ts := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		calls.Add(1)
+		w.WriteHeader(http.StatusNoContent)
+	}))
+	defer ts.Close()
+	var dials atomic.Int64
+	c, err := New(ts.URL, Options{Token: "pht_x", NetDial: func(ctx context.Context, network, addr string) (net.Conn, error) {
+		if dials.Add(1) == 1 {
+			return nil, &net.OpError{Op: "dial", Net: network, Err: errors.New("connection refused")}
+		}
+		return (&net.Dialer{}).DialContext(ctx, network, addr)
+	}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.http.Transport.(*http.Transport).DisableKeepAlives = true
+	if err := c.RevokeToken(context.Background(), "t1"); err != nil {
+		t.Fatalf("a DELETE whose first dial failed: %v", err)
+	}
+	if n := calls.Load(); n != 1 {
+		t.Errorf("%d requests reached the server; want 1", n)
 	}
 }

@@ -2,9 +2,11 @@ package broker
 
 import (
 	"context"
+	"crypto/subtle"
 	"errors"
 	"fmt"
 	"log/slog"
+	"strings"
 	"sync"
 	"time"
 
@@ -21,6 +23,11 @@ type identity struct {
 	username      string // "<fleet>/<device>", also its MQTT client id
 	cmdTopic      string // the one filter it may subscribe to
 	stateTopic    string // the one topic it may publish to
+	// server: another portholed node of the deployment (ServerUsername),
+	// which may read every device's state and send every device commands
+	// (signed by the control key, which the devices check), and nothing
+	// else; it is no device, and has no presence.
+	server bool
 }
 
 func newIdentity(fleet, device, username string) (*identity, error) {
@@ -127,10 +134,18 @@ func (h *hook) OnConnectAuthenticate(cl *mqtt.Client, _ packets.Packet) bool {
 
 // OnACLCheck lets a device publish only to its own state topic, and
 // subscribe to (and receive) only its own cmd topic, spelled exactly: a
-// wildcard or shared-subscription filter never equals either.
+// wildcard or shared-subscription filter never equals either. A server
+// node may publish only to cmd topics and read only states.
 func (h *hook) OnACLCheck(cl *mqtt.Client, topic string, write bool) bool {
 	id := identityOf(cl)
 	if id == nil {
+		return false
+	}
+	if id.server {
+		if serverMay(topic, write) {
+			return true
+		}
+		h.b.log.Info("MQTT topic refused to a server node", "client", cl.ID, "topic", topic, "publish", write)
 		return false
 	}
 	want := id.cmdTopic
@@ -171,6 +186,9 @@ func (b *Broker) authenticate(pk packets.Packet) (*identity, *refusal) {
 		return nil, refuse(packets.ErrBadUsernameOrPassword, slog.LevelDebug, errors.New("no username or no password"))
 	}
 	username := string(c.Username)
+	if username == ServerUsername {
+		return b.authenticateServer(pk)
+	}
 	fleet, device, ok := control.ParseDeviceUsername(username)
 	if !ok {
 		return nil, refuse(packets.ErrBadUsernameOrPassword, slog.LevelDebug, errors.New("username is not <fleet>/<device>"))
@@ -219,4 +237,54 @@ func (b *Broker) keepAlive(pk packets.Packet) (uint16, *refusal) {
 	}
 	return 0, refuse(packets.ErrNotAuthorized, slog.LevelInfo,
 		fmt.Errorf("MQTT 3.1.1 client asked for keep-alive %d s; it must be 1 to %d s", asked, hi))
+}
+
+// ServerUsername is the login of the other portholed nodes of a deployment
+// (those without the broker role) to the embedded broker, with
+// Config.ServerPassword. It has no "/", so no device is named so.
+const ServerUsername = "portholed"
+
+// authenticateServer checks a server node's CONNECT: the password every
+// node derives from the deployment's keys, and a client id of its own
+// that no device could hold.
+func (b *Broker) authenticateServer(pk packets.Packet) (*identity, *refusal) {
+	c := pk.Connect
+	if len(b.cfg.ServerPassword) == 0 {
+		return nil, refuse(packets.ErrBadUsernameOrPassword, slog.LevelInfo, errors.New("a server node tried to log in, but this broker takes no server logins"))
+	}
+	if subtle.ConstantTimeCompare(c.Password, b.cfg.ServerPassword) != 1 {
+		return nil, refuse(packets.ErrBadUsernameOrPassword, slog.LevelWarn, errors.New("a server node's login with the wrong password (is its data directory another deployment's?)"))
+	}
+	id := string(c.ClientIdentifier)
+	if !strings.HasPrefix(id, serverClientPrefix) || strings.Contains(id, "/") || len(id) > 128 {
+		return nil, refuse(packets.ErrClientIdentifierNotValid, slog.LevelInfo,
+			fmt.Errorf("a server node sent client id %q; it must start with %q and hold no '/'", id, serverClientPrefix))
+	}
+	if c.WillFlag {
+		return nil, refuse(packets.ErrNotAuthorized, slog.LevelInfo, errors.New("a server node set a last will; it may publish commands only"))
+	}
+	return &identity{username: id, server: true}, nil
+}
+
+// serverClientPrefix begins a server node's client id (brokerclient's
+// default).
+const serverClientPrefix = "portholed-"
+
+// serverMay reports whether a server node may publish to (write) or read
+// topic: commands out, states in, the states also through a shared
+// subscription.
+func serverMay(topic string, write bool) bool {
+	if write {
+		_, _, ok := control.ParseCmdTopic(topic)
+		return ok
+	}
+	if topic == control.StateFilter {
+		return true
+	}
+	if rest, ok := strings.CutPrefix(topic, "$share/"); ok {
+		group, filter, ok := strings.Cut(rest, "/")
+		return ok && control.ValidName(group) && filter == control.StateFilter
+	}
+	_, _, ok := control.ParseStateTopic(topic)
+	return ok
 }

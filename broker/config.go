@@ -47,6 +47,12 @@ type Config struct {
 	// ConnectTimeout or when the broker closes. Required.
 	DeviceKey func(ctx context.Context, fleet, device string) (ed25519.PublicKey, error)
 
+	// ServerPassword, when set, lets the other portholed nodes of the
+	// deployment log in as ServerUsername with it, to read the devices'
+	// states and send them commands (see OnACLCheck). Nil: only devices
+	// log in.
+	ServerPassword []byte
+
 	// Presence is told when devices connect and disconnect. Nil: nobody is.
 	Presence PresenceHandler
 

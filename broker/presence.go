@@ -73,8 +73,8 @@ func (p *presence) ended(dc *deviceConn) {
 // without a handler or for a connection that was never authenticated.
 func (p *presence) withShard(dc *deviceConn, f func(*presenceShard, *identity)) {
 	id := dc.identity.Load()
-	if p.handler == nil || id == nil {
-		return
+	if p.handler == nil || id == nil || id.server {
+		return // a server node is no device
 	}
 	s := &p.shards[maphash.String(p.seed, id.username)%presenceShards]
 	s.mu.Lock()

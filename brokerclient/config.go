@@ -42,6 +42,12 @@ type Config struct {
 	// broker's TLS certificate. Empty: the system's roots. mqtts:// only.
 	CAFile string
 
+	// TLS, when set, is the TLS configuration used as is, for mqtts://
+	// only: how a node reaches the embedded broker of another portholed
+	// node of its deployment, whose certificate it pins. CAFile, CertFile
+	// and KeyFile must then be empty.
+	TLS *tls.Config
+
 	// CertFile and KeyFile are a PEM client certificate and its key, for a
 	// broker that authenticates clients by certificate (AWS IoT Core,
 	// Mosquitto with require_certificate). Both or neither; mqtts:// only.
@@ -125,9 +131,16 @@ func (cfg Config) validate() (*settings, error) {
 	}
 	s := &settings{Config: cfg, url: u}
 	if u.Scheme == "mqtt" {
-		if cfg.CAFile != "" || cfg.CertFile != "" {
-			return nil, fmt.Errorf("brokerclient: a CA file or client certificate is set, but %s does not use TLS: use mqtts://", u.Redacted())
+		if cfg.CAFile != "" || cfg.CertFile != "" || cfg.TLS != nil {
+			return nil, fmt.Errorf("brokerclient: a CA file, client certificate or TLS configuration is set, but %s does not use TLS: use mqtts://", u.Redacted())
 		}
+		return s, nil
+	}
+	if cfg.TLS != nil {
+		if cfg.CAFile != "" || cfg.CertFile != "" {
+			return nil, errors.New("brokerclient: a TLS configuration is given with a CA file or client certificate: give one or the other")
+		}
+		s.tls = cfg.TLS.Clone()
 		return s, nil
 	}
 	if s.tls, err = cfg.tlsConfig(u.Hostname()); err != nil {

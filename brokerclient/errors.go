@@ -74,6 +74,8 @@ func (s *settings) netCause(err error) string {
 		errno   syscall.Errno
 	)
 	switch {
+	case errors.As(err, &certErr) && s.TLS != nil: // the caller's own check said why
+		return fmt.Sprintf("its TLS certificate is refused: %v", certErr.Err)
 	case errors.As(err, &certErr):
 		hint := "set the broker's CA file"
 		if s.CAFile != "" {

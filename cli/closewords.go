@@ -40,6 +40,7 @@ var closeWords = map[control.CloseReason]func(s apitype.Session, device string) 
 	control.CloseRelayBusy:          about("the Porthole relay turned %s away for now (too many connections at once, or it could not check the device just now); try again in a moment, or tell your operator if it keeps happening"),
 	control.CloseRelayDisconnected:  about("%s lost its connection to the relay; try again when it is back online"),
 	control.CloseDeviceDisconnected: about("%s dropped off the relay without a word (restarted, or cut off); try again when it is back online"),
+	control.CloseRelayLost:          about("the relay node carrying the session on %s stopped answering; run the command again to get a session on a live relay"),
 	control.CloseAgentStopping:      about("porthole-agent on %s is shutting down; try again when it is back online"),
 	control.CloseInterrupted:        about("porthole-agent on %s stopped before the session ended (a crash or a power cut); try again when it is back online"),
 	control.CloseDeviceClosed:       about("%s closed the session without saying why"),

@@ -96,6 +96,10 @@ const (
 	// CloseDeviceClosed: the server's word for a tunnel_down that gave no
 	// reason.
 	CloseDeviceClosed CloseReason = "device_closed"
+	// CloseRelayLost: the relay node the session was placed on stopped
+	// beating (it died, or lost the database) and neither end said the
+	// session was over.
+	CloseRelayLost CloseReason = "relay_lost"
 	// CloseAgentOutdated: the device refused the open command as
 	// malformed, which a device does with a command carrying a field its
 	// agent predates: the fleet's policy (Command.Policy). The session
@@ -129,7 +133,7 @@ func CloseReasons() []CloseReason {
 		CloseAgentStopping, CloseUnsupported, CloseNotRecorded, CloseInterrupted,
 		CloseNoConsent, CloseConsentExpired, CloseWrongCodes, CloseRevoked, CloseDenied, CloseConsentTimeout,
 		CloseEngineer, CloseDeviceUnreachable, CloseControlUnavailable, CloseDeviceDisconnected, CloseDeviceClosed,
-		CloseAgentOutdated, CloseFourEyesDenied, CloseFourEyesTimeout,
+		CloseRelayLost, CloseAgentOutdated, CloseFourEyesDenied, CloseFourEyesTimeout,
 	}
 }
 

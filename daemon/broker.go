@@ -1,8 +1,13 @@
 package daemon
 
 import (
+	"bytes"
 	"context"
 	"crypto/ed25519"
+	"crypto/hmac"
+	"crypto/sha256"
+	"crypto/tls"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -13,17 +18,50 @@ import (
 
 	"github.com/porthole/porthole/broker"
 	"github.com/porthole/porthole/brokerclient"
+	"github.com/porthole/porthole/ca"
 	"github.com/porthole/porthole/control"
 	"github.com/porthole/porthole/devicekeys"
 	"github.com/porthole/porthole/presence"
 )
 
+// serverBrokerPassword is the password the nodes of a deployment log in
+// with to the embedded broker of the node with the broker role
+// (broker.ServerUsername): derived from the control key, which every node
+// shares through data_dir and nothing else holds, so no further secret
+// is configured, and one that changes with the keys.
+func serverBrokerPassword(keys *ca.Keys) []byte {
+	mac := hmac.New(sha256.New, keys.Control.Seed())
+	mac.Write([]byte("porthole broker server login v1"))
+	return []byte(hex.EncodeToString(mac.Sum(nil)))
+}
+
+// pinnedTLS reaches another node of the deployment: its certificate must
+// be the one in data_dir, which every node shows (as devices pin it), so
+// no CA is involved; ALPN mqtt, for a broker on the API's port too.
+func pinnedTLS(keys *ca.Keys) *tls.Config {
+	want := keys.TLS.Certificate[0]
+	return &tls.Config{
+		MinVersion:         tls.VersionTLS13,
+		NextProtos:         []string{"mqtt"},
+		InsecureSkipVerify: true, // the pin below is the check
+		VerifyConnection: func(cs tls.ConnectionState) error {
+			if len(cs.PeerCertificates) == 0 || !bytes.Equal(cs.PeerCertificates[0].Raw, want) {
+				// A verification error: the client gives up at once.
+				return &tls.CertificateVerificationError{UnverifiedCertificates: cs.PeerCertificates,
+					Err: errors.New("the broker node's certificate is not this deployment's (is broker.node another deployment's broker?)")}
+			}
+			return nil
+		},
+	}
+}
+
 // newBroker makes the embedded broker, authenticating devices with their
 // keys from deviceKeys and reporting their presence to tracker. It accepts
 // devices once Serve hands it a listener.
-func newBroker(deviceKeys *devicekeys.Cache, tracker *presence.Tracker, logger *slog.Logger) (*broker.Broker, error) {
+func newBroker(deviceKeys *devicekeys.Cache, keys *ca.Keys, tracker *presence.Tracker, logger *slog.Logger) (*broker.Broker, error) {
 	b, err := broker.New(broker.Config{
-		Logger: logger,
+		Logger:         logger,
+		ServerPassword: serverBrokerPassword(keys),
 		DeviceKey: func(ctx context.Context, fleet, device string) (ed25519.PublicKey, error) {
 			key, err := deviceKeys.Key(ctx, fleet, device)
 			if errors.Is(err, devicekeys.ErrUnknownDevice) {
@@ -146,7 +184,21 @@ func brokerPassword(c BrokerConfig) (string, error) {
 
 // newBrokerClient makes the client of the external broker; it connects
 // when Serve runs.
-func newBrokerClient(c BrokerConfig, logger *slog.Logger) (*brokerclient.Client, error) {
+func newBrokerClient(c BrokerConfig, keys *ca.Keys, logger *slog.Logger) (*brokerclient.Client, error) {
+	if c.Node != "" {
+		client, err := brokerclient.New(brokerclient.Config{
+			URL:        c.Node,
+			Username:   broker.ServerUsername,
+			Password:   string(serverBrokerPassword(keys)),
+			TLS:        pinnedTLS(keys),
+			ShareGroup: c.ShareGroup,
+			Logger:     logger,
+		})
+		if err != nil {
+			return nil, fmt.Errorf("the broker node (broker.node): %w", err)
+		}
+		return client, nil
+	}
 	password, err := brokerPassword(c)
 	if err != nil {
 		return nil, err

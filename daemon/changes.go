@@ -3,8 +3,10 @@ package daemon
 import (
 	"context"
 	"errors"
+	"slices"
 	"time"
 
+	"github.com/porthole/porthole/devicekeys"
 	"github.com/porthole/porthole/store"
 )
 
@@ -29,20 +31,76 @@ func (s *Server) watchChanges() {
 }
 
 // applyChange acts on one change; it runs on the store's goroutine (or the
-// one that committed the change) and must not block.
+// one that committed the change) and must not block. Dropping what is
+// cached and waking waiters is safe on any hint; cutting a device or a
+// session is done only once the store confirms it (store.Changes says why:
+// a notice may be forged by anyone who can connect to the database).
 func (s *Server) applyChange(ch store.Change) {
 	s.deviceKeys.Apply(ch)
 	s.sessions.Apply(ch)
 	switch ch.Kind {
 	case store.DeviceDeleted:
-		s.disconnectDevice(ch.Fleet, ch.Device)
+		s.goBackground(func() { s.confirmDeleted(ch.Fleet, ch.Device) })
 	case store.SessionChanged:
 		if ch.State == store.SessionClosed {
-			s.relay.CloseSession(ch.Session) // a no-op where the relay holds nothing of it
+			s.goBackground(func() { s.confirmClosed(ch.Session) })
 		}
 	case store.ChangesLost:
 		s.logger.Warn("the connection to the database that tells this node of other nodes' changes was lost and is back; reading again what they may have changed")
-		s.background.Go(s.recheckRelay)
+		if s.rechecking.CompareAndSwap(false, true) {
+			s.goBackground(func() {
+				defer s.rechecking.Store(false)
+				s.recheckRelay()
+			})
+		}
+	}
+}
+
+// goBackground runs f on a goroutine Close waits for, unless Close has
+// begun.
+func (s *Server) goBackground(f func()) {
+	s.bgMu.Lock()
+	defer s.bgMu.Unlock()
+	if s.bgClosed {
+		return
+	}
+	s.background.Go(f)
+}
+
+// confirmTimeout bounds the store read that confirms a change.
+const confirmTimeout = 10 * time.Second
+
+// confirmDeleted disconnects fleet/device if the store has no such device.
+func (s *Server) confirmDeleted(fleet, device string) {
+	ctx, cancel := context.WithTimeout(context.Background(), confirmTimeout)
+	defer cancel()
+	if _, err := devicekeys.StoreLookup(s.store)(ctx, fleet, device); !errors.Is(err, devicekeys.ErrUnknownDevice) {
+		if err != nil {
+			s.logger.Warn("could not check a device said to be deleted", "fleet", fleet, "device", device, "err", err)
+		} else {
+			s.logger.Warn("ignored a notice that a device was deleted: it exists (a notice from outside this deployment?)", "fleet", fleet, "device", device)
+		}
+		return
+	}
+	s.disconnectDevice(fleet, device)
+}
+
+// confirmClosed cuts session id at the relay if the store has it closed
+// (or has it no more).
+func (s *Server) confirmClosed(id string) {
+	if !slices.Contains(s.relay.Sessions(), id) {
+		return // nothing of it here: nothing to read
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), confirmTimeout)
+	defer cancel()
+	ses, err := s.store.GetSession(ctx, id)
+	switch {
+	case errors.Is(err, store.ErrNotFound) || err == nil && ses.State == store.SessionClosed:
+		s.relay.CloseSession(id)
+	case err != nil:
+		s.logger.Warn("could not check a session said to be closed", "session", id, "err", err)
+	default:
+		s.logger.Warn("ignored a notice that a session was closed: it is open (a notice from outside this deployment?)", "session", id, "state", ses.State)
 	}
 }
 

@@ -7,6 +7,7 @@ import (
 	"crypto/rand"
 	"crypto/tls"
 	"crypto/x509"
+	"database/sql"
 	"fmt"
 	"io"
 	"net"
@@ -20,10 +21,12 @@ import (
 
 	"golang.org/x/crypto/ssh"
 
+	"github.com/eclipse/paho.golang/paho"
 	"github.com/porthole/porthole/apiclient"
 	"github.com/porthole/porthole/apitype"
 	"github.com/porthole/porthole/control"
 	"github.com/porthole/porthole/internal/testmosquitto"
+	"github.com/porthole/porthole/internal/testwait"
 	"github.com/porthole/porthole/session"
 	"github.com/porthole/porthole/store"
 	"github.com/porthole/porthole/store/storetest"
@@ -39,8 +42,9 @@ type node struct {
 // startNodes starts n server nodes on one PostgreSQL database, with one
 // data directory (the keys every node shares) and their own listeners.
 // Each node's relay advertises its own API listener, where its second
-// protocol is served; tweak, if not nil, changes node i's config.
-func startNodes(t *testing.T, n int, tweak func(i int, cfg *Config)) []*node {
+// protocol is served; tweak, if not nil, changes node i's config, knowing
+// the nodes started before it.
+func startNodes(t *testing.T, n int, tweak func(i int, cfg *Config, started []*node)) []*node {
 	t.Helper()
 	dir := filepath.Join(t.TempDir(), "data")
 	if err := Init(t.Context(), InitOptions{DataDir: dir, AdminEmail: "ops@example.com", PublicURL: "https://127.0.0.1:1"}, &bytes.Buffer{}); err != nil {
@@ -57,7 +61,7 @@ func startNodes(t *testing.T, n int, tweak func(i int, cfg *Config)) []*node {
 		ncfg := *cfg
 		ncfg.Relay.Advertise, ncfg.Relay.PublicAddr = nd.api.Addr().String(), nd.relay.Addr().String()
 		if tweak != nil {
-			tweak(i, &ncfg)
+			tweak(i, &ncfg, nodes)
 		}
 		srv, err := Open(t.Context(), &ncfg, discardLogger())
 		if err != nil {
@@ -79,6 +83,17 @@ func startNodes(t *testing.T, n int, tweak func(i int, cfg *Config)) []*node {
 		}
 		t.Cleanup(nd.stop)
 		nodes = append(nodes, nd)
+	}
+	// Serve registers a relay before it serves the API: wait for each,
+	// so that the test's first session finds every relay.
+	for _, nd := range nodes {
+		if !nd.cfg.Has(RoleRelay) {
+			continue
+		}
+		testwait.For(t, waitTimeout, "the relay of a node to register", func() bool {
+			live, err := nd.Store().ListRelays(t.Context(), time.Time{})
+			return err == nil && slices.ContainsFunc(live, func(r *store.Relay) bool { return r.ID == nd.relayID })
+		})
 	}
 	return nodes
 }
@@ -272,7 +287,7 @@ func TestTwoNodes(t *testing.T) {
 func TestPlacementAcrossNodes(t *testing.T) {
 	t.Parallel()
 	regions := []string{"eu", "us"}
-	nodes := startNodes(t, 2, func(i int, cfg *Config) { cfg.Relay.Region = regions[i] })
+	nodes := startNodes(t, 2, func(i int, cfg *Config, _ []*node) { cfg.Relay.Region = regions[i] })
 	eu, us := nodes[0], nodes[1]
 	ctx := t.Context()
 	fleet := &store.Fleet{Name: "acme"}
@@ -352,7 +367,7 @@ func TestRoles(t *testing.T) {
 	t.Parallel()
 	m := startMosquitto(t, nil)
 	roles := [][]string{{RoleAPI}, {RoleRelay}}
-	nodes := startNodes(t, 2, func(i int, cfg *Config) {
+	nodes := startNodes(t, 2, func(i int, cfg *Config, _ []*node) {
 		cfg.Roles = roles[i]
 		cfg.Broker = BrokerConfig{URL: "mqtt://" + m.Addr(testmosquitto.DeviceListener), ShareGroup: "roles"}
 		if err := cfg.Validate(); err != nil {
@@ -420,5 +435,194 @@ func TestRoles(t *testing.T) {
 	}
 	if o.Session.RelayID != relayNode.relayID {
 		t.Errorf("the session was placed on %q; want the relay node's %s", o.Session.RelayID, relayNode.relayID)
+	}
+}
+
+// TestBrokerNode: the embedded broker runs on one node, and a node without
+// the broker role reaches the devices through it (broker.node), logged in
+// with what the deployment's keys give and that node's certificate pinned:
+// a session it opens reaches the device there. A node of another
+// deployment pointed at it is refused, in words.
+func TestBrokerNode(t *testing.T) {
+	t.Parallel()
+	nodes := startNodes(t, 2, func(i int, cfg *Config, started []*node) {
+		if i == 1 {
+			cfg.Roles = []string{RoleAPI, RoleRelay}
+			cfg.Broker = BrokerConfig{Node: "mqtts://" + started[0].broker.Addr().String()}
+			if err := cfg.Validate(); err != nil {
+				t.Fatal(err)
+			}
+		}
+	})
+	brokerNode, apiNode := nodes[0], nodes[1]
+	testwait.For(t, waitTimeout, "the API node to reach the broker node", func() bool { return apiNode.client.Connected() })
+
+	ctx := t.Context()
+	fleet := &store.Fleet{Name: "acme"}
+	if err := apiNode.Store().CreateFleet(ctx, fleet); err != nil {
+		t.Fatal(err)
+	}
+	dev := brokerNode.at(t, apiNode.enroll(t, fleet, "dev1"))
+	mc, _, err := dev.connect(t)
+	if err != nil {
+		t.Fatalf("the device's login to the broker node was refused: %v", err)
+	}
+	cmds := make(chan string, 4)
+	mc.AddOnPublishReceived(func(pr paho.PublishReceived) (bool, error) {
+		cmds <- pr.Packet.Topic
+		return true, nil
+	})
+	cmdTopic, _ := control.CmdTopic("acme", "dev1")
+	if _, err := mc.Subscribe(ctx, &paho.Subscribe{Subscriptions: []paho.SubscribeOptions{{Topic: cmdTopic, QoS: 1}}}); err != nil {
+		t.Fatal(err)
+	}
+
+	d, err := apiNode.Store().GetDeviceByName(ctx, fleet.ID, "dev1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	u := &store.User{Email: "eng@example.com"}
+	if err := apiNode.Store().CreateUser(ctx, u); err != nil {
+		t.Fatal(err)
+	}
+	pub, _, err := ed25519.GenerateKey(rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	engSSH, err := ssh.NewPublicKey(pub)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := apiNode.sessions.Open(ctx, session.Request{Device: d, User: u, PublicKey: engSSH, Ports: []int{22}, Reason: "ticket 4"}); err != nil {
+		t.Fatalf("the API node could not open a session through the broker node: %v", err)
+	}
+	select {
+	case topic := <-cmds:
+		if topic != cmdTopic {
+			t.Errorf("the device got a command on %s", topic)
+		}
+	case <-time.After(waitTimeout):
+		t.Fatal("the API node's open command did not reach the device on the broker node")
+	}
+
+	// Another deployment's node (its own keys) pointed at this broker.
+	other := filepath.Join(t.TempDir(), "other")
+	if err := Init(ctx, InitOptions{DataDir: other, AdminEmail: "ops@example.com", PublicURL: "https://127.0.0.1:1"}, &bytes.Buffer{}); err != nil {
+		t.Fatal(err)
+	}
+	cfg, err := LoadConfig(filepath.Join(other, ConfigFileName))
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg.Roles = []string{RoleAPI, RoleRelay}
+	cfg.Broker = BrokerConfig{Node: "mqtts://" + brokerNode.broker.Addr().String()}
+	if err := cfg.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	srv, err := Open(ctx, cfg, discardLogger())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer srv.Close()
+	err = srv.Serve(ctx, Listeners{API: listen(t), Relay: listen(t)})
+	if err == nil || !strings.Contains(err.Error(), "broker.node") || !strings.Contains(err.Error(), "not this deployment's") {
+		t.Errorf("another deployment's node served with this broker: %v; want a refusal naming broker.node and the certificate", err)
+	}
+}
+
+// TestForgedNotices: anyone who can connect to the database can NOTIFY on
+// the deployment's channel. A forged notice that a device was deleted, a
+// session closed or changes lost cuts nothing: the node checks the store
+// first.
+func TestForgedNotices(t *testing.T) {
+	t.Parallel()
+	nd := startNodes(t, 1, nil)[0]
+	ctx := t.Context()
+	fleet := &store.Fleet{Name: "acme"}
+	if err := nd.Store().CreateFleet(ctx, fleet); err != nil {
+		t.Fatal(err)
+	}
+	dev := nd.at(t, nd.enroll(t, fleet, "dev1"))
+	mc, _, err := dev.connect(t)
+	if err != nil {
+		t.Fatal(err)
+	}
+	d, err := nd.Store().GetDeviceByName(ctx, fleet.ID, "dev1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	u := &store.User{Email: "eng@example.com"}
+	if err := nd.Store().CreateUser(ctx, u); err != nil {
+		t.Fatal(err)
+	}
+	pub, priv, _ := ed25519.GenerateKey(rand.Reader)
+	engSSH, _ := ssh.NewPublicKey(pub)
+	o, err := nd.sessions.Open(ctx, session.Request{Device: d, User: u, PublicKey: engSSH, Ports: []int{22}, Reason: "ticket 5"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	signer, _ := ssh.NewSignerFromKey(priv)
+	cert, _ := ssh.NewCertSigner(o.Certificate, signer)
+	eng, err := nd.sshLogin("engineer", cert)
+	if err != nil {
+		t.Fatal(err)
+	}
+	testwait.For(t, waitTimeout, "the relay to hold the engineer's session", func() bool {
+		return slices.Contains(nd.Server.relay.Sessions(), o.Session.ID)
+	})
+
+	// An outsider's connection to the same database.
+	db, err := sql.Open("pgx", nd.cfg.Database)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	var schema string
+	if err := db.QueryRowContext(ctx, "SELECT current_schema()").Scan(&schema); err != nil {
+		t.Fatal(err)
+	}
+	channel := "porthole_changes_" + schema
+	for _, forged := range []string{
+		`{"n":"node_x","k":"device_deleted","f":"acme","d":"dev1"}`,
+		`{"n":"node_x","k":"session_changed","f":"acme","d":"dev1","s":"` + o.Session.ID + `","st":"closed"}`,
+		`{"n":"node_x","k":"changes_lost"}`,
+		`{"n":"node_x","k":"fleet_deleted","f":"acme"}`,
+		`{"n":"node_x","k":"what_is_this"}`,
+		`not json`,
+	} {
+		if _, err := db.ExecContext(ctx, "SELECT pg_notify($1, $2)", channel, forged); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// A change from another node after them (the outsider's connection
+	// stands in for it): the listener hands notices over in order, so once
+	// it is heard the forged ones were handled, and the store checks they
+	// started are running; wait for those.
+	heard := make(chan struct{})
+	var once sync.Once
+	nd.Store().Watch(ctx, func(c store.Change) {
+		if c.Kind == store.FleetDeleted && c.Fleet == "probe" {
+			once.Do(func() { close(heard) })
+		}
+	})
+	if _, err := db.ExecContext(ctx, "SELECT pg_notify($1, $2)", channel, `{"n":"node_y","k":"fleet_deleted","f":"probe"}`); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-heard:
+	case <-time.After(waitTimeout):
+		t.Fatal("the node heard no notice")
+	}
+	nd.Server.background.Wait()
+	select {
+	case <-mc.Done():
+		t.Error("a forged notice cut the device off the broker")
+	default:
+	}
+	if closedWithin(eng, 200*time.Millisecond) {
+		t.Error("a forged notice cut the engineer off the relay")
+	}
+	if _, _, err := dev.connect(t); err != nil {
+		t.Errorf("the device could not log in again after forged notices: %v", err)
 	}
 }

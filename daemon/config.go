@@ -68,12 +68,13 @@ type Config struct {
 	// Log sets the server log.
 	Log LogConfig `yaml:"log"`
 	// Roles are what this node serves, of RoleAPI, RoleRelay and
-	// RoleBroker, so that an operator can run API nodes and relay nodes
-	// apart on one PostgreSQL database. The broker role is the embedded
-	// MQTT broker, which serves devices only: a node without it names the
-	// external broker every node shares (broker.url), and one with it
-	// names none. Empty: api and relay, and broker unless broker.url is
-	// set.
+	// RoleBroker, so that an operator can run API nodes, relay nodes and
+	// the embedded broker apart on one PostgreSQL database. The broker
+	// role is the embedded MQTT broker: a node without it names the
+	// external broker every node shares (broker.url) or the node that has
+	// the broker role (broker.node), and one with it names neither.
+	// Empty: api and relay, and broker unless broker.url or broker.node
+	// is set.
 	Roles []string `yaml:"roles,omitempty"`
 	// roles are Roles, or the default ones, as Validate found them.
 	roles []string
@@ -117,10 +118,10 @@ func (c *Config) validateRoles() error {
 	case !seen[RoleAPI] && !seen[RoleRelay]:
 		return errors.New("roles: a node serves api, relay or both (with broker alone it would serve devices no other node can reach)")
 	case seen[RoleBroker] && c.Broker.External():
-		return fmt.Errorf("roles: broker runs the embedded MQTT broker, but broker.url names an external one (%s): drop one of them", c.Broker.URL)
+		return fmt.Errorf("roles: broker runs the embedded MQTT broker, but broker.url or broker.node names another (%s): drop one of them", c.Broker.URL+c.Broker.Node)
 	case !seen[RoleBroker] && !c.Broker.External():
-		return errors.New("roles: without the broker role the node needs broker.url, the external MQTT broker that every node shares " +
-			"(the embedded broker serves the devices of its own node only)")
+		return errors.New("roles: without the broker role the node needs broker.url, the external MQTT broker that every node shares, " +
+			"or broker.node, the embedded broker of the node that has the broker role")
 	}
 	return nil
 }
@@ -197,11 +198,20 @@ type BrokerConfig struct {
 	// one node: 1 to 63 of a-z, 0-9 and '-'. Empty: "portholed" (which
 	// deploy/mosquitto and deploy/aws-iot allow).
 	ShareGroup string `yaml:"share_group"`
+
+	// Node is the mqtts:// address of the embedded broker of another node
+	// of this deployment, the one with the broker role, for a node
+	// without it: this node logs in there as a server node, with a
+	// password derived from the keys in data_dir (which every node of the
+	// deployment shares) and that node's certificate pinned, so no
+	// credential is configured. Exclusive with URL.
+	Node string `yaml:"node"`
 }
 
-// External reports whether the config names an external broker (URL), so
-// that portholed runs no broker of its own.
-func (b BrokerConfig) External() bool { return b.URL != "" }
+// External reports whether the config names a broker outside this node
+// (URL, or another node's embedded broker), so that portholed runs no
+// broker of its own.
+func (b BrokerConfig) External() bool { return b.URL != "" || b.Node != "" }
 
 // RelayConfig describes the SSH relay, where devices and engineers meet.
 type RelayConfig struct {
@@ -459,6 +469,9 @@ func (b *BrokerConfig) validate(publicHost string) error {
 		return nil
 	}
 
+	if b.Node != "" {
+		return b.validateNode()
+	}
 	u, err := checkBrokerURL("broker.url", b.URL)
 	if err != nil {
 		return err
@@ -485,6 +498,40 @@ func (b *BrokerConfig) validate(publicHost string) error {
 		return fmt.Errorf("broker.ca_file needs TLS, but broker.url %q is mqtt://: use mqtts://", b.URL)
 	case u.Scheme == "mqtt" && b.CertFile != "":
 		return fmt.Errorf("broker.cert_file needs TLS, but broker.url %q is mqtt://: use mqtts://", b.URL)
+	}
+	if b.ShareGroup == "" {
+		b.ShareGroup = brokerclient.DefaultShareGroup
+	}
+	if !control.ValidName(b.ShareGroup) {
+		return fmt.Errorf("broker.share_group %q must be 1 to 63 of a-z, 0-9 and -", b.ShareGroup)
+	}
+	return nil
+}
+
+// validateNode checks broker.node: the embedded broker of another node,
+// reached over TLS with what the deployment's keys give, so the keys of
+// an external broker's login do not apply.
+func (b *BrokerConfig) validateNode() error {
+	u, err := checkBrokerURL("broker.node", b.Node)
+	if err != nil {
+		return err
+	}
+	if u.Scheme != "mqtts" {
+		return fmt.Errorf("broker.node %q must be mqtts://: the embedded broker speaks TLS only", b.Node)
+	}
+	for _, k := range []struct{ name, value string }{
+		{"url", b.URL}, {"listen", b.Listen}, {"username", b.Username}, {"password", b.Password}, {"password_file", b.PasswordFile},
+		{"ca_file", b.CAFile}, {"cert_file", b.CertFile}, {"key_file", b.KeyFile},
+	} {
+		if k.value != "" {
+			return fmt.Errorf("broker.%s does not go with broker.node: the node logs in with the deployment's keys; remove broker.%s", k.name, k.name)
+		}
+	}
+	if b.PublicURL == "" {
+		b.PublicURL = b.Node
+	}
+	if _, err := checkBrokerURL("broker.public_url", b.PublicURL); err != nil {
+		return err
 	}
 	if b.ShareGroup == "" {
 		b.ShareGroup = brokerclient.DefaultShareGroup

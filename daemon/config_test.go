@@ -123,6 +123,18 @@ func TestParseConfig(t *testing.T) {
 				}
 			},
 		},
+		{
+			name: "broker node",
+			yaml: "data_dir: /x\npublic_url: https://a:1\nroles: [api, relay]\nbroker: {node: mqtts://broker-1.internal:8883}\n",
+			check: func(t *testing.T, c *Config) {
+				if !c.Broker.External() || c.Has(RoleBroker) || c.Broker.PublicURL != "mqtts://broker-1.internal:8883" || c.Broker.ShareGroup != "portholed" {
+					t.Errorf("broker = %+v, roles %v", c.Broker, c.ServedRoles())
+				}
+			},
+		},
+		{name: "broker node and url", yaml: "data_dir: /x\npublic_url: https://a:1\nroles: [api]\nbroker: {node: mqtts://b:8883, url: mqtts://m:8883}\n", wantErr: "broker.url does not go with broker.node"},
+		{name: "broker node in the clear", yaml: "data_dir: /x\npublic_url: https://a:1\nroles: [api]\nbroker: {node: mqtt://b:1883}\n", wantErr: "must be mqtts://"},
+		{name: "broker node with a login", yaml: "data_dir: /x\npublic_url: https://a:1\nroles: [api]\nbroker: {node: mqtts://b:8883, username: x}\n", wantErr: "broker.username does not go with broker.node"},
 		{name: "unknown role", yaml: "data_dir: /x\npublic_url: https://a:1\nroles: [api, web]\n", wantErr: `roles: "web" is not a role`},
 		{name: "role twice", yaml: "data_dir: /x\npublic_url: https://a:1\nroles: [api, broker, api]\n", wantErr: `"api" is listed twice`},
 		{name: "broker alone", yaml: "data_dir: /x\npublic_url: https://a:1\nroles: [broker]\n", wantErr: "a node serves api, relay or both"},
@@ -346,7 +358,7 @@ func TestLoadExternalBroker(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			c, err := newBrokerClient(tt.b, discardLogger())
+			c, err := newBrokerClient(tt.b, nil, discardLogger())
 			if tt.wantErr != "" {
 				if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
 					t.Fatalf("newBrokerClient error = %v; want one containing %q", err, tt.wantErr)

@@ -218,10 +218,10 @@ PORTHOLE_ENROLL_TOKEN=%s
 
   porthole-agent enroll --server %s --token %s --fingerprint %s --name dev1 --state ./dev1-state
 
-Admin login for `+"`porthole login`"+`: %s / %s
+Admin login for `+"`porthole login`"+` and the web console (%s/console/): %s / %s
 TOTP secret: %s
 `, c.DataDir, c.Server, c.Token, c.Fingerprint, c.Broker, c.Relay, c.Fleet, c.EnrollmentToken,
-		c.Server, c.EnrollmentToken, c.Fingerprint, c.AdminEmail, c.AdminPassword, c.TOTPURI)
+		c.Server, c.EnrollmentToken, c.Fingerprint, c.Server, c.AdminEmail, c.AdminPassword, c.TOTPURI)
 }
 
 func discardLogger() *slog.Logger { return slog.New(slog.DiscardHandler) }

@@ -6,6 +6,7 @@
 package daemon
 
 import (
+	"cmp"
 	"context"
 	"crypto/rand"
 	"crypto/tls"
@@ -15,12 +16,15 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/url"
 	"path/filepath"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/porthole/porthole/api"
+	"github.com/porthole/porthole/apiclient"
 	"github.com/porthole/porthole/audit"
 	"github.com/porthole/porthole/broker"
 	"github.com/porthole/porthole/brokerclient"
@@ -37,6 +41,7 @@ import (
 	"github.com/porthole/porthole/store/sqlitestore"
 	"github.com/porthole/porthole/tcprto"
 	"github.com/porthole/porthole/tlsmux"
+	"github.com/porthole/porthole/web"
 )
 
 // Server is portholed with its store, keys and roles ready. Create it with
@@ -58,8 +63,12 @@ type Server struct {
 	deviceKeys *devicekeys.Cache
 	// stopWatching ends the watch of the store's changes.
 	stopWatching context.CancelFunc
-	// background holds what applyChange starts; Close waits for it.
+	// background holds what applyChange starts; Close waits for it, and
+	// nothing starts once bgClosed is set (guarded by bgMu).
 	background sync.WaitGroup
+	bgMu       sync.Mutex
+	bgClosed   bool
+	rechecking atomic.Bool // a recheckRelay runs
 	// audit appends the events outsiders can cause (relay refusals,
 	// rejected commands) at a bounded rate; see audit.go.
 	audit *audit.Queue
@@ -109,6 +118,9 @@ func Open(ctx context.Context, cfg *Config, logger *slog.Logger) (*Server, error
 	if err != nil {
 		return nil, err
 	}
+	if l, ok := st.(interface{ SetLogger(*slog.Logger) }); ok {
+		l.SetLogger(logger.With("component", "store"))
+	}
 	s := &Server{cfg: cfg, logger: logger, store: st, keys: keys, relayID: newRelayID()}
 	if err := s.openRoles(ctx); err != nil {
 		return nil, errors.Join(err, s.Close())
@@ -132,6 +144,10 @@ func (s *Server) openRoles(ctx context.Context) error {
 	if err := s.openControl(); err != nil {
 		return err
 	}
+	publicURL, err := url.Parse(s.cfg.PublicURL)
+	if err != nil {
+		return fmt.Errorf("public_url %q: %w", s.cfg.PublicURL, err)
+	}
 	s.sessions, err = session.New(session.Config{
 		Store:           s.store,
 		Publish:         func(topic string, payload []byte) error { return s.pubsub.Publish(topic, payload, false, 1) },
@@ -139,6 +155,8 @@ func (s *Server) openRoles(ctx context.Context) error {
 		UserCA:          s.keys.UserCA,
 		RelayAddr:       s.cfg.Relay.PublicAddr,
 		Place:           (&relays.Placer{Store: s.store}).Place,
+		DefaultRelay2:   apiclient.ServerAddr(publicURL),
+		RelaysHeard:     func(ctx context.Context) (map[string]bool, error) { return relays.Heard(ctx, s.store, 0) },
 		ConnectTimeout:  s.cfg.Sessions.ConnectTimeout,
 		IdleTimeout:     s.cfg.Sessions.IdleTimeout,
 		MaxDuration:     s.cfg.Sessions.MaxDuration,
@@ -167,6 +185,8 @@ func (s *Server) openRoles(ctx context.Context) error {
 		TokenTTL:  s.cfg.TokenTTL,
 		Recordings: api.RecordingsConfig{Store: recordings, Dir: s.cfg.RecordingsDir,
 			MaxSession: int64(s.cfg.RecordingsMaxSession), MaxFile: int64(s.cfg.RecordingsMaxFile)},
+		Console:  web.Embedded(),
+		Presence: s.presence,
 	})
 	if err != nil {
 		return fmt.Errorf("starting the API: %w", err)
@@ -180,7 +200,7 @@ func (s *Server) openRoles(ctx context.Context) error {
 // Serve.
 func (s *Server) openControl() error {
 	if !s.cfg.Broker.External() {
-		b, err := newBroker(s.deviceKeys, s.presence, s.logger)
+		b, err := newBroker(s.deviceKeys, s.keys, s.presence, s.logger)
 		if err != nil {
 			return err
 		}
@@ -190,7 +210,7 @@ func (s *Server) openControl() error {
 		}
 		return nil
 	}
-	client, err := newBrokerClient(s.cfg.Broker, s.logger)
+	client, err := newBrokerClient(s.cfg.Broker, s.keys, s.logger)
 	if err != nil {
 		return err
 	}
@@ -310,6 +330,12 @@ func (s *Server) Serve(ctx context.Context, ls Listeners) error {
 		if err != nil {
 			ls.API.Close()
 			ls.Broker.Close()
+			if ls.Relay != nil {
+				ls.Relay.Close()
+			}
+			if ctx.Err() != nil {
+				return nil // stopped while starting: a clean stop
+			}
 			return fmt.Errorf("marking devices offline before the broker starts: %w", err)
 		}
 		if n > 0 {
@@ -353,6 +379,9 @@ func (s *Server) Serve(ctx context.Context, ls Listeners) error {
 		ErrorLog:          slog.NewLogLogger(s.logger.Handler(), slog.LevelDebug),
 		TLSConfig:         &tls.Config{NextProtos: []string{"h2", "http/1.1"}},
 	}
+	if s.api != nil {
+		hs.RegisterOnShutdown(s.api.CloseStreams) // presence streams never end by themselves
+	}
 	ctlCtx, stopCtl := context.WithCancel(ctx)
 	defer stopCtl()
 	errc := make(chan error, 8)
@@ -392,7 +421,7 @@ func (s *Server) Serve(ctx context.Context, ls Listeners) error {
 		running++
 		go func() { errc <- s.runExternal(ctlCtx) }()
 		s.logger.Info("serving", "api", "https://"+ls.API.Addr().String(), "public_url", s.cfg.PublicURL,
-			"external_broker", s.cfg.Broker.URL, "broker_public_url", s.cfg.Broker.PublicURL)
+			"external_broker", cmp.Or(s.cfg.Broker.URL, s.cfg.Broker.Node), "broker_public_url", s.cfg.Broker.PublicURL)
 	}
 
 	if relayRole {
@@ -503,9 +532,10 @@ func (s *Server) closeControl() error {
 	return err
 }
 
-// closeRelay stops the relay, cutting every session's connections (the
-// sessions stay open in the store, for the devices and engineers to come
-// back to, or for their limits to close).
+// closeRelay stops the relay, cutting every session's connections. The
+// sessions stay open in the store until their devices say so or a limit
+// closes them: a node that restarts is a new relay (a new ID), which
+// refuses them, and another node's sweeper closes them as relay_lost.
 func (s *Server) closeRelay() error {
 	if s.relay == nil {
 		return nil
@@ -524,6 +554,9 @@ func (s *Server) Close() error {
 			s.stopWatching()
 		}
 		errs := []error{s.closeControl(), s.closeRelay()}
+		s.bgMu.Lock()
+		s.bgClosed = true
+		s.bgMu.Unlock()
 		s.background.Wait() // before the store closes under it
 		if s.sessions != nil {
 			if err := s.sessions.Close(); !errors.Is(err, session.ErrClosed) {

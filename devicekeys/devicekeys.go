@@ -105,7 +105,9 @@ func (c *Cache) Key(ctx context.Context, fleet, device string) (ed25519.PublicKe
 	if ok && now.Before(e.until) {
 		return e.key, nil
 	}
-	ch := c.group.DoChan(name, func() (any, error) {
+	// Keyed by the epoch too: a login after a forget never joins a read
+	// that began before it.
+	ch := c.group.DoChan(fmt.Sprintf("%s@%d", name, epoch), func() (any, error) {
 		lctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), lookupTimeout)
 		defer cancel()
 		key, err := c.cfg.Lookup(lctx, fleet, device)
@@ -149,11 +151,8 @@ func (c *Cache) keep(name string, key ed25519.PublicKey, epoch uint64) {
 func (c *Cache) Forget(fleet, device string) {
 	c.mu.Lock()
 	delete(c.entries, fleet+"/"+device)
-	c.epoch++
+	c.epoch++ // a lookup under way is neither kept nor joined (Key)
 	c.mu.Unlock()
-	// A lookup under way started before the change: the next caller
-	// must not join it.
-	c.group.Forget(fleet + "/" + device)
 }
 
 // ForgetAll drops everything.

@@ -177,6 +177,40 @@ func TestForgetDuringLookup(t *testing.T) {
 	}
 }
 
+// TestNoJoinAfterForget: a login that starts after a forget (of a device,
+// a fleet, or everything) never joins a store read that began before it.
+func TestNoJoinAfterForget(t *testing.T) {
+	t.Parallel()
+	for _, forget := range []func(*devicekeys.Cache){
+		func(c *devicekeys.Cache) { c.Forget("acme", "dev1") },
+		func(c *devicekeys.Cache) { c.ForgetFleet("acme") },
+		func(c *devicekeys.Cache) { c.ForgetAll() },
+	} {
+		old, _, _ := ed25519.GenerateKey(nil)
+		renewed, _, _ := ed25519.GenerateKey(nil)
+		started, release := make(chan struct{}), make(chan struct{})
+		var reads atomic.Int64
+		c := devicekeys.New(devicekeys.Config{Lookup: func(ctx context.Context, fleet, device string) (ed25519.PublicKey, error) {
+			if reads.Add(1) == 1 {
+				close(started)
+				<-release
+				return old, nil // read before the change
+			}
+			return renewed, nil
+		}})
+		go c.Key(t.Context(), "acme", "dev1")
+		<-started
+		forget(c)
+		got := make(chan ed25519.PublicKey, 1)
+		go func() { k, _ := c.Key(t.Context(), "acme", "dev1"); got <- k }()
+		k := <-got // must not wait for the first read: it is a new one
+		close(release)
+		if !k.Equal(renewed) {
+			t.Errorf("a login after the forget got the key read before it")
+		}
+	}
+}
+
 // TestUnknownAndFailures: a name that does not exist is asked of the
 // store at each login (a device enrolled through another node is let in
 // at once); a store that fails is asked again at the next login; keys

@@ -12,7 +12,10 @@ import (
 
 	"github.com/pquerna/otp/totp"
 
+	"github.com/porthole/porthole/apiclient"
 	"github.com/porthole/porthole/internal/testmosquitto"
+	"github.com/porthole/porthole/internal/tests3"
+	"github.com/porthole/porthole/internal/testwait"
 	"github.com/porthole/porthole/store/storetest"
 )
 
@@ -50,6 +53,9 @@ func newCluster(t *testing.T, apis, relays int) *cluster {
 	}
 	const serverPW = "server-password"
 	c := &cluster{tmp: t.TempDir(), devicePW: "dev1-password"}
+	// Recordings go to object storage that every API node shares.
+	s3 := tests3.Start(t)
+	bucket := s3.Bucket(t)
 	c.env = Env{"HOME": c.tmp, "XDG_CONFIG_HOME": filepath.Join(c.tmp, "config")}
 	c.mosq = testmosquitto.Start(t, testmosquitto.Shipped(t, map[string]string{"acme/dev1": c.devicePW}, map[string]string{"portholed": serverPW}))
 	lb := FreePort(t)
@@ -85,13 +91,19 @@ broker:
 relay:
   listen: 127.0.0.1:%d
   advertise: 127.0.0.1:%d
+recordings: s3://%s/cluster
+recordings_s3:
+  endpoint: %s
+  region: %s
+  access_key_id: %s
 log:
   level: debug
-`, dsn, port, c.url, roles, c.mosq.URL(testmosquitto.ServerListener), c.mosq.URL(testmosquitto.DeviceListener), FreePort(t), port)
+`, dsn, port, c.url, roles, c.mosq.URL(testmosquitto.ServerListener), c.mosq.URL(testmosquitto.DeviceListener), FreePort(t), port,
+			bucket, s3.Endpoint, tests3.Region, tests3.AccessKey)
 		if err := os.WriteFile(n.config, []byte(cfg), 0o600); err != nil {
 			t.Fatal(err)
 		}
-		n.proc = Start(t, c.env, bins.Server, "serve", "--config", n.config)
+		n.proc = Start(t, c.env.With("AWS_SECRET_ACCESS_KEY="+tests3.SecretKey), bins.Server, "serve", "--config", n.config)
 		waitHealthy(t, n.proc, n.url)
 		return n
 	}
@@ -173,11 +185,12 @@ func (c *cluster) reach(t *testing.T, device string, since time.Time, what strin
 }
 
 // TestClusterNodeDeaths: two API nodes behind HAProxy and two relay nodes
-// on one PostgreSQL database and Mosquitto. Each kind of node is killed
-// (SIGKILL, as a crash would) in the middle of the work: engineers reach
-// the device again within 5 s, a session on the relay that died ends with
-// words the engineer reads, the device stays online, and the audit log
-// still verifies.
+// on one PostgreSQL database, Mosquitto and an S3 server. Each kind of
+// node is killed (SIGKILL, as a crash would) in the middle of the work:
+// engineers reach the device again within 5 s, a session on the relay
+// that died ends with words the engineer reads, the device stays online,
+// every session's recording ends complete in the bucket after the agent's
+// retries, and the audit log still verifies.
 func TestClusterNodeDeaths(t *testing.T) {
 	t.Parallel()
 	c := newCluster(t, 2, 2)
@@ -239,4 +252,18 @@ func TestClusterNodeDeaths(t *testing.T) {
 		t.Errorf("dev1 is not online after the deaths:\n%s", out)
 	}
 	MustRun(t, c.env, "", bins.CLI, "audit", "--verify")
+	eng := newEngineer(t, &presenceServer{env: c.env, url: c.url})
+	sessions, err := eng.api.Sessions(t.Context(), apiclient.SessionFilter{Fleet: "acme", Device: "dev1"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, s := range sessions {
+		if s.ActiveAt.IsZero() {
+			continue // never reached the device: nothing recorded
+		}
+		testwait.ForEvery(t, 30*time.Second, 100*time.Millisecond, "the recording of "+s.ID+" complete in the bucket", func() bool {
+			r, err := eng.api.Recording(t.Context(), s.ID)
+			return err == nil && r.Complete
+		})
+	}
 }

@@ -16,13 +16,14 @@ import (
 	"github.com/porthole/porthole/apitype"
 )
 
-// pageTools finds what the page test needs: node, Debian's chromium and
-// playwright-core (scripts/setup.sh installs them, the last under .tools).
+// pageTools finds what the page tests need: node, Debian's chromium
+// (scripts/setup.sh installs them) and playwright-core (make web installs
+// the web console's locked npm tree, which holds it, in web/node_modules).
 // Without them the test is skipped, unless CI=true, where it must run.
 func pageTools(t *testing.T) (node, chromium, nodePath string) {
 	t.Helper()
 	_, here, _, _ := runtime.Caller(0)
-	nodePath = filepath.Join(filepath.Dir(filepath.Dir(here)), ".tools", "node_modules")
+	nodePath = filepath.Join(filepath.Dir(filepath.Dir(here)), "web", "node_modules")
 	var missing []string
 	node, err := exec.LookPath("node")
 	if err != nil {
@@ -38,10 +39,10 @@ func pageTools(t *testing.T) (node, chromium, nodePath string) {
 		missing = append(missing, "chromium (apt-get install chromium)")
 	}
 	if _, err := os.Stat(filepath.Join(nodePath, "playwright-core", "package.json")); err != nil {
-		missing = append(missing, "playwright-core in "+nodePath+" (scripts/setup.sh)")
+		missing = append(missing, "playwright-core in "+nodePath+" (make web)")
 	}
 	if len(missing) > 0 {
-		msg := "the local page test needs " + strings.Join(missing, ", ")
+		msg := "the page tests need " + strings.Join(missing, ", ")
 		if os.Getenv("CI") == "true" {
 			t.Fatal(msg)
 		}

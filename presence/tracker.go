@@ -91,6 +91,7 @@ type Tracker struct {
 	closed  bool                 // guarded by mu
 	devices map[deviceKey]*entry // guarded by mu: connected devices, and others with a change to write
 	pending []*entry             // guarded by mu: the entries whose latest change is not written yet
+	watch   watchers             // guarded by mu: who is told of each change (Watch)
 }
 
 type deviceKey struct{ fleet, device string }
@@ -178,6 +179,7 @@ func (t *Tracker) note(k deviceKey, online bool, at time.Time) {
 		e.dirty = true
 		t.pending = append(t.pending, e)
 	}
+	t.tellLocked(Change{Fleet: k.fleet, Device: k.device, Online: online, At: at})
 	t.mu.Unlock()
 
 	select {

@@ -6,12 +6,15 @@
 // protocol of our own: the store is the only thing the nodes share, as
 // it already is for everything else.
 //
-// A relay is live while it beats every Interval (2 s); one silent for
+// A relay is live while it beats every Interval (1 s); one silent for
 // three intervals gets no new session, so a node that died stops getting
-// sessions within seconds. Placement prefers a relay of the device's
-// region (its label region=, against the relay's region), then the one
-// with the fewest open sessions, choosing at random among equals so that
-// sessions asked for at once spread.
+// sessions within seconds, and the open sessions of one silent for ten
+// intervals are closed as relay_lost (session.Config.RelaysHeard). Every
+// time here is the database's clock (store.Relays.Now), so nodes whose
+// clocks differ still agree on which relays are live. Placement prefers a
+// relay of the device's region (its label region=, against the relay's
+// region), then the one with the fewest open sessions, choosing at random
+// among equals so that sessions asked for at once spread.
 package relays
 
 import (
@@ -53,7 +56,6 @@ type Registration struct {
 	// Interval is how often it beats. Zero: DefaultInterval.
 	Interval time.Duration
 	Logger   *slog.Logger
-	Now      func() time.Time
 
 	started bool
 	failing bool // the last beat failed, and said so
@@ -67,28 +69,23 @@ func (r *Registration) start() {
 	if r.Interval <= 0 {
 		r.Interval = DefaultInterval
 	}
-	if r.Now == nil {
-		r.Now = time.Now
-	}
 	if r.Logger == nil {
 		r.Logger = slog.New(slog.DiscardHandler)
 	}
-	r.Relay.StartedAt = r.Now()
 }
 
-// Beat records the relay as alive now (registering it the first time),
-// and clears relays that died long ago. A failure is logged once until a
-// beat succeeds again, and returned.
+// Beat records the relay as alive now, by the database's clock, in one
+// statement (registering it the first time). A failure is logged once
+// until a beat succeeds again, and returned.
 func (r *Registration) Beat(ctx context.Context) error {
 	r.start()
-	r.Relay.HeartbeatAt = r.Now()
-	bctx, cancel := context.WithTimeout(ctx, r.Interval)
+	// Three intervals to answer: a slow database must not make a live
+	// relay look dead.
+	bctx, cancel := context.WithTimeout(ctx, deadAfter*r.Interval)
 	defer cancel()
-	err := r.Store.HeartbeatRelay(bctx, &r.Relay)
-	if err == nil {
-		// Any live node clears what died long ago.
-		_, err = r.Store.DeleteRelays(bctx, "", r.Relay.HeartbeatAt.Add(-forgetAfter))
-	}
+	beat := r.Relay
+	beat.HeartbeatAt = time.Time{} // the database's clock
+	err := r.Store.HeartbeatRelay(bctx, &beat)
 	switch {
 	case err != nil && !r.failing && ctx.Err() == nil:
 		r.Logger.Error("could not record this relay as alive; other nodes will stop placing sessions here", "relay", r.Relay.ID, "err", err)
@@ -98,6 +95,19 @@ func (r *Registration) Beat(ctx context.Context) error {
 		r.failing = false
 	}
 	return err
+}
+
+// sweep clears the relays that died long ago (any live node does).
+func (r *Registration) sweep(ctx context.Context) {
+	sctx, cancel := context.WithTimeout(ctx, deadAfter*r.Interval)
+	defer cancel()
+	now, err := r.Store.Now(sctx)
+	if err == nil {
+		_, err = r.Store.DeleteRelays(sctx, "", now.Add(-forgetAfter))
+	}
+	if err != nil && ctx.Err() == nil {
+		r.Logger.Warn("could not clear relays that died long ago", "err", err)
+	}
 }
 
 // Run beats at once and every Interval until ctx is done, then removes
@@ -112,10 +122,13 @@ func (r *Registration) Run(ctx context.Context) {
 	}
 	tick := time.NewTicker(r.Interval)
 	defer tick.Stop()
-	for {
+	for beats := 1; ; beats++ {
 		select {
 		case <-tick.C:
 			r.Beat(ctx)
+			if beats%60 == 0 {
+				r.sweep(ctx)
+			}
 		case <-ctx.Done():
 			dctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
 			defer cancel()
@@ -127,12 +140,46 @@ func (r *Registration) Run(ctx context.Context) {
 	}
 }
 
+// lostAfter is how many intervals of silence make a relay's sessions
+// lost: longer than what stops placement, so that a relay whose beat is
+// only late (a slow database) keeps its sessions.
+const lostAfter = 10
+
+// Heard returns the IDs of the relays heard from within lostAfter
+// intervals of the newest heartbeat of any relay: an open session placed
+// on any other is lost (session.Config.RelaysHeard). Measured from the
+// newest heartbeat, not from now, so that a database that stalls, which
+// stops every relay's beats at once, loses no session; and a node's own
+// running relay, whose beats are the newest when it is alone, is never
+// lost to its own sweeper.
+func Heard(ctx context.Context, st store.Store, interval time.Duration) (map[string]bool, error) {
+	if interval <= 0 {
+		interval = DefaultInterval
+	}
+	all, err := st.ListRelays(ctx, time.Time{})
+	if err != nil {
+		return nil, fmt.Errorf("listing the relays: %w", err)
+	}
+	var newest time.Time
+	for _, r := range all {
+		if r.HeartbeatAt.After(newest) {
+			newest = r.HeartbeatAt
+		}
+	}
+	ids := make(map[string]bool, len(all))
+	for _, r := range all {
+		if !r.HeartbeatAt.Before(newest.Add(-lostAfter * interval)) {
+			ids[r.ID] = true
+		}
+	}
+	return ids, nil
+}
+
 // Placer places sessions on live relays.
 type Placer struct {
 	Store store.Store
 	// Interval is the relays' heartbeat interval. Zero: DefaultInterval.
 	Interval time.Duration
-	Now      func() time.Time
 }
 
 // Place chooses the relay for a new session on d.
@@ -141,11 +188,11 @@ func (p *Placer) Place(ctx context.Context, d *store.Device) (*store.Relay, erro
 	if interval <= 0 {
 		interval = DefaultInterval
 	}
-	now := time.Now
-	if p.Now != nil {
-		now = p.Now
+	now, err := p.Store.Now(ctx) // the clock the relays beat by
+	if err != nil {
+		return nil, err
 	}
-	live, err := p.Store.ListRelays(ctx, now().Add(-deadAfter*interval))
+	live, err := p.Store.ListRelays(ctx, now.Add(-deadAfter*interval))
 	if err != nil {
 		return nil, fmt.Errorf("listing the live relays: %w", err)
 	}

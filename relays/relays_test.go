@@ -42,7 +42,7 @@ func place(t *testing.T, p *relays.Placer, d *store.Device) string {
 func TestPlacement(t *testing.T) {
 	t.Parallel()
 	st := storetest.OpenSQLite(t)
-	const interval = 50 * time.Millisecond
+	const interval = 200 * time.Millisecond
 	p := &relays.Placer{Store: st, Interval: interval}
 	if _, err := p.Place(t.Context(), &store.Device{}); !errors.Is(err, relays.ErrNoRelay) {
 		t.Fatalf("Place with no relay: %v; want ErrNoRelay", err)

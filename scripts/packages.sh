@@ -70,10 +70,19 @@ out=$(cd "$out" && pwd)
 bin=$(cd "$bin" && pwd)
 
 # build PROGRAM ARCH: a static Linux binary, $bin/PROGRAM-linux-ARCH.
+# portholed embeds the web console, whose script is built first (make web:
+# npm ci from web/package-lock.json, then tsc), so no server ships without
+# it.
 built=" "
+console=
 build() {
 	local prog=$1 arch=$2 goarch=$2 goarm=''
 	case " $built " in *" $prog-$arch "*) return ;; esac
+	if [ "$prog" = portholed ] && [ -z "$console" ]; then
+		say "building the web console"
+		make --no-print-directory web >&2 || die "could not build the web console (make web)"
+		console=built
+	fi
 	if [ "$arch" = armv7 ]; then goarch=arm goarm=7; fi
 	say "building $prog for linux/$arch"
 	CGO_ENABLED=0 GOOS=linux GOARCH=$goarch GOARM=$goarm \

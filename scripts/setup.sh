@@ -18,8 +18,8 @@ need() { command -v "$1" >/dev/null 2>&1 || missing+=("$2"); }
 need nft nftables          # the demo's NAT between device namespaces and the server
 need sshd openssh-server   # bench/: plain OpenSSH to compare with
 need asciinema asciinema   # recordings must play in stock asciinema
-need chromium chromium     # e2e: the owner's local page in headless Chromium
-need node nodejs           # … driven by playwright-core (below)
+need chromium chromium     # e2e: the owner's local page and the web console in headless Chromium
+need node nodejs           # … driven by playwright-core; and the web console's build (TypeScript)
 need npm npm
 need tinyproxy tinyproxy   # e2e: an engineer whose only way out is an HTTP CONNECT proxy
 need haproxy haproxy       # e2e: the load balancer in front of a cluster of server nodes
@@ -36,14 +36,10 @@ if [ ${#missing[@]} -gt 0 ]; then
   fi
 fi
 
-# playwright-core drives Debian's chromium for the local page's test; it
-# lives under .tools (ignored by git), where the test looks for it.
+# playwright-core (which drives Debian's chromium in the page tests) and
+# axe-core come with the web console's locked npm tree: `make web` runs
+# npm ci in web/ (make test and make build do).
 tools="$(cd "$(dirname "$0")/.." && pwd)/.tools"
-if command -v npm >/dev/null && [ ! -f "$tools/node_modules/playwright-core/package.json" ]; then
-  say "installing playwright-core under $tools"
-  npm install --prefix "$tools" --no-audit --no-fund --no-save playwright-core@1.65.1 >/dev/null \
-    || say "could not install playwright-core: the local page test will say so"
-fi
 
 # The S3 server the object-storage tests run (recstore/s3store, e2e): the
 # versitygw gateway over a directory, pinned, built into .tools from the Go

@@ -113,6 +113,18 @@ type Config struct {
 	// device and the engineer are told its addresses. Nil: every session
 	// is on this node's relay, RelayAddr.
 	Place func(ctx context.Context, d *store.Device) (*store.Relay, error)
+	// DefaultRelay2 is where a device dials the relay when its open
+	// command names none: the server it enrolled with. A session placed
+	// there goes without relay2 in its command, so that agents older than
+	// the field (they refuse a command with a field they do not know, as
+	// they must for a restriction they would otherwise ignore) keep
+	// working with one node.
+	DefaultRelay2 string
+	// RelaysHeard returns the IDs of the relays heard from lately: an open
+	// session placed on a relay not among them is closed as relay_lost
+	// by the sweeper (a dead relay node cannot close its sessions, and
+	// its devices may not say anything). Nil: not checked.
+	RelaysHeard func(ctx context.Context) (map[string]bool, error)
 	// ConnectTimeout is how long a device has to report tunnel_up. Zero:
 	// 30 s.
 	ConnectTimeout time.Duration
@@ -359,7 +371,7 @@ func (m *Manager) Open(ctx context.Context, req Request) (*Opened, error) {
 func (m *Manager) openCommand(ses *store.Session, cp *control.Policy) control.Command {
 	return control.Command{
 		Type: control.TypeOpen, Session: ses.ID, Fleet: ses.FleetName, Device: ses.DeviceName,
-		Relay: cmp.Or(ses.RelaySSHAddr, m.cfg.RelayAddr), Relay2: ses.RelayAddr, Ports: ses.Ports,
+		Relay: cmp.Or(ses.RelaySSHAddr, m.cfg.RelayAddr), Relay2: relay2(ses.RelayAddr, m.cfg.DefaultRelay2), Ports: ses.Ports,
 		IdleTimeoutS: int(ses.IdleTimeout / time.Second), MaxDurationS: int(ses.MaxDuration / time.Second),
 		Policy: cp,
 		// A device that gets the command after the server has given up on
@@ -476,6 +488,15 @@ func (m *Manager) closeFourEyesRequests(ctx context.Context, ses *store.Session,
 			m.log.Error("closing a session's four-eyes request", "session", ses.ID, "request", r.ID, "err", err)
 		}
 	}
+}
+
+// relay2 is the command's relay2 for a session placed at addr: empty
+// where the device would dial anyway.
+func relay2(addr, dflt string) string {
+	if addr == dflt {
+		return ""
+	}
+	return addr
 }
 
 // joinPorts writes ports as "22,80" for the audit log.
@@ -917,8 +938,18 @@ func (m *Manager) sweep(ctx context.Context) {
 		return
 	}
 	now := m.now()
+	var heard map[string]bool // nil: not known this sweep
+	if m.cfg.RelaysHeard != nil {
+		if heard, err = m.cfg.RelaysHeard(ctx); err != nil && ctx.Err() == nil {
+			m.log.Error("reading the live relays", "err", err)
+		}
+	}
 	for _, ses := range open {
-		if reason := m.overdue(ses, now); reason != "" {
+		reason := m.overdue(ses, now)
+		if reason == "" && heard != nil && ses.RelayID != "" && !heard[ses.RelayID] {
+			reason = control.CloseRelayLost
+		}
+		if reason != "" {
 			if _, err := m.closeSession(ctx, ses.ID, reason, true); err != nil && ctx.Err() == nil {
 				m.log.Error("closing a session past its limit", "session", ses.ID, "reason", reason, "err", err)
 			}

@@ -4,8 +4,10 @@ import (
 	"context"
 	"crypto/ed25519"
 	"crypto/rand"
+	"encoding/base64"
 	"encoding/json"
 	"errors"
+	"maps"
 	"strings"
 	"sync"
 	"testing"
@@ -307,6 +309,102 @@ func TestTimeouts(t *testing.T) {
 			t.Errorf("after the limit the device got %+v; want close", c)
 		}
 	})
+}
+
+// TestRelayLost: a session placed on a relay that is no longer heard from
+// is closed as relay_lost, and its device told; one on a relay heard from
+// stays open; the open command names the placed relay's addresses.
+func TestRelayLost(t *testing.T) {
+	t.Parallel()
+	var mu sync.Mutex
+	heard := map[string]bool{"rly_a": true, "rly_b": true}
+	relays := []*store.Relay{
+		{ID: "rly_a", Addr: "a.example.com:443", SSHAddr: "a.example.com:2222"},
+		{ID: "rly_b", Addr: "b.example.com:443", SSHAddr: "b.example.com:2222"},
+	}
+	next := 0
+	fx := newFixture(t, func(c *Config) {
+		c.Place = func(context.Context, *store.Device) (*store.Relay, error) {
+			mu.Lock()
+			defer mu.Unlock()
+			r := relays[next%2]
+			next++
+			return r, nil
+		}
+		c.RelaysHeard = func(context.Context) (map[string]bool, error) {
+			mu.Lock()
+			defer mu.Unlock()
+			return maps.Clone(heard), nil
+		}
+	})
+	onA, onB := fx.open(t, nil), fx.open(t, nil)
+	for _, want := range []*store.Relay{relays[0], relays[1]} {
+		if c := fx.cmd(t); c.Relay2 != want.Addr || c.Relay != want.SSHAddr {
+			t.Errorf("the open command names relay %q (SSH %q); want %q (%q)", c.Relay2, c.Relay, want.Addr, want.SSHAddr)
+		}
+	}
+	for _, o := range []*Opened{onA, onB} {
+		fx.m.HandleState("acme", "dev1", control.State{Kind: control.StateTunnelUp, Session: o.Session.ID})
+	}
+	mu.Lock()
+	delete(heard, "rly_a") // relay a died
+	mu.Unlock()
+	if ses := fx.waitClosed(t, onA.Session.ID); ses.CloseReason != string(control.CloseRelayLost) {
+		t.Errorf("the session on the dead relay closed as %q; want %s", ses.CloseReason, control.CloseRelayLost)
+	}
+	if c := fx.cmd(t); c.Type != control.TypeClose || c.Session != onA.Session.ID {
+		t.Errorf("the device got %+v; want the close of the lost session", c)
+	}
+	time.Sleep(50 * time.Millisecond) // several sweeps
+	if ses, _ := fx.m.Get(t.Context(), onB.Session.ID); ses.State != store.SessionActive {
+		t.Errorf("the session on the live relay is %s (%s)", ses.State, ses.CloseReason)
+	}
+}
+
+// TestRelay2LeftOutAtTheDefault: a session placed on the relay the device
+// dials anyway goes without relay2 in its command, which agents older
+// than the field refuse (they decode commands strictly).
+func TestRelay2LeftOutAtTheDefault(t *testing.T) {
+	t.Parallel()
+	var payloads []string
+	var mu sync.Mutex
+	fx := newFixture(t, func(c *Config) {
+		c.DefaultRelay2 = "porthole.example.com:443"
+		c.Place = func(context.Context, *store.Device) (*store.Relay, error) {
+			return &store.Relay{ID: "rly_1", Addr: "porthole.example.com:443", SSHAddr: "porthole.example.com:2222"}, nil
+		}
+		publish := c.Publish
+		c.Publish = func(topic string, payload []byte) error {
+			mu.Lock()
+			payloads = append(payloads, string(payload))
+			mu.Unlock()
+			return publish(topic, payload)
+		}
+	})
+	fx.open(t, nil)
+	if c := fx.cmd(t); c.Relay2 != "" || c.Relay != "porthole.example.com:2222" {
+		t.Errorf("command relay %q, relay2 %q; want the SSH relay and no relay2", c.Relay, c.Relay2)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	for _, p := range payloads {
+		env, _ := base64.StdEncoding.DecodeString(envelopePayload(t, p))
+		if strings.Contains(string(env), "relay2") {
+			t.Errorf("the signed command holds relay2: %s", env)
+		}
+	}
+}
+
+// envelopePayload is the base64 payload of a signed envelope.
+func envelopePayload(t *testing.T, envelope string) string {
+	t.Helper()
+	var e struct {
+		Payload string `json:"payload"`
+	}
+	if err := json.Unmarshal([]byte(envelope), &e); err != nil {
+		t.Fatal(err)
+	}
+	return e.Payload
 }
 
 func TestControlUnavailable(t *testing.T) {

@@ -42,10 +42,18 @@ type Change struct {
 // a change hears of it at once, before the call that made it returns, and
 // may hear of it a second time: the handlers apply changes, they do not
 // count them.
+//
+// A change from another node is a hint, not a fact: PostgreSQL lets any
+// role that can connect to the database NOTIFY on any channel (and LISTEN
+// to it: the names and session IDs in changes are readable by them, so a
+// deployment should have a database of its own). A handler that does
+// more than drop what it cached (disconnect a device, cut a session)
+// first checks the store.
 type Changes interface {
 	// Watch calls fn with every change committed from now on until ctx
-	// is done, in the order each node committed them. fn runs on the
-	// store's goroutine or the committing one and must be quick. When
+	// is done. fn runs on the store's goroutine or the committing one and
+	// must be quick; the changes of one node may reach it out of order
+	// when they were committed at once. When
 	// the node lost its connection to the database, fn gets ChangesLost
 	// as the connection comes back.
 	Watch(ctx context.Context, fn func(Change))

@@ -24,10 +24,15 @@ type Relay struct {
 	Sessions int
 }
 
-// Relays is the registry of the server nodes' relays.
+// Relays is the registry of the server nodes' relays. Its times are the
+// database's (Now), so that nodes whose clocks differ still agree on which
+// relays are live.
 type Relays interface {
-	// HeartbeatRelay records r as alive at r.HeartbeatAt, adding it if
-	// it is new.
+	// Now is the database's clock.
+	Now(ctx context.Context) (time.Time, error)
+	// HeartbeatRelay records r as alive at r.HeartbeatAt (zero: now, by
+	// the database's clock), adding it if it is new; its start is its
+	// first heartbeat.
 	HeartbeatRelay(ctx context.Context, r *Relay) error
 	// ListRelays lists the relays heard from at or after since, each with
 	// its number of open sessions, in ID order.

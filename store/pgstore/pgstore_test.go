@@ -6,6 +6,7 @@ import (
 	"errors"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/porthole/porthole/store"
 	"github.com/porthole/porthole/store/pgstore"
@@ -88,4 +89,59 @@ func TestUpgradeFleetPolicy(t *testing.T) {
 		t.Cleanup(func() { s.Close() })
 		return s
 	})
+}
+
+// TestPresenceTouchesOnlyChanges: presence that changes nothing (an
+// offline device said offline again, as an external broker's retained
+// states replay it to every node's snapshot) writes no new row version.
+func TestPresenceTouchesOnlyChanges(t *testing.T) {
+	t.Parallel()
+	dsn := storetest.PostgresDSN(t)
+	s, err := pgstore.Open(t.Context(), dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	ctx := t.Context()
+	f := &store.Fleet{Name: "acme"}
+	if err := s.CreateFleet(ctx, f); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.CreateEnrollmentToken(ctx, &store.EnrollmentToken{FleetID: f.ID, Hash: "h", UsesLeft: 1, MaxUses: 1}); err != nil {
+		t.Fatal(err)
+	}
+	d := &store.Device{Name: "dev1", PublicKey: "k"}
+	if err := s.EnrollDevice(ctx, "h", time.Now(), d, func(*store.Fleet) (string, error) { return "c", nil }); err != nil {
+		t.Fatal(err)
+	}
+	version := func() string {
+		var xmin string
+		if err := s.DB().QueryRowContext(ctx, "SELECT xmin::text FROM devices WHERE id = $1", d.ID).Scan(&xmin); err != nil {
+			t.Fatal(err)
+		}
+		return xmin
+	}
+	seen := time.Now().Truncate(time.Millisecond)
+	if err := s.SetDevicePresence(ctx, store.DevicePresence{DeviceID: d.ID, Online: true, At: seen}); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.SetDevicePresence(ctx, store.DevicePresence{DeviceID: d.ID, Online: false, At: seen}); err != nil {
+		t.Fatal(err)
+	}
+	before := version()
+	// Offline again, with no time (a replayed retained state) or an older one.
+	for _, at := range []time.Time{{}, seen.Add(-time.Hour), seen} {
+		if err := s.SetDevicePresence(ctx, store.DevicePresence{DeviceID: d.ID, Online: false, At: at}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if after := version(); after != before {
+		t.Errorf("the row was written again (xmin %s → %s) by presence that changed nothing", before, after)
+	}
+	if err := s.SetDevicePresence(ctx, store.DevicePresence{DeviceID: d.ID, Online: true, At: seen.Add(time.Second)}); err != nil {
+		t.Fatal(err)
+	}
+	if version() == before {
+		t.Error("a real change was not written")
+	}
 }

@@ -38,7 +38,9 @@ const dsnParams = "_pragma=busy_timeout(5000)&_pragma=journal_mode(WAL)&_pragma=
 // MigrationLock: with _txlock=immediate the migration's BEGIN takes the
 // write lock.
 func dialect() sqlstore.Dialect {
-	return sqlstore.Dialect{Name: "sqlite", Violation: violation, DiskFull: diskFull}
+	return sqlstore.Dialect{Name: "sqlite", Violation: violation, DiskFull: diskFull,
+		// julianday counts days from noon of 4714 BC; 2440587.5 is 1970.
+		NowMillis: "CAST(ROUND((julianday('now') - 2440587.5) * 86400000) AS INTEGER)"}
 }
 
 // Open opens (creating it 0600 if need be) the SQLite database at path,

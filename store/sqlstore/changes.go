@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"encoding/json"
 	"fmt"
+	"log/slog"
 	"sync"
 	"time"
 
@@ -26,7 +27,8 @@ type watcher struct {
 // feed hands the changes the store commits to its watchers: those of this
 // node after each commit, those of other nodes from the dialect's Listen.
 type feed struct {
-	node     string // this Store's random name in notices
+	node     string       // this Store's random name in notices
+	logger   *slog.Logger // set before the first Watch (SetLogger)
 	mu       sync.Mutex
 	watchers map[int]watcher            // guarded by mu
 	next     int                        // guarded by mu
@@ -156,8 +158,13 @@ const (
 func (s *Store) listen(ctx context.Context) {
 	defer close(s.feed.done)
 	first, wait := true, listenRetry
+	failing := false
 	for {
-		_ = s.dialect.Listen(ctx, func() {
+		err := s.dialect.Listen(ctx, func() {
+			if failing {
+				s.log().Info("hearing other server nodes' changes again")
+				failing = false
+			}
 			lost := !first
 			if first {
 				s.feed.mu.Lock()
@@ -171,11 +178,23 @@ func (s *Store) listen(ctx context.Context) {
 			first, wait = false, listenRetry
 		}, func(payload string) {
 			var n notice
-			// This node's own changes were delivered as they committed.
-			if json.Unmarshal([]byte(payload), &n) == nil && n.Kind != "" && n.Node != s.feed.node {
+			// This node's own changes were delivered as they committed;
+			// ChangesLost is this node's own word, never another's.
+			if json.Unmarshal([]byte(payload), &n) == nil && n.Node != s.feed.node && fromWire(n.Kind) {
 				s.deliver(n.Change)
 			}
 		})
+		if ctx.Err() != nil {
+			return
+		}
+		if !failing {
+			// Once per outage: meanwhile a device deleted or a session
+			// closed on another node is not acted on here until the
+			// connection is back (ChangesLost) or the cache expires.
+			s.log().Warn("not hearing other server nodes' changes (deleted devices, closed sessions); trying again",
+				"err", err, "in", wait)
+			failing = true
+		}
 		t := time.NewTimer(wait)
 		select {
 		case <-ctx.Done():
@@ -187,6 +206,17 @@ func (s *Store) listen(ctx context.Context) {
 	}
 }
 
+// SetLogger sets where the store says what the listener for other nodes'
+// changes cannot do. Call it before the first Watch. Default: nowhere.
+func (s *Store) SetLogger(l *slog.Logger) { s.feed.logger = l }
+
+func (s *Store) log() *slog.Logger {
+	if s.feed.logger == nil {
+		return slog.New(slog.DiscardHandler)
+	}
+	return s.feed.logger
+}
+
 // stopListening ends the listener, if one runs, and waits for it.
 func (s *Store) stopListening() {
 	s.feed.mu.Lock()
@@ -196,4 +226,16 @@ func (s *Store) stopListening() {
 		stop()
 		<-done
 	}
+}
+
+// fromWire reports whether a change of kind may come from another node:
+// the kinds stores announce, nothing else. Anyone who can connect to the
+// database can NOTIFY, so what arrives is a hint that the handlers check
+// against the store before they act (store.Changes).
+func fromWire(kind store.ChangeKind) bool {
+	switch kind {
+	case store.DeviceEnrolled, store.DeviceDeleted, store.FleetDeleted, store.SessionChanged:
+		return true
+	}
+	return false
 }

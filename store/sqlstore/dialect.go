@@ -22,6 +22,9 @@ type Dialect struct {
 	// as JSON ($2), run in the transaction that makes it. Empty for
 	// SQLite, which one node alone uses.
 	Notify, Channel string
+	// NowMillis is an SQL expression of the database's clock in unix
+	// milliseconds.
+	NowMillis string
 	// Listen, when set, connects to the database, listens on Channel,
 	// calls ready once it does and deliver with each payload, until ctx
 	// is done or the connection fails; it returns why.

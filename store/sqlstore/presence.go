@@ -44,7 +44,11 @@ func (s *Store) SetDevicePresence(ctx context.Context, changes ...store.DevicePr
 		}
 		_, err := tx.ExecContext(ctx, `WITH v (id, online, at) AS (VALUES `+strings.Join(rows, ", ")+`)
 			UPDATE devices SET online = v.online, last_seen = `+laterSeen("v.at")+`
-			FROM v WHERE devices.id = v.id`, args...)
+			FROM v WHERE devices.id = v.id AND (devices.online <> v.online OR devices.last_seen < v.at)`, args...)
+		// Only rows that change are written: a node's snapshot of an
+		// external broker's retained states replays "offline" for every
+		// device that ever left, and rewriting each of a million rows
+		// (a new row version apiece in PostgreSQL) would change nothing.
 		return err
 	})
 	if err != nil {

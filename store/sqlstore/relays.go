@@ -8,15 +8,29 @@ import (
 	"github.com/porthole/porthole/store"
 )
 
-// HeartbeatRelay records r as alive; see store.Relays.
+// Now is the database's clock; see store.Relays.
+func (s *Store) Now(ctx context.Context) (time.Time, error) {
+	var ms int64
+	if err := s.db.QueryRowContext(ctx, "SELECT "+s.dialect.NowMillis).Scan(&ms); err != nil {
+		return time.Time{}, fmt.Errorf("store: read the database's clock: %w", err)
+	}
+	return time.UnixMilli(ms).UTC(), nil
+}
+
+// HeartbeatRelay records r as alive; see store.Relays. A zero
+// r.HeartbeatAt is the database's clock, read in the same statement; a
+// relay's start is its first heartbeat.
 func (s *Store) HeartbeatRelay(ctx context.Context, r *store.Relay) error {
-	r.HeartbeatAt = normalTime(orNow(r.HeartbeatAt, time.Now()))
-	r.StartedAt = normalTime(orNow(r.StartedAt, r.HeartbeatAt))
+	args := []any{r.ID, r.Addr, r.SSHAddr, r.Region}
+	at := s.dialect.NowMillis
+	if !r.HeartbeatAt.IsZero() {
+		args = append(args, millis(normalTime(r.HeartbeatAt)))
+		at = "$5"
+	}
 	// Both databases take INSERT … ON CONFLICT … DO UPDATE.
 	return s.exec(store.WithoutAudit(ctx), fmt.Sprintf("record relay %q alive", r.ID), `INSERT INTO relays
-		(id, addr, ssh_addr, region, started_at, heartbeat_at) VALUES ($1, $2, $3, $4, $5, $6)
-		ON CONFLICT (id) DO UPDATE SET addr = $2, ssh_addr = $3, region = $4, heartbeat_at = $6`,
-		r.ID, r.Addr, r.SSHAddr, r.Region, millis(r.StartedAt), millis(r.HeartbeatAt))
+		(id, addr, ssh_addr, region, started_at, heartbeat_at) VALUES ($1, $2, $3, $4, `+at+`, `+at+`)
+		ON CONFLICT (id) DO UPDATE SET addr = $2, ssh_addr = $3, region = $4, heartbeat_at = `+at, args...)
 }
 
 // ListRelays lists the live relays with their open sessions; see

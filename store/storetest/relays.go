@@ -45,12 +45,28 @@ func testRelays(t *testing.T, s store.Store) {
 		t.Errorf("relays = %s; want rly_1 with no session, rly_2 started a minute earlier with its one open session", show(got))
 	}
 
+	// A heartbeat with no time is the database's, which is this
+	// machine's, near enough.
+	ok(t, "HeartbeatRelay now", s.HeartbeatRelay(ctx, &store.Relay{ID: "rly_3", Addr: "relay3.example.com:443"}))
+	got, err = s.ListRelays(ctx, time.Now().Add(-time.Minute))
+	ok(t, "ListRelays", err)
+	if len(got) != 1 || got[0].ID != "rly_3" || time.Since(got[0].HeartbeatAt).Abs() > 10*time.Second || !got[0].StartedAt.Equal(got[0].HeartbeatAt) {
+		t.Errorf("relays heard in the last minute = %s; want rly_3, heard now", show(got))
+	}
+	now, err := s.Now(ctx)
+	ok(t, "Now", err)
+	if d := time.Since(now); d.Abs() > 10*time.Second { // the same clock, however slow the machine
+		t.Errorf("the database's clock says %v, %v from this machine's", now, d)
+	}
+
 	n, err := s.DeleteRelays(ctx, "rly_1", t0.Add(-time.Hour))
 	ok(t, "DeleteRelays by ID", err)
 	equal(t, "removed", n, 1)
 	n, err = s.DeleteRelays(ctx, "", t0.Add(time.Second))
 	ok(t, "DeleteRelays stale", err)
 	equal(t, "removed", n, 1)
+	_, err = s.DeleteRelays(ctx, "rly_3", time.Time{})
+	ok(t, "DeleteRelays rly_3", err)
 	got, err = s.ListRelays(ctx, time.Time{})
 	ok(t, "ListRelays", err)
 	equal(t, "relays left", len(got), 0)

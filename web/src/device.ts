@@ -1,0 +1,187 @@
+// A device's page: its presence (live), when it was last seen and
+// enrolled, its labels and key, and the sessions engineers had on it.
+import { ApiError, call, message } from "./api.js";
+import { announce, h, replace, setText } from "./dom.js";
+import { labelList, setStatus } from "./devices.js";
+import type { Console, Page } from "./page.js";
+import { ago, present, when } from "./time.js";
+import type { Device, Session } from "./types.js";
+
+// The words for each reason a session closes for (control.CloseReasons;
+// the CLI's longer sentences are in cli/closewords.go). A Go test in
+// package web keeps this table complete.
+const closeWords: Record<string, string> = {
+  closed: "closed by the engineer",
+  engineer_closed: "closed by the engineer",
+  idle_timeout: "idle too long",
+  max_duration: "reached its longest allowed duration",
+  relay_unreachable: "the device could not reach the relay",
+  relay_refused: "the relay refused the device",
+  relay_busy: "the relay was too busy",
+  relay_disconnected: "the device lost the relay",
+  agent_stopping: "the device's agent was shutting down",
+  unsupported: "the device's agent is too old for sessions",
+  not_recorded: "the device could not record it",
+  interrupted: "the device's agent stopped mid-session",
+  no_consent: "the owner had not opened the way",
+  consent_expired: "the owner's support window ended",
+  wrong_codes: "five wrong support codes",
+  revoked: "ended by the device's owner",
+  denied: "denied by the owner",
+  consent_timeout: "the owner did not answer in time",
+  device_unreachable: "the device did not answer",
+  control_unavailable: "the server could not reach the device",
+  device_disconnected: "the device dropped off the relay",
+  relay_lost: "the relay node carrying it stopped answering",
+  device_closed: "closed by the device, without a reason",
+  agent_outdated: "the device's agent is too old for the fleet's policy",
+  four_eyes_denied: "a second engineer refused it (four-eyes)",
+  four_eyes_timeout: "no second engineer approved it in time (four-eyes)",
+};
+
+const stateWords: Record<string, string> = {
+  requested: "requested",
+  waiting_consent: "waiting for the owner",
+  connecting: "connecting",
+  active: "active",
+  closed: "closed",
+};
+
+export function devicePage(app: Console, id: string): Page {
+  const heading = h("h1", { tabindex: -1 }, "Device");
+  const facts = h("dl", { class: "facts" });
+  const labels = h("div", { id: "labels" });
+  const key = h("code", { class: "key" });
+  const gone = h("p", { class: "error", role: "alert" });
+  const sessionsBody = h("tbody", { id: "sessions" });
+  const sessionsNote = h("p", { class: "note", id: "sessions-note" }, "Loading sessions…");
+  const sessionsTable = h("table", { class: "sessions", hidden: true },
+    h("caption", { class: "visually-hidden" }, "Sessions on this device, newest first"),
+    h("thead", {}, h("tr", {},
+      h("th", { scope: "col" }, "Started"),
+      h("th", { scope: "col" }, "Engineer"),
+      h("th", { scope: "col" }, "State"),
+      h("th", { scope: "col" }, "Asked for"),
+      h("th", { scope: "col" }, "Ended"))),
+    sessionsBody);
+  const refresh = h("button", { type: "button", class: "secondary" }, "Refresh sessions");
+
+  const status = h("span", { class: "status", id: "device-status" });
+  const since = h("span", { id: "device-since" });
+  const seen = h("time", { id: "device-seen" });
+  const fleet = h("dd", {});
+  const enrolled = h("dd", {});
+  replace(facts,
+    h("div", {}, h("dt", {}, "Status"), h("dd", {}, status, " ", since)),
+    h("div", {}, h("dt", {}, "Last seen"), h("dd", {}, seen)),
+    h("div", {}, h("dt", {}, "Fleet"), fleet),
+    h("div", {}, h("dt", {}, "Enrolled"), enrolled),
+    h("div", {}, h("dt", {}, "Device ID"), h("dd", {}, h("code", {}, id))));
+
+  let device: Device | undefined;
+  let loadedSessions = false;
+
+  function show(d: Device): void {
+    const before = device;
+    device = d;
+    setText(heading, d.name);
+    document.title = `${d.name} · Porthole`;
+    setStatus(status, d.online);
+    setText(since, d.online ? "" : present(d.last_seen) ? `(last seen ${ago(d.last_seen)})` : "(never connected)");
+    setText(seen, d.online ? "now" : present(d.last_seen) ? when(d.last_seen) : "never");
+    if (present(d.last_seen)) {
+      seen.dateTime = d.last_seen;
+    }
+    setText(fleet, d.fleet);
+    setText(enrolled, when(d.enrolled_at));
+    replace(labels, labelList(d.labels));
+    setText(key, d.public_key ?? "");
+    if (before && before.online !== d.online) {
+      announce(`${d.name} is ${d.online ? "online" : "offline"}.`);
+    }
+    if (!loadedSessions) {
+      loadedSessions = true;
+      loadSessions();
+    }
+  }
+
+  function loadSessions(): void {
+    if (!device) {
+      return;
+    }
+    const d = device;
+    refresh.disabled = true;
+    const q = new URLSearchParams({ fleet: d.fleet, device: d.name });
+    call<Session[]>("GET", "/api/v1/sessions?" + q.toString()).then((ss) => {
+      refresh.disabled = false;
+      replace(sessionsBody, ss.map(sessionRow));
+      sessionsTable.hidden = ss.length === 0;
+      setText(sessionsNote, ss.length === 0 ? "No engineer has had a session on this device." :
+        `${ss.length} ${ss.length === 1 ? "session" : "sessions"}, newest first.`);
+    }, (err: unknown) => {
+      refresh.disabled = false;
+      setText(sessionsNote, "The sessions could not be listed: " + message(err));
+    });
+  }
+  refresh.addEventListener("click", loadSessions);
+
+  const fromFeed = app.feed.devices.get(id);
+  if (fromFeed) {
+    show(fromFeed);
+  } else {
+    call<Device>("GET", `/api/v1/devices/${encodeURIComponent(id)}`).then(show, (err: unknown) => {
+      setText(heading, "No such device");
+      setText(gone, err instanceof ApiError && err.status === 404 ?
+        "There is no such device in your fleets. It may have been deleted." : message(err));
+      setText(sessionsNote, "");
+    });
+  }
+  const unsubscribe = app.feed.subscribe((changed) => {
+    if (changed !== null && changed !== id) {
+      return;
+    }
+    const d = app.feed.devices.get(id);
+    if (d) {
+      show(d);
+    } else if (device && app.feed.loaded) {
+      setText(gone, "This device was deleted, or is no longer in your fleets.");
+    }
+  });
+  const ticker = window.setInterval(() => device && show(device), 15000);
+
+  return {
+    title: fromFeed ? fromFeed.name : "Device",
+    focus: heading,
+    node: h("div", { class: "page" },
+      h("nav", { "aria-label": "Breadcrumb", class: "crumbs" }, h("a", { href: "/console/" }, "All devices")),
+      heading,
+      gone,
+      facts,
+      h("section", { "aria-labelledby": "labels-title" }, h("h2", { id: "labels-title" }, "Labels"), labels),
+      h("section", { "aria-labelledby": "sessions-title" },
+        h("h2", { id: "sessions-title" }, "Sessions"),
+        h("div", { class: "actions" }, refresh),
+        sessionsNote,
+        h("div", { class: "table-wrap" }, sessionsTable)),
+      h("section", { "aria-labelledby": "key-title" },
+        h("h2", { id: "key-title" }, "Device key"),
+        h("p", { class: "note" }, "The device's own key, made on it at enrollment; it never leaves the device."),
+        key)),
+    cleanup: () => {
+      unsubscribe();
+      window.clearInterval(ticker);
+    },
+  };
+}
+
+function sessionRow(s: Session): HTMLTableRowElement {
+  const ended = s.state === "closed"
+    ? `${when(s.closed_at)}: ${closeWords[s.close_reason ?? ""] ?? s.close_reason ?? "closed"}`
+    : "still open";
+  return h("tr", {},
+    h("td", { "data-label": "Started" }, h("time", { datetime: s.created_at }, when(s.created_at))),
+    h("td", { "data-label": "Engineer" }, s.user || "a deleted user"),
+    h("td", { "data-label": "State" }, stateWords[s.state] ?? s.state),
+    h("td", { "data-label": "Asked for" }, s.reason || "—"),
+    h("td", { "data-label": "Ended" }, ended));
+}

@@ -1,0 +1,76 @@
+// The login page: email, password and the authenticator's code, as for
+// `porthole login`. The session comes back in cookies no script can read.
+import { ApiError, call, message } from "./api.js";
+import { h, replace } from "./dom.js";
+import type { Page } from "./page.js";
+import type { ConsoleLoginResponse, User } from "./types.js";
+
+// loginPage shows the form; loggedIn is called with the user once the
+// server accepted it. note, if set, says why the page is shown (logged
+// out, session ended).
+export function loginPage(loggedIn: (u: User) => void, note?: string): Page {
+  const error = h("p", { id: "login-error", class: "error", role: "alert" });
+  const email = h("input", { id: "email", name: "email", type: "email", autocomplete: "username", required: true, spellcheck: "false" });
+  const password = h("input", { id: "password", name: "password", type: "password", autocomplete: "current-password", required: true });
+  const code = h("input", {
+    id: "totp", name: "totp", type: "text", inputmode: "numeric", autocomplete: "one-time-code",
+    pattern: "[0-9]{6}", maxlength: 6, required: true, "aria-describedby": "totp-hint",
+  });
+  const submit = h("button", { type: "submit" }, "Log in");
+  const form = h("form", { class: "login", "aria-labelledby": "login-title", novalidate: true },
+    h("div", { class: "field" }, h("label", { for: "email" }, "Email"), email),
+    h("div", { class: "field" }, h("label", { for: "password" }, "Password"), password),
+    h("div", { class: "field" },
+      h("label", { for: "totp" }, "Authenticator code"),
+      code,
+      h("p", { id: "totp-hint", class: "hint" }, "The 6 digits your authenticator app shows for Porthole now.")),
+    error,
+    submit);
+
+  form.addEventListener("submit", (ev) => {
+    ev.preventDefault();
+    replace(error);
+    const missing = [email, password, code].find((i) => i.value.trim() === "");
+    if (missing) {
+      replace(error, "Fill in your email, password and authenticator code.");
+      missing.focus();
+      return;
+    }
+    if (!/^[0-9]{6}$/.test(code.value.trim())) {
+      replace(error, "The authenticator code is 6 digits.");
+      code.focus();
+      return;
+    }
+    submit.disabled = true;
+    replace(submit, "Logging in…");
+    call<ConsoleLoginResponse>("POST", "/api/v1/console/login", {
+      email: email.value.trim(),
+      password: password.value,
+      totp: code.value.trim(),
+    }).then(
+      (resp) => loggedIn(resp.user),
+      (err: unknown) => {
+        submit.disabled = false;
+        replace(submit, "Log in");
+        code.value = "";
+        replace(error, message(err));
+        if (err instanceof ApiError && err.status === 401) {
+          password.select();
+          password.focus();
+        } else {
+          code.focus();
+        }
+      },
+    );
+  });
+
+  const heading = h("h1", { id: "login-title" }, "Log in to Porthole");
+  return {
+    title: "Log in",
+    focus: email,
+    node: h("section", { class: "card narrow" },
+      heading,
+      note ? h("p", { class: "note", role: "status" }, note) : null,
+      form),
+  };
+}

@@ -1,0 +1,182 @@
+// Package web serves Porthole's web console: the pages engineers use in a
+// browser, built from the TypeScript in src/ (npm run build, which make
+// build runs) into static/js/ and embedded in portholed with the rest of
+// static/.
+//
+// A fresh clone compiles without Node: static/js/ is not in git, and a
+// portholed built before the console was answers every console path with
+// a page saying how to build it (Console.Built is false). docs/web.md says
+// why the built script is not committed.
+//
+// Every answer carries a strict Content-Security-Policy (scripts and
+// styles from this origin only, nothing inline, Trusted Types required so
+// no script can turn text into HTML, no framing) and the other headers a
+// page of credentials needs; see SecurityHeaders.
+package web
+
+import (
+	"bytes"
+	"crypto/sha256"
+	"embed"
+	"encoding/base64"
+	"fmt"
+	"io/fs"
+	"mime"
+	"net/http"
+	"path"
+	"strings"
+	"time"
+)
+
+// Prefix is where the console is served on the API's origin.
+const Prefix = "/console/"
+
+// entry is the console's page; the script it loads is entryScript.
+const (
+	entry       = "index.html"
+	entryScript = "js/main.js"
+)
+
+//go:embed static
+var embedded embed.FS
+
+// CSP is the console's Content-Security-Policy: everything from this
+// origin only, nothing inline (no inline script, style or event handler
+// runs, so text that reached the page as HTML still runs nothing), no
+// plugins, no framing (clickjacking), forms post only here, and Trusted
+// Types required: a DOM sink that parses HTML (innerHTML and the like)
+// throws instead of taking a string, and no policy may be made to feed
+// it, so the console builds its pages from text nodes alone.
+const CSP = "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self'; connect-src 'self'; " +
+	"font-src 'self'; manifest-src 'self'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'; " +
+	"require-trusted-types-for 'script'; trusted-types 'none'"
+
+// SecurityHeaders sets on h the headers every console answer carries.
+func SecurityHeaders(h http.Header) {
+	h.Set("Content-Security-Policy", CSP)
+	h.Set("X-Frame-Options", "DENY") // for browsers older than frame-ancestors
+	h.Set("X-Content-Type-Options", "nosniff")
+	h.Set("Referrer-Policy", "no-referrer")
+	h.Set("Cross-Origin-Opener-Policy", "same-origin")
+	h.Set("Cross-Origin-Resource-Policy", "same-origin")
+	h.Set("Permissions-Policy", "camera=(), microphone=(), geolocation=(), usb=(), serial=(), payment=()")
+	// A browser keeps to HTTPS for this host from then on; it ignores the
+	// header over a certificate it did not trust, so a self-signed
+	// server is not locked out of anything.
+	h.Set("Strict-Transport-Security", "max-age=31536000")
+}
+
+// Console serves the console's files. Create it with New or Embedded.
+type Console struct {
+	files map[string]file // by path under the root, "index.html", "js/main.js"
+	built bool
+}
+
+type file struct {
+	body  []byte
+	ctype string
+	etag  string
+}
+
+// Embedded is the console built into this binary.
+func Embedded() *Console {
+	sub, err := fs.Sub(embedded, "static")
+	if err != nil {
+		panic(err) // "static" is a valid path: cannot happen
+	}
+	c, err := New(sub)
+	if err != nil {
+		panic(fmt.Sprintf("web: the embedded console: %v", err)) // a build that embedded a broken tree
+	}
+	return c
+}
+
+// New reads a console from fsys: index.html at its root, with the files it
+// names. It is read whole, once: the console is small.
+func New(fsys fs.FS) (*Console, error) {
+	c := &Console{files: map[string]file{}}
+	err := fs.WalkDir(fsys, ".", func(p string, d fs.DirEntry, err error) error {
+		if err != nil || d.IsDir() {
+			return err
+		}
+		body, err := fs.ReadFile(fsys, p)
+		if err != nil {
+			return err
+		}
+		ctype := mime.TypeByExtension(path.Ext(p))
+		if ctype == "" {
+			ctype = http.DetectContentType(body)
+		}
+		sum := sha256.Sum256(body)
+		c.files[p] = file{body: body, ctype: ctype, etag: `"` + base64.RawURLEncoding.EncodeToString(sum[:12]) + `"`}
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("web: reading the console: %w", err)
+	}
+	if _, ok := c.files[entry]; !ok {
+		return nil, fmt.Errorf("web: the console has no %s", entry)
+	}
+	_, c.built = c.files[entryScript]
+	return c, nil
+}
+
+// Built reports whether the console's script was built into it; without
+// it every page is the note saying how to build it.
+func (c *Console) Built() bool { return c.built }
+
+// notBuilt is the page of a portholed built before its console.
+var notBuilt = []byte(`<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><title>Porthole: no web console in this build</title></head>
+<body><h1>This portholed has no web console</h1>
+<p>It was compiled before the console's script was built. Build it with <code>make build</code>
+(which runs <code>npm ci</code> and <code>npm run build</code> in <code>web/</code>), then run the new
+<code>bin/portholed</code>. The API and the command-line tools work without it.</p></body></html>
+`)
+
+// ServeHTTP answers GET and HEAD under Prefix: a file of the console by
+// its path, and the console's page for any other path (its own router
+// reads the path: /console/devices/ID). Files that look like assets (a
+// name with an extension) are not found rather than answered with the
+// page, so a missing script fails loudly.
+func (c *Console) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	h := w.Header()
+	SecurityHeaders(h)
+	if r.Method != http.MethodGet && r.Method != http.MethodHead {
+		h.Set("Allow", "GET, HEAD")
+		http.Error(w, "the console's files are read with GET", http.StatusMethodNotAllowed)
+		return
+	}
+	if !c.built {
+		h.Set("Content-Type", "text/html; charset=utf-8")
+		h.Set("Cache-Control", "no-store")
+		w.WriteHeader(http.StatusServiceUnavailable)
+		_, _ = w.Write(notBuilt)
+		return
+	}
+	name, ok := strings.CutPrefix(r.URL.Path, Prefix)
+	if !ok {
+		http.NotFound(w, r)
+		return
+	}
+	f, found := c.files[name]
+	switch {
+	case found && name != entry:
+	case name == "" || name == entry || !strings.Contains(path.Base(name), "."):
+		f = c.files[entry]
+	default:
+		h.Set("Cache-Control", "no-store")
+		http.Error(w, "the console has no file "+name, http.StatusNotFound)
+		return
+	}
+	h.Set("Content-Type", f.ctype)
+	// Names are not content-hashed: a browser asks again each time and is
+	// answered 304 while the file is the same.
+	h.Set("Cache-Control", "no-cache")
+	h.Set("ETag", f.etag)
+	http.ServeContent(w, r, "", zeroTime, bytes.NewReader(f.body))
+}
+
+// zeroTime makes ServeContent send no Last-Modified: ETag alone says
+// whether a file changed (embedded files have no time).
+var zeroTime = time.Time{}

@@ -1,0 +1,167 @@
+package web
+
+import (
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"testing"
+	"testing/fstest"
+
+	"github.com/porthole/porthole/control"
+)
+
+var testFiles = fstest.MapFS{
+	"index.html":  {Data: []byte(`<!doctype html><title>Porthole</title><script type="module" src="/console/js/main.js"></script>`)},
+	"console.css": {Data: []byte(`body{}`)},
+	"js/main.js":  {Data: []byte(`document.title = "x";`)},
+}
+
+func get(t *testing.T, h http.Handler, method, path string, header http.Header) *httptest.ResponseRecorder {
+	t.Helper()
+	req := httptest.NewRequest(method, path, nil)
+	for k, v := range header {
+		req.Header[k] = v
+	}
+	w := httptest.NewRecorder()
+	h.ServeHTTP(w, req)
+	return w
+}
+
+// TestServe: files by path, the page for the router's paths, 404 for a
+// missing asset, 405 for other methods, 304 when unchanged; every answer
+// with the security headers.
+func TestServe(t *testing.T) {
+	c, err := New(testFiles)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !c.Built() {
+		t.Fatal("Built() = false with js/main.js")
+	}
+	for _, tt := range []struct {
+		method, path string
+		status       int
+		ctype, body  string
+	}{
+		{"GET", "/console/", 200, "text/html; charset=utf-8", "<title>Porthole"},
+		{"GET", "/console/index.html", 200, "text/html; charset=utf-8", "<title>Porthole"},
+		{"GET", "/console/devices/dev_123", 200, "text/html; charset=utf-8", "<title>Porthole"},
+		{"HEAD", "/console/devices", 200, "text/html; charset=utf-8", ""},
+		{"GET", "/console/js/main.js", 200, "text/javascript; charset=utf-8", "document.title"},
+		{"GET", "/console/console.css", 200, "text/css; charset=utf-8", "body{}"},
+		{"GET", "/console/js/missing.js", 404, "text/plain; charset=utf-8", "no file"},
+		{"POST", "/console/", 405, "text/plain; charset=utf-8", "GET"},
+	} {
+		t.Run(tt.method+" "+tt.path, func(t *testing.T) {
+			w := get(t, c, tt.method, tt.path, nil)
+			if w.Code != tt.status || w.Header().Get("Content-Type") != tt.ctype || !strings.Contains(w.Body.String(), tt.body) {
+				t.Fatalf("%d %q %q; want %d %q with %q", w.Code, w.Header().Get("Content-Type"), w.Body, tt.status, tt.ctype, tt.body)
+			}
+			if got := w.Header().Get("Content-Security-Policy"); got != CSP {
+				t.Errorf("Content-Security-Policy = %q", got)
+			}
+			if w.Header().Get("X-Frame-Options") != "DENY" || w.Header().Get("X-Content-Type-Options") != "nosniff" {
+				t.Errorf("headers %v", w.Header())
+			}
+		})
+	}
+	w := get(t, c, "GET", "/console/js/main.js", nil)
+	etag := w.Header().Get("ETag")
+	if etag == "" {
+		t.Fatal("no ETag")
+	}
+	if w := get(t, c, "GET", "/console/js/main.js", http.Header{"If-None-Match": {etag}}); w.Code != http.StatusNotModified {
+		t.Errorf("If-None-Match the same ETag: %d; want 304", w.Code)
+	}
+}
+
+// TestNotBuilt: a console without its script (a portholed compiled before
+// `make web`) says so on every page, and how to build it.
+func TestNotBuilt(t *testing.T) {
+	c, err := New(fstest.MapFS{"index.html": testFiles["index.html"]})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.Built() {
+		t.Fatal("Built() = true without the script")
+	}
+	w := get(t, c, "GET", "/console/devices/x", nil)
+	if w.Code != http.StatusServiceUnavailable || !strings.Contains(w.Body.String(), "make build") || strings.Contains(w.Body.String(), "<script") {
+		t.Errorf("%d %s", w.Code, w.Body)
+	}
+	if w.Header().Get("Content-Security-Policy") != CSP {
+		t.Error("the note has no Content-Security-Policy")
+	}
+	if _, err := New(fstest.MapFS{}); err == nil {
+		t.Error("New accepted a console with no index.html")
+	}
+}
+
+// TestEmbedded: the console in this binary is whole (its page and
+// stylesheet are in git; the script is there once `make web` ran).
+func TestEmbedded(t *testing.T) {
+	c := Embedded()
+	for _, name := range []string{"index.html", "console.css", "icon.svg"} {
+		if _, ok := c.files[name]; !ok {
+			t.Errorf("the embedded console has no %s", name)
+		}
+	}
+	t.Logf("the embedded console has its script: %v", c.Built())
+}
+
+// TestPageHasNoInlineCode: the console's page loads its script and style
+// from files: the Content-Security-Policy runs nothing inline.
+func TestPageHasNoInlineCode(t *testing.T) {
+	page, err := os.ReadFile(filepath.Join("static", "index.html"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, re := range []string{`<script(?:\s[^>]*)?>[^<]`, `<style`, `\son[a-z]+=`, `style=`, `javascript:`} {
+		if m := regexp.MustCompile(`(?i)` + re).Find(page); m != nil {
+			t.Errorf("index.html has inline code: %q", m)
+		}
+	}
+}
+
+// htmlSinks are the ways a script turns a string into markup or code.
+// The console uses none: it builds pages from text nodes (src/dom.ts), and
+// its Content-Security-Policy (Trusted Types) makes the browser refuse
+// them besides.
+var htmlSinks = regexp.MustCompile(`\.(innerHTML|outerHTML|insertAdjacentHTML|srcdoc)\b|document\.write|\beval\s*\(|new\s+Function\b|setTimeout\s*\(\s*["'\x60]|createContextualFragment|DOMParser|\.setHTML`)
+
+// TestNoHTMLSinks: no source file of the console turns text into HTML or
+// code, so a device's name or labels can only ever be shown as text.
+func TestNoHTMLSinks(t *testing.T) {
+	files, err := filepath.Glob(filepath.Join("src", "*.ts"))
+	if err != nil || len(files) == 0 {
+		t.Fatalf("no sources in src/: %v", err)
+	}
+	for _, f := range files {
+		b, err := os.ReadFile(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for i, line := range strings.Split(string(b), "\n") {
+			if m := htmlSinks.FindString(line); m != "" && !strings.HasPrefix(strings.TrimSpace(line), "//") {
+				t.Errorf("%s:%d: %s", f, i+1, strings.TrimSpace(line))
+			}
+		}
+	}
+}
+
+// TestCloseWords: the device page has words for every reason a session
+// closes for.
+func TestCloseWords(t *testing.T) {
+	b, err := os.ReadFile(filepath.Join("src", "device.ts"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, r := range control.CloseReasons() {
+		if !regexp.MustCompile(`(?m)^\s+` + regexp.QuoteMeta(string(r)) + `: "`).Match(b) {
+			t.Errorf("src/device.ts's closeWords has no words for %q", r)
+		}
+	}
+}
