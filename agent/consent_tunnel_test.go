@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -172,5 +173,93 @@ func TestOwnerRevokeEndsSessionsAtOnce(t *testing.T) {
 	waitState(t, &st, control.TunnelDown("s1", control.CloseRevoked))
 	if d := time.Since(start); d > time.Second {
 		t.Errorf("the session ended %v after revoke; want within a second", d)
+	}
+}
+
+// TestPolicyPortsNarrowOnly: a session reaches only the ports its command
+// asked for that the fleet's policy in it also names; the owner's
+// allow_ports then apply on top (agentssh TestDirectTCPIPSessionPorts),
+// so a policy naming more ports than the owner allows grants nothing
+// more.
+func TestPolicyPortsNarrowOnly(t *testing.T) {
+	t.Parallel()
+	for _, tt := range []struct {
+		name   string
+		policy *control.Policy
+		want   []int
+	}{
+		{"no policy", nil, []int{22, 80, 443}},
+		{"a policy that names no ports", &control.Policy{ConsentFloor: control.FloorApprove}, []int{22, 80, 443}},
+		{"a policy naming some", &control.Policy{Ports: []int{80, 8080, 9090}}, []int{80}},
+		{"a policy allowing none", &control.Policy{Ports: []int{}}, []int{}},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			cmd := agenttest.OpenCmd("s1")
+			cmd.Ports, cmd.Policy = []int{22, 80, 443}, tt.policy
+			if got := askedPorts(cmd); fmt.Sprint(got) != fmt.Sprint(tt.want) {
+				t.Errorf("askedPorts = %v; want %v", got, tt.want)
+			}
+		})
+	}
+
+	// What the SSH server asks of a session that waits for its owner.
+	c := newTestConsent(t, agentconsent.Approve, nil)
+	tn, _ := consentTunnels(t, c)
+	cmd := agenttest.OpenCmd("s2")
+	cmd.Ports, cmd.Policy = []int{22, 80}, &control.Policy{Ports: []int{80, 443}}
+	var st agenttest.States
+	tn.Open(t.Context(), cmd, st.Report)
+	waitState(t, &st, control.State{Kind: control.StateWaitingConsent, Session: "s2"})
+	if got := tn.sessionPorts("s2"); fmt.Sprint(got) != "[80]" {
+		t.Errorf("the SSH server is told the session's ports are %v; want [80]", got)
+	}
+	tn.CloseAll(control.CloseRevoked)
+	waitState(t, &st, control.TunnelDown("s2", control.CloseRevoked))
+}
+
+// TestPolicyForgedRefused: an open command whose fleet policy was changed
+// on its way to widen it (more ports, no consent floor) fails the
+// signature and opens nothing; the command as signed applies its floor to
+// a device whose owner chose auto.
+func TestPolicyForgedRefused(t *testing.T) {
+	t.Parallel()
+	d := enrollDevice(t, uniqueName("dev"), nil)
+	c := newTestConsent(t, agentconsent.Auto, nil)
+	tn, dials := consentTunnels(t, c)
+	opts := d.options(t)
+	opts.Sessions = tn
+	startAgent(t, opts)
+	d.states.Expect(t, "online")
+
+	cmd := d.command("floored")
+	cmd.Ports, cmd.Policy = []int{22}, &control.Policy{Ports: []int{22}, ConsentFloor: control.FloorApprove, RequestedBy: "alice@example.com"}
+	signed := d.sign(t, cmd)
+	var env struct{ Payload, Sig string }
+	if err := json.Unmarshal(signed, &env); err != nil {
+		t.Fatal(err)
+	}
+	payload, err := base64.StdEncoding.DecodeString(env.Payload)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, edit := range [][2]string{
+		{`"policy":{"ports":[22],`, `"policy":{"ports":[22,80,443],`},
+		{`"consent_floor":"approve",`, ``},
+	} {
+		forged := strings.Replace(string(payload), edit[0], edit[1], 1)
+		if forged == string(payload) {
+			t.Fatalf("%s is not in the payload %s", edit[0], payload)
+		}
+		out, _ := json.Marshal(map[string]string{"payload": base64.StdEncoding.EncodeToString([]byte(forged)), "sig": env.Sig})
+		d.broker.Publish(t, d.cmdTopic(), out)
+		d.states.Expect(t, "rejected "+control.ReasonBadSignature)
+	}
+	d.broker.Publish(t, d.cmdTopic(), signed)
+	d.states.Expect(t, "waiting_consent floored")
+	if n := dials.Load(); n != 0 {
+		t.Fatalf("the relay was dialled %d times", n)
+	}
+	if p := c.Status().Pending; len(p) != 1 || p[0].Session != "floored" {
+		t.Errorf("pending for the owner: %+v; want the floored session", p)
 	}
 }

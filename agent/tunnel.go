@@ -94,7 +94,7 @@ type TunnelOptions struct {
 // tunnel is one open session.
 type tunnel struct {
 	id        string
-	ports     []int // the open command's: the session reaches these only, within the owner's allow_ports
+	ports     []int // the open command's (askedPorts): the session reaches these only, within the owner's allow_ports
 	idle      time.Duration
 	lastInput atomic.Int64 // unix nanoseconds of the last engineer input
 	ctx       context.Context
@@ -194,7 +194,7 @@ func (t *Tunnels) Open(ctx context.Context, cmd *control.Command, report Reporte
 	idle := shorter(time.Duration(cmd.IdleTimeoutS)*time.Second, t.cfg.idleTimeout())
 	maxDur := shorter(time.Duration(cmd.MaxDurationS)*time.Second, t.cfg.maxDuration())
 	tctx, cancel := context.WithCancelCause(ctx)
-	tn := &tunnel{id: cmd.Session, ports: slices.Clone(cmd.Ports), idle: idle, ctx: tctx, cancel: cancel}
+	tn := &tunnel{id: cmd.Session, ports: askedPorts(cmd), idle: idle, ctx: tctx, cancel: cancel}
 	tn.lastInput.Store(t.now().UnixNano())
 	t.mu.Lock()
 	if _, dup := t.open[cmd.Session]; dup {
@@ -276,6 +276,19 @@ func (t *Tunnels) Sessions() []string {
 		ids = append(ids, id)
 	}
 	return ids
+}
+
+// askedPorts are the ports a session may reach, before its owner's
+// allow_ports (which the SSH server applies): those its command asked
+// for, and when the fleet's policy in the command names ports, only those
+// of them it names. The policy can thus narrow what the owner allows,
+// never widen it.
+func askedPorts(cmd *control.Command) []int {
+	ports := slices.Clone(cmd.Ports)
+	if p := cmd.Policy; p != nil && p.Ports != nil {
+		ports = slices.DeleteFunc(ports, func(port int) bool { return !slices.Contains(p.Ports, port) })
+	}
+	return ports
 }
 
 // shorter is the server's limit when it set one shorter than the device's.

@@ -397,6 +397,20 @@ var engineerPublicKey = func() string {
 
 // newSession records a connecting session on d by the fixture's operator,
 // straight through the store.
+// newFourEyesSession stores a session on d that waits for a second
+// engineer, asked for by u, with its four-eyes request, as session.Open
+// makes them in a four-eyes fleet.
+func (f *fixture) newFourEyesSession(t testing.TB, d *store.Device, u *store.User) (*store.Session, *store.SupportRequest) {
+	t.Helper()
+	ses := &store.Session{DeviceID: d.ID, UserID: u.ID, UserEmail: u.Email, State: store.SessionRequested, FourEyes: true,
+		PublicKey: engineerPublicKey, Reason: "ticket 12", IdleTimeout: time.Minute, MaxDuration: time.Hour}
+	must(t, f.store.CreateSession(context.Background(), ses))
+	r := &store.SupportRequest{DeviceID: d.ID, Kind: store.RequestFourEyes, SessionID: ses.ID, Reason: ses.Reason,
+		RequestedBy: u.Email, ExpiresAt: time.Now().Add(10 * time.Minute)}
+	must(t, f.store.CreateSupportRequest(context.Background(), r))
+	return ses, r
+}
+
 func (f *fixture) newSession(t testing.TB, d *store.Device) *store.Session {
 	t.Helper()
 	ses := &store.Session{DeviceID: d.ID, UserID: f.users["operator"].ID, UserEmail: f.users["operator"].Email,

@@ -29,6 +29,9 @@ type world struct {
 	session *store.Session
 	// request is an open support request from device.
 	request *store.SupportRequest
+	// fourEyes is a four-eyes request of a session on device that the
+	// target user asked for, waiting for a second engineer.
+	fourEyes *store.SupportRequest
 }
 
 func newWorld(t *testing.T, caller *store.User) *world {
@@ -41,6 +44,7 @@ func newWorld(t *testing.T, caller *store.User) *world {
 	fx.newRecording(t, w.session)
 	w.request = &store.SupportRequest{DeviceID: w.device.ID, Kind: store.RequestSupport, Reason: "it hums", ExpiresAt: time.Now().Add(time.Hour)}
 	must(t, fx.store.CreateSupportRequest(context.Background(), w.request))
+	_, w.fourEyes = fx.newFourEyesSession(t, w.device, fx.users["target"])
 	if caller != nil {
 		_, tok, err := newToken(fx.store, caller, time.Now().Add(time.Hour))
 		must(t, err)
@@ -62,6 +66,7 @@ func (w *world) snapshot(t *testing.T, caller *store.User) string {
 	var state struct {
 		Devices, Members, Enroll, Tokens, Sessions, Requests []item
 		NewFleet, NewUser                                    bool
+		Policy                                               int64
 	}
 	ds, err := fx.store.ListDevices(ctx, store.DeviceFilter{FleetIDs: []string{w.fleet.ID}})
 	must(t, err)
@@ -99,6 +104,9 @@ func (w *world) snapshot(t *testing.T, caller *store.User) string {
 			}
 		}
 	}
+	pol, err := fx.store.GetFleetPolicy(ctx, w.fleet.ID)
+	must(t, err)
+	state.Policy = pol.Version
 	_, err = fx.store.GetFleetByName(ctx, w.fleet.Name+"-new")
 	state.NewFleet = err == nil
 	_, err = fx.store.GetUserByEmail(ctx, w.fleet.Name+"@new.example.com")
@@ -222,6 +230,11 @@ var matrix = []matrixCase{
 	{method: "DELETE", path: "/api/v1/fleets/{fleet}/members/{user}",
 		url:  func(w *world) string { return "/api/v1/fleets/" + w.fleet.Name + "/members/" + fx.users["target"].ID },
 		want: fleetMembers(store.RoleOwner, http.StatusNoContent)},
+	{method: "GET", path: "/api/v1/fleets/{fleet}/policy", url: func(w *world) string { return "/api/v1/fleets/" + w.fleet.Name + "/policy" },
+		want: fleetMembers(store.RoleAuditor, http.StatusOK)},
+	{method: "PUT", path: "/api/v1/fleets/{fleet}/policy", url: func(w *world) string { return "/api/v1/fleets/" + w.fleet.Name + "/policy" },
+		body: func(*world) any { return map[string]any{"ports": []int{22}, "four_eyes": true} },
+		want: fleetMembers(store.RoleOwner, http.StatusOK)},
 	{method: "GET", path: "/api/v1/fleets/{fleet}/enrollment-tokens",
 		url:  func(w *world) string { return "/api/v1/fleets/" + w.fleet.Name + "/enrollment-tokens" },
 		want: fleetMembers(store.RoleOperator, http.StatusOK)},
@@ -246,6 +259,10 @@ var matrix = []matrixCase{
 	{method: "POST", path: "/api/v1/requests/{id}/claim", url: func(w *world) string { return "/api/v1/requests/" + w.request.ID + "/claim" },
 		want: fleetMembers(store.RoleOperator, http.StatusOK)},
 	{method: "POST", path: "/api/v1/requests/{id}/close", url: func(w *world) string { return "/api/v1/requests/" + w.request.ID + "/close" },
+		want: fleetMembers(store.RoleOperator, http.StatusOK)},
+	{method: "POST", path: "/api/v1/requests/{id}/approve", url: func(w *world) string { return "/api/v1/requests/" + w.fourEyes.ID + "/approve" },
+		want: fleetMembers(store.RoleOperator, http.StatusOK)},
+	{method: "POST", path: "/api/v1/requests/{id}/deny", url: func(w *world) string { return "/api/v1/requests/" + w.fourEyes.ID + "/deny" },
 		want: fleetMembers(store.RoleOperator, http.StatusOK)},
 	{method: "GET", path: "/api/v1/audit", url: func(w *world) string { return "/api/v1/audit?fleet=" + w.fleet.Name },
 		want: fleetMembers(store.RoleAuditor, http.StatusOK)},

@@ -21,7 +21,7 @@ import (
 // an undescribed one fails New.
 var pathParamDocs = map[string]string{
 	"fleet": "the fleet's name",
-	"id":    "the ID of the device, token or enrollment token",
+	"id":    "the ID of the device, session, support request, token or enrollment token",
 	"user":  "the user's ID or email",
 }
 
@@ -236,7 +236,13 @@ func (g *schemaGen) schema(t reflect.Type) map[string]any {
 	}
 	switch t.Kind() {
 	case reflect.Pointer:
-		return g.schema(t.Elem())
+		s := g.schema(t.Elem())
+		if t.Elem().Kind() == reflect.Slice {
+			// A pointer to a list tells null (none named) from [] (none
+			// allowed): FleetPolicy's ports.
+			s["type"] = []any{"array", "null"}
+		}
+		return s
 	case reflect.String:
 		return map[string]any{"type": "string"}
 	case reflect.Bool:

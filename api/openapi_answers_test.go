@@ -271,6 +271,27 @@ func TestOpenAPIAnswers(t *testing.T) {
 		{name: "close it", method: "POST", path: "/api/v1/requests/" + sr.ID + "/close", auth: operator, status: 200},
 	})
 
+	// The fleet's policy, and what it decides.
+	od := onlineDevice(t, fl)
+	_, approve := fx.newFourEyesSession(t, od, fx.users["target"])
+	_, deny := fx.newFourEyesSession(t, od, fx.users["target"])
+	policy := "/api/v1/fleets/" + fl.Name + "/policy"
+	run(t, []exchange{
+		{name: "a policy never set", method: "GET", path: policy, auth: auditor, status: 200},
+		{name: "set a policy with no ports", method: "PUT", path: policy, auth: owner,
+			body: apitype.SetFleetPolicyRequest{Ports: ports(), MaxDurationS: 3600}, status: 200},
+		{name: "set a policy", method: "PUT", path: policy, auth: owner,
+			body: apitype.SetFleetPolicyRequest{Ports: ports(22), ConsentFloor: "approve", IdleTimeoutS: 600, FourEyes: true}, status: 200},
+		{name: "the policy", method: "GET", path: policy, auth: auditor, status: 200},
+		{name: "a stale change", method: "PUT", path: policy, auth: owner, body: map[string]any{"version": 0}, status: 409},
+		{name: "a session the policy refuses", method: "POST", path: "/api/v1/devices/" + od.ID + "/sessions", auth: operator,
+			body: apitype.CreateSessionRequest{PublicKey: engineerPublicKey, Ports: []int{80}}, status: 403},
+		{name: "a session waiting for a second engineer", method: "POST", path: "/api/v1/devices/" + od.ID + "/sessions", auth: operator,
+			body: apitype.CreateSessionRequest{PublicKey: engineerPublicKey, Ports: []int{22}}, status: 201},
+		{name: "approve a session", method: "POST", path: "/api/v1/requests/" + approve.ID + "/approve", auth: operator, status: 200},
+		{name: "deny a session", method: "POST", path: "/api/v1/requests/" + deny.ID + "/deny", auth: owner, status: 200},
+	})
+
 	// A person logs in and out.
 	u := newUser(t, false)
 	var login apitype.LoginResponse

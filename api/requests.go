@@ -3,11 +3,15 @@ package api
 import (
 	"errors"
 	"fmt"
+	"net/http"
 	"regexp"
+	"strings"
 	"time"
 
 	"github.com/porthole/porthole/apitype"
 	"github.com/porthole/porthole/audit"
+	"github.com/porthole/porthole/fleetpolicy"
+	"github.com/porthole/porthole/session"
 	"github.com/porthole/porthole/store"
 )
 
@@ -130,11 +134,15 @@ func (s *Server) claimRequest(c *call, _ *none) (apitype.SupportRequest, error) 
 }
 
 // closeRequest is POST /api/v1/requests/{id}/close: an engineer is done
-// with a request. Closing a closed request answers it as it is.
+// with a request. Closing a closed request answers it as it is. Closing a
+// four-eyes request that waits refuses its session (denyRequest).
 func (s *Server) closeRequest(c *call, _ *none) (apitype.SupportRequest, error) {
 	r, err := c.supportRequest(c.r.PathValue("id"))
 	if err != nil {
 		return apitype.SupportRequest{}, err
+	}
+	if r.Kind == store.RequestFourEyes && r.State != store.RequestClosed {
+		return s.answerFourEyes(c, r, false)
 	}
 	closed := audit.Event{Kind: audit.SupportRequestClosed, Detail: map[string]string{"request": r.ID, "reason": "closed"}}
 	got, changed, err := s.store.CloseSupportRequest(c.withAudit(closed).ctx, r.ID, "closed", c.user.Email, s.now())
@@ -203,7 +211,7 @@ func (s *Server) deviceRequest(c *call, req *apitype.DeviceRequest) (apitype.Sup
 	}
 	err := s.store.CreateSupportRequest(ctx, r)
 	if errors.Is(err, store.ErrConflict) && r.Kind == store.RequestApproval {
-		rs, lerr := s.store.ListSupportRequests(c.ctx, store.SupportRequestFilter{SessionID: r.SessionID, Limit: 1})
+		rs, lerr := s.store.ListSupportRequests(c.ctx, store.SupportRequestFilter{SessionID: r.SessionID, Kind: store.RequestApproval, Limit: 1})
 		if lerr != nil || len(rs) != 1 {
 			return apitype.SupportRequest{}, fmt.Errorf("finding session %s's approval request: %w (%w)", r.SessionID, err, lerr)
 		}
@@ -238,6 +246,85 @@ func (s *Server) deviceCloseRequest(c *call, req *apitype.CloseRequest) (apitype
 	if changed {
 		s.logger.Info("support request closed by its device", "request_id", requestID(c.ctx), "support_request", r.ID,
 			"fleet", c.dev.FleetName, "device", c.dev.Name, "reason", req.Reason)
+	}
+	return apiRequest(got, s.now()), nil
+}
+
+// approveRequest is POST /api/v1/requests/{id}/approve: a second engineer
+// of the fleet approves the session a four-eyes request holds, which then
+// goes to its device with both engineers' names. The engineer who asked
+// cannot: the fleet's rule says so, in the audit log too.
+func (s *Server) approveRequest(c *call, _ *none) (apitype.SupportRequest, error) {
+	r, err := c.supportRequest(c.r.PathValue("id"))
+	if err != nil {
+		return apitype.SupportRequest{}, err
+	}
+	return s.answerFourEyes(c, r, true)
+}
+
+// denyRequest is POST /api/v1/requests/{id}/deny: a second engineer
+// refuses the session a four-eyes request holds (its own engineer may
+// withdraw it so too); it closes as four_eyes_denied.
+func (s *Server) denyRequest(c *call, _ *none) (apitype.SupportRequest, error) {
+	r, err := c.supportRequest(c.r.PathValue("id"))
+	if err != nil {
+		return apitype.SupportRequest{}, err
+	}
+	return s.answerFourEyes(c, r, false)
+}
+
+// answerFourEyes approves or refuses the session of four-eyes request r.
+func (s *Server) answerFourEyes(c *call, r *store.SupportRequest, approve bool) (apitype.SupportRequest, error) {
+	verb := map[bool]string{true: "approve", false: "deny"}[approve]
+	if r.Kind != store.RequestFourEyes {
+		what := "a device's owner asking for help: claim it, or close it"
+		if r.Kind == store.RequestApproval {
+			what = "a session waiting for the owner of " + r.DeviceName + ", who answers on the device (porthole-agent approve)"
+		}
+		return apitype.SupportRequest{}, conflict("request %s is not one for a second engineer to %s: it is %s", r.ID, verb, what)
+	}
+	if s.sessions == nil {
+		return apitype.SupportRequest{}, errorf(http.StatusServiceUnavailable, apitype.CodeUnavailable,
+			"this server does not open sessions (it runs no control channel)")
+	}
+	var (
+		ses *store.Session
+		err error
+	)
+	if approve {
+		pol, perr := s.store.GetFleetPolicy(c.ctx, r.FleetID)
+		if perr != nil {
+			return apitype.SupportRequest{}, fmt.Errorf("reading the policy of fleet %s: %w", r.FleetName, perr)
+		}
+		ses, err = s.sessions.Approve(c.ctx, r.SessionID, c.user, pol)
+		if rf, ok := errors.AsType[*fleetpolicy.Refusal](err); ok {
+			return apitype.SupportRequest{}, c.refusedByPolicy(r.FleetID, rf, audit.Event{Device: r.DeviceName, DeviceID: r.DeviceID,
+				Session: r.SessionID, Detail: map[string]string{"request": r.ID, "requested_by": r.RequestedBy}})
+		}
+	} else {
+		ses, err = s.sessions.Deny(c.ctx, r.SessionID, c.user)
+	}
+	switch {
+	case errors.Is(err, session.ErrNotWaiting):
+		why := string(ses.State)
+		switch {
+		case ses.State == store.SessionClosed:
+			why = "closed (" + strings.ReplaceAll(ses.CloseReason, "_", " ") + ")"
+		case ses.ApprovedEmail != "":
+			why = "approved by " + ses.ApprovedEmail
+		}
+		return apitype.SupportRequest{}, conflict("session %s no longer waits for a second engineer: it is %s", ses.ID, why)
+	case errors.Is(err, session.ErrControlUnavailable):
+		return apitype.SupportRequest{}, errorf(http.StatusServiceUnavailable, apitype.CodeUnavailable,
+			"approved, but could not reach %s over the control channel, so the session closed; %s must ask again", r.DeviceName, r.RequestedBy)
+	case err != nil:
+		return apitype.SupportRequest{}, fmt.Errorf("%s session %s: %w", verb, r.SessionID, err)
+	}
+	s.logger.Info("four-eyes request answered", "request_id", requestID(c.ctx), "by", c.user.Email, "support_request", r.ID,
+		"session", ses.ID, "approved", approve, "fleet", r.FleetName, "device", r.DeviceName, "requested_by", r.RequestedBy)
+	got, err := s.store.GetSupportRequest(c.ctx, r.ID)
+	if err != nil {
+		return apitype.SupportRequest{}, fmt.Errorf("reading support request %s: %w", r.ID, err)
 	}
 	return apiRequest(got, s.now()), nil
 }

@@ -8,13 +8,16 @@ import (
 	"fmt"
 	"net/http"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 
 	"golang.org/x/crypto/ssh"
 
 	"github.com/porthole/porthole/apitype"
+	"github.com/porthole/porthole/audit"
 	"github.com/porthole/porthole/ca"
+	"github.com/porthole/porthole/fleetpolicy"
 	"github.com/porthole/porthole/session"
 	"github.com/porthole/porthole/store"
 )
@@ -58,12 +61,21 @@ func (s *Server) createSession(c *call, req *apitype.CreateSessionRequest) (apit
 		return apitype.CreateSessionResponse{}, errorf(http.StatusServiceUnavailable, apitype.CodeUnavailable,
 			"this server does not open sessions (it runs no control channel)")
 	}
+	pol, err := s.store.GetFleetPolicy(c.ctx, d.FleetID)
+	if err != nil {
+		return apitype.CreateSessionResponse{}, fmt.Errorf("reading the policy of fleet %s: %w", d.FleetName, err)
+	}
 	opened, err := s.sessions.Open(c.ctx, session.Request{
 		Device: d, User: c.user, PublicKey: pub, Ports: req.Ports, Reason: req.Reason,
 		IdleTimeout: time.Duration(req.IdleTimeoutS) * time.Second,
 		MaxDuration: time.Duration(req.MaxDurationS) * time.Second,
+		Policy:      pol,
 	})
 	if err != nil {
+		if r, ok := errors.AsType[*fleetpolicy.Refusal](err); ok {
+			return apitype.CreateSessionResponse{}, c.refusedByPolicy(d.FleetID, r, audit.Event{Device: d.Name, DeviceID: d.ID,
+				Detail: map[string]string{"ports": fleetpolicy.List(req.Ports), "policy_version": strconv.FormatInt(pol.Version, 10)}})
+		}
 		if errors.Is(err, session.ErrNoRelay) {
 			return apitype.CreateSessionResponse{}, errorf(http.StatusServiceUnavailable, apitype.CodeUnavailable,
 				"no relay is running to carry a session to %s (no server node with the relay role has been heard from for a few seconds); start one, or try again in a moment", d.Name)
@@ -75,14 +87,19 @@ func (s *Server) createSession(c *call, req *apitype.CreateSessionRequest) (apit
 		return apitype.CreateSessionResponse{}, fmt.Errorf("opening a session on %s: %w", d.ID, err)
 	}
 	s.logger.Info("session requested", "request_id", requestID(c.ctx), "by", c.user.Email, "session", opened.Session.ID,
-		"fleet", d.FleetName, "device", d.Name)
+		"fleet", d.FleetName, "device", d.Name, "four_eyes", opened.FourEyes != nil)
+	var fourEyes string
+	if opened.FourEyes != nil {
+		fourEyes = opened.FourEyes.ID
+	}
 	return apitype.CreateSessionResponse{
-		Session:        apiSession(opened.Session),
-		Certificate:    strings.TrimSpace(string(ssh.MarshalAuthorizedKey(opened.Certificate))),
-		RelayAddr:      cmp.Or(opened.Session.RelaySSHAddr, s.relayAddr),
-		Relay2Addr:     opened.Session.RelayAddr,
-		HostCA:         s.keys.HostCAPublicKey(),
-		HostPrincipals: ca.HostPrincipals(d.FleetName, d.Name),
+		FourEyesRequest: fourEyes,
+		Session:         apiSession(opened.Session),
+		Certificate:     strings.TrimSpace(string(ssh.MarshalAuthorizedKey(opened.Certificate))),
+		RelayAddr:       cmp.Or(opened.Session.RelaySSHAddr, s.relayAddr),
+		Relay2Addr:      opened.Session.RelayAddr,
+		HostCA:          s.keys.HostCAPublicKey(),
+		HostPrincipals:  ca.HostPrincipals(d.FleetName, d.Name),
 	}, nil
 }
 
@@ -253,5 +270,6 @@ func apiSession(s *store.Session) apitype.Session {
 	return apitype.Session{ID: s.ID, Fleet: s.FleetName, Device: s.DeviceName, DeviceID: s.DeviceID, User: s.UserEmail,
 		State: string(s.State), CloseReason: s.CloseReason, Reason: s.Reason, Ports: s.Ports,
 		IdleTimeoutS: int(s.IdleTimeout / time.Second), MaxDurationS: int(s.MaxDuration / time.Second),
-		CreatedAt: s.CreatedAt, ActiveAt: s.ActiveAt, ClosedAt: s.ClosedAt, LastActivity: s.LastActivity}
+		CreatedAt: s.CreatedAt, ActiveAt: s.ActiveAt, ClosedAt: s.ClosedAt, LastActivity: s.LastActivity,
+		FourEyes: s.FourEyes, ApprovedBy: s.ApprovedEmail}
 }

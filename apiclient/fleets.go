@@ -52,3 +52,22 @@ func fleetPath(fleet string) string { return "/api/v1/fleets/" + PathSegment(fle
 func memberPath(fleet, user string) string {
 	return fleetPath(fleet) + "/members/" + PathSegment(user)
 }
+
+// FleetPolicy returns a fleet's policy, with who may change it.
+func (c *Client) FleetPolicy(ctx context.Context, fleet string) (*apitype.FleetPolicy, error) {
+	var p apitype.FleetPolicy
+	if err := c.Do(ctx, http.MethodGet, fleetPath(fleet)+"/policy", nil, nil, &p); err != nil {
+		return nil, err
+	}
+	return &p, nil
+}
+
+// SetFleetPolicy replaces a fleet's policy (its owners only); with
+// req.Version, only over that version.
+func (c *Client) SetFleetPolicy(ctx context.Context, fleet string, req apitype.SetFleetPolicyRequest) (*apitype.FleetPolicy, error) {
+	var p apitype.FleetPolicy
+	if err := c.Do(ctx, http.MethodPut, fleetPath(fleet)+"/policy", nil, req, &p); err != nil {
+		return nil, err
+	}
+	return &p, nil
+}

@@ -69,6 +69,20 @@ func TestMethods(t *testing.T) {
 		{"set labels", func() error { return c.SetLabels(ctx, "d1", nil) },
 			seen{method: "PUT", path: "/api/v1/devices/d1/labels", body: `{"labels":{}}`}},
 		{"delete device", func() error { return c.DeleteDevice(ctx, "d1") }, seen{method: "DELETE", path: "/api/v1/devices/d1"}},
+		{"fleet policy", func() error { _, err := c.FleetPolicy(ctx, "acme"); return err }, seen{method: "GET", path: "/api/v1/fleets/acme/policy"}},
+		{"set fleet policy", func() error {
+			v, none := int64(3), []int{}
+			_, err := c.SetFleetPolicy(ctx, "acme", apitype.SetFleetPolicyRequest{Ports: &none, FourEyes: true, Version: &v})
+			return err
+		}, seen{method: "PUT", path: "/api/v1/fleets/acme/policy", body: `{"ports":[],"four_eyes":true,"version":3}`}},
+		{"set fleet policy naming no ports", func() error {
+			_, err := c.SetFleetPolicy(ctx, "acme", apitype.SetFleetPolicyRequest{ConsentFloor: "manual"})
+			return err
+		}, seen{method: "PUT", path: "/api/v1/fleets/acme/policy", body: `{"consent_floor":"manual"}`}},
+		{"approve request", func() error { _, err := c.ApproveRequest(ctx, "req_1"); return err },
+			seen{method: "POST", path: "/api/v1/requests/req_1/approve"}},
+		{"deny request", func() error { _, err := c.DenyRequest(ctx, "req_1"); return err },
+			seen{method: "POST", path: "/api/v1/requests/req_1/deny"}},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			if err := tt.call(); err != nil {

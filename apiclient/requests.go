@@ -47,6 +47,17 @@ func (c *Client) CloseRequest(ctx context.Context, id string) (*apitype.SupportR
 	return c.request(ctx, http.MethodPost, requestPath(id)+"/close", nil)
 }
 
+// ApproveRequest approves, as a second engineer of the fleet, the session
+// a four-eyes request holds.
+func (c *Client) ApproveRequest(ctx context.Context, id string) (*apitype.SupportRequest, error) {
+	return c.request(ctx, http.MethodPost, requestPath(id)+"/approve", nil)
+}
+
+// DenyRequest refuses the session a four-eyes request holds.
+func (c *Client) DenyRequest(ctx context.Context, id string) (*apitype.SupportRequest, error) {
+	return c.request(ctx, http.MethodPost, requestPath(id)+"/deny", nil)
+}
+
 // PostDeviceRequest puts the calling device's request in its fleet's queue
 // (a client with Options.Device).
 func (c *Client) PostDeviceRequest(ctx context.Context, req apitype.DeviceRequest) (*apitype.SupportRequest, error) {

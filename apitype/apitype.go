@@ -209,6 +209,11 @@ type Session struct {
 	ActiveAt     time.Time `json:"active_at,omitzero"`
 	ClosedAt     time.Time `json:"closed_at,omitzero"`
 	LastActivity time.Time `json:"last_activity,omitzero"`
+	// FourEyes: the fleet's policy needed a second engineer to approve
+	// the session; it stays requested, its device not asked, until one
+	// does. ApprovedBy is who did.
+	FourEyes   bool   `json:"four_eyes,omitempty"`
+	ApprovedBy string `json:"approved_by,omitempty"`
 }
 
 // CreateSessionRequest is POST /api/v1/devices/{id}/sessions.
@@ -249,6 +254,11 @@ type CreateSessionResponse struct {
 	HostCA string `json:"host_ca"`
 	// HostPrincipals are the names the device's host certificate carries.
 	HostPrincipals []string `json:"host_principals"`
+	// FourEyesRequest, in a fleet whose policy needs a second engineer to
+	// approve each session, is the support request they approve (POST
+	// /api/v1/requests/{id}/approve); the session stays requested, its
+	// device not asked, until then.
+	FourEyesRequest string `json:"four_eyes_request,omitempty"`
 }
 
 // CAKeys is GET /api/v1/ca: the server's public certificate authorities,

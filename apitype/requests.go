@@ -10,6 +10,10 @@ const (
 	// RequestApproval: an engineer's session waits for the owner of a
 	// device in approve mode to approve it.
 	RequestApproval = "approval"
+	// RequestFourEyes: an engineer's session waits for a second engineer
+	// of the fleet to approve it (the fleet's four-eyes rule):
+	// POST /api/v1/requests/{id}/approve or /deny.
+	RequestFourEyes = "four_eyes"
 )
 
 // Support request states, as in SupportRequest.State. A request past its
@@ -31,14 +35,17 @@ type SupportRequest struct {
 	Fleet    string `json:"fleet"`
 	Device   string `json:"device"`
 	DeviceID string `json:"device_id"`
-	// Kind is support (the owner asks for help) or approval (an engineer's
-	// session waits for the owner).
+	// Kind is support (the owner asks for help), approval (an engineer's
+	// session waits for the owner) or four_eyes (an engineer's session
+	// waits for a second engineer).
 	Kind string `json:"kind"`
-	// Session is the session an approval asks about.
+	// Session is the session an approval or four-eyes request asks about.
 	Session string `json:"session,omitempty"`
-	// Reason is the owner's words (support) or the engineer's (approval).
+	// Reason is the owner's words (support) or the engineer's (approval,
+	// four_eyes).
 	Reason string `json:"reason,omitempty"`
-	// RequestedBy is the engineer asking, for an approval.
+	// RequestedBy is the engineer asking, for an approval or four-eyes
+	// request.
 	RequestedBy string `json:"requested_by,omitempty"`
 	// State is open, claimed or closed.
 	State string `json:"state"`
@@ -46,13 +53,15 @@ type SupportRequest struct {
 	ClaimedBy string `json:"claimed_by,omitempty"`
 	// CloseReason says why it closed: closed (by an engineer), expired,
 	// or what the device said: revoked, wrong_codes, window_closed,
-	// approved, denied, consent_timeout.
+	// approved, denied, consent_timeout; a four-eyes request: approved or
+	// denied by the second engineer, or why its session closed first.
 	CloseReason string `json:"close_reason,omitempty"`
-	// ClosedBy is the engineer who closed it, or "device".
+	// ClosedBy is the engineer who closed it, "device", or "system".
 	ClosedBy  string    `json:"closed_by,omitempty"`
 	CreatedAt time.Time `json:"created_at"`
-	// ExpiresAt is when the owner's window ends (support) or when the
-	// owner must have answered (approval).
+	// ExpiresAt is when the owner's window ends (support), when the
+	// owner must have answered (approval) or a second engineer
+	// (four_eyes).
 	ExpiresAt time.Time `json:"expires_at"`
 	ClaimedAt time.Time `json:"claimed_at,omitzero"`
 	ClosedAt  time.Time `json:"closed_at,omitzero"`

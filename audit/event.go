@@ -63,6 +63,26 @@ const (
 	SupportRequestClosed  Kind = "support_request_closed"
 )
 
+// Fleet policy: what a fleet's owners decide for every session on its
+// devices, and each decision it made. Detail["rule"] names the rule that
+// decided (ports, consent_floor, max_duration, idle_timeout, four_eyes).
+const (
+	// PolicyChanged: a fleet owner set the fleet's policy; Detail["old"]
+	// and Detail["new"] are the policy before and after.
+	PolicyChanged Kind = "policy_changed"
+	// PolicyRefused: the fleet's policy refused what an engineer asked
+	// (a session for ports it does not allow, the approval of their own
+	// session); Detail["rule"] and Detail["refusal"] say which and why.
+	PolicyRefused Kind = "policy_refused"
+	// FourEyesApproved: a second engineer approved a session the fleet's
+	// four-eyes rule held; Detail["requested_by"] and
+	// Detail["approved_by"] name both.
+	FourEyesApproved Kind = "four_eyes_approved"
+	// FourEyesDenied: a second engineer refused such a session;
+	// Detail["requested_by"] and Detail["denied_by"] name both.
+	FourEyesDenied Kind = "four_eyes_denied"
+)
+
 // Recordings and the owner's view.
 const (
 	// RecordingUploaded: a device completed the upload of a session's

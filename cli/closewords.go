@@ -52,6 +52,15 @@ var closeWords = map[control.CloseReason]func(s apitype.Session, device string) 
 	control.CloseRevoked:        about("the owner of %s ended this session"),
 	control.CloseConsentExpired: about("the owner's support window on %s ended, and this session with it; ask them to run `porthole-agent request` again"),
 	control.CloseWrongCodes:     about("%s closed its support window after five wrong support codes; ask its owner to run `porthole-agent request` again"),
+	control.CloseAgentOutdated: func(s apitype.Session, device string) string {
+		return fmt.Sprintf("%s refused the session: its porthole-agent is older than fleet %s's policy and cannot apply it; update porthole-agent on %s", device, s.Fleet, device)
+	},
+	control.CloseFourEyesDenied: func(s apitype.Session, device string) string {
+		return fmt.Sprintf("another engineer of fleet %s refused this session on %s (the fleet needs a second engineer to approve each session)", s.Fleet, device)
+	},
+	control.CloseFourEyesTimeout: func(s apitype.Session, device string) string {
+		return fmt.Sprintf("no second engineer of fleet %s approved this session on %s in time (the fleet needs one to approve each session); ask a colleague to watch `porthole requests`, then try again", s.Fleet, device)
+	},
 }
 
 // about is words that name only the device, at format's one %s.

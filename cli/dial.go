@@ -13,7 +13,9 @@ package cli
 //  4. The session is followed with long polls until it is active (the
 //     device has reached the relay), with a progress line on stderr. A
 //     session that closes instead is explained in plain words; Ctrl-C
-//     closes it.
+//     closes it. In a fleet whose policy needs a second engineer
+//     (four-eyes), it first waits for one to approve it, saying what they
+//     run.
 //  5. The relay is dialed: SSH with the session id as user name, the
 //     certificate as the key, and the relay's host certificate checked
 //     against the host CA for the relay address's host name. A
@@ -220,6 +222,13 @@ func (l *link) up(ctx context.Context) error {
 	l.cert, l.hostCA = cert, hostCA
 	if l.signer, err = ssh.NewCertSigner(cert, l.key); err != nil {
 		return fmt.Errorf("the server's session certificate does not fit the key: %w", err)
+	}
+	if l.opened.FourEyesRequest != "" && l.session.State == apitype.SessionRequested {
+		// The device is asked only once a second engineer approves, and
+		// the relay holds no stream for the session until then.
+		if err := l.waitSecondEngineer(ctx); err != nil {
+			return err
+		}
 	}
 	err = l.dialStream(ctx)
 	if !errors.Is(err, relayproto.ErrNotSupported) {

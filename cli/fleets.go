@@ -41,6 +41,7 @@ Administrators see every fleet, with the role "admin".`,
 			}, "created fleet %s", args[0])
 		},
 	})
+	cmd.AddCommand(newPolicy(a))
 	return cmd
 }
 

@@ -40,32 +40,39 @@ func newRequests(a *app) *cobra.Command {
 	}.attach(a, &cobra.Command{
 		Use:     "requests [--fleet FLEET] [--device DEVICE] [--all]",
 		Aliases: []string{"request", "queue"},
-		Short:   "The support queue: devices whose owners asked for help, and sessions waiting for an owner",
+		Short:   "The support queue: devices whose owners asked for help, sessions waiting for an owner or a second engineer",
 		Long: `List the support queue of your fleets, newest first: devices whose owners
 asked for help (porthole-agent request), with their reason and how long their
-support window stays open, and sessions waiting for an owner to approve them.
-Closed and expired requests are left out unless --all is given.
+support window stays open, sessions waiting for an owner to approve them, and
+sessions waiting for a second engineer (four-eyes, where the fleet's policy
+asks for it). Closed and expired requests are left out unless --all is given.
 
 Take a request with "porthole requests claim ID" so other engineers know you
 are on it, then reach the device with "porthole ssh DEVICE --code CODE" using
 the support code its owner reads to you (the server never knows it), and
-close the request with "porthole requests close ID" when you are done.`,
-		Example: "  porthole requests\n  porthole requests claim req_k3m9q2x7p4t8w6za\n  porthole requests --all --json",
+close the request with "porthole requests close ID" when you are done.
+
+A four-eyes request is another engineer's session: "porthole requests approve
+ID" lets it go to its device (never your own), "porthole requests deny ID"
+refuses it.`,
+		Example: "  porthole requests\n  porthole requests claim req_k3m9q2x7p4t8w6za\n  porthole requests approve req_q2x7p4t8w6zak3m9\n  porthole requests --all --json",
 		Args:    cobra.NoArgs,
 	})
 	addFleetFlag(a, cmd, &fleet, false)
 	cmd.Flags().StringVar(&device, "device", "", "only this device's requests (DEVICE or DEVICE.FLEET)")
 	cmd.Flags().BoolVar(&all, "all", false, "closed and expired requests too")
-	cmd.AddCommand(newRequestAction(a, "claim"), newRequestAction(a, "close"))
+	cmd.AddCommand(newRequestAction(a, "claim"), newRequestAction(a, "close"), newRequestAction(a, "approve"), newRequestAction(a, "deny"))
 	return cmd
 }
 
-// newRequestAction is `porthole requests claim|close ID...`.
+// newRequestAction is `porthole requests claim|close|approve|deny ID...`.
 func newRequestAction(a *app, verb string) *cobra.Command {
-	short := "Take support requests, so other engineers know you are on them"
-	if verb == "close" {
-		short = "Close support requests you are done with"
-	}
+	short := map[string]string{
+		"claim":   "Take support requests, so other engineers know you are on them",
+		"close":   "Close support requests you are done with",
+		"approve": "Approve, as a second engineer, the sessions four-eyes requests hold (never your own)",
+		"deny":    "Refuse the sessions four-eyes requests hold",
+	}[verb]
 	return &cobra.Command{
 		Use:   verb + " ID...",
 		Short: short + " (operators of the device's fleet)",
@@ -77,15 +84,25 @@ func newRequestAction(a *app, verb string) *cobra.Command {
 			}
 			for _, id := range args {
 				var r *apitype.SupportRequest
-				if verb == "claim" {
+				switch verb {
+				case "claim":
 					r, err = c.ClaimRequest(cmd.Context(), id)
-				} else {
+				case "close":
 					r, err = c.CloseRequest(cmd.Context(), id)
+				case "approve":
+					r, err = c.ApproveRequest(cmd.Context(), id)
+				case "deny":
+					r, err = c.DenyRequest(cmd.Context(), id)
 				}
 				if err != nil {
 					return err
 				}
 				switch {
+				case verb == "approve":
+					fmt.Fprintf(a.io.Err, "approved %s: %s's session %s on %s.%s goes to the device now, with both your names\n",
+						r.ID, safe(r.RequestedBy), r.Session, r.Device, r.Fleet)
+				case r.Kind == apitype.RequestFourEyes && r.CloseReason == "denied":
+					fmt.Fprintf(a.io.Err, "denied %s: %s's session %s on %s.%s is closed\n", r.ID, safe(r.RequestedBy), r.Session, r.Device, r.Fleet)
 				case verb == "claim":
 					fmt.Fprintf(a.io.Err, "claimed %s: %s asked for help%s; its window closes in %s\n", r.ID, r.Device,
 						quotedReason(r.Reason), humanize.Duration(r.ExpiresAt.Sub(a.now()).Round(time.Second)))
@@ -112,8 +129,11 @@ func quotedReason(s string) string {
 
 // requestKind says who asks whom.
 func requestKind(r apitype.SupportRequest) string {
-	if r.Kind == apitype.RequestApproval {
+	switch r.Kind {
+	case apitype.RequestApproval:
 		return "approval (" + safe(orDash(r.RequestedBy)) + ")"
+	case apitype.RequestFourEyes:
+		return "four-eyes (" + safe(orDash(r.RequestedBy)) + ")"
 	}
 	return "support"
 }
@@ -140,27 +160,37 @@ func requestLeft(r apitype.SupportRequest, now time.Time) string {
 // approvalCountdown shows "waiting for the owner of DEVICE to approve (4:32
 // left)" while a session waits for its owner, the time left read from the
 // session's approval request (which the device files as it starts to
-// wait). On a terminal the line counts down; elsewhere it is printed once,
-// and once more when the time left is known. stop ends it.
+// wait). stop ends it.
 func (l *link) approvalCountdown(ctx context.Context, session string) (stop func()) {
+	return l.countdown(ctx, "waiting for the owner of "+l.device.Name+" to approve", func(ctx context.Context) time.Time {
+		rs, err := l.c.Requests(ctx, apiclient.RequestFilter{Session: session})
+		if err != nil {
+			return time.Time{}
+		}
+		for _, r := range rs {
+			if r.Kind == apitype.RequestApproval {
+				return r.ExpiresAt
+			}
+		}
+		return time.Time{}
+	})
+}
+
+// countdown shows msg with the time left until the deadline find reads
+// ("… (4:32 left)"; zero: not known yet, tried again for ten seconds). On
+// a terminal the line counts down; elsewhere it is printed once, and once
+// more when the time left is known. stop ends it.
+func (l *link) countdown(ctx context.Context, msg string, find func(context.Context) time.Time) (stop func()) {
 	ctx, cancel := context.WithCancel(ctx)
 	done := make(chan struct{})
 	words := func(deadline time.Time) string {
-		msg := "waiting for the owner of " + l.device.Name + " to approve"
 		if deadline.IsZero() {
 			return msg + "…"
 		}
 		d := max(deadline.Sub(l.a.now()).Round(time.Second), 0)
 		return fmt.Sprintf("%s (%d:%02d left)", msg, int(d/time.Minute), int(d%time.Minute/time.Second))
 	}
-	var deadline time.Time
-	find := func() {
-		rs, err := l.c.Requests(ctx, apiclient.RequestFilter{Session: session})
-		if err == nil && len(rs) == 1 {
-			deadline = rs[0].ExpiresAt
-		}
-	}
-	find()
+	deadline := find(ctx)
 	l.progress.set(words(deadline))
 	go func() {
 		defer close(done)
@@ -173,7 +203,7 @@ func (l *link) approvalCountdown(ctx context.Context, session string) (stop func
 			case <-t.C:
 			}
 			if deadline.IsZero() && tries < 10 {
-				if find(); !deadline.IsZero() {
+				if deadline = find(ctx); !deadline.IsZero() {
 					l.progress.set(words(deadline))
 				}
 			} else if !deadline.IsZero() {
@@ -182,6 +212,43 @@ func (l *link) approvalCountdown(ctx context.Context, session string) (stop func
 		}
 	}()
 	return func() { cancel(); <-done }
+}
+
+// waitSecondEngineer follows a session of a four-eyes fleet while it waits
+// for a second engineer: it says what a colleague runs to approve it,
+// counts down the time left, and returns once the session goes to its
+// device (connecting), or in words once it closed (refused, or no answer
+// in time).
+func (l *link) waitSecondEngineer(ctx context.Context) error {
+	id, fleet := l.opened.FourEyesRequest, l.session.Fleet
+	l.progress.clear()
+	fmt.Fprintf(l.a.io.Err, "fleet %s needs a second engineer to approve this session (four-eyes): ask an operator or owner of %s to run\n  porthole requests approve %s\n",
+		fleet, fleet, id)
+	stop := l.countdown(ctx, "waiting for a second engineer of "+fleet+" to approve", func(ctx context.Context) time.Time {
+		if r, err := l.c.Request(ctx, id); err == nil {
+			return r.ExpiresAt
+		}
+		return time.Time{}
+	})
+	defer stop()
+	for {
+		s, err := l.c.WaitSession(ctx, l.session.ID, apitype.SessionConnecting, pollWait)
+		if err != nil {
+			return err
+		}
+		l.session = *s
+		switch s.State {
+		case apitype.SessionRequested:
+			continue
+		case apitype.SessionClosed:
+			return &userError{msg: sessionEndWords(*s, l.device.Name)}
+		}
+		if s.ApprovedBy != "" {
+			l.progress.clear()
+			fmt.Fprintf(l.a.io.Err, "%s approved the session\n", safe(s.ApprovedBy))
+		}
+		return nil
+	}
 }
 
 // relabel changes the line a terminal shows without restarting its clock,

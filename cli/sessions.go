@@ -39,7 +39,7 @@ func newSessions(a *app) *cobra.Command {
 		none:    "no sessions",
 		headers: []string{"ID", "DEVICE", "USER", "STATE", "STARTED", "DURATION", "CLOSE REASON", "BYTES"},
 		row: func(s apitype.Session) []string {
-			return []string{s.ID, s.Device + "." + s.Fleet, s.User, s.State, formatTime(s.CreatedAt),
+			return []string{s.ID, s.Device + "." + s.Fleet, sessionUser(s), sessionState(s), formatTime(s.CreatedAt),
 				sessionDuration(s, a.now()), orDash(s.CloseReason), orDash(bytes[s.ID])}
 		},
 	}.attach(a, &cobra.Command{
@@ -60,6 +60,24 @@ it).`,
 	cmd.Flags().StringVar(&device, "device", "", "only this device's sessions (DEVICE or DEVICE.FLEET)")
 	cmd.Flags().BoolVar(&open, "open", false, "only sessions not closed yet")
 	return cmd
+}
+
+// sessionUser is who opened a session, and who approved it in a fleet
+// with the four-eyes rule.
+func sessionUser(s apitype.Session) string {
+	if s.ApprovedBy != "" {
+		return safe(s.User) + " (approved by " + safe(s.ApprovedBy) + ")"
+	}
+	return safe(s.User)
+}
+
+// sessionState is a session's state, saying when it waits for a second
+// engineer.
+func sessionState(s apitype.Session) string {
+	if s.FourEyes && s.State == apitype.SessionRequested {
+		return "requested (waiting for a second engineer)"
+	}
+	return s.State
 }
 
 // sessionDuration is how long a session has been open: until it closed,

@@ -100,6 +100,23 @@ const (
 	// beating (it died, or lost the database) and neither end said the
 	// session was over.
 	CloseRelayLost CloseReason = "relay_lost"
+	// CloseAgentOutdated: the device refused the open command as
+	// malformed, which a device does with a command carrying a field its
+	// agent predates: the fleet's policy (Command.Policy). The session
+	// never opened; the device's agent needs updating.
+	CloseAgentOutdated CloseReason = "agent_outdated"
+)
+
+// Reasons the server gives for the fleet's four-eyes rule: a session in
+// such a fleet waits for a second engineer of the fleet to approve it
+// before its device is asked.
+const (
+	// CloseFourEyesDenied: a second engineer refused the session (or
+	// closed its approval request).
+	CloseFourEyesDenied CloseReason = "four_eyes_denied"
+	// CloseFourEyesTimeout: no second engineer approved the session in
+	// time.
+	CloseFourEyesTimeout CloseReason = "four_eyes_timeout"
 )
 
 // TunnelDown is the state message saying session ended for r.
@@ -116,7 +133,7 @@ func CloseReasons() []CloseReason {
 		CloseAgentStopping, CloseUnsupported, CloseNotRecorded, CloseInterrupted,
 		CloseNoConsent, CloseConsentExpired, CloseWrongCodes, CloseRevoked, CloseDenied, CloseConsentTimeout,
 		CloseEngineer, CloseDeviceUnreachable, CloseControlUnavailable, CloseDeviceDisconnected, CloseDeviceClosed,
-		CloseRelayLost,
+		CloseRelayLost, CloseAgentOutdated, CloseFourEyesDenied, CloseFourEyesTimeout,
 	}
 }
 

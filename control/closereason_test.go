@@ -38,6 +38,9 @@ func TestCloseReasonWire(t *testing.T) {
 		{CloseControlUnavailable, "control_unavailable"},
 		{CloseDeviceDisconnected, "device_disconnected"},
 		{CloseDeviceClosed, "device_closed"},
+		{CloseAgentOutdated, "agent_outdated"},
+		{CloseFourEyesDenied, "four_eyes_denied"},
+		{CloseFourEyesTimeout, "four_eyes_timeout"},
 	} {
 		if string(tt.r) != tt.want {
 			t.Errorf("a close reason is %q; want %q", tt.r, tt.want)

@@ -43,6 +43,20 @@
 // the decoded bytes before parsing them and never re-encodes a command, so
 // no two JSON encoders ever need to agree on field order or spacing.
 //
+// # Fleet policy
+//
+// An open command may carry a [Policy]: what the fleet's owners ask of the
+// device for this session (the ports it may reach, a consent floor, the
+// engineers who asked for and approved it). It is signed with the rest of
+// the command, and the device applies it only on top of its owner's
+// config: the ports granted are those in the command, in the policy and
+// in the owner's allow_ports; the consent asked is the stricter of the
+// owner's mode and the floor. So neither a broker nor the server can use
+// it to widen what the owner allows. The field is left out when the fleet
+// asks nothing of the device: an agent that predates it decodes commands
+// strictly and refuses one carrying it as malformed, which keeps such a
+// session closed rather than opening it without the policy.
+//
 // # Replay
 //
 // A command is accepted only until its not_after, and only if not_after is

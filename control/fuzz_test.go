@@ -33,7 +33,7 @@ func FuzzVerify(f *testing.F) {
 		signed[string(payload)] = true
 		f.Add(env)
 	}
-	for i, c := range []Command{openCmd(), openCmd(), openCmd()} {
+	for i, c := range []Command{openCmd(), openCmd(), openCmd(), policyCmd()} {
 		switch i {
 		case 1:
 			c.Type, c.Relay, c.Ports = TypeClose, "", nil
@@ -51,6 +51,7 @@ func FuzzVerify(f *testing.F) {
 		func(c *Command) { c.Type = "reboot" },
 		func(c *Command) { c.Fleet = "other" },
 		func(c *Command) { c.Ports = []int{0} },
+		func(c *Command) { c.Policy = &Policy{ConsentFloor: "auto", Ports: []int{70000}} },
 	} {
 		c := openCmd()
 		c.Nonce = "fuzz-refused-nonce-0"

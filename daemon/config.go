@@ -256,6 +256,10 @@ type SessionsConfig struct {
 	// the relay this long after it was asked (device_unreachable). Zero:
 	// 30 s.
 	ConnectTimeout time.Duration `yaml:"connect_timeout"`
+	// FourEyesTimeout closes a session of a fleet whose policy needs a
+	// second engineer to approve each one if none did this long after it
+	// was asked for (four_eyes_timeout). Zero: 10 min.
+	FourEyesTimeout time.Duration `yaml:"four_eyes_timeout"`
 }
 
 // LogConfig sets the log's level ("debug", "info", "warn", "error"; empty:
@@ -352,8 +356,8 @@ func (c *Config) Validate() error {
 	if _, _, err := net.SplitHostPort(c.Relay.Advertise); err != nil {
 		return fmt.Errorf("relay.advertise %q is not host:port: %w", c.Relay.Advertise, err)
 	}
-	if c.Sessions.IdleTimeout < 0 || c.Sessions.MaxDuration < 0 || c.Sessions.ConnectTimeout < 0 {
-		return errors.New("sessions: idle_timeout, max_duration and connect_timeout cannot be negative")
+	if c.Sessions.IdleTimeout < 0 || c.Sessions.MaxDuration < 0 || c.Sessions.ConnectTimeout < 0 || c.Sessions.FourEyesTimeout < 0 {
+		return errors.New("sessions: idle_timeout, max_duration, connect_timeout and four_eyes_timeout cannot be negative")
 	}
 	if c.Database == "" {
 		c.Database = "sqlite"

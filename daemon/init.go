@@ -139,6 +139,7 @@ func writeConfig(cfg *Config, dir string) error {
 		"#   idle_timeout: 15m",
 		"#   max_duration: 2h",
 		"#   connect_timeout: 30s",
+		"#   four_eyes_timeout: 10m   # a fleet with four-eyes: how long a session waits for a second engineer",
 		"# recordings: s3://porthole-rec/prod   # the uploaded recordings in object storage, shared by",
 		"# recordings_s3:                       # several nodes, instead of data_dir/recordings",
 		"#   endpoint: https://minio.example.com:9000   # empty: AWS S3",

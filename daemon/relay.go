@@ -77,7 +77,7 @@ func newRelay(st store.Store, relayID string, deviceKeys *devicekeys.Cache, keys
 				// once finds it so.
 				Open: ses.State == store.SessionConnecting ||
 					ses.State == store.SessionWaitingConsent || ses.State == store.SessionActive,
-				Ends:  ses.CreatedAt.Add(ses.MaxDuration),
+				Ends:  ses.Asked().Add(ses.MaxDuration),
 				Relay: ses.RelayID,
 			}, nil
 		},

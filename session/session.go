@@ -16,6 +16,16 @@
 // tunnel_up, or tunnel_down with its reason (denied, consent_timeout,
 // no_consent, ...), which closes the session.
 //
+// A fleet's policy (package fleetpolicy) narrows each request: a session
+// asking for ports the fleet does not allow is refused, the fleet's caps
+// shorten the limits, and the open command carries what the device
+// applies itself (the ports, the consent floor). In a fleet with the
+// four-eyes rule a session waits, requested, its device not asked and a
+// four-eyes request in the support queue, until a second engineer of the
+// fleet approves it (Approve; never the engineer who asked) or refuses it
+// (Deny), or FourEyesTimeout passes; its open command then names both
+// engineers.
+//
 // Every state lives in the store and every change is a conditional
 // transition there, so several server nodes can share the sessions: each
 // one's sweeper enforces the limits, and whichever closes a session first
@@ -45,6 +55,7 @@ import (
 
 	"github.com/porthole/porthole/audit"
 	"github.com/porthole/porthole/control"
+	"github.com/porthole/porthole/fleetpolicy"
 	"github.com/porthole/porthole/sessioncert"
 	"github.com/porthole/porthole/store"
 )
@@ -63,6 +74,9 @@ const (
 	// device's word (see EngineerClose): a device ending a session on its
 	// own reports it within a second or so.
 	DefaultCloseGrace = 5 * time.Second
+	// DefaultFourEyesTimeout is how long a session of a four-eyes fleet
+	// waits for a second engineer to approve it.
+	DefaultFourEyesTimeout = 10 * time.Minute
 )
 
 // ErrClosed is returned by a Manager that was closed.
@@ -76,6 +90,11 @@ var ErrNoRelay = errors.New("session: no relay to place the session on")
 // sent to the device (the control channel is down): the session is
 // closed, and asking again later may work.
 var ErrControlUnavailable = errors.New("session: the control channel is unavailable")
+
+// ErrNotWaiting is the error of Approve and Deny for a session that does
+// not wait for a second engineer: it never did, it was approved already,
+// or it closed.
+var ErrNotWaiting = errors.New("session: the session does not wait for approval")
 
 // Config configures a Manager. Store, Publish, ControlKey, UserCA and
 // RelayAddr are required; other zero values mean the default on the field.
@@ -121,6 +140,9 @@ type Config struct {
 	// CloseGrace is how long an engineer's close of a session its online
 	// device holds waits for the device's word (EngineerClose). Zero: 5 s.
 	CloseGrace time.Duration
+	// FourEyesTimeout is how long a session of a four-eyes fleet waits
+	// for a second engineer, from its creation. Zero: 10 min.
+	FourEyesTimeout time.Duration
 	// Closed is told, without waiting, of each session this node closes or
 	// hears closed by its device, so the relay can cut it. Nil: nobody.
 	Closed func(id string)
@@ -169,6 +191,7 @@ func New(cfg Config) (*Manager, error) {
 	cfg.MaxDuration = orDefault(cfg.MaxDuration, DefaultMaxDuration)
 	cfg.SweepInterval = orDefault(cfg.SweepInterval, DefaultSweepInterval)
 	cfg.CloseGrace = orDefault(cfg.CloseGrace, DefaultCloseGrace)
+	cfg.FourEyesTimeout = orDefault(cfg.FourEyesTimeout, DefaultFourEyesTimeout)
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
@@ -207,6 +230,12 @@ func (m *Manager) Close() error {
 	return nil
 }
 
+// Limits are the server's own idle timeout and maximum duration, which a
+// fleet's policy may only shorten.
+func (m *Manager) Limits() (idle, maxDuration time.Duration) {
+	return m.cfg.IdleTimeout, m.cfg.MaxDuration
+}
+
 // Request is an engineer's request for a session.
 type Request struct {
 	Device    *store.Device
@@ -217,19 +246,28 @@ type Request struct {
 	// IdleTimeout and MaxDuration shorten the server's limits; zero or
 	// longer ones mean the server's.
 	IdleTimeout, MaxDuration time.Duration
+	// Policy is the device's fleet's policy; nil: none.
+	Policy *store.FleetPolicy
 }
 
 // Opened is a session that was asked of its device, with the engineer's
-// certificate for it.
+// certificate for it; or, in a four-eyes fleet, one that waits for a
+// second engineer, with its request in the support queue.
 type Opened struct {
 	Session     *store.Session
 	Certificate *ssh.Certificate
+	// FourEyes is the request a second engineer approves (Approve); nil
+	// outside four-eyes fleets.
+	FourEyes *store.SupportRequest
 }
 
 // Open records a session, certifies the engineer's key for it, and sends
 // the device a signed open command. The session is then connecting; Wait
 // follows it. If the command cannot be sent the session is closed as
-// control_unavailable and the error says so.
+// control_unavailable and the error says so. A request the fleet's
+// policy refuses records nothing: the error is a *fleetpolicy.Refusal. In
+// a four-eyes fleet nothing is sent: the session waits, requested, for a
+// second engineer (Opened.FourEyes).
 func (m *Manager) Open(ctx context.Context, req Request) (*Opened, error) {
 	if m.isClosed() {
 		return nil, ErrClosed
@@ -237,12 +275,25 @@ func (m *Manager) Open(ctx context.Context, req Request) (*Opened, error) {
 	if req.Device == nil || req.User == nil || req.PublicKey == nil {
 		return nil, errors.New("session: a request needs a device, a user and a public key")
 	}
-	idle, maxDur := limit(req.IdleTimeout, m.cfg.IdleTimeout), limit(req.MaxDuration, m.cfg.MaxDuration)
+	pol := req.Policy
+	if err := fleetpolicy.Check(pol, req.Device.FleetName, req.Ports); err != nil {
+		return nil, err
+	}
+	if pol == nil {
+		pol = &store.FleetPolicy{}
+	}
+	idleMax, maxMax := fleetpolicy.Limit(m.cfg.IdleTimeout, pol.IdleTimeout), fleetpolicy.Limit(m.cfg.MaxDuration, pol.MaxDuration)
+	idle, maxDur := limit(req.IdleTimeout, idleMax), limit(req.MaxDuration, maxMax)
+	cmdPolicy := fleetpolicy.Command(pol, req.User.Email, "")
 	now := m.now()
 	ses := &store.Session{
 		DeviceID: req.Device.ID, UserID: req.User.ID, UserEmail: req.User.Email,
 		State: store.SessionRequested, PublicKey: string(ssh.MarshalAuthorizedKey(req.PublicKey)),
 		Reason: req.Reason, Ports: req.Ports, IdleTimeout: idle, MaxDuration: maxDur, CreatedAt: now,
+		FourEyes: pol.FourEyes,
+	}
+	if !ses.FourEyes {
+		ses.Policy = fleetpolicy.Encode(cmdPolicy)
 	}
 	ses.PublicKey = ses.PublicKey[:len(ses.PublicKey)-1] // without the newline
 	if m.cfg.Place != nil {
@@ -252,30 +303,51 @@ func (m *Manager) Open(ctx context.Context, req Request) (*Opened, error) {
 		}
 		ses.RelayID, ses.RelayAddr, ses.RelaySSHAddr = r.ID, r.Addr, r.SSHAddr
 	}
-	requested := audit.Event{Kind: audit.SessionRequested, Actor: audit.User(req.User.ID, req.User.Email),
-		Detail: map[string]string{"reason": req.Reason, "ports": joinPorts(req.Ports), "key": ssh.FingerprintSHA256(req.PublicKey)}}
+	detail := map[string]string{"reason": req.Reason, "ports": joinPorts(req.Ports), "key": ssh.FingerprintSHA256(req.PublicKey),
+		"limits": limitsWords(idle, idleMax, pol.IdleTimeout, maxDur, maxMax, pol.MaxDuration)}
+	if pol.Version > 0 {
+		// The rules that decided, so the log says why the session got
+		// what it got.
+		detail["policy"] = fleetpolicy.Describe(pol)
+		detail["policy_version"] = strconv.FormatInt(pol.Version, 10)
+	}
+	if ses.FourEyes {
+		detail["four_eyes"] = "waiting for a second engineer of the fleet"
+	}
+	requested := audit.Event{Kind: audit.SessionRequested, Actor: audit.User(req.User.ID, req.User.Email), Detail: detail}
 	if err := m.cfg.Store.CreateSession(store.WithAudit(ctx, requested), ses); err != nil {
 		return nil, fmt.Errorf("recording the session: %w", err)
 	}
 	// If the session cannot go on, the server closes it, not the engineer.
 	bySystem := audit.WithActor(context.WithoutCancel(ctx), audit.System)
+	// Valid until the session's latest end: for a four-eyes session,
+	// approved at the last moment, its maximum length after that.
+	latestEnd := ses.CreatedAt.Add(maxDur)
+	if ses.FourEyes {
+		latestEnd = latestEnd.Add(m.cfg.FourEyesTimeout)
+	}
 	cert, err := sessioncert.Sign(m.cfg.UserCA, req.PublicKey, sessioncert.Claims{
 		Session: ses.ID, Fleet: ses.FleetName, Device: ses.DeviceName, DeviceID: ses.DeviceID, User: req.User.Email,
 		ValidAfter:  now.Add(-sessioncert.Margin),
-		ValidBefore: ses.CreatedAt.Add(maxDur + sessioncert.Margin),
+		ValidBefore: latestEnd.Add(sessioncert.Margin),
 	})
 	if err != nil {
 		m.closeSession(bySystem, ses.ID, control.CloseControlUnavailable, false)
 		return nil, err
 	}
-	cmd := control.Command{
-		Type: control.TypeOpen, Session: ses.ID, Fleet: ses.FleetName, Device: ses.DeviceName,
-		Relay: cmp.Or(ses.RelaySSHAddr, m.cfg.RelayAddr), Relay2: relay2(ses.RelayAddr, m.cfg.DefaultRelay2), Ports: req.Ports,
-		IdleTimeoutS: int(idle / time.Second), MaxDurationS: int(maxDur / time.Second),
-		// A device that gets the command after the server has given up on
-		// it must not act on it.
-		NotAfter: now.Add(m.cfg.ConnectTimeout).Unix(),
+	if ses.FourEyes {
+		// The device is asked only once a second engineer approves.
+		r := &store.SupportRequest{DeviceID: ses.DeviceID, Kind: store.RequestFourEyes, SessionID: ses.ID, Reason: req.Reason,
+			RequestedBy: req.User.Email, CreatedAt: now, ExpiresAt: now.Add(m.cfg.FourEyesTimeout)}
+		if err := m.cfg.Store.CreateSupportRequest(ctx, r); err != nil {
+			m.closeSession(bySystem, ses.ID, control.CloseControlUnavailable, false)
+			return nil, fmt.Errorf("putting session %s in the queue for a second engineer: %w", ses.ID, err)
+		}
+		m.log.Info("session waits for a second engineer", "session", ses.ID, "fleet", ses.FleetName, "device", ses.DeviceName,
+			"user", req.User.Email, "request", r.ID)
+		return &Opened{Session: ses, Certificate: cert, FourEyes: r}, nil
 	}
+	cmd := m.openCommand(ses, cmdPolicy)
 	// Connecting before the command goes out: a device that acts on it at
 	// once registers at the relay, which refuses a session not yet
 	// connecting; with many sessions asked at once the store's write could
@@ -293,6 +365,129 @@ func (m *Manager) Open(ctx context.Context, req Request) (*Opened, error) {
 	}
 	m.log.Info("session requested", "session", ses.ID, "fleet", ses.FleetName, "device", ses.DeviceName, "user", req.User.Email)
 	return &Opened{Session: got, Certificate: cert}, nil
+}
+
+// openCommand is the open command of ses, carrying cp.
+func (m *Manager) openCommand(ses *store.Session, cp *control.Policy) control.Command {
+	return control.Command{
+		Type: control.TypeOpen, Session: ses.ID, Fleet: ses.FleetName, Device: ses.DeviceName,
+		Relay: cmp.Or(ses.RelaySSHAddr, m.cfg.RelayAddr), Relay2: relay2(ses.RelayAddr, m.cfg.DefaultRelay2), Ports: ses.Ports,
+		IdleTimeoutS: int(ses.IdleTimeout / time.Second), MaxDurationS: int(ses.MaxDuration / time.Second),
+		Policy: cp,
+		// A device that gets the command after the server has given up on
+		// it must not act on it.
+		NotAfter: m.now().Add(m.cfg.ConnectTimeout).Unix(),
+	}
+}
+
+// limitsWords says, for the audit log, the limits a session got and what
+// set each: "idle 15m (server), at most 1h (fleet policy)".
+func limitsWords(idle, idleMax, idleCap, maxDur, maxMax, maxCap time.Duration) string {
+	by := func(got, most, cap time.Duration) string {
+		switch {
+		case got < most:
+			return "asked"
+		case cap > 0 && most == cap:
+			return "fleet policy"
+		}
+		return "server"
+	}
+	return fmt.Sprintf("idle %s (%s), at most %s (%s)", fleetpolicy.Duration(idle), by(idle, idleMax, idleCap),
+		fleetpolicy.Duration(maxDur), by(maxDur, maxMax, maxCap))
+}
+
+// Approve is a second engineer's approval of a session of a four-eyes
+// fleet, under the fleet's policy as it is now (pol; nil: none): the
+// session goes connecting, its request in the queue closes, and the
+// device is sent the open command, which names both engineers. The
+// engineer who asked cannot approve it, and neither can anyone once the
+// session no longer fits the policy: a *fleetpolicy.Refusal says why.
+// ErrNotWaiting: the session does not wait for an approval (any more).
+func (m *Manager) Approve(ctx context.Context, id string, approver *store.User, pol *store.FleetPolicy) (*store.Session, error) {
+	ses, err := m.cfg.Store.GetSession(ctx, id)
+	if err != nil {
+		return nil, err
+	}
+	if !ses.WaitsForApproval() {
+		return ses, ErrNotWaiting
+	}
+	if approver.ID == ses.UserID || strings.EqualFold(approver.Email, ses.UserEmail) {
+		return ses, &fleetpolicy.Refusal{Fleet: ses.FleetName, Rule: fleetpolicy.RuleFourEyes, Words: fmt.Sprintf(
+			"%s asked for session %s: fleet %s needs a second engineer, another of its operators or owners, to approve it",
+			ses.UserEmail, ses.ID, ses.FleetName)}
+	}
+	if err := fleetpolicy.CheckApproval(pol, ses.FleetName, ses); err != nil {
+		return ses, err
+	}
+	cp := fleetpolicy.Command(pol, ses.UserEmail, approver.Email)
+	approved := audit.Event{Kind: audit.FourEyesApproved, Actor: audit.User(approver.ID, approver.Email),
+		Detail: map[string]string{"rule": fleetpolicy.RuleFourEyes, "requested_by": ses.UserEmail, "approved_by": approver.Email}}
+	got, changed, err := m.cfg.Store.ApproveSession(store.WithAudit(ctx, approved), id, approver.ID, approver.Email, fleetpolicy.Encode(cp), m.now())
+	if err != nil {
+		return nil, fmt.Errorf("recording the approval of session %s: %w", id, err)
+	}
+	if !changed {
+		return got, ErrNotWaiting
+	}
+	m.wake(id)
+	m.closeFourEyesRequests(context.WithoutCancel(ctx), got, "approved", approver.Email)
+	if err := m.send(m.openCommand(got, cp)); err != nil {
+		bySystem := audit.WithActor(context.WithoutCancel(ctx), audit.System)
+		m.closeSession(bySystem, id, control.CloseControlUnavailable, false)
+		return nil, fmt.Errorf("asking %s to connect: %w: %w", got.DeviceName, ErrControlUnavailable, err)
+	}
+	m.log.Info("session approved by a second engineer", "session", id, "fleet", got.FleetName, "device", got.DeviceName,
+		"user", got.UserEmail, "approved_by", approver.Email)
+	return got, nil
+}
+
+// Deny is a second engineer's refusal of a session of a four-eyes fleet
+// (or its own engineer's withdrawal of it): it closes as
+// four_eyes_denied. ErrNotWaiting: the session does not wait for an
+// approval (any more).
+func (m *Manager) Deny(ctx context.Context, id string, by *store.User) (*store.Session, error) {
+	ses, err := m.cfg.Store.GetSession(ctx, id)
+	if err != nil {
+		return nil, err
+	}
+	if !ses.WaitsForApproval() {
+		return ses, ErrNotWaiting
+	}
+	ctx = store.WithAudit(audit.WithActor(ctx, audit.User(by.ID, by.Email)), audit.Event{Kind: audit.FourEyesDenied,
+		Actor:  audit.User(by.ID, by.Email),
+		Detail: map[string]string{"rule": fleetpolicy.RuleFourEyes, "requested_by": ses.UserEmail, "denied_by": by.Email}})
+	// Only while it still waits: an approval that came first stands.
+	got, changed, err := m.cfg.Store.TransitionSession(store.WithAudit(ctx, audit.Event{Kind: audit.SessionClosed,
+		Actor: audit.User(by.ID, by.Email), Detail: map[string]string{"reason": string(control.CloseFourEyesDenied)}}),
+		id, []store.SessionState{store.SessionRequested}, store.SessionClosed, string(control.CloseFourEyesDenied), m.now())
+	if err != nil {
+		return nil, fmt.Errorf("closing session %s: %w", id, err)
+	}
+	if !changed {
+		return got, ErrNotWaiting
+	}
+	m.log.Info("session closed", "session", id, "fleet", got.FleetName, "device", got.DeviceName, "reason", control.CloseFourEyesDenied)
+	m.closeFourEyesRequests(context.WithoutCancel(ctx), got, "denied", by.Email)
+	m.closedHook(id)
+	return got, nil
+}
+
+// closeFourEyesRequests closes the four-eyes request of ses in the
+// support queue, if it is open, for reason by by.
+func (m *Manager) closeFourEyesRequests(ctx context.Context, ses *store.Session, reason, by string) {
+	ctx = store.WithoutAudit(ctx)
+	rs, err := m.cfg.Store.ListSupportRequests(ctx, store.SupportRequestFilter{SessionID: ses.ID, Kind: store.RequestFourEyes})
+	if err != nil {
+		m.log.Error("finding a session's four-eyes request", "session", ses.ID, "err", err)
+		return
+	}
+	for _, r := range rs {
+		closed := audit.Event{Kind: audit.SupportRequestClosed, Actor: audit.ActorFrom(ctx),
+			Detail: map[string]string{"request": r.ID, "reason": reason}}
+		if _, _, err := m.cfg.Store.CloseSupportRequest(store.WithAudit(ctx, closed), r.ID, reason, by, m.now()); err != nil {
+			m.log.Error("closing a session's four-eyes request", "session", ses.ID, "request", r.ID, "err", err)
+		}
+	}
 }
 
 // relay2 is the command's relay2 for a session placed at addr: empty
@@ -423,6 +618,12 @@ func (m *Manager) closeSession(ctx context.Context, id string, reason control.Cl
 		return ses, err
 	}
 	m.log.Info("session closed", "session", id, "fleet", ses.FleetName, "device", ses.DeviceName, "reason", reason)
+	if ses.FourEyes && ses.ApprovedAt.IsZero() {
+		// It closed while it waited for a second engineer: so does its
+		// request in the queue, and its device, never asked, is not told.
+		m.closeFourEyesRequests(context.WithoutCancel(ctx), ses, string(reason), audit.ActorFrom(ctx).String())
+		tell = false
+	}
 	if tell {
 		err := m.send(control.Command{Type: control.TypeClose, Session: id, Fleet: ses.FleetName, Device: ses.DeviceName,
 			NotAfter: m.now().Add(control.DefaultValidity).Unix()})
@@ -576,6 +777,9 @@ func (m *Manager) HandleState(fleet, device string, st control.State) {
 	if st.Kind != control.StateTunnelUp && st.Kind != control.StateTunnelDown && st.Kind != control.StateWaitingConsent {
 		if st.Kind == control.StateRejected {
 			m.log.Warn("a device rejected a command", "fleet", fleet, "device", device, "reason", st.Reason)
+			if st.Reason == control.ReasonMalformed {
+				m.outdated(fleet, device)
+			}
 		}
 		return
 	}
@@ -641,6 +845,43 @@ func (m *Manager) HandleState(fleet, device string, st control.State) {
 		}
 		if _, err := m.closeSession(ctx, ses.ID, reason, false); err != nil {
 			m.log.Error("recording that a device closed a session", "session", ses.ID, "err", err)
+		}
+	}
+}
+
+// outdated closes the sessions being opened on a device that refused a
+// command as malformed, whose open command carried the fleet's policy:
+// the server signs only commands it can check, so a device that refuses
+// one as malformed runs an agent that predates a field it carries, and
+// the only optional field such an agent never knew is the policy. Its
+// engineers read so at once rather than wait for the connect timeout. A
+// rejection names no session, so every such session of the device goes:
+// the agent would refuse each one's command the same way.
+func (m *Manager) outdated(fleet, device string) {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	f, err := m.cfg.Store.GetFleetByName(ctx, fleet)
+	if err != nil {
+		return
+	}
+	d, err := m.cfg.Store.GetDeviceByName(ctx, f.ID, device)
+	if err != nil {
+		return
+	}
+	open, err := m.cfg.Store.ListSessions(ctx, store.SessionFilter{DeviceID: d.ID, OpenOnly: true})
+	if err != nil {
+		m.log.Error("reading the sessions of a device that rejected a command", "fleet", fleet, "device", device, "err", err)
+		return
+	}
+	ctx = audit.WithActor(ctx, audit.Device(d.ID, fleet, device))
+	for _, ses := range open {
+		if ses.State != store.SessionConnecting || ses.Policy == "" {
+			continue
+		}
+		m.log.Warn("a device's agent is too old for its fleet's policy: it refused the open command", "session", ses.ID,
+			"fleet", fleet, "device", device)
+		if _, err := m.closeSession(ctx, ses.ID, control.CloseAgentOutdated, false); err != nil {
+			m.log.Error("closing a session its device could not open", "session", ses.ID, "err", err)
 		}
 	}
 }
@@ -716,15 +957,23 @@ func (m *Manager) sweep(ctx context.Context) {
 	}
 }
 
-// overdue says which limit ses has passed at now, if any.
+// overdue says which limit ses has passed at now, if any. The device of a
+// four-eyes session is asked when a second engineer approves it, so its
+// limits count from then (Asked); until then only the four-eyes timeout
+// applies.
 func (m *Manager) overdue(ses *store.Session, now time.Time) control.CloseReason {
+	asked := ses.Asked()
 	switch {
-	case !now.Before(ses.CreatedAt.Add(ses.MaxDuration)):
+	case ses.WaitsForApproval():
+		if !now.Before(ses.CreatedAt.Add(m.cfg.FourEyesTimeout)) {
+			return control.CloseFourEyesTimeout
+		}
+	case !now.Before(asked.Add(ses.MaxDuration)):
 		return control.CloseMaxDuration
 	case (ses.State == store.SessionRequested || ses.State == store.SessionConnecting) &&
-		!now.Before(ses.CreatedAt.Add(m.cfg.ConnectTimeout)):
+		!now.Before(asked.Add(m.cfg.ConnectTimeout)):
 		return control.CloseDeviceUnreachable
-	case ses.State == store.SessionWaitingConsent && !now.Before(ses.CreatedAt.Add(m.cfg.ConsentTimeout)):
+	case ses.State == store.SessionWaitingConsent && !now.Before(asked.Add(m.cfg.ConsentTimeout)):
 		return control.CloseConsentTimeout
 	case ses.State == store.SessionActive:
 		last := ses.ActiveAt

@@ -19,7 +19,7 @@ import (
 // CreateFleet, DeleteFleet, CreateUser, DeleteUser, SetRole, RemoveRole,
 // CreateToken, DeleteToken, CreateEnrollmentToken, DeleteEnrollmentToken,
 // EnrollDevice, SetDeviceLabels, DeleteDevice, CreateSession,
-// TransitionSession and AppendAudit. Writes that only keep times and
+// TransitionSession, ApproveSession, SetFleetPolicy and AppendAudit. Writes that only keep times and
 // counters fresh (presence, Touch*, AdvanceTOTPStep, MarkAllOffline)
 // ignore them.
 //
@@ -28,7 +28,7 @@ import (
 // one naming a device of that fleet by name only gets its DeviceID, when
 // they exist. EnrollDevice fills in the new device and its fleet,
 // CreateSession and TransitionSession the session with its device and
-// fleet, where the events leave them empty.
+// fleet, where the events leave them empty; SetFleetPolicy the fleet.
 type AuditLog interface {
 	// AppendAudit records events that go with no change of their own (a
 	// refused login, a refused relay request), in one transaction.

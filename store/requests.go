@@ -16,6 +16,10 @@ const (
 	// RequestApproval: an engineer's session waits for the owner of a
 	// device in approve mode; it names the session.
 	RequestApproval SupportRequestKind = "approval"
+	// RequestFourEyes: an engineer's session waits for a second engineer
+	// of the fleet to approve it (the fleet's four-eyes rule); the server
+	// files it, and it names the session.
+	RequestFourEyes SupportRequestKind = "four_eyes"
 )
 
 // SupportRequestState is where a request is in the queue:
@@ -38,13 +42,14 @@ type SupportRequest struct {
 	DeviceID   string
 	DeviceName string // filled on reads
 	Kind       SupportRequestKind
-	// SessionID is the session an approval request asks about; empty for
-	// support requests.
+	// SessionID is the session an approval or four-eyes request asks
+	// about; empty for support requests.
 	SessionID string
 	// Reason is why: the owner's words for a support request, the
 	// engineer's for an approval.
 	Reason string
-	// RequestedBy is the engineer asking, for an approval request.
+	// RequestedBy is the engineer asking, for an approval or four-eyes
+	// request.
 	RequestedBy string
 	State       SupportRequestState
 	// ClaimedBy is the engineer who took the request (empty once the user
@@ -53,8 +58,10 @@ type SupportRequest struct {
 	ClaimedEmail string
 	// CloseReason says why it closed: "closed" (by an engineer), or what
 	// the device said ("revoked", "wrong_codes", "approved", "denied",
-	// "consent_timeout", "window_closed"). ClosedBy is the engineer's
-	// email, or "device".
+	// "consent_timeout", "window_closed"); for a four-eyes request
+	// "approved" or "denied" by the second engineer, or the reason its
+	// session closed first. ClosedBy is the engineer's email, "device",
+	// or "system".
 	CloseReason string
 	ClosedBy    string
 	CreatedAt   time.Time
@@ -81,6 +88,7 @@ type SupportRequestFilter struct {
 	FleetIDs  []string // nil: all fleets; empty non-nil: none
 	DeviceID  string
 	SessionID string
+	Kind      SupportRequestKind
 	// PendingAt, when set, keeps only requests not closed and not expired
 	// at that time: the queue.
 	PendingAt time.Time
@@ -91,9 +99,10 @@ type SupportRequestFilter struct {
 // SupportRequests is the support queue, part of Store.
 type SupportRequests interface {
 	// CreateSupportRequest stores a new open request, setting its ID (and
-	// CreatedAt when zero). Its fleet is the device's; an approval's
-	// session must be on that device (else ErrNotFound), and a session
-	// has at most one approval request (else ErrConflict).
+	// CreatedAt when zero). Its fleet is the device's; an approval's or
+	// four-eyes request's session must be on that device (else
+	// ErrNotFound), and a session has at most one request of each kind
+	// (else ErrConflict).
 	CreateSupportRequest(ctx context.Context, r *SupportRequest) error
 	GetSupportRequest(ctx context.Context, id string) (*SupportRequest, error)
 	// ListSupportRequests lists requests newest first.

@@ -175,6 +175,33 @@ type Session struct {
 	// addresses its device and engineer dial (empty for a session made
 	// before relays registered themselves).
 	RelayID, RelayAddr, RelaySSHAddr string
+	// FourEyes: the fleet's policy needed a second engineer to approve
+	// the session; it stays requested, its device not asked, until one
+	// does (ApproveSession). ApprovedBy (a user ID, empty once the user
+	// is deleted), ApprovedEmail and ApprovedAt say who and when.
+	FourEyes      bool
+	ApprovedBy    string
+	ApprovedEmail string
+	ApprovedAt    time.Time
+	// Policy is what of the fleet's policy the open command carried to
+	// the device (control.Policy as JSON); empty: nothing.
+	Policy string
+}
+
+// Asked is when the session's device was asked to open it, from which its
+// limits count: its creation, or for a four-eyes session its approval
+// (its creation while it still waits).
+func (s *Session) Asked() time.Time {
+	if s.FourEyes && !s.ApprovedAt.IsZero() {
+		return s.ApprovedAt
+	}
+	return s.CreatedAt
+}
+
+// WaitsForApproval reports whether the session waits for a second
+// engineer to approve it (four-eyes).
+func (s *Session) WaitsForApproval() bool {
+	return s.FourEyes && s.ApprovedAt.IsZero() && s.State == SessionRequested
 }
 
 // Open reports whether the session is not closed.
@@ -287,6 +314,18 @@ type Store interface {
 	TransitionSession(ctx context.Context, id string, from []SessionState, to SessionState, reason string, at time.Time) (s *Session, changed bool, err error)
 	// TouchSessions moves the LastActivity of open sessions forward to at.
 	TouchSessions(ctx context.Context, ids []string, at time.Time) error
+	// ApproveSession records a second engineer's approval of a session
+	// that waits for one (WaitsForApproval) and moves it to connecting,
+	// atomically, with the policy its open command carries; it returns
+	// the session as it is afterwards with changed true. A session that
+	// does not wait for approval (any more), or that the approver asked
+	// for themselves, is returned unchanged with changed false: two
+	// engineers approving at once approve once, and nobody approves
+	// their own.
+	ApproveSession(ctx context.Context, id, userID, email, policy string, at time.Time) (s *Session, changed bool, err error)
+
+	// Fleet policies: see FleetPolicies.
+	FleetPolicies
 
 	// Support requests: the queue of owners asking for help and sessions
 	// waiting for an owner's approval.

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -19,7 +20,9 @@ import (
 
 // Mode is how the device's owner lets engineers in. It comes from the
 // owner's config alone: no command, answer or file from the server can set
-// or change it, and the signed open command has no field that speaks of it.
+// it or make it looser. The fleet's policy may ask for more consent for a
+// session (the consent floor in its signed open command): the session then
+// needs the stricter of the two (Stricter).
 type Mode string
 
 // The consent modes.
@@ -246,6 +249,30 @@ func New(opts Options) (*Consent, error) {
 	}
 	c.ctx, c.cancel = context.WithCancel(context.Background())
 	return c, nil
+}
+
+// strictness orders the modes: auto < approve < manual.
+func strictness(m Mode) int {
+	switch m {
+	case Auto:
+		return 0
+	case Approve:
+		return 1
+	}
+	return 2 // manual, and anything unknown: the strictest
+}
+
+// Stricter is the stricter of the owner's mode and a fleet's consent
+// floor (empty: none): a floor can raise the consent a session needs,
+// never lower it.
+func Stricter(owner Mode, floor string) Mode {
+	if floor == "" || strictness(Mode(floor)) <= strictness(owner) {
+		return owner
+	}
+	if f := Mode(floor); f == Approve || f == Manual {
+		return f
+	}
+	return Manual // a floor this agent does not know: the strictest
 }
 
 // CheckMode refuses a mode that is not manual, approve or auto.
@@ -502,28 +529,80 @@ func (c *Consent) Revoke() (windowClosed bool) {
 }
 
 // Admit decides whether the session cmd opens may go ahead, for the
-// device's mode, and reports waiting_consent while the owner decides in
-// approve mode (it blocks until then, or until ctx ends). A refusal is the
-// tunnel_down reason.
+// device's mode raised to the fleet's consent floor when the command
+// carries one (Stricter), and reports waiting_consent while the owner
+// decides in approve mode (it blocks until then, or until ctx ends). A
+// refusal is the tunnel_down reason. The owner's log says which mode
+// applied and why, and what the fleet's policy said of the session: the
+// ports it allows, who asked and who approved it.
 func (c *Consent) Admit(ctx context.Context, cmd *control.Command, report func(control.State)) (*Grant, control.CloseReason) {
-	switch c.mode {
+	mode, policy := c.mode, ""
+	if p := cmd.Policy; p != nil {
+		mode = Stricter(c.mode, p.ConsentFloor)
+		policy = PolicyWords(p, c.mode, mode)
+	}
+	switch mode {
 	case Auto:
-		c.admitted(cmd.Session, nil, "auto")
+		c.admitted(cmd.Session, nil, withPolicy("auto", policy))
 		return &Grant{}, ""
 	case Approve:
-		return c.waitApproval(ctx, cmd, report)
+		return c.waitApproval(ctx, cmd, policy, report)
 	}
 	c.mu.Lock()
 	w := c.window
 	if w == nil || w.endReason != "" {
 		c.mu.Unlock()
-		c.record(agentlog.Event{Event: eventSessionRefused, Session: cmd.Session, Reason: string(control.CloseNoConsent)})
-		c.log.Info("session refused: no support window is open", "session", cmd.Session)
+		c.record(agentlog.Event{Event: eventSessionRefused, Session: cmd.Session, Reason: string(control.CloseNoConsent),
+			Detail: withPolicy("no support window is open", policy)})
+		c.log.Info("session refused: no support window is open", "session", cmd.Session, "policy", policy)
 		return nil, control.CloseNoConsent
 	}
 	c.mu.Unlock()
-	c.admitted(cmd.Session, w, "support window, code required")
+	c.admitted(cmd.Session, w, withPolicy("support window, code required", policy))
 	return &Grant{window: w}, ""
+}
+
+// PolicyWords says, for the owner's log, what the fleet's policy in an
+// open command asked of the session, with the mode that applied
+// (applied, raised from the owner's when the floor is stricter): "fleet
+// policy: consent floor approve (stricter than the owner's auto); ports
+// 22; requested by alice@example.com, approved by bob@example.com
+// (four-eyes)".
+func PolicyWords(p *control.Policy, owner, applied Mode) string {
+	var parts []string
+	if p.ConsentFloor != "" {
+		if applied != owner {
+			parts = append(parts, fmt.Sprintf("consent floor %s (stricter than the owner's %s)", p.ConsentFloor, owner))
+		} else {
+			parts = append(parts, fmt.Sprintf("consent floor %s (the owner's %s is as strict or stricter)", p.ConsentFloor, owner))
+		}
+	}
+	if p.Ports != nil {
+		if len(p.Ports) == 0 {
+			parts = append(parts, "no ports")
+		} else {
+			ports := make([]string, len(p.Ports))
+			for i, port := range p.Ports {
+				ports[i] = strconv.Itoa(port)
+			}
+			parts = append(parts, "ports "+strings.Join(ports, ", ")+" (within the owner's allow_ports)")
+		}
+	}
+	switch {
+	case p.ApprovedBy != "":
+		parts = append(parts, fmt.Sprintf("requested by %s, approved by %s (four-eyes)", p.RequestedBy, p.ApprovedBy))
+	case p.RequestedBy != "":
+		parts = append(parts, "requested by "+p.RequestedBy)
+	}
+	return "fleet policy: " + strings.Join(parts, "; ")
+}
+
+// withPolicy adds the policy's words, if any, to a log detail.
+func withPolicy(detail, policy string) string {
+	if policy == "" {
+		return detail
+	}
+	return detail + "; " + policy
 }
 
 // admitted records a session let in.
@@ -534,8 +613,10 @@ func (c *Consent) admitted(session string, w *window, how string) {
 	c.record(agentlog.Event{Event: eventSessionAdmitted, Session: session, Detail: how})
 }
 
-// waitApproval holds a session until the owner answers (approve mode).
-func (c *Consent) waitApproval(ctx context.Context, cmd *control.Command, report func(control.State)) (*Grant, control.CloseReason) {
+// waitApproval holds a session until the owner answers (approve mode, or
+// a fleet's floor of approve); policy is what the fleet's policy said of
+// it, for the log.
+func (c *Consent) waitApproval(ctx context.Context, cmd *control.Command, policy string, report func(control.State)) (*Grant, control.CloseReason) {
 	now := c.now()
 	a := &approval{session: cmd.Session, fleet: cmd.Fleet, asked: now, deadline: now.Add(c.approvalTimeout), answer: make(chan bool, 1)}
 	c.mu.Lock()
@@ -549,8 +630,9 @@ func (c *Consent) waitApproval(ctx context.Context, cmd *control.Command, report
 		c.wg.Go(func() { c.askWho(a) })
 	}
 	c.mu.Unlock()
-	c.record(agentlog.Event{Event: eventApprovalAsked, Session: a.session, Detail: "waiting for the owner until " + a.deadline.UTC().Format(time.RFC3339)})
-	c.log.Info("session waits for the owner's approval", "session", a.session, "until", a.deadline)
+	c.record(agentlog.Event{Event: eventApprovalAsked, Session: a.session,
+		Detail: withPolicy("waiting for the owner until "+a.deadline.UTC().Format(time.RFC3339), policy)})
+	c.log.Info("session waits for the owner's approval", "session", a.session, "until", a.deadline, "policy", policy)
 	report(control.State{Kind: control.StateWaitingConsent, Session: a.session})
 
 	t := time.NewTimer(c.approvalTimeout)
@@ -583,7 +665,7 @@ func (c *Consent) waitApproval(ctx context.Context, cmd *control.Command, report
 	c.mu.Unlock()
 	switch {
 	case ok:
-		c.record(agentlog.Event{Event: eventApproved, Session: a.session})
+		c.record(agentlog.Event{Event: eventApproved, Session: a.session, Detail: policy})
 		c.closeRequest(id, "approved")
 		return &Grant{}, ""
 	case reason == control.CloseDenied:

@@ -10,6 +10,7 @@ import (
 
 	"github.com/porthole/porthole/store"
 	"github.com/porthole/porthole/store/pgstore"
+	"github.com/porthole/porthole/store/sqlstore"
 	"github.com/porthole/porthole/store/storetest"
 )
 
@@ -65,6 +66,29 @@ func TestOpenErrorHidesPassword(t *testing.T) {
 			t.Errorf("Open error %q shows the password", err)
 		}
 	}
+}
+
+// TestUpgradeFleetPolicy: migration 0007 over a database at version 6.
+func TestUpgradeFleetPolicy(t *testing.T) {
+	t.Parallel()
+	dsn := storetest.PostgresDSN(t)
+	storetest.RunUpgradeFleetPolicy(t, func(version int) *sql.DB {
+		db, err := sql.Open("pgx", dsn)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := sqlstore.MigrateTo(t.Context(), db, sqlstore.Dialect{Name: "postgres"}, version); err != nil {
+			t.Fatal(err)
+		}
+		return db
+	}, func() store.Store {
+		s, err := pgstore.Open(t.Context(), dsn)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { s.Close() })
+		return s
+	})
 }
 
 // TestPresenceTouchesOnlyChanges: presence that changes nothing (an

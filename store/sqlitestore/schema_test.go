@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/porthole/porthole/store"
 	"github.com/porthole/porthole/store/sqlstore"
@@ -89,8 +90,12 @@ func TestSchemaConstraints(t *testing.T) {
 	if err := s.CreateUser(ctx, u); err != nil {
 		t.Fatal(err)
 	}
-	et := &store.EnrollmentToken{FleetID: f.ID, Hash: "h", UsesLeft: 1, MaxUses: 1}
+	et := &store.EnrollmentToken{FleetID: f.ID, Hash: "h", UsesLeft: 2, MaxUses: 2, ExpiresAt: time.Now().Add(time.Hour)}
 	if err := s.CreateEnrollmentToken(ctx, et); err != nil {
+		t.Fatal(err)
+	}
+	d := &store.Device{Name: "dev1", PublicKey: "k"}
+	if err := s.EnrollDevice(ctx, "h", time.Now(), d, func(*store.Fleet) (string, error) { return "c", nil }); err != nil {
 		t.Fatal(err)
 	}
 	for _, tt := range []struct {
@@ -102,8 +107,13 @@ func TestSchemaConstraints(t *testing.T) {
 		{"a device in a missing fleet", `INSERT INTO devices (id, fleet_id, name, public_key, host_cert, enrolled_at)
 			VALUES ('dev_x', 'flt_missing', 'dev1', '', '', 1)`, nil},
 		{"a negative use count", `UPDATE enrollment_tokens SET uses_left = -1 WHERE id = $1`, []any{et.ID}},
-		{"more uses left than allowed", `UPDATE enrollment_tokens SET uses_left = 2 WHERE id = $1`, []any{et.ID}},
+		{"more uses left than allowed", `UPDATE enrollment_tokens SET uses_left = 3 WHERE id = $1`, []any{et.ID}},
 		{"an admin flag of 2", `UPDATE users SET admin = 2 WHERE id = $1`, []any{u.ID}},
+		{"a consent floor of auto", `INSERT INTO fleet_policies (fleet_id, consent_floor, version, updated_at) VALUES ($1, 'auto', 1, 1)`, []any{f.ID}},
+		{"a policy at version 0", `INSERT INTO fleet_policies (fleet_id, version, updated_at) VALUES ($1, 0, 1)`, []any{f.ID}},
+		{"a policy of a missing fleet", `INSERT INTO fleet_policies (fleet_id, version, updated_at) VALUES ('flt_missing', 1, 1)`, nil},
+		{"a four-eyes request without a session", `INSERT INTO support_requests (id, fleet_id, device_id, kind, state, created_at, expires_at)
+			VALUES ('req_x', $1, $2, 'four_eyes', 'open', 1, 2)`, []any{f.ID, d.ID}},
 	} {
 		if _, err := db.ExecContext(ctx, tt.sql, tt.args...); err == nil {
 			t.Errorf("the schema accepted %s", tt.name)

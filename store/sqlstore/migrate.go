@@ -58,9 +58,31 @@ const createMigrationsTable = `CREATE TABLE IF NOT EXISTS schema_migrations (
 // migrate applies the migrations the database lacks, all in one
 // transaction, so a failure leaves the schema as it was.
 func (s *Store) migrate(ctx context.Context) error {
+	return s.migrateTo(ctx, 0)
+}
+
+// MigrateTo applies the migrations db lacks up to version only, and leaves
+// db open: for tests of a migration over the rows an older schema held
+// (Open applies the rest). It uses d's Name and MigrationLock.
+func MigrateTo(ctx context.Context, db *sql.DB, d Dialect, version int) error {
+	if version < 1 {
+		return fmt.Errorf("store: migrate to version %d: versions start at 1", version)
+	}
+	s := &Store{db: db, dialect: d}
+	return s.migrateTo(ctx, version)
+}
+
+// migrateTo is migrate up to version; 0 means every migration.
+func (s *Store) migrateTo(ctx context.Context, version int) error {
 	ms, err := loadMigrations(migrationFiles, "migrations")
 	if err != nil {
 		return fmt.Errorf("store: load migrations: %w", err)
+	}
+	if version > len(ms) {
+		return fmt.Errorf("store: migrate to version %d: this program knows only up to %d", version, len(ms))
+	}
+	if version > 0 {
+		ms = ms[:version]
 	}
 	err = s.inTx(ctx, func(tx *sql.Tx) error {
 		if s.dialect.MigrationLock != "" {

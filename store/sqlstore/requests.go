@@ -36,9 +36,9 @@ func (s *Store) CreateSupportRequest(ctx context.Context, r *store.SupportReques
 		if r.SessionID != "" {
 			return fmt.Errorf("store: create support request: a support request names no session")
 		}
-	case store.RequestApproval:
+	case store.RequestApproval, store.RequestFourEyes:
 		if r.SessionID == "" {
-			return fmt.Errorf("store: create support request: an approval request names its session")
+			return fmt.Errorf("store: create support request: an %s request names its session", r.Kind)
 		}
 	default:
 		return fmt.Errorf("store: create support request: unknown kind %q", r.Kind)
@@ -93,6 +93,9 @@ func (s *Store) ListSupportRequests(ctx context.Context, f store.SupportRequestF
 	if f.SessionID != "" {
 		w.add("r.session_id = ?", f.SessionID)
 	}
+	if f.Kind != "" {
+		w.add("r.kind = ?", string(f.Kind))
+	}
 	if !f.PendingAt.IsZero() {
 		w.add("r.state <> 'closed' AND r.expires_at > ?", millis(f.PendingAt))
 	}
@@ -112,7 +115,8 @@ type querier interface {
 	QueryContext(ctx context.Context, query string, args ...any) (*sql.Rows, error)
 }
 
-// linkSessions fills SessionIDs: an approval's own session; for a support
+// linkSessions fills SessionIDs: an approval's or four-eyes request's own
+// session; for a support
 // request, the sessions on its device that began from its creation until
 // it closed or expired, whichever came first.
 func (s *Store) linkSessions(ctx context.Context, q querier, rs []*store.SupportRequest) error {
@@ -129,7 +133,7 @@ func (s *Store) linkSessions(ctx context.Context, q querier, rs []*store.Support
 		marks = append(marks, fmt.Sprintf("$%d", len(args)))
 	}
 	rows, err := q.QueryContext(ctx, `SELECT r.id, x.id FROM support_requests r JOIN sessions x ON
-		(r.kind = 'approval' AND x.id = r.session_id) OR
+		(r.kind <> 'support' AND x.id = r.session_id) OR
 		(r.kind = 'support' AND x.device_id = r.device_id AND x.created_at >= r.created_at AND
 		 x.created_at < CASE WHEN r.closed_at > 0 AND r.closed_at < r.expires_at THEN r.closed_at ELSE r.expires_at END)
 		WHERE r.id IN (`+strings.Join(marks, ", ")+`) ORDER BY x.created_at, x.id`, args...)

@@ -13,7 +13,8 @@ import (
 
 const sessionQuery = `SELECT s.id, s.fleet_id, f.name, s.device_id, d.name, s.user_id, s.user_email,
 		s.state, s.close_reason, s.public_key, s.reason, s.ports, s.idle_timeout, s.max_duration,
-		s.created_at, s.active_at, s.closed_at, s.last_activity, s.relay_id, s.relay_addr, s.relay_ssh_addr
+		s.created_at, s.active_at, s.closed_at, s.last_activity, s.relay_id, s.relay_addr, s.relay_ssh_addr,
+		s.four_eyes, s.approved_by, s.approved_email, s.approved_at, s.policy
 	FROM sessions s JOIN fleets f ON f.id = s.fleet_id JOIN devices d ON d.id = s.device_id`
 
 func scanSession(sc scanner) (*store.Session, error) {
@@ -25,7 +26,8 @@ func scanSession(sc scanner) (*store.Session, error) {
 	if err := sc.Scan(&s.ID, &s.FleetID, &s.FleetName, &s.DeviceID, &s.DeviceName, (*emptyNull)(&s.UserID), &s.UserEmail,
 		&s.State, &s.CloseReason, &s.PublicKey, &s.Reason, &ports, &idle, &maxD,
 		(*unixMillis)(&s.CreatedAt), (*unixMillis)(&s.ActiveAt), (*unixMillis)(&s.ClosedAt), (*unixMillis)(&s.LastActivity),
-		&s.RelayID, &s.RelayAddr, &s.RelaySSHAddr); err != nil {
+		&s.RelayID, &s.RelayAddr, &s.RelaySSHAddr,
+		(*intBool)(&s.FourEyes), (*emptyNull)(&s.ApprovedBy), &s.ApprovedEmail, (*unixMillis)(&s.ApprovedAt), &s.Policy); err != nil {
 		return nil, err
 	}
 	if err := json.Unmarshal([]byte(ports), &s.Ports); err != nil {
@@ -55,13 +57,16 @@ func (s *Store) CreateSession(ctx context.Context, ses *store.Session) error {
 		// session can never sit in another fleet than its device.
 		err := execOne(ctx, tx, `INSERT INTO sessions
 			(id, fleet_id, device_id, user_id, user_email, state, close_reason, public_key, reason, ports,
-			 idle_timeout, max_duration, created_at, active_at, closed_at, last_activity, relay_id, relay_addr, relay_ssh_addr)
-			SELECT $1, d.fleet_id, d.id, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18
+			 idle_timeout, max_duration, created_at, active_at, closed_at, last_activity, relay_id, relay_addr, relay_ssh_addr,
+			 four_eyes, approved_by, approved_email, approved_at, policy)
+			SELECT $1, d.fleet_id, d.id, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18,
+			 $19, $20, $21, $22, $23
 			FROM devices d WHERE d.id = $2`,
 			ses.ID, ses.DeviceID, nullIfEmpty(ses.UserID), ses.UserEmail, string(ses.State), ses.CloseReason,
 			ses.PublicKey, ses.Reason, string(ports), ses.IdleTimeout.Milliseconds(), ses.MaxDuration.Milliseconds(),
 			millis(ses.CreatedAt), millis(ses.ActiveAt), millis(ses.ClosedAt), millis(ses.LastActivity),
-			ses.RelayID, ses.RelayAddr, ses.RelaySSHAddr)
+			ses.RelayID, ses.RelayAddr, ses.RelaySSHAddr,
+			boolInt(ses.FourEyes), nullIfEmpty(ses.ApprovedBy), ses.ApprovedEmail, millis(ses.ApprovedAt), ses.Policy)
 		if err != nil {
 			return about{}, err
 		}
@@ -154,6 +159,45 @@ func (s *Store) TransitionSession(ctx context.Context, id string, from []store.S
 	})
 	if err != nil {
 		return nil, false, fmt.Errorf("store: move session %q to %s: %w", id, to, s.classify(err))
+	}
+	return ses, changed, nil
+}
+
+// ApproveSession records a second engineer's approval and moves the
+// session to connecting; see store.Store.
+func (s *Store) ApproveSession(ctx context.Context, id, userID, email, policy string, at time.Time) (*store.Session, bool, error) {
+	var (
+		ses     *store.Session
+		changed bool
+	)
+	err := s.audited(ctx, func(tx *sql.Tx) (about, error) {
+		// The approver is never the engineer who asked: the store holds
+		// to it as well as the API.
+		res, err := tx.ExecContext(ctx, `UPDATE sessions SET state = 'connecting', approved_by = $2, approved_email = $3,
+			approved_at = $4, policy = $5
+			WHERE id = $1 AND state = 'requested' AND four_eyes = 1 AND approved_at = 0
+			AND (user_id IS NULL OR user_id <> $2) AND user_email <> $3`, id, userID, email, millis(at), policy)
+		if err != nil {
+			return about{}, err
+		}
+		n, err := res.RowsAffected()
+		if err != nil {
+			return about{}, err
+		}
+		changed = n > 0
+		if ses, err = scanSession(tx.QueryRowContext(ctx, sessionQuery+` WHERE s.id = $1`, id)); err != nil {
+			return about{}, err
+		}
+		ab := sessionAbout(ses)
+		ab.unchanged = !changed
+		if changed {
+			err = s.announce(ctx, tx, store.Change{Kind: store.SessionChanged, Fleet: ses.FleetName, Device: ses.DeviceName,
+				Session: id, State: store.SessionConnecting})
+		}
+		return ab, err
+	})
+	if err != nil {
+		return nil, false, fmt.Errorf("store: approve session %q: %w", id, s.classify(err))
 	}
 	return ses, changed, nil
 }

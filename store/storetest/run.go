@@ -67,6 +67,9 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 		{"Ping", testPing},
 		{"Changes", testChanges},
 		{"Relays", testRelays},
+		{"FleetPolicy", testFleetPolicy},
+		{"FourEyesSessions", testFourEyesSessions},
+		{"FourEyesRequests", testFourEyesRequests},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -34,6 +34,9 @@ const closeWords: Record<string, string> = {
   device_disconnected: "the device dropped off the relay",
   relay_lost: "the relay node carrying it stopped answering",
   device_closed: "closed by the device, without a reason",
+  agent_outdated: "the device's agent is too old for the fleet's policy",
+  four_eyes_denied: "a second engineer refused it (four-eyes)",
+  four_eyes_timeout: "no second engineer approved it in time (four-eyes)",
 };
 
 const stateWords: Record<string, string> = {

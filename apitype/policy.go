@@ -1,0 +1,68 @@
+package apitype
+
+import "time"
+
+// CodePolicy is the code of a request the fleet's policy refused (403): the
+// message names the rule and who can change it.
+const CodePolicy = "policy"
+
+// Consent floors, as in FleetPolicy.ConsentFloor: the device asks for the
+// stricter of its owner's consent mode and the floor (auto < approve <
+// manual). Empty: none.
+const (
+	FloorApprove = "approve"
+	FloorManual  = "manual"
+)
+
+// FleetPolicy is GET /api/v1/fleets/{fleet}/policy: what the fleet's owners
+// decide for every session on its devices. It only narrows what the
+// server's limits and each device's owner (agent.yaml) allow: a device
+// grants only the ports both its owner and the fleet allow, and asks for
+// the stricter of its owner's consent and the floor.
+type FleetPolicy struct {
+	Fleet string `json:"fleet"`
+	// Ports, when not null, are the only device ports a session may ask
+	// for ([] none: a shell and file copies only); null: the fleet names
+	// no ports, the owners' allow_ports decide alone.
+	Ports *[]int `json:"ports"`
+	// ConsentFloor is approve, manual, or empty for none.
+	ConsentFloor string `json:"consent_floor,omitempty"`
+	// MaxDurationS and IdleTimeoutS cap the fleet's sessions below the
+	// server's limits (ServerMaxDurationS, ServerIdleTimeoutS); 0: none.
+	MaxDurationS int `json:"max_duration_s,omitempty"`
+	IdleTimeoutS int `json:"idle_timeout_s,omitempty"`
+	// FourEyes: a session needs a second engineer of the fleet (an
+	// operator or owner other than the one who asks) to approve it
+	// before its device is asked.
+	FourEyes bool `json:"four_eyes"`
+	// Version counts the times the policy was set; 0: never.
+	Version   int64     `json:"version"`
+	UpdatedAt time.Time `json:"updated_at,omitzero"`
+	UpdatedBy string    `json:"updated_by,omitempty"`
+	// Owners are the fleet's owners, who may change the policy (and
+	// administrators).
+	Owners []string `json:"owners"`
+	// ServerMaxDurationS and ServerIdleTimeoutS are the server's own
+	// limits, which the fleet's caps can only shorten.
+	ServerMaxDurationS int `json:"server_max_duration_s"`
+	ServerIdleTimeoutS int `json:"server_idle_timeout_s"`
+}
+
+// SetFleetPolicyRequest is PUT /api/v1/fleets/{fleet}/policy: the fleet's
+// whole policy, replacing the one it had (a field left out is that rule
+// off).
+type SetFleetPolicyRequest struct {
+	// Ports, when not null, are the only device ports a session may ask
+	// for ([] none); null or left out: the fleet names none.
+	Ports *[]int `json:"ports,omitempty"`
+	// ConsentFloor is approve, manual, or empty for none.
+	ConsentFloor string `json:"consent_floor,omitempty"`
+	// MaxDurationS and IdleTimeoutS cap the fleet's sessions; 0: none.
+	MaxDurationS int  `json:"max_duration_s,omitempty"`
+	IdleTimeoutS int  `json:"idle_timeout_s,omitempty"`
+	FourEyes     bool `json:"four_eyes,omitempty"`
+	// Version, when given, is the version the change was made over (as
+	// read from GET): if the policy changed since, nothing is written and
+	// the answer is 409. Left out: over whatever is there.
+	Version *int64 `json:"version,omitempty"`
+}
