@@ -2,6 +2,7 @@ package api
 
 import (
 	"bytes"
+	"context"
 	"crypto/sha256"
 	"errors"
 	"fmt"
@@ -128,4 +129,25 @@ func (b *digestBody) Close() error { return b.r.Close() }
 // so that `porthole-agent status` can show that the server still knows it.
 func (s *Server) whoAmI(c *call, _ *none) (apitype.Device, error) {
 	return apiDevice(c.dev), nil
+}
+
+// StoreNonces keeps the devices' request nonces in st, the database every
+// API node shares (Config.DeviceNonces), DefaultMaxNoncesPerDevice of one
+// device at most: with several nodes behind one address, a credential
+// captured on its way to one node is refused by the others.
+func StoreNonces(st store.DeviceNonces) DeviceNonceStore { return storeNonces{st} }
+
+type storeNonces struct{ st store.DeviceNonces }
+
+// nonceTimeout bounds the store's answer about one nonce.
+const nonceTimeout = 5 * time.Second
+
+func (n storeNonces) RememberFor(deviceID, nonce string, forgetAfter, now time.Time) (bool, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), nonceTimeout)
+	defer cancel()
+	fresh, err := n.st.RememberDeviceNonce(ctx, deviceID, nonce, forgetAfter, now, DefaultMaxNoncesPerDevice)
+	if errors.Is(err, store.ErrNonceQuota) {
+		return false, fmt.Errorf("%w: %w", control.ErrNonceQuota, err)
+	}
+	return fresh, err
 }

@@ -7,6 +7,7 @@ import (
 	"crypto/rand"
 	"io"
 	"net/http"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strings"
@@ -106,6 +107,24 @@ func TestDeviceAuthReplay(t *testing.T) {
 	}
 }
 
+// TestDeviceAuthReplayAcrossNodes: with the nonces in the store that
+// every API node shares (StoreNonces), a credential used on one node is
+// refused by another; with each node's memory alone, it was not.
+func TestDeviceAuthReplayAcrossNodes(t *testing.T) {
+	t.Parallel()
+	fl := fx.newFleet(t)
+	d, key := newKeyedDevice(t, fl)
+	a := newServer(t, Config{DeviceNonces: StoreNonces(fx.store)})
+	b := newServer(t, Config{DeviceNonces: StoreNonces(fx.store)})
+	cred := deviceCred(fl.Name, d.Name, key, "GET", "/api/v1/device", nil, time.Now())
+	if r := doWithAuthOn(t, a.ts, "GET", "/api/v1/device", cred); r.status != http.StatusOK {
+		t.Fatalf("first use, on node a: %d %s", r.status, r.body)
+	}
+	if r := doWithAuthOn(t, b.ts, "GET", "/api/v1/device", cred); r.status != http.StatusUnauthorized {
+		t.Fatalf("the credential replayed to node b: %d; want 401", r.status)
+	}
+}
+
 // TestDeviceAuthOldAgent: an agent that still sends its MQTT password is
 // told to upgrade, not merely refused.
 func TestDeviceAuthOldAgent(t *testing.T) {
@@ -144,13 +163,19 @@ func TestDeviceAuthClock(t *testing.T) {
 
 func doWithAuth(t *testing.T, method, path, authz string) response {
 	t.Helper()
-	req, err := http.NewRequest(method, fx.ts.URL+path, nil)
+	return doWithAuthOn(t, fx.ts, method, path, authz)
+}
+
+// doWithAuthOn is doWithAuth against the server ts.
+func doWithAuthOn(t *testing.T, ts *httptest.Server, method, path, authz string) response {
+	t.Helper()
+	req, err := http.NewRequest(method, ts.URL+path, nil)
 	must(t, err)
 	if authz != "" {
 		req.Header.Set("Authorization", authz)
 	}
 	req.Header.Set(control.ContentDigestHeader, control.FormatContentDigest(control.BodyDigest(nil)))
-	resp, err := fx.ts.Client().Do(req)
+	resp, err := ts.Client().Do(req)
 	must(t, err)
 	defer resp.Body.Close()
 	data, err := io.ReadAll(resp.Body)

@@ -185,8 +185,9 @@ func (s *Server) openRoles(ctx context.Context) error {
 		TokenTTL:  s.cfg.TokenTTL,
 		Recordings: api.RecordingsConfig{Store: recordings, Dir: s.cfg.RecordingsDir,
 			MaxSession: int64(s.cfg.RecordingsMaxSession), MaxFile: int64(s.cfg.RecordingsMaxFile)},
-		Console:  web.Embedded(),
-		Presence: s.presence,
+		Console:      web.Embedded(),
+		Presence:     s.presence,
+		DeviceNonces: s.deviceNonces(),
 	})
 	if err != nil {
 		return fmt.Errorf("starting the API: %w", err)
@@ -581,4 +582,15 @@ func newRelayID() string {
 	b := make([]byte, 8)
 	rand.Read(b)
 	return "rly_" + hex.EncodeToString(b)
+}
+
+// deviceNonces is where the API remembers devices' request nonces: with
+// PostgreSQL, which several API nodes may share, in the database, so that
+// a credential used on one node is refused by all; with SQLite (one node)
+// in memory, the API's default.
+func (s *Server) deviceNonces() api.DeviceNonceStore {
+	if strings.HasPrefix(s.cfg.Database, "sqlite") {
+		return nil
+	}
+	return api.StoreNonces(s.store)
 }

@@ -346,6 +346,9 @@ type Store interface {
 	// The relays of the server nodes: see Relays.
 	Relays
 
+	// The nonces of the devices' request credentials: see DeviceNonces.
+	DeviceNonces
+
 	// Ping checks the database answers (for /readyz).
 	Ping(ctx context.Context) error
 	Close() error

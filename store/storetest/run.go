@@ -67,6 +67,7 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 		{"Ping", testPing},
 		{"Changes", testChanges},
 		{"Relays", testRelays},
+		{"DeviceNonces", testDeviceNonces},
 		{"FleetPolicy", testFleetPolicy},
 		{"FourEyesSessions", testFourEyesSessions},
 		{"FourEyesRequests", testFourEyesRequests},
