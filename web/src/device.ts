@@ -10,7 +10,7 @@ import type { Device, Session } from "./types.js";
 // The words for each reason a session closes for (control.CloseReasons;
 // the CLI's longer sentences are in cli/closewords.go). A Go test in
 // package web keeps this table complete.
-const closeWords: Record<string, string> = {
+export const closeWords: Record<string, string> = {
   closed: "closed by the engineer",
   engineer_closed: "closed by the engineer",
   idle_timeout: "idle too long",
@@ -39,7 +39,7 @@ const closeWords: Record<string, string> = {
   four_eyes_timeout: "no second engineer approved it in time (four-eyes)",
 };
 
-const stateWords: Record<string, string> = {
+export const stateWords: Record<string, string> = {
   requested: "requested",
   waiting_consent: "waiting for the owner",
   connecting: "connecting",

@@ -5,13 +5,28 @@
 import { ApiError, call, message, onUnauthenticated } from "./api.js";
 import { announce, byId, h, replace } from "./dom.js";
 import { devicePage } from "./device.js";
+import { auditPage } from "./audit.js";
 import { devicesPage } from "./devices.js";
 import { loginPage } from "./login.js";
 import type { Page } from "./page.js";
 import { PresenceFeed } from "./presence.js";
+import { requestsPage } from "./requests.js";
+import { sessionsPage } from "./sessions.js";
+import { tokensPage } from "./tokens.js";
 import type { User } from "./types.js";
 
-type Route = { name: "devices" } | { name: "device"; id: string } | { name: "login" } | { name: "missing" };
+type Route =
+  | { name: "devices" }
+  | { name: "device"; id: string }
+  | { name: "requests" }
+  | { name: "sessions" }
+  | { name: "audit" }
+  | { name: "tokens" }
+  | { name: "login" }
+  | { name: "missing" };
+
+// The pages of the header's menu, by path.
+const pages = { requests: "/console/requests", sessions: "/console/sessions", audit: "/console/audit", tokens: "/console/tokens" } as const;
 
 const home = "/console/";
 
@@ -28,6 +43,11 @@ function route(path: string): Route {
   }
   if (path === "/console/login") {
     return { name: "login" };
+  }
+  for (const [name, p] of Object.entries(pages)) {
+    if (path === p) {
+      return { name: name as keyof typeof pages };
+    }
   }
   const m = /^\/console\/devices\/([^/]+)$/.exec(path);
   if (m && m[1]) {
@@ -80,6 +100,18 @@ function render(note?: string): void {
       break;
     case "device":
       show(devicePage(app, r.id));
+      break;
+    case "requests":
+      show(requestsPage(app));
+      break;
+    case "sessions":
+      show(sessionsPage(app));
+      break;
+    case "audit":
+      show(auditPage(app));
+      break;
+    case "tokens":
+      show(tokensPage(app));
       break;
     default: {
       const heading = h("h1", { tabindex: -1 }, "No such page");
@@ -140,8 +172,14 @@ function drawHeader(u: User | null, r?: Route): void {
     replace(account);
     return;
   }
+  const item = (path: string, label: string, current: boolean): Node =>
+    h("li", {}, h("a", { href: path, "aria-current": current ? "page" : null }, label));
   replace(nav, h("ul", {},
-    h("li", {}, h("a", { href: home, "aria-current": r?.name === "devices" ? "page" : null }, "Devices"))));
+    item(home, "Devices", r?.name === "devices" || r?.name === "device"),
+    item(pages.requests, "Support queue", r?.name === "requests"),
+    item(pages.sessions, "Sessions", r?.name === "sessions"),
+    item(pages.audit, "Audit log", r?.name === "audit"),
+    item(pages.tokens, "Enrollment tokens", r?.name === "tokens")));
   const out = h("button", { type: "button", id: "logout", class: "secondary" }, "Log out");
   out.addEventListener("click", () => void logout(out));
   replace(account, h("span", { class: "who" }, u.email, u.admin ? " (administrator)" : ""), out);

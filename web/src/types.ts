@@ -51,6 +51,8 @@ export interface Session {
   created_at: string;
   active_at?: string;
   closed_at?: string;
+  four_eyes?: boolean;
+  approved_by?: string;
 }
 
 export interface ConsoleLoginResponse {
@@ -64,4 +66,62 @@ export interface PresenceEndEvent {
 
 export interface ErrorBody {
   error: { code: string; message: string };
+}
+
+export interface SupportRequest {
+  id: string;
+  fleet: string;
+  device: string;
+  device_id: string;
+  kind: "support" | "approval" | "four_eyes" | string;
+  session?: string;
+  reason?: string;
+  requested_by?: string;
+  state: "open" | "claimed" | "closed" | string;
+  claimed_by?: string;
+  close_reason?: string;
+  closed_by?: string;
+  created_at: string;
+  expires_at: string;
+  claimed_at?: string;
+  closed_at?: string;
+  sessions: string[] | null;
+}
+
+export interface AuditActor {
+  kind: string;
+  id?: string;
+  name?: string;
+}
+
+export interface AuditEvent {
+  seq: number;
+  time: string;
+  kind: string;
+  actor: AuditActor;
+  fleet_id?: string;
+  fleet?: string;
+  device_id?: string;
+  device?: string;
+  session?: string;
+  detail?: Record<string, string>;
+  prev_hash: string;
+  hash: string;
+}
+
+export interface AuditVerification {
+  ok: boolean;
+  count: number;
+  head: string;
+  problem?: { kind: string; seq: number; message: string };
+}
+
+export interface EnrollmentToken {
+  id: string;
+  fleet: string;
+  token?: string;
+  uses_left: number;
+  max_uses: number;
+  created_at: string;
+  expires_at: string;
 }

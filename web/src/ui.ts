@@ -1,0 +1,85 @@
+// Pieces the console's list pages share: a fleet picker, filters kept in
+// the URL, lists redrawn without losing the keyboard's place, and the
+// words for what a person did and what the API answered.
+import { call, message } from "./api.js";
+import { announce, h, replace } from "./dom.js";
+import type { Fleet } from "./types.js";
+
+// fleetSelect is a <select> of the caller's fleets ("All fleets" first),
+// filled once the API answered; then is called with the fleets.
+export function fleetSelect(id: string, wanted: string, then: (fs: Fleet[]) => void): HTMLSelectElement {
+  const sel = h("select", { id }, h("option", { value: "" }, "All fleets"));
+  call<Fleet[]>("GET", "/api/v1/fleets").then((fs) => {
+    for (const f of fs) {
+      sel.append(h("option", { value: f.name }, f.name));
+    }
+    sel.value = fs.some((f) => f.name === wanted) ? wanted : "";
+    then(fs);
+  }, () => then([]));
+  return sel;
+}
+
+// syncURL puts a page's filters in its URL (replacing the history entry),
+// leaving out empty ones, so that a filtered list can be bookmarked.
+export function syncURL(path: string, filters: Record<string, string>): void {
+  const p = new URLSearchParams();
+  for (const [k, v] of Object.entries(filters)) {
+    if (v !== "") {
+      p.set(k, v);
+    }
+  }
+  const search = p.toString();
+  history.replaceState(history.state, "", path + (search ? "?" + search : ""));
+}
+
+// redraw replaces parent's children, and gives the focus back to the
+// control that had it (found again by its data-key) if it is still there.
+export function redraw(parent: HTMLElement, ...children: Node[]): void {
+  const active = document.activeElement;
+  const key = active instanceof HTMLElement && parent.contains(active) ? active.dataset["key"] : undefined;
+  replace(parent, children);
+  if (key !== undefined) {
+    const again = [...parent.querySelectorAll<HTMLElement>("[data-key]")].find((el) => el.dataset["key"] === key);
+    again?.focus();
+  }
+}
+
+// act runs an API action from a button: the button is disabled while it
+// runs; success is announced, a refusal shown (role=alert) in the API's
+// own words in out, and then is called either way.
+export function act(button: HTMLButtonElement, out: HTMLElement, work: () => Promise<string>, then: () => void): void {
+  button.disabled = true;
+  replace(out);
+  work().then((done) => {
+    button.disabled = false;
+    announce(done);
+    replace(out, h("p", { class: "done" }, done));
+    then();
+  }, (err: unknown) => {
+    button.disabled = false;
+    replace(out, h("p", { class: "error", role: "alert" }, "Refused: " + message(err)));
+    then();
+  });
+}
+
+// left says how long until t: "4 min left", "expired".
+export function left(t: string, now: number = Date.now()): string {
+  const s = Math.round((Date.parse(t) - now) / 1000);
+  if (s <= 0) {
+    return "expired";
+  }
+  if (s < 60) {
+    return `${s} s left`;
+  }
+  const m = Math.floor(s / 60);
+  if (m < 60) {
+    return `${m} min left`;
+  }
+  const hours = Math.floor(m / 60);
+  return hours < 48 ? `${hours} h ${m % 60} min left` : `${Math.floor(hours / 24)} days left`;
+}
+
+// plural is word for n of them.
+export function plural(n: number, word: string): string {
+  return `${n} ${n === 1 ? word : word + "s"}`;
+}
