@@ -65,10 +65,13 @@ type ClusterCase struct {
 	Open  time.Duration
 	Ready Durations
 	// RTT is every counted keystroke's round trip, over all sessions.
-	RTT    Durations
-	Opened int // sessions that reached their prompt
-	Failed int // sessions that did not, or whose keystroke did not come back
-	Errors map[string]int
+	RTT Durations
+	// Typing is how long the keystrokes took, all sessions at once;
+	// HangUp, from hanging up every terminal to the last client's exit.
+	Typing, HangUp time.Duration
+	Opened         int // sessions that reached their prompt
+	Failed         int // sessions that did not, or whose keystroke did not come back
+	Errors         map[string]int
 	// ServerCPU is what the server side spent from the first start to the
 	// last session's end: Porthole's two nodes together, or sshd with
 	// every connection's process and the shells it reaped (which are the
@@ -110,6 +113,7 @@ func cluster(ctx context.Context, b *benchRun, sessions, devices, keystrokes int
 	pc := runSessions(ctx, toolPorthole, sessions, keystrokes, func(i int) *exec.Cmd {
 		return c.p.cmd("ssh", "-t", c.devices[i%len(c.devices)], "--", echoRemote)
 	})
+	b.log.Info("cluster: porthole sessions done", "opened", pc.Opened, "failed", pc.Failed, "all at the prompt", pc.Open, "typing", pc.Typing, "hang-up", pc.HangUp)
 	cpu1, agents1 := c.nodeCPU(), c.agentCPU()
 	after, err := c.spread(ctx)
 	if err != nil {
@@ -136,6 +140,7 @@ func cluster(ctx context.Context, b *benchRun, sessions, devices, keystrokes int
 	oc := runSessions(ctx, toolOpenSSH, sessions, keystrokes, func(int) *exec.Cmd {
 		return b.openssh.ssh([]string{"-t"}, echoRemote)
 	})
+	b.log.Info("cluster: OpenSSH sessions done", "opened", oc.Opened, "failed", oc.Failed, "all at the prompt", oc.Open, "typing", oc.Typing, "hang-up", oc.HangUp)
 	b.openssh.settle()
 	sshd1, err := b.openssh.cpu()
 	if err != nil {
@@ -186,6 +191,7 @@ func runSessions(ctx context.Context, tool string, n, keystrokes int, mk func(i 
 	}
 	wg.Wait()
 
+	t0 := time.Now()
 	for i, s := range open {
 		if s == nil || ctx.Err() != nil {
 			continue
@@ -211,12 +217,15 @@ func runSessions(ctx context.Context, tool string, n, keystrokes int, mk func(i 
 		})
 	}
 	wg.Wait()
+	c.Typing = time.Since(t0)
+	t0 = time.Now()
 	for _, s := range open {
 		if s != nil {
 			wg.Go(s.close)
 		}
 	}
 	wg.Wait()
+	c.HangUp = time.Since(t0)
 	return c
 }
 
