@@ -298,7 +298,7 @@ func TestClusterReport(t *testing.T) {
 	ms := func(n int) time.Duration { return time.Duration(n) * time.Millisecond }
 	r := &ClusterResult{Sessions: 4, Devices: 2, Keystrokes: 2, Cases: []ClusterCase{
 		{Tool: toolPorthole, Open: 2 * time.Second, Opened: 3, Failed: 1, Errors: map[string]int{"exited: porthole: device_unreachable": 1},
-			Ready: Durations{ms(100), ms(200), ms(300)}, RTT: Durations{ms(2), ms(2), ms(4)}, ServerCPU: 1500 * time.Millisecond},
+			Ready: Durations{ms(100), ms(200), ms(300)}, RTT: Durations{ms(2), ms(2), ms(4)}, ServerCPU: 1500 * time.Millisecond, Typed: 12, Killed: 1},
 		{Tool: toolOpenSSH, Open: time.Second, Opened: 4, Ready: Durations{ms(100)}, RTT: Durations{ms(1), ms(1), ms(2)}},
 	}, Nodes: []ClusterNode{{Name: "node1", Roles: "api, relay, broker", Advertise: "127.0.0.1:1", Sessions: 2, CPU: time.Second},
 		{Name: "node2", Roles: "relay", Advertise: "127.0.0.1:2", Sessions: 1, CPU: 500 * time.Millisecond}}}
@@ -308,7 +308,7 @@ func TestClusterReport(t *testing.T) {
 	var b strings.Builder
 	r.markdown(&b)
 	for _, want := range []string{"| porthole | 1.5 | 2000 ms |", "| 2.00× / 2.00× | 1.5 |", "| 1 of 4 |",
-		"| node2 | relay | 127.0.0.1:2 | 1 | 0.5 |", "porthole failures (1×): exited: porthole: device_unreachable"} {
+		"| node2 | relay | 127.0.0.1:2 | 1 | 0.5 |", "| porthole | 12 | 0 | 0 | 0 | 0 | 1 |", "porthole failures (1×): exited: porthole: device_unreachable"} {
 		if !strings.Contains(b.String(), want) {
 			t.Errorf("the cluster table lacks %q:\n%s", want, b.String())
 		}

@@ -16,6 +16,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -77,6 +78,20 @@ type ClusterCase struct {
 	// every connection's process and the shells it reaped (which are the
 	// device's side). DeviceCPU is Porthole's agents with their shells.
 	ServerCPU, DeviceCPU time.Duration
+	// Typed is the keystrokes typed, warm-up ones included, and TypingCPU
+	// the CPU time spent while they were: by the clients, the relays
+	// (Porthole's nodes; none for OpenSSH) and the device's side
+	// (Porthole's agents, or sshd, each with every process below it).
+	Typed     int
+	TypingCPU struct{ Client, Relay, Device time.Duration }
+	// Killed counts clients that had not exited 10 s after their terminal
+	// hung up.
+	Killed int
+}
+
+// perKey is d per keystroke typed, in microseconds.
+func (c ClusterCase) perKey(d time.Duration) float64 {
+	return ratio(float64(d.Microseconds()), float64(c.Typed))
 }
 
 // PerSecond is the sessions opened per second, until the last one's prompt.
@@ -110,9 +125,16 @@ func cluster(ctx context.Context, b *benchRun, sessions, devices, keystrokes int
 	}
 	cpu0, agents0 := c.nodeCPU(), c.agentCPU()
 	b.log.Info("cluster: porthole sessions", "sessions", sessions, "devices", devices, "keystrokes each", keystrokes)
+	var nodePIDs, agentPIDs []int
+	for _, n := range c.nodes {
+		nodePIDs = append(nodePIDs, n.proc.pid())
+	}
+	for _, a := range c.agents {
+		agentPIDs = append(agentPIDs, a.pid())
+	}
 	pc := runSessions(ctx, toolPorthole, sessions, keystrokes, func(i int) *exec.Cmd {
 		return c.p.cmd("ssh", "-t", c.devices[i%len(c.devices)], "--", echoRemote)
-	})
+	}, nodePIDs, agentPIDs)
 	b.log.Info("cluster: porthole sessions done", "opened", pc.Opened, "failed", pc.Failed, "all at the prompt", pc.Open, "typing", pc.Typing, "hang-up", pc.HangUp)
 	cpu1, agents1 := c.nodeCPU(), c.agentCPU()
 	after, err := c.spread(ctx)
@@ -139,7 +161,7 @@ func cluster(ctx context.Context, b *benchRun, sessions, devices, keystrokes int
 	}
 	oc := runSessions(ctx, toolOpenSSH, sessions, keystrokes, func(int) *exec.Cmd {
 		return b.openssh.ssh([]string{"-t"}, echoRemote)
-	})
+	}, nil, []int{b.openssh.sshd.pid()})
 	b.log.Info("cluster: OpenSSH sessions done", "opened", oc.Opened, "failed", oc.Failed, "all at the prompt", oc.Open, "typing", oc.Typing, "hang-up", oc.HangUp)
 	b.openssh.settle()
 	sshd1, err := b.openssh.cpu()
@@ -156,7 +178,10 @@ func cluster(ctx context.Context, b *benchRun, sessions, devices, keystrokes int
 // prompt (or failed), then has every open session type keystrokes bytes,
 // all sessions at once, each a keystroke every clusterTypingGap from a
 // random start, timing each round trip; then it hangs up every terminal.
-func runSessions(ctx context.Context, tool string, n, keystrokes int, mk func(i int) *exec.Cmd) ClusterCase {
+// The CPU time spent while they type is read from the clients, the relay
+// processes and the device's side's processes (each with every process
+// below it).
+func runSessions(ctx context.Context, tool string, n, keystrokes int, mk func(i int) *exec.Cmd, relay, device []int) ClusterCase {
 	c := ClusterCase{Tool: tool, Errors: map[string]int{}}
 	var mu sync.Mutex
 	fail := func(words string) {
@@ -191,6 +216,14 @@ func runSessions(ctx context.Context, tool string, n, keystrokes int, mk func(i 
 	}
 	wg.Wait()
 
+	var clients []int
+	for _, s := range open {
+		if s != nil {
+			clients = append(clients, s.cmd.Process.Pid)
+			c.Typed += clusterWarmup + keystrokes
+		}
+	}
+	cpu0 := [3]time.Duration{treeCPU(clients), treeCPU(relay), treeCPU(device)}
 	t0 := time.Now()
 	for i, s := range open {
 		if s == nil || ctx.Err() != nil {
@@ -218,10 +251,19 @@ func runSessions(ctx context.Context, tool string, n, keystrokes int, mk func(i 
 	}
 	wg.Wait()
 	c.Typing = time.Since(t0)
+	c.TypingCPU.Client = treeCPU(clients) - cpu0[0]
+	c.TypingCPU.Relay = treeCPU(relay) - cpu0[1]
+	c.TypingCPU.Device = treeCPU(device) - cpu0[2]
 	t0 = time.Now()
 	for _, s := range open {
 		if s != nil {
-			wg.Go(s.close)
+			wg.Go(func() {
+				if s.hangUp() {
+					mu.Lock()
+					defer mu.Unlock()
+					c.Killed++
+				}
+			})
 		}
 	}
 	wg.Wait()
@@ -239,6 +281,37 @@ func sessionWords(s *ptySession, err error) string {
 		return "exited without a word"
 	}
 	return fmt.Sprintf("no prompt within %v", clusterOpenTimeout)
+}
+
+// treeCPU is the CPU time of the processes roots and every live process
+// below them, each with the children it has reaped: a process that exits
+// in between moves from one count to its parent's.
+func treeCPU(roots []int) time.Duration {
+	if len(roots) == 0 {
+		return 0
+	}
+	dirs, _ := filepath.Glob("/proc/[0-9]*")
+	children := map[int][]int{}
+	for _, d := range dirs {
+		p, err := strconv.Atoi(filepath.Base(d))
+		if err != nil {
+			continue
+		}
+		if pp := parentOf(p); pp != 0 {
+			children[pp] = append(children[pp], p)
+		}
+	}
+	var total time.Duration
+	queue := slices.Clone(roots)
+	for len(queue) > 0 {
+		p := queue[0]
+		queue = queue[1:]
+		if t, err := cpuTime(p); err == nil {
+			total += t
+		}
+		queue = append(queue, children[p]...)
+	}
+	return total
 }
 
 // clusterDeploy is the cluster measurement's deployment.
@@ -532,6 +605,15 @@ func (r *ClusterResult) markdown(b *strings.Builder) {
 			vs, c.ServerCPU.Seconds(), device, c.Failed, r.Sessions)
 	}
 	b.WriteString("\n¹ sshd's column includes the shells it started, the device's side.\n")
+	b.WriteString("\n| tool | keystrokes typed | CPU-µs per keystroke while typing: clients | relays | device side | all | clients killed 10 s after hang-up |\n|---|--:|--:|--:|--:|--:|--:|\n")
+	for _, c := range r.Cases {
+		relay := fmt.Sprintf("%.0f", c.perKey(c.TypingCPU.Relay))
+		if c.Tool == toolOpenSSH {
+			relay = "–"
+		}
+		fmt.Fprintf(b, "| %s | %d | %.0f | %s | %.0f | %.0f | %d |\n", c.Tool, c.Typed, c.perKey(c.TypingCPU.Client), relay,
+			c.perKey(c.TypingCPU.Device), c.perKey(c.TypingCPU.Client+c.TypingCPU.Relay+c.TypingCPU.Device), c.Killed)
+	}
 	if len(r.Nodes) > 0 {
 		b.WriteString("\n| Porthole node | roles | advertises | sessions placed | CPU-s while they ran |\n|---|---|---|--:|--:|\n")
 		for _, n := range r.Nodes {

@@ -163,9 +163,12 @@ func (s *ptySession) echo(c byte, timeout time.Duration) (time.Duration, error) 
 // (killing it after 10 s). The SIGHUP is sent here because closing the
 // master alone does not hang up while the reader goroutine is blocked in
 // read(2) on it: the descriptor stays open until that read returns.
-func (s *ptySession) close() {
+func (s *ptySession) close() { s.hangUp() }
+
+// hangUp is close, reporting whether the client had to be killed.
+func (s *ptySession) hangUp() (killed bool) {
 	if s == nil {
-		return
+		return false
 	}
 	_ = s.cmd.Process.Signal(syscall.SIGHUP)
 	s.master.Close()
@@ -176,8 +179,10 @@ func (s *ptySession) close() {
 	}()
 	select {
 	case <-done:
+		return false
 	case <-time.After(10 * time.Second):
 		_ = s.cmd.Process.Kill()
 		<-done
+		return true
 	}
 }
