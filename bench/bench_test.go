@@ -281,3 +281,42 @@ func TestLoadReport(t *testing.T) {
 		}
 	}
 }
+
+// TestClusterReport: the cluster measurement is asked for by name only,
+// with 200 sessions by default, and its tables count sessions per second,
+// the spread over the nodes and every failure by its words.
+func TestClusterReport(t *testing.T) {
+	var o Options
+	if err := o.Validate(); err != nil || o.wants(Cluster) {
+		t.Fatalf("the default run: %v, measurements %v; want no cluster", err, o.Only)
+	}
+	o = Options{Only: []string{Cluster}}
+	if err := o.Validate(); err != nil || !o.wants(Cluster) || o.ClusterSessions != 200 || o.ClusterDevices != 10 ||
+		o.ClusterKeystrokes != 20 || o.ClusterPostgres != DefaultClusterPostgres {
+		t.Fatalf("-only cluster: %v, %+v", err, o)
+	}
+	ms := func(n int) time.Duration { return time.Duration(n) * time.Millisecond }
+	r := &ClusterResult{Sessions: 4, Devices: 2, Keystrokes: 2, Cases: []ClusterCase{
+		{Tool: toolPorthole, Open: 2 * time.Second, Opened: 3, Failed: 1, Errors: map[string]int{"exited: porthole: device_unreachable": 1},
+			Ready: Durations{ms(100), ms(200), ms(300)}, RTT: Durations{ms(2), ms(2), ms(4)}, ServerCPU: 1500 * time.Millisecond, Typed: 12, Killed: 1},
+		{Tool: toolOpenSSH, Open: time.Second, Opened: 4, Ready: Durations{ms(100)}, RTT: Durations{ms(1), ms(1), ms(2)}},
+	}, Nodes: []ClusterNode{{Name: "node1", Roles: "api, relay, broker", Advertise: "127.0.0.1:1", Sessions: 2, CPU: time.Second},
+		{Name: "node2", Roles: "relay", Advertise: "127.0.0.1:2", Sessions: 1, CPU: 500 * time.Millisecond}}}
+	if got := r.Cases[0].PerSecond(); got != 1.5 {
+		t.Errorf("PerSecond = %v; want 1.5 (3 sessions at their prompt within 2 s)", got)
+	}
+	var b strings.Builder
+	r.markdown(&b)
+	for _, want := range []string{"| porthole | 1.5 | 2000 ms |", "| 2.00× / 2.00× | 1.5 |", "| 1 of 4 |",
+		"| node2 | relay | 127.0.0.1:2 | 1 | 0.5 |", "| porthole | 12 | 0 | 0 | 0 | 0 | 1 |", "porthole failures (1×): exited: porthole: device_unreachable"} {
+		if !strings.Contains(b.String(), want) {
+			t.Errorf("the cluster table lacks %q:\n%s", want, b.String())
+		}
+	}
+	if dsn, err := withSearchPath(DefaultClusterPostgres, "porthole_bench_x"); err != nil || !strings.Contains(dsn, "search_path=porthole_bench_x") {
+		t.Errorf("withSearchPath = %q, %v", dsn, err)
+	}
+	if _, err := withSearchPath("host=127.0.0.1", "x"); err == nil {
+		t.Error("withSearchPath took a key=value DSN; want an error naming -cluster-pg")
+	}
+}

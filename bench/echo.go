@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
+	"syscall"
 	"time"
 
 	"github.com/creack/pty"
@@ -157,12 +158,19 @@ func (s *ptySession) echo(c byte, timeout time.Duration) (time.Duration, error) 
 	return time.Since(start), nil
 }
 
-// close hangs up the terminal, as closing a terminal window does, and
-// waits for the client to exit (killing it after 10 s).
-func (s *ptySession) close() {
+// close hangs up the terminal, as closing a terminal window does (SIGHUP
+// to the client, then the master closed), and waits for the client to exit
+// (killing it after 10 s). The SIGHUP is sent here because closing the
+// master alone does not hang up while the reader goroutine is blocked in
+// read(2) on it: the descriptor stays open until that read returns.
+func (s *ptySession) close() { s.hangUp() }
+
+// hangUp is close, reporting whether the client had to be killed.
+func (s *ptySession) hangUp() (killed bool) {
 	if s == nil {
-		return
+		return false
 	}
+	_ = s.cmd.Process.Signal(syscall.SIGHUP)
 	s.master.Close()
 	done := make(chan struct{})
 	go func() {
@@ -171,8 +179,10 @@ func (s *ptySession) close() {
 	}()
 	select {
 	case <-done:
+		return false
 	case <-time.After(10 * time.Second):
 		_ = s.cmd.Process.Kill()
 		<-done
+		return true
 	}
 }

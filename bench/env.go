@@ -26,6 +26,8 @@ const (
 	benchFleet  = "bench"
 	benchDevice = "dev1"
 	adminEmail  = "bench@porthole.invalid"
+	// adminPassword is long enough for any policy; it never leaves the run.
+	adminPassword = "bench password, thrown away with the run"
 )
 
 // binaries are the built programs.
@@ -172,9 +174,7 @@ relay:
 `, p.publicURL, p.brokerPort, ports[1], p.relayPort, ports[2])
 	}
 
-	// A password long enough for any policy; it never leaves this run.
-	const password = "bench password, thrown away with the run"
-	out, err := runOutput(ctx, baseEnv(dir), password+"\n", bins.server, "init", "--data", p.dataDir,
+	out, err := runOutput(ctx, baseEnv(dir), adminPassword+"\n", bins.server, "init", "--data", p.dataDir,
 		"--admin-email", adminEmail, "--password-stdin", "--public-url", p.publicURL,
 		"--broker-listen", fmt.Sprintf("127.0.0.1:%d", p.brokerPort),
 		"--relay-listen", fmt.Sprintf("127.0.0.1:%d", p.relayPort))
@@ -198,36 +198,13 @@ relay:
 		return nil, err
 	}
 
-	anon, err := apiclient.New(p.url, apiclient.Options{Fingerprint: p.fp})
-	if err != nil {
+	if err := p.login(ctx, secret[1], adminPassword); err != nil {
 		return nil, err
-	}
-	code, err := totp.GenerateCode(secret[1], time.Now())
-	if err != nil {
-		return nil, fmt.Errorf("making a TOTP code: %w", err)
-	}
-	login, err := anon.Login(ctx, apitype.LoginRequest{Email: adminEmail, Password: password, TOTP: code})
-	if err != nil {
-		return nil, fmt.Errorf("logging in as the admin: %w", err)
-	}
-	if p.api, err = apiclient.New(p.url, apiclient.Options{Token: login.Token, Fingerprint: p.fp}); err != nil {
-		return nil, err
-	}
-	if _, err := p.api.CreateFleet(ctx, benchFleet); err != nil {
-		return nil, fmt.Errorf("creating fleet %s: %w", benchFleet, err)
 	}
 	tok, err := p.api.CreateEnrollmentToken(ctx, benchFleet, apitype.CreateEnrollmentTokenRequest{})
 	if err != nil {
 		return nil, fmt.Errorf("creating an enrollment token: %w", err)
 	}
-
-	home := filepath.Join(dir, "home")
-	if err := os.MkdirAll(home, 0o700); err != nil {
-		return nil, err
-	}
-	p.cliEnv = append(baseEnv(home),
-		"PORTHOLE_SERVER="+p.publicURL, "PORTHOLE_TOKEN="+login.Token, "PORTHOLE_FINGERPRINT="+p.fp,
-		"XDG_CONFIG_HOME="+filepath.Join(home, ".config"), "TERM=xterm")
 
 	// The device: the real agent, enrolled, idling on MQTT. Its owner
 	// lets the fleet's engineers in without a support code (consent:
@@ -256,6 +233,38 @@ relay:
 		return nil, err
 	}
 	return p, nil
+}
+
+// login logs in as the admin (TOTP secret and password as init took
+// them), creates benchFleet and sets up the CLI's environment, with a
+// private HOME in p.dir.
+func (p *porthole) login(ctx context.Context, secret, password string) error {
+	anon, err := apiclient.New(p.url, apiclient.Options{Fingerprint: p.fp})
+	if err != nil {
+		return err
+	}
+	code, err := totp.GenerateCode(secret, time.Now())
+	if err != nil {
+		return fmt.Errorf("making a TOTP code: %w", err)
+	}
+	login, err := anon.Login(ctx, apitype.LoginRequest{Email: adminEmail, Password: password, TOTP: code})
+	if err != nil {
+		return fmt.Errorf("logging in as the admin: %w", err)
+	}
+	if p.api, err = apiclient.New(p.url, apiclient.Options{Token: login.Token, Fingerprint: p.fp}); err != nil {
+		return err
+	}
+	if _, err := p.api.CreateFleet(ctx, benchFleet); err != nil {
+		return fmt.Errorf("creating fleet %s: %w", benchFleet, err)
+	}
+	home := filepath.Join(p.dir, "home")
+	if err := os.MkdirAll(home, 0o700); err != nil {
+		return err
+	}
+	p.cliEnv = append(baseEnv(home),
+		"PORTHOLE_SERVER="+p.publicURL, "PORTHOLE_TOKEN="+login.Token, "PORTHOLE_FINGERPRINT="+p.fp,
+		"XDG_CONFIG_HOME="+filepath.Join(home, ".config"), "TERM=xterm")
+	return nil
 }
 
 // baseEnv is a minimal environment for children: PATH and a HOME of the

@@ -127,6 +127,9 @@ func (r *Results) Markdown(w io.Writer) error {
 	if r.Load != nil {
 		r.Load.markdown(&b)
 	}
+	if r.Cluster != nil {
+		r.Cluster.markdown(&b)
+	}
 
 	if i := r.Idle; i != nil {
 		fmt.Fprintf(&b, "### Idle devices: %d simulated devices on the embedded broker\n\n", i.Devices)

@@ -26,7 +26,7 @@ const (
 )
 
 // Measurements are the default run's measurements, in the order Run makes
-// them (idle last, since it restarts the server); Extra ones (load) come
+// them (idle last, since it restarts the server); Extra ones (load, cluster) come
 // before idle when asked for.
 var Measurements = []string{Throughput, Files, TimeToShell, Echo, WAN, Idle}
 
@@ -78,6 +78,19 @@ type Options struct {
 	// LoadRounds is how many bursts of each case the load measurement
 	// times. Zero: 3.
 	LoadRounds int
+	// ClusterSessions is how many interactive sessions the cluster
+	// measurement opens at once. Zero: 200.
+	ClusterSessions int
+	// ClusterDevices is how many devices (real agents) it spreads them
+	// over. Zero: 10.
+	ClusterDevices int
+	// ClusterKeystrokes is how many keystrokes each of its sessions
+	// types and times. Zero: 20.
+	ClusterKeystrokes int
+	// ClusterPostgres is the PostgreSQL database (a postgres:// URL) the
+	// cluster measurement's nodes share, in a schema of the run's own that
+	// is dropped at its end. Empty: DefaultClusterPostgres.
+	ClusterPostgres string
 }
 
 // Validate fills in defaults and checks the values.
@@ -94,7 +107,8 @@ func (o *Options) Validate() error {
 		v   *int
 		def int
 	}{{&o.Reps, 3}, {&o.ShellRuns, 20}, {&o.EchoCount, 200}, {&o.Devices, 10000}, {&o.Tunnels, 50}, {&o.WANRuns, 10},
-		{&o.LoadSessions, 50}, {&o.LoadDevices, 10}, {&o.LoadRounds, 3}}
+		{&o.LoadSessions, 50}, {&o.LoadDevices, 10}, {&o.LoadRounds, 3},
+		{&o.ClusterSessions, 200}, {&o.ClusterDevices, 10}, {&o.ClusterKeystrokes, 20}}
 	for _, d := range defaults {
 		if *d.v == 0 {
 			*d.v = d.def
@@ -102,6 +116,9 @@ func (o *Options) Validate() error {
 		if *d.v < 0 {
 			return errors.New("counts must be positive")
 		}
+	}
+	if o.ClusterPostgres == "" {
+		o.ClusterPostgres = DefaultClusterPostgres
 	}
 	if o.Size == 0 {
 		o.Size = 64 << 20
@@ -136,6 +153,7 @@ type Results struct {
 	Echo       []EchoResult
 	WAN        *WANResult
 	Load       *LoadResult
+	Cluster    *ClusterResult
 	Idle       *IdleResult
 }
 
@@ -222,6 +240,11 @@ func Run(ctx context.Context, opts Options, log *slog.Logger) (*Results, error) 
 	}
 	if opts.wants(Load) {
 		if res.Load, err = load(ctx, b, opts.LoadSessions, opts.LoadDevices, opts.LoadRounds); err != nil {
+			return res, err
+		}
+	}
+	if opts.wants(Cluster) {
+		if res.Cluster, err = cluster(ctx, b, opts.ClusterSessions, opts.ClusterDevices, opts.ClusterKeystrokes, opts.ClusterPostgres); err != nil {
 			return res, err
 		}
 	}

@@ -6,6 +6,7 @@
 #   bench/run.sh -size 1G -devices 100000
 #   bench/run.sh --worktree -only shell,echo
 #   bench/run.sh -only load -load-sessions 50 -load-devices 10
+#   bench/run.sh -only cluster -cluster-sessions 200   # two server nodes on PostgreSQL
 #
 # By default it measures the last commit, from a clean snapshot (git archive
 # HEAD), so that unfinished work in the checkout can neither break nor
