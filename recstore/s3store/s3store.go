@@ -739,12 +739,19 @@ func (s *Store) Lock(ctx context.Context, key recstore.Key) (func(), error) {
 	if err != nil {
 		return nil, fmt.Errorf("s3store: waiting for the upload lock of session %s: %w", key.Session, err)
 	}
+	var held string // the holder seen last, if any
 	for {
 		etag, holder, err := s.tryLease(ctx, key)
+		if err != nil && ctx.Err() != nil && held != "" {
+			// The wait ran out during a look at the lease: say who held it.
+			unlockLocal()
+			return nil, fmt.Errorf("s3store: waiting for the upload lease of session %s, held by %s: %w", key.Session, held, ctx.Err())
+		}
 		if err != nil {
 			unlockLocal()
 			return nil, fmt.Errorf("s3store: taking the upload lease of session %s in bucket %s at %s: %w", key.Session, s.bucket, s.endpoint, err)
 		}
+		held = holder
 		if etag != "" {
 			return s.hold(key, etag, unlockLocal), nil
 		}
