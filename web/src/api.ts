@@ -88,6 +88,32 @@ export async function call<T>(method: string, path: string, body?: unknown): Pro
   return data as T;
 }
 
+// text GETs path and returns its body as text (a recording's file), never
+// interpreted: the caller puts it in text nodes.
+export async function text(path: string): Promise<string> {
+  let resp: Response;
+  try {
+    resp = await fetch(path, { credentials: "same-origin", cache: "no-store", redirect: "error" });
+  } catch {
+    throw new ApiError(0, "network", "The server could not be reached. Check your connection and try again.");
+  }
+  if (!resp.ok) {
+    let data: unknown = null;
+    try {
+      data = await resp.json();
+    } catch {
+      data = null;
+    }
+    if (resp.status === 401) {
+      unauthenticated();
+    }
+    throw isErrorBody(data)
+      ? new ApiError(resp.status, data.error.code, data.error.message)
+      : new ApiError(resp.status, "http", `The server answered ${resp.status} ${resp.statusText}.`);
+  }
+  return resp.text();
+}
+
 // message is what to tell a person about err.
 export function message(err: unknown): string {
   if (err instanceof ApiError) {

@@ -5,6 +5,7 @@ import { announce, h, replace, setText } from "./dom.js";
 import { labelList, setStatus } from "./devices.js";
 import type { Console, Page } from "./page.js";
 import { ago, present, when } from "./time.js";
+import { replayLink } from "./ui.js";
 import type { Device, Session } from "./types.js";
 
 // The words for each reason a session closes for (control.CloseReasons;
@@ -62,7 +63,8 @@ export function devicePage(app: Console, id: string): Page {
       h("th", { scope: "col" }, "Engineer"),
       h("th", { scope: "col" }, "State"),
       h("th", { scope: "col" }, "Asked for"),
-      h("th", { scope: "col" }, "Ended"))),
+      h("th", { scope: "col" }, "Ended"),
+      h("th", { scope: "col" }, "Recording"))),
     sessionsBody);
   const refresh = h("button", { type: "button", class: "secondary" }, "Refresh sessions");
 
@@ -183,5 +185,6 @@ function sessionRow(s: Session): HTMLTableRowElement {
     h("td", { "data-label": "Engineer" }, s.user || "a deleted user"),
     h("td", { "data-label": "State" }, stateWords[s.state] ?? s.state),
     h("td", { "data-label": "Asked for" }, s.reason || "—"),
-    h("td", { "data-label": "Ended" }, ended));
+    h("td", { "data-label": "Ended" }, ended),
+    h("td", { "data-label": "Recording" }, replayLink(s)));
 }

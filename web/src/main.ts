@@ -10,9 +10,11 @@ import { devicesPage } from "./devices.js";
 import { loginPage } from "./login.js";
 import type { Page } from "./page.js";
 import { PresenceFeed } from "./presence.js";
+import { replayPage } from "./replay.js";
 import { requestsPage } from "./requests.js";
 import { sessionsPage } from "./sessions.js";
 import { tokensPage } from "./tokens.js";
+import { usersPage } from "./users.js";
 import type { User } from "./types.js";
 
 type Route =
@@ -22,11 +24,13 @@ type Route =
   | { name: "sessions" }
   | { name: "audit" }
   | { name: "tokens" }
+  | { name: "users" }
+  | { name: "replay"; id: string }
   | { name: "login" }
   | { name: "missing" };
 
 // The pages of the header's menu, by path.
-const pages = { requests: "/console/requests", sessions: "/console/sessions", audit: "/console/audit", tokens: "/console/tokens" } as const;
+const pages = { requests: "/console/requests", sessions: "/console/sessions", audit: "/console/audit", tokens: "/console/tokens", users: "/console/users" } as const;
 
 const home = "/console/";
 
@@ -52,6 +56,10 @@ function route(path: string): Route {
   const m = /^\/console\/devices\/([^/]+)$/.exec(path);
   if (m && m[1]) {
     return { name: "device", id: decodeURIComponent(m[1]) };
+  }
+  const rp = /^\/console\/sessions\/([^/]+)\/replay$/.exec(path);
+  if (rp && rp[1]) {
+    return { name: "replay", id: decodeURIComponent(rp[1]) };
   }
   return { name: "missing" };
 }
@@ -112,6 +120,12 @@ function render(note?: string): void {
       break;
     case "tokens":
       show(tokensPage(app));
+      break;
+    case "users":
+      show(usersPage(app));
+      break;
+    case "replay":
+      show(replayPage(app, r.id));
       break;
     default: {
       const heading = h("h1", { tabindex: -1 }, "No such page");
@@ -177,9 +191,11 @@ function drawHeader(u: User | null, r?: Route): void {
   replace(nav, h("ul", {},
     item(home, "Devices", r?.name === "devices" || r?.name === "device"),
     item(pages.requests, "Support queue", r?.name === "requests"),
-    item(pages.sessions, "Sessions", r?.name === "sessions"),
+    item(pages.sessions, "Sessions", r?.name === "sessions" || r?.name === "replay"),
     item(pages.audit, "Audit log", r?.name === "audit"),
-    item(pages.tokens, "Enrollment tokens", r?.name === "tokens")));
+    item(pages.tokens, "Enrollment tokens", r?.name === "tokens"),
+    // Administrators only: the API refuses anyone else these routes.
+    u.admin ? item(pages.users, "Users", r?.name === "users") : null));
   const out = h("button", { type: "button", id: "logout", class: "secondary" }, "Log out");
   out.addEventListener("click", () => void logout(out));
   replace(account, h("span", { class: "who" }, u.email, u.admin ? " (administrator)" : ""), out);

@@ -7,7 +7,7 @@ import { closeWords, stateWords } from "./device.js";
 import type { Console, Page } from "./page.js";
 import { when } from "./time.js";
 import type { Fleet, Session } from "./types.js";
-import { act, fleetSelect, plural, redraw, syncURL } from "./ui.js";
+import { act, fleetSelect, plural, redraw, replayLink, syncURL } from "./ui.js";
 
 export function sessionsPage(app: Console): Page {
   const params = new URLSearchParams(location.search);
@@ -82,7 +82,8 @@ export function sessionsPage(app: Console): Page {
         h("th", { scope: "col" }, "Asked for"),
         h("th", { scope: "col" }, "Started"),
         h("th", { scope: "col" }, "State"),
-        h("th", { scope: "col" }, "Ended"))),
+        h("th", { scope: "col" }, "Ended"),
+        h("th", { scope: "col" }, "Recording"))),
       h("tbody", {}, ss.map((s) => h("tr", { "data-id": s.id, class: s.state === "closed" ? "closed" : "open" },
         h("th", { scope: "row", "data-label": "Device" },
           h("a", { href: `/console/devices/${encodeURIComponent(s.device_id)}` }, s.device), " ", h("span", { class: "fleet" }, `(${s.fleet})`)),
@@ -92,7 +93,8 @@ export function sessionsPage(app: Console): Page {
         h("td", { "data-label": "Started" }, h("time", { datetime: s.created_at }, when(s.created_at))),
         h("td", { "data-label": "State" }, stateWords[s.state] ?? s.state,
           s.state !== "closed" && s.four_eyes && !s.approved_by ? " (waiting for a second engineer)" : ""),
-        h("td", { "data-label": "Ended" }, s.state === "closed" ? `${when(s.closed_at)}: ${ended(s)}` : closeButton(s))))))));
+        h("td", { "data-label": "Ended" }, s.state === "closed" ? `${when(s.closed_at)}: ${ended(s)}` : closeButton(s)),
+        h("td", { "data-label": "Recording" }, replayLink(s))))))));
   }
 
   fleetSel.addEventListener("change", load);

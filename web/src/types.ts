@@ -125,3 +125,59 @@ export interface EnrollmentToken {
   created_at: string;
   expires_at: string;
 }
+
+export interface RecordingFile {
+  name: string;
+  size: number;
+  updated_at: string;
+}
+
+export interface Recording {
+  session: Session;
+  files?: RecordingFile[];
+  file_count: number;
+  bytes: number;
+  complete: boolean;
+  started_at?: string;
+  updated_at?: string;
+  completed_at?: string;
+}
+
+// SessionEvent is a line of a recording's events.jsonl, as the device
+// wrote it: any field may be missing.
+export interface SessionEvent {
+  time?: string;
+  event?: string;
+  user?: string;
+  reason?: string;
+  process?: number;
+  command?: string;
+  run_as?: string;
+  pty?: boolean;
+  cols?: number;
+  rows?: number;
+  status?: number | null;
+  signal?: string;
+  op?: string;
+  path?: string;
+  target?: string;
+  bytes?: number;
+  error?: string;
+  refused?: string;
+  in?: number;
+  out?: number;
+  what?: string;
+  detail?: string;
+}
+
+export interface Member {
+  user_id?: string;
+  email?: string;
+  role: string;
+}
+
+export interface CreateUserResponse {
+  user: User;
+  password?: string;
+  totp_uri: string;
+}

@@ -3,7 +3,8 @@
 // words for what a person did and what the API answered.
 import { call, message } from "./api.js";
 import { announce, h, replace } from "./dom.js";
-import type { Fleet } from "./types.js";
+import { when } from "./time.js";
+import type { Fleet, Session } from "./types.js";
 
 // fleetSelect is a <select> of the caller's fleets ("All fleets" first),
 // filled once the API answered; then is called with the fleets.
@@ -82,4 +83,13 @@ export function left(t: string, now: number = Date.now()): string {
 // plural is word for n of them.
 export function plural(n: number, word: string): string {
   return `${n} ${n === 1 ? word : word + "s"}`;
+}
+
+// replayLink leads to a session's replay, once it became active (before,
+// nothing ran that a device could record).
+export function replayLink(s: Session): Node {
+  if (!s.active_at || s.active_at.startsWith("0001-")) {
+    return h("span", { class: "none" }, "none");
+  }
+  return h("a", { href: `/console/sessions/${encodeURIComponent(s.id)}/replay`, "aria-label": `Replay ${s.user || "the"}'s session on ${s.device}, ${when(s.created_at)}` }, "Replay");
 }
