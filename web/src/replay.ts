@@ -307,7 +307,8 @@ export function replayPage(_app: Console, id: string): Page {
     }
     replace(processSel, casts.map((c) => {
       const p = events.find((e) => e.event === "process" && e.process === c.process);
-      return h("option", { value: c.name }, `${c.pty ? "Terminal" : "Command"} ${c.process}: ${p?.command ?? (c.pty ? "login shell" : "command")}`);
+      const what = p?.command ?? (c.pty ? "login shell" : "command");
+      return h("option", { value: c.name, title: what }, `${c.pty ? "Terminal" : "Command"} ${c.process}: ${what.length > 60 ? what.slice(0, 59) + "…" : what}`);
     }));
     controls.hidden = false;
     await load(casts[0]?.name ?? "");

@@ -1,0 +1,244 @@
+// Drives the web console's replay of a recording and its users and fleet
+// roles page in headless Chromium (playwright-core with Debian's
+// chromium), for e2e/console_replay_test.go.
+//
+// Environment: SERVER, EMAIL, PASSWORD, TOTP (an operator of acme),
+// ADMIN_EMAIL, ADMIN_PASSWORD, ADMIN_TOTP (an administrator), SESSION (a
+// recorded session on kitchen-amp), MARKER and XSS (what its terminal
+// printed), SHOTS, CHROMIUM, AXE. It talks with the Go test over stdio:
+// "CREATED <email> <password> <TOTP secret>" once a user is made (then it
+// reads a line: the test logged in with them), "ROLE" once that user is
+// an operator of acme (then it reads a line), "DONE" at the end. It fails
+// on any page error, Content-Security-Policy violation, recorded HTML run
+// or parsed, or serious or critical accessibility violation.
+"use strict";
+
+const { chromium } = require("playwright-core");
+const fs = require("fs");
+const path = require("path");
+const readline = require("readline");
+
+const lines = readline.createInterface({ input: process.stdin });
+const pending = [];
+let waiter = null;
+lines.on("line", (l) => (waiter ? (waiter(l), (waiter = null)) : pending.push(l)));
+function nextLine() {
+  return pending.length ? Promise.resolve(pending.shift()) : new Promise((r) => (waiter = r));
+}
+
+const env = (name) => {
+  const v = process.env[name];
+  if (!v) throw new Error(`${name} is not set`);
+  return v;
+};
+
+async function shot(page, name) {
+  await page.screenshot({ path: path.join(env("SHOTS"), name + ".png"), fullPage: true });
+  console.log("SHOT " + name);
+}
+
+async function axe(page, what) {
+  if (!(await page.evaluate(() => typeof window.axe !== "undefined"))) {
+    await page.evaluate(fs.readFileSync(env("AXE"), "utf8"));
+  }
+  const violations = await page.evaluate(async () => {
+    const r = await window.axe.run(document, { resultTypes: ["violations"] });
+    return r.violations.map((v) => ({ id: v.id, impact: v.impact, help: v.help, nodes: v.nodes.map((n) => n.target.join(" ")) }));
+  });
+  for (const v of violations) {
+    console.error(`axe on ${what}: ${v.impact} ${v.id}: ${v.help} (${v.nodes.join(", ")})`);
+  }
+  const bad = violations.filter((v) => v.impact === "serious" || v.impact === "critical");
+  if (bad.length) {
+    throw new Error(`axe-core found ${bad.length} serious or critical violations on ${what}: ${bad.map((v) => v.id).join(", ")}`);
+  }
+  console.error(`axe on ${what}: ${violations.length} lesser violations`);
+}
+
+// newContext is a browser context that notes every Content-Security-Policy
+// violation, whatever its source.
+async function newContext(browser) {
+  const context = await browser.newContext({ ignoreHTTPSErrors: true, viewport: { width: 1100, height: 760 } });
+  await context.addInitScript(() => {
+    window.__violations = [];
+    document.addEventListener("securitypolicyviolation", (e) =>
+      window.__violations.push(`${e.violatedDirective} blocked ${e.blockedURI || "inline"} (${e.sourceFile}:${e.lineNumber})`));
+  });
+  return context;
+}
+
+async function newPage(context, problems) {
+  const page = await context.newPage();
+  page.setDefaultTimeout(15000);
+  page.on("pageerror", (e) => problems.push("page error: " + e.message));
+  page.on("console", (m) => {
+    if (m.type() === "error" && /Content Security Policy|Trusted Type|Refused to/i.test(m.text())) {
+      problems.push("console: " + m.text());
+    }
+  });
+  return page;
+}
+
+async function login(page, email, password, totp) {
+  await page.goto(env("SERVER") + "/console/");
+  await page.locator("#email").fill(email);
+  await page.locator("#password").fill(password);
+  await page.locator("#totp").fill(totp);
+  await page.keyboard.press("Enter");
+  await page.locator("h1", { hasText: "Devices" }).waitFor();
+}
+
+// follow reaches a page from the header's menu with the keyboard.
+async function follow(page, name, heading) {
+  await page.locator("#nav a", { hasText: name }).focus();
+  await page.keyboard.press("Enter");
+  await page.locator("h1", { hasText: heading }).waitFor();
+  await page.waitForFunction(() => document.activeElement && document.activeElement.tagName === "H1");
+}
+
+async function noXSS(page, where) {
+  if ((await page.evaluate(() => window.__xss)) !== undefined || (await page.locator("main img, main script").count()) !== 0) {
+    throw new Error(`recorded HTML ran or was parsed on ${where}`);
+  }
+}
+
+async function noSideways(page, what) {
+  await page.waitForTimeout(300);
+  const overflow = await page.evaluate(() => document.documentElement.scrollWidth - document.documentElement.clientWidth);
+  if (overflow > 0) {
+    const wide = await page.evaluate(() => [...document.querySelectorAll("main *")].filter((e) => e.getBoundingClientRect().right > document.documentElement.clientWidth)
+      .slice(0, 5).map((e) => `${e.tagName}#${e.id}.${e.className} ${Math.round(e.getBoundingClientRect().right)}`));
+    throw new Error(`at 640 px ${what} scrolls sideways by ${overflow} px: ${wide.join(", ")}`);
+  }
+}
+
+async function main() {
+  const browser = await chromium.launch({
+    executablePath: env("CHROMIUM"),
+    args: ["--no-sandbox", "--headless", "--disable-gpu", "--no-first-run", "--disable-background-networking"],
+  });
+  const problems = [];
+  try {
+    const context = await newContext(browser);
+    const page = await newPage(context, problems);
+    await login(page, env("EMAIL"), env("PASSWORD"), env("TOTP"));
+    if ((await page.locator("#nav a", { hasText: "Users" }).count()) !== 0) throw new Error("an operator sees the Users page in the menu");
+
+    // The session's replay, from the sessions page.
+    await follow(page, "Sessions", "Sessions");
+    const row = page.locator(`#session-list tbody tr[data-id="${env("SESSION")}"]`);
+    await row.locator("a", { hasText: "Replay" }).click();
+    await page.locator("h1", { hasText: "Replay: root@example.com on kitchen-amp" }).or(page.locator("h1", { hasText: "Replay:" })).first().waitFor();
+    await page.locator("#replay-state", { hasText: "Press Play" }).waitFor();
+    await page.locator("#speed").selectOption("8");
+    await page.locator("#play").click();
+    const screen = page.locator("#screen");
+    await screen.filter({ hasText: env("MARKER") }).waitFor();
+    await page.locator("#replay-state", { hasText: "Played to the end." }).waitFor();
+    const shown = await screen.textContent();
+    if (!shown.includes(env("MARKER") + "\n" + env("XSS"))) throw new Error("the replay shows " + JSON.stringify(shown));
+    if (/\x1b|\[1;32m/.test(shown)) throw new Error("the replay shows escape sequences: " + JSON.stringify(shown));
+    if ((await screen.locator("*").count()) !== 0) throw new Error("the recorded output became elements");
+    const events = page.locator("#session-events li");
+    await events.filter({ hasText: "connected" }).first().waitFor();
+    await events.filter({ hasText: /process #1: ".*replay-marker/ }).waitFor();
+    await events.filter({ hasText: /process #1 ended, status 0/ }).waitFor();
+    if ((await page.locator("#session-events li.seen").count()) === 0) throw new Error("no event is marked as played");
+    await noXSS(page, "the replay");
+    // Back to the start and to the end again, by the position slider's keys.
+    await page.locator("#position").focus();
+    await page.keyboard.press("Home");
+    if ((await screen.textContent()).includes(env("MARKER"))) throw new Error("the start of the replay shows the marker");
+    await page.locator("#to-end").click();
+    await screen.filter({ hasText: env("MARKER") }).waitFor();
+    await shot(page, "16-replay");
+    await axe(page, "the replay");
+    await page.setViewportSize({ width: 640, height: 800 });
+    await noSideways(page, "the replay");
+    await shot(page, "17-replay-zoom-200");
+    await axe(page, "the replay at 200 %");
+    await page.setViewportSize({ width: 1100, height: 760 });
+
+    // The device's page leads to the replay too.
+    await page.locator("#replay-about a", { hasText: "kitchen-amp" }).click();
+    await page.locator("h1", { hasText: "kitchen-amp" }).waitFor();
+    await page.locator(`#sessions a[href="/console/sessions/${env("SESSION")}/replay"]`).click();
+    await screen.filter({ hasText: env("MARKER") }).or(page.locator("#replay-state", { hasText: "Press Play" })).first().waitFor();
+
+    // Not an administrator: the page, opened by its URL, shows the API's refusal.
+    await page.goto(env("SERVER") + "/console/users");
+    await page.locator("#users-state[role=alert]", { hasText: "Refused: only an administrator can list users" }).waitFor();
+    if (await page.locator("#create-user").isVisible()) throw new Error("an operator is offered to create users");
+    await shot(page, "18-users-refused");
+    await axe(page, "the users page, refused");
+    problems.push(...(await page.evaluate(() => window.__violations)).map((v) => "CSP: " + v));
+
+    // An administrator: a user, shown once; the same email refused.
+    const adminContext = await newContext(browser);
+    const adminPage = await newPage(adminContext, problems);
+    await login(adminPage, env("ADMIN_EMAIL"), env("ADMIN_PASSWORD"), env("ADMIN_TOTP"));
+    await follow(adminPage, "Users", "Users and fleet roles");
+    await adminPage.locator("#user-list tbody tr", { hasText: env("EMAIL") }).waitFor();
+    const fresh = "new.engineer@example.com";
+    await adminPage.locator("#new-email").fill(fresh);
+    await adminPage.locator("#create-user").click();
+    await adminPage.locator("#result", { hasText: `User ${fresh} created` }).waitFor();
+    const pw = await adminPage.locator("#new-password").inputValue();
+    const secret = await adminPage.locator("#new-totp-secret").inputValue();
+    const uri = await adminPage.locator("#new-totp-uri").inputValue();
+    if (!uri.startsWith("otpauth://totp/") || !uri.includes(secret)) throw new Error("the TOTP URI shown: " + uri);
+    await adminPage.locator("#user-list tbody tr", { hasText: fresh }).waitFor();
+    await shot(adminPage, "19-users-created");
+    await axe(adminPage, "the users page");
+    console.log(`CREATED ${fresh} ${pw} ${secret}`);
+    await nextLine();
+    await adminPage.locator("#new-email").fill(fresh);
+    await adminPage.locator("#create-user").click();
+    await adminPage.locator("#result [role=alert]", { hasText: `Refused: a user with email ${fresh} already exists` }).waitFor();
+    if ((await adminPage.locator("#created").textContent()) !== "") throw new Error("a refused user's secrets area is not empty");
+
+    // Fleet roles: give the new user a role in acme, change it, remove it.
+    await adminPage.locator("#members-fleet").selectOption("acme");
+    const members = adminPage.locator("#member-list tbody tr");
+    await members.filter({ hasText: env("EMAIL") }).waitFor();
+    await adminPage.locator("#add-user").fill(fresh);
+    await adminPage.locator("#add-role").selectOption("auditor");
+    await adminPage.locator("#add-member").click();
+    await adminPage.locator("#result", { hasText: `${fresh} is now auditor of acme.` }).waitFor();
+    const member = members.filter({ hasText: fresh });
+    await member.waitFor();
+    await member.locator("select").selectOption("operator");
+    await member.locator("button", { hasText: "Set" }).click();
+    await adminPage.locator("#result", { hasText: `${fresh} is now operator of acme.` }).waitFor();
+    if ((await member.locator("select").inputValue()) !== "operator") throw new Error("the member list does not show the new role");
+    await shot(adminPage, "20-fleet-roles");
+    await axe(adminPage, "the fleet roles");
+    console.log("ROLE");
+    await nextLine();
+    await member.locator("button", { hasText: "Remove" }).click();
+    await adminPage.locator("#result", { hasText: `${fresh} has no role in acme any more.` }).waitFor();
+    await adminPage.waitForFunction((e) => ![...document.querySelectorAll("#member-list tbody tr")].some((r) => r.textContent.includes(e)), fresh);
+    // A refusal in the API's words: a role that does not exist.
+    await adminPage.locator("#add-user").fill("nobody@example.com");
+    await adminPage.locator("#add-member").click();
+    await adminPage.locator("#result [role=alert]", { hasText: "Refused:" }).waitFor();
+    console.error("refused: " + (await adminPage.locator("#result").textContent()));
+    await adminPage.setViewportSize({ width: 640, height: 800 });
+    await noSideways(adminPage, "the users page");
+    problems.push(...(await adminPage.evaluate(() => window.__violations)).map((v) => "CSP (admin): " + v));
+    await adminContext.close();
+
+    if (problems.length) {
+      throw new Error("the console misbehaved:\n" + problems.join("\n"));
+    }
+    console.log("DONE");
+  } finally {
+    await browser.close();
+    lines.close();
+  }
+}
+
+main().catch((err) => {
+  console.error(err && err.stack ? err.stack : String(err));
+  process.exit(1);
+});

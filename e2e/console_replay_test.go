@@ -1,0 +1,155 @@
+package e2e
+
+import (
+	"bytes"
+	"crypto/tls"
+	"encoding/json"
+	"net/http"
+	"os"
+	"path/filepath"
+	"runtime"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/pquerna/otp/totp"
+	"golang.org/x/crypto/ssh"
+
+	"github.com/porthole/porthole/apitype"
+)
+
+// replayXSS is what a device's terminal printed in a recorded session:
+// the replay shows it as these very characters and runs none of it.
+const replayXSS = `<img src=x onerror="window.__xss=5"><script>window.__xss=6</script>`
+
+// TestConsoleReplay drives the console's replay and its users and fleet
+// roles page in headless Chromium against a real portholed and a real
+// agent (console_replay.cjs has the steps). An engineer's session on
+// kitchen-amp runs a command in a terminal that prints a marker and a
+// line of HTML; once the device uploaded its recording, an operator
+// replays it from the sessions page (and finds it from the device's
+// page): the marker plays, the HTML shows as text and runs nothing, the
+// events list the process and its exit. The operator, not an
+// administrator, has no Users page, and opening it shows the API's
+// refusal. An administrator creates a user (the password and TOTP secret
+// shown once, which the test logs in with), is refused a second user of
+// that email in the API's words, gives the user a role in acme, changes
+// it and removes it. axe-core finds no serious or critical violation.
+func TestConsoleReplay(t *testing.T) {
+	t.Parallel()
+	node, chromium, nodePath := pageTools(t)
+	srv := newPresenceServer(t, nil)
+	if !consoleBuilt(t, srv) {
+		msg := "this portholed has no web console: run `make web` (make test does) before go test"
+		if os.Getenv("CI") == "true" {
+			t.Fatal(msg)
+		}
+		t.Skip(msg)
+	}
+	const engineer, admin = "eng@example.com", "root@example.com"
+	password, code := browserUser(t, srv, engineer)
+	MustRun(t, srv.env, "", bins.CLI, "users", "grant", engineer, "--fleet", "acme", "--role", "operator")
+	adminPassword, adminCode := browserUser(t, srv, admin, "--admin")
+
+	srv.runAgent(t, srv.enroll(t, "kitchen-amp"), "")
+	srv.waitPresence(t, "kitchen-amp", true, "after its agent started")
+
+	// A recorded session: a command in a terminal, as `porthole ssh -t`
+	// runs one.
+	const marker = "replay-marker-7731"
+	eng := newEngineer(t, srv)
+	resp := eng.open(t, "kitchen-amp")
+	ses := resp.Session.ID
+	client, err := eng.dial(t, resp)
+	if err != nil {
+		t.Fatalf("reaching kitchen-amp: %v", err)
+	}
+	s, err := client.NewSession()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.RequestPty("xterm", 24, 80, ssh.TerminalModes{}); err != nil {
+		t.Fatal(err)
+	}
+	out, err := s.CombinedOutput("printf '\\033[1;32m%s\\033[0m\\n' " + marker + "; sleep 0.3; printf '%s\\n' '" + replayXSS + "'")
+	if err != nil || !strings.Contains(string(out), marker) {
+		t.Fatalf("the recorded command: %v %q", err, out)
+	}
+	client.Close()
+	if _, err := eng.api.CloseSession(t.Context(), ses); err != nil {
+		t.Logf("closing %s: %v", ses, err)
+	}
+	WaitFor(t, 30*time.Second, "the session's recording complete on the server", func() bool {
+		r, err := eng.api.Recording(t.Context(), ses)
+		return err == nil && r.Complete
+	})
+
+	shots := filepath.Join(t.TempDir(), "shots")
+	if err := os.MkdirAll(shots, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	_, here, _, _ := runtime.Caller(0)
+	ps := startPageScript(t, node, filepath.Join(filepath.Dir(here), "console_replay.cjs"),
+		"NODE_PATH="+nodePath, "CHROMIUM="+chromium, "SHOTS="+shots, "SERVER="+srv.url,
+		"EMAIL="+engineer, "PASSWORD="+password, "TOTP="+code,
+		"ADMIN_EMAIL="+admin, "ADMIN_PASSWORD="+adminPassword, "ADMIN_TOTP="+adminCode,
+		"SESSION="+ses, "MARKER="+marker, "XSS="+replayXSS,
+		"AXE="+filepath.Join(nodePath, "axe-core", "axe.min.js"))
+
+	// The user the administrator made: what the page showed once logs in.
+	created := strings.Fields(ps.next(t, "CREATED"))
+	if len(created) != 3 {
+		t.Fatalf("CREATED %v", created)
+	}
+	newCode, err := totp.GenerateCode(created[2], time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := json.Marshal(apitype.LoginRequest{Email: created[0], Password: created[1], TOTP: newCode})
+	c := &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{InsecureSkipVerify: true}}, Timeout: 10 * time.Second}
+	lr, err := c.Post(srv.url+"/api/v1/login", "application/json", bytes.NewReader(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	lr.Body.Close()
+	if lr.StatusCode != http.StatusOK {
+		t.Errorf("logging in as the user the console created: %s", lr.Status)
+	}
+	ps.say("logged-in")
+
+	// The role the page set, as the API tells it.
+	ps.next(t, "ROLE")
+	ms, err := eng.api.Members(t.Context(), "acme")
+	if err != nil {
+		t.Fatal(err)
+	}
+	found := ""
+	for _, m := range ms {
+		if m.Email == created[0] {
+			found = m.Role
+		}
+	}
+	if found != "operator" {
+		t.Errorf("%s's role in acme is %q after the page changed it; want operator (%+v)", created[0], found, ms)
+	}
+	ps.say("checked")
+	ps.next(t, "DONE")
+	ps.wait(t)
+
+	want := []string{"16-replay", "17-replay-zoom-200", "18-users-refused", "19-users-created", "20-fleet-roles"}
+	if strings.Join(ps.shots, " ") != strings.Join(want, " ") {
+		t.Errorf("screenshots %v; want %v", ps.shots, want)
+	}
+	copyTo := os.Getenv("PORTHOLE_SHOTS")
+	for _, name := range want {
+		fi, err := os.Stat(filepath.Join(shots, name+".png"))
+		if err != nil || fi.Size() < 1000 {
+			t.Errorf("screenshot %s: %v", name, err)
+			continue
+		}
+		if copyTo != "" {
+			copyFile(t, filepath.Join(shots, name+".png"), filepath.Join(copyTo, "console-"+name+".png"))
+		}
+	}
+	t.Logf("screenshots in %s; the page script said:\n%s", shots, ps.stderr)
+}
