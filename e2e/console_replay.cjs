@@ -218,7 +218,7 @@ async function main() {
     await member.locator("button", { hasText: "Remove" }).click();
     await adminPage.locator("#result", { hasText: `${fresh} has no role in acme any more.` }).waitFor();
     await adminPage.waitForFunction((e) => ![...document.querySelectorAll("#member-list tbody tr")].some((r) => r.textContent.includes(e)), fresh);
-    // A refusal in the API's words: a role that does not exist.
+    // A refusal in the API's words: a user who does not exist.
     await adminPage.locator("#add-user").fill("nobody@example.com");
     await adminPage.locator("#add-member").click();
     await adminPage.locator("#result [role=alert]", { hasText: "Refused:" }).waitFor();

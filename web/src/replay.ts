@@ -91,9 +91,10 @@ function fact(name: string, ...value: Child[]): Node {
   return h("div", {}, h("dt", {}, name), h("dd", {}, ...value));
 }
 
+// clock is s seconds as m:ss.s.
 function clock(s: number): string {
-  const t = Math.max(0, Math.floor(s));
-  return `${Math.floor(t / 60)}:${String(t % 60).padStart(2, "0")}`;
+  const t = Math.max(0, Math.floor(s * 10)) / 10;
+  return `${Math.floor(t / 60)}:${(t % 60).toFixed(1).padStart(4, "0")}`;
 }
 
 export function replayPage(_app: Console, id: string): Page {
