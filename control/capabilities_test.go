@@ -18,7 +18,7 @@ func TestCapabilitiesCoverCommand(t *testing.T) {
 	}
 	typ := reflect.TypeFor[Command]()
 	for i := range typ.NumField() {
-		name, _, _ := strings.Cut(typ.Field(i).Tag.Get("json"))
+		name, _, _ := strings.Cut(typ.Field(i).Tag.Get("json"), ",")
 		capability, ok := known[name]
 		if !ok {
 			t.Errorf("Command field %q has no capability: add one to capabilities.go and to this table", name)
