@@ -15,6 +15,7 @@ import (
 	"github.com/porthole/porthole/agent/agentlog"
 	"github.com/porthole/porthole/agent/agentowner"
 	"github.com/porthole/porthole/agent/agentrecord"
+	"github.com/porthole/porthole/agent/agentretry"
 	"github.com/porthole/porthole/agent/agentstate"
 	"github.com/porthole/porthole/agent/agentupload"
 	"github.com/porthole/porthole/apiclient"
@@ -53,6 +54,7 @@ type Agent struct {
 	owner   *agentowner.Server
 	sock    net.Listener // the owner's socket
 	page    net.Listener // the owner's page; nil without local_ui
+	server  *apiclient.Client
 
 	closers []func() // what New opened, closed by close in reverse order
 }
@@ -95,6 +97,7 @@ func New(opts Options) (_ *Agent, err error) {
 	if err != nil {
 		return nil, err
 	}
+	a.server = server
 	// Commands, certificates and logins are checked by the server's time,
 	// as measured over the pinned connection to the API.
 	a.clock = NewServerClock(nil, server.ServerTime, a.log)
@@ -165,6 +168,10 @@ func (a *Agent) Run(ctx context.Context) error {
 			a.log.Error("the owner's socket stopped", "err", err)
 		}
 	})
+	// The server learns what this agent is and what its owner allows,
+	// for the engineers' information and to refuse up front a session
+	// whose command it could not take.
+	owner.Go(func() { reportInfo(ctx, a.server, Info(&a.opts.Config), agentretry.Backoff{}, a.log) })
 	status := &statusWriter{w: a.opts.Status}
 	status.printf("taking the owner's commands on %s (consent: %s)", a.opts.Config.Owner.SocketPath(), a.opts.Config.Consent.ModeOrDefault())
 	if a.page != nil {

@@ -35,8 +35,21 @@ func apiEnrollmentToken(t *store.EnrollmentToken, fleet string) apitype.Enrollme
 }
 
 func apiDevice(d *store.Device) apitype.Device {
-	return apitype.Device{ID: d.ID, Fleet: d.FleetName, Name: d.Name, Labels: d.Labels, PublicKey: d.PublicKey,
+	ad := apitype.Device{ID: d.ID, Fleet: d.FleetName, Name: d.Name, Labels: d.Labels, PublicKey: d.PublicKey,
 		EnrolledAt: d.EnrolledAt, LastSeen: d.LastSeen, Online: d.Online}
+	if a := d.Agent; a.Reported() {
+		ad.Agent = &apitype.DeviceAgent{Version: a.Version, Capabilities: nonNil(a.Capabilities), Consent: a.Consent,
+			AllowPorts: nonNil(a.AllowPorts), ReportedAt: a.ReportedAt}
+	}
+	return ad
+}
+
+// nonNil is l, or an empty list for nil, so that JSON says [] not null.
+func nonNil[T any](l []T) []T {
+	if l == nil {
+		return []T{}
+	}
+	return l
 }
 
 // convertAll maps a list; an empty list answers [] rather than null.

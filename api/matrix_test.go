@@ -178,6 +178,10 @@ var matrix = []matrixCase{
 	{method: "GET", path: "/metrics", url: fixed("/metrics"), want: everyone(http.StatusOK)},
 
 	{method: "GET", path: "/api/v1/device", url: fixed("/api/v1/device"), want: devicesOnly()},
+	{method: "PUT", path: "/api/v1/device/info", url: fixed("/api/v1/device/info"),
+		body: func(*world) any {
+			return map[string]any{"version": "1.0", "capabilities": []string{"relay2", "policy"}, "consent": "manual", "allow_ports": []int{22}}
+		}, want: devicesOnly()},
 	{method: "POST", path: "/api/v1/device/requests", url: fixed("/api/v1/device/requests"),
 		body: func(*world) any { return map[string]any{"reason": "help", "for_s": 60} }, want: devicesOnly()},
 	{method: "POST", path: "/api/v1/device/requests/{id}/close", url: func(w *world) string { return "/api/v1/device/requests/" + w.request.ID + "/close" },

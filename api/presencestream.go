@@ -349,7 +349,16 @@ func (v *presenceView) merge(ds []*store.Device) (changed []apitype.Device, remo
 func devicesEqual(a, b apitype.Device) bool {
 	return a.ID == b.ID && a.Fleet == b.Fleet && a.Name == b.Name && a.PublicKey == b.PublicKey &&
 		a.Online == b.Online && a.LastSeen.Equal(b.LastSeen) && a.EnrolledAt.Equal(b.EnrolledAt) &&
-		maps.Equal(a.Labels, b.Labels)
+		maps.Equal(a.Labels, b.Labels) && agentsEqual(a.Agent, b.Agent)
+}
+
+// agentsEqual: the same report of a device's agent (or none).
+func agentsEqual(a, b *apitype.DeviceAgent) bool {
+	if a == nil || b == nil {
+		return a == b
+	}
+	return a.Version == b.Version && a.Consent == b.Consent && a.ReportedAt.Equal(b.ReportedAt) &&
+		slices.Equal(a.Capabilities, b.Capabilities) && slices.Equal(a.AllowPorts, b.AllowPorts)
 }
 
 // eventStream writes Server-Sent Events.

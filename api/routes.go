@@ -92,6 +92,9 @@ func (s *Server) routeTable() []route {
 		// Devices, each for itself.
 		{method: "GET", path: "/api/v1/device", access: deviceAuth, summary: "The calling device, as the server knows it",
 			ep: handle(s.whoAmI)},
+		{method: "PUT", path: "/api/v1/device/info", access: deviceAuth,
+			summary: "The calling device's agent says what it is (version, capabilities) and what its owner's agent.yaml allows (consent, allow_ports): information, not authority; answers the device as the server now knows it",
+			ep:      handle(s.putDeviceInfo)},
 		{method: "POST", path: "/api/v1/device/requests", access: deviceAuth, status: http.StatusCreated,
 			summary: "Put a support request (the owner asks for help) or an approval request (a session waits for the owner) in the fleet's queue",
 			ep:      handle(s.deviceRequest)},

@@ -49,3 +49,14 @@ func (c *Client) DeleteDevice(ctx context.Context, id string) error {
 }
 
 func devicePath(id string) string { return "/api/v1/devices/" + PathSegment(id) }
+
+// ReportDeviceInfo tells the server what the calling device's agent is and
+// what its owner's config allows (a client with Options.Device), and
+// returns the device as the server then knows it.
+func (c *Client) ReportDeviceInfo(ctx context.Context, info apitype.DeviceInfo) (*apitype.Device, error) {
+	var d apitype.Device
+	if err := c.Do(ctx, http.MethodPut, "/api/v1/device/info", nil, info, &d); err != nil {
+		return nil, err
+	}
+	return &d, nil
+}

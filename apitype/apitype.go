@@ -172,6 +172,33 @@ type Device struct {
 	EnrolledAt time.Time         `json:"enrolled_at"`
 	LastSeen   time.Time         `json:"last_seen,omitzero"`
 	Online     bool              `json:"online"`
+	// Agent is what the device's agent last reported of itself and its
+	// owner's config; absent: it never did (an agent that predates the
+	// report).
+	Agent *DeviceAgent `json:"agent,omitempty"`
+}
+
+// DeviceAgent is what a device's agent reported as it started: the
+// device's own word, for engineers' information. The device enforces its
+// owner's consent and allow_ports itself, whatever this says.
+type DeviceAgent struct {
+	Version string `json:"version"`
+	// Capabilities are what the agent understands of the server's
+	// commands beyond their first fields (control.Capabilities).
+	Capabilities []string  `json:"capabilities"`
+	Consent      string    `json:"consent"`     // the owner's consent mode: manual, approve or auto
+	AllowPorts   []int     `json:"allow_ports"` // the owner's allow_ports, sorted
+	ReportedAt   time.Time `json:"reported_at"`
+}
+
+// DeviceInfo is PUT /api/v1/device/info: the calling device's agent says
+// what it is and what its owner's agent.yaml allows. It replaces the last
+// report; sending the same one again changes nothing.
+type DeviceInfo struct {
+	Version      string   `json:"version"`      // 1 to 64 printable characters, no spaces
+	Capabilities []string `json:"capabilities"` // at most 32 names, each [a-z0-9-], once
+	Consent      string   `json:"consent"`      // manual, approve or auto
+	AllowPorts   []int    `json:"allow_ports"`  // at most 1024 ports 1-65535, each once
 }
 
 // SetLabelsRequest is PUT /api/v1/devices/{id}/labels: it replaces all labels.

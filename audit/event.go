@@ -39,6 +39,10 @@ const (
 	EnrollmentRefused      Kind = "enrollment_refused" // a device came with an unknown, expired or used-up token, or a taken name
 	DeviceDeleted          Kind = "device_deleted"
 	LabelsChanged          Kind = "labels_changed"
+	// ConsentReported: a device's agent reported its owner's consent
+	// mode, the first time or changed since it last did (Detail["old"],
+	// Detail["new"], Detail["agent"]): the device's word, for the record.
+	ConsentReported Kind = "consent_reported"
 )
 
 // Sessions and the data path.

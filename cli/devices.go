@@ -23,17 +23,25 @@ func newDevices(a *app) *cobra.Command {
 			return strings.Compare(x.Name, y.Name)
 		},
 		none:    "no devices (enroll one: porthole enroll-token create --fleet FLEET)",
-		headers: []string{"NAME", "FLEET", "STATUS", "LAST SEEN", "LABELS", "ENROLLED"},
+		headers: []string{"NAME", "FLEET", "STATUS", "LAST SEEN", "AGENT", "CONSENT", "LABELS", "ENROLLED"},
 		row: func(d apitype.Device) []string {
+			agent, consent := "-", "-"
+			if d.Agent != nil {
+				agent, consent = d.Agent.Version, d.Agent.Consent
+			}
 			return []string{d.Name, d.Fleet, deviceStatus(d.Online, d.LastSeen, a.now()),
-				formatTime(d.LastSeen), formatLabels(d.Labels), formatTime(d.EnrolledAt)}
+				formatTime(d.LastSeen), agent, consent, formatLabels(d.Labels), formatTime(d.EnrolledAt)}
 		},
 	}.attach(a, &cobra.Command{
 		Use:     "devices [--fleet FLEET]",
 		Aliases: []string{"device"},
 		Short:   "List the devices you may reach, whether they are online, and their labels",
 		Long: `List the devices of your fleets: STATUS is "online", "offline 3 h" (since
-last seen) or "never" (enrolled but never connected).`,
+last seen) or "never" (enrolled but never connected). AGENT and CONSENT are
+what the device's agent reported as it last started: its version and its
+owner's consent mode (manual, approve or auto; its allow_ports are in
+--json); "-" for an agent that predates the report. They are the device's
+word, for information: the device enforces its owner's config itself.`,
 		Args: cobra.NoArgs,
 	})
 	addFleetFlag(a, cmd, &fleet, false)

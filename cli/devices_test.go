@@ -12,7 +12,8 @@ import (
 
 var testDevices = []apitype.Device{
 	{ID: "d3", Fleet: "lab", Name: "cam", EnrolledAt: time.Now().Add(-72 * time.Hour)},
-	{ID: "d2", Fleet: "acme", Name: "dev2", Online: true, LastSeen: time.Now(), Labels: map[string]string{"site": "berlin", "floor": "2"}},
+	{ID: "d2", Fleet: "acme", Name: "dev2", Online: true, LastSeen: time.Now(), Labels: map[string]string{"site": "berlin", "floor": "2"},
+		Agent: &apitype.DeviceAgent{Version: "1.4.0", Capabilities: []string{"relay2", "policy"}, Consent: "approve", AllowPorts: []int{22}}},
 	{ID: "d1", Fleet: "acme", Name: "dev1", LastSeen: time.Now().Add(-3*time.Hour - time.Minute)},
 }
 
@@ -24,9 +25,9 @@ func TestDevicesTable(t *testing.T) {
 		t.Fatalf("devices printed %d lines; want a header and 3 rows:\n%s", len(lines), r.stdout)
 	}
 	for i, want := range [][]string{
-		{"NAME", "FLEET", "STATUS", "LAST SEEN", "LABELS", "ENROLLED"},
-		{"dev1", "acme", "offline 3 h"},
-		{"dev2", "acme", "online", "floor=2,site=berlin"},
+		{"NAME", "FLEET", "STATUS", "LAST SEEN", "AGENT", "CONSENT", "LABELS", "ENROLLED"},
+		{"dev1", "acme", "offline 3 h", " - "},
+		{"dev2", "acme", "online", "1.4.0", "approve", "floor=2,site=berlin"},
 		{"cam", "lab", "never"},
 	} {
 		for _, w := range want {

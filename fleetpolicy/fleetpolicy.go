@@ -103,6 +103,31 @@ func CheckApproval(p *store.FleetPolicy, fleet string, ses *store.Session) error
 	return nil
 }
 
+// CheckAgent decides, before the device is asked, whether device d's
+// agent can apply what its open command carries of the fleet's policy
+// (cp, as Command makes it): an agent that reported no capability for it
+// would refuse the command (commands are decoded strictly), so the
+// session is refused now, in words that name the agent's version and the
+// rule it cannot apply. A device that never reported (an agent that
+// predates the report) is asked as before: it ends as agent_outdated if
+// it cannot. What a device reports only ever refuses more: an agent that
+// claims a capability it lacks still refuses the command itself, and one
+// that has it applies its owner's config on top.
+func CheckAgent(d *store.Device, cp *control.Policy) error {
+	if cp == nil || !d.Agent.Reported() || slices.Contains(d.Agent.Capabilities, control.CapPolicy) {
+		return nil
+	}
+	rule, what := RuleFourEyes, "four-eyes approval"
+	switch {
+	case cp.ConsentFloor != "":
+		rule, what = RuleConsentFloor, "consent floor"
+	case cp.Ports != nil:
+		rule, what = RulePorts, "port list"
+	}
+	return &Refusal{Fleet: d.FleetName, Rule: rule, Words: fmt.Sprintf("%s runs porthole-agent %s, which cannot apply fleet %s's %s; update the agent",
+		d.Name, d.Agent.Version, d.FleetName, what)}
+}
+
 // Limit is the server's limit, shortened to the fleet's cap when the
 // fleet sets a shorter one (cap zero: none).
 func Limit(server, cap time.Duration) time.Duration {

@@ -282,3 +282,70 @@ func TestAgentOutdated(t *testing.T) {
 		t.Errorf("a session without a policy was closed: %+v", ses)
 	}
 }
+
+// TestAgentReportedOutdated: a device whose agent reported it cannot
+// apply a fleet's policy is refused up front, in words naming its version
+// and the rule, with nothing recorded or sent; one that reported the
+// capability, and one that never reported (today's behaviour: asked, and
+// agent_outdated if it cannot), are asked; a fleet asking nothing of the
+// device takes an old agent's session.
+func TestAgentReportedOutdated(t *testing.T) {
+	fx := newFixture(t, nil)
+	old := *fx.dev
+	old.Agent = store.AgentInfo{Version: "0.9.0", Capabilities: []string{control.CapRelay2}, Consent: "auto", ReportedAt: time.Now()}
+	floor := &store.FleetPolicy{ConsentFloor: store.FloorManual, Version: 1}
+	for _, tt := range []struct {
+		pol   *store.FleetPolicy
+		rule  string
+		words string
+	}{
+		{floor, fleetpolicy.RuleConsentFloor, "dev1 runs porthole-agent 0.9.0, which cannot apply fleet acme's consent floor; update the agent"},
+		{&store.FleetPolicy{Ports: []int{22}, Version: 1}, fleetpolicy.RulePorts, "dev1 runs porthole-agent 0.9.0, which cannot apply fleet acme's port list; update the agent"},
+		{&store.FleetPolicy{FourEyes: true, Version: 1}, fleetpolicy.RuleFourEyes, "dev1 runs porthole-agent 0.9.0, which cannot apply fleet acme's four-eyes approval; update the agent"},
+	} {
+		_, err := fx.m.Open(t.Context(), Request{Device: &old, User: fx.user, PublicKey: newSigner(t).PublicKey(), Policy: tt.pol, Ports: []int{22}})
+		var r *fleetpolicy.Refusal
+		if !errors.As(err, &r) || r.Rule != tt.rule || r.Words != tt.words {
+			t.Errorf("Open on an old agent under %s = %v; want %q", fleetpolicy.Describe(tt.pol), err, tt.words)
+		}
+	}
+	if ss, _ := fx.st.ListSessions(t.Context(), store.SessionFilter{}); len(ss) != 0 {
+		t.Errorf("a refused request recorded %d sessions", len(ss))
+	}
+	fx.noCommand(t)
+
+	// Limits only: nothing for the device to apply, so the old agent
+	// takes it.
+	fx.open(t, func(r *Request) { r.Device, r.Policy = &old, &store.FleetPolicy{MaxDuration: time.Hour, Version: 1} })
+	if cmd := fx.cmd(t); cmd.Policy != nil {
+		t.Errorf("a policy of limits only sent %+v", cmd.Policy)
+	}
+	// A current agent, and one that never reported, are asked.
+	current := old
+	current.Agent.Capabilities = control.Capabilities()
+	for _, d := range []*store.Device{&current, fx.dev} {
+		fx.open(t, func(r *Request) { r.Device, r.Policy = d, floor })
+		if cmd := fx.cmd(t); cmd.Policy == nil || cmd.Policy.ConsentFloor != control.FloorManual {
+			t.Errorf("%+v: command policy %+v; want the floor", d.Agent, cmd.Policy)
+		}
+	}
+}
+
+// TestFourEyesAgentReportedMeanwhile: a device whose agent reports, while
+// a four-eyes session waits, that it cannot apply the policy is not asked
+// on the approval: the approver reads why.
+func TestFourEyesAgentReportedMeanwhile(t *testing.T) {
+	fx := newFixture(t, nil)
+	pol := &store.FleetPolicy{FourEyes: true, Version: 1}
+	o := fx.open(t, func(r *Request) { r.Policy = pol })
+	if err := fx.st.SetDeviceAgent(t.Context(), fx.dev.ID, store.AgentInfo{Version: "0.9.0", Capabilities: []string{control.CapRelay2},
+		Consent: "manual", ReportedAt: time.Now()}); err != nil {
+		t.Fatal(err)
+	}
+	_, err := fx.m.Approve(t.Context(), o.Session.ID, fx.mkUser(t, "bob@example.com"), pol)
+	var r *fleetpolicy.Refusal
+	if !errors.As(err, &r) || r.Words != "dev1 runs porthole-agent 0.9.0, which cannot apply fleet acme's four-eyes approval; update the agent" {
+		t.Fatalf("Approve = %v; want the agent's refusal", err)
+	}
+	fx.noCommand(t)
+}

@@ -285,6 +285,15 @@ func (m *Manager) Open(ctx context.Context, req Request) (*Opened, error) {
 	idleMax, maxMax := fleetpolicy.Limit(m.cfg.IdleTimeout, pol.IdleTimeout), fleetpolicy.Limit(m.cfg.MaxDuration, pol.MaxDuration)
 	idle, maxDur := limit(req.IdleTimeout, idleMax), limit(req.MaxDuration, maxMax)
 	cmdPolicy := fleetpolicy.Command(pol, req.User.Email, "")
+	// What the device will be sent (a four-eyes session's command names
+	// its approver too) must be one its agent can take, by what it said.
+	sent := cmdPolicy
+	if pol.FourEyes {
+		sent = fleetpolicy.Command(pol, req.User.Email, "a second engineer")
+	}
+	if err := fleetpolicy.CheckAgent(req.Device, sent); err != nil {
+		return nil, err
+	}
 	now := m.now()
 	ses := &store.Session{
 		DeviceID: req.Device.ID, UserID: req.User.ID, UserEmail: req.User.Email,
@@ -420,6 +429,13 @@ func (m *Manager) Approve(ctx context.Context, id string, approver *store.User, 
 		return ses, err
 	}
 	cp := fleetpolicy.Command(pol, ses.UserEmail, approver.Email)
+	dev, err := m.cfg.Store.GetDevice(ctx, ses.DeviceID)
+	if err != nil {
+		return nil, fmt.Errorf("reading session %s's device: %w", id, err)
+	}
+	if err := fleetpolicy.CheckAgent(dev, cp); err != nil {
+		return ses, err
+	}
 	approved := audit.Event{Kind: audit.FourEyesApproved, Actor: audit.User(approver.ID, approver.Email),
 		Detail: map[string]string{"rule": fleetpolicy.RuleFourEyes, "requested_by": ses.UserEmail, "approved_by": approver.Email}}
 	got, changed, err := m.cfg.Store.ApproveSession(store.WithAudit(ctx, approved), id, approver.ID, approver.Email, fleetpolicy.Encode(cp), m.now())

@@ -107,7 +107,29 @@ type Device struct {
 	EnrolledAt time.Time
 	LastSeen   time.Time // zero: never connected
 	Online     bool
+	// Agent is what the device's agent last reported of itself and its
+	// owner's config; its zero value: never (an agent that predates the
+	// report).
+	Agent AgentInfo
 }
+
+// AgentInfo is what a device's agent reports about itself and its owner's
+// agent.yaml as it starts (SetDeviceAgent): the device's word, signed
+// with its key. It is for engineers to read, and lets the server refuse
+// up front a session whose command the agent could not take; it grants
+// nothing, since the device enforces its owner's config itself.
+type AgentInfo struct {
+	Version string // the agent's version, as porthole-agent version says it
+	// Capabilities are what it understands of the open command
+	// (control.Capabilities).
+	Capabilities []string
+	Consent      string // the owner's consent mode: manual, approve or auto
+	AllowPorts   []int  // the owner's allow_ports
+	ReportedAt   time.Time
+}
+
+// Reported reports whether the agent ever reported.
+func (a AgentInfo) Reported() bool { return !a.ReportedAt.IsZero() }
 
 // DeviceFilter narrows ListDevices. Empty fields match everything.
 type DeviceFilter struct {
@@ -274,6 +296,9 @@ type Store interface {
 	GetDeviceByName(ctx context.Context, fleetID, name string) (*Device, error)
 	ListDevices(ctx context.Context, f DeviceFilter) ([]*Device, error)
 	SetDeviceLabels(ctx context.Context, id string, labels map[string]string) error
+	// SetDeviceAgent replaces what the device's agent reported
+	// (Device.Agent), with the audit events ctx carries.
+	SetDeviceAgent(ctx context.Context, id string, info AgentInfo) error
 	DeleteDevice(ctx context.Context, id string) error
 
 	// Presence: whether devices are connected to the control channel, and

@@ -10,6 +10,7 @@ import (
 	"testing"
 	"testing/fstest"
 
+	"github.com/porthole/porthole/agent/agentconsent"
 	"github.com/porthole/porthole/control"
 )
 
@@ -162,6 +163,22 @@ func TestCloseWords(t *testing.T) {
 	for _, r := range control.CloseReasons() {
 		if !regexp.MustCompile(`(?m)^\s+` + regexp.QuoteMeta(string(r)) + `: "`).Match(b) {
 			t.Errorf("src/device.ts's closeWords has no words for %q", r)
+		}
+	}
+}
+
+// TestConsentWords: the device page has words for every consent mode an
+// owner's agent.yaml may set (which the agent reports).
+func TestConsentWords(t *testing.T) {
+	b, err := os.ReadFile(filepath.Join("src", "device.ts"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, table, _ := strings.Cut(string(b), "export const consentWords")
+	table, _, _ = strings.Cut(table, "};")
+	for _, m := range []agentconsent.Mode{agentconsent.Manual, agentconsent.Approve, agentconsent.Auto} {
+		if !regexp.MustCompile(`(?m)^\s+` + regexp.QuoteMeta(string(m)) + `: "`).MatchString(table) {
+			t.Errorf("src/device.ts's consentWords has no words for %q", m)
 		}
 	}
 }

@@ -3,20 +3,34 @@ package sqlstore
 import (
 	"context"
 	"database/sql"
+	"encoding/json"
 	"fmt"
 
 	"github.com/porthole/porthole/store"
 )
 
 const deviceQuery = `SELECT d.id, d.fleet_id, f.name, d.name, d.public_key, d.host_cert, d.labels,
-		d.enrolled_at, d.last_seen, d.online
+		d.enrolled_at, d.last_seen, d.online,
+		d.agent_version, d.agent_capabilities, d.agent_consent, d.agent_allow_ports, d.agent_reported_at
 	FROM devices d JOIN fleets f ON f.id = d.fleet_id`
 
 func scanDevice(sc scanner) (*store.Device, error) {
-	var d store.Device
+	var (
+		d           store.Device
+		caps, ports string
+	)
 	if err := sc.Scan(&d.ID, &d.FleetID, &d.FleetName, &d.Name, &d.PublicKey, &d.HostCert, (*jsonLabels)(&d.Labels),
-		(*unixMillis)(&d.EnrolledAt), (*unixMillis)(&d.LastSeen), (*intBool)(&d.Online)); err != nil {
+		(*unixMillis)(&d.EnrolledAt), (*unixMillis)(&d.LastSeen), (*intBool)(&d.Online),
+		&d.Agent.Version, &caps, &d.Agent.Consent, &ports, (*unixMillis)(&d.Agent.ReportedAt)); err != nil {
 		return nil, err
+	}
+	if d.Agent.Reported() {
+		if err := json.Unmarshal([]byte(caps), &d.Agent.Capabilities); err != nil {
+			return nil, fmt.Errorf("agent_capabilities: %w", err)
+		}
+		if err := json.Unmarshal([]byte(ports), &d.Agent.AllowPorts); err != nil {
+			return nil, fmt.Errorf("agent_allow_ports: %w", err)
+		}
 	}
 	return &d, nil
 }
@@ -64,6 +78,27 @@ func (s *Store) ListDevices(ctx context.Context, f store.DeviceFilter) ([]*store
 func (s *Store) SetDeviceLabels(ctx context.Context, id string, labels map[string]string) error {
 	return s.change(ctx, fmt.Sprintf("set labels of device %q", id),
 		`UPDATE devices SET labels = $2 WHERE id = $1`, id, labelsJSON(labels))
+}
+
+// SetDeviceAgent replaces what the device's agent reported.
+func (s *Store) SetDeviceAgent(ctx context.Context, id string, info store.AgentInfo) error {
+	caps, ports := jsonList(info.Capabilities), jsonList(info.AllowPorts)
+	return s.change(ctx, fmt.Sprintf("set the agent of device %q", id),
+		`UPDATE devices SET agent_version = $2, agent_capabilities = $3, agent_consent = $4, agent_allow_ports = $5,
+			agent_reported_at = $6 WHERE id = $1`,
+		id, info.Version, caps, info.Consent, ports, millis(info.ReportedAt))
+}
+
+// jsonList encodes a list as JSON; nil is "[]".
+func jsonList[T any](l []T) string {
+	if l == nil {
+		return "[]"
+	}
+	b, err := json.Marshal(l)
+	if err != nil {
+		panic(err) // strings and ints always encode
+	}
+	return string(b)
 }
 
 // DeleteDevice deletes a device, and announces it (store.Changes).

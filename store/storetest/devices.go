@@ -2,6 +2,9 @@ package storetest
 
 import (
 	"testing"
+	"time"
+
+	"github.com/porthole/porthole/audit"
 
 	"github.com/porthole/porthole/store"
 )
@@ -141,4 +144,41 @@ func testDeleteUserCascades(t *testing.T, s store.Store) {
 	et.CreatedBy = ""
 	equal(t, "enrollment tokens", ets, []*store.EnrollmentToken{et})
 	mustEnroll(t, s, et.Hash, "dev1")
+}
+
+// testDeviceAgent: what a device's agent reports is kept whole, replaced
+// by its next report, with the audit events given, and on that device
+// only; a device that never reported reads as such.
+func testDeviceAgent(t *testing.T, s store.Store) {
+	ctx := t.Context()
+	a := mkFleet(t, s, "alpha")
+	et := mkEnrollmentToken(t, s, a.ID, 2)
+	d, other := mustEnroll(t, s, et.Hash, "dev1"), mustEnroll(t, s, et.Hash, "dev2")
+	equal(t, "a new device's agent", d.Agent.Reported(), false)
+
+	for _, info := range []store.AgentInfo{
+		{Version: "1.2.0", Capabilities: []string{"relay2", "policy"}, Consent: "manual", AllowPorts: []int{22, 8080}, ReportedAt: t0},
+		{Version: "'); DROP TABLE devices; --", Capabilities: []string{}, Consent: "auto", AllowPorts: []int{}, ReportedAt: t0.Add(time.Minute)},
+		{Version: "1.3.0", Capabilities: []string{"relay2"}, Consent: "approve", AllowPorts: []int{22}, ReportedAt: t0.Add(2 * time.Minute)},
+	} {
+		ok(t, "SetDeviceAgent", s.SetDeviceAgent(with(ctx, ev(audit.ConsentReported, info.Consent)), d.ID, info))
+		info.ReportedAt = info.ReportedAt.UTC().Truncate(time.Millisecond) // as the store keeps times
+		got, err := s.GetDevice(ctx, d.ID)
+		ok(t, "GetDevice", err)
+		equal(t, "agent", got.Agent, info)
+		ds, err := s.ListDevices(ctx, store.DeviceFilter{Name: "dev1"})
+		ok(t, "ListDevices", err)
+		equal(t, "agent listed", ds[0].Agent, info)
+	}
+	got, err := s.GetDevice(ctx, other.ID)
+	ok(t, "GetDevice", err)
+	equal(t, "the other device's agent", got.Agent, store.AgentInfo{})
+	var kinds []string
+	for _, e := range auditLog(t, s) {
+		if e.Kind == audit.ConsentReported {
+			kinds = append(kinds, e.Detail["n"])
+		}
+	}
+	equal(t, "consent events", kinds, []string{"manual", "auto", "approve"})
+	wantErr(t, "SetDeviceAgent of a missing device", s.SetDeviceAgent(ctx, "dev_missing", store.AgentInfo{}), store.ErrNotFound)
 }

@@ -41,6 +41,7 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 		{"Devices", testDevices},
 		{"DeviceLabels", testDeviceLabels},
 		{"DeviceFilter", testDeviceFilter},
+		{"DeviceAgent", testDeviceAgent},
 		{"Presence", testPresence},
 		{"TouchDevicesSeen", testTouchDevicesSeen},
 		{"PresenceBatches", testPresenceBatches},

@@ -48,6 +48,30 @@ export const stateWords: Record<string, string> = {
   closed: "closed",
 };
 
+// The words for each consent mode an owner's agent.yaml sets
+// (agentconsent's modes). A Go test in package web keeps this table
+// complete.
+export const consentWords: Record<string, string> = {
+  manual: "manual: the owner opens a support window and reads out its code",
+  approve: "approve: the owner approves each session",
+  auto: "auto: any session the server signs",
+};
+
+// agentFacts are the agent's version, its owner's consent mode and
+// allowed ports as the agent reported them, as text.
+export function agentFacts(d: Device): { version: string; consent: string; ports: string } {
+  const a = d.agent;
+  if (!a) {
+    const old = "not reported (an agent that predates the report)";
+    return { version: old, consent: old, ports: old };
+  }
+  return {
+    version: `porthole-agent ${a.version}`,
+    consent: consentWords[a.consent] ?? a.consent,
+    ports: a.allow_ports.length === 0 ? "none (a shell and file copies only)" : a.allow_ports.join(", "),
+  };
+}
+
 export function devicePage(app: Console, id: string): Page {
   const heading = h("h1", { tabindex: -1 }, "Device");
   const facts = h("dl", { class: "facts" });
@@ -73,11 +97,17 @@ export function devicePage(app: Console, id: string): Page {
   const seen = h("time", { id: "device-seen" });
   const fleet = h("dd", {});
   const enrolled = h("dd", {});
+  const agentVersion = h("dd", { id: "device-agent" });
+  const consent = h("dd", { id: "device-consent" });
+  const ports = h("dd", { id: "device-ports" });
   replace(facts,
     h("div", {}, h("dt", {}, "Status"), h("dd", {}, status, " ", since)),
     h("div", {}, h("dt", {}, "Last seen"), h("dd", {}, seen)),
     h("div", {}, h("dt", {}, "Fleet"), fleet),
     h("div", {}, h("dt", {}, "Enrolled"), enrolled),
+    h("div", {}, h("dt", {}, "Agent"), agentVersion),
+    h("div", {}, h("dt", {}, "Owner's consent"), consent),
+    h("div", {}, h("dt", {}, "Owner's allowed ports"), ports),
     h("div", {}, h("dt", {}, "Device ID"), h("dd", {}, h("code", {}, id))));
 
   let device: Device | undefined;
@@ -96,6 +126,10 @@ export function devicePage(app: Console, id: string): Page {
     }
     setText(fleet, d.fleet);
     setText(enrolled, when(d.enrolled_at));
+    const af = agentFacts(d);
+    setText(agentVersion, af.version);
+    setText(consent, af.consent);
+    setText(ports, af.ports);
     replace(labels, labelList(d.labels));
     setText(key, d.public_key ?? "");
     if (before && before.online !== d.online) {

@@ -30,6 +30,17 @@ export interface Device {
   enrolled_at: string;
   last_seen?: string;
   online: boolean;
+  agent?: DeviceAgent;
+}
+
+// What the device's agent reported as it last started: the device's word,
+// for information (the device enforces its owner's config itself).
+export interface DeviceAgent {
+  version: string;
+  capabilities: string[];
+  consent: string;
+  allow_ports: number[];
+  reported_at: string;
 }
 
 export interface DeviceRef {
