@@ -196,3 +196,24 @@ func TestDynsecFailureLogged(t *testing.T) {
 	case <-time.After(200 * time.Millisecond):
 	}
 }
+
+// TestDynsecConfig: broker.dynamic_security goes with broker.url only,
+// needs a username, and takes broker.url when it names no listener.
+func TestDynsecConfig(t *testing.T) {
+	t.Parallel()
+	b := BrokerConfig{URL: "mqtt://10.0.0.5:1884", DynamicSecurity: &DynsecConfig{Username: "admin"}}
+	if err := b.validate("example.com"); err != nil || b.DynamicSecurity.URL != b.URL {
+		t.Errorf("validate = %v, url %q; want nil, %q", err, b.DynamicSecurity.URL, b.URL)
+	}
+	for name, b := range map[string]BrokerConfig{
+		"no username":     {URL: "mqtt://h", DynamicSecurity: &DynsecConfig{}},
+		"embedded broker": {DynamicSecurity: &DynsecConfig{Username: "a"}},
+		"broker node":     {Node: "mqtts://h", DynamicSecurity: &DynsecConfig{Username: "a"}},
+		"bad url":         {URL: "mqtt://h", DynamicSecurity: &DynsecConfig{Username: "a", URL: "http://h"}},
+		"password twice":  {URL: "mqtt://h", DynamicSecurity: &DynsecConfig{Username: "a", Password: "p", PasswordFile: "f"}},
+	} {
+		if err := b.validate("example.com"); err == nil || !strings.Contains(err.Error(), "dynamic_security") {
+			t.Errorf("%s: validate = %v; want an error naming broker.dynamic_security", name, err)
+		}
+	}
+}
