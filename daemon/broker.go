@@ -182,6 +182,23 @@ func brokerPassword(c BrokerConfig) (string, error) {
 	return pw, nil
 }
 
+// dynsecPassword is broker.dynamic_security's password: its password, or
+// the first line of its password_file.
+func dynsecPassword(d *DynsecConfig) (string, error) {
+	if d.PasswordFile == "" {
+		return d.Password, nil
+	}
+	data, err := os.ReadFile(d.PasswordFile)
+	if err != nil {
+		return "", fmt.Errorf("reading broker.dynamic_security.password_file: %w", err)
+	}
+	pw := strings.TrimRight(string(data), "\r\n")
+	if pw == "" {
+		return "", fmt.Errorf("broker.dynamic_security.password_file %s is empty", d.PasswordFile)
+	}
+	return pw, nil
+}
+
 // newBrokerClient makes the client of the external broker; it connects
 // when Serve runs.
 func newBrokerClient(c BrokerConfig, keys *ca.Keys, logger *slog.Logger) (*brokerclient.Client, error) {

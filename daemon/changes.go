@@ -4,8 +4,10 @@ import (
 	"context"
 	"errors"
 	"slices"
+	"strings"
 	"time"
 
+	"github.com/porthole/porthole/brokerclient"
 	"github.com/porthole/porthole/devicekeys"
 	"github.com/porthole/porthole/store"
 )
@@ -114,7 +116,39 @@ func (s *Server) disconnectDevice(fleet, device string) {
 		return
 	}
 	s.extPresence.Forget(fleet, device)
-	s.logger.Info("device deleted; its login to the external MQTT broker is the broker's: remove it there too", "fleet", fleet, "device", device)
+	if s.cfg.Broker.DynamicSecurity == nil {
+		s.logger.Info("device deleted; its login to the external MQTT broker is the broker's: remove it there too", "fleet", fleet, "device", device)
+		return
+	}
+	s.goBackground(func() { s.disableDynsecClient(fleet, device) })
+}
+
+// dynsecTimeout bounds one dynamic security command, login included.
+const dynsecTimeout = 10 * time.Second
+
+// disableDynsecClient disables a deleted device's client in Mosquitto's
+// dynamic security plugin (broker.dynamic_security), which disconnects it
+// and refuses its next logins. A failure is logged and changes nothing
+// else: the device is deleted all the same, and its key no longer opens
+// anything of portholed's.
+func (s *Server) disableDynsecClient(fleet, device string) {
+	ctx, cancel := context.WithTimeout(context.Background(), dynsecTimeout)
+	defer cancel()
+	d := s.cfg.Broker.DynamicSecurity
+	password, err := dynsecPassword(d)
+	if err == nil {
+		c := brokerclient.Config{URL: d.URL, Username: d.Username, Password: password}
+		if strings.HasPrefix(d.URL, "mqtts://") {
+			c.CAFile = s.cfg.Broker.CAFile
+		}
+		err = brokerclient.DisableClient(ctx, c, fleet+"/"+device)
+	}
+	if err != nil {
+		s.logger.Error("device deleted, but it could not be disabled on the external MQTT broker: it may stay connected there; disable it there by hand (mosquitto_ctrl dynsec disableClient)",
+			"fleet", fleet, "device", device, "err", err)
+		return
+	}
+	s.logger.Info("device deleted and disabled on the external MQTT broker (dynamic security), which disconnected it", "fleet", fleet, "device", device)
 }
 
 // recheckRelay cuts the sessions the relay carries that were closed, and

@@ -215,6 +215,28 @@ type BrokerConfig struct {
 	// deployment shares) and that node's certificate pinned, so no
 	// credential is configured. Exclusive with URL.
 	Node string `yaml:"node"`
+
+	// DynamicSecurity, with an external Mosquitto 2 whose devices are
+	// clients of its dynamic security plugin, is a login portholed uses to
+	// disable a deleted device's client there, which cuts its connection
+	// and refuses its next logins (deploy/mosquitto). Nil: a deleted
+	// device's login is left to the broker's administrator. broker.url only.
+	DynamicSecurity *DynsecConfig `yaml:"dynamic_security"`
+}
+
+// DynsecConfig is the login to Mosquitto's dynamic security plugin.
+type DynsecConfig struct {
+	// URL is a listener of the broker where the plugin runs (the devices'
+	// listener in deploy/mosquitto): mqtt:// or mqtts://, as broker.url.
+	// Empty: broker.url. broker.ca_file applies to it.
+	URL string `yaml:"url"`
+	// Username and Password (or PasswordFile, a file holding it) are a
+	// dynamic security client whose role may publish to
+	// $CONTROL/dynamic-security/v1 and subscribe to and receive
+	// $CONTROL/dynamic-security/v1/response. Username is required.
+	Username     string `yaml:"username"`
+	Password     string `yaml:"password"`
+	PasswordFile string `yaml:"password_file"`
 }
 
 // External reports whether the config names a broker outside this node
@@ -282,9 +304,13 @@ func LoadConfig(path string) (*Config, error) {
 	}
 	// Relative paths are relative to the config file, not to wherever the
 	// service manager started us.
-	for _, p := range []*string{&cfg.DataDir, &cfg.RecordingsDir, &cfg.TLS.CertFile, &cfg.TLS.KeyFile,
+	paths := []*string{&cfg.DataDir, &cfg.RecordingsDir, &cfg.TLS.CertFile, &cfg.TLS.KeyFile,
 		&cfg.Broker.PasswordFile, &cfg.Broker.CAFile, &cfg.Broker.CertFile, &cfg.Broker.KeyFile,
-		&cfg.RecordingsS3.SecretAccessKeyFile, &cfg.RecordingsS3.CAFile} {
+		&cfg.RecordingsS3.SecretAccessKeyFile, &cfg.RecordingsS3.CAFile}
+	if cfg.Broker.DynamicSecurity != nil {
+		paths = append(paths, &cfg.Broker.DynamicSecurity.PasswordFile)
+	}
+	for _, p := range paths {
 		if *p != "" && !filepath.IsAbs(*p) {
 			*p = filepath.Join(filepath.Dir(path), *p)
 		}
@@ -463,6 +489,9 @@ func (b *BrokerConfig) validate(publicHost string) error {
 				return fmt.Errorf("broker.%s applies to an external broker only: set broker.url too, or remove broker.%s", k.name, k.name)
 			}
 		}
+		if b.DynamicSecurity != nil {
+			return errors.New("broker.dynamic_security applies to an external Mosquitto only (broker.url): the embedded broker disconnects deleted devices itself")
+		}
 		if b.Listen == "" {
 			b.Listen = ":8883"
 		}
@@ -517,6 +546,27 @@ func (b *BrokerConfig) validate(publicHost string) error {
 	if !control.ValidName(b.ShareGroup) {
 		return fmt.Errorf("broker.share_group %q must be 1 to 63 of a-z, 0-9 and -", b.ShareGroup)
 	}
+	return b.validateDynsec()
+}
+
+// validateDynsec checks broker.dynamic_security, which goes with broker.url.
+func (b *BrokerConfig) validateDynsec() error {
+	d := b.DynamicSecurity
+	if d == nil {
+		return nil
+	}
+	if d.URL == "" {
+		d.URL = b.URL
+	}
+	if _, err := checkBrokerURL("broker.dynamic_security.url", d.URL); err != nil {
+		return err
+	}
+	switch {
+	case d.Username == "":
+		return errors.New("broker.dynamic_security.username is required: the dynamic security client portholed logs in as to disable deleted devices")
+	case d.Password != "" && d.PasswordFile != "":
+		return errors.New("broker.dynamic_security.password and password_file cannot both be set: keep one")
+	}
 	return nil
 }
 
@@ -535,6 +585,9 @@ func (b *BrokerConfig) validateNode() error {
 		{"url", b.URL}, {"listen", b.Listen}, {"username", b.Username}, {"password", b.Password}, {"password_file", b.PasswordFile},
 		{"ca_file", b.CAFile}, {"cert_file", b.CertFile}, {"key_file", b.KeyFile},
 	} {
+		if b.DynamicSecurity != nil {
+			return errors.New("broker.dynamic_security does not go with broker.node: it is for an external Mosquitto (broker.url)")
+		}
 		if k.value != "" {
 			return fmt.Errorf("broker.%s does not go with broker.node: the node logs in with the deployment's keys; remove broker.%s", k.name, k.name)
 		}
