@@ -21,8 +21,8 @@ const policyQuery = `SELECT f.id, p.ports, COALESCE(p.consent_floor, ''), COALES
 
 func scanPolicy(sc scanner) (*store.FleetPolicy, error) {
 	var (
-		p          store.FleetPolicy
-		ports      sql.NullString
+		p                  store.FleetPolicy
+		ports              sql.NullString
 		maxD, idle, reauth int64
 	)
 	if err := sc.Scan(&p.FleetID, &ports, &p.ConsentFloor, &maxD, &idle, (*intBool)(&p.FourEyes), &p.Version,
