@@ -132,7 +132,7 @@ func (s *Server) routeTable() []route {
 			ep: handle(s.me)},
 		{method: "POST", path: "/api/v1/reauth", access: loggedIn,
 			summary: "Prove a fresh second factor (a TOTP code) for the login making the request, as fleets whose policy sets reauth ask before a session",
-			ep: handle(s.reauth)},
+			ep:      handle(s.reauth)},
 		{method: "GET", path: "/api/v1/tokens", access: loggedIn, summary: "The caller's own API tokens; the one making the request is marked current",
 			ep: handle(s.listTokens)},
 		{method: "DELETE", path: "/api/v1/tokens/{id}", access: loggedIn, summary: "Revoke one of the caller's own tokens",
