@@ -100,7 +100,7 @@ func TestReauth(t *testing.T) {
 	secret, _, err := newToken(fx.store, u, ts.clock.Now().Add(time.Hour))
 	must(t, err)
 	e = open(secret).wantError(t, http.StatusForbidden, apitype.CodeReauthRequired)
-	if !strings.Contains(e.Message, "has not entered one") {
+	if !strings.Contains(e.Message, "no code entered with this login is on record") {
 		t.Errorf("refusal of a token without a factor: %q", e.Message)
 	}
 	setPolicy(t, fl, apitype.SetFleetPolicyRequest{})

@@ -87,7 +87,7 @@ func CheckReauth(p *store.FleetPolicy, fleet string, factorAt, now time.Time) er
 	if !factorAt.IsZero() && now.Sub(factorAt) <= p.Reauth {
 		return nil
 	}
-	last := "this login has not entered one since it was recorded"
+	last := "no code entered with this login is on record"
 	if !factorAt.IsZero() {
 		last = "your last was " + Duration(max(now.Sub(factorAt).Truncate(time.Minute), time.Minute)) + " ago"
 	}
