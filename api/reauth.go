@@ -1,6 +1,7 @@
 package api
 
 import (
+	"errors"
 	"fmt"
 	"net/http"
 
@@ -47,6 +48,9 @@ func (s *Server) reauth(c *call, req *apitype.ReauthRequest) (apitype.ReauthResp
 		return errorf(http.StatusForbidden, apitype.CodeWrongCode, "wrong code: it is not the current code of your authenticator app")
 	}
 	if err := s.checkCode(c, c.user, req.TOTP, now, refuse); err != nil {
+		if _, ours := errors.AsType[*httpError](err); !ours {
+			forgive() // our failure, not the caller's
+		}
 		return apitype.ReauthResponse{}, err
 	}
 	forgive()
