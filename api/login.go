@@ -109,7 +109,8 @@ const (
 func (s *Server) issueToken(c *call, user *store.User, prefix, name string) (string, *store.Token, []*store.Membership, error) {
 	now := s.now().UTC()
 	secret, hash := auth.NewSecret(prefix)
-	tok := &store.Token{UserID: user.ID, Hash: hash, Name: name, CreatedAt: now, ExpiresAt: now.Add(s.tokenTTL)}
+	// Every login proves a second factor (its TOTP code): FactorAt.
+	tok := &store.Token{UserID: user.ID, Hash: hash, Name: name, CreatedAt: now, ExpiresAt: now.Add(s.tokenTTL), FactorAt: now}
 	login := audit.Event{Kind: audit.LoginSucceeded, Actor: audit.User(user.ID, user.Email),
 		Detail: map[string]string{"token": tok.Name}}
 	if err := s.store.CreateToken(c.withAudit(login).ctx, tok); err != nil {
@@ -147,31 +148,48 @@ func (s *Server) checkCredentials(c *call, email string, req *apitype.LoginReque
 	case !ok:
 		return nil, s.loginRefused(c, email, reasonBadPassword)
 	}
-	// The password is right: count the code as wrong until it proves
-	// right, so that codes sent all at once get no more tries than codes
-	// sent one by one.
-	forgiveCode, err := attempt(now, limit{s.loginCodes, email, codesLocked})
-	if err != nil {
-		s.loginRefused(c, email, reasonRateLimited)
+	// The password is right: the code must prove right too.
+	refuse := func(reason string) error {
+		err := s.loginRefused(c, email, reason)
+		if reason == reasonReplayedTOTP {
+			return unauthenticated("this code was already used; wait for the next one")
+		}
+		return err
+	}
+	if err := s.checkCode(c, user, req.TOTP, now, refuse); err != nil {
 		return nil, err
 	}
-	step, ok := auth.CheckTOTP(user.TOTPSecret, req.TOTP, now)
+	return user, nil
+}
+
+// checkCode checks that code is user's current TOTP code and unused, and
+// marks it used (login's and reauth's one path). It counts the code as
+// wrong until it proves right, so that codes sent all at once get no more
+// tries than codes sent one by one (LoginCodeFailuresPerAccount for the
+// account, across logins and re-authentications). A wrong or replayed code
+// is answered by refuse with its reason, which records it.
+func (s *Server) checkCode(c *call, user *store.User, code string, now time.Time, refuse func(reason string) error) error {
+	forgiveCode, err := attempt(now, limit{s.loginCodes, user.Email, codesLocked})
+	if err != nil {
+		refuse(reasonRateLimited)
+		return err
+	}
+	step, ok := auth.CheckTOTP(user.TOTPSecret, code, now)
 	if !ok {
-		return nil, s.loginRefused(c, email, reasonBadTOTP)
+		return refuse(reasonBadTOTP)
 	}
 	fresh, err := s.store.AdvanceTOTPStep(c.ctx, user.ID, step)
 	if err != nil {
 		forgiveCode()
-		return nil, fmt.Errorf("recording the TOTP step: %w", err)
+		return fmt.Errorf("recording the TOTP step: %w", err)
 	}
 	if !fresh {
 		// A code used already was seen, not guessed.
 		forgiveCode()
-		s.loginRefused(c, email, reasonReplayedTOTP)
-		return nil, unauthenticated("this code was already used; wait for the next one")
+		return refuse(reasonReplayedTOTP)
 	}
 	forgiveCode()
-	return user, nil
+	return nil
 }
 
 // codesLocked is the refusal of every login to an account that collected

@@ -207,6 +207,8 @@ var matrix = []matrixCase{
 
 	{method: "POST", path: "/api/v1/logout", url: fixed("/api/v1/logout"), want: loggedInUsers(http.StatusNoContent)},
 	{method: "GET", path: "/api/v1/me", url: fixed("/api/v1/me"), want: loggedInUsers(http.StatusOK)},
+	{method: "POST", path: "/api/v1/reauth", url: fixed("/api/v1/reauth"), body: func(*world) any { return map[string]any{} },
+		want: loggedInUsers(http.StatusBadRequest)},
 	{method: "GET", path: "/api/v1/tokens", url: fixed("/api/v1/tokens"), want: loggedInUsers(http.StatusOK)},
 	{method: "DELETE", path: "/api/v1/tokens/{id}", url: func(w *world) string { return "/api/v1/tokens/" + w.spare },
 		want: loggedInUsers(http.StatusNoContent)},

@@ -27,6 +27,9 @@ import (
 // maxPolicyPorts bounds the ports a policy lists.
 const maxPolicyPorts = 64
 
+// maxReauthS bounds a policy's reauth window: a day.
+const maxReauthS = 24 * 60 * 60
+
 // getPolicy is GET /api/v1/fleets/{fleet}/policy.
 func (s *Server) getPolicy(c *call, _ *none) (apitype.FleetPolicy, error) {
 	f, _, err := c.fleet(c.r.PathValue("fleet"))
@@ -49,7 +52,11 @@ func (s *Server) putPolicy(c *call, req *apitype.SetFleetPolicyRequest) (apitype
 	}
 	p := &store.FleetPolicy{FleetID: f.ID, ConsentFloor: req.ConsentFloor, FourEyes: req.FourEyes,
 		MaxDuration: time.Duration(req.MaxDurationS) * time.Second, IdleTimeout: time.Duration(req.IdleTimeoutS) * time.Second,
+		Reauth:    time.Duration(req.ReauthS) * time.Second,
 		UpdatedAt: s.now().UTC(), UpdatedBy: c.user.Email}
+	if req.ReauthS != 0 && (req.ReauthS < 60 || req.ReauthS > maxReauthS) {
+		return apitype.FleetPolicy{}, badRequest("reauth_s %d must be between 60 (a minute) and %d (a day), or 0 for no rule", req.ReauthS, maxReauthS)
+	}
 	if req.Ports != nil {
 		if len(*req.Ports) > maxPolicyPorts {
 			return apitype.FleetPolicy{}, badRequest("a policy lists at most %d ports, not %d", maxPolicyPorts, len(*req.Ports))
@@ -108,7 +115,7 @@ func (s *Server) putPolicy(c *call, req *apitype.SetFleetPolicyRequest) (apitype
 // samePolicy reports whether a and b decide the same.
 func samePolicy(a, b *store.FleetPolicy) bool {
 	return (a.Ports == nil) == (b.Ports == nil) && slices.Equal(a.Ports, b.Ports) && a.ConsentFloor == b.ConsentFloor &&
-		a.MaxDuration == b.MaxDuration && a.IdleTimeout == b.IdleTimeout && a.FourEyes == b.FourEyes
+		a.MaxDuration == b.MaxDuration && a.IdleTimeout == b.IdleTimeout && a.FourEyes == b.FourEyes && a.Reauth == b.Reauth
 }
 
 // policyChanged is the conflict of a change made over a version that is
@@ -130,7 +137,7 @@ func (s *Server) apiPolicy(c *call, f *store.Fleet, p *store.FleetPolicy) (apity
 	}
 	out := apitype.FleetPolicy{Fleet: f.Name, ConsentFloor: p.ConsentFloor, FourEyes: p.FourEyes,
 		MaxDurationS: int(p.MaxDuration / time.Second), IdleTimeoutS: int(p.IdleTimeout / time.Second),
-		Version: p.Version, UpdatedAt: p.UpdatedAt, UpdatedBy: p.UpdatedBy, Owners: owners,
+		ReauthS: int(p.Reauth / time.Second), Version: p.Version, UpdatedAt: p.UpdatedAt, UpdatedBy: p.UpdatedBy, Owners: owners,
 		ServerMaxDurationS: int(maxDur / time.Second), ServerIdleTimeoutS: int(idle / time.Second)}
 	if p.Ports != nil {
 		ports := slices.Clone(p.Ports)
@@ -173,5 +180,8 @@ func (c *call) refusedByPolicy(fleetID string, r *fleetpolicy.Refusal, ev audit.
 	}
 	c.s.logger.Info("refused by the fleet's policy", "request_id", requestID(c.ctx), "by", c.user.Email, "fleet", r.Fleet,
 		"rule", r.Rule, "refusal", r.Words)
+	if r.Rule == fleetpolicy.RuleReauth {
+		return errorf(http.StatusForbidden, apitype.CodeReauthRequired, "%s; send a fresh code (`porthole reauth`) and ask again", r.Explain(owners))
+	}
 	return errorf(http.StatusForbidden, apitype.CodePolicy, "%s", r.Explain(owners))
 }

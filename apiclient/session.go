@@ -39,3 +39,14 @@ func (c *Client) Tokens(ctx context.Context) ([]apitype.TokenInfo, error) {
 func (c *Client) RevokeToken(ctx context.Context, id string) error {
 	return c.Do(ctx, http.MethodDelete, "/api/v1/tokens/"+PathSegment(id), nil, nil, nil)
 }
+
+// Reauth sends a fresh code from the caller's authenticator app, recorded
+// as the login's second factor (fleets whose policy sets reauth ask for
+// one within their window before a session).
+func (c *Client) Reauth(ctx context.Context, code string) (*apitype.ReauthResponse, error) {
+	var resp apitype.ReauthResponse
+	if err := c.Do(ctx, http.MethodPost, "/api/v1/reauth", nil, apitype.ReauthRequest{TOTP: code}, &resp); err != nil {
+		return nil, err
+	}
+	return &resp, nil
+}

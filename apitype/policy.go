@@ -6,6 +6,28 @@ import "time"
 // message names the rule and who can change it.
 const CodePolicy = "policy"
 
+// CodeReauthRequired is the code of a session request the fleet's reauth
+// rule refused (403): the login's last second factor is older than the
+// rule's window. The client asks for a fresh authenticator code, sends it
+// to POST /api/v1/reauth (ReauthRequest) and asks again.
+const CodeReauthRequired = "reauth_required"
+
+// CodeWrongCode is POST /api/v1/reauth's answer (403) to a code that is
+// not the caller's current authenticator code, or was used already.
+const CodeWrongCode = "wrong_code"
+
+// ReauthRequest is POST /api/v1/reauth: a fresh code from the caller's
+// authenticator app, recorded as this login's second factor.
+type ReauthRequest struct {
+	TOTP string `json:"totp"`
+}
+
+// ReauthResponse is POST /api/v1/reauth's answer: when the login proved
+// its second factor.
+type ReauthResponse struct {
+	FactorAt time.Time `json:"factor_at"`
+}
+
 // Consent floors, as in FleetPolicy.ConsentFloor: the device asks for the
 // stricter of its owner's consent mode and the floor (auto < approve <
 // manual). Empty: none.
@@ -35,6 +57,9 @@ type FleetPolicy struct {
 	// operator or owner other than the one who asks) to approve it
 	// before its device is asked.
 	FourEyes bool `json:"four_eyes"`
+	// ReauthS, when not 0: a session opens only with a login that proved
+	// a second factor (its TOTP code) within the last ReauthS seconds.
+	ReauthS int `json:"reauth_s,omitempty"`
 	// Version counts the times the policy was set; 0: never.
 	Version   int64     `json:"version"`
 	UpdatedAt time.Time `json:"updated_at,omitzero"`
@@ -61,6 +86,9 @@ type SetFleetPolicyRequest struct {
 	MaxDurationS int  `json:"max_duration_s,omitempty"`
 	IdleTimeoutS int  `json:"idle_timeout_s,omitempty"`
 	FourEyes     bool `json:"four_eyes,omitempty"`
+	// ReauthS, when not 0: a session needs a second factor within the
+	// last ReauthS seconds (at least 60).
+	ReauthS int `json:"reauth_s,omitempty"`
 	// Version, when given, is the version the change was made over (as
 	// read from GET): if the policy changed since, nothing is written and
 	// the answer is 409. Left out: over whatever is there.

@@ -23,6 +23,8 @@ const (
 	LoginFailed      Kind = "login_failed"       // wrong email, password or TOTP code, or a replayed code
 	TokenCreated     Kind = "token_created"      // an API token made other than by a login
 	TokenRevoked     Kind = "token_revoked"      // a token was revoked (logout, or by its owner)
+	ReauthSucceeded  Kind = "reauth_succeeded"   // a login proved a fresh second factor (POST /api/v1/reauth)
+	ReauthFailed     Kind = "reauth_failed"      // a re-authentication's code was wrong or replayed
 	UserCreated      Kind = "user_created"       //
 	RoleChanged      Kind = "role_changed"       // a user was given a role in a fleet, or it changed
 	RoleRemoved      Kind = "role_removed"       // a user lost their role in a fleet

@@ -190,10 +190,21 @@ func (a *app) openLink(ctx context.Context, o reachOptions) (*link, error) {
 	// Ctrl-C during the request must not lose the session's id, or the
 	// session would stay open until the device's connect timeout: the
 	// request runs to its end (the client bounds it), then Ctrl-C counts.
-	resp, err := c.CreateSession(context.WithoutCancel(ctx), dev.ID, apitype.CreateSessionRequest{
+	req := apitype.CreateSessionRequest{
 		PublicKey: strings.TrimSpace(string(ssh.MarshalAuthorizedKey(key.PublicKey()))),
 		Ports:     o.ports, Reason: o.reason,
-	})
+	}
+	resp, err := c.CreateSession(context.WithoutCancel(ctx), dev.ID, req)
+	if apiclient.IsCode(err, apitype.CodeReauthRequired) && ctx.Err() == nil {
+		// The fleet asks for a fresh second factor: ask for the code
+		// (not under porthole proxy, whose stdin is ssh's), send it and
+		// ask again, once.
+		l.progress.clear()
+		if err = a.reauthAndRetry(ctx, c, err, !o.stockSSH); err == nil {
+			l.progress.set("asking " + dev.Name + " to connect…")
+			resp, err = c.CreateSession(context.WithoutCancel(ctx), dev.ID, req)
+		}
+	}
 	if err != nil {
 		l.progress.clear()
 		if ctx.Err() != nil {

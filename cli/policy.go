@@ -32,6 +32,9 @@ It only narrows what the server and each device's owner allow:
   four-eyes      a second engineer of the fleet, an operator or owner other
                  than the one who asks, must approve each session
                  (porthole requests approve ID) before its device is asked
+  reauth         a session opens only with a login that entered its
+                 authenticator code within this window (porthole asks for
+                 a fresh code, or run porthole reauth)
 
 Every member reads it; its owners (and administrators) set it. Each change
 and each decision it makes is in the audit log with the rule that made it.`,
@@ -69,7 +72,7 @@ func newPolicyShow(a *app) *cobra.Command {
 
 // policyFlags are the rules `policy set` changes: only those given.
 type policyFlags struct {
-	ports, floor, maxSession, idle, fourEyes string
+	ports, floor, maxSession, idle, fourEyes, reauth string
 }
 
 func newPolicySet(a *app) *cobra.Command {
@@ -78,7 +81,7 @@ func newPolicySet(a *app) *cobra.Command {
 		asJSON bool
 	)
 	cmd := &cobra.Command{
-		Use:   "set FLEET [--ports LIST|any|none] [--consent-floor none|approve|manual] [--max-session DURATION|none] [--idle-timeout DURATION|none] [--four-eyes on|off]",
+		Use:   "set FLEET [--ports LIST|any|none] [--consent-floor none|approve|manual] [--max-session DURATION|none] [--idle-timeout DURATION|none] [--four-eyes on|off] [--reauth DURATION|none]",
 		Short: "Change a fleet's policy (its owners): only the rules given change",
 		Long: `Change the rules given and keep the others. The change is made over the
 policy as it was read: if another owner changed it meanwhile, nothing is
@@ -87,12 +90,13 @@ object on standard output).`,
 		Example: `  porthole fleets policy set acme --ports 22,8080
   porthole fleets policy set acme --consent-floor approve --four-eyes on
   porthole fleets policy set acme --max-session 1h --idle-timeout 10m
+  porthole fleets policy set acme --reauth 15m
   porthole fleets policy set acme --ports any --consent-floor none --four-eyes off`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			changed := func(name string) bool { return cmd.Flags().Changed(name) }
-			if !slices.ContainsFunc([]string{"ports", "consent-floor", "max-session", "idle-timeout", "four-eyes"}, changed) {
-				return fmt.Errorf("say what to change: --ports, --consent-floor, --max-session, --idle-timeout or --four-eyes")
+			if !slices.ContainsFunc([]string{"ports", "consent-floor", "max-session", "idle-timeout", "four-eyes", "reauth"}, changed) {
+				return fmt.Errorf("say what to change: --ports, --consent-floor, --max-session, --idle-timeout, --four-eyes or --reauth")
 			}
 			c, err := a.connect()
 			if err != nil {
@@ -122,6 +126,7 @@ object on standard output).`,
 	cmd.Flags().StringVar(&f.maxSession, "max-session", "", "the longest a session lasts, such as 1h, or none for the server's limit")
 	cmd.Flags().StringVar(&f.idle, "idle-timeout", "", "how long a session may go without input, such as 10m, or none for the server's limit")
 	cmd.Flags().StringVar(&f.fourEyes, "four-eyes", "", "on: a second engineer of the fleet must approve each session; off: not")
+	cmd.Flags().StringVar(&f.reauth, "reauth", "", "a session needs the engineer's authenticator code entered within this window, such as 15m (1m to 24h), or none")
 	cmd.Flags().BoolVar(&asJSON, "json", false, "print the policy as set as a JSON object")
 	return cmd
 }
@@ -130,7 +135,7 @@ object on standard output).`,
 // given, over cur's version.
 func (f policyFlags) apply(cur *apitype.FleetPolicy, changed func(string) bool) (apitype.SetFleetPolicyRequest, error) {
 	req := apitype.SetFleetPolicyRequest{Ports: cur.Ports, ConsentFloor: cur.ConsentFloor, MaxDurationS: cur.MaxDurationS,
-		IdleTimeoutS: cur.IdleTimeoutS, FourEyes: cur.FourEyes, Version: &cur.Version}
+		IdleTimeoutS: cur.IdleTimeoutS, FourEyes: cur.FourEyes, ReauthS: cur.ReauthS, Version: &cur.Version}
 	if changed("ports") {
 		ports, err := parsePolicyPorts(f.ports)
 		if err != nil {
@@ -153,7 +158,7 @@ func (f policyFlags) apply(cur *apitype.FleetPolicy, changed func(string) bool) 
 	for _, d := range []struct {
 		flag, value string
 		to          *int
-	}{{"max-session", f.maxSession, &req.MaxDurationS}, {"idle-timeout", f.idle, &req.IdleTimeoutS}} {
+	}{{"max-session", f.maxSession, &req.MaxDurationS}, {"idle-timeout", f.idle, &req.IdleTimeoutS}, {"reauth", f.reauth, &req.ReauthS}} {
 		if !changed(d.flag) {
 			continue
 		}
@@ -167,6 +172,9 @@ func (f policyFlags) apply(cur *apitype.FleetPolicy, changed func(string) bool) 
 		}
 		if time.Duration(v) < time.Second {
 			return req, fmt.Errorf("--%s %s is under a second", d.flag, d.value)
+		}
+		if d.flag == "reauth" && (time.Duration(v) < time.Minute || time.Duration(v) > 24*time.Hour) {
+			return req, fmt.Errorf("--reauth %s: give a window from 1m to 24h, or none", d.value)
 		}
 		*d.to = int(time.Duration(v) / time.Second)
 	}
@@ -243,6 +251,10 @@ func printPolicy(w io.Writer, p *apitype.FleetPolicy) error {
 	if p.FourEyes {
 		fourEyes = "on: a second operator or owner of the fleet approves each session (porthole requests approve ID)"
 	}
+	reauth := "off"
+	if p.ReauthS > 0 {
+		reauth = "a session needs the engineer's authenticator code within the last " + humanize.Duration(time.Duration(p.ReauthS)*time.Second) + " (porthole reauth)"
+	}
 	owners := "none (an administrator sets it)"
 	if len(p.Owners) > 0 {
 		owners = strings.Join(p.Owners, ", ") + " (they change it: porthole fleets policy set " + p.Fleet + " ...)"
@@ -253,6 +265,7 @@ func printPolicy(w io.Writer, p *apitype.FleetPolicy) error {
 		{"max session", limit(p.MaxDurationS, p.ServerMaxDurationS)},
 		{"idle timeout", limit(p.IdleTimeoutS, p.ServerIdleTimeoutS)},
 		{"four-eyes", fourEyes},
+		{"reauth", reauth},
 		{"owners", owners},
 	} {
 		fmt.Fprintf(tw, "  %s\t%s\n", row[0], safe(row[1]))

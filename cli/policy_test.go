@@ -51,6 +51,20 @@ func TestPolicyCommands(t *testing.T) {
 	if p.Ports != nil || p.FourEyes || p.ConsentFloor != "" || p.MaxDurationS != 0 || p.IdleTimeoutS != 600 {
 		t.Errorf("after --ports any etc.: %+v", p)
 	}
+	p = apitype.FleetPolicy{}
+	jsonOut(t, mustRun(t, admin, "", "fleets", "policy", "set", "acme", "--reauth", "15m", "--json"), &p)
+	if p.ReauthS != 900 || p.IdleTimeoutS != 600 {
+		t.Errorf("after --reauth 15m: %+v", p)
+	}
+	r = mustRun(t, admin, "", "fleets", "policy", "show", "acme")
+	if !regexp.MustCompile(`reauth\s+a session needs the engineer's authenticator code within the last 15 min`).MatchString(r.stdout) {
+		t.Errorf("policy show with reauth:\n%s", r.stdout)
+	}
+	p = apitype.FleetPolicy{}
+	jsonOut(t, mustRun(t, admin, "", "fleets", "policy", "set", "acme", "--reauth", "none", "--json"), &p)
+	if p.ReauthS != 0 {
+		t.Errorf("after --reauth none: %+v", p)
+	}
 
 	for _, tt := range []struct {
 		args []string
@@ -62,6 +76,8 @@ func TestPolicyCommands(t *testing.T) {
 		{[]string{"--ports", "0"}, `"0" is not a port`},
 		{[]string{"--four-eyes", "maybe"}, "use on or off"},
 		{[]string{"--max-session", "soon"}, "--max-session"},
+		{[]string{"--reauth", "30s"}, "from 1m to 24h"},
+		{[]string{"--reauth", "48h"}, "from 1m to 24h"},
 	} {
 		r := runCLI(t, admin, "", append([]string{"fleets", "policy", "set", "acme"}, tt.args...)...)
 		if r.err == nil || !strings.Contains(r.err.Error(), tt.want) {

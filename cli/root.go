@@ -73,6 +73,7 @@ prompts, progress and notes go to standard error.`,
 	}{
 		{"start", newLogin(a)},
 		{"start", newLogout(a)},
+		{"start", newReauth(a)},
 		{"fleet", newDevices(a)},
 		{"fleet", newFleets(a)},
 		{"fleet", newEnrollToken(a)},

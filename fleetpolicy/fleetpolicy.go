@@ -30,6 +30,7 @@ const (
 	RuleMaxDuration  = "max_duration"
 	RuleIdleTimeout  = "idle_timeout"
 	RuleFourEyes     = "four_eyes"
+	RuleReauth       = "reauth"
 )
 
 // Refusal is what a fleet's policy refused, and why. Its Error is the
@@ -73,6 +74,25 @@ func Check(p *store.FleetPolicy, fleet string, ports []int) error {
 		words = fmt.Sprintf("fleet %s allows no device ports (a shell and file copies only), not %s", fleet, List(outside))
 	}
 	return &Refusal{Fleet: fleet, Rule: RulePorts, Words: words}
+}
+
+// CheckReauth decides whether a login whose last second factor was at
+// factorAt (zero: never) may open a session on a device of the fleet named
+// fleet at now, under p's Reauth rule. A nil p, or one without the rule,
+// allows every login.
+func CheckReauth(p *store.FleetPolicy, fleet string, factorAt, now time.Time) error {
+	if p == nil || p.Reauth <= 0 {
+		return nil
+	}
+	if !factorAt.IsZero() && now.Sub(factorAt) <= p.Reauth {
+		return nil
+	}
+	last := "no code entered with this login is on record"
+	if !factorAt.IsZero() {
+		last = "your last was " + Duration(max(now.Sub(factorAt).Truncate(time.Minute), time.Minute)) + " ago"
+	}
+	return &Refusal{Fleet: fleet, Rule: RuleReauth, Words: fmt.Sprintf(
+		"fleet %s asks for your authenticator code within the last %s to open a session (%s)", fleet, Duration(p.Reauth), last)}
 }
 
 // CheckApproval decides whether a session asked for under an earlier
@@ -191,6 +211,9 @@ func Describe(p *store.FleetPolicy) string {
 	}
 	if p.FourEyes {
 		rules = append(rules, "four-eyes")
+	}
+	if p.Reauth > 0 {
+		rules = append(rules, "second factor within "+Duration(p.Reauth))
 	}
 	if len(rules) == 0 {
 		return "none"

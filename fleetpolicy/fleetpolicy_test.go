@@ -149,3 +149,38 @@ func TestDescribe(t *testing.T) {
 		}
 	}
 }
+
+func TestCheckReauth(t *testing.T) {
+	now := time.Date(2026, 12, 7, 12, 0, 0, 0, time.UTC)
+	p := &store.FleetPolicy{Reauth: 15 * time.Minute}
+	for _, tt := range []struct {
+		name     string
+		policy   *store.FleetPolicy
+		factorAt time.Time
+		want     string // the refusal's words; "" allowed
+	}{
+		{"no policy", nil, time.Time{}, ""},
+		{"no rule", &store.FleetPolicy{FourEyes: true}, time.Time{}, ""},
+		{"within", p, now.Add(-14 * time.Minute), ""},
+		{"at the edge", p, now.Add(-15 * time.Minute), ""},
+		{"after", p, now.Add(-2 * time.Hour), "fleet acme asks for your authenticator code within the last 15m to open a session (your last was 2h ago)"},
+		{"just after", p, now.Add(-15*time.Minute - time.Second), "fleet acme asks for your authenticator code within the last 15m to open a session (your last was 15m ago)"},
+		{"never", p, time.Time{}, "fleet acme asks for your authenticator code within the last 15m to open a session (no code entered with this login is on record)"},
+	} {
+		err := CheckReauth(tt.policy, "acme", tt.factorAt, now)
+		got := ""
+		if err != nil {
+			r, ok := errors.AsType[*Refusal](err)
+			if !ok || r.Rule != RuleReauth || r.Fleet != "acme" {
+				t.Errorf("%s: %#v", tt.name, err)
+			}
+			got = err.Error()
+		}
+		if got != tt.want {
+			t.Errorf("%s: %q; want %q", tt.name, got, tt.want)
+		}
+	}
+	if d := Describe(&store.FleetPolicy{FourEyes: true, Reauth: time.Hour}); d != "four-eyes; second factor within 1h" {
+		t.Errorf("Describe: %q", d)
+	}
+}

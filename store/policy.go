@@ -33,6 +33,9 @@ type FleetPolicy struct {
 	// operator or owner other than the one who asks) to approve it
 	// before its device is asked.
 	FourEyes bool
+	// Reauth, when not zero: a session may open only with a login that
+	// proved a second factor within the last Reauth (store.Token.FactorAt).
+	Reauth time.Duration
 	// Version counts the times the policy was set: 0 for one never set.
 	Version int64
 	// UpdatedAt and UpdatedBy (an email) say when and by whom it was

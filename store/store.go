@@ -81,6 +81,11 @@ type Token struct {
 	CreatedAt  time.Time
 	ExpiresAt  time.Time
 	LastUsedAt time.Time
+	// FactorAt is when the login holding this token last proved a second
+	// factor (a TOTP code): at login and at each re-authentication. Zero:
+	// never (tokens from before it was recorded). A fleet policy's Reauth
+	// rule is checked against it.
+	FactorAt time.Time
 }
 
 // EnrollmentToken lets devices join one fleet. Only its hash is kept.
@@ -278,6 +283,10 @@ type Store interface {
 	ListTokens(ctx context.Context, userID string) ([]*Token, error)
 	DeleteToken(ctx context.Context, userID, id string) error
 	TouchToken(ctx context.Context, id string, at time.Time) error
+	// SetTokenFactor records that the user's token proved a second factor
+	// at the given time (FactorAt), with the audit events ctx carries.
+	// Another user's token is ErrNotFound, as a missing one is.
+	SetTokenFactor(ctx context.Context, userID, id string, at time.Time) error
 
 	// Enrollment.
 	CreateEnrollmentToken(ctx context.Context, t *EnrollmentToken) error

@@ -16,17 +16,17 @@ import (
 // NULL: no ports named).
 const policyQuery = `SELECT f.id, p.ports, COALESCE(p.consent_floor, ''), COALESCE(p.max_duration, 0),
 		COALESCE(p.idle_timeout, 0), COALESCE(p.four_eyes, 0), COALESCE(p.version, 0), COALESCE(p.updated_at, 0),
-		COALESCE(p.updated_by, '')
+		COALESCE(p.updated_by, ''), COALESCE(p.reauth, 0)
 	FROM fleets f LEFT JOIN fleet_policies p ON p.fleet_id = f.id WHERE f.id = $1`
 
 func scanPolicy(sc scanner) (*store.FleetPolicy, error) {
 	var (
-		p          store.FleetPolicy
-		ports      sql.NullString
-		maxD, idle int64
+		p                  store.FleetPolicy
+		ports              sql.NullString
+		maxD, idle, reauth int64
 	)
 	if err := sc.Scan(&p.FleetID, &ports, &p.ConsentFloor, &maxD, &idle, (*intBool)(&p.FourEyes), &p.Version,
-		(*unixMillis)(&p.UpdatedAt), &p.UpdatedBy); err != nil {
+		(*unixMillis)(&p.UpdatedAt), &p.UpdatedBy, &reauth); err != nil {
 		return nil, err
 	}
 	if ports.Valid {
@@ -36,6 +36,7 @@ func scanPolicy(sc scanner) (*store.FleetPolicy, error) {
 		}
 	}
 	p.MaxDuration, p.IdleTimeout = time.Duration(maxD)*time.Millisecond, time.Duration(idle)*time.Millisecond
+	p.Reauth = time.Duration(reauth) * time.Millisecond
 	return &p, nil
 }
 
@@ -66,18 +67,18 @@ func (s *Store) SetFleetPolicy(ctx context.Context, p *store.FleetPolicy) error 
 			return about{}, err
 		}
 		args := []any{p.FleetID, ports, p.ConsentFloor, p.MaxDuration.Milliseconds(), p.IdleTimeout.Milliseconds(),
-			boolInt(p.FourEyes), next, millis(at), p.UpdatedBy}
+			boolInt(p.FourEyes), next, millis(at), p.UpdatedBy, p.Reauth.Milliseconds()}
 		var err error
 		if p.Version == 0 {
 			// A row someone else inserted meanwhile is a unique
 			// violation: ErrConflict, as a changed version is.
 			_, err = tx.ExecContext(ctx, `INSERT INTO fleet_policies
-				(fleet_id, ports, consent_floor, max_duration, idle_timeout, four_eyes, version, updated_at, updated_by)
-				VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)`, args...)
+				(fleet_id, ports, consent_floor, max_duration, idle_timeout, four_eyes, version, updated_at, updated_by, reauth)
+				VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)`, args...)
 		} else {
 			err = execOne(ctx, tx, `UPDATE fleet_policies SET ports = $2, consent_floor = $3, max_duration = $4,
-				idle_timeout = $5, four_eyes = $6, version = $7, updated_at = $8, updated_by = $9
-				WHERE fleet_id = $1 AND version = $10`, append(args, p.Version)...)
+				idle_timeout = $5, four_eyes = $6, version = $7, updated_at = $8, updated_by = $9, reauth = $10
+				WHERE fleet_id = $1 AND version = $11`, append(args, p.Version)...)
 			if errors.Is(err, sql.ErrNoRows) {
 				err = errPolicyChanged
 			}

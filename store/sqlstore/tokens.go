@@ -8,12 +8,12 @@ import (
 	"github.com/porthole/porthole/store"
 )
 
-const tokenColumns = `id, user_id, hash, name, created_at, expires_at, last_used_at`
+const tokenColumns = `id, user_id, hash, name, created_at, expires_at, last_used_at, factor_at`
 
 func scanToken(sc scanner) (*store.Token, error) {
 	var t store.Token
 	if err := sc.Scan(&t.ID, &t.UserID, &t.Hash, &t.Name, (*unixMillis)(&t.CreatedAt),
-		(*unixMillis)(&t.ExpiresAt), (*unixMillis)(&t.LastUsedAt)); err != nil {
+		(*unixMillis)(&t.ExpiresAt), (*unixMillis)(&t.LastUsedAt), (*unixMillis)(&t.FactorAt)); err != nil {
 		return nil, err
 	}
 	return &t, nil
@@ -24,12 +24,12 @@ func scanToken(sc scanner) (*store.Token, error) {
 func (s *Store) CreateToken(ctx context.Context, t *store.Token) error {
 	id, created := orNewID(t.ID, "tok"), normalTime(orNow(t.CreatedAt, time.Now()))
 	if err := s.exec(ctx, fmt.Sprintf("create token %q for user %q", t.Name, t.UserID),
-		`INSERT INTO tokens (`+tokenColumns+`) VALUES ($1, $2, $3, $4, $5, $6, $7)`,
-		id, t.UserID, t.Hash, t.Name, millis(created), millis(t.ExpiresAt), millis(t.LastUsedAt)); err != nil {
+		`INSERT INTO tokens (`+tokenColumns+`) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)`,
+		id, t.UserID, t.Hash, t.Name, millis(created), millis(t.ExpiresAt), millis(t.LastUsedAt), millis(t.FactorAt)); err != nil {
 		return err
 	}
 	t.ID, t.CreatedAt = id, created
-	t.ExpiresAt, t.LastUsedAt = normalTime(t.ExpiresAt), normalTime(t.LastUsedAt)
+	t.ExpiresAt, t.LastUsedAt, t.FactorAt = normalTime(t.ExpiresAt), normalTime(t.LastUsedAt), normalTime(t.FactorAt)
 	return nil
 }
 
@@ -58,4 +58,11 @@ func (s *Store) DeleteToken(ctx context.Context, userID, id string) error {
 func (s *Store) TouchToken(ctx context.Context, id string, at time.Time) error {
 	return s.change(store.WithoutAudit(ctx), fmt.Sprintf("touch token %q", id),
 		`UPDATE tokens SET last_used_at = $2 WHERE id = $1`, id, millis(at))
+}
+
+// SetTokenFactor records that one of a user's tokens proved a second
+// factor at the given time; see store.Store.
+func (s *Store) SetTokenFactor(ctx context.Context, userID, id string, at time.Time) error {
+	return s.change(ctx, fmt.Sprintf("record the second factor of token %q", id),
+		`UPDATE tokens SET factor_at = $3 WHERE id = $1 AND user_id = $2`, id, userID, millis(at))
 }

@@ -23,13 +23,13 @@ func testFleetPolicy(t *testing.T, s store.Store) {
 	wantErr(t, "GetFleetPolicy of a missing fleet", err, store.ErrNotFound)
 
 	set := &store.FleetPolicy{FleetID: f.ID, Ports: []int{22, 8080}, ConsentFloor: store.FloorApprove,
-		MaxDuration: time.Hour, IdleTimeout: 10 * time.Minute, FourEyes: true, UpdatedAt: t0, UpdatedBy: "ann@example.com"}
+		MaxDuration: time.Hour, IdleTimeout: 10 * time.Minute, FourEyes: true, Reauth: 15 * time.Minute, UpdatedAt: t0, UpdatedBy: "ann@example.com"}
 	ok(t, "SetFleetPolicy", s.SetFleetPolicy(with(ctx, ev("policy_changed", "1")), set))
 	equal(t, "version after the first set", set.Version, int64(1))
 	p, err = s.GetFleetPolicy(ctx, f.ID)
 	ok(t, "GetFleetPolicy", err)
 	equal(t, "policy", *p, store.FleetPolicy{FleetID: f.ID, Ports: []int{22, 8080}, ConsentFloor: store.FloorApprove,
-		MaxDuration: time.Hour, IdleTimeout: 10 * time.Minute, FourEyes: true, Version: 1, UpdatedAt: stored(t0), UpdatedBy: "ann@example.com"})
+		MaxDuration: time.Hour, IdleTimeout: 10 * time.Minute, FourEyes: true, Reauth: 15 * time.Minute, Version: 1, UpdatedAt: stored(t0), UpdatedBy: "ann@example.com"})
 	other, err := s.GetFleetPolicy(ctx, g.ID)
 	ok(t, "GetFleetPolicy of the other fleet", err)
 	equal(t, "the other fleet's policy", *other, store.FleetPolicy{FleetID: g.ID})

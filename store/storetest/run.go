@@ -32,6 +32,7 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 		{"Tokens", testTokens},
 		{"TokenExpiry", testTokenExpiry},
 		{"TokenOwnership", testTokenOwnership},
+		{"TokenFactor", testTokenFactor},
 		{"EnrollmentTokens", testEnrollmentTokens},
 		{"Enroll", testEnroll},
 		{"EnrollRefused", testEnrollRefused},

@@ -77,3 +77,40 @@ func testTokenOwnership(t *testing.T, s store.Store) {
 	ok(t, "ListTokens", err)
 	equal(t, "ListTokens of another user", list, []*store.Token{})
 }
+
+// testTokenFactor: a token records when it last proved a second factor,
+// from its creation and at each re-authentication, with its audit event;
+// a user cannot set another user's.
+func testTokenFactor(t *testing.T, s store.Store) {
+	ctx := t.Context()
+	ann, eve := mkUser(t, s, "ann@example.com"), mkUser(t, s, "eve@example.com")
+	tok := &store.Token{UserID: ann.ID, Hash: randomHex(32), CreatedAt: t0, FactorAt: t0}
+	ok(t, "CreateToken", s.CreateToken(ctx, tok))
+	got, err := s.TokenByHash(ctx, tok.Hash, t0)
+	ok(t, "TokenByHash", err)
+	equal(t, "FactorAt at login", got.FactorAt, stored(t0))
+	none := &store.Token{UserID: ann.ID, Hash: randomHex(32)}
+	ok(t, "CreateToken", s.CreateToken(ctx, none))
+	got, err = s.TokenByHash(ctx, none.Hash, t0)
+	ok(t, "TokenByHash", err)
+	equal(t, "FactorAt of a token that proved none", got.FactorAt.IsZero(), true)
+
+	ok(t, "SetTokenFactor", s.SetTokenFactor(with(ctx, ev("reauth_succeeded", "1")), ann.ID, tok.ID, t0.Add(20*time.Minute)))
+	got, err = s.TokenByHash(ctx, tok.Hash, t0)
+	ok(t, "TokenByHash", err)
+	equal(t, "FactorAt after re-authenticating", got.FactorAt, stored(t0.Add(20*time.Minute)))
+	evs, err := s.ListAudit(ctx, store.AuditFilter{})
+	ok(t, "ListAudit", err)
+	found := false
+	for _, e := range evs {
+		found = found || e.Kind == "reauth_succeeded"
+	}
+	equal(t, "reauth_succeeded recorded", found, true)
+
+	wantErr(t, "SetTokenFactor of another user's token",
+		s.SetTokenFactor(ctx, eve.ID, tok.ID, t0.Add(time.Hour)), store.ErrNotFound)
+	wantErr(t, "SetTokenFactor of a missing token",
+		s.SetTokenFactor(ctx, ann.ID, "tok_missing", t0.Add(time.Hour)), store.ErrNotFound)
+	got, _ = s.TokenByHash(ctx, tok.Hash, t0)
+	equal(t, "FactorAt after another user's try", got.FactorAt, stored(t0.Add(20*time.Minute)))
+}

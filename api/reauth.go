@@ -1,0 +1,65 @@
+package api
+
+import (
+	"errors"
+	"fmt"
+	"net/http"
+
+	"github.com/porthole/porthole/apitype"
+	"github.com/porthole/porthole/audit"
+)
+
+// reauth is POST /api/v1/reauth: the caller proves a fresh second factor
+// (a TOTP code) for the login making the request, which then meets the
+// reauth rule of fleets' policies (fleetpolicy.CheckReauth) for the
+// rule's window. The code goes through login's path (checkCode): each
+// code is accepted once, by login or by reauth, and wrong codes count
+// against the same limits, per account and source and account-wide
+// (LoginCodeFailuresPerAccount), so a stolen token buys no more guesses
+// than a stolen password. Wrong and replayed codes are audited as
+// reauth_failed, a proved one as reauth_succeeded.
+func (s *Server) reauth(c *call, req *apitype.ReauthRequest) (apitype.ReauthResponse, error) {
+	if req.TOTP == "" {
+		return apitype.ReauthResponse{}, badRequest("totp is required: the 6-digit code from your authenticator app")
+	}
+	now := s.now().UTC()
+	src := sourceKey(clientAddr(c.r))
+	forgive, err := attempt(now,
+		limit{s.loginByAccount, c.user.Email + " " + src, "too many failed logins for this account from your address"})
+	if err != nil {
+		s.logger.Info("reauth refused", "request_id", requestID(c.ctx), "email", c.user.Email, "reason", reasonRateLimited)
+		return apitype.ReauthResponse{}, err
+	}
+	if wait, locked := s.loginCodes.blocked(c.user.Email, now); locked {
+		forgive()
+		return apitype.ReauthResponse{}, tooMany(codesLocked, wait)
+	}
+	refuse := func(reason string) error {
+		s.metrics.loginFailures.WithLabelValues(reason).Inc()
+		s.logger.Info("reauth refused", "request_id", requestID(c.ctx), "email", c.user.Email, "reason", reason, "remote", clientAddr(c.r))
+		if reason == reasonRateLimited {
+			return nil
+		}
+		s.record(c, audit.Event{Kind: audit.ReauthFailed, Actor: c.actor(),
+			Detail: map[string]string{"reason": reason, "token_id": c.token.ID, "remote": clientAddr(c.r)}})
+		if reason == reasonReplayedTOTP {
+			return errorf(http.StatusForbidden, apitype.CodeWrongCode, "this code was already used; wait for the next one")
+		}
+		return errorf(http.StatusForbidden, apitype.CodeWrongCode, "wrong code: it is not the current code of your authenticator app")
+	}
+	if err := s.checkCode(c, c.user, req.TOTP, now, refuse); err != nil {
+		if _, ours := errors.AsType[*httpError](err); !ours {
+			forgive() // our failure, not the caller's
+		}
+		return apitype.ReauthResponse{}, err
+	}
+	forgive()
+	ok := audit.Event{Kind: audit.ReauthSucceeded, Actor: c.actor(),
+		Detail: map[string]string{"token_id": c.token.ID, "token": c.token.Name, "remote": clientAddr(c.r)}}
+	if err := s.store.SetTokenFactor(c.withAudit(ok).ctx, c.user.ID, c.token.ID, now); err != nil {
+		return apitype.ReauthResponse{}, fmt.Errorf("recording the second factor: %w", err)
+	}
+	c.token.FactorAt = now
+	s.logger.Info("reauth", "request_id", requestID(c.ctx), "user", c.user.ID, "token_id", c.token.ID)
+	return apitype.ReauthResponse{FactorAt: now}, nil
+}

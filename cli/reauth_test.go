@@ -1,0 +1,88 @@
+package cli
+
+import (
+	"encoding/json"
+	"net/http"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/porthole/porthole/apitype"
+)
+
+// TestReauthNotInteractive: without a terminal (piped input, or under
+// porthole proxy, which ssh runs) nothing is read from stdin: the run
+// fails in words that say to run porthole reauth first, and no code is
+// sent.
+func TestReauthNotInteractive(t *testing.T) {
+	t.Parallel()
+	f, asked, codes := reauthAPI(t)
+	env := f.loggedIn(t)
+	for _, args := range [][]string{{"ssh", "dev2.acme"}, {"proxy", "dev2.acme"}} {
+		r := runCLI(t, env, "123456\n", args...)
+		if r.err == nil || !strings.Contains(r.err.Error(), "run `porthole reauth` first") ||
+			!strings.Contains(r.err.Error(), "within the last 15m") {
+			t.Errorf("porthole %s: %v", strings.Join(args, " "), r.err)
+		}
+	}
+	if n := asked.Load(); n != 2 {
+		t.Errorf("session requests: %d; want one per run", n)
+	}
+	select {
+	case c := <-codes:
+		t.Errorf("a code was sent without a terminal: %q", c)
+	default:
+	}
+}
+
+// TestReauthCommand: porthole reauth reads the code (a line when piped)
+// and sends it; a wrong one fails in words.
+func TestReauthCommand(t *testing.T) {
+	t.Parallel()
+	f, _, codes := reauthAPI(t)
+	env := f.loggedIn(t)
+	r := mustRun(t, env, "123456\n", "reauth")
+	if got := <-codes; got != "123456" || !strings.Contains(r.stderr, "re-authenticated") {
+		t.Errorf("sent %q; stderr %q", got, r.stderr)
+	}
+	r = runCLI(t, env, "999999\n", "reauth")
+	if r.err == nil || !strings.Contains(r.err.Error(), "wrong code") {
+		t.Errorf("wrong code: %v", r.err)
+	}
+}
+
+// reauthAPI is a fake API whose fleet asks for a fresh second factor: a
+// session request is refused with reauth_required until a code is sent to
+// POST /api/v1/reauth; then (the retry) the device is offline, which ends
+// the run without a data path. codes holds the codes sent.
+func reauthAPI(t *testing.T) (*fakeAPI, *atomic.Int32, chan string) {
+	t.Helper()
+	var fresh atomic.Bool
+	var asked atomic.Int32
+	codes := make(chan string, 4)
+	f := newFakeAPI(t, map[string]http.HandlerFunc{
+		"GET /api/v1/devices": answer(testDevices),
+		"POST /api/v1/devices/{id}/sessions": func(w http.ResponseWriter, r *http.Request) {
+			asked.Add(1)
+			if !fresh.Load() {
+				apiError(http.StatusForbidden, apitype.CodeReauthRequired,
+					"fleet acme asks for your authenticator code within the last 15m to open a session (your last was 2h ago)")(w, r)
+				return
+			}
+			apiError(http.StatusConflict, apitype.CodeDeviceOffline, "dev2 is offline (test)")(w, r)
+		},
+		"POST /api/v1/reauth": func(w http.ResponseWriter, r *http.Request) {
+			var req apitype.ReauthRequest
+			_ = json.NewDecoder(r.Body).Decode(&req)
+			codes <- req.TOTP
+			if req.TOTP != "123456" {
+				apiError(http.StatusForbidden, apitype.CodeWrongCode, "wrong code: it is not the current code of your authenticator app")(w, r)
+				return
+			}
+			fresh.Store(true)
+			writeTestJSON(w, http.StatusOK, apitype.ReauthResponse{FactorAt: time.Now()})
+		},
+	})
+	return f, &asked, codes
+}
