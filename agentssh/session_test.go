@@ -211,6 +211,16 @@ func TestPTY(t *testing.T) {
 	if err := s.WindowChange(50, 132); err != nil {
 		t.Fatal(err)
 	}
+	// The window change and the data after it travel apart (a request
+	// and the channel's data): ask for the size once the terminal has it.
+	testwait.For(t, 10*time.Second, "the resize to reach the terminal", func() bool {
+		e.rec.mu.Lock()
+		p := e.rec.procs[len(e.rec.procs)-1]
+		e.rec.mu.Unlock()
+		p.mu.Lock()
+		defer p.mu.Unlock()
+		return len(p.resizes) > 0
+	})
 	io.WriteString(in, "stty size\n")
 	testwait.For(t, 10*time.Second, "stty size 50 132", func() bool { return strings.Contains(scr.String(), "50 132") })
 	io.WriteString(in, "exit 7\n")

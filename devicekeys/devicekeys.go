@@ -108,6 +108,14 @@ func (c *Cache) Key(ctx context.Context, fleet, device string) (ed25519.PublicKe
 	// Keyed by the epoch too: a login after a forget never joins a read
 	// that began before it.
 	ch := c.group.DoChan(fmt.Sprintf("%s@%d", name, epoch), func() (any, error) {
+		// A read that ended between this caller's look and its DoChan
+		// may have kept the key already.
+		c.mu.Lock()
+		e, ok := c.entries[name]
+		c.mu.Unlock()
+		if ok && c.cfg.Now().Before(e.until) {
+			return e.key, nil
+		}
 		lctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), lookupTimeout)
 		defer cancel()
 		key, err := c.cfg.Lookup(lctx, fleet, device)
