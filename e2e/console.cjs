@@ -12,53 +12,7 @@
 // page error, or serious or critical accessibility violation.
 "use strict";
 
-const { chromium } = require("playwright-core");
-const fs = require("fs");
-const path = require("path");
-const readline = require("readline");
-
-const lines = readline.createInterface({ input: process.stdin });
-const pending = [];
-let waiter = null;
-lines.on("line", (l) => (waiter ? (waiter(l), (waiter = null)) : pending.push(l)));
-function nextLine() {
-  return pending.length ? Promise.resolve(pending.shift()) : new Promise((r) => (waiter = r));
-}
-
-const env = (name) => {
-  const v = process.env[name];
-  if (!v) throw new Error(`${name} is not set`);
-  return v;
-};
-
-async function shot(page, name) {
-  await page.screenshot({ path: path.join(env("SHOTS"), name + ".png"), fullPage: true });
-  console.log("SHOT " + name);
-}
-
-// axe runs axe-core on the page and fails on serious or critical
-// violations; lesser ones are reported on stderr.
-async function axe(page, what) {
-  const hasAxe = await page.evaluate(() => typeof window.axe !== "undefined");
-  if (!hasAxe) {
-    await page.evaluate(fs.readFileSync(env("AXE"), "utf8"));
-  }
-  const { passes, violations } = await page.evaluate(async () => {
-    const r = await window.axe.run(document, { resultTypes: ["violations"] });
-    return {
-      passes: r.passes.length,
-      violations: r.violations.map((v) => ({ id: v.id, impact: v.impact, help: v.help, nodes: v.nodes.map((n) => n.target.join(" ")) })),
-    };
-  });
-  console.error(`axe on ${what}: ${passes} rules passed, ${violations.length} violated`);
-  for (const v of violations) {
-    console.error(`axe on ${what}: ${v.impact} ${v.id}: ${v.help} (${v.nodes.join(", ")})`);
-  }
-  const bad = violations.filter((v) => v.impact === "serious" || v.impact === "critical");
-  if (bad.length) {
-    throw new Error(`axe-core found ${bad.length} serious or critical violations on ${what}: ${bad.map((v) => v.id).join(", ")}`);
-  }
-}
+const { nextLine, closeInput, env, launch, shot, axe, newContext, newPage } = require("./console_lib.cjs");
 
 async function rowCount(page) {
   return page.locator("#devices tr").count();
@@ -72,27 +26,11 @@ async function waitRows(page, names) {
 }
 
 async function main() {
-  const browser = await chromium.launch({
-    executablePath: env("CHROMIUM"),
-    args: ["--no-sandbox", "--headless", "--disable-gpu", "--no-first-run", "--disable-background-networking"],
-  });
+  const browser = await launch();
   try {
-    const context = await browser.newContext({ ignoreHTTPSErrors: true, viewport: { width: 1100, height: 760 } });
-    // Every Content-Security-Policy violation, whatever its source.
-    await context.addInitScript(() => {
-      window.__violations = [];
-      document.addEventListener("securitypolicyviolation", (e) =>
-        window.__violations.push(`${e.violatedDirective} blocked ${e.blockedURI || "inline"} (${e.sourceFile}:${e.lineNumber})`));
-    });
-    const page = await context.newPage();
-    page.setDefaultTimeout(15000);
+    const context = await newContext(browser);
     const problems = [];
-    page.on("pageerror", (e) => problems.push("page error: " + e.message));
-    page.on("console", (m) => {
-      if (m.type() === "error" && /Content Security Policy|Trusted Type|Refused to/i.test(m.text())) {
-        problems.push("console: " + m.text());
-      }
-    });
+    const page = await newPage(context, problems);
 
     // The login page, with the keyboard alone: focus starts in the email
     // field; Tab moves on; Enter logs in.
@@ -226,7 +164,7 @@ async function main() {
     console.log("DONE");
   } finally {
     await browser.close();
-    lines.close();
+    closeInput();
   }
 }
 

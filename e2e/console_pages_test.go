@@ -3,10 +3,7 @@ package e2e
 import (
 	"crypto/ed25519"
 	"crypto/rand"
-	"os"
-	"path/filepath"
 	"regexp"
-	"runtime"
 	"strings"
 	"testing"
 	"time"
@@ -52,15 +49,7 @@ func browserUser(t *testing.T, srv *presenceServer, email string, grant ...strin
 // serious or critical violation on any page, at 1100 px or 640 px.
 func TestConsolePages(t *testing.T) {
 	t.Parallel()
-	node, chromium, nodePath := pageTools(t)
-	srv := newPresenceServer(t, nil)
-	if !consoleBuilt(t, srv) {
-		msg := "this portholed has no web console: run `make web` (make test does) before go test"
-		if os.Getenv("CI") == "true" {
-			t.Fatal(msg)
-		}
-		t.Skip(msg)
-	}
+	srv, bt := newConsoleServer(t)
 	const engineer, admin = "eng@example.com", "root@example.com"
 	password, code := browserUser(t, srv, engineer)
 	MustRun(t, srv.env, "", bins.CLI, "users", "grant", engineer, "--fleet", "acme", "--role", "operator")
@@ -96,17 +85,10 @@ func TestConsolePages(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	shots := filepath.Join(t.TempDir(), "shots")
-	if err := os.MkdirAll(shots, 0o755); err != nil {
-		t.Fatal(err)
-	}
-	_, here, _, _ := runtime.Caller(0)
-	ps := startPageScript(t, node, filepath.Join(filepath.Dir(here), "console_pages.cjs"),
-		"NODE_PATH="+nodePath, "CHROMIUM="+chromium, "SHOTS="+shots, "SERVER="+srv.url,
+	ps := startConsoleScript(t, srv, bt, "console_pages.cjs",
 		"EMAIL="+engineer, "PASSWORD="+password, "TOTP="+code,
 		"ADMIN_EMAIL="+admin, "ADMIN_PASSWORD="+adminPassword, "ADMIN_TOTP="+adminCode,
-		"XSS_REASON="+xssReason, "PUBKEY="+strings.TrimSpace(string(ssh.MarshalAuthorizedKey(sshPub))),
-		"AXE="+filepath.Join(nodePath, "axe-core", "axe.min.js"))
+		"XSS_REASON="+xssReason, "PUBKEY="+strings.TrimSpace(string(ssh.MarshalAuthorizedKey(sshPub))))
 
 	// The queue is on the screen: bob takes the owner's request first.
 	request := ps.next(t, "QUEUE")
@@ -126,20 +108,5 @@ func TestConsolePages(t *testing.T) {
 	ps.next(t, "DONE")
 	ps.wait(t)
 
-	want := []string{"8-queue", "9-queue-refused", "10-sessions", "11-audit", "12-audit-tampered", "13-audit-verified", "14-tokens", "15-queue-zoom-200"}
-	if strings.Join(ps.shots, " ") != strings.Join(want, " ") {
-		t.Errorf("screenshots %v; want %v", ps.shots, want)
-	}
-	copyTo := os.Getenv("PORTHOLE_SHOTS")
-	for _, name := range want {
-		fi, err := os.Stat(filepath.Join(shots, name+".png"))
-		if err != nil || fi.Size() < 1000 {
-			t.Errorf("screenshot %s: %v", name, err)
-			continue
-		}
-		if copyTo != "" {
-			copyFile(t, filepath.Join(shots, name+".png"), filepath.Join(copyTo, "console-"+name+".png"))
-		}
-	}
-	t.Logf("screenshots in %s; the page script said:\n%s", shots, ps.stderr)
+	ps.checkShots(t, "8-queue", "9-queue-refused", "10-sessions", "11-audit", "12-audit-tampered", "13-audit-verified", "14-tokens", "15-queue-zoom-200")
 }

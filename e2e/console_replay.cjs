@@ -13,93 +13,10 @@
 // or parsed, or serious or critical accessibility violation.
 "use strict";
 
-const { chromium } = require("playwright-core");
-const fs = require("fs");
-const path = require("path");
-const readline = require("readline");
-
-const lines = readline.createInterface({ input: process.stdin });
-const pending = [];
-let waiter = null;
-lines.on("line", (l) => (waiter ? (waiter(l), (waiter = null)) : pending.push(l)));
-function nextLine() {
-  return pending.length ? Promise.resolve(pending.shift()) : new Promise((r) => (waiter = r));
-}
-
-const env = (name) => {
-  const v = process.env[name];
-  if (!v) throw new Error(`${name} is not set`);
-  return v;
-};
-
-async function shot(page, name) {
-  await page.screenshot({ path: path.join(env("SHOTS"), name + ".png"), fullPage: true });
-  console.log("SHOT " + name);
-}
-
-async function axe(page, what) {
-  if (!(await page.evaluate(() => typeof window.axe !== "undefined"))) {
-    await page.evaluate(fs.readFileSync(env("AXE"), "utf8"));
-  }
-  const violations = await page.evaluate(async () => {
-    const r = await window.axe.run(document, { resultTypes: ["violations"] });
-    return r.violations.map((v) => ({ id: v.id, impact: v.impact, help: v.help, nodes: v.nodes.map((n) => n.target.join(" ")) }));
-  });
-  for (const v of violations) {
-    console.error(`axe on ${what}: ${v.impact} ${v.id}: ${v.help} (${v.nodes.join(", ")})`);
-  }
-  const bad = violations.filter((v) => v.impact === "serious" || v.impact === "critical");
-  if (bad.length) {
-    throw new Error(`axe-core found ${bad.length} serious or critical violations on ${what}: ${bad.map((v) => v.id).join(", ")}`);
-  }
-  console.error(`axe on ${what}: ${violations.length} lesser violations`);
-}
-
-// newContext is a browser context that notes every Content-Security-Policy
-// violation, whatever its source.
-async function newContext(browser) {
-  const context = await browser.newContext({ ignoreHTTPSErrors: true, viewport: { width: 1100, height: 760 } });
-  await context.addInitScript(() => {
-    window.__violations = [];
-    document.addEventListener("securitypolicyviolation", (e) =>
-      window.__violations.push(`${e.violatedDirective} blocked ${e.blockedURI || "inline"} (${e.sourceFile}:${e.lineNumber})`));
-  });
-  return context;
-}
-
-async function newPage(context, problems) {
-  const page = await context.newPage();
-  page.setDefaultTimeout(15000);
-  page.on("pageerror", (e) => problems.push("page error: " + e.message));
-  page.on("console", (m) => {
-    if (m.type() === "error" && /Content Security Policy|Trusted Type|Refused to/i.test(m.text())) {
-      problems.push("console: " + m.text());
-    }
-  });
-  return page;
-}
-
-async function login(page, email, password, totp) {
-  await page.goto(env("SERVER") + "/console/");
-  await page.locator("#email").fill(email);
-  await page.locator("#password").fill(password);
-  await page.locator("#totp").fill(totp);
-  await page.keyboard.press("Enter");
-  await page.locator("h1", { hasText: "Devices" }).waitFor();
-}
-
-// follow reaches a page from the header's menu with the keyboard.
-async function follow(page, name, heading) {
-  await page.locator("#nav a", { hasText: name }).focus();
-  await page.keyboard.press("Enter");
-  await page.locator("h1", { hasText: heading }).waitFor();
-  await page.waitForFunction(() => document.activeElement && document.activeElement.tagName === "H1");
-}
+const { nextLine, closeInput, env, launch, shot, axe, newContext, newPage, login, follow, noXSS: planted } = require("./console_lib.cjs");
 
 async function noXSS(page, where) {
-  if ((await page.evaluate(() => window.__xss)) !== undefined || (await page.locator("main img, main script").count()) !== 0) {
-    throw new Error(`recorded HTML ran or was parsed on ${where}`);
-  }
+  await planted(page, "main img, main script", "recorded HTML on " + where);
 }
 
 async function noSideways(page, what) {
@@ -113,10 +30,7 @@ async function noSideways(page, what) {
 }
 
 async function main() {
-  const browser = await chromium.launch({
-    executablePath: env("CHROMIUM"),
-    args: ["--no-sandbox", "--headless", "--disable-gpu", "--no-first-run", "--disable-background-networking"],
-  });
+  const browser = await launch();
   const problems = [];
   try {
     const context = await newContext(browser);
@@ -234,7 +148,7 @@ async function main() {
     console.log("DONE");
   } finally {
     await browser.close();
-    lines.close();
+    closeInput();
   }
 }
 

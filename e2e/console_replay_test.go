@@ -5,9 +5,6 @@ import (
 	"crypto/tls"
 	"encoding/json"
 	"net/http"
-	"os"
-	"path/filepath"
-	"runtime"
 	"strings"
 	"testing"
 	"time"
@@ -37,15 +34,7 @@ const replayXSS = `<img src=x onerror="window.__xss=5"><script>window.__xss=6</s
 // it and removes it. axe-core finds no serious or critical violation.
 func TestConsoleReplay(t *testing.T) {
 	t.Parallel()
-	node, chromium, nodePath := pageTools(t)
-	srv := newPresenceServer(t, nil)
-	if !consoleBuilt(t, srv) {
-		msg := "this portholed has no web console: run `make web` (make test does) before go test"
-		if os.Getenv("CI") == "true" {
-			t.Fatal(msg)
-		}
-		t.Skip(msg)
-	}
+	srv, bt := newConsoleServer(t)
 	const engineer, admin = "eng@example.com", "root@example.com"
 	password, code := browserUser(t, srv, engineer)
 	MustRun(t, srv.env, "", bins.CLI, "users", "grant", engineer, "--fleet", "acme", "--role", "operator")
@@ -84,17 +73,10 @@ func TestConsoleReplay(t *testing.T) {
 		return err == nil && r.Complete
 	})
 
-	shots := filepath.Join(t.TempDir(), "shots")
-	if err := os.MkdirAll(shots, 0o755); err != nil {
-		t.Fatal(err)
-	}
-	_, here, _, _ := runtime.Caller(0)
-	ps := startPageScript(t, node, filepath.Join(filepath.Dir(here), "console_replay.cjs"),
-		"NODE_PATH="+nodePath, "CHROMIUM="+chromium, "SHOTS="+shots, "SERVER="+srv.url,
+	ps := startConsoleScript(t, srv, bt, "console_replay.cjs",
 		"EMAIL="+engineer, "PASSWORD="+password, "TOTP="+code,
 		"ADMIN_EMAIL="+admin, "ADMIN_PASSWORD="+adminPassword, "ADMIN_TOTP="+adminCode,
-		"SESSION="+ses, "MARKER="+marker, "XSS="+replayXSS,
-		"AXE="+filepath.Join(nodePath, "axe-core", "axe.min.js"))
+		"SESSION="+ses, "MARKER="+marker, "XSS="+replayXSS)
 
 	// The user the administrator made: what the page showed once logs in.
 	created := strings.Fields(ps.next(t, "CREATED"))
@@ -136,20 +118,5 @@ func TestConsoleReplay(t *testing.T) {
 	ps.next(t, "DONE")
 	ps.wait(t)
 
-	want := []string{"16-replay", "17-replay-zoom-200", "18-users-refused", "19-users-created", "20-fleet-roles"}
-	if strings.Join(ps.shots, " ") != strings.Join(want, " ") {
-		t.Errorf("screenshots %v; want %v", ps.shots, want)
-	}
-	copyTo := os.Getenv("PORTHOLE_SHOTS")
-	for _, name := range want {
-		fi, err := os.Stat(filepath.Join(shots, name+".png"))
-		if err != nil || fi.Size() < 1000 {
-			t.Errorf("screenshot %s: %v", name, err)
-			continue
-		}
-		if copyTo != "" {
-			copyFile(t, filepath.Join(shots, name+".png"), filepath.Join(copyTo, "console-"+name+".png"))
-		}
-	}
-	t.Logf("screenshots in %s; the page script said:\n%s", shots, ps.stderr)
+	ps.checkShots(t, "16-replay", "17-replay-zoom-200", "18-users-refused", "19-users-created", "20-fleet-roles")
 }

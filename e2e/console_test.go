@@ -39,15 +39,7 @@ const xssLabel = `<img src=x onerror="window.__xss=1"><script>window.__xss=2</sc
 // docs/img).
 func TestConsole(t *testing.T) {
 	t.Parallel()
-	node, chromium, nodePath := pageTools(t)
-	srv := newPresenceServer(t, nil)
-	if !consoleBuilt(t, srv) {
-		msg := "this portholed has no web console: run `make web` (make test does) before go test"
-		if os.Getenv("CI") == "true" {
-			t.Fatal(msg)
-		}
-		t.Skip(msg)
-	}
+	srv, bt := newConsoleServer(t)
 
 	// An operator of acme, who has never logged in: the browser's TOTP
 	// code is the first of theirs.
@@ -82,15 +74,8 @@ func TestConsole(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	shots := filepath.Join(t.TempDir(), "shots")
-	if err := os.MkdirAll(shots, 0o755); err != nil {
-		t.Fatal(err)
-	}
-	_, here, _, _ := runtime.Caller(0)
-	ps := startPageScript(t, node, filepath.Join(filepath.Dir(here), "console.cjs"),
-		"NODE_PATH="+nodePath, "CHROMIUM="+chromium, "SHOTS="+shots, "SERVER="+srv.url,
-		"EMAIL="+engineer, "PASSWORD="+password[1], "TOTP="+code, "XSS_LABEL="+xssLabel,
-		"AXE="+filepath.Join(nodePath, "axe-core", "axe.min.js"))
+	ps := startConsoleScript(t, srv, bt, "console.cjs",
+		"EMAIL="+engineer, "PASSWORD="+password[1], "TOTP="+code, "XSS_LABEL="+xssLabel)
 
 	ps.next(t, "ONLINE")
 	// The device's page is open: stop the agent (as its owner would, or a
@@ -103,22 +88,7 @@ func TestConsole(t *testing.T) {
 	ps.next(t, "DONE")
 	ps.wait(t)
 
-	want := []string{"1-login", "2-devices", "3-filtered", "4-device", "5-device-offline", "6-zoom-200", "7-logged-out"}
-	if strings.Join(ps.shots, " ") != strings.Join(want, " ") {
-		t.Errorf("screenshots %v; want %v", ps.shots, want)
-	}
-	copyTo := os.Getenv("PORTHOLE_SHOTS")
-	for _, name := range want {
-		fi, err := os.Stat(filepath.Join(shots, name+".png"))
-		if err != nil || fi.Size() < 1000 {
-			t.Errorf("screenshot %s: %v", name, err)
-			continue
-		}
-		if copyTo != "" {
-			copyFile(t, filepath.Join(shots, name+".png"), filepath.Join(copyTo, "console-"+name+".png"))
-		}
-	}
-	t.Logf("screenshots in %s; the page script said:\n%s", shots, ps.stderr)
+	ps.checkShots(t, "1-login", "2-devices", "3-filtered", "4-device", "5-device-offline", "6-zoom-200", "7-logged-out")
 }
 
 // consoleBuilt reports whether srv's portholed has its console's script
@@ -135,6 +105,65 @@ func consoleBuilt(t *testing.T, srv *presenceServer) bool {
 	return resp.StatusCode == http.StatusOK
 }
 
+// browserTools are the programs a console test drives a browser with.
+type browserTools struct{ node, chromium, nodePath string }
+
+// newConsoleServer is a presenceServer whose portholed serves the web
+// console, and the browser tools; the test is skipped (failed under CI)
+// when the console was not built.
+func newConsoleServer(t *testing.T) (*presenceServer, browserTools) {
+	t.Helper()
+	node, chromium, nodePath := pageTools(t)
+	srv := newPresenceServer(t, nil)
+	if !consoleBuilt(t, srv) {
+		msg := "this portholed has no web console: run `make web` (make test does) before go test"
+		if os.Getenv("CI") == "true" {
+			t.Fatal(msg)
+		}
+		t.Skip(msg)
+	}
+	return srv, browserTools{node, chromium, nodePath}
+}
+
+// startConsoleScript starts the console script name of this directory
+// against srv, with the environment every one of them takes (SERVER,
+// CHROMIUM, AXE, SHOTS: a directory of the test's) and env.
+func startConsoleScript(t *testing.T, srv *presenceServer, bt browserTools, name string, env ...string) *pageScript {
+	t.Helper()
+	shots := filepath.Join(t.TempDir(), "shots")
+	if err := os.MkdirAll(shots, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	_, here, _, _ := runtime.Caller(0)
+	ps := startPageScript(t, bt.node, filepath.Join(filepath.Dir(here), name), append([]string{
+		"NODE_PATH=" + bt.nodePath, "CHROMIUM=" + bt.chromium, "SHOTS=" + shots, "SERVER=" + srv.url,
+		"AXE=" + filepath.Join(bt.nodePath, "axe-core", "axe.min.js")}, env...)...)
+	ps.shotDir = shots
+	return ps
+}
+
+// checkShots checks that the script took the screenshots want, in order,
+// copies them into PORTHOLE_SHOTS (such as docs/img) as console-<name>.png
+// when it is set, and logs what the script said.
+func (ps *pageScript) checkShots(t *testing.T, want ...string) {
+	t.Helper()
+	if strings.Join(ps.shots, " ") != strings.Join(want, " ") {
+		t.Errorf("screenshots %v; want %v", ps.shots, want)
+	}
+	copyTo := os.Getenv("PORTHOLE_SHOTS")
+	for _, name := range want {
+		fi, err := os.Stat(filepath.Join(ps.shotDir, name+".png"))
+		if err != nil || fi.Size() < 1000 {
+			t.Errorf("screenshot %s: %v", name, err)
+			continue
+		}
+		if copyTo != "" {
+			copyFile(t, filepath.Join(ps.shotDir, name+".png"), filepath.Join(copyTo, "console-"+name+".png"))
+		}
+	}
+	t.Logf("screenshots in %s; the page script said:\n%s", ps.shotDir, ps.stderr)
+}
+
 // pageScript is a node script that drives a browser and talks with the
 // test over stdio: it prints "SHOT name" after each screenshot and other
 // lines the test waits for, and reads a line each time it waits for the
@@ -147,6 +176,8 @@ type pageScript struct {
 	exited chan struct{}
 	err    error // cmd.Wait's, once exited is closed
 	shots  []string
+	// shotDir holds the screenshots (startConsoleScript).
+	shotDir string
 }
 
 func startPageScript(t *testing.T, node, script string, env ...string) *pageScript {

@@ -1,0 +1,122 @@
+// What the console's browser scripts (console.cjs, console_pages.cjs,
+// console_replay.cjs) share: the stdio talk with their Go test, the
+// environment, Chromium, screenshots, the accessibility scan, a context
+// that notes Content-Security-Policy violations, pages that note errors,
+// logging in, and the header's menu.
+"use strict";
+
+const { chromium } = require("playwright-core");
+const fs = require("fs");
+const path = require("path");
+const readline = require("readline");
+
+// nextLine resolves with the next line the Go test writes on stdin.
+let lines = null;
+const pending = [];
+let waiter = null;
+function nextLine() {
+  if (!lines) {
+    lines = readline.createInterface({ input: process.stdin });
+    lines.on("line", (l) => (waiter ? (waiter(l), (waiter = null)) : pending.push(l)));
+  }
+  return pending.length ? Promise.resolve(pending.shift()) : new Promise((r) => (waiter = r));
+}
+
+// closeInput stops reading stdin, so that the script can end.
+function closeInput() {
+  if (lines) lines.close();
+}
+
+const env = (name) => {
+  const v = process.env[name];
+  if (!v) throw new Error(`${name} is not set`);
+  return v;
+};
+
+function launch() {
+  return chromium.launch({
+    executablePath: env("CHROMIUM"),
+    args: ["--no-sandbox", "--headless", "--disable-gpu", "--no-first-run", "--disable-background-networking"],
+  });
+}
+
+async function shot(page, name) {
+  await page.screenshot({ path: path.join(env("SHOTS"), name + ".png"), fullPage: true });
+  console.log("SHOT " + name);
+}
+
+// axe runs axe-core on the page and fails on serious or critical
+// violations; lesser ones are reported on stderr.
+async function axe(page, what) {
+  if (!(await page.evaluate(() => typeof window.axe !== "undefined"))) {
+    await page.evaluate(fs.readFileSync(env("AXE"), "utf8"));
+  }
+  const { passes, violations } = await page.evaluate(async () => {
+    const r = await window.axe.run(document, { resultTypes: ["violations"] });
+    return {
+      passes: r.passes.length,
+      violations: r.violations.map((v) => ({ id: v.id, impact: v.impact, help: v.help, nodes: v.nodes.map((n) => n.target.join(" ")) })),
+    };
+  });
+  console.error(`axe on ${what}: ${passes} rules passed, ${violations.length} violated`);
+  for (const v of violations) {
+    console.error(`axe on ${what}: ${v.impact} ${v.id}: ${v.help} (${v.nodes.join(", ")})`);
+  }
+  const bad = violations.filter((v) => v.impact === "serious" || v.impact === "critical");
+  if (bad.length) {
+    throw new Error(`axe-core found ${bad.length} serious or critical violations on ${what}: ${bad.map((v) => v.id).join(", ")}`);
+  }
+}
+
+// newContext is a browser context that notes every Content-Security-Policy
+// violation, whatever its source, in window.__violations.
+async function newContext(browser) {
+  const context = await browser.newContext({ ignoreHTTPSErrors: true, viewport: { width: 1100, height: 760 } });
+  await context.addInitScript(() => {
+    window.__violations = [];
+    document.addEventListener("securitypolicyviolation", (e) =>
+      window.__violations.push(`${e.violatedDirective} blocked ${e.blockedURI || "inline"} (${e.sourceFile}:${e.lineNumber})`));
+  });
+  return context;
+}
+
+// newPage is a page that adds its errors and its console's policy
+// refusals to problems.
+async function newPage(context, problems) {
+  const page = await context.newPage();
+  page.setDefaultTimeout(15000);
+  page.on("pageerror", (e) => problems.push("page error: " + e.message));
+  page.on("console", (m) => {
+    if (m.type() === "error" && /Content Security Policy|Trusted Type|Refused to/i.test(m.text())) {
+      problems.push("console: " + m.text());
+    }
+  });
+  return page;
+}
+
+async function login(page, email, password, totp) {
+  await page.goto(env("SERVER") + "/console/");
+  await page.locator("#email").fill(email);
+  await page.locator("#password").fill(password);
+  await page.locator("#totp").fill(totp);
+  await page.keyboard.press("Enter");
+  await page.locator("h1", { hasText: "Devices" }).waitFor();
+}
+
+// follow reaches a page from the header's menu with the keyboard.
+async function follow(page, name, heading) {
+  await page.locator("#nav a", { hasText: name }).focus();
+  await page.keyboard.press("Enter");
+  await page.locator("h1", { hasText: heading }).waitFor();
+  await page.waitForFunction(() => document.activeElement && document.activeElement.tagName === "H1");
+}
+
+// noXSS fails if text the test planted (with window.__xss in a script, and
+// the given elements) ran or was parsed as HTML on the page.
+async function noXSS(page, elements, what) {
+  if ((await page.evaluate(() => window.__xss)) !== undefined || (await page.locator(elements).count()) !== 0) {
+    throw new Error(`${what} ran or was parsed`);
+  }
+}
+
+module.exports = { nextLine, closeInput, env, launch, shot, axe, newContext, newPage, login, follow, noXSS };
