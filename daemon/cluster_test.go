@@ -165,6 +165,65 @@ func closedWithin(c *ssh.Client, d time.Duration) bool {
 	}
 }
 
+// newFleet makes fleet name in nd's store.
+func (nd *node) newFleet(t *testing.T, name string) *store.Fleet {
+	t.Helper()
+	f := &store.Fleet{Name: name}
+	if err := nd.Store().CreateFleet(t.Context(), f); err != nil {
+		t.Fatal(err)
+	}
+	return f
+}
+
+// device reads a device of fleet from nd's store.
+func (nd *node) device(t *testing.T, fleet *store.Fleet, name string) *store.Device {
+	t.Helper()
+	d, err := nd.Store().GetDeviceByName(t.Context(), fleet.ID, name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return d
+}
+
+// clusterEngineer is a user with an SSH key of their own, who asks nodes
+// for sessions.
+type clusterEngineer struct {
+	user *store.User
+	key  ssh.Signer
+}
+
+func newClusterEngineer(t *testing.T, st store.Store) *clusterEngineer {
+	t.Helper()
+	u := &store.User{Email: "eng@example.com"}
+	if err := st.CreateUser(t.Context(), u); err != nil {
+		t.Fatal(err)
+	}
+	_, priv, err := ed25519.GenerateKey(rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	key, err := ssh.NewSignerFromKey(priv)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return &clusterEngineer{user: u, key: key}
+}
+
+// open asks via for a session on d to port 22, and returns it with the
+// engineer's key certified for it.
+func (e *clusterEngineer) open(t *testing.T, via *node, d *store.Device, reason string) (*session.Opened, ssh.Signer) {
+	t.Helper()
+	o, err := via.sessions.Open(t.Context(), session.Request{Device: d, User: e.user, PublicKey: e.key.PublicKey(), Ports: []int{22}, Reason: reason})
+	if err != nil {
+		t.Fatalf("opening a session through a node: %v", err)
+	}
+	cert, err := ssh.NewCertSigner(o.Certificate, e.key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return o, cert
+}
+
 // TestTwoNodes: two server nodes on one PostgreSQL database act at once on
 // what the other changes. A device deleted through node a is cut off node
 // b's broker and relay and refused there at once, though b had its key
@@ -176,10 +235,7 @@ func TestTwoNodes(t *testing.T) {
 	nodes := startNodes(t, 2, nil)
 	a, b := nodes[0], nodes[1]
 	ctx := t.Context()
-	fleet := &store.Fleet{Name: "acme"}
-	if err := a.Store().CreateFleet(ctx, fleet); err != nil {
-		t.Fatal(err)
-	}
+	fleet := a.newFleet(t, "acme")
 
 	dev := b.at(t, a.enroll(t, fleet, "dev1"))
 	mc, _, err := dev.connect(t)
@@ -195,10 +251,7 @@ func TestTwoNodes(t *testing.T) {
 		t.Fatalf("the device's login to node b's relay was refused: %v", err)
 	}
 
-	d, err := a.Store().GetDeviceByName(ctx, fleet.ID, "dev1")
-	if err != nil {
-		t.Fatal(err)
-	}
+	d := a.device(t, fleet, "dev1")
 	if err := a.Store().DeleteDevice(ctx, d.ID); err != nil {
 		t.Fatal(err)
 	}
@@ -228,34 +281,8 @@ func TestTwoNodes(t *testing.T) {
 
 	// An engineer with a certificate for a session node a opened waits on
 	// node b's relay for the device; node a closes the session.
-	engPub, engPriv, err := ed25519.GenerateKey(rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	engSSH, err := ssh.NewPublicKey(engPub)
-	if err != nil {
-		t.Fatal(err)
-	}
-	d, err = a.Store().GetDeviceByName(ctx, fleet.ID, "dev1")
-	if err != nil {
-		t.Fatal(err)
-	}
-	u := &store.User{Email: "eng@example.com"}
-	if err := a.Store().CreateUser(ctx, u); err != nil {
-		t.Fatal(err)
-	}
-	opened, err := a.sessions.Open(ctx, session.Request{Device: d, User: u, PublicKey: engSSH, Ports: []int{22}, Reason: "ticket 1"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	engSigner, err := ssh.NewSignerFromKey(engPriv)
-	if err != nil {
-		t.Fatal(err)
-	}
-	certSigner, err := ssh.NewCertSigner(opened.Certificate, engSigner)
-	if err != nil {
-		t.Fatal(err)
-	}
+	d = a.device(t, fleet, "dev1")
+	opened, certSigner := newClusterEngineer(t, a.Store()).open(t, a, d, "ticket 1")
 	// The engineer goes to the node the session was placed on; the other
 	// node closes it.
 	on, closer := a, b
@@ -291,55 +318,22 @@ func TestPlacementAcrossNodes(t *testing.T) {
 	nodes := startNodes(t, 2, func(i int, cfg *Config, _ []*node) { cfg.Relay.Region = regions[i] })
 	eu, us := nodes[0], nodes[1]
 	ctx := t.Context()
-	fleet := &store.Fleet{Name: "acme"}
-	if err := eu.Store().CreateFleet(ctx, fleet); err != nil {
-		t.Fatal(err)
-	}
+	fleet := eu.newFleet(t, "acme")
 	eu.enroll(t, fleet, "dev1")
-	d, err := eu.Store().GetDeviceByName(ctx, fleet.ID, "dev1")
-	if err != nil {
-		t.Fatal(err)
-	}
+	d := eu.device(t, fleet, "dev1")
 	if err := eu.Store().SetDeviceLabels(ctx, d.ID, map[string]string{"region": "us"}); err != nil {
 		t.Fatal(err)
 	}
 	d.Labels = map[string]string{"region": "us"}
-	u := &store.User{Email: "eng@example.com"}
-	if err := eu.Store().CreateUser(ctx, u); err != nil {
-		t.Fatal(err)
-	}
-	pub, priv, err := ed25519.GenerateKey(rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	engSSH, err := ssh.NewPublicKey(pub)
-	if err != nil {
-		t.Fatal(err)
-	}
-	open := func(via *node) *session.Opened {
-		t.Helper()
-		o, err := via.sessions.Open(ctx, session.Request{Device: d, User: u, PublicKey: engSSH, Ports: []int{22}, Reason: "ticket 2"})
-		if err != nil {
-			t.Fatal(err)
-		}
-		return o
-	}
+	eng := newClusterEngineer(t, eu.Store())
 
 	// Asked through the eu node, placed on the us node's relay.
-	o := open(eu)
+	o, cert := eng.open(t, eu, d, "ticket 2")
 	if s := o.Session; s.RelayID != us.relayID || s.RelayAddr != us.api.Addr().String() || s.RelaySSHAddr != us.relay.Addr().String() {
 		t.Fatalf("session placed on %s (%s, %s); want the us node's relay %s (%s, %s)", s.RelayID, s.RelayAddr, s.RelaySSHAddr,
 			us.relayID, us.api.Addr(), us.relay.Addr())
 	}
 	// The eu node's relay turns its engineer away, saying where to go.
-	signer, err := ssh.NewSignerFromKey(priv)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cert, err := ssh.NewCertSigner(o.Certificate, signer)
-	if err != nil {
-		t.Fatal(err)
-	}
 	if c, err := eu.sshLogin("engineer", cert); err == nil {
 		c.Close()
 		t.Error("the eu node's relay let in the engineer of a session placed on the us node")
@@ -355,8 +349,8 @@ func TestPlacementAcrossNodes(t *testing.T) {
 	// The us node stops: it leaves the registry, and the next session is
 	// placed on the eu node, the only one left.
 	us.stop()
-	if s := open(eu).Session; s.RelayID != eu.relayID {
-		t.Errorf("after the us node stopped, a session was placed on %s; want the eu node's %s", s.RelayID, eu.relayID)
+	if o, _ := eng.open(t, eu, d, "ticket 2"); o.Session.RelayID != eu.relayID {
+		t.Errorf("after the us node stopped, a session was placed on %s; want the eu node's %s", o.Session.RelayID, eu.relayID)
 	}
 }
 
@@ -409,31 +403,10 @@ func TestRoles(t *testing.T) {
 	if len(live) != 1 || live[0].ID != relayNode.relayID || live[0].Addr != relayNode.api.Addr().String() {
 		t.Fatalf("registered relays = %+v; want the relay node's alone", live)
 	}
-	fleet := &store.Fleet{Name: "acme"}
-	if err := apiNode.Store().CreateFleet(ctx, fleet); err != nil {
-		t.Fatal(err)
-	}
+	fleet := apiNode.newFleet(t, "acme")
 	apiNode.enroll(t, fleet, "dev1")
-	d, err := apiNode.Store().GetDeviceByName(ctx, fleet.ID, "dev1")
-	if err != nil {
-		t.Fatal(err)
-	}
-	u := &store.User{Email: "eng@example.com"}
-	if err := apiNode.Store().CreateUser(ctx, u); err != nil {
-		t.Fatal(err)
-	}
-	pub, _, err := ed25519.GenerateKey(rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	engSSH, err := ssh.NewPublicKey(pub)
-	if err != nil {
-		t.Fatal(err)
-	}
-	o, err := apiNode.sessions.Open(ctx, session.Request{Device: d, User: u, PublicKey: engSSH, Ports: []int{22}, Reason: "ticket 3"})
-	if err != nil {
-		t.Fatal(err)
-	}
+	d := apiNode.device(t, fleet, "dev1")
+	o, _ := newClusterEngineer(t, apiNode.Store()).open(t, apiNode, d, "ticket 3")
 	if o.Session.RelayID != relayNode.relayID {
 		t.Errorf("the session was placed on %q; want the relay node's %s", o.Session.RelayID, relayNode.relayID)
 	}
@@ -459,10 +432,7 @@ func TestBrokerNode(t *testing.T) {
 	testwait.For(t, waitTimeout, "the API node to reach the broker node", func() bool { return apiNode.client.Connected() })
 
 	ctx := t.Context()
-	fleet := &store.Fleet{Name: "acme"}
-	if err := apiNode.Store().CreateFleet(ctx, fleet); err != nil {
-		t.Fatal(err)
-	}
+	fleet := apiNode.newFleet(t, "acme")
 	dev := brokerNode.at(t, apiNode.enroll(t, fleet, "dev1"))
 	mc, _, err := dev.connect(t)
 	if err != nil {
@@ -478,25 +448,8 @@ func TestBrokerNode(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	d, err := apiNode.Store().GetDeviceByName(ctx, fleet.ID, "dev1")
-	if err != nil {
-		t.Fatal(err)
-	}
-	u := &store.User{Email: "eng@example.com"}
-	if err := apiNode.Store().CreateUser(ctx, u); err != nil {
-		t.Fatal(err)
-	}
-	pub, _, err := ed25519.GenerateKey(rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	engSSH, err := ssh.NewPublicKey(pub)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := apiNode.sessions.Open(ctx, session.Request{Device: d, User: u, PublicKey: engSSH, Ports: []int{22}, Reason: "ticket 4"}); err != nil {
-		t.Fatalf("the API node could not open a session through the broker node: %v", err)
-	}
+	d := apiNode.device(t, fleet, "dev1")
+	newClusterEngineer(t, apiNode.Store()).open(t, apiNode, d, "ticket 4") // through the broker node
 	select {
 	case topic := <-cmds:
 		if topic != cmdTopic {
@@ -539,31 +492,14 @@ func TestForgedNotices(t *testing.T) {
 	t.Parallel()
 	nd := startNodes(t, 1, nil)[0]
 	ctx := t.Context()
-	fleet := &store.Fleet{Name: "acme"}
-	if err := nd.Store().CreateFleet(ctx, fleet); err != nil {
-		t.Fatal(err)
-	}
+	fleet := nd.newFleet(t, "acme")
 	dev := nd.at(t, nd.enroll(t, fleet, "dev1"))
 	mc, _, err := dev.connect(t)
 	if err != nil {
 		t.Fatal(err)
 	}
-	d, err := nd.Store().GetDeviceByName(ctx, fleet.ID, "dev1")
-	if err != nil {
-		t.Fatal(err)
-	}
-	u := &store.User{Email: "eng@example.com"}
-	if err := nd.Store().CreateUser(ctx, u); err != nil {
-		t.Fatal(err)
-	}
-	pub, priv, _ := ed25519.GenerateKey(rand.Reader)
-	engSSH, _ := ssh.NewPublicKey(pub)
-	o, err := nd.sessions.Open(ctx, session.Request{Device: d, User: u, PublicKey: engSSH, Ports: []int{22}, Reason: "ticket 5"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	signer, _ := ssh.NewSignerFromKey(priv)
-	cert, _ := ssh.NewCertSigner(o.Certificate, signer)
+	d := nd.device(t, fleet, "dev1")
+	o, cert := newClusterEngineer(t, nd.Store()).open(t, nd, d, "ticket 5")
 	eng, err := nd.sshLogin("engineer", cert)
 	if err != nil {
 		t.Fatal(err)
@@ -636,19 +572,13 @@ func TestChangesLostRechecks(t *testing.T) {
 	t.Parallel()
 	nd := startNodes(t, 1, nil)[0]
 	ctx := t.Context()
-	fleet := &store.Fleet{Name: "acme"}
-	if err := nd.Store().CreateFleet(ctx, fleet); err != nil {
-		t.Fatal(err)
-	}
+	fleet := nd.newFleet(t, "acme")
 	dev := nd.at(t, nd.enroll(t, fleet, "dev1"))
 	mc, _, err := dev.connect(t)
 	if err != nil {
 		t.Fatal(err)
 	}
-	d, err := nd.Store().GetDeviceByName(ctx, fleet.ID, "dev1")
-	if err != nil {
-		t.Fatal(err)
-	}
+	d := nd.device(t, fleet, "dev1")
 	db, err := sql.Open("pgx", nd.cfg.Database)
 	if err != nil {
 		t.Fatal(err)
