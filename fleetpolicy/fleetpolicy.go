@@ -134,7 +134,7 @@ func CheckApproval(p *store.FleetPolicy, fleet string, ses *store.Session) error
 // claims a capability it lacks still refuses the command itself, and one
 // that has it applies its owner's config on top.
 func CheckAgent(d *store.Device, cp *control.Policy) error {
-	if cp == nil || !d.Agent.Reported() || slices.Contains(d.Agent.Capabilities, control.CapPolicy) {
+	if !d.Agent.Reported() || len(control.Lacks(d.Agent.Capabilities, (&control.Command{Policy: cp}).Needs())) == 0 {
 		return nil
 	}
 	rule, what := RuleFourEyes, "four-eyes approval"
