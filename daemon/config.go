@@ -80,6 +80,10 @@ type Config struct {
 	roles []string
 }
 
+// Shared reports whether the database may be shared by several nodes
+// (PostgreSQL); SQLite is one node's.
+func (c *Config) Shared() bool { return !strings.HasPrefix(c.Database, "sqlite") }
+
 // The roles of a node (Config.Roles).
 const (
 	RoleAPI    = "api"    // the HTTPS API and pages

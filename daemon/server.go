@@ -589,7 +589,7 @@ func newRelayID() string {
 // a credential used on one node is refused by all; with SQLite (one node)
 // in memory, the API's default.
 func (s *Server) deviceNonces() api.DeviceNonceStore {
-	if strings.HasPrefix(s.cfg.Database, "sqlite") {
+	if !s.cfg.Shared() {
 		return nil
 	}
 	return api.StoreNonces(s.store)
