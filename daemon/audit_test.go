@@ -1,7 +1,6 @@
 package daemon
 
 import (
-	"bytes"
 	"context"
 	"crypto/ed25519"
 	"crypto/rand"
@@ -110,13 +109,7 @@ func TestRelayRefusalEvent(t *testing.T) {
 func TestServerAuditsRefusalsAndRejections(t *testing.T) {
 	t.Parallel()
 	dir := filepath.Join(t.TempDir(), "data")
-	if err := Init(t.Context(), InitOptions{DataDir: dir, AdminEmail: "ops@example.com", PublicURL: "https://127.0.0.1:1"}, &bytes.Buffer{}); err != nil {
-		t.Fatal(err)
-	}
-	cfg, err := LoadConfig(filepath.Join(dir, ConfigFileName))
-	if err != nil {
-		t.Fatal(err)
-	}
+	cfg := initConfig(t, dir)
 	srv, err := Open(t.Context(), cfg, discardLogger())
 	if err != nil {
 		t.Fatal(err)

@@ -304,13 +304,7 @@ func seedDevice(t *testing.T, st store.Store, fleet, name, key string) *store.De
 func TestServeMarksDevicesOffline(t *testing.T) {
 	t.Parallel()
 	dir := filepath.Join(t.TempDir(), "data")
-	if err := Init(t.Context(), InitOptions{DataDir: dir, AdminEmail: "ops@example.com", PublicURL: "https://127.0.0.1:1"}, &bytes.Buffer{}); err != nil {
-		t.Fatal(err)
-	}
-	cfg, err := LoadConfig(filepath.Join(dir, ConfigFileName))
-	if err != nil {
-		t.Fatal(err)
-	}
+	cfg := initConfig(t, dir)
 	srv, err := Open(t.Context(), cfg, discardLogger())
 	if err != nil {
 		t.Fatal(err)
@@ -347,6 +341,19 @@ func TestServeMarksDevicesOffline(t *testing.T) {
 	if err := <-served; err != nil {
 		t.Errorf("Serve = %v; want nil after a clean shutdown", err)
 	}
+}
+
+// initConfig runs `portholed init` into dir and loads the config it wrote.
+func initConfig(t *testing.T, dir string) *Config {
+	t.Helper()
+	if err := Init(t.Context(), InitOptions{DataDir: dir, AdminEmail: "ops@example.com", PublicURL: "https://127.0.0.1:1"}, &bytes.Buffer{}); err != nil {
+		t.Fatal(err)
+	}
+	cfg, err := LoadConfig(filepath.Join(dir, ConfigFileName))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return cfg
 }
 
 func listen(t *testing.T) net.Listener {
@@ -429,13 +436,7 @@ func stateTopic(t *testing.T, fleet, device string) string {
 func openExternal(t *testing.T, b BrokerConfig) *Server {
 	t.Helper()
 	dir := filepath.Join(t.TempDir(), "data")
-	if err := Init(t.Context(), InitOptions{DataDir: dir, AdminEmail: "ops@example.com", PublicURL: "https://127.0.0.1:1"}, &bytes.Buffer{}); err != nil {
-		t.Fatal(err)
-	}
-	cfg, err := LoadConfig(filepath.Join(dir, ConfigFileName))
-	if err != nil {
-		t.Fatal(err)
-	}
+	cfg := initConfig(t, dir)
 	cfg.Broker = b
 	if err := cfg.Validate(); err != nil {
 		t.Fatal(err)
@@ -727,13 +728,7 @@ func TestExternalBrokerReconnects(t *testing.T) {
 func TestEmbeddedBrokerStates(t *testing.T) {
 	t.Parallel()
 	dir := filepath.Join(t.TempDir(), "data")
-	if err := Init(t.Context(), InitOptions{DataDir: dir, AdminEmail: "ops@example.com", PublicURL: "https://127.0.0.1:1"}, &bytes.Buffer{}); err != nil {
-		t.Fatal(err)
-	}
-	cfg, err := LoadConfig(filepath.Join(dir, ConfigFileName))
-	if err != nil {
-		t.Fatal(err)
-	}
+	cfg := initConfig(t, dir)
 	srv, err := Open(t.Context(), cfg, discardLogger())
 	if err != nil {
 		t.Fatal(err)

@@ -1,7 +1,6 @@
 package daemon
 
 import (
-	"bytes"
 	"context"
 	"crypto/ed25519"
 	"crypto/rand"
@@ -48,13 +47,7 @@ type node struct {
 func startNodes(t *testing.T, n int, tweak func(i int, cfg *Config, started []*node)) []*node {
 	t.Helper()
 	dir := filepath.Join(t.TempDir(), "data")
-	if err := Init(t.Context(), InitOptions{DataDir: dir, AdminEmail: "ops@example.com", PublicURL: "https://127.0.0.1:1"}, &bytes.Buffer{}); err != nil {
-		t.Fatal(err)
-	}
-	cfg, err := LoadConfig(filepath.Join(dir, ConfigFileName))
-	if err != nil {
-		t.Fatal(err)
-	}
+	cfg := initConfig(t, dir)
 	cfg.Database = storetest.PostgresDSN(t)
 	var nodes []*node
 	for i := range n {
@@ -183,6 +176,22 @@ func (nd *node) device(t *testing.T, fleet *store.Fleet, name string) *store.Dev
 		t.Fatal(err)
 	}
 	return d
+}
+
+// outsider is a connection of its own to nd's database, closed when the
+// test ends, and the schema the deployment's tables are in.
+func (nd *node) outsider(t *testing.T) (*sql.DB, string) {
+	t.Helper()
+	db, err := sql.Open("pgx", nd.cfg.Database)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { db.Close() })
+	var schema string
+	if err := db.QueryRowContext(t.Context(), "SELECT current_schema()").Scan(&schema); err != nil {
+		t.Fatal(err)
+	}
+	return db, schema
 }
 
 // clusterEngineer is a user with an SSH key of their own, who asks nodes
@@ -461,13 +470,7 @@ func TestBrokerNode(t *testing.T) {
 
 	// Another deployment's node (its own keys) pointed at this broker.
 	other := filepath.Join(t.TempDir(), "other")
-	if err := Init(ctx, InitOptions{DataDir: other, AdminEmail: "ops@example.com", PublicURL: "https://127.0.0.1:1"}, &bytes.Buffer{}); err != nil {
-		t.Fatal(err)
-	}
-	cfg, err := LoadConfig(filepath.Join(other, ConfigFileName))
-	if err != nil {
-		t.Fatal(err)
-	}
+	cfg := initConfig(t, other)
 	cfg.Roles = []string{RoleAPI, RoleRelay}
 	cfg.Broker = BrokerConfig{Node: "mqtts://" + brokerNode.broker.Addr().String()}
 	if err := cfg.Validate(); err != nil {
@@ -509,15 +512,7 @@ func TestForgedNotices(t *testing.T) {
 	})
 
 	// An outsider's connection to the same database.
-	db, err := sql.Open("pgx", nd.cfg.Database)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer db.Close()
-	var schema string
-	if err := db.QueryRowContext(ctx, "SELECT current_schema()").Scan(&schema); err != nil {
-		t.Fatal(err)
-	}
+	db, schema := nd.outsider(t)
 	channel := "porthole_changes_" + schema
 	for _, forged := range []string{
 		`{"n":"node_x","k":"device_deleted","f":"acme","d":"dev1"}`,
@@ -579,17 +574,9 @@ func TestChangesLostRechecks(t *testing.T) {
 		t.Fatal(err)
 	}
 	d := nd.device(t, fleet, "dev1")
-	db, err := sql.Open("pgx", nd.cfg.Database)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer db.Close()
+	db, schema := nd.outsider(t)
 	// Behind the store's back: no notice is sent.
 	if _, err := db.ExecContext(ctx, "DELETE FROM devices WHERE id = $1", d.ID); err != nil {
-		t.Fatal(err)
-	}
-	var schema string
-	if err := db.QueryRowContext(ctx, "SELECT current_schema()").Scan(&schema); err != nil {
 		t.Fatal(err)
 	}
 	var ended int

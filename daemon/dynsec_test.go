@@ -79,13 +79,7 @@ func startDynsecMosquitto(t *testing.T, users map[string]string) *testmosquitto.
 func openDynsec(t *testing.T, m *testmosquitto.Broker, dynsecPassword string) (*Server, *lockedBuffer) {
 	t.Helper()
 	dir := filepath.Join(t.TempDir(), "data")
-	if err := Init(t.Context(), InitOptions{DataDir: dir, AdminEmail: "ops@example.com", PublicURL: "https://127.0.0.1:1"}, &bytes.Buffer{}); err != nil {
-		t.Fatal(err)
-	}
-	cfg, err := LoadConfig(filepath.Join(dir, ConfigFileName))
-	if err != nil {
-		t.Fatal(err)
-	}
+	cfg := initConfig(t, dir)
 	cfg.Broker = BrokerConfig{URL: m.URL(testmosquitto.DeviceListener), Username: "admin", Password: "adminpw",
 		DynamicSecurity: &DynsecConfig{Username: "admin", Password: dynsecPassword}}
 	if err := cfg.Validate(); err != nil {
