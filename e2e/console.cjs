@@ -12,7 +12,7 @@
 // page error, or serious or critical accessibility violation.
 "use strict";
 
-const { nextLine, closeInput, env, launch, shot, axe, newContext, newPage } = require("./console_lib.cjs");
+const { run, nextLine, env, shot, axe, newContext, newPage } = require("./console_lib.cjs");
 
 async function rowCount(page) {
   return page.locator("#devices tr").count();
@@ -25,11 +25,8 @@ async function waitRows(page, names) {
   );
 }
 
-async function main() {
-  const browser = await launch();
-  try {
+run(async (browser, problems) => {
     const context = await newContext(browser);
-    const problems = [];
     const page = await newPage(context, problems);
 
     // The login page, with the keyboard alone: focus starts in the email
@@ -158,17 +155,4 @@ async function main() {
 
     const violations = await page.evaluate(() => window.__violations);
     problems.push(...violations.map((v) => "CSP: " + v));
-    if (problems.length) {
-      throw new Error("the console misbehaved:\n" + problems.join("\n"));
-    }
-    console.log("DONE");
-  } finally {
-    await browser.close();
-    closeInput();
-  }
-}
-
-main().catch((err) => {
-  console.error(err && err.stack ? err.stack : String(err));
-  process.exit(1);
 });

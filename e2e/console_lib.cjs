@@ -119,4 +119,28 @@ async function noXSS(page, elements, what) {
   }
 }
 
-module.exports = { nextLine, closeInput, env, launch, shot, axe, newContext, newPage, login, follow, noXSS };
+// run launches the browser and runs steps(browser, problems); then it
+// fails if problems holds anything (steps add to it, and newPage does),
+// says "DONE" to the Go test, and closes the browser and stdin. On any
+// failure the script exits 1, with the error on stderr.
+function run(steps) {
+  (async () => {
+    const browser = await launch();
+    const problems = [];
+    try {
+      await steps(browser, problems);
+      if (problems.length) {
+        throw new Error("the console misbehaved:\n" + problems.join("\n"));
+      }
+      console.log("DONE");
+    } finally {
+      await browser.close();
+      closeInput();
+    }
+  })().catch((err) => {
+    console.error(err && err.stack ? err.stack : String(err));
+    process.exit(1);
+  });
+}
+
+module.exports = { run, nextLine, closeInput, env, launch, shot, axe, newContext, newPage, login, follow, noXSS };

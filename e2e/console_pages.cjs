@@ -14,16 +14,13 @@
 // accessibility violation.
 "use strict";
 
-const { nextLine, closeInput, env, launch, shot, axe, newContext, newPage, login, follow, noXSS: planted } = require("./console_lib.cjs");
+const { run, nextLine, env, shot, axe, newContext, newPage, login, follow, noXSS: planted } = require("./console_lib.cjs");
 
 async function noXSS(page, where) {
   await planted(page, "main img, main b", "a reason's HTML on " + where);
 }
 
-async function main() {
-  const browser = await launch();
-  const problems = [];
-  try {
+run(async (browser, problems) => {
     const context = await newContext(browser);
     const page = await newPage(context, problems);
     await login(page, env("EMAIL"), env("PASSWORD"), env("TOTP"));
@@ -200,17 +197,4 @@ async function main() {
 
     const violations = await page.evaluate(() => window.__violations);
     problems.push(...violations.map((v) => "CSP: " + v));
-    if (problems.length) {
-      throw new Error("the console misbehaved:\n" + problems.join("\n"));
-    }
-    console.log("DONE");
-  } finally {
-    await browser.close();
-    closeInput();
-  }
-}
-
-main().catch((err) => {
-  console.error(err && err.stack ? err.stack : String(err));
-  process.exit(1);
 });

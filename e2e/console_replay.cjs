@@ -13,7 +13,7 @@
 // or parsed, or serious or critical accessibility violation.
 "use strict";
 
-const { nextLine, closeInput, env, launch, shot, axe, newContext, newPage, login, follow, noXSS: planted } = require("./console_lib.cjs");
+const { run, nextLine, env, shot, axe, newContext, newPage, login, follow, noXSS: planted } = require("./console_lib.cjs");
 
 async function noXSS(page, where) {
   await planted(page, "main img, main script", "recorded HTML on " + where);
@@ -29,10 +29,7 @@ async function noSideways(page, what) {
   }
 }
 
-async function main() {
-  const browser = await launch();
-  const problems = [];
-  try {
+run(async (browser, problems) => {
     const context = await newContext(browser);
     const page = await newPage(context, problems);
     await login(page, env("EMAIL"), env("PASSWORD"), env("TOTP"));
@@ -142,17 +139,4 @@ async function main() {
     problems.push(...(await adminPage.evaluate(() => window.__violations)).map((v) => "CSP (admin): " + v));
     await adminContext.close();
 
-    if (problems.length) {
-      throw new Error("the console misbehaved:\n" + problems.join("\n"));
-    }
-    console.log("DONE");
-  } finally {
-    await browser.close();
-    closeInput();
-  }
-}
-
-main().catch((err) => {
-  console.error(err && err.stack ? err.stack : String(err));
-  process.exit(1);
 });
