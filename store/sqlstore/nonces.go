@@ -27,13 +27,9 @@ func (s *Store) RememberDeviceNonce(ctx context.Context, deviceID, nonce string,
 		if max > 0 && held >= max {
 			return fmt.Errorf("%w (%d)", store.ErrNonceQuota, max)
 		}
-		res, err := tx.ExecContext(ctx, `INSERT INTO device_nonces (device_id, nonce, expires_at) VALUES ($1, $2, $3)
+		var err error
+		fresh, err = execChanged(ctx, tx, `INSERT INTO device_nonces (device_id, nonce, expires_at) VALUES ($1, $2, $3)
 			ON CONFLICT (device_id, nonce) DO NOTHING`, deviceID, nonce, millis(forgetAfter))
-		if err != nil {
-			return err
-		}
-		n, err := res.RowsAffected()
-		fresh = n == 1
 		return err
 	})
 	if err != nil {

@@ -70,16 +70,11 @@ func (s *Store) CompleteRecording(ctx context.Context, sessionID string, at time
 		changed bool
 	)
 	err := s.audited(ctx, func(tx *sql.Tx) (about, error) {
-		res, err := tx.ExecContext(ctx, `UPDATE recordings SET completed_at = $2 WHERE session_id = $1 AND completed_at = 0`,
-			sessionID, millis(normalTime(at)))
-		if err != nil {
+		var err error
+		if changed, err = execChanged(ctx, tx, `UPDATE recordings SET completed_at = $2 WHERE session_id = $1 AND completed_at = 0`,
+			sessionID, millis(normalTime(at))); err != nil {
 			return about{}, err
 		}
-		n, err := res.RowsAffected()
-		if err != nil {
-			return about{}, err
-		}
-		changed = n > 0
 		if rec, err = scanRecording(tx.QueryRowContext(ctx, recordingQuery+` WHERE r.session_id = $1`, sessionID)); err != nil {
 			return about{}, err
 		}

@@ -183,15 +183,10 @@ func (s *Store) changeRequest(ctx context.Context, id, what, update string, args
 	)
 	// The events ctx carries are recorded only if the request changed.
 	err := s.audited(ctx, func(tx *sql.Tx) (about, error) {
-		res, err := tx.ExecContext(ctx, update, args...)
-		if err != nil {
+		var err error
+		if changed, err = execChanged(ctx, tx, update, args...); err != nil {
 			return about{}, err
 		}
-		n, err := res.RowsAffected()
-		if err != nil {
-			return about{}, err
-		}
-		changed = n > 0
 		if r, err = scanRequest(tx.QueryRowContext(ctx, requestQuery+` WHERE r.id = $1`, id)); err != nil {
 			return about{}, err
 		}

@@ -133,19 +133,14 @@ func (s *Store) TransitionSession(ctx context.Context, id string, from []store.S
 	// Audit events go with the change only: of several closers, only the
 	// one that closed the session records it.
 	err := s.audited(ctx, func(tx *sql.Tx) (about, error) {
-		res, err := tx.ExecContext(ctx, `UPDATE sessions SET state = $2,
+		var err error
+		if changed, err = execChanged(ctx, tx, `UPDATE sessions SET state = $2,
 			active_at = CASE WHEN $2 = 'active' THEN $3 ELSE active_at END,
 			closed_at = CASE WHEN $2 = 'closed' THEN $3 ELSE closed_at END,
 			close_reason = CASE WHEN $2 = 'closed' THEN $4 ELSE close_reason END
-			WHERE id = $1 AND state IN (`+strings.Join(marks, ", ")+`)`, args...)
-		if err != nil {
+			WHERE id = $1 AND state IN (`+strings.Join(marks, ", ")+`)`, args...); err != nil {
 			return about{}, err
 		}
-		n, err := res.RowsAffected()
-		if err != nil {
-			return about{}, err
-		}
-		changed = n > 0
 		ses, err = scanSession(tx.QueryRowContext(ctx, sessionQuery+` WHERE s.id = $1`, id))
 		if err != nil {
 			return about{}, err
@@ -173,18 +168,13 @@ func (s *Store) ApproveSession(ctx context.Context, id, userID, email, policy st
 	err := s.audited(ctx, func(tx *sql.Tx) (about, error) {
 		// The approver is never the engineer who asked: the store holds
 		// to it as well as the API.
-		res, err := tx.ExecContext(ctx, `UPDATE sessions SET state = 'connecting', approved_by = $2, approved_email = $3,
+		var err error
+		if changed, err = execChanged(ctx, tx, `UPDATE sessions SET state = 'connecting', approved_by = $2, approved_email = $3,
 			approved_at = $4, policy = $5
 			WHERE id = $1 AND state = 'requested' AND four_eyes = 1 AND approved_at = 0
-			AND (user_id IS NULL OR user_id <> $2) AND user_email <> $3`, id, userID, email, millis(at), policy)
-		if err != nil {
+			AND (user_id IS NULL OR user_id <> $2) AND user_email <> $3`, id, userID, email, millis(at), policy); err != nil {
 			return about{}, err
 		}
-		n, err := res.RowsAffected()
-		if err != nil {
-			return about{}, err
-		}
-		changed = n > 0
 		if ses, err = scanSession(tx.QueryRowContext(ctx, sessionQuery+` WHERE s.id = $1`, id)); err != nil {
 			return about{}, err
 		}

@@ -167,6 +167,16 @@ func (s *Store) change(ctx context.Context, what, query string, args ...any) err
 	return nil
 }
 
+// execChanged runs a statement and reports whether it changed any row.
+func execChanged(ctx context.Context, q execer, query string, args ...any) (bool, error) {
+	res, err := q.ExecContext(ctx, query, args...)
+	if err != nil {
+		return false, err
+	}
+	n, err := res.RowsAffected()
+	return n > 0, err
+}
+
 // execOne runs a statement that must change exactly one row; changing none
 // is sql.ErrNoRows.
 func execOne(ctx context.Context, q execer, query string, args ...any) error {
