@@ -3,7 +3,6 @@ package daemon
 import (
 	"context"
 	"errors"
-	"slices"
 	"strings"
 	"time"
 
@@ -90,7 +89,7 @@ func (s *Server) confirmDeleted(fleet, device string) {
 // confirmClosed cuts session id at the relay if the store has it closed
 // (or has it no more).
 func (s *Server) confirmClosed(id string) {
-	if !slices.Contains(s.relay.Sessions(), id) {
+	if !s.relay.Holds(id) {
 		return // nothing of it here: nothing to read
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), confirmTimeout)

@@ -397,6 +397,13 @@ func (r *Relay) Sessions() []string {
 	return slices.Collect(maps.Keys(r.sessions))
 }
 
+// Holds reports whether the relay holds anything of session id.
+func (r *Relay) Holds(id string) bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.sessions[id] != nil
+}
+
 // sessionLocked returns the relay's state of session id, made if need be,
 // and sets its end.
 func (r *Relay) sessionLocked(id string, ends time.Time) *session {
