@@ -166,6 +166,27 @@ func (s *Server) fleetOwners(c *call, fleetID string) ([]string, error) {
 // asked (policy_refused, with the rule; ev names the device and session
 // and adds details) and answers it in words that name the rule and who can
 // change it.
+// checkReauth refuses, audited, an action on a device of ev's fleet
+// under pol (read by the caller) when the fleet's reauth rule asks for a
+// fresher second factor than the caller's login entered. ev names the
+// fleet and the device; its Detail is completed here.
+func (c *call) checkReauth(pol *store.FleetPolicy, action string, ev audit.Event) error {
+	r, ok := errors.AsType[*fleetpolicy.Refusal](fleetpolicy.CheckReauth(pol, ev.Fleet, action, c.token.FactorAt, c.s.now()))
+	if !ok {
+		return nil
+	}
+	if ev.Detail == nil {
+		ev.Detail = map[string]string{}
+	}
+	ev.Detail["policy_version"] = strconv.FormatInt(pol.Version, 10)
+	ev.Detail["reauth_window"] = fleetpolicy.Duration(pol.Reauth)
+	ev.Detail["token_id"] = c.token.ID
+	if !c.token.FactorAt.IsZero() {
+		ev.Detail["factor_at"] = c.token.FactorAt.UTC().Format(time.RFC3339)
+	}
+	return c.refusedByPolicy(ev.FleetID, r, ev)
+}
+
 func (c *call) refusedByPolicy(fleetID string, r *fleetpolicy.Refusal, ev audit.Event) error {
 	ev.Kind, ev.Actor, ev.FleetID, ev.Fleet = audit.PolicyRefused, c.actor(), fleetID, r.Fleet
 	if ev.Detail == nil {

@@ -196,3 +196,49 @@ func TestReauthRoles(t *testing.T) {
 		t.Errorf("reauth_s %d; want 600", p.ReauthS)
 	}
 }
+
+// TestReauthApprover: in a four-eyes fleet with a reauth rule, the second
+// engineer's approval is refused too when their login's code is older
+// than the window (reauth_required, audited with the request), the
+// session keeps waiting, and a fresh code lets the same approval through.
+func TestReauthApprover(t *testing.T) {
+	t.Parallel()
+	ts, fl, d, u, tok := reauthServer(t)
+	approver := newUser(t, false)
+	must(t, fx.store.SetRole(context.Background(), fl.ID, approver.ID, store.RoleOperator))
+	approverTok := ts.login(t, approver).Token
+	setPolicy(t, fl, apitype.SetFleetPolicyRequest{FourEyes: true, ReauthS: 15 * 60})
+
+	resp := decodeAs[apitype.CreateSessionResponse](t, do(t, ts.ts, "POST", "/api/v1/devices/"+d.ID+"/sessions", tok,
+		apitype.CreateSessionRequest{PublicKey: engineerPublicKey}), http.StatusCreated)
+	if resp.FourEyesRequest == "" {
+		t.Fatalf("no four-eyes request: %+v", resp)
+	}
+	approve := "/api/v1/requests/" + resp.FourEyesRequest + "/approve"
+	ts.clock.Advance(16 * time.Minute)
+	e := do(t, ts.ts, "POST", approve, approverTok, nil).wantError(t, http.StatusForbidden, apitype.CodeReauthRequired)
+	if !strings.Contains(e.Message, "within the last 15m to approve a session (your last was 16m ago)") {
+		t.Errorf("refusal: %q", e.Message)
+	}
+	var refused []audit.Event
+	for _, ev := range fleetEvents(t, fl, audit.PolicyRefused) {
+		if ev.Actor.Name == approver.Email {
+			refused = append(refused, ev)
+		}
+	}
+	if len(refused) != 1 || refused[0].Detail["rule"] != "reauth" || refused[0].Session != resp.Session.ID ||
+		refused[0].Detail["request"] != resp.FourEyesRequest || refused[0].Detail["requested_by"] != u.Email {
+		t.Errorf("policy_refused: %+v", refused)
+	}
+	s := decodeAs[apitype.Session](t, do(t, ts.ts, "GET", "/api/v1/sessions/"+resp.Session.ID, approverTok, nil), http.StatusOK)
+	if s.State != apitype.SessionRequested || s.ApprovedBy != "" {
+		t.Errorf("after a refused approval the session is %+v", s)
+	}
+
+	decodeAs[apitype.ReauthResponse](t, do(t, ts.ts, "POST", "/api/v1/reauth", approverTok,
+		apitype.ReauthRequest{TOTP: totpCode(t, approver, ts.clock.Now())}), http.StatusOK)
+	got := decodeAs[apitype.SupportRequest](t, do(t, ts.ts, "POST", approve, approverTok, nil), http.StatusOK)
+	if got.State == apitype.RequestOpen {
+		t.Errorf("approved with a fresh code, the request is still %+v", got)
+	}
+}

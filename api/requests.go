@@ -296,6 +296,12 @@ func (s *Server) answerFourEyes(c *call, r *store.SupportRequest, approve bool) 
 		if perr != nil {
 			return apitype.SupportRequest{}, fmt.Errorf("reading the policy of fleet %s: %w", r.FleetName, perr)
 		}
+		// The approver brings the second pair of eyes: the fleet's
+		// reauth rule holds for them as for the engineer who asked.
+		if err := c.checkReauth(pol, "approve a session", audit.Event{FleetID: r.FleetID, Fleet: r.FleetName, Device: r.DeviceName,
+			DeviceID: r.DeviceID, Session: r.SessionID, Detail: map[string]string{"request": r.ID, "requested_by": r.RequestedBy}}); err != nil {
+			return apitype.SupportRequest{}, err
+		}
 		ses, err = s.sessions.Approve(c.ctx, r.SessionID, c.user, pol)
 		if rf, ok := errors.AsType[*fleetpolicy.Refusal](err); ok {
 			return apitype.SupportRequest{}, c.refusedByPolicy(r.FleetID, rf, audit.Event{Device: r.DeviceName, DeviceID: r.DeviceID,

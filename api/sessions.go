@@ -65,13 +65,9 @@ func (s *Server) createSession(c *call, req *apitype.CreateSessionRequest) (apit
 	if err != nil {
 		return apitype.CreateSessionResponse{}, fmt.Errorf("reading the policy of fleet %s: %w", d.FleetName, err)
 	}
-	if r, ok := errors.AsType[*fleetpolicy.Refusal](fleetpolicy.CheckReauth(pol, d.FleetName, c.token.FactorAt, s.now())); ok {
-		detail := map[string]string{"ports": fleetpolicy.List(req.Ports), "policy_version": strconv.FormatInt(pol.Version, 10),
-			"reauth_window": fleetpolicy.Duration(pol.Reauth), "token_id": c.token.ID}
-		if !c.token.FactorAt.IsZero() {
-			detail["factor_at"] = c.token.FactorAt.UTC().Format(time.RFC3339)
-		}
-		return apitype.CreateSessionResponse{}, c.refusedByPolicy(d.FleetID, r, audit.Event{Device: d.Name, DeviceID: d.ID, Detail: detail})
+	if err := c.checkReauth(pol, "open a session", audit.Event{FleetID: d.FleetID, Fleet: d.FleetName, Device: d.Name, DeviceID: d.ID,
+		Detail: map[string]string{"ports": fleetpolicy.List(req.Ports)}}); err != nil {
+		return apitype.CreateSessionResponse{}, err
 	}
 	opened, err := s.sessions.Open(c.ctx, session.Request{
 		Device: d, User: c.user, PublicKey: pub, Ports: req.Ports, Reason: req.Reason,

@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/porthole/porthole/internal/testnet"
 	"golang.org/x/sys/unix"
 )
 
@@ -37,6 +38,22 @@ func openPTY(t *testing.T) (master, tty *os.File) {
 	}
 	t.Cleanup(func() { tty.Close() })
 	return master, tty
+}
+
+// watchScreen collects what the terminal of master shows, until it closes.
+func watchScreen(master *os.File) *testnet.Buffer {
+	screen := new(testnet.Buffer)
+	go func() {
+		buf := make([]byte, 4096)
+		for {
+			n, err := master.Read(buf)
+			screen.Write(buf[:n])
+			if err != nil {
+				return
+			}
+		}
+	}()
+	return screen
 }
 
 // TestPasswordNotEchoed types the answers into a real terminal, the

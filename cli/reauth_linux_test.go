@@ -8,7 +8,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/porthole/porthole/internal/testnet"
 	"github.com/porthole/porthole/internal/testwait"
 )
 
@@ -20,17 +19,7 @@ func TestSSHReauthPrompt(t *testing.T) {
 	f, asked, codes := reauthAPI(t)
 	env := f.loggedIn(t)
 	master, tty := openPTY(t)
-	var screen testnet.Buffer
-	go func() {
-		buf := make([]byte, 4096)
-		for {
-			n, err := master.Read(buf)
-			screen.Write(buf[:n])
-			if err != nil {
-				return
-			}
-		}
-	}()
+	screen := watchScreen(master)
 	done := make(chan error, 1)
 	go func() {
 		done <- Run(context.Background(), []string{"ssh", "dev2.acme"},
@@ -65,17 +54,7 @@ func TestSSHReauthWrongCode(t *testing.T) {
 	f, asked, _ := reauthAPI(t)
 	env := f.loggedIn(t)
 	master, tty := openPTY(t)
-	var screen testnet.Buffer
-	go func() {
-		buf := make([]byte, 4096)
-		for {
-			n, err := master.Read(buf)
-			screen.Write(buf[:n])
-			if err != nil {
-				return
-			}
-		}
-	}()
+	screen := watchScreen(master)
 	done := make(chan error, 1)
 	go func() {
 		done <- Run(context.Background(), []string{"ssh", "dev2.acme"},
@@ -89,5 +68,43 @@ func TestSSHReauthWrongCode(t *testing.T) {
 	}
 	if n := asked.Load(); n != 1 {
 		t.Errorf("session requests: %d; want 1", n)
+	}
+}
+
+// TestApproveReauthPrompt: porthole requests approve on a terminal,
+// refused because the fleet asks its approvers too for a fresh code, asks
+// for the code, sends it and approves again, once.
+func TestApproveReauthPrompt(t *testing.T) {
+	t.Parallel()
+	f, asked, codes := reauthAPI(t)
+	env := f.loggedIn(t)
+	master, tty := openPTY(t)
+	screen := watchScreen(master)
+	done := make(chan error, 1)
+	go func() {
+		done <- Run(context.Background(), []string{"requests", "approve", "req_q2x7p4t8w6zak3m9"},
+			IO{In: tty, Out: tty, Err: tty, Getenv: func(k string) string { return env[k] }})
+	}()
+	testwait.For(t, 10*time.Second, "the code prompt", func() bool { return strings.Contains(screen.String(), "Authenticator code (TOTP): ") })
+	if s := screen.String(); !strings.Contains(s, "to approve a session") {
+		t.Errorf("the terminal shows %q; want the fleet's rule", s)
+	}
+	master.WriteString("123456\r")
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatalf("approving after a fresh code: %v", err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("porthole requests approve did not finish")
+	}
+	testwait.For(t, 5*time.Second, "the approval's words", func() bool {
+		return strings.Contains(screen.String(), "approved req_q2x7p4t8w6zak3m9: bob@example.com's session ses_1")
+	})
+	if got := <-codes; got != "123456" {
+		t.Errorf("code sent: %q", got)
+	}
+	if n := asked.Load(); n != 2 {
+		t.Errorf("approvals sent: %d; want 2 (one retry)", n)
 	}
 }

@@ -53,9 +53,10 @@ func TestReauthCommand(t *testing.T) {
 }
 
 // reauthAPI is a fake API whose fleet asks for a fresh second factor: a
-// session request is refused with reauth_required until a code is sent to
-// POST /api/v1/reauth; then (the retry) the device is offline, which ends
-// the run without a data path. codes holds the codes sent.
+// session request or a four-eyes approval (asked counts both) is refused
+// with reauth_required until a code is sent to POST /api/v1/reauth; then
+// (the retry) the device is offline, which ends the run without a data
+// path, and the approval goes through. codes holds the codes sent.
 func reauthAPI(t *testing.T) (*fakeAPI, *atomic.Int32, chan string) {
 	t.Helper()
 	var fresh atomic.Bool
@@ -71,6 +72,16 @@ func reauthAPI(t *testing.T) (*fakeAPI, *atomic.Int32, chan string) {
 				return
 			}
 			apiError(http.StatusConflict, apitype.CodeDeviceOffline, "dev2 is offline (test)")(w, r)
+		},
+		"POST /api/v1/requests/{id}/approve": func(w http.ResponseWriter, r *http.Request) {
+			asked.Add(1)
+			if !fresh.Load() {
+				apiError(http.StatusForbidden, apitype.CodeReauthRequired,
+					"fleet acme asks for your authenticator code within the last 15m to approve a session (your last was 2h ago)")(w, r)
+				return
+			}
+			writeTestJSON(w, http.StatusOK, apitype.SupportRequest{ID: r.PathValue("id"), Kind: apitype.RequestFourEyes,
+				Fleet: "acme", Device: "dev2", Session: "ses_1", RequestedBy: "bob@example.com", State: apitype.RequestClosed})
 		},
 		"POST /api/v1/reauth": func(w http.ResponseWriter, r *http.Request) {
 			var req apitype.ReauthRequest

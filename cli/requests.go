@@ -91,6 +91,13 @@ func newRequestAction(a *app, verb string) *cobra.Command {
 					r, err = c.CloseRequest(cmd.Context(), id)
 				case "approve":
 					r, err = c.ApproveRequest(cmd.Context(), id)
+					if apiclient.IsCode(err, apitype.CodeReauthRequired) {
+						// The fleet asks its approvers too for a fresh
+						// code: ask for it on the terminal, then once more.
+						if err = a.reauthAndRetry(cmd.Context(), c, err, true); err == nil {
+							r, err = c.ApproveRequest(cmd.Context(), id)
+						}
+					}
 				case "deny":
 					r, err = c.DenyRequest(cmd.Context(), id)
 				}

@@ -14,7 +14,6 @@ import (
 
 	"golang.org/x/sys/unix"
 
-	"github.com/porthole/porthole/internal/testnet"
 	"github.com/porthole/porthole/internal/testwait"
 )
 
@@ -38,17 +37,7 @@ func TestSSHTerminal(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var screen testnet.Buffer
-	go func() { // what the terminal shows
-		buf := make([]byte, 4096)
-		for {
-			n, err := master.Read(buf)
-			screen.Write(buf[:n])
-			if err != nil {
-				return
-			}
-		}
-	}()
+	screen := watchScreen(master) // what the terminal shows
 	env := maps.Clone(p.env)
 	env["TERM"] = "xterm-porthole"
 	ctx, cancel := context.WithCancel(context.Background())

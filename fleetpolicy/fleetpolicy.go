@@ -77,10 +77,10 @@ func Check(p *store.FleetPolicy, fleet string, ports []int) error {
 }
 
 // CheckReauth decides whether a login whose last second factor was at
-// factorAt (zero: never) may open a session on a device of the fleet named
-// fleet at now, under p's Reauth rule. A nil p, or one without the rule,
-// allows every login.
-func CheckReauth(p *store.FleetPolicy, fleet string, factorAt, now time.Time) error {
+// factorAt (zero: never) may do action ("open a session", "approve a
+// session") on a device of the fleet named fleet at now, under p's Reauth
+// rule. A nil p, or one without the rule, allows every login.
+func CheckReauth(p *store.FleetPolicy, fleet, action string, factorAt, now time.Time) error {
 	if p == nil || p.Reauth <= 0 {
 		return nil
 	}
@@ -92,7 +92,7 @@ func CheckReauth(p *store.FleetPolicy, fleet string, factorAt, now time.Time) er
 		last = "your last was " + Duration(max(now.Sub(factorAt).Truncate(time.Minute), time.Minute)) + " ago"
 	}
 	return &Refusal{Fleet: fleet, Rule: RuleReauth, Words: fmt.Sprintf(
-		"fleet %s asks for your authenticator code within the last %s to open a session (%s)", fleet, Duration(p.Reauth), last)}
+		"fleet %s asks for your authenticator code within the last %s to %s (%s)", fleet, Duration(p.Reauth), action, last)}
 }
 
 // CheckApproval decides whether a session asked for under an earlier

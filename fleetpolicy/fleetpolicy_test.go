@@ -3,6 +3,7 @@ package fleetpolicy
 import (
 	"errors"
 	"reflect"
+	"strings"
 	"testing"
 	"time"
 
@@ -167,7 +168,7 @@ func TestCheckReauth(t *testing.T) {
 		{"just after", p, now.Add(-15*time.Minute - time.Second), "fleet acme asks for your authenticator code within the last 15m to open a session (your last was 15m ago)"},
 		{"never", p, time.Time{}, "fleet acme asks for your authenticator code within the last 15m to open a session (no code entered with this login is on record)"},
 	} {
-		err := CheckReauth(tt.policy, "acme", tt.factorAt, now)
+		err := CheckReauth(tt.policy, "acme", "open a session", tt.factorAt, now)
 		got := ""
 		if err != nil {
 			r, ok := errors.AsType[*Refusal](err)
@@ -179,6 +180,9 @@ func TestCheckReauth(t *testing.T) {
 		if got != tt.want {
 			t.Errorf("%s: %q; want %q", tt.name, got, tt.want)
 		}
+	}
+	if err := CheckReauth(p, "acme", "approve a session", time.Time{}, now); err == nil || !strings.Contains(err.Error(), "to approve a session (") {
+		t.Errorf("approving: %v", err)
 	}
 	if d := Describe(&store.FleetPolicy{FourEyes: true, Reauth: time.Hour}); d != "four-eyes; second factor within 1h" {
 		t.Errorf("Describe: %q", d)
