@@ -1,5 +1,5 @@
 // What the console's browser scripts (console.cjs, console_pages.cjs,
-// console_replay.cjs) share: the stdio talk with their Go test, the
+// console_replay.cjs, console_policy.cjs) share: the stdio talk with their Go test, the
 // environment, Chromium, screenshots, the accessibility scan, a context
 // that notes Content-Security-Policy violations, pages that note errors,
 // logging in, and the header's menu.

@@ -17,20 +17,20 @@ import (
 const xssReason = `<img src=x onerror="window.__xss=3"><b>hums</b>`
 
 // browserUser makes a user for the browser (with args, such as a role or
-// --admin) and returns their password and first TOTP code.
-func browserUser(t *testing.T, srv *presenceServer, email string, grant ...string) (password, code string) {
+// --admin) and returns their password, first TOTP code and TOTP secret.
+func browserUser(t *testing.T, srv *presenceServer, email string, grant ...string) (password, code, secret string) {
 	t.Helper()
 	r := MustRun(t, srv.env, "", bins.CLI, append([]string{"users", "create", email}, grant...)...)
 	pw := regexp.MustCompile(`(?m)^password: (\S+)$`).FindStringSubmatch(r.Stdout)
-	secret := regexp.MustCompile(`secret=([A-Z2-7]+)`).FindStringSubmatch(r.Stdout)
-	if pw == nil || secret == nil {
+	sec := regexp.MustCompile(`secret=([A-Z2-7]+)`).FindStringSubmatch(r.Stdout)
+	if pw == nil || sec == nil {
 		t.Fatalf("users create printed no password and TOTP secret:\n%s", r.Stdout)
 	}
-	c, err := totp.GenerateCode(secret[1], time.Now())
+	c, err := totp.GenerateCode(sec[1], time.Now())
 	if err != nil {
 		t.Fatal(err)
 	}
-	return pw[1], c
+	return pw[1], c, sec[1]
 }
 
 // TestConsolePages drives the console's support queue, sessions, audit log
@@ -51,9 +51,9 @@ func TestConsolePages(t *testing.T) {
 	t.Parallel()
 	srv, bt := newConsoleServer(t)
 	const engineer, admin = "eng@example.com", "root@example.com"
-	password, code := browserUser(t, srv, engineer)
+	password, code, _ := browserUser(t, srv, engineer)
 	MustRun(t, srv.env, "", bins.CLI, "users", "grant", engineer, "--fleet", "acme", "--role", "operator")
-	adminPassword, adminCode := browserUser(t, srv, admin, "--admin")
+	adminPassword, adminCode, _ := browserUser(t, srv, admin, "--admin")
 	bob := srv.member(t, "bob@example.com", "operator")
 
 	srv.runAgent(t, srv.enroll(t, "kitchen-amp"), "")

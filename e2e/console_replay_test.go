@@ -36,9 +36,9 @@ func TestConsoleReplay(t *testing.T) {
 	t.Parallel()
 	srv, bt := newConsoleServer(t)
 	const engineer, admin = "eng@example.com", "root@example.com"
-	password, code := browserUser(t, srv, engineer)
+	password, code, _ := browserUser(t, srv, engineer)
 	MustRun(t, srv.env, "", bins.CLI, "users", "grant", engineer, "--fleet", "acme", "--role", "operator")
-	adminPassword, adminCode := browserUser(t, srv, admin, "--admin")
+	adminPassword, adminCode, _ := browserUser(t, srv, admin, "--admin")
 
 	srv.runAgent(t, srv.enroll(t, "kitchen-amp"), "")
 	srv.waitPresence(t, "kitchen-amp", true, "after its agent started")

@@ -9,6 +9,7 @@ import { auditPage } from "./audit.js";
 import { devicesPage } from "./devices.js";
 import { loginPage } from "./login.js";
 import type { Page } from "./page.js";
+import { policyPage } from "./policy.js";
 import { PresenceFeed } from "./presence.js";
 import { replayPage } from "./replay.js";
 import { requestsPage } from "./requests.js";
@@ -25,12 +26,13 @@ type Route =
   | { name: "audit" }
   | { name: "tokens" }
   | { name: "users" }
+  | { name: "policy" }
   | { name: "replay"; id: string }
   | { name: "login" }
   | { name: "missing" };
 
 // The pages of the header's menu, by path.
-const pages = { requests: "/console/requests", sessions: "/console/sessions", audit: "/console/audit", tokens: "/console/tokens", users: "/console/users" } as const;
+const pages = { requests: "/console/requests", sessions: "/console/sessions", audit: "/console/audit", tokens: "/console/tokens", policy: "/console/policy", users: "/console/users" } as const;
 
 const home = "/console/";
 
@@ -124,6 +126,9 @@ function render(note?: string): void {
     case "users":
       show(usersPage(app));
       break;
+    case "policy":
+      show(policyPage(app));
+      break;
     case "replay":
       show(replayPage(app, r.id));
       break;
@@ -194,6 +199,7 @@ function drawHeader(u: User | null, r?: Route): void {
     item(pages.sessions, "Sessions", r?.name === "sessions" || r?.name === "replay"),
     item(pages.audit, "Audit log", r?.name === "audit"),
     item(pages.tokens, "Enrollment tokens", r?.name === "tokens"),
+    item(pages.policy, "Fleet policy", r?.name === "policy"),
     // Administrators only: the API refuses anyone else these routes.
     u.admin ? item(pages.users, "Users", r?.name === "users") : null));
   const out = h("button", { type: "button", id: "logout", class: "secondary" }, "Log out");

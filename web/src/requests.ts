@@ -9,7 +9,7 @@ import { closeWords } from "./device.js";
 import type { Console, Page } from "./page.js";
 import { when } from "./time.js";
 import type { Fleet, SupportRequest } from "./types.js";
-import { act, fleetSelect, left, plural, redraw, syncURL } from "./ui.js";
+import { act, fleetSelect, left, plural, redraw, syncURL, withFreshCode } from "./ui.js";
 
 // Why a request closed (apitype.SupportRequest.CloseReason); a four-eyes
 // request may also close for its session's reason (closeWords).
@@ -89,7 +89,8 @@ export function requestsPage(app: Console): Page {
     const button = (label: string, what: string, path: string, said: string, cls = ""): HTMLButtonElement => {
       const b = h("button", { type: "button", class: cls, "data-key": `${what}:${r.id}`, "aria-label": `${label}: ${r.device} (${kindWords(r)})` }, label);
       b.addEventListener("click", () => act(b, result, async () => {
-        await call<SupportRequest>("POST", `/api/v1/requests/${id}/${path}`);
+        // A fleet may ask its approvers for a fresh code: asked here.
+        await withFreshCode(result, () => call<SupportRequest>("POST", `/api/v1/requests/${id}/${path}`));
         return said;
       }, done));
       return b;

@@ -192,3 +192,20 @@ export interface CreateUserResponse {
   password?: string;
   totp_uri: string;
 }
+
+// A fleet's policy (GET /api/v1/fleets/{fleet}/policy).
+export interface FleetPolicy {
+  fleet: string;
+  ports: number[] | null;
+  consent_floor?: string;
+  max_duration_s?: number;
+  idle_timeout_s?: number;
+  four_eyes: boolean;
+  reauth_s?: number;
+  version: number;
+  updated_at?: string;
+  updated_by?: string;
+  owners: string[];
+  server_max_duration_s: number;
+  server_idle_timeout_s: number;
+}

@@ -1,7 +1,7 @@
 // Pieces the console's list pages share: a fleet picker, filters kept in
 // the URL, lists redrawn without losing the keyboard's place, and the
 // words for what a person did and what the API answered.
-import { call, message } from "./api.js";
+import { ApiError, call, message } from "./api.js";
 import { announce, h, replace } from "./dom.js";
 import { when } from "./time.js";
 import type { Fleet, Session } from "./types.js";
@@ -92,4 +92,46 @@ export function replayLink(s: Session): Node {
     return h("span", { class: "none" }, "none");
   }
   return h("a", { href: `/console/sessions/${encodeURIComponent(s.id)}/replay`, "aria-label": `Replay ${s.user || "the"}'s session on ${s.device}, ${when(s.created_at)}` }, "Replay");
+}
+
+// withFreshCode runs work; when a fleet's policy refuses it for want of a
+// fresh authenticator code (reauth_required), it shows the API's words and
+// a code field in out, sends the code (POST /api/v1/reauth, the login's
+// own check) and runs work again, once. A wrong code, or Cancel, rejects
+// with the API's words.
+export function withFreshCode<T>(out: HTMLElement, work: () => Promise<T>): Promise<T> {
+  return work().catch((err: unknown) => {
+    if (!(err instanceof ApiError && err.code === "reauth_required")) {
+      throw err;
+    }
+    return new Promise<T>((resolve, reject) => {
+      const code = h("input", { id: "reauth-code", type: "text", inputmode: "numeric", autocomplete: "one-time-code",
+        pattern: "[0-9 ]{6,7}", maxlength: 7, required: true, "aria-describedby": "reauth-why" });
+      const send = h("button", { type: "submit", id: "reauth-send" }, "Send the code");
+      const cancel = h("button", { type: "button", class: "secondary" }, "Cancel");
+      const form = h("form", { class: "card reauth", "aria-labelledby": "reauth-title" },
+        h("h3", { id: "reauth-title" }, "A fresh authenticator code"),
+        h("p", { id: "reauth-why", role: "alert" }, err.message),
+        h("div", { class: "field" }, h("label", { for: "reauth-code" }, "Authenticator code (TOTP)"), code),
+        h("div", { class: "actions" }, send, cancel));
+      form.addEventListener("submit", (ev) => {
+        ev.preventDefault();
+        send.disabled = true;
+        call<unknown>("POST", "/api/v1/reauth", { totp: code.value.replaceAll(" ", "") }).then(() => {
+          replace(out);
+          announce("Your login has a fresh code.");
+          work().then(resolve, reject);
+        }, (e: unknown) => {
+          replace(out);
+          reject(e);
+        });
+      });
+      cancel.addEventListener("click", () => {
+        replace(out);
+        reject(err);
+      });
+      replace(out, form);
+      code.focus();
+    });
+  });
 }

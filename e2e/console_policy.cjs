@@ -1,0 +1,69 @@
+// Drives the web console's fleet policy page and its prompt for a fresh
+// authenticator code in headless Chromium (playwright-core with Debian's
+// chromium), for e2e/console_policy_test.go.
+//
+// Environment: SERVER, EMAIL, PASSWORD, TOTP (an owner of acme), OP_EMAIL,
+// OP_PASSWORD, OP_TOTP (an operator of acme), SHOTS, CHROMIUM, AXE. It
+// talks with the Go test over stdio: "POLICY_SET" once the owner saved
+// acme's policy (then it reads a line: the code to type when asked, sent
+// once bob's session waits and the owner's login is old), "APPROVED" once
+// the approval went through, "DONE" at the end. It fails on any page
+// error, Content-Security-Policy violation, or serious or critical
+// accessibility violation.
+"use strict";
+
+const { run, nextLine, env, shot, axe, newContext, newPage, login, follow } = require("./console_lib.cjs");
+
+run(async (browser, problems) => {
+  const context = await newContext(browser);
+  const page = await newPage(context, problems);
+  await login(page, env("EMAIL"), env("PASSWORD"), env("TOTP"));
+
+  // The owner's view: acme has no policy yet.
+  await follow(page, "Fleet policy", "Fleet policy");
+  await page.locator("#policy-state", { hasText: "Fleet acme has no policy" }).waitFor();
+  await page.locator("#policy-rules", { hasText: "any the device's owner allows" }).waitFor();
+
+  // A port that is no port is refused in the page, nothing sent.
+  await page.locator("#pol-ports").fill("22, 70000");
+  await page.locator("#pol-save").click();
+  await page.locator("#result [role=alert]", { hasText: 'Not saved: "70000" is not a port' }).waitFor();
+
+  // Ports, four-eyes and a 5-minute reauth window, with the keyboard.
+  await page.locator("#pol-ports").fill("22");
+  await page.locator("#pol-four-eyes").focus();
+  await page.keyboard.press("Space");
+  await page.locator("#pol-reauth").fill("5");
+  await page.locator("#pol-save").focus();
+  await page.keyboard.press("Enter");
+  await page.locator("#result", { hasText: "Saved: version 1 of acme's policy" }).waitFor();
+  await page.locator("#policy-rules", { hasText: "a second engineer of the fleet approves each session" }).waitFor();
+  await page.locator("#policy-rules", { hasText: "within the last 5 min, to open or approve a session" }).waitFor();
+  await shot(page, "21-policy");
+  await axe(page, "the fleet policy page");
+  console.log("POLICY_SET");
+
+  // An operator reads the rules and who changes them; no form.
+  const opContext = await newContext(browser);
+  const op = await newPage(opContext, problems);
+  await login(op, env("OP_EMAIL"), env("OP_PASSWORD"), env("OP_TOTP"));
+  await follow(op, "Fleet policy", "Fleet policy");
+  await op.locator("#policy-owners", { hasText: "Only the fleet's owners (ann@example.com) and administrators change it." }).waitFor();
+  if ((await op.locator("#pol-save").count()) !== 0) throw new Error("an operator is offered the policy's form");
+  await shot(op, "22-policy-operator");
+  await opContext.close();
+
+  // bob's session waits; the owner's login is an hour old by now.
+  const code = await nextLine();
+  await follow(page, "Support queue", "Support queue");
+  const row = page.locator("#four-eyes tbody tr", { hasText: "bob@example.com" });
+  await row.locator("button", { hasText: "Approve" }).click();
+  await page.locator("#reauth-why", { hasText: "within the last 5m to approve a session" }).waitFor();
+  await page.waitForFunction(() => document.activeElement && document.activeElement.id === "reauth-code");
+  await shot(page, "23-reauth-asked");
+  await axe(page, "the queue asking for a fresh code");
+  await page.keyboard.type(code);
+  await page.keyboard.press("Enter");
+  await page.locator("#result", { hasText: "You approved bob@example.com's session on kitchen-amp." }).waitFor();
+  console.log("APPROVED");
+});
