@@ -32,6 +32,8 @@ type world struct {
 	// fourEyes is a four-eyes request of a session on device that the
 	// target user asked for, waiting for a second engineer.
 	fourEyes *store.SupportRequest
+	// victim is a user of this world alone, to delete and reset.
+	victim *store.User
 }
 
 func newWorld(t *testing.T, caller *store.User) *world {
@@ -45,6 +47,9 @@ func newWorld(t *testing.T, caller *store.User) *world {
 	w.request = &store.SupportRequest{DeviceID: w.device.ID, Kind: store.RequestSupport, Reason: "it hums", ExpiresAt: time.Now().Add(time.Hour)}
 	must(t, fx.store.CreateSupportRequest(context.Background(), w.request))
 	_, w.fourEyes = fx.newFourEyesSession(t, w.device, fx.users["target"])
+	// Made in the store: hashing a password for every case would be slow.
+	w.victim = &store.User{Email: fl.Name + "@victim.example.com", PasswordHash: "$argon2id$victim", TOTPSecret: "JBSWY3DPEHPK3PXP"}
+	must(t, fx.store.CreateUser(context.Background(), w.victim))
 	if caller != nil {
 		_, tok, err := newToken(fx.store, caller, time.Now().Add(time.Hour))
 		must(t, err)
@@ -66,6 +71,7 @@ func (w *world) snapshot(t *testing.T, caller *store.User) string {
 	var state struct {
 		Devices, Members, Enroll, Tokens, Sessions, Requests []item
 		NewFleet, NewUser                                    bool
+		Victim                                               string // its password hash; "" once deleted
 		Policy                                               int64
 	}
 	ds, err := fx.store.ListDevices(ctx, store.DeviceFilter{FleetIDs: []string{w.fleet.ID}})
@@ -111,6 +117,9 @@ func (w *world) snapshot(t *testing.T, caller *store.User) string {
 	state.NewFleet = err == nil
 	_, err = fx.store.GetUserByEmail(ctx, w.fleet.Name+"@new.example.com")
 	state.NewUser = err == nil
+	if v, err := fx.store.GetUser(ctx, w.victim.ID); err == nil {
+		state.Victim = v.PasswordHash
+	}
 	b, err := json.Marshal(state)
 	must(t, err)
 	return string(b)
@@ -223,6 +232,10 @@ var matrix = []matrixCase{
 	{method: "GET", path: "/api/v1/users", url: fixed("/api/v1/users"), want: admins(http.StatusOK)},
 	{method: "POST", path: "/api/v1/users", url: fixed("/api/v1/users"),
 		body: func(w *world) any { return map[string]any{"email": w.fleet.Name + "@new.example.com"} }, want: admins(http.StatusCreated)},
+	{method: "DELETE", path: "/api/v1/users/{user}", url: func(w *world) string { return "/api/v1/users/" + w.victim.ID },
+		want: admins(http.StatusNoContent)},
+	{method: "POST", path: "/api/v1/users/{user}/reset", url: func(w *world) string { return "/api/v1/users/" + w.victim.Email + "/reset" },
+		body: func(*world) any { return map[string]any{} }, want: admins(http.StatusOK)},
 
 	{method: "GET", path: "/api/v1/fleets/{fleet}", url: func(w *world) string { return "/api/v1/fleets/" + w.fleet.Name },
 		want: fleetMembers(store.RoleAuditor, http.StatusOK)},

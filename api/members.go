@@ -52,6 +52,12 @@ func (s *Server) putMember(c *call, req *apitype.Member) (apitype.Member, error)
 		return apitype.Member{}, fmt.Errorf("giving %s the role %s in %s: %w", u.Email, role, f.Name, err)
 	}
 	s.logger.Info("role set", "request_id", requestID(c.ctx), "by", c.user.ID, "fleet", f.Name, "user", u.ID, "role", role)
+	if role == store.RoleAuditor {
+		// An auditor reaches no device: sessions made as an operator end.
+		if err := s.cutSessions(c, u, []string{f.ID}, "made an auditor of "+f.Name); err != nil {
+			return apitype.Member{}, err
+		}
+	}
 	return apitype.Member{UserID: u.ID, Email: u.Email, Role: string(role)}, nil
 }
 
@@ -74,7 +80,7 @@ func (s *Server) deleteMember(c *call, _ *none) (none, error) {
 		return none{}, fmt.Errorf("removing %s from %s: %w", u.Email, f.Name, err)
 	}
 	s.logger.Info("role removed", "request_id", requestID(c.ctx), "by", c.user.ID, "fleet", f.Name, "user", u.ID)
-	return none{}, nil
+	return none{}, s.cutSessions(c, u, []string{f.ID}, "removed from "+f.Name)
 }
 
 // findUser finds a user by email (anything with an @) or ID.

@@ -176,6 +176,12 @@ func (s *Server) routeTable() []route {
 		{method: "POST", path: "/api/v1/users", access: adminOnly, action: "create users", status: http.StatusCreated,
 			summary: "Create a user; returns the generated password (if none was given) and the TOTP secret, once",
 			ep:      handle(s.createUser)},
+		{method: "DELETE", path: "/api/v1/users/{user}", access: adminOnly, action: "delete users",
+			summary: "Delete a user (by ID or email) with their logins and fleet roles; their open sessions are closed (user_removed). Not oneself",
+			ep:      handle(s.deleteUser)},
+		{method: "POST", path: "/api/v1/users/{user}/reset", access: adminOnly, action: "reset users",
+			summary: "Give a user a new password (generated if none is given) and TOTP secret, returned once; their logins and open sessions end",
+			ep:      handle(s.resetUser)},
 
 		// Members of a fleet, by role.
 		{method: "GET", path: "/api/v1/fleets/{fleet}", access: fleetRole, role: store.RoleAuditor, action: "see this fleet",

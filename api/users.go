@@ -81,6 +81,93 @@ func (s *Server) createUser(c *call, req *apitype.CreateUserRequest) (apitype.Cr
 	return resp, nil
 }
 
+// deleteUser is DELETE /api/v1/users/{user}: an administrator deletes a
+// user (an engineer who left) with their logins and fleet roles, and
+// their open sessions are cut (user_removed). Nobody deletes themselves
+// (another administrator must). The user is
+// deleted before their sessions are closed, so none can be opened
+// between the two.
+func (s *Server) deleteUser(c *call, _ *none) (none, error) {
+	u, err := s.findUser(c, c.r.PathValue("user"))
+	if err != nil {
+		return none{}, err
+	}
+	// Only administrators call this, and never on themselves: so the
+	// last administrator is never deleted.
+	if u.ID == c.user.ID {
+		return none{}, conflict("you cannot delete your own account; another administrator can")
+	}
+	deleted := audit.Event{Kind: audit.UserDeleted, Actor: c.actor(),
+		Detail: map[string]string{"user": u.Email, "user_id": u.ID, "admin": strconv.FormatBool(u.Admin)}}
+	if err := s.store.DeleteUser(c.withAudit(deleted).ctx, u.ID); errors.Is(err, store.ErrNotFound) {
+		return none{}, notFound("there is no user %q (deleted meanwhile?)", u.Email)
+	} else if err != nil {
+		return none{}, fmt.Errorf("deleting user %s: %w", u.Email, err)
+	}
+	s.logger.Info("user deleted", "request_id", requestID(c.ctx), "by", c.user.ID, "user", u.ID, "email", u.Email)
+	return none{}, s.cutSessions(c, u, nil, "deleted")
+}
+
+// resetUser is POST /api/v1/users/{user}/reset: an administrator gives a
+// user who lost their password or authenticator a new password (given,
+// or generated) and TOTP secret, shown in this answer only; every login
+// the user had ends, and so do their open sessions (user_removed), since
+// whoever held the old secrets may have made them.
+func (s *Server) resetUser(c *call, req *apitype.ResetUserRequest) (apitype.CreateUserResponse, error) {
+	u, err := s.findUser(c, c.r.PathValue("user"))
+	if err != nil {
+		return apitype.CreateUserResponse{}, err
+	}
+	password, generated := req.Password, req.Password == ""
+	if generated {
+		password = auth.GeneratePassword()
+	}
+	if len(password) < minPasswordLen {
+		return apitype.CreateUserResponse{}, badRequest("the password is too short: use at least %d characters, or leave it empty to have one generated", minPasswordLen)
+	}
+	hash, err := auth.HashPassword(password)
+	if err != nil {
+		return apitype.CreateUserResponse{}, fmt.Errorf("hashing the password: %w", err)
+	}
+	secret, uri, err := auth.NewTOTP(totpIssuer, u.Email)
+	if err != nil {
+		return apitype.CreateUserResponse{}, fmt.Errorf("making a TOTP secret: %w", err)
+	}
+	reset := audit.Event{Kind: audit.UserReset, Actor: c.actor(),
+		Detail: map[string]string{"user": u.Email, "user_id": u.ID, "self": strconv.FormatBool(u.ID == c.user.ID)}}
+	if err := s.store.ResetUserSecrets(c.withAudit(reset).ctx, u.ID, hash, secret); errors.Is(err, store.ErrNotFound) {
+		return apitype.CreateUserResponse{}, notFound("there is no user %q (deleted meanwhile?)", u.Email)
+	} else if err != nil {
+		return apitype.CreateUserResponse{}, fmt.Errorf("resetting user %s: %w", u.Email, err)
+	}
+	s.logger.Info("user reset", "request_id", requestID(c.ctx), "by", c.user.ID, "user", u.ID, "email", u.Email)
+	if err := s.cutSessions(c, u, nil, "reset"); err != nil {
+		return apitype.CreateUserResponse{}, err
+	}
+	resp := apitype.CreateUserResponse{User: apiUser(u, nil), TOTPURI: uri}
+	if generated {
+		resp.Password = password
+	}
+	return resp, nil
+}
+
+// cutSessions closes the open sessions of u (on devices of fleetIDs, if
+// not nil) after their access was taken away (what: "deleted", ...).
+// The change is made by then: a failure here says so.
+func (s *Server) cutSessions(c *call, u *store.User, fleetIDs []string, what string) error {
+	if s.sessions == nil {
+		return nil // this server opens no sessions, so holds none
+	}
+	n, err := s.sessions.CloseUser(c.ctx, u.Email, fleetIDs)
+	if n > 0 {
+		s.logger.Info("sessions cut", "request_id", requestID(c.ctx), "user", u.ID, "why", what, "sessions", n)
+	}
+	if err != nil {
+		return fmt.Errorf("%s %s, but closing their open sessions failed (they end at their limits, or close them with porthole sessions close): %w", u.Email, what, err)
+	}
+	return nil
+}
+
 // me is GET /api/v1/me.
 func (s *Server) me(c *call, _ *none) (apitype.User, error) {
 	ms, err := s.store.Memberships(c.ctx, c.user.ID)

@@ -10,8 +10,12 @@ import (
 	"time"
 
 	"github.com/porthole/porthole/apitype"
+	"github.com/porthole/porthole/audit"
 	"github.com/porthole/porthole/auth"
+	"github.com/porthole/porthole/control"
 	"github.com/porthole/porthole/store"
+	"github.com/pquerna/otp"
+	"github.com/pquerna/otp/totp"
 )
 
 func TestCreateUserAPI(t *testing.T) {
@@ -246,4 +250,116 @@ func TestEnrollmentTokens(t *testing.T) {
 	}
 	r := do(t, fx.ts, "POST", "/api/v1/enroll", "", apitype.EnrollRequest{Token: et.Token, Name: "d1", PublicKey: newDeviceKey(t)})
 	r.wantError(t, 401, apitype.CodeUnauthenticated)
+}
+
+// openAs opens a session on d through ts as the holder of tok.
+func openAs(t *testing.T, ts *testServer, d *store.Device, tok string) apitype.Session {
+	t.Helper()
+	return decodeAs[apitype.CreateSessionResponse](t, do(t, ts.ts, "POST", "/api/v1/devices/"+d.ID+"/sessions", tok,
+		apitype.CreateSessionRequest{PublicKey: engineerPublicKey}), http.StatusCreated).Session
+}
+
+// closedFor says whether session id is closed for reason.
+func closedFor(t *testing.T, id string, reason control.CloseReason) bool {
+	t.Helper()
+	s, err := fx.store.GetSession(context.Background(), id)
+	must(t, err)
+	return s.State == store.SessionClosed && s.CloseReason == string(reason)
+}
+
+// TestDeleteUser: an administrator deletes an engineer who left: their
+// logins stop working at once, their open session is closed as
+// user_removed, and the audit log says who did it. Nobody deletes their
+// own account, and an operator deletes no one.
+func TestDeleteUser(t *testing.T) {
+	t.Parallel()
+	ts, _, d, u, tok := reauthServer(t)
+	ses := openAs(t, ts, d, tok)
+
+	do(t, ts.ts, "DELETE", "/api/v1/users/"+u.Email, fx.tokens["operator"], nil).wantError(t, http.StatusForbidden, apitype.CodeForbidden)
+	do(t, ts.ts, "DELETE", "/api/v1/users/"+fx.users["admin"].ID, fx.tokens["admin"], nil).
+		wantError(t, http.StatusConflict, apitype.CodeConflict)
+	if r := do(t, ts.ts, "DELETE", "/api/v1/users/"+u.Email, fx.tokens["admin"], nil); r.status != http.StatusNoContent {
+		t.Fatalf("delete: %d %s", r.status, r.body)
+	}
+	do(t, ts.ts, "GET", "/api/v1/me", tok, nil).wantError(t, http.StatusUnauthorized, apitype.CodeUnauthenticated)
+	if !closedFor(t, ses.ID, control.CloseUserRemoved) {
+		t.Errorf("the deleted user's session is not closed as user_removed")
+	}
+	evs := userEvents(t, fx.users["admin"], audit.UserDeleted)
+	found := false
+	for _, e := range evs {
+		found = found || (e.Detail["user"] == u.Email && e.Detail["user_id"] == u.ID)
+	}
+	if !found {
+		t.Errorf("no user_deleted event for %s: %+v", u.Email, evs)
+	}
+	do(t, ts.ts, "DELETE", "/api/v1/users/"+u.Email, fx.tokens["admin"], nil).wantError(t, http.StatusNotFound, apitype.CodeNotFound)
+}
+
+// TestResetUser: an administrator resets an engineer who lost their
+// authenticator: the answer holds a new password and TOTP secret once,
+// every old login ends, the open session too (whoever held the old
+// secrets may have made it), and the new secrets log in.
+func TestResetUser(t *testing.T) {
+	t.Parallel()
+	ts, _, d, u, tok := reauthServer(t)
+	second := ts.login(t, u).Token
+	ses := openAs(t, ts, d, tok)
+
+	do(t, ts.ts, "POST", "/api/v1/users/"+u.Email+"/reset", tok, apitype.ResetUserRequest{}).
+		wantError(t, http.StatusForbidden, apitype.CodeForbidden)
+	do(t, ts.ts, "POST", "/api/v1/users/"+u.Email+"/reset", fx.tokens["admin"], apitype.ResetUserRequest{Password: "short"}).
+		wantError(t, http.StatusBadRequest, apitype.CodeBadRequest)
+	got := decodeAs[apitype.CreateUserResponse](t, do(t, ts.ts, "POST", "/api/v1/users/"+u.Email+"/reset", fx.tokens["admin"],
+		apitype.ResetUserRequest{}), http.StatusOK)
+	if got.Password == "" || !strings.HasPrefix(got.TOTPURI, "otpauth://totp/") || got.User.Email != u.Email {
+		t.Fatalf("reset answer: %+v", got)
+	}
+	for _, old := range []string{tok, second} {
+		do(t, ts.ts, "GET", "/api/v1/me", old, nil).wantError(t, http.StatusUnauthorized, apitype.CodeUnauthenticated)
+	}
+	if !closedFor(t, ses.ID, control.CloseUserRemoved) {
+		t.Errorf("the reset user's session is not closed as user_removed")
+	}
+	key, err := otp.NewKeyFromURL(got.TOTPURI)
+	must(t, err)
+	code, err := totp.GenerateCode(key.Secret(), ts.clock.Now())
+	must(t, err)
+	do(t, ts.ts, "POST", "/api/v1/login", "", loginBody(u, testPassword, code)).wantError(t, http.StatusUnauthorized, apitype.CodeUnauthenticated)
+	decodeAs[apitype.LoginResponse](t, do(t, ts.ts, "POST", "/api/v1/login", "", loginBody(u, got.Password, code)), http.StatusOK)
+	if evs := userEvents(t, fx.users["admin"], audit.UserReset); len(evs) == 0 {
+		t.Errorf("no user_reset event")
+	}
+}
+
+// TestRoleLossCutsSessions: losing the role in a fleet, or becoming its
+// auditor, closes the user's open sessions on that fleet's devices as
+// user_removed, and only those.
+func TestRoleLossCutsSessions(t *testing.T) {
+	t.Parallel()
+	ts, fl, d, u, tok := reauthServer(t)
+	other := fx.newFleet(t)
+	must(t, fx.store.SetRole(context.Background(), other.ID, u.ID, store.RoleOperator))
+	elsewhere := openAs(t, ts, onlineDevice(t, other), tok)
+
+	here := openAs(t, ts, d, tok)
+	decodeAs[apitype.Member](t, do(t, ts.ts, "PUT", "/api/v1/fleets/"+fl.Name+"/members/"+u.Email, fx.tokens["admin"],
+		apitype.Member{Role: "auditor"}), http.StatusOK)
+	if !closedFor(t, here.ID, control.CloseUserRemoved) {
+		t.Errorf("made an auditor, the user's session there stays open")
+	}
+	must(t, fx.store.SetRole(context.Background(), fl.ID, u.ID, store.RoleOperator))
+	again := openAs(t, ts, d, tok)
+	if r := do(t, ts.ts, "DELETE", "/api/v1/fleets/"+fl.Name+"/members/"+u.Email, fx.tokens["admin"], nil); r.status != http.StatusNoContent {
+		t.Fatalf("removing the role: %d %s", r.status, r.body)
+	}
+	if !closedFor(t, again.ID, control.CloseUserRemoved) {
+		t.Errorf("removed from the fleet, the user's session there stays open")
+	}
+	s, err := fx.store.GetSession(context.Background(), elsewhere.ID)
+	must(t, err)
+	if !s.Open() {
+		t.Errorf("the session in another fleet closed too: %+v", s)
+	}
 }

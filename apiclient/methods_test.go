@@ -54,6 +54,10 @@ func TestMethods(t *testing.T) {
 			_, err := c.CreateUser(ctx, apitype.CreateUserRequest{Email: "bob@example.com", Admin: true})
 			return err
 		}, seen{method: "POST", path: "/api/v1/users", body: `{"email":"bob@example.com","admin":true}`}},
+		{"delete user", func() error { return c.DeleteUser(ctx, "bob@example.com") },
+			seen{method: "DELETE", path: "/api/v1/users/bob@example.com"}},
+		{"reset user", func() error { _, err := c.ResetUser(ctx, "x/y", ""); return err },
+			seen{method: "POST", path: "/api/v1/users/x%2Fy/reset", body: `{}`}},
 		{"enrollment tokens", func() error { _, err := c.EnrollmentTokens(ctx, "acme"); return err },
 			seen{method: "GET", path: "/api/v1/fleets/acme/enrollment-tokens"}},
 		{"create enrollment token", func() error {

@@ -91,6 +91,13 @@ type CreateUserResponse struct {
 	TOTPURI  string `json:"totp_uri"`           // otpauth://totp/...
 }
 
+// ResetUserRequest is POST /api/v1/users/{user}/reset: the user's new
+// password, or empty to have one generated. A new TOTP secret is always
+// made. The answer is a CreateUserResponse, its secrets shown once.
+type ResetUserRequest struct {
+	Password string `json:"password,omitempty"`
+}
+
 // Member is PUT /api/v1/fleets/{fleet}/members/{user} body and list item.
 type Member struct {
 	UserID string `json:"user_id,omitempty"`

@@ -26,6 +26,8 @@ const (
 	ReauthSucceeded  Kind = "reauth_succeeded"   // a login proved a fresh second factor (POST /api/v1/reauth)
 	ReauthFailed     Kind = "reauth_failed"      // a re-authentication's code was wrong or replayed
 	UserCreated      Kind = "user_created"       //
+	UserDeleted      Kind = "user_deleted"       // an administrator deleted a user, with their logins and roles
+	UserReset        Kind = "user_reset"         // an administrator gave a user a new password and TOTP secret, ending their logins
 	RoleChanged      Kind = "role_changed"       // a user was given a role in a fleet, or it changed
 	RoleRemoved      Kind = "role_removed"       // a user lost their role in a fleet
 	CrossFleetDenied Kind = "cross_fleet_denied" // a user reached for a fleet, or its device or session, without a role in it

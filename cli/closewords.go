@@ -55,6 +55,9 @@ var closeWords = map[control.CloseReason]func(s apitype.Session, device string) 
 	control.CloseAgentOutdated: func(s apitype.Session, device string) string {
 		return fmt.Sprintf("%s refused the session: its porthole-agent is older than fleet %s's policy and cannot apply it; update porthole-agent on %s", device, s.Fleet, device)
 	},
+	control.CloseUserRemoved: func(s apitype.Session, device string) string {
+		return fmt.Sprintf("an administrator or an owner of fleet %s took away your access (your account was deleted or reset, or you lost your role in %s), which ended this session on %s", s.Fleet, s.Fleet, device)
+	},
 	control.CloseFourEyesDenied: func(s apitype.Session, device string) string {
 		return fmt.Sprintf("another engineer of fleet %s refused this session on %s (the fleet needs a second engineer to approve each session)", s.Fleet, device)
 	},

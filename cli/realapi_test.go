@@ -211,6 +211,24 @@ func TestRealAPI(t *testing.T) {
 	if r := runCLI(t, stale, "", "fleets"); r.err == nil || !strings.Contains(r.err.Error(), "run `porthole login`") {
 		t.Errorf("the logged-out token still works, or the error does not say to log in: %v", r.err)
 	}
+
+	// bob lost his authenticator: an administrator resets him, and the
+	// new secrets log in (api TestResetUser: a reset ends his logins).
+	// Then he leaves: deleted, his login ends. Nobody deletes themselves.
+	r = mustRun(t, admin, "", "users", "reset", "bob@example.com")
+	password = regexp.MustCompile(`(?m)^password: (\S+)$`).FindStringSubmatch(r.stdout)
+	uri = regexp.MustCompile(`(?m)^totp_uri: (\S+)$`).FindStringSubmatch(r.stdout)
+	if password == nil || uri == nil || !strings.Contains(r.stderr, "reset user bob@example.com") {
+		t.Fatalf("users reset printed:\n%s%s", r.stdout, r.stderr)
+	}
+	mustRun(t, bob, "bob@example.com\n"+password[1]+"\n"+totpCode(t, totpSecret(t, uri[1]))+"\n", "login", ra.url)
+	mustRun(t, admin, "", "users", "delete", "bob@example.com")
+	if r := runCLI(t, bob, "", "fleets"); r.err == nil || !strings.Contains(r.err.Error(), "run `porthole login`") {
+		t.Errorf("bob's login survived his deletion: %v", r.err)
+	}
+	if r := runCLI(t, admin, "", "users", "delete", adminEmail); r.err == nil || !strings.Contains(r.err.Error(), "another administrator can") {
+		t.Errorf("deleting oneself: %v", r.err)
+	}
 }
 
 // enroll enrolls a device as the agent does.

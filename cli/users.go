@@ -37,7 +37,7 @@ func newUsers(a *app) *cobra.Command {
 		Short: "List users and their fleet roles (administrators)",
 		Args:  cobra.NoArgs,
 	})
-	cmd.AddCommand(newUserCreate(a), newUserGrant(a), newUserRevoke(a))
+	cmd.AddCommand(newUserCreate(a), newUserReset(a), newUserDelete(a), newUserGrant(a), newUserRevoke(a))
 	return cmd
 }
 
@@ -64,23 +64,82 @@ The new user has no fleet yet: give them one with ` + "`porthole users grant`.",
 			if err != nil {
 				return err
 			}
-			if asJSON {
-				return writeJSON(a.io.Out, resp)
-			}
-			if resp.Password != "" {
-				fmt.Fprintf(a.io.Out, "password: %s\n", resp.Password)
-			}
-			fmt.Fprintf(a.io.Out, "totp_uri: %s\n", resp.TOTPURI)
-			if terminalFd(a.io.Err) >= 0 {
-				fmt.Fprintf(a.io.Err, "\n%s scans this with an authenticator app:\n", resp.User.Email)
-				termqr.Print(a.io.Err, resp.TOTPURI)
-			}
-			fmt.Fprintf(a.io.Err, "created user %s; hand over the password and TOTP secret now, they are not shown again\n", resp.User.Email)
-			return nil
+			return a.printSecrets(resp, asJSON, "created user %s")
 		},
 	}
 	cmd.Flags().BoolVar(&admin, "admin", false, "make the user an administrator (creates fleets and users)")
 	cmd.Flags().BoolVar(&asJSON, "json", false, "print the new user and secrets as a JSON object")
+	return cmd
+}
+
+// printSecrets prints a user's new password and TOTP secret, once: on
+// standard output (or as JSON), and the secret as a QR code on a terminal;
+// done says what happened ("created user %s").
+func (a *app) printSecrets(resp *apitype.CreateUserResponse, asJSON bool, done string) error {
+	if asJSON {
+		return writeJSON(a.io.Out, resp)
+	}
+	if resp.Password != "" {
+		fmt.Fprintf(a.io.Out, "password: %s\n", resp.Password)
+	}
+	fmt.Fprintf(a.io.Out, "totp_uri: %s\n", resp.TOTPURI)
+	if terminalFd(a.io.Err) >= 0 {
+		fmt.Fprintf(a.io.Err, "\n%s scans this with an authenticator app:\n", resp.User.Email)
+		termqr.Print(a.io.Err, resp.TOTPURI)
+	}
+	fmt.Fprintf(a.io.Err, done+"; hand over the password and TOTP secret now, they are not shown again\n", resp.User.Email)
+	return nil
+}
+
+func newUserDelete(a *app) *cobra.Command {
+	return &cobra.Command{
+		Use:   "delete EMAIL",
+		Short: "Delete a user, with their logins and fleet roles; their open sessions close (administrators)",
+		Long: `Delete a user, such as an engineer who left: their logins (API tokens and
+console sessions) stop working at once, their fleet roles go, and every
+session they have open is closed (the device ends it; they read that their
+access was taken away). What they did stays in the audit log under their
+email. You cannot delete yourself: another administrator can.`,
+		Example: "  porthole users delete bob@example.com",
+		Args:    cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			c, err := a.connect()
+			if err != nil {
+				return err
+			}
+			if err := c.DeleteUser(cmd.Context(), args[0]); err != nil {
+				return err
+			}
+			fmt.Fprintf(a.io.Err, "deleted user %s; their logins and open sessions are ended\n", args[0])
+			return nil
+		},
+	}
+}
+
+func newUserReset(a *app) *cobra.Command {
+	var asJSON bool
+	cmd := &cobra.Command{
+		Use:   "reset EMAIL",
+		Short: "Give a user a new one-time password and TOTP secret; their logins and open sessions end (administrators)",
+		Long: `Give a user who lost their password or authenticator a new password and TOTP
+secret, printed once as "porthole users create" prints them. Every login the
+user had ends, and so does every session they have open: whoever held the old
+secrets may have made them.`,
+		Example: "  porthole users reset bob@example.com",
+		Args:    cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			c, err := a.connect()
+			if err != nil {
+				return err
+			}
+			resp, err := c.ResetUser(cmd.Context(), args[0], "")
+			if err != nil {
+				return err
+			}
+			return a.printSecrets(resp, asJSON, "reset user %s (their logins and open sessions are ended)")
+		},
+	}
+	cmd.Flags().BoolVar(&asJSON, "json", false, "print the user and new secrets as a JSON object")
 	return cmd
 }
 

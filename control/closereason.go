@@ -105,6 +105,9 @@ const (
 	// agent predates: the fleet's policy (Command.Policy). The session
 	// never opened; the device's agent needs updating.
 	CloseAgentOutdated CloseReason = "agent_outdated"
+	// CloseUserRemoved: the engineer's account was deleted or reset, or
+	// lost the role in the device's fleet that lets it reach devices.
+	CloseUserRemoved CloseReason = "user_removed"
 )
 
 // Reasons the server gives for the fleet's four-eyes rule: a session in
@@ -133,7 +136,7 @@ func CloseReasons() []CloseReason {
 		CloseAgentStopping, CloseUnsupported, CloseNotRecorded, CloseInterrupted,
 		CloseNoConsent, CloseConsentExpired, CloseWrongCodes, CloseRevoked, CloseDenied, CloseConsentTimeout,
 		CloseEngineer, CloseDeviceUnreachable, CloseControlUnavailable, CloseDeviceDisconnected, CloseDeviceClosed,
-		CloseRelayLost, CloseAgentOutdated, CloseFourEyesDenied, CloseFourEyesTimeout,
+		CloseRelayLost, CloseAgentOutdated, CloseUserRemoved, CloseFourEyesDenied, CloseFourEyesTimeout,
 	}
 }
 

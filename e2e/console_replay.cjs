@@ -134,6 +134,28 @@ run(async (browser, problems) => {
     await adminPage.locator("#add-member").click();
     await adminPage.locator("#result [role=alert]", { hasText: "Refused:" }).waitFor();
     console.error("refused: " + (await adminPage.locator("#result").textContent()));
+
+    // Reset the new user (asked again in place, with the keyboard): new
+    // secrets, shown once; then delete them. The administrator's own row
+    // offers no delete.
+    const freshRow = adminPage.locator("#user-list tbody tr", { hasText: fresh });
+    await freshRow.locator("button", { hasText: "Reset" }).click();
+    await adminPage.waitForFunction(() => document.activeElement && document.activeElement.textContent === "Cancel");
+    await adminPage.keyboard.press("Shift+Tab");
+    await adminPage.keyboard.press("Enter");
+    await adminPage.locator("#result", { hasText: `${fresh} has a new password and authenticator secret` }).waitFor();
+    await adminPage.locator("#created-user h3", { hasText: `${fresh}'s new login` }).waitFor();
+    console.log(`RESET ${fresh} ${await adminPage.locator("#new-password").inputValue()} ${await adminPage.locator("#new-totp-secret").inputValue()}`);
+    await nextLine();
+    await freshRow.locator("button", { hasText: "Delete" }).click();
+    await freshRow.locator("button", { hasText: "Yes, delete" }).click();
+    await adminPage.locator("#result", { hasText: `${fresh} is deleted` }).waitFor();
+    await adminPage.waitForFunction((e) => ![...document.querySelectorAll("#user-list tbody tr")].some((r) => r.textContent.includes(e)), fresh);
+    const mine = adminPage.locator("#user-list tbody tr", { hasText: env("ADMIN_EMAIL") });
+    if ((await mine.locator("button", { hasText: "Delete" }).count()) !== 0) throw new Error("the administrator is offered to delete themselves");
+    await axe(adminPage, "the users page after a reset and a delete");
+    console.log("DELETED");
+    await nextLine();
     await adminPage.setViewportSize({ width: 640, height: 800 });
     await noSideways(adminPage, "the users page");
     problems.push(...(await adminPage.evaluate(() => window.__violations)).map((v) => "CSP (admin): " + v));

@@ -83,19 +83,8 @@ func TestConsoleReplay(t *testing.T) {
 	if len(created) != 3 {
 		t.Fatalf("CREATED %v", created)
 	}
-	newCode, err := totp.GenerateCode(created[2], time.Now())
-	if err != nil {
-		t.Fatal(err)
-	}
-	body, _ := json.Marshal(apitype.LoginRequest{Email: created[0], Password: created[1], TOTP: newCode})
-	c := &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{InsecureSkipVerify: true}}, Timeout: 10 * time.Second}
-	lr, err := c.Post(srv.url+"/api/v1/login", "application/json", bytes.NewReader(body))
-	if err != nil {
-		t.Fatal(err)
-	}
-	lr.Body.Close()
-	if lr.StatusCode != http.StatusOK {
-		t.Errorf("logging in as the user the console created: %s", lr.Status)
+	if st := loginStatus(t, srv, created[0], created[1], created[2]); st != http.StatusOK {
+		t.Errorf("logging in as the user the console created: %d", st)
 	}
 	ps.say("logged-in")
 
@@ -115,8 +104,42 @@ func TestConsoleReplay(t *testing.T) {
 		t.Errorf("%s's role in acme is %q after the page changed it; want operator (%+v)", created[0], found, ms)
 	}
 	ps.say("checked")
+
+	// The secrets the reset showed log in; once deleted, they do not.
+	reset := strings.Fields(ps.next(t, "RESET"))
+	if len(reset) != 3 || reset[2] == created[2] {
+		t.Fatalf("RESET %v", reset)
+	}
+	if st := loginStatus(t, srv, reset[0], reset[1], reset[2]); st != http.StatusOK {
+		t.Errorf("logging in with the secrets of the reset: %d", st)
+	}
+	ps.say("logged-in")
+	ps.next(t, "DELETED")
+	if r := MustRun(t, srv.env, "", bins.CLI, "users"); strings.Contains(r.Stdout, reset[0]) {
+		t.Errorf("the user the console deleted is still listed:\n%s", r.Stdout)
+	}
+	ps.say("checked")
 	ps.next(t, "DONE")
 	ps.wait(t)
 
 	ps.checkShots(t, "16-replay", "17-replay-zoom-200", "18-users-refused", "19-users-created", "20-fleet-roles")
+}
+
+// loginStatus logs in to srv's API with email, password and the TOTP
+// code of secret for the next period (one a login earlier in this period
+// did not use), and returns the answer's status.
+func loginStatus(t *testing.T, srv *presenceServer, email, password, secret string) int {
+	t.Helper()
+	code, err := totp.GenerateCode(secret, time.Now().Add(30*time.Second))
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := json.Marshal(apitype.LoginRequest{Email: email, Password: password, TOTP: code})
+	c := &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{InsecureSkipVerify: true}}, Timeout: 10 * time.Second}
+	lr, err := c.Post(srv.url+"/api/v1/login", "application/json", bytes.NewReader(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	lr.Body.Close()
+	return lr.StatusCode
 }

@@ -556,6 +556,36 @@ func (m *Manager) CloseSession(ctx context.Context, id string, reason control.Cl
 	return m.closeSession(ctx, id, reason, true)
 }
 
+// CloseUser closes every open session of the user with email email (as
+// sessions record it, also once the user is deleted), only those on
+// devices of fleetIDs if it is not nil, as user_removed: their access was
+// taken away (the account deleted or reset, or the role that lets them
+// reach the fleet's devices removed). It returns how many it closed.
+func (m *Manager) CloseUser(ctx context.Context, email string, fleetIDs []string) (int, error) {
+	n, seen := 0, map[string]bool{}
+	for {
+		// A page at a time (ListSessions returns at most 100); a session
+		// listed again was not closed, which must not loop.
+		open, err := m.cfg.Store.ListSessions(ctx, store.SessionFilter{UserEmail: email, FleetIDs: fleetIDs, OpenOnly: true})
+		if err != nil {
+			return n, fmt.Errorf("listing the open sessions of %s: %w", email, err)
+		}
+		if len(open) == 0 {
+			return n, nil
+		}
+		for _, ses := range open {
+			if seen[ses.ID] {
+				return n, fmt.Errorf("session %s of %s is still open after closing it", ses.ID, email)
+			}
+			seen[ses.ID] = true
+			if _, err := m.closeSession(ctx, ses.ID, control.CloseUserRemoved, true); err != nil {
+				return n, fmt.Errorf("closing session %s: %w", ses.ID, err)
+			}
+			n++
+		}
+	}
+}
+
 // EngineerClose is the close of an engineer or an operator (DELETE
 // /api/v1/sessions/{id}), with ctx's actor as the closer. The device may
 // have ended the session a moment before for a reason of its own (its idle

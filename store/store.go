@@ -239,7 +239,10 @@ type SessionFilter struct {
 	FleetIDs []string // nil: all fleets; empty non-nil: none
 	DeviceID string
 	UserID   string
-	OpenOnly bool
+	// UserEmail selects the sessions of the user with this email, also
+	// once that user is deleted (their sessions keep the email).
+	UserEmail string
+	OpenOnly  bool
 	// Limit caps how many are returned, newest first. Zero: 100.
 	Limit int
 }
@@ -265,6 +268,11 @@ type Store interface {
 	// DeleteUser deletes a user with their API tokens and roles; enrollment
 	// tokens they created stay, with an empty CreatedBy.
 	DeleteUser(ctx context.Context, id string) error
+	// ResetUserSecrets gives a user a new password hash and TOTP secret
+	// (their TOTP step starts again) and deletes every API token and
+	// console session they hold, in one transaction with the audit events
+	// ctx carries. No such user: ErrNotFound.
+	ResetUserSecrets(ctx context.Context, id, passwordHash, totpSecret string) error
 	// AdvanceTOTPStep records step as used if it is greater than the last
 	// used step, atomically. It reports false when the step was already
 	// used (or an earlier one), which is a replay.

@@ -108,6 +108,9 @@ func (s *Store) ListSessions(ctx context.Context, f store.SessionFilter) ([]*sto
 	if f.UserID != "" {
 		w.add("s.user_id = ?", f.UserID)
 	}
+	if f.UserEmail != "" {
+		w.add("s.user_email = ?", f.UserEmail)
+	}
 	if f.OpenOnly {
 		w.add("s.state <> 'closed'")
 	}

@@ -83,3 +83,21 @@ func (s *Store) AdvanceTOTPStep(ctx context.Context, userID string, step int64) 
 func (s *Store) DeleteUser(ctx context.Context, id string) error {
 	return s.change(ctx, fmt.Sprintf("delete user %q", id), `DELETE FROM users WHERE id = $1`, id)
 }
+
+// ResetUserSecrets replaces a user's password hash and TOTP secret and
+// deletes their tokens, together: a reset that left an old login alive
+// would not lock out whoever stole the old secrets.
+func (s *Store) ResetUserSecrets(ctx context.Context, id, passwordHash, totpSecret string) error {
+	err := s.writeAudited(ctx, func(q execer) error {
+		if err := execOne(ctx, q, `UPDATE users SET password_hash = $2, totp_secret = $3, totp_last_step = 0 WHERE id = $1`,
+			id, passwordHash, totpSecret); err != nil {
+			return err
+		}
+		_, err := q.ExecContext(ctx, `DELETE FROM tokens WHERE user_id = $1`, id)
+		return err
+	})
+	if err != nil {
+		return fmt.Errorf("store: reset the secrets of user %q: %w", id, s.classify(err))
+	}
+	return nil
+}

@@ -2,6 +2,7 @@ package storetest
 
 import (
 	"testing"
+	"time"
 
 	"github.com/porthole/porthole/store"
 )
@@ -56,6 +57,28 @@ func testUsers(t *testing.T, s store.Store) {
 	n, err = s.CountUsers(ctx)
 	ok(t, "CountUsers", err)
 	equal(t, "CountUsers", n, 2)
+
+	// A reset replaces both secrets, starts the TOTP steps again and ends
+	// every login of the user, no one else's.
+	bobTok := &store.Token{UserID: bob.ID, Hash: "h-bob", Name: "cli", CreatedAt: t0, ExpiresAt: t0.Add(time.Hour)}
+	adminTok := &store.Token{UserID: admin.ID, Hash: "h-admin", Name: "cli", CreatedAt: t0, ExpiresAt: t0.Add(time.Hour)}
+	ok(t, "CreateToken", s.CreateToken(ctx, bobTok))
+	ok(t, "CreateToken", s.CreateToken(ctx, adminTok))
+	_, err = s.AdvanceTOTPStep(ctx, bob.ID, 99)
+	ok(t, "AdvanceTOTPStep", err)
+	ok(t, "ResetUserSecrets", s.ResetUserSecrets(ctx, bob.ID, "$argon2id$new", "NEWSECRETNEWSECR"))
+	got, err = s.GetUser(ctx, bob.ID)
+	ok(t, "GetUser after a reset", err)
+	if got.PasswordHash != "$argon2id$new" || got.TOTPSecret != "NEWSECRETNEWSECR" || got.TOTPLastStep != 0 {
+		t.Errorf("after a reset: %+v", got)
+	}
+	toks, err := s.ListTokens(ctx, bob.ID)
+	ok(t, "ListTokens", err)
+	equal(t, "bob's tokens after a reset", len(toks), 0)
+	toks, err = s.ListTokens(ctx, admin.ID)
+	ok(t, "ListTokens", err)
+	equal(t, "another user's tokens after bob's reset", len(toks), 1)
+	wantErr(t, "ResetUserSecrets of no one", s.ResetUserSecrets(ctx, "usr_nobody", "x", "y"), store.ErrNotFound)
 
 	checkDelete(t, "User", func() error { return s.DeleteUser(ctx, bob.ID) },
 		func() error { return errOf(s.GetUser(ctx, bob.ID)) })

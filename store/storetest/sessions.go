@@ -115,6 +115,7 @@ func testSessionFilter(t *testing.T, s store.Store) {
 	equal(t, "no fleets", len(ids(store.SessionFilter{FleetIDs: []string{}})), 0)
 	equal(t, "device", sorted(ids(store.SessionFilter{DeviceID: db.ID})...), sorted(s3.ID))
 	equal(t, "user", sorted(ids(store.SessionFilter{UserID: bob.ID})...), sorted(s2.ID))
+	equal(t, "user by email", sorted(ids(store.SessionFilter{UserEmail: bob.Email})...), sorted(s2.ID))
 	equal(t, "open", sorted(ids(store.SessionFilter{OpenOnly: true})...), sorted(s1.ID, s3.ID))
 	equal(t, "limit", len(ids(store.SessionFilter{Limit: 2})), 2)
 
@@ -123,6 +124,7 @@ func testSessionFilter(t *testing.T, s store.Store) {
 	got, err := s.GetSession(ctx, s2.ID)
 	ok(t, "GetSession after the user is deleted", err)
 	equal(t, "user id", got.UserID, "")
+	equal(t, "a deleted user's sessions by email", sorted(ids(store.SessionFilter{UserEmail: bob.Email})...), sorted(s2.ID))
 	equal(t, "user email", got.UserEmail, "bob@example.com")
 	ok(t, "DeleteDevice", s.DeleteDevice(ctx, db.ID))
 	_, err = s.GetSession(ctx, s3.ID)

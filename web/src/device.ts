@@ -36,6 +36,7 @@ export const closeWords: Record<string, string> = {
   relay_lost: "the relay node carrying it stopped answering",
   device_closed: "closed by the device, without a reason",
   agent_outdated: "the device's agent is too old for the fleet's policy",
+  user_removed: "the engineer's access was taken away",
   four_eyes_denied: "a second engineer refused it (four-eyes)",
   four_eyes_timeout: "no second engineer approved it in time (four-eyes)",
 };

@@ -1,12 +1,14 @@
 // Users and fleet roles, for administrators: every user, a new user (the
 // password and TOTP secret shown once, as `porthole users create` prints
 // them), and per fleet its members, a role set or changed, a member
-// removed (`porthole users grant|revoke`). Routes: GET and POST
-// /api/v1/users (administrators), GET, PUT and DELETE
+// removed (`porthole users grant|revoke`), a user reset or deleted
+// (`porthole users reset|delete`). Routes: GET and POST /api/v1/users,
+// POST /api/v1/users/{user}/reset and DELETE /api/v1/users/{user}
+// (administrators), GET, PUT and DELETE
 // /api/v1/fleets/{fleet}/members[/{user}]. The header shows the page to
 // administrators only; anyone else who opens it sees the API's refusal.
 import { call, message } from "./api.js";
-import { h, replace, setText } from "./dom.js";
+import { type Child, h, replace, setText } from "./dom.js";
 import type { Console, Page } from "./page.js";
 import { when } from "./time.js";
 import type { CreateUserResponse, Fleet, Member, User } from "./types.js";
@@ -20,7 +22,7 @@ function roleSelect(id: string, value: string, label?: string): HTMLSelectElemen
   return sel;
 }
 
-export function usersPage(_app: Console): Page {
+export function usersPage(app: Console): Page {
   const heading = h("h1", { tabindex: -1 }, "Users and fleet roles");
   const state = h("p", { class: "note", id: "users-state", role: "status" }, "Loading users…");
   const userList = h("div", { id: "user-list" });
@@ -47,12 +49,14 @@ export function usersPage(_app: Console): Page {
           h("th", { scope: "col" }, "Email"),
           h("th", { scope: "col" }, "Administrator"),
           h("th", { scope: "col" }, "Created"),
-          h("th", { scope: "col" }, "ID"))),
+          h("th", { scope: "col" }, "ID"),
+          h("th", { scope: "col" }, "Actions"))),
         h("tbody", {}, us.map((u) => h("tr", { "data-id": u.id },
           h("th", { scope: "row", "data-label": "Email" }, u.email),
           h("td", { "data-label": "Administrator" }, u.admin ? "yes" : "no"),
           h("td", { "data-label": "Created" }, when(u.created_at)),
-          h("td", { "data-label": "ID" }, h("code", {}, u.id))))))));
+          h("td", { "data-label": "ID" }, h("code", {}, u.id)),
+          h("td", { "data-label": "Actions" }, userActions(u))))))));
     }, (err: unknown) => {
       state.setAttribute("role", "alert");
       state.className = "error";
@@ -60,6 +64,45 @@ export function usersPage(_app: Console): Page {
       form.hidden = true;
       membersSection.hidden = true;
     });
+  }
+
+  // userActions are a user's Reset and Delete (not for oneself), each
+  // asked again in place before anything is sent: both end the user's
+  // logins and open sessions.
+  function userActions(u: User): Node {
+    const cell = h("div", { class: "row-actions" });
+    const ask = (verb: string, said: string, work: () => Promise<string>): HTMLButtonElement => {
+      const b = h("button", { type: "button", class: verb === "Delete" ? "danger" : "secondary", "data-key": `${verb}:${u.id}`,
+        "aria-label": `${verb} ${u.email}` }, verb);
+      b.addEventListener("click", () => {
+        const yes = h("button", { type: "button", class: "danger", "data-key": `confirm:${u.id}` }, `Yes, ${verb.toLowerCase()}`);
+        const no = h("button", { type: "button", class: "secondary" }, "Cancel");
+        no.addEventListener("click", () => {
+          replace(cell, buttons());
+          (cell.querySelector("button") as HTMLButtonElement | null)?.focus();
+        });
+        yes.addEventListener("click", () => act(yes, result, work, loadUsers));
+        replace(cell, h("span", { role: "group", "aria-label": `${verb} ${u.email}?` },
+          h("span", { class: "note" }, said + " "), yes, " ", no));
+        no.focus();
+      });
+      return b;
+    };
+    const buttons = (): Child[] => [
+      ask("Reset", `New secrets for ${u.email}? Their logins and open sessions end.`, async () => {
+        replace(created);
+        const got = await call<CreateUserResponse>("POST", `/api/v1/users/${encodeURIComponent(u.id)}/reset`, {});
+        showCreated(got, `${got.user.email}'s new login`);
+        return `${u.email} has a new password and authenticator secret (below); their logins and open sessions ended.`;
+      }),
+      " ",
+      u.id === app.me.id ? h("span", { class: "none" }, "(you)") : ask("Delete", `Delete ${u.email}? Their logins, roles and open sessions end.`, async () => {
+        await call<void>("DELETE", `/api/v1/users/${encodeURIComponent(u.id)}`);
+        return `${u.email} is deleted: their logins, fleet roles and open sessions ended.`;
+      }),
+    ];
+    replace(cell, buttons());
+    return cell;
   }
 
   function loadMembers(): void {
@@ -112,7 +155,7 @@ export function usersPage(_app: Console): Page {
     const address = email.value.trim();
     act(create, result, async () => {
       const got = await call<CreateUserResponse>("POST", "/api/v1/users", { email: address, admin: admin.checked });
-      showCreated(got);
+      showCreated(got, `${got.user.email}'s first login`);
       email.value = "";
       admin.checked = false;
       return `User ${got.user.email} created${got.user.admin ? " (an administrator)" : ""}: give them the password and the authenticator secret below.`;
@@ -129,14 +172,14 @@ export function usersPage(_app: Console): Page {
     return h("div", { class: "field" }, h("label", { for: id }, label), h("span", { class: "inline" }, box, " ", copy));
   }
 
-  function showCreated(r: CreateUserResponse): void {
+  function showCreated(r: CreateUserResponse, title: string): void {
     const secret = /[?&]secret=([A-Z2-7]+)/i.exec(r.totp_uri)?.[1] ?? "";
     replace(created, h("div", { class: "card created", id: "created-user" },
-      h("h3", {}, `${r.user.email}'s first login`),
+      h("h3", {}, title),
       r.password ? secretField("new-password", "Password", r.password) : null,
       secretField("new-totp-uri", "Authenticator URI (otpauth)", r.totp_uri),
       secret ? secretField("new-totp-secret", "Authenticator secret", secret) : null,
-      h("p", { class: "hint" }, "Shown this once, as `porthole users create` prints them: the server keeps only their hashes. Give them to the user by a channel you trust; they log in with the password and a code of their authenticator app.")));
+      h("p", { class: "hint" }, "Shown this once, as `porthole users create` and `reset` print them: the server keeps only their hashes. Give them to the user by a channel you trust; they log in with the password and a code of their authenticator app.")));
     (created.querySelector("input") as HTMLInputElement | null)?.focus();
   }
 
