@@ -51,6 +51,11 @@ const (
 	// presenceWriteWait bounds each write to a stream's client: one that
 	// reads nothing for this long is dropped.
 	presenceWriteWait = 10 * time.Second
+	// MaxStreamsPerLogin caps the presence streams one login holds open
+	// (a console in a few tabs): each costs the node a goroutine, a buffer
+	// and a store read every resync, which a stolen or scripted login
+	// must not multiply.
+	MaxStreamsPerLogin = 8
 )
 
 // presenceBody is what GET /api/v1/presence answers, for the document.
@@ -65,9 +70,9 @@ func (s *Server) streamPresence(c *call) error {
 	if err != nil {
 		return err
 	}
-	st, ok := s.streams.add(c.token.ID)
-	if !ok {
-		return errorf(http.StatusServiceUnavailable, apitype.CodeUnavailable, "the server is stopping; connect again in a moment")
+	st, err := s.streams.add(c.token.ID)
+	if err != nil {
+		return err
 	}
 	defer s.streams.remove(c.token.ID, st)
 
@@ -403,12 +408,17 @@ type streamSet struct {
 // stream is one open presence stream; end takes the event that ends it.
 type stream struct{ end chan apitype.PresenceEndEvent }
 
-// add registers a stream of login tokenID, unless the server is stopping.
-func (ss *streamSet) add(tokenID string) (*stream, bool) {
+// add registers a stream of login tokenID, unless the server is stopping
+// or the login holds MaxStreamsPerLogin already.
+func (ss *streamSet) add(tokenID string) (*stream, error) {
 	ss.mu.Lock()
 	defer ss.mu.Unlock()
 	if ss.closed {
-		return nil, false
+		return nil, errorf(http.StatusServiceUnavailable, apitype.CodeUnavailable, "the server is stopping; connect again in a moment")
+	}
+	if len(ss.byToken[tokenID]) >= MaxStreamsPerLogin {
+		return nil, errorf(http.StatusTooManyRequests, apitype.CodeRateLimited,
+			"this login already follows devices live in %d places (tabs or windows); close some, then reload", MaxStreamsPerLogin)
 	}
 	if ss.byToken == nil {
 		ss.byToken = map[string]map[*stream]bool{}
@@ -418,7 +428,7 @@ func (ss *streamSet) add(tokenID string) (*stream, bool) {
 	}
 	st := &stream{end: make(chan apitype.PresenceEndEvent, 1)}
 	ss.byToken[tokenID][st] = true
-	return st, true
+	return st, nil
 }
 
 func (ss *streamSet) remove(tokenID string, st *stream) {

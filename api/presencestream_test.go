@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/porthole/porthole/apitype"
+	"github.com/porthole/porthole/internal/testwait"
 	"github.com/porthole/porthole/presence"
 	"github.com/porthole/porthole/store"
 )
@@ -360,4 +361,53 @@ func TestPresenceStreamStorm(t *testing.T) {
 	if n := spy.count() - before; n < 1 || n > seconds+1 {
 		t.Errorf("%d device listings in %d s for 4000 changes; want 1 to %d", n, seconds, seconds+1)
 	}
+}
+
+// TestPresenceStreamCap: one login holds at most MaxStreamsPerLogin
+// streams; one more is refused in words (429) while another login is
+// not, and closing one lets a new one in.
+func TestPresenceStreamCap(t *testing.T) {
+	t.Parallel()
+	ts := newServer(t, Config{})
+	fl := fx.newFleet(t)
+	u := newUser(t, false)
+	must(t, fx.store.SetRole(t.Context(), fl.ID, u.ID, store.RoleAuditor))
+	secret := newConsoleSession(t, u)
+	withMine := func(req *http.Request) { withConsoleSession(req, secret, false) }
+	open := make([]context.CancelFunc, 0, MaxStreamsPerLogin)
+	for range MaxStreamsPerLogin {
+		ctx, cancel := context.WithCancel(t.Context())
+		open = append(open, cancel)
+		req := newRequest(t, ctx, "GET", ts.ts.URL+"/api/v1/presence", nil)
+		withMine(req)
+		resp, err := ts.ts.Client().Do(req)
+		must(t, err)
+		t.Cleanup(func() { resp.Body.Close() })
+		if resp.StatusCode != http.StatusOK {
+			t.Fatalf("stream %d: %d", len(open), resp.StatusCode)
+		}
+	}
+	req := newRequest(t, t.Context(), "GET", ts.ts.URL+"/api/v1/presence", nil)
+	withMine(req)
+	resp, err := ts.ts.Client().Do(req)
+	must(t, err)
+	r := response{status: resp.StatusCode, body: readAll(t, resp)}
+	resp.Body.Close()
+	if e := r.wantError(t, http.StatusTooManyRequests, apitype.CodeRateLimited); !strings.Contains(e.Message, "close some, then reload") {
+		t.Errorf("refusal: %q", e.Message)
+	}
+	other := newConsoleSession(t, u)
+	openPresence(t, ts, "", func(req *http.Request) { withConsoleSession(req, other, false) }).next(t, apitype.PresenceSnapshot)
+
+	open[0]()
+	testwait.For(t, 5*time.Second, "a closed stream's place to free", func() bool {
+		ts.streams.mu.Lock()
+		defer ts.streams.mu.Unlock()
+		n := 0 // the other login's one, and the first login's
+		for _, sts := range ts.streams.byToken {
+			n += len(sts)
+		}
+		return n == MaxStreamsPerLogin
+	})
+	openPresence(t, ts, "", withMine).next(t, apitype.PresenceSnapshot)
 }
