@@ -83,7 +83,7 @@ func (c *call) authenticateConsole(secret string) error {
 	if err := checkCSRF(c.r, secret); err != nil {
 		return err
 	}
-	if err := c.useToken(secret, expired); err != nil {
+	if err := c.useToken(secret, expired, true); err != nil {
 		return err
 	}
 	c.viaCookie = true

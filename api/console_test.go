@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/porthole/porthole/apitype"
+	"github.com/porthole/porthole/audit"
 	"github.com/porthole/porthole/auth"
 	"github.com/porthole/porthole/store"
 	"github.com/porthole/porthole/web"
@@ -356,4 +357,71 @@ func TestConsoleHeaders(t *testing.T) {
 	noConsole := newServer(t, Config{})
 	do(t, noConsole.ts, "GET", "/console/", "", nil).wantError(t, http.StatusNotFound, apitype.CodeNotFound)
 	do(t, noConsole.ts, "GET", "/", "", nil).wantError(t, http.StatusNotFound, apitype.CodeNotFound)
+}
+
+// TestConsoleIdle: a console session its person does not use for the
+// idle timeout ends (revoked, audited, in words), even though the page
+// kept reading lists in the background meanwhile; a request the person
+// made keeps it alive. Bearer tokens (the CLI's) have no idle timeout.
+func TestConsoleIdle(t *testing.T) {
+	t.Parallel()
+	ts := newServer(t, Config{ConsoleIdle: 30 * time.Minute})
+	u := newUser(t, false)
+	secret := newConsoleSession(t, u)
+	cli := ts.login(t, u).Token
+	me := func(bg bool) response {
+		return browser(t, ts, "GET", "/api/v1/me", nil, func(req *http.Request) {
+			withConsoleSession(req, secret, false)
+			if bg {
+				req.Header.Set(apitype.BackgroundHeader, "1")
+			}
+		})
+	}
+	// Used by its person after 20 minutes: alive for 30 more.
+	ts.clock.Advance(20 * time.Minute)
+	if r := me(false); r.status != http.StatusOK {
+		t.Fatalf("after 20 minutes: %d %s", r.status, r.body)
+	}
+	// Only the page's background reads for 20 minutes: they answer, and
+	// do not keep it alive.
+	for range 2 {
+		ts.clock.Advance(10 * time.Minute)
+		if r := me(true); r.status != http.StatusOK {
+			t.Fatalf("a background read while the session lives: %d %s", r.status, r.body)
+		}
+	}
+	ts.clock.Advance(15 * time.Minute)
+	e := me(false).wantError(t, http.StatusUnauthorized, apitype.CodeUnauthenticated)
+	if !strings.Contains(e.Message, "ended after 30 min without use") {
+		t.Errorf("refusal: %q", e.Message)
+	}
+	revoked := userEvents(t, u, audit.TokenRevoked)
+	if len(revoked) != 1 || !strings.Contains(revoked[0].Detail["why"], "idle") {
+		t.Errorf("token_revoked: %+v", revoked)
+	}
+	// The CLI's login, unused as long, still works.
+	if r := do(t, ts.ts, "GET", "/api/v1/me", cli, nil); r.status != http.StatusOK {
+		t.Errorf("a bearer token after an hour unused: %d", r.status)
+	}
+}
+
+// TestConsoleIdleStream: a tab left open ends with its session: the
+// presence stream, which is no use by the person, ends as logged out once
+// the session has been idle for the timeout.
+func TestConsoleIdleStream(t *testing.T) {
+	t.Parallel()
+	ts := newServer(t, Config{ConsoleIdle: 30 * time.Minute, PresenceResync: 50 * time.Millisecond})
+	fl := fx.newFleet(t)
+	u := newUser(t, false)
+	must(t, fx.store.SetRole(t.Context(), fl.ID, u.ID, store.RoleAuditor))
+	secret := newConsoleSession(t, u)
+	events := openPresence(t, ts, "", func(req *http.Request) { withConsoleSession(req, secret, false) })
+	events.next(t, apitype.PresenceSnapshot)
+	ts.clock.Advance(32 * time.Minute)
+	if ev := events.next(t, apitype.PresenceEnd); !strings.Contains(ev.data, endLoggedOut) {
+		t.Errorf("the stream ended with %s", ev.data)
+	}
+	if len(userEvents(t, u, audit.TokenRevoked)) != 1 {
+		t.Errorf("the idle session was not revoked")
+	}
 }

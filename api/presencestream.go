@@ -228,6 +228,12 @@ func (s *Server) resyncPresence(c *call, fleetName string, v *presenceView, es *
 	} else if err != nil {
 		return false, fmt.Errorf("looking up the stream's user: %w", err)
 	}
+	if c.viaCookie && s.idleOut(tok, s.now()) {
+		// The stream itself is no use of the session: an open tab left
+		// alone ends when its session would.
+		s.endIdle(c, user, tok)
+		return end(endLoggedOut)
+	}
 	c.user = user
 	scope, err := c.presenceScope(fleetName)
 	var he *httpError

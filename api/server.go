@@ -58,6 +58,10 @@ type Config struct {
 
 	// TokenTTL is how long a login lasts. Zero: 12 hours.
 	TokenTTL time.Duration
+	// ConsoleIdle ends a web console session unused by its person (the
+	// page's own background reads do not count) for this long. Zero: 30
+	// minutes.
+	ConsoleIdle time.Duration
 	// Now is the clock. Nil: time.Now.
 	Now func() time.Time
 	// MaxBodyBytes bounds every request body. Zero: 64 KiB.
@@ -116,6 +120,7 @@ type DeviceNonceStore interface {
 // Defaults for the zero values of Config.
 const (
 	DefaultTokenTTL                    = 12 * time.Hour
+	DefaultConsoleIdle                 = 30 * time.Minute
 	DefaultMaxBodyBytes                = 64 << 10
 	DefaultLoginFailuresPerAccount     = 5
 	DefaultLoginFailuresPerAddress     = 20
@@ -147,6 +152,7 @@ type Server struct {
 	sessions  *session.Manager
 	recDisk   *recordingDisk
 	tokenTTL  time.Duration
+	idle      time.Duration // console sessions' idle timeout
 	now       func() time.Time
 	maxBody   int64
 
@@ -184,6 +190,7 @@ func New(cfg Config) (*Server, error) {
 		sessions:  cfg.Sessions,
 		recDisk:   newRecordingDisk(cfg.Recordings),
 		tokenTTL:  orDefault(cfg.TokenTTL, DefaultTokenTTL),
+		idle:      orDefault(cfg.ConsoleIdle, DefaultConsoleIdle),
 		now:       cfg.Now,
 		maxBody:   orDefault(cfg.MaxBodyBytes, DefaultMaxBodyBytes),
 

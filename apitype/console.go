@@ -20,6 +20,11 @@ const (
 	// CSRFHeader carries ConsoleCSRFCookie's value on every request made
 	// with the session cookie other than GET and HEAD.
 	CSRFHeader = "X-Porthole-CSRF"
+	// BackgroundHeader, "1" on a console's request, says the page made it
+	// on its own (a list read again every few seconds), not for its
+	// person: it does not count as use of the session for its idle
+	// timeout. Nor does the presence stream.
+	BackgroundHeader = "X-Porthole-Background"
 )
 
 // CodeCSRF refuses a request made with the console's session cookie that

@@ -12,6 +12,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/porthole/porthole/api"
 	"github.com/porthole/porthole/apiclient"
 
 	"go.yaml.in/yaml/v3"
@@ -47,6 +48,10 @@ type Config struct {
 	Sessions SessionsConfig `yaml:"sessions"`
 	// TokenTTL is how long a login lasts. Zero: 12 h.
 	TokenTTL time.Duration `yaml:"token_ttl"`
+	// ConsoleIdleTimeout ends a web console session its person has not
+	// used for this long (the page's own background reads do not count).
+	// Zero: 30 m.
+	ConsoleIdleTimeout time.Duration `yaml:"console_idle_timeout"`
 	// RecordingsDir keeps the recordings devices upload of their
 	// sessions on this server's disk (made 0700 when missing). Empty:
 	// <data_dir>/recordings, unless Recordings is set.
@@ -400,6 +405,12 @@ func (c *Config) Validate() error {
 	}
 	if c.TokenTTL == 0 {
 		c.TokenTTL = 12 * time.Hour
+	}
+	if c.ConsoleIdleTimeout == 0 {
+		c.ConsoleIdleTimeout = api.DefaultConsoleIdle
+	}
+	if c.ConsoleIdleTimeout < time.Minute {
+		return fmt.Errorf("console_idle_timeout %v is too short to be useful (at least 1m)", c.ConsoleIdleTimeout)
 	}
 	if c.TokenTTL < time.Minute {
 		return fmt.Errorf("token_ttl %v is too short to be useful (at least 1m)", c.TokenTTL)

@@ -148,6 +148,7 @@ func TestParseConfig(t *testing.T) {
 		{name: "broker URL without port", yaml: "data_dir: /x\npublic_url: https://a:1\nbroker:\n  public_url: mqtts://a\n", wantErr: "broker.public_url"},
 		{name: "bad log level", yaml: "data_dir: /x\npublic_url: https://a:1\nlog:\n  level: loud\n", wantErr: "log.level"},
 		{name: "short token ttl", yaml: "data_dir: /x\npublic_url: https://a:1\ntoken_ttl: 10s\n", wantErr: "token_ttl"},
+		{name: "short console idle", yaml: "data_dir: /x\npublic_url: https://a:1\nconsole_idle_timeout: 10s\n", wantErr: "console_idle_timeout"},
 		{name: "not yaml", yaml: "data_dir: [\n", wantErr: "line"},
 	}
 	tests = append(tests, externalBrokerConfigTests...)

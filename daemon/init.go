@@ -147,6 +147,7 @@ func writeConfig(cfg *Config, dir string) error {
 		"#   secret_access_key_file: s3.secret          # or AWS_SECRET_ACCESS_KEY in the environment",
 		"#   # aws_role: true                           # on AWS: the role portholed runs as, not a key",
 		"token_ttl: " + cfg.TokenTTL.String(),
+		"# console_idle_timeout: 30m   # a web console session its person leaves unused ends",
 		"log:",
 		"  level: info",
 		"  format: text",

@@ -176,13 +176,14 @@ func (s *Server) openRoles(ctx context.Context) error {
 		return err
 	}
 	s.api, err = api.New(api.Config{
-		Store:     s.store,
-		Keys:      s.keys,
-		Logger:    s.logger.With("component", "api"),
-		BrokerURL: s.cfg.Broker.PublicURL,
-		RelayAddr: s.cfg.Relay.PublicAddr,
-		Sessions:  s.sessions,
-		TokenTTL:  s.cfg.TokenTTL,
+		Store:       s.store,
+		Keys:        s.keys,
+		Logger:      s.logger.With("component", "api"),
+		BrokerURL:   s.cfg.Broker.PublicURL,
+		RelayAddr:   s.cfg.Relay.PublicAddr,
+		Sessions:    s.sessions,
+		TokenTTL:    s.cfg.TokenTTL,
+		ConsoleIdle: s.cfg.ConsoleIdleTimeout,
 		Recordings: api.RecordingsConfig{Store: recordings, Dir: s.cfg.RecordingsDir,
 			MaxSession: int64(s.cfg.RecordingsMaxSession), MaxFile: int64(s.cfg.RecordingsMaxFile)},
 		Console:      web.Embedded(),

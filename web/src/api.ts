@@ -6,6 +6,9 @@ import type { ErrorBody } from "./types.js";
 // in (apitype.ConsoleCSRFCookie, apitype.CSRFHeader).
 const csrfCookie = "__Host-porthole-csrf";
 const csrfHeader = "X-Porthole-CSRF";
+// A read the page makes on its own, not for its person (apitype.BackgroundHeader):
+// it does not keep the session alive against its idle timeout.
+const backgroundHeader = "X-Porthole-Background";
 
 // ApiError is an answer other than success, in the API's words.
 export class ApiError extends Error {
@@ -45,9 +48,13 @@ function isErrorBody(v: unknown): v is ErrorBody {
 }
 
 // call sends method path with body (as JSON) and returns the answer's
-// JSON, or undefined for 204.
-export async function call<T>(method: string, path: string, body?: unknown): Promise<T> {
+// JSON, or undefined for 204. background marks a read the page makes on
+// its own (a list read again every few seconds).
+export async function call<T>(method: string, path: string, body?: unknown, background = false): Promise<T> {
   const headers: Record<string, string> = { Accept: "application/json" };
+  if (background) {
+    headers[backgroundHeader] = "1";
+  }
   if (body !== undefined) {
     headers["Content-Type"] = "application/json";
   }

@@ -100,7 +100,7 @@ function render(note?: string): void {
     return;
   }
   if (!feed) {
-    feed = new PresenceFeed(() => sessionEnded("Your session ended (it expired, or you logged out elsewhere). Log in again."));
+    feed = new PresenceFeed(() => sessionEnded("Your session ended (it expired, went unused too long, or you logged out elsewhere). Log in again."));
   }
   drawHeader(me, r);
   const app = { me, feed, navigate: (p: string) => navigate(p) };

@@ -47,7 +47,8 @@ export function requestsPage(app: Console): Page {
     return app.me.admin ? "admin" : fleets.find((f) => f.name === fleet)?.role ?? "";
   }
 
-  function load(): void {
+  // load reads the list; background: the page's own read every 10 s.
+  function load(background = false): void {
     syncURL("/console/requests", { fleet: fleetSel.value, all: all.checked ? "true" : "" });
     const q = new URLSearchParams();
     if (fleetSel.value !== "") {
@@ -57,7 +58,7 @@ export function requestsPage(app: Console): Page {
       q.set("all", "true");
     }
     refresh.disabled = true;
-    call<SupportRequest[]>("GET", "/api/v1/requests" + (q.size ? "?" + q.toString() : "")).then((rs) => {
+    call<SupportRequest[]>("GET", "/api/v1/requests" + (q.size ? "?" + q.toString() : ""), undefined, background).then((rs) => {
       refresh.disabled = false;
       items = rs;
       const open = rs.filter((r) => r.state !== "closed").length;
@@ -160,10 +161,10 @@ export function requestsPage(app: Console): Page {
     }
   }
 
-  fleetSel.addEventListener("change", load);
-  all.addEventListener("change", load);
-  refresh.addEventListener("click", load);
-  const poller = window.setInterval(load, 10000);
+  fleetSel.addEventListener("change", () => load());
+  all.addEventListener("change", () => load());
+  refresh.addEventListener("click", () => load());
+  const poller = window.setInterval(() => load(true), 10000);
   const ticker = window.setInterval(tick, 5000);
 
   const heading = h("h1", { tabindex: -1 }, "Support queue");

@@ -24,7 +24,8 @@ export function sessionsPage(app: Console): Page {
   const list = h("div", { id: "session-list" });
   let loaded = "";
 
-  function load(): void {
+  // load reads the list; background: the page's own read every 10 s.
+  function load(background = false): void {
     syncURL("/console/sessions", { fleet: fleetSel.value, device: device.value.trim(), open: open.checked ? "true" : "" });
     const q = new URLSearchParams();
     if (fleetSel.value !== "") {
@@ -41,7 +42,7 @@ export function sessionsPage(app: Console): Page {
       q.set("open", "true");
     }
     refresh.disabled = true;
-    call<Session[]>("GET", "/api/v1/sessions" + (q.size ? "?" + q.toString() : "")).then((ss) => {
+    call<Session[]>("GET", "/api/v1/sessions" + (q.size ? "?" + q.toString() : ""), undefined, background).then((ss) => {
       refresh.disabled = false;
       const live = ss.filter((s) => s.state !== "closed").length;
       setText(state, `${plural(ss.length, "session")}, ${live} open, newest first. Updated ${new Date().toLocaleTimeString()}.`);
@@ -97,11 +98,11 @@ export function sessionsPage(app: Console): Page {
         h("td", { "data-label": "Recording" }, replayLink(s))))))));
   }
 
-  fleetSel.addEventListener("change", load);
-  open.addEventListener("change", load);
-  refresh.addEventListener("click", load);
-  device.addEventListener("change", load);
-  const poller = window.setInterval(load, 10000);
+  fleetSel.addEventListener("change", () => load());
+  open.addEventListener("change", () => load());
+  refresh.addEventListener("click", () => load());
+  device.addEventListener("change", () => load());
+  const poller = window.setInterval(() => load(true), 10000);
 
   const heading = h("h1", { tabindex: -1 }, "Sessions");
   const node = h("div", { class: "page" },
