@@ -39,7 +39,7 @@ run(async (browser, problems) => {
   await page.locator("#result", { hasText: "Saved: version 1 of acme's policy" }).waitFor();
   await page.locator("#policy-rules", { hasText: "a second engineer of the fleet approves each session" }).waitFor();
   await page.locator("#policy-rules", { hasText: "within the last 5 min, to open or approve a session" }).waitFor();
-  await shot(page, "21-policy");
+  await shot(page, "24-policy");
   await axe(page, "the fleet policy page");
   console.log("POLICY_SET");
 
@@ -50,7 +50,7 @@ run(async (browser, problems) => {
   await follow(op, "Fleet policy", "Fleet policy");
   await op.locator("#policy-owners", { hasText: "Only the fleet's owners (ann@example.com) and administrators change it." }).waitFor();
   if ((await op.locator("#pol-save").count()) !== 0) throw new Error("an operator is offered the policy's form");
-  await shot(op, "22-policy-operator");
+  await shot(op, "25-policy-operator");
   await opContext.close();
 
   // bob's session waits; the owner's login is an hour old by now.
@@ -60,7 +60,7 @@ run(async (browser, problems) => {
   await row.locator("button", { hasText: "Approve" }).click();
   await page.locator("#reauth-why", { hasText: "within the last 5m to approve a session" }).waitFor();
   await page.waitForFunction(() => document.activeElement && document.activeElement.id === "reauth-code");
-  await shot(page, "23-reauth-asked");
+  await shot(page, "26-reauth-asked");
   await axe(page, "the queue asking for a fresh code");
   await page.keyboard.type(code);
   await page.keyboard.press("Enter");

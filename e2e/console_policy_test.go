@@ -63,7 +63,7 @@ func TestConsolePolicy(t *testing.T) {
 	}
 	ps.next(t, "DONE")
 	ps.wait(t)
-	ps.checkShots(t, "21-policy", "22-policy-operator", "23-reauth-asked")
+	ps.checkShots(t, "24-policy", "25-policy-operator", "26-reauth-asked")
 }
 
 // ageLogins moves the time every login of email last proved its second
