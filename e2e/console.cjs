@@ -12,7 +12,7 @@
 // page error, or serious or critical accessibility violation.
 "use strict";
 
-const { run, nextLine, env, shot, axe, newContext, newPage } = require("./console_lib.cjs");
+const { run, nextLine, env, browserName, shot, axe, newContext, newPage } = require("./console_lib.cjs");
 
 async function rowCount(page) {
   return page.locator("#devices tr").count();
@@ -78,6 +78,9 @@ run(async (browser, problems) => {
     await probe.goto(env("SERVER") + "/console/");
     await probe.locator("h1", { hasText: "Devices" }).waitFor();
     const sink = await probe.evaluate(() => {
+      if (typeof window.trustedTypes === "undefined") {
+        return "unsupported";
+      }
       try {
         document.createElement("div").innerHTML = "<b>x</b>";
         return "allowed";
@@ -86,7 +89,13 @@ run(async (browser, problems) => {
       }
     });
     await probe.close();
-    if (sink !== "TypeError") throw new Error(`innerHTML from a string was ${sink}; want a TypeError (Trusted Types)`);
+    if (sink === "unsupported" && browserName !== "chromium") {
+      // A browser without Trusted Types ignores those directives; the
+      // rest of the policy, and the console's own text-only DOM, hold.
+      console.error(`${browserName} has no Trusted Types: the check is Chromium's`);
+    } else if (sink !== "TypeError") {
+      throw new Error(`innerHTML from a string was ${sink}; want a TypeError (Trusted Types)`);
+    }
     await shot(page, "2-devices");
     await axe(page, "the devices page");
 

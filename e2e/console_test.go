@@ -39,7 +39,22 @@ const xssLabel = `<img src=x onerror="window.__xss=1"><script>window.__xss=2</sc
 // docs/img).
 func TestConsole(t *testing.T) {
 	t.Parallel()
+	testConsole(t, "chromium")
+}
+
+// TestConsoleFirefox runs TestConsole's story in Debian's Firefox ESR
+// (driven over WebDriver BiDi): the console must work there as well.
+// Its screenshots stay in the test's directory.
+func TestConsoleFirefox(t *testing.T) {
+	t.Parallel()
+	testConsole(t, "firefox")
+}
+
+func testConsole(t *testing.T, browser string) {
 	srv, bt := newConsoleServer(t)
+	if browser == "firefox" {
+		bt.useFirefox(t)
+	}
 
 	// An operator of acme, who has never logged in: the browser's TOTP
 	// code is the first of theirs.
@@ -105,8 +120,26 @@ func consoleBuilt(t *testing.T, srv *presenceServer) bool {
 	return resp.StatusCode == http.StatusOK
 }
 
-// browserTools are the programs a console test drives a browser with.
-type browserTools struct{ node, chromium, nodePath string }
+// browserTools are the programs a console test drives a browser with:
+// Chromium, unless firefox is set (useFirefox).
+type browserTools struct{ node, chromium, firefox, nodePath string }
+
+// useFirefox has the console scripts drive Debian's Firefox ESR instead
+// of Chromium; the test is skipped (failed under CI) without it.
+func (bt *browserTools) useFirefox(t *testing.T) {
+	t.Helper()
+	for _, f := range []string{"/usr/bin/firefox-esr", "/usr/bin/firefox"} {
+		if _, err := os.Stat(f); err == nil {
+			bt.firefox = f
+			return
+		}
+	}
+	msg := "this test needs Firefox (apt-get install firefox-esr; scripts/setup.sh does)"
+	if os.Getenv("CI") == "true" {
+		t.Fatal(msg)
+	}
+	t.Skip(msg)
+}
 
 // newConsoleServer is a presenceServer whose portholed serves the web
 // console, and the browser tools; the test is skipped (failed under CI)
@@ -122,7 +155,7 @@ func newConsoleServer(t *testing.T) (*presenceServer, browserTools) {
 		}
 		t.Skip(msg)
 	}
-	return srv, browserTools{node, chromium, nodePath}
+	return srv, browserTools{node: node, chromium: chromium, nodePath: nodePath}
 }
 
 // startConsoleScript starts the console script name of this directory
@@ -135,10 +168,15 @@ func startConsoleScript(t *testing.T, srv *presenceServer, bt browserTools, name
 		t.Fatal(err)
 	}
 	_, here, _, _ := runtime.Caller(0)
-	ps := startPageScript(t, bt.node, filepath.Join(filepath.Dir(here), name), append([]string{
-		"NODE_PATH=" + bt.nodePath, "CHROMIUM=" + bt.chromium, "SHOTS=" + shots, "SERVER=" + srv.url,
-		"AXE=" + filepath.Join(bt.nodePath, "axe-core", "axe.min.js")}, env...)...)
+	base := []string{"NODE_PATH=" + bt.nodePath, "CHROMIUM=" + bt.chromium, "SHOTS=" + shots, "SERVER=" + srv.url,
+		"AXE=" + filepath.Join(bt.nodePath, "axe-core", "axe.min.js")}
+	if bt.firefox != "" {
+		base = append(base, "BROWSER=firefox", "FIREFOX="+bt.firefox)
+	}
+	ps := startPageScript(t, bt.node, filepath.Join(filepath.Dir(here), name), append(base, env...)...)
 	ps.shotDir = shots
+	// docs/img holds Chromium's pictures; another browser's stay here.
+	ps.keepShots = bt.firefox != ""
 	return ps
 }
 
@@ -151,6 +189,9 @@ func (ps *pageScript) checkShots(t *testing.T, want ...string) {
 		t.Errorf("screenshots %v; want %v", ps.shots, want)
 	}
 	copyTo := os.Getenv("PORTHOLE_SHOTS")
+	if ps.keepShots {
+		copyTo = ""
+	}
 	for _, name := range want {
 		fi, err := os.Stat(filepath.Join(ps.shotDir, name+".png"))
 		if err != nil || fi.Size() < 1000 {
@@ -176,8 +217,10 @@ type pageScript struct {
 	exited chan struct{}
 	err    error // cmd.Wait's, once exited is closed
 	shots  []string
-	// shotDir holds the screenshots (startConsoleScript).
-	shotDir string
+	// shotDir holds the screenshots (startConsoleScript); keepShots: they
+	// are not copied to PORTHOLE_SHOTS.
+	shotDir   string
+	keepShots bool
 }
 
 func startPageScript(t *testing.T, node, script string, env ...string) *pageScript {

@@ -19,6 +19,7 @@ need nft nftables          # the demo's NAT between device namespaces and the se
 need sshd openssh-server   # bench/: plain OpenSSH to compare with
 need asciinema asciinema   # recordings must play in stock asciinema
 need chromium chromium     # e2e: the owner's local page and the web console in headless Chromium
+need firefox-esr firefox-esr # e2e: the web console in headless Firefox too (WebDriver BiDi, no patched build)
 need node nodejs           # … driven by playwright-core; and the web console's build (TypeScript)
 need npm npm
 need tinyproxy tinyproxy   # e2e: an engineer whose only way out is an HTTP CONNECT proxy
