@@ -1,0 +1,90 @@
+package api
+
+import (
+	"context"
+	"net/http"
+	"sync/atomic"
+	"testing"
+
+	"github.com/porthole/porthole/apitype"
+	"github.com/porthole/porthole/control"
+	"github.com/porthole/porthole/session"
+	"github.com/porthole/porthole/store"
+)
+
+// TestAccessLostWhileOpening: an engineer's session request that was
+// authorized just before an administrator reset them, or an owner took
+// their role away, must not outlive the change. The reset (or removal)
+// lands while the session is being placed, after the request passed its
+// checks and before the session is recorded: so after the change closed
+// every open session of the user. The request is refused and its
+// session closed as user_removed.
+func TestAccessLostWhileOpening(t *testing.T) {
+	t.Parallel()
+	for _, tt := range []struct {
+		name   string
+		change func(ts *testServer, fl *store.Fleet, u *store.User)
+		status int
+	}{
+		{"reset", func(ts *testServer, _ *store.Fleet, u *store.User) {
+			if r := do(t, ts.ts, "POST", "/api/v1/users/"+u.Email+"/reset", fx.tokens["admin"], apitype.ResetUserRequest{}); r.status != http.StatusOK {
+				t.Errorf("reset: %d %s", r.status, r.body)
+			}
+		}, http.StatusUnauthorized},
+		{"role removed", func(ts *testServer, fl *store.Fleet, u *store.User) {
+			if r := do(t, ts.ts, "DELETE", "/api/v1/fleets/"+fl.Name+"/members/"+u.Email, fx.tokens["admin"], nil); r.status != http.StatusNoContent {
+				t.Errorf("removing the role: %d %s", r.status, r.body)
+			}
+		}, http.StatusForbidden},
+		{"made an auditor", func(ts *testServer, fl *store.Fleet, u *store.User) {
+			if r := do(t, ts.ts, "PUT", "/api/v1/fleets/"+fl.Name+"/members/"+u.Email, fx.tokens["admin"], apitype.Member{Role: "auditor"}); r.status != http.StatusOK {
+				t.Errorf("making an auditor: %d %s", r.status, r.body)
+			}
+		}, http.StatusForbidden},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			var (
+				ts    *testServer
+				fl    *store.Fleet
+				u     *store.User
+				armed atomic.Bool
+			)
+			sessions, err := session.New(session.Config{Store: fx.store, ControlKey: fx.keys.Control, UserCA: fx.keys.UserCA,
+				RelayAddr: "relay.example.com:443", Publish: func(string, []byte) error { return nil },
+				Place: func(ctx context.Context, d *store.Device) (*store.Relay, error) {
+					if armed.CompareAndSwap(true, false) {
+						tt.change(ts, fl, u)
+					}
+					return &store.Relay{ID: "rly_race", Addr: "relay.example.com:443", SSHAddr: "relay.example.com:22"}, nil
+				}})
+			must(t, err)
+			ts = newServer(t, Config{Sessions: sessions, RelayAddr: "relay.example.com:443"})
+			fl = fx.newFleet(t)
+			d := onlineDevice(t, fl)
+			u = newUser(t, false)
+			must(t, fx.store.SetRole(context.Background(), fl.ID, u.ID, store.RoleOperator))
+			tok := ts.login(t, u).Token
+
+			armed.Store(true)
+			r := do(t, ts.ts, "POST", "/api/v1/devices/"+d.ID+"/sessions", tok, apitype.CreateSessionRequest{PublicKey: engineerPublicKey})
+			if r.status == http.StatusCreated {
+				t.Errorf("a session opened across the change was handed out: %s", r.body)
+			} else if r.status != tt.status {
+				t.Errorf("refusal: %d %s; want %d", r.status, r.body, tt.status)
+			}
+			open, err := fx.store.ListSessions(context.Background(), store.SessionFilter{UserEmail: u.Email, OpenOnly: true})
+			must(t, err)
+			if len(open) != 0 {
+				t.Errorf("%d session(s) of %s still open after the change: %+v", len(open), u.Email, open[0])
+			}
+			all, err := fx.store.ListSessions(context.Background(), store.SessionFilter{UserEmail: u.Email})
+			must(t, err)
+			for _, s := range all {
+				if !closedFor(t, s.ID, control.CloseUserRemoved) {
+					t.Errorf("session %s: %s %s; want closed as user_removed", s.ID, s.State, s.CloseReason)
+				}
+			}
+		})
+	}
+}
