@@ -70,7 +70,7 @@ func (s *Server) streamPresence(c *call) error {
 	if err != nil {
 		return err
 	}
-	st, err := s.streams.add(c.token.ID)
+	st, err := s.streams.add(c.token.ID, c.user.ID)
 	if err != nil {
 		return err
 	}
@@ -411,12 +411,16 @@ type streamSet struct {
 	byToken map[string]map[*stream]bool // guarded by mu
 }
 
-// stream is one open presence stream; end takes the event that ends it.
-type stream struct{ end chan apitype.PresenceEndEvent }
+// stream is one open presence stream of user userID; end takes the event
+// that ends it.
+type stream struct {
+	end    chan apitype.PresenceEndEvent
+	userID string
+}
 
 // add registers a stream of login tokenID, unless the server is stopping
 // or the login holds MaxStreamsPerLogin already.
-func (ss *streamSet) add(tokenID string) (*stream, error) {
+func (ss *streamSet) add(tokenID, userID string) (*stream, error) {
 	ss.mu.Lock()
 	defer ss.mu.Unlock()
 	if ss.closed {
@@ -432,7 +436,7 @@ func (ss *streamSet) add(tokenID string) (*stream, error) {
 	if ss.byToken[tokenID] == nil {
 		ss.byToken[tokenID] = map[*stream]bool{}
 	}
-	st := &stream{end: make(chan apitype.PresenceEndEvent, 1)}
+	st := &stream{end: make(chan apitype.PresenceEndEvent, 1), userID: userID}
 	ss.byToken[tokenID][st] = true
 	return st, nil
 }
@@ -452,6 +456,20 @@ func (ss *streamSet) cut(tokenID string, ev apitype.PresenceEndEvent) {
 	defer ss.mu.Unlock()
 	for st := range ss.byToken[tokenID] {
 		endStream(st, ev)
+	}
+}
+
+// cutUser ends the streams of every login of user userID with ev (the
+// user was deleted or reset).
+func (ss *streamSet) cutUser(userID string, ev apitype.PresenceEndEvent) {
+	ss.mu.Lock()
+	defer ss.mu.Unlock()
+	for _, sts := range ss.byToken {
+		for st := range sts {
+			if st.userID == userID {
+				endStream(st, ev)
+			}
+		}
 	}
 }
 

@@ -105,6 +105,7 @@ func (s *Server) deleteUser(c *call, _ *none) (none, error) {
 		return none{}, fmt.Errorf("deleting user %s: %w", u.Email, err)
 	}
 	s.logger.Info("user deleted", "request_id", requestID(c.ctx), "by", c.user.ID, "user", u.ID, "email", u.Email)
+	s.streams.cutUser(u.ID, apitype.PresenceEndEvent{Reason: endLoggedOut})
 	return none{}, s.cutSessions(c, u, nil, "deleted")
 }
 
@@ -141,6 +142,7 @@ func (s *Server) resetUser(c *call, req *apitype.ResetUserRequest) (apitype.Crea
 		return apitype.CreateUserResponse{}, fmt.Errorf("resetting user %s: %w", u.Email, err)
 	}
 	s.logger.Info("user reset", "request_id", requestID(c.ctx), "by", c.user.ID, "user", u.ID, "email", u.Email)
+	s.streams.cutUser(u.ID, apitype.PresenceEndEvent{Reason: endLoggedOut})
 	if err := s.cutSessions(c, u, nil, "reset"); err != nil {
 		return apitype.CreateUserResponse{}, err
 	}

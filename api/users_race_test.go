@@ -3,8 +3,10 @@ package api
 import (
 	"context"
 	"net/http"
+	"strings"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/porthole/porthole/apitype"
 	"github.com/porthole/porthole/control"
@@ -86,5 +88,41 @@ func TestAccessLostWhileOpening(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// TestPresenceStreamEndsWithUser: deleting or resetting a user ends
+// their presence streams at once, as revoking a login does, not at the
+// next resync: until then a deleted engineer's open console kept
+// following the fleets' devices.
+func TestPresenceStreamEndsWithUser(t *testing.T) {
+	t.Parallel()
+	for _, path := range []string{"", "/reset"} {
+		ts := newServer(t, Config{PresenceResync: time.Hour})
+		fl := fx.newFleet(t)
+		u := newUser(t, false)
+		must(t, fx.store.SetRole(t.Context(), fl.ID, u.ID, store.RoleOperator))
+		bearer := ts.login(t, u).Token
+		secret := newConsoleSession(t, u)
+		streams := []*sseStream{
+			openPresence(t, ts, "", func(req *http.Request) { req.Header.Set("Authorization", "Bearer "+bearer) }),
+			openPresence(t, ts, "", func(req *http.Request) { withConsoleSession(req, secret, false) }),
+		}
+		for _, es := range streams {
+			es.next(t, apitype.PresenceSnapshot)
+		}
+		method, body := "DELETE", any(nil)
+		if path != "" {
+			method, body = "POST", apitype.ResetUserRequest{}
+		}
+		if r := do(t, ts.ts, method, "/api/v1/users/"+u.ID+path, fx.tokens["admin"], body); r.status >= 300 {
+			t.Fatalf("%s %s: %d %s", method, path, r.status, r.body)
+		}
+		for _, es := range streams {
+			if ev := es.next(t, apitype.PresenceEnd); !strings.Contains(ev.data, endLoggedOut) {
+				t.Errorf("%q: the stream ended with %s", path, ev.data)
+			}
+			es.ended(t)
+		}
 	}
 }
