@@ -5,7 +5,9 @@
 // each connection.
 import type { Device, DeviceRef, PresenceEndEvent } from "./types.js";
 
-export type FeedState = "connecting" | "live" | "reconnecting" | "closed";
+// replaced: the server ended this tab's stream for a newer one of the
+// same login (it keeps 8 per login); it is not opened again on its own.
+export type FeedState = "connecting" | "live" | "reconnecting" | "replaced" | "closed";
 
 export class PresenceFeed {
   readonly devices = new Map<string, Device>();
@@ -80,6 +82,13 @@ export class PresenceFeed {
       if (end.reason === "logged_out") {
         this.close();
         this.loggedOut();
+        return;
+      }
+      if (end.reason === "replaced") {
+        // Reconnecting would end another tab's stream in turn.
+        this.source = null;
+        this.state = "replaced";
+        this.notify(null);
         return;
       }
       if (end.reason === "no_access") {
