@@ -126,3 +126,43 @@ func TestPresenceStreamEndsWithUser(t *testing.T) {
 		}
 	}
 }
+
+// TestClaimsReleased: a support request an engineer claimed goes back in
+// the queue when they lose their role in its fleet, become its auditor,
+// or are deleted: left claimed, another engineer was told it is "already
+// claimed by" someone who can no longer answer it.
+func TestClaimsReleased(t *testing.T) {
+	t.Parallel()
+	for _, tt := range []struct {
+		name   string
+		method string
+		path   func(fl *store.Fleet, u *store.User) string
+		body   any
+	}{
+		{"role removed", "DELETE", func(fl *store.Fleet, u *store.User) string {
+			return "/api/v1/fleets/" + fl.Name + "/members/" + u.Email
+		}, nil},
+		{"made an auditor", "PUT", func(fl *store.Fleet, u *store.User) string {
+			return "/api/v1/fleets/" + fl.Name + "/members/" + u.Email
+		},
+			apitype.Member{Role: "auditor"}},
+		{"deleted", "DELETE", func(_ *store.Fleet, u *store.User) string { return "/api/v1/users/" + u.Email }, nil},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			ts, fl, d, u, tok := reauthServer(t)
+			r := &store.SupportRequest{DeviceID: d.ID, Kind: store.RequestSupport, Reason: "it hums", ExpiresAt: time.Now().Add(time.Hour)}
+			must(t, fx.store.CreateSupportRequest(context.Background(), r))
+			decodeAs[apitype.SupportRequest](t, do(t, ts.ts, "POST", "/api/v1/requests/"+r.ID+"/claim", tok, nil), http.StatusOK)
+			if got := do(t, ts.ts, tt.method, tt.path(fl, u), fx.tokens["admin"], tt.body); got.status >= 300 {
+				t.Fatalf("%s: %d %s", tt.name, got.status, got.body)
+			}
+			got, err := fx.store.GetSupportRequest(context.Background(), r.ID)
+			must(t, err)
+			if got.State != store.RequestOpen || got.ClaimedEmail != "" {
+				t.Errorf("the request %s claimed stays %s by %q", u.Email, got.State, got.ClaimedEmail)
+			}
+			decodeAs[apitype.SupportRequest](t, do(t, ts.ts, "POST", "/api/v1/requests/"+r.ID+"/claim", fx.tokens["operator"], nil), http.StatusOK)
+		})
+	}
+}
