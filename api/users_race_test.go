@@ -166,3 +166,26 @@ func TestClaimsReleased(t *testing.T) {
 		})
 	}
 }
+
+// TestRoleLossKeepsAdminSessions: an administrator reaches every fleet's
+// devices whatever their role in it, so losing that role (or being made
+// its auditor) ends none of their sessions: they were told their access
+// was taken away while it was not.
+func TestRoleLossKeepsAdminSessions(t *testing.T) {
+	t.Parallel()
+	ts, fl, d, _, _ := reauthServer(t)
+	admin := newUser(t, true)
+	must(t, fx.store.SetRole(context.Background(), fl.ID, admin.ID, store.RoleOperator))
+	tok := ts.login(t, admin).Token
+	ses := openAs(t, ts, d, tok)
+	decodeAs[apitype.Member](t, do(t, ts.ts, "PUT", "/api/v1/fleets/"+fl.Name+"/members/"+admin.Email, fx.tokens["admin"],
+		apitype.Member{Role: "auditor"}), http.StatusOK)
+	if r := do(t, ts.ts, "DELETE", "/api/v1/fleets/"+fl.Name+"/members/"+admin.Email, fx.tokens["admin"], nil); r.status != http.StatusNoContent {
+		t.Fatalf("removing the role: %d %s", r.status, r.body)
+	}
+	s, err := fx.store.GetSession(context.Background(), ses.ID)
+	must(t, err)
+	if !s.Open() {
+		t.Errorf("an administrator's session closed as %s", s.CloseReason)
+	}
+}
