@@ -189,3 +189,54 @@ func TestRoleLossKeepsAdminSessions(t *testing.T) {
 		t.Errorf("an administrator's session closed as %s", s.CloseReason)
 	}
 }
+
+// resetOnCreateToken is the store with a hook run once, when armed, just
+// before a login's token is stored: after the login checked the password
+// and the code.
+type resetOnCreateToken struct {
+	store.Store
+	armed atomic.Bool
+	hook  func()
+}
+
+func (s *resetOnCreateToken) CreateToken(ctx context.Context, tok *store.Token) error {
+	if s.armed.CompareAndSwap(true, false) {
+		s.hook()
+	}
+	return s.Store.CreateToken(ctx, tok)
+}
+
+// TestLoginRacesReset: whoever stole a user's password and authenticator
+// logs in again and again while an administrator resets the user. A login
+// that checked the old secrets before the reset and stored its token
+// after it (hashing the password leaves a wide window) must not survive
+// the reset: that is what the reset is for. Deleted, the same.
+func TestLoginRacesReset(t *testing.T) {
+	t.Parallel()
+	for _, deleted := range []bool{false, true} {
+		st := &resetOnCreateToken{Store: fx.store}
+		ts := newServer(t, Config{Store: st})
+		u := newUser(t, false)
+		st.hook = func() {
+			if deleted {
+				must(t, fx.store.DeleteUser(context.Background(), u.ID))
+			} else {
+				must(t, fx.store.ResetUserSecrets(context.Background(), u.ID, "$argon2id$new", "NEWSECRETNEWSECR"))
+			}
+		}
+		st.armed.Store(true)
+		r := do(t, ts.ts, "POST", "/api/v1/login", "", loginBody(u, testPassword, totpCode(t, u, ts.clock.Now())))
+		if r.status == http.StatusOK {
+			t.Errorf("deleted %v: a login with the old secrets, stored after the change, was handed out", deleted)
+		} else {
+			r.wantError(t, http.StatusUnauthorized, apitype.CodeUnauthenticated)
+		}
+		if !deleted {
+			toks, err := fx.store.ListTokens(context.Background(), u.ID)
+			must(t, err)
+			if len(toks) != 0 {
+				t.Errorf("after the reset, %d token(s) of the old secrets remain", len(toks))
+			}
+		}
+	}
+}
