@@ -113,8 +113,26 @@ func (s *Server) issueToken(c *call, user *store.User, prefix, name string) (str
 	tok := &store.Token{UserID: user.ID, Hash: hash, Name: name, CreatedAt: now, ExpiresAt: now.Add(s.tokenTTL), FactorAt: now}
 	login := audit.Event{Kind: audit.LoginSucceeded, Actor: audit.User(user.ID, user.Email),
 		Detail: map[string]string{"token": tok.Name}}
-	if err := s.store.CreateToken(c.withAudit(login).ctx, tok); err != nil {
+	changed := unauthenticated("your account was reset or deleted by an administrator as you logged in; log in with the password and authenticator they give you")
+	if err := s.store.CreateToken(c.withAudit(login).ctx, tok); errors.Is(err, store.ErrNotFound) {
+		return "", nil, nil, changed // the user was deleted since their secrets were checked
+	} else if err != nil {
 		return "", nil, nil, fmt.Errorf("storing the new token: %w", err)
+	}
+	// A reset since the secrets were checked (hashing the password takes
+	// a while) deleted the user's tokens, but not this one, stored after:
+	// checked again now that it is stored, it goes as theirs went.
+	again, err := s.store.GetUser(c.ctx, user.ID)
+	if err != nil && !errors.Is(err, store.ErrNotFound) {
+		return "", nil, nil, fmt.Errorf("looking up the user again: %w", err)
+	}
+	if err != nil || again.PasswordHash != user.PasswordHash || again.TOTPSecret != user.TOTPSecret {
+		revoked := audit.Event{Kind: audit.TokenRevoked, Actor: audit.User(user.ID, user.Email),
+			Detail: map[string]string{"token_id": tok.ID, "why": "the account was reset or deleted as this login was made"}}
+		if derr := s.store.DeleteToken(store.WithAudit(c.ctx, revoked), user.ID, tok.ID); derr != nil && !errors.Is(derr, store.ErrNotFound) {
+			return "", nil, nil, fmt.Errorf("revoking a login made across a reset: %w", derr)
+		}
+		return "", nil, nil, changed
 	}
 	ms, err := s.store.Memberships(c.ctx, user.ID)
 	if err != nil {

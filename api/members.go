@@ -52,8 +52,12 @@ func (s *Server) putMember(c *call, req *apitype.Member) (apitype.Member, error)
 		return apitype.Member{}, fmt.Errorf("giving %s the role %s in %s: %w", u.Email, role, f.Name, err)
 	}
 	s.logger.Info("role set", "request_id", requestID(c.ctx), "by", c.user.ID, "fleet", f.Name, "user", u.ID, "role", role)
-	if role == store.RoleAuditor {
-		// An auditor reaches no device: sessions made as an operator end.
+	if role == store.RoleAuditor && !u.Admin { // an administrator reaches every fleet's devices anyway
+		// An auditor reaches no device: sessions made as an operator end,
+		// and requests claimed as one go back in the queue.
+		if err := s.releaseClaims(c, u, []string{f.ID}); err != nil {
+			return apitype.Member{}, err
+		}
 		if err := s.cutSessions(c, u, []string{f.ID}, "made an auditor of "+f.Name); err != nil {
 			return apitype.Member{}, err
 		}
@@ -80,6 +84,12 @@ func (s *Server) deleteMember(c *call, _ *none) (none, error) {
 		return none{}, fmt.Errorf("removing %s from %s: %w", u.Email, f.Name, err)
 	}
 	s.logger.Info("role removed", "request_id", requestID(c.ctx), "by", c.user.ID, "fleet", f.Name, "user", u.ID)
+	if u.Admin {
+		return none{}, nil // an administrator reaches every fleet's devices anyway
+	}
+	if err := s.releaseClaims(c, u, []string{f.ID}); err != nil {
+		return none{}, err
+	}
 	return none{}, s.cutSessions(c, u, []string{f.ID}, "removed from "+f.Name)
 }
 

@@ -42,6 +42,7 @@ const (
 	endLoggedOut = "logged_out"
 	endShutdown  = "shutdown"
 	endNoAccess  = "no_access"
+	endReplaced  = "replaced"
 )
 
 const (
@@ -54,7 +55,10 @@ const (
 	// MaxStreamsPerLogin caps the presence streams one login holds open
 	// (a console in a few tabs): each costs the node a goroutine, a buffer
 	// and a store read every resync, which a stolen or scripted login
-	// must not multiply.
+	// must not multiply. One more ends the login's oldest (replaced):
+	// refusing the newest would lock a person out of their own console
+	// for as long as streams of a vanished network linger (a half-open
+	// connection is noticed only once TCP gives up, minutes later).
 	MaxStreamsPerLogin = 8
 )
 
@@ -70,7 +74,7 @@ func (s *Server) streamPresence(c *call) error {
 	if err != nil {
 		return err
 	}
-	st, err := s.streams.add(c.token.ID)
+	st, err := s.streams.add(c.token.ID, c.user.ID)
 	if err != nil {
 		return err
 	}
@@ -408,23 +412,36 @@ func (es *eventStream) sentSince(d time.Duration) bool { return time.Since(es.la
 type streamSet struct {
 	mu      sync.Mutex
 	closed  bool                        // guarded by mu: the server is stopping
+	seq     uint64                      // guarded by mu: the last stream's seq
 	byToken map[string]map[*stream]bool // guarded by mu
 }
 
-// stream is one open presence stream; end takes the event that ends it.
-type stream struct{ end chan apitype.PresenceEndEvent }
+// stream is one open presence stream of user userID; end takes the event
+// that ends it; seq orders the streams by when they opened.
+type stream struct {
+	end    chan apitype.PresenceEndEvent
+	userID string
+	seq    uint64
+}
 
-// add registers a stream of login tokenID, unless the server is stopping
-// or the login holds MaxStreamsPerLogin already.
-func (ss *streamSet) add(tokenID string) (*stream, error) {
+// add registers a stream of login tokenID, unless the server is stopping.
+// A login that holds MaxStreamsPerLogin already loses its oldest
+// (replaced), which its own goroutine then sees end.
+func (ss *streamSet) add(tokenID, userID string) (*stream, error) {
 	ss.mu.Lock()
 	defer ss.mu.Unlock()
 	if ss.closed {
 		return nil, errorf(http.StatusServiceUnavailable, apitype.CodeUnavailable, "the server is stopping; connect again in a moment")
 	}
-	if len(ss.byToken[tokenID]) >= MaxStreamsPerLogin {
-		return nil, errorf(http.StatusTooManyRequests, apitype.CodeRateLimited,
-			"this login already follows devices live in %d places (tabs or windows); close some, then reload", MaxStreamsPerLogin)
+	for len(ss.byToken[tokenID]) >= MaxStreamsPerLogin {
+		var oldest *stream
+		for st := range ss.byToken[tokenID] {
+			if oldest == nil || st.seq < oldest.seq {
+				oldest = st
+			}
+		}
+		endStream(oldest, apitype.PresenceEndEvent{Reason: endReplaced})
+		delete(ss.byToken[tokenID], oldest)
 	}
 	if ss.byToken == nil {
 		ss.byToken = map[string]map[*stream]bool{}
@@ -432,7 +449,8 @@ func (ss *streamSet) add(tokenID string) (*stream, error) {
 	if ss.byToken[tokenID] == nil {
 		ss.byToken[tokenID] = map[*stream]bool{}
 	}
-	st := &stream{end: make(chan apitype.PresenceEndEvent, 1)}
+	ss.seq++
+	st := &stream{end: make(chan apitype.PresenceEndEvent, 1), userID: userID, seq: ss.seq}
 	ss.byToken[tokenID][st] = true
 	return st, nil
 }
@@ -452,6 +470,20 @@ func (ss *streamSet) cut(tokenID string, ev apitype.PresenceEndEvent) {
 	defer ss.mu.Unlock()
 	for st := range ss.byToken[tokenID] {
 		endStream(st, ev)
+	}
+}
+
+// cutUser ends the streams of every login of user userID with ev (the
+// user was deleted or reset).
+func (ss *streamSet) cutUser(userID string, ev apitype.PresenceEndEvent) {
+	ss.mu.Lock()
+	defer ss.mu.Unlock()
+	for _, sts := range ss.byToken {
+		for st := range sts {
+			if st.userID == userID {
+				endStream(st, ev)
+			}
+		}
 	}
 }
 

@@ -242,3 +242,30 @@ func TestReauthApprover(t *testing.T) {
 		t.Errorf("approved with a fresh code, the request is still %+v", got)
 	}
 }
+
+// TestReauthApproverRefusedAnyway: under a reauth rule, one who cannot
+// approve anyway (the engineer who asked, or anyone once the session no
+// longer waits) is told that, not asked for a fresh code first: the
+// console and the CLI would have them spend a code on a refusal.
+func TestReauthApproverRefusedAnyway(t *testing.T) {
+	t.Parallel()
+	ts, fl, d, _, tok := reauthServer(t)
+	approver := newUser(t, false)
+	must(t, fx.store.SetRole(context.Background(), fl.ID, approver.ID, store.RoleOperator))
+	approverTok := ts.login(t, approver).Token
+	setPolicy(t, fl, apitype.SetFleetPolicyRequest{FourEyes: true, ReauthS: 15 * 60})
+	resp := decodeAs[apitype.CreateSessionResponse](t, do(t, ts.ts, "POST", "/api/v1/devices/"+d.ID+"/sessions", tok,
+		apitype.CreateSessionRequest{PublicKey: engineerPublicKey}), http.StatusCreated)
+	approve := "/api/v1/requests/" + resp.FourEyesRequest + "/approve"
+	ts.clock.Advance(16 * time.Minute)
+
+	e := do(t, ts.ts, "POST", approve, tok, nil).wantError(t, http.StatusForbidden, apitype.CodePolicy)
+	if !strings.Contains(e.Message, "needs a second engineer") {
+		t.Errorf("the engineer who asked approving: %q", e.Message)
+	}
+	do(t, ts.ts, "POST", "/api/v1/requests/"+resp.FourEyesRequest+"/deny", tok, nil)
+	e = do(t, ts.ts, "POST", approve, approverTok, nil).wantError(t, http.StatusConflict, apitype.CodeConflict)
+	if !strings.Contains(e.Message, "no longer waits") {
+		t.Errorf("approving a withdrawn session: %q", e.Message)
+	}
+}

@@ -297,10 +297,21 @@ func (s *Server) answerFourEyes(c *call, r *store.SupportRequest, approve bool) 
 			return apitype.SupportRequest{}, fmt.Errorf("reading the policy of fleet %s: %w", r.FleetName, perr)
 		}
 		// The approver brings the second pair of eyes: the fleet's
-		// reauth rule holds for them as for the engineer who asked.
-		if err := c.checkReauth(pol, "approve a session", audit.Event{FleetID: r.FleetID, Fleet: r.FleetName, Device: r.DeviceName,
-			DeviceID: r.DeviceID, Session: r.SessionID, Detail: map[string]string{"request": r.ID, "requested_by": r.RequestedBy}}); err != nil {
-			return apitype.SupportRequest{}, err
+		// reauth rule holds for them as for the engineer who asked. Not
+		// asked of one who cannot approve anyway (the session's own
+		// engineer, or it no longer waits): Approve says why in its words,
+		// and no code is spent on a refusal.
+		// (A session that no longer waits never waits again, and its
+		// engineer stays its engineer: Approve refuses both.)
+		cur, gerr := s.sessions.Get(c.ctx, r.SessionID)
+		if gerr != nil {
+			return apitype.SupportRequest{}, fmt.Errorf("reading session %s: %w", r.SessionID, gerr)
+		}
+		if cur.WaitsForApproval() && cur.UserID != c.user.ID && !strings.EqualFold(cur.UserEmail, c.user.Email) {
+			if err := c.checkReauth(pol, "approve a session", audit.Event{FleetID: r.FleetID, Fleet: r.FleetName, Device: r.DeviceName,
+				DeviceID: r.DeviceID, Session: r.SessionID, Detail: map[string]string{"request": r.ID, "requested_by": r.RequestedBy}}); err != nil {
+				return apitype.SupportRequest{}, err
+			}
 		}
 		ses, err = s.sessions.Approve(c.ctx, r.SessionID, c.user, pol)
 		if rf, ok := errors.AsType[*fleetpolicy.Refusal](err); ok {

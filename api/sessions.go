@@ -17,6 +17,7 @@ import (
 	"github.com/porthole/porthole/apitype"
 	"github.com/porthole/porthole/audit"
 	"github.com/porthole/porthole/ca"
+	"github.com/porthole/porthole/control"
 	"github.com/porthole/porthole/fleetpolicy"
 	"github.com/porthole/porthole/session"
 	"github.com/porthole/porthole/store"
@@ -89,6 +90,17 @@ func (s *Server) createSession(c *call, req *apitype.CreateSessionRequest) (apit
 				"could not reach %s over the control channel; try again in a moment", d.Name)
 		}
 		return apitype.CreateSessionResponse{}, fmt.Errorf("opening a session on %s: %w", d.ID, err)
+	}
+	// An administrator may have reset or deleted the caller, or an owner
+	// taken their role, while the session was being opened: the change
+	// then closed every session it found, but not this one, recorded
+	// after. Checked again now that it is recorded, it closes as theirs
+	// would have.
+	if err := s.accessKept(c, d.FleetID, d.FleetName); err != nil {
+		if _, cerr := s.sessions.CloseSession(c.ctx, opened.Session.ID, control.CloseUserRemoved); cerr != nil {
+			return apitype.CreateSessionResponse{}, fmt.Errorf("closing session %s, opened as its engineer lost their access: %w", opened.Session.ID, cerr)
+		}
+		return apitype.CreateSessionResponse{}, err
 	}
 	s.logger.Info("session requested", "request_id", requestID(c.ctx), "by", c.user.Email, "session", opened.Session.ID,
 		"fleet", d.FleetName, "device", d.Name, "four_eyes", opened.FourEyes != nil)
@@ -276,4 +288,32 @@ func apiSession(s *store.Session) apitype.Session {
 		IdleTimeoutS: int(s.IdleTimeout / time.Second), MaxDurationS: int(s.MaxDuration / time.Second),
 		CreatedAt: s.CreatedAt, ActiveAt: s.ActiveAt, ClosedAt: s.ClosedAt, LastActivity: s.LastActivity,
 		FourEyes: s.FourEyes, ApprovedBy: s.ApprovedEmail}
+}
+
+// accessKept checks again, against the store, that the caller's login
+// still holds and still lets them open sessions in fleet fleetID: an
+// answer in words if not.
+func (s *Server) accessKept(c *call, fleetID, fleetName string) error {
+	tok, err := s.store.TokenByHash(c.ctx, c.token.Hash, s.now())
+	if errors.Is(err, store.ErrNotFound) {
+		return unauthenticated("your login ended (reset, deleted or revoked) while the session opened; it is closed")
+	} else if err != nil {
+		return fmt.Errorf("checking the caller's login again: %w", err)
+	}
+	u, err := s.store.GetUser(c.ctx, tok.UserID)
+	if errors.Is(err, store.ErrNotFound) {
+		return unauthenticated("your account was deleted while the session opened; it is closed")
+	} else if err != nil {
+		return fmt.Errorf("looking up the caller again: %w", err)
+	}
+	again := *c
+	again.user = u
+	role, err := again.roleIn(fleetID)
+	if err != nil {
+		return err
+	}
+	if rank(role) < rank(store.RoleOperator) {
+		return forbidden("your role in fleet %s was taken away while the session opened; it is closed", fleetName)
+	}
+	return nil
 }

@@ -105,6 +105,10 @@ func (s *Server) deleteUser(c *call, _ *none) (none, error) {
 		return none{}, fmt.Errorf("deleting user %s: %w", u.Email, err)
 	}
 	s.logger.Info("user deleted", "request_id", requestID(c.ctx), "by", c.user.ID, "user", u.ID, "email", u.Email)
+	s.streams.cutUser(u.ID, apitype.PresenceEndEvent{Reason: endLoggedOut})
+	if err := s.releaseClaims(c, u, nil); err != nil {
+		return none{}, err
+	}
 	return none{}, s.cutSessions(c, u, nil, "deleted")
 }
 
@@ -141,6 +145,7 @@ func (s *Server) resetUser(c *call, req *apitype.ResetUserRequest) (apitype.Crea
 		return apitype.CreateUserResponse{}, fmt.Errorf("resetting user %s: %w", u.Email, err)
 	}
 	s.logger.Info("user reset", "request_id", requestID(c.ctx), "by", c.user.ID, "user", u.ID, "email", u.Email)
+	s.streams.cutUser(u.ID, apitype.PresenceEndEvent{Reason: endLoggedOut})
 	if err := s.cutSessions(c, u, nil, "reset"); err != nil {
 		return apitype.CreateUserResponse{}, err
 	}
@@ -149,6 +154,26 @@ func (s *Server) resetUser(c *call, req *apitype.ResetUserRequest) (apitype.Crea
 		resp.Password = password
 	}
 	return resp, nil
+}
+
+// releaseClaims puts the support requests u claimed (in fleetIDs, if not
+// nil) back in the queue after their access was taken away: others could
+// not claim them, and no one would answer them.
+func (s *Server) releaseClaims(c *call, u *store.User, fleetIDs []string) error {
+	rs, err := s.store.ListSupportRequests(c.ctx, store.SupportRequestFilter{FleetIDs: fleetIDs, PendingAt: s.now(), Limit: 1000})
+	if err != nil {
+		return fmt.Errorf("%s lost their access, but listing the support requests they claimed failed: %w", u.Email, err)
+	}
+	for _, r := range rs {
+		if r.State != store.RequestClaimed || r.ClaimedEmail != u.Email {
+			continue
+		}
+		if _, _, err := s.store.ReleaseSupportRequest(c.ctx, r.ID, u.Email); err != nil {
+			return fmt.Errorf("%s lost their access, but putting support request %s they claimed back in the queue failed: %w", u.Email, r.ID, err)
+		}
+		s.logger.Info("support request released", "request_id", requestID(c.ctx), "user", u.ID, "support_request", r.ID)
+	}
+	return nil
 }
 
 // cutSessions closes the open sessions of u (on devices of fleetIDs, if

@@ -69,7 +69,9 @@ type DeviceRef struct {
 type PresenceEndEvent struct {
 	// Reason is "logged_out" (the login was revoked or expired: log in
 	// again), "no_access" (the stream was of one fleet, which is no
-	// longer the caller's) or "shutdown" (the server is stopping:
-	// reconnect).
+	// longer the caller's), "shutdown" (the server is stopping:
+	// reconnect) or "replaced" (the same login opened more streams than
+	// the server keeps for one, and this was its oldest: do not reconnect
+	// on your own, or two tabs take turns).
 	Reason string `json:"reason"`
 }

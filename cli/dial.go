@@ -200,7 +200,7 @@ func (a *app) openLink(ctx context.Context, o reachOptions) (*link, error) {
 		// (not under porthole proxy, whose stdin is ssh's), send it and
 		// ask again, once.
 		l.progress.clear()
-		if err = a.reauthAndRetry(ctx, c, err, !o.stockSSH); err == nil {
+		if err = a.reauthAndRetry(ctx, c, err, !o.stockSSH, "connect"); err == nil {
 			l.progress.set("asking " + dev.Name + " to connect…")
 			resp, err = c.CreateSession(context.WithoutCancel(ctx), dev.ID, req)
 		}

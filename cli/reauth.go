@@ -56,10 +56,11 @@ func (a *app) reauth(ctx context.Context, c *apiclient.Client, ask *prompter) er
 // again, once. Without a terminal to ask on (under porthole proxy, from
 // ssh, or with piped input) it fails in words that say to run porthole
 // reauth first.
-func (a *app) reauthAndRetry(ctx context.Context, c *apiclient.Client, err error, interactive bool) error {
+// again says what to do after that ("connect", "approve").
+func (a *app) reauthAndRetry(ctx context.Context, c *apiclient.Client, err error, interactive bool, again string) error {
 	msg := err.Error()
 	if !interactive || terminalFd(a.io.In) < 0 {
-		return &userError{msg: msg + "\nno terminal to ask for your code on here: run `porthole reauth` first, then connect again within the fleet's window", err: err}
+		return &userError{msg: msg + "\nno terminal to ask for your code on here: run `porthole reauth` first, then " + again + " again within the fleet's window", err: err}
 	}
 	fmt.Fprintln(a.io.Err, msg)
 	return a.reauth(ctx, c, newPrompter(a.io.In, a.io.Err))

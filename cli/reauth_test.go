@@ -19,14 +19,21 @@ func TestReauthNotInteractive(t *testing.T) {
 	t.Parallel()
 	f, asked, codes := reauthAPI(t)
 	env := f.loggedIn(t)
-	for _, args := range [][]string{{"ssh", "dev2.acme"}, {"proxy", "dev2.acme"}} {
-		r := runCLI(t, env, "123456\n", args...)
-		if r.err == nil || !strings.Contains(r.err.Error(), "run `porthole reauth` first") ||
+	for _, tt := range []struct {
+		args []string
+		then string
+	}{
+		{[]string{"ssh", "dev2.acme"}, "then connect again"},
+		{[]string{"proxy", "dev2.acme"}, "then connect again"},
+		{[]string{"requests", "approve", "req_q2x7p4t8w6zak3m9"}, "then approve again"},
+	} {
+		r := runCLI(t, env, "123456\n", tt.args...)
+		if r.err == nil || !strings.Contains(r.err.Error(), "run `porthole reauth` first, "+tt.then) ||
 			!strings.Contains(r.err.Error(), "within the last 15m") {
-			t.Errorf("porthole %s: %v", strings.Join(args, " "), r.err)
+			t.Errorf("porthole %s: %v", strings.Join(tt.args, " "), r.err)
 		}
 	}
-	if n := asked.Load(); n != 2 {
+	if n := asked.Load(); n != 3 {
 		t.Errorf("session requests: %d; want one per run", n)
 	}
 	select {

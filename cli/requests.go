@@ -94,7 +94,7 @@ func newRequestAction(a *app, verb string) *cobra.Command {
 					if apiclient.IsCode(err, apitype.CodeReauthRequired) {
 						// The fleet asks its approvers too for a fresh
 						// code: ask for it on the terminal, then once more.
-						if err = a.reauthAndRetry(cmd.Context(), c, err, true); err == nil {
+						if err = a.reauthAndRetry(cmd.Context(), c, err, true, "approve"); err == nil {
 							r, err = c.ApproveRequest(cmd.Context(), id)
 						}
 					}

@@ -153,6 +153,7 @@ run(async (browser, problems) => {
     await adminPage.waitForFunction((e) => ![...document.querySelectorAll("#user-list tbody tr")].some((r) => r.textContent.includes(e)), fresh);
     const mine = adminPage.locator("#user-list tbody tr", { hasText: env("ADMIN_EMAIL") });
     if ((await mine.locator("button", { hasText: "Delete" }).count()) !== 0) throw new Error("the administrator is offered to delete themselves");
+    if ((await mine.locator("button", { hasText: "Reset" }).count()) !== 0) throw new Error("the administrator is offered to reset themselves (their new secrets would vanish with their session)");
     await axe(adminPage, "the users page after a reset and a delete");
     console.log("DELETED");
     await nextLine();

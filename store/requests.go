@@ -117,4 +117,10 @@ type SupportRequests interface {
 	// one is returned unchanged with changed false, so one reason is
 	// recorded.
 	CloseSupportRequest(ctx context.Context, id, reason, by string, at time.Time) (r *SupportRequest, changed bool, err error)
+	// ReleaseSupportRequest puts a request claimed by the user with email
+	// back in the queue (open, claimed by no one), atomically, and returns
+	// it with changed true; one not claimed by them (any more) is returned
+	// unchanged with changed false. It is for a user who is deleted or
+	// loses their role in the request's fleet.
+	ReleaseSupportRequest(ctx context.Context, id, email string) (r *SupportRequest, changed bool, err error)
 }

@@ -174,6 +174,15 @@ func (s *Store) CloseSupportRequest(ctx context.Context, id, reason, by string, 
 		id, reason, by, millis(at))
 }
 
+// ReleaseSupportRequest puts a claimed request back in the queue; see
+// store.SupportRequests.
+func (s *Store) ReleaseSupportRequest(ctx context.Context, id, email string) (*store.SupportRequest, bool, error) {
+	return s.changeRequest(ctx, id, "release", `UPDATE support_requests
+		SET state = 'open', claimed_by = NULL, claimed_email = '', claimed_at = 0
+		WHERE id = $1 AND state = 'claimed' AND claimed_email = $2`,
+		id, email)
+}
+
 // changeRequest runs a conditional update of one request in a transaction
 // and returns the request as it is afterwards.
 func (s *Store) changeRequest(ctx context.Context, id, what, update string, args ...any) (*store.SupportRequest, bool, error) {

@@ -71,6 +71,26 @@ func testSupportRequests(t *testing.T, s store.Store) {
 	ok(t, "claim again", err)
 	equal(t, "a claimed request claimed again changes", changed, false)
 
+	// Released by whoever does not hold it: unchanged. By its holder's
+	// email (deleted, or no longer of the fleet): open again, and claimed
+	// by the next one.
+	holder, other := ann, bob
+	if got.ClaimedBy == bob.ID {
+		holder, other = bob, ann
+	}
+	_, changed, err = s.ReleaseSupportRequest(ctx, r.ID, other.Email)
+	ok(t, "release by another", err)
+	equal(t, "released by another changes", changed, false)
+	got, changed, err = s.ReleaseSupportRequest(ctx, r.ID, holder.Email)
+	ok(t, "release", err)
+	equal(t, "released changes", changed, true)
+	if got.State != store.RequestOpen || got.ClaimedBy != "" || got.ClaimedEmail != "" || !got.ClaimedAt.IsZero() {
+		t.Errorf("released: %+v", got)
+	}
+	_, changed, err = s.ClaimSupportRequest(ctx, r.ID, holder.ID, holder.Email, at)
+	ok(t, "claim a released request", err)
+	equal(t, "a released request claimed changes", changed, true)
+
 	// Closing records one reason, once; a sessions that began after it
 	// closed is not one it led to.
 	closeAt := t0.Add(10 * time.Minute)

@@ -114,7 +114,9 @@ export function devicesPage(app: Console): Page {
   function render(): void {
     const feed = app.feed;
     setText(feedState, feed.state === "live" ? "Live: changes appear as they happen." :
-      feed.state === "reconnecting" ? "Reconnecting to the server… the list may be out of date." : "Connecting…");
+      feed.state === "reconnecting" ? "Reconnecting to the server… the list may be out of date." :
+      feed.state === "replaced" ? "Live updates stopped in this tab: your login follows devices in more tabs or windows than the server keeps (8), and this was the oldest. Reload the page to follow them here." :
+      "Connecting…");
     feedState.className = "feed-state " + feed.state;
     if (!feed.loaded) {
       return;

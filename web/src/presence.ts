@@ -5,7 +5,9 @@
 // each connection.
 import type { Device, DeviceRef, PresenceEndEvent } from "./types.js";
 
-export type FeedState = "connecting" | "live" | "reconnecting" | "closed";
+// replaced: the server ended this tab's stream for a newer one of the
+// same login (it keeps 8 per login); it is not opened again on its own.
+export type FeedState = "connecting" | "live" | "reconnecting" | "replaced" | "closed";
 
 export class PresenceFeed {
   readonly devices = new Map<string, Device>();
@@ -14,6 +16,9 @@ export class PresenceFeed {
   loaded = false;
   private source: EventSource | null = null;
   private retry = 0;
+  // backoff is the wait before the next attempt after a refusal, doubled
+  // each time up to a minute and reset by a snapshot.
+  private backoff = 2000;
   private readonly listeners = new Set<(changed: string | null) => void>();
   private readonly loggedOut: () => void;
 
@@ -58,6 +63,7 @@ export class PresenceFeed {
       }
       this.state = "live";
       this.loaded = true;
+      this.backoff = 2000;
       this.notify(null);
     });
     es.addEventListener("device", (ev) => {
@@ -76,6 +82,13 @@ export class PresenceFeed {
       if (end.reason === "logged_out") {
         this.close();
         this.loggedOut();
+        return;
+      }
+      if (end.reason === "replaced") {
+        // Reconnecting would end another tab's stream in turn.
+        this.source = null;
+        this.state = "replaced";
+        this.notify(null);
         return;
       }
       if (end.reason === "no_access") {
@@ -108,14 +121,19 @@ export class PresenceFeed {
     this.retry = window.setTimeout(() => {
       this.retry = 0;
       void this.checkThenOpen();
-    }, 2000);
+    }, this.backoff);
+    // A refusal that lasts (this login's streams are at their cap, in
+    // other tabs) is asked again less and less often.
+    this.backoff = Math.min(this.backoff * 2, 60000);
   }
 
   // checkThenOpen asks whether the session still holds before opening
-  // the stream again: an EventSource cannot read why it was refused.
+  // the stream again: an EventSource cannot read why it was refused. The
+  // page asks on its own (X-Porthole-Background): a tab whose stream is
+  // refused must not keep the session alive against its idle timeout.
   private async checkThenOpen(): Promise<void> {
     try {
-      const r = await fetch("/api/v1/me", { credentials: "same-origin", cache: "no-store" });
+      const r = await fetch("/api/v1/me", { credentials: "same-origin", cache: "no-store", headers: { "X-Porthole-Background": "1" } });
       if (r.status === 401) {
         this.close();
         this.loggedOut();

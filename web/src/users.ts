@@ -66,7 +66,7 @@ export function usersPage(app: Console): Page {
     });
   }
 
-  // userActions are a user's Reset and Delete (not for oneself), each
+  // userActions are a user's Reset and Delete (neither for oneself), each
   // asked again in place before anything is sent: both end the user's
   // logins and open sessions.
   function userActions(u: User): Node {
@@ -88,7 +88,9 @@ export function usersPage(app: Console): Page {
       });
       return b;
     };
-    const buttons = (): Child[] => [
+    // Not oneself either way: a reset ends the session showing its new
+    // secrets, which would vanish with the page before they were copied.
+    const buttons = (): Child[] => u.id === app.me.id ? [h("span", { class: "none" }, "(you)")] : [
       ask("Reset", `New secrets for ${u.email}? Their logins and open sessions end.`, async () => {
         replace(created);
         const got = await call<CreateUserResponse>("POST", `/api/v1/users/${encodeURIComponent(u.id)}/reset`, {});
@@ -96,7 +98,7 @@ export function usersPage(app: Console): Page {
         return `${u.email} has a new password and authenticator secret (below); their logins and open sessions ended.`;
       }),
       " ",
-      u.id === app.me.id ? h("span", { class: "none" }, "(you)") : ask("Delete", `Delete ${u.email}? Their logins, roles and open sessions end.`, async () => {
+      ask("Delete", `Delete ${u.email}? Their logins, roles and open sessions end.`, async () => {
         await call<void>("DELETE", `/api/v1/users/${encodeURIComponent(u.id)}`);
         return `${u.email} is deleted: their logins, fleet roles and open sessions ended.`;
       }),
