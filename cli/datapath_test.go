@@ -33,6 +33,7 @@ import (
 	"github.com/porthole/porthole/apitype"
 	"github.com/porthole/porthole/ca"
 	"github.com/porthole/porthole/control"
+	"github.com/porthole/porthole/engineerssh"
 	"github.com/porthole/porthole/internal/testnet"
 	"github.com/porthole/porthole/internal/testwait"
 	"github.com/porthole/porthole/relay"
@@ -392,7 +393,7 @@ func (d *testDevice) serve(ctx context.Context, cmd *control.Command) {
 	conn, chans, reqs, err := ssh.NewClientConn(nc, cmd.Relay, &ssh.ClientConfig{
 		User:            d.fleet + "/" + d.name,
 		Auth:            []ssh.AuthMethod{ssh.PublicKeys(signer)},
-		HostKeyCallback: hostCertCallback(d.hostCA, []string{"127.0.0.1"}, "the relay"),
+		HostKeyCallback: engineerssh.HostCertCallback(d.hostCA, []string{"127.0.0.1"}, "the relay"),
 	})
 	if err != nil {
 		nc.Close()
@@ -809,7 +810,7 @@ func TestHostCertCallback(t *testing.T) {
 		}
 		return c
 	}
-	cb := hostCertCallback(hostCA.PublicKey(), []string{"dev1.acme.porthole", "dev1.porthole"}, "dev1")
+	cb := engineerssh.HostCertCallback(hostCA.PublicKey(), []string{"dev1.acme.porthole", "dev1.porthole"}, "dev1")
 	tests := []struct {
 		name string
 		key  ssh.PublicKey
@@ -936,7 +937,7 @@ func (x *proxyRun) dialProxy(hostCA ssh.PublicKey, socket, cmd string) (string, 
 			agentConn = c
 			return agent.NewClient(c).Signers()
 		})},
-		HostKeyCallback: hostCertCallback(hostCA, []string{"dev1.porthole"}, "dev1"),
+		HostKeyCallback: engineerssh.HostCertCallback(hostCA, []string{"dev1.porthole"}, "dev1"),
 	}
 	conn, chans, reqs, err := ssh.NewClientConn(pipeConn{x}, "dev1.porthole:22", cfg)
 	if err != nil {
