@@ -543,10 +543,34 @@ func TestV2SilentDevice(t *testing.T) {
 // TestV2MarkerNeverSeen: a marker typed through an end-to-end SSH session
 // over the second protocol crosses the relay, yet never appears in any
 // byte the relay handled: what the device received from it and sent to it
-// is the inner SSH's ciphertext only.
+// is the inner SSH's ciphertext only. The same holds for a browser's
+// engineer (the web console's terminal: a WebSocket, its hello signed over
+// the relay's challenge).
 func TestV2MarkerNeverSeen(t *testing.T) {
 	t.Parallel()
-	e := newV2Env(t, nil)
+	t.Run("cli", func(t *testing.T) {
+		t.Parallel()
+		e := newV2Env(t, nil)
+		markerNeverSeen(t, e, func(key ssh.Signer) net.Conn { return e.engineer(t, key) })
+	})
+	t.Run("browser", func(t *testing.T) {
+		t.Parallel()
+		e := newWSEnv(t, nil)
+		markerNeverSeen(t, e.v2Env, func(key ssh.Signer) net.Conn {
+			nc, _, err := relayproto.DialWebSocket(context.Background(), e.wsAddr, relayproto.WebSocketPath, relayproto.BrowserSubprotocol, e.wsTLS, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(func() { nc.Close() })
+			if err := relayproto.SendChallengeHello(nc, key, engineerHelloOf(key)); err != nil {
+				t.Fatal(err)
+			}
+			return relayproto.NewEngineerConn(nc)
+		})
+	})
+}
+
+func markerNeverSeen(t *testing.T, e *v2Env, engineer func(ssh.Signer) net.Conn) {
 	e.open("ses_1", "acme", "dev1")
 	deviceHostKey := newSigner(t)
 	serve := innerServer(e.userCA.PublicKey(), deviceHostKey)
@@ -557,7 +581,7 @@ func TestV2MarkerNeverSeen(t *testing.T) {
 		t.Fatal(err)
 	}
 	engKey := e.certFor(t, newSigner(t), claimsFor("ses_1", "acme", "dev1"))
-	c := e.engineer(t, engKey)
+	c := engineer(engKey)
 	icc, chans, reqs, err := ssh.NewClientConn(c, "ses_1", &ssh.ClientConfig{
 		User: "ann", Auth: []ssh.AuthMethod{ssh.PublicKeys(engKey)},
 		HostKeyCallback: ssh.FixedHostKey(deviceHostKey.PublicKey()),

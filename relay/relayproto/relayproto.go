@@ -93,8 +93,9 @@ const signedPrefix = "porthole relay hello v2\x00"
 // an engineer's client that cannot read its TLS connection's keying
 // material (the web console's terminal, in a browser): the relay sends a
 // [Challenge] first and the hello is bound to it ([ChallengeBinding]).
-// Only engineers may use it.
-const BrowserSubprotocol = "porthole-relay-browser/2"
+// Only engineers may use it. (A browser takes no "/" in a subprotocol's
+// name, which must be an HTTP token.)
+const BrowserSubprotocol = "porthole-relay-browser.v2"
 
 // ChallengeSize is the length of a Challenge's random bytes.
 const ChallengeSize = 32
