@@ -37,6 +37,15 @@ const (
 	entryScript = "js/main.js"
 )
 
+// The browser terminal is a page of its own (terminal.html, at
+// /console/terminal/DEVICE-ID), opened in a tab of its own by a device's
+// Connect: it alone loads xterm.js and the WebAssembly SSH client, under
+// TerminalCSP.
+const (
+	terminalEntry  = "terminal.html"
+	terminalPrefix = "terminal/"
+)
+
 //go:embed static
 var embedded embed.FS
 
@@ -48,6 +57,24 @@ var embedded embed.FS
 // throws instead of taking a string, and no policy may be made to feed
 // it, so the console builds its pages from text nodes alone.
 const CSP = "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self'; connect-src 'self'; " +
+	"font-src 'self'; manifest-src 'self'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'; " +
+	"require-trusted-types-for 'script'; trusted-types 'none'"
+
+// TerminalCSP is CSP for the browser terminal's page, with two additions,
+// each the narrowest that works (docs/web.md, "The browser terminal"):
+//
+//   - script-src 'wasm-unsafe-eval': the browser may compile the
+//     WebAssembly SSH client served from this origin; it allows no eval of
+//     JavaScript.
+//   - 'unsafe-inline' for style elements and attributes only
+//     (style-src-elem, style-src-attr): xterm.js's renderer writes the
+//     measured cell size, its colours and its scrollbar's look into <style>
+//     elements it makes, and 24-bit colours and the selection's into style
+//     attributes. No HTML is parsed for it (Trusted Types stay required,
+//     with no policy, so no string becomes markup), and a style runs no
+//     script.
+const TerminalCSP = "default-src 'none'; script-src 'self' 'wasm-unsafe-eval'; style-src 'self'; " +
+	"style-src-elem 'self' 'unsafe-inline'; style-src-attr 'unsafe-inline'; img-src 'self'; connect-src 'self'; " +
 	"font-src 'self'; manifest-src 'self'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'; " +
 	"require-trusted-types-for 'script'; trusted-types 'none'"
 
@@ -161,6 +188,13 @@ func (c *Console) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	f, found := c.files[name]
 	switch {
+	case strings.HasPrefix(name, terminalPrefix) && !strings.Contains(path.Base(name), "."):
+		f, found = c.files[terminalEntry]
+		if !found {
+			http.NotFound(w, r)
+			return
+		}
+		h.Set("Content-Security-Policy", TerminalCSP)
 	case found && name != entry:
 	case name == "" || name == entry || !strings.Contains(path.Base(name), "."):
 		f = c.files[entry]

@@ -1,0 +1,124 @@
+// Drives the web console's browser terminal in headless Chromium, for
+// e2e/console_terminal_test.go.
+//
+// Environment: SERVER, EMAIL, PASSWORD, TOTP (an operator of fleet acme),
+// DEVICE (a device of acme that runs an agent), NONCE, SHOTS, CHROMIUM,
+// AXE. It prints "SESSION <id>" once the terminal's session is made,
+// "PROMPT <ms>" with the time from pressing Connect to the shell's first
+// prompt, "CLOSED" once the tab is closed, then (after a line from the
+// test) "ENDED <words>" for a second terminal whose shell exits, and
+// "DONE". It fails (exit 1) on any Content-Security-Policy violation, page
+// error, or serious or critical accessibility violation.
+"use strict";
+
+const { run, env, shot, axe, newContext, newPage, login, nextLine } = require("./console_lib.cjs");
+
+// screenText is what the terminal shows, row by row.
+function screenText(page) {
+  return page.evaluate(() => [...document.querySelectorAll("#term .xterm-rows > div")].map((d) => d.textContent.replace(/\s+$/, "")).join("\n"));
+}
+
+async function waitScreen(page, re, what) {
+  const deadline = Date.now() + 15000;
+  for (;;) {
+    const text = await screenText(page);
+    if (re.test(text)) {
+      return text;
+    }
+    if (Date.now() > deadline) {
+      const said = await page.evaluate(() => ["term-status", "term-ended"].map((id) => document.getElementById(id)?.textContent ?? "").join(" / "));
+      throw new Error(`the terminal did not show ${what}; the page says "${said}"; it shows:\n${text.trim()}`);
+    }
+    await page.waitForTimeout(25);
+  }
+}
+
+// connect presses the device page's Connect with the keyboard and answers
+// the terminal's tab, once its shell's prompt shows, and the time it took.
+async function connect(context, page, problems) {
+  await page.locator("#connect").focus();
+  const opened = context.waitForEvent("page");
+  const start = Date.now();
+  await page.keyboard.press("Enter");
+  const term = await opened;
+  term.setDefaultTimeout(15000);
+  term.on("pageerror", (e) => problems.push("terminal page error: " + e.message));
+  term.on("console", (m) => {
+    console.error(`terminal console ${m.type()}: ${m.text()}`);
+    if (m.type() === "error" && /Content Security Policy|Trusted Type|Refused to/i.test(m.text())) {
+      problems.push("terminal console: " + m.text());
+    }
+  });
+  await waitScreen(term, /[$#] ?$/m, "a prompt");
+  return { term, ms: Date.now() - start };
+}
+
+run(async (browser, problems) => {
+  const context = await newContext(browser);
+  await context.grantPermissions(["clipboard-read", "clipboard-write"], { origin: env("SERVER") });
+  const page = await newPage(context, problems);
+  await login(page, env("EMAIL"), env("PASSWORD"), env("TOTP"));
+  await page.locator("#devices tr th a", { hasText: env("DEVICE") }).click();
+  await page.locator("h1", { hasText: env("DEVICE") }).waitFor();
+
+  // Connect: a tab of its own, the shell's prompt.
+  const { term, ms } = await connect(context, page, problems);
+  console.log("PROMPT " + ms);
+  console.error("terminal timings: " + (await term.locator("#term").getAttribute("data-timings")));
+  const session = await term.locator("#term").getAttribute("data-session");
+  console.log("SESSION " + session);
+  await term.locator("#term-status", { hasText: "Connected to " + env("DEVICE") }).waitFor();
+
+  // A command, typed: the shell works it out, so the output is not the
+  // echo of what was typed.
+  const nonce = env("NONCE");
+  await term.keyboard.type(`echo marker-$((40+2))-${nonce}\n`);
+  await waitScreen(term, new RegExp(`^marker-42-${nonce}$`, "m"), "the command's output");
+
+  // Resize: the window shrinks, xterm.js fits its rows and columns, and
+  // the shell's terminal hears of it (window-change).
+  const before = [await term.locator("#term").getAttribute("data-cols"), await term.locator("#term").getAttribute("data-rows")];
+  await term.setViewportSize({ width: 700, height: 560 });
+  await term.waitForFunction((b) => document.querySelector("#term").dataset.cols !== b[0], before);
+  const after = [await term.locator("#term").getAttribute("data-cols"), await term.locator("#term").getAttribute("data-rows")];
+  await term.keyboard.type("stty size\n");
+  await waitScreen(term, new RegExp(`^${after[1]} ${after[0]}$`, "m"), `stty size saying ${after[1]} ${after[0]} (was ${before[1]} ${before[0]})`);
+
+  // Paste (Ctrl+Shift+V) from the clipboard, and copy the selection back.
+  await term.evaluate((t) => navigator.clipboard.writeText(t), `echo pasted-${nonce}`);
+  await term.keyboard.press("Control+Shift+V");
+  await waitScreen(term, new RegExp(`echo pasted-${nonce}$`, "m"), "the pasted command");
+  await term.keyboard.press("Enter");
+  await waitScreen(term, new RegExp(`^pasted-${nonce}$`, "m"), "the pasted command's output");
+  await term.locator("#term .xterm-screen").dblclick({ position: { x: 5, y: 5 } });
+  await term.keyboard.press("Control+Shift+C");
+  const copied = await term.evaluate(() => navigator.clipboard.readText());
+  if (copied.trim() === "") {
+    throw new Error("Ctrl+Shift+C copied nothing of the selection");
+  }
+
+  // The keyboard leaves the terminal by Ctrl+Shift+E, to Disconnect.
+  await term.locator("#term textarea").focus();
+  await term.keyboard.press("Control+Shift+E");
+  await term.waitForFunction(() => document.activeElement && document.activeElement.id === "disconnect");
+  await shot(term, "21-terminal");
+  await axe(term, "the terminal");
+  const violations = await term.evaluate(() => window.__violations);
+  if (violations.length) {
+    problems.push("terminal: " + violations.join("; "));
+  }
+
+  // Closing the tab ends the session.
+  await term.close({ runBeforeUnload: true });
+  console.log("CLOSED");
+  await nextLine();
+
+  // A second terminal whose shell exits: the page says so, in words.
+  const second = await connect(context, page, problems);
+  await second.term.keyboard.type("exit 3\n");
+  const ended = second.term.locator("#term-ended");
+  await ended.filter({ hasText: "exited" }).waitFor();
+  console.log("ENDED " + (await ended.textContent()));
+  await shot(second.term, "22-terminal-ended");
+  await second.term.close();
+});
