@@ -6,7 +6,10 @@
 // AXE. It prints "SESSION <id>" once the terminal's session is made,
 // "PROMPT <ms>" with the time from pressing Connect to the shell's first
 // prompt, "CLOSED" once the tab is closed, then (after a line from the
-// test) "ENDED <words>" for a second terminal whose shell exits, and
+// test) "ENDED <words>" for a second terminal whose shell exits; on
+// MANUAL (a device in consent mode manual whose owner's code is CODE) it
+// gives a wrong code then CODE, prints "REVOKE" at the prompt, and after a
+// line (the owner has revoked the session) "REVOKED <words>"; then
 // "DONE". It fails (exit 1) on any Content-Security-Policy violation, page
 // error, or serious or critical accessibility violation.
 "use strict";
@@ -121,4 +124,38 @@ run(async (browser, problems) => {
   console.log("ENDED " + (await ended.textContent()));
   await shot(second.term, "22-terminal-ended");
   await second.term.close();
+
+  // A device whose owner must give a code (consent: manual): the page
+  // asks for it; a wrong one is refused in the device's words, the right
+  // one lets the shell in. Then the owner ends the session.
+  await page.goto(env("SERVER") + "/console/");
+  await page.locator("#devices tr th a", { hasText: env("MANUAL") }).click();
+  await page.locator("h1", { hasText: env("MANUAL") }).waitFor();
+  await page.locator("#connect").focus();
+  const opened = context.waitForEvent("page");
+  await page.keyboard.press("Enter");
+  const manual = await opened;
+  manual.setDefaultTimeout(15000);
+  manual.on("pageerror", (e) => problems.push("terminal page error: " + e.message));
+  await manual.locator("#code-form").waitFor();
+  await manual.waitForFunction(() => document.activeElement && document.activeElement.id === "code");
+  await manual.keyboard.type("000-000");
+  await manual.keyboard.press("Enter");
+  await manual.locator("#code-why", { hasText: "wrong" }).waitFor();
+  await shot(manual, "23-terminal-code");
+  await axe(manual, "the terminal asking for a support code");
+  await manual.waitForFunction(() => document.activeElement && document.activeElement.id === "code");
+  await manual.keyboard.type(env("CODE"));
+  await manual.keyboard.press("Enter");
+  await waitScreen(manual, /[$#] ?$/m, "a prompt after the support code");
+  console.log("REVOKE");
+  await nextLine();
+  const revoked = manual.locator("#term-ended");
+  await revoked.filter({ hasText: "ended" }).waitFor();
+  console.log("REVOKED " + (await revoked.textContent()));
+  const violations2 = await manual.evaluate(() => window.__violations);
+  if (violations2.length) {
+    problems.push("terminal: " + violations2.join("; "));
+  }
+  await manual.close();
 });

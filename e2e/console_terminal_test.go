@@ -1,9 +1,12 @@
 package e2e
 
 import (
+	"context"
+	"crypto/tls"
 	"fmt"
 	"io"
 	"math/rand/v2"
+	"net/url"
 	"os/exec"
 	"regexp"
 	"strconv"
@@ -12,7 +15,10 @@ import (
 	"time"
 
 	"github.com/creack/pty"
+	"github.com/porthole/porthole/apiclient"
 	"github.com/porthole/porthole/apitype"
+	"github.com/porthole/porthole/relay/relayproto"
+	"github.com/porthole/porthole/webssh"
 )
 
 // TestConsoleTerminal drives the web console's browser terminal in
@@ -25,7 +31,10 @@ import (
 // device's terminal (stty size agrees); a paste and a copy go through the
 // clipboard; Ctrl+Shift+E leaves the terminal for the buttons. Closing the
 // tab ends the session within seconds (the API shows it closed, by the
-// engineer). A second terminal's shell exits, and the page says so. No
+// engineer). A second terminal's shell exits, and the page says so. On a
+// device whose owner gives a code for each session, the page asks for it,
+// says a wrong one was refused, lets the right one in, and says so when
+// the owner ends the session mid-way. No
 // CSP violation, page error, or serious or critical axe-core violation.
 // It also times Connect-to-prompt against `porthole ssh` to the same
 // device (bench/README.md).
@@ -47,14 +56,29 @@ func TestConsoleTerminal(t *testing.T) {
 		}
 	}
 
+	// The browser's own client (package webssh), natively, over the
+	// browser's WebSocket: what the browser adds is the rest.
+	native := webSSHToPrompt(t, srv)
+
+	// help-desk's owner gives a code for each session (consent: manual),
+	// and has opened a support window.
+	sock, _, _ := srv.consentDevice(t, "help-desk", "consent: manual\n")
+	r := owner(t, srv, sock, "request", "--reason", "the screen flickers", "--for", "10m")
+	supportCode := strings.TrimSpace(r.Stdout)
+	if r.Err != nil || supportCode == "" {
+		t.Fatalf("porthole-agent request: %v\n%s", r.Err, r.Stderr)
+	}
+
 	nonce := strconv.Itoa(rand.IntN(1e6))
 	ps := startConsoleScript(t, srv, bt, "console_terminal.cjs",
-		"EMAIL="+engineer, "PASSWORD="+password, "TOTP="+code, "DEVICE=kitchen-amp", "NONCE="+nonce)
+		"EMAIL="+engineer, "PASSWORD="+password, "TOTP="+code, "DEVICE=kitchen-amp", "NONCE="+nonce,
+		"MANUAL=help-desk", "CODE="+supportCode)
 	ms, err := strconv.Atoi(ps.next(t, "PROMPT"))
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Logf("Connect to prompt: %d ms in the browser; `porthole ssh kitchen-amp` in a terminal: %d ms (%.1f×)", ms, cli.Milliseconds(), float64(ms)/float64(cli.Milliseconds()))
+	t.Logf("the same client natively (package webssh, not WebAssembly): %d ms", native.Milliseconds())
 	ses := strings.TrimSpace(ps.next(t, "SESSION"))
 	eng := newEngineer(t, srv)
 
@@ -75,9 +99,17 @@ func TestConsoleTerminal(t *testing.T) {
 	if want := "The shell on kitchen-amp exited with status 3; the session is closed."; strings.TrimSpace(ended) != want {
 		t.Errorf("the page said %q; want %q", ended, want)
 	}
+	ps.next(t, "REVOKE")
+	if r := owner(t, srv, sock, "revoke"); r.Err != nil {
+		t.Fatalf("porthole-agent revoke: %v\n%s", r.Err, r.Stderr)
+	}
+	ps.say("revoked")
+	if revoked, want := ps.next(t, "REVOKED"), "The session on help-desk ended: ended by the device's owner."; revoked != want {
+		t.Errorf("the page said %q; want %q", revoked, want)
+	}
 	ps.next(t, "DONE")
 	ps.wait(t)
-	ps.checkShots(t, "21-terminal", "22-terminal-ended")
+	ps.checkShots(t, "21-terminal", "22-terminal-ended", "23-terminal-code")
 }
 
 // cliToPrompt times `porthole ssh kitchen-amp` in a terminal from its start
@@ -102,4 +134,42 @@ func cliToPrompt(t *testing.T, srv *presenceServer) time.Duration {
 		t.Errorf("porthole ssh: %v\n%s", err, out.String())
 	}
 	return took
+}
+
+// webSSHToPrompt times package webssh, the browser terminal's client,
+// natively: from asking for a session on kitchen-amp over its browser's
+// WebSocket to the shell's first prompt.
+func webSSHToPrompt(t *testing.T, srv *presenceServer) time.Duration {
+	t.Helper()
+	eng := newEngineer(t, srv)
+	ds, err := eng.api.Devices(t.Context(), apiclient.DeviceFilter{Name: "kitchen-amp"})
+	if err != nil || len(ds) != 1 {
+		t.Fatalf("finding kitchen-amp: %v %v", ds, err)
+	}
+	start := time.Now()
+	key, err := webssh.NewKey()
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp, err := eng.api.CreateSession(t.Context(), ds[0].ID, apitype.CreateSessionRequest{PublicKey: key.AuthorizedKey()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer eng.api.CloseSession(context.WithoutCancel(t.Context()), resp.Session.ID)
+	u, _ := url.Parse(srv.url)
+	nc, _, err := relayproto.DialWebSocket(t.Context(), u.Host, relayproto.WebSocketPath, relayproto.BrowserSubprotocol,
+		&tls.Config{InsecureSkipVerify: true}, nil) // only a measurement: the page's browser checks the server
+	if err != nil {
+		t.Fatal(err)
+	}
+	sh, err := key.Connect(t.Context(), nc, webssh.Options{Papers: resp, Device: "kitchen-amp", Cols: 80, Rows: 24})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sh.Close()
+	out := &syncBuffer{}
+	go io.Copy(out, sh.Output)
+	prompt := regexp.MustCompile(`[$#] $`)
+	WaitFor(t, 20*time.Second, "webssh's prompt", func() bool { return prompt.MatchString(out.String()) })
+	return time.Since(start)
 }

@@ -208,16 +208,16 @@ func (s *Shell) Close() {
 	s.once.Do(func() { _ = s.client.Close() })
 }
 
-// ExitWords says how a shell's Wait ended, in words: "" for a connection
-// lost (the session's close reason, which the API knows, says why).
+// ExitWords says how a shell's Wait ended, in words, when the shell ended
+// by itself (an exit status); "" when the connection was lost or the
+// shell was killed by a signal (the owner revoking the session, or its
+// close), whose reason the API knows.
 func ExitWords(err error, device string) string {
 	var exit *ssh.ExitError
 	switch {
 	case err == nil:
 		return "the shell on " + device + " exited"
-	case errors.As(err, &exit) && exit.Signal() != "":
-		return fmt.Sprintf("the shell on %s was killed by signal %s", device, exit.Signal())
-	case errors.As(err, &exit):
+	case errors.As(err, &exit) && exit.Signal() == "":
 		return fmt.Sprintf("the shell on %s exited with status %d", device, exit.ExitStatus())
 	}
 	return ""
