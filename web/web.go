@@ -103,6 +103,10 @@ type file struct {
 	body  []byte
 	ctype string
 	etag  string
+	// gzipped is the same file compressed (NAME.gz beside it, which make
+	// web writes for the WebAssembly client), sent to a browser that takes
+	// gzip; nil if there is none.
+	gzipped []byte
 }
 
 // Embedded is the console built into this binary.
@@ -143,6 +147,12 @@ func New(fsys fs.FS) (*Console, error) {
 	}
 	if _, ok := c.files[entry]; !ok {
 		return nil, fmt.Errorf("web: the console has no %s", entry)
+	}
+	for name, f := range c.files {
+		if gz, ok := c.files[name+".gz"]; ok {
+			f.gzipped = gz.body
+			c.files[name] = f
+		}
 	}
 	_, c.built = c.files[entryScript]
 	return c, nil
@@ -207,10 +217,29 @@ func (c *Console) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	// Names are not content-hashed: a browser asks again each time and is
 	// answered 304 while the file is the same.
 	h.Set("Cache-Control", "no-cache")
-	h.Set("ETag", f.etag)
-	http.ServeContent(w, r, "", zeroTime, bytes.NewReader(f.body))
+	body, etag := f.body, f.etag
+	if f.gzipped != nil {
+		h.Add("Vary", "Accept-Encoding")
+		if acceptsGzip(r) {
+			body, etag = f.gzipped, strings.TrimSuffix(f.etag, `"`)+`-gz"`
+			h.Set("Content-Encoding", "gzip")
+		}
+	}
+	h.Set("ETag", etag)
+	http.ServeContent(w, r, "", zeroTime, bytes.NewReader(body))
 }
 
 // zeroTime makes ServeContent send no Last-Modified: ETag alone says
 // whether a file changed (embedded files have no time).
 var zeroTime = time.Time{}
+
+// acceptsGzip reports whether r's client takes gzip.
+func acceptsGzip(r *http.Request) bool {
+	for part := range strings.SplitSeq(r.Header.Get("Accept-Encoding"), ",") {
+		coding, q, _ := strings.Cut(strings.TrimSpace(part), ";")
+		if strings.EqualFold(strings.TrimSpace(coding), "gzip") && strings.ReplaceAll(strings.TrimSpace(q), " ", "") != "q=0" {
+			return true
+		}
+	}
+	return false
+}
