@@ -55,7 +55,7 @@ web/static/vendor/webterm.wasm:
 	mkdir -p web/static/vendor
 	GOOS=js GOARCH=wasm $(GO) build -trimpath -ldflags '-s -w' -o $@.tmp ./cmd/porthole-webterm
 	cmp -s $@.tmp $@ && rm $@.tmp || mv $@.tmp $@
-	[ $@.gz -nt $@ ] || gzip -9 -n -k -f $@
+	[ -e $@.gz ] && [ ! $@.gz -ot $@ ] || gzip -9 -n -k -f $@
 
 ## web-check: the console's TypeScript type-checks (strict), without writing anything
 web-check: web/node_modules/.package-lock.json
