@@ -44,6 +44,10 @@ async function connect(context, page, problems) {
   const start = Date.now();
   await page.keyboard.press("Enter");
   const term = await opened;
+  // The new tab is in front, as it is for a person (the opener's tab
+  // would otherwise keep the focus, and a tab behind has its timers
+  // slowed, which the WebAssembly client's scheduler runs on).
+  await term.bringToFront();
   term.setDefaultTimeout(15000);
   term.on("pageerror", (e) => problems.push("terminal page error: " + e.message));
   term.on("console", (m) => {

@@ -7,14 +7,12 @@ import (
 	"io"
 	"math/rand/v2"
 	"net/url"
-	"os/exec"
 	"regexp"
 	"strconv"
 	"strings"
 	"testing"
 	"time"
 
-	"github.com/creack/pty"
 	"github.com/porthole/porthole/apiclient"
 	"github.com/porthole/porthole/apitype"
 	"github.com/porthole/porthole/relay/relayproto"
@@ -116,16 +114,8 @@ func TestConsoleTerminal(t *testing.T) {
 // to the shell's first prompt, and exits the shell.
 func cliToPrompt(t *testing.T, srv *presenceServer) time.Duration {
 	t.Helper()
-	cmd := exec.Command(bins.CLI, "ssh", "kitchen-amp")
-	cmd.Env = append(srv.env.list(), "TERM=xterm")
 	start := time.Now()
-	tty, err := pty.StartWithSize(cmd, &pty.Winsize{Rows: 24, Cols: 80})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer tty.Close()
-	out := &syncBuffer{}
-	go io.Copy(out, tty)
+	cmd, tty, out := cliInTerminal(t, srv.env, "ssh", "kitchen-amp")
 	prompt := regexp.MustCompile(`[$#] $`)
 	WaitFor(t, 20*time.Second, "porthole ssh's prompt", func() bool { return prompt.MatchString(out.String()) })
 	took := time.Since(start)

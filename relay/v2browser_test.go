@@ -3,10 +3,8 @@ package relay
 import (
 	"context"
 	"crypto/tls"
-	"errors"
 	"net"
 	"net/http"
-	"strings"
 	"testing"
 	"time"
 
@@ -138,13 +136,6 @@ func TestV2BrowserRefusals(t *testing.T) {
 	e.open("ses_old", "acme", "dev1")
 	e.closeSession("ses_old")
 
-	refused := func(t *testing.T, err error, want string) {
-		t.Helper()
-		var re *relayproto.ReplyError
-		if !errors.As(err, &re) || !strings.Contains(re.Error(), want) {
-			t.Fatalf("err = %v; want a refusal saying %q", err, want)
-		}
-	}
 	t.Run("challenges are fresh", func(t *testing.T) {
 		_, a := e.browser(t)
 		_, b := e.browser(t)
@@ -163,38 +154,38 @@ func TestV2BrowserRefusals(t *testing.T) {
 		if err := relayproto.WriteFrame(nc2, env); err != nil {
 			t.Fatal(err)
 		}
-		refused(t, relayproto.ReadReply(nc2), "not signed by the certificate's key")
+		wantRefused(t, relayproto.ReadReply(nc2), "not signed by the certificate's key")
 	})
 	t.Run("another session's certificate", func(t *testing.T) {
 		// The certificate of someone else's session, signed with one's
 		// own key.
 		other := e.certFor(t, newSigner(t), claimsFor("ses_1", "acme", "dev1"))
 		nc, ch := e.browser(t)
-		refused(t, browserHello(t, nc, ch, newSigner(t), engineerHelloOf(other)), "not signed by the certificate's key")
+		wantRefused(t, browserHello(t, nc, ch, newSigner(t), engineerHelloOf(other)), "not signed by the certificate's key")
 	})
 	t.Run("closed session", func(t *testing.T) {
 		key := e.certFor(t, newSigner(t), claimsFor("ses_old", "acme", "dev1"))
 		nc, ch := e.browser(t)
-		refused(t, browserHello(t, nc, ch, key, engineerHelloOf(key)), "session ses_old is closed")
+		wantRefused(t, browserHello(t, nc, ch, key, engineerHelloOf(key)), "session ses_old is closed")
 	})
 	t.Run("certificate names another device", func(t *testing.T) {
 		key := e.certFor(t, newSigner(t), claimsFor("ses_2", "acme", "dev1"))
 		nc, ch := e.browser(t)
-		refused(t, browserHello(t, nc, ch, key, engineerHelloOf(key)), "is not on device acme/dev1")
+		wantRefused(t, browserHello(t, nc, ch, key, engineerHelloOf(key)), "is not on device acme/dev1")
 	})
 	t.Run("certificate from another CA", func(t *testing.T) {
 		key := certBy(t, newSigner(t), newSigner(t), claimsFor("ses_1", "acme", "dev1"))
 		nc, ch := e.browser(t)
-		refused(t, browserHello(t, nc, ch, key, engineerHelloOf(key)), "session certificate refused")
+		wantRefused(t, browserHello(t, nc, ch, key, engineerHelloOf(key)), "session certificate refused")
 	})
 	t.Run("bare key", func(t *testing.T) {
 		key := newSigner(t)
 		nc, ch := e.browser(t)
-		refused(t, browserHello(t, nc, ch, key, relayproto.Hello{Role: relayproto.RoleEngineer, Cert: key.PublicKey().Marshal()}), "not a bare key")
+		wantRefused(t, browserHello(t, nc, ch, key, relayproto.Hello{Role: relayproto.RoleEngineer, Cert: key.PublicKey().Marshal()}), "not a bare key")
 	})
 	t.Run("a device may not come this way", func(t *testing.T) {
 		nc, ch := e.browser(t)
-		refused(t, browserHello(t, nc, ch, devKey, relayproto.Hello{Role: relayproto.RoleDevice, Fleet: "acme", Device: "dev1"}), "only engineers may")
+		wantRefused(t, browserHello(t, nc, ch, devKey, relayproto.Hello{Role: relayproto.RoleDevice, Fleet: "acme", Device: "dev1"}), "only engineers may")
 	})
 	t.Run("a hello bound to the TLS connection, on the browser's subprotocol", func(t *testing.T) {
 		// The CLI's binding where the relay asked for its challenge's:
@@ -212,7 +203,7 @@ func TestV2BrowserRefusals(t *testing.T) {
 		if err := relayproto.SendHelloBound(nc, cs, key, engineerHelloOf(key)); err != nil {
 			t.Fatal(err)
 		}
-		refused(t, relayproto.ReadReply(nc), "not signed by the certificate's key")
+		wantRefused(t, relayproto.ReadReply(nc), "not signed by the certificate's key")
 	})
 	t.Run("a hello over a challenge, on the CLI's subprotocol", func(t *testing.T) {
 		// The relay sends no challenge there, and a hello signed over one
@@ -224,7 +215,7 @@ func TestV2BrowserRefusals(t *testing.T) {
 			t.Fatal(err)
 		}
 		defer nc.Close()
-		refused(t, browserHello(t, nc, relayproto.Challenge{Challenge: make([]byte, relayproto.ChallengeSize)}, key, engineerHelloOf(key)),
+		wantRefused(t, browserHello(t, nc, relayproto.Challenge{Challenge: make([]byte, relayproto.ChallengeSize)}, key, engineerHelloOf(key)),
 			"not signed by the certificate's key")
 	})
 	t.Run("garbage", func(t *testing.T) {
