@@ -3,7 +3,8 @@
 //
 // Environment: SERVER, EMAIL, PASSWORD, TOTP (an operator of fleet acme),
 // DEVICE (a device of acme that runs an agent), NONCE, SHOTS, CHROMIUM,
-// AXE. It prints "SESSION <id>" once the terminal's session is made,
+// AXE. On DEVICE's terminal it runs a command, resizes, pastes and
+// copies, uploads a file by the picker and one by a drop, downloads one. It prints "SESSION <id>" once the terminal's session is made,
 // "PROMPT <ms>" with the time from pressing Connect to the shell's first
 // prompt, "CLOSED" once the tab is closed, then (after a line from the
 // test) "ENDED <words>" for a second terminal whose shell exits; on
@@ -14,6 +15,7 @@
 // error, or serious or critical accessibility violation.
 "use strict";
 
+const fs = require("fs");
 const { run, env, shot, axe, newContext, newPage, login, nextLine } = require("./console_lib.cjs");
 
 // screenText is what the terminal shows, row by row.
@@ -103,6 +105,31 @@ run(async (browser, problems) => {
   if (copied.trim() === "") {
     throw new Error("Ctrl+Shift+C copied nothing of the selection");
   }
+
+  // Files over SFTP: an upload (the picker), seen by the shell; a
+  // download of what the shell wrote, as bytes.
+  await term.locator("#upload-input").setInputFiles({ name: `up-${nonce}.txt`, mimeType: "text/plain", buffer: Buffer.from(`uploaded ${nonce}\n`) });
+  await term.locator("#file-status", { hasText: `Uploaded up-${nonce}.txt` }).waitFor();
+  // And one dropped on the terminal (a drop event as the browser makes
+  // one for files dragged from the desktop).
+  await term.evaluate((n) => {
+    const dt = new DataTransfer();
+    dt.items.add(new File([`dropped ${n}\n`], `drop-${n}.txt`, { type: "text/plain" }));
+    document.getElementById("term").dispatchEvent(new DragEvent("drop", { dataTransfer: dt, bubbles: true, cancelable: true }));
+  }, nonce);
+  await term.locator("#file-status", { hasText: `Uploaded drop-${nonce}.txt` }).waitFor();
+  await term.locator("#term textarea").focus();
+  await term.keyboard.type(`cat up-${nonce}.txt drop-${nonce}.txt; echo made-${nonce} > down-${nonce}.txt\n`);
+  await waitScreen(term, new RegExp(`^uploaded ${nonce}\ndropped ${nonce}$`, "m"), "the uploaded files' content");
+  await term.locator("#download-path").fill(`down-${nonce}.txt`);
+  const download = term.waitForEvent("download");
+  await term.locator("#download-path").press("Enter");
+  const got = await download;
+  const body = fs.readFileSync(await got.path(), "utf8");
+  if (body !== `made-${nonce}\n` || got.suggestedFilename() !== `down-${nonce}.txt`) {
+    throw new Error(`the download was ${got.suggestedFilename()}: ${JSON.stringify(body)}`);
+  }
+  await term.locator("#file-status", { hasText: `Downloaded down-${nonce}.txt` }).waitFor();
 
   // The keyboard leaves the terminal by Ctrl+Shift+E, to Disconnect.
   await term.locator("#term textarea").focus();

@@ -27,7 +27,8 @@ import (
 // client), over the relay's WebSocket with the browser's challenge-bound
 // hello. A command typed there runs; a smaller window resizes the
 // device's terminal (stty size agrees); a paste and a copy go through the
-// clipboard; Ctrl+Shift+E leaves the terminal for the buttons. Closing the
+// clipboard; a file uploaded by the picker and one dropped on the
+// terminal reach the shell, and one the shell wrote downloads (SFTP); Ctrl+Shift+E leaves the terminal for the buttons. Closing the
 // tab ends the session within seconds (the API shows it closed, by the
 // engineer). A second terminal's shell exits, and the page says so. On a
 // device whose owner gives a code for each session, the page asks for it,

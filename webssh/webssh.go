@@ -11,14 +11,18 @@
 package webssh
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
 	"io"
 	"net"
+	"os"
+	"path"
 	"strings"
 	"sync"
 
+	"github.com/pkg/sftp"
 	"golang.org/x/crypto/ssh"
 
 	"github.com/porthole/porthole/apitype"
@@ -62,6 +66,8 @@ type Options struct {
 // Shell is a shell on the device, in a terminal.
 type Shell struct {
 	client *ssh.Client
+	files  *sftp.Client // once opened (Files)
+	fmu    sync.Mutex
 	sess   *ssh.Session
 	stdin  io.WriteCloser
 	// Output is what the shell writes (its terminal merges stderr).
@@ -206,6 +212,95 @@ func (s *Shell) Wait() error { return s.sess.Wait() }
 // Close ends the shell and the connection.
 func (s *Shell) Close() {
 	s.once.Do(func() { _ = s.client.Close() })
+}
+
+// Files is the device's file system over SFTP, on the shell's connection
+// (a channel of its own, as `porthole scp` opens), opened once.
+func (s *Shell) Files() (*sftp.Client, error) {
+	s.fmu.Lock()
+	defer s.fmu.Unlock()
+	if s.files == nil {
+		c, err := sftp.NewClient(s.client)
+		if err != nil {
+			return nil, fmt.Errorf("the device refused file transfer (SFTP): %w", err)
+		}
+		s.files = c
+	}
+	return s.files, nil
+}
+
+// progressChunk is how much a transfer moves between two progress reports.
+const progressChunk = 256 << 10
+
+// Upload writes data to a new file name in the login's home directory
+// (only the name's last element counts: a dropped file goes there, never
+// elsewhere), telling progress the bytes written so far, and returns
+// where it went. An existing file of that name is not overwritten.
+func (s *Shell) Upload(name string, data []byte, progress func(done int64)) (string, error) {
+	fs, err := s.Files()
+	if err != nil {
+		return "", err
+	}
+	base := path.Base(strings.ReplaceAll(name, "\\", "/"))
+	if base == "." || base == "/" || base == ".." {
+		return "", fmt.Errorf("%q is not a file name", name)
+	}
+	f, err := fs.OpenFile(base, os.O_WRONLY|os.O_CREATE|os.O_EXCL)
+	if err != nil {
+		return "", fmt.Errorf("cannot create %s on the device: %w", base, err)
+	}
+	var done int64
+	for len(data) > 0 {
+		n := min(len(data), progressChunk)
+		if _, err := f.Write(data[:n]); err != nil {
+			f.Close()
+			return "", fmt.Errorf("writing %s on the device: %w", base, err)
+		}
+		data, done = data[n:], done+int64(n)
+		progress(done)
+	}
+	if err := f.Close(); err != nil {
+		return "", fmt.Errorf("writing %s on the device: %w", base, err)
+	}
+	if wd, err := fs.Getwd(); err == nil {
+		return path.Join(wd, base), nil
+	}
+	return base, nil
+}
+
+// Download reads the file at p on the device (relative to the login's
+// home directory), telling progress the bytes read so far and the file's
+// size.
+func (s *Shell) Download(p string, progress func(done, size int64)) ([]byte, error) {
+	fs, err := s.Files()
+	if err != nil {
+		return nil, err
+	}
+	f, err := fs.Open(p)
+	if err != nil {
+		return nil, fmt.Errorf("cannot open %s on the device: %w", p, err)
+	}
+	defer f.Close()
+	fi, err := f.Stat()
+	if err != nil {
+		return nil, fmt.Errorf("cannot read %s on the device: %w", p, err)
+	}
+	if !fi.Mode().IsRegular() {
+		return nil, fmt.Errorf("%s on the device is not a file", p)
+	}
+	var b bytes.Buffer
+	buf := make([]byte, progressChunk)
+	for {
+		n, err := f.Read(buf)
+		b.Write(buf[:n])
+		progress(int64(b.Len()), fi.Size())
+		if err == io.EOF {
+			return b.Bytes(), nil
+		}
+		if err != nil {
+			return nil, fmt.Errorf("reading %s on the device: %w", p, err)
+		}
+	}
 }
 
 // ExitWords says how a shell's Wait ended, in words, when the shell ended

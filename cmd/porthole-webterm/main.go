@@ -14,6 +14,9 @@
 //	    gets the shell's output (Uint8Array), askCode(prompt, why) is asked
 //	    for the owner's support code and answers a Promise of it
 //	handle.write(Uint8Array), handle.resize(cols, rows), handle.close(),
+//	handle.upload(name, Uint8Array, onProgress(done, size)): Promise of the
+//	    path written (a new file in the home directory, over SFTP),
+//	handle.download(path, onProgress(done, size)): Promise<Uint8Array>,
 //	handle.done: a Promise of how the shell ended, in words ("" when the
 //	    connection was lost: the session's close reason says why)
 //
@@ -171,6 +174,26 @@ func connect(_ js.Value, args []js.Value) any {
 			cancel()
 			go sh.Close()
 			return nil
+		}))
+		h.Set("upload", js.FuncOf(func(_ js.Value, a []js.Value) any {
+			name, onProgress := a[0].String(), a[2]
+			data := make([]byte, a[1].Get("length").Int())
+			js.CopyBytesToGo(data, a[1])
+			return promise(func() (any, error) {
+				return sh.Upload(name, data, func(done int64) { onProgress.Invoke(float64(done), float64(len(data))) })
+			})
+		}))
+		h.Set("download", js.FuncOf(func(_ js.Value, a []js.Value) any {
+			p, onProgress := a[0].String(), a[1]
+			return promise(func() (any, error) {
+				b, err := sh.Download(p, func(done, size int64) { onProgress.Invoke(float64(done), float64(size)) })
+				if err != nil {
+					return nil, err
+				}
+				v := js.Global().Get("Uint8Array").New(len(b))
+				js.CopyBytesToJS(v, b)
+				return v, nil
+			})
 		}))
 		h.Set("done", promise(func() (any, error) {
 			err := sh.Wait()

@@ -17,6 +17,8 @@ import type { Device, Session } from "./types.js";
 // What cmd/porthole-webterm gives the page (its package doc).
 interface Shell {
   write(data: Uint8Array): void;
+  upload(name: string, data: Uint8Array, onProgress: (done: number, size: number) => void): Promise<string>;
+  download(path: string, onProgress: (done: number, size: number) => void): Promise<Uint8Array>;
   resize(cols: number, rows: number): void;
   close(): void;
   done: Promise<string>;
@@ -69,6 +71,24 @@ const codeForm = h("form", { id: "code-form", class: "code-form", hidden: true }
     h("button", { type: "submit" }, "Send the code"),
     h("button", { type: "button", id: "code-cancel", class: "secondary" }, "Cancel")));
 
+// File transfer over SFTP, on the session's own SSH connection: upload by
+// the picker or by dropping files on the terminal (each goes to a new file
+// in the login's home directory), download by path.
+const uploadInput = h("input", { type: "file", id: "upload-input", multiple: true, class: "visually-hidden", tabindex: -1, "aria-hidden": "true" });
+const uploadButton = h("button", { type: "button", id: "upload", class: "secondary", disabled: true }, "Upload files…");
+const downloadPath = h("input", { type: "text", id: "download-path", autocomplete: "off", spellcheck: "false", disabled: true, "aria-describedby": "files-hint" });
+const downloadButton = h("button", { type: "submit", id: "download", class: "secondary", disabled: true }, "Download");
+const fileProgress = h("progress", { id: "file-progress", max: 1, value: 0, hidden: true, "aria-label": "File transfer" });
+const fileStatus = h("p", { class: "note", id: "file-status", role: "status" });
+const downloadForm = h("form", { id: "download-form", class: "actions term-actions" },
+  h("label", { for: "download-path" }, "Path on the device"), downloadPath, downloadButton);
+const filesSection = h("section", { "aria-labelledby": "files-title", class: "files" },
+  h("h2", { id: "files-title" }, "Files"),
+  h("p", { class: "note", id: "files-hint" }, "Drop files on the terminal, or pick them, to upload them to your login's home directory on the device; download a file by its path (relative to that directory). Over SFTP, end to end, like the terminal."),
+  h("div", { class: "actions term-actions" }, uploadButton, uploadInput),
+  downloadForm,
+  fileProgress, fileStatus);
+
 let term: Terminal | undefined;
 let fit: FitAddon | undefined;
 let shell: Shell | undefined;
@@ -96,6 +116,9 @@ function finish(words: string): void {
   setText(ended, words);
   disconnect.disabled = true;
   paste.disabled = true;
+  uploadButton.disabled = true;
+  downloadPath.disabled = true;
+  downloadButton.disabled = true;
   if (term) {
     term.options.disableStdin = true;
   }
@@ -261,7 +284,8 @@ async function start(): Promise<void> {
       codeForm,
       h("div", { class: "actions term-actions" }, disconnect, copy, paste,
         h("span", { class: "note" }, "Ctrl+Shift+C copies, Ctrl+Shift+V pastes, Ctrl+Shift+E leaves the terminal.")),
-      screen));
+      screen,
+      filesSection));
   if (id === "") {
     finish("This is not a terminal's address: open a device and press Connect.");
     return;
@@ -355,6 +379,9 @@ async function start(): Promise<void> {
   setText(status, `Connected to ${device.name}.`);
   mark("connected");
   paste.disabled = false;
+  uploadButton.disabled = false;
+  downloadPath.disabled = false;
+  downloadButton.disabled = false;
   t.onData((d) => shell?.write(encoder.encode(d)));
   t.onBinary((d) => shell?.write(Uint8Array.from(d, (c) => c.charCodeAt(0))));
   const sized = (cols: number, rows: number): void => {
@@ -385,6 +412,80 @@ disconnect.addEventListener("click", () => {
   void closeSession(false).then(() => finish(`You closed the session on ${deviceName}.`));
 });
 copy.addEventListener("click", () => void copySelection());
+
+function sizeWords(n: number): string {
+  return n < 1024 ? `${n} B` : n < 1 << 20 ? `${(n / 1024).toFixed(1)} KiB` : `${(n / (1 << 20)).toFixed(1)} MiB`;
+}
+
+function showProgress(what: string, done: number, size: number): void {
+  fileProgress.hidden = false;
+  fileProgress.max = Math.max(size, 1);
+  fileProgress.value = done;
+  setText(fileStatus, `${what}: ${sizeWords(done)} of ${sizeWords(size)}`);
+}
+
+// One transfer at a time, in order.
+let transfers: Promise<unknown> = Promise.resolve();
+
+function upload(files: Iterable<File>): void {
+  for (const f of files) {
+    transfers = transfers.then(async () => {
+      if (!shell) {
+        return;
+      }
+      try {
+        const data = new Uint8Array(await f.arrayBuffer());
+        const where = await shell.upload(f.name, data, (done, size) => showProgress(`Uploading ${f.name}`, done, size));
+        setText(fileStatus, `Uploaded ${f.name} (${sizeWords(data.length)}) to ${where}.`);
+      } catch (err) {
+        setText(fileStatus, `${f.name} was not uploaded: ${message(err)}`);
+      }
+    });
+  }
+}
+
+uploadButton.addEventListener("click", () => uploadInput.click());
+uploadInput.addEventListener("change", () => {
+  upload(Array.from(uploadInput.files ?? []));
+  uploadInput.value = "";
+});
+screen.addEventListener("dragover", (ev) => {
+  if (shell && ev.dataTransfer?.types.includes("Files")) {
+    ev.preventDefault();
+    ev.dataTransfer.dropEffect = "copy";
+  }
+});
+screen.addEventListener("drop", (ev) => {
+  if (shell && ev.dataTransfer && ev.dataTransfer.files.length > 0) {
+    ev.preventDefault();
+    upload(Array.from(ev.dataTransfer.files));
+  }
+});
+downloadForm.addEventListener("submit", (ev) => {
+  ev.preventDefault();
+  const p = downloadPath.value.trim();
+  if (p === "" || !shell) {
+    return;
+  }
+  const sh = shell;
+  transfers = transfers.then(async () => {
+    try {
+      const data = await sh.download(p, (done, size) => showProgress(`Downloading ${p}`, done, size));
+      const name = p.split("/").pop() || "download";
+      // The file goes to the browser's downloads as bytes (a blob of this
+      // page), never shown or parsed.
+      const url = URL.createObjectURL(new Blob([data as BlobPart], { type: "application/octet-stream" }));
+      const a = document.createElement("a");
+      a.href = url;
+      a.download = name;
+      a.click();
+      setTimeout(() => URL.revokeObjectURL(url), 60000);
+      setText(fileStatus, `Downloaded ${p} (${sizeWords(data.length)}).`);
+    } catch (err) {
+      setText(fileStatus, `${p} was not downloaded: ${message(err)}`);
+    }
+  });
+});
 paste.addEventListener("click", () => void pasteClipboard().then(() => term?.focus()));
 window.addEventListener("resize", () => fit?.fit());
 // Closing the tab ends the session: the WebSocket closes with the page
