@@ -1,7 +1,6 @@
 package engineerssh
 
 import (
-	"crypto/ed25519"
 	"crypto/rand"
 	"testing"
 	"time"
@@ -11,11 +10,7 @@ import (
 
 func newSigner(t *testing.T) ssh.Signer {
 	t.Helper()
-	_, priv, err := ed25519.GenerateKey(rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	s, err := ssh.NewSignerFromKey(priv)
+	s, err := NewSessionKey() // a fresh ed25519 key
 	if err != nil {
 		t.Fatal(err)
 	}
