@@ -309,13 +309,7 @@ func (l *link) dialStream(ctx context.Context) error {
 				return &userError{msg: w, err: err} // the session closed meanwhile
 			}
 			if re, ok := errors.AsType[*relayproto.ReplyError](err); ok {
-				switch re.Code {
-				case relayproto.CodeNoDevice:
-					return &userError{msg: fmt.Sprintf("%s did not come to the relay in time; try again", l.device.Name), err: err}
-				case relayproto.CodeUnavailable:
-					return &userError{msg: fmt.Sprintf("the Porthole relay could not take the session just now (%s); try again in a moment", strings.TrimPrefix(re.Error(), "porthole relay: ")), err: err}
-				}
-				return &userError{msg: "the Porthole relay refused the session: " + re.Error(), err: err}
+				return &userError{msg: engineerssh.RelayRefusalWords(re, l.device.Name), err: err}
 			}
 			if relayproto.ClosedByPeer(err) {
 				return relayTurnedAway(addr, err)

@@ -3,7 +3,8 @@
 // terminal (compiled to WebAssembly): the session key, the checks of the
 // papers the API answers a new session with, the device's host
 // certificate checked against the host CA for the names the API gives, the
-// banners a device explains a refusal in, and the early version line.
+// banners a device explains a refusal in, the relay's refusals in words,
+// and the early version line.
 package engineerssh
 
 import (
@@ -21,6 +22,7 @@ import (
 	"golang.org/x/crypto/ssh"
 
 	"github.com/porthole/porthole/apitype"
+	"github.com/porthole/porthole/relay/relayproto"
 )
 
 // ClientVersion is the identification the CLI's SSH client sends to
@@ -174,4 +176,16 @@ func (e *EarlyVersion) Write(p []byte) (int, error) {
 		return len(p), nil
 	}
 	return e.Conn.Write(p)
+}
+
+// RelayRefusalWords says why the relay refused an engineer's stream to
+// device, and what to do.
+func RelayRefusalWords(re *relayproto.ReplyError, device string) string {
+	switch re.Code {
+	case relayproto.CodeNoDevice:
+		return fmt.Sprintf("%s did not come to the relay in time; try again", device)
+	case relayproto.CodeUnavailable:
+		return fmt.Sprintf("the Porthole relay could not take the session just now (%s); try again in a moment", strings.TrimPrefix(re.Error(), "porthole relay: "))
+	}
+	return "the Porthole relay refused the session: " + re.Error()
 }

@@ -324,11 +324,5 @@ func relayWords(err error, device string) error {
 	if !ok {
 		return fmt.Errorf("lost the connection to the Porthole relay while reaching %s: %v", device, err)
 	}
-	switch re.Code {
-	case relayproto.CodeNoDevice:
-		return fmt.Errorf("%s did not come to the relay in time; try again", device)
-	case relayproto.CodeUnavailable:
-		return fmt.Errorf("the Porthole relay could not take the session just now (%s); try again in a moment", strings.TrimPrefix(re.Error(), "porthole relay: "))
-	}
-	return fmt.Errorf("the Porthole relay refused the session: %s", re.Error())
+	return errors.New(engineerssh.RelayRefusalWords(re, device))
 }
