@@ -149,6 +149,7 @@ run(async (browser, problems) => {
 
   // A second terminal whose shell exits: the page says so, in words.
   const second = await connect(context, page, problems);
+  console.error(`second terminal: Connect to prompt ${second.ms} ms; timings: ` + (await second.term.locator("#term").getAttribute("data-timings")));
   await second.term.keyboard.type("exit 3\n");
   const ended = second.term.locator("#term-ended");
   await ended.filter({ hasText: "exited" }).waitFor();
