@@ -87,8 +87,13 @@ run(async (browser, problems) => {
   // Resize: the window shrinks, xterm.js fits its rows and columns, and
   // the shell's terminal hears of it (window-change).
   const before = [await term.locator("#term").getAttribute("data-cols"), await term.locator("#term").getAttribute("data-rows")];
-  await term.setViewportSize({ width: 700, height: 560 });
+  // (640 px: a phone, or 200 % zoom on a laptop; the page must not
+  // scroll sideways.)
+  await term.setViewportSize({ width: 640, height: 560 });
   await term.waitForFunction((b) => document.querySelector("#term").dataset.cols !== b[0], before);
+  if (await term.evaluate(() => document.documentElement.scrollWidth > window.innerWidth + 1)) {
+    throw new Error("the terminal's page scrolls sideways at 640 px");
+  }
   const after = [await term.locator("#term").getAttribute("data-cols"), await term.locator("#term").getAttribute("data-rows")];
   await term.keyboard.type("stty size\n");
   await waitScreen(term, new RegExp(`^${after[1]} ${after[0]}$`, "m"), `stty size saying ${after[1]} ${after[0]} (was ${before[1]} ${before[0]})`);
