@@ -135,6 +135,10 @@ run(async (browser, problems) => {
     throw new Error(`the download was ${got.suggestedFilename()}: ${JSON.stringify(body)}`);
   }
   await term.locator("#file-status", { hasText: `Downloaded down-${nonce}.txt` }).waitFor();
+  // The shell goes on beside the file transfers.
+  await term.locator("#term textarea").focus();
+  await term.keyboard.type("echo after-$((1+1))\n");
+  await waitScreen(term, /^after-2$/m, "the shell's output after the file transfers");
 
   // The keyboard leaves the terminal by Ctrl+Shift+E, to Disconnect.
   await term.locator("#term textarea").focus();
