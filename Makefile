@@ -28,13 +28,34 @@ build: cross web
 
 ## web: the web console's script (web/src, TypeScript) compiled into web/static/js, which portholed embeds; npm ci from web/package-lock.json first
 WEB_SRC := $(wildcard web/src/*.ts) web/tsconfig.json
-web: web/static/js/main.js
+web: web/static/js/main.js web-vendor web/static/vendor/webterm.wasm
 web/node_modules/.package-lock.json: web/package.json web/package-lock.json
 	@command -v npm >/dev/null || ./scripts/setup.sh
 	cd web && npm ci --no-audit --no-fund --loglevel=error
 web/static/js/main.js: web/node_modules/.package-lock.json $(WEB_SRC)
 	rm -rf web/static/js
 	cd web && npm run --silent build
+
+# The browser terminal's files in web/static/vendor (not in git): xterm.js
+# and its fit addon from the locked npm tree, and the WebAssembly SSH
+# client (cmd/porthole-webterm) with the Go distribution's loader for it.
+# The .wasm is built every time: Go's cache makes that quick, and knows
+# its inputs better than make would; portholed sends its .gz (a quarter of
+# its size) to browsers that take gzip.
+WEB_VENDOR := web/static/vendor/xterm.mjs web/static/vendor/xterm.css web/static/vendor/addon-fit.mjs web/static/vendor/wasm_exec.js
+.PHONY: web-vendor web/static/vendor/webterm.wasm
+web-vendor: $(WEB_VENDOR)
+web/static/vendor/xterm.mjs web/static/vendor/xterm.css web/static/vendor/addon-fit.mjs: web/node_modules/.package-lock.json
+	mkdir -p web/static/vendor
+	cp web/node_modules/@xterm/xterm/lib/xterm.mjs web/node_modules/@xterm/xterm/css/xterm.css web/node_modules/@xterm/addon-fit/lib/addon-fit.mjs web/static/vendor/
+web/static/vendor/wasm_exec.js:
+	mkdir -p web/static/vendor
+	cp "$$($(GO) env GOROOT)/lib/wasm/wasm_exec.js" $@
+web/static/vendor/webterm.wasm:
+	mkdir -p web/static/vendor
+	GOOS=js GOARCH=wasm $(GO) build -trimpath -ldflags '-s -w' -o $@.tmp ./cmd/porthole-webterm
+	cmp -s $@.tmp $@ && rm $@.tmp || mv $@.tmp $@
+	[ -e $@.gz ] && [ ! $@.gz -ot $@ ] || gzip -9 -n -k -f $@
 
 ## web-check: the console's TypeScript type-checks (strict), without writing anything
 web-check: web/node_modules/.package-lock.json
@@ -111,4 +132,4 @@ tools: .tools/staticcheck
 		-ldflags '-X github.com/aquasecurity/trivy/pkg/version/app.ver=$(TRIVY_VERSION:v%=%)' github.com/aquasecurity/trivy/cmd/trivy@$(TRIVY_VERSION)
 
 clean:
-	rm -rf $(BIN) .tools .demo dist web/node_modules web/static/js
+	rm -rf $(BIN) .tools .demo dist web/node_modules web/static/js web/static/vendor

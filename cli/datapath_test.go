@@ -33,6 +33,7 @@ import (
 	"github.com/porthole/porthole/apitype"
 	"github.com/porthole/porthole/ca"
 	"github.com/porthole/porthole/control"
+	"github.com/porthole/porthole/engineerssh"
 	"github.com/porthole/porthole/internal/testnet"
 	"github.com/porthole/porthole/internal/testwait"
 	"github.com/porthole/porthole/relay"
@@ -392,7 +393,7 @@ func (d *testDevice) serve(ctx context.Context, cmd *control.Command) {
 	conn, chans, reqs, err := ssh.NewClientConn(nc, cmd.Relay, &ssh.ClientConfig{
 		User:            d.fleet + "/" + d.name,
 		Auth:            []ssh.AuthMethod{ssh.PublicKeys(signer)},
-		HostKeyCallback: hostCertCallback(d.hostCA, []string{"127.0.0.1"}, "the relay"),
+		HostKeyCallback: engineerssh.HostCertCallback(d.hostCA, []string{"127.0.0.1"}, "the relay"),
 	})
 	if err != nil {
 		nc.Close()
@@ -796,44 +797,6 @@ func TestDataPathImpostor(t *testing.T) {
 	}
 }
 
-func TestHostCertCallback(t *testing.T) {
-	hostCA, otherCA, key := newTestSigner(t), newTestSigner(t), newTestSigner(t)
-	sign := func(by ssh.Signer, edit func(*ssh.Certificate)) ssh.PublicKey {
-		c := &ssh.Certificate{Key: key.PublicKey(), CertType: ssh.HostCert, ValidPrincipals: []string{"dev1.porthole"},
-			ValidAfter: uint64(time.Now().Add(-time.Minute).Unix()), ValidBefore: uint64(time.Now().Add(time.Hour).Unix())}
-		if edit != nil {
-			edit(c)
-		}
-		if err := c.SignCert(rand.Reader, by); err != nil {
-			t.Fatal(err)
-		}
-		return c
-	}
-	cb := hostCertCallback(hostCA.PublicKey(), []string{"dev1.acme.porthole", "dev1.porthole"}, "dev1")
-	tests := []struct {
-		name string
-		key  ssh.PublicKey
-		ok   bool
-	}{
-		{"good", sign(hostCA, nil), true},
-		{"plain key", key.PublicKey(), false},
-		{"other CA", sign(otherCA, nil), false},
-		{"other name", sign(hostCA, func(c *ssh.Certificate) { c.ValidPrincipals = []string{"dev2.porthole"} }), false},
-		{"expired", sign(hostCA, func(c *ssh.Certificate) { c.ValidBefore = uint64(time.Now().Add(-time.Second).Unix()) }), false},
-		{"user certificate", sign(hostCA, func(c *ssh.Certificate) { c.CertType = ssh.UserCert }), false},
-		{"forged signature", func() ssh.PublicKey {
-			c := sign(hostCA, nil).(*ssh.Certificate)
-			c.ValidPrincipals = []string{"dev1.porthole", "evil"}
-			return c
-		}(), false},
-	}
-	for _, tt := range tests {
-		if err := cb("dev1.porthole:22", nil, tt.key); (err == nil) != tt.ok {
-			t.Errorf("%s: %v; want ok %v", tt.name, err, tt.ok)
-		}
-	}
-}
-
 func writeFile(t *testing.T, name string, data []byte, mode os.FileMode) {
 	t.Helper()
 	if err := os.MkdirAll(filepath.Dir(name), 0o755); err != nil {
@@ -936,7 +899,7 @@ func (x *proxyRun) dialProxy(hostCA ssh.PublicKey, socket, cmd string) (string, 
 			agentConn = c
 			return agent.NewClient(c).Signers()
 		})},
-		HostKeyCallback: hostCertCallback(hostCA, []string{"dev1.porthole"}, "dev1"),
+		HostKeyCallback: engineerssh.HostCertCallback(hostCA, []string{"dev1.porthole"}, "dev1"),
 	}
 	conn, chans, reqs, err := ssh.NewClientConn(pipeConn{x}, "dev1.porthole:22", cfg)
 	if err != nil {

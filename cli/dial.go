@@ -29,19 +29,14 @@ package cli
 //     DELETE /api/v1/sessions/{id}.
 
 import (
-	"bytes"
 	"context"
-	"crypto/ed25519"
-	"crypto/rand"
 	"errors"
 	"fmt"
-	"io"
 	"net"
 	"os"
 	"os/signal"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -49,6 +44,7 @@ import (
 
 	"github.com/porthole/porthole/apiclient"
 	"github.com/porthole/porthole/apitype"
+	"github.com/porthole/porthole/engineerssh"
 	"github.com/porthole/porthole/humanize"
 	"github.com/porthole/porthole/proxydial"
 	"github.com/porthole/porthole/relay/relayproto"
@@ -72,22 +68,6 @@ const (
 // envTransport forces the relay's WebSocket (PORTHOLE_TRANSPORT=websocket)
 // instead of trying its ALPN protocol first.
 const envTransport = "PORTHOLE_TRANSPORT"
-
-// sshClientVersion is the identification the CLI's SSH client sends to
-// devices (see earlyVersion).
-const sshClientVersion = "SSH-2.0-Porthole"
-
-// hostKeyAlgos are the host key algorithms asked of the relay and
-// devices: certificates first, since only a certificate from the host CA
-// is ever trusted. Plain keys come last only so that a server without a
-// certificate is refused by hostCertCallback in plain words, rather than
-// with "no common algorithm".
-var hostKeyAlgos = []string{
-	ssh.CertAlgoED25519v01, ssh.CertAlgoECDSA256v01, ssh.CertAlgoECDSA384v01, ssh.CertAlgoECDSA521v01,
-	ssh.CertAlgoRSASHA512v01, ssh.CertAlgoRSASHA256v01,
-	ssh.KeyAlgoED25519, ssh.KeyAlgoECDSA256, ssh.KeyAlgoECDSA384, ssh.KeyAlgoECDSA521,
-	ssh.KeyAlgoRSASHA512, ssh.KeyAlgoRSASHA256,
-}
 
 // reachOptions is what a data-path command asks of a session.
 type reachOptions struct {
@@ -135,15 +115,6 @@ func withSignals(ctx context.Context) (context.Context, context.CancelFunc) {
 	return signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM, syscall.SIGHUP)
 }
 
-// newSessionKey makes the engineer's key for one session, in memory.
-func newSessionKey() (ssh.Signer, error) {
-	_, priv, err := ed25519.GenerateKey(rand.Reader)
-	if err != nil {
-		return nil, fmt.Errorf("making a key: %w", err)
-	}
-	return ssh.NewSignerFromKey(priv)
-}
-
 // reach opens a session on the device o names and the end-to-end SSH
 // connection to it. The caller must close the link.
 func (a *app) reach(ctx context.Context, o reachOptions) (*link, *ssh.Client, error) {
@@ -180,7 +151,7 @@ func (a *app) openLink(ctx context.Context, o reachOptions) (*link, error) {
 	if err != nil {
 		return nil, err
 	}
-	key, err := newSessionKey()
+	key, err := engineerssh.NewSessionKey()
 	if err != nil {
 		return nil, err
 	}
@@ -226,7 +197,7 @@ func (a *app) openLink(ctx context.Context, o reachOptions) (*link, error) {
 
 // up checks the session's papers, waits for it and dials the relay.
 func (l *link) up(ctx context.Context) error {
-	cert, hostCA, err := parseSessionPapers(l.opened, l.key.PublicKey())
+	cert, hostCA, err := engineerssh.ParsePapers(l.opened, l.key.PublicKey())
 	if err != nil {
 		return err
 	}
@@ -299,7 +270,7 @@ func (l *link) dialStream(ctx context.Context) error {
 	// trip sooner than if it waited for ours. (Stock ssh writes its own.)
 	var early net.Conn = conn
 	if !l.stockSSH {
-		if early, err = newEarlyVersion(conn, sshClientVersion); err != nil {
+		if early, err = engineerssh.NewEarlyVersion(conn, engineerssh.ClientVersion); err != nil {
 			conn.Close()
 			return &userError{msg: fmt.Sprintf("lost the connection to the relay at %s: %v", addr, err), err: err}
 		}
@@ -338,13 +309,7 @@ func (l *link) dialStream(ctx context.Context) error {
 				return &userError{msg: w, err: err} // the session closed meanwhile
 			}
 			if re, ok := errors.AsType[*relayproto.ReplyError](err); ok {
-				switch re.Code {
-				case relayproto.CodeNoDevice:
-					return &userError{msg: fmt.Sprintf("%s did not come to the relay in time; try again", l.device.Name), err: err}
-				case relayproto.CodeUnavailable:
-					return &userError{msg: fmt.Sprintf("the Porthole relay could not take the session just now (%s); try again in a moment", strings.TrimPrefix(re.Error(), "porthole relay: ")), err: err}
-				}
-				return &userError{msg: "the Porthole relay refused the session: " + re.Error(), err: err}
+				return &userError{msg: engineerssh.RelayRefusalWords(re, l.device.Name), err: err}
 			}
 			if relayproto.ClosedByPeer(err) {
 				return relayTurnedAway(addr, err)
@@ -360,30 +325,6 @@ func (l *link) dialStream(ctx context.Context) error {
 			// active: the relay's word is on its way
 		}
 	}
-}
-
-// parseSessionPapers reads the certificate and host CA the server answered
-// with, and checks that the certificate is for key.
-func parseSessionPapers(r *apitype.CreateSessionResponse, key ssh.PublicKey) (*ssh.Certificate, ssh.PublicKey, error) {
-	pub, _, _, _, err := ssh.ParseAuthorizedKey([]byte(r.Certificate))
-	cert, ok := pub.(*ssh.Certificate)
-	if err != nil || !ok || cert.CertType != ssh.UserCert {
-		return nil, nil, errors.New("the server answered without a valid session certificate: tell your operator")
-	}
-	if !bytes.Equal(cert.Key.Marshal(), key.Marshal()) {
-		return nil, nil, errors.New("the server certified another key than the one porthole sent: tell your operator")
-	}
-	hostCA, _, _, _, err := ssh.ParseAuthorizedKey([]byte(r.HostCA))
-	if err != nil {
-		return nil, nil, errors.New("the server answered without a valid host CA key: tell your operator")
-	}
-	if len(r.HostPrincipals) == 0 {
-		return nil, nil, errors.New("the server did not say which names the device's host certificate carries: tell your operator")
-	}
-	if r.RelayAddr == "" {
-		return nil, nil, errors.New("the server did not say where its relay is: it may run without the relay role; tell your operator")
-	}
-	return cert, hostCA, nil
 }
 
 // waitActive follows the session until it is active. Each long poll waits
@@ -454,14 +395,14 @@ func (l *link) dialRelay(ctx context.Context) error {
 		}
 		return &userError{msg: fmt.Sprintf("cannot reach the Porthole relay at %s: %s", addr, dialWords(err)), err: err}
 	}
-	banners := &bannerLog{}
-	hostErr := &hostKeyError{}
+	banners := &engineerssh.BannerLog{}
+	hostErr := &engineerssh.HostKeyError{}
 	cfg := &ssh.ClientConfig{
 		User:              l.session.ID,
 		Auth:              []ssh.AuthMethod{ssh.PublicKeys(l.signer)},
-		HostKeyCallback:   hostErr.wrap(hostCertCallback(l.hostCA, []string{host}, "the relay at "+addr)),
-		HostKeyAlgorithms: hostKeyAlgos,
-		BannerCallback:    banners.add,
+		HostKeyCallback:   hostErr.Wrap(engineerssh.HostCertCallback(l.hostCA, []string{host}, "the relay at "+addr)),
+		HostKeyAlgorithms: engineerssh.HostKeyAlgos,
+		BannerCallback:    banners.Add,
 	}
 	client, err := clientHandshake(ctx, nc, addr, cfg)
 	switch {
@@ -474,13 +415,13 @@ func (l *link) dialRelay(ctx context.Context) error {
 		}
 		l.relay = client
 		return nil
-	case hostErr.err != nil:
-		return &userError{msg: hostErr.err.Error(), err: err}
+	case hostErr.Err != nil:
+		return &userError{msg: hostErr.Err.Error(), err: err}
 	case isAuthFailure(err):
 		if w := l.why(ctx); w != "" {
 			return &userError{msg: w, err: err} // the session closed meanwhile
 		}
-		why := banners.last()
+		why := banners.Last()
 		if why == "" {
 			why = "it did not accept the session certificate"
 		}
@@ -519,8 +460,8 @@ func (l *link) dialDevice(ctx context.Context) (net.Conn, error) {
 
 // deviceSSH runs step 6 over nc: the end-to-end SSH with the device.
 func (l *link) deviceSSH(ctx context.Context, nc net.Conn) (*ssh.Client, error) {
-	banners := &bannerLog{}
-	hostErr := &hostKeyError{}
+	banners := &engineerssh.BannerLog{}
+	hostErr := &engineerssh.HostKeyError{}
 	ask := &codeAsker{l: l, banners: banners}
 	auth := []ssh.AuthMethod{ssh.PublicKeys(l.signer)}
 	if l.code != "" {
@@ -533,10 +474,10 @@ func (l *link) deviceSSH(ctx context.Context, nc net.Conn) (*ssh.Client, error) 
 		Config:            sshalgo.Client(), // ML-KEM, and AES-GCM or ChaCha20, as the device prefers
 		User:              l.session.ID,     // the device goes by the certificate, not the name
 		Auth:              auth,
-		HostKeyCallback:   hostErr.wrap(hostCertCallback(l.hostCA, principals, l.device.Name)),
-		HostKeyAlgorithms: hostKeyAlgos,
-		BannerCallback:    banners.add,
-		ClientVersion:     sshClientVersion,
+		HostKeyCallback:   hostErr.Wrap(engineerssh.HostCertCallback(l.hostCA, principals, l.device.Name)),
+		HostKeyAlgorithms: engineerssh.HostKeyAlgos,
+		BannerCallback:    banners.Add,
+		ClientVersion:     engineerssh.ClientVersion,
 	}
 	hctx, cancel := context.WithTimeout(ctx, deviceHandshakeTimeout)
 	defer cancel()
@@ -544,7 +485,7 @@ func (l *link) deviceSSH(ctx context.Context, nc net.Conn) (*ssh.Client, error) 
 	switch {
 	case err == nil:
 		l.progress.clear()
-		banners.flush(l.a.io.Err)
+		banners.Flush(l.a.io.Err)
 		l.mu.Lock()
 		defer l.mu.Unlock()
 		if l.closed {
@@ -553,15 +494,15 @@ func (l *link) deviceSSH(ctx context.Context, nc net.Conn) (*ssh.Client, error) 
 		}
 		l.inner = client
 		return client, nil
-	case hostErr.err != nil:
-		return nil, &userError{msg: hostErr.err.Error(), err: err}
+	case hostErr.Err != nil:
+		return nil, &userError{msg: hostErr.Err.Error(), err: err}
 	case ask.err != nil:
 		return nil, ask.err
 	case isAuthFailure(err):
 		if w := l.why(ctx); w != "" {
 			return nil, &userError{msg: w, err: err} // the session closed meanwhile
 		}
-		why := banners.last()
+		why := banners.Last()
 		if why == "" {
 			why = "it did not accept the session certificate"
 		}
@@ -679,85 +620,11 @@ func unwrapOp(err error) error {
 	return err
 }
 
-// hostCertCallback accepts only a host certificate signed by ca, valid
-// now, for one of principals. what names the host in errors.
-func hostCertCallback(ca ssh.PublicKey, principals []string, what string) ssh.HostKeyCallback {
-	return func(_ string, _ net.Addr, key ssh.PublicKey) error {
-		cert, ok := key.(*ssh.Certificate)
-		if !ok || cert.CertType != ssh.HostCert {
-			return fmt.Errorf("%s showed a host key that is not certified by the Porthole host CA: refusing to connect", what)
-		}
-		if !bytes.Equal(cert.SignatureKey.Marshal(), ca.Marshal()) {
-			return fmt.Errorf("%s showed a host certificate from another CA than this server's: refusing to connect", what)
-		}
-		checker := &ssh.CertChecker{}
-		var last error
-		for _, p := range principals {
-			if last = checker.CheckCert(p, cert); last == nil {
-				return nil
-			}
-		}
-		return fmt.Errorf("%s showed a host certificate that is not valid for %s (%v): refusing to connect",
-			what, strings.Join(principals, " or "), last)
-	}
-}
-
-// hostKeyError keeps what a host key callback refused, since x/crypto
-// wraps it in a generic handshake error.
-type hostKeyError struct{ err error }
-
-func (h *hostKeyError) wrap(cb ssh.HostKeyCallback) ssh.HostKeyCallback {
-	return func(host string, remote net.Addr, key ssh.PublicKey) error {
-		h.err = cb(host, remote, key)
-		return h.err
-	}
-}
-
-// bannerLog keeps the banners an SSH server sent during login: the relay
-// and the device say there why they refused one.
-type bannerLog struct {
-	mu    sync.Mutex
-	msgs  []string
-	shown int
-}
-
-func (b *bannerLog) add(msg string) error {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	b.msgs = append(b.msgs, msg)
-	return nil
-}
-
-// last is the latest banner, without the "porthole: " or "porthole
-// relay: " its senders begin with; "" if none came.
-func (b *bannerLog) last() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	if len(b.msgs) == 0 {
-		return ""
-	}
-	m := strings.TrimSpace(b.msgs[len(b.msgs)-1])
-	for _, prefix := range []string{"porthole relay: ", "porthole: "} {
-		m = strings.TrimPrefix(m, prefix)
-	}
-	return m
-}
-
-// flush writes the banners not yet shown.
-func (b *bannerLog) flush(w io.Writer) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	for _, m := range b.msgs[b.shown:] {
-		fmt.Fprint(w, strings.TrimRight(m, "\r\n")+"\n")
-	}
-	b.shown = len(b.msgs)
-}
-
 // codeAsker answers the device's keyboard-interactive questions (the
 // owner's support code): with --code, or by asking on the terminal.
 type codeAsker struct {
 	l       *link
-	banners *bannerLog
+	banners *engineerssh.BannerLog
 	tries   int
 	err     error // why no answer could be given, to report rather than "unable to authenticate"
 }
@@ -781,7 +648,7 @@ func (c *codeAsker) answer(name, instruction string, questions []string, echos [
 		return nil, c.err
 	}
 	l.progress.clear()
-	c.banners.flush(l.a.io.Err) // "wrong support code; 3 tries left"
+	c.banners.Flush(l.a.io.Err) // "wrong support code; 3 tries left"
 	w := l.a.io.Err
 	for _, s := range []string{name, instruction} {
 		if s = strings.TrimSpace(s); s != "" {
@@ -799,34 +666,4 @@ func (c *codeAsker) answer(name, instruction string, questions []string, echos [
 		answers[i] = strings.TrimSpace(string(b))
 	}
 	return answers, nil
-}
-
-// earlyVersion sends the SSH client's identification line (RFC 4253 §4.2)
-// at once, before x/crypto's client starts, and drops the client's own
-// later write of that same line, its first write. The device's server
-// sends its key exchange only once it has read the client's line: sent
-// early, it waits at the relay with the hello, and the device answers as
-// soon as the relay joins the two.
-type earlyVersion struct {
-	net.Conn
-	line    []byte
-	dropped atomic.Bool // the client's own version line went by
-}
-
-func newEarlyVersion(c net.Conn, version string) (*earlyVersion, error) {
-	e := &earlyVersion{Conn: c, line: []byte(version + "\r\n")}
-	if _, err := c.Write(e.line); err != nil {
-		return nil, err
-	}
-	return e, nil
-}
-
-func (e *earlyVersion) Write(p []byte) (int, error) {
-	if e.dropped.CompareAndSwap(false, true) {
-		if !bytes.Equal(p, e.line) {
-			return 0, fmt.Errorf("porthole: the SSH client's first write is not its version line %q", e.line)
-		}
-		return len(p), nil
-	}
-	return e.Conn.Write(p)
 }

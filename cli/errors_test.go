@@ -10,6 +10,7 @@ import (
 
 	"github.com/porthole/porthole/apiclient"
 	"github.com/porthole/porthole/apitype"
+	"github.com/porthole/porthole/engineerssh"
 )
 
 func TestExplain(t *testing.T) {
@@ -80,7 +81,7 @@ func TestRelayTurnedAway(t *testing.T) {
 			c.Close()
 		}
 	}()
-	key, err := newSessionKey()
+	key, err := engineerssh.NewSessionKey()
 	if err != nil {
 		t.Fatal(err)
 	}

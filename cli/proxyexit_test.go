@@ -18,6 +18,7 @@ import (
 	"golang.org/x/crypto/ssh/agent"
 
 	"github.com/porthole/porthole/apitype"
+	"github.com/porthole/porthole/engineerssh"
 	"github.com/porthole/porthole/internal/testwait"
 )
 
@@ -90,7 +91,7 @@ func TestProxyTellsWhy(t *testing.T) {
 			t.Cleanup(func() { c.Close() })
 			return agent.NewClient(c).Signers()
 		})},
-		HostKeyCallback: hostCertCallback(parseKey(t, keys.HostCA), []string{"dev1.porthole"}, "dev1"),
+		HostKeyCallback: engineerssh.HostCertCallback(parseKey(t, keys.HostCA), []string{"dev1.porthole"}, "dev1"),
 	}
 	conn, chans, reqs, err := ssh.NewClientConn(pipeConn{x}, "dev1.porthole:22", cfg)
 	if err != nil {

@@ -30,26 +30,12 @@ func (s *Server) handler(mqtt *connListener) http.Handler {
 		})
 	}
 	if s.cfg.Has(RoleRelay) {
-		mux.HandleFunc("GET "+relayproto.WebSocketPath, s.relayWebSocket)
+		mux.HandleFunc("GET "+relayproto.WebSocketPath, func(w http.ResponseWriter, r *http.Request) { s.relay.ServeWebSocket(w, r) })
 	}
 	if mqtt != nil {
 		mux.HandleFunc("GET "+MQTTWebSocketPath, mqtt.serveWebSocket)
 	}
 	return mux
-}
-
-// relayWebSocket carries one relay connection in binary messages; the
-// hello inside is bound to this request's TLS connection.
-func (s *Server) relayWebSocket(w http.ResponseWriter, r *http.Request) {
-	if r.TLS == nil {
-		http.Error(w, "the relay is reached over TLS only", http.StatusBadRequest)
-		return
-	}
-	c, err := websocket.Accept(w, r, &websocket.AcceptOptions{Subprotocols: []string{relayproto.ALPN}})
-	if err != nil {
-		return // Accept has answered
-	}
-	s.relay.ServeConn(websocket.NetConn(r.Context(), c, websocket.MessageBinary), *r.TLS)
 }
 
 // connListener is a net.Listener of connections that arrived as

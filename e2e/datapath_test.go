@@ -184,15 +184,7 @@ func TestDataPath(t *testing.T) {
 	})
 
 	t.Run("terminal and resize", func(t *testing.T) {
-		cmd := exec.Command(bins.CLI, "ssh", "dev1")
-		cmd.Env = append(s.env.list(), "TERM=xterm")
-		tty, err := pty.StartWithSize(cmd, &pty.Winsize{Rows: 24, Cols: 80})
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer tty.Close()
-		out := &syncBuffer{}
-		go io.Copy(out, tty)
+		cmd, tty, out := cliInTerminal(t, s.env, "ssh", "dev1")
 		expect := func(want string) {
 			t.Helper()
 			WaitFor(t, 20*time.Second, "the terminal to show "+want, func() bool { return strings.Contains(out.String(), want) })
@@ -278,4 +270,21 @@ func TestStockOpenSSH(t *testing.T) {
 	if r := Run(t, s.env, "", "ssh", "-F", config, "-o", "BatchMode=yes", "nosuch.porthole", "true"); r.Err == nil {
 		t.Error("ssh reached a device that does not exist")
 	}
+}
+
+// cliInTerminal starts the porthole CLI with args in a terminal of 24 rows
+// and 80 columns (TERM=xterm); out gathers what it shows. The terminal is
+// closed when t ends.
+func cliInTerminal(t *testing.T, env Env, args ...string) (*exec.Cmd, *os.File, *syncBuffer) {
+	t.Helper()
+	cmd := exec.Command(bins.CLI, args...)
+	cmd.Env = append(env.list(), "TERM=xterm")
+	tty, err := pty.StartWithSize(cmd, &pty.Winsize{Rows: 24, Cols: 80})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { tty.Close() })
+	out := &syncBuffer{}
+	go io.Copy(out, tty)
+	return cmd, tty, out
 }

@@ -21,6 +21,7 @@ import (
 
 	"github.com/porthole/porthole/internal/testnet"
 	"github.com/porthole/porthole/internal/testwait"
+	"github.com/porthole/porthole/relay/relayproto"
 	"github.com/porthole/porthole/sessioncert"
 )
 
@@ -451,5 +452,14 @@ func roundTrip(t testing.TB, ch io.ReadWriter, msg string) {
 	}
 	if string(got) != msg {
 		t.Fatalf("read %q; want %q", got, msg)
+	}
+}
+
+// wantRefused fails t unless err is the relay's refusal saying want.
+func wantRefused(t *testing.T, err error, want string) {
+	t.Helper()
+	var re *relayproto.ReplyError
+	if !errors.As(err, &re) || !strings.Contains(re.Error(), want) {
+		t.Fatalf("err = %v; want a refusal saying %q", err, want)
 	}
 }

@@ -34,7 +34,7 @@ func (r *Relay) ServeTLS(l net.Listener) error {
 		if tc, ok := nc.(*tls.Conn); ok {
 			cs = tc.ConnectionState()
 		}
-		r.serveV2(nc, cs, tk)
+		r.serveV2(nc, tlsBinding(cs), tk)
 	})
 }
 
@@ -43,6 +43,55 @@ func (r *Relay) ServeTLS(l net.Listener) error {
 // connection it came over. It returns when the connection has ended, and
 // closes it.
 func (r *Relay) ServeConn(nc net.Conn, cs tls.ConnectionState) {
+	r.serveOther(nc, tlsBinding(cs))
+}
+
+// ServeBrowserConn serves one connection of the second protocol from a
+// client that cannot read its TLS connection's keying material (a browser,
+// over a WebSocket of relayproto.BrowserSubprotocol): the relay sends a
+// fresh challenge first and the hello must be signed over it. Only
+// engineers may come this way. It returns when the connection has ended,
+// and closes it.
+func (r *Relay) ServeBrowserConn(nc net.Conn) {
+	r.serveOther(nc, challengeBinding)
+}
+
+// A binder gives the binding a connection's hello must be signed over
+// (relayproto.Binding, or relayproto.ChallengeBinding after sending the
+// challenge), or why the connection cannot say hello, in words for the
+// client.
+type binder struct {
+	bind func(nc net.Conn) ([]byte, error)
+	// engineersOnly: a device may not say hello this way.
+	engineersOnly bool
+}
+
+// tlsBinding binds a hello to the TLS connection cs.
+func tlsBinding(cs tls.ConnectionState) binder {
+	return binder{bind: func(net.Conn) ([]byte, error) {
+		binding, err := relayproto.Binding(cs)
+		if err != nil {
+			return nil, errors.New("the relay speaks TLS 1.3 only")
+		}
+		return binding, nil
+	}}
+}
+
+// challengeBinding binds a hello to a fresh challenge sent on nc.
+var challengeBinding = binder{engineersOnly: true, bind: func(nc net.Conn) ([]byte, error) {
+	ch, err := relayproto.NewChallenge()
+	if err == nil {
+		err = relayproto.WriteFrame(nc, ch)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("the relay could not send its challenge: %w", err)
+	}
+	return relayproto.ChallengeBinding(ch)
+}}
+
+// serveOther serves a connection that arrived another way than the
+// relay's own listener.
+func (r *Relay) serveOther(nc net.Conn, b binder) {
 	tk := r.admit(nc)
 	if tk == nil {
 		_ = nc.Close()
@@ -53,13 +102,13 @@ func (r *Relay) ServeConn(nc net.Conn, cs tls.ConnectionState) {
 		_ = nc.Close()
 		return
 	}
-	r.serveV2(nc, cs, tk)
+	r.serveV2(nc, b, tk)
 }
 
 // serveV2 runs one connection of the second protocol: the hello, then the
 // device's or the engineer's part. The caller holds its handshake ticket
 // tk and has tracked nc; serveV2 gives both back, and closes nc.
-func (r *Relay) serveV2(nc net.Conn, cs tls.ConnectionState, tk *connlimit.Ticket) {
+func (r *Relay) serveV2(nc net.Conn, b binder, tk *connlimit.Ticket) {
 	defer r.wg.Done()
 	defer func() {
 		r.mu.Lock()
@@ -83,9 +132,9 @@ func (r *Relay) serveV2(nc net.Conn, cs tls.ConnectionState, tk *connlimit.Ticke
 	defer cancel()
 
 	answer := func(rep relayproto.Reply) { _ = relayproto.WriteFrame(nc, rep) }
-	binding, err := relayproto.Binding(cs)
+	binding, err := b.bind(nc)
 	if err != nil {
-		answer(relayproto.Reply{Error: "the relay speaks TLS 1.3 only", Code: relayproto.CodeRefused})
+		answer(relayproto.Reply{Error: err.Error(), Code: relayproto.CodeRefused})
 		return
 	}
 	var env relayproto.Envelope
@@ -102,6 +151,12 @@ func (r *Relay) serveV2(nc net.Conn, cs tls.ConnectionState, tk *connlimit.Ticke
 	if err != nil {
 		r.refuse(log, Refusal{Remote: remote, What: "login", Why: err.Error()})
 		answer(relayproto.Reply{Error: err.Error(), Code: relayproto.CodeRefused})
+		return
+	}
+	if b.engineersOnly && h.Role != relayproto.RoleEngineer {
+		why := fmt.Sprintf("a %q may not say hello over a challenge; only engineers may", h.Role)
+		r.refuse(log, Refusal{Remote: remote, What: "login", Why: why})
+		answer(relayproto.Reply{Error: why, Code: relayproto.CodeRefused})
 		return
 	}
 	switch h.Role {

@@ -259,20 +259,13 @@ func TestV2Refusals(t *testing.T) {
 	e.open("ses_old", "acme", "dev1")
 	e.closeSession("ses_old")
 
-	refused := func(t *testing.T, err error, want string) {
-		t.Helper()
-		var re *relayproto.ReplyError
-		if !errors.As(err, &re) || !strings.Contains(re.Error(), want) {
-			t.Fatalf("err = %v; want a refusal saying %q", err, want)
-		}
-	}
 	t.Run("device with a stranger's key", func(t *testing.T) {
 		_, err := e.dialDevice(t, "acme", "dev1", newSigner(t))
-		refused(t, err, "refused this device's login")
+		wantRefused(t, err, "refused this device's login")
 	})
 	t.Run("unknown device", func(t *testing.T) {
 		_, err := e.dialDevice(t, "acme", "nobody", devKey)
-		refused(t, err, "refused this device's login")
+		wantRefused(t, err, "refused this device's login")
 	})
 	t.Run("hello replayed on another connection", func(t *testing.T) {
 		// An observer inside one TLS connection (a compromised middle) takes
@@ -292,7 +285,7 @@ func TestV2Refusals(t *testing.T) {
 		if err := relayproto.WriteFrame(tc2, env); err != nil {
 			t.Fatal(err)
 		}
-		refused(t, relayproto.ReadReply(tc2), "refused this device's login")
+		wantRefused(t, relayproto.ReadReply(tc2), "refused this device's login")
 		if f := e.refusal(t, "login"); !strings.Contains(f.Why, "not signed by the device's enrolled key") {
 			t.Errorf("refusal = %+v", f)
 		}
@@ -300,11 +293,11 @@ func TestV2Refusals(t *testing.T) {
 	t.Run("device registers another device's session", func(t *testing.T) {
 		dev := e.mustDevice(t, "acme", "dev1", devKey)
 		_, err := dev.register("ses_2")
-		refused(t, err, "is not on device acme/dev1")
+		wantRefused(t, err, "is not on device acme/dev1")
 		_, err = dev.register("ses_old")
-		refused(t, err, "is closed")
+		wantRefused(t, err, "is closed")
 		_, err = dev.register("no such")
-		refused(t, err, "not a session id")
+		wantRefused(t, err, "not a session id")
 	})
 	t.Run("session placed on another relay node", func(t *testing.T) {
 		// A device or an engineer that dials another node than the one
@@ -312,9 +305,9 @@ func TestV2Refusals(t *testing.T) {
 		// told so, rather than waiting there for the other.
 		dev := e.mustDevice(t, "acme", "dev1", devKey)
 		_, err := dev.register("ses_away")
-		refused(t, err, "was placed on another relay node (rly_other)")
+		wantRefused(t, err, "was placed on another relay node (rly_other)")
 		c := e.engineer(t, e.certFor(t, newSigner(t), claimsFor("ses_away", "acme", "dev1")))
-		refused(t, c.Wait(), "was placed on another relay node (rly_other)")
+		wantRefused(t, c.Wait(), "was placed on another relay node (rly_other)")
 		if _, err := dev.register("ses_here"); err != nil {
 			t.Errorf("registering a session placed on this relay: %v", err)
 		}
@@ -329,7 +322,7 @@ func TestV2Refusals(t *testing.T) {
 		if err := relayproto.SendHello(tc, key, relayproto.Hello{Role: relayproto.RoleEngineer, Cert: key.PublicKey().Marshal()}); err != nil {
 			t.Fatal(err)
 		}
-		refused(t, relayproto.ReadReply(tc), "not a bare key")
+		wantRefused(t, relayproto.ReadReply(tc), "not a bare key")
 	})
 	t.Run("engineer signs with another key than the certificate's", func(t *testing.T) {
 		cert := e.certFor(t, newSigner(t), claimsFor("ses_1", "acme", "dev1")).PublicKey().(*ssh.Certificate)
@@ -341,24 +334,24 @@ func TestV2Refusals(t *testing.T) {
 		if err := relayproto.SendHello(tc, newSigner(t), relayproto.Hello{Role: relayproto.RoleEngineer, Cert: cert.Marshal()}); err != nil {
 			t.Fatal(err)
 		}
-		refused(t, relayproto.ReadReply(tc), "not signed by the certificate's key")
+		wantRefused(t, relayproto.ReadReply(tc), "not signed by the certificate's key")
 	})
 	t.Run("engineer with a closed session's certificate", func(t *testing.T) {
 		c := e.engineer(t, e.certFor(t, newSigner(t), claimsFor("ses_old", "acme", "dev1")))
-		refused(t, c.Wait(), "session ses_old is closed")
+		wantRefused(t, c.Wait(), "session ses_old is closed")
 	})
 	t.Run("engineer's certificate names another device", func(t *testing.T) {
 		c := e.engineer(t, e.certFor(t, newSigner(t), claimsFor("ses_2", "acme", "dev1")))
-		refused(t, c.Wait(), "is not on device acme/dev1")
+		wantRefused(t, c.Wait(), "is not on device acme/dev1")
 	})
 	t.Run("certificate from another CA", func(t *testing.T) {
 		c := e.engineer(t, certBy(t, newSigner(t), newSigner(t), claimsFor("ses_1", "acme", "dev1")))
-		refused(t, c.Wait(), "session certificate refused")
+		wantRefused(t, c.Wait(), "session certificate refused")
 	})
 	t.Run("device never comes", func(t *testing.T) {
 		c := e.engineer(t, e.certFor(t, newSigner(t), claimsFor("ses_2", "acme", "dev2")))
 		err := c.Wait()
-		refused(t, err, "has not connected")
+		wantRefused(t, err, "has not connected")
 		if re := (*relayproto.ReplyError)(nil); errors.As(err, &re) && re.Code != relayproto.CodeNoDevice {
 			t.Errorf("code = %q; want %q", re.Code, relayproto.CodeNoDevice)
 		}
@@ -543,10 +536,34 @@ func TestV2SilentDevice(t *testing.T) {
 // TestV2MarkerNeverSeen: a marker typed through an end-to-end SSH session
 // over the second protocol crosses the relay, yet never appears in any
 // byte the relay handled: what the device received from it and sent to it
-// is the inner SSH's ciphertext only.
+// is the inner SSH's ciphertext only. The same holds for a browser's
+// engineer (the web console's terminal: a WebSocket, its hello signed over
+// the relay's challenge).
 func TestV2MarkerNeverSeen(t *testing.T) {
 	t.Parallel()
-	e := newV2Env(t, nil)
+	t.Run("cli", func(t *testing.T) {
+		t.Parallel()
+		e := newV2Env(t, nil)
+		markerNeverSeen(t, e, func(key ssh.Signer) net.Conn { return e.engineer(t, key) })
+	})
+	t.Run("browser", func(t *testing.T) {
+		t.Parallel()
+		e := newWSEnv(t, nil)
+		markerNeverSeen(t, e.v2Env, func(key ssh.Signer) net.Conn {
+			nc, _, err := relayproto.DialWebSocket(context.Background(), e.wsAddr, relayproto.WebSocketPath, relayproto.BrowserSubprotocol, e.wsTLS, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(func() { nc.Close() })
+			if err := relayproto.SendChallengeHello(nc, key, engineerHelloOf(key)); err != nil {
+				t.Fatal(err)
+			}
+			return relayproto.NewEngineerConn(nc)
+		})
+	})
+}
+
+func markerNeverSeen(t *testing.T, e *v2Env, engineer func(ssh.Signer) net.Conn) {
 	e.open("ses_1", "acme", "dev1")
 	deviceHostKey := newSigner(t)
 	serve := innerServer(e.userCA.PublicKey(), deviceHostKey)
@@ -557,7 +574,7 @@ func TestV2MarkerNeverSeen(t *testing.T) {
 		t.Fatal(err)
 	}
 	engKey := e.certFor(t, newSigner(t), claimsFor("ses_1", "acme", "dev1"))
-	c := e.engineer(t, engKey)
+	c := engineer(engKey)
 	icc, chans, reqs, err := ssh.NewClientConn(c, "ses_1", &ssh.ClientConfig{
 		User: "ann", Auth: []ssh.AuthMethod{ssh.PublicKeys(engKey)},
 		HostKeyCallback: ssh.FixedHostKey(deviceHostKey.PublicKey()),

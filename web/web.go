@@ -37,6 +37,15 @@ const (
 	entryScript = "js/main.js"
 )
 
+// The browser terminal is a page of its own (terminal.html, at
+// /console/terminal/DEVICE-ID), opened in a tab of its own by a device's
+// Connect: it alone loads xterm.js and the WebAssembly SSH client, under
+// TerminalCSP.
+const (
+	terminalEntry  = "terminal.html"
+	terminalPrefix = "terminal/"
+)
+
 //go:embed static
 var embedded embed.FS
 
@@ -48,6 +57,24 @@ var embedded embed.FS
 // throws instead of taking a string, and no policy may be made to feed
 // it, so the console builds its pages from text nodes alone.
 const CSP = "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self'; connect-src 'self'; " +
+	"font-src 'self'; manifest-src 'self'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'; " +
+	"require-trusted-types-for 'script'; trusted-types 'none'"
+
+// TerminalCSP is CSP for the browser terminal's page, with two additions,
+// each the narrowest that works (docs/web.md, "The browser terminal"):
+//
+//   - script-src 'wasm-unsafe-eval': the browser may compile the
+//     WebAssembly SSH client served from this origin; it allows no eval of
+//     JavaScript.
+//   - 'unsafe-inline' for style elements and attributes only
+//     (style-src-elem, style-src-attr): xterm.js's renderer writes the
+//     measured cell size, its colours and its scrollbar's look into <style>
+//     elements it makes, and 24-bit colours and the selection's into style
+//     attributes. No HTML is parsed for it (Trusted Types stay required,
+//     with no policy, so no string becomes markup), and a style runs no
+//     script.
+const TerminalCSP = "default-src 'none'; script-src 'self' 'wasm-unsafe-eval'; style-src 'self'; " +
+	"style-src-elem 'self' 'unsafe-inline'; style-src-attr 'unsafe-inline'; img-src 'self'; connect-src 'self'; " +
 	"font-src 'self'; manifest-src 'self'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'; " +
 	"require-trusted-types-for 'script'; trusted-types 'none'"
 
@@ -76,6 +103,10 @@ type file struct {
 	body  []byte
 	ctype string
 	etag  string
+	// gzipped is the same file compressed (NAME.gz beside it, which make
+	// web writes for the WebAssembly client), sent to a browser that takes
+	// gzip; nil if there is none.
+	gzipped []byte
 }
 
 // Embedded is the console built into this binary.
@@ -116,6 +147,12 @@ func New(fsys fs.FS) (*Console, error) {
 	}
 	if _, ok := c.files[entry]; !ok {
 		return nil, fmt.Errorf("web: the console has no %s", entry)
+	}
+	for name, f := range c.files {
+		if gz, ok := c.files[name+".gz"]; ok {
+			f.gzipped = gz.body
+			c.files[name] = f
+		}
 	}
 	_, c.built = c.files[entryScript]
 	return c, nil
@@ -161,6 +198,13 @@ func (c *Console) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	f, found := c.files[name]
 	switch {
+	case strings.HasPrefix(name, terminalPrefix) && !strings.Contains(path.Base(name), "."):
+		f, found = c.files[terminalEntry]
+		if !found {
+			http.NotFound(w, r)
+			return
+		}
+		h.Set("Content-Security-Policy", TerminalCSP)
 	case found && name != entry:
 	case name == "" || name == entry || !strings.Contains(path.Base(name), "."):
 		f = c.files[entry]
@@ -173,10 +217,29 @@ func (c *Console) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	// Names are not content-hashed: a browser asks again each time and is
 	// answered 304 while the file is the same.
 	h.Set("Cache-Control", "no-cache")
-	h.Set("ETag", f.etag)
-	http.ServeContent(w, r, "", zeroTime, bytes.NewReader(f.body))
+	body, etag := f.body, f.etag
+	if f.gzipped != nil {
+		h.Add("Vary", "Accept-Encoding")
+		if acceptsGzip(r) {
+			body, etag = f.gzipped, strings.TrimSuffix(f.etag, `"`)+`-gz"`
+			h.Set("Content-Encoding", "gzip")
+		}
+	}
+	h.Set("ETag", etag)
+	http.ServeContent(w, r, "", zeroTime, bytes.NewReader(body))
 }
 
 // zeroTime makes ServeContent send no Last-Modified: ETag alone says
 // whether a file changed (embedded files have no time).
 var zeroTime = time.Time{}
+
+// acceptsGzip reports whether r's client takes gzip.
+func acceptsGzip(r *http.Request) bool {
+	for part := range strings.SplitSeq(r.Header.Get("Accept-Encoding"), ",") {
+		coding, q, _ := strings.Cut(strings.TrimSpace(part), ";")
+		if strings.EqualFold(strings.TrimSpace(coding), "gzip") && strings.ReplaceAll(strings.TrimSpace(q), " ", "") != "q=0" {
+			return true
+		}
+	}
+	return false
+}

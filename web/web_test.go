@@ -1,6 +1,8 @@
 package web
 
 import (
+	"bytes"
+	"compress/gzip"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -180,5 +182,70 @@ func TestConsentWords(t *testing.T) {
 		if !regexp.MustCompile(`(?m)^\s+` + regexp.QuoteMeta(string(m)) + `: "`).MatchString(table) {
 			t.Errorf("src/device.ts's consentWords has no words for %q", m)
 		}
+	}
+}
+
+// TestGzipped: a file with a NAME.gz beside it (the WebAssembly client) is
+// sent compressed to a browser that takes gzip, and as it is to others.
+func TestGzipped(t *testing.T) {
+	var gz bytes.Buffer
+	zw := gzip.NewWriter(&gz)
+	zw.Write([]byte("wasm bytes"))
+	zw.Close()
+	c, err := New(fstest.MapFS{
+		"index.html":       {Data: []byte("<!doctype html>")},
+		"js/main.js":       {Data: []byte("")},
+		"vendor/x.wasm":    {Data: []byte("wasm bytes")},
+		"vendor/x.wasm.gz": {Data: gz.Bytes()},
+		"vendor/xterm.mjs": {Data: []byte("export {}")},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tt := range []struct {
+		accept, encoding string
+	}{{"gzip, deflate, br", "gzip"}, {"", ""}, {"gzip;q=0", ""}} {
+		r := httptest.NewRequest("GET", "/console/vendor/x.wasm", nil)
+		r.Header.Set("Accept-Encoding", tt.accept)
+		w := httptest.NewRecorder()
+		c.ServeHTTP(w, r)
+		if w.Code != 200 || w.Header().Get("Content-Encoding") != tt.encoding || w.Header().Get("Content-Type") != "application/wasm" {
+			t.Errorf("Accept-Encoding %q: %d, %v", tt.accept, w.Code, w.Header())
+		}
+		want := []byte("wasm bytes")
+		if tt.encoding == "gzip" {
+			want = gz.Bytes()
+		}
+		if !bytes.Equal(w.Body.Bytes(), want) {
+			t.Errorf("Accept-Encoding %q: body %q", tt.accept, w.Body.Bytes())
+		}
+	}
+}
+
+// TestTerminalPage: /console/terminal/ID is the terminal's page under
+// TerminalCSP; every other page keeps CSP, without the terminal's two
+// additions.
+func TestTerminalPage(t *testing.T) {
+	c, err := New(fstest.MapFS{
+		"index.html":    {Data: []byte("console")},
+		"terminal.html": {Data: []byte("terminal")},
+		"js/main.js":    {Data: []byte("")},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for path, want := range map[string]string{"/console/terminal/dev_1": "terminal", "/console/devices/dev_1": "console", "/console/": "console"} {
+		w := httptest.NewRecorder()
+		c.ServeHTTP(w, httptest.NewRequest("GET", path, nil))
+		csp := w.Header().Get("Content-Security-Policy")
+		if w.Body.String() != want {
+			t.Errorf("%s: %q; want the %s page", path, w.Body.String(), want)
+		}
+		if (want == "terminal") != (csp == TerminalCSP) || (want == "console" && csp != CSP) {
+			t.Errorf("%s: CSP %q", path, csp)
+		}
+	}
+	if strings.Contains(CSP, "unsafe") {
+		t.Error("the console's CSP allows something unsafe")
 	}
 }

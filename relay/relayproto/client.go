@@ -120,9 +120,7 @@ func DialEngineer(ctx context.Context, addr string, cfg *tls.Config, netDial Net
 		return nil, err
 	}
 	_ = tc.SetWriteDeadline(time.Time{})
-	c := NewConn(tc)
-	c.chunked = true
-	return c, nil
+	return NewEngineerConn(tc), nil
 }
 
 // NewConn is c, on which a hello was sent, with the relay's reply still

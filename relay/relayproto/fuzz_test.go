@@ -39,11 +39,12 @@ func FuzzReadFrame(f *testing.F) {
 	f.Add(frame(Register{Session: "ses_1"}))
 	f.Add(frame(StreamHeader{Session: "ses_1", From: "192.0.2.1:4000"}))
 	f.Add(frame(Reply{Error: "no", Code: CodeRefused}))
+	f.Add(frame(Challenge{Challenge: bytes.Repeat([]byte{7}, ChallengeSize)}))
 	f.Add([]byte("\x00\x02{}"))
 	f.Add([]byte("\x00\x04null"))
 	f.Add([]byte("\xff\xff"))
 	f.Fuzz(func(t *testing.T, in []byte) {
-		for _, v := range []any{&Envelope{}, &Register{}, &StreamHeader{}, &Reply{}, &Hello{}} {
+		for _, v := range []any{&Envelope{}, &Register{}, &StreamHeader{}, &Reply{}, &Hello{}, &Challenge{}} {
 			r := bytes.NewReader(in)
 			if err := ReadFrame(r, v); err != nil {
 				continue

@@ -19,6 +19,13 @@
 //     very TLS connection: it cannot be replayed on another connection, nor
 //     relayed by a compromised middle, and needs no clock.
 //
+//     A browser cannot read its TLS connection's keying material, so it
+//     asks for the WebSocket subprotocol [BrowserSubprotocol] instead: the
+//     relay then sends a fresh random [Challenge] first, and the hello is
+//     signed over it ([ChallengeBinding]) in place of the keying material.
+//     A captured hello is then useless on any other connection, whose
+//     challenge differs; only engineers may say hello this way.
+//
 //  2. The relay checks the signature and what the identity may do, exactly as
 //     the SSH relay does (a device by its enrolled key; an engineer by a
 //     session certificate from the user CA for an open session on the device
@@ -81,6 +88,48 @@ const exporterLabel = "EXPORTER-porthole-relay-hello-v2"
 // signedPrefix starts every signed hello, so that the signature cannot be
 // taken for one made for another purpose with the same key.
 const signedPrefix = "porthole relay hello v2\x00"
+
+// BrowserSubprotocol is the WebSocket subprotocol, at [WebSocketPath], of
+// an engineer's client that cannot read its TLS connection's keying
+// material (the web console's terminal, in a browser): the relay sends a
+// [Challenge] first and the hello is bound to it ([ChallengeBinding]).
+// Only engineers may use it. (A browser takes no "/" in a subprotocol's
+// name, which must be an HTTP token.)
+const BrowserSubprotocol = "porthole-relay-browser.v2"
+
+// ChallengeSize is the length of a Challenge's random bytes.
+const ChallengeSize = 32
+
+// challengeLabel starts the binding of a hello signed over a challenge, so
+// that it can never be taken for the keying material of a TLS connection
+// (always 32 bytes) nor a challenge for another purpose.
+const challengeLabel = "porthole relay browser challenge v2\x00"
+
+// Challenge is the relay's first frame on a BrowserSubprotocol connection:
+// fresh random bytes the client's hello is signed over.
+type Challenge struct {
+	Challenge []byte `json:"challenge"`
+}
+
+// NewChallenge makes a fresh challenge.
+func NewChallenge() (Challenge, error) {
+	b := make([]byte, ChallengeSize)
+	if _, err := rand.Read(b); err != nil {
+		return Challenge{}, err
+	}
+	return Challenge{Challenge: b}, nil
+}
+
+// ChallengeBinding is what a hello answering ch is signed over, in place
+// of a TLS connection's Binding: a label of its own, then the challenge.
+// (The session the hello is for is in the signed payload, its
+// certificate.)
+func ChallengeBinding(ch Challenge) ([]byte, error) {
+	if len(ch.Challenge) != ChallengeSize {
+		return nil, fmt.Errorf("relayproto: a challenge of %d bytes; want %d", len(ch.Challenge), ChallengeSize)
+	}
+	return append([]byte(challengeLabel), ch.Challenge...), nil
+}
 
 // Hello says who a client is. It travels signed, in an Envelope.
 type Hello struct {

@@ -156,3 +156,40 @@ func TestHeldConnGather(t *testing.T) {
 		t.Errorf("nil Gather = %d, %v", n, err)
 	}
 }
+
+// TestChallengeBinding: a hello signed over one challenge verifies over
+// that challenge only, never as a TLS connection's binding (always 32
+// bytes, which a challenge's binding never is), and a challenge of the
+// wrong size binds nothing.
+func TestChallengeBinding(t *testing.T) {
+	a, err := NewChallenge()
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := NewChallenge()
+	ba, err := ChallengeBinding(a)
+	if err != nil {
+		t.Fatal(err)
+	}
+	bb, _ := ChallengeBinding(b)
+	if len(ba) == 32 {
+		t.Fatal("a challenge's binding has a TLS binding's length")
+	}
+	key := fixedSigner(t, 3)
+	env, err := Sign(key, ba, Hello{Role: RoleEngineer, Cert: []byte("c")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := env.Verify(key.PublicKey(), ba); err != nil {
+		t.Errorf("over its own challenge: %v", err)
+	}
+	if err := env.Verify(key.PublicKey(), bb); err == nil {
+		t.Error("a hello verified over another challenge")
+	}
+	if err := env.Verify(key.PublicKey(), a.Challenge); err == nil {
+		t.Error("a hello verified over the bare challenge, without its label")
+	}
+	if _, err := ChallengeBinding(Challenge{Challenge: a.Challenge[:31]}); err == nil {
+		t.Error("a 31-byte challenge was taken")
+	}
+}

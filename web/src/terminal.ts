@@ -1,0 +1,499 @@
+// The browser terminal (docs/web.md, "The browser terminal"): a page of
+// its own at /console/terminal/DEVICE-ID, opened by a device's Connect.
+// The SSH runs in this page, in Porthole's own Go client compiled to
+// WebAssembly (cmd/porthole-webterm): it makes the session key, which
+// never leaves it; this script asks the API to certify the key's public
+// half for one session, as `porthole ssh` does, and hands the answer to
+// the client, which reaches the device over the relay's WebSocket and
+// checks the device's host certificate against the host CA. The server
+// and the relay see only ciphertext. xterm.js draws the terminal.
+import type { FitAddon } from "@xterm/addon-fit";
+import type { Terminal } from "@xterm/xterm";
+import { ApiError, call, message } from "./api.js";
+import { closeWords } from "./device.js";
+import { byId, h, replace, setText } from "./dom.js";
+import type { Device, Session } from "./types.js";
+
+// What cmd/porthole-webterm gives the page (its package doc).
+interface Shell {
+  write(data: Uint8Array): void;
+  upload(name: string, data: Uint8Array, onProgress: (done: number, size: number) => void): Promise<string>;
+  download(path: string, onProgress: (done: number, size: number) => void): Promise<Uint8Array>;
+  resize(cols: number, rows: number): void;
+  close(): void;
+  done: Promise<string>;
+}
+
+interface Webterm {
+  newKey(): string;
+  connect(o: {
+    url: string;
+    papers: string;
+    device: string;
+    cols: number;
+    rows: number;
+    onOutput: (data: Uint8Array) => void;
+    askCode: (prompt: string, why: string) => Promise<string>;
+  }): Promise<Shell>;
+}
+
+// The Go distribution's loader (wasm_exec.js, a script of the page).
+declare class Go {
+  importObject: WebAssembly.Imports;
+  run(instance: WebAssembly.Instance): Promise<void>;
+}
+
+declare global {
+  var portholeWebterm: Webterm | undefined;
+}
+
+interface CreateSessionResponse {
+  session: Session;
+  four_eyes_request?: string;
+}
+
+const encoder = new TextEncoder();
+
+// The page's parts.
+const heading = h("h1", { tabindex: -1 }, "Terminal");
+const status = h("p", { class: "note", id: "term-status", role: "status" }, "Loading the terminal…");
+const ended = h("p", { class: "error", id: "term-ended", role: "alert" });
+const screen = h("div", { id: "term", class: "term-screen" });
+const disconnect = h("button", { type: "button", id: "disconnect", class: "secondary", disabled: true }, "Disconnect");
+const copy = h("button", { type: "button", id: "copy", class: "secondary", disabled: true }, "Copy selection");
+const paste = h("button", { type: "button", id: "paste", class: "secondary", disabled: true }, "Paste");
+const codeInput = h("input", { id: "code", type: "password", autocomplete: "one-time-code", spellcheck: "false", "aria-describedby": "code-why" });
+const codeLabel = h("label", { for: "code" }, "Support code");
+const codeWhy = h("p", { class: "note", id: "code-why" });
+const codeForm = h("form", { id: "code-form", class: "code-form", hidden: true },
+  codeLabel, codeInput, codeWhy,
+  h("div", { class: "actions" },
+    h("button", { type: "submit" }, "Send the code"),
+    h("button", { type: "button", id: "code-cancel", class: "secondary" }, "Cancel")));
+
+// File transfer over SFTP, on the session's own SSH connection: upload by
+// the picker or by dropping files on the terminal (each goes to a new file
+// in the login's home directory), download by path.
+const uploadInput = h("input", { type: "file", id: "upload-input", multiple: true, class: "visually-hidden", tabindex: -1, "aria-hidden": "true" });
+const uploadButton = h("button", { type: "button", id: "upload", class: "secondary", disabled: true }, "Upload files…");
+const downloadPath = h("input", { type: "text", id: "download-path", autocomplete: "off", spellcheck: "false", disabled: true, "aria-describedby": "files-hint" });
+const downloadButton = h("button", { type: "submit", id: "download", class: "secondary", disabled: true }, "Download");
+const fileProgress = h("progress", { id: "file-progress", max: 1, value: 0, hidden: true, "aria-label": "File transfer" });
+const fileStatus = h("p", { class: "note", id: "file-status", role: "status" });
+const downloadForm = h("form", { id: "download-form", class: "actions term-actions" },
+  h("label", { for: "download-path" }, "Path on the device"), downloadPath, downloadButton);
+const filesSection = h("section", { "aria-labelledby": "files-title", class: "files" },
+  h("h2", { id: "files-title" }, "Files"),
+  h("p", { class: "note", id: "files-hint" }, "Drop files on the terminal, or pick them, to upload them to your login's home directory on the device; download a file by its path (relative to that directory). Over SFTP, end to end, like the terminal."),
+  h("div", { class: "actions term-actions" }, uploadButton, uploadInput),
+  downloadForm,
+  fileProgress, fileStatus);
+
+let term: Terminal | undefined;
+let fit: FitAddon | undefined;
+let shell: Shell | undefined;
+let sessionID = "";
+let deviceName = "the device";
+let closing = false;
+
+// mark notes how long after the page's start each step came, for the
+// benchmark (bench/README.md): data-timings on the terminal.
+const marks: string[] = [];
+function mark(what: string): void {
+  marks.push(`${what} ${Math.round(performance.now())}`);
+  screen.dataset["timings"] = marks.join(", ");
+}
+
+function deviceID(): string {
+  const m = /^\/console\/terminal\/([^/]+)$/.exec(location.pathname);
+  return m && m[1] ? decodeURIComponent(m[1]) : "";
+}
+
+// finish shows how the session ended, and leaves the page's controls in
+// that state.
+function finish(words: string): void {
+  setText(status, "");
+  setText(ended, words);
+  disconnect.disabled = true;
+  paste.disabled = true;
+  uploadButton.disabled = true;
+  downloadPath.disabled = true;
+  downloadButton.disabled = true;
+  if (term) {
+    term.options.disableStdin = true;
+  }
+  document.title = `${deviceName} (ended) · Porthole`;
+}
+
+// closeSession closes the session on the server; keepalive lets it go out
+// as the tab closes. The same route as `porthole sessions close`.
+function closeSession(keepalive: boolean): Promise<unknown> {
+  if (sessionID === "") {
+    return Promise.resolve();
+  }
+  const csrf = document.cookie.split(";").map((c) => c.trim()).find((c) => c.startsWith("__Host-porthole-csrf="));
+  return fetch(`/api/v1/sessions/${encodeURIComponent(sessionID)}`, {
+    method: "DELETE",
+    keepalive,
+    credentials: "same-origin",
+    headers: { "X-Porthole-CSRF": csrf ? csrf.slice(csrf.indexOf("=") + 1) : "", Accept: "application/json" },
+  }).catch(() => undefined);
+}
+
+// why asks the API why the session closed, waiting a few seconds for it
+// to be told (the device's word may come a moment after the connection
+// ended), in the words of the console's one table of close reasons.
+async function why(): Promise<string> {
+  try {
+    const s = await call<Session>("GET", `/api/v1/sessions/${encodeURIComponent(sessionID)}?wait=closed&timeout=8s`);
+    if (s.state === "closed") {
+      const reason = s.close_reason ?? "";
+      return `The session on ${deviceName} ended: ${closeWords[reason] ?? (reason || "closed")}.`;
+    }
+  } catch {
+    // fall through
+  }
+  return `The connection to ${deviceName} was lost.`;
+}
+
+// askCode shows the support code form and answers what is typed.
+function askCode(prompt: string, why: string): Promise<string> {
+  return new Promise((resolve, reject) => {
+    setText(codeLabel, prompt || "Support code");
+    setText(codeWhy, why || `${deviceName}'s owner reads it out from their device (porthole-agent request).`);
+    codeInput.value = "";
+    codeForm.hidden = false;
+    setText(status, `${deviceName} asks for its owner's support code.`);
+    codeInput.focus();
+    const cancel = byId<HTMLButtonElement>("code-cancel");
+    const done = (): void => {
+      codeForm.hidden = true;
+      codeForm.removeEventListener("submit", onSubmit);
+      cancel.removeEventListener("click", onCancel);
+      term?.focus();
+    };
+    const onSubmit = (ev: Event): void => {
+      ev.preventDefault();
+      const code = codeInput.value.trim();
+      done();
+      setText(status, "Checking the code…");
+      resolve(code);
+    };
+    const onCancel = (): void => {
+      done();
+      reject(new Error("you gave no support code"));
+    };
+    codeForm.addEventListener("submit", onSubmit);
+    cancel.addEventListener("click", onCancel);
+  });
+}
+
+async function loadClient(): Promise<Webterm> {
+  const go = new Go();
+  const result = await WebAssembly.instantiateStreaming(fetch("/console/vendor/webterm.wasm", { credentials: "same-origin" }), go.importObject);
+  mark("compiled");
+  void go.run(result.instance);
+  for (let i = 0; i < 100 && !globalThis.portholeWebterm; i++) {
+    await new Promise((r) => setTimeout(r, 10));
+  }
+  if (!globalThis.portholeWebterm) {
+    throw new Error("the terminal's SSH client did not start");
+  }
+  mark("client");
+  return globalThis.portholeWebterm;
+}
+
+async function loadTerminal(): Promise<void> {
+  // Loaded as they are from this origin (make web copies them from the
+  // locked npm tree); import() is no Trusted Types sink.
+  const xterm = await import("/console/vendor/xterm.mjs" as string) as typeof import("@xterm/xterm");
+  const fitMod = await import("/console/vendor/addon-fit.mjs" as string) as typeof import("@xterm/addon-fit");
+  term = new xterm.Terminal({
+    cursorBlink: true,
+    fontFamily: "ui-monospace, 'DejaVu Sans Mono', Menlo, Consolas, monospace",
+    fontSize: 15,
+    scrollback: 5000,
+    screenReaderMode: false,
+    theme: { background: "#1b1f24", foreground: "#e6e6e6", cursor: "#e6e6e6", selectionBackground: "#264f78", selectionForeground: "#ffffff" },
+  });
+  fit = new fitMod.FitAddon();
+  term.loadAddon(fit);
+  term.open(screen);
+  fit.fit();
+  mark("xterm");
+  // Copy and paste: the selection is the terminal's; Ctrl+Shift+C and
+  // Ctrl+Shift+V as in desktop terminals (Ctrl+C stays the shell's
+  // interrupt); a paste by the browser's own menu or Ctrl+V works too.
+  // Ctrl+Shift+E leaves the terminal for the page's buttons, since Tab
+  // belongs to the shell.
+  term.attachCustomKeyEventHandler((ev) => {
+    if (ev.type !== "keydown" || !ev.ctrlKey || !ev.shiftKey) {
+      return true;
+    }
+    switch (ev.key.toLowerCase()) {
+      case "c":
+        void copySelection();
+        return false;
+      case "v":
+        void pasteClipboard();
+        ev.preventDefault();
+        return false;
+      case "e":
+        disconnect.disabled ? heading.focus() : disconnect.focus();
+        ev.preventDefault();
+        return false;
+    }
+    return true;
+  });
+  term.onSelectionChange(() => {
+    copy.disabled = !term?.hasSelection();
+  });
+}
+
+async function copySelection(): Promise<void> {
+  const sel = term?.getSelection() ?? "";
+  if (sel === "") {
+    return;
+  }
+  try {
+    await navigator.clipboard.writeText(sel);
+    setText(status, "Copied.");
+  } catch {
+    setText(status, "The browser did not let the page copy; use your browser's Copy.");
+  }
+}
+
+async function pasteClipboard(): Promise<void> {
+  try {
+    const text = await navigator.clipboard.readText();
+    term?.paste(text);
+  } catch {
+    setText(status, "The browser did not let the page read the clipboard; use Ctrl+V or your browser's Paste.");
+  }
+}
+
+async function start(): Promise<void> {
+  const id = deviceID();
+  replace(byId("main"),
+    h("div", { class: "page terminal" },
+      h("nav", { "aria-label": "Breadcrumb", class: "crumbs" }, h("a", { href: "/console/" }, "All devices"),
+        id ? [" › ", h("a", { href: `/console/devices/${encodeURIComponent(id)}`, id: "device-link" }, "the device")] : null),
+      heading,
+      status,
+      ended,
+      codeForm,
+      h("div", { class: "actions term-actions" }, disconnect, copy, paste,
+        h("span", { class: "note" }, "Ctrl+Shift+C copies, Ctrl+Shift+V pastes, Ctrl+Shift+E leaves the terminal.")),
+      screen,
+      filesSection));
+  if (id === "") {
+    finish("This is not a terminal's address: open a device and press Connect.");
+    return;
+  }
+  // Everything that can go in parallel does: the client, xterm.js and the
+  // device's name load together, and the session is asked for as soon as
+  // the client has made its key, so that the device is woken meanwhile.
+  const clientLoaded = loadClient();
+  const termLoaded = loadTerminal();
+  const deviceRead = call<Device>("GET", `/api/v1/devices/${encodeURIComponent(id)}`);
+  const opened = clientLoaded.then((client) => call<CreateSessionResponse>("POST", `/api/v1/devices/${encodeURIComponent(id)}/sessions`,
+    { public_key: client.newKey(), reason: "web console terminal" }));
+  for (const p of [termLoaded, opened]) {
+    p.catch(() => undefined); // their errors are told below, in order
+  }
+  let device: Device;
+  try {
+    device = await deviceRead;
+  } catch (err) {
+    setText(heading, "No terminal");
+    finish(err instanceof ApiError && err.status === 401 ? "You are not logged in: log in to the console, then press Connect again." :
+      err instanceof ApiError && err.status === 404 ? "There is no such device in your fleets." : message(err));
+    void opened.then((p) => {
+      sessionID = p.session.id;
+      void closeSession(false);
+    }, () => undefined);
+    return;
+  }
+  deviceName = device.name;
+  setText(heading, `Terminal on ${device.name}`);
+  document.title = `${device.name} · terminal · Porthole`;
+  const link = document.getElementById("device-link");
+  if (link) {
+    setText(link, device.name);
+  }
+
+  let client: Webterm;
+  try {
+    setText(status, "Loading the terminal…");
+    [client] = await Promise.all([clientLoaded, termLoaded]);
+    mark("loaded");
+  } catch (err) {
+    finish("The terminal could not be loaded: " + message(err));
+    void opened.then((p) => {
+      sessionID = p.session.id;
+      void closeSession(false);
+    }, () => undefined);
+    return;
+  }
+  const t = term as Terminal;
+  setText(status, `Asking ${device.name} to connect…`);
+  let papers: CreateSessionResponse;
+  try {
+    papers = await opened;
+  } catch (err) {
+    finish(`No session on ${device.name}: ${message(err)}`);
+    return;
+  }
+  sessionID = papers.session.id;
+  mark("session");
+  screen.dataset["session"] = sessionID;
+  disconnect.disabled = false;
+  if (papers.four_eyes_request) {
+    setText(status, `Fleet ${device.fleet} needs a second engineer to approve each session: waiting for one (they see it in the support queue).`);
+  }
+  try {
+    shell = await client.connect({
+      url: `wss://${location.host}/relay/v2`,
+      papers: JSON.stringify(papers),
+      device: device.name,
+      cols: t.cols,
+      rows: t.rows,
+      onOutput: (data) => {
+        if (!screen.dataset["output"]) {
+          screen.dataset["output"] = "yes";
+          mark("output");
+        }
+        t.write(data);
+      },
+      askCode,
+    });
+  } catch (err) {
+    if (closing) {
+      return;
+    }
+    const closedWords = await why();
+    await closeSession(false);
+    finish(closedWords.includes("ended:") ? closedWords : `Could not reach ${device.name}: ${message(err)}`);
+    return;
+  }
+  setText(status, `Connected to ${device.name}.`);
+  mark("connected");
+  paste.disabled = false;
+  uploadButton.disabled = false;
+  downloadPath.disabled = false;
+  downloadButton.disabled = false;
+  t.onData((d) => shell?.write(encoder.encode(d)));
+  t.onBinary((d) => shell?.write(Uint8Array.from(d, (c) => c.charCodeAt(0))));
+  const sized = (cols: number, rows: number): void => {
+    screen.dataset["cols"] = String(cols);
+    screen.dataset["rows"] = String(rows);
+  };
+  sized(t.cols, t.rows);
+  t.onResize(({ cols, rows }) => {
+    sized(cols, rows);
+    shell?.resize(cols, rows);
+  });
+  t.focus();
+  const exited = await shell.done;
+  if (closing) {
+    return;
+  }
+  if (exited !== "") {
+    await closeSession(false);
+    finish(exited.charAt(0).toUpperCase() + exited.slice(1) + "; the session is closed.");
+    return;
+  }
+  finish(await why());
+}
+
+disconnect.addEventListener("click", () => {
+  closing = true;
+  shell?.close();
+  void closeSession(false).then(() => finish(`You closed the session on ${deviceName}.`));
+});
+copy.addEventListener("click", () => void copySelection());
+
+function sizeWords(n: number): string {
+  return n < 1024 ? `${n} B` : n < 1 << 20 ? `${(n / 1024).toFixed(1)} KiB` : `${(n / (1 << 20)).toFixed(1)} MiB`;
+}
+
+function showProgress(what: string, done: number, size: number): void {
+  fileProgress.hidden = false;
+  fileProgress.max = Math.max(size, 1);
+  fileProgress.value = done;
+  setText(fileStatus, `${what}: ${sizeWords(done)} of ${sizeWords(size)}`);
+}
+
+// One transfer at a time, in order.
+let transfers: Promise<unknown> = Promise.resolve();
+
+function upload(files: Iterable<File>): void {
+  for (const f of files) {
+    transfers = transfers.then(async () => {
+      if (!shell) {
+        return;
+      }
+      try {
+        const data = new Uint8Array(await f.arrayBuffer());
+        const where = await shell.upload(f.name, data, (done, size) => showProgress(`Uploading ${f.name}`, done, size));
+        setText(fileStatus, `Uploaded ${f.name} (${sizeWords(data.length)}) to ${where}.`);
+      } catch (err) {
+        setText(fileStatus, `${f.name} was not uploaded: ${message(err)}`);
+      }
+    });
+  }
+}
+
+uploadButton.addEventListener("click", () => uploadInput.click());
+uploadInput.addEventListener("change", () => {
+  upload(Array.from(uploadInput.files ?? []));
+  uploadInput.value = "";
+});
+screen.addEventListener("dragover", (ev) => {
+  if (shell && ev.dataTransfer?.types.includes("Files")) {
+    ev.preventDefault();
+    ev.dataTransfer.dropEffect = "copy";
+  }
+});
+screen.addEventListener("drop", (ev) => {
+  if (shell && ev.dataTransfer && ev.dataTransfer.files.length > 0) {
+    ev.preventDefault();
+    upload(Array.from(ev.dataTransfer.files));
+  }
+});
+downloadForm.addEventListener("submit", (ev) => {
+  ev.preventDefault();
+  const p = downloadPath.value.trim();
+  if (p === "" || !shell) {
+    return;
+  }
+  const sh = shell;
+  transfers = transfers.then(async () => {
+    try {
+      const data = await sh.download(p, (done, size) => showProgress(`Downloading ${p}`, done, size));
+      const name = p.split("/").pop() || "download";
+      // The file goes to the browser's downloads as bytes (a blob of this
+      // page), never shown or parsed.
+      const url = URL.createObjectURL(new Blob([data as BlobPart], { type: "application/octet-stream" }));
+      const a = document.createElement("a");
+      a.href = url;
+      a.download = name;
+      a.click();
+      setTimeout(() => URL.revokeObjectURL(url), 60000);
+      setText(fileStatus, `Downloaded ${p} (${sizeWords(data.length)}).`);
+    } catch (err) {
+      setText(fileStatus, `${p} was not downloaded: ${message(err)}`);
+    }
+  });
+});
+paste.addEventListener("click", () => void pasteClipboard().then(() => term?.focus()));
+window.addEventListener("resize", () => fit?.fit());
+// Closing the tab ends the session: the WebSocket closes with the page
+// (the relay ends the stream), and the session is closed on the server.
+window.addEventListener("pagehide", () => {
+  closing = true;
+  shell?.close();
+  void closeSession(true);
+});
+
+void start();

@@ -1,0 +1,328 @@
+// Package webssh is the SSH client of the web console's browser terminal,
+// which cmd/porthole-webterm compiles to WebAssembly: the session key made
+// in the browser (its private half never leaves the page's memory), the
+// relay's hello over a WebSocket signed over the relay's challenge (a
+// browser cannot read the TLS keying material the CLI binds its hello to),
+// and the end-to-end SSH to the device with the same checks as the CLI
+// (package engineerssh): the session certificate must certify this key,
+// the device's host certificate must come from the host CA for one of the
+// names the API gave. It has no tie to the browser itself, so it is tested
+// as any Go package.
+package webssh
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"path"
+	"strings"
+	"sync"
+
+	"github.com/pkg/sftp"
+	"golang.org/x/crypto/ssh"
+
+	"github.com/porthole/porthole/apitype"
+	"github.com/porthole/porthole/engineerssh"
+	"github.com/porthole/porthole/relay/relayproto"
+	"github.com/porthole/porthole/sshalgo"
+)
+
+// Key is a session key made in the browser.
+type Key struct{ signer ssh.Signer }
+
+// NewKey makes a fresh ed25519 session key.
+func NewKey() (*Key, error) {
+	s, err := engineerssh.NewSessionKey()
+	if err != nil {
+		return nil, err
+	}
+	return &Key{signer: s}, nil
+}
+
+// AuthorizedKey is the public half, in the form the API's session route
+// takes (POST /api/v1/devices/{id}/sessions, public_key).
+func (k *Key) AuthorizedKey() string {
+	return strings.TrimSpace(string(ssh.MarshalAuthorizedKey(k.signer.PublicKey())))
+}
+
+// Options says which session to reach and how.
+type Options struct {
+	// Papers is the API's answer to the session's creation.
+	Papers *apitype.CreateSessionResponse
+	// Device is the device's name, for the words of errors.
+	Device string
+	// Cols and Rows are the terminal's size.
+	Cols, Rows int
+	// Code asks the engineer for the owner's support code, when the
+	// device asks for it; why is the device's last word (a wrong code's
+	// tries left), or "".
+	Code func(ctx context.Context, prompt, why string) (string, error)
+}
+
+// Shell is a shell on the device, in a terminal.
+type Shell struct {
+	client *ssh.Client
+	files  *sftp.Client // once opened (Files)
+	fmu    sync.Mutex
+	sess   *ssh.Session
+	stdin  io.WriteCloser
+	// Output is what the shell writes (its terminal merges stderr).
+	Output io.Reader
+	once   sync.Once
+}
+
+// Connect says hello to the relay on relay (a WebSocket of
+// relayproto.BrowserSubprotocol, just opened), reaches the device through
+// it and starts a shell in a terminal. It closes relay if it fails.
+func (k *Key) Connect(ctx context.Context, relay net.Conn, o Options) (*Shell, error) {
+	sh, err := k.connect(ctx, relay, o)
+	if err != nil {
+		_ = relay.Close()
+	}
+	return sh, err
+}
+
+func (k *Key) connect(ctx context.Context, relay net.Conn, o Options) (*Shell, error) {
+	cert, hostCA, err := engineerssh.ParsePapers(o.Papers, k.signer.PublicKey())
+	if err != nil {
+		return nil, err
+	}
+	signer, err := ssh.NewCertSigner(cert, k.signer)
+	if err != nil {
+		return nil, fmt.Errorf("the server's session certificate does not fit the key: %w", err)
+	}
+	stop := context.AfterFunc(ctx, func() { _ = relay.Close() })
+	defer stop()
+	if err := relayproto.SendChallengeHello(relay, signer, relayproto.Hello{Role: relayproto.RoleEngineer, Cert: cert.Marshal()}); err != nil {
+		return nil, fmt.Errorf("could not say hello to the Porthole relay: %w", err)
+	}
+	conn := relayproto.NewEngineerConn(relay)
+	// The version line travels with the hello, as the CLI's does: the
+	// device answers as soon as the relay joins the two.
+	early, err := engineerssh.NewEarlyVersion(conn, engineerssh.ClientVersion)
+	if err != nil {
+		return nil, fmt.Errorf("lost the connection to the Porthole relay: %w", err)
+	}
+	if err := conn.Wait(); err != nil {
+		return nil, relayWords(err, o.Device)
+	}
+
+	banners := &engineerssh.BannerLog{}
+	hostErr := &engineerssh.HostKeyError{}
+	var codeErr error
+	ask := func(name, instruction string, questions []string, _ []bool) ([]string, error) {
+		if len(questions) == 0 {
+			return nil, nil
+		}
+		if o.Code == nil {
+			codeErr = fmt.Errorf("%s asks for its owner's support code", o.Device)
+			return nil, codeErr
+		}
+		prompt := strings.TrimSpace(strings.Join([]string{name, instruction, questions[0]}, " "))
+		answer, err := o.Code(ctx, prompt, banners.Last())
+		if err != nil {
+			codeErr = err
+			return nil, err
+		}
+		answers := make([]string, len(questions))
+		for i := range answers {
+			answers[i] = strings.TrimSpace(answer)
+		}
+		return answers, nil
+	}
+	principals := o.Papers.HostPrincipals
+	cfg := &ssh.ClientConfig{
+		Config:            sshalgo.Client(),
+		User:              o.Papers.Session.ID,
+		Auth:              []ssh.AuthMethod{ssh.PublicKeys(signer), ssh.RetryableAuthMethod(ssh.KeyboardInteractive(ask), 3)},
+		HostKeyCallback:   hostErr.Wrap(engineerssh.HostCertCallback(hostCA, principals, o.Device)),
+		HostKeyAlgorithms: engineerssh.HostKeyAlgos,
+		BannerCallback:    banners.Add,
+		ClientVersion:     engineerssh.ClientVersion,
+	}
+	c, chans, reqs, err := ssh.NewClientConn(early, net.JoinHostPort(principals[0], "22"), cfg)
+	switch {
+	case err == nil:
+	case hostErr.Err != nil:
+		return nil, hostErr.Err
+	case codeErr != nil:
+		return nil, codeErr
+	case ctx.Err() != nil:
+		return nil, ctx.Err()
+	case strings.Contains(err.Error(), "unable to authenticate"):
+		why := banners.Last()
+		if why == "" {
+			why = "it did not accept the session certificate"
+		}
+		return nil, fmt.Errorf("%s refused the login: %s", o.Device, why)
+	default:
+		return nil, fmt.Errorf("the SSH handshake with %s failed: %v", o.Device, err)
+	}
+	client := ssh.NewClient(c, chans, reqs)
+	sh, err := startShell(client, o)
+	if err != nil {
+		client.Close()
+		return nil, err
+	}
+	return sh, nil
+}
+
+func startShell(client *ssh.Client, o Options) (*Shell, error) {
+	sess, err := client.NewSession()
+	if err != nil {
+		return nil, fmt.Errorf("%s refused a session channel: %w", o.Device, err)
+	}
+	stdin, err := sess.StdinPipe()
+	if err != nil {
+		return nil, err
+	}
+	out, err := sess.StdoutPipe()
+	if err != nil {
+		return nil, err
+	}
+	cols, rows := o.Cols, o.Rows
+	if cols <= 0 || rows <= 0 {
+		cols, rows = 80, 24
+	}
+	modes := ssh.TerminalModes{ssh.ECHO: 1, ssh.TTY_OP_ISPEED: 38400, ssh.TTY_OP_OSPEED: 38400}
+	if err := sess.RequestPty("xterm-256color", rows, cols, modes); err != nil {
+		return nil, fmt.Errorf("%s refused a terminal: %w", o.Device, err)
+	}
+	if err := sess.Shell(); err != nil {
+		return nil, fmt.Errorf("%s refused a shell: %w", o.Device, err)
+	}
+	return &Shell{client: client, sess: sess, stdin: stdin, Output: out}, nil
+}
+
+// Write sends p to the shell, as typed.
+func (s *Shell) Write(p []byte) (int, error) { return s.stdin.Write(p) }
+
+// Resize tells the device the terminal's new size (window-change).
+func (s *Shell) Resize(cols, rows int) error { return s.sess.WindowChange(rows, cols) }
+
+// Wait waits for the shell to end: nil when it exited with status 0, an
+// *ssh.ExitError for another status, another error when the connection
+// was lost.
+func (s *Shell) Wait() error { return s.sess.Wait() }
+
+// Close ends the shell and the connection.
+func (s *Shell) Close() {
+	s.once.Do(func() { _ = s.client.Close() })
+}
+
+// Files is the device's file system over SFTP, on the shell's connection
+// (a channel of its own, as `porthole scp` opens), opened once.
+func (s *Shell) Files() (*sftp.Client, error) {
+	s.fmu.Lock()
+	defer s.fmu.Unlock()
+	if s.files == nil {
+		c, err := sftp.NewClient(s.client)
+		if err != nil {
+			return nil, fmt.Errorf("the device refused file transfer (SFTP): %w", err)
+		}
+		s.files = c
+	}
+	return s.files, nil
+}
+
+// progressChunk is how much a transfer moves between two progress reports.
+const progressChunk = 256 << 10
+
+// Upload writes data to a new file name in the login's home directory
+// (only the name's last element counts: a dropped file goes there, never
+// elsewhere), telling progress the bytes written so far, and returns
+// where it went. An existing file of that name is not overwritten.
+func (s *Shell) Upload(name string, data []byte, progress func(done int64)) (string, error) {
+	fs, err := s.Files()
+	if err != nil {
+		return "", err
+	}
+	base := path.Base(strings.ReplaceAll(name, "\\", "/"))
+	if base == "." || base == "/" || base == ".." {
+		return "", fmt.Errorf("%q is not a file name", name)
+	}
+	f, err := fs.OpenFile(base, os.O_WRONLY|os.O_CREATE|os.O_EXCL)
+	if err != nil {
+		return "", fmt.Errorf("cannot create %s on the device: %w", base, err)
+	}
+	var done int64
+	for len(data) > 0 {
+		n := min(len(data), progressChunk)
+		if _, err := f.Write(data[:n]); err != nil {
+			f.Close()
+			return "", fmt.Errorf("writing %s on the device: %w", base, err)
+		}
+		data, done = data[n:], done+int64(n)
+		progress(done)
+	}
+	if err := f.Close(); err != nil {
+		return "", fmt.Errorf("writing %s on the device: %w", base, err)
+	}
+	if wd, err := fs.Getwd(); err == nil {
+		return path.Join(wd, base), nil
+	}
+	return base, nil
+}
+
+// Download reads the file at p on the device (relative to the login's
+// home directory), telling progress the bytes read so far and the file's
+// size.
+func (s *Shell) Download(p string, progress func(done, size int64)) ([]byte, error) {
+	fs, err := s.Files()
+	if err != nil {
+		return nil, err
+	}
+	f, err := fs.Open(p)
+	if err != nil {
+		return nil, fmt.Errorf("cannot open %s on the device: %w", p, err)
+	}
+	defer f.Close()
+	fi, err := f.Stat()
+	if err != nil {
+		return nil, fmt.Errorf("cannot read %s on the device: %w", p, err)
+	}
+	if !fi.Mode().IsRegular() {
+		return nil, fmt.Errorf("%s on the device is not a file", p)
+	}
+	var b bytes.Buffer
+	buf := make([]byte, progressChunk)
+	for {
+		n, err := f.Read(buf)
+		b.Write(buf[:n])
+		progress(int64(b.Len()), fi.Size())
+		if err == io.EOF {
+			return b.Bytes(), nil
+		}
+		if err != nil {
+			return nil, fmt.Errorf("reading %s on the device: %w", p, err)
+		}
+	}
+}
+
+// ExitWords says how a shell's Wait ended, in words, when the shell ended
+// by itself (an exit status); "" when the connection was lost or the
+// shell was killed by a signal (the owner revoking the session, or its
+// close), whose reason the API knows.
+func ExitWords(err error, device string) string {
+	var exit *ssh.ExitError
+	switch {
+	case err == nil:
+		return "the shell on " + device + " exited"
+	case errors.As(err, &exit) && exit.Signal() == "":
+		return fmt.Sprintf("the shell on %s exited with status %d", device, exit.ExitStatus())
+	}
+	return ""
+}
+
+// relayWords is the relay's refusal in words, as the CLI says it.
+func relayWords(err error, device string) error {
+	re, ok := errors.AsType[*relayproto.ReplyError](err)
+	if !ok {
+		return fmt.Errorf("lost the connection to the Porthole relay while reaching %s: %v", device, err)
+	}
+	return errors.New(engineerssh.RelayRefusalWords(re, device))
+}
