@@ -41,7 +41,7 @@ func TestConsoleTerminal(t *testing.T) {
 	t.Parallel()
 	srv, bt := newConsoleServer(t)
 	const engineer = "eng@example.com"
-	password, code := browserUser(t, srv, engineer)
+	password, code, _ := browserUser(t, srv, engineer)
 	MustRun(t, srv.env, "", bins.CLI, "users", "grant", engineer, "--fleet", "acme", "--role", "operator")
 	srv.runAgent(t, srv.enroll(t, "kitchen-amp"), "")
 	srv.waitPresence(t, "kitchen-amp", true, "after its agent started")
