@@ -39,7 +39,22 @@ import (
 // device (bench/README.md).
 func TestConsoleTerminal(t *testing.T) {
 	t.Parallel()
+	testConsoleTerminal(t, "chromium")
+}
+
+// TestConsoleTerminalFirefox runs TestConsoleTerminal's story in Debian's
+// Firefox ESR: the WebAssembly client, xterm.js, the relay's WebSocket
+// and SFTP must work there too.
+func TestConsoleTerminalFirefox(t *testing.T) {
+	t.Parallel()
+	testConsoleTerminal(t, "firefox")
+}
+
+func testConsoleTerminal(t *testing.T, browser string) {
 	srv, bt := newConsoleServer(t)
+	if browser == "firefox" {
+		bt.useFirefox(t)
+	}
 	const engineer = "eng@example.com"
 	password, code, _ := browserUser(t, srv, engineer)
 	MustRun(t, srv.env, "", bins.CLI, "users", "grant", engineer, "--fleet", "acme", "--role", "operator")
