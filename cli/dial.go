@@ -3,13 +3,15 @@ package cli
 // The data path, as the engineer's side walks it (package relay documents
 // the relay's side, package agentssh the device's):
 //
-//  1. DEVICE ("dev1", "dev1.acme", "acme/dev1") is resolved to one device
-//     of the user's fleets.
-//  2. A fresh ed25519 key is made in memory; its private half never
+//  1. A fresh ed25519 key is made in memory; its private half never
 //     touches the disk.
-//  3. POST /api/v1/devices/{id}/sessions certifies the key for one session
-//     on that device and answers the relay's address, the host CA and the
-//     names the device's host certificate carries.
+//  2. POST /api/v1/sessions names DEVICE ("dev1", "dev1.acme",
+//     "acme/dev1"); the server finds it among the user's fleets. (A server
+//     that predates that route is asked GET /api/v1/devices?name= first,
+//     then POST /api/v1/devices/{id}/sessions.)
+//  3. The answer certifies the key for one session on that device and
+//     names the relay's address, the host CA and the names the device's
+//     host certificate carries.
 //  4. The session is followed with long polls until it is active (the
 //     device has reached the relay), with a progress line on stderr. A
 //     session that closes instead is explained in plain words; Ctrl-C
@@ -37,6 +39,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"net/http"
 	"os"
 	"os/signal"
 	"strings"
@@ -176,33 +179,26 @@ func (a *app) openLink(ctx context.Context, o reachOptions) (*link, error) {
 	if err != nil {
 		return nil, err
 	}
-	dev, err := resolveDevice(ctx, c, ref)
-	if err != nil {
-		return nil, err
-	}
 	key, err := newSessionKey()
 	if err != nil {
 		return nil, err
 	}
-	l := &link{a: a, c: c, device: dev, key: key, code: o.code, stockSSH: o.stockSSH,
+	l := &link{a: a, c: c, device: apitype.Device{Name: ref.name, Fleet: ref.fleet}, key: key, code: o.code, stockSSH: o.stockSSH,
 		progress: newProgress(a.io.Err, terminalFd(a.io.Err) >= 0, a.now)}
-	l.progress.set("asking " + dev.Name + " to connect…")
-	// Ctrl-C during the request must not lose the session's id, or the
-	// session would stay open until the device's connect timeout: the
-	// request runs to its end (the client bounds it), then Ctrl-C counts.
+	l.progress.set("asking " + ref.name + " to connect…")
 	req := apitype.CreateSessionRequest{
 		PublicKey: strings.TrimSpace(string(ssh.MarshalAuthorizedKey(key.PublicKey()))),
 		Ports:     o.ports, Reason: o.reason,
 	}
-	resp, err := c.CreateSession(context.WithoutCancel(ctx), dev.ID, req)
+	resp, err := l.create(ctx, ref, req)
 	if apiclient.IsCode(err, apitype.CodeReauthRequired) && ctx.Err() == nil {
 		// The fleet asks for a fresh second factor: ask for the code
 		// (not under porthole proxy, whose stdin is ssh's), send it and
 		// ask again, once.
 		l.progress.clear()
 		if err = a.reauthAndRetry(ctx, c, err, !o.stockSSH); err == nil {
-			l.progress.set("asking " + dev.Name + " to connect…")
-			resp, err = c.CreateSession(context.WithoutCancel(ctx), dev.ID, req)
+			l.progress.set("asking " + ref.name + " to connect…")
+			resp, err = l.create(ctx, ref, req)
 		}
 	}
 	if err != nil {
@@ -213,6 +209,7 @@ func (a *app) openLink(ctx context.Context, o reachOptions) (*link, error) {
 		return nil, err
 	}
 	l.opened, l.session = resp, resp.Session
+	l.device = apitype.Device{ID: resp.Session.DeviceID, Name: resp.Session.Device, Fleet: resp.Session.Fleet}
 	if ctx.Err() != nil {
 		l.close()
 		return nil, ctx.Err()
@@ -222,6 +219,32 @@ func (a *app) openLink(ctx context.Context, o reachOptions) (*link, error) {
 		return nil, err
 	}
 	return l, nil
+}
+
+// create asks the server for a session on the device ref names, in one
+// request; a server that predates that route is asked in two, the device
+// looked up first. A device the server did not find, or found in several
+// fleets, is looked up as it was before, for the words that say which
+// fleets and how to name one. Ctrl-C during a request must not lose the
+// session's id, or the session would stay open until the device's connect
+// timeout: the request runs to its end (the client bounds it), then Ctrl-C
+// counts.
+func (l *link) create(ctx context.Context, ref deviceRef, req apitype.CreateSessionRequest) (*apitype.CreateSessionResponse, error) {
+	byName := req
+	byName.Device, byName.Fleet = ref.name, ref.fleet
+	resp, err := l.c.CreateSessionByName(context.WithoutCancel(ctx), byName)
+	var ae *apiclient.Error
+	if !errors.As(err, &ae) || (ae.Code != apitype.CodeNotFound && ae.Code != apitype.CodeConflict && ae.Status != http.StatusMethodNotAllowed) {
+		return resp, err
+	}
+	dev, rerr := resolveDevice(ctx, l.c, ref)
+	if rerr != nil {
+		return nil, rerr
+	}
+	if ae.Status != http.StatusMethodNotAllowed {
+		return nil, err // found now: the server's words stand
+	}
+	return l.c.CreateSession(context.WithoutCancel(ctx), dev.ID, req)
 }
 
 // up checks the session's papers, waits for it and dials the relay.
