@@ -102,6 +102,10 @@ type reachOptions struct {
 	// stockSSH: the SSH client is not porthole's own (porthole proxy
 	// hands the stream to stock ssh), so its version line is its own.
 	stockSSH bool
+	// loginSession: the command runs a shell or a command, and asks the
+	// device to open its session channel as the login ends (see
+	// sshalgo.LoginSessionChannel).
+	loginSession bool
 }
 
 // link is one session on its way up or open: the API client that opened
@@ -119,7 +123,12 @@ type link struct {
 	hostCA   ssh.PublicKey
 	code     string
 	stockSSH bool // see reachOptions
+	version  string
 	progress *progress
+	// loginSession gives the session channel the device opened at login,
+	// once, if it offered one; it is closed if the connection ends first.
+	// Nil when none was asked for or offered.
+	loginSession <-chan ssh.NewChannel
 
 	closeOnce sync.Once
 	mu        sync.Mutex  // guards the fields below
@@ -184,7 +193,10 @@ func (a *app) openLink(ctx context.Context, o reachOptions) (*link, error) {
 		return nil, err
 	}
 	l := &link{a: a, c: c, device: apitype.Device{Name: ref.name, Fleet: ref.fleet}, key: key, code: o.code, stockSSH: o.stockSSH,
-		progress: newProgress(a.io.Err, terminalFd(a.io.Err) >= 0, a.now)}
+		version: sshClientVersion, progress: newProgress(a.io.Err, terminalFd(a.io.Err) >= 0, a.now)}
+	if o.loginSession {
+		l.version += " " + sshalgo.LoginSessionWord
+	}
 	l.progress.set("asking " + ref.name + " to connect…")
 	req := apitype.CreateSessionRequest{
 		PublicKey: strings.TrimSpace(string(ssh.MarshalAuthorizedKey(key.PublicKey()))),
@@ -322,7 +334,7 @@ func (l *link) dialStream(ctx context.Context) error {
 	// trip sooner than if it waited for ours. (Stock ssh writes its own.)
 	var early net.Conn = conn
 	if !l.stockSSH {
-		if early, err = newEarlyVersion(conn, sshClientVersion); err != nil {
+		if early, err = newEarlyVersion(conn, l.version); err != nil {
 			conn.Close()
 			return &userError{msg: fmt.Sprintf("lost the connection to the relay at %s: %v", addr, err), err: err}
 		}
@@ -559,11 +571,18 @@ func (l *link) deviceSSH(ctx context.Context, nc net.Conn) (*ssh.Client, error) 
 		HostKeyCallback:   hostErr.wrap(hostCertCallback(l.hostCA, principals, l.device.Name)),
 		HostKeyAlgorithms: hostKeyAlgos,
 		BannerCallback:    banners.add,
-		ClientVersion:     sshClientVersion,
+		ClientVersion:     l.version,
 	}
 	hctx, cancel := context.WithTimeout(ctx, deviceHandshakeTimeout)
 	defer cancel()
-	client, err := clientHandshake(hctx, nc, net.JoinHostPort(principals[0], "22"), cfg)
+	conn, chans, reqs, err := clientConn(hctx, nc, net.JoinHostPort(principals[0], "22"), cfg)
+	var client *ssh.Client
+	if err == nil {
+		if sshalgo.OffersLoginSession([]byte(l.version)) && sshalgo.OffersLoginSession(conn.ServerVersion()) {
+			l.loginSession, chans = holdLoginSession(chans)
+		}
+		client = ssh.NewClient(conn, chans, reqs)
+	}
 	switch {
 	case err == nil:
 		l.progress.clear()
@@ -662,6 +681,16 @@ func (l *link) closeNow(d time.Duration) {
 // clientHandshake runs an SSH client handshake over nc, cut short when ctx
 // ends.
 func clientHandshake(ctx context.Context, nc net.Conn, addr string, cfg *ssh.ClientConfig) (*ssh.Client, error) {
+	conn, chans, reqs, err := clientConn(ctx, nc, addr, cfg)
+	if err != nil {
+		return nil, err
+	}
+	return ssh.NewClient(conn, chans, reqs), nil
+}
+
+// clientConn is clientHandshake's connection, before the channels the
+// server opens are served.
+func clientConn(ctx context.Context, nc net.Conn, addr string, cfg *ssh.ClientConfig) (ssh.Conn, <-chan ssh.NewChannel, <-chan *ssh.Request, error) {
 	stop := context.AfterFunc(ctx, func() { nc.Close() })
 	conn, chans, reqs, err := ssh.NewClientConn(nc, addr, cfg)
 	if !stop() {
@@ -669,13 +698,37 @@ func clientHandshake(ctx context.Context, nc net.Conn, addr string, cfg *ssh.Cli
 			conn.Close()
 		}
 		nc.Close()
-		return nil, context.Cause(ctx)
+		return nil, nil, nil, context.Cause(ctx)
 	}
 	if err != nil {
 		nc.Close()
-		return nil, err
+		return nil, nil, nil, err
 	}
-	return ssh.NewClient(conn, chans, reqs), nil
+	return conn, chans, reqs, nil
+}
+
+// holdLoginSession takes the first login session the server opens out of
+// chans, and passes the other channels on to rest. A second one is
+// refused.
+func holdLoginSession(chans <-chan ssh.NewChannel) (login <-chan ssh.NewChannel, rest <-chan ssh.NewChannel) {
+	held, others := make(chan ssh.NewChannel, 1), make(chan ssh.NewChannel)
+	go func() {
+		defer close(others)
+		defer close(held)
+		taken := false
+		for nc := range chans {
+			switch {
+			case nc.ChannelType() != sshalgo.LoginSessionChannel:
+				others <- nc
+			case taken:
+				_ = nc.Reject(ssh.Prohibited, "porthole takes one login session")
+			default:
+				taken = true
+				held <- nc
+			}
+		}
+	}()
+	return held, others
 }
 
 // isAuthFailure reports whether an SSH handshake failed at authentication.

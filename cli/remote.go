@@ -41,11 +41,12 @@ type remoteSession struct {
 // server says why on the channel's standard error.
 var errRemoteRefused = errors.New("the device refused to start it")
 
-// startRemote opens a session channel on client and starts r on it. A
-// refusal is errRemoteRefused, once what the device said about it on the
-// channel's standard error has been copied to stderr.
-func startRemote(client ssh.Conn, r remoteStart, stderr io.Writer) (*remoteSession, error) {
-	ch, reqs, err := client.OpenChannel("session", nil)
+// startRemote starts r on a session channel: the one the device opened
+// at login, if offered gives it, else one opened on client. A refusal is
+// errRemoteRefused, once what the device said about it on the channel's
+// standard error has been copied to stderr.
+func startRemote(client ssh.Conn, offered <-chan ssh.NewChannel, r remoteStart, stderr io.Writer) (*remoteSession, error) {
+	ch, reqs, err := sessionChannel(client, offered)
 	if err != nil {
 		return nil, err
 	}
@@ -80,6 +81,17 @@ func startRemote(client ssh.Conn, r remoteStart, stderr io.Writer) (*remoteSessi
 		return nil, errRemoteRefused
 	}
 	return s, nil
+}
+
+// sessionChannel takes the session channel the device opened at login, if
+// offered gives one, or opens one on client.
+func sessionChannel(client ssh.Conn, offered <-chan ssh.NewChannel) (ssh.Channel, <-chan *ssh.Request, error) {
+	if offered != nil {
+		if nc, ok := <-offered; ok {
+			return nc.Accept()
+		}
+	}
+	return client.OpenChannel("session", nil)
 }
 
 // ptyPayload is p as RFC 4254 §6.2 spells it, as x/crypto's

@@ -59,7 +59,7 @@ with COMMAND, its output and exit status, and standard input is passed to it
   tar cz logs | porthole ssh kitchen-amp -- tar xz -C /tmp`,
 		Args: cobra.MinimumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			o.device = args[0]
+			o.device, o.loginSession = args[0], true
 			return a.runSSH(cmd.Context(), o, strings.Join(args[1:], " "), forceTTY, noTTY)
 		},
 	}
@@ -113,7 +113,7 @@ func (a *app) runSSH(ctx context.Context, o reachOptions, command string, forceT
 		defer restore()
 		in = con.rawInput(in)
 	}
-	sess, err := startRemote(client, start, a.io.Err)
+	sess, err := startRemote(client, l.loginSession, start, a.io.Err)
 	if errors.Is(err, errRemoteRefused) {
 		return &userError{msg: refusedWords(l.device.Name, command), err: err}
 	}
