@@ -83,16 +83,10 @@ func TestLoginSession(t *testing.T) {
 		if asks {
 			cc.ClientVersion = "SSH-2.0-Porthole " + sshalgo.LoginSessionWord
 		}
-		addr, _ := listen(t, srv, testSession)
-		nc, err := net.Dial("tcp", addr)
+		c, chans, reqs, _, err := dialConn(t, srv, testSession, cc)
 		if err != nil {
 			t.Fatal(err)
 		}
-		c, chans, reqs, err := ssh.NewClientConn(nc, "dev1.porthole:22", cc)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer c.Close()
 		go ssh.DiscardRequests(reqs)
 		if !sshalgo.OffersLoginSession(c.ServerVersion()) {
 			t.Errorf("the device's version line %q does not offer a login session", c.ServerVersion())
