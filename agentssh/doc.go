@@ -34,9 +34,13 @@
 //     (TERM, LANG and LC_* only), then one of shell (the account's login
 //     shell), exec (through the shell's -c) or subsystem "sftp", then
 //     signal; it ends with exit-status, or exit-signal when a signal
-//     killed the process. A "direct-tcpip" channel reaches only
-//     127.0.0.1, localhost or ::1, and only Config.AllowPorts; others are
-//     refused with the reason. Every other channel type is refused. Of
+//     killed the process. A client whose version line asks for it
+//     (sshalgo.OffersLoginSession; the server's own offers it) gets a
+//     session channel the server opens as the login ends, of type
+//     sshalgo.LoginSessionChannel, served as a "session" channel is: the
+//     client need not open one, a round trip later. A "direct-tcpip"
+//     channel reaches only 127.0.0.1, localhost or ::1, and only
+//     Config.AllowPorts; others are refused with the reason. Every other channel type is refused. Of
 //     the global requests, keepalive@openssh.com is answered yes,
 //     tcpip-forward (remote forwards) and everything else no.
 //  5. The end: the engineer hangs up, or ctx is cancelled (the session was

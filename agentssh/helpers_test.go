@@ -325,6 +325,19 @@ func (e *env) dial(t testing.TB, srv *Server, session string, auth ...ssh.AuthMe
 
 func (e *env) dialConfig(t testing.TB, srv *Server, session string, cc *ssh.ClientConfig) (*ssh.Client, *served, error) {
 	t.Helper()
+	c, chans, reqs, s, err := dialConn(t, srv, session, cc)
+	if err != nil {
+		return nil, s, err
+	}
+	client := ssh.NewClient(c, chans, reqs)
+	t.Cleanup(func() { client.Close() })
+	return client, s, nil
+}
+
+// dialConn serves one connection for session and logs in to it with cc,
+// leaving the channels and requests the server sends to the caller.
+func dialConn(t testing.TB, srv *Server, session string, cc *ssh.ClientConfig) (ssh.Conn, <-chan ssh.NewChannel, <-chan *ssh.Request, *served, error) {
+	t.Helper()
 	addr, s := listen(t, srv, session)
 	nc, err := net.Dial("tcp", addr)
 	if err != nil {
@@ -333,11 +346,10 @@ func (e *env) dialConfig(t testing.TB, srv *Server, session string, cc *ssh.Clie
 	c, chans, reqs, err := ssh.NewClientConn(nc, "dev1.porthole:22", cc)
 	if err != nil {
 		nc.Close()
-		return nil, s, err
+		return nil, nil, nil, s, err
 	}
-	client := ssh.NewClient(c, chans, reqs)
-	t.Cleanup(func() { client.Close() })
-	return client, s, nil
+	t.Cleanup(func() { c.Close() })
+	return c, chans, reqs, s, nil
 }
 
 // login is dial that must succeed.

@@ -159,6 +159,18 @@ func (s *Server) ServeConn(ctx context.Context, nc net.Conn, session string) err
 	defer cancel(nil)
 	var wg sync.WaitGroup
 	wg.Go(func() { c.globalRequests(reqs) })
+	if sshalgo.OffersLoginSession(sconn.ClientVersion()) {
+		// The client's session channel, opened from here as the login
+		// ends, rather than by the client a round trip later.
+		id := int(c.channels.Add(1))
+		wg.Go(func() {
+			ch, creqs, err := sconn.OpenChannel(sshalgo.LoginSessionChannel, nil)
+			if err != nil {
+				return // the client declined it, or left
+			}
+			c.serveSessionChannel(ctx, ch, creqs, id)
+		})
+	}
 	closed := false
 loop:
 	for {
@@ -300,7 +312,7 @@ func (c *conn) serverConfig() *ssh.ServerConfig {
 		// ML-KEM first; the cipher family this processor runs fastest,
 		// and only that one, so that stock OpenSSH cannot pick another.
 		Config:        sshalgo.Server(),
-		ServerVersion: "SSH-2.0-PortholeAgent",
+		ServerVersion: "SSH-2.0-PortholeAgent " + sshalgo.LoginSessionWord,
 		// Checked on every offer of a key, before the client proves it
 		// holds it: no work beyond parsing and one signature check.
 		PublicKeyCallback: func(_ ssh.ConnMetadata, key ssh.PublicKey) (*ssh.Permissions, error) {

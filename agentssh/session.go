@@ -70,6 +70,11 @@ func (c *conn) serveSession(ctx context.Context, newCh ssh.NewChannel, id int) {
 	if err != nil {
 		return
 	}
+	c.serveSessionChannel(ctx, ch, reqs, id)
+}
+
+// serveSessionChannel serves a session channel, whichever end opened it.
+func (c *conn) serveSessionChannel(ctx context.Context, ch ssh.Channel, reqs <-chan *ssh.Request, id int) {
 	sc := &sessionChannel{c: c, id: id, ch: ch, log: c.log.With("channel", id)}
 	defer func() {
 		ch.Close()

@@ -18,6 +18,7 @@ import (
 	"golang.org/x/crypto/ssh"
 
 	"github.com/porthole/porthole/internal/testwait"
+	"github.com/porthole/porthole/sshalgo"
 )
 
 func TestExec(t *testing.T) {
@@ -67,6 +68,50 @@ func TestExec(t *testing.T) {
 	p := e.rec.proc("exit 3")
 	if p == nil || p.exited() == nil || p.exited().Status != 3 || p.info.PTY || p.info.User == "" {
 		t.Errorf("recorded %+v", p)
+	}
+}
+
+// TestLoginSession: a client whose version line asks for a login session
+// gets a session channel the device opens as the login ends, and runs its
+// command on it; one that does not ask gets none.
+func TestLoginSession(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	srv := e.server(t, nil)
+	for _, asks := range []bool{true, false} {
+		cc := e.clientConfig(e.certAuth(t))
+		if asks {
+			cc.ClientVersion = "SSH-2.0-Porthole " + sshalgo.LoginSessionWord
+		}
+		c, chans, reqs, _, err := dialConn(t, srv, testSession, cc)
+		if err != nil {
+			t.Fatal(err)
+		}
+		go ssh.DiscardRequests(reqs)
+		if !sshalgo.OffersLoginSession(c.ServerVersion()) {
+			t.Errorf("the device's version line %q does not offer a login session", c.ServerVersion())
+		}
+		select {
+		case newCh := <-chans:
+			if !asks || newCh.ChannelType() != sshalgo.LoginSessionChannel {
+				t.Fatalf("asked: %v; the device opened a %q channel", asks, newCh.ChannelType())
+			}
+			ch, creqs, err := newCh.Accept()
+			if err != nil {
+				t.Fatal(err)
+			}
+			go ssh.DiscardRequests(creqs)
+			if ok, err := ch.SendRequest("exec", true, ssh.Marshal(struct{ Command string }{"echo at login"})); !ok || err != nil {
+				t.Fatalf("exec on the login session: %v, %v", ok, err)
+			}
+			if out, err := io.ReadAll(ch); string(out) != "at login\n" {
+				t.Errorf("the login session's command wrote %q, %v", out, err)
+			}
+		case <-time.After(time.Second):
+			if asks {
+				t.Fatal("no login session came")
+			}
+		}
 	}
 }
 

@@ -3,6 +3,7 @@ package api
 import (
 	"errors"
 	"fmt"
+	"strings"
 
 	"github.com/porthole/porthole/store"
 )
@@ -87,6 +88,48 @@ func (c *call) device(id string) (*store.Device, error) {
 	} else if err != nil {
 		return nil, fmt.Errorf("looking up device %q: %w", id, err)
 	}
+	if _, err := c.authorize(&store.Fleet{ID: d.FleetID, Name: d.FleetName}, missing); err != nil {
+		return nil, err
+	}
+	return d, nil
+}
+
+// deviceNamed finds the device called name in the fleet called fleet, or
+// in the caller's fleets when fleet is "", and checks the caller's role in
+// its fleet as device does: a device the caller cannot see is missing, as
+// is one that does not exist. A name found in several of the caller's
+// fleets is a conflict that names them.
+func (c *call) deviceNamed(fleet, name string) (*store.Device, error) {
+	if name == "" {
+		return nil, badRequest("device is required: the name of the device")
+	}
+	if err := checkName("device name", name); err != nil {
+		return nil, err
+	}
+	missing := notFound("there is no device %q in your fleets", name)
+	scope, err := c.fleetScope(fleet)
+	if err != nil {
+		return nil, err
+	}
+	if fleet != "" {
+		missing = notFound("there is no device %q in fleet %s", name, fleet)
+	}
+	ds, err := c.s.store.ListDevices(c.ctx, store.DeviceFilter{Name: name, FleetIDs: scope})
+	if err != nil {
+		return nil, fmt.Errorf("looking up device %q: %w", name, err)
+	}
+	switch len(ds) {
+	case 0:
+		return nil, missing
+	case 1:
+	default:
+		fleets := make([]string, len(ds))
+		for i, d := range ds {
+			fleets[i] = d.FleetName
+		}
+		return nil, conflict("there is a device %q in each of the fleets %s: name the fleet", name, strings.Join(fleets, ", "))
+	}
+	d := ds[0]
 	if _, err := c.authorize(&store.Fleet{ID: d.FleetID, Name: d.FleetName}, missing); err != nil {
 		return nil, err
 	}

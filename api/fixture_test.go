@@ -194,8 +194,14 @@ func (f *fixture) newEnrollmentToken(t testing.TB, fl *store.Fleet, uses int, ex
 // newDevice enrolls a device in fleet straight through the store.
 func (f *fixture) newDevice(t testing.TB, fl *store.Fleet) *store.Device {
 	t.Helper()
+	return f.newDeviceNamed(t, fl, f.name("dev"))
+}
+
+// newDeviceNamed enrolls a device called name in fl.
+func (f *fixture) newDeviceNamed(t testing.TB, fl *store.Fleet, name string) *store.Device {
+	t.Helper()
 	secret, _ := f.newEnrollmentToken(t, fl, 1, time.Now().Add(time.Hour))
-	d := &store.Device{Name: f.name("dev"), PublicKey: newDeviceKey(t), EnrolledAt: time.Now().UTC()}
+	d := &store.Device{Name: name, PublicKey: newDeviceKey(t), EnrolledAt: time.Now().UTC()}
 	must(t, f.store.EnrollDevice(context.Background(), auth.HashSecret(secret), time.Now(), d,
 		func(*store.Fleet) (string, error) { return "cert", nil }))
 	d.FleetName = fl.Name

@@ -271,6 +271,11 @@ var matrix = []matrixCase{
 	{method: "POST", path: "/api/v1/devices/{id}/sessions", url: func(w *world) string { return "/api/v1/devices/" + w.device.ID + "/sessions" },
 		body: func(*world) any { return map[string]any{"public_key": engineerPublicKey} },
 		want: fleetMembers(store.RoleOperator, http.StatusCreated)},
+	{method: "POST", path: "/api/v1/sessions", url: fixed("/api/v1/sessions"),
+		body: func(w *world) any {
+			return map[string]any{"public_key": engineerPublicKey, "device": w.device.Name, "fleet": w.fleet.Name}
+		},
+		want: fleetMembers(store.RoleOperator, http.StatusCreated)},
 	{method: "GET", path: "/api/v1/requests", url: func(w *world) string { return "/api/v1/requests?fleet=" + w.fleet.Name },
 		want: fleetMembers(store.RoleAuditor, http.StatusOK)},
 	{method: "GET", path: "/api/v1/requests/{id}", url: func(w *world) string { return "/api/v1/requests/" + w.request.ID },

@@ -33,10 +33,31 @@ const (
 // on the control channel; the session is recorded, the engineer's key
 // certified for it, and the device asked to connect.
 func (s *Server) createSession(c *call, req *apitype.CreateSessionRequest) (apitype.CreateSessionResponse, error) {
+	if req.Device != "" || req.Fleet != "" {
+		return apitype.CreateSessionResponse{}, badRequest("this route names the device by the ID in its path: leave out device and fleet (POST /api/v1/sessions takes them)")
+	}
 	d, err := c.device(c.r.PathValue("id"))
 	if err != nil {
 		return apitype.CreateSessionResponse{}, err
 	}
+	return s.openSession(c, d, req)
+}
+
+// createSessionByName is POST /api/v1/sessions: createSession for the
+// device req names, in one request where looking it up first would take
+// two. The caller's role in the device's fleet is checked as for the
+// device's ID.
+func (s *Server) createSessionByName(c *call, req *apitype.CreateSessionRequest) (apitype.CreateSessionResponse, error) {
+	d, err := c.deviceNamed(req.Fleet, req.Device)
+	if err != nil {
+		return apitype.CreateSessionResponse{}, err
+	}
+	return s.openSession(c, d, req)
+}
+
+// openSession opens a session on d, whose fleet the caller may open
+// sessions in, for req.
+func (s *Server) openSession(c *call, d *store.Device, req *apitype.CreateSessionRequest) (apitype.CreateSessionResponse, error) {
 	pub, err := engineerKey(req.PublicKey)
 	if err != nil {
 		return apitype.CreateSessionResponse{}, err

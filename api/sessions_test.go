@@ -3,6 +3,7 @@ package api
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"net/http"
 	"strings"
 	"testing"
@@ -108,6 +109,60 @@ func TestWaitShortTimeout(t *testing.T) {
 		if got := decodeAs[apitype.Session](t, r, http.StatusOK); got.ID != tt.id || got.State != tt.want {
 			t.Errorf("wait=active&timeout=%s: %s %s; want %s", tt.timeout, got.ID, got.State, tt.want)
 		}
+	}
+}
+
+// TestCreateSessionByName: POST /api/v1/sessions finds the device by name
+// among the caller's fleets, with the same access checks as by its ID: a
+// device of a fleet the caller is not in is missing, an auditor is told
+// which role it takes, and a name in two of the caller's fleets must be
+// told apart.
+func TestCreateSessionByName(t *testing.T) {
+	t.Parallel()
+	fl, twin := fx.newFleet(t), fx.newFleet(t)
+	d := fx.newDevice(t, fl)
+	fx.newDeviceNamed(t, twin, d.Name)
+	must(t, fx.store.SetDevicePresence(context.Background(), store.DevicePresence{DeviceID: d.ID, Online: true, At: time.Now()}))
+	alone := fx.newDevice(t, fl)
+	must(t, fx.store.SetDevicePresence(context.Background(), store.DevicePresence{DeviceID: alone.ID, Online: true, At: time.Now()}))
+	open := func(who, fleet, device string) response {
+		return do(t, fx.ts, "POST", "/api/v1/sessions", fx.tokens[who],
+			apitype.CreateSessionRequest{PublicKey: engineerPublicKey, Device: device, Fleet: fleet})
+	}
+	for _, tt := range []struct {
+		who, fleet, device string
+		status             int
+		want               string // in the error's message
+	}{
+		{"operator", "", alone.Name, http.StatusCreated, ""},
+		{"operator", fl.Name, d.Name, http.StatusCreated, ""},
+		{"admin", twin.Name, d.Name, http.StatusConflict, "has never connected"}, // the twin is offline
+		{"operator", "", d.Name, http.StatusConflict, "in each of the fleets"},
+		{"auditor", "", alone.Name, http.StatusForbidden, "only a fleet owner or operator can open sessions; you are an auditor of " + fl.Name},
+		{"auditor", fl.Name, d.Name, http.StatusForbidden, "only a fleet owner or operator can open sessions"},
+		{"other", "", alone.Name, http.StatusNotFound, fmt.Sprintf("there is no device %q in your fleets", alone.Name)},
+		{"other", fl.Name, d.Name, http.StatusNotFound, fmt.Sprintf("there is no fleet %q that you belong to", fl.Name)},
+		{"operator", fl.Name, "no-such-device", http.StatusNotFound, `there is no device "no-such-device" in fleet ` + fl.Name},
+		{"operator", "", "", http.StatusBadRequest, "device is required"},
+	} {
+		r := open(tt.who, tt.fleet, tt.device)
+		if r.status != tt.status {
+			t.Errorf("%s opening %q in %q: %d %s; want %d", tt.who, tt.device, tt.fleet, r.status, r.body, tt.status)
+			continue
+		}
+		if tt.status == http.StatusCreated {
+			if s := decodeAs[apitype.CreateSessionResponse](t, r, http.StatusCreated).Session; s.Device != tt.device || s.Fleet != fl.Name {
+				t.Errorf("%s opening %q in %q: a session on %s.%s", tt.who, tt.device, tt.fleet, s.Device, s.Fleet)
+			}
+		} else if msg := r.errorBody(t).Message; !strings.Contains(msg, tt.want) {
+			t.Errorf("%s opening %q in %q: %q; want %q", tt.who, tt.device, tt.fleet, msg, tt.want)
+		}
+	}
+	// The route by ID names its device in its path only.
+	r := do(t, fx.ts, "POST", "/api/v1/devices/"+alone.ID+"/sessions", fx.tokens["operator"],
+		apitype.CreateSessionRequest{PublicKey: engineerPublicKey, Device: d.Name})
+	if r.status != http.StatusBadRequest || !strings.Contains(r.errorBody(t).Message, "leave out device and fleet") {
+		t.Errorf("a device name on the route by ID: %d %s; want 400", r.status, r.body)
 	}
 }
 

@@ -19,6 +19,18 @@ func (c *Client) CreateSession(ctx context.Context, deviceID string, req apitype
 	return &resp, nil
 }
 
+// CreateSessionByName opens a session on the device req.Device names (in
+// req.Fleet, if set), by POST /api/v1/sessions: one request where
+// looking the device up first takes two. A server that predates the
+// route answers an *Error with status 405.
+func (c *Client) CreateSessionByName(ctx context.Context, req apitype.CreateSessionRequest) (*apitype.CreateSessionResponse, error) {
+	var resp apitype.CreateSessionResponse
+	if err := c.Do(ctx, http.MethodPost, "/api/v1/sessions", nil, req, &resp); err != nil {
+		return nil, err
+	}
+	return &resp, nil
+}
+
 // Session returns one session.
 func (c *Client) Session(ctx context.Context, id string) (*apitype.Session, error) {
 	var s apitype.Session

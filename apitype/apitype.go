@@ -265,6 +265,12 @@ type CreateSessionRequest struct {
 	// means the server's.
 	IdleTimeoutS int `json:"idle_timeout_s,omitempty"`
 	MaxDurationS int `json:"max_duration_s,omitempty"`
+	// Device and Fleet name the device for POST /api/v1/sessions, which
+	// finds it in the caller's fleets (Fleet: in that one only), so that
+	// a client need not look it up first; POST
+	// /api/v1/devices/{id}/sessions names it in its path and refuses them.
+	Device string `json:"device,omitempty"`
+	Fleet  string `json:"fleet,omitempty"`
 }
 
 // CreateSessionResponse is the answer to CreateSessionRequest: the session

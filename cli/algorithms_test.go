@@ -15,12 +15,13 @@ import (
 )
 
 // loginLog is a slog.Handler that keeps the device's "engineer connected"
-// lines, each as its attributes.
+// and "command started" lines, each as its attributes.
 type loginLog struct {
-	parent *loginLog // where records go; nil: this one
-	attrs  []slog.Attr
-	mu     sync.Mutex
-	logins []map[string]string
+	parent  *loginLog // where records go; nil: this one
+	attrs   []slog.Attr
+	mu      sync.Mutex
+	logins  []map[string]string
+	started []map[string]string
 }
 
 func (l *loginLog) root() *loginLog {
@@ -33,7 +34,7 @@ func (l *loginLog) root() *loginLog {
 func (l *loginLog) Enabled(context.Context, slog.Level) bool { return true }
 
 func (l *loginLog) Handle(_ context.Context, r slog.Record) error {
-	if r.Message != "engineer connected" {
+	if r.Message != "engineer connected" && r.Message != "command started" {
 		return nil
 	}
 	m := map[string]string{}
@@ -47,7 +48,11 @@ func (l *loginLog) Handle(_ context.Context, r slog.Record) error {
 	root := l.root()
 	root.mu.Lock()
 	defer root.mu.Unlock()
-	root.logins = append(root.logins, m)
+	if r.Message == "command started" {
+		root.started = append(root.started, m)
+	} else {
+		root.logins = append(root.logins, m)
+	}
 	return nil
 }
 
@@ -89,5 +94,13 @@ func TestDataPathAlgorithms(t *testing.T) {
 	}
 	if got := logins[0]; got["kex"] != ssh.KeyExchangeMLKEM768X25519 || got["cipher_in"] != wantCipher() || got["cipher_out"] != wantCipher() {
 		t.Errorf("the device logged %v; want kex %s, ciphers %s", got, ssh.KeyExchangeMLKEM768X25519, wantCipher())
+	}
+	// The command ran on the session channel the device opened at login,
+	// the connection's first and only one.
+	p.logins.mu.Lock()
+	started := slices.Clone(p.logins.started)
+	p.logins.mu.Unlock()
+	if len(started) != 1 || started[0]["channel"] != "1" || !sshalgo.OffersLoginSession([]byte(logins[0]["client"])) {
+		t.Errorf("the device logged the login %v and the commands %v; want one on channel 1, the login session", logins[0], started)
 	}
 }

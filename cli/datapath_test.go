@@ -38,6 +38,7 @@ import (
 	"github.com/porthole/porthole/internal/testwait"
 	"github.com/porthole/porthole/relay"
 	"github.com/porthole/porthole/session"
+	"github.com/porthole/porthole/sessioncert"
 	"github.com/porthole/porthole/store"
 	"github.com/porthole/porthole/store/sqlitestore"
 )
@@ -70,6 +71,7 @@ type pathOpts struct {
 	connectTimeout time.Duration
 	silent         bool       // the device never answers an open command
 	hostKey        ssh.Signer // the device's SSH host key; nil: its certified enrolled key
+	recorder       agentssh.Recorder
 }
 
 // dataPath is the whole data path in-process: the real API over TLS with
@@ -233,6 +235,7 @@ func startDataPath(t *testing.T, o pathOpts) *dataPath {
 		HostKey: hostKey, UserCA: parseKey(t, enrolled.UserCA),
 		Fleet: "acme", Device: "dev1", DeviceID: dev.id,
 		SessionOpen: dev.isOpen, SessionPorts: dev.sessionPorts, AllowPorts: o.allowPorts,
+		Recorder: o.recorder,
 	}
 	p.logins = &loginLog{}
 	cfg.Logger = slog.New(p.logins)
@@ -731,6 +734,40 @@ func TestDataPath(t *testing.T) {
 		}
 	})
 }
+
+// TestDataPathCommandRefused: the session's requests go without waiting
+// for each reply, yet a command the device refuses is said in words: the
+// device's own, then porthole's.
+func TestDataPathCommandRefused(t *testing.T) {
+	t.Parallel()
+	p := startDataPath(t, pathOpts{recorder: fullRecorder{}})
+	for _, tt := range []struct {
+		args          []string
+		want, devSays string
+	}{
+		{[]string{"--", "echo never"}, "dev1 refused to run the command", "porthole: refused to start the command: the recording's disk is full"},
+		{nil, "dev1 refused to start a shell", "porthole: refused to start a shell: the recording's disk is full"},
+	} {
+		r := runCLI(t, p.env, "", append([]string{"ssh", "dev1"}, tt.args...)...)
+		if errText(r.err) != tt.want {
+			t.Errorf("ssh %q to a device that refuses it: %v; want %q", tt.args, r.err, tt.want)
+		}
+		if !strings.Contains(r.stderr, tt.devSays) {
+			t.Errorf("ssh %q: stderr %q; want the device's words %q", tt.args, r.stderr, tt.devSays)
+		}
+		if r.stdout != "" {
+			t.Errorf("ssh %q: stdout %q; want nothing", tt.args, r.stdout)
+		}
+	}
+	p.allClosedBy(t, "engineer_closed")
+}
+
+// fullRecorder is a device's recorder that can record nothing more.
+type fullRecorder struct{ agentssh.Recorder }
+
+func (fullRecorder) Connected(string, sessioncert.Claims) {}
+func (fullRecorder) Disconnected(string, string)          {}
+func (fullRecorder) Full(string) string                   { return "the recording's disk is full" }
 
 // TestDataPathSupportCode: a device in manual consent asks for its owner's
 // code by keyboard-interactive.

@@ -3,13 +3,15 @@ package cli
 // The data path, as the engineer's side walks it (package relay documents
 // the relay's side, package agentssh the device's):
 //
-//  1. DEVICE ("dev1", "dev1.acme", "acme/dev1") is resolved to one device
-//     of the user's fleets.
-//  2. A fresh ed25519 key is made in memory; its private half never
+//  1. A fresh ed25519 key is made in memory; its private half never
 //     touches the disk.
-//  3. POST /api/v1/devices/{id}/sessions certifies the key for one session
-//     on that device and answers the relay's address, the host CA and the
-//     names the device's host certificate carries.
+//  2. POST /api/v1/sessions names DEVICE ("dev1", "dev1.acme",
+//     "acme/dev1"); the server finds it among the user's fleets. (A server
+//     that predates that route is asked GET /api/v1/devices?name= first,
+//     then POST /api/v1/devices/{id}/sessions.)
+//  3. The answer certifies the key for one session on that device and
+//     names the relay's address, the host CA and the names the device's
+//     host certificate carries.
 //  4. The session is followed with long polls until it is active (the
 //     device has reached the relay), with a progress line on stderr. A
 //     session that closes instead is explained in plain words; Ctrl-C
@@ -33,6 +35,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"net/http"
 	"os"
 	"os/signal"
 	"strings"
@@ -79,6 +82,10 @@ type reachOptions struct {
 	// stockSSH: the SSH client is not porthole's own (porthole proxy
 	// hands the stream to stock ssh), so its version line is its own.
 	stockSSH bool
+	// loginSession: the command runs a shell or a command, and asks the
+	// device to open its session channel as the login ends (see
+	// sshalgo.LoginSessionChannel).
+	loginSession bool
 }
 
 // link is one session on its way up or open: the API client that opened
@@ -96,7 +103,12 @@ type link struct {
 	hostCA   ssh.PublicKey
 	code     string
 	stockSSH bool // see reachOptions
+	version  string
 	progress *progress
+	// loginSession gives the session channel the device opened at login,
+	// once, if it offered one; it is closed if the connection ends first.
+	// Nil when none was asked for or offered.
+	loginSession <-chan ssh.NewChannel
 
 	closeOnce sync.Once
 	mu        sync.Mutex  // guards the fields below
@@ -147,33 +159,29 @@ func (a *app) openLink(ctx context.Context, o reachOptions) (*link, error) {
 	if err != nil {
 		return nil, err
 	}
-	dev, err := resolveDevice(ctx, c, ref)
-	if err != nil {
-		return nil, err
-	}
 	key, err := engineerssh.NewSessionKey()
 	if err != nil {
 		return nil, err
 	}
-	l := &link{a: a, c: c, device: dev, key: key, code: o.code, stockSSH: o.stockSSH,
-		progress: newProgress(a.io.Err, terminalFd(a.io.Err) >= 0, a.now)}
-	l.progress.set("asking " + dev.Name + " to connect…")
-	// Ctrl-C during the request must not lose the session's id, or the
-	// session would stay open until the device's connect timeout: the
-	// request runs to its end (the client bounds it), then Ctrl-C counts.
+	l := &link{a: a, c: c, device: apitype.Device{Name: ref.name, Fleet: ref.fleet}, key: key, code: o.code, stockSSH: o.stockSSH,
+		version: engineerssh.ClientVersion, progress: newProgress(a.io.Err, terminalFd(a.io.Err) >= 0, a.now)}
+	if o.loginSession {
+		l.version += " " + sshalgo.LoginSessionWord
+	}
+	l.progress.set("asking " + ref.name + " to connect…")
 	req := apitype.CreateSessionRequest{
 		PublicKey: strings.TrimSpace(string(ssh.MarshalAuthorizedKey(key.PublicKey()))),
 		Ports:     o.ports, Reason: o.reason,
 	}
-	resp, err := c.CreateSession(context.WithoutCancel(ctx), dev.ID, req)
+	resp, err := l.create(ctx, ref, req)
 	if apiclient.IsCode(err, apitype.CodeReauthRequired) && ctx.Err() == nil {
 		// The fleet asks for a fresh second factor: ask for the code
 		// (not under porthole proxy, whose stdin is ssh's), send it and
 		// ask again, once.
 		l.progress.clear()
 		if err = a.reauthAndRetry(ctx, c, err, !o.stockSSH, "connect"); err == nil {
-			l.progress.set("asking " + dev.Name + " to connect…")
-			resp, err = c.CreateSession(context.WithoutCancel(ctx), dev.ID, req)
+			l.progress.set("asking " + ref.name + " to connect…")
+			resp, err = l.create(ctx, ref, req)
 		}
 	}
 	if err != nil {
@@ -184,6 +192,7 @@ func (a *app) openLink(ctx context.Context, o reachOptions) (*link, error) {
 		return nil, err
 	}
 	l.opened, l.session = resp, resp.Session
+	l.device = apitype.Device{ID: resp.Session.DeviceID, Name: resp.Session.Device, Fleet: resp.Session.Fleet}
 	if ctx.Err() != nil {
 		l.close()
 		return nil, ctx.Err()
@@ -193,6 +202,32 @@ func (a *app) openLink(ctx context.Context, o reachOptions) (*link, error) {
 		return nil, err
 	}
 	return l, nil
+}
+
+// create asks the server for a session on the device ref names, in one
+// request; a server that predates that route is asked in two, the device
+// looked up first. A device the server did not find, or found in several
+// fleets, is looked up as it was before, for the words that say which
+// fleets and how to name one. Ctrl-C during a request must not lose the
+// session's id, or the session would stay open until the device's connect
+// timeout: the request runs to its end (the client bounds it), then Ctrl-C
+// counts.
+func (l *link) create(ctx context.Context, ref deviceRef, req apitype.CreateSessionRequest) (*apitype.CreateSessionResponse, error) {
+	byName := req
+	byName.Device, byName.Fleet = ref.name, ref.fleet
+	resp, err := l.c.CreateSessionByName(context.WithoutCancel(ctx), byName)
+	var ae *apiclient.Error
+	if !errors.As(err, &ae) || (ae.Code != apitype.CodeNotFound && ae.Code != apitype.CodeConflict && ae.Status != http.StatusMethodNotAllowed) {
+		return resp, err
+	}
+	dev, rerr := resolveDevice(ctx, l.c, ref)
+	if rerr != nil {
+		return nil, rerr
+	}
+	if ae.Status != http.StatusMethodNotAllowed {
+		return nil, err // found now: the server's words stand
+	}
+	return l.c.CreateSession(context.WithoutCancel(ctx), dev.ID, req)
 }
 
 // up checks the session's papers, waits for it and dials the relay.
@@ -270,7 +305,7 @@ func (l *link) dialStream(ctx context.Context) error {
 	// trip sooner than if it waited for ours. (Stock ssh writes its own.)
 	var early net.Conn = conn
 	if !l.stockSSH {
-		if early, err = engineerssh.NewEarlyVersion(conn, engineerssh.ClientVersion); err != nil {
+		if early, err = engineerssh.NewEarlyVersion(conn, l.version); err != nil {
 			conn.Close()
 			return &userError{msg: fmt.Sprintf("lost the connection to the relay at %s: %v", addr, err), err: err}
 		}
@@ -477,11 +512,18 @@ func (l *link) deviceSSH(ctx context.Context, nc net.Conn) (*ssh.Client, error) 
 		HostKeyCallback:   hostErr.Wrap(engineerssh.HostCertCallback(l.hostCA, principals, l.device.Name)),
 		HostKeyAlgorithms: engineerssh.HostKeyAlgos,
 		BannerCallback:    banners.Add,
-		ClientVersion:     engineerssh.ClientVersion,
+		ClientVersion:     l.version,
 	}
 	hctx, cancel := context.WithTimeout(ctx, deviceHandshakeTimeout)
 	defer cancel()
-	client, err := clientHandshake(hctx, nc, net.JoinHostPort(principals[0], "22"), cfg)
+	conn, chans, reqs, err := clientConn(hctx, nc, net.JoinHostPort(principals[0], "22"), cfg)
+	var client *ssh.Client
+	if err == nil {
+		if sshalgo.OffersLoginSession([]byte(l.version)) && sshalgo.OffersLoginSession(conn.ServerVersion()) {
+			l.loginSession, chans = holdLoginSession(chans)
+		}
+		client = ssh.NewClient(conn, chans, reqs)
+	}
 	switch {
 	case err == nil:
 		l.progress.clear()
@@ -580,6 +622,16 @@ func (l *link) closeNow(d time.Duration) {
 // clientHandshake runs an SSH client handshake over nc, cut short when ctx
 // ends.
 func clientHandshake(ctx context.Context, nc net.Conn, addr string, cfg *ssh.ClientConfig) (*ssh.Client, error) {
+	conn, chans, reqs, err := clientConn(ctx, nc, addr, cfg)
+	if err != nil {
+		return nil, err
+	}
+	return ssh.NewClient(conn, chans, reqs), nil
+}
+
+// clientConn is clientHandshake's connection, before the channels the
+// server opens are served.
+func clientConn(ctx context.Context, nc net.Conn, addr string, cfg *ssh.ClientConfig) (ssh.Conn, <-chan ssh.NewChannel, <-chan *ssh.Request, error) {
 	stop := context.AfterFunc(ctx, func() { nc.Close() })
 	conn, chans, reqs, err := ssh.NewClientConn(nc, addr, cfg)
 	if !stop() {
@@ -587,13 +639,37 @@ func clientHandshake(ctx context.Context, nc net.Conn, addr string, cfg *ssh.Cli
 			conn.Close()
 		}
 		nc.Close()
-		return nil, context.Cause(ctx)
+		return nil, nil, nil, context.Cause(ctx)
 	}
 	if err != nil {
 		nc.Close()
-		return nil, err
+		return nil, nil, nil, err
 	}
-	return ssh.NewClient(conn, chans, reqs), nil
+	return conn, chans, reqs, nil
+}
+
+// holdLoginSession takes the first login session the server opens out of
+// chans, and passes the other channels on to rest. A second one is
+// refused.
+func holdLoginSession(chans <-chan ssh.NewChannel) (login <-chan ssh.NewChannel, rest <-chan ssh.NewChannel) {
+	held, others := make(chan ssh.NewChannel, 1), make(chan ssh.NewChannel)
+	go func() {
+		defer close(others)
+		defer close(held)
+		taken := false
+		for nc := range chans {
+			switch {
+			case nc.ChannelType() != sshalgo.LoginSessionChannel:
+				others <- nc
+			case taken:
+				_ = nc.Reject(ssh.Prohibited, "porthole takes one login session")
+			default:
+				taken = true
+				held <- nc
+			}
+		}
+	}()
+	return held, others
 }
 
 // isAuthFailure reports whether an SSH handshake failed at authentication.

@@ -3,6 +3,7 @@ package cli
 import (
 	"encoding/json"
 	"net/http"
+	"slices"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -69,17 +70,19 @@ func reauthAPI(t *testing.T) (*fakeAPI, *atomic.Int32, chan string) {
 	var fresh atomic.Bool
 	var asked atomic.Int32
 	codes := make(chan string, 4)
+	create := func(w http.ResponseWriter, r *http.Request) {
+		asked.Add(1)
+		if !fresh.Load() {
+			apiError(http.StatusForbidden, apitype.CodeReauthRequired,
+				"fleet acme asks for your authenticator code within the last 15m to open a session (your last was 2h ago)")(w, r)
+			return
+		}
+		apiError(http.StatusConflict, apitype.CodeDeviceOffline, "dev2 is offline (test)")(w, r)
+	}
 	f := newFakeAPI(t, map[string]http.HandlerFunc{
-		"GET /api/v1/devices": answer(testDevices),
-		"POST /api/v1/devices/{id}/sessions": func(w http.ResponseWriter, r *http.Request) {
-			asked.Add(1)
-			if !fresh.Load() {
-				apiError(http.StatusForbidden, apitype.CodeReauthRequired,
-					"fleet acme asks for your authenticator code within the last 15m to open a session (your last was 2h ago)")(w, r)
-				return
-			}
-			apiError(http.StatusConflict, apitype.CodeDeviceOffline, "dev2 is offline (test)")(w, r)
-		},
+		"GET /api/v1/devices":                answer(testDevices),
+		"POST /api/v1/sessions":              create,
+		"POST /api/v1/devices/{id}/sessions": create,
 		"POST /api/v1/requests/{id}/approve": func(w http.ResponseWriter, r *http.Request) {
 			asked.Add(1)
 			if !fresh.Load() {
@@ -103,4 +106,30 @@ func reauthAPI(t *testing.T) (*fakeAPI, *atomic.Int32, chan string) {
 		},
 	})
 	return f, &asked, codes
+}
+
+// TestSessionOlderServer: a server that predates POST /api/v1/sessions
+// answers it 405, and porthole looks the device up first, as it did
+// before, then asks for the session by the device's ID.
+func TestSessionOlderServer(t *testing.T) {
+	t.Parallel()
+	f := newFakeAPI(t, map[string]http.HandlerFunc{
+		"GET /api/v1/devices":   answer(testDevices),
+		"POST /api/v1/sessions": apiError(http.StatusMethodNotAllowed, apitype.CodeMethodNotAllow, "POST is not allowed here"),
+		"POST /api/v1/devices/{id}/sessions": apiError(http.StatusConflict, apitype.CodeDeviceOffline,
+			"dev2 is offline (the route by ID)"),
+	})
+	r := runCLI(t, f.loggedIn(t), "", "ssh", "dev2", "--", "true")
+	if r.err == nil || !strings.Contains(r.err.Error(), "dev2 is offline (the route by ID)") {
+		t.Errorf("porthole ssh against an older server: %v; want the answer of the route by ID", r.err)
+	}
+	var posts []string
+	for _, req := range f.seen() {
+		if strings.HasPrefix(req, "POST ") {
+			posts = append(posts, req)
+		}
+	}
+	if want := []string{"POST /api/v1/sessions", "POST /api/v1/devices/d2/sessions"}; !slices.Equal(posts, want) {
+		t.Errorf("requests %q; want %q", posts, want)
+	}
 }

@@ -59,7 +59,7 @@ with COMMAND, its output and exit status, and standard input is passed to it
   tar cz logs | porthole ssh kitchen-amp -- tar xz -C /tmp`,
 		Args: cobra.MinimumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			o.device = args[0]
+			o.device, o.loginSession = args[0], true
 			return a.runSSH(cmd.Context(), o, strings.Join(args[1:], " "), forceTTY, noTTY)
 		},
 	}
@@ -82,31 +82,17 @@ func (a *app) runSSH(ctx context.Context, o reachOptions, command string, forceT
 		return err
 	}
 	defer l.close()
-	sess, err := client.NewSession()
-	if err != nil {
-		return l.lost(ctx, err)
-	}
-	defer sess.Close()
-	// Standard input and output are copied here, not by the session (which
-	// copies input through an io.Pipe and output 32 KiB at a time).
-	sess.Stderr = a.io.Err
-	stdin, err := sess.StdinPipe()
-	if err != nil {
-		return err
-	}
-	stdout, err := sess.StdoutPipe()
-	if err != nil {
-		return err
-	}
+	start := remoteStart{command: command}
 	for _, k := range forwardedEnv {
 		if v := a.io.Getenv(k); v != "" {
-			_ = sess.Setenv(k, v) // refused ones do not matter
+			start.env = append(start.env, [2]string{k, v}) // refused ones do not matter
 		}
 	}
 	in := a.io.In
 	fd := terminalFd(a.io.In)
+	var con *console
 	if fd >= 0 && !noTTY && (command == "" || forceTTY) {
-		con := openConsole(fd, a.io.Out)
+		con = openConsole(fd, a.io.Out)
 		defer con.close()
 		w, h, err := con.size()
 		if err != nil || w <= 0 || h <= 0 {
@@ -116,10 +102,8 @@ func (a *app) runSSH(ctx context.Context, o reachOptions, command string, forceT
 		if termName == "" {
 			termName = "xterm"
 		}
-		modes := ssh.TerminalModes{ssh.ECHO: 1, ssh.TTY_OP_ISPEED: 38400, ssh.TTY_OP_OSPEED: 38400}
-		if err := sess.RequestPty(termName, h, w, modes); err != nil {
-			return fmt.Errorf("%s refused a terminal: %w", l.device.Name, err)
-		}
+		start.pty = &remotePty{term: termName, w: w, h: h,
+			modes: ssh.TerminalModes{ssh.ECHO: 1, ssh.TTY_OP_ISPEED: 38400, ssh.TTY_OP_OSPEED: 38400}}
 		// Raw mode only once the login (and its code prompt) is over,
 		// and undone before anything else is printed.
 		restore, err := con.makeRaw()
@@ -128,47 +112,50 @@ func (a *app) runSSH(ctx context.Context, o reachOptions, command string, forceT
 		}
 		defer restore()
 		in = con.rawInput(in)
-		defer con.watchResize(w, h, func(w, h int) { _ = sess.WindowChange(h, w) })()
 	}
-	if command == "" {
-		err = sess.Shell()
-	} else {
-		err = sess.Start(command)
+	sess, err := startRemote(client, l.loginSession, start, a.io.Err)
+	if errors.Is(err, errRemoteRefused) {
+		return &userError{msg: refusedWords(l.device.Name, command), err: err}
 	}
 	if err != nil {
 		return l.lost(ctx, err)
 	}
+	defer sess.Close()
+	if con != nil {
+		defer con.watchResize(start.pty.w, start.pty.h, sess.windowChange)()
+	}
 	go func() {
-		// Like x/crypto's copy, this one may outlive the command, blocked
-		// reading input that nobody sends.
-		io.CopyBuffer(stdin, readerOnly{in}, make([]byte, streamBuf))
-		stdin.Close() // EOF reaches the command
+		// This copy may outlive the command, blocked reading input that
+		// nobody sends.
+		io.CopyBuffer(sess, readerOnly{in}, make([]byte, streamBuf))
+		sess.CloseWrite() // EOF reaches the command
 	}()
-	copied := make(chan error, 1)
-	go func() { copied <- copyOutput(a.io.Out, stdout) }()
+	copied := make(chan error, 2)
+	go func() { copied <- copyOutput(a.io.Out, sess) }()
+	go func() { copied <- copyOutput(a.io.Err, sess.Stderr()) }()
 	done := make(chan error, 1)
 	go func() {
-		err := sess.Wait() // the output may still be arriving
-		if cerr := <-copied; err == nil && cerr != nil {
-			err = &userError{msg: fmt.Sprintf("cannot write the output of the command on %s: %v", l.device.Name, cerr), err: cerr}
+		err := sess.wait(l.device.Name)
+		for range 2 { // the output may still be arriving
+			if cerr := <-copied; err == nil && cerr != nil {
+				err = &userError{msg: fmt.Sprintf("cannot write the output of the command on %s: %v", l.device.Name, cerr), err: cerr}
+			}
 		}
 		done <- err
 	}()
 	select {
 	case err = <-done:
 	case <-ctx.Done():
-		l.close() // Wait returns once the connection is gone
+		l.close() // the channel ends once the connection is gone
 		<-done
 		return ctx.Err()
 	}
-	var exit *ssh.ExitError
+	var exit *ExitError
 	var uerr *userError
 	switch {
 	case err == nil:
 		return nil
-	case errors.As(err, &exit):
-		return &ExitError{Code: exit.ExitStatus(), Device: l.device.Name, Signal: exit.Signal()}
-	case errors.As(err, &uerr):
+	case errors.As(err, &exit), errors.As(err, &uerr):
 		return err
 	}
 	return l.lost(ctx, err)
@@ -208,8 +195,7 @@ func (l *link) lost(ctx context.Context, err error) error {
 	if w := l.why(ctx); w != "" {
 		return &userError{msg: w, err: err}
 	}
-	var missing *ssh.ExitMissingError
-	if errors.As(err, &missing) {
+	if errors.Is(err, errNoExitStatus) {
 		return &userError{msg: fmt.Sprintf("the connection to %s ended before the command did (no exit status came)", l.device.Name), err: err}
 	}
 	return &userError{msg: fmt.Sprintf("lost the connection to %s: %v", l.device.Name, err), err: err}

@@ -16,7 +16,10 @@ type deviceConn struct {
 	// open opens a stream to the device for an engineer of session (from
 	// the address origHost:origPort). A device that refuses it answers a
 	// *deviceRefusedError; any other error means the connection failed.
-	open func(session, origHost string, origPort uint32) (halfConn, error)
+	// open opens a stream to the device for an engineer of session, and
+	// sends early on it (what the engineer sent ahead) before the
+	// device's answer.
+	open func(session, origHost string, origPort uint32, early []byte) (halfConn, error)
 	// shared: the connection may carry several sessions over time (the
 	// second protocol), so it is not closed with its last registration.
 	shared  bool

@@ -25,6 +25,12 @@ type engineerConn struct {
 	origPort uint32
 	sess     *session // set once, by addEngineer
 	gone     bool     // guarded by Relay.mu: removed from the relay
+	// ahead, if set, reads what the engineer has sent and the relay has
+	// not read yet, without waiting for more (the second protocol's
+	// version line): reach sends it to the device with the stream's
+	// opening, so that the device need not wait for it until it has
+	// answered and the relay has joined the two.
+	ahead func() []byte
 }
 
 func newEngineerConn(p peer, claims sessioncert.Claims) *engineerConn {
@@ -84,12 +90,16 @@ func (r *Relay) removeEngineer(e *engineerConn) {
 // errNotRegistered, a *deviceRefusedError, or why the session or e ended.
 func (r *Relay) reach(e *engineerConn, expired <-chan time.Time) (*deviceConn, halfConn, error) {
 	r.touch(e.sess)
-	for {
+	var early []byte // read once, sent again if a device's connection fails
+	for read := false; ; read = true {
 		dev, err := r.waitDevice(e, expired)
 		if err != nil {
 			return nil, nil, err
 		}
-		st, err := dev.open(e.claims.Session, e.origHost, e.origPort)
+		if e.ahead != nil && !read {
+			early = e.ahead()
+		}
+		st, err := dev.open(e.claims.Session, e.origHost, e.origPort, early)
 		if err == nil {
 			return dev, st, nil
 		}

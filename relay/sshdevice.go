@@ -33,13 +33,17 @@ type forwardedChannel struct {
 // serveDevice serves a device logged in over SSH (the first protocol).
 func (r *Relay) serveDevice(p peer, sc *ssh.ServerConn, id *identity, chans <-chan ssh.NewChannel, reqs <-chan *ssh.Request, start time.Time) {
 	dev := newDeviceConn(p, id.fleet, id.device)
-	dev.open = func(session, origHost string, origPort uint32) (halfConn, error) {
+	dev.open = func(session, origHost string, origPort uint32, early []byte) (halfConn, error) {
 		payload := ssh.Marshal(forwardedChannel{Addr: session, Port: 0, OrigHost: origHost, OrigPort: origPort})
 		ch, reqs, err := sc.OpenChannel("forwarded-tcpip", payload)
 		if err != nil {
 			if refused, ok := errors.AsType[*ssh.OpenChannelError](err); ok {
 				return nil, &deviceRefusedError{refused.Message}
 			}
+			return nil, err
+		}
+		if _, err := ch.Write(early); err != nil {
+			_ = ch.Close()
 			return nil, err
 		}
 		return &sshChannel{Channel: ch, gone: r.drain(reqs)}, nil

@@ -234,8 +234,8 @@ func (r *Relay) serveDeviceV2(nc net.Conn, p peer, h relayproto.Hello, start tim
 	p.conn = mux
 	dev := newDeviceConn(p, h.Fleet, h.Device)
 	dev.shared = true
-	dev.open = func(session, origHost string, origPort uint32) (halfConn, error) {
-		return r.openDeviceStream(mux, session, net.JoinHostPort(origHost, fmt.Sprint(origPort)))
+	dev.open = func(session, origHost string, origPort uint32, early []byte) (halfConn, error) {
+		return r.openDeviceStream(mux, session, net.JoinHostPort(origHost, fmt.Sprint(origPort)), early)
 	}
 	if err := r.addDevice(dev, start); err != nil {
 		r.refuse(dev.log, dev.refusal("login", err.Error()))
@@ -306,8 +306,10 @@ func (r *Relay) registerV2(dev *deviceConn, st *yamux.Stream) {
 }
 
 // openDeviceStream opens a stream to a device for an engineer of session,
-// and waits for the device to take it.
-func (r *Relay) openDeviceStream(mux *yamux.Session, session, from string) (halfConn, error) {
+// sends early after its header, and waits for the device to take it. The
+// device reads early only once it has said yes (its SSH server does); one
+// that says no drops it with the stream.
+func (r *Relay) openDeviceStream(mux *yamux.Session, session, from string, early []byte) (halfConn, error) {
 	st, err := mux.OpenStream()
 	if err != nil {
 		return nil, err
@@ -315,6 +317,9 @@ func (r *Relay) openDeviceStream(mux *yamux.Session, session, from string) (half
 	_ = st.SetDeadline(time.Now().Add(r.cfg.HandshakeTimeout))
 	var rep relayproto.Reply
 	err = relayproto.WriteFrame(st, relayproto.StreamHeader{Session: session, From: from})
+	if err == nil && len(early) > 0 {
+		_, err = st.Write(early)
+	}
 	if err == nil {
 		err = relayproto.ReadFrame(st, &rep)
 	}
@@ -341,6 +346,9 @@ func (s yamuxStream) CloseWrite() error { return s.Stream.Close() }
 // accepted: it waits for the device, then splices.
 func (r *Relay) serveEngineerV2(nc net.Conn, p peer, id *identity, start time.Time) {
 	e := newEngineerConn(p, id.claims)
+	if tc, ok := nc.(*tls.Conn); ok {
+		e.ahead = func() []byte { return readAhead(tc) }
+	}
 	stopExpiry, err := r.addEngineer(e, id.session, start)
 	if err != nil {
 		r.refuse(e.log, e.refusal("login", err.Error()))
@@ -385,6 +393,34 @@ func (r *Relay) serveEngineerV2(nc net.Conn, p peer, id *identity, start time.Ti
 	}
 	r.splice(e, dev, eng, dst)
 	e.log.Info("engineer disconnected", "reason", context.Cause(e.ctx))
+}
+
+// maxAhead bounds what readAhead takes: an SSH client's version line
+// and key exchange are a fraction of it.
+const maxAhead = 16 << 10
+
+// aheadWait is how long readAhead waits for each read: what has reached
+// the relay's socket is read at once.
+const aheadWait = time.Millisecond
+
+// readAhead reads what an engineer has sent over tc and has arrived, up to
+// maxAhead, without waiting for more. Only a TLS connection is read so: a
+// read that times out leaves it as it was (a WebSocket's would close it).
+func readAhead(tc *tls.Conn) []byte {
+	var got []byte
+	buf := make([]byte, maxAhead)
+	for len(got) < maxAhead {
+		_ = tc.SetReadDeadline(time.Now().Add(aheadWait))
+		n, err := tc.Read(buf[:maxAhead-len(got)])
+		got = append(got, buf[:n]...)
+		if err != nil {
+			// A timeout: nothing more has come. Any other error stays
+			// with the connection, for the splice to find.
+			break
+		}
+	}
+	_ = tc.SetReadDeadline(time.Time{})
+	return got
 }
 
 // noHalfClose is a connection that cannot half-close (a WebSocket): the

@@ -28,6 +28,9 @@ type v2Env struct {
 	addr   string
 	tls    *tls.Config              // the clients'
 	handle func(io.ReadWriteCloser) // the devices' streams; nil: echo
+	// beforeReply, if set, reads each stream of the devices after its
+	// header and before the device's reply.
+	beforeReply func(*yamux.Stream)
 }
 
 func newV2Env(t testing.TB, tweak func(*Config)) *v2Env {
@@ -64,6 +67,7 @@ type v2Device struct {
 	mux     *yamux.Session
 	headers chan relayproto.StreamHeader
 	handle  func(io.ReadWriteCloser) // nil: echo
+	before  func(*yamux.Stream)      // see v2Env.beforeReply
 }
 
 func (e *v2Env) dialDevice(t testing.TB, fleet, device string, key ssh.Signer) (*v2Device, error) {
@@ -83,7 +87,7 @@ func (e *v2Env) dialDevice(t testing.TB, fleet, device string, key ssh.Signer) (
 	if err != nil {
 		t.Fatal(err)
 	}
-	d := &v2Device{mux: mux, headers: make(chan relayproto.StreamHeader, 16), handle: e.handle}
+	d := &v2Device{mux: mux, headers: make(chan relayproto.StreamHeader, 16), handle: e.handle, before: e.beforeReply}
 	t.Cleanup(func() { mux.Close() })
 	go func() {
 		for {
@@ -100,6 +104,9 @@ func (e *v2Env) dialDevice(t testing.TB, fleet, device string, key ssh.Signer) (
 				select {
 				case d.headers <- h:
 				default: // a benchmark opens more than anyone reads
+				}
+				if d.before != nil {
+					d.before(st)
 				}
 				if relayproto.WriteFrame(st, relayproto.Reply{OK: true}) != nil {
 					return
@@ -217,6 +224,42 @@ func TestV2EarlyEngineer(t *testing.T) {
 	roundTrip(t, c2, "second session, same device connection")
 	if st := e.relay.Stats(); st.Devices != 1 || st.Splices != 2 {
 		t.Errorf("Stats = %+v; want one device connection carrying two splices", st)
+	}
+}
+
+// TestV2AheadWithHeader: what the engineer sent before the device came (an
+// SSH client's version line) reaches the device with the stream's header,
+// before the device has answered, so that its SSH server can answer at
+// once; the device's own bytes reach the engineer only after its yes.
+func TestV2AheadWithHeader(t *testing.T) {
+	t.Parallel()
+	e := newV2Env(t, nil)
+	e.open("ses_1", "acme", "dev1")
+	ahead := make(chan string, 1)
+	e.beforeReply = func(st *yamux.Stream) {
+		_ = st.SetReadDeadline(time.Now().Add(2 * time.Second))
+		defer st.SetReadDeadline(time.Time{})
+		b := make([]byte, 64)
+		n, _ := st.Read(b)
+		ahead <- string(b[:n])
+	}
+	e.handle = func(st io.ReadWriteCloser) { _, _ = io.WriteString(st, "SSH-2.0-device\r\n") }
+	c := e.engineer(t, e.certFor(t, newSigner(t), claimsFor("ses_1", "acme", "dev1")))
+	if _, err := io.WriteString(c, "SSH-2.0-engineer\r\n"); err != nil {
+		t.Fatal(err)
+	}
+	testwait.For(t, 5*time.Second, "the engineer", func() bool { return e.relay.Stats().Engineers == 1 })
+	time.Sleep(50 * time.Millisecond) // the version line has reached the relay
+	dev := e.mustDevice(t, "acme", "dev1", e.enroll("acme", "dev1"))
+	if _, err := dev.register("ses_1"); err != nil {
+		t.Fatal(err)
+	}
+	if got := <-ahead; got != "SSH-2.0-engineer\r\n" {
+		t.Errorf("the device read %q before answering; want the engineer's version line", got)
+	}
+	got := make([]byte, len("SSH-2.0-device\r\n"))
+	if _, err := io.ReadFull(c, got); err != nil || string(got) != "SSH-2.0-device\r\n" {
+		t.Errorf("the engineer read %q, %v; want the device's version line after the relay's yes", got, err)
 	}
 }
 

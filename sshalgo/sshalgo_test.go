@@ -127,3 +127,18 @@ func TestSupported(t *testing.T) {
 		t.Errorf("Server().Ciphers = %v; want %v (AES hardware: %v)", got, want, AESHardware())
 	}
 }
+
+func TestOffersLoginSession(t *testing.T) {
+	for v, want := range map[string]bool{
+		"SSH-2.0-Porthole login-session":          true,
+		"SSH-2.0-PortholeAgent x login-session y": true,
+		"SSH-2.0-Porthole":                        false,
+		"SSH-2.0-login-session":                   false, // the software name, not a comment
+		"SSH-2.0-OpenSSH_9.2p1 Debian-2+deb12u10": false,
+		"SSH-2.0-Porthole login-sessions":         false,
+	} {
+		if got := OffersLoginSession([]byte(v)); got != want {
+			t.Errorf("OffersLoginSession(%q) = %v; want %v", v, got, want)
+		}
+	}
+}
