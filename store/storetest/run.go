@@ -73,6 +73,9 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 		{"FleetPolicy", testFleetPolicy},
 		{"FourEyesSessions", testFourEyesSessions},
 		{"FourEyesRequests", testFourEyesRequests},
+		{"SSOUsers", testSSOUsers},
+		{"SSORefreshes", testSSORefreshes},
+		{"DeviceGrants", testDeviceGrants},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
