@@ -111,6 +111,9 @@ type Config struct {
 	// the console and with `porthole login --sso`; RefreshSSO must then
 	// run every minute or so. Nil: password and TOTP logins only.
 	SSO *sso.Provider
+	// DevicePollInterval is the least time between two polls of one
+	// `porthole login --sso`. Zero: 5 seconds (RFC 8628's default).
+	DevicePollInterval time.Duration
 	// PublicURL is the server's https:// URL, for the verification page's
 	// address that `porthole login --sso` prints. Empty: the Host the
 	// CLI reached.
@@ -170,6 +173,7 @@ type Server struct {
 
 	sso          *sso.Provider // nil: no single sign-on
 	ssoPublicURL string
+	pollInterval time.Duration // of device grants
 
 	console        http.Handler
 	presence       PresenceWatcher
@@ -205,6 +209,7 @@ func New(cfg Config) (*Server, error) {
 		deviceNonces: cfg.DeviceNonces,
 		sso:          cfg.SSO,
 		ssoPublicURL: strings.TrimSuffix(cfg.PublicURL, "/"),
+		pollInterval: orDefault(cfg.DevicePollInterval, devicePollInterval),
 
 		console:        cfg.Console,
 		presence:       cfg.Presence,

@@ -62,7 +62,8 @@ const (
 
 	// deviceGrantTTL is how long `porthole login --sso` may wait.
 	deviceGrantTTL = 10 * time.Minute
-	// devicePollInterval is the least time between two polls.
+	// devicePollInterval is the least time between two polls, unless
+	// Config.DevicePollInterval says otherwise.
 	devicePollInterval = 5 * time.Second
 	// ssoPagePath is the verification page.
 	ssoPagePath = "/sso/device"
@@ -343,7 +344,7 @@ func (s *Server) deviceCode(c *call, req *apitype.DeviceCodeRequest) (apitype.De
 	page := s.publicURL(c.r) + ssoPagePath
 	return apitype.DeviceCodeResponse{DeviceCode: device, UserCode: code, VerificationURI: page,
 		VerificationURIComplete: page + "?" + url.Values{"user_code": {code}}.Encode(),
-		ExpiresIn:               int(deviceGrantTTL.Seconds()), Interval: int(devicePollInterval.Seconds())}, nil
+		ExpiresIn:               int(deviceGrantTTL.Seconds()), Interval: int(s.pollInterval.Seconds())}, nil
 }
 
 // publicURL is the scheme and host the client reached this server at.
@@ -377,13 +378,13 @@ func (s *Server) deviceToken(c *call, req *apitype.DeviceTokenRequest) (apitype.
 		return resp, grantRefused(apitype.CodeInvalidGrant, "this device code was already used: run porthole login --sso again")
 	case !now.Before(g.ExpiresAt):
 		return resp, grantRefused(apitype.CodeExpiredToken, "the code expired before anyone signed in: run porthole login --sso again")
-	case now.Sub(g.PolledAt) < devicePollInterval:
-		return resp, grantRefused(apitype.CodeSlowDown, "polled too soon: wait %v between polls", devicePollInterval)
+	case now.Sub(g.PolledAt) < s.pollInterval:
+		return resp, grantRefused(apitype.CodeSlowDown, "polled too soon: wait %v between polls", s.pollInterval)
 	}
 	if polled, err := s.store.PollDeviceGrant(c.ctx, g.ID, g.PolledAt, now); err != nil {
 		return resp, fmt.Errorf("recording the poll: %w", err)
 	} else if !polled {
-		return resp, grantRefused(apitype.CodeSlowDown, "polled twice at once: wait %v between polls", devicePollInterval)
+		return resp, grantRefused(apitype.CodeSlowDown, "polled twice at once: wait %v between polls", s.pollInterval)
 	}
 	switch g.State {
 	case store.GrantPending:
