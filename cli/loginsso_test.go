@@ -9,18 +9,15 @@ import (
 	"net/http/cookiejar"
 	"net/http/httptest"
 	"net/url"
-	"path/filepath"
 	"regexp"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/porthole/porthole/api"
-	"github.com/porthole/porthole/ca"
 	"github.com/porthole/porthole/internal/testhydra"
 	"github.com/porthole/porthole/sso"
 	"github.com/porthole/porthole/store"
-	"github.com/porthole/porthole/store/sqlitestore"
 )
 
 // TestLoginSSO: `porthole login --sso` against the real API and a real
@@ -29,20 +26,7 @@ import (
 // back.
 func TestLoginSSO(t *testing.T) {
 	idp := testhydra.Start(t)
-	dir := t.TempDir()
-	keyDir := filepath.Join(dir, "keys")
-	if err := ca.Generate(keyDir, nil); err != nil {
-		t.Fatal(err)
-	}
-	keys, err := ca.Load(keyDir)
-	if err != nil {
-		t.Fatal(err)
-	}
-	st, err := sqlitestore.Open(filepath.Join(dir, "porthole.db"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { st.Close() })
+	keys, st := newServerState(t)
 	if err := st.CreateFleet(t.Context(), &store.Fleet{Name: "acme"}); err != nil {
 		t.Fatal(err)
 	}

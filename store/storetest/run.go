@@ -207,6 +207,17 @@ func race[T any](n int, fn func(i int) T) []T {
 	return out
 }
 
+// trues counts the racers of race that won.
+func trues(results []bool) int {
+	n := 0
+	for _, won := range results {
+		if won {
+			n++
+		}
+	}
+	return n
+}
+
 func names(ds []*store.Device) []string {
 	out := []string{}
 	for _, d := range ds {

@@ -75,13 +75,7 @@ func testSSORefreshes(t *testing.T, s store.Store) {
 		ok(t, "ClaimSSORefresh", err)
 		return won
 	})
-	n := 0
-	for _, w := range wins {
-		if w {
-			n++
-		}
-	}
-	equal(t, "claims won", n, 1)
+	equal(t, "claims won", trues(wins), 1)
 	list, err = s.DueSSORefreshes(ctx, t0, 10)
 	ok(t, "DueSSORefreshes after the claim", err)
 	equal(t, "due after the claim", len(list), 0)
@@ -148,13 +142,7 @@ func testDeviceGrants(t *testing.T, s store.Store) {
 		ok(t, "UseDeviceGrant", err)
 		return used
 	})
-	n := 0
-	for _, u := range uses {
-		if u {
-			n++
-		}
-	}
-	equal(t, "uses", n, 1)
+	equal(t, "uses", trues(uses), 1)
 	got, err = s.DeviceGrantByDeviceCode(ctx, g.DeviceHash)
 	ok(t, "DeviceGrantByDeviceCode", err)
 	equal(t, "used, its refresh token gone", []any{got.State, got.SSORefresh}, []any{store.GrantUsed, ""})
