@@ -1,6 +1,7 @@
 package api
 
 import (
+	"crypto/tls"
 	"encoding/json"
 	"io"
 	"log/slog"
@@ -8,6 +9,7 @@ import (
 	"net/http/cookiejar"
 	"net/http/httptest"
 	"net/url"
+	"path/filepath"
 	"regexp"
 	"strings"
 	"testing"
@@ -19,6 +21,7 @@ import (
 	"github.com/porthole/porthole/internal/testhydra"
 	"github.com/porthole/porthole/sso"
 	"github.com/porthole/porthole/store"
+	"github.com/porthole/porthole/store/sqlitestore"
 )
 
 // ssoWorld is a portholed API relying on a real ory/hydra, with a fleet
@@ -26,34 +29,50 @@ import (
 type ssoWorld struct {
 	*testServer
 	idp   *testhydra.Provider
+	st    store.Store // the world's own: a node refreshes every due login of its store
 	fleet *store.Fleet
 	group string // maps to operator in fleet
+
+	cfg              sso.Config
+	secret, callback string
 }
 
 func newSSOWorld(t *testing.T) *ssoWorld {
 	t.Helper()
 	idp := testhydra.Start(t)
-	fl := fx.newFleet(t)
-	w := &ssoWorld{idp: idp, fleet: fl, group: fx.name("support")}
+	st, err := sqlitestore.Open(filepath.Join(t.TempDir(), "porthole.db"))
+	must(t, err)
+	t.Cleanup(func() { st.Close() })
+	fl := &store.Fleet{Name: "acme"}
+	must(t, st.CreateFleet(t.Context(), fl))
+	w := &ssoWorld{idp: idp, st: st, fleet: fl, group: "support-eu"}
 	// The server's address must be known before the provider registers
 	// its redirect URI, and the provider before the server is made.
 	ts := httptest.NewUnstartedServer(nil)
-	ts.TLS = startTLS(http.NotFoundHandler(), fx.keys).TLS
+	ts.TLS = &tls.Config{Certificates: []tls.Certificate{fx.keys.TLS}}
 	ts.StartTLS()
 	t.Cleanup(ts.Close)
 	id, secret := idp.Client(t, ts.URL+"/api/v1/sso/callback")
 	cfg := sso.Config{Issuer: idp.Issuer, ClientID: id, ClientSecret: secret,
 		Roles: []sso.RoleMapping{{Group: w.group, Fleet: fl.Name, Role: store.RoleOperator}}}
-	must(t, cfg.Validate())
-	p, err := sso.New(cfg, secret, ts.URL+"/api/v1/sso/callback", nil)
-	must(t, err)
+	w.cfg, w.secret, w.callback = cfg, secret, ts.URL+"/api/v1/sso/callback"
 	c, lb := newClock(), &logBuffer{}
-	s, err := New(Config{Store: fx.store, Keys: fx.keys, Now: c.Now, SSO: p,
-		Logger: slog.New(slog.NewTextHandler(lb, &slog.HandlerOptions{Level: slog.LevelDebug}))})
-	must(t, err)
+	s := w.node(t, cfg, c, lb)
 	ts.Config.Handler = s.Handler()
 	w.testServer = &testServer{Server: s, ts: ts, clock: c, log: lb}
 	return w
+}
+
+// node is another API node of the world's store and provider, with cfg.
+func (w *ssoWorld) node(t *testing.T, cfg sso.Config, c *clock, lb *logBuffer) *Server {
+	t.Helper()
+	must(t, cfg.Validate())
+	p, err := sso.New(cfg, w.secret, w.callback, nil)
+	must(t, err)
+	s, err := New(Config{Store: w.st, Keys: fx.keys, Now: c.Now, SSO: p,
+		Logger: slog.New(slog.NewTextHandler(lb, &slog.HandlerOptions{Level: slog.LevelDebug}))})
+	must(t, err)
+	return s
 }
 
 // user lets a new user sign in at the provider with groups; it returns
@@ -126,12 +145,12 @@ func TestSSOConsole(t *testing.T) {
 	if status != http.StatusOK || me.Email != email || !me.SSO || len(me.Roles) != 1 || me.Roles[0] != (apitype.FleetRole{Fleet: w.fleet.Name, Role: "operator"}) {
 		t.Fatalf("GET /api/v1/me = %d %+v; want %s, SSO, operator of %s", status, me, email, w.fleet.Name)
 	}
-	u, err := fx.store.GetUserByEmail(t.Context(), email)
+	u, err := w.st.GetUserByEmail(t.Context(), email)
 	must(t, err)
 	if u.PasswordHash != "" || u.TOTPSecret != "" || !strings.HasSuffix(u.SSOSubject, " "+name) {
 		t.Errorf("the SSO user = %+v; want no password, no TOTP, subject ending %q", u, name)
 	}
-	wantAudit(t, u.ID, audit.LoginSucceeded, "method", "sso")
+	wantAudit(t, w.st, u.ID, audit.LoginSucceeded, "method", "sso")
 
 	t.Run("no password login", func(t *testing.T) {
 		r := do(t, w.ts, "POST", "/api/v1/login", "", apitype.LoginRequest{Email: email, Password: "x", TOTP: "123456"})
@@ -166,10 +185,18 @@ func TestSSOConsole(t *testing.T) {
 		name, email := w.user("nobody-maps-this")
 		resp, body := w.consoleSignIn(t, w.browser(t), name)
 		wantPage(t, "sign-in", resp, body, http.StatusForbidden, "none of their groups at the provider (groups claim: nobody-maps-this)")
-		_ = email
+		evs, err := w.st.ListAudit(t.Context(), store.AuditFilter{Limit: 1000, Latest: true})
+		must(t, err)
+		for _, ev := range evs {
+			if ev.Kind == audit.LoginFailed && ev.Actor.Name == email && ev.Detail["method"] == "sso" {
+				return
+			}
+		}
+		t.Errorf("no login_failed event (method sso) for %s", email)
 	})
 	t.Run("local email", func(t *testing.T) {
-		local := newUser(t, false)
+		local, _, err := CreateUser(t.Context(), w.st, fx.name("local")+"@example.com", testPassword, false)
+		must(t, err)
 		name := fx.name("sso")
 		w.idp.SetUser(name, testhydra.User{Email: local.Email, Groups: []string{w.group}})
 		resp, body := w.consoleSignIn(t, w.browser(t), name)
@@ -179,9 +206,9 @@ func TestSSOConsole(t *testing.T) {
 
 // wantAudit checks that the audit log holds an event of kind by or about
 // user with detail key=value.
-func wantAudit(t *testing.T, userID string, kind audit.Kind, key, value string) {
+func wantAudit(t *testing.T, st store.Store, userID string, kind audit.Kind, key, value string) {
 	t.Helper()
-	evs, err := fx.store.ListAudit(t.Context(), store.AuditFilter{Limit: 1000, Latest: true})
+	evs, err := st.ListAudit(t.Context(), store.AuditFilter{Limit: 1000, Latest: true})
 	must(t, err)
 	for _, ev := range evs {
 		if ev.Kind == kind && (ev.Actor.ID == userID || ev.Detail["user_id"] == userID) && ev.Detail[key] == value {
@@ -362,12 +389,12 @@ func TestSSODevice(t *testing.T) {
 	})
 }
 
-// TestSSORemovedUser: a user removed at the provider loses access at the
-// next refresh; one whose groups change gets their new roles.
-func TestSSORemovedUser(t *testing.T) {
+// TestSSORefresh: a due login is refreshed at the provider, on one node
+// of several, and revoked at once where its groups no longer map.
+func TestSSORefresh(t *testing.T) {
 	t.Parallel()
 	w := newSSOWorld(t)
-	name, email := w.user(w.group)
+	name, _ := w.user(w.group)
 	c := w.startCLI(t)
 	b := w.browser(t)
 	w.idp.SignIn(t, b, c.confirm(t, b), name)
@@ -384,7 +411,7 @@ func TestSSORemovedUser(t *testing.T) {
 	}
 	// Due: refreshed at the provider, still known; the provider rotates
 	// its refresh token, and the new one is kept, sealed.
-	before, err := fx.store.TokenByHash(t.Context(), auth.HashSecret(login.Token), w.clock.Now())
+	before, err := w.st.TokenByHash(t.Context(), auth.HashSecret(login.Token), w.clock.Now())
 	must(t, err)
 	if before.SSORefresh == "" || strings.Contains(before.SSORefresh, "ory_rt_") {
 		t.Errorf("the stored refresh token %q is not sealed", before.SSORefresh)
@@ -393,7 +420,7 @@ func TestSSORemovedUser(t *testing.T) {
 	if n, err := w.RefreshSSO(t.Context()); err != nil || n != 0 {
 		t.Fatalf("RefreshSSO of a known user = %d, %v; want 0 revoked", n, err)
 	}
-	after, err := fx.store.TokenByHash(t.Context(), auth.HashSecret(login.Token), w.clock.Now())
+	after, err := w.st.TokenByHash(t.Context(), auth.HashSecret(login.Token), w.clock.Now())
 	must(t, err)
 	if after.SSORefresh == before.SSORefresh || !after.SSORefreshAt.After(w.clock.Now()) {
 		t.Fatalf("after a refresh: refresh token unchanged or not due later (%v, now %v)\n%s", after.SSORefreshAt, w.clock.Now(), w.log)
@@ -402,6 +429,40 @@ func TestSSORemovedUser(t *testing.T) {
 		t.Fatalf("after a good refresh: GET /api/v1/me = %d %s", r.status, r.body)
 	}
 
+	// The operator unmaps the user's group: at the next refresh, on any
+	// node, the login goes, for the roles come only from the mapping.
+	unmapped := w.cfg
+	unmapped.Roles = []sso.RoleMapping{{Group: "someone-else", Fleet: w.fleet.Name, Role: store.RoleOperator}}
+	other := w.node(t, unmapped, w.clock, w.log)
+	name2, _ := w.user(w.group)
+	c2 := w.startCLI(t)
+	b2 := w.browser(t)
+	w.idp.SignIn(t, b2, c2.confirm(t, b2), name2)
+	_, login2 := c2.poll(t, true)
+	w.clock.Advance(sso.DefaultRefreshEvery + time.Second)
+	if n, err := other.RefreshSSO(t.Context()); err != nil || n < 1 {
+		t.Fatalf("RefreshSSO after the group was unmapped = %d, %v; want its login revoked\n%s", n, err, w.log)
+	}
+	if r := do(t, w.ts, "GET", "/api/v1/me", login2.Token, nil); r.status != http.StatusUnauthorized {
+		t.Errorf("a login whose group was unmapped: GET /api/v1/me = %d; want 401", r.status)
+	}
+	if r := do(t, w.ts, "GET", "/api/v1/me", login.Token, nil); r.status != http.StatusUnauthorized {
+		t.Errorf("the first user's group is unmapped on that node too: GET /api/v1/me = %d; want 401", r.status)
+	}
+}
+
+// TestSSORemovedAtProvider: a user removed at the provider loses their
+// CLI login and console session at the next refresh.
+func TestSSORemovedAtProvider(t *testing.T) {
+	t.Parallel()
+	w := newSSOWorld(t)
+	name, email := w.user(w.group)
+	c := w.startCLI(t)
+	b := w.browser(t)
+	w.idp.SignIn(t, b, c.confirm(t, b), name)
+	_, login := c.poll(t, true)
+	console := w.browser(t)
+	w.consoleSignIn(t, console, name)
 	w.idp.Remove(t, name)
 	w.clock.Advance(sso.DefaultRefreshEvery + time.Second)
 	if n, err := w.RefreshSSO(t.Context()); err != nil || n != 2 {
@@ -413,9 +474,9 @@ func TestSSORemovedUser(t *testing.T) {
 	if status, _ := w.me(t, console); status != http.StatusUnauthorized {
 		t.Errorf("the console session after the removal: GET /api/v1/me = %d; want 401", status)
 	}
-	u, err := fx.store.GetUserByEmail(t.Context(), email)
+	u, err := w.st.GetUserByEmail(t.Context(), email)
 	must(t, err)
-	evs, err := fx.store.ListAudit(t.Context(), store.AuditFilter{Limit: 1000, Latest: true})
+	evs, err := w.st.ListAudit(t.Context(), store.AuditFilter{Limit: 1000, Latest: true})
 	must(t, err)
 	revoked := 0
 	for _, ev := range evs {
