@@ -389,18 +389,26 @@ func TestSSODevice(t *testing.T) {
 	})
 }
 
-// TestSSORefresh: a due login is refreshed at the provider, on one node
-// of several, and revoked at once where its groups no longer map.
-func TestSSORefresh(t *testing.T) {
-	t.Parallel()
-	w := newSSOWorld(t)
-	name, _ := w.user(w.group)
+// signInTwice logs name in with the CLI and in a browser's console; it
+// returns the CLI's login and the browser.
+func (w *ssoWorld) signInTwice(t *testing.T, name string) (apitype.LoginResponse, *http.Client) {
+	t.Helper()
 	c := w.startCLI(t)
 	b := w.browser(t)
 	w.idp.SignIn(t, b, c.confirm(t, b), name)
 	_, login := c.poll(t, true)
 	console := w.browser(t)
 	w.consoleSignIn(t, console, name)
+	return login, console
+}
+
+// TestSSORefresh: a due login is refreshed at the provider, on one node
+// of several, and revoked at once where its groups no longer map.
+func TestSSORefresh(t *testing.T) {
+	t.Parallel()
+	w := newSSOWorld(t)
+	name, _ := w.user(w.group)
+	login, console := w.signInTwice(t, name)
 	if status, _ := w.me(t, console); status != http.StatusOK {
 		t.Fatalf("console session: %d", status)
 	}
@@ -457,12 +465,7 @@ func TestSSORemovedAtProvider(t *testing.T) {
 	t.Parallel()
 	w := newSSOWorld(t)
 	name, email := w.user(w.group)
-	c := w.startCLI(t)
-	b := w.browser(t)
-	w.idp.SignIn(t, b, c.confirm(t, b), name)
-	_, login := c.poll(t, true)
-	console := w.browser(t)
-	w.consoleSignIn(t, console, name)
+	login, console := w.signInTwice(t, name)
 	w.idp.Remove(t, name)
 	w.clock.Advance(sso.DefaultRefreshEvery + time.Second)
 	if n, err := w.RefreshSSO(t.Context()); err != nil || n != 2 {
