@@ -104,7 +104,7 @@ func (s *Server) consoleLogin(c *call, req *apitype.LoginRequest) (apitype.Conso
 	if old, err := c.r.Cookie(apitype.ConsoleSessionCookie); err == nil && strings.HasPrefix(old.Value, consolePrefix+"_") {
 		s.revokeConsoleSecret(c, old.Value)
 	}
-	secret, tok, ms, err := s.issueToken(c, user, consolePrefix, "console session from "+clientAddr(c.r))
+	secret, tok, ms, err := s.issueToken(c, user, consolePrefix, "console session from "+clientAddr(c.r), nil)
 	if err != nil {
 		return resp, err
 	}

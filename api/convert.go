@@ -9,7 +9,7 @@ import (
 // hashes, TOTP secrets, token hashes) have no field to go to.
 
 func apiUser(u *store.User, ms []*store.Membership) apitype.User {
-	out := apitype.User{ID: u.ID, Email: u.Email, Admin: u.Admin, CreatedAt: u.CreatedAt}
+	out := apitype.User{ID: u.ID, Email: u.Email, Admin: u.Admin, SSO: u.SSOSubject != "", CreatedAt: u.CreatedAt}
 	for _, m := range ms {
 		out.Roles = append(out.Roles, apitype.FleetRole{Fleet: m.FleetName, Role: string(m.Role)})
 	}

@@ -48,7 +48,7 @@ func (s *Server) login(c *call, req *apitype.LoginRequest) (apitype.LoginRespons
 	if err != nil {
 		return apitype.LoginResponse{}, err
 	}
-	secret, tok, ms, err := s.issueToken(c, user, bearerPrefix, "login from "+clientAddr(c.r))
+	secret, tok, ms, err := s.issueToken(c, user, bearerPrefix, "login from "+clientAddr(c.r), nil)
 	if err != nil {
 		return apitype.LoginResponse{}, err
 	}
@@ -105,14 +105,21 @@ const (
 
 // issueToken stores a new login of user, named name, with a secret of
 // the given prefix, and audits it; it returns the secret, the token and
-// the user's roles.
-func (s *Server) issueToken(c *call, user *store.User, prefix, name string) (string, *store.Token, []*store.Membership, error) {
+// the user's roles. sso is what an SSO login keeps of the provider's
+// answer; nil for a password login.
+func (s *Server) issueToken(c *call, user *store.User, prefix, name string, sso *ssoLogin) (string, *store.Token, []*store.Membership, error) {
 	now := s.now().UTC()
 	secret, hash := auth.NewSecret(prefix)
-	// Every login proves a second factor (its TOTP code): FactorAt.
+	// Every login proves a second factor (its TOTP code, or the provider's
+	// sign-in, which the provider's own policy makes multi-factor): FactorAt.
 	tok := &store.Token{UserID: user.ID, Hash: hash, Name: name, CreatedAt: now, ExpiresAt: now.Add(s.tokenTTL), FactorAt: now}
+	method := "password"
+	if sso != nil {
+		tok.ExpiresAt = minTime(tok.ExpiresAt, sso.expires)
+		tok.SSORefresh, tok.SSORefreshAt, method = sso.refresh, sso.refreshAt, "sso"
+	}
 	login := audit.Event{Kind: audit.LoginSucceeded, Actor: audit.User(user.ID, user.Email),
-		Detail: map[string]string{"token": tok.Name}}
+		Detail: map[string]string{"token": tok.Name, "method": method}}
 	changed := unauthenticated("your account was reset or deleted by an administrator as you logged in; log in with the password and authenticator they give you")
 	if err := s.store.CreateToken(c.withAudit(login).ctx, tok); errors.Is(err, store.ErrNotFound) {
 		return "", nil, nil, changed // the user was deleted since their secrets were checked
@@ -153,7 +160,7 @@ func (s *Server) checkCredentials(c *call, email string, req *apitype.LoginReque
 		return nil, fmt.Errorf("looking up the user: %w", err)
 	}
 	hash := auth.DummyHash
-	if user != nil {
+	if user != nil && user.SSOSubject == "" {
 		hash = user.PasswordHash
 	}
 	ok, err := auth.CheckPassword(hash, req.Password)
@@ -163,6 +170,10 @@ func (s *Server) checkCredentials(c *call, email string, req *apitype.LoginReque
 	switch {
 	case user == nil:
 		return nil, s.loginRefused(c, email, reasonUnknownUser)
+	case user.SSOSubject != "":
+		// No password: they sign in at their provider. The answer stays
+		// the same, so that it does not tell which accounts are SSO's.
+		return nil, s.loginRefused(c, email, reasonSSOUser)
 	case !ok:
 		return nil, s.loginRefused(c, email, reasonBadPassword)
 	}

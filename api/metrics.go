@@ -19,6 +19,7 @@ type metrics struct {
 const (
 	reasonRateLimited  = "rate_limited"
 	reasonUnknownUser  = "unknown_user"
+	reasonSSOUser      = "sso_user" // a password tried on an account that signs in with SSO
 	reasonBadPassword  = "bad_password"
 	reasonBadTOTP      = "bad_totp"
 	reasonReplayedTOTP = "replayed_totp"

@@ -15,6 +15,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"strings"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -23,6 +24,7 @@ import (
 	"github.com/porthole/porthole/ca"
 	"github.com/porthole/porthole/control"
 	"github.com/porthole/porthole/session"
+	"github.com/porthole/porthole/sso"
 	"github.com/porthole/porthole/store"
 )
 
@@ -108,6 +110,18 @@ type Config struct {
 	// one address need one shared store for a credential captured on its
 	// way to one node to be refused by the others.
 	DeviceNonces DeviceNonceStore
+
+	// SSO signs engineers in with the organization's OpenID provider, in
+	// the console and with `porthole login --sso`; RefreshSSO must then
+	// run every minute or so. Nil: password and TOTP logins only.
+	SSO *sso.Provider
+	// DevicePollInterval is the least time between two polls of one
+	// `porthole login --sso`. Zero: 5 seconds (RFC 8628's default).
+	DevicePollInterval time.Duration
+	// PublicURL is the server's https:// URL, for the verification page's
+	// address that `porthole login --sso` prints. Empty: the Host the
+	// CLI reached.
+	PublicURL string
 }
 
 // DeviceNonceStore remembers the nonces of devices' request credentials
@@ -161,6 +175,11 @@ type Server struct {
 	loginCodes     *failureLimiter // keyed by email
 	enrollByAddr   *failureLimiter // keyed by sourceKey
 	deviceNonces   DeviceNonceStore
+	deviceGrants   *failureLimiter // `porthole login --sso` started, keyed by sourceKey
+
+	sso          *sso.Provider // nil: no single sign-on
+	ssoPublicURL string
+	pollInterval time.Duration // of device grants
 
 	console        http.Handler
 	presence       PresenceWatcher
@@ -195,6 +214,9 @@ func New(cfg Config) (*Server, error) {
 		maxBody:   orDefault(cfg.MaxBodyBytes, DefaultMaxBodyBytes),
 
 		deviceNonces: cfg.DeviceNonces,
+		sso:          cfg.SSO,
+		ssoPublicURL: strings.TrimSuffix(cfg.PublicURL, "/"),
+		pollInterval: orDefault(cfg.DevicePollInterval, devicePollInterval),
 
 		console:        cfg.Console,
 		presence:       cfg.Presence,
@@ -223,6 +245,7 @@ func New(cfg Config) (*Server, error) {
 	s.loginByAddress = newFailureLimiter(orDefault(cfg.LoginFailuresPerAddress, DefaultLoginFailuresPerAddress), window)
 	s.loginCodes = newFailureLimiter(orDefault(cfg.LoginCodeFailuresPerAccount, DefaultLoginCodeFailuresPerAccount), window)
 	s.enrollByAddr = newFailureLimiter(orDefault(cfg.EnrollFailuresPerAddress, DefaultEnrollFailuresPerAddress), window)
+	s.deviceGrants = newFailureLimiter(orDefault(cfg.LoginFailuresPerAddress, DefaultLoginFailuresPerAddress), window)
 	s.routes = s.routeTable()
 	if s.openapi, err = openAPI(s.routes); err != nil {
 		return nil, fmt.Errorf("api: building the OpenAPI document: %w", err)

@@ -50,3 +50,24 @@ func (c *Client) Reauth(ctx context.Context, code string) (*apitype.ReauthRespon
 	}
 	return &resp, nil
 }
+
+// DeviceCode begins `porthole login --sso`: a device code to poll with,
+// and the user code and page to confirm it at in a browser.
+func (c *Client) DeviceCode(ctx context.Context, req apitype.DeviceCodeRequest) (*apitype.DeviceCodeResponse, error) {
+	var resp apitype.DeviceCodeResponse
+	if err := c.Do(ctx, http.MethodPost, "/api/v1/sso/device-code", nil, req, &resp); err != nil {
+		return nil, err
+	}
+	return &resp, nil
+}
+
+// DeviceToken polls once for the login of a device code: an *Error with
+// code apitype.CodeAuthorizationPending or CodeSlowDown while the
+// engineer has not signed in.
+func (c *Client) DeviceToken(ctx context.Context, deviceCode string) (*apitype.LoginResponse, error) {
+	var resp apitype.LoginResponse
+	if err := c.Do(ctx, http.MethodPost, "/api/v1/sso/token", nil, apitype.DeviceTokenRequest{DeviceCode: deviceCode}, &resp); err != nil {
+		return nil, err
+	}
+	return &resp, nil
+}

@@ -66,6 +66,7 @@ type User struct {
 	ID        string      `json:"id"`
 	Email     string      `json:"email"`
 	Admin     bool        `json:"admin"`
+	SSO       bool        `json:"sso,omitempty"` // signs in with single sign-on; roles and admin come from the provider's groups
 	Roles     []FleetRole `json:"roles,omitempty"`
 	CreatedAt time.Time   `json:"created_at"`
 }

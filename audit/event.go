@@ -32,6 +32,12 @@ const (
 	RoleRemoved      Kind = "role_removed"       // a user lost their role in a fleet
 	CrossFleetDenied Kind = "cross_fleet_denied" // a user reached for a fleet, or its device or session, without a role in it
 	AccessDenied     Kind = "access_denied"      // a user's role in a fleet, or their lack of admin rights, was not enough
+	// SSODeviceApproved: an engineer signed in at the provider to approve
+	// a `porthole login --sso` (Detail["grant"]); its login follows when
+	// the CLI collects it (login_succeeded, method sso). SSO sign-ins
+	// refused are login_failed with method sso; SSO logins the provider no
+	// longer stands behind are token_revoked by the system.
+	SSODeviceApproved Kind = "sso_device_approved"
 )
 
 // Fleets and devices.

@@ -7,7 +7,6 @@ import (
 	"encoding/json"
 	"errors"
 	"net/http/httptest"
-	"path/filepath"
 	"regexp"
 	"strings"
 	"testing"
@@ -16,9 +15,7 @@ import (
 	"github.com/porthole/porthole/api"
 	"github.com/porthole/porthole/apitype"
 	"github.com/porthole/porthole/auth"
-	"github.com/porthole/porthole/ca"
 	"github.com/porthole/porthole/store"
-	"github.com/porthole/porthole/store/sqlitestore"
 )
 
 // auditAPI is the real API in-process on a SQLite store of its own, with an
@@ -26,20 +23,7 @@ import (
 // database under the store, to tamper with.
 func auditAPI(t *testing.T) (env map[string]string, db *sql.DB) {
 	t.Helper()
-	dir := t.TempDir()
-	keyDir := filepath.Join(dir, "keys")
-	if err := ca.Generate(keyDir, nil); err != nil {
-		t.Fatal(err)
-	}
-	keys, err := ca.Load(keyDir)
-	if err != nil {
-		t.Fatal(err)
-	}
-	st, err := sqlitestore.Open(filepath.Join(dir, "porthole.db"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { st.Close() })
+	keys, st := newServerState(t)
 	srv, err := api.New(api.Config{Store: st, Keys: keys})
 	if err != nil {
 		t.Fatal(err)

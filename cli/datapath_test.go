@@ -31,7 +31,6 @@ import (
 	"github.com/porthole/porthole/api"
 	"github.com/porthole/porthole/apiclient"
 	"github.com/porthole/porthole/apitype"
-	"github.com/porthole/porthole/ca"
 	"github.com/porthole/porthole/control"
 	"github.com/porthole/porthole/engineerssh"
 	"github.com/porthole/porthole/internal/testnet"
@@ -40,7 +39,6 @@ import (
 	"github.com/porthole/porthole/session"
 	"github.com/porthole/porthole/sessioncert"
 	"github.com/porthole/porthole/store"
-	"github.com/porthole/porthole/store/sqlitestore"
 )
 
 // The data-path tests run on Linux only, as the device's SSH server
@@ -91,20 +89,7 @@ type dataPath struct {
 func startDataPath(t *testing.T, o pathOpts) *dataPath {
 	t.Helper()
 	ctx := context.Background()
-	dir := t.TempDir()
-	keyDir := filepath.Join(dir, "keys")
-	if err := ca.Generate(keyDir, nil); err != nil {
-		t.Fatal(err)
-	}
-	keys, err := ca.Load(keyDir)
-	if err != nil {
-		t.Fatal(err)
-	}
-	st, err := sqlitestore.Open(filepath.Join(dir, "porthole.db"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { st.Close() })
+	keys, st := newServerState(t)
 	p := &dataPath{st: st}
 
 	// The relay, certified by the host CA for the address it is reached at.

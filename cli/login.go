@@ -12,6 +12,7 @@ import (
 
 func newLogin(a *app) *cobra.Command {
 	var email, fingerprint string
+	var useSSO bool
 	cmd := &cobra.Command{
 		Use:   "login [SERVER]",
 		Short: "Log in with your email, password and TOTP code",
@@ -28,25 +29,36 @@ on a different certificate is refused. Give the fingerprint up front with
 --fingerprint to check it before anything is sent.
 
 When standard input is not a terminal, the email, password and code are read
-from it one per line, for scripts.`,
+from it one per line, for scripts.
+
+With --sso, sign in with your organization's single sign-on instead: porthole
+prints a link and a short code; open the link in any browser (on any device),
+check that it shows the same code, confirm, and sign in at your provider.
+Nothing is pasted back: porthole waits, then keeps the login. Your provider
+decides your fleet roles, and removing you there ends the login within minutes.`,
 		Example: `  porthole login https://porthole.example.com:8443
-  porthole login porthole.example.com:8443 --fingerprint sha256:3f2a...`,
+  porthole login porthole.example.com:8443 --fingerprint sha256:3f2a...
+  porthole login --sso https://porthole.example.com:8443`,
 		Args: cobra.MaximumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			server := ""
 			if len(args) == 1 {
 				server = args[0]
 			}
-			return a.login(cmd.Context(), server, email, fingerprint)
+			if useSSO && email != "" {
+				return &userError{msg: "--email and --sso do not go together: with --sso your provider says who you are"}
+			}
+			return a.login(cmd.Context(), server, email, fingerprint, useSSO)
 		},
 	}
+	cmd.Flags().BoolVar(&useSSO, "sso", false, "sign in with your organization's single sign-on, in any browser")
 	cmd.Flags().StringVar(&email, "email", "", "your email (asked for if not given)")
 	cmd.Flags().StringVar(&fingerprint, "fingerprint", "",
 		"the server certificate's fingerprint, sha256:<hex>, as your operator gave it (default $"+envFingerprint+")")
 	return cmd
 }
 
-func (a *app) login(ctx context.Context, server, email, fingerprint string) error {
+func (a *app) login(ctx context.Context, server, email, fingerprint string, useSSO bool) error {
 	dir, cfg, err := a.loadConfig()
 	if err != nil {
 		return err
@@ -71,18 +83,16 @@ func (a *app) login(ctx context.Context, server, email, fingerprint string) erro
 	if pin.note != "" {
 		fmt.Fprintln(a.io.Err, pin.note)
 	}
-	req, err := askCredentials(ask, email, cfg, server)
-	if err != nil {
-		return err
-	}
 	c, err := apiclient.New(server, apiclient.Options{Fingerprint: pin.pin, NetDial: a.netDial()})
 	if err != nil {
 		return err
 	}
 	a.target.fingerprint = pin.pin
-	resp, err := c.Login(ctx, req)
-	if apiclient.IsCode(err, apitype.CodeUnauthenticated) {
-		return &userError{msg: "login refused: " + err.Error(), err: err}
+	var resp *apitype.LoginResponse
+	if useSSO {
+		resp, err = a.ssoLogin(ctx, c)
+	} else {
+		resp, err = passwordLogin(ctx, c, ask, email, cfg, server)
 	}
 	if err != nil {
 		return err
@@ -106,6 +116,19 @@ func (a *app) login(ctx context.Context, server, email, fingerprint string) erro
 		fmt.Fprintf(a.io.Err, "note: %s is set and wins over this login; unset it to use the login\n", envToken)
 	}
 	return nil
+}
+
+// passwordLogin logs in with email, password and TOTP code.
+func passwordLogin(ctx context.Context, c *apiclient.Client, ask *prompter, email string, cfg Config, server string) (*apitype.LoginResponse, error) {
+	req, err := askCredentials(ask, email, cfg, server)
+	if err != nil {
+		return nil, err
+	}
+	resp, err := c.Login(ctx, req)
+	if apiclient.IsCode(err, apitype.CodeUnauthenticated) {
+		return nil, &userError{msg: "login refused: " + err.Error(), err: err}
+	}
+	return resp, err
 }
 
 // loginServer is the server to log in to: the argument, --server,

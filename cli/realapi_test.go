@@ -25,6 +25,7 @@ import (
 	"github.com/porthole/porthole/apitype"
 	"github.com/porthole/porthole/ca"
 	"github.com/porthole/porthole/store/sqlitestore"
+	"github.com/porthole/porthole/store/sqlstore"
 )
 
 // realAPI is the real server (package api) in-process over TLS with its
@@ -41,20 +42,7 @@ const adminEmail, adminPassword = "ops@example.com", "correct horse battery stap
 // administrator, and returns it with the administrator's TOTP secret.
 func startRealAPI(t *testing.T) (*realAPI, string) {
 	t.Helper()
-	dir := t.TempDir()
-	keyDir := filepath.Join(dir, "keys")
-	if err := ca.Generate(keyDir, nil); err != nil {
-		t.Fatal(err)
-	}
-	keys, err := ca.Load(keyDir)
-	if err != nil {
-		t.Fatal(err)
-	}
-	st, err := sqlitestore.Open(filepath.Join(dir, "porthole.db"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { st.Close() })
+	keys, st := newServerState(t)
 	srv, err := api.New(api.Config{Store: st, Keys: keys})
 	if err != nil {
 		t.Fatal(err)
@@ -74,6 +62,27 @@ func startRealAPI(t *testing.T) (*realAPI, string) {
 	t.Cleanup(ts.Close)
 	ra.url = "https://" + ts.Listener.Addr().String()
 	return ra, totpSecret(t, uri)
+}
+
+// newServerState makes a server's keys and an empty SQLite store, closed
+// when the test ends.
+func newServerState(t *testing.T) (*ca.Keys, *sqlstore.Store) {
+	t.Helper()
+	dir := t.TempDir()
+	keyDir := filepath.Join(dir, "keys")
+	if err := ca.Generate(keyDir, nil); err != nil {
+		t.Fatal(err)
+	}
+	keys, err := ca.Load(keyDir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	st, err := sqlitestore.Open(filepath.Join(dir, "porthole.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { st.Close() })
+	return keys, st
 }
 
 func totpSecret(t *testing.T, uri string) string {

@@ -17,10 +17,8 @@ import (
 	"github.com/porthole/porthole/api"
 	"github.com/porthole/porthole/apiclient"
 	"github.com/porthole/porthole/auth"
-	"github.com/porthole/porthole/ca"
 	"github.com/porthole/porthole/session"
 	"github.com/porthole/porthole/store"
-	"github.com/porthole/porthole/store/sqlitestore"
 )
 
 // recordingAPI is the real API keeping recordings, with a fleet acme, an
@@ -36,20 +34,8 @@ type recordingAPI struct {
 func startRecordingAPI(t *testing.T) *recordingAPI {
 	t.Helper()
 	ctx := context.Background()
+	keys, st := newServerState(t)
 	dir := t.TempDir()
-	keyDir := filepath.Join(dir, "keys")
-	if err := ca.Generate(keyDir, nil); err != nil {
-		t.Fatal(err)
-	}
-	keys, err := ca.Load(keyDir)
-	if err != nil {
-		t.Fatal(err)
-	}
-	st, err := sqlitestore.Open(filepath.Join(dir, "porthole.db"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { st.Close() })
 	// A session manager, so that the API lists sessions; its commands go
 	// nowhere.
 	mgr, err := session.New(session.Config{Store: st, ControlKey: keys.Control, UserCA: keys.UserCA,

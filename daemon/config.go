@@ -14,6 +14,7 @@ import (
 
 	"github.com/porthole/porthole/api"
 	"github.com/porthole/porthole/apiclient"
+	"github.com/porthole/porthole/sso"
 
 	"go.yaml.in/yaml/v3"
 
@@ -72,6 +73,9 @@ type Config struct {
 	RecordingsMaxFile    ByteSize `yaml:"recordings_max_file"`
 	// Log sets the server log.
 	Log LogConfig `yaml:"log"`
+	// SSO signs engineers in with the organization's OpenID Connect
+	// provider (README: Single sign-on). Zero: off; local accounts only.
+	SSO sso.Config `yaml:"sso"`
 	// Roles are what this node serves, of RoleAPI, RoleRelay and
 	// RoleBroker, so that an operator can run API nodes, relay nodes and
 	// the embedded broker apart on one PostgreSQL database. The broker
@@ -315,7 +319,7 @@ func LoadConfig(path string) (*Config, error) {
 	// service manager started us.
 	paths := []*string{&cfg.DataDir, &cfg.RecordingsDir, &cfg.TLS.CertFile, &cfg.TLS.KeyFile,
 		&cfg.Broker.PasswordFile, &cfg.Broker.CAFile, &cfg.Broker.CertFile, &cfg.Broker.KeyFile,
-		&cfg.RecordingsS3.SecretAccessKeyFile, &cfg.RecordingsS3.CAFile}
+		&cfg.RecordingsS3.SecretAccessKeyFile, &cfg.RecordingsS3.CAFile, &cfg.SSO.ClientSecretFile}
 	if cfg.Broker.DynamicSecurity != nil {
 		paths = append(paths, &cfg.Broker.DynamicSecurity.PasswordFile)
 	}
@@ -420,6 +424,9 @@ func (c *Config) Validate() error {
 	}
 	if c.RecordingsMaxSession < 0 || c.RecordingsMaxFile < 0 {
 		return errors.New("recordings_max_session and recordings_max_file cannot be negative")
+	}
+	if err := c.SSO.Validate(); err != nil {
+		return err
 	}
 	switch c.Log.Level {
 	case "", "debug", "info", "warn", "error":

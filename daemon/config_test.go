@@ -68,6 +68,20 @@ func TestParseConfig(t *testing.T) {
 			yaml:    "data_dir: /x\npublic_url: https://a:1\ntls:\n  cert: a\n",
 			wantErr: `line 4: unknown key "cert"`,
 		},
+		{
+			name: "sso",
+			yaml: "data_dir: /x\npublic_url: https://a:1\nsso:\n  issuer: https://login.example.com/realms/support\n  client_id: porthole\n" +
+				"  client_secret_file: /etc/portholed/sso.secret\n  roles:\n    - {group: support-eu, fleet: acme, role: operator}\n  admins_group: admins\n",
+			check: func(t *testing.T, c *Config) {
+				if !c.SSO.Enabled() || c.SSO.GroupsClaim != "groups" || c.SSO.RefreshEvery != 5*time.Minute || len(c.SSO.Roles) != 1 || c.SSO.Roles[0].Role != "operator" {
+					t.Errorf("SSO = %+v; want on, groups claim groups, refresh every 5m, one mapping", c.SSO)
+				}
+			},
+		},
+		{name: "sso bad role", yaml: "data_dir: /x\npublic_url: https://a:1\nsso:\n  issuer: https://l\n  client_id: p\n  client_secret: s\n  roles: [{group: g, fleet: acme, role: root}]\n",
+			wantErr: `sso.roles[0] (group "g"): role "root" must be owner, operator or auditor`},
+		{name: "sso unknown key", yaml: "data_dir: /x\npublic_url: https://a:1\nsso:\n  issuer_url: https://l\n", wantErr: `unknown key "issuer_url"`},
+		{name: "sso without secret", yaml: "data_dir: /x\npublic_url: https://a:1\nsso:\n  issuer: https://l\n  client_id: p\n", wantErr: "sso.client_secret (or sso.client_secret_file) is required"},
 		{name: "missing data dir", yaml: "listen: :8443\n", wantErr: "data_dir is required"},
 		{name: "http public url", yaml: "data_dir: /x\npublic_url: http://a:1\n", wantErr: "must be an https:// URL"},
 		{name: "half tls", yaml: "data_dir: /x\npublic_url: https://a:1\ntls:\n  cert_file: a\n", wantErr: "both cert_file and key_file"},

@@ -80,16 +80,22 @@ func openRecordings(ctx context.Context, cfg *Config) (recstore.Store, error) {
 // recordings_s3.secret_access_key (or from the environment, see
 // Config.ApplyEnv), or the first line of secret_access_key_file.
 func recordingsSecret(c RecordingsS3Config) (string, error) {
-	if c.SecretAccessKeyFile == "" {
-		return c.SecretAccessKey, nil
+	return configSecret("recordings_s3.secret_access_key_file", c.SecretAccessKey, c.SecretAccessKeyFile)
+}
+
+// configSecret is a secret the config holds (value) or names the file
+// of (file, the key named key): the file's first line.
+func configSecret(key, value, file string) (string, error) {
+	if file == "" {
+		return value, nil
 	}
-	data, err := os.ReadFile(c.SecretAccessKeyFile)
+	data, err := os.ReadFile(file)
 	if err != nil {
-		return "", fmt.Errorf("reading recordings_s3.secret_access_key_file: %w", err)
+		return "", fmt.Errorf("reading %s: %w", key, err)
 	}
-	secret := strings.TrimRight(string(data), "\r\n")
+	secret, _, _ := strings.Cut(strings.TrimRight(string(data), "\r\n"), "\n")
 	if secret == "" {
-		return "", fmt.Errorf("recordings_s3.secret_access_key_file %s is empty", c.SecretAccessKeyFile)
+		return "", fmt.Errorf("%s %s is empty", key, file)
 	}
 	return secret, nil
 }

@@ -36,6 +36,7 @@ import (
 	"github.com/porthole/porthole/relay/relayproto"
 	"github.com/porthole/porthole/relays"
 	"github.com/porthole/porthole/session"
+	"github.com/porthole/porthole/sso"
 	"github.com/porthole/porthole/store"
 	"github.com/porthole/porthole/store/pgstore"
 	"github.com/porthole/porthole/store/sqlitestore"
@@ -175,6 +176,17 @@ func (s *Server) openRoles(ctx context.Context) error {
 	if s.relay, err = newRelay(s.store, s.relayID, s.deviceKeys, s.keys, s.sessions, s.cfg.Relay.PublicAddr, refused, s.logger.With("component", "relay")); err != nil {
 		return err
 	}
+	var provider *sso.Provider
+	if s.cfg.SSO.Enabled() {
+		secret, err := configSecret("sso.client_secret_file", s.cfg.SSO.ClientSecret, s.cfg.SSO.ClientSecretFile)
+		if err != nil {
+			return err
+		}
+		provider, err = sso.New(s.cfg.SSO, secret, strings.TrimSuffix(s.cfg.PublicURL, "/")+"/api/v1/sso/callback", nil)
+		if err != nil {
+			return err
+		}
+	}
 	s.api, err = api.New(api.Config{
 		Store:       s.store,
 		Keys:        s.keys,
@@ -189,6 +201,8 @@ func (s *Server) openRoles(ctx context.Context) error {
 		Console:      web.Embedded(),
 		Presence:     s.presence,
 		DeviceNonces: s.deviceNonces(),
+		SSO:          provider,
+		PublicURL:    s.cfg.PublicURL,
 	})
 	if err != nil {
 		return fmt.Errorf("starting the API: %w", err)
@@ -412,6 +426,9 @@ func (s *Server) Serve(ctx context.Context, ls Listeners) error {
 		run("the relay on the API's port", func() error { return s.relay.ServeTLS(relayL) }, relay.ErrClosed)
 	}
 	run("the API", func() error { return hs.Serve(httpL) }, http.ErrServerClosed)
+	if s.api != nil && s.cfg.SSO.Enabled() {
+		run("the single sign-on refresh sweep", func() error { s.sweepSSO(ctlCtx); return nil }, nil)
+	}
 	run("the API's port", func() error { return mux.Serve(ls.API) }, tlsmux.ErrClosed)
 	if s.broker != nil {
 		run("the MQTT broker", func() error { return s.broker.Serve(tls.NewListener(ls.Broker, tlsConfig)) }, broker.ErrClosed)
@@ -447,6 +464,28 @@ func (s *Server) Serve(ctx context.Context, ls Listeners) error {
 		err = errors.Join(err, <-errc)
 	}
 	return err
+}
+
+// ssoSweepEvery is how often a node looks for SSO logins due a refresh.
+const ssoSweepEvery = 30 * time.Second
+
+// sweepSSO refreshes the SSO logins that are due until ctx is done, so
+// that a user removed at the provider loses access within
+// sso.refresh_every and a sweep. Nodes sharing a database claim each
+// login before refreshing it (api.Server.RefreshSSO).
+func (s *Server) sweepSSO(ctx context.Context) {
+	t := time.NewTicker(ssoSweepEvery)
+	defer t.Stop()
+	for {
+		if _, err := s.api.RefreshSSO(ctx); err != nil && ctx.Err() == nil {
+			s.logger.Warn("single sign-on: refresh sweep", "err", err)
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
 }
 
 // How runExternal keeps the snapshots of retained states coming: it checks

@@ -90,6 +90,29 @@ if [ "$(cat "$tools/helm.version" 2>/dev/null)" != "$HELM_VERSION" ] || [ ! -x "
   fi
 fi
 
+# The OpenID provider of the SSO tests (api, cli: a real provider, never
+# a mock): ory/hydra, pinned, built into .tools from its module source
+# (its go.mod replaces hydra-client-go with a directory its module zip
+# lacks, so go install cannot build it: the copy takes the published
+# module instead). It needs cgo for its SQLite (DSN=memory). Tests find
+# it there (PORTHOLE_HYDRA names another); CI (CI=true) fails without it.
+HYDRA_VERSION=v2.3.0
+if [ "$(cat "$tools/hydra.version" 2>/dev/null)" != "$HYDRA_VERSION" ] || [ ! -x "$tools/hydra" ]; then
+  say "building ory/hydra $HYDRA_VERSION into $tools (the SSO tests' OpenID provider)"
+  hydra_src=$(mktemp -d)
+  if dir=$(go mod download -json "github.com/ory/hydra/v2@$HYDRA_VERSION" | awk -F'"' '$2 == "Dir" { print $4 }') &&
+    cp -r "$dir/." "$hydra_src" && chmod -R u+w "$hydra_src" &&
+    (cd "$hydra_src" && go mod edit -dropreplace github.com/ory/hydra-client-go/v2 &&
+      CGO_ENABLED=1 GOFLAGS="-buildvcs=false -mod=mod" go build -trimpath -tags sqlite,sqlite_omit_load_extension -o "$tools/hydra" .); then
+    echo "$HYDRA_VERSION" >"$tools/hydra.version"
+  elif [ "${CI:-}" = true ]; then
+    say "could not build ory/hydra and CI requires it"; exit 1
+  else
+    say "could not build ory/hydra: the SSO tests will be skipped and say so"
+  fi
+  rm -rf "$hydra_src"
+fi
+
 pg_up() { (exec 3<>/dev/tcp/127.0.0.1/5432) 2>/dev/null; }
 
 if ! pg_up; then

@@ -61,6 +61,12 @@ type User struct {
 	TOTPLastStep int64
 	Admin        bool // server-wide administrator: creates fleets and users
 	CreatedAt    time.Time
+	// SSOSubject names the single sign-on identity of a user made by an
+	// SSO login: the provider's issuer URL, a space, and its subject.
+	// Such a user has no password or TOTP secret, and their fleet roles
+	// and Admin come only from the provider's groups (SyncSSOUser).
+	// Empty: a local user.
+	SSOSubject string
 }
 
 // Membership gives a user a role in a fleet.
@@ -86,7 +92,47 @@ type Token struct {
 	// never (tokens from before it was recorded). A fleet policy's Reauth
 	// rule is checked against it.
 	FactorAt time.Time
+	// SSORefresh is the provider's refresh token of an SSO login, sealed
+	// (encrypted and authenticated) by the API with a key the database
+	// does not hold. Empty: not an SSO login, or one the provider gave no
+	// refresh token (it then expires with the provider's ID token).
+	SSORefresh string
+	// SSORefreshAt is when the login's refresh token is next due to be
+	// used, to learn whether the provider still knows the user.
+	SSORefreshAt time.Time
 }
+
+// DeviceGrant is one `porthole login --sso` waiting for its engineer to
+// sign in in a browser (RFC 8628's device authorization grant, served by
+// portholed to its own CLI). Only the hashes of its two codes are kept.
+type DeviceGrant struct {
+	ID         string
+	DeviceHash string // hex SHA-256 of the device code the CLI polls with
+	UserHash   string // hex SHA-256 of the user code, as normalized
+	Requester  string // who asked: the CLI's address and host name, shown on the verification page
+	CreatedAt  time.Time
+	ExpiresAt  time.Time
+	PolledAt   time.Time  // the CLI's last poll; zero: none yet
+	State      GrantState //
+	UserID     string     // who signed in, once approved
+	// Approved login: the provider's sealed refresh token, when it is due,
+	// and when the Porthole login made of it must expire at the latest.
+	SSORefresh   string
+	SSORefreshAt time.Time
+	LoginExpires time.Time
+}
+
+// GrantState is where a DeviceGrant stands.
+type GrantState string
+
+// Device grant states: pending until someone signs in in the browser, then
+// approved or denied; used once the CLI collected its login.
+const (
+	GrantPending  GrantState = "pending"
+	GrantApproved GrantState = "approved"
+	GrantDenied   GrantState = "denied"
+	GrantUsed     GrantState = "used"
+)
 
 // EnrollmentToken lets devices join one fleet. Only its hash is kept.
 type EnrollmentToken struct {
@@ -295,6 +341,46 @@ type Store interface {
 	// at the given time (FactorAt), with the audit events ctx carries.
 	// Another user's token is ErrNotFound, as a missing one is.
 	SetTokenFactor(ctx context.Context, userID, id string, at time.Time) error
+
+	// Single sign-on.
+	// SyncSSOUser creates or updates the user of the SSO identity
+	// u.SSOSubject (email and Admin as u says) and replaces their fleet
+	// roles with roles (fleet name → role; names of fleets that do not
+	// exist are skipped), in one transaction with the audit events ctx
+	// carries; it fills u and returns the roles the user now holds. An
+	// email held by a local user (or another identity) is ErrConflict.
+	SyncSSOUser(ctx context.Context, u *User, roles map[string]Role) ([]*Membership, error)
+	// DueSSORefreshes lists up to limit unexpired tokens with a refresh
+	// token due at now, the longest due first.
+	DueSSORefreshes(ctx context.Context, now time.Time, limit int) ([]*Token, error)
+	// ClaimSSORefresh moves a token's SSORefreshAt from due to until if
+	// it still is due: of several nodes claiming the same token, exactly
+	// one sees true and refreshes it.
+	ClaimSSORefresh(ctx context.Context, id string, due, until time.Time) (bool, error)
+	// SetSSORefresh stores a token's new sealed refresh token and when it
+	// is next due, with the audit events ctx carries.
+	SetSSORefresh(ctx context.Context, id, sealed string, next time.Time) error
+
+	// Device grants of `porthole login --sso`.
+	CreateDeviceGrant(ctx context.Context, g *DeviceGrant) error
+	// DeviceGrantByUserCode returns the pending, unexpired grant of a user
+	// code's hash; any other is ErrNotFound.
+	DeviceGrantByUserCode(ctx context.Context, hash string, now time.Time) (*DeviceGrant, error)
+	// DeviceGrantByDeviceCode returns the grant of a device code's hash,
+	// whatever its state or expiry.
+	DeviceGrantByDeviceCode(ctx context.Context, hash string) (*DeviceGrant, error)
+	// PollDeviceGrant records a poll at now if the last one recorded is
+	// still last: false when another poll came in between.
+	PollDeviceGrant(ctx context.Context, id string, last, now time.Time) (bool, error)
+	// DecideDeviceGrant moves a pending, unexpired grant to approved (g's
+	// UserID, SSORefresh, SSORefreshAt and LoginExpires) or denied, with
+	// the audit events ctx carries: false when it was not pending.
+	DecideDeviceGrant(ctx context.Context, g *DeviceGrant, now time.Time) (bool, error)
+	// UseDeviceGrant moves an approved grant to used: true for the one
+	// caller that did.
+	UseDeviceGrant(ctx context.Context, id string) (bool, error)
+	// DeleteDeviceGrants deletes the grants that expired before now.
+	DeleteDeviceGrants(ctx context.Context, before time.Time) error
 
 	// Enrollment.
 	CreateEnrollmentToken(ctx context.Context, t *EnrollmentToken) error

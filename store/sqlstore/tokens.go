@@ -8,12 +8,13 @@ import (
 	"github.com/porthole/porthole/store"
 )
 
-const tokenColumns = `id, user_id, hash, name, created_at, expires_at, last_used_at, factor_at`
+const tokenColumns = `id, user_id, hash, name, created_at, expires_at, last_used_at, factor_at, sso_refresh, sso_refresh_at`
 
 func scanToken(sc scanner) (*store.Token, error) {
 	var t store.Token
 	if err := sc.Scan(&t.ID, &t.UserID, &t.Hash, &t.Name, (*unixMillis)(&t.CreatedAt),
-		(*unixMillis)(&t.ExpiresAt), (*unixMillis)(&t.LastUsedAt), (*unixMillis)(&t.FactorAt)); err != nil {
+		(*unixMillis)(&t.ExpiresAt), (*unixMillis)(&t.LastUsedAt), (*unixMillis)(&t.FactorAt),
+		&t.SSORefresh, (*unixMillis)(&t.SSORefreshAt)); err != nil {
 		return nil, err
 	}
 	return &t, nil
@@ -24,12 +25,14 @@ func scanToken(sc scanner) (*store.Token, error) {
 func (s *Store) CreateToken(ctx context.Context, t *store.Token) error {
 	id, created := orNewID(t.ID, "tok"), normalTime(orNow(t.CreatedAt, time.Now()))
 	if err := s.exec(ctx, fmt.Sprintf("create token %q for user %q", t.Name, t.UserID),
-		`INSERT INTO tokens (`+tokenColumns+`) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)`,
-		id, t.UserID, t.Hash, t.Name, millis(created), millis(t.ExpiresAt), millis(t.LastUsedAt), millis(t.FactorAt)); err != nil {
+		`INSERT INTO tokens (`+tokenColumns+`) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)`,
+		id, t.UserID, t.Hash, t.Name, millis(created), millis(t.ExpiresAt), millis(t.LastUsedAt), millis(t.FactorAt),
+		t.SSORefresh, millis(t.SSORefreshAt)); err != nil {
 		return err
 	}
 	t.ID, t.CreatedAt = id, created
 	t.ExpiresAt, t.LastUsedAt, t.FactorAt = normalTime(t.ExpiresAt), normalTime(t.LastUsedAt), normalTime(t.FactorAt)
+	t.SSORefreshAt = normalTime(t.SSORefreshAt)
 	return nil
 }
 

@@ -10,12 +10,12 @@ import (
 	"github.com/porthole/porthole/store"
 )
 
-const userColumns = `id, email, password_hash, totp_secret, totp_last_step, admin, created_at`
+const userColumns = `id, email, password_hash, totp_secret, totp_last_step, admin, created_at, sso_subject`
 
 func scanUser(sc scanner) (*store.User, error) {
 	var u store.User
 	if err := sc.Scan(&u.ID, &u.Email, &u.PasswordHash, &u.TOTPSecret, &u.TOTPLastStep,
-		(*intBool)(&u.Admin), (*unixMillis)(&u.CreatedAt)); err != nil {
+		(*intBool)(&u.Admin), (*unixMillis)(&u.CreatedAt), &u.SSOSubject); err != nil {
 		return nil, err
 	}
 	return &u, nil
@@ -25,8 +25,8 @@ func scanUser(sc scanner) (*store.User, error) {
 func (s *Store) CreateUser(ctx context.Context, u *store.User) error {
 	id, created := orNewID(u.ID, "usr"), normalTime(orNow(u.CreatedAt, time.Now()))
 	if err := s.exec(ctx, fmt.Sprintf("create user %q", u.Email),
-		`INSERT INTO users (`+userColumns+`) VALUES ($1, $2, $3, $4, $5, $6, $7)`,
-		id, u.Email, u.PasswordHash, u.TOTPSecret, u.TOTPLastStep, boolInt(u.Admin), millis(created)); err != nil {
+		`INSERT INTO users (`+userColumns+`) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)`,
+		id, u.Email, u.PasswordHash, u.TOTPSecret, u.TOTPLastStep, boolInt(u.Admin), millis(created), u.SSOSubject); err != nil {
 		return err
 	}
 	u.ID, u.CreatedAt = id, created

@@ -73,6 +73,9 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 		{"FleetPolicy", testFleetPolicy},
 		{"FourEyesSessions", testFourEyesSessions},
 		{"FourEyesRequests", testFourEyesRequests},
+		{"SSOUsers", testSSOUsers},
+		{"SSORefreshes", testSSORefreshes},
+		{"DeviceGrants", testDeviceGrants},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -202,6 +205,17 @@ func race[T any](n int, fn func(i int) T) []T {
 	close(start)
 	wg.Wait()
 	return out
+}
+
+// trues counts the racers of race that won.
+func trues(results []bool) int {
+	n := 0
+	for _, won := range results {
+		if won {
+			n++
+		}
+	}
+	return n
 }
 
 func names(ds []*store.Device) []string {

@@ -60,13 +60,7 @@ func testSessions(t *testing.T, s store.Store) {
 		ok(t, "close", err)
 		return changed
 	})
-	closers := 0
-	for _, c := range results {
-		if c {
-			closers++
-		}
-	}
-	equal(t, "sessions closed by four closers", closers, 1)
+	equal(t, "sessions closed by four closers", trues(results), 1)
 	got, _ = s.GetSession(ctx, ses.ID)
 	equal(t, "closed state", got.State, store.SessionClosed)
 	equal(t, "closed at", got.ClosedAt, stored(closeAt))

@@ -1,5 +1,6 @@
 // The login page: email, password and the authenticator's code, as for
-// `porthole login`. The session comes back in cookies no script can read.
+// `porthole login`, or single sign-on when the server offers it. The
+// session comes back in cookies no script can read.
 import { ApiError, call, message } from "./api.js";
 import { h, replace } from "./dom.js";
 import type { Page } from "./page.js";
@@ -64,6 +65,17 @@ export function loginPage(loggedIn: (u: User) => void, note?: string): Page {
     );
   });
 
+  // Single sign-on, when the server offers it: a plain link, since the
+  // sign-in leaves for the provider's pages and comes back with the
+  // session's cookies set (GET /api/v1/sso/callback).
+  const sso = h("div", { class: "sso", hidden: true },
+    h("p", { class: "hint" }, "Or sign in with your organization's account:"),
+    h("a", { id: "sso-login", class: "button", href: "/api/v1/sso/login" }, "Sign in with SSO"));
+  call<{ enabled: boolean }>("GET", "/api/v1/sso").then(
+    (info) => { sso.hidden = !info.enabled; },
+    () => { /* no SSO offered, or the server is unreachable: the form says so when used */ },
+  );
+
   const heading = h("h1", { id: "login-title" }, "Log in to Porthole");
   return {
     title: "Log in",
@@ -71,6 +83,7 @@ export function loginPage(loggedIn: (u: User) => void, note?: string): Page {
     node: h("section", { class: "card narrow" },
       heading,
       note ? h("p", { class: "note", role: "status" }, note) : null,
-      form),
+      form,
+      sso),
   };
 }
