@@ -122,6 +122,11 @@ func (s *Server) resetUser(c *call, req *apitype.ResetUserRequest) (apitype.Crea
 	if err != nil {
 		return apitype.CreateUserResponse{}, err
 	}
+	if u.SSOSubject != "" {
+		// A password would be a way in past the provider, which decides
+		// who this user is and whether they still may come.
+		return apitype.CreateUserResponse{}, conflict("%s signs in with single sign-on and has no password or authenticator here to reset; change or remove them at your identity provider (or delete them here)", u.Email)
+	}
 	password, generated := req.Password, req.Password == ""
 	if generated {
 		password = auth.GeneratePassword()

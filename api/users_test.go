@@ -363,3 +363,22 @@ func TestRoleLossCutsSessions(t *testing.T) {
 		t.Errorf("the session in another fleet closed too: %+v", s)
 	}
 }
+
+// TestResetSSOUser: a user who signs in with single sign-on has no
+// password here, and a reset must not give them one (a way in past the
+// provider): it is refused in words, and nothing changes.
+func TestResetSSOUser(t *testing.T) {
+	t.Parallel()
+	u := &store.User{Email: fx.name("sso") + "@example.com", SSOSubject: "https://idp.example.com " + fx.name("sub")}
+	must(t, fx.store.CreateUser(context.Background(), u))
+	e := do(t, fx.ts, "POST", "/api/v1/users/"+u.Email+"/reset", fx.tokens["admin"], apitype.ResetUserRequest{}).
+		wantError(t, http.StatusConflict, apitype.CodeConflict)
+	if !strings.Contains(e.Message, "signs in with single sign-on") {
+		t.Errorf("refusal: %q", e.Message)
+	}
+	got, err := fx.store.GetUser(context.Background(), u.ID)
+	must(t, err)
+	if got.PasswordHash != "" || got.TOTPSecret != "" {
+		t.Errorf("a refused reset gave the SSO user secrets: %+v", got)
+	}
+}
