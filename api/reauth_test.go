@@ -203,19 +203,8 @@ func TestReauthRoles(t *testing.T) {
 // session keeps waiting, and a fresh code lets the same approval through.
 func TestReauthApprover(t *testing.T) {
 	t.Parallel()
-	ts, fl, d, u, tok := reauthServer(t)
-	approver := newUser(t, false)
-	must(t, fx.store.SetRole(context.Background(), fl.ID, approver.ID, store.RoleOperator))
-	approverTok := ts.login(t, approver).Token
-	setPolicy(t, fl, apitype.SetFleetPolicyRequest{FourEyes: true, ReauthS: 15 * 60})
-
-	resp := decodeAs[apitype.CreateSessionResponse](t, do(t, ts.ts, "POST", "/api/v1/devices/"+d.ID+"/sessions", tok,
-		apitype.CreateSessionRequest{PublicKey: engineerPublicKey}), http.StatusCreated)
-	if resp.FourEyesRequest == "" {
-		t.Fatalf("no four-eyes request: %+v", resp)
-	}
-	approve := "/api/v1/requests/" + resp.FourEyesRequest + "/approve"
-	ts.clock.Advance(16 * time.Minute)
+	w := fourEyesReauth(t)
+	ts, fl, u, approver, approverTok, resp, approve := w.ts, w.fl, w.u, w.approver, w.approverTok, w.resp, w.approve
 	e := do(t, ts.ts, "POST", approve, approverTok, nil).wantError(t, http.StatusForbidden, apitype.CodeReauthRequired)
 	if !strings.Contains(e.Message, "within the last 15m to approve a session (your last was 16m ago)") {
 		t.Errorf("refusal: %q", e.Message)
@@ -249,15 +238,8 @@ func TestReauthApprover(t *testing.T) {
 // console and the CLI would have them spend a code on a refusal.
 func TestReauthApproverRefusedAnyway(t *testing.T) {
 	t.Parallel()
-	ts, fl, d, _, tok := reauthServer(t)
-	approver := newUser(t, false)
-	must(t, fx.store.SetRole(context.Background(), fl.ID, approver.ID, store.RoleOperator))
-	approverTok := ts.login(t, approver).Token
-	setPolicy(t, fl, apitype.SetFleetPolicyRequest{FourEyes: true, ReauthS: 15 * 60})
-	resp := decodeAs[apitype.CreateSessionResponse](t, do(t, ts.ts, "POST", "/api/v1/devices/"+d.ID+"/sessions", tok,
-		apitype.CreateSessionRequest{PublicKey: engineerPublicKey}), http.StatusCreated)
-	approve := "/api/v1/requests/" + resp.FourEyesRequest + "/approve"
-	ts.clock.Advance(16 * time.Minute)
+	w := fourEyesReauth(t)
+	ts, tok, approverTok, resp, approve := w.ts, w.tok, w.approverTok, w.resp, w.approve
 
 	e := do(t, ts.ts, "POST", approve, tok, nil).wantError(t, http.StatusForbidden, apitype.CodePolicy)
 	if !strings.Contains(e.Message, "needs a second engineer") {
@@ -268,4 +250,43 @@ func TestReauthApproverRefusedAnyway(t *testing.T) {
 	if !strings.Contains(e.Message, "no longer waits") {
 		t.Errorf("approving a withdrawn session: %q", e.Message)
 	}
+}
+
+// fourEyesReauthWorld is a fleet fl with four-eyes and a 15-minute reauth
+// rule: u (logged in as tok) asked for a session, resp, waiting for a
+// second engineer; approver (another operator, logged in as approverTok)
+// would approve it at approve, 16 minutes after both logins.
+type fourEyesReauthWorld struct {
+	ts               *testServer
+	fl               *store.Fleet
+	u, approver      *store.User
+	tok, approverTok string
+	resp             apitype.CreateSessionResponse
+	approve          string
+}
+
+func fourEyesReauth(t *testing.T) fourEyesReauthWorld {
+	t.Helper()
+	var w fourEyesReauthWorld
+	var d *store.Device
+	w.ts, w.fl, d, w.u, w.tok = reauthServer(t)
+	w.approver, w.approverTok = memberOf(t, w.ts, w.fl, false)
+	setPolicy(t, w.fl, apitype.SetFleetPolicyRequest{FourEyes: true, ReauthS: 15 * 60})
+	w.resp = decodeAs[apitype.CreateSessionResponse](t, do(t, w.ts.ts, "POST", "/api/v1/devices/"+d.ID+"/sessions", w.tok,
+		apitype.CreateSessionRequest{PublicKey: engineerPublicKey}), http.StatusCreated)
+	if w.resp.FourEyesRequest == "" {
+		t.Fatalf("no four-eyes request: %+v", w.resp)
+	}
+	w.ts.clock.Advance(16 * time.Minute)
+	w.approve = "/api/v1/requests/" + w.resp.FourEyesRequest + "/approve"
+	return w
+}
+
+// memberOf makes a new user (an administrator if admin), an operator of
+// fl, logged in through ts.
+func memberOf(t *testing.T, ts *testServer, fl *store.Fleet, admin bool) (*store.User, string) {
+	t.Helper()
+	u := newUser(t, admin)
+	must(t, fx.store.SetRole(context.Background(), fl.ID, u.ID, store.RoleOperator))
+	return u, ts.login(t, u).Token
 }

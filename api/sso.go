@@ -12,6 +12,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/porthole/porthole/internal/pageheaders"
+
 	"github.com/porthole/porthole/apitype"
 	"github.com/porthole/porthole/audit"
 	"github.com/porthole/porthole/auth"
@@ -525,11 +527,8 @@ func (s *Server) ssoPage(w http.ResponseWriter, status int, title, message, next
 func (s *Server) securePage(w http.ResponseWriter) {
 	h := w.Header()
 	h.Set("Content-Type", "text/html; charset=utf-8")
-	h.Set("Content-Security-Policy", "default-src 'none'; style-src 'unsafe-inline'; frame-ancestors 'none'; base-uri 'none'")
-	h.Set("X-Frame-Options", "DENY")
-	h.Set("X-Content-Type-Options", "nosniff")
+	pageheaders.Set(h, "default-src 'none'; style-src 'unsafe-inline'; frame-ancestors 'none'; base-uri 'none'")
 	h.Set("Cache-Control", "no-store")
-	h.Set("Referrer-Policy", "no-referrer")
 }
 
 // RefreshSSO uses the refresh tokens of the SSO logins that are due, as

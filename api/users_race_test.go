@@ -174,9 +174,7 @@ func TestClaimsReleased(t *testing.T) {
 func TestRoleLossKeepsAdminSessions(t *testing.T) {
 	t.Parallel()
 	ts, fl, d, _, _ := reauthServer(t)
-	admin := newUser(t, true)
-	must(t, fx.store.SetRole(context.Background(), fl.ID, admin.ID, store.RoleOperator))
-	tok := ts.login(t, admin).Token
+	admin, tok := memberOf(t, ts, fl, true)
 	ses := openAs(t, ts, d, tok)
 	decodeAs[apitype.Member](t, do(t, ts.ts, "PUT", "/api/v1/fleets/"+fl.Name+"/members/"+admin.Email, fx.tokens["admin"],
 		apitype.Member{Role: "auditor"}), http.StatusOK)

@@ -26,6 +26,8 @@ import (
 	"path"
 	"strings"
 	"time"
+
+	"github.com/porthole/porthole/internal/pageheaders"
 )
 
 // Prefix is where the console is served on the API's origin.
@@ -80,10 +82,7 @@ const TerminalCSP = "default-src 'none'; script-src 'self' 'wasm-unsafe-eval'; s
 
 // SecurityHeaders sets on h the headers every console answer carries.
 func SecurityHeaders(h http.Header) {
-	h.Set("Content-Security-Policy", CSP)
-	h.Set("X-Frame-Options", "DENY") // for browsers older than frame-ancestors
-	h.Set("X-Content-Type-Options", "nosniff")
-	h.Set("Referrer-Policy", "no-referrer")
+	pageheaders.Set(h, CSP)
 	h.Set("Cross-Origin-Opener-Policy", "same-origin")
 	h.Set("Cross-Origin-Resource-Policy", "same-origin")
 	h.Set("Permissions-Policy", "camera=(), microphone=(), geolocation=(), usb=(), serial=(), payment=()")

@@ -15,6 +15,8 @@ import (
 	"sync"
 	"time"
 
+	"github.com/porthole/porthole/internal/pageheaders"
+
 	"github.com/porthole/porthole/agent/agentstate"
 	"github.com/porthole/porthole/humanize"
 )
@@ -209,10 +211,7 @@ func (l *Server) pageHandler(port int) http.Handler {
 	}
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		h := w.Header()
-		h.Set("Content-Security-Policy", "default-src 'none'; script-src 'self'; style-src 'self'; connect-src 'self'; img-src 'self'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'")
-		h.Set("X-Frame-Options", "DENY")
-		h.Set("X-Content-Type-Options", "nosniff")
-		h.Set("Referrer-Policy", "no-referrer")
+		pageheaders.Set(h, "default-src 'none'; script-src 'self'; style-src 'self'; connect-src 'self'; img-src 'self'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'")
 		h.Set("Cache-Control", "no-store")
 		if !hosts[strings.ToLower(r.Host)] {
 			l.log.Warn("the owner's page refused a request for another host", "host", r.Host, "path", r.URL.Path)
