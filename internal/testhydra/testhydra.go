@@ -25,7 +25,6 @@ import (
 	"path/filepath"
 	"runtime"
 	"sync"
-	"syscall"
 	"testing"
 	"time"
 
@@ -88,7 +87,7 @@ func Start(t testing.TB) *Provider {
 			"SECRETS_SYSTEM=porthole-test-hydra-system-secret")
 		cmd.Stdout, cmd.Stderr = out, out
 		// A test binary that dies must not leave its provider running.
-		cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+		cmd.SysProcAttr = dieWithTest()
 		if err := cmd.Start(); err != nil {
 			t.Fatalf("starting hydra: %v", err)
 		}
