@@ -26,6 +26,7 @@ func TestDeps(t *testing.T) {
 		module+"control",
 		module+"humanize",
 		module+"internal/atomicfile",
+		module+"internal/pageheaders", // the owner's page's headers, as every page's
 		module+"keyfile",
 		module+"proxydial",
 		module+"relay/relayproto", // the relay's wire format is the agent's to speak, as control's is
