@@ -10,6 +10,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -18,7 +19,7 @@ import (
 
 // Each session's processes live in a cgroup (v2) of their own, made under
 // the agent's own cgroup, so that ending the session kills all of them
-// with cgroup.kill: a process that leaves its session (setsid, a double
+// (asked with SIGTERM first, then, a moment later, cgroup.kill): a process that leaves its session (setsid, a double
 // fork, nohup) is still in the cgroup, where killing a process group or a
 // session would miss it. Processes start in it directly (clone3 with
 // CLONE_INTO_CGROUP, SysProcAttr.UseCgroupFD), so not even a fork made at
@@ -182,10 +183,31 @@ func (cg *sessionCgroups) serve(ctx context.Context, session string) *sessionCgr
 	return s
 }
 
-// kill ends every process in the cgroup dir and removes it.
+// termGrace is how long a session's processes have, once asked to end
+// (SIGTERM), before the cgroup kills what is left.
+const termGrace = 300 * time.Millisecond
+
+// kill ends every process in the cgroup dir and removes it. They are
+// asked first (SIGTERM), so that shells run their EXIT traps, as they do
+// when sshd or systemd ends them: a shell killed outright inside a lock
+// (pyenv's rehash in a .bashrc takes one) would leave it taken for every
+// later login. What is left after termGrace, whatever it does with the
+// signal, is killed with cgroup.kill, as is everything it forked.
 func (cg *sessionCgroups) kill(dir string) {
 	if _, err := os.Stat(dir); err != nil {
 		return // no process was started in it
+	}
+	if procs, err := os.ReadFile(filepath.Join(dir, "cgroup.procs")); err == nil {
+		for _, f := range strings.Fields(string(procs)) {
+			if pid, err := strconv.Atoi(f); err == nil && pid > 0 {
+				_ = syscall.Kill(pid, syscall.SIGTERM)
+			}
+		}
+		for deadline := time.Now().Add(termGrace); time.Now().Before(deadline); time.Sleep(10 * time.Millisecond) {
+			if ev, err := os.ReadFile(filepath.Join(dir, "cgroup.events")); err != nil || strings.Contains(string(ev), "populated 0") {
+				break
+			}
+		}
 	}
 	if err := os.WriteFile(filepath.Join(dir, "cgroup.kill"), []byte("1"), 0); err != nil {
 		cg.log.Warn("could not kill the session's processes by their cgroup", "cgroup", dir, "err", err)

@@ -61,9 +61,11 @@
 // since the owner chose this user for support.
 //
 // Each process leads a session and process group of its own; when it
-// exits, or its channel or the connection ends, everything left in that
-// session is killed with SIGKILL (found through its process group and
-// /proc), and a dying agent takes them along (PR_SET_PDEATHSIG). A program
+// exits, everything left in that session is killed with SIGKILL (found
+// through its process group and /proc); when its channel or the
+// connection ends first, the session is asked to end (SIGTERM, so shells
+// run their EXIT traps, as under sshd) and killed a moment later; a dying
+// agent takes them along (PR_SET_PDEATHSIG). A program
 // that calls setsid itself escapes this, as it escapes sshd.
 //
 // SFTP runs as Config.SFTPCommand when there is one (there must be when

@@ -168,7 +168,8 @@ func (p *process) withOpenFiles(fn func()) {
 func (p *process) Done() <-chan struct{} { return p.done }
 func (p *process) Exit() Exit            { return p.exit }
 
-// Kill ends the process and everything in its session at once.
+// Kill ends the process and everything in its session at once (the
+// recording can no longer follow: nothing more may run).
 func (p *process) Kill() {
 	p.mu.Lock()
 	defer p.mu.Unlock()
@@ -178,6 +179,27 @@ func (p *process) Kill() {
 	}
 }
 
+// Stop ends the process and everything in its session when its channel
+// or connection ends: asked first (SIGTERM, so that a shell runs its EXIT
+// traps and gives back what it holds, as under sshd), killed termGrace
+// later if still there.
+func (p *process) Stop() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.reaped {
+		return
+	}
+	p.killed.Store(true)
+	p.signalSession(syscall.SIGTERM)
+	time.AfterFunc(termGrace, func() {
+		p.mu.Lock()
+		defer p.mu.Unlock()
+		if !p.reaped { // reaped, its ids could be another's
+			p.killSession()
+		}
+	})
+}
+
 // Signal forwards a signal request to the process itself, as sshd does.
 func (p *process) Signal(s syscall.Signal) { p.cmd.Process.Signal(s) }
 
@@ -185,12 +207,18 @@ func (p *process) Signal(s syscall.Signal) { p.cmd.Process.Signal(s) }
 // still in its session (a job-control shell puts jobs in groups of their
 // own). Two passes catch children forked during the first.
 func (p *process) killSession() {
-	sid := p.cmd.Process.Pid
 	for range 2 {
-		syscall.Kill(-sid, syscall.SIGKILL)
-		for _, pid := range sessionMembers(sid) {
-			syscall.Kill(pid, syscall.SIGKILL)
-		}
+		p.signalSession(syscall.SIGKILL)
+	}
+}
+
+// signalSession sends sig to the process's group and to every process
+// still in its session. The caller holds p.mu and p is not reaped.
+func (p *process) signalSession(sig syscall.Signal) {
+	sid := p.cmd.Process.Pid
+	syscall.Kill(-sid, sig)
+	for _, pid := range sessionMembers(sid) {
+		syscall.Kill(pid, sig)
 	}
 }
 

@@ -129,7 +129,7 @@ func (sc *sessionChannel) end(kill bool, notice string) {
 		return
 	}
 	if kill {
-		j.Kill()
+		j.Stop()
 	}
 	<-j.Done()
 	e := j.Exit()

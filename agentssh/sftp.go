@@ -38,7 +38,8 @@ func ServeSFTP(in io.Reader, out io.WriteCloser) error {
 type job interface {
 	Done() <-chan struct{}
 	Exit() Exit // valid once Done is closed
-	Kill()
+	Kill()      // at once: the recording can follow no more
+	Stop()      // the channel ended: asked, then killed
 	Signal(syscall.Signal)
 }
 
@@ -177,6 +178,7 @@ type inProcessSFTP struct {
 func (j *inProcessSFTP) Done() <-chan struct{} { return j.done }
 func (j *inProcessSFTP) Exit() Exit            { return Exit{Status: j.status, Took: time.Since(j.start)} }
 func (j *inProcessSFTP) Kill()                 { j.ch.Close() } // Serve's next read fails
+func (j *inProcessSFTP) Stop()                 { j.Kill() }
 func (j *inProcessSFTP) Signal(syscall.Signal) {}
 
 // sftpChannel is the session channel as pkg/sftp's server sees it, with
