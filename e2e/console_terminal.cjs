@@ -51,6 +51,10 @@ async function connect(context, page, problems) {
   const start = Date.now();
   await page.keyboard.press("Enter");
   const term = await opened;
+  // A new tab starts at about:blank and then goes to the terminal's page
+  // (Firefox tells of it before that): read it only once it is there.
+  await term.waitForURL(/\/console\/terminal\//);
+  await term.waitForLoadState("domcontentloaded");
   // The new tab is in front, as it is for a person (the opener's tab
   // would otherwise keep the focus, and a tab behind has its timers
   // slowed, which the WebAssembly client's scheduler runs on).
