@@ -4,10 +4,12 @@ package cli
 
 import (
 	"context"
+	"os"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/porthole/porthole/internal/testnet"
 	"github.com/porthole/porthole/internal/testwait"
 )
 
@@ -18,14 +20,7 @@ func TestSSHReauthPrompt(t *testing.T) {
 	t.Parallel()
 	f, asked, codes := reauthAPI(t)
 	env := f.loggedIn(t)
-	master, tty := openPTY(t)
-	screen := watchScreen(master)
-	done := make(chan error, 1)
-	go func() {
-		done <- Run(context.Background(), []string{"ssh", "dev2.acme"},
-			IO{In: tty, Out: tty, Err: tty, Getenv: func(k string) string { return env[k] }})
-	}()
-	testwait.For(t, 10*time.Second, "the code prompt", func() bool { return strings.Contains(screen.String(), "Authenticator code (TOTP): ") })
+	master, screen, done := untilCodePrompt(t, env, "ssh", "dev2.acme")
 	if s := screen.String(); !strings.Contains(s, "within the last 15m") {
 		t.Errorf("the terminal shows %q; want the fleet's rule", s)
 	}
@@ -53,14 +48,7 @@ func TestSSHReauthWrongCode(t *testing.T) {
 	t.Parallel()
 	f, asked, _ := reauthAPI(t)
 	env := f.loggedIn(t)
-	master, tty := openPTY(t)
-	screen := watchScreen(master)
-	done := make(chan error, 1)
-	go func() {
-		done <- Run(context.Background(), []string{"ssh", "dev2.acme"},
-			IO{In: tty, Out: tty, Err: tty, Getenv: func(k string) string { return env[k] }})
-	}()
-	testwait.For(t, 10*time.Second, "the code prompt", func() bool { return strings.Contains(screen.String(), "Authenticator code (TOTP): ") })
+	master, _, done := untilCodePrompt(t, env, "ssh", "dev2.acme")
 	master.WriteString("000000\r")
 	err := <-done
 	if err == nil || !strings.Contains(err.Error(), "re-authentication refused: wrong code") {
@@ -78,14 +66,7 @@ func TestApproveReauthPrompt(t *testing.T) {
 	t.Parallel()
 	f, asked, codes := reauthAPI(t)
 	env := f.loggedIn(t)
-	master, tty := openPTY(t)
-	screen := watchScreen(master)
-	done := make(chan error, 1)
-	go func() {
-		done <- Run(context.Background(), []string{"requests", "approve", "req_q2x7p4t8w6zak3m9"},
-			IO{In: tty, Out: tty, Err: tty, Getenv: func(k string) string { return env[k] }})
-	}()
-	testwait.For(t, 10*time.Second, "the code prompt", func() bool { return strings.Contains(screen.String(), "Authenticator code (TOTP): ") })
+	master, screen, done := untilCodePrompt(t, env, "requests", "approve", "req_q2x7p4t8w6zak3m9")
 	if s := screen.String(); !strings.Contains(s, "to approve a session") {
 		t.Errorf("the terminal shows %q; want the fleet's rule", s)
 	}
@@ -107,4 +88,19 @@ func TestApproveReauthPrompt(t *testing.T) {
 	if n := asked.Load(); n != 2 {
 		t.Errorf("approvals sent: %d; want 2 (one retry)", n)
 	}
+}
+
+// untilCodePrompt runs porthole with args on a terminal of its own and
+// returns once it asks for the authenticator code: the terminal's master
+// end to type into, what it shows, and the run's end.
+func untilCodePrompt(t *testing.T, env map[string]string, args ...string) (*os.File, *testnet.Buffer, chan error) {
+	t.Helper()
+	master, tty := openPTY(t)
+	screen := watchScreen(master)
+	done := make(chan error, 1)
+	go func() {
+		done <- Run(context.Background(), args, IO{In: tty, Out: tty, Err: tty, Getenv: func(k string) string { return env[k] }})
+	}()
+	testwait.For(t, 10*time.Second, "the code prompt", func() bool { return strings.Contains(screen.String(), "Authenticator code (TOTP): ") })
+	return master, screen, done
 }
