@@ -223,9 +223,22 @@ type pageScript struct {
 	keepShots bool
 }
 
+// browsers holds a place for each browser a page script runs: two at
+// once. A browser is the heaviest thing an e2e test starts; more than two
+// at once on a 2-core machine (and the console tests run in parallel)
+// starve each other past their pages' timeouts.
+var browsers = make(chan struct{}, 2)
+
 func startPageScript(t *testing.T, node, script string, env ...string) *pageScript {
 	t.Helper()
+	browsers <- struct{}{}
 	ps := &pageScript{cmd: exec.Command(node, script), lines: make(chan string, 1000), stderr: &syncBuffer{}, exited: make(chan struct{})}
+	started := false
+	defer func() {
+		if !started {
+			<-browsers
+		}
+	}()
 	ps.cmd.Env = append(os.Environ(), env...)
 	ps.cmd.Stderr = ps.stderr
 	var err error
@@ -239,6 +252,7 @@ func startPageScript(t *testing.T, node, script string, env ...string) *pageScri
 	if err := ps.cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
+	started = true
 	t.Cleanup(func() {
 		_ = ps.cmd.Process.Kill()
 		<-ps.exited
@@ -250,6 +264,7 @@ func startPageScript(t *testing.T, node, script string, env ...string) *pageScri
 		}
 		close(ps.lines)
 		ps.err = ps.cmd.Wait()
+		<-browsers
 		close(ps.exited)
 	}()
 	return ps
