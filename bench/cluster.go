@@ -16,7 +16,6 @@ import (
 	"path/filepath"
 	"regexp"
 	"slices"
-	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -290,17 +289,7 @@ func treeCPU(roots []int) time.Duration {
 	if len(roots) == 0 {
 		return 0
 	}
-	dirs, _ := filepath.Glob("/proc/[0-9]*")
-	children := map[int][]int{}
-	for _, d := range dirs {
-		p, err := strconv.Atoi(filepath.Base(d))
-		if err != nil {
-			continue
-		}
-		if pp := parentOf(p); pp != 0 {
-			children[pp] = append(children[pp], p)
-		}
-	}
+	children := processChildren()
 	var total time.Duration
 	queue := slices.Clone(roots)
 	for len(queue) > 0 {

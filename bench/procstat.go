@@ -65,17 +65,7 @@ func parentOf(pid int) int {
 
 // descendants are the live processes below pid.
 func descendants(pid int) []int {
-	dirs, _ := filepath.Glob("/proc/[0-9]*")
-	children := map[int][]int{}
-	for _, d := range dirs {
-		p, err := strconv.Atoi(filepath.Base(d))
-		if err != nil {
-			continue
-		}
-		if pp := parentOf(p); pp != 0 {
-			children[pp] = append(children[pp], p)
-		}
-	}
+	children := processChildren()
 	var out []int
 	queue := []int{pid}
 	for len(queue) > 0 {
@@ -197,4 +187,20 @@ func waitIdlePort(port int, timeout time.Duration) bool {
 		time.Sleep(5 * time.Millisecond)
 	}
 	return true
+}
+
+// processChildren maps each live process to its children, from /proc.
+func processChildren() map[int][]int {
+	dirs, _ := filepath.Glob("/proc/[0-9]*")
+	children := map[int][]int{}
+	for _, d := range dirs {
+		p, err := strconv.Atoi(filepath.Base(d))
+		if err != nil {
+			continue
+		}
+		if pp := parentOf(p); pp != 0 {
+			children[pp] = append(children[pp], p)
+		}
+	}
+	return children
 }

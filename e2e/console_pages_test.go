@@ -33,6 +33,14 @@ func browserUser(t *testing.T, srv *presenceServer, email string, grant ...strin
 	return pw[1], c, sec[1]
 }
 
+// browserMember is browserUser with a role in fleet acme.
+func browserMember(t *testing.T, srv *presenceServer, email, role string) (password, code, secret string) {
+	t.Helper()
+	password, code, secret = browserUser(t, srv, email)
+	MustRun(t, srv.env, "", bins.CLI, "users", "grant", email, "--fleet", "acme", "--role", role)
+	return password, code, secret
+}
+
 // TestConsolePages drives the console's support queue, sessions, audit log
 // and enrollment tokens pages in headless Chromium against a real
 // portholed and real agents (console_pages.cjs has the steps). Fleet acme
@@ -51,8 +59,7 @@ func TestConsolePages(t *testing.T) {
 	t.Parallel()
 	srv, bt := newConsoleServer(t)
 	const engineer, admin = "eng@example.com", "root@example.com"
-	password, code, _ := browserUser(t, srv, engineer)
-	MustRun(t, srv.env, "", bins.CLI, "users", "grant", engineer, "--fleet", "acme", "--role", "operator")
+	password, code, _ := browserMember(t, srv, engineer, "operator")
 	adminPassword, adminCode, _ := browserUser(t, srv, admin, "--admin")
 	bob := srv.member(t, "bob@example.com", "operator")
 

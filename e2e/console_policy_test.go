@@ -25,10 +25,8 @@ func TestConsolePolicy(t *testing.T) {
 	t.Parallel()
 	srv, bt := newConsoleServer(t)
 	const ownerEmail, operatorEmail = "ann@example.com", "eng@example.com"
-	ownerPassword, ownerCode, ownerSecret := browserUser(t, srv, ownerEmail)
-	MustRun(t, srv.env, "", bins.CLI, "users", "grant", ownerEmail, "--fleet", "acme", "--role", "owner")
-	opPassword, opCode, _ := browserUser(t, srv, operatorEmail)
-	MustRun(t, srv.env, "", bins.CLI, "users", "grant", operatorEmail, "--fleet", "acme", "--role", "operator")
+	ownerPassword, ownerCode, ownerSecret := browserMember(t, srv, ownerEmail, "owner")
+	opPassword, opCode, _ := browserMember(t, srv, operatorEmail, "operator")
 	bob := srv.member(t, "bob@example.com", "operator")
 	srv.runAgent(t, srv.enroll(t, "kitchen-amp"), "")
 	srv.waitPresence(t, "kitchen-amp", true, "after its agent started")

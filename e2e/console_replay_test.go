@@ -36,8 +36,7 @@ func TestConsoleReplay(t *testing.T) {
 	t.Parallel()
 	srv, bt := newConsoleServer(t)
 	const engineer, admin = "eng@example.com", "root@example.com"
-	password, code, _ := browserUser(t, srv, engineer)
-	MustRun(t, srv.env, "", bins.CLI, "users", "grant", engineer, "--fleet", "acme", "--role", "operator")
+	password, code, _ := browserMember(t, srv, engineer, "operator")
 	adminPassword, adminCode, _ := browserUser(t, srv, admin, "--admin")
 
 	srv.runAgent(t, srv.enroll(t, "kitchen-amp"), "")

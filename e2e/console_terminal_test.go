@@ -56,8 +56,7 @@ func testConsoleTerminal(t *testing.T, browser string) {
 		bt.useFirefox(t)
 	}
 	const engineer = "eng@example.com"
-	password, code, _ := browserUser(t, srv, engineer)
-	MustRun(t, srv.env, "", bins.CLI, "users", "grant", engineer, "--fleet", "acme", "--role", "operator")
+	password, code, _ := browserMember(t, srv, engineer, "operator")
 	srv.runAgent(t, srv.enroll(t, "kitchen-amp"), "")
 	srv.waitPresence(t, "kitchen-amp", true, "after its agent started")
 
