@@ -51,6 +51,15 @@ async function connect(context, page, problems) {
   const start = Date.now();
   await page.keyboard.press("Enter");
   const term = await opened;
+  // Heard from the start, so that what the page says while it loads is in
+  // the test's log.
+  term.on("pageerror", (e) => problems.push("terminal page error: " + e.message));
+  term.on("console", (m) => {
+    console.error(`terminal console ${m.type()}: ${m.text()}`);
+    if (m.type() === "error" && /Content Security Policy|Trusted Type|Refused to/i.test(m.text())) {
+      problems.push("terminal console: " + m.text());
+    }
+  });
   // A new tab starts at about:blank and then goes to the terminal's page
   // (Firefox tells of it before that): read it only once it is there.
   await term.waitForURL(/\/console\/terminal\//);
@@ -60,13 +69,6 @@ async function connect(context, page, problems) {
   // slowed, which the WebAssembly client's scheduler runs on).
   await term.bringToFront();
   term.setDefaultTimeout(15000);
-  term.on("pageerror", (e) => problems.push("terminal page error: " + e.message));
-  term.on("console", (m) => {
-    console.error(`terminal console ${m.type()}: ${m.text()}`);
-    if (m.type() === "error" && /Content Security Policy|Trusted Type|Refused to/i.test(m.text())) {
-      problems.push("terminal console: " + m.text());
-    }
-  });
   await waitScreen(term, /[$#] ?$/m, "a prompt");
   return { term, ms: Date.now() - start };
 }

@@ -188,11 +188,49 @@ function askCode(prompt: string, why: string): Promise<string> {
   });
 }
 
+const clientURL = "/console/vendor/webterm.wasm";
+
+// compileClient compiles the SSH client as it downloads. A download that
+// fails for any cause but the file itself (a CompileError) is fetched once
+// more whole and compiled from memory: Firefox ESR was seen, on a loaded
+// CI machine, to abort the streaming read of a page that had just opened
+// ("AbortError: The operation was aborted", no cause given), which a
+// person would otherwise have had to mend by reloading the tab.
+async function compileClient(): Promise<WebAssembly.Module> {
+  const get = async (): Promise<Response> => {
+    const r = await fetch(clientURL, { credentials: "same-origin" });
+    if (!r.ok) {
+      throw new Error(`the server answered ${r.status} for ${clientURL}`);
+    }
+    return r;
+  };
+  try {
+    return await WebAssembly.compileStreaming(get());
+  } catch (err) {
+    if (err instanceof WebAssembly.CompileError) {
+      throw err;
+    }
+    console.warn(`the terminal's SSH client did not load as it streamed (${describe(err)}); fetching it whole`);
+    try {
+      return await WebAssembly.compile(await (await get()).arrayBuffer());
+    } catch (again) {
+      throw new Error(`its SSH client (${clientURL}) did not load: ${describe(again)}`);
+    }
+  }
+}
+
+// describe names an error by its kind as well as its words, since a
+// browser's DOMException words alone ("The operation was aborted") do not
+// say what failed.
+function describe(err: unknown): string {
+  return err instanceof Error && err.name !== "Error" ? `${err.name}: ${err.message}` : message(err);
+}
+
 async function loadClient(): Promise<Webterm> {
   const go = new Go();
-  const result = await WebAssembly.instantiateStreaming(fetch("/console/vendor/webterm.wasm", { credentials: "same-origin" }), go.importObject);
+  const instance = await WebAssembly.instantiate(await compileClient(), go.importObject);
   mark("compiled");
-  void go.run(result.instance);
+  void go.run(instance);
   for (let i = 0; i < 100 && !globalThis.portholeWebterm; i++) {
     await new Promise((r) => setTimeout(r, 10));
   }
@@ -206,8 +244,16 @@ async function loadClient(): Promise<Webterm> {
 async function loadTerminal(): Promise<void> {
   // Loaded as they are from this origin (make web copies them from the
   // locked npm tree); import() is no Trusted Types sink.
-  const xterm = await import("/console/vendor/xterm.mjs" as string) as typeof import("@xterm/xterm");
-  const fitMod = await import("/console/vendor/addon-fit.mjs" as string) as typeof import("@xterm/addon-fit");
+  let xterm: typeof import("@xterm/xterm");
+  let fitMod: typeof import("@xterm/addon-fit");
+  try {
+    [xterm, fitMod] = await Promise.all([
+      import("/console/vendor/xterm.mjs" as string) as Promise<typeof import("@xterm/xterm")>,
+      import("/console/vendor/addon-fit.mjs" as string) as Promise<typeof import("@xterm/addon-fit")>,
+    ]);
+  } catch (err) {
+    throw new Error(`its screen (xterm.js) did not load: ${describe(err)}`);
+  }
   term = new xterm.Terminal({
     cursorBlink: true,
     fontFamily: "ui-monospace, 'DejaVu Sans Mono', Menlo, Consolas, monospace",
