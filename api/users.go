@@ -92,15 +92,18 @@ func (s *Server) deleteUser(c *call, _ *none) (none, error) {
 	if err != nil {
 		return none{}, err
 	}
-	// Only administrators call this, and never on themselves: so the
-	// last administrator is never deleted.
+	// Only administrators call this, never on themselves, and the store
+	// checks the caller is still one as the row goes: so the last
+	// administrator is never deleted.
 	if u.ID == c.user.ID {
 		return none{}, conflict("you cannot delete your own account; another administrator can")
 	}
 	deleted := audit.Event{Kind: audit.UserDeleted, Actor: c.actor(),
 		Detail: map[string]string{"user": u.Email, "user_id": u.ID, "admin": strconv.FormatBool(u.Admin)}}
-	if err := s.store.DeleteUser(c.withAudit(deleted).ctx, u.ID); errors.Is(err, store.ErrNotFound) {
+	if err := s.store.DeleteUser(c.withAudit(deleted).ctx, u.ID, c.user.ID); errors.Is(err, store.ErrNotFound) {
 		return none{}, notFound("there is no user %q (deleted meanwhile?)", u.Email)
+	} else if errors.Is(err, store.ErrNotAdmin) {
+		return none{}, forbidden("you are no longer an administrator (your account was deleted or changed meanwhile); %s was not deleted", u.Email)
 	} else if err != nil {
 		return none{}, fmt.Errorf("deleting user %s: %w", u.Email, err)
 	}

@@ -217,7 +217,7 @@ func TestLoginRacesReset(t *testing.T) {
 		u := newUser(t, false)
 		st.hook = func() {
 			if deleted {
-				must(t, fx.store.DeleteUser(context.Background(), u.ID))
+				must(t, fx.store.DeleteUser(context.Background(), u.ID, ""))
 			} else {
 				must(t, fx.store.ResetUserSecrets(context.Background(), u.ID, "$argon2id$new", "NEWSECRETNEWSECR"))
 			}

@@ -26,6 +26,9 @@ var (
 	// Nothing of the failed write was kept (the database rolled it back);
 	// what was written before is whole.
 	ErrDiskFull = errors.New("store: the database's disk is full")
+	// ErrNotAdmin: the administrator a change was made on behalf of is no
+	// longer one (deleted, or made an engineer, meanwhile).
+	ErrNotAdmin = errors.New("store: the acting user is no longer an administrator")
 )
 
 // Role is a user's role in one fleet.
@@ -312,8 +315,12 @@ type Store interface {
 	ListUsers(ctx context.Context) ([]*User, error)
 	CountUsers(ctx context.Context) (int, error)
 	// DeleteUser deletes a user with their API tokens and roles; enrollment
-	// tokens they created stay, with an empty CreatedBy.
-	DeleteUser(ctx context.Context, id string) error
+	// tokens they created stay, with an empty CreatedBy. by, when not
+	// empty, is the administrator deleting them, who must still be one as
+	// the row goes (ErrNotAdmin otherwise): of two administrators deleting
+	// each other at the same moment, one succeeds and the other is
+	// refused, so the last administrator is never deleted.
+	DeleteUser(ctx context.Context, id, by string) error
 	// ResetUserSecrets gives a user a new password hash and TOTP secret
 	// (their TOTP step starts again) and deletes every API token and
 	// console session they hold, in one transaction with the audit events

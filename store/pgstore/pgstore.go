@@ -31,6 +31,7 @@ func dialect(cfg *pgx.ConnConfig, channel string) sqlstore.Dialect {
 		DiskFull:      diskFull,
 		MigrationLock: fmt.Sprintf("SELECT pg_advisory_xact_lock(%d)", int64(migrationLockKey)),
 		Notify:        "SELECT pg_notify($1, $2)",
+		ForUpdate:     " FOR UPDATE",
 		NowMillis:     "CAST(EXTRACT(EPOCH FROM clock_timestamp()) * 1000 AS BIGINT)",
 		Channel:       channel,
 		Listen: func(ctx context.Context, ready func(), deliver func(string)) error {

@@ -22,6 +22,10 @@ type Dialect struct {
 	// as JSON ($2), run in the transaction that makes it. Empty for
 	// SQLite, which one node alone uses.
 	Notify, Channel string
+	// ForUpdate, appended to a SELECT, locks the rows it reads until the
+	// transaction ends (" FOR UPDATE"). Empty for SQLite, whose
+	// transactions take the database's write lock as they begin.
+	ForUpdate string
 	// NowMillis is an SQL expression of the database's clock in unix
 	// milliseconds.
 	NowMillis string

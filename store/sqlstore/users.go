@@ -79,9 +79,30 @@ func (s *Store) AdvanceTOTPStep(ctx context.Context, userID string, step int64) 
 
 // DeleteUser deletes a user; the schema's cascades delete their tokens and
 // roles in the same statement, and clear the creator of their enrollment
-// tokens.
-func (s *Store) DeleteUser(ctx context.Context, id string) error {
-	return s.change(ctx, fmt.Sprintf("delete user %q", id), `DELETE FROM users WHERE id = $1`, id)
+// tokens. With by, both users' rows are locked first, in one order, so that
+// of two administrators deleting each other one waits for the other and
+// then finds itself gone.
+func (s *Store) DeleteUser(ctx context.Context, id, by string) error {
+	err := s.audited(ctx, func(tx *sql.Tx) (about, error) {
+		if by != "" {
+			if _, err := tx.ExecContext(ctx, `SELECT id FROM users WHERE id IN ($1, $2) ORDER BY id`+s.dialect.ForUpdate, id, by); err != nil {
+				return about{}, err
+			}
+			var admin bool
+			err := tx.QueryRowContext(ctx, `SELECT admin FROM users WHERE id = $1`, by).Scan(&admin)
+			if errors.Is(err, sql.ErrNoRows) || err == nil && !admin {
+				return about{}, store.ErrNotAdmin
+			}
+			if err != nil {
+				return about{}, err
+			}
+		}
+		return about{}, execOne(ctx, tx, `DELETE FROM users WHERE id = $1`, id)
+	})
+	if err != nil {
+		return fmt.Errorf("store: delete user %q: %w", id, s.classify(err))
+	}
+	return nil
 }
 
 // ResetUserSecrets replaces a user's password hash and TOTP secret and

@@ -80,7 +80,7 @@ func testUsers(t *testing.T, s store.Store) {
 	equal(t, "another user's tokens after bob's reset", len(toks), 1)
 	wantErr(t, "ResetUserSecrets of no one", s.ResetUserSecrets(ctx, "usr_nobody", "x", "y"), store.ErrNotFound)
 
-	checkDelete(t, "User", func() error { return s.DeleteUser(ctx, bob.ID) },
+	checkDelete(t, "User", func() error { return s.DeleteUser(ctx, bob.ID, "") },
 		func() error { return errOf(s.GetUser(ctx, bob.ID)) })
 }
 

@@ -131,7 +131,7 @@ func testAuditWithChanges(t *testing.T, s store.Store) {
 	ok(t, "DeleteEnrollmentToken", s.DeleteEnrollmentToken(with(ctx, ev(audit.EnrollmentTokenDeleted, "")), f.ID, et.ID))
 	ok(t, "RemoveRole", s.RemoveRole(with(ctx, ev(audit.RoleRemoved, "")), f.ID, u.ID))
 	ok(t, "DeleteDevice", s.DeleteDevice(with(ctx, ev(audit.DeviceDeleted, "")), d.ID))
-	ok(t, "DeleteUser", s.DeleteUser(with(ctx, ev("user_deleted", "")), u.ID))
+	ok(t, "DeleteUser", s.DeleteUser(with(ctx, ev("user_deleted", "")), u.ID, ""))
 	ok(t, "DeleteFleet", s.DeleteFleet(with(ctx, ev("fleet_deleted", ""), ev("second_event", "")), f.ID))
 
 	evs := auditLog(t, s)

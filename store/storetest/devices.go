@@ -1,6 +1,9 @@
 package storetest
 
 import (
+	"errors"
+	"fmt"
+	"sync"
 	"testing"
 	"time"
 
@@ -120,6 +123,38 @@ func testDeleteFleetCascades(t *testing.T, s store.Store) {
 	equal(t, "other fleet's device", got, kept)
 }
 
+// testDeleteUserByAdmin: a deletion on behalf of an administrator needs
+// them to still be one as it happens. Two administrators deleting each
+// other at the same moment (the attack: leave the server with none) never
+// both succeed: one deletion goes through, the other is refused.
+func testDeleteUserByAdmin(t *testing.T, s store.Store) {
+	ctx := t.Context()
+	eng := mkUser(t, s, "eng@example.com")
+	for i := range 10 {
+		a := &store.User{Email: fmt.Sprintf("a%d@example.com", i), PasswordHash: "x", TOTPSecret: "y", Admin: true}
+		b := &store.User{Email: fmt.Sprintf("b%d@example.com", i), PasswordHash: "x", TOTPSecret: "y", Admin: true}
+		ok(t, "CreateUser", s.CreateUser(ctx, a))
+		ok(t, "CreateUser", s.CreateUser(ctx, b))
+		errs := make([]error, 2)
+		var wg sync.WaitGroup
+		wg.Go(func() { errs[0] = s.DeleteUser(ctx, b.ID, a.ID) })
+		wg.Go(func() { errs[1] = s.DeleteUser(ctx, a.ID, b.ID) })
+		wg.Wait()
+		if (errs[0] == nil) == (errs[1] == nil) {
+			t.Fatalf("round %d: two administrators deleting each other: %v and %v; want one deleted, one refused", i, errs[0], errs[1])
+		}
+		for _, err := range errs {
+			if err != nil && !errors.Is(err, store.ErrNotAdmin) {
+				t.Fatalf("round %d: the refused deletion failed with %v; want ErrNotAdmin", i, err)
+			}
+		}
+	}
+	// Nor may an engineer, or someone deleted, delete anyone.
+	wantErr(t, "DeleteUser by an engineer", s.DeleteUser(ctx, eng.ID, eng.ID), store.ErrNotAdmin)
+	wantErr(t, "DeleteUser by no one", s.DeleteUser(ctx, eng.ID, "usr_nobody"), store.ErrNotAdmin)
+	ok(t, "GetUser of the engineer no one could delete", errOf(s.GetUser(ctx, eng.ID)))
+}
+
 // testDeleteUserCascades: a user's tokens and roles go with them; the
 // enrollment tokens they made stay, with no creator.
 func testDeleteUserCascades(t *testing.T, s store.Store) {
@@ -133,7 +168,7 @@ func testDeleteUserCascades(t *testing.T, s store.Store) {
 	et := &store.EnrollmentToken{FleetID: a.ID, Hash: randomHex(32), UsesLeft: 1, MaxUses: 1, CreatedBy: ann.ID}
 	ok(t, "CreateEnrollmentToken", s.CreateEnrollmentToken(ctx, et))
 
-	ok(t, "DeleteUser", s.DeleteUser(ctx, ann.ID))
+	ok(t, "DeleteUser", s.DeleteUser(ctx, ann.ID, ""))
 	_, err := s.TokenByHash(ctx, tok.Hash, t0)
 	wantErr(t, "TokenByHash of the deleted user's token", err, store.ErrNotFound)
 	ms, err := s.FleetMembers(ctx, a.ID)

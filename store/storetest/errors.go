@@ -33,7 +33,7 @@ func testNotFound(t *testing.T, s store.Store) {
 		{"DeleteFleet", s.DeleteFleet(ctx, "flt_missing")},
 		{"GetUser", errOf(s.GetUser(ctx, "usr_missing"))},
 		{"GetUserByEmail", errOf(s.GetUserByEmail(ctx, "nobody@example.com"))},
-		{"DeleteUser", s.DeleteUser(ctx, "usr_missing")},
+		{"DeleteUser", s.DeleteUser(ctx, "usr_missing", "")},
 		{"AdvanceTOTPStep", errOf(s.AdvanceTOTPStep(ctx, "usr_missing", 5))},
 		{"SetRole in a missing fleet", s.SetRole(ctx, "flt_missing", u.ID, store.RoleOwner)},
 		{"SetRole for a missing user", s.SetRole(ctx, f.ID, "usr_missing", store.RoleOwner)},

@@ -164,7 +164,7 @@ func testFourEyesSessions(t *testing.T, s store.Store) {
 	equal(t, "the approver's event", evs[0].Detail["n"], reread(t, s, ses.ID).ApprovedEmail)
 
 	// The approver's account goes; the record of who approved stays.
-	ok(t, "DeleteUser", s.DeleteUser(ctx, approver.ID))
+	ok(t, "DeleteUser", s.DeleteUser(ctx, approver.ID, ""))
 	got = reread(t, s, ses.ID)
 	equal(t, "approver after their deletion", []string{got.ApprovedBy, got.ApprovedEmail}, []string{"", approver.Email})
 }

@@ -64,6 +64,7 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 		{"AuditTamper", testAuditTamper},
 		{"DeleteFleetCascades", testDeleteFleetCascades},
 		{"DeleteUserCascades", testDeleteUserCascades},
+		{"DeleteUserByAdmin", testDeleteUserByAdmin},
 		{"NotFound", testNotFound},
 		{"Conflict", testConflict},
 		{"Ping", testPing},

@@ -114,7 +114,7 @@ func testSessionFilter(t *testing.T, s store.Store) {
 	equal(t, "limit", len(ids(store.SessionFilter{Limit: 2})), 2)
 
 	// A deleted user's sessions stay, with their email; a deleted device's go.
-	ok(t, "DeleteUser", s.DeleteUser(ctx, bob.ID))
+	ok(t, "DeleteUser", s.DeleteUser(ctx, bob.ID, ""))
 	got, err := s.GetSession(ctx, s2.ID)
 	ok(t, "GetSession after the user is deleted", err)
 	equal(t, "user id", got.UserID, "")
