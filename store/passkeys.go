@@ -74,6 +74,12 @@ type Ceremony struct {
 	ExpiresAt time.Time
 }
 
+// CeremonyPurgeAfter is how long after its expiry a ceremony is kept
+// before a later one's PutCeremony forgets it: long enough that server
+// nodes whose clocks disagree by minutes never forget each other's live
+// ones, short enough that expired ones do not pile up.
+const CeremonyPurgeAfter = time.Hour
+
 // Passkeys are users' WebAuthn credentials and the ceremonies that add
 // and use them.
 type Passkeys interface {
@@ -99,8 +105,8 @@ type Passkeys interface {
 	DeletePasskey(ctx context.Context, userID, id string) error
 
 	// PutCeremony stores a ceremony, replacing one with the same ID, and
-	// forgets those expired by its CreatedAt. A user or token that does
-	// not exist is ErrNotFound.
+	// forgets those that expired CeremonyPurgeAfter or more before its
+	// CreatedAt. A user or token that does not exist is ErrNotFound.
 	PutCeremony(ctx context.Context, c *Ceremony) error
 	// TakeCeremony deletes and returns the ceremony with this ID and
 	// kind if it has not expired at now: each is taken once, by one

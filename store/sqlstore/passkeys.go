@@ -139,11 +139,12 @@ func (s *Store) DeletePasskey(ctx context.Context, userID, id string) error {
 func nullable(s string) sql.NullString { return sql.NullString{String: s, Valid: s != ""} }
 
 // PutCeremony stores a ceremony in place of one with the same ID, and
-// forgets the expired ones, in one transaction.
+// forgets the long expired ones, in one transaction.
 func (s *Store) PutCeremony(ctx context.Context, c *store.Ceremony) error {
 	created := normalTime(orNow(c.CreatedAt, time.Now()))
 	err := s.inTx(ctx, func(tx *sql.Tx) error {
-		if _, err := tx.ExecContext(ctx, `DELETE FROM webauthn_ceremonies WHERE expires_at <= $1 OR id = $2`, millis(created), c.ID); err != nil {
+		if _, err := tx.ExecContext(ctx, `DELETE FROM webauthn_ceremonies WHERE expires_at <= $1 OR id = $2`,
+			millis(created.Add(-store.CeremonyPurgeAfter)), c.ID); err != nil {
 			return err
 		}
 		_, err := tx.ExecContext(ctx, `INSERT INTO webauthn_ceremonies (id, kind, user_id, token_id, session, created_at, expires_at)

@@ -133,7 +133,7 @@ func testPasskeysGoWithUser(t *testing.T, s store.Store) {
 
 // testCeremonies: a ceremony is taken once, by one of several racing
 // callers, only as its kind and before it expires; putting one again
-// replaces it; it goes with its login; an expired one is forgotten by
+// replaces it; it goes with its login; one long expired is forgotten by
 // the next put.
 func testCeremonies(t *testing.T, s store.Store) {
 	ctx := t.Context()
@@ -184,12 +184,19 @@ func testCeremonies(t *testing.T, s store.Store) {
 	wantErr(t, "PutCeremony for a login that does not exist", s.PutCeremony(ctx, c), store.ErrNotFound)
 	signIn := &store.Ceremony{ID: randomHex(32), Kind: store.CeremonyLogin, Session: "{}", CreatedAt: t0, ExpiresAt: t0.Add(5 * time.Minute)}
 	ok(t, "PutCeremony of a sign-in", s.PutCeremony(ctx, signIn))
-	// A later put forgets the sign-in once it expired.
-	later := &store.Ceremony{ID: randomHex(32), Kind: store.CeremonyLogin, Session: "{}", CreatedAt: t0.Add(6 * time.Minute), ExpiresAt: t0.Add(11 * time.Minute)}
+	// A later put forgets the sign-in once it expired long enough ago,
+	// not before: another node's clock may be behind.
+	soon := &store.Ceremony{ID: randomHex(32), Kind: store.CeremonyLogin, Session: "{}", CreatedAt: t0.Add(30 * time.Minute), ExpiresAt: t0.Add(35 * time.Minute)}
+	ok(t, "PutCeremony", s.PutCeremony(ctx, soon))
+	_, err = s.TakeCeremony(ctx, signIn.ID, store.CeremonyLogin, t0)
+	ok(t, "TakeCeremony, by a clock behind, of a sign-in another put found expired", err)
+	ok(t, "PutCeremony of a sign-in", s.PutCeremony(ctx, signIn))
+	late := t0.Add(5*time.Minute + store.CeremonyPurgeAfter)
+	later := &store.Ceremony{ID: randomHex(32), Kind: store.CeremonyLogin, Session: "{}", CreatedAt: late, ExpiresAt: late.Add(5 * time.Minute)}
 	ok(t, "PutCeremony", s.PutCeremony(ctx, later))
 	_, err = s.TakeCeremony(ctx, signIn.ID, store.CeremonyLogin, t0)
-	wantErr(t, "TakeCeremony of an expired sign-in after a later put", err, store.ErrNotFound)
-	got, err = s.TakeCeremony(ctx, later.ID, store.CeremonyLogin, t0.Add(7*time.Minute))
+	wantErr(t, "TakeCeremony of a sign-in long expired at a later put", err, store.ErrNotFound)
+	got, err = s.TakeCeremony(ctx, later.ID, store.CeremonyLogin, late)
 	ok(t, "TakeCeremony of the later sign-in", err)
 	equal(t, "the sign-in's user and token", []string{got.UserID, got.TokenID}, []string{"", ""})
 }
