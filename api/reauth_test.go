@@ -21,7 +21,7 @@ func reauthServer(t *testing.T) (*testServer, *store.Fleet, *store.Device, *stor
 	sessions, err := session.New(session.Config{Store: fx.store, ControlKey: fx.keys.Control, UserCA: fx.keys.UserCA,
 		RelayAddr: "relay.example.com:443", Publish: func(string, []byte) error { return nil }})
 	must(t, err)
-	ts := newServer(t, Config{Sessions: sessions, RelayAddr: "relay.example.com:443"})
+	ts := newServer(t, Config{Sessions: sessions, RelayAddr: "relay.example.com:443", PublicURL: testPublicURL})
 	fl := fx.newFleet(t)
 	d := onlineDevice(t, fl)
 	u := newUser(t, false)
@@ -71,7 +71,7 @@ func TestReauth(t *testing.T) {
 	// After it.
 	ts.clock.Advance(2 * time.Minute)
 	e := open(tok).wantError(t, http.StatusForbidden, apitype.CodeReauthRequired)
-	for _, want := range []string{"fleet " + fl.Name + " asks for your authenticator code within the last 15m", "your last was 16m ago", "porthole reauth", "owner@example.com"} {
+	for _, want := range []string{"fleet " + fl.Name + " asks for a fresh second factor (your authenticator code or a passkey) within the last 15m", "your last was 16m ago", "porthole reauth", "owner@example.com"} {
 		if !strings.Contains(e.Message, want) {
 			t.Errorf("refusal %q lacks %q", e.Message, want)
 		}
@@ -100,7 +100,7 @@ func TestReauth(t *testing.T) {
 	secret, _, err := newToken(fx.store, u, ts.clock.Now().Add(time.Hour))
 	must(t, err)
 	e = open(secret).wantError(t, http.StatusForbidden, apitype.CodeReauthRequired)
-	if !strings.Contains(e.Message, "no code entered with this login is on record") {
+	if !strings.Contains(e.Message, "no second factor of this login is on record") {
 		t.Errorf("refusal of a token without a factor: %q", e.Message)
 	}
 	setPolicy(t, fl, apitype.SetFleetPolicyRequest{})
