@@ -257,6 +257,9 @@ func New(cfg Config) (*Server, error) {
 	s.deviceGrants = newFailureLimiter(orDefault(cfg.LoginFailuresPerAddress, DefaultLoginFailuresPerAddress), window)
 	s.passkeyStarts = newFailureLimiter(5*orDefault(cfg.LoginFailuresPerAddress, DefaultLoginFailuresPerAddress), window)
 	s.passkeys, s.passkeysOff = newRelyingParty(s.ssoPublicURL)
+	if s.passkeys == nil && cfg.PublicURL != "" {
+		s.logger.Info("passkeys are off", "why", s.passkeysOff)
+	}
 	s.routes = s.routeTable()
 	if s.openapi, err = openAPI(s.routes); err != nil {
 		return nil, fmt.Errorf("api: building the OpenAPI document: %w", err)
