@@ -2,6 +2,7 @@ package api
 
 import (
 	"context"
+	"database/sql"
 	"net/http"
 	"strings"
 	"testing"
@@ -29,10 +30,16 @@ func reauthServer(t *testing.T) (*testServer, *store.Fleet, *store.Device, *stor
 	return ts, fl, d, u, ts.login(t, u).Token
 }
 
-// userEvents is the audit log of u, of the given kind.
+// userEvents is the audit log of u, of the given kind. It reads from
+// the first event of u's on: the fixture's log grows with every test.
 func userEvents(t *testing.T, u *store.User, kind audit.Kind) []audit.Event {
 	t.Helper()
-	evs, err := fx.store.ListAudit(context.Background(), store.AuditFilter{Limit: 5000})
+	var first sql.NullInt64
+	must(t, fx.store.(interface{ DB() *sql.DB }).DB().QueryRow(`SELECT MIN(seq) FROM audit_events WHERE actor_name = $1`, u.Email).Scan(&first))
+	if !first.Valid {
+		return nil
+	}
+	evs, err := fx.store.ListAudit(context.Background(), store.AuditFilter{After: first.Int64 - 1, Limit: 1 << 20})
 	must(t, err)
 	var out []audit.Event
 	for _, e := range evs {
