@@ -679,7 +679,9 @@ func (s *Server) checkPasskeySignIn(c *call, parsed *protocol.ParsedCredentialAs
 		return nil, fmt.Errorf("looking up the passkey: %w", err)
 	}
 	user, err := s.store.GetUser(c.ctx, k.UserID)
-	if err != nil {
+	if errors.Is(err, store.ErrNotFound) {
+		return nil, refuse(email, reasonUnknownPasskey, "") // deleted, with their passkeys, meanwhile
+	} else if err != nil {
 		return nil, fmt.Errorf("looking up the passkey's user: %w", err)
 	}
 	if want != nil && user.ID != want.ID {
