@@ -91,22 +91,41 @@ func (c *call) authenticateConsole(secret string) error {
 }
 
 // consoleLogin is POST /api/v1/console/login.
-func (s *Server) consoleLogin(c *call, req *apitype.LoginRequest) (apitype.ConsoleLoginResponse, error) {
-	var resp apitype.ConsoleLoginResponse
+func (s *Server) consoleLogin(c *call, req *apitype.ConsoleLoginRequest) (apitype.ConsoleLoginResponse, error) {
 	// Login CSRF: another site must not log a browser into its account.
-	if err := crossOrigin.Check(c.r); err != nil {
-		return resp, csrfRefused("a login from another site or origin is refused; log in on the console's own page")
+	if err := checkLoginOrigin(c); err != nil {
+		return apitype.ConsoleLoginResponse{}, err
 	}
-	user, err := s.logIn(c, req)
+	user, err := s.logIn(c, &credentials{email: req.Email, password: req.Password, totp: req.TOTP, passkey: req.Passkey})
 	if err != nil {
-		return resp, err
+		return apitype.ConsoleLoginResponse{}, err
 	}
+	method := methodPassword
+	if req.Passkey != nil {
+		method = methodPasswordPasskey
+	}
+	return s.startConsoleSession(c, user, method, "console session from ")
+}
+
+// checkLoginOrigin refuses a login from another site or origin (login
+// CSRF: another site must not log a browser into its account).
+func checkLoginOrigin(c *call) error {
+	if err := crossOrigin.Check(c.r); err != nil {
+		return csrfRefused("a login from another site or origin is refused; log in on the console's own page")
+	}
+	return nil
+}
+
+// startConsoleSession makes the browser's new session for user, who
+// proved who they are by method: whatever session it brought is
+// revoked, and the new one's secret goes to its cookies only.
+func (s *Server) startConsoleSession(c *call, user *store.User, method, name string) (apitype.ConsoleLoginResponse, error) {
 	if old, err := c.r.Cookie(apitype.ConsoleSessionCookie); err == nil && strings.HasPrefix(old.Value, consolePrefix+"_") {
 		s.revokeConsoleSecret(c, old.Value)
 	}
-	secret, tok, ms, err := s.issueToken(c, user, consolePrefix, "console session from "+clientAddr(c.r), nil)
+	secret, tok, ms, err := s.issueToken(c, user, consolePrefix, name+clientAddr(c.r), method, nil)
 	if err != nil {
-		return resp, err
+		return apitype.ConsoleLoginResponse{}, err
 	}
 	setConsoleCookies(c.w, secret)
 	return apitype.ConsoleLoginResponse{ExpiresAt: tok.ExpiresAt, User: apiUser(user, ms)}, nil

@@ -57,6 +57,10 @@ type fixture struct {
 
 const testPassword = "correct horse battery staple"
 
+// testPublicURL is the fixture's public URL, and so its passkeys' relying
+// party: their RP ID is its host, and its origin theirs.
+const testPublicURL = "https://porthole.example.com"
+
 func TestMain(m *testing.M) {
 	dir, err := os.MkdirTemp("", "api-test-")
 	if err != nil {
@@ -99,7 +103,7 @@ func newFixture(dir string) (*fixture, error) {
 		return nil, err
 	}
 	if f.srv, err = New(Config{Store: st, Keys: keys, Sessions: sessions, RelayAddr: "relay.example.com:443",
-		Recordings: RecordingsConfig{Dir: filepath.Join(dir, "recordings")}, Console: testConsole}); err != nil {
+		Recordings: RecordingsConfig{Dir: filepath.Join(dir, "recordings")}, Console: testConsole, PublicURL: testPublicURL}); err != nil {
 		return nil, err
 	}
 	f.ts = startTLS(f.srv.Handler(), keys)

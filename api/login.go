@@ -1,9 +1,12 @@
 package api
 
 import (
+	"cmp"
 	"errors"
 	"fmt"
 	"time"
+
+	"github.com/go-webauthn/webauthn/protocol"
 
 	"github.com/porthole/porthole/apitype"
 	"github.com/porthole/porthole/audit"
@@ -44,29 +47,65 @@ func wrongCredentials() *httpError {
 //     about the password tried. Only someone who knows the password can
 //     lock the account, and then its owner must change it anyway.
 func (s *Server) login(c *call, req *apitype.LoginRequest) (apitype.LoginResponse, error) {
-	user, err := s.logIn(c, req)
+	user, err := s.logIn(c, &credentials{email: req.Email, password: req.Password, totp: req.TOTP})
 	if err != nil {
 		return apitype.LoginResponse{}, err
 	}
-	secret, tok, ms, err := s.issueToken(c, user, bearerPrefix, "login from "+clientAddr(c.r), nil)
+	secret, tok, ms, err := s.issueToken(c, user, bearerPrefix, "login from "+clientAddr(c.r), methodPassword, nil)
 	if err != nil {
 		return apitype.LoginResponse{}, err
 	}
 	return apitype.LoginResponse{Token: secret, TokenID: tok.ID, ExpiresAt: tok.ExpiresAt, User: apiUser(user, ms)}, nil
 }
 
-// logIn returns the user whose email, password and fresh TOTP code req
-// holds, within the limits login's comment describes.
-func (s *Server) logIn(c *call, req *apitype.LoginRequest) (*store.User, error) {
-	email, err := normalizeEmail(req.Email)
+// credentials are what a password login sends: email, password and a
+// second factor, the TOTP code or (the console only) a passkey's
+// signature.
+type credentials struct {
+	email, password, totp string
+	passkey               *apitype.PasskeyAssertion
+}
+
+// How a login proved who it is, as its login_succeeded and login_failed
+// events say (Detail["method"]; a password and TOTP login's events name
+// none, as before there were others).
+const (
+	methodPassword        = ""
+	methodPasswordPasskey = "password+passkey"
+	methodPasskey         = "passkey"
+	methodSSO             = "sso"
+)
+
+// logIn returns the user whose email, password and fresh second factor
+// (a TOTP code, or a passkey's signature) cred holds, within the limits
+// login's comment describes. A passkey's answer is read before anything
+// counts or is spent: a malformed one is refused (400) and its sign-in
+// waits on.
+func (s *Server) logIn(c *call, cred *credentials) (*store.User, error) {
+	email, err := normalizeEmail(cred.email)
 	if err != nil {
 		return nil, err
 	}
-	if req.Password == "" {
+	if cred.password == "" {
 		return nil, badRequest("password is required")
 	}
-	if req.TOTP == "" {
+	var passkey *protocol.ParsedCredentialAssertionData
+	switch {
+	case cred.passkey != nil && cred.totp != "":
+		return nil, badRequest("send totp or passkey, not both")
+	case cred.passkey != nil:
+		if _, err := s.relyingParty(); err != nil {
+			return nil, err
+		}
+		if passkey, err = parseAssertion(cred.passkey); err != nil {
+			return nil, err
+		}
+	case cred.totp == "":
 		return nil, badRequest("totp is required: the 6-digit code from your authenticator app")
+	}
+	method := methodPassword
+	if passkey != nil {
+		method = methodPasswordPasskey
 	}
 	now := s.now().UTC()
 	addr := clientAddr(c.r)
@@ -75,15 +114,15 @@ func (s *Server) logIn(c *call, req *apitype.LoginRequest) (*store.User, error) 
 		limit{s.loginByAccount, email + " " + src, "too many failed logins for this account from your address"},
 		limit{s.loginByAddress, src, "too many failed logins from your address"})
 	if err != nil {
-		s.loginRefused(c, email, reasonRateLimited)
+		s.loginRefused(c, email, method, reasonRateLimited)
 		return nil, err
 	}
 	if wait, locked := s.loginCodes.blocked(email, now); locked {
 		forgive() // refused unread: it proves nothing either way
-		s.loginRefused(c, email, reasonRateLimited)
+		s.loginRefused(c, email, method, reasonRateLimited)
 		return nil, tooMany(codesLocked, wait)
 	}
-	user, err := s.checkCredentials(c, email, req, now)
+	user, err := s.checkCredentials(c, email, cred.password, cred.totp, passkey, now)
 	if err != nil {
 		var he *httpError
 		if !errors.As(err, &he) {
@@ -104,19 +143,23 @@ const (
 )
 
 // issueToken stores a new login of user, named name, with a secret of
-// the given prefix, and audits it; it returns the secret, the token and
-// the user's roles. sso is what an SSO login keeps of the provider's
-// answer; nil for a password login.
-func (s *Server) issueToken(c *call, user *store.User, prefix, name string, sso *ssoLogin) (string, *store.Token, []*store.Membership, error) {
+// the given prefix, and audits it with how it proved who it is (method);
+// it returns the secret, the token and the user's roles. sso is what an
+// SSO login keeps of the provider's answer; nil for other logins.
+func (s *Server) issueToken(c *call, user *store.User, prefix, name, method string, sso *ssoLogin) (string, *store.Token, []*store.Membership, error) {
 	now := s.now().UTC()
 	secret, hash := auth.NewSecret(prefix)
-	// Every login proves a second factor (its TOTP code, or the provider's
-	// sign-in, which the provider's own policy makes multi-factor): FactorAt.
+	// Every login proves a second factor (its TOTP code; a passkey, after
+	// the password or alone with its user verification; or the
+	// provider's sign-in, which the provider's own policy makes
+	// multi-factor): FactorAt.
 	tok := &store.Token{UserID: user.ID, Hash: hash, Name: name, CreatedAt: now, ExpiresAt: now.Add(s.tokenTTL), FactorAt: now}
-	method := "password"
 	if sso != nil {
 		tok.ExpiresAt = minTime(tok.ExpiresAt, sso.expires)
-		tok.SSORefresh, tok.SSORefreshAt, method = sso.refresh, sso.refreshAt, "sso"
+		tok.SSORefresh, tok.SSORefreshAt = sso.refresh, sso.refreshAt
+	}
+	if method == methodPassword {
+		method = "password"
 	}
 	login := audit.Event{Kind: audit.LoginSucceeded, Actor: audit.User(user.ID, user.Email),
 		Detail: map[string]string{"token": tok.Name, "method": method}}
@@ -150,9 +193,14 @@ func (s *Server) issueToken(c *call, user *store.User, prefix, name string, sso 
 	return secret, tok, ms, nil
 }
 
-// checkCredentials returns the user whose email, password and unused TOTP
-// code req holds; otherwise an *httpError, after counting the failure.
-func (s *Server) checkCredentials(c *call, email string, req *apitype.LoginRequest, now time.Time) (*store.User, error) {
+// checkCredentials returns the user whose email, password and unused
+// second factor (the TOTP code, or passkey's signature when it is not nil)
+// these are; otherwise an *httpError, after counting the failure.
+func (s *Server) checkCredentials(c *call, email, password, code string, passkey *protocol.ParsedCredentialAssertionData, now time.Time) (*store.User, error) {
+	method := methodPassword
+	if passkey != nil {
+		method = methodPasswordPasskey
+	}
 	user, err := s.store.GetUserByEmail(c.ctx, email)
 	if errors.Is(err, store.ErrNotFound) {
 		user = nil
@@ -163,29 +211,36 @@ func (s *Server) checkCredentials(c *call, email string, req *apitype.LoginReque
 	if user != nil && user.SSOSubject == "" {
 		hash = user.PasswordHash
 	}
-	ok, err := auth.CheckPassword(hash, req.Password)
+	ok, err := auth.CheckPassword(hash, password)
 	if err != nil {
 		return nil, fmt.Errorf("checking the password: %w", err)
 	}
 	switch {
 	case user == nil:
-		return nil, s.loginRefused(c, email, reasonUnknownUser)
+		return nil, s.loginRefused(c, email, method, reasonUnknownUser)
 	case user.SSOSubject != "":
 		// No password: they sign in at their provider. The answer stays
 		// the same, so that it does not tell which accounts are SSO's.
-		return nil, s.loginRefused(c, email, reasonSSOUser)
+		return nil, s.loginRefused(c, email, method, reasonSSOUser)
 	case !ok:
-		return nil, s.loginRefused(c, email, reasonBadPassword)
+		return nil, s.loginRefused(c, email, method, reasonBadPassword)
 	}
-	// The password is right: the code must prove right too.
+	// The password is right: the second factor must prove right too.
+	if passkey != nil {
+		refuse := func(_, reason, why string) error { return s.loginRefusedWhy(c, email, method, reason, why) }
+		if _, err := s.checkPasskeySignIn(c, passkey, store.CeremonySecondFactor, user, now, refuse); err != nil {
+			return nil, err
+		}
+		return user, nil
+	}
 	refuse := func(reason string) error {
-		err := s.loginRefused(c, email, reason)
+		err := s.loginRefused(c, email, method, reason)
 		if reason == reasonReplayedTOTP {
 			return unauthenticated("this code was already used; wait for the next one")
 		}
 		return err
 	}
-	if err := s.checkCode(c, user, req.TOTP, now, refuse); err != nil {
+	if err := s.checkCode(c, user, code, now, refuse); err != nil {
 		return nil, err
 	}
 	return user, nil
@@ -228,13 +283,38 @@ const codesLocked = "too many wrong authenticator codes were sent for this accou
 
 // loginRefused counts, logs and audits a refused login (refusals by the
 // rate limits only count and log) and returns the answer for wrong
-// credentials.
-func (s *Server) loginRefused(c *call, email, reason string) error {
+// credentials of its method.
+func (s *Server) loginRefused(c *call, email, method, reason string) error {
+	return s.loginRefusedWhy(c, email, method, reason, "")
+}
+
+// loginRefusedWhy is loginRefused with why it was refused in more words
+// (a passkey's signature that did not verify, and how), for the audit
+// log and the server's log only: the answer stays the same.
+func (s *Server) loginRefusedWhy(c *call, email, method, reason, why string) error {
 	s.metrics.loginFailures.WithLabelValues(reason).Inc()
-	s.logger.Info("login refused", "request_id", requestID(c.ctx), "email", email, "reason", reason, "remote", clientAddr(c.r))
+	s.logger.Info("login refused", "request_id", requestID(c.ctx), "email", email, "method", cmp.Or(method, "password"),
+		"reason", reason, "why", why, "remote", clientAddr(c.r))
 	if reason != reasonRateLimited {
-		s.record(c, audit.Event{Kind: audit.LoginFailed, Actor: audit.Anonymous(email),
-			Detail: map[string]string{"reason": reason, "remote": clientAddr(c.r)}})
+		actor := audit.Anonymous(email)
+		if email == "" {
+			actor = audit.Anonymous("passkey") // an unknown passkey names no one
+		}
+		ev := audit.Event{Kind: audit.LoginFailed, Actor: actor, Detail: map[string]string{"reason": reason, "remote": clientAddr(c.r)}}
+		if method != methodPassword {
+			ev.Detail["method"] = method
+		}
+		if why != "" {
+			ev.Detail["why"] = why
+		}
+		s.record(c, ev)
+	}
+	switch method {
+	case methodPasskey:
+		return unauthenticated("this passkey was not accepted (unknown or removed, its sign-in expired or already used, or its signature wrong); " +
+			"try again, or log in with your password")
+	case methodPasswordPasskey:
+		return unauthenticated("wrong email, password or passkey")
 	}
 	return wrongCredentials()
 }

@@ -180,6 +180,11 @@ var matrix = []matrixCase{
 	{method: "POST", path: "/api/v1/console/login", url: fixed("/api/v1/console/login"), body: func(*world) any { return map[string]any{} },
 		want: everyone(http.StatusBadRequest)},
 	{method: "GET", path: "/console/", url: fixed("/console/"), want: everyone(http.StatusOK)},
+	// A passkey sign-in begins for anyone; one without a passkey is 400.
+	{method: "POST", path: "/api/v1/console/passkey-options", url: fixed("/api/v1/console/passkey-options"), body: func(*world) any { return map[string]any{} },
+		want: everyone(http.StatusOK)},
+	{method: "POST", path: "/api/v1/console/passkey-login", url: fixed("/api/v1/console/passkey-login"), body: func(*world) any { return map[string]any{} },
+		want: everyone(http.StatusBadRequest)},
 	// Single sign-on, on a server without it: the routes answer that it has none.
 	{method: "GET", path: "/api/v1/sso", url: fixed("/api/v1/sso"), want: everyone(http.StatusOK)},
 	{method: "GET", path: "/api/v1/sso/login", url: fixed("/api/v1/sso/login"), want: everyone(http.StatusNotFound)},
@@ -228,6 +233,15 @@ var matrix = []matrixCase{
 	{method: "GET", path: "/api/v1/me", url: fixed("/api/v1/me"), want: loggedInUsers(http.StatusOK)},
 	{method: "POST", path: "/api/v1/reauth", url: fixed("/api/v1/reauth"), body: func(*world) any { return map[string]any{} },
 		want: loggedInUsers(http.StatusBadRequest)},
+	// The callers have no passkey, and their logins proved no second
+	// factor (made as tokens, not logins): no passkey is added or
+	// removed without a fresh one (reauth_required).
+	{method: "POST", path: "/api/v1/reauth/passkey-options", url: fixed("/api/v1/reauth/passkey-options"), want: loggedInUsers(http.StatusNotFound)},
+	{method: "GET", path: "/api/v1/passkeys", url: fixed("/api/v1/passkeys"), want: loggedInUsers(http.StatusOK)},
+	{method: "POST", path: "/api/v1/passkeys/register-options", url: fixed("/api/v1/passkeys/register-options"), want: loggedInUsers(http.StatusForbidden)},
+	{method: "POST", path: "/api/v1/passkeys", url: fixed("/api/v1/passkeys"), body: func(*world) any { return map[string]any{} },
+		want: loggedInUsers(http.StatusBadRequest)},
+	{method: "DELETE", path: "/api/v1/passkeys/{id}", url: fixed("/api/v1/passkeys/psk_none"), want: loggedInUsers(http.StatusForbidden)},
 	{method: "GET", path: "/api/v1/tokens", url: fixed("/api/v1/tokens"), want: loggedInUsers(http.StatusOK)},
 	{method: "DELETE", path: "/api/v1/tokens/{id}", url: func(w *world) string { return "/api/v1/tokens/" + w.spare },
 		want: loggedInUsers(http.StatusNoContent)},

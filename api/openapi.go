@@ -21,7 +21,7 @@ import (
 // an undescribed one fails New.
 var pathParamDocs = map[string]string{
 	"fleet": "the fleet's name",
-	"id":    "the ID of the device, session, support request, token or enrollment token",
+	"id":    "the ID of the device, session, support request, token, enrollment token or passkey",
 	"user":  "the user's ID or email",
 }
 

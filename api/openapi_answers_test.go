@@ -297,7 +297,29 @@ func TestOpenAPIAnswers(t *testing.T) {
 	var login apitype.LoginResponse
 	must(t, json.Unmarshal((&exchange{name: "log in", method: "POST", path: "/api/v1/login",
 		body: loginBody(u, testPassword, totpCode(t, u, time.Now())), status: 200}).run(t, router), &login))
-	run(t, []exchange{{name: "log out", method: "POST", path: "/api/v1/logout", auth: bearer(login.Token), status: 204}})
+	// Their passkey: added (their login is fresh), listed, used to
+	// re-authenticate, and removed; a sign-in with it begun.
+	me, a := bearer(login.Token), newAuthenticator()
+	var creation apitype.PasskeyCreationOptions
+	must(t, json.Unmarshal((&exchange{name: "passkey registration options", method: "POST", path: "/api/v1/passkeys/register-options",
+		auth: me, status: 200}).run(t, router), &creation))
+	cred, k := a.create(t, creation)
+	var pk apitype.Passkey
+	must(t, json.Unmarshal((&exchange{name: "add a passkey", method: "POST", path: "/api/v1/passkeys", auth: me,
+		body: apitype.RegisterPasskeyRequest{Name: "laptop", Credential: cred}, status: 201}).run(t, router), &pk))
+	var request apitype.PasskeyRequestOptions
+	must(t, json.Unmarshal((&exchange{name: "passkey reauth options", method: "POST", path: "/api/v1/reauth/passkey-options",
+		auth: me, status: 200}).run(t, router), &request))
+	run(t, []exchange{
+		{name: "passkeys", method: "GET", path: "/api/v1/passkeys", auth: me, status: 200},
+		{name: "reauth with a passkey", method: "POST", path: "/api/v1/reauth", auth: me,
+			body: apitype.ReauthRequest{Passkey: ptr(a.get(t, request, k))}, status: 200},
+		{name: "passkey sign-in options", method: "POST", path: "/api/v1/console/passkey-options", body: apitype.PasskeySignInRequest{}, status: 200},
+		{name: "a passkey sign-in without its cookie", method: "POST", path: "/api/v1/console/passkey-login",
+			body: apitype.PasskeyLoginRequest{Passkey: a.get(t, request, k)}, status: 401},
+		{name: "remove a passkey", method: "DELETE", path: "/api/v1/passkeys/" + pk.ID, auth: me, status: 204},
+		{name: "log out", method: "POST", path: "/api/v1/logout", auth: me, status: 204},
+	})
 
 	// The owner, with the link the device asks for.
 	var link apitype.OwnerLink

@@ -202,7 +202,7 @@ func (c *call) refusedByPolicy(fleetID string, r *fleetpolicy.Refusal, ev audit.
 	c.s.logger.Info("refused by the fleet's policy", "request_id", requestID(c.ctx), "by", c.user.Email, "fleet", r.Fleet,
 		"rule", r.Rule, "refusal", r.Words)
 	if r.Rule == fleetpolicy.RuleReauth {
-		return errorf(http.StatusForbidden, apitype.CodeReauthRequired, "%s; send a fresh code (`porthole reauth`) and ask again", r.Explain(owners))
+		return errorf(http.StatusForbidden, apitype.CodeReauthRequired, "%s; send a fresh code (`porthole reauth`, or a passkey in the console) and ask again", r.Explain(owners))
 	}
 	return errorf(http.StatusForbidden, apitype.CodePolicy, "%s", r.Explain(owners))
 }

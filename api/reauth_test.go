@@ -2,6 +2,7 @@ package api
 
 import (
 	"context"
+	"database/sql"
 	"net/http"
 	"strings"
 	"testing"
@@ -21,7 +22,7 @@ func reauthServer(t *testing.T) (*testServer, *store.Fleet, *store.Device, *stor
 	sessions, err := session.New(session.Config{Store: fx.store, ControlKey: fx.keys.Control, UserCA: fx.keys.UserCA,
 		RelayAddr: "relay.example.com:443", Publish: func(string, []byte) error { return nil }})
 	must(t, err)
-	ts := newServer(t, Config{Sessions: sessions, RelayAddr: "relay.example.com:443"})
+	ts := newServer(t, Config{Sessions: sessions, RelayAddr: "relay.example.com:443", PublicURL: testPublicURL})
 	fl := fx.newFleet(t)
 	d := onlineDevice(t, fl)
 	u := newUser(t, false)
@@ -29,10 +30,16 @@ func reauthServer(t *testing.T) (*testServer, *store.Fleet, *store.Device, *stor
 	return ts, fl, d, u, ts.login(t, u).Token
 }
 
-// userEvents is the audit log of u, of the given kind.
+// userEvents is the audit log of u, of the given kind. It reads from
+// the first event of u's on: the fixture's log grows with every test.
 func userEvents(t *testing.T, u *store.User, kind audit.Kind) []audit.Event {
 	t.Helper()
-	evs, err := fx.store.ListAudit(context.Background(), store.AuditFilter{Limit: 5000})
+	var first sql.NullInt64
+	must(t, fx.store.(interface{ DB() *sql.DB }).DB().QueryRow(`SELECT MIN(seq) FROM audit_events WHERE actor_name = $1`, u.Email).Scan(&first))
+	if !first.Valid {
+		return nil
+	}
+	evs, err := fx.store.ListAudit(context.Background(), store.AuditFilter{After: first.Int64 - 1, Limit: 1 << 20})
 	must(t, err)
 	var out []audit.Event
 	for _, e := range evs {
@@ -71,7 +78,7 @@ func TestReauth(t *testing.T) {
 	// After it.
 	ts.clock.Advance(2 * time.Minute)
 	e := open(tok).wantError(t, http.StatusForbidden, apitype.CodeReauthRequired)
-	for _, want := range []string{"fleet " + fl.Name + " asks for your authenticator code within the last 15m", "your last was 16m ago", "porthole reauth", "owner@example.com"} {
+	for _, want := range []string{"fleet " + fl.Name + " asks for a fresh second factor (your authenticator code or a passkey) within the last 15m", "your last was 16m ago", "porthole reauth", "owner@example.com"} {
 		if !strings.Contains(e.Message, want) {
 			t.Errorf("refusal %q lacks %q", e.Message, want)
 		}
@@ -100,7 +107,7 @@ func TestReauth(t *testing.T) {
 	secret, _, err := newToken(fx.store, u, ts.clock.Now().Add(time.Hour))
 	must(t, err)
 	e = open(secret).wantError(t, http.StatusForbidden, apitype.CodeReauthRequired)
-	if !strings.Contains(e.Message, "no code entered with this login is on record") {
+	if !strings.Contains(e.Message, "no second factor of this login is on record") {
 		t.Errorf("refusal of a token without a factor: %q", e.Message)
 	}
 	setPolicy(t, fl, apitype.SetFleetPolicyRequest{})

@@ -18,6 +18,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/go-webauthn/webauthn/webauthn"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 
@@ -76,7 +77,9 @@ type Config struct {
 	// among them, are not affected. Zero: 5.
 	LoginFailuresPerAccount int
 	// LoginFailuresPerAddress is the same bound per source, across
-	// accounts. Zero: 20.
+	// accounts (failed passkey sign-ins count here, and only here). Five
+	// times it bounds the passkey sign-ins one source may begin in the
+	// window, which bounds the ceremonies stored. Zero: 20.
 	LoginFailuresPerAddress int
 	// LoginCodeFailuresPerAccount is how many wrong TOTP codes, each sent
 	// with the account's correct password, one account may collect from
@@ -119,8 +122,10 @@ type Config struct {
 	// `porthole login --sso`. Zero: 5 seconds (RFC 8628's default).
 	DevicePollInterval time.Duration
 	// PublicURL is the server's https:// URL, for the verification page's
-	// address that `porthole login --sso` prints. Empty: the Host the
-	// CLI reached.
+	// address that `porthole login --sso` prints (empty: the Host the CLI
+	// reached), and the relying party of passkeys: its host is their RP
+	// ID, and its origin the only one their ceremonies are taken from.
+	// Empty, or naming an IP address: no passkeys (their routes say why).
 	PublicURL string
 }
 
@@ -176,6 +181,10 @@ type Server struct {
 	enrollByAddr   *failureLimiter // keyed by sourceKey
 	deviceNonces   DeviceNonceStore
 	deviceGrants   *failureLimiter // `porthole login --sso` started, keyed by sourceKey
+
+	passkeys      *webauthn.WebAuthn // nil: no passkeys, for passkeysOff's reason
+	passkeysOff   string
+	passkeyStarts *failureLimiter // passkey sign-ins begun, keyed by sourceKey
 
 	sso          *sso.Provider // nil: no single sign-on
 	ssoPublicURL string
@@ -246,6 +255,11 @@ func New(cfg Config) (*Server, error) {
 	s.loginCodes = newFailureLimiter(orDefault(cfg.LoginCodeFailuresPerAccount, DefaultLoginCodeFailuresPerAccount), window)
 	s.enrollByAddr = newFailureLimiter(orDefault(cfg.EnrollFailuresPerAddress, DefaultEnrollFailuresPerAddress), window)
 	s.deviceGrants = newFailureLimiter(orDefault(cfg.LoginFailuresPerAddress, DefaultLoginFailuresPerAddress), window)
+	s.passkeyStarts = newFailureLimiter(5*orDefault(cfg.LoginFailuresPerAddress, DefaultLoginFailuresPerAddress), window)
+	s.passkeys, s.passkeysOff = newRelyingParty(s.ssoPublicURL)
+	if s.passkeys == nil && cfg.PublicURL != "" {
+		s.logger.Info("passkeys are off", "why", s.passkeysOff)
+	}
 	s.routes = s.routeTable()
 	if s.openapi, err = openAPI(s.routes); err != nil {
 		return nil, fmt.Errorf("api: building the OpenAPI document: %w", err)

@@ -163,7 +163,7 @@ func (s *Server) ssoCallback(w http.ResponseWriter, r *http.Request) {
 	if old, err := r.Cookie(apitype.ConsoleSessionCookie); err == nil && strings.HasPrefix(old.Value, consolePrefix+"_") {
 		s.revokeConsoleSecret(c, old.Value)
 	}
-	secret, _, _, err := s.issueToken(c, user, consolePrefix, "console session (SSO) from "+clientAddr(r), login)
+	secret, _, _, err := s.issueToken(c, user, consolePrefix, "console session (SSO) from "+clientAddr(r), methodSSO, login)
 	if err != nil {
 		s.writeError(w, r, err)
 		return
@@ -406,7 +406,7 @@ func (s *Server) deviceToken(c *call, req *apitype.DeviceTokenRequest) (apitype.
 		return resp, fmt.Errorf("reading the signed-in user: %w", err)
 	}
 	l := &ssoLogin{refresh: g.SSORefresh, refreshAt: g.SSORefreshAt, expires: g.LoginExpires}
-	secret, tok, ms, err := s.issueToken(c, user, bearerPrefix, "login (SSO) from "+g.Requester, l)
+	secret, tok, ms, err := s.issueToken(c, user, bearerPrefix, "login (SSO) from "+g.Requester, methodSSO, l)
 	if err != nil {
 		return resp, err
 	}

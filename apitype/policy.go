@@ -6,20 +6,24 @@ import "time"
 // message names the rule and who can change it.
 const CodePolicy = "policy"
 
-// CodeReauthRequired is the code of a session request the fleet's reauth
-// rule refused (403): the login's last second factor is older than the
-// rule's window. The client asks for a fresh authenticator code, sends it
-// to POST /api/v1/reauth (ReauthRequest) and asks again.
+// CodeReauthRequired is the code of a request refused for want of a
+// fresh second factor (403): a session request under the fleet's reauth
+// rule, whose window the login's last second factor is older than, or
+// adding or removing a passkey (5 minutes). The client asks for a fresh
+// authenticator code or a passkey, sends it to POST /api/v1/reauth
+// (ReauthRequest) and asks again.
 const CodeReauthRequired = "reauth_required"
 
 // CodeWrongCode is POST /api/v1/reauth's answer (403) to a code that is
 // not the caller's current authenticator code, or was used already.
 const CodeWrongCode = "wrong_code"
 
-// ReauthRequest is POST /api/v1/reauth: a fresh code from the caller's
-// authenticator app, recorded as this login's second factor.
+// ReauthRequest is POST /api/v1/reauth: a fresh second factor, recorded
+// as this login's: a code from the caller's authenticator app, or a
+// passkey's signature (from POST /api/v1/reauth/passkey-options).
 type ReauthRequest struct {
-	TOTP string `json:"totp"`
+	TOTP    string            `json:"totp,omitempty"`
+	Passkey *PasskeyAssertion `json:"passkey,omitzero"`
 }
 
 // ReauthResponse is POST /api/v1/reauth's answer: when the login proved

@@ -38,6 +38,19 @@ const (
 	// refused are login_failed with method sso; SSO logins the provider no
 	// longer stands behind are token_revoked by the system.
 	SSODeviceApproved Kind = "sso_device_approved"
+	// PasskeyRegistered and PasskeyRemoved: a user added or removed one
+	// of their passkeys (Detail["name"], and Detail["credential"], a tag
+	// of its credential ID). Sign-ins with a passkey are login_succeeded
+	// and login_failed with Detail["method"] passkey or password+passkey;
+	// re-authentications with one, reauth_succeeded and reauth_failed
+	// with method passkey.
+	PasskeyRegistered Kind = "passkey_registered"
+	PasskeyRemoved    Kind = "passkey_removed"
+	// PasskeyRefused: adding or removing a passkey was refused
+	// (Detail["reason"]: no fresh second factor, no registration
+	// waiting, an answer that did not verify, a credential already
+	// registered).
+	PasskeyRefused Kind = "passkey_refused"
 )
 
 // Fleets and devices.

@@ -74,7 +74,7 @@ func reauthAPI(t *testing.T) (*fakeAPI, *atomic.Int32, chan string) {
 		asked.Add(1)
 		if !fresh.Load() {
 			apiError(http.StatusForbidden, apitype.CodeReauthRequired,
-				"fleet acme asks for your authenticator code within the last 15m to open a session (your last was 2h ago)")(w, r)
+				"fleet acme asks for a fresh second factor (your authenticator code or a passkey) within the last 15m to open a session (your last was 2h ago)")(w, r)
 			return
 		}
 		apiError(http.StatusConflict, apitype.CodeDeviceOffline, "dev2 is offline (test)")(w, r)
@@ -87,7 +87,7 @@ func reauthAPI(t *testing.T) (*fakeAPI, *atomic.Int32, chan string) {
 			asked.Add(1)
 			if !fresh.Load() {
 				apiError(http.StatusForbidden, apitype.CodeReauthRequired,
-					"fleet acme asks for your authenticator code within the last 15m to approve a session (your last was 2h ago)")(w, r)
+					"fleet acme asks for a fresh second factor (your authenticator code or a passkey) within the last 15m to approve a session (your last was 2h ago)")(w, r)
 				return
 			}
 			writeTestJSON(w, http.StatusOK, apitype.SupportRequest{ID: r.PathValue("id"), Kind: apitype.RequestFourEyes,

@@ -33,7 +33,10 @@ type Config struct {
 	// Listen is the API's HTTPS address. Empty: ":8443".
 	Listen string `yaml:"listen"`
 	// PublicURL is how engineers and devices reach the API. Empty:
-	// https://<hostname>:<listen port>.
+	// https://<hostname>:<listen port>. Its host is also the relying
+	// party of passkeys, which browsers allow on a host name only: one
+	// naming an IP address leaves the console without passkeys (the
+	// server logs why at start).
 	PublicURL string `yaml:"public_url"`
 	// Database is "sqlite" (a file in DataDir), "sqlite:PATH", or a
 	// postgres:// URL. Empty: "sqlite".

@@ -1,18 +1,28 @@
-// Drives the web console's fleet policy page and its prompt for a fresh
-// authenticator code in headless Chromium (playwright-core with Debian's
-// chromium), for e2e/console_policy_test.go.
+// Drives the web console's fleet policy page, its prompt for a fresh
+// second factor, and passkeys (Chromium's virtual authenticator) in
+// headless Chromium (playwright-core with Debian's chromium), for
+// e2e/console_policy_test.go.
 //
 // Environment: SERVER, EMAIL, PASSWORD, TOTP (an owner of acme), OP_EMAIL,
 // OP_PASSWORD, OP_TOTP (an operator of acme), SHOTS, CHROMIUM, AXE. It
 // talks with the Go test over stdio: "POLICY_SET" once the owner saved
 // acme's policy (then it reads a line: the code to type when asked, sent
 // once bob's session waits and the owner's login is old), "APPROVED" once
-// the approval went through, "DONE" at the end. It fails on any page
+// the approval went through, "PASSKEY_SIGNED_IN" once the owner added a
+// passkey, logged out and signed in with it (then it reads a line, once
+// bob's next session waits and that login is old), "APPROVED_WITH_PASSKEY"
+// once the passkey approved it, "DONE" at the end. It fails on any page
 // error, Content-Security-Policy violation, or serious or critical
 // accessibility violation.
 "use strict";
 
 const { run, nextLine, env, shot, axe, newContext, newPage, login, follow } = require("./console_lib.cjs");
+
+// logOut logs the page's user out and waits for the login page.
+async function logOut(page) {
+  await page.locator("#logout").click();
+  await page.locator("#login-title").waitFor();
+}
 
 run(async (browser, problems) => {
   const context = await newContext(browser);
@@ -66,4 +76,54 @@ run(async (browser, problems) => {
   await page.keyboard.press("Enter");
   await page.locator("#result", { hasText: "You approved bob@example.com's session on kitchen-amp." }).waitFor();
   console.log("APPROVED");
+
+  // Passkeys, with Chromium's virtual authenticator: a platform
+  // authenticator (CTAP2, internal) that keeps resident keys and verifies
+  // its user, as a laptop's fingerprint reader would.
+  const started = Date.now();
+  const cdp = await context.newCDPSession(page);
+  await cdp.send("WebAuthn.enable");
+  await cdp.send("WebAuthn.addVirtualAuthenticator", { options: { protocol: "ctap2", transport: "internal",
+    hasResidentKey: true, hasUserVerification: true, isUserVerified: true, automaticPresenceSimulation: true } });
+
+  // Added under Your passkeys: the login's code is minutes old, fresh
+  // enough to add one without being asked again.
+  await follow(page, "Your passkeys", "Your passkeys");
+  await page.locator("#passkeys-state", { hasText: "You have no passkey yet." }).waitFor();
+  await page.locator("#passkey-name").fill("laptop");
+  await page.keyboard.press("Enter");
+  await page.locator("#result", { hasText: "The passkey laptop is added" }).waitFor();
+  await page.locator("#passkey-list tr", { hasText: "laptop" }).waitFor();
+  await shot(page, "27-passkeys");
+  await axe(page, "your passkeys");
+
+  // Signed out, then in with the passkey alone, from the keyboard.
+  await logOut(page);
+  await page.locator("#passkey-login").focus();
+  await page.keyboard.press("Enter");
+  await page.locator("h1", { hasText: "Devices" }).waitFor();
+  console.log("PASSKEY_SIGNED_IN");
+
+  // bob's next session waits, and this login is an hour old: the
+  // approval asks for a fresh second factor, which the passkey gives.
+  await nextLine();
+  await follow(page, "Support queue", "Support queue");
+  await page.locator("#four-eyes tbody tr", { hasText: "bob@example.com" }).locator("button", { hasText: "Approve" }).click();
+  await page.locator("#reauth-passkey:not([hidden])").waitFor();
+  await shot(page, "28-reauth-passkey");
+  await page.locator("#reauth-passkey").click();
+  await page.locator("#result", { hasText: "You approved bob@example.com's session on kitchen-amp." }).waitFor();
+  console.log("APPROVED_WITH_PASSKEY");
+
+  // Removed (asked again in place), it signs in no more.
+  await follow(page, "Your passkeys", "Your passkeys");
+  await page.locator("#passkey-list button", { hasText: "Remove" }).click();
+  await page.locator("#passkey-list button", { hasText: "Yes, remove" }).click();
+  await page.locator("#result", { hasText: "The passkey laptop is removed" }).waitFor();
+  await page.locator("#passkeys-state", { hasText: "You have no passkey yet." }).waitFor();
+  await logOut(page);
+  await page.locator("#passkey-login").click();
+  await page.locator("#login-error", { hasText: "this passkey was not accepted" }).waitFor();
+  await shot(page, "29-passkey-removed");
+  console.error(`the passkey story took ${Date.now() - started} ms in the page (the Go test's part included)`);
 });

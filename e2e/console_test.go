@@ -146,8 +146,15 @@ func (bt *browserTools) useFirefox(t *testing.T) {
 // when the console was not built.
 func newConsoleServer(t *testing.T) (*presenceServer, browserTools) {
 	t.Helper()
+	return newConsoleServerAt(t, "127.0.0.1")
+}
+
+// newConsoleServerAt is newConsoleServer reached at host: localhost for a
+// test of passkeys, which browsers allow at a host name only.
+func newConsoleServerAt(t *testing.T, host string) (*presenceServer, browserTools) {
+	t.Helper()
 	node, chromium, nodePath := pageTools(t)
-	srv := newPresenceServer(t, nil)
+	srv := newPresenceServerAt(t, host, "", nil)
 	if !consoleBuilt(t, srv) {
 		msg := "this portholed has no web console: run `make web` (make test does) before go test"
 		if os.Getenv("CI") == "true" {

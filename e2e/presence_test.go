@@ -157,12 +157,20 @@ func newPresenceServer(t *testing.T, config func(data string, apiPort int) strin
 // the test runs.
 func newPresenceServerOn(t *testing.T, database string, config func(data string, apiPort int) string, env ...string) *presenceServer {
 	t.Helper()
+	return newPresenceServerAt(t, "127.0.0.1", database, config, env...)
+}
+
+// newPresenceServerAt is newPresenceServerOn whose public URL names host
+// (a loopback name or address), such as localhost, where browsers allow
+// passkeys (not at an IP address).
+func newPresenceServerAt(t *testing.T, host, database string, config func(data string, apiPort int) string, env ...string) *presenceServer {
+	t.Helper()
 	tmp := t.TempDir()
 	data := filepath.Join(tmp, "data")
 	port := FreePort(t)
 	s := &presenceServer{
 		env:    Env{"HOME": tmp, "XDG_CONFIG_HOME": filepath.Join(tmp, "config")}.With(env...),
-		url:    fmt.Sprintf("https://127.0.0.1:%d", port),
+		url:    fmt.Sprintf("https://%s:%d", host, port),
 		config: filepath.Join(data, "portholed.yaml"),
 		tmp:    tmp,
 	}

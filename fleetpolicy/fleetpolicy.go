@@ -87,12 +87,12 @@ func CheckReauth(p *store.FleetPolicy, fleet, action string, factorAt, now time.
 	if !factorAt.IsZero() && now.Sub(factorAt) <= p.Reauth {
 		return nil
 	}
-	last := "no code entered with this login is on record"
+	last := "no second factor of this login is on record"
 	if !factorAt.IsZero() {
 		last = "your last was " + Duration(max(now.Sub(factorAt).Truncate(time.Minute), time.Minute)) + " ago"
 	}
 	return &Refusal{Fleet: fleet, Rule: RuleReauth, Words: fmt.Sprintf(
-		"fleet %s asks for your authenticator code within the last %s to %s (%s)", fleet, Duration(p.Reauth), action, last)}
+		"fleet %s asks for a fresh second factor (your authenticator code or a passkey) within the last %s to %s (%s)", fleet, Duration(p.Reauth), action, last)}
 }
 
 // CheckApproval decides whether a session asked for under an earlier

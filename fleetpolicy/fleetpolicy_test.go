@@ -164,9 +164,9 @@ func TestCheckReauth(t *testing.T) {
 		{"no rule", &store.FleetPolicy{FourEyes: true}, time.Time{}, ""},
 		{"within", p, now.Add(-14 * time.Minute), ""},
 		{"at the edge", p, now.Add(-15 * time.Minute), ""},
-		{"after", p, now.Add(-2 * time.Hour), "fleet acme asks for your authenticator code within the last 15m to open a session (your last was 2h ago)"},
-		{"just after", p, now.Add(-15*time.Minute - time.Second), "fleet acme asks for your authenticator code within the last 15m to open a session (your last was 15m ago)"},
-		{"never", p, time.Time{}, "fleet acme asks for your authenticator code within the last 15m to open a session (no code entered with this login is on record)"},
+		{"after", p, now.Add(-2 * time.Hour), "fleet acme asks for a fresh second factor (your authenticator code or a passkey) within the last 15m to open a session (your last was 2h ago)"},
+		{"just after", p, now.Add(-15*time.Minute - time.Second), "fleet acme asks for a fresh second factor (your authenticator code or a passkey) within the last 15m to open a session (your last was 15m ago)"},
+		{"never", p, time.Time{}, "fleet acme asks for a fresh second factor (your authenticator code or a passkey) within the last 15m to open a session (no second factor of this login is on record)"},
 	} {
 		err := CheckReauth(tt.policy, "acme", "open a session", tt.factorAt, now)
 		got := ""

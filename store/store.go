@@ -314,17 +314,17 @@ type Store interface {
 	GetUserByEmail(ctx context.Context, email string) (*User, error)
 	ListUsers(ctx context.Context) ([]*User, error)
 	CountUsers(ctx context.Context) (int, error)
-	// DeleteUser deletes a user with their API tokens and roles; enrollment
-	// tokens they created stay, with an empty CreatedBy. by, when not
+	// DeleteUser deletes a user with their API tokens, passkeys and roles;
+	// enrollment tokens they created stay, with an empty CreatedBy. by, when not
 	// empty, is the administrator deleting them, who must still be one as
 	// the row goes (ErrNotAdmin otherwise): of two administrators deleting
 	// each other at the same moment, one succeeds and the other is
 	// refused, so the last administrator is never deleted.
 	DeleteUser(ctx context.Context, id, by string) error
 	// ResetUserSecrets gives a user a new password hash and TOTP secret
-	// (their TOTP step starts again) and deletes every API token and
-	// console session they hold, in one transaction with the audit events
-	// ctx carries. No such user: ErrNotFound.
+	// (their TOTP step starts again) and deletes every API token, console
+	// session and passkey they hold, in one transaction with the audit
+	// events ctx carries. No such user: ErrNotFound.
 	ResetUserSecrets(ctx context.Context, id, passwordHash, totpSecret string) error
 	// AdvanceTOTPStep records step as used if it is greater than the last
 	// used step, atomically. It reports false when the step was already
@@ -483,6 +483,9 @@ type Store interface {
 
 	// The nonces of the devices' request credentials: see DeviceNonces.
 	DeviceNonces
+
+	// Users' passkeys (WebAuthn) and their ceremonies: see Passkeys.
+	Passkeys
 
 	// Ping checks the database answers (for /readyz).
 	Ping(ctx context.Context) error

@@ -77,8 +77,8 @@ func (s *Store) AdvanceTOTPStep(ctx context.Context, userID string, step int64) 
 	return false, nil
 }
 
-// DeleteUser deletes a user; the schema's cascades delete their tokens and
-// roles in the same statement, and clear the creator of their enrollment
+// DeleteUser deletes a user; the schema's cascades delete their tokens,
+// passkeys and roles in the same statement, and clear the creator of their enrollment
 // tokens. With by, both users' rows are locked first, in one order, so that
 // of two administrators deleting each other one waits for the other and
 // then finds itself gone.
@@ -106,16 +106,21 @@ func (s *Store) DeleteUser(ctx context.Context, id, by string) error {
 }
 
 // ResetUserSecrets replaces a user's password hash and TOTP secret and
-// deletes their tokens, together: a reset that left an old login alive
-// would not lock out whoever stole the old secrets.
+// deletes their tokens and passkeys, together: a reset that left an old
+// login or passkey alive would not lock out whoever stole the old
+// secrets.
 func (s *Store) ResetUserSecrets(ctx context.Context, id, passwordHash, totpSecret string) error {
-	err := s.writeAudited(ctx, func(q execer) error {
-		if err := execOne(ctx, q, `UPDATE users SET password_hash = $2, totp_secret = $3, totp_last_step = 0 WHERE id = $1`,
+	err := s.audited(ctx, func(tx *sql.Tx) (about, error) {
+		if err := execOne(ctx, tx, `UPDATE users SET password_hash = $2, totp_secret = $3, totp_last_step = 0 WHERE id = $1`,
 			id, passwordHash, totpSecret); err != nil {
-			return err
+			return about{}, err
 		}
-		_, err := q.ExecContext(ctx, `DELETE FROM tokens WHERE user_id = $1`, id)
-		return err
+		for _, q := range []string{`DELETE FROM tokens WHERE user_id = $1`, `DELETE FROM passkeys WHERE user_id = $1`} {
+			if _, err := tx.ExecContext(ctx, q, id); err != nil {
+				return about{}, err
+			}
+		}
+		return about{}, nil
 	})
 	if err != nil {
 		return fmt.Errorf("store: reset the secrets of user %q: %w", id, s.classify(err))

@@ -77,6 +77,11 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 		{"SSOUsers", testSSOUsers},
 		{"SSORefreshes", testSSORefreshes},
 		{"DeviceGrants", testDeviceGrants},
+		{"Passkeys", testPasskeys},
+		{"PasskeyConflict", testPasskeyConflict},
+		{"PasskeyUse", testPasskeyUse},
+		{"PasskeysGoWithUser", testPasskeysGoWithUser},
+		{"Ceremonies", testCeremonies},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

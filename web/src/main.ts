@@ -9,6 +9,7 @@ import { auditPage } from "./audit.js";
 import { devicesPage } from "./devices.js";
 import { loginPage } from "./login.js";
 import type { Page } from "./page.js";
+import { passkeysPage } from "./passkeys.js";
 import { policyPage } from "./policy.js";
 import { PresenceFeed } from "./presence.js";
 import { replayPage } from "./replay.js";
@@ -27,12 +28,13 @@ type Route =
   | { name: "tokens" }
   | { name: "users" }
   | { name: "policy" }
+  | { name: "passkeys" }
   | { name: "replay"; id: string }
   | { name: "login" }
   | { name: "missing" };
 
 // The pages of the header's menu, by path.
-const pages = { requests: "/console/requests", sessions: "/console/sessions", audit: "/console/audit", tokens: "/console/tokens", policy: "/console/policy", users: "/console/users" } as const;
+const pages = { requests: "/console/requests", sessions: "/console/sessions", audit: "/console/audit", tokens: "/console/tokens", policy: "/console/policy", users: "/console/users", passkeys: "/console/passkeys" } as const;
 
 const home = "/console/";
 
@@ -129,6 +131,9 @@ function render(note?: string): void {
     case "policy":
       show(policyPage(app));
       break;
+    case "passkeys":
+      show(passkeysPage(app));
+      break;
     case "replay":
       show(replayPage(app, r.id));
       break;
@@ -201,7 +206,8 @@ function drawHeader(u: User | null, r?: Route): void {
     item(pages.tokens, "Enrollment tokens", r?.name === "tokens"),
     item(pages.policy, "Fleet policy", r?.name === "policy"),
     // Administrators only: the API refuses anyone else these routes.
-    u.admin ? item(pages.users, "Users", r?.name === "users") : null));
+    u.admin ? item(pages.users, "Users", r?.name === "users") : null,
+    item(pages.passkeys, "Your passkeys", r?.name === "passkeys")));
   const out = h("button", { type: "button", id: "logout", class: "secondary" }, "Log out");
   out.addEventListener("click", () => void logout(out));
   replace(account, h("span", { class: "who" }, u.email, u.admin ? " (administrator)" : ""), out);

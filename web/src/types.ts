@@ -10,6 +10,7 @@ export interface User {
   id: string;
   email: string;
   admin: boolean;
+  sso?: boolean;
   roles?: FleetRole[];
   created_at: string;
 }
@@ -69,6 +70,62 @@ export interface Session {
 export interface ConsoleLoginResponse {
   expires_at: string;
   user: User;
+}
+
+// Passkeys (apitype/passkeys.go): bytes are base64url strings; webauthn.ts
+// turns them into what navigator.credentials takes and gives.
+export interface PasskeyDescriptor {
+  id: string;
+  transports?: string[];
+}
+
+export interface PasskeyCreationOptions {
+  challenge: string;
+  rp_id: string;
+  rp_name: string;
+  user_id: string;
+  user_name: string;
+  user_display_name: string;
+  algorithms: number[];
+  exclude_credentials: PasskeyDescriptor[];
+  resident_key: string;
+  user_verification: string;
+  attestation: string;
+  timeout_ms: number;
+}
+
+export interface PasskeyRequestOptions {
+  challenge: string;
+  rp_id: string;
+  allow_credentials: PasskeyDescriptor[];
+  user_verification: string;
+  timeout_ms: number;
+}
+
+export interface PasskeyAttestation {
+  id: string;
+  client_data_json: string;
+  attestation_object: string;
+  transports?: string[];
+  authenticator_attachment?: string;
+}
+
+export interface PasskeyAssertion {
+  id: string;
+  client_data_json: string;
+  authenticator_data: string;
+  signature: string;
+  user_handle?: string;
+  authenticator_attachment?: string;
+}
+
+export interface Passkey {
+  id: string;
+  name: string;
+  created_at: string;
+  last_used_at?: string;
+  synced?: boolean;
+  transports?: string[];
 }
 
 export interface PresenceEndEvent {

@@ -4,7 +4,8 @@
 import { ApiError, call, message } from "./api.js";
 import { announce, h, replace } from "./dom.js";
 import { when } from "./time.js";
-import type { Fleet, Session } from "./types.js";
+import type { Fleet, Passkey, PasskeyRequestOptions, Session } from "./types.js";
+import { getPasskey, passkeyMessage, supported } from "./webauthn.js";
 
 // fleetSelect is a <select> of the caller's fleets ("All fleets" first),
 // filled once the API answered; then is called with the fleets.
@@ -94,11 +95,13 @@ export function replayLink(s: Session): Node {
   return h("a", { href: `/console/sessions/${encodeURIComponent(s.id)}/replay`, "aria-label": `Replay ${s.user || "the"}'s session on ${s.device}, ${when(s.created_at)}` }, "Replay");
 }
 
-// withFreshCode runs work; when a fleet's policy refuses it for want of a
-// fresh authenticator code (reauth_required), it shows the API's words and
-// a code field in out, sends the code (POST /api/v1/reauth, the login's
-// own check) and runs work again, once. A wrong code, or Cancel, rejects
-// with the API's words.
+// withFreshCode runs work; when it is refused for want of a fresh second
+// factor (reauth_required: a fleet's reauth rule, or a change to one's
+// passkeys), it shows the API's words and a code field in out, and, for
+// a person with a passkey in a browser that has them, "Use a passkey";
+// it proves the factor (POST /api/v1/reauth, the login's own check) and
+// runs work again, once. A wrong code, or Cancel, rejects with the API's
+// words; a passkey that failed says why and leaves the form.
 export function withFreshCode<T>(out: HTMLElement, work: () => Promise<T>): Promise<T> {
   return work().catch((err: unknown) => {
     if (!(err instanceof ApiError && err.code === "reauth_required")) {
@@ -108,23 +111,40 @@ export function withFreshCode<T>(out: HTMLElement, work: () => Promise<T>): Prom
       const code = h("input", { id: "reauth-code", type: "text", inputmode: "numeric", autocomplete: "one-time-code",
         pattern: "[0-9 ]{6,7}", maxlength: 7, required: true, "aria-describedby": "reauth-why" });
       const send = h("button", { type: "submit", id: "reauth-send" }, "Send the code");
+      const usePasskey = h("button", { type: "button", id: "reauth-passkey", class: "secondary", hidden: true }, "Use a passkey");
       const cancel = h("button", { type: "button", class: "secondary" }, "Cancel");
+      const failed = h("p", { id: "reauth-failed", class: "error", role: "alert" });
       const form = h("form", { class: "card reauth", "aria-labelledby": "reauth-title" },
-        h("h3", { id: "reauth-title" }, "A fresh authenticator code"),
+        h("h3", { id: "reauth-title" }, "A fresh second factor"),
         h("p", { id: "reauth-why", role: "alert" }, err.message),
         h("div", { class: "field" }, h("label", { for: "reauth-code" }, "Authenticator code (TOTP)"), code),
-        h("div", { class: "actions" }, send, cancel));
+        failed,
+        h("div", { class: "actions" }, send, usePasskey, cancel));
+      // proved runs work again once the login has its fresh factor.
+      const proved = (how: string): void => {
+        replace(out);
+        announce(how);
+        work().then(resolve, reject);
+      };
       form.addEventListener("submit", (ev) => {
         ev.preventDefault();
         send.disabled = true;
-        call<unknown>("POST", "/api/v1/reauth", { totp: code.value.replaceAll(" ", "") }).then(() => {
-          replace(out);
-          announce("Your login has a fresh code.");
-          work().then(resolve, reject);
-        }, (e: unknown) => {
+        call<unknown>("POST", "/api/v1/reauth", { totp: code.value.replaceAll(" ", "") }).then(() => proved("Your login has a fresh code."), (e: unknown) => {
           replace(out);
           reject(e);
         });
+      });
+      usePasskey.addEventListener("click", () => {
+        usePasskey.disabled = send.disabled = true;
+        replace(failed);
+        call<PasskeyRequestOptions>("POST", "/api/v1/reauth/passkey-options")
+          .then((o) => getPasskey(o))
+          .then((passkey) => call<unknown>("POST", "/api/v1/reauth", { passkey }))
+          .then(() => proved("Your passkey gave your login a fresh second factor."), (e: unknown) => {
+            usePasskey.disabled = send.disabled = false;
+            replace(failed, passkeyMessage(e));
+            usePasskey.focus();
+          });
       });
       cancel.addEventListener("click", () => {
         replace(out);
@@ -132,6 +152,9 @@ export function withFreshCode<T>(out: HTMLElement, work: () => Promise<T>): Prom
       });
       replace(out, form);
       code.focus();
+      if (supported()) {
+        call<Passkey[]>("GET", "/api/v1/passkeys").then((ps) => { usePasskey.hidden = ps.length === 0; }, () => { /* the code still works */ });
+      }
     });
   });
 }

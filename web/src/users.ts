@@ -91,16 +91,16 @@ export function usersPage(app: Console): Page {
     // Not oneself either way: a reset ends the session showing its new
     // secrets, which would vanish with the page before they were copied.
     const buttons = (): Child[] => u.id === app.me.id ? [h("span", { class: "none" }, "(you)")] : [
-      ask("Reset", `New secrets for ${u.email}? Their logins and open sessions end.`, async () => {
+      ask("Reset", `New secrets for ${u.email}? Their logins, passkeys and open sessions end.`, async () => {
         replace(created);
         const got = await call<CreateUserResponse>("POST", `/api/v1/users/${encodeURIComponent(u.id)}/reset`, {});
         showCreated(got, `${got.user.email}'s new login`);
-        return `${u.email} has a new password and authenticator secret (below); their logins and open sessions ended.`;
+        return `${u.email} has a new password and authenticator secret (below); their logins, passkeys and open sessions ended.`;
       }),
       " ",
-      ask("Delete", `Delete ${u.email}? Their logins, roles and open sessions end.`, async () => {
+      ask("Delete", `Delete ${u.email}? Their logins, passkeys, roles and open sessions end.`, async () => {
         await call<void>("DELETE", `/api/v1/users/${encodeURIComponent(u.id)}`);
-        return `${u.email} is deleted: their logins, fleet roles and open sessions ended.`;
+        return `${u.email} is deleted: their logins, passkeys, fleet roles and open sessions ended.`;
       }),
     ];
     replace(cell, buttons());
