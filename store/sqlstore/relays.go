@@ -25,12 +25,18 @@ func (s *Store) HeartbeatRelay(ctx context.Context, r *store.Relay) error {
 	at := s.dialect.NowMillis
 	if !r.HeartbeatAt.IsZero() {
 		args = append(args, millis(normalTime(r.HeartbeatAt)))
-		at = "$5"
+		at = "CAST($5 AS BIGINT)"
 	}
-	// Both databases take INSERT … ON CONFLICT … DO UPDATE.
+	// Both databases take INSERT … ON CONFLICT … DO UPDATE. The clock is
+	// read once, so that a new relay's start and heartbeat are the same
+	// moment (PostgreSQL's clock_timestamp() moves between two calls in
+	// one statement); SQLite needs the WHERE to tell the SELECT's end from
+	// the ON CONFLICT.
 	return s.exec(store.WithoutAudit(ctx), fmt.Sprintf("record relay %q alive", r.ID), `INSERT INTO relays
-		(id, addr, ssh_addr, region, started_at, heartbeat_at) VALUES ($1, $2, $3, $4, `+at+`, `+at+`)
-		ON CONFLICT (id) DO UPDATE SET addr = $2, ssh_addr = $3, region = $4, heartbeat_at = `+at, args...)
+		(id, addr, ssh_addr, region, started_at, heartbeat_at)
+		SELECT $1, $2, $3, $4, clock.t, clock.t FROM (SELECT `+at+` AS t) AS clock WHERE true
+		ON CONFLICT (id) DO UPDATE SET addr = excluded.addr, ssh_addr = excluded.ssh_addr,
+		region = excluded.region, heartbeat_at = excluded.heartbeat_at`, args...)
 }
 
 // ListRelays lists the live relays with their open sessions; see
