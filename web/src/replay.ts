@@ -270,6 +270,8 @@ function seek(p: number): void {
 }
 
 function draw(): void {
+  const atEnd = clk !== null && pos >= clk.duration && clk.duration > 0;
+  setText(play, timer !== null ? "Pause" : atEnd ? "Play again" : "Play");
   position.value = String(pos);
   position.setAttribute("aria-valuetext", clock(pos));
   setText(elapsed, `${clock(pos)} / ${clock(clk?.duration ?? 0)}`);
@@ -289,7 +291,7 @@ function stop(): void {
     window.clearInterval(timer);
     timer = null;
   }
-  setText(play, clk && pos >= clk.duration && clk.duration > 0 ? "Play again" : "Play");
+  draw();
 }
 
 function start(): void {
@@ -301,7 +303,6 @@ function start(): void {
   }
   startedWall = performance.now();
   startedPos = pos;
-  setText(play, "Pause");
   timer = window.setInterval(() => {
     seek(startedPos + ((performance.now() - startedWall) / 1000) * Number(speed.value));
     if (clk && pos >= clk.duration) {
@@ -309,13 +310,13 @@ function start(): void {
       say(false, "Played to the end.");
     }
   }, 50);
+  draw();
 }
 
 play.addEventListener("click", () => (timer === null ? start() : stop()));
 toEnd.addEventListener("click", () => {
   stop();
   seek(clk?.duration ?? 0);
-  setText(play, "Play again");
 });
 speed.addEventListener("change", () => {
   if (timer !== null) {
@@ -325,8 +326,9 @@ speed.addEventListener("change", () => {
 });
 position.addEventListener("input", () => {
   const playing = timer !== null;
+  const to = Number(position.value); // before stop() draws the slider
   stop();
-  seek(Number(position.value));
+  seek(to);
   if (playing) {
     start();
   }
@@ -370,6 +372,9 @@ async function loadTerminal(): Promise<Terminal> {
     cursorBlink: false,
     fontFamily: "ui-monospace, 'DejaVu Sans Mono', Menlo, Consolas, monospace",
     fontSize: 15,
+    // A little more than the font's height, so that underscores are not
+    // cut off at the bottom of their cells.
+    lineHeight: 1.15,
     scrollback: 5000,
     // Colours the recording chose are drawn lighter or darker where they
     // would be hard to read.
@@ -479,7 +484,6 @@ async function jump(ev: SessionEvent, ms: number): Promise<void> {
   }
   stop();
   seek(place(ms));
-  setText(play, pos >= clk.duration && clk.duration > 0 ? "Play again" : "Play");
   say(false, `Shown at ${clock(pos)}, the moment of: ${describe(ev)}.`);
 }
 
