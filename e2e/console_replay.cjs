@@ -190,6 +190,8 @@ run(async (browser, problems) => {
     await page.locator("#play").click();
     await page.locator("#replay-state", { hasText: "Played to the end." }).waitFor();
     await waitScreen(page, { has: ["^hostile-end$"] }, "the hostile recording's end");
+    const rows = await page.locator("#screen .xterm-rows > div").count();
+    if (rows !== 30) throw new Error(`the hostile recording's last resize (to 100×30) left ${rows} rows`);
     console.error(`the hostile recording loaded and played in ${Date.now() - started} ms`);
     await page.locator("#process").selectOption(env("BROKEN"));
     await page.locator("#replay-state[role=alert]", { hasText: `${env("BROKEN")} is not an asciicast v2 recording` }).waitFor();

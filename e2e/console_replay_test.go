@@ -165,7 +165,7 @@ func TestConsoleReplay(t *testing.T) {
 // writes, hyperlinks to javascript: and https:, titles, an inline image,
 // status and size reports, mouse reporting, DCS); HTML; lines that are no
 // JSON or no event; a resize past any screen; and a 10 MB line. It ends
-// with the line "hostile-end".
+// resized to 100×30, with the line "hostile-end".
 func hostileCast() string {
 	var b strings.Builder
 	line := func(v any) {
@@ -187,6 +187,7 @@ func hostileCast() string {
 	b.WriteString("{not json\n[0.5, \"o\"\n[0.5, 5, \"x\"]\n")
 	line([]any{0.5, "r", "999999x999999"})
 	o(0.6, strings.Repeat("A", 10<<20))
+	line([]any{0.65, "r", "100x30"})
 	o(0.7, "\r\nhostile-end\r\n")
 	return b.String()
 }
