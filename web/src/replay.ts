@@ -146,10 +146,10 @@ let current: CastFile | null = null;
 let cast: Cast | null = null;
 let clk: Clock | null = null;
 // anchor is the wall-clock time (unix ms) of the cast's start, to place
-// the session's events on its clock: the time of its process's event,
-// which the recorder writes as the process starts, or else the header's
-// timestamp (whole seconds).
+// the session's events on its clock (see show); ended is when its process
+// ended, after which no event is played in it.
 let anchor: number | null = null;
+let ended = NaN;
 let pos = 0;
 let timer: number | null = null;
 let startedWall = 0;
@@ -278,12 +278,6 @@ function draw(): void {
   for (const b of eventList.querySelectorAll<HTMLElement>("[data-at]")) {
     b.closest("li")?.classList.toggle("seen", Number(b.dataset["at"]) <= pos + 1e-6);
   }
-}
-
-// place is where the event at wall-clock time ms falls in the cast's
-// replay.
-function place(ms: number): number {
-  return clk && anchor !== null ? clk.place((ms - anchor) / 1000) : 0;
 }
 
 function stop(): void {
@@ -438,9 +432,16 @@ function show(c: Cast | null): void {
   play.disabled = toEnd.disabled = position.disabled = c === null;
   // On the slider's steps (tenths), so that its End reaches the end.
   position.max = String(Math.ceil((clk?.duration ?? 0) * 10) / 10);
-  const proc = events.find((e) => e.event === "process" && e.process === current?.process);
-  const started = typeof proc?.time === "string" ? Date.parse(proc.time) : NaN;
-  anchor = !c ? null : !Number.isNaN(started) ? started : c.timestamp !== undefined ? c.timestamp * 1000 : null;
+  // The cast's times count from its process's start (agentrecord), a
+  // moment before the recorder writes the process's event, and the
+  // process ends (its exit event) after its last output: the anchor is
+  // the earlier of what the two say; the header's timestamp (whole
+  // seconds) when neither is there.
+  const own = (kind: string): number => wall(events.find((e) => e.event === kind && e.process === current?.process));
+  const last = (clk?.last ?? 0) * 1000;
+  const starts = [own("process"), own("exit") - last].filter((t) => !Number.isNaN(t));
+  anchor = !c ? null : starts.length ? Math.min(...starts) : c.timestamp !== undefined ? c.timestamp * 1000 : null;
+  ended = anchor === null ? NaN : Math.max(anchor + last, Number.isNaN(own("exit")) ? 0 : own("exit"));
   placeEvents();
   applied = Number.MAX_SAFE_INTEGER; // what the terminal shows is another cast's
   if (c) {
@@ -455,26 +456,47 @@ function show(c: Cast | null): void {
   }
 }
 
-// placeEvents puts each event on the current cast's replay clock. Events
-// after the cast's process ended are never marked as played in it.
+// wall is an event's time (unix ms), NaN if it has none.
+function wall(ev: SessionEvent | undefined): number {
+  return typeof ev?.time === "string" ? Date.parse(ev.time) : NaN;
+}
+
+// moment is where ev falls in the current cast's replay: its own
+// process's start and end are the cast's; an event after the process
+// ended is after the whole cast (Infinity: never marked as played in it);
+// NaN if the cast's clock cannot be matched to the events.
+function moment(ev: SessionEvent): number {
+  const ms = wall(ev);
+  if (!clk || anchor === null || Number.isNaN(ms)) {
+    return NaN;
+  }
+  if (current && ev.process === current.process && ev.event === "process") {
+    return 0;
+  }
+  if (current && ev.process === current.process && ev.event === "exit") {
+    return clk.duration;
+  }
+  return ms > ended ? Infinity : clk.place((ms - anchor) / 1000);
+}
+
+// placed are the events' buttons.
+const placed: { ev: SessionEvent; button: HTMLButtonElement }[] = [];
+
+// placeEvents puts each event on the current cast's replay clock.
 function placeEvents(): void {
-  const exit = events.find((e) => e.event === "exit" && e.process === current?.process);
-  const exitMs = typeof exit?.time === "string" ? Date.parse(exit.time) : NaN;
-  const lastMs = anchor !== null && clk ? anchor + clk.last * 1000 : NaN;
-  const end = Number.isNaN(exitMs) ? lastMs : Math.max(exitMs, lastMs);
-  for (const b of eventList.querySelectorAll<HTMLButtonElement>("button[data-time]")) {
-    const ms = Number(b.dataset["time"]);
-    if (clk && anchor !== null) {
-      b.dataset["at"] = ms > end ? "Infinity" : String(place(ms));
+  for (const { ev, button } of placed) {
+    const at = moment(ev);
+    if (Number.isNaN(at)) {
+      delete button.dataset["at"];
     } else {
-      delete b.dataset["at"];
+      button.dataset["at"] = String(at);
     }
   }
 }
 
 // jump shows the terminal at an event's moment: in its own process's
 // cast if it has one (its start, its end), else in the current cast.
-async function jump(ev: SessionEvent, ms: number): Promise<void> {
+async function jump(ev: SessionEvent): Promise<void> {
   const own = typeof ev.process === "number" ? casts.find((c) => c.process === ev.process) : undefined;
   if (own && own !== current) {
     await load(own);
@@ -482,20 +504,26 @@ async function jump(ev: SessionEvent, ms: number): Promise<void> {
   if (!clk) {
     return;
   }
+  const at = moment(ev);
+  if (Number.isNaN(at)) {
+    say(false, `This recording's clock cannot be matched to the events (its process has no event, its header no time): ${describe(ev)} cannot be shown.`);
+    return;
+  }
   stop();
-  seek(place(ms));
+  seek(at);
   say(false, `Shown at ${clock(pos)}, the moment of: ${describe(ev)}.`);
 }
 
 function eventItem(ev: SessionEvent): Node {
-  const ms = typeof ev.time === "string" ? Date.parse(ev.time) : NaN;
+  const ms = wall(ev);
   const what = [h("time", { datetime: typeof ev.time === "string" ? ev.time : null }, Number.isNaN(ms) ? "—" : new Date(ms).toLocaleTimeString()), " ",
     h("span", { class: "event-text" }, describe(ev))];
   if (Number.isNaN(ms)) {
     return h("li", { "data-event": ev.event ?? "", class: "plain" }, ...what);
   }
-  const b = h("button", { type: "button", class: "event", "data-time": ms }, ...what);
-  b.addEventListener("click", () => void jump(ev, ms));
+  const b = h("button", { type: "button", class: "event" }, ...what);
+  b.addEventListener("click", () => void jump(ev));
+  placed.push({ ev, button: b });
   return h("li", { "data-event": ev.event ?? "" }, b);
 }
 
