@@ -23,6 +23,7 @@ import (
 	"io/fs"
 	"mime"
 	"net/http"
+	"net/url"
 	"path"
 	"strings"
 	"time"
@@ -46,6 +47,15 @@ const (
 const (
 	terminalEntry  = "terminal.html"
 	terminalPrefix = "terminal/"
+)
+
+// The replay of a session's recording is a page of its own too
+// (replay.html, at /console/replay/SESSION-ID): it plays the recording in
+// xterm.js, under ReplayCSP. The console's first address for it,
+// /console/sessions/SESSION-ID/replay, is sent there (oldReplay).
+const (
+	replayEntry  = "replay.html"
+	replayPrefix = "replay/"
 )
 
 //go:embed static
@@ -76,6 +86,16 @@ const CSP = "default-src 'none'; script-src 'self'; style-src 'self'; img-src 's
 //     with no policy, so no string becomes markup), and a style runs no
 //     script.
 const TerminalCSP = "default-src 'none'; script-src 'self' 'wasm-unsafe-eval'; style-src 'self'; " +
+	"style-src-elem 'self' 'unsafe-inline'; style-src-attr 'unsafe-inline'; img-src 'self'; connect-src 'self'; " +
+	"font-src 'self'; manifest-src 'self'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'; " +
+	"require-trusted-types-for 'script'; trusted-types 'none'"
+
+// ReplayCSP is CSP for the replay's page, with the one addition of
+// TerminalCSP that xterm.js needs: 'unsafe-inline' for style elements and
+// attributes only (its renderer's measured cell size, colours and
+// scrollbar). The replay runs no WebAssembly, so it has no
+// 'wasm-unsafe-eval'; Trusted Types stay required, with no policy.
+const ReplayCSP = "default-src 'none'; script-src 'self'; style-src 'self'; " +
 	"style-src-elem 'self' 'unsafe-inline'; style-src-attr 'unsafe-inline'; img-src 'self'; connect-src 'self'; " +
 	"font-src 'self'; manifest-src 'self'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'; " +
 	"require-trusted-types-for 'script'; trusted-types 'none'"
@@ -204,6 +224,17 @@ func (c *Console) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 		h.Set("Content-Security-Policy", TerminalCSP)
+	case strings.HasPrefix(name, replayPrefix) && !strings.Contains(path.Base(name), "."):
+		f, found = c.files[replayEntry]
+		if !found {
+			http.NotFound(w, r)
+			return
+		}
+		h.Set("Content-Security-Policy", ReplayCSP)
+	case oldReplay(name) != "":
+		h.Set("Cache-Control", "no-cache")
+		http.Redirect(w, r, Prefix+replayPrefix+url.PathEscape(oldReplay(name)), http.StatusFound)
+		return
 	case found && name != entry:
 	case name == "" || name == entry || !strings.Contains(path.Base(name), "."):
 		f = c.files[entry]
@@ -226,6 +257,17 @@ func (c *Console) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	h.Set("ETag", etag)
 	http.ServeContent(w, r, "", zeroTime, bytes.NewReader(body))
+}
+
+// oldReplay is the session's ID in the replay's first address
+// (sessions/ID/replay under Prefix), or "".
+func oldReplay(name string) string {
+	rest, ok := strings.CutPrefix(name, "sessions/")
+	id, ok2 := strings.CutSuffix(rest, "/replay")
+	if !ok || !ok2 || id == "" || strings.Contains(id, "/") {
+		return ""
+	}
+	return id
 }
 
 // zeroTime makes ServeContent send no Last-Modified: ETag alone says

@@ -115,16 +115,19 @@ func TestEmbedded(t *testing.T) {
 	t.Logf("the embedded console has its script: %v", c.Built())
 }
 
-// TestPageHasNoInlineCode: the console's page loads its script and style
-// from files: the Content-Security-Policy runs nothing inline.
+// TestPageHasNoInlineCode: the console's pages (its own, the terminal's
+// and the replay's) load their scripts and styles from files: the
+// Content-Security-Policy runs nothing inline.
 func TestPageHasNoInlineCode(t *testing.T) {
-	page, err := os.ReadFile(filepath.Join("static", "index.html"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, re := range []string{`<script(?:\s[^>]*)?>[^<]`, `<style`, `\son[a-z]+=`, `style=`, `javascript:`} {
-		if m := regexp.MustCompile(`(?i)` + re).Find(page); m != nil {
-			t.Errorf("index.html has inline code: %q", m)
+	for _, name := range []string{"index.html", terminalEntry, replayEntry} {
+		page, err := os.ReadFile(filepath.Join("static", name))
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, re := range []string{`<script(?:\s[^>]*)?>[^<]`, `<style`, `\son[a-z]+=`, `style=`, `javascript:`} {
+			if m := regexp.MustCompile(`(?i)` + re).Find(page); m != nil {
+				t.Errorf("%s has inline code: %q", name, m)
+			}
 		}
 	}
 }
@@ -247,5 +250,50 @@ func TestTerminalPage(t *testing.T) {
 	}
 	if strings.Contains(CSP, "unsafe") {
 		t.Error("the console's CSP allows something unsafe")
+	}
+}
+
+// TestReplayPage: /console/replay/ID is the replay's page under ReplayCSP
+// (the terminal's style allowance, no WebAssembly); the replay's first
+// address, /console/sessions/ID/replay, is sent there; other pages keep
+// CSP.
+func TestReplayPage(t *testing.T) {
+	c, err := New(fstest.MapFS{
+		"index.html":  {Data: []byte("console")},
+		"replay.html": {Data: []byte("replay")},
+		"js/main.js":  {Data: []byte("")},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tt := range []struct {
+		path, body, csp string
+	}{
+		{"/console/replay/ses_1", "replay", ReplayCSP},
+		{"/console/sessions", "console", CSP},
+		{"/console/sessions/ses_1", "console", CSP},
+		{"/console/", "console", CSP},
+	} {
+		w := httptest.NewRecorder()
+		c.ServeHTTP(w, httptest.NewRequest("GET", tt.path, nil))
+		if w.Code != 200 || w.Body.String() != tt.body || w.Header().Get("Content-Security-Policy") != tt.csp {
+			t.Errorf("%s: %d %q, CSP %q; want the %s page under %q", tt.path, w.Code, w.Body.String(), w.Header().Get("Content-Security-Policy"), tt.body, tt.csp)
+		}
+	}
+	for path, want := range map[string]string{
+		"/console/sessions/ses_1/replay":     "/console/replay/ses_1",
+		"/console/sessions/a%3Fb%20c/replay": "/console/replay/a%3Fb%20c",
+	} {
+		w := httptest.NewRecorder()
+		c.ServeHTTP(w, httptest.NewRequest("GET", path, nil))
+		if w.Code != http.StatusFound || w.Header().Get("Location") != want {
+			t.Errorf("%s: %d to %q; want %d to %q", path, w.Code, w.Header().Get("Location"), http.StatusFound, want)
+		}
+		if w.Header().Get("Content-Security-Policy") != CSP {
+			t.Errorf("%s: the redirect has CSP %q", path, w.Header().Get("Content-Security-Policy"))
+		}
+	}
+	if strings.Contains(ReplayCSP, "wasm") || strings.Count(ReplayCSP, "'unsafe-inline'") != 2 || !strings.Contains(ReplayCSP, "trusted-types 'none'") {
+		t.Errorf("ReplayCSP allows more than the styles xterm.js writes: %s", ReplayCSP)
 	}
 }

@@ -12,7 +12,6 @@ import type { Page } from "./page.js";
 import { passkeysPage } from "./passkeys.js";
 import { policyPage } from "./policy.js";
 import { PresenceFeed } from "./presence.js";
-import { replayPage } from "./replay.js";
 import { requestsPage } from "./requests.js";
 import { sessionsPage } from "./sessions.js";
 import { tokensPage } from "./tokens.js";
@@ -29,7 +28,6 @@ type Route =
   | { name: "users" }
   | { name: "policy" }
   | { name: "passkeys" }
-  | { name: "replay"; id: string }
   | { name: "login" }
   | { name: "missing" };
 
@@ -60,10 +58,6 @@ function route(path: string): Route {
   const m = /^\/console\/devices\/([^/]+)$/.exec(path);
   if (m && m[1]) {
     return { name: "device", id: decodeURIComponent(m[1]) };
-  }
-  const rp = /^\/console\/sessions\/([^/]+)\/replay$/.exec(path);
-  if (rp && rp[1]) {
-    return { name: "replay", id: decodeURIComponent(rp[1]) };
   }
   return { name: "missing" };
 }
@@ -134,9 +128,6 @@ function render(note?: string): void {
     case "passkeys":
       show(passkeysPage(app));
       break;
-    case "replay":
-      show(replayPage(app, r.id));
-      break;
     default: {
       const heading = h("h1", { tabindex: -1 }, "No such page");
       show({ title: "No such page", focus: heading,
@@ -201,7 +192,7 @@ function drawHeader(u: User | null, r?: Route): void {
   replace(nav, h("ul", {},
     item(home, "Devices", r?.name === "devices" || r?.name === "device"),
     item(pages.requests, "Support queue", r?.name === "requests"),
-    item(pages.sessions, "Sessions", r?.name === "sessions" || r?.name === "replay"),
+    item(pages.sessions, "Sessions", r?.name === "sessions"),
     item(pages.audit, "Audit log", r?.name === "audit"),
     item(pages.tokens, "Enrollment tokens", r?.name === "tokens"),
     item(pages.policy, "Fleet policy", r?.name === "policy"),
@@ -213,13 +204,17 @@ function drawHeader(u: User | null, r?: Route): void {
   replace(account, h("span", { class: "who" }, u.email, u.admin ? " (administrator)" : ""), out);
 }
 
+// Pages of their own (the terminal's, the replay's), which the browser
+// loads as it follows a link.
+const ownPage = /^\/console\/(terminal|replay)\//;
+
 // Links to the console's own pages are followed here, without a reload.
 document.addEventListener("click", (ev) => {
   if (ev.defaultPrevented || ev.button !== 0 || ev.metaKey || ev.ctrlKey || ev.shiftKey || ev.altKey) {
     return;
   }
   const a = ev.target instanceof Element ? ev.target.closest("a") : null;
-  if (!a || a.origin !== location.origin || !a.pathname.startsWith(home) || a.target !== "" || a.hasAttribute("download")) {
+  if (!a || a.origin !== location.origin || !a.pathname.startsWith(home) || ownPage.test(a.pathname) || a.target !== "" || a.hasAttribute("download")) {
     return;
   }
   ev.preventDefault();

@@ -92,7 +92,7 @@ export function replayLink(s: Session): Node {
   if (!s.active_at || s.active_at.startsWith("0001-")) {
     return h("span", { class: "none" }, "none");
   }
-  return h("a", { href: `/console/sessions/${encodeURIComponent(s.id)}/replay`, "aria-label": `Replay ${s.user || "the"}'s session on ${s.device}, ${when(s.created_at)}` }, "Replay");
+  return h("a", { href: `/console/replay/${encodeURIComponent(s.id)}`, "aria-label": `Replay ${s.user || "the"}'s session on ${s.device}, ${when(s.created_at)}` }, "Replay");
 }
 
 // withFreshCode runs work; when it is refused for want of a fresh second
