@@ -1,17 +1,21 @@
 // Drives the web console's fleet policy page, its prompt for a fresh
-// second factor, and passkeys (Chromium's virtual authenticator) in
+// second factor, passkeys (Chromium's virtual authenticator) and single
+// sign-on in
 // headless Chromium (playwright-core with Debian's chromium), for
 // e2e/console_policy_test.go.
 //
 // Environment: SERVER, EMAIL, PASSWORD, TOTP (an owner of acme), OP_EMAIL,
-// OP_PASSWORD, OP_TOTP (an operator of acme), SHOTS, CHROMIUM, AXE. It
+// OP_PASSWORD, OP_TOTP (an operator of acme), SSO_USER and SSO_EMAIL (a
+// user of the server's OpenID provider, in a group that maps to acme),
+// SHOTS, CHROMIUM, AXE. It
 // talks with the Go test over stdio: "POLICY_SET" once the owner saved
 // acme's policy (then it reads a line: the code to type when asked, sent
 // once bob's session waits and the owner's login is old), "APPROVED" once
 // the approval went through, "PASSKEY_SIGNED_IN" once the owner added a
 // passkey, logged out and signed in with it (then it reads a line, once
 // bob's next session waits and that login is old), "APPROVED_WITH_PASSKEY"
-// once the passkey approved it, "DONE" at the end. It fails on any page
+// once the passkey approved it, "SSO_SIGNED_IN" once SSO_USER signed in
+// through the provider, "DONE" at the end. It fails on any page
 // error, Content-Security-Policy violation, or serious or critical
 // accessibility violation.
 "use strict";
@@ -126,4 +130,18 @@ run(async (browser, problems) => {
   await page.locator("#login-error", { hasText: "this passkey was not accepted" }).waitFor();
   await shot(page, "29-passkey-removed");
   console.error(`the passkey story took ${Date.now() - started} ms in the page (the Go test's part included)`);
+
+  // Single sign-on: the provider's form (its test login app asks only a
+  // user name), then the console again as that user.
+  const ssoStarted = Date.now();
+  await page.locator("#sso-login:visible").click();
+  await page.locator("input[name=username]").fill(env("SSO_USER")).catch(async (e) => {
+    throw new Error(`no provider's form at ${page.url()}: ${(await page.textContent("body")).slice(0, 500)}; ${e.message}`);
+  });
+  await page.locator("button", { hasText: "Sign in" }).click();
+  await page.locator("h1", { hasText: "Devices" }).waitFor();
+  await page.locator(".who", { hasText: env("SSO_EMAIL") }).waitFor();
+  await page.locator("#devices tr th a", { hasText: "kitchen-amp" }).waitFor();
+  console.log("SSO_SIGNED_IN");
+  console.error(`single sign-on took ${Date.now() - ssoStarted} ms in the page`);
 });

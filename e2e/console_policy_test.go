@@ -3,12 +3,16 @@ package e2e
 import (
 	"database/sql"
 	"encoding/json"
+	"fmt"
+	"os"
 	"path/filepath"
+	"regexp"
 	"slices"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/porthole/porthole/internal/testhydra"
 	"github.com/pquerna/otp/totp"
 )
 
@@ -29,10 +33,25 @@ import (
 // factor the reauth rule asks for, removes it, and is refused when
 // signing in with it again; the audit log has each step. The server is
 // reached at localhost: browsers allow no passkeys at an IP address.
-// axe-core finds no serious or critical violation.
+// Last, single sign-on in the browser against a real provider (ory/hydra,
+// internal/testhydra): "Sign in with SSO" on the login page, the
+// provider's form, and back in the console as the provider's user with
+// the role their group maps to. axe-core finds no serious or critical
+// violation.
 func TestConsolePolicy(t *testing.T) {
 	t.Parallel()
-	srv, bt := newConsoleServerAt(t, "localhost")
+	idp := testhydra.Start(t)
+	const ssoUser, ssoEmail = "sso-eng", "sso-eng@example.com"
+	idp.SetUser(ssoUser, testhydra.User{Email: ssoEmail, Groups: []string{"support"}})
+	srv, bt := newConsoleServerWith(t, "localhost", func(data string, port int) string {
+		base, err := os.ReadFile(filepath.Join(data, "portholed.yaml"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		id, secret := idp.Client(t, fmt.Sprintf("https://localhost:%d/api/v1/sso/callback", port))
+		return string(base) + fmt.Sprintf("\nsso:\n  issuer: %s\n  client_id: %s\n  client_secret: %s\n  roles:\n    - {group: support, fleet: acme, role: operator}\n",
+			idp.Issuer, id, secret)
+	})
 	const ownerEmail, operatorEmail = "ann@example.com", "eng@example.com"
 	ownerPassword, ownerCode, ownerSecret := browserMember(t, srv, ownerEmail, "owner")
 	opPassword, opCode, _ := browserMember(t, srv, operatorEmail, "operator")
@@ -42,7 +61,8 @@ func TestConsolePolicy(t *testing.T) {
 
 	ps := startConsoleScript(t, srv, bt, "console_policy.cjs",
 		"EMAIL="+ownerEmail, "PASSWORD="+ownerPassword, "TOTP="+ownerCode,
-		"OP_EMAIL="+operatorEmail, "OP_PASSWORD="+opPassword, "OP_TOTP="+opCode)
+		"OP_EMAIL="+operatorEmail, "OP_PASSWORD="+opPassword, "OP_TOTP="+opCode,
+		"SSO_USER="+ssoUser, "SSO_EMAIL="+ssoEmail)
 
 	ps.next(t, "POLICY_SET")
 	if r := MustRun(t, bob, "", bins.CLI, "fleets", "policy", "show", "acme"); !strings.Contains(r.Stdout, "four-eyes") {
@@ -76,6 +96,12 @@ func TestConsolePolicy(t *testing.T) {
 		t.Errorf("bob's session approved with a passkey printed %q\n%s", held.Stdout(), held.Stderr())
 	}
 	t.Logf("the Go test's part of the passkey story took %v", time.Since(passkeyStart).Round(time.Millisecond))
+	ps.next(t, "SSO_SIGNED_IN")
+	// The provider's user is one here now, with the role their group maps to.
+	r := MustRun(t, srv.env, "", bins.CLI, "users")
+	if out := r.Stdout + r.Stderr; !regexp.MustCompile(regexp.QuoteMeta(ssoEmail) + `\s+no\s+acme:operator\s`).MatchString(out) {
+		t.Errorf("the users after %s signed in with SSO:\n%s", ssoEmail, out)
+	}
 	ps.next(t, "DONE")
 	ps.wait(t)
 	ps.checkShots(t, "24-policy", "25-policy-operator", "26-reauth-asked", "27-passkeys", "28-reauth-passkey", "29-passkey-removed")

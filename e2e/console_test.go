@@ -153,8 +153,15 @@ func newConsoleServer(t *testing.T) (*presenceServer, browserTools) {
 // test of passkeys, which browsers allow at a host name only.
 func newConsoleServerAt(t *testing.T, host string) (*presenceServer, browserTools) {
 	t.Helper()
+	return newConsoleServerWith(t, host, nil)
+}
+
+// newConsoleServerWith is newConsoleServerAt whose server runs the
+// configuration config makes (as newPresenceServerAt's config).
+func newConsoleServerWith(t *testing.T, host string, config func(data string, apiPort int) string) (*presenceServer, browserTools) {
+	t.Helper()
 	node, chromium, nodePath := pageTools(t)
-	srv := newPresenceServerAt(t, host, "", nil)
+	srv := newPresenceServerAt(t, host, "", config)
 	if !consoleBuilt(t, srv) {
 		msg := "this portholed has no web console: run `make web` (make test does) before go test"
 		if os.Getenv("CI") == "true" {

@@ -259,7 +259,10 @@ func (p *Provider) serveApp(w http.ResponseWriter, r *http.Request) {
 	switch {
 	case r.URL.Path == "/login" && r.Method == http.MethodGet:
 		ch := r.URL.Query().Get("login_challenge")
-		fmt.Fprintf(w, `<form method="post" action="/login"><input type="hidden" name="login_challenge" value="%s">`+
+		// A page a browser shows as one (a form alone would be sniffed as
+		// text).
+		w.Header().Set("Content-Type", "text/html; charset=utf-8")
+		fmt.Fprintf(w, `<!doctype html><title>Sign in</title><form method="post" action="/login"><input type="hidden" name="login_challenge" value="%s">`+
 			`<input name="username"><button>Sign in</button></form>`, html.EscapeString(ch))
 	case r.URL.Path == "/login":
 		name := r.FormValue("username")
