@@ -87,6 +87,11 @@ run(async (browser, problems) => {
   const { term, ms } = await connect(context, page, problems);
   console.log("PROMPT " + ms);
   console.error("terminal timings: " + (await term.locator("#term").getAttribute("data-timings")));
+  console.error("terminal resources: " + (await term.evaluate(() => {
+    const n = performance.getEntriesByType("navigation")[0];
+    const rs = performance.getEntriesByType("resource").map((e) => `${e.name.replace(location.origin, "")} ${Math.round(e.startTime)}-${Math.round(e.responseEnd)}`);
+    return `page ${Math.round(n.responseEnd)} dom ${Math.round(n.domInteractive)}; ` + rs.join(", ");
+  })));
   const session = await term.locator("#term").getAttribute("data-session");
   console.log("SESSION " + session);
   await term.locator("#term-status", { hasText: "Connected to " + env("DEVICE") }).waitFor();

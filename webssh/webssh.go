@@ -61,6 +61,16 @@ type Options struct {
 	// device asks for it; why is the device's last word (a wrong code's
 	// tries left), or "".
 	Code func(ctx context.Context, prompt, why string) (string, error)
+	// Trace, when set, is told of each step of the way as it is done
+	// ("hello", "joined", "hostkey", "auth", "channel", "pty", "shell"), for the
+	// page's timings (bench/README.md).
+	Trace func(step string)
+}
+
+func (o Options) trace(step string) {
+	if o.Trace != nil {
+		o.Trace(step)
+	}
 }
 
 // Shell is a shell on the device, in a terminal.
@@ -100,6 +110,7 @@ func (k *Key) connect(ctx context.Context, relay net.Conn, o Options) (*Shell, e
 	if err := relayproto.SendChallengeHello(relay, signer, relayproto.Hello{Role: relayproto.RoleEngineer, Cert: cert.Marshal()}); err != nil {
 		return nil, fmt.Errorf("could not say hello to the Porthole relay: %w", err)
 	}
+	o.trace("hello")
 	conn := relayproto.NewEngineerConn(relay)
 	// The version line travels with the hello, as the CLI's does: the
 	// device answers as soon as the relay joins the two.
@@ -110,6 +121,7 @@ func (k *Key) connect(ctx context.Context, relay net.Conn, o Options) (*Shell, e
 	if err := conn.Wait(); err != nil {
 		return nil, relayWords(err, o.Device)
 	}
+	o.trace("joined")
 
 	banners := &engineerssh.BannerLog{}
 	hostErr := &engineerssh.HostKeyError{}
@@ -139,7 +151,7 @@ func (k *Key) connect(ctx context.Context, relay net.Conn, o Options) (*Shell, e
 		Config:            sshalgo.Client(),
 		User:              o.Papers.Session.ID,
 		Auth:              []ssh.AuthMethod{ssh.PublicKeys(signer), ssh.RetryableAuthMethod(ssh.KeyboardInteractive(ask), 3)},
-		HostKeyCallback:   hostErr.Wrap(engineerssh.HostCertCallback(hostCA, principals, o.Device)),
+		HostKeyCallback:   hostErr.Wrap(traced(engineerssh.HostCertCallback(hostCA, principals, o.Device), o)),
 		HostKeyAlgorithms: engineerssh.HostKeyAlgos,
 		BannerCallback:    banners.Add,
 		ClientVersion:     engineerssh.ClientVersion,
@@ -162,13 +174,25 @@ func (k *Key) connect(ctx context.Context, relay net.Conn, o Options) (*Shell, e
 	default:
 		return nil, fmt.Errorf("the SSH handshake with %s failed: %v", o.Device, err)
 	}
+	o.trace("auth")
 	client := ssh.NewClient(c, chans, reqs)
 	sh, err := startShell(client, o)
 	if err != nil {
 		client.Close()
 		return nil, err
 	}
+	o.trace("shell")
 	return sh, nil
+}
+
+// traced is cb, telling o's Trace of the host key's check: the key
+// exchange's reply has come.
+func traced(cb ssh.HostKeyCallback, o Options) ssh.HostKeyCallback {
+	return func(host string, remote net.Addr, key ssh.PublicKey) error {
+		err := cb(host, remote, key)
+		o.trace("hostkey")
+		return err
+	}
 }
 
 func startShell(client *ssh.Client, o Options) (*Shell, error) {
@@ -176,6 +200,7 @@ func startShell(client *ssh.Client, o Options) (*Shell, error) {
 	if err != nil {
 		return nil, fmt.Errorf("%s refused a session channel: %w", o.Device, err)
 	}
+	o.trace("channel")
 	stdin, err := sess.StdinPipe()
 	if err != nil {
 		return nil, err
@@ -192,6 +217,7 @@ func startShell(client *ssh.Client, o Options) (*Shell, error) {
 	if err := sess.RequestPty("xterm-256color", rows, cols, modes); err != nil {
 		return nil, fmt.Errorf("%s refused a terminal: %w", o.Device, err)
 	}
+	o.trace("pty")
 	if err := sess.Shell(); err != nil {
 		return nil, fmt.Errorf("%s refused a shell: %w", o.Device, err)
 	}

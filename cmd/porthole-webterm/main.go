@@ -7,12 +7,14 @@
 //
 //	newKey(): string
 //	    a fresh session key; its public half, for the API's session route
-//	connect({url, papers, device, cols, rows, onOutput, askCode}): Promise<handle>
+//	connect({url, papers, device, cols, rows, onOutput, askCode, onStep}): Promise<handle>
 //	    the relay's WebSocket at url (subprotocol porthole-relay-browser.v2),
 //	    the hello signed over its challenge, the SSH to the device checked
 //	    against papers (the API's answer, as JSON), and a shell; onOutput
 //	    gets the shell's output (Uint8Array), askCode(prompt, why) is asked
-//	    for the owner's support code and answers a Promise of it
+//	    for the owner's support code and answers a Promise of it; onStep, if
+//	    given, is told the name of each step of the way as it is done
+//	    (webssh.Options.Trace), for the page's timings
 //	handle.write(Uint8Array), handle.resize(cols, rows), handle.close(),
 //	handle.upload(name, Uint8Array, onProgress(done, size)): Promise of the
 //	    path written (a new file in the home directory, over SFTP),
@@ -114,6 +116,10 @@ func connect(_ js.Value, args []js.Value) any {
 			return nil, errors.New("the server's answer for the session is not readable: " + err.Error())
 		}
 		device := opts.Get("device").String()
+		trace := func(string) {}
+		if onStep := opts.Get("onStep"); onStep.Type() == js.TypeFunction {
+			trace = func(step string) { onStep.Invoke(step) }
+		}
 		ctx, cancel := context.WithCancel(context.Background())
 		ws, _, err := websocket.Dial(ctx, opts.Get("url").String(), &websocket.DialOptions{Subprotocols: []string{relayproto.BrowserSubprotocol}})
 		if err != nil {
@@ -121,10 +127,11 @@ func connect(_ js.Value, args []js.Value) any {
 			return nil, errors.New("cannot reach the Porthole relay: " + err.Error())
 		}
 		ws.SetReadLimit(1 << 20) // a splice's writes, well under
+		trace("relay")
 		relay := websocket.NetConn(context.Background(), ws, websocket.MessageBinary)
 		askCode := opts.Get("askCode")
 		sh, err := key.Connect(ctx, relay, webssh.Options{
-			Papers: &papers, Device: device, Cols: opts.Get("cols").Int(), Rows: opts.Get("rows").Int(),
+			Papers: &papers, Device: device, Cols: opts.Get("cols").Int(), Rows: opts.Get("rows").Int(), Trace: trace,
 			Code: func(ctx context.Context, prompt, why string) (string, error) {
 				v, err := await(ctx, askCode.Invoke(prompt, why))
 				if err != nil {

@@ -33,6 +33,7 @@ interface Webterm {
     cols: number;
     rows: number;
     onOutput: (data: Uint8Array) => void;
+    onStep: (step: string) => void;
     askCode: (prompt: string, why: string) => Promise<string>;
   }): Promise<Shell>;
 }
@@ -103,6 +104,8 @@ function mark(what: string): void {
   marks.push(`${what} ${Math.round(performance.now())}`);
   screen.dataset["timings"] = marks.join(", ");
 }
+
+mark("script");
 
 function deviceID(): string {
   const m = /^\/console\/terminal\/([^/]+)$/.exec(location.pathname);
@@ -411,6 +414,7 @@ async function start(): Promise<void> {
         }
         t.write(data);
       },
+      onStep: mark,
       askCode,
     });
   } catch (err) {
