@@ -155,16 +155,16 @@ func TestNoHTMLSinks(t *testing.T) {
 	}
 }
 
-// TestCloseWords: the device page has words for every reason a session
+// TestCloseWords: the console has words for every reason a session
 // closes for.
 func TestCloseWords(t *testing.T) {
-	b, err := os.ReadFile(filepath.Join("src", "device.ts"))
+	b, err := os.ReadFile(filepath.Join("src", "words.ts"))
 	if err != nil {
 		t.Fatal(err)
 	}
 	for _, r := range control.CloseReasons() {
 		if !regexp.MustCompile(`(?m)^\s+` + regexp.QuoteMeta(string(r)) + `: "`).Match(b) {
-			t.Errorf("src/device.ts's closeWords has no words for %q", r)
+			t.Errorf("src/words.ts's closeWords has no words for %q", r)
 		}
 	}
 }

@@ -7,7 +7,7 @@
 // (fleet auditors and up). Nothing recorded is parsed as HTML.
 import { call, message, text } from "./api.js";
 import { type Child, h, replace, setText } from "./dom.js";
-import { closeWords, stateWords } from "./device.js";
+import { closeWords, stateWords } from "./words.js";
 import type { Console, Page } from "./page.js";
 import { type Cast, parseCast, Screen } from "./term.js";
 import { when } from "./time.js";

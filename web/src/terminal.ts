@@ -10,7 +10,7 @@
 import type { FitAddon } from "@xterm/addon-fit";
 import type { Terminal } from "@xterm/xterm";
 import { ApiError, call, message } from "./api.js";
-import { closeWords } from "./device.js";
+import { closeWords } from "./words.js";
 import { byId, h, replace, setText } from "./dom.js";
 import type { Device, Session } from "./types.js";
 
