@@ -92,6 +92,10 @@ run(async (browser, problems) => {
     const rs = performance.getEntriesByType("resource").map((e) => `${e.name.replace(location.origin, "")} ${Math.round(e.startTime)}-${Math.round(e.responseEnd)}`);
     return `page ${Math.round(n.responseEnd)} dom ${Math.round(n.domInteractive)}; ` + rs.join(", ");
   })));
+  console.error("terminal long tasks: " + (await term.evaluate(() => new Promise((resolve) => {
+    new PerformanceObserver((l) => resolve(l.getEntries().map((e) => `${Math.round(e.startTime)}+${Math.round(e.duration)}`).join(", "))).observe({ type: "longtask", buffered: true });
+    setTimeout(() => resolve("none"), 500);
+  }))));
   const session = await term.locator("#term").getAttribute("data-session");
   console.log("SESSION " + session);
   await term.locator("#term-status", { hasText: "Connected to " + env("DEVICE") }).waitFor();

@@ -115,16 +115,18 @@ func TestEmbedded(t *testing.T) {
 	t.Logf("the embedded console has its script: %v", c.Built())
 }
 
-// TestPageHasNoInlineCode: the console's page loads its script and style
-// from files: the Content-Security-Policy runs nothing inline.
+// TestPageHasNoInlineCode: the console's pages load their scripts and
+// styles from files: the Content-Security-Policy runs nothing inline.
 func TestPageHasNoInlineCode(t *testing.T) {
-	page, err := os.ReadFile(filepath.Join("static", "index.html"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, re := range []string{`<script(?:\s[^>]*)?>[^<]`, `<style`, `\son[a-z]+=`, `style=`, `javascript:`} {
-		if m := regexp.MustCompile(`(?i)` + re).Find(page); m != nil {
-			t.Errorf("index.html has inline code: %q", m)
+	for _, name := range []string{"index.html", "terminal.html"} {
+		page, err := os.ReadFile(filepath.Join("static", name))
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, re := range []string{`<script(?:\s[^>]*)?>[^<]`, `<style`, `\son[a-z]+=`, `style=`, `javascript:`} {
+			if m := regexp.MustCompile(`(?i)` + re).Find(page); m != nil {
+				t.Errorf("%s has inline code: %q", name, m)
+			}
 		}
 	}
 }
@@ -247,5 +249,70 @@ func TestTerminalPage(t *testing.T) {
 	}
 	if strings.Contains(CSP, "unsafe") {
 		t.Error("the console's CSP allows something unsafe")
+	}
+}
+
+// TestTerminalPreloads: the terminal's page asks at once for every file
+// its script will load (terminal.html's preload links), so that none
+// waits for the script that finds it needs it: the modules terminal.js
+// imports, all the way down, the ones it imports as it runs, and the SSH
+// client, as the fetch that compiles it asks for it (a preload of another
+// kind would be fetched twice).
+func TestTerminalPreloads(t *testing.T) {
+	page, err := os.ReadFile(filepath.Join("static", "terminal.html"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	preloaded := map[string]string{} // href: the link's attributes
+	for _, m := range regexp.MustCompile(`<link ([^>]*)>`).FindAllSubmatch(page, -1) {
+		attrs := string(m[1])
+		if href := regexp.MustCompile(`href="([^"]+)"`).FindStringSubmatch(attrs); href != nil && strings.Contains(attrs, "preload") {
+			preloaded[href[1]] = attrs
+		}
+	}
+	want := map[string]string{"/console/js/terminal.js": `rel="modulepreload"`}
+	imports := regexp.MustCompile(`(?m)^import (?:[^t][^;]*|t[^y][^;]*) from "\./([a-z]+)\.js";$`)
+	dynamic := regexp.MustCompile(`import\("(/console/[^"]+)"`)
+	seen := map[string]bool{}
+	var walk func(name string)
+	walk = func(name string) {
+		if seen[name] {
+			return
+		}
+		seen[name] = true
+		src, err := os.ReadFile(filepath.Join("src", name+".ts"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, m := range imports.FindAllSubmatch(src, -1) {
+			want["/console/js/"+string(m[1])+".js"] = `rel="modulepreload"`
+			walk(string(m[1]))
+		}
+		for _, m := range dynamic.FindAllSubmatch(src, -1) {
+			want[string(m[1])] = `rel="modulepreload"`
+		}
+	}
+	walk("terminal")
+	src, err := os.ReadFile(filepath.Join("src", "terminal.ts"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	client := regexp.MustCompile(`const clientURL = "([^"]+)"`).FindSubmatch(src)
+	if client == nil {
+		t.Fatal("terminal.ts has no clientURL")
+	}
+	want[string(client[1])] = `rel="preload" href="` + string(client[1]) + `" as="fetch" crossorigin`
+	if len(want) < 7 {
+		t.Errorf("found only %v in terminal.ts's imports", want)
+	}
+	for href, attrs := range want {
+		if got, ok := preloaded[href]; !ok || !strings.Contains(got, attrs) {
+			t.Errorf("terminal.html does not preload %s (%s); it has %q", href, attrs, got)
+		}
+	}
+	for href := range preloaded {
+		if _, ok := want[href]; !ok {
+			t.Errorf("terminal.html preloads %s, which the terminal does not load", href)
+		}
 	}
 }

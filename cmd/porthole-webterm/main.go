@@ -3,7 +3,8 @@
 // Command porthole-webterm is the web console's terminal's SSH client,
 // compiled to WebAssembly (GOOS=js GOARCH=wasm) by make web and loaded by
 // the terminal page only. It makes the session key in the page's memory
-// and gives the page globalThis.portholeWebterm:
+// and gives the page globalThis.portholeWebterm (then calls
+// globalThis.portholeWebtermReady, if the page set it):
 //
 //	newKey(): string
 //	    a fresh session key; its public half, for the API's session route
@@ -46,6 +47,9 @@ func main() {
 	api.Set("newKey", js.FuncOf(newKey))
 	api.Set("connect", js.FuncOf(connect))
 	js.Global().Set("portholeWebterm", api)
+	if ready := js.Global().Get("portholeWebtermReady"); ready.Type() == js.TypeFunction {
+		ready.Invoke()
+	}
 	select {} // serve the page's calls for as long as it lives
 }
 

@@ -38,7 +38,8 @@ interface Webterm {
   }): Promise<Shell>;
 }
 
-// The Go distribution's loader (wasm_exec.js, a script of the page).
+// The Go distribution's loader (wasm_exec.js, imported: it sets
+// globalThis.Go).
 declare class Go {
   importObject: WebAssembly.Imports;
   run(instance: WebAssembly.Instance): Promise<void>;
@@ -46,6 +47,7 @@ declare class Go {
 
 declare global {
   var portholeWebterm: Webterm | undefined;
+  var portholeWebtermReady: (() => void) | undefined;
 }
 
 interface CreateSessionResponse {
@@ -230,13 +232,25 @@ function describe(err: unknown): string {
 }
 
 async function loadClient(): Promise<Webterm> {
+  const [module] = await Promise.all([
+    compileClient(),
+    import("/console/vendor/wasm_exec.js" as string).catch((err: unknown) => {
+      throw new Error(`its SSH client's loader (wasm_exec.js) did not load: ${describe(err)}`);
+    }),
+  ]);
   const go = new Go();
-  const instance = await WebAssembly.instantiate(await compileClient(), go.importObject);
+  const instance = await WebAssembly.instantiate(module, go.importObject);
   mark("compiled");
-  void go.run(instance);
-  for (let i = 0; i < 100 && !globalThis.portholeWebterm; i++) {
-    await new Promise((r) => setTimeout(r, 10));
-  }
+  // The client calls portholeWebtermReady once it has set
+  // portholeWebterm; a client that stops first (a panic) ends run.
+  const ready = new Promise<void>((resolve) => {
+    globalThis.portholeWebtermReady = resolve;
+  });
+  const stopped = go.run(instance).then(() => {
+    throw new Error("the terminal's SSH client stopped as it started");
+  });
+  await Promise.race([ready, stopped]);
+  stopped.catch(() => undefined);
   if (!globalThis.portholeWebterm) {
     throw new Error("the terminal's SSH client did not start");
   }
