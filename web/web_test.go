@@ -14,6 +14,7 @@ import (
 
 	"github.com/porthole/porthole/agent/agentconsent"
 	"github.com/porthole/porthole/control"
+	"github.com/porthole/porthole/relay/relayproto"
 )
 
 var testFiles = fstest.MapFS{
@@ -257,7 +258,8 @@ func TestTerminalPage(t *testing.T) {
 // waits for the script that finds it needs it: the modules terminal.js
 // imports, all the way down, the ones it imports as it runs, and the SSH
 // client, as the fetch that compiles it asks for it (a preload of another
-// kind would be fetched twice).
+// kind would be fetched twice). The relay's WebSocket is the one the
+// relay serves, with the browser's subprotocol.
 func TestTerminalPreloads(t *testing.T) {
 	page, err := os.ReadFile(filepath.Join("static", "terminal.html"))
 	if err != nil {
@@ -313,6 +315,11 @@ func TestTerminalPreloads(t *testing.T) {
 	for href := range preloaded {
 		if _, ok := want[href]; !ok {
 			t.Errorf("terminal.html preloads %s, which the terminal does not load", href)
+		}
+	}
+	for _, s := range []string{`const relayPath = "` + relayproto.WebSocketPath + `"`, `const relayProtocol = "` + relayproto.BrowserSubprotocol + `"`} {
+		if !bytes.Contains(src, []byte(s)) {
+			t.Errorf("terminal.ts has no %s", s)
 		}
 	}
 }

@@ -43,6 +43,10 @@ func NewKey() (*Key, error) {
 	return &Key{signer: s}, nil
 }
 
+// KeyOf is a session key made elsewhere, whose holder signs for it (the
+// browser's WebCrypto, which keeps its private half).
+func KeyOf(s ssh.Signer) *Key { return &Key{signer: s} }
+
 // AuthorizedKey is the public half, in the form the API's session route
 // takes (POST /api/v1/devices/{id}/sessions, public_key).
 func (k *Key) AuthorizedKey() string {

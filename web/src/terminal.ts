@@ -1,12 +1,15 @@
 // The browser terminal (docs/web.md, "The browser terminal"): a page of
 // its own at /console/terminal/DEVICE-ID, opened by a device's Connect.
 // The SSH runs in this page, in Porthole's own Go client compiled to
-// WebAssembly (cmd/porthole-webterm): it makes the session key, which
-// never leaves it; this script asks the API to certify the key's public
-// half for one session, as `porthole ssh` does, and hands the answer to
-// the client, which reaches the device over the relay's WebSocket and
-// checks the device's host certificate against the host CA. The server
-// and the relay see only ciphertext. xterm.js draws the terminal.
+// WebAssembly (cmd/porthole-webterm). The session key is made by the
+// browser (WebCrypto, not extractable: its private half never leaves the
+// browser's keeping); this script asks the API to certify its public half
+// for one session, as `porthole ssh` does, and hands the answer to the
+// client, which reaches the device over the relay's WebSocket and checks
+// the device's host certificate against the host CA. The server and the
+// relay see only ciphertext. xterm.js draws the terminal. The key, the
+// session and the relay's WebSocket are made at once, while the client
+// and xterm.js load.
 import type { FitAddon } from "@xterm/addon-fit";
 import type { Terminal } from "@xterm/xterm";
 import { ApiError, call, message } from "./api.js";
@@ -24,10 +27,18 @@ interface Shell {
   done: Promise<string>;
 }
 
+// The session key, as the client takes it: the public half's raw 32
+// bytes, and a signature by the private half, which WebCrypto keeps.
+interface SessionKey {
+  publicKey: Uint8Array;
+  sign(data: Uint8Array): Promise<Uint8Array>;
+}
+
 interface Webterm {
-  newKey(): string;
   connect(o: {
-    url: string;
+    socket: WebSocket;
+    early: ArrayBuffer[];
+    key: SessionKey;
     papers: string;
     device: string;
     cols: number;
@@ -231,6 +242,82 @@ function describe(err: unknown): string {
   return err instanceof Error && err.name !== "Error" ? `${err.name}: ${err.message}` : message(err);
 }
 
+// makeKey makes the session's key: Ed25519, by the browser's WebCrypto,
+// not extractable, so that its private half never leaves the browser's
+// keeping (neither this script nor the client can read it; they ask the
+// browser to sign). authorizedKey is its public half as the API's session
+// route takes it.
+async function makeKey(): Promise<{ key: SessionKey; authorizedKey: string }> {
+  let pair: CryptoKeyPair;
+  try {
+    pair = (await crypto.subtle.generateKey({ name: "Ed25519" }, false, ["sign", "verify"])) as CryptoKeyPair;
+  } catch (err) {
+    throw new Error(`this browser cannot make the session's key (Ed25519 in WebCrypto: ${describe(err)}); use a current Chrome, Edge, Firefox or Safari, or porthole ssh`);
+  }
+  const raw = new Uint8Array(await crypto.subtle.exportKey("raw", pair.publicKey));
+  const priv = pair.privateKey;
+  return {
+    key: { publicKey: raw, sign: async (data) => new Uint8Array(await crypto.subtle.sign("Ed25519", priv, data as Uint8Array<ArrayBuffer>)) },
+    authorizedKey: `${keyType} ${base64(concat(sshString(encoder.encode(keyType)), sshString(raw)))}`,
+  };
+}
+
+const keyType = "ssh-ed25519";
+
+// sshString is b as the SSH wire format spells a string (RFC 4251 §5).
+function sshString(b: Uint8Array): Uint8Array {
+  const out = new Uint8Array(4 + b.length);
+  new DataView(out.buffer).setUint32(0, b.length);
+  out.set(b, 4);
+  return out;
+}
+
+function concat(...parts: Uint8Array[]): Uint8Array {
+  const out = new Uint8Array(parts.reduce((n, p) => n + p.length, 0));
+  let at = 0;
+  for (const p of parts) {
+    out.set(p, at);
+    at += p.length;
+  }
+  return out;
+}
+
+function base64(b: Uint8Array): string {
+  return btoa(Array.from(b, (c) => String.fromCharCode(c)).join(""));
+}
+
+// The relay's WebSocket (relayproto.WebSocketPath, with the subprotocol
+// of a browser, relayproto.BrowserSubprotocol: the relay sends a
+// challenge, which the client's hello is signed over).
+const relayPath = "/relay/v2";
+const relayProtocol = "porthole-relay-browser.v2";
+
+interface RelaySocket {
+  socket: WebSocket;
+  early: ArrayBuffer[]; // what came before the client took it: the challenge
+}
+
+// openRelay opens the relay's WebSocket; what comes on it is kept until
+// the client takes it.
+function openRelay(): Promise<RelaySocket> {
+  return new Promise((resolve, reject) => {
+    const socket = new WebSocket(`wss://${location.host}${relayPath}`, relayProtocol);
+    socket.binaryType = "arraybuffer";
+    const early: ArrayBuffer[] = [];
+    socket.onmessage = (ev: MessageEvent<ArrayBuffer>) => early.push(ev.data);
+    socket.onopen = () => {
+      if (socket.protocol !== relayProtocol) {
+        socket.close();
+        reject(new Error("cannot reach the Porthole relay: it did not take the browser's protocol"));
+        return;
+      }
+      mark("relay");
+      resolve({ socket, early });
+    };
+    socket.onclose = (ev) => reject(new Error(`cannot reach the Porthole relay (its WebSocket closed: ${ev.code}${ev.reason ? " " + ev.reason : ""})`));
+  });
+}
+
 async function loadClient(): Promise<Webterm> {
   const [module] = await Promise.all([
     compileClient(),
@@ -354,16 +441,20 @@ async function start(): Promise<void> {
     return;
   }
   // Everything that can go in parallel does: the client, xterm.js and the
-  // device's name load together, and the session is asked for as soon as
-  // the client has made its key, so that the device is woken meanwhile.
+  // device's name load while the browser makes the session's key, the
+  // session is asked for with it (so that the device is woken meanwhile),
+  // and the relay's WebSocket opens.
+  const keyMade = makeKey();
+  const earlyRelay = openRelay();
   const clientLoaded = loadClient();
   const termLoaded = loadTerminal();
   const deviceRead = call<Device>("GET", `/api/v1/devices/${encodeURIComponent(id)}`);
-  const opened = clientLoaded.then((client) => call<CreateSessionResponse>("POST", `/api/v1/devices/${encodeURIComponent(id)}/sessions`,
-    { public_key: client.newKey(), reason: "web console terminal" }));
-  for (const p of [termLoaded, opened]) {
+  const opened = keyMade.then((k) => call<CreateSessionResponse>("POST", `/api/v1/devices/${encodeURIComponent(id)}/sessions`,
+    { public_key: k.authorizedKey, reason: "web console terminal" }));
+  for (const p of [termLoaded, opened, earlyRelay]) {
     p.catch(() => undefined); // their errors are told below, in order
   }
+  const dropRelay = (): void => void earlyRelay.then((r) => r.socket.close(), () => undefined);
   let device: Device;
   try {
     device = await deviceRead;
@@ -375,6 +466,7 @@ async function start(): Promise<void> {
       sessionID = p.session.id;
       void closeSession(false);
     }, () => undefined);
+    dropRelay();
     return;
   }
   deviceName = device.name;
@@ -386,9 +478,10 @@ async function start(): Promise<void> {
   }
 
   let client: Webterm;
+  let key: SessionKey;
   try {
     setText(status, "Loading the terminal…");
-    [client] = await Promise.all([clientLoaded, termLoaded]);
+    [client, , { key }] = await Promise.all([clientLoaded, termLoaded, keyMade]);
     mark("loaded");
   } catch (err) {
     finish("The terminal could not be loaded: " + message(err));
@@ -396,6 +489,7 @@ async function start(): Promise<void> {
       sessionID = p.session.id;
       void closeSession(false);
     }, () => undefined);
+    dropRelay();
     return;
   }
   const t = term as Terminal;
@@ -405,6 +499,7 @@ async function start(): Promise<void> {
     papers = await opened;
   } catch (err) {
     finish(`No session on ${device.name}: ${message(err)}`);
+    dropRelay();
     return;
   }
   sessionID = papers.session.id;
@@ -415,8 +510,17 @@ async function start(): Promise<void> {
     setText(status, `Fleet ${device.fleet} needs a second engineer to approve each session: waiting for one (they see it in the support queue).`);
   }
   try {
+    // The WebSocket opened as the page started; once more if it failed
+    // or the relay closed it meanwhile (a hello comes within seconds or
+    // not at all).
+    let relay = await earlyRelay.catch(() => undefined);
+    if (!relay || relay.socket.readyState !== WebSocket.OPEN) {
+      relay = await openRelay();
+    }
     shell = await client.connect({
-      url: `wss://${location.host}/relay/v2`,
+      socket: relay.socket,
+      early: relay.early,
+      key,
       papers: JSON.stringify(papers),
       device: device.name,
       cols: t.cols,
