@@ -4,7 +4,9 @@
 // papers the API answers a new session with, the device's host
 // certificate checked against the host CA for the names the API gives, the
 // banners a device explains a refusal in, the relay's refusals in words,
-// and the early version line.
+// the early version line, and the shell or command started on a session
+// channel with its requests sent at once (on the channel the device opens
+// at login, where it offers one).
 package engineerssh
 
 import (
