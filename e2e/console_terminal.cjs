@@ -12,7 +12,9 @@
 // gives a wrong code then CODE, prints "REVOKE" at the prompt, and after a
 // line (the owner has revoked the session) "REVOKED <words>"; then
 // "DONE". It fails (exit 1) on any Content-Security-Policy violation, page
-// error, or serious or critical accessibility violation.
+// error, or serious or critical accessibility violation. With
+// TERMINAL_TRACE set to a file's path, it writes there a trace of the
+// browser (chrome://tracing, Perfetto) from pressing Connect to the prompt.
 "use strict";
 
 const fs = require("fs");
@@ -84,7 +86,9 @@ run(async (browser, problems) => {
   await page.locator("h1", { hasText: env("DEVICE") }).waitFor();
 
   // Connect: a tab of its own, the shell's prompt.
+  if (process.env.TERMINAL_TRACE && browserName === "chromium") await browser.startTracing(undefined, { path: process.env.TERMINAL_TRACE, categories: ["devtools.timeline", "v8", "v8.wasm", "disabled-by-default-v8.compile", "disabled-by-default-v8.wasm.detailed", "disabled-by-default-devtools.timeline", "blink", "loading", "toplevel", "netlog", "disabled-by-default-netlog"] });
   const { term, ms } = await connect(context, page, problems);
+  if (process.env.TERMINAL_TRACE && browserName === "chromium") await browser.stopTracing();
   console.log("PROMPT " + ms);
   console.error("terminal timings: " + (await term.locator("#term").getAttribute("data-timings")));
   console.error("terminal resources: " + (await term.evaluate(() => {

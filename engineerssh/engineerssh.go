@@ -170,6 +170,12 @@ func NewEarlyVersion(c net.Conn, version string) (*EarlyVersion, error) {
 	return e, nil
 }
 
+// SentEarlyVersion is NewEarlyVersion for a line that was sent on c
+// already (by the web console's page, ahead of its client).
+func SentEarlyVersion(c net.Conn, version string) *EarlyVersion {
+	return &EarlyVersion{Conn: c, line: []byte(version + "\r\n")}
+}
+
 func (e *EarlyVersion) Write(p []byte) (int, error) {
 	if e.dropped.CompareAndSwap(false, true) {
 		if !bytes.Equal(p, e.line) {

@@ -15,6 +15,7 @@ import (
 	"github.com/porthole/porthole/agent/agentconsent"
 	"github.com/porthole/porthole/control"
 	"github.com/porthole/porthole/relay/relayproto"
+	"github.com/porthole/porthole/webssh"
 )
 
 var testFiles = fstest.MapFS{
@@ -259,7 +260,8 @@ func TestTerminalPage(t *testing.T) {
 // imports, all the way down, the ones it imports as it runs, and the SSH
 // client, as the fetch that compiles it asks for it (a preload of another
 // kind would be fetched twice). The relay's WebSocket is the one the
-// relay serves, with the browser's subprotocol.
+// relay serves, with the browser's subprotocol, and the version line the
+// page sends after its hello the client's.
 func TestTerminalPreloads(t *testing.T) {
 	page, err := os.ReadFile(filepath.Join("static", "terminal.html"))
 	if err != nil {
@@ -317,7 +319,8 @@ func TestTerminalPreloads(t *testing.T) {
 			t.Errorf("terminal.html preloads %s, which the terminal does not load", href)
 		}
 	}
-	for _, s := range []string{`const relayPath = "` + relayproto.WebSocketPath + `"`, `const relayProtocol = "` + relayproto.BrowserSubprotocol + `"`} {
+	for _, s := range []string{`const relayPath = "` + relayproto.WebSocketPath + `"`, `const relayProtocol = "` + relayproto.BrowserSubprotocol + `"`,
+		`const clientVersion = "` + webssh.ClientVersion + `"`} {
 		if !bytes.Contains(src, []byte(s)) {
 			t.Errorf("terminal.ts has no %s", s)
 		}

@@ -31,6 +31,11 @@ import (
 	"github.com/porthole/porthole/sshalgo"
 )
 
+// ClientVersion is the client's SSH identification line: the CLI's,
+// asking the device to open the shell's session channel itself as the
+// login ends, a round trip sooner (sshalgo.LoginSessionChannel).
+const ClientVersion = engineerssh.ClientVersion + " " + sshalgo.LoginSessionWord
+
 // Key is a session key made in the browser.
 type Key struct{ signer ssh.Signer }
 
@@ -65,6 +70,12 @@ type Options struct {
 	// device asks for it; why is the device's last word (a wrong code's
 	// tries left), or "".
 	Code func(ctx context.Context, prompt, why string) (string, error)
+	// HelloSent says that the page has said hello to the relay on relay
+	// already, signed with this key over the relay's challenge as
+	// relayproto.SendChallengeHello does, and sent ClientVersion's line
+	// after it: Connect reads the relay's reply. (The page says hello as
+	// soon as the session is made, while this client still loads.)
+	HelloSent bool
 	// Trace, when set, is told of each step of the way as it is done
 	// ("hello", "joined", "hostkey", "auth", "shell"), for the page's
 	// timings (bench/README.md).
@@ -110,19 +121,20 @@ func (k *Key) connect(ctx context.Context, relay net.Conn, o Options) (*Shell, e
 	}
 	stop := context.AfterFunc(ctx, func() { _ = relay.Close() })
 	defer stop()
-	if err := relayproto.SendChallengeHello(relay, signer, relayproto.Hello{Role: relayproto.RoleEngineer, Cert: cert.Marshal()}); err != nil {
-		return nil, fmt.Errorf("could not say hello to the Porthole relay: %w", err)
-	}
-	o.trace("hello")
 	conn := relayproto.NewEngineerConn(relay)
-	// The version line travels with the hello, as the CLI's does: the
-	// device answers as soon as the relay joins the two. It asks the
-	// device to open the shell's session channel itself as the login
-	// ends, a round trip sooner (sshalgo.LoginSessionChannel).
-	version := engineerssh.ClientVersion + " " + sshalgo.LoginSessionWord
-	early, err := engineerssh.NewEarlyVersion(conn, version)
-	if err != nil {
-		return nil, fmt.Errorf("lost the connection to the Porthole relay: %w", err)
+	var early *engineerssh.EarlyVersion
+	if o.HelloSent {
+		early = engineerssh.SentEarlyVersion(conn, ClientVersion)
+	} else {
+		if err := relayproto.SendChallengeHello(relay, signer, relayproto.Hello{Role: relayproto.RoleEngineer, Cert: cert.Marshal()}); err != nil {
+			return nil, fmt.Errorf("could not say hello to the Porthole relay: %w", err)
+		}
+		o.trace("hello")
+		// The version line travels with the hello, as the CLI's does:
+		// the device answers as soon as the relay joins the two.
+		if early, err = engineerssh.NewEarlyVersion(conn, ClientVersion); err != nil {
+			return nil, fmt.Errorf("lost the connection to the Porthole relay: %w", err)
+		}
 	}
 	if err := conn.Wait(); err != nil {
 		return nil, relayWords(err, o.Device)
@@ -160,7 +172,7 @@ func (k *Key) connect(ctx context.Context, relay net.Conn, o Options) (*Shell, e
 		HostKeyCallback:   hostErr.Wrap(traced(engineerssh.HostCertCallback(hostCA, principals, o.Device), o)),
 		HostKeyAlgorithms: engineerssh.HostKeyAlgos,
 		BannerCallback:    banners.Add,
-		ClientVersion:     version,
+		ClientVersion:     ClientVersion,
 	}
 	c, chans, reqs, err := ssh.NewClientConn(early, net.JoinHostPort(principals[0], "22"), cfg)
 	switch {

@@ -5,11 +5,13 @@
 // the terminal page only. It gives the page globalThis.portholeWebterm
 // (then calls globalThis.portholeWebtermReady, if the page set it):
 //
-//	connect({socket, early, key, papers, device, cols, rows, onOutput, askCode, onStep}): Promise<handle>
+//	connect({socket, early, helloSent, key, papers, device, cols, rows, onOutput, askCode, onStep}): Promise<handle>
 //	    socket is the relay's WebSocket (subprotocol
 //	    porthole-relay-browser.v2, binaryType "arraybuffer"), open, and
-//	    early the messages (ArrayBuffer) that came on it so far: the client
-//	    takes it over in this call. key is the session key, which the page
+//	    early the messages (ArrayBuffer) that came on it so far and were not
+//	    read: the client takes it over in this call. helloSent: the page
+//	    has said hello on it and sent webssh.ClientVersion's line
+//	    (webssh.Options.HelloSent). key is the session key, which the page
 //	    made with WebCrypto (Ed25519, not extractable): {publicKey: the
 //	    raw 32 bytes, sign(Uint8Array): Promise<Uint8Array>}. The client
 //	    says hello to the relay, signed over its challenge, and runs the SSH
@@ -121,6 +123,7 @@ func connect(_ js.Value, args []js.Value) any {
 		askCode := opts.Get("askCode")
 		sh, err := webssh.KeyOf(key).Connect(ctx, relay, webssh.Options{
 			Papers: &papers, Device: device, Cols: opts.Get("cols").Int(), Rows: opts.Get("rows").Int(), Trace: trace,
+			HelloSent: opts.Get("helloSent").Truthy(),
 			Code: func(ctx context.Context, prompt, why string) (string, error) {
 				v, err := await(ctx, askCode.Invoke(prompt, why))
 				if err != nil {

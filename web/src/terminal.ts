@@ -38,6 +38,7 @@ interface Webterm {
   connect(o: {
     socket: WebSocket;
     early: ArrayBuffer[];
+    helloSent: boolean;
     key: SessionKey;
     papers: string;
     device: string;
@@ -63,6 +64,7 @@ declare global {
 
 interface CreateSessionResponse {
   session: Session;
+  certificate: string; // authorized_keys form
   four_eyes_request?: string;
 }
 
@@ -265,14 +267,14 @@ async function makeKey(): Promise<{ key: SessionKey; authorizedKey: string }> {
 const keyType = "ssh-ed25519";
 
 // sshString is b as the SSH wire format spells a string (RFC 4251 §5).
-function sshString(b: Uint8Array): Uint8Array {
+function sshString(b: Uint8Array): Uint8Array<ArrayBuffer> {
   const out = new Uint8Array(4 + b.length);
   new DataView(out.buffer).setUint32(0, b.length);
   out.set(b, 4);
   return out;
 }
 
-function concat(...parts: Uint8Array[]): Uint8Array {
+function concat(...parts: Uint8Array[]): Uint8Array<ArrayBuffer> {
   const out = new Uint8Array(parts.reduce((n, p) => n + p.length, 0));
   let at = 0;
   for (const p of parts) {
@@ -288,23 +290,56 @@ function base64(b: Uint8Array): string {
 
 // The relay's WebSocket (relayproto.WebSocketPath, with the subprotocol
 // of a browser, relayproto.BrowserSubprotocol: the relay sends a
-// challenge, which the client's hello is signed over).
+// challenge, which the hello is signed over).
 const relayPath = "/relay/v2";
 const relayProtocol = "porthole-relay-browser.v2";
 
 interface RelaySocket {
   socket: WebSocket;
-  early: ArrayBuffer[]; // what came before the client took it: the challenge
+  early: ArrayBuffer[]; // what came that is not read yet, for the client
+  challenge: Promise<Uint8Array>; // the relay's first frame's
 }
 
-// openRelay opens the relay's WebSocket; what comes on it is kept until
-// the client takes it.
+// openRelay opens the relay's WebSocket; what comes on it after the
+// relay's challenge is kept until the client takes it.
 function openRelay(): Promise<RelaySocket> {
   return new Promise((resolve, reject) => {
     const socket = new WebSocket(`wss://${location.host}${relayPath}`, relayProtocol);
     socket.binaryType = "arraybuffer";
-    const early: ArrayBuffer[] = [];
-    socket.onmessage = (ev: MessageEvent<ArrayBuffer>) => early.push(ev.data);
+    let challenged: (c: Uint8Array) => void = () => undefined;
+    let unchallenged: (err: Error) => void = () => undefined;
+    const r: RelaySocket = {
+      socket,
+      early: [],
+      challenge: new Promise((res, rej) => {
+        challenged = res;
+        unchallenged = rej;
+      }),
+    };
+    r.challenge.catch(() => undefined);
+    let head: Uint8Array | undefined = new Uint8Array(0); // the challenge's frame, until whole; then undefined
+    socket.onmessage = (ev: MessageEvent<ArrayBuffer>) => {
+      if (head === undefined) {
+        r.early.push(ev.data);
+        return;
+      }
+      head = concat(head, new Uint8Array(ev.data));
+      const frame = readFrame(head);
+      if (frame === undefined) {
+        return;
+      }
+      const [body, rest] = frame;
+      head = undefined;
+      if (rest.length > 0) {
+        r.early.push(rest.slice().buffer);
+      }
+      try {
+        const c = (JSON.parse(new TextDecoder().decode(body)) as { challenge?: string }).challenge ?? "";
+        challenged(Uint8Array.from(atob(c), (ch) => ch.charCodeAt(0)));
+      } catch (err) {
+        unchallenged(new Error(`the relay's challenge is not readable: ${describe(err)}`));
+      }
+    };
     socket.onopen = () => {
       if (socket.protocol !== relayProtocol) {
         socket.close();
@@ -312,10 +347,84 @@ function openRelay(): Promise<RelaySocket> {
         return;
       }
       mark("relay");
-      resolve({ socket, early });
+      resolve(r);
     };
-    socket.onclose = (ev) => reject(new Error(`cannot reach the Porthole relay (its WebSocket closed: ${ev.code}${ev.reason ? " " + ev.reason : ""})`));
+    socket.onclose = (ev) => {
+      const err = new Error(`cannot reach the Porthole relay (its WebSocket closed: ${ev.code}${ev.reason ? " " + ev.reason : ""})`);
+      unchallenged(err);
+      reject(err);
+    };
   });
+}
+
+// certifies reports whether cert (an SSH certificate, base64 of its wire
+// form) is an Ed25519 one for the public key pub: its type, a nonce,
+// then the key (PROTOCOL.certkeys).
+function certifies(cert: string, pub: Uint8Array): boolean {
+  let b: Uint8Array;
+  try {
+    b = Uint8Array.from(atob(cert), (c) => c.charCodeAt(0));
+  } catch {
+    return false;
+  }
+  const fields: Uint8Array[] = [];
+  for (let at = 0; fields.length < 3 && at + 4 <= b.length;) {
+    const n = new DataView(b.buffer, at).getUint32(0);
+    fields.push(b.subarray(at + 4, at + 4 + n));
+    at += 4 + n;
+  }
+  const [type, , key] = fields;
+  return type !== undefined && key !== undefined && new TextDecoder().decode(type) === "ssh-ed25519-cert-v01@openssh.com" &&
+    key.length === pub.length && key.every((v, i) => v === pub[i]);
+}
+
+// readFrame reads one of the relay's frames (relayproto.ReadFrame: a
+// two-byte big-endian length, then that many bytes of JSON) off the
+// front of b: the frame's body and what follows, or undefined until it
+// is whole.
+function readFrame(b: Uint8Array): [Uint8Array, Uint8Array] | undefined {
+  if (b.length < 2) {
+    return undefined;
+  }
+  const n = (b[0]! << 8) | b[1]!;
+  return b.length < 2 + n ? undefined : [b.subarray(2, 2 + n), b.subarray(2 + n)];
+}
+
+function frame(body: Uint8Array): Uint8Array<ArrayBuffer> {
+  const out = new Uint8Array(2 + body.length);
+  new DataView(out.buffer).setUint16(0, body.length);
+  out.set(body, 2);
+  return out;
+}
+
+// The client's SSH identification line (engineerssh.ClientVersion, with
+// sshalgo.LoginSessionWord: the client asks for the login session), which
+// the page sends after the hello, as the client expects (webssh's
+// Options.HelloSent).
+const clientVersion = "SSH-2.0-Porthole login-session";
+
+// What the hello is signed over (relayproto's signedPrefix and
+// challengeLabel), before the challenge and the hello's JSON.
+const helloPrefix = "porthole relay hello v2\0porthole relay browser challenge v2\0";
+
+// sayHello says hello to the relay as the holder of the session's
+// certificate, signed with the session key over the relay's challenge, as
+// relayproto.SendChallengeHello does, then sends the client's version
+// line: the relay joins the device, and the device answers, while the
+// client still loads. The relay's reply is the client's to read.
+async function sayHello(r: RelaySocket, key: SessionKey, papers: CreateSessionResponse): Promise<void> {
+  const cert = papers.certificate.trim().split(/\s+/)[1] ?? "";
+  if (!certifies(cert, key.publicKey)) {
+    // As engineerssh.ParsePapers says it, which the client checks again.
+    throw new Error("the server certified another key than the one porthole sent: tell your operator");
+  }
+  const challenge = await r.challenge;
+  const payload = encoder.encode(JSON.stringify({ v: 2, role: "engineer", cert }));
+  const sig = await key.sign(concat(encoder.encode(helloPrefix), challenge, payload));
+  const envelope = { payload: base64(payload), sig: base64(concat(sshString(encoder.encode(keyType)), sshString(sig))) };
+  r.socket.send(frame(encoder.encode(JSON.stringify(envelope))));
+  r.socket.send(encoder.encode(clientVersion + "\r\n"));
+  mark("hello");
 }
 
 async function loadClient(): Promise<Webterm> {
@@ -451,7 +560,9 @@ async function start(): Promise<void> {
   const deviceRead = call<Device>("GET", `/api/v1/devices/${encodeURIComponent(id)}`);
   const opened = keyMade.then((k) => call<CreateSessionResponse>("POST", `/api/v1/devices/${encodeURIComponent(id)}/sessions`,
     { public_key: k.authorizedKey, reason: "web console terminal" }));
-  for (const p of [termLoaded, opened, earlyRelay]) {
+  // The hello, as soon as the session and the relay's challenge are here.
+  const greeted = Promise.all([opened, earlyRelay, keyMade]).then(([p, r, k]) => sayHello(r, k.key, p).then(() => r));
+  for (const p of [termLoaded, opened, earlyRelay, greeted]) {
     p.catch(() => undefined); // their errors are told below, in order
   }
   const dropRelay = (): void => void earlyRelay.then((r) => r.socket.close(), () => undefined);
@@ -510,16 +621,17 @@ async function start(): Promise<void> {
     setText(status, `Fleet ${device.fleet} needs a second engineer to approve each session: waiting for one (they see it in the support queue).`);
   }
   try {
-    // The WebSocket opened as the page started; once more if it failed
-    // or the relay closed it meanwhile (a hello comes within seconds or
-    // not at all).
-    let relay = await earlyRelay.catch(() => undefined);
-    if (!relay || relay.socket.readyState !== WebSocket.OPEN) {
+    // Hello was said on the WebSocket opened as the page started; on
+    // another if that failed. The relay's answer is the client's to read.
+    let relay = await greeted.catch(() => undefined);
+    if (!relay) {
       relay = await openRelay();
+      await sayHello(relay, key, papers);
     }
     shell = await client.connect({
       socket: relay.socket,
       early: relay.early,
+      helloSent: true,
       key,
       papers: JSON.stringify(papers),
       device: device.name,
