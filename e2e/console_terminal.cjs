@@ -6,7 +6,8 @@
 // AXE. On DEVICE's terminal it runs a command, resizes, pastes and
 // copies, uploads a file by the picker and one by a drop, downloads one. It prints "SESSION <id>" once the terminal's session is made,
 // "PROMPT <ms>" with the time from pressing Connect to the shell's first
-// prompt, "CLOSED" once the tab is closed, then (after a line from the
+// prompt, "TIMINGS <step ms, …>" with when the page saw each step (ms
+// since the tab's start: its data-timings), "CLOSED" once the tab is closed, then (after a line from the
 // test) "ENDED <words>" for a second terminal whose shell exits; on
 // MANUAL (a device in consent mode manual whose owner's code is CODE) it
 // gives a wrong code then CODE, prints "REVOKE" at the prompt, and after a
@@ -90,7 +91,7 @@ run(async (browser, problems) => {
   const { term, ms } = await connect(context, page, problems);
   if (process.env.TERMINAL_TRACE && browserName === "chromium") await browser.stopTracing();
   console.log("PROMPT " + ms);
-  console.error("terminal timings: " + (await term.locator("#term").getAttribute("data-timings")));
+  console.log("TIMINGS " + (await term.locator("#term").getAttribute("data-timings")));
   console.error("terminal resources: " + (await term.evaluate(() => {
     const n = performance.getEntriesByType("navigation")[0];
     const rs = performance.getEntriesByType("resource").map((e) => `${e.name.replace(location.origin, "")} ${Math.round(e.startTime)}-${Math.round(e.responseEnd)}`);
