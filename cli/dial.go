@@ -520,7 +520,7 @@ func (l *link) deviceSSH(ctx context.Context, nc net.Conn) (*ssh.Client, error) 
 	var client *ssh.Client
 	if err == nil {
 		if sshalgo.OffersLoginSession([]byte(l.version)) && sshalgo.OffersLoginSession(conn.ServerVersion()) {
-			l.loginSession, chans = holdLoginSession(chans)
+			l.loginSession, chans = engineerssh.HoldLoginSession(chans)
 		}
 		client = ssh.NewClient(conn, chans, reqs)
 	}
@@ -646,30 +646,6 @@ func clientConn(ctx context.Context, nc net.Conn, addr string, cfg *ssh.ClientCo
 		return nil, nil, nil, err
 	}
 	return conn, chans, reqs, nil
-}
-
-// holdLoginSession takes the first login session the server opens out of
-// chans, and passes the other channels on to rest. A second one is
-// refused.
-func holdLoginSession(chans <-chan ssh.NewChannel) (login <-chan ssh.NewChannel, rest <-chan ssh.NewChannel) {
-	held, others := make(chan ssh.NewChannel, 1), make(chan ssh.NewChannel)
-	go func() {
-		defer close(others)
-		defer close(held)
-		taken := false
-		for nc := range chans {
-			switch {
-			case nc.ChannelType() != sshalgo.LoginSessionChannel:
-				others <- nc
-			case taken:
-				_ = nc.Reject(ssh.Prohibited, "porthole takes one login session")
-			default:
-				taken = true
-				held <- nc
-			}
-		}
-	}()
-	return held, others
 }
 
 // isAuthFailure reports whether an SSH handshake failed at authentication.

@@ -9,6 +9,8 @@ import (
 
 	"github.com/spf13/cobra"
 	"golang.org/x/crypto/ssh"
+
+	"github.com/porthole/porthole/engineerssh"
 )
 
 // ExitError is what a command returns when the command it ran on a device
@@ -82,10 +84,10 @@ func (a *app) runSSH(ctx context.Context, o reachOptions, command string, forceT
 		return err
 	}
 	defer l.close()
-	start := remoteStart{command: command}
+	start := engineerssh.Remote{Command: command}
 	for _, k := range forwardedEnv {
 		if v := a.io.Getenv(k); v != "" {
-			start.env = append(start.env, [2]string{k, v}) // refused ones do not matter
+			start.Env = append(start.Env, [2]string{k, v}) // refused ones do not matter
 		}
 	}
 	in := a.io.In
@@ -102,8 +104,8 @@ func (a *app) runSSH(ctx context.Context, o reachOptions, command string, forceT
 		if termName == "" {
 			termName = "xterm"
 		}
-		start.pty = &remotePty{term: termName, w: w, h: h,
-			modes: ssh.TerminalModes{ssh.ECHO: 1, ssh.TTY_OP_ISPEED: 38400, ssh.TTY_OP_OSPEED: 38400}}
+		start.Pty = &engineerssh.Pty{Term: termName, Cols: w, Rows: h,
+			Modes: ssh.TerminalModes{ssh.ECHO: 1, ssh.TTY_OP_ISPEED: 38400, ssh.TTY_OP_OSPEED: 38400}}
 		// Raw mode only once the login (and its code prompt) is over,
 		// and undone before anything else is printed.
 		restore, err := con.makeRaw()
@@ -113,8 +115,8 @@ func (a *app) runSSH(ctx context.Context, o reachOptions, command string, forceT
 		defer restore()
 		in = con.rawInput(in)
 	}
-	sess, err := startRemote(client, l.loginSession, start, a.io.Err)
-	if errors.Is(err, errRemoteRefused) {
+	sess, err := engineerssh.StartRemote(client, l.loginSession, start, a.io.Err)
+	if errors.Is(err, engineerssh.ErrRemoteRefused) {
 		return &userError{msg: refusedWords(l.device.Name, command), err: err}
 	}
 	if err != nil {
@@ -122,7 +124,7 @@ func (a *app) runSSH(ctx context.Context, o reachOptions, command string, forceT
 	}
 	defer sess.Close()
 	if con != nil {
-		defer con.watchResize(start.pty.w, start.pty.h, sess.windowChange)()
+		defer con.watchResize(start.Pty.Cols, start.Pty.Rows, func(w, h int) { _ = sess.WindowChange(w, h) })()
 	}
 	go func() {
 		// This copy may outlive the command, blocked reading input that
@@ -135,7 +137,7 @@ func (a *app) runSSH(ctx context.Context, o reachOptions, command string, forceT
 	go func() { copied <- copyOutput(a.io.Err, sess.Stderr()) }()
 	done := make(chan error, 1)
 	go func() {
-		err := sess.wait(l.device.Name)
+		err := waitRemote(sess, l.device.Name)
 		for range 2 { // the output may still be arriving
 			if cerr := <-copied; err == nil && cerr != nil {
 				err = &userError{msg: fmt.Sprintf("cannot write the output of the command on %s: %v", l.device.Name, cerr), err: cerr}
@@ -195,7 +197,7 @@ func (l *link) lost(ctx context.Context, err error) error {
 	if w := l.why(ctx); w != "" {
 		return &userError{msg: w, err: err}
 	}
-	if errors.Is(err, errNoExitStatus) {
+	if errors.Is(err, engineerssh.ErrNoExitStatus) {
 		return &userError{msg: fmt.Sprintf("the connection to %s ended before the command did (no exit status came)", l.device.Name), err: err}
 	}
 	return &userError{msg: fmt.Sprintf("lost the connection to %s: %v", l.device.Name, err), err: err}

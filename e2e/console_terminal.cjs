@@ -6,13 +6,16 @@
 // AXE. On DEVICE's terminal it runs a command, resizes, pastes and
 // copies, uploads a file by the picker and one by a drop, downloads one. It prints "SESSION <id>" once the terminal's session is made,
 // "PROMPT <ms>" with the time from pressing Connect to the shell's first
-// prompt, "CLOSED" once the tab is closed, then (after a line from the
+// prompt, "TIMINGS <step ms, …>" with when the page saw each step (ms
+// since the tab's start: its data-timings), "CLOSED" once the tab is closed, then (after a line from the
 // test) "ENDED <words>" for a second terminal whose shell exits; on
 // MANUAL (a device in consent mode manual whose owner's code is CODE) it
 // gives a wrong code then CODE, prints "REVOKE" at the prompt, and after a
 // line (the owner has revoked the session) "REVOKED <words>"; then
 // "DONE". It fails (exit 1) on any Content-Security-Policy violation, page
-// error, or serious or critical accessibility violation.
+// error, or serious or critical accessibility violation. With
+// TERMINAL_TRACE set to a file's path, it writes there a trace of the
+// browser (chrome://tracing, Perfetto) from pressing Connect to the prompt.
 "use strict";
 
 const fs = require("fs");
@@ -84,9 +87,20 @@ run(async (browser, problems) => {
   await page.locator("h1", { hasText: env("DEVICE") }).waitFor();
 
   // Connect: a tab of its own, the shell's prompt.
+  if (process.env.TERMINAL_TRACE && browserName === "chromium") await browser.startTracing(undefined, { path: process.env.TERMINAL_TRACE, categories: ["devtools.timeline", "v8", "v8.wasm", "disabled-by-default-v8.compile", "disabled-by-default-v8.wasm.detailed", "disabled-by-default-devtools.timeline", "blink", "loading", "toplevel", "netlog", "disabled-by-default-netlog"] });
   const { term, ms } = await connect(context, page, problems);
+  if (process.env.TERMINAL_TRACE && browserName === "chromium") await browser.stopTracing();
   console.log("PROMPT " + ms);
-  console.error("terminal timings: " + (await term.locator("#term").getAttribute("data-timings")));
+  console.log("TIMINGS " + (await term.locator("#term").getAttribute("data-timings")));
+  console.error("terminal resources: " + (await term.evaluate(() => {
+    const n = performance.getEntriesByType("navigation")[0];
+    const rs = performance.getEntriesByType("resource").map((e) => `${e.name.replace(location.origin, "")} ${Math.round(e.startTime)}-${Math.round(e.responseEnd)}`);
+    return `page ${Math.round(n.responseEnd)} dom ${Math.round(n.domInteractive)}; ` + rs.join(", ");
+  })));
+  console.error("terminal long tasks: " + (await term.evaluate(() => new Promise((resolve) => {
+    new PerformanceObserver((l) => resolve(l.getEntries().map((e) => `${Math.round(e.startTime)}+${Math.round(e.duration)}`).join(", "))).observe({ type: "longtask", buffered: true });
+    setTimeout(() => resolve("none"), 500);
+  }))));
   const session = await term.locator("#term").getAttribute("data-session");
   console.log("SESSION " + session);
   await term.locator("#term-status", { hasText: "Connected to " + env("DEVICE") }).waitFor();

@@ -10,6 +10,7 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -71,7 +72,7 @@ func testConsoleTerminal(t *testing.T, browser string) {
 
 	// The browser's own client (package webssh), natively, over the
 	// browser's WebSocket: what the browser adds is the rest.
-	native := webSSHToPrompt(t, srv)
+	native, nativeSteps := webSSHToPrompt(t, srv)
 
 	// help-desk's owner gives a code for each session (consent: manual),
 	// and has opened a support window.
@@ -91,7 +92,8 @@ func testConsoleTerminal(t *testing.T, browser string) {
 		t.Fatal(err)
 	}
 	t.Logf("Connect to prompt: %d ms in the browser; `porthole ssh kitchen-amp` in a terminal: %d ms (%.1f×)", ms, cli.Milliseconds(), float64(ms)/float64(cli.Milliseconds()))
-	t.Logf("the same client natively (package webssh, not WebAssembly): %d ms", native.Milliseconds())
+	t.Logf("its steps in the page, ms since the tab's start: %s", ps.next(t, "TIMINGS"))
+	t.Logf("the same client natively (package webssh, not WebAssembly): %d ms; its steps, ms since its start: %s", native.Milliseconds(), nativeSteps)
 	ses := strings.TrimSpace(ps.next(t, "SESSION"))
 	eng := newEngineer(t, srv)
 
@@ -143,8 +145,9 @@ func cliToPrompt(t *testing.T, srv *presenceServer) time.Duration {
 
 // webSSHToPrompt times package webssh, the browser terminal's client,
 // natively: from asking for a session on kitchen-amp over its browser's
-// WebSocket to the shell's first prompt.
-func webSSHToPrompt(t *testing.T, srv *presenceServer) time.Duration {
+// WebSocket to the shell's first prompt, with when each step was done
+// (ms since the start), as the page marks them.
+func webSSHToPrompt(t *testing.T, srv *presenceServer) (time.Duration, string) {
 	t.Helper()
 	eng := newEngineer(t, srv)
 	ds, err := eng.api.Devices(t.Context(), apiclient.DeviceFilter{Name: "kitchen-amp"})
@@ -160,6 +163,14 @@ func webSSHToPrompt(t *testing.T, srv *presenceServer) time.Duration {
 	if err != nil {
 		t.Fatal(err)
 	}
+	var steps []string
+	var mu sync.Mutex
+	step := func(s string) {
+		mu.Lock()
+		defer mu.Unlock()
+		steps = append(steps, fmt.Sprintf("%s %d", s, time.Since(start).Milliseconds()))
+	}
+	step("session")
 	defer eng.api.CloseSession(context.WithoutCancel(t.Context()), resp.Session.ID)
 	u, _ := url.Parse(srv.url)
 	nc, _, err := relayproto.DialWebSocket(t.Context(), u.Host, relayproto.WebSocketPath, relayproto.BrowserSubprotocol,
@@ -167,14 +178,25 @@ func webSSHToPrompt(t *testing.T, srv *presenceServer) time.Duration {
 	if err != nil {
 		t.Fatal(err)
 	}
-	sh, err := key.Connect(t.Context(), nc, webssh.Options{Papers: resp, Device: "kitchen-amp", Cols: 80, Rows: 24})
+	step("relay")
+	sh, err := key.Connect(t.Context(), nc, webssh.Options{Papers: resp, Device: "kitchen-amp", Cols: 80, Rows: 24, Trace: step})
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer sh.Close()
 	out := &syncBuffer{}
-	go io.Copy(out, sh.Output)
+	go func() {
+		var b [1]byte
+		if n, _ := sh.Output.Read(b[:]); n > 0 {
+			step("output")
+			out.Write(b[:n])
+		}
+		io.Copy(out, sh.Output)
+	}()
 	prompt := regexp.MustCompile(`[$#] $`)
 	WaitFor(t, 20*time.Second, "webssh's prompt", func() bool { return prompt.MatchString(out.String()) })
-	return time.Since(start)
+	took := time.Since(start)
+	mu.Lock()
+	defer mu.Unlock()
+	return took, strings.Join(steps, ", ")
 }

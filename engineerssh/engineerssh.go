@@ -4,7 +4,9 @@
 // papers the API answers a new session with, the device's host
 // certificate checked against the host CA for the names the API gives, the
 // banners a device explains a refusal in, the relay's refusals in words,
-// and the early version line.
+// the early version line, and the shell or command started on a session
+// channel with its requests sent at once (on the channel the device opens
+// at login, where it offers one).
 package engineerssh
 
 import (
@@ -166,6 +168,12 @@ func NewEarlyVersion(c net.Conn, version string) (*EarlyVersion, error) {
 		return nil, err
 	}
 	return e, nil
+}
+
+// SentEarlyVersion is NewEarlyVersion for a line that was sent on c
+// already (by the web console's page, ahead of its client).
+func SentEarlyVersion(c net.Conn, version string) *EarlyVersion {
+	return &EarlyVersion{Conn: c, line: []byte(version + "\r\n")}
 }
 
 func (e *EarlyVersion) Write(p []byte) (int, error) {

@@ -14,6 +14,8 @@ import (
 
 	"github.com/porthole/porthole/agent/agentconsent"
 	"github.com/porthole/porthole/control"
+	"github.com/porthole/porthole/relay/relayproto"
+	"github.com/porthole/porthole/webssh"
 )
 
 var testFiles = fstest.MapFS{
@@ -158,16 +160,16 @@ func TestNoHTMLSinks(t *testing.T) {
 	}
 }
 
-// TestCloseWords: the device page has words for every reason a session
+// TestCloseWords: the console has words for every reason a session
 // closes for.
 func TestCloseWords(t *testing.T) {
-	b, err := os.ReadFile(filepath.Join("src", "device.ts"))
+	b, err := os.ReadFile(filepath.Join("src", "words.ts"))
 	if err != nil {
 		t.Fatal(err)
 	}
 	for _, r := range control.CloseReasons() {
 		if !regexp.MustCompile(`(?m)^\s+` + regexp.QuoteMeta(string(r)) + `: "`).Match(b) {
-			t.Errorf("src/device.ts's closeWords has no words for %q", r)
+			t.Errorf("src/words.ts's closeWords has no words for %q", r)
 		}
 	}
 }
@@ -295,5 +297,78 @@ func TestReplayPage(t *testing.T) {
 	}
 	if strings.Contains(ReplayCSP, "wasm") || strings.Count(ReplayCSP, "'unsafe-inline'") != 2 || !strings.Contains(ReplayCSP, "trusted-types 'none'") {
 		t.Errorf("ReplayCSP allows more than the styles xterm.js writes: %s", ReplayCSP)
+	}
+}
+
+// TestTerminalPreloads: the terminal's page asks at once for every file
+// its script will load (terminal.html's preload links), so that none
+// waits for the script that finds it needs it: the modules terminal.js
+// imports, all the way down, the ones it imports as it runs, and the SSH
+// client, as the fetch that compiles it asks for it (a preload of another
+// kind would be fetched twice). The relay's WebSocket is the one the
+// relay serves, with the browser's subprotocol, and the version line the
+// page sends after its hello the client's.
+func TestTerminalPreloads(t *testing.T) {
+	page, err := os.ReadFile(filepath.Join("static", "terminal.html"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	preloaded := map[string]string{} // href: the link's attributes
+	for _, m := range regexp.MustCompile(`<link ([^>]*)>`).FindAllSubmatch(page, -1) {
+		attrs := string(m[1])
+		if href := regexp.MustCompile(`href="([^"]+)"`).FindStringSubmatch(attrs); href != nil && strings.Contains(attrs, "preload") {
+			preloaded[href[1]] = attrs
+		}
+	}
+	want := map[string]string{"/console/js/terminal.js": `rel="modulepreload"`}
+	imports := regexp.MustCompile(`(?m)^import (?:[^t][^;]*|t[^y][^;]*) from "\./([a-z]+)\.js";$`)
+	dynamic := regexp.MustCompile(`import\("(/console/[^"]+)"`)
+	seen := map[string]bool{}
+	var walk func(name string)
+	walk = func(name string) {
+		if seen[name] {
+			return
+		}
+		seen[name] = true
+		src, err := os.ReadFile(filepath.Join("src", name+".ts"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, m := range imports.FindAllSubmatch(src, -1) {
+			want["/console/js/"+string(m[1])+".js"] = `rel="modulepreload"`
+			walk(string(m[1]))
+		}
+		for _, m := range dynamic.FindAllSubmatch(src, -1) {
+			want[string(m[1])] = `rel="modulepreload"`
+		}
+	}
+	walk("terminal")
+	src, err := os.ReadFile(filepath.Join("src", "terminal.ts"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	client := regexp.MustCompile(`const clientURL = "([^"]+)"`).FindSubmatch(src)
+	if client == nil {
+		t.Fatal("terminal.ts has no clientURL")
+	}
+	want[string(client[1])] = `rel="preload" href="` + string(client[1]) + `" as="fetch" crossorigin`
+	if len(want) < 7 {
+		t.Errorf("found only %v in terminal.ts's imports", want)
+	}
+	for href, attrs := range want {
+		if got, ok := preloaded[href]; !ok || !strings.Contains(got, attrs) {
+			t.Errorf("terminal.html does not preload %s (%s); it has %q", href, attrs, got)
+		}
+	}
+	for href := range preloaded {
+		if _, ok := want[href]; !ok {
+			t.Errorf("terminal.html preloads %s, which the terminal does not load", href)
+		}
+	}
+	for _, s := range []string{`const relayPath = "` + relayproto.WebSocketPath + `"`, `const relayProtocol = "` + relayproto.BrowserSubprotocol + `"`,
+		`const clientVersion = "` + webssh.ClientVersion + `"`} {
+		if !bytes.Contains(src, []byte(s)) {
+			t.Errorf("terminal.ts has no %s", s)
+		}
 	}
 }

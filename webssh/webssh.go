@@ -31,6 +31,11 @@ import (
 	"github.com/porthole/porthole/sshalgo"
 )
 
+// ClientVersion is the client's SSH identification line: the CLI's,
+// asking the device to open the shell's session channel itself as the
+// login ends, a round trip sooner (sshalgo.LoginSessionChannel).
+const ClientVersion = engineerssh.ClientVersion + " " + sshalgo.LoginSessionWord
+
 // Key is a session key made in the browser.
 type Key struct{ signer ssh.Signer }
 
@@ -42,6 +47,10 @@ func NewKey() (*Key, error) {
 	}
 	return &Key{signer: s}, nil
 }
+
+// KeyOf is a session key made elsewhere, whose holder signs for it (the
+// browser's WebCrypto, which keeps its private half).
+func KeyOf(s ssh.Signer) *Key { return &Key{signer: s} }
 
 // AuthorizedKey is the public half, in the form the API's session route
 // takes (POST /api/v1/devices/{id}/sessions, public_key).
@@ -61,6 +70,22 @@ type Options struct {
 	// device asks for it; why is the device's last word (a wrong code's
 	// tries left), or "".
 	Code func(ctx context.Context, prompt, why string) (string, error)
+	// HelloSent says that the page has said hello to the relay on relay
+	// already, signed with this key over the relay's challenge as
+	// relayproto.SendChallengeHello does, and sent ClientVersion's line
+	// after it: Connect reads the relay's reply. (The page says hello as
+	// soon as the session is made, while this client still loads.)
+	HelloSent bool
+	// Trace, when set, is told of each step of the way as it is done
+	// ("hello", "joined", "hostkey", "auth", "shell"), for the page's
+	// timings (bench/README.md).
+	Trace func(step string)
+}
+
+func (o Options) trace(step string) {
+	if o.Trace != nil {
+		o.Trace(step)
+	}
 }
 
 // Shell is a shell on the device, in a terminal.
@@ -68,8 +93,7 @@ type Shell struct {
 	client *ssh.Client
 	files  *sftp.Client // once opened (Files)
 	fmu    sync.Mutex
-	sess   *ssh.Session
-	stdin  io.WriteCloser
+	sess   *engineerssh.RemoteSession
 	// Output is what the shell writes (its terminal merges stderr).
 	Output io.Reader
 	once   sync.Once
@@ -97,19 +121,25 @@ func (k *Key) connect(ctx context.Context, relay net.Conn, o Options) (*Shell, e
 	}
 	stop := context.AfterFunc(ctx, func() { _ = relay.Close() })
 	defer stop()
-	if err := relayproto.SendChallengeHello(relay, signer, relayproto.Hello{Role: relayproto.RoleEngineer, Cert: cert.Marshal()}); err != nil {
-		return nil, fmt.Errorf("could not say hello to the Porthole relay: %w", err)
-	}
 	conn := relayproto.NewEngineerConn(relay)
-	// The version line travels with the hello, as the CLI's does: the
-	// device answers as soon as the relay joins the two.
-	early, err := engineerssh.NewEarlyVersion(conn, engineerssh.ClientVersion)
-	if err != nil {
-		return nil, fmt.Errorf("lost the connection to the Porthole relay: %w", err)
+	var early *engineerssh.EarlyVersion
+	if o.HelloSent {
+		early = engineerssh.SentEarlyVersion(conn, ClientVersion)
+	} else {
+		if err := relayproto.SendChallengeHello(relay, signer, relayproto.Hello{Role: relayproto.RoleEngineer, Cert: cert.Marshal()}); err != nil {
+			return nil, fmt.Errorf("could not say hello to the Porthole relay: %w", err)
+		}
+		o.trace("hello")
+		// The version line travels with the hello, as the CLI's does:
+		// the device answers as soon as the relay joins the two.
+		if early, err = engineerssh.NewEarlyVersion(conn, ClientVersion); err != nil {
+			return nil, fmt.Errorf("lost the connection to the Porthole relay: %w", err)
+		}
 	}
 	if err := conn.Wait(); err != nil {
 		return nil, relayWords(err, o.Device)
 	}
+	o.trace("joined")
 
 	banners := &engineerssh.BannerLog{}
 	hostErr := &engineerssh.HostKeyError{}
@@ -139,10 +169,10 @@ func (k *Key) connect(ctx context.Context, relay net.Conn, o Options) (*Shell, e
 		Config:            sshalgo.Client(),
 		User:              o.Papers.Session.ID,
 		Auth:              []ssh.AuthMethod{ssh.PublicKeys(signer), ssh.RetryableAuthMethod(ssh.KeyboardInteractive(ask), 3)},
-		HostKeyCallback:   hostErr.Wrap(engineerssh.HostCertCallback(hostCA, principals, o.Device)),
+		HostKeyCallback:   hostErr.Wrap(traced(engineerssh.HostCertCallback(hostCA, principals, o.Device), o)),
 		HostKeyAlgorithms: engineerssh.HostKeyAlgos,
 		BannerCallback:    banners.Add,
-		ClientVersion:     engineerssh.ClientVersion,
+		ClientVersion:     ClientVersion,
 	}
 	c, chans, reqs, err := ssh.NewClientConn(early, net.JoinHostPort(principals[0], "22"), cfg)
 	switch {
@@ -162,52 +192,90 @@ func (k *Key) connect(ctx context.Context, relay net.Conn, o Options) (*Shell, e
 	default:
 		return nil, fmt.Errorf("the SSH handshake with %s failed: %v", o.Device, err)
 	}
+	o.trace("auth")
+	var login <-chan ssh.NewChannel
+	if sshalgo.OffersLoginSession(c.ServerVersion()) {
+		login, chans = engineerssh.HoldLoginSession(chans)
+	}
 	client := ssh.NewClient(c, chans, reqs)
-	sh, err := startShell(client, o)
+	sh, err := startShell(client, login, o)
 	if err != nil {
 		client.Close()
 		return nil, err
 	}
+	o.trace("shell")
 	return sh, nil
 }
 
-func startShell(client *ssh.Client, o Options) (*Shell, error) {
-	sess, err := client.NewSession()
-	if err != nil {
-		return nil, fmt.Errorf("%s refused a session channel: %w", o.Device, err)
+// traced is cb, telling o's Trace of the host key's check: the key
+// exchange's reply has come.
+func traced(cb ssh.HostKeyCallback, o Options) ssh.HostKeyCallback {
+	return func(host string, remote net.Addr, key ssh.PublicKey) error {
+		err := cb(host, remote, key)
+		o.trace("hostkey")
+		return err
 	}
-	stdin, err := sess.StdinPipe()
-	if err != nil {
-		return nil, err
-	}
-	out, err := sess.StdoutPipe()
-	if err != nil {
-		return nil, err
-	}
+}
+
+// startShell starts the shell in a terminal, on the session channel the
+// device opened at login if login gives it: the terminal's request and the
+// shell's go together, as the CLI sends them (engineerssh.StartRemote).
+func startShell(client *ssh.Client, login <-chan ssh.NewChannel, o Options) (*Shell, error) {
 	cols, rows := o.Cols, o.Rows
 	if cols <= 0 || rows <= 0 {
 		cols, rows = 80, 24
 	}
-	modes := ssh.TerminalModes{ssh.ECHO: 1, ssh.TTY_OP_ISPEED: 38400, ssh.TTY_OP_OSPEED: 38400}
-	if err := sess.RequestPty("xterm-256color", rows, cols, modes); err != nil {
-		return nil, fmt.Errorf("%s refused a terminal: %w", o.Device, err)
+	pty := &engineerssh.Pty{Term: "xterm-256color", Cols: cols, Rows: rows,
+		Modes: ssh.TerminalModes{ssh.ECHO: 1, ssh.TTY_OP_ISPEED: 38400, ssh.TTY_OP_OSPEED: 38400}}
+	var said bytes.Buffer
+	sess, err := engineerssh.StartRemote(client, login, engineerssh.Remote{Pty: pty}, &said)
+	switch {
+	case errors.Is(err, engineerssh.ErrRemoteRefused):
+		if why := strings.TrimSpace(said.String()); why != "" {
+			return nil, fmt.Errorf("%s refused a shell: %s", o.Device, why)
+		}
+		return nil, fmt.Errorf("%s refused a shell", o.Device)
+	case err != nil:
+		return nil, fmt.Errorf("could not start a shell on %s: %w", o.Device, err)
 	}
-	if err := sess.Shell(); err != nil {
-		return nil, fmt.Errorf("%s refused a shell: %w", o.Device, err)
-	}
-	return &Shell{client: client, sess: sess, stdin: stdin, Output: out}, nil
+	go func() { _, _ = io.Copy(io.Discard, sess.Stderr()) }() // a terminal's output is all on stdout
+	return &Shell{client: client, sess: sess, Output: sess}, nil
 }
 
 // Write sends p to the shell, as typed.
-func (s *Shell) Write(p []byte) (int, error) { return s.stdin.Write(p) }
+func (s *Shell) Write(p []byte) (int, error) { return s.sess.Write(p) }
 
 // Resize tells the device the terminal's new size (window-change).
-func (s *Shell) Resize(cols, rows int) error { return s.sess.WindowChange(rows, cols) }
+func (s *Shell) Resize(cols, rows int) error { return s.sess.WindowChange(cols, rows) }
+
+// ExitError is how a shell ended other than with status 0: the status, or
+// the signal that killed it.
+type ExitError struct {
+	Status int    // -1 for a signal
+	Signal string // as RFC 4254 §6.10 names it, or ""
+}
+
+func (e *ExitError) Error() string {
+	if e.Signal != "" {
+		return "webssh: the shell was killed by SIG" + e.Signal
+	}
+	return fmt.Sprintf("webssh: the shell exited with status %d", e.Status)
+}
 
 // Wait waits for the shell to end: nil when it exited with status 0, an
-// *ssh.ExitError for another status, another error when the connection
-// was lost.
-func (s *Shell) Wait() error { return s.sess.Wait() }
+// *ExitError for another status or a signal, another error when the
+// connection was lost (engineerssh.ErrNoExitStatus: the channel closed
+// without saying).
+func (s *Shell) Wait() error {
+	status, signal, err := s.sess.Wait()
+	switch {
+	case err != nil:
+		return err
+	case status == 0:
+		return nil
+	}
+	return &ExitError{Status: status, Signal: signal}
+}
 
 // Close ends the shell and the connection.
 func (s *Shell) Close() {
@@ -308,12 +376,12 @@ func (s *Shell) Download(p string, progress func(done, size int64)) ([]byte, err
 // shell was killed by a signal (the owner revoking the session, or its
 // close), whose reason the API knows.
 func ExitWords(err error, device string) string {
-	var exit *ssh.ExitError
+	exit, isExit := errors.AsType[*ExitError](err)
 	switch {
 	case err == nil:
 		return "the shell on " + device + " exited"
-	case errors.As(err, &exit) && exit.Signal() == "":
-		return fmt.Sprintf("the shell on %s exited with status %d", device, exit.ExitStatus())
+	case isExit && exit.Signal == "":
+		return fmt.Sprintf("the shell on %s exited with status %d", device, exit.Status)
 	}
 	return ""
 }

@@ -52,4 +52,10 @@ func TestExitWords(t *testing.T) {
 	if got := ExitWords(errors.New("connection lost"), "dev1"); got != "" {
 		t.Errorf("lost: %q", got)
 	}
+	if got := ExitWords(&ExitError{Status: 3}, "dev1"); got != "the shell on dev1 exited with status 3" {
+		t.Errorf("status 3: %q", got)
+	}
+	if got := ExitWords(&ExitError{Status: -1, Signal: "KILL"}, "dev1"); got != "" {
+		t.Errorf("killed: %q", got)
+	}
 }

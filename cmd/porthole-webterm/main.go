@@ -2,17 +2,25 @@
 
 // Command porthole-webterm is the web console's terminal's SSH client,
 // compiled to WebAssembly (GOOS=js GOARCH=wasm) by make web and loaded by
-// the terminal page only. It makes the session key in the page's memory
-// and gives the page globalThis.portholeWebterm:
+// the terminal page only. It gives the page globalThis.portholeWebterm
+// (then calls globalThis.portholeWebtermReady, if the page set it):
 //
-//	newKey(): string
-//	    a fresh session key; its public half, for the API's session route
-//	connect({url, papers, device, cols, rows, onOutput, askCode}): Promise<handle>
-//	    the relay's WebSocket at url (subprotocol porthole-relay-browser.v2),
-//	    the hello signed over its challenge, the SSH to the device checked
-//	    against papers (the API's answer, as JSON), and a shell; onOutput
+//	connect({socket, early, helloSent, key, papers, device, cols, rows, onOutput, askCode, onStep}): Promise<handle>
+//	    socket is the relay's WebSocket (subprotocol
+//	    porthole-relay-browser.v2, binaryType "arraybuffer"), open, and
+//	    early the messages (ArrayBuffer) that came on it so far and were not
+//	    read: the client takes it over in this call. helloSent: the page
+//	    has said hello on it and sent webssh.ClientVersion's line
+//	    (webssh.Options.HelloSent). key is the session key, which the page
+//	    made with WebCrypto (Ed25519, not extractable): {publicKey: the
+//	    raw 32 bytes, sign(Uint8Array): Promise<Uint8Array>}. The client
+//	    says hello to the relay, signed over its challenge, and runs the SSH
+//	    to the device checked against papers (the API's answer, as JSON),
+//	    and a shell; onOutput
 //	    gets the shell's output (Uint8Array), askCode(prompt, why) is asked
-//	    for the owner's support code and answers a Promise of it
+//	    for the owner's support code and answers a Promise of it; onStep, if
+//	    given, is told the name of each step of the way as it is done
+//	    (webssh.Options.Trace), for the page's timings
 //	handle.write(Uint8Array), handle.resize(cols, rows), handle.close(),
 //	handle.upload(name, Uint8Array, onProgress(done, size)): Promise of the
 //	    path written (a new file in the home directory, over SFTP),
@@ -30,30 +38,18 @@ import (
 	"sync"
 	"syscall/js"
 
-	"github.com/coder/websocket"
-
 	"github.com/porthole/porthole/apitype"
-	"github.com/porthole/porthole/relay/relayproto"
 	"github.com/porthole/porthole/webssh"
 )
 
-var key *webssh.Key
-
 func main() {
 	api := js.Global().Get("Object").New()
-	api.Set("newKey", js.FuncOf(newKey))
 	api.Set("connect", js.FuncOf(connect))
 	js.Global().Set("portholeWebterm", api)
-	select {} // serve the page's calls for as long as it lives
-}
-
-func newKey(js.Value, []js.Value) any {
-	k, err := webssh.NewKey()
-	if err != nil {
-		panic(err)
+	if ready := js.Global().Get("portholeWebtermReady"); ready.Type() == js.TypeFunction {
+		ready.Invoke()
 	}
-	key = k
-	return k.AuthorizedKey()
+	select {} // serve the page's calls for as long as it lives
 }
 
 // promise runs f in a goroutine (it may block, which a call from
@@ -105,26 +101,29 @@ func await(ctx context.Context, p js.Value) (js.Value, error) {
 
 func connect(_ js.Value, args []js.Value) any {
 	opts := args[0]
+	// Taken now, in the page's call, so that no message is missed.
+	relay := takeSocket(opts.Get("socket"), opts.Get("early"))
+	key, keyErr := newBrowserKey(opts.Get("key"))
 	return promise(func() (any, error) {
-		if key == nil {
-			return nil, errors.New("no session key: call newKey first")
+		if keyErr != nil {
+			relay.Close()
+			return nil, keyErr
 		}
 		var papers apitype.CreateSessionResponse
 		if err := json.Unmarshal([]byte(opts.Get("papers").String()), &papers); err != nil {
+			relay.Close()
 			return nil, errors.New("the server's answer for the session is not readable: " + err.Error())
 		}
 		device := opts.Get("device").String()
-		ctx, cancel := context.WithCancel(context.Background())
-		ws, _, err := websocket.Dial(ctx, opts.Get("url").String(), &websocket.DialOptions{Subprotocols: []string{relayproto.BrowserSubprotocol}})
-		if err != nil {
-			cancel()
-			return nil, errors.New("cannot reach the Porthole relay: " + err.Error())
+		trace := func(string) {}
+		if onStep := opts.Get("onStep"); onStep.Type() == js.TypeFunction {
+			trace = func(step string) { onStep.Invoke(step) }
 		}
-		ws.SetReadLimit(1 << 20) // a splice's writes, well under
-		relay := websocket.NetConn(context.Background(), ws, websocket.MessageBinary)
+		ctx, cancel := context.WithCancel(context.Background())
 		askCode := opts.Get("askCode")
-		sh, err := key.Connect(ctx, relay, webssh.Options{
-			Papers: &papers, Device: device, Cols: opts.Get("cols").Int(), Rows: opts.Get("rows").Int(),
+		sh, err := webssh.KeyOf(key).Connect(ctx, relay, webssh.Options{
+			Papers: &papers, Device: device, Cols: opts.Get("cols").Int(), Rows: opts.Get("rows").Int(), Trace: trace,
+			HelloSent: opts.Get("helloSent").Truthy(),
 			Code: func(ctx context.Context, prompt, why string) (string, error) {
 				v, err := await(ctx, askCode.Invoke(prompt, why))
 				if err != nil {

@@ -17,7 +17,7 @@
 import type { Terminal } from "@xterm/xterm";
 import { ApiError, call, message, text } from "./api.js";
 import { Clock, type Cast, type CastEvent, maxCols, maxRows, parseCast, type Size } from "./cast.js";
-import { closeWords, stateWords } from "./device.js";
+import { closeWords, stateWords } from "./words.js";
 import { byId, type Child, h, replace, setText } from "./dom.js";
 import { when } from "./time.js";
 import type { Recording, SessionEvent } from "./types.js";

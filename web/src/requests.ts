@@ -5,7 +5,7 @@
 // `porthole requests`, `requests claim|close|approve|deny`.
 import { call, message } from "./api.js";
 import { h, setText } from "./dom.js";
-import { closeWords } from "./device.js";
+import { closeWords } from "./words.js";
 import type { Console, Page } from "./page.js";
 import { when } from "./time.js";
 import type { Fleet, SupportRequest } from "./types.js";

@@ -3,7 +3,7 @@
 // `porthole sessions close` does (DELETE /api/v1/sessions/{id}).
 import { call, message } from "./api.js";
 import { h, setText } from "./dom.js";
-import { closeWords, stateWords } from "./device.js";
+import { closeWords, stateWords } from "./words.js";
 import type { Console, Page } from "./page.js";
 import { when } from "./time.js";
 import type { Fleet, Session } from "./types.js";

@@ -1,16 +1,19 @@
 // The browser terminal (docs/web.md, "The browser terminal"): a page of
 // its own at /console/terminal/DEVICE-ID, opened by a device's Connect.
 // The SSH runs in this page, in Porthole's own Go client compiled to
-// WebAssembly (cmd/porthole-webterm): it makes the session key, which
-// never leaves it; this script asks the API to certify the key's public
-// half for one session, as `porthole ssh` does, and hands the answer to
-// the client, which reaches the device over the relay's WebSocket and
-// checks the device's host certificate against the host CA. The server
-// and the relay see only ciphertext. xterm.js draws the terminal.
+// WebAssembly (cmd/porthole-webterm). The session key is made by the
+// browser (WebCrypto, not extractable: its private half never leaves the
+// browser's keeping); this script asks the API to certify its public half
+// for one session, as `porthole ssh` does, and hands the answer to the
+// client, which reaches the device over the relay's WebSocket and checks
+// the device's host certificate against the host CA. The server and the
+// relay see only ciphertext. xterm.js draws the terminal. The key, the
+// session and the relay's WebSocket are made at once, while the client
+// and xterm.js load.
 import type { FitAddon } from "@xterm/addon-fit";
 import type { Terminal } from "@xterm/xterm";
 import { ApiError, call, message } from "./api.js";
-import { closeWords } from "./device.js";
+import { closeWords } from "./words.js";
 import { byId, h, replace, setText } from "./dom.js";
 import type { Device, Session } from "./types.js";
 
@@ -24,20 +27,31 @@ interface Shell {
   done: Promise<string>;
 }
 
+// The session key, as the client takes it: the public half's raw 32
+// bytes, and a signature by the private half, which WebCrypto keeps.
+interface SessionKey {
+  publicKey: Uint8Array;
+  sign(data: Uint8Array): Promise<Uint8Array>;
+}
+
 interface Webterm {
-  newKey(): string;
   connect(o: {
-    url: string;
+    socket: WebSocket;
+    early: ArrayBuffer[];
+    helloSent: boolean;
+    key: SessionKey;
     papers: string;
     device: string;
     cols: number;
     rows: number;
     onOutput: (data: Uint8Array) => void;
+    onStep: (step: string) => void;
     askCode: (prompt: string, why: string) => Promise<string>;
   }): Promise<Shell>;
 }
 
-// The Go distribution's loader (wasm_exec.js, a script of the page).
+// The Go distribution's loader (wasm_exec.js, imported: it sets
+// globalThis.Go).
 declare class Go {
   importObject: WebAssembly.Imports;
   run(instance: WebAssembly.Instance): Promise<void>;
@@ -45,10 +59,12 @@ declare class Go {
 
 declare global {
   var portholeWebterm: Webterm | undefined;
+  var portholeWebtermReady: (() => void) | undefined;
 }
 
 interface CreateSessionResponse {
   session: Session;
+  certificate: string; // authorized_keys form
   four_eyes_request?: string;
 }
 
@@ -103,6 +119,8 @@ function mark(what: string): void {
   marks.push(`${what} ${Math.round(performance.now())}`);
   screen.dataset["timings"] = marks.join(", ");
 }
+
+mark("script");
 
 function deviceID(): string {
   const m = /^\/console\/terminal\/([^/]+)$/.exec(location.pathname);
@@ -226,14 +244,209 @@ function describe(err: unknown): string {
   return err instanceof Error && err.name !== "Error" ? `${err.name}: ${err.message}` : message(err);
 }
 
-async function loadClient(): Promise<Webterm> {
-  const go = new Go();
-  const instance = await WebAssembly.instantiate(await compileClient(), go.importObject);
-  mark("compiled");
-  void go.run(instance);
-  for (let i = 0; i < 100 && !globalThis.portholeWebterm; i++) {
-    await new Promise((r) => setTimeout(r, 10));
+// makeKey makes the session's key: Ed25519, by the browser's WebCrypto,
+// not extractable, so that its private half never leaves the browser's
+// keeping (neither this script nor the client can read it; they ask the
+// browser to sign). authorizedKey is its public half as the API's session
+// route takes it.
+async function makeKey(): Promise<{ key: SessionKey; authorizedKey: string }> {
+  let pair: CryptoKeyPair;
+  try {
+    pair = (await crypto.subtle.generateKey({ name: "Ed25519" }, false, ["sign", "verify"])) as CryptoKeyPair;
+  } catch (err) {
+    throw new Error(`this browser cannot make the session's key (Ed25519 in WebCrypto: ${describe(err)}); use a current Chrome, Edge, Firefox or Safari, or porthole ssh`);
   }
+  const raw = new Uint8Array(await crypto.subtle.exportKey("raw", pair.publicKey));
+  const priv = pair.privateKey;
+  return {
+    key: { publicKey: raw, sign: async (data) => new Uint8Array(await crypto.subtle.sign("Ed25519", priv, data as Uint8Array<ArrayBuffer>)) },
+    authorizedKey: `${keyType} ${base64(concat(sshString(encoder.encode(keyType)), sshString(raw)))}`,
+  };
+}
+
+const keyType = "ssh-ed25519";
+
+// sshString is b as the SSH wire format spells a string (RFC 4251 §5).
+function sshString(b: Uint8Array): Uint8Array<ArrayBuffer> {
+  const out = new Uint8Array(4 + b.length);
+  new DataView(out.buffer).setUint32(0, b.length);
+  out.set(b, 4);
+  return out;
+}
+
+function concat(...parts: Uint8Array[]): Uint8Array<ArrayBuffer> {
+  const out = new Uint8Array(parts.reduce((n, p) => n + p.length, 0));
+  let at = 0;
+  for (const p of parts) {
+    out.set(p, at);
+    at += p.length;
+  }
+  return out;
+}
+
+function base64(b: Uint8Array): string {
+  return btoa(Array.from(b, (c) => String.fromCharCode(c)).join(""));
+}
+
+// The relay's WebSocket (relayproto.WebSocketPath, with the subprotocol
+// of a browser, relayproto.BrowserSubprotocol: the relay sends a
+// challenge, which the hello is signed over).
+const relayPath = "/relay/v2";
+const relayProtocol = "porthole-relay-browser.v2";
+
+interface RelaySocket {
+  socket: WebSocket;
+  early: ArrayBuffer[]; // what came that is not read yet, for the client
+  challenge: Promise<Uint8Array>; // the relay's first frame's
+}
+
+// openRelay opens the relay's WebSocket; what comes on it after the
+// relay's challenge is kept until the client takes it.
+function openRelay(): Promise<RelaySocket> {
+  return new Promise((resolve, reject) => {
+    const socket = new WebSocket(`wss://${location.host}${relayPath}`, relayProtocol);
+    socket.binaryType = "arraybuffer";
+    let challenged: (c: Uint8Array) => void = () => undefined;
+    let unchallenged: (err: Error) => void = () => undefined;
+    const r: RelaySocket = {
+      socket,
+      early: [],
+      challenge: new Promise((res, rej) => {
+        challenged = res;
+        unchallenged = rej;
+      }),
+    };
+    r.challenge.catch(() => undefined);
+    let head: Uint8Array | undefined = new Uint8Array(0); // the challenge's frame, until whole; then undefined
+    socket.onmessage = (ev: MessageEvent<ArrayBuffer>) => {
+      if (head === undefined) {
+        r.early.push(ev.data);
+        return;
+      }
+      head = concat(head, new Uint8Array(ev.data));
+      const frame = readFrame(head);
+      if (frame === undefined) {
+        return;
+      }
+      const [body, rest] = frame;
+      head = undefined;
+      if (rest.length > 0) {
+        r.early.push(rest.slice().buffer);
+      }
+      try {
+        const c = (JSON.parse(new TextDecoder().decode(body)) as { challenge?: string }).challenge ?? "";
+        challenged(Uint8Array.from(atob(c), (ch) => ch.charCodeAt(0)));
+      } catch (err) {
+        unchallenged(new Error(`the relay's challenge is not readable: ${describe(err)}`));
+      }
+    };
+    socket.onopen = () => {
+      if (socket.protocol !== relayProtocol) {
+        socket.close();
+        reject(new Error("cannot reach the Porthole relay: it did not take the browser's protocol"));
+        return;
+      }
+      mark("relay");
+      resolve(r);
+    };
+    socket.onclose = (ev) => {
+      const err = new Error(`cannot reach the Porthole relay (its WebSocket closed: ${ev.code}${ev.reason ? " " + ev.reason : ""})`);
+      unchallenged(err);
+      reject(err);
+    };
+  });
+}
+
+// certifies reports whether cert (an SSH certificate, base64 of its wire
+// form) is an Ed25519 one for the public key pub: its type, a nonce,
+// then the key (PROTOCOL.certkeys).
+function certifies(cert: string, pub: Uint8Array): boolean {
+  let b: Uint8Array;
+  try {
+    b = Uint8Array.from(atob(cert), (c) => c.charCodeAt(0));
+  } catch {
+    return false;
+  }
+  const fields: Uint8Array[] = [];
+  for (let at = 0; fields.length < 3 && at + 4 <= b.length;) {
+    const n = new DataView(b.buffer, at).getUint32(0);
+    fields.push(b.subarray(at + 4, at + 4 + n));
+    at += 4 + n;
+  }
+  const [type, , key] = fields;
+  return type !== undefined && key !== undefined && new TextDecoder().decode(type) === "ssh-ed25519-cert-v01@openssh.com" &&
+    key.length === pub.length && key.every((v, i) => v === pub[i]);
+}
+
+// readFrame reads one of the relay's frames (relayproto.ReadFrame: a
+// two-byte big-endian length, then that many bytes of JSON) off the
+// front of b: the frame's body and what follows, or undefined until it
+// is whole.
+function readFrame(b: Uint8Array): [Uint8Array, Uint8Array] | undefined {
+  if (b.length < 2) {
+    return undefined;
+  }
+  const n = (b[0]! << 8) | b[1]!;
+  return b.length < 2 + n ? undefined : [b.subarray(2, 2 + n), b.subarray(2 + n)];
+}
+
+function frame(body: Uint8Array): Uint8Array<ArrayBuffer> {
+  const out = new Uint8Array(2 + body.length);
+  new DataView(out.buffer).setUint16(0, body.length);
+  out.set(body, 2);
+  return out;
+}
+
+// The client's SSH identification line (engineerssh.ClientVersion, with
+// sshalgo.LoginSessionWord: the client asks for the login session), which
+// the page sends after the hello, as the client expects (webssh's
+// Options.HelloSent).
+const clientVersion = "SSH-2.0-Porthole login-session";
+
+// What the hello is signed over (relayproto's signedPrefix and
+// challengeLabel), before the challenge and the hello's JSON.
+const helloPrefix = "porthole relay hello v2\0porthole relay browser challenge v2\0";
+
+// sayHello says hello to the relay as the holder of the session's
+// certificate, signed with the session key over the relay's challenge, as
+// relayproto.SendChallengeHello does, then sends the client's version
+// line: the relay joins the device, and the device answers, while the
+// client still loads. The relay's reply is the client's to read.
+async function sayHello(r: RelaySocket, key: SessionKey, papers: CreateSessionResponse): Promise<void> {
+  const cert = papers.certificate.trim().split(/\s+/)[1] ?? "";
+  if (!certifies(cert, key.publicKey)) {
+    // As engineerssh.ParsePapers says it, which the client checks again.
+    throw new Error("the server certified another key than the one porthole sent: tell your operator");
+  }
+  const challenge = await r.challenge;
+  const payload = encoder.encode(JSON.stringify({ v: 2, role: "engineer", cert }));
+  const sig = await key.sign(concat(encoder.encode(helloPrefix), challenge, payload));
+  const envelope = { payload: base64(payload), sig: base64(concat(sshString(encoder.encode(keyType)), sshString(sig))) };
+  r.socket.send(frame(encoder.encode(JSON.stringify(envelope))));
+  r.socket.send(encoder.encode(clientVersion + "\r\n"));
+  mark("hello");
+}
+
+async function loadClient(): Promise<Webterm> {
+  const [module] = await Promise.all([
+    compileClient(),
+    import("/console/vendor/wasm_exec.js" as string).catch((err: unknown) => {
+      throw new Error(`its SSH client's loader (wasm_exec.js) did not load: ${describe(err)}`);
+    }),
+  ]);
+  const go = new Go();
+  const instance = await WebAssembly.instantiate(module, go.importObject);
+  mark("compiled");
+  // The client calls portholeWebtermReady once it has set
+  // portholeWebterm; a client that stops first (a panic) ends run.
+  const ready = new Promise<void>((resolve) => {
+    globalThis.portholeWebtermReady = resolve;
+  });
+  const stopped = go.run(instance).then(() => {
+    throw new Error("the terminal's SSH client stopped as it started");
+  });
+  await Promise.race([ready, stopped]);
+  stopped.catch(() => undefined);
   if (!globalThis.portholeWebterm) {
     throw new Error("the terminal's SSH client did not start");
   }
@@ -337,16 +550,22 @@ async function start(): Promise<void> {
     return;
   }
   // Everything that can go in parallel does: the client, xterm.js and the
-  // device's name load together, and the session is asked for as soon as
-  // the client has made its key, so that the device is woken meanwhile.
+  // device's name load while the browser makes the session's key, the
+  // session is asked for with it (so that the device is woken meanwhile),
+  // and the relay's WebSocket opens.
+  const keyMade = makeKey();
+  const earlyRelay = openRelay();
   const clientLoaded = loadClient();
   const termLoaded = loadTerminal();
   const deviceRead = call<Device>("GET", `/api/v1/devices/${encodeURIComponent(id)}`);
-  const opened = clientLoaded.then((client) => call<CreateSessionResponse>("POST", `/api/v1/devices/${encodeURIComponent(id)}/sessions`,
-    { public_key: client.newKey(), reason: "web console terminal" }));
-  for (const p of [termLoaded, opened]) {
+  const opened = keyMade.then((k) => call<CreateSessionResponse>("POST", `/api/v1/devices/${encodeURIComponent(id)}/sessions`,
+    { public_key: k.authorizedKey, reason: "web console terminal" }));
+  // The hello, as soon as the session and the relay's challenge are here.
+  const greeted = Promise.all([opened, earlyRelay, keyMade]).then(([p, r, k]) => sayHello(r, k.key, p).then(() => r));
+  for (const p of [termLoaded, opened, earlyRelay, greeted]) {
     p.catch(() => undefined); // their errors are told below, in order
   }
+  const dropRelay = (): void => void earlyRelay.then((r) => r.socket.close(), () => undefined);
   let device: Device;
   try {
     device = await deviceRead;
@@ -358,6 +577,7 @@ async function start(): Promise<void> {
       sessionID = p.session.id;
       void closeSession(false);
     }, () => undefined);
+    dropRelay();
     return;
   }
   deviceName = device.name;
@@ -369,9 +589,10 @@ async function start(): Promise<void> {
   }
 
   let client: Webterm;
+  let key: SessionKey;
   try {
     setText(status, "Loading the terminal…");
-    [client] = await Promise.all([clientLoaded, termLoaded]);
+    [client, , { key }] = await Promise.all([clientLoaded, termLoaded, keyMade]);
     mark("loaded");
   } catch (err) {
     finish("The terminal could not be loaded: " + message(err));
@@ -379,6 +600,7 @@ async function start(): Promise<void> {
       sessionID = p.session.id;
       void closeSession(false);
     }, () => undefined);
+    dropRelay();
     return;
   }
   const t = term as Terminal;
@@ -388,6 +610,7 @@ async function start(): Promise<void> {
     papers = await opened;
   } catch (err) {
     finish(`No session on ${device.name}: ${message(err)}`);
+    dropRelay();
     return;
   }
   sessionID = papers.session.id;
@@ -398,8 +621,18 @@ async function start(): Promise<void> {
     setText(status, `Fleet ${device.fleet} needs a second engineer to approve each session: waiting for one (they see it in the support queue).`);
   }
   try {
+    // Hello was said on the WebSocket opened as the page started; on
+    // another if that failed. The relay's answer is the client's to read.
+    let relay = await greeted.catch(() => undefined);
+    if (!relay) {
+      relay = await openRelay();
+      await sayHello(relay, key, papers);
+    }
     shell = await client.connect({
-      url: `wss://${location.host}/relay/v2`,
+      socket: relay.socket,
+      early: relay.early,
+      helloSent: true,
+      key,
       papers: JSON.stringify(papers),
       device: device.name,
       cols: t.cols,
@@ -411,6 +644,7 @@ async function start(): Promise<void> {
         }
         t.write(data);
       },
+      onStep: mark,
       askCode,
     });
   } catch (err) {
