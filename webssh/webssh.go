@@ -64,8 +64,12 @@ type Options struct {
 	Papers *apitype.CreateSessionResponse
 	// Device is the device's name, for the words of errors.
 	Device string
-	// Cols and Rows are the terminal's size.
+	// Cols and Rows are the terminal's size, unless Size is set.
 	Cols, Rows int
+	// Size, when set, is asked for the terminal's size as the shell
+	// starts, after the login (the page's terminal may still be loading
+	// until then).
+	Size func(ctx context.Context) (cols, rows int, err error)
 	// Code asks the engineer for the owner's support code, when the
 	// device asks for it; why is the device's last word (a wrong code's
 	// tries left), or "".
@@ -198,7 +202,7 @@ func (k *Key) connect(ctx context.Context, relay net.Conn, o Options) (*Shell, e
 		login, chans = engineerssh.HoldLoginSession(chans)
 	}
 	client := ssh.NewClient(c, chans, reqs)
-	sh, err := startShell(client, login, o)
+	sh, err := startShell(ctx, client, login, o)
 	if err != nil {
 		client.Close()
 		return nil, err
@@ -220,8 +224,14 @@ func traced(cb ssh.HostKeyCallback, o Options) ssh.HostKeyCallback {
 // startShell starts the shell in a terminal, on the session channel the
 // device opened at login if login gives it: the terminal's request and the
 // shell's go together, as the CLI sends them (engineerssh.StartRemote).
-func startShell(client *ssh.Client, login <-chan ssh.NewChannel, o Options) (*Shell, error) {
+func startShell(ctx context.Context, client *ssh.Client, login <-chan ssh.NewChannel, o Options) (*Shell, error) {
 	cols, rows := o.Cols, o.Rows
+	if o.Size != nil {
+		var err error
+		if cols, rows, err = o.Size(ctx); err != nil {
+			return nil, err
+		}
+	}
 	if cols <= 0 || rows <= 0 {
 		cols, rows = 80, 24
 	}

@@ -5,7 +5,7 @@
 // the terminal page only. It gives the page globalThis.portholeWebterm
 // (then calls globalThis.portholeWebtermReady, if the page set it):
 //
-//	connect({socket, early, helloSent, key, papers, device, cols, rows, onOutput, askCode, onStep}): Promise<handle>
+//	connect({socket, early, helloSent, key, papers, device, size, onOutput, askCode, onStep}): Promise<handle>
 //	    socket is the relay's WebSocket (subprotocol
 //	    porthole-relay-browser.v2, binaryType "arraybuffer"), open, and
 //	    early the messages (ArrayBuffer) that came on it so far and were not
@@ -14,9 +14,11 @@
 //	    (webssh.Options.HelloSent). key is the session key, which the page
 //	    made with WebCrypto (Ed25519, not extractable): {publicKey: the
 //	    raw 32 bytes, sign(Uint8Array): Promise<Uint8Array>}. The client
-//	    says hello to the relay, signed over its challenge, and runs the SSH
+//	    says hello to the relay (unless helloSent), signed with it over the
+//	    relay's challenge, and runs the SSH
 //	    to the device checked against papers (the API's answer, as JSON),
-//	    and a shell; onOutput
+//	    and a shell in a terminal of size() (a Promise of [cols, rows],
+//	    asked for as the shell starts); onOutput
 //	    gets the shell's output (Uint8Array), askCode(prompt, why) is asked
 //	    for the owner's support code and answers a Promise of it; onStep, if
 //	    given, is told the name of each step of the way as it is done
@@ -120,10 +122,17 @@ func connect(_ js.Value, args []js.Value) any {
 			trace = func(step string) { onStep.Invoke(step) }
 		}
 		ctx, cancel := context.WithCancel(context.Background())
-		askCode := opts.Get("askCode")
+		askCode, size := opts.Get("askCode"), opts.Get("size")
 		sh, err := webssh.KeyOf(key).Connect(ctx, relay, webssh.Options{
-			Papers: &papers, Device: device, Cols: opts.Get("cols").Int(), Rows: opts.Get("rows").Int(), Trace: trace,
+			Papers: &papers, Device: device, Trace: trace,
 			HelloSent: opts.Get("helloSent").Truthy(),
+			Size: func(ctx context.Context) (int, int, error) {
+				v, err := await(ctx, size.Invoke())
+				if err != nil {
+					return 0, 0, err
+				}
+				return v.Index(0).Int(), v.Index(1).Int(), nil
+			},
 			Code: func(ctx context.Context, prompt, why string) (string, error) {
 				v, err := await(ctx, askCode.Invoke(prompt, why))
 				if err != nil {

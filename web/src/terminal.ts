@@ -42,8 +42,7 @@ interface Webterm {
     key: SessionKey;
     papers: string;
     device: string;
-    cols: number;
-    rows: number;
+    size: () => Promise<[number, number]>;
     onOutput: (data: Uint8Array) => void;
     onStep: (step: string) => void;
     askCode: (prompt: string, why: string) => Promise<string>;
@@ -556,7 +555,11 @@ async function start(): Promise<void> {
   const keyMade = makeKey();
   const earlyRelay = openRelay();
   const clientLoaded = loadClient();
-  const termLoaded = loadTerminal();
+  // xterm.js loads once the client runs, and the shell's terminal size is
+  // asked for only as the shell starts: in Chromium, xterm.js's first
+  // run and layout would otherwise hold the page's one thread while the
+  // compiled client waits to be handed to it.
+  const termLoaded = clientLoaded.catch(() => undefined).then(loadTerminal);
   const deviceRead = call<Device>("GET", `/api/v1/devices/${encodeURIComponent(id)}`);
   const opened = keyMade.then((k) => call<CreateSessionResponse>("POST", `/api/v1/devices/${encodeURIComponent(id)}/sessions`,
     { public_key: k.authorizedKey, reason: "web console terminal" }));
@@ -592,7 +595,7 @@ async function start(): Promise<void> {
   let key: SessionKey;
   try {
     setText(status, "Loading the terminal…");
-    [client, , { key }] = await Promise.all([clientLoaded, termLoaded, keyMade]);
+    [client, { key }] = await Promise.all([clientLoaded, keyMade]);
     mark("loaded");
   } catch (err) {
     finish("The terminal could not be loaded: " + message(err));
@@ -603,7 +606,6 @@ async function start(): Promise<void> {
     dropRelay();
     return;
   }
-  const t = term as Terminal;
   setText(status, `Asking ${device.name} to connect…`);
   let papers: CreateSessionResponse;
   try {
@@ -635,14 +637,13 @@ async function start(): Promise<void> {
       key,
       papers: JSON.stringify(papers),
       device: device.name,
-      cols: t.cols,
-      rows: t.rows,
+      size: () => termLoaded.then(() => [term?.cols ?? 80, term?.rows ?? 24]),
       onOutput: (data) => {
         if (!screen.dataset["output"]) {
           screen.dataset["output"] = "yes";
           mark("output");
         }
-        t.write(data);
+        term?.write(data); // there since size() answered
       },
       onStep: mark,
       askCode,
@@ -651,11 +652,18 @@ async function start(): Promise<void> {
     if (closing) {
       return;
     }
+    const termFailed = await termLoaded.then(() => undefined, (e: unknown) => e);
+    if (termFailed !== undefined) {
+      await closeSession(false);
+      finish("The terminal could not be loaded: " + message(termFailed));
+      return;
+    }
     const closedWords = await why();
     await closeSession(false);
     finish(closedWords.includes("ended:") ? closedWords : `Could not reach ${device.name}: ${message(err)}`);
     return;
   }
+  const t = term as Terminal;
   setText(status, `Connected to ${device.name}.`);
   mark("connected");
   paste.disabled = false;
