@@ -17,6 +17,7 @@
 import type { Terminal } from "@xterm/xterm";
 import { ApiError, call, message, text } from "./api.js";
 import { Clock, type Cast, type CastEvent, maxCols, maxRows, parseCast, type Size } from "./cast.js";
+import { importXterm, screenLook, type Xterm } from "./screen.js";
 import { closeWords, stateWords } from "./words.js";
 import { byId, type Child, h, replace, setText } from "./dom.js";
 import { when } from "./time.js";
@@ -351,11 +352,9 @@ window.addEventListener("resize", () => {
 
 // loadTerminal makes the read-only terminal the casts play in.
 async function loadTerminal(): Promise<Terminal> {
-  // Loaded as it is from this origin (make web copies it from the locked
-  // npm tree); import() is no Trusted Types sink.
-  let xterm: typeof import("@xterm/xterm");
+  let xterm: Xterm;
   try {
-    xterm = await (import("/console/vendor/xterm.mjs" as string) as Promise<typeof import("@xterm/xterm")>);
+    xterm = await importXterm();
   } catch (err) {
     throw new Error(`the terminal (xterm.js) did not load: ${message(err)}`);
   }
@@ -364,19 +363,16 @@ async function loadTerminal(): Promise<Terminal> {
     rows: 24,
     disableStdin: true,
     cursorBlink: false,
-    fontFamily: "ui-monospace, 'DejaVu Sans Mono', Menlo, Consolas, monospace",
-    fontSize: 15,
+    ...screenLook,
     // A little more than the font's height, so that underscores are not
     // cut off at the bottom of their cells.
     lineHeight: 1.15,
-    scrollback: 5000,
     // Colours the recording chose are drawn lighter or darker where they
     // would be hard to read.
     minimumContrastRatio: 4.5,
     // A link (OSC 8 is swallowed below, so none should exist) opens
     // nothing.
     linkHandler: { activate: () => undefined, allowNonHttpProtocols: false },
-    theme: { background: "#1b1f24", foreground: "#e6e6e6", cursor: "#e6e6e6", selectionBackground: "#264f78", selectionForeground: "#ffffff" },
   });
   // Hyperlinks (OSC 8) are shown as their text, never as links; clipboard
   // writes (OSC 52; xterm.js has no handler of its own for them) are

@@ -13,6 +13,7 @@
 import type { FitAddon } from "@xterm/addon-fit";
 import type { Terminal } from "@xterm/xterm";
 import { ApiError, call, message } from "./api.js";
+import { importXterm, screenLook, type Xterm } from "./screen.js";
 import { closeWords } from "./words.js";
 import { byId, h, replace, setText } from "./dom.js";
 import type { Device, Session } from "./types.js";
@@ -454,25 +455,21 @@ async function loadClient(): Promise<Webterm> {
 }
 
 async function loadTerminal(): Promise<void> {
-  // Loaded as they are from this origin (make web copies them from the
-  // locked npm tree); import() is no Trusted Types sink.
-  let xterm: typeof import("@xterm/xterm");
+  // The fit addon is loaded as xterm.js is (screen.ts).
+  let xterm: Xterm;
   let fitMod: typeof import("@xterm/addon-fit");
   try {
     [xterm, fitMod] = await Promise.all([
-      import("/console/vendor/xterm.mjs" as string) as Promise<typeof import("@xterm/xterm")>,
+      importXterm(),
       import("/console/vendor/addon-fit.mjs" as string) as Promise<typeof import("@xterm/addon-fit")>,
     ]);
   } catch (err) {
     throw new Error(`its screen (xterm.js) did not load: ${describe(err)}`);
   }
   term = new xterm.Terminal({
+    ...screenLook,
     cursorBlink: true,
-    fontFamily: "ui-monospace, 'DejaVu Sans Mono', Menlo, Consolas, monospace",
-    fontSize: 15,
-    scrollback: 5000,
     screenReaderMode: false,
-    theme: { background: "#1b1f24", foreground: "#e6e6e6", cursor: "#e6e6e6", selectionBackground: "#264f78", selectionForeground: "#ffffff" },
   });
   fit = new fitMod.FitAddon();
   term.loadAddon(fit);
