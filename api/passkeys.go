@@ -794,7 +794,7 @@ func (s *Server) reauthPasskey(c *call, a *apitype.PasskeyAssertion) (apitype.Re
 	refuse := func(reason, why string) error {
 		s.reauthRefused(c, methodPasskey, reason, why)
 		words := map[string]string{
-			reasonNoCeremony:     "no passkey re-authentication waits for this login (it lasts 5m and is used once); start again",
+			reasonNoCeremony:     "no passkey re-authentication waits for this login (it lasts " + fleetpolicy.Duration(ceremonyTTL) + " and is used once); start again",
 			reasonUnknownPasskey: "this passkey is not one of yours (or was removed)",
 			reasonPasskeyCloned:  "this passkey's signature counter went back: a copy of it may be in use; it was refused",
 			reasonPasskeyRaced:   "this passkey was used at the same moment elsewhere; try again",

@@ -595,7 +595,7 @@ async function start(): Promise<void> {
     [client, { key }] = await Promise.all([clientLoaded, keyMade]);
     mark("loaded");
   } catch (err) {
-    finish("The terminal could not be loaded: " + message(err));
+    finish(`The terminal could not be loaded: ${message(err)}. Reload this tab to try again.`);
     void opened.then((p) => {
       sessionID = p.session.id;
       void closeSession(false);
@@ -652,7 +652,7 @@ async function start(): Promise<void> {
     const termFailed = await termLoaded.then(() => undefined, (e: unknown) => e);
     if (termFailed !== undefined) {
       await closeSession(false);
-      finish("The terminal could not be loaded: " + message(termFailed));
+      finish(`The terminal could not be loaded: ${message(termFailed)}. Reload this tab to try again.`);
       return;
     }
     const closedWords = await why();
