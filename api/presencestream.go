@@ -60,6 +60,11 @@ const (
 	// for as long as streams of a vanished network linger (a half-open
 	// connection is noticed only once TCP gives up, minutes later).
 	MaxStreamsPerLogin = 8
+	// MaxStreamsPerUser caps them across all of a user's logins, the same
+	// way: a person may sign in from a few browsers, but a user (or a
+	// script with their password and TOTP seed) who signs in again and
+	// again must not multiply the cap by their logins.
+	MaxStreamsPerUser = 3 * MaxStreamsPerLogin
 )
 
 // presenceBody is what GET /api/v1/presence answers, for the document.
@@ -78,7 +83,7 @@ func (s *Server) streamPresence(c *call) error {
 	if err != nil {
 		return err
 	}
-	defer s.streams.remove(c.token.ID, st)
+	defer s.streams.remove(st)
 
 	changes := make(chan presence.Change, presenceBuffer)
 	behind := make(chan struct{}, 1)
@@ -414,19 +419,23 @@ type streamSet struct {
 	closed  bool                        // guarded by mu: the server is stopping
 	seq     uint64                      // guarded by mu: the last stream's seq
 	byToken map[string]map[*stream]bool // guarded by mu
+	byUser  map[string]int              // guarded by mu: streams in byToken per user
 }
 
-// stream is one open presence stream of user userID; end takes the event
-// that ends it; seq orders the streams by when they opened.
+// stream is one open presence stream of user userID on login tokenID; end
+// takes the event that ends it; seq orders the streams by when they
+// opened.
 type stream struct {
-	end    chan apitype.PresenceEndEvent
-	userID string
-	seq    uint64
+	end     chan apitype.PresenceEndEvent
+	tokenID string
+	userID  string
+	seq     uint64
 }
 
 // add registers a stream of login tokenID, unless the server is stopping.
-// A login that holds MaxStreamsPerLogin already loses its oldest
-// (replaced), which its own goroutine then sees end.
+// A login that holds MaxStreamsPerLogin already, or a user who holds
+// MaxStreamsPerUser, loses its oldest (replaced), which its own goroutine
+// then sees end.
 func (ss *streamSet) add(tokenID, userID string) (*stream, error) {
 	ss.mu.Lock()
 	defer ss.mu.Unlock()
@@ -434,33 +443,61 @@ func (ss *streamSet) add(tokenID, userID string) (*stream, error) {
 		return nil, errorf(http.StatusServiceUnavailable, apitype.CodeUnavailable, "the server is stopping; connect again in a moment")
 	}
 	for len(ss.byToken[tokenID]) >= MaxStreamsPerLogin {
-		var oldest *stream
-		for st := range ss.byToken[tokenID] {
-			if oldest == nil || st.seq < oldest.seq {
-				oldest = st
-			}
-		}
-		endStream(oldest, apitype.PresenceEndEvent{Reason: endReplaced})
-		delete(ss.byToken[tokenID], oldest)
+		ss.drop(ss.oldest(func(st *stream) bool { return st.tokenID == tokenID }))
+	}
+	for ss.byUser[userID] >= MaxStreamsPerUser {
+		ss.drop(ss.oldest(func(st *stream) bool { return st.userID == userID }))
 	}
 	if ss.byToken == nil {
-		ss.byToken = map[string]map[*stream]bool{}
+		ss.byToken, ss.byUser = map[string]map[*stream]bool{}, map[string]int{}
 	}
 	if ss.byToken[tokenID] == nil {
 		ss.byToken[tokenID] = map[*stream]bool{}
 	}
 	ss.seq++
-	st := &stream{end: make(chan apitype.PresenceEndEvent, 1), userID: userID, seq: ss.seq}
+	st := &stream{end: make(chan apitype.PresenceEndEvent, 1), tokenID: tokenID, userID: userID, seq: ss.seq}
 	ss.byToken[tokenID][st] = true
+	ss.byUser[userID]++
 	return st, nil
 }
 
-func (ss *streamSet) remove(tokenID string, st *stream) {
+// oldest is the earliest opened stream that is one of which; ss.mu is
+// held and there is one.
+func (ss *streamSet) oldest(which func(*stream) bool) *stream {
+	var oldest *stream
+	for _, sts := range ss.byToken {
+		for st := range sts {
+			if which(st) && (oldest == nil || st.seq < oldest.seq) {
+				oldest = st
+			}
+		}
+	}
+	return oldest
+}
+
+// drop ends st as replaced and forgets it; ss.mu is held.
+func (ss *streamSet) drop(st *stream) {
+	endStream(st, apitype.PresenceEndEvent{Reason: endReplaced})
+	ss.forget(st)
+}
+
+func (ss *streamSet) remove(st *stream) {
 	ss.mu.Lock()
 	defer ss.mu.Unlock()
-	delete(ss.byToken[tokenID], st)
-	if len(ss.byToken[tokenID]) == 0 {
-		delete(ss.byToken, tokenID)
+	ss.forget(st)
+}
+
+// forget removes st from the set, if it is still there; ss.mu is held.
+func (ss *streamSet) forget(st *stream) {
+	if !ss.byToken[st.tokenID][st] {
+		return // replaced before its goroutine ended
+	}
+	delete(ss.byToken[st.tokenID], st)
+	if len(ss.byToken[st.tokenID]) == 0 {
+		delete(ss.byToken, st.tokenID)
+	}
+	if ss.byUser[st.userID]--; ss.byUser[st.userID] == 0 {
+		delete(ss.byUser, st.userID)
 	}
 }
 

@@ -287,6 +287,60 @@ func TestPresenceStreamShutdown(t *testing.T) {
 	browser(t, ts, "GET", "/api/v1/presence", nil, as).wantError(t, http.StatusServiceUnavailable, apitype.CodeUnavailable)
 }
 
+// TestPresenceStreamCapPerUser: a user who signs in again and again does
+// not multiply the cap by their logins: across all of them they hold at
+// most MaxStreamsPerUser streams, and one more ends their oldest (on
+// whichever login it ran). Another user's streams are not touched.
+func TestPresenceStreamCapPerUser(t *testing.T) {
+	t.Parallel()
+	ts := newServer(t, Config{PresenceResync: time.Hour})
+	fl := fx.newFleet(t)
+	u, someone := newUser(t, false), newUser(t, false)
+	must(t, fx.store.SetRole(t.Context(), fl.ID, u.ID, store.RoleAuditor))
+	must(t, fx.store.SetRole(t.Context(), fl.ID, someone.ID, store.RoleAuditor))
+	theirSecret := newConsoleSession(t, someone)
+	theirs := openPresence(t, ts, "", func(req *http.Request) { withConsoleSession(req, theirSecret, false) })
+	theirs.next(t, apitype.PresenceSnapshot)
+
+	logins := MaxStreamsPerUser/MaxStreamsPerLogin + 1 // more logins than the user cap allows full ones
+	var mine []*sseStream
+	for range logins {
+		secret := newConsoleSession(t, u)
+		for range MaxStreamsPerLogin - 1 { // under each login's own cap
+			es := openPresence(t, ts, "", func(req *http.Request) { withConsoleSession(req, secret, false) })
+			es.next(t, apitype.PresenceSnapshot)
+			mine = append(mine, es)
+		}
+	}
+	over := len(mine) - MaxStreamsPerUser
+	if over <= 0 {
+		t.Fatalf("the test opened %d streams, not over the cap of %d", len(mine), MaxStreamsPerUser)
+	}
+	for i, es := range mine[:over] {
+		if ev := es.next(t, apitype.PresenceEnd); !strings.Contains(ev.data, endReplaced) {
+			t.Errorf("old stream %d ended with %s", i, ev.data)
+		}
+		es.ended(t)
+	}
+	testwait.For(t, 5*time.Second, "the user to hold the cap", func() bool {
+		ts.streams.mu.Lock()
+		defer ts.streams.mu.Unlock()
+		return ts.streams.byUser[u.ID] == MaxStreamsPerUser && ts.streams.byUser[someone.ID] == 1
+	})
+	for i, es := range mine[over:] {
+		select {
+		case ev := <-es.events:
+			t.Errorf("stream %d within the cap heard %+v", over+i, ev)
+		default:
+		}
+	}
+	select {
+	case ev := <-theirs.events:
+		t.Errorf("another user's stream heard %+v", ev)
+	default:
+	}
+}
+
 // TestPresenceStreamEscapesHTML: labels that hold HTML reach the console
 // as JSON text, never as markup: the stream and the device list escape
 // '<' and '>' (the console then renders them as text; e2e checks it).
