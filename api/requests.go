@@ -331,6 +331,8 @@ func (s *Server) answerFourEyes(c *call, r *store.SupportRequest, approve bool) 
 			why = "approved by " + ses.ApprovedEmail
 		}
 		return apitype.SupportRequest{}, conflict("session %s no longer waits for a second engineer: it is %s", ses.ID, why)
+	case errors.Is(err, store.ErrMayNotApprove):
+		return apitype.SupportRequest{}, forbidden("you may no longer approve sessions of fleet %s: your role in it (or your account) was taken away a moment ago", r.FleetName)
 	case errors.Is(err, session.ErrControlUnavailable):
 		return apitype.SupportRequest{}, errorf(http.StatusServiceUnavailable, apitype.CodeUnavailable,
 			"approved, but could not reach %s over the control channel, so the session closed; %s must ask again", r.DeviceName, r.RequestedBy)

@@ -13,6 +13,7 @@ import (
 	"github.com/porthole/porthole/audit"
 	"github.com/porthole/porthole/auth"
 	"github.com/porthole/porthole/control"
+	"github.com/porthole/porthole/session"
 	"github.com/porthole/porthole/store"
 	"github.com/pquerna/otp"
 	"github.com/pquerna/otp/totp"
@@ -362,6 +363,97 @@ func TestRoleLossCutsSessions(t *testing.T) {
 	if !s.Open() {
 		t.Errorf("the session in another fleet closed too: %+v", s)
 	}
+}
+
+// TestApproverRemovedCutsApprovals: in a four-eyes fleet, the sessions a
+// second engineer approved end as approver_removed when that engineer
+// loses their access (role taken away, or account deleted), and only
+// those: the session's own engineer keeps the ones someone else approved.
+// (store's ApprovalRacesRemoval covers a removal at the very moment of an
+// approval.)
+func TestApproverRemovedCutsApprovals(t *testing.T) {
+	t.Parallel()
+	ts, fl, d, u, tok := reauthServer(t)
+	setPolicy(t, fl, apitype.SetFleetPolicyRequest{FourEyes: true})
+	approvedBy := func(token string) apitype.Session {
+		t.Helper()
+		resp := decodeAs[apitype.CreateSessionResponse](t, do(t, ts.ts, "POST", "/api/v1/devices/"+d.ID+"/sessions", fx.tokens["operator"],
+			apitype.CreateSessionRequest{PublicKey: engineerPublicKey, Reason: "ticket 12"}), http.StatusCreated)
+		decodeAs[apitype.SupportRequest](t, do(t, ts.ts, "POST", "/api/v1/requests/"+resp.FourEyesRequest+"/approve", token, nil), http.StatusOK)
+		return resp.Session
+	}
+	byOwner, byU := approvedBy(fx.tokens["owner"]), approvedBy(tok)
+	if r := do(t, ts.ts, "DELETE", "/api/v1/fleets/"+fl.Name+"/members/"+u.Email, fx.tokens["admin"], nil); r.status != http.StatusNoContent {
+		t.Fatalf("removing the approver's role: %d %s", r.status, r.body)
+	}
+	if !closedFor(t, byU.ID, control.CloseApproverRemoved) {
+		t.Errorf("the session the removed engineer approved is not closed as approver_removed: %+v", reread(t, byU.ID))
+	}
+	if s := reread(t, byOwner.ID); !s.Open() {
+		t.Errorf("a session someone else approved closed too: %+v", s)
+	}
+
+	must(t, fx.store.SetRole(context.Background(), fl.ID, u.ID, store.RoleOperator))
+	again := approvedBy(tok)
+	if r := do(t, ts.ts, "DELETE", "/api/v1/users/"+u.Email, fx.tokens["admin"], nil); r.status != http.StatusNoContent {
+		t.Fatalf("deleting the approver: %d %s", r.status, r.body)
+	}
+	if !closedFor(t, again.ID, control.CloseApproverRemoved) {
+		t.Errorf("the session a deleted engineer approved is not closed as approver_removed: %+v", reread(t, again.ID))
+	}
+	if s := reread(t, byOwner.ID); !s.Open() {
+		t.Errorf("a session someone else approved closed with the deletion: %+v", s)
+	}
+}
+
+// roleTakenOnApproval is a store whose ApproveSession sees the approver's
+// role taken away a moment before it records the approval: the race the
+// API's own role check cannot see.
+type roleTakenOnApproval struct {
+	store.Store
+	fleetID string
+}
+
+func (s roleTakenOnApproval) ApproveSession(ctx context.Context, id, userID, email, policy string, at time.Time) (*store.Session, bool, error) {
+	if err := s.Store.RemoveRole(store.WithoutAudit(ctx), s.fleetID, userID); err != nil {
+		return nil, false, err
+	}
+	return s.Store.ApproveSession(ctx, id, userID, email, policy, at)
+}
+
+// TestApprovalAfterRoleTaken: an approver whose role goes between the
+// API's check and the store's write is refused in words (403), and the
+// session still waits.
+func TestApprovalAfterRoleTaken(t *testing.T) {
+	t.Parallel()
+	fl := fx.newFleet(t)
+	d := onlineDevice(t, fl)
+	setPolicy(t, fl, apitype.SetFleetPolicyRequest{FourEyes: true})
+	st := roleTakenOnApproval{Store: fx.store, fleetID: fl.ID}
+	sessions, err := session.New(session.Config{Store: st, ControlKey: fx.keys.Control, UserCA: fx.keys.UserCA,
+		RelayAddr: "relay.example.com:443", Publish: func(string, []byte) error { return nil }})
+	must(t, err)
+	ts := newServer(t, Config{Store: st, Sessions: sessions, RelayAddr: "relay.example.com:443", PublicURL: testPublicURL})
+	u := newUser(t, false)
+	must(t, fx.store.SetRole(context.Background(), fl.ID, u.ID, store.RoleOperator))
+	resp := decodeAs[apitype.CreateSessionResponse](t, do(t, ts.ts, "POST", "/api/v1/devices/"+d.ID+"/sessions", fx.tokens["operator"],
+		apitype.CreateSessionRequest{PublicKey: engineerPublicKey}), http.StatusCreated)
+	e := do(t, ts.ts, "POST", "/api/v1/requests/"+resp.FourEyesRequest+"/approve", ts.login(t, u).Token, nil).
+		wantError(t, http.StatusForbidden, apitype.CodeForbidden)
+	if !strings.Contains(e.Message, "you may no longer approve sessions of fleet "+fl.Name) {
+		t.Errorf("the refusal: %q", e.Message)
+	}
+	if s := reread(t, resp.Session.ID); !s.WaitsForApproval() {
+		t.Errorf("after a refused approval the session is %+v", s)
+	}
+}
+
+// reread is session id as the store has it now.
+func reread(t *testing.T, id string) *store.Session {
+	t.Helper()
+	s, err := fx.store.GetSession(context.Background(), id)
+	must(t, err)
+	return s
 }
 
 // TestResetSSOUser: a user who signs in with single sign-on has no

@@ -61,6 +61,9 @@ var closeWords = map[control.CloseReason]func(s apitype.Session, device string) 
 	control.CloseFourEyesDenied: func(s apitype.Session, device string) string {
 		return fmt.Sprintf("another engineer of fleet %s refused this session on %s (the fleet needs a second engineer to approve each session)", s.Fleet, device)
 	},
+	control.CloseApproverRemoved: func(s apitype.Session, device string) string {
+		return fmt.Sprintf("%s, who approved this session on %s, lost their access to fleet %s (their account was deleted or reset, or their role taken away), and their approval with it; ask another engineer of %s to approve it again", s.ApprovedBy, device, s.Fleet, s.Fleet)
+	},
 	control.CloseFourEyesTimeout: func(s apitype.Session, device string) string {
 		return fmt.Sprintf("no second engineer of fleet %s approved this session on %s in time (the fleet needs one to approve each session); ask a colleague to watch `porthole requests`, then try again", s.Fleet, device)
 	},

@@ -120,6 +120,11 @@ const (
 	// CloseFourEyesTimeout: no second engineer approved the session in
 	// time.
 	CloseFourEyesTimeout CloseReason = "four_eyes_timeout"
+	// CloseApproverRemoved: the second engineer who approved the session
+	// lost their access (their account deleted or reset, or their role in
+	// the fleet taken away), and with it the approval: the fleet's rule
+	// wants two engineers who may reach the device.
+	CloseApproverRemoved CloseReason = "approver_removed"
 )
 
 // TunnelDown is the state message saying session ended for r.
@@ -137,6 +142,7 @@ func CloseReasons() []CloseReason {
 		CloseNoConsent, CloseConsentExpired, CloseWrongCodes, CloseRevoked, CloseDenied, CloseConsentTimeout,
 		CloseEngineer, CloseDeviceUnreachable, CloseControlUnavailable, CloseDeviceDisconnected, CloseDeviceClosed,
 		CloseRelayLost, CloseAgentOutdated, CloseUserRemoved, CloseFourEyesDenied, CloseFourEyesTimeout,
+		CloseApproverRemoved,
 	}
 }
 

@@ -41,6 +41,7 @@ func TestCloseReasonWire(t *testing.T) {
 		{CloseAgentOutdated, "agent_outdated"},
 		{CloseFourEyesDenied, "four_eyes_denied"},
 		{CloseFourEyesTimeout, "four_eyes_timeout"},
+		{CloseApproverRemoved, "approver_removed"},
 	} {
 		if string(tt.r) != tt.want {
 			t.Errorf("a close reason is %q; want %q", tt.r, tt.want)

@@ -13,11 +13,15 @@ import (
 	"github.com/porthole/porthole/store"
 )
 
-// mkUser adds a user to the fixture's store.
+// mkUser adds a user to the fixture's store, an operator of its fleet
+// (who may approve sessions there).
 func (fx *fixture) mkUser(t *testing.T, email string) *store.User {
 	t.Helper()
 	u := &store.User{Email: email, PasswordHash: "x", TOTPSecret: "x"}
 	if err := fx.st.CreateUser(t.Context(), u); err != nil {
+		t.Fatal(err)
+	}
+	if err := fx.st.SetRole(t.Context(), fx.dev.FleetID, u.ID, store.RoleOperator); err != nil {
 		t.Fatal(err)
 	}
 	return u

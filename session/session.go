@@ -560,25 +560,44 @@ func (m *Manager) CloseSession(ctx context.Context, id string, reason control.Cl
 // sessions record it, also once the user is deleted), only those on
 // devices of fleetIDs if it is not nil, as user_removed: their access was
 // taken away (the account deleted or reset, or the role that lets them
-// reach the fleet's devices removed). It returns how many it closed.
+// reach the fleet's devices removed). The four-eyes sessions they approved
+// close too, as approver_removed: the approval stood for a second engineer
+// who may reach the device, which they no longer are. (A deletion or role
+// taken away at the moment of an approval either refuses it or comes
+// after it, store.ApproveSession, so such a session is found here.) It
+// returns how many it closed.
 func (m *Manager) CloseUser(ctx context.Context, email string, fleetIDs []string) (int, error) {
+	n, err := m.closeAll(ctx, store.SessionFilter{UserEmail: email, FleetIDs: fleetIDs, OpenOnly: true}, control.CloseUserRemoved)
+	if err != nil {
+		return n, fmt.Errorf("closing the open sessions of %s: %w", email, err)
+	}
+	approved, err := m.closeAll(ctx, store.SessionFilter{ApprovedEmail: email, FleetIDs: fleetIDs, OpenOnly: true}, control.CloseApproverRemoved)
+	if err != nil {
+		return n + approved, fmt.Errorf("closing the open sessions %s approved: %w", email, err)
+	}
+	return n + approved, nil
+}
+
+// closeAll closes every session filter selects (open ones) for reason and
+// returns how many it closed.
+func (m *Manager) closeAll(ctx context.Context, filter store.SessionFilter, reason control.CloseReason) (int, error) {
 	n, seen := 0, map[string]bool{}
 	for {
 		// A page at a time (ListSessions returns at most 100); a session
 		// listed again was not closed, which must not loop.
-		open, err := m.cfg.Store.ListSessions(ctx, store.SessionFilter{UserEmail: email, FleetIDs: fleetIDs, OpenOnly: true})
+		open, err := m.cfg.Store.ListSessions(ctx, filter)
 		if err != nil {
-			return n, fmt.Errorf("listing the open sessions of %s: %w", email, err)
+			return n, fmt.Errorf("listing them: %w", err)
 		}
 		if len(open) == 0 {
 			return n, nil
 		}
 		for _, ses := range open {
 			if seen[ses.ID] {
-				return n, fmt.Errorf("session %s of %s is still open after closing it", ses.ID, email)
+				return n, fmt.Errorf("session %s is still open after closing it", ses.ID)
 			}
 			seen[ses.ID] = true
-			if _, err := m.closeSession(ctx, ses.ID, control.CloseUserRemoved, true); err != nil {
+			if _, err := m.closeSession(ctx, ses.ID, reason, true); err != nil {
 				return n, fmt.Errorf("closing session %s: %w", ses.ID, err)
 			}
 			n++

@@ -29,6 +29,10 @@ var (
 	// ErrNotAdmin: the administrator a change was made on behalf of is no
 	// longer one (deleted, or made an engineer, meanwhile).
 	ErrNotAdmin = errors.New("store: the acting user is no longer an administrator")
+	// ErrMayNotApprove: the engineer approving a session is no longer one
+	// who may (deleted, or without an operator or owner role in the
+	// session's fleet, meanwhile).
+	ErrMayNotApprove = errors.New("store: the approver may no longer approve sessions of this fleet")
 )
 
 // Role is a user's role in one fleet.
@@ -291,7 +295,10 @@ type SessionFilter struct {
 	// UserEmail selects the sessions of the user with this email, also
 	// once that user is deleted (their sessions keep the email).
 	UserEmail string
-	OpenOnly  bool
+	// ApprovedEmail selects the four-eyes sessions the user with this
+	// email approved, also once that user is deleted.
+	ApprovedEmail string
+	OpenOnly      bool
 	// Limit caps how many are returned, newest first. Zero: 100.
 	Limit int
 }
@@ -456,7 +463,12 @@ type Store interface {
 	// does not wait for approval (any more), or that the approver asked
 	// for themselves, is returned unchanged with changed false: two
 	// engineers approving at once approve once, and nobody approves
-	// their own.
+	// their own. The approver must still exist and be an administrator or
+	// an operator or owner of the session's fleet as the approval is
+	// recorded (ErrMayNotApprove otherwise): their rows are locked with
+	// the session's, so a deletion or a role taken away at the same
+	// moment comes either before the approval, which it then refuses, or
+	// after it, when the sessions they approved are there to be closed.
 	ApproveSession(ctx context.Context, id, userID, email, policy string, at time.Time) (s *Session, changed bool, err error)
 
 	// Fleet policies: see FleetPolicies.

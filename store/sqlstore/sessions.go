@@ -4,6 +4,7 @@ import (
 	"context"
 	"database/sql"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"strings"
 	"time"
@@ -111,6 +112,9 @@ func (s *Store) ListSessions(ctx context.Context, f store.SessionFilter) ([]*sto
 	if f.UserEmail != "" {
 		w.add("s.user_email = ?", f.UserEmail)
 	}
+	if f.ApprovedEmail != "" {
+		w.add("s.approved_email = ?", f.ApprovedEmail)
+	}
 	if f.OpenOnly {
 		w.add("s.state <> 'closed'")
 	}
@@ -170,8 +174,28 @@ func (s *Store) ApproveSession(ctx context.Context, id, userID, email, policy st
 	)
 	err := s.audited(ctx, func(tx *sql.Tx) (about, error) {
 		// The approver is never the engineer who asked: the store holds
-		// to it as well as the API.
-		var err error
+		// to it as well as the API. And they may still approve: the API
+		// checked their role as the call began, and it may have been
+		// taken away since (users first, then roles: DeleteUser's order).
+		var admin bool
+		err := tx.QueryRowContext(ctx, `SELECT admin FROM users WHERE id = $1`+s.dialect.ForUpdate, userID).Scan(&admin)
+		if errors.Is(err, sql.ErrNoRows) {
+			return about{}, store.ErrMayNotApprove
+		} else if err != nil {
+			return about{}, err
+		}
+		var fleetID, role string
+		if err := tx.QueryRowContext(ctx, `SELECT fleet_id FROM sessions WHERE id = $1`, id).Scan(&fleetID); err != nil {
+			return about{}, err // no rows: ErrNotFound
+		}
+		err = tx.QueryRowContext(ctx, `SELECT role FROM roles WHERE fleet_id = $1 AND user_id = $2`+s.dialect.ForUpdate,
+			fleetID, userID).Scan(&role)
+		if err != nil && !errors.Is(err, sql.ErrNoRows) {
+			return about{}, err
+		}
+		if !admin && role != string(store.RoleOperator) && role != string(store.RoleOwner) {
+			return about{}, store.ErrMayNotApprove
+		}
 		if changed, err = execChanged(ctx, tx, `UPDATE sessions SET state = 'connecting', approved_by = $2, approved_email = $3,
 			approved_at = $4, policy = $5
 			WHERE id = $1 AND state = 'requested' AND four_eyes = 1 AND approved_at = 0

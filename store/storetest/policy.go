@@ -2,9 +2,11 @@ package storetest
 
 import (
 	"errors"
+	"fmt"
 	"testing"
 	"time"
 
+	"github.com/porthole/porthole/audit"
 	"github.com/porthole/porthole/store"
 )
 
@@ -94,6 +96,10 @@ func testFourEyesSessions(t *testing.T, s store.Store) {
 	ctx := t.Context()
 	f := mkFleet(t, s, "alpha")
 	ann, bob, cat := mkUser(t, s, "ann@example.com"), mkUser(t, s, "bob@example.com"), mkUser(t, s, "cat@example.com")
+	dan := mkUser(t, s, "dan@example.com")
+	for _, u := range []*store.User{ann, bob, cat, dan} {
+		ok(t, "SetRole", s.SetRole(ctx, f.ID, u.ID, store.RoleOperator))
+	}
 	d := mustEnroll(t, s, mkEnrollmentToken(t, s, f.ID, 1).Hash, "dev1")
 	fourEyes := func() *store.Session {
 		t.Helper()
@@ -116,9 +122,20 @@ func testFourEyesSessions(t *testing.T, s store.Store) {
 	ok(t, "ApproveSession by the requester", err)
 	equal(t, "changed by the requester's approval", changed, false)
 	equal(t, "state after the requester's approval", got.State, store.SessionRequested)
-	_, changed, err = s.ApproveSession(ctx, ses.ID, "usr_other", ann.Email, "", t0)
+	_, changed, err = s.ApproveSession(ctx, ses.ID, dan.ID, ann.Email, "", t0)
 	ok(t, "ApproveSession by the requester's email", err)
 	equal(t, "changed by an approval under the requester's email", changed, false)
+
+	// Only an administrator, or an operator or owner of the fleet, as the
+	// approval is recorded: not an auditor, not one with no role, not one
+	// deleted.
+	eve, gus := mkUser(t, s, "eve@example.com"), mkUser(t, s, "gus@example.com")
+	ok(t, "SetRole auditor", s.SetRole(ctx, f.ID, eve.ID, store.RoleAuditor))
+	for _, u := range []*store.User{eve, gus, {ID: "usr_deleted", Email: "deleted@example.com"}} {
+		_, _, err = s.ApproveSession(ctx, ses.ID, u.ID, u.Email, "", t0)
+		wantErr(t, "ApproveSession by "+u.Email, err, store.ErrMayNotApprove)
+	}
+	equal(t, "state after refused approvals", reread(t, s, ses.ID).State, store.SessionRequested)
 
 	// Two engineers approving at once: one approval.
 	at := t0.Add(time.Minute)
@@ -167,6 +184,74 @@ func testFourEyesSessions(t *testing.T, s store.Store) {
 	ok(t, "DeleteUser", s.DeleteUser(ctx, approver.ID, ""))
 	got = reread(t, s, ses.ID)
 	equal(t, "approver after their deletion", []string{got.ApprovedBy, got.ApprovedEmail}, []string{"", approver.Email})
+}
+
+// testApprovalRacesRemoval: an approver whose role is taken away, or whose
+// account is deleted, at the moment they approve either approves first,
+// so the removal that follows finds the session they approved (the API
+// then closes it), or is refused: never approved after the removal. The
+// audit log, written in each change's transaction, has the order. An
+// administrator approves with no role in the fleet.
+func testApprovalRacesRemoval(t *testing.T, s store.Store) {
+	ctx := t.Context()
+	f := mkFleet(t, s, "alpha")
+	ann := mkUser(t, s, "ann@example.com")
+	ok(t, "SetRole", s.SetRole(ctx, f.ID, ann.ID, store.RoleOperator))
+	d := mustEnroll(t, s, mkEnrollmentToken(t, s, f.ID, 1).Hash, "dev1")
+	fourEyes := func() *store.Session {
+		t.Helper()
+		ses := &store.Session{DeviceID: d.ID, UserID: ann.ID, UserEmail: ann.Email, PublicKey: "ssh-ed25519 AAAAengineer",
+			Ports: []int{22}, IdleTimeout: time.Minute, MaxDuration: time.Hour, CreatedAt: t0, FourEyes: true}
+		ok(t, "CreateSession four-eyes", s.CreateSession(ctx, ses))
+		return ses
+	}
+	for i := range 10 {
+		bob := mkUser(t, s, fmt.Sprintf("bob%d@example.com", i))
+		ok(t, "SetRole", s.SetRole(ctx, f.ID, bob.ID, store.RoleOperator))
+		ses := fourEyes()
+		removal := "RemoveRole"
+		remove := func() error {
+			return s.RemoveRole(with(ctx, audit.Event{Kind: audit.RoleRemoved, Actor: audit.System, FleetID: f.ID}), f.ID, bob.ID)
+		}
+		if i%2 == 1 {
+			removal = "DeleteUser"
+			remove = func() error {
+				return s.DeleteUser(with(ctx, audit.Event{Kind: audit.UserDeleted, Actor: audit.System}), bob.ID, "")
+			}
+		}
+		errs := race(2, func(j int) error {
+			if j == 0 {
+				return remove()
+			}
+			_, _, err := s.ApproveSession(with(ctx, ev("four_eyes_approved", bob.Email)), ses.ID, bob.ID, bob.Email, "", t0)
+			return err
+		})
+		ok(t, removal, errs[0])
+		if errs[1] != nil && !errors.Is(errs[1], store.ErrMayNotApprove) {
+			t.Fatalf("round %d: an approval racing %s failed with %v; want nil or ErrMayNotApprove", i, removal, errs[1])
+		}
+		approved, removed := -1, -1
+		for n, e := range auditLog(t, s) {
+			switch {
+			case e.Kind == "four_eyes_approved" && e.Detail["n"] == bob.Email:
+				approved = n
+			case e.Kind == audit.RoleRemoved || e.Kind == audit.UserDeleted:
+				removed = n
+			}
+		}
+		got := reread(t, s, ses.ID)
+		if errs[1] == nil && (approved < 0 || approved > removed || got.State != store.SessionConnecting) {
+			t.Fatalf("round %d: approved (event %d, session %s) racing %s (event %d): want the approval first", i, approved, show(got), removal, removed)
+		}
+		if errs[1] != nil && (approved >= 0 || got.State != store.SessionRequested) {
+			t.Fatalf("round %d: a refused approval left event %d, session %s", i, approved, show(got))
+		}
+	}
+	root := &store.User{Email: "root@example.com", PasswordHash: "x", TOTPSecret: "y", Admin: true}
+	ok(t, "CreateUser admin", s.CreateUser(ctx, root))
+	_, changed, err := s.ApproveSession(ctx, fourEyes().ID, root.ID, root.Email, "", t0)
+	ok(t, "ApproveSession by an administrator", err)
+	equal(t, "an administrator's approval changed", changed, true)
 }
 
 // reread returns the session with ID id as the store has it now.

@@ -73,6 +73,7 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 		{"DeviceNonces", testDeviceNonces},
 		{"FleetPolicy", testFleetPolicy},
 		{"FourEyesSessions", testFourEyesSessions},
+		{"ApprovalRacesRemoval", testApprovalRacesRemoval},
 		{"FourEyesRequests", testFourEyesRequests},
 		{"SSOUsers", testSSOUsers},
 		{"SSORefreshes", testSSORefreshes},

@@ -34,6 +34,7 @@ export const closeWords: Record<string, string> = {
   user_removed: "the engineer's access was taken away",
   four_eyes_denied: "a second engineer refused it (four-eyes)",
   four_eyes_timeout: "no second engineer approved it in time (four-eyes)",
+  approver_removed: "the engineer who approved it lost their access (four-eyes)",
 };
 
 export const stateWords: Record<string, string> = {
