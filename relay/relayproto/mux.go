@@ -1,43 +1,10 @@
 package relayproto
 
 import (
-	"encoding/binary"
 	"io"
 	"net"
 	"sync"
-	"time"
-
-	"github.com/hashicorp/yamux"
 )
-
-// Window is each stream's receive window: a 100 ms, 100 Mbit/s path needs
-// 1.25 MB in flight, and one stream (an scp) should fill it.
-const Window = 4 << 20
-
-// MuxConfig is the yamux configuration of a device connection, for both
-// ends. A peer that leaves a ping unanswered for keepAlive after sending it
-// (checked every keepAlive) is gone.
-func MuxConfig(keepAlive time.Duration) *yamux.Config {
-	c := yamux.DefaultConfig()
-	c.MaxStreamWindowSize = Window
-	c.EnableKeepAlive = true
-	c.KeepAliveInterval = keepAlive
-	c.ConnectionWriteTimeout = keepAlive
-	c.StreamOpenTimeout = 30 * time.Second
-	c.StreamCloseTimeout = 30 * time.Second
-	c.LogOutput = io.Discard
-	return c
-}
-
-// Mux starts the yamux session of a device connection: the relay is its
-// client, the device its server.
-func Mux(conn io.ReadWriteCloser, client bool, keepAlive time.Duration) (*yamux.Session, error) {
-	conn = &gluedConn{ReadWriteCloser: conn}
-	if client {
-		return yamux.Client(conn, MuxConfig(keepAlive))
-	}
-	return yamux.Server(conn, MuxConfig(keepAlive))
-}
 
 // yamux's frame header (github.com/hashicorp/yamux spec.md): version,
 // type, flags, stream id, length; a data frame's body of length bytes
@@ -46,36 +13,6 @@ const (
 	muxHeaderSize = 12
 	muxTypeData   = 0
 )
-
-// gluedConn writes each yamux data frame's header together with its body.
-// yamux writes them apart, which over TLS costs a record (and a system
-// call) of 12 bytes per frame; glued, a frame saves that record. Only
-// yamux's send loop writes, one frame at a time, and a data frame's header
-// is always followed by its body: a header is held only then, never one
-// that has no body to wait for.
-type gluedConn struct {
-	io.ReadWriteCloser
-	mu      sync.Mutex
-	holding bool   // guarded by mu: buf holds a data frame's header waiting for its body
-	buf     []byte // guarded by mu
-}
-
-func (g *gluedConn) Write(p []byte) (int, error) {
-	g.mu.Lock()
-	defer g.mu.Unlock()
-	if g.holding {
-		g.buf = append(g.buf, p...)
-		g.holding = false
-		_, err := g.ReadWriteCloser.Write(g.buf)
-		return len(p), err
-	}
-	if len(p) == muxHeaderSize && p[1] == muxTypeData && binary.BigEndian.Uint32(p[8:]) > 0 {
-		g.buf = append(g.buf[:0], p...)
-		g.holding = true
-		return len(p), nil
-	}
-	return g.ReadWriteCloser.Write(p)
-}
 
 // MaxChunk is the most a client writes at once on a stream that the relay
 // splices: a TLS record carries at most 16 KiB, and a yamux frame's 12-byte

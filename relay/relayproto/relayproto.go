@@ -52,7 +52,6 @@ package relayproto
 
 import (
 	"crypto/rand"
-	"crypto/tls"
 	"encoding/binary"
 	"encoding/json"
 	"errors"
@@ -234,15 +233,6 @@ func ReadFrame(r io.Reader, v any) error {
 		return fmt.Errorf("relayproto: malformed frame: %w", err)
 	}
 	return nil
-}
-
-// Binding is the keying material of a TLS 1.3 connection that a hello is
-// signed over. It fails for older versions, whose exporters are weaker.
-func Binding(cs tls.ConnectionState) ([]byte, error) {
-	if cs.Version != tls.VersionTLS13 {
-		return nil, errors.New("relayproto: the relay speaks TLS 1.3 only")
-	}
-	return cs.ExportKeyingMaterial(exporterLabel, nil, 32)
 }
 
 func signedData(binding, payload []byte) []byte {

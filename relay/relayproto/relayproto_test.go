@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"crypto/ed25519"
 	"crypto/rand"
-	"encoding/binary"
 	"io"
 	"net"
 	"strings"
@@ -94,47 +93,6 @@ func TestSignatures(t *testing.T) {
 	}
 }
 
-// TestGluedConn: a data frame's header goes out with its body; a header
-// with no body (window updates, pings, an empty data frame) at once.
-func TestGluedConn(t *testing.T) {
-	var w writes
-	g := &gluedConn{ReadWriteCloser: &w}
-	hdr := func(typ byte, length uint32) []byte {
-		h := make([]byte, muxHeaderSize)
-		h[1] = typ
-		binary.BigEndian.PutUint32(h[8:], length)
-		return h
-	}
-	g.Write(hdr(1, 0)) // a window update
-	g.Write(hdr(0, 5)) // a data frame's header ...
-	g.Write([]byte("hello"))
-	g.Write(hdr(0, 0)) // a data frame with no body (a FIN)
-	if len(w) != 3 || len(w[0]) != 12 || string(w[1][12:]) != "hello" || len(w[1]) != 17 || len(w[2]) != 12 {
-		t.Errorf("writes = %q", w)
-	}
-}
-
-type writes [][]byte
-
-func (w *writes) Write(p []byte) (int, error) {
-	*w = append(*w, append([]byte(nil), p...))
-	return len(p), nil
-}
-func (w *writes) Read([]byte) (int, error) { return 0, io.EOF }
-func (w *writes) Close() error             { return nil }
-
-// countingConn counts the writes that reach it.
-type countingConn struct {
-	net.Conn
-	writes, bytes int
-}
-
-func (c *countingConn) Write(p []byte) (int, error) {
-	c.writes++
-	c.bytes += len(p)
-	return len(p), nil
-}
-
 // TestHeldConnGather: the records of one large write leave in one write;
 // a write that fits one record goes straight through, uncopied.
 func TestHeldConnGather(t *testing.T) {
@@ -192,4 +150,16 @@ func TestChallengeBinding(t *testing.T) {
 	if _, err := ChallengeBinding(Challenge{Challenge: a.Challenge[:31]}); err == nil {
 		t.Error("a 31-byte challenge was taken")
 	}
+}
+
+// countingConn counts the writes that reach it.
+type countingConn struct {
+	net.Conn
+	writes, bytes int
+}
+
+func (c *countingConn) Write(p []byte) (int, error) {
+	c.writes++
+	c.bytes += len(p)
+	return len(p), nil
 }
