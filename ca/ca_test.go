@@ -20,7 +20,7 @@ import (
 	"github.com/porthole/porthole/apiclient"
 )
 
-var keyFiles = []string{ControlKeyFile, UserCAFile, HostCAFile, RelayHostKeyFile, TLSKeyFile}
+var keyFiles = []string{ControlKeyFile, UserCAFile, HostCAFile, RelayHostKeyFile, TLSKeyFile, NodeSecretFile}
 
 func generated(t *testing.T, hosts ...string) (string, *Keys) {
 	t.Helper()

@@ -6,6 +6,7 @@ import (
 	"crypto/rand"
 	"crypto/x509"
 	"crypto/x509/pkix"
+	"encoding/hex"
 	"encoding/pem"
 	"errors"
 	"fmt"
@@ -24,7 +25,8 @@ const tlsValidity = 2 * 365 * 24 * time.Hour
 
 // Generate makes new keys and a self-signed TLS certificate in dir (created
 // 0700 if absent): control_key, user_ca, host_ca, relay_host_key (ed25519,
-// OpenSSH PEM), tls.crt and tls.key (ECDSA P-256). The certificate names
+// OpenSSH PEM), tls.crt and tls.key (ECDSA P-256), and node_secret (a
+// random line). The certificate names
 // tlsHosts (addresses as IP SANs, anything else as DNS SANs; a ":port" is
 // dropped) and always localhost, 127.0.0.1 and ::1. Key files are 0600.
 //
@@ -85,6 +87,9 @@ func newFiles(tlsHosts []string, now time.Time) ([]newFile, error) {
 		}
 		files = append(files, newFile{k.name, data, 0o600})
 	}
+	secret := make([]byte, 32)
+	rand.Read(secret)
+	files = append(files, newFile{NodeSecretFile, []byte(hex.EncodeToString(secret) + "\n"), 0o600})
 	certPEM, keyPEM, err := selfSignedTLS(tlsHosts, now)
 	if err != nil {
 		return nil, fmt.Errorf("ca: making the TLS certificate: %w", err)

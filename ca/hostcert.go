@@ -10,6 +10,10 @@ import (
 	"golang.org/x/crypto/ssh"
 )
 
+// ErrNoSigningKeys is the error of signing on a node without the api
+// role, whose data dir holds no signing key (LoadNode).
+var ErrNoSigningKeys = errors.New("ca: this node holds no signing keys (only nodes with the api role do)")
+
 // clockSkew backdates certificates so a device or client whose clock runs a
 // little behind still accepts them.
 const clockSkew = 5 * time.Minute
@@ -45,6 +49,9 @@ func (k *Keys) SignRelayHostCert(principals []string, now time.Time, validFor ti
 }
 
 func (k *Keys) signHost(pub ssh.PublicKey, keyID string, principals []string, now time.Time, validFor time.Duration) (*ssh.Certificate, error) {
+	if k.HostCA == nil {
+		return nil, ErrNoSigningKeys
+	}
 	if validFor <= 0 {
 		return nil, fmt.Errorf("ca: certificate lifetime %v is not positive", validFor)
 	}

@@ -4,10 +4,7 @@ import (
 	"bytes"
 	"context"
 	"crypto/ed25519"
-	"crypto/hmac"
-	"crypto/sha256"
 	"crypto/tls"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -26,14 +23,12 @@ import (
 
 // serverBrokerPassword is the password the nodes of a deployment log in
 // with to the embedded broker of the node with the broker role
-// (broker.ServerUsername): derived from the control key, which every node
-// shares through data_dir and nothing else holds, so no further secret
-// is configured, and one that changes with the keys.
-func serverBrokerPassword(keys *ca.Keys) []byte {
-	mac := hmac.New(sha256.New, keys.Control.Seed())
-	mac.Write([]byte("porthole broker server login v1"))
-	return []byte(hex.EncodeToString(mac.Sum(nil)))
-}
+// (broker.ServerUsername): the node secret, which every node's data dir
+// holds (an API node's from init, another's from init-node) and nothing
+// else does, so no further secret is configured. A data dir made before
+// the node secret was has the password derived from the control key that
+// nodes used then (ca.Load), so that nodes of one deployment still agree.
+func serverBrokerPassword(keys *ca.Keys) []byte { return []byte(keys.NodeSecret) }
 
 // pinnedTLS reaches another node of the deployment: its certificate must
 // be the one in data_dir, which every node shows (as devices pin it), so

@@ -45,6 +45,13 @@ func (s *Server) applyChange(ch store.Change) {
 	case store.SessionChanged:
 		if ch.State == store.SessionClosed {
 			s.goBackground(func() { s.confirmClosed(ch.Session) })
+			if s.keys.CanSign() {
+				// The close its device is due, if any, that a node
+				// without the signing keys recorded (session.go says
+				// why): the store says whether, so a forged notice
+				// sends nothing.
+				s.goBackground(func() { s.sendDueClose(ch.Session) })
+			}
 		}
 	case store.ChangesLost:
 		s.logger.Warn("the connection to the database that tells this node of other nodes' changes was lost and is back; reading again what they may have changed")
@@ -52,6 +59,7 @@ func (s *Server) applyChange(ch store.Change) {
 			s.goBackground(func() {
 				defer s.rechecking.Store(false)
 				s.recheckRelay()
+				s.sessions.SendAllDue(context.Background())
 			})
 		}
 	}
@@ -70,6 +78,13 @@ func (s *Server) goBackground(f func()) {
 
 // confirmTimeout bounds the store read that confirms a change.
 const confirmTimeout = 10 * time.Second
+
+// sendDueClose sends the close command of session id if it is due.
+func (s *Server) sendDueClose(id string) {
+	ctx, cancel := context.WithTimeout(context.Background(), confirmTimeout)
+	defer cancel()
+	s.sessions.SendDue(ctx, id)
+}
 
 // confirmDeleted disconnects fleet/device if the store has no such device.
 func (s *Server) confirmDeleted(fleet, device string) {

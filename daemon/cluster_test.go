@@ -7,10 +7,12 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"database/sql"
+	"errors"
 	"fmt"
 	"io"
 	"net"
 	"net/http"
+	"os"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -23,6 +25,7 @@ import (
 	"github.com/eclipse/paho.golang/paho"
 	"github.com/porthole/porthole/apiclient"
 	"github.com/porthole/porthole/apitype"
+	"github.com/porthole/porthole/ca"
 	"github.com/porthole/porthole/control"
 	"github.com/porthole/porthole/internal/testmosquitto"
 	"github.com/porthole/porthole/internal/testwait"
@@ -39,11 +42,12 @@ type node struct {
 	stop               func() // stops Serve and closes the server
 }
 
-// startNodes starts n server nodes on one PostgreSQL database, with one
-// data directory (the keys every node shares) and their own listeners.
-// Each node's relay advertises its own API listener, where its second
-// protocol is served; tweak, if not nil, changes node i's config, knowing
-// the nodes started before it.
+// startNodes starts n server nodes on one PostgreSQL database, with their
+// own listeners: the API nodes on one data directory (the keys they
+// share), each node without the api role on one of its own made from it
+// as an operator makes it (InitNode). Each node's relay advertises its own
+// API listener, where its second protocol is served; tweak, if not nil,
+// changes node i's config, knowing the nodes started before it.
 func startNodes(t *testing.T, n int, tweak func(i int, cfg *Config, started []*node)) []*node {
 	t.Helper()
 	dir := filepath.Join(t.TempDir(), "data")
@@ -56,6 +60,16 @@ func startNodes(t *testing.T, n int, tweak func(i int, cfg *Config, started []*n
 		ncfg.Relay.Advertise, ncfg.Relay.PublicAddr = nd.api.Addr().String(), nd.relay.Addr().String()
 		if tweak != nil {
 			tweak(i, &ncfg, nodes)
+		}
+		if err := ncfg.Validate(); err != nil {
+			t.Fatal(err)
+		}
+		if !ncfg.Has(RoleAPI) {
+			host, _, _ := net.SplitHostPort(ncfg.Relay.PublicAddr)
+			ncfg.DataDir = filepath.Join(t.TempDir(), fmt.Sprintf("node%d", i))
+			if err := InitNode(InitNodeOptions{From: dir, DataDir: ncfg.DataDir, RelayHosts: []string{host}}, io.Discard); err != nil {
+				t.Fatal(err)
+			}
 		}
 		srv, err := Open(t.Context(), &ncfg, discardLogger())
 		if err != nil {
@@ -238,10 +252,16 @@ func (e *clusterEngineer) open(t *testing.T, via *node, d *store.Device, reason 
 // b's broker and relay and refused there at once, though b had its key
 // cached from the login before; the name enrolled again with a new key
 // logs in to b at once with that key only. An engineer waiting on one
-// node's relay is cut off when the other node closes the session.
+// node's relay is cut off when the other node closes the session, b
+// though it cannot sign the device's close command.
 func TestTwoNodes(t *testing.T) {
 	t.Parallel()
-	nodes := startNodes(t, 2, nil)
+	// Node b has no api role: a data dir of its own, no signing keys.
+	nodes := startNodes(t, 2, func(i int, cfg *Config, _ []*node) {
+		if i == 1 {
+			cfg.Roles = []string{RoleRelay, RoleBroker}
+		}
+	})
 	a, b := nodes[0], nodes[1]
 	ctx := t.Context()
 	fleet := a.newFleet(t, "acme")
@@ -366,7 +386,11 @@ func TestPlacementAcrossNodes(t *testing.T) {
 // TestRoles: an API node and a relay node apart, sharing PostgreSQL and an
 // external broker. The relay node answers no API call and serves the
 // relay, on which every session the API node opens is placed; the API
-// node serves no relay and is not in the registry.
+// node serves no relay and is not in the registry. The relay node holds
+// no signing key, in its data dir or loaded, and refuses to start on a
+// data dir that has one; a session it closes (its device gone from its
+// relay) still reaches the device as a signed close within seconds, sent
+// by the API node.
 func TestRoles(t *testing.T) {
 	t.Parallel()
 	m := startMosquitto(t, nil)
@@ -412,29 +436,125 @@ func TestRoles(t *testing.T) {
 	if len(live) != 1 || live[0].ID != relayNode.relayID || live[0].Addr != relayNode.api.Addr().String() {
 		t.Fatalf("registered relays = %+v; want the relay node's alone", live)
 	}
+	// Nothing to sign with on the relay node.
+	for _, name := range ca.SigningKeyFiles {
+		if _, err := os.Stat(filepath.Join(relayNode.cfg.DataDir, name)); !errors.Is(err, os.ErrNotExist) {
+			t.Errorf("the relay node's data dir holds %s (%v)", name, err)
+		}
+	}
+	if k := relayNode.Keys(); k.CanSign() || k.Control != nil || k.UserCA != nil || k.HostCA != nil {
+		t.Fatal("the relay node loaded a signing key")
+	}
+	if relayNode.Server.api != nil {
+		t.Error("the relay node made an API")
+	}
+	bad := *relayNode.cfg
+	bad.DataDir = apiNode.cfg.DataDir
+	if srv, err := Open(ctx, &bad, discardLogger()); err == nil {
+		srv.Close()
+		t.Error("a relay node started on a data dir holding the signing keys")
+	} else if !strings.Contains(err.Error(), ca.ControlKeyFile) || !strings.Contains(err.Error(), "portholed init-node") {
+		t.Errorf("a relay node on a data dir with signing keys: %v; want words naming the keys and portholed init-node", err)
+	}
+
 	fleet := apiNode.newFleet(t, "acme")
-	apiNode.enroll(t, fleet, "dev1")
+	dev := apiNode.enroll(t, fleet, "dev1")
 	d := apiNode.device(t, fleet, "dev1")
-	o, _ := newClusterEngineer(t, apiNode.Store()).open(t, apiNode, d, "ticket 3")
+	// The device idles on the broker, and checks what it is sent as the
+	// agent does.
+	mqttDev := dialMQTT(t, m.Addr(testmosquitto.DeviceListener), "acme/dev1", "", "")
+	cmdTopic, _ := control.CmdTopic("acme", "dev1")
+	if _, err := mqttDev.Subscribe(ctx, &paho.Subscribe{Subscriptions: []paho.SubscribeOptions{{Topic: cmdTopic, QoS: 1}}}); err != nil {
+		t.Fatal(err)
+	}
+	verifier, err := control.NewVerifier(apiNode.Keys().ControlPub, "acme", "dev1", deviceNonces{control.NewMemoryNonceStore(100, 0)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	nextCmd := func(within time.Duration, what string) *control.Command {
+		t.Helper()
+		select {
+		case got := <-mqttDev.got:
+			cmd, err := verifier.Verify([]byte(strings.TrimPrefix(got, cmdTopic+" ")), time.Now())
+			if err != nil {
+				t.Fatalf("%s: the device refused %q: %v", what, got, err)
+			}
+			return cmd
+		case <-time.After(within):
+			t.Fatalf("%s: no command reached the device within %v", what, within)
+			return nil
+		}
+	}
+	eng := newClusterEngineer(t, apiNode.Store())
+	if _, err := relayNode.sessions.Open(ctx, session.Request{Device: d, User: eng.user, PublicKey: eng.key.PublicKey(), Ports: []int{22}}); !errors.Is(err, session.ErrCannotSign) {
+		t.Errorf("the relay node opened a session: %v; want session.ErrCannotSign", err)
+	}
+	o, _ := eng.open(t, apiNode, d, "ticket 3")
 	if o.Session.RelayID != relayNode.relayID {
-		t.Errorf("the session was placed on %q; want the relay node's %s", o.Session.RelayID, relayNode.relayID)
+		t.Fatalf("the session was placed on %q; want the relay node's %s", o.Session.RelayID, relayNode.relayID)
+	}
+	if cmd := nextCmd(waitTimeout, "open"); cmd.Type != control.TypeOpen || cmd.Session != o.Session.ID {
+		t.Fatalf("the device got %+v; want the open of %s", cmd, o.Session.ID)
+	}
+
+	// The device registers the session at the relay node, then drops off
+	// it without a word: after the grace the relay node closes the
+	// session, and the API node tells the device.
+	devSigner, err := ssh.NewSignerFromKey(dev.priv)
+	if err != nil {
+		t.Fatal(err)
+	}
+	onRelay, err := relayNode.sshLogin("acme/dev1", devSigner)
+	if err != nil {
+		t.Fatalf("the device's login to the relay node was refused: %v", err)
+	}
+	if ok, _, err := onRelay.SendRequest("tcpip-forward", true, ssh.Marshal(struct {
+		Addr string
+		Port uint32
+	}{o.Session.ID, 0})); !ok || err != nil {
+		t.Fatalf("the relay node refused the device's registration of its session: %v, %v", ok, err)
+	}
+	testwait.For(t, waitTimeout, "the session to be active", func() bool {
+		ses, err := apiNode.Store().GetSession(ctx, o.Session.ID)
+		return err == nil && ses.State == store.SessionActive
+	})
+	left := time.Now()
+	onRelay.Close()
+	cmd := nextCmd(deviceLeftGrace+5*time.Second, "close")
+	if cmd.Type != control.TypeClose || cmd.Session != o.Session.ID {
+		t.Fatalf("the device got %+v; want the close of %s", cmd, o.Session.ID)
+	}
+	t.Logf("the device was told of the close %v after it left the relay node (grace %v)", time.Since(left).Round(time.Millisecond), deviceLeftGrace)
+	var ses *store.Session
+	// Recorded sent just after it was.
+	testwait.For(t, waitTimeout, "the close command to be recorded sent", func() bool {
+		ses, err = apiNode.Store().GetSession(ctx, o.Session.ID)
+		return err == nil && ses.CloseDue.IsZero()
+	})
+	if ses.CloseReason != string(control.CloseDeviceDisconnected) {
+		t.Errorf("the session closed as %q; want %s", ses.CloseReason, control.CloseDeviceDisconnected)
+	}
+	select {
+	case got := <-mqttDev.got:
+		t.Errorf("the device got a second command: %s", got)
+	case <-time.After(200 * time.Millisecond):
 	}
 }
 
-// TestBrokerNode: the embedded broker runs on one node, and a node without
-// the broker role reaches the devices through it (broker.node), logged in
-// with what the deployment's keys give and that node's certificate pinned:
-// a session it opens reaches the device there. A node of another
+// TestBrokerNode: the embedded broker runs on one node without the api
+// role (relay and broker, on a data dir of its own without the signing
+// keys), and the API node reaches the devices through it (broker.node),
+// logged in with the deployment's node secret and that node's certificate
+// pinned: a session it opens reaches the device there. A node of another
 // deployment pointed at it is refused, in words.
 func TestBrokerNode(t *testing.T) {
 	t.Parallel()
 	nodes := startNodes(t, 2, func(i int, cfg *Config, started []*node) {
-		if i == 1 {
-			cfg.Roles = []string{RoleAPI, RoleRelay}
+		if i == 0 {
+			cfg.Roles = []string{RoleRelay, RoleBroker}
+		} else {
+			cfg.Roles = []string{RoleAPI}
 			cfg.Broker = BrokerConfig{Node: "mqtts://" + started[0].broker.Addr().String()}
-			if err := cfg.Validate(); err != nil {
-				t.Fatal(err)
-			}
 		}
 	})
 	brokerNode, apiNode := nodes[0], nodes[1]
@@ -589,4 +709,11 @@ func TestChangesLostRechecks(t *testing.T) {
 	case <-time.After(waitTimeout):
 		t.Fatal("the device deleted while the node heard nothing is still connected after the node heard again")
 	}
+}
+
+// deviceNonces is a device's nonce memory, for a test's verifier.
+type deviceNonces struct{ s *control.MemoryNonceStore }
+
+func (n deviceNonces) Remember(nonce string, forgetAfter, now time.Time) (bool, error) {
+	return n.s.RememberFor("device", nonce, forgetAfter, now)
 }

@@ -226,10 +226,10 @@ type BrokerConfig struct {
 
 	// Node is the mqtts:// address of the embedded broker of another node
 	// of this deployment, the one with the broker role, for a node
-	// without it: this node logs in there as a server node, with a
-	// password derived from the keys in data_dir (which every node of the
-	// deployment shares) and that node's certificate pinned, so no
-	// credential is configured. Exclusive with URL.
+	// without it: this node logs in there as a server node, with the
+	// node secret in data_dir (which every node of the deployment holds)
+	// and that node's certificate pinned, so no credential is configured.
+	// Exclusive with URL.
 	Node string `yaml:"node"`
 
 	// DynamicSecurity, with an external Mosquitto 2 whose devices are

@@ -25,24 +25,28 @@ import (
 // closes the device's sessions itself.
 const deviceLeftGrace = 5 * time.Second
 
-// relayCertLife is how long the relay's host certificate is valid; it is
-// signed anew at every start.
+// relayCertLife is how long the relay's host certificate is valid on an
+// API node, which signs it anew at every start.
 const relayCertLife = 365 * 24 * time.Hour
 
 // newRelay makes the SSH relay: devices log in with their enrolled keys
 // (from deviceKeys),
 // engineers with session certificates, and both are checked against the
 // sessions in the store. Its host key is certified by the host CA for the
-// host name of publicAddr, which is what devices and clients dial. Its
-// refusals go to refused, for the audit log.
+// host name of publicAddr, which is what devices and clients dial: on an
+// API node as it starts, elsewhere by an API node ahead
+// (keys.RelayHostCert, from portholed init-node). Its refusals go to
+// refused, for the audit log.
 func newRelay(st store.Store, relayID string, deviceKeys *devicekeys.Cache, keys *ca.Keys, sessions *session.Manager, publicAddr string, refused func(relay.Refusal), logger *slog.Logger) (*relay.Relay, error) {
 	host, _, err := net.SplitHostPort(publicAddr)
 	if err != nil {
 		return nil, fmt.Errorf("relay.public_addr %q is not host:port: %w", publicAddr, err)
 	}
-	cert, err := keys.SignRelayHostCert([]string{host}, time.Now(), relayCertLife)
-	if err != nil {
-		return nil, fmt.Errorf("certifying the relay's host key: %w", err)
+	cert := keys.RelayHostCert
+	if cert == nil {
+		if cert, err = keys.SignRelayHostCert([]string{host}, time.Now(), relayCertLife); err != nil {
+			return nil, fmt.Errorf("certifying the relay's host key: %w", err)
+		}
 	}
 	hostKey, err := ssh.NewCertSigner(cert, keys.RelayHost)
 	if err != nil {
@@ -52,7 +56,7 @@ func newRelay(st store.Store, relayID string, deviceKeys *devicekeys.Cache, keys
 	r, err = relay.New(relay.Config{
 		ID:      relayID,
 		HostKey: hostKey,
-		UserCA:  keys.UserCA.PublicKey(),
+		UserCA:  keys.UserCAPub,
 		DeviceKey: func(ctx context.Context, fleet, device string) (ed25519.PublicKey, error) {
 			key, err := deviceKeys.Key(ctx, fleet, device)
 			if errors.Is(err, devicekeys.ErrUnknownDevice) {
@@ -90,7 +94,9 @@ func newRelay(st store.Store, relayID string, deviceKeys *devicekeys.Cache, keys
 		},
 		// A device whose relay connection dropped without a tunnel_down
 		// (killed, or cut off) leaves its sessions open on the server
-		// until a limit; close them after a short grace instead.
+		// until a limit; close them after a short grace instead. On a
+		// node without the api role the close is recorded with its
+		// command due, which an API node sends.
 		DeviceLeft: func(ids []string) {
 			time.AfterFunc(deviceLeftGrace, func() {
 				ctx, cancel := context.WithTimeout(audit.WithActor(context.Background(), audit.System), 10*time.Second)

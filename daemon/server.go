@@ -101,13 +101,14 @@ type Server struct {
 	closeErr  error
 }
 
-// Open loads the keys from cfg.DataDir, opens the store (running its
-// migrations) and makes the roles, which accept nothing before Serve. cfg
-// must have been validated.
+// Open loads the keys from cfg.DataDir (the signing keys on a node with
+// the api role only: keys.go), opens the store (running its migrations)
+// and makes the roles, which accept nothing before Serve. cfg must have
+// been validated.
 func Open(ctx context.Context, cfg *Config, logger *slog.Logger) (*Server, error) {
-	keys, err := ca.Load(cfg.DataDir)
+	keys, err := loadKeys(cfg, logger, time.Now())
 	if err != nil {
-		return nil, fmt.Errorf("loading keys from %s: %w", cfg.DataDir, err)
+		return nil, err
 	}
 	if cfg.TLS.CertFile != "" {
 		keys.TLS, err = ca.LoadTLS(cfg.TLS.CertFile, cfg.TLS.KeyFile)
@@ -129,14 +130,11 @@ func Open(ctx context.Context, cfg *Config, logger *slog.Logger) (*Server, error
 	return s, nil
 }
 
-// openRoles makes the presence tracker, the control channel and the API
-// (with the recordings' object storage, if the config names one), in the
-// order they depend on each other.
+// openRoles makes the presence tracker, the control channel, the sessions,
+// the relay and, on an API node, the API, in the order they depend on each
+// other.
 func (s *Server) openRoles(ctx context.Context) error {
-	recordings, err := openRecordings(ctx, s.cfg)
-	if err != nil {
-		return err
-	}
+	var err error
 	s.presence, err = presence.New(presence.Config{Store: s.store, Logger: s.logger})
 	if err != nil {
 		return fmt.Errorf("starting presence tracking: %w", err)
@@ -150,8 +148,10 @@ func (s *Server) openRoles(ctx context.Context) error {
 		return fmt.Errorf("public_url %q: %w", s.cfg.PublicURL, err)
 	}
 	s.sessions, err = session.New(session.Config{
-		Store:           s.store,
-		Publish:         func(topic string, payload []byte) error { return s.pubsub.Publish(topic, payload, false, 1) },
+		Store:   s.store,
+		Publish: func(topic string, payload []byte) error { return s.pubsub.Publish(topic, payload, false, 1) },
+		// Nil off API nodes: the Manager then leaves its closes'
+		// commands to an API node (SendDue).
 		ControlKey:      s.keys.Control,
 		UserCA:          s.keys.UserCA,
 		RelayAddr:       s.cfg.Relay.PublicAddr,
@@ -174,6 +174,22 @@ func (s *Server) openRoles(ctx context.Context) error {
 	s.onState = append(s.onState, newRejections(s.audit).onState)
 	refused := func(f relay.Refusal) { auditRefusal(s.audit, f) }
 	if s.relay, err = newRelay(s.store, s.relayID, s.deviceKeys, s.keys, s.sessions, s.cfg.Relay.PublicAddr, refused, s.logger.With("component", "relay")); err != nil {
+		return err
+	}
+	if s.cfg.Has(RoleAPI) {
+		if err := s.openAPI(ctx); err != nil {
+			return err
+		}
+	}
+	s.watchChanges()
+	return nil
+}
+
+// openAPI makes the API, with the recordings' object storage if the
+// config names one.
+func (s *Server) openAPI(ctx context.Context) error {
+	recordings, err := openRecordings(ctx, s.cfg)
+	if err != nil {
 		return err
 	}
 	var provider *sso.Provider
@@ -207,7 +223,6 @@ func (s *Server) openRoles(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("starting the API: %w", err)
 	}
-	s.watchChanges()
 	return nil
 }
 

@@ -1,6 +1,7 @@
 package e2e
 
 import (
+	"errors"
 	"fmt"
 	"os"
 	"os/exec"
@@ -72,11 +73,27 @@ func newCluster(t *testing.T, apis, relays int) *cluster {
 	if err := os.WriteFile(filepath.Join(data, "broker.pw"), []byte(serverPW+"\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	// Every node shares the data directory (its keys) and the database;
-	// each has its own ports and config.
+	// The API nodes share the data directory (the signing keys) and every
+	// node the database; each has its own ports and config. A relay node
+	// gets a data directory of its own, made on an API node's as an
+	// operator would: public keys, the TLS identity, the node secret and
+	// its relay's host certificate, no signing key.
 	node := func(name, roles string) *clusterNode {
 		port := FreePort(t)
-		n := &clusterNode{name: name, config: filepath.Join(data, name+".yaml"), url: fmt.Sprintf("https://127.0.0.1:%d", port)}
+		dir := data
+		if roles != "api" {
+			dir = filepath.Join(c.tmp, name)
+			MustRun(t, c.env, "", bins.Server, "init-node", "--from", data, "--data", dir, "--relay-host", "127.0.0.1")
+			for _, key := range []string{"control_key", "user_ca", "host_ca"} {
+				if _, err := os.Stat(filepath.Join(dir, key)); !errors.Is(err, os.ErrNotExist) {
+					t.Fatalf("the data dir init-node made for %s holds %s (%v)", name, key, err)
+				}
+			}
+			if err := os.WriteFile(filepath.Join(dir, "broker.pw"), []byte(serverPW+"\n"), 0o600); err != nil {
+				t.Fatal(err)
+			}
+		}
+		n := &clusterNode{name: name, config: filepath.Join(dir, name+".yaml"), url: fmt.Sprintf("https://127.0.0.1:%d", port)}
 		cfg := fmt.Sprintf(`data_dir: .
 database: %s
 listen: 127.0.0.1:%d

@@ -31,6 +31,17 @@
 // one's sweeper enforces the limits, and whichever closes a session first
 // records the one reason.
 //
+// Only nodes with the api role hold the control key and the user CA (a
+// Manager without them opens nothing). A close that its device must hear
+// of is recorded with the close command due (store.Store.CloseSession), in
+// the transaction that closes it, whichever node closes it: a node that
+// can sign sends the command, claiming it first so that of several nodes
+// one does, then clears it (SendDue). A close recorded by a relay node
+// (relay_lost, its device gone) is sent by an API node as it hears the
+// change (the daemon calls SendDue), or at its next sweep if it heard
+// nothing or no API node was up then; a device told twice answers the
+// second time that it holds no such session, which changes nothing.
+//
 // Each step is recorded in the audit log in the transaction that makes it:
 // session_requested by the engineer, session_active by the device, and
 // session_closed with its reason by whoever closed it, the actor the
@@ -91,21 +102,28 @@ var ErrNoRelay = errors.New("session: no relay to place the session on")
 // closed, and asking again later may work.
 var ErrControlUnavailable = errors.New("session: the control channel is unavailable")
 
+// ErrCannotSign is the error of what only a node holding the signing keys
+// (the api role) does: opening a session, approving one.
+var ErrCannotSign = errors.New("session: this node holds no signing keys (only nodes with the api role do)")
+
 // ErrNotWaiting is the error of Approve and Deny for a session that does
 // not wait for a second engineer: it never did, it was approved already,
 // or it closed.
 var ErrNotWaiting = errors.New("session: the session does not wait for approval")
 
-// Config configures a Manager. Store, Publish, ControlKey, UserCA and
-// RelayAddr are required; other zero values mean the default on the field.
+// Config configures a Manager. Store, Publish and RelayAddr are required;
+// other zero values mean the default on the field.
 type Config struct {
 	Store store.Store
 	// Publish sends a signed command to a device's cmd topic.
 	Publish func(topic string, payload []byte) error
-	// ControlKey signs the commands.
+	// ControlKey signs the commands, and UserCA the engineers' session
+	// certificates. Both or neither: nil on a node without the api role,
+	// whose Manager opens and approves nothing (ErrCannotSign) and leaves
+	// the close commands of the sessions it closes to a node that can
+	// sign them (SendDue).
 	ControlKey ed25519.PrivateKey
-	// UserCA signs the engineers' session certificates.
-	UserCA ssh.Signer
+	UserCA     ssh.Signer
 	// RelayAddr (host:port) is the SSH relay the device is told to dial
 	// when Place is nil or places the session on a relay without one.
 	RelayAddr string
@@ -178,10 +196,10 @@ func New(cfg Config) (*Manager, error) {
 		return nil, errors.New("session: Config.Store is required")
 	case cfg.Publish == nil:
 		return nil, errors.New("session: Config.Publish is required")
-	case len(cfg.ControlKey) != ed25519.PrivateKeySize:
-		return nil, errors.New("session: Config.ControlKey is required")
-	case cfg.UserCA == nil:
-		return nil, errors.New("session: Config.UserCA is required")
+	case cfg.ControlKey != nil && len(cfg.ControlKey) != ed25519.PrivateKeySize:
+		return nil, errors.New("session: Config.ControlKey is not an ed25519 private key")
+	case (cfg.ControlKey == nil) != (cfg.UserCA == nil):
+		return nil, errors.New("session: Config.ControlKey and Config.UserCA go together: both, or neither on a node without the api role")
 	case cfg.RelayAddr == "":
 		return nil, errors.New("session: Config.RelayAddr is required")
 	}
@@ -271,6 +289,9 @@ type Opened struct {
 func (m *Manager) Open(ctx context.Context, req Request) (*Opened, error) {
 	if m.isClosed() {
 		return nil, ErrClosed
+	}
+	if !m.canSign() {
+		return nil, ErrCannotSign
 	}
 	if req.Device == nil || req.User == nil || req.PublicKey == nil {
 		return nil, errors.New("session: a request needs a device, a user and a public key")
@@ -413,6 +434,9 @@ func limitsWords(idle, idleMax, idleCap, maxDur, maxMax, maxCap time.Duration) s
 // session no longer fits the policy: a *fleetpolicy.Refusal says why.
 // ErrNotWaiting: the session does not wait for an approval (any more).
 func (m *Manager) Approve(ctx context.Context, id string, approver *store.User, pol *store.FleetPolicy) (*store.Session, error) {
+	if !m.canSign() {
+		return nil, ErrCannotSign
+	}
 	ses, err := m.cfg.Store.GetSession(ctx, id)
 	if err != nil {
 		return nil, err
@@ -532,8 +556,14 @@ func limit(asked, max time.Duration) time.Duration {
 	return asked.Truncate(time.Second)
 }
 
+// canSign reports whether this node holds the signing keys.
+func (m *Manager) canSign() bool { return m.cfg.ControlKey != nil }
+
 // send signs cmd and publishes it on its device's cmd topic.
 func (m *Manager) send(cmd control.Command) error {
+	if !m.canSign() {
+		return ErrCannotSign
+	}
 	topic, err := control.CmdTopic(cmd.Fleet, cmd.Device)
 	if err != nil {
 		return err
@@ -629,7 +659,7 @@ func (m *Manager) EngineerClose(ctx context.Context, id string) (*store.Session,
 	if err != nil || !ses.Open() {
 		return ses, err
 	}
-	if (ses.State != store.SessionActive && ses.State != store.SessionWaitingConsent) || !m.deviceOnline(ctx, ses.DeviceID) {
+	if (ses.State != store.SessionActive && ses.State != store.SessionWaitingConsent) || !m.canSign() || !m.deviceOnline(ctx, ses.DeviceID) {
 		return m.closeSession(ctx, id, control.CloseEngineer, true)
 	}
 	m.mu.Lock()
@@ -673,12 +703,14 @@ func (m *Manager) deviceOnline(ctx context.Context, id string) bool {
 	return err != nil || d.Online
 }
 
-// closeSession closes id if it is open, and tells the device when tell.
-// The audit log names ctx's actor (audit.WithActor) as the closer: the
-// engineer through the API, the device, or the system for limits.
+// closeSession closes id if it is open, and when tell records that its
+// device is due the close command, which it sends if this node can sign
+// (else a node that can does: SendDue). The audit log names ctx's actor
+// (audit.WithActor) as the closer: the engineer through the API, the
+// device, or the system for limits.
 func (m *Manager) closeSession(ctx context.Context, id string, reason control.CloseReason, tell bool) (*store.Session, error) {
 	closed := audit.Event{Kind: audit.SessionClosed, Actor: audit.ActorFrom(ctx), Detail: map[string]string{"reason": string(reason)}}
-	ses, changed, err := m.cfg.Store.TransitionSession(store.WithAudit(ctx, closed), id, store.OpenSessionStates, store.SessionClosed, string(reason), m.now())
+	ses, changed, err := m.cfg.Store.CloseSession(store.WithAudit(ctx, closed), id, string(reason), m.now(), tell)
 	if err != nil || !changed {
 		return ses, err
 	}
@@ -687,19 +719,76 @@ func (m *Manager) closeSession(ctx context.Context, id string, reason control.Cl
 		// It closed while it waited for a second engineer: so does its
 		// request in the queue, and its device, never asked, is not told.
 		m.closeFourEyesRequests(context.WithoutCancel(ctx), ses, string(reason), audit.ActorFrom(ctx).String())
-		tell = false
+		if tell {
+			if err := m.cfg.Store.CloseSent(context.WithoutCancel(ctx), id); err != nil {
+				m.log.Warn("recording that a session's device, never asked, need not be told of its close", "session", id, "err", err)
+			}
+			tell = false
+		}
 	}
 	if tell {
-		err := m.send(control.Command{Type: control.TypeClose, Session: id, Fleet: ses.FleetName, Device: ses.DeviceName,
-			NotAfter: m.now().Add(control.DefaultValidity).Unix()})
-		if err != nil {
-			// The device still ends it: the relay cuts it now, and the
-			// device's own limits hold.
-			m.log.Warn("could not tell the device a session closed", "session", id, "device", ses.DeviceName, "err", err)
-		}
+		// Before the relay cuts it, so that the device ends it on the
+		// server's word rather than on losing the relay.
+		m.SendDue(context.WithoutCancel(ctx), id)
 	}
 	m.closedHook(id)
 	return ses, nil
+}
+
+// closeLease is how long a node that took a close command to send
+// (ClaimClose) has to send it before another node may.
+const closeLease = 10 * time.Second
+
+// SendDue sends the close command of session id if it is due
+// (store.Session.CloseDue) and no other node took it, and records it
+// sent; a node that cannot sign does nothing. A command that could not be
+// sent is due again after closeLease, for this node's sweep or another's.
+// The daemon calls it when it hears a session closed.
+func (m *Manager) SendDue(ctx context.Context, id string) {
+	if !m.canSign() {
+		return
+	}
+	ses, claimed, err := m.cfg.Store.ClaimClose(ctx, id, m.now(), closeLease)
+	if err != nil {
+		m.log.Error("taking a session's close command to send", "session", id, "err", err)
+		return
+	}
+	if !claimed {
+		return // not due, or another node sends it
+	}
+	if err := m.send(control.Command{Type: control.TypeClose, Session: id, Fleet: ses.FleetName, Device: ses.DeviceName,
+		NotAfter: m.now().Add(control.DefaultValidity).Unix()}); err != nil {
+		// The device still ends it: the relay cuts it now, and the
+		// device's own limits hold.
+		m.log.Warn("could not tell the device a session closed; trying again", "session", id, "device", ses.DeviceName, "in", closeLease, "err", err)
+		return
+	}
+	if err := m.cfg.Store.CloseSent(ctx, id); err != nil {
+		m.log.Warn("recording a session's close command sent (it may be sent again, which changes nothing)", "session", id, "err", err)
+	}
+}
+
+// sendDueLimit bounds how many due close commands one sweep sends.
+const sendDueLimit = 1000
+
+// SendAllDue sends the close commands due now that no node sent: those of
+// sessions closed by nodes that cannot sign while no node that can heard
+// of it, and those a node took and did not send. Each sweep does; the
+// daemon also calls it when it may have missed changes.
+func (m *Manager) SendAllDue(ctx context.Context) {
+	if !m.canSign() {
+		return
+	}
+	due, err := m.cfg.Store.ListSessions(ctx, store.SessionFilter{CloseDueBy: m.now(), Limit: sendDueLimit})
+	if err != nil {
+		if ctx.Err() == nil {
+			m.log.Error("reading the sessions whose devices are due a close command", "err", err)
+		}
+		return
+	}
+	for _, ses := range due {
+		m.SendDue(ctx, ses.ID)
+	}
 }
 
 func (m *Manager) closedHook(id string) {
@@ -992,9 +1081,11 @@ func (m *Manager) flushActivity(ctx context.Context) {
 // sweepLimit bounds how many open sessions one sweep reads.
 const sweepLimit = 10000
 
-// sweep closes the open sessions past a limit.
+// sweep closes the open sessions past a limit, and sends the close
+// commands due that no node sent.
 func (m *Manager) sweep(ctx context.Context) {
 	m.flushActivity(ctx)
+	defer m.SendAllDue(ctx)
 	open, err := m.cfg.Store.ListSessions(ctx, store.SessionFilter{OpenOnly: true, Limit: sweepLimit})
 	if err != nil {
 		if ctx.Err() == nil {

@@ -266,6 +266,10 @@ type Session struct {
 	// Policy is what of the fleet's policy the open command carried to
 	// the device (control.Policy as JSON); empty: nothing.
 	Policy string
+	// CloseDue is when the device of a closed session is due the signed
+	// close command, which only a node holding the control key sends
+	// (ClaimClose, CloseSent); zero: it need not be told, or was.
+	CloseDue time.Time
 }
 
 // Asked is when the session's device was asked to open it, from which its
@@ -299,6 +303,9 @@ type SessionFilter struct {
 	// email approved, also once that user is deleted.
 	ApprovedEmail string
 	OpenOnly      bool
+	// CloseDueBy, when not zero, selects the closed sessions whose
+	// device is due the close command by then (Session.CloseDue).
+	CloseDueBy time.Time
 	// Limit caps how many are returned, newest first. Zero: 100.
 	Limit int
 }
@@ -454,6 +461,22 @@ type Store interface {
 	// server nodes (or a timeout and the device) closing one session
 	// record one reason.
 	TransitionSession(ctx context.Context, id string, from []SessionState, to SessionState, reason string, at time.Time) (s *Session, changed bool, err error)
+	// CloseSession closes an open session for reason at at, as
+	// TransitionSession does from OpenSessionStates, and, with tell,
+	// records in the same transaction that its device is due the signed
+	// close command from at (CloseDue): whoever closes it, the command is
+	// not lost, whichever node can sign it sends it.
+	CloseSession(ctx context.Context, id, reason string, at time.Time, tell bool) (s *Session, changed bool, err error)
+	// ClaimClose takes the close command of session id to send, if it is
+	// due by now: it moves CloseDue to now+lease, so that of several
+	// nodes one sends it, and another does after lease if that one did
+	// not clear it (CloseSent). It returns the session if this caller
+	// took it, else nil and false (also for a session that does not
+	// exist).
+	ClaimClose(ctx context.Context, id string, now time.Time, lease time.Duration) (s *Session, claimed bool, err error)
+	// CloseSent records that the device of session id was sent the close
+	// command (CloseDue zero).
+	CloseSent(ctx context.Context, id string) error
 	// TouchSessions moves the LastActivity of open sessions forward to at.
 	TouchSessions(ctx context.Context, ids []string, at time.Time) error
 	// ApproveSession records a second engineer's approval of a session

@@ -1,5 +1,5 @@
 // Package daemoncmd holds the cobra commands of portholed, the Porthole
-// server: init, serve and dev.
+// server: init, init-node, serve and dev.
 package daemoncmd
 
 import (
@@ -58,6 +58,6 @@ Run it for real:
 		SilenceErrors: true,
 		Version:       version.Version,
 	}
-	root.AddCommand(newInit(stdio), newServe(stdio), newDev(stdio), newVersion(stdio))
+	root.AddCommand(newInit(stdio), newInitNode(stdio), newServe(stdio), newDev(stdio), newVersion(stdio))
 	return root
 }

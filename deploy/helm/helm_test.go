@@ -329,19 +329,38 @@ func checkPod(t *testing.T, role string, tmpl map[string]any, vals map[string]an
 }
 
 // runInit runs the init container's script for real, with its paths moved
-// under a scratch directory, on keys portholed init made, and checks that
-// portholed then loads the keys (which must be its own, 0600, in a
-// directory of its own) and the config.
+// under a scratch directory, on keys portholed init made (for the API
+// pods) or the data directory portholed init-node made from them (for the
+// relay pods), and checks that portholed then loads the keys (which must
+// be its own, 0600, in a directory of its own; on a relay pod without a
+// signing key) and the config.
 func runInit(t *testing.T, role, script string) {
 	t.Helper()
 	root := t.TempDir()
 	keys := filepath.Join(root, "etc/porthole/keys")
-	if err := ca.Generate(keys, []string{"porthole.example.com"}); err != nil {
+	apiKeys := keys
+	if role == "relay" {
+		apiKeys = filepath.Join(root, "api-keys")
+	}
+	if err := ca.Generate(apiKeys, []string{"porthole.example.com"}); err != nil {
 		t.Fatal(err)
 	}
+	if role == "relay" {
+		k, err := ca.Load(apiKeys)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := ca.WriteNodeDir(k, ca.NodeDir{Dir: keys, RelayHosts: []string{"porthole.example.com"}}); err != nil {
+			t.Fatal(err)
+		}
+	}
 	// As a Secret volume shows them: read-only, group-readable.
-	for _, f := range []string{ca.ControlKeyFile, ca.UserCAFile, ca.HostCAFile, ca.RelayHostKeyFile, ca.TLSCertFile, ca.TLSKeyFile} {
-		if err := os.Chmod(filepath.Join(keys, f), 0o440); err != nil {
+	files, err := os.ReadDir(keys)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range files {
+		if err := os.Chmod(filepath.Join(keys, f.Name()), 0o440); err != nil {
 			t.Fatalf("the keys portholed makes: %v", err)
 		}
 	}
@@ -364,7 +383,11 @@ func runInit(t *testing.T, role, script string) {
 	if out, err := cmd.CombinedOutput(); err != nil {
 		t.Fatalf("%s pods' init container: %v\n%s", role, err, out)
 	}
-	if _, err := ca.Load(filepath.Join(data, "data")); err != nil {
+	load := ca.Load
+	if role == "relay" {
+		load = ca.LoadNode // which refuses a signing key
+	}
+	if _, err := load(filepath.Join(data, "data")); err != nil {
 		t.Errorf("%s pods: portholed cannot load the keys the init container copied: %v", role, err)
 	}
 	cfg, err := daemon.LoadConfig(filepath.Join(data, "data", "portholed.yaml"))
@@ -387,6 +410,7 @@ func TestRefusals(t *testing.T) {
 	}{
 		{"no public host", []string{"publicHost="}, "publicHost is required"},
 		{"no keys", []string{"keys.secretName="}, "keys.secretName is required"},
+		{"no relay keys", []string{"keys.relaySecretName="}, "keys.relaySecretName is required"},
 		{"no database", []string{"database.url="}, "database.url is required"},
 		{"no broker", []string{"broker.url="}, "broker.url is required"},
 		{"no bucket", []string{"recordings.url="}, "recordings.url is required"},

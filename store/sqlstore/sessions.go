@@ -15,7 +15,7 @@ import (
 const sessionQuery = `SELECT s.id, s.fleet_id, f.name, s.device_id, d.name, s.user_id, s.user_email,
 		s.state, s.close_reason, s.public_key, s.reason, s.ports, s.idle_timeout, s.max_duration,
 		s.created_at, s.active_at, s.closed_at, s.last_activity, s.relay_id, s.relay_addr, s.relay_ssh_addr,
-		s.four_eyes, s.approved_by, s.approved_email, s.approved_at, s.policy
+		s.four_eyes, s.approved_by, s.approved_email, s.approved_at, s.policy, s.close_due
 	FROM sessions s JOIN fleets f ON f.id = s.fleet_id JOIN devices d ON d.id = s.device_id`
 
 func scanSession(sc scanner) (*store.Session, error) {
@@ -28,7 +28,7 @@ func scanSession(sc scanner) (*store.Session, error) {
 		&s.State, &s.CloseReason, &s.PublicKey, &s.Reason, &ports, &idle, &maxD,
 		(*unixMillis)(&s.CreatedAt), (*unixMillis)(&s.ActiveAt), (*unixMillis)(&s.ClosedAt), (*unixMillis)(&s.LastActivity),
 		&s.RelayID, &s.RelayAddr, &s.RelaySSHAddr,
-		(*intBool)(&s.FourEyes), (*emptyNull)(&s.ApprovedBy), &s.ApprovedEmail, (*unixMillis)(&s.ApprovedAt), &s.Policy); err != nil {
+		(*intBool)(&s.FourEyes), (*emptyNull)(&s.ApprovedBy), &s.ApprovedEmail, (*unixMillis)(&s.ApprovedAt), &s.Policy, (*unixMillis)(&s.CloseDue)); err != nil {
 		return nil, err
 	}
 	if err := json.Unmarshal([]byte(ports), &s.Ports); err != nil {
@@ -118,16 +118,35 @@ func (s *Store) ListSessions(ctx context.Context, f store.SessionFilter) ([]*sto
 	if f.OpenOnly {
 		w.add("s.state <> 'closed'")
 	}
+	if !f.CloseDueBy.IsZero() {
+		w.add("s.close_due > 0 AND s.close_due <= ?", millis(f.CloseDueBy))
+	}
 	query := sessionQuery + w.String() + " ORDER BY s.created_at DESC, s.id LIMIT " + w.arg(limit(f.Limit, 100))
 	return all(ctx, s, "list sessions", scanSession, query, w.args...)
 }
 
 // TransitionSession moves a session between states; see store.Store.
 func (s *Store) TransitionSession(ctx context.Context, id string, from []store.SessionState, to store.SessionState, reason string, at time.Time) (*store.Session, bool, error) {
+	return s.transition(ctx, id, from, to, reason, at, false)
+}
+
+// CloseSession closes an open session, its close command due if tell;
+// see store.Store.
+func (s *Store) CloseSession(ctx context.Context, id, reason string, at time.Time, tell bool) (*store.Session, bool, error) {
+	return s.transition(ctx, id, store.OpenSessionStates, store.SessionClosed, reason, at, tell)
+}
+
+// transition moves a session from one of from to to, and to closed with
+// its close command due at at if tell.
+func (s *Store) transition(ctx context.Context, id string, from []store.SessionState, to store.SessionState, reason string, at time.Time, tell bool) (*store.Session, bool, error) {
 	if len(from) == 0 {
 		return nil, false, fmt.Errorf("store: transition session %q: no state to move from", id)
 	}
-	args := []any{id, string(to), millis(at), reason}
+	var due int64
+	if tell && to == store.SessionClosed {
+		due = max(millis(at), 1) // 0 is "nothing due"
+	}
+	args := []any{id, string(to), millis(at), reason, due}
 	marks := make([]string, len(from))
 	for i, st := range from {
 		args = append(args, string(st))
@@ -144,7 +163,8 @@ func (s *Store) TransitionSession(ctx context.Context, id string, from []store.S
 		if changed, err = execChanged(ctx, tx, `UPDATE sessions SET state = $2,
 			active_at = CASE WHEN $2 = 'active' THEN $3 ELSE active_at END,
 			closed_at = CASE WHEN $2 = 'closed' THEN $3 ELSE closed_at END,
-			close_reason = CASE WHEN $2 = 'closed' THEN $4 ELSE close_reason END
+			close_reason = CASE WHEN $2 = 'closed' THEN $4 ELSE close_reason END,
+			close_due = $5
 			WHERE id = $1 AND state IN (`+strings.Join(marks, ", ")+`)`, args...); err != nil {
 			return about{}, err
 		}
@@ -163,6 +183,30 @@ func (s *Store) TransitionSession(ctx context.Context, id string, from []store.S
 		return nil, false, fmt.Errorf("store: move session %q to %s: %w", id, to, s.classify(err))
 	}
 	return ses, changed, nil
+}
+
+// ClaimClose takes a due close command to send; see store.Store.
+func (s *Store) ClaimClose(ctx context.Context, id string, now time.Time, lease time.Duration) (*store.Session, bool, error) {
+	claimed, err := execChanged(ctx, s.db, `UPDATE sessions SET close_due = $2 WHERE id = $1 AND close_due > 0 AND close_due <= $3`,
+		id, millis(now.Add(lease)), millis(now))
+	if err != nil {
+		return nil, false, fmt.Errorf("store: claim the close command of session %q: %w", id, s.classify(err))
+	}
+	if !claimed {
+		return nil, false, nil // read nothing: every API node asks on every close
+	}
+	ses, err := s.GetSession(ctx, id)
+	if err != nil {
+		return nil, false, err
+	}
+	return ses, claimed, nil
+}
+
+// CloseSent records that a session's close command was sent; see
+// store.Store.
+func (s *Store) CloseSent(ctx context.Context, id string) error {
+	return s.exec(store.WithoutAudit(ctx), fmt.Sprintf("record the close command of session %q sent", id),
+		`UPDATE sessions SET close_due = 0 WHERE id = $1`, id)
 }
 
 // ApproveSession records a second engineer's approval and moves the

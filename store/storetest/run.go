@@ -49,6 +49,7 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 		{"MarkAllOffline", testMarkAllOffline},
 		{"Sessions", testSessions},
 		{"SessionFilter", testSessionFilter},
+		{"CloseDue", testCloseDue},
 		{"SupportRequests", testSupportRequests},
 		{"ApprovalRequests", testApprovalRequests},
 		{"SupportRequestFilter", testSupportRequestFilter},

@@ -124,3 +124,76 @@ func testSessionFilter(t *testing.T, s store.Store) {
 	_, err = s.GetSession(ctx, s3.ID)
 	wantErr(t, "a deleted device's session", err, store.ErrNotFound)
 }
+
+// testCloseDue: a close recorded with its device to be told is due until
+// a node that sends the command clears it; of nodes claiming it at once
+// one takes it, and another may again once the lease is over; a close
+// whose device need not be told, and an open session, are never due.
+func testCloseDue(t *testing.T, s store.Store) {
+	ctx := t.Context()
+	f := mkFleet(t, s, "alpha")
+	u := mkUser(t, s, "ann@example.com")
+	d := mustEnroll(t, s, mkEnrollmentToken(t, s, f.ID, 1).Hash, "dev1")
+	told, quiet, open := mkSession(t, s, d, u), mkSession(t, s, d, u), mkSession(t, s, d, u)
+
+	closeAt := t0.Add(time.Minute)
+	got, changed, err := s.CloseSession(ctx, told.ID, "relay_lost", closeAt, true)
+	ok(t, "CloseSession", err)
+	equal(t, "closed", changed, true)
+	equal(t, "state", got.State, store.SessionClosed)
+	equal(t, "reason", got.CloseReason, "relay_lost")
+	equal(t, "close due", got.CloseDue, stored(closeAt))
+	_, changed, err = s.CloseSession(ctx, told.ID, "engineer_closed", closeAt.Add(time.Second), true)
+	ok(t, "CloseSession again", err)
+	equal(t, "a closed session closed again", changed, false)
+	got, _ = s.GetSession(ctx, told.ID)
+	equal(t, "reason after a second close", got.CloseReason, "relay_lost")
+	equal(t, "close due after a second close", got.CloseDue, stored(closeAt))
+	_, _, err = s.CloseSession(ctx, quiet.ID, "device_closed", closeAt, false)
+	ok(t, "CloseSession without telling", err)
+
+	due, err := s.ListSessions(ctx, store.SessionFilter{CloseDueBy: closeAt})
+	ok(t, "ListSessions due", err)
+	equal(t, "sessions due", ids(due), []string{told.ID})
+	due, err = s.ListSessions(ctx, store.SessionFilter{CloseDueBy: closeAt.Add(-time.Millisecond)})
+	ok(t, "ListSessions due earlier", err)
+	equal(t, "sessions due before the close", len(due), 0)
+
+	for _, id := range []string{quiet.ID, open.ID} {
+		_, claimed, err := s.ClaimClose(ctx, id, closeAt, time.Minute)
+		ok(t, "ClaimClose of nothing due", err)
+		equal(t, "claimed with nothing due", claimed, false)
+	}
+	lease := 30 * time.Second
+	results := race(4, func(int) bool {
+		_, claimed, err := s.ClaimClose(ctx, told.ID, closeAt, lease)
+		ok(t, "ClaimClose", err)
+		return claimed
+	})
+	equal(t, "claims taken by four nodes at once", trues(results), 1)
+	_, claimed, err := s.ClaimClose(ctx, told.ID, closeAt.Add(lease-time.Second), lease)
+	ok(t, "ClaimClose within the lease", err)
+	equal(t, "claimed within another's lease", claimed, false)
+	got, claimed, err = s.ClaimClose(ctx, told.ID, closeAt.Add(lease), lease)
+	ok(t, "ClaimClose after the lease", err)
+	equal(t, "claimed after the lease", claimed, true)
+	equal(t, "session claimed", got.ID, told.ID)
+
+	ok(t, "CloseSent", s.CloseSent(ctx, told.ID))
+	got, _ = s.GetSession(ctx, told.ID)
+	equal(t, "close due once sent", got.CloseDue.IsZero(), true)
+	_, claimed, err = s.ClaimClose(ctx, told.ID, closeAt.Add(time.Hour), lease)
+	ok(t, "ClaimClose once sent", err)
+	equal(t, "claimed once sent", claimed, false)
+	_, claimed, err = s.ClaimClose(ctx, "ses_missing", closeAt, lease)
+	ok(t, "ClaimClose of a missing session", err)
+	equal(t, "claimed a missing session", claimed, false)
+}
+
+func ids(ss []*store.Session) []string {
+	out := make([]string, len(ss))
+	for i, s := range ss {
+		out[i] = s.ID
+	}
+	return out
+}

@@ -1,7 +1,10 @@
 {{/*
 The pod of one role, (list . "api") or (list . "relay"). An init container
 copies the keys from their Secret into the data directory (portholed wants
-its keys 0600 and its data directory its own), with the role's config.
+its keys 0600 and its data directory its own), with the role's config: the
+API nodes' Secret holds the signing keys; the relay nodes' holds none (it
+is what portholed init-node made), and portholed refuses to serve a relay
+node on one that does.
 */}}
 {{- define "porthole.pod" -}}
 {{- $ := index . 0 -}}
@@ -46,9 +49,19 @@ spec:
           umask 077
           mkdir -p /var/lib/portholed/data
           chmod 0700 /var/lib/portholed/data
+          {{- if eq $role "api" }}
           for f in control_key user_ca host_ca relay_host_key tls.crt tls.key; do
             cat "/etc/porthole/keys/$f" >"/var/lib/portholed/data/$f"
           done
+          # A data directory made before node_secret was has none.
+          if [ -f /etc/porthole/keys/node_secret ]; then
+            cat /etc/porthole/keys/node_secret >/var/lib/portholed/data/node_secret
+          fi
+          {{- else }}
+          for f in control_key.pub user_ca.pub host_ca.pub relay_host_key relay_host_key-cert.pub tls.crt tls.key node_secret; do
+            cat "/etc/porthole/keys/$f" >"/var/lib/portholed/data/$f"
+          done
+          {{- end }}
           sed "s/__POD_NAME__/$POD_NAME/g" /etc/porthole/config/{{ $role }}.yaml >/var/lib/portholed/data/portholed.yaml
       resources:
         requests:
@@ -152,7 +165,11 @@ spec:
         name: {{ include "porthole.fullname" $ }}
     - name: keys
       secret:
+        {{- if eq $role "api" }}
         secretName: {{ required "keys.secretName is required" $v.keys.secretName }}
+        {{- else }}
+        secretName: {{ required "keys.relaySecretName is required: the relay nodes' data directory, from portholed init-node" $v.keys.relaySecretName }}
+        {{- end }}
         defaultMode: 0440
     {{- if $v.broker.passwordSecret.name }}
     - name: broker-password
