@@ -354,9 +354,9 @@ func TestMosquittoStorm(t *testing.T) {
 	}
 
 	r := &MosquittoStormResult{Devices: 4, HashIterations: 101, Hash: 400 * time.Microsecond, Connect: time.Second, FirstOnline: time.Second,
-		Crash: MosquittoCrash{Back: 3 * time.Second, BackCount: 4, MosqCPU: 1500 * time.Millisecond, Failures: 2,
+		Mosquitto: MosquittoRestart{Back: 3 * time.Second, BackCount: 4, MosqCPU: 1500 * time.Millisecond, Failures: 2,
 			FailureKinds: map[string]int64{"connection refused (no listener)": 2}, ListenOverflows: 7},
-		Restart: PortholedRestart{Snapshot: 2 * time.Second, SnapshotMessages: 4}}
+		Portholed: PortholedRestart{Snapshot: 2 * time.Second, SnapshotMessages: 4}}
 	var b strings.Builder
 	r.markdown(&b)
 	for _, want := range []string{"101 iterations", "| 100 µs per password", "**3.0 s** after the kill", "| 1.5 s (50% of a core) |",

@@ -88,6 +88,10 @@ type Options struct {
 	// ClusterKeystrokes is how many keystrokes each of its sessions
 	// types and times. Zero: 20.
 	ClusterKeystrokes int
+	// MosquittoPersistence, for storm-mosquitto, runs Mosquitto with
+	// persistence on (as Debian's mosquitto.conf does) and restarts it
+	// cleanly (SIGINT, as systemctl restart does) instead of killing it.
+	MosquittoPersistence bool
 	// ClusterPostgres is the PostgreSQL database (a postgres:// URL) the
 	// cluster measurement's nodes share, in a schema of the run's own that
 	// is dropped at its end. Empty: DefaultClusterPostgres.
@@ -252,7 +256,7 @@ func Run(ctx context.Context, opts Options, log *slog.Logger) (*Results, error) 
 		}
 	}
 	if opts.wants(StormMosquitto) {
-		if res.MosquittoStorm, err = stormMosquitto(ctx, b, opts.Devices, opts.Settle); err != nil {
+		if res.MosquittoStorm, err = stormMosquitto(ctx, b, opts.Devices, opts.MosquittoPersistence, opts.Settle); err != nil {
 			return res, err
 		}
 	}

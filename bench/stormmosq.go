@@ -50,16 +50,21 @@ type MosquittoStormResult struct {
 	// portholed's then.
 	MosqRSSBefore, MosqRSSAfter, PortholedRSS int64
 
-	Crash   MosquittoCrash
-	Restart PortholedRestart
+	Mosquitto MosquittoRestart
+	Portholed PortholedRestart
 }
 
-// MosquittoCrash is Mosquitto killed (SIGKILL, no goodbye to anyone) and
-// started again at once on the same configuration, without persistence:
-// the devices and portholed reconnect on their own backoff.
-type MosquittoCrash struct {
-	Load string // the load average when it began
-	// Down is from the kill until the new Mosquitto accepted on both
+// MosquittoRestart is Mosquitto stopped and started again at once on the
+// same configuration: killed (SIGKILL, no goodbye to anyone) without
+// persistence, so that it forgets every session and retained message; or,
+// Persistent, stopped cleanly (SIGINT, which saves its database, as
+// `systemctl restart mosquitto` does) with persistence on, as Debian's
+// mosquitto.conf has it. The devices and portholed reconnect on their own
+// backoff.
+type MosquittoRestart struct {
+	Persistent bool
+	Load       string // the load average when it began
+	// Down is from the kill (or SIGINT) until the new Mosquitto accepted on both
 	// listeners; Back, until the last device was connected and subscribed
 	// again (BackCount devices were, within 5 min), and BackP50 and
 	// BackP90 until half and nine tenths of them were.
@@ -83,10 +88,11 @@ type MosquittoCrash struct {
 	ListenOverflows, SynRetrans int64
 	// Snapshot is when portholed logged reading the retained states after
 	// it reconnected, and SnapshotMessages how many it read; Online, when
-	// the API showed every device online.
-	Snapshot, Online time.Duration
-	SnapshotMessages int
-	MosqRSS          int64 // after the storm
+	// the API showed every device online (zero if not within a minute of
+	// the devices' return; OnlineCount is how many it showed).
+	Snapshot, Online              time.Duration
+	SnapshotMessages, OnlineCount int
+	MosqRSS                       int64 // after the storm
 }
 
 // PortholedRestart is portholed stopped (SIGINT) and started again while
@@ -95,9 +101,10 @@ type PortholedRestart struct {
 	Stop, Start time.Duration
 	// Snapshot is from the stop until the new portholed logged reading
 	// every device's retained state (SnapshotMessages of them); Online,
-	// until the API showed every device online.
-	Snapshot, Online time.Duration
-	SnapshotMessages int
+	// until the API showed every device online (zero if not within a
+	// minute; OnlineCount is how many it showed).
+	Snapshot, Online              time.Duration
+	SnapshotMessages, OnlineCount int
 	// Reconnects counts devices that connected again, and Failures their
 	// failed attempts, from the stop until the end: none is the goal.
 	Reconnects int
@@ -121,11 +128,11 @@ func (d *mosqDeploy) close() {
 }
 
 // stormMosquitto makes the storm-mosquitto measurement with n devices.
-func stormMosquitto(ctx context.Context, b *benchRun, n int, settle time.Duration) (*MosquittoStormResult, error) {
+func stormMosquitto(ctx context.Context, b *benchRun, n int, persistent bool, settle time.Duration) (*MosquittoStormResult, error) {
 	if limit := raiseFileLimit(uint64(2*n + 4096)); limit < uint64(n+1024) {
 		return nil, fmt.Errorf("this process may open only %d files, too few for %d devices: raise `ulimit -n` (bench/run.sh does as far as it may)", limit, n)
 	}
-	r := &MosquittoStormResult{Devices: n}
+	r := &MosquittoStormResult{Devices: n, Mosquitto: MosquittoRestart{Persistent: persistent}}
 	dir := filepath.Join(b.dir, "storm-mosquitto")
 	b.log.Info("storm-mosquitto: starting Mosquitto and portholed with broker.url", "devices", n)
 	d, secret, err := initMosqDeploy(ctx, b.log, dir, b.porthole.bins)
@@ -157,6 +164,7 @@ func stormMosquitto(ctx context.Context, b *benchRun, n int, settle time.Duratio
 	}
 	d.mosq, r.Hash, err = newMosquitto(ctx, filepath.Join(dir, "mosquitto"), mosqConfig{
 		CertFile: filepath.Join(p.dataDir, "tls.crt"), KeyFile: filepath.Join(p.dataDir, "tls.key"),
+		Persistence: persistent,
 	}, devices, map[string]string{mosqServerUser: serverPassword})
 	if err != nil {
 		return nil, err
@@ -206,27 +214,28 @@ func stormMosquitto(ctx context.Context, b *benchRun, n int, settle time.Duratio
 		return nil, err
 	}
 
-	b.log.Info("storm-mosquitto: killing Mosquitto and starting it again", "devices", n, "load", loadAvg())
-	if err := mosqCrash(ctx, d, fleet, n, &r.Crash); err != nil {
+	b.log.Info("storm-mosquitto: stopping Mosquitto and starting it again", "devices", n, "persistent", persistent, "load", loadAvg())
+	if err := mosqRestart(ctx, d, fleet, n, &r.Mosquitto); err != nil {
 		return r, err
 	}
-	b.log.Info("storm-mosquitto: devices back", "back", r.Crash.BackCount, "took", r.Crash.Back)
+	b.log.Info("storm-mosquitto: devices back", "back", r.Mosquitto.BackCount, "took", r.Mosquitto.Back)
 	if err := sleepCtx(ctx, settle); err != nil {
 		return r, err
 	}
-	if r.Crash.MosqRSS, err = rss(d.mosq.proc.pid()); err != nil {
+	if r.Mosquitto.MosqRSS, err = rss(d.mosq.proc.pid()); err != nil {
 		return r, err
 	}
 
 	b.log.Info("storm-mosquitto: restarting portholed", "devices", n)
-	if err := portholedRestart(ctx, p, fleet, n, &r.Restart); err != nil {
+	if err := portholedRestart(ctx, p, fleet, n, &r.Portholed); err != nil {
 		return r, err
 	}
 	return r, nil
 }
 
-// mosqCrash kills Mosquitto, starts it again and times the devices' return.
-func mosqCrash(ctx context.Context, d *mosqDeploy, fleet *simFleet, n int, c *MosquittoCrash) error {
+// mosqRestart stops Mosquitto (a kill, or SIGINT if c.Persistent), starts
+// it again and times the devices' return.
+func mosqRestart(ctx context.Context, d *mosqDeploy, fleet *simFleet, n int, c *MosquittoRestart) error {
 	p := d.p
 	c.Load = loadAvg()
 	failures0, kinds0 := fleet.failures.Load(), fleet.failureKinds()
@@ -244,7 +253,13 @@ func mosqCrash(ctx context.Context, d *mosqDeploy, fleet *simFleet, n int, c *Mo
 	}
 	tcp0 := tcpCounters()
 	stopAt := time.Now()
-	d.mosq.kill()
+	if c.Persistent {
+		if err := d.mosq.proc.stop(time.Minute); err != nil {
+			return err
+		}
+	} else {
+		d.mosq.kill()
+	}
 	if err := d.mosq.start(ctx); err != nil {
 		return fmt.Errorf("starting Mosquitto again: %w", err)
 	}
@@ -294,7 +309,7 @@ func mosqCrash(ctx context.Context, d *mosqDeploy, fleet *simFleet, n int, c *Mo
 	if c.BackCount < n {
 		return fmt.Errorf("only %d of %d devices were back on Mosquitto 5 min after it was killed (%d failed attempts)", c.BackCount, n, c.Failures)
 	}
-	if c.Online, _, err = p.waitOnlineCount(ctx, n, stopAt, time.Minute); err != nil {
+	if c.Online, c.OnlineCount, err = p.waitOnlineCount(ctx, n, stopAt, time.Minute); err != nil {
 		return err
 	}
 	// portholed's snapshot ends once Mosquitto has been quiet for a
@@ -335,7 +350,7 @@ func portholedRestart(ctx context.Context, p *porthole, fleet *simFleet, n int, 
 			return err
 		}
 	}
-	if r.Online, _, err = p.waitOnlineCount(ctx, n, stopAt, time.Minute); err != nil {
+	if r.Online, r.OnlineCount, err = p.waitOnlineCount(ctx, n, stopAt, time.Minute); err != nil {
 		return err
 	}
 	r.Reconnects, _ = fleet.backSince(stopAt)
@@ -518,12 +533,18 @@ func (r *MosquittoStormResult) markdown(b *strings.Builder) {
 		fmtBytes(float64(r.MosqRSSAfter)), fmtBytes(ratio(float64(r.MosqRSSAfter-r.MosqRSSBefore), n))))
 	row("portholed RSS, all connected", fmtBytes(float64(r.PortholedRSS)))
 
-	c := r.Crash
-	row(fmt.Sprintf("**Mosquitto killed (SIGKILL) and started again**, load average %s", orDash(c.Load)), "")
-	row("Mosquitto accepting again", fmt.Sprintf("%.2f s after the kill", c.Down.Seconds()))
+	c := r.Mosquitto
+	stop := "the kill"
+	if c.Persistent {
+		stop = "the stop"
+		row(fmt.Sprintf("**Mosquitto stopped (SIGINT, its database saved) and started again, persistence on**, load average %s", orDash(c.Load)), "")
+	} else {
+		row(fmt.Sprintf("**Mosquitto killed (SIGKILL) and started again, no persistence**, load average %s", orDash(c.Load)), "")
+	}
+	row("Mosquitto accepting again", fmt.Sprintf("%.2f s after %s", c.Down.Seconds(), stop))
 	if c.BackCount == r.Devices {
-		row("**every device connected and subscribed again**", fmt.Sprintf("**%s** after the kill (half by %s, 90%% by %s)",
-			secs(c.Back), secs(c.BackP50), secs(c.BackP90)))
+		row("**every device connected and subscribed again**", fmt.Sprintf("**%s** after %s (half by %s, 90%% by %s)",
+			secs(c.Back), stop, secs(c.BackP50), secs(c.BackP90)))
 		row("CPU until then: Mosquitto", ofCore(c.MosqCPU, c.Back))
 		row("Mosquitto's thread ready but waiting for a CPU (the machine's other load)", fmt.Sprintf("%.1f s", c.MosqWait.Seconds()))
 		row("CPU until then: the simulated devices (TLS and MQTT clients) / portholed", fmt.Sprintf("%s / %s",
@@ -537,14 +558,16 @@ func (r *MosquittoStormResult) markdown(b *strings.Builder) {
 	}
 	row("TCP: connections dropped by a full accept queue / SYNs sent again (the machine's counters)", fmt.Sprintf("%d / %d", c.ListenOverflows, c.SynRetrans))
 	if c.Snapshot > 0 {
-		row("portholed reconnected and read the retained states", fmt.Sprintf("%d, %s after the kill", c.SnapshotMessages, secs(c.Snapshot)))
+		row("portholed reconnected and read the retained states", fmt.Sprintf("%d, %s after %s", c.SnapshotMessages, secs(c.Snapshot), stop))
 	}
 	if c.Online > 0 {
-		row("the API shows every device online", secs(c.Online)+" after the kill")
+		row("the API shows every device online", secs(c.Online)+" after "+stop)
+	} else {
+		row("**the API shows devices online, a minute after they were back**", fmt.Sprintf("**%d of %d**", c.OnlineCount, r.Devices))
 	}
 	row("Mosquitto RSS after the storm", fmtBytes(float64(c.MosqRSS)))
 
-	p := r.Restart
+	p := r.Portholed
 	row("**portholed restarted (SIGINT), devices staying on Mosquitto**", "")
 	row("stopping portholed / starting it until /healthz answers", fmt.Sprintf("%.2f s / %.2f s", p.Stop.Seconds(), p.Start.Seconds()))
 	if p.Snapshot > 0 {
@@ -554,6 +577,8 @@ func (r *MosquittoStormResult) markdown(b *strings.Builder) {
 	}
 	if p.Online > 0 {
 		row("the API shows every device online", secs(p.Online)+" after the stop began")
+	} else {
+		row("**the API shows devices online, a minute after the stop**", fmt.Sprintf("**%d of %d**", p.OnlineCount, r.Devices))
 	}
 	row("devices that reconnected / their failed attempts", fmt.Sprintf("%d / %d", p.Reconnects, p.Failures))
 	b.WriteString("\n")
