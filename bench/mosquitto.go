@@ -5,7 +5,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"net"
 	"os"
 	"os/exec"
 	"os/user"
@@ -199,7 +198,9 @@ func passwdIterations(path string) int {
 	return n
 }
 
-// start runs Mosquitto and waits until both listeners accept.
+// start runs Mosquitto and waits until both listeners listen. It does not
+// connect to see: in a storm its connection would wait in the same full
+// accept queue as the devices'.
 func (m *mosquitto) start(ctx context.Context) error {
 	p, err := startProc("mosquitto", filepath.Join(m.dir, "mosquitto.out"), baseEnv(m.dir), m.bin, "-c", m.conf)
 	if err != nil {
@@ -208,12 +209,7 @@ func (m *mosquitto) start(ctx context.Context) error {
 	m.proc = p
 	deadline := time.Now().Add(mosqStartTimeout)
 	for _, port := range []int{m.devicePort, m.serverPort} {
-		for {
-			c, err := net.DialTimeout("tcp", fmt.Sprintf("127.0.0.1:%d", port), time.Second)
-			if err == nil {
-				c.Close()
-				break
-			}
+		for !listening(port) {
 			if p.exited() {
 				return fmt.Errorf("mosquitto exited while starting: %s\n%s", tailFile(p.logPath, 10), tailFile(filepath.Join(m.dir, "mosquitto.log"), 10))
 			}

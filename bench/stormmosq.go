@@ -64,7 +64,7 @@ type MosquittoStormResult struct {
 type MosquittoRestart struct {
 	Persistent bool
 	Load       string // the load average when it began
-	// Down is from the kill (or SIGINT) until the new Mosquitto accepted on both
+	// Down is from the kill (or SIGINT) until the new Mosquitto listened on both
 	// listeners; Back, until the last device was connected and subscribed
 	// again (BackCount devices were, within 5 min), and BackP50 and
 	// BackP90 until half and nine tenths of them were.
@@ -541,7 +541,7 @@ func (r *MosquittoStormResult) markdown(b *strings.Builder) {
 	} else {
 		row(fmt.Sprintf("**Mosquitto killed (SIGKILL) and started again, no persistence**, load average %s", orDash(c.Load)), "")
 	}
-	row("Mosquitto accepting again", fmt.Sprintf("%.2f s after %s", c.Down.Seconds(), stop))
+	row("Mosquitto listening again", fmt.Sprintf("%.2f s after %s", c.Down.Seconds(), stop))
 	if c.BackCount == r.Devices {
 		row("**every device connected and subscribed again**", fmt.Sprintf("**%s** after %s (half by %s, 90%% by %s)",
 			secs(c.Back), stop, secs(c.BackP50), secs(c.BackP90)))
