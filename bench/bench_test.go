@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"net"
 	"os"
+	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
@@ -318,5 +319,50 @@ func TestClusterReport(t *testing.T) {
 	}
 	if _, err := withSearchPath("host=127.0.0.1", "x"); err == nil {
 		t.Error("withSearchPath took a key=value DSN; want an error naming -cluster-pg")
+	}
+}
+
+// TestMosquittoStorm: storm-mosquitto is asked for by name only; the
+// shipped mosquitto.conf is rewritten with the run's ports, files and TLS
+// (and fails loudly if it stops having the listeners it expects), and the
+// table tells the storm and the restart apart.
+func TestMosquittoStorm(t *testing.T) {
+	var o Options
+	if err := o.Validate(); err != nil || o.wants(StormMosquitto) {
+		t.Fatalf("the default run: %v, measurements %v; want no storm-mosquitto", err, o.Only)
+	}
+	root, err := moduleRoot()
+	if err != nil {
+		t.Fatal(err)
+	}
+	shipped, err := os.ReadFile(filepath.Join(root, "deploy", "mosquitto", "mosquitto.conf"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	conf, err := mosquittoConf(string(shipped), "/run/x", 1001, 1002, mosqConfig{CertFile: "/d/tls.crt", KeyFile: "/d/tls.key", Persistence: true}, "me")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{"user me\n", "persistence_location /run/x/\n", "listener 1001 127.0.0.1\ncertfile /d/tls.crt\nkeyfile /d/tls.key\n",
+		"listener 1002 127.0.0.1\n", "password_file /run/x/devices.passwd\n", "password_file /run/x/servers.passwd\n", "acl_file /run/x/acl\n"} {
+		if !strings.Contains(conf, want) {
+			t.Errorf("the rewritten mosquitto.conf lacks %q:\n%s", want, conf)
+		}
+	}
+	if _, err := mosquittoConf("listener 1883\n", "/run/x", 1, 2, mosqConfig{}, "me"); err == nil {
+		t.Error("a mosquitto.conf without the server nodes' listener was rewritten; want an error")
+	}
+
+	r := &MosquittoStormResult{Devices: 4, HashIterations: 101, Hash: 400 * time.Microsecond, Connect: time.Second, FirstOnline: time.Second,
+		Mosquitto: MosquittoRestart{Back: 3 * time.Second, BackCount: 4, MosqCPU: 1500 * time.Millisecond, Failures: 2,
+			FailureKinds: map[string]int64{"connection refused (no listener)": 2}, ListenOverflows: 7},
+		Portholed: PortholedRestart{Snapshot: 2 * time.Second, SnapshotMessages: 4}}
+	var b strings.Builder
+	r.markdown(&b)
+	for _, want := range []string{"101 iterations", "| 100 µs per password", "**3.0 s** after the kill", "| 1.5 s (50% of a core) |",
+		"| &nbsp;&nbsp;connection refused (no listener) | 2 |", "| 7 / 0 |", "**2.0 s** after the stop began (4 messages)", "| 0 / 0 |"} {
+		if !strings.Contains(b.String(), want) {
+			t.Errorf("the storm-mosquitto table lacks %q:\n%s", want, b.String())
+		}
 	}
 }

@@ -33,13 +33,19 @@
 //     Then portholed is restarted and the time until every device is back is
 //     measured.
 //
-// Two measurements run only when named (Options.Only): load, fifty
-// `porthole ssh DEV -- echo ok` at once; and cluster, many interactive
+// Three measurements run only when named (Options.Only): load, fifty
+// `porthole ssh DEV -- echo ok` at once; cluster, many interactive
 // sessions at once on two server nodes sharing a PostgreSQL database (node
 // 1 api, relay and broker; node 2 a relay reaching node 1's broker),
 // against as many ssh sessions to the run's sshd: sessions opened per
 // second, echo p50/p99 with every session typing, the sessions' spread
-// over the relays and CPU per node and per keystroke.
+// over the relays and CPU per node and per keystroke; and storm-mosquitto,
+// Options.Devices simulated devices logging in with passwords to a
+// Mosquitto of the run's own (deploy/mosquitto's configuration) that a
+// portholed uses as broker.url, then Mosquitto killed and started again
+// (the time until every device is back, failed attempts, Mosquitto's CPU
+// and memory) and portholed restarted (the time until it has read every
+// device's retained state again).
 //
 // Nothing here runs in `go test ./...` beyond compiling: the measurements
 // run from cmd/porthole-bench (bench/run.sh) or the Benchmark functions.

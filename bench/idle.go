@@ -281,15 +281,9 @@ func (p *porthole) metricsClient() *http.Client {
 func (p *porthole) waitAllOnline(ctx context.Context, want int, since time.Time, timeout time.Duration) (time.Duration, error) {
 	deadline := time.Now().Add(timeout)
 	for {
-		ds, err := p.api.Devices(ctx, apiclient.DeviceFilter{Fleet: benchFleet})
+		online, err := p.countOnline(ctx)
 		if err != nil {
 			return 0, err
-		}
-		online := 0
-		for _, d := range ds {
-			if d.Online {
-				online++
-			}
 		}
 		if online >= want {
 			return time.Since(since), nil
@@ -301,6 +295,21 @@ func (p *porthole) waitAllOnline(ctx context.Context, want int, since time.Time,
 			return 0, err
 		}
 	}
+}
+
+// countOnline is how many devices of the bench fleet the API shows online.
+func (p *porthole) countOnline(ctx context.Context) (int, error) {
+	ds, err := p.api.Devices(ctx, apiclient.DeviceFilter{Fleet: benchFleet})
+	if err != nil {
+		return 0, err
+	}
+	online := 0
+	for _, d := range ds {
+		if d.Online {
+			online++
+		}
+	}
+	return online, nil
 }
 
 // idleTunnels starts m idle reverse-tunnel clients (`ssh -N -R`, the

@@ -19,7 +19,7 @@ import (
 const Load = "load"
 
 // Extra are the measurements made only when Options.Only names them.
-var Extra = []string{Load, Cluster}
+var Extra = []string{Load, Cluster, StormMosquitto}
 
 // LoadResult is the load measurement: Sessions commands started at once,
 // Rounds times, for each case.

@@ -75,6 +75,16 @@ func (p *proc) stop(timeout time.Duration) error {
 	}
 }
 
+// kill ends the process at once (SIGKILL) and waits for it. It is safe to
+// call twice.
+func (p *proc) kill() {
+	if p == nil || p.exited() {
+		return
+	}
+	_ = p.cmd.Process.Kill()
+	<-p.done
+}
+
 // failed describes a process that ended or misbehaved, with the end of its
 // log, for an error message.
 func (p *proc) failed(what string) error {

@@ -163,6 +163,25 @@ func established(port int) int {
 	return n
 }
 
+// listening reports whether a TCP socket listens on local port, from the
+// kernel's tables: unlike a connection, it does not queue behind a storm
+// of others in the listener's accept queue.
+func listening(port int) bool {
+	for _, path := range []string{"/proc/net/tcp", "/proc/net/tcp6"} {
+		data, err := os.ReadFile(path)
+		if err != nil {
+			continue
+		}
+		for line := range strings.SplitSeq(string(data), "\n") {
+			f := strings.Fields(line)
+			if len(f) >= 4 && f[3] == "0A" && hexPort(f[1]) == port { // 0A is TCP_LISTEN
+				return true
+			}
+		}
+	}
+	return false
+}
+
 // hexPort is the port of an "ADDR:PORT" entry of /proc/net/tcp.
 func hexPort(addr string) int {
 	_, p, ok := strings.Cut(addr, ":")

@@ -1,11 +1,8 @@
 package bench
 
 import (
-	"cmp"
 	"fmt"
 	"io"
-	"maps"
-	"slices"
 	"strings"
 	"time"
 )
@@ -130,6 +127,9 @@ func (r *Results) Markdown(w io.Writer) error {
 	if r.Cluster != nil {
 		r.Cluster.markdown(&b)
 	}
+	if r.MosquittoStorm != nil {
+		r.MosquittoStorm.markdown(&b)
+	}
 
 	if i := r.Idle; i != nil {
 		fmt.Fprintf(&b, "### Idle devices: %d simulated devices on the embedded broker\n\n", i.Devices)
@@ -164,9 +164,7 @@ func (r *Results) Markdown(w io.Writer) error {
 			row("the API shows every device online", fmt.Sprintf("%.1f s after the stop began", i.StoreOnline.Seconds()))
 		}
 		row("failed connection attempts during the storm", fmt.Sprint(i.Failures))
-		kinds := slices.Sorted(maps.Keys(i.FailureKinds))
-		slices.SortStableFunc(kinds, func(a, b string) int { return cmp.Compare(i.FailureKinds[b], i.FailureKinds[a]) })
-		for _, k := range kinds {
+		for _, k := range sortedKinds(i.FailureKinds) {
 			row("&nbsp;&nbsp;"+k, fmt.Sprint(i.FailureKinds[k]))
 		}
 		row("portholed RSS after the storm", fmtBytes(float64(i.RSSRestart)))

@@ -26,8 +26,8 @@ const (
 )
 
 // Measurements are the default run's measurements, in the order Run makes
-// them (idle last, since it restarts the server); Extra ones (load, cluster) come
-// before idle when asked for.
+// them (idle last, since it restarts the server); Extra ones (load, cluster,
+// storm-mosquitto) come before idle when asked for.
 var Measurements = []string{Throughput, Files, TimeToShell, Echo, WAN, Idle}
 
 // Options sets what Run measures and how much. The zero value is the
@@ -43,7 +43,8 @@ type Options struct {
 	ShellRuns int
 	// EchoCount is how many keystrokes each tool echoes. Zero: 200.
 	EchoCount int
-	// Devices is how many simulated devices idle on the broker. Zero:
+	// Devices is how many simulated devices idle on the broker (the
+	// embedded one for idle, Mosquitto for storm-mosquitto). Zero:
 	// 10,000.
 	Devices int
 	// Tunnels is how many idle `ssh -N -R` clients load the OpenSSH side.
@@ -87,6 +88,10 @@ type Options struct {
 	// ClusterKeystrokes is how many keystrokes each of its sessions
 	// types and times. Zero: 20.
 	ClusterKeystrokes int
+	// MosquittoPersistence, for storm-mosquitto, runs Mosquitto with
+	// persistence on (as Debian's mosquitto.conf does) and restarts it
+	// cleanly (SIGINT, as systemctl restart does) instead of killing it.
+	MosquittoPersistence bool
 	// ClusterPostgres is the PostgreSQL database (a postgres:// URL) the
 	// cluster measurement's nodes share, in a schema of the run's own that
 	// is dropped at its end. Empty: DefaultClusterPostgres.
@@ -155,6 +160,8 @@ type Results struct {
 	Load       *LoadResult
 	Cluster    *ClusterResult
 	Idle       *IdleResult
+	// MosquittoStorm is the storm-mosquitto measurement.
+	MosquittoStorm *MosquittoStormResult
 }
 
 // Machine describes where the figures were taken.
@@ -245,6 +252,11 @@ func Run(ctx context.Context, opts Options, log *slog.Logger) (*Results, error) 
 	}
 	if opts.wants(Cluster) {
 		if res.Cluster, err = cluster(ctx, b, opts.ClusterSessions, opts.ClusterDevices, opts.ClusterKeystrokes, opts.ClusterPostgres); err != nil {
+			return res, err
+		}
+	}
+	if opts.wants(StormMosquitto) {
+		if res.MosquittoStorm, err = stormMosquitto(ctx, b, opts.Devices, opts.MosquittoPersistence, opts.Settle); err != nil {
 			return res, err
 		}
 	}

@@ -64,13 +64,18 @@ type simFleet struct {
 // simDevice is one enrolled device without an agent: a key, a name and a
 // goroutine that keeps it connected.
 type simDevice struct {
-	f      *simFleet
-	name   string
-	priv   ed25519.PrivateKey
-	src    net.IP
-	lastUp atomic.Int64 // UnixNano of the latest successful connection
-	up     chan struct{}
-	upOnce sync.Once
+	f    *simFleet
+	name string
+	priv ed25519.PrivateKey
+	src  net.IP
+	// password, if set, is the device's own static broker password (an
+	// external broker's password file, as agent.yaml's broker.password);
+	// without it the device signs a fresh one with priv, as for the
+	// embedded broker.
+	password []byte
+	lastUp   atomic.Int64 // UnixNano of the latest successful connection
+	up       chan struct{}
+	upOnce   sync.Once
 }
 
 // enrollSimDevices enrolls n devices named PREFIX-NNNNNN into the bench
@@ -334,12 +339,16 @@ func (d *simDevice) session(conn net.Conn) (time.Duration, error) {
 	offline, _ := control.State{Kind: control.StateOffline}.Marshal()
 	online, _ := control.State{Kind: control.StateOnline}.Marshal()
 	expiry, recvMax, maxPacket := simSessionExpiry, uint16(simReceiveMaximum), uint32(simMaxPacketSize)
+	password := d.password
+	if password == nil {
+		password = []byte(control.DevicePassword(d.priv, benchFleet, d.name, time.Now()))
+	}
 
 	_ = conn.SetDeadline(time.Now().Add(simConnectTimeout))
 	err = writePacket(conn, &packets.Connect{
 		ProtocolName: "MQTT", ProtocolVersion: 5, KeepAlive: simKeepAlive,
 		ClientID: username, Username: username, UsernameFlag: true,
-		Password: []byte(control.DevicePassword(d.priv, benchFleet, d.name, time.Now())), PasswordFlag: true,
+		Password: password, PasswordFlag: true,
 		WillFlag: true, WillQOS: 1, WillRetain: true, WillTopic: stateTopic, WillMessage: offline,
 		WillProperties: &packets.Properties{},
 		Properties: &packets.Properties{SessionExpiryInterval: &expiry, ReceiveMaximum: &recvMax,

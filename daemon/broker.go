@@ -92,9 +92,10 @@ func newBroker(deviceKeys *devicekeys.Cache, keys *ca.Keys, tracker *presence.Tr
 // follows it), and Mosquitto 2.0, which sends them, replays them at the
 // subscription's QoS 1 and drops what exceeds the client's queue
 // (max_inflight_messages plus max_queued_messages: 1020 messages by
-// default, measured with 5,000 devices). So after every connection the node
-// also takes a snapshot: a connection of its own with a plain subscription
-// at QoS 0, which receives every retained state (50,000 in about a second
+// default, measured with 5,000 devices; deploy/mosquitto raises the queue,
+// since a broker restart sends every device's live states at once too).
+// So after every connection the node also takes a snapshot: a connection
+// of its own with a plain subscription at QoS 0, which receives every retained state (50,000 in about a second
 // from Mosquitto here), until the broker has been quiet for brokerclient.SnapshotQuiet
 // (brokerclient.Client.Snapshot).
 // A state may so reach the handlers twice; they apply states, not count

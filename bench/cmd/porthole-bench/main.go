@@ -48,6 +48,7 @@ func main() {
 	flag.IntVar(&opts.ClusterDevices, "cluster-devices", 0, "devices (real agents) the cluster measurement spreads its sessions over (default 10)")
 	flag.IntVar(&opts.ClusterKeystrokes, "cluster-keystrokes", 0, "keystrokes each cluster session types and times, one per 100 ms (default 20)")
 	flag.StringVar(&opts.ClusterPostgres, "cluster-pg", "", "PostgreSQL database the cluster measurement's nodes share, in a schema of the run's own, dropped at the end (default "+bench.DefaultClusterPostgres+")")
+	flag.BoolVar(&opts.MosquittoPersistence, "mosquitto-persistence", false, "storm-mosquitto: Mosquitto with persistence on (as Debian's mosquitto.conf), restarted cleanly (SIGINT) instead of killed")
 	flag.StringVar(&opts.Dir, "dir", "", "work directory to keep, with every log and config (default a temporary one, removed)")
 	flag.StringVar(&opts.Revision, "revision", "", "name of the source measured, for the report (default: git describe)")
 	flag.DurationVar(&opts.WaitQuiet, "wait-quiet", 0, "on a shared machine, wait up to this long for the load average to fall below the number of cores before measuring")
