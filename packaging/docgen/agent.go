@@ -26,7 +26,9 @@ func toCobra(c *agentcmd.Command) *cobra.Command {
 		SilenceErrors: true, SilenceUsage: true,
 	}
 	if c.Run != nil {
-		cc.RunE = func(*cobra.Command, []string) error { return errors.New("docgen: this tree documents porthole-agent, it does not run it") }
+		cc.RunE = func(*cobra.Command, []string) error {
+			return errors.New("docgen: this tree documents porthole-agent, it does not run it")
+		}
 	}
 	copyFlags := func(from *flag.FlagSet, to *pflag.FlagSet) {
 		if from == nil {
