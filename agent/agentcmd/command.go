@@ -328,10 +328,12 @@ func (c *Command) firstArg(args []string) int {
 }
 
 // takesValue says whether the flag called name takes the next argument
-// as its value (an unknown one is taken to, as cobra does).
+// as its value, as cobra's Find takes it: an unknown flag is taken to, and
+// so are --help and --version, which cobra gives a command only once it
+// is found ("porthole-agent --help run" is the root's help).
 func (c *Command) takesValue(name string) bool {
-	if name == "help" || name == "version" && c.parent == nil {
-		return false
+	if name == "help" || name == "version" {
+		return true
 	}
 	f, _ := c.lookup(name)
 	return f == nil || !isBool(f)
