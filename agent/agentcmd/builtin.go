@@ -12,9 +12,10 @@ import (
 )
 
 // The commands cobra gives every program, which the agent has always
-// had: help, completion (the scripts in completion/, which are cobra's
-// for porthole-agent, as packaging/docgen's test checks) and the hidden
-// __complete the scripts call.
+// had: help, completion and the hidden __complete the completion scripts
+// call. The scripts in completion/ are cobra's for porthole-agent:
+// packaging/docgen's TestAgentAsCobra checks them, and writes them anew
+// with PORTHOLE_UPDATE_COMPLETIONS=1.
 
 const (
 	helpCmd           = "help"

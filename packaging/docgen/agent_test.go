@@ -4,6 +4,9 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"io"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 
@@ -65,7 +68,30 @@ func TestAgentAsCobra(t *testing.T) {
 		t.Run(strings.Join(args, " "), func(t *testing.T) {
 			if got, want := runAgent(args...), runCobra(args...); got != want {
 				t.Errorf("porthole-agent %q:\n%s\nwant, as cobra:\n%s", args, got, want)
+				if len(args) > 1 && args[0] == "completion" {
+					t.Log("the scripts in agent/agentcmd/completion/ are cobra's: " + updateScripts + " writes them anew")
+				}
 			}
 		})
 	}
+	if os.Getenv("PORTHOLE_UPDATE_COMPLETIONS") != "" {
+		for file, gen := range map[string]func(io.Writer) error{
+			"porthole-agent.bash": func(w io.Writer) error { return root.GenBashCompletionV2(w, true) },
+			"_porthole-agent":     root.GenZshCompletion,
+			"porthole-agent.fish": func(w io.Writer) error { return root.GenFishCompletion(w, true) },
+			"porthole-agent.ps1":  root.GenPowerShellCompletionWithDesc,
+		} {
+			var buf bytes.Buffer
+			if err := gen(&buf); err != nil {
+				t.Fatal(err)
+			}
+			if err := os.WriteFile(filepath.Join("..", "..", "agent", "agentcmd", "completion", file), buf.Bytes(), 0o644); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
 }
+
+// updateScripts writes porthole-agent's completion scripts anew, from
+// cobra's, for a new cobra.
+const updateScripts = "PORTHOLE_UPDATE_COMPLETIONS=1 go test -run TestAgentAsCobra ./packaging/docgen"
