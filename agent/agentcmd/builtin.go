@@ -180,7 +180,11 @@ func newComplete(name string) *Command {
 			compDebug(c.root(), "[Error] "+problem+"\n")
 		}
 		desc := name == completeCmd
-		if v, err := strconv.ParseBool(c.root().getenv("PORTHOLE_AGENT_COMPLETION_DESCRIPTIONS")); err == nil && !v {
+		env := c.root().getenv("PORTHOLE_AGENT_COMPLETION_DESCRIPTIONS")
+		if env == "" {
+			env = c.root().getenv("COBRA_COMPLETION_DESCRIPTIONS") // as cobra reads it, for every program
+		}
+		if v, err := strconv.ParseBool(env); err == nil && !v {
 			desc = false
 		}
 		w := stdout(c)
