@@ -7,8 +7,6 @@ import (
 	"os"
 	"strconv"
 	"strings"
-
-	"golang.org/x/net/http/httpproxy"
 )
 
 // ProxyFunc picks the proxy for a target host:port: nil for none.
@@ -59,13 +57,10 @@ func lookup(getenv func(string) string, names ...string) string {
 // NO_PROXY does: "host.example,.example.com,10.0.0.0/8,*"), localhost and
 // loopback addresses.
 func Fixed(proxy *url.URL, noProxy string) ProxyFunc {
-	// httpproxy decides the exceptions exactly as net/http does; the URL
-	// it is given only has to be non-empty.
-	pick := (&httpproxy.Config{HTTPSProxy: proxy.String(), NoProxy: noProxy}).ProxyFunc()
+	np := parseNoProxy(noProxy)
 	return func(addr string) (*url.URL, error) {
-		p, err := pick(&url.URL{Scheme: "https", Host: addr})
-		if p == nil || err != nil {
-			return nil, err
+		if np.direct(addr) {
+			return nil, nil
 		}
 		return proxy, nil
 	}

@@ -1,17 +1,16 @@
 package agentcmd
 
 import (
+	"context"
 	"fmt"
-
-	"github.com/spf13/cobra"
 )
 
-func newApprove(stdio IO) *cobra.Command {
+func newApprove(stdio IO) *Command {
 	return newAnswer(stdio, true)
 }
 
 // newAnswer is approve (yes) or deny.
-func newAnswer(stdio IO, yes bool) *cobra.Command {
+func newAnswer(stdio IO, yes bool) *Command {
 	var o ownerFlags
 	use, short, long := "approve [SESSION]", "Let in a session that waits for your approval",
 		`approve lets in a session that waits for your approval (consent: approve):
@@ -25,29 +24,29 @@ engineer is told "the owner denied the request". SESSION is as for approve. A
 session you leave unanswered is denied by itself after approval_timeout
 (default 5 minutes).`
 	}
-	cmd := &cobra.Command{
+	cmd := &Command{
 		Use: use, Short: short, Long: long,
-		Args: cobra.MaximumNArgs(1),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			c, err := o.client(cmd)
-			if err != nil {
-				return err
-			}
-			id := ""
-			if len(args) == 1 {
-				id = args[0]
-			}
-			ses, err := c.Answer(cmd.Context(), id, yes)
-			if err != nil {
-				return err
-			}
-			if yes {
-				_, err = fmt.Fprintf(stdio.Out, "approved %s: the engineer is connecting (porthole-agent revoke ends it at any time)\n", ses)
-			} else {
-				_, err = fmt.Fprintf(stdio.Out, "denied %s\n", ses)
-			}
+		args: maxArgs(1),
+	}
+	cmd.Run = func(ctx context.Context, args []string) error {
+		c, err := o.client(cmd)
+		if err != nil {
 			return err
-		},
+		}
+		id := ""
+		if len(args) == 1 {
+			id = args[0]
+		}
+		ses, err := c.Answer(ctx, id, yes)
+		if err != nil {
+			return err
+		}
+		if yes {
+			_, err = fmt.Fprintf(stdio.Out, "approved %s: the engineer is connecting (porthole-agent revoke ends it at any time)\n", ses)
+		} else {
+			_, err = fmt.Fprintf(stdio.Out, "denied %s\n", ses)
+		}
+		return err
 	}
 	o.register(cmd, false)
 	return cmd

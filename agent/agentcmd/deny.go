@@ -1,7 +1,5 @@
 package agentcmd
 
-import "github.com/spf13/cobra"
-
-func newDeny(stdio IO) *cobra.Command {
+func newDeny(stdio IO) *Command {
 	return newAnswer(stdio, false)
 }

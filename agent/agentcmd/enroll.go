@@ -1,10 +1,9 @@
 package agentcmd
 
 import (
+	"context"
+	"flag"
 	"fmt"
-
-	"github.com/spf13/cobra"
-	"github.com/spf13/pflag"
 
 	"github.com/porthole/porthole/agent"
 	"github.com/porthole/porthole/agent/agentstate"
@@ -14,10 +13,10 @@ import (
 // fingerprintEnv stands in for --fingerprint, as `portholed dev` prints it.
 const fingerprintEnv = "PORTHOLE_FINGERPRINT"
 
-func newEnroll(stdio IO, g *globals) *cobra.Command {
+func newEnroll(stdio IO, g *globals) *Command {
 	var opts agent.EnrollOptions
 	var proxy string
-	cmd := &cobra.Command{
+	cmd := &Command{
 		Use:   "enroll --server URL --token TOKEN --name NAME [--state DIR] [--fingerprint sha256:...]",
 		Short: "Enroll this device in a fleet, once",
 		Long: `enroll makes this device known to a Porthole server, in the fleet the
@@ -44,27 +43,27 @@ a fleet owner to delete the old device from the server).`,
       --token phe_... --name kitchen-amp
   porthole-agent enroll --server https://127.0.0.1:8443 --token phe_... \
       --fingerprint sha256:4f1c... --name dev1 --state ./dev1-state`,
-		Args: cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			if opts.Fingerprint == "" {
-				opts.Fingerprint = stdio.Getenv(fingerprintEnv)
-			}
-			opts.Logger = g.logger(stdio)
-			dial, err := netDial(proxy, stdio)
-			if err != nil {
-				return err
-			}
-			opts.NetDial = dial
-			st, err := agent.Enroll(cmd.Context(), opts)
-			if err != nil {
-				return err
-			}
-			_, err = fmt.Fprintf(stdio.Out, "enrolled %s in fleet %s (device id %s); state saved in %s\n",
-				st.Enrollment.Name, st.Enrollment.Fleet, st.Enrollment.DeviceID, st.Dir)
-			return err
-		},
 	}
-	f := cmd.Flags()
+	cmd.Run = func(ctx context.Context, _ []string) error {
+		if opts.Fingerprint == "" {
+			opts.Fingerprint = stdio.Getenv(fingerprintEnv)
+		}
+		opts.Logger = g.logger(stdio)
+		dial, err := netDial(proxy, stdio)
+		if err != nil {
+			return err
+		}
+		opts.NetDial = dial
+		st, err := agent.Enroll(ctx, opts)
+		if err != nil {
+			return err
+		}
+		_, err = fmt.Fprintf(stdio.Out, "enrolled %s in fleet %s (device id %s); state saved in %s\n",
+			st.Enrollment.Name, st.Enrollment.Fleet, st.Enrollment.DeviceID, st.Dir)
+		return err
+	}
+	f := newFlags(cmd)
+	cmd.Flags = f
 	f.StringVar(&opts.Server, "server", "", "the Porthole server's address, https://host:port (required)")
 	f.StringVar(&opts.Token, "token", "", "the enrollment token from a fleet owner (required)")
 	f.StringVar(&opts.Name, "name", "", "this device's name in the fleet: a-z, 0-9 and -, up to 63 (required)")
@@ -76,7 +75,7 @@ a fleet owner to delete the old device from the server).`,
 
 // proxyFlag gives a command that reaches the server outside run --proxy,
 // which stands for agent.yaml's proxy key.
-func proxyFlag(f *pflag.FlagSet, proxy *string) {
+func proxyFlag(f *flag.FlagSet, proxy *string) {
 	f.StringVar(proxy, "proxy", "", "reach the server through this HTTP CONNECT proxy, http://[USER:PASSWORD@]HOST:PORT, or direct for none (default $HTTPS_PROXY)")
 }
 

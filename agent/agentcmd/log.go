@@ -1,6 +1,7 @@
 package agentcmd
 
 import (
+	"context"
 	"fmt"
 	"math"
 	"slices"
@@ -8,17 +9,15 @@ import (
 	"strings"
 	"time"
 
-	"github.com/spf13/cobra"
-
 	"github.com/porthole/porthole/agent/agentlog"
 	"github.com/porthole/porthole/agent/agentrecord"
 	"github.com/porthole/porthole/agent/agentstate"
 )
 
-func newLog(stdio IO) *cobra.Command {
+func newLog(stdio IO) *Command {
 	var stateDir, since string
 	var asJSON bool
-	cmd := &cobra.Command{
+	cmd := &Command{
 		Use:   "log [--since T] [--json] [--state DIR]",
 		Short: "Show the agent's own log: commands, sessions, who connected",
 		Long: `log shows the agent's own record of what it was asked and what happened
@@ -36,49 +35,51 @@ the log's own lines, one JSON object each.`,
 		Example: `  porthole-agent log
   porthole-agent log --since 1d
   porthole-agent log --json | jq 'select(.event == "engineer_connected")'`,
-		Args: cobra.NoArgs,
-		RunE: func(*cobra.Command, []string) error {
-			from, err := parseSince(since, time.Now())
-			if err != nil {
-				return err
-			}
-			entries, skipped, err := agentlog.Read(stateDir, from)
-			if err != nil {
-				return err
-			}
-			if skipped > 0 {
-				fmt.Fprintf(stdio.Err, "porthole-agent: skipped %d unreadable lines of %s\n", skipped, agentlog.File)
-			}
-			if asJSON {
-				for _, e := range entries {
-					if _, err := fmt.Fprintf(stdio.Out, "%s\n", e.Raw); err != nil {
-						return err
-					}
-				}
-				return nil
-			}
-			if len(entries) == 0 {
-				fmt.Fprintln(stdio.Err, "nothing logged")
-				return nil
-			}
+	}
+	cmd.Run = func(context.Context, []string) error {
+		from, err := parseSince(since, time.Now())
+		if err != nil {
+			return err
+		}
+		entries, skipped, err := agentlog.Read(stateDir, from)
+		if err != nil {
+			return err
+		}
+		if skipped > 0 {
+			fmt.Fprintf(stdio.Err, "porthole-agent: skipped %d unreadable lines of %s\n", skipped, agentlog.File)
+		}
+		if asJSON {
 			for _, e := range entries {
-				if _, err := fmt.Fprintln(stdio.Out, formatLogEntry(e)); err != nil {
+				if _, err := fmt.Fprintf(stdio.Out, "%s\n", e.Raw); err != nil {
 					return err
 				}
 			}
 			return nil
-		},
+		}
+		if len(entries) == 0 {
+			fmt.Fprintln(stdio.Err, "nothing logged")
+			return nil
+		}
+		for _, e := range entries {
+			if _, err := fmt.Fprintln(stdio.Out, formatLogEntry(e)); err != nil {
+				return err
+			}
+		}
+		return nil
 	}
-	f := cmd.Flags()
 	stateFlag(cmd, &stateDir)
+	f := cmd.Flags
 	f.StringVar(&since, "since", "", "only what happened since then: 2h, 3d, 2026-11-22, \"2026-11-22 14:00\"")
 	f.BoolVar(&asJSON, "json", false, "print the log's lines as they are, one JSON object each")
 	return cmd
 }
 
 // stateFlag gives cmd --state.
-func stateFlag(cmd *cobra.Command, dir *string) {
-	cmd.Flags().StringVar(dir, "state", agentstate.DefaultDir, "the agent's state directory")
+func stateFlag(cmd *Command, dir *string) {
+	if cmd.Flags == nil {
+		cmd.Flags = newFlags(cmd)
+	}
+	cmd.Flags.StringVar(dir, "state", agentstate.DefaultDir, "the agent's state directory")
 }
 
 // logTimeLayout is how the log's lines show their moment, in the local

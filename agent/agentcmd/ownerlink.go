@@ -1,22 +1,21 @@
 package agentcmd
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"io"
 	"time"
-
-	"github.com/spf13/cobra"
 
 	"github.com/porthole/porthole/agent/agentstate"
 	"github.com/porthole/porthole/agent/agentupload"
 	"github.com/porthole/porthole/apiclient"
 )
 
-func newOwnerLink(stdio IO) *cobra.Command {
+func newOwnerLink(stdio IO) *Command {
 	var renew, asJSON bool
 	var proxy string
-	cmd := &cobra.Command{
+	cmd := &Command{
 		Use:   "owner-link [--state DIR] [--new] [--json]",
 		Short: "Print your read-only link to the server's record of this device",
 		Long: `owner-link prints the link with which you, the device's owner, read what the
@@ -31,50 +30,52 @@ The link is a secret: whoever has it reads this device's record. --new (as
 root: it signs with the device's key) makes a new one at once, and the old
 one stops working.`,
 		Example: "  porthole-agent owner-link\n  sudo porthole-agent owner-link --new",
-		Args:    cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			stateDir, _ := cmd.Flags().GetString("state")
-			var l *agentupload.OwnerLink
-			var err error
-			if renew {
-				st, lerr := agentstate.Load(stateDir)
-				if lerr != nil {
-					return lerr
-				}
-				enr := st.Enrollment
-				dial, derr := netDial(proxy, stdio)
-				if derr != nil {
-					return derr
-				}
-				c, cerr := apiclient.New(enr.Server, apiclient.Options{Fingerprint: enr.Fingerprint, Timeout: 30 * time.Second, NetDial: dial,
-					Device: &apiclient.DeviceCredentials{Fleet: enr.Fleet, Device: enr.Name, Key: st.PrivateKey}})
-				if cerr != nil {
-					return cerr
-				}
-				l, err = agentupload.RenewOwnerLink(cmd.Context(), st.Dir, enr.Server, enr.Fingerprint, c)
-			} else {
-				l, err = agentupload.ReadOwnerLink(stateDir)
-			}
-			if err != nil {
-				return err
-			}
-			if asJSON {
-				return printJSON(stdio.Out, l)
-			}
-			printOwnerLink(stdio.Out, l, time.Now())
-			return nil
-		},
 	}
-	ownerLinkStateFlag(cmd)
-	cmd.Flags().BoolVar(&renew, "new", false, "make a new link now; the old one stops working (needs the device key: run as root)")
-	cmd.Flags().BoolVar(&asJSON, "json", false, "print the link as JSON")
-	proxyFlag(cmd.Flags(), &proxy)
+	stateDir := ownerLinkStateFlag(cmd)
+	cmd.Run = func(ctx context.Context, _ []string) error {
+		stateDir := *stateDir
+		var l *agentupload.OwnerLink
+		var err error
+		if renew {
+			st, lerr := agentstate.Load(stateDir)
+			if lerr != nil {
+				return lerr
+			}
+			enr := st.Enrollment
+			dial, derr := netDial(proxy, stdio)
+			if derr != nil {
+				return derr
+			}
+			c, cerr := apiclient.New(enr.Server, apiclient.Options{Fingerprint: enr.Fingerprint, Timeout: 30 * time.Second, NetDial: dial,
+				Device: &apiclient.DeviceCredentials{Fleet: enr.Fleet, Device: enr.Name, Key: st.PrivateKey}})
+			if cerr != nil {
+				return cerr
+			}
+			l, err = agentupload.RenewOwnerLink(ctx, st.Dir, enr.Server, enr.Fingerprint, c)
+		} else {
+			l, err = agentupload.ReadOwnerLink(stateDir)
+		}
+		if err != nil {
+			return err
+		}
+		if asJSON {
+			return printJSON(stdio.Out, l)
+		}
+		printOwnerLink(stdio.Out, l, time.Now())
+		return nil
+	}
+	cmd.Flags.BoolVar(&renew, "new", false, "make a new link now; the old one stops working (needs the device key: run as root)")
+	cmd.Flags.BoolVar(&asJSON, "json", false, "print the link as JSON")
+	proxyFlag(cmd.Flags, &proxy)
 	return cmd
 }
 
 // ownerLinkStateFlag gives cmd --state, where the owner link is kept.
-func ownerLinkStateFlag(cmd *cobra.Command) *string {
-	return cmd.Flags().String("state", agentstate.DefaultDir, "the agent's state directory, which holds the owner link")
+func ownerLinkStateFlag(cmd *Command) *string {
+	if cmd.Flags == nil {
+		cmd.Flags = newFlags(cmd)
+	}
+	return cmd.Flags.String("state", agentstate.DefaultDir, "the agent's state directory, which holds the owner link")
 }
 
 // printOwnerLink writes the link and how to use it.

@@ -1,6 +1,7 @@
 package agentcmd
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -8,16 +9,15 @@ import (
 	"time"
 
 	"github.com/porthole/porthole/agent/agentrecord"
-	"github.com/spf13/cobra"
 	"golang.org/x/term"
 )
 
-func newReplay(stdio IO) *cobra.Command {
+func newReplay(stdio IO) *Command {
 	var stateDir string
 	var speed float64
 	var idle time.Duration
 	var withExec bool
-	cmd := &cobra.Command{
+	cmd := &Command{
 		Use:   "replay ID [--speed N] [--idle-limit D] [--exec] [--state DIR]",
 		Short: "Play back a recorded support session in this terminal",
 		Long: `replay plays back what an engineer's terminal showed during a support
@@ -37,36 +37,36 @@ standard output. Each recording is an asciicast v2 file in the state
 directory's ` + agentrecord.SessionsDir + ` folder, which "asciinema play" also plays.`,
 		Example: `  porthole-agent replay ses_2Yx9
   porthole-agent replay ses_2Yx9 --speed 4 --idle-limit 1s`,
-		Args: cobra.ExactArgs(1),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			if speed <= 0 {
-				return errors.New("--speed must be more than 0 (2 plays twice as fast, 0.5 half as fast)")
-			}
-			s, err := agentrecord.FindSession(stateDir, args[0])
-			if err != nil {
-				return err
-			}
-			opts := agentrecord.ReplayOptions{Speed: speed, IdleLimit: idle, Exec: withExec, Notes: stdio.Err}
-			if idle <= 0 {
-				opts.IdleLimit = -1 // as recorded
-			}
-			err = agentrecord.Replay(cmd.Context(), stdio.Out, s, opts)
-			if isTerminal(stdio.Out) {
-				// What the session left set (colours, a hidden cursor)
-				// should not stay in the owner's terminal.
-				io.WriteString(stdio.Out, "\x1b[0m\x1b[?25h\r\n")
-			}
-			if err != nil && cmd.Context().Err() != nil {
-				return nil // interrupted by the owner
-			}
-			if err != nil {
-				return fmt.Errorf("replaying %s: %w", s.Session, err)
-			}
-			return nil
-		},
+		args: exactArgs(1),
 	}
-	f := cmd.Flags()
+	cmd.Run = func(ctx context.Context, args []string) error {
+		if speed <= 0 {
+			return errors.New("--speed must be more than 0 (2 plays twice as fast, 0.5 half as fast)")
+		}
+		s, err := agentrecord.FindSession(stateDir, args[0])
+		if err != nil {
+			return err
+		}
+		opts := agentrecord.ReplayOptions{Speed: speed, IdleLimit: idle, Exec: withExec, Notes: stdio.Err}
+		if idle <= 0 {
+			opts.IdleLimit = -1 // as recorded
+		}
+		err = agentrecord.Replay(ctx, stdio.Out, s, opts)
+		if isTerminal(stdio.Out) {
+			// What the session left set (colours, a hidden cursor)
+			// should not stay in the owner's terminal.
+			io.WriteString(stdio.Out, "\x1b[0m\x1b[?25h\r\n")
+		}
+		if err != nil && ctx.Err() != nil {
+			return nil // interrupted by the owner
+		}
+		if err != nil {
+			return fmt.Errorf("replaying %s: %w", s.Session, err)
+		}
+		return nil
+	}
 	stateFlag(cmd, &stateDir)
+	f := cmd.Flags
 	f.Float64Var(&speed, "speed", 1, "play N times as fast")
 	f.DurationVar(&idle, "idle-limit", agentrecord.DefaultIdleLimit, "cut longer pauses to this (0: as recorded)")
 	f.BoolVar(&withExec, "exec", false, "also play the output of commands run without a terminal")

@@ -1,12 +1,11 @@
 package agentcmd
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
 	"io"
 	"time"
-
-	"github.com/spf13/cobra"
 
 	"github.com/porthole/porthole/agent"
 	"github.com/porthole/porthole/agent/agentconsent"
@@ -20,8 +19,11 @@ type ownerFlags struct {
 	json           bool
 }
 
-func (o *ownerFlags) register(cmd *cobra.Command, withJSON bool) {
-	f := cmd.Flags()
+func (o *ownerFlags) register(cmd *Command, withJSON bool) {
+	if cmd.Flags == nil {
+		cmd.Flags = newFlags(cmd)
+	}
+	f := cmd.Flags
 	f.StringVar(&o.socket, "socket", "", "the running agent's socket (default: socket: in the config, else "+agentowner.DefaultSocket+")")
 	f.StringVar(&o.config, "config", agent.DefaultConfigFile, "the owner's config file, for its socket:")
 	if withJSON {
@@ -30,11 +32,11 @@ func (o *ownerFlags) register(cmd *cobra.Command, withJSON bool) {
 }
 
 // client finds the socket: --socket, else the config's, else the default.
-func (o *ownerFlags) client(cmd *cobra.Command) (*agentowner.Client, error) {
+func (o *ownerFlags) client(cmd *Command) (*agentowner.Client, error) {
 	if o.socket != "" {
 		return agentowner.NewClient(o.socket), nil
 	}
-	cfg, err := loadConfig(o.config, cmd.Flags().Changed("config"))
+	cfg, err := loadConfig(o.config, cmd.changed("config"))
 	if err != nil {
 		return nil, err
 	}
@@ -67,13 +69,13 @@ func timeLeft(t, now time.Time) string {
 	return fmt.Sprintf("%d:%02d", m, s)
 }
 
-func newRequest(stdio IO) *cobra.Command {
+func newRequest(stdio IO) *Command {
 	var (
 		o      ownerFlags
 		reason string
 		dur    time.Duration
 	)
-	cmd := &cobra.Command{
+	cmd := &Command{
 		Use:   "request [--reason TEXT] [--for DURATION]",
 		Short: "Ask for support: open a support window and print its code",
 		Long: `request asks the running agent to open a support window and prints the
@@ -91,45 +93,44 @@ porthole-agent approve); in auto consent engineers get in without you. In
 both, request still puts your request in the support team's queue.`,
 		Example: `  porthole-agent request --reason "the amplifier hums on channel 2"
   porthole-agent request --for 4h`,
-		Args: cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			c, err := o.client(cmd)
-			if err != nil {
-				return err
+	}
+	cmd.Run = func(ctx context.Context, _ []string) error {
+		c, err := o.client(cmd)
+		if err != nil {
+			return err
+		}
+		a, err := c.Request(ctx, reason, dur)
+		if err != nil {
+			return err
+		}
+		if o.json {
+			return printJSON(stdio.Out, a)
+		}
+		w, now := a.Window, time.Now()
+		if !a.Opened {
+			fmt.Fprintf(stdio.Err, "A support window is already open, until %s (%s left).\n", ownerClock(w.Ends, now), timeLeft(w.Ends, now))
+		}
+		if w.Code != "" {
+			fmt.Fprintf(stdio.Err, "Support code for %s (read it to the support engineer):\n", a.Device)
+			fmt.Fprintln(stdio.Out, w.Code)
+			if a.Opened {
+				fmt.Fprintf(stdio.Err, "The window is open until %s. Five wrong codes close it; porthole-agent revoke closes it at once.\n", ownerClock(w.Ends, now))
 			}
-			a, err := c.Request(cmd.Context(), reason, dur)
-			if err != nil {
-				return err
-			}
-			if o.json {
-				return printJSON(stdio.Out, a)
-			}
-			w, now := a.Window, time.Now()
-			if !a.Opened {
-				fmt.Fprintf(stdio.Err, "A support window is already open, until %s (%s left).\n", ownerClock(w.Ends, now), timeLeft(w.Ends, now))
-			}
-			if w.Code != "" {
-				fmt.Fprintf(stdio.Err, "Support code for %s (read it to the support engineer):\n", a.Device)
-				fmt.Fprintln(stdio.Out, w.Code)
-				if a.Opened {
-					fmt.Fprintf(stdio.Err, "The window is open until %s. Five wrong codes close it; porthole-agent revoke closes it at once.\n", ownerClock(w.Ends, now))
-				}
-			} else if a.Mode == agentconsent.Approve {
-				fmt.Fprintln(stdio.Err, "No code is needed: you approve each engineer's session (porthole-agent status shows who asks; porthole-agent approve lets them in).")
-			} else {
-				fmt.Fprintln(stdio.Err, "No code is needed: this device lets in any session its server signs (consent: auto).")
-			}
-			switch {
-			case w.RequestID != "":
-				fmt.Fprintf(stdio.Err, "The support team has your request (%s).\n", w.RequestID)
-			case w.ServerError != "":
-				fmt.Fprintf(stdio.Err, "The support team could not be told yet (%s); the agent keeps trying.\n", w.ServerError)
-			}
-			return nil
-		},
+		} else if a.Mode == agentconsent.Approve {
+			fmt.Fprintln(stdio.Err, "No code is needed: you approve each engineer's session (porthole-agent status shows who asks; porthole-agent approve lets them in).")
+		} else {
+			fmt.Fprintln(stdio.Err, "No code is needed: this device lets in any session its server signs (consent: auto).")
+		}
+		switch {
+		case w.RequestID != "":
+			fmt.Fprintf(stdio.Err, "The support team has your request (%s).\n", w.RequestID)
+		case w.ServerError != "":
+			fmt.Fprintf(stdio.Err, "The support team could not be told yet (%s); the agent keeps trying.\n", w.ServerError)
+		}
+		return nil
 	}
 	o.register(cmd, true)
-	cmd.Flags().StringVar(&reason, "reason", "", "what is wrong, for the support team")
-	cmd.Flags().DurationVar(&dur, "for", agentconsent.DefaultSupportWindow, "how long the window stays open (at most 24h)")
+	cmd.Flags.StringVar(&reason, "reason", "", "what is wrong, for the support team")
+	cmd.Flags.DurationVar(&dur, "for", agentconsent.DefaultSupportWindow, "how long the window stays open (at most 24h)")
 	return cmd
 }

@@ -1,5 +1,5 @@
-// Package agentcmd holds the cobra commands of porthole-agent, the program
-// that runs on each device.
+// Package agentcmd holds the commands of porthole-agent, the program that
+// runs on each device.
 package agentcmd
 
 import (
@@ -9,7 +9,6 @@ import (
 	"os"
 
 	"github.com/porthole/porthole/version"
-	"github.com/spf13/cobra"
 )
 
 // IO is what commands read and write; tests pass buffers and a fake
@@ -30,16 +29,15 @@ func Run(ctx context.Context, args []string, stdio IO) error {
 		stdio.Getenv = os.Getenv
 	}
 	root := newRoot(stdio)
-	root.SetArgs(args)
-	root.SetIn(stdio.In)
-	root.SetOut(stdio.Out)
-	root.SetErr(stdio.Err)
-	return root.ExecuteContext(ctx)
+	root.init()
+	root.stdout, root.stderr, root.getenv = stdio.Out, stdio.Err, stdio.Getenv
+	return root.execute(ctx, args)
 }
 
 // Root is porthole-agent's command tree, for what documents it: the man
-// pages and shell completions the packages ship. Run runs it.
-func Root() *cobra.Command { return newRoot(StdIO()) }
+// pages and shell completions the packages ship (without the help and
+// completion commands, which Run adds as cobra does). Run runs it.
+func Root() *Command { return newRoot(StdIO()) }
 
 // globals are the flags every command takes.
 type globals struct {
@@ -56,9 +54,9 @@ func (g *globals) logger(stdio IO) *slog.Logger {
 	return slog.New(slog.NewTextHandler(stdio.Err, &slog.HandlerOptions{Level: level}))
 }
 
-func newRoot(stdio IO) *cobra.Command {
+func newRoot(stdio IO) *Command {
 	var g globals
-	root := &cobra.Command{
+	root := &Command{
 		Use:   "porthole-agent",
 		Short: "The Porthole agent: lets support reach this device, only while its owner allows it",
 		Long: `porthole-agent runs on a device (an appliance, a field computer) so that a
@@ -80,14 +78,14 @@ engineer; "status" shows who is connected, "revoke" ends it all at once.`,
       --token phe_... --name kitchen-amp
   porthole-agent run
   porthole-agent request --reason "the amplifier hums"`,
-		SilenceUsage:  true,
-		SilenceErrors: true,
-		Version:       version.Version,
+		Version:    version.Version,
+		Shorthands: map[string]string{"v": "verbose"},
 	}
-	root.PersistentFlags().BoolVarP(&g.verbose, "verbose", "v", false, "log each step to standard error")
-	root.AddCommand(newEnroll(stdio, &g), newRun(stdio, &g), newVersion(stdio), newSFTPServer(stdio))
-	root.AddCommand(newLog(stdio), newSessions(stdio), newReplay(stdio))
-	root.AddCommand(newRequest(stdio), newStatus(stdio), newApprove(stdio), newDeny(stdio), newRevoke(stdio), newUI(stdio))
-	root.AddCommand(newOwnerLink(stdio))
+	root.PersistentFlags = newFlags(root)
+	root.PersistentFlags.BoolVar(&g.verbose, "verbose", false, "log each step to standard error")
+	root.add(newEnroll(stdio, &g), newRun(stdio, &g), newVersion(stdio), newSFTPServer(stdio))
+	root.add(newLog(stdio), newSessions(stdio), newReplay(stdio))
+	root.add(newRequest(stdio), newStatus(stdio), newApprove(stdio), newDeny(stdio), newRevoke(stdio), newUI(stdio))
+	root.add(newOwnerLink(stdio))
 	return root
 }

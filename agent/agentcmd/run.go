@@ -1,22 +1,21 @@
 package agentcmd
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"io"
 	"io/fs"
 	"log/slog"
 
-	"github.com/spf13/cobra"
-
 	"github.com/porthole/porthole/agent"
 	"github.com/porthole/porthole/agent/agentstate"
 	"github.com/porthole/porthole/agentssh"
 )
 
-func newRun(stdio IO, g *globals) *cobra.Command {
+func newRun(stdio IO, g *globals) *Command {
 	var stateDir, configFile string
-	cmd := &cobra.Command{
+	cmd := &Command{
 		Use:   "run [--state DIR] [--config FILE]",
 		Short: "Stay connected to the server and obey its signed commands",
 		Long: `run keeps this device connected to its Porthole server's control channel
@@ -78,29 +77,29 @@ or through an HTTP proxy:
 Unknown keys are errors.`,
 		Example: `  porthole-agent run
   porthole-agent run --state ./dev1-state --config ./agent.yaml`,
-		Args: cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			cfg, err := loadConfig(configFile, cmd.Flags().Changed("config"))
-			if err != nil {
-				return err
-			}
-			st, err := agentstate.Load(stateDir)
-			if err != nil {
-				return err
-			}
-			level := cfg.Level()
-			if g.verbose {
-				level = slog.LevelDebug
-			}
-			logger := slog.New(slog.NewTextHandler(stdio.Err, &slog.HandlerOptions{Level: level}))
-			a, err := agent.New(agent.Options{State: st, Config: *cfg, Logger: logger, Status: stdio.Err})
-			if err != nil {
-				return err
-			}
-			return a.Run(cmd.Context())
-		},
 	}
-	f := cmd.Flags()
+	cmd.Run = func(ctx context.Context, _ []string) error {
+		cfg, err := loadConfig(configFile, cmd.changed("config"))
+		if err != nil {
+			return err
+		}
+		st, err := agentstate.Load(stateDir)
+		if err != nil {
+			return err
+		}
+		level := cfg.Level()
+		if g.verbose {
+			level = slog.LevelDebug
+		}
+		logger := slog.New(slog.NewTextHandler(stdio.Err, &slog.HandlerOptions{Level: level}))
+		a, err := agent.New(agent.Options{State: st, Config: *cfg, Logger: logger, Status: stdio.Err})
+		if err != nil {
+			return err
+		}
+		return a.Run(ctx)
+	}
+	f := newFlags(cmd)
+	cmd.Flags = f
 	f.StringVar(&stateDir, "state", agentstate.DefaultDir, "the state directory that porthole-agent enroll filled")
 	f.StringVar(&configFile, "config", agent.DefaultConfigFile, "the owner's config file")
 	return cmd
@@ -122,13 +121,12 @@ func loadConfig(path string, explicit bool) (*agent.Config, error) {
 // newSFTPServer is the hidden command the agent runs, as the config's
 // run_as user, to serve an engineer's file transfers with that user's
 // rights: SFTP on standard input and output.
-func newSFTPServer(stdio IO) *cobra.Command {
-	return &cobra.Command{
+func newSFTPServer(stdio IO) *Command {
+	return &Command{
 		Use:    "sftp-server",
 		Short:  "Serve SFTP on standard input and output (run by the agent itself)",
 		Hidden: true,
-		Args:   cobra.NoArgs,
-		RunE: func(*cobra.Command, []string) error {
+		Run: func(context.Context, []string) error {
 			return agentssh.ServeSFTP(stdio.In, stdoutCloser{stdio.Out})
 		},
 	}

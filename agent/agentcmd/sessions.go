@@ -1,6 +1,7 @@
 package agentcmd
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
 	"slices"
@@ -8,17 +9,15 @@ import (
 	"text/tabwriter"
 	"time"
 
-	"github.com/spf13/cobra"
-
 	"github.com/porthole/porthole/agent/agentrecord"
 	"github.com/porthole/porthole/agent/agentstate"
 	"github.com/porthole/porthole/humanize"
 )
 
-func newSessions(stdio IO) *cobra.Command {
+func newSessions(stdio IO) *Command {
 	var stateDir string
 	var asJSON bool
-	cmd := &cobra.Command{
+	cmd := &Command{
 		Use:     "sessions [--json] [--state DIR]",
 		Aliases: []string{"session"},
 		Short:   "List the recorded support sessions, newest first",
@@ -34,37 +33,36 @@ directory's ` + agentrecord.SessionsDir + ` folder; this command reads them itse
 need not be running. Run it as root, or as a member of the ` + agentstate.OwnerGroup + ` group.`,
 		Example: `  porthole-agent sessions
   porthole-agent sessions --json`,
-		Args: cobra.NoArgs,
-		RunE: func(*cobra.Command, []string) error {
-			all, err := agentrecord.ListSessions(stateDir)
-			if err != nil {
-				return err
+	}
+	cmd.Run = func(context.Context, []string) error {
+		all, err := agentrecord.ListSessions(stateDir)
+		if err != nil {
+			return err
+		}
+		slices.Reverse(all) // newest first
+		if asJSON {
+			if all == nil {
+				all = []agentrecord.SessionInfo{}
 			}
-			slices.Reverse(all) // newest first
-			if asJSON {
-				if all == nil {
-					all = []agentrecord.SessionInfo{}
-				}
-				enc := json.NewEncoder(stdio.Out)
-				enc.SetIndent("", "  ")
-				return enc.Encode(all)
-			}
-			if len(all) == 0 {
-				fmt.Fprintln(stdio.Err, "no sessions recorded")
-				return nil
-			}
-			now := time.Now()
-			tw := tabwriter.NewWriter(stdio.Out, 0, 8, 2, ' ', 0)
-			fmt.Fprintln(tw, "SESSION\tENGINEER\tSTARTED\tDURATION\tENDED\tBYTES\tRECORDING")
-			for _, s := range all {
-				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%v\t%s\n", s.Session, orDash(engineers(s)), startedAt(s),
-					duration(s, now), orDash(endReason(s)), agentrecord.ByteSize(s.Bytes), recordingState(s))
-			}
-			return tw.Flush()
-		},
+			enc := json.NewEncoder(stdio.Out)
+			enc.SetIndent("", "  ")
+			return enc.Encode(all)
+		}
+		if len(all) == 0 {
+			fmt.Fprintln(stdio.Err, "no sessions recorded")
+			return nil
+		}
+		now := time.Now()
+		tw := tabwriter.NewWriter(stdio.Out, 0, 8, 2, ' ', 0)
+		fmt.Fprintln(tw, "SESSION\tENGINEER\tSTARTED\tDURATION\tENDED\tBYTES\tRECORDING")
+		for _, s := range all {
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%v\t%s\n", s.Session, orDash(engineers(s)), startedAt(s),
+				duration(s, now), orDash(endReason(s)), agentrecord.ByteSize(s.Bytes), recordingState(s))
+		}
+		return tw.Flush()
 	}
 	stateFlag(cmd, &stateDir)
-	cmd.Flags().BoolVar(&asJSON, "json", false, "print a JSON array instead of a table")
+	cmd.Flags.BoolVar(&asJSON, "json", false, "print a JSON array instead of a table")
 	return cmd
 }
 

@@ -1,11 +1,10 @@
 package agentcmd
 
 import (
+	"context"
 	"fmt"
 	"strings"
 	"time"
-
-	"github.com/spf13/cobra"
 
 	"github.com/porthole/porthole/agent/agentconsent"
 	"github.com/porthole/porthole/agent/agentowner"
@@ -18,10 +17,10 @@ var modeWords = map[agentconsent.Mode]string{
 	agentconsent.Auto:    "auto (any session the server signs)",
 }
 
-func newStatus(stdio IO) *cobra.Command {
+func newStatus(stdio IO) *Command {
 	var o ownerFlags
 	var stateDir *string
-	cmd := &cobra.Command{
+	cmd := &Command{
 		Use:   "status [--json]",
 		Short: "Show the support window, who asks to connect, and who is connected",
 		Long: `status asks the running agent how things stand: the consent mode, the open
@@ -29,23 +28,22 @@ support window and its code, the sessions waiting for your approval (who asks,
 from which fleet, and why), and the sessions open now with the engineer
 connected to each. It ends with your read-only owner link to the server's
 record of this device (see porthole-agent owner-link), read from --state.`,
-		Args: cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			c, err := o.client(cmd)
-			if err != nil {
-				return err
-			}
-			st, err := c.Status(cmd.Context())
-			if err != nil {
-				return err
-			}
-			if o.json {
-				return printJSON(stdio.Out, st)
-			}
-			printStatus(stdio, st, time.Now())
-			printStatusOwnerLink(stdio.Out, *stateDir, time.Now())
-			return nil
-		},
+	}
+	cmd.Run = func(ctx context.Context, _ []string) error {
+		c, err := o.client(cmd)
+		if err != nil {
+			return err
+		}
+		st, err := c.Status(ctx)
+		if err != nil {
+			return err
+		}
+		if o.json {
+			return printJSON(stdio.Out, st)
+		}
+		printStatus(stdio, st, time.Now())
+		printStatusOwnerLink(stdio.Out, *stateDir, time.Now())
+		return nil
 	}
 	o.register(cmd, true)
 	stateDir = ownerLinkStateFlag(cmd)

@@ -1,18 +1,17 @@
 package agentcmd
 
 import (
+	"context"
 	"fmt"
 
 	"github.com/porthole/porthole/version"
-	"github.com/spf13/cobra"
 )
 
-func newVersion(stdio IO) *cobra.Command {
-	return &cobra.Command{
+func newVersion(stdio IO) *Command {
+	return &Command{
 		Use:   "version",
 		Short: "Print the agent's version",
-		Args:  cobra.NoArgs,
-		RunE: func(*cobra.Command, []string) error {
+		Run: func(context.Context, []string) error {
 			_, err := fmt.Fprintln(stdio.Out, version.String("porthole-agent"))
 			return err
 		},

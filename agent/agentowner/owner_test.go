@@ -408,3 +408,23 @@ func TestLocalPageDefences(t *testing.T) {
 		t.Fatalf("the page's own request: %d %s", status, body)
 	}
 }
+
+// TestPageIndex: the page's token lands in its meta tag, escaped as an
+// attribute's value, and nowhere else.
+func TestPageIndex(t *testing.T) {
+	t.Parallel()
+	for _, tt := range []struct{ name, token, want string }{
+		{"plain", "ABC234", `<meta name="porthole-token" content="ABC234">`},
+		{"markup", `x"><script>&'`, `<meta name="porthole-token" content="x&#34;&gt;&lt;script&gt;&amp;&#39;">`},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			page := string(pageIndex(tt.token))
+			if !strings.Contains(page, tt.want) {
+				t.Errorf("pageIndex(%q) has no %s", tt.token, tt.want)
+			}
+			if strings.Contains(page, pageTokenMark) || strings.Count(page, "porthole-token") != 1 {
+				t.Errorf("pageIndex(%q) left the mark, or has the token's tag twice", tt.token)
+			}
+		})
+	}
+}

@@ -44,15 +44,22 @@ func TestDeps(t *testing.T) {
 		"github.com/hashicorp/yamux",
 		"github.com/kr/fs", // pkg/sftp's
 		"github.com/pkg/sftp",
-		"github.com/spf13/cobra",
-		"github.com/spf13/pflag",
 		"go.yaml.in/yaml/v3",
 		"golang.org/x/crypto",
-		"golang.org/x/net",
+		"golang.org/x/net", // autopaho's, for SOCKS proxies
 		"golang.org/x/sys",
 		"golang.org/x/term",
-		"golang.org/x/text",
 	)
+	// Of the standard library, these weigh most for what they give the
+	// agent: text/template (and html/template over it) calls methods by
+	// name through reflection, which makes the linker keep every exported
+	// method of every type the agent links, a fifth of its size
+	// (bench/README.md, "The agent's footprint").
+	for _, heavy := range []string{"text/template", "html/template"} {
+		if slices.Contains(deps, heavy) {
+			t.Errorf("the agent links %s; see bench/README.md, \"The agent's footprint\"", heavy)
+		}
+	}
 	// A vacuous list would pass; make sure it is the agent's.
 	for _, want := range []string{module + "agent", module + "apiclient"} {
 		if !slices.Contains(deps, want) {

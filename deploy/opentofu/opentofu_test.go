@@ -24,7 +24,6 @@ import (
 	"github.com/hashicorp/hcl/v2"
 	"github.com/hashicorp/hcl/v2/hclparse"
 	"github.com/hashicorp/hcl/v2/hclsyntax"
-	"github.com/spf13/cobra"
 	"github.com/zclconf/go-cty/cty"
 
 	"github.com/porthole/porthole/agent/agentcmd"
@@ -570,27 +569,50 @@ func TestEnrollmentCommands(t *testing.T) {
 	}
 	_, body, _ := strings.Cut(rest, "<<-EOT\n")
 	body, _, _ = strings.Cut(body, "EOT")
-	roots := map[string]func() *cobra.Command{"porthole": cli.Root, "porthole-agent": agentcmd.Root}
+	// find is the subcommand words name: its name, whether it runs, the
+	// words left and its flags.
+	type found struct {
+		name     string
+		runnable bool
+		args     []string
+		hasFlag  func(string) bool
+	}
+	roots := map[string]func(words []string) (found, error){
+		"porthole": func(words []string) (found, error) {
+			cmd, args, err := cli.Root().Find(words)
+			if err != nil {
+				return found{}, err
+			}
+			return found{cmd.Name(), cmd.Runnable(), args, func(n string) bool { return cmd.Flags().Lookup(n) != nil }}, nil
+		},
+		"porthole-agent": func(words []string) (found, error) {
+			cmd, args, err := agentcmd.Root().Find(words)
+			if err != nil {
+				return found{}, err
+			}
+			return found{cmd.Name(), cmd.Run != nil, args, func(n string) bool { return cmd.Flags != nil && cmd.Flags.Lookup(n) != nil }}, nil
+		},
+	}
 	n := 0
 	for line := range strings.Lines(body) {
 		words := strings.Fields(line)
 		if len(words) == 0 || words[0] == "#" {
 			continue
 		}
-		root, ok := roots[words[0]]
+		find, ok := roots[words[0]]
 		if !ok {
 			t.Errorf("first_enrollment_command runs %q, not one of our programs", line)
 			continue
 		}
-		cmd, args, err := root().Find(words[1:])
-		if err != nil || !cmd.Runnable() {
+		cmd, err := find(words[1:])
+		if err != nil || !cmd.runnable {
 			t.Errorf("%q: no such command (%v)", strings.TrimSpace(line), err)
 			continue
 		}
 		n++
-		for _, a := range args {
-			if name, ok := strings.CutPrefix(a, "--"); ok && cmd.Flags().Lookup(name) == nil {
-				t.Errorf("%q: %s %s has no flag --%s", strings.TrimSpace(line), words[0], cmd.Name(), name)
+		for _, a := range cmd.args {
+			if name, ok := strings.CutPrefix(a, "--"); ok && !cmd.hasFlag(name) {
+				t.Errorf("%q: %s %s has no flag --%s", strings.TrimSpace(line), words[0], cmd.name, name)
 			}
 		}
 	}

@@ -26,7 +26,6 @@ import (
 	"github.com/spf13/cobra"
 	"github.com/spf13/cobra/doc"
 
-	"github.com/porthole/porthole/agent/agentcmd"
 	"github.com/porthole/porthole/cli"
 	"github.com/porthole/porthole/daemon/daemoncmd"
 )
@@ -48,7 +47,7 @@ func main() {
 // programs are the command trees documented, each made anew: generating
 // adds cobra's help command to a tree.
 func programs() []*cobra.Command {
-	return []*cobra.Command{agentcmd.Root(), cli.Root(), daemoncmd.Root()}
+	return []*cobra.Command{agentRoot(), cli.Root(), daemoncmd.Root()}
 }
 
 // generate writes the man pages and completions of roots under dir.
