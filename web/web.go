@@ -20,6 +20,7 @@ import (
 	"embed"
 	"encoding/base64"
 	"fmt"
+	"io"
 	"io/fs"
 	"mime"
 	"net/http"
@@ -99,6 +100,21 @@ const ReplayCSP = "default-src 'none'; script-src 'self'; style-src 'self'; " +
 	"style-src-elem 'self' 'unsafe-inline'; style-src-attr 'unsafe-inline'; img-src 'self'; connect-src 'self'; " +
 	"font-src 'self'; manifest-src 'self'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'; " +
 	"require-trusted-types-for 'script'; trusted-types 'none'"
+
+// speculationRules, which every console page names in its
+// Speculation-Rules header (no inline script, so nothing for the CSP to
+// allow), ask a browser that knows them (Chromium) to prerender the
+// terminal's page behind a Connect link as soon as the device's page shows
+// it, into the new tab Connect opens: the terminal's client is then
+// fetched, compiled and started before Connect is pressed, and the page
+// acts only once it is shown (terminal.ts). Other browsers ignore the
+// header.
+const (
+	speculationRulesName = "speculation-rules.json"
+	speculationRules     = `{"prerender": [{"source": "document", "where": {"href_matches": "/console/terminal/*"},
+  "eagerness": "immediate", "target_hint": "_blank"}]}
+`
+)
 
 // SecurityHeaders sets on h the headers every console answer carries.
 func SecurityHeaders(h http.Header) {
@@ -235,9 +251,15 @@ func (c *Console) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		h.Set("Cache-Control", "no-cache")
 		http.Redirect(w, r, Prefix+replayPrefix+url.PathEscape(oldReplay(name)), http.StatusFound)
 		return
+	case name == speculationRulesName:
+		h.Set("Content-Type", "application/speculationrules+json")
+		h.Set("Cache-Control", "no-cache")
+		_, _ = io.WriteString(w, speculationRules)
+		return
 	case found && name != entry:
 	case name == "" || name == entry || !strings.Contains(path.Base(name), "."):
 		f = c.files[entry]
+		h.Set("Speculation-Rules", `"`+Prefix+speculationRulesName+`"`)
 	default:
 		h.Set("Cache-Control", "no-store")
 		http.Error(w, "the console has no file "+name, http.StatusNotFound)

@@ -3,6 +3,7 @@ package web
 import (
 	"bytes"
 	"compress/gzip"
+	"encoding/json"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -252,6 +253,48 @@ func TestTerminalPage(t *testing.T) {
 	}
 	if strings.Contains(CSP, "unsafe") {
 		t.Error("the console's CSP allows something unsafe")
+	}
+}
+
+// TestSpeculationRules: the console's pages (not the terminal's or the
+// replay's) name the speculation rules in a header, and the rules, served
+// with their own media type, prerender only the terminal's pages behind
+// links, into the new tab a Connect link opens.
+func TestSpeculationRules(t *testing.T) {
+	c, err := New(fstest.MapFS{
+		"index.html":    {Data: []byte("console")},
+		"terminal.html": {Data: []byte("terminal")},
+		"replay.html":   {Data: []byte("replay")},
+		"js/main.js":    {Data: []byte("")},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for path, named := range map[string]bool{"/console/": true, "/console/devices/dev_1": true,
+		"/console/terminal/dev_1": false, "/console/replay/ses_1": false, "/console/js/main.js": false} {
+		got := get(t, c, "GET", path, nil).Header().Get("Speculation-Rules")
+		if want := map[bool]string{true: `"/console/speculation-rules.json"`}[named]; got != want {
+			t.Errorf("%s: Speculation-Rules %q; want %q", path, got, want)
+		}
+	}
+	w := get(t, c, "GET", "/console/speculation-rules.json", nil)
+	if w.Code != 200 || w.Header().Get("Content-Type") != "application/speculationrules+json" {
+		t.Fatalf("the rules: %d %q", w.Code, w.Header().Get("Content-Type"))
+	}
+	var rules struct {
+		Prerender []struct {
+			Source     string
+			TargetHint string `json:"target_hint"`
+			Where      struct {
+				HrefMatches string `json:"href_matches"`
+			}
+		}
+	}
+	if err := json.Unmarshal(w.Body.Bytes(), &rules); err != nil {
+		t.Fatalf("the rules are not JSON: %v\n%s", err, w.Body)
+	}
+	if len(rules.Prerender) != 1 || rules.Prerender[0].Source != "document" || rules.Prerender[0].Where.HrefMatches != "/console/terminal/*" || rules.Prerender[0].TargetHint != "_blank" {
+		t.Errorf("the rules: %s", w.Body)
 	}
 }
 

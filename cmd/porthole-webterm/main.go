@@ -23,6 +23,8 @@
 //	    for the owner's support code and answers a Promise of it; onStep, if
 //	    given, is told the name of each step of the way as it is done
 //	    (webssh.Options.Trace), for the page's timings
+//	warm(): Promise, runs the client's handshake in memory (webssh.Warm),
+//	    which the page does while it is prerendered
 //	handle.write(Uint8Array), handle.resize(cols, rows), handle.close(),
 //	handle.upload(name, Uint8Array, onProgress(done, size)): Promise of the
 //	    path written (a new file in the home directory, over SFTP),
@@ -47,6 +49,9 @@ import (
 func main() {
 	api := js.Global().Get("Object").New()
 	api.Set("connect", js.FuncOf(connect))
+	api.Set("warm", js.FuncOf(func(js.Value, []js.Value) any {
+		return promise(func() (any, error) { return js.Undefined(), webssh.Warm() })
+	}))
 	js.Global().Set("portholeWebterm", api)
 	if ready := js.Global().Get("portholeWebtermReady"); ready.Type() == js.TypeFunction {
 		ready.Invoke()
