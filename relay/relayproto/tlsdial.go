@@ -73,11 +73,7 @@ func SendHelloBound(c net.Conn, cs tls.ConnectionState, signer ssh.Signer, h Hel
 	if err != nil {
 		return err
 	}
-	env, err := Sign(signer, binding, h)
-	if err != nil {
-		return err
-	}
-	return WriteFrame(c, env)
+	return sendSigned(c, signer, binding, h)
 }
 
 // DialEngineer dials the relay at addr and says hello as the holder of

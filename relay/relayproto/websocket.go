@@ -23,6 +23,11 @@ func SendChallengeHello(c net.Conn, signer ssh.Signer, h Hello) error {
 	if err != nil {
 		return err
 	}
+	return sendSigned(c, signer, binding, h)
+}
+
+// sendSigned sends h's envelope, signed by signer for binding, on c.
+func sendSigned(c net.Conn, signer ssh.Signer, binding []byte, h Hello) error {
 	env, err := Sign(signer, binding, h)
 	if err != nil {
 		return err

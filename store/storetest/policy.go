@@ -101,13 +101,7 @@ func testFourEyesSessions(t *testing.T, s store.Store) {
 		ok(t, "SetRole", s.SetRole(ctx, f.ID, u.ID, store.RoleOperator))
 	}
 	d := mustEnroll(t, s, mkEnrollmentToken(t, s, f.ID, 1).Hash, "dev1")
-	fourEyes := func() *store.Session {
-		t.Helper()
-		ses := &store.Session{DeviceID: d.ID, UserID: ann.ID, UserEmail: ann.Email, PublicKey: "ssh-ed25519 AAAAengineer",
-			Ports: []int{22}, IdleTimeout: time.Minute, MaxDuration: time.Hour, CreatedAt: t0, FourEyes: true}
-		ok(t, "CreateSession four-eyes", s.CreateSession(ctx, ses))
-		return ses
-	}
+	fourEyes := func() *store.Session { return fourEyesSession(t, s, d, ann) }
 	ses := fourEyes()
 	if !ses.FourEyes || !ses.WaitsForApproval() || ses.State != store.SessionRequested {
 		t.Fatalf("a new four-eyes session: %s; want it requested, waiting for approval", show(ses))
@@ -198,13 +192,7 @@ func testApprovalRacesRemoval(t *testing.T, s store.Store) {
 	ann := mkUser(t, s, "ann@example.com")
 	ok(t, "SetRole", s.SetRole(ctx, f.ID, ann.ID, store.RoleOperator))
 	d := mustEnroll(t, s, mkEnrollmentToken(t, s, f.ID, 1).Hash, "dev1")
-	fourEyes := func() *store.Session {
-		t.Helper()
-		ses := &store.Session{DeviceID: d.ID, UserID: ann.ID, UserEmail: ann.Email, PublicKey: "ssh-ed25519 AAAAengineer",
-			Ports: []int{22}, IdleTimeout: time.Minute, MaxDuration: time.Hour, CreatedAt: t0, FourEyes: true}
-		ok(t, "CreateSession four-eyes", s.CreateSession(ctx, ses))
-		return ses
-	}
+	fourEyes := func() *store.Session { return fourEyesSession(t, s, d, ann) }
 	for i := range 10 {
 		bob := mkUser(t, s, fmt.Sprintf("bob%d@example.com", i))
 		ok(t, "SetRole", s.SetRole(ctx, f.ID, bob.ID, store.RoleOperator))
@@ -252,6 +240,16 @@ func testApprovalRacesRemoval(t *testing.T, s store.Store) {
 	_, changed, err := s.ApproveSession(ctx, fourEyes().ID, root.ID, root.Email, "", t0)
 	ok(t, "ApproveSession by an administrator", err)
 	equal(t, "an administrator's approval changed", changed, true)
+}
+
+// fourEyesSession stores a session of u on d that waits for a second
+// engineer's approval.
+func fourEyesSession(t *testing.T, s store.Store, d *store.Device, u *store.User) *store.Session {
+	t.Helper()
+	ses := &store.Session{DeviceID: d.ID, UserID: u.ID, UserEmail: u.Email, PublicKey: "ssh-ed25519 AAAAengineer",
+		Ports: []int{22}, IdleTimeout: time.Minute, MaxDuration: time.Hour, CreatedAt: t0, FourEyes: true}
+	ok(t, "CreateSession four-eyes", s.CreateSession(t.Context(), ses))
+	return ses
 }
 
 // reread returns the session with ID id as the store has it now.
