@@ -94,13 +94,21 @@ async function main() {
   const profile = fs.mkdtempSync(path.join(os.tmpdir(), "porthole-prerender-"));
   const { chrome, url } = await launch(profile);
   const cdp = await devtools(url);
+  const exited = new Promise((r) => chrome.once("exit", r));
   try {
     await story(cdp);
   } finally {
+    // Closed as a person closes it, so that none of its processes still
+    // writes to the profile while it is removed.
+    await Promise.race([cdp.send("Browser.close").catch(() => undefined), sleep(5000)]);
     cdp.close();
-    chrome.kill();
-    await new Promise((r) => chrome.once("exit", r));
-    fs.rmSync(profile, { recursive: true, force: true, maxRetries: 5 });
+    await Promise.race([exited, sleep(5000).then(() => chrome.kill("SIGKILL"))]);
+    await exited;
+    try {
+      fs.rmSync(profile, { recursive: true, force: true, maxRetries: 10, retryDelay: 200 });
+    } catch (err) {
+      console.error(`could not remove Chromium's profile ${profile}: ${err.message}`);
+    }
   }
 }
 
