@@ -10,7 +10,8 @@
 // DEVICE (a device of acme that runs an agent), CHROMIUM. It logs in,
 // opens DEVICE's page, waits for the terminal's prerender and a moment
 // more (a person reads the page before pressing Connect), presses Connect
-// with the keyboard, and prints "PRERENDER <status>" (Ready: the tab
+// with the keyboard (once the test, told "BEFORE CONNECT", writes a line
+// back), and prints "PRERENDER <status>" (Ready: the tab
 // Connect opened was the prerendered page), "PROMPT <ms>" from the key
 // press to the shell's prompt, "TIMINGS <step ms, …>" (the page's
 // data-timings, from the tab being shown), then "DONE". Node runs it with
@@ -29,6 +30,13 @@ const env = (name) => {
 };
 
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+
+// nextLine resolves with the next line the Go test writes on stdin.
+const readline = require("readline").createInterface({ input: process.stdin });
+const lines = [];
+let waiter = null;
+readline.on("line", (l) => (waiter ? (waiter(l), (waiter = null)) : lines.push(l)));
+const nextLine = () => (lines.length ? Promise.resolve(lines.shift()) : new Promise((r) => (waiter = r)));
 
 // devtools connects to Chromium's DevTools endpoint: send calls a method
 // (of a target's session, flattened, when sessionId is given), on hears
@@ -157,8 +165,11 @@ async function story(cdp) {
   await console_.evaluate(`setTimeout(() => ${link}.click(), 200)`);
   await cdp.send("Target.detachFromTarget", { sessionId: console_.sessionId });
   // A person reads the page before pressing Connect; the prerendered
-  // page meanwhile loads and starts its client.
+  // page meanwhile loads and starts its client. The test checks, before
+  // Connect, that no session was asked for.
   await sleep(2500);
+  console.log("BEFORE CONNECT");
+  await nextLine();
 
   const device = await page(cdp, first.targetId);
   await device.until(`!!document.getElementById("connect")`, "the device page's Connect");
@@ -183,6 +194,7 @@ async function story(cdp) {
   console.log("PROMPT " + took);
   console.log("TIMINGS " + timings);
   console.log("DONE");
+  readline.close();
 }
 
 main().catch((e) => {

@@ -83,6 +83,15 @@ func testConsoleTerminal(t *testing.T, browser string) {
 		password, code, _ := browserMember(t, srv, another, "operator")
 		ps := startConsoleScript(t, srv, bt, "console_prerender.cjs", "NODE_OPTIONS=--experimental-websocket",
 			"EMAIL="+another, "PASSWORD="+password, "TOTP="+code, "DEVICE=kitchen-amp")
+		// The prerendered page, which nobody has seen yet, asked for no
+		// session (and woke no device).
+		ps.next(t, "BEFORE CONNECT")
+		if open, err := newEngineer(t, srv).api.Sessions(t.Context(), apiclient.SessionFilter{Fleet: "acme", Device: "kitchen-amp", OpenOnly: true}); err != nil {
+			t.Fatal(err)
+		} else if len(open) != 0 {
+			t.Errorf("before Connect, kitchen-amp has open sessions: %+v", open)
+		}
+		ps.say("connect")
 		status := ps.next(t, "PRERENDER")
 		ms, err := strconv.Atoi(ps.next(t, "PROMPT"))
 		if err != nil {
