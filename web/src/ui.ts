@@ -95,6 +95,19 @@ export function replayLink(s: Session): Node {
   return h("a", { href: `/console/replay/${encodeURIComponent(s.id)}`, "aria-label": `Replay ${s.user || "the"}'s session on ${s.device}, ${when(s.created_at)}` }, "Replay");
 }
 
+// headingAt is the heading a prompt shown in el takes: one level under
+// the last heading before el in the page (an h2 right under the page's
+// h1), so that headings go down one level at a time.
+function headingAt(el: HTMLElement): "h2" | "h3" | "h4" | "h5" | "h6" {
+  let level = 1;
+  for (const hd of document.querySelectorAll("h1, h2, h3, h4, h5, h6")) {
+    if (hd.compareDocumentPosition(el) & Node.DOCUMENT_POSITION_FOLLOWING) {
+      level = Number(hd.tagName.charAt(1));
+    }
+  }
+  return `h${Math.min(6, level + 1)}` as "h2" | "h3" | "h4" | "h5" | "h6";
+}
+
 // withFreshCode runs work; when it is refused for want of a fresh second
 // factor (reauth_required: a fleet's reauth rule, or a change to one's
 // passkeys), it shows the API's words and a code field in out, and, for
@@ -115,7 +128,7 @@ export function withFreshCode<T>(out: HTMLElement, work: () => Promise<T>): Prom
       const cancel = h("button", { type: "button", class: "secondary" }, "Cancel");
       const failed = h("p", { id: "reauth-failed", class: "error", role: "alert" });
       const form = h("form", { class: "card reauth", "aria-labelledby": "reauth-title" },
-        h("h3", { id: "reauth-title" }, "A fresh second factor"),
+        h(headingAt(out), { id: "reauth-title" }, "A fresh second factor"),
         h("p", { id: "reauth-why", role: "alert" }, err.message),
         h("div", { class: "field" }, h("label", { for: "reauth-code" }, "Authenticator code (TOTP)"), code),
         failed,
