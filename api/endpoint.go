@@ -83,4 +83,7 @@ type call struct {
 	// viaCookie: the caller authenticated with the web console's session
 	// cookie, not a bearer token.
 	viaCookie bool
+	// passkeyID is the passkey a sign-in on this call was made with
+	// (checkPasskeySignIn), which the login's token records.
+	passkeyID string
 }

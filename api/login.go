@@ -153,7 +153,8 @@ func (s *Server) issueToken(c *call, user *store.User, prefix, name, method stri
 	// the password or alone with its user verification; or the
 	// provider's sign-in, which the provider's own policy makes
 	// multi-factor): FactorAt.
-	tok := &store.Token{UserID: user.ID, Hash: hash, Name: name, CreatedAt: now, ExpiresAt: now.Add(s.tokenTTL), FactorAt: now}
+	tok := &store.Token{UserID: user.ID, Hash: hash, Name: name, CreatedAt: now, ExpiresAt: now.Add(s.tokenTTL), FactorAt: now,
+		PasskeyID: c.passkeyID}
 	if sso != nil {
 		tok.ExpiresAt = minTime(tok.ExpiresAt, sso.expires)
 		tok.SSORefresh, tok.SSORefreshAt = sso.refresh, sso.refreshAt

@@ -571,10 +571,20 @@ func (s *Server) deletePasskey(c *call, _ *none) (none, error) {
 	}
 	ev := audit.Event{Kind: audit.PasskeyRemoved, Detail: map[string]string{"name": k.Name, "credential": credentialTag(k.CredentialID),
 		"passkey_id": k.ID, "token_id": c.token.ID}}
-	if err := s.store.DeletePasskey(c.withAudit(ev).ctx, c.user.ID, id); errors.Is(err, store.ErrNotFound) {
+	// The logins signed in with it end with it (a passkey is removed
+	// because it was lost, or worse), but for this one, which has just
+	// proved a fresh factor.
+	ended, err := s.store.DeletePasskey(c.withAudit(ev).ctx, c.user.ID, id, c.token.ID)
+	if errors.Is(err, store.ErrNotFound) {
 		return none{}, gone
 	} else if err != nil {
 		return none{}, fmt.Errorf("deleting the passkey: %w", err)
+	}
+	for _, tok := range ended {
+		s.streams.cut(tok, apitype.PresenceEndEvent{Reason: endLoggedOut})
+	}
+	if len(ended) > 0 {
+		s.logger.Info("logins ended with their passkey", "request_id", requestID(c.ctx), "user", c.user.ID, "passkey_id", k.ID, "logins", len(ended))
 	}
 	return none{}, nil
 }
@@ -708,6 +718,7 @@ func (s *Server) checkPasskeySignIn(c *call, parsed *protocol.ParsedCredentialAs
 		}
 		return nil, err
 	}
+	c.passkeyID = k.ID // the login this call makes is this passkey's
 	return user, nil
 }
 

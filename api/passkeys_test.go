@@ -595,6 +595,43 @@ func TestPasskeyRemoved(t *testing.T) {
 	refusedSignIn(t, nb, a.get(t, nb.signInOptions(t, false), k2), "passkey", reasonUnknownPasskey)
 }
 
+// TestPasskeyRemovalEndsItsLogins: removing a passkey (lost, or stolen)
+// ends the logins signed in with it, alone or after the password, but not
+// the login that removes it (which just proved a fresh factor), nor the
+// user's logins made otherwise or with another passkey.
+func TestPasskeyRemovalEndsItsLogins(t *testing.T) {
+	t.Parallel()
+	ts, u, b, a := passkeyServer(t)
+	k, pk := b.register(t, a, "laptop")
+	k2, pk2 := b.register(t, a, "phone")
+	alone := signIn(t, ts, a, k)
+	afterPassword := newWebClient(t, ts)
+	decodeAs[apitype.ConsoleLoginResponse](t, afterPassword.do(t, "POST", "/api/v1/console/login",
+		apitype.ConsoleLoginRequest{Email: u.Email, Password: testPassword, Passkey: ptr(a.get(t, afterPassword.signInOptions(t, true), k))}), http.StatusOK)
+	withPhone, phoneAgain := signIn(t, ts, a, k2), signIn(t, ts, a, k2)
+
+	if r := b.do(t, "DELETE", "/api/v1/passkeys/"+pk.ID, nil); r.status != http.StatusNoContent {
+		t.Fatalf("removing the laptop's passkey: %d %s", r.status, r.body)
+	}
+	for _, c := range []*webClient{alone, afterPassword} { // signed in with it, alone and after the password
+		c.do(t, "GET", "/api/v1/me", nil).wantError(t, http.StatusUnauthorized, apitype.CodeUnauthenticated)
+	}
+	for what, c := range map[string]*webClient{"the password login that removed it": b, "the phone's login": withPhone} {
+		if r := c.do(t, "GET", "/api/v1/me", nil); r.status != http.StatusOK {
+			t.Errorf("%s ended with the laptop's passkey: %d %s", what, r.status, r.body)
+		}
+	}
+
+	// Removed from a login it made itself: that one stays, its twin goes.
+	if r := withPhone.do(t, "DELETE", "/api/v1/passkeys/"+pk2.ID, nil); r.status != http.StatusNoContent {
+		t.Fatalf("removing the phone's passkey from its own login: %d %s", r.status, r.body)
+	}
+	if r := withPhone.do(t, "GET", "/api/v1/me", nil); r.status != http.StatusOK {
+		t.Errorf("the login that removed its own passkey ended: %d %s", r.status, r.body)
+	}
+	phoneAgain.do(t, "GET", "/api/v1/me", nil).wantError(t, http.StatusUnauthorized, apitype.CodeUnauthenticated)
+}
+
 // TestPasskeyNoLockoutByName: failed passkey sign-ins count against their
 // source only: an attacker who sends a victim's credential ID with bad
 // signatures until their address is refused keeps no one else out, and

@@ -100,9 +100,11 @@ type Passkeys interface {
 	// wins); a passkey gone meanwhile is ErrNotFound.
 	UsePasskey(ctx context.Context, p *Passkey, from uint32) (bool, error)
 	// DeletePasskey deletes one of a user's passkeys, with the audit
-	// events ctx carries. Another user's is ErrNotFound, as a missing
-	// one is.
-	DeletePasskey(ctx context.Context, userID, id string) error
+	// events ctx carries, and the logins signed in with it but for the
+	// token keep (the login that removes it, whose fresh factor was just
+	// checked), in one transaction; it returns the IDs of the logins it
+	// ended. Another user's passkey is ErrNotFound, as a missing one is.
+	DeletePasskey(ctx context.Context, userID, id, keep string) (ended []string, err error)
 
 	// PutCeremony stores a ceremony, replacing one with the same ID, and
 	// forgets those that expired CeremonyPurgeAfter or more before its

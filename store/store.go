@@ -107,6 +107,9 @@ type Token struct {
 	// SSORefreshAt is when the login's refresh token is next due to be
 	// used, to learn whether the provider still knows the user.
 	SSORefreshAt time.Time
+	// PasskeyID is the passkey the login was signed in with, or empty:
+	// removing that passkey ends the login (DeletePasskey).
+	PasskeyID string
 }
 
 // DeviceGrant is one `porthole login --sso` waiting for its engineer to

@@ -130,9 +130,34 @@ func (s *Store) UsePasskey(ctx context.Context, p *store.Passkey, from uint32) (
 }
 
 // DeletePasskey deletes one of a user's passkeys.
-func (s *Store) DeletePasskey(ctx context.Context, userID, id string) error {
-	return s.change(ctx, fmt.Sprintf("delete passkey %q of user %q", id, userID),
-		`DELETE FROM passkeys WHERE id = $1 AND user_id = $2`, id, userID)
+func (s *Store) DeletePasskey(ctx context.Context, userID, id, keep string) ([]string, error) {
+	var ended []string
+	err := s.audited(ctx, func(tx *sql.Tx) (about, error) {
+		if err := execOne(ctx, tx, `DELETE FROM passkeys WHERE id = $1 AND user_id = $2`, id, userID); err != nil {
+			return about{}, err
+		}
+		rows, err := tx.QueryContext(ctx, `SELECT id FROM tokens WHERE passkey_id = $1 AND user_id = $2 AND id <> $3 ORDER BY id`, id, userID, keep)
+		if err != nil {
+			return about{}, err
+		}
+		defer rows.Close()
+		for rows.Next() {
+			var t string
+			if err := rows.Scan(&t); err != nil {
+				return about{}, err
+			}
+			ended = append(ended, t)
+		}
+		if err := rows.Err(); err != nil {
+			return about{}, err
+		}
+		_, err = tx.ExecContext(ctx, `DELETE FROM tokens WHERE passkey_id = $1 AND user_id = $2 AND id <> $3`, id, userID, keep)
+		return about{}, err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("store: delete passkey %q of user %q: %w", id, userID, s.classify(err))
+	}
+	return ended, nil
 }
 
 // nullable is s, or NULL when empty (for optional references).

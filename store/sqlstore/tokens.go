@@ -8,13 +8,13 @@ import (
 	"github.com/porthole/porthole/store"
 )
 
-const tokenColumns = `id, user_id, hash, name, created_at, expires_at, last_used_at, factor_at, sso_refresh, sso_refresh_at`
+const tokenColumns = `id, user_id, hash, name, created_at, expires_at, last_used_at, factor_at, sso_refresh, sso_refresh_at, passkey_id`
 
 func scanToken(sc scanner) (*store.Token, error) {
 	var t store.Token
 	if err := sc.Scan(&t.ID, &t.UserID, &t.Hash, &t.Name, (*unixMillis)(&t.CreatedAt),
 		(*unixMillis)(&t.ExpiresAt), (*unixMillis)(&t.LastUsedAt), (*unixMillis)(&t.FactorAt),
-		&t.SSORefresh, (*unixMillis)(&t.SSORefreshAt)); err != nil {
+		&t.SSORefresh, (*unixMillis)(&t.SSORefreshAt), &t.PasskeyID); err != nil {
 		return nil, err
 	}
 	return &t, nil
@@ -25,9 +25,9 @@ func scanToken(sc scanner) (*store.Token, error) {
 func (s *Store) CreateToken(ctx context.Context, t *store.Token) error {
 	id, created := orNewID(t.ID, "tok"), normalTime(orNow(t.CreatedAt, time.Now()))
 	if err := s.exec(ctx, fmt.Sprintf("create token %q for user %q", t.Name, t.UserID),
-		`INSERT INTO tokens (`+tokenColumns+`) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)`,
+		`INSERT INTO tokens (`+tokenColumns+`) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)`,
 		id, t.UserID, t.Hash, t.Name, millis(created), millis(t.ExpiresAt), millis(t.LastUsedAt), millis(t.FactorAt),
-		t.SSORefresh, millis(t.SSORefreshAt)); err != nil {
+		t.SSORefresh, millis(t.SSORefreshAt), t.PasskeyID); err != nil {
 		return err
 	}
 	t.ID, t.CreatedAt = id, created

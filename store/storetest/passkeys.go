@@ -45,8 +45,8 @@ func testPasskeys(t *testing.T, s store.Store) {
 	ok(t, "ListPasskeys", err)
 	equal(t, "another user's ListPasskeys", list, []*store.Passkey{})
 
-	wantErr(t, "DeletePasskey of another user's", s.DeletePasskey(ctx, eve.ID, p.ID), store.ErrNotFound)
-	checkDelete(t, "Passkey", func() error { return s.DeletePasskey(with(ctx, ev("passkey_removed", "1")), ann.ID, p.ID) },
+	wantErr(t, "DeletePasskey of another user's", errOf(s.DeletePasskey(ctx, eve.ID, p.ID, "")), store.ErrNotFound)
+	checkDelete(t, "Passkey", func() error { return errOf(s.DeletePasskey(with(ctx, ev("passkey_removed", "1")), ann.ID, p.ID, "")) },
 		func() error { return errOf(s.PasskeyByCredentialID(ctx, p.CredentialID)) })
 	equal(t, "events", kinds(auditLog(t, s)), []string{"passkey_registered", "passkey_removed"})
 	wantErr(t, "CreatePasskey of no user", s.CreatePasskey(ctx, &store.Passkey{UserID: "usr_nobody", CredentialID: []byte("x"),
@@ -105,9 +105,39 @@ func testPasskeyUse(t *testing.T, s store.Store) {
 	again, err := s.PasskeyByCredentialID(ctx, p.CredentialID)
 	ok(t, "PasskeyByCredentialID", err)
 	equal(t, "after refused uses", again, got)
-	ok(t, "DeletePasskey", s.DeletePasskey(ctx, ann.ID, p.ID))
+	ok(t, "DeletePasskey", errOf(s.DeletePasskey(ctx, ann.ID, p.ID, "")))
 	_, err = s.UsePasskey(ctx, got, got.SignCount)
 	wantErr(t, "UsePasskey of a deleted passkey", err, store.ErrNotFound)
+}
+
+// testPasskeyEndsLogins: removing a passkey ends the logins signed in
+// with it, but for the one kept (the login removing it), and no other:
+// not the user's other logins, not another user's.
+func testPasskeyEndsLogins(t *testing.T, s store.Store) {
+	ctx := t.Context()
+	ann, eve := mkUser(t, s, "ann@example.com"), mkUser(t, s, "eve@example.com")
+	p, q := mkPasskey(t, s, ann, "laptop"), mkPasskey(t, s, ann, "phone")
+	login := func(u *store.User, passkey string) *store.Token {
+		t.Helper()
+		tok := &store.Token{UserID: u.ID, Hash: randomHex(32), Name: "console", PasskeyID: passkey, ExpiresAt: t0.Add(time.Hour)}
+		ok(t, "CreateToken", s.CreateToken(ctx, tok))
+		return tok
+	}
+	stolen, removing, password, other := login(ann, p.ID), login(ann, p.ID), login(ann, ""), login(ann, q.ID)
+	theirs := login(eve, p.ID) // a passkey ID on another user's login is no link to it
+	got, err := s.TokenByHash(ctx, stolen.Hash, t0)
+	ok(t, "TokenByHash", err)
+	equal(t, "the token's passkey", got.PasskeyID, p.ID)
+
+	ended, err := s.DeletePasskey(ctx, ann.ID, p.ID, removing.ID)
+	ok(t, "DeletePasskey", err)
+	equal(t, "logins ended", ended, []string{stolen.ID})
+	_, err = s.TokenByHash(ctx, stolen.Hash, t0)
+	wantErr(t, "TokenByHash of a login the removed passkey made", err, store.ErrNotFound)
+	for what, tok := range map[string]*store.Token{"the login removing it": removing, "a password login": password,
+		"another passkey's login": other, "another user's login": theirs} {
+		ok(t, "TokenByHash of "+what, errOf(s.TokenByHash(ctx, tok.Hash, t0)))
+	}
 }
 
 // testPasskeysGoWithUser: deleting a user deletes their passkeys, and a

@@ -83,6 +83,7 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 		{"PasskeyConflict", testPasskeyConflict},
 		{"PasskeyUse", testPasskeyUse},
 		{"PasskeysGoWithUser", testPasskeysGoWithUser},
+		{"PasskeyEndsLogins", testPasskeyEndsLogins},
 		{"Ceremonies", testCeremonies},
 	}
 	for _, tt := range tests {
