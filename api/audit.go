@@ -98,9 +98,10 @@ func (s *Server) listAudit(c *call, _ *none) ([]apitype.AuditEvent, error) {
 }
 
 // parseAuditQuery reads the window of an audit listing from q: since (an
-// RFC 3339 time), after (a sequence number) and limit (1 to maxAuditLimit,
-// defaultAuditLimit when absent). Without since or after, the filter asks
-// for the latest events. Which events is the caller's to add.
+// RFC 3339 time), after and before (sequence numbers) and limit (1 to
+// maxAuditLimit, defaultAuditLimit when absent). Without since or after,
+// the filter asks for the latest events (before before, if given: the
+// page of older ones). Which events is the caller's to add.
 func parseAuditQuery(q url.Values) (store.AuditFilter, error) {
 	f := store.AuditFilter{Limit: defaultAuditLimit}
 	var err error
@@ -112,6 +113,11 @@ func parseAuditQuery(q url.Values) (store.AuditFilter, error) {
 	if v := q.Get("after"); v != "" {
 		if f.After, err = strconv.ParseInt(v, 10, 64); err != nil || f.After < 0 {
 			return store.AuditFilter{}, badRequest("after=%q is not an event's sequence number", v)
+		}
+	}
+	if v := q.Get("before"); v != "" {
+		if f.Before, err = strconv.ParseInt(v, 10, 64); err != nil || f.Before < 1 {
+			return store.AuditFilter{}, badRequest("before=%q is not an event's sequence number", v)
 		}
 	}
 	if v := q.Get("limit"); v != "" {

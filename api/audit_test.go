@@ -298,6 +298,9 @@ func TestParseAuditQuery(t *testing.T) {
 		{"since", "since=2026-11-22T10:30:00Z", store.AuditFilter{Since: since, Limit: defaultAuditLimit}, true},
 		{"after and limit", "after=42&limit=1000", store.AuditFilter{After: 42, Limit: 1000}, true},
 		{"limit only", "limit=1", store.AuditFilter{Limit: 1, Latest: true}, true},
+		{"before", "before=42", store.AuditFilter{Before: 42, Limit: defaultAuditLimit, Latest: true}, true},
+		{"zero before", "before=0", store.AuditFilter{}, false},
+		{"bad before", "before=x", store.AuditFilter{}, false},
 		{"bad since", "since=yesterday", store.AuditFilter{}, false},
 		{"negative after", "after=-1", store.AuditFilter{}, false},
 		{"bad after", "after=x", store.AuditFilter{}, false},
@@ -316,7 +319,8 @@ func TestParseAuditQuery(t *testing.T) {
 				}
 				return
 			}
-			if err != nil || !got.Since.Equal(tt.want.Since) || got.After != tt.want.After || got.Limit != tt.want.Limit || got.Latest != tt.want.Latest {
+			if err != nil || !got.Since.Equal(tt.want.Since) || got.After != tt.want.After || got.Before != tt.want.Before ||
+				got.Limit != tt.want.Limit || got.Latest != tt.want.Latest {
 				t.Errorf("parseAuditQuery(%q) = %+v, %v; want %+v", tt.query, got, err, tt.want)
 			}
 		})

@@ -50,6 +50,7 @@ type AuditFilter struct {
 	Session  string   // session ID
 	Since    time.Time
 	After    int64 // only events with a greater sequence number
+	Before   int64 // only events with a smaller sequence number (zero: no bound)
 	// Limit caps how many are returned. Zero: 100.
 	Limit int
 	// Latest returns the last Limit events that match instead of the

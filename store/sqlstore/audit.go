@@ -181,6 +181,9 @@ func (s *Store) ListAudit(ctx context.Context, f store.AuditFilter) ([]audit.Eve
 	if f.After > 0 {
 		w.add("seq > ?", f.After)
 	}
+	if f.Before > 0 {
+		w.add("seq < ?", f.Before)
+	}
 	order := "seq"
 	if f.Latest {
 		order = "seq DESC"

@@ -287,6 +287,9 @@ func testAuditFilter(t *testing.T, s store.Store) {
 		{"limit", store.AuditFilter{Limit: 2}, []int64{1, 2}},
 		{"latest", store.AuditFilter{Limit: 2, Latest: true}, []int64{5, 6}},
 		{"latest of alpha", store.AuditFilter{FleetIDs: []string{fa.ID}, Limit: 3, Latest: true}, []int64{3, 4, 6}},
+		{"before", store.AuditFilter{Before: 3}, []int64{1, 2}},
+		{"older page", store.AuditFilter{Before: 5, Limit: 2, Latest: true}, []int64{3, 4}},
+		{"older page of alpha", store.AuditFilter{FleetIDs: []string{fa.ID}, Before: 6, Limit: 2, Latest: true}, []int64{3, 4}},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			equal(t, "seqs", seqs(tt.f), tt.want)

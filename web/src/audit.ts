@@ -34,7 +34,13 @@ export function auditPage(app: Console): Page {
       h("th", { scope: "col" }, "Detail"),
       h("th", { scope: "col" }, "Chain"))),
     tbody);
+  // The page of older events: the latest ones before the oldest shown,
+  // with the same filters (GET /api/v1/audit?before=SEQ), put above it and
+  // checked with it, links between the two pages included.
+  const older = h("button", { type: "button", id: "older", class: "secondary", hidden: true }, "Show older events");
   let generation = 0;
+  let shown: AuditEvent[] = [];
+  let query = new URLSearchParams();
 
   function load(): void {
     const filters = {
@@ -54,6 +60,7 @@ export function auditPage(app: Console): Page {
     if (filters.session) q.set("session", filters.session);
     if (filters.since) q.set("since", new Date(filters.since).toISOString());
     q.set("limit", limit.value);
+    query = q;
     const mine = ++generation;
     show.disabled = true;
     call<AuditEvent[]>("GET", "/api/v1/audit?" + q.toString()).then(async (es) => {
@@ -62,6 +69,7 @@ export function auditPage(app: Console): Page {
         return;
       }
       show.disabled = false;
+      shown = es;
       render(es, findings);
     }, (err: unknown) => {
       show.disabled = false;
@@ -69,11 +77,52 @@ export function auditPage(app: Console): Page {
     });
   }
 
-  function render(es: AuditEvent[], findings: Finding[]): void {
+  older.addEventListener("click", () => {
+    const first = shown[0];
+    if (!first) {
+      return;
+    }
+    const q = new URLSearchParams(query);
+    q.delete("since"); // the page before the first shown, by sequence
+    q.set("before", String(first.seq));
+    // The button keeps the focus (a disabled one would drop it); the
+    // status line says what came.
+    if (older.getAttribute("aria-busy") === "true") {
+      return;
+    }
+    older.setAttribute("aria-busy", "true");
+    const mine = ++generation;
+    call<AuditEvent[]>("GET", "/api/v1/audit?" + q.toString()).then(async (es) => {
+      if (es.length === 0) {
+        older.removeAttribute("aria-busy");
+        older.hidden = true;
+        setText(state, `${plural(shown.length, "event")}, oldest first: no older event matches.`);
+        return;
+      }
+      const all = [...es, ...shown];
+      const findings = await check(all);
+      older.removeAttribute("aria-busy");
+      if (mine !== generation) {
+        return;
+      }
+      shown = all;
+      render(all, findings, es.length);
+    }, (err: unknown) => {
+      older.removeAttribute("aria-busy");
+      setText(state, "The older events could not be read: " + message(err));
+    });
+  });
+
+  // render shows es with findings; added is how many older events were
+  // just put above the others (0: a new listing).
+  function render(es: AuditEvent[], findings: Finding[], added = 0): void {
     const bySeq = new Map(findings.map((f) => [f.seq, f]));
-    setText(state, es.length === 0 ? "No event matches." :
+    setText(state, es.length === 0 ? "No event matches." : added > 0 ?
+      `${plural(es.length, "event")}, oldest first: ${plural(added, "older event")} added above.` :
       `${plural(es.length, "event")}, oldest first (at most ${limit.value}; without a time, the latest).`);
     table.hidden = es.length === 0;
+    // Older ones may match while the oldest shown is not the first.
+    older.hidden = es.length === 0 || (es[0]?.seq ?? 1) <= 1;
     replace(tbody, es.map((e) => {
       const f = bySeq.get(e.seq);
       return h("tr", { "data-seq": e.seq, class: f?.ok === false ? "broken" : null },
@@ -165,6 +214,7 @@ export function auditPage(app: Console): Page {
       state,
       verdict,
       h("div", { class: "table-wrap" }, table),
+      h("div", { class: "actions" }, older),
       h("section", { "aria-labelledby": "verify-title" },
         h("h2", { id: "verify-title" }, "The whole chain, and its head to record"),
         app.me.admin ? [verifyForm, verified] :
