@@ -36,7 +36,6 @@ import (
 	"fmt"
 	"net"
 	"net/http"
-	"net/http/httptrace"
 	"os"
 	"os/signal"
 	"strings"
@@ -110,13 +109,16 @@ type link struct {
 	// once, if it offered one; it is closed if the connection ends first.
 	// Nil when none was asked for or offered.
 	loginSession <-chan ssh.NewChannel
-	closeOnce    sync.Once
-	mu           sync.Mutex  // guards the fields below
-	pre          *preDial    // the relay connection dialed while the session was asked for, or nil
-	stream       net.Conn    // the relay's second protocol: the stream to the device, as its SSH client uses it
-	relay        *ssh.Client // the SSH relay, for a server that predates it
-	inner        *ssh.Client // the end-to-end connection, when made
-	closed       bool
+	// pre is the relay connection dialed while the session was asked
+	// for, or nil.
+	pre *preDial
+
+	closeOnce sync.Once
+	mu        sync.Mutex  // guards the fields below
+	stream    net.Conn    // the relay's second protocol: the stream to the device, as its SSH client uses it
+	relay     *ssh.Client // the SSH relay, for a server that predates it
+	inner     *ssh.Client // the end-to-end connection, when made
+	closed    bool
 }
 
 // withSignals is ctx cancelled also by SIGTERM and SIGHUP (a closed
@@ -174,18 +176,10 @@ func (a *app) openLink(ctx context.Context, o reachOptions) (*link, error) {
 		PublicKey: strings.TrimSpace(string(ssh.MarshalAuthorizedKey(key.PublicKey()))),
 		Ports:     o.ports, Reason: o.reason,
 	}
-	cctx := ctx
 	if a.io.Getenv(envTransport) != "websocket" {
-		// The relay is dialed once the API's connection is made (not at
-		// once beside it: one engineer's handshakes go one at a time, as
-		// the server's per-source cap on handshakes expects), and so
-		// while the session is being asked for.
-		var once sync.Once
-		cctx = httptrace.WithClientTrace(ctx, &httptrace.ClientTrace{GotConn: func(httptrace.GotConnInfo) {
-			once.Do(func() { l.startPreDial(ctx) })
-		}})
+		l.startPreDial(ctx)
 	}
-	resp, err := l.create(cctx, ref, req)
+	resp, err := l.create(ctx, ref, req)
 	if apiclient.IsCode(err, apitype.CodeReauthRequired) && ctx.Err() == nil {
 		// The fleet asks for a fresh second factor: ask for the code
 		// (not under porthole proxy, whose stdin is ssh's), send it and
@@ -193,11 +187,11 @@ func (a *app) openLink(ctx context.Context, o reachOptions) (*link, error) {
 		l.progress.clear()
 		if err = a.reauthAndRetry(ctx, c, err, !o.stockSSH, "connect"); err == nil {
 			l.progress.set("asking " + ref.name + " to connect…")
-			resp, err = l.create(cctx, ref, req)
+			resp, err = l.create(ctx, ref, req)
 		}
 	}
 	if err != nil {
-		l.preDialed().drop()
+		l.pre.drop()
 		l.progress.clear()
 		if ctx.Err() != nil {
 			return nil, ctx.Err()
@@ -292,7 +286,7 @@ func (l *link) dialStream(ctx context.Context) error {
 	// PORTHOLE_TRANSPORT=websocket says so.
 	var conn *relayproto.Conn
 	var err error
-	tc, preDialed, err := l.preDialed().take(dctx, addr)
+	tc, preDialed, err := l.pre.take(dctx, addr)
 	if tc != nil {
 		// A hello that fails here (the relay gave up on the connection)
 		// is said again on a new one.
@@ -619,9 +613,9 @@ func (l *link) closeWithin(d time.Duration) { l.closeOnce.Do(func() { l.closeNow
 func (l *link) closeNow(d time.Duration) {
 	l.mu.Lock()
 	l.closed = true
-	inner, relay, stream, pre := l.inner, l.relay, l.stream, l.pre
+	inner, relay, stream := l.inner, l.relay, l.stream
 	l.mu.Unlock()
-	pre.drop()
+	l.pre.drop()
 	l.progress.clear()
 	if inner != nil {
 		inner.Close()

@@ -34,17 +34,7 @@ type preDial struct {
 // startPreDial dials the server's relay address in the background.
 func (l *link) startPreDial(ctx context.Context) {
 	addr, cfg := l.c.RelayAddr()
-	p := startPreDial(ctx, addr, cfg, l.c.DialContext)
-	l.mu.Lock()
-	l.pre = p
-	l.mu.Unlock()
-}
-
-// preDialed is l.pre.
-func (l *link) preDialed() *preDial {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.pre
+	l.pre = startPreDial(ctx, addr, cfg, l.c.DialContext)
 }
 
 // startPreDial dials the relay at addr in the background.
