@@ -109,9 +109,6 @@ type link struct {
 	// once, if it offered one; it is closed if the connection ends first.
 	// Nil when none was asked for or offered.
 	loginSession <-chan ssh.NewChannel
-	// pre is the relay connection dialed while the session was asked
-	// for, or nil.
-	pre *preDial
 
 	closeOnce sync.Once
 	mu        sync.Mutex  // guards the fields below
@@ -176,9 +173,6 @@ func (a *app) openLink(ctx context.Context, o reachOptions) (*link, error) {
 		PublicKey: strings.TrimSpace(string(ssh.MarshalAuthorizedKey(key.PublicKey()))),
 		Ports:     o.ports, Reason: o.reason,
 	}
-	if a.io.Getenv(envTransport) != "websocket" {
-		l.startPreDial(ctx)
-	}
 	resp, err := l.create(ctx, ref, req)
 	if apiclient.IsCode(err, apitype.CodeReauthRequired) && ctx.Err() == nil {
 		// The fleet asks for a fresh second factor: ask for the code
@@ -191,7 +185,6 @@ func (a *app) openLink(ctx context.Context, o reachOptions) (*link, error) {
 		}
 	}
 	if err != nil {
-		l.pre.drop()
 		l.progress.clear()
 		if ctx.Err() != nil {
 			return nil, ctx.Err()
@@ -286,14 +279,7 @@ func (l *link) dialStream(ctx context.Context) error {
 	// PORTHOLE_TRANSPORT=websocket says so.
 	var conn *relayproto.Conn
 	var err error
-	tc, preDialed, err := l.pre.take(dctx, addr)
-	if tc != nil {
-		// A hello that fails here (the relay gave up on the connection)
-		// is said again on a new one.
-		conn, err = relayproto.HelloEngineer(dctx, tc, l.signer, l.cert)
-		preDialed = err == nil
-	}
-	if !preDialed && l.a.io.Getenv(envTransport) != "websocket" {
+	if l.a.io.Getenv(envTransport) != "websocket" {
 		conn, err = relayproto.DialEngineer(dctx, addr, cfg, l.c.DialContext, l.signer, l.cert)
 	}
 	if conn == nil && !errors.Is(err, relayproto.ErrNotSupported) && dctx.Err() == nil {
@@ -615,7 +601,6 @@ func (l *link) closeNow(d time.Duration) {
 	l.closed = true
 	inner, relay, stream := l.inner, l.relay, l.stream
 	l.mu.Unlock()
-	l.pre.drop()
 	l.progress.clear()
 	if inner != nil {
 		inner.Close()

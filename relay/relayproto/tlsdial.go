@@ -83,13 +83,6 @@ func DialEngineer(ctx context.Context, addr string, cfg *tls.Config, netDial Net
 	if err != nil {
 		return nil, err
 	}
-	return HelloEngineer(ctx, tc, signer, cert)
-}
-
-// HelloEngineer says hello on tc, a connection Dial made (before the
-// session's certificate was there, say), as the holder of the session
-// certificate cert, whose key signer holds. It closes tc if it fails.
-func HelloEngineer(ctx context.Context, tc *tls.Conn, signer ssh.Signer, cert *ssh.Certificate) (*Conn, error) {
 	if dl, ok := ctx.Deadline(); ok {
 		_ = tc.SetWriteDeadline(dl)
 	}
