@@ -23,20 +23,11 @@ const fs = require("fs");
 const os = require("os");
 const path = require("path");
 
-const env = (name) => {
-  const v = process.env[name];
-  if (!v) throw new Error(`${name} is not set`);
-  return v;
-};
+// The stdio talk with the Go test and the environment, as the Playwright
+// scripts have them (console_lib.cjs; only those two are used here).
+const { env, nextLine, closeInput } = require("./console_lib.cjs");
 
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
-
-// nextLine resolves with the next line the Go test writes on stdin.
-const readline = require("readline").createInterface({ input: process.stdin });
-const lines = [];
-let waiter = null;
-readline.on("line", (l) => (waiter ? (waiter(l), (waiter = null)) : lines.push(l)));
-const nextLine = () => (lines.length ? Promise.resolve(lines.shift()) : new Promise((r) => (waiter = r)));
 
 // devtools connects to Chromium's DevTools endpoint: send calls a method
 // (of a target's session, flattened, when sessionId is given), on hears
@@ -194,7 +185,7 @@ async function story(cdp) {
   console.log("PROMPT " + took);
   console.log("TIMINGS " + timings);
   console.log("DONE");
-  readline.close();
+  closeInput();
 }
 
 main().catch((e) => {

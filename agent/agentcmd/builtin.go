@@ -139,8 +139,7 @@ to your powershell profile.
 			Long:           sh.long,
 			noFlagsUseLine: sh.name == "bash",
 		}
-		sub.Flags = newFlags(sub)
-		noDesc := sub.Flags.Bool("no-descriptions", false, "disable completion descriptions")
+		noDesc := sub.flags().Bool("no-descriptions", false, "disable completion descriptions")
 		sub.Run = func(context.Context, []string) error {
 			script, err := completionScripts.ReadFile("completion/" + sh.file)
 			if err != nil {
@@ -292,7 +291,7 @@ func complete(root *Command, args []string) (comps []string, directive int, prob
 		}
 	}
 	target := cmd
-	if cmd.Name() == helpCmd && cmd.parent != nil {
+	if cmd.Name() == helpCmd {
 		// help completes the names of the commands it would explain.
 		t, _, err := root.findCommand(rest)
 		if err != nil {

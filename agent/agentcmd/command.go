@@ -146,7 +146,7 @@ func (c *Command) available() bool {
 	if c.Hidden {
 		return false
 	}
-	if c.Run != nil || c.Name() == helpCmd {
+	if c.Run != nil {
 		return true
 	}
 	return slices.ContainsFunc(c.Commands, (*Command).available)
@@ -222,13 +222,20 @@ func (c *Command) longName(s string) string {
 // init adds what cobra adds to every tree it runs: a --help flag on
 // every command (-h), --version on the root, and the help, completion
 // and __complete commands.
+// flags is c's flag set, made on first use: each part that gives c flags
+// adds to it, in whatever order they run.
+func (c *Command) flags() *flag.FlagSet {
+	if c.Flags == nil {
+		c.Flags = newFlags(c)
+	}
+	return c.Flags
+}
+
 func (c *Command) init() {
 	c.add(newHelp(), newCompletion(), newComplete(completeCmd), newComplete(completeNoDescCmd))
 	var walk func(*Command)
 	walk = func(c *Command) {
-		if c.Flags == nil {
-			c.Flags = newFlags(c)
-		}
+		c.flags()
 		if c.Shorthands == nil {
 			c.Shorthands = map[string]string{}
 		}
@@ -445,7 +452,7 @@ func why(f *flag.Flag, value string, err error) error {
 func (c *Command) suggestions(typed string) string {
 	var b strings.Builder
 	for _, s := range c.sorted() {
-		if !s.available() || s.Name() == helpCmd && s.Hidden {
+		if !s.available() {
 			continue
 		}
 		name, t := strings.ToLower(s.Name()), strings.ToLower(typed)

@@ -62,8 +62,7 @@ a fleet owner to delete the old device from the server).`,
 			st.Enrollment.Name, st.Enrollment.Fleet, st.Enrollment.DeviceID, st.Dir)
 		return err
 	}
-	f := newFlags(cmd)
-	cmd.Flags = f
+	f := cmd.flags()
 	f.StringVar(&opts.Server, "server", "", "the Porthole server's address, https://host:port (required)")
 	f.StringVar(&opts.Token, "token", "", "the enrollment token from a fleet owner (required)")
 	f.StringVar(&opts.Name, "name", "", "this device's name in the fleet: a-z, 0-9 and -, up to 63 (required)")

@@ -7,6 +7,7 @@ import (
 	"slices"
 	"strings"
 	"time"
+	"unicode"
 )
 
 // The help, laid out as cobra's default help and usage templates and
@@ -19,13 +20,11 @@ func (c *Command) writeHelp(w io.Writer) error {
 	if text == "" {
 		text = c.Short
 	}
-	if text = strings.TrimRightFunc(text, isSpace); text != "" {
+	if text = strings.TrimRightFunc(text, unicode.IsSpace); text != "" {
 		fmt.Fprintf(w, "%s\n\n", text)
 	}
 	return c.usage(w, false)
 }
-
-func isSpace(r rune) bool { return r == ' ' || r == '\t' || r == '\n' || r == '\r' }
 
 // useLine is Use after the parents' names, with " [flags]" when the
 // command takes any.
@@ -142,9 +141,9 @@ func flagUsages(c *Command, flags []*flag.Flag) string {
 		if kind := flagType(f); kind == "bool" {
 			name = ""
 		} else if !strings.Contains(f.Usage, "`") {
-			name = map[string]string{"float64": "float"}[kind]
-			if name == "" {
-				name = kind
+			name = kind
+			if kind == "float64" {
+				name = "float"
 			}
 		}
 		if name != "" {
@@ -167,7 +166,7 @@ func flagUsages(c *Command, flags []*flag.Flag) string {
 		name, usage, _ := strings.Cut(line, "\x00")
 		fmt.Fprintln(&b, name, strings.Repeat(" ", width-len(name)), strings.ReplaceAll(usage, "\n", "\n"+strings.Repeat(" ", width+2)))
 	}
-	return strings.TrimRightFunc(b.String(), isSpace)
+	return strings.TrimRightFunc(b.String(), unicode.IsSpace)
 }
 
 // flagType is pflag's name for f's type: bool, string, duration or

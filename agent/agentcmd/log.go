@@ -76,10 +76,7 @@ the log's own lines, one JSON object each.`,
 
 // stateFlag gives cmd --state.
 func stateFlag(cmd *Command, dir *string) {
-	if cmd.Flags == nil {
-		cmd.Flags = newFlags(cmd)
-	}
-	cmd.Flags.StringVar(dir, "state", agentstate.DefaultDir, "the agent's state directory")
+	cmd.flags().StringVar(dir, "state", agentstate.DefaultDir, "the agent's state directory")
 }
 
 // logTimeLayout is how the log's lines show their moment, in the local

@@ -31,9 +31,9 @@ root: it signs with the device's key) makes a new one at once, and the old
 one stops working.`,
 		Example: "  porthole-agent owner-link\n  sudo porthole-agent owner-link --new",
 	}
-	stateDir := ownerLinkStateFlag(cmd)
+	stateFlag := ownerLinkStateFlag(cmd)
 	cmd.Run = func(ctx context.Context, _ []string) error {
-		stateDir := *stateDir
+		stateDir := *stateFlag
 		var l *agentupload.OwnerLink
 		var err error
 		if renew {
@@ -72,10 +72,7 @@ one stops working.`,
 
 // ownerLinkStateFlag gives cmd --state, where the owner link is kept.
 func ownerLinkStateFlag(cmd *Command) *string {
-	if cmd.Flags == nil {
-		cmd.Flags = newFlags(cmd)
-	}
-	return cmd.Flags.String("state", agentstate.DefaultDir, "the agent's state directory, which holds the owner link")
+	return cmd.flags().String("state", agentstate.DefaultDir, "the agent's state directory, which holds the owner link")
 }
 
 // printOwnerLink writes the link and how to use it.

@@ -20,10 +20,7 @@ type ownerFlags struct {
 }
 
 func (o *ownerFlags) register(cmd *Command, withJSON bool) {
-	if cmd.Flags == nil {
-		cmd.Flags = newFlags(cmd)
-	}
-	f := cmd.Flags
+	f := cmd.flags()
 	f.StringVar(&o.socket, "socket", "", "the running agent's socket (default: socket: in the config, else "+agentowner.DefaultSocket+")")
 	f.StringVar(&o.config, "config", agent.DefaultConfigFile, "the owner's config file, for its socket:")
 	if withJSON {

@@ -98,8 +98,7 @@ Unknown keys are errors.`,
 		}
 		return a.Run(ctx)
 	}
-	f := newFlags(cmd)
-	cmd.Flags = f
+	f := cmd.flags()
 	f.StringVar(&stateDir, "state", agentstate.DefaultDir, "the state directory that porthole-agent enroll filled")
 	f.StringVar(&configFile, "config", agent.DefaultConfigFile, "the owner's config file")
 	return cmd

@@ -78,31 +78,27 @@ export function auditPage(app: Console): Page {
   }
 
   older.addEventListener("click", () => {
+    // The button keeps the focus (a disabled one would drop it) and says
+    // it is busy; the status line says what came.
     const first = shown[0];
-    if (!first) {
+    if (!first || older.getAttribute("aria-busy") === "true") {
       return;
     }
     const q = new URLSearchParams(query);
     q.delete("since"); // the page before the first shown, by sequence
     q.set("before", String(first.seq));
-    // The button keeps the focus (a disabled one would drop it); the
-    // status line says what came.
-    if (older.getAttribute("aria-busy") === "true") {
-      return;
-    }
     older.setAttribute("aria-busy", "true");
     const mine = ++generation;
     call<AuditEvent[]>("GET", "/api/v1/audit?" + q.toString()).then(async (es) => {
-      if (es.length === 0) {
-        older.removeAttribute("aria-busy");
-        older.hidden = true;
-        setText(state, `${plural(shown.length, "event")}, oldest first: no older event matches.`);
-        return;
-      }
       const all = [...es, ...shown];
       const findings = await check(all);
       older.removeAttribute("aria-busy");
       if (mine !== generation) {
+        return; // a new listing was asked for meanwhile
+      }
+      if (es.length === 0) {
+        older.hidden = true;
+        setText(state, `${plural(shown.length, "event")}, oldest first: no older event matches.`);
         return;
       }
       shown = all;
