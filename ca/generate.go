@@ -51,6 +51,12 @@ func Generate(dir string, tlsHosts []string) error {
 			return fmt.Errorf("ca: checking %s: %w", path, err)
 		}
 	}
+	return writeAll(dir, files)
+}
+
+// writeAll writes files into dir, each new; if one fails, those written
+// before it are removed, so that a directory is never left half made.
+func writeAll(dir string, files []newFile) error {
 	var written []string
 	for _, f := range files {
 		path := filepath.Join(dir, f.name)

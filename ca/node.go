@@ -209,16 +209,8 @@ func WriteNodeDir(k *Keys, d NodeDir) (*ssh.Certificate, error) {
 		{TLSKeyFile, pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: tlsKeyDER}), 0o600},
 		{NodeSecretFile, []byte(k.NodeSecret + "\n"), 0o600},
 	}
-	var written []string
-	for _, f := range files {
-		path := filepath.Join(d.Dir, f.name)
-		if err := writeNew(path, f.data, f.mode); err != nil {
-			for _, p := range written {
-				os.Remove(p)
-			}
-			return nil, err
-		}
-		written = append(written, path)
+	if err := writeAll(d.Dir, files); err != nil {
+		return nil, err
 	}
 	return cert, nil
 }

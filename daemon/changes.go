@@ -59,7 +59,11 @@ func (s *Server) applyChange(ch store.Change) {
 			s.goBackground(func() {
 				defer s.rechecking.Store(false)
 				s.recheckRelay()
-				s.sessions.SendAllDue(context.Background())
+				// Bounded, so that a database that hangs here does not
+				// keep rechecking set, and every later recovery off.
+				ctx, cancel := context.WithTimeout(context.Background(), dueCloseTimeout)
+				defer cancel()
+				s.sessions.SendAllDue(ctx)
 			})
 		}
 	}
@@ -80,6 +84,10 @@ func (s *Server) goBackground(f func()) {
 const confirmTimeout = 10 * time.Second
 
 // sendDueClose sends the close command of session id if it is due.
+// dueCloseTimeout bounds sending every due close after changes were
+// lost: a claim, a read and a publish per due close.
+const dueCloseTimeout = time.Minute
+
 func (s *Server) sendDueClose(id string) {
 	ctx, cancel := context.WithTimeout(context.Background(), confirmTimeout)
 	defer cancel()
