@@ -718,13 +718,9 @@ func (m *Manager) closeSession(ctx context.Context, id string, reason control.Cl
 	if ses.FourEyes && ses.ApprovedAt.IsZero() {
 		// It closed while it waited for a second engineer: so does its
 		// request in the queue, and its device, never asked, is not told.
+		// (The store records no close due for it either.)
 		m.closeFourEyesRequests(context.WithoutCancel(ctx), ses, string(reason), audit.ActorFrom(ctx).String())
-		if tell {
-			if err := m.cfg.Store.CloseSent(context.WithoutCancel(ctx), id); err != nil {
-				m.log.Warn("recording that a session's device, never asked, need not be told of its close", "session", id, "err", err)
-			}
-			tell = false
-		}
+		tell = false
 	}
 	if tell {
 		// Before the relay cuts it, so that the device ends it on the

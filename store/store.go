@@ -468,7 +468,8 @@ type Store interface {
 	// TransitionSession does from OpenSessionStates, and, with tell,
 	// records in the same transaction that its device is due the signed
 	// close command from at (CloseDue): whoever closes it, the command is
-	// not lost, whichever node can sign it sends it.
+	// not lost, whichever node can sign it sends it. A four-eyes session
+	// closed before its approval is due none: its device was never asked.
 	CloseSession(ctx context.Context, id, reason string, at time.Time, tell bool) (s *Session, changed bool, err error)
 	// ClaimClose takes the close command of session id to send, if it is
 	// due by now: it moves CloseDue to now+lease, so that of several

@@ -164,7 +164,7 @@ func (s *Store) transition(ctx context.Context, id string, from []store.SessionS
 			active_at = CASE WHEN $2 = 'active' THEN $3 ELSE active_at END,
 			closed_at = CASE WHEN $2 = 'closed' THEN $3 ELSE closed_at END,
 			close_reason = CASE WHEN $2 = 'closed' THEN $4 ELSE close_reason END,
-			close_due = $5
+			close_due = CASE WHEN four_eyes = 1 AND approved_at = 0 THEN 0 ELSE CAST($5 AS BIGINT) END
 			WHERE id = $1 AND state IN (`+strings.Join(marks, ", ")+`)`, args...); err != nil {
 			return about{}, err
 		}

@@ -151,6 +151,12 @@ func testCloseDue(t *testing.T, s store.Store) {
 	equal(t, "close due after a second close", got.CloseDue, stored(closeAt))
 	_, _, err = s.CloseSession(ctx, quiet.ID, "device_closed", closeAt, false)
 	ok(t, "CloseSession without telling", err)
+	// A four-eyes session closed before its approval: its device was
+	// never asked, so none is due, whatever the closer says.
+	waiting := fourEyesSession(t, s, d, u)
+	got, _, err = s.CloseSession(ctx, waiting.ID, "four_eyes_timeout", closeAt, true)
+	ok(t, "CloseSession of a session waiting for approval", err)
+	equal(t, "close due of a session never approved", got.CloseDue, time.Time{})
 
 	due, err := s.ListSessions(ctx, store.SessionFilter{CloseDueBy: closeAt})
 	ok(t, "ListSessions due", err)
